@@ -1,0 +1,3 @@
+from registry_tool._cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""The command line: a thin typer layer over the library.
+
+Each area has its own module with a ``register(app)`` function; commands there parse
+options, call one library function, and hand the result to ``emit``.  Errors from the
+library are ``RegistryToolError`` and end as one paragraph on stderr with the
+documented exit code (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from registry_tool import __version__
+from registry_tool.errors import EXIT_USAGE, RegistryToolError
+from registry_tool.report import OutputFormat, Report, render
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="registry-tool",
+    help="Static plugin registry and signing toolkit for WebAssembly plugins.\n\n"
+    "Exit codes: 0 ok, 1 the checked thing is bad, 2 usage or environment error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state = {"debug": False}
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="Output format: text, json, github (annotations), sarif."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"registry-tool {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors into one paragraph on stderr and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except RegistryToolError as err:
+            if _state["debug"]:
+                traceback.print_exc()
+            typer.echo(f"error: {err.diagnostics()}", err=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except OSError as err:
+            # Environment problems (permissions, disk full, ...) are exit 2, not a traceback.
+            if _state["debug"]:
+                traceback.print_exc()
+            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+            typer.echo(f"error: {where}{err.strerror or err}.", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+    return wrapper
+
+
+def emit(report: Report, fmt: OutputFormat) -> None:
+    """Print a report in the chosen format and exit with its code."""
+    render(report, fmt, sys.stdout)
+    sys.stdout.flush()
+    raise typer.Exit(report.exit_code)
+
+
+def _register_areas() -> None:
+    from registry_tool._cli import build, ci, client, keys, smoke, validate
+
+    for area in (validate, smoke, keys, build, client, ci):
+        area.register(app)
+
+
+def main() -> None:
+    _register_areas()
+    app()

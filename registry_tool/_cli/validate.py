@@ -1,0 +1,9 @@
+"""CLI commands for the validate area (thin wrappers over the library)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""

@@ -1,0 +1,87 @@
+"""The library's single error root.
+
+Every error a user can trigger is a ``RegistryToolError``: it carries *what* is wrong,
+*where* (file, line, field) and *how to fix it*, and knows its exit code, so the CLI
+can print one paragraph and never a traceback.  Exit codes are the same for every
+command: 0 ok, 1 the checked thing is bad, 2 usage or environment error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a problem is: a file, optionally a line/column, optionally a field path."""
+
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        if self.file:
+            where = self.file
+            if self.line:
+                where += f":{self.line}"
+                if self.column:
+                    where += f":{self.column}"
+            parts.append(where)
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        return ", ".join(parts)
+
+
+class RegistryToolError(Exception):
+    """Root of every error the library raises on purpose.
+
+    Subclasses are named after the failure (``ExpiredMetadataError``, ...), set
+    ``exit_code`` and a stable ``code`` (used as rule id in reports).
+    """
+
+    exit_code: int = EXIT_USAGE
+    code: str = "error"
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: Location | str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(what)
+        self.what = what
+        self.where = Location(file=where) if isinstance(where, str) else where
+        self.fix = fix
+
+    def diagnostics(self) -> str:
+        """A one-paragraph, human-readable explanation: what, where, how to fix."""
+        text = self.what.rstrip(".") + "."
+        if self.where and str(self.where):
+            text = f"{self.where}: {text}"
+        if self.fix:
+            text += f" Fix: {self.fix.rstrip('.')}."
+        return text
+
+    def __str__(self) -> str:
+        return self.diagnostics()
+
+
+class CheckFailed(RegistryToolError):
+    """The thing being checked (manifest, signature, module, registry) is bad: exit 1."""
+
+    exit_code = EXIT_CHECK_FAILED
+    code = "check-failed"
+
+
+class UsageError(RegistryToolError):
+    """Bad invocation or environment (missing file, missing tool, bad option): exit 2."""
+
+    exit_code = EXIT_USAGE
+    code = "usage"

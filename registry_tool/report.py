@@ -1,0 +1,301 @@
+"""Results are data; reporters turn them into text, JSON, GitHub annotations or SARIF.
+
+Every checking command (validate, smoke, verify, ci check, ...) produces a ``Report``
+made of ``CheckResult`` objects, each holding ``Finding`` objects.  Nothing here knows
+which command produced the report, so a new output format is one more reporter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, TextIO
+
+from registry_tool.errors import EXIT_CHECK_FAILED, EXIT_OK, Location, RegistryToolError
+
+JSON_FORMAT_VERSION = 1
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    sarif = "sarif"
+
+
+class Severity(str, Enum):
+    error = "error"
+    warning = "warning"
+    notice = "notice"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or remark) about one subject, with a stable rule id."""
+
+    rule: str
+    message: str
+    severity: Severity = Severity.error
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    field: str | None = None
+    fix: str | None = None
+
+    @classmethod
+    def from_error(cls, err: RegistryToolError, severity: Severity = Severity.error) -> Finding:
+        where = err.where or Location()
+        return cls(
+            rule=err.code,
+            message=err.what,
+            severity=severity,
+            file=where.file,
+            line=where.line,
+            column=where.column,
+            field=where.field,
+            fix=err.fix,
+        )
+
+    def text(self) -> str:
+        loc = str(Location(self.file, self.line, self.column, self.field))
+        msg = self.message.rstrip(".") + "."
+        if self.fix:
+            msg += f" Fix: {self.fix.rstrip('.')}."
+        return f"{loc}: {msg}" if loc else msg
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class CheckResult:
+    """The verdict on one subject (a plugin directory, a file, a release)."""
+
+    subject: str
+    findings: list[Finding] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity is Severity.error for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "file": self.file,
+            "ok": self.ok,
+            "findings": [f.to_json() for f in self.findings],
+            "data": self.data,
+        }
+
+
+@dataclass
+class Report:
+    command: str
+    results: list[CheckResult] = field(default_factory=list)
+    # Optional extra columns for the Markdown summary: header -> f(result) -> cell.
+    summary_columns: dict[str, Callable[[CheckResult], str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_CHECK_FAILED
+
+    def findings(self) -> Iterable[tuple[CheckResult, Finding]]:
+        for result in self.results:
+            for finding in result.findings:
+                yield result, finding
+
+    def to_json(self) -> dict[str, Any]:
+        errors = sum(1 for _, f in self.findings() if f.severity is Severity.error)
+        warnings = sum(1 for _, f in self.findings() if f.severity is Severity.warning)
+        return {
+            "format_version": JSON_FORMAT_VERSION,
+            "command": self.command,
+            "ok": self.ok,
+            "summary": {
+                "subjects": len(self.results),
+                "failed": sum(1 for r in self.results if not r.ok),
+                "errors": errors,
+                "warnings": warnings,
+            },
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+# --------------------------------------------------------------------------- text
+
+
+def render_text(report: Report, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    for result in report.results:
+        mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {escape(result.subject)}")
+        for finding in result.findings:
+            colour = {"error": "red", "warning": "yellow", "notice": "cyan"}[finding.severity]
+            console.print(f"     [{colour}]{finding.severity.value}[/{colour}] {escape(finding.text())}")
+        for line in result.data.get("text_lines", []):
+            console.print(f"     {escape(str(line))}")
+    failed = sum(1 for r in report.results if not r.ok)
+    verdict = "[green]passed[/green]" if report.ok else "[red]failed[/red]"
+    console.print(f"{report.command}: {len(report.results)} checked, {failed} failed: {verdict}")
+
+
+# --------------------------------------------------------------------------- json
+
+
+def render_json(report: Report, out: TextIO) -> None:
+    json.dump(report.to_json(), out, indent=2, sort_keys=True)
+    out.write("\n")
+
+
+# --------------------------------------------------------------------------- github
+
+
+def escape_data(value: str) -> str:
+    """Escape a workflow-command message (GitHub's ``escapeData``)."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """Escape a workflow-command property value (GitHub's ``escapeProperty``)."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(finding: Finding, subject: str) -> str:
+    props: list[str] = []
+    if finding.file:
+        props.append(f"file={escape_property(finding.file)}")
+        if finding.line:
+            props.append(f"line={finding.line}")
+            if finding.column:
+                props.append(f"col={finding.column}")
+    props.append(f"title={escape_property(f'{finding.rule}: {subject}')}")
+    message = finding.message.rstrip(".") + "."
+    if finding.fix:
+        message += f" Fix: {finding.fix}"
+    return f"::{finding.severity.value} {','.join(props)}::{escape_data(message)}"
+
+
+def _md_cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_summary(report: Report) -> str:
+    extra = report.summary_columns
+    head = ["Subject", "Result", "Errors", "Warnings", *extra]
+    lines = [f"### registry-tool {report.command}: {'passed' if report.ok else 'failed'}", ""]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for r in report.results:
+        errs = sum(1 for f in r.findings if f.severity is Severity.error)
+        warns = sum(1 for f in r.findings if f.severity is Severity.warning)
+        cells = [f"`{r.subject}`", "✅ ok" if r.ok else "❌ fail", str(errs), str(warns)]
+        cells += [fn(r) for fn in extra.values()]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    problems = [(r, f) for r, f in report.findings()]
+    if problems:
+        lines += ["", "<details><summary>Findings</summary>", ""]
+        lines += [f"- **{f.severity.value}** `{r.subject}`: {_md_cell(f.text())}" for r, f in problems]
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render_github(report: Report, out: TextIO) -> None:
+    for result, finding in report.findings():
+        out.write(github_annotation(finding, result.subject) + "\n")
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with Path(summary_path).open("a", encoding="utf-8") as fh:
+            fh.write(markdown_summary(report))
+    render_text(report, out)
+
+
+# --------------------------------------------------------------------------- sarif
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_SARIF_LEVEL = {Severity.error: "error", Severity.warning: "warning", Severity.notice: "note"}
+
+
+def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
+    rules: dict[str, dict[str, Any]] = {}
+    results: list[dict[str, Any]] = []
+    for result, finding in report.findings():
+        rules.setdefault(
+            finding.rule,
+            {
+                "id": finding.rule,
+                "name": "".join(p.capitalize() for p in finding.rule.replace("_", "-").split("-")),
+                "shortDescription": {"text": finding.rule.replace("-", " ")},
+                "helpUri": "https://github.com/registry-tool/registry-tool/blob/main/docs/checks.md",
+            },
+        )
+        entry: dict[str, Any] = {
+            "ruleId": finding.rule,
+            "level": _SARIF_LEVEL[finding.severity],
+            "message": {"text": f"{result.subject}: {finding.text()}"},
+        }
+        if finding.file:
+            location: dict[str, Any] = {"artifactLocation": {"uri": finding.file}}
+            # GitHub code scanning requires a region; line 1 when unknown.
+            location["region"] = {"startLine": finding.line or 1}
+            if finding.column:
+                location["region"]["startColumn"] = finding.column
+            entry["locations"] = [{"physicalLocation": location}]
+        results.append(entry)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "registry-tool",
+                        "version": tool_version,
+                        "informationUri": "https://github.com/registry-tool/registry-tool",
+                        "rules": sorted(rules.values(), key=lambda r: str(r["id"])),
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def render_sarif(report: Report, out: TextIO) -> None:
+    from registry_tool import __version__
+
+    json.dump(to_sarif(report, __version__), out, indent=2, sort_keys=True)
+    out.write("\n")
+
+
+RENDERERS: dict[OutputFormat, Callable[[Report, TextIO], None]] = {
+    OutputFormat.text: render_text,
+    OutputFormat.json: render_json,
+    OutputFormat.github: render_github,
+    OutputFormat.sarif: render_sarif,
+}
+
+
+def render(report: Report, fmt: OutputFormat, out: TextIO) -> None:
+    RENDERERS[fmt](report, out)

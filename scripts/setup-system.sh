@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system tools the tests and the sample builds need, only if missing:
+# python3-venv, minisign (signature interop), clang + lld + wasi-libc (C -> wasm32-wasi
+# sample plugins) and, where Go is available, actionlint (workflow lint).
+set -euo pipefail
+
+need=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v minisign >/dev/null || need+=(minisign)
+command -v clang >/dev/null || need+=(clang)
+command -v wasm-ld >/dev/null || need+=(lld)
+[ -e /usr/include/wasm32-wasi/stdio.h ] || need+=(wasi-libc)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null \
+  || need+=(libclang-rt-14-dev-wasm32)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# actionlint is optional (its tests skip without it); it comes from the Go module proxy.
+if ! command -v actionlint >/dev/null && [ ! -x "${GOPATH:-$HOME/go}/bin/actionlint" ]; then
+  if command -v go >/dev/null; then
+    echo "setup: installing actionlint with go install"
+    go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.7 >/dev/null 2>&1 \
+      || echo "setup: actionlint could not be installed; its tests will be skipped"
+  fi
+fi
