@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,14 +20,14 @@ from registry_tool.errors import EXIT_CHECK_FAILED, EXIT_OK, Location, RegistryT
 JSON_FORMAT_VERSION = 1
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     github = "github"
     sarif = "sarif"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     error = "error"
     warning = "warning"
     notice = "notice"
