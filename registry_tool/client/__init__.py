@@ -1,0 +1,1 @@
+"""Verify-on-install client: trust state machine, bounded fetcher, installer, lockfile."""

@@ -1,0 +1,151 @@
+"""Named failures of the verify-on-install client.
+
+Each error names the failure (and, where the failure is what an attack looks like,
+the attack) so a person reading one paragraph knows what happened and what to do.
+Transport and verification failures are ``CheckFailed`` (exit 1: the registry or
+what it served is bad); missing trust, approval or files are ``UsageError`` (exit 2).
+"""
+
+from __future__ import annotations
+
+from registry_tool.errors import CheckFailed, UsageError
+
+
+class ClientError(CheckFailed):
+    """Root of the client's check failures."""
+
+    code = "client"
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class FetchError(ClientError):
+    """A file could not be downloaded."""
+
+    code = "fetch-failed"
+
+
+class NotFoundError(FetchError):
+    """The server answered 404 (or the file:// path does not exist)."""
+
+    code = "not-found"
+
+
+class HttpStatusError(FetchError):
+    code = "http-status"
+
+
+class DownloadTooLargeError(FetchError):
+    """More bytes than the signed metadata (or the fixed cap) allows: an endless-data attack."""
+
+    code = "endless-data"
+
+
+class SlowRetrievalError(FetchError):
+    """The per-file deadline passed: a slow-retrieval attack or a dead server."""
+
+    code = "slow-retrieval"
+
+
+class RedirectRefusedError(FetchError):
+    """A redirect to another origin or scheme."""
+
+    code = "redirect-refused"
+
+
+# --------------------------------------------------------------------------- trust
+
+
+class RootNotPinnedError(UsageError):
+    code = "root-not-pinned"
+
+
+class RootFingerprintMismatchError(ClientError):
+    code = "root-fingerprint"
+
+
+class RollbackAttackError(ClientError):
+    code = "rollback-attack"
+
+
+class FreezeAttackError(ClientError):
+    code = "freeze-attack"
+
+
+class IndexSignatureError(ClientError):
+    """registry.json is not signed by a threshold of the current root's index keys."""
+
+    code = "index-signature"
+
+
+class MalformedRegistryError(ClientError):
+    code = "malformed-registry"
+
+
+# --------------------------------------------------------------------------- releases
+
+
+class UnsafeNameError(UsageError):
+    code = "unsafe-name"
+
+
+class PluginNotFoundError(UsageError):
+    code = "plugin-not-found"
+
+
+class NoMatchingVersionError(UsageError):
+    code = "no-matching-version"
+
+
+class BadSpecError(UsageError):
+    code = "bad-spec"
+
+
+class ReleaseSignatureError(ClientError):
+    """The release's plugin.toml is not validly signed by a delegated, unrevoked maintainer."""
+
+    code = "release-signature"
+
+
+class WrongSoftwareError(ClientError):
+    code = "wrong-software"
+
+
+class MixAndMatchError(ClientError):
+    code = "mix-and-match"
+
+
+class DigestMismatchError(ClientError):
+    code = "digest-mismatch"
+
+
+# --------------------------------------------------------------------------- installing
+
+
+class ApprovalRequiredError(UsageError):
+    """The plugin asks for permissions nobody approved."""
+
+    code = "approval-required"
+
+
+class PermissionEscalationError(ApprovalRequiredError):
+    code = "permission-escalation"
+
+
+class LockfileError(UsageError):
+    code = "lockfile"
+
+
+class LockfileMismatchError(ClientError):
+    """The registry now serves different bytes than the lockfile recorded (--locked)."""
+
+    code = "lockfile-mismatch"
+
+
+class InstalledFileTamperedError(ClientError):
+    code = "installed-tampered"
+
+
+class NotInstalledError(UsageError):
+    code = "not-installed"

@@ -1,0 +1,250 @@
+"""Bounded downloads: the only place the client touches the network.
+
+Nothing fetched here is trusted; the fetcher's job is to make a hostile server cheap to
+survive.  Every download has a size cap (from signed metadata, or a fixed cap for
+registry.json, roots and signatures), connect/read timeouts, and an overall deadline per
+file, so an endless body or a server trickling one byte at a time cannot stall a host.
+Redirects are followed only within the origin (scheme, host, port) of the URL asked for,
+and ``file://`` URLs are supported for local mirrors and tests.
+
+``Fetcher`` is a protocol so hosts and tests can inject their own transport;
+``Sources`` tries a base URL and then each mirror in order.  Because everything fetched
+is verified afterwards, a mirror can only deny service, never change what is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import requests
+import urllib3
+
+from registry_tool import __version__
+from registry_tool.client.errors import (
+    DownloadTooLargeError,
+    FetchError,
+    HttpStatusError,
+    NotFoundError,
+    RedirectRefusedError,
+    SlowRetrievalError,
+)
+from registry_tool.errors import CheckFailed
+
+T = TypeVar("T")
+
+KiB = 1024
+MiB = 1024 * KiB
+
+# Fixed caps for files whose size no signed metadata declares yet.
+MAX_REGISTRY_SIZE = 32 * MiB
+MAX_ROOT_SIZE = 1 * MiB
+MAX_SIGNATURE_SIZE = 8 * KiB
+_CHUNK = 64 * KiB
+
+
+class Fetcher(Protocol):
+    """Download ``url`` and return at most ``max_size`` bytes, or raise a ``FetchError``."""
+
+    def fetch(self, url: str, *, max_size: int) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Time limits for one file.  ``deadline`` bounds the whole download, redirects included."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 15.0
+    deadline: float = 120.0
+    max_redirects: int = 5
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class HttpFetcher:
+    """requests-based fetcher with caps, timeouts, a deadline and a same-origin redirect rule."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy | None = None,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy or FetchPolicy()
+        self._session = session or requests.Session()
+        # Accept only identity encoding: a gzip body could expand far past the size cap.
+        self._session.headers.update(
+            {"User-Agent": f"registry-tool/{__version__}", "Accept-Encoding": "identity"}
+        )
+        self._clock = clock
+
+    def fetch(self, url: str, *, max_size: int) -> bytes:
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme == "file":
+            return _read_file_url(url, max_size)
+        if scheme not in ("http", "https"):
+            raise FetchError(
+                f"unsupported URL scheme '{scheme}' in {url}", fix="use an http://, https:// or file:// URL"
+            )
+        deadline = self._clock() + self.policy.deadline
+        start = origin(url)
+        current = url
+        for _ in range(self.policy.max_redirects + 1):
+            response = self._get(current, deadline)
+            with response:
+                if response.is_redirect:
+                    target = urllib.parse.urljoin(current, response.headers.get("Location", ""))
+                    if origin(target) != start:
+                        raise RedirectRefusedError(
+                            f"refusing redirect from {current} to {target}: another origin or scheme",
+                            fix="serve the registry's files from one origin, or list the other "
+                            "location as a mirror",
+                        )
+                    current = target
+                    continue
+                return self._body(response, current, max_size, deadline)
+        raise RedirectRefusedError(
+            f"more than {self.policy.max_redirects} redirects fetching {url}",
+            fix="fix the redirect loop on the server",
+        )
+
+    def _remaining(self, url: str, deadline: float) -> float:
+        left = deadline - self._clock()
+        if left <= 0:
+            raise SlowRetrievalError(
+                f"slow retrieval attack or dead server: {url} did not arrive within "
+                f"{self.policy.deadline:g} s",
+                fix="retry later or use a mirror; the download deadline is a client setting",
+            )
+        return left
+
+    def _get(self, url: str, deadline: float) -> requests.Response:
+        left = self._remaining(url, deadline)
+        timeout = (min(self.policy.connect_timeout, left), min(self.policy.read_timeout, left))
+        try:
+            return self._session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+        except requests.Timeout as err:
+            raise SlowRetrievalError(
+                f"slow retrieval: {url} did not answer in time ({err.__class__.__name__})",
+                fix="retry later or use a mirror",
+            ) from None
+        except requests.RequestException as err:
+            raise FetchError(f"cannot fetch {url}: {err}", fix="check the URL and your connection") from None
+
+    def _body(self, response: requests.Response, url: str, max_size: int, deadline: float) -> bytes:
+        if response.status_code == 404:
+            raise NotFoundError(f"{url} not found (HTTP 404)", fix="check the registry URL")
+        if response.status_code != 200:
+            raise HttpStatusError(
+                f"{url} answered HTTP {response.status_code}", fix="retry later or use a mirror"
+            )
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise FetchError(
+                f"{url} was sent with Content-Encoding '{encoding}' although identity was asked for",
+                fix="serve the registry's files uncompressed",
+            )
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > max_size:
+            raise _too_large(url, max_size, f"the server announces {declared} bytes")
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            self._remaining(url, deadline)
+            try:
+                # read1 returns after one socket read, so the deadline is checked between
+                # trickled bytes instead of waiting for a full chunk.
+                chunk = response.raw.read1(_CHUNK)
+            except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                raise SlowRetrievalError(
+                    f"slow retrieval attack: {url} stalled for more than {self.policy.read_timeout:g} s",
+                    fix="retry later or use a mirror",
+                ) from None
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                raise FetchError(f"download of {url} failed: {err}", fix="retry later") from None
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > max_size:
+                raise _too_large(url, max_size, "the body kept coming")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _too_large(url: str, max_size: int, detail: str) -> DownloadTooLargeError:
+    return DownloadTooLargeError(
+        f"endless data attack: {url} is larger than the {max_size} bytes allowed ({detail})",
+        fix="the server or a mirror is serving something other than what the registry signed; "
+        "report it to the registry's maintainers",
+    )
+
+
+def _read_file_url(url: str, max_size: int) -> bytes:
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise FetchError(f"file URL with a host is not supported: {url}", fix="use file:///absolute/path")
+    path = Path(urllib.parse.unquote(parts.path))
+    try:
+        with path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_size > max_size:
+                raise _too_large(url, max_size, "the file is bigger")
+            data = fh.read(max_size + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"{url} not found", fix="check the registry path") from None
+    except IsADirectoryError:
+        raise NotFoundError(f"{url} is a directory", fix="check the registry path") from None
+    except OSError as err:
+        raise FetchError(f"cannot read {url}: {err.strerror}", fix="check file permissions") from None
+    if len(data) > max_size:
+        raise _too_large(url, max_size, "the file grew while read")
+    return data
+
+
+def join_url(base: str, relpath: str) -> str:
+    """``base`` (a directory URL) joined with a relative path of the site layout."""
+    if not base.endswith("/"):
+        base += "/"
+    return base + urllib.parse.quote(relpath)
+
+
+@dataclass
+class Sources:
+    """The registry's base URL and its mirrors, tried in order."""
+
+    base_url: str
+    fetcher: Fetcher
+    mirrors: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.base_url, *self.mirrors]
+
+    def fetch(self, relpath: str, *, max_size: int) -> bytes:
+        """The first source that delivers; used for files that are verified as a group later."""
+        return self.fetch_verified(relpath, max_size=max_size, verify=lambda data: data)
+
+    def fetch_verified(self, relpath: str, *, max_size: int, verify: Callable[[bytes], T]) -> T:
+        """Fetch ``relpath`` from each source in turn until ``verify`` accepts the bytes.
+
+        A source that fails (transport or verification) is skipped.  If none succeeds the
+        first error that is not a 404 is raised, since a 404 on the origin is less telling
+        than an attack detected on a mirror; when every source said 404, ``NotFoundError``.
+        """
+        errors: list[CheckFailed] = []
+        for base in self.urls:
+            try:
+                return verify(self.fetcher.fetch(join_url(base, relpath), max_size=max_size))
+            except CheckFailed as err:
+                errors.append(err)
+        telling = [e for e in errors if not isinstance(e, NotFoundError)]
+        raise (telling or errors)[0]

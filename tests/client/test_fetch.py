@@ -1,0 +1,174 @@
+"""The bounded fetcher against a real HTTP server on 127.0.0.1 and file:// URLs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from registry_tool.client.errors import (
+    DownloadTooLargeError,
+    FetchError,
+    HttpStatusError,
+    NotFoundError,
+    RedirectRefusedError,
+    SlowRetrievalError,
+)
+from registry_tool.client.fetch import FetchPolicy, HttpFetcher, Sources, join_url, origin
+
+FAST = FetchPolicy(connect_timeout=2, read_timeout=2, deadline=1.5)
+
+
+def test_fetches_exact_bytes(server, site_dir: Path) -> None:
+    (site_dir / "a.bin").write_bytes(b"\x00\x01hello" * 1000)
+    assert HttpFetcher(FAST).fetch(server.url + "a.bin", max_size=7000) == b"\x00\x01hello" * 1000
+
+
+@pytest.mark.parametrize("size, cap, ok", [(100, 100, True), (101, 100, False), (0, 0, True)])
+def test_size_cap_is_exact(server, site_dir: Path, size: int, cap: int, ok: bool) -> None:
+    (site_dir / "f").write_bytes(b"x" * size)
+    fetcher = HttpFetcher(FAST)
+    if ok:
+        assert len(fetcher.fetch(server.url + "f", max_size=cap)) == size
+    else:
+        with pytest.raises(DownloadTooLargeError, match="endless data attack"):
+            fetcher.fetch(server.url + "f", max_size=cap)
+
+
+def test_endless_body_stops_at_cap(server) -> None:
+    server.endless("/endless")
+    with pytest.raises(DownloadTooLargeError, match=r"endless data attack.*1048576 bytes"):
+        HttpFetcher(FAST).fetch(server.url + "endless", max_size=1024 * 1024)
+
+
+def test_announced_oversize_refused_before_body(server) -> None:
+    server.lying_length("/big", 10**12)
+    with pytest.raises(DownloadTooLargeError, match="announces 1000000000000 bytes"):
+        HttpFetcher(FAST).fetch(server.url + "big", max_size=4096)
+
+
+def test_slow_retrieval_hits_overall_deadline(server) -> None:
+    # Each byte arrives well within the read timeout, so only the overall deadline can stop it.
+    server.slow("/slow", delay=0.3, data=b"y" * 100)
+    start = time.monotonic()
+    with pytest.raises(SlowRetrievalError, match="slow retrieval attack"):
+        HttpFetcher(FAST).fetch(server.url + "slow", max_size=1000)
+    assert time.monotonic() - start < FAST.deadline + 1.0
+
+
+def test_read_timeout_on_stalled_body(server) -> None:
+    server.slow("/stall", delay=5, data=b"zz")
+    policy = FetchPolicy(connect_timeout=2, read_timeout=0.3, deadline=10)
+    with pytest.raises(SlowRetrievalError):
+        HttpFetcher(policy).fetch(server.url + "stall", max_size=10)
+
+
+@pytest.mark.parametrize(
+    "code, error", [(404, NotFoundError), (500, HttpStatusError), (403, HttpStatusError)]
+)
+def test_status_errors(server, code: int, error: type[Exception]) -> None:
+    server.status("/x", code)
+    with pytest.raises(error, match=str(code)):
+        HttpFetcher(FAST).fetch(server.url + "x", max_size=10)
+
+
+def test_same_origin_redirect_followed(server, site_dir: Path) -> None:
+    (site_dir / "real").write_bytes(b"real")
+    server.redirect("/moved", "/real")
+    assert HttpFetcher(FAST).fetch(server.url + "moved", max_size=10) == b"real"
+
+
+def test_redirect_to_other_origin_refused(server, other_server) -> None:
+    (other_server.root / "evil").write_bytes(b"evil")
+    server.redirect("/x", other_server.url + "evil")
+    with pytest.raises(RedirectRefusedError, match="another origin"):
+        HttpFetcher(FAST).fetch(server.url + "x", max_size=10)
+    assert other_server.requests == []
+
+
+def test_redirect_to_file_scheme_refused(server, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"secret")
+    server.redirect("/x", secret.as_uri())
+    with pytest.raises(RedirectRefusedError, match="another origin or scheme"):
+        HttpFetcher(FAST).fetch(server.url + "x", max_size=10)
+
+
+def test_redirect_loop_bounded(server) -> None:
+    server.redirect("/a", "/b")
+    server.redirect("/b", "/a")
+    with pytest.raises(RedirectRefusedError, match="redirects"):
+        HttpFetcher(FAST).fetch(server.url + "a", max_size=10)
+
+
+def test_compressed_response_refused(server, site_dir: Path) -> None:
+    # A gzip body could decompress far beyond the cap; identity was asked for.
+    (site_dir / "z").write_bytes(b"0" * 1000)
+    server.gzip("/z")
+    with pytest.raises(FetchError, match="Content-Encoding 'gzip'"):
+        HttpFetcher(FAST).fetch(server.url + "z", max_size=10_000)
+
+
+def test_file_urls(tmp_path: Path) -> None:
+    f = tmp_path / "with space.bin"
+    f.write_bytes(b"abc")
+    fetcher = HttpFetcher(FAST)
+    assert fetcher.fetch(f.as_uri(), max_size=3) == b"abc"
+    with pytest.raises(DownloadTooLargeError):
+        fetcher.fetch(f.as_uri(), max_size=2)
+    with pytest.raises(NotFoundError):
+        fetcher.fetch((tmp_path / "missing").as_uri(), max_size=2)
+    with pytest.raises(FetchError, match="host"):
+        fetcher.fetch("file://example.com/etc/passwd", max_size=2)
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "gopher://x/", "javascript:alert(1)"])
+def test_other_schemes_refused(url: str) -> None:
+    with pytest.raises(FetchError, match="unsupported URL scheme"):
+        HttpFetcher(FAST).fetch(url, max_size=1)
+
+
+def test_connection_refused_is_fetch_error(server) -> None:
+    port = server.port
+    server.stop()
+    with pytest.raises(FetchError):
+        HttpFetcher(FAST).fetch(f"http://127.0.0.1:{port}/x", max_size=1)
+
+
+def test_origin_and_join() -> None:
+    assert origin("http://127.0.0.1/x") == origin("http://127.0.0.1:80/y")
+    assert origin("http://127.0.0.1:1/") != origin("http://127.0.0.1:2/")
+    assert origin("https://h/") != origin("http://h/")
+    assert join_url("http://h/base", "plugins/a b") == "http://h/base/plugins/a%20b"
+
+
+def test_mirrors_tried_in_order(server, other_server, site_dir: Path) -> None:
+    (other_server.root / "f").write_bytes(b"good")
+    server.status("/f", 500)
+    sources = Sources(server.url, HttpFetcher(FAST), mirrors=[other_server.url])
+    assert sources.fetch("f", max_size=10) == b"good"
+    assert server.requests == ["/f"] and other_server.requests == ["/f"]
+
+
+def test_mirror_cannot_change_content(server, other_server, site_dir: Path) -> None:
+    """A mirror serving other bytes is skipped by verification; the origin's error is kept."""
+    (site_dir / "f").write_bytes(b"bad-origin")
+    (other_server.root / "f").write_bytes(b"bad-mirror")
+
+    def verify(data: bytes) -> bytes:
+        if data != b"good":
+            raise DownloadTooLargeError(f"rejected {data!r}")
+        return data
+
+    sources = Sources(server.url, HttpFetcher(FAST), mirrors=[other_server.url])
+    with pytest.raises(DownloadTooLargeError, match="bad-origin"):
+        sources.fetch_verified("f", max_size=100, verify=verify)
+    (other_server.root / "f").write_bytes(b"good")
+    assert sources.fetch_verified("f", max_size=100, verify=verify) == b"good"
+
+
+def test_all_sources_404_is_not_found(server, other_server) -> None:
+    sources = Sources(server.url, HttpFetcher(FAST), mirrors=[other_server.url])
+    with pytest.raises(NotFoundError):
+        sources.fetch("nothing", max_size=10)
