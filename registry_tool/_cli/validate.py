@@ -1,9 +1,39 @@
-"""CLI commands for the validate area (thin wrappers over the library)."""
+"""`registry-tool validate`: check plugin releases and registry.toml before a PR (thin wrapper)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from registry_tool._cli import FormatOption, emit, handle_errors
+from registry_tool.report import OutputFormat
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("validate")(validate)
+
+
+@handle_errors
+def validate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Index directory, plugins/ directory, release directories or plugin.toml files."),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="registry.toml to use (default: found by walking up from each path)."
+        ),
+    ] = None,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Validate plugin manifests, their wasm modules and the registry configuration.
+
+    Exit codes: 0 all valid, 1 something is invalid, 2 usage or environment error.
+    """
+    from registry_tool.manifest import validate_paths
+
+    emit(validate_paths(paths, config_path=config), fmt)

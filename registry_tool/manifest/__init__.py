@@ -1,0 +1,81 @@
+"""Plugin manifests (plugin.toml), the registry configuration (registry.toml) and ``validate``.
+
+This is the cross-part API other packages import; see docs/architecture.md and docs/manifest.md.
+"""
+
+from registry_tool.manifest.config import (
+    ABIS,
+    CONFIG_FILE,
+    ImportPattern,
+    Limits,
+    Permission,
+    RegistryConfig,
+    find_registry_config,
+    load_registry_config,
+)
+from registry_tool.manifest.errors import (
+    ManifestError,
+    RegistryConfigError,
+    RegistryConfigNotFoundError,
+    WasmInspectionError,
+)
+from registry_tool.manifest.model import MANIFEST_FILE, Artifact, Manifest, TestSpec, load_manifest
+from registry_tool.manifest.units import UnitError, format_size, parse_duration, parse_size
+from registry_tool.manifest.validate import find_releases, validate_paths, validate_release
+from registry_tool.manifest.versions import (
+    is_newer,
+    is_version,
+    parse_range,
+    parse_version,
+    ranges_overlap,
+    sort_versions,
+)
+from registry_tool.manifest.wasm import (
+    ExportInfo,
+    ImportInfo,
+    ModuleInfo,
+    engine_config,
+    inspect_wasm,
+    is_component,
+    make_engine,
+)
+
+__all__ = [
+    "ABIS",
+    "CONFIG_FILE",
+    "MANIFEST_FILE",
+    "Artifact",
+    "ExportInfo",
+    "ImportInfo",
+    "ImportPattern",
+    "Limits",
+    "Manifest",
+    "ManifestError",
+    "ModuleInfo",
+    "Permission",
+    "RegistryConfig",
+    "RegistryConfigError",
+    "RegistryConfigNotFoundError",
+    "TestSpec",
+    "UnitError",
+    "WasmInspectionError",
+    "engine_config",
+    "find_registry_config",
+    "find_releases",
+    "format_size",
+    "inspect_wasm",
+    "is_component",
+    "is_newer",
+    "is_version",
+    "load_manifest",
+    "load_registry_config",
+    "make_engine",
+    "parse_duration",
+    "parse_range",
+    "parse_size",
+    "parse_version",
+    "ranges_overlap",
+    "sort_versions",
+    "validate_paths",
+    "validate_release",
+]

@@ -1,0 +1,287 @@
+"""registry.toml: the registry's configuration (host, ABIs, permission vocabulary, limits, features)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from registry_tool.errors import Location
+from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
+from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
+from registry_tool.manifest.units import UnitError, parse_duration, parse_size
+from registry_tool.manifest.versions import RangeError, parse_range
+from registry_tool.report import Finding
+
+CONFIG_FILE = "registry.toml"
+CONFIG_SCHEMA = "registry-config.schema.json"
+ABIS = ("core", "wasi-command", "extism", "component")
+
+# Imports each ABI allows on its own, before permissions (module, name pattern).
+ABI_BASE_IMPORTS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
+    {
+        "core": (),
+        "wasi-command": (("wasi_snapshot_preview1", "*"),),
+        "extism": (("extism:host/env", "*"), ("wasi_snapshot_preview1", "*")),
+        # A component's imports are WASI 0.2 interfaces ("wasi:cli/environment@0.2.0").
+        "component": (("wasi:*", "*"),),
+    }
+)
+
+# registry.toml [features] name -> wasmtime.Config attribute.
+FEATURES: Mapping[str, str] = MappingProxyType(
+    {
+        "simd": "wasm_simd",
+        "relaxed_simd": "wasm_relaxed_simd",
+        "bulk_memory": "wasm_bulk_memory",
+        "reference_types": "wasm_reference_types",
+        "multi_value": "wasm_multi_value",
+        "threads": "wasm_threads",
+        "multi_memory": "wasm_multi_memory",
+        "memory64": "wasm_memory64",
+        "tail_call": "wasm_tail_call",
+        "exceptions": "wasm_exceptions",
+        "gc": "wasm_gc",
+        "function_references": "wasm_function_references",
+        "wide_arithmetic": "wasm_wide_arithmetic",
+        "component_model": "wasm_component_model",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits; ``None`` means "not set at this level" (defaults/max fill it)."""
+
+    fuel: int | None = None
+    memory: int | None = None  # bytes
+    wall_time: float | None = None  # seconds
+    module_size: int | None = None  # bytes
+    table_elements: int | None = None
+    instances: int | None = None
+    stack: int | None = None  # bytes (wasmtime max_wasm_stack)
+
+    @classmethod
+    def from_toml(cls, table: Mapping[str, Any]) -> Limits:
+        """Build from a TOML table; raises ``UnitError``/``KeyError`` naming the bad key."""
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            if key in ("memory", "module_size", "stack"):
+                values[key] = parse_size(raw)
+            elif key == "wall_time":
+                values[key] = parse_duration(raw)
+            elif key in ("fuel", "table_elements", "instances"):
+                values[key] = int(raw)
+            else:
+                raise KeyError(key)
+        return cls(**values)
+
+    def over(self, base: Limits) -> Limits:
+        """These limits with unset fields taken from ``base``."""
+        return replace(base, **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None})
+
+    def exceeding(self, maximum: Limits) -> list[tuple[str, float, float]]:
+        """(field, value, max) for every field set here that is above a set maximum."""
+        out: list[tuple[str, float, float]] = []
+        for f in fields(self):
+            value, cap = getattr(self, f.name), getattr(maximum, f.name)
+            if value is not None and cap is not None and value > cap:
+                out.append((f.name, value, cap))
+        return out
+
+
+LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+
+
+@dataclass(frozen=True)
+class ImportPattern:
+    module: str
+    name: str = "*"
+
+    def matches(self, module: str, name: str) -> bool:
+        return fnmatch.fnmatchcase(module, self.module) and fnmatch.fnmatchcase(name, self.name)
+
+
+@dataclass(frozen=True)
+class Permission:
+    name: str
+    description: str
+    imports: tuple[ImportPattern, ...]
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    path: Path
+    raw: bytes
+    name: str
+    description: str
+    base_url: str
+    host_name: str
+    host_versions: str  # semver range, e.g. ">=0.2.0, <1.0.0"
+    allowed_abis: tuple[str, ...]
+    permissions: Mapping[str, Permission]
+    default_limits: Limits
+    max_limits: Limits
+    features: Mapping[str, bool]
+    index_validity: float  # seconds a signed registry.json stays valid
+    allow_backports: bool
+    regression_threshold: float
+    source: TomlSource = field(repr=False, compare=False)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.path.parent
+
+    def line_of(self, dotted_field: str) -> int | None:
+        return self.source.line_of(dotted_field)
+
+    def granting_permission(self, module: str, name: str) -> str | None:
+        """Name of a permission whose import patterns cover ``module.name``, if any."""
+        for perm in self.permissions.values():
+            if any(p.matches(module, name) for p in perm.imports):
+                return perm.name
+        return None
+
+    def import_allowed(self, abi: str, granted: frozenset[str] | set[str], module: str, name: str) -> bool:
+        """May a module of ``abi`` whose manifest grants ``granted`` import ``module.name``?
+
+        The sandbox links host functions with the same predicate, so what validate accepts
+        is exactly what can run.
+        """
+        # Permission-gated imports are never allowed by the ABI alone: a registry may gate
+        # e.g. `extism:host/user` or `wasi_snapshot_preview1.sock_*` behind a permission.
+        gate = [p for p in self.permissions.values() if any(i.matches(module, name) for i in p.imports)]
+        if gate:
+            return any(p.name in granted for p in gate)
+        return any(ImportPattern(m, n).matches(module, name) for m, n in ABI_BASE_IMPORTS.get(abi, ()))
+
+    def allowed_imports(self, abi: str, granted: frozenset[str] | set[str]) -> tuple[ImportPattern, ...]:
+        """The import patterns ``abi`` plus ``granted`` permissions allow (for docs and linkers)."""
+        base = tuple(ImportPattern(m, n) for m, n in ABI_BASE_IMPORTS.get(abi, ()))
+        extra = tuple(i for p in self.permissions.values() if p.name in granted for i in p.imports)
+        return base + extra
+
+
+def find_registry_config(start: Path) -> Path:
+    """registry.toml at ``start`` (a file or dir) or in the nearest ancestor directory."""
+    start = start.resolve()
+    if start.is_file() and start.name == CONFIG_FILE:
+        return start
+    for directory in [start, *start.parents] if start.is_dir() else start.parents:
+        candidate = directory / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    raise RegistryConfigNotFoundError(
+        f"no {CONFIG_FILE} found in {start} or any parent directory",
+        where=str(start),
+        fix=f"run inside an index that has {CONFIG_FILE}, or pass --config PATH",
+    )
+
+
+def load_registry_config(index_dir_or_file: Path) -> RegistryConfig:
+    """Read and check registry.toml (a file, or the file found from a directory upwards)."""
+    path = find_registry_config(index_dir_or_file)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise RegistryConfigNotFoundError(f"cannot read {path}: {err.strerror}", where=str(path)) from None
+    rel = str(path)
+    try:
+        src = parse_toml(path, raw)
+    except TomlSyntaxError as err:
+        finding = Finding(
+            "toml-syntax",
+            f"invalid TOML: {err}",
+            file=rel,
+            line=err.line,
+            column=err.column,
+            fix="correct the TOML syntax at that position",
+        )
+        raise RegistryConfigError(f"{CONFIG_FILE} is not valid TOML", [finding]) from None
+    findings = schema_findings(src, CONFIG_SCHEMA, rel)
+    if findings:
+        raise RegistryConfigError(f"{CONFIG_FILE} does not match its schema", findings)
+    config, problems = _build(src, rel)
+    if problems:
+        raise RegistryConfigError(f"{CONFIG_FILE} is inconsistent", problems)
+    return config
+
+
+def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
+    d = src.data
+    problems: list[Finding] = []
+
+    def bad(rule: str, field_: str, message: str, fix: str) -> None:
+        problems.append(Finding(rule, message, file=rel, line=src.line_of(field_), field=field_, fix=fix))
+
+    host_versions = d["host"]["versions"]
+    try:
+        parse_range(host_versions)
+    except RangeError as err:
+        bad("host-range", "host.versions", str(err), "use a range such as '>=0.2.0, <1.0.0' or '^0.2'")
+
+    limits: dict[str, Limits] = {}
+    for level in ("default", "max"):
+        try:
+            limits[level] = Limits.from_toml(d.get("limits", {}).get(level, {}))
+        except (UnitError, KeyError, ValueError) as err:
+            bad("limits", f"limits.{level}", str(err), "use sizes like '16MiB' and durations like '2s'")
+            limits[level] = Limits()
+    for name, value, cap in limits["default"].exceeding(limits["max"]):
+        bad(
+            "limit-exceeded",
+            f"limits.default.{name}",
+            f"default {name} {value:g} is above the maximum {cap:g}",
+            "lower the default or raise the maximum",
+        )
+
+    validity = 7 * 86400.0
+    try:
+        validity = parse_duration(d.get("index", {}).get("validity", "7d"))
+    except UnitError as err:
+        bad("schema", "index.validity", str(err), "use a duration such as '7d'")
+
+    permissions = {
+        name: Permission(
+            name=name,
+            description=table.get("description", ""),
+            imports=tuple(ImportPattern(i["module"], i.get("name", "*")) for i in table.get("imports", [])),
+        )
+        for name, table in d.get("permissions", {}).items()
+    }
+    features = dict(d.get("features", {}))
+    config = RegistryConfig(
+        path=src.path,
+        raw=src.raw,
+        name=d["registry"]["name"],
+        description=d["registry"].get("description", ""),
+        base_url=d["registry"]["base_url"],
+        host_name=d["host"]["name"],
+        host_versions=host_versions,
+        allowed_abis=tuple(d["abis"]["allowed"]),
+        permissions=MappingProxyType(permissions),
+        default_limits=limits["default"],
+        max_limits=limits["max"],
+        features=MappingProxyType(features),
+        index_validity=validity,
+        allow_backports=bool(d.get("index", {}).get("allow_backports", False)),
+        regression_threshold=float(d.get("ci", {}).get("regression_threshold", 0.25)),
+        source=src,
+    )
+    if problems:
+        return config, problems
+    # Feature combinations wasmtime rejects (e.g. gc without reference_types) are config errors.
+    from registry_tool.manifest.wasm import WasmConfigError, make_engine
+
+    try:
+        make_engine(config.features)
+    except WasmConfigError as err:
+        bad("features", "features", str(err), "enable the features this one depends on")
+    return config, problems
+
+
+def config_location(config: RegistryConfig, dotted_field: str) -> Location:
+    return Location(str(config.path), config.line_of(dotted_field), field=dotted_field)

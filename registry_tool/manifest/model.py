@@ -1,0 +1,221 @@
+"""plugin.toml: parsing into a typed ``Manifest`` that remembers the line of every key."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from registry_tool.manifest.config import Limits
+from registry_tool.manifest.errors import ManifestError
+from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
+from registry_tool.manifest.units import UnitError
+from registry_tool.report import Finding
+
+if TYPE_CHECKING:
+    from registry_tool.manifest.config import RegistryConfig
+
+MANIFEST_FILE = "plugin.toml"
+PLUGIN_SCHEMA = "plugin.schema.json"
+INPUT_KEYS = ("input", "input_base64", "input_file")
+EXPECT_KEYS = ("expect", "expect_base64", "expect_regex", "expect_file", "expect_trap")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    file: str
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One ``[[tests]]`` entry, every field as written (resolution helpers below)."""
+
+    __test__ = False  # not a pytest class
+
+    index: int
+    name: str
+    call: str | None
+    release_dir: Path
+    line: int | None = None
+    input: str | None = None
+    input_base64: str | None = None
+    input_file: str | None = None
+    args: tuple[int | float, ...] | None = None
+    argv: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    exit_code: int | None = None
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    expect: str | tuple[int | float, ...] | None = None
+    expect_base64: str | None = None
+    expect_regex: str | None = None
+    expect_file: str | None = None
+    expect_trap: str | None = None
+
+    @property
+    def field_prefix(self) -> str:
+        return f"tests[{self.index}]"
+
+    def input_bytes(self) -> bytes | None:
+        """The input as bytes (``input`` UTF-8, ``input_base64`` decoded, ``input_file`` read)."""
+        if self.input is not None:
+            return self.input.encode("utf-8")
+        if self.input_base64 is not None:
+            return base64.b64decode(self.input_base64, validate=True)
+        if self.input_file is not None:
+            return (self.release_dir / self.input_file).read_bytes()
+        return None
+
+    def expected_bytes(self) -> bytes | None:
+        """Expected output bytes for ``expect`` (string form), ``expect_base64`` or ``expect_file``."""
+        if isinstance(self.expect, str):
+            return self.expect.encode("utf-8")
+        if self.expect_base64 is not None:
+            return base64.b64decode(self.expect_base64, validate=True)
+        if self.expect_file is not None:
+            return (self.release_dir / self.expect_file).read_bytes()
+        return None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    raw: bytes
+    name: str
+    version: str
+    description: str
+    authors: tuple[str, ...]
+    license: str
+    abi: str
+    host_range: str | None  # [compatibility].host, or ">=min_host_version"; None when absent
+    artifact: Artifact
+    exports: tuple[str, ...]
+    permissions: frozenset[str]  # granted (true) permission names
+    declared_permissions: Mapping[str, bool]  # as written, including false ones
+    declared_limits: Limits
+    limits: Limits  # effective: declared over the registry defaults (over maxima) when a config is given
+    tests: tuple[TestSpec, ...]
+    homepage: str | None = None
+    repository: str | None = None
+    keywords: tuple[str, ...] = ()
+    source: TomlSource | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def release_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def wasm_path(self) -> Path:
+        return self.release_dir / self.artifact.file
+
+    def line_of(self, dotted_field: str) -> int | None:
+        """1-based line of a dotted field (``plugin.name``, ``tests[0].call``) or its parent."""
+        return self.source.line_of(dotted_field) if self.source else None
+
+    def effective_limits(self, config: RegistryConfig) -> Limits:
+        return self.declared_limits.over(config.default_limits).over(config.max_limits)
+
+
+def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | None, list[Finding]]:
+    """Parse and schema-check plugin.toml bytes: a Manifest, or None plus every structural finding."""
+    try:
+        src = parse_toml(path, raw)
+    except TomlSyntaxError as err:
+        return None, [
+            Finding(
+                "toml-syntax",
+                f"invalid TOML: {err}",
+                file=relfile,
+                line=err.line,
+                column=err.column,
+                fix="correct the TOML syntax at that position (https://toml.io)",
+            )
+        ]
+    findings = schema_findings(src, PLUGIN_SCHEMA, relfile)
+    if findings:
+        return None, findings
+    d = src.data
+    try:
+        declared = Limits.from_toml(d.get("limits", {}))
+    except (UnitError, KeyError, ValueError) as err:  # the schema patterns make this rare
+        return None, [Finding("limits", str(err), file=relfile, line=src.line_of("limits"), field="limits")]
+    plugin = d["plugin"]
+    host = d.get("compatibility", {}).get("host")
+    if host is None and "min_host_version" in plugin:
+        host = f">={plugin['min_host_version']}"
+    perms = dict(d.get("permissions", {}))
+    manifest = Manifest(
+        path=path,
+        raw=raw,
+        name=plugin["name"],
+        version=plugin["version"],
+        description=plugin["description"],
+        authors=tuple(plugin["authors"]),
+        license=plugin["license"],
+        abi=plugin["abi"],
+        host_range=host,
+        artifact=Artifact(**d["artifact"]),
+        exports=tuple(d["exports"]["functions"]),
+        permissions=frozenset(k for k, v in perms.items() if v),
+        declared_permissions=MappingProxyType(perms),
+        declared_limits=declared,
+        limits=declared,
+        tests=tuple(_test_spec(i, t, path.parent, src) for i, t in enumerate(d.get("tests", []))),
+        homepage=plugin.get("homepage"),
+        repository=plugin.get("repository"),
+        keywords=tuple(plugin.get("keywords", ())),
+        source=src,
+    )
+    return manifest, []
+
+
+def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource) -> TestSpec:
+    expect = t.get("expect")
+    return TestSpec(
+        index=index,
+        name=t.get("name") or f"{t.get('call', '_start')}#{index}",
+        call=t.get("call"),
+        release_dir=release_dir,
+        line=src.line_of(f"tests[{index}]"),
+        input=t.get("input"),
+        input_base64=t.get("input_base64"),
+        input_file=t.get("input_file"),
+        args=tuple(t["args"]) if "args" in t else None,
+        argv=tuple(t["argv"]) if "argv" in t else None,
+        env=MappingProxyType(dict(t.get("env", {}))),
+        exit_code=t.get("exit_code"),
+        config=MappingProxyType(dict(t.get("config", {}))),
+        expect=tuple(expect) if isinstance(expect, list) else expect,
+        expect_base64=t.get("expect_base64"),
+        expect_regex=t.get("expect_regex"),
+        expect_file=t.get("expect_file"),
+        expect_trap=t.get("expect_trap"),
+    )
+
+
+def load_manifest(plugin_toml: Path, config: RegistryConfig | None = None) -> Manifest:
+    """Read plugin.toml (or the plugin.toml in a release directory).
+
+    Raises ``ManifestError`` (exit 1) with every syntax/schema finding and its TOML line.
+    With ``config``, ``Manifest.limits`` holds the effective limits.
+    """
+    path = plugin_toml / MANIFEST_FILE if plugin_toml.is_dir() else plugin_toml
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ManifestError(
+            f"cannot read {path}: {err.strerror}",
+            [Finding("manifest-missing", f"cannot read {path}: {err.strerror}", file=str(path))],
+        ) from None
+    manifest, findings = parse_manifest(path, raw, str(path))
+    if manifest is None:
+        raise ManifestError(f"{path} is not a valid plugin manifest", findings)
+    if config is not None:
+        from dataclasses import replace
+
+        manifest = replace(manifest, limits=manifest.effective_limits(config))
+    return manifest

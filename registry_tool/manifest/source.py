@@ -1,0 +1,247 @@
+"""TOML sources with line numbers, and JSON-Schema checking that reports the TOML line.
+
+``tomllib`` gives values but no positions, so a small scanner maps every key and table
+header to its line; schema errors, unknown keys and rule findings then point at the line
+a maintainer has to edit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from registry_tool.report import Finding
+
+_TOML_ERR_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``['tests', 0, 'call']`` -> ``'tests[0].call'`` (the field spelling used in messages)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _split_key(key: str) -> list[str]:
+    parts: list[str] = []
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([^.\s"\']+)', key):
+        parts.append(next(g for g in m.groups() if g is not None))
+    return parts
+
+
+def _scan_value(text: str, depth: int) -> tuple[int, str | None]:
+    """Bracket depth after ``text`` and an unterminated multi-line string delimiter, if any."""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "#":
+            break
+        if text.startswith('"""', i) or text.startswith("'''", i):
+            delim = text[i : i + 3]
+            end = text.find(delim, i + 3)
+            if end < 0:
+                return depth, delim
+            i = end + 3
+            continue
+        if ch in "\"'":
+            i += 1
+            while i < len(text) and text[i] != ch:
+                i += 2 if ch == '"' and text[i] == "\\" else 1
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        i += 1
+    return depth, None
+
+
+def line_map(text: str) -> dict[str, int]:
+    """Map dotted field paths (``plugin.name``, ``tests[1].call``) to 1-based line numbers."""
+    lines: dict[str, int] = {}
+    table: list[str | int] = []
+    array_counts: dict[str, int] = {}
+    depth, in_string = 0, None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if in_string:
+            if in_string in raw:
+                in_string = None
+            continue
+        if depth > 0:
+            depth, in_string = _scan_value(raw, depth)
+            continue
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[["):
+            name = line[2 : line.find("]]")].strip()
+            index = array_counts.get(name, 0)
+            array_counts[name] = index + 1
+            table = [*_split_key(name), index]
+            lines.setdefault(dotted(table[:-1]), lineno)
+            lines[dotted(table)] = lineno
+        elif line.startswith("["):
+            table = list(_split_key(line[1 : line.find("]")]))
+            lines[dotted(table)] = lineno
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            path = [*table, *_split_key(key)]
+            for i in range(len(table) + 1, len(path)):
+                lines.setdefault(dotted(path[:i]), lineno)
+            lines.setdefault(dotted(path), lineno)
+            depth, in_string = _scan_value(value, 0)
+    return lines
+
+
+@dataclass(frozen=True)
+class TomlSource:
+    """A parsed TOML file: its path, raw bytes, data and where each key is."""
+
+    path: Path
+    raw: bytes
+    data: dict[str, Any]
+    lines: dict[str, int]
+
+    def line_of(self, field: str) -> int | None:
+        """Line of ``field`` (dotted), falling back to its nearest enclosing key or table."""
+        while field:
+            if field in self.lines:
+                return self.lines[field]
+            cut = max(field.rfind("."), field.rfind("["))
+            field = field[:cut] if cut > 0 else ""
+        return None
+
+
+class TomlSyntaxError(ValueError):
+    def __init__(self, message: str, line: int | None, column: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+def parse_toml(path: Path, raw: bytes) -> TomlSource:
+    """Parse ``raw`` (the bytes of ``path``); raises ``TomlSyntaxError`` with the position."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TomlSyntaxError(f"file is not valid UTF-8 (byte {err.start})", None, None) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        msg = str(err)
+        pos = _TOML_ERR_POS.search(msg)
+        line = int(pos.group(1)) if pos else None
+        col = int(pos.group(2)) if pos else None
+        raise TomlSyntaxError(_TOML_ERR_POS.sub("", msg).strip(), line, col) from None
+    return TomlSource(path=path, raw=raw, data=data, lines=line_map(text))
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def schema_path(name: str) -> Path:
+    """Schemas ship inside the wheel (``registry_tool/schemas``) and live at the repo root in a checkout."""
+    packaged = Path(__file__).resolve().parents[1] / "schemas" / name
+    return packaged if packaged.exists() else Path(__file__).resolve().parents[2] / "schemas" / name
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path(name).read_text(encoding="utf-8"))
+    return schema
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _subschema(schema: dict[str, Any], path: Sequence[str | int]) -> dict[str, Any]:
+    """The schema node describing the instance at ``path`` (enough for our own schemas)."""
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            props = node.get("properties", {})
+            node = props.get(part, node.get("additionalProperties", {}))
+        node = _resolve(schema, node)
+    return node
+
+
+def _resolve(schema: dict[str, Any], node: Any) -> dict[str, Any]:
+    """Follow ``$ref`` and merge ``allOf`` properties (the constructs our schemas use)."""
+    if not isinstance(node, dict):
+        return {}
+    if "$ref" in node:
+        node = schema.get("definitions", {}).get(node["$ref"].split("/")[-1], {})
+    if "allOf" in node:
+        merged: dict[str, Any] = {"properties": {}}
+        for part in node["allOf"]:
+            merged["properties"].update(_resolve(schema, part).get("properties", {}))
+        return merged
+    return dict(node)
+
+
+def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Finding]:
+    """Every schema violation of ``src`` as a Finding at the TOML line of the offending key."""
+    schema = load_schema(schema_name)
+    validator = jsonschema.Draft7Validator(schema)
+    findings: list[Finding] = []
+    for err in sorted(validator.iter_errors(src.data), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = list(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = set(_subschema(schema, path).get("properties", {}))
+            for key in sorted(set(err.instance) - known):
+                field = dotted([*path, key])
+                hint = did_you_mean(key, known)
+                fix = (
+                    f"did you mean '{hint}'?"
+                    if hint
+                    else f"remove it; allowed keys: {', '.join(sorted(known))}"
+                )
+                findings.append(
+                    Finding(
+                        rule="unknown-key",
+                        message=f"unknown key '{field}'",
+                        file=relfile,
+                        line=src.line_of(field),
+                        field=field,
+                        fix=fix,
+                    )
+                )
+            continue
+        field = dotted(path)
+        findings.append(
+            Finding(
+                rule="schema",
+                message=f"{field or 'document'}: {_schema_message(err)}",
+                file=relfile,
+                line=src.line_of(field) if field else None,
+                field=field or None,
+                fix=err.schema.get("description") if isinstance(err.schema, dict) else None,
+            )
+        )
+    return findings
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "type":
+        return f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+    if err.validator == "required":
+        return err.message.replace("is a required property", "is required")
+    if err.validator == "pattern":
+        return f"{err.instance!r} does not match the required pattern {err.validator_value}"
+    return err.message

@@ -1,0 +1,64 @@
+"""Human-friendly sizes (``"16MiB"``) and durations (``"2s"``, ``"7d"``), shared by every part."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+class UnitError(ValueError):
+    """A size or duration string that cannot be parsed; the message says what is accepted."""
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an integer or a string like ``"16MiB"``, ``"512KiB"``, ``"1GB"``, ``"4096"``."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a size such as '16MiB' or an integer byte count, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise UnitError(f"size must not be negative, got {value}")
+        return value
+    match = _NUMBER_UNIT.match(value)
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in _SIZE_UNITS:
+        raise UnitError(
+            f"invalid size {value!r}: use an integer byte count or a number with B, KiB, MiB, GiB"
+        )
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_duration(value: int | float | str) -> float:
+    """Seconds from a number (seconds) or a string like ``"500ms"``, ``"2s"``, ``"12h"``, ``"7d"``."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a duration such as '2s', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise UnitError(f"duration must not be negative, got {value}")
+        return float(value)
+    match = _NUMBER_UNIT.match(value)
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in _DURATION_UNITS:
+        raise UnitError(
+            f"invalid duration {value!r}: use a number with ms, s, m, h, d or w (e.g. '2s', '7d')"
+        )
+    return float(match.group(1)) * _DURATION_UNITS[unit]
+
+
+def format_size(n: int) -> str:
+    """The shortest exact binary-unit spelling of ``n`` bytes (for messages)."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return f"{n}B"

@@ -1,0 +1,692 @@
+"""The validate rules: everything about a release a schema cannot say.
+
+``validate_release`` turns one release directory into one ``CheckResult``; every rule adds
+``Finding``s with a stable rule id, the file, the TOML line and a fix.  Rules never stop at
+the first problem, so a maintainer sees everything in one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from license_expression import get_spdx_licensing
+
+from registry_tool.errors import UsageError
+from registry_tool.manifest.config import (
+    CONFIG_FILE,
+    RegistryConfig,
+    find_registry_config,
+    load_registry_config,
+)
+from registry_tool.manifest.errors import RegistryConfigError, WasmInspectionError
+from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
+from registry_tool.manifest.source import did_you_mean
+from registry_tool.manifest.units import format_size
+from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
+from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
+from registry_tool.report import CheckResult, Finding, Report, Severity
+
+_SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
+
+
+def display_path(path: Path) -> str:
+    """Paths in findings are relative to the working directory when possible (GitHub needs that)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class _Ctx:
+    """What the rules of one release share: the manifest, config, and the findings so far."""
+
+    manifest: Manifest
+    config: RegistryConfig
+    relfile: str
+    findings: list[Finding] = field(default_factory=list)
+    info: ModuleInfo | None = None
+    wasm: bytes | None = None
+
+    def add(
+        self,
+        rule: str,
+        message: str,
+        field_: str | None,
+        fix: str | None = None,
+        *,
+        severity: Severity = Severity.error,
+    ) -> None:
+        line = self.manifest.line_of(field_) if field_ else None
+        self.findings.append(Finding(rule, message, severity, self.relfile, line, None, field_, fix))
+
+
+# --------------------------------------------------------------------------- metadata rules
+
+
+def _check_metadata(ctx: _Ctx) -> None:
+    m, cfg = ctx.manifest, ctx.config
+    if not is_version(m.version):
+        ctx.add(
+            "semver", f"plugin.version {m.version!r} is not strict semver 2.0", "plugin.version", SEMVER_HINT
+        )
+    release = m.release_dir.resolve()
+    if release.parent.parent.name == "plugins":
+        if release.parent.name != m.name:
+            ctx.add(
+                "name-mismatch",
+                f"plugin.name {m.name!r} does not match its directory plugins/{release.parent.name}/",
+                "plugin.name",
+                f"move the release to plugins/{m.name}/{m.version}/ or fix the name",
+            )
+        if release.name != m.version:
+            ctx.add(
+                "version-mismatch",
+                f"plugin.version {m.version!r} does not match its directory {release.name}/",
+                "plugin.version",
+                f"move the release to plugins/{m.name}/{m.version}/ or fix the version",
+            )
+    _check_license(ctx)
+    if m.abi not in cfg.allowed_abis:
+        ctx.add(
+            "abi-not-allowed",
+            f"ABI {m.abi!r} is not allowed by this registry",
+            "plugin.abi",
+            f"use one of: {', '.join(cfg.allowed_abis)} ({CONFIG_FILE} [abis].allowed)",
+        )
+    _check_host_range(ctx)
+    for name in m.declared_permissions:
+        if name not in cfg.permissions:
+            hint = did_you_mean(name, cfg.permissions)
+            ctx.add(
+                "unknown-permission",
+                f"permission {name!r} is not in the registry's vocabulary",
+                f"permissions.{name}",
+                f"did you mean '{hint}'?"
+                if hint
+                else f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
+            )
+    for name, value, cap in m.declared_limits.exceeding(cfg.max_limits):
+        ctx.add(
+            "limit-exceeded",
+            f"limits.{name} = {_fmt_limit(name, value)} is above the registry maximum "
+            f"{_fmt_limit(name, cap)}",
+            f"limits.{name}",
+            f"lower it to at most {_fmt_limit(name, cap)}",
+        )
+
+
+def _fmt_limit(name: str, value: float) -> str:
+    if name in ("memory", "module_size", "stack"):
+        return format_size(int(value))
+    if name == "wall_time":
+        return f"{value:g}s"
+    return f"{int(value):_}"
+
+
+def _check_license(ctx: _Ctx) -> None:
+    expr = ctx.manifest.license
+    try:
+        errors = get_spdx_licensing().validate(expr, strict=True).errors
+    except Exception as err:  # license_expression raises on some malformed input instead of reporting
+        errors = [str(err)]
+    if errors:
+        ctx.add(
+            "spdx",
+            f"plugin.license {expr!r} is not a valid SPDX expression: {'; '.join(errors)}",
+            "plugin.license",
+            "use identifiers from https://spdx.org/licenses/ such as 'Apache-2.0' or 'MIT OR Apache-2.0'",
+        )
+
+
+def _check_host_range(ctx: _Ctx) -> None:
+    m, cfg = ctx.manifest, ctx.config
+    data = m.source.data if m.source else {}
+    has_min = "min_host_version" in data.get("plugin", {})
+    has_compat = "host" in data.get("compatibility", {})
+    if has_min and has_compat:
+        ctx.add(
+            "host-range",
+            "both plugin.min_host_version and [compatibility].host are set",
+            "plugin.min_host_version",
+            "keep only one (min_host_version is shorthand for host = '>=VERSION')",
+        )
+        return
+    if m.host_range is None:
+        ctx.add(
+            "host-range",
+            f"no host compatibility declared (the registry serves {cfg.host_name} {cfg.host_versions})",
+            "plugin",
+            'add plugin.min_host_version = "X.Y.Z" or [compatibility] host = ">=X.Y.Z, <A.B.C"',
+        )
+        return
+    field_ = "plugin.min_host_version" if has_min else "compatibility.host"
+    if has_min and not is_version(data["plugin"]["min_host_version"]):
+        ctx.add(
+            "semver",
+            f"{field_} {data['plugin']['min_host_version']!r} is not strict semver",
+            field_,
+            SEMVER_HINT,
+        )
+        return
+    try:
+        overlap = ranges_overlap(m.host_range, cfg.host_versions)
+    except RangeError as err:
+        ctx.add("host-range", str(err), field_, "write a range such as '>=0.2.0, <0.4.0'")
+        return
+    if not overlap:
+        ctx.add(
+            "host-range",
+            f"host range {m.host_range!r} has no version in common with the registry's "
+            f"{cfg.host_name} {cfg.host_versions!r}",
+            field_,
+            f"target {cfg.host_name} versions within {cfg.host_versions}",
+        )
+
+
+# --------------------------------------------------------------------------- artifact rules
+
+
+def _check_artifact(ctx: _Ctx) -> None:
+    m, cfg = ctx.manifest, ctx.config
+    file = m.artifact.file
+    if (
+        PurePosixPath(file).is_absolute()
+        or PureWindowsPath(file).is_absolute()
+        or PureWindowsPath(file).drive
+    ):
+        ctx.add("artifact-path", f"artifact.file {file!r} is an absolute path", "artifact.file", _PATH_FIX)
+        return
+    if "\\" in file or ".." in PurePosixPath(file).parts:
+        ctx.add(
+            "artifact-path",
+            f"artifact.file {file!r} leaves the release directory",
+            "artifact.file",
+            _PATH_FIX,
+        )
+        return
+    release = m.release_dir.resolve()
+    target = (m.release_dir / file).resolve()
+    if not target.is_relative_to(release):
+        ctx.add(
+            "artifact-path",
+            f"artifact.file {file!r} resolves to {target}, outside the release directory (symlink escape)",
+            "artifact.file",
+            _PATH_FIX,
+        )
+        return
+    if not target.is_file():
+        ctx.add(
+            "artifact-missing",
+            f"artifact.file {file!r} does not exist in {display_path(m.release_dir)}",
+            "artifact.file",
+            "build the module and copy it next to plugin.toml, or fix the file name",
+        )
+        return
+    size = target.stat().st_size
+    cap = cfg.max_limits.module_size
+    if cap is not None and size > cap:
+        ctx.add(
+            "artifact-size",
+            f"artifact {file!r} is {size} bytes ({format_size(size)}), above the registry maximum "
+            f"{format_size(cap)}",
+            "artifact.file",
+            "shrink the module (strip debug info, optimise for size) or raise limits.max.module_size",
+        )
+        return
+    data = target.read_bytes()
+    ctx.wasm = data
+    if m.artifact.size is not None and m.artifact.size != len(data):
+        ctx.add(
+            "size-mismatch",
+            f"artifact.size is {m.artifact.size} but {file!r} has {len(data)} bytes",
+            "artifact.size",
+            "re-pin with `registry-tool sign` after rebuilding, or restore the original file",
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if m.artifact.sha256 is None:
+        ctx.add(
+            "digest-unpinned",
+            f"artifact.sha256 is not pinned (the file's digest is {digest})",
+            "artifact",
+            "run `registry-tool sign` to pin the digest and size",
+            severity=Severity.notice,
+        )
+    elif m.artifact.sha256 != digest:
+        ctx.add(
+            "digest-mismatch",
+            f"artifact.sha256 does not match {file!r}: pinned {m.artifact.sha256}, file has {digest}",
+            "artifact.sha256",
+            "the file changed after signing: restore it, or rebuild and re-sign the release",
+        )
+
+
+_PATH_FIX = "use a plain relative file name inside the release directory, e.g. 'plugin.wasm'"
+
+
+# --------------------------------------------------------------------------- wasm rules
+
+
+def _check_module(ctx: _Ctx) -> None:
+    m, cfg = ctx.manifest, ctx.config
+    assert ctx.wasm is not None
+    try:
+        info = inspect_wasm(ctx.wasm, cfg.features)
+    except WasmInspectionError as err:
+        ctx.add("wasm-invalid", f"{m.artifact.file}: {err.what}", "artifact.file", err.fix)
+        return
+    ctx.info = info
+    if info.is_component != (m.abi == "component"):
+        kind = "a component" if info.is_component else "a core module"
+        ctx.add(
+            "abi-mismatch",
+            f"{m.artifact.file} is {kind} but plugin.abi is {m.abi!r}",
+            "plugin.abi",
+            "set abi = 'component' for components, or build a core module",
+        )
+        return
+    _check_imports(ctx, info)
+    _EXPORT_RULES.get(m.abi, _exports_core)(ctx, info)
+    _check_module_limits(ctx, info)
+
+
+def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
+    m, cfg = ctx.manifest, ctx.config
+    for imp in info.imports:
+        if cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name):
+            continue
+        perm = cfg.granting_permission(imp.module, imp.name)
+        if perm:
+            fix = f"declare the permission: set `{perm} = true` under [permissions]"
+            field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
+        else:
+            fix = f"remove the import; the {m.abi!r} ABI and the registry's permissions do not provide it"
+            field_ = "plugin.abi"
+        ctx.add("import-not-allowed", f"import {imp} is not allowed", field_, fix)
+
+
+def _declared_funcs(
+    ctx: _Ctx, info: ModuleInfo
+) -> Iterator[tuple[int, str, tuple[str, ...], tuple[str, ...]]]:
+    """Declared exports that exist as functions; reports the ones that do not."""
+    for i, name in enumerate(ctx.manifest.exports):
+        exp = info.export(name)
+        if exp is None:
+            hint = did_you_mean(name, [e.name for e in info.exports if e.kind == "func"])
+            ctx.add(
+                "missing-export",
+                f"declared export {name!r} is not exported by {ctx.manifest.artifact.file}",
+                f"exports.functions[{i}]",
+                f"did you mean '{hint}'?"
+                if hint
+                else "export the function from the module or remove it here",
+            )
+        elif exp.kind != "func":
+            ctx.add(
+                "missing-export",
+                f"declared export {name!r} is a {exp.kind}, not a function",
+                f"exports.functions[{i}]",
+                "list only exported functions under [exports].functions",
+            )
+        else:
+            yield i, name, exp.params, exp.results
+
+
+def _exports_core(ctx: _Ctx, info: ModuleInfo) -> None:
+    for i, name, params, results in _declared_funcs(ctx, info):
+        bad = [t for t in (*params, *results) if t not in NUMERIC_TYPES]
+        if bad:
+            ctx.add(
+                "export-signature",
+                f"export {name!r} has signature [{', '.join(params)}] -> [{', '.join(results)}]; "
+                f"the core ABI allows only i32/i64/f32/f64 (found {', '.join(sorted(set(bad)))})",
+                f"exports.functions[{i}]",
+                "pass bytes as (ptr, len) into exported memory instead of reference or vector types",
+            )
+
+
+def _exports_wasi_command(ctx: _Ctx, info: ModuleInfo) -> None:
+    start = info.export("_start")
+    if start is None or start.kind != "func":
+        ctx.add(
+            "missing-export",
+            f"{ctx.manifest.artifact.file} does not export the WASI command entry point '_start'",
+            "plugin.abi",
+            "build as a WASI command (clang --target=wasm32-wasi with a main function)",
+        )
+    elif start.params or start.results:
+        ctx.add(
+            "export-signature",
+            f"'_start' has signature {start.signature}; a WASI command needs [] -> []",
+            "plugin.abi",
+            "build as a WASI command (clang --target=wasm32-wasi with a main function)",
+        )
+    memory = info.export("memory")
+    if memory is None or memory.kind != "memory":
+        ctx.add(
+            "missing-export",
+            f"{ctx.manifest.artifact.file} does not export 'memory', which WASI needs",
+            "plugin.abi",
+            "export the module's memory as 'memory'",
+        )
+    for i, name, params, results in _declared_funcs(ctx, info):
+        if name == "_start":
+            continue
+        if any(t not in NUMERIC_TYPES for t in (*params, *results)):
+            ctx.add(
+                "export-signature",
+                f"export {name!r} has signature [{', '.join(params)}] -> [{', '.join(results)}]",
+                f"exports.functions[{i}]",
+                "exports may use only numeric types",
+            )
+
+
+def _exports_extism(ctx: _Ctx, info: ModuleInfo) -> None:
+    for i, name, params, results in _declared_funcs(ctx, info):
+        if params or results != ("i32",):
+            ctx.add(
+                "export-signature",
+                f"export {name!r} has signature [{', '.join(params)}] -> [{', '.join(results)}]; "
+                "Extism plugin functions must be [] -> [i32]",
+                f"exports.functions[{i}]",
+                "read input with the extism:host/env input_* functions and return an i32 status",
+            )
+
+
+def _exports_component(ctx: _Ctx, info: ModuleInfo) -> None:
+    names = [e.name for e in info.exports]
+    if not any(n.split("@")[0] == "wasi:cli/run" for n in names):
+        ctx.add(
+            "missing-export",
+            f"the component does not export 'wasi:cli/run' (it exports: {', '.join(names) or 'nothing'})",
+            "plugin.abi",
+            "build a WASI 0.2 command component (e.g. cargo component / wasm-tools component new)",
+        )
+    for i, name in enumerate(ctx.manifest.exports):
+        if name == "run" or any(n == name or n.split("@")[0] == name for n in names):
+            continue
+        ctx.add(
+            "missing-export",
+            f"declared export {name!r} is not exported by the component",
+            f"exports.functions[{i}]",
+            f"use one of: run, {', '.join(names)}",
+        )
+
+
+_EXPORT_RULES: dict[str, Callable[[_Ctx, ModuleInfo], None]] = {
+    "core": _exports_core,
+    "wasi-command": _exports_wasi_command,
+    "extism": _exports_extism,
+    "component": _exports_component,
+}
+
+
+def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
+    limits = ctx.manifest.effective_limits(ctx.config)
+    if limits.memory is not None and info.memory_min_bytes > limits.memory:
+        ctx.add(
+            "limit-exceeded",
+            f"the module's initial memory {format_size(info.memory_min_bytes)} is above its memory limit "
+            f"{format_size(limits.memory)}, so it can never be instantiated",
+            "limits.memory" if ctx.manifest.declared_limits.memory is not None else "artifact.file",
+            "raise limits.memory (within the registry maximum) or shrink the initial memory",
+        )
+    if limits.table_elements is not None and info.table_min_elements > limits.table_elements:
+        ctx.add(
+            "limit-exceeded",
+            f"the module's initial table has {info.table_min_elements} elements, above the limit "
+            f"{limits.table_elements}",
+            "limits.table_elements"
+            if ctx.manifest.declared_limits.table_elements is not None
+            else "artifact.file",
+            "shrink the table or raise limits.table_elements",
+        )
+
+
+# --------------------------------------------------------------------------- [[tests]] rules
+
+_ABI_ONLY = {
+    "args": ("core",),
+    "argv": ("wasi-command",),
+    "env": ("wasi-command",),
+    "exit_code": ("wasi-command",),
+    "config": ("extism",),
+}
+
+
+def _check_tests(ctx: _Ctx) -> None:
+    m = ctx.manifest
+    if not m.tests:
+        ctx.add(
+            "no-tests",
+            "the release has no [[tests]]; the smoke harness cannot exercise it",
+            "plugin",
+            "add at least one [[tests]] entry with call/input/expect",
+            severity=Severity.warning,
+        )
+    data = m.source.data.get("tests", []) if m.source else []
+    for spec, raw in zip(m.tests, data, strict=True):
+        prefix = spec.field_prefix
+        inputs = [k for k in INPUT_KEYS if k in raw]
+        expects = [k for k in EXPECT_KEYS if k in raw]
+        for group, keys in (("input", inputs), ("expectation", expects)):
+            if len(keys) > 1:
+                ctx.add(
+                    "test-spec",
+                    f"{prefix} sets more than one {group}: {', '.join(keys)}",
+                    f"{prefix}.{keys[1]}",
+                    f"keep only one of {', '.join(keys)}",
+                )
+        if "args" in raw and inputs:
+            ctx.add(
+                "test-spec", f"{prefix} sets both args and {inputs[0]}", f"{prefix}.args", "use one of them"
+            )
+        for key, abis in _ABI_ONLY.items():
+            if key in raw and m.abi not in abis:
+                ctx.add(
+                    "test-spec",
+                    f"{prefix}.{key} only applies to the {'/'.join(abis)} ABI",
+                    f"{prefix}.{key}",
+                    f"remove {key} for a {m.abi} plugin",
+                )
+        if isinstance(raw.get("expect"), list) and m.abi != "core":
+            ctx.add(
+                "test-spec",
+                f"{prefix}.expect as a list of numbers only applies to the core ABI",
+                f"{prefix}.expect",
+                'compare output text with expect = "..."',
+            )
+        for key in ("input_file", "expect_file"):
+            if key in raw:
+                _check_test_file(ctx, f"{prefix}.{key}", raw[key])
+        _check_test_call(ctx, spec.call, prefix, bool(inputs))
+
+
+def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
+    release = ctx.manifest.release_dir.resolve()
+    target = (release / name).resolve()
+    if PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
+        ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)
+    elif not target.is_file():
+        ctx.add("test-spec", f"{field_} {name!r} does not exist", field_, "add the file or fix its name")
+
+
+def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: bool) -> None:
+    m, info = ctx.manifest, ctx.info
+    default_ok = m.abi in ("wasi-command", "component")
+    if call is None:
+        if not default_ok:
+            ctx.add(
+                "test-spec", f"{prefix} has no 'call'", prefix, f"set call to one of: {', '.join(m.exports)}"
+            )
+        return
+    allowed = (
+        set(m.exports)
+        | ({"_start"} if m.abi == "wasi-command" else set())
+        | ({"run"} if m.abi == "component" else set())
+    )
+    if call not in allowed:
+        hint = did_you_mean(call, allowed)
+        ctx.add(
+            "test-spec",
+            f"{prefix}.call {call!r} is not a declared export",
+            f"{prefix}.call",
+            f"did you mean '{hint}'?" if hint else f"call one of: {', '.join(sorted(allowed))}",
+        )
+    if m.abi == "core" and has_bytes_input and info is not None:
+        has_alloc = any(info.export(n) and info.export(n).kind == "func" for n in ("alloc", "malloc"))  # type: ignore[union-attr]
+        has_memory = (mem := info.export("memory")) is not None and mem.kind == "memory"
+        if not (has_alloc and has_memory):
+            ctx.add(
+                "test-spec",
+                f"{prefix} passes bytes, but the module does not export 'memory' and 'alloc' (or 'malloc')",
+                f"{prefix}",
+                "export memory and an alloc(len) -> ptr function, or use numeric args",
+            )
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
+    """Check one release directory against every rule; never raises for a bad release."""
+    path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
+    relfile = display_path(path)
+    result = CheckResult(subject=display_path(path.parent), file=relfile)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        result.findings.append(
+            Finding(
+                "manifest-missing",
+                f"cannot read {MANIFEST_FILE}: {err.strerror}",
+                file=relfile,
+                fix=f"add a {MANIFEST_FILE} to the release directory",
+            )
+        )
+        return result
+    manifest, findings = parse_manifest(path, raw, relfile)
+    result.findings.extend(findings)
+    if manifest is None:
+        return result
+    ctx = _Ctx(manifest, config, relfile)
+    _check_metadata(ctx)
+    _check_artifact(ctx)
+    if ctx.wasm is not None:
+        _check_module(ctx)
+    _check_tests(ctx)
+    result.findings.extend(ctx.findings)
+    result.data = _result_data(ctx)
+    return result
+
+
+def _result_data(ctx: _Ctx) -> dict[str, object]:
+    m = ctx.manifest
+    data: dict[str, object] = {"name": m.name, "version": m.version, "abi": m.abi, "tests": len(m.tests)}
+    if ctx.wasm is not None:
+        data["artifact"] = {
+            "file": m.artifact.file,
+            "sha256": hashlib.sha256(ctx.wasm).hexdigest(),
+            "size": len(ctx.wasm),
+        }
+    if ctx.info is not None:
+        data["imports"] = [f"{i.module}.{i.name}" if i.name else i.module for i in ctx.info.imports]
+        data["exports"] = [e.name for e in ctx.info.exports]
+    return data
+
+
+def find_releases(path: Path) -> list[Path]:
+    """Release directories (holding plugin.toml) at or below ``path``, sorted."""
+    if path.is_file():
+        return [path.parent] if path.name == MANIFEST_FILE else []
+    if (path / MANIFEST_FILE).is_file():
+        return [path]
+    found: list[Path] = []
+    for manifest in path.rglob(MANIFEST_FILE):
+        rel_parts = manifest.relative_to(path).parts
+        if not any(p in _SKIP_DIRS or p.startswith(".") for p in rel_parts[:-1]):
+            found.append(manifest.parent)
+    return sorted(found)
+
+
+def _config_result(config_path: Path) -> tuple[RegistryConfig | None, CheckResult]:
+    result = CheckResult(subject=display_path(config_path), file=display_path(config_path))
+    try:
+        config = load_registry_config(config_path)
+    except RegistryConfigError as err:
+        result.findings.extend(
+            Finding(
+                f.rule,
+                f.message,
+                f.severity,
+                display_path(Path(f.file)) if f.file else None,
+                f.line,
+                f.column,
+                f.field,
+                f.fix,
+            )
+            for f in err.findings
+        )
+        return None, result
+    result.data = {
+        "name": config.name,
+        "host": {"name": config.host_name, "versions": config.host_versions},
+        "allowed_abis": list(config.allowed_abis),
+        "permissions": sorted(config.permissions),
+    }
+    return config, result
+
+
+def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Report:
+    """Validate an index dir, a plugins dir, release dirs or plugin.toml files (any mix).
+
+    registry.toml is ``config_path`` or found by walking up from each path; it is checked
+    too and reported as its own result.  Raises ``UsageError`` for a path that does not
+    exist or holds no release and no registry.toml.
+    """
+    report = Report(command="validate")
+    configs: dict[Path, RegistryConfig | None] = {}
+    seen: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise UsageError(
+                f"{path} does not exist", where=str(path), fix="pass an index, plugins or release directory"
+            )
+        cfg_file = find_registry_config(config_path if config_path is not None else path)
+        if cfg_file not in configs:
+            configs[cfg_file], cfg_result = _config_result(cfg_file)
+            report.results.append(cfg_result)
+        releases = find_releases(path)
+        if not releases and not (path.is_dir() and (path / CONFIG_FILE).is_file()) and path != cfg_file:
+            raise UsageError(
+                f"no {MANIFEST_FILE} found in {path}",
+                where=str(path),
+                fix="pass the index directory, its plugins/ directory or a release directory",
+            )
+        config = configs[cfg_file]
+        for release in releases:
+            key = release.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            if config is None:
+                report.results.append(
+                    CheckResult(
+                        subject=display_path(release),
+                        file=display_path(release / MANIFEST_FILE),
+                        findings=[
+                            Finding(
+                                "registry-config",
+                                f"not checked: {display_path(cfg_file)} is invalid",
+                                file=display_path(cfg_file),
+                                fix=f"fix {CONFIG_FILE} first",
+                            )
+                        ],
+                    )
+                )
+            else:
+                report.results.append(validate_release(release, config))
+    return report

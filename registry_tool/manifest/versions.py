@@ -1,0 +1,92 @@
+"""Strict semver 2.0 versions and host version ranges (thin helpers over ``semantic_version``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from semantic_version import NpmSpec, SimpleSpec, Version
+
+SEMVER_HINT = "use strict semver MAJOR.MINOR.PATCH, e.g. '1.0.0' or '1.2.0-rc.1'"
+
+
+class VersionError(ValueError):
+    pass
+
+
+class RangeError(ValueError):
+    pass
+
+
+def parse_version(text: str) -> Version:
+    """A strict semver 2.0 version (no 'v' prefix, no leading zeros, all three parts)."""
+    try:
+        return Version(text)
+    except ValueError:
+        raise VersionError(f"{text!r} is not a strict semver 2.0 version") from None
+
+
+def is_version(text: str) -> bool:
+    try:
+        parse_version(text)
+    except VersionError:
+        return False
+    return True
+
+
+def sort_versions(versions: Iterable[str]) -> list[str]:
+    """Versions in semver precedence order (pre-releases before their release)."""
+    return sorted(versions, key=parse_version)
+
+
+def is_newer(candidate: str, existing: Iterable[str]) -> bool:
+    """True when ``candidate`` is above every version in ``existing`` (no backport)."""
+    new = parse_version(candidate)
+    return all(new > parse_version(v) for v in existing)
+
+
+Spec = Any  # semantic_version ships no type hints: SimpleSpec | NpmSpec
+
+
+def parse_range(text: str) -> Spec:
+    """A host version range: comma form ``">=0.2.0, <1.0.0"`` or npm form ``"^0.2"``, ``">=0.2 <1"``."""
+    try:
+        if "," in text:
+            spec: Spec = SimpleSpec(",".join(part.strip() for part in text.split(",")))
+        else:
+            spec = NpmSpec(text.strip())
+    except ValueError:
+        raise RangeError(
+            f"{text!r} is not a valid version range (use '>=0.2.0, <1.0.0', '^0.2' or '>=0.2.0')"
+        ) from None
+    return spec
+
+
+def min_version_range(version: str) -> str:
+    """``plugin.min_host_version`` shorthand as a range."""
+    parse_version(version)
+    return f">={version}"
+
+
+def _probe_versions(*texts: str) -> set[Version]:
+    """Boundary versions mentioned in range texts, and their neighbours."""
+    probes: set[Version] = set()
+    for text in texts:
+        for m in re.finditer(r"\d+(?:\.\d+){0,2}(?:-[0-9A-Za-z.-]+)?", text):
+            try:
+                v = Version.coerce(m.group(0))
+            except ValueError:
+                continue
+            probes |= {v, v.next_patch(), v.next_minor(), v.next_major()}
+    return probes
+
+
+def ranges_overlap(a: str, b: str) -> bool:
+    """Is there a version both ranges accept?
+
+    Exact for the interval ranges hosts use: any non-empty intersection of two
+    intervals contains one of their bounds or a neighbour of one.
+    """
+    spec_a, spec_b = parse_range(a), parse_range(b)
+    return any(spec_a.match(v) and spec_b.match(v) for v in _probe_versions(a, b))

@@ -1,0 +1,186 @@
+"""Inspect a wasm module or component with wasmtime: imports, exports and their types.
+
+Nothing is instantiated or executed; compilation alone proves that the engine the
+registry configures (its enabled wasm features) accepts the binary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import wasmtime
+import wasmtime.component
+from wasmtime import _ffi as ffi
+
+from registry_tool.manifest.errors import WasmInspectionError
+
+WASM_MAGIC = b"\0asm"
+# Binary format "version" field: 1 for core modules, 0x0001000d (layer 1) for components.
+_COMPONENT_LAYER = b"\x0d\x00\x01\x00"
+NUMERIC_TYPES = frozenset({"i32", "i64", "f32", "f64"})
+WASM_PAGE = 65536
+
+
+class WasmConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ImportInfo:
+    module: str
+    name: str
+    kind: str  # func | memory | table | global | tag | instance | ...
+    params: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        sig = f" [{', '.join(self.params)}] -> [{', '.join(self.results)}]" if self.kind == "func" else ""
+        return f"{self.module}.{self.name} ({self.kind}{sig})"
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    name: str
+    kind: str
+    params: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+
+    @property
+    def signature(self) -> str:
+        return f"[{', '.join(self.params)}] -> [{', '.join(self.results)}]"
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    is_component: bool
+    imports: tuple[ImportInfo, ...]
+    exports: tuple[ExportInfo, ...]
+    memory_min_bytes: int = 0  # sum of the initial sizes of defined + imported memories
+    table_min_elements: int = 0
+
+    def export(self, name: str) -> ExportInfo | None:
+        return next((e for e in self.exports if e.name == name), None)
+
+
+def is_component(data: bytes) -> bool:
+    return data[:4] == WASM_MAGIC and data[4:8] == _COMPONENT_LAYER
+
+
+def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config:
+    """A wasmtime Config with the registry's [features] applied.
+
+    wasmtime aborts the whole process (a Rust panic) on some inconsistent feature sets, so
+    dependencies are resolved here first and contradictions raise ``WasmConfigError``.
+    """
+    from registry_tool.manifest.config import FEATURES
+
+    wanted = dict(features or {})
+    for name in wanted:
+        if name not in FEATURES:
+            raise WasmConfigError(f"unknown wasm feature {name!r}; known: {', '.join(sorted(FEATURES))}")
+    if wanted.get("simd") is False:
+        if wanted.get("relaxed_simd"):
+            raise WasmConfigError("feature 'relaxed_simd' requires 'simd'")
+        wanted["relaxed_simd"] = False
+    config = wasmtime.Config()
+    for name, enabled in wanted.items():
+        setattr(config, FEATURES[name], bool(enabled))
+    if wanted.get("reference_types") is False:
+        # Async components need reference types; wasmtime-py has no property for it yet.
+        ffi.wasmtime_config_wasm_component_model_async_set(config.ptr(), False)
+    return config
+
+
+@lru_cache(maxsize=8)
+def _engine(features: tuple[tuple[str, bool], ...]) -> wasmtime.Engine:
+    config = engine_config(dict(features))
+    # Validation compiles only to learn types: skip optimisation to keep it quick.
+    config.cranelift_opt_level = "none"
+    try:
+        return wasmtime.Engine(config)
+    except wasmtime.WasmtimeError as err:
+        raise WasmConfigError(f"wasmtime rejects this feature set: {err}") from None
+
+
+def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:
+    """A (cached) engine for inspection with the given features."""
+    return _engine(tuple(sorted((features or {}).items())))
+
+
+def _valtypes(types: list[wasmtime.ValType]) -> tuple[str, ...]:
+    return tuple(str(t) for t in types)
+
+
+def _kind(ty: object) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    if isinstance(ty, wasmtime.FuncType):
+        return "func", _valtypes(ty.params), _valtypes(ty.results)
+    return (
+        {
+            wasmtime.MemoryType: "memory",
+            wasmtime.TableType: "table",
+            wasmtime.GlobalType: "global",
+        }.get(type(ty), type(ty).__name__.removesuffix("Type").lower()),
+        (),
+        (),
+    )
+
+
+def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> ModuleInfo:
+    """Compile ``data`` with the given features and list its imports and exports with types.
+
+    Raises ``WasmInspectionError`` with wasmtime's reason when the binary is invalid or uses a
+    disabled feature.
+    """
+    if data[:4] != WASM_MAGIC:
+        raise WasmInspectionError(
+            "not a WebAssembly binary (missing the \\0asm magic header)",
+            fix="point artifact.file at a compiled .wasm (use wat2wasm for text modules)",
+        )
+    if is_component(data):
+        return _inspect_component(data, features)
+    engine = make_engine(features)
+    try:
+        module = wasmtime.Module(engine, data)
+    except wasmtime.WasmtimeError as err:
+        raise WasmInspectionError(
+            f"wasmtime cannot compile the module: {_first_line(err)}",
+            fix="rebuild the module, or only use wasm features registry.toml [features] enables",
+        ) from None
+    imports, exports = [], []
+    memory_min = table_min = 0
+    for imp in module.imports:
+        kind, params, results = _kind(imp.type)
+        imports.append(ImportInfo(imp.module, imp.name or "", kind, params, results))
+    for exp in module.exports:
+        kind, params, results = _kind(exp.type)
+        exports.append(ExportInfo(exp.name, kind, params, results))
+    for ty in [*(i.type for i in module.imports), *(e.type for e in module.exports)]:
+        if isinstance(ty, wasmtime.MemoryType):
+            memory_min = max(memory_min, ty.limits.min * WASM_PAGE)
+        elif isinstance(ty, wasmtime.TableType):
+            table_min = max(table_min, ty.limits.min)
+    return ModuleInfo(False, tuple(imports), tuple(exports), memory_min, table_min)
+
+
+def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> ModuleInfo:
+    engine = make_engine({**(features or {}), "component_model": True})
+    try:
+        component = wasmtime.component.Component(engine, data)
+    except wasmtime.WasmtimeError as err:
+        raise WasmInspectionError(
+            f"wasmtime cannot compile the component: {_first_line(err)}",
+            fix="rebuild the component against WASI 0.2 with the features registry.toml enables",
+        ) from None
+    ctype = component.type
+    imports = tuple(
+        ImportInfo(name, "", "instance" if "/" in name else "item") for name in ctype.imports(engine)
+    )
+    exports = tuple(ExportInfo(name, "instance" if "/" in name else "item") for name in ctype.exports(engine))
+    return ModuleInfo(True, imports, exports)
+
+
+def _first_line(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return "; ".join(lines[:3]) if lines else type(err).__name__
