@@ -1,0 +1,517 @@
+"""The minisign file formats, exactly, on ``cryptography`` (Ed25519, scrypt) and hashlib (BLAKE2b).
+
+Three text files, each a comment line followed by one base64 line (signatures have two pairs):
+
+* public key: ``"Ed" || keynum(8) || pk(32)``
+* secret key: ``"Ed" || kdf("Sc" or 0x0000) || "B2" || salt(32) || opslimit(u64 le) || memlimit(u64 le)
+  || (keynum(8) || sk(64) || checksum(32)) XOR scrypt(passphrase, salt)``
+* signature: ``"ED" || keynum(8) || Ed25519(BLAKE2b-512(data))`` then a trusted comment and a global
+  signature ``Ed25519(sig(64) || trusted_comment)``.
+
+Parsing is strict (docs/trust.md lists every rule): the signer's word is never taken for anything;
+the key number only *selects* a candidate key, the signature is checked against the full key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from registry_tool.errors import CheckFailed, UsageError
+
+SIG_ALG = b"Ed"  # key algorithm, and the legacy (non-prehashed) signature algorithm
+SIG_ALG_HASHED = b"ED"  # signature over BLAKE2b-512(data)
+KDF_ALG = b"Sc"
+KDF_NONE = b"\x00\x00"
+CHK_ALG = b"B2"
+UNTRUSTED_PREFIX = "untrusted comment: "
+TRUSTED_PREFIX = "trusted comment: "
+# minisign's limits: COMMENTMAXBYTES and TRUSTEDCOMMENTMAXBYTES include the prefix and NUL.
+MAX_UNTRUSTED_COMMENT = 1024 - len(UNTRUSTED_PREFIX) - 1
+MAX_TRUSTED_COMMENT = 8192 - len(TRUSTED_PREFIX) - 1
+MAX_SIGNATURE_FILE = 16 * 1024
+# libsodium's crypto_pwhash_scryptsalsa208sha256 *_SENSITIVE limits, which minisign -G writes.
+OPSLIMIT_SENSITIVE = 33_554_432
+MEMLIMIT_SENSITIVE = 1_073_741_824
+
+PUBLIC_KEY_LEN = 2 + 8 + 32
+SECRET_KEY_LEN = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32
+SIGNATURE_LEN = 2 + 8 + 64
+
+
+class MalformedKeyError(CheckFailed):
+    """A public or secret key file does not follow the minisign format."""
+
+    code = "malformed-key"
+
+
+class WrongPassphraseError(UsageError):
+    """The passphrase does not decrypt the secret key (its checksum does not match)."""
+
+    code = "wrong-passphrase"
+
+
+class MalformedSignatureError(CheckFailed):
+    """A signature file does not follow the minisign format."""
+
+    code = "malformed-signature"
+
+
+class LegacySignatureError(CheckFailed):
+    """A legacy ``Ed`` (non-prehashed) signature where only ``ED`` is accepted."""
+
+    code = "legacy-signature"
+
+
+class KeyMismatchError(CheckFailed):
+    """The signature names a different key number than the key it is checked against."""
+
+    code = "key-mismatch"
+
+
+class BadSignatureError(CheckFailed):
+    """The signature (or the trusted-comment signature) does not verify: data or signature tampered."""
+
+    code = "bad-signature"
+
+
+def format_key_id(keynum: bytes) -> str:
+    """minisign prints the 8-byte key number as a little-endian u64 in 16 upper-case hex digits."""
+    return keynum[::-1].hex().upper()
+
+
+def parse_key_id(key_id: str) -> bytes:
+    text = key_id.strip()
+    if len(text) != 16 or any(c not in "0123456789ABCDEFabcdef" for c in text):
+        raise UsageError(
+            f"'{key_id}' is not a key id",
+            fix="a key id is 16 hexadecimal digits, as `registry-tool key show` prints it",
+        )
+    return bytes.fromhex(text)[::-1]
+
+
+def _b64decode(line: str, expected_len: int, what: str, where: str | None, err: type[CheckFailed]) -> bytes:
+    """Strict base64: standard alphabet, padding, no whitespace, canonical (re-encodes identically)."""
+    try:
+        raw = base64.b64decode(line.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise err(f"the {what} line is not valid base64", where=where, fix="restore the file") from None
+    if base64.b64encode(raw).decode("ascii") != line:
+        raise err(f"the {what} line is not canonical base64", where=where, fix="restore the file")
+    if len(raw) != expected_len:
+        raise err(
+            f"the {what} decodes to {len(raw)} bytes, expected {expected_len}",
+            where=where,
+            fix="restore the file; it may be truncated or of another format",
+        )
+    return raw
+
+
+def _split_lines(
+    text: str | bytes, count: int, what: str, where: str | None, err: type[CheckFailed]
+) -> list[str]:
+    """Exactly ``count`` LF-terminated lines (the last LF optional); no CR, no blank or extra lines."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise err(f"the {what} is not UTF-8 text", where=where, fix="restore the file") from None
+    if "\r" in text:
+        raise err(
+            f"the {what} contains a carriage return (CRLF line ends)",
+            where=where,
+            fix="restore the file with LF line ends; with git, add `*.minisig -text` to .gitattributes",
+        )
+    if text.endswith("\n"):
+        text = text[:-1]
+    lines = text.split("\n")
+    if len(lines) != count:
+        raise err(
+            f"the {what} has {len(lines)} lines, expected exactly {count}",
+            where=where,
+            fix="a minisign file has no blank lines and nothing after the last line; restore the file",
+        )
+    return lines
+
+
+def _comment(line: str, prefix: str, limit: int, what: str, where: str | None, err: type[CheckFailed]) -> str:
+    if not line.startswith(prefix):
+        raise err(f"the {what} line does not start with '{prefix}'", where=where, fix="restore the file")
+    comment = line[len(prefix) :]
+    if len(comment.encode("utf-8")) > limit:
+        raise err(
+            f"the {what} is {len(comment.encode('utf-8'))} bytes long, at most {limit} are allowed",
+            where=where,
+            fix="use a shorter comment",
+        )
+    return comment
+
+
+# --------------------------------------------------------------------------- public keys
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A minisign public key: 8-byte key number and 32-byte Ed25519 key."""
+
+    keynum: bytes
+    raw: bytes
+    comment: str = ""
+
+    @property
+    def key_id(self) -> str:
+        return format_key_id(self.keynum)
+
+    @classmethod
+    def parse(cls, text: str | bytes, *, where: str | None = None) -> PublicKey:
+        """Parse a public key file (two lines) or the bare base64 line (as ``minisign -P`` takes)."""
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedKeyError("the public key is not UTF-8 text", where=where) from None
+        comment = ""
+        if text.startswith(UNTRUSTED_PREFIX):
+            first, b64 = _split_lines(text, 2, "public key file", where, MalformedKeyError)
+            comment = _comment(
+                first, UNTRUSTED_PREFIX, MAX_UNTRUSTED_COMMENT, "comment", where, MalformedKeyError
+            )
+        else:
+            b64 = text[:-1] if text.endswith("\n") else text
+        raw = _b64decode(b64, PUBLIC_KEY_LEN, "public key", where, MalformedKeyError)
+        if raw[:2] != SIG_ALG:
+            raise MalformedKeyError(
+                f"unsupported key algorithm {raw[:2]!r}, expected 'Ed'",
+                where=where,
+                fix="use a minisign Ed25519 public key",
+            )
+        return cls(keynum=raw[2:10], raw=raw[10:], comment=comment)
+
+    def to_base64(self) -> str:
+        return base64.b64encode(SIG_ALG + self.keynum + self.raw).decode("ascii")
+
+    def to_text(self) -> str:
+        comment = self.comment or f"minisign public key {self.key_id}"
+        return f"{UNTRUSTED_PREFIX}{comment}\n{self.to_base64()}\n"
+
+    def _ed25519(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.raw)
+
+    def verify_raw(self, signature: bytes, message: bytes) -> bool:
+        try:
+            self._ed25519().verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------- secret keys
+
+
+def scrypt_params(opslimit: int, memlimit: int) -> tuple[int, int, int]:
+    """libsodium's ``pickparams``: (N, r, p) from the opslimit/memlimit stored in the key file."""
+    opslimit = max(opslimit, 32768)
+    r = 8
+    if opslimit < memlimit // 32:
+        p = 1
+        max_n = opslimit // (r * 4)
+        n_log2 = 1
+        while n_log2 < 63 and (1 << n_log2) <= max_n // 2:
+            n_log2 += 1
+    else:
+        max_n = memlimit // (r * 128)
+        n_log2 = 1
+        while n_log2 < 63 and (1 << n_log2) <= max_n // 2:
+            n_log2 += 1
+        max_rp = min((opslimit // 4) // (1 << n_log2), 0x3FFFFFFF)
+        p = max_rp // r
+    return 1 << n_log2, r, max(p, 1)
+
+
+def _kdf(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    n, r, p = scrypt_params(opslimit, memlimit)
+    return Scrypt(salt=salt, length=104, n=n, r=r, p=p).derive(passphrase)
+
+
+def _checksum(keynum: bytes, sk: bytes) -> bytes:
+    return hashlib.blake2b(SIG_ALG + keynum + sk, digest_size=32).digest()
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    """A minisign secret key (decrypted in memory)."""
+
+    keynum: bytes
+    seed: bytes
+
+    @classmethod
+    def generate(cls) -> SecretKey:
+        return cls(keynum=secrets.token_bytes(8), seed=secrets.token_bytes(32))
+
+    @classmethod
+    def from_seed(cls, seed: bytes, keynum: bytes) -> SecretKey:
+        """Deterministic keys, for test vectors only."""
+        if len(seed) != 32 or len(keynum) != 8:
+            raise ValueError("seed is 32 bytes and keynum 8 bytes")
+        return cls(keynum=keynum, seed=seed)
+
+    def _ed25519(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.seed)
+
+    @property
+    def public_key(self) -> PublicKey:
+        raw = (
+            self._ed25519()
+            .public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+        return PublicKey(keynum=self.keynum, raw=raw)
+
+    @property
+    def key_id(self) -> str:
+        return format_key_id(self.keynum)
+
+    def sign_raw(self, message: bytes) -> bytes:
+        return self._ed25519().sign(message)
+
+    @staticmethod
+    def is_encrypted(data: bytes | str) -> bool:
+        """Whether a secret key file needs a passphrase (without deriving anything)."""
+        raw = _decode_secret_key_file(data, None)
+        return raw[2:4] == KDF_ALG
+
+    @classmethod
+    def load(cls, data: bytes | str, passphrase: bytes | None, *, where: str | None = None) -> SecretKey:
+        """Decode a minisign secret key file; ``passphrase`` is required iff the key is encrypted."""
+        raw = _decode_secret_key_file(data, where)
+        kdf = raw[2:4]
+        salt, opslimit, memlimit = (
+            raw[6:38],
+            int.from_bytes(raw[38:46], "little"),
+            int.from_bytes(raw[46:54], "little"),
+        )
+        blob = raw[54:158]
+        if kdf == KDF_ALG:
+            if passphrase is None:
+                raise UsageError(
+                    "the secret key is encrypted and no passphrase was given",
+                    where=where,
+                    fix="type it at the prompt or name an environment variable with --passphrase-env",
+                )
+            # A hostile key file must not make us allocate unbounded memory.
+            if memlimit > MEMLIMIT_SENSITIVE or opslimit > OPSLIMIT_SENSITIVE * 4:
+                raise MalformedKeyError(
+                    f"the key's scrypt limits (ops {opslimit}, mem {memlimit}) exceed minisign's",
+                    where=where,
+                    fix="re-create the key with `registry-tool key generate` or `minisign -G`",
+                )
+            blob = _xor(blob, _kdf(passphrase, salt, opslimit, memlimit))
+        elif kdf != KDF_NONE:
+            raise MalformedKeyError(
+                f"unsupported key derivation {kdf!r}", where=where, fix="use a minisign key"
+            )
+        keynum, sk, chk = blob[:8], blob[8:72], blob[72:104]
+        # minisign writes an all-zero checksum for unencrypted keys; the embedded public key
+        # (second half of sk) is checked against the seed below in every case anyway.
+        expected = _checksum(keynum, sk)
+        if not hmac.compare_digest(chk, expected) and not (kdf == KDF_NONE and chk == bytes(32)):
+            if kdf == KDF_ALG:
+                raise WrongPassphraseError("wrong passphrase for the secret key", where=where, fix="retry")
+            raise MalformedKeyError(
+                "the secret key checksum does not match", where=where, fix="restore the file"
+            )
+        key = cls(keynum=keynum, seed=sk[:32])
+        if key.public_key.raw != sk[32:]:
+            raise MalformedKeyError(
+                "the secret key is inconsistent (public half)", where=where, fix="restore the file"
+            )
+        return key
+
+    def dump(
+        self,
+        passphrase: bytes | None,
+        *,
+        opslimit: int = OPSLIMIT_SENSITIVE,
+        memlimit: int = MEMLIMIT_SENSITIVE,
+        comment: str | None = None,
+    ) -> bytes:
+        """The secret key file; encrypted with scrypt unless ``passphrase`` is None.
+
+        Lower ``opslimit``/``memlimit`` are for tests only; minisign reads them from the file.
+        """
+        sk = self.seed + self.public_key.raw
+        blob = self.keynum + sk + _checksum(self.keynum, sk)
+        if passphrase is None:
+            header = SIG_ALG + KDF_NONE + CHK_ALG + bytes(32 + 8 + 8)
+            default_comment = "minisign unencrypted secret key"
+        else:
+            salt = secrets.token_bytes(32)
+            blob = _xor(blob, _kdf(passphrase, salt, opslimit, memlimit))
+            header = (
+                SIG_ALG
+                + KDF_ALG
+                + CHK_ALG
+                + salt
+                + opslimit.to_bytes(8, "little")
+                + memlimit.to_bytes(8, "little")
+            )
+            default_comment = "minisign encrypted secret key"
+        b64 = base64.b64encode(header + blob).decode("ascii")
+        return f"{UNTRUSTED_PREFIX}{comment or default_comment}\n{b64}\n".encode()
+
+
+def _decode_secret_key_file(data: bytes | str, where: str | None) -> bytes:
+    first, b64 = _split_lines(data, 2, "secret key file", where, MalformedKeyError)
+    _comment(first, UNTRUSTED_PREFIX, MAX_UNTRUSTED_COMMENT, "comment", where, MalformedKeyError)
+    raw = _b64decode(b64, SECRET_KEY_LEN, "secret key", where, MalformedKeyError)
+    if raw[:2] != SIG_ALG or raw[4:6] != CHK_ALG:
+        raise MalformedKeyError(
+            f"unsupported secret key algorithms {raw[:2]!r}/{raw[4:6]!r}",
+            where=where,
+            fix="use a minisign key",
+        )
+    return raw
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A parsed signature file. Nothing in it is trusted until ``verify_bytes`` says so."""
+
+    algorithm: bytes
+    keynum: bytes
+    signature: bytes
+    trusted_comment: str
+    global_signature: bytes
+    untrusted_comment: str = ""
+
+    @property
+    def key_id(self) -> str:
+        return format_key_id(self.keynum)
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.algorithm == SIG_ALG
+
+    @classmethod
+    def parse(cls, text: str | bytes, *, where: str | None = None) -> Signature:
+        err = MalformedSignatureError
+        if len(text) > MAX_SIGNATURE_FILE:
+            raise err(f"the signature file is larger than {MAX_SIGNATURE_FILE} bytes", where=where)
+        l1, l2, l3, l4 = _split_lines(text, 4, "signature file", where, err)
+        untrusted = _comment(l1, UNTRUSTED_PREFIX, MAX_UNTRUSTED_COMMENT, "untrusted comment", where, err)
+        raw = _b64decode(l2, SIGNATURE_LEN, "signature", where, err)
+        trusted = _comment(l3, TRUSTED_PREFIX, MAX_TRUSTED_COMMENT, "trusted comment", where, err)
+        global_sig = _b64decode(l4, 64, "trusted comment signature", where, err)
+        if raw[:2] not in (SIG_ALG, SIG_ALG_HASHED):
+            raise err(
+                f"unsupported signature algorithm {raw[:2]!r}, expected 'ED'",
+                where=where,
+                fix="sign with minisign or registry-tool",
+            )
+        return cls(raw[:2], raw[2:10], raw[10:], trusted, global_sig, untrusted)
+
+    def to_text(self) -> str:
+        sig = base64.b64encode(self.algorithm + self.keynum + self.signature).decode("ascii")
+        glob = base64.b64encode(self.global_signature).decode("ascii")
+        return (
+            f"{UNTRUSTED_PREFIX}{self.untrusted_comment}\n{sig}\n"
+            f"{TRUSTED_PREFIX}{self.trusted_comment}\n{glob}\n"
+        )
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    key_id: str
+    trusted_comment: str
+    public_key: PublicKey
+
+
+def _check_comment_text(comment: str, what: str, limit: int) -> None:
+    if "\n" in comment or "\r" in comment:
+        raise UsageError(f"the {what} may not contain line breaks", fix="use a single-line comment")
+    if len(comment.encode("utf-8")) > limit:
+        raise UsageError(f"the {what} is longer than {limit} bytes", fix="use a shorter comment")
+
+
+def sign_bytes(
+    secret: SecretKey,
+    data: bytes,
+    *,
+    trusted_comment: str,
+    untrusted_comment: str = "signature from registry-tool secret key",
+) -> str:
+    """A minisign signature file (prehashed ``ED``) over ``data``."""
+    _check_comment_text(trusted_comment, "trusted comment", MAX_TRUSTED_COMMENT)
+    _check_comment_text(untrusted_comment, "untrusted comment", MAX_UNTRUSTED_COMMENT)
+    sig = secret.sign_raw(hashlib.blake2b(data, digest_size=64).digest())
+    global_sig = secret.sign_raw(sig + trusted_comment.encode("utf-8"))
+    return Signature(
+        SIG_ALG_HASHED, secret.keynum, sig, trusted_comment, global_sig, untrusted_comment
+    ).to_text()
+
+
+def verify_parsed(
+    public_key: PublicKey,
+    data: bytes,
+    sig: Signature,
+    *,
+    allow_legacy: bool = False,
+    where: str | None = None,
+) -> VerifiedSignature:
+    """Check a parsed signature against one full public key (pure)."""
+    if sig.is_legacy and not allow_legacy:
+        raise LegacySignatureError(
+            "legacy 'Ed' (non-prehashed) signatures are not accepted",
+            where=where,
+            fix="re-sign with a current minisign (0.8+) or registry-tool, which write 'ED' signatures",
+        )
+    if not hmac.compare_digest(sig.keynum, public_key.keynum):
+        raise KeyMismatchError(
+            f"the signature was made by key {sig.key_id}, not by key {public_key.key_id}",
+            where=where,
+            fix="verify with the signer's public key",
+        )
+    message = data if sig.is_legacy else hashlib.blake2b(data, digest_size=64).digest()
+    if not public_key.verify_raw(sig.signature, message):
+        raise BadSignatureError(
+            f"signature by key {sig.key_id} does not match the data",
+            where=where,
+            fix="the file or its signature was modified; re-sign the exact bytes that are shipped",
+        )
+    if not public_key.verify_raw(sig.global_signature, sig.signature + sig.trusted_comment.encode("utf-8")):
+        raise BadSignatureError(
+            f"the trusted comment signed by key {sig.key_id} does not verify",
+            where=where,
+            fix="the trusted comment was modified; re-sign the file",
+        )
+    return VerifiedSignature(public_key.key_id, sig.trusted_comment, public_key)
+
+
+def verify_bytes(
+    public_key: PublicKey,
+    data: bytes,
+    sig_text: str | bytes,
+    *,
+    allow_legacy: bool = False,
+    where: str | None = None,
+) -> VerifiedSignature:
+    """Verify a signature file over ``data`` with ``public_key`` (pure; raises a named ``CheckFailed``)."""
+    return verify_parsed(
+        public_key, data, Signature.parse(sig_text, where=where), allow_legacy=allow_legacy, where=where
+    )

@@ -1,0 +1,258 @@
+"""Signing a plugin release: pin the artifact into plugin.toml, then sign the manifest's exact bytes.
+
+The maintainer signs exactly the manifest they wrote (formatting and comments preserved by tomlkit),
+and the manifest pins the binary by sha256 and size, so one signature covers both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from registry_tool.errors import CheckFailed, Location, UsageError
+from registry_tool.signing.minisign import SecretKey, Signature, sign_bytes
+
+MANIFEST = "plugin.toml"
+YANK = "yank.toml"
+_KEYED_SIG = re.compile(r"^\.(?P<keyid>[0-9A-F]{16})\.minisig$")
+
+
+class ReleaseSigningError(UsageError):
+    """The release directory cannot be signed as it is (missing manifest, artifact, fields)."""
+
+    code = "release-signing"
+
+
+class ArtifactMismatchError(CheckFailed):
+    """The artifact's sha256 or size differs from what plugin.toml pins."""
+
+    code = "artifact-mismatch"
+
+
+class TrustedCommentMismatchError(CheckFailed):
+    """The signature's trusted comment names another plugin or version than the signed manifest."""
+
+    code = "trusted-comment-mismatch"
+
+
+def signature_paths(signed_file: Path) -> list[Path]:
+    """Every signature file for ``signed_file``: ``F.minisig`` then ``F.<KEYID>.minisig`` sorted by key id."""
+    found: list[Path] = []
+    plain = signed_file.with_name(signed_file.name + ".minisig")
+    if plain.is_file():
+        found.append(plain)
+    if signed_file.parent.is_dir():
+        for candidate in sorted(signed_file.parent.iterdir()):
+            rest = candidate.name[len(signed_file.name) :]
+            if candidate.name.startswith(signed_file.name) and _KEYED_SIG.match(rest) and candidate.is_file():
+                found.append(candidate)
+    return found
+
+
+def read_signatures(signed_file: Path) -> list[str]:
+    """The text of every signature file for ``signed_file`` (see ``signature_paths``)."""
+    return [p.read_text(encoding="utf-8", errors="surrogateescape") for p in signature_paths(signed_file)]
+
+
+def keyed_signature_path(signed_file: Path, key_id: str) -> Path:
+    return signed_file.with_name(f"{signed_file.name}.{key_id}.minisig")
+
+
+# --------------------------------------------------------------------------- trusted comments
+
+
+def release_trusted_comment(
+    name: str, version: str, file: str = MANIFEST, *, timestamp: int | None = None
+) -> str:
+    """minisign-style ``key:value`` fields separated by tabs, naming the plugin and version."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    return f"timestamp:{ts}\tfile:{file}\tplugin:{name}\tversion:{version}"
+
+
+def comment_fields(trusted_comment: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in trusted_comment.split("\t"):
+        key, sep, value = part.partition(":")
+        if sep and key and key not in fields:
+            fields[key] = value
+    return fields
+
+
+def check_trusted_comment(trusted_comment: str, name: str, version: str, *, where: str | None = None) -> None:
+    """If the trusted comment names a plugin/version (as ours do), it must be the manifest's (pure).
+
+    A plain ``minisign -S`` comment (timestamp, file) names neither and is accepted.
+    """
+    fields = comment_fields(trusted_comment)
+    for key, expected in (("plugin", name), ("version", version)):
+        if key in fields and fields[key] != expected:
+            raise TrustedCommentMismatchError(
+                f"the trusted comment says {key} '{fields[key]}' but the manifest says '{expected}'",
+                where=where,
+                fix="the signature belongs to another release; re-sign this release",
+            )
+
+
+# --------------------------------------------------------------------------- manifests (pure helpers)
+
+
+def manifest_identity(
+    manifest_bytes: bytes, *, where: str | None = None, table: str = "plugin"
+) -> tuple[str, str]:
+    """(name, version) from a plugin.toml (or yank.toml with ``table='yank'``)."""
+    try:
+        doc = tomllib.loads(manifest_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CheckFailed(f"cannot parse the TOML: {exc}", where=where, fix="fix the TOML syntax") from None
+    section = doc.get(table)
+    name = section.get("name") if isinstance(section, dict) else None
+    version = section.get("version") if isinstance(section, dict) else None
+    if not isinstance(name, str) or not isinstance(version, str):
+        raise CheckFailed(
+            f"[{table}] name and version are required strings",
+            where=Location(file=where, field=f"{table}.name"),
+            fix=f"add name and version to the [{table}] table",
+        )
+    return name, version
+
+
+def _artifact_table(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    artifact = doc.get("artifact")
+    if not isinstance(artifact, dict) or not isinstance(artifact.get("file"), str):
+        raise ReleaseSigningError(
+            "plugin.toml has no [artifact] file",
+            where=Location(file=where, field="artifact.file"),
+            fix='add `[artifact]` with `file = "<name>.wasm"`',
+        )
+    return artifact
+
+
+def artifact_path(release_dir: Path, file: str, *, where: str) -> Path:
+    """The artifact named by the manifest; it must be a plain relative path inside the release dir."""
+    rel = Path(file)
+    if rel.is_absolute() or ".." in rel.parts or file.startswith(("/", "\\")) or "\\" in file:
+        raise CheckFailed(
+            f"artifact file '{file}' is not a relative path inside the release directory",
+            where=Location(file=where, field="artifact.file"),
+            fix="name a file next to plugin.toml",
+        )
+    return release_dir / rel
+
+
+def check_artifact_pin(manifest_bytes: bytes, artifact_bytes: bytes, *, where: str | None = None) -> None:
+    """The artifact's sha256 and size must be exactly what the (signed) manifest pins (pure)."""
+    doc = tomllib.loads(manifest_bytes.decode("utf-8"))
+    artifact = doc.get("artifact")
+    if not isinstance(artifact, dict):
+        raise ArtifactMismatchError(
+            "the manifest has no [artifact] table", where=where, fix="sign the release"
+        )
+    digest = hashlib.sha256(artifact_bytes).hexdigest()
+    if artifact.get("sha256") != digest:
+        raise ArtifactMismatchError(
+            f"artifact sha256 is {digest}, the manifest pins {artifact.get('sha256')!r}",
+            where=Location(file=where, field="artifact.sha256"),
+            fix="the wasm file was modified or replaced; restore it or re-sign the release",
+        )
+    if artifact.get("size") != len(artifact_bytes):
+        raise ArtifactMismatchError(
+            f"artifact size is {len(artifact_bytes)}, the manifest pins {artifact.get('size')!r}",
+            where=Location(file=where, field="artifact.size"),
+            fix="restore the wasm file or re-sign the release",
+        )
+
+
+# --------------------------------------------------------------------------- signing (I/O edge)
+
+
+def pin_artifact(release_dir: Path) -> bool:
+    """Write ``[artifact] sha256`` and ``size`` into plugin.toml; True if the file changed."""
+    manifest = release_dir / MANIFEST
+    if not manifest.is_file():
+        raise ReleaseSigningError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
+    original = manifest.read_bytes()
+    try:
+        doc = tomlkit.parse(original.decode("utf-8"))
+    except (UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as exc:
+        raise ReleaseSigningError(f"cannot parse {manifest}: {exc}", where=str(manifest)) from None
+    artifact = _artifact_table(doc.unwrap(), str(manifest))
+    wasm = artifact_path(release_dir, artifact["file"], where=str(manifest))
+    if not wasm.is_file():
+        raise ReleaseSigningError(
+            f"artifact {wasm} does not exist",
+            where=Location(file=str(manifest), field="artifact.file"),
+            fix="build the plugin first or fix [artifact] file",
+        )
+    data = wasm.read_bytes()
+    table = doc["artifact"]
+    assert isinstance(table, tomlkit.items.Table)
+    table["sha256"] = hashlib.sha256(data).hexdigest()
+    table["size"] = len(data)
+    updated = tomlkit.dumps(doc).encode("utf-8")
+    if updated == original:
+        return False
+    manifest.write_bytes(updated)
+    return True
+
+
+def _signature_target(signed_file: Path, secret: SecretKey) -> Path:
+    """``F.minisig`` unless another key's signature is already there; then ``F.<KEYID>.minisig``."""
+    plain = signed_file.with_name(signed_file.name + ".minisig")
+    if plain.is_file():
+        try:
+            existing = Signature.parse(plain.read_bytes())
+        except CheckFailed:
+            return plain  # garbage: overwrite it
+        if existing.keynum != secret.keynum:
+            return keyed_signature_path(signed_file, secret.key_id)
+    return plain
+
+
+def sign_file(
+    path: Path, secret: SecretKey, *, trusted_comment: str | None = None, output: Path | None = None
+) -> Path:
+    """Sign ``path`` as is; writes ``path.minisig`` (or ``output``) and returns it."""
+    data = path.read_bytes()
+    comment = trusted_comment or f"timestamp:{int(time.time())}\tfile:{path.name}\thashed"
+    target = output or path.with_name(path.name + ".minisig")
+    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    return target
+
+
+def sign_release(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
+    """Pin the artifact into plugin.toml and write the maintainer's signature; returns its path.
+
+    If pinning changed the manifest, earlier signatures are over other bytes and are removed.
+    """
+    changed = pin_artifact(release_dir)
+    manifest = release_dir / MANIFEST
+    if changed:
+        for stale in signature_paths(manifest):
+            stale.unlink()
+    data = manifest.read_bytes()
+    name, version = manifest_identity(data, where=str(manifest))
+    target = _signature_target(manifest, secret)
+    comment = release_trusted_comment(name, version, timestamp=timestamp)
+    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    return target
+
+
+def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
+    """Sign ``yank.toml`` of a release (a maintainer-signed yank); returns the signature path."""
+    yank = release_dir / YANK
+    if not yank.is_file():
+        raise ReleaseSigningError(
+            f"no {YANK} in {release_dir}", fix="write yank.toml with [yank] name, version, reason"
+        )
+    data = yank.read_bytes()
+    name, version = manifest_identity(data, where=str(yank), table="yank")
+    target = _signature_target(yank, secret)
+    comment = release_trusted_comment(name, version, YANK, timestamp=timestamp) + "\tyank"
+    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    return target

@@ -1,0 +1,700 @@
+"""Root metadata and the pure verification rules (docs/trust.md is the specification).
+
+Everything here is bytes in, verdict out: no filesystem, no network, ``now`` injected.  Signatures
+are minisign signatures over the exact bytes of the signed file; nothing is re-serialised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
+from registry_tool.signing.minisign import (
+    BadSignatureError,
+    LegacySignatureError,
+    MalformedSignatureError,
+    PublicKey,
+    Signature,
+    VerifiedSignature,
+    verify_parsed,
+)
+from registry_tool.signing.release import check_trusted_comment, manifest_identity
+
+ROOT_TYPE = "registry-root"
+SPEC_VERSION = 1
+MAX_ROOT_BYTES = 1024 * 1024
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+ROLES = ("root", "index")
+
+
+class RootFormatError(CheckFailed):
+    """Root metadata is not valid: JSON, schema or a semantic rule (see docs/trust.md)."""
+
+    code = "root-format"
+
+
+class ExpiredRootError(CheckFailed):
+    code = "root-expired"
+
+
+class BadRootVersionError(CheckFailed):
+    """A root in the chain is not exactly one more than the one before (skip or rollback)."""
+
+    code = "root-version"
+
+
+class RootContinuityError(CheckFailed):
+    """Root N+1 breaks a rule tying it to root N (registry name, revocations are permanent)."""
+
+    code = "root-continuity"
+
+
+class UnauthorizedSignerError(CheckFailed):
+    """The signing key is unknown, or known but not delegated for what it signed."""
+
+    code = "unauthorized-signer"
+
+
+class RevokedKeyError(CheckFailed):
+    code = "revoked-key"
+
+
+class ThresholdNotMetError(CheckFailed):
+    code = "threshold-not-met"
+
+
+class PluginNameMismatchError(CheckFailed):
+    """The signed manifest names another plugin than the one being verified."""
+
+    code = "plugin-name-mismatch"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_time(value: str, *, where: Location | None = None) -> datetime:
+    try:
+        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise RootFormatError(
+            f"'{value}' is not an RFC 3339 UTC time like 2026-11-21T12:00:00Z", where=where
+        ) from None
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise UsageError("'now' must be a timezone-aware datetime", fix="pass datetime.now(UTC)")
+    return now
+
+
+def pattern_matches(pattern: str, plugin: str) -> bool:
+    """A delegation pattern: an exact name, ``prefix*`` (prefix match), or ``*`` (every plugin)."""
+    if pattern.endswith("*"):
+        return plugin.startswith(pattern[:-1])
+    return plugin == pattern
+
+
+@cache
+def root_schema() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here.parent / "schemas" / "root.schema.json",
+        here.parents[1] / "schemas" / "root.schema.json",
+    ):
+        if candidate.is_file():
+            loaded: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
+            return loaded
+    raise UsageError(
+        "schemas/root.schema.json is missing from the installation", fix="reinstall registry-tool"
+    )
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            # Two parsers that keep different duplicates would see different roots.
+            raise ValueError(f"duplicate key '{key}'")
+        obj[key] = value
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def load_json_strict(data: bytes, *, where: str | None = None) -> Any:
+    """RFC 8259 JSON in UTF-8 without BOM, duplicate keys rejected, NaN/Infinity rejected."""
+    try:
+        text = data.decode("utf-8")
+        if text.startswith("\ufeff"):
+            raise ValueError("byte order mark")
+        return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RootFormatError(f"not valid root JSON: {exc}", where=where, fix="restore the file") from None
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Revocation:
+    key: PublicKey
+    revoked_in_version: int
+    revoked_at: datetime
+    keep_prior_releases: bool
+    plugins: tuple[str, ...]
+    reason: str = ""
+
+    def covers(self, plugin: str) -> bool:
+        return any(pattern_matches(p, plugin) for p in self.plugins)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A key a signature may be checked against; ``refusal`` set means it verifies but does not count."""
+
+    key: PublicKey
+    refusal: CheckFailed | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    """A set of keys and how many distinct ones must sign; ``refused`` keys are recognised but rejected."""
+
+    name: str
+    keys: tuple[PublicKey, ...]
+    threshold: int
+    refused: tuple[Candidate, ...] = ()
+
+    def candidates(self) -> list[Candidate]:
+        return [Candidate(k) for k in self.keys] + list(self.refused)
+
+
+@dataclass(frozen=True)
+class Maintainer:
+    id: str
+    keys: tuple[PublicKey, ...]
+    plugins: tuple[str, ...]
+
+    def covers(self, plugin: str) -> bool:
+        return any(pattern_matches(p, plugin) for p in self.plugins)
+
+
+@dataclass(frozen=True)
+class Root:
+    raw: bytes
+    data: dict[str, Any]
+    registry: str
+    version: int
+    expires: datetime
+    keys: dict[str, PublicKey]
+    roles: dict[str, Role]
+    maintainers: dict[str, Maintainer]
+    plugin_thresholds: dict[str, int]
+    revoked: tuple[Revocation, ...] = field(default=())
+
+    @classmethod
+    def parse(cls, data: bytes, *, where: str | None = None) -> Root:
+        """Strictly parse root metadata: JSON, schema, then the semantic rules of docs/trust.md."""
+        if len(data) > MAX_ROOT_BYTES:
+            raise RootFormatError(f"root metadata is larger than {MAX_ROOT_BYTES} bytes", where=where)
+        doc = load_json_strict(data, where=where)
+        _schema_check(doc, where)
+        return _build(data, doc, where)
+
+    def is_expired(self, now: datetime) -> bool:
+        return _aware(now) >= self.expires
+
+    def revocation_for(self, key: PublicKey) -> Revocation | None:
+        return next((r for r in self.revoked if r.key.raw == key.raw), None)
+
+    def _revoked_candidates(self) -> tuple[Candidate, ...]:
+        return tuple(
+            Candidate(
+                r.key,
+                RevokedKeyError(
+                    f"key {r.key.key_id} was revoked in root version {r.revoked_in_version} "
+                    f"at {format_time(r.revoked_at)}",
+                    fix="sign with a current key",
+                ),
+            )
+            for r in self.revoked
+        )
+
+    def role(self, name: str) -> Role:
+        base = self.roles[name]
+        return Role(base.name, base.keys, base.threshold, self._revoked_candidates())
+
+    def threshold_for(self, plugin: str) -> int:
+        return self.plugin_thresholds.get(plugin, 1)
+
+    def delegated_keys(self, plugin: str) -> list[PublicKey]:
+        keys: dict[bytes, PublicKey] = {}
+        for m in self.maintainers.values():
+            if m.covers(plugin):
+                for k in m.keys:
+                    keys.setdefault(k.raw, k)
+        return list(keys.values())
+
+    def release_role(self, plugin: str, published_at: datetime | None) -> Role:
+        """The keys that may sign ``plugin``'s releases, and why every other known key may not."""
+        delegated = self.delegated_keys(plugin)
+        allowed = {k.raw for k in delegated}
+        refused: list[Candidate] = []
+        for m in self.maintainers.values():
+            for k in m.keys:
+                if k.raw not in allowed:
+                    refused.append(
+                        Candidate(
+                            k,
+                            UnauthorizedSignerError(
+                                f"key {k.key_id} (maintainer '{m.id}') is delegated for "
+                                f"{', '.join(m.plugins)}, not for plugin '{plugin}'",
+                                fix="ask the registry owners to delegate the plugin to this key "
+                                "(`registry-tool root add-maintainer`), or sign with a delegated key",
+                            ),
+                        )
+                    )
+        for role in self.roles.values():
+            for k in role.keys:
+                if k.raw not in allowed:
+                    refused.append(
+                        Candidate(
+                            k,
+                            UnauthorizedSignerError(
+                                f"key {k.key_id} is a {role.name} key, which cannot sign plugin releases",
+                                fix="sign releases with a maintainer key delegated for the plugin",
+                            ),
+                        )
+                    )
+        for r in self.revoked:
+            kept = r.keep_prior_releases and r.covers(plugin) and published_at is not None
+            if kept and published_at is not None and _aware(published_at) < r.revoked_at:
+                delegated.append(r.key)
+                continue
+            why = (
+                "its releases published before then are kept only when the registry says so"
+                if not r.keep_prior_releases
+                else "only releases published before the revocation stay valid"
+            )
+            refused.append(
+                Candidate(
+                    r.key,
+                    RevokedKeyError(
+                        f"key {r.key.key_id} was revoked in root version {r.revoked_in_version} at "
+                        f"{format_time(r.revoked_at)}; {why}",
+                        fix="have a current maintainer of the plugin re-sign the release",
+                    ),
+                )
+            )
+        return Role(f"maintainer of '{plugin}'", tuple(delegated), self.threshold_for(plugin), tuple(refused))
+
+
+def _schema_check(doc: Any, where: str | None) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(root_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        path = ".".join(str(p) for p in first.absolute_path) or None
+        raise RootFormatError(
+            f"root metadata does not match schemas/root.schema.json: {first.message}",
+            where=Location(file=where, field=path),
+            fix="correct the field; edit roots with `registry-tool root ...` commands",
+        )
+
+
+def _fail(what: str, where: str | None, field_path: str | None = None) -> RootFormatError:
+    return RootFormatError(
+        what, where=Location(file=where, field=field_path), fix="correct the root metadata"
+    )
+
+
+def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
+    keys: dict[str, PublicKey] = {}
+    for key_id, entry in doc["keys"].items():
+        key = PublicKey.parse(entry["public_key"], where=where)
+        if key.key_id != key_id:
+            raise _fail(
+                f"key '{key_id}' holds a public key with key id {key.key_id}", where, f"keys.{key_id}"
+            )
+        keys[key_id] = key
+
+    def resolve(ids: Iterable[str], path: str) -> tuple[PublicKey, ...]:
+        missing = [i for i in ids if i not in keys]
+        if missing:
+            raise _fail(f"unknown key id(s) {', '.join(missing)}", where, path)
+        return tuple(keys[i] for i in ids)
+
+    roles: dict[str, Role] = {}
+    for name in ROLES:
+        spec = doc["roles"][name]
+        role_keys = resolve(spec["keyids"], f"roles.{name}.keyids")
+        distinct = len({k.raw for k in role_keys})
+        if spec["threshold"] > distinct:
+            raise _fail(
+                f"threshold {spec['threshold']} exceeds the {distinct} distinct key(s) of the {name} role",
+                where,
+                f"roles.{name}.threshold",
+            )
+        roles[name] = Role(name, role_keys, spec["threshold"])
+    maintainers = {
+        mid: Maintainer(mid, resolve(m["keyids"], f"maintainers.{mid}.keyids"), tuple(m["plugins"]))
+        for mid, m in doc["maintainers"].items()
+    }
+    # The online index key must not be able to act as root or maintainer: a compromised
+    # publish server then cannot forge releases or rotate the root.
+    index_raw = {k.raw for k in roles["index"].keys}
+    other_raw = {k.raw for k in roles["root"].keys} | {k.raw for m in maintainers.values() for k in m.keys}
+    if index_raw & other_raw:
+        raise _fail("an index key is also a root or maintainer key", where, "roles.index.keyids")
+    revoked: list[Revocation] = []
+    all_raw = {k.raw for k in keys.values()}
+    for i, r in enumerate(doc["revoked"]):
+        path = f"revoked.{i}"
+        key = PublicKey.parse(r["public_key"], where=where)
+        if key.key_id != r["keyid"]:
+            raise _fail(
+                f"revoked key id {r['keyid']} does not match its public key ({key.key_id})", where, path
+            )
+        if key.raw in all_raw:
+            raise _fail(f"revoked key {key.key_id} is still listed under 'keys'", where, path)
+        if any(key.raw == other.key.raw for other in revoked):
+            raise _fail(f"key {key.key_id} is revoked twice", where, path)
+        if r["revoked_in_version"] > doc["version"]:
+            raise _fail("revoked_in_version is later than this version", where, f"{path}.revoked_in_version")
+        at = parse_time(r["revoked_at"], where=Location(file=where, field=f"{path}.revoked_at"))
+        revoked.append(
+            Revocation(
+                key,
+                r["revoked_in_version"],
+                at,
+                r["keep_prior_releases"],
+                tuple(r["plugins"]),
+                r.get("reason", ""),
+            )
+        )
+    root = Root(
+        raw=data,
+        data=doc,
+        registry=doc["registry"],
+        version=doc["version"],
+        expires=parse_time(doc["expires"], where=Location(file=where, field="expires")),
+        keys=keys,
+        roles=roles,
+        maintainers=maintainers,
+        plugin_thresholds=dict(doc["plugin_thresholds"]),
+        revoked=tuple(revoked),
+    )
+    for plugin, k in root.plugin_thresholds.items():
+        available = len(root.delegated_keys(plugin))
+        if k > available:
+            raise _fail(
+                f"plugin '{plugin}' needs {k} maintainer signatures, only {available} key(s) are delegated",
+                where,
+                f"plugin_thresholds.{plugin}",
+            )
+    return root
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@dataclass
+class Tally:
+    """Distinct keys whose signature verified and counts, and why every other signature did not."""
+
+    counted: dict[bytes, VerifiedSignature] = field(default_factory=dict)
+    rejected: list[CheckFailed] = field(default_factory=list)
+
+    @property
+    def key_ids(self) -> set[str]:
+        return {v.key_id for v in self.counted.values()}
+
+
+def _check_one(sig_text: str, data: bytes, candidates: Sequence[Candidate], what: str) -> VerifiedSignature:
+    sig = Signature.parse(sig_text)
+    if sig.is_legacy:
+        raise LegacySignatureError(
+            "legacy 'Ed' (non-prehashed) signatures are never accepted for registry metadata",
+            fix="re-sign with registry-tool or minisign 0.8+",
+        )
+    matching = [c for c in candidates if c.key.keynum == sig.keynum]
+    if not matching:
+        raise UnauthorizedSignerError(
+            f"signature by key {sig.key_id}, which is not a key of the {what}",
+            fix=f"sign with a key of the {what}",
+        )
+    last: CheckFailed | None = None
+    # The key id only selects candidates; each is tried against its full public key.
+    for candidate in matching:
+        try:
+            verified = verify_parsed(candidate.key, data, sig)
+        except CheckFailed as err:
+            last = err
+            continue
+        if candidate.refusal is not None:
+            raise candidate.refusal
+        return verified
+    assert last is not None
+    raise last
+
+
+def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
+    """Check every signature; count each distinct public key (raw bytes) at most once."""
+    tally = Tally()
+    candidates = role.candidates()
+    for index, sig_text in enumerate(sigs):
+        try:
+            verified = _check_one(sig_text, data, candidates, role.name)
+        except CheckFailed as err:
+            # A fresh error: refusals are shared objects, and the message names this signature.
+            tally.rejected.append(
+                type(err)(f"signature #{index + 1}: {err.what}", where=err.where, fix=err.fix)
+            )
+            continue
+        tally.counted.setdefault(verified.public_key.raw, verified)
+    return tally
+
+
+def require_threshold(tally: Tally, role: Role, subject: str, where: str | None = None) -> set[str]:
+    if len(tally.counted) >= role.threshold:
+        return tally.key_ids
+    if not tally.counted and tally.rejected:
+        first = tally.rejected[0]
+        if where and first.where is None:
+            first.where = Location(file=where)
+        raise first
+    reasons = "; ".join(e.what for e in tally.rejected)
+    raise ThresholdNotMetError(
+        f"{subject} is signed by {len(tally.counted)} distinct key(s) of the {role.name}, "
+        f"{role.threshold} required" + (f" (rejected: {reasons})" if reasons else ""),
+        where=where,
+        fix=f"collect signatures from {role.threshold} different keys of the {role.name}",
+    )
+
+
+def verify_threshold(
+    role: Role, data: bytes, sigs: Sequence[str], *, subject: str = "the file", where: str | None = None
+) -> set[str]:
+    """Key ids of the distinct keys of ``role`` that signed ``data``; raises unless the threshold is met."""
+    return require_threshold(tally_signatures(data, sigs, role), role, subject, where)
+
+
+# --------------------------------------------------------------------------- roots
+
+
+def _check_expiry(root: Root, now: datetime, where: str | None) -> None:
+    if root.is_expired(now):
+        raise ExpiredRootError(
+            f"root version {root.version} expired at {format_time(root.expires)}",
+            where=where,
+            fix="the registry owners must publish a new root version (`registry-tool root renew` and sign)",
+        )
+
+
+def verify_root_self(
+    root_bytes: bytes, sigs: Sequence[str], now: datetime, *, where: str | None = None
+) -> Root:
+    """First-use pinning: the root is signed by a threshold of its own root keys and not expired."""
+    root = Root.parse(root_bytes, where=where)
+    verify_threshold(root.role("root"), root_bytes, sigs, subject=f"root version {root.version}", where=where)
+    _check_expiry(root, now, where)
+    return root
+
+
+def _check_continuity(prev: Root, nxt: Root, where: str | None) -> None:
+    if nxt.registry != prev.registry:
+        raise RootContinuityError(
+            f"root version {nxt.version} is for registry '{nxt.registry}', not '{prev.registry}'",
+            where=where,
+        )
+    for old in prev.revoked:
+        new = nxt.revocation_for(old.key)
+        if (
+            new is None
+            or new.revoked_at != old.revoked_at
+            or new.revoked_in_version != old.revoked_in_version
+        ):
+            raise RootContinuityError(
+                f"root version {nxt.version} drops or alters the revocation of key {old.key.key_id}",
+                where=where,
+                fix="revocations are permanent; keep every entry of the previous version",
+            )
+        if new.keep_prior_releases and not old.keep_prior_releases:
+            raise RootContinuityError(
+                f"root version {nxt.version} re-validates releases of revoked key {old.key.key_id}",
+                where=where,
+                fix="keep_prior_releases can only change from true to false",
+            )
+    for new in nxt.revoked:
+        if prev.revocation_for(new.key) is None and new.revoked_in_version != nxt.version:
+            raise RootContinuityError(
+                f"new revocation of key {new.key.key_id} says revoked_in_version {new.revoked_in_version}",
+                where=where,
+                fix=f"set revoked_in_version to {nxt.version}",
+            )
+
+
+def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str | None = None) -> Root:
+    """Accept root N+1 given trusted root N: exact version, continuity, both thresholds."""
+    nxt = Root.parse(raw, where=where)
+    if nxt.version != prev.version + 1:
+        raise BadRootVersionError(
+            f"expected root version {prev.version + 1} after {prev.version}, got {nxt.version}",
+            where=where,
+            fix="publish every root version; a client walks them one by one",
+        )
+    _check_continuity(prev, nxt, where)
+    # Keys the new version revokes count for nothing, not even for the old threshold.
+    revoked_now = {r.key.raw for r in nxt.revoked}
+    old = prev.role("root")
+    old_role = Role(
+        f"root role of version {prev.version}",
+        tuple(k for k in old.keys if k.raw not in revoked_now),
+        old.threshold,
+        nxt._revoked_candidates() + old.refused,
+    )
+    subject = f"root version {nxt.version}"
+    verify_threshold(old_role, raw, sigs, subject=subject, where=where)
+    new_role = nxt.role("root")
+    verify_threshold(
+        Role(f"root role of version {nxt.version}", new_role.keys, new_role.threshold, new_role.refused),
+        raw,
+        sigs,
+        subject=subject,
+        where=where,
+    )
+    return nxt
+
+
+def verify_root_chain(
+    trusted: bytes,
+    candidates: Sequence[tuple[bytes, Sequence[str]]],
+    now: datetime,
+    *,
+    names: Sequence[str] | None = None,
+    on_step: Callable[[Root], None] | None = None,
+) -> Root:
+    """Walk trusted root N -> N+1 -> ...; intermediate roots may be expired, the final one may not."""
+    current = Root.parse(trusted, where=names[0] if names else None)
+    for i, (raw, sigs) in enumerate(candidates):
+        where = names[i + 1] if names and len(names) > i + 1 else None
+        current = verify_root_step(current, raw, sigs, where=where)
+        if on_step:
+            on_step(current)
+    _check_expiry(current, now, names[-1] if names else None)
+    return current
+
+
+# --------------------------------------------------------------------------- index and releases
+
+
+def verify_index_signatures(
+    root: Root, registry_json: bytes, sigs: Sequence[str], *, where: str | None = None
+) -> set[str]:
+    """registry.json must carry a threshold of the index role's keys."""
+    return verify_threshold(root.role("index"), registry_json, sigs, subject="registry.json", where=where)
+
+
+def _verify_maintainer_signed(
+    root: Root,
+    plugin_name: str,
+    data: bytes,
+    sigs: Sequence[str],
+    now: datetime,
+    published_at: datetime | None,
+    table: str,
+    where: str | None,
+) -> set[str]:
+    _check_expiry(root, now, None)
+    name, version = manifest_identity(data, where=where, table=table)
+    if name != plugin_name:
+        raise PluginNameMismatchError(
+            f"the signed {table}.name is '{name}', but it is being verified as plugin '{plugin_name}'",
+            where=Location(file=where, field=f"{table}.name"),
+            fix="a release lives under plugins/<name>/<version>/ with the same name in its manifest",
+        )
+    role = root.release_role(plugin_name, published_at)
+    tally = tally_signatures(data, sigs, role)
+    for verified in tally.counted.values():
+        check_trusted_comment(verified.trusted_comment, name, version, where=where)
+    return require_threshold(tally, role, f"{table}.toml of '{plugin_name}' {version}", where)
+
+
+def verify_release_signatures(
+    root: Root,
+    plugin_name: str,
+    manifest_bytes: bytes,
+    sigs: Sequence[str],
+    now: datetime,
+    *,
+    published_at: datetime | None = None,
+    where: str | None = None,
+) -> set[str]:
+    """Key ids of the delegated, unrevoked maintainers whose signatures meet the plugin's threshold.
+
+    ``published_at`` (from the registry's history) lets signatures by a key revoked later count,
+    only where the revocation keeps prior releases.
+    """
+    return _verify_maintainer_signed(
+        root, plugin_name, manifest_bytes, sigs, now, published_at, "plugin", where
+    )
+
+
+def verify_yank_signatures(
+    root: Root,
+    plugin_name: str,
+    yank_bytes: bytes,
+    sigs: Sequence[str],
+    now: datetime,
+    *,
+    where: str | None = None,
+) -> set[str]:
+    """A yank needs the same delegation and threshold as a release of the plugin."""
+    return _verify_maintainer_signed(root, plugin_name, yank_bytes, sigs, now, None, "yank", where)
+
+
+__all__ = [
+    "BadRootVersionError",
+    "BadSignatureError",
+    "Candidate",
+    "ExpiredRootError",
+    "LegacySignatureError",
+    "Maintainer",
+    "MalformedSignatureError",
+    "PluginNameMismatchError",
+    "RegistryToolError",
+    "Revocation",
+    "RevokedKeyError",
+    "Role",
+    "Root",
+    "RootContinuityError",
+    "RootFormatError",
+    "Tally",
+    "ThresholdNotMetError",
+    "UnauthorizedSignerError",
+    "format_time",
+    "parse_time",
+    "pattern_matches",
+    "tally_signatures",
+    "verify_index_signatures",
+    "verify_release_signatures",
+    "verify_root_chain",
+    "verify_root_self",
+    "verify_root_step",
+    "verify_threshold",
+    "verify_yank_signatures",
+]
