@@ -1,9 +1,95 @@
-"""CLI commands for the ci area (thin wrappers over the library)."""
+"""CLI commands for the ci area: ``ci check`` (index pull requests) and ``init`` (scaffold an index)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from registry_tool._cli import FormatOption, emit, handle_errors
+from registry_tool.report import OutputFormat, markdown_summary, to_sarif
+
+ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True)
+
+
+@ci_app.command("check")
+@handle_errors
+def check_command(
+    base: Annotated[
+        str,
+        typer.Option(
+            "--base", help="Base ref or commit; the root and registry.toml are read as they are there."
+        ),
+    ],
+    index: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Index directories to check (default: ./index if it has registry.toml, else .)."),
+    ] = None,
+    fmt: FormatOption = OutputFormat.text,
+    allow_escalation: Annotated[
+        bool,
+        typer.Option("--allow-escalation", help="New permissions/imports were approved: report, don't fail."),
+    ] = False,
+    shard: Annotated[
+        str, typer.Option("--shard", help="Check only shard i of n of the changed releases, e.g. 2/4.")
+    ] = "1/1",
+    sarif_file: Annotated[
+        Path | None, typer.Option("--sarif-file", help="Also write SARIF 2.1.0 here (for code scanning).")
+    ] = None,
+    summary_file: Annotated[
+        Path | None, typer.Option("--summary-file", help="Also append the Markdown summary here.")
+    ] = None,
+) -> None:
+    """Check what HEAD changes in an index since --base: signatures, digests, smoke runs, immutability,
+    version order, permission escalation, regressions. Exit 1 when the pull request must not merge."""
+    from registry_tool import __version__
+    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request
+
+    options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard))
+    report = check_pull_request(Path.cwd(), list(index or []), options)
+    if sarif_file is not None:
+        sarif_file.write_text(json.dumps(to_sarif(report, __version__), indent=2, sort_keys=True) + "\n")
+    if summary_file is not None:
+        with summary_file.open("a", encoding="utf-8") as fh:
+            fh.write(markdown_summary(report))
+    emit(report, fmt)
+
+
+@handle_errors
+def init_command(
+    directory: Annotated[
+        Path, typer.Argument(help="Directory of the new index repository (created if missing).")
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Registry name (default: the directory name).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Name of the host application the plugins extend.")
+    ] = "host",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", help="Where Pages serves the site (default: https://OWNER.github.io/NAME/)."
+        ),
+    ] = None,
+    keys_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys-dir",
+            help="Where to write the new secret keys (default: DIR.keys next to DIR, outside git).",
+        ),
+    ] = None,
+) -> None:
+    """Scaffold an index repository: registry.toml, a fresh signed root, PR-check and publish workflows."""
+    from registry_tool.ci.scaffold import init_index
+
+    result = init_index(directory, name=name, host=host, base_url=base_url, keys_dir=keys_dir)
+    typer.echo(result.next_steps())
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.add_typer(ci_app, name="ci")
+    app.command("init")(init_command)

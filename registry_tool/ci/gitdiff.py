@@ -1,0 +1,163 @@
+"""What changed between a base ref and HEAD, read with plain git subprocesses.
+
+The PR check needs three things from git: the list of changed paths (``git diff --name-status -z
+REF...HEAD``, i.e. against the merge base, so commits that landed on the base branch meanwhile
+are not blamed on the PR), the bytes of a file as it is at REF (``git show REF:path``), and the
+names under a directory at REF (``git ls-tree``).  The HEAD side is the working tree.
+
+Renames are disabled on purpose: moving a published release is a removal plus an addition, and
+both halves must be judged.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+
+from registry_tool.errors import UsageError
+
+
+class GitError(UsageError):
+    """git is missing, the directory is not a repository, or a ref does not resolve."""
+
+    code = "git"
+
+
+class ChangeKind(StrEnum):
+    added = "A"
+    modified = "M"
+    deleted = "D"
+    type_changed = "T"
+
+
+@dataclass(frozen=True, order=True)
+class Change:
+    """One changed file, path relative to the repository root (POSIX separators)."""
+
+    path: str
+    kind: ChangeKind
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return PurePosixPath(self.path).parts
+
+
+class GitRepo:
+    """A git checkout; every call is one short git subprocess."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def discover(cls, path: Path) -> GitRepo:
+        top = _run(["git", "rev-parse", "--show-toplevel"], cwd=path, what=f"{path} is not in a git checkout")
+        return cls(Path(top.decode().strip()))
+
+    def git(self, *args: str, what: str) -> bytes:
+        return _run(["git", *args], cwd=self.root, what=what)
+
+    def resolve(self, ref: str) -> str:
+        """The full commit id of ``ref``; a usage error naming the ref when it does not exist."""
+        if ref.startswith("-"):
+            raise GitError(f"base ref {ref!r} looks like an option", fix="pass a branch, tag or commit id")
+        out = self.git(
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{ref}^{{commit}}",
+            what=f"base ref {ref!r} does not name a commit in {self.root}",
+        )
+        return out.decode().strip()
+
+    def changes(self, base: str, pathspecs: list[str]) -> list[Change]:
+        """Files changed on HEAD since its merge base with ``base``, sorted by path."""
+        out = self.git(
+            "-c",
+            "core.quotepath=off",
+            "diff",
+            "--name-status",
+            "-z",
+            "--no-renames",
+            "--no-ext-diff",
+            f"{base}...HEAD",
+            "--",
+            *pathspecs,
+            what=f"cannot diff {base}...HEAD",
+        )
+        fields = out.split(b"\0")
+        changes: list[Change] = []
+        for status, path in zip(fields[0::2], fields[1::2], strict=False):
+            if not status:
+                continue
+            kind = ChangeKind(status.decode()[0])
+            changes.append(Change(path.decode("utf-8", "surrogateescape"), kind))
+        return sorted(changes)
+
+    def show(self, ref: str, path: str) -> bytes | None:
+        """The bytes of ``path`` at ``ref``, or None when it does not exist there."""
+        proc = subprocess.run(
+            ["git", "cat-file", "blob", f"{ref}:{path}"], cwd=self.root, capture_output=True, check=False
+        )
+        return proc.stdout if proc.returncode == 0 else None
+
+    def list_files(self, ref: str, directory: str) -> list[str]:
+        """Every file under ``directory`` at ``ref`` (recursive, repo-relative paths)."""
+        out = self.git(
+            "-c",
+            "core.quotepath=off",
+            "ls-tree",
+            "-r",
+            "-z",
+            "--name-only",
+            ref,
+            "--",
+            directory.rstrip("/") + "/",
+            what=f"cannot list {directory} at {ref}",
+        )
+        return sorted(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)
+
+    def list_dirs(self, ref: str, directory: str) -> list[str]:
+        """Names of the immediate subdirectories of ``directory`` at ``ref``."""
+        out = self.git(
+            "ls-tree",
+            "-z",
+            "-d",
+            "--name-only",
+            ref,
+            "--",
+            directory.rstrip("/") + "/",
+            what=f"cannot list {directory} at {ref}",
+        )
+        return sorted(PurePosixPath(p.decode()).name for p in out.split(b"\0") if p)
+
+    def export(self, ref: str, directory: str, dest: Path) -> list[Path]:
+        """Write the files under ``directory`` at ``ref`` into ``dest`` (same relative layout)."""
+        written: list[Path] = []
+        prefix = directory.rstrip("/") + "/"
+        for path in self.list_files(ref, directory):
+            data = self.show(ref, path)
+            if data is None:  # a submodule or symlink entry; nothing we would verify
+                continue
+            target = dest / path[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written.append(target)
+        return written
+
+
+def _run(cmd: list[str], *, cwd: Path, what: str) -> bytes:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError as err:
+        raise GitError("git is not installed or not on PATH", fix="install git") from err
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(
+            what + (f" ({detail[-1]})" if detail else ""),
+            where=str(cwd),
+            fix="fetch the base branch (actions/checkout with fetch-depth: 0) and check the ref name",
+        )
+    return proc.stdout

@@ -1,0 +1,183 @@
+"""``registry-tool init DIR``: scaffold a new index repository.
+
+The repository gets registry.toml, a fresh root (version 1, signed by its new root key), the
+PR-check and publish workflows and a README.  The new secret keys are written OUTSIDE the
+repository (``DIR.keys`` by default, mode 0600) so a careless ``git add -A`` cannot publish them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from registry_tool.errors import UsageError
+from registry_tool.signing.minisign import SecretKey
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+SECRET_NAME = "REGISTRY_INDEX_KEY"  # noqa: S105 (the secret's name, not its value)
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+
+# template file -> path in the new repository
+_FILES = {
+    "registry.toml": "index/registry.toml",
+    "github/workflows/pr-check.yml": ".github/workflows/pr-check.yml",
+    "github/workflows/publish.yml": ".github/workflows/publish.yml",
+    "README.md": "README.md",
+    "gitignore": ".gitignore",
+}
+
+
+class ScaffoldError(UsageError):
+    """The target directory or the options do not allow a new index here."""
+
+    code = "init"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    directory: Path
+    keys_dir: Path
+    root_key_id: str
+    index_key_id: str
+    files: tuple[str, ...]
+    git_initialised: bool
+
+    def next_steps(self) -> str:
+        d, k = self.directory, self.keys_dir
+        lines = [
+            f"Created a plugin index repository in {d}:",
+            *(f"  {f}" for f in self.files),
+            "",
+            f"Secret keys were written OUTSIDE the repository, to {k} (mode 0600):",
+            f"  root.key   root key {self.root_key_id}: move it to offline storage; it signs root changes",
+            f"  index.key  index key {self.index_key_id}: the publish workflow signs registry.json with it",
+            "",
+            "Next steps:",
+            f"  1. Commit and push:  cd {d} && git add -A && git commit -m 'New plugin index'",
+            "     then create the GitHub repository and `git push -u origin main`.",
+            f"  2. Add the repository secret {SECRET_NAME} with the content of {k / 'index.key'}:",
+            f"       gh secret set {SECRET_NAME} < {k / 'index.key'}",
+            "     (or Settings > Secrets and variables > Actions > New repository secret).",
+            "  3. Enable GitHub Pages: Settings > Pages > Build and deployment > Source: GitHub Actions.",
+            "  4. Protect main: require the 'PR check' status and a review; add CODEOWNERS for .github/ and",
+            "     index/root/.",
+            "  5. Delegate plugins to maintainer keys with a new root version signed by the root key",
+            "     (index/root/2.root.json); the PR check reports it as a root change.",
+        ]
+        return "\n".join(lines)
+
+
+def render_template(name: str, values: dict[str, str]) -> str:
+    """A template with its ``@@KEY@@`` placeholders filled (``${{ }}`` in workflows stays as is)."""
+    text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace(f"@@{key}@@", value)
+    if "@@" in text:
+        raise AssertionError(f"unfilled placeholder in template {name}")
+    return text
+
+
+def init_index(
+    directory: Path,
+    *,
+    name: str | None = None,
+    host: str = "host",
+    base_url: str | None = None,
+    keys_dir: Path | None = None,
+    now: datetime | None = None,
+) -> InitResult:
+    """Create the index repository in ``directory`` (which must be missing or empty)."""
+    from registry_tool import __version__
+    from registry_tool.manifest import load_registry_config
+    from registry_tool.trust.editing import DEFAULT_ROOT_VALIDITY, init_root_dir, new_root, sign_root_dir
+
+    directory = directory.resolve()
+    name = name or directory.name.lower()
+    _check_target(directory, name, host)
+    keys_dir = (keys_dir or directory.with_name(directory.name + ".keys")).resolve()
+    if keys_dir.is_relative_to(directory):
+        raise ScaffoldError(
+            f"--keys-dir {keys_dir} is inside the new repository",
+            fix="keep secret keys outside the repository, e.g. the default DIR.keys",
+        )
+    for existing in ("root.key", "index.key"):
+        if (keys_dir / existing).exists():
+            raise ScaffoldError(
+                f"{keys_dir / existing} already exists",
+                fix="choose another --keys-dir; keys are never overwritten",
+            )
+    values = {
+        "NAME": name,
+        "HOST": host,
+        "BASE_URL": base_url or f"https://OWNER.github.io/{name}/",
+        "REGISTRY_TOOL_VERSION": __version__,
+    }
+    written: list[str] = []
+    for template, target in _FILES.items():
+        path = directory / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_template(template, values), encoding="utf-8")
+        written.append(target)
+    (directory / "index" / "plugins").mkdir(parents=True, exist_ok=True)
+    (directory / "index" / "plugins" / ".gitkeep").write_bytes(b"")
+    load_registry_config(directory / "index" / "registry.toml")  # the template must stay valid
+
+    root_key, index_key = SecretKey.generate(), SecretKey.generate()
+    _write_secret(keys_dir, "root.key", root_key.dump(None, comment=f"{name} root key"))
+    _write_secret(keys_dir, "index.key", index_key.dump(None, comment=f"{name} index key"))
+    (keys_dir / "root.pub").write_text(root_key.public_key.to_text(), encoding="utf-8")
+    (keys_dir / "index.pub").write_text(index_key.public_key.to_text(), encoding="utf-8")
+
+    expires = (now or datetime.now(UTC)) + DEFAULT_ROOT_VALIDITY
+    root_dir = directory / "index" / "root"
+    init_root_dir(root_dir, new_root(name, [root_key.public_key], [index_key.public_key], expires=expires))
+    sig = sign_root_dir(root_dir, root_key)
+    written += ["index/root/1.root.json", f"index/root/{sig.name}"]
+    return InitResult(
+        directory=directory,
+        keys_dir=keys_dir,
+        root_key_id=root_key.key_id,
+        index_key_id=index_key.key_id,
+        files=tuple(written),
+        git_initialised=_git_init(directory),
+    )
+
+
+def _check_target(directory: Path, name: str, host: str) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise ScaffoldError(f"{directory} is a file", where=str(directory), fix="pass a new directory")
+    if directory.is_dir() and any(p.name != ".git" for p in directory.iterdir()):
+        raise ScaffoldError(
+            f"{directory} is not empty", where=str(directory), fix="run init on a new or empty directory"
+        )
+    for label, value in (("--name", name), ("--host", host)):
+        if not _NAME.match(value):
+            raise ScaffoldError(
+                f"{label} {value!r} is not a valid name",
+                fix="use 2-64 characters: lower-case letters, digits, '-' and '_', starting with a letter",
+            )
+
+
+def _write_secret(keys_dir: Path, name: str, data: bytes) -> None:
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # O_EXCL: never overwrite a key; 0600 from creation, not chmod'ed after the bytes are written.
+    fd = os.open(keys_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _git_init(directory: Path) -> bool:
+    inside = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True, check=False
+    )
+    if inside.returncode == 0:
+        return False
+    try:
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=directory, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False  # git missing: the files are there, the user can `git init` themselves
+    return True

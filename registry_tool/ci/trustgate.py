@@ -1,0 +1,218 @@
+"""The root of trust as it is at the base ref, and the two questions the PR check asks it.
+
+1. Is this release (or yank) signed by enough maintainers the BASE root delegates the plugin to?
+   A PR that adds its own key to the root gains nothing: its releases are judged by the old root.
+2. Is a new root version proposed by the PR a valid next step of the chain (continuity, the
+   old and the new root thresholds)?  Either way the PR is reported as a root change.
+
+The base chain itself is verified from version 1 (self-signed) step by step, so a corrupted base
+fails closed instead of silently trusting whatever is newest.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from registry_tool.ci.gitdiff import GitRepo
+from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.report import Finding, Severity
+from registry_tool.signing.release import read_signatures, signature_paths
+from registry_tool.trust.root import (
+    Root,
+    verify_release_signatures,
+    verify_root_step,
+    verify_threshold,
+    verify_yank_signatures,
+)
+
+_ROOT_FILE = re.compile(r"^([1-9][0-9]*)\.root\.json$")
+
+
+class BaseRootError(UsageError):
+    """The root at the base ref is missing or does not verify: nothing can be judged against it."""
+
+    code = "base-root"
+
+
+@dataclass
+class Verdict:
+    findings: list[Finding] = field(default_factory=list)
+    signers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RootChange:
+    findings: list[Finding] = field(default_factory=list)
+    summary: str = ""
+
+
+def _root_versions(names: list[str]) -> list[int]:
+    return sorted(int(m.group(1)) for n in names if (m := _ROOT_FILE.match(Path(n).name)))
+
+
+class TrustGate:
+    def __init__(self, root: Root, now: datetime) -> None:
+        self.root = root
+        self.now = now
+
+    @classmethod
+    def at_ref(cls, repo: GitRepo, ref: str, root_dir: str, now: datetime) -> TrustGate:
+        """Export ``root_dir`` at ``ref`` and verify its chain 1 -> N (expiry is judged per use)."""
+        versions = _root_versions(repo.list_files(ref, root_dir))
+        if not versions:
+            raise BaseRootError(
+                f"no root metadata ({root_dir}/1.root.json) at {ref[:12]}",
+                where=root_dir,
+                fix="initialise the index with `registry-tool init` and commit the root to the base branch",
+            )
+        with tempfile.TemporaryDirectory(prefix="registry-tool-root-") as tmp:
+            base = Path(tmp)
+            repo.export(ref, root_dir, base)
+            try:
+                return cls(_verify_chain(base, versions, root_dir), now)
+            except CheckFailed as err:
+                raise BaseRootError(
+                    f"the root at {ref[:12]} does not verify: {err.what}",
+                    where=err.where or root_dir,
+                    fix="repair the base branch's root before checking pull requests",
+                ) from None
+
+    # ---------------------------------------------------------------- releases and yanks
+
+    def verify_release(self, signed_file: Path, rel: str, name: str, version: str) -> Verdict:
+        verdict = Verdict()
+        sig_paths = signature_paths(signed_file)
+        if not sig_paths:
+            verdict.findings.append(
+                Finding(
+                    rule="signature",
+                    message=f"{Path(rel).name} has no signature ({Path(rel).name}.minisig)",
+                    file=rel,
+                    line=1,
+                    fix="sign it with a maintainer key delegated for the plugin: `registry-tool sign`",
+                )
+            )
+            return verdict
+        sig_rel = str(Path(rel).parent / sig_paths[0].name)
+        data = signed_file.read_bytes()
+        sigs = read_signatures(signed_file)
+        verify = verify_yank_signatures if signed_file.name == "yank.toml" else verify_release_signatures
+        try:
+            verdict.signers = sorted(verify(self.root, name, data, sigs, self.now, where=sig_rel))
+        except RegistryToolError as err:
+            verdict.findings.append(
+                Finding(
+                    rule="signature",
+                    message=f"[{err.code}] {err.what} (checked against root version {self.root.version} "
+                    "at the base ref)",
+                    file=sig_rel,
+                    line=1,
+                    fix=err.fix,
+                )
+            )
+        return verdict
+
+    # ---------------------------------------------------------------- root changes
+
+    def check_new_root(self, head_root_dir: Path, root_rel: str) -> RootChange:
+        """Judge the root versions above the base's, as they are in the working tree."""
+        change = RootChange()
+        names = [p.name for p in head_root_dir.iterdir()] if head_root_dir.is_dir() else []
+        new_versions = [v for v in _root_versions(names) if v > self.root.version]
+        if not new_versions:
+            change.summary = f"root files changed, version stays {self.root.version}"
+            return change
+        current = self.root
+        for version in new_versions:
+            path = head_root_dir / f"{version}.root.json"
+            rel = f"{root_rel}/{version}.root.json"
+            try:
+                nxt = verify_root_step(current, path.read_bytes(), read_signatures(path), where=rel)
+            except RegistryToolError as err:
+                change.findings.append(
+                    Finding(
+                        rule="root-signature",
+                        message=f"[{err.code}] root version {version} is not a valid successor of "
+                        f"version {current.version}: {err.what}",
+                        file=rel,
+                        line=1,
+                        fix=err.fix
+                        or f"sign {version}.root.json with a threshold of the root keys of version "
+                        f"{current.version} AND of version {version}",
+                    )
+                )
+                change.summary = f"root {self.root.version} -> {version} (INVALID)"
+                break
+            change.summary = f"root {self.root.version} -> {nxt.version}: " + _describe(current, nxt)
+            current = nxt
+        else:
+            if current.is_expired(self.now):
+                change.findings.append(
+                    Finding(
+                        rule="root-signature",
+                        message=f"root version {current.version} is already expired",
+                        file=f"{root_rel}/{current.version}.root.json",
+                        line=1,
+                        fix="set a future `expires` and re-sign",
+                    )
+                )
+        change.findings.append(
+            Finding(
+                rule="root-change",
+                message=f"ROOT CHANGE: {change.summary}",
+                severity=Severity.warning,
+                file=f"{root_rel}/{new_versions[0]}.root.json",
+                line=1,
+                fix="a registry owner must review every key, delegation and threshold change",
+            )
+        )
+        return change
+
+
+def _verify_chain(base: Path, versions: list[int], root_dir: str) -> Root:
+    if versions != list(range(1, versions[-1] + 1)):
+        raise CheckFailed(f"root versions {versions} are not consecutive from 1", where=root_dir)
+    first = base / "1.root.json"
+    root = Root.parse(first.read_bytes(), where=f"{root_dir}/1.root.json")
+    verify_threshold(root.role("root"), root.raw, read_signatures(first), subject="root version 1")
+    for version in versions[1:]:
+        path = base / f"{version}.root.json"
+        root = verify_root_step(
+            root, path.read_bytes(), read_signatures(path), where=f"{root_dir}/{path.name}"
+        )
+    return root
+
+
+def _describe(old: Root, new: Root) -> str:
+    parts: list[str] = []
+    for mid in sorted(set(new.maintainers) - set(old.maintainers)):
+        m = new.maintainers[mid]
+        parts.append(
+            f"maintainer '{mid}' added ({', '.join(k.key_id for k in m.keys)} for {', '.join(m.plugins)})"
+        )
+    for mid in sorted(set(old.maintainers) - set(new.maintainers)):
+        parts.append(f"maintainer '{mid}' removed")
+    for mid in sorted(set(old.maintainers) & set(new.maintainers)):
+        a, b = old.maintainers[mid], new.maintainers[mid]
+        if a.plugins != b.plugins or {k.raw for k in a.keys} != {k.raw for k in b.keys}:
+            parts.append(f"maintainer '{mid}' changed (plugins {', '.join(b.plugins)})")
+    for role in ("root", "index"):
+        a_role, b_role = old.roles[role], new.roles[role]
+        if {k.raw for k in a_role.keys} != {
+            k.raw for k in b_role.keys
+        } or a_role.threshold != b_role.threshold:
+            parts.append(
+                f"{role} role {len(a_role.keys)} key(s)/threshold {a_role.threshold} -> "
+                f"{len(b_role.keys)} key(s)/threshold {b_role.threshold}"
+            )
+    if old.plugin_thresholds != new.plugin_thresholds:
+        parts.append("plugin thresholds changed")
+    for r in new.revoked[len(old.revoked) :]:
+        parts.append(f"key {r.key.key_id} revoked")
+    if new.expires != old.expires:
+        parts.append(f"expires {new.expires:%Y-%m-%dT%H:%M:%SZ}")
+    return "; ".join(parts) or "no key or delegation changes"

@@ -1,0 +1,223 @@
+"""Every workflow, the composite action and the pre-commit hooks: schema-valid, lint-clean, hardened.
+
+The hardening rules are checked on the parsed YAML, so a future edit that adds an unpinned
+action, drops ``persist-credentials: false`` or expands a PR-controlled string in a shell
+command fails here, not in a security review.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from registry_tool.ci.scaffold import TEMPLATE_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+TEMPLATE_WORKFLOWS = sorted(TEMPLATE_DIR.glob("**/*.yml"))
+ALL_WORKFLOWS = WORKFLOWS + TEMPLATE_WORKFLOWS
+ACTION = REPO / "action.yml"
+HOOKS = REPO / ".pre-commit-hooks.yaml"
+
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+# Contexts an outsider controls in a pull_request run (GitHub's script-injection list, plus inputs
+# of the composite action, which come from whatever the caller passes).
+UNTRUSTED = re.compile(r"\$\{\{[^}]*\b(github\.event|github\.head_ref|inputs\.|matrix\.|env\.)", re.S)
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(REPO)) for p in paths]
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _steps(doc: dict[Any, Any]) -> list[dict[str, Any]]:
+    if "runs" in doc:
+        return list(doc["runs"]["steps"])
+    return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_expected_files_exist() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert {"pr-check.yml", "publish.yml", "ci.yml"} <= names
+    assert {p.name for p in TEMPLATE_WORKFLOWS} >= {"pr-check.yml", "publish.yml"}
+    assert ACTION.is_file() and HOOKS.is_file()
+
+
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=_ids(ALL_WORKFLOWS))
+def test_workflow_matches_github_schema(path: Path) -> None:
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_action_matches_github_schema() -> None:
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(ACTION)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    # The schema test above must be able to fail: `runs-on` misspelled, `steps` not a list.
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  x:\n    run-on: ubuntu-24.04\n    steps: {}\n")
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad)],
+        capture_output=True,
+    )
+    assert proc.returncode == 1
+
+
+def _actionlint() -> str | None:
+    found = shutil.which("actionlint")
+    fallback = Path.home() / "go" / "bin" / "actionlint"
+    return found or (str(fallback) if fallback.is_file() else None)
+
+
+@pytest.mark.skipif(_actionlint() is None, reason="actionlint is not installed")
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=_ids(ALL_WORKFLOWS))
+def test_actionlint_clean(path: Path) -> None:
+    proc = subprocess.run([str(_actionlint()), "-no-color", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(_actionlint() is None, reason="actionlint is not installed")
+def test_actionlint_catches_injection(tmp_path: Path) -> None:
+    wf = tmp_path / ".github" / "workflows" / "bad.yml"
+    wf.parent.mkdir(parents=True)
+    wf.write_text(
+        "on: pull_request\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
+    proc = subprocess.run([str(_actionlint()), "-no-color", str(wf)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "untrusted" in proc.stdout
+
+
+@pytest.mark.parametrize("path", [*ALL_WORKFLOWS, ACTION], ids=_ids([*ALL_WORKFLOWS, ACTION]))
+def test_every_action_pinned_by_sha_with_version_comment(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    uses = [s["uses"] for s in _steps(_load(path)) if "uses" in s]
+    assert uses, "expected at least one action"
+    for ref in uses:
+        assert SHA_PIN.match(ref), f"{ref} is not pinned by a full commit SHA"
+        assert re.search(re.escape(ref) + r" # v\d", text), f"{ref} lacks a '# vX' comment"
+
+
+@pytest.mark.parametrize("path", [*ALL_WORKFLOWS, ACTION], ids=_ids([*ALL_WORKFLOWS, ACTION]))
+def test_no_untrusted_expression_in_shell(path: Path) -> None:
+    for step in _steps(_load(path)):
+        if "run" in step:
+            assert not UNTRUSTED.search(step["run"]), f"expression in run: {step['run']!r}"
+            assert "${{" not in step["run"], "pass values through env, not ${{ }} in run"
+
+
+@pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=_ids(ALL_WORKFLOWS))
+def test_least_privilege_and_no_persisted_credentials(path: Path) -> None:
+    doc = _load(path)
+    assert doc.get("permissions") == {}, "top-level permissions must be {} (jobs opt in)"
+    allowed = {"contents": "read", "security-events": "write", "pages": "write", "id-token": "write"}
+    for name, job in doc["jobs"].items():
+        perms = job.get("permissions")
+        assert isinstance(perms, dict), f"job {name} must declare its permissions"
+        for scope, level in perms.items():
+            assert allowed.get(scope) == level, f"job {name}: {scope}: {level} is not needed"
+        for step in job.get("steps", []):
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_the_check_detects_injection_and_unpinned_actions() -> None:
+    # The rules used above, applied to known-bad snippets, must fire.
+    assert UNTRUSTED.search('echo "${{ github.event.pull_request.head.ref }}"')
+    assert UNTRUSTED.search("echo ${{ inputs.paths }}")
+    assert not SHA_PIN.match("actions/checkout@v4")
+    assert not SHA_PIN.match("actions/checkout@11bd719")
+
+
+def _on(doc: dict[Any, Any]) -> dict[str, Any]:
+    # PyYAML (YAML 1.1) reads the bare key `on` as the boolean True.
+    on = doc.get("on", doc.get(True))
+    assert isinstance(on, dict)
+    return on
+
+
+def test_pr_check_runs_the_tool_and_uploads_sarif() -> None:
+    for path in (REPO / ".github/workflows/pr-check.yml", TEMPLATE_DIR / "github/workflows/pr-check.yml"):
+        doc = _load(path)
+        on = _on(doc)
+        assert "index/**" in on["pull_request"]["paths"]
+        runs = " ".join(s.get("run", "") for s in _steps(doc))
+        assert "registry-tool ci check" in runs and "--format github" in runs
+        assert "--allow-escalation" in runs and "--sarif-file" in runs
+        uploads = [s for s in _steps(doc) if "upload-sarif" in s.get("uses", "")]
+        assert uploads and uploads[0]["with"]["sarif_file"] == "registry-tool.sarif"
+        assert "pull_request_target" not in on, "pull_request_target would run PR code with secrets"
+
+
+def test_publish_keeps_the_key_secret() -> None:
+    for path in (REPO / ".github/workflows/publish.yml", TEMPLATE_DIR / "github/workflows/publish.yml"):
+        doc = _load(path)
+        on = _on(doc)
+        assert on["push"]["branches"] == ["main"] and on["schedule"]
+        steps = _steps(doc)
+        key_steps = [s for s in steps if "secrets." in str(s.get("env", ""))]
+        assert len(key_steps) == 1, "the secret is exposed to exactly one step"
+        script = key_steps[0]["run"]
+        assert "umask 077" in script.split("printf")[0], "umask must be set before the key is written"
+        assert not re.search(r"echo[^\n]*\$REGISTRY_INDEX_KEY\b", script), "never echo the key"
+        assert any("rm -f" in s.get("run", "") and s.get("if") == "always()" for s in steps)
+        uses = [s.get("uses", "").split("@")[0] for s in steps]
+        for action in ("actions/configure-pages", "actions/upload-pages-artifact", "actions/deploy-pages"):
+            assert action in uses
+        runs = " ".join(s.get("run", "") for s in steps)
+        assert "registry-tool build" in runs
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    runs = [s.get("run", "") for s in _steps(_load(REPO / ".github/workflows/ci.yml"))]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "make test" in readme and "make test" in runs
+
+
+def test_action_inputs_and_exit_code() -> None:
+    doc = _load(ACTION)
+    assert doc["runs"]["using"] == "composite"
+    assert {"base-ref", "format", "paths"} <= set(doc["inputs"])
+    script = _steps(doc)[-1]["run"]
+    assert 'exit "$code"' in script and "GITHUB_OUTPUT" in script
+    assert "--summary-file" in script
+
+
+def _hook_regex(hook: dict[str, Any]) -> re.Pattern[str]:
+    return re.compile(hook["files"])
+
+
+def test_pre_commit_hooks() -> None:
+    hooks = yaml.safe_load(HOOKS.read_text(encoding="utf-8"))
+    by_id = {h["id"]: h for h in hooks}
+    assert set(by_id) == {"registry-tool-validate", "registry-tool-smoke"}
+    for hook in hooks:
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        assert hook["language"] == "python"  # pre-commit installs this repository as the package
+        assert hook["entry"].split()[0] == "registry-tool"
+        files = _hook_regex(hook)
+        assert files.search("plugins/x/1.0.0/plugin.toml") and files.search("plugin.toml")
+        assert not files.search("plugin.toml.minisig") and not files.search("myplugin.toml")
+    assert by_id["registry-tool-validate"]["entry"] == "registry-tool validate"
+    assert by_id["registry-tool-smoke"]["entry"] == "registry-tool smoke"
