@@ -1,0 +1,769 @@
+"""``registry-tool build``: the index in, a static signed site out.
+
+The build reads the index (registry.toml, the root chain, every release), validates and
+verifies everything, checks the result against the previously published registry
+(immutability, rollback), writes the site into a staging folder and swaps it into
+place.  Nothing is written to SITE unless every check passed.
+
+Per release the work is: list files, validate the manifest and module (the same rules as
+``validate``), verify maintainer signatures against the root, run the smoke tests, hash
+the files.  The incremental cache (``cache.py``) skips all of it for unchanged releases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from registry_tool import __version__
+from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
+from registry_tool.registry import site as site_io
+from registry_tool.registry.cache import BuildCache, content_key, stat_print
+from registry_tool.registry.document import (
+    REGISTRY_JSON,
+    FileRef,
+    Limits,
+    RegistryDocument,
+    RegistryInfo,
+    Release,
+    SmokeFigure,
+    format_time,
+    is_safe_name,
+    is_safe_version,
+    parse_registry,
+    release_path,
+)
+from registry_tool.report import CheckResult, Finding, Report, Severity
+
+ProgressFn = Callable[[int, int, str], None]
+MANIFEST = "plugin.toml"
+YANK = "yank.toml"
+_ROOT_RE = re.compile(r"^([1-9][0-9]{0,8})\.root\.json$")
+_ROOT_SIG_RE = re.compile(r"^([1-9][0-9]{0,8})\.root\.json(\.[0-9A-F]{16})?\.minisig$")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class BuildRefusedError(CheckFailed):
+    """The index has problems; carries the full report so every problem is shown at once."""
+
+    code = "build-refused"
+
+    def __init__(self, report: Report) -> None:
+        problems = [(r, f) for r, f in report.findings() if f.severity is Severity.error]
+        first = problems[0][1] if problems else None
+        bad = sum(1 for r in report.results if not r.ok)
+        what = f"build refused: {len(problems)} problem(s) in {bad} subject(s)"
+        if first:
+            what += f"; first: {first.text()}"
+        super().__init__(what, where=Location(first.file) if first and first.file else None)
+        self.report = report
+
+
+class RollbackError(CheckFailed):
+    """The registry version (or the root version) would not increase over the published one."""
+
+    code = "rollback"
+
+
+class PublishedReleaseChangedError(CheckFailed):
+    code = "published-release-changed"
+
+
+class PublishedReleaseRemovedError(CheckFailed):
+    code = "published-release-removed"
+
+
+class UnsafeIndexPathError(CheckFailed):
+    code = "unsafe-path"
+
+
+class RootChainError(CheckFailed):
+    code = "root-chain"
+
+
+class IndexKeyError(UsageError):
+    """The key given with --key is not an index key of the current root."""
+
+    code = "not-an-index-key"
+
+
+# --------------------------------------------------------------------------- inputs and results
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    index: Path
+    out: Path
+    keys: list[Any]  # registry_tool.signing.SecretKey, the index key(s)
+    now: datetime  # document clock (SOURCE_DATE_EPOCH when set)
+    verify_now: datetime | None = None  # clock for expiry checks; defaults to ``now``
+    previous: str | None = None  # folder or URL of the published site
+    registry_version: int | None = None
+    smoke: bool = True
+    cache_path: Path | None = None  # None: no cache
+    progress: ProgressFn | None = None
+
+
+@dataclass
+class BuildResult:
+    site: Path
+    document: RegistryDocument
+    previous_version: int | None
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    warnings: list[Finding] = field(default_factory=list)
+
+    def report(self) -> Report:
+        doc = self.document
+        result = CheckResult(subject=str(self.site), findings=list(self.warnings), file=REGISTRY_JSON)
+        result.data = {
+            "registry_version": doc.version,
+            "previous_version": self.previous_version,
+            "root_version": doc.root_version,
+            "generated_at": doc.generated_at,
+            "expires_at": doc.expires_at,
+            "plugins": len(doc.plugins),
+            "releases": sum(len(v) for v in doc.plugins.values()),
+            "yanked": sum(1 for r in doc.releases() if r.is_yanked),
+            "counts": dict(sorted(self.counts.items())),
+            "seconds": round(self.seconds, 3),
+            "text_lines": [
+                f"registry version {doc.version} (previous {self.previous_version}), "
+                f"root v{doc.root_version}",
+                f"{sum(len(v) for v in doc.plugins.values())} releases of {len(doc.plugins)} plugins, "
+                f"expires {doc.expires_at}",
+                "cache: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())),
+            ],
+        }
+        return Report(command="build", results=[result])
+
+
+@dataclass
+class _Release:
+    """A release folder found in the index."""
+
+    name: str
+    version: str
+    path: Path
+    files: list[tuple[str, Path]]  # (name relative to the release folder, path), sorted
+
+
+@dataclass
+class _Prepared:
+    """What the build derived from one release: its registry.json entry and the files to publish."""
+
+    entry: dict[str, Any]  # Release.to_json() without published_at
+    files: dict[str, tuple[str, int]]  # published file name -> (sha256, size)
+    data: dict[str, bytes] = field(default_factory=dict)  # file contents read this build (empty: cached)
+    cached: dict[str, Any] | None = None  # the cache entry (holds the site files' stat prints)
+
+
+# --------------------------------------------------------------------------- root chain
+
+
+@dataclass(frozen=True)
+class RootChain:
+    root: Any  # registry_tool.trust.Root, the newest verified root
+    roots: dict[int, Any]  # version -> verified Root
+    files: list[tuple[str, Path]]  # every root file and signature, to copy byte for byte
+    digest: str
+
+
+def load_root_chain(index: Path, now: datetime) -> RootChain:
+    """Verify root 1 (self-signed) and every step 1 -> N; the newest root must not be expired."""
+    from registry_tool.signing import read_signatures
+    from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify_threshold
+
+    folder = index / "root"
+    if not folder.is_dir():
+        raise RootChainError(f"{folder} does not exist", where=str(folder), fix="create it with `root init`")
+    versions: dict[int, Path] = {}
+    files: list[tuple[str, Path]] = []
+    for entry in sorted(p.name for p in folder.iterdir()):
+        path = folder / entry
+        if m := _ROOT_RE.match(entry):
+            versions[int(m.group(1))] = path
+        elif not _ROOT_SIG_RE.match(entry):
+            continue
+        if path.is_symlink() or not path.is_file():
+            raise UnsafeIndexPathError(
+                f"{path} is not a regular file", where=str(path), fix="replace the symlink"
+            )
+        files.append((f"root/{entry}", path))
+    if not versions or sorted(versions) != list(range(1, len(versions) + 1)):
+        raise RootChainError(
+            f"root versions {sorted(versions)} in {folder} are not 1..N without gaps",
+            where=str(folder),
+            fix="keep every root version in root/ so clients can walk the chain",
+        )
+    digest = hashlib.sha256()
+    for relname, path in files:
+        digest.update(relname.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    first = versions[1].read_bytes()
+    root = Root.parse(first, where=str(versions[1]))
+    verify_threshold(
+        root.role("root"),
+        first,
+        read_signatures(versions[1]),
+        subject="root version 1",
+        where=str(versions[1]),
+    )
+    roots = {1: root}
+    for n in range(2, len(versions) + 1):
+        path = versions[n]
+        root = verify_root_step(root, path.read_bytes(), read_signatures(path), where=str(path))
+        roots[n] = root
+    if root.is_expired(now):
+        raise ExpiredRootError(
+            f"root version {root.version} expired at {format_time(root.expires)}",
+            where=str(versions[root.version]),
+            fix="publish a new root version before building",
+        )
+    return RootChain(root=root, roots=roots, files=files, digest=digest.hexdigest())
+
+
+# --------------------------------------------------------------------------- scanning the index
+
+
+def scan_releases(index: Path) -> list[_Release]:
+    """Every ``plugins/<name>/<version>/`` folder, refusing unsafe names and symlinks."""
+    plugins = index / "plugins"
+    found: list[_Release] = []
+    if not plugins.is_dir():
+        return found
+    for name in sorted(p.name for p in plugins.iterdir()):
+        name_dir = plugins / name
+        if name.startswith("."):
+            continue
+        _check_dir(name_dir, is_safe_name(name), f"plugin name {name!r}", "^[a-z][a-z0-9_-]{1,63}$")
+        for version in sorted(p.name for p in name_dir.iterdir()):
+            if version.startswith("."):
+                continue
+            rel_dir = name_dir / version
+            _check_dir(rel_dir, is_safe_version(version), f"version {version!r}", "strict semver, no '+'")
+            found.append(_Release(name, version, rel_dir, _list_files(rel_dir)))
+    return found
+
+
+def _check_dir(path: Path, safe: bool, what: str, rule: str) -> None:
+    if path.is_symlink():
+        raise UnsafeIndexPathError(
+            f"{path} is a symlink", where=str(path), fix="replace it with a real folder"
+        )
+    if not safe:
+        raise UnsafeIndexPathError(
+            f"{what} in {path.parent} is not allowed in a published path",
+            where=str(path),
+            fix=f"rename the folder ({rule})",
+        )
+    if not path.is_dir():
+        raise UnsafeIndexPathError(f"{path} is not a folder", where=str(path), fix="remove it from plugins/")
+
+
+def _list_files(folder: Path) -> list[tuple[str, Path]]:
+    """Every file under a release folder (tests read input files too), symlinks refused."""
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath)
+        for d in dirnames:
+            if (base / d).is_symlink():
+                raise UnsafeIndexPathError(f"{base / d} is a symlink", where=str(base / d), fix="remove it")
+        for f in filenames:
+            path = base / f
+            if path.is_symlink() or not path.is_file():
+                raise UnsafeIndexPathError(
+                    f"{path} is a symlink or special file",
+                    where=str(path),
+                    fix="replace it with a regular file",
+                )
+            out.append((path.relative_to(folder).as_posix(), path))
+    out.sort()
+    return out
+
+
+# --------------------------------------------------------------------------- one release
+
+
+def _published_names(rel: _Release, artifact: str) -> list[str]:
+    """Files of the release folder that go to the site: manifest, wasm, yank, all signatures."""
+    names = {MANIFEST, artifact}
+    for f, _ in rel.files:
+        if "/" in f:
+            continue
+        if site_io.is_signature_of(f, MANIFEST) or f == YANK or site_io.is_signature_of(f, YANK):
+            names.add(f)
+    return sorted(names)
+
+
+def prepare_release(
+    rel: _Release, config: Any, chain: RootChain, published_at: datetime, now: datetime, smoke: bool
+) -> _Prepared:
+    """Validate, verify, smoke and hash one release (the slow path); raises on any problem."""
+    from registry_tool.manifest import load_manifest, validate_release
+    from registry_tool.manifest.errors import FindingsError
+    from registry_tool.signing import read_signatures
+    from registry_tool.trust import verify_release_signatures
+
+    check = validate_release(rel.path, config)
+    if not check.ok:
+        raise FindingsError(f"release {rel.name} {rel.version} is not valid", check.findings)
+    manifest_path = rel.path / MANIFEST
+    manifest = load_manifest(manifest_path, config)
+    where = str(manifest_path)
+    if (manifest.name, manifest.version) != (rel.name, rel.version):
+        raise UnsafeIndexPathError(
+            f"plugin.toml says {manifest.name} {manifest.version} "
+            f"but lives in plugins/{rel.name}/{rel.version}",
+            where=Location(file=where, field="plugin.name"),
+            fix="move the release to plugins/<name>/<version>/",
+        )
+    manifest_bytes = manifest_path.read_bytes()
+    sigs = read_signatures(manifest_path)
+    # Also checks that a trusted comment naming a plugin/version names this one.
+    signers = verify_release_signatures(
+        chain.root, rel.name, manifest_bytes, sigs, now, published_at=published_at, where=where
+    )
+    yanked = _read_yank(rel, chain, now)
+    names = _published_names(rel, manifest.artifact.file)
+    data = {n: (rel.path / n).read_bytes() for n in names}
+    files = {n: (hashlib.sha256(b).hexdigest(), len(b)) for n, b in data.items()}
+    wasm_sha, wasm_size = files[manifest.artifact.file]
+    if (wasm_sha, wasm_size) != (manifest.artifact.sha256, manifest.artifact.size):
+        raise CheckFailed(
+            f"{manifest.artifact.file} does not match the sha256/size pinned in plugin.toml",
+            where=Location(file=where, field="artifact.sha256"),
+            fix="restore the wasm file or re-sign the release",
+        )
+    figures = _smoke(manifest, config, where) if smoke else None
+    limits = manifest.limits
+    entry = Release(
+        name=rel.name,
+        version=rel.version,
+        description=manifest.description,
+        license=manifest.license,
+        abi=manifest.abi,
+        host=manifest.host_range,
+        exports=tuple(manifest.exports),
+        permissions=tuple(sorted(manifest.permissions)),
+        limits=Limits(
+            fuel=int(limits.fuel or 0),
+            memory=int(limits.memory or 0),
+            wall_time_ms=round((limits.wall_time or 0) * 1000),
+        ),
+        manifest=FileRef(release_path(rel.name, rel.version, MANIFEST), *files[MANIFEST]),
+        wasm=FileRef(release_path(rel.name, rel.version, manifest.artifact.file), wasm_sha, wasm_size),
+        signers=tuple(sorted(signers)),
+        published_at="",
+        yanked=yanked,
+        smoke=figures,
+        authors=tuple(manifest.authors),
+        keywords=tuple(manifest.keywords),
+        homepage=manifest.homepage,
+        repository=manifest.repository,
+    ).to_json()
+    del entry["published_at"]
+    return _Prepared(entry=entry, files=files, data=data)
+
+
+def _read_yank(rel: _Release, chain: RootChain, now: datetime) -> str | None:
+    """The reason from a maintainer-signed yank.toml, or None; an unsigned yank is refused."""
+    from registry_tool.signing import manifest_identity, read_signatures
+    from registry_tool.trust import verify_yank_signatures
+
+    path = rel.path / YANK
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    where = str(path)
+    if manifest_identity(data, where=where, table="yank") != (rel.name, rel.version):
+        raise CheckFailed(
+            f"yank.toml names another release than {rel.name} {rel.version}",
+            where=Location(file=where, field="yank.name"),
+            fix="write the release's own name and version in [yank]",
+        )
+    verify_yank_signatures(chain.root, rel.name, data, read_signatures(path), now, where=where)
+    reason = tomllib.loads(data.decode("utf-8"))["yank"].get("reason", "")
+    return str(reason)
+
+
+def _smoke(manifest: Any, config: Any, where: str) -> tuple[SmokeFigure, ...]:
+    from registry_tool.sandbox import smoke_release
+
+    outcomes = smoke_release(manifest, config, cache=True)
+    failed = [o for o in outcomes if not o.passed]
+    if failed:
+        o = failed[0]
+        raise CheckFailed(
+            f"smoke test {o.name!r} ended in {o.outcome.value}, expected {o.expected}"
+            + (f" ({o.detail})" if o.detail else "")
+            + (f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""),
+            where=Location(file=where, field="tests"),
+            fix="run `registry-tool smoke` on the release and fix the plugin or its [[tests]]",
+        )
+    return tuple(SmokeFigure(o.name, o.fuel_consumed, o.peak_memory_bytes) for o in outcomes)
+
+
+# --------------------------------------------------------------------------- previous registry
+
+
+def load_previous(spec: str, chain: RootChain) -> RegistryDocument:
+    """The published registry, its signature checked under the root it names."""
+    from registry_tool.trust import verify_index_signatures
+
+    index_ids = sorted({k.key_id for r in chain.roots.values() for k in r.role("index").keys})
+    published = site_io.read_site(spec, index_ids)
+    doc = parse_registry(published.data)
+    root = chain.roots.get(doc.root_version)
+    if root is None:
+        raise RollbackError(
+            f"the published registry was built under root v{doc.root_version}, "
+            f"but the index has root versions 1..{chain.root.version}",
+            where=published.source,
+            fix="build from an up-to-date checkout of the index",
+        )
+    verify_index_signatures(root, published.data, published.signatures, where=published.source)
+    return doc
+
+
+def immutability_findings(
+    previous: RegistryDocument, prepared: dict[tuple[str, str], _Prepared], allow_backports: bool
+) -> list[Finding]:
+    """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
+    from registry_tool.manifest.versions import parse_version
+
+    out: list[Finding] = []
+    for old in previous.releases():
+        key = (old.name, old.version)
+        where = f"plugins/{old.name}/{old.version}"
+        new = prepared.get(key)
+        if new is None:
+            out.append(
+                Finding(
+                    PublishedReleaseRemovedError.code,
+                    f"release {old.name} {old.version} was published in registry v{previous.version} "
+                    "and is missing from the index",
+                    file=where,
+                    fix="restore it; to withdraw a release, add a maintainer-signed yank.toml instead",
+                )
+            )
+            continue
+        for kind, ref in (("manifest", old.manifest), ("wasm", old.wasm)):
+            got = new.entry[kind]
+            if (got["path"], got["sha256"], got["size"]) != (ref.path, ref.sha256, ref.size):
+                out.append(
+                    Finding(
+                        PublishedReleaseChangedError.code,
+                        f"{ref.path} changed since it was published (sha256 {ref.sha256[:16]}…, "
+                        f"now {got['sha256'][:16]}…)",
+                        file=f"{where}/{Path(got['path']).name}",
+                        fix="published releases are immutable: restore the bytes and publish a new version",
+                    )
+                )
+    if not allow_backports:
+        newest: dict[str, Any] = {}
+        for old in previous.releases():
+            v = parse_version(old.version)
+            newest[old.name] = max(newest.get(old.name, v), v)
+        for name, version in sorted(prepared):
+            if (
+                previous.get(name, version) is None
+                and name in newest
+                and parse_version(version) < newest[name]
+            ):
+                out.append(
+                    Finding(
+                        "version-goes-down",
+                        f"new release {name} {version} is older than the published {newest[name]}",
+                        file=f"plugins/{name}/{version}",
+                        fix="publish a higher version, or set [index] allow_backports = true "
+                        "in registry.toml",
+                    )
+                )
+    return out
+
+
+def next_version(previous: RegistryDocument | None, now: datetime, requested: int | None) -> int:
+    """Previous + 1, or the UTC timestamp as YYYYMMDDHHMMSS when larger; never <= previous."""
+    floor = int(now.strftime("%Y%m%d%H%M%S"))
+    if previous is not None:
+        floor = max(floor, previous.version + 1)
+    version = requested if requested is not None else floor
+    if previous is not None and version <= previous.version:
+        raise RollbackError(
+            f"registry version {version} is not above the published version {previous.version}",
+            where=REGISTRY_JSON,
+            fix=f"omit --registry-version, or pass one above {previous.version}",
+        )
+    if version < 1:
+        raise UsageError(f"registry version {version} must be positive", fix="pass a positive version")
+    return version
+
+
+# --------------------------------------------------------------------------- signing and writing
+
+
+def sign_registry(data: bytes, keys: list[Any], root: Any, name: str, version: int) -> dict[str, str]:
+    """Signature files for registry.json by every index key; the root's index threshold must be met."""
+    from registry_tool.signing import sign_bytes
+    from registry_tool.trust import verify_index_signatures
+
+    if not keys:
+        raise UsageError("no index key given", fix="pass --key INDEX_KEY")
+    index_ids = {k.key_id for k in root.role("index").keys}
+    out: dict[str, str] = {}
+    for i, key in enumerate(keys):
+        if key.key_id not in index_ids:
+            raise IndexKeyError(
+                f"key {key.key_id} is not an index key of root v{root.version} "
+                f"(index keys: {', '.join(sorted(index_ids)) or 'none'})",
+                fix="sign with an index key listed in the root, or rotate keys with `root rotate-keys`",
+            )
+        comment = f"registry:{name}\tversion:{version}\tfile:{REGISTRY_JSON}"
+        text = sign_bytes(
+            key, data, trusted_comment=comment, untrusted_comment=f"registry-tool index key {key.key_id}"
+        )
+        out[f"{REGISTRY_JSON}.minisig" if i == 0 else f"{REGISTRY_JSON}.{key.key_id}.minisig"] = text
+    verify_index_signatures(root, data, list(out.values()))
+    return out
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _site_print(path: Path) -> list[int]:
+    st = path.lstat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path) -> None:
+    """Write a release's files: bytes read this build, else a hard link to the identical old site file.
+
+    An old site file is reused only if it still has the size, mtime and inode recorded when
+    this tool wrote it (and the cache says its digest is unchanged); otherwise the index file
+    is read again and must still have the digest the build verified.
+    """
+    folder = staged / "plugins" / rel.name / rel.version
+    prints: dict[str, Any] = prep.cached.setdefault("site", {}) if prep.cached is not None else {}
+    for name, (sha, size) in sorted(prep.files.items()):
+        dst = folder / name
+        if name in prep.data:
+            _write(dst, prep.data[name])
+        else:
+            src = old_site / "plugins" / rel.name / rel.version / name
+            recorded = prints.get(name)
+            if recorded is not None and recorded[0] == size and _safe_print(src) == recorded:
+                _link_or_copy(src, dst)
+            else:
+                data = (rel.path / name).read_bytes()
+                if hashlib.sha256(data).hexdigest() != sha or len(data) != size:
+                    raise CheckFailed(
+                        f"{rel.path / name} changed during the build",
+                        where=str(rel.path / name),
+                        fix="run the build again when nothing is writing to the index",
+                    )
+                _write(dst, data)
+        prints[name] = _site_print(dst)
+
+
+def _safe_print(path: Path) -> list[int] | None:
+    try:
+        return None if path.is_symlink() else _site_print(path)
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def build_site(opts: BuildOptions) -> BuildResult:
+    """Build and atomically publish SITE from the index (see module docstring)."""
+    from registry_tool.manifest import load_registry_config
+
+    started = time.perf_counter()
+    verify_now = opts.verify_now or opts.now
+    index = opts.index
+    if not index.is_dir():
+        raise UsageError(f"{index} is not a folder", where=str(index), fix="pass the index folder")
+    site_io.recover_interrupted(opts.out)
+    site_io.check_site_target(opts.out)
+    config = load_registry_config(index)
+    chain = load_root_chain(index, verify_now)
+    previous = load_previous(opts.previous, chain) if opts.previous else None
+    if previous is not None and previous.root_version > chain.root.version:
+        raise RollbackError(
+            f"the published registry uses root v{previous.root_version}, newer than the index's root "
+            f"v{chain.root.version}",
+            fix="build from an up-to-date checkout of the index",
+        )
+    releases = scan_releases(index)
+    cache = BuildCache(opts.cache_path)
+    context = f"{__version__}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
+    generated_at = format_time(opts.now)
+    prepared: dict[tuple[str, str], _Prepared] = {}
+    report = Report(command="build")
+    counts = {"verified": 0, "cached": 0, "smoked": 0}
+    for i, rel in enumerate(releases):
+        if opts.progress:
+            opts.progress(i, len(releases), f"{rel.name} {rel.version}")
+        old = previous.get(rel.name, rel.version) if previous else None
+        published = old.published_at if old else generated_at
+        try:
+            prepared[(rel.name, rel.version)] = _prepare_cached(
+                rel, config, chain, published, old is None, verify_now, opts.smoke, cache, context, counts
+            )
+        except RegistryToolError as err:
+            findings = getattr(err, "findings", None) or [Finding.from_error(err)]
+            report.results.append(CheckResult(subject=f"{rel.name} {rel.version}", findings=findings))
+    if opts.progress:
+        opts.progress(len(releases), len(releases), "signing")
+    if previous is not None:
+        problems = immutability_findings(previous, prepared, config.allow_backports)
+        if problems:
+            report.results.append(CheckResult(subject="previous registry", findings=problems))
+    if report.results:
+        raise BuildRefusedError(report)
+    version = next_version(previous, opts.now, opts.registry_version)
+    document = _document(config, chain, prepared, previous, version, opts.now, generated_at)
+    data = document.to_bytes()
+    signatures = sign_registry(data, opts.keys, chain.root, config.name, version)
+    staged = site_io.staging_dir(opts.out)
+    try:
+        for rel in releases:
+            _stage_release(staged, rel, prepared[(rel.name, rel.version)], opts.out)
+        for relname, path in chain.files:
+            _write(staged / relname, path.read_bytes())
+        _write(staged / REGISTRY_JSON, data)
+        for name, text in signatures.items():
+            _write(staged / name, text.encode("utf-8"))
+        site_io.swap_into_place(staged, opts.out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    cache.keep_only({f"{r.name}/{r.version}" for r in releases})
+    cache.save()
+    warnings = []
+    if document.expires() <= verify_now:
+        warnings.append(
+            Finding(
+                "expired-on-arrival",
+                f"registry.json expires at {document.expires_at}, which is already past",
+                severity=Severity.warning,
+                file=REGISTRY_JSON,
+                fix="unset SOURCE_DATE_EPOCH or run `registry-tool resign`",
+            )
+        )
+    return BuildResult(
+        site=opts.out,
+        document=document,
+        previous_version=previous.version if previous else None,
+        counts=counts,
+        seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )
+
+
+def _prepare_cached(
+    rel: _Release,
+    config: Any,
+    chain: RootChain,
+    published_at: str,
+    is_new: bool,
+    now: datetime,
+    smoke: bool,
+    cache: BuildCache,
+    context: str,
+    counts: dict[str, int],
+) -> _Prepared:
+    """The release's entry from the cache when its files are unchanged, else ``prepare_release``."""
+    from registry_tool.registry.document import parse_time
+
+    # A new release's verification does not depend on its (moving) publish time unless the root
+    # changes, and the root digest is part of the context.
+    stat_context = f"{context}\0{'new' if is_new else published_at}"
+    key = f"{rel.name}/{rel.version}"
+    hit: dict[str, Any] | None = None
+    stat = stat_print(rel.files) if cache.enabled else []
+    ckey = ""
+    if cache.enabled:
+        hit = cache.by_stat(key, stat, stat_context)
+        if hit is None:
+            ckey = content_key([(n, _sha256_file(p)) for n, p in rel.files], stat_context)
+            hit = cache.by_content(ckey)
+    if hit is not None and not (smoke and hit["entry"]["smoke"] is None):
+        counts["cached"] += 1
+        entry = dict(hit["entry"])
+        if not smoke:
+            entry["smoke"] = None  # --no-smoke records null whatever the cache holds: reproducible
+        cache.put(key, stat, stat_context, ckey or hit["content_key"], hit)
+        return _Prepared(entry=entry, files={k: (v[0], v[1]) for k, v in hit["files"].items()}, cached=hit)
+    prep = prepare_release(rel, config, chain, parse_time(published_at), now, smoke)
+    counts["verified"] += 1
+    counts["smoked"] += int(smoke)
+    if cache.enabled:
+        ckey = ckey or content_key([(n, _sha256_file(p)) for n, p in rel.files], stat_context)
+        prep.cached = {
+            "entry": prep.entry,
+            "files": {k: list(v) for k, v in prep.files.items()},
+            "content_key": ckey,
+            "site": {},
+        }
+        cache.put(key, stat, stat_context, ckey, prep.cached)
+    return prep
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _document(
+    config: Any,
+    chain: RootChain,
+    prepared: dict[tuple[str, str], _Prepared],
+    previous: RegistryDocument | None,
+    version: int,
+    now: datetime,
+    generated_at: str,
+) -> RegistryDocument:
+    from registry_tool.registry.document import document_from_json
+
+    plugins: dict[str, Any] = {}
+    for (name, ver), prep in sorted(prepared.items()):
+        old = previous.get(name, ver) if previous else None
+        entry = dict(prep.entry, published_at=old.published_at if old else generated_at)
+        plugins.setdefault(name, {"versions": {}})["versions"][ver] = entry
+    raw = {
+        "format_version": 1,
+        "version": version,
+        "generated_at": generated_at,
+        "expires_at": format_time(now + timedelta(seconds=config.index_validity)),
+        "root_version": chain.root.version,
+        "registry": RegistryInfo(
+            config.name, config.description, config.base_url, config.host_name, config.host_versions
+        ).to_json(),
+        "plugins": plugins,
+    }
+    # Round-trip through the strict parser: the build never signs what a client would refuse.
+    return document_from_json(raw)

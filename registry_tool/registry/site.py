@@ -1,0 +1,203 @@
+"""The site on disk: staging, the atomic swap into place, and reading a previous site.
+
+A build never writes into SITE.  It fills a staging folder next to SITE (same file
+system) and then exchanges the two in one ``renameat2(RENAME_EXCHANGE)`` call, so a
+static server sees either the old site or the new one, never a mix.  Where the kernel
+lacks that call, two renames are used and the short gap is repaired by the next build
+(``recover_interrupted``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry_tool.errors import CheckFailed, Location, UsageError
+from registry_tool.registry.document import MAX_REGISTRY_BYTES, REGISTRY_JSON
+
+SIG_SUFFIX = ".minisig"
+_KEYID_SIG_RE = re.compile(r"^\.([0-9A-F]{16})\.minisig$")
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+class UnsafeSiteError(UsageError):
+    """SITE is a folder that does not look like a registry site, so it will not be replaced."""
+
+    code = "unsafe-site"
+
+
+class PreviousRegistryError(CheckFailed):
+    """The --previous registry cannot be read."""
+
+    code = "previous-registry"
+
+
+def is_signature_of(entry: str, signed_name: str) -> bool:
+    rest = entry[len(signed_name) :] if entry.startswith(signed_name) else None
+    return rest is not None and (rest == SIG_SUFFIX or bool(_KEYID_SIG_RE.match(rest)))
+
+
+# --------------------------------------------------------------------------- staging and swap
+
+
+def check_site_target(site: Path) -> None:
+    """Refuse to replace a folder that is not a previous site: a typo must not delete a home dir."""
+    if site.is_symlink() or not site.exists():
+        return
+    if not site.is_dir():
+        raise UnsafeSiteError(
+            f"{site} exists and is not a folder", where=str(site), fix="choose another --out"
+        )
+    if any(site.iterdir()) and not (site / REGISTRY_JSON).is_file():
+        raise UnsafeSiteError(
+            f"{site} is a non-empty folder without {REGISTRY_JSON}; refusing to replace it",
+            where=str(site),
+            fix="pass an empty or new folder, or a folder a previous build wrote",
+        )
+
+
+def staging_dir(site: Path) -> Path:
+    site.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{site.name}.build-", dir=site.parent))
+    # mkdtemp makes the folder private (0700); a site is for serving, so use the usual mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    staged.chmod(0o777 & ~umask)
+    return staged
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2); False when unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    res = func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if res == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system or kernel cannot
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def swap_into_place(staged: Path, site: Path) -> None:
+    """Make ``staged`` the new SITE in one step and delete the old site."""
+    _fsync_dir(staged)
+    if not site.exists() and not site.is_symlink():
+        staged.rename(site)
+    elif _exchange(staged, site):
+        shutil.rmtree(staged, ignore_errors=True)  # `staged` now holds the old site
+    else:
+        old = site.parent / f".{site.name}.old-{os.getpid()}"
+        site.rename(old)
+        staged.rename(site)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(site.parent)
+
+
+def recover_interrupted(site: Path) -> None:
+    """Undo what a killed build left behind: stale staging folders, a site moved aside."""
+    parent = site.parent
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(f".{site.name}.old-*"))
+    if olds and not site.exists():
+        olds.pop().rename(site)  # the two-rename fallback was interrupted between its renames
+    for stale in [*olds, *parent.glob(f".{site.name}.build-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- previous site
+
+
+@dataclass(frozen=True)
+class PublishedRegistry:
+    """registry.json of a published site plus its signatures, unverified."""
+
+    source: str
+    data: bytes
+    signatures: list[str]
+
+
+def _is_url(spec: str) -> bool:
+    return urllib.parse.urlsplit(spec).scheme in {"http", "https", "file"}
+
+
+def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
+    """Read registry.json and its signatures from a folder or an http(s)/file URL."""
+    if not _is_url(spec):
+        return _read_dir(Path(spec), spec)
+    parts = urllib.parse.urlsplit(spec)
+    if parts.scheme == "file":
+        return _read_dir(Path(urllib.parse.unquote(parts.path)), spec)
+    base = spec if spec.endswith("/") else spec + "/"
+    data = _fetch(base + REGISTRY_JSON, required=True)
+    assert data is not None
+    sigs = [_fetch(base + REGISTRY_JSON + SIG_SUFFIX, required=False)]
+    sigs += [_fetch(f"{base}{REGISTRY_JSON}.{k}{SIG_SUFFIX}", required=False) for k in index_key_ids]
+    return PublishedRegistry(spec, data, [s.decode("utf-8", "replace") for s in sigs if s is not None])
+
+
+def _read_dir(folder: Path, spec: str) -> PublishedRegistry:
+    path = folder / REGISTRY_JSON
+    if not path.is_file():
+        raise PreviousRegistryError(
+            f"no {REGISTRY_JSON} in the previous site {spec}",
+            where=str(path),
+            fix="point --previous at the published site folder or URL (or omit it for a first build)",
+        )
+    if path.stat().st_size > MAX_REGISTRY_BYTES:
+        raise PreviousRegistryError(f"{path} is larger than {MAX_REGISTRY_BYTES} bytes", where=str(path))
+    from registry_tool.signing import read_signatures
+
+    sigs = read_signatures(path)
+    return PublishedRegistry(spec, path.read_bytes(), sigs)
+
+
+def _fetch(url: str, *, required: bool) -> bytes | None:
+    import requests
+
+    try:
+        with requests.get(url, timeout=(10, 30), stream=True, allow_redirects=False) as resp:
+            if resp.status_code == 404 and not required:
+                return None
+            if resp.status_code != 200:
+                raise PreviousRegistryError(
+                    f"GET {url} answered HTTP {resp.status_code}",
+                    where=Location(file=url),
+                    fix="check the --previous URL (redirects are not followed)",
+                )
+            body = bytearray()
+            for chunk in resp.iter_content(65536):
+                body += chunk
+                if len(body) > MAX_REGISTRY_BYTES:
+                    raise PreviousRegistryError(f"{url} is larger than {MAX_REGISTRY_BYTES} bytes", where=url)
+            return bytes(body)
+    except requests.RequestException as err:
+        raise PreviousRegistryError(
+            f"cannot fetch {url}: {err.__class__.__name__}",
+            where=url,
+            fix="check the network and the --previous URL",
+        ) from None
