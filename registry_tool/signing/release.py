@@ -256,3 +256,20 @@ def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = N
     comment = release_trusted_comment(name, version, YANK, timestamp=timestamp) + "\tyank"
     target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
     return target
+
+
+def sign_path(
+    path: Path, secret: SecretKey, *, trusted_comment: str | None = None, yank: bool = False
+) -> Path:
+    """`registry-tool sign`: a release directory (pin + sign plugin.toml, or yank.toml) or any file."""
+    if path.is_dir():
+        if trusted_comment:
+            raise UsageError(
+                "--trusted-comment is for plain files", fix="a release's comment names its plugin and version"
+            )
+        return sign_yank(path, secret) if yank else sign_release(path, secret)
+    if yank:
+        raise UsageError("--yank needs a release directory", fix="pass the directory holding yank.toml")
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist", fix="give a file or a release directory")
+    return sign_file(path, secret, trusted_comment=trusted_comment)

@@ -347,3 +347,64 @@ def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = Non
 def _never_expired() -> datetime:
     # Intermediate versions may be expired; only the last one is checked against the real time.
     return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_expiry(value: str, now: datetime) -> datetime:
+    """``--expires``: a duration from now (``365d``, ``12w``) or an RFC 3339 UTC time."""
+    if "T" in value:
+        from registry_tool.trust.root import parse_time
+
+        return parse_time(value)
+    from registry_tool.manifest.units import parse_duration
+
+    try:
+        return now + timedelta(seconds=parse_duration(value))
+    except ValueError as exc:
+        raise UsageError(f"--expires: {exc}", fix="use e.g. 365d or 2027-11-21T00:00:00Z") from None
+
+
+def init_registry(
+    root_dir: Path,
+    registry: str,
+    *,
+    root_keys: Sequence[PublicKey] = (),
+    index_keys: Sequence[PublicKey] = (),
+    generate_dir: Path | None = None,
+    generate_root: int = 0,
+    passphrase: bytes | None = None,
+    root_threshold: int = 1,
+    index_threshold: int = 1,
+    expires: datetime,
+) -> tuple[Path, list[Path]]:
+    """Write ``root/1.root.json``; missing root/index keys are generated into ``generate_dir``.
+
+    Returns the root file and the generated secret key files.
+    """
+    from registry_tool.signing.keyfiles import generate_key_files
+
+    generated: list[Path] = []
+    root_list, index_list = list(root_keys), list(index_keys)
+    if (not root_list or not index_list or generate_root) and generate_dir is None:
+        raise UsageError(
+            "root and index keys are needed",
+            fix="pass --root-key/--index-key .pub files or --generate-keys DIR",
+        )
+    if generate_dir is not None:
+        for _ in range(generate_root or (0 if root_list else max(root_threshold, 1))):
+            files = generate_key_files(generate_dir / f"root-{len(root_list) + 1}", passphrase)
+            root_list.append(PublicKey.parse(files.public.read_bytes()))
+            generated.append(files.secret)
+        if not index_list:
+            # The index key signs in CI: it is protected by the CI secret store, like minisign -W keys.
+            files = generate_key_files(generate_dir / "index", passphrase)
+            index_list.append(PublicKey.parse(files.public.read_bytes()))
+            generated.append(files.secret)
+    data = new_root(
+        registry,
+        root_list,
+        index_list,
+        root_threshold=root_threshold,
+        index_threshold=index_threshold,
+        expires=expires,
+    )
+    return init_root_dir(root_dir, data), generated

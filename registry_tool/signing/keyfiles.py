@@ -1,0 +1,114 @@
+"""Key files on disk and passphrases: the I/O edge of signing (the formats are in minisign.py)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry_tool.errors import UsageError
+from registry_tool.signing.minisign import (
+    MEMLIMIT_SENSITIVE,
+    OPSLIMIT_SENSITIVE,
+    UNTRUSTED_PREFIX,
+    PublicKey,
+    SecretKey,
+)
+
+
+class PassphraseError(UsageError):
+    code = "passphrase"
+
+
+def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str = "Passphrase: ") -> bytes:
+    """From the environment variable named ``env_var``, else an interactive prompt; never from argv."""
+    if env_var:
+        value = os.environ.get(env_var)
+        if value is None:
+            raise PassphraseError(
+                f"environment variable {env_var} is not set",
+                fix=f"export {env_var}=... (or omit --passphrase-env to be prompted)",
+            )
+        if not value:
+            raise PassphraseError(
+                f"environment variable {env_var} is empty", fix="set a non-empty passphrase"
+            )
+        return value.encode("utf-8")
+    first = getpass.getpass(prompt)
+    if not first:
+        raise PassphraseError("empty passphrase", fix="enter a passphrase, or use --unencrypted deliberately")
+    if confirm and getpass.getpass("Passphrase (again): ") != first:
+        raise PassphraseError("the passphrases do not match", fix="try again")
+    return first.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class KeyPairFiles:
+    public: Path
+    secret: Path
+    key_id: str
+
+
+def key_paths(name: Path) -> tuple[Path, Path]:
+    return name.with_name(name.name + ".pub"), name.with_name(name.name + ".key")
+
+
+def generate_key_files(
+    name: Path,
+    passphrase: bytes | None,
+    *,
+    force: bool = False,
+    opslimit: int = OPSLIMIT_SENSITIVE,
+    memlimit: int = MEMLIMIT_SENSITIVE,
+) -> KeyPairFiles:
+    """Write ``NAME.pub`` and ``NAME.key`` (mode 0600); ``passphrase=None`` writes an unencrypted key."""
+    pub_path, key_path = key_paths(name)
+    if not force:
+        for path in (pub_path, key_path):
+            if path.exists():
+                raise UsageError(f"{path} already exists", fix="choose another name or pass --force")
+    secret = SecretKey.generate()
+    data = secret.dump(passphrase, opslimit=opslimit, memlimit=memlimit)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    if force and key_path.exists():
+        key_path.unlink()
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    pub_path.write_text(secret.public_key.to_text(), encoding="utf-8")
+    return KeyPairFiles(pub_path, key_path, secret.key_id)
+
+
+def load_public_key(spec: str | Path) -> PublicKey:
+    """A public key from a file path, or the bare base64 key (as ``minisign -P`` takes it)."""
+    text = str(spec)
+    if text.startswith("RW") and len(text) == 56 and not Path(text).exists():
+        return PublicKey.parse(text, where="--pubkey")
+    path = Path(spec)
+    if not path.is_file():
+        raise UsageError(f"public key file {path} does not exist", fix="give a .pub file or the base64 key")
+    data = path.read_bytes()
+    if data.startswith(UNTRUSTED_PREFIX.encode()) and b"secret key" in data.split(b"\n", 1)[0]:
+        raise UsageError(f"{path} is a secret key file", fix="give the .pub file")
+    return PublicKey.parse(data, where=str(path))
+
+
+def load_secret_key(path: Path, passphrase_env: str | None = None) -> SecretKey:
+    """Load a secret key file, asking for the passphrase only if the key is encrypted."""
+    if not path.is_file():
+        raise UsageError(
+            f"secret key file {path} does not exist", fix="create one with `registry-tool key generate`"
+        )
+    data = path.read_bytes()
+    passphrase = read_passphrase(passphrase_env) if SecretKey.is_encrypted(data) else None
+    return SecretKey.load(data, passphrase, where=str(path))
+
+
+def describe_key(path_or_key: str | Path, passphrase_env: str | None = None) -> PublicKey:
+    """The public key of a .pub file, a base64 key, or a .key file (encrypted keys need the passphrase,
+    because minisign encrypts the key number too)."""
+    path = Path(path_or_key)
+    if path.is_file() and b"secret key" in path.read_bytes()[:200].split(b"\n", 1)[0]:
+        return load_secret_key(path, passphrase_env).public_key
+    return load_public_key(path_or_key)

@@ -1,0 +1,155 @@
+"""File-level checks behind `registry-tool verify`: read files, call the pure rules, return a CheckResult."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.signing.minisign import PublicKey, verify_bytes
+from registry_tool.signing.release import (
+    MANIFEST,
+    YANK,
+    artifact_path,
+    check_artifact_pin,
+    manifest_identity,
+    read_signatures,
+    signature_paths,
+)
+from registry_tool.trust.editing import verify_root_dir
+from registry_tool.trust.root import format_time, verify_release_signatures, verify_yank_signatures
+
+
+def verify_file(
+    path: Path, public_key: PublicKey, *, sig: Path | None = None, allow_legacy: bool = False
+) -> CheckResult:
+    """Verify ``path`` with one key, like ``minisign -V`` (signature: ``--sig`` or ``FILE.minisig``)."""
+    result = CheckResult(subject=str(path), file=str(path))
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist", fix="give the signed file")
+    sig_path = sig or path.with_name(path.name + ".minisig")
+    if not sig_path.is_file():
+        raise UsageError(f"signature {sig_path} does not exist", fix="give the signature with --sig")
+    try:
+        verified = verify_bytes(
+            public_key,
+            path.read_bytes(),
+            sig_path.read_bytes(),
+            allow_legacy=allow_legacy,
+            where=str(sig_path),
+        )
+    except CheckFailed as err:
+        result.findings.append(Finding.from_error(err))
+        return result
+    result.data.update(
+        key_id=verified.key_id, trusted_comment=verified.trusted_comment, signature=str(sig_path)
+    )
+    result.data["text_lines"] = [
+        f"signed by {verified.key_id}",
+        f"trusted comment: {verified.trusted_comment}",
+    ]
+    return result
+
+
+def verify_release_dir(
+    release_dir: Path,
+    root_dir: Path,
+    now: datetime,
+    *,
+    trusted: Path | None = None,
+    published_at: datetime | None = None,
+) -> CheckResult:
+    """Walk the root chain, then check the release's maintainer signatures, artifact pin and yank."""
+    if release_dir.name == MANIFEST:
+        release_dir = release_dir.parent
+    manifest = release_dir / MANIFEST
+    result = CheckResult(subject=str(release_dir), file=str(manifest))
+    if not manifest.is_file():
+        raise UsageError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
+    try:
+        root = verify_root_dir(root_dir, now, trusted=trusted)
+        data = manifest.read_bytes()
+        name, version = manifest_identity(data, where=str(manifest))
+        signers = verify_release_signatures(
+            root, name, data, read_signatures(manifest), now, published_at=published_at, where=str(manifest)
+        )
+        doc_file = _artifact_file(data)
+        wasm = artifact_path(release_dir, doc_file, where=str(manifest))
+        if not wasm.is_file():
+            raise CheckFailed(f"artifact {wasm} is missing", where=str(manifest), fix="restore the wasm file")
+        check_artifact_pin(data, wasm.read_bytes(), where=str(manifest))
+    except CheckFailed as err:
+        result.findings.append(Finding.from_error(err))
+        return result
+    result.data.update(plugin=name, version=version, signers=sorted(signers), root_version=root.version)
+    result.data["text_lines"] = [
+        f"{name} {version}: signed by {', '.join(sorted(signers))} (root version {root.version})",
+        f"signatures: {', '.join(p.name for p in signature_paths(manifest))}",
+    ]
+    yank = release_dir / YANK
+    if yank.is_file():
+        try:
+            verify_yank_signatures(root, name, yank.read_bytes(), read_signatures(yank), now, where=str(yank))
+            result.findings.append(
+                Finding("yanked", f"{name} {version} is yanked", Severity.warning, file=str(yank))
+            )
+        except CheckFailed as err:
+            result.findings.append(Finding.from_error(err))
+    return result
+
+
+def _artifact_file(manifest_bytes: bytes) -> str:
+    import tomllib
+
+    artifact = tomllib.loads(manifest_bytes.decode("utf-8")).get("artifact")
+    file = artifact.get("file") if isinstance(artifact, dict) else None
+    if not isinstance(file, str):
+        raise CheckFailed("the manifest has no [artifact] file", fix="add [artifact] file and re-sign")
+    return file
+
+
+def verify_root_report(root_dir: Path, now: datetime, *, trusted: Path | None = None) -> Report:
+    """`registry-tool root verify`: the chain verdict, with what the final root says."""
+    result = CheckResult(subject=str(root_dir), file=str(root_dir))
+    try:
+        root = verify_root_dir(root_dir, now, trusted=trusted)
+    except CheckFailed as err:
+        result.findings.append(Finding.from_error(err))
+        return Report("root verify", [result])
+    roles = {
+        name: {"keyids": [k.key_id for k in r.keys], "threshold": r.threshold}
+        for name, r in root.roles.items()
+    }
+    result.data.update(
+        registry=root.registry,
+        version=root.version,
+        expires=format_time(root.expires),
+        roles=roles,
+        maintainers={
+            m.id: {"keyids": [k.key_id for k in m.keys], "plugins": list(m.plugins)}
+            for m in root.maintainers.values()
+        },
+        revoked=[r.key.key_id for r in root.revoked],
+    )
+    lines = [f"registry {root.registry}: root version {root.version}, expires {format_time(root.expires)}"]
+    for name, role in root.roles.items():
+        lines.append(f"{name}: {role.threshold} of {', '.join(k.key_id for k in role.keys)}")
+    for m in root.maintainers.values():
+        lines.append(f"maintainer {m.id}: {', '.join(k.key_id for k in m.keys)} -> {', '.join(m.plugins)}")
+    for r in root.revoked:
+        lines.append(
+            f"revoked {r.key.key_id} at {format_time(r.revoked_at)} (keep prior: {r.keep_prior_releases})"
+        )
+    result.data["text_lines"] = lines
+    if (root.expires - now).days < 30:
+        result.findings.append(
+            Finding(
+                "root-expires-soon",
+                f"root version {root.version} expires at {format_time(root.expires)}",
+                Severity.warning,
+                file=str(root_dir),
+                fix="run `registry-tool root renew` and collect signatures",
+            )
+        )
+    return Report("root verify", [result])
