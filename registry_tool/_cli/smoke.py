@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from registry_tool._cli import FormatOption, emit, handle_errors
+from registry_tool.report import OutputFormat
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("smoke")(smoke)
+
+
+@handle_errors
+def smoke(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Index, plugins/<name> or plugins/<name>/<version> directories.", show_default=False
+        ),
+    ],
+    fmt: FormatOption = OutputFormat.text,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Plugins to run in parallel.")] = 1,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the compiled-module cache.")
+    ] = False,
+) -> None:
+    """Run every plugin's [[tests]] in the sandbox (fuel, memory, time and process limits).
+
+    Exit 0 when every test ends as expected, 1 when any does not, 2 on usage errors.
+    """
+    from registry_tool.sandbox import smoke_paths
+
+    emit(smoke_paths(paths, jobs=jobs, cache=not no_cache), fmt)

@@ -1,0 +1,530 @@
+"""ABI adapters: how a test's input reaches a plugin and how its result comes back.
+
+Each adapter says which import modules it provides and how to invoke a test; the worker does
+everything common (store limits, WASI capture, import gating, classification).  Adding an ABI is
+one more ``Adapter`` subclass in ``ADAPTERS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import wasmtime
+
+WASI_MODULE = "wasi_snapshot_preview1"
+EXTISM_ENV = "extism:host/env"
+EXTISM_USER = "extism:host/user"
+
+
+class MissingExportError(Exception):
+    """The export a test calls is absent or has the wrong kind/type (classified ``missing_export``)."""
+
+
+class LinkRefusedError(Exception):
+    """An import the module is not allowed, or that nothing provides (classified ``link_error``)."""
+
+
+# --------------------------------------------------------------------------- test cases
+
+
+@dataclass
+class Case:
+    """One test, independent of TOML: what to call, with what, and what must come back.
+
+    ``expect_kind`` is ``none``, ``bytes`` (exact), ``text`` (exact, UTF-8), ``regex`` (search in the
+    UTF-8 output) or ``values`` (core results, compared numerically).
+    """
+
+    name: str
+    call: str | None = None
+    args: list[int | float] = field(default_factory=list)
+    input: bytes | None = None
+    argv: list[str] | None = None
+    config: dict[str, str] = field(default_factory=dict)
+    expect_kind: str = "none"
+    expect: Any = None
+    exit_code: int = 0
+    expect_trap: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["input"] = None if self.input is None else base64.b64encode(self.input).decode()
+        if isinstance(self.expect, bytes):
+            data["expect"] = base64.b64encode(self.expect).decode()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Case:
+        data = dict(data)
+        if data.get("input") is not None:
+            data["input"] = base64.b64decode(data["input"])
+        if data.get("expect_kind") == "bytes":
+            data["expect"] = base64.b64decode(data["expect"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ImportRule:
+    """An import pattern (``name`` is fnmatch): from the ABI itself, or from a named permission."""
+
+    module: str
+    name: str = "*"
+    permission: str | None = None
+
+    def matches(self, module: str, name: str) -> bool:
+        return fnmatch.fnmatchcase(module, self.module) and fnmatch.fnmatchcase(name, self.name)
+
+
+@dataclass
+class ImportPolicy:
+    """Which imports a module may have: the same predicate ``validate`` applies.
+
+    A permission's patterns gate an import even when the ABI would allow it (a registry may put
+    ``wasi_snapshot_preview1.sock_*`` behind a permission); it is allowed only if one of the
+    permissions covering it is granted.  Otherwise the ABI's own patterns decide.
+    """
+
+    abi_rules: list[ImportRule] = field(default_factory=list)
+    permission_rules: list[ImportRule] = field(default_factory=list)
+    granted: list[str] = field(default_factory=list)
+
+    def allowed(self, module: str, name: str) -> bool:
+        gates = [r for r in self.permission_rules if r.matches(module, name)]
+        if gates:
+            return any(r.permission in self.granted for r in gates)
+        return any(r.matches(module, name) for r in self.abi_rules)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "abi_rules": [r.__dict__ for r in self.abi_rules],
+            "permission_rules": [r.__dict__ for r in self.permission_rules],
+            "granted": list(self.granted),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportPolicy:
+        return cls(
+            abi_rules=[ImportRule(**r) for r in data["abi_rules"]],
+            permission_rules=[ImportRule(**r) for r in data["permission_rules"]],
+            granted=list(data["granted"]),
+        )
+
+
+#: The ABI's own imports when no registry.toml says otherwise (mirrors registry_tool.manifest).
+DEFAULT_ABI_RULES: dict[str, list[ImportRule]] = {
+    "core": [],
+    "wasi-command": [ImportRule(WASI_MODULE)],
+    "extism": [ImportRule(EXTISM_ENV), ImportRule(WASI_MODULE)],
+    "component": [ImportRule("wasi:*")],
+}
+
+
+@dataclass
+class Produced:
+    """What an adapter got back; ``output`` None means "the captured stdout"."""
+
+    output: bytes | None = None
+    values: list[int | float] | None = None
+    exit_code: int | None = None
+    log: bytes = b""
+    detail: str = ""
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+class Adapter:
+    """The common shape: provided import modules, linking, invocation."""
+
+    name = ""
+    uses_wasi = False
+    default_call: str | None = None
+
+    def provides(self, module: str) -> bool:
+        """Does this ABI implement imports from ``module`` (rather than a permission stub)?"""
+        return self.uses_wasi and module == WASI_MODULE
+
+    def define(self, linker: wasmtime.Linker, case: Case, policy: ImportPolicy) -> Any:
+        """Add the ABI's host functions; returns per-run state handed back to ``invoke``."""
+        return None
+
+    def invoke(self, instance: wasmtime.Instance, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        raise NotImplementedError
+
+
+def _export_func(instance: wasmtime.Instance, store: wasmtime.Store, name: str) -> wasmtime.Func:
+    item = instance.exports(store).get(name)
+    if not isinstance(item, wasmtime.Func):
+        kind = "absent" if item is None else f"a {type(item).__name__.lower()}, not a function"
+        raise MissingExportError(f"export '{name}' is {kind}")
+    return item
+
+
+def _coerce(value: int | float, kind: wasmtime.ValType) -> int | float:
+    if kind in (wasmtime.ValType.i32(), wasmtime.ValType.i64()):
+        if isinstance(value, float) and not value.is_integer():
+            raise MissingExportError(f"argument {value!r} is not an integer but the parameter is {kind}")
+        return int(value)
+    if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
+        return float(value)
+    raise MissingExportError(f"parameter type {kind} is not numeric (core ABI takes i32/i64/f32/f64 only)")
+
+
+def _as_list(result: Any) -> list[int | float]:
+    if result is None:
+        return []
+    if isinstance(result, list | tuple):
+        return list(result)
+    return [result]
+
+
+def format_values(values: list[int | float]) -> bytes:
+    """Core results as text, the form ``expect = "1"`` and ``expect_regex`` are compared with."""
+    return " ".join(repr(v) if isinstance(v, float) else str(v) for v in values).encode()
+
+
+class CoreAdapter(Adapter):
+    name = "core"
+
+    def invoke(self, instance: wasmtime.Instance, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        func = _export_func(instance, store, case.call or "")
+        ty = func.type(store)
+        if case.input is not None:
+            args: list[int | float] = list(self._write_input(instance, store, case.input))
+        else:
+            args = list(case.args)
+        if len(args) != len(ty.params):
+            raise MissingExportError(
+                f"export '{case.call}' takes {len(ty.params)} parameters but the test passes {len(args)}"
+            )
+        coerced = [_coerce(a, k) for a, k in zip(args, ty.params, strict=True)]
+        for kind in ty.results:
+            _coerce(0, kind)  # results must be numeric too
+        values = _as_list(func(store, *coerced))
+        return Produced(output=format_values(values), values=values)
+
+    @staticmethod
+    def _write_input(instance: wasmtime.Instance, store: wasmtime.Store, data: bytes) -> tuple[int, int]:
+        exports = instance.exports(store)
+        alloc = exports.get("alloc") or exports.get("malloc")
+        memory = exports.get("memory")
+        if not isinstance(alloc, wasmtime.Func) or not isinstance(memory, wasmtime.Memory):
+            raise MissingExportError(
+                "a core test with input needs exported 'alloc(len) -> ptr' (or 'malloc') and 'memory'"
+            )
+        ptr = alloc(store, len(data))
+        if not isinstance(ptr, int) or ptr <= 0 or ptr + len(data) > memory.data_len(store):
+            raise MissingExportError(f"'alloc({len(data)})' returned an unusable pointer {ptr!r}")
+        memory.write(store, data, ptr)
+        return ptr, len(data)
+
+
+class WasiCommandAdapter(Adapter):
+    name = "wasi-command"
+    uses_wasi = True
+    default_call = "_start"
+
+    def invoke(self, instance: wasmtime.Instance, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        func = _export_func(instance, store, case.call or "_start")
+        try:
+            func(store)
+        except wasmtime.ExitTrap as exit_trap:
+            # proc_exit is the program's result, not a crash.
+            return Produced(exit_code=exit_trap.code)
+        return Produced(exit_code=0)
+
+
+# --------------------------------------------------------------------------- extism
+
+_I32 = wasmtime.ValType.i32()
+_I64 = wasmtime.ValType.i64()
+_LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4}
+
+
+class ExtismKernel:
+    """The Extism kernel's memory and state, implemented on the host side.
+
+    Offsets are opaque handles into a bump-allocated heap that lives outside the plugin's linear
+    memory, like the real kernel's.  The heap is capped, so a plugin cannot use the host to
+    escape its memory limit: past the cap ``alloc`` returns 0, as Extism's does.
+    """
+
+    HEAP_BASE = 8  # offset 0 is "null"
+
+    def __init__(self, input_bytes: bytes, config: dict[str, str], cap: int, network: bool) -> None:
+        self.heap = bytearray(self.HEAP_BASE)
+        self.blocks: dict[int, int] = {}
+        self.cap = cap
+        self.config = config
+        self.vars: dict[str, bytes] = {}
+        self.network = network
+        self.output = b""
+        self.error_offset = 0
+        self.log = bytearray()
+        self.input_offset = self.alloc(len(input_bytes))
+        self.input = input_bytes
+        self.heap[self.input_offset : self.input_offset + len(input_bytes)] = input_bytes
+
+    # -- memory
+    def alloc(self, length: int) -> int:
+        if length < 0 or len(self.heap) + length > self.cap:
+            return 0
+        offset = len(self.heap)
+        self.heap.extend(bytes(length))
+        self.blocks[offset] = length
+        return offset
+
+    def free(self, offset: int) -> None:
+        self.blocks.pop(offset, None)  # bump allocator: the bytes stay until the run ends
+
+    def length(self, offset: int) -> int:
+        return self.blocks.get(offset, 0)
+
+    def _check(self, offset: int, size: int) -> None:
+        if offset < self.HEAP_BASE or offset + size > len(self.heap):
+            raise wasmtime.WasmtimeError(f"extism: out-of-bounds access of {size} bytes at offset {offset}")
+
+    def read(self, offset: int) -> bytes:
+        length = self.blocks.get(offset)
+        if length is None:
+            raise wasmtime.WasmtimeError(f"extism: offset {offset} is not an allocated block")
+        return bytes(self.heap[offset : offset + length])
+
+    def put(self, data: bytes) -> int:
+        offset = self.alloc(len(data))
+        if offset:
+            self.heap[offset : offset + len(data)] = data
+        return offset
+
+    def load_u8(self, offset: int) -> int:
+        self._check(offset, 1)
+        return self.heap[offset]
+
+    def load_u64(self, offset: int) -> int:
+        self._check(offset, 8)
+        return int(struct.unpack_from("<q", self.heap, offset)[0])
+
+    def store_u8(self, offset: int, value: int) -> None:
+        self._check(offset, 1)
+        self.heap[offset] = value & 0xFF
+
+    def store_u64(self, offset: int, value: int) -> None:
+        self._check(offset, 8)
+        struct.pack_into("<Q", self.heap, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
+
+    # -- input / output / errors
+    def input_load_u8(self, index: int) -> int:
+        if not 0 <= index < len(self.input):
+            raise wasmtime.WasmtimeError(f"extism: input index {index} out of bounds")
+        return self.input[index]
+
+    def input_load_u64(self, index: int) -> int:
+        if index < 0 or index + 8 > len(self.input):
+            raise wasmtime.WasmtimeError(f"extism: input index {index} out of bounds")
+        return int(struct.unpack_from("<q", self.input, index)[0])
+
+    def output_set(self, offset: int, length: int) -> None:
+        self._check(offset, length)
+        self.output = bytes(self.heap[offset : offset + length])
+
+    def error_set(self, offset: int) -> None:
+        if offset:
+            self.read(offset)
+        self.error_offset = offset
+
+    @property
+    def error(self) -> str:
+        return self.read(self.error_offset).decode("utf-8", "replace") if self.error_offset else ""
+
+    # -- config / vars / log / http
+    def config_get(self, offset: int) -> int:
+        value = self.config.get(self.read(offset).decode("utf-8", "replace"))
+        return 0 if value is None else self.put(value.encode())
+
+    def var_get(self, offset: int) -> int:
+        value = self.vars.get(self.read(offset).decode("utf-8", "replace"))
+        return 0 if value is None else self.put(value)
+
+    def var_set(self, key_offset: int, value_offset: int) -> None:
+        key = self.read(key_offset).decode("utf-8", "replace")
+        if value_offset == 0:
+            self.vars.pop(key, None)
+        else:
+            self.vars[key] = self.read(value_offset)
+
+    def log_at(self, level: str) -> Callable[[int], None]:
+        def log(offset: int) -> None:
+            self.log += f"[{level}] ".encode() + self.read(offset) + b"\n"
+
+        return log
+
+    def http_request(self, request: int, body: int) -> int:
+        if not self.network:
+            raise wasmtime.WasmtimeError(
+                "extism: http_request denied: the plugin does not declare the 'network' permission"
+            )
+        # Smoke runs never touch the network: a granted request gets a deterministic empty answer.
+        return 0
+
+
+def _extism_functions(kernel: ExtismKernel) -> dict[str, tuple[list[Any], list[Any], Callable[..., Any]]]:
+    k = kernel
+    functions: dict[str, tuple[list[Any], list[Any], Callable[..., Any]]] = {
+        "input_length": ([], [_I64], lambda: len(k.input)),
+        "input_offset": ([], [_I64], lambda: k.input_offset),
+        "input_load_u8": ([_I64], [_I32], k.input_load_u8),
+        "input_load_u64": ([_I64], [_I64], k.input_load_u64),
+        "length": ([_I64], [_I64], k.length),
+        "length_unsafe": ([_I64], [_I64], k.length),
+        "alloc": ([_I64], [_I64], k.alloc),
+        "free": ([_I64], [], k.free),
+        "output_set": ([_I64, _I64], [], k.output_set),
+        "error_set": ([_I64], [], k.error_set),
+        "error_get": ([], [_I64], lambda: k.error_offset),
+        "load_u8": ([_I64], [_I32], k.load_u8),
+        "load_u64": ([_I64], [_I64], k.load_u64),
+        "store_u8": ([_I64, _I32], [], k.store_u8),
+        "store_u64": ([_I64, _I64], [], k.store_u64),
+        "config_get": ([_I64], [_I64], k.config_get),
+        "var_get": ([_I64], [_I64], k.var_get),
+        "var_set": ([_I64, _I64], [], k.var_set),
+        "http_request": ([_I64, _I64], [_I64], k.http_request),
+        "http_status_code": ([], [_I32], lambda: 0),
+        "http_headers": ([], [_I64], lambda: 0),
+        "get_log_level": ([], [_I32], lambda: _LOG_LEVELS["trace"]),
+    }
+    for level in _LOG_LEVELS:
+        functions[f"log_{level}"] = ([_I64], [], k.log_at(level))
+    return functions
+
+
+@dataclass
+class ExtismState:
+    kernel: ExtismKernel
+
+
+class ExtismAdapter(Adapter):
+    name = "extism"
+
+    def __init__(self, heap_cap: int = 16 * 1024**2) -> None:
+        self.heap_cap = heap_cap
+
+    def provides(self, module: str) -> bool:
+        # extism:host/user (application host functions) is not ours: a granted permission stubs it.
+        return module in (EXTISM_ENV, WASI_MODULE)
+
+    def define(self, linker: wasmtime.Linker, case: Case, policy: ImportPolicy) -> Any:
+        network = "network" in policy.granted
+        kernel = ExtismKernel(case.input or b"", case.config, self.heap_cap, network)
+        for name, (params, results, fn) in _extism_functions(kernel).items():
+            linker.define_func(EXTISM_ENV, name, wasmtime.FuncType(params, results), fn)
+        return ExtismState(kernel)
+
+    def invoke(self, instance: wasmtime.Instance, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        assert isinstance(state, ExtismState)
+        func = _export_func(instance, store, case.call or "")
+        ty = func.type(store)
+        if ty.params or [str(r) for r in ty.results] not in ([], ["i32"]):
+            raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32]")
+        kernel = state.kernel
+        rc = _as_list(func(store))
+        code = int(rc[0]) if rc else 0
+        detail = f"plugin returned {code}: {kernel.error}" if code else ""
+        if not code and kernel.error:
+            detail = f"plugin set an error: {kernel.error}"
+            code = 1
+        return Produced(output=kernel.output, exit_code=code, log=bytes(kernel.log), detail=detail)
+
+
+ADAPTERS: dict[str, Adapter] = {
+    "core": CoreAdapter(),
+    "wasi-command": WasiCommandAdapter(),
+    "extism": ExtismAdapter(),
+}
+
+
+# --------------------------------------------------------------------------- permission-gated host stubs
+
+
+class KeyValueStub:
+    """A deterministic in-memory ``ferrite:keys`` (empty at the start of every test).
+
+    Contract (the sample host's): ``get(key_ptr, key_len, out_ptr, out_cap) -> i32`` copies at most
+    ``out_cap`` bytes and returns the value's full length or -1 when absent;
+    ``set(key_ptr, key_len, val_ptr, val_len) -> i32`` and ``delete(key_ptr, key_len) -> i32``
+    return 0.  Smoke runs never reach a real store.
+    """
+
+    MODULE = "ferrite:keys"
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    @staticmethod
+    def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise wasmtime.WasmtimeError("ferrite:keys needs the module to export its memory as 'memory'")
+        return memory
+
+    def _read(self, caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
+        memory = self._memory(caller)
+        if ptr < 0 or length < 0 or ptr + length > memory.data_len(caller):
+            raise wasmtime.WasmtimeError(f"ferrite:keys: {length} bytes at {ptr} are outside linear memory")
+        return bytes(memory.read(caller, ptr, ptr + length))
+
+    def get(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, out_ptr: int, out_cap: int) -> int:
+        value = self.data.get(self._read(caller, key_ptr, key_len))
+        if value is None:
+            return -1
+        chunk = value[: max(0, out_cap)]
+        self._read(caller, out_ptr, len(chunk))  # bounds check
+        self._memory(caller).write(caller, chunk, out_ptr)
+        return len(value)
+
+    def set(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, val_ptr: int, val_len: int) -> int:
+        self.data[self._read(caller, key_ptr, key_len)] = self._read(caller, val_ptr, val_len)
+        return 0
+
+    def delete(self, caller: wasmtime.Caller, key_ptr: int, key_len: int) -> int:
+        self.data.pop(self._read(caller, key_ptr, key_len), None)
+        return 0
+
+    def function(self, name: str, ty: wasmtime.FuncType) -> Callable[..., Any] | None:
+        arity = {"get": 4, "set": 4, "delete": 2}
+        if name not in arity or [str(p) for p in ty.params] != ["i32"] * arity[name]:
+            return None
+        if [str(r) for r in ty.results] != ["i32"]:
+            return None
+        fn: Callable[..., Any] = getattr(self, name)
+        return fn
+
+
+def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
+    """A deterministic stand-in for any other permission-gated host function: it returns zeros."""
+    zero = [0.0 if str(r) in ("f32", "f64") else 0 for r in ty.results]
+
+    def stub(*_args: Any) -> Any:
+        if not zero:
+            return None
+        return zero[0] if len(zero) == 1 else zero
+
+    return stub
+
+
+def define_stubs(linker: wasmtime.Linker, imports: list[Any]) -> None:
+    """Link every permission-granted import that no ABI provides to its deterministic stub."""
+    keys = KeyValueStub()
+    for imp in imports:
+        name = imp.name or ""
+        special = keys.function(name, imp.type) if imp.module == KeyValueStub.MODULE else None
+        if special is not None:
+            linker.define_func(imp.module, name, imp.type, special, access_caller=True)
+        else:
+            linker.define_func(imp.module, name, imp.type, zero_stub(imp.type))

@@ -1,0 +1,231 @@
+"""The wasmtime engine a smoke run uses, built from the registry's limits and features, and its
+on-disk cache of compiled modules.
+
+Everything here is plain data that crosses the worker-process boundary as JSON, so the parent
+decides the limits and the worker only applies them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from registry_tool.errors import Location, UsageError
+
+#: Wasm proposals the registry can switch; each maps to a ``wasmtime.Config`` attribute.
+FEATURE_FLAGS = {
+    "simd": "wasm_simd",
+    "relaxed_simd": "wasm_relaxed_simd",
+    "bulk_memory": "wasm_bulk_memory",
+    "reference_types": "wasm_reference_types",
+    "multi_value": "wasm_multi_value",
+    "threads": "wasm_threads",
+    "multi_memory": "wasm_multi_memory",
+    "memory64": "wasm_memory64",
+    "tail_call": "wasm_tail_call",
+    "exceptions": "wasm_exceptions",
+    "function_references": "wasm_function_references",
+    "gc": "wasm_gc",
+    "wide_arithmetic": "wasm_wide_arithmetic",
+    "custom_page_sizes": "wasm_custom_page_sizes",
+}
+#: What the registry gets when registry.toml's ``[features]`` says nothing (the MVP-plus set every
+#: mainstream toolchain emits); everything else is off unless enabled.
+DEFAULT_FEATURES = {"simd": True, "bulk_memory": True, "reference_types": True, "multi_value": True}
+
+CACHE_ENV = "REGISTRY_TOOL_CACHE_DIR"
+EPOCH_TICK_S = 0.01
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard limits of one test run (all bytes / seconds / counts)."""
+
+    fuel: int = 50_000_000
+    memory: int = 16 * 1024**2  # per linear memory (Store.set_limits memory_size)
+    wall_time: float = 2.0
+    table_elements: int = 100_000
+    instances: int = 10
+    tables: int = 10
+    memories: int = 1
+    stack: int = 1024**2  # Config.max_wasm_stack
+    output: int = 1024**2  # bytes of stdout and of stderr each
+    compile_timeout: float = 20.0
+    # Worker-process limits: address space and CPU seconds per worker.
+    address_space: int = 4 * 1024**3
+    # Slack the parent adds to wall_time before it kills a worker that ignores its own deadline.
+    kill_margin: float = 3.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Limits:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything that changes generated code, hence the compile-cache key."""
+
+    features: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
+    stack: int = 1024**2
+    component: bool = False
+
+    def normalised_features(self) -> dict[str, bool]:
+        return {name: bool(self.features.get(name, False)) for name in sorted(FEATURE_FLAGS)}
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(
+            {
+                "features": self.normalised_features(),
+                "stack": self.stack,
+                "component": self.component,
+                "wasmtime": wasmtime_version(),
+                "fuel": True,
+                "epoch": True,
+                "reservation": 0,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def wasmtime_version() -> str:
+    from importlib.metadata import version
+
+    return version("wasmtime")
+
+
+class UnsupportedFeaturesError(UsageError):
+    """registry.toml asks for a feature combination this wasmtime build cannot provide."""
+
+    code = "sandbox-unsupported-features"
+
+
+def check_features(spec: EngineSpec) -> None:
+    """Reject combinations wasmtime would abort the process on (it panics instead of erroring)."""
+    features = spec.normalised_features()
+    needs = {
+        "reference_types": [],  # required by the component-model-async support built into wasmtime-py
+        "function_references": ["reference_types"],
+        "gc": ["function_references", "reference_types"],
+    }
+    if not features["reference_types"]:
+        raise UnsupportedFeaturesError(
+            f"wasmtime-py {wasmtime_version()} cannot run with the reference_types proposal disabled",
+            where=Location(field="features.reference_types"),
+            fix="set reference_types = true in registry.toml [features]",
+        )
+    for name, required in needs.items():
+        missing = [r for r in required if features[name] and not features[r]]
+        if missing:
+            raise UnsupportedFeaturesError(
+                f"the {name} proposal needs {', '.join(missing)} enabled as well",
+                where=Location(field=f"features.{name}"),
+                fix=f"enable {', '.join(missing)} or disable {name} in registry.toml [features]",
+            )
+
+
+def make_config(spec: EngineSpec) -> wasmtime.Config:
+    """A Config with fuel, epochs, a bounded stack and exactly the registry's features."""
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.max_wasm_stack = spec.stack
+    # No virtual-memory reservation or guard region: memories take only what they use, so the
+    # worker's RLIMIT_AS bounds real memory and bounds checks are explicit.
+    config.memory_reservation = 0
+    config.memory_guard_size = 0
+    config.memory_reservation_for_growth = 0
+    features = spec.normalised_features()
+    for name, attr in FEATURE_FLAGS.items():
+        setattr(config, attr, features[name])
+    config.wasm_component_model = spec.component
+    return config
+
+
+def make_engine(spec: EngineSpec) -> wasmtime.Engine:
+    return wasmtime.Engine(make_config(spec))
+
+
+# --------------------------------------------------------------------------- compile cache
+
+
+def default_cache_dir() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("registry-tool")) / "modules"
+
+
+def cache_key(wasm: bytes, spec: EngineSpec) -> str:
+    return f"{hashlib.sha256(wasm).hexdigest()}-{spec.fingerprint()}"
+
+
+def _trusted_dir(path: Path) -> bool:
+    """Deserialising a compiled module runs native code, so only a private cache dir is trusted."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return False
+    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+class ModuleCache:
+    """Compiled modules on disk, keyed by module sha256 + engine fingerprint (incl. wasmtime version).
+
+    Files are written atomically (temp file + rename) so parallel workers never see a half file.
+    The directory is created private (0700) and refused if someone else could write to it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _usable(self) -> bool:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            return False
+        return _trusted_dir(self.directory)
+
+    def path_for(self, key: str) -> Path:
+        return self.directory / f"{key}.cwasm"
+
+    def load(self, engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
+        path = self.path_for(key)
+        if not path.is_file() or not self._usable():
+            return None
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(path))
+        except wasmtime.WasmtimeError:
+            path.unlink(missing_ok=True)  # stale or damaged entry: recompile
+            return None
+
+    def store(self, module: wasmtime.Module, key: str) -> bool:
+        if not self._usable():
+            return False
+        data = module.serialize()
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            Path(tmp).replace(self.path_for(key))
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            return False
+        return True

@@ -1,0 +1,436 @@
+"""Orchestration: one supervised worker process per plugin release, plugins in parallel.
+
+The parent never loads untrusted code.  It starts ``registry_tool.sandbox.worker`` in its own
+session, feeds it the job, and reads one JSON line per event under a deadline: the compile phase
+gets ``compile_timeout``, each test ``wall_time + kill_margin``.  A worker that overruns is killed
+(whole process group); one that dies is diagnosed from its exit status and stderr.  Either way the
+test in progress gets its class and the remaining tests continue in a fresh worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.sandbox.abis import Case, ImportPolicy, ImportRule
+from registry_tool.sandbox.engine import EngineSpec, Limits, check_features, default_cache_dir
+from registry_tool.sandbox.outcome import OUTCOME_NAMES, Outcome, TestOutcome, neutralise
+from registry_tool.sandbox.worker import Job
+
+if TYPE_CHECKING:
+    from registry_tool.manifest.config import RegistryConfig
+    from registry_tool.manifest.model import Manifest, TestSpec
+
+_STDERR_TAIL = 2000
+
+
+class SmokeSetupError(CheckFailed):
+    """A release cannot be smoke-run at all (unreadable artifact, unusable test declaration)."""
+
+    code = "smoke-setup"
+
+
+class SmokePathError(UsageError):
+    """A path given to ``smoke`` does not exist."""
+
+    code = "smoke-path"
+
+
+# --------------------------------------------------------------------------- worker supervision
+
+
+@dataclass
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+    selector: selectors.BaseSelector
+    buffer: bytes = b""
+    diagnosis: str | None = None
+
+    def read_event(self, deadline: float) -> dict[str, Any] | None:
+        """The next JSON event, or None at EOF; raises TimeoutError past ``deadline``."""
+        assert self.proc.stdout is not None
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if not self.selector.select(remaining):
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def close(self) -> str:
+        """Reap the process (idempotent); return the tail of its stderr."""
+        if self.diagnosis is not None:
+            return self.diagnosis
+        if self.proc.poll() is None:
+            self.kill()
+        self.selector.close()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self.stderr.seek(0)
+        self.diagnosis = self.stderr.read()[-_STDERR_TAIL:].decode("utf-8", "replace")
+        self.stderr.close()
+        return self.diagnosis
+
+
+def _start_worker(job: Job, start: int) -> _Worker:
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by _Worker, closed in close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry_tool.sandbox.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        start_new_session=True,  # its own process group, so a kill takes any children too
+        env={k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG", "HOME")},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"job": job.to_json(), "start": start}).encode())
+    proc.stdin.close()
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    return _Worker(proc, stderr, selector)
+
+
+def _death(worker: _Worker, tail: str) -> tuple[Outcome, str]:
+    """Why a worker died: out of address space is memory_limit, anything else worker_crashed."""
+    code = worker.proc.returncode
+    how = (
+        f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
+    )
+    lowered = tail.lower()
+    if any(s in lowered for s in ("memory allocation of", "memoryerror", "cannot allocate memory")):
+        return Outcome.memory_limit, f"the worker ran out of address space ({how}): {neutralise(tail[-300:])}"
+    if code is not None and -code == signal.SIGXCPU:
+        return Outcome.timeout, f"the worker exceeded its CPU-time limit ({how})"
+    detail = f"the worker process died ({how})"
+    if tail.strip():
+        detail += f": {neutralise(tail.strip()[-500:])}"
+    return Outcome.worker_crashed, detail
+
+
+def _fail(case: Case, outcome: Outcome, detail: str, wall_ms: float | None = None) -> TestOutcome:
+    return TestOutcome(
+        name=case.name,
+        outcome=outcome,
+        expected=case.expect_trap or Outcome.passed.value,
+        wall_ms=wall_ms,
+        detail=detail,
+    )
+
+
+def run_job(job: Job) -> list[TestOutcome]:
+    """Run every case of ``job`` in supervised workers; always one outcome per case, in order."""
+    results: list[TestOutcome] = []
+    while len(results) < len(job.cases):
+        results += _run_worker(job, len(results))
+    return results
+
+
+def _run_worker(job: Job, start: int) -> list[TestOutcome]:
+    """Outcomes from one worker, from case ``start`` up to the one it finished or died on."""
+    limits, cases = job.limits, job.cases[start:]
+    worker = _start_worker(job, start)
+    try:
+        began = time.monotonic()
+        try:
+            event = worker.read_event(began + limits.compile_timeout)
+        except TimeoutError:
+            worker.kill()
+            detail = f"compilation did not finish within {limits.compile_timeout:g}s; worker killed"
+            return [_fail(c, Outcome.compile_timeout, detail, _ms_since(began)) for c in cases]
+        if event is None:
+            outcome, detail = _death(worker, worker.close())
+            return [_fail(c, outcome, f"while compiling: {detail}") for c in cases]
+        if event["event"] == "compile_error":
+            return [_fail(c, Outcome.compile_error, neutralise(str(event["detail"]))) for c in cases]
+        outcomes: list[TestOutcome] = []
+        for case in cases:
+            began = time.monotonic()
+            try:
+                event = worker.read_event(began + limits.wall_time + limits.kill_margin)
+            except TimeoutError:
+                worker.kill()
+                detail = f"no result within {limits.wall_time + limits.kill_margin:g}s; worker killed"
+                return [*outcomes, _fail(case, Outcome.timeout, detail, _ms_since(began))]
+            if event is None:
+                outcome, detail = _death(worker, worker.close())
+                return [*outcomes, _fail(case, outcome, detail, _ms_since(began))]
+            outcomes.append(TestOutcome.from_json(event["outcome"]))
+        return outcomes
+    finally:
+        worker.close()
+
+
+def _ms_since(began: float) -> float:
+    return (time.monotonic() - began) * 1000
+
+
+# --------------------------------------------------------------------------- manifests -> jobs
+
+_FIXES = {
+    Outcome.wrong_output: "fix the plugin, or the test's expected output if the new output is right",
+    Outcome.exit_code: "the program exited with another code than the test's exit_code",
+    Outcome.out_of_fuel: "make the export cheaper or raise [limits].fuel (capped by the registry's maximum)",
+    Outcome.timeout: "make the export faster or raise [limits].wall_time (capped by the registry's maximum)",
+    Outcome.memory_limit: "use less memory or raise [limits].memory (capped by the registry's maximum)",
+    Outcome.stack_overflow: "reduce recursion depth; the stack is capped by the registry's limits.max.stack",
+    Outcome.trap: "the module trapped; run it locally under wasmtime to debug",
+    Outcome.missing_export: "export the function the test calls, with the ABI's signature",
+    Outcome.link_error: "remove the import or declare the permission that grants it in [permissions]",
+    Outcome.compile_error: "rebuild the module for the wasm features the registry enables",
+    Outcome.compile_timeout: "the module takes too long to compile; reduce its size or function count",
+    Outcome.worker_crashed: "report this: the engine crashed on this module",
+    Outcome.output_limit: "write less to stdout/stderr",
+}
+#: What a test runs when it names no export.
+_DEFAULT_CALL = {"wasi-command": "_start", "component": "wasi:cli/run"}
+
+
+def case_from_spec(spec: TestSpec, abi: str) -> Case:
+    """A worker Case from a manifest ``[[tests]]`` entry (reads input/expect files)."""
+    where = f"{spec.release_dir / 'plugin.toml'}"
+    if spec.expect_trap is not None and spec.expect_trap not in OUTCOME_NAMES:
+        raise SmokeSetupError(
+            f"test '{spec.name}': unknown expect_trap class '{spec.expect_trap}'",
+            where=where,
+            fix=f"use one of: {', '.join(sorted(OUTCOME_NAMES))}",
+        )
+    kind, expect = _expectation(spec)
+    try:
+        data = spec.input_bytes()
+    except (OSError, ValueError) as err:
+        raise SmokeSetupError(f"test '{spec.name}': cannot read its input: {err}", where=where) from None
+    return Case(
+        name=spec.name,
+        call=spec.call or _DEFAULT_CALL.get(abi),
+        args=list(spec.args or ()),
+        input=data,
+        argv=list(spec.argv) if spec.argv is not None else None,
+        config=dict(spec.config),
+        env=dict(spec.env),
+        expect_kind=kind,
+        expect=expect,
+        exit_code=spec.exit_code or 0,
+        expect_trap=spec.expect_trap,
+    )
+
+
+def _expectation(spec: TestSpec) -> tuple[str, Any]:
+    if isinstance(spec.expect, tuple):
+        return "values", list(spec.expect)
+    if spec.expect_regex is not None:
+        return "regex", spec.expect_regex
+    if isinstance(spec.expect, str):
+        return "text", spec.expect
+    try:
+        data = spec.expected_bytes()
+    except (OSError, ValueError) as err:
+        raise SmokeSetupError(
+            f"test '{spec.name}': cannot read its expected output: {err}",
+            where=str(spec.release_dir / "plugin.toml"),
+        ) from None
+    return ("none", None) if data is None else ("bytes", data)
+
+
+def limits_for(manifest: Manifest, config: RegistryConfig) -> Limits:
+    """The manifest's limits over the registry defaults, never above the registry maxima."""
+    effective = manifest.effective_limits(config)
+    cap = config.max_limits
+    base = Limits()
+
+    def pick(name: str, fallback: Any) -> Any:
+        value = getattr(effective, name)
+        value = fallback if value is None else value
+        ceiling = getattr(cap, name)
+        return value if ceiling is None else min(value, ceiling)
+
+    return Limits(
+        fuel=pick("fuel", base.fuel),
+        memory=pick("memory", base.memory),
+        wall_time=pick("wall_time", base.wall_time),
+        table_elements=pick("table_elements", base.table_elements),
+        instances=pick("instances", base.instances),
+        stack=pick("stack", base.stack),
+        memories=4 if config.features.get("multi_memory") else 1,
+    )
+
+
+def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
+    from registry_tool.manifest.config import ABI_BASE_IMPORTS
+
+    return ImportPolicy(
+        abi_rules=[ImportRule(m, n) for m, n in ABI_BASE_IMPORTS.get(manifest.abi, ())],
+        permission_rules=[
+            ImportRule(p.module, p.name, perm.name)
+            for perm in config.permissions.values()
+            for p in perm.imports
+        ],
+        granted=sorted(manifest.permissions),
+    )
+
+
+def job_for(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -> Job:
+    limits = limits_for(manifest, config)
+    spec = EngineSpec(
+        features=dict(config.features), stack=limits.stack, component=manifest.abi == "component"
+    )
+    check_features(spec)
+    size_cap = config.max_limits.module_size
+    try:
+        size = manifest.wasm_path.stat().st_size
+    except OSError as err:
+        raise SmokeSetupError(
+            f"cannot read the artifact {manifest.artifact.file}: {err.strerror}",
+            where=str(manifest.path),
+            fix="build the module and put it beside plugin.toml",
+        ) from None
+    if size_cap is not None and size > size_cap:
+        raise SmokeSetupError(
+            f"{manifest.artifact.file} is {size} bytes, over the registry's module_size of {size_cap}",
+            where=str(manifest.path),
+            fix="shrink the module (wasm-opt -Oz, strip debug info)",
+        )
+    return Job(
+        wasm_path=str(manifest.wasm_path),
+        abi=manifest.abi,
+        cases=[case_from_spec(t, manifest.abi) for t in manifest.tests],
+        limits=limits,
+        engine=spec,
+        policy=policy_for(manifest, config),
+        program=manifest.artifact.file,
+        cache_dir=str(default_cache_dir()) if cache else None,
+    )
+
+
+def smoke_release(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -> list[TestOutcome]:
+    """Run every ``[[tests]]`` entry of one release under the registry's limits."""
+    job = job_for(manifest, config, cache=cache)
+    return run_job(job) if job.cases else []
+
+
+def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResult:
+    """The report entry of one release; ``data["tests"]`` is the stable per-test JSON."""
+    result = CheckResult(
+        subject=f"{manifest.name}@{manifest.version}",
+        file=str(manifest.path),
+        data={
+            "plugin": manifest.name,
+            "version": manifest.version,
+            "abi": manifest.abi,
+            "tests": [o.to_json() for o in outcomes],
+        },
+    )
+    lines = []
+    for spec, outcome in zip(manifest.tests, outcomes, strict=True):
+        lines.append(_summary_line(outcome))
+        if not outcome.passed:
+            want = "" if outcome.expected == Outcome.passed.value else f" (expected {outcome.expected})"
+            result.findings.append(
+                Finding(
+                    rule=f"smoke-{outcome.outcome.value.replace('_', '-')}",
+                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: {outcome.detail}",
+                    file=str(manifest.path),
+                    line=spec.line,
+                    field=f"tests[{spec.index}]",
+                    fix=_FIXES.get(outcome.outcome) if outcome.expected == Outcome.passed.value else None,
+                )
+            )
+    if not manifest.tests:
+        result.findings.append(
+            Finding(
+                rule="smoke-no-tests",
+                message="the release declares no [[tests]]; nothing was run",
+                severity=Severity.warning,
+                file=str(manifest.path),
+                fix="add at least one [[tests]] entry that calls each export",
+            )
+        )
+    result.data["text_lines"] = lines
+    return result
+
+
+def _summary_line(o: TestOutcome) -> str:
+    mark = "✓" if o.passed else "✗"
+    figures = [f"fuel {o.fuel_consumed:,}" if o.fuel_consumed is not None else "fuel -"]
+    if o.peak_memory_bytes is not None:
+        figures.append(f"mem {o.peak_memory_bytes // 1024} KiB")
+    if o.wall_ms is not None:
+        figures.append(f"{o.wall_ms:.1f} ms")
+    return f"{mark} {o.name}: {o.outcome.value} ({', '.join(figures)})"
+
+
+def _smoke_one(release_dir: Path, cache: bool) -> CheckResult:
+    from registry_tool.manifest import load_manifest, load_registry_config
+
+    try:
+        config = load_registry_config(release_dir)
+        manifest = load_manifest(release_dir / "plugin.toml", config)
+        return release_result(manifest, smoke_release(manifest, config, cache=cache))
+    except RegistryToolError as err:
+        findings = getattr(err, "findings", None) or [Finding.from_error(err)]
+        return CheckResult(subject=str(release_dir), file=str(release_dir / "plugin.toml"), findings=findings)
+
+
+def smoke_paths(
+    paths: Iterable[Path],
+    *,
+    jobs: int = 1,
+    cache: bool = True,
+    progress: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    """Smoke-run every release under ``paths`` (index dirs, plugin dirs or release dirs).
+
+    Releases run in parallel, ``jobs`` at a time (each in its own worker process).
+    """
+    from registry_tool.manifest import find_releases
+
+    releases: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise SmokePathError(f"{path} does not exist", where=str(path), fix="check the path")
+        found = find_releases(path)
+        if not found:
+            raise SmokeSetupError(
+                f"no release directory (one holding plugin.toml) under {path}",
+                where=str(path),
+                fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
+            )
+        releases += [r for r in found if r not in releases]
+    report = Report(command="smoke")
+    report.summary_columns["Tests"] = lambda r: _tests_cell(r)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for result in pool.map(lambda r: _smoke_one(r, cache), releases):
+            report.results.append(result)
+            if progress:
+                progress(result)
+    return report
+
+
+def _tests_cell(result: CheckResult) -> str:
+    tests = result.data.get("tests", [])
+    return f"{sum(1 for t in tests if t['passed'])}/{len(tests)}"

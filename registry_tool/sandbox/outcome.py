@@ -1,0 +1,127 @@
+"""What a smoke run ends in: one named outcome class, its figures, and output made safe to show.
+
+``TestOutcome.to_json`` is the stable per-test record that the registry build stores next to each
+release and that ``ci check`` compares between versions (documented in docs/sandbox.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: How many characters of captured output a report shows (the comparison uses everything captured).
+SHOWN_OUTPUT_CHARS = 2000
+
+
+class Outcome(StrEnum):
+    """Every run ends in exactly one of these."""
+
+    passed = "passed"
+    wrong_output = "wrong_output"
+    exit_code = "exit_code"
+    out_of_fuel = "out_of_fuel"
+    timeout = "timeout"
+    memory_limit = "memory_limit"
+    stack_overflow = "stack_overflow"
+    trap = "trap"
+    missing_export = "missing_export"
+    link_error = "link_error"
+    compile_error = "compile_error"
+    compile_timeout = "compile_timeout"
+    worker_crashed = "worker_crashed"
+    output_limit = "output_limit"
+
+
+OUTCOME_NAMES = frozenset(o.value for o in Outcome)
+
+
+@dataclass
+class TestOutcome:
+    """The verdict and figures of one ``[[tests]]`` entry."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    outcome: Outcome
+    expected: str = Outcome.passed.value  # the class the test asked for (``expect_trap`` or "passed")
+    fuel_consumed: int | None = None
+    peak_memory_bytes: int | None = None
+    wall_ms: float | None = None
+    stdout: str = ""
+    stderr: str = ""
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome.value == self.expected
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "expected": self.expected,
+            "passed": self.passed,
+            "fuel_consumed": self.fuel_consumed,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "wall_ms": None if self.wall_ms is None else round(self.wall_ms, 3),
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestOutcome:
+        return cls(
+            name=str(data["name"]),
+            outcome=Outcome(data["outcome"]),
+            expected=str(data.get("expected", Outcome.passed.value)),
+            fuel_consumed=data.get("fuel_consumed"),
+            peak_memory_bytes=data.get("peak_memory_bytes"),
+            wall_ms=data.get("wall_ms"),
+            stdout=str(data.get("stdout", "")),
+            stderr=str(data.get("stderr", "")),
+            detail=str(data.get("detail", "")),
+        )
+
+
+# Terminal control sequences: CSI (ESC [ ... final, or the 8-bit CSI U+009B), OSC (ESC ] ... BEL/ST),
+# DCS/SOS/PM/APC strings (ESC P/X/^/_ ... ST) and any other two-byte ESC sequence.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x9d\x98\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -~]?"
+)
+# Controls that are not newline/tab, DEL, C1, and the bidi overrides of "Trojan Source".
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def neutralise(data: bytes | str) -> str:
+    """Text that is safe to print on a terminal, in a log or in a GitHub annotation.
+
+    Escape sequences are shown, not interpreted: every control character except newline and
+    tab becomes a visible ``\\xNN`` so a hostile module can neither recolour nor retitle the
+    terminal, hide text, rewrite earlier lines or smuggle workflow commands.
+    """
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = _ESCAPE_SEQUENCE.sub(
+        lambda m: "".join(_visible(c) if _CONTROL.match(c) else c for c in m[0]), text
+    )
+    text = _CONTROL.sub(lambda m: _visible(m[0]), text)
+    # A line starting with "::" would be read as a GitHub workflow command; break it visibly.
+    return re.sub(r"(?m)^::", ":\u200b:", text)
+
+
+def shown(data: bytes, limit: int = SHOWN_OUTPUT_CHARS) -> str:
+    """Neutralised output cut to ``limit`` characters, saying how much was cut."""
+    text = neutralise(data)
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… [{len(text) - limit} more characters]"

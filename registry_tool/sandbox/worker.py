@@ -1,0 +1,428 @@
+"""The isolated worker: compiles one module and runs its tests under the limits it is handed.
+
+Run as ``python -m registry_tool.sandbox.worker``.  It reads one JSON job on stdin and writes one
+JSON line per event on stdout (``compiled``, then ``test`` per case), so the parent can time the
+compile phase and each test separately and knows which test a crash interrupted.  The untrusted
+module's own stdout/stderr go to capped temp files, never to this process's streams.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from registry_tool.sandbox.abis import (
+    ADAPTERS,
+    WASI_MODULE,
+    Adapter,
+    Case,
+    ExtismAdapter,
+    ImportPolicy,
+    LinkRefusedError,
+    MissingExportError,
+    Produced,
+    define_stubs,
+)
+from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
+from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
+
+_RESOURCE_LIMIT = re.compile(r"(minimum size of .* exceeds|resource limit exceeded|limit.* exceeded)", re.I)
+_AT_CAP = 15 / 16  # a failed run whose memory/table reached this share of its cap hit the limit
+
+
+@dataclass
+class Job:
+    """Everything a worker needs; crosses the process boundary as JSON."""
+
+    wasm_path: str
+    abi: str
+    cases: list[Case]
+    limits: Limits
+    engine: EngineSpec
+    policy: ImportPolicy
+    program: str = "plugin.wasm"
+    cache_dir: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "wasm_path": self.wasm_path,
+            "abi": self.abi,
+            "cases": [c.to_json() for c in self.cases],
+            "limits": self.limits.to_json(),
+            "engine": {
+                "features": self.engine.features,
+                "stack": self.engine.stack,
+                "component": self.engine.component,
+            },
+            "policy": self.policy.to_json(),
+            "program": self.program,
+            "cache_dir": self.cache_dir,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        return cls(
+            wasm_path=data["wasm_path"],
+            abi=data["abi"],
+            cases=[Case.from_json(c) for c in data["cases"]],
+            limits=Limits.from_json(data["limits"]),
+            engine=EngineSpec(**data["engine"]),
+            policy=ImportPolicy.from_json(data["policy"]),
+            program=data["program"],
+            cache_dir=data["cache_dir"],
+        )
+
+
+# --------------------------------------------------------------------------- process limits
+
+
+def apply_process_limits(limits: Limits, n_cases: int) -> None:
+    """Address-space and CPU-time ceilings, so a runaway in wasmtime itself cannot take the host."""
+    resource.setrlimit(resource.RLIMIT_AS, (limits.address_space, limits.address_space))
+    cpu = math.ceil(limits.compile_timeout * 2 + n_cases * (limits.wall_time + 1) + 5)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    # Output files are capped by RLIMIT_FSIZE during runs: writes past it fail with EFBIG
+    # instead of killing the worker.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _set_file_cap(cap: int) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (cap, hard))
+
+
+class EpochTimer:
+    """Advances the engine's epoch every tick; a store's deadline is counted in ticks."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="epoch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(EPOCH_TICK_S):
+            self._engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --------------------------------------------------------------------------- compile
+
+
+def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache: ModuleCache | None) -> Any:
+    """The compiled module (or component), from the cache when possible; raises WasmtimeError."""
+    kind: Any = wasmtime.component.Component if spec.component else wasmtime.Module
+    key = cache_key(wasm, spec)
+    if cache is not None:
+        path = cache.path_for(key)
+        if path.is_file() and cache._usable():
+            try:
+                return kind.deserialize_file(engine, str(path))
+            except wasmtime.WasmtimeError:
+                path.unlink(missing_ok=True)
+    module = kind(engine, wasm)
+    if cache is not None:
+        cache.store(module, key)
+    return module
+
+
+# --------------------------------------------------------------------------- one test
+
+
+def _check_imports(module: wasmtime.Module, adapter: Adapter, policy: ImportPolicy) -> list[Any]:
+    """Imports to stub (permission-granted host functions); raise for any import not allowed."""
+    stubs = []
+    for imp in module.imports:
+        name = imp.name or ""
+        if not policy.allowed(imp.module, name):
+            raise LinkRefusedError(
+                f"import {imp.module}.{name} is not allowed: neither the {adapter.name} ABI nor a "
+                "declared permission grants it"
+            )
+        if adapter.provides(imp.module):
+            continue
+        if not isinstance(imp.type, wasmtime.FuncType):
+            raise LinkRefusedError(f"import {imp.module}.{name} must be a function to be provided")
+        stubs.append(imp)
+    return stubs
+
+
+def _peak(instance: wasmtime.Instance | None, store: wasmtime.Store) -> tuple[int | None, int | None]:
+    """Exported linear memory size and table size after the run.
+
+    Wasm memories and tables never shrink, so the size at the end is the peak.
+    """
+    if instance is None:
+        return None, None
+    memory = table = None
+    exports = instance.exports(store)
+    for item in (exports[name] for name in exports):
+        if isinstance(item, wasmtime.Memory):
+            memory = (memory or 0) + item.data_len(store)
+        elif isinstance(item, wasmtime.Table):
+            table = max(table or 0, item.size(store))
+    return memory, table
+
+
+def classify_error(err: BaseException) -> tuple[Outcome, str]:
+    """Map a wasmtime error raised while linking, instantiating or calling to an outcome class."""
+    if isinstance(err, MissingExportError):
+        return Outcome.missing_export, str(err)
+    if isinstance(err, LinkRefusedError):
+        return Outcome.link_error, str(err)
+    if isinstance(err, MemoryError):
+        return Outcome.memory_limit, "the worker ran out of address space"
+    message = str(err).strip()
+    first = message.splitlines()[0] if message else type(err).__name__
+    if isinstance(err, wasmtime.Trap):
+        code = err.trap_code
+        if code is wasmtime.TrapCode.OUT_OF_FUEL:
+            return Outcome.out_of_fuel, "all fuel consumed"
+        if code is wasmtime.TrapCode.INTERRUPT:
+            return Outcome.timeout, "wall-clock deadline reached (epoch interruption)"
+        if code is wasmtime.TrapCode.STACK_OVERFLOW:
+            return Outcome.stack_overflow, "call stack exhausted (max_wasm_stack)"
+        name = code.name.lower() if code is not None else "no trap code"
+        return Outcome.trap, f"{name}: {_trap_message(message)}"
+    if "unknown import" in message or "incompatible import" in message:
+        return Outcome.link_error, first
+    if _RESOURCE_LIMIT.search(message):
+        return Outcome.memory_limit, first
+    return Outcome.trap, _trap_message(message)
+
+
+def _trap_message(message: str) -> str:
+    lines = [ln for ln in message.splitlines() if ln.strip()]
+    # wasmtime puts the cause after the backtrace ("Caused by: ..."); show that, it names the trap.
+    for i, line in enumerate(lines):
+        if line.strip().lower().startswith("caused by"):
+            return " ".join(ln.strip() for ln in lines[i + 1 : i + 3])
+    return lines[0] if lines else "trap"
+
+
+@dataclass
+class _Run:
+    produced: Produced | None = None
+    error: BaseException | None = None
+    instance: wasmtime.Instance | None = None
+
+
+def _execute(
+    engine: wasmtime.Engine,
+    module: wasmtime.Module,
+    adapter: Adapter,
+    job: Job,
+    case: Case,
+    store: wasmtime.Store,
+) -> _Run:
+    run = _Run()
+    try:
+        stubs = _check_imports(module, adapter, job.policy)
+        linker = wasmtime.Linker(engine)
+        if adapter.uses_wasi or any(i.module == WASI_MODULE for i in module.imports):
+            linker.define_wasi()
+        state = adapter.define(linker, case, job.policy)
+        define_stubs(linker, stubs)
+        run.instance = linker.instantiate(store, module)
+        run.produced = adapter.invoke(run.instance, store, case, state)
+    except Exception as err:  # every failure is classified, never propagated: wasmtime.Trap,
+        run.error = err  # WasmtimeError, our adapter errors, MemoryError, host-function bugs
+    return run
+
+
+def _wasi_config(case: Case, job: Job, workdir: Path) -> tuple[wasmtime.WasiConfig, Path, Path]:
+    stdin = workdir / "stdin"
+    stdin.write_bytes(case.input or b"")
+    out, err = workdir / "stdout", workdir / "stderr"
+    for p in (out, err):
+        p.write_bytes(b"")
+    wasi = wasmtime.WasiConfig()
+    # No preopens, no environment, argv only as declared.
+    wasi.argv = case.argv if case.argv is not None else [job.program]
+    wasi.env = list(case.env.items())
+    wasi.stdin_file = str(stdin)
+    wasi.stdout_file = str(out)
+    wasi.stderr_file = str(err)
+    return wasi, out, err
+
+
+def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
+    """A store with fuel, a wall-clock epoch deadline and resource limits."""
+    store = wasmtime.Store(engine)
+    store.set_limits(
+        memory_size=limits.memory,
+        table_elements=limits.table_elements,
+        instances=limits.instances,
+        tables=limits.tables,
+        memories=limits.memories,
+    )
+    store.set_fuel(limits.fuel)
+    store.set_epoch_deadline(max(1, math.ceil(limits.wall_time / EPOCH_TICK_S)))
+    return store
+
+
+def _invoke(engine: wasmtime.Engine, module: Any, job: Job, case: Case, store: wasmtime.Store) -> _Run:
+    if job.engine.component:
+        from registry_tool.sandbox.component import run_component
+
+        run = _Run()
+        try:
+            run.produced = run_component(engine, module, case, store, job.policy)
+        except Exception as err:  # classified like module failures
+            run.error = err
+        return run
+    adapter = ExtismAdapter(heap_cap=job.limits.memory) if job.abi == "extism" else ADAPTERS[job.abi]
+    return _execute(engine, module, adapter, job, case, store)
+
+
+def run_case(engine: wasmtime.Engine, module: Any, job: Job, case: Case, workdir: Path) -> TestOutcome:
+    """Run one test in this process and classify it (the worker calls this per case)."""
+    limits = job.limits
+    store = new_store(engine, limits)
+    wasi, out_path, err_path = _wasi_config(case, job, workdir)
+    store.set_wasi(wasi)
+    _set_file_cap(limits.output + 1)
+    start = time.perf_counter()
+    try:
+        run = _invoke(engine, module, job, case, store)
+    finally:
+        wall_ms = (time.perf_counter() - start) * 1000
+        _set_file_cap(resource.RLIM_INFINITY)
+    fuel: int | None = limits.fuel - store.get_fuel()
+    memory, table = _peak(run.instance, store)
+    stdout, stderr = out_path.read_bytes(), err_path.read_bytes()
+    if run.produced is not None:
+        stderr += run.produced.log
+    outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
+    if outcome is Outcome.timeout:
+        fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong
+    return TestOutcome(
+        name=case.name,
+        outcome=outcome,
+        expected=case.expect_trap or Outcome.passed.value,
+        fuel_consumed=fuel,
+        peak_memory_bytes=memory,
+        wall_ms=wall_ms,
+        stdout=shown(stdout[: limits.output]),
+        stderr=shown(stderr[: limits.output]),
+        detail=detail,
+    )
+
+
+def judge(
+    case: Case,
+    run: _Run,
+    stdout: bytes,
+    stderr: bytes,
+    limits: Limits,
+    memory: int | None,
+    table: int | None,
+) -> tuple[Outcome, str]:
+    """The outcome class of a finished run (pure: no I/O)."""
+    if len(stdout) > limits.output or len(stderr) > limits.output:
+        return Outcome.output_limit, f"output exceeded the {limits.output}-byte cap and was cut"
+    if run.error is not None:
+        outcome, detail = classify_error(run.error)
+    else:
+        assert run.produced is not None
+        outcome, detail = compare(case, run.produced, stdout)
+    if outcome not in (Outcome.passed, Outcome.link_error, Outcome.missing_export, Outcome.memory_limit):
+        at_cap = []
+        if memory is not None and memory >= limits.memory * _AT_CAP:
+            at_cap.append(f"linear memory reached {memory} of {limits.memory} bytes")
+        if table is not None and table >= limits.table_elements * _AT_CAP:
+            at_cap.append(f"a table reached {table} of {limits.table_elements} elements")
+        if at_cap:
+            return Outcome.memory_limit, f"{'; '.join(at_cap)}, then the run ended in {outcome}: {detail}"
+    return outcome, detail
+
+
+def compare(case: Case, produced: Produced, stdout: bytes) -> tuple[Outcome, str]:
+    """Exit code first, then the expected output."""
+    if produced.exit_code is not None and produced.exit_code != case.exit_code:
+        extra = f": {produced.detail}" if produced.detail else ""
+        return Outcome.exit_code, f"exit code {produced.exit_code}, expected {case.exit_code}{extra}"
+    actual = stdout if produced.output is None else produced.output
+    kind, expect = case.expect_kind, case.expect
+    if kind == "none":
+        return Outcome.passed, ""
+    if kind == "values":
+        values = produced.values
+        if values is None:
+            values = [float(x) for x in actual.split()]
+        if len(values) == len(expect) and all(_same(a, e) for a, e in zip(values, expect, strict=True)):
+            return Outcome.passed, ""
+        return Outcome.wrong_output, f"results {values}, expected {list(expect)}"
+    if kind == "regex":
+        if re.search(str(expect), actual.decode("utf-8", "replace")):
+            return Outcome.passed, ""
+        return Outcome.wrong_output, f"output does not match /{expect}/: {shown(actual, 200)!r}"
+    want = expect if isinstance(expect, bytes) else str(expect).encode()
+    if actual == want:
+        return Outcome.passed, ""
+    return Outcome.wrong_output, f"output {shown(actual, 200)!r}, expected {shown(want, 200)!r}"
+
+
+def _same(actual: int | float, expected: int | float) -> bool:
+    if isinstance(actual, float) or isinstance(expected, float):
+        a, e = float(actual), float(expected)
+        return (math.isnan(a) and math.isnan(e)) or a == e
+    return actual == expected
+
+
+# --------------------------------------------------------------------------- main loop
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def run_job(job: Job, start_index: int = 0) -> None:
+    engine = make_engine(job.engine)
+    cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
+    wasm = Path(job.wasm_path).read_bytes()
+    started = time.perf_counter()
+    try:
+        module = compile_module(engine, wasm, job.engine, cache)
+    except wasmtime.WasmtimeError as err:
+        _emit({"event": "compile_error", "detail": _trap_message(str(err))})
+        return
+    _emit({"event": "compiled", "ms": (time.perf_counter() - started) * 1000})
+    timer = EpochTimer(engine)
+    try:
+        with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-") as tmp:
+            for index in range(start_index, len(job.cases)):
+                outcome = run_case(engine, module, job, job.cases[index], Path(tmp))
+                _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
+    finally:
+        timer.stop()
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    job = Job.from_json(request["job"])
+    apply_process_limits(job.limits, len(job.cases))
+    os.environ.clear()  # nothing of the parent's environment is needed past this point
+    run_job(job, int(request.get("start", 0)))
+
+
+if __name__ == "__main__":
+    main()
