@@ -39,6 +39,7 @@ RULES: dict[str, str] = {
     "smoke-failed": "A [[tests]] entry did not end in its expected outcome in the sandbox.",
     "fuel-regression": "Fuel use grew more than [ci] regression_threshold over the previous version.",
     "memory-regression": "Peak memory grew more than [ci] regression_threshold over the previous version.",
+    "new-permission": "A plugin's first release requests permissions (a notice for reviewers).",
     "root-change": "The PR changes the root of trust (new keys, thresholds or delegations).",
     "root-signature": "A new root version lacks a threshold of valid signatures (root chain rules).",
     "root-immutable": "A published root version was modified or removed.",
@@ -521,6 +522,17 @@ class _NewRelease:
 
     def escalation(self, previous: Path | None) -> None:
         if previous is None:
+            # Not an escalation, but reviewers must see what a new plugin asks for.
+            requested = sorted(_granted(self.doc))
+            self.result.data["escalations"] = [f"new plugin requests permission {p}" for p in requested]
+            for perm in requested:
+                self.add(
+                    "new-permission",
+                    f"the new plugin requests permission '{perm}'",
+                    field=f"permissions.{perm}",
+                    severity=Severity.notice,
+                    fix="a reviewer confirms the plugin needs it",
+                )
             return
         old_doc = _toml((previous / "plugin.toml").read_bytes())
         severity = Severity.warning if self.o.options.allow_escalation else Severity.error
@@ -605,7 +617,7 @@ class _NewRelease:
         manifest = load_manifest(release_dir / "plugin.toml")
         if self.o.options.smoke is not None:
             return self.o.options.smoke(manifest, self.config)
-        from registry_tool.sandbox import smoke_release
+        from registry_tool.sandbox.harness import smoke_release
 
         return list(smoke_release(manifest, self.config))
 

@@ -1,0 +1,286 @@
+"""End to end: a base index on `main`, one pull request per test, the real check.
+
+Each scenario asserts the verdict, the rule, the annotation's file and line, the summary text
+and that the SARIF output has the structure GitHub code scanning requires.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from registry_tool.ci.check import Shard
+from registry_tool.report import Finding, OutputFormat, Report, Severity, markdown_summary, render
+from registry_tool.trust.editing import add_maintainer, edit_root_dir, sign_root_dir
+
+from .conftest import KEYS_ADD, SLOW_ADD, SPIN, IndexRepo, git
+from .sarif import assert_valid_sarif
+
+A = "index/plugins/alpha"
+
+
+def errors(report: Report) -> list[Finding]:
+    return [f for _, f in report.findings() if f.severity is Severity.error]
+
+
+def only_rule(report: Report, rule: str) -> list[Finding]:
+    return [f for _, f in report.findings() if f.rule == rule]
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), start=1) if line.startswith(text))
+
+
+def github_output(report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = io.StringIO()
+    render(report, OutputFormat.github, out)
+    return out.getvalue(), summary.read_text()
+
+
+def test_valid_new_plugin_passes(index_repo: IndexRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index_repo.release("alpha_tools", "1.0.0")
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for _, f in report.findings()]
+    (result,) = report.results
+    assert result.subject == "plugins/alpha_tools/1.0.0"
+    assert result.data["checks"] == {
+        "files": True, "manifest": True, "digest": True, "signature": True,
+        "version order": True, "escalation": True, "smoke": True,
+    }
+    assert result.data["signers"] == [index_repo.keys.alice.key_id]
+    assert result.data["tests"][0]["outcome"] == "passed" and result.data["tests"][0]["fuel_consumed"] > 0
+    annotations, summary = github_output(report, tmp_path, monkeypatch)
+    assert "::error" not in annotations
+    assert "registry-tool ci check: passed" in summary and "`plugins/alpha_tools/1.0.0`" in summary
+    assert "✅ signature" in summary and "adds: passed (fuel" in summary
+    assert_valid_sarif(report)
+
+
+def test_valid_version_bump_passes_and_runs_only_what_changed(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.1.0")
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for _, f in report.findings()]
+    assert report.results[0].data["previous"] == "1.0.0"
+    # O(changed): the new release and its predecessor (for regressions), never beta.
+    assert sorted(index_repo.smoked) == ["alpha/1.0.0", "alpha/1.1.0"]
+
+
+def test_bump_signed_by_another_plugins_maintainer_fails(
+    index_repo: IndexRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_repo.release("alpha", "1.1.0", signer=index_repo.keys.bob)
+    index_repo.commit()
+    report = index_repo.check()
+    assert not report.ok
+    (finding,) = errors(report)
+    assert finding.rule == "signature" and "unauthorized-signer" in finding.message
+    assert "not for plugin 'alpha'" in finding.message
+    assert (finding.file, finding.line) == (f"{A}/1.1.0/plugin.toml.minisig", 1)
+    annotations, summary = github_output(report, tmp_path, monkeypatch)
+    assert f"::error file={A}/1.1.0/plugin.toml.minisig,line=1,title=signature%3A plugins/alpha/1.1.0::" in annotations
+    assert "❌ signature" in summary and "failed" in summary
+    assert_valid_sarif(report)
+
+
+def test_pr_adding_its_own_key_to_the_root_cannot_authorise_itself(index_repo: IndexRepo) -> None:
+    keys = index_repo.keys
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, add_maintainer("mallory", [keys.mallory.public_key], ["alpha"]))
+    (root_dir / "3.root.json.minisig").write_text(
+        # The attacker signs the new root with their own key; no root key signed it.
+        __import__("registry_tool.signing", fromlist=["sign_bytes"]).sign_bytes(
+            keys.mallory, (root_dir / "3.root.json").read_bytes(), trusted_comment="root v3"
+        )
+    )
+    index_repo.release("alpha", "1.1.0", signer=keys.mallory)
+    index_repo.commit()
+    report = index_repo.check()
+    assert not report.ok
+    root = next(r for r in report.results if r.subject == "root")
+    change = only_rule(report, "root-change")[0]
+    assert change.severity is Severity.warning and "ROOT CHANGE" in change.message
+    assert "maintainer 'mallory' added" not in change.message or "INVALID" in change.message
+    (bad_root,) = only_rule(report, "root-signature")
+    assert (bad_root.file, bad_root.line) == ("index/root/3.root.json", 1)
+    assert "not a key of the root role" in bad_root.message or "threshold" in bad_root.message
+    (sig,) = only_rule(report, "signature")
+    assert sig.file == f"{A}/1.1.0/plugin.toml.minisig" and "root version 2" in sig.message
+    assert "ROOT CHANGE" in markdown_summary(report) and not root.ok
+    assert_valid_sarif(report)
+
+
+def test_properly_signed_root_change_is_reported_but_passes(index_repo: IndexRepo) -> None:
+    keys = index_repo.keys
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, add_maintainer("carol", [keys.mallory.public_key], ["gamma"]))
+    sign_root_dir(root_dir, keys.root)
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for _, f in report.findings()]
+    (change,) = only_rule(report, "root-change")
+    assert "root 2 -> 3" in change.message and "maintainer 'carol' added" in change.message
+    assert change.file == "index/root/3.root.json"
+
+
+def test_modified_published_release_fails_on_the_changed_line(index_repo: IndexRepo) -> None:
+    manifest = index_repo.index / "plugins/alpha/1.0.0/plugin.toml"
+    manifest.write_text(manifest.read_text().replace("adds two numbers", "adds two numbers, faster"))
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = errors(report)
+    assert finding.rule == "release-changed"
+    assert (finding.file, finding.line) == (f"{A}/1.0.0/plugin.toml", line_of(manifest, "description"))
+    assert "immutable" in finding.message
+    assert index_repo.smoked == []  # a published release is never re-run
+    assert_valid_sarif(report)
+
+
+def test_replaced_published_wasm_fails(index_repo: IndexRepo) -> None:
+    (index_repo.index / "plugins/alpha/1.0.0/alpha.wasm").write_bytes(b"\0asm\1\0\0\0")
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert (finding.rule, finding.file, finding.line) == ("release-changed", f"{A}/1.0.0/alpha.wasm", 1)
+
+
+def test_removed_release_fails(index_repo: IndexRepo) -> None:
+    git(index_repo.path, "rm", "-q", "-r", "index/plugins/beta/1.0.0")
+    index_repo.commit()
+    report = index_repo.check()
+    found = errors(report)
+    assert {f.rule for f in found} == {"release-removed"}
+    assert {f.file for f in found} == {
+        "index/plugins/beta/1.0.0/plugin.toml",
+        "index/plugins/beta/1.0.0/plugin.toml.minisig",
+        "index/plugins/beta/1.0.0/beta.wasm",
+    }
+    assert report.results[0].subject == "plugins/beta/1.0.0"
+    assert_valid_sarif(report)
+
+
+def test_version_going_backwards_fails_on_the_version_line(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "0.9.0")
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = errors(report)
+    assert finding.rule == "version-backwards" and "lower than the published 1.0.0" in finding.message
+    assert (finding.file, finding.line) == (f"{A}/0.9.0/plugin.toml", line_of(release / "plugin.toml", "version"))
+    assert_valid_sarif(report)
+
+
+def test_backports_allowed_by_base_config(index_repo: IndexRepo) -> None:
+    # The switch is read from registry.toml AT THE BASE: flipping it in the PR itself does nothing.
+    config = index_repo.index / "registry.toml"
+    config.write_text(config.read_text().replace("allow_backports = false", "allow_backports = true"))
+    index_repo.release("alpha", "0.9.0")
+    index_repo.commit()
+    report = index_repo.check()
+    assert {f.rule for f in errors(report)} == {"version-backwards"}
+    assert only_rule(report, "config-change")[0].file == "index/registry.toml"
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["blocked", "approved"])
+def test_permission_escalation(index_repo: IndexRepo, allow: bool) -> None:
+    release = index_repo.release("alpha", "1.1.0", KEYS_ADD, permissions={"keys": True})
+    index_repo.commit()
+    report = index_repo.check(allow_escalation=allow)
+    assert report.ok is allow
+    perm = only_rule(report, "permission-escalation")[0]
+    imp = only_rule(report, "import-escalation")[0]
+    assert (perm.file, perm.line) == (f"{A}/1.1.0/plugin.toml", line_of(release / "plugin.toml", "keys = true"))
+    assert "ESCALATION" in perm.message and "'keys'" in perm.message
+    assert imp.line == line_of(release / "plugin.toml", "file =") and "ferrite:keys.get" in imp.message
+    expected = Severity.warning if allow else Severity.error
+    assert perm.severity is expected and imp.severity is expected
+    summary = markdown_summary(report)
+    assert "⚠️ permission keys" in summary and "⚠️ import ferrite:keys.get" in summary
+    assert_valid_sarif(report)
+
+
+def test_hostile_infinite_loop_fails_smoke(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0", SPIN)
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = errors(report)
+    assert finding.rule == "smoke-failed"
+    assert "out_of_fuel" in finding.message or "timeout" in finding.message
+    assert (finding.file, finding.line) == (f"{A}/1.1.0/plugin.toml", line_of(release / "plugin.toml", "[[tests]]"))
+    assert "adds: out_of_fuel" in markdown_summary(report) or "adds: timeout" in markdown_summary(report)
+    assert_valid_sarif(report)
+
+
+def test_fuel_regression_warns(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.1.0", SLOW_ADD.format(n=2000))
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok
+    (warning,) = only_rule(report, "fuel-regression")
+    assert warning.severity is Severity.warning and "threshold 25%" in warning.message
+    assert report.results[0].data["regressions"][0]["metric"] == "fuel_consumed"
+
+
+def test_signed_yank_passes_and_foreign_yank_fails(index_repo: IndexRepo) -> None:
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice)
+    index_repo.yank("beta", "1.0.0", index_repo.keys.alice)  # alice is not beta's maintainer
+    index_repo.commit()
+    report = index_repo.check()
+    by_subject = {r.subject: r for r in report.results}
+    assert by_subject["plugins/alpha/1.0.0"].ok and by_subject["plugins/alpha/1.0.0"].data["kind"] == "yank"
+    (bad,) = errors(report)
+    assert bad.rule == "signature" and bad.file == "index/plugins/beta/1.0.0/yank.toml.minisig"
+    assert index_repo.smoked == []
+
+
+def test_files_outside_plugin_folders_fail(index_repo: IndexRepo) -> None:
+    (index_repo.index / "notes.md").write_text("hello\n")
+    (index_repo.index / "plugins/alpha/README.md").write_text("hi\n")
+    release = index_repo.release("alpha", "1.1.0")
+    (release / "extra.bin").write_bytes(b"payload")
+    index_repo.commit()
+    report = index_repo.check()
+    outside = {f.file for f in only_rule(report, "file-outside-plugin")}
+    assert outside == {"index/notes.md", "index/plugins/alpha/README.md"}
+    (stray,) = only_rule(report, "unexpected-file")
+    assert stray.file == f"{A}/1.1.0/extra.bin" and not report.ok
+
+
+def test_tampered_artifact_in_new_release_fails(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    (release / "alpha.wasm").write_bytes((release / "alpha.wasm").read_bytes() + b"\0")
+    index_repo.commit()
+    report = index_repo.check()
+    rules = {f.rule for f in errors(report)}
+    assert rules & {"digest-mismatch", "size-mismatch", "artifact-digest"}
+    assert "smoke-failed" not in rules and index_repo.smoked == []  # nothing unpinned is executed
+
+
+def test_shards_split_releases_deterministically(index_repo: IndexRepo) -> None:
+    for name in ("alpha_a", "alpha_b", "alpha_c"):
+        index_repo.release(name, "1.0.0")
+    (index_repo.index / "notes.md").write_text("x\n")
+    index_repo.commit()
+    full = [r.subject for r in index_repo.check().results]
+    parts = [[r.subject for r in index_repo.check(shard=Shard(i, 2)).results] for i in (1, 2)]
+    assert sorted(parts[0] + parts[1]) == sorted(full)
+    assert not set(parts[0]) & set(parts[1])
+    assert "index (index files)" in parts[0]  # index-wide checks run once, in shard 1
+    assert parts == [[r.subject for r in index_repo.check(shard=Shard(i, 2)).results] for i in (1, 2)]
+
+
+def test_json_output_is_stable(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.1.0", signer=index_repo.keys.bob)
+    index_repo.commit()
+    out = io.StringIO()
+    render(index_repo.check(), OutputFormat.json, out)
+    doc = json.loads(out.getvalue())
+    assert doc["format_version"] == 1 and doc["command"] == "ci check" and doc["ok"] is False
+    (result,) = doc["results"]
+    assert set(result) == {"subject", "file", "ok", "findings", "data"}
+    assert set(result["data"]) >= {"plugin", "version", "kind", "checks", "tests", "signers", "previous"}
+    assert result["findings"][0]["rule"] == "signature"
