@@ -244,16 +244,20 @@ def scan_releases(index: Path) -> list[_Release]:
         return found
     for name in sorted(p.name for p in plugins.iterdir()):
         name_dir = plugins / name
-        if name.startswith("."):
-            continue
+        if _is_plain_file(name_dir):
+            continue  # README.md, .gitkeep: not releases, never published
         _check_dir(name_dir, is_safe_name(name), f"plugin name {name!r}", "^[a-z][a-z0-9_-]{1,63}$")
         for version in sorted(p.name for p in name_dir.iterdir()):
-            if version.startswith("."):
-                continue
             rel_dir = name_dir / version
+            if _is_plain_file(rel_dir):
+                continue
             _check_dir(rel_dir, is_safe_version(version), f"version {version!r}", "strict semver, no '+'")
             found.append(_Release(name, version, rel_dir, _list_files(rel_dir)))
     return found
+
+
+def _is_plain_file(path: Path) -> bool:
+    return not path.is_symlink() and path.is_file()
 
 
 def _check_dir(path: Path, safe: bool, what: str, rule: str) -> None:
@@ -631,7 +635,7 @@ def build_site(opts: BuildOptions) -> BuildResult:
         published = old.published_at if old else generated_at
         try:
             prepared[(rel.name, rel.version)] = _prepare_cached(
-                rel, config, chain, published, old is None, verify_now, opts.smoke, cache, context, counts
+                rel, config, chain, published, verify_now, opts.smoke, cache, context, counts
             )
         except RegistryToolError as err:
             findings = getattr(err, "findings", None) or [Finding.from_error(err)]
@@ -689,7 +693,6 @@ def _prepare_cached(
     config: Any,
     chain: RootChain,
     published_at: str,
-    is_new: bool,
     now: datetime,
     smoke: bool,
     cache: BuildCache,
@@ -699,9 +702,14 @@ def _prepare_cached(
     """The release's entry from the cache when its files are unchanged, else ``prepare_release``."""
     from registry_tool.registry.document import parse_time
 
-    # A new release's verification does not depend on its (moving) publish time unless the root
-    # changes, and the root digest is part of the context.
-    stat_context = f"{context}\0{'new' if is_new else published_at}"
+    # Publish time matters to verification only through revocations that keep prior releases:
+    # which side of each such revocation the release is on is part of the key, not the time itself
+    # (so a release first built as new and later carried over from --previous still hits).
+    published = parse_time(published_at)
+    sides = "".join(
+        "<" if published < r.revoked_at else ">" for r in chain.root.revoked if r.keep_prior_releases
+    )
+    stat_context = f"{context}\0{sides}"
     key = f"{rel.name}/{rel.version}"
     hit: dict[str, Any] | None = None
     stat = stat_print(rel.files) if cache.enabled else []
@@ -718,7 +726,7 @@ def _prepare_cached(
             entry["smoke"] = None  # --no-smoke records null whatever the cache holds: reproducible
         cache.put(key, stat, stat_context, ckey or hit["content_key"], hit)
         return _Prepared(entry=entry, files={k: (v[0], v[1]) for k, v in hit["files"].items()}, cached=hit)
-    prep = prepare_release(rel, config, chain, parse_time(published_at), now, smoke)
+    prep = prepare_release(rel, config, chain, published, now, smoke)
     counts["verified"] += 1
     counts["smoked"] += int(smoke)
     if cache.enabled:

@@ -1,0 +1,206 @@
+"""The build end to end: an index of signed releases in, a site that verifies independently out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from registry_tool.registry import build as build_mod
+from registry_tool.registry import parse_registry
+from registry_tool.registry.build import BuildOptions, BuildRefusedError, RollbackError, build_site
+from registry_tool.registry.document import schema_path
+
+MINISIGN = shutil.which("minisign")
+NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)  # the same clock as conftest's signatures
+LATER = NOW + timedelta(hours=1)
+Index = Any  # conftest.Index (pytest's importlib mode cannot import conftest by name)
+
+
+def build(index: Index, out: Path, **kw: object) -> build_mod.BuildResult:
+    opts = {"now": NOW, "verify_now": NOW, "smoke": False, "keys": [index.keys.index]}
+    opts.update(kw)
+    return build_site(BuildOptions(index=index.path, out=out, **opts))  # type: ignore[arg-type]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def write_pub(index: Index, folder: Path) -> Path:
+    pub = folder / "index.pub"
+    pub.write_text(index.keys.index.public_key.to_text(), encoding="utf-8")
+    return pub
+
+
+def test_site_verifies_independently(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = build(index, site)
+    raw = (site / "registry.json").read_bytes()
+    doc = json.loads(raw)
+    jsonschema.Draft202012Validator(json.loads(schema_path().read_text())).validate(doc)
+    assert parse_registry(raw) == result.document
+    # Every digest and size recomputed from the served files.
+    listed = set()
+    for name, plugin in doc["plugins"].items():
+        for version, rel in plugin["versions"].items():
+            for kind in ("manifest", "wasm"):
+                ref = rel[kind]
+                data = (site / ref["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == ref["sha256"]
+                assert len(data) == ref["size"]
+                assert ref["path"].startswith(f"plugins/{name}/{version}/")
+                listed.add(ref["path"])
+            assert rel["signers"] == [index.keys.bob.key_id if name == "beta" else index.keys.alice.key_id]
+            assert rel["published_at"] == "2026-11-21T12:00:00Z" and rel["yanked"] is None
+    assert sorted((n, v) for n, p in doc["plugins"].items() for v in p["versions"]) == sorted(index.releases)
+    # Root chain copied byte for byte; every release file and signature is served.
+    for src in (index.path / "root").iterdir():
+        assert (site / "root" / src.name).read_bytes() == src.read_bytes()
+    served = set(tree(site))
+    for name, version in index.releases:
+        for f in ("plugin.toml", "plugin.toml.minisig", f"{name}.wasm"):
+            assert f"plugins/{name}/{version}/{f}" in served
+    assert {p for p in served if p.startswith("plugins/") and not p.endswith(".minisig")} == listed
+    assert doc["version"] == 20261121120000 and doc["root_version"] == 3
+    assert (doc["generated_at"], doc["expires_at"]) == ("2026-11-21T12:00:00Z", "2026-11-28T12:00:00Z")
+    assert str(tmp_path) not in raw.decode()  # no absolute paths
+
+
+@pytest.mark.skipif(MINISIGN is None, reason="minisign binary not installed (scripts/setup-system.sh)")
+def test_registry_signature_verifies_with_minisign_binary(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    pub = write_pub(index, tmp_path)
+    ok = subprocess.run(
+        [MINISIGN, "-Vm", str(site / "registry.json"), "-p", str(pub)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "registry:test-plugins" in ok.stdout
+    # And it notices one flipped byte.
+    data = bytearray((site / "registry.json").read_bytes())
+    data[10] ^= 1
+    (site / "registry.json").write_bytes(bytes(data))
+    bad = subprocess.run([MINISIGN, "-Vm", str(site / "registry.json"), "-p", str(pub)], capture_output=True)
+    assert bad.returncode != 0
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_rebuild_is_byte_identical(index: Index, tmp_path: Path, cache: bool) -> None:
+    cache_path = tmp_path / "cache.json" if cache else None
+    first = build(index, tmp_path / "a", cache_path=cache_path)
+    # Later real clock, same document clock (SOURCE_DATE_EPOCH): same bytes, signatures included.
+    second = build(index, tmp_path / "b", cache_path=cache_path, verify_now=LATER)
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert first.counts["verified"] == 4
+    assert second.counts == ({"verified": 0, "cached": 4, "smoked": 0} if cache else first.counts)
+
+
+def test_incremental_build_reverifies_only_the_changed_release(index: Index, tmp_path: Path) -> None:
+    cache_path = tmp_path / "cache.json"
+    site = tmp_path / "site"
+    build(index, site, cache_path=cache_path)
+    index.add_release("alpha", "1.2.0", variant=4)
+    result = build(index, site, cache_path=cache_path, previous=str(site), now=LATER, verify_now=LATER)
+    assert result.counts == {"verified": 1, "cached": 4, "smoked": 0}
+    fresh = build(index, tmp_path / "fresh", previous=None, now=LATER, verify_now=LATER)
+    # The cached build and a from-scratch build agree on every entry except publish times.
+    doc, ref = result.document, fresh.document
+    assert doc.plugins["alpha"]["1.2.0"] == ref.plugins["alpha"]["1.2.0"]
+    assert doc.plugins["alpha"]["1.0.0"].published_at == "2026-11-21T12:00:00Z"
+    assert ref.plugins["alpha"]["1.0.0"].published_at == "2026-11-21T13:00:00Z"
+
+
+def test_cache_never_serves_a_changed_release(index: Index, tmp_path: Path) -> None:
+    """Same stat fingerprint cannot be forged here, so change bytes and keep size: content key must miss."""
+    cache_path = tmp_path / "cache.json"
+    build(index, tmp_path / "a", cache_path=cache_path)
+    wasm = index.release_dir("beta", "2.0.0") / "beta.wasm"
+    data = bytearray(wasm.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes, no re-signing: the pin no longer matches
+    wasm.write_bytes(bytes(data))
+    with pytest.raises(BuildRefusedError) as err:
+        build(index, tmp_path / "b", cache_path=cache_path)
+    assert "beta 2.0.0" in [r.subject for r in err.value.report.results]
+
+
+def test_corrupt_cache_is_ignored(index: Index, tmp_path: Path) -> None:
+    cache_path = tmp_path / "cache.json"
+    cache_path.write_text("{not json", encoding="utf-8")
+    result = build(index, tmp_path / "site", cache_path=cache_path)
+    assert result.counts["verified"] == 4
+    assert json.loads(cache_path.read_text())["format"] == 2
+
+
+def test_published_at_and_immutability_carry_over(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    first = build(index, site)
+    index.add_release("alpha", "2.0.0", variant=5)
+    second = build(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert second.document.version == first.document.version + 10000  # timestamp of LATER
+    assert second.document.plugins["alpha"]["1.0.0"].published_at == "2026-11-21T12:00:00Z"
+    assert second.document.plugins["alpha"]["2.0.0"].published_at == "2026-11-21T13:00:00Z"
+    assert second.previous_version == first.document.version
+
+
+def test_registry_version_is_previous_plus_one_when_the_clock_lags(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    first = build(index, site, registry_version=90_000_000_000_000)
+    second = build(index, site, previous=str(site))
+    assert second.document.version == first.document.version + 1
+
+
+def test_version_going_down_is_refused(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    first = build(index, site)
+    before = tree(site)
+    for version in (first.document.version, first.document.version - 1):
+        with pytest.raises(RollbackError, match="not above the published version"):
+            build(index, site, previous=str(site), registry_version=version, now=LATER)
+    assert tree(site) == before
+
+
+def test_yanked_release_is_served_and_marked(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    index.yank("alpha", "1.0.0", "CVE-2026-0001: adds wrongly")
+    result = build(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    rel = result.document.plugins["alpha"]["1.0.0"]
+    assert rel.yanked == "CVE-2026-0001: adds wrongly"
+    assert (site / "plugins/alpha/1.0.0/yank.toml").is_file()
+    assert (site / "plugins/alpha/1.0.0/yank.toml.minisig").is_file()
+    assert (site / "plugins/alpha/1.0.0/alpha.wasm").is_file()
+
+
+def test_site_files_are_world_readable(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    assert site.stat().st_mode & 0o005 == 0o005
+
+
+def test_refuses_to_replace_a_foreign_folder(index: Index, tmp_path: Path) -> None:
+    from registry_tool.registry.site import UnsafeSiteError
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("precious", encoding="utf-8")
+    with pytest.raises(UnsafeSiteError, match="refusing to replace"):
+        build(index, home)
+    assert (home / "thesis.tex").read_text() == "precious"
+
+
+def test_key_outside_the_index_role_is_refused(index: Index, tmp_path: Path) -> None:
+    from registry_tool.registry.build import IndexKeyError
+
+    with pytest.raises(IndexKeyError, match="not an index key"):
+        build(index, tmp_path / "site", keys=[index.keys.index2])
+    assert not (tmp_path / "site").exists()

@@ -1,0 +1,265 @@
+"""Attacks and mistakes the build must refuse, each leaving the published SITE untouched."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry_tool.errors import CheckFailed
+from registry_tool.registry.build import BuildOptions, BuildRefusedError, UnsafeIndexPathError, build_site
+from registry_tool.signing import sign_release
+
+NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+Index = Any
+
+
+def build(index: Index, out: Path, **kw: Any) -> Any:
+    opts: dict[str, Any] = {"now": NOW, "verify_now": NOW, "smoke": False, "keys": [index.keys.index]}
+    opts.update(kw)
+    return build_site(BuildOptions(index=index.path, out=out, **opts))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def refused(index: Index, site: Path, **kw: Any) -> list[tuple[str, str, str]]:
+    """Build must raise; returns (subject, rule, message) of every error; SITE must be unchanged."""
+    before = tree(site) if site.exists() else None
+    with pytest.raises(CheckFailed) as err:
+        build(index, site, **kw)
+    assert (tree(site) if site.exists() else None) == before
+    assert not list(site.parent.glob(f".{site.name}.build-*")), "staging folder left behind"
+    if isinstance(err.value, BuildRefusedError):
+        return [(r.subject, f.rule, f.text()) for r, f in err.value.report.findings()]
+    return [("", err.value.code, err.value.what)]
+
+
+def _flip_signature_byte(index: Index) -> None:
+    sig = index.release_dir("alpha", "1.1.0") / "plugin.toml.minisig"
+    lines = sig.read_text().splitlines()
+    line = list(lines[1])
+    line[20] = "A" if line[20] != "A" else "B"
+    lines[1] = "".join(line)
+    sig.write_text("\n".join(lines) + "\n")
+
+
+def _tamper_manifest(index: Index) -> None:
+    path = index.release_dir("alpha", "1.1.0") / "plugin.toml"
+    path.write_text(path.read_text().replace("adds two numbers", "adds two numbers!"))
+
+
+def _outside_delegation(index: Index) -> None:
+    # bob is delegated "beta" only; he signs a release of "alpha-evil".
+    index.add_release("alpha-evil", "1.0.0", signer=index.keys.bob)
+
+
+def _unknown_key(index: Index) -> None:
+    index.add_release("alpha", "1.3.0", signer=index.keys.index2)
+
+
+def _index_key_as_maintainer(index: Index) -> None:
+    index.add_release("alpha", "1.3.0", signer=index.keys.index)
+
+
+def _unsigned(index: Index) -> None:
+    folder = index.release_dir("alpha", "1.1.0")
+    (folder / "plugin.toml.minisig").unlink()
+
+
+def _wasm_swapped(index: Index) -> None:
+    a = index.release_dir("alpha", "1.0.0") / "alpha.wasm"
+    b = index.release_dir("alpha", "1.1.0") / "alpha.wasm"
+    a.write_bytes(b.read_bytes())  # a valid module, signed elsewhere: mix and match
+
+
+def _signature_of_other_release(index: Index) -> None:
+    src = index.release_dir("alpha", "1.0.0")
+    dst = index.release_dir("alpha", "1.1.0")
+    (dst / "plugin.toml").write_bytes((src / "plugin.toml").read_bytes())
+    (dst / "plugin.toml.minisig").write_bytes((src / "plugin.toml.minisig").read_bytes())
+
+
+def _unsigned_yank(index: Index) -> None:
+    (index.release_dir("alpha", "1.0.0") / "yank.toml").write_text(
+        '[yank]\nname = "alpha"\nversion = "1.0.0"\nreason = "forged"\n'
+    )
+
+
+def _yank_by_other_maintainer(index: Index) -> None:
+    index.yank("alpha", "1.0.0", "not bob's to yank", signer=index.keys.bob)
+
+
+CASES: dict[str, tuple[Callable[[Index], None], str, str]] = {
+    "bad signature": (_flip_signature_byte, "alpha 1.1.0", ""),
+    "manifest changed after signing": (_tamper_manifest, "alpha 1.1.0", "does not match"),
+    "maintainer outside delegation": (_outside_delegation, "alpha-evil 1.0.0", ""),
+    "unknown key": (_unknown_key, "alpha 1.3.0", ""),
+    "index key signs a release": (_index_key_as_maintainer, "alpha 1.3.0", ""),
+    "unsigned release": (_unsigned, "alpha 1.1.0", ""),
+    "wasm swapped for another release's": (_wasm_swapped, "alpha 1.0.0", "sha256"),
+    "signature of another release": (_signature_of_other_release, "alpha 1.1.0", ""),
+    "unsigned yank": (_unsigned_yank, "alpha 1.0.0", ""),
+    "yank by a maintainer of another plugin": (_yank_by_other_maintainer, "alpha 1.0.0", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_refused_release(index: Index, tmp_path: Path, case: str) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    mutate, subject, fragment = CASES[case]
+    mutate(index)
+    problems = refused(index, site, now=LATER, verify_now=LATER)
+    subjects = {s for s, _, _ in problems}
+    assert subject in subjects, problems
+    assert fragment in " ".join(m for _, _, m in problems)
+
+
+def test_every_bad_release_is_reported_at_once(index: Index, tmp_path: Path) -> None:
+    _flip_signature_byte(index)
+    _outside_delegation(index)
+    problems = refused(index, tmp_path / "site")
+    assert {"alpha 1.1.0", "alpha-evil 1.0.0"} <= {s for s, _, _ in problems}
+
+
+def test_revoked_key_signs_nothing_new(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    index.revoke(index.keys.alice, keep_prior_releases=False, at=NOW + timedelta(minutes=30))
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert {"alpha 1.0.0", "alpha 1.1.0", "alpha-tools 0.1.0"} <= {s for s, _, _ in problems}
+    assert any("revoked" in m for _, _, m in problems)
+
+
+def test_revoked_key_keeps_prior_releases_only_when_the_root_says_so(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    index.revoke(index.keys.alice, keep_prior_releases=True, at=NOW + timedelta(minutes=30))
+    # Releases published before the revocation stay; with --previous their publish time is known.
+    result = build(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert result.document.plugins["alpha"]["1.0.0"].published_at == "2026-11-21T12:00:00Z"
+    # Without the publish history they count as new, so the revoked key's signature is refused.
+    problems = refused(index, tmp_path / "fresh", now=LATER, verify_now=LATER)
+    assert any("revoked" in m for _, _, m in problems)
+    # And a release the revoked key signs after the revocation is refused even with history.
+    index.add_release("alpha", "1.5.0", variant=6)
+    problems = refused(index, site, previous=str(site), now=LATER + timedelta(hours=1), verify_now=LATER)
+    assert {s for s, _, _ in problems} == {"alpha 1.5.0"}
+
+
+def test_changed_bytes_of_a_published_release(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    # The maintainer rebuilds 1.0.0 with different code and re-signs it: valid, but published is final.
+    folder = index.release_dir("alpha", "1.0.0")
+    other = index.release_dir("alpha-tools", "0.1.0") / "alpha-tools.wasm"
+    (folder / "alpha.wasm").write_bytes(other.read_bytes())
+    sign_release(folder, index.keys.alice)
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert {(s, r) for s, r, _ in problems} == {("previous registry", "published-release-changed")}
+    assert {m.split(" changed")[0] for _, _, m in problems} == {
+        "plugins/alpha/1.0.0/plugin.toml: plugins/alpha/1.0.0/plugin.toml",
+        "plugins/alpha/1.0.0/alpha.wasm: plugins/alpha/1.0.0/alpha.wasm",
+    }
+
+
+def test_published_release_removed(index: Index, tmp_path: Path) -> None:
+    import shutil
+
+    site = tmp_path / "site"
+    build(index, site)
+    shutil.rmtree(index.release_dir("beta", "2.0.0"))
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert [(s, r) for s, r, _ in problems] == [("previous registry", "published-release-removed")]
+    assert "yank.toml instead" in str(problems)
+
+
+def test_backport_below_the_newest_published_version(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    index.add_release("alpha", "1.0.5", variant=7)
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert [r for _, r, _ in problems] == ["version-goes-down"]
+
+
+def test_previous_registry_with_a_forged_signature(index: Index, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(index, site)
+    doc = site / "registry.json"
+    doc.write_bytes(doc.read_bytes().replace(b'"yanked": null', b'"yanked": {"reason": "x"}', 1))
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert (
+        problems[0][1] in {"check-failed", "bad-signature", "threshold-not-met"}
+        or "signature" in problems[0][2]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [
+        ("..evil", "1.0.0"),
+        (".hidden", "1.0.0"),
+        ("Alpha", "1.0.0"),
+        ("a", "1.0.0"),
+        ("alpha", "1.0"),
+        ("alpha", "01.0.0"),
+        ("alpha", "1.0.0+build"),
+        ("alpha", "..1.0.0"),
+        ("alpha", "1.0.0 "),
+        ("al pha", "1.0.0"),
+    ],
+)
+def test_path_traversal_and_unsafe_names(index: Index, tmp_path: Path, name: str, version: str) -> None:
+    folder = index.path / "plugins" / name / version
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plugin.toml").write_text("[plugin]\n")
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == UnsafeIndexPathError.code
+
+
+def test_symlinked_release_folder(index: Index, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, index.path / "plugins" / "alpha" / "9.9.9")
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == UnsafeIndexPathError.code and "symlink" in problems[0][2]
+
+
+def test_symlinked_wasm_file(index: Index, tmp_path: Path) -> None:
+    wasm = index.release_dir("alpha", "1.0.0") / "alpha.wasm"
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(wasm.read_bytes())
+    wasm.unlink()
+    os.symlink(secret, wasm)
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == UnsafeIndexPathError.code
+
+
+def test_manifest_name_differs_from_folder(index: Index, tmp_path: Path) -> None:
+    src = index.release_dir("alpha", "1.1.0")
+    dst = index.path / "plugins" / "alpha-tools" / "1.1.0"
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    problems = refused(index, tmp_path / "site")
+    assert "alpha-tools 1.1.0" in {s for s, _, _ in problems}
+
+
+def test_root_chain_with_a_gap(index: Index, tmp_path: Path) -> None:
+    (index.path / "root" / "2.root.json").rename(index.path / "root" / "5.root.json")
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == "root-chain"
+
+
+def test_expired_root(index: Index, tmp_path: Path) -> None:
+    problems = refused(index, tmp_path / "site", verify_now=NOW + timedelta(days=400))
+    assert "expired" in problems[0][2]
