@@ -1,9 +1,360 @@
-"""CLI commands for the client area (thin wrappers over the library)."""
+"""``registry-tool client ...``: the verify-on-install client for people (thin over registry_tool.client)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from registry_tool._cli import FormatOption, emit, handle_errors
+from registry_tool.errors import UsageError
+from registry_tool.report import OutputFormat
+
+client_app = typer.Typer(
+    help="Install plugins from a registry, verifying every signature and digest on the way.",
+    no_args_is_help=True,
+)
+
+JSON_FORMAT_VERSION = 1
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        "-r",
+        envvar="REGISTRY_TOOL_REGISTRY",
+        help="Registry URL (the folder holding registry.json): http(s):// or file://.",
+    ),
+]
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir", "-d", envvar="REGISTRY_TOOL_PLUGIN_DIR", help="Plugin directory [default: user data dir]."
+    ),
+]
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar="REGISTRY_TOOL_STATE_DIR",
+        help="Trust state directory [default: user state dir].",
+    ),
+]
+MirrorOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mirror",
+        help="Mirror URL tried after the registry URL (repeatable); mirrors can only deny service.",
+    ),
+]
+DeadlineOption = Annotated[
+    float,
+    typer.Option("--deadline", min=0.1, help="Seconds allowed for downloading any one file."),
+]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option("--allow", help="Approve permissions, comma-separated (e.g. keys,network)."),
+]
+HostOption = Annotated[
+    str | None,
+    typer.Option("--host-version", help="Install only releases compatible with this host version."),
+]
+ClientFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format: text or json.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add the ``client`` sub-app to the root app."""
+    app.add_typer(client_app, name="client")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dir(value: Path | None) -> Path:
+    from registry_tool.client import default_plugin_dir
+
+    return value or default_plugin_dir()
+
+
+def _open(url: str | None, state_dir: Path | None, mirrors: list[str] | None, deadline: float) -> Any:
+    from registry_tool.client import FetchPolicy, Registry
+
+    if not url:
+        raise UsageError("no registry given", fix="pass --registry URL or set REGISTRY_TOOL_REGISTRY")
+    return Registry.open(
+        url, state_dir=state_dir, mirrors=mirrors or (), policy=FetchPolicy(deadline=deadline)
+    )
+
+
+def _lockfile_registry(plugin_dir: Path) -> str | None:
+    """The one registry the lockfile's plugins came from (for update/--locked without --registry)."""
+    from registry_tool.client import list_installed
+
+    urls = {e.registry for e in list_installed(plugin_dir)}
+    if len(urls) > 1:
+        raise UsageError(
+            f"the plugins in {plugin_dir} come from several registries: {', '.join(sorted(urls))}",
+            fix="pass --registry to pick one",
+        )
+    return next(iter(urls), None)
+
+
+def _allowed(values: list[str] | None) -> set[str]:
+    return {p.strip() for v in values or () for p in v.split(",") if p.strip()}
+
+
+def _prompt(release: Any, missing: frozenset[str]) -> bool:
+    """Ask on a terminal only; with no terminal, approval must come from --allow."""
+    if not sys.stdin.isatty():
+        return False
+    typer.echo(
+        f"{release.name} {release.version} asks for permission(s): {', '.join(sorted(missing))}", err=True
+    )
+    return typer.confirm("Grant them and install?", default=False, err=True)
+
+
+def _out(fmt: Format, command: str, key: str, items: list[dict[str, Any]], lines: list[str]) -> None:
+    if fmt is Format.json:
+        doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": True, key: items}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _release_json(rel: Any) -> dict[str, Any]:
+    return {"name": rel.name, "version": rel.version, **rel.to_json()}
+
+
+def _entry_line(verb: str, e: Any) -> str:
+    perms = ", ".join(e.permissions) or "none"
+    return f"{verb} {e.name} {e.version} (sha256 {e.wasm_sha256[:16]}…, permissions: {perms})"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@client_app.command("trust")
+@handle_errors
+def trust_cmd(
+    url: Annotated[str, typer.Argument(help="Registry URL.")],
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Root file obtained out of band (e.g. from the index repository)."),
+    ] = None,
+    root_fingerprint: Annotated[
+        str | None,
+        typer.Option("--root-fingerprint", help="sha256 of the registry's root/1.root.json, to confirm."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Discard the trusted state and pin this root.")
+    ] = False,
+    state_dir: StateOption = None,
+    fmt: ClientFormat = Format.text,
+) -> None:
+    """Pin a registry's root of trust (first use); afterwards the client walks newer roots itself."""
+    from registry_tool.client import trust
+    from registry_tool.client.trust_state import fingerprint
+
+    if (root is None) == (root_fingerprint is None):
+        raise UsageError("give exactly one of --root and --root-fingerprint", fix="see `client trust --help`")
+    root_bytes = None
+    sigs = None
+    if root is not None:
+        root_bytes = root.read_bytes()
+        local = sorted(root.parent.glob(f"{root.name}*.minisig"))
+        sigs = [p.read_text(encoding="utf-8", errors="replace") for p in local] or None
+    state = trust(
+        url,
+        root_bytes=root_bytes,
+        root_signatures=sigs,
+        fingerprint=root_fingerprint,
+        state_dir=state_dir,
+        replace=replace,
+    )
+    item = {
+        "url": state.url,
+        "root_version": state.root_version,
+        "highest_registry_version": state.highest_version,
+        "root_fingerprint": fingerprint(state.root_bytes),
+    }
+    _out(
+        fmt,
+        "client trust",
+        "trusted",
+        [item],
+        [
+            f"trusted {state.url}: root version {state.root_version}, "
+            f"registry version {state.highest_version}",
+        ],
+    )
+
+
+@client_app.command("search")
+@handle_errors
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="Words to look for in names, descriptions and keywords.")] = "",
+    registry: RegistryOption = None,
+    include_yanked: Annotated[
+        bool, typer.Option("--include-yanked", help="Also list yanked releases.")
+    ] = False,
+    state_dir: StateOption = None,
+    mirror: MirrorOption = None,
+    deadline: DeadlineOption = 120.0,
+    fmt: ClientFormat = Format.text,
+) -> None:
+    """Search the verified registry; shows the newest release of each match."""
+    found = _open(registry, state_dir, mirror, deadline).search(query, include_yanked=include_yanked)
+    lines = [f"{r.name} {r.version}  {r.description}" for r in found] or ["no plugin matches"]
+    _out(fmt, "client search", "plugins", [_release_json(r) for r in found], lines)
+
+
+@client_app.command("info")
+@handle_errors
+def info_cmd(
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    registry: RegistryOption = None,
+    state_dir: StateOption = None,
+    mirror: MirrorOption = None,
+    deadline: DeadlineOption = 120.0,
+    fmt: ClientFormat = Format.text,
+) -> None:
+    """Every release of a plugin: versions, permissions, host compatibility, yanks, signers."""
+    releases = _open(registry, state_dir, mirror, deadline).info(name)
+    lines = [f"{name}: {releases[-1].description}"]
+    for r in releases:
+        flags = f"  YANKED: {r.yanked}" if r.is_yanked else ""
+        perms = ", ".join(r.permissions) or "none"
+        lines.append(
+            f"  {r.version}  abi {r.abi}, host {r.host or 'any'}, permissions {perms}, "
+            f"{r.wasm.size} bytes, signed by {', '.join(r.signers)}{flags}"
+        )
+    _out(fmt, "client info", "releases", [_release_json(r) for r in releases], lines)
+
+
+@client_app.command("install")
+@handle_errors
+def install_cmd(
+    specs: Annotated[
+        list[str] | None,
+        typer.Argument(help="NAME, NAME@1.2.3 or NAME@^1.2 (none with --locked: everything locked)."),
+    ] = None,
+    registry: RegistryOption = None,
+    plugin_dir: DirOption = None,
+    allow: AllowOption = None,
+    host_version: HostOption = None,
+    locked: Annotated[
+        bool, typer.Option("--locked", help="Install exactly what the lockfile records.")
+    ] = False,
+    state_dir: StateOption = None,
+    mirror: MirrorOption = None,
+    deadline: DeadlineOption = 120.0,
+    fmt: ClientFormat = Format.text,
+) -> None:
+    """Resolve, verify and atomically install plugins; records them in the lockfile."""
+    target = _dir(plugin_dir)
+    if locked:
+        reg = _open(registry or _lockfile_registry(target), state_dir, mirror, deadline)
+        entries = reg.install_locked(target, specs or ())
+    else:
+        if not specs:
+            raise UsageError("nothing to install", fix="name a plugin, e.g. `client install NAME@^1.0`")
+        reg = _open(registry, state_dir, mirror, deadline)
+        entries = [
+            reg.install(spec, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version)
+            for spec in specs
+        ]
+    _out(
+        fmt,
+        "client install",
+        "installed",
+        [e.to_toml() for e in entries],
+        [_entry_line("installed", e) for e in entries] + [f"into {target}"],
+    )
+
+
+@client_app.command("update")
+@handle_errors
+def update_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="Plugins to update [default: all].")] = None,
+    registry: RegistryOption = None,
+    plugin_dir: DirOption = None,
+    allow: AllowOption = None,
+    host_version: HostOption = None,
+    state_dir: StateOption = None,
+    mirror: MirrorOption = None,
+    deadline: DeadlineOption = 120.0,
+    fmt: ClientFormat = Format.text,
+) -> None:
+    """Update installed plugins within their recorded requirement; more permissions are asked for again."""
+    target = _dir(plugin_dir)
+    reg = _open(registry or _lockfile_registry(target), state_dir, mirror, deadline)
+    changes = reg.update(
+        target, names or (), allow=_allowed(allow), prompt=_prompt, host_version=host_version
+    )
+    items = [
+        {"name": new.name, "from": old.version, "to": new.version, "entry": new.to_toml()}
+        for old, new in changes
+    ]
+    lines = [f"updated {new.name} {old.version} -> {new.version}" for old, new in changes] or [
+        "everything is up to date"
+    ]
+    _out(fmt, "client update", "updated", items, lines)
+
+
+@client_app.command("list")
+@handle_errors
+def list_cmd(plugin_dir: DirOption = None, fmt: ClientFormat = Format.text) -> None:
+    """Installed plugins, as the lockfile records them."""
+    from registry_tool.client import list_installed
+
+    entries = list_installed(_dir(plugin_dir))
+    lines = [
+        f"{e.name} {e.version}  permissions: {', '.join(e.permissions) or 'none'}  from {e.registry}"
+        for e in entries
+    ] or ["no plugins installed"]
+    _out(fmt, "client list", "plugins", [e.to_toml() for e in entries], lines)
+
+
+@client_app.command("remove")
+@handle_errors
+def remove_cmd(
+    names: Annotated[list[str], typer.Argument(help="Plugins to remove.")],
+    plugin_dir: DirOption = None,
+    fmt: ClientFormat = Format.text,
+) -> None:
+    """Remove installed plugins (the lockfile entry first, then the files)."""
+    from registry_tool.client import remove
+
+    target = _dir(plugin_dir)
+    removed = [remove(target, name) for name in names]
+    _out(
+        fmt,
+        "client remove",
+        "removed",
+        [e.to_toml() for e in removed],
+        [f"removed {e.name} {e.version}" for e in removed],
+    )
+
+
+@client_app.command("verify")
+@handle_errors
+def verify_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="Plugins to check [default: all].")] = None,
+    plugin_dir: DirOption = None,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Re-check installed files against the lockfile, offline (exit 1 if anything changed)."""
+    from registry_tool.client import verify_installed
+
+    emit(verify_installed(_dir(plugin_dir), names or ()), fmt)

@@ -1,1 +1,36 @@
-"""Verify-on-install client: trust state machine, bounded fetcher, installer, lockfile."""
+"""Verify-on-install client: trust state machine, bounded fetcher, installer, lockfile.
+
+Hosts use ``Registry`` (open, search, resolve, install, update), ``verify_installed`` and
+``load_plugin_bytes``; see docs/client.md.
+"""
+
+from registry_tool.client.api import (
+    Registry,
+    default_plugin_dir,
+    default_state_dir,
+    list_installed,
+    load_plugin_bytes,
+    remove,
+    trust,
+    verify_installed,
+)
+from registry_tool.client.fetch import Fetcher, FetchPolicy, HttpFetcher
+from registry_tool.client.install import LockedPlugin, Requirement
+from registry_tool.client.trust_state import TrustState
+
+__all__ = [
+    "FetchPolicy",
+    "Fetcher",
+    "HttpFetcher",
+    "LockedPlugin",
+    "Registry",
+    "Requirement",
+    "TrustState",
+    "default_plugin_dir",
+    "default_state_dir",
+    "list_installed",
+    "load_plugin_bytes",
+    "remove",
+    "trust",
+    "verify_installed",
+]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -234,17 +234,36 @@ class Sources:
         return self.fetch_verified(relpath, max_size=max_size, verify=lambda data: data)
 
     def fetch_verified(self, relpath: str, *, max_size: int, verify: Callable[[bytes], T]) -> T:
-        """Fetch ``relpath`` from each source in turn until ``verify`` accepts the bytes.
+        """Fetch ``relpath`` from each source in turn until ``verify`` accepts the bytes."""
+        return self.first(lambda base: verify(self.fetcher.fetch(join_url(base, relpath), max_size=max_size)))
 
-        A source that fails (transport or verification) is skipped.  If none succeeds the
-        first error that is not a 404 is raised, since a 404 on the origin is less telling
-        than an attack detected on a mirror; when every source said 404, ``NotFoundError``.
+    def first(self, attempt: Callable[[str], T]) -> T:
+        """``attempt(base_url)`` for each source in turn; the first success wins.
+
+        A source that fails (transport or verification) is skipped.  If none succeeds, the
+        first error that is not a 404 is raised (an attack detected on the origin says more
+        than a mirror's 404); when every source said 404, a ``NotFoundError``.
         """
         errors: list[CheckFailed] = []
         for base in self.urls:
             try:
-                return verify(self.fetcher.fetch(join_url(base, relpath), max_size=max_size))
+                return attempt(base)
             except CheckFailed as err:
                 errors.append(err)
         telling = [e for e in errors if not isinstance(e, NotFoundError)]
         raise (telling or errors)[0]
+
+    def signatures(self, base: str, relpath: str, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """Signature files of ``relpath`` at ``base``: ``F.minisig`` and ``F.<KEYID>.minisig``.
+
+        Missing ones are normal (a signer uses one name or the other); whether enough valid
+        signatures arrived is for the verifier to say, so fetch failures are not errors here.
+        """
+        names = [f"{relpath}.minisig", *(f"{relpath}.{k}.minisig" for k in sorted(set(key_ids)))]
+        found: dict[str, bytes] = {}
+        for name in names:
+            try:
+                found[name] = self.fetcher.fetch(join_url(base, name), max_size=MAX_SIGNATURE_SIZE)
+            except FetchError:
+                continue
+        return found

@@ -45,7 +45,8 @@ from registry_tool.client.errors import (
     PluginNotFoundError,
     UnsafeNameError,
 )
-from registry_tool.errors import Location, UsageError
+from registry_tool.client.trust_state import ManifestFacts
+from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.registry.document import RegistryDocument, Release, is_safe_name, is_safe_version
 
 LOCKFILE = "registry-tool.lock"
@@ -453,22 +454,6 @@ def _tampered(entry: LockedPlugin, dir_: Path, what: str, path: str) -> Installe
     )
 
 
-def manifest_fields(data: bytes) -> dict[str, Any]:
-    """The fields of a plugin.toml the client checks: name, version, artifact file/sha256/size."""
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-        plugin, artifact = raw["plugin"], raw["artifact"]
-        return {
-            "name": str(plugin["name"]),
-            "version": str(plugin["version"]),
-            "file": str(artifact["file"]),
-            "sha256": str(artifact["sha256"]).lower(),
-            "size": int(artifact["size"]),
-        }
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"plugin.toml lacks a readable name/version/[artifact]: {err}") from None
-
-
 def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
     """Re-check one installed plugin against its lockfile entry; return the verified wasm bytes."""
     try:
@@ -482,10 +467,10 @@ def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
     if digest != entry.wasm_sha256 or len(wasm) != entry.wasm_size:
         raise _tampered(entry, dir_, "the wasm module differs from the lockfile's sha256/size", entry.wasm)
     try:
-        fields = manifest_fields(manifest)
-    except ValueError as err:
-        raise _tampered(entry, dir_, str(err), entry.manifest) from None
-    if (fields["name"], fields["version"]) != (entry.name, entry.version) or fields["sha256"] != digest:
+        facts = ManifestFacts.parse(manifest, where=entry.manifest)
+    except CheckFailed as err:
+        raise _tampered(entry, dir_, err.what, entry.manifest) from None
+    if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
         raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
     return wasm
 

@@ -1,0 +1,450 @@
+"""The host-facing API: open a registry, resolve, install, verify, load verified bytes.
+
+Example::
+
+    from registry_tool.client import Registry, load_plugin_bytes
+
+    reg = Registry.open("https://example.org/plugins/", state_dir=state)
+    reg.install("validate_email@^1.0", plugins_dir, allow={"keys"})
+    wasm = load_plugin_bytes(plugins_dir, "validate_email")   # re-verified against the lockfile
+
+``Registry.open`` runs the session checks (root walk, registry.json signatures, expiry,
+rollback).  Each public operation persists the advanced trust state only when it succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+import platformdirs
+from semantic_version import Version
+
+from registry_tool.client.errors import FetchError, LockfileMismatchError, NotFoundError, NotInstalledError
+from registry_tool.client.fetch import (
+    MAX_REGISTRY_SIZE,
+    MAX_ROOT_SIZE,
+    Fetcher,
+    FetchPolicy,
+    HttpFetcher,
+    Sources,
+    join_url,
+)
+from registry_tool.client.install import (
+    Approver,
+    LockedPlugin,
+    Requirement,
+    VerifiedRelease,
+    approve_permissions,
+    commit_install,
+    installed,
+    locked_entry,
+    plugin_dir_lock,
+    read_lockfile,
+    resolve,
+    verify_entry,
+)
+from registry_tool.client.store import StateStore, normalise_url
+from registry_tool.client.trust_state import (
+    MAX_ROOT_STEPS,
+    ManifestFacts,
+    TrustState,
+    pin_root,
+    verify_manifest,
+    verify_registry,
+    verify_wasm,
+    walk_root,
+)
+from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.registry.document import RegistryDocument, Release
+from registry_tool.report import CheckResult, Finding, Report
+from registry_tool.trust import Root
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_plugin_dir() -> Path:
+    return Path(platformdirs.user_data_dir("registry-tool")) / "plugins"
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir("registry-tool")) / "trust"
+
+
+def _decode(sigs: dict[str, bytes]) -> list[str]:
+    return [data.decode("utf-8", errors="replace") for _, data in sorted(sigs.items())]
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[bytes, list[str]]]:
+    """Root N+1, N+2, ... as served at ``base`` until a 404 (unverified: ``walk_root`` checks them)."""
+    steps: list[tuple[bytes, list[str]]] = []
+    previous = trusted
+    for version in range(trusted.version + 1, trusted.version + 1 + MAX_ROOT_STEPS):
+        rel = f"root/{version}.root.json"
+        try:
+            raw = sources.fetcher.fetch(join_url(base, rel), max_size=MAX_ROOT_SIZE)
+        except NotFoundError:
+            break
+        # Parsed here only to learn which signature files to fetch; verification follows.
+        candidate = Root.parse(raw, where=rel)
+        key_ids = {k.key_id for k in previous.role("root").keys} | {
+            k.key_id for k in candidate.role("root").keys
+        }
+        steps.append((raw, _decode(sources.signatures(base, rel, key_ids))))
+        previous = candidate
+    return steps
+
+
+def _session(
+    sources: Sources, base: str, state: TrustState, now: datetime
+) -> tuple[RegistryDocument, TrustState]:
+    """The per-session checks against one source: walk the root chain, then verify registry.json."""
+    state = walk_root(state, _fetch_root_chain(sources, base, state.root), now)
+    data = sources.fetcher.fetch(join_url(base, "registry.json"), max_size=MAX_REGISTRY_SIZE)
+    index_ids = {k.key_id for k in state.root.role("index").keys}
+    sigs = sources.signatures(base, "registry.json", index_ids)
+    return verify_registry(state, data, _decode(sigs), now)
+
+
+def trust(
+    url: str,
+    *,
+    root_bytes: bytes | None = None,
+    root_signatures: Sequence[str] | None = None,
+    fingerprint: str | None = None,
+    state_dir: Path | None = None,
+    replace: bool = False,
+    fetcher: Fetcher | None = None,
+    clock: Clock = _utcnow,
+) -> TrustState:
+    """Pin a registry's root on first use, then run one session so a wrong URL fails now.
+
+    Give ``root_bytes`` (a root file obtained out of band; its signatures are fetched from the
+    registry unless given) or ``fingerprint`` (the sha256 of ``root/1.root.json``, which is
+    then fetched).  The state is saved only when the session succeeds.
+    """
+    url = normalise_url(url)
+    store = StateStore(state_dir or default_state_dir())
+    sources = Sources(url, fetcher or HttpFetcher())
+    if root_bytes is None:
+        if fingerprint is None:
+            raise UsageError(
+                "give a root file or a root fingerprint", fix="pass --root or --root-fingerprint"
+            )
+        root_bytes = sources.fetch("root/1.root.json", max_size=MAX_ROOT_SIZE)
+    root = Root.parse(root_bytes, where="root")
+    if root_signatures is None:
+        rel = f"root/{root.version}.root.json"
+        root_signatures = _decode(sources.signatures(url, rel, {k.key_id for k in root.role("root").keys}))
+    state = pin_root(url, root_bytes, root_signatures, expected_fingerprint=fingerprint)
+    existing = store.load(url)
+    if existing is not None and not replace and existing.root_bytes != state.root_bytes:
+        # Moving to another root must go through the chain walk, never around it.
+        raise UsageError(
+            f"this client already trusts root version {existing.root_version} of {url}; it follows "
+            "newer root versions by itself",
+            fix="nothing to do; to discard the trusted state and pin this root instead, pass --replace",
+        )
+    if existing is not None and not replace:
+        state = existing
+    _, state = _session(sources, url, state, clock())
+    return store.save(state, replace=replace)
+
+
+@dataclass
+class Registry:
+    """A verified view of one registry; build it with ``Registry.open``."""
+
+    url: str
+    document: RegistryDocument
+    sources: Sources
+    store: StateStore
+    clock: Clock
+    _state: TrustState
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        state_dir: Path | None = None,
+        mirrors: Sequence[str] = (),
+        fetcher: Fetcher | None = None,
+        policy: FetchPolicy | None = None,
+        clock: Clock = _utcnow,
+    ) -> Registry:
+        """Fetch and verify the registry (root chain, registry.json); requires a pinned root."""
+        url = normalise_url(url)
+        store = StateStore(state_dir or default_state_dir())
+        state = store.require(url)
+        sources = Sources(url, fetcher or HttpFetcher(policy), [normalise_url(m) for m in mirrors])
+        now = clock()
+        doc, state = sources.first(lambda base: _session(sources, base, state, now))
+        return cls(url, doc, sources, store, clock, state)
+
+    @property
+    def root(self) -> Root:
+        return self._state.root
+
+    def _commit(self) -> None:
+        self.store.save(self._state)
+
+    # ------------------------------------------------------------------ reading
+
+    def search(self, query: str = "", *, include_yanked: bool = False) -> list[Release]:
+        """The newest release of each plugin whose name, description or keywords contain ``query``."""
+        words = query.lower().split()
+        found: list[Release] = []
+        for name in sorted(self.document.plugins):
+            releases = [r for r in self.document.plugins[name].values() if include_yanked or not r.is_yanked]
+            if not releases:
+                continue
+            newest = max(releases, key=lambda r: Version(r.version))
+            text = " ".join([name, newest.description, *newest.keywords]).lower()
+            if all(w in text for w in words):
+                found.append(newest)
+        self._commit()
+        return found
+
+    def info(self, name: str) -> list[Release]:
+        """Every release of ``name``, oldest first."""
+        resolve(self.document, Requirement.parse(name))  # raises a helpful error for unknown names
+        releases = sorted(self.document.plugins[name].values(), key=lambda r: Version(r.version))
+        self._commit()
+        return releases
+
+    def resolve(self, spec: str, *, host_version: str | None = None) -> Release:
+        return resolve(self.document, Requirement.parse(spec), host_version=host_version)
+
+    # ------------------------------------------------------------------ downloading
+
+    def _fetch_manifest(
+        self, release: Release
+    ) -> tuple[ManifestFacts, frozenset[str], bytes, dict[str, bytes]]:
+        now = self.clock()
+
+        def attempt(base: str) -> tuple[ManifestFacts, frozenset[str], bytes, dict[str, bytes]]:
+            data = self.sources.fetcher.fetch(
+                join_url(base, release.manifest.path), max_size=release.manifest.size
+            )
+            sigs = self.sources.signatures(base, release.manifest.path, release.signers)
+            facts, signers = verify_manifest(self.root, release, data, _decode(sigs), now)
+            return facts, signers, data, sigs
+
+        return self.sources.first(attempt)
+
+    def _fetch_wasm(self, release: Release, facts: ManifestFacts) -> bytes:
+        def check(data: bytes) -> bytes:
+            verify_wasm(self.document, release, facts, data)
+            return data
+
+        return self.sources.fetch_verified(release.wasm.path, max_size=release.wasm.size, verify=check)
+
+    def download(self, release: Release) -> VerifiedRelease:
+        """Fetch and verify a release's manifest, signatures and wasm (nothing is written)."""
+        facts, signers, manifest, sigs = self._fetch_manifest(release)
+        return self._verified(release, facts, signers, manifest, sigs, self._fetch_wasm(release, facts))
+
+    def _verified(
+        self,
+        release: Release,
+        facts: ManifestFacts,
+        signers: frozenset[str],
+        manifest: bytes,
+        sigs: dict[str, bytes],
+        wasm: bytes,
+    ) -> VerifiedRelease:
+        return VerifiedRelease(
+            release=release,
+            registry_url=self.url,
+            manifest_bytes=manifest,
+            signatures={PurePosixPath(k).name: v for k, v in sigs.items()},
+            wasm_bytes=wasm,
+            wasm_filename=facts.artifact_file,
+            signers=tuple(sorted(signers)),
+        )
+
+    # ------------------------------------------------------------------ installing
+
+    def _install_release(
+        self,
+        dest: Path,
+        release: Release,
+        *,
+        requested: str,
+        allow: Iterable[str],
+        prompt: Approver | None,
+        current: LockedPlugin | None,
+    ) -> LockedPlugin:
+        """Verify, approve, download and commit one release (caller holds the directory lock)."""
+        if current is not None and current.version == release.version and _same_bytes(current, release):
+            try:
+                verify_entry(dest, current)
+                return current
+            except CheckFailed:
+                pass  # damaged on disk: reinstall the same verified bytes
+        facts, signers, manifest, sigs = self._fetch_manifest(release)
+        escalation = current is not None and not set(release.permissions) <= set(current.permissions)
+        permissions = approve_permissions(
+            release,
+            allow=allow,
+            already_granted=current.permissions if current else (),
+            prompt=prompt,
+            escalation=escalation,
+        )
+        wasm = self._fetch_wasm(release, facts)
+        verified = self._verified(release, facts, signers, manifest, sigs, wasm)
+        return commit_install(dest, verified, requested=requested, permissions=permissions)
+
+    def install(
+        self,
+        spec: str,
+        dest: Path,
+        *,
+        allow: Iterable[str] = (),
+        prompt: Approver | None = None,
+        host_version: str | None = None,
+    ) -> LockedPlugin:
+        """Resolve ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) and install it into ``dest``."""
+        req = Requirement.parse(spec)
+        with plugin_dir_lock(dest):
+            release = resolve(self.document, req, host_version=host_version)
+            current = read_lockfile(dest).plugins.get(req.name)
+            entry = self._install_release(
+                dest, release, requested=req.spec, allow=allow, prompt=prompt, current=current
+            )
+        self._commit()
+        return entry
+
+    def update(
+        self,
+        dest: Path,
+        names: Sequence[str] = (),
+        *,
+        allow: Iterable[str] = (),
+        prompt: Approver | None = None,
+        host_version: str | None = None,
+    ) -> list[tuple[LockedPlugin, LockedPlugin]]:
+        """Move installed plugins to the newest release their recorded requirement allows.
+
+        A new version asking for permissions beyond those granted stops with
+        ``PermissionEscalationError`` unless approved again (``allow`` or ``prompt``).
+        """
+        changes: list[tuple[LockedPlugin, LockedPlugin]] = []
+        with plugin_dir_lock(dest):
+            lock = read_lockfile(dest)
+            targets = list(names) or sorted(n for n, e in lock.plugins.items() if e.registry == self.url)
+            for name in targets:
+                current = lock.plugins.get(name) or locked_entry(dest, name)
+                release = resolve(
+                    self.document, Requirement(name, current.requested), host_version=host_version
+                )
+                if Version(release.version) <= Version(current.version):
+                    continue
+                new = self._install_release(
+                    dest, release, requested=current.requested, allow=allow, prompt=prompt, current=current
+                )
+                changes.append((current, new))
+        self._commit()
+        return changes
+
+    def install_locked(self, dest: Path, names: Sequence[str] = ()) -> list[LockedPlugin]:
+        """Install exactly what the lockfile records: same versions, same bytes, same permissions."""
+        done: list[LockedPlugin] = []
+        with plugin_dir_lock(dest):
+            lock = read_lockfile(dest)
+            if not lock.plugins:
+                raise NotInstalledError(
+                    f"the lockfile in {dest} lists no plugins", fix="install without --locked first"
+                )
+            for name in list(names) or sorted(lock.plugins):
+                entry = lock.plugins.get(name) or locked_entry(dest, name)
+                release = self.document.get(entry.name, entry.version)
+                if release is None or not _same_bytes(entry, release):
+                    raise LockfileMismatchError(
+                        f"{entry.name} {entry.version} as locked is not what {self.url} serves "
+                        + ("(the version is gone)" if release is None else "(its digests differ)"),
+                        where=str(dest / "registry-tool.lock"),
+                        fix="review the change, then run `registry-tool client update` to re-lock",
+                    )
+                if not set(release.permissions) <= set(entry.permissions):
+                    raise LockfileMismatchError(
+                        f"{entry.name} {entry.version} now declares permissions beyond those locked",
+                        fix="review the change, then install without --locked",
+                    )
+                done.append(
+                    self._install_release(
+                        dest,
+                        release,
+                        requested=entry.requested,
+                        allow=entry.permissions,
+                        prompt=None,
+                        current=entry,
+                    )
+                )
+        self._commit()
+        return done
+
+
+def _same_bytes(entry: LockedPlugin, release: Release) -> bool:
+    return entry.wasm_sha256 == release.wasm.sha256 and entry.manifest_sha256 == release.manifest.sha256
+
+
+# --------------------------------------------------------------------------- installed plugins (offline)
+
+
+def list_installed(dest: Path) -> list[LockedPlugin]:
+    return installed(dest)
+
+
+def verify_installed(dest: Path, names: Sequence[str] = ()) -> Report:
+    """Re-check installed files against the lockfile, offline; one result per plugin."""
+    report = Report(command="client verify")
+    lock = read_lockfile(dest)
+    for name in list(names) or sorted(lock.plugins):
+        entry = lock.plugins.get(name)
+        result = CheckResult(subject=name, file=str(dest / "registry-tool.lock"))
+        try:
+            if entry is None:
+                locked_entry(dest, name)
+            else:
+                verify_entry(dest, entry)
+                result.subject = f"{entry.name} {entry.version}"
+                result.data = entry.to_toml()
+        except RegistryToolError as err:
+            result.findings.append(Finding.from_error(err))
+        report.results.append(result)
+    return report
+
+
+def load_plugin_bytes(dest: Path, name: str) -> bytes:
+    """The installed wasm of ``name``, re-verified against the lockfile before it is returned."""
+    return verify_entry(dest, locked_entry(dest, name))
+
+
+def remove(dest: Path, name: str) -> LockedPlugin:
+    from registry_tool.client.install import remove_plugin
+
+    return remove_plugin(dest, name)
+
+
+__all__ = [
+    "FetchError",
+    "Registry",
+    "default_plugin_dir",
+    "default_state_dir",
+    "list_installed",
+    "load_plugin_bytes",
+    "remove",
+    "trust",
+    "verify_installed",
+]

@@ -1,0 +1,296 @@
+"""The client's trust state machine (the TUF client workflow applied to this registry's files).
+
+Pure: bytes in, verdict and next state out, ``now`` injected.  Nothing here fetches or
+writes; ``api`` does the I/O and persists the state only after a whole operation succeeded,
+so a failed session never advances what the client trusts.
+
+State: the trusted root (its exact bytes) and the highest registry.json version seen.
+Per session: walk the root chain forward, verify registry.json against the current
+root's index role, refuse it when expired (freeze) or older than the highest seen
+(rollback).  When a root step rotates the index keys, the highest-seen version is reset:
+that is how a client recovers after an attacker who held the old index key published an
+inflated version (fast-forward attack).  Per release: the manifest must be the one the
+signed registry entry names, signed by a delegated, unrevoked maintainer, for the name and
+version asked for; the wasm must match both the manifest and the registry entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from registry_tool.client.errors import (
+    DigestMismatchError,
+    FreezeAttackError,
+    IndexSignatureError,
+    MalformedRegistryError,
+    MixAndMatchError,
+    RollbackAttackError,
+    RootFingerprintMismatchError,
+    WrongSoftwareError,
+)
+from registry_tool.errors import CheckFailed
+from registry_tool.registry.document import RegistryDocument, Release, parse_registry, parse_time
+from registry_tool.trust import (
+    Root,
+    UnauthorizedSignerError,
+    verify_index_signatures,
+    verify_release_signatures,
+    verify_root_chain,
+    verify_threshold,
+)
+
+MAX_ROOT_STEPS = 256  # a bound on the walk, so a hostile server cannot serve roots forever
+
+
+@dataclass(frozen=True)
+class TrustState:
+    """What one client trusts about one registry URL."""
+
+    url: str
+    root_bytes: bytes
+    highest_version: int = 0  # highest registry.json version seen (0: none yet)
+
+    @property
+    def root(self) -> Root:
+        return Root.parse(self.root_bytes, where="trusted root")
+
+    @property
+    def root_version(self) -> int:
+        return self.root.version
+
+
+def fingerprint(root_bytes: bytes) -> str:
+    """The sha256 of a root file's exact bytes, as published for out-of-band confirmation."""
+    return hashlib.sha256(root_bytes).hexdigest()
+
+
+def pin_root(
+    url: str, root_bytes: bytes, sigs: Sequence[str], *, expected_fingerprint: str | None = None
+) -> TrustState:
+    """First use: accept a root that is signed by a threshold of its own root keys.
+
+    Expiry is checked at the end of the first walk (the pinned root may be an old, expired
+    version from which the chain leads to a current one).
+    """
+    if expected_fingerprint is not None:
+        actual = fingerprint(root_bytes)
+        if actual != expected_fingerprint.strip().lower().removeprefix("sha256:"):
+            raise RootFingerprintMismatchError(
+                f"the root served by {url} has sha256 {actual}, not the fingerprint {expected_fingerprint}",
+                fix="check the fingerprint with the registry's owners through another channel; "
+                "the server may be serving a forged root",
+            )
+    root = Root.parse(root_bytes, where="root")
+    verify_threshold(root.role("root"), root_bytes, list(sigs), subject=f"root version {root.version}")
+    return TrustState(url=url, root_bytes=root_bytes)
+
+
+def _index_keys(root: Root) -> frozenset[bytes]:
+    return frozenset(k.raw for k in root.role("index").keys)
+
+
+def walk_root(state: TrustState, steps: Sequence[tuple[bytes, Sequence[str]]], now: datetime) -> TrustState:
+    """Advance over root N+1, N+2, ... (each verified by the trust rules); the last must be current.
+
+    If any step changes the index role's keys, the highest-seen registry version is reset
+    (fast-forward recovery), as TUF does when timestamp/snapshot keys rotate.
+    """
+    rotated = False
+    previous = _index_keys(state.root)
+
+    def on_step(root: Root) -> None:
+        nonlocal rotated, previous
+        keys = _index_keys(root)
+        rotated = rotated or keys != previous
+        previous = keys
+
+    names = [f"root/{state.root_version + i}.root.json" for i in range(len(steps) + 1)]
+    final = verify_root_chain(state.root_bytes, steps, now, names=names, on_step=on_step)
+    return TrustState(
+        url=state.url, root_bytes=final.raw, highest_version=0 if rotated else state.highest_version
+    )
+
+
+def verify_registry(
+    state: TrustState, data: bytes, sigs: Sequence[str], now: datetime
+) -> tuple[RegistryDocument, TrustState]:
+    """Check registry.json (signatures, registry, root version, expiry, rollback); the next state."""
+    root = state.root
+    try:
+        verify_index_signatures(root, data, list(sigs), where="registry.json")
+    except CheckFailed as err:
+        unknown = isinstance(err, UnauthorizedSignerError)
+        attack = (
+            "signed by a key that is not an index key" if unknown else "tampered registry.json or signature"
+        )
+        raise IndexSignatureError(
+            f"{attack}: registry.json does not carry {root.role('index').threshold} valid signature(s) "
+            f"by the index keys of root version {root.version} ({err.what})",
+            where="registry.json",
+            fix="do not use this server or mirror until its owners republish; if the registry rotated "
+            "its index keys, the new root version must be published under root/",
+        ) from None
+    doc = parse_registry(data)
+    if doc.registry.name != root.registry:
+        raise MalformedRegistryError(
+            f"registry.json is for registry {doc.registry.name!r}, "
+            f"but the trusted root is for {root.registry!r}",
+            where="registry.json",
+            fix="check the registry URL",
+        )
+    if doc.root_version > root.version:
+        raise MalformedRegistryError(
+            f"registry.json was built under root version {doc.root_version}, but the newest root "
+            f"found is version {root.version}",
+            where="registry.json",
+            fix=f"the server must publish root/{doc.root_version}.root.json "
+            "(every root version stays published)",
+        )
+    expires = doc.expires()
+    if now >= expires:
+        raise FreezeAttackError(
+            f"freeze attack or stale mirror: registry.json version {doc.version} expired at {doc.expires_at}",
+            where="registry.json",
+            fix="the registry's publish job must re-sign it (`registry-tool resign`); try a mirror meanwhile",
+        )
+    if doc.version < state.highest_version:
+        raise RollbackAttackError(
+            f"rollback attack: registry version {doc.version} is lower than the highest seen "
+            f"{state.highest_version}",
+            where="registry.json",
+            fix="the server or mirror is serving an old registry; "
+            "use another mirror or wait for it to catch up",
+        )
+    return doc, replace(state, root_bytes=root.raw, highest_version=max(doc.version, state.highest_version))
+
+
+# --------------------------------------------------------------------------- releases
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    """What the client reads from a plugin.toml (only after its digest or signature was checked)."""
+
+    name: str
+    version: str
+    artifact_file: str
+    artifact_sha256: str
+    artifact_size: int
+    permissions: frozenset[str]
+
+    @classmethod
+    def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
+        try:
+            raw = tomllib.loads(data.decode("utf-8"))
+            plugin, artifact = raw["plugin"], raw["artifact"]
+            perms = raw.get("permissions", {})
+            return cls(
+                name=str(plugin["name"]),
+                version=str(plugin["version"]),
+                artifact_file=str(artifact["file"]),
+                artifact_sha256=str(artifact["sha256"]).lower(),
+                artifact_size=int(artifact["size"]),
+                permissions=frozenset(str(k) for k, v in perms.items() if v is True),
+            )
+        except (
+            UnicodeDecodeError,
+            tomllib.TOMLDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ) as e:
+            raise MalformedRegistryError(
+                f"plugin.toml lacks a readable [plugin] name/version or [artifact] pin ({e})",
+                where=where,
+                fix="re-sign the release with `registry-tool sign`",
+            ) from None
+
+
+def _digest_error(what: str, where: str) -> DigestMismatchError:
+    return DigestMismatchError(
+        what,
+        where=where,
+        fix="the server or a mirror modified the file; nothing was installed. "
+        "Report it to the registry's owners",
+    )
+
+
+def verify_manifest(
+    root: Root, release: Release, data: bytes, sigs: Sequence[str], now: datetime
+) -> tuple[ManifestFacts, frozenset[str]]:
+    """The release's plugin.toml: the bytes the signed registry names, maintainer-signed, right identity."""
+    where = release.manifest.path
+    if len(data) != release.manifest.size or hashlib.sha256(data).hexdigest() != release.manifest.sha256:
+        raise _digest_error(
+            f"tampered manifest: {where} does not match the size and sha256 in the signed registry.json",
+            where,
+        )
+    facts = ManifestFacts.parse(data, where=where)
+    name, version, file = facts.name, facts.version, facts.artifact_file
+    sha256, size, perms = facts.artifact_sha256, facts.artifact_size, facts.permissions
+    if name != release.name:
+        raise WrongSoftwareError(
+            f"wrong software attack: the registry entry for {release.name} {release.version} points at the "
+            f"signed manifest of plugin {name!r}",
+            where=where,
+            fix="do not install from this registry until its owners rebuild it",
+        )
+    if version != release.version:
+        raise MixAndMatchError(
+            f"mix-and-match attack: the registry entry for {release.name} {release.version} points at the "
+            f"manifest of version {version}",
+            where=where,
+            fix="do not install from this registry until its owners rebuild it",
+        )
+    published = parse_time(release.published_at)
+    try:
+        signers = verify_release_signatures(
+            root, release.name, data, list(sigs), now, published_at=published, where=where
+        )
+    except CheckFailed as err:
+        err.what = f"maintainer signature of {release.name} {release.version}: {err.what}"
+        raise
+    if (sha256, size) != (release.wasm.sha256, release.wasm.size) or file != PurePosixPath(
+        release.wasm.path
+    ).name:
+        raise MixAndMatchError(
+            f"mix-and-match attack: the signed manifest of {release.name} {release.version} pins "
+            f"{file} ({size} bytes, sha256 {sha256[:16]}…), but the registry entry names "
+            f"{release.wasm.path} ({release.wasm.size} bytes, sha256 {release.wasm.sha256[:16]}…)",
+            where=where,
+            fix="do not install from this registry until its owners rebuild it",
+        )
+    if perms != frozenset(release.permissions):
+        raise MixAndMatchError(
+            f"the registry entry of {release.name} {release.version} lists permissions "
+            f"{sorted(release.permissions)}, but its signed manifest declares {sorted(perms)}",
+            where=where,
+            fix="do not install from this registry until its owners rebuild it",
+        )
+    return facts, frozenset(signers)
+
+
+def verify_wasm(doc: RegistryDocument, release: Release, facts: ManifestFacts, data: bytes) -> None:
+    """The wasm must be exactly what both the signed manifest and the signed registry entry pin."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == facts.artifact_sha256 == release.wasm.sha256 and len(data) == facts.artifact_size:
+        return
+    for other in doc.releases():
+        if other is not release and other.wasm.sha256 == digest:
+            raise MixAndMatchError(
+                f"mix-and-match attack: the module served for {release.name} {release.version} is the "
+                f"signed module of {other.name} {other.version}",
+                where=release.wasm.path,
+                fix="the server or a mirror swapped files; nothing was installed",
+            )
+    raise _digest_error(
+        f"tampered module: {release.wasm.path} ({len(data)} bytes, sha256 {digest[:16]}…) is not the module "
+        f"pinned by the signed manifest and registry.json",
+        release.wasm.path,
+    )
