@@ -234,7 +234,7 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
         bad(
             "limit-exceeded",
             f"limits.default.{name}",
-            f"default {name} {value:g} is above the maximum {cap:g}",
+            f"default {name} {_num(value)} is above the maximum {_num(cap)}",
             "lower the default or raise the maximum",
         )
 
@@ -281,6 +281,10 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
     except WasmConfigError as err:
         bad("features", "features", str(err), "enable the features this one depends on")
     return config, problems
+
+
+def _num(value: float) -> str:
+    return f"{int(value):_}" if float(value).is_integer() else f"{value:g}"
 
 
 def config_location(config: RegistryConfig, dotted_field: str) -> Location:

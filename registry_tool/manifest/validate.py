@@ -29,6 +29,38 @@ from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version,
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
 
+# Every rule id validate can report (docs/manifest.md explains each; tests prove each fires).
+RULES = (
+    "toml-syntax",
+    "schema",
+    "unknown-key",
+    "manifest-missing",
+    "semver",
+    "name-mismatch",
+    "version-mismatch",
+    "spdx",
+    "abi-not-allowed",
+    "host-range",
+    "unknown-permission",
+    "limit-exceeded",
+    "artifact-path",
+    "artifact-missing",
+    "artifact-size",
+    "size-mismatch",
+    "digest-mismatch",
+    "digest-unpinned",
+    "wasm-invalid",
+    "abi-mismatch",
+    "import-not-allowed",
+    "missing-export",
+    "export-signature",
+    "test-spec",
+    "no-tests",
+    "registry-config",
+    "features",
+    "limits",
+)
+
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
 
 
@@ -450,9 +482,9 @@ def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
 
 _ABI_ONLY = {
     "args": ("core",),
-    "argv": ("wasi-command",),
-    "env": ("wasi-command",),
-    "exit_code": ("wasi-command",),
+    "argv": ("wasi-command", "component"),
+    "env": ("wasi-command", "component"),
+    "exit_code": ("wasi-command", "component"),
     "config": ("extism",),
 }
 
@@ -537,8 +569,9 @@ def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: 
             f"did you mean '{hint}'?" if hint else f"call one of: {', '.join(sorted(allowed))}",
         )
     if m.abi == "core" and has_bytes_input and info is not None:
-        has_alloc = any(info.export(n) and info.export(n).kind == "func" for n in ("alloc", "malloc"))  # type: ignore[union-attr]
-        has_memory = (mem := info.export("memory")) is not None and mem.kind == "memory"
+        kinds = {e.name: e.kind for e in info.exports}
+        has_alloc = "func" in (kinds.get("alloc"), kinds.get("malloc"))
+        has_memory = kinds.get("memory") == "memory"
         if not (has_alloc and has_memory):
             ctx.add(
                 "test-spec",

@@ -6,6 +6,7 @@ registry configures (its enabled wasm features) accepts the binary.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -161,6 +162,8 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
             memory_min = max(memory_min, ty.limits.min * WASM_PAGE)
         elif isinstance(ty, wasmtime.TableType):
             table_min = max(table_min, ty.limits.min)
+    defined_memory, defined_table = _defined_minimums(data)
+    memory_min, table_min = max(memory_min, defined_memory), max(table_min, defined_table)
     return ModuleInfo(False, tuple(imports), tuple(exports), memory_min, table_min)
 
 
@@ -182,5 +185,57 @@ def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> Modu
 
 
 def _first_line(err: Exception) -> str:
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    return "; ".join(lines[:3]) if lines else type(err).__name__
+    """wasmtime's error chain in one line: the root cause first, then the context."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip() and ln.strip() != "Caused by:"]
+    lines = [re.sub(r"^\d+: ", "", ln) for ln in lines]
+    if not lines:
+        return type(err).__name__
+    return lines[-1] if len(lines) == 1 else f"{lines[-1]} ({'; '.join(lines[:-1])})"
+
+
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise IndexError("truncated LEB128")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, pos
+
+
+def _defined_minimums(data: bytes) -> tuple[int, int]:
+    """Initial sizes of the memories (bytes) and tables (elements) a module defines itself.
+
+    wasmtime-py only shows types of imports and exports, so the memory (5) and table (4)
+    sections are read directly; the module has already been validated by wasmtime.
+    """
+    memory = table = 0
+    pos = 8
+    try:
+        while pos < len(data):
+            section, pos = data[pos], pos + 1
+            size, pos = _leb128(data, pos)
+            end = pos + size
+            if section in (4, 5):
+                count, cur = _leb128(data, pos)
+                for _ in range(count):
+                    if section == 4:
+                        cur += 1  # element reference type
+                    flags, cur = _leb128(data, cur)
+                    minimum, cur = _leb128(data, cur)
+                    if flags & 1:
+                        _, cur = _leb128(data, cur)
+                    if section == 5:
+                        page = 1 << _leb128(data, cur)[0] if flags & 8 else WASM_PAGE
+                        if flags & 8:  # custom-page-sizes: the page size log2 follows
+                            _, cur = _leb128(data, cur)
+                        memory = max(memory, minimum * page)
+                    else:
+                        table = max(table, minimum)
+            pos = end
+    except IndexError:
+        pass  # wasmtime accepted the module; a parse gap here only skips an extra check
+    return memory, table

@@ -1,0 +1,1 @@
+(module (func (export "add") (param i32 i32) (result i32) v128.const i64x2 0 0 drop local.get 0))

@@ -1,0 +1,1 @@
+(module (memory 1 1 shared) (func (export "add") (param i32 i32) (result i32) local.get 0))

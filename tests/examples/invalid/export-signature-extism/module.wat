@@ -1,0 +1,1 @@
+(module (func (export "greet") (param i32) (result i32) local.get 0))

@@ -1,0 +1,1 @@
+(module (import "ferrite:keys" "get" (func (param i32 i32) (result i64))) (func (export "add") (param i32 i32) (result i32) local.get 0))
