@@ -58,6 +58,7 @@ SAMPLES = (
     Sample("uppercase", "1.0.0", "uppercase/uppercase.c", "c-wasi-command"),
     Sample("count_vowels", "1.0.0", "count_vowels/count_vowels.c", "c-freestanding"),
     Sample("visit_counter", "1.0.0", "visit_counter/visit_counter.c", "c-freestanding"),
+    Sample("healthcheck", "1.0.0", "healthcheck/healthcheck.wat", "wat"),
 )
 
 
