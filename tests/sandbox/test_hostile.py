@@ -1,0 +1,194 @@
+"""The hostile-module corpus: every case ends in its named class, within its limit plus a margin."""
+
+from __future__ import annotations
+
+import re
+import resource
+
+import pytest
+
+from registry_tool.sandbox import Case, Outcome
+
+from .conftest import Runner, wat
+
+# Worker start-up and compile of a tiny module take ~0.1 s; this is the slack over each limit.
+MARGIN_S = 1.5
+
+SPIN = '(module (func (export "f") (loop br 0)))'
+SPIN_IN_START = '(module (func $s (loop br 0)) (start $s) (func (export "f")))'
+GROW_LOOP = """(module (memory (export "memory") 1)
+  (func (export "f") (loop (drop (memory.grow (i32.const 1))) br 0)))"""
+HUGE_MEMORY = '(module (memory (export "memory") 60000) (func (export "f")))'
+TABLE_BOMB = """(module (table (export "t") 0 funcref)
+  (func (export "f") (loop (drop (table.grow (ref.null func) (i32.const 1000))) br 0)))"""
+HUGE_TABLE = '(module (table 10000000 funcref) (func (export "f")))'
+RECURSE = '(module (func $f (export "f") (call $f)))'
+UNREACHABLE = '(module (func (export "f") unreachable))'
+DIV_ZERO = '(module (func (export "f") (result i32) (i32.div_u (i32.const 1) (i32.const 0))))'
+WASI_FLOOD = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\\10\\00\\00\\00\\00\\10\\00\\00")
+  (func (export "_start") (loop (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) br 0)))"""
+# A host call that sleeps 100 s: epochs cannot interrupt host code, so the parent's kill must.
+WASI_SLEEP = """(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 24) "\\00\\e8\\76\\48\\17\\00\\00\\00")
+  (func (export "_start") (drop (call $p (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"""
+
+
+def _exit_with(code: int) -> str:
+    return f"""(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const {code}))))"""
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "limits", "outcome"),
+    [
+        ("spin in export, fuel", SPIN, {"fuel": 5_000_000}, Outcome.out_of_fuel),
+        ("spin in export, deadline", SPIN, {"fuel": 10**15, "wall_time": 0.5}, Outcome.timeout),
+        ("spin in start, fuel", SPIN_IN_START, {"fuel": 5_000_000}, Outcome.out_of_fuel),
+        ("spin in start, deadline", SPIN_IN_START, {"fuel": 10**15, "wall_time": 0.5}, Outcome.timeout),
+        ("memory.grow loop", GROW_LOOP, {"fuel": 2_000_000}, Outcome.memory_limit),
+        ("huge initial memory", HUGE_MEMORY, {}, Outcome.memory_limit),
+        ("table growth bomb", TABLE_BOMB, {"fuel": 2_000_000}, Outcome.memory_limit),
+        ("huge initial table", HUGE_TABLE, {}, Outcome.memory_limit),
+        ("unbounded recursion", RECURSE, {}, Outcome.stack_overflow),
+        ("unreachable", UNREACHABLE, {}, Outcome.trap),
+        ("division by zero", DIV_ZERO, {}, Outcome.trap),
+    ],
+)
+def test_core_hostile_module_is_classified_within_its_limit(
+    run: Runner, name: str, module: str, limits: dict[str, float], outcome: Outcome
+) -> None:
+    [result] = run(wat(module), Case(name, "f"), wall_time=limits.pop("wall_time", 1.0), **limits)
+    assert result.outcome is outcome, result.detail
+    assert not result.passed
+    assert run.elapsed < 1.0 + MARGIN_S
+    if outcome is Outcome.timeout:
+        assert result.wall_ms is not None and 450 <= result.wall_ms < 500 + MARGIN_S * 1000
+
+
+def test_trap_detail_names_the_trap_code(run: Runner) -> None:
+    [unreachable] = run(wat(UNREACHABLE), Case("u", "f"))
+    [division] = run(wat(DIV_ZERO), Case("d", "f"))
+    assert "unreachable" in unreachable.detail
+    assert "integer_division_by_zero" in division.detail
+
+
+def test_uncaught_exception_is_a_trap_without_code(run: Runner) -> None:
+    module = wat('(module (tag $e) (func (export "f") throw $e))')
+    features = {"exceptions": True, "reference_types": True, "simd": True}
+    [result] = run(module, Case("throw", "f"), features=features)
+    assert result.outcome is Outcome.trap
+    assert "exception" in result.detail
+
+
+def test_expect_trap_inverts_the_verdict(run: Runner) -> None:
+    results = run(
+        wat(SPIN),
+        [Case("wants fuel", "f", expect_trap="out_of_fuel"), Case("wants timeout", "f", expect_trap="timeout")],
+        fuel=1_000_000,
+    )
+    assert [r.outcome for r in results] == [Outcome.out_of_fuel, Outcome.out_of_fuel]
+    assert [r.passed for r in results] == [True, False]
+
+
+def test_stdout_flood_hits_the_output_cap(run: Runner) -> None:
+    [result] = run(wat(WASI_FLOOD), Case("flood"), abi="wasi-command", output=64 * 1024, fuel=5_000_000)
+    assert result.outcome is Outcome.output_limit
+    assert run.elapsed < 1.0 + MARGIN_S
+    assert len(result.stdout) <= 2100  # the report shows a bounded excerpt
+
+
+def test_c_stdout_flood_hits_the_output_cap(run: Runner, build_c) -> None:
+    [result] = run(build_c("flood"), Case("flood"), abi="wasi-command", output=256 * 1024)
+    assert result.outcome is Outcome.output_limit
+    assert "flood flood" in result.stdout
+
+
+def test_host_call_that_never_returns_is_killed_by_the_parent(run: Runner) -> None:
+    [result] = run(wat(WASI_SLEEP), Case("sleep"), abi="wasi-command", wall_time=0.5, kill_margin=0.5)
+    assert result.outcome is Outcome.timeout
+    assert "killed" in result.detail
+    assert run.elapsed < 0.5 + 0.5 + MARGIN_S
+
+
+@pytest.mark.parametrize("code", [1, 3, 125])
+def test_proc_exit_nonzero_is_an_exit_code_result(run: Runner, code: int) -> None:
+    failing, expected = run(
+        wat(_exit_with(code)), [Case("plain"), Case("declared", exit_code=code)], abi="wasi-command"
+    )
+    assert failing.outcome is Outcome.exit_code
+    assert f"exit code {code}" in failing.detail
+    assert expected.outcome is Outcome.passed
+
+
+def test_proc_exit_outside_wasi_range_is_a_trap(run: Runner) -> None:
+    # wasmtime refuses exit statuses >= 126 (reserved by shells); that is a trap, not a result.
+    [result] = run(wat(_exit_with(255)), Case("255"), abi="wasi-command")
+    assert result.outcome is Outcome.trap
+    assert "exit status" in result.detail
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"", b"\0asm", b"\0asm\x01\0\0\0\x01\xff", b"not wasm at all", b"\0asm\x0d\0\x01\0"],
+    ids=["empty", "magic-only", "truncated-section", "text", "bad-version"],
+)
+def test_malformed_binary_is_a_compile_error(run: Runner, blob: bytes) -> None:
+    results = run(blob, [Case("a", "f"), Case("b", "f")])
+    assert [r.outcome for r in results] == [Outcome.compile_error, Outcome.compile_error]
+    assert all(r.detail for r in results)
+
+
+@pytest.mark.parametrize(
+    ("module", "feature"),
+    [
+        ('(module (func (export "f") (drop (v128.const i32x4 0 0 0 0))))', "simd"),
+        ('(module (memory 1 1 shared) (func (export "f")))', "threads"),
+        ('(module (func (export "f") (return_call 0)))', "tail_call"),
+        ('(module (memory 1) (memory 1) (func (export "f")))', "multi_memory"),
+    ],
+    ids=["simd", "threads", "tail_call", "multi_memory"],
+)
+def test_module_using_a_disabled_feature_does_not_compile(run: Runner, module: str, feature: str) -> None:
+    base = {"reference_types": True, "bulk_memory": True, "multi_value": True}
+    [refused] = run(wat(module), Case("f", "f", expect_kind="none"), features=base, memories=2)
+    [accepted] = run(wat(module), Case("f", "f"), features={**base, feature: True}, memories=2)
+    assert refused.outcome is Outcome.compile_error
+    assert re.search("enabled|support|multiple memories", refused.detail), refused.detail
+    assert accepted.outcome is not Outcome.compile_error, accepted.detail
+
+
+def _slow_to_compile() -> bytes:
+    # ~3 MB of long dependency chains: seconds of Cranelift time, far above the 0.3 s budget below.
+    body = "(i32.add (i32.const 1)) " * 5000
+    funcs = "".join(f'(func (export "f{i}") (param i32) (result i32) (local.get 0) {body})' for i in range(200))
+    return wat(f"(module {funcs})")
+
+
+def test_slow_compile_is_stopped_at_the_compile_timeout(run: Runner) -> None:
+    results = run(_slow_to_compile(), [Case("a", "f0", [1]), Case("b", "f1", [1])], compile_timeout=0.3)
+    assert [r.outcome for r in results] == [Outcome.compile_timeout, Outcome.compile_timeout]
+    assert run.elapsed < 0.3 + MARGIN_S
+
+
+def test_worker_without_address_space_fails_cleanly(run: Runner) -> None:
+    # So little address space that the worker cannot even start: a crash, not a hang or a traceback.
+    [result] = run(wat(SPIN), Case("f", "f"), address_space=48 * 1024**2)
+    assert result.outcome in (Outcome.worker_crashed, Outcome.memory_limit)
+    assert "worker" in result.detail
+
+
+def test_runaway_runs_keep_the_tool_memory_bounded(run: Runner, build_c) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(3):
+        run(wat(GROW_LOOP), Case("grow", "f"), memory=64 * 1024**2, fuel=1_000_000)
+        run(build_c("flood"), Case("flood"), abi="wasi-command", output=1024**2)
+        run(wat(HUGE_MEMORY), Case("huge", "f"))
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 20 * 1024, f"the parent grew by {grown_kib} KiB"
