@@ -204,3 +204,34 @@ def test_key_outside_the_index_role_is_refused(index: Index, tmp_path: Path) -> 
     with pytest.raises(IndexKeyError, match="not an index key"):
         build(index, tmp_path / "site", keys=[index.keys.index2])
     assert not (tmp_path / "site").exists()
+
+
+def test_smoke_figures_are_recorded_and_cached(index: Index, tmp_path: Path) -> None:
+    cache_path = tmp_path / "cache.json"
+    first = build(index, tmp_path / "a", smoke=True, cache_path=cache_path)
+    assert first.counts["smoked"] == 4
+    (figure,) = first.document.plugins["alpha"]["1.0.0"].smoke or ()
+    assert figure.name == "one plus two" and figure.fuel and figure.fuel > 0 and figure.peak_memory == 65536
+    second = build(index, tmp_path / "b", smoke=True, cache_path=cache_path)
+    assert second.counts == {"verified": 0, "cached": 4, "smoked": 0}
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    # --no-smoke records null even when the cache holds figures (same bytes as an uncached build).
+    third = build(index, tmp_path / "c", smoke=False, cache_path=cache_path)
+    assert third.document.plugins["alpha"]["1.0.0"].smoke is None
+    build(index, tmp_path / "d", smoke=False)
+    assert tree(tmp_path / "c") == tree(tmp_path / "d")
+
+
+def test_failing_smoke_test_refuses_the_build(index: Index, tmp_path: Path) -> None:
+    from registry_tool.signing import sign_release
+
+    folder = index.release_dir("alpha", "1.1.0")
+    manifest = folder / "plugin.toml"
+    manifest.write_text(manifest.read_text().replace("expect = [3]", "expect = [4]"))
+    sign_release(folder, index.keys.alice)
+    with pytest.raises(BuildRefusedError) as err:
+        build(index, tmp_path / "site", smoke=True)
+    ((subject, message),) = [(r.subject, f.message) for r, f in err.value.report.findings()]
+    assert subject == "alpha 1.1.0" and "wrong_output" in message
+    assert not (tmp_path / "site").exists()
+    build(index, tmp_path / "site", smoke=False)  # the same index builds when smoke is skipped
