@@ -132,7 +132,7 @@ class IndexRepo:
         git(self.path, "add", "-A")
         git(self.path, "commit", "-q", "-m", message)
 
-    def check(self, **options: Any) -> Report:
+    def check(self, base: str = "origin/main", **options: Any) -> Report:
         """Run the check as the PR workflow does (base = origin/main), recording smoke runs."""
         from registry_tool.sandbox.harness import smoke_release
 
@@ -140,7 +140,7 @@ class IndexRepo:
             self.smoked.append(f"{manifest.name}/{manifest.version}")
             return list(smoke_release(manifest, config))
 
-        opts = CheckOptions(base="origin/main", smoke=smoke, **options)
+        opts = CheckOptions(base=base, smoke=smoke, **options)
         return check_pull_request(self.path, [self.index], opts)
 
 
@@ -162,7 +162,9 @@ def base_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
     (index / "registry.toml").write_text(render_template("registry.toml", values))
     now = datetime.now(UTC)
     root_dir = index / "root"
-    v1 = new_root("test-registry", [keys.root.public_key], [keys.index.public_key], expires=now + timedelta(days=365))
+    v1 = new_root(
+        "test-registry", [keys.root.public_key], [keys.index.public_key], expires=now + timedelta(days=365)
+    )
     init_root_dir(root_dir, v1)
     sign_root_dir(root_dir, keys.root)
     edit_root_dir(root_dir, add_maintainer("alice", [keys.alice.public_key], ["alpha*"]), now=now)

@@ -13,7 +13,11 @@ import jsonschema
 
 from registry_tool.report import Report, to_sarif
 
-_MESSAGE = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
+_MESSAGE = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "minLength": 1}},
+}
 _REGION = {
     "type": "object",
     "required": ["startLine"],
@@ -82,7 +86,10 @@ SARIF_SUBSET: dict[str, Any] = {
                                                         "required": ["uri"],
                                                         "properties": {
                                                             # repo-relative: no scheme, no leading slash
-                                                            "uri": {"type": "string", "pattern": "^[^/:][^:]*$"}
+                                                            "uri": {
+                                                                "type": "string",
+                                                                "pattern": "^[^/:][^:]*$",
+                                                            }
                                                         },
                                                     },
                                                     "region": _REGION,

@@ -42,7 +42,9 @@ def github_output(report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return out.getvalue(), summary.read_text()
 
 
-def test_valid_new_plugin_passes(index_repo: IndexRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_valid_new_plugin_passes(
+    index_repo: IndexRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index_repo.release("alpha_tools", "1.0.0")
     index_repo.commit()
     report = index_repo.check()
@@ -50,8 +52,13 @@ def test_valid_new_plugin_passes(index_repo: IndexRepo, tmp_path: Path, monkeypa
     (result,) = report.results
     assert result.subject == "plugins/alpha_tools/1.0.0"
     assert result.data["checks"] == {
-        "files": True, "manifest": True, "digest": True, "signature": True,
-        "version order": True, "escalation": True, "smoke": True,
+        "files": True,
+        "manifest": True,
+        "digest": True,
+        "signature": True,
+        "version order": True,
+        "escalation": True,
+        "smoke": True,
     }
     assert result.data["signers"] == [index_repo.keys.alice.key_id]
     assert result.data["tests"][0]["outcome"] == "passed" and result.data["tests"][0]["fuel_consumed"] > 0
@@ -84,7 +91,10 @@ def test_bump_signed_by_another_plugins_maintainer_fails(
     assert "not for plugin 'alpha'" in finding.message
     assert (finding.file, finding.line) == (f"{A}/1.1.0/plugin.toml.minisig", 1)
     annotations, summary = github_output(report, tmp_path, monkeypatch)
-    assert f"::error file={A}/1.1.0/plugin.toml.minisig,line=1,title=signature%3A plugins/alpha/1.1.0::" in annotations
+    assert (
+        f"::error file={A}/1.1.0/plugin.toml.minisig,line=1,title=signature%3A plugins/alpha/1.1.0::"
+        in annotations
+    )
     assert "❌ signature" in summary and "failed" in summary
     assert_valid_sarif(report)
 
@@ -170,7 +180,10 @@ def test_version_going_backwards_fails_on_the_version_line(index_repo: IndexRepo
     report = index_repo.check()
     (finding,) = errors(report)
     assert finding.rule == "version-backwards" and "lower than the published 1.0.0" in finding.message
-    assert (finding.file, finding.line) == (f"{A}/0.9.0/plugin.toml", line_of(release / "plugin.toml", "version"))
+    assert (finding.file, finding.line) == (
+        f"{A}/0.9.0/plugin.toml",
+        line_of(release / "plugin.toml", "version"),
+    )
     assert_valid_sarif(report)
 
 
@@ -193,7 +206,10 @@ def test_permission_escalation(index_repo: IndexRepo, allow: bool) -> None:
     assert report.ok is allow
     perm = only_rule(report, "permission-escalation")[0]
     imp = only_rule(report, "import-escalation")[0]
-    assert (perm.file, perm.line) == (f"{A}/1.1.0/plugin.toml", line_of(release / "plugin.toml", "keys = true"))
+    assert (perm.file, perm.line) == (
+        f"{A}/1.1.0/plugin.toml",
+        line_of(release / "plugin.toml", "keys = true"),
+    )
     assert "ESCALATION" in perm.message and "'keys'" in perm.message
     assert imp.line == line_of(release / "plugin.toml", "file =") and "ferrite:keys.get" in imp.message
     expected = Severity.warning if allow else Severity.error
@@ -210,7 +226,10 @@ def test_hostile_infinite_loop_fails_smoke(index_repo: IndexRepo) -> None:
     (finding,) = errors(report)
     assert finding.rule == "smoke-failed"
     assert "out_of_fuel" in finding.message or "timeout" in finding.message
-    assert (finding.file, finding.line) == (f"{A}/1.1.0/plugin.toml", line_of(release / "plugin.toml", "[[tests]]"))
+    assert (finding.file, finding.line) == (
+        f"{A}/1.1.0/plugin.toml",
+        line_of(release / "plugin.toml", "[[tests]]"),
+    )
     assert "adds: out_of_fuel" in markdown_summary(report) or "adds: timeout" in markdown_summary(report)
     assert_valid_sarif(report)
 
@@ -284,3 +303,52 @@ def test_json_output_is_stable(index_repo: IndexRepo) -> None:
     assert set(result) == {"subject", "file", "ok", "findings", "data"}
     assert set(result["data"]) >= {"plugin", "version", "kind", "checks", "tests", "signers", "previous"}
     assert result["findings"][0]["rule"] == "signature"
+
+
+def test_unsigned_release_fails(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    (release / "plugin.toml.minisig").unlink()
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert finding.rule == "signature" and "no signature" in finding.message
+    assert (finding.file, finding.line) == (f"{A}/1.1.0/plugin.toml", 1)
+
+
+def test_symlink_in_release_fails(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    (release / "passwd").symlink_to("/etc/passwd")
+    index_repo.commit()
+    (finding,) = only_rule(index_repo.check(), "unexpected-file")
+    assert finding.file == f"{A}/1.1.0/passwd" and "symbolic link" in finding.message
+
+
+def test_published_root_is_immutable(index_repo: IndexRepo) -> None:
+    root = index_repo.index / "root" / "1.root.json"
+    root.write_text(root.read_text().replace('"version": 1', '"version": 1 '))
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = errors(report)
+    assert (finding.rule, finding.file) == ("root-immutable", "index/root/1.root.json")
+
+
+def test_changing_a_published_yank_fails(index_repo: IndexRepo) -> None:
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice)
+    index_repo.commit()
+    git(index_repo.path, "branch", "yanked")  # the yank is merged: this is the new base
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice, reason="changed my mind")
+    index_repo.commit()
+    found = errors(index_repo.check(base="yanked"))
+    assert {f.rule for f in found} == {"release-changed"}
+    assert f"{A}/1.0.0/yank.toml" in {f.file for f in found}
+
+
+def test_yank_naming_another_release_fails(index_repo: IndexRepo) -> None:
+    d = index_repo.index / "plugins/alpha/1.0.0"
+    (d / "yank.toml").write_text('[yank]\nname = "alpha"\nversion = "9.9.9"\nreason = "x"\n')
+    from registry_tool.signing import sign_yank
+
+    sign_yank(d, index_repo.keys.alice)
+    index_repo.commit()
+    found = errors(index_repo.check())
+    mismatch = [f for f in found if f.rule == "yank-invalid"]
+    assert mismatch and mismatch[0].line == 3 and mismatch[0].file == f"{A}/1.0.0/yank.toml"
