@@ -16,4 +16,3 @@ def test_install_and_load(trusted) -> None:
     assert load_plugin_bytes(trusted.plugins, "alpha") == site_wasm
     assert entry.wasm_sha256 == hashlib.sha256(site_wasm).hexdigest()
     assert verify_installed(trusted.plugins).ok
-

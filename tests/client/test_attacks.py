@@ -1,0 +1,317 @@
+"""Attack and fault cases: a real site served on 127.0.0.1, mutated between client runs.
+
+Every case checks three things: the named error (its message names the attack), nothing
+new in the plugin directory, and the client's trust state (root, highest version) unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_world import NOW, World
+
+from registry_tool.client import FetchPolicy
+from registry_tool.client.errors import (
+    DigestMismatchError,
+    DownloadTooLargeError,
+    FreezeAttackError,
+    HttpStatusError,
+    IndexSignatureError,
+    MixAndMatchError,
+    NotFoundError,
+    RedirectRefusedError,
+    RollbackAttackError,
+    SlowRetrievalError,
+    UnsafeNameError,
+    WrongSoftwareError,
+)
+from registry_tool.signing import sign_release
+from registry_tool.trust import RevokedKeyError, UnauthorizedSignerError
+from registry_tool.trust.editing import revoke, rotate_keys
+
+FAST = FetchPolicy(connect_timeout=2, read_timeout=2, deadline=1.5)
+INFLATED = 9 * 10**15  # below the 2**53 limit of JSON numbers, above any timestamp version
+
+
+@pytest.fixture
+def installed(trusted: World) -> World:
+    """alpha 1.0.0 installed; the client has seen the current registry."""
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    return trusted
+
+
+def fails_closed(world: World, action: Callable[[], Any], error: type[Exception], match: str) -> None:
+    before = world.snapshot()
+    with pytest.raises(error, match=match):
+        action()
+    assert world.snapshot() == before, "a failed case changed the plugin directory or the trust state"
+
+
+def install(world: World, spec: str = "alpha@1.1.0", **kwargs: Any) -> Callable[[], Any]:
+    return lambda: world.open(**kwargs).install(spec, world.plugins, allow={"keys"})
+
+
+def release_entry(raw: dict[str, Any], name: str, version: str) -> dict[str, Any]:
+    entry: dict[str, Any] = raw["plugins"][name]["versions"][version]
+    return entry
+
+
+# --------------------------------------------------------------------------- registry.json
+
+
+def test_tampered_registry_json(installed: World) -> None:
+    path = installed.site / "registry.json"
+    path.write_bytes(path.read_bytes().replace(b"adds two numbers", b"adds two numberz", 1))
+    fails_closed(installed, install(installed), IndexSignatureError, "tampered registry.json or signature")
+
+
+def test_tampered_signature(installed: World) -> None:
+    path = installed.site / "registry.json.minisig"
+    lines = path.read_text().splitlines()
+    sig = bytearray(lines[1].encode())
+    sig[20] = ord("A") if sig[20] != ord("A") else ord("B")
+    lines[1] = sig.decode()
+    path.write_text("\n".join(lines) + "\n")
+    fails_closed(installed, install(installed), IndexSignatureError, "tampered registry.json or signature")
+
+
+def test_registry_signed_by_unknown_key(installed: World) -> None:
+    installed.forge_registry(lambda raw: raw.update(version=raw["version"] + 1), key=installed.keys.mallory)
+    fails_closed(
+        installed, install(installed), IndexSignatureError, "signed by a key that is not an index key"
+    )
+
+
+def test_rollback_to_older_validly_signed_registry(installed: World) -> None:
+    old = {n: (installed.site / n).read_bytes() for n in ("registry.json", "registry.json.minisig")}
+    installed.add_release("alpha", "1.2.0")
+    doc = installed.build()
+    installed.open().search()  # the client sees the new version
+    assert installed.state().highest_version == doc.version
+    for name, data in old.items():
+        (installed.site / name).write_bytes(data)
+    old_version = json.loads(old["registry.json"])["version"]
+    fails_closed(
+        installed,
+        install(installed),
+        RollbackAttackError,
+        f"rollback attack: registry version {old_version} is lower than the highest seen {doc.version}",
+    )
+
+
+def test_expired_registry_freeze(installed: World) -> None:
+    later = NOW + timedelta(days=7, seconds=1)
+    fails_closed(installed, install(installed, clock=lambda: later), FreezeAttackError, "freeze attack")
+
+
+def test_fast_forward_recovery_after_index_key_rotation(installed: World) -> None:
+    # An attacker holding the index key publishes an absurdly high version; the client accepts it.
+    installed.forge_registry(lambda raw: raw.update(version=INFLATED))
+    installed.open().search()
+    assert installed.state().highest_version == INFLATED
+    # The owners publish normally: every honest version now looks like a rollback.
+    installed.build(previous=False)
+    fails_closed(
+        installed, install(installed), RollbackAttackError, "lower than the highest seen 9000000000000000"
+    )
+    # The owners rotate the index key in a new root; the client walks to it and resets.
+    old_id = installed.keys.index.key_id
+    installed.edit_root(rotate_keys("index", add=[installed.keys.index2.public_key], remove=[old_id]))
+    installed.index_keys = [installed.keys.index2]
+    doc = installed.build(previous=False)
+    installed.open().install("alpha@1.1.0", installed.plugins)
+    state = installed.state()
+    assert state.highest_version == doc.version < INFLATED
+    assert state.root_version == doc.root_version
+
+
+def test_old_index_key_useless_after_rotation(installed: World) -> None:
+    installed.edit_root(
+        rotate_keys("index", add=[installed.keys.index2.public_key], remove=[installed.keys.index.key_id])
+    )
+    installed.publish_root()  # new root served, registry.json still signed by the old key
+    fails_closed(installed, install(installed), IndexSignatureError, "not an index key")
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def test_wasm_swapped_for_another_release_mix_and_match(installed: World) -> None:
+    shutil.copy(
+        installed.site / "plugins/alpha/1.0.0/alpha.wasm", installed.site / "plugins/alpha/1.1.0/alpha.wasm"
+    )
+    fails_closed(
+        installed,
+        install(installed),
+        MixAndMatchError,
+        "mix-and-match attack: .* is the signed module of alpha 1.0.0",
+    )
+
+
+def test_wasm_tampered(installed: World) -> None:
+    path = installed.site / "plugins/alpha/1.1.0/alpha.wasm"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    fails_closed(installed, install(installed), DigestMismatchError, "tampered module")
+
+
+def test_manifest_swapped_for_older_version_mix_and_match(installed: World) -> None:
+    # The index key signs an entry for alpha 1.1.0 whose manifest is 1.0.0's (validly signed) one.
+    release_dir = installed.site / "plugins/alpha/1.1.0"
+    for f in (installed.site / "plugins/alpha/1.0.0").glob("plugin.toml*"):
+        shutil.copy(f, release_dir / f.name)
+    manifest = (release_dir / "plugin.toml").read_bytes()
+
+    def mutate(raw: dict[str, Any]) -> None:
+        release_entry(raw, "alpha", "1.1.0")["manifest"].update(
+            sha256=hashlib.sha256(manifest).hexdigest(), size=len(manifest)
+        )
+
+    installed.forge_registry(mutate)
+    fails_closed(installed, install(installed), MixAndMatchError, "points at the manifest of version 1.0.0")
+
+
+def test_entry_for_a_pointing_at_b_wrong_software(installed: World) -> None:
+    """The entry for alpha 1.1.0 names beta's signed manifest and wasm (copied under alpha's path)."""
+    a_dir, b_dir = installed.site / "plugins/alpha/1.1.0", installed.site / "plugins/beta/2.0.0"
+    for f in b_dir.glob("plugin.toml*"):
+        shutil.copy(f, a_dir / f.name)
+    shutil.copy(b_dir / "beta.wasm", a_dir / "beta.wasm")
+
+    def mutate(raw: dict[str, Any]) -> None:
+        a, b = release_entry(raw, "alpha", "1.1.0"), release_entry(raw, "beta", "2.0.0")
+        a["manifest"] = {**b["manifest"], "path": "plugins/alpha/1.1.0/plugin.toml"}
+        a["wasm"] = {**b["wasm"], "path": "plugins/alpha/1.1.0/beta.wasm"}
+        a["signers"] = b["signers"]
+
+    installed.forge_registry(mutate)
+    fails_closed(installed, install(installed), WrongSoftwareError, "wrong software attack: .* plugin 'beta'")
+
+
+def test_oversize_manifest(installed: World) -> None:
+    path = installed.site / "plugins/alpha/1.1.0/plugin.toml"
+    path.write_bytes(path.read_bytes() + b"#" * 4096)
+    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+
+
+def test_maintainer_key_revoked(installed: World) -> None:
+    installed.edit_root(revoke(installed.keys.alice.key_id, now=NOW, keep_prior_releases=False))
+    installed.publish_root()  # a mirror still serves the old registry with alice's releases
+    fails_closed(installed, install(installed), RevokedKeyError, "was revoked in root version 4")
+
+
+def test_revoked_key_keeps_prior_releases_when_root_says_so(installed: World) -> None:
+    installed.edit_root(
+        revoke(installed.keys.alice.key_id, now=NOW + timedelta(hours=1), keep_prior_releases=True)
+    )
+    installed.publish_root()
+    entry = installed.open().install("alpha@1.1.0", installed.plugins)
+    assert entry.version == "1.1.0"
+
+
+def test_out_of_delegation_signer(installed: World, tmp_path: Path) -> None:
+    """alpha 9.9.9 signed by bob, who is delegated only for beta, slipped in by the index key."""
+    staging = tmp_path / "stage"
+    shutil.copytree(installed.site / "plugins/alpha/1.1.0", staging)
+    for sig in staging.glob("*.minisig"):
+        sig.unlink()
+    text = (staging / "plugin.toml").read_text().replace('version = "1.1.0"', 'version = "9.9.9"')
+    (staging / "plugin.toml").write_text(text)
+    sign_release(staging, installed.keys.bob)
+    target = installed.site / "plugins/alpha/9.9.9"
+    shutil.copytree(staging, target)
+    manifest = (target / "plugin.toml").read_bytes()
+
+    def mutate(raw: dict[str, Any]) -> None:
+        entry = json.loads(json.dumps(release_entry(raw, "alpha", "1.1.0")))
+        entry["manifest"] = {
+            "path": "plugins/alpha/9.9.9/plugin.toml",
+            "sha256": hashlib.sha256(manifest).hexdigest(),
+            "size": len(manifest),
+        }
+        entry["wasm"]["path"] = "plugins/alpha/9.9.9/alpha.wasm"
+        entry["signers"] = [installed.keys.bob.key_id]
+        raw["plugins"]["alpha"]["versions"]["9.9.9"] = entry
+
+    installed.forge_registry(mutate)
+    fails_closed(installed, install(installed, "alpha"), UnauthorizedSignerError, "not for plugin 'alpha'")
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def test_endless_wasm_body(installed: World) -> None:
+    installed.server.endless("/plugins/alpha/1.1.0/alpha.wasm")
+    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+
+
+def test_endless_registry_json(installed: World) -> None:
+    installed.server.endless("/registry.json")
+    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+
+
+def test_slow_retrieval(installed: World) -> None:
+    installed.server.slow("/plugins/alpha/1.1.0/alpha.wasm", delay=0.3)
+    fails_closed(installed, install(installed, policy=FAST), SlowRetrievalError, "slow retrieval attack")
+
+
+def test_redirect_to_another_origin(installed: World, other_server: Any) -> None:
+    shutil.copy(installed.site / "plugins/alpha/1.1.0/alpha.wasm", other_server.root / "alpha.wasm")
+    installed.server.redirect("/plugins/alpha/1.1.0/alpha.wasm", other_server.url + "alpha.wasm")
+    fails_closed(installed, install(installed), RedirectRefusedError, "another origin")
+    assert other_server.requests == []
+
+
+def test_redirect_to_file_url(installed: World) -> None:
+    local = installed.site / "plugins/alpha/1.1.0/alpha.wasm"
+    installed.server.redirect("/plugins/alpha/1.1.0/alpha.wasm", local.as_uri())
+    fails_closed(installed, install(installed), RedirectRefusedError, "another origin or scheme")
+
+
+@pytest.mark.parametrize("code, error", [(404, NotFoundError), (500, HttpStatusError)])
+def test_error_status_mid_install(installed: World, code: int, error: type[Exception]) -> None:
+    installed.server.status("/plugins/alpha/1.1.0/alpha.wasm", code)
+    fails_closed(installed, install(installed), error, str(code))
+
+
+@pytest.mark.parametrize("name", ["../evil", "alpha/../../etc", "a/b", "al\0pha", "..", "/abs", "Alpha", ""])
+def test_unsafe_plugin_names(installed: World, name: str) -> None:
+    reg = installed.open()
+    before = list(installed.server.requests)
+    fails_closed(
+        installed, lambda: reg.install(name, installed.plugins), UnsafeNameError, "not a valid plugin name"
+    )
+    assert installed.server.requests == before  # refused before any request
+
+
+# --------------------------------------------------------------------------- mirrors
+
+
+def test_mirror_serving_tampered_files_cannot_change_what_is_installed(
+    installed: World, other_server: Any
+) -> None:
+    shutil.copytree(installed.site, other_server.root, dirs_exist_ok=True)
+    shutil.copy(
+        other_server.root / "plugins/alpha/1.0.0/alpha.wasm",
+        other_server.root / "plugins/alpha/1.1.0/alpha.wasm",
+    )
+    installed.server.status("/plugins/alpha/1.1.0/alpha.wasm", 500)
+    fails_closed(installed, install(installed, mirrors=[other_server.url]), HttpStatusError, "500")
+    # With an honest mirror the same install succeeds and installs the signed bytes.
+    shutil.copy(
+        installed.site / "plugins/alpha/1.1.0/alpha.wasm",
+        other_server.root / "plugins/alpha/1.1.0/alpha.wasm",
+    )
+    entry = installed.open(mirrors=[other_server.url]).install("alpha@1.1.0", installed.plugins)
+    assert (
+        entry.wasm_sha256
+        == hashlib.sha256((installed.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()).hexdigest()
+    )
