@@ -24,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "samples" / "src"
+# The clang the committed C samples were built with; other versions emit different code.
+REFERENCE_CLANG = "14.0.6"
 INDEX = ROOT / "index"
 
 # Flags shared by every C build: fixed paths in any remaining metadata, no debug info.

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 MANIFEST_FILE = "plugin.toml"
 PLUGIN_SCHEMA = "plugin.schema.json"
 INPUT_KEYS = ("input", "input_base64", "input_file")
+# A manifest is a few KiB; a cap keeps a hostile PR from feeding megabytes to the TOML parser.
+MAX_MANIFEST_BYTES = 256 * 1024
 EXPECT_KEYS = ("expect", "expect_base64", "expect_regex", "expect_file", "expect_trap")
 
 
@@ -122,6 +124,15 @@ class Manifest:
 
 def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | None, list[Finding]]:
     """Parse and schema-check plugin.toml bytes: a Manifest, or None plus every structural finding."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        return None, [
+            Finding(
+                "manifest-too-large",
+                f"{MANIFEST_FILE} is {len(raw)} bytes, above the {MAX_MANIFEST_BYTES // 1024} KiB cap",
+                file=relfile,
+                fix="keep test data in input_file/expect_file files instead of inline strings",
+            )
+        ]
     try:
         src = parse_toml(path, raw)
     except TomlSyntaxError as err:

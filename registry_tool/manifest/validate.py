@@ -35,6 +35,7 @@ RULES = (
     "schema",
     "unknown-key",
     "manifest-missing",
+    "manifest-too-large",
     "semver",
     "name-mismatch",
     "version-mismatch",

@@ -1,0 +1,182 @@
+"""registry.toml: loading, the import predicate the sandbox reuses, limits and features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from registry_tool.errors import EXIT_CHECK_FAILED, EXIT_USAGE
+from registry_tool.manifest import (
+    Limits,
+    RegistryConfigError,
+    RegistryConfigNotFoundError,
+    engine_config,
+    find_registry_config,
+    load_registry_config,
+)
+from registry_tool.manifest.wasm import WasmConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+INDEX = REPO / "index"
+
+
+@pytest.fixture(scope="module")
+def config():  # type: ignore[no-untyped-def]
+    return load_registry_config(INDEX)
+
+
+def test_sample_config_values(config) -> None:  # type: ignore[no-untyped-def]
+    assert config.name == "ferrite-plugins"
+    assert config.host_name == "ferrite"
+    assert config.allowed_abis == ("core", "wasi-command", "extism", "component")
+    assert config.default_limits == Limits(fuel=50_000_000, memory=16 * 1024**2, wall_time=2.0)
+    assert config.max_limits.module_size == 32 * 1024**2
+    assert config.max_limits.stack == 1024**2
+    assert config.index_validity == 7 * 86400
+    assert config.allow_backports is False
+    assert config.regression_threshold == 0.25
+    assert config.features["threads"] is False
+    assert config.raw == (INDEX / "registry.toml").read_bytes()
+    assert config.line_of("limits.max.fuel") is not None
+
+
+@pytest.mark.parametrize(
+    ("abi", "granted", "module", "name", "allowed"),
+    [
+        ("core", set(), "ferrite:keys", "get", False),
+        ("core", {"keys"}, "ferrite:keys", "get", True),
+        ("core", {"network"}, "ferrite:keys", "get", False),
+        ("core", {"keys"}, "ferrite:net", "fetch", False),
+        ("core", set(), "wasi_snapshot_preview1", "fd_write", False),
+        ("core", set(), "env", "abort", False),
+        ("wasi-command", set(), "wasi_snapshot_preview1", "fd_write", True),
+        ("wasi-command", set(), "extism:host/env", "alloc", False),
+        ("wasi-command", {"keys"}, "ferrite:keys", "set", True),
+        ("extism", set(), "extism:host/env", "output_set", True),
+        ("extism", set(), "wasi_snapshot_preview1", "fd_write", True),
+        ("extism", set(), "extism:host/user", "lookup", False),
+        ("extism", {"extism_user"}, "extism:host/user", "lookup", True),
+        ("extism", set(), "extism:host/envx", "alloc", False),
+        ("component", set(), "wasi:cli/environment@0.2.0", "", True),
+        ("component", set(), "ferrite:keys", "", False),
+        ("unknown-abi", set(), "wasi_snapshot_preview1", "fd_write", False),
+    ],
+)
+def test_import_allowed(config, abi, granted, module, name, allowed) -> None:  # type: ignore[no-untyped-def]
+    assert config.import_allowed(abi, granted, module, name) is allowed
+
+
+def test_allowed_imports_lists_base_and_granted_patterns(config) -> None:  # type: ignore[no-untyped-def]
+    patterns = config.allowed_imports("wasi-command", {"keys"})
+    assert [(p.module, p.name) for p in patterns] == [("wasi_snapshot_preview1", "*"), ("ferrite:keys", "*")]
+
+
+def test_limits_over_and_exceeding() -> None:
+    default = Limits(fuel=10, memory=100, wall_time=2.0)
+    maximum = Limits(fuel=100, memory=1000, wall_time=10.0, module_size=5000)
+    declared = Limits(fuel=500, memory=50)
+    effective = declared.over(default).over(maximum)
+    assert effective == Limits(fuel=500, memory=50, wall_time=2.0, module_size=5000)
+    assert declared.exceeding(maximum) == [("fuel", 500, 100)]
+
+
+def test_find_registry_config_walks_up() -> None:
+    assert find_registry_config(INDEX / "plugins" / "adler32" / "1.0.0") == INDEX / "registry.toml"
+    assert find_registry_config(INDEX / "registry.toml") == INDEX / "registry.toml"
+
+
+def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryConfigNotFoundError) as info:
+        load_registry_config(tmp_path)
+    assert info.value.exit_code == EXIT_USAGE
+    assert "--config" in info.value.diagnostics()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "registry.toml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule", "fragment"),
+    [
+        ('name = "ferrite-plugins"', 'name = "Ferrite Plugins"', "schema", "registry.name"),
+        ('base_url = "http://127.0.0.1:8765/"', 'base_url = "ftp://x/"', "schema", "registry.base_url"),
+        (
+            'base_url = "http://127.0.0.1:8765/"',
+            'base_url = "https://x.org/no-slash"',
+            "schema",
+            "registry.base_url",
+        ),
+        (
+            'allowed = ["core", "wasi-command", "extism", "component"]',
+            "allowed = []",
+            "schema",
+            "abis.allowed",
+        ),
+        (
+            'allowed = ["core", "wasi-command", "extism", "component"]',
+            'allowed = ["wasi"]',
+            "schema",
+            "abis.allowed",
+        ),
+        ('module_size = "32MiB"', "", "schema", "'module_size' is required"),
+        ('validity = "7d"', 'validity = "a week"', "schema", "index.validity"),
+        ("simd = true", "simd = true\nsimdd = true", "unknown-key", "did you mean 'simd'"),
+        (
+            'wall_time = "10s"',
+            'wall_time = "10s"\nwalltime = "1s"',
+            "unknown-key",
+            "did you mean 'wall_time'",
+        ),
+        (
+            'imports = [{ module = "ferrite:keys", name = "*" }]',
+            "imports = []",
+            "schema",
+            "permissions.keys.imports",
+        ),
+        ('memory = "16MiB"', 'memory = "512MiB"', "limit-exceeded", "default memory"),
+        ("simd = true", "simd = false\nrelaxed_simd = true", "features", "requires 'simd'"),
+    ],
+)
+def test_bad_registry_config(tmp_path: Path, old: str, new: str, rule: str, fragment: str) -> None:
+    text = (INDEX / "registry.toml").read_text()
+    assert old in text
+    with pytest.raises(RegistryConfigError) as info:
+        load_registry_config(_write(tmp_path, text.replace(old, new, 1)))
+    err = info.value
+    assert err.exit_code == EXIT_CHECK_FAILED
+    assert any(f.rule == rule and fragment in f"{f.message} {f.fix}" for f in err.findings), err.findings
+    assert all(f.line for f in err.findings if f.field), "config findings carry the TOML line"
+
+
+@pytest.mark.parametrize(
+    ("features", "wat", "ok"),
+    [
+        ({"simd": True}, "(module (func (result v128) v128.const i64x2 0 0))", True),
+        ({"simd": False}, "(module (func (result v128) v128.const i64x2 0 0))", False),
+        ({"threads": False}, "(module (memory 1 1 shared))", False),
+        ({"threads": True}, "(module (memory 1 1 shared))", True),
+        ({"multi_memory": False}, "(module (memory 1) (memory 1))", False),
+        ({"multi_memory": True}, "(module (memory 1) (memory 1))", True),
+        ({"reference_types": False}, "(module (func (param externref)))", False),
+        ({"tail_call": False}, "(module (func $f (return_call $f)))", False),
+        ({"tail_call": True}, "(module (func $f (return_call $f)))", True),
+        ({"memory64": False}, "(module (memory i64 1))", False),
+    ],
+)
+def test_engine_config_applies_features(features: dict[str, bool], wat: str, ok: bool) -> None:
+    engine = wasmtime.Engine(engine_config(features))
+    data = wasmtime.wat2wasm(wat)
+    if ok:
+        wasmtime.Module(engine, data)
+    else:
+        with pytest.raises(wasmtime.WasmtimeError):
+            wasmtime.Module(engine, data)
+
+
+def test_unknown_feature_is_rejected_before_wasmtime_sees_it() -> None:
+    with pytest.raises(WasmConfigError, match="unknown wasm feature 'simd2'"):
+        engine_config({"simd2": True})
