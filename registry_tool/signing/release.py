@@ -180,7 +180,9 @@ def pin_artifact(release_dir: Path) -> bool:
     try:
         doc = tomlkit.parse(original.decode("utf-8"))
     except (UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as exc:
-        raise ReleaseSigningError(f"cannot parse {manifest}: {exc}", where=str(manifest)) from None
+        raise ReleaseSigningError(
+            f"cannot parse the TOML: {exc}", where=str(manifest), fix="fix the syntax"
+        ) from None
     artifact = _artifact_table(doc.unwrap(), str(manifest))
     wasm = artifact_path(release_dir, artifact["file"], where=str(manifest))
     if not wasm.is_file():

@@ -1,0 +1,180 @@
+"""Release signing: pin the artifact into plugin.toml (formatting kept), sign the exact manifest bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from registry_tool.errors import CheckFailed
+from registry_tool.signing import (
+    ArtifactMismatchError,
+    ReleaseSigningError,
+    SecretKey,
+    check_artifact_pin,
+    read_signatures,
+    sign_release,
+    sign_yank,
+    signature_paths,
+    verify_bytes,
+)
+from registry_tool.signing.release import comment_fields, sign_path
+
+MANIFEST = """\
+# validate_email: a sample plugin   (comment kept)
+[plugin]
+name = "validate_email"     # inline comment kept
+version = "1.2.0"
+description = 'single quotes kept'
+
+[artifact]
+file = "validate_email.wasm"
+sha256 = "0000"   # stale pin, replaced in place
+"""
+WASM = b"\x00asm\x01\x00\x00\x00"
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    d = tmp_path / "plugins" / "validate_email" / "1.2.0"
+    d.mkdir(parents=True)
+    (d / "plugin.toml").write_text(MANIFEST)
+    (d / "validate_email.wasm").write_bytes(WASM)
+    return d
+
+
+def test_sign_release_pins_and_signs(release: Path, alice: SecretKey) -> None:
+    sig_path = sign_release(release, alice, timestamp=1)
+    assert sig_path == release / "plugin.toml.minisig"
+    text = (release / "plugin.toml").read_text()
+    doc = tomllib.loads(text)
+    assert doc["artifact"] == {
+        "file": "validate_email.wasm",
+        "sha256": hashlib.sha256(WASM).hexdigest(),
+        "size": 8,
+    }
+    # formatting and comments are preserved byte for byte outside the pinned values
+    assert text.startswith(MANIFEST.split("sha256")[0])
+    assert "# stale pin, replaced in place" in text and "'single quotes kept'" in text
+    verified = verify_bytes(alice.public_key, (release / "plugin.toml").read_bytes(), sig_path.read_text())
+    fields = comment_fields(verified.trusted_comment)
+    assert (
+        fields["plugin"] == "validate_email"
+        and fields["version"] == "1.2.0"
+        and fields["file"] == "plugin.toml"
+    )
+
+
+def test_resigning_unchanged_release_keeps_bytes(release: Path, alice: SecretKey) -> None:
+    sign_release(release, alice)
+    before = (release / "plugin.toml").read_bytes()
+    sign_release(release, alice)
+    assert (release / "plugin.toml").read_bytes() == before
+    assert len(signature_paths(release / "plugin.toml")) == 1
+
+
+def test_second_maintainer_gets_keyed_signature(release: Path, alice: SecretKey, bob: SecretKey) -> None:
+    sign_release(release, alice)
+    second = sign_release(release, bob)
+    assert second.name == f"plugin.toml.{bob.key_id}.minisig"
+    data = (release / "plugin.toml").read_bytes()
+    texts = read_signatures(release / "plugin.toml")
+    assert len(texts) == 2
+    assert verify_bytes(alice.public_key, data, texts[0]) and verify_bytes(bob.public_key, data, texts[1])
+
+
+def test_changed_artifact_removes_stale_signatures(release: Path, alice: SecretKey, bob: SecretKey) -> None:
+    sign_release(release, alice)
+    sign_release(release, bob)
+    (release / "validate_email.wasm").write_bytes(WASM + b"\x00")
+    sign_release(release, bob)
+    paths = signature_paths(release / "plugin.toml")
+    assert [p.name for p in paths] == ["plugin.toml.minisig"]
+    assert verify_bytes(bob.public_key, (release / "plugin.toml").read_bytes(), paths[0].read_text())
+
+
+def test_plain_minisign_after_pinning_is_accepted(release: Path, alice: SecretKey, minisign: str) -> None:
+    """A maintainer may pin with registry-tool and sign with plain `minisign -S -m plugin.toml`."""
+    from registry_tool.signing import pin_artifact
+
+    assert pin_artifact(release) is True
+    assert pin_artifact(release) is False
+    key = release.parent / "k.key"
+    key.write_bytes(alice.dump(None))
+    out = subprocess.run(
+        [minisign, "-S", "-s", str(key), "-m", str(release / "plugin.toml")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    data = (release / "plugin.toml").read_bytes()
+    assert verify_bytes(alice.public_key, data, read_signatures(release / "plugin.toml")[0])
+    check_artifact_pin(data, WASM)
+
+
+@pytest.mark.parametrize("wasm", [WASM + b"\x01", WASM[:-1], b""])
+def test_artifact_pin_mismatch(release: Path, alice: SecretKey, wasm: bytes) -> None:
+    sign_release(release, alice)
+    with pytest.raises(ArtifactMismatchError):
+        check_artifact_pin((release / "plugin.toml").read_bytes(), wasm)
+
+
+def test_same_size_different_content_detected(release: Path, alice: SecretKey) -> None:
+    sign_release(release, alice)
+    with pytest.raises(ArtifactMismatchError, match="sha256"):
+        check_artifact_pin((release / "plugin.toml").read_bytes(), b"\x00asm\x01\x00\x00\x01")
+
+
+@pytest.mark.parametrize("file", ["../escape.wasm", "/etc/passwd", "a\\..\\b.wasm"])
+def test_artifact_path_must_stay_inside(release: Path, alice: SecretKey, file: str) -> None:
+    (release / "plugin.toml").write_text(MANIFEST.replace('"validate_email.wasm"', f"'{file}'"))
+    with pytest.raises(CheckFailed, match="inside the release"):
+        sign_release(release, alice)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('[plugin]\nname = "x"\nversion = "1"\n', "no \\[artifact\\]"),
+        ('[plugin]\nname = "x"\nversion = "1"\n[artifact]\nfile = "missing.wasm"\n', "does not exist"),
+        ("[plugin\n", "cannot parse"),
+    ],
+)
+def test_unsignable_release(release: Path, alice: SecretKey, text: str, match: str) -> None:
+    (release / "plugin.toml").write_text(text)
+    with pytest.raises(ReleaseSigningError, match=match):
+        sign_release(release, alice)
+
+
+def test_sign_yank(release: Path, alice: SecretKey) -> None:
+    (release / "yank.toml").write_text('[yank]\nname = "validate_email"\nversion = "1.2.0"\nreason = "CVE"\n')
+    path = sign_yank(release, alice)
+    verified = verify_bytes(alice.public_key, (release / "yank.toml").read_bytes(), path.read_text())
+    assert comment_fields(verified.trusted_comment)["file"] == "yank.toml"
+
+
+def test_sign_path_plain_file(tmp_path: Path, alice: SecretKey) -> None:
+    f = tmp_path / "registry.json"
+    f.write_bytes(b"{}")
+    out = sign_path(f, alice, trusted_comment="index")
+    assert out == tmp_path / "registry.json.minisig"
+    assert verify_bytes(alice.public_key, b"{}", out.read_text()).trusted_comment == "index"
+
+
+def test_signature_paths_ignore_lookalikes(tmp_path: Path) -> None:
+    f = tmp_path / "plugin.toml"
+    f.write_text("x")
+    for name in [
+        "plugin.toml.minisig",
+        "plugin.toml.0123456789ABCDEF.minisig",
+        "plugin.toml.0123456789abcdef.minisig",
+        "plugin.toml.012.minisig",
+        "plugin.tomlx.0123456789ABCDEF.minisig",
+        "other.toml.minisig",
+    ]:
+        (tmp_path / name).write_text("s")
+    assert [p.name for p in signature_paths(f)] == [
+        "plugin.toml.minisig",
+        "plugin.toml.0123456789ABCDEF.minisig",
+    ]

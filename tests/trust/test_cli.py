@@ -1,0 +1,271 @@
+"""The CLI end to end: a maintainer gets delegated, signs a release, anyone verifies it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+
+@pytest.fixture(scope="session")
+def cli() -> object:
+    from registry_tool import _cli
+
+    if not _cli.app.registered_commands:
+        _cli._register_areas()
+    return _cli.app
+
+
+def run(cli: object, *args: str | Path, env: dict[str, str] | None = None, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, [str(a) for a in args], env=env)  # type: ignore[arg-type]
+    assert result.exit_code == code, (result.exit_code, result.output)
+    return result
+
+
+def as_json(result: Result) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+@pytest.fixture
+def registry(tmp_path: Path, cli: object) -> Path:
+    """root/1 with a 2-of-2 root signed by both keys; generated keys in keys/."""
+    root = tmp_path / "index" / "root"
+    run(
+        cli,
+        "root",
+        "init",
+        "--registry",
+        "demo",
+        "--dir",
+        root,
+        "--generate-keys",
+        tmp_path / "keys",
+        "--unencrypted",
+        "--root-threshold",
+        "2",
+    )
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [
+        "index.key",
+        "index.pub",
+        "root-1.key",
+        "root-1.pub",
+        "root-2.key",
+        "root-2.pub",
+    ]
+    run(cli, "root", "verify", "--dir", root, code=1)  # unsigned: not valid yet
+    run(cli, "root", "sign", "--key", tmp_path / "keys" / "root-1.key", "--dir", root)
+    run(cli, "root", "verify", "--dir", root, code=1)  # 1 of 2
+    run(cli, "root", "sign", "--key", tmp_path / "keys" / "root-2.key", "--dir", root)
+    run(cli, "root", "verify", "--dir", root)
+    return tmp_path
+
+
+def sign_root(cli: object, base: Path) -> None:
+    for name in ("root-1", "root-2"):
+        run(cli, "root", "sign", "--key", base / "keys" / f"{name}.key", "--dir", base / "index" / "root")
+
+
+@pytest.fixture
+def release(registry: Path) -> Path:
+    d = registry / "index" / "plugins" / "hello" / "1.0.0"
+    d.mkdir(parents=True)
+    (d / "hello.wasm").write_bytes(b"\x00asm\x01\x00\x00\x00")
+    (d / "plugin.toml").write_text(
+        '# hello\n[plugin]\nname = "hello"\nversion = "1.0.0"\n\n[artifact]\nfile = "hello.wasm"\n'
+    )
+    return d
+
+
+def test_key_generate_and_show(cli: object, tmp_path: Path) -> None:
+    out = run(cli, "key", "generate", tmp_path / "alice", "--unencrypted").stdout
+    key_id = out.split()[2]
+    assert len(key_id) == 16
+    assert (tmp_path / "alice.key").stat().st_mode & 0o777 == 0o600
+    for target in ("alice.pub", "alice.key"):
+        assert key_id in run(cli, "key", "show", tmp_path / target).stdout
+    b64 = (tmp_path / "alice.pub").read_text().split("\n")[1]
+    assert key_id in run(cli, "key", "show", b64).stdout
+    run(cli, "key", "generate", tmp_path / "alice", "--unencrypted", code=2)  # refuses to overwrite
+    run(cli, "key", "generate", tmp_path / "alice", "--unencrypted", "--force")
+
+
+def test_passphrase_is_never_an_argument(cli: object, tmp_path: Path) -> None:
+    run(cli, "key", "generate", tmp_path / "a", "--passphrase", "x", code=2)
+    run(cli, "key", "generate", tmp_path / "a", "--passphrase-env", "NOT_SET_ANYWHERE", code=2)
+
+
+@pytest.mark.slow
+def test_encrypted_key_via_env(cli: object, tmp_path: Path, minisign: str) -> None:
+    """Default keys are scrypt-encrypted with minisign's parameters; the passphrase comes from an env var."""
+    env = {"RT_PASS": "hunter2"}
+    run(cli, "key", "generate", tmp_path / "enc", "--passphrase-env", "RT_PASS", env=env)
+    assert "encrypted" in (tmp_path / "enc.key").read_text()
+    (tmp_path / "f").write_bytes(b"data")
+    run(cli, "sign", tmp_path / "f", "--key", tmp_path / "enc.key", "--passphrase-env", "RT_PASS", env=env)
+    out = subprocess.run(
+        [minisign, "-V", "-p", str(tmp_path / "enc.pub"), "-m", str(tmp_path / "f")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_sign_and_verify_file(cli: object, tmp_path: Path) -> None:
+    run(cli, "key", "generate", tmp_path / "k", "--unencrypted")
+    f = tmp_path / "registry.json"
+    f.write_bytes(b"{}")
+    run(cli, "sign", f, "--key", tmp_path / "k.key", "--trusted-comment", "hello world")
+    res = as_json(run(cli, "verify", f, "--pubkey", tmp_path / "k.pub", "--format", "json"))
+    assert res["ok"] and res["results"][0]["data"]["trusted_comment"] == "hello world"
+    (tmp_path / "copy.sig").write_bytes((tmp_path / "registry.json.minisig").read_bytes())
+    run(cli, "verify", f, "--pubkey", tmp_path / "k.pub", "--sig", tmp_path / "copy.sig")
+    f.write_bytes(b"{ }")
+    res = as_json(run(cli, "verify", f, "--pubkey", tmp_path / "k.pub", "--format", "json", code=1))
+    assert res["results"][0]["findings"][0]["rule"] == "bad-signature"
+    run(cli, "verify", f, code=2)  # neither --pubkey nor --root
+    run(cli, "verify", tmp_path / "missing", "--pubkey", tmp_path / "k.pub", code=2)
+
+
+def test_maintainer_flow(cli: object, registry: Path, release: Path, minisign: str) -> None:
+    root = registry / "index" / "root"
+    run(cli, "key", "generate", registry / "alice", "--unencrypted")
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        registry / "alice.pub",
+        "--plugin",
+        "hello",
+        "--dir",
+        root,
+    )
+    # a second edit before signing amends the pending version instead of adding another
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        registry / "alice.pub",
+        "--plugin",
+        "hello-*",
+        "--dir",
+        root,
+    )
+    assert sorted(p.name for p in root.glob("*.root.json")) == ["1.root.json", "2.root.json"]
+    run(cli, "root", "verify", "--dir", root, code=1)
+    sign_root(cli, registry)
+    info = as_json(run(cli, "root", "verify", "--dir", root, "--format", "json"))["results"][0]["data"]
+    assert info["version"] == 2 and info["maintainers"]["alice"]["plugins"] == ["hello", "hello-*"]
+
+    run(cli, "sign", release, "--key", registry / "alice.key")
+    assert 'sha256 = "' in (release / "plugin.toml").read_text()
+    res = as_json(run(cli, "verify", release, "--root", root, "--format", "json"))
+    assert res["results"][0]["data"]["plugin"] == "hello"
+    out = subprocess.run(
+        [minisign, "-V", "-p", str(registry / "alice.pub"), "-m", str(release / "plugin.toml")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and "plugin:hello" in out.stdout
+
+    (release / "hello.wasm").write_bytes(b"\x00asm\x01\x00\x00\x01")
+    res = as_json(run(cli, "verify", release, "--root", root, "--format", "json", code=1))
+    assert res["results"][0]["findings"][0]["rule"] == "artifact-mismatch"
+
+
+def test_revoke_and_rotate(cli: object, registry: Path, release: Path) -> None:
+    root = registry / "index" / "root"
+    run(cli, "key", "generate", registry / "alice", "--unencrypted")
+    key_id = run(cli, "key", "show", registry / "alice.pub").stdout.split()[2]
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        registry / "alice.pub",
+        "--plugin",
+        "hello",
+        "--dir",
+        root,
+    )
+    sign_root(cli, registry)
+    run(cli, "sign", release, "--key", registry / "alice.key")
+    run(cli, "verify", release, "--root", root)
+
+    run(cli, "root", "revoke", key_id, "--keep-prior-releases", "--reason", "laptop lost", "--dir", root)
+    sign_root(cli, registry)
+    res = as_json(run(cli, "verify", release, "--root", root, "--format", "json", code=1))
+    assert res["results"][0]["findings"][0]["rule"] == "revoked-key"
+    run(cli, "verify", release, "--root", root, "--published-at", "2020-01-01T00:00:00Z")
+
+    run(cli, "key", "generate", registry / "index2", "--unencrypted")
+    old_index = run(cli, "key", "show", registry / "keys" / "index.pub").stdout.split()[2]
+    run(
+        cli,
+        "root",
+        "rotate-keys",
+        "--role",
+        "index",
+        "--add",
+        registry / "index2.pub",
+        "--remove",
+        old_index,
+        "--dir",
+        root,
+    )
+    sign_root(cli, registry)
+    data = as_json(run(cli, "root", "verify", "--dir", root, "--format", "json"))["results"][0]["data"]
+    assert data["version"] == 4 and old_index not in data["roles"]["index"]["keyids"]
+    assert data["revoked"] == [key_id]
+
+    run(cli, "root", "renew", "--expires", "30d", "--dir", root)
+    sign_root(cli, registry)
+    res = as_json(run(cli, "root", "verify", "--dir", root, "--format", "json"))
+    assert res["results"][0]["findings"][0]["rule"] == "root-expires-soon"  # a warning, still ok
+    # starting from a pinned version works too
+    run(cli, "root", "verify", "--dir", root, "--trusted", root / "3.root.json")
+
+
+def test_root_sign_refuses_non_root_key(cli: object, registry: Path) -> None:
+    run(
+        cli,
+        "root",
+        "sign",
+        "--key",
+        registry / "keys" / "index.key",
+        "--dir",
+        registry / "index" / "root",
+        code=2,
+    )
+
+
+def test_root_edit_errors(cli: object, registry: Path) -> None:
+    root = registry / "index" / "root"
+    run(cli, "root", "revoke", "0123456789ABCDEF", "--dir", root, code=2)
+    run(cli, "root", "rotate-keys", "--role", "targets", "--dir", root, code=2)
+    run(cli, "root", "rotate-keys", "--role", "root", "--threshold", "3", "--dir", root, code=2)
+    run(
+        cli,
+        "root",
+        "init",
+        "--registry",
+        "demo",
+        "--dir",
+        root,
+        "--generate-keys",
+        registry / "k2",
+        "--unencrypted",
+        code=2,
+    )
+    (root / "2.root.json").unlink(missing_ok=True)
+    (root / "3.root.json").write_text("{}")
+    run(cli, "root", "verify", "--dir", root, code=1)  # gap: version 2 missing
