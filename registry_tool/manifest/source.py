@@ -208,7 +208,7 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
                 field = dotted([*path, key])
                 hint = did_you_mean(key, known)
                 fix = (
-                    f"did you mean '{hint}'?"
+                    f"did you mean '{hint}'? Rename it to '{hint}'"
                     if hint
                     else f"remove it; allowed keys: {', '.join(sorted(known))}"
                 )

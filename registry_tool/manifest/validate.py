@@ -138,7 +138,7 @@ def _check_metadata(ctx: _Ctx) -> None:
                 "unknown-permission",
                 f"permission {name!r} is not in the registry's vocabulary",
                 f"permissions.{name}",
-                f"did you mean '{hint}'?"
+                f"did you mean '{hint}'? Rename it to '{hint}'"
                 if hint
                 else f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
             )
@@ -332,13 +332,17 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
         if cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name):
             continue
         perm = cfg.granting_permission(imp.module, imp.name)
+        has_table = m.line_of("permissions") is not None
         if perm:
+            message = f"import {imp} is not allowed: it needs the '{perm}' permission, which is not granted"
             fix = f"declare the permission: set `{perm} = true` under [permissions]"
             field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
         else:
-            fix = f"remove the import; the {m.abi!r} ABI and the registry's permissions do not provide it"
+            message = f"import {imp} is not allowed: neither the {m.abi!r} ABI nor any permission provides it"
+            fix = "remove the import (link the code into the module) or ask the registry for a permission"
             field_ = "plugin.abi"
-        ctx.add("import-not-allowed", f"import {imp} is not allowed", field_, fix)
+        # Point at [permissions] when the manifest has one, else at the artifact that imports it.
+        ctx.add("import-not-allowed", message, field_ if has_table or not perm else "artifact.file", fix)
 
 
 def _declared_funcs(
@@ -353,7 +357,7 @@ def _declared_funcs(
                 "missing-export",
                 f"declared export {name!r} is not exported by {ctx.manifest.artifact.file}",
                 f"exports.functions[{i}]",
-                f"did you mean '{hint}'?"
+                f"did you mean '{hint}'? Export that name or fix the spelling"
                 if hint
                 else "export the function from the module or remove it here",
             )
@@ -567,7 +571,9 @@ def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: 
             "test-spec",
             f"{prefix}.call {call!r} is not a declared export",
             f"{prefix}.call",
-            f"did you mean '{hint}'?" if hint else f"call one of: {', '.join(sorted(allowed))}",
+            f"did you mean '{hint}'? Call that export"
+            if hint
+            else f"call one of: {', '.join(sorted(allowed))}",
         )
     if m.abi == "core" and has_bytes_input and info is not None:
         kinds = {e.name: e.kind for e in info.exports}
