@@ -20,11 +20,21 @@ from registry_tool.signing.minisign import (
     LegacySignatureError,
     MalformedSignatureError,
     PublicKey,
-    Signature,
     VerifiedSignature,
-    verify_parsed,
 )
 from registry_tool.signing.release import check_trusted_comment, manifest_identity
+from registry_tool.trust.policy import (
+    AllOf,
+    Candidate,
+    RevokedKeyError,
+    Role,
+    Tally,
+    Threshold,
+    ThresholdNotMetError,
+    UnauthorizedSignerError,
+    tally_signatures,
+    verify_threshold,
+)
 
 ROOT_TYPE = "registry-root"
 SPEC_VERSION = 1
@@ -53,20 +63,6 @@ class RootContinuityError(CheckFailed):
     """Root N+1 breaks a rule tying it to root N (registry name, revocations are permanent)."""
 
     code = "root-continuity"
-
-
-class UnauthorizedSignerError(CheckFailed):
-    """The signing key is unknown, or known but not delegated for what it signed."""
-
-    code = "unauthorized-signer"
-
-
-class RevokedKeyError(CheckFailed):
-    code = "revoked-key"
-
-
-class ThresholdNotMetError(CheckFailed):
-    code = "threshold-not-met"
 
 
 class PluginNameMismatchError(CheckFailed):
@@ -158,27 +154,6 @@ class Revocation:
 
     def covers(self, plugin: str) -> bool:
         return any(pattern_matches(p, plugin) for p in self.plugins)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A key a signature may be checked against; ``refusal`` set means it verifies but does not count."""
-
-    key: PublicKey
-    refusal: CheckFailed | None = None
-
-
-@dataclass(frozen=True)
-class Role:
-    """A set of keys and how many distinct ones must sign; ``refused`` keys are recognised but rejected."""
-
-    name: str
-    keys: tuple[PublicKey, ...]
-    threshold: int
-    refused: tuple[Candidate, ...] = ()
-
-    def candidates(self) -> list[Candidate]:
-        return [Candidate(k) for k in self.keys] + list(self.refused)
 
 
 @dataclass(frozen=True)
@@ -409,90 +384,6 @@ def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
     return root
 
 
-# --------------------------------------------------------------------------- thresholds
-
-
-@dataclass
-class Tally:
-    """Distinct keys whose signature verified and counts, and why every other signature did not."""
-
-    counted: dict[bytes, VerifiedSignature] = field(default_factory=dict)
-    rejected: list[CheckFailed] = field(default_factory=list)
-
-    @property
-    def key_ids(self) -> set[str]:
-        return {v.key_id for v in self.counted.values()}
-
-
-def _check_one(sig_text: str, data: bytes, candidates: Sequence[Candidate], what: str) -> VerifiedSignature:
-    sig = Signature.parse(sig_text)
-    if sig.is_legacy:
-        raise LegacySignatureError(
-            "legacy 'Ed' (non-prehashed) signatures are never accepted for registry metadata",
-            fix="re-sign with registry-tool or minisign 0.8+",
-        )
-    matching = [c for c in candidates if c.key.keynum == sig.keynum]
-    if not matching:
-        raise UnauthorizedSignerError(
-            f"signature by key {sig.key_id}, which is not a key of the {what}",
-            fix=f"sign with a key of the {what}",
-        )
-    last: CheckFailed | None = None
-    # The key id only selects candidates; each is tried against its full public key.
-    for candidate in matching:
-        try:
-            verified = verify_parsed(candidate.key, data, sig)
-        except CheckFailed as err:
-            last = err
-            continue
-        if candidate.refusal is not None:
-            raise candidate.refusal
-        return verified
-    assert last is not None
-    raise last
-
-
-def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
-    """Check every signature; count each distinct public key (raw bytes) at most once."""
-    tally = Tally()
-    candidates = role.candidates()
-    for index, sig_text in enumerate(sigs):
-        try:
-            verified = _check_one(sig_text, data, candidates, role.name)
-        except CheckFailed as err:
-            # A fresh error: refusals are shared objects, and the message names this signature.
-            tally.rejected.append(
-                type(err)(f"signature #{index + 1}: {err.what}", where=err.where, fix=err.fix)
-            )
-            continue
-        tally.counted.setdefault(verified.public_key.raw, verified)
-    return tally
-
-
-def require_threshold(tally: Tally, role: Role, subject: str, where: str | None = None) -> set[str]:
-    if len(tally.counted) >= role.threshold:
-        return tally.key_ids
-    if not tally.counted and tally.rejected:
-        first = tally.rejected[0]
-        if where and first.where is None:
-            first.where = Location(file=where)
-        raise first
-    reasons = "; ".join(e.what for e in tally.rejected)
-    raise ThresholdNotMetError(
-        f"{subject} is signed by {len(tally.counted)} distinct key(s) of the {role.name}, "
-        f"{role.threshold} required" + (f" (rejected: {reasons})" if reasons else ""),
-        where=where,
-        fix=f"collect signatures from {role.threshold} different keys of the {role.name}",
-    )
-
-
-def verify_threshold(
-    role: Role, data: bytes, sigs: Sequence[str], *, subject: str = "the file", where: str | None = None
-) -> set[str]:
-    """Key ids of the distinct keys of ``role`` that signed ``data``; raises unless the threshold is met."""
-    return require_threshold(tally_signatures(data, sigs, role), role, subject, where)
-
-
 # --------------------------------------------------------------------------- roots
 
 
@@ -567,16 +458,12 @@ def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str 
         old.threshold,
         nxt._revoked_candidates() + old.refused,
     )
-    subject = f"root version {nxt.version}"
-    verify_threshold(old_role, raw, sigs, subject=subject, where=where)
     new_role = nxt.role("root")
-    verify_threshold(
-        Role(f"root role of version {nxt.version}", new_role.keys, new_role.threshold, new_role.refused),
-        raw,
-        sigs,
-        subject=subject,
-        where=where,
+    new_role = Role(
+        f"root role of version {nxt.version}", new_role.keys, new_role.threshold, new_role.refused
     )
+    subject = f"root version {nxt.version}"
+    AllOf((Threshold(old_role, subject, where), Threshold(new_role, subject, where))).check(raw, sigs)
     return nxt
 
 
@@ -628,10 +515,12 @@ def _verify_maintainer_signed(
             fix="a release lives under plugins/<name>/<version>/ with the same name in its manifest",
         )
     role = root.release_role(plugin_name, published_at)
-    tally = tally_signatures(data, sigs, role)
-    for verified in tally.counted.values():
+
+    def names_this_release(verified: VerifiedSignature) -> None:
         check_trusted_comment(verified.trusted_comment, name, version, where=where)
-    return require_threshold(tally, role, f"{table}.toml of '{plugin_name}' {version}", where)
+
+    subject = f"{table}.toml of '{plugin_name}' {version}"
+    return Threshold(role, subject, where, each=names_this_release).check(data, sigs)
 
 
 def verify_release_signatures(

@@ -1,0 +1,224 @@
+"""Verification policies: small composable rules over (data, signature files), failing closed.
+
+A policy answers one question, "do these signatures over these exact bytes satisfy me?", and
+returns the key ids that satisfied it or raises a named ``CheckFailed``.  ``AllOf``/``AnyOf``
+combine policies; both refuse to pass when empty, so a mis-built policy never accepts anything
+(the sigstore-python lesson: an empty conjunction must not be vacuously true).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from registry_tool.errors import CheckFailed, Location
+from registry_tool.signing.minisign import (
+    LegacySignatureError,
+    PublicKey,
+    Signature,
+    VerifiedSignature,
+    verify_parsed,
+)
+
+
+class UnauthorizedSignerError(CheckFailed):
+    """The signing key is unknown, or known but not delegated for what it signed."""
+
+    code = "unauthorized-signer"
+
+
+class RevokedKeyError(CheckFailed):
+    code = "revoked-key"
+
+
+class ThresholdNotMetError(CheckFailed):
+    code = "threshold-not-met"
+
+
+class EmptyPolicyError(CheckFailed):
+    """A policy with nothing to check: refuses rather than passing vacuously."""
+
+    code = "empty-policy"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A key a signature may be checked against; ``refusal`` set means it verifies but does not count."""
+
+    key: PublicKey
+    refusal: CheckFailed | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    """A set of keys and how many distinct ones must sign; ``refused`` keys are recognised but rejected."""
+
+    name: str
+    keys: tuple[PublicKey, ...]
+    threshold: int
+    refused: tuple[Candidate, ...] = ()
+
+    def candidates(self) -> list[Candidate]:
+        return [Candidate(k) for k in self.keys] + list(self.refused)
+
+
+@dataclass
+class Tally:
+    """Distinct keys whose signature verified and counts, and why every other signature did not."""
+
+    counted: dict[bytes, VerifiedSignature] = field(default_factory=dict)
+    rejected: list[CheckFailed] = field(default_factory=list)
+
+    @property
+    def key_ids(self) -> set[str]:
+        return {v.key_id for v in self.counted.values()}
+
+
+def _check_one(sig_text: str, data: bytes, candidates: Sequence[Candidate], what: str) -> VerifiedSignature:
+    sig = Signature.parse(sig_text)
+    if sig.is_legacy:
+        raise LegacySignatureError(
+            "legacy 'Ed' (non-prehashed) signatures are never accepted for registry metadata",
+            fix="re-sign with registry-tool or minisign 0.8+",
+        )
+    matching = [c for c in candidates if c.key.keynum == sig.keynum]
+    if not matching:
+        raise UnauthorizedSignerError(
+            f"signature by key {sig.key_id}, which is not a key of the {what}",
+            fix=f"sign with a key of the {what}",
+        )
+    last: CheckFailed | None = None
+    # The key id only selects candidates; each is tried against its full public key.
+    for candidate in matching:
+        try:
+            verified = verify_parsed(candidate.key, data, sig)
+        except CheckFailed as err:
+            last = err
+            continue
+        if candidate.refusal is not None:
+            raise candidate.refusal
+        return verified
+    assert last is not None
+    raise last
+
+
+def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
+    """Check every signature; count each distinct public key (raw bytes) at most once."""
+    tally = Tally()
+    candidates = role.candidates()
+    for index, sig_text in enumerate(sigs):
+        try:
+            verified = _check_one(sig_text, data, candidates, role.name)
+        except CheckFailed as err:
+            # A fresh error: refusals are shared objects, and the message names this signature.
+            tally.rejected.append(
+                type(err)(f"signature #{index + 1}: {err.what}", where=err.where, fix=err.fix)
+            )
+            continue
+        tally.counted.setdefault(verified.public_key.raw, verified)
+    return tally
+
+
+def require_threshold(tally: Tally, role: Role, subject: str, where: str | None = None) -> set[str]:
+    if role.threshold < 1:
+        # A zero threshold would pass with no signature at all: never.
+        raise EmptyPolicyError(f"the {role.name} has threshold {role.threshold}", where=where)
+    if len(tally.counted) >= role.threshold:
+        return tally.key_ids
+    if not tally.counted and tally.rejected:
+        first = tally.rejected[0]
+        if where and first.where is None:
+            first.where = Location(file=where)
+        raise first
+    reasons = "; ".join(e.what for e in tally.rejected)
+    raise ThresholdNotMetError(
+        f"{subject} is signed by {len(tally.counted)} distinct key(s) of the {role.name}, "
+        f"{role.threshold} required" + (f" (rejected: {reasons})" if reasons else ""),
+        where=where,
+        fix=f"collect signatures from {role.threshold} different keys of the {role.name}",
+    )
+
+
+def verify_threshold(
+    role: Role, data: bytes, sigs: Sequence[str], *, subject: str = "the file", where: str | None = None
+) -> set[str]:
+    """Key ids of the distinct keys of ``role`` that signed ``data``; raises unless the threshold is met."""
+    return require_threshold(tally_signatures(data, sigs, role), role, subject, where)
+
+
+# --------------------------------------------------------------------------- composable policies
+
+
+class Policy(Protocol):
+    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
+        """Key ids that satisfied the policy; raises a ``CheckFailed`` otherwise."""
+        ...
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """At least ``role.threshold`` distinct keys of ``role`` signed; ``each`` vets every counted signature."""
+
+    role: Role
+    subject: str = "the file"
+    where: str | None = None
+    each: Callable[[VerifiedSignature], None] | None = None
+
+    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
+        tally = tally_signatures(data, sigs, self.role)
+        if self.each is not None:
+            for verified in tally.counted.values():
+                self.each(verified)
+        return require_threshold(tally, self.role, self.subject, self.where)
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """One valid signature by exactly this public key (what ``minisign -V -p key`` checks)."""
+
+    key: PublicKey
+    subject: str = "the file"
+    where: str | None = None
+
+    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
+        role = Role(f"pinned key {self.key.key_id}", (self.key,), 1)
+        return Threshold(role, self.subject, self.where).check(data, sigs)
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every child policy passes (empty: fails)."""
+
+    policies: tuple[Policy, ...]
+
+    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
+        if not self.policies:
+            raise EmptyPolicyError("AllOf() with no policies accepts nothing", fix="add at least one policy")
+        ids: set[str] = set()
+        for policy in self.policies:
+            ids |= policy.check(data, sigs)
+        return ids
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one child policy passes (empty: fails); reports every child's failure otherwise."""
+
+    policies: tuple[Policy, ...]
+
+    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
+        if not self.policies:
+            raise EmptyPolicyError("AnyOf() with no policies accepts nothing", fix="add at least one policy")
+        failures: list[CheckFailed] = []
+        for policy in self.policies:
+            try:
+                return policy.check(data, sigs)
+            except CheckFailed as err:
+                failures.append(err)
+        if len(failures) == 1:
+            raise failures[0]
+        raise ThresholdNotMetError(
+            "no alternative policy is satisfied: " + "; ".join(e.what for e in failures),
+            fix=failures[0].fix,
+        )
