@@ -1,0 +1,285 @@
+"""Benchmark: registry-tool build vs the hashing+verification floor vs python-tuf.
+
+Generates synthetic indexes (N releases, small or large wasm, every release signed by a
+bench maintainer key), then measures in ONE run, on the same files:
+
+* floor        sha256 of every published file + the Ed25519 checks of every signature
+               (minisign: BLAKE2b-512 prehash, signature, trusted-comment signature):
+               the physical minimum for "check every digest and signature";
+* full         `build_site` from scratch (no cache): validate, verify, hash, write, sign;
+* incremental  one release added, cache warm, files untouched (stat fast path);
+* fresh-clone  one release added, cache warm, every file's mtime/ctime new (content-key path,
+               what a CI job sees after `git clone` with a restored cache);
+* python-tuf   a tuf.api.metadata Targets role with one TargetFile per published file
+               (hashes sha256 + length, computed from the files), signed with an Ed25519
+               securesystemslib signer and written to disk: the peer doing the same job.
+
+Smoke runs are off (`smoke=False`): the floor has no equivalent and they are cached per
+digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from registry_tool.registry.build import BuildOptions, build_site
+from registry_tool.signing import SecretKey, Signature, sign_bytes
+from registry_tool.signing.release import release_trusted_comment
+from registry_tool.trust.editing import add_maintainer, edit_root_dir, init_root_dir, new_root, sign_root_dir
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+REGISTRY_TOML = """\
+[registry]
+name = "bench"
+description = "synthetic benchmark registry"
+base_url = "http://127.0.0.1:8765/"
+
+[host]
+name = "ferrite"
+versions = ">=0.2.0, <1.0.0"
+
+[abis]
+allowed = ["core"]
+
+[limits.default]
+fuel = 50_000_000
+memory = "16MiB"
+wall_time = "2s"
+
+[limits.max]
+fuel = 1_000_000_000
+memory = "256MiB"
+wall_time = "10s"
+module_size = "32MiB"
+
+[index]
+validity = "7d"
+"""
+
+MANIFEST = """\
+[plugin]
+name = "{name}"
+version = "{version}"
+description = "synthetic plugin {i}"
+authors = ["bench"]
+license = "MIT"
+abi = "core"
+min_host_version = "0.2.0"
+
+[artifact]
+file = "{name}.wasm"
+sha256 = "{sha}"
+size = {size}
+
+[exports]
+functions = ["run"]
+
+[[tests]]
+call = "run"
+args = [1]
+expect = [2]
+"""
+
+
+def key() -> SecretKey:
+    k = SecretKey.generate()  # keep the key number's top bits clear (root schema's key pattern)
+    return SecretKey.from_seed(k.seed, bytes([k.keynum[0] & 0x3F]) + k.keynum[1:])
+
+
+def module_template(payload: int) -> tuple[bytes, int]:
+    """A valid core module with a ``payload``-byte data segment; returns (bytes, payload offset)."""
+    import wasmtime
+
+    marker = b"BENCHMARK-PAYLOAD"
+    filler = marker + b"\x00" * max(0, payload - len(marker))
+    escaped = "".join(f"\\{b:02x}" for b in filler)
+    pages = payload // 65536 + 1
+    wat = (
+        f'(module (memory (export "memory") {pages}) (data (i32.const 0) "{escaped}")'
+        ' (func (export "run") (param i32) (result i32) local.get 0 i32.const 1 i32.add))'
+    )
+    data = bytes(wasmtime.wat2wasm(wat))
+    return data, data.index(marker)
+
+
+def generate(root: Path, n: int, payload: int) -> tuple[Path, SecretKey, SecretKey, list[Path]]:
+    index = root / "index"
+    (index / "plugins").mkdir(parents=True)
+    (index / "registry.toml").write_text(REGISTRY_TOML)
+    root_key, index_key, maint = key(), key(), key()
+    data = new_root("bench", [root_key.public_key], [index_key.public_key], expires=NOW + timedelta(days=30))
+    init_root_dir(index / "root", data)
+    sign_root_dir(index / "root", root_key)
+    edit_root_dir(index / "root", add_maintainer("bench", [maint.public_key], ["*"]), now=NOW)
+    sign_root_dir(index / "root", root_key)
+    template, offset = module_template(payload)
+    releases = []
+    for i in range(n):
+        name, version = f"plugin-{i // 10:05d}", f"1.0.{i % 10}"
+        releases.append(write_release(index, name, version, i, template, offset, maint))
+    old = time.time() - 3600  # a checkout made an hour ago: the stat cache may trust these files
+    for folder in releases:
+        for f in folder.iterdir():
+            os.utime(f, (old, old))
+    return index, index_key, maint, releases
+
+
+def write_release(
+    index: Path, name: str, version: str, i: int, template: bytes, offset: int, maint: SecretKey
+) -> Path:
+    folder = index / "plugins" / name / version
+    folder.mkdir(parents=True)
+    wasm = bytearray(template)
+    wasm[offset : offset + 8] = i.to_bytes(8, "little")  # distinct bytes per release
+    (folder / f"{name}.wasm").write_bytes(wasm)
+    text = MANIFEST.format(
+        name=name, version=version, i=i, sha=hashlib.sha256(wasm).hexdigest(), size=len(wasm)
+    )
+    (folder / "plugin.toml").write_text(text)
+    comment = release_trusted_comment(name, version, timestamp=int(NOW.timestamp()))
+    (folder / "plugin.toml.minisig").write_text(sign_bytes(maint, text.encode(), trusted_comment=comment))
+    return folder
+
+
+def floor(releases: list[Path], maint: SecretKey) -> float:
+    """sha256 of every published file + the two Ed25519 checks of every minisign signature."""
+    pub = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
+    t = time.perf_counter()
+    for folder in releases:
+        manifest = b""
+        sig_text = ""
+        for f in sorted(folder.iterdir()):
+            data = f.read_bytes()
+            hashlib.sha256(data).digest()
+            if f.name == "plugin.toml":
+                manifest = data
+            elif f.name == "plugin.toml.minisig":
+                sig_text = data.decode()
+        sig = Signature.parse(sig_text)
+        pub.verify(sig.signature, hashlib.blake2b(manifest, digest_size=64).digest())
+        pub.verify(sig.global_signature, sig.signature + sig.trusted_comment.encode())
+    return time.perf_counter() - t
+
+
+def tuf_peer(releases: list[Path], index: Path, out: Path) -> float:
+    """python-tuf: Targets metadata with a TargetFile per published file, Ed25519-signed, written."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.metadata import Metadata, TargetFile, Targets
+    from tuf.api.serialization.json import JSONSerializer
+
+    signer = CryptoSigner(Ed25519PrivateKey.generate())
+    t = time.perf_counter()
+    targets = Targets(expires=NOW + timedelta(days=7))
+    out.mkdir(parents=True)
+    for folder in releases:
+        rel = folder.relative_to(index).as_posix()
+        for f in sorted(folder.iterdir()):
+            path = f"{rel}/{f.name}"
+            targets.targets[path] = TargetFile.from_file(path, str(f), ["sha256"])
+            dst = out / path
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst)
+    md = Metadata(targets)
+    md.sign(signer)
+    md.to_file(str(out / "targets.json"), JSONSerializer(compact=False))
+    return time.perf_counter() - t
+
+
+def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{n}-", dir=workdir))
+    try:
+        index, index_key, maint, releases = generate(work, n, payload)
+        figures = {"floor": floor(releases, maint)}
+
+        def build(out: str, cache: Path | None, previous: bool = False) -> float:
+            t = time.perf_counter()
+            opts = BuildOptions(
+                index=index,
+                out=work / out,
+                keys=[index_key],
+                now=datetime.now(UTC).replace(microsecond=0),
+                smoke=False,
+                cache_path=cache,
+                previous=str(work / out) if previous else None,
+            )
+            build_site(opts)
+            return time.perf_counter() - t
+
+        figures["full"] = build("site-nocache", None)
+        cache = work / "cache.json"
+        build("site", cache)  # warm the cache (cold-cache build, not reported separately)
+        template, offset = module_template(payload)
+        new = write_release(index, "plugin-new", "1.0.0", n + 1, template, offset, maint)
+        figures["incremental"] = build("site", cache, previous=True)
+        for folder in [*releases, new]:
+            for f in folder.iterdir():
+                os.utime(f)  # new mtime and ctime everywhere: a fresh checkout
+        time.sleep(RACY_WAIT)
+        figures["fresh-clone"] = build("site", cache, previous=True)
+        figures["python-tuf"] = tuf_peer(releases, index, work / "tuf")
+        figures["bytes"] = sum(f.stat().st_size for r in releases for f in r.iterdir())
+        return figures
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+RACY_WAIT = 0.0
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(
+            line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")
+        )
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000", help="release counts, comma separated")
+    parser.add_argument("--small-kib", type=float, default=1, help="payload of a small wasm (KiB)")
+    parser.add_argument("--large-kib", type=float, default=1024, help="payload of a large wasm (KiB)")
+    parser.add_argument(
+        "--large-max", type=int, default=1000, help="largest release count run with large wasm"
+    )
+    parser.add_argument("--workdir", default=tempfile.gettempdir())
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    head = (
+        f"{'releases':>8} {'wasm':>9} {'data MiB':>8} {'floor s':>8} {'full s':>7} {'full/floor':>10}"
+        f" {'incr s':>7} {'incr/full':>9} {'clone s':>7} {'clone/full':>10} {'tuf s':>7} {'full/tuf':>8}"
+    )
+    print(head)
+    for n in (int(s) for s in args.sizes.split(",")):
+        for label, kib in (("small", args.small_kib), ("large", args.large_kib)):
+            if label == "large" and n > args.large_max:
+                continue
+            f = run(n, int(kib * 1024), Path(args.workdir))
+            print(
+                f"{n:>8} {label + f' {kib:g}K':>9} {f['bytes'] / 2**20:>8.1f} {f['floor']:>8.2f} {f['full']:>7.2f}"
+                f" {f['full'] / f['floor']:>10.2f} {f['incremental']:>7.2f} {f['incremental'] / f['full']:>9.3f}"
+                f" {f['fresh-clone']:>7.2f} {f['fresh-clone'] / f['full']:>10.3f} {f['python-tuf']:>7.2f}"
+                f" {f['full'] / f['python-tuf']:>8.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
