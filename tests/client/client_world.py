@@ -119,6 +119,19 @@ class SiteServer:
 
         self.hooks[path] = hook
 
+    def delayed(self, path: str, seconds: float) -> None:
+        """Serve the real file, but only after ``seconds``."""
+
+        def hook(h: http.server.BaseHTTPRequestHandler) -> None:
+            body = (self.root / path.lstrip("/")).read_bytes()
+            self.stopping.wait(seconds)
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+
+        self.hooks[path] = hook
+
     def redirect(self, path: str, location: str, code: int = 302) -> None:
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_response(code)

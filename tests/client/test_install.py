@@ -1,0 +1,262 @@
+"""Resolution, approval, the lockfile and crash-safe commits (plugin-directory logic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_world import World
+
+from registry_tool.client import load_plugin_bytes, verify_installed
+from registry_tool.client.errors import (
+    ApprovalRequiredError,
+    BadSpecError,
+    InstalledFileTamperedError,
+    LockfileError,
+    LockfileMismatchError,
+    NoMatchingVersionError,
+    NotInstalledError,
+    PluginNotFoundError,
+    UnsafeNameError,
+)
+from registry_tool.client.install import (
+    LOCKFILE,
+    Requirement,
+    approve_permissions,
+    atomic_write,
+    read_lockfile,
+    resolve,
+)
+from registry_tool.registry.document import RegistryDocument, parse_registry
+
+
+@pytest.fixture
+def doc(world: World) -> RegistryDocument:
+    return parse_registry((world.site / "registry.json").read_bytes())
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("alpha", "2.0.0"),
+        ("alpha@^1", "1.1.0"),
+        ("alpha@^1.0.0", "1.1.0"),
+        ("alpha@~1.0", "1.0.0"),
+        ("alpha@1.0.0", "1.0.0"),
+        ("alpha@>=1.0.0 <2.0.0", "1.1.0"),
+        ("alpha@<1.1.0 || >=2.0.0", "2.0.0"),
+        ("alpha@1.x", "1.1.0"),
+        ("beta", "2.0.0"),  # 2.1.0 is yanked
+        ("beta@^2", "2.0.0"),
+        ("beta@2.1.0", "2.1.0"),  # an exact pin may choose a yanked release
+    ],
+)
+def test_resolve(doc: RegistryDocument, spec: str, expected: str) -> None:
+    assert resolve(doc, Requirement.parse(spec)).version == expected
+
+
+def test_resolve_skips_yanked_and_says_why(doc: RegistryDocument) -> None:
+    with pytest.raises(NoMatchingVersionError, match=r"skipped 2.1.0 \(yanked: CVE-2026-0001"):
+        resolve(doc, Requirement.parse("beta@>=2.1.0"))
+
+
+@pytest.mark.parametrize("host, expected", [("0.3.5", "2.0.0"), (None, "2.0.0")])
+def test_host_compatibility(doc: RegistryDocument, host: str | None, expected: str) -> None:
+    assert resolve(doc, Requirement.parse("alpha"), host_version=host).version == expected
+
+
+def test_host_incompatible(doc: RegistryDocument) -> None:
+    with pytest.raises(NoMatchingVersionError, match=r"for host 0.5.0; skipped .*needs host >=0.2.0, <0.4.0"):
+        resolve(doc, Requirement.parse("alpha"), host_version="0.5.0")
+
+
+def test_unknown_plugin_suggests(doc: RegistryDocument) -> None:
+    with pytest.raises(PluginNotFoundError, match="did you mean 'alpha'"):
+        resolve(doc, Requirement.parse("alpah"))
+
+
+@pytest.mark.parametrize("spec", ["alpha@not a range", "alpha@^^1", "alpha@1.0.0.0"])
+def test_bad_specs(spec: str) -> None:
+    with pytest.raises(BadSpecError):
+        Requirement.parse(spec)
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "a/b", "x\0y", "A", "a", "-a", "a" * 65, "a b"])
+def test_unsafe_names(name: str) -> None:
+    with pytest.raises(UnsafeNameError):
+        Requirement.parse(name)
+
+
+# --------------------------------------------------------------------------- approval
+
+
+def test_approval(doc: RegistryDocument) -> None:
+    release = doc.plugins["alpha"]["2.0.0"]
+    asked: list[frozenset[str]] = []
+
+    def prompt(rel: Any, missing: frozenset[str]) -> bool:
+        asked.append(missing)
+        return False
+
+    with pytest.raises(ApprovalRequiredError, match="needs permission"):
+        approve_permissions(release, prompt=prompt)
+    assert asked == [frozenset({"keys"})]
+    assert approve_permissions(release, allow={"keys", "network"}) == ("keys",)  # least privilege
+    assert approve_permissions(release, prompt=lambda r, m: True) == ("keys",)
+    assert approve_permissions(release, already_granted=("keys",)) == ("keys",)
+    assert approve_permissions(doc.plugins["alpha"]["1.0.0"]) == ()
+
+
+# --------------------------------------------------------------------------- lockfile
+
+
+def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
+    reg = trusted.open()
+    reg.install("beta", trusted.plugins)
+    reg.install("alpha@1.0.0", trusted.plugins)
+    text = (trusted.plugins / LOCKFILE).read_text()
+    assert text.index('name = "alpha"') < text.index('name = "beta"')
+    lock = read_lockfile(trusted.plugins)
+    assert lock.to_bytes().decode() == text  # parse + write is the identity
+    reg.install("alpha@1.0.0", trusted.plugins)  # already installed: no change
+    assert (trusted.plugins / LOCKFILE).read_text() == text
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("wasm", "alpha/1.0.0/../../../etc/passwd"),
+        ("wasm", "/etc/passwd"),
+        ("manifest", "beta/2.0.0/plugin.toml"),
+        ("version", "../1.0.0"),
+        ("name", "../alpha"),
+    ],
+)
+def test_hostile_lockfile_paths_refused(trusted: World, field: str, value: str) -> None:
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    path = trusted.plugins / LOCKFILE
+    lines = [
+        f'{field} = "{value}"' if line.startswith(f"{field} =") else line
+        for line in path.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises((LockfileError, UnsafeNameError)):
+        load_plugin_bytes(trusted.plugins, "alpha")
+
+
+def test_load_plugin_bytes_rechecks(trusted: World) -> None:
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    wasm = trusted.plugins / "alpha/1.0.0/alpha.wasm"
+    assert load_plugin_bytes(trusted.plugins, "alpha") == wasm.read_bytes()
+    wasm.write_bytes(b"\0asm\1\0\0\0")
+    with pytest.raises(InstalledFileTamperedError, match="differs from the lockfile"):
+        load_plugin_bytes(trusted.plugins, "alpha")
+    with pytest.raises(NotInstalledError):
+        load_plugin_bytes(trusted.plugins, "beta")
+
+
+def test_manifest_tampered_after_install(trusted: World) -> None:
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    manifest = trusted.plugins / "alpha/1.0.0/plugin.toml"
+    manifest.write_text(manifest.read_text().replace("adds two", "adds 2"))
+    report = verify_installed(trusted.plugins)
+    assert not report.ok and "plugin.toml differs" in report.results[0].findings[0].message
+
+
+def test_reinstall_repairs_damaged_files(trusted: World) -> None:
+    reg = trusted.open()
+    reg.install("alpha@1.0.0", trusted.plugins)
+    (trusted.plugins / "alpha/1.0.0/alpha.wasm").unlink()
+    reg.install("alpha@1.0.0", trusted.plugins)
+    assert verify_installed(trusted.plugins).ok
+
+
+def test_locked_install_refuses_changed_registry(trusted: World) -> None:
+    reg = trusted.open()
+    reg.install("alpha@1.0.0", trusted.plugins)
+    path = trusted.plugins / LOCKFILE
+    text = path.read_text()
+    entry = read_lockfile(trusted.plugins).plugins["alpha"]
+    path.write_text(text.replace(entry.wasm_sha256, "0" * 64))
+    with pytest.raises(LockfileMismatchError, match="digests differ"):
+        reg.install_locked(trusted.plugins)
+
+
+# --------------------------------------------------------------------------- crash safety
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+def test_crash_during_commit_leaves_old_or_new(
+    trusted: World, monkeypatch: pytest.MonkeyPatch, crash_at: int
+) -> None:
+    """Die at the n-th rename of an update: the lockfile and files always describe a whole plugin."""
+    reg = trusted.open()
+    reg.install("alpha@1.0.0", trusted.plugins)
+    old_lock = (trusted.plugins / LOCKFILE).read_bytes()
+    renames = 0
+    real = Path.replace
+
+    def dying_replace(self: Path, target: Any) -> Path:
+        nonlocal renames
+        renames += 1
+        if renames == crash_at:
+            raise KeyboardInterrupt("simulated crash")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        reg.install("alpha@1.1.0", trusted.plugins)
+    monkeypatch.undo()
+    assert (trusted.plugins / LOCKFILE).read_bytes() == old_lock
+    assert verify_installed(trusted.plugins).ok
+    assert (
+        load_plugin_bytes(trusted.plugins, "alpha")
+        == (trusted.site / "plugins/alpha/1.0.0/alpha.wasm").read_bytes()
+    )
+    assert not list(trusted.plugins.glob(".part-*"))
+
+
+def test_crash_after_commit_point_leaves_new(trusted: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = trusted.open()
+    reg.install("alpha@1.0.0", trusted.plugins)
+
+    def dying_rmtree(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt("simulated crash while deleting the old version")
+
+    monkeypatch.setattr("registry_tool.client.install.shutil.rmtree", dying_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        reg.install("alpha@1.1.0", trusted.plugins)
+    monkeypatch.undo()
+    assert read_lockfile(trusted.plugins).plugins["alpha"].version == "1.1.0"
+    assert verify_installed(trusted.plugins).ok
+    assert (
+        load_plugin_bytes(trusted.plugins, "alpha")
+        == (trusted.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()
+    )
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    atomic_write(tmp_path, "a/b.bin", b"old")
+    atomic_write(tmp_path, "a/b.bin", b"new")
+    assert (tmp_path / "a/b.bin").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b.bin"]
+
+
+def test_remove_unknown(trusted: World) -> None:
+    from registry_tool.client import remove
+
+    with pytest.raises(NotInstalledError):
+        remove(trusted.plugins, "alpha")
+
+
+def test_update_keeps_requirement(trusted: World) -> None:
+    reg = trusted.open()
+    reg.install("alpha@~1.0", trusted.plugins)
+    trusted.add_release("alpha", "1.0.5")
+    trusted.add_release("alpha", "1.3.0")
+    trusted.build()
+    changes = trusted.open().update(trusted.plugins)
+    assert [(o.version, n.version) for o, n in changes] == [("1.0.0", "1.0.5")]
+    assert changes[0][1].requested == "~1.0"
+    assert trusted.open().update(trusted.plugins) == []  # nothing newer within ~1.0
