@@ -166,14 +166,28 @@ def _export_func(instance: wasmtime.Instance, store: wasmtime.Store, name: str) 
     return item
 
 
+_NUMERIC = {"i32": int, "i64": int, "f32": float, "f64": float}
+
+
+def _type_name(kind: wasmtime.ValType) -> str:
+    # Only compare kinds: formatting a v128/ref ValType can abort inside the C API.
+    for name in _NUMERIC:
+        if kind == getattr(wasmtime.ValType, name)():
+            return name
+    return "non-numeric"
+
+
 def _coerce(value: int | float, kind: wasmtime.ValType) -> int | float:
-    if kind in (wasmtime.ValType.i32(), wasmtime.ValType.i64()):
+    name = _type_name(kind)
+    if name in ("i32", "i64"):
         if isinstance(value, float) and not value.is_integer():
-            raise MissingExportError(f"argument {value!r} is not an integer but the parameter is {kind}")
+            raise MissingExportError(f"argument {value!r} is not an integer but the parameter is {name}")
         return int(value)
-    if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
+    if name in ("f32", "f64"):
         return float(value)
-    raise MissingExportError(f"parameter type {kind} is not numeric (core ABI takes i32/i64/f32/f64 only)")
+    raise MissingExportError(
+        "a parameter or result type is not numeric (core ABI takes i32/i64/f32/f64 only)"
+    )
 
 
 def _as_list(result: Any) -> list[int | float]:
@@ -430,7 +444,7 @@ class ExtismAdapter(Adapter):
         assert isinstance(state, ExtismState)
         func = _export_func(instance, store, case.call or "")
         ty = func.type(store)
-        if ty.params or [str(r) for r in ty.results] not in ([], ["i32"]):
+        if ty.params or [_type_name(r) for r in ty.results] not in ([], ["i32"]):
             raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32]")
         kernel = state.kernel
         rc = _as_list(func(store))
@@ -498,9 +512,9 @@ class KeyValueStub:
 
     def function(self, name: str, ty: wasmtime.FuncType) -> Callable[..., Any] | None:
         arity = {"get": 4, "set": 4, "delete": 2}
-        if name not in arity or [str(p) for p in ty.params] != ["i32"] * arity[name]:
+        if name not in arity or [_type_name(p) for p in ty.params] != ["i32"] * arity[name]:
             return None
-        if [str(r) for r in ty.results] != ["i32"]:
+        if [_type_name(r) for r in ty.results] != ["i32"]:
             return None
         fn: Callable[..., Any] = getattr(self, name)
         return fn
@@ -508,7 +522,7 @@ class KeyValueStub:
 
 def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
     """A deterministic stand-in for any other permission-gated host function: it returns zeros."""
-    zero = [0.0 if str(r) in ("f32", "f64") else 0 for r in ty.results]
+    zero = [0.0 if _type_name(r) in ("f32", "f64") else 0 for r in ty.results]
 
     def stub(*_args: Any) -> Any:
         if not zero:

@@ -93,6 +93,7 @@ class EngineSpec:
                 "fuel": True,
                 "epoch": True,
                 "reservation": 0,
+                "cow": False,
             },
             sort_keys=True,
         )
@@ -146,6 +147,9 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     config.memory_reservation = 0
     config.memory_guard_size = 0
     config.memory_reservation_for_growth = 0
+    # Copy-on-write memory images live in memfd files, which the worker's RLIMIT_FSIZE (the output
+    # cap) would refuse for large data segments; plain copying is bounded by the memory limit anyway.
+    config.memory_init_cow = False
     features = spec.normalised_features()
     for name, attr in FEATURE_FLAGS.items():
         setattr(config, attr, features[name])

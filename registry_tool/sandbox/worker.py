@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
+from wasmtime import component
 
 from registry_tool.sandbox.abis import (
     ADAPTERS,
@@ -36,6 +37,7 @@ from registry_tool.sandbox.abis import (
     Produced,
     define_stubs,
 )
+from registry_tool.sandbox.binary import export_signature
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
 
@@ -128,7 +130,7 @@ class EpochTimer:
 
 def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache: ModuleCache | None) -> Any:
     """The compiled module (or component), from the cache when possible; raises WasmtimeError."""
-    kind: Any = wasmtime.component.Component if spec.component else wasmtime.Module
+    kind: Any = component.Component if spec.component else wasmtime.Module
     key = cache_key(wasm, spec)
     if cache is not None:
         path = cache.path_for(key)
@@ -224,9 +226,25 @@ class _Run:
     instance: wasmtime.Instance | None = None
 
 
+def _check_signature(wasm: bytes, adapter: Adapter, case: Case) -> None:
+    """Refuse non-numeric signatures before wasmtime-py sees them (it aborts on v128 types)."""
+    if adapter.uses_wasi or not case.call:
+        return
+    signature = export_signature(wasm, case.call)
+    if signature is None:
+        return  # absent or unreadable: the adapter reports it
+    bad = [t for t in signature[0] + signature[1] if t not in ("i32", "i64", "f32", "f64")]
+    if bad:
+        raise MissingExportError(
+            f"export '{case.call}' uses {', '.join(sorted(set(bad)))}: the {adapter.name} ABI takes and "
+            "returns only i32/i64/f32/f64"
+        )
+
+
 def _execute(
     engine: wasmtime.Engine,
     module: wasmtime.Module,
+    wasm: bytes,
     adapter: Adapter,
     job: Job,
     case: Case,
@@ -234,6 +252,7 @@ def _execute(
 ) -> _Run:
     run = _Run()
     try:
+        _check_signature(wasm, adapter, case)
         stubs = _check_imports(module, adapter, job.policy)
         linker = wasmtime.Linker(engine)
         if adapter.uses_wasi or any(i.module == WASI_MODULE for i in module.imports):
@@ -278,7 +297,9 @@ def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
     return store
 
 
-def _invoke(engine: wasmtime.Engine, module: Any, job: Job, case: Case, store: wasmtime.Store) -> _Run:
+def _invoke(
+    engine: wasmtime.Engine, module: Any, wasm: bytes, job: Job, case: Case, store: wasmtime.Store
+) -> _Run:
     if job.engine.component:
         from registry_tool.sandbox.component import run_component
 
@@ -289,10 +310,12 @@ def _invoke(engine: wasmtime.Engine, module: Any, job: Job, case: Case, store: w
             run.error = err
         return run
     adapter = ExtismAdapter(heap_cap=job.limits.memory) if job.abi == "extism" else ADAPTERS[job.abi]
-    return _execute(engine, module, adapter, job, case, store)
+    return _execute(engine, module, wasm, adapter, job, case, store)
 
 
-def run_case(engine: wasmtime.Engine, module: Any, job: Job, case: Case, workdir: Path) -> TestOutcome:
+def run_case(
+    engine: wasmtime.Engine, module: Any, wasm: bytes, job: Job, case: Case, workdir: Path
+) -> TestOutcome:
     """Run one test in this process and classify it (the worker calls this per case)."""
     limits = job.limits
     store = new_store(engine, limits)
@@ -301,7 +324,7 @@ def run_case(engine: wasmtime.Engine, module: Any, job: Job, case: Case, workdir
     _set_file_cap(limits.output + 1)
     start = time.perf_counter()
     try:
-        run = _invoke(engine, module, job, case, store)
+        run = _invoke(engine, module, wasm, job, case, store)
     finally:
         wall_ms = (time.perf_counter() - start) * 1000
         _set_file_cap(resource.RLIM_INFINITY)
@@ -410,7 +433,7 @@ def run_job(job: Job, start_index: int = 0) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-") as tmp:
             for index in range(start_index, len(job.cases)):
-                outcome = run_case(engine, module, job, job.cases[index], Path(tmp))
+                outcome = run_case(engine, module, wasm, job, job.cases[index], Path(tmp))
                 _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
     finally:
         timer.stop()

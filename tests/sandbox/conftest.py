@@ -47,7 +47,9 @@ class Runner:
     ) -> list[TestOutcome]:
         path = self.tmp / f"{hashlib.sha256(wasm).hexdigest()[:16]}.wasm"
         path.write_bytes(wasm)
-        spec = EngineSpec(component=component) if features is None else EngineSpec(features, component=component)
+        spec = (
+            EngineSpec(component=component) if features is None else EngineSpec(features, component=component)
+        )
         job = Job(
             wasm_path=str(path),
             abi=abi,
@@ -92,8 +94,16 @@ def build_c(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
             if target == "wasi":
                 cmd = [_clang(), "--target=wasm32-wasi", "-O2", "-o", str(out), src]
             else:  # a freestanding module (Extism plugins)
-                cmd = [_clang(), "--target=wasm32-unknown-unknown", "-O2", "-nostdlib", "-Wl,--no-entry",
-                       "-o", str(out), src]
+                cmd = [
+                    _clang(),
+                    "--target=wasm32-unknown-unknown",
+                    "-O2",
+                    "-nostdlib",
+                    "-Wl,--no-entry",
+                    "-o",
+                    str(out),
+                    src,
+                ]
             subprocess.run(cmd, check=True, capture_output=True, timeout=120)
             built[key] = out.read_bytes()
         return built[key]
@@ -113,8 +123,14 @@ def go_command(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     env = dict(os.environ, GOOS="wasip1", GOARCH="wasm", GOCACHE=str(work / "cache"), GOFLAGS="-mod=mod")
     env.setdefault("HOME", str(work))
     try:
-        subprocess.run([go, "build", "-o", "upper.wasm", "."], cwd=work, env=env, check=True,
-                       capture_output=True, timeout=90)
+        subprocess.run(
+            [go, "build", "-o", "upper.wasm", "."],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         pytest.skip(f"go build for wasip1 failed or took too long: {err}")
     return (work / "upper.wasm").read_bytes()
