@@ -38,6 +38,9 @@ def check_command(
     sarif_file: Annotated[
         Path | None, typer.Option("--sarif-file", help="Also write SARIF 2.1.0 here (for code scanning).")
     ] = None,
+    full: Annotated[
+        bool, typer.Option("--all", help="Re-check every release at HEAD, not only the changed ones.")
+    ] = False,
     summary_file: Annotated[
         Path | None, typer.Option("--summary-file", help="Also append the Markdown summary here.")
     ] = None,
@@ -47,7 +50,7 @@ def check_command(
     from registry_tool import __version__
     from registry_tool.ci.check import CheckOptions, Shard, check_pull_request
 
-    options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard))
+    options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard), full=full)
     report = check_pull_request(Path.cwd(), list(index or []), options)
     if sarif_file is not None:
         sarif_file.write_text(json.dumps(to_sarif(report, __version__), indent=2, sort_keys=True) + "\n")

@@ -12,6 +12,8 @@ manifest, signing and trust parts keep their own rule ids.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import tempfile
 import tomllib
 from collections import defaultdict
@@ -26,7 +28,17 @@ from semantic_version import Version
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import RegistryToolError, UsageError
+from registry_tool.manifest import (
+    RegistryConfig,
+    inspect_wasm,
+    load_manifest,
+    load_registry_config,
+    validate_release,
+)
+from registry_tool.manifest.model import Manifest
+from registry_tool.manifest.source import TomlSyntaxError, parse_toml
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.sandbox import TestOutcome, smoke_release
 
 RULES: dict[str, str] = {
     "release-changed": "A file of a release that exists at the base was modified (releases are immutable).",
@@ -46,8 +58,11 @@ RULES: dict[str, str] = {
     "yank-invalid": "yank.toml is malformed or names another release.",
     "config-change": "registry.toml changed; the check used the base version, the new one needs review.",
     "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
+    "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
     "unexpected-file": "A file in a release folder is not covered by the release's signature.",
 }
+
+_ROOT_PATH = re.compile(r"^([1-9][0-9]*)\.root\.json(?:\.[0-9A-F]{16})?(?:\.minisig)?$")
 
 # validate's rules about the artifact pin, plus ours.
 _DIGEST_RULES = frozenset(
@@ -62,7 +77,7 @@ _DIGEST_RULES = frozenset(
 )
 
 # (manifest, registry config) -> outcomes; injected so tests can count calls and fake nothing else.
-SmokeFn = Callable[[Any, Any], list[Any]]
+SmokeFn = Callable[[Manifest, RegistryConfig], list[TestOutcome]]
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,8 @@ class CheckOptions:
     shard: Shard = field(default_factory=Shard)
     now: datetime | None = None
     smoke: SmokeFn | None = None  # None: registry_tool.sandbox.smoke_release
+    # Re-check every release at HEAD as if new (e.g. after a rule change), not only the changed ones.
+    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,34 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     base = repo.resolve(options.base)
     now = options.now or datetime.now(UTC)
     report = Report(command="ci check")
+    if options.shard.first and not options.full:
+        workflows = _workflow_changes(repo, base)
+        if workflows.findings:
+            report.results.append(workflows)
     for index_dir in index_dirs or [_default_index(repo)]:
         rel = _repo_relative(repo, index_dir)
         with _IndexCheck(repo, base, rel, options, now) as check:
             report.results.extend(check.run())
     report.summary_columns.update(SUMMARY_COLUMNS)
     return report
+
+
+def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:
+    """A PR that edits CI can change what this very run checks: reviewers must know."""
+    result = CheckResult(subject="CI configuration")
+    for change in repo.changes(base, [".github", "action.yml"]):
+        result.findings.append(
+            Finding(
+                rule="workflow-change",
+                message=f"{change.path} ({change.kind.name}) changes CI; this run may already use the "
+                "changed workflow, so its verdict needs a maintainer's review",
+                severity=Severity.warning,
+                file=change.path,
+                line=1 if change.kind is not ChangeKind.deleted else None,
+                fix="send workflow changes in their own pull request",
+            )
+        )
+    return result
 
 
 def _default_index(repo: GitRepo) -> Path:
@@ -160,7 +199,11 @@ class _IndexCheck:
         return self.prefix + "/".join(parts)
 
     def run(self) -> list[CheckResult]:
-        changes = self.repo.changes(self.base, [self.index or "."])
+        if self.options.full:
+            head = self.repo.list_files("HEAD", self.path("plugins"))
+            changes = [Change(p, ChangeKind.added) for p in head]
+        else:
+            changes = self.repo.changes(self.base, [self.index or "."])
         releases: dict[ReleaseKey, list[Change]] = defaultdict(list)
         root_changes: list[Change] = []
         index_level = CheckResult(subject=f"{self.index or '.'} (index files)")
@@ -210,10 +253,8 @@ class _IndexCheck:
 
     # ------------------------------------------------------------------ base state
 
-    def _base_config(self) -> Any:
+    def _base_config(self) -> RegistryConfig:
         """registry.toml as it is at REF (a PR cannot loosen the rules it is judged by)."""
-        from registry_tool.manifest import load_registry_config
-
         rel = self.path("registry.toml")
         data = self.repo.show(self.base, rel)
         if data is None:
@@ -248,6 +289,27 @@ class _IndexCheck:
         result = CheckResult(subject="root", file=root_dir)
         published = set(self.repo.list_files(self.base, root_dir))
         for change in changes:
+            match = _ROOT_PATH.match(PurePosixPath(change.path).name)
+            if change.path not in published and match is None:
+                result.findings.append(
+                    Finding(
+                        rule="unexpected-file",
+                        message=f"{change.path} is not root metadata (<N>.root.json) or a signature of it",
+                        file=change.path,
+                        line=1,
+                        fix="remove the file from the root folder",
+                    )
+                )
+            elif change.path not in published and match and int(match.group(1)) <= gate.root.version:
+                result.findings.append(
+                    Finding(
+                        rule="root-immutable",
+                        message=f"{change.path} adds a file to published root version {match.group(1)}",
+                        file=change.path,
+                        line=1,
+                        fix="never edit a published root version; add the next version N+1 instead",
+                    )
+                )
             if change.path in published:
                 result.findings.append(
                     Finding(
@@ -266,7 +328,7 @@ class _IndexCheck:
     # ------------------------------------------------------------------ releases
 
     def _check_release(
-        self, key: ReleaseKey, changes: list[Change], gate: TrustGate, config: Any
+        self, key: ReleaseKey, changes: list[Change], gate: TrustGate, config: RegistryConfig
     ) -> CheckResult:
         rel_dir = self.path("plugins", key.name, key.version)
         manifest_rel = f"{rel_dir}/plugin.toml"
@@ -274,8 +336,22 @@ class _IndexCheck:
         result.data.update({"plugin": key.name, "version": key.version, "checks": {}})
         published = set(self.repo.list_files(self.base, rel_dir))
         head_dir = self.repo.root / rel_dir
+        links = _symlinks(self.repo.root, rel_dir)
+        if links:
+            # Never follow a link out of the checkout (to /dev/zero, ~/.ssh, another release...).
+            result.findings.extend(
+                Finding(
+                    rule="unexpected-file",
+                    message=f"{link} is a symbolic link",
+                    file=link,
+                    line=1,
+                    fix="commit the file itself; links could point outside the release",
+                )
+                for link in links
+            )
+            return result
         try:
-            if published:
+            if published and not self.options.full:
                 self._check_published(key, changes, published, gate, result)
             elif (head_dir / "plugin.toml").is_file():
                 _NewRelease(self, key, rel_dir, gate, config, result).run()
@@ -320,7 +396,7 @@ class _IndexCheck:
         return Finding(
             rule="release-removed" if removed else "release-changed",
             message=f"{change.path} belongs to a published release and was "
-            + ("removed" if removed else "modified")
+            + {ChangeKind.deleted: "removed", ChangeKind.added: "added"}.get(change.kind, "modified")
             + "; published releases are immutable",
             file=change.path,
             line=line,
@@ -343,7 +419,7 @@ class _NewRelease:
         key: ReleaseKey,
         rel_dir: str,
         gate: TrustGate,
-        config: Any,
+        config: RegistryConfig,
         result: CheckResult,
     ) -> None:
         self.o, self.key, self.rel_dir, self.gate, self.config, self.result = (
@@ -358,11 +434,9 @@ class _NewRelease:
         self.manifest_rel = f"{rel_dir}/plugin.toml"
         self.raw = (self.dir / "plugin.toml").read_bytes()
         self.doc = _toml(self.raw)
-        from registry_tool.manifest.source import parse_toml
-
         self.src = parse_toml(self.dir / "plugin.toml", self.raw)
         self.checks: dict[str, bool] = result.data["checks"]
-        result.data["kind"] = "new"
+        result.data["kind"] = "recheck" if owner.options.full else "new"
 
     def add(
         self,
@@ -424,15 +498,6 @@ class _NewRelease:
         for path in sorted(self.dir.rglob("*")):
             rel = path.relative_to(self.dir).as_posix()
             repo_rel = f"{self.rel_dir}/{rel}"
-            if path.is_symlink():
-                self.add(
-                    "unexpected-file",
-                    f"{repo_rel} is a symbolic link",
-                    file=repo_rel,
-                    line=1,
-                    fix="replace the link with the file itself; links could point outside the release",
-                )
-                continue
             if path.is_dir() or rel in allowed or _is_signature_of(rel, allowed):
                 continue
             self.add(
@@ -444,8 +509,6 @@ class _NewRelease:
             )
 
     def validate(self) -> None:
-        from registry_tool.manifest import validate_release
-
         checked = validate_release(self.dir, self.config)
         rebase = self.o._rebase_map(self.rel_dir)
         self.result.findings.extend(_rebase_finding(f, self.o.repo.root, rebase) for f in checked.findings)
@@ -492,6 +555,8 @@ class _NewRelease:
         self.result.data["signers"] = verdict.signers
 
     def version_order(self) -> None:
+        if self.o.options.full:
+            return  # a re-check judges releases as they are, not the order they arrived in
         try:
             mine = Version(self.key.version)
         except ValueError:
@@ -507,7 +572,7 @@ class _NewRelease:
             )
 
     def previous_release(self) -> Path | None:
-        """The highest published version below this one (else the highest), exported from the base."""
+        """The highest published version below this one, exported from the base."""
         try:
             mine = Version(self.key.version)
         except ValueError:
@@ -516,7 +581,10 @@ class _NewRelease:
         if not existing:
             return None
         lower = [v for v in existing if v < mine]
-        prev = (lower or existing)[-1]
+        if not lower and self.o.options.full:
+            return None
+        # A backport below every published version is compared with its nearest neighbour.
+        prev = lower[-1] if lower else existing[0]
         self.result.data["previous"] = str(prev)
         return self.o._export_base(self.o.path("plugins", self.key.name, str(prev)))
 
@@ -536,6 +604,8 @@ class _NewRelease:
             return
         old_doc = _toml((previous / "plugin.toml").read_bytes())
         severity = Severity.warning if self.o.options.allow_escalation else Severity.error
+        if self.o.options.full:
+            severity = Severity.notice  # published escalations were approved when they merged
         approved = " (approved with --allow-escalation)" if self.o.options.allow_escalation else ""
         fix = (
             "a registry maintainer reviews the new capability and re-runs the check with the approval label "
@@ -585,7 +655,7 @@ class _NewRelease:
             return  # the previous release no longer runs under today's rules: nothing to compare
         self.regressions(outcomes, before)
 
-    def regressions(self, outcomes: list[Any], before: dict[str, Any]) -> None:
+    def regressions(self, outcomes: list[TestOutcome], before: dict[str, TestOutcome]) -> None:
         threshold = float(self.config.regression_threshold)
         for i, outcome in enumerate(outcomes):
             old = before.get(outcome.name)
@@ -611,14 +681,10 @@ class _NewRelease:
                     {"test": outcome.name, "metric": attr, "previous": old_v, "new": new_v, "growth": growth}
                 )
 
-    def _run_smoke(self, release_dir: Path) -> list[Any]:
-        from registry_tool.manifest import load_manifest
-
-        manifest = load_manifest(release_dir / "plugin.toml")
+    def _run_smoke(self, release_dir: Path) -> list[TestOutcome]:
+        manifest = load_manifest(release_dir / "plugin.toml", self.config)
         if self.o.options.smoke is not None:
             return self.o.options.smoke(manifest, self.config)
-        from registry_tool.sandbox.harness import smoke_release
-
         return list(smoke_release(manifest, self.config))
 
 
@@ -637,8 +703,6 @@ def _check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> l
                 fix="add yank.toml with [yank] name, version and reason",
             )
         ]
-    from registry_tool.manifest.source import TomlSyntaxError, parse_toml
-
     try:
         src = parse_toml(yank, yank.read_bytes())
     except TomlSyntaxError as err:
@@ -683,6 +747,21 @@ def _check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> l
     return findings
 
 
+def _symlinks(root: Path, rel_dir: str) -> list[str]:
+    """Repo-relative paths of symlinks on the way to, or inside, ``rel_dir``."""
+    found: list[str] = []
+    parts = PurePosixPath(rel_dir).parts
+    for i in range(1, len(parts) + 1):
+        if (root.joinpath(*parts[:i])).is_symlink():
+            return ["/".join(parts[:i])]
+    for dirpath, dirnames, filenames in os.walk(root / rel_dir, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
 def _toml(raw: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
@@ -695,9 +774,7 @@ def _granted(doc: dict[str, Any]) -> set[str]:
     return {k for k, v in perms.items() if v is True} if isinstance(perms, dict) else set()
 
 
-def _imports(release_dir: Path, doc: dict[str, Any], config: Any) -> set[tuple[str, str]]:
-    from registry_tool.manifest import inspect_wasm
-
+def _imports(release_dir: Path, doc: dict[str, Any], config: RegistryConfig) -> set[tuple[str, str]]:
     artifact = doc.get("artifact", {})
     file = artifact.get("file") if isinstance(artifact, dict) else None
     if not isinstance(file, str) or not (release_dir / file).is_file():

@@ -14,6 +14,7 @@ import pytest
 
 from registry_tool.ci.check import Shard
 from registry_tool.report import Finding, OutputFormat, Report, Severity, markdown_summary, render
+from registry_tool.signing import sign_bytes, sign_yank
 from registry_tool.trust.editing import add_maintainer, edit_root_dir, sign_root_dir
 
 from .conftest import KEYS_ADD, SLOW_ADD, SPIN, IndexRepo, git
@@ -103,12 +104,9 @@ def test_pr_adding_its_own_key_to_the_root_cannot_authorise_itself(index_repo: I
     keys = index_repo.keys
     root_dir = index_repo.index / "root"
     edit_root_dir(root_dir, add_maintainer("mallory", [keys.mallory.public_key], ["alpha"]))
-    (root_dir / "3.root.json.minisig").write_text(
-        # The attacker signs the new root with their own key; no root key signed it.
-        __import__("registry_tool.signing", fromlist=["sign_bytes"]).sign_bytes(
-            keys.mallory, (root_dir / "3.root.json").read_bytes(), trusted_comment="root v3"
-        )
-    )
+    # The attacker signs the new root with their own key; no root key signed it.
+    data = (root_dir / "3.root.json").read_bytes()
+    (root_dir / "3.root.json.minisig").write_text(sign_bytes(keys.mallory, data, trusted_comment="root v3"))
     index_repo.release("alpha", "1.1.0", signer=keys.mallory)
     index_repo.commit()
     report = index_repo.check()
@@ -345,10 +343,65 @@ def test_changing_a_published_yank_fails(index_repo: IndexRepo) -> None:
 def test_yank_naming_another_release_fails(index_repo: IndexRepo) -> None:
     d = index_repo.index / "plugins/alpha/1.0.0"
     (d / "yank.toml").write_text('[yank]\nname = "alpha"\nversion = "9.9.9"\nreason = "x"\n')
-    from registry_tool.signing import sign_yank
-
     sign_yank(d, index_repo.keys.alice)
     index_repo.commit()
     found = errors(index_repo.check())
     mismatch = [f for f in found if f.rule == "yank-invalid"]
     assert mismatch and mismatch[0].line == 3 and mismatch[0].file == f"{A}/1.0.0/yank.toml"
+
+
+def test_symlinked_release_folder_is_refused_without_reading(index_repo: IndexRepo) -> None:
+    # A release whose plugin.toml is a link to /dev/zero would hang a reader; nothing is read.
+    release = index_repo.index / "plugins/alpha/1.1.0"
+    release.mkdir(parents=True)
+    (release / "plugin.toml").symlink_to("/dev/zero")
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert (finding.rule, finding.file) == ("unexpected-file", f"{A}/1.1.0/plugin.toml")
+    assert index_repo.smoked == []
+
+
+def test_file_added_to_published_release_fails(index_repo: IndexRepo) -> None:
+    (index_repo.index / "plugins/alpha/1.0.0/notes.txt").write_text("hi\n")
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert finding.rule == "release-changed" and "was added" in finding.message
+
+
+def test_signature_added_to_published_root_fails(index_repo: IndexRepo) -> None:
+    root = index_repo.index / "root" / "2.root.json"
+    key = index_repo.keys.mallory
+    (root.parent / f"2.root.json.{key.key_id}.minisig").write_text(
+        sign_bytes(key, root.read_bytes(), trusted_comment="x")
+    )
+    (root.parent / "README").write_text("x\n")
+    index_repo.commit()
+    report = index_repo.check()
+    assert {f.rule for f in errors(report)} == {"root-immutable", "unexpected-file"}
+
+
+def test_workflow_change_is_reported(index_repo: IndexRepo) -> None:
+    wf = index_repo.path / ".github" / "workflows" / "pr-check.yml"
+    wf.parent.mkdir(parents=True)
+    wf.write_text("on: pull_request\n")
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = only_rule(report, "workflow-change")
+    assert finding.severity is Severity.warning and finding.file == ".github/workflows/pr-check.yml"
+    assert report.ok  # a warning: the verdict stands, reviewers are told
+
+
+def test_full_recheck_runs_every_release(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.1.0", KEYS_ADD, permissions={"keys": True})
+    index_repo.commit()
+    git(index_repo.path, "branch", "merged")
+    report = index_repo.check(base="merged", full=True)
+    assert [r.subject for r in report.results] == [
+        "plugins/alpha/1.0.0",
+        "plugins/alpha/1.1.0",
+        "plugins/beta/1.0.0",
+    ]
+    assert report.ok and {r.data["kind"] for r in report.results} == {"recheck"}
+    # Escalations approved when they merged are listed, not failed.
+    assert only_rule(report, "permission-escalation")[0].severity is Severity.notice
+    assert sorted(index_repo.smoked) == ["alpha/1.0.0", "alpha/1.0.0", "alpha/1.1.0", "beta/1.0.0"]
