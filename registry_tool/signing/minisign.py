@@ -347,10 +347,12 @@ class SecretKey:
         opslimit: int = OPSLIMIT_SENSITIVE,
         memlimit: int = MEMLIMIT_SENSITIVE,
         comment: str | None = None,
+        salt: bytes | None = None,
     ) -> bytes:
         """The secret key file; encrypted with scrypt unless ``passphrase`` is None.
 
-        Lower ``opslimit``/``memlimit`` are for tests only; minisign reads them from the file.
+        Lower ``opslimit``/``memlimit`` and a fixed ``salt`` are for tests and test vectors only;
+        minisign reads the limits from the file.
         """
         sk = self.seed + self.public_key.raw
         blob = self.keynum + sk + _checksum(self.keynum, sk)
@@ -358,7 +360,7 @@ class SecretKey:
             header = SIG_ALG + KDF_NONE + CHK_ALG + bytes(32 + 8 + 8)
             default_comment = "minisign unencrypted secret key"
         else:
-            salt = secrets.token_bytes(32)
+            salt = salt if salt is not None else secrets.token_bytes(32)
             blob = _xor(blob, _kdf(passphrase, salt, opslimit, memlimit))
             header = (
                 SIG_ALG
