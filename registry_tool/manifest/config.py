@@ -168,7 +168,14 @@ class RegistryConfig:
 def find_registry_config(start: Path) -> Path:
     """registry.toml at ``start`` (a file or dir) or in the nearest ancestor directory."""
     start = start.resolve()
-    if start.is_file() and start.name == CONFIG_FILE:
+    if not start.exists():
+        raise RegistryConfigNotFoundError(
+            "the path does not exist",
+            where=str(start),
+            fix="pass an existing registry.toml or index directory",
+        )
+    # An explicitly named file is the configuration, whatever its name, unless it is a manifest.
+    if start.is_file() and start.name != "plugin.toml":
         return start
     for directory in [start, *start.parents] if start.is_dir() else start.parents:
         candidate = directory / CONFIG_FILE

@@ -239,9 +239,38 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
 
 def _schema_message(err: jsonschema.ValidationError) -> str:
     if err.validator == "type":
-        return f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+        wanted: Any = err.validator_value
+        expected = wanted if isinstance(wanted, str) else " or ".join(str(w) for w in wanted)
+        return (
+            f"expected {_TOML_TYPES.get(expected, expected)}, got {_toml_type(err.instance)} {err.instance!r}"
+        )
     if err.validator == "required":
         return err.message.replace("is a required property", "is required")
     if err.validator == "pattern":
         return f"{err.instance!r} does not match the required pattern {err.validator_value}"
     return err.message
+
+
+# JSON-Schema type names as TOML users know them.
+_TOML_TYPES = {
+    "object": "a table",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true/false)",
+}
+
+
+def _toml_type(value: object) -> str:
+    for kind, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        (list, "array"),
+        (dict, "table"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__  # datetime, date, time

@@ -180,3 +180,16 @@ def test_engine_config_applies_features(features: dict[str, bool], wat: str, ok:
 def test_unknown_feature_is_rejected_before_wasmtime_sees_it() -> None:
     with pytest.raises(WasmConfigError, match="unknown wasm feature 'simd2'"):
         engine_config({"simd2": True})
+
+
+def test_explicit_config_file_is_used_whatever_its_name(tmp_path: Path) -> None:
+    other = tmp_path / "staging-registry.toml"
+    other.write_text((INDEX / "registry.toml").read_text().replace("ferrite-plugins", "staging"))
+    assert load_registry_config(other).name == "staging"
+
+
+def test_missing_explicit_config_does_not_fall_back_to_a_parent(tmp_path: Path) -> None:
+    (tmp_path / "registry.toml").write_text((INDEX / "registry.toml").read_text())
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(RegistryConfigNotFoundError, match="does not exist"):
+        load_registry_config(tmp_path / "sub" / "typo.toml")
