@@ -147,14 +147,15 @@ def trust(
         root_signatures = _decode(sources.signatures(url, rel, {k.key_id for k in root.role("root").keys}))
     state = pin_root(url, root_bytes, root_signatures, expected_fingerprint=fingerprint)
     existing = store.load(url)
-    if existing is not None and not replace and existing.root_bytes != state.root_bytes:
-        # Moving to another root must go through the chain walk, never around it.
-        raise UsageError(
-            f"this client already trusts root version {existing.root_version} of {url}; it follows "
-            "newer root versions by itself",
-            fix="nothing to do; to discard the trusted state and pin this root instead, pass --replace",
-        )
     if existing is not None and not replace:
+        if existing.root.registry != root.registry:
+            raise UsageError(
+                f"this client trusts {url} as registry {existing.root.registry!r}, but this root is for "
+                f"{root.registry!r}",
+                fix="check the URL; to discard the trusted state and pin this root instead, pass --replace",
+            )
+        # Already trusted: keep the state, which may be further along the chain than this root;
+        # moving to another root goes through the chain walk, never around it.
         state = existing
     _, state = _session(sources, url, state, clock())
     return store.save(state, replace=replace)
