@@ -24,6 +24,7 @@ from registry_tool.trust.root import (
     format_time,
     verify_root_chain,
     verify_root_self,
+    verify_root_step,
 )
 
 Doc = dict[str, Any]
@@ -287,13 +288,32 @@ def edit_root_dir(
     latest_n, latest_path = versions[-1]
     latest = Root.parse(latest_path.read_bytes(), where=str(latest_path))
     signed = signature_paths(latest_path)
-    amend = not signed and latest_n > 1
+    amend = not signed
+    if signed:
+        _require_valid(versions, latest_path)
     if expires is None and latest.is_expired(now or datetime.now(UTC)):
         expires = (now or datetime.now(UTC)) + DEFAULT_ROOT_VALIDITY
     data = derive(latest, edit, expires=expires, bump=not amend)
     target = latest_path if amend else root_dir / f"{latest_n + 1}.root.json"
     target.write_bytes(data)
     return target
+
+
+def _require_valid(versions: list[tuple[int, Path]], path: Path) -> None:
+    """A partly signed version must be finished first: a new version on top of it could never verify."""
+    data, sigs = path.read_bytes(), read_signatures(path)
+    try:
+        if len(versions) == 1:
+            verify_root_self(data, sigs, _never_expired(), where=str(path))
+        else:
+            verify_root_step(Root.parse(versions[-2][1].read_bytes()), data, sigs, where=str(path))
+    except CheckFailed as err:
+        raise RootEditError(
+            f"{path.name} is partly signed and not valid yet ({err.what})",
+            where=str(path),
+            fix="collect its remaining signatures with `registry-tool root sign`, "
+            "or delete its .minisig files to amend it",
+        ) from None
 
 
 def sign_root_dir(root_dir: Path, secret: SecretKey, *, version: int | None = None) -> Path:
