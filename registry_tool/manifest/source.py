@@ -139,6 +139,9 @@ def parse_toml(path: Path, raw: bytes) -> TomlSource:
         raise TomlSyntaxError(f"file is not valid UTF-8 (byte {err.start})", None, None) from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        # tomllib recurses per nesting level: a hostile file must not crash the checker.
+        raise TomlSyntaxError("arrays or inline tables are nested too deeply", None, None) from None
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         pos = _TOML_ERR_POS.search(msg)
@@ -195,8 +198,34 @@ def _resolve(schema: dict[str, Any], node: Any) -> dict[str, Any]:
     return dict(node)
 
 
+# Our documents nest 4 levels; the cap keeps the (recursive) schema validator safe.
+MAX_DEPTH = 16
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of parsed TOML data, computed without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
 def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Finding]:
     """Every schema violation of ``src`` as a Finding at the TOML line of the offending key."""
+    if _depth(src.data) > MAX_DEPTH:
+        return [
+            Finding(
+                "schema",
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                file=relfile,
+                fix="flatten the arrays and inline tables",
+            )
+        ]
     schema = load_schema(schema_name)
     validator = jsonschema.Draft7Validator(schema)
     findings: list[Finding] = []

@@ -96,3 +96,21 @@ def test_syntax_errors_carry_the_line(text: str, line: int) -> None:
 def test_non_utf8_is_a_syntax_error() -> None:
     with pytest.raises(TomlSyntaxError, match="UTF-8"):
         parse_toml(Path("x.toml"), b'name = "\xff"\n')
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ("{a=" * 3000 + "1" + "}" * 3000, "nested too deeply"),
+        ("[" * 40 + "]" * 40, "nested more than 16 levels"),
+    ],
+    ids=["deep-array", "deep-inline-table", "deep-but-parseable"],
+)
+def test_hostile_nesting_is_a_finding_not_a_crash(tmp_path: Path, value: str, fragment: str) -> None:
+    from registry_tool.manifest import load_registry_config, validate_release
+
+    (tmp_path / "plugin.toml").write_text(f"[plugin]\nname = {value}\n")
+    result = validate_release(tmp_path, load_registry_config(Path(__file__).parents[2] / "index"))
+    assert not result.ok
+    assert any(fragment in f.message for f in result.findings), result.findings
