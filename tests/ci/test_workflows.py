@@ -221,3 +221,11 @@ def test_pre_commit_hooks() -> None:
         assert not files.search("plugin.toml.minisig") and not files.search("myplugin.toml")
     assert by_id["registry-tool-validate"]["entry"] == "registry-tool validate"
     assert by_id["registry-tool-smoke"]["entry"] == "registry-tool smoke"
+
+
+def test_docs_list_every_rule_id() -> None:
+    from registry_tool.ci.check import RULES
+
+    docs = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    missing = [rule for rule in RULES if f"| `{rule}` |" not in docs]
+    assert not missing, f"docs/ci.md lacks rules {missing}"
