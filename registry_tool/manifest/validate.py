@@ -8,6 +8,7 @@ the first problem, so a maintainer sees everything in one run.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -33,6 +34,7 @@ from registry_tool.report import CheckResult, Finding, Report, Severity
 RULES = (
     "toml-syntax",
     "schema",
+    "symlink",
     "unknown-key",
     "manifest-missing",
     "manifest-too-large",
@@ -596,6 +598,17 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
     path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
     relfile = display_path(path)
     result = CheckResult(subject=display_path(path.parent), file=relfile)
+    if path.is_symlink():
+        # The signed bytes must be the file in the index, not whatever a link points at later.
+        result.findings.append(
+            Finding(
+                "symlink",
+                f"{MANIFEST_FILE} is a symbolic link (to {path.readlink()})",
+                file=relfile,
+                fix=f"replace the link with the real {MANIFEST_FILE}",
+            )
+        )
+        return result
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -650,6 +663,32 @@ def find_releases(path: Path) -> list[Path]:
         if not any(p in _SKIP_DIRS or p.startswith(".") for p in rel_parts[:-1]):
             found.append(manifest.parent)
     return sorted(found)
+
+
+def find_symlinked_dirs(path: Path) -> list[Path]:
+    """Directories below ``path`` that are symbolic links (release discovery never follows them)."""
+    if not path.is_dir():
+        return []
+    found: list[Path] = []
+    for root, dirs, _ in os.walk(path, followlinks=False):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
+        found.extend(Path(root) / d for d in dirs if (Path(root) / d).is_symlink())
+    return sorted(found)
+
+
+def _symlink_result(link: Path) -> CheckResult:
+    return CheckResult(
+        subject=display_path(link),
+        findings=[
+            Finding(
+                "symlink",
+                f"{display_path(link)} is a symbolic link to {link.readlink()}; releases behind it are "
+                "not validated, built or published",
+                file=display_path(link),
+                fix="replace the link with a real directory inside the index",
+            )
+        ],
+    )
 
 
 def _config_result(config_path: Path) -> tuple[RegistryConfig | None, CheckResult]:
@@ -707,6 +746,7 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
                 fix="pass the index directory, its plugins/ directory or a release directory",
             )
         config = configs[cfg_file]
+        report.results.extend(_symlink_result(link) for link in find_symlinked_dirs(path))
         for release in releases:
             key = release.resolve()
             if key in seen:

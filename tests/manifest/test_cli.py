@@ -166,3 +166,16 @@ def test_github_format_without_summary_env(cli: object, tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "::notice " in result.stdout  # digest not pinned yet
     assert "::error" not in result.stdout
+
+
+def test_symlinked_release_dir_is_reported_not_skipped(cli: object, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    (index / "plugins").mkdir(parents=True)
+    (index / "registry.toml").write_text(CONFIG.read_text())
+    real = release(tmp_path / "elsewhere", "1.0.0")
+    (index / "plugins" / "example").symlink_to(real.parent, target_is_directory=True)
+    result = run(cli, "validate", str(index), "--format", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    finding = doc["results"][1]["findings"][0]
+    assert finding["rule"] == "symlink" and "is a symbolic link" in finding["message"]
