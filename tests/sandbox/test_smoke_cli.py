@@ -1,0 +1,201 @@
+"""End to end: plugin.toml + registry.toml -> smoke_paths -> report, and the `smoke` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_tool.manifest import load_manifest, load_registry_config
+from registry_tool.sandbox import Outcome, smoke_paths, smoke_release
+
+from .conftest import wat
+
+REPO = Path(__file__).resolve().parents[2]
+INDEX = REPO / "index"
+
+SPIN = '(module (func (export "spin") (loop br 0)) (func (export "one") (result i32) (i32.const 1)))'
+
+
+def _release(index: Path, name: str, wasm: bytes, body: str, abi: str = "core") -> Path:
+    release = index / "plugins" / name / "1.0.0"
+    release.mkdir(parents=True)
+    (release / f"{name}.wasm").write_bytes(wasm)
+    (release / "plugin.toml").write_text(
+        f"""[plugin]
+name = "{name}"
+version = "1.0.0"
+description = "test plugin"
+authors = ["tests"]
+license = "MIT"
+abi = "{abi}"
+min_host_version = "0.2.0"
+
+[artifact]
+file = "{name}.wasm"
+
+[exports]
+functions = ["spin", "one"]
+
+{body}"""
+    )
+    return release
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Path:
+    root = tmp_path / "index"
+    root.mkdir()
+    shutil.copy(INDEX / "registry.toml", root / "registry.toml")
+    _release(
+        root,
+        "spinner",
+        wat(SPIN),
+        """[limits]
+fuel = 1_000_000
+
+[[tests]]
+name = "one is one"
+call = "one"
+expect = [1]
+
+[[tests]]
+name = "spin runs out of fuel, as declared"
+call = "spin"
+expect_trap = "out_of_fuel"
+""",
+    )
+    return root
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "registry_tool", "smoke", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
+
+
+def test_smoke_release_applies_manifest_limits_and_expect_trap(index: Path) -> None:
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0" / "plugin.toml", config)
+    one, spin = smoke_release(manifest, config, cache=False)
+    assert one.outcome is Outcome.passed
+    assert spin.outcome is Outcome.out_of_fuel and spin.passed
+    assert spin.fuel_consumed == 1_000_000  # the manifest's fuel, not the registry default
+
+
+def test_manifest_limits_are_capped_by_the_registry_maximum(index: Path) -> None:
+    release = _release(
+        index,
+        "greedy",
+        wat(SPIN),
+        """[limits]
+fuel = 999_999_999_999
+
+[[tests]]
+call = "spin"
+expect_trap = "out_of_fuel"
+""",
+    )
+    config = load_registry_config(index)
+    [spin] = smoke_release(load_manifest(release / "plugin.toml", config), config, cache=False)
+    assert spin.fuel_consumed == 1_000_000_000  # limits.max.fuel of the sample registry
+
+
+def test_failures_become_findings_with_the_test_line(index: Path) -> None:
+    _release(
+        index,
+        "broken",
+        wat(SPIN),
+        """[[tests]]
+name = "wrong"
+call = "one"
+expect = [2]
+
+[[tests]]
+name = "missing"
+call = "nope"
+""",
+    )
+    report = smoke_paths([index], jobs=2, cache=False)
+    by_subject = {r.subject: r for r in report.results}
+    assert not report.ok and report.exit_code == 1
+    broken = by_subject["broken@1.0.0"]
+    rules = [f.rule for f in broken.findings]
+    assert rules == ["smoke-wrong-output", "smoke-missing-export"]
+    assert broken.findings[0].line is not None and broken.findings[0].field == "tests[0]"
+    assert by_subject["spinner@1.0.0"].ok
+
+
+def test_json_format_is_the_documented_shape(index: Path, tmp_path: Path) -> None:
+    proc = _cli(str(index), "--format", "json", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    [result] = doc["results"]
+    assert result["data"]["plugin"] == "spinner" and result["data"]["abi"] == "core"
+    tests = result["data"]["tests"]
+    assert [t["outcome"] for t in tests] == ["passed", "out_of_fuel"]
+    assert set(tests[0]) == {
+        "name",
+        "outcome",
+        "expected",
+        "passed",
+        "fuel_consumed",
+        "peak_memory_bytes",
+        "wall_ms",
+        "stdout",
+        "stderr",
+        "detail",
+    }
+
+
+def test_github_format_annotates_failures(index: Path, tmp_path: Path) -> None:
+    _release(index, "broken", wat(SPIN), '[[tests]]\ncall = "one"\nexpect = [2]\n')
+    summary = tmp_path / "summary.md"
+    proc = _cli(str(index), "--format", "github", "--no-cache", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert proc.returncode == 1
+    assert "::error file=" in proc.stdout and "smoke-wrong-output" in proc.stdout
+    assert "| Tests |" in summary.read_text()
+
+
+def test_cli_uses_the_cache_dir_from_the_environment(index: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert _cli(str(index), env={"REGISTRY_TOOL_CACHE_DIR": str(cache)}).returncode == 0
+    assert len(list(cache.glob("*.cwasm"))) == 1
+    assert (
+        _cli(str(index), "--no-cache", env={"REGISTRY_TOOL_CACHE_DIR": str(tmp_path / "c2")}).returncode == 0
+    )
+    assert not (tmp_path / "c2").exists()
+
+
+@pytest.mark.parametrize("args", [["/no/such/dir"], ["--jobs", "0", "index"], []])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    assert _cli(*args).returncode == 2
+
+
+def test_bad_expect_trap_is_reported_not_raised(index: Path) -> None:
+    _release(index, "typo", wat(SPIN), '[[tests]]\ncall = "spin"\nexpect_trap = "out_of_gas"\n')
+    report = smoke_paths([index / "plugins" / "typo"], cache=False)
+    [result] = report.results
+    assert not result.ok
+    assert "out_of_gas" in result.findings[0].message
+
+
+@pytest.mark.slow
+def test_sample_index_passes() -> None:
+    if not (INDEX / "plugins").is_dir():
+        pytest.skip("the sample index is not there yet")
+    proc = _cli(str(INDEX), "--jobs", "2", "--no-cache", "--format", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] and doc["summary"]["subjects"] >= 5
+    assert all(t["passed"] for r in doc["results"] for t in r["data"]["tests"])
