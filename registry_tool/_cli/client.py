@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
+from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
 from registry_tool._cli import FormatOption, emit, handle_errors
-from registry_tool.errors import UsageError
+from registry_tool.errors import RegistryToolError, UsageError
 from registry_tool.report import OutputFormat
 
 client_app = typer.Typer(
@@ -20,6 +22,8 @@ client_app = typer.Typer(
 )
 
 JSON_FORMAT_VERSION = 1
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Format(StrEnum):
@@ -132,6 +136,25 @@ def _out(fmt: Format, command: str, key: str, items: list[dict[str, Any]], lines
             typer.echo(line)
 
 
+def json_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """With --format json, a failure is also a JSON object on stdout (scripts parse one stream);
+    the one-paragraph message on stderr and the exit code stay as for every command."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except RegistryToolError as err:
+            if kwargs.get("fmt") is Format.json:
+                command = "client " + fn.__name__.removesuffix("_cmd")
+                error = {"rule": err.code, "message": err.what, "where": str(err.where or ""), "fix": err.fix}
+                doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": False, "error": error}
+                typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+            raise
+
+    return wrapper
+
+
 def _release_json(rel: Any) -> dict[str, Any]:
     return {"name": rel.name, "version": rel.version, **rel.to_json()}
 
@@ -146,6 +169,7 @@ def _entry_line(verb: str, e: Any) -> str:
 
 @client_app.command("trust")
 @handle_errors
+@json_errors
 def trust_cmd(
     url: Annotated[str, typer.Argument(help="Registry URL.")],
     root: Annotated[
@@ -202,6 +226,7 @@ def trust_cmd(
 
 @client_app.command("search")
 @handle_errors
+@json_errors
 def search_cmd(
     query: Annotated[str, typer.Argument(help="Words to look for in names, descriptions and keywords.")] = "",
     registry: RegistryOption = None,
@@ -221,6 +246,7 @@ def search_cmd(
 
 @client_app.command("info")
 @handle_errors
+@json_errors
 def info_cmd(
     name: Annotated[str, typer.Argument(help="Plugin name.")],
     registry: RegistryOption = None,
@@ -244,6 +270,7 @@ def info_cmd(
 
 @client_app.command("install")
 @handle_errors
+@json_errors
 def install_cmd(
     specs: Annotated[
         list[str] | None,
@@ -285,6 +312,7 @@ def install_cmd(
 
 @client_app.command("update")
 @handle_errors
+@json_errors
 def update_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Plugins to update [default: all].")] = None,
     registry: RegistryOption = None,
@@ -314,6 +342,7 @@ def update_cmd(
 
 @client_app.command("list")
 @handle_errors
+@json_errors
 def list_cmd(plugin_dir: DirOption = None, fmt: ClientFormat = Format.text) -> None:
     """Installed plugins, as the lockfile records them."""
     from registry_tool.client import list_installed
@@ -328,6 +357,7 @@ def list_cmd(plugin_dir: DirOption = None, fmt: ClientFormat = Format.text) -> N
 
 @client_app.command("remove")
 @handle_errors
+@json_errors
 def remove_cmd(
     names: Annotated[list[str], typer.Argument(help="Plugins to remove.")],
     plugin_dir: DirOption = None,

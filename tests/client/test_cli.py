@@ -167,3 +167,13 @@ def test_concurrent_installs_are_serialised(trusted: World) -> None:
     order = [p.split("/")[2] for p in trusted.server.requests if p.startswith("/plugins/")]
     first = order[0]
     assert order == sorted(order, key=lambda name: name != first), order
+
+
+def test_json_errors_on_stdout(trusted: World) -> None:
+    d = ["--dir", str(trusted.plugins)]
+    result = run(trusted, "install", "alpha", *registry(trusted), *d, "--format", "json", code=2)
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["command"] == "client install"
+    assert doc["error"]["rule"] == "approval-required" and "--allow keys" in doc["error"]["fix"]
+    result = run(trusted, "install", "nope", *registry(trusted), *d, "--format", "json", code=2)
+    assert json.loads(result.stdout)["error"]["rule"] == "plugin-not-found"
