@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -246,7 +245,7 @@ def machine() -> str:
         model = next(
             line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")
         )
-    except (OSError, subprocess.CalledProcessError, StopIteration):
+    except (OSError, subprocess.CalledProcessError):
         pass
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
@@ -262,24 +261,30 @@ def main() -> None:
     parser.add_argument("--workdir", default=tempfile.gettempdir())
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    head = (
-        f"{'releases':>8} {'wasm':>9} {'data MiB':>8} {'floor s':>8} {'full s':>7} {'full/floor':>10}"
-        f" {'incr s':>7} {'incr/full':>9} {'clone s':>7} {'clone/full':>10} {'tuf s':>7} {'full/tuf':>8}"
-    )
-    print(head)
+    columns = [
+        ("releases", 8, lambda n, label, f: f"{n}"),
+        ("wasm", 11, lambda n, label, f: label),
+        ("MiB", 7, lambda n, label, f: f"{f['bytes'] / 2**20:.1f}"),
+        ("floor s", 8, lambda n, label, f: f"{f['floor']:.2f}"),
+        ("full s", 8, lambda n, label, f: f"{f['full']:.2f}"),
+        ("full/floor", 10, lambda n, label, f: f"{f['full'] / f['floor']:.2f}"),
+        ("incr s", 7, lambda n, label, f: f"{f['incremental']:.2f}"),
+        ("incr/full", 9, lambda n, label, f: f"{f['incremental'] / f['full']:.3f}"),
+        ("clone s", 7, lambda n, label, f: f"{f['fresh-clone']:.2f}"),
+        ("clone/full", 10, lambda n, label, f: f"{f['fresh-clone'] / f['full']:.3f}"),
+        ("tuf s", 7, lambda n, label, f: f"{f['python-tuf']:.2f}"),
+        ("full/tuf", 8, lambda n, label, f: f"{f['full'] / f['python-tuf']:.2f}"),
+        ("clone/tuf", 9, lambda n, label, f: f"{f['fresh-clone'] / f['python-tuf']:.2f}"),
+    ]
+    print(" ".join(f"{name:>{width}}" for name, width, _ in columns))
     for n in (int(s) for s in args.sizes.split(",")):
         for label, kib in (("small", args.small_kib), ("large", args.large_kib)):
             if label == "large" and n > args.large_max:
                 continue
             f = run(n, int(kib * 1024), Path(args.workdir))
-            print(
-                f"{n:>8} {label + f' {kib:g}K':>9} {f['bytes'] / 2**20:>8.1f} {f['floor']:>8.2f} {f['full']:>7.2f}"
-                f" {f['full'] / f['floor']:>10.2f} {f['incremental']:>7.2f} {f['incremental'] / f['full']:>9.3f}"
-                f" {f['fresh-clone']:>7.2f} {f['fresh-clone'] / f['full']:>10.3f} {f['python-tuf']:>7.2f}"
-                f" {f['full'] / f['python-tuf']:>8.2f}",
-                flush=True,
-            )
+            cells = [fmt(n, f"{label} {kib:g}K", f) for _, _, fmt in columns]
+            print(" ".join(f"{c:>{w}}" for c, (_, w, _) in zip(cells, columns, strict=True)), flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -138,6 +138,9 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--cache-dir", help="Build cache folder (default: platform cache).")
         ] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Verify everything from scratch.")] = False,
+        jobs: Annotated[
+            int, typer.Option("--jobs", "-j", min=1, help="Worker processes for releases not in the cache.")
+        ] = min(os.cpu_count() or 1, 8),
         fmt: FormatOption = OutputFormat.text,
         passphrase_env: PassphraseEnv = None,
     ) -> None:
@@ -162,6 +165,7 @@ def register(app: typer.Typer) -> None:
                 smoke=not no_smoke,
                 cache_path=cache_path,
                 progress=progress,
+                jobs=jobs,
             )
             try:
                 result = build_site(options)

@@ -40,6 +40,7 @@ from registry_tool.registry.document import (
     is_safe_name,
     is_safe_version,
     parse_registry,
+    parse_time,
     release_path,
 )
 from registry_tool.report import CheckResult, Finding, Report, Severity
@@ -113,6 +114,7 @@ class BuildOptions:
     smoke: bool = True
     cache_path: Path | None = None  # None: no cache
     progress: ProgressFn | None = None
+    jobs: int = 1  # worker processes for releases the cache cannot answer
 
 
 @dataclass
@@ -615,6 +617,12 @@ def build_site(opts: BuildOptions) -> BuildResult:
     config = load_registry_config(index)
     chain = load_root_chain(index, verify_now)
     previous = load_previous(opts.previous, chain) if opts.previous else None
+    if previous is not None and previous.registry.name != config.name:
+        raise RollbackError(
+            f"--previous is registry '{previous.registry.name}', this index builds '{config.name}'",
+            where=opts.previous,
+            fix="point --previous at this registry's published site",
+        )
     if previous is not None and previous.root_version > chain.root.version:
         raise RollbackError(
             f"the published registry uses root v{previous.root_version}, newer than the index's root "
@@ -628,18 +636,36 @@ def build_site(opts: BuildOptions) -> BuildResult:
     prepared: dict[tuple[str, str], _Prepared] = {}
     report = Report(command="build")
     counts = {"verified": 0, "cached": 0, "smoked": 0}
-    for i, rel in enumerate(releases):
+    done = [0]
+
+    def tick(what: str) -> None:
+        done[0] += 1
         if opts.progress:
-            opts.progress(i, len(releases), f"{rel.name} {rel.version}")
+            opts.progress(done[0], len(releases), what)
+
+    misses: list[tuple[_Release, datetime, _Lookup | None]] = []
+    for rel in releases:
         old = previous.get(rel.name, rel.version) if previous else None
         published = old.published_at if old else generated_at
-        try:
-            prepared[(rel.name, rel.version)] = _prepare_cached(
-                rel, config, chain, published, verify_now, opts.smoke, cache, context, counts
-            )
-        except RegistryToolError as err:
-            findings = getattr(err, "findings", None) or [Finding.from_error(err)]
-            report.results.append(CheckResult(subject=f"{rel.name} {rel.version}", findings=findings))
+        look = None
+        if cache.enabled:
+            hit, look = _from_cache(rel, cache, _cache_context(chain, context, published), opts.smoke)
+            if hit is not None:
+                prepared[(rel.name, rel.version)] = hit
+                counts["cached"] += 1
+                tick(f"{rel.name} {rel.version}")
+                continue
+        misses.append((rel, parse_time(published), look))
+    outcomes = _prepare_all([(r, p) for r, p, _ in misses], opts, config, chain, verify_now, tick)
+    for (rel, _, look), outcome in zip(misses, outcomes, strict=True):
+        if isinstance(outcome, list):
+            report.results.append(CheckResult(subject=f"{rel.name} {rel.version}", findings=outcome))
+            continue
+        prepared[(rel.name, rel.version)] = outcome
+        counts["verified"] += 1
+        counts["smoked"] += int(opts.smoke)
+        if look is not None:
+            _to_cache(rel, outcome, look, cache)
     if opts.progress:
         opts.progress(len(releases), len(releases), "signing")
     if previous is not None:
@@ -688,20 +714,17 @@ def build_site(opts: BuildOptions) -> BuildResult:
     )
 
 
-def _prepare_cached(
-    rel: _Release,
-    config: Any,
-    chain: RootChain,
-    published_at: str,
-    now: datetime,
-    smoke: bool,
-    cache: BuildCache,
-    context: str,
-    counts: dict[str, int],
-) -> _Prepared:
-    """The release's entry from the cache when its files are unchanged, else ``prepare_release``."""
-    from registry_tool.registry.document import parse_time
+@dataclass
+class _Lookup:
+    """A release's cache keys, computed once per build."""
 
+    key: str
+    stat: Any
+    context: str
+    digests: dict[str, str] | None = None  # every file's sha256 when the content path hashed them
+
+
+def _cache_context(chain: RootChain, context: str, published_at: str) -> str:
     # Publish time matters to verification only through revocations that keep prior releases:
     # which side of each such revocation the release is on is part of the key, not the time itself
     # (so a release first built as new and later carried over from --previous still hits).
@@ -709,36 +732,107 @@ def _prepare_cached(
     sides = "".join(
         "<" if published < r.revoked_at else ">" for r in chain.root.revoked if r.keep_prior_releases
     )
-    stat_context = f"{context}\0{sides}"
-    key = f"{rel.name}/{rel.version}"
-    hit: dict[str, Any] | None = None
-    stat = stat_print(rel.files) if cache.enabled else []
-    ckey = ""
-    if cache.enabled:
-        hit = cache.by_stat(key, stat, stat_context)
-        if hit is None:
-            ckey = content_key([(n, _sha256_file(p)) for n, p in rel.files], stat_context)
-            hit = cache.by_content(ckey)
-    if hit is not None and not (smoke and hit["entry"]["smoke"] is None):
-        counts["cached"] += 1
-        entry = dict(hit["entry"])
-        if not smoke:
-            entry["smoke"] = None  # --no-smoke records null whatever the cache holds: reproducible
-        cache.put(key, stat, stat_context, ckey or hit["content_key"], hit)
-        return _Prepared(entry=entry, files={k: (v[0], v[1]) for k, v in hit["files"].items()}, cached=hit)
-    prep = prepare_release(rel, config, chain, published, now, smoke)
-    counts["verified"] += 1
-    counts["smoked"] += int(smoke)
-    if cache.enabled:
-        ckey = ckey or content_key([(n, _sha256_file(p)) for n, p in rel.files], stat_context)
-        prep.cached = {
-            "entry": prep.entry,
-            "files": {k: list(v) for k, v in prep.files.items()},
-            "content_key": ckey,
-            "site": {},
-        }
-        cache.put(key, stat, stat_context, ckey, prep.cached)
-    return prep
+    return f"{context}\0{sides}"
+
+
+def _from_cache(
+    rel: _Release, cache: BuildCache, context: str, smoke: bool
+) -> tuple[_Prepared | None, _Lookup]:
+    """The release's entry from the cache when its files are unchanged, else None."""
+    look = _Lookup(f"{rel.name}/{rel.version}", stat_print(rel.files), context)
+    hit = cache.by_stat(look.key, look.stat, context)
+    if hit is None and cache.knows(look.key):
+        # Touched files (a fresh checkout): look up by content.  Unknown releases skip this
+        # hashing; the full path hashes what it reads anyway.
+        look.digests = {n: _sha256_file(p) for n, p in rel.files}
+        hit = cache.by_content(content_key(sorted(look.digests.items()), context))
+    if hit is None or (smoke and hit["entry"]["smoke"] is None):
+        return None, look
+    entry = dict(hit["entry"])
+    if not smoke:
+        entry["smoke"] = None  # --no-smoke records null whatever the cache holds: reproducible
+    cache.put(look.key, look.stat, context, hit["content_key"], hit)
+    return _Prepared(entry=entry, files={k: (v[0], v[1]) for k, v in hit["files"].items()}, cached=hit), look
+
+
+def _to_cache(rel: _Release, prep: _Prepared, look: _Lookup, cache: BuildCache) -> None:
+    """Store a freshly verified release under the digests of the very bytes that were verified."""
+    digests = dict(look.digests or {})
+    for name, path in rel.files:
+        if name in prep.files:
+            digests[name] = prep.files[name][0]
+        elif name not in digests:
+            digests[name] = _sha256_file(path)
+    ckey = content_key(sorted(digests.items()), look.context)
+    prep.cached = {
+        "entry": prep.entry,
+        "files": {k: list(v) for k, v in prep.files.items()},
+        "content_key": ckey,
+        "site": {},
+    }
+    cache.put(look.key, look.stat, look.context, ckey, prep.cached)
+
+
+# --------------------------------------------------------------------------- parallel verification
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(index: Path, verify_now: datetime) -> None:
+    from registry_tool.manifest import load_registry_config
+
+    _WORKER["config"] = load_registry_config(index)
+    _WORKER["chain"] = load_root_chain(index, verify_now)
+    _WORKER["now"] = verify_now
+
+
+def _worker_prepare(rel: _Release, published: datetime, smoke: bool) -> _Prepared | list[Finding]:
+    """Run in a worker process; errors come back as findings (exceptions may not pickle)."""
+    try:
+        return prepare_release(rel, _WORKER["config"], _WORKER["chain"], published, _WORKER["now"], smoke)
+    except RegistryToolError as err:
+        return _findings(err)
+
+
+def _findings(err: RegistryToolError) -> list[Finding]:
+    found = getattr(err, "findings", None)
+    return list(found) if found else [Finding.from_error(err)]
+
+
+def _prepare_all(
+    todo: list[tuple[_Release, datetime]],
+    opts: BuildOptions,
+    config: Any,
+    chain: RootChain,
+    verify_now: datetime,
+    tick: Callable[[str], None],
+) -> list[_Prepared | list[Finding]]:
+    """prepare_release for every cache miss: in this process, or in ``opts.jobs`` worker processes."""
+    if opts.jobs <= 1 or len(todo) < 2 * opts.jobs:
+        out: list[_Prepared | list[Finding]] = []
+        for rel, published in todo:
+            try:
+                out.append(prepare_release(rel, config, chain, published, verify_now, opts.smoke))
+            except RegistryToolError as err:
+                out.append(_findings(err))
+            tick(f"{rel.name} {rel.version}")
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may run threads (progress bar, sandbox pools).
+    with ProcessPoolExecutor(
+        max_workers=opts.jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(opts.index, verify_now),
+    ) as pool:
+        futures = [pool.submit(_worker_prepare, rel, published, opts.smoke) for rel, published in todo]
+        results = []
+        for (rel, _), future in zip(todo, futures, strict=True):
+            results.append(future.result())
+            tick(f"{rel.name} {rel.version}")
+        return results
 
 
 def _sha256_file(path: Path) -> str:

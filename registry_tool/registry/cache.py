@@ -98,6 +98,9 @@ class BuildCache:
         self.hits_stat += 1
         return entry.data
 
+    def knows(self, release: str) -> bool:
+        return release in self._by_release
+
     def by_content(self, key: str) -> dict[str, Any] | None:
         data = self._by_content.get(key)
         if data is not None:

@@ -235,3 +235,16 @@ def test_failing_smoke_test_refuses_the_build(index: Index, tmp_path: Path) -> N
     assert subject == "alpha 1.1.0" and "wrong_output" in message
     assert not (tmp_path / "site").exists()
     build(index, tmp_path / "site", smoke=False)  # the same index builds when smoke is skipped
+
+
+def test_worker_processes_give_the_same_site_and_the_same_refusals(index: Index, tmp_path: Path) -> None:
+    for i in range(4):
+        index.add_release("alpha", f"3.0.{i}", variant=10 + i)
+    build(index, tmp_path / "serial")
+    build(index, tmp_path / "parallel", jobs=2)
+    assert tree(tmp_path / "serial") == tree(tmp_path / "parallel")
+    (index.release_dir("alpha", "3.0.2") / "plugin.toml.minisig").unlink()
+    with pytest.raises(BuildRefusedError) as err:
+        build(index, tmp_path / "refused", jobs=2)
+    assert [r.subject for r in err.value.report.results] == ["alpha 3.0.2"]
+    assert err.value.report.results[0].findings[0].file  # where survives the process boundary
