@@ -102,7 +102,18 @@ class ImportPattern:
     name: str = "*"
 
     def matches(self, module: str, name: str) -> bool:
-        return fnmatch.fnmatchcase(module, self.module) and fnmatch.fnmatchcase(name, self.name)
+        return fnmatch.fnmatchcase(name, self.name) and any(
+            fnmatch.fnmatchcase(candidate, self.module) for candidate in _module_names(module)
+        )
+
+
+def _module_names(module: str) -> tuple[str, ...]:
+    """A module name plus, for a WIT interface (``ferrite:keys/store@1.0.0``), the unversioned
+    interface and its package, so a permission for ``ferrite:keys`` also covers components."""
+    if ":" not in module or "/" not in module:
+        return (module,)
+    interface = module.split("@", 1)[0]
+    return (module, interface, interface.split("/", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ def test_sample_config_values(config) -> None:  # type: ignore[no-untyped-def]
         ("extism", set(), "extism:host/envx", "alloc", False),
         ("component", set(), "wasi:cli/environment@0.2.0", "", True),
         ("component", set(), "ferrite:keys", "", False),
+        ("component", set(), "ferrite:keys/store@1.0.0", "", False),
+        ("component", {"keys"}, "ferrite:keys/store@1.0.0", "", True),
+        ("component", {"keys"}, "ferrite:keysx/store", "", False),
         ("unknown-abi", set(), "wasi_snapshot_preview1", "fd_write", False),
     ],
 )
@@ -193,3 +196,16 @@ def test_missing_explicit_config_does_not_fall_back_to_a_parent(tmp_path: Path) 
     (tmp_path / "sub").mkdir()
     with pytest.raises(RegistryConfigNotFoundError, match="does not exist"):
         load_registry_config(tmp_path / "sub" / "typo.toml")
+
+
+def test_a_permission_can_gate_part_of_an_abi(tmp_path: Path) -> None:
+    """Fail closed: an import a permission covers needs that permission even if the ABI allows it."""
+    text = (INDEX / "registry.toml").read_text() + (
+        '\n[permissions.sockets]\ndescription = "WASI sockets"\n'
+        'imports = [{ module = "wasi_snapshot_preview1", name = "sock_*" }]\n'
+    )
+    cfg = load_registry_config(_write(tmp_path, text))
+    assert not cfg.import_allowed("wasi-command", set(), "wasi_snapshot_preview1", "sock_accept")
+    assert cfg.import_allowed("wasi-command", {"sockets"}, "wasi_snapshot_preview1", "sock_accept")
+    assert cfg.import_allowed("wasi-command", set(), "wasi_snapshot_preview1", "fd_write")
+    assert cfg.granting_permission("wasi_snapshot_preview1", "sock_recv") == "sockets"
