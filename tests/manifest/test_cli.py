@@ -179,3 +179,13 @@ def test_symlinked_release_dir_is_reported_not_skipped(cli: object, tmp_path: Pa
     doc = json.loads(result.stdout)
     finding = doc["results"][1]["findings"][0]
     assert finding["rule"] == "symlink" and "is a symbolic link" in finding["message"]
+
+
+def test_sarif_format_carries_rule_and_line(cli: object, tmp_path: Path) -> None:
+    bad = release(tmp_path, file="/abs/module.wasm")
+    result = run(cli, "validate", str(bad), "--config", str(CONFIG), "--format", "sarif")
+    assert result.exit_code == 1
+    sarif = json.loads(result.stdout)
+    hit = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "artifact-path")
+    assert hit["level"] == "error"
+    assert hit["locations"][0]["physicalLocation"]["region"]["startLine"] == 11
