@@ -218,7 +218,9 @@ class Registry:
 
     def info(self, name: str) -> list[Release]:
         """Every release of ``name``, oldest first."""
-        resolve(self.document, Requirement.parse(name))  # raises a helpful error for unknown names
+        req = Requirement.parse(name)
+        if req.name not in self.document.plugins:
+            resolve(self.document, req)  # raises PluginNotFoundError with a suggestion
         releases = sorted(self.document.plugins[name].values(), key=lambda r: Version(r.version))
         self._commit()
         return releases
@@ -287,10 +289,12 @@ class Registry:
         current: LockedPlugin | None,
     ) -> LockedPlugin:
         """Verify, approve, download and commit one release (caller holds the directory lock)."""
-        if current is not None and current.version == release.version and _same_bytes(current, release):
+        # Already installed as asked: nothing to fetch, unless the files were damaged on disk.
+        if current is not None and (current.version, current.requested) == (release.version, requested):
             try:
-                verify_entry(dest, current)
-                return current
+                if _same_bytes(current, release):
+                    verify_entry(dest, current)
+                    return current
             except CheckFailed:
                 pass  # damaged on disk: reinstall the same verified bytes
         facts, signers, manifest, sigs = self._fetch_manifest(release)
