@@ -71,8 +71,15 @@ def verify_release_dir(
         root = verify_root_dir(root_dir, now, trusted=trusted)
         data = manifest.read_bytes()
         name, version = manifest_identity(data, where=str(manifest))
+        served_as = _served_name(release_dir) or name
         signers = verify_release_signatures(
-            root, name, data, read_signatures(manifest), now, published_at=published_at, where=str(manifest)
+            root,
+            served_as,
+            data,
+            read_signatures(manifest),
+            now,
+            published_at=published_at,
+            where=str(manifest),
         )
         doc_file = _artifact_file(data)
         wasm = artifact_path(release_dir, doc_file, where=str(manifest))
@@ -97,6 +104,15 @@ def verify_release_dir(
         except CheckFailed as err:
             result.findings.append(Finding.from_error(err))
     return result
+
+
+def _served_name(release_dir: Path) -> str | None:
+    """In an index or site (``plugins/<name>/<version>/``) the directory names the plugin; a
+    manifest naming another plugin is then refused (``plugin-name-mismatch``)."""
+    parts = release_dir.resolve().parts
+    if len(parts) >= 3 and parts[-3] == "plugins":
+        return parts[-2]
+    return None
 
 
 def _artifact_file(manifest_bytes: bytes) -> str:

@@ -269,3 +269,30 @@ def test_root_edit_errors(cli: object, registry: Path) -> None:
     (root / "2.root.json").unlink(missing_ok=True)
     (root / "3.root.json").write_text("{}")
     run(cli, "root", "verify", "--dir", root, code=1)  # gap: version 2 missing
+
+
+def test_release_served_under_another_name(cli: object, registry: Path, release: Path) -> None:
+    """A validly signed release of `hello` copied to plugins/hello-evil/ does not verify as hello-evil."""
+    import shutil
+
+    root = registry / "index" / "root"
+    run(cli, "key", "generate", registry / "alice", "--unencrypted")
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        registry / "alice.pub",
+        "--plugin",
+        "hello*",
+        "--dir",
+        root,
+    )
+    sign_root(cli, registry)
+    run(cli, "sign", release, "--key", registry / "alice.key")
+    copy = registry / "index" / "plugins" / "hello-evil" / "1.0.0"
+    shutil.copytree(release, copy)
+    res = as_json(run(cli, "verify", copy, "--root", root, "--format", "json", code=1))
+    assert res["results"][0]["findings"][0]["rule"] == "plugin-name-mismatch"
+    run(cli, "verify", release / "plugin.toml", "--root", root)
