@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from registry_tool._cli import FormatOption, emit, handle_errors
-from registry_tool.report import OutputFormat, markdown_summary, to_sarif
+from registry_tool._cli import FormatOption, handle_errors
+from registry_tool.report import OutputFormat
 
 ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True)
 
@@ -47,17 +48,21 @@ def check_command(
 ) -> None:
     """Check what HEAD changes in an index since --base: signatures, digests, smoke runs, immutability,
     version order, permission escalation, regressions. Exit 1 when the pull request must not merge."""
-    from registry_tool import __version__
     from registry_tool.ci.check import CheckOptions, Shard, check_pull_request
+    from registry_tool.ci.summary import write_outputs
 
     options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard), full=full)
     report = check_pull_request(Path.cwd(), list(index or []), options)
-    if sarif_file is not None:
-        sarif_file.write_text(json.dumps(to_sarif(report, __version__), indent=2, sort_keys=True) + "\n")
-    if summary_file is not None:
-        with summary_file.open("a", encoding="utf-8") as fh:
-            fh.write(markdown_summary(report))
-    emit(report, fmt)
+    write_outputs(
+        report,
+        fmt,
+        sys.stdout,
+        sarif_file=sarif_file,
+        summary_file=summary_file,
+        step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+    )
+    sys.stdout.flush()
+    raise typer.Exit(report.exit_code)
 
 
 @handle_errors

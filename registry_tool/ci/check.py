@@ -26,6 +26,7 @@ from typing import Any
 from semantic_version import Version
 
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
+from registry_tool.ci.summary import SUMMARY_COLUMNS
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import RegistryToolError, UsageError
 from registry_tool.manifest import (
@@ -826,39 +827,3 @@ def _rebase_finding(finding: Finding, repo_root: Path, rebase: list[tuple[Path, 
 
 def _finding_from_error(err: RegistryToolError, repo_root: Path, rebase: list[tuple[Path, str]]) -> Finding:
     return _rebase_finding(Finding.from_error(err), repo_root, rebase)
-
-
-# ---------------------------------------------------------------------------- summary columns
-
-
-def _checks_cell(result: CheckResult) -> str:
-    checks: dict[str, bool] = result.data.get("checks", {})
-    return " ".join(f"{'✅' if ok else '❌'} {name}" for name, ok in checks.items()) or "-"
-
-
-def _smoke_cell(result: CheckResult) -> str:
-    tests = result.data.get("tests") or []
-    cells = []
-    for t in tests:
-        figures = []
-        if t.get("fuel_consumed") is not None:
-            figures.append(f"fuel {t['fuel_consumed']:,}")
-        if t.get("peak_memory_bytes") is not None:
-            figures.append(f"mem {t['peak_memory_bytes'] / 1024:,.0f} KiB")
-        cells.append(f"{t['name']}: {t['outcome']}" + (f" ({', '.join(figures)})" if figures else ""))
-    return "<br>".join(cells) or "-"
-
-
-def _escalation_cell(result: CheckResult) -> str:
-    escalations = result.data.get("escalations") or []
-    root = result.data.get("root_change")
-    if root:
-        escalations = [*escalations, f"ROOT CHANGE: {root}"]
-    return "<br>".join(f"⚠️ {e}" for e in escalations) or "-"
-
-
-SUMMARY_COLUMNS: dict[str, Callable[[CheckResult], str]] = {
-    "Checks": _checks_cell,
-    "Smoke": _smoke_cell,
-    "Escalations": _escalation_cell,
-}

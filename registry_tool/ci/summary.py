@@ -1,0 +1,159 @@
+"""The Markdown job summary of ``ci check``: an overview table, then one section per release.
+
+The overview rows come from the shared reporter (``Report.summary_columns``); the per-release
+sections (checks, smoke figures against the previous version, escalations) are ours.  Test names,
+messages and plugin names come from the pull request, so every cell is escaped: no table breaks,
+no HTML, no links a contributor could smuggle into the maintainers' view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from registry_tool.report import (
+    CheckResult,
+    OutputFormat,
+    Report,
+    Severity,
+    markdown_summary,
+    render,
+    to_sarif,
+)
+
+_ESCAPES = str.maketrans(
+    {"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "`": "'", "[": "\\[", "]": "\\]"}
+)
+
+
+def md(value: object) -> str:
+    """Untrusted text made inert inside a Markdown table cell."""
+    return str(value).translate(_ESCAPES)
+
+
+def _kib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1024:,.0f} KiB"
+
+
+def _checks_cell(result: CheckResult) -> str:
+    checks: dict[str, bool] = result.data.get("checks", {})
+    return " ".join(f"{'✅' if ok else '❌'} {name}" for name, ok in checks.items()) or "-"
+
+
+def _smoke_cell(result: CheckResult) -> str:
+    cells = []
+    for t in result.data.get("tests") or []:
+        figures = []
+        if t.get("fuel_consumed") is not None:
+            figures.append(f"fuel {t['fuel_consumed']:,}")
+        if t.get("peak_memory_bytes") is not None:
+            figures.append(f"mem {_kib(t['peak_memory_bytes'])}")
+        cells.append(f"{md(t['name'])}: {t['outcome']}" + (f" ({', '.join(figures)})" if figures else ""))
+    return "<br>".join(cells) or "-"
+
+
+def _escalation_cell(result: CheckResult) -> str:
+    escalations = [md(e) for e in result.data.get("escalations") or []]
+    root = result.data.get("root_change")
+    if root:
+        escalations.append(f"ROOT CHANGE: {md(root)}")
+    return "<br>".join(f"⚠️ {e}" for e in escalations) or "-"
+
+
+SUMMARY_COLUMNS: dict[str, Callable[[CheckResult], str]] = {
+    "Checks": _checks_cell,
+    "Smoke": _smoke_cell,
+    "Escalations": _escalation_cell,
+}
+
+
+def _growth(new: int | None, old: int | None) -> str:
+    if not new or not old:
+        return ""
+    return f" ({new / old - 1:+.0%})"
+
+
+def _release_section(result: CheckResult) -> list[str]:
+    data: dict[str, Any] = result.data
+    previous = data.get("previous")
+    mark = "✅" if result.ok else "❌"
+    head = f"#### {mark} {md(data['plugin'])} {md(data['version'])} ({data.get('kind', '?')}"
+    head += f", previous {md(previous)})" if previous else ")"
+    lines = [head, ""]
+    if data.get("signers"):
+        lines += [f"Signed by: {', '.join(md(k) for k in data['signers'])}", ""]
+    checks: dict[str, bool] = data.get("checks", {})
+    if checks:
+        lines += ["| Check | Result |", "|---|---|"]
+        lines += [f"| {name} | {'✅ ok' if ok else '❌ failed'} |" for name, ok in checks.items()]
+        lines.append("")
+    tests = data.get("tests") or []
+    if tests:
+        label = f"vs {md(previous)}" if previous else ""
+        lines += [f"| Test | Outcome | Fuel | Peak memory | {label} |", "|---|---|---|---|---|"]
+        regressions = {(r["test"], r["metric"]) for r in data.get("regressions", [])}
+        for t in tests:
+            flags = " ".join(
+                f"⚠️ {metric.split('_')[0]} regression"
+                for metric in ("fuel_consumed", "peak_memory_bytes")
+                if (t["name"], metric) in regressions
+            )
+            outcome = ("✅ " if t.get("passed") else "❌ ") + md(t["outcome"])
+            fuel = "-" if t.get("fuel_consumed") is None else f"{t['fuel_consumed']:,}"
+            lines.append(
+                f"| {md(t['name'])} | {outcome} | {fuel} | {_kib(t.get('peak_memory_bytes'))} | {flags} |"
+            )
+        lines.append("")
+    escalations = data.get("escalations") or []
+    if escalations:
+        lines += ["**Escalations (need a maintainer's approval):**", ""]
+        lines += [f"- ⚠️ {md(e)}" for e in escalations]
+        lines.append("")
+    problems = [f for f in result.findings if f.severity is not Severity.notice]
+    if problems:
+        lines += [f"- **{f.severity.value}** `{f.rule}`: {md(f.text())}" for f in problems]
+        lines.append("")
+    return lines
+
+
+def release_details(report: Report) -> str:
+    """One section per release (checks, smoke figures, escalations) and per root change."""
+    lines: list[str] = []
+    for result in report.results:
+        if "plugin" in result.data:
+            lines += _release_section(result)
+        elif result.data.get("root_change"):
+            lines += [f"#### ⚠️ Root change: {md(result.data['root_change'])}", ""]
+            lines += [f"- **{f.severity.value}** `{f.rule}`: {md(f.text())}" for f in result.findings]
+            lines.append("")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_outputs(
+    report: Report,
+    fmt: OutputFormat,
+    out: TextIO,
+    *,
+    sarif_file: Path | None = None,
+    summary_file: Path | None = None,
+    step_summary: str | None = None,
+) -> None:
+    """Render ``report`` to ``out`` and to the side files the workflows ask for.
+
+    With the github format the shared reporter appends the overview table to ``step_summary``
+    ($GITHUB_STEP_SUMMARY); the per-release sections are appended right after it.
+    """
+    from registry_tool import __version__
+
+    details = release_details(report)
+    if sarif_file is not None:
+        sarif_file.write_text(json.dumps(to_sarif(report, __version__), indent=2, sort_keys=True) + "\n")
+    if summary_file is not None:
+        with summary_file.open("a", encoding="utf-8") as fh:
+            fh.write(markdown_summary(report) + "\n" + details)
+    render(report, fmt, out)
+    if fmt is OutputFormat.github and step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as fh:
+            fh.write("\n" + details)
