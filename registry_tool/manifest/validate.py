@@ -11,9 +11,10 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from license_expression import get_spdx_licensing
+from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
 from registry_tool.manifest.config import (
@@ -162,12 +163,26 @@ def _fmt_limit(name: str, value: float) -> str:
     return f"{int(value):_}"
 
 
+@lru_cache(maxsize=256)
+def spdx_errors(expr: str) -> tuple[str, ...]:
+    """Why ``expr`` is not a valid SPDX license expression (empty when it is).
+
+    Loading the SPDX license index takes ~100 ms, so it happens once per process.
+    """
+    try:
+        return tuple(_spdx_licensing().validate(expr, strict=True).errors)
+    except Exception as err:  # license_expression raises on some malformed input instead of reporting
+        return (str(err),)
+
+
+@cache
+def _spdx_licensing() -> Licensing:
+    return get_spdx_licensing()
+
+
 def _check_license(ctx: _Ctx) -> None:
     expr = ctx.manifest.license
-    try:
-        errors = get_spdx_licensing().validate(expr, strict=True).errors
-    except Exception as err:  # license_expression raises on some malformed input instead of reporting
-        errors = [str(err)]
+    errors = spdx_errors(expr)
     if errors:
         ctx.add(
             "spdx",
