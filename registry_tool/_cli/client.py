@@ -382,9 +382,10 @@ def remove_cmd(
 def verify_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Plugins to check [default: all].")] = None,
     plugin_dir: DirOption = None,
+    state_dir: StateOption = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Re-check installed files against the lockfile, offline (exit 1 if anything changed)."""
-    from registry_tool.client import verify_installed
+    """Re-check installed plugins offline: files against the lockfile, signatures against the trusted root."""
+    from registry_tool.client import default_state_dir, verify_installed
 
-    emit(verify_installed(_dir(plugin_dir), names or ()), fmt)
+    emit(verify_installed(_dir(plugin_dir), names or (), state_dir=state_dir or default_state_dir()), fmt)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import platformdirs
@@ -40,6 +40,7 @@ from registry_tool.client.install import (
     approve_permissions,
     commit_install,
     installed,
+    installed_signatures,
     locked_entry,
     plugin_dir_lock,
     read_lockfile,
@@ -58,9 +59,9 @@ from registry_tool.client.trust_state import (
     walk_root,
 )
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
-from registry_tool.registry.document import RegistryDocument, Release
-from registry_tool.report import CheckResult, Finding, Report
-from registry_tool.trust import Root
+from registry_tool.registry.document import RegistryDocument, Release, parse_time
+from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.trust import Root, verify_release_signatures
 
 Clock = Callable[[], datetime]
 
@@ -411,10 +412,20 @@ def list_installed(dest: Path) -> list[LockedPlugin]:
     return installed(dest)
 
 
-def verify_installed(dest: Path, names: Sequence[str] = ()) -> Report:
-    """Re-check installed files against the lockfile, offline; one result per plugin."""
+def verify_installed(
+    dest: Path, names: Sequence[str] = (), *, state_dir: Path | None = None, clock: Clock = _utcnow
+) -> Report:
+    """Re-check installed plugins offline; one result per plugin.
+
+    Always: the files against the lockfile's digests, and the stored manifest against the
+    module.  With ``state_dir`` (the client's trust state): also the stored maintainer
+    signatures against the last trusted root, so a plugin directory rewritten together with
+    its lockfile is caught.  Freshness is a property of sessions, not of installed files, so
+    an expired trusted root still judges signatures here.
+    """
     report = Report(command="client verify")
     lock = read_lockfile(dest)
+    store = StateStore(state_dir) if state_dir is not None else None
     for name in list(names) or sorted(lock.plugins):
         entry = lock.plugins.get(name)
         result = CheckResult(subject=name, file=str(dest / "registry-tool.lock"))
@@ -422,13 +433,43 @@ def verify_installed(dest: Path, names: Sequence[str] = ()) -> Report:
             if entry is None:
                 locked_entry(dest, name)
             else:
-                verify_entry(dest, entry)
                 result.subject = f"{entry.name} {entry.version}"
                 result.data = entry.to_toml()
+                verify_entry(dest, entry)
+                if store is not None:
+                    _verify_installed_signatures(dest, entry, store, clock(), result)
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
     return report
+
+
+def _verify_installed_signatures(
+    dest: Path, entry: LockedPlugin, store: StateStore, now: datetime, result: CheckResult
+) -> None:
+    state = store.load(entry.registry)
+    if state is None:
+        result.findings.append(
+            Finding(
+                rule="no-trusted-root",
+                message=f"no trusted root for {entry.registry}; only digests were checked",
+                severity=Severity.notice,
+                fix=f"registry-tool client trust {entry.registry} --root ROOT_FILE",
+            )
+        )
+        return
+    root = state.root
+    manifest = (dest / entry.manifest).read_bytes()
+    published = parse_time(entry.published_at) if entry.published_at else None
+    verify_release_signatures(
+        root,
+        entry.name,
+        manifest,
+        installed_signatures(dest, entry),
+        min(now, root.expires - timedelta(seconds=1)),
+        published_at=published,
+        where=str(dest / entry.manifest),
+    )
 
 
 def load_plugin_bytes(dest: Path, name: str) -> bytes:

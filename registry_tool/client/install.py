@@ -204,6 +204,7 @@ class LockedPlugin:
     wasm_size: int
     signers: tuple[str, ...]
     permissions: tuple[str, ...]
+    published_at: str = ""  # from registry.json; judges signatures by keys revoked later
 
     @property
     def release_dir(self) -> str:
@@ -224,6 +225,7 @@ class LockedPlugin:
             "wasm_size": self.wasm_size,
             "signers": sorted(self.signers),
             "permissions": sorted(self.permissions),
+            "published_at": self.published_at,
         }
 
 
@@ -288,6 +290,7 @@ def read_lockfile(dir_: Path) -> Lockfile:
                 wasm_size=int(item["wasm_size"]),
                 signers=tuple(str(s) for s in item["signers"]),
                 permissions=tuple(str(p) for p in item["permissions"]),
+                published_at=str(item.get("published_at", "")),
             )
         except (KeyError, TypeError, ValueError, UsageError) as err:
             raise _lock_error(
@@ -411,6 +414,7 @@ def commit_install(
         wasm_size=len(verified.wasm_bytes),
         signers=tuple(sorted(verified.signers)),
         permissions=permissions,
+        published_at=release.published_at,
     )
     lock = read_lockfile(dir_)
     previous = lock.plugins.get(release.name)
@@ -473,6 +477,13 @@ def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
     if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
         raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
     return wasm
+
+
+def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:
+    folder = dir_ / entry.release_dir
+    return [
+        p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("plugin.toml*.minisig"))
+    ]
 
 
 def installed(dir_: Path) -> list[LockedPlugin]:

@@ -31,6 +31,10 @@ def run(world: World, *args: str, code: int = 0) -> Any:
     return result
 
 
+def state(world: World) -> list[str]:
+    return ["--state-dir", str(world.state_dir)]
+
+
 def registry(world: World) -> list[str]:
     return ["--registry", world.url, "--state-dir", str(world.state_dir)]
 
@@ -59,7 +63,7 @@ def test_person_trusts_searches_installs_lists_verifies_updates_removes(world: W
     assert "installed alpha 2.0.0" in out and "installed beta 2.0.0" in out
     locked = lock_json(world)
     assert locked["alpha"]["permissions"] == ["keys"] and locked["beta"]["permissions"] == []
-    assert run(world, "verify", *d).exit_code == 0
+    assert run(world, "verify", *d, *state(world)).exit_code == 0
 
     # Back to the 1.x line, then a 1.2.0 that wants 'network' appears: update asks again.
     run(world, "install", "alpha@^1.0", *registry(world), *d)
@@ -83,7 +87,7 @@ def test_verify_reports_tampering(trusted: World) -> None:
     run(trusted, "install", "beta", *registry(trusted), *d)
     wasm = trusted.plugins / "beta" / "2.0.0" / "beta.wasm"
     wasm.write_bytes(wasm.read_bytes() + b"\0")
-    out = run(trusted, "verify", *d, "--format", "json", code=1).output
+    out = run(trusted, "verify", *d, *state(trusted), "--format", "json", code=1).output
     finding = json.loads(out)["results"][0]["findings"][0]
     assert finding["rule"] == "installed-tampered" and "differs from the lockfile" in finding["message"]
 
@@ -98,7 +102,7 @@ def test_locked_install_restores_exact_files(trusted: World) -> None:
     trusted.build()  # newer releases exist; --locked ignores them
     run(trusted, "install", "--locked", *d, "--state-dir", str(trusted.state_dir))
     assert (trusted.plugins / "registry-tool.lock").read_bytes() == lock
-    assert run(trusted, "verify", *d).exit_code == 0
+    assert run(trusted, "verify", *d, *state(trusted)).exit_code == 0
 
 
 def test_trust_with_wrong_fingerprint(world: World) -> None:
@@ -150,7 +154,7 @@ def test_killed_install_leaves_old_plugin(trusted: World) -> None:
     trusted.server.hooks.clear()
     trusted.open().install("beta", trusted.plugins)
     assert not list(trusted.plugins.glob(".part-*"))
-    assert run(trusted, "verify", "--dir", str(trusted.plugins)).exit_code == 0
+    assert run(trusted, "verify", "--dir", str(trusted.plugins), *state(trusted)).exit_code == 0
 
 
 def test_concurrent_installs_are_serialised(trusted: World) -> None:
@@ -162,7 +166,7 @@ def test_concurrent_installs_are_serialised(trusted: World) -> None:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()
     assert sorted(lock_json(trusted)) == ["alpha", "beta"]
-    assert run(trusted, "verify", "--dir", str(trusted.plugins)).exit_code == 0
+    assert run(trusted, "verify", "--dir", str(trusted.plugins), *state(trusted)).exit_code == 0
     # Under the lock, one release's files were fetched entirely before the other's.
     order = [p.split("/")[2] for p in trusted.server.requests if p.startswith("/plugins/")]
     first = order[0]

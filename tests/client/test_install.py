@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,34 @@ def test_update_keeps_requirement(trusted: World) -> None:
     assert [(o.version, n.version) for o, n in changes] == [("1.0.0", "1.0.5")]
     assert changes[0][1].requested == "~1.0"
     assert trusted.open().update(trusted.plugins) == []  # nothing newer within ~1.0
+
+
+def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> None:
+    """Files and lockfile rewritten consistently: digests agree, the maintainer signature does not."""
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    folder = trusted.plugins / "alpha/1.0.0"
+    manifest = folder / "plugin.toml"
+    evil = b"\0asm\1\0\0\0"
+    digest = hashlib.sha256(evil).hexdigest()
+    old = read_lockfile(trusted.plugins).plugins["alpha"]
+    text = manifest.read_text()
+    pinned = text[text.index("[artifact]") :].split("\n\n")[0]
+    manifest.write_text(
+        text.replace(pinned, f'[artifact]\nfile = "alpha.wasm"\nsha256 = "{digest}"\nsize = 8')
+    )
+    (folder / "alpha.wasm").write_bytes(evil)
+    lock = (trusted.plugins / LOCKFILE).read_text()
+    lock = lock.replace(old.wasm_sha256, digest).replace(f"wasm_size = {old.wasm_size}", "wasm_size = 8")
+    lock = lock.replace(old.manifest_sha256, hashlib.sha256(manifest.read_bytes()).hexdigest())
+    (trusted.plugins / LOCKFILE).write_text(lock)
+    assert verify_installed(trusted.plugins).ok  # digests alone cannot tell
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert not report.ok
+    assert "does not match the data" in report.results[0].findings[0].message
+
+
+def test_verify_without_trusted_root_says_so(trusted: World, tmp_path: Path) -> None:
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    assert verify_installed(trusted.plugins, state_dir=trusted.state_dir).results[0].findings == []
+    report = verify_installed(trusted.plugins, state_dir=tmp_path / "none")
+    assert report.ok and report.results[0].findings[0].rule == "no-trusted-root"
