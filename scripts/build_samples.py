@@ -29,7 +29,7 @@ REFERENCE_CLANG = "14.0.6"
 INDEX = ROOT / "index"
 
 # Flags shared by every C build: fixed paths in any remaining metadata, no debug info.
-C_COMMON = ["--target=wasm32-wasi", "-O2", "-ffile-prefix-map=.=.", "-Wl,--strip-debug"]
+C_COMMON = ["--target=wasm32-wasi", "-O2", "-Wall", "-ffile-prefix-map=.=.", "-Wl,--strip-debug"]
 C_FLAGS = {
     # A freestanding module: no libc, no entry point, only the imports the source declares.
     "c-freestanding": ["-nostdlib", "-Wl,--no-entry"],
