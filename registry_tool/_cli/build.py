@@ -196,7 +196,9 @@ def register(app: typer.Typer) -> None:
                 window = timedelta(seconds=parse_duration(validity))
             except UnitError as err:
                 raise UsageError(str(err), fix="pass --validity like 7d or 12h") from None
-        now, _ = clock(os.environ)
+        now, verify_now = clock(os.environ)
         keys = load_keys(key, passphrase_env)
-        result = resign_site(site, keys, now, validity=window, registry_version=registry_version)
+        result = resign_site(
+            site, keys, now, validity=window, registry_version=registry_version, verify_now=verify_now
+        )
         emit(result.report(), fmt)

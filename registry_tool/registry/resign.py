@@ -55,6 +55,7 @@ def resign_site(
     *,
     validity: timedelta | None = None,
     registry_version: int | None = None,
+    verify_now: datetime | None = None,
 ) -> ResignResult:
     """Re-sign SITE's registry.json with a higher version and ``now + validity`` as expiry.
 
@@ -67,7 +68,7 @@ def resign_site(
         )
     data = path.read_bytes()
     current = parse_registry(data)
-    chain = load_root_chain(site, now)
+    chain = load_root_chain(site, verify_now or now)
     from registry_tool.trust import verify_index_signatures
 
     signed_under = chain.roots.get(current.root_version)

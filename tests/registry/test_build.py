@@ -248,3 +248,30 @@ def test_worker_processes_give_the_same_site_and_the_same_refusals(index: Index,
         build(index, tmp_path / "refused", jobs=2)
     assert [r.subject for r in err.value.report.results] == ["alpha 3.0.2"]
     assert err.value.report.results[0].findings[0].file  # where survives the process boundary
+
+
+def test_index_threshold_two_needs_both_keys(index: Index, tmp_path: Path) -> None:
+    from registry_tool.trust import ThresholdNotMetError
+    from registry_tool.trust.editing import edit_root_dir, rotate_keys, sign_root_dir
+
+    root_dir = index.path / "root"
+    edit_root_dir(root_dir, rotate_keys("index", add=[index.keys.index2.public_key], threshold=2), now=NOW)
+    sign_root_dir(root_dir, index.keys.root)
+    with pytest.raises(ThresholdNotMetError):
+        build(index, tmp_path / "one")
+    assert not (tmp_path / "one").exists()
+    result = build(index, tmp_path / "two", keys=[index.keys.index, index.keys.index2])
+    assert result.document.root_version == 4
+    names = sorted(p.name for p in (tmp_path / "two").glob("registry.json*"))
+    assert names == [
+        "registry.json",
+        "registry.json.minisig",
+        f"registry.json.{index.keys.index2.key_id}.minisig",
+    ]
+
+
+def test_progress_reports_every_release_once(index: Index, tmp_path: Path) -> None:
+    seen: list[tuple[int, int, str]] = []
+    build(index, tmp_path / "site", progress=lambda done, total, what: seen.append((done, total, what)))
+    assert [d for d, _, _ in seen[:-1]] == [1, 2, 3, 4] and all(t == 4 for _, t, _ in seen)
+    assert seen[-1] == (4, 4, "signing")
