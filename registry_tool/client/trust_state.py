@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import PurePosixPath
 
 from registry_tool.client.errors import (
@@ -55,8 +56,9 @@ class TrustState:
     root_bytes: bytes
     highest_version: int = 0  # highest registry.json version seen (0: none yet)
 
-    @property
+    @cached_property
     def root(self) -> Root:
+        # Parsed once per state object (strict parsing includes schema validation).
         return Root.parse(self.root_bytes, where="trusted root")
 
     @property
