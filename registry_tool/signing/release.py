@@ -263,7 +263,11 @@ def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = N
 def sign_path(
     path: Path, secret: SecretKey, *, trusted_comment: str | None = None, yank: bool = False
 ) -> Path:
-    """`registry-tool sign`: a release directory (pin + sign plugin.toml, or yank.toml) or any file."""
+    """`registry-tool sign`: a release dir or its plugin.toml (pin + sign), its yank.toml, or any file."""
+    if path.is_file() and path.name in (MANIFEST, YANK):
+        # plugin.toml / yank.toml are always signed the release way (pinned, naming the release).
+        yank = path.name == YANK
+        path = path.parent
     if path.is_dir():
         if trusted_comment:
             raise UsageError(

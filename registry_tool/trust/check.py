@@ -13,6 +13,7 @@ from registry_tool.signing.release import (
     YANK,
     artifact_path,
     check_artifact_pin,
+    keyed_signature_path,
     manifest_identity,
     read_signatures,
     signature_paths,
@@ -24,11 +25,15 @@ from registry_tool.trust.root import format_time, verify_release_signatures, ver
 def verify_file(
     path: Path, public_key: PublicKey, *, sig: Path | None = None, allow_legacy: bool = False
 ) -> CheckResult:
-    """Verify ``path`` with one key, like ``minisign -V`` (signature: ``--sig`` or ``FILE.minisig``)."""
+    """Verify ``path`` with one key, like ``minisign -V``.
+
+    The signature is ``--sig``, else ``FILE.<KEYID>.minisig`` for this key if present, else ``FILE.minisig``.
+    """
     result = CheckResult(subject=str(path), file=str(path))
     if not path.is_file():
         raise UsageError(f"{path} does not exist", fix="give the signed file")
-    sig_path = sig or path.with_name(path.name + ".minisig")
+    keyed = keyed_signature_path(path, public_key.key_id)
+    sig_path = sig or (keyed if keyed.is_file() else path.with_name(path.name + ".minisig"))
     if not sig_path.is_file():
         raise UsageError(f"signature {sig_path} does not exist", fix="give the signature with --sig")
     try:
@@ -71,7 +76,7 @@ def verify_release_dir(
         root = verify_root_dir(root_dir, now, trusted=trusted)
         data = manifest.read_bytes()
         name, version = manifest_identity(data, where=str(manifest))
-        served_as = _served_name(release_dir) or name
+        served_as = _check_location(release_dir, version, str(manifest)) or name
         signers = verify_release_signatures(
             root,
             served_as,
@@ -106,13 +111,25 @@ def verify_release_dir(
     return result
 
 
-def _served_name(release_dir: Path) -> str | None:
-    """In an index or site (``plugins/<name>/<version>/``) the directory names the plugin; a
-    manifest naming another plugin is then refused (``plugin-name-mismatch``)."""
+class ReleaseLocationError(CheckFailed):
+    """A release in ``plugins/<name>/<version>/`` whose manifest names another version."""
+
+    code = "release-location"
+
+
+def _check_location(release_dir: Path, version: str, where: str) -> str | None:
+    """In an index or site (``plugins/<name>/<version>/``) the directories name the release: the plugin
+    name is what signatures must be delegated for, and the version must be the manifest's."""
     parts = release_dir.resolve().parts
-    if len(parts) >= 3 and parts[-3] == "plugins":
-        return parts[-2]
-    return None
+    if len(parts) < 3 or parts[-3] != "plugins":
+        return None
+    if parts[-1] != version:
+        raise ReleaseLocationError(
+            f"the manifest says version {version} but the release is in directory {parts[-1]}/",
+            where=where,
+            fix=f"move the release to plugins/{parts[-2]}/{version}/",
+        )
+    return parts[-2]
 
 
 def _artifact_file(manifest_bytes: bytes) -> str:

@@ -178,3 +178,43 @@ def test_signature_paths_ignore_lookalikes(tmp_path: Path) -> None:
         "plugin.toml.minisig",
         "plugin.toml.0123456789ABCDEF.minisig",
     ]
+
+
+@pytest.mark.parametrize("target", ["dir", "plugin.toml"])
+def test_sign_path_routes_manifest_to_release_signing(release: Path, alice: SecretKey, target: str) -> None:
+    path = release if target == "dir" else release / "plugin.toml"
+    out = sign_path(path, alice)
+    assert out == release / "plugin.toml.minisig"
+    check_artifact_pin((release / "plugin.toml").read_bytes(), WASM)
+
+
+def test_sign_path_yank_toml(release: Path, alice: SecretKey) -> None:
+    (release / "yank.toml").write_text('[yank]\nname = "validate_email"\nversion = "1.2.0"\nreason = "x"\n')
+    assert sign_path(release / "yank.toml", alice) == release / "yank.toml.minisig"
+
+
+def test_every_byte_of_the_signature_file_matters(alice: SecretKey) -> None:
+    """Attack sweep: any single-bit change outside the untrusted comment line is rejected."""
+    from registry_tool.signing.minisign import KeyMismatchError
+
+    data = b"manifest bytes\n"
+    text = sign_bytes_for(alice, data).encode()
+    first_line_end = text.index(b"\n") + 1
+    accepted = []
+    for i in range(first_line_end, len(text)):
+        for bit in (0x01, 0x20, 0x80):
+            mutated = bytearray(text)
+            mutated[i] ^= bit
+            try:
+                verify_bytes(alice.public_key, data, bytes(mutated))
+            except (CheckFailed, KeyMismatchError):
+                continue
+            accepted.append((i, bit))
+    # Every line but the untrusted comment is covered by a signature or by strict parsing.
+    assert accepted == []
+
+
+def sign_bytes_for(key: SecretKey, data: bytes) -> str:
+    from registry_tool.signing import sign_bytes
+
+    return sign_bytes(key, data, trusted_comment="timestamp:1\tfile:plugin.toml\tplugin:p\tversion:1")

@@ -137,3 +137,22 @@ def test_root_self_signed(root_v1: bytes, k: dict[str, SecretKey], sign: Signer,
     assert verify_root_self(root_v1, sign(root_v1, [k["r1"], k["r3"]]), now).version == 1
     with pytest.raises(ThresholdNotMetError):
         verify_root_self(root_v1, sign(root_v1, [k["r1"]]), now)
+
+
+def test_every_byte_of_a_root_matters(
+    root_v1: bytes, k: dict[str, SecretKey], sign: Signer, now: datetime
+) -> None:
+    """Attack sweep: flipping any bit of a signed root makes it unacceptable (nothing is re-serialised)."""
+    from registry_tool.errors import CheckFailed
+
+    sigs = sign(root_v1, [k["r1"], k["r2"]])
+    accepted = []
+    for i in range(len(root_v1)):
+        mutated = bytearray(root_v1)
+        mutated[i] ^= 0x01
+        try:
+            verify_root_self(bytes(mutated), sigs, now)
+        except CheckFailed:
+            continue
+        accepted.append(i)
+    assert accepted == []
