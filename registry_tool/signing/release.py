@@ -219,10 +219,11 @@ def _signature_target(signed_file: Path, secret: SecretKey) -> Path:
 def sign_file(
     path: Path, secret: SecretKey, *, trusted_comment: str | None = None, output: Path | None = None
 ) -> Path:
-    """Sign ``path`` as is; writes ``path.minisig`` (or ``output``) and returns it."""
+    """Sign ``path`` as is; writes ``path.minisig`` (``path.<KEYID>.minisig`` if another key's signature
+    is already there, or ``output``) and returns it."""
     data = path.read_bytes()
     comment = trusted_comment or f"timestamp:{int(time.time())}\tfile:{path.name}\thashed"
-    target = output or path.with_name(path.name + ".minisig")
+    target = output or _signature_target(path, secret)
     target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
     return target
 

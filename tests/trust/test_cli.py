@@ -296,3 +296,54 @@ def test_release_served_under_another_name(cli: object, registry: Path, release:
     res = as_json(run(cli, "verify", copy, "--root", root, "--format", "json", code=1))
     assert res["results"][0]["findings"][0]["rule"] == "plugin-name-mismatch"
     run(cli, "verify", release / "plugin.toml", "--root", root)
+
+
+def test_release_in_wrong_version_directory(cli: object, registry: Path, release: Path) -> None:
+    import shutil
+
+    root = registry / "index" / "root"
+    run(cli, "key", "generate", registry / "alice", "--unencrypted")
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        registry / "alice.pub",
+        "--plugin",
+        "hello",
+        "--dir",
+        root,
+    )
+    sign_root(cli, registry)
+    run(cli, "sign", release / "plugin.toml", "--key", registry / "alice.key")
+    moved = release.parent / "2.0.0"
+    shutil.copytree(release, moved)
+    res = as_json(run(cli, "verify", moved, "--root", root, "--format", "json", code=1))
+    assert res["results"][0]["findings"][0]["rule"] == "release-location"
+
+
+def test_verify_picks_the_keyed_signature(cli: object, tmp_path: Path) -> None:
+    run(cli, "key", "generate", tmp_path / "a", "--unencrypted")
+    run(cli, "key", "generate", tmp_path / "b", "--unencrypted")
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    run(cli, "sign", f, "--key", tmp_path / "a.key")
+    key_b = run(cli, "key", "show", tmp_path / "b.pub").stdout.split()[2]
+    run(cli, "sign", f, "--key", tmp_path / "b.key")  # a.key's signature is there: writes the keyed file
+    assert (tmp_path / f"file.txt.{key_b}.minisig").is_file()
+    run(cli, "verify", f, "--pubkey", tmp_path / "a.pub")
+    run(cli, "verify", f, "--pubkey", tmp_path / "b.pub")
+
+
+def test_help_for_every_command(cli: object) -> None:
+    for args in (
+        ["key", "--help"],
+        ["root", "--help"],
+        ["sign", "--help"],
+        ["verify", "--help"],
+        ["root", "init", "--help"],
+        ["root", "revoke", "--help"],
+        ["key", "generate", "--help"],
+    ):
+        assert "Usage" in run(cli, *args).stdout
