@@ -117,9 +117,13 @@ def _allowed(values: list[str] | None) -> set[str]:
     return {p.strip() for v in values or () for p in v.split(",") if p.strip()}
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
 def _prompt(release: Any, missing: frozenset[str]) -> bool:
     """Ask on a terminal only; with no terminal, approval must come from --allow."""
-    if not sys.stdin.isatty():
+    if not _interactive():
         return False
     typer.echo(
         f"{release.name} {release.version} asks for permission(s): {', '.join(sorted(missing))}", err=True

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 import typer
 from client_world import World, wait_for
 from typer.testing import CliRunner
@@ -181,3 +182,15 @@ def test_json_errors_on_stdout(trusted: World) -> None:
     assert doc["error"]["rule"] == "approval-required" and "--allow keys" in doc["error"]["fix"]
     result = run(trusted, "install", "nope", *registry(trusted), *d, "--format", "json", code=2)
     assert json.loads(result.stdout)["error"]["rule"] == "plugin-not-found"
+
+
+@pytest.mark.parametrize("answer, code", [("y\n", 0), ("n\n", 2), ("\n", 2)])
+def test_terminal_prompt_approves(
+    trusted: World, monkeypatch: pytest.MonkeyPatch, answer: str, code: int
+) -> None:
+    monkeypatch.setattr(client_cli, "_interactive", lambda: True)
+    args = ["client", "install", "alpha", *registry(trusted), "--dir", str(trusted.plugins)]
+    result = CliRunner().invoke(app, args, input=answer)
+    assert result.exit_code == code, result.output
+    assert "alpha 2.0.0 asks for permission(s): keys" in result.output
+    assert (trusted.plugins / "registry-tool.lock").exists() == (code == 0)
