@@ -251,9 +251,11 @@ def _check_artifact(ctx: _Ctx) -> None:
         ctx.add("artifact-path", f"artifact.file {file!r} is an absolute path", "artifact.file", _PATH_FIX)
         return
     if "\\" in file or ".." in PurePosixPath(file).parts:
+        # A backslash is a separator on Windows clients: "..\\x" escapes there.
+        how = "uses '..'" if ".." in PureWindowsPath(file).parts else "uses a backslash (a Windows separator)"
         ctx.add(
             "artifact-path",
-            f"artifact.file {file!r} leaves the release directory",
+            f"artifact.file {file!r} {how}, which could leave the release directory",
             "artifact.file",
             _PATH_FIX,
         )
