@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -255,7 +255,7 @@ class SecretKey:
     """A minisign secret key (decrypted in memory)."""
 
     keynum: bytes
-    seed: bytes
+    seed: bytes = field(repr=False)  # never in logs or tracebacks
 
     @classmethod
     def generate(cls) -> SecretKey:

@@ -260,3 +260,7 @@ def test_prehash_is_blake2b_512(alice: SecretKey) -> None:
     sig = Signature.parse(_good(alice))
     assert alice.public_key.verify_raw(sig.signature, hashlib.blake2b(DATA, digest_size=64).digest())
     assert not alice.public_key.verify_raw(sig.signature, hashlib.blake2b(DATA, digest_size=32).digest())
+
+
+def test_secret_key_repr_hides_the_seed(alice: SecretKey) -> None:
+    assert alice.seed.hex() not in repr(alice) and "seed" not in repr(alice)
