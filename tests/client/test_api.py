@@ -3,16 +3,103 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from registry_tool.client import load_plugin_bytes, verify_installed
+import pytest
+from client_world import World
+
+from registry_tool.client import (
+    HttpFetcher,
+    Registry,
+    list_installed,
+    load_plugin_bytes,
+    remove,
+    trust,
+    verify_installed,
+)
+from registry_tool.client.errors import ApprovalRequiredError, PermissionEscalationError
 
 
-def test_install_and_load(trusted) -> None:
-    reg = trusted.open()
+def test_host_trusts_searches_installs_verifies_updates_removes(world: World) -> None:
+    root1 = (world.site / "root/1.root.json").read_bytes()
+    state = trust(world.url, root_bytes=root1, state_dir=world.state_dir)
+    assert state.root_version == 3
+
+    reg = Registry.open(world.url, state_dir=world.state_dir)
     assert [r.name for r in reg.search()] == ["alpha", "beta"]
-    entry = reg.install("alpha@^1", trusted.plugins)
-    assert (entry.name, entry.version) == ("alpha", "1.1.0")
-    site_wasm = (trusted.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()
-    assert load_plugin_bytes(trusted.plugins, "alpha") == site_wasm
+    assert [r.name for r in reg.search("MULTIPLIES")] == ["beta"]
+    assert [r.version for r in reg.info("beta")] == ["2.0.0", "2.1.0"]
+    assert reg.resolve("alpha@^1").version == "1.1.0"
+
+    asked: list[tuple[str, frozenset[str]]] = []
+
+    def host_ui(release: Any, missing: frozenset[str]) -> bool:
+        asked.append((release.version, missing))
+        return True
+
+    entry = reg.install("alpha", world.plugins, prompt=host_ui)
+    assert asked == [("2.0.0", frozenset({"keys"}))] and entry.permissions == ("keys",)
+    site_wasm = (world.site / "plugins/alpha/2.0.0/alpha.wasm").read_bytes()
+    assert load_plugin_bytes(world.plugins, "alpha") == site_wasm
     assert entry.wasm_sha256 == hashlib.sha256(site_wasm).hexdigest()
-    assert verify_installed(trusted.plugins).ok
+    assert verify_installed(world.plugins, state_dir=world.state_dir).ok
+
+    world.add_release("alpha", "2.1.0", permissions=("keys", "network"))
+    world.build()
+    reg = Registry.open(world.url, state_dir=world.state_dir)
+    with pytest.raises(PermissionEscalationError, match="network"):
+        reg.update(world.plugins)
+    assert [e.version for e in list_installed(world.plugins)] == ["2.0.0"]
+    [(old, new)] = reg.update(world.plugins, allow={"network"})
+    assert (old.version, new.version, new.permissions) == ("2.0.0", "2.1.0", ("keys", "network"))
+
+    remove(world.plugins, "alpha")
+    assert list_installed(world.plugins) == []
+
+
+def test_download_writes_nothing(trusted: World) -> None:
+    reg = trusted.open()
+    verified = reg.download(reg.resolve("beta"))
+    assert verified.wasm_bytes == (trusted.site / "plugins/beta/2.0.0/beta.wasm").read_bytes()
+    assert verified.signers == (trusted.keys.bob.key_id,)
+    assert not trusted.plugins.exists()
+
+
+def test_approval_required_without_prompt(trusted: World) -> None:
+    with pytest.raises(ApprovalRequiredError):
+        trusted.open().install("alpha", trusted.plugins)
+    assert not (trusted.plugins / "registry-tool.lock").exists()
+
+
+def test_injected_fetcher(trusted: World) -> None:
+    """Hosts can bring their own transport; verification is unchanged."""
+    seen: list[str] = []
+
+    class Logging:
+        def __init__(self) -> None:
+            self.inner = HttpFetcher()
+
+        def fetch(self, url: str, *, max_size: int) -> bytes:
+            seen.append(url.removeprefix(trusted.url))
+            return self.inner.fetch(url, max_size=max_size)
+
+    trusted.open(fetcher=Logging()).install("beta", trusted.plugins)
+    assert "registry.json" in seen and "plugins/beta/2.0.0/beta.wasm" in seen
+
+
+def test_file_url_registry(world: World) -> None:
+    url = world.site.as_uri()
+    trust(url, root_bytes=(world.site / "root/1.root.json").read_bytes(), state_dir=world.state_dir)
+    entry = Registry.open(url, state_dir=world.state_dir).install("beta", world.plugins)
+    assert entry.registry == url + "/"
+    assert verify_installed(world.plugins).ok
+
+
+def test_mirror_used_when_origin_is_down(trusted: World, other_server: Any) -> None:
+    import shutil
+
+    shutil.copytree(trusted.site, other_server.root, dirs_exist_ok=True)
+    trusted.server.status("/registry.json", 503)
+    reg = trusted.open(mirrors=[other_server.url])
+    reg.install("beta", trusted.plugins)
+    assert "/registry.json" in other_server.requests
