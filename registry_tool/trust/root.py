@@ -254,15 +254,10 @@ class Root:
                         )
                     )
         for r in self.revoked:
-            kept = r.keep_prior_releases and r.covers(plugin) and published_at is not None
-            if kept and published_at is not None and _aware(published_at) < r.revoked_at:
+            why = _kept_release_refusal(r, plugin, published_at)
+            if why is None:
                 delegated.append(r.key)
                 continue
-            why = (
-                "its releases published before then are kept only when the registry says so"
-                if not r.keep_prior_releases
-                else "only releases published before the revocation stay valid"
-            )
             refused.append(
                 Candidate(
                     r.key,
@@ -276,11 +271,28 @@ class Root:
         return Role(f"maintainer of '{plugin}'", tuple(delegated), self.threshold_for(plugin), tuple(refused))
 
 
-def _schema_check(doc: Any, where: str | None) -> None:
+def _kept_release_refusal(r: Revocation, plugin: str, published_at: datetime | None) -> str | None:
+    """None if a release of ``plugin`` signed by revoked key ``r`` still counts, else why not."""
+    if not r.keep_prior_releases:
+        return "the registry did not keep the releases it signed"
+    if not r.covers(plugin):
+        return f"it was never delegated for plugin '{plugin}'"
+    if published_at is None:
+        return "the release's publication time is unknown, so it cannot be shown to predate the revocation"
+    if _aware(published_at) >= r.revoked_at:
+        return f"the release was published at {format_time(published_at)}, not before the revocation"
+    return None
+
+
+@cache
+def _validator() -> Any:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(root_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    return jsonschema.Draft202012Validator(root_schema())
+
+
+def _schema_check(doc: Any, where: str | None) -> None:
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         first = errors[0]
         path = ".".join(str(p) for p in first.absolute_path) or None

@@ -163,7 +163,7 @@ def revoked_drop(root_with_maintainers: Root, k: dict[str, SecretKey], now: date
 
 def test_revoked_maintainer_rejected(revoked_drop: Root, k: dict[str, SecretKey], now: datetime) -> None:
     data = manifest()
-    with pytest.raises(RevokedKeyError):
+    with pytest.raises(RevokedKeyError, match="did not keep"):
         verify_release_signatures(revoked_drop, "validate_email", data, [release_sig(k["m1"], data)], now)
     # even with a publication time before the revocation: the registry did not keep prior releases
     with pytest.raises(RevokedKeyError):
@@ -178,25 +178,29 @@ def test_revoked_maintainer_rejected(revoked_drop: Root, k: dict[str, SecretKey]
 
 
 @pytest.mark.parametrize(
-    ("published", "ok"),
+    ("published", "refusal"),
     [
-        (timedelta(days=-1), True),
-        (timedelta(seconds=-1), True),
-        (timedelta(0), False),  # published at the revocation instant: not before it
-        (timedelta(days=1), False),
-        (None, False),  # unknown publication time
+        (timedelta(days=-1), None),
+        (timedelta(seconds=-1), None),
+        (timedelta(0), "not before the revocation"),  # published at the revocation instant
+        (timedelta(days=1), "not before the revocation"),
+        (None, "publication time is unknown"),
     ],
 )
 def test_keep_prior_releases(
-    revoked_keep: Root, k: dict[str, SecretKey], now: datetime, published: timedelta | None, ok: bool
+    revoked_keep: Root,
+    k: dict[str, SecretKey],
+    now: datetime,
+    published: timedelta | None,
+    refusal: str | None,
 ) -> None:
     data = manifest()
     at = None if published is None else now + published
     sigs = [release_sig(k["m1"], data)]
-    if ok:
+    if refusal is None:
         assert verify_release_signatures(revoked_keep, "validate_email", data, sigs, now, published_at=at)
     else:
-        with pytest.raises(RevokedKeyError):
+        with pytest.raises(RevokedKeyError, match=refusal):
             verify_release_signatures(revoked_keep, "validate_email", data, sigs, now, published_at=at)
 
 
@@ -204,7 +208,7 @@ def test_keep_prior_releases_respects_old_delegation(
     revoked_keep: Root, k: dict[str, SecretKey], now: datetime
 ) -> None:
     data = manifest("other")
-    with pytest.raises(RevokedKeyError):
+    with pytest.raises(RevokedKeyError, match="never delegated"):
         verify_release_signatures(
             revoked_keep,
             "other",
