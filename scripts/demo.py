@@ -77,7 +77,8 @@ def main() -> None:
         step("Install a permission-gated plugin with explicit approval",
              "client", "install", "visit_counter", *client, "--dir", plugins, "--allow", "keys")
         step("List installed plugins", "client", "list", "--dir", plugins)
-        step("Re-verify installed files offline against the lockfile", "client", "verify", "--dir", plugins)
+        step("Re-verify installed files offline against the lockfile", "client", "verify", "--dir", plugins,
+             "--state-dir", state)
         print("\n\033[1m==> Run the installed plugin once in the sandbox\033[0m")
         run_installed(plugins, "validate_email")
     finally:
