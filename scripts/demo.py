@@ -30,7 +30,7 @@ def step(title: str, *args: str | Path) -> None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -69,16 +69,47 @@ def main() -> None:
     print(f"\nserving {site.relative_to(ROOT)} at {url}")
     try:
         client = ["--registry", url, "--state-dir", state]
-        step("Pin the registry's root (first use)", "client", "trust", url, "--root",
-             INDEX / "root" / "1.root.json", "--state-dir", state)
+        step(
+            "Pin the registry's root (first use)",
+            "client",
+            "trust",
+            url,
+            "--root",
+            INDEX / "root" / "1.root.json",
+            "--state-dir",
+            state,
+        )
         step("Search the verified registry", "client", "search", "", *client)
-        step("Install a plugin (verifies root, index and maintainer signatures, digests)",
-             "client", "install", "validate_email@^1.0", *client, "--dir", plugins)
-        step("Install a permission-gated plugin with explicit approval",
-             "client", "install", "visit_counter", *client, "--dir", plugins, "--allow", "keys")
+        step(
+            "Install a plugin (verifies root, index and maintainer signatures, digests)",
+            "client",
+            "install",
+            "validate_email@^1.0",
+            *client,
+            "--dir",
+            plugins,
+        )
+        step(
+            "Install a permission-gated plugin with explicit approval",
+            "client",
+            "install",
+            "visit_counter",
+            *client,
+            "--dir",
+            plugins,
+            "--allow",
+            "keys",
+        )
         step("List installed plugins", "client", "list", "--dir", plugins)
-        step("Re-verify installed files offline against the lockfile", "client", "verify", "--dir", plugins,
-             "--state-dir", state)
+        step(
+            "Re-verify installed files offline against the lockfile",
+            "client",
+            "verify",
+            "--dir",
+            plugins,
+            "--state-dir",
+            state,
+        )
         print("\n\033[1m==> Run the installed plugin once in the sandbox\033[0m")
         run_installed(plugins, "validate_email")
     finally:
