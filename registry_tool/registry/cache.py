@@ -135,7 +135,7 @@ class BuildCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".cache-", dir=self.path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, separators=(",", ":"))
+            fh.write(json.dumps(payload, separators=(",", ":")))  # dumps() uses the C encoder, dump() not
         Path(tmp).replace(self.path)
 
 

@@ -57,7 +57,23 @@ def test_round_trip_is_canonical() -> None:
     data = sample().to_bytes()
     assert parse_registry(data) == sample()
     assert parse_registry(data).to_bytes() == data
-    assert data.endswith(b"}\n") and b"\r" not in data
+    assert data.endswith(b"}\n") and data.count(b"\n") == 1  # compact, one trailing newline
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-21T12:00:00",
+        "2026-11-21 12:00:00Z",
+        "2026-11-21T12:00:00.5Z",
+        "\uff12\uff10\uff126-11-21T12:00:00Z",
+    ],
+)
+def test_parse_time_accepts_one_spelling(text: str) -> None:
+    from registry_tool.registry.document import parse_time
+
+    with pytest.raises(RegistryDocumentError):
+        parse_time(text)
 
 
 def test_format_time_rejects_naive_datetimes() -> None:
@@ -126,7 +142,7 @@ def test_rejects_malformed_json(data: bytes) -> None:
 
 def test_duplicate_key_in_a_valid_document_is_refused() -> None:
     text = sample().to_bytes().decode()
-    forged = text.replace('"root_version": 1,', '"root_version": 1,\n  "root_version": 2,', 1)
+    forged = text.replace('"root_version":1,', '"root_version":1,"root_version":2,', 1)
     assert forged != text
     with pytest.raises(RegistryDocumentError, match="duplicate key 'root_version'"):
         parse_registry(forged.encode())

@@ -195,7 +195,7 @@ def test_previous_registry_with_a_forged_signature(index: Index, tmp_path: Path)
     site = tmp_path / "site"
     build(index, site)
     doc = site / "registry.json"
-    doc.write_bytes(doc.read_bytes().replace(b'"yanked": null', b'"yanked": {"reason": "x"}', 1))
+    doc.write_bytes(doc.read_bytes().replace(b'"yanked":null', b'"yanked":{"reason":"x"}', 1))
     problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
     assert (
         problems[0][1] in {"check-failed", "bad-signature", "threshold-not-met"}

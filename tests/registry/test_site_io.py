@@ -233,7 +233,7 @@ def test_previous_registry_from_a_url(index: Index, tmp_path: Path, serve: Any) 
     assert result.document.version == first.document.version + 1
     # A mirror serving a tampered registry.json is refused.
     doc = published / "registry.json"
-    doc.write_bytes(doc.read_bytes().replace(b'"smoke": null', b'"smoke": []', 1))
+    doc.write_bytes(doc.read_bytes().replace(b'"smoke":null', b'"smoke":[]', 1))
     with pytest.raises(CheckFailed):
         build(index, tmp_path / "site2", previous=url)
     with pytest.raises(CheckFailed, match="HTTP 404"):
