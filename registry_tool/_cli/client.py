@@ -188,10 +188,11 @@ def trust_cmd(
         bool, typer.Option("--replace", help="Discard the trusted state and pin this root.")
     ] = False,
     state_dir: StateOption = None,
+    deadline: DeadlineOption = 120.0,
     fmt: ClientFormat = Format.text,
 ) -> None:
     """Pin a registry's root of trust (first use); afterwards the client walks newer roots itself."""
-    from registry_tool.client import trust
+    from registry_tool.client import FetchPolicy, trust
     from registry_tool.client.trust_state import fingerprint
 
     if (root is None) == (root_fingerprint is None):
@@ -209,6 +210,7 @@ def trust_cmd(
         fingerprint=root_fingerprint,
         state_dir=state_dir,
         replace=replace,
+        policy=FetchPolicy(deadline=deadline),
     )
     item = {
         "url": state.url,

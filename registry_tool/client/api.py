@@ -125,6 +125,7 @@ def trust(
     state_dir: Path | None = None,
     replace: bool = False,
     fetcher: Fetcher | None = None,
+    policy: FetchPolicy | None = None,
     clock: Clock = _utcnow,
 ) -> TrustState:
     """Pin a registry's root on first use, then run one session so a wrong URL fails now.
@@ -135,7 +136,7 @@ def trust(
     """
     url = normalise_url(url)
     store = StateStore(state_dir or default_state_dir())
-    sources = Sources(url, fetcher or HttpFetcher())
+    sources = Sources(url, fetcher or HttpFetcher(policy))
     if root_bytes is None:
         if fingerprint is None:
             raise UsageError(
