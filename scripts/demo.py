@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".demo"
+WORK = Path(os.environ.get("REGISTRY_TOOL_DEMO_DIR", ROOT / ".demo"))
 INDEX = ROOT / "index"
 INDEX_KEY = ROOT / "samples" / "keys" / "index.key"
 
@@ -66,7 +67,7 @@ def main() -> None:
     step("Build the signed static registry", "build", INDEX, "--out", site, "--key", INDEX_KEY)
     server = serve(site)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    print(f"\nserving {site.relative_to(ROOT)} at {url}")
+    print(f"\nserving {site} at {url}")
     try:
         client = ["--registry", url, "--state-dir", state]
         step(
