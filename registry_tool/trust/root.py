@@ -309,10 +309,17 @@ def _fail(what: str, where: str | None, field_path: str | None = None) -> RootFo
     )
 
 
+def _parse_key(text: str, where: str | None, field_path: str) -> PublicKey:
+    try:
+        return PublicKey.parse(text)
+    except CheckFailed as err:
+        raise _fail(f"invalid public key: {err.what}", where, field_path) from None
+
+
 def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
     keys: dict[str, PublicKey] = {}
     for key_id, entry in doc["keys"].items():
-        key = PublicKey.parse(entry["public_key"], where=where)
+        key = _parse_key(entry["public_key"], where, f"keys.{key_id}.public_key")
         if key.key_id != key_id:
             raise _fail(
                 f"key '{key_id}' holds a public key with key id {key.key_id}", where, f"keys.{key_id}"
@@ -351,7 +358,7 @@ def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
     all_raw = {k.raw for k in keys.values()}
     for i, r in enumerate(doc["revoked"]):
         path = f"revoked.{i}"
-        key = PublicKey.parse(r["public_key"], where=where)
+        key = _parse_key(r["public_key"], where, f"{path}.public_key")
         if key.key_id != r["keyid"]:
             raise _fail(
                 f"revoked key id {r['keyid']} does not match its public key ({key.key_id})", where, path
