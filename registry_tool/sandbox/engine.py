@@ -58,7 +58,7 @@ class Limits:
     memories: int = 1
     stack: int = 1024**2  # Config.max_wasm_stack
     output: int = 1024**2  # bytes of stdout and of stderr each
-    compile_timeout: float = 20.0
+    compile_timeout: float = 60.0
     # Worker-process limits: address space and CPU seconds per worker.
     address_space: int = 4 * 1024**3
     # Slack the parent adds to wall_time before it kills a worker that ignores its own deadline.
@@ -79,6 +79,9 @@ class EngineSpec:
     features: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
     stack: int = 1024**2
     component: bool = False
+    # Virtual address space reserved per linear memory: the memory limit, so a memory never moves
+    # while it grows up to its cap (with no reservation every memory.grow copies the whole memory).
+    reservation: int = 16 * 1024**2
 
     def normalised_features(self) -> dict[str, bool]:
         return {name: bool(self.features.get(name, False)) for name in sorted(FEATURE_FLAGS)}
@@ -92,7 +95,7 @@ class EngineSpec:
                 "wasmtime": wasmtime_version(),
                 "fuel": True,
                 "epoch": True,
-                "reservation": 0,
+                "reservation": self.reservation,
                 "cow": False,
             },
             sort_keys=True,
@@ -142,9 +145,9 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     config.consume_fuel = True
     config.epoch_interruption = True
     config.max_wasm_stack = spec.stack
-    # No virtual-memory reservation or guard region: memories take only what they use, so the
-    # worker's RLIMIT_AS bounds real memory and bounds checks are explicit.
-    config.memory_reservation = 0
+    # Reserve exactly the memory limit and no guard region: the worker's RLIMIT_AS stays meaningful
+    # (no 4 GiB + 2 GiB guard per memory) and bounds checks are explicit.
+    config.memory_reservation = spec.reservation
     config.memory_guard_size = 0
     config.memory_reservation_for_growth = 0
     # Copy-on-write memory images live in memfd files, which the worker's RLIMIT_FSIZE (the output

@@ -269,14 +269,18 @@ def limits_for(manifest: Manifest, config: RegistryConfig) -> Limits:
         ceiling = getattr(cap, name)
         return value if ceiling is None else min(value, ceiling)
 
+    memory, instances = pick("memory", base.memory), pick("instances", base.instances)
+    memories = 4 if config.features.get("multi_memory") else 1
     return Limits(
         fuel=pick("fuel", base.fuel),
-        memory=pick("memory", base.memory),
+        memory=memory,
         wall_time=pick("wall_time", base.wall_time),
         table_elements=pick("table_elements", base.table_elements),
-        instances=pick("instances", base.instances),
+        instances=instances,
         stack=pick("stack", base.stack),
-        memories=4 if config.features.get("multi_memory") else 1,
+        memories=memories,
+        # Room for the interpreter and wasmtime (~0.5 GiB of mappings) plus every memory at its cap.
+        address_space=2 * 1024**3 + memory * memories * instances,
     )
 
 
@@ -292,6 +296,10 @@ def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
         ],
         granted=sorted(manifest.permissions),
     )
+
+
+def _page_align(size: int) -> int:
+    return -(-size // 65536) * 65536
 
 
 def job_for(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -> Job:

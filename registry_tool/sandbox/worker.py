@@ -30,6 +30,7 @@ from registry_tool.sandbox.abis import (
     WASI_MODULE,
     Adapter,
     Case,
+    Exports,
     ExtismAdapter,
     ImportPolicy,
     LinkRefusedError,
@@ -68,6 +69,7 @@ class Job:
                 "features": self.engine.features,
                 "stack": self.engine.stack,
                 "component": self.engine.component,
+                "reservation": self.engine.reservation,
             },
             "policy": self.policy.to_json(),
             "program": self.program,
@@ -166,20 +168,23 @@ def _check_imports(module: wasmtime.Module, adapter: Adapter, policy: ImportPoli
     return stubs
 
 
-def _peak(instance: wasmtime.Instance | None, store: wasmtime.Store) -> tuple[int | None, int | None]:
-    """Exported linear memory size and table size after the run.
+def _peak(module: wasmtime.Module, exports: Exports | None) -> tuple[int | None, int | None]:
+    """Exported linear memory size and largest exported table after the run.
 
     Wasm memories and tables never shrink, so the size at the end is the peak.
     """
-    if instance is None:
+    if exports is None:
         return None, None
     memory = table = None
-    exports = instance.exports(store)
-    for item in (exports[name] for name in exports):
-        if isinstance(item, wasmtime.Memory):
-            memory = (memory or 0) + item.data_len(store)
-        elif isinstance(item, wasmtime.Table):
-            table = max(table or 0, item.size(store))
+    for export in module.exports:
+        if isinstance(export.type, wasmtime.MemoryType):
+            item = exports(export.name)
+            if isinstance(item, wasmtime.Memory):
+                memory = (memory or 0) + item.data_len(exports.store)
+        elif isinstance(export.type, wasmtime.TableType):
+            item = exports(export.name)
+            if isinstance(item, wasmtime.Table):
+                table = max(table or 0, item.size(exports.store))
     return memory, table
 
 
@@ -223,7 +228,7 @@ def _trap_message(message: str) -> str:
 class _Run:
     produced: Produced | None = None
     error: BaseException | None = None
-    instance: wasmtime.Instance | None = None
+    exports: Exports | None = None
 
 
 def _check_signature(wasm: bytes, adapter: Adapter, case: Case) -> None:
@@ -259,8 +264,8 @@ def _execute(
             linker.define_wasi()
         state = adapter.define(linker, case, job.policy)
         define_stubs(linker, stubs)
-        run.instance = linker.instantiate(store, module)
-        run.produced = adapter.invoke(run.instance, store, case, state)
+        run.exports = Exports(linker, store, linker.instantiate(store, module))
+        run.produced = adapter.invoke(run.exports, store, case, state)
     except Exception as err:  # every failure is classified, never propagated: wasmtime.Trap,
         run.error = err  # WasmtimeError, our adapter errors, MemoryError, host-function bugs
     return run
@@ -329,7 +334,7 @@ def run_case(
         wall_ms = (time.perf_counter() - start) * 1000
         _set_file_cap(resource.RLIM_INFINITY)
     fuel: int | None = limits.fuel - store.get_fuel()
-    memory, table = _peak(run.instance, store)
+    memory, table = _peak(module, run.exports) if not job.engine.component else (None, None)
     stdout, stderr = out_path.read_bytes(), err_path.read_bytes()
     if run.produced is not None:
         stderr += run.produced.log

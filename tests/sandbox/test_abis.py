@@ -215,6 +215,7 @@ def test_go_wasip1_command(run: Runner, go_command: bytes) -> None:
         fuel=500_000_000,
         memory=64 * 1024**2,
         wall_time=5,
+        compile_timeout=180,  # ~4 s alone, much more when the suite loads both cores
     )
     assert ok.outcome is Outcome.passed, ok.detail
     assert failing.outcome is Outcome.passed, failing.detail

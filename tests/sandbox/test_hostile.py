@@ -102,7 +102,9 @@ def test_expect_trap_inverts_the_verdict(run: Runner) -> None:
 
 
 def test_stdout_flood_hits_the_output_cap(run: Runner) -> None:
-    [result] = run(wat(WASI_FLOOD), Case("flood"), abi="wasi-command", output=64 * 1024, fuel=5_000_000)
+    [result] = run(
+        wat(WASI_FLOOD), Case("flood"), abi="wasi-command", output=64 * 1024, fuel=5_000_000, wall_time=1.0
+    )
     assert result.outcome is Outcome.output_limit
     assert run.elapsed < 1.0 + MARGIN_S
     assert len(result.stdout) <= 2100  # the report shows a bounded excerpt
