@@ -60,6 +60,7 @@ RULES: dict[str, str] = {
     "config-change": "registry.toml changed; the check used the base version, the new one needs review.",
     "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
     "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
+    "internal-error": "A check crashed; the release fails closed until it runs.",
     "unexpected-file": "A file in a release folder is not covered by the release's signature.",
 }
 
@@ -435,7 +436,10 @@ class _NewRelease:
         self.manifest_rel = f"{rel_dir}/plugin.toml"
         self.raw = (self.dir / "plugin.toml").read_bytes()
         self.doc = _toml(self.raw)
-        self.src = parse_toml(self.dir / "plugin.toml", self.raw)
+        try:
+            self.lines: Callable[[str], int | None] = parse_toml(self.dir / "plugin.toml", self.raw).line_of
+        except TomlSyntaxError:
+            self.lines = lambda _field: None  # validate reports the syntax error with its position
         self.checks: dict[str, bool] = result.data["checks"]
         result.data["kind"] = "recheck" if owner.options.full else "new"
 
@@ -456,7 +460,7 @@ class _NewRelease:
                 message=message,
                 severity=severity,
                 file=file or self.manifest_rel,
-                line=line if line is not None else (self.src.line_of(field) if field else None) or 1,
+                line=line if line is not None else (self.lines(field) if field else None) or 1,
                 field=field,
                 fix=fix,
             )
@@ -469,6 +473,12 @@ class _NewRelease:
         except RegistryToolError as err:
             self.result.findings.append(
                 _finding_from_error(err, self.o.repo.root, self.o._rebase_map(self.rel_dir))
+            )
+        except Exception as err:  # fail closed with a finding, not a traceback
+            self.add(
+                "internal-error",
+                f"the {name} check crashed: {type(err).__name__}: {err}",
+                fix="report this to the registry-tool maintainers; the release cannot pass until it runs",
             )
         after = sum(1 for f in self.result.findings if f.severity is Severity.error)
         self.checks[name] = after == before
@@ -491,11 +501,11 @@ class _NewRelease:
         allowed = {"plugin.toml", "yank.toml"}
         artifact = self.doc.get("artifact", {})
         if isinstance(artifact, dict) and isinstance(artifact.get("file"), str):
-            allowed.add(artifact["file"])
+            allowed.add(PurePosixPath(artifact["file"]).as_posix())
         for test in self.doc.get("tests", []) if isinstance(self.doc.get("tests"), list) else []:
             for key in ("input_file", "expect_file"):
                 if isinstance(test, dict) and isinstance(test.get(key), str):
-                    allowed.add(test[key])
+                    allowed.add(PurePosixPath(test[key]).as_posix())
         for path in sorted(self.dir.rglob("*")):
             rel = path.relative_to(self.dir).as_posix()
             repo_rel = f"{self.rel_dir}/{rel}"

@@ -405,3 +405,27 @@ def test_full_recheck_runs_every_release(index_repo: IndexRepo) -> None:
     # Escalations approved when they merged are listed, not failed.
     assert only_rule(report, "permission-escalation")[0].severity is Severity.notice
     assert sorted(index_repo.smoked) == ["alpha/1.0.0", "alpha/1.0.0", "alpha/1.1.0", "beta/1.0.0"]
+
+
+def test_broken_toml_in_new_release_is_reported_with_its_line(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    (release / "plugin.toml").write_text('[plugin]\nname = "alpha"\nversion = \n')
+    index_repo.commit()
+    report = index_repo.check()
+    syntax = [f for f in errors(report) if f.line == 3 and f.file == f"{A}/1.1.0/plugin.toml"]
+    assert syntax, [f.text() for f in errors(report)]
+    assert index_repo.smoked == []
+
+
+def test_a_crashing_check_fails_closed(index_repo: IndexRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    import registry_tool.ci.check as check
+
+    def boom(*_args: object) -> set[tuple[str, str]]:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(check, "_imports", boom)
+    index_repo.release("alpha", "1.1.0")
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = errors(report)
+    assert finding.rule == "internal-error" and "escalation check crashed" in finding.message
