@@ -160,7 +160,7 @@ class HttpFetcher:
         chunks: list[bytes] = []
         received = 0
         while True:
-            self._remaining(url, deadline)
+            self._bound_next_read(response, self._remaining(url, deadline))
             try:
                 # read1 returns after one socket read, so the deadline is checked between
                 # trickled bytes instead of waiting for a full chunk.
@@ -179,6 +179,13 @@ class HttpFetcher:
                 raise _too_large(url, max_size, "the body kept coming")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _bound_next_read(self, response: requests.Response, left: float) -> None:
+        """Let no single socket read outlive the deadline (a read may otherwise wait read_timeout)."""
+        connection = getattr(response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(max(0.01, min(self.policy.read_timeout, left)))
 
 
 def _too_large(url: str, max_size: int, detail: str) -> DownloadTooLargeError:
