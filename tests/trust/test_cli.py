@@ -347,3 +347,32 @@ def test_help_for_every_command(cli: object) -> None:
         ["key", "generate", "--help"],
     ):
         assert "Usage" in run(cli, *args).stdout
+
+
+def test_root_signed_with_plain_minisign(cli: object, registry: Path, minisign: str) -> None:
+    """Root key holders may sign with minisign itself: `minisign -S -x root/N.root.json.<KEYID>.minisig`."""
+    root = registry / "index" / "root"
+    run(cli, "root", "renew", "--dir", root)
+    for name in ("root-1", "root-2"):
+        key_id = run(cli, "key", "show", registry / "keys" / f"{name}.pub").stdout.split()[2]
+        out = subprocess.run(
+            [
+                minisign,
+                "-S",
+                "-s",
+                str(registry / "keys" / f"{name}.key"),
+                "-m",
+                str(root / "2.root.json"),
+                "-x",
+                str(root / f"2.root.json.{key_id}.minisig"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+    assert (
+        as_json(run(cli, "root", "verify", "--dir", root, "--format", "json"))["results"][0]["data"][
+            "version"
+        ]
+        == 2
+    )
