@@ -278,22 +278,27 @@ def _check_dir(path: Path, safe: bool, what: str, rule: str) -> None:
 
 
 def _list_files(folder: Path) -> list[tuple[str, Path]]:
-    """Every file under a release folder (tests read input files too), symlinks refused."""
+    """Every file under a release folder (tests read input files too), symlinks refused.
+
+    ``os.scandir`` answers the type questions from the directory entry, without a stat per file.
+    """
     out: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        base = Path(dirpath)
-        for d in dirnames:
-            if (base / d).is_symlink():
-                raise UnsafeIndexPathError(f"{base / d} is a symlink", where=str(base / d), fix="remove it")
-        for f in filenames:
-            path = base / f
-            if path.is_symlink() or not path.is_file():
-                raise UnsafeIndexPathError(
-                    f"{path} is a symlink or special file",
-                    where=str(path),
-                    fix="replace it with a regular file",
-                )
-            out.append((path.relative_to(folder).as_posix(), path))
+    pending = [("", folder)]
+    while pending:
+        prefix, current = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                path = current / entry.name
+                if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
+                    raise UnsafeIndexPathError(
+                        f"{path} is a symlink or special file",
+                        where=str(path),
+                        fix="replace it with a regular file or folder",
+                    )
+                if entry.is_dir():
+                    pending.append((f"{prefix}{entry.name}/", path))
+                else:
+                    out.append((f"{prefix}{entry.name}", path))
     out.sort()
     return out
 
@@ -545,13 +550,12 @@ def sign_registry(data: bytes, keys: list[Any], root: Any, name: str, version: i
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
+    """Write a new site file (the folder exists: one mkdir per folder, not per file)."""
+    with open(path, "xb") as fh:
         fh.write(data)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
     except OSError:
@@ -571,6 +575,7 @@ def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path)
     is read again and must still have the digest the build verified.
     """
     folder = staged / "plugins" / rel.name / rel.version
+    folder.mkdir(parents=True)
     prints: dict[str, Any] = prep.cached.setdefault("site", {}) if prep.cached is not None else {}
     for name, (sha, size) in sorted(prep.files.items()):
         dst = folder / name
@@ -581,6 +586,7 @@ def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path)
             recorded = prints.get(name)
             if recorded is not None and recorded[0] == size and _safe_print(src) == recorded:
                 _link_or_copy(src, dst)
+                continue  # same inode: the recorded print still holds
             else:
                 data = (rel.path / name).read_bytes()
                 if hashlib.sha256(data).hexdigest() != sha or len(data) != size:
@@ -590,7 +596,8 @@ def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path)
                         fix="run the build again when nothing is writing to the index",
                     )
                 _write(dst, data)
-        prints[name] = _site_print(dst)
+        if prep.cached is not None:
+            prints[name] = _site_print(dst)
 
 
 def _safe_print(path: Path) -> list[int] | None:
@@ -682,6 +689,7 @@ def build_site(opts: BuildOptions) -> BuildResult:
     try:
         for rel in releases:
             _stage_release(staged, rel, prepared[(rel.name, rel.version)], opts.out)
+        (staged / "root").mkdir()
         for relname, path in chain.files:
             _write(staged / relname, path.read_bytes())
         _write(staged / REGISTRY_JSON, data)
