@@ -182,7 +182,10 @@ def trust_cmd(
     ] = None,
     root_fingerprint: Annotated[
         str | None,
-        typer.Option("--root-fingerprint", help="sha256 of the registry's root/1.root.json, to confirm."),
+        typer.Option(
+            "--root-fingerprint",
+            help="sha256 of the root file to confirm (of root/1.root.json when no --root is given).",
+        ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Discard the trusted state and pin this root.")
@@ -195,8 +198,11 @@ def trust_cmd(
     from registry_tool.client import FetchPolicy, trust
     from registry_tool.client.trust_state import fingerprint
 
-    if (root is None) == (root_fingerprint is None):
-        raise UsageError("give exactly one of --root and --root-fingerprint", fix="see `client trust --help`")
+    if root is None and root_fingerprint is None:
+        raise UsageError(
+            "give --root ROOT_FILE, --root-fingerprint SHA256, or both (the file is then checked against it)",
+            fix="see `registry-tool client trust --help`",
+        )
     root_bytes = None
     sigs = None
     if root is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -194,3 +195,16 @@ def test_terminal_prompt_approves(
     assert result.exit_code == code, result.output
     assert "alpha 2.0.0 asks for permission(s): keys" in result.output
     assert (trusted.plugins / "registry-tool.lock").exists() == (code == 0)
+
+
+def test_trust_root_file_checked_against_fingerprint(world: World) -> None:
+    root = world.site / "root" / "1.root.json"
+    good = hashlib.sha256(root.read_bytes()).hexdigest()
+    base = ["trust", world.url, "--state-dir", str(world.state_dir)]
+    run(world, *base, code=2)
+    run(world, *base, "--root", str(root), "--root-fingerprint", "f" * 64, code=1)
+    assert not any(world.state_dir.glob("*.json")) if world.state_dir.exists() else True
+    out = json.loads(
+        run(world, *base, "--root", str(root), "--root-fingerprint", good, "--format", "json").stdout
+    )
+    assert out["trusted"][0]["root_version"] == 3
