@@ -120,11 +120,11 @@ def _split_lines(
     text: str | bytes, count: int, what: str, where: str | None, err: type[CheckFailed]
 ) -> list[str]:
     """Exactly ``count`` LF-terminated lines (the last LF optional); no CR, no blank or extra lines."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise err(f"the {what} is not UTF-8 text", where=where, fix="restore the file") from None
+    try:
+        # str input may carry lone surrogates (a file read with errors="surrogateescape").
+        text = text.decode("utf-8") if isinstance(text, bytes) else text.encode("utf-8").decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise err(f"the {what} is not UTF-8 text", where=where, fix="restore the file") from None
     if "\r" in text:
         raise err(
             f"the {what} contains a carriage return (CRLF line ends)",

@@ -218,3 +218,15 @@ def sign_bytes_for(key: SecretKey, data: bytes) -> str:
     from registry_tool.signing import sign_bytes
 
     return sign_bytes(key, data, trusted_comment="timestamp:1\tfile:plugin.toml\tplugin:p\tversion:1")
+
+
+def test_non_utf8_signature_file_is_malformed(tmp_path: Path, alice: SecretKey) -> None:
+    from registry_tool.signing import MalformedSignatureError, sign_bytes
+
+    f = tmp_path / "plugin.toml"
+    f.write_bytes(b"x")
+    text = sign_bytes(alice, b"x", trusted_comment="tc").encode().replace(b"tc", b"t\xff")
+    (tmp_path / "plugin.toml.minisig").write_bytes(text)
+    (sig,) = read_signatures(f)
+    with pytest.raises(MalformedSignatureError, match="UTF-8"):
+        verify_bytes(alice.public_key, b"x", sig)
