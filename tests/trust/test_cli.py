@@ -376,3 +376,25 @@ def test_root_signed_with_plain_minisign(cli: object, registry: Path, minisign: 
         ]
         == 2
     )
+
+
+def test_real_process_exit_codes(tmp_path: Path) -> None:
+    """The installed entry point: 0 valid, 1 invalid, 2 usage; errors are one paragraph, no traceback."""
+    import sys
+
+    from registry_tool.signing import SecretKey, sign_bytes
+
+    key = SecretKey.generate()
+    (tmp_path / "k.pub").write_text(key.public_key.to_text())
+    (tmp_path / "f").write_bytes(b"data")
+    (tmp_path / "f.minisig").write_text(sign_bytes(key, b"data", trusted_comment="c"))
+
+    def rt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "registry_tool", *args], capture_output=True, text=True)
+
+    assert rt("verify", str(tmp_path / "f"), "--pubkey", str(tmp_path / "k.pub")).returncode == 0
+    (tmp_path / "f").write_bytes(b"date")
+    bad = rt("verify", str(tmp_path / "f"), "--pubkey", str(tmp_path / "k.pub"))
+    assert bad.returncode == 1 and "does not match the data" in bad.stdout and "Traceback" not in bad.stderr
+    usage = rt("verify", str(tmp_path / "f"))
+    assert usage.returncode == 2 and usage.stderr.startswith("error: ") and "Traceback" not in usage.stderr
