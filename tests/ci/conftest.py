@@ -151,11 +151,9 @@ def _init_git(path: Path) -> None:
     git(path, "config", "commit.gpgsign", "false")
 
 
-@pytest.fixture(scope="session")
-def base_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
+def make_base_repo(path: Path) -> tuple[Path, Keys]:
     """main: registry.toml, root v1 -> v2 (alice: alpha*, bob: beta), alpha 1.0.0 and beta 1.0.0."""
     keys = Keys(*(SecretKey.generate() for _ in range(5)))
-    path = tmp_path_factory.mktemp("base") / "index-repo"
     index = path / "index"
     index.mkdir(parents=True)
     values = {"NAME": "test-registry", "HOST": HOST, "BASE_URL": "https://example.invalid/reg/"}
@@ -176,6 +174,11 @@ def base_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
     _init_git(path)
     repo.commit("base index")
     return path, keys
+
+
+@pytest.fixture(scope="session")
+def base_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
+    return make_base_repo(tmp_path_factory.mktemp("base") / "index-repo")
 
 
 @pytest.fixture
