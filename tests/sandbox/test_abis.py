@@ -255,3 +255,25 @@ def test_component_without_run_export(run: Runner) -> None:
 def test_core_module_given_as_component_is_a_compile_error(run: Runner) -> None:
     [result] = run(wat(ARITH), Case("x"), abi="component", component=True)
     assert result.outcome is Outcome.compile_error
+
+
+def test_component_output_goes_through_wasi_p2_stdout(run: Runner) -> None:
+    module = wat((WASI_C / "hello_component.wat").read_text())
+    ok, wrong = run(
+        module,
+        [
+            Case("hello", expect_kind="text", expect="hello from a component\n"),
+            Case("wrong", expect_kind="text", expect="bye\n"),
+        ],
+        abi="component",
+        component=True,
+    )
+    assert ok.outcome is Outcome.passed, ok.detail
+    assert wrong.outcome is Outcome.wrong_output
+
+
+def test_component_import_outside_wasi_is_refused(run: Runner) -> None:
+    module = wat('(component (import "ferrite:keys/store" (instance)))')
+    [result] = run(module, Case("x"), abi="component", component=True)
+    assert result.outcome is Outcome.link_error
+    assert "ferrite:keys/store" in result.detail
