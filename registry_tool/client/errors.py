@@ -102,12 +102,6 @@ class BadSpecError(UsageError):
     code = "bad-spec"
 
 
-class ReleaseSignatureError(ClientError):
-    """The release's plugin.toml is not validly signed by a delegated, unrevoked maintainer."""
-
-    code = "release-signature"
-
-
 class WrongSoftwareError(ClientError):
     code = "wrong-software"
 

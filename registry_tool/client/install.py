@@ -399,6 +399,9 @@ def commit_install(
         if not _SIG_RE.match(sig_name):
             raise UnsafeNameError(f"unexpected signature file name {sig_name!r}", fix="report this bug")
         atomic_write(dir_, f"{base}/{sig_name}", sig)
+    wasm_name = verified.wasm_filename
+    if not _FILE_RE.match(wasm_name) or wasm_name in (".", "..", "plugin.toml") or _SIG_RE.match(wasm_name):
+        raise UnsafeNameError(f"artifact file name {wasm_name!r} is not allowed", fix="report this registry")
     atomic_write(dir_, f"{base}/plugin.toml", verified.manifest_bytes)
     atomic_write(dir_, f"{base}/{verified.wasm_filename}", verified.wasm_bytes)
     entry = LockedPlugin(
