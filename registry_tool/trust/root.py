@@ -248,7 +248,7 @@ class Root:
                         Candidate(
                             k,
                             UnauthorizedSignerError(
-                                f"key {k.key_id} is a {role.name} key, which cannot sign plugin releases",
+                                f"key {k.key_id} belongs to the {role.name}, which cannot sign plugin releases",
                                 fix="sign releases with a maintainer key delegated for the plugin",
                             ),
                         )
@@ -343,7 +343,7 @@ def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
                 where,
                 f"roles.{name}.threshold",
             )
-        roles[name] = Role(name, role_keys, spec["threshold"])
+        roles[name] = Role(f"{name} role", role_keys, spec["threshold"])
     maintainers = {
         mid: Maintainer(mid, resolve(m["keyids"], f"maintainers.{mid}.keyids"), tuple(m["plugins"]))
         for mid, m in doc["maintainers"].items()
