@@ -339,15 +339,25 @@ def prepare_release(
             where=Location(file=where, field="plugin.name"),
             fix="move the release to plugins/<name>/<version>/",
         )
-    manifest_bytes = manifest_path.read_bytes()
-    sigs = read_signatures(manifest_path)
+    # Read every published file once: what is verified below is exactly what is written.
+    data = {n: (rel.path / n).read_bytes() for n in _published_names(rel, manifest.artifact.file)}
+    if data[MANIFEST] != manifest.raw:
+        raise CheckFailed(
+            f"{where} changed during the build",
+            where=where,
+            fix="build again when nothing writes to the index",
+        )
     # Also checks that a trusted comment naming a plugin/version names this one.
     signers = verify_release_signatures(
-        chain.root, rel.name, manifest_bytes, sigs, now, published_at=published_at, where=where
+        chain.root,
+        rel.name,
+        data[MANIFEST],
+        read_signatures(manifest_path),
+        now,
+        published_at=published_at,
+        where=where,
     )
-    yanked = _read_yank(rel, chain, now)
-    names = _published_names(rel, manifest.artifact.file)
-    data = {n: (rel.path / n).read_bytes() for n in names}
+    yanked = _read_yank(rel, data.get(YANK), _signatures(data, YANK), chain, now)
     files = {n: (hashlib.sha256(b).hexdigest(), len(b)) for n, b in data.items()}
     wasm_sha, wasm_size = files[manifest.artifact.file]
     if (wasm_sha, wasm_size) != (manifest.artifact.sha256, manifest.artifact.size):
@@ -387,15 +397,21 @@ def prepare_release(
     return _Prepared(entry=entry, files=files, data=data)
 
 
-def _read_yank(rel: _Release, chain: RootChain, now: datetime) -> str | None:
+def _signatures(data: dict[str, bytes], signed: str) -> list[str]:
+    """The signature files of ``signed`` among the bytes read for publication."""
+    return [data[n].decode("utf-8", "replace") for n in sorted(data) if site_io.is_signature_of(n, signed)]
+
+
+def _read_yank(
+    rel: _Release, data: bytes | None, sigs: list[str], chain: RootChain, now: datetime
+) -> str | None:
     """The reason from a maintainer-signed yank.toml, or None; an unsigned yank is refused."""
-    from registry_tool.signing import manifest_identity, read_signatures
+    from registry_tool.signing import manifest_identity
     from registry_tool.trust import verify_yank_signatures
 
-    path = rel.path / YANK
-    if not path.exists():
+    if data is None:
         return None
-    data = path.read_bytes()
+    path = rel.path / YANK
     where = str(path)
     if manifest_identity(data, where=where, table="yank") != (rel.name, rel.version):
         raise CheckFailed(
@@ -403,7 +419,7 @@ def _read_yank(rel: _Release, chain: RootChain, now: datetime) -> str | None:
             where=Location(file=where, field="yank.name"),
             fix="write the release's own name and version in [yank]",
         )
-    verify_yank_signatures(chain.root, rel.name, data, read_signatures(path), now, where=where)
+    verify_yank_signatures(chain.root, rel.name, data, sigs, now, where=where)
     reason = tomllib.loads(data.decode("utf-8"))["yank"].get("reason", "")
     return str(reason)
 
