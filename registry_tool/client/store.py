@@ -24,14 +24,15 @@ STATE_VERSION = 1
 
 
 def normalise_url(url: str) -> str:
-    """One spelling per registry: lower-case scheme and host, a trailing slash, no query."""
+    """One spelling per registry: lower-case scheme and host, the folder with a trailing slash, no query."""
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https", "file"):
         raise UsageError(
             f"registry URL {url!r} is not an http://, https:// or file:// URL",
             fix="pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/",
         )
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    path = parts.path.removesuffix("registry.json")  # people paste the file's URL too
+    path = path if path.endswith("/") else path + "/"
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
 
 

@@ -175,6 +175,7 @@ def test_store_unreadable(tmp_path: Path) -> None:
         ("HTTP://127.0.0.1:8000", "http://127.0.0.1:8000/"),
         ("http://127.0.0.1:8000/reg/?x=1", "http://127.0.0.1:8000/reg/"),
         ("file:///srv/site", "file:///srv/site/"),
+        ("https://example.org/plugins/registry.json", "https://example.org/plugins/"),
     ],
 )
 def test_normalise_url(url: str, expected: str) -> None:
