@@ -248,7 +248,7 @@ class Root:
                         Candidate(
                             k,
                             UnauthorizedSignerError(
-                                f"key {k.key_id} belongs to the {role.name}, which cannot sign plugin releases",
+                                f"key {k.key_id} is in the {role.name}, which cannot sign plugin releases",
                                 fix="sign releases with a maintainer key delegated for the plugin",
                             ),
                         )
