@@ -323,7 +323,6 @@ def prepare_release(
     """Validate, verify, smoke and hash one release (the slow path); raises on any problem."""
     from registry_tool.manifest import load_manifest, validate_release
     from registry_tool.manifest.errors import FindingsError
-    from registry_tool.signing import read_signatures
     from registry_tool.trust import verify_release_signatures
 
     check = validate_release(rel.path, config)
@@ -352,7 +351,7 @@ def prepare_release(
         chain.root,
         rel.name,
         data[MANIFEST],
-        read_signatures(manifest_path),
+        _signatures(data, MANIFEST),
         now,
         published_at=published_at,
         where=where,
