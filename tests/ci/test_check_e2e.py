@@ -432,7 +432,10 @@ def test_a_crashing_check_fails_closed(index_repo: IndexRepo, monkeypatch: pytes
 
 
 def test_memory_regression_warns(index_repo: IndexRepo) -> None:
-    mem = '(module (memory (export "memory") {pages}) (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+    mem = (
+        '(module (memory (export "memory") {pages})'
+        ' (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+    )
     index_repo.release("alpha_mem", "1.0.0", mem.format(pages=1))
     index_repo.commit()
     git(index_repo.path, "branch", "with-mem")  # merged: the base of the next PR
