@@ -126,3 +126,24 @@ def test_expiry_is_extended_when_expired(root_dir: Path, k: dict[str, SecretKey]
     later = now + timedelta(days=400)
     path = edit_root_dir(root_dir, renew(), now=later)
     assert Root.parse(path.read_bytes()).expires > later
+
+
+def test_revoked_key_cannot_return_under_another_key_id(
+    root_with_maintainers: Root, k: dict[str, SecretKey], now: datetime
+) -> None:
+    """Same Ed25519 key, new key number: still the revoked key (compared by raw public key)."""
+    import json
+
+    from registry_tool.trust import RootFormatError
+    from registry_tool.trust.editing import dump_root
+
+    revoked = Root.parse(
+        derive(root_with_maintainers, revoke(k["m1"].key_id, now=now, keep_prior_releases=False))
+    )
+    alias = SecretKey.from_seed(k["m1"].seed, b"\x42" * 8)
+    with pytest.raises(RootEditError, match="revoked"):
+        derive(revoked, add_maintainer("alice2", [alias.public_key], ["validate_email"]))
+    doc = json.loads(revoked.raw)  # hand-edited file: the parser refuses it too
+    doc["keys"][alias.key_id] = {"public_key": alias.public_key.to_base64()}
+    with pytest.raises(RootFormatError, match="still listed"):
+        Root.parse(dump_root(doc))

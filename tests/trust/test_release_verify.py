@@ -255,3 +255,14 @@ def test_yank_needs_a_delegated_maintainer(
             [sign_bytes(k["m3"], yank, trusted_comment="y")],
             now,
         )
+
+
+def test_root_key_that_is_also_a_delegated_maintainer(
+    root_v1: bytes, k: dict[str, SecretKey], now: datetime
+) -> None:
+    """Small registries: the owner's root key may also be delegated plugins, and then signs them."""
+    root = Root.parse(derive(Root.parse(root_v1), add_maintainer("owner", [k["r1"].public_key], ["*"])))
+    data = manifest("anything")
+    assert verify_release_signatures(root, "anything", data, [release_sig(k["r1"], data, "anything")], now)
+    with pytest.raises(UnauthorizedSignerError, match="root role"):
+        verify_release_signatures(root, "anything", data, [release_sig(k["r2"], data, "anything")], now)
