@@ -275,3 +275,45 @@ def test_progress_reports_every_release_once(index: Index, tmp_path: Path) -> No
     build(index, tmp_path / "site", progress=lambda done, total, what: seen.append((done, total, what)))
     assert [d for d, _, _ in seen[:-1]] == [1, 2, 3, 4] and all(t == 4 for _, t, _ in seen)
     assert seen[-1] == (4, 4, "signing")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not (REPO / "index" / "root").is_dir(), reason="the sample index is not signed yet")
+def test_sample_index_builds_and_verifies(tmp_path: Path) -> None:
+    """The bundled sample index (all ABIs, smoke tests on), checked with independent tools."""
+    from registry_tool.signing import SecretKey
+
+    index = tmp_path / "index"
+    shutil.copytree(REPO / "index", index, ignore=shutil.ignore_patterns("src"))
+    key = SecretKey.load((REPO / "samples" / "keys" / "index.key").read_bytes(), None)
+    opts = {"index": index, "keys": [key], "now": NOW, "verify_now": None, "smoke": True}
+    first = build_site(BuildOptions(out=tmp_path / "a", **opts))  # type: ignore[arg-type]
+    build_site(BuildOptions(out=tmp_path / "b", **opts))  # type: ignore[arg-type]
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    site = tmp_path / "a"
+    raw = (site / "registry.json").read_bytes()
+    jsonschema.Draft202012Validator(json.loads(schema_path().read_text())).validate(json.loads(raw))
+    abis = set()
+    for rel in first.document.releases():
+        abis.add(rel.abi)
+        for ref in (rel.manifest, rel.wasm):
+            data = (site / ref.path).read_bytes()
+            assert (hashlib.sha256(data).hexdigest(), len(data)) == (ref.sha256, ref.size)
+        assert rel.smoke is not None and all(s.fuel is not None for s in rel.smoke), rel.name
+    assert abis >= {"core", "wasi-command", "extism"}
+    if MINISIGN:
+        pub = REPO / "samples" / "keys" / "index.pub"
+        ok = subprocess.run(
+            [MINISIGN, "-Vm", str(site / "registry.json"), "-p", str(pub)], capture_output=True
+        )
+        assert ok.returncode == 0, ok.stderr
+        from registry_tool.signing import PublicKey
+
+        pubs = {PublicKey.parse(p.read_text()).key_id: p for p in (REPO / "samples" / "keys").glob("*.pub")}
+        for rel in first.document.releases():
+            # Every maintainer signature on the site verifies with minisign too.
+            (signer,) = rel.signers
+            cmd = [MINISIGN, "-Vm", str(site / rel.manifest.path), "-p", str(pubs[signer])]
+            assert subprocess.run(cmd, capture_output=True).returncode == 0, rel.name
