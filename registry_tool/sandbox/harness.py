@@ -420,7 +420,7 @@ def smoke_paths(
     releases: list[Path] = []
     for path in paths:
         if not path.exists():
-            raise SmokePathError(f"{path} does not exist", where=str(path), fix="check the path")
+            raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
         found = find_releases(path)
         if not found:
             raise SmokeSetupError(
