@@ -102,7 +102,10 @@ def verify_release_dir(
     yank = release_dir / YANK
     if yank.is_file():
         try:
-            verify_yank_signatures(root, name, yank.read_bytes(), read_signatures(yank), now, where=str(yank))
+            yank_bytes, yank_sigs = yank.read_bytes(), read_signatures(yank)
+            verify_yank_signatures(
+                root, served_as, yank_bytes, yank_sigs, now, version=version, where=str(yank)
+            )
             result.findings.append(
                 Finding("yanked", f"{name} {version} is yanked", Severity.warning, file=str(yank))
             )

@@ -569,9 +569,21 @@ def verify_yank_signatures(
     sigs: Sequence[str],
     now: datetime,
     *,
+    version: str | None = None,
     where: str | None = None,
 ) -> set[str]:
-    """A yank needs the same delegation and threshold as a release of the plugin."""
+    """A yank needs the same delegation and threshold as a release of the plugin.
+
+    ``version``, when given, is the release the yank is found with; the signed ``[yank] version``
+    must be it (a valid yank of 1.0.0 cannot be copied next to 2.0.0).
+    """
+    _, yanked = manifest_identity(yank_bytes, where=where, table="yank")
+    if version is not None and yanked != version:
+        raise PluginNameMismatchError(
+            f"the signed yank.version is '{yanked}', but it is next to release {version}",
+            where=Location(file=where, field="yank.version"),
+            fix="a yank.toml names the release of its own directory",
+        )
     return _verify_maintainer_signed(root, plugin_name, yank_bytes, sigs, now, None, "yank", where)
 
 

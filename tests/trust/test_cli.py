@@ -398,3 +398,28 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "does not match the data" in bad.stdout and "Traceback" not in bad.stderr
     usage = rt("verify", str(tmp_path / "f"))
     assert usage.returncode == 2 and usage.stderr.startswith("error: ") and "Traceback" not in usage.stderr
+
+
+def test_signed_yank_is_reported(cli: object, registry: Path, release: Path) -> None:
+    root = registry / "index" / "root"
+    run(cli, "key", "generate", registry / "alice", "--unencrypted")
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        registry / "alice.pub",
+        "--plugin",
+        "hello",
+        "--dir",
+        root,
+    )
+    sign_root(cli, registry)
+    run(cli, "sign", release, "--key", registry / "alice.key")
+    (release / "yank.toml").write_text('[yank]\nname = "hello"\nversion = "1.0.0"\nreason = "CVE-2026-1"\n')
+    res = as_json(run(cli, "verify", release, "--root", root, "--format", "json", code=1))
+    assert res["results"][0]["findings"][0]["rule"] == "threshold-not-met"  # an unsigned yank is an error
+    run(cli, "sign", release, "--yank", "--key", registry / "alice.key")
+    res = as_json(run(cli, "verify", release, "--root", root, "--format", "json"))
+    assert [f["rule"] for f in res["results"][0]["findings"]] == ["yanked"]

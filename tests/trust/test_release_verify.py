@@ -266,3 +266,13 @@ def test_root_key_that_is_also_a_delegated_maintainer(
     assert verify_release_signatures(root, "anything", data, [release_sig(k["r1"], data, "anything")], now)
     with pytest.raises(UnauthorizedSignerError, match="root role"):
         verify_release_signatures(root, "anything", data, [release_sig(k["r2"], data, "anything")], now)
+
+
+def test_yank_must_name_its_release_version(
+    root_with_maintainers: Root, k: dict[str, SecretKey], now: datetime
+) -> None:
+    yank = b'[yank]\nname = "validate_email"\nversion = "1.0.0"\nreason = "CVE"\n'
+    sigs = [sign_bytes(k["m1"], yank, trusted_comment="yank")]
+    assert verify_yank_signatures(root_with_maintainers, "validate_email", yank, sigs, now, version="1.0.0")
+    with pytest.raises(PluginNameMismatchError, match=r"yank\.version"):
+        verify_yank_signatures(root_with_maintainers, "validate_email", yank, sigs, now, version="2.0.0")
