@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 from datetime import UTC, datetime
@@ -10,11 +11,9 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from registry_tool.ci.check import CheckOptions, check_pull_request
 from registry_tool.ci.scaffold import ScaffoldError, init_index
 from registry_tool.manifest import load_registry_config
-from registry_tool.signing import SecretKey, sign_release
-from registry_tool.trust.editing import add_maintainer, edit_root_dir, sign_root_dir, verify_root_dir
+from registry_tool.trust.editing import verify_root_dir
 
 from .conftest import ADD, git, manifest_text
 from .test_workflows import _actionlint
@@ -109,30 +108,50 @@ def test_scaffolded_workflows_are_lint_clean(tmp_path: Path) -> None:
 
 
 def test_init_repository_passes_its_own_pr_check_on_a_fresh_plugin(tmp_path: Path) -> None:
-    result = init_index(tmp_path / "reg", host="ferrite")
-    d = result.directory
+    """The printed next steps, run as printed (CLI), give a repository whose PR check passes."""
+    tool = str(REPO / ".venv/bin/registry-tool")
+
+    def run(*args: str, cwd: Path) -> str:
+        proc = subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    steps = run("init", "reg", "--host", "ferrite", cwd=tmp_path)
+    d, keys = tmp_path / "reg", tmp_path / "reg.keys"
     for key, value in (
         ("user.email", "ci@example.invalid"),
         ("user.name", "ci"),
         ("commit.gpgsign", "false"),
     ):
         git(d, "config", key, value)
-    # The owners delegate a plugin to a maintainer (a root change on main, signed by the root key).
-    root_key = SecretKey.load((result.keys_dir / "root.key").read_bytes(), None)
-    maintainer = SecretKey.generate()
-    edit_root_dir(d / "index/root", add_maintainer("alice", [maintainer.public_key], ["hello"]))
-    sign_root_dir(d / "index/root", root_key)
     git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", "new index")
-    git(d, "checkout", "-q", "-b", "add-hello")
-    release = d / "index/plugins/hello/1.0.0"
+    git(d, "commit", "-q", "-m", "New plugin index")
+    assert "registry-tool root add-maintainer alice --pubkey alice.pub --plugin 'alice_*'" in steps
+    run("key", "generate", str(tmp_path / "alice"), "--unencrypted", cwd=d)
+    run(
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        str(tmp_path / "alice.pub"),
+        "--plugin",
+        "alice_*",
+        "--dir",
+        "index/root",
+        cwd=d,
+    )
+    run("root", "sign", "--dir", "index/root", "--key", str(keys / "root.key"), cwd=d)
+    git(d, "add", "-A")
+    git(d, "commit", "-q", "-m", "delegate alice_* to alice")
+    git(d, "checkout", "-q", "-b", "add-plugin")
+    release = d / "index/plugins/alice_add/1.0.0"
     release.mkdir(parents=True)
-    (release / "hello.wasm").write_bytes(wasmtime.wat2wasm(ADD))
-    (release / "plugin.toml").write_text(manifest_text("hello", "1.0.0"))
-    sign_release(release, maintainer)
+    (release / "alice_add.wasm").write_bytes(wasmtime.wat2wasm(ADD))
+    (release / "plugin.toml").write_text(manifest_text("alice_add", "1.0.0"))
+    run("sign", "index/plugins/alice_add/1.0.0", "--key", str(tmp_path / "alice.key"), cwd=d)
     git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", "add hello 1.0.0")
-    report = check_pull_request(d, [], CheckOptions(base="main"))
-    assert report.ok, [f.text() for _, f in report.findings()]
-    assert [r.subject for r in report.results] == ["plugins/hello/1.0.0"]
-    assert report.results[0].data["tests"][0]["outcome"] == "passed"
+    git(d, "commit", "-q", "-m", "add alice_add 1.0.0")
+    out = run("ci", "check", "--base", "main", "--format", "json", cwd=d)
+    doc = json.loads(out)
+    assert doc["ok"] and [r["subject"] for r in doc["results"]] == ["plugins/alice_add/1.0.0"]
+    assert doc["results"][0]["data"]["tests"][0]["outcome"] == "passed"
