@@ -178,7 +178,9 @@ class PublicKey:
             try:
                 text = text.decode("utf-8")
             except UnicodeDecodeError:
-                raise MalformedKeyError("the public key is not UTF-8 text", where=where) from None
+                raise MalformedKeyError(
+                    "the public key is not UTF-8 text", where=where, fix="give a minisign .pub file"
+                ) from None
         comment = ""
         if text.startswith(UNTRUSTED_PREFIX):
             first, b64 = _split_lines(text, 2, "public key file", where, MalformedKeyError)
@@ -414,7 +416,11 @@ class Signature:
     def parse(cls, text: str | bytes, *, where: str | None = None) -> Signature:
         err = MalformedSignatureError
         if len(text) > MAX_SIGNATURE_FILE:
-            raise err(f"the signature file is larger than {MAX_SIGNATURE_FILE} bytes", where=where)
+            raise err(
+                f"the signature file is larger than {MAX_SIGNATURE_FILE} bytes",
+                where=where,
+                fix="this is not a minisign signature; restore the file",
+            )
         l1, l2, l3, l4 = _split_lines(text, 4, "signature file", where, err)
         untrusted = _comment(l1, UNTRUSTED_PREFIX, MAX_UNTRUSTED_COMMENT, "untrusted comment", where, err)
         raw = _b64decode(l2, SIGNATURE_LEN, "signature", where, err)

@@ -123,7 +123,11 @@ def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
 def require_threshold(tally: Tally, role: Role, subject: str, where: str | None = None) -> set[str]:
     if role.threshold < 1:
         # A zero threshold would pass with no signature at all: never.
-        raise EmptyPolicyError(f"the {role.name} has threshold {role.threshold}", where=where)
+        raise EmptyPolicyError(
+            f"the {role.name} has threshold {role.threshold}",
+            where=where,
+            fix="a threshold is at least 1",
+        )
     if len(tally.counted) >= role.threshold:
         return tally.key_ids
     if not tally.counted and tally.rejected:

@@ -79,7 +79,9 @@ def parse_time(value: str, *, where: Location | None = None) -> datetime:
         return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise RootFormatError(
-            f"'{value}' is not an RFC 3339 UTC time like 2026-11-21T12:00:00Z", where=where
+            f"'{value}' is not a valid RFC 3339 UTC time",
+            where=where,
+            fix="write times like 2026-11-21T12:00:00Z (UTC, seconds, Z suffix)",
         ) from None
 
 
@@ -183,7 +185,9 @@ class Root:
     def parse(cls, data: bytes, *, where: str | None = None) -> Root:
         """Strictly parse root metadata: JSON, schema, then the semantic rules of docs/trust.md."""
         if len(data) > MAX_ROOT_BYTES:
-            raise RootFormatError(f"root metadata is larger than {MAX_ROOT_BYTES} bytes", where=where)
+            raise RootFormatError(
+                f"root metadata is larger than {MAX_ROOT_BYTES} bytes", where=where, fix="restore the file"
+            )
         doc = load_json_strict(data, where=where)
         _schema_check(doc, where)
         return _build(data, doc, where)
@@ -430,6 +434,7 @@ def _check_continuity(prev: Root, nxt: Root, where: str | None) -> None:
         raise RootContinuityError(
             f"root version {nxt.version} is for registry '{nxt.registry}', not '{prev.registry}'",
             where=where,
+            fix="a registry keeps its name for the whole root chain; this file belongs to another registry",
         )
     for old in prev.revoked:
         new = nxt.revocation_for(old.key)
