@@ -399,6 +399,8 @@ def _smoke_one(release_dir: Path, cache: bool) -> CheckResult:
         config = load_registry_config(release_dir)
         manifest = load_manifest(release_dir / "plugin.toml", config)
         return release_result(manifest, smoke_release(manifest, config, cache=cache))
+    except UsageError:
+        raise  # no registry.toml, unsupported features: the invocation is wrong, exit 2
     except RegistryToolError as err:
         findings = getattr(err, "findings", None) or [Finding.from_error(err)]
         return CheckResult(subject=str(release_dir), file=str(release_dir / "plugin.toml"), findings=findings)

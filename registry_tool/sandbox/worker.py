@@ -264,7 +264,13 @@ def _execute(
             linker.define_wasi()
         state = adapter.define(linker, case, job.policy)
         define_stubs(linker, stubs)
-        run.exports = Exports(linker, store, linker.instantiate(store, module))
+        try:
+            instance = linker.instantiate(store, module)
+        except wasmtime.ExitTrap as exit_trap:
+            # A start function that calls proc_exit: the program's result, like from _start.
+            run.produced = Produced(exit_code=exit_trap.code)
+            return run
+        run.exports = Exports(linker, store, instance)
         run.produced = adapter.invoke(run.exports, store, case, state)
     except Exception as err:  # every failure is classified, never propagated: wasmtime.Trap,
         run.error = err  # WasmtimeError, our adapter errors, MemoryError, host-function bugs

@@ -133,6 +133,13 @@ def test_proc_exit_nonzero_is_an_exit_code_result(run: Runner, code: int) -> Non
     assert expected.outcome is Outcome.passed
 
 
+def test_proc_exit_in_the_start_function_is_a_result(run: Runner) -> None:
+    module = _exit_with(4).replace('(func (export "_start")', "(start $s) (func $s")
+    module = module[: module.rindex(")")] + ' (func (export "_start")))'
+    [result] = run(wat(module), Case("start", exit_code=4), abi="wasi-command")
+    assert result.outcome is Outcome.passed, result.detail
+
+
 def test_proc_exit_outside_wasi_range_is_a_trap(run: Runner) -> None:
     # wasmtime refuses exit statuses >= 126 (reserved by shells); that is a trap, not a result.
     [result] = run(wat(_exit_with(255)), Case("255"), abi="wasi-command")

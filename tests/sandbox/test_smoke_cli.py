@@ -199,3 +199,10 @@ def test_sample_index_passes() -> None:
     doc = json.loads(proc.stdout)
     assert doc["ok"] and doc["summary"]["subjects"] >= 5
     assert all(t["passed"] for r in doc["results"] for t in r["data"]["tests"])
+
+
+def test_release_outside_any_index_is_a_usage_error(tmp_path: Path) -> None:
+    _release(tmp_path, "loose", wat(SPIN), '[[tests]]\ncall = "one"\n')
+    proc = _cli(str(tmp_path / "plugins" / "loose"))
+    assert proc.returncode == 2
+    assert "registry.toml" in proc.stderr
