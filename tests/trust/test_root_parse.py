@@ -140,3 +140,26 @@ def test_aliased_key_does_not_make_threshold_reachable(root_v1: bytes, k: dict[s
 def test_formatting_does_not_matter(root_v1: bytes) -> None:
     compact = json.dumps(json.loads(root_v1), separators=(",", ":")).encode()
     assert Root.parse(compact).data == Root.parse(root_v1).data
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    import jsonschema
+
+    from registry_tool.trust.root import root_schema
+
+    jsonschema.Draft202012Validator.check_schema(root_schema())
+
+
+def test_schema_and_vectors_agree() -> None:
+    """Every root in the test vectors validates against the published schema on its own."""
+    from pathlib import Path
+
+    import jsonschema
+
+    from registry_tool.trust.root import root_schema
+
+    vectors = Path(__file__).resolve().parent / "vectors" / "root"
+    roots = sorted(vectors.glob("*.root.json"))
+    assert len(roots) == 3
+    for path in roots:
+        jsonschema.validate(json.loads(path.read_bytes()), root_schema(), cls=jsonschema.Draft202012Validator)
