@@ -445,3 +445,29 @@ def test_memory_regression_warns(index_repo: IndexRepo) -> None:
     assert report.ok
     (warning,) = only_rule(report, "memory-regression")
     assert "300% more than 1.0.0" in warning.message and warning.line == 27
+
+
+def test_backport_passes_when_the_base_allows_it(index_repo: IndexRepo) -> None:
+    config = index_repo.index / "registry.toml"
+    config.write_text(config.read_text().replace("allow_backports = false", "allow_backports = true"))
+    index_repo.commit()
+    git(index_repo.path, "branch", "lenient")  # merged by the registry maintainers
+    index_repo.release("alpha", "0.9.0")
+    index_repo.commit()
+    report = index_repo.check(base="lenient")
+    assert report.ok, [f.text() for _, f in report.findings()]
+    assert report.results[0].data["previous"] == "1.0.0"  # compared with its nearest neighbour
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1/0", "1/2/3", "a/b", "", "-1/2"])
+def test_bad_shard_specs(text: str) -> None:
+    from registry_tool.errors import UsageError
+
+    with pytest.raises(UsageError):
+        Shard.parse(text)
+
+
+def test_shard_assignment_is_a_partition() -> None:
+    for count in (1, 2, 3, 7):
+        owners = [[Shard(i, count).owns(p) for i in range(1, count + 1)] for p in range(50)]
+        assert all(sum(row) == 1 for row in owners)
