@@ -1,43 +1,27 @@
-"""The bundled sample index (real plugins of every ABI), re-signed with test keys, through the client."""
+"""The bundled sample index (real plugins of every ABI, signed with the sample keys) through the client."""
 
 from __future__ import annotations
 
-import shutil
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from client_world import NOW, Keys, SiteServer
+from client_world import NOW, SiteServer
 
 from registry_tool.client import Registry, load_plugin_bytes, trust, verify_installed
 from registry_tool.client.errors import ApprovalRequiredError
 from registry_tool.registry.build import BuildOptions, build_site
-from registry_tool.signing import sign_release
-from registry_tool.trust.editing import add_maintainer, edit_root_dir, init_root_dir, new_root, sign_root_dir
+from registry_tool.signing import SecretKey
 
-SAMPLE = Path(__file__).resolve().parents[2] / "index"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "index"
 
 
 @pytest.fixture
-def sample_site(tmp_path: Path, keys: Keys) -> Path:
-    index = tmp_path / "index"
-    shutil.copytree(SAMPLE, index)
-    # Whatever keys the sample ships with, this test signs the index with its own.
-    shutil.rmtree(index / "root", ignore_errors=True)
-    for sig in index.rglob("*.minisig"):
-        sig.unlink()
-    name = "ferrite-plugins"
-    init_root_dir(
-        index / "root",
-        new_root(name, [keys.root.public_key], [keys.index.public_key], expires=NOW + timedelta(days=30)),
-    )
-    sign_root_dir(index / "root", keys.root)
-    edit_root_dir(index / "root", add_maintainer("samples", [keys.alice.public_key], ["*"]), now=NOW)
-    sign_root_dir(index / "root", keys.root)
-    for manifest in sorted(index.glob("plugins/*/*/plugin.toml")):
-        sign_release(manifest.parent, keys.alice)
+def sample_site(tmp_path: Path) -> Path:
+    """The committed sample index, built with its committed (demo-only) index key."""
+    key = SecretKey.load((ROOT / "samples/keys/index.key").read_bytes(), None)
     site = tmp_path / "site"
-    build_site(BuildOptions(index=index, out=site, keys=[keys.index], now=NOW, smoke=False))
+    build_site(BuildOptions(index=SAMPLE, out=site, keys=[key], now=NOW, smoke=False))
     return site
 
 
