@@ -634,8 +634,9 @@ def build_site(opts: BuildOptions) -> BuildResult:
     index = opts.index
     if not index.is_dir():
         raise UsageError(f"{index} is not a folder", where=str(index), fix="pass the index folder")
-    site_io.recover_interrupted(opts.out)
-    site_io.check_site_target(opts.out)
+    out = site_io.real_site(opts.out)
+    site_io.recover_interrupted(out)
+    site_io.check_site_target(out)
     config = load_registry_config(index)
     chain = load_root_chain(index, verify_now)
     previous = load_previous(opts.previous, chain) if opts.previous else None
@@ -700,17 +701,17 @@ def build_site(opts: BuildOptions) -> BuildResult:
     document = _document(config, chain, prepared, previous, version, opts.now, generated_at)
     data = document.to_bytes()
     signatures = sign_registry(data, opts.keys, chain.root, config.name, version)
-    staged = site_io.staging_dir(opts.out)
+    staged = site_io.staging_dir(out)
     try:
         for rel in releases:
-            _stage_release(staged, rel, prepared[(rel.name, rel.version)], opts.out)
+            _stage_release(staged, rel, prepared[(rel.name, rel.version)], out)
         (staged / "root").mkdir()
         for relname, path in chain.files:
             _write(staged / relname, path.read_bytes())
         _write(staged / REGISTRY_JSON, data)
         for name, text in signatures.items():
             _write(staged / name, text.encode("utf-8"))
-        site_io.swap_into_place(staged, opts.out)
+        site_io.swap_into_place(staged, out)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

@@ -61,6 +61,7 @@ def resign_site(
 
     ``validity`` defaults to the current document's window (expires_at - generated_at).
     """
+    site = site_io.real_site(site)
     path = site / REGISTRY_JSON
     if not path.is_file():
         raise UsageError(

@@ -49,9 +49,14 @@ def is_signature_of(entry: str, signed_name: str) -> bool:
 # --------------------------------------------------------------------------- staging and swap
 
 
+def real_site(site: Path) -> Path:
+    """SITE itself, or the folder it links to: a symlinked web root keeps pointing at the new site."""
+    return site.resolve() if site.is_symlink() else site
+
+
 def check_site_target(site: Path) -> None:
     """Refuse to replace a folder that is not a previous site: a typo must not delete a home dir."""
-    if site.is_symlink() or not site.exists():
+    if not site.exists():
         return
     if not site.is_dir():
         raise UnsafeSiteError(

@@ -363,3 +363,16 @@ def test_cli_site_is_served_and_verifies(index: Index, tmp_path: Path, runner: C
     import hashlib
 
     assert hashlib.sha256(wasm).hexdigest() == doc.plugins["beta"]["2.0.0"].wasm.sha256
+
+
+def test_symlinked_site_keeps_its_link(index: Index, tmp_path: Path) -> None:
+    real = tmp_path / "releases" / "site"
+    real.parent.mkdir()
+    link = tmp_path / "www"
+    build(index, real)
+    link.symlink_to(real)
+    result = build(index, link, now=LATER)
+    assert link.is_symlink() and link.resolve() == real
+    assert parse_registry((link / "registry.json").read_bytes()).version == result.document.version
+    resign_site(link, [index.keys.index], LATER + timedelta(hours=1))
+    assert link.is_symlink() and not list(tmp_path.rglob(".site.build-*"))
