@@ -494,8 +494,13 @@ class _NewRelease:
         self.step("escalation", lambda: self.escalation(previous))
         if self.checks["manifest"] and self.checks["digest"]:
             self.step("smoke", lambda: self.smoke(previous))
+        if (self.dir / "yank.toml").exists():
+            self.step("yank signature", self.yank)
 
     # -- the checks
+
+    def yank(self) -> None:
+        self.result.findings.extend(_check_yank(self.o.repo.root, self.rel_dir, self.key, self.gate))
 
     def files(self) -> None:
         allowed = {"plugin.toml", "yank.toml"}

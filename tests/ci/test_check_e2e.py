@@ -471,3 +471,11 @@ def test_shard_assignment_is_a_partition() -> None:
     for count in (1, 2, 3, 7):
         owners = [[Shard(i, count).owns(p) for i in range(1, count + 1)] for p in range(50)]
         assert all(sum(row) == 1 for row in owners)
+
+
+def test_yank_in_a_new_release_must_be_signed(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    (release / "yank.toml").write_text('[yank]\nname = "alpha"\nversion = "1.1.0"\nreason = "oops"\n')
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert (finding.rule, finding.file) == ("signature", f"{A}/1.1.0/yank.toml")
