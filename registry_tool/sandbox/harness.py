@@ -36,6 +36,11 @@ if TYPE_CHECKING:
     from registry_tool.manifest.model import Manifest, TestSpec
 
 _STDERR_TAIL = 2000
+_MAX_EVENT = 1024 * 1024  # an outcome line is a few KiB: anything longer is not our worker talking
+
+
+class _ProtocolError(Exception):
+    """The worker wrote something that is not a well-formed event."""
 
 
 class SmokeSetupError(CheckFailed):
@@ -74,8 +79,15 @@ class _Worker:
             if not chunk:
                 return None
             self.buffer += chunk
+            if len(self.buffer) > _MAX_EVENT:
+                raise _ProtocolError(f"an event line longer than {_MAX_EVENT} bytes")
         line, self.buffer = self.buffer.split(b"\n", 1)
-        event: dict[str, Any] = json.loads(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise _ProtocolError("a line that is not JSON") from None
+        if not isinstance(event, dict) or "event" not in event:
+            raise _ProtocolError("a JSON line that is not an event")
         return event
 
     def kill(self) -> None:
@@ -98,15 +110,19 @@ class _Worker:
         return self.diagnosis
 
 
+WORKER_COMMAND = [sys.executable, "-m", "registry_tool.sandbox.worker"]
+_ALLOWED_ENV = ("PATH", "PYTHONPATH", "LANG", "HOME")  # enough to start Python; the worker clears even these
+
+
 def _start_worker(job: Job, start: int) -> _Worker:
     stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by _Worker, closed in close()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "registry_tool.sandbox.worker"],
+        WORKER_COMMAND,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,
         start_new_session=True,  # its own process group, so a kill takes any children too
-        env={k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG", "HOME")},
+        env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps({"job": job.to_json(), "start": start}).encode())
@@ -153,37 +169,67 @@ def run_job(job: Job) -> list[TestOutcome]:
 
 def _run_worker(job: Job, start: int) -> list[TestOutcome]:
     """Outcomes from one worker, from case ``start`` up to the one it finished or died on."""
-    limits, cases = job.limits, job.cases[start:]
+    cases = job.cases[start:]
     worker = _start_worker(job, start)
+    outcomes: list[TestOutcome] = []
     try:
-        began = time.monotonic()
-        try:
-            event = worker.read_event(began + limits.compile_timeout)
-        except TimeoutError:
-            worker.kill()
-            detail = f"compilation did not finish within {limits.compile_timeout:g}s; worker killed"
-            return [_fail(c, Outcome.compile_timeout, detail, _ms_since(began)) for c in cases]
-        if event is None:
-            outcome, detail = _death(worker, worker.close())
-            return [_fail(c, outcome, f"while compiling: {detail}") for c in cases]
-        if event["event"] == "compile_error":
-            return [_fail(c, Outcome.compile_error, neutralise(str(event["detail"]))) for c in cases]
-        outcomes: list[TestOutcome] = []
+        failed = _await_compile(worker, job, cases)
+        if failed:
+            return failed
         for case in cases:
-            began = time.monotonic()
-            try:
-                event = worker.read_event(began + limits.wall_time + limits.kill_margin)
-            except TimeoutError:
-                worker.kill()
-                detail = f"no result within {limits.wall_time + limits.kill_margin:g}s; worker killed"
-                return [*outcomes, _fail(case, Outcome.timeout, detail, _ms_since(began))]
-            if event is None:
-                outcome, detail = _death(worker, worker.close())
-                return [*outcomes, _fail(case, outcome, detail, _ms_since(began))]
-            outcomes.append(TestOutcome.from_json(event["outcome"]))
+            ended = _await_test(worker, job, case)
+            outcomes.append(ended)
+            if worker.diagnosis is not None:  # the worker is gone: the rest needs a new one
+                break
         return outcomes
+    except _ProtocolError as err:
+        # Only a subverted worker process could write this; fail closed on the current test.
+        worker.kill()
+        detail = f"the worker broke the result protocol: {err}"
+        return [*outcomes, _fail(cases[len(outcomes)], Outcome.worker_crashed, detail)]
     finally:
         worker.close()
+
+
+def _await_compile(worker: _Worker, job: Job, cases: list[Case]) -> list[TestOutcome]:
+    """Wait for the compile phase; on failure, the outcome of every remaining case."""
+    began, limit = time.monotonic(), job.limits.compile_timeout
+    try:
+        event = worker.read_event(began + limit)
+    except TimeoutError:
+        worker.kill()
+        detail = f"compilation did not finish within {limit:g}s; worker killed"
+        return [_fail(c, Outcome.compile_timeout, detail, _ms_since(began)) for c in cases]
+    if event is None:
+        outcome, detail = _death(worker, worker.close())
+        return [_fail(c, outcome, f"while compiling: {detail}") for c in cases]
+    if event["event"] == "compile_error":
+        return [_fail(c, Outcome.compile_error, neutralise(str(event.get("detail", "")))) for c in cases]
+    if event["event"] != "compiled":
+        raise _ProtocolError(f"unexpected event {event['event']!r} before compilation ended")
+    return []
+
+
+def _await_test(worker: _Worker, job: Job, case: Case) -> TestOutcome:
+    """The next test's outcome, or its timeout/crash (the worker is then closed)."""
+    began, limit = time.monotonic(), job.limits.wall_time + job.limits.kill_margin
+    try:
+        event = worker.read_event(began + limit)
+    except TimeoutError:
+        worker.kill()
+        worker.close()
+        return _fail(case, Outcome.timeout, f"no result within {limit:g}s; worker killed", _ms_since(began))
+    if event is None:
+        outcome, detail = _death(worker, worker.close())
+        return _fail(case, outcome, detail, _ms_since(began))
+    try:
+        result = TestOutcome.from_json(event["outcome"])
+    except (KeyError, ValueError, TypeError):
+        raise _ProtocolError("a test event without a valid outcome") from None
+    if result.name != case.name:
+        raise _ProtocolError(f"an outcome for {result.name!r} while {case.name!r} was running")
+    result.expected = case.expect_trap or Outcome.passed.value  # the parent decides what passes
+    return result
 
 
 def _ms_since(began: float) -> float:
