@@ -627,14 +627,19 @@ def _safe_print(path: Path) -> list[int] | None:
 
 def build_site(opts: BuildOptions) -> BuildResult:
     """Build and atomically publish SITE from the index (see module docstring)."""
+    if not opts.index.is_dir():
+        raise UsageError(f"{opts.index} is not a folder", where=str(opts.index), fix="pass the index folder")
+    out = site_io.real_site(opts.out)
+    with site_io.site_lock(out):
+        return _build_locked(opts, out)
+
+
+def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
     from registry_tool.manifest import load_registry_config
 
     started = time.perf_counter()
     verify_now = opts.verify_now or opts.now
     index = opts.index
-    if not index.is_dir():
-        raise UsageError(f"{index} is not a folder", where=str(index), fix="pass the index folder")
-    out = site_io.real_site(opts.out)
     site_io.recover_interrupted(out)
     site_io.check_site_target(out)
     config = load_registry_config(index)

@@ -62,6 +62,18 @@ def resign_site(
     ``validity`` defaults to the current document's window (expires_at - generated_at).
     """
     site = site_io.real_site(site)
+    with site_io.site_lock(site):
+        return _resign_locked(site, keys, now, validity, registry_version, verify_now)
+
+
+def _resign_locked(
+    site: Path,
+    keys: list[Any],
+    now: datetime,
+    validity: timedelta | None,
+    registry_version: int | None,
+    verify_now: datetime | None,
+) -> ResignResult:
     path = site / REGISTRY_JSON
     if not path.is_file():
         raise UsageError(

@@ -19,6 +19,7 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.registry.document import MAX_REGISTRY_BYTES, REGISTRY_JSON
@@ -52,6 +53,14 @@ def is_signature_of(entry: str, signed_name: str) -> bool:
 def real_site(site: Path) -> Path:
     """SITE itself, or the folder it links to: a symlinked web root keeps pointing at the new site."""
     return site.resolve() if site.is_symlink() else site
+
+
+def site_lock(site: Path) -> Any:
+    """One writer per SITE: a second build or resign waits (the OS drops the lock of a killed one)."""
+    from filelock import FileLock
+
+    site.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(site.parent / f".{site.name}.lock")
 
 
 def check_site_target(site: Path) -> None:

@@ -68,7 +68,7 @@ def test_exception_mid_staging_leaves_previous_site_intact(
     with pytest.raises(OSError, match="No space left"):
         build(index, site, previous=str(site), now=LATER)
     assert tree(site) == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".site")) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".site.")) == [".site.lock"]
 
 
 def test_failure_during_swap_leaves_previous_site_intact(
@@ -132,6 +132,22 @@ def test_killed_build_leaves_previous_site_intact_and_next_build_recovers(
     result = build(index, site, now=LATER)
     assert not list(tmp_path.glob(".site.build-*"))
     assert "1.2.0" in result.document.plugins["alpha"]
+
+
+def test_concurrent_builds_of_one_site_are_serialised(index: Index, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    site = tmp_path / "site"
+    build(index, site)
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(build, index, site, registry_version=v)
+            for v in (90_000_000_000_000, 90_000_000_000_001)
+        ]
+        versions = sorted(r.result().document.version for r in runs)
+    assert versions == [90_000_000_000_000, 90_000_000_000_001]
+    assert parse_registry((site / "registry.json").read_bytes()).version in versions
+    assert not list(tmp_path.glob(".site.build-*"))
 
 
 def test_recovery_after_a_crash_between_the_two_fallback_renames(tmp_path: Path) -> None:
