@@ -418,12 +418,12 @@ def test_broken_toml_in_new_release_is_reported_with_its_line(index_repo: IndexR
 
 
 def test_a_crashing_check_fails_closed(index_repo: IndexRepo, monkeypatch: pytest.MonkeyPatch) -> None:
-    import registry_tool.ci.check as check
+    import registry_tool.ci.release as release_checks
 
     def boom(*_args: object) -> set[tuple[str, str]]:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(check, "_imports", boom)
+    monkeypatch.setattr(release_checks, "_imports", boom)
     index_repo.release("alpha", "1.1.0")
     index_repo.commit()
     report = index_repo.check()

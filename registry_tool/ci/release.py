@@ -1,0 +1,456 @@
+"""The checks of one release that does not exist at the base ref (and of yanks).
+
+Each check is a step: it adds findings with the TOML line of the offending key, and its
+verdict lands in ``data["checks"]`` for the job summary.  A step that raises a library error
+becomes that error's finding; one that crashes fails closed as ``internal-error``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from semantic_version import Version
+
+from registry_tool.ci.gitdiff import GitRepo
+from registry_tool.ci.model import CheckOptions, ReleaseKey
+from registry_tool.ci.trustgate import TrustGate
+from registry_tool.errors import RegistryToolError
+from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
+from registry_tool.manifest.source import TomlSyntaxError, parse_toml
+from registry_tool.report import CheckResult, Finding, Severity
+from registry_tool.sandbox import TestOutcome, smoke_release
+
+# validate's rules about the artifact pin, plus ours.
+_DIGEST_RULES = frozenset(
+    {
+        "digest-mismatch",
+        "size-mismatch",
+        "artifact-missing",
+        "artifact-path",
+        "artifact-size",
+        "artifact-digest",
+    }
+)
+
+
+class IndexContext(Protocol):
+    """What a release check needs from the index being checked."""
+
+    repo: GitRepo
+    options: CheckOptions
+
+    def path(self, *parts: str) -> str: ...
+
+    def rebase_map(self, rel_dir: str) -> list[tuple[Path, str]]: ...
+
+    def base_versions(self, name: str) -> list[Version]: ...
+
+    def export_base(self, rel_dir: str) -> Path: ...
+
+
+class NewRelease:
+    """Every check of a release that does not exist at the base."""
+
+    def __init__(
+        self,
+        owner: IndexContext,
+        key: ReleaseKey,
+        rel_dir: str,
+        gate: TrustGate,
+        config: RegistryConfig,
+        result: CheckResult,
+    ) -> None:
+        self.o, self.key, self.rel_dir, self.gate, self.config, self.result = (
+            owner,
+            key,
+            rel_dir,
+            gate,
+            config,
+            result,
+        )
+        self.dir = owner.repo.root / rel_dir
+        self.manifest_rel = f"{rel_dir}/plugin.toml"
+        self.raw = (self.dir / "plugin.toml").read_bytes()
+        self.doc = _toml(self.raw)
+        try:
+            self.lines: Callable[[str], int | None] = parse_toml(self.dir / "plugin.toml", self.raw).line_of
+        except TomlSyntaxError:
+            self.lines = lambda _field: None  # validate reports the syntax error with its position
+        self.checks: dict[str, bool] = result.data["checks"]
+        result.data["kind"] = "recheck" if owner.options.full else "new"
+
+    def add(
+        self,
+        rule: str,
+        message: str,
+        *,
+        field: str | None = None,
+        fix: str | None = None,
+        severity: Severity = Severity.error,
+        file: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.result.findings.append(
+            Finding(
+                rule=rule,
+                message=message,
+                severity=severity,
+                file=file or self.manifest_rel,
+                line=line if line is not None else (self.lines(field) if field else None) or 1,
+                field=field,
+                fix=fix,
+            )
+        )
+
+    def step(self, name: str, fn: Callable[[], None]) -> None:
+        before = sum(1 for f in self.result.findings if f.severity is Severity.error)
+        try:
+            fn()
+        except RegistryToolError as err:
+            self.result.findings.append(
+                finding_from_error(err, self.o.repo.root, self.o.rebase_map(self.rel_dir))
+            )
+        except Exception as err:  # fail closed with a finding, not a traceback
+            self.add(
+                "internal-error",
+                f"the {name} check crashed: {type(err).__name__}: {err}",
+                fix="report this to the registry-tool maintainers; the release cannot pass until it runs",
+            )
+        after = sum(1 for f in self.result.findings if f.severity is Severity.error)
+        self.checks[name] = after == before
+
+    def run(self) -> None:
+        self.step("files", self.files)
+        self.step("manifest", self.validate)
+        self.step("digest", self.digest)
+        self.checks["digest"] = not any(f.rule in _DIGEST_RULES for f in self.result.findings)
+        self.step("signature", self.signature)
+        self.step("version order", self.version_order)
+        previous = self.previous_release()
+        self.step("escalation", lambda: self.escalation(previous))
+        if self.checks["manifest"] and self.checks["digest"]:
+            self.step("smoke", lambda: self.smoke(previous))
+        if (self.dir / "yank.toml").exists():
+            self.step("yank signature", self.yank)
+
+    # -- the checks
+
+    def yank(self) -> None:
+        self.result.findings.extend(check_yank(self.o.repo.root, self.rel_dir, self.key, self.gate))
+
+    def files(self) -> None:
+        allowed = {"plugin.toml", "yank.toml"}
+        artifact = self.doc.get("artifact", {})
+        if isinstance(artifact, dict) and isinstance(artifact.get("file"), str):
+            allowed.add(PurePosixPath(artifact["file"]).as_posix())
+        for test in self.doc.get("tests", []) if isinstance(self.doc.get("tests"), list) else []:
+            for key in ("input_file", "expect_file"):
+                if isinstance(test, dict) and isinstance(test.get(key), str):
+                    allowed.add(PurePosixPath(test[key]).as_posix())
+        for path in sorted(self.dir.rglob("*")):
+            rel = path.relative_to(self.dir).as_posix()
+            repo_rel = f"{self.rel_dir}/{rel}"
+            if path.is_dir() or rel in allowed or _is_signature_of(rel, allowed):
+                continue
+            self.add(
+                "unexpected-file",
+                f"{repo_rel} is not referenced by plugin.toml, so no signature covers it",
+                file=repo_rel,
+                line=1,
+                fix="remove the file, or reference it from plugin.toml and re-sign",
+            )
+
+    def validate(self) -> None:
+        checked = validate_release(self.dir, self.config)
+        rebase = self.o.rebase_map(self.rel_dir)
+        self.result.findings.extend(rebase_finding(f, self.o.repo.root, rebase) for f in checked.findings)
+        self.result.data["validate"] = checked.data
+
+    def digest(self) -> None:
+        """Fail closed on the pin: validate reports mismatches, but only as one rule among many."""
+        if any(f.rule in _DIGEST_RULES for f in self.result.findings):
+            return
+        artifact = self.doc.get("artifact", {})
+        file = artifact.get("file") if isinstance(artifact, dict) else None
+        wasm = self.dir / file if isinstance(file, str) else None
+        if wasm is None or not wasm.is_file() or wasm.is_symlink():
+            self.add(
+                "artifact-digest",
+                f"the artifact {file!r} is missing",
+                field="artifact.file",
+                fix="commit the .wasm file named by [artifact] file",
+            )
+            return
+        data = wasm.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if artifact.get("sha256") != digest:
+            self.add(
+                "artifact-digest",
+                f"{file} has sha256 {digest}, plugin.toml pins {artifact.get('sha256')!r}",
+                field="artifact.sha256",
+                fix="pin the artifact and re-sign: `registry-tool sign` on the release",
+            )
+        elif artifact.get("size") != len(data):
+            self.add(
+                "artifact-digest",
+                f"{file} is {len(data)} bytes, plugin.toml pins {artifact.get('size')!r}",
+                field="artifact.size",
+                fix="run `registry-tool sign` on the release",
+            )
+        self.result.data["artifact_sha256"] = digest
+
+    def signature(self) -> None:
+        verdict = self.gate.verify_release(
+            self.dir / "plugin.toml", self.manifest_rel, self.key.name, self.key.version
+        )
+        self.result.findings.extend(verdict.findings)
+        self.result.data["signers"] = verdict.signers
+
+    def version_order(self) -> None:
+        if self.o.options.full:
+            return  # a re-check judges releases as they are, not the order they arrived in
+        try:
+            mine = Version(self.key.version)
+        except ValueError:
+            return  # validate reports a non-semver version
+        existing = self.o.base_versions(self.key.name)
+        if existing and mine < existing[-1] and not self.config.allow_backports:
+            self.add(
+                "version-backwards",
+                f"version {mine} is lower than the published {existing[-1]} of {self.key.name}",
+                field="plugin.version",
+                fix=f"publish a version above {existing[-1]}, or set [index] allow_backports = true in "
+                "registry.toml (a registry maintainer's decision)",
+            )
+
+    def previous_release(self) -> Path | None:
+        """The highest published version below this one, exported from the base."""
+        try:
+            mine = Version(self.key.version)
+        except ValueError:
+            return None
+        existing = self.o.base_versions(self.key.name)
+        if not existing:
+            return None
+        lower = [v for v in existing if v < mine]
+        if not lower and self.o.options.full:
+            return None
+        # A backport below every published version is compared with its nearest neighbour.
+        prev = lower[-1] if lower else existing[0]
+        self.result.data["previous"] = str(prev)
+        return self.o.export_base(self.o.path("plugins", self.key.name, str(prev)))
+
+    def escalation(self, previous: Path | None) -> None:
+        if previous is None:
+            # Not an escalation, but reviewers must see what a new plugin asks for.
+            requested = sorted(_granted(self.doc))
+            self.result.data["escalations"] = [f"new plugin requests permission {p}" for p in requested]
+            for perm in requested:
+                self.add(
+                    "new-permission",
+                    f"the new plugin requests permission '{perm}'",
+                    field=f"permissions.{perm}",
+                    severity=Severity.notice,
+                    fix="a reviewer confirms the plugin needs it",
+                )
+            return
+        old_doc = _toml((previous / "plugin.toml").read_bytes())
+        severity = Severity.warning if self.o.options.allow_escalation else Severity.error
+        if self.o.options.full:
+            severity = Severity.notice  # published escalations were approved when they merged
+        approved = " (approved with --allow-escalation)" if self.o.options.allow_escalation else ""
+        fix = (
+            "a registry maintainer reviews the new capability and re-runs the check with the approval label "
+            "(--allow-escalation)"
+        )
+        escalations: list[str] = []
+        for perm in sorted(_granted(self.doc) - _granted(old_doc)):
+            escalations.append(f"permission {perm}")
+            self.add(
+                "permission-escalation",
+                f"ESCALATION: permission '{perm}' is new since {self.result.data['previous']}{approved}",
+                field=f"permissions.{perm}",
+                fix=fix,
+                severity=severity,
+            )
+        new_imports = _imports(self.dir, self.doc, self.config) - _imports(previous, old_doc, self.config)
+        for module, name in sorted(new_imports):
+            escalations.append(f"import {module}.{name}")
+            self.add(
+                "import-escalation",
+                f"ESCALATION: the module imports {module}.{name}, which "
+                f"{self.result.data['previous']} did not{approved}",
+                field="artifact.file",
+                fix=fix,
+                severity=severity,
+            )
+        self.result.data["escalations"] = escalations
+
+    def smoke(self, previous: Path | None) -> None:
+        outcomes = self._run_smoke(self.dir)
+        tests = [o.to_json() for o in outcomes]
+        self.result.data["tests"] = tests
+        for i, outcome in enumerate(outcomes):
+            if not outcome.passed:
+                self.add(
+                    "smoke-failed",
+                    f"test '{outcome.name}' ended in {outcome.outcome.value}, expected {outcome.expected}"
+                    + (f": {outcome.detail}" if outcome.detail else ""),
+                    field=f"tests[{i}]",
+                    fix="run `registry-tool smoke` on the release locally and fix the plugin or the test",
+                )
+        if previous is None or not all(o.passed for o in outcomes):
+            return
+        try:
+            before = {o.name: o for o in self._run_smoke(previous)}
+        except RegistryToolError:
+            return  # the previous release no longer runs under today's rules: nothing to compare
+        self.regressions(outcomes, before)
+
+    def regressions(self, outcomes: list[TestOutcome], before: dict[str, TestOutcome]) -> None:
+        threshold = float(self.config.regression_threshold)
+        for i, outcome in enumerate(outcomes):
+            old = before.get(outcome.name)
+            if old is None:
+                continue
+            for rule, attr, unit in (
+                ("fuel-regression", "fuel_consumed", "fuel"),
+                ("memory-regression", "peak_memory_bytes", "bytes of peak memory"),
+            ):
+                new_v, old_v = getattr(outcome, attr), getattr(old, attr)
+                if not new_v or not old_v or new_v <= old_v * (1 + threshold):
+                    continue
+                growth = new_v / old_v - 1
+                self.add(
+                    rule,
+                    f"test '{outcome.name}' uses {new_v:,} {unit}, {growth:.0%} more than "
+                    f"{self.result.data['previous']} ({old_v:,}); threshold {threshold:.0%}",
+                    field=f"tests[{i}]",
+                    severity=Severity.warning,
+                    fix="check for an accidental slowdown or leak; the warning does not block the merge",
+                )
+                self.result.data.setdefault("regressions", []).append(
+                    {"test": outcome.name, "metric": attr, "previous": old_v, "new": new_v, "growth": growth}
+                )
+
+    def _run_smoke(self, release_dir: Path) -> list[TestOutcome]:
+        manifest = load_manifest(release_dir / "plugin.toml", self.config)
+        if self.o.options.smoke is not None:
+            return self.o.options.smoke(manifest, self.config)
+        return list(smoke_release(manifest, self.config))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> list[Finding]:
+    yank_rel = f"{rel_dir}/yank.toml"
+    yank = root / yank_rel
+    if not yank.is_file():
+        return [
+            Finding(
+                rule="yank-invalid",
+                message="a yank signature was added without yank.toml",
+                file=yank_rel,
+                fix="add yank.toml with [yank] name, version and reason",
+            )
+        ]
+    try:
+        src = parse_toml(yank, yank.read_bytes())
+    except TomlSyntaxError as err:
+        return [
+            Finding(
+                rule="yank-invalid",
+                message=f"yank.toml is not valid TOML: {err}",
+                file=yank_rel,
+                line=err.line,
+                column=err.column,
+                fix="correct the TOML syntax",
+            )
+        ]
+    findings: list[Finding] = []
+    table = src.data.get("yank")
+    table = table if isinstance(table, dict) else {}
+    for field_, expected in (("name", key.name), ("version", key.version)):
+        if table.get(field_) != expected:
+            findings.append(
+                Finding(
+                    rule="yank-invalid",
+                    message=f"yank.{field_} is {table.get(field_)!r}, expected {expected!r}",
+                    file=yank_rel,
+                    line=src.line_of(f"yank.{field_}") or 1,
+                    field=f"yank.{field_}",
+                    fix="a yank names exactly the release folder it is in",
+                )
+            )
+    if not isinstance(table.get("reason"), str) or not table["reason"].strip():
+        findings.append(
+            Finding(
+                rule="yank-invalid",
+                message="yank.reason is missing",
+                file=yank_rel,
+                line=src.line_of("yank") or 1,
+                field="yank.reason",
+                fix='say why, e.g. reason = "CVE-2026-1234: ..."',
+            )
+        )
+    verdict = gate.verify_release(yank, yank_rel, key.name, key.version)
+    findings.extend(verdict.findings)
+    return findings
+
+
+def _toml(raw: bytes) -> dict[str, Any]:
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}  # validate_release reports the syntax error with its position
+
+
+def _granted(doc: dict[str, Any]) -> set[str]:
+    perms = doc.get("permissions", {})
+    return {k for k, v in perms.items() if v is True} if isinstance(perms, dict) else set()
+
+
+def _imports(release_dir: Path, doc: dict[str, Any], config: RegistryConfig) -> set[tuple[str, str]]:
+    artifact = doc.get("artifact", {})
+    file = artifact.get("file") if isinstance(artifact, dict) else None
+    if not isinstance(file, str) or not (release_dir / file).is_file():
+        return set()
+    info = inspect_wasm((release_dir / file).read_bytes(), config.features)
+    return {(i.module, i.name) for i in info.imports}
+
+
+def _is_signature_of(rel: str, signed: set[str]) -> bool:
+    for base in signed:
+        if rel == f"{base}.minisig":
+            return True
+        rest = rel[len(base) :] if rel.startswith(base + ".") else ""
+        if rest.endswith(".minisig") and len(rest) == len(".0123456789ABCDEF.minisig"):
+            return True
+    return False
+
+
+def rebase_finding(finding: Finding, repo_root: Path, rebase: list[tuple[Path, str]]) -> Finding:
+    """Findings of other parts name files as they saw them; annotations need repo-relative paths."""
+    if not finding.file:
+        return finding
+    path = Path(finding.file)
+    absolute = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    for prefix, label in rebase:
+        try:
+            return replace(finding, file=f"{label}/{absolute.relative_to(prefix.resolve()).as_posix()}")
+        except ValueError:
+            continue
+    try:
+        return replace(finding, file=absolute.relative_to(repo_root.resolve()).as_posix())
+    except ValueError:
+        return finding
+
+
+def finding_from_error(err: RegistryToolError, repo_root: Path, rebase: list[tuple[Path, str]]) -> Finding:
+    return rebase_finding(Finding.from_error(err), repo_root, rebase)
