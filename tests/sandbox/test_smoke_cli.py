@@ -206,3 +206,20 @@ def test_release_outside_any_index_is_a_usage_error(tmp_path: Path) -> None:
     proc = _cli(str(tmp_path / "plugins" / "loose"))
     assert proc.returncode == 2
     assert "registry.toml" in proc.stderr
+
+
+def test_feature_set_wasmtime_cannot_provide_is_a_usage_error(index: Path) -> None:
+    config = index / "registry.toml"
+    config.write_text(config.read_text().replace("reference_types = true", "reference_types = false"))
+    proc = _cli(str(index), "--no-cache")
+    assert proc.returncode == 2
+    assert "reference_types" in proc.stderr
+
+
+def test_module_over_the_registry_size_cap_is_not_run(index: Path) -> None:
+    config = index / "registry.toml"
+    config.write_text(config.read_text().replace('module_size = "32MiB"', "module_size = 10"))
+    report = smoke_paths([index], cache=False)
+    [result] = report.results
+    assert [f.rule for f in result.findings] == ["smoke-setup"]
+    assert "module_size" in result.findings[0].message
