@@ -249,11 +249,11 @@ class NewRelease:
         if previous is None:
             # Not an escalation, but reviewers must see what a new plugin asks for.
             requested = sorted(_granted(self.doc))
-            self.result.data["escalations"] = [f"new plugin requests permission {p}" for p in requested]
+            self.result.data["escalations"] = [f"first release requests permission {p}" for p in requested]
             for perm in requested:
                 self.add(
                     "new-permission",
-                    f"the new plugin requests permission '{perm}'",
+                    f"the plugin's first release requests permission '{perm}'",
                     field=f"permissions.{perm}",
                     severity=Severity.notice,
                     fix="a reviewer confirms the plugin needs it",
