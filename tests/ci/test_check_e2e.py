@@ -479,3 +479,26 @@ def test_yank_in_a_new_release_must_be_signed(index_repo: IndexRepo) -> None:
     index_repo.commit()
     (finding,) = errors(index_repo.check())
     assert (finding.rule, finding.file) == ("signature", f"{A}/1.1.0/yank.toml")
+
+
+def test_full_recheck_of_the_bundled_sample_index(tmp_path: Path) -> None:
+    """Every ABI the registry serves (core, wasi-command, extism, component) through the real check."""
+    import shutil
+
+    from registry_tool.ci.check import CheckOptions, check_pull_request
+
+    sample = Path(__file__).resolve().parents[2] / "index"
+    if not (sample / "root" / "1.root.json").is_file():
+        pytest.skip("the sample index has no root yet")
+    repo = tmp_path / "sample"
+    shutil.copytree(sample, repo / "index")
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    for key, value in (("user.email", "t@example.invalid"), ("user.name", "t"), ("commit.gpgsign", "false")):
+        git(repo, "config", key, value)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sample")
+    report = check_pull_request(repo, [], CheckOptions(base="HEAD", full=True))
+    assert report.ok, [f.text() for _, f in report.findings()]
+    abis = {r.data["validate"]["abi"] for r in report.results}
+    assert {"core", "wasi-command", "extism", "component"} <= abis
+    assert all(t["passed"] for r in report.results for t in r.data["tests"])
