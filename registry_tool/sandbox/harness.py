@@ -253,6 +253,8 @@ _FIXES = {
     Outcome.worker_crashed: "report this: the engine crashed on this module",
     Outcome.output_limit: "write less to stdout/stderr",
 }
+#: Older spellings accepted in ``expect_trap``, mapped to the outcome class they mean.
+TRAP_ALIASES = {"out_of_memory": "memory_limit", "exit": "exit_code", "unreachable": "trap"}
 #: What a test runs when it names no export.
 _DEFAULT_CALL = {"wasi-command": "_start", "component": "wasi:cli/run"}
 
@@ -260,7 +262,8 @@ _DEFAULT_CALL = {"wasi-command": "_start", "component": "wasi:cli/run"}
 def case_from_spec(spec: TestSpec, abi: str) -> Case:
     """A worker Case from a manifest ``[[tests]]`` entry (reads input/expect files)."""
     where = f"{spec.release_dir / 'plugin.toml'}"
-    if spec.expect_trap is not None and spec.expect_trap not in OUTCOME_NAMES:
+    expect_trap = TRAP_ALIASES.get(spec.expect_trap or "", spec.expect_trap)
+    if expect_trap is not None and expect_trap not in OUTCOME_NAMES:
         raise SmokeSetupError(
             f"test '{spec.name}': unknown expect_trap class '{spec.expect_trap}'",
             where=where,
@@ -282,7 +285,7 @@ def case_from_spec(spec: TestSpec, abi: str) -> Case:
         expect_kind=kind,
         expect=expect,
         exit_code=spec.exit_code or 0,
-        expect_trap=spec.expect_trap,
+        expect_trap=expect_trap,
     )
 
 

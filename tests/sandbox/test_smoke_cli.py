@@ -223,3 +223,12 @@ def test_module_over_the_registry_size_cap_is_not_run(index: Path) -> None:
     [result] = report.results
     assert [f.rule for f in result.findings] == ["smoke-setup"]
     assert "module_size" in result.findings[0].message
+
+
+@pytest.mark.parametrize(("alias", "outcome"), [("out_of_memory", "memory_limit"), ("exit", "exit_code")])
+def test_expect_trap_aliases_map_to_outcome_classes(index: Path, alias: str, outcome: str) -> None:
+    from registry_tool.manifest.model import TestSpec
+    from registry_tool.sandbox import case_from_spec
+
+    spec = TestSpec(index=0, name="t", call="f", release_dir=index, expect_trap=alias)
+    assert case_from_spec(spec, "core").expect_trap == outcome
