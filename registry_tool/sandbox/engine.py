@@ -7,6 +7,7 @@ decides the limits and the worker only applies them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -197,11 +198,13 @@ class ModuleCache:
     """Compiled modules on disk, keyed by module sha256 + engine fingerprint (incl. wasmtime version).
 
     Files are written atomically (temp file + rename) so parallel workers never see a half file.
-    The directory is created private (0700) and refused if someone else could write to it.
+    The directory is created private (0700) and refused if someone else could write to it.  A hit
+    refreshes the entry's mtime; past ``max_bytes`` the least recently used entries are removed.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_bytes: int = 2 * 1024**3) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes
 
     def _usable(self) -> bool:
         try:
@@ -213,17 +216,21 @@ class ModuleCache:
     def path_for(self, key: str) -> Path:
         return self.directory / f"{key}.cwasm"
 
-    def load(self, engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
+    def load(self, engine: wasmtime.Engine, key: str, kind: Any = wasmtime.Module) -> Any:
+        """The cached ``kind`` (Module or component.Component) for ``key``, or None."""
         path = self.path_for(key)
         if not path.is_file() or not self._usable():
             return None
         try:
-            return wasmtime.Module.deserialize_file(engine, str(path))
+            loaded = kind.deserialize_file(engine, str(path))
         except wasmtime.WasmtimeError:
             path.unlink(missing_ok=True)  # stale or damaged entry: recompile
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return loaded
 
-    def store(self, module: wasmtime.Module, key: str) -> bool:
+    def store(self, module: Any, key: str) -> bool:
         if not self._usable():
             return False
         data = module.serialize()
@@ -235,4 +242,19 @@ class ModuleCache:
         except OSError:
             Path(tmp).unlink(missing_ok=True)
             return False
+        self.prune()
         return True
+
+    def prune(self) -> None:
+        """Remove least recently used entries until the cache fits in ``max_bytes``."""
+        entries = []
+        for path in self.directory.glob("*.cwasm"):
+            with contextlib.suppress(OSError):
+                info = path.stat()
+                entries.append((info.st_mtime_ns, info.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size

@@ -134,13 +134,9 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache
     """The compiled module (or component), from the cache when possible; raises WasmtimeError."""
     kind: Any = component.Component if spec.component else wasmtime.Module
     key = cache_key(wasm, spec)
-    if cache is not None:
-        path = cache.path_for(key)
-        if path.is_file() and cache._usable():
-            try:
-                return kind.deserialize_file(engine, str(path))
-            except wasmtime.WasmtimeError:
-                path.unlink(missing_ok=True)
+    cached = cache.load(engine, key, kind) if cache is not None else None
+    if cached is not None:
+        return cached
     module = kind(engine, wasm)
     if cache is not None:
         cache.store(module, key)

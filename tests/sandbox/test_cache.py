@@ -23,10 +23,10 @@ def test_cache_entry_is_written_and_reused(run: Runner, tmp_path: Path) -> None:
     entries = list(cache.glob("*.cwasm"))
     assert first.outcome is Outcome.passed
     assert len(entries) == 1
-    stamp = entries[0].stat().st_mtime_ns
+    inode = entries[0].stat().st_ino
     [second] = run(wat(ADD), CASE, cache_dir=cache)
     assert second.outcome is Outcome.passed
-    assert entries[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    assert entries[0].stat().st_ino == inode  # read, not rewritten (a write renames a new file in)
     assert (cache.stat().st_mode & 0o777) == 0o700
 
 
@@ -83,3 +83,17 @@ def test_cache_dir_follows_platform_conventions_and_env_override(monkeypatch: py
     assert "registry-tool" in str(default_cache_dir())
     monkeypatch.setenv(CACHE_ENV, "/somewhere/else")
     assert default_cache_dir() == Path("/somewhere/else")
+
+
+def test_least_recently_used_entries_are_pruned_past_the_size_cap(tmp_path: Path) -> None:
+    engine = make_engine(EngineSpec())
+    modules = [wat(ADD.replace('"add"', f'"f{i}"')) for i in range(3)]
+    size = len(wasmtime.Module(engine, modules[0]).serialize())
+    cache = ModuleCache(tmp_path / "c", max_bytes=int(size * 2.5))
+    keys = [cache_key(m, EngineSpec()) for m in modules]
+    cache.store(wasmtime.Module(engine, modules[0]), keys[0])
+    cache.store(wasmtime.Module(engine, modules[1]), keys[1])
+    os.utime(cache.path_for(keys[1]), ns=(1, 1))  # make entry 1 the least recently used
+    assert cache.load(engine, keys[0]) is not None  # a hit refreshes entry 0
+    cache.store(wasmtime.Module(engine, modules[2]), keys[2])
+    assert [cache.path_for(k).exists() for k in keys] == [True, False, True]
