@@ -146,6 +146,11 @@ class TrustGate:
                     )
                 )
                 change.summary = f"root {self.root.version} -> {version} (INVALID)"
+                try:  # still say what the rejected version would change, for the reviewers
+                    proposed = Root.parse(path.read_bytes(), where=rel)
+                    change.summary += ": " + _describe(current, proposed)
+                except RegistryToolError:
+                    pass
                 break
             change.summary = f"root {self.root.version} -> {nxt.version}: " + _describe(current, nxt)
             current = nxt

@@ -114,7 +114,7 @@ def test_pr_adding_its_own_key_to_the_root_cannot_authorise_itself(index_repo: I
     root = next(r for r in report.results if r.subject == "root")
     change = only_rule(report, "root-change")[0]
     assert change.severity is Severity.warning and "ROOT CHANGE" in change.message
-    assert "maintainer 'mallory' added" not in change.message or "INVALID" in change.message
+    assert "root 2 -> 3 (INVALID): maintainer 'mallory' added" in change.message
     (bad_root,) = only_rule(report, "root-signature")
     assert (bad_root.file, bad_root.line) == ("index/root/3.root.json", 1)
     assert "not a key of the root role" in bad_root.message or "threshold" in bad_root.message
@@ -502,3 +502,23 @@ def test_full_recheck_of_the_bundled_sample_index(tmp_path: Path) -> None:
     abis = {r.data["validate"]["abi"] for r in report.results}
     assert {"core", "wasi-command", "extism", "component"} <= abis
     assert all(t["passed"] for r in report.results for t in r.data["tests"])
+
+
+@pytest.mark.parametrize("cosigned", [False, True], ids=["one-of-two", "two-of-two"])
+def test_root_change_needs_the_new_threshold(index_repo: IndexRepo, cosigned: bool) -> None:
+    from registry_tool.trust.editing import rotate_keys
+
+    keys, root_dir = index_repo.keys, index_repo.index / "root"
+    # Root v3 adds a second root key and raises the root threshold to 2.
+    edit_root_dir(root_dir, rotate_keys("root", add=[keys.mallory.public_key], threshold=2))
+    sign_root_dir(root_dir, keys.root)
+    if cosigned:
+        sign_root_dir(root_dir, keys.mallory)
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok is cosigned
+    change = only_rule(report, "root-change")[0]
+    assert "root role 1 key(s)/threshold 1 -> 2 key(s)/threshold 2" in change.message
+    if not cosigned:
+        (bad,) = only_rule(report, "root-signature")
+        assert "threshold-not-met" in bad.message and bad.file == "index/root/3.root.json"
