@@ -125,8 +125,11 @@ def _start_worker(job: Job, start: int) -> _Worker:
         env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"job": job.to_json(), "start": start}).encode())
-    proc.stdin.close()
+    # A worker that dies before reading its job is diagnosed at the first read_event, not here.
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write(json.dumps({"job": job.to_json(), "start": start}).encode())
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
     return _Worker(proc, stderr, selector)

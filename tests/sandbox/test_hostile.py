@@ -192,9 +192,10 @@ def test_slow_compile_is_stopped_at_the_compile_timeout(run: Runner) -> None:
     assert run.elapsed < 0.3 + MARGIN_S
 
 
-def test_worker_without_address_space_fails_cleanly(run: Runner) -> None:
+@pytest.mark.parametrize("input_size", [0, 4 * 1024**2], ids=["small-job", "job-larger-than-a-pipe"])
+def test_worker_without_address_space_fails_cleanly(run: Runner, input_size: int) -> None:
     # So little address space that the worker cannot even start: a crash, not a hang or a traceback.
-    [result] = run(wat(SPIN), Case("f", "f"), address_space=48 * 1024**2)
+    [result] = run(wat(SPIN), Case("f", "f", input=b"x" * input_size), address_space=48 * 1024**2)
     assert result.outcome in (Outcome.worker_crashed, Outcome.memory_limit)
     assert "worker" in result.detail
 
