@@ -109,7 +109,9 @@ class _IndexCheck:
             head = self.repo.list_files("HEAD", self.path("plugins"))
             changes = [Change(p, ChangeKind.added) for p in head]
         else:
-            changes = self.repo.changes(self.base, [self.index or "."])
+            # An index at the repository root shares it with README, .github/...: look only at its parts.
+            scope = [self.index] if self.index else ["plugins", "root", "registry.toml"]
+            changes = self.repo.changes(self.base, scope)
         releases: dict[ReleaseKey, list[Change]] = defaultdict(list)
         root_changes: list[Change] = []
         index_level = CheckResult(subject=f"{self.index or '.'} (index files)")

@@ -522,3 +522,29 @@ def test_root_change_needs_the_new_threshold(index_repo: IndexRepo, cosigned: bo
     if not cosigned:
         (bad,) = only_rule(report, "root-signature")
         assert "threshold-not-met" in bad.message and bad.file == "index/root/3.root.json"
+
+
+def test_index_at_the_repository_root(tmp_path: Path) -> None:
+    import wasmtime
+
+    from registry_tool.ci.check import CheckOptions, check_pull_request
+    from registry_tool.signing import sign_release
+
+    from .conftest import ADD, make_base_repo, manifest_text
+
+    path, keys = make_base_repo(tmp_path / "repo")
+    for item in sorted((path / "index").iterdir()):  # the index moves up to the repository root
+        git(path, "mv", f"index/{item.name}", item.name)
+    git(path, "commit", "-q", "-m", "index at root")
+    git(path, "checkout", "-q", "-b", "pr")
+    (path / "README.md").write_text("docs are not index files\n")
+    release = path / "plugins" / "alpha" / "1.1.0"
+    release.mkdir(parents=True)
+    (release / "alpha.wasm").write_bytes(wasmtime.wat2wasm(ADD))
+    (release / "plugin.toml").write_text(manifest_text("alpha", "1.1.0"))
+    sign_release(release, keys.alice)
+    IndexRepo(path, keys).commit()
+    report = check_pull_request(path, [], CheckOptions(base="main"))
+    assert report.ok, [f.text() for _, f in report.findings()]
+    assert [r.subject for r in report.results] == ["plugins/alpha/1.1.0"]
+    assert report.results[0].file == "plugins/alpha/1.1.0/plugin.toml"
