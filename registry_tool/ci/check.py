@@ -44,8 +44,12 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
         workflows = _workflow_changes(repo, base)
         if workflows.findings:
             report.results.append(workflows)
-    for index_dir in index_dirs or [_default_index(repo)]:
-        rel = _repo_relative(repo, index_dir)
+    rels = [_repo_relative(repo, d) for d in index_dirs or [_default_index(repo)]]
+    if options.shard.first:
+        dirty = _uncommitted(repo, [rel or "." for rel in rels])
+        if dirty.findings:
+            report.results.append(dirty)
+    for rel in rels:
         with _IndexCheck(repo, base, rel, options, now) as check:
             report.results.extend(check.run())
     report.summary_columns.update(SUMMARY_COLUMNS)
@@ -65,6 +69,23 @@ def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:
                 file=change.path,
                 line=1 if change.kind is not ChangeKind.deleted else None,
                 fix="send workflow changes in their own pull request",
+            )
+        )
+    return result
+
+
+def _uncommitted(repo: GitRepo, pathspecs: list[str]) -> CheckResult:
+    """The diff is REF...HEAD but files are read from the working tree: they must agree."""
+    result = CheckResult(subject="working tree")
+    paths = repo.uncommitted(pathspecs)
+    if paths:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        result.findings.append(
+            Finding(
+                rule="uncommitted-changes",
+                message=f"{len(paths)} uncommitted change(s) are not part of the check: {shown}",
+                severity=Severity.warning,
+                fix="commit or stash them, then run the check again",
             )
         )
     return result

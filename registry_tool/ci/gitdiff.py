@@ -96,6 +96,29 @@ class GitRepo:
             changes.append(Change(path.decode("utf-8", "surrogateescape"), kind))
         return sorted(changes)
 
+    def uncommitted(self, pathspecs: list[str]) -> list[str]:
+        """Paths with uncommitted changes (staged, unstaged or untracked) under ``pathspecs``."""
+        out = self.git(
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            *pathspecs,
+            what="cannot read the working tree status",
+        )
+        entries = out.split(b"\0")
+        paths: list[str] = []
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            if len(entry) > 3:
+                paths.append(entry[3:].decode("utf-8", "surrogateescape"))
+                if entry[:1] in (b"R", b"C"):
+                    i += 1  # a rename/copy is followed by its source path
+            i += 1
+        return sorted(paths)
+
     def show(self, ref: str, path: str) -> bytes | None:
         """The bytes of ``path`` at ``ref``, or None when it does not exist there."""
         proc = subprocess.run(

@@ -31,6 +31,7 @@ RULES: dict[str, str] = {
     "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
     "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
     "internal-error": "A check crashed; the release fails closed until it runs.",
+    "uncommitted-changes": "The working tree differs from HEAD; those changes were not checked.",
     "unexpected-file": "A file in a release folder is not covered by the release's signature.",
 }
 

@@ -548,3 +548,11 @@ def test_index_at_the_repository_root(tmp_path: Path) -> None:
     assert report.ok, [f.text() for _, f in report.findings()]
     assert [r.subject for r in report.results] == ["plugins/alpha/1.1.0"]
     assert report.results[0].file == "plugins/alpha/1.1.0/plugin.toml"
+
+
+def test_uncommitted_changes_are_a_warning(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.1.0")  # written, never committed: not in REF...HEAD
+    report = index_repo.check()
+    (finding,) = only_rule(report, "uncommitted-changes")
+    assert finding.severity is Severity.warning and "3 uncommitted change(s)" in finding.message
+    assert index_repo.smoked == []

@@ -87,3 +87,17 @@ def test_bad_refs_are_usage_errors(repo: GitRepo, ref: str) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not in a git checkout"):
         GitRepo.discover(tmp_path)
+
+
+def test_uncommitted_changes_are_listed(repo: GitRepo) -> None:
+    assert repo.uncommitted(["index"]) == []
+    (repo.root / "index" / "edit.txt").write_text("dirty\n")
+    (repo.root / "index" / "new dir").mkdir()
+    (repo.root / "index" / "new dir" / "untracked.txt").write_text("x\n")
+    git(repo.root, "mv", "index/keep.txt", "index/renamed.txt")
+    (repo.root / "elsewhere.txt").write_text("not in the pathspec\n")
+    assert repo.uncommitted(["index"]) == [
+        "index/edit.txt",
+        "index/new dir/untracked.txt",
+        "index/renamed.txt",
+    ]
