@@ -15,13 +15,13 @@ import wasmtime
 import wasmtime.component
 from wasmtime import _ffi as ffi
 
+from registry_tool.manifest.binary import WASM_PAGE, Signature, defined_minimums, function_signatures
 from registry_tool.manifest.errors import WasmInspectionError
 
 WASM_MAGIC = b"\0asm"
 # Binary format "version" field: 1 for core modules, 0x0001000d (layer 1) for components.
 _COMPONENT_LAYER = b"\x0d\x00\x01\x00"
 NUMERIC_TYPES = frozenset({"i32", "i64", "f32", "f64"})
-WASM_PAGE = 65536
 
 
 class WasmConfigError(ValueError):
@@ -110,13 +110,11 @@ def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:
     return _engine(tuple(sorted((features or {}).items())))
 
 
-def _valtypes(types: list[wasmtime.ValType]) -> tuple[str, ...]:
-    return tuple(str(t) for t in types)
-
-
-def _kind(ty: object) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def _kind(ty: object, signature: Signature | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     if isinstance(ty, wasmtime.FuncType):
-        return "func", _valtypes(ty.params), _valtypes(ty.results)
+        # Types come from the bytes: wasmtime-py aborts the process on a v128 ValType.
+        params, results = signature or ([], [])
+        return "func", tuple(params), tuple(results)
     return (
         {
             wasmtime.MemoryType: "memory",
@@ -151,18 +149,21 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         ) from None
     imports, exports = [], []
     memory_min = table_min = 0
+    import_sigs, export_sigs = _signatures(data)
+    func_imports = iter(import_sigs)
     for imp in module.imports:
-        kind, params, results = _kind(imp.type)
+        sig = next(func_imports, None) if isinstance(imp.type, wasmtime.FuncType) else None
+        kind, params, results = _kind(imp.type, sig)
         imports.append(ImportInfo(imp.module, imp.name or "", kind, params, results))
     for exp in module.exports:
-        kind, params, results = _kind(exp.type)
+        kind, params, results = _kind(exp.type, export_sigs.get(exp.name))
         exports.append(ExportInfo(exp.name, kind, params, results))
     for ty in [*(i.type for i in module.imports), *(e.type for e in module.exports)]:
         if isinstance(ty, wasmtime.MemoryType):
             memory_min = max(memory_min, ty.limits.min * WASM_PAGE)
         elif isinstance(ty, wasmtime.TableType):
             table_min = max(table_min, ty.limits.min)
-    defined_memory, defined_table = _defined_minimums(data)
+    defined_memory, defined_table = defined_minimums(data)
     memory_min, table_min = max(memory_min, defined_memory), max(table_min, defined_table)
     return ModuleInfo(False, tuple(imports), tuple(exports), memory_min, table_min)
 
@@ -184,6 +185,16 @@ def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> Modu
     return ModuleInfo(True, imports, exports)
 
 
+def _signatures(data: bytes) -> tuple[list[Signature], dict[str, Signature]]:
+    try:
+        return function_signatures(data)
+    except (ValueError, IndexError, KeyError) as err:
+        raise WasmInspectionError(
+            f"cannot read the module's function types: {err}",
+            fix="rebuild the module with a standard toolchain (only function types, no GC rec groups)",
+        ) from None
+
+
 def _first_line(err: Exception) -> str:
     """wasmtime's error chain in one line: the root cause first, then the context."""
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip() and ln.strip() != "Caused by:"]
@@ -191,51 +202,3 @@ def _first_line(err: Exception) -> str:
     if not lines:
         return type(err).__name__
     return lines[-1] if len(lines) == 1 else f"{lines[-1]} ({'; '.join(lines[:-1])})"
-
-
-def _leb128(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise IndexError("truncated LEB128")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, pos
-
-
-def _defined_minimums(data: bytes) -> tuple[int, int]:
-    """Initial sizes of the memories (bytes) and tables (elements) a module defines itself.
-
-    wasmtime-py only shows types of imports and exports, so the memory (5) and table (4)
-    sections are read directly; the module has already been validated by wasmtime.
-    """
-    memory = table = 0
-    pos = 8
-    try:
-        while pos < len(data):
-            section, pos = data[pos], pos + 1
-            size, pos = _leb128(data, pos)
-            end = pos + size
-            if section in (4, 5):
-                count, cur = _leb128(data, pos)
-                for _ in range(count):
-                    if section == 4:
-                        cur += 1  # element reference type
-                    flags, cur = _leb128(data, cur)
-                    minimum, cur = _leb128(data, cur)
-                    if flags & 1:
-                        _, cur = _leb128(data, cur)
-                    if section == 5:
-                        page = 1 << _leb128(data, cur)[0] if flags & 8 else WASM_PAGE
-                        if flags & 8:  # custom-page-sizes: the page size log2 follows
-                            _, cur = _leb128(data, cur)
-                        memory = max(memory, minimum * page)
-                    else:
-                        table = max(table, minimum)
-            pos = end
-    except IndexError:
-        pass  # wasmtime accepted the module; a parse gap here only skips an extra check
-    return memory, table

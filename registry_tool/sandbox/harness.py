@@ -256,8 +256,6 @@ _FIXES = {
     Outcome.worker_crashed: "report this: the engine crashed on this module",
     Outcome.output_limit: "write less to stdout/stderr",
 }
-#: Older spellings accepted in ``expect_trap``, mapped to the outcome class they mean.
-TRAP_ALIASES = {"out_of_memory": "memory_limit", "exit": "exit_code", "unreachable": "trap"}
 #: What a test runs when it names no export.
 _DEFAULT_CALL = {"wasi-command": "_start", "component": "wasi:cli/run"}
 
@@ -265,7 +263,7 @@ _DEFAULT_CALL = {"wasi-command": "_start", "component": "wasi:cli/run"}
 def case_from_spec(spec: TestSpec, abi: str) -> Case:
     """A worker Case from a manifest ``[[tests]]`` entry (reads input/expect files)."""
     where = f"{spec.release_dir / 'plugin.toml'}"
-    expect_trap = TRAP_ALIASES.get(spec.expect_trap or "", spec.expect_trap)
+    expect_trap = spec.expect_trap
     if expect_trap is not None and expect_trap not in OUTCOME_NAMES:
         raise SmokeSetupError(
             f"test '{spec.name}': unknown expect_trap class '{spec.expect_trap}'",

@@ -25,6 +25,7 @@ from typing import Any
 import wasmtime
 from wasmtime import component
 
+from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
     ADAPTERS,
     WASI_MODULE,
@@ -38,7 +39,6 @@ from registry_tool.sandbox.abis import (
     Produced,
     define_stubs,
 )
-from registry_tool.sandbox.binary import export_signature
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
 

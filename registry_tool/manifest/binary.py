@@ -1,8 +1,9 @@
-"""Read an exported function's signature straight from the module bytes.
+"""Read function signatures and initial sizes straight from a core module's bytes.
 
 wasmtime-py aborts the whole process when asked for the kind of a ``v128`` (or typed reference)
-value type, so the adapters learn the signature of the export they call from the binary and
-touch wasmtime's ``ValType`` objects only when every type is numeric.
+value type, and it shows no types for what a module defines but does not export.  So validate
+and the sandbox learn signatures and defined memory/table minimums from the binary, and touch
+wasmtime's ``ValType`` objects never.  The module has been validated by wasmtime first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ VALTYPE_NAMES = {
     0x70: "funcref",
     0x6F: "externref",
 }
-_SECTION_TYPE, _SECTION_IMPORT, _SECTION_FUNCTION, _SECTION_EXPORT = 1, 2, 3, 7
+_SECTION_TYPE, _SECTION_IMPORT, _SECTION_FUNCTION, _SECTION_TABLE, _SECTION_MEMORY, _SECTION_EXPORT = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    7,
+)
+WASM_PAGE = 65536
+Signature = tuple[list[str], list[str]]
 
 
 class _Reader:
@@ -38,7 +48,7 @@ class _Reader:
             shift += 7
             if not b & 0x80:
                 return result
-            if shift > 35:
+            if shift > 63:
                 raise ValueError("LEB128 too long")
 
     def name(self) -> str:
@@ -88,9 +98,9 @@ def _imported_function_types(data: bytes, span: tuple[int, int]) -> list[int]:
             indices.append(reader.uleb())
         elif kind == 0x01:  # table: reftype + limits
             reader.valtype()
-            _skip_limits(reader)
+            _limits(reader)
         elif kind == 0x02:
-            _skip_limits(reader)
+            _limits(reader)
         elif kind == 0x03:
             reader.valtype()
             reader.byte()
@@ -102,31 +112,60 @@ def _imported_function_types(data: bytes, span: tuple[int, int]) -> list[int]:
     return indices
 
 
-def _skip_limits(reader: _Reader) -> None:
-    flags = reader.byte()
-    reader.uleb()
-    if flags & 0x01:
-        reader.uleb()
-
-
-def export_signature(data: bytes, export: str) -> tuple[list[str], list[str]] | None:
-    """(params, results) of exported function ``export`` as type names; None if absent or unreadable."""
-    try:
-        sections = _sections(data)
-        types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
-        funcs = (
-            _imported_function_types(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
-        )
-        if _SECTION_FUNCTION in sections:
-            reader = _Reader(data, *sections[_SECTION_FUNCTION])
-            funcs += [reader.uleb() for _ in range(reader.uleb())]
-        if _SECTION_EXPORT not in sections:
-            return None
+def function_signatures(data: bytes) -> tuple[list[Signature], dict[str, Signature]]:
+    """(signatures of imported functions in import order, exported function name -> signature)."""
+    sections = _sections(data)
+    types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
+    imported = (
+        _imported_function_types(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+    )
+    funcs = list(imported)
+    if _SECTION_FUNCTION in sections:
+        reader = _Reader(data, *sections[_SECTION_FUNCTION])
+        funcs += [reader.uleb() for _ in range(reader.uleb())]
+    exports: dict[str, Signature] = {}
+    if _SECTION_EXPORT in sections:
         reader = _Reader(data, *sections[_SECTION_EXPORT])
         for _ in range(reader.uleb()):
             name, kind, index = reader.name(), reader.byte(), reader.uleb()
-            if name == export and kind == 0x00:
-                return types[funcs[index]]
+            if kind == 0x00:
+                exports[name] = types[funcs[index]]
+    return [types[i] for i in imported], exports
+
+
+def export_signature(data: bytes, export: str) -> Signature | None:
+    """(params, results) of exported function ``export`` as type names; None if absent or unreadable."""
+    try:
+        return function_signatures(data)[1].get(export)
     except (ValueError, IndexError, KeyError):
         return None
-    return None
+
+
+def defined_minimums(data: bytes) -> tuple[int, int]:
+    """Initial sizes of the memories (bytes) and tables (elements) a module defines itself."""
+    memory = table = 0
+    try:
+        sections = _sections(data)
+        if _SECTION_TABLE in sections:
+            reader = _Reader(data, *sections[_SECTION_TABLE])
+            for _ in range(reader.uleb()):
+                reader.valtype()
+                table = max(table, _limits(reader)[0])
+        if _SECTION_MEMORY in sections:
+            reader = _Reader(data, *sections[_SECTION_MEMORY])
+            for _ in range(reader.uleb()):
+                minimum, page = _limits(reader)
+                memory = max(memory, minimum * page)
+    except (ValueError, IndexError):
+        pass  # wasmtime accepted the module; a parse gap here only skips an extra check
+    return memory, table
+
+
+def _limits(reader: _Reader) -> tuple[int, int]:
+    """(minimum, page size) of a limits record; the page size matters for memories only."""
+    flags = reader.byte()
+    minimum = reader.uleb()
+    if flags & 0x01:
+        reader.uleb()
+    page = 1 << reader.uleb() if flags & 0x08 else WASM_PAGE  # custom-page-sizes: log2 follows
+    return minimum, page
