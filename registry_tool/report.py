@@ -109,6 +109,9 @@ class Report:
     results: list[CheckResult] = field(default_factory=list)
     # Optional extra columns for the Markdown summary: header -> f(result) -> cell.
     summary_columns: dict[str, Callable[[CheckResult], str]] = field(default_factory=dict)
+    # For SARIF: one sentence per rule id, and the docs page (repo-relative) that lists the rules.
+    rule_descriptions: dict[str, str] = field(default_factory=dict)
+    docs_page: str = "README.md"
 
     @property
     def ok(self) -> bool:
@@ -234,6 +237,7 @@ def render_github(report: Report, out: TextIO) -> None:
 # --------------------------------------------------------------------------- sarif
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+PROJECT_URL = "https://github.com/registry-tool/registry-tool"
 _SARIF_LEVEL = {Severity.error: "error", Severity.warning: "warning", Severity.notice: "note"}
 
 
@@ -246,8 +250,10 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
             {
                 "id": finding.rule,
                 "name": "".join(p.capitalize() for p in finding.rule.replace("_", "-").split("-")),
-                "shortDescription": {"text": finding.rule.replace("-", " ")},
-                "helpUri": "https://github.com/registry-tool/registry-tool/blob/main/docs/checks.md",
+                "shortDescription": {
+                    "text": report.rule_descriptions.get(finding.rule, finding.rule.replace("-", " "))
+                },
+                "helpUri": f"{PROJECT_URL}/blob/main/{report.docs_page}",
             },
         )
         entry: dict[str, Any] = {
@@ -272,7 +278,7 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
                     "driver": {
                         "name": "registry-tool",
                         "version": tool_version,
-                        "informationUri": "https://github.com/registry-tool/registry-tool",
+                        "informationUri": PROJECT_URL,
                         "rules": sorted(rules.values(), key=lambda r: str(r["id"])),
                     }
                 },

@@ -39,7 +39,7 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     repo = GitRepo.discover(checkout)
     base = repo.resolve(options.base)
     now = options.now or datetime.now(UTC)
-    report = Report(command="ci check")
+    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
     if options.shard.first and not options.full:
         workflows = _workflow_changes(repo, base)
         if workflows.findings:

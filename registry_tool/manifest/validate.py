@@ -743,7 +743,7 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
     too and reported as its own result.  Raises ``UsageError`` for a path that does not
     exist or holds no release and no registry.toml.
     """
-    report = Report(command="validate")
+    report = Report(command="validate", docs_page="docs/manifest.md")
     configs: dict[Path, RegistryConfig | None] = {}
     seen: set[Path] = set()
     for path in paths:

@@ -481,7 +481,7 @@ def smoke_paths(
                 fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
             )
         releases += [r for r in found if r not in releases]
-    report = Report(command="smoke")
+    report = Report(command="smoke", docs_page="docs/sandbox.md")
     report.summary_columns["Tests"] = lambda r: _tests_cell(r)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for result in pool.map(lambda r: _smoke_one(r, cache), releases):

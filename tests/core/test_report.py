@@ -152,3 +152,13 @@ def test_error_diagnostics_say_what_where_and_fix() -> None:
     assert UsageError("no such file", where="x.toml").exit_code == 2
     finding = Finding.from_error(err)
     assert (finding.file, finding.line, finding.field) == ("plugin.toml", 9, "artifact.sha256")
+
+
+def test_sarif_uses_rule_descriptions_and_docs_page() -> None:
+    report = _report()
+    report.rule_descriptions = {"digest-mismatch": "The artifact's sha256 differs from the pin."}
+    report.docs_page = "docs/manifest.md"
+    rules = {r["id"]: r for r in to_sarif(report, "0")["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["digest-mismatch"]["shortDescription"]["text"] == "The artifact's sha256 differs from the pin."
+    assert rules["regression"]["shortDescription"]["text"] == "regression"
+    assert rules["digest-mismatch"]["helpUri"].endswith("/blob/main/docs/manifest.md")
