@@ -44,9 +44,18 @@ def main() -> None:
     root_dir.mkdir(exist_ok=True)
     root_key, index_key = key("root"), key("index")
     tool(
-        "root", "init", "--registry", "ferrite-plugins", "--dir", root_dir,
-        "--root-key", root_key.with_suffix(".pub"), "--index-key", index_key.with_suffix(".pub"),
-        "--expires", EXPIRES,
+        "root",
+        "init",
+        "--registry",
+        "ferrite-plugins",
+        "--dir",
+        root_dir,
+        "--root-key",
+        root_key.with_suffix(".pub"),
+        "--index-key",
+        index_key.with_suffix(".pub"),
+        "--expires",
+        EXPIRES,
     )
     tool("root", "sign", "--dir", root_dir, "--key", root_key)
     # Version 2 delegates the plugins, so the sample shows a client walking a chain.
