@@ -4,7 +4,7 @@ Builds two index repositories that differ only in how many unchanged releases th
 (SMALL vs LARGE), opens the same one-release pull request on both, and prints the check's wall
 time for each and their ratio, measured side by side in one run.  Run:
 
-    .venv/bin/python tests/ci/bench_scaling.py [SMALL] [LARGE]
+    .venv/bin/python bench/bench_ci.py [SMALL] [LARGE]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from registry_tool.ci.check import CheckOptions, check_pull_request
 from tests.ci import conftest
