@@ -10,6 +10,7 @@ Each script measures its own peer side by side in the same run and prints ratios
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -28,7 +29,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
 
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
