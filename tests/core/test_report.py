@@ -159,6 +159,8 @@ def test_sarif_uses_rule_descriptions_and_docs_page() -> None:
     report.rule_descriptions = {"digest-mismatch": "The artifact's sha256 differs from the pin."}
     report.docs_page = "docs/manifest.md"
     rules = {r["id"]: r for r in to_sarif(report, "0")["runs"][0]["tool"]["driver"]["rules"]}
-    assert rules["digest-mismatch"]["shortDescription"]["text"] == "The artifact's sha256 differs from the pin."
+    assert (
+        rules["digest-mismatch"]["shortDescription"]["text"] == "The artifact's sha256 differs from the pin."
+    )
     assert rules["regression"]["shortDescription"]["text"] == "regression"
     assert rules["digest-mismatch"]["helpUri"].endswith("/blob/main/docs/manifest.md")
