@@ -42,6 +42,10 @@ MAX_SIGNATURE_FILE = 16 * 1024
 # libsodium's crypto_pwhash_scryptsalsa208sha256 *_SENSITIVE limits, which minisign -G writes.
 OPSLIMIT_SENSITIVE = 33_554_432
 MEMLIMIT_SENSITIVE = 1_073_741_824
+# Bounds on the scrypt parameters a key file may imply (N = 2^20, r = 8, p = 1 for minisign -G).
+MAX_SCRYPT_N = 1 << 20  # 128 * r * N = 1 GiB
+MAX_SCRYPT_P = 64  # 128 * r * p bytes are allocated too; real keys have p = 1
+MAX_SCRYPT_WORK = 4 << 20  # N * p: four times minisign's default
 
 PUBLIC_KEY_LEN = 2 + 8 + 32
 SECRET_KEY_LEN = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32
@@ -239,7 +243,30 @@ def scrypt_params(opslimit: int, memlimit: int) -> tuple[int, int, int]:
     return 1 << n_log2, r, max(p, 1)
 
 
+def check_kdf_cost(opslimit: int, memlimit: int, *, where: str | None = None) -> None:
+    """Refuse limits whose derived (N, r, p) would exhaust memory or CPU (a hostile key file).
+
+    The stored memlimit alone says little: a tiny memlimit with a large opslimit gives N = 2 and a
+    huge p, and scrypt allocates 128 * r * p bytes for p (2 GiB for memlimit 0, opslimit 2^27).
+    """
+    n, r, p = scrypt_params(opslimit, memlimit)
+    if (
+        memlimit > MEMLIMIT_SENSITIVE
+        or opslimit > OPSLIMIT_SENSITIVE * 4
+        or n > MAX_SCRYPT_N
+        or p > MAX_SCRYPT_P
+        or n * p > MAX_SCRYPT_WORK
+    ):
+        raise MalformedKeyError(
+            f"the key's scrypt limits (ops {opslimit}, mem {memlimit}; N={n}, r={r}, p={p}) exceed "
+            "what minisign writes",
+            where=where,
+            fix="re-create the key with `registry-tool key generate` or `minisign -G`",
+        )
+
+
 def _kdf(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    check_kdf_cost(opslimit, memlimit)
     n, r, p = scrypt_params(opslimit, memlimit)
     return Scrypt(salt=salt, length=104, n=n, r=r, p=p).derive(passphrase)
 
@@ -313,13 +340,8 @@ class SecretKey:
                     where=where,
                     fix="type it at the prompt or name an environment variable with --passphrase-env",
                 )
-            # A hostile key file must not make us allocate unbounded memory.
-            if memlimit > MEMLIMIT_SENSITIVE or opslimit > OPSLIMIT_SENSITIVE * 4:
-                raise MalformedKeyError(
-                    f"the key's scrypt limits (ops {opslimit}, mem {memlimit}) exceed minisign's",
-                    where=where,
-                    fix="re-create the key with `registry-tool key generate` or `minisign -G`",
-                )
+            # A hostile key file must not make us allocate unbounded memory or loop for ages.
+            check_kdf_cost(opslimit, memlimit, where=where)
             blob = _xor(blob, _kdf(passphrase, salt, opslimit, memlimit))
         elif kdf != KDF_NONE:
             raise MalformedKeyError(
