@@ -65,6 +65,7 @@ class FetchPolicy:
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port); raises ValueError for a URL urllib cannot parse (bad port, IPv6)."""
     parts = urllib.parse.urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
@@ -103,8 +104,13 @@ class HttpFetcher:
             response = self._get(current, deadline)
             with response:
                 if response.is_redirect:
-                    target = urllib.parse.urljoin(current, response.headers.get("Location", ""))
-                    if origin(target) != start:
+                    target = response.headers.get("Location", "")
+                    try:
+                        target = urllib.parse.urljoin(current, target)
+                        target_origin: tuple[str, str, int | None] | None = origin(target)
+                    except ValueError:  # e.g. a port out of range, a broken IPv6 literal
+                        target_origin = None
+                    if target_origin != start:
                         raise RedirectRefusedError(
                             f"refusing redirect from {current} to {target}: another origin or scheme",
                             fix="serve the registry's files from one origin, or list the other "
@@ -140,6 +146,13 @@ class HttpFetcher:
             ) from None
         except requests.RequestException as err:
             raise FetchError(f"cannot fetch {url}: {err}", fix="check the URL and your connection") from None
+        except ValueError as err:
+            # requests parses a redirect's Location even when not following it; a hostile one
+            # (port out of range, broken IPv6 literal) raises ValueError.
+            raise FetchError(
+                f"cannot fetch {url}: the server's answer cannot be parsed ({err})",
+                fix="do not use this server or mirror",
+            ) from None
 
     def _body(self, response: requests.Response, url: str, max_size: int, deadline: float) -> bytes:
         if response.status_code == 404:
