@@ -14,16 +14,23 @@ is verified afterwards, a mirror can only deny service, never change what is ins
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 import urllib3
+import urllib3.connection
+import urllib3.connectionpool
+from requests.adapters import HTTPAdapter
 
 from registry_tool import __version__
 from registry_tool.client.errors import (
@@ -71,6 +78,85 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+# --------------------------------------------------------------------------- the response-head deadline
+
+# Seconds left for the current download (set by HttpFetcher.fetch for the calling thread/context).
+_TIME_LEFT: contextvars.ContextVar[Callable[[], float] | None] = contextvars.ContextVar(
+    "registry_tool_fetch_time_left", default=None
+)
+
+
+class _DeadlineMixin:
+    """Bound the wait for the status line and headers by the per-file deadline.
+
+    Socket timeouts bound each read, not their sum: a server sending its response head one byte
+    every few seconds would otherwise hold the client for as long as http.client accepts header
+    lines (100 of 64 KiB).  A timer shuts the socket down when the deadline passes; the blocked
+    read then fails and is reported as a timeout.
+    """
+
+    sock: socket.socket | None
+
+    def getresponse(self) -> Any:
+        time_left = _TIME_LEFT.get()
+        sock = self.sock
+        if time_left is None or sock is None:
+            return super().getresponse()  # type: ignore[misc]
+        left = time_left()
+        if left <= 0:
+            raise TimeoutError("the download deadline passed before the response head")
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(left, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        except Exception:
+            if expired.is_set():
+                raise TimeoutError("the response head did not arrive before the download deadline") from None
+            raise
+        finally:
+            timer.cancel()
+
+
+class _HTTPConnection(_DeadlineMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_DeadlineMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections honour the per-file deadline while reading the head."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
+
+
 class HttpFetcher:
     """requests-based fetcher with caps, timeouts, a deadline and a same-origin redirect rule."""
 
@@ -82,7 +168,12 @@ class HttpFetcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy or FetchPolicy()
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # A host's own session keeps its adapters; ours bound the response head too.
+            session.mount("http://", _DeadlineAdapter())
+            session.mount("https://", _DeadlineAdapter())
+        self._session = session
         # Accept only identity encoding: a gzip body could expand far past the size cap.
         self._session.headers.update(
             {"User-Agent": f"registry-tool/{__version__}", "Accept-Encoding": "identity"}
@@ -98,6 +189,13 @@ class HttpFetcher:
                 f"unsupported URL scheme '{scheme}' in {url}", fix="use an http://, https:// or file:// URL"
             )
         deadline = self._clock() + self.policy.deadline
+        token = _TIME_LEFT.set(lambda: deadline - self._clock())
+        try:
+            return self._fetch_http(url, max_size, deadline)
+        finally:
+            _TIME_LEFT.reset(token)
+
+    def _fetch_http(self, url: str, max_size: int, deadline: float) -> bytes:
         start = origin(url)
         current = url
         for _ in range(self.policy.max_redirects + 1):
