@@ -317,3 +317,24 @@ def test_sample_index_builds_and_verifies(tmp_path: Path) -> None:
             (signer,) = rel.signers
             cmd = [MINISIGN, "-Vm", str(site / rel.manifest.path), "-p", str(pubs[signer])]
             assert subprocess.run(cmd, capture_output=True).returncode == 0, rel.name
+
+
+def test_cache_is_not_fooled_by_a_restored_mtime(index: Index, tmp_path: Path) -> None:
+    """Old mtimes make the stat path trusted; tampering then restoring the mtime still misses."""
+    import os
+    import time
+
+    old = time.time() - 3600  # a checkout an hour old (the real clock: the cache compares with it)
+    for path in index.path.rglob("*"):
+        os.utime(path, (old, old))
+    cache_path = tmp_path / "cache.json"
+    build(index, tmp_path / "a", cache_path=cache_path)
+    assert build(index, tmp_path / "b", cache_path=cache_path).counts["cached"] == 4
+    wasm = index.release_dir("alpha", "1.0.0") / "alpha.wasm"
+    data = bytearray(wasm.read_bytes())
+    data[-1] ^= 0x01
+    wasm.write_bytes(bytes(data))
+    os.utime(wasm, (old, old))  # same size, same mtime: only ctime and content differ
+    with pytest.raises(BuildRefusedError) as err:
+        build(index, tmp_path / "c", cache_path=cache_path)
+    assert [r.subject for r in err.value.report.results] == ["alpha 1.0.0"]
