@@ -256,6 +256,13 @@ def test_previous_registry_from_a_url(index: Index, tmp_path: Path, serve: Any) 
         build(index, tmp_path / "site3", previous=url + "missing/")
 
 
+def test_previous_registry_from_a_file_url(index: Index, tmp_path: Path) -> None:
+    published = tmp_path / "published"
+    first = build(index, published)
+    result = build(index, tmp_path / "site", previous=published.as_uri(), now=LATER)
+    assert result.previous_version == first.document.version
+
+
 # --------------------------------------------------------------------------- CLI
 
 
