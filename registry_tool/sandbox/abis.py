@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import struct
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import wasmtime
+
+from registry_tool.sandbox.engine import Limits
 
 WASI_MODULE = "wasi_snapshot_preview1"
 EXTISM_ENV = "extism:host/env"
@@ -171,7 +174,11 @@ class Adapter:
         """Does this ABI implement imports from ``module`` (rather than a permission stub)?"""
         return self.uses_wasi and module == WASI_MODULE
 
-    def define(self, linker: wasmtime.Linker, case: Case, policy: ImportPolicy) -> Any:
+    def store_limits(self, limits: Limits) -> Limits:
+        """The store limits a test of this ABI runs under (the ABI may need room of its own)."""
+        return limits
+
+    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
         """Add the ABI's host functions; returns per-run state handed back to ``invoke``."""
         return None
 
@@ -279,126 +286,192 @@ class WasiCommandAdapter(Adapter):
 _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
 _LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4}
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+
+KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
+#: The kernel's functions a plugin may import from ``extism:host/env``; its ``rt_*`` exports and its
+#: memory stay on the host side.
+KERNEL_FUNCTIONS = (
+    "alloc",
+    "free",
+    "length",
+    "length_unsafe",
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_length",
+    "input_offset",
+    "input_load_u8",
+    "input_load_u64",
+    "output_set",
+    "error_set",
+    "error_get",
+)
+#: The ``fault`` kinds the kernel reports (see extism_kernel.wat).
+_FAULTS = (
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_load_u8",
+    "input_load_u64",
+    "output_set",
+    "error_set",
+)
+_KERNEL_HOST = "registry-tool:kernel"
+
+
+@functools.lru_cache(maxsize=8)
+def kernel_module(engine: wasmtime.Engine) -> wasmtime.Module:
+    """The Extism kernel compiled for ``engine``: once per engine (a worker has one)."""
+    return wasmtime.Module(engine, KERNEL_WAT.read_text())
+
+
+def _fault(kind: int, offset: int, size: int, limit: int) -> None:
+    """The kernel's error path: a trap whose message names the call, the offset and the bound."""
+    name = _FAULTS[kind] if 0 <= kind < len(_FAULTS) else "kernel"
+    offset &= _U64
+    if name.startswith("input_"):
+        message = f"input index {offset} ({size} bytes) is out of bounds: the input is {limit} bytes"
+    elif name == "error_set":
+        message = f"offset {offset} is not an allocated block"
+    else:
+        message = (
+            f"out-of-bounds access of {size & _U64} bytes at offset {offset}: "
+            f"the kernel heap spans offsets 16 to {limit}"
+        )
+    raise wasmtime.WasmtimeError(f"extism: {name}: {message}")
+
+
+Storelike = wasmtime.Store | wasmtime.Caller
 
 
 class ExtismKernel:
-    """The Extism kernel's memory and state, implemented on the host side.
+    """One test's Extism kernel: the wasm kernel (extism_kernel.wat) instantiated in the test's store,
+    plus the host-side state the rare host functions use (config, vars, log).
 
-    Offsets are opaque handles into a bump-allocated heap that lives outside the plugin's linear
-    memory, like the real kernel's.  The heap is capped, so a plugin cannot use the host to
-    escape its memory limit: past the cap ``alloc`` returns 0, as Extism's does.
+    The kernel owns its own linear memory, outside the plugin's, like the real Extism kernel.  That
+    memory is a store memory like any other, so ``Store.set_limits(memory_size=...)`` caps it: past
+    the cap ``alloc`` returns 0.  Methods take the store or, inside a host function, the caller.
     """
 
-    HEAP_BASE = 8  # offset 0 is "null"
-
-    def __init__(self, input_bytes: bytes, config: dict[str, str], cap: int, network: bool) -> None:
-        self.heap = bytearray(self.HEAP_BASE)
-        self.blocks: dict[int, int] = {}
-        self.cap = cap
+    def __init__(
+        self, store: wasmtime.Store, input_bytes: bytes, config: dict[str, str], network: bool
+    ) -> None:
+        linker = wasmtime.Linker(store.engine)
+        linker.define_func(_KERNEL_HOST, "fault", _host_types(store.engine)["fault"][0], _fault)
+        exports = linker.instantiate(store, kernel_module(store.engine)).exports(store)
+        self.functions: dict[str, wasmtime.Func] = {}
+        for name in KERNEL_FUNCTIONS:
+            func = exports[name]
+            assert isinstance(func, wasmtime.Func)
+            self.functions[name] = func
+        memory, input_init = exports["memory"], exports["rt_input_init"]
+        assert isinstance(memory, wasmtime.Memory) and isinstance(input_init, wasmtime.Func)
+        self.memory = memory
+        self._globals: dict[str, wasmtime.Global] = {}
+        for name in ("output_offset", "output_length", "heap_top", "error"):
+            value = exports[f"rt_{name}"]
+            assert isinstance(value, wasmtime.Global)
+            self._globals[name] = value
+        self.store = store
         self.config = config
         self.vars: dict[str, bytes] = {}
         self.network = network
-        self.output = b""
-        self.error_offset = 0
         self.log = bytearray()
-        self.input_offset = self.alloc(len(input_bytes))
-        self.input = input_bytes
-        self.heap[self.input_offset : self.input_offset + len(input_bytes)] = input_bytes
+        if input_bytes:
+            offset = input_init(store, len(input_bytes))
+            if not offset:
+                raise wasmtime.WasmtimeError(
+                    f"extism: memory limit exceeded: the {len(input_bytes)}-byte test input does not fit "
+                    "in the kernel heap"
+                )
+            self.memory.write(store, input_bytes, offset)
 
-    # -- memory
-    def alloc(self, length: int) -> int:
-        if length < 0 or len(self.heap) + length > self.cap:
-            return 0
-        offset = len(self.heap)
-        self.heap.extend(bytes(length))
-        self.blocks[offset] = length
+    @classmethod
+    def standalone(
+        cls,
+        input_bytes: bytes = b"",
+        config: dict[str, str] | None = None,
+        *,
+        cap: int,
+        network: bool = False,
+    ) -> ExtismKernel:
+        """A kernel in a store of its own whose memory is capped at ``cap`` bytes (for tests and tools)."""
+        store = wasmtime.Store(wasmtime.Engine())
+        store.set_limits(memory_size=cap)
+        return cls(store, input_bytes, config or {}, network)
+
+    def call(self, ctx: Storelike, name: str, *args: int) -> int:
+        """Call a kernel function (e.g. ``alloc``) as a plugin would; returns 0 for no result."""
+        result = self.functions[name](ctx, *args)
+        return int(result) if result is not None else 0
+
+    # -- blocks, as the host functions see them
+    def alloc(self, ctx: Storelike, length: int) -> int:
+        return self.call(ctx, "alloc", length)
+
+    def read(self, ctx: Storelike, offset: int) -> bytes:
+        length = self.call(ctx, "length", offset)
+        if not length:
+            raise wasmtime.WasmtimeError(f"extism: offset {offset & _U64} is not an allocated block")
+        return bytes(self.memory.read(ctx, offset, offset + length))
+
+    def put(self, ctx: Storelike, data: bytes) -> int:
+        offset = self.alloc(ctx, len(data))
+        if offset:
+            self.memory.write(ctx, data, offset)
         return offset
 
-    def free(self, offset: int) -> None:
-        self.blocks.pop(offset, None)  # bump allocator: the bytes stay until the run ends
+    # -- results, read after the call without running wasm (no fuel needed)
+    @property
+    def heap_bytes(self) -> int:
+        """The heap's high-water mark (its top; blocks freed at the end lower it)."""
+        return self._global("heap_top")
 
-    def length(self, offset: int) -> int:
-        return self.blocks.get(offset, 0)
+    def _global(self, name: str) -> int:
+        return int(self._globals[name].value(self.store)) & _U64
 
-    def _check(self, offset: int, size: int) -> None:
-        if offset < self.HEAP_BASE or offset + size > len(self.heap):
-            raise wasmtime.WasmtimeError(f"extism: out-of-bounds access of {size} bytes at offset {offset}")
-
-    def read(self, offset: int) -> bytes:
-        length = self.blocks.get(offset)
-        if length is None:
-            raise wasmtime.WasmtimeError(f"extism: offset {offset} is not an allocated block")
-        return bytes(self.heap[offset : offset + length])
-
-    def put(self, data: bytes) -> int:
-        offset = self.alloc(len(data))
-        if offset:
-            self.heap[offset : offset + len(data)] = data
-        return offset
-
-    def load_u8(self, offset: int) -> int:
-        self._check(offset, 1)
-        return self.heap[offset]
-
-    def load_u64(self, offset: int) -> int:
-        self._check(offset, 8)
-        return int(struct.unpack_from("<q", self.heap, offset)[0])
-
-    def store_u8(self, offset: int, value: int) -> None:
-        self._check(offset, 1)
-        self.heap[offset] = value & 0xFF
-
-    def store_u64(self, offset: int, value: int) -> None:
-        self._check(offset, 8)
-        struct.pack_into("<Q", self.heap, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
-
-    # -- input / output / errors
-    def input_load_u8(self, index: int) -> int:
-        if not 0 <= index < len(self.input):
-            raise wasmtime.WasmtimeError(f"extism: input index {index} out of bounds")
-        return self.input[index]
-
-    def input_load_u64(self, index: int) -> int:
-        if index < 0 or index + 8 > len(self.input):
-            raise wasmtime.WasmtimeError(f"extism: input index {index} out of bounds")
-        return int(struct.unpack_from("<q", self.input, index)[0])
-
-    def output_set(self, offset: int, length: int) -> None:
-        self._check(offset, length)
-        self.output = bytes(self.heap[offset : offset + length])
-
-    def error_set(self, offset: int) -> None:
-        if offset:
-            self.read(offset)
-        self.error_offset = offset
+    @property
+    def output(self) -> bytes:
+        offset, length = self._global("output_offset"), self._global("output_length")
+        return bytes(self.memory.read(self.store, offset, offset + length)) if length else b""
 
     @property
     def error(self) -> str:
-        return self.read(self.error_offset).decode("utf-8", "replace") if self.error_offset else ""
+        offset = self._global("error")
+        if not offset:
+            return ""
+        # The header in place (error_set checked it was a block; the plugin may have freed it since).
+        length = int.from_bytes(self.memory.read(self.store, offset - 8, offset), "little", signed=True)
+        if length <= 0 or offset + length > self.heap_bytes:
+            return f"(error_set at offset {offset}, a block freed since)"
+        return bytes(self.memory.read(self.store, offset, offset + length)).decode("utf-8", "replace")
 
-    # -- config / vars / log / http
-    def config_get(self, offset: int) -> int:
-        value = self.config.get(self.read(offset).decode("utf-8", "replace"))
-        return 0 if value is None else self.put(value.encode())
+    # -- config / vars / log / http: host functions (rare calls), over the kernel's memory
+    def config_get(self, caller: Storelike, offset: int) -> int:
+        value = self.config.get(self.read(caller, offset).decode("utf-8", "replace"))
+        return 0 if value is None else self.put(caller, value.encode())
 
-    def var_get(self, offset: int) -> int:
-        value = self.vars.get(self.read(offset).decode("utf-8", "replace"))
-        return 0 if value is None else self.put(value)
+    def var_get(self, caller: Storelike, offset: int) -> int:
+        value = self.vars.get(self.read(caller, offset).decode("utf-8", "replace"))
+        return 0 if value is None else self.put(caller, value)
 
-    def var_set(self, key_offset: int, value_offset: int) -> None:
-        key = self.read(key_offset).decode("utf-8", "replace")
+    def var_set(self, caller: Storelike, key_offset: int, value_offset: int) -> None:
+        key = self.read(caller, key_offset).decode("utf-8", "replace")
         if value_offset == 0:
             self.vars.pop(key, None)
         else:
-            self.vars[key] = self.read(value_offset)
+            self.vars[key] = self.read(caller, value_offset)
 
-    def log_at(self, level: str) -> Callable[[int], None]:
-        def log(offset: int) -> None:
-            self.log += f"[{level}] ".encode() + self.read(offset) + b"\n"
+    def log_at(self, level: str) -> Callable[[Storelike, int], None]:
+        def log(caller: Storelike, offset: int) -> None:
+            self.log += f"[{level}] ".encode() + self.read(caller, offset) + b"\n"
 
         return log
 
-    def http_request(self, request: int, body: int) -> int:
+    def http_request(self, caller: Storelike, request: int, body: int) -> int:
         if not self.network:
             raise wasmtime.WasmtimeError(
                 "extism: http_request denied: the plugin does not declare the 'network' permission"
@@ -407,34 +480,40 @@ class ExtismKernel:
         return 0
 
 
-def _extism_functions(kernel: ExtismKernel) -> dict[str, tuple[list[Any], list[Any], Callable[..., Any]]]:
-    k = kernel
-    functions: dict[str, tuple[list[Any], list[Any], Callable[..., Any]]] = {
-        "input_length": ([], [_I64], lambda: len(k.input)),
-        "input_offset": ([], [_I64], lambda: k.input_offset),
-        "input_load_u8": ([_I64], [_I32], k.input_load_u8),
-        "input_load_u64": ([_I64], [_I64], k.input_load_u64),
-        "length": ([_I64], [_I64], k.length),
-        "length_unsafe": ([_I64], [_I64], k.length),
-        "alloc": ([_I64], [_I64], k.alloc),
-        "free": ([_I64], [], k.free),
-        "output_set": ([_I64, _I64], [], k.output_set),
-        "error_set": ([_I64], [], k.error_set),
-        "error_get": ([], [_I64], lambda: k.error_offset),
-        "load_u8": ([_I64], [_I32], k.load_u8),
-        "load_u64": ([_I64], [_I64], k.load_u64),
-        "store_u8": ([_I64, _I32], [], k.store_u8),
-        "store_u64": ([_I64, _I64], [], k.store_u64),
-        "config_get": ([_I64], [_I64], k.config_get),
-        "var_get": ([_I64], [_I64], k.var_get),
-        "var_set": ([_I64, _I64], [], k.var_set),
-        "http_request": ([_I64, _I64], [_I64], k.http_request),
-        "http_status_code": ([], [_I32], lambda: 0),
-        "http_headers": ([], [_I64], lambda: 0),
-        "get_log_level": ([], [_I32], lambda: _LOG_LEVELS["trace"]),
+@functools.lru_cache(maxsize=8)
+def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, bool]]:
+    """The Python host functions' types: name -> (type, needs the caller).
+
+    Per engine: a FuncType is bound to the first engine it is used with (wasmtime aborts the
+    process when one is reused with another engine).
+    """
+    fn = wasmtime.FuncType
+    types = {
+        "fault": (fn([_I32, _I64, _I64, _I64], []), False),
+        "config_get": (fn([_I64], [_I64]), True),
+        "var_get": (fn([_I64], [_I64]), True),
+        "var_set": (fn([_I64, _I64], []), True),
+        "http_request": (fn([_I64, _I64], [_I64]), True),
+        "http_status_code": (fn([], [_I32]), False),
+        "http_headers": (fn([], [_I64]), False),
+        "get_log_level": (fn([], [_I32]), False),
+    }
+    types.update({f"log_{level}": (fn([_I64], []), True) for level in _LOG_LEVELS})
+    return types
+
+
+def _host_functions(kernel: ExtismKernel) -> dict[str, Callable[..., Any]]:
+    functions: dict[str, Callable[..., Any]] = {
+        "config_get": kernel.config_get,
+        "var_get": kernel.var_get,
+        "var_set": kernel.var_set,
+        "http_request": kernel.http_request,
+        "http_status_code": lambda: 0,
+        "http_headers": lambda: 0,
+        "get_log_level": lambda: _LOG_LEVELS["trace"],
     }
     for level in _LOG_LEVELS:
-        functions[f"log_{level}"] = ([_I64], [], k.log_at(level))
+        functions[f"log_{level}"] = kernel.log_at(level)
     return functions
 
 
@@ -446,18 +525,21 @@ class ExtismState:
 class ExtismAdapter(Adapter):
     name = "extism"
 
-    def __init__(self, heap_cap: int = 16 * 1024**2) -> None:
-        self.heap_cap = heap_cap
-
     def provides(self, module: str) -> bool:
         # extism:host/user (application host functions) is not ours: a granted permission stubs it.
         return module in (EXTISM_ENV, WASI_MODULE)
 
-    def define(self, linker: wasmtime.Linker, case: Case, policy: ImportPolicy) -> Any:
-        network = "network" in policy.granted
-        kernel = ExtismKernel(case.input or b"", case.config, self.heap_cap, network)
-        for name, (params, results, fn) in _extism_functions(kernel).items():
-            linker.define_func(EXTISM_ENV, name, wasmtime.FuncType(params, results), fn)
+    def store_limits(self, limits: Limits) -> Limits:
+        # The kernel is one more instance with one more memory; the plugin's own caps are unchanged.
+        return replace(limits, instances=limits.instances + 1, memories=limits.memories + 1)
+
+    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
+        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in policy.granted)
+        for name, func in kernel.functions.items():
+            linker.define(store, EXTISM_ENV, name, func)
+        for name, fn in _host_functions(kernel).items():
+            ty, caller = _host_types(store.engine)[name]
+            linker.define_func(EXTISM_ENV, name, ty, fn, access_caller=caller)
         return ExtismState(kernel)
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
@@ -469,9 +551,10 @@ class ExtismAdapter(Adapter):
         kernel = state.kernel
         rc = _as_list(func(store))
         code = int(rc[0]) if rc else 0
-        detail = f"plugin returned {code}: {kernel.error}" if code else ""
-        if not code and kernel.error:
-            detail = f"plugin set an error: {kernel.error}"
+        error = kernel.error
+        detail = f"plugin returned {code}: {error}" if code else ""
+        if not code and error:
+            detail = f"plugin set an error: {error}"
             code = 1
         return Produced(output=kernel.output, exit_code=code, log=bytes(kernel.log), detail=detail)
 

@@ -32,7 +32,6 @@ from registry_tool.sandbox.abis import (
     Adapter,
     Case,
     Exports,
-    ExtismAdapter,
     ImportPolicy,
     LinkRefusedError,
     MissingExportError,
@@ -258,7 +257,7 @@ def _execute(
         linker = wasmtime.Linker(engine)
         if adapter.uses_wasi or any(i.module == WASI_MODULE for i in module.imports):
             linker.define_wasi()
-        state = adapter.define(linker, case, job.policy)
+        state = adapter.define(linker, store, case, job.policy)
         define_stubs(linker, stubs)
         try:
             instance = linker.instantiate(store, module)
@@ -316,8 +315,7 @@ def _invoke(
         except Exception as err:  # classified like module failures
             run.error = err
         return run
-    adapter = ExtismAdapter(heap_cap=job.limits.memory) if job.abi == "extism" else ADAPTERS[job.abi]
-    return _execute(engine, module, wasm, adapter, job, case, store)
+    return _execute(engine, module, wasm, ADAPTERS[job.abi], job, case, store)
 
 
 def run_case(
@@ -325,7 +323,9 @@ def run_case(
 ) -> TestOutcome:
     """Run one test in this process and classify it (the worker calls this per case)."""
     limits = job.limits
-    store = new_store(engine, limits)
+    # Components have no adapter; an ABI may need room of its own (the Extism kernel instance).
+    adapter = ADAPTERS.get(job.abi) if not job.engine.component else None
+    store = new_store(engine, adapter.store_limits(limits) if adapter else limits)
     wasi, out_path, err_path = _wasi_config(case, job, workdir)
     store.set_wasi(wasi)
     _set_file_cap(limits.output + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -127,42 +128,51 @@ def test_extism_misbehaviour_is_classified(run: Runner, module: str, outcome: Ou
 
 # --------------------------------------------------------------------------- the kernel, directly
 
+PAGE = 65536
+
+
+def _kernel(data: bytes = b"", config: dict[str, str] | None = None, cap: int = 4 * PAGE) -> ExtismKernel:
+    return ExtismKernel.standalone(data, config, cap=cap)
+
 
 def test_kernel_memory_blocks_and_bounds() -> None:
-    kernel = ExtismKernel(b"input", {"k": "v"}, cap=1024, network=False)
-    block = kernel.alloc(16)
-    kernel.store_u64(block, 2**64 - 1)
-    assert kernel.load_u64(block) == -1  # i64 results are signed on the wasm side
-    kernel.store_u8(block + 15, 0x1FF)
-    assert kernel.load_u8(block + 15) == 0xFF
-    assert kernel.length(block) == 16
-    assert kernel.length(block + 1) == 0  # not a block start
-    kernel.free(block)
-    assert kernel.length(block) == 0
-    with pytest.raises(wasmtime.WasmtimeError):
-        kernel.load_u64(kernel.alloc(4))  # 8 bytes past a 4-byte block at the end of the heap
-    with pytest.raises(wasmtime.WasmtimeError):
-        kernel.store_u8(0, 1)  # offset 0 is null
+    kernel = _kernel(b"input", {"k": "v"})
+    k = functools.partial(kernel.call, kernel.store)
+    block = k("alloc", 16)
+    k("store_u64", block, -1)  # all 64 bits set
+    assert k("load_u64", block) == -1  # i64 results are signed on the wasm side
+    k("store_u8", block + 15, 0x1FF)
+    assert k("load_u8", block + 15) == 0xFF
+    assert k("length", block) == 16
+    assert k("length", block + 1) == 0  # not a block start
+    k("free", block)
+    assert k("length", block) == 0
+    with pytest.raises(wasmtime.WasmtimeError, match="out-of-bounds"):
+        k("load_u64", k("alloc", 4))  # 8 bytes past a 4-byte block at the end of the heap
+    with pytest.raises(wasmtime.WasmtimeError, match="out-of-bounds"):
+        k("store_u8", 0, 1)  # offset 0 is null
 
 
 def test_kernel_heap_is_capped() -> None:
-    kernel = ExtismKernel(b"", {}, cap=4096, network=False)
-    assert kernel.alloc(1024) != 0
-    assert kernel.alloc(10_000) == 0  # like Extism: 0 when memory is exhausted
+    kernel = _kernel(cap=2 * PAGE)
+    assert kernel.alloc(kernel.store, 1024) != 0
+    assert kernel.alloc(kernel.store, 10 * PAGE) == 0  # like Extism: 0 when memory is exhausted
 
 
 def test_kernel_config_vars_and_input() -> None:
-    kernel = ExtismKernel(b"0123456789", {"k": "v"}, cap=1 << 20, network=False)
-    assert kernel.read(kernel.config_get(kernel.put(b"k"))) == b"v"
-    assert kernel.config_get(kernel.put(b"missing")) == 0
-    key = kernel.put(b"counter")
-    assert kernel.var_get(key) == 0
-    kernel.var_set(key, kernel.put(b"3"))
-    assert kernel.read(kernel.var_get(key)) == b"3"
-    kernel.var_set(key, 0)
-    assert kernel.var_get(key) == 0
-    assert kernel.input_load_u8(9) == ord("9")
-    assert kernel.input_load_u64(2) == int.from_bytes(b"23456789", "little")
-    with pytest.raises(wasmtime.WasmtimeError):
-        kernel.input_load_u64(3)
-    assert kernel.read(kernel.input_offset) == b"0123456789"
+    kernel = _kernel(b"0123456789", {"k": "v"}, cap=1 << 20)
+    s = kernel.store
+    k = functools.partial(kernel.call, s)
+    assert kernel.read(s, kernel.config_get(s, kernel.put(s, b"k"))) == b"v"
+    assert kernel.config_get(s, kernel.put(s, b"missing")) == 0
+    key = kernel.put(s, b"counter")
+    assert kernel.var_get(s, key) == 0
+    kernel.var_set(s, key, kernel.put(s, b"3"))
+    assert kernel.read(s, kernel.var_get(s, key)) == b"3"
+    kernel.var_set(s, key, 0)
+    assert kernel.var_get(s, key) == 0
+    assert k("input_load_u8", 9) == ord("9")
+    assert k("input_load_u64", 2) == int.from_bytes(b"23456789", "little")
+    with pytest.raises(wasmtime.WasmtimeError, match="out of bounds"):
+        k("input_load_u64", 3)
+    assert kernel.read(s, k("input_offset")) == b"0123456789"
