@@ -32,6 +32,7 @@ from registry_tool.trust.policy import (
     Threshold,
     ThresholdNotMetError,
     UnauthorizedSignerError,
+    require_threshold,
     tally_signatures,
     verify_threshold,
 )
@@ -463,8 +464,32 @@ def _check_continuity(prev: Root, nxt: Root, where: str | None) -> None:
             )
 
 
+def authenticate_root_candidate(
+    prev: Root, raw: bytes, sigs: Sequence[str], *, where: str | None = None
+) -> set[str]:
+    """Before root N+1 is parsed: at least one key of root N's root role signed its raw bytes.
+
+    Necessary, not sufficient (``verify_root_step`` checks both thresholds after parsing); it keeps
+    a server that holds no root key from making a client parse (or fetch past) its candidates.
+    """
+    base = prev.role("root")
+    role = Role(f"root role of version {prev.version}", base.keys, base.threshold, base.refused)
+    tally = tally_signatures(raw, sigs, role)
+    if not tally.counted:
+        require_threshold(tally, role, f"root version {prev.version + 1}", where)
+    return tally.key_ids
+
+
 def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str | None = None) -> Root:
-    """Accept root N+1 given trusted root N: exact version, continuity, both thresholds."""
+    """Accept root N+1 given trusted root N: exact version, continuity, both thresholds.
+
+    The candidate comes from an untrusted server and its signatures are detached, so they are
+    checked against root N's keys before the candidate is parsed at all: parsing (schema,
+    delegation checks) must not be work that a server holding no root key can demand.  A
+    candidate that no key of root N signed is refused unparsed; the full check below (both
+    thresholds, with the candidate's own revocations applied) decides everything else.
+    """
+    authenticate_root_candidate(prev, raw, sigs, where=where)
     nxt = Root.parse(raw, where=where)
     if nxt.version != prev.version + 1:
         raise BadRootVersionError(
@@ -611,6 +636,7 @@ __all__ = [
     "Tally",
     "ThresholdNotMetError",
     "UnauthorizedSignerError",
+    "authenticate_root_candidate",
     "format_time",
     "parse_time",
     "pattern_matches",
