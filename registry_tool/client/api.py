@@ -62,6 +62,7 @@ from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.registry.document import RegistryDocument, Release, parse_time
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.trust import Root, verify_release_signatures
+from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
 Clock = Callable[[], datetime]
 
@@ -86,7 +87,13 @@ def _decode(sigs: dict[str, bytes]) -> list[str]:
 
 
 def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[bytes, list[str]]]:
-    """Root N+1, N+2, ... as served at ``base`` until a 404 (unverified: ``walk_root`` checks them)."""
+    """Root N+1, N+2, ... as served at ``base`` until a 404, each verified before the next is fetched.
+
+    As in the TUF client workflow, a candidate is authenticated by the signatures of the root it
+    follows before it is parsed, and fully verified before the walk goes on, so a server holding no
+    root key costs one root download, not ``MAX_ROOT_STEPS``.  ``walk_root`` then re-checks the
+    whole chain (pure) and decides the new state.
+    """
     steps: list[tuple[bytes, list[str]]] = []
     previous = trusted
     for version in range(trusted.version + 1, trusted.version + 1 + MAX_ROOT_STEPS):
@@ -95,13 +102,16 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
             raw = sources.fetcher.fetch(join_url(base, rel), max_size=MAX_ROOT_SIZE)
         except NotFoundError:
             break
-        # Parsed here only to learn which signature files to fetch; verification follows.
-        candidate = Root.parse(raw, where=rel)
-        key_ids = {k.key_id for k in previous.role("root").keys} | {
-            k.key_id for k in candidate.role("root").keys
-        }
-        steps.append((raw, _decode(sources.signatures(base, rel, key_ids))))
-        previous = candidate
+        old_ids = {k.key_id for k in previous.role("root").keys}
+        sigs = sources.signatures(base, rel, old_ids)
+        authenticate_root_candidate(previous, raw, _decode(sigs), where=rel)
+        # Signed by a key of the trusted root: now worth parsing, to learn the new root keys.
+        new_ids = {k.key_id for k in Root.parse(raw, where=rel).role("root").keys} - old_ids
+        if new_ids:
+            sigs.update(sources.signatures(base, rel, new_ids, plain=False))
+        decoded = _decode(sigs)
+        previous = verify_root_step(previous, raw, decoded, where=rel)
+        steps.append((raw, decoded))
     return steps
 
 

@@ -371,13 +371,17 @@ class Sources:
         telling = [e for e in errors if not isinstance(e, NotFoundError)]
         raise (telling or errors)[0]
 
-    def signatures(self, base: str, relpath: str, key_ids: Iterable[str]) -> dict[str, bytes]:
-        """Signature files of ``relpath`` at ``base``: ``F.minisig`` and ``F.<KEYID>.minisig``.
+    def signatures(
+        self, base: str, relpath: str, key_ids: Iterable[str], *, plain: bool = True
+    ) -> dict[str, bytes]:
+        """Signature files of ``relpath`` at ``base``: ``F.minisig`` (unless ``plain=False``) and
+        ``F.<KEYID>.minisig``.
 
         Missing ones are normal (a signer uses one name or the other); whether enough valid
         signatures arrived is for the verifier to say, so fetch failures are not errors here.
         """
-        names = [f"{relpath}.minisig", *(f"{relpath}.{k}.minisig" for k in sorted(set(key_ids)))]
+        keyed = [f"{relpath}.{k}.minisig" for k in sorted(set(key_ids))]
+        names = [f"{relpath}.minisig", *keyed] if plain else keyed
         found: dict[str, bytes] = {}
         for name in names:
             try:

@@ -1,0 +1,55 @@
+"""A server holding no root key serves a long chain of root versions.
+
+The client must authenticate root N+1 (signatures of root N's keys over the raw bytes) before
+parsing it or fetching N+2, as the TUF client workflow does: otherwise a keyless server makes
+every session download up to 256 roots of 1 MiB and parse each of them before any check.
+"""
+
+from __future__ import annotations
+
+import pytest
+from client_world import World
+
+from registry_tool.signing import sign_bytes
+from registry_tool.trust import Root, ThresholdNotMetError, UnauthorizedSignerError
+from registry_tool.trust.editing import derive, renew
+
+
+def _serve_unsigned_chain(world: World, count: int) -> int:
+    """root/N+1 .. root/N+count after the served chain: well-formed, numbered right, signed by nobody.
+
+    Returns N+1, the first unauthenticated version."""
+    latest = max(int(p.name.split(".")[0]) for p in (world.site / "root").glob("*.root.json"))
+    prev = (world.site / "root" / f"{latest}.root.json").read_bytes()
+    for _ in range(count):
+        raw = derive(Root.parse(prev), renew())
+        (world.site / "root" / f"{Root.parse(raw).version}.root.json").write_bytes(raw)
+        prev = raw
+    return latest + 1
+
+
+@pytest.mark.parametrize("forged_by", [None, "alice"])
+def test_unsigned_root_chain_stops_at_the_first_version(trusted: World, forged_by: str | None) -> None:
+    first = _serve_unsigned_chain(trusted, 12)
+    if forged_by is not None:  # a maintainer key is not a root key
+        raw = (trusted.site / "root" / f"{first}.root.json").read_bytes()
+        key = trusted.keys.alice
+        (trusted.site / "root" / f"{first}.root.json.{key.key_id}.minisig").write_text(
+            sign_bytes(key, raw, trusted_comment="forged")
+        )
+    before = trusted.snapshot()
+    trusted.server.requests.clear()
+    with pytest.raises((ThresholdNotMetError, UnauthorizedSignerError)):
+        trusted.open()
+    fetched_roots = sorted(p for p in trusted.server.requests if p.endswith(".root.json"))
+    assert fetched_roots == [f"/root/{first}.root.json"], "roots after an unauthenticated one were fetched"
+    assert trusted.snapshot() == before
+
+
+def test_chain_still_walks_when_signed(trusted: World) -> None:
+    """The incremental walk accepts what the rules accept: two renewed versions, signed by the root key."""
+    start = trusted.open().root.version
+    trusted.edit_root(renew())
+    trusted.edit_root(renew())
+    trusted.publish_root()
+    assert trusted.open().root.version == start + 2
