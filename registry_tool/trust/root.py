@@ -7,6 +7,7 @@ are minisign signatures over the exact bytes of the signed file; nothing is re-s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,12 @@ SPEC_VERSION = 1
 MAX_ROOT_BYTES = 1024 * 1024
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 ROLES = ("root", "index")
+# The schema's patterns, matched in full: JSON Schema's ``pattern`` is a search, and ``$`` also
+# matches before a final newline, so the schema alone accepts "hello\n".
+PLUGIN_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{1,63}")
+PLUGIN_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9_-]{0,62}\*|[a-z][a-z0-9_-]{1,63}")
+REGISTRY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAINTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 class RootFormatError(CheckFailed):
@@ -70,6 +77,12 @@ class PluginNameMismatchError(CheckFailed):
     """The signed manifest names another plugin than the one being verified."""
 
     code = "plugin-name-mismatch"
+
+
+class InvalidPluginNameError(CheckFailed):
+    """A release is verified under a name that is not a plugin name (no delegation can cover it)."""
+
+    code = "invalid-plugin-name"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -321,7 +334,36 @@ def _parse_key(text: str, where: str | None, field_path: str) -> PublicKey:
         raise _fail(f"invalid public key: {err.what}", where, field_path) from None
 
 
+def _strict_fields(doc: dict[str, Any], where: str | None) -> None:
+    """What the schema cannot say exactly: patterns matched in full, integers that are ints."""
+
+    def full(regex: re.Pattern[str], value: str, what: str, path: str) -> None:
+        if not regex.fullmatch(value):
+            raise _fail(f"{what} {value!r} does not match {regex.pattern!r} exactly", where, path)
+
+    def integer(value: Any, path: str) -> None:
+        if type(value) is not int:  # JSON Schema's "integer" also admits 2.0
+            raise _fail(f"{value!r} is not an integer", where, path)
+
+    full(REGISTRY_NAME_RE, doc["registry"], "registry name", "registry")
+    integer(doc["version"], "version")
+    for name in ROLES:
+        integer(doc["roles"][name]["threshold"], f"roles.{name}.threshold")
+    for mid, m in doc["maintainers"].items():
+        full(MAINTAINER_ID_RE, mid, "maintainer id", f"maintainers.{mid}")
+        for pattern in m["plugins"]:
+            full(PLUGIN_PATTERN_RE, pattern, "plugin pattern", f"maintainers.{mid}.plugins")
+    for plugin, k in doc["plugin_thresholds"].items():
+        full(PLUGIN_NAME_RE, plugin, "plugin name", f"plugin_thresholds.{plugin}")
+        integer(k, f"plugin_thresholds.{plugin}")
+    for i, r in enumerate(doc["revoked"]):
+        integer(r["revoked_in_version"], f"revoked.{i}.revoked_in_version")
+        for pattern in r["plugins"]:
+            full(PLUGIN_PATTERN_RE, pattern, "plugin pattern", f"revoked.{i}.plugins")
+
+
 def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
+    _strict_fields(doc, where)
     keys: dict[str, PublicKey] = {}
     for key_id, entry in doc["keys"].items():
         key = _parse_key(entry["public_key"], where, f"keys.{key_id}.public_key")
@@ -556,6 +598,13 @@ def _verify_maintainer_signed(
     where: str | None,
 ) -> set[str]:
     _check_expiry(root, now, None)
+    if not PLUGIN_NAME_RE.fullmatch(plugin_name):
+        # A prefix delegation ("json-*") must not cover "json-x\n" or "json-\u0445": no such plugin.
+        raise InvalidPluginNameError(
+            f"{plugin_name!r} is not a plugin name (^[a-z][a-z0-9_-]{{1,63}}$), so no delegation covers it",
+            where=where,
+            fix="plugin names are lower-case ASCII letters, digits, '_' and '-'",
+        )
     name, version = manifest_identity(data, where=where, table=table)
     if name != plugin_name:
         raise PluginNameMismatchError(
@@ -622,6 +671,7 @@ __all__ = [
     "BadSignatureError",
     "Candidate",
     "ExpiredRootError",
+    "InvalidPluginNameError",
     "LegacySignatureError",
     "Maintainer",
     "MalformedSignatureError",
