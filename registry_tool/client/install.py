@@ -47,14 +47,35 @@ from registry_tool.client.errors import (
 )
 from registry_tool.client.trust_state import ManifestFacts
 from registry_tool.errors import CheckFailed, Location, UsageError
-from registry_tool.registry.document import RegistryDocument, Release, is_safe_name, is_safe_version
+from registry_tool.registry.document import (
+    NAME_RE,
+    SEMVER_RE,
+    RegistryDocument,
+    Release,
+)
 
 LOCKFILE = "registry-tool.lock"
 LOCKFILE_VERSION = 1
 LOCK = ".registry-tool.lck"
 PART_PREFIX = ".part-"
-_SIG_RE = re.compile(r"^plugin\.toml(\.[0-9A-F]{16})?\.minisig$")
-_FILE_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+# Every name check here is a fullmatch: with re.match, "$" also matches before a final newline.
+_SIG_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?\.minisig")
+_FILE_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
+_RESERVED_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?(\.minisig)?", re.IGNORECASE)
+
+
+def is_safe_name(name: str) -> bool:
+    """A plugin name, matched in full (no trailing newline, nothing but ASCII [a-z0-9_-])."""
+    return NAME_RE.fullmatch(name) is not None
+
+
+def is_safe_version(version: str) -> bool:
+    """Strict semver without build metadata ('+'), matched in full."""
+    return SEMVER_RE.fullmatch(version) is not None and "+" not in version
+
+
+def _is_file_name(name: str) -> bool:
+    return _FILE_RE.fullmatch(name) is not None and name not in (".", "..")
 
 
 # --------------------------------------------------------------------------- names and specs
@@ -259,7 +280,7 @@ def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileErr
 def _safe_relpath(value: Any, dir_: Path, field_: str, name: str) -> str:
     """Lockfile paths must stay inside ``<name>/<version>/``: the lockfile is not trusted blindly."""
     parts = value.split("/") if isinstance(value, str) else []
-    if len(parts) != 3 or not _FILE_RE.match(parts[2]) or parts[2] in (".", ".."):
+    if len(parts) != 3 or not _is_file_name(parts[2]):
         raise _lock_error(f"{name}: {field_} path {value!r} is not <name>/<version>/<file>", dir_, field_)
     return str(value)
 
@@ -394,14 +415,20 @@ def commit_install(
 ) -> LockedPlugin:
     """Write a verified release into ``dir_`` and record it in the lockfile (caller holds the lock)."""
     release = verified.release
+    check_name(release.name)
+    if not is_safe_version(release.version):
+        raise UnsafeNameError(f"version {release.version!r} is not strict semver", fix="report this registry")
     base = f"{release.name}/{release.version}"
-    for sig_name, sig in sorted(verified.signatures.items()):
-        if not _SIG_RE.match(sig_name):
-            raise UnsafeNameError(f"unexpected signature file name {sig_name!r}", fix="report this bug")
-        atomic_write(dir_, f"{base}/{sig_name}", sig)
+    # Every name is checked before anything is written: a refusal leaves the directory untouched.
     wasm_name = verified.wasm_filename
-    if not _FILE_RE.match(wasm_name) or wasm_name in (".", "..", "plugin.toml") or _SIG_RE.match(wasm_name):
+    # Compared case-insensitively: on macOS/Windows "Plugin.toml" is the manifest's file.
+    if not _is_file_name(wasm_name) or _RESERVED_RE.fullmatch(wasm_name):
         raise UnsafeNameError(f"artifact file name {wasm_name!r} is not allowed", fix="report this registry")
+    for sig_name in verified.signatures:
+        if not _SIG_RE.fullmatch(sig_name):
+            raise UnsafeNameError(f"unexpected signature file name {sig_name!r}", fix="report this bug")
+    for sig_name, sig in sorted(verified.signatures.items()):
+        atomic_write(dir_, f"{base}/{sig_name}", sig)
     atomic_write(dir_, f"{base}/plugin.toml", verified.manifest_bytes)
     atomic_write(dir_, f"{base}/{verified.wasm_filename}", verified.wasm_bytes)
     entry = LockedPlugin(
