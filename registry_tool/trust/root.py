@@ -154,6 +154,11 @@ def load_json_strict(data: bytes, *, where: str | None = None) -> Any:
         return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RootFormatError(f"not valid root JSON: {exc}", where=where, fix="restore the file") from None
+    except RecursionError:
+        # json.loads raises this, not ValueError, on deeply nested arrays/objects.
+        raise RootFormatError(
+            "not valid root JSON: nested too deeply", where=where, fix="restore the file"
+        ) from None
 
 
 # --------------------------------------------------------------------------- the model

@@ -80,3 +80,11 @@ def test_old_threshold_then_parse_then_full_check(
     """Signed by root N's threshold: parsed and checked as before (the order does not relax a rule)."""
     v2 = derive(Root.parse(root_v1), renew())
     assert verify_root_chain(root_v1, [(v2, sign(v2, [k["r1"], k["r2"]]))], now).version == 2
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000])
+def test_deeply_nested_json_is_a_root_format_error(raw: bytes) -> None:
+    """json.loads raises RecursionError (not ValueError) on deep nesting; a verifier must still
+    answer with its named error, never crash with an unexpected exception."""
+    with pytest.raises(root_module.RootFormatError, match="not valid root JSON"):
+        Root.parse(raw)
