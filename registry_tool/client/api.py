@@ -52,6 +52,7 @@ from registry_tool.client.trust_state import (
     MAX_ROOT_STEPS,
     ManifestFacts,
     TrustState,
+    check_fingerprint,
     pin_root,
     verify_manifest,
     verify_registry,
@@ -153,6 +154,9 @@ def trust(
                 "give a root file or a root fingerprint", fix="pass --root or --root-fingerprint"
             )
         root_bytes = sources.fetch("root/1.root.json", max_size=MAX_ROOT_SIZE)
+    if fingerprint is not None:
+        # The served root is unauthenticated until its sha256 matches: check before parsing it.
+        check_fingerprint(url, root_bytes, fingerprint)
     root = Root.parse(root_bytes, where="root")
     if root_signatures is None:
         rel = f"root/{root.version}.root.json"

@@ -71,6 +71,17 @@ def fingerprint(root_bytes: bytes) -> str:
     return hashlib.sha256(root_bytes).hexdigest()
 
 
+def check_fingerprint(url: str, root_bytes: bytes, expected: str) -> None:
+    """The root's sha256 must be the fingerprint obtained out of band."""
+    actual = fingerprint(root_bytes)
+    if actual != expected.strip().lower().removeprefix("sha256:"):  # public values: no need for hmac
+        raise RootFingerprintMismatchError(
+            f"the root served by {url} has sha256 {actual}, not the fingerprint {expected}",
+            fix="check the fingerprint with the registry's owners through another channel; "
+            "the server may be serving a forged root",
+        )
+
+
 def pin_root(
     url: str, root_bytes: bytes, sigs: Sequence[str], *, expected_fingerprint: str | None = None
 ) -> TrustState:
@@ -80,13 +91,7 @@ def pin_root(
     version from which the chain leads to a current one).
     """
     if expected_fingerprint is not None:
-        actual = fingerprint(root_bytes)
-        if actual != expected_fingerprint.strip().lower().removeprefix("sha256:"):
-            raise RootFingerprintMismatchError(
-                f"the root served by {url} has sha256 {actual}, not the fingerprint {expected_fingerprint}",
-                fix="check the fingerprint with the registry's owners through another channel; "
-                "the server may be serving a forged root",
-            )
+        check_fingerprint(url, root_bytes, expected_fingerprint)
     root = Root.parse(root_bytes, where="root")
     verify_threshold(root.role("root"), root_bytes, list(sigs), subject=f"root version {root.version}")
     return TrustState(url=url, root_bytes=root_bytes)

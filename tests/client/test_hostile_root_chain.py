@@ -53,3 +53,18 @@ def test_chain_still_walks_when_signed(trusted: World) -> None:
     trusted.edit_root(renew())
     trusted.publish_root()
     assert trusted.open().root.version == start + 2
+
+
+def test_fingerprint_is_checked_before_the_served_root_is_parsed(world: World) -> None:
+    """First use with a fingerprint: the root the server sends is unauthenticated until its sha256
+    matches, so a forged (here: unparseable) root is reported as a fingerprint mismatch, unparsed,
+    and nothing is pinned."""
+    from registry_tool.client import trust
+    from registry_tool.client.errors import RootFingerprintMismatchError
+    from registry_tool.client.trust_state import fingerprint
+
+    real = fingerprint((world.site / "root" / "1.root.json").read_bytes())
+    (world.site / "root" / "1.root.json").write_bytes(b"[" * 100_000)
+    with pytest.raises(RootFingerprintMismatchError, match="not the fingerprint"):
+        trust(world.url, fingerprint=real, state_dir=world.state_dir)
+    assert world.state() is None
