@@ -20,24 +20,11 @@ from typing import Any
 import wasmtime
 
 from registry_tool.errors import Location, UsageError
+from registry_tool.manifest.config import FEATURES
 
-#: Wasm proposals the registry can switch; each maps to a ``wasmtime.Config`` attribute.
-FEATURE_FLAGS = {
-    "simd": "wasm_simd",
-    "relaxed_simd": "wasm_relaxed_simd",
-    "bulk_memory": "wasm_bulk_memory",
-    "reference_types": "wasm_reference_types",
-    "multi_value": "wasm_multi_value",
-    "threads": "wasm_threads",
-    "multi_memory": "wasm_multi_memory",
-    "memory64": "wasm_memory64",
-    "tail_call": "wasm_tail_call",
-    "exceptions": "wasm_exceptions",
-    "function_references": "wasm_function_references",
-    "gc": "wasm_gc",
-    "wide_arithmetic": "wasm_wide_arithmetic",
-    "custom_page_sizes": "wasm_custom_page_sizes",
-}
+#: Wasm proposals the registry can switch (registry.toml [features]), each a ``wasmtime.Config``
+#: attribute; the component model is not one of them here: it is set per module (``EngineSpec.component``).
+FEATURE_FLAGS = {name: attr for name, attr in FEATURES.items() if name != "component_model"}
 #: What the registry gets when registry.toml's ``[features]`` says nothing (the MVP-plus set every
 #: mainstream toolchain emits); everything else is off unless enabled.
 DEFAULT_FEATURES = {"simd": True, "bulk_memory": True, "reference_types": True, "multi_value": True}
