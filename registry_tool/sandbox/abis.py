@@ -174,6 +174,10 @@ class Adapter:
         """Does this ABI implement imports from ``module`` (rather than a permission stub)?"""
         return self.uses_wasi and module == WASI_MODULE
 
+    def provides_name(self, module: str, name: str) -> bool:
+        """Is ``module.name`` part of the ABI (asked for the modules it provides)?"""
+        return True
+
     def store_limits(self, limits: Limits) -> Limits:
         """The store limits a test of this ABI runs under (the ABI may need room of its own)."""
         return limits
@@ -328,6 +332,14 @@ def kernel_module(engine: wasmtime.Engine) -> wasmtime.Module:
     return wasmtime.Module(engine, KERNEL_WAT.read_text())
 
 
+@functools.lru_cache(maxsize=8)
+def _kernel_pre(engine: wasmtime.Engine) -> wasmtime.InstancePre:
+    """The kernel with its one import linked, ready to instantiate in any store of ``engine``."""
+    linker = wasmtime.Linker(engine)
+    linker.define_func(_KERNEL_HOST, "fault", _host_types(engine)["fault"][0], _fault)
+    return linker.instantiate_pre(kernel_module(engine))
+
+
 def _fault(kind: int, offset: int, size: int, limit: int) -> None:
     """The kernel's error path: a trap whose message names the call, the offset and the bound."""
     name = _FAULTS[kind] if 0 <= kind < len(_FAULTS) else "kernel"
@@ -354,33 +366,43 @@ class ExtismKernel:
     The kernel owns its own linear memory, outside the plugin's, like the real Extism kernel.  That
     memory is a store memory like any other, so ``Store.set_limits(memory_size=...)`` caps it: past
     the cap ``alloc`` returns 0.  Methods take the store or, inside a host function, the caller.
+
+    It holds no reference to the store or the linker: the host functions (closures over the
+    kernel) live as long as the store, so such a reference would be a cycle through native code
+    that Python's garbage collector cannot see, and every test's store would leak.
     """
 
+    #: The kernel items the host side uses, fetched once when the kernel is linked.
+    HOST_ITEMS = (
+        "memory",
+        "alloc",
+        "length",
+        "rt_output_offset",
+        "rt_output_length",
+        "rt_error",
+        "rt_heap_top",
+    )
+
     def __init__(
-        self, store: wasmtime.Store, input_bytes: bytes, config: dict[str, str], network: bool
+        self,
+        store: wasmtime.Store,
+        input_bytes: bytes,
+        config: dict[str, str],
+        network: bool,
+        linker: wasmtime.Linker,
     ) -> None:
-        linker = wasmtime.Linker(store.engine)
-        linker.define_func(_KERNEL_HOST, "fault", _host_types(store.engine)["fault"][0], _fault)
-        exports = linker.instantiate(store, kernel_module(store.engine)).exports(store)
-        self.functions: dict[str, wasmtime.Func] = {}
-        for name in KERNEL_FUNCTIONS:
-            func = exports[name]
-            assert isinstance(func, wasmtime.Func)
-            self.functions[name] = func
-        memory, input_init = exports["memory"], exports["rt_input_init"]
-        assert isinstance(memory, wasmtime.Memory) and isinstance(input_init, wasmtime.Func)
-        self.memory = memory
-        self._globals: dict[str, wasmtime.Global] = {}
-        for name in ("output_offset", "output_length", "heap_top", "error"):
-            value = exports[f"rt_{name}"]
-            assert isinstance(value, wasmtime.Global)
-            self._globals[name] = value
-        self.store = store
+        # The whole instance goes under extism:host/env in one call (defining 15 exports one by one
+        # costs more than the rest of the setup); the adapter refuses imports of names outside the
+        # ABI, so a plugin cannot reach the kernel's memory or its rt_* exports.
+        linker.define_instance(store, EXTISM_ENV, _kernel_pre(store.engine).instantiate(store))
+        self._items: dict[str, Any] = {name: linker.get(store, EXTISM_ENV, name) for name in self.HOST_ITEMS}
+        self.memory: wasmtime.Memory = self._items["memory"]
         self.config = config
         self.vars: dict[str, bytes] = {}
         self.network = network
         self.log = bytearray()
         if input_bytes:
+            input_init: Any = linker.get(store, EXTISM_ENV, "rt_input_init")
             offset = input_init(store, len(input_bytes))
             if not offset:
                 raise wasmtime.WasmtimeError(
@@ -389,23 +411,23 @@ class ExtismKernel:
                 )
             self.memory.write(store, input_bytes, offset)
 
-    @classmethod
+    @staticmethod
     def standalone(
-        cls,
         input_bytes: bytes = b"",
         config: dict[str, str] | None = None,
         *,
         cap: int,
         network: bool = False,
-    ) -> ExtismKernel:
+    ) -> StandaloneKernel:
         """A kernel in a store of its own whose memory is capped at ``cap`` bytes (for tests and tools)."""
-        store = wasmtime.Store(wasmtime.Engine())
-        store.set_limits(memory_size=cap)
-        return cls(store, input_bytes, config or {}, network)
+        return StandaloneKernel(input_bytes, config or {}, cap=cap, network=network)
+
+    def _item(self, ctx: Storelike, name: str) -> Any:
+        return self._items[name]
 
     def call(self, ctx: Storelike, name: str, *args: int) -> int:
         """Call a kernel function (e.g. ``alloc``) as a plugin would; returns 0 for no result."""
-        result = self.functions[name](ctx, *args)
+        result = self._item(ctx, name)(ctx, *args)
         return int(result) if result is not None else 0
 
     # -- blocks, as the host functions see them
@@ -425,29 +447,26 @@ class ExtismKernel:
         return offset
 
     # -- results, read after the call without running wasm (no fuel needed)
-    @property
-    def heap_bytes(self) -> int:
+    def _global(self, store: Storelike, name: str) -> int:
+        return int(self._items[f"rt_{name}"].value(store)) & _U64
+
+    def heap_bytes(self, store: Storelike) -> int:
         """The heap's high-water mark (its top; blocks freed at the end lower it)."""
-        return self._global("heap_top")
+        return self._global(store, "heap_top")
 
-    def _global(self, name: str) -> int:
-        return int(self._globals[name].value(self.store)) & _U64
+    def output(self, store: Storelike) -> bytes:
+        offset, length = self._global(store, "output_offset"), self._global(store, "output_length")
+        return bytes(self.memory.read(store, offset, offset + length)) if length else b""
 
-    @property
-    def output(self) -> bytes:
-        offset, length = self._global("output_offset"), self._global("output_length")
-        return bytes(self.memory.read(self.store, offset, offset + length)) if length else b""
-
-    @property
-    def error(self) -> str:
-        offset = self._global("error")
+    def error(self, store: Storelike) -> str:
+        offset = self._global(store, "error")
         if not offset:
             return ""
         # The header in place (error_set checked it was a block; the plugin may have freed it since).
-        length = int.from_bytes(self.memory.read(self.store, offset - 8, offset), "little", signed=True)
-        if length <= 0 or offset + length > self.heap_bytes:
+        length = int.from_bytes(self.memory.read(store, offset - 8, offset), "little", signed=True)
+        if length <= 0 or offset + length > self.heap_bytes(store):
             return f"(error_set at offset {offset}, a block freed since)"
-        return bytes(self.memory.read(self.store, offset, offset + length)).decode("utf-8", "replace")
+        return bytes(self.memory.read(store, offset, offset + length)).decode("utf-8", "replace")
 
     # -- config / vars / log / http: host functions (rare calls), over the kernel's memory
     def config_get(self, caller: Storelike, offset: int) -> int:
@@ -480,6 +499,22 @@ class ExtismKernel:
         return 0
 
 
+class StandaloneKernel(ExtismKernel):
+    """A kernel in a store of its own, for tests and tools: it keeps its store and linker (it has
+    no host closures, so no cycle) and can call any kernel function by name."""
+
+    def __init__(self, input_bytes: bytes, config: dict[str, str], *, cap: int, network: bool) -> None:
+        self.store = wasmtime.Store(wasmtime.Engine())
+        self.store.set_limits(memory_size=cap)
+        self.linker = wasmtime.Linker(self.store.engine)
+        super().__init__(self.store, input_bytes, config, network, self.linker)
+
+    def _item(self, ctx: Storelike, name: str) -> Any:
+        if name not in self._items:
+            self._items[name] = self.linker.get(ctx, EXTISM_ENV, name)
+        return self._items[name]
+
+
 @functools.lru_cache(maxsize=8)
 def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, bool]]:
     """The Python host functions' types: name -> (type, needs the caller).
@@ -500,6 +535,19 @@ def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, b
     }
     types.update({f"log_{level}": (fn([_I64], []), True) for level in _LOG_LEVELS})
     return types
+
+
+#: Every name a plugin may import from ``extism:host/env``.
+EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | {
+    "config_get",
+    "var_get",
+    "var_set",
+    "http_request",
+    "http_status_code",
+    "http_headers",
+    "get_log_level",
+    *(f"log_{level}" for level in _LOG_LEVELS),
+}
 
 
 def _host_functions(kernel: ExtismKernel) -> dict[str, Callable[..., Any]]:
@@ -529,14 +577,15 @@ class ExtismAdapter(Adapter):
         # extism:host/user (application host functions) is not ours: a granted permission stubs it.
         return module in (EXTISM_ENV, WASI_MODULE)
 
+    def provides_name(self, module: str, name: str) -> bool:
+        return module != EXTISM_ENV or name in EXTISM_ABI
+
     def store_limits(self, limits: Limits) -> Limits:
         # The kernel is one more instance with one more memory; the plugin's own caps are unchanged.
         return replace(limits, instances=limits.instances + 1, memories=limits.memories + 1)
 
     def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in policy.granted)
-        for name, func in kernel.functions.items():
-            linker.define(store, EXTISM_ENV, name, func)
+        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in policy.granted, linker)
         for name, fn in _host_functions(kernel).items():
             ty, caller = _host_types(store.engine)[name]
             linker.define_func(EXTISM_ENV, name, ty, fn, access_caller=caller)
@@ -551,12 +600,12 @@ class ExtismAdapter(Adapter):
         kernel = state.kernel
         rc = _as_list(func(store))
         code = int(rc[0]) if rc else 0
-        error = kernel.error
+        error = kernel.error(store)
         detail = f"plugin returned {code}: {error}" if code else ""
         if not code and error:
             detail = f"plugin set an error: {error}"
             code = 1
-        return Produced(output=kernel.output, exit_code=code, log=bytes(kernel.log), detail=detail)
+        return Produced(output=kernel.output(store), exit_code=code, log=bytes(kernel.log), detail=detail)
 
 
 ADAPTERS: dict[str, Adapter] = {

@@ -156,6 +156,8 @@ def _check_imports(module: wasmtime.Module, adapter: Adapter, policy: ImportPoli
                 "declared permission grants it"
             )
         if adapter.provides(imp.module):
+            if not adapter.provides_name(imp.module, name):
+                raise LinkRefusedError(f"import {imp.module}.{name} is not part of the {adapter.name} ABI")
             continue
         if not isinstance(imp.type, wasmtime.FuncType):
             raise LinkRefusedError(f"import {imp.module}.{name} must be a function to be provided")
