@@ -8,6 +8,8 @@ wasmtime's ``ValType`` objects never.  The module has been validated by wasmtime
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 VALTYPE_NAMES = {
     0x7F: "i32",
     0x7E: "i64",
@@ -88,37 +90,94 @@ def _types(data: bytes, span: tuple[int, int]) -> list[tuple[list[str], list[str
     return types
 
 
-def _imported_function_types(data: bytes, span: tuple[int, int]) -> list[int]:
-    reader, indices = _Reader(data, *span), []
+_EXTERN_KINDS = {0x00: "func", 0x01: "table", 0x02: "memory", 0x03: "global", 0x04: "tag"}
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str
+    name: str
+    kind: str  # func | table | memory | global | tag
+    type_index: int = -1  # func imports: index into the type section
+    minimum: int = 0  # memory: initial bytes; table: initial elements
+
+
+def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
+    reader, found = _Reader(data, *span), []
     for _ in range(reader.uleb()):
-        reader.name()
-        reader.name()
-        kind = reader.byte()
-        if kind == 0x00:
-            indices.append(reader.uleb())
-        elif kind == 0x01:  # table: reftype + limits
-            reader.valtype()
-            _limits(reader)
-        elif kind == 0x02:
-            _limits(reader)
-        elif kind == 0x03:
-            reader.valtype()
-            reader.byte()
-        elif kind == 0x04:
-            reader.byte()
-            reader.uleb()
-        else:
+        module, name = reader.name(), reader.name()
+        code = reader.byte()
+        kind = _EXTERN_KINDS.get(code)
+        if kind is None:
             raise ValueError("unknown import kind")
-    return indices
+        type_index = minimum = -1
+        if code == 0x00:
+            type_index = reader.uleb()
+        elif code == 0x01:  # table: reftype + limits
+            reader.valtype()
+            minimum = _limits(reader)[0]
+        elif code == 0x02:
+            pages, page = _limits(reader)
+            minimum = pages * page
+        elif code == 0x03:  # global: valtype + mutability
+            reader.valtype()
+            reader.byte()
+        else:  # tag: attribute + type index
+            reader.byte()
+            type_index = reader.uleb()
+        found.append(Import(module, name, kind, type_index, max(minimum, 0)))
+    return found
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What a (validated) core module imports and exports, read from its bytes."""
+
+    imports: list[tuple[Import, Signature | None]]  # signature for func imports
+    exports: list[tuple[str, str, Signature | None]]  # (name, kind, signature for funcs) in export order
+    memory_min_bytes: int  # largest initial memory, imported or defined
+    table_min_elements: int  # largest initial table, imported or defined
+
+
+def module_interface(data: bytes) -> Interface:
+    """Imports and exports with kinds and function signatures, and initial memory/table sizes.
+
+    Raises ``ValueError``/``IndexError`` on bytes it cannot read (call it on validated modules).
+    """
+    sections = _sections(data)
+    types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
+    imports = _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+    funcs = [i.type_index for i in imports if i.kind == "func"]
+    if _SECTION_FUNCTION in sections:
+        reader = _Reader(data, *sections[_SECTION_FUNCTION])
+        funcs += [reader.uleb() for _ in range(reader.uleb())]
+    exports: list[tuple[str, str, Signature | None]] = []
+    if _SECTION_EXPORT in sections:
+        reader = _Reader(data, *sections[_SECTION_EXPORT])
+        for _ in range(reader.uleb()):
+            name, code, index = reader.name(), reader.byte(), reader.uleb()
+            kind = _EXTERN_KINDS.get(code)
+            if kind is None:
+                raise ValueError("unknown export kind")
+            exports.append((name, kind, types[funcs[index]] if code == 0x00 else None))
+    defined_memory, defined_table = defined_minimums(data)
+    return Interface(
+        imports=[(i, types[i.type_index] if i.kind == "func" else None) for i in imports],
+        exports=exports,
+        memory_min_bytes=max([defined_memory, *(i.minimum for i in imports if i.kind == "memory")]),
+        table_min_elements=max([defined_table, *(i.minimum for i in imports if i.kind == "table")]),
+    )
 
 
 def function_signatures(data: bytes) -> tuple[list[Signature], dict[str, Signature]]:
     """(signatures of imported functions in import order, exported function name -> signature)."""
     sections = _sections(data)
     types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
-    imported = (
-        _imported_function_types(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
-    )
+    imported = [
+        i.type_index
+        for i in (_imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else [])
+        if i.kind == "func"
+    ]
     funcs = list(imported)
     if _SECTION_FUNCTION in sections:
         reader = _Reader(data, *sections[_SECTION_FUNCTION])

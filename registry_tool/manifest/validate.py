@@ -175,6 +175,12 @@ def spdx_errors(expr: str) -> tuple[str, ...]:
         return (str(err),)
 
 
+@lru_cache(maxsize=256)
+def _ranges_overlap(a: str, b: str) -> bool:
+    """``ranges_overlap`` per pair of range strings: an index repeats the same few ranges."""
+    return ranges_overlap(a, b)
+
+
 @cache
 def _spdx_licensing() -> Licensing:
     return get_spdx_licensing()
@@ -223,7 +229,7 @@ def _check_host_range(ctx: _Ctx) -> None:
         )
         return
     try:
-        overlap = ranges_overlap(m.host_range, cfg.host_versions)
+        overlap = _ranges_overlap(m.host_range, cfg.host_versions)
     except RangeError as err:
         ctx.add("host-range", str(err), field_, "write a range such as '>=0.2.0, <0.4.0'")
         return
@@ -610,8 +616,25 @@ def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: 
 # --------------------------------------------------------------------------- entry points
 
 
+@dataclass(frozen=True)
+class CheckedRelease:
+    """A release checked by every rule, with what the rules read (so callers need not read it again)."""
+
+    result: CheckResult
+    manifest: Manifest | None  # None when plugin.toml could not be parsed
+    wasm: bytes | None  # the artifact bytes the digest and module rules checked, None if not read
+
+
 def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
     """Check one release directory against every rule; never raises for a bad release."""
+    return check_release(release_dir, config).result
+
+
+def check_release(release_dir: Path, config: RegistryConfig) -> CheckedRelease:
+    """``validate_release``, also handing back the parsed manifest and the artifact bytes it checked.
+
+    The build publishes exactly these bytes: one read and one parse per release.
+    """
     path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
     relfile = display_path(path)
     result = CheckResult(subject=display_path(path.parent), file=relfile)
@@ -625,7 +648,7 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
                 fix=f"replace the link with the real {MANIFEST_FILE}",
             )
         )
-        return result
+        return CheckedRelease(result, None, None)
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -637,11 +660,11 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
                 fix=f"add a {MANIFEST_FILE} to the release directory",
             )
         )
-        return result
+        return CheckedRelease(result, None, None)
     manifest, findings = parse_manifest(path, raw, relfile)
     result.findings.extend(findings)
     if manifest is None:
-        return result
+        return CheckedRelease(result, None, None)
     ctx = _Ctx(manifest, config, relfile)
     _check_metadata(ctx)
     _check_artifact(ctx)
@@ -650,7 +673,7 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
     _check_tests(ctx)
     result.findings.extend(ctx.findings)
     result.data = _result_data(ctx)
-    return result
+    return CheckedRelease(result, manifest, ctx.wasm)
 
 
 def _result_data(ctx: _Ctx) -> dict[str, object]:

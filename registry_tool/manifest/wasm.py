@@ -1,7 +1,7 @@
 """Inspect a wasm module or component with wasmtime: imports, exports and their types.
 
-Nothing is instantiated or executed; compilation alone proves that the engine the
-registry configures (its enabled wasm features) accepts the binary.
+Nothing is instantiated or executed; wasmtime's validator (under the registry's enabled wasm
+features) proves that the engine accepts the binary, and the types are read from its bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import wasmtime
 import wasmtime.component
 from wasmtime import _ffi as ffi
 
-from registry_tool.manifest.binary import WASM_PAGE, Signature, defined_minimums, function_signatures
+from registry_tool.manifest.binary import Interface, module_interface
 from registry_tool.manifest.errors import WasmInspectionError
 
 WASM_MAGIC = b"\0asm"
@@ -110,24 +110,14 @@ def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:
     return _engine(tuple(sorted((features or {}).items())))
 
 
-def _kind(ty: object, signature: Signature | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    if isinstance(ty, wasmtime.FuncType):
-        # Types come from the bytes: wasmtime-py aborts the process on a v128 ValType.
-        params, results = signature or ([], [])
-        return "func", tuple(params), tuple(results)
-    return (
-        {
-            wasmtime.MemoryType: "memory",
-            wasmtime.TableType: "table",
-            wasmtime.GlobalType: "global",
-        }.get(type(ty), type(ty).__name__.removesuffix("Type").lower()),
-        (),
-        (),
-    )
-
-
 def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> ModuleInfo:
-    """Compile ``data`` with the given features and list its imports and exports with types.
+    """Validate ``data`` under the given features and list its imports and exports with types.
+
+    Core modules are validated by wasmtime (the same validator its compiler runs first, with the
+    registry's features) without generating code: a 1 MiB module validates in a fraction of the
+    time a compilation takes, and the smoke harness compiles (and caches) separately.  Imports,
+    exports and their types are then read from the validated bytes (``binary.py``).  Components
+    are compiled: their types are only available from a compiled component.
 
     Raises ``WasmInspectionError`` with wasmtime's reason when the binary is invalid or uses a
     disabled feature.
@@ -141,31 +131,21 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         return _inspect_component(data, features)
     engine = make_engine(features)
     try:
-        module = wasmtime.Module(engine, data)
+        wasmtime.Module.validate(engine, data)
     except wasmtime.WasmtimeError as err:
         raise WasmInspectionError(
             f"wasmtime cannot compile the module: {_first_line(err)}",
             fix="rebuild the module, or only use wasm features registry.toml [features] enables",
         ) from None
-    imports, exports = [], []
-    memory_min = table_min = 0
-    import_sigs, export_sigs = _signatures(data)
-    func_imports = iter(import_sigs)
-    for imp in module.imports:
-        sig = next(func_imports, None) if isinstance(imp.type, wasmtime.FuncType) else None
-        kind, params, results = _kind(imp.type, sig)
-        imports.append(ImportInfo(imp.module, imp.name or "", kind, params, results))
-    for exp in module.exports:
-        kind, params, results = _kind(exp.type, export_sigs.get(exp.name))
-        exports.append(ExportInfo(exp.name, kind, params, results))
-    for ty in [*(i.type for i in module.imports), *(e.type for e in module.exports)]:
-        if isinstance(ty, wasmtime.MemoryType):
-            memory_min = max(memory_min, ty.limits.min * WASM_PAGE)
-        elif isinstance(ty, wasmtime.TableType):
-            table_min = max(table_min, ty.limits.min)
-    defined_memory, defined_table = defined_minimums(data)
-    memory_min, table_min = max(memory_min, defined_memory), max(table_min, defined_table)
-    return ModuleInfo(False, tuple(imports), tuple(exports), memory_min, table_min)
+    iface = _interface(data)
+    imports = tuple(
+        ImportInfo(imp.module, imp.name, imp.kind, *(tuple(t) for t in (sig or ((), ()))))
+        for imp, sig in iface.imports
+    )
+    exports = tuple(
+        ExportInfo(name, kind, *(tuple(t) for t in (sig or ((), ())))) for name, kind, sig in iface.exports
+    )
+    return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
 
 
 def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> ModuleInfo:
@@ -185,12 +165,12 @@ def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> Modu
     return ModuleInfo(True, imports, exports)
 
 
-def _signatures(data: bytes) -> tuple[list[Signature], dict[str, Signature]]:
+def _interface(data: bytes) -> Interface:
     try:
-        return function_signatures(data)
+        return module_interface(data)
     except (ValueError, IndexError, KeyError) as err:
         raise WasmInspectionError(
-            f"cannot read the module's function types: {err}",
+            f"cannot read the module's imports, exports and function types: {err}",
             fix="rebuild the module with a standard toolchain (only function types, no GC rec groups)",
         ) from None
 

@@ -322,16 +322,17 @@ def prepare_release(
     rel: _Release, config: Any, chain: RootChain, published_at: datetime, now: datetime, smoke: bool
 ) -> _Prepared:
     """Validate, verify, smoke and hash one release (the slow path); raises on any problem."""
-    from registry_tool.manifest import load_manifest, validate_release
+    from dataclasses import replace
+
     from registry_tool.manifest.errors import FindingsError
+    from registry_tool.manifest.validate import check_release
     from registry_tool.trust import verify_release_signatures
 
-    check = validate_release(rel.path, config)
-    if not check.ok:
-        raise FindingsError(f"release {rel.name} {rel.version} is not valid", check.findings)
-    manifest_path = rel.path / MANIFEST
-    manifest = load_manifest(manifest_path, config)
-    where = str(manifest_path)
+    checked = check_release(rel.path, config)
+    if not checked.result.ok or checked.manifest is None:
+        raise FindingsError(f"release {rel.name} {rel.version} is not valid", checked.result.findings)
+    manifest = replace(checked.manifest, limits=checked.manifest.effective_limits(config))
+    where = str(rel.path / MANIFEST)
     if (manifest.name, manifest.version) != (rel.name, rel.version):
         raise UnsafeIndexPathError(
             f"plugin.toml says {manifest.name} {manifest.version} "
@@ -339,14 +340,15 @@ def prepare_release(
             where=Location(file=where, field="plugin.name"),
             fix="move the release to plugins/<name>/<version>/",
         )
-    # Read every published file once: what is verified below is exactly what is written.
-    data = {n: (rel.path / n).read_bytes() for n in _published_names(rel, manifest.artifact.file)}
-    if data[MANIFEST] != manifest.raw:
-        raise CheckFailed(
-            f"{where} changed during the build",
-            where=where,
-            fix="build again when nothing writes to the index",
-        )
+    # Every published file is read once: the manifest and module bytes the rules checked are the
+    # bytes verified, hashed and written below (no window for a change between check and publish).
+    known = {MANIFEST: manifest.raw}
+    if checked.wasm is not None:
+        known[manifest.artifact.file] = checked.wasm
+    data = {
+        n: known[n] if n in known else (rel.path / n).read_bytes()
+        for n in _published_names(rel, manifest.artifact.file)
+    }
     # Also checks that a trusted comment naming a plugin/version names this one.
     signers = verify_release_signatures(
         chain.root,
