@@ -47,6 +47,14 @@ MAX_SCRYPT_N = 1 << 20  # 128 * r * N = 1 GiB
 MAX_SCRYPT_P = 64  # 128 * r * p bytes are allocated too; real keys have p = 1
 MAX_SCRYPT_WORK = 4 << 20  # N * p: four times minisign's default
 
+# Ed25519 points that are not keys (libsodium, hence minisign, refuses them too): the field prime
+# bounds a canonical y, and the eight small-order points have these y (order 1, 2, 4, 8; the order-8
+# y solve y^2 = (sqrt(1 + d) - 1) / d).  OpenSSL does not refuse them: for the identity point,
+# R = identity, S = 0 "verifies" every message, so anyone could sign as such a key.
+_ED25519_P = 2**255 - 19
+_ED25519_Y8 = 0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+_SMALL_ORDER_Y = frozenset({0, 1, _ED25519_P - 1, _ED25519_Y8, _ED25519_P - _ED25519_Y8})
+
 PUBLIC_KEY_LEN = 2 + 8 + 32
 SECRET_KEY_LEN = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32
 SIGNATURE_LEN = 2 + 8 + 64
@@ -200,6 +208,13 @@ class PublicKey:
                 where=where,
                 fix="use a minisign Ed25519 public key",
             )
+        weakness = _weak_point(raw[10:])
+        if weakness:
+            raise MalformedKeyError(
+                f"the public key is {weakness}",
+                where=where,
+                fix="this is not a usable Ed25519 key; use a real one",
+            )
         return cls(keynum=raw[2:10], raw=raw[10:], comment=comment)
 
     def to_base64(self) -> str:
@@ -218,6 +233,16 @@ class PublicKey:
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+def _weak_point(raw: bytes) -> str | None:
+    """Why a 32-byte Ed25519 public key is unusable, or None (the sign bit is ignored, as libsodium does)."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _ED25519_P:
+        return "not canonically encoded (the same point has another encoding)"
+    if y in _SMALL_ORDER_Y:
+        return "a point of small order (anyone could forge its signatures)"
+    return None
 
 
 # --------------------------------------------------------------------------- secret keys
