@@ -275,11 +275,12 @@ def _execute(
 
 
 def _wasi_config(case: Case, job: Job, workdir: Path) -> tuple[wasmtime.WasiConfig, Path, Path]:
-    stdin = workdir / "stdin"
-    stdin.write_bytes(case.input or b"")
-    out, err = workdir / "stdout", workdir / "stderr"
-    for p in (out, err):
-        p.write_bytes(b"")
+    stdin, out, err = workdir / "stdin", workdir / "stdout", workdir / "stderr"
+    # New files, not truncated ones: ext4 flushes a file truncated to zero and rewritten when it is
+    # closed (auto_da_alloc), which made every test with input or output pay milliseconds of I/O.
+    for p, data in ((stdin, case.input or b""), (out, b""), (err, b"")):
+        p.unlink(missing_ok=True)
+        p.write_bytes(data)
     wasi = wasmtime.WasiConfig()
     # No preopens, no environment, argv only as declared.
     wasi.argv = case.argv if case.argv is not None else [job.program]
