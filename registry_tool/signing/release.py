@@ -102,14 +102,23 @@ def check_trusted_comment(trusted_comment: str, name: str, version: str, *, wher
 # --------------------------------------------------------------------------- manifests (pure helpers)
 
 
+def _load_toml(data: bytes, where: str | None) -> dict[str, Any]:
+    """Parse TOML that is not trusted yet: every failure is a ``CheckFailed``."""
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CheckFailed(f"cannot parse the TOML: {exc}", where=where, fix="fix the TOML syntax") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise CheckFailed(
+            "cannot parse the TOML: arrays or tables nested too deeply", where=where, fix="fix the TOML"
+        ) from None
+
+
 def manifest_identity(
     manifest_bytes: bytes, *, where: str | None = None, table: str = "plugin"
 ) -> tuple[str, str]:
     """(name, version) from a plugin.toml (or yank.toml with ``table='yank'``)."""
-    try:
-        doc = tomllib.loads(manifest_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CheckFailed(f"cannot parse the TOML: {exc}", where=where, fix="fix the TOML syntax") from None
+    doc = _load_toml(manifest_bytes, where)
     section = doc.get(table)
     name = section.get("name") if isinstance(section, dict) else None
     version = section.get("version") if isinstance(section, dict) else None
@@ -147,7 +156,7 @@ def artifact_path(release_dir: Path, file: str, *, where: str) -> Path:
 
 def check_artifact_pin(manifest_bytes: bytes, artifact_bytes: bytes, *, where: str | None = None) -> None:
     """The artifact's sha256 and size must be exactly what the (signed) manifest pins (pure)."""
-    doc = tomllib.loads(manifest_bytes.decode("utf-8"))
+    doc = _load_toml(manifest_bytes, where)
     artifact = doc.get("artifact")
     if not isinstance(artifact, dict):
         raise ArtifactMismatchError(

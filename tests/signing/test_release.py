@@ -230,3 +230,23 @@ def test_non_utf8_signature_file_is_malformed(tmp_path: Path, alice: SecretKey) 
     (sig,) = read_signatures(f)
     with pytest.raises(MalformedSignatureError, match="UTF-8"):
         verify_bytes(alice.public_key, b"x", sig)
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b"a = " + b"[" * 50_000,  # nested arrays: tomllib recurses until RecursionError
+        b"a = " + b"{ b = " * 50_000,
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_hostile_manifest_is_a_named_error(manifest: bytes) -> None:
+    """The manifest is read before any signature over it is checked (to learn the plugin name and
+    version), so its parsing must fail with a named error, never an unexpected exception."""
+    from registry_tool.errors import CheckFailed
+    from registry_tool.signing import check_artifact_pin, manifest_identity
+
+    with pytest.raises(CheckFailed):
+        manifest_identity(manifest)
+    with pytest.raises(CheckFailed):
+        check_artifact_pin(manifest, b"")
