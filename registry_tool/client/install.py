@@ -293,6 +293,8 @@ def read_lockfile(dir_: Path) -> Lockfile:
         return Lockfile()
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise _lock_error(f"lockfile is not valid TOML: {err}", dir_) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise _lock_error("lockfile is not valid TOML: nested too deeply", dir_) from None
     if raw.get("version") != LOCKFILE_VERSION:
         raise _lock_error(f"lockfile version {raw.get('version')!r} is not supported", dir_, "version")
     plugins: dict[str, LockedPlugin] = {}

@@ -211,6 +211,7 @@ class ManifestFacts:
             TypeError,
             ValueError,
             AttributeError,
+            RecursionError,  # tomllib recurses into nested arrays and inline tables
         ) as e:
             raise MalformedRegistryError(
                 f"plugin.toml lacks a readable [plugin] name/version or [artifact] pin ({e})",

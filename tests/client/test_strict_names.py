@@ -79,3 +79,18 @@ def test_artifact_may_not_shadow_the_manifest_or_signatures(trusted: World, name
             trusted.plugins, dataclasses.replace(verified, wasm_filename=name), requested="", permissions=()
         )
     assert not (trusted.plugins / "alpha").exists()
+
+
+@pytest.mark.parametrize("text", ["version = 1\nx = " + "[" * 50_000, "\udcff"])
+def test_hostile_lockfile_is_a_lockfile_error(tmp_path: Path, text: str) -> None:
+    (tmp_path / LOCKFILE).write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    with pytest.raises(LockfileError):
+        read_lockfile(tmp_path)
+
+
+def test_hostile_installed_manifest_is_reported_as_tampered() -> None:
+    from registry_tool.client.errors import MalformedRegistryError
+    from registry_tool.client.trust_state import ManifestFacts
+
+    with pytest.raises(MalformedRegistryError):
+        ManifestFacts.parse(b"a = " + b"{ b = " * 50_000, where="plugin.toml")
