@@ -100,7 +100,7 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
     for version in range(trusted.version + 1, trusted.version + 1 + MAX_ROOT_STEPS):
         rel = f"root/{version}.root.json"
         try:
-            raw = sources.fetcher.fetch(join_url(base, rel), max_size=MAX_ROOT_SIZE)
+            raw = sources.get(join_url(base, rel), max_size=MAX_ROOT_SIZE)
         except NotFoundError:
             break
         old_ids = {k.key_id for k in previous.role("root").keys}
@@ -121,7 +121,7 @@ def _session(
 ) -> tuple[RegistryDocument, TrustState]:
     """The per-session checks against one source: walk the root chain, then verify registry.json."""
     state = walk_root(state, _fetch_root_chain(sources, base, state.root), now)
-    data = sources.fetcher.fetch(join_url(base, "registry.json"), max_size=MAX_REGISTRY_SIZE)
+    data = sources.get(join_url(base, "registry.json"), max_size=MAX_REGISTRY_SIZE)
     index_ids = {k.key_id for k in state.root.role("index").keys}
     sigs = sources.signatures(base, "registry.json", index_ids)
     return verify_registry(state, data, _decode(sigs), now)
@@ -252,9 +252,7 @@ class Registry:
         now = self.clock()
 
         def attempt(base: str) -> tuple[ManifestFacts, frozenset[str], bytes, dict[str, bytes]]:
-            data = self.sources.fetcher.fetch(
-                join_url(base, release.manifest.path), max_size=release.manifest.size
-            )
+            data = self.sources.get(join_url(base, release.manifest.path), max_size=release.manifest.size)
             sigs = self.sources.signatures(base, release.manifest.path, release.signers)
             facts, signers = verify_manifest(self.root, release, data, _decode(sigs), now)
             return facts, signers, data, sigs

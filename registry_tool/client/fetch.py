@@ -42,6 +42,7 @@ from registry_tool.client.errors import (
     SlowRetrievalError,
 )
 from registry_tool.errors import CheckFailed
+from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ MiB = 1024 * KiB
 # Fixed caps for files whose size no signed metadata declares yet.
 MAX_REGISTRY_SIZE = 32 * MiB
 MAX_ROOT_SIZE = 1 * MiB
-MAX_SIGNATURE_SIZE = 8 * KiB
+MAX_SIGNATURE_SIZE = MAX_SIGNATURE_FILE  # 16 KiB: minisign allows an 8174-byte trusted comment
 _CHUNK = 64 * KiB
 
 
@@ -347,13 +348,20 @@ class Sources:
     def urls(self) -> list[str]:
         return [self.base_url, *self.mirrors]
 
+    def get(self, url: str, *, max_size: int) -> bytes:
+        """``fetcher.fetch`` with the cap enforced here too: a host's own fetcher may ignore it."""
+        data = self.fetcher.fetch(url, max_size=max_size)
+        if len(data) > max_size:
+            raise _too_large(url, max_size, f"the fetcher returned {len(data)} bytes")
+        return data
+
     def fetch(self, relpath: str, *, max_size: int) -> bytes:
         """The first source that delivers; used for files that are verified as a group later."""
         return self.fetch_verified(relpath, max_size=max_size, verify=lambda data: data)
 
     def fetch_verified(self, relpath: str, *, max_size: int, verify: Callable[[bytes], T]) -> T:
         """Fetch ``relpath`` from each source in turn until ``verify`` accepts the bytes."""
-        return self.first(lambda base: verify(self.fetcher.fetch(join_url(base, relpath), max_size=max_size)))
+        return self.first(lambda base: verify(self.get(join_url(base, relpath), max_size=max_size)))
 
     def first(self, attempt: Callable[[str], T]) -> T:
         """``attempt(base_url)`` for each source in turn; the first success wins.
@@ -385,7 +393,7 @@ class Sources:
         found: dict[str, bytes] = {}
         for name in names:
             try:
-                found[name] = self.fetcher.fetch(join_url(base, name), max_size=MAX_SIGNATURE_SIZE)
+                found[name] = self.get(join_url(base, name), max_size=MAX_SIGNATURE_SIZE)
             except FetchError:
                 continue
         return found
