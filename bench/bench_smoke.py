@@ -71,10 +71,14 @@ def bench_overhead(tmp: Path) -> None:
 
     print("1. overhead per call, export add(i32, i32) -> i32")
     print(f"   bare wasmtime-py call (reused store/instance):   {bare * 1e6:10.1f} us")
-    print(f"   harness test, in-process (store+link+instance):  {in_process * 1e6:10.1f} us  "
-          f"({in_process / bare:.0f}x)")
-    print(f"   harness test, in worker, 200 tests per worker:   {worker_per_test * 1e6:10.1f} us  "
-          f"({worker_per_test / bare:.0f}x)")
+    print(
+        f"   harness test, in-process (store+link+instance):  {in_process * 1e6:10.1f} us  "
+        f"({in_process / bare:.0f}x)"
+    )
+    print(
+        f"   harness test, in worker, 200 tests per worker:   {worker_per_test * 1e6:10.1f} us  "
+        f"({worker_per_test / bare:.0f}x)"
+    )
     print(f"   harness, one-test release incl. worker start:    {worker_single * 1e3:10.1f} ms")
 
 
@@ -115,10 +119,14 @@ def bench_cache(tmp: Path) -> None:
     load_s = time.perf_counter() - start
     print(f"2. start of a {len(wasm) / 1e6:.1f} MB module (one test, whole release incl. worker start)")
     print(f"   first run (compile + store in cache):            {cold * 1e3:10.1f} ms")
-    print(f"   cached run (deserialize):                        {warm * 1e3:10.1f} ms  "
-          f"({cold / warm:.0f}x faster)")
-    print(f"   in-process: compile {compile_s * 1e3:.0f} ms vs deserialize {load_s * 1e3:.1f} ms "
-          f"({compile_s / load_s:.0f}x)")
+    print(
+        f"   cached run (deserialize):                        {warm * 1e3:10.1f} ms  "
+        f"({cold / warm:.0f}x faster)"
+    )
+    print(
+        f"   in-process: compile {compile_s * 1e3:.0f} ms vs deserialize {load_s * 1e3:.1f} ms "
+        f"({compile_s / load_s:.0f}x)"
+    )
 
 
 def bench_extism(tmp: Path) -> None:
@@ -138,17 +146,32 @@ def bench_extism(tmp: Path) -> None:
         check=True,
     )  # fmt: skip
     wasm = out.read_bytes()
-    print("3. Extism ABI, export shout (upper-cases its input byte by byte through input_load_u8/store_u8)")
-    for size in (64, 4096):
+    print("3. Extism ABI, export shout (upper-cases its input byte by byte through input_load_u8/store_u8;")
+    print("   the harness runs each call as a test: new store, kernel instance, WASI files, plugin instance)")
+    for size in (64, 4096, 1024**2):
         data = b"a" * size
         plugin = extism.Plugin(wasm, wasi=False)
         sdk = per_call(lambda data=data, plugin=plugin: plugin.call("shout", data))
 
         case = Case("shout", "shout", input=data)
         ours = _harness_per_call(wasm, job(out, "extism", [case], fuel=10**9), tmp)
-        print(f"   {size:5d} B input: official SDK {1 / sdk:9.0f} calls/s ({size / sdk / 1e6:6.2f} MB/s), "
-              f"harness {1 / ours:7.0f} calls/s ({size / ours / 1e6:6.2f} MB/s); "
-              f"SDK is {ours / sdk:.0f}x faster")
+        label = f"{size // 1024**2} MiB" if size >= 1024**2 else f"{size} B"
+        print(
+            f"   {label:>6} input: official SDK {1 / sdk:9.0f} calls/s ({size / sdk / 1e6:7.2f} MB/s), "
+            f"harness {1 / ours:7.0f} calls/s ({size / ours / 1e6:7.2f} MB/s); "
+            f"SDK is {ours / sdk:.1f}x faster"
+        )
+    # The per-test floor: an Extism export that returns at once, next to the same in the core ABI.
+    empty = tmp / "empty.wasm"
+    empty.write_bytes(wasmtime.wat2wasm('(module (func (export "f") (result i32) (i32.const 0)))'))
+    floor = {
+        abi: _harness_per_call(empty.read_bytes(), job(empty, abi, [Case("f", "f")]), tmp)
+        for abi in ("core", "extism")
+    }
+    print(
+        f"   per-test floor (export returning 0 at once): extism {floor['extism'] * 1e6:.0f} us, "
+        f"core {floor['core'] * 1e6:.0f} us"
+    )
 
 
 def _harness_per_call(wasm: bytes, the_job: Job, tmp: Path) -> float:

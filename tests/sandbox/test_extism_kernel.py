@@ -107,18 +107,26 @@ IN_BOUNDS = """
   (call $free (local.get $b))  ;; a double free is ignored
   (if (i64.ne (call $length (local.get $c)) (i64.const 8)) (then (return (i32.const 10))))
   (i32.const 0))
+(func (export "cyclic_free_list") (result i32) (local $b i64)
+  (local.set $b (call $alloc (i64.const 16)))
+  (drop (call $alloc (i64.const 8)))
+  (call $free (local.get $b))
+  (call $store_u64 (i64.sub (local.get $b) (i64.const 8)) (i64.xor (local.get $b) (i64.const -1)))
+  (drop (call $alloc (i64.const 64)))  ;; walks a free list that points at itself
+  (i32.const 0))
 (func (export "spin_input") (result i32)
   (loop $l (drop (call $input_load_u8 (i64.const 0))) (br $l)) (i32.const 0))
 """
 
 
 def test_kernel_memory_functions_and_lengths_in_a_plugin(run: Runner) -> None:
-    ok, lengths, spin = run(
+    ok, lengths, spin, cycle = run(
         _plugin(IN_BOUNDS),
         [
             Case("in bounds", "in_bounds", expect_kind="bytes", expect=b"abcdefghabcdefgz"),
             Case("lengths", "lengths"),
             Case("kernel code burns fuel", "spin_input", input=b"x", expect_trap="out_of_fuel"),
+            Case("a corrupt free list ends in fuel", "cyclic_free_list", expect_trap="out_of_fuel"),
         ],
         abi="extism",
         fuel=2_000_000,
@@ -126,6 +134,7 @@ def test_kernel_memory_functions_and_lengths_in_a_plugin(run: Runner) -> None:
     assert ok.outcome is Outcome.passed, ok.detail
     assert lengths.outcome is Outcome.passed, lengths.detail
     assert spin.outcome is Outcome.out_of_fuel, spin.detail
+    assert cycle.outcome is Outcome.out_of_fuel, cycle.detail
 
 
 # --------------------------------------------------------------------------- caps and linking
