@@ -70,10 +70,19 @@ _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
 
 def display_path(path: Path) -> str:
     """Paths in findings are relative to the working directory when possible (GitHub needs that)."""
+    return _display_resolved(path.resolve(), str(path))
+
+
+def _display_resolved(resolved: Path, fallback: str) -> str:
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return resolved.relative_to(_resolved_cwd(Path.cwd())).as_posix()
     except ValueError:
-        return str(path)
+        return fallback
+
+
+@lru_cache(maxsize=4)
+def _resolved_cwd(cwd: Path) -> Path:
+    return cwd.resolve()
 
 
 @dataclass
@@ -83,6 +92,7 @@ class _Ctx:
     manifest: Manifest
     config: RegistryConfig
     relfile: str
+    release: Path  # the release directory, resolved once (symlinks followed)
     findings: list[Finding] = field(default_factory=list)
     info: ModuleInfo | None = None
     wasm: bytes | None = None
@@ -109,7 +119,7 @@ def _check_metadata(ctx: _Ctx) -> None:
         ctx.add(
             "semver", f"plugin.version {m.version!r} is not strict semver 2.0", "plugin.version", SEMVER_HINT
         )
-    release = m.release_dir.resolve()
+    release = ctx.release
     if release.parent.parent.name == "plugins":
         if release.parent.name != m.name:
             ctx.add(
@@ -266,8 +276,8 @@ def _check_artifact(ctx: _Ctx) -> None:
             _PATH_FIX,
         )
         return
-    release = m.release_dir.resolve()
-    target = (m.release_dir / file).resolve()
+    release = ctx.release
+    target = (release / file).resolve()
     if not target.is_relative_to(release):
         ctx.add(
             "artifact-path",
@@ -568,7 +578,7 @@ def _check_tests(ctx: _Ctx) -> None:
 
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
-    release = ctx.manifest.release_dir.resolve()
+    release = ctx.release
     target = (release / name).resolve()
     if PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)
@@ -636,8 +646,11 @@ def check_release(release_dir: Path, config: RegistryConfig) -> CheckedRelease:
     The build publishes exactly these bytes: one read and one parse per release.
     """
     path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
-    relfile = display_path(path)
-    result = CheckResult(subject=display_path(path.parent), file=relfile)
+    release = path.parent.resolve()
+    # plugin.toml resolves under its resolved folder unless it is itself a link (refused below).
+    resolved = path.resolve() if path.is_symlink() else release / path.name
+    relfile = _display_resolved(resolved, str(path))
+    result = CheckResult(subject=_display_resolved(release, str(path.parent)), file=relfile)
     if path.is_symlink():
         # The signed bytes must be the file in the index, not whatever a link points at later.
         result.findings.append(
@@ -665,7 +678,7 @@ def check_release(release_dir: Path, config: RegistryConfig) -> CheckedRelease:
     result.findings.extend(findings)
     if manifest is None:
         return CheckedRelease(result, None, None)
-    ctx = _Ctx(manifest, config, relfile)
+    ctx = _Ctx(manifest, config, relfile, release)
     _check_metadata(ctx)
     _check_artifact(ctx)
     if ctx.wasm is not None:
