@@ -340,3 +340,14 @@ def test_the_kernel_source_is_shipped_beside_the_module() -> None:
     from registry_tool.sandbox import abis
 
     assert Path(abis.__file__).with_name("extism_kernel.wat").is_file()
+
+
+def test_the_kernel_needs_no_optional_wasm_feature(run: Runner) -> None:
+    """MVP instructions only: it links under the smallest feature set a registry can configure."""
+    [result] = run(
+        _plugin(IN_BOUNDS),
+        Case("in bounds", "in_bounds", expect_kind="bytes", expect=b"abcdefghabcdefgz"),
+        abi="extism",
+        features={"reference_types": True},  # wasmtime-py cannot run without it; everything else off
+    )
+    assert result.outcome is Outcome.passed, result.detail
