@@ -170,6 +170,7 @@ class _Prepared:
     files: dict[str, tuple[str, int]]  # published file name -> (sha256, size)
     data: dict[str, bytes] = field(default_factory=dict)  # file contents read this build (empty: cached)
     cached: dict[str, Any] | None = None  # the cache entry (holds the site files' stat prints)
+    written: bool = False  # a worker process already wrote the files into the staging folder
 
 
 # --------------------------------------------------------------------------- root chain
@@ -573,6 +574,16 @@ def _write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _write_release(staged: str, rel: _Release, data: dict[str, bytes]) -> None:
+    """Write the files of a release verified this build (the bytes that were verified)."""
+    folder = f"{staged}/plugins/{rel.name}/{rel.version}"
+    Path(folder).mkdir(parents=True)
+    for name, content in data.items():
+        if "/" in name:
+            Path(f"{folder}/{name}").parent.mkdir(parents=True, exist_ok=True)
+        _write(Path(f"{folder}/{name}"), content)
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
@@ -600,14 +611,21 @@ def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path)
     relpath = f"plugins/{rel.name}/{rel.version}"
     folder = f"{staged}/{relpath}"
     old_folder = f"{old_site}/{relpath}"
-    Path(folder).mkdir(parents=True)
     prints: dict[str, Any] = prep.cached.setdefault("site", {}) if prep.cached is not None else {}
+    if prep.written:  # a worker wrote them (with the bytes it verified)
+        if prep.cached is not None:
+            prints.update((name, _site_print(f"{folder}/{name}")) for name in prep.files)
+        return
+    if prep.data:
+        _write_release(str(staged), rel, prep.data)
+        if prep.cached is not None:
+            prints.update((name, _site_print(f"{folder}/{name}")) for name in prep.files)
+        return
+    Path(folder).mkdir(parents=True)
     for name, (sha, size) in sorted(prep.files.items()):
         dst = f"{folder}/{name}"
         recorded = prints.get(name)
-        if name in prep.data:
-            _write(Path(dst), prep.data[name])
-        elif recorded is not None and recorded[0] == size and _site_print(f"{old_folder}/{name}") == recorded:
+        if recorded is not None and recorded[0] == size and _site_print(f"{old_folder}/{name}") == recorded:
             _link_or_copy(f"{old_folder}/{name}", dst)
             continue  # same inode: the recorded print still holds
         else:
@@ -686,30 +704,32 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
                 tick(f"{rel.name} {rel.version}")
                 continue
         misses.append((rel, parse_time(published), look))
-    outcomes = _prepare_all([(r, p) for r, p, _ in misses], opts, config, chain, verify_now, tick)
-    for (rel, _, look), outcome in zip(misses, outcomes, strict=True):
-        if isinstance(outcome, list):
-            report.results.append(CheckResult(subject=f"{rel.name} {rel.version}", findings=outcome))
-            continue
-        prepared[(rel.name, rel.version)] = outcome
-        counts["verified"] += 1
-        counts["smoked"] += int(opts.smoke)
-        if look is not None:
-            _to_cache(rel, outcome, look, cache)
-    if opts.progress:
-        opts.progress(len(releases), len(releases), "signing")
-    if previous is not None:
-        problems = immutability_findings(previous, prepared, config.allow_backports)
-        if problems:
-            report.results.append(CheckResult(subject="previous registry", findings=problems))
-    if report.results:
-        raise BuildRefusedError(report)
-    version = next_version(previous, opts.now, opts.registry_version)
-    document = _document(config, chain, prepared, previous, version, opts.now, generated_at)
-    data = document.to_bytes()
-    signatures = sign_registry(data, opts.keys, chain.root, config.name, version)
+    # Workers write the files of the releases they verify straight into the staging folder;
+    # anything that fails from here on removes it, so SITE only ever changes by the swap.
     staged = site_io.staging_dir(out)
     try:
+        outcomes = _prepare_all([(r, p) for r, p, _ in misses], opts, config, chain, verify_now, tick, staged)
+        for (rel, _, look), outcome in zip(misses, outcomes, strict=True):
+            if isinstance(outcome, list):
+                report.results.append(CheckResult(subject=f"{rel.name} {rel.version}", findings=outcome))
+                continue
+            prepared[(rel.name, rel.version)] = outcome
+            counts["verified"] += 1
+            counts["smoked"] += int(opts.smoke)
+            if look is not None:
+                _to_cache(rel, outcome, look, cache)
+        if opts.progress:
+            opts.progress(len(releases), len(releases), "signing")
+        if previous is not None:
+            problems = immutability_findings(previous, prepared, config.allow_backports)
+            if problems:
+                report.results.append(CheckResult(subject="previous registry", findings=problems))
+        if report.results:
+            raise BuildRefusedError(report)
+        version = next_version(previous, opts.now, opts.registry_version)
+        document = _document(config, chain, prepared, previous, version, opts.now, generated_at)
+        data = document.to_bytes()
+        signatures = sign_registry(data, opts.keys, chain.root, config.name, version)
         for rel in releases:
             _stage_release(staged, rel, prepared[(rel.name, rel.version)], out)
         (staged / "root").mkdir()
@@ -817,12 +837,25 @@ def _worker_init(index: Path, verify_now: datetime) -> None:
     _WORKER["now"] = verify_now
 
 
-def _worker_prepare(rel: _Release, published: datetime, smoke: bool) -> _Prepared | list[Finding]:
-    """Run in a worker process; errors come back as findings (exceptions may not pickle)."""
-    try:
-        return prepare_release(rel, _WORKER["config"], _WORKER["chain"], published, _WORKER["now"], smoke)
-    except RegistryToolError as err:
-        return _findings(err)
+def _worker_prepare(
+    chunk: list[tuple[_Release, datetime]], smoke: bool, staged: str
+) -> list[_Prepared | list[Finding]]:
+    """Prepare a chunk of releases in a worker process and write their files into the staging folder.
+
+    Writing here, not in the parent, keeps the file bytes out of the result pipe (1 GiB for
+    1,000 releases of 1 MiB).  Errors come back as findings (exceptions may not pickle).
+    """
+    out: list[_Prepared | list[Finding]] = []
+    for rel, published in chunk:
+        try:
+            prep = prepare_release(rel, _WORKER["config"], _WORKER["chain"], published, _WORKER["now"], smoke)
+        except RegistryToolError as err:
+            out.append(_findings(err))
+            continue
+        _write_release(staged, rel, prep.data)
+        prep.data, prep.written = {}, True
+        out.append(prep)
+    return out
 
 
 def _findings(err: RegistryToolError) -> list[Finding]:
@@ -837,9 +870,10 @@ def _prepare_all(
     chain: RootChain,
     verify_now: datetime,
     tick: Callable[[str], None],
+    staged: Path,
 ) -> list[_Prepared | list[Finding]]:
     """prepare_release for every cache miss: in this process, or in ``opts.jobs`` worker processes."""
-    if opts.jobs <= 1 or len(todo) < 2 * opts.jobs:
+    if opts.jobs <= 1 or len(todo) < _MIN_PER_JOB * opts.jobs:
         out: list[_Prepared | list[Finding]] = []
         for rel, published in todo:
             try:
@@ -851,6 +885,9 @@ def _prepare_all(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    # A few large tasks, not one per release: each task costs a round trip and pickling.
+    size = -(-len(todo) // (opts.jobs * _CHUNKS_PER_JOB))
+    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
     # spawn, not fork: the parent may run threads (progress bar, sandbox pools).
     with ProcessPoolExecutor(
         max_workers=opts.jobs,
@@ -858,12 +895,19 @@ def _prepare_all(
         initializer=_worker_init,
         initargs=(opts.index, verify_now),
     ) as pool:
-        futures = [pool.submit(_worker_prepare, rel, published, opts.smoke) for rel, published in todo]
-        results = []
-        for (rel, _), future in zip(todo, futures, strict=True):
-            results.append(future.result())
-            tick(f"{rel.name} {rel.version}")
+        futures = [pool.submit(_worker_prepare, chunk, opts.smoke, str(staged)) for chunk in chunks]
+        results: list[_Prepared | list[Finding]] = []
+        for chunk, future in zip(chunks, futures, strict=True):
+            results.extend(future.result())
+            for rel, _ in chunk:
+                tick(f"{rel.name} {rel.version}")
         return results
+
+
+_CHUNKS_PER_JOB = 4  # enough for an even spread when releases differ in cost
+# Below this many cache misses per worker, starting worker processes (spawn: a fresh interpreter
+# importing wasmtime and verifying the root chain) costs more than it saves.
+_MIN_PER_JOB = 64
 
 
 def _sha256_file(path: Path) -> str:

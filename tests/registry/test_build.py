@@ -237,12 +237,23 @@ def test_failing_smoke_test_refuses_the_build(index: Index, tmp_path: Path) -> N
     build(index, tmp_path / "site", smoke=False)  # the same index builds when smoke is skipped
 
 
-def test_worker_processes_give_the_same_site_and_the_same_refusals(index: Index, tmp_path: Path) -> None:
+def test_worker_processes_give_the_same_site_and_the_same_refusals(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_tool.registry import build as build_module
+
+    monkeypatch.setattr(build_module, "_MIN_PER_JOB", 1)  # small index: use the workers anyway
     for i in range(4):
         index.add_release("alpha", f"3.0.{i}", variant=10 + i)
     build(index, tmp_path / "serial")
     build(index, tmp_path / "parallel", jobs=2)
     assert tree(tmp_path / "serial") == tree(tmp_path / "parallel")
+    # Files the workers wrote are recorded for the cache like the ones the parent writes.
+    cache = tmp_path / "cache.json"
+    build(index, tmp_path / "cached", jobs=2, cache_path=cache)
+    again = build(index, tmp_path / "cached", jobs=2, cache_path=cache)
+    assert again.counts["cached"] == len(list(again.document.releases()))
+    assert tree(tmp_path / "serial") == tree(tmp_path / "cached")
     (index.release_dir("alpha", "3.0.2") / "plugin.toml.minisig").unlink()
     with pytest.raises(BuildRefusedError) as err:
         build(index, tmp_path / "refused", jobs=2)
