@@ -96,6 +96,7 @@ class _Ctx:
     findings: list[Finding] = field(default_factory=list)
     info: ModuleInfo | None = None
     wasm: bytes | None = None
+    wasm_sha256: str | None = None  # of ``wasm``, computed once
 
     def add(
         self,
@@ -314,7 +315,7 @@ def _check_artifact(ctx: _Ctx) -> None:
             "artifact.size",
             "re-pin with `registry-tool sign` after rebuilding, or restore the original file",
         )
-    digest = hashlib.sha256(data).hexdigest()
+    digest = ctx.wasm_sha256 = hashlib.sha256(data).hexdigest()
     if m.artifact.sha256 is None:
         ctx.add(
             "digest-unpinned",
@@ -633,6 +634,7 @@ class CheckedRelease:
     result: CheckResult
     manifest: Manifest | None  # None when plugin.toml could not be parsed
     wasm: bytes | None  # the artifact bytes the digest and module rules checked, None if not read
+    wasm_sha256: str | None = None  # their sha256 (hex)
 
 
 def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
@@ -686,7 +688,7 @@ def check_release(release_dir: Path, config: RegistryConfig) -> CheckedRelease:
     _check_tests(ctx)
     result.findings.extend(ctx.findings)
     result.data = _result_data(ctx)
-    return CheckedRelease(result, manifest, ctx.wasm)
+    return CheckedRelease(result, manifest, ctx.wasm, ctx.wasm_sha256)
 
 
 def _result_data(ctx: _Ctx) -> dict[str, object]:
@@ -695,7 +697,7 @@ def _result_data(ctx: _Ctx) -> dict[str, object]:
     if ctx.wasm is not None:
         data["artifact"] = {
             "file": m.artifact.file,
-            "sha256": hashlib.sha256(ctx.wasm).hexdigest(),
+            "sha256": ctx.wasm_sha256,
             "size": len(ctx.wasm),
         }
     if ctx.info is not None:

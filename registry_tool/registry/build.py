@@ -361,7 +361,9 @@ def prepare_release(
         where=where,
     )
     yanked = _read_yank(rel, data.get(YANK), _signatures(data, YANK), chain, now)
-    files = {n: (hashlib.sha256(b).hexdigest(), len(b)) for n, b in data.items()}
+    # The module was hashed by the digest rule, from these very bytes: not again.
+    hashed = {manifest.artifact.file: checked.wasm_sha256} if checked.wasm is not None else {}
+    files = {n: (hashed.get(n) or hashlib.sha256(b).hexdigest(), len(b)) for n, b in data.items()}
     wasm_sha, wasm_size = files[manifest.artifact.file]
     if (wasm_sha, wasm_size) != (manifest.artifact.sha256, manifest.artifact.size):
         raise CheckFailed(
