@@ -115,7 +115,9 @@ class BuildOptions:
     smoke: bool = True
     cache_path: Path | None = None  # None: no cache
     progress: ProgressFn | None = None
-    jobs: int = 1  # worker processes for releases the cache cannot answer
+    # Worker processes for releases the cache cannot answer (the CLI's default too); workers only
+    # start when each gets at least _MIN_PER_JOB releases, so small builds stay in-process.
+    jobs: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
 
 
 @dataclass
