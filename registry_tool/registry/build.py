@@ -172,7 +172,7 @@ class _Prepared:
     files: dict[str, tuple[str, int]]  # published file name -> (sha256, size)
     data: dict[str, bytes] = field(default_factory=dict)  # file contents read this build (empty: cached)
     cached: dict[str, Any] | None = None  # the cache entry (holds the site files' stat prints)
-    written: bool = False  # a worker process already wrote the files into the staging folder
+    written: bool = False  # the files were written into the staging folder right after verification
 
 
 # --------------------------------------------------------------------------- root chain
@@ -605,7 +605,8 @@ def _site_print(path: str) -> list[int] | None:
 
 
 def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path) -> None:
-    """Write a release's files: bytes read this build, else a hard link to the identical old site file.
+    """Stage a release's files: already written when verified this build; for a cache hit a hard
+    link to the identical old site file, else the index file read again.
 
     An old site file is reused only if it still has the size, mtime and inode recorded when
     this tool wrote it (and the cache says its digest is unchanged); otherwise the index file
@@ -616,12 +617,7 @@ def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path)
     folder = f"{staged}/{relpath}"
     old_folder = f"{old_site}/{relpath}"
     prints: dict[str, Any] = prep.cached.setdefault("site", {}) if prep.cached is not None else {}
-    if prep.written:  # a worker wrote them (with the bytes it verified)
-        if prep.cached is not None:
-            prints.update((name, _site_print(f"{folder}/{name}")) for name in prep.files)
-        return
-    if prep.data:
-        _write_release(str(staged), rel, prep.data)
+    if prep.written:  # verified this build and written right after (``_prepare_all``)
         if prep.cached is not None:
             prints.update((name, _site_print(f"{folder}/{name}")) for name in prep.files)
         return
@@ -881,9 +877,14 @@ def _prepare_all(
         out: list[_Prepared | list[Finding]] = []
         for rel, published in todo:
             try:
-                out.append(prepare_release(rel, config, chain, published, verify_now, opts.smoke))
+                prep = prepare_release(rel, config, chain, published, verify_now, opts.smoke)
             except RegistryToolError as err:
                 out.append(_findings(err))
+            else:
+                # Written now, not kept: 10,000 releases of 1 MiB would otherwise sit in memory.
+                _write_release(str(staged), rel, prep.data)
+                prep.data, prep.written = {}, True
+                out.append(prep)
             tick(f"{rel.name} {rel.version}")
         return out
     import multiprocessing
