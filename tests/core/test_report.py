@@ -164,3 +164,28 @@ def test_sarif_uses_rule_descriptions_and_docs_page() -> None:
     )
     assert rules["regression"]["shortDescription"]["text"] == "regression"
     assert rules["digest-mismatch"]["helpUri"].endswith("/blob/main/docs/manifest.md")
+
+
+def test_sarif_from_a_real_validate_run_parses_as_sarif_2_1_0() -> None:
+    """An independent SARIF 2.1.0 object model (sarif-pydantic) accepts what validate writes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sarif_pydantic import Sarif
+
+    case = Path(__file__).resolve().parents[1] / "examples" / "invalid" / "digest-mismatch"
+    done = subprocess.run(
+        [sys.executable, "-m", "registry_tool", "validate", str(case), "--format", "sarif"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    sarif = Sarif.model_validate(json.loads(done.stdout))
+    [run] = sarif.runs
+    assert run.tool.driver.name == "registry-tool"
+    assert run.results and all(r.rule_id for r in run.results)
+    located = [r for r in run.results if r.locations]
+    regions = [loc.physical_location.region for r in located for loc in r.locations]
+    assert regions and all(region.start_line >= 1 for region in regions)
