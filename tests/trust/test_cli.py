@@ -70,6 +70,29 @@ def sign_root(cli: object, base: Path) -> None:
         run(cli, "root", "sign", "--key", base / "keys" / f"{name}.key", "--dir", base / "index" / "root")
 
 
+def add_maintainer(cli: object, base: Path, plugin: str) -> None:
+    """Delegate ``plugin`` (a name or prefix pattern) to alice's key in a new, unsigned root version."""
+    run(
+        cli,
+        "root",
+        "add-maintainer",
+        "alice",
+        "--pubkey",
+        base / "alice.pub",
+        "--plugin",
+        plugin,
+        "--dir",
+        base / "index" / "root",
+    )
+
+
+def delegate_alice(cli: object, base: Path, plugin: str) -> None:
+    """Generate alice's key, delegate ``plugin`` to it and sign the new root version with both root keys."""
+    run(cli, "key", "generate", base / "alice", "--unencrypted")
+    add_maintainer(cli, base, plugin)
+    sign_root(cli, base)
+
+
 @pytest.fixture
 def release(registry: Path) -> Path:
     d = registry / "index" / "plugins" / "hello" / "1.0.0"
@@ -134,31 +157,9 @@ def test_sign_and_verify_file(cli: object, tmp_path: Path) -> None:
 def test_maintainer_flow(cli: object, registry: Path, release: Path, minisign: str) -> None:
     root = registry / "index" / "root"
     run(cli, "key", "generate", registry / "alice", "--unencrypted")
-    run(
-        cli,
-        "root",
-        "add-maintainer",
-        "alice",
-        "--pubkey",
-        registry / "alice.pub",
-        "--plugin",
-        "hello",
-        "--dir",
-        root,
-    )
+    add_maintainer(cli, registry, "hello")
     # a second edit before signing amends the pending version instead of adding another
-    run(
-        cli,
-        "root",
-        "add-maintainer",
-        "alice",
-        "--pubkey",
-        registry / "alice.pub",
-        "--plugin",
-        "hello-*",
-        "--dir",
-        root,
-    )
+    add_maintainer(cli, registry, "hello-*")
     assert sorted(p.name for p in root.glob("*.root.json")) == ["1.root.json", "2.root.json"]
     run(cli, "root", "verify", "--dir", root, code=1)
     sign_root(cli, registry)
@@ -183,21 +184,8 @@ def test_maintainer_flow(cli: object, registry: Path, release: Path, minisign: s
 
 def test_revoke_and_rotate(cli: object, registry: Path, release: Path) -> None:
     root = registry / "index" / "root"
-    run(cli, "key", "generate", registry / "alice", "--unencrypted")
+    delegate_alice(cli, registry, "hello")
     key_id = run(cli, "key", "show", registry / "alice.pub").stdout.split()[2]
-    run(
-        cli,
-        "root",
-        "add-maintainer",
-        "alice",
-        "--pubkey",
-        registry / "alice.pub",
-        "--plugin",
-        "hello",
-        "--dir",
-        root,
-    )
-    sign_root(cli, registry)
     run(cli, "sign", release, "--key", registry / "alice.key")
     run(cli, "verify", release, "--root", root)
 
@@ -276,20 +264,7 @@ def test_release_served_under_another_name(cli: object, registry: Path, release:
     import shutil
 
     root = registry / "index" / "root"
-    run(cli, "key", "generate", registry / "alice", "--unencrypted")
-    run(
-        cli,
-        "root",
-        "add-maintainer",
-        "alice",
-        "--pubkey",
-        registry / "alice.pub",
-        "--plugin",
-        "hello*",
-        "--dir",
-        root,
-    )
-    sign_root(cli, registry)
+    delegate_alice(cli, registry, "hello*")
     run(cli, "sign", release, "--key", registry / "alice.key")
     copy = registry / "index" / "plugins" / "hello-evil" / "1.0.0"
     shutil.copytree(release, copy)
@@ -302,20 +277,7 @@ def test_release_in_wrong_version_directory(cli: object, registry: Path, release
     import shutil
 
     root = registry / "index" / "root"
-    run(cli, "key", "generate", registry / "alice", "--unencrypted")
-    run(
-        cli,
-        "root",
-        "add-maintainer",
-        "alice",
-        "--pubkey",
-        registry / "alice.pub",
-        "--plugin",
-        "hello",
-        "--dir",
-        root,
-    )
-    sign_root(cli, registry)
+    delegate_alice(cli, registry, "hello")
     run(cli, "sign", release / "plugin.toml", "--key", registry / "alice.key")
     moved = release.parent / "2.0.0"
     shutil.copytree(release, moved)
@@ -402,20 +364,7 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
 
 def test_signed_yank_is_reported(cli: object, registry: Path, release: Path) -> None:
     root = registry / "index" / "root"
-    run(cli, "key", "generate", registry / "alice", "--unencrypted")
-    run(
-        cli,
-        "root",
-        "add-maintainer",
-        "alice",
-        "--pubkey",
-        registry / "alice.pub",
-        "--plugin",
-        "hello",
-        "--dir",
-        root,
-    )
-    sign_root(cli, registry)
+    delegate_alice(cli, registry, "hello")
     run(cli, "sign", release, "--key", registry / "alice.key")
     (release / "yank.toml").write_text('[yank]\nname = "hello"\nversion = "1.0.0"\nreason = "CVE-2026-1"\n')
     res = as_json(run(cli, "verify", release, "--root", root, "--format", "json", code=1))
