@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from registry_tool.trust import (
 )
 from registry_tool.trust.editing import derive, dump_root, renew, revoke, rotate_keys
 
-Signer = Callable[[bytes, Sequence[SecretKey]], list[str]]
+from .conftest import Signer
 
 
 def _next(prev: bytes, edit: Callable[[dict[str, Any]], None] | None = None, **kw: Any) -> bytes:

@@ -9,7 +9,7 @@ maintainers x plugin_thresholds, which a server holding no key could otherwise m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from registry_tool.trust import Root, ThresholdNotMetError, UnauthorizedSignerEr
 from registry_tool.trust import root as root_module
 from registry_tool.trust.editing import derive, dump_root, renew
 
-Signer = Callable[[bytes, Sequence[SecretKey]], list[str]]
+from .conftest import Signer
 
 
 class _Parsed(AssertionError):

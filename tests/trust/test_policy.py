@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import pytest
 
 from registry_tool.signing import KeyMismatchError, SecretKey
@@ -19,7 +17,8 @@ from registry_tool.trust import (
     UnauthorizedSignerError,
 )
 
-Signer = Callable[[bytes, Sequence[SecretKey]], list[str]]
+from .conftest import Signer
+
 DATA = b"payload"
 
 

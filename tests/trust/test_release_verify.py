@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,8 +18,6 @@ from registry_tool.trust import (
     verify_yank_signatures,
 )
 from registry_tool.trust.editing import add_maintainer, derive, revoke, set_plugin_threshold
-
-Signer = Callable[[bytes, Sequence[SecretKey]], list[str]]
 
 
 def manifest(name: str = "validate_email", version: str = "1.0.0") -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import pytest
@@ -22,7 +21,8 @@ from registry_tool.trust import (
 )
 from registry_tool.trust.editing import dump_root
 
-Signer = Callable[[bytes, Sequence[SecretKey]], list[str]]
+from .conftest import Signer
+
 DATA = b'{"registry.json": true}\n'
 
 
