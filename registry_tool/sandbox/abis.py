@@ -18,6 +18,7 @@ from typing import Any
 import wasmtime
 
 from registry_tool.sandbox.engine import Limits
+from registry_tool.sandbox.outcome import Outcome
 
 WASI_MODULE = "wasi_snapshot_preview1"
 EXTISM_ENV = "extism:host/env"
@@ -75,6 +76,11 @@ class Case:
     exit_code: int = 0
     expect_trap: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> str:
+        """The outcome this case must end in: its ``expect_trap``, or ``passed``."""
+        return self.expect_trap or Outcome.passed.value
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -156,7 +156,7 @@ def _fail(case: Case, outcome: Outcome, detail: str, wall_ms: float | None = Non
     return TestOutcome(
         name=case.name,
         outcome=outcome,
-        expected=case.expect_trap or Outcome.passed.value,
+        expected=case.expected,
         wall_ms=wall_ms,
         detail=detail,
     )
@@ -231,7 +231,7 @@ def _await_test(worker: _Worker, job: Job, case: Case) -> TestOutcome:
         raise _ProtocolError("a test event without a valid outcome") from None
     if result.name != case.name:
         raise _ProtocolError(f"an outcome for {result.name!r} while {case.name!r} was running")
-    result.expected = case.expect_trap or Outcome.passed.value  # the parent decides what passes
+    result.expected = case.expected  # the parent decides what passes
     return result
 
 

@@ -349,7 +349,7 @@ def run_case(
     return TestOutcome(
         name=case.name,
         outcome=outcome,
-        expected=case.expect_trap or Outcome.passed.value,
+        expected=case.expected,
         fuel_consumed=fuel,
         peak_memory_bytes=memory,
         wall_ms=wall_ms,
