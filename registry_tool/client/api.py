@@ -39,11 +39,11 @@ from registry_tool.client.install import (
     VerifiedRelease,
     approve_permissions,
     commit_install,
-    installed,
     installed_signatures,
     locked_entry,
     plugin_dir_lock,
     read_lockfile,
+    remove_plugin,
     resolve,
     verify_entry,
 )
@@ -422,7 +422,9 @@ def _same_bytes(entry: LockedPlugin, release: Release) -> bool:
 
 
 def list_installed(dest: Path) -> list[LockedPlugin]:
-    return installed(dest)
+    """The installed plugins, as the lockfile records them, sorted by name."""
+    plugins = read_lockfile(dest).plugins
+    return [plugins[n] for n in sorted(plugins)]
 
 
 def verify_installed(
@@ -491,8 +493,6 @@ def load_plugin_bytes(dest: Path, name: str) -> bytes:
 
 
 def remove(dest: Path, name: str) -> LockedPlugin:
-    from registry_tool.client.install import remove_plugin
-
     return remove_plugin(dest, name)
 
 

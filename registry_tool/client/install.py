@@ -518,11 +518,6 @@ def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:
     ]
 
 
-def installed(dir_: Path) -> list[LockedPlugin]:
-    plugins = read_lockfile(dir_).plugins
-    return [plugins[n] for n in sorted(plugins)]
-
-
 def locked_entry(dir_: Path, name: str) -> LockedPlugin:
     check_name(name)
     entry = read_lockfile(dir_).plugins.get(name)
