@@ -67,6 +67,7 @@ def test_round_trip_is_canonical() -> None:
         "2026-11-21 12:00:00Z",
         "2026-11-21T12:00:00.5Z",
         "\uff12\uff10\uff126-11-21T12:00:00Z",
+        "2026-11-21T12:00:00Z\n",
     ],
 )
 def test_parse_time_accepts_one_spelling(text: str) -> None:
@@ -133,6 +134,7 @@ def test_rejects(case: str) -> None:
         b'{"version": NaN}',
         b"[1, 2",
         b"",
+        b"[" * 100_000,  # nesting deep enough to exhaust the recursion limit
     ],
 )
 def test_rejects_malformed_json(data: bytes) -> None:
@@ -152,3 +154,17 @@ def test_error_names_the_field() -> None:
     with pytest.raises(RegistryDocumentError) as err:
         parse_registry(json.dumps(BAD["bad digest"]).encode())
     assert err.value.where is not None and err.value.where.field == "plugins.alpha.versions.1.0.0.wasm.sha256"
+
+
+@pytest.mark.parametrize("name", ["alpha\n", "alpha\nbeta", "Alpha", "a", "../x"])
+def test_unsafe_plugin_names(name: str) -> None:
+    from registry_tool.registry.document import is_safe_name
+
+    assert not is_safe_name(name)
+
+
+@pytest.mark.parametrize("version", ["1.0.0\n", "1.0", "1.0.0+build", "01.0.0"])
+def test_unsafe_versions(version: str) -> None:
+    from registry_tool.registry.document import is_safe_version
+
+    assert not is_safe_version(version)
