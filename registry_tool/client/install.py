@@ -356,7 +356,7 @@ def atomic_write(dir_: Path, relpath: str, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if hashlib.sha256(tmp.read_bytes()).digest() != hashlib.sha256(data).digest():
+        if tmp.read_bytes() != data:
             raise InstalledFileTamperedError(
                 f"{tmp} does not hold the bytes just written", fix="check the disk and retry"
             )
