@@ -67,7 +67,7 @@ def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:
                 "changed workflow, so its verdict needs a maintainer's review",
                 severity=Severity.warning,
                 file=change.path,
-                line=1 if change.kind is not ChangeKind.deleted else None,
+                line=change.line,
                 fix="send workflow changes in their own pull request",
             )
         )
@@ -164,7 +164,7 @@ class _IndexCheck:
             rule="file-outside-plugin",
             message=f"{change.path} ({change.kind.name}) is outside every plugin release folder",
             file=change.path,
-            line=1 if change.kind is not ChangeKind.deleted else None,
+            line=change.line,
             fix=f"put plugin files under {self.path('plugins', '<name>', '<version>')}/ and send other "
             "changes in a separate pull request for the registry maintainers",
         )
@@ -245,7 +245,7 @@ class _IndexCheck:
                         rule="root-immutable",
                         message=f"published root file {change.path} was {change.kind.name}",
                         file=change.path,
-                        line=1 if change.kind is not ChangeKind.deleted else None,
+                        line=change.line,
                         fix="never edit a published root version; add the next version N+1 instead",
                     )
                 )

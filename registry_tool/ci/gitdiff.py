@@ -40,8 +40,9 @@ class Change:
     kind: ChangeKind
 
     @property
-    def parts(self) -> tuple[str, ...]:
-        return PurePosixPath(self.path).parts
+    def line(self) -> int | None:
+        """The line a finding about this change points at: 1, or none when the file was deleted."""
+        return None if self.kind is ChangeKind.deleted else 1
 
 
 class GitRepo:
