@@ -237,6 +237,18 @@ def sign_file(
     return target
 
 
+def _sign_release_file(
+    signed: Path, secret: SecretKey, table: str, timestamp: int | None, *, suffix: str = ""
+) -> Path:
+    """Sign plugin.toml or yank.toml; the trusted comment names the release its ``[table]`` names."""
+    data = signed.read_bytes()
+    name, version = manifest_identity(data, where=str(signed), table=table)
+    target = _signature_target(signed, secret)
+    comment = release_trusted_comment(name, version, signed.name, timestamp=timestamp) + suffix
+    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    return target
+
+
 def sign_release(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
     """Pin the artifact into plugin.toml and write the maintainer's signature; returns its path.
 
@@ -247,12 +259,7 @@ def sign_release(release_dir: Path, secret: SecretKey, *, timestamp: int | None 
     if changed:
         for stale in signature_paths(manifest):
             stale.unlink()
-    data = manifest.read_bytes()
-    name, version = manifest_identity(data, where=str(manifest))
-    target = _signature_target(manifest, secret)
-    comment = release_trusted_comment(name, version, timestamp=timestamp)
-    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
-    return target
+    return _sign_release_file(manifest, secret, "plugin", timestamp)
 
 
 def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
@@ -262,12 +269,7 @@ def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = N
         raise ReleaseSigningError(
             f"no {YANK} in {release_dir}", fix="write yank.toml with [yank] name, version, reason"
         )
-    data = yank.read_bytes()
-    name, version = manifest_identity(data, where=str(yank), table="yank")
-    target = _signature_target(yank, secret)
-    comment = release_trusted_comment(name, version, YANK, timestamp=timestamp) + "\tyank"
-    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
-    return target
+    return _sign_release_file(yank, secret, "yank", timestamp, suffix="\tyank")
 
 
 def sign_path(
