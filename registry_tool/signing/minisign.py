@@ -254,18 +254,20 @@ def scrypt_params(opslimit: int, memlimit: int) -> tuple[int, int, int]:
     r = 8
     if opslimit < memlimit // 32:
         p = 1
-        max_n = opslimit // (r * 4)
-        n_log2 = 1
-        while n_log2 < 63 and (1 << n_log2) <= max_n // 2:
-            n_log2 += 1
+        n_log2 = _n_log2(opslimit // (r * 4))
     else:
-        max_n = memlimit // (r * 128)
-        n_log2 = 1
-        while n_log2 < 63 and (1 << n_log2) <= max_n // 2:
-            n_log2 += 1
+        n_log2 = _n_log2(memlimit // (r * 128))
         max_rp = min((opslimit // 4) // (1 << n_log2), 0x3FFFFFFF)
         p = max_rp // r
     return 1 << n_log2, r, max(p, 1)
+
+
+def _n_log2(max_n: int) -> int:
+    """The smallest n_log2 >= 1 with 2^n_log2 > max_n // 2, at most 63 (libsodium's loop in both branches)."""
+    n_log2 = 1
+    while n_log2 < 63 and (1 << n_log2) <= max_n // 2:
+        n_log2 += 1
+    return n_log2
 
 
 def check_kdf_cost(opslimit: int, memlimit: int, *, where: str | None = None) -> None:
