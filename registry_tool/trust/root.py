@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -511,6 +511,11 @@ def _check_continuity(prev: Root, nxt: Root, where: str | None) -> None:
             )
 
 
+def _root_role(root: Root) -> Role:
+    """The root role, named with its version: a chain step's errors say which version's keys failed."""
+    return replace(root.role("root"), name=f"root role of version {root.version}")
+
+
 def authenticate_root_candidate(
     prev: Root, raw: bytes, sigs: Sequence[str], *, where: str | None = None
 ) -> set[str]:
@@ -519,8 +524,7 @@ def authenticate_root_candidate(
     Necessary, not sufficient (``verify_root_step`` checks both thresholds after parsing); it keeps
     a server that holds no root key from making a client parse (or fetch past) its candidates.
     """
-    base = prev.role("root")
-    role = Role(f"root role of version {prev.version}", base.keys, base.threshold, base.refused)
+    role = _root_role(prev)
     tally = tally_signatures(raw, sigs, role)
     if not tally.counted:
         require_threshold(tally, role, f"root version {prev.version + 1}", where)
@@ -547,17 +551,13 @@ def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str 
     _check_continuity(prev, nxt, where)
     # Keys the new version revokes count for nothing, not even for the old threshold.
     revoked_now = {r.key.raw for r in nxt.revoked}
-    old = prev.role("root")
-    old_role = Role(
-        f"root role of version {prev.version}",
-        tuple(k for k in old.keys if k.raw not in revoked_now),
-        old.threshold,
-        nxt._revoked_candidates() + old.refused,
+    old = _root_role(prev)
+    old_role = replace(
+        old,
+        keys=tuple(k for k in old.keys if k.raw not in revoked_now),
+        refused=nxt._revoked_candidates() + old.refused,
     )
-    new_role = nxt.role("root")
-    new_role = Role(
-        f"root role of version {nxt.version}", new_role.keys, new_role.threshold, new_role.refused
-    )
+    new_role = _root_role(nxt)
     subject = f"root version {nxt.version}"
     AllOf((Threshold(old_role, subject, where), Threshold(new_role, subject, where))).check(raw, sigs)
     return nxt
