@@ -348,10 +348,6 @@ def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
     )
 
 
-def _page_align(size: int) -> int:
-    return -(-size // 65536) * 65536
-
-
 def job_for(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -> Job:
     limits = limits_for(manifest, config)
     spec = EngineSpec(
