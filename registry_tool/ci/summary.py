@@ -69,12 +69,6 @@ SUMMARY_COLUMNS: dict[str, Callable[[CheckResult], str]] = {
 }
 
 
-def _growth(new: int | None, old: int | None) -> str:
-    if not new or not old:
-        return ""
-    return f" ({new / old - 1:+.0%})"
-
-
 def _release_section(result: CheckResult) -> list[str]:
     data: dict[str, Any] = result.data
     previous = data.get("previous")
