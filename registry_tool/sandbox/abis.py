@@ -22,7 +22,6 @@ from registry_tool.sandbox.outcome import Outcome
 
 WASI_MODULE = "wasi_snapshot_preview1"
 EXTISM_ENV = "extism:host/env"
-EXTISM_USER = "extism:host/user"
 
 
 class Exports:
