@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,7 @@ class Job:
             "abi": self.abi,
             "cases": [c.to_json() for c in self.cases],
             "limits": self.limits.to_json(),
-            "engine": {
-                "features": self.engine.features,
-                "stack": self.engine.stack,
-                "component": self.engine.component,
-                "reservation": self.engine.reservation,
-            },
+            "engine": asdict(self.engine),  # EngineSpec(**data["engine"]) reads it back
             "policy": self.policy.to_json(),
             "program": self.program,
             "cache_dir": self.cache_dir,
