@@ -19,6 +19,19 @@ from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
 
 HERE = Path(__file__).parent
 WASI_C = HERE / "modules"
+#: The documented per-test JSON of a smoke run (docs/sandbox.md), in its order.
+OUTCOME_FIELDS = (
+    "name",
+    "outcome",
+    "expected",
+    "passed",
+    "fuel_consumed",
+    "peak_memory_bytes",
+    "wall_ms",
+    "stdout",
+    "stderr",
+    "detail",
+)
 
 
 def wat(text: str) -> bytes:

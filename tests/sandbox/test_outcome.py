@@ -11,6 +11,8 @@ from registry_tool.sandbox.abis import Produced
 from registry_tool.sandbox.outcome import shown
 from registry_tool.sandbox.worker import _Run, compare, judge
 
+from .conftest import OUTCOME_FIELDS
+
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
@@ -46,18 +48,7 @@ def test_shown_cuts_long_output_and_says_so() -> None:
 def test_outcome_json_is_stable_and_round_trips() -> None:
     outcome = TestOutcome("t", Outcome.out_of_fuel, expected="out_of_fuel", fuel_consumed=5, wall_ms=1.23456)
     data = outcome.to_json()
-    assert list(data) == [
-        "name",
-        "outcome",
-        "expected",
-        "passed",
-        "fuel_consumed",
-        "peak_memory_bytes",
-        "wall_ms",
-        "stdout",
-        "stderr",
-        "detail",
-    ]
+    assert list(data) == list(OUTCOME_FIELDS)
     assert data["passed"] is True and data["wall_ms"] == 1.235
     assert TestOutcome.from_json(json.loads(json.dumps(data))).to_json() == data
 

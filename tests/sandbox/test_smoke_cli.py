@@ -14,7 +14,7 @@ import pytest
 from registry_tool.manifest import load_manifest, load_registry_config
 from registry_tool.sandbox import Outcome, smoke_paths, smoke_release
 
-from .conftest import wat
+from .conftest import OUTCOME_FIELDS, wat
 
 REPO = Path(__file__).resolve().parents[2]
 INDEX = REPO / "index"
@@ -144,18 +144,7 @@ def test_json_format_is_the_documented_shape(index: Path, tmp_path: Path) -> Non
     assert result["data"]["plugin"] == "spinner" and result["data"]["abi"] == "core"
     tests = result["data"]["tests"]
     assert [t["outcome"] for t in tests] == ["passed", "out_of_fuel"]
-    assert set(tests[0]) == {
-        "name",
-        "outcome",
-        "expected",
-        "passed",
-        "fuel_consumed",
-        "peak_memory_bytes",
-        "wall_ms",
-        "stdout",
-        "stderr",
-        "detail",
-    }
+    assert set(tests[0]) == set(OUTCOME_FIELDS)
 
 
 def test_github_format_annotates_failures(index: Path, tmp_path: Path) -> None:
