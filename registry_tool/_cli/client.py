@@ -131,10 +131,15 @@ def _prompt(release: Any, missing: frozenset[str]) -> bool:
     return typer.confirm("Grant them and install?", default=False, err=True)
 
 
+def _echo_json(command: str, ok: bool, key: str, value: Any) -> None:
+    """The JSON envelope every client command prints, on success and on failure."""
+    doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": ok, key: value}
+    typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
 def _out(fmt: Format, command: str, key: str, items: list[dict[str, Any]], lines: list[str]) -> None:
     if fmt is Format.json:
-        doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": True, key: items}
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        _echo_json(command, True, key, items)
     else:
         for line in lines:
             typer.echo(line)
@@ -152,8 +157,7 @@ def json_errors(fn: Callable[P, R]) -> Callable[P, R]:
             if kwargs.get("fmt") is Format.json:
                 command = "client " + fn.__name__.removesuffix("_cmd")
                 error = {"rule": err.code, "message": err.what, "where": str(err.where or ""), "fix": err.fix}
-                doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": False, "error": error}
-                typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+                _echo_json(command, False, "error", error)
             raise
 
     return wrapper
