@@ -16,7 +16,7 @@ from registry_tool.manifest import load_registry_config
 from registry_tool.trust.editing import verify_root_dir
 
 from .conftest import ADD, git, manifest_text
-from .test_workflows import _actionlint
+from .test_workflows import _actionlint, _check_jsonschema
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,16 +94,7 @@ def test_scaffolded_workflows_are_lint_clean(tmp_path: Path) -> None:
     for wf in (d / ".github/workflows").glob("*.yml"):
         proc = subprocess.run([str(_actionlint()), "-no-color", str(wf)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout
-        proc = subprocess.run(
-            [
-                str(REPO / ".venv/bin/check-jsonschema"),
-                "--builtin-schema",
-                "vendor.github-workflows",
-                str(wf),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        proc = _check_jsonschema("vendor.github-workflows", wf)
         assert proc.returncode == 0, proc.stdout
 
 

@@ -35,6 +35,15 @@ def _ids(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(REPO)) for p in paths]
 
 
+def _check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema against one of its built-in GitHub schemas."""
+    return subprocess.run(
+        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+    )
+
+
 def _load(path: Path) -> dict[Any, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)
@@ -56,20 +65,12 @@ def test_expected_files_exist() -> None:
 
 @pytest.mark.parametrize("path", ALL_WORKFLOWS, ids=_ids(ALL_WORKFLOWS))
 def test_workflow_matches_github_schema(path: Path) -> None:
-    proc = subprocess.run(
-        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
-        capture_output=True,
-        text=True,
-    )
+    proc = _check_jsonschema("vendor.github-workflows", path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_action_matches_github_schema() -> None:
-    proc = subprocess.run(
-        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(ACTION)],
-        capture_output=True,
-        text=True,
-    )
+    proc = _check_jsonschema("vendor.github-actions", ACTION)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -77,10 +78,7 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
     # The schema test above must be able to fail: `runs-on` misspelled, `steps` not a list.
     bad = tmp_path / "bad.yml"
     bad.write_text("on: push\njobs:\n  x:\n    run-on: ubuntu-24.04\n    steps: {}\n")
-    proc = subprocess.run(
-        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad)],
-        capture_output=True,
-    )
+    proc = _check_jsonschema("vendor.github-workflows", bad)
     assert proc.returncode == 1
 
 
