@@ -176,6 +176,14 @@ class Revocation:
     def covers(self, plugin: str) -> bool:
         return any(pattern_matches(p, plugin) for p in self.plugins)
 
+    @property
+    def summary(self) -> str:
+        """The revocation as error messages state it (which key, in which version, when)."""
+        return (
+            f"key {self.key.key_id} was revoked in root version {self.revoked_in_version} "
+            f"at {format_time(self.revoked_at)}"
+        )
+
 
 @dataclass(frozen=True)
 class Maintainer:
@@ -221,11 +229,7 @@ class Root:
         return tuple(
             Candidate(
                 r.key,
-                RevokedKeyError(
-                    f"key {r.key.key_id} was revoked in root version {r.revoked_in_version} "
-                    f"at {format_time(r.revoked_at)}",
-                    fix="sign with a current key",
-                ),
+                RevokedKeyError(r.summary, fix="sign with a current key"),
             )
             for r in self.revoked
         )
@@ -285,8 +289,7 @@ class Root:
                 Candidate(
                     r.key,
                     RevokedKeyError(
-                        f"key {r.key.key_id} was revoked in root version {r.revoked_in_version} at "
-                        f"{format_time(r.revoked_at)}; {why}",
+                        f"{r.summary}; {why}",
                         fix="have a current maintainer of the plugin re-sign the release",
                     ),
                 )
