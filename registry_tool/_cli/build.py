@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -55,36 +54,12 @@ def clock(environ: Mapping[str, str]) -> tuple[datetime, datetime]:
 
 
 def load_keys(paths: list[Path], passphrase_env: str | None) -> list[Any]:
-    from registry_tool.signing import SecretKey
+    """The index secret keys, with the passphrase rules every signing command uses."""
+    from registry_tool.signing.keyfiles import load_secret_key
 
-    keys = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise UsageError(f"cannot read key {path}: {err.strerror}", where=str(path)) from None
-        passphrase: bytes | None = None
-        if SecretKey.is_encrypted(data):
-            if passphrase_env:
-                value = os.environ.get(passphrase_env)
-                if value is None:
-                    raise UsageError(
-                        f"environment variable {passphrase_env} is not set",
-                        fix=f"export {passphrase_env} or omit --passphrase-env to be prompted",
-                    )
-                passphrase = value.encode()
-            elif sys.stdin.isatty():
-                passphrase = getpass.getpass(f"Passphrase for {path}: ").encode()
-            else:
-                raise UsageError(
-                    f"{path} is encrypted and there is no terminal to ask for its passphrase",
-                    where=str(path),
-                    fix="pass --passphrase-env VAR naming a variable that holds it",
-                )
-        keys.append(SecretKey.load(data, passphrase, where=str(path)))
-    if not keys:
+    if not paths:
         raise UsageError("no index key given", fix="pass --key INDEX_KEY")
-    return keys
+    return [load_secret_key(path, passphrase_env) for path in paths]
 
 
 @contextmanager

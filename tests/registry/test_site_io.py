@@ -323,7 +323,7 @@ def test_cli_refusal_exit_code_and_report(index: Index, tmp_path: Path, runner: 
 @pytest.mark.parametrize(
     ("extra_env", "key_name", "message"),
     [
-        ({}, "missing.key", "cannot read key"),
+        ({}, "missing.key", "secret key file"),
         ({"SOURCE_DATE_EPOCH": "yesterday"}, "index.key", "SOURCE_DATE_EPOCH"),
     ],
 )
