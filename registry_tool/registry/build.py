@@ -329,6 +329,7 @@ def prepare_release(
 
     from registry_tool.manifest.errors import FindingsError
     from registry_tool.manifest.validate import check_release
+    from registry_tool.signing.release import ParsedIdentity
     from registry_tool.trust import verify_release_signatures
 
     checked = check_release(rel.path, config)
@@ -352,7 +353,9 @@ def prepare_release(
         n: known[n] if n in known else (rel.path / n).read_bytes()
         for n in _published_names(rel, manifest.artifact.file)
     }
-    # Also checks that a trusted comment naming a plugin/version names this one.
+    # Also checks that a trusted comment naming a plugin/version names this one.  The identity is
+    # what the manifest parser read from these very bytes (``data[MANIFEST] is manifest.raw``):
+    # the verifier checks that and does not parse them a second time.
     signers = verify_release_signatures(
         chain.root,
         rel.name,
@@ -361,6 +364,7 @@ def prepare_release(
         now,
         published_at=published_at,
         where=where,
+        identity=ParsedIdentity(manifest.name, manifest.version, manifest.raw),
     )
     yanked = _read_yank(rel, data.get(YANK), _signatures(data, YANK), chain, now)
     # The module was hashed by the digest rule, from these very bytes: not again.

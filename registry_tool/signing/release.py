@@ -10,6 +10,7 @@ import hashlib
 import re
 import time
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,46 @@ def _load_toml(data: bytes, where: str | None) -> dict[str, Any]:
         raise CheckFailed(
             "cannot parse the TOML: arrays or tables nested too deeply", where=where, fix="fix the TOML"
         ) from None
+
+
+@dataclass(frozen=True)
+class ParsedIdentity:
+    """``[table]`` name and version that a caller already read from ``source``, the exact bytes.
+
+    The build's manifest parser reads plugin.toml once; handing the verifier this instead of
+    letting it parse the bytes again is only sound for the very bytes whose signatures are
+    checked, so the verifier compares ``source`` with them (``identity_of``).
+    """
+
+    name: str
+    version: str
+    source: bytes = field(repr=False)
+    table: str = "plugin"
+
+
+class IdentityMismatchError(CheckFailed):
+    """A caller's parsed identity was read from other bytes (or another table) than those verified."""
+
+    code = "identity-mismatch"
+
+
+def identity_of(
+    data: bytes, parsed: ParsedIdentity | None, *, where: str | None = None, table: str = "plugin"
+) -> tuple[str, str]:
+    """(name, version) of ``data``: ``parsed`` when it was read from these exact bytes, else parsed here.
+
+    A ``parsed`` identity from other bytes or another table is refused, never silently used.
+    """
+    if parsed is None:
+        return manifest_identity(data, where=where, table=table)
+    # ``is`` first: the build hands over the very object it parsed (no byte comparison then).
+    if parsed.table != table or not (parsed.source is data or parsed.source == data):
+        raise IdentityMismatchError(
+            f"the {parsed.table}.toml identity handed to the verifier was not read from the verified bytes",
+            where=where,
+            fix="pass the identity parsed from the same bytes, or none (the verifier parses them)",
+        )
+    return parsed.name, parsed.version
 
 
 def manifest_identity(

@@ -23,7 +23,12 @@ from registry_tool.signing.minisign import (
     PublicKey,
     VerifiedSignature,
 )
-from registry_tool.signing.release import check_trusted_comment, manifest_identity
+from registry_tool.signing.release import (
+    ParsedIdentity,
+    check_trusted_comment,
+    identity_of,
+    manifest_identity,
+)
 from registry_tool.trust.policy import (
     AllOf,
     Candidate,
@@ -604,6 +609,7 @@ def _verify_maintainer_signed(
     published_at: datetime | None,
     table: str,
     where: str | None,
+    parsed: ParsedIdentity | None = None,
 ) -> set[str]:
     _check_expiry(root, now, None)
     if not PLUGIN_NAME_RE.fullmatch(plugin_name):
@@ -613,7 +619,7 @@ def _verify_maintainer_signed(
             where=where,
             fix="plugin names are lower-case ASCII letters, digits, '_' and '-'",
         )
-    name, version = manifest_identity(data, where=where, table=table)
+    name, version = identity_of(data, parsed, where=where, table=table)
     if name != plugin_name:
         raise PluginNameMismatchError(
             f"the signed {table}.name is '{name}', but it is being verified as plugin '{plugin_name}'",
@@ -638,14 +644,18 @@ def verify_release_signatures(
     *,
     published_at: datetime | None = None,
     where: str | None = None,
+    identity: ParsedIdentity | None = None,
 ) -> set[str]:
     """Key ids of the delegated, unrevoked maintainers whose signatures meet the plugin's threshold.
 
     ``published_at`` (from the registry's history) lets signatures by a key revoked later count,
-    only where the revocation keeps prior releases.
+    only where the revocation keeps prior releases.  ``identity``: the ``[plugin]`` name and
+    version a caller already parsed from exactly ``manifest_bytes`` (the build's manifest
+    parser), so they are not parsed again; refused if it was read from other bytes.  Without
+    it the bytes are parsed here (the client and every other caller).
     """
     return _verify_maintainer_signed(
-        root, plugin_name, manifest_bytes, sigs, now, published_at, "plugin", where
+        root, plugin_name, manifest_bytes, sigs, now, published_at, "plugin", where, identity
     )
 
 
@@ -664,14 +674,16 @@ def verify_yank_signatures(
     ``version``, when given, is the release the yank is found with; the signed ``[yank] version``
     must be it (a valid yank of 1.0.0 cannot be copied next to 2.0.0).
     """
-    _, yanked = manifest_identity(yank_bytes, where=where, table="yank")
+    name, yanked = manifest_identity(yank_bytes, where=where, table="yank")
     if version is not None and yanked != version:
         raise PluginNameMismatchError(
             f"the signed yank.version is '{yanked}', but it is next to release {version}",
             where=Location(file=where, field="yank.version"),
             fix="a yank.toml names the release of its own directory",
         )
-    return _verify_maintainer_signed(root, plugin_name, yank_bytes, sigs, now, None, "yank", where)
+    # Parsed once here: the shared check below uses this identity of the same bytes.
+    parsed = ParsedIdentity(name, yanked, yank_bytes, "yank")
+    return _verify_maintainer_signed(root, plugin_name, yank_bytes, sigs, now, None, "yank", where, parsed)
 
 
 __all__ = [

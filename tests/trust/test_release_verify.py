@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from registry_tool.signing import SecretKey, TrustedCommentMismatchError, release_trusted_comment, sign_bytes
+from registry_tool.signing.release import IdentityMismatchError, ParsedIdentity
 from registry_tool.trust import (
     ExpiredRootError,
     PluginNameMismatchError,
@@ -273,3 +274,64 @@ def test_yank_must_name_its_release_version(
     assert verify_yank_signatures(root_with_maintainers, "validate_email", yank, sigs, now, version="1.0.0")
     with pytest.raises(PluginNameMismatchError, match=r"yank\.version"):
         verify_yank_signatures(root_with_maintainers, "validate_email", yank, sigs, now, version="2.0.0")
+
+
+# --------------------------------------------------------------------------- an already parsed identity
+
+
+def _parsed(
+    data: bytes, name: str = "validate_email", version: str = "1.0.0", table: str = "plugin"
+) -> ParsedIdentity:
+    return ParsedIdentity(name, version, data, table)
+
+
+def test_parsed_identity_gives_the_same_verdict(
+    root_with_maintainers: Root, k: dict[str, SecretKey], now: datetime
+) -> None:
+    data = manifest()
+    sigs = [release_sig(k["m1"], data)]
+    expected = verify_release_signatures(root_with_maintainers, "validate_email", data, sigs, now)
+    # An equal copy of the bytes is as good as the same object.
+    for source in (data, bytes(bytearray(data))):
+        got = verify_release_signatures(
+            root_with_maintainers, "validate_email", data, sigs, now, identity=_parsed(source)
+        )
+        assert got == expected == {k["m1"].key_id}
+
+
+@pytest.mark.parametrize(
+    ("source", "table"),
+    [
+        (manifest("json-path"), "plugin"),  # identity read from another plugin's manifest
+        (manifest(version="1.0.1"), "plugin"),  # from another version's manifest
+        (manifest() + b"\n", "plugin"),  # from bytes that differ by one byte
+        (manifest(), "yank"),  # from the right bytes, but the wrong table
+    ],
+)
+def test_parsed_identity_from_other_bytes_is_refused(
+    root_with_maintainers: Root, k: dict[str, SecretKey], now: datetime, source: bytes, table: str
+) -> None:
+    data = manifest()
+    sigs = [release_sig(k["m1"], data)]
+    with pytest.raises(IdentityMismatchError, match="not read from the verified bytes"):
+        verify_release_signatures(
+            root_with_maintainers, "validate_email", data, sigs, now, identity=_parsed(source, table=table)
+        )
+
+
+def test_parsed_identity_still_binds_name_and_trusted_comment(
+    root_with_maintainers: Root, k: dict[str, SecretKey], now: datetime
+) -> None:
+    """The checks that use the identity still run on it: plugin name and trusted comment."""
+    data = manifest("json-path")
+    sig = release_sig(k["m1"], data, "json-path")
+    with pytest.raises(PluginNameMismatchError):
+        verify_release_signatures(
+            root_with_maintainers, "validate_email", data, [sig], now, identity=_parsed(data, "json-path")
+        )
+    data = manifest(version="1.0.1")
+    sig = release_sig(k["m1"], data, version="1.0.0")
+    with pytest.raises(TrustedCommentMismatchError):
+        verify_release_signatures(
+            root_with_maintainers, "validate_email", data, [sig], now, identity=_parsed(data, version="1.0.1")
+        )
