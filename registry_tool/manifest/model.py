@@ -52,7 +52,6 @@ class TestSpec:
     name: str
     call: str | None
     release_dir: Path
-    line: int | None = None
     input: str | None = None
     input_base64: str | None = None
     input_file: str | None = None
@@ -66,10 +65,16 @@ class TestSpec:
     expect_regex: str | None = None
     expect_file: str | None = None
     expect_trap: str | None = None
+    source: TomlSource | None = field(default=None, repr=False, compare=False)
 
     @property
     def field_prefix(self) -> str:
         return f"tests[{self.index}]"
+
+    @property
+    def line(self) -> int | None:
+        """1-based line of this ``[[tests]]`` entry (looked up when asked: only failures need it)."""
+        return self.source.line_of(self.field_prefix) if self.source else None
 
     def input_bytes(self) -> bytes | None:
         """The input as bytes (``input`` UTF-8, ``input_base64`` decoded, ``input_file`` read)."""
@@ -225,7 +230,6 @@ def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource
         name=t.get("name") or f"{t.get('call', '_start')}#{index}",
         call=t.get("call"),
         release_dir=release_dir,
-        line=src.line_of(f"tests[{index}]"),
         input=t.get("input"),
         input_base64=t.get("input_base64"),
         input_file=t.get("input_file"),
@@ -239,6 +243,7 @@ def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource
         expect_regex=t.get("expect_regex"),
         expect_file=t.get("expect_file"),
         expect_trap=t.get("expect_trap"),
+        source=src,
     )
 
 

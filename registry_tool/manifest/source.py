@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +110,14 @@ class TomlSource:
     """A parsed TOML file: its path, raw bytes, data and where each key is."""
 
     path: Path
-    raw: bytes
+    raw: bytes  # valid UTF-8 (``parse_toml`` refuses anything else)
     data: dict[str, Any]
-    lines: dict[str, int]
+
+    @cached_property
+    def lines(self) -> dict[str, int]:
+        """``line_map`` of the file, built on the first line asked for: a file nobody reports on
+        (a valid manifest in a build) never pays for the scan."""
+        return line_map(self.raw.decode("utf-8"))
 
     def line_of(self, field: str) -> int | None:
         """Line of ``field`` (dotted), falling back to its nearest enclosing key or table."""
@@ -148,7 +153,7 @@ def parse_toml(path: Path, raw: bytes) -> TomlSource:
         line = int(pos.group(1)) if pos else None
         col = int(pos.group(2)) if pos else None
         raise TomlSyntaxError(_TOML_ERR_POS.sub("", msg).strip(), line, col) from None
-    return TomlSource(path=path, raw=raw, data=data, lines=line_map(text))
+    return TomlSource(path=path, raw=raw, data=data)
 
 
 # --------------------------------------------------------------------------- schemas

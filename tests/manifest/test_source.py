@@ -114,3 +114,28 @@ def test_hostile_nesting_is_a_finding_not_a_crash(tmp_path: Path, value: str, fr
     result = validate_release(tmp_path, load_registry_config(Path(__file__).parents[2] / "index"))
     assert not result.ok
     assert any(fragment in f.message for f in result.findings), result.findings
+
+
+def test_line_map_is_built_on_the_first_line_asked_for() -> None:
+    """A file nobody reports on never pays for the scan; once asked, the lines are line_map's."""
+    src = parse_toml(Path("x.toml"), TRICKY.encode())
+    assert "lines" not in vars(src)  # not scanned by parsing
+    assert src.line_of("tests[1].call") == 23
+    assert src.lines == line_map(TRICKY)
+    assert src.lines is src.lines  # scanned once
+
+
+def test_a_valid_manifest_parse_builds_no_line_map() -> None:
+    from registry_tool.manifest.model import parse_manifest
+
+    text = (
+        '[plugin]\nname = "pp"\nversion = "1.0.0"\ndescription = "d"\nauthors = ["a"]\nlicense = "MIT"\n'
+        'abi = "core"\nmin_host_version = "0.2.0"\n\n[artifact]\nfile = "p.wasm"\n\n'
+        '[exports]\nfunctions = ["run"]\n\n[[tests]]\ncall = "run"\nargs = [1]\nexpect = [2]\n'
+    )
+    manifest, findings = parse_manifest(Path("plugin.toml"), text.encode(), "plugin.toml")
+    assert manifest is not None and manifest.source is not None, findings
+    assert "lines" not in vars(manifest.source)
+    # Line numbers are still there on demand, the same as the eager scan gave.
+    assert manifest.tests[0].line == line_map(text)["tests[0]"] == 16
+    assert manifest.line_of("exports.functions") == 14
