@@ -7,8 +7,10 @@ which command produced the report, so a new output format is one more reporter.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -145,6 +147,18 @@ class Report:
 
 # --------------------------------------------------------------------------- text
 
+# Controls (C0 incl. CR/LF/tab, DEL, C1), line/paragraph separators and bidi overrides: messages embed
+# strings a pull request or a module controls (file names, import names, test names), and one finding
+# is one line, so none of these may reach a terminal or a CI log as themselves.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: str) -> str:
+    """``value`` on one line with every control or bidi character shown as an escape (``\\x1b``)."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", value
+    )
+
 
 def render_text(report: Report, out: TextIO) -> None:
     from rich.console import Console
@@ -153,12 +167,13 @@ def render_text(report: Report, out: TextIO) -> None:
     console = Console(file=out, highlight=False, soft_wrap=True)
     for result in report.results:
         mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(result.subject)}")
+        console.print(f"{mark} {escape(printable(result.subject))}")
         for finding in result.findings:
             colour = {"error": "red", "warning": "yellow", "notice": "cyan"}[finding.severity]
-            console.print(f"     [{colour}]{finding.severity.value}[/{colour}] {escape(finding.text())}")
+            text = escape(printable(finding.text()))
+            console.print(f"     [{colour}]{finding.severity.value}[/{colour}] {text}")
         for line in result.data.get("text_lines", []):
-            console.print(f"     {escape(str(line))}")
+            console.print(f"     {escape(printable(str(line)))}")
     failed = sum(1 for r in report.results if not r.ok)
     verdict = "[green]passed[/green]" if report.ok else "[red]failed[/red]"
     console.print(f"{report.command}: {len(report.results)} checked, {failed} failed: {verdict}")
@@ -182,7 +197,7 @@ def escape_data(value: str) -> str:
 
 def escape_property(value: str) -> str:
     """Escape a workflow-command property value (GitHub's ``escapeProperty``)."""
-    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+    return printable(escape_data(value).replace(":", "%3A").replace(",", "%2C"))
 
 
 def github_annotation(finding: Finding, subject: str) -> str:
@@ -197,11 +212,27 @@ def github_annotation(finding: Finding, subject: str) -> str:
     message = finding.message.rstrip(".") + "."
     if finding.fix:
         message += f" Fix: {finding.fix}"
-    return f"::{finding.severity.value} {','.join(props)}::{escape_data(message)}"
+    # After escaping CR/LF: other controls (ANSI colours, OSC links) would be rendered by the log viewer.
+    return f"::{finding.severity.value} {','.join(props)}::{printable(escape_data(message))}"
+
+
+# Untrusted text in a Markdown cell: no table breaks, no HTML (comments hide the rest), no links or images.
+_MD_ESCAPES = str.maketrans(
+    {"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "`": "'", "[": "\\[", "]": "\\]"}
+)
 
 
 def _md_cell(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ")
+    return printable(value.translate(_MD_ESCAPES))
+
+
+def _md_code(value: str) -> str:
+    """Untrusted text as a code span (inert inside one but for backticks, pipes and line breaks)."""
+    return (
+        "`"
+        + printable(value.replace("`", "'").replace("|", "\\|").replace("\n", " ").replace("\r", " "))
+        + "`"
+    )
 
 
 def markdown_summary(report: Report) -> str:
@@ -213,15 +244,22 @@ def markdown_summary(report: Report) -> str:
     for r in report.results:
         errs = sum(1 for f in r.findings if f.severity is Severity.error)
         warns = sum(1 for f in r.findings if f.severity is Severity.warning)
-        cells = [f"`{r.subject}`", "✅ ok" if r.ok else "❌ fail", str(errs), str(warns)]
-        cells += [fn(r) for fn in extra.values()]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        cells = [_md_code(r.subject), "✅ ok" if r.ok else "❌ fail", str(errs), str(warns)]
+        # Extra columns escape their own untrusted parts (they may use <br> between items).
+        cells += [fn(r).replace("\n", " ").replace("\r", " ") for fn in extra.values()]
+        lines.append("| " + " | ".join(cells) + " |")
     problems = [(r, f) for r, f in report.findings()]
     if problems:
         lines += ["", "<details><summary>Findings</summary>", ""]
-        lines += [f"- **{f.severity.value}** `{r.subject}`: {_md_cell(f.text())}" for r, f in problems]
+        lines += [
+            f"- **{f.severity.value}** {_md_code(r.subject)}: {_md_cell(f.text())}" for r, f in problems
+        ]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+# The runner reads a line as a workflow command when, trimmed, it starts with "::".
+_COMMAND_LINE = re.compile(r"^(\s*):(?=:)", re.M)
 
 
 def render_github(report: Report, out: TextIO) -> None:
@@ -231,7 +269,10 @@ def render_github(report: Report, out: TextIO) -> None:
     if summary_path:
         with Path(summary_path).open("a", encoding="utf-8") as fh:
             fh.write(markdown_summary(report))
-    render_text(report, out)
+    # The text report shares the log with the annotations: none of its lines may read as a command.
+    text = io.StringIO()
+    render_text(report, text)
+    out.write(_COMMAND_LINE.sub("\\1:\u200b", text.getvalue()))
 
 
 # --------------------------------------------------------------------------- sarif
