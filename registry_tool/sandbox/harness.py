@@ -207,7 +207,8 @@ def _await_compile(worker: _Worker, job: Job, cases: list[Case]) -> list[TestOut
         outcome, detail = _death(worker, worker.close())
         return [_fail(c, outcome, f"while compiling: {detail}") for c in cases]
     if event["event"] == "compile_error":
-        return [_fail(c, Outcome.compile_error, neutralise(str(event.get("detail", "")))) for c in cases]
+        detail = neutralise(str(event.get("detail", ""))).replace("\n", "\\n")
+        return [_fail(c, Outcome.compile_error, detail) for c in cases]
     if event["event"] != "compiled":
         raise _ProtocolError(f"unexpected event {event['event']!r} before compilation ended")
     return []
@@ -232,6 +233,10 @@ def _await_test(worker: _Worker, job: Job, case: Case) -> TestOutcome:
     if result.name != case.name:
         raise _ProtocolError(f"an outcome for {result.name!r} while {case.name!r} was running")
     result.expected = case.expected  # the parent decides what passes
+    # The worker's strings embed module-controlled text (import and export names, trap messages):
+    # make them inert here, at the trust boundary, whatever the worker did; a detail stays one line.
+    result.detail = neutralise(result.detail).replace("\n", "\\n").replace("\t", " ")
+    result.stdout, result.stderr = neutralise(result.stdout), neutralise(result.stderr)
     return result
 
 

@@ -98,6 +98,9 @@ _ESCAPE_SEQUENCE = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+_COMMAND_START = re.compile(r"^([^\S\n]*)::", re.M)
+
+
 def _visible(char: str) -> str:
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
@@ -115,8 +118,9 @@ def neutralise(data: bytes | str) -> str:
         lambda m: "".join(_visible(c) if _CONTROL.match(c) else c for c in m[0]), text
     )
     text = _CONTROL.sub(lambda m: _visible(m[0]), text)
-    # A line starting with "::" would be read as a GitHub workflow command; break it visibly.
-    return re.sub(r"(?m)^::", ":\u200b:", text)
+    # A line starting with "::" would be read as a GitHub workflow command, and the runner trims the
+    # line first (any Unicode whitespace): break it visibly wherever it starts.
+    return _COMMAND_START.sub("\\1:\u200b:", text)
 
 
 def shown(data: bytes, limit: int = SHOWN_OUTPUT_CHARS) -> str:
