@@ -22,7 +22,7 @@ from semantic_version import Version
 
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
 from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, SmokeFn
-from registry_tool.ci.release import NewRelease, check_yank, finding_from_error
+from registry_tool.ci.release import NewRelease, check_yank, finding_from_error, precedence
 from registry_tool.ci.summary import SUMMARY_COLUMNS
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import RegistryToolError, UsageError
@@ -209,7 +209,7 @@ class _IndexCheck:
                 found.append(Version(entry))
             except ValueError:
                 continue  # not a release folder; validate reports it elsewhere
-        return sorted(found)
+        return sorted(found, key=precedence)  # Version's own order is partial (+build is incomparable)
 
     # ------------------------------------------------------------------ root
 

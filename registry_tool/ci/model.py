@@ -15,6 +15,7 @@ RULES: dict[str, str] = {
     "release-changed": "A file of a release that exists at the base was modified (releases are immutable).",
     "release-removed": "A release (or one of its files) that exists at the base was removed.",
     "version-backwards": "A new release is lower than the highest existing version of the plugin.",
+    "version-duplicate": "A new release has the precedence of a published version (differs only in +build).",
     "artifact-digest": "The artifact's sha256/size differ from what plugin.toml pins.",
     "signature": "The release (or yank) is not signed by enough maintainers authorised by the root at base.",
     "permission-escalation": "A new version declares permissions its previous version did not.",

@@ -219,7 +219,19 @@ class NewRelease:
         except ValueError:
             return  # validate reports a non-semver version
         existing = self.o.base_versions(self.key.name)
-        if existing and mine < existing[-1] and not self.config.allow_backports:
+        # Precedence ignores +build: 1.0.0+x is 1.0.0 to every resolver (and semantic_version finds the
+        # two incomparable, so a plain < would call it "not lower").
+        same = [v for v in existing if precedence(v) == precedence(mine)]
+        if same:
+            self.add(
+                "version-duplicate",
+                f"version {mine} has the precedence of the published {same[0]} of {self.key.name} "
+                "(they differ only in build metadata)",
+                field="plugin.version",
+                fix=f"publish a version above {existing[-1]}; a published version is never replaced",
+            )
+            return
+        if existing and precedence(mine) < precedence(existing[-1]) and not self.config.allow_backports:
             self.add(
                 "version-backwards",
                 f"version {mine} is lower than the published {existing[-1]} of {self.key.name}",
@@ -237,7 +249,7 @@ class NewRelease:
         existing = self.o.base_versions(self.key.name)
         if not existing:
             return None
-        lower = [v for v in existing if v < mine]
+        lower = [v for v in existing if precedence(v) < precedence(mine)]
         if not lower and self.o.options.full:
             return None
         # A backport below every published version is compared with its nearest neighbour.
@@ -402,6 +414,11 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
     verdict = gate.verify_release(yank, yank_rel, key.name, key.version)
     findings.extend(verdict.findings)
     return findings
+
+
+def precedence(version: Version) -> Version:
+    """``version`` without build metadata: what semver orders by."""
+    return version.truncate("prerelease")
 
 
 def _toml(raw: bytes) -> dict[str, Any]:
