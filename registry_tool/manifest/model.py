@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -133,7 +133,13 @@ class Manifest:
         return self.source.line_of(dotted_field) if self.source else None
 
     def effective_limits(self, config: RegistryConfig) -> Limits:
-        return self.declared_limits.over(config.default_limits).over(config.max_limits)
+        return _effective_limits(self.declared_limits, config.default_limits, config.max_limits)
+
+
+@lru_cache(maxsize=64)
+def _effective_limits(declared: Limits, default: Limits, maximum: Limits) -> Limits:
+    """Declared over the defaults over the maxima: an index repeats a few declarations, so once each."""
+    return declared.over(default).over(maximum)
 
 
 def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | None, list[Finding]]:
