@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from registry_tool.errors import EXIT_CHECK_FAILED, EXIT_OK, Location, RegistryToolError
 
@@ -303,7 +304,9 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
             "message": {"text": f"{result.subject}: {finding.text()}"},
         }
         if finding.file:
-            location: dict[str, Any] = {"artifactLocation": {"uri": finding.file}}
+            # A URI reference: '#', '?', '%' or a space in a file name must not cut or break the path.
+            uri = quote(finding.file, safe="/")
+            location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
             # GitHub code scanning requires a region; line 1 when unknown.
             location["region"] = {"startLine": finding.line or 1}
             if finding.column:

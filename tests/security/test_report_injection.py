@@ -73,3 +73,27 @@ def test_markdown_summary_cells_are_inert(text: str) -> None:
     assert "<img" not in summary and "<!--" not in summary and not re.search(r"(?<!\\)\]\(", summary)
     assert summary.count("</details>") == 1 and "\r" not in summary
     assert [ln for ln in summary.splitlines() if ln.startswith("#")] == [summary.splitlines()[0]]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "index/plugins/a/1.0.0/x#plugin.toml",
+        "index/plugins/a/1.0.0/x?y",
+        "index/plugins/a/1.0.0/100%zz",
+        "index/plugins/a/1.0.0/new\nline",
+        "index/plugins/a/1.0.0/sp ace",
+    ],
+)
+def test_sarif_uri_is_a_percent_encoded_relative_reference(path: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from registry_tool.report import to_sarif
+
+    report = Report(command="ci check", results=[CheckResult("s", [Finding("r", "m", file=path)])])
+    [result] = to_sarif(report, "0")["runs"][0]["results"]
+    uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    parts = urlsplit(uri)
+    # Otherwise '#', '?' cut the path (annotation on another file) and a bad '%' is an invalid URI.
+    assert (parts.scheme, parts.query, parts.fragment) == ("", "", "")
+    assert unquote(parts.path) == path and re.fullmatch(r"([A-Za-z0-9/._~!$&'()*+,;=:@-]|%[0-9A-F]{2})*", uri)
