@@ -248,37 +248,42 @@ def scan_releases(index: Path) -> list[_Release]:
     found: list[_Release] = []
     if not plugins.is_dir():
         return found
-    for name in sorted(p.name for p in plugins.iterdir()):
-        name_dir = plugins / name
-        if _is_plain_file(name_dir):
-            continue  # README.md, .gitkeep: not releases, never published
-        _check_dir(name_dir, is_safe_name(name), f"plugin name {name!r}", "^[a-z][a-z0-9_-]{1,63}$")
-        for version in sorted(p.name for p in name_dir.iterdir()):
-            rel_dir = name_dir / version
-            if _is_plain_file(rel_dir):
-                continue
-            _check_dir(rel_dir, is_safe_version(version), f"version {version!r}", "strict semver, no '+'")
+    for name, name_dir in _subfolders(plugins, is_safe_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
+        for version, rel_dir in _subfolders(name_dir, is_safe_version, "version", "strict semver, no '+'"):
             found.append(_Release(name, version, rel_dir, _list_files(rel_dir)))
     return found
 
 
-def _is_plain_file(path: Path) -> bool:
-    return not path.is_symlink() and path.is_file()
+def _subfolders(folder: Path, safe: Callable[[str], bool], what: str, rule: str) -> list[tuple[str, Path]]:
+    """The folders in ``folder`` by name; plain files (README.md, .gitkeep: never published) skipped,
+    anything else that is not a safely named real folder refused.
 
-
-def _check_dir(path: Path, safe: bool, what: str, rule: str) -> None:
-    if path.is_symlink():
-        raise UnsafeIndexPathError(
-            f"{path} is a symlink", where=str(path), fix="replace it with a real folder"
-        )
-    if not safe:
-        raise UnsafeIndexPathError(
-            f"{what} in {path.parent} is not allowed in a published path",
-            where=str(path),
-            fix=f"rename the folder ({rule})",
-        )
-    if not path.is_dir():
-        raise UnsafeIndexPathError(f"{path} is not a folder", where=str(path), fix="remove it from plugins/")
+    ``os.scandir`` answers the type questions from the directory entry (``follow_symlinks=False``:
+    the entry itself, as ``lstat``), without a stat per entry.
+    """
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    out: list[tuple[str, Path]] = []
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False):
+            continue
+        path = folder / entry.name
+        if entry.is_symlink():
+            raise UnsafeIndexPathError(
+                f"{path} is a symlink", where=str(path), fix="replace it with a real folder"
+            )
+        if not safe(entry.name):
+            raise UnsafeIndexPathError(
+                f"{what} {entry.name!r} in {folder} is not allowed in a published path",
+                where=str(path),
+                fix=f"rename the folder ({rule})",
+            )
+        if not entry.is_dir(follow_symlinks=False):
+            raise UnsafeIndexPathError(
+                f"{path} is not a folder", where=str(path), fix="remove it from plugins/"
+            )
+        out.append((entry.name, path))
+    return out
 
 
 def _list_files(folder: Path) -> list[tuple[str, Path]]:

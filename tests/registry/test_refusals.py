@@ -263,3 +263,42 @@ def test_root_chain_with_a_gap(index: Index, tmp_path: Path) -> None:
 def test_expired_root(index: Index, tmp_path: Path) -> None:
     problems = refused(index, tmp_path / "site", verify_now=NOW + timedelta(days=400))
     assert "expired" in problems[0][2]
+
+
+@pytest.mark.parametrize(
+    ("where", "make", "expected"),
+    [
+        ("plugins/zeta", "link-to-dir", "is a symlink"),  # a plugin folder that is a link
+        ("plugins/zeta", "link-to-file", "is a symlink"),  # a link to a file is not a plain file
+        ("plugins/alpha/9.9.9", "link-to-file", "is a symlink"),
+        ("plugins/zeta", "fifo", "is not a folder"),  # neither a plain file nor a folder
+        ("plugins/alpha/9.9.9", "fifo", "is not a folder"),
+        ("plugins/Beta", "dir", "plugin name 'Beta' in"),
+        ("plugins/alpha/v1", "dir", "version 'v1' in"),
+    ],
+)
+def test_scan_refuses_links_special_files_and_bad_names(
+    index: Index, tmp_path: Path, where: str, make: str, expected: str
+) -> None:
+    path = index.path / where
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("x")
+    if make == "link-to-dir":
+        os.symlink(outside, path)
+    elif make == "link-to-file":
+        os.symlink(outside / "f", path)
+    elif make == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == UnsafeIndexPathError.code and expected in problems[0][2], problems
+
+
+@pytest.mark.parametrize("where", ["plugins/README.md", "plugins/alpha/NOTES.txt", "plugins/.gitkeep"])
+def test_scan_skips_plain_files(index: Index, tmp_path: Path, where: str) -> None:
+    (index.path / where).write_text("not a release\n")
+    result = build(index, tmp_path / "site")
+    assert not (tmp_path / "site" / where).exists()
+    assert result.document.plugins
