@@ -296,6 +296,11 @@ _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
 _LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4}
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
+#: Host-side copies of plugin memory live in the worker's own heap, outside every wasm limit: the log is
+#: captured output (the stderr cap), vars get Extism's default budget (``memory.max_var_bytes``).
+LOG_CAP = Limits().output
+VAR_CAP = 1024 * 1024
+LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 
 KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
 #: The kernel's functions a plugin may import from ``extism:host/env``; its ``rt_*`` exports and its
@@ -404,6 +409,7 @@ class ExtismKernel:
         self.memory: wasmtime.Memory = self._items["memory"]
         self.config = config
         self.vars: dict[str, bytes] = {}
+        self.var_bytes = 0
         self.network = network
         self.log = bytearray()
         if input_bytes:
@@ -484,14 +490,24 @@ class ExtismKernel:
 
     def var_set(self, caller: Storelike, key_offset: int, value_offset: int) -> None:
         key = self.read(caller, key_offset).decode("utf-8", "replace")
+        old = self.vars.pop(key, None)
+        if old is not None:
+            self.var_bytes -= len(key.encode()) + len(old)
         if value_offset == 0:
-            self.vars.pop(key, None)
-        else:
-            self.vars[key] = self.read(caller, value_offset)
+            return
+        value = self.read(caller, value_offset)
+        size = len(key.encode()) + len(value)
+        if self.var_bytes + size > VAR_CAP:
+            raise wasmtime.WasmtimeError(f"extism: var_set: vars would exceed {VAR_CAP} bytes")
+        self.vars[key] = value
+        self.var_bytes += size
 
     def log_at(self, level: str) -> Callable[[Storelike, int], None]:
         def log(caller: Storelike, offset: int) -> None:
+            if len(self.log) > LOG_CAP:  # already cut: the run ends in output_limit
+                raise wasmtime.WasmtimeError(LOG_LIMIT_MESSAGE)
             self.log += f"[{level}] ".encode() + self.read(caller, offset) + b"\n"
+            del self.log[LOG_CAP + 1 :]
 
         return log
 

@@ -28,6 +28,8 @@ from wasmtime import component
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
     ADAPTERS,
+    LOG_CAP,
+    LOG_LIMIT_MESSAGE,
     WASI_MODULE,
     Adapter,
     Case,
@@ -190,6 +192,8 @@ def classify_error(err: BaseException) -> tuple[Outcome, str]:
         return Outcome.memory_limit, "the worker ran out of address space"
     message = str(err).strip()
     first = message.splitlines()[0] if message else type(err).__name__
+    if LOG_LIMIT_MESSAGE in message:  # the Extism log is captured output: same class as a stderr flood
+        return Outcome.output_limit, f"{LOG_LIMIT_MESSAGE} ({LOG_CAP} bytes) and was cut"
     if isinstance(err, wasmtime.Trap):
         code = err.trap_code
         if code is wasmtime.TrapCode.OUT_OF_FUEL:
