@@ -148,10 +148,13 @@ class Report:
 
 # --------------------------------------------------------------------------- text
 
-# Controls (C0 incl. CR/LF/tab, DEL, C1), line/paragraph separators and bidi overrides: messages embed
+# Controls (C0 incl. CR/LF/tab, DEL, C1), line/paragraph separators, bidi overrides and lone surrogates
+# (non-UTF-8 file names decoded with surrogateescape, which no output stream can encode): messages embed
 # strings a pull request or a module controls (file names, import names, test names), and one finding
 # is one line, so none of these may reach a terminal or a CI log as themselves.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def printable(value: str) -> str:
@@ -305,7 +308,7 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
         }
         if finding.file:
             # A URI reference: '#', '?', '%' or a space in a file name must not cut or break the path.
-            uri = quote(finding.file, safe="/")
+            uri = quote(finding.file, safe="/", errors="surrogateescape")  # the name's own bytes
             location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
             # GitHub code scanning requires a region; line 1 when unknown.
             location["region"] = {"startLine": finding.line or 1}

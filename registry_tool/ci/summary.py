@@ -19,6 +19,7 @@ from registry_tool.report import (
     Report,
     Severity,
     markdown_summary,
+    printable,
     render,
     to_sarif,
 )
@@ -30,7 +31,7 @@ _ESCAPES = str.maketrans(
 
 def md(value: object) -> str:
     """Untrusted text made inert inside a Markdown table cell."""
-    return str(value).translate(_ESCAPES)
+    return printable(str(value).translate(_ESCAPES))
 
 
 def _kib(value: int | None) -> str:
