@@ -249,6 +249,21 @@ class _IndexCheck:
                         fix="never edit a published root version; add the next version N+1 instead",
                     )
                 )
+        links = _symlinks(self.repo.root, root_dir)
+        if links:
+            # Never follow a link out of the checkout (/dev/zero reads forever, /proc/self/environ...).
+            result.findings.extend(
+                Finding(
+                    rule="unexpected-file",
+                    message=f"{link} is a symbolic link",
+                    file=link,
+                    line=1,
+                    fix="commit root metadata itself; links could point outside the root folder",
+                )
+                for link in links
+            )
+            result.data["root_change"] = "root folder holds symbolic links (not read)"
+            return result
         change_info: RootChange = gate.check_new_root(self.repo.root / root_dir, root_dir)
         result.findings.extend(change_info.findings)
         result.data["root_change"] = change_info.summary
