@@ -160,7 +160,7 @@ def module_interface(data: bytes) -> Interface:
             if kind is None:
                 raise ValueError("unknown export kind")
             exports.append((name, kind, types[funcs[index]] if code == 0x00 else None))
-    defined_memory, defined_table = defined_minimums(data)
+    defined_memory, defined_table = _defined_minimums(data, sections)
     return Interface(
         imports=[(i, types[i.type_index] if i.kind == "func" else None) for i in imports],
         exports=exports,
@@ -202,9 +202,17 @@ def export_signature(data: bytes, export: str) -> Signature | None:
 
 def defined_minimums(data: bytes) -> tuple[int, int]:
     """Initial sizes of the memories (bytes) and tables (elements) a module defines itself."""
-    memory = table = 0
     try:
         sections = _sections(data)
+    except (ValueError, IndexError):
+        return 0, 0
+    return _defined_minimums(data, sections)
+
+
+def _defined_minimums(data: bytes, sections: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """``defined_minimums`` on sections already found (``module_interface`` scans them once)."""
+    memory = table = 0
+    try:
         if _SECTION_TABLE in sections:
             reader = _Reader(data, *sections[_SECTION_TABLE])
             for _ in range(reader.uleb()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from semantic_version import NpmSpec, SimpleSpec, Version
@@ -27,6 +28,7 @@ def parse_version(text: str) -> Version:
         raise VersionError(f"{text!r} is not a strict semver 2.0 version") from None
 
 
+@lru_cache(maxsize=1024)  # an index repeats the same few versions (1.0.0, min_host_version)
 def is_version(text: str) -> bool:
     try:
         parse_version(text)
