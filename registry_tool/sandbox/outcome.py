@@ -74,17 +74,28 @@ class TestOutcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TestOutcome:
+        """Read a record back; raises TypeError/ValueError/KeyError for anything ill-typed.
+
+        The parent reads these from a worker that runs untrusted code: a figure it formats must be a
+        number, a text a string, or the record is refused (the test then fails closed).
+        """
         return cls(
-            name=str(data["name"]),
+            name=_typed(data["name"], str),
             outcome=Outcome(data["outcome"]),
-            expected=str(data.get("expected", Outcome.passed.value)),
-            fuel_consumed=data.get("fuel_consumed"),
-            peak_memory_bytes=data.get("peak_memory_bytes"),
-            wall_ms=data.get("wall_ms"),
-            stdout=str(data.get("stdout", "")),
-            stderr=str(data.get("stderr", "")),
-            detail=str(data.get("detail", "")),
+            expected=_typed(data.get("expected", Outcome.passed.value), str),
+            fuel_consumed=_typed(data.get("fuel_consumed"), int, optional=True),
+            peak_memory_bytes=_typed(data.get("peak_memory_bytes"), int, optional=True),
+            wall_ms=_typed(data.get("wall_ms"), (int, float), optional=True),
+            stdout=_typed(data.get("stdout", ""), str),
+            stderr=_typed(data.get("stderr", ""), str),
+            detail=_typed(data.get("detail", ""), str),
         )
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"expected {kind}, got {type(value).__name__}")
 
 
 # Terminal control sequences: CSI (ESC [ ... final, or the 8-bit CSI U+009B), OSC (ESC ] ... BEL/ST),

@@ -1,0 +1,59 @@
+"""Attack: a subverted worker sends a well-formed event with ill-typed figures or hostile text.
+
+The parent formats the figures (``f"{fuel:,}"``, ``memory // 1024``): a string there crashed the
+whole smoke command instead of failing one test closed.  Text fields are neutralised by the parent.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits, Outcome, harness, run_job
+
+FAKE = """
+import json, sys
+request = json.loads(sys.stdin.read())
+outcome = json.loads(sys.argv[1])
+print(json.dumps({"event": "compiled", "ms": 1}), flush=True)
+for case in request["job"]["cases"][request["start"]:]:
+    print(json.dumps({"event": "test", "outcome": {"name": case["name"], **outcome}}), flush=True)
+"""
+
+
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str) -> list[harness.TestOutcome]:
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE)
+    monkeypatch.setattr(harness, "WORKER_COMMAND", [sys.executable, str(script), outcome])
+    wasm = tmp_path / "m.wasm"
+    wasm.write_bytes(b"")
+    job = Job(str(wasm), "core", [Case("a", "f")], Limits(), EngineSpec(), ImportPolicy())
+    return run_job(job)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        '{"outcome": "passed", "fuel_consumed": "lots"}',
+        '{"outcome": "passed", "peak_memory_bytes": [1]}',
+        '{"outcome": "passed", "wall_ms": "fast"}',
+        '{"outcome": "passed", "fuel_consumed": true}',
+        '{"outcome": "passed", "stdout": {"a": 1}}',
+    ],
+)
+def test_ill_typed_figures_fail_the_test_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    [result] = _run(tmp_path, monkeypatch, outcome)
+    assert result.outcome is Outcome.worker_crashed and "protocol" in result.detail
+    harness._summary_line(result)  # what the report prints must format
+
+
+def test_hostile_text_from_a_worker_is_neutralised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "x\\n  ::error::forged\\u001b[31m"
+    [result] = _run(tmp_path, monkeypatch, f'{{"outcome": "trap", "detail": "{text}", "stdout": "{text}"}}')
+    assert result.outcome is Outcome.trap
+    assert "\n" not in result.detail and "\x1b" not in result.detail + result.stdout
+    assert not any(ln.strip().startswith("::") for ln in result.stdout.splitlines())
