@@ -31,6 +31,9 @@ from registry_tool.report import CheckResult, Finding, Report, Severity
 
 __all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pull_request"]
 
+# What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
+# signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
+_YANK_FILE = re.compile(r"^yank\.toml(?:\.minisig|\.[0-9A-F]{16}\.minisig)?$")
 _ROOT_PATH = re.compile(r"^([1-9][0-9]*)\.root\.json(?:\.[0-9A-F]{16})?(?:\.minisig)?$")
 
 
@@ -218,7 +221,7 @@ class _IndexCheck:
         result = CheckResult(subject="root", file=root_dir)
         published = set(self.repo.list_files(self.base, root_dir))
         for change in changes:
-            match = _ROOT_PATH.match(PurePosixPath(change.path).name)
+            match = _ROOT_PATH.fullmatch(PurePosixPath(change.path).name)  # `$` would allow a final \n
             if change.path not in published and match is None:
                 result.findings.append(
                     Finding(
@@ -317,7 +320,7 @@ class _IndexCheck:
         yank_changed = False
         for change in changes:
             name = PurePosixPath(change.path).name
-            if name == "yank.toml" or (name.startswith("yank.toml.") and name.endswith(".minisig")):
+            if _YANK_FILE.fullmatch(name):
                 if change.path in published:
                     result.findings.append(self._immutable(change))
                 else:

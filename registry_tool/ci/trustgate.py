@@ -51,7 +51,7 @@ class RootChange:
 
 
 def _root_versions(names: list[str]) -> list[int]:
-    return sorted(int(m.group(1)) for n in names if (m := _ROOT_FILE.match(Path(n).name)))
+    return sorted(int(m.group(1)) for n in names if (m := _ROOT_FILE.fullmatch(Path(n).name)))
 
 
 class TrustGate:
