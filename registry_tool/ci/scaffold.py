@@ -162,7 +162,7 @@ def _check_target(directory: Path, name: str, host: str) -> None:
             f"{directory} is not empty", where=str(directory), fix="run init on a new or empty directory"
         )
     for label, value in (("--name", name), ("--host", host)):
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ScaffoldError(
                 f"{label} {value!r} is not a valid name",
                 fix="use 2-64 characters: lower-case letters, digits, '-' and '_', starting with a letter",
