@@ -8,6 +8,7 @@ becomes that error's finding; one that crashes fails closed as ``internal-error`
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -442,14 +443,12 @@ def _imports(release_dir: Path, doc: dict[str, Any], config: RegistryConfig) -> 
     return {(i.module, i.name) for i in info.imports}
 
 
+# ``F.minisig`` or ``F.<KEYID>.minisig``, the names signing.signature_paths reads (key ids are upper hex).
+_SIGNATURE_SUFFIX = re.compile(r"(?:\.[0-9A-F]{16})?\.minisig")
+
+
 def _is_signature_of(rel: str, signed: set[str]) -> bool:
-    for base in signed:
-        if rel == f"{base}.minisig":
-            return True
-        rest = rel[len(base) :] if rel.startswith(base + ".") else ""
-        if rest.endswith(".minisig") and len(rest) == len(".0123456789ABCDEF.minisig"):
-            return True
-    return False
+    return any(rel.startswith(base) and _SIGNATURE_SUFFIX.fullmatch(rel[len(base) :]) for base in signed)
 
 
 def rebase_finding(finding: Finding, repo_root: Path, rebase: list[tuple[Path, str]]) -> Finding:

@@ -1,0 +1,32 @@
+"""Attack: a new release carries an unsigned file named like a per-key signature.
+
+``files`` lets signature files through; it accepted any 16 characters as the key id, so
+``plugin.toml.payload-payload-.minisig`` (arbitrary bytes) was published unflagged.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import IndexRepo
+from .test_check_e2e import A, errors
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["plugin.toml.payload-payload-.minisig", "alpha.wasm.0123456789abcdeg.minisig", "plugin.toml.minisig.x"],
+)
+def test_file_named_like_a_signature_but_not_one_is_unexpected(index_repo: IndexRepo, name: str) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    (release / name).write_bytes(b"\0" * 1024)
+    index_repo.commit()
+    found = [f for f in errors(index_repo.check()) if f.rule == "unexpected-file"]
+    assert [f.file for f in found] == [f"{A}/1.1.0/{name}"]
+
+
+def test_real_key_id_signature_names_are_accepted(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0")
+    key_id = index_repo.keys.alice.key_id
+    (release / "plugin.toml.minisig").rename(release / f"plugin.toml.{key_id}.minisig")
+    index_repo.commit()
+    assert errors(index_repo.check()) == []
