@@ -21,7 +21,7 @@ from registry_tool.signing.minisign import SecretKey, Signature, sign_bytes
 
 MANIFEST = "plugin.toml"
 YANK = "yank.toml"
-_KEYED_SIG = re.compile(r"^\.(?P<keyid>[0-9A-F]{16})\.minisig$")
+_KEYED_SIG = re.compile(r"\.(?P<keyid>[0-9A-F]{16})\.minisig")  # always fullmatch
 
 
 class ReleaseSigningError(UsageError):
@@ -51,7 +51,8 @@ def signature_paths(signed_file: Path) -> list[Path]:
     if signed_file.parent.is_dir():
         for candidate in sorted(signed_file.parent.iterdir()):
             rest = candidate.name[len(signed_file.name) :]
-            if candidate.name.startswith(signed_file.name) and _KEYED_SIG.match(rest) and candidate.is_file():
+            keyed = candidate.name.startswith(signed_file.name) and _KEYED_SIG.fullmatch(rest)
+            if keyed and candidate.is_file():
                 found.append(candidate)
     return found
 

@@ -171,6 +171,7 @@ def test_signature_paths_ignore_lookalikes(tmp_path: Path) -> None:
         "plugin.toml.0123456789abcdef.minisig",
         "plugin.toml.012.minisig",
         "plugin.tomlx.0123456789ABCDEF.minisig",
+        "plugin.toml.0123456789ABCDEF.minisig\n",  # `$` would match before the newline
         "other.toml.minisig",
     ]:
         (tmp_path / name).write_text("s")
