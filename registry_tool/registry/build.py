@@ -198,9 +198,9 @@ def load_root_chain(index: Path, now: datetime) -> RootChain:
     files: list[tuple[str, Path]] = []
     for entry in sorted(p.name for p in folder.iterdir()):
         path = folder / entry
-        if m := _ROOT_RE.match(entry):
+        if m := _ROOT_RE.fullmatch(entry):
             versions[int(m.group(1))] = path
-        elif not _ROOT_SIG_RE.match(entry):
+        elif not _ROOT_SIG_RE.fullmatch(entry):
             continue
         if path.is_symlink() or not path.is_file():
             raise UnsafeIndexPathError(

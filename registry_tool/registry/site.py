@@ -44,7 +44,7 @@ class PreviousRegistryError(CheckFailed):
 
 def is_signature_of(entry: str, signed_name: str) -> bool:
     rest = entry[len(signed_name) :] if entry.startswith(signed_name) else None
-    return rest is not None and (rest == SIG_SUFFIX or bool(_KEYID_SIG_RE.match(rest)))
+    return rest is not None and (rest == SIG_SUFFIX or bool(_KEYID_SIG_RE.fullmatch(rest)))
 
 
 # --------------------------------------------------------------------------- staging and swap

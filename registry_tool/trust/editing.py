@@ -251,7 +251,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
     if not root_dir.is_dir():
         raise UsageError(f"{root_dir} is not a directory", fix="run `registry-tool root init` first")
     found = sorted(
-        (int(m["n"]), p) for p in root_dir.iterdir() if (m := _ROOT_FILE.match(p.name)) and p.is_file()
+        (int(m["n"]), p) for p in root_dir.iterdir() if (m := _ROOT_FILE.fullmatch(p.name)) and p.is_file()
     )
     if not found:
         raise UsageError(f"no root metadata in {root_dir}", fix="run `registry-tool root init` first")
@@ -267,7 +267,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
 
 def init_root_dir(root_dir: Path, data: bytes) -> Path:
     root_dir.mkdir(parents=True, exist_ok=True)
-    if any(_ROOT_FILE.match(p.name) for p in root_dir.iterdir()):
+    if any(_ROOT_FILE.fullmatch(p.name) for p in root_dir.iterdir()):
         raise RootEditError(
             f"{root_dir} already holds root metadata", fix="edit it with `registry-tool root ...`"
         )

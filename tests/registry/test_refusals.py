@@ -302,3 +302,15 @@ def test_scan_skips_plain_files(index: Index, tmp_path: Path, where: str) -> Non
     result = build(index, tmp_path / "site")
     assert not (tmp_path / "site" / where).exists()
     assert result.document.plugins
+
+
+@pytest.mark.parametrize("extra", ["2.root.json\n", "1.root.json.0123456789ABCDEF.minisig\n"])
+def test_root_file_names_with_a_trailing_newline_are_not_published(
+    index: Index, tmp_path: Path, extra: str
+) -> None:
+    """`$` matches before a final newline: root file names must match in full."""
+    root_dir = index.path / "root"
+    (root_dir / extra).write_bytes((root_dir / "1.root.json").read_bytes())
+    site = tmp_path / "site"
+    build(index, site)
+    assert all("\n" not in p.name for p in site.rglob("*"))
