@@ -254,17 +254,8 @@ class _IndexCheck:
                 )
         links = _symlinks(self.repo.root, root_dir)
         if links:
-            # Never follow a link out of the checkout (/dev/zero reads forever, /proc/self/environ...).
-            result.findings.extend(
-                Finding(
-                    rule="unexpected-file",
-                    message=f"{link} is a symbolic link",
-                    file=link,
-                    line=1,
-                    fix="commit root metadata itself; links could point outside the root folder",
-                )
-                for link in links
-            )
+            fix = "commit root metadata itself; links could point outside the root folder"
+            result.findings.extend(_link_findings(links, fix))
             result.data["root_change"] = "root folder holds symbolic links (not read)"
             return result
         change_info: RootChange = gate.check_new_root(self.repo.root / root_dir, root_dir)
@@ -285,16 +276,8 @@ class _IndexCheck:
         head_dir = self.repo.root / rel_dir
         links = _symlinks(self.repo.root, rel_dir)
         if links:
-            # Never follow a link out of the checkout (to /dev/zero, ~/.ssh, another release...).
             result.findings.extend(
-                Finding(
-                    rule="unexpected-file",
-                    message=f"{link} is a symbolic link",
-                    file=link,
-                    line=1,
-                    fix="commit the file itself; links could point outside the release",
-                )
-                for link in links
+                _link_findings(links, "commit the file itself; links could point outside the release")
             )
             return result
         try:
@@ -370,6 +353,15 @@ def _symlinks(root: Path, rel_dir: str) -> list[str]:
             if path.is_symlink():
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
+
+
+def _link_findings(links: list[str], fix: str) -> list[Finding]:
+    """One finding per symlink; callers read nothing behind a link (it could lead to /dev/zero,
+    ~/.ssh, /proc/self/environ or another release)."""
+    return [
+        Finding(rule="unexpected-file", message=f"{link} is a symbolic link", file=link, line=1, fix=fix)
+        for link in links
+    ]
 
 
 def _first_changed_line(old: bytes | None, new_path: Path) -> int:
