@@ -333,12 +333,8 @@ func pickRelease(pd *PluginDocument, rng *Range, host *semver.Version) (*Release
 			continue
 		}
 		if host != nil && r.Host != nil {
-			hr, err := ParseRange(*r.Host)
-			if err != nil {
-				return nil, &Error{Class: ClassMalformed, Where: r.Manifest.Path,
-					What: fmt.Sprintf("host range %q of %s %s is not a range", *r.Host, r.Name, r.Version), Fix: "report it to the registry owners"}
-			}
-			if !hr.Match(host) {
+			// An unparseable host range is not a promise of compatibility.
+			if hr, err := ParseRange(*r.Host); err != nil || !hr.Match(host) {
 				continue
 			}
 		}

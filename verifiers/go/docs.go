@@ -3,9 +3,11 @@ package verifier
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -23,6 +25,9 @@ var (
 // FormatVersion is the registry format this verifier reads.
 const FormatVersion = 2
 
+// maxMetaBytes is the largest size a pin may name, so a forged pin cannot ask for any download.
+const maxMetaBytes = 64 * 1024 * 1024
+
 // maxTreeDepth bounds the plugin tree walk (a key has 64 hex digits).
 const maxTreeDepth = 64
 
@@ -37,7 +42,11 @@ func (p Pin) URL() string { return "meta/" + p.SHA256[:2] + "/" + p.SHA256 + ".j
 
 func (d *doc) pin(v any, path string) Pin {
 	m := d.object(v, path, []string{"sha256", "size"}, nil)
-	return Pin{SHA256: d.match(m["sha256"], sha256RE, path+".sha256"), Size: d.integer(m["size"], path+".size", 1)}
+	p := Pin{SHA256: d.match(m["sha256"], sha256RE, path+".sha256"), Size: d.integer(m["size"], path+".size", 1)}
+	if p.Size > maxMetaBytes {
+		d.fail(path+".size", "%d is above the %d byte ceiling of a metadata document", p.Size, maxMetaBytes)
+	}
+	return p
 }
 
 func sha256Hex(b []byte) string {
@@ -71,6 +80,28 @@ func (d *doc) time(v any, path string) time.Time {
 	return t
 }
 
+// formatVersionFirst refuses a document of another format version before anything else is read
+// (it decides how to read the rest): unsupported-format, naming the version got.
+func formatVersionFirst(v any, where string) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil
+	}
+	fv, ok := m["format_version"]
+	if !ok {
+		return nil
+	}
+	if n, isNum := fv.(json.Number); isNum {
+		if f, err := n.Float64(); err == nil && f == FormatVersion {
+			return nil
+		}
+	}
+	raw, _ := json.Marshal(fv)
+	return &Error{Class: ClassUnsupportedFormat, Where: where,
+		What: fmt.Sprintf("%s has format_version %s; this verifier reads format_version %d only", where, raw, FormatVersion),
+		Fix:  "upgrade the verifier, or use a registry that publishes format 2"}
+}
+
 // ParseTopDocument reads registry.json (after its signatures were checked).
 func ParseTopDocument(data []byte) (*TopDocument, error) {
 	v, err := ParseStrictJSON(data)
@@ -78,45 +109,31 @@ func ParseTopDocument(data []byte) (*TopDocument, error) {
 		return nil, &Error{Class: ClassMalformed, What: "registry.json: " + err.Error(), Where: "registry.json",
 			Fix: "the signed registry.json is not valid JSON; report it to the registry owners"}
 	}
-	// The format version is read first: a newer format is "unsupported", not "malformed".
-	if m, ok := v.(map[string]any); ok {
-		if fv, ok := m["format_version"]; ok {
-			got := fmt.Sprint(fv)
-			if got != "2" {
-				return nil, &Error{Class: ClassUnsupportedFormat, Where: "registry.json",
-					What: fmt.Sprintf("registry.json has format_version %s; this verifier reads format 2", got),
-					Fix:  "upgrade the verifier, or use a registry that publishes format 2"}
-			}
-		}
+	if err := formatVersionFirst(v, "registry.json"); err != nil {
+		return nil, err
 	}
 	d := &doc{class: ClassMalformed, where: "registry.json"}
 	top := d.object(v, "", []string{"format_version", "version", "generated_at", "expires_at", "root_version",
-		"registry", "tree", "catalog"}, []string{"counts"})
-	d.integer(top["format_version"], "format_version", 2)
+		"registry", "tree", "catalog", "counts"}, nil)
 	t := &TopDocument{}
-	t.Version = d.integer(top["version"], "version", 0)
+	t.Version = d.integer(top["version"], "version", 1)
 	t.GeneratedAt = d.time(top["generated_at"], "generated_at")
 	t.ExpiresAt = d.time(top["expires_at"], "expires_at")
 	t.RootVersion = d.integer(top["root_version"], "root_version", 1)
-	reg := d.object(top["registry"], "registry", []string{"name"}, []string{"description", "base_url", "host"})
+	reg := d.object(top["registry"], "registry", []string{"name", "description", "base_url", "host"}, nil)
 	t.Name = d.str(reg["name"], "registry.name")
-	if s, ok := reg["description"]; ok {
-		d.str(s, "registry.description")
-	}
-	if s, ok := reg["base_url"]; ok {
-		t.BaseURL = d.str(s, "registry.base_url")
-	}
-	if h, ok := reg["host"]; ok {
-		host := d.object(h, "registry.host", []string{"name", "versions"}, nil)
-		t.HostName = d.str(host["name"], "registry.host.name")
-		t.HostRange = d.str(host["versions"], "registry.host.versions")
-	}
+	d.str(reg["description"], "registry.description")
+	t.BaseURL = d.str(reg["base_url"], "registry.base_url")
+	host := d.object(reg["host"], "registry.host", []string{"name", "versions"}, nil)
+	t.HostName = d.str(host["name"], "registry.host.name")
+	t.HostRange = d.str(host["versions"], "registry.host.versions")
 	t.Tree = d.pin(top["tree"], "tree")
 	t.Catalog = d.pin(top["catalog"], "catalog")
-	if c, ok := top["counts"]; ok {
-		counts := d.object(c, "counts", []string{"plugins", "releases"}, nil)
-		d.integer(counts["plugins"], "counts.plugins", 0)
-		d.integer(counts["releases"], "counts.releases", 0)
+	counts := d.object(top["counts"], "counts", []string{"plugins", "releases"}, nil)
+	d.integer(counts["plugins"], "counts.plugins", 0)
+	d.integer(counts["releases"], "counts.releases", 0)
+	if d.err == nil && !t.ExpiresAt.After(t.GeneratedAt) {
+		d.fail("expires_at", "must be after generated_at")
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -140,22 +157,32 @@ func parseNode(data []byte, prefix, where string) (*node, error) {
 	if err != nil {
 		return nil, &Error{Class: ClassMalformed, What: "tree node: " + err.Error(), Where: where, Fix: "report it to the registry owners"}
 	}
+	if err := formatVersionFirst(v, where); err != nil {
+		return nil, err
+	}
 	d := &doc{class: ClassMalformed, where: where}
-	m := d.object(v, "", []string{"_type", "format_version", "prefix"}, []string{"children", "plugins"})
+	raw, _ := v.(map[string]any)
+	_, branch := raw["children"]
+	body := "plugins"
+	if branch {
+		body = "children"
+	}
+	m := d.object(v, "", []string{"_type", "format_version", "prefix", body}, nil)
 	if s := d.str(m["_type"], "_type"); d.err == nil && s != "registry-node" {
 		d.fail("_type", "must be \"registry-node\", got %q", s)
 	}
-	if d.integer(m["format_version"], "format_version", 0) != FormatVersion && d.err == nil {
-		d.fail("format_version", "must be 2")
-	}
 	got := d.str(m["prefix"], "prefix")
-	_, hasC := m["children"]
-	_, hasP := m["plugins"]
-	if d.err == nil && hasC == hasP {
-		d.fail("", "a node has exactly one of children and plugins")
+	if d.err != nil {
+		return nil, d.err
+	}
+	if got != prefix {
+		return nil, mixAndMatch(where, "tree node has prefix %q where the tree walk expects %q", got, prefix)
 	}
 	n := &node{}
-	if hasC {
+	if branch {
+		if len(prefix) >= maxTreeDepth {
+			d.fail("children", "the tree is at most %d levels deep", maxTreeDepth)
+		}
 		n.children = map[string]Pin{}
 		c := d.anyObject(m["children"], "children")
 		for _, k := range sortedKeys(c) {
@@ -164,26 +191,27 @@ func parseNode(data []byte, prefix, where string) (*node, error) {
 			}
 			n.children[k] = d.pin(c[k], "children."+k)
 		}
-	} else {
-		n.plugins = map[string]Pin{}
-		p := d.anyObject(m["plugins"], "plugins")
-		for _, k := range sortedKeys(p) {
-			n.plugins[k] = d.pin(p[k], "plugins."+k)
+		if d.err != nil {
+			return nil, d.err
 		}
+		return n, nil
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	if got != prefix {
-		return nil, mixAndMatch(where, "tree node has prefix %q where prefix %q belongs", got, prefix)
-	}
-	for name := range n.plugins {
+	n.plugins = map[string]Pin{}
+	p := d.anyObject(m["plugins"], "plugins")
+	for _, name := range sortedKeys(p) {
+		if d.err != nil {
+			return nil, d.err
+		}
 		if !pluginNameRE.MatchString(name) {
 			return nil, mixAndMatch(where, "tree leaf %q lists %q, which is not a plugin name", prefix, name)
 		}
 		if k := sha256Hex([]byte(name)); k[:len(prefix)] != prefix {
-			return nil, mixAndMatch(where, "tree leaf %q lists plugin %q, whose key %s does not start with the prefix", prefix, name, k)
+			return nil, mixAndMatch(where, "tree leaf %q lists plugin %q, whose key %s is outside the prefix", prefix, name, k)
 		}
+		n.plugins[name] = d.pin(p[name], "plugins."+name)
+	}
+	if d.err != nil {
+		return nil, d.err
 	}
 	return n, nil
 }
@@ -221,12 +249,6 @@ type PluginDocument struct {
 	Releases map[string]*Release
 }
 
-func (d *doc) fileRef(v any, path string) FileRef {
-	m := d.object(v, path, []string{"path", "sha256", "size"}, nil)
-	return FileRef{Path: d.str(m["path"], path+".path"), SHA256: d.match(m["sha256"], sha256RE, path+".sha256"),
-		Size: d.integer(m["size"], path+".size", 0)}
-}
-
 func (d *doc) optString(v any, path string) *string {
 	if v == nil {
 		return nil
@@ -235,87 +257,130 @@ func (d *doc) optString(v any, path string) *string {
 	return &s
 }
 
+func (d *doc) optInteger(v any, path string) {
+	if v != nil {
+		d.integer(v, path, 0)
+	}
+}
+
+// fileRef reads a release file reference; its path must be plugins/<name>/<version>/plugin.toml
+// (manifest) or plugins/<name>/<version>/<file name> (module), else path-traversal.
+func (d *doc) fileRef(v any, path, name, version string, manifest bool) FileRef {
+	m := d.object(v, path, []string{"path", "sha256", "size"}, nil)
+	ref := FileRef{Path: d.str(m["path"], path+".path")}
+	if d.err != nil {
+		return ref
+	}
+	prefix := "plugins/" + name + "/" + version + "/"
+	file := ""
+	if strings.HasPrefix(ref.Path, prefix) {
+		file = ref.Path[len(prefix):]
+	}
+	if (manifest && file != "plugin.toml") || !fileNameRE.MatchString(file) || file == "." || file == ".." {
+		want := "<file name>"
+		if manifest {
+			want = "plugin.toml"
+		}
+		d.err = pathTraversal(d.where, "%s.path %q is not %s%s", path, ref.Path, prefix, want)
+		return ref
+	}
+	ref.SHA256 = d.match(m["sha256"], sha256RE, path+".sha256")
+	ref.Size = d.integer(m["size"], path+".size", 1)
+	return ref
+}
+
 var releaseFields = []string{"description", "license", "abi", "host", "exports", "permissions", "limits", "dependencies",
 	"manifest", "wasm", "signers", "published_at", "yanked", "smoke", "authors", "keywords", "homepage", "repository"}
+
+func (d *doc) release(v any, path, name, ver string, sv *semver.Version) *Release {
+	e := d.object(v, path, releaseFields, nil)
+	r := &Release{Name: name, Version: ver, SemVer: sv, Limits: map[string]int64{}, Dependencies: map[string]string{}}
+	lim := d.object(e["limits"], path+".limits", []string{"fuel", "memory", "wall_time_ms"}, nil)
+	for _, k := range []string{"fuel", "memory", "wall_time_ms"} {
+		r.Limits[k] = d.integer(lim[k], path+".limits."+k, 0)
+	}
+	deps := d.anyObject(e["dependencies"], path+".dependencies")
+	for _, k := range sortedKeys(deps) {
+		if !pluginNameRE.MatchString(k) {
+			d.fail(path+".dependencies", "names %q, which is not a plugin name", k)
+		}
+		text := d.str(deps[k], path+".dependencies."+k)
+		if _, err := ParseRange(text); d.err == nil && err != nil {
+			d.fail(path+".dependencies."+k, "%s", AsError(err).What)
+		}
+		r.Dependencies[k] = text
+	}
+	if y := e["yanked"]; y != nil {
+		ym := d.object(y, path+".yanked", []string{"reason"}, nil)
+		r.Yanked = true
+		r.YankReason = d.str(ym["reason"], path+".yanked.reason")
+	}
+	if sm := e["smoke"]; sm != nil {
+		for i, item := range d.array(sm, path+".smoke") {
+			p := fmt.Sprintf("%s.smoke[%d]", path, i)
+			f := d.object(item, p, []string{"name", "fuel", "peak_memory"}, nil)
+			d.str(f["name"], p+".name")
+			d.optInteger(f["fuel"], p+".fuel")
+			d.optInteger(f["peak_memory"], p+".peak_memory")
+		}
+	}
+	d.str(e["description"], path+".description")
+	d.str(e["license"], path+".license")
+	r.ABI = d.str(e["abi"], path+".abi")
+	r.Host = d.optString(e["host"], path+".host")
+	r.Exports = d.strings(e["exports"], path+".exports", nil, false)
+	r.Permissions = d.strings(e["permissions"], path+".permissions", permissionRE, false)
+	r.Manifest = d.fileRef(e["manifest"], path+".manifest", name, ver, true)
+	r.Wasm = d.fileRef(e["wasm"], path+".wasm", name, ver, false)
+	r.Signers = d.strings(e["signers"], path+".signers", keyIDRE, false)
+	r.PublishedAt = d.time(e["published_at"], path+".published_at")
+	d.strings(e["authors"], path+".authors", nil, false)
+	d.strings(e["keywords"], path+".keywords", nil, false)
+	d.optString(e["homepage"], path+".homepage")
+	d.optString(e["repository"], path+".repository")
+	return r
+}
 
 func parsePluginDocument(data []byte, name, where string) (*PluginDocument, error) {
 	v, err := ParseStrictJSON(data)
 	if err != nil {
 		return nil, &Error{Class: ClassMalformed, What: "plugin document: " + err.Error(), Where: where, Fix: "report it to the registry owners"}
 	}
+	if err := formatVersionFirst(v, where); err != nil {
+		return nil, err
+	}
 	d := &doc{class: ClassMalformed, where: where}
 	m := d.object(v, "", []string{"_type", "format_version", "name", "versions"}, nil)
 	if s := d.str(m["_type"], "_type"); d.err == nil && s != "registry-plugin" {
 		d.fail("_type", "must be \"registry-plugin\", got %q", s)
 	}
-	if d.integer(m["format_version"], "format_version", 0) != FormatVersion && d.err == nil {
-		d.fail("format_version", "must be 2")
-	}
-	got := d.str(m["name"], "name")
-	pd := &PluginDocument{Name: got, Releases: map[string]*Release{}}
-	versions := d.anyObject(m["versions"], "versions")
-	for _, ver := range sortedKeys(versions) {
-		path := "versions." + ver
-		sv, ok := ParseVersion(ver)
-		if !ok {
-			d.fail(path, "%q is not a strict semver version", ver)
-			break
-		}
-		e := d.object(versions[ver], path, releaseFields, nil)
-		r := &Release{Name: got, Version: ver, SemVer: sv, Limits: map[string]int64{}, Dependencies: map[string]string{}}
-		d.str(e["description"], path+".description")
-		d.str(e["license"], path+".license")
-		r.ABI = d.str(e["abi"], path+".abi")
-		r.Host = d.optString(e["host"], path+".host")
-		r.Exports = d.strings(e["exports"], path+".exports", nil, false)
-		r.Permissions = d.strings(e["permissions"], path+".permissions", permissionRE, true)
-		lim := d.anyObject(e["limits"], path+".limits")
-		for _, k := range sortedKeys(lim) {
-			r.Limits[k] = d.integer(lim[k], path+".limits."+k, 0)
-		}
-		deps := d.anyObject(e["dependencies"], path+".dependencies")
-		for _, k := range sortedKeys(deps) {
-			if !pluginNameRE.MatchString(k) {
-				d.fail(path+".dependencies", "%q is not a plugin name", k)
-			}
-			r.Dependencies[k] = d.str(deps[k], path+".dependencies."+k)
-		}
-		r.Manifest = d.fileRef(e["manifest"], path+".manifest")
-		r.Wasm = d.fileRef(e["wasm"], path+".wasm")
-		r.Signers = d.strings(e["signers"], path+".signers", keyIDRE, true)
-		r.PublishedAt = d.time(e["published_at"], path+".published_at")
-		if y := e["yanked"]; y != nil {
-			ym := d.object(y, path+".yanked", []string{"reason"}, nil)
-			r.Yanked = true
-			r.YankReason = d.str(ym["reason"], path+".yanked.reason")
-		}
-		for i, s := range d.array(e["smoke"], path+".smoke") {
-			sm := d.object(s, fmt.Sprintf("%s.smoke[%d]", path, i), []string{"name"}, []string{"fuel", "peak_memory"})
-			d.str(sm["name"], path+".smoke.name")
-		}
-		d.strings(e["authors"], path+".authors", nil, false)
-		d.strings(e["keywords"], path+".keywords", nil, false)
-		d.optString(e["homepage"], path+".homepage")
-		d.optString(e["repository"], path+".repository")
-		pd.Releases[ver] = r
-	}
+	got := d.match(m["name"], pluginNameRE, "name")
 	if d.err != nil {
 		return nil, d.err
 	}
 	if got != name {
 		return nil, &Error{Class: ClassWrongSoftware, Where: where,
-			What: fmt.Sprintf("wrong software attack: the plugin document for %q describes %q", name, got),
+			What: fmt.Sprintf("wrong software attack: the tree pins this plugin document for %q, but it describes %q", name, got),
 			Fix:  "the server hands out another plugin's document; use another mirror and report it"}
 	}
-	for ver, r := range pd.Releases {
-		prefix := "plugins/" + name + "/" + ver + "/"
-		if r.Manifest.Path != prefix+"plugin.toml" {
-			return nil, pathTraversal(where, "manifest path %q of %s %s is not %splugin.toml", r.Manifest.Path, name, ver, prefix)
+	pd := &PluginDocument{Name: got, Releases: map[string]*Release{}}
+	versions := d.anyObject(m["versions"], "versions")
+	if d.err == nil && len(versions) == 0 {
+		d.fail("versions", "must be a non-empty object")
+	}
+	for _, ver := range sortedKeys(versions) {
+		sv, ok := ParseVersion(ver)
+		if !ok {
+			d.fail("versions", "key %q is not a strict semver without '+'", ver)
+			break
 		}
-		file := r.Wasm.Path[min(len(prefix), len(r.Wasm.Path)):]
-		if r.Wasm.Path[:min(len(prefix), len(r.Wasm.Path))] != prefix || !fileNameRE.MatchString(file) || file == "." || file == ".." {
-			return nil, pathTraversal(where, "wasm path %q of %s %s is not %s<file name>", r.Wasm.Path, name, ver, prefix)
+		pd.Releases[ver] = d.release(versions[ver], "versions."+ver, name, ver, sv)
+		if d.err != nil {
+			break
 		}
+	}
+	if d.err != nil {
+		return nil, d.err
 	}
 	return pd, nil
 }

@@ -38,17 +38,15 @@ const (
 	opLE
 )
 
-// bound is a primitive comparator; any is "*".
+// bound is a primitive comparator; pre marks a bound the user wrote with a prerelease (only those
+// admit prerelease versions, npm's rule).
 type bound struct {
 	op  op
 	v   *semver.Version
-	any bool
+	pre bool
 }
 
 func (b bound) test(v *semver.Version) bool {
-	if b.any {
-		return true
-	}
 	c := v.Compare(b.v)
 	switch b.op {
 	case opEQ:
@@ -88,20 +86,23 @@ func (r *Range) Match(v *semver.Version) bool {
 }
 
 func matchSet(set []bound, v *semver.Version) bool {
+	if v.Prerelease() != "" {
+		named := false
+		for _, b := range set {
+			if b.pre && b.v.Major() == v.Major() && b.v.Minor() == v.Minor() && b.v.Patch() == v.Patch() {
+				named = true
+			}
+		}
+		if !named {
+			return false
+		}
+	}
 	for _, b := range set {
 		if !b.test(v) {
 			return false
 		}
 	}
-	if v.Prerelease() == "" {
-		return true
-	}
-	for _, b := range set {
-		if !b.any && b.v.Prerelease() != "" && b.v.Major() == v.Major() && b.v.Minor() == v.Minor() && b.v.Patch() == v.Patch() {
-			return true
-		}
-	}
-	return false
+	return true
 }
 
 func badRange(text, why string) *Error {
@@ -115,8 +116,8 @@ func isWS(c byte) bool { return c == ' ' || c == '\t' }
 // ranges); every failure is bad-requirement.
 func ParseRange(text string) (*Range, error) {
 	r := &Range{text: text}
-	if text == "" {
-		return nil, badRange(text, "empty range")
+	if text == "" || strings.Trim(text, " \t") != text || len(text) > 256 {
+		return nil, badRange(text, "empty, surrounded by blanks or longer than 256 characters")
 	}
 	for _, setText := range strings.Split(text, "||") {
 		// ws* around "||": trimmed here; a set itself must then be non-empty.
@@ -138,14 +139,8 @@ func ParseRange(text string) (*Range, error) {
 		}
 		r.sets = append(r.sets, set)
 	}
-	if text[0] == ' ' || text[0] == '\t' || isWS(text[len(text)-1]) {
-		return nil, badRange(text, "leading or trailing blanks")
-	}
-	if len(r.sets) == 1 && !strings.Contains(text, "||") {
-		t := strings.TrimPrefix(text, "=")
-		if _, ok := ParseVersion(t); ok {
-			r.exact = true
-		}
+	if _, ok := ParseVersion(strings.TrimPrefix(text, "=")); ok {
+		r.exact = true
 	}
 	return r, nil
 }
@@ -193,10 +188,10 @@ func mkv(major, minor, patch uint64, pre string) *semver.Version {
 	return v
 }
 
-// comparator desugars one comparator into bounds (npm's replaceCaret/replaceTilde/replaceXRange).
+// comparator desugars one comparator into bounds (npm's caret, tilde and x-range rules).
 func comparator(tok string) ([]bound, string) {
-	if tok == "*" || tok == "x" {
-		return []bound{{any: true}}, ""
+	if tok == "*" {
+		return nil, ""
 	}
 	prefix := ""
 	for _, p := range []string{">=", "<=", ">", "<", "=", "^", "~"} {
@@ -209,77 +204,73 @@ func comparator(tok string) ([]bound, string) {
 	if m == nil {
 		return nil, fmt.Sprintf("%q is not a comparator", tok)
 	}
-	wild := func(s string) bool { return s == "" || s == "x" || s == "*" }
-	num := func(s string) uint64 { n, _ := strconv.ParseUint(s, 10, 64); return n }
-	if m[2] != "" && wild(m[2]) && !wild(m[3]) {
-		return nil, fmt.Sprintf("%q has a version number after a wildcard", tok)
+	wild := func(s string) bool { return s == "x" || s == "*" }
+	if wild(m[2]) && m[3] != "" && !wild(m[3]) {
+		return nil, fmt.Sprintf("%q has a wildcard minor but a fixed patch", tok)
 	}
+	num := func(s string) uint64 { n, _ := strconv.ParseUint(s, 10, 64); return n }
 	M := num(m[1])
-	xm, xp := wild(m[2]), wild(m[3]) || wild(m[2])
+	hasMinor := m[2] != "" && !wild(m[2])
+	hasPatch := hasMinor && m[3] != "" && !wild(m[3])
 	mi, pa, pre := num(m[2]), num(m[3]), m[4]
-	ge := func(v *semver.Version) bound { return bound{op: opGE, v: v} }
-	lt := func(v *semver.Version) bound { return bound{op: opLT, v: v} }
+	if !hasMinor {
+		mi = 0
+	}
+	if !hasPatch {
+		pa = 0
+	}
+	full := hasMinor && hasPatch
+	if pre != "" && !full {
+		return nil, fmt.Sprintf("%q has a prerelease after a wildcard", tok)
+	}
+	low := mkv(M, mi, pa, pre)
+	hasPre := pre != ""
+	var above *semver.Version
+	switch {
+	case !hasMinor:
+		above = mkv(M+1, 0, 0, "")
+	case !hasPatch:
+		above = mkv(M, mi+1, 0, "")
+	default:
+		above = mkv(M, mi, pa+1, "")
+	}
 	switch prefix {
 	case "^":
+		var top *semver.Version
 		switch {
-		case xm:
-			return []bound{ge(mkv(M, 0, 0, "")), lt(mkv(M+1, 0, 0, "0"))}, ""
-		case xp && M == 0:
-			return []bound{ge(mkv(0, mi, 0, "")), lt(mkv(0, mi+1, 0, "0"))}, ""
-		case xp:
-			return []bound{ge(mkv(M, mi, 0, "")), lt(mkv(M+1, 0, 0, "0"))}, ""
-		case M > 0:
-			return []bound{ge(mkv(M, mi, pa, pre)), lt(mkv(M+1, 0, 0, "0"))}, ""
-		case mi > 0:
-			return []bound{ge(mkv(0, mi, pa, pre)), lt(mkv(0, mi+1, 0, "0"))}, ""
+		case M > 0 || !hasMinor:
+			top = mkv(M+1, 0, 0, "")
+		case mi > 0 || !hasPatch:
+			top = mkv(0, mi+1, 0, "")
 		default:
-			return []bound{ge(mkv(0, 0, pa, pre)), lt(mkv(0, 0, pa+1, "0"))}, ""
+			top = mkv(0, 0, pa+1, "")
 		}
+		return []bound{{opGE, low, hasPre}, {opLT, top, false}}, ""
 	case "~":
-		switch {
-		case xm:
-			return []bound{ge(mkv(M, 0, 0, "")), lt(mkv(M+1, 0, 0, "0"))}, ""
-		default:
-			return []bound{ge(mkv(M, mi, pa, pre)), lt(mkv(M, mi+1, 0, "0"))}, ""
+		top := mkv(M, mi+1, 0, "")
+		if !hasMinor {
+			top = mkv(M+1, 0, 0, "")
 		}
+		return []bound{{opGE, low, hasPre}, {opLT, top, false}}, ""
 	case "", "=":
-		switch {
-		case xm:
-			return []bound{ge(mkv(M, 0, 0, "")), lt(mkv(M+1, 0, 0, "0"))}, ""
-		case xp:
-			return []bound{ge(mkv(M, mi, 0, "")), lt(mkv(M, mi+1, 0, "0"))}, ""
-		default:
-			return []bound{{op: opEQ, v: mkv(M, mi, pa, pre)}}, ""
+		if full {
+			return []bound{{opEQ, low, hasPre}}, ""
 		}
+		return []bound{{opGE, low, false}, {opLT, above, false}}, ""
 	case ">":
-		switch {
-		case xm:
-			return []bound{ge(mkv(M+1, 0, 0, ""))}, ""
-		case xp:
-			return []bound{ge(mkv(M, mi+1, 0, ""))}, ""
-		default:
-			return []bound{{op: opGT, v: mkv(M, mi, pa, pre)}}, ""
+		if full {
+			return []bound{{opGT, low, hasPre}}, ""
 		}
+		return []bound{{opGE, above, false}}, ""
 	case ">=":
-		return []bound{ge(mkv(M, mi, pa, pre))}, ""
+		return []bound{{opGE, low, hasPre}}, ""
 	case "<":
-		switch {
-		case xm:
-			return []bound{lt(mkv(M, 0, 0, "0"))}, ""
-		case xp:
-			return []bound{lt(mkv(M, mi, 0, "0"))}, ""
-		default:
-			return []bound{lt(mkv(M, mi, pa, pre))}, ""
-		}
+		return []bound{{opLT, low, hasPre}}, ""
 	default: // "<="
-		switch {
-		case xm:
-			return []bound{lt(mkv(M+1, 0, 0, "0"))}, ""
-		case xp:
-			return []bound{lt(mkv(M, mi+1, 0, "0"))}, ""
-		default:
-			return []bound{{op: opLE, v: mkv(M, mi, pa, pre)}}, ""
+		if full {
+			return []bound{{opLE, low, hasPre}}, ""
 		}
+		return []bound{{opLT, above, false}}, ""
 	}
 }
 

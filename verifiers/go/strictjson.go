@@ -97,6 +97,14 @@ func readValue(dec *json.Decoder, depth int) (any, error) {
 			return arr, nil
 		}
 		return nil, fmt.Errorf("invalid JSON: unexpected %v", t)
+	case json.Number:
+		// Integers beyond +-2^53 lose precision in other languages' parsers: refused anywhere.
+		if integerLiteral.MatchString(string(t)) {
+			if i, err := strconv.ParseInt(string(t), 10, 64); err != nil || i > maxSafeInteger || i < -maxSafeInteger {
+				return nil, fmt.Errorf("integer %.32s is beyond +-2^53", string(t))
+			}
+		}
+		return t, nil
 	default:
 		return tok, nil
 	}
