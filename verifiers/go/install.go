@@ -269,7 +269,7 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 	}
 	rep := &VerifyReport{}
 	for _, name := range sortedKeys(lf.Plugins) {
-		if err := verifyEntry(root, name, lf.Plugins[name], trusted, now); err != nil {
+		if _, err := verifyEntry(root, name, lf.Plugins[name], trusted, now); err != nil {
 			return nil, err
 		}
 		rep.Plugins = append(rep.Plugins, name)
@@ -277,18 +277,54 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 	return rep, nil
 }
 
+// InstalledPlugin is an installed plugin's verified bytes, for a host to load.
+type InstalledPlugin struct {
+	Entry         *LockEntry
+	Manifest      *Manifest // the maintainer-signed manifest (permissions, limits, exports)
+	ManifestBytes []byte
+	Wasm          []byte
+}
+
+// LoadInstalled re-verifies one installed plugin exactly as VerifyInstalled does (bytes re-hashed
+// against the lockfile, no links, signatures against the trusted root of stateDir when given)
+// and returns the bytes it checked, so what a host runs is what was verified.
+func LoadInstalled(dir, stateDir, name string, now time.Time) (*InstalledPlugin, error) {
+	root, err := openRoot(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	lf, err := readLockfile(root)
+	if err != nil {
+		return nil, err
+	}
+	if lf == nil || lf.Plugins[name] == nil {
+		return nil, &Error{Class: ClassNotFound, Where: dir, What: fmt.Sprintf("plugin '%s' is not installed in %s", name, dir),
+			Fix: "install it first"}
+	}
+	var trusted *Root
+	if stateDir != "" {
+		st, err := LoadState(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		trusted = st.Root
+	}
+	return verifyEntry(root, name, lf.Plugins[name], trusted, now)
+}
+
 func tampered(path, format string, args ...any) *Error {
 	return &Error{Class: ClassInstalledTampered, Where: path, What: "installed plugin was modified: " + fmt.Sprintf(format, args...),
 		Fix: "reinstall the plugin (registry-tool client install --locked) and find out who changed it"}
 }
 
-func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time.Time) error {
+func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time.Time) (*InstalledPlugin, error) {
 	d, err := root.walk(name+"/"+e.Version, false)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return tampered(name+"/"+e.Version, "the release directory is missing")
+			return nil, tampered(name+"/"+e.Version, "the release directory is missing")
 		}
-		return err
+		return nil, err
 	}
 	defer d.Close()
 	read := func(rel string, max int64) ([]byte, error) {
@@ -300,33 +336,34 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 	}
 	mb, err := read(e.Manifest, e.ManifestSize)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if int64(len(mb)) != e.ManifestSize || sha256Hex(mb) != e.ManifestSHA256 {
-		return tampered(e.Manifest, "its sha256/size differ from the lockfile")
+		return nil, tampered(e.Manifest, "its sha256/size differ from the lockfile")
 	}
 	wb, err := read(e.Wasm, e.WasmSize)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if int64(len(wb)) != e.WasmSize || sha256Hex(wb) != e.WasmSHA256 {
-		return tampered(e.Wasm, "its sha256/size differ from the lockfile")
+		return nil, tampered(e.Wasm, "its sha256/size differ from the lockfile")
 	}
 	man, err := ParseManifest(mb)
 	if err != nil {
-		return tampered(e.Manifest, "the stored manifest cannot be read: %s", AsError(err).What)
+		return nil, tampered(e.Manifest, "the stored manifest cannot be read: %s", AsError(err).What)
 	}
 	if man.Name != name || man.Version != e.Version || man.ArtifactSHA256 != e.WasmSHA256 || man.ArtifactSize != e.WasmSize {
-		return tampered(e.Manifest, "the stored manifest does not name %s %s or does not pin its module", name, e.Version)
+		return nil, tampered(e.Manifest, "the stored manifest does not name %s %s or does not pin its module", name, e.Version)
 	}
+	plugin := &InstalledPlugin{Entry: e, Manifest: man, ManifestBytes: mb, Wasm: wb}
 	if trusted == nil {
-		return nil
+		return plugin, nil
 	}
 	var sigs [][]byte
 	for _, rel := range e.Signatures {
 		b, err := read(rel, MaxSignature)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sigs = append(sigs, b)
 	}
@@ -339,7 +376,7 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 			ae.Class = ClassMaintainerSignature
 		}
 		ae.Where = e.Manifest
-		return &ae
+		return nil, &ae
 	}
-	return nil
+	return plugin, nil
 }
