@@ -74,7 +74,7 @@ func Refresh(ctx context.Context, stateDir, registryURL string, opt Options) (*S
 	if opt.Now.IsZero() {
 		opt.Now = time.Now().UTC()
 	}
-	s := &Session{state: st, url: base.String(), now: opt.Now, ctx: ctx, highest: st.HighestVersion,
+	s := &Session{state: st, url: registryURL, now: opt.Now, ctx: ctx, highest: st.HighestVersion,
 		cache: filepath.Join(stateDir, "cache"),
 		xfer:  &transfers{fetcher: opt.Fetcher, base: base, overall: time.Now().Add(opt.Deadline), perFile: opt.FileDeadline}}
 	if err := s.walkRoot(); err != nil {
@@ -325,11 +325,14 @@ func (s *Session) Resolve(spec, hostVersion string) (*Release, *PluginDocument, 
 }
 
 func pickRelease(pd *PluginDocument, rng *Range, host *semver.Version) (*Release, error) {
+	if rng == nil {
+		rng = anyVersion // a bare name means "*": never a prerelease
+	}
 	for _, r := range pd.sortedVersions() {
-		if rng != nil && !rng.Match(r.SemVer) {
+		if !rng.Match(r.SemVer) {
 			continue
 		}
-		if r.Yanked && (rng == nil || !rng.Exact()) {
+		if r.Yanked && !rng.Exact() {
 			continue
 		}
 		if host != nil && r.Host != nil {
@@ -340,10 +343,7 @@ func pickRelease(pd *PluginDocument, rng *Range, host *semver.Version) (*Release
 		}
 		return r, nil
 	}
-	what := "no release"
-	if rng != nil {
-		what += " matching " + rng.String()
-	}
+	what := "no release matching " + rng.String()
 	if host != nil {
 		what += " for host version " + host.String()
 	}
@@ -377,8 +377,10 @@ func sameStrings(a, b []string) bool {
 	return true
 }
 
-// Download fetches and verifies a release (format 2 section 6, step 6): nothing is written.
-func (s *Session) Download(r *Release, pd *PluginDocument) (*VerifiedRelease, error) {
+// Download fetches and verifies a release (format 2 section 6, step 6; conformance decision 11
+// fixes the order of the checks): nothing is written. allow is the set of permissions the host
+// grants; a release declaring others is refused before its module is fetched.
+func (s *Session) Download(r *Release, pd *PluginDocument, allow []string) (*VerifiedRelease, error) {
 	mb, err := s.xfer.get(s.ctx, r.Manifest.Path, r.Manifest.Size, false)
 	if err != nil {
 		return nil, err
@@ -422,12 +424,8 @@ func (s *Session) Download(r *Release, pd *PluginDocument) (*VerifiedRelease, er
 	signers, err := VerifyReleaseSignatures(s.Root, r.Name, mb, sigs, s.now, &pub)
 	if err != nil {
 		e := *AsError(err)
-		if e.Code == "root-expired" {
-			e.Class = ClassRootExpired
-		} else {
-			e.Class = ClassMaintainerSignature
-			e.What = fmt.Sprintf("maintainer signature of %s %s: %s", r.Name, r.Version, e.What)
-		}
+		e.Class = ClassMaintainerSignature
+		e.What = fmt.Sprintf("maintainer signature of %s %s: %s", r.Name, r.Version, e.What)
 		e.Where = r.Manifest.Path
 		return nil, &e
 	}
@@ -442,7 +440,7 @@ func (s *Session) Download(r *Release, pd *PluginDocument) (*VerifiedRelease, er
 		return nil, mm("host range")
 	case !sameStrings(man.Permissions, r.Permissions):
 		return nil, mm("permissions")
-	case !sameStrings(man.Exports, r.Exports):
+	case strings.Join(man.Exports, "\x00") != strings.Join(r.Exports, "\x00") || len(man.Exports) != len(r.Exports):
 		return nil, mm("exports")
 	case len(man.Dependencies) != len(r.Dependencies):
 		return nil, mm("dependencies")
@@ -461,21 +459,26 @@ func (s *Session) Download(r *Release, pd *PluginDocument) (*VerifiedRelease, er
 	if man.ArtifactFile != wasmFile || man.ArtifactSHA256 != r.Wasm.SHA256 || man.ArtifactSize != r.Wasm.Size {
 		return nil, mm("module (file, sha256 or size)")
 	}
+	vr := &VerifiedRelease{Release: r, Manifest: man, ManifestB: mb, Signatures: sigFiles, Signers: signers}
+	if err := checkPermissions(vr, allow); err != nil {
+		return nil, err
+	}
 	wb, err := s.xfer.get(s.ctx, r.Wasm.Path, r.Wasm.Size, false)
 	if err != nil {
 		return nil, err
 	}
 	if got := sha256Hex(wb); got != r.Wasm.SHA256 || int64(len(wb)) != r.Wasm.Size {
-		for _, other := range pd.Releases {
-			if other != r && other.Wasm.SHA256 == got {
-				return nil, mixAndMatch(r.Wasm.Path, "the module served for %s %s is the module of %s", r.Name, r.Version, other.Version)
-			}
-		}
+		// Another release's module is reported as tampered too (conformance decision 11.6): the
+		// pin is what failed, whatever the bytes are.
 		return nil, &Error{Class: ClassDigestMismatch, Where: r.Wasm.Path,
 			What: fmt.Sprintf("tampered module: %s has sha256 %s, the signed manifest pins %s", r.Wasm.Path, got, r.Wasm.SHA256),
 			Fix:  "the server serves a modified module; use another mirror and report it"}
 	}
-	return &VerifiedRelease{Release: r, Manifest: man, ManifestB: mb, Signatures: sigFiles, Signers: signers, Wasm: wb}, nil
+	if err := checkImports(wb, man.Permissions, r.Wasm.Path); err != nil {
+		return nil, err
+	}
+	vr.Wasm = wb
+	return vr, nil
 }
 
 // checkPermissions: every permission the signed manifest declares must be allowed by the host.

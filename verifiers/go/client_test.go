@@ -188,11 +188,21 @@ func TestTamperedModuleIsDigestMismatch(t *testing.T) {
 	wantClass(t, err, ClassDigestMismatch)
 }
 
-func TestAnotherReleasesModuleIsMixAndMatch(t *testing.T) {
+func TestAnotherReleasesModuleIsDigestMismatch(t *testing.T) {
 	e := newEnv(t)
 	e.site.set("plugins/validate_email/1.0.0/validate_email.wasm", e.site.get("plugins/validate_email/2.0.0/validate_email.wasm"))
 	_, err := e.install("validate_email@1.0.0")
-	wantClass(t, err, ClassMixAndMatch)
+	wantClass(t, err, ClassDigestMismatch)
+}
+
+func TestBareNameNeverPicksAPrerelease(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "validate_email", version: "3.0.0-rc.1"})
+	e.site.build()
+	inst, err := e.install("validate_email", "keys")
+	if err != nil || inst[0].Version != "1.1.0" {
+		t.Fatalf("bare name: %v %v", inst, err)
+	}
 }
 
 func TestEndlessModuleIsEndlessData(t *testing.T) {

@@ -41,6 +41,7 @@ const (
 	ClassInstalledTampered   Class = "installed-tampered"
 	ClassLockfile            Class = "lockfile"
 	ClassNetwork             Class = "network"
+	ClassUndeclaredImport    Class = "undeclared-import"
 )
 
 // usageClasses are environment or usage problems (exit code 2), not attacks.

@@ -158,3 +158,48 @@ func (d *dirFD) lock() (func(), error) {
 	}
 	return func() { _ = unix.Flock(fd, unix.LOCK_UN); unix.Close(fd) }, nil
 }
+
+// findLinks walks the whole directory without following anything and refuses the first symbolic
+// link (or special file) found below it.
+func (d *dirFD) findLinks() error {
+	return d.scan(0)
+}
+
+func (d *dirFD) scan(depth int) error {
+	if depth > 32 {
+		return unsafePath(d.path, "nested more than 32 directories deep")
+	}
+	dup, err := unix.Dup(d.fd)
+	if err != nil {
+		return fsError(d.path, err)
+	}
+	dir := os.NewFile(uintptr(dup), d.path)
+	defer dir.Close()
+	if _, err := dir.Seek(0, io.SeekStart); err != nil {
+		return fsError(d.path, err)
+	}
+	entries, err := dir.ReadDir(-1)
+	if err != nil {
+		return fsError(d.path, err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(d.path, e.Name())
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			return unsafePath(path, "a symbolic link")
+		case e.IsDir():
+			sub, err := d.sub(e.Name(), false)
+			if err != nil {
+				return err
+			}
+			err = sub.scan(depth + 1)
+			sub.Close()
+			if err != nil {
+				return err
+			}
+		case !e.Type().IsRegular():
+			return unsafePath(path, "not a regular file or directory")
+		}
+	}
+	return nil
+}

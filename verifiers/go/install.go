@@ -52,6 +52,10 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 	if lf == nil {
 		lf = &Lockfile{Plugins: map[string]*LockEntry{}}
 	}
+	// A link anywhere below the directory is refused before anything is fetched or written.
+	if err := root.findLinks(); err != nil {
+		return nil, err
+	}
 	plan, order, err := s.plan(spec, opt, lf)
 	if err != nil {
 		return nil, err
@@ -147,11 +151,8 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile) (map[strin
 		if err != nil {
 			return nil, nil, err
 		}
-		vr, err := s.Download(r, pd)
+		vr, err := s.Download(r, pd, opt.Allow)
 		if err != nil {
-			return nil, nil, err
-		}
-		if err := checkPermissions(vr, opt.Allow); err != nil {
 			return nil, nil, err
 		}
 		p := &plannedRelease{vr: vr}
@@ -259,7 +260,10 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 		return nil, err
 	}
 	if lf == nil {
-		return nil, lockErr(dir, "%s is missing; nothing is installed in %s", LockfileName, dir)
+		return &VerifyReport{Plugins: []string{}}, nil // nothing installed
+	}
+	if err := root.findLinks(); err != nil {
+		return nil, err
 	}
 	var trusted *Root
 	if stateDir != "" {
@@ -296,6 +300,9 @@ func LoadInstalled(dir, stateDir, name string, now time.Time) (*InstalledPlugin,
 	defer root.Close()
 	lf, err := readLockfile(root)
 	if err != nil {
+		return nil, err
+	}
+	if err := root.findLinks(); err != nil {
 		return nil, err
 	}
 	if lf == nil || lf.Plugins[name] == nil {
@@ -369,14 +376,7 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 	}
 	pub, _ := ParseTime(e.PublishedAt)
 	if _, err := VerifyReleaseSignatures(trusted, name, mb, sigs, now, &pub); err != nil {
-		ae := *AsError(err)
-		if ae.Code == "root-expired" {
-			ae.Class = ClassRootExpired
-		} else {
-			ae.Class = ClassMaintainerSignature
-		}
-		ae.Where = e.Manifest
-		return nil, &ae
+		return nil, tampered(e.Manifest, "its stored signatures no longer verify against the trusted root: %s", AsError(err).What)
 	}
 	return plugin, nil
 }

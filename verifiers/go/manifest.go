@@ -68,7 +68,7 @@ func parseUnit(v any, units map[string]float64, scale float64) (int64, bool) {
 		if x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {
 			return 0, false
 		}
-		return int64(x * scale), true
+		return int64(math.Round(x * scale)), true
 	case string:
 		m := numberUnit.FindStringSubmatch(x)
 		if m == nil {
@@ -79,7 +79,10 @@ func parseUnit(v any, units map[string]float64, scale float64) (int64, bool) {
 		if err != nil || !ok {
 			return 0, false
 		}
-		return int64(f * u * scale), true
+		if scale != 1 {
+			return int64(math.Round(f * u * scale)), true
+		}
+		return int64(f * u), true
 	}
 	return 0, false
 }

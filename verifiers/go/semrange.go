@@ -274,6 +274,8 @@ func comparator(tok string) ([]bound, string) {
 	}
 }
 
+var anyVersion, _ = ParseRange("*")
+
 // Requirement is NAME or NAME@RANGE.
 type Requirement struct {
 	Name  string

@@ -110,7 +110,11 @@ func (s *testSite) url() string { return s.server.URL + "/" }
 
 func (s *testSite) add(r *testRelease) {
 	if r.wasm == nil {
-		r.wasm = append([]byte("\x00asm\x01\x00\x00\x00"), []byte(r.name+" "+r.version)...)
+		// A valid empty module with a custom section naming the release (distinct bytes per release).
+		body := append([]byte{7}, "release"...)
+		body = append(body, r.name+" "+r.version...)
+		r.wasm = append([]byte("\x00asm\x01\x00\x00\x00\x00"), byte(len(body)))
+		r.wasm = append(r.wasm, body...)
 	}
 	if r.publishedAt == "" {
 		r.publishedAt = "2026-11-21T12:00:00Z"

@@ -64,15 +64,16 @@ func (s *State) Save() error {
 	return nil
 }
 
-// PinRoot pins a root on first use: it must be signed by a threshold of its own root role and not
-// be expired at now. rootSigs are its keyed signature files.
+// PinRoot pins a root on first use: it must be signed by a threshold of its own root role (any
+// failure is root-chain). Expiry is not checked here: an old pinned root may lead to a current
+// one, and Refresh checks the final root. Pinning replaces the whole state (highest version 0).
+// rootSigs are its keyed signature files.
 func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte, now time.Time) (*State, error) {
-	root, err := VerifyRootSelf(rootBytes, rootSigs, now)
+	root, err := ParseRoot(rootBytes, "")
+	if err == nil {
+		err = VerifyThreshold(root.role("root"), rootBytes, rootSigs, fmt.Sprintf("root version %d", root.Version))
+	}
 	if err != nil {
-		e := AsError(err)
-		if e.Code == "root-expired" {
-			return nil, withClass(err, ClassRootExpired).(*Error)
-		}
 		return nil, withClass(err, ClassRootChain).(*Error)
 	}
 	s := &State{Dir: stateDir, URL: registryURL, Root: root}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -146,7 +145,7 @@ func run(args []string) (map[string]any, error) {
 		for _, i := range inst[1:] {
 			deps = append(deps, i.Name+"@"+i.Version)
 		}
-		out := map[string]any{"registry_version": s.Top.Version, "name": first.Name, "version": first.Version,
+		out := map[string]any{"registry_version": s.Top.Version, "root_version": s.Root.Version, "name": first.Name, "version": first.Version,
 			"wasm_sha256": first.WasmSHA256, "manifest_sha256": first.ManifestSHA256}
 		if len(deps) > 0 {
 			out["dependencies"] = deps
@@ -169,8 +168,8 @@ func run(args []string) (map[string]any, error) {
 	return nil, usageError{fmt.Sprintf("unknown operation %q; %s", op, usage)}
 }
 
-// rootSignatures reads FILE.<KEYID>.minisig next to the root file for each key of its root role,
-// and fetches from the registry the ones that are not there.
+// rootSignatures fetches root/<N>.root.json.<KEYID>.minisig from the registry for each key of
+// the root's own root role (404: no signature).
 func rootSignatures(ctx context.Context, raw []byte, file, url string, opt verifier.Options) ([][]byte, error) {
 	root, err := verifier.ParseRoot(raw, file)
 	if err != nil {
@@ -178,22 +177,9 @@ func rootSignatures(ctx context.Context, raw []byte, file, url string, opt verif
 		e.Class = verifier.ClassRootChain
 		return nil, &e
 	}
-	var sigs [][]byte
-	var missing []string
+	var names []string
 	for _, k := range root.Roles["root"].Keys {
-		name := fmt.Sprintf("%d.root.json.%s.minisig", root.Version, k.KeyID())
-		if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), name)); err == nil {
-			sigs = append(sigs, b)
-		} else {
-			missing = append(missing, "root/"+name)
-		}
+		names = append(names, fmt.Sprintf("root/%d.root.json.%s.minisig", root.Version, k.KeyID()))
 	}
-	if len(missing) > 0 {
-		fetched, err := verifier.FetchFiles(ctx, url, missing, verifier.MaxSignature, opt)
-		if err != nil {
-			return nil, err
-		}
-		sigs = append(sigs, fetched...)
-	}
-	return sigs, nil
+	return verifier.FetchFiles(ctx, url, names, verifier.MaxSignature, opt)
 }

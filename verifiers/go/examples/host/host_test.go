@@ -21,7 +21,10 @@ const repo = "../../../.."
 
 func buildSampleSite(t *testing.T) string {
 	t.Helper()
-	python := filepath.Join(repo, ".venv", "bin", "python")
+	python, err := filepath.Abs(filepath.Join(repo, ".venv", "bin", "python"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("the Python tool is not set up (run `make setup` in the repository); it builds the sample registry")
 	}
