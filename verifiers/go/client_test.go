@@ -321,6 +321,23 @@ func TestVerifyRefusesTamperingAndLinks(t *testing.T) {
 	wantClass(t, err, ClassUnsafePath)
 }
 
+func TestVerifyJudgesSignaturesWithAnExpiredTrustedRoot(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // the trusted root expired in 2027
+	if _, err := VerifyInstalled(e.dir, e.state, later); err != nil {
+		t.Fatalf("offline verify with an expired root: %v", err)
+	}
+	// Signature files replaced by another key's: refused although the bytes match the lockfile.
+	sig := filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml.minisig")
+	man, _ := os.ReadFile(filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml"))
+	_ = os.WriteFile(sig, e.site.mallory.sign(man, "x"), 0o644)
+	_, err := VerifyInstalled(e.dir, e.state, later)
+	wantClass(t, err, ClassInstalledTampered)
+}
+
 func TestLockfileWithUnknownVersionOrWrongTypeIsRefused(t *testing.T) {
 	for _, body := range []string{
 		`{"lockfile_version": 3, "plugins": {}}`,

@@ -375,7 +375,7 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 		sigs = append(sigs, b)
 	}
 	pub, _ := ParseTime(e.PublishedAt)
-	if _, err := VerifyReleaseSignatures(trusted, name, mb, sigs, now, &pub); err != nil {
+	if _, err := verifyInstalledSignatures(trusted, name, mb, sigs, &pub); err != nil {
 		return nil, tampered(e.Manifest, "its stored signatures no longer verify against the trusted root: %s", AsError(err).What)
 	}
 	return plugin, nil

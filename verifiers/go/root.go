@@ -634,13 +634,20 @@ func commentFields(comment string) map[string]string {
 // VerifyReleaseSignatures is docs/trust.md 5.7 steps 1-4 for a plugin.toml (table "plugin") or a
 // yank.toml (table "yank"): returns the key ids of the counted maintainer signatures.
 func VerifyReleaseSignatures(root *Root, plugin string, manifest []byte, sigs [][]byte, now time.Time, publishedAt *time.Time) ([]string, error) {
-	return verifyMaintainerSigned(root, plugin, manifest, sigs, now, publishedAt, "plugin")
-}
-
-func verifyMaintainerSigned(root *Root, plugin string, data []byte, sigs [][]byte, now time.Time, publishedAt *time.Time, table string) ([]string, error) {
 	if err := checkExpiry(root, now); err != nil {
 		return nil, err
 	}
+	return verifyMaintainerSigned(root, plugin, manifest, sigs, publishedAt, "plugin")
+}
+
+// verifyInstalledSignatures is VerifyReleaseSignatures for plugins already installed, checked
+// offline: freshness belongs to sessions, so the last trusted root judges the signatures even
+// after it expired (as the Python client's verify does).
+func verifyInstalledSignatures(root *Root, plugin string, manifest []byte, sigs [][]byte, publishedAt *time.Time) ([]string, error) {
+	return verifyMaintainerSigned(root, plugin, manifest, sigs, publishedAt, "plugin")
+}
+
+func verifyMaintainerSigned(root *Root, plugin string, data []byte, sigs [][]byte, publishedAt *time.Time, table string) ([]string, error) {
 	if !pluginNameRE.MatchString(plugin) {
 		return nil, trustError("invalid-plugin-name", "", "plugin names are lower-case ASCII letters, digits, '_' and '-'",
 			"%q is not a plugin name, so no delegation covers it", plugin)
