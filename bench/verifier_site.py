@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_build import generate  # noqa: E402
+from bench_build import generate
 
-from registry_tool.registry.build import BuildOptions, build_site  # noqa: E402
+from registry_tool.registry.build import BuildOptions, build_site
 
 
 def main() -> None:
