@@ -1,7 +1,6 @@
 package verifier
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -500,5 +499,3 @@ func checkPermissions(vr *VerifiedRelease, allow []string) error {
 	}
 	return nil
 }
-
-var _ = bytes.Equal

@@ -23,7 +23,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{site: newTestSite(t), state: t.TempDir(), dir: filepath.Join(t.TempDir(), "plugins")}
 	root := e.site.get("root/1.root.json")
 	sig := e.site.get("root/1.root.json." + e.site.rootA.id() + ".minisig")
-	if _, err := PinRoot(e.state, e.site.url(), root, [][]byte{sig}, testNow); err != nil {
+	if _, err := PinRoot(e.state, e.site.url(), root, [][]byte{sig}); err != nil {
 		t.Fatal(err)
 	}
 	return e

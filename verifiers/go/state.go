@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // The verifier's trust state directory: state.json holds the trusted root (its exact bytes) and
@@ -68,7 +67,7 @@ func (s *State) Save() error {
 // failure is root-chain). Expiry is not checked here: an old pinned root may lead to a current
 // one, and Refresh checks the final root. Pinning replaces the whole state (highest version 0).
 // rootSigs are its keyed signature files.
-func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte, now time.Time) (*State, error) {
+func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) (*State, error) {
 	root, err := ParseRoot(rootBytes, "")
 	if err == nil {
 		err = VerifyThreshold(root.role("root"), rootBytes, rootSigs, fmt.Sprintf("root version %d", root.Version))

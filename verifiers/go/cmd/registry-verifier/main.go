@@ -107,7 +107,7 @@ func run(args []string) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		st, err := verifier.PinRoot(*state, *url, raw, sigs, now)
+		st, err := verifier.PinRoot(*state, *url, raw, sigs)
 		if err != nil {
 			return nil, err
 		}

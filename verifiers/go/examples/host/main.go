@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, err := verifier.PinRoot(cfg.State, cfg.URL, raw, sigs, cfg.Now); err != nil {
+		if _, err := verifier.PinRoot(cfg.State, cfg.URL, raw, sigs); err != nil {
 			return "", err
 		}
 	}
