@@ -32,35 +32,29 @@ URL="http://127.0.0.1:$port/"
 for _ in $(seq 50); do python3 -c "import urllib.request; urllib.request.urlopen('${URL}registry.json')" 2>/dev/null && break; sleep 0.1; done
 
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-secs() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-run() { "$V" "$@" --now "$now" >"$WORK/last.json" || { cat "$WORK/last.json"; exit 1; }; }
+export V URL now WORK
+# measure LABEL CMD...: wall and CPU (user + sys, children included) seconds of CMD.
+measure() {
+  local label=$1; shift
+  local TIMEFORMAT="%R %U %S"
+  { time "$@" >"$WORK/last.json" 2>"$WORK/stderr.txt" || { cat "$WORK/last.json" "$WORK/stderr.txt"; exit 1; }; } 2>"$WORK/time.txt"
+  read -r wall user sys <"$WORK/time.txt"
+  printf '  %-44s %7.3f s wall %7.3f s CPU\n' "$label" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')"
+}
 
 state="$WORK/state" dir="$WORK/plugins"
 rm -rf "$state" "$dir"
-run pin --state "$state" --url "$URL" --root "$ROOT"
+export state dir
+"$V" pin --state "$state" --url "$URL" --root "$ROOT" --now "$now" >/dev/null
 
-t0=$(secs); run refresh --state "$state" --url "$URL"; t1=$(secs)
-refresh_s=$(elapsed "$t0" "$t1")
-
+echo "go verifier, $RELEASES-release registry served on 127.0.0.1 by python3 -m http.server ($(nproc) cores, $(uname -m))"
+measure "refresh (root walk + registry.json)" "$V" refresh --state "$state" --url "$URL" --now "$now"
 # Cold install: empty metadata cache (tree nodes and the plugin document fetched and checked).
-t0=$(secs); run install --state "$state" --url "$URL" --dir "$dir" --spec "plugin-00500@^1.0"; t1=$(secs)
-cold_s=$(elapsed "$t0" "$t1")
+measure "install plugin-00500@^1.0, cold cache" "$V" install --state "$state" --url "$URL" --dir "$dir" --spec "plugin-00500@^1.0" --now "$now"
 grep -q '"version":"1.0.9"' "$WORK/last.json" || { echo "unexpected install result: $(cat "$WORK/last.json")"; exit 1; }
-
-# 100 installs (tree root cached by then), then verify of the 100 installed plugins.
-t0=$(secs)
-for i in $(seq 0 99); do
-  run install --state "$state" --url "$URL" --dir "$dir" --spec "$(printf 'plugin-%05d' "$i")"
-done
-t1=$(secs)
-installs_s=$(elapsed "$t0" "$t1")
-t0=$(secs); run verify --state "$state" --dir "$dir"; t1=$(secs)
-verify_s=$(elapsed "$t0" "$t1")
-count=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['plugins']))" "$WORK/last.json")
-
-echo "go verifier, $RELEASES-release registry on 127.0.0.1 ($(nproc) cores, $(uname -m))"
-echo "  refresh (root walk + registry.json):       ${refresh_s} s"
-echo "  install, cold metadata cache:              ${cold_s} s"
-echo "  100 installs, one process each:            ${installs_s} s ($(awk -v t="$installs_s" 'BEGIN { printf "%.1f", t * 10 }') ms per install)"
-echo "  verify of $count installed plugins:          ${verify_s} s"
+# 100 more installs (one process each, tree root cached), then verify of the installed plugins.
+measure "100 installs (one process each)" bash -c 'for i in $(seq 0 99); do
+  "$V" install --state "$state" --url "$URL" --dir "$dir" --spec "$(printf "plugin-%05d" "$i")" --now "$now" >/dev/null || exit 1
+done'
+measure "verify of 101 installed plugins" "$V" verify --state "$state" --dir "$dir" --now "$now"
+python3 -c "import json,sys; n = len(json.load(open(sys.argv[1]))['plugins']); assert n == 101, n" "$WORK/last.json"
