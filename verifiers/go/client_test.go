@@ -93,6 +93,21 @@ func TestInstallAndVerify(t *testing.T) {
 	}
 }
 
+func TestKilledWritersTemporaryFilesAreRemovedByTheNextInstall(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(e.dir, "validate_email/1.0.0/.part-0123456789abcdef")
+	_ = os.WriteFile(stale, []byte("half a module"), 0o644)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temporary file left: %v", err)
+	}
+}
+
 func TestExactPinSelectsYankedRangeNever(t *testing.T) {
 	e := newEnv(t)
 	if inst, err := e.install("validate_email@2.0.0"); err != nil || inst[0].Version != "2.0.0" {

@@ -162,10 +162,16 @@ func (d *dirFD) lock() (func(), error) {
 // findLinks walks the whole directory without following anything and refuses the first symbolic
 // link (or special file) found below it.
 func (d *dirFD) findLinks() error {
-	return d.scan(0)
+	return d.scan(0, false)
 }
 
-func (d *dirFD) scan(depth int) error {
+// findLinksAndClean is findLinks that also removes the temporary files (.part-*) a writer killed
+// mid-install left behind; call it holding the directory lock.
+func (d *dirFD) findLinksAndClean() error {
+	return d.scan(0, true)
+}
+
+func (d *dirFD) scan(depth int, clean bool) error {
 	if depth > 32 {
 		return unsafePath(d.path, "nested more than 32 directories deep")
 	}
@@ -192,13 +198,15 @@ func (d *dirFD) scan(depth int) error {
 			if err != nil {
 				return err
 			}
-			err = sub.scan(depth + 1)
+			err = sub.scan(depth+1, clean)
 			sub.Close()
 			if err != nil {
 				return err
 			}
 		case !e.Type().IsRegular():
 			return unsafePath(path, "not a regular file or directory")
+		case clean && strings.HasPrefix(e.Name(), ".part-"):
+			d.remove(e.Name())
 		}
 	}
 	return nil

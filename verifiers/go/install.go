@@ -53,7 +53,7 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 		lf = &Lockfile{Plugins: map[string]*LockEntry{}}
 	}
 	// A link anywhere below the directory is refused before anything is fetched or written.
-	if err := root.findLinks(); err != nil {
+	if err := root.findLinksAndClean(); err != nil {
 		return nil, err
 	}
 	plan, order, err := s.plan(spec, opt, lf)
