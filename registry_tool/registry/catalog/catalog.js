@@ -1268,9 +1268,8 @@
     form.addEventListener("input", function () {
       update(true);
     });
-    form.addEventListener("change", function () {
-      update(true);
-    });
+    // No "change" listener: it fires when focus leaves the search box, and re-rendering then
+    // would pull the result a keyboard user is tabbing to out from under them.
     update(false);
   }
 
