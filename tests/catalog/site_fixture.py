@@ -72,7 +72,10 @@ def sample_plugins() -> list[Plugin]:
                     "1.0.0",
                     "RFC 5322 email address validation",
                     exports=["validate_email"],
-                    smoke=[("accepts a plain address", 5123, 131072), ("rejects a missing domain", 4870, 131072)],
+                    smoke=[
+                        ("accepts a plain address", 5123, 131072),
+                        ("rejects a missing domain", 4870, 131072),
+                    ],
                     keywords=["email", "validation"],
                 ),
                 Release(
@@ -102,7 +105,16 @@ def sample_plugins() -> list[Plugin]:
         Plugin(
             "uppercase",
             "community",
-            [Release("2.1.0", "Upper-cases a string", license="MIT", abi="extism", host=">=0.3.0", exports=["run"])],
+            [
+                Release(
+                    "2.1.0",
+                    "Upper-cases a string",
+                    license="MIT",
+                    abi="extism",
+                    host=">=0.3.0",
+                    exports=["run"],
+                )
+            ],
         ),
         Plugin(
             "healthcheck",
@@ -209,9 +221,12 @@ def build_site(
         expires=now + timedelta(days=365),
     )
     v2 = derive(
-        Root.parse(v1), add_maintainer("ferritelabs", [KEYS["ferritelabs"].public_key], ["validate_email", "visit_*"])
+        Root.parse(v1),
+        add_maintainer("ferritelabs", [KEYS["ferritelabs"].public_key], ["validate_email", "visit_*"]),
     )
-    v2 = derive(Root.parse(v2), add_maintainer("community", [KEYS["community"].public_key], ["*"]), bump=False)
+    v2 = derive(
+        Root.parse(v2), add_maintainer("community", [KEYS["community"].public_key], ["*"]), bump=False
+    )
     (out / "root").mkdir(exist_ok=True)
     for n, data in ((1, v1), (2, v2)):
         (out / "root" / f"{n}.root.json").write_bytes(data)
@@ -273,7 +288,9 @@ def build_site(
                 "repository": f"https://example.org/{plugin.maintainer}/{plugin.name}",
             }
         doc_pin = write(
-            canonical({"_type": "registry-plugin", "format_version": 2, "name": plugin.name, "versions": versions})
+            canonical(
+                {"_type": "registry-plugin", "format_version": 2, "name": plugin.name, "versions": versions}
+            )
         )
         doc_paths[plugin.name] = out / "meta" / doc_pin["sha256"][:2] / f"{doc_pin['sha256']}.json"
         leaves[plugin.name] = doc_pin

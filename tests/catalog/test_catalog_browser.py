@@ -113,7 +113,9 @@ def test_host_ranges_follow_the_format_grammar(browser: Any, good: str) -> None:
 def test_json_with_duplicate_member_is_refused(browser: Any, good: str) -> None:
     page = open_page(browser, good)
     got = page.evaluate(
-        """(t) => { try { RegistryCatalog.parseJson(t, 'doc'); return 'parsed'; } catch (e) { return e.cls; } }""",
+        """(t) => {
+            try { RegistryCatalog.parseJson(t, 'doc'); return 'parsed'; } catch (e) { return e.cls; }
+        }""",
         '{"a": 1, "a": 2}',
     )
     assert got == "malformed"
@@ -190,6 +192,7 @@ def test_root_page_shows_keys_thresholds_maintainers_expiry(browser: Any, good: 
     assert "ferritelabs" in main and "visit_*" in main and "community" in main
     assert KEYS["index"].key_id in main and KEYS["root-a"].key_id in main
     assert "Root expires" in main
+    assert "null" not in main and "undefined" not in main
 
 
 def test_markup_in_documents_is_shown_as_text(browser: Any, server: Server) -> None:
@@ -299,7 +302,10 @@ def test_search_10k_plugins_under_50ms_per_keystroke(browser: Any, server: Serve
         page.keyboard.type(ch)
         timings.append(float(page.get_attribute("#result-status", "data-search-ms")))
     expected = sum(
-        all(t in "\n".join([p.name, p.releases[-1].description, *p.releases[-1].keywords]).lower() for t in terms)
+        all(
+            t in "\n".join([p.name, p.releases[-1].description, *p.releases[-1].keywords]).lower()
+            for t in terms
+        )
         for p in plugins
         for terms in [["json", "tool", "00"]]
     )

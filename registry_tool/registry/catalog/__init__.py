@@ -9,7 +9,6 @@ anchor the page walks the root chain from.
 from __future__ import annotations
 
 import base64
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def write_catalog(site_dir: Path, pinned_root_bytes: bytes) -> list[Path]:
         path = Path(site_dir) / name
         tmp = path.with_name(f".{name}.tmp")
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        tmp.replace(path)
         written.append(path)
     return written
 

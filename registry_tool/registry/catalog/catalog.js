@@ -1,6 +1,6 @@
 /* registry-tool browser catalog: verifies the signed registry in the page, then shows it.
  *
- * Classic script (no modules: those do not load from file://), no dependencies.  Nothing is
+ * Classic script (no modules: those do not load from a local file), no dependencies.  Nothing is
  * rendered from a document before it has been verified: root chain from the pinned root,
  * index-key threshold over registry.json's exact bytes, expiry, and sha256 + size of every
  * metadata document against its pin (docs/trust.md, docs/catalog.md).
@@ -647,7 +647,7 @@
     };
   }
 
-  /** The same interface over a folder the user picked (file:// pages cannot fetch their siblings). */
+  /** The same interface over a folder the user picked (a page opened from a local file cannot fetch its siblings). */
   function folderSource(fileList) {
     var files = {};
     var label = "";
@@ -980,6 +980,14 @@
     return node;
   }
 
+  /** replaceChildren without the "null" text nodes that optional parts would otherwise become. */
+  function put(node) {
+    var kids = Array.prototype.slice.call(arguments, 1).filter(function (k) {
+      return k !== null && k !== undefined && k !== false;
+    });
+    node.replaceChildren.apply(node, kids);
+  }
+
   function safeUrl(u) {
     return isStr(u) && /^https?:\/\//i.test(u) ? u : null;
   }
@@ -1090,7 +1098,7 @@
   function setBadge(ok, title, detail) {
     badge.className = "badge " + (ok === true ? "ok" : ok === false ? "bad" : "busy");
     badge.setAttribute("data-state", ok === true ? "verified" : ok === false ? "failed" : "checking");
-    badge.replaceChildren(
+    put(badge, 
       el("span", { class: "badge-title", text: title }),
       detail ? el("span", { class: "badge-detail", text: detail }) : null
     );
@@ -1100,7 +1108,7 @@
     var e = err instanceof VerifyError ? err : new VerifyError("error", String(err && err.message || err), "Error");
     setBadge(false, "Not verified: " + e.title, e.message);
     document.title = "Not verified — registry catalog";
-    main.replaceChildren(
+    put(main, 
       el(
         "section",
         { class: "failure", role: "alert", "data-error": e.cls },
@@ -1223,7 +1231,7 @@
     var status = el("p", { id: "result-status", class: "status", role: "status", "aria-live": "polite" });
     var list = el("ol", { id: "results", class: "results" });
     var pager = el("nav", { class: "pager", "aria-label": "Result pages" });
-    main.replaceChildren(
+    put(main, 
       el("h1", { tabindex: "-1", class: "visually-hidden", text: "Plugins" }),
       el("p", { class: "lede", text: st.top.registry.description || "" }),
       form,
@@ -1301,13 +1309,13 @@
 
   async function renderPlugin(name, version) {
     var st = app.state;
-    main.replaceChildren(el("p", { class: "status", role: "status", text: "Verifying the document of " + name + "…" }));
+    put(main, el("p", { class: "status", role: "status", text: "Verifying the document of " + name + "…" }));
     var doc;
     try {
       doc = await verifyPlugin(st, name);
     } catch (e) {
       if (e instanceof VerifyError && e.cls === "not-found") {
-        main.replaceChildren(el("h1", { tabindex: "-1", text: "No plugin " + name }), el("p", null, el("a", { href: "#/", text: "Back to the list" })));
+        put(main, el("h1", { tabindex: "-1", text: "No plugin " + name }), el("p", null, el("a", { href: "#/", text: "Back to the list" })));
         return;
       }
       showFailure(e, "The document of this plugin failed verification, so none of it is shown.");
@@ -1335,7 +1343,7 @@
       return [el("code", { text: id }), who.length ? who.join(", ") : el("span", { class: "muted", text: "not a maintainer in root v" + st.root.version })];
     });
     var smoke = Array.isArray(r.smoke) ? r.smoke : null;
-    main.replaceChildren(
+    put(main, 
       el("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, el("a", { href: "#/", text: "All plugins" }), " / " + name),
       el(
         "article",
@@ -1415,7 +1423,7 @@
       }));
     }
     var d = root.doc;
-    main.replaceChildren(
+    put(main, 
       el("h1", { tabindex: "-1", text: "Registry root" }),
       dl([
         ["Registry", root.registry],
@@ -1517,7 +1525,7 @@
       if (input.files.length) start(folderSource(input.files));
     });
     setBadge(null, "Not verified yet", "choose the site folder");
-    main.replaceChildren(
+    put(main, 
       el("h1", { tabindex: "-1", text: "Open the registry folder" }),
       el("p", {
         text: "Browsers do not let a page opened from a file read the files next to it. Choose the " +
