@@ -316,3 +316,35 @@ def test_search_10k_plugins_under_50ms_per_keystroke(browser: Any, server: Serve
     # The goal is 50 ms; the bound here is loose so a loaded CI machine cannot make it flaky,
     # while a quadratic filter or a full re-render would still fail it.
     assert median < 50 * 4
+
+
+# --------------------------------------------------------------------------- the real build
+
+
+def test_real_build_of_the_sample_index_verifies(browser: Any, server: Server) -> None:
+    """`registry-tool build` on the bundled index, the page added, served under a sub-path."""
+    import subprocess
+    import sys
+
+    from registry_tool.registry.catalog import write_catalog
+
+    repo = Path(__file__).resolve().parents[2]
+    out = server.root / "real" / "site"
+    shutil.rmtree(out.parent, ignore_errors=True)
+    out.parent.mkdir(parents=True)
+    build = [sys.executable, "-m", "registry_tool", "build", str(repo / "index"), "--out", str(out)]
+    build += ["--key", str(repo / "samples" / "keys" / "index.key"), "--no-smoke"]
+    subprocess.run(build, check=True, capture_output=True, cwd=repo)
+    if json.loads((out / "registry.json").read_bytes())["format_version"] != 2:
+        pytest.skip("this checkout's build writes registry format 1; the catalog reads format 2")
+    write_catalog(out, (repo / "index" / "root" / "1.root.json").read_bytes())
+    page = open_page(browser, f"{server.url}real/site/")
+    state, text = badge(page)
+    assert state == "verified", text
+    count = int(page.get_attribute("#result-status", "data-count"))
+    assert count == json.loads((out / "registry.json").read_bytes())["counts"]["plugins"]
+    page.click("text=visit_counter")
+    page.wait_for_selector("article.plugin")
+    assert "--registry http://127.0.0.1:8765/" in page.inner_text("main")
+    assert badge(page)[0] == "verified"
+    assert page.js_errors == []
