@@ -183,6 +183,25 @@ def test_filters_abi_permission_host_license(browser: Any, good: str) -> None:
     assert names() == ["uppercase"]
 
 
+def test_landmarks_labels_and_keyboard(browser: Any, good: str) -> None:
+    page = open_page(browser, good)
+    for landmark in ("header", "main", "footer", "nav", "form[role=search]"):
+        assert page.locator(landmark).count() >= 1, landmark
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('main input, main select')].filter(e => !e.labels.length).length"
+    )
+    assert unlabelled == 0
+    assert page.get_attribute("#badge", "role") == "status"
+    page.locator("body").focus()
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    # Tab from the search box walks the filters, then reaches the first result link
+    for _ in range(5):
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#/plugin/healthcheck"
+
+
 def test_root_page_shows_keys_thresholds_maintainers_expiry(browser: Any, good: str) -> None:
     page = open_page(browser, good + "#/root")
     page.wait_for_selector("text=Maintainers and delegations")
