@@ -8,10 +8,13 @@ import hashlib
 import json
 import shutil
 import statistics
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from registry_tool.signing import sign_bytes
 
 from .conftest import Server
 from .site_fixture import KEYS, Plugin, Release, build_site, sample_plugins, synthetic_plugins, tamper
@@ -63,8 +66,14 @@ def good(server: Server) -> str:
 # --------------------------------------------------------------------------- primitives in the page
 
 
-def test_blake2b_matches_rfc7693_and_hashlib(browser: Any, good: str) -> None:
-    page = open_page(browser, good)
+@pytest.fixture(scope="module")
+def primitives(browser: Any, good: str) -> Any:
+    """One verified page for the tests that call the page's functions directly."""
+    return open_page(browser, good)
+
+
+def test_blake2b_matches_rfc7693_and_hashlib(primitives: Any) -> None:
+    page = primitives
     hexdigest = "(s) => RegistryCatalog.hex(RegistryCatalog.blake2b512(new TextEncoder().encode(s)))"
     # RFC 7693 appendix A ("abc") and the empty message.
     assert page.evaluate(hexdigest, "abc") == (
@@ -84,8 +93,8 @@ def test_blake2b_matches_rfc7693_and_hashlib(browser: Any, good: str) -> None:
         assert got == hashlib.blake2b(data, digest_size=64).hexdigest(), n
 
 
-def test_host_ranges_follow_the_format_grammar(browser: Any, good: str) -> None:
-    page = open_page(browser, good)
+def test_host_ranges_follow_the_format_grammar(primitives: Any) -> None:
+    page = primitives
     check = """([r, v]) => {
         const range = RegistryCatalog.parseRange(r);
         return range === null ? null : RegistryCatalog.satisfies(range, RegistryCatalog.parseVersion(v));
@@ -110,8 +119,8 @@ def test_host_ranges_follow_the_format_grammar(browser: Any, good: str) -> None:
         assert page.evaluate(check, [r, v]) == want, (r, v)
 
 
-def test_json_with_duplicate_member_is_refused(browser: Any, good: str) -> None:
-    page = open_page(browser, good)
+def test_json_with_duplicate_member_is_refused(primitives: Any) -> None:
+    page = primitives
     got = page.evaluate(
         """(t) => {
             try { RegistryCatalog.parseJson(t, 'doc'); return 'parsed'; } catch (e) { return e.cls; }
@@ -285,6 +294,48 @@ def test_edited_registry_json_shows_failure(browser: Any, server: Server) -> Non
     tamper(top, b'"plugins":4', b'"plugins":5')
     page = open_page(browser, url)
     assert_failed(page, "Bad signature", "bad-signature")
+
+
+def test_older_registry_after_a_newer_one_is_a_rollback(browser: Any, server: Server) -> None:
+    url = site_url(server, "rollback")
+    page = open_page(browser, url)
+    assert badge(page)[0] == "verified"
+    path = server.root / "registries" / "rollback"
+    keep = server.root / "rollback-keep"
+    shutil.copytree(path / "root", keep / "root")
+    shutil.copy(path / "index.html", keep / "index.html")
+    shutil.rmtree(path)
+    build_site(path, now=datetime.now(UTC) - timedelta(days=1))  # validly signed, unexpired, older
+    # the same root chain and page (the fixture's root expiry follows its clock)
+    shutil.rmtree(path / "root")
+    shutil.copytree(keep / "root", path / "root")
+    shutil.copy(keep / "index.html", path / "index.html")
+    page.reload()
+    page.wait_for_selector(SETTLED)
+    assert_failed(page, "Rolled-back registry", "rollback")
+    # a browser that never saw the newer one accepts it (the page keeps no other state)
+    assert badge(open_page(browser, url))[0] == "verified"
+
+
+def test_catalog_entry_of_the_wrong_shape_is_malformed(browser: Any, server: Server) -> None:
+    url = site_url(server, "bad-entry")
+    site_dir = server.root / "registries" / "bad-entry"
+    top = json.loads((site_dir / "registry.json").read_bytes())
+    catalog = site_dir / "meta" / top["catalog"]["sha256"][:2] / f"{top['catalog']['sha256']}.json"
+    doc = json.loads(catalog.read_bytes())
+    doc["plugins"]["uppercase"]["permissions"] = "keys"  # a string where a list belongs
+    data = (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    # re-pin and re-sign as the publisher would: only the shape rule can refuse it
+    new_pin = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    (site_dir / "meta" / new_pin["sha256"][:2]).mkdir(exist_ok=True)
+    (site_dir / "meta" / new_pin["sha256"][:2] / f"{new_pin['sha256']}.json").write_bytes(data)
+    top["catalog"] = new_pin
+    top_bytes = (json.dumps(top, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    (site_dir / "registry.json").write_bytes(top_bytes)
+    (site_dir / "registry.json.minisig").write_text(sign_bytes(KEYS["index"], top_bytes, trusted_comment="t"))
+    page = open_page(browser, url)
+    assert_failed(page, "Malformed document", "malformed")
+    assert "uppercase permissions" in page.inner_text(".failure")
 
 
 def test_forged_root_version_shows_failure(browser: Any, server: Server) -> None:

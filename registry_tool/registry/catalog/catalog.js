@@ -23,6 +23,7 @@
     "unknown-key": "Unknown key",
     "threshold-not-met": "Not enough signatures",
     freeze: "Expired registry",
+    rollback: "Rolled-back registry",
     "root-expired": "Expired root",
     "root-chain": "Root chain broken",
     malformed: "Malformed document",
@@ -520,6 +521,75 @@
     );
   }
 
+  function strList(v, what, re) {
+    if (!Array.isArray(v) || !v.every(function (x) {
+      return isStr(x) && (!re || re.test(x));
+    }))
+      fail("malformed", what + " is not a list of " + (re ? "valid names" : "strings"));
+  }
+  function strOrNull(v, what) {
+    if (v !== null && !isStr(v)) fail("malformed", what + " is not a string or null");
+  }
+  function filePin(v, what) {
+    onlyKeys(v, ["path", "sha256", "size"], null, what);
+    if (!isStr(v.path) || !SHA_RE.test(v.sha256) || !isInt(v.size) || v.size < 0) fail("malformed", what + " is not {path, sha256, size}");
+  }
+
+  var PERMISSION_RE = /^[a-z][a-z0-9_-]{0,63}$/;
+  var CATALOG_ENTRY = ["description", "keywords", "license", "abi", "latest", "versions", "permissions", "host", "authors", "document"];
+  var RELEASE = ["description", "license", "abi", "host", "exports", "permissions", "limits", "dependencies", "manifest",
+    "wasm", "signers", "published_at", "yanked", "smoke", "authors", "keywords", "homepage", "repository"];
+
+  /** FORMAT2-SPEC 5: one catalog entry (the document pin is checked when it is fetched). */
+  function checkCatalogEntry(p, what) {
+    onlyKeys(p, CATALOG_ENTRY, null, what);
+    ["description", "license", "abi"].forEach(function (k) {
+      if (!isStr(p[k])) fail("malformed", what + " " + k + " is not a string");
+    });
+    strOrNull(p.host, what + " host");
+    if (p.latest !== null && !(isStr(p.latest) && SEMVER_RE.test(p.latest))) fail("malformed", what + " latest is not a version");
+    if (!isInt(p.versions) || p.versions < 1) fail("malformed", what + " versions is not a count");
+    strList(p.keywords, what + " keywords");
+    strList(p.authors, what + " authors");
+    strList(p.permissions, what + " permissions", PERMISSION_RE);
+  }
+
+  /** FORMAT2-SPEC 4: one release of a plugin document. */
+  function checkRelease(r, what) {
+    onlyKeys(r, RELEASE, null, what);
+    ["description", "license", "abi"].forEach(function (k) {
+      if (!isStr(r[k])) fail("malformed", what + " " + k + " is not a string");
+    });
+    ["host", "homepage", "repository"].forEach(function (k) {
+      strOrNull(r[k], what + " " + k);
+    });
+    strList(r.exports, what + " exports");
+    strList(r.permissions, what + " permissions", PERMISSION_RE);
+    strList(r.signers, what + " signers", KEYID_RE);
+    strList(r.authors, what + " authors");
+    strList(r.keywords, what + " keywords");
+    onlyKeys(r.limits, ["fuel", "memory", "wall_time_ms"], null, what + " limits");
+    ["fuel", "memory", "wall_time_ms"].forEach(function (k) {
+      if (!isInt(r.limits[k])) fail("malformed", what + " limits." + k + " is not an integer");
+    });
+    if (!isObj(r.dependencies)) fail("malformed", what + " dependencies is not an object");
+    Object.keys(r.dependencies).forEach(function (d) {
+      if (!NAME_RE.test(d) || !isStr(r.dependencies[d])) fail("malformed", what + " has a bad dependency " + d);
+    });
+    filePin(r.manifest, what + " manifest");
+    filePin(r.wasm, what + " wasm");
+    parseTime(r.published_at, what + " published_at");
+    if (r.yanked !== null) onlyKeys(r.yanked, ["reason"], null, what + " yanked");
+    if (r.yanked !== null && !isStr(r.yanked.reason)) fail("malformed", what + " has a bad yanked entry");
+    if (r.smoke !== null) {
+      if (!Array.isArray(r.smoke)) fail("malformed", what + " smoke is not a list");
+      r.smoke.forEach(function (t, i) {
+        onlyKeys(t, ["name", "fuel", "peak_memory"], null, what + " smoke[" + i + "]");
+        if (!isStr(t.name) || !isInt(t.fuel) || !isInt(t.peak_memory)) fail("malformed", what + " smoke[" + i + "] has bad figures");
+      });
+    }
+  }
+
   // ------------------------------------------------------------------ root metadata (docs/trust.md 5)
 
   var ROOT_MEMBERS = ["_type", "spec_version", "registry", "version", "expires", "keys", "roles",
@@ -593,11 +663,21 @@
     });
     if (!isObj(doc.maintainers) || !isObj(doc.plugin_thresholds)) fail("malformed", what + ": bad maintainers");
     root.maintainers = {};
+    var signing = root.roles.root.keys.map(function (k) {
+      return k.rawHex;
+    });
     Object.keys(doc.maintainers).forEach(function (id) {
       var m = doc.maintainers[id];
       onlyKeys(m, ["keyids", "plugins"], null, what + " maintainers." + id);
-      keysFor(m.keyids, what + " maintainers." + id);
+      strList(m.plugins, what + " maintainers." + id + " plugins");
+      keysFor(m.keyids, what + " maintainers." + id).forEach(function (k) {
+        signing.push(k.rawHex);
+      });
       root.maintainers[id] = m;
+    });
+    // 5.1 rule 6: a compromised publishing server (index key) cannot sign roots or releases.
+    root.roles.index.keys.forEach(function (k) {
+      if (signing.indexOf(k.rawHex) >= 0) fail("malformed", what + ": index key " + k.keyId + " is also a root or maintainer key");
     });
     return root;
   }
@@ -848,14 +928,12 @@
     Object.keys(doc.versions).forEach(function (v) {
       if (!SEMVER_RE.test(v)) fail("malformed", got.path + ": version '" + v + "' is not a semver version");
       var r = doc.versions[v];
-      if (!isObj(r) || !isObj(r.manifest) || !isObj(r.wasm)) fail("malformed", got.path + ": release " + v + " is incomplete");
+      checkRelease(r, got.path + ": release " + v);
       var base = "plugins/" + name + "/" + v + "/";
       var wasmFile = isStr(r.wasm.path) ? r.wasm.path.slice(base.length) : "";
       if (r.manifest.path !== base + "plugin.toml" || !r.wasm.path.startsWith(base) || !FILE_RE.test(wasmFile) ||
         wasmFile === "." || wasmFile === "..")
         fail("path-traversal", got.path + ": release " + v + " points outside " + base);
-      if (r.yanked !== null && !(isObj(r.yanked) && isStr(r.yanked.reason)))
-        fail("malformed", got.path + ": release " + v + " has a bad yanked entry");
     });
     return { path: got.path, sha256: entry.document.sha256, size: entry.document.size, doc: doc };
   }
@@ -1132,7 +1210,8 @@
       .sort()
       .map(function (name) {
         var p = plugins[name];
-        if (!NAME_RE.test(name) || !isObj(p)) fail("malformed", "the catalog lists a bad entry '" + name + "'");
+        if (!NAME_RE.test(name)) fail("malformed", "the catalog lists a bad plugin name '" + name + "'");
+        checkCatalogEntry(p, "the catalog entry of " + name);
         var words = [name, p.description, (p.keywords || []).join(" "), (p.authors || []).join(" ")];
         return { name: name, p: p, hay: words.join("\n").toLowerCase() };
       });
@@ -1503,6 +1582,7 @@
     try {
       var state = await verifyRegistry(source, pinnedRootBytes(), Date.now());
       app.entries = prepareEntries(state.catalog);
+      checkRollback(state);
       app.state = state;
     } catch (e) {
       showFailure(e);
@@ -1517,6 +1597,33 @@
         " · expires " + st.top.expires_at
     );
     route();
+  }
+
+  /**
+   * The page's only state: the highest registry version this browser verified for this site and
+   * pinned root.  A lower one later is a replayed older registry (FORMAT2-SPEC 6.2 `rollback`);
+   * equal is fine.  Without storage (private modes) the check is skipped, as a fresh client would.
+   */
+  function checkRollback(state) {
+    var store = null;
+    try {
+      store = window.localStorage;
+    } catch (e) {
+      store = null;
+    }
+    if (!store) return;
+    var key = "registry-tool catalog " + state.pinnedSha256 + " " + state.source.label;
+    var seen = parseInt(store.getItem(key) || "0", 10) || 0;
+    if (state.top.version < seen)
+      fail("rollback", "registry.json has version " + state.top.version + ", but this browser already verified version " +
+        seen + " of this registry: the server is replaying an older registry");
+    if (state.top.version > seen) {
+      try {
+        store.setItem(key, String(state.top.version));
+      } catch (e) {
+        /* storage full or refused: nothing to remember */
+      }
+    }
   }
 
   function folderPicker() {
