@@ -268,6 +268,9 @@ def test_tampered_plugin_document_is_not_shown(browser: Any, server: Server) -> 
     page.wait_for_selector(".failure")
     assert_failed(page, "Tampered document", "digest-mismatch")
     assert "the document of visit_counter" in page.inner_text(".failure")
+    page.click("a.brand")  # back to the list, whose documents did verify
+    page.wait_for_selector("#results li")
+    assert badge(page)[0] == "verified"
 
 
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:

@@ -1545,8 +1545,19 @@
     main.querySelector("h1").focus();
   }
 
+  function verifiedBadge() {
+    var st = app.state;
+    setBadge(
+      true,
+      "Verified",
+      "root v" + st.root.version + " · registry v" + st.top.version + " · signed by " + st.topSigners.join(", ") +
+        " · expires " + st.top.expires_at
+    );
+  }
+
   function route() {
     if (!app.state) return;
+    verifiedBadge(); // a plugin page that failed turns it red until the next view
     var h = location.hash.replace(/^#\/?/, "");
     var parts = h.split("/").map(function (x) {
       try {
@@ -1588,14 +1599,7 @@
       showFailure(e);
       return;
     }
-    var st = app.state;
-    document.querySelector(".brand").textContent = st.top.registry.name;
-    setBadge(
-      true,
-      "Verified",
-      "root v" + st.root.version + " · registry v" + st.top.version + " · signed by " + st.topSigners.join(", ") +
-        " · expires " + st.top.expires_at
-    );
+    document.querySelector(".brand").textContent = app.state.top.registry.name;
     route();
   }
 
