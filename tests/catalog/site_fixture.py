@@ -1,28 +1,29 @@
-"""A small registry-format-2 site for the catalog's browser tests (FORMAT2-SPEC.md sections 1-5).
+"""A small registry-format-2 site for the catalog's browser tests.
 
-Signed with registry_tool.signing and roots made with registry_tool.trust.editing, so the page is
-checked against the same signatures the Python verifier accepts.  Deterministic keys (fixed seeds);
-times are relative to the real clock because the page checks expiry against the browser's clock.
-Variants for the failure states: a registry signed by a key outside the index role, an expired
-registry, a tampered catalog document.
+Plugin documents are parsed and the tree and catalog built by registry_tool.format (the same code
+as `registry-tool build`), signatures made with registry_tool.signing and roots with
+registry_tool.trust.editing, so the page is checked against documents the Python verifier
+accepts.  Deterministic keys (fixed seeds); times follow the real clock, because the page checks
+expiry against the browser's clock.  Variants for the failure states: a registry signed by a key
+outside the index role, an expired registry, a tampered catalog document.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from registry_tool.format import PluginDocument, TopDocument, build_metadata
+from registry_tool.format.strictjson import dump_canonical
 from registry_tool.registry.catalog import write_catalog
 from registry_tool.signing import SecretKey, release_trusted_comment, sign_bytes
 from registry_tool.trust.editing import add_maintainer, derive, new_root
 from registry_tool.trust.root import Root, format_time
 
 REGISTRY = "ferrite-plugins"
-LEAF_MAX = 64
 
 
 def seed_key(label: str) -> SecretKey:
@@ -31,10 +32,6 @@ def seed_key(label: str) -> SecretKey:
 
 
 KEYS = {n: seed_key(n) for n in ("root-a", "root-b", "index", "ferritelabs", "community", "mallory")}
-
-
-def canonical(doc: Any) -> bytes:
-    return (json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 def pin(data: bytes) -> dict[str, Any]:
@@ -175,20 +172,6 @@ def _sig_comment(name: str, version: int) -> str:
     return f"registry:{name}\tversion:{version}\tfile:registry.json"
 
 
-def _tree(entries: dict[str, dict[str, Any]], prefix: str, write: Any) -> dict[str, Any]:
-    """Hashed-prefix trie (FORMAT2-SPEC 3); returns the pin of the node for ``prefix``."""
-    if len(entries) <= LEAF_MAX or len(prefix) >= 64:
-        node = {"_type": "registry-node", "format_version": 2, "prefix": prefix, "plugins": entries}
-    else:
-        groups: dict[str, dict[str, dict[str, Any]]] = {}
-        for name, p in entries.items():
-            digit = hashlib.sha256(name.encode()).hexdigest()[len(prefix)]
-            groups.setdefault(digit, {})[name] = p
-        children = {d: _tree(g, prefix + d, write) for d, g in sorted(groups.items())}
-        node = {"_type": "registry-node", "format_version": 2, "prefix": prefix, "children": children}
-    return write(canonical(node))
-
-
 def build_site(
     out: Path,
     *,
@@ -203,13 +186,6 @@ def build_site(
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     plugins = sample_plugins() if plugins is None else plugins
     out.mkdir(parents=True, exist_ok=True)
-
-    def write(data: bytes) -> dict[str, Any]:
-        p = pin(data)
-        path = out / "meta" / p["sha256"][:2] / f"{p['sha256']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return p
 
     # Root chain: v1 (2-of-2 root keys, one index key), v2 delegates plugins to two maintainers.
     root_keys = [KEYS["root-a"], KEYS["root-b"]]
@@ -238,16 +214,12 @@ def build_site(
     generated = now - timedelta(days=10) if expired else now - timedelta(hours=1)
     expires = generated + timedelta(days=7)
     published = format_time(generated - timedelta(days=3))
-    catalog: dict[str, Any] = {}
-    leaves: dict[str, dict[str, Any]] = {}
-    doc_paths: dict[str, Path] = {}
-    releases_total = 0
+    documents: list[PluginDocument] = []
     real_files = len(plugins) <= 50
     for plugin in plugins:
         maint = KEYS[plugin.maintainer]
         versions: dict[str, Any] = {}
         for rel in plugin.releases:
-            releases_total += 1
             rel_dir = f"plugins/{plugin.name}/{rel.version}"
             wasm = b"\x00asm\x01\x00\x00\x00" + plugin.name.encode() + rel.version.encode()
             manifest = (
@@ -287,29 +259,13 @@ def build_site(
                 "homepage": None,
                 "repository": f"https://example.org/{plugin.maintainer}/{plugin.name}",
             }
-        doc_pin = write(
-            canonical(
-                {"_type": "registry-plugin", "format_version": 2, "name": plugin.name, "versions": versions}
-            )
-        )
-        doc_paths[plugin.name] = out / "meta" / doc_pin["sha256"][:2] / f"{doc_pin['sha256']}.json"
-        leaves[plugin.name] = doc_pin
-        live = [r for r in plugin.releases if not r.yanked]
-        latest = live[-1] if live else plugin.releases[-1]
-        catalog[plugin.name] = {
-            "description": latest.description,
-            "keywords": latest.keywords,
-            "license": latest.license,
-            "abi": latest.abi,
-            "latest": latest.version if live else None,
-            "versions": len(plugin.releases),
-            "permissions": latest.permissions,
-            "host": latest.host,
-            "authors": [plugin.maintainer],
-            "document": doc_pin,
-        }
-    tree_pin = _tree(leaves, "", write)
-    catalog_pin = write(canonical({"_type": "registry-catalog", "format_version": 2, "plugins": catalog}))
+        doc = {"_type": "registry-plugin", "format_version": 2, "name": plugin.name, "versions": versions}
+        documents.append(PluginDocument.parse(dump_canonical(doc), expected_name=plugin.name))
+    meta = build_metadata(documents)
+    for sha, data in meta.files.items():
+        path = out / "meta" / sha[:2] / f"{sha}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     version = int(generated.strftime("%Y%m%d%H%M%S"))
     top = {
         "format_version": 2,
@@ -323,11 +279,12 @@ def build_site(
             "base_url": base_url,
             "host": {"name": "ferrite", "versions": ">=0.2.0, <1.0.0"},
         },
-        "tree": tree_pin,
-        "catalog": catalog_pin,
-        "counts": {"plugins": len(plugins), "releases": releases_total},
+        "tree": {"sha256": meta.tree.sha256, "size": meta.tree.size},
+        "catalog": {"sha256": meta.catalog.sha256, "size": meta.catalog.size},
+        "counts": {"plugins": len(plugins), "releases": meta.releases},
     }
-    top_bytes = canonical(top)
+    top_bytes = dump_canonical(top)
+    TopDocument.parse(top_bytes)  # the same rules as the Python client
     (out / "registry.json").write_bytes(top_bytes)
     signer = index_key or KEYS["index"]
     (out / "registry.json.minisig").write_text(
@@ -335,7 +292,8 @@ def build_site(
     )
     if write_page:
         write_catalog(out, v1)
-    catalog_path = out / "meta" / catalog_pin["sha256"][:2] / f"{catalog_pin['sha256']}.json"
+    catalog_path = out / "meta" / meta.catalog.sha256[:2] / f"{meta.catalog.sha256}.json"
+    doc_paths = {n: out / "meta" / p.sha256[:2] / f"{p.sha256}.json" for n, p in meta.plugin_pins.items()}
     return Site(out, v1, top, catalog_path, doc_paths)
 
 
