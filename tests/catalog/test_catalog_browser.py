@@ -119,15 +119,52 @@ def test_host_ranges_follow_the_format_grammar(primitives: Any) -> None:
         assert page.evaluate(check, [r, v]) == want, (r, v)
 
 
-def test_json_with_duplicate_member_is_refused(primitives: Any) -> None:
-    page = primitives
-    got = page.evaluate(
-        """(t) => {
-            try { RegistryCatalog.parseJson(t, 'doc'); return 'parsed'; } catch (e) { return e.cls; }
-        }""",
-        '{"a": 1, "a": 2}',
+def test_host_ranges_agree_with_the_python_client(primitives: Any) -> None:
+    """The page's range matcher gives the verdict of registry_tool.format.ranges on a grid of cases."""
+    from registry_tool.format import RangeSyntaxError, parse_range
+
+    ranges = [
+        "*", "1", "1.x", "1.2", "1.2.x", "1.2.3", "=1.2.3", ">1.2", ">=1.2", "<1.2", "<=1.2", ">1.2.3",
+        "<=1.2.3", "^0", "^0.0", "^0.0.3", "^0.2", "^0.2.3", "^1.2", "^1.2.3-beta.2", "~0", "~1.2",
+        "~1.2.3", ">=0.2.0, <0.4.0", ">=0.2.0 <0.4.0", "<1.0.0 || >=2.0.0", ">=1.2.3-alpha <1.3",
+        "1.2.3-rc.1", "", "1.2 - 1.4", ">=", "^x", "1.2.3.4", "01.2", " 1.2", "x", "1.x.3", "1.*",
+        ">=1.x", "<2.x", "~1.x", "^1.x.x", "1.2.3-01", "1.2.3-", ">=1.0.0,<2.0.0", "1 || 2", "||",
+        "1.2\n", ">=1.2 ,  <2", "1 ||2", "1 , , 2", "1,",
+    ]  # fmt: skip
+    versions = ["0.0.3", "0.0.4", "0.2.2", "0.2.3", "0.2.9", "0.3.0", "0.4.0", "1.0.0", "1.2.0",
+                "1.2.3", "1.2.3-alpha", "1.2.3-beta.2", "1.2.3-rc.1", "1.2.4", "1.3.0-rc.1", "1.3.0",
+                "1.9.9", "2.0.0", "2.0.0-0", "3.1.4"]  # fmt: skip
+    check = """(cases) => cases.map(([r, v]) => {
+        const range = RegistryCatalog.parseRange(r);
+        return range === null ? null : RegistryCatalog.satisfies(range, RegistryCatalog.parseVersion(v));
+    })"""
+    cases = [[r, v] for r in ranges for v in versions]
+    got = primitives.evaluate(check, cases)
+    for (r, v), verdict in zip(cases, got, strict=True):
+        try:
+            want: bool | None = parse_range(r).matches(v)
+        except RangeSyntaxError:
+            want = None
+        assert verdict == want, (r, v)
+
+
+def test_json_outside_the_registry_rules_is_refused(primitives: Any) -> None:
+    parse = """(t) => {
+        try { return JSON.stringify(RegistryCatalog.parseJson(t, 'doc')); } catch (e) { return e.cls; }
+    }"""
+    for bad in (
+        '{"a": 1, "a": 2}',  # duplicate member (JSON.parse would keep the last)
+        '{"a": "\\ud800"}',  # lone surrogate
+        '{"a": "\\udc00x"}',
+        '{"a": 9007199254740993}',  # beyond 2^53
+        '{"a": NaN}',
+        '{"a": 1} x',
+        '{"a": 01}',
+    ):
+        assert primitives.evaluate(parse, bad) == "malformed", bad
+    assert primitives.evaluate(parse, '{"a": "\\ud83d\\ude00", "b": [1, -2, true, null]}') == (
+        '{"a":"\U0001f600","b":[1,-2,true,null]}'
     )
-    assert got == "malformed"
 
 
 # --------------------------------------------------------------------------- the happy path

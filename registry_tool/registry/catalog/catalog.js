@@ -218,15 +218,19 @@
         else return;
       }
     }
+    // Decoded UTF-8 text has no lone surrogates; only \u escapes can make one.
+    var LONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/;
     function str() {
       i++; // opening quote
       var out = "";
       var start = i;
+      var escaped = false;
       for (;;) {
         var c = text.charCodeAt(i);
         if (c === 34) {
           out += text.slice(start, i);
           i++;
+          if (escaped && LONE.test(out)) err("lone surrogate in string");
           return out;
         }
         if (c !== c) err("unterminated string");
@@ -236,6 +240,7 @@
           var e = text[i + 1];
           i += 2;
           if (e === "u") {
+            escaped = true;
             var code = text.slice(i, i + 4);
             if (!/^[0-9a-fA-F]{4}$/.test(code)) err("bad \\u escape");
             out += String.fromCharCode(parseInt(code, 16));
@@ -310,8 +315,6 @@
       if (/[.eE]/.test(mm[0])) return { __float: num };
       return num;
     }
-    if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text))
-      fail("malformed", what + ": lone surrogate");
     var v = value(0);
     ws();
     if (i !== text.length) err("trailing data");
@@ -962,20 +965,25 @@
     return a.major - b.major || a.minor - b.minor || a.patch - b.patch || comparePre(a.pre, b.pre);
   }
 
-  var COMP_RE = /^(=|>=|<=|>|<|\^|~)?(\*|x|X|(?:0|[1-9][0-9]*)(?:\.(?:\*|x|X|0|[1-9][0-9]*)(?:\.(?:\*|x|X|0|[1-9][0-9]*)(?:-([0-9A-Za-z.-]+))?)?)?)$/;
+  var PRE = "(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*";
+  var PART = "(?:\\*|x|X|0|[1-9][0-9]*)";
+  // "*" alone, or an operator and a partial version whose major is a number.
+  var COMP_RE = new RegExp(
+    "^(?:\\*|(=|>=|<=|>|<|\\^|~)?((?:0|[1-9][0-9]*)(?:\\." + PART + "(?:\\." + PART + "(?:-" + PRE + ")?)?)?))$"
+  );
 
   /** A range as a list of sets of comparators [op, version]; null when it does not parse. */
   function parseRange(text) {
-    if (!isStr(text) || !text.trim()) return null;
+    if (!isStr(text) || !text || text.length > 256 || /^[ \t]|[ \t]$/.test(text)) return null;
     var sets = [];
-    var alts = text.split("||");
+    var alts = text.split(/[ \t]*\|\|[ \t]*/);
     for (var s = 0; s < alts.length; s++) {
-      var parts = alts[s].trim().split(/\s*,\s*|\s+/);
+      var parts = alts[s].split(/[ \t]*,[ \t]*|[ \t]+/);
       var comps = [];
       for (var p = 0; p < parts.length; p++) {
         var m = COMP_RE.exec(parts[p]);
         if (!m) return null;
-        var expanded = expandComparator(m[1] || "", m[2]);
+        var expanded = m[2] === undefined ? [] : expandComparator(m[1] || "", m[2]);
         if (!expanded) return null;
         comps = comps.concat(expanded);
       }
@@ -992,6 +1000,7 @@
     };
     var n = bits.length;
     for (var i = 0; i < n; i++) if (wild(bits[i])) n = i;
+    for (var j = n; j < bits.length; j++) if (!wild(bits[j])) return null; // "1.x.3"
     if (pre.length && n < 3) return null;
     var maj = +bits[0], min = +bits[1], pat = +bits[2];
     // Upper bounds written as X.Y.Z-0 are ours, not the user's: they never admit a prerelease.
