@@ -170,7 +170,7 @@ def test_json_outside_the_registry_rules_is_refused(primitives: Any) -> None:
 # --------------------------------------------------------------------------- the happy path
 
 
-def test_list_search_open_plugin_copy_install_command(browser: Any, good: str) -> None:
+def test_list_search_open_plugin_copy_install_command(browser: Any, good: str, server: Server) -> None:
     page = open_page(
         browser, good, permissions=["clipboard-read", "clipboard-write"], base_url=good.split("registries")[0]
     )
@@ -194,6 +194,9 @@ def test_list_search_open_plugin_copy_install_command(browser: Any, good: str) -
     assert "ferritelabs" in main  # signer key id resolved to the maintainer
     assert KEYS["ferritelabs"].key_id in main
     assert "matched its signed pin" in main
+    root1 = (server.root / "registries" / "good" / "root" / "1.root.json").read_bytes()
+    trust = "registry-tool client trust https://plugins.example.org/ferrite/ --root-fingerprint "
+    assert trust + hashlib.sha256(root1).hexdigest() in main
 
     cmd = "registry-tool client install validate_email@1.0.0 --registry https://plugins.example.org/ferrite/"
     page.click("button[aria-label='Copy install command']")

@@ -1420,9 +1420,12 @@
     var base = st.top.registry.base_url;
     var cmd = "registry-tool client install " + name + "@" + chosen + " --registry " + base;
     var perms = (r.permissions || []).length ? ', allow={"' + r.permissions.join('", "') + '"}' : "";
+    var trustCmd = "registry-tool client trust " + base + " --root-fingerprint " + st.pinnedSha256;
     var snippet =
-      "from pathlib import Path\nfrom registry_tool.client import Registry, load_plugin_bytes\n\n" +
-      "plugins = Path(\"plugins\")\nreg = Registry.open(\"" + base + "\", state_dir=Path(\"trust\"))\n" +
+      "from pathlib import Path\nfrom registry_tool.client import Registry, load_plugin_bytes, trust\n\n" +
+      "state, plugins = Path(\"trust\"), Path(\"plugins\")\n" +
+      "trust(\"" + base + "\", root_bytes=Path(\"1.root.json\").read_bytes(), state_dir=state)  # once\n" +
+      "reg = Registry.open(\"" + base + "\", state_dir=state)\n" +
       "reg.install(\"" + name + "@" + chosen + "\", plugins" + perms + ")\n" +
       "wasm = load_plugin_bytes(plugins, \"" + name + "\")  # verified bytes for your wasm runtime\n";
     document.title = name + " " + chosen + " — " + st.top.registry.name;
@@ -1444,6 +1447,9 @@
         el("section", { "aria-labelledby": "h-install" },
           el("h2", { id: "h-install", text: "Install" }),
           codeBlock(cmd, "install command"),
+          el("p", { class: "muted" }, "Once per machine, pin the registry's root first. The fingerprint is the " +
+            "SHA-256 of the root this page trusts; compare it with one you got from a source you trust:"),
+          codeBlock(trustCmd, "trust command"),
           el("h3", { text: "From a host (Python API)" }),
           codeBlock(snippet, "host API snippet")),
         el("section", { "aria-labelledby": "h-versions" },
