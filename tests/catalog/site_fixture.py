@@ -20,7 +20,7 @@ from registry_tool.format import PluginDocument, TopDocument, build_metadata
 from registry_tool.format.strictjson import dump_canonical
 from registry_tool.registry.catalog import write_catalog
 from registry_tool.signing import SecretKey, release_trusted_comment, sign_bytes
-from registry_tool.trust.editing import add_maintainer, derive, new_root
+from registry_tool.trust.editing import add_maintainer, derive, new_root, rotate_keys
 from registry_tool.trust.root import Root, format_time
 
 REGISTRY = "ferrite-plugins"
@@ -31,7 +31,9 @@ def seed_key(label: str) -> SecretKey:
     return SecretKey.from_seed(seed, hashlib.sha256(seed).digest()[:8])
 
 
-KEYS = {n: seed_key(n) for n in ("root-a", "root-b", "index", "ferritelabs", "community", "mallory")}
+KEYS = {
+    n: seed_key(n) for n in ("root-a", "root-b", "root-c", "index", "ferritelabs", "community", "mallory")
+}
 
 
 def pin(data: bytes) -> dict[str, Any]:
@@ -181,8 +183,14 @@ def build_site(
     index_key: SecretKey | None = None,
     base_url: str = "https://plugins.example.org/ferrite/",
     write_page: bool = True,
+    rotation_signers: tuple[str, ...] | None = None,
 ) -> Site:
-    """Write a signed format-2 site into ``out`` (created) and the catalog page into it."""
+    """Write a signed format-2 site into ``out`` (created) and the catalog page into it.
+
+    ``rotation_signers`` adds root version 3, which replaces root-b by root-c in the root role,
+    signed by the named keys (a proper rotation needs root-a, root-b and root-c: two of the old
+    role and two of the new).
+    """
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     plugins = sample_plugins() if plugins is None else plugins
     out.mkdir(parents=True, exist_ok=True)
@@ -203,10 +211,15 @@ def build_site(
     v2 = derive(
         Root.parse(v2), add_maintainer("community", [KEYS["community"].public_key], ["*"]), bump=False
     )
+    chain = [(1, v1, root_keys), (2, v2, root_keys)]
+    if rotation_signers is not None:
+        rotate = rotate_keys("root", add=[KEYS["root-c"].public_key], remove=[KEYS["root-b"].key_id])
+        v3 = derive(Root.parse(v2), rotate)
+        chain.append((3, v3, [KEYS[label] for label in rotation_signers]))
     (out / "root").mkdir(exist_ok=True)
-    for n, data in ((1, v1), (2, v2)):
+    for n, data, signers in chain:
         (out / "root" / f"{n}.root.json").write_bytes(data)
-        for k in root_keys:
+        for k in signers:
             (out / "root" / f"{n}.root.json.{k.key_id}.minisig").write_text(
                 sign_bytes(k, data, trusted_comment=f"registry-root\tregistry:{REGISTRY}\tversion:{n}")
             )
@@ -272,7 +285,7 @@ def build_site(
         "version": version,
         "generated_at": format_time(generated),
         "expires_at": format_time(expires),
-        "root_version": 2,
+        "root_version": len(chain),
         "registry": {
             "name": REGISTRY,
             "description": "UDF plugins for the Ferrite key-value database",

@@ -391,6 +391,26 @@ def test_forged_root_version_shows_failure(browser: Any, server: Server) -> None
     assert_failed(page, "Bad signature", "root-chain")
 
 
+def test_root_key_rotation_signed_by_both_roles_verifies(browser: Any, server: Server) -> None:
+    page = open_page(browser, site_url(server, "rotated", rotation_signers=("root-a", "root-b", "root-c")))
+    state, text = badge(page)
+    assert state == "verified", text
+    assert "root v3" in text
+
+
+def test_rotation_signed_only_by_the_new_role_is_refused(browser: Any, server: Server) -> None:
+    # root-a + root-c meet version 3's own threshold but only one of version 2's two keys signed
+    page = open_page(browser, site_url(server, "rotated-new-only", rotation_signers=("root-a", "root-c")))
+    assert_failed(page, "Not enough signatures", "root-chain")
+    assert "root role of root version 2" in page.inner_text(".failure")
+
+
+def test_rotation_signed_only_by_the_old_role_is_refused(browser: Any, server: Server) -> None:
+    page = open_page(browser, site_url(server, "rotated-old-only", rotation_signers=("root-a", "root-b")))
+    assert_failed(page, "Not enough signatures", "root-chain")
+    assert "root role of root version 3" in page.inner_text(".failure")
+
+
 def test_unsigned_extra_root_version_is_refused_unparsed(browser: Any, server: Server) -> None:
     url = site_url(server, "root3")
     (server.root / "registries" / "root3" / "root" / "3.root.json").write_text("{not json")
