@@ -779,10 +779,15 @@
       });
   }
 
+  function checkPin(pin, what) {
+    onlyKeys(pin, ["sha256", "size"], null, what);
+    if (!SHA_RE.test(pin.sha256) || !isInt(pin.size) || pin.size < 1)
+      fail("malformed", what + " is not a pin {sha256: 64 lower-case hex digits, size >= 1}");
+  }
+
   /** Fetch a document by its pin: at most `size` bytes, then sha256 and size must match. */
   async function getPinned(source, pin, what) {
-    if (!isObj(pin) || !SHA_RE.test(pin.sha256) || !isInt(pin.size) || pin.size < 1)
-      fail("malformed", "the pin of " + what + " is not {sha256, size}");
+    checkPin(pin, "the pin of " + what);
     var path = "meta/" + pin.sha256.slice(0, 2) + "/" + pin.sha256 + ".json";
     var bytes = await source.get(path, pin.size);
     if (!bytes) fail("network", what + " (" + path + ") is missing from the site");
@@ -867,6 +872,10 @@
     onlyKeys(doc, ["format_version", "version", "generated_at", "expires_at", "root_version", "registry", "tree",
       "catalog", "counts"], null, "registry.json");
     onlyKeys(doc.registry, ["name", "description", "base_url", "host"], null, "registry.json registry");
+    checkPin(doc.tree, "registry.json tree");
+    checkPin(doc.catalog, "registry.json catalog");
+    onlyKeys(doc.counts, ["plugins", "releases"], null, "registry.json counts");
+    if (!isInt(doc.counts.plugins) || !isInt(doc.counts.releases)) fail("malformed", "registry.json counts are not integers");
     if (!isInt(doc.version) || !isInt(doc.root_version)) fail("malformed", "registry.json: bad version numbers");
     var generated = parseTime(doc.generated_at, "registry.json generated_at");
     var expires = parseTime(doc.expires_at, "registry.json expires_at");
