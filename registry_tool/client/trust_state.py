@@ -269,9 +269,9 @@ def verify_manifest(
             fix="do not install from this registry until its owners rebuild it",
         )
     if version != release.version:
-        raise MixAndMatchError(
-            f"mix-and-match attack: the registry entry for {release.name} {release.version} points at the "
-            f"manifest of version {version}",
+        raise WrongSoftwareError(
+            f"wrong software attack: the plugin document's entry for {release.name} {release.version} "
+            f"points at the signed manifest of version {version}",
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
@@ -324,11 +324,11 @@ def verify_wasm(doc: PluginDocument, release: Release, facts: ManifestFacts, dat
         return
     for other in doc.versions.values():
         if other is not release and other.wasm.sha256 == digest:
-            raise MixAndMatchError(
+            # A digest mismatch (the class every verifier reports), named as the mix-and-match it is.
+            raise _digest_error(
                 f"mix-and-match attack: the module served for {release.name} {release.version} is the "
                 f"signed module of {other.name} {other.version}",
-                where=release.wasm.path,
-                fix="the server or a mirror swapped files; nothing was installed",
+                release.wasm.path,
             )
     raise _digest_error(
         f"tampered module: {release.wasm.path} ({len(data)} bytes, sha256 {digest[:16]}…) is not the module "
