@@ -380,7 +380,37 @@ func sameStrings(a, b []string) bool {
 // fixes the order of the checks): nothing is written. allow is the set of permissions the host
 // grants; a release declaring others is refused before its module is fetched.
 func (s *Session) Download(r *Release, pd *PluginDocument, allow []string) (*VerifiedRelease, error) {
-	mb, err := s.xfer.get(s.ctx, r.Manifest.Path, r.Manifest.Size, false)
+	return s.verifyRelease(r, pd, allow, remoteRelease{s})
+}
+
+// releaseFiles is where a release's files come from: the registry, or (for a release already
+// installed with the same pins) the plugin directory. Either way every check below runs on them.
+type releaseFiles interface {
+	// get returns the file at the site path rel (at most max bytes; optional: nil when absent).
+	get(rel string, max int64, optional bool) ([]byte, error)
+}
+
+type remoteRelease struct{ s *Session }
+
+func (r remoteRelease) get(rel string, max int64, optional bool) ([]byte, error) {
+	return r.s.xfer.get(r.s.ctx, rel, max, optional)
+}
+
+// installedRelease serves the files of an installed release by their site paths.
+type installedRelease map[string][]byte
+
+func (f installedRelease) get(rel string, _ int64, optional bool) ([]byte, error) {
+	if b, ok := f[rel]; ok {
+		return b, nil
+	}
+	if optional {
+		return nil, nil
+	}
+	return nil, &Error{Class: ClassNetwork, What: rel + " is not installed", Fix: "install it again"}
+}
+
+func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, files releaseFiles) (*VerifiedRelease, error) {
+	mb, err := files.get(r.Manifest.Path, r.Manifest.Size, false)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +440,7 @@ func (s *Session) Download(r *Release, pd *PluginDocument, allow []string) (*Ver
 	sigFiles := map[string][]byte{}
 	var sigs [][]byte
 	for _, n := range names {
-		b, err := s.xfer.get(s.ctx, n, MaxSignature, true)
+		b, err := files.get(n, MaxSignature, true)
 		if err != nil {
 			return nil, err
 		}
@@ -462,13 +492,17 @@ func (s *Session) Download(r *Release, pd *PluginDocument, allow []string) (*Ver
 	if err := checkPermissions(vr, allow); err != nil {
 		return nil, err
 	}
-	wb, err := s.xfer.get(s.ctx, r.Wasm.Path, r.Wasm.Size, false)
+	wb, err := files.get(r.Wasm.Path, r.Wasm.Size, false)
 	if err != nil {
 		return nil, err
 	}
 	if got := sha256Hex(wb); got != r.Wasm.SHA256 || int64(len(wb)) != r.Wasm.Size {
-		// Another release's module is reported as tampered too (conformance decision 11.6): the
-		// pin is what failed, whatever the bytes are.
+		// The module of another version of the plugin: a swapped release (decision 11.6).
+		for _, other := range pd.sortedVersions() {
+			if other != r && other.Wasm.SHA256 == got {
+				return nil, mixAndMatch(r.Wasm.Path, "the module served for %s %s is the module of %s", r.Name, r.Version, other.Version)
+			}
+		}
 		return nil, &Error{Class: ClassDigestMismatch, Where: r.Wasm.Path,
 			What: fmt.Sprintf("tampered module: %s has sha256 %s, the signed manifest pins %s", r.Wasm.Path, got, r.Wasm.SHA256),
 			Fix:  "the server serves a modified module; use another mirror and report it"}

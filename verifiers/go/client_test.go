@@ -203,11 +203,34 @@ func TestTamperedModuleIsDigestMismatch(t *testing.T) {
 	wantClass(t, err, ClassDigestMismatch)
 }
 
-func TestAnotherReleasesModuleIsDigestMismatch(t *testing.T) {
+func TestAnotherReleasesModuleIsMixAndMatch(t *testing.T) {
 	e := newEnv(t)
 	e.site.set("plugins/validate_email/1.0.0/validate_email.wasm", e.site.get("plugins/validate_email/2.0.0/validate_email.wasm"))
 	_, err := e.install("validate_email@1.0.0")
-	wantClass(t, err, ClassDigestMismatch)
+	wantClass(t, err, ClassMixAndMatch)
+}
+
+func TestReinstallOfAnUnchangedReleaseFetchesOnlyTheTop(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	e.site.requestCount()
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.site.requestCount(); n != 4 { // root probe, registry.json, its two signature names
+		t.Fatalf("%d requests, want 4", n)
+	}
+	// A tampered installed module is not reused: the release is downloaded and verified again.
+	wasm := filepath.Join(e.dir, "validate_email/1.0.0/validate_email.wasm")
+	_ = os.WriteFile(wasm, []byte("tampered"), 0o644)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyInstalled(e.dir, e.state, testNow); err != nil {
+		t.Fatalf("after reinstall: %v", err)
+	}
 }
 
 func TestBareNameNeverPicksAPrerelease(t *testing.T) {

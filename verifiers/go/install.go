@@ -56,7 +56,7 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 	if err := root.findLinksAndClean(); err != nil {
 		return nil, err
 	}
-	plan, order, err := s.plan(spec, opt, lf)
+	plan, order, err := s.plan(spec, opt, lf, root)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 
 // plan resolves spec and, breadth first, the dependencies its signed manifests declare. An
 // installed dependency that already satisfies a range is kept.
-func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile) (map[string]*plannedRelease, []string, error) {
+func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirFD) (map[string]*plannedRelease, []string, error) {
 	req, err := ParseRequirement(spec)
 	if err != nil {
 		return nil, nil, err
@@ -151,9 +151,16 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile) (map[strin
 		if err != nil {
 			return nil, nil, err
 		}
-		vr, err := s.Download(r, pd, opt.Allow)
-		if err != nil {
-			return nil, nil, err
+		var vr *VerifiedRelease
+		if local := installedFiles(root, lf.Plugins[w.name], r, s.url); local != nil {
+			// The same pins are installed: verified again, not downloaded again. If the installed
+			// copy no longer passes (e.g. the registry re-signed it), the registry's copy decides.
+			vr, _ = s.verifyRelease(r, pd, opt.Allow, local)
+		}
+		if vr == nil {
+			if vr, err = s.Download(r, pd, opt.Allow); err != nil {
+				return nil, nil, err
+			}
 		}
 		p := &plannedRelease{vr: vr}
 		if w.parent == "" {
@@ -176,6 +183,41 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile) (map[strin
 		}
 	}
 	return plan, order, nil
+}
+
+// installedFiles returns the installed files of r by their site paths when the lockfile entry
+// installed exactly r's pins from this registry and the files still match them; else nil.
+func installedFiles(root *dirFD, e *LockEntry, r *Release, registry string) installedRelease {
+	if e == nil || e.Registry != registry || e.Version != r.Version || e.ManifestSHA256 != r.Manifest.SHA256 ||
+		e.WasmSHA256 != r.Wasm.SHA256 || e.ManifestSize != r.Manifest.Size || e.WasmSize != r.Wasm.Size {
+		return nil
+	}
+	d, err := root.walk(r.Name+"/"+r.Version, false)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	site := "plugins/" + r.Name + "/" + r.Version + "/"
+	out := installedRelease{}
+	for _, rel := range append([]string{e.Manifest, e.Wasm}, e.Signatures...) {
+		file := rel[strings.LastIndex(rel, "/")+1:]
+		max := int64(MaxSignature)
+		switch rel {
+		case e.Manifest:
+			max = e.ManifestSize
+		case e.Wasm:
+			max = e.WasmSize
+		}
+		b, err := d.readFile(file, max)
+		if err != nil {
+			return nil
+		}
+		out[site+file] = b
+	}
+	if sha256Hex(out[r.Manifest.Path]) != r.Manifest.SHA256 || sha256Hex(out[r.Wasm.Path]) != r.Wasm.SHA256 {
+		return nil
+	}
+	return out
 }
 
 func contains(s []string, x string) bool {
