@@ -41,7 +41,7 @@ unit:
 test-go: setup
 	@test -x "$(GO)" || { echo "test-go: Go not found at '$(GO)'; fix: install Go >= 1.21 (docs/client-go.md) or pass GO=/path/to/go"; exit 2; }
 	@bad="$$(cd verifiers/go && $(dir $(GO))gofmt -l .)"; [ -z "$$bad" ] || { echo "test-go: not gofmt-formatted: $$bad; fix: gofmt -w verifiers/go"; exit 1; }
-	cd verifiers/go && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd verifiers/go && export PATH="$(dir $(GO)):$$PATH" && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 samples: setup
 	$(BIN)/python scripts/build_samples.py

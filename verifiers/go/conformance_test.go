@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"testing"
 )
 
@@ -25,7 +26,11 @@ func TestConformanceSuite(t *testing.T) {
 		}
 	}
 	bin := filepath.Join(t.TempDir(), "registry-verifier")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/registry-verifier")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go") // the toolchain running this test
+	}
+	build := exec.Command(goBin, "build", "-o", bin, "./cmd/registry-verifier")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
