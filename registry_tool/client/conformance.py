@@ -99,12 +99,18 @@ def error_class(err: BaseException, phase: str) -> str:
     for kind, name in _BY_TYPE:
         if isinstance(err, kind):
             return name
-    code = getattr(err, "code", "")
-    if code in CLASSES:  # e.g. unsafe-path, root-expired: errors named after their class
-        return str(code)
-    if isinstance(err, CheckFailed):
-        return "root-chain" if phase in ("pin", "session") else "maintainer-signature"
+    code = str(getattr(err, "code", ""))
+    if isinstance(err, CheckFailed) and type(err).__module__.startswith(_TRUST_MODULES):
+        if phase in ("pin", "session"):
+            return "root-expired" if code == "root-expired" else "root-chain"
+        return "maintainer-signature"
+    if code in CLASSES:  # e.g. unsafe-path: errors named after their class
+        return code
     return "network" if isinstance(err, OSError) else "malformed"
+
+
+# Errors of the trust rules and of signature checking: which rule failed depends on the phase.
+_TRUST_MODULES = ("registry_tool.trust", "registry_tool.signing")
 
 
 class _DeadlineFetcher:
@@ -161,7 +167,7 @@ def _open(args: argparse.Namespace, fetcher: Any, now: datetime) -> Any:
 def _refresh(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[str]) -> dict[str, Any]:
     reg = _open(args, fetcher, now)
     reg._commit()
-    return {"registry_version": reg.top.version}
+    return {"registry_version": reg.top.version, "root_version": reg.root.version}
 
 
 def _install(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[str]) -> dict[str, Any]:
@@ -171,6 +177,7 @@ def _install(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[
     entry = reg.install(args.spec, Path(args.dir), allow=allow, host_version=args.host_version)
     return {
         "registry_version": reg.top.version,
+        "root_version": reg.root.version,
         "name": entry.name,
         "version": entry.version,
         "wasm_sha256": entry.wasm_sha256,

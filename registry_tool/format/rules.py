@@ -94,9 +94,15 @@ def is_root_signature(name: str) -> bool:
     return ROOT_SIGNATURE_RE.fullmatch(name) is not None
 
 
+def root_number(name: str) -> int | None:
+    """N for ``<N>.root.json`` and for its signatures, else None (not a root folder file)."""
+    m = ROOT_FILE_RE.fullmatch(name) or ROOT_SIGNATURE_RE.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
 def is_root_file(name: str) -> bool:
     """A file that belongs in a root folder: a root version or one of its signatures."""
-    return root_file_version(name) is not None or is_root_signature(name)
+    return root_number(name) is not None
 
 
 def is_signature_of(entry: str, signed_name: str) -> bool:
