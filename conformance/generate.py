@@ -1670,10 +1670,11 @@ def release_cases() -> None:
     )
     rel_attack(
         "release-wasm-of-other-release",
-        "digest",
-        "the server serves 1.0.0's (signed, same size) wasm as 1.1.0's (index untouched)",
+        "mix-and-match",
+        "the server serves 1.0.0's (signed, same size) wasm as 1.1.0's (index untouched): the bytes are "
+        "another release's of the same plugin document",
         with_releases(variant(r11, {w: r10.wasm})),
-        "digest-mismatch",
+        "mix-and-match",
     )
     rel_attack(
         "release-wasm-of-other-release-repinned",
