@@ -51,6 +51,7 @@ from registry_tool.format import (
 )
 from registry_tool.registry import site as site_io
 from registry_tool.registry.cache import BuildCache, content_key, stat_print
+from registry_tool.registry.catalog import write_catalog
 from registry_tool.registry.document import Publication, read_publication
 from registry_tool.report import CheckResult, Finding, Report, Severity
 
@@ -763,6 +764,8 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         for relname, path in chain.files:
             _write(staged / relname, path.read_bytes())
         written, kept = stage_metadata(staged, meta, out if out.is_dir() else None)
+        # The browser catalog (outside the trust model: it verifies what it shows) trusts root 1.
+        write_catalog(staged, chain.roots[1].raw)
         _write(staged / REGISTRY_JSON, data)
         for name, text in signatures.items():
             _write(staged / name, text.encode("utf-8"))
