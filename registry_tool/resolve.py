@@ -1,5 +1,7 @@
 """Dependency resolution: which releases to install together (pure, no I/O).
 
+Shared by the client (install, update, remove), ``ci check`` and ``build``.
+
 The client asks this module for a *plan*: given what the user requested, what is installed
 (with the dependency edges the lockfile recorded) and a way to list a plugin's releases, pick
 one release per plugin so that every requirement holds, using resolvelib (pip's resolver)
@@ -28,8 +30,13 @@ from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 from semantic_version import Version
 
-from registry_tool.client.errors import ClientError
-from registry_tool.errors import UsageError
+from registry_tool.errors import CheckFailed, UsageError
+
+
+class UnknownPluginError(UsageError):
+    """A requirement names a plugin the index does not hold."""
+
+    code = "dependency-unknown"
 
 
 class DependencyConflictError(UsageError):
@@ -38,7 +45,7 @@ class DependencyConflictError(UsageError):
     code = "dependency-conflict"
 
 
-class DependencyCycleError(ClientError):
+class DependencyCycleError(CheckFailed):
     """The chosen releases depend on each other in a cycle."""
 
     code = "dependency-cycle"
@@ -88,7 +95,7 @@ class ReleaseIndex(Protocol):
     """Lists a plugin's releases (the client reads them from verified plugin documents)."""
 
     def releases(self, name: str) -> Sequence[Candidate]:
-        """Every release of ``name``; raise the client's not-found error for an unknown plugin."""
+        """Every release of ``name``; raise (e.g. ``UnknownPluginError``) for an unknown plugin."""
         ...
 
 

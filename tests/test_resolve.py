@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import pytest
 from semantic_version import NpmSpec, Version
 
-from registry_tool.client.errors import PluginNotFoundError
-from registry_tool.client.resolve import (
+from registry_tool.resolve import (
     Candidate,
     Dependency,
     DependencyConflictError,
     DependencyCycleError,
     Installed,
     Need,
+    UnknownPluginError,
     resolve,
 )
 
@@ -33,7 +33,7 @@ class TableIndex:
     def releases(self, name: str) -> Sequence[Candidate]:
         self.lookups.append(name)
         if name not in self.table:
-            raise PluginNotFoundError(f"plugin {name!r} is not in the registry")
+            raise UnknownPluginError(f"plugin {name!r} is not in the registry")
         return self.table[name]
 
 
@@ -195,7 +195,7 @@ def test_locked_versions_are_reproduced_exactly() -> None:
 
 
 def test_unknown_dependency_is_reported_by_the_index() -> None:
-    with pytest.raises(PluginNotFoundError, match="ghost"):
+    with pytest.raises(UnknownPluginError, match="ghost"):
         resolve([Need("app")], TableIndex({"app": [rel("app", "1.0.0", "ghost@^1")]}), matches)
 
 
