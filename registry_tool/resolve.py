@@ -170,6 +170,10 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         self.prefer_installed = prefer_installed
         self.locked = locked
         self._cache: dict[str, Sequence[Candidate]] = {}
+        self._viable_cache: dict[tuple[str, str], bool] = {}
+        self._match_cache: dict[tuple[str, str], bool] = {}
+        # (name, version) -> why it was ruled out, and the dependency release the reason goes through
+        self._why: dict[tuple[str, str], tuple[str, Candidate | None]] = {}
 
     def releases(self, name: str) -> Sequence[Candidate]:
         if name not in self._cache:
@@ -204,12 +208,20 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         if not need.range:
             # "any version": a prerelease is never picked implicitly.
             return not Version(c.version).prerelease or self.locked.get(c.name) == c.version
-        return self.matches(need.range, c.version)
+        key = (need.range, c.version)  # a graph repeats a few ranges over the same versions
+        hit = self._match_cache.get(key)
+        if hit is None:
+            hit = self._match_cache[key] = self.matches(need.range, c.version)
+        return hit
 
     def find_matches(self, identifier: Any, requirements: Any, incompatibilities: Any) -> Any:
         needs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
-        pool = [c for c in self.releases(identifier) if c.version not in bad and self._allowed(c, needs)]
+        pool = [
+            c
+            for c in self.releases(identifier)
+            if c.version not in bad and self._allowed(c, needs) and self._viable(c)
+        ]
         keeps = self.installed.get(identifier)
 
         def rank(c: Candidate) -> tuple[bool, Version]:
@@ -217,6 +229,51 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
             return (preferred, Version(c.version))
 
         return sorted(pool, key=rank, reverse=True)
+
+    def _viable(self, c: Candidate) -> bool:
+        """False when one of ``c``'s dependencies matches no usable (itself viable) release at all.
+
+        Such a release can never be in a plan; pruning it here keeps resolvelib from
+        backtracking through every combination above it (seconds for a deep 50-plugin graph).
+        """
+        key = (c.name, c.version)
+        if key not in self._viable_cache:
+            self._viable_cache[key] = True
+            for dep in _followed(c, self.present):
+                try:
+                    pool = self.releases(dep.name)
+                except UnknownPluginError:
+                    self._rule_out(c, f"{c} needs {dep.name}, which is not in the registry", None)
+                    break
+                need = Need(dep.name, dep.range, parent=c)
+                allowed = [r for r in pool if self._allowed(r, [need])]
+                # Transitively: a release all of whose matches are ruled out is ruled out too
+                # (a cycle counts as viable while it is being checked; _cycle refuses it later).
+                if any(self._viable(r) for r in allowed):
+                    continue
+                via = max(allowed, key=lambda r: Version(r.version)) if allowed else None
+                range_ = dep.range or "(any version)"
+                why = f"{c} needs {dep.name} {range_}" + ("" if via else ", which no usable release matches")
+                self._rule_out(c, why, via)
+                break
+        return self._viable_cache[key]
+
+    def _rule_out(self, c: Candidate, why: str, via: Candidate | None) -> None:
+        self._viable_cache[(c.name, c.version)] = False
+        self._why[(c.name, c.version)] = (why, via)
+
+    def explain(self, name: str) -> str | None:
+        """Why the newest ruled-out release of ``name`` cannot be used: the chain to the root cause."""
+        ruled = [c for c in self.releases(name) if self._why.get((c.name, c.version))]
+        if not ruled:
+            return None
+        c: Candidate | None = max(ruled, key=lambda r: Version(r.version))
+        steps: list[str] = []
+        while c is not None and len(steps) < 64:
+            why, via = self._why[(c.name, c.version)]
+            steps.append(why)
+            c = via if via is not None and (via.name, via.version) in self._why else None
+        return " -> ".join(steps)
 
     def is_satisfied_by(self, requirement: Any, candidate: Any) -> bool:
         return self._allowed(candidate, [requirement])
@@ -232,6 +289,9 @@ def _conflict(err: ResolutionImpossible, provider: _Provider) -> DependencyConfl
     for name in names:
         versions = sorted((c.version for c in provider.releases(name)), key=Version)
         available.append(f"{name}: {', '.join(versions) or 'no releases'}")
+    ruled_out = [why for why in map(provider.explain, names) if why]
+    if ruled_out:
+        causes.append("ruled out: " + "; ".join(ruled_out))
     return DependencyConflictError(
         "no set of releases satisfies every requirement: " + "; ".join(causes),
         fix="available "

@@ -194,9 +194,39 @@ def test_locked_versions_are_reproduced_exactly() -> None:
     assert plan.selected["lib"].version == "1.0.0"
 
 
-def test_unknown_dependency_is_reported_by_the_index() -> None:
+def test_unknown_requested_plugin_is_reported_by_the_index() -> None:
     with pytest.raises(UnknownPluginError, match="ghost"):
-        resolve([Need("app")], TableIndex({"app": [rel("app", "1.0.0", "ghost@^1")]}), matches)
+        resolve([Need("ghost")], TableIndex({"app": [rel("app", "1.0.0")]}), matches)
+
+
+def test_unknown_dependency_rules_its_release_out_with_a_reason() -> None:
+    index = TableIndex({"app": [rel("app", "1.0.0", "ghost@^1")]})
+    with pytest.raises(
+        DependencyConflictError, match=r"app 1\.0\.0 needs ghost, which is not in the registry"
+    ):
+        resolve([Need("app")], index, matches)
+
+
+def test_release_with_an_unsatisfiable_edge_is_skipped_for_an_older_one() -> None:
+    index = TableIndex(
+        {
+            "app": [rel("app", "1.0.0", "lib@^1"), rel("app", "1.1.0", "lib@^1", "gone@^3")],
+            "lib": [rel("lib", "1.0.0")],
+            "gone": [rel("gone", "1.0.0")],
+        }
+    )
+    assert resolve([Need("app")], index, matches).selected["app"].version == "1.0.0"
+
+
+def test_deep_conflict_explains_the_ruled_out_releases() -> None:
+    table = {f"p{i}": [rel(f"p{i}", f"1.{v}.0", f"p{i + 1}@^1") for v in range(4)] for i in range(10)}
+    table["p10"] = [rel("p10", f"1.{v}.0", "leaf@^9") for v in range(4)]
+    table["leaf"] = [rel("leaf", "1.0.0")]
+    with pytest.raises(DependencyConflictError) as info:
+        resolve([Need("p0")], TableIndex(table), matches)
+    what = info.value.what
+    assert "p0 1.3.0 needs p1 ^1 -> p1 1.3.0 needs p2 ^1 -> " in what
+    assert what.endswith("p10 1.3.0 needs leaf ^9, which no usable release matches")
 
 
 def test_union_of_permissions() -> None:
