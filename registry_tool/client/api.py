@@ -14,8 +14,8 @@ rollback).  Each public operation persists the advanced trust state only when it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
@@ -33,13 +33,17 @@ from registry_tool.client.fetch import (
     join_url,
 )
 from registry_tool.client.install import (
+    LOCKFILE,
     Approver,
+    DirSession,
     LockedPlugin,
     Requirement,
     VerifiedRelease,
     approve_permissions,
     commit_install,
+    installed_manifest,
     installed_signatures,
+    leftovers,
     locked_entry,
     plugin_dir_lock,
     read_lockfile,
@@ -47,6 +51,7 @@ from registry_tool.client.install import (
     resolve,
     verify_entry,
 )
+from registry_tool.client.release_check import check_release
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
     MAX_ROOT_STEPS,
@@ -60,6 +65,7 @@ from registry_tool.client.trust_state import (
     walk_root,
 )
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.manifest.config import Permission
 from registry_tool.registry.document import RegistryDocument, Release, parse_time
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.trust import Root, verify_release_signatures
@@ -187,6 +193,10 @@ class Registry:
     store: StateStore
     clock: Clock
     _state: TrustState
+    # The registry's permission vocabulary (registry.toml [permissions]) for the exact import check.
+    vocabulary: Mapping[str, Permission] | None = None
+    # What an operation did that the caller should tell the user (a downgrade, a vanished version).
+    notices: list[str] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -301,6 +311,7 @@ class Registry:
         allow: Iterable[str],
         prompt: Approver | None,
         current: LockedPlugin | None,
+        session: DirSession,
     ) -> LockedPlugin:
         """Verify, approve, download and commit one release (caller holds the directory lock)."""
         # Already installed as asked: nothing to fetch, unless the files were damaged on disk.
@@ -321,8 +332,12 @@ class Registry:
             escalation=escalation,
         )
         wasm = self._fetch_wasm(release, facts)
-        verified = self._verified(release, facts, signers, manifest, sigs, wasm)
-        return commit_install(dest, verified, requested=requested, permissions=permissions)
+        # The index entry must say what the maintainer signed; imports within the grant.
+        checked = check_release(release, manifest, wasm, granted=permissions, vocabulary=self.vocabulary)
+        verified = replace(
+            self._verified(release, facts, signers, manifest, sigs, wasm), dependencies=checked.dependencies
+        )
+        return commit_install(dest, verified, requested=requested, permissions=permissions, session=session)
 
     def install(
         self,
@@ -335,11 +350,19 @@ class Registry:
     ) -> LockedPlugin:
         """Resolve ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) and install it into ``dest``."""
         req = Requirement.parse(spec)
-        with plugin_dir_lock(dest):
+        with plugin_dir_lock(dest) as session:
             release = resolve(self.document, req, host_version=host_version)
-            current = read_lockfile(dest).plugins.get(req.name)
+            current = session.lock.plugins.get(req.name)
+            if current is not None and Version(release.version) < Version(current.version):
+                self.notices.append(f"downgrading {req.name} from {current.version} to {release.version}")
             entry = self._install_release(
-                dest, release, requested=req.spec, allow=allow, prompt=prompt, current=current
+                dest,
+                release,
+                requested=req.spec,
+                allow=allow,
+                prompt=prompt,
+                current=current,
+                session=session,
             )
         self._commit()
         return entry
@@ -359,18 +382,29 @@ class Registry:
         ``PermissionEscalationError`` unless approved again (``allow`` or ``prompt``).
         """
         changes: list[tuple[LockedPlugin, LockedPlugin]] = []
-        with plugin_dir_lock(dest):
-            lock = read_lockfile(dest)
+        with plugin_dir_lock(dest) as session:
+            lock = session.lock
             targets = list(names) or sorted(n for n, e in lock.plugins.items() if e.registry == self.url)
             for name in targets:
-                current = lock.plugins.get(name) or locked_entry(dest, name)
+                current = lock.plugins.get(name) or locked_entry(dest, name, lock)
+                if self.document.get(name, current.version) is None:
+                    self.notices.append(
+                        f"{name} {current.version} (installed) is no longer in registry {self.url}: "
+                        "it was removed from the index"
+                    )
                 release = resolve(
                     self.document, Requirement(name, current.requested), host_version=host_version
                 )
                 if Version(release.version) <= Version(current.version):
                     continue
                 new = self._install_release(
-                    dest, release, requested=current.requested, allow=allow, prompt=prompt, current=current
+                    dest,
+                    release,
+                    requested=current.requested,
+                    allow=allow,
+                    prompt=prompt,
+                    current=current,
+                    session=session,
                 )
                 changes.append((current, new))
         self._commit()
@@ -379,20 +413,20 @@ class Registry:
     def install_locked(self, dest: Path, names: Sequence[str] = ()) -> list[LockedPlugin]:
         """Install exactly what the lockfile records: same versions, same bytes, same permissions."""
         done: list[LockedPlugin] = []
-        with plugin_dir_lock(dest):
-            lock = read_lockfile(dest)
+        with plugin_dir_lock(dest) as session:
+            lock = session.lock
             if not lock.plugins:
                 raise NotInstalledError(
                     f"the lockfile in {dest} lists no plugins", fix="install without --locked first"
                 )
             for name in list(names) or sorted(lock.plugins):
-                entry = lock.plugins.get(name) or locked_entry(dest, name)
+                entry = lock.plugins.get(name) or locked_entry(dest, name, lock)
                 release = self.document.get(entry.name, entry.version)
                 if release is None or not _same_bytes(entry, release):
                     raise LockfileMismatchError(
                         f"{entry.name} {entry.version} as locked is not what {self.url} serves "
                         + ("(the version is gone)" if release is None else "(its digests differ)"),
-                        where=str(dest / "registry-tool.lock"),
+                        where=str(dest / LOCKFILE),
                         fix="review the change, then run `registry-tool client update` to re-lock",
                     )
                 if not set(release.permissions) <= set(entry.permissions):
@@ -408,6 +442,7 @@ class Registry:
                         allow=entry.permissions,
                         prompt=None,
                         current=entry,
+                        session=session,
                     )
                 )
         self._commit()
@@ -443,20 +478,39 @@ def verify_installed(
     store = StateStore(state_dir) if state_dir is not None else None
     for name in list(names) or sorted(lock.plugins):
         entry = lock.plugins.get(name)
-        result = CheckResult(subject=name, file=str(dest / "registry-tool.lock"))
+        result = CheckResult(subject=name, file=str(dest / LOCKFILE))
         try:
             if entry is None:
                 locked_entry(dest, name)
             else:
                 result.subject = f"{entry.name} {entry.version}"
-                result.data = entry.to_toml()
+                result.data = entry.to_json()
                 verify_entry(dest, entry)
                 if store is not None:
                     _verify_installed_signatures(dest, entry, store, clock(), result)
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
+    _report_leftovers(dest, report)
     return report
+
+
+def _report_leftovers(dest: Path, report: Report) -> None:
+    """Files a killed writer left behind (the next install or remove deletes what it started)."""
+    found = leftovers(dest)
+    if found:
+        result = CheckResult(subject="plugin directory", file=str(dest))
+        result.findings.append(
+            Finding(
+                rule="leftover-files",
+                message=f"files not named by the lockfile: {', '.join(found[:10])}"
+                + (f" and {len(found) - 10} more" if len(found) > 10 else ""),
+                severity=Severity.warning,
+                fix="a writer was interrupted; the next `registry-tool client install` or `remove` cleans up "
+                "what it started, anything else was not installed by registry-tool",
+            )
+        )
+        report.results.append(result)
 
 
 def _verify_installed_signatures(
@@ -474,7 +528,7 @@ def _verify_installed_signatures(
         )
         return
     root = state.root
-    manifest = (dest / entry.manifest).read_bytes()
+    manifest = installed_manifest(dest, entry)
     published = parse_time(entry.published_at) if entry.published_at else None
     verify_release_signatures(
         root,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from registry_tool.client.install import (
     read_lockfile,
     resolve,
 )
+from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.registry.document import RegistryDocument, parse_registry
 
 
@@ -117,7 +120,9 @@ def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
     reg.install("beta", trusted.plugins)
     reg.install("alpha@1.0.0", trusted.plugins)
     text = (trusted.plugins / LOCKFILE).read_text()
-    assert text.index('name = "alpha"') < text.index('name = "beta"')
+    doc = json.loads(text)
+    assert doc["lockfile_version"] == 2 and list(doc["plugins"]) == ["alpha", "beta"]
+    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
     lock = read_lockfile(trusted.plugins)
     assert lock.to_bytes().decode() == text  # parse + write is the identity
     reg.install("alpha@1.0.0", trusted.plugins)  # already installed: no change
@@ -137,11 +142,12 @@ def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
 def test_hostile_lockfile_paths_refused(trusted: World, field: str, value: str) -> None:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     path = trusted.plugins / LOCKFILE
-    lines = [
-        f'{field} = "{value}"' if line.startswith(f"{field} =") else line
-        for line in path.read_text().splitlines()
-    ]
-    path.write_text("\n".join(lines) + "\n")
+    doc = json.loads(path.read_text())
+    if field == "name":
+        doc["plugins"][value] = doc["plugins"].pop("alpha")
+    else:
+        doc["plugins"]["alpha"][field] = value
+    path.write_text(json.dumps(doc))
     with pytest.raises((LockfileError, UnsafeNameError)):
         load_plugin_bytes(trusted.plugins, "alpha")
 
@@ -187,25 +193,26 @@ def test_locked_install_refuses_changed_registry(trusted: World) -> None:
 # --------------------------------------------------------------------------- crash safety
 
 
-@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4, 5])
 def test_crash_during_commit_leaves_old_or_new(
     trusted: World, monkeypatch: pytest.MonkeyPatch, crash_at: int
 ) -> None:
-    """Die at the n-th rename of an update: the lockfile and files always describe a whole plugin."""
+    """Die at the n-th rename of an update (journal, signature, manifest, wasm, lockfile): the
+    lockfile and files always describe a whole plugin, and the next writer removes the rest."""
     reg = trusted.open()
     reg.install("alpha@1.0.0", trusted.plugins)
     old_lock = (trusted.plugins / LOCKFILE).read_bytes()
     renames = 0
-    real = Path.replace
+    real = os.rename
 
-    def dying_replace(self: Path, target: Any) -> Path:
+    def dying_rename(*args: Any, **kwargs: Any) -> None:
         nonlocal renames
         renames += 1
         if renames == crash_at:
             raise KeyboardInterrupt("simulated crash")
-        return real(self, target)
+        real(*args, **kwargs)
 
-    monkeypatch.setattr(Path, "replace", dying_replace)
+    monkeypatch.setattr(os, "rename", dying_rename)
     with pytest.raises(KeyboardInterrupt):
         reg.install("alpha@1.1.0", trusted.plugins)
     monkeypatch.undo()
@@ -215,17 +222,22 @@ def test_crash_during_commit_leaves_old_or_new(
         load_plugin_bytes(trusted.plugins, "alpha")
         == (trusted.site / "plugins/alpha/1.0.0/alpha.wasm").read_bytes()
     )
-    assert not list(trusted.plugins.glob(".part-*"))
+    assert not list(trusted.plugins.rglob(".part-*"))
+    reg.install("beta", trusted.plugins)  # the next writer cleans up what the killed one started
+    assert not (trusted.plugins / "alpha/1.1.0").exists()
+    assert sorted(p.name for p in trusted.plugins.iterdir()) == [".registry-tool.lck", "alpha", "beta", LOCKFILE]
 
 
-def test_crash_after_commit_point_leaves_new(trusted: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_after_commit_point_old_version_folder_is_not_left_behind(
+    trusted: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reg = trusted.open()
     reg.install("alpha@1.0.0", trusted.plugins)
 
-    def dying_rmtree(*args: Any, **kwargs: Any) -> None:
+    def dying_unlink(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt("simulated crash while deleting the old version")
 
-    monkeypatch.setattr("registry_tool.client.install.shutil.rmtree", dying_rmtree)
+    monkeypatch.setattr(PluginDir, "unlink", dying_unlink)
     with pytest.raises(KeyboardInterrupt):
         reg.install("alpha@1.1.0", trusted.plugins)
     monkeypatch.undo()
@@ -235,6 +247,14 @@ def test_crash_after_commit_point_leaves_new(trusted: World, monkeypatch: pytest
         load_plugin_bytes(trusted.plugins, "alpha")
         == (trusted.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()
     )
+    # The old folder is a leftover until the next writer: `client verify` names it.
+    report = verify_installed(trusted.plugins)
+    leftover = [f for r in report.results for f in r.findings if f.rule == "leftover-files"]
+    assert leftover and "alpha/1.0.0/" in leftover[0].message
+    reg.install("beta", trusted.plugins)
+    assert not (trusted.plugins / "alpha/1.0.0").exists()
+    assert not (trusted.plugins / ".registry-tool.cleanup.json").exists()
+    assert not [f for r in verify_installed(trusted.plugins).results for f in r.findings]
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -277,10 +297,15 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
         text.replace(pinned, f'[artifact]\nfile = "alpha.wasm"\nsha256 = "{digest}"\nsize = 8')
     )
     (folder / "alpha.wasm").write_bytes(evil)
-    lock = (trusted.plugins / LOCKFILE).read_text()
-    lock = lock.replace(old.wasm_sha256, digest).replace(f"wasm_size = {old.wasm_size}", "wasm_size = 8")
-    lock = lock.replace(old.manifest_sha256, hashlib.sha256(manifest.read_bytes()).hexdigest())
-    (trusted.plugins / LOCKFILE).write_text(lock)
+    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock["plugins"]["alpha"].update(
+        wasm_sha256=digest,
+        wasm_size=8,
+        manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        manifest_size=len(manifest.read_bytes()),
+    )
+    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    assert old.wasm_size != 8
     assert verify_installed(trusted.plugins).ok  # digests alone cannot tell
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
     assert not report.ok
