@@ -225,7 +225,12 @@ def test_crash_during_commit_leaves_old_or_new(
     assert not list(trusted.plugins.rglob(".part-*"))
     reg.install("beta", trusted.plugins)  # the next writer cleans up what the killed one started
     assert not (trusted.plugins / "alpha/1.1.0").exists()
-    assert sorted(p.name for p in trusted.plugins.iterdir()) == [".registry-tool.lck", "alpha", "beta", LOCKFILE]
+    assert sorted(p.name for p in trusted.plugins.iterdir()) == [
+        ".registry-tool.lck",
+        "alpha",
+        "beta",
+        LOCKFILE,
+    ]
 
 
 def test_kill_after_commit_point_old_version_folder_is_not_left_behind(
