@@ -292,7 +292,7 @@ def _evil_release(world: World, permissions: tuple[str, ...], imports: str) -> N
 def test_module_importing_a_gated_host_function_without_permission_is_refused(trusted: World) -> None:
     _evil_release(trusted, (), '(import "ferrite:keys" "get" (func (param i32) (result i32)))')
     before = trusted.snapshot()
-    with pytest.raises(UngrantedImportError, match="ferrite:keys.get"):
+    with pytest.raises(UngrantedImportError, match=r"ferrite:keys\.get"):
         trusted.open().install("alpha@3.0.0", trusted.plugins)
     assert trusted.snapshot() == before
 
@@ -307,7 +307,7 @@ def test_module_importing_beyond_its_granted_permission_is_refused_with_the_voca
     }
     reg = trusted.open()
     reg.vocabulary = vocabulary
-    with pytest.raises(UngrantedImportError, match="ferrite:net.fetch"):
+    with pytest.raises(UngrantedImportError, match=r"ferrite:net\.fetch"):
         reg.install("alpha@3.0.0", trusted.plugins, allow={"keys"})
     assert not (trusted.plugins / "alpha" / "3.0.0").exists()
 
