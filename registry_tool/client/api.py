@@ -491,13 +491,13 @@ def verify_installed(
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
-    _report_leftovers(dest, report)
+    _report_leftovers(dest, report, store)
     return report
 
 
-def _report_leftovers(dest: Path, report: Report) -> None:
+def _report_leftovers(dest: Path, report: Report, store: StateStore | None) -> None:
     """Files a killed writer left behind (the next install or remove deletes what it started)."""
-    found = leftovers(dest)
+    found = leftovers(dest) + [str(p) for p in (store.leftovers() if store is not None else [])]
     if found:
         result = CheckResult(subject="plugin directory", file=str(dest))
         result.findings.append(
