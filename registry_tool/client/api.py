@@ -22,7 +22,13 @@ from pathlib import Path, PurePosixPath
 import platformdirs
 from semantic_version import Version
 
-from registry_tool.client.errors import FetchError, LockfileMismatchError, NotFoundError, NotInstalledError
+from registry_tool.client.errors import (
+    FetchError,
+    LockfileMismatchError,
+    NoMatchingVersionError,
+    NotFoundError,
+    NotInstalledError,
+)
 from registry_tool.client.fetch import (
     MAX_REGISTRY_SIZE,
     MAX_ROOT_SIZE,
@@ -180,7 +186,32 @@ def trust(
         # moving to another root goes through the chain walk, never around it.
         state = existing
     _, state = _session(sources, url, state, clock())
+    if existing is not None and not replace:
+        _refuse_other_root(sources, url, root, root_bytes, state)
     return store.save(state, replace=replace)
+
+
+def _refuse_other_root(
+    sources: Sources, url: str, given: Root, given_bytes: bytes, trusted: TrustState
+) -> None:
+    """A root given for an already-trusted registry must lead to the trusted root by signed root
+    steps (an older version of the chain) or be it.  Otherwise the user believes they pinned a
+    root that is in fact ignored: refuse, and name --replace."""
+    if given_bytes == trusted.root_bytes:
+        return
+    if given.version < trusted.root_version:
+        try:
+            steps = _fetch_root_chain(sources, url, given)
+        except CheckFailed:
+            steps = []
+        if any(raw == trusted.root_bytes for raw, _ in steps):
+            return
+    raise UsageError(
+        f"{url} is already trusted with root version {trusted.root_version}; the root given (version "
+        f"{given.version}) does not lead to it and was not pinned",
+        fix="to discard the trusted state and pin this root instead, pass --replace (only after checking the "
+        "root with the registry's owners)",
+    )
 
 
 @dataclass
@@ -392,9 +423,13 @@ class Registry:
                         f"{name} {current.version} (installed) is no longer in registry {self.url}: "
                         "it was removed from the index"
                     )
-                release = resolve(
-                    self.document, Requirement(name, current.requested), host_version=host_version
-                )
+                try:
+                    release = resolve(
+                        self.document, Requirement(name, current.requested), host_version=host_version
+                    )
+                except NoMatchingVersionError as err:
+                    self.notices.append(f"{name} {current.version} kept: {err.what}")
+                    continue
                 if Version(release.version) <= Version(current.version):
                     continue
                 new = self._install_release(
