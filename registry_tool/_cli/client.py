@@ -82,6 +82,13 @@ HostOption = Annotated[
     str | None,
     typer.Option("--host-version", help="Install only releases compatible with this host version."),
 ]
+RegistryConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-config",
+        help="The registry's registry.toml: its permission vocabulary makes the import check exact.",
+    ),
+]
 ClientFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format: text or json.")]
 
 
@@ -105,13 +112,21 @@ def _open(
     mirrors: list[str] | None,
     deadline: float,
     total_deadline: float = TOTAL_DEADLINE,
+    registry_config: Path | None = None,
 ) -> Any:
     from registry_tool.client import FetchPolicy, Registry
 
     if not url:
         raise UsageError("no registry given", fix="pass --registry URL or set REGISTRY_TOOL_REGISTRY")
+    vocabulary = None
+    if registry_config is not None:  # read before any download: a bad file fails fast
+        from registry_tool.manifest.config import load_registry_config
+
+        vocabulary = load_registry_config(registry_config).permissions
     policy = FetchPolicy(deadline=deadline, total_deadline=total_deadline)
-    return Registry.open(url, state_dir=state_dir, mirrors=mirrors or (), policy=policy)
+    reg = Registry.open(url, state_dir=state_dir, mirrors=mirrors or (), policy=policy)
+    reg.vocabulary = vocabulary
+    return reg
 
 
 def _lockfile_registry(plugin_dir: Path) -> str | None:
@@ -340,6 +355,7 @@ def install_cmd(
     locked: Annotated[
         bool, typer.Option("--locked", help="Install exactly what the lockfile records.")
     ] = False,
+    registry_config: RegistryConfigOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
@@ -349,12 +365,19 @@ def install_cmd(
     """Resolve, verify and atomically install plugins; records them in the lockfile."""
     target = _dir(plugin_dir)
     if locked:
-        reg = _open(registry or _lockfile_registry(target), state_dir, mirror, deadline, total_deadline)
+        reg = _open(
+            registry or _lockfile_registry(target),
+            state_dir,
+            mirror,
+            deadline,
+            total_deadline,
+            registry_config,
+        )
         entries = reg.install_locked(target, specs or ())
     else:
         if not specs:
             raise UsageError("nothing to install", fix="name a plugin, e.g. `client install NAME@^1.0`")
-        reg = _open(registry, state_dir, mirror, deadline, total_deadline)
+        reg = _open(registry, state_dir, mirror, deadline, total_deadline, registry_config)
         entries = [
             reg.install(spec, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version)
             for spec in specs
@@ -378,6 +401,7 @@ def update_cmd(
     plugin_dir: DirOption = None,
     allow: AllowOption = None,
     host_version: HostOption = None,
+    registry_config: RegistryConfigOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
@@ -386,7 +410,9 @@ def update_cmd(
 ) -> None:
     """Update installed plugins within their recorded requirement; more permissions are asked for again."""
     target = _dir(plugin_dir)
-    reg = _open(registry or _lockfile_registry(target), state_dir, mirror, deadline, total_deadline)
+    reg = _open(
+        registry or _lockfile_registry(target), state_dir, mirror, deadline, total_deadline, registry_config
+    )
     changes = reg.update(
         target, names or (), allow=_allowed(allow), prompt=_prompt, host_version=host_version
     )

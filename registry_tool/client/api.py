@@ -43,6 +43,7 @@ from registry_tool.client.install import (
     Approver,
     DirSession,
     LockedPlugin,
+    Lockfile,
     Requirement,
     VerifiedRelease,
     approve_permissions,
@@ -526,13 +527,13 @@ def verify_installed(
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
-    _report_leftovers(dest, report, store)
+    _report_leftovers(dest, lock, report, store)
     return report
 
 
-def _report_leftovers(dest: Path, report: Report, store: StateStore | None) -> None:
+def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateStore | None) -> None:
     """Files a killed writer left behind (the next install or remove deletes what it started)."""
-    found = leftovers(dest) + [str(p) for p in (store.leftovers() if store is not None else [])]
+    found = leftovers(dest, lock) + [str(p) for p in (store.leftovers() if store is not None else [])]
     if found:
         result = CheckResult(subject="plugin directory", file=str(dest))
         result.findings.append(

@@ -723,7 +723,7 @@ def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:
     return texts
 
 
-def leftovers(dir_: Path) -> list[str]:
+def leftovers(dir_: Path, lock: Lockfile | None = None) -> list[str]:
     """Files and folders a killed writer left behind: temp files, a cleanup journal, release
     folders the lockfile does not name.  ``client verify`` reports them; the next writer removes
     what the journal lists."""
@@ -731,8 +731,9 @@ def leftovers(dir_: Path) -> list[str]:
     with PluginDir(dir_) as pdir:
         if not pdir.exists:
             return found
-        data = _read_lock_bytes(pdir, dir_)
-        lock = Lockfile() if data is None else parse_lockfile(data, dir_)
+        if lock is None:
+            data = _read_lock_bytes(pdir, dir_)
+            lock = Lockfile() if data is None else parse_lockfile(data, dir_)
         found += pdir.find_parts()
         if pdir.lstat(JOURNAL) is not None:
             found.append(JOURNAL)

@@ -317,3 +317,20 @@ def test_module_within_its_permissions_installs_with_the_vocabulary(trusted: Wor
     reg.vocabulary = {"keys": Permission("keys", "", (ImportPattern("ferrite:keys"),))}
     entry = reg.install("alpha@2.0.0", trusted.plugins, allow={"keys"})
     assert entry.permissions == ("keys",)
+
+
+def test_cli_registry_config_makes_the_import_check_exact(trusted: World) -> None:
+    """`--registry-config registry.toml`: keys granted, but the module also imports ferrite:net."""
+    from typer.testing import CliRunner
+
+    from registry_tool import _cli
+
+    if not _cli.app.registered_commands:
+        _cli._register_areas()
+    _evil_release(trusted, ("keys",), '(import "ferrite:net" "fetch" (func (param i32) (result i32)))')
+    args = ["client", "install", "alpha@3.0.0", "--allow", "keys", "--registry", trusted.url]
+    args += ["--state-dir", str(trusted.state_dir), "--dir", str(trusted.plugins), "--format", "json"]
+    result = CliRunner().invoke(_cli.app, [*args, "--registry-config", str(trusted.index / "registry.toml")])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["rule"] == "import-not-granted"
+    assert not (trusted.plugins / "alpha" / "3.0.0").exists()
