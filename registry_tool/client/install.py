@@ -243,7 +243,7 @@ class LockedPlugin:
     published_at: str = ""  # judges signatures by keys revoked later
     manifest_size: int = 0
     signatures: tuple[str, ...] = ()  # paths of the installed signature files
-    dependencies: dict[str, str] = field(default_factory=dict)
+    dependencies: dict[str, str] = field(default_factory=dict, hash=False)
     required_by: tuple[str, ...] = ()
 
     @property
