@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from registry_tool._files import UnsafePathError, read_bounded_if_exists
+from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded_if_exists
 from registry_tool.errors import UsageError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -169,6 +169,11 @@ class PluginDir:
                 return read_bounded_if_exists(parts[-1], cap, what, follow_symlinks=False, dir_fd=fd)
             except UnsafePathError:
                 raise _unsafe(self.root, rel, "is a symbolic link") from None
+            except UnreadableFileError as err:  # name the file by its full path, not its last part
+                shown = str(self.root / rel)
+                raise UnreadableFileError(
+                    err.what.replace(f" {parts[-1]} ", f" {shown} ", 1), where=shown, fix=err.fix
+                ) from None
 
     def write_atomic(self, rel: str, data: bytes) -> None:
         """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.

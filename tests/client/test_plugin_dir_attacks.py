@@ -334,3 +334,13 @@ def test_cli_registry_config_makes_the_import_check_exact(trusted: World) -> Non
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["error"]["rule"] == "import-not-granted"
     assert not (trusted.plugins / "alpha" / "3.0.0").exists()
+
+
+def test_verify_refuses_a_release_folder_moved_outside_behind_a_link(installed: World, outside: Path) -> None:
+    """The files are intact, only reached through a link: `client verify` used to pass."""
+    folder = installed.plugins / "alpha" / "1.0.0"
+    target = outside / "moved"
+    folder.rename(target)
+    folder.symlink_to(target, target_is_directory=True)
+    report = verify_installed(installed.plugins)
+    assert not report.ok and report.results[0].findings[0].rule == "unsafe-path"
