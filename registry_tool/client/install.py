@@ -288,12 +288,55 @@ class Lockfile:
     plugins: dict[str, LockedPlugin] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        # One dumps per commit: writing stays cheap with a thousand plugins in a directory.
-        doc = {
-            "lockfile_version": LOCKFILE_VERSION,
-            "plugins": {name: self.plugins[name].lock_json() for name in sorted(self.plugins)},
-        }
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        """Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\\n"`` (the shared format).
+
+        Built from a fixed template with the C string encoder: with ``indent`` set, ``json.dumps``
+        runs its pure-Python encoder, which made every install cost ~0.3 s more with 1,000 plugins
+        in the directory.  A test compares the two byte for byte.
+        """
+        entries = ",\n".join(
+            f"    {_enc(name)}: {_entry_text(self.plugins[name])}" for name in sorted(self.plugins)
+        )
+        plugins = f"{{\n{entries}\n  }}" if entries else "{}"
+        return f'{{\n  "lockfile_version": {LOCKFILE_VERSION},\n  "plugins": {plugins}\n}}\n'.encode()
+
+
+_enc = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+_IN = " " * 8  # members of an entry's lists and objects
+
+
+def _list_text(values: Iterable[str]) -> str:
+    items = ",\n".join(_IN + _enc(v) for v in sorted(values))
+    return f"[\n{items}\n      ]" if items else "[]"
+
+
+def _dict_text(values: dict[str, str]) -> str:
+    items = ",\n".join(f"{_IN}{_enc(k)}: {_enc(v)}" for k, v in sorted(values.items()))
+    return f"{{\n{items}\n      }}" if items else "{}"
+
+
+def _entry_text(e: LockedPlugin) -> str:
+    """``LockedPlugin.lock_json`` as ``json.dumps(indent=2, sort_keys=True)`` writes it at depth 2."""
+    return (
+        "{\n"
+        f'      "abi": {_enc(e.abi)},\n'
+        f'      "dependencies": {_dict_text(e.dependencies)},\n'
+        f'      "manifest": {_enc(e.manifest)},\n'
+        f'      "manifest_sha256": {_enc(e.manifest_sha256)},\n'
+        f'      "manifest_size": {int(e.manifest_size)},\n'
+        f'      "permissions": {_list_text(e.permissions)},\n'
+        f'      "published_at": {_enc(e.published_at)},\n'
+        f'      "registry": {_enc(e.registry)},\n'
+        f'      "requested": {_enc(e.requested)},\n'
+        f'      "required_by": {_list_text(e.required_by)},\n'
+        f'      "signatures": {_list_text(e.signatures)},\n'
+        f'      "signers": {_list_text(e.signers)},\n'
+        f'      "version": {_enc(e.version)},\n'
+        f'      "wasm": {_enc(e.wasm)},\n'
+        f'      "wasm_sha256": {_enc(e.wasm_sha256)},\n'
+        f'      "wasm_size": {int(e.wasm_size)}\n'
+        "    }"
+    )
 
 
 def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileError:
@@ -306,11 +349,11 @@ def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileErr
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"member {key!r} appears twice")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"member {twice!r} appears twice")
     return out
 
 
@@ -359,11 +402,11 @@ class _Entry:
             raise self.fail(key, "must be a list of valid strings")
         return tuple(value)
 
-    def path(self, key: str, value: Any, release_dir: str) -> str:
-        parts = value.split("/") if isinstance(value, str) else []
-        if len(parts) != 3 or "/".join(parts[:2]) != release_dir or not _is_file_name(parts[2]):
-            raise self.fail(key, f"path {value!r} is not {release_dir}/<file name>"[:300])
-        return str(value)
+    def path(self, key: str, value: Any, prefix: str) -> str:
+        """``value`` must be ``prefix`` (``<name>/<version>/``) followed by a plain file name."""
+        if not (isinstance(value, str) and value.startswith(prefix) and _is_file_name(value[len(prefix) :])):
+            raise self.fail(key, f"path {value!r} is not {prefix}<file name>"[:300])
+        return value
 
 
 def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
@@ -382,7 +425,7 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     version = e.str_("version")
     if not is_safe_version(version):
         raise e.fail("version", f"{version!r} is not strict semver"[:200])
-    base = f"{name}/{version}"
+    base = f"{name}/{version}/"
     manifest = e.path("manifest", raw["manifest"], base)
     if not manifest.endswith("/plugin.toml"):
         raise e.fail("manifest", "must name plugin.toml")
@@ -496,7 +539,8 @@ def _is_release_path(rel: str) -> bool:
 
 def _write_journal(pdir: PluginDir, paths: Iterable[str]) -> None:
     doc = {"remove": sorted(set(paths))}
-    pdir.write_atomic(JOURNAL, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    # Not fsynced: losing it in a power cut only leaves files that `client verify` reports.
+    pdir.write_atomic(JOURNAL, (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8"), durable=False)
 
 
 def _referenced(lock: Lockfile) -> set[str]:

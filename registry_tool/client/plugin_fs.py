@@ -175,11 +175,12 @@ class PluginDir:
                     err.what.replace(f" {parts[-1]} ", f" {shown} ", 1), where=shown, fix=err.fix
                 ) from None
 
-    def write_atomic(self, rel: str, data: bytes) -> None:
+    def write_atomic(self, rel: str, data: bytes, *, durable: bool = True) -> None:
         """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.
 
         The temporary file lives in the target's directory (same filesystem, so the rename is
         atomic) and is read back before the rename, so what lands is what was verified.
+        ``durable=False`` skips both fsyncs (for files whose loss in a power cut costs nothing).
         """
         parts = _split(rel)
         with self.directory("/".join(parts[:-1]), create=True) as fd:
@@ -196,7 +197,8 @@ class PluginDir:
                     view = memoryview(data)
                     while view:
                         view = view[os.write(out, view) :]
-                    os.fsync(out)
+                    if durable:
+                        os.fsync(out)
                 finally:
                     os.close(out)
                 back = read_bounded_if_exists(
@@ -209,7 +211,8 @@ class PluginDir:
                 os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
             finally:
                 _unlink_at(fd, tmp)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
 
     def unlink(self, rel: str) -> bool:
         """Delete the file ``rel`` (a link is removed itself, never its target); False when absent."""

@@ -322,3 +322,36 @@ def test_verify_without_trusted_root_says_so(trusted: World, tmp_path: Path) -> 
     assert verify_installed(trusted.plugins, state_dir=trusted.state_dir).results[0].findings == []
     report = verify_installed(trusted.plugins, state_dir=tmp_path / "none")
     assert report.ok and report.results[0].findings[0].rule == "no-trusted-root"
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_lockfile_bytes_are_exactly_json_dumps_indent_2(count: int) -> None:
+    """The fast writer must produce the shared format byte for byte, whatever the strings hold."""
+    from registry_tool.client.install import LockedPlugin, Lockfile
+
+    odd = 'quote" back\\ slash \u00e9 \u2028 \ud83d\ude00 tab\t nul\x00 del\x7f'
+    plugins = {
+        f"p{i}x": LockedPlugin(
+            name=f"p{i}x",
+            version="1.0.0-rc.1",
+            registry=f"https://example.org/{odd}/",
+            requested=odd if i else "",
+            abi="core",
+            manifest=f"p{i}x/1.0.0-rc.1/plugin.toml",
+            manifest_sha256="a" * 64,
+            wasm=f"p{i}x/1.0.0-rc.1/p.wasm",
+            wasm_sha256="b" * 64,
+            wasm_size=i * 10**15,
+            signers=("1B2C3D4E5F607182", "0000000000000000")[:i],
+            permissions=(),
+            published_at=odd,
+            manifest_size=0,
+            signatures=(f"p{i}x/1.0.0-rc.1/plugin.toml.minisig",) * i,
+            dependencies={"zeta": ">=1", "alpha": odd} if i == 2 else {},
+            required_by=("b", "a")[:i],
+        )
+        for i in range(count)
+    }
+    lock = Lockfile(plugins)
+    doc = {"lockfile_version": 2, "plugins": {n: e.lock_json() for n, e in plugins.items()}}
+    assert lock.to_bytes() == (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
