@@ -514,22 +514,19 @@ class DirSession:
     lock: Lockfile
 
 
-def _journal_paths(pdir: PluginDir, dir_: Path) -> list[str]:
-    data = pdir.read(JOURNAL, MAX_LOCKFILE_SIZE, "cleanup journal")
-    if data is None:
-        return []
+def _journal_paths(pdir: PluginDir) -> list[str]:
+    """The release files a killed writer was adding or removing.  An unreadable journal (cut short
+    by a power loss: it is not fsynced) is ignored: it only ever widens what may be deleted, so
+    ignoring it deletes less, and `client verify` still reports what is left."""
     try:
-        raw = parse_json_strict(data)
-        paths = raw["remove"] if isinstance(raw, dict) else None
-        if not isinstance(paths, list):
-            raise ValueError("no 'remove' list")
-    except (ValueError, KeyError) as err:
-        raise LockfileError(
-            f"the cleanup journal is unreadable ({err})"[:300],
-            where=str(dir_ / JOURNAL),
-            fix="delete it; then run `registry-tool client verify` to list leftover files",
-        ) from None
-    return [p for p in paths if isinstance(p, str) and len(p.split("/")) == 3 and _is_release_path(p)]
+        data = pdir.read(JOURNAL, MAX_LOCKFILE_SIZE, "cleanup journal")
+        raw = parse_json_strict(data) if data is not None else None
+    except (ValueError, UnreadableFileError):
+        return []
+    paths = raw.get("remove") if isinstance(raw, dict) else None
+    if not isinstance(paths, list):
+        return []
+    return [p for p in paths if isinstance(p, str) and p.count("/") == 2 and _is_release_path(p)]
 
 
 def _is_release_path(rel: str) -> bool:
@@ -567,7 +564,7 @@ def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
     reference (the old version after a committed update, the new one after an interrupted one)
     and temporary files.  Only paths the journal lists are touched."""
     removed = pdir.remove_parts()
-    paths = _journal_paths(pdir, dir_)
+    paths = _journal_paths(pdir)
     if paths:
         removed += _remove_files(pdir, paths, _referenced(lock))
     if pdir.lstat(JOURNAL) is not None:

@@ -344,3 +344,17 @@ def test_verify_refuses_a_release_folder_moved_outside_behind_a_link(installed: 
     folder.symlink_to(target, target_is_directory=True)
     report = verify_installed(installed.plugins)
     assert not report.ok and report.results[0].findings[0].rule == "unsafe-path"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", '{"remove": "alpha/1.0.0/alpha.wasm"}', '{"remove": ["../../etc/passwd"]}']
+)
+def test_cut_short_or_hostile_cleanup_journal_deletes_nothing_and_blocks_nobody(
+    installed: World, text: str
+) -> None:
+    (installed.plugins / ".registry-tool.cleanup.json").write_text(text)
+    before = tree(installed.plugins / "alpha")
+    installed.open().install("beta", installed.plugins)
+    assert tree(installed.plugins / "alpha") == before
+    assert not (installed.plugins / ".registry-tool.cleanup.json").exists()
+    assert verify_installed(installed.plugins).ok
