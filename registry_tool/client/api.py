@@ -367,7 +367,9 @@ class Registry:
         # The index entry must say what the maintainer signed; imports within the grant.
         checked = check_release(release, manifest, wasm, granted=permissions, vocabulary=self.vocabulary)
         verified = replace(
-            self._verified(release, facts, signers, manifest, sigs, wasm), dependencies=checked.dependencies
+            self._verified(release, facts, signers, manifest, sigs, wasm),
+            dependencies=checked.dependencies,
+            abi=checked.abi,
         )
         return commit_install(dest, verified, requested=requested, permissions=permissions, session=session)
 

@@ -604,6 +604,7 @@ class VerifiedRelease:
     wasm_filename: str
     signers: tuple[str, ...]
     dependencies: dict[str, str] = field(default_factory=dict)  # from the signed manifest
+    abi: str = ""  # from the signed manifest (release_check); the index entry's when not given
 
 
 def commit_install(
@@ -649,7 +650,7 @@ def commit_install(
         version=release.version,
         registry=verified.registry_url,
         requested=requested,
-        abi=release.abi,
+        abi=verified.abi or release.abi,
         manifest=f"{base}/plugin.toml",
         manifest_sha256=hashlib.sha256(verified.manifest_bytes).hexdigest(),
         manifest_size=len(verified.manifest_bytes),
