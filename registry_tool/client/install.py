@@ -373,6 +373,15 @@ def parse_json_strict(data: bytes) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+def _is_unicode(text: str) -> bool:
+    """JSON may escape lone surrogates; they cannot be printed or written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Entry:
     """Typed access to one raw lockfile entry: a wrong type is a named error, never a crash."""
 
@@ -387,7 +396,9 @@ class _Entry:
         if not isinstance(value, str):
             raise self.fail(key, f"must be a string, not {type(value).__name__}")
         if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(key, f"{value!r} is not valid")
+            raise self.fail(key, f"{value!r} is not valid"[:200])
+        if pattern is None and not _is_unicode(value):
+            raise self.fail(key, "holds a lone surrogate (\\ud800-\\udfff), which is not text")
         return value
 
     def int_(self, key: str) -> int:
@@ -439,7 +450,9 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     if not all(_SIG_RE.fullmatch(s.rsplit("/", 1)[1]) for s in signatures):
         raise e.fail("signatures", "may only name plugin.toml[.KEYID].minisig files")
     deps = raw["dependencies"]
-    if not isinstance(deps, dict) or not all(is_safe_name(k) and isinstance(v, str) for k, v in deps.items()):
+    if not isinstance(deps, dict) or not all(
+        is_safe_name(k) and isinstance(v, str) and _is_unicode(v) for k, v in deps.items()
+    ):
         raise e.fail("dependencies", "must map plugin names to version ranges")
     return LockedPlugin(
         name=name,

@@ -175,6 +175,8 @@ def _edit(world: World, **fields: Any) -> None:
         {"signatures": ["alpha/1.0.0/evil.sh"]},
         {"required_by": ["../x"]},
         {"extra": "unknown member"},
+        {"registry": "\ud800"},
+        {"requested": "^1\udfff"},
     ],
 )
 def test_lockfile_value_of_the_wrong_type_is_a_named_error(installed: World, fields: dict[str, Any]) -> None:
