@@ -19,7 +19,6 @@ for good.  No operation follows a symbolic link below the plugin directory (``pl
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -30,29 +29,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semantic_version import NpmSpec, Version
-
 from registry_tool._files import MiB, UnreadableFileError
 from registry_tool.client.errors import (
     ApprovalRequiredError,
-    BadSpecError,
     InstalledFileTamperedError,
     LockfileError,
-    NoMatchingVersionError,
     NotInstalledError,
     PermissionEscalationError,
-    PluginNotFoundError,
     UnsafeNameError,
 )
 from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.client.trust_state import ManifestFacts
 from registry_tool.errors import CheckFailed, Location
-from registry_tool.registry.document import (
-    NAME_RE,
-    SEMVER_RE,
-    RegistryDocument,
+from registry_tool.format import (
+    PluginDocument,
     Release,
+    Requirement,
+    check_name,
+    choose,
+    is_file_name,
+    is_plugin_name,
+    is_version,
 )
+from registry_tool.format.errors import DocumentError
+from registry_tool.format.rules import KEY_ID_RE, PERMISSION_RE, PLUGIN_NAME_RE, SHA256_RE
+from registry_tool.format.strictjson import load_strict
 from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
 
 LOCKFILE = "registry-tool.lock.json"
@@ -64,117 +65,26 @@ JOURNAL = ".registry-tool.cleanup.json"
 MAX_LOCKFILE_SIZE = 64 * MiB
 # Every name check here is a fullmatch: with re.match, "$" also matches before a final newline.
 _SIG_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?\.minisig")
-_FILE_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _RESERVED_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?(\.minisig)?", re.IGNORECASE)
 
 
-def is_safe_name(name: str) -> bool:
-    """A plugin name, matched in full (no trailing newline, nothing but ASCII [a-z0-9_-])."""
-    return NAME_RE.fullmatch(name) is not None
+# Names, versions and requirements: one rule, in the format module (re-exported for callers).
+is_safe_name = is_plugin_name
+is_safe_version = is_version
+_is_file_name = is_file_name
+__all__ = ["Requirement", "check_name", "is_safe_name", "is_safe_version"]
 
 
-def is_safe_version(version: str) -> bool:
-    """Strict semver without build metadata ('+'), matched in full."""
-    return SEMVER_RE.fullmatch(version) is not None and "+" not in version
-
-
-def _is_file_name(name: str) -> bool:
-    return _FILE_RE.fullmatch(name) is not None and name not in (".", "..")
-
-
-# --------------------------------------------------------------------------- names and specs
-
-
-def check_name(name: str) -> str:
-    """Refuse names that could escape the plugin directory before anything touches the disk."""
-    if not is_safe_name(name):
-        shown = name.replace("\0", "\\0")
-        raise UnsafeNameError(
-            f"plugin name {shown!r} is not a valid plugin name",
-            fix="plugin names match ^[a-z][a-z0-9_-]{1,63}$ (no '/', '..' or control characters)",
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """``name``, ``name@1.2.3`` (exact pin), or ``name@<npm range>`` such as ``^1.2`` or ``>=1 <2``."""
-
-    name: str
-    spec: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Requirement:
-        name, _, spec = text.strip().partition("@")
-        check_name(name)
-        spec = spec.strip()
-        req = cls(name, spec)
-        if spec and not req.is_exact:
-            try:
-                NpmSpec(spec)
-            except ValueError:
-                raise BadSpecError(
-                    f"version requirement {spec!r} of {name} is not a semver range",
-                    fix="use NAME, NAME@1.2.3, NAME@^1.2, NAME@~1.2.0 or NAME@'>=1.0.0 <2.0.0'",
-                ) from None
-        return req
-
-    @property
-    def is_exact(self) -> bool:
-        return is_safe_version(self.spec)
-
-    def matches(self, version: str) -> bool:
-        if not self.spec:
-            return not bool(Version(version).prerelease)
-        if self.is_exact:
-            return bool(Version(version) == Version(self.spec))
-        return bool(NpmSpec(self.spec).match(Version(version)))
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.spec}" if self.spec else self.name
-
-
-def host_compatible(release: Release, host_version: str | None) -> bool:
-    if host_version is None or not release.host:
-        return True
-    from registry_tool.manifest.versions import RangeError, parse_range
-
-    try:
-        spec: Any = parse_range(release.host)
-        return bool(spec.match(Version(host_version)))
-    except RangeError:
-        return False  # an unparseable range is not a promise of compatibility
-
-
-def resolve(doc: RegistryDocument, req: Requirement, *, host_version: str | None = None) -> Release:
+def resolve(plugin: PluginDocument, req: Requirement, *, host_version: str | None = None) -> Release:
     """The highest release matching ``req``: yanked only when pinned exactly, host-compatible."""
-    versions = doc.plugins.get(req.name)
-    if not versions:
-        close = difflib.get_close_matches(req.name, list(doc.plugins), n=1)
-        raise PluginNotFoundError(
-            f"plugin {req.name!r} is not in registry {doc.registry.name!r}",
-            fix=f"did you mean {close[0]!r}?" if close else "search with `registry-tool client search`",
-        )
-    skipped: list[str] = []
-    candidates: list[Release] = []
-    for release in versions.values():
-        if not req.matches(release.version):
-            continue
-        if release.is_yanked and not req.is_exact:
-            skipped.append(f"{release.version} (yanked: {release.yanked})")
-        elif not host_compatible(release, host_version):
-            skipped.append(f"{release.version} (needs host {release.host})")
-        else:
-            candidates.append(release)
-    if not candidates:
-        why = f"; skipped {', '.join(sorted(skipped))}" if skipped else ""
-        available = ", ".join(sorted(versions, key=Version))
-        raise NoMatchingVersionError(
-            f"no release of {req.name} matches {req.spec or 'any version'}"
-            f"{f' for host {host_version}' if host_version else ''}{why}",
-            fix=f"available: {available}; pin a yanked version exactly if you really need it",
-        )
-    return max(candidates, key=lambda r: Version(r.version))
+    version = choose(
+        req,
+        plugin.versions,
+        yanked=lambda v: plugin.versions[v].yanked,
+        host=lambda v: plugin.versions[v].host,
+        host_version=host_version,
+    )
+    return plugin.versions[version]
 
 
 # --------------------------------------------------------------------------- approval
@@ -212,9 +122,6 @@ def approve_permissions(
 
 # --------------------------------------------------------------------------- lockfile (version 2)
 
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_KEYID_RE = re.compile(r"[0-9A-F]{16}")
-_PERMISSION_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ENTRY_FIELDS = frozenset(
     {
         "version", "registry", "requested", "required_by", "dependencies", "abi", "manifest",
@@ -348,38 +255,13 @@ def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileErr
     )
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise ValueError(f"member {twice!r} appears twice")
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def parse_json_strict(data: bytes) -> Any:
-    """RFC 8259 JSON without duplicate members, NaN/Infinity, huge integers or unbounded nesting.
-
-    Raises ValueError (RecursionError for nesting is turned into ValueError too).
-    """
+def parse_json_strict(data: bytes, where: str = LOCKFILE) -> Any:
+    """The format's strict JSON (no duplicate members, NaN, integers beyond 2^53, lone surrogates,
+    deep nesting); every refusal is a ValueError here."""
     try:
-        text = data.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def _is_unicode(text: str) -> bool:
-    """JSON may escape lone surrogates; they cannot be printed or written as UTF-8."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        return load_strict(data, where=where)
+    except DocumentError as err:
+        raise ValueError(err.what) from None
 
 
 class _Entry:
@@ -397,8 +279,6 @@ class _Entry:
             raise self.fail(key, f"must be a string, not {type(value).__name__}")
         if pattern is not None and not pattern.fullmatch(value):
             raise self.fail(key, f"{value!r} is not valid"[:200])
-        if pattern is None and not _is_unicode(value):
-            raise self.fail(key, "holds a lone surrogate (\\ud800-\\udfff), which is not text")
         return value
 
     def int_(self, key: str) -> int:
@@ -450,9 +330,7 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     if not all(_SIG_RE.fullmatch(s.rsplit("/", 1)[1]) for s in signatures):
         raise e.fail("signatures", "may only name plugin.toml[.KEYID].minisig files")
     deps = raw["dependencies"]
-    if not isinstance(deps, dict) or not all(
-        is_safe_name(k) and isinstance(v, str) and _is_unicode(v) for k, v in deps.items()
-    ):
+    if not isinstance(deps, dict) or not all(is_safe_name(k) and isinstance(v, str) for k, v in deps.items()):
         raise e.fail("dependencies", "must map plugin names to version ranges")
     return LockedPlugin(
         name=name,
@@ -461,17 +339,17 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
         requested=e.str_("requested"),
         abi=e.str_("abi"),
         manifest=manifest,
-        manifest_sha256=e.str_("manifest_sha256", _SHA256_RE),
+        manifest_sha256=e.str_("manifest_sha256", SHA256_RE),
         manifest_size=e.int_("manifest_size"),
         wasm=wasm,
-        wasm_sha256=e.str_("wasm_sha256", _SHA256_RE),
+        wasm_sha256=e.str_("wasm_sha256", SHA256_RE),
         wasm_size=e.int_("wasm_size"),
         signatures=signatures,
-        signers=e.strs("signers", _KEYID_RE),
-        permissions=e.strs("permissions", _PERMISSION_RE),
+        signers=e.strs("signers", KEY_ID_RE),
+        permissions=e.strs("permissions", PERMISSION_RE),
         published_at=e.str_("published_at"),
         dependencies=dict(deps),
-        required_by=e.strs("required_by", NAME_RE),
+        required_by=e.strs("required_by", PLUGIN_NAME_RE),
     )
 
 
@@ -533,7 +411,7 @@ def _journal_paths(pdir: PluginDir) -> list[str]:
     ignoring it deletes less, and `client verify` still reports what is left."""
     try:
         data = pdir.read(JOURNAL, MAX_LOCKFILE_SIZE, "cleanup journal")
-        raw = parse_json_strict(data) if data is not None else None
+        raw = parse_json_strict(data, JOURNAL) if data is not None else None
     except (ValueError, UnreadableFileError):
         return []
     paths = raw.get("remove") if isinstance(raw, dict) else None

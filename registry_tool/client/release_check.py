@@ -1,11 +1,13 @@
 """What a release may do comes from its maintainer-signed manifest and its module, not the index.
 
-The registry document is signed by the index key; the manifest by the plugin's maintainer.
-Whoever holds the index key alone must not be able to change what a plugin is allowed to
-do, so every security-relevant fact the index repeats (ABI, host range, exports, permissions,
-limits, dependencies) must equal what the signed manifest says, and the module's imports must
-be covered by the permissions the manifest declares (and the user granted), with the same
-predicate ``validate`` and the sandbox use (``registry_tool.manifest.config.import_allowed``).
+The plugin document is signed (through the top document) by the index key; the manifest by the
+plugin's maintainer.  Whoever holds the index key alone must not be able to change what a plugin
+is allowed to do.  ``trust_state.verify_manifest`` compares the entry's abi, host, exports,
+permissions and dependencies with the signed manifest; this module adds what needs the full
+manifest or the module: the declared limits, the module kind (core module or component) against
+the signed ABI, and the module's imports against the permissions the manifest declares (and the
+user granted), with the predicate ``validate`` and the sandbox use
+(``registry_tool.manifest.config.import_allowed``).
 
 Pure: bytes in, facts or a named error out.
 """
@@ -18,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError, UngrantedImportError
+from registry_tool.format import Release
 from registry_tool.manifest.binary import module_interface
 from registry_tool.manifest.config import Limits, Permission, import_allowed
 from registry_tool.manifest.errors import WasmInspectionError
 from registry_tool.manifest.model import Manifest, parse_manifest
 from registry_tool.manifest.wasm import inspect_wasm, is_component
-from registry_tool.registry.document import Release
 
 _FIX = "do not install from this registry until its owners rebuild it; report it to them"
 
@@ -76,23 +78,9 @@ def _limit_mismatches(release: Release, declared: Limits, defaults: Limits | Non
 def compare_index_entry(
     release: Release, manifest: Manifest, *, default_limits: Limits | None = None
 ) -> list[str]:
-    """Every field where the index entry says something the signed manifest does not."""
-    diffs: list[str] = []
-    if release.abi != manifest.abi:
-        diffs.append(f"abi: index {release.abi!r}, manifest {manifest.abi!r}")
-    if release.host != manifest.host_range:
-        diffs.append(f"host: index {release.host!r}, manifest {manifest.host_range!r}")
-    if tuple(release.exports) != tuple(manifest.exports):
-        diffs.append(f"exports: index {list(release.exports)}, manifest {list(manifest.exports)}")
-    if sorted(release.permissions) != sorted(manifest.permissions):
-        diffs.append(
-            f"permissions: index {sorted(release.permissions)}, manifest {sorted(manifest.permissions)}"
-        )
-    diffs += _limit_mismatches(release, manifest.declared_limits, default_limits)
-    index_deps = getattr(release, "dependencies", None)  # format 2 entries carry them
-    if index_deps is not None and dict(index_deps) != _dependencies(manifest):
-        diffs.append(f"dependencies: index {dict(index_deps)}, manifest {_dependencies(manifest)}")
-    return diffs
+    """Fields where the index entry says something the signed manifest does not (those
+    ``verify_manifest`` does not already compare)."""
+    return _limit_mismatches(release, manifest.declared_limits, default_limits)
 
 
 def module_imports(release: Release, wasm: bytes) -> tuple[tuple[str, str], ...]:

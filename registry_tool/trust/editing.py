@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import stat
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,10 +16,10 @@ from typing import Any
 
 from registry_tool._files import read_bounded
 from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.format.rules import MAX_ROOT_BYTES, root_file_version
 from registry_tool.signing.minisign import PublicKey, SecretKey, sign_bytes
 from registry_tool.signing.release import keyed_signature_path, read_signatures, signature_paths
 from registry_tool.trust.root import (
-    MAX_ROOT_BYTES,
     ROOT_TYPE,
     SPEC_VERSION,
     Root,
@@ -32,7 +31,6 @@ from registry_tool.trust.root import (
 
 Doc = dict[str, Any]
 DEFAULT_ROOT_VALIDITY = timedelta(days=365)
-_ROOT_FILE = re.compile(r"^(?P<n>[1-9][0-9]*)\.root\.json$")
 
 
 class RootEditError(UsageError):
@@ -253,7 +251,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
     """``root/<N>.root.json`` files, sorted; versions must be 1..N without gaps."""
     if not root_dir.is_dir():
         raise UsageError(f"{root_dir} is not a directory", fix="run `registry-tool root init` first")
-    found = sorted((int(m["n"]), p) for p in root_dir.iterdir() if (m := _ROOT_FILE.fullmatch(p.name)))
+    found = sorted((n, p) for p in root_dir.iterdir() if (n := root_file_version(p.name)) is not None)
     for _, path in found:
         # A directory, FIFO or device under a root file's name is not an absent version: refuse it.
         mode = path.stat().st_mode if path.exists() else 0
@@ -277,7 +275,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
 
 def init_root_dir(root_dir: Path, data: bytes) -> Path:
     root_dir.mkdir(parents=True, exist_ok=True)
-    if any(_ROOT_FILE.fullmatch(p.name) for p in root_dir.iterdir()):
+    if any(root_file_version(p.name) is not None for p in root_dir.iterdir()):
         raise RootEditError(
             f"{root_dir} already holds root metadata", fix="edit it with `registry-tool root ...`"
         )

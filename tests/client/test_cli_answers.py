@@ -90,9 +90,9 @@ def test_update_whose_installed_version_vanished_says_so(trusted: World) -> None
     run("install", "alpha@1.1.0", *reg(trusted))
 
     def drop(raw: dict[str, Any]) -> None:
-        del raw["plugins"]["alpha"]["versions"]["1.1.0"]
+        del raw["versions"]["1.1.0"]
 
-    trusted.forge_registry(drop)
+    trusted.forge_plugin("alpha", drop)
     out = run("update", *reg(trusted), "--format", "json")
     doc = json.loads(out.stdout)
     assert doc["updated"] == []

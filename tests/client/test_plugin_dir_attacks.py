@@ -253,11 +253,13 @@ def test_stolen_index_key_cannot_change_what_the_manifest_signed(
     trusted.build()
 
     def mutate(doc: dict[str, Any]) -> None:
-        doc["plugins"]["alpha"]["versions"]["1.2.0"][field] = value
+        doc["versions"]["1.2.0"][field] = value
 
-    trusted.forge_registry(mutate)
+    trusted.forge_plugin("alpha", mutate)
     before = trusted.snapshot()
-    with pytest.raises(MixAndMatchError, match=f"disagrees with its maintainer-signed manifest.*{field}"):
+    with pytest.raises(
+        MixAndMatchError, match=f"(disagrees with its maintainer-signed manifest|lists) .*{field}"
+    ):
         trusted.open().install("alpha@1.2.0", trusted.plugins)
     assert trusted.snapshot() == before
 
@@ -284,11 +286,11 @@ def _evil_release(world: World, permissions: tuple[str, ...], imports: str) -> N
     manifest = (site / "plugin.toml").read_bytes()
 
     def mutate(doc: dict[str, Any]) -> None:
-        entry = doc["plugins"]["alpha"]["versions"]["3.0.0"]
+        entry = doc["versions"]["3.0.0"]
         entry["manifest"].update(sha256=hashlib.sha256(manifest).hexdigest(), size=len(manifest))
         entry["wasm"].update(sha256=hashlib.sha256(wasm).hexdigest(), size=len(wasm))
 
-    world.forge_registry(mutate)
+    world.forge_plugin("alpha", mutate)
 
 
 def test_module_importing_a_gated_host_function_without_permission_is_refused(trusted: World) -> None:
