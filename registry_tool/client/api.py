@@ -52,16 +52,17 @@ from registry_tool.client.install import (
     DirSession,
     LockedPlugin,
     Lockfile,
+    Staged,
     VerifiedRelease,
-    approve_permissions,
-    commit_install,
+    approve_plan,
+    commit_plan,
     installed_manifest,
     installed_signatures,
     leftovers,
     locked_entry,
     plugin_dir_lock,
     read_lockfile,
-    remove_plugin,
+    remove_plugins,
     resolve,
     verify_entry,
 )
@@ -94,8 +95,11 @@ from registry_tool.format import (
     parse_time_strict,
     plugin_key,
 )
+from registry_tool.format.ranges import RangeSyntaxError, host_compatible, parse_range
 from registry_tool.manifest.config import Permission
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.resolve import Candidate, Dependency, Installed, Need, Plan, UnknownPluginError
+from registry_tool.resolve import resolve as resolve_graph
 from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
@@ -478,44 +482,112 @@ class Registry:
 
     # ------------------------------------------------------------------ installing
 
-    def _install_release(
+    # ------------------------------------------------------------------ plans (dependency resolution)
+
+    def _installed(self, lock: Lockfile) -> dict[str, Installed]:
+        """This registry's installed plugins, with the dependency edges the lockfile recorded."""
+        return {
+            name: Installed(e.version, tuple(Dependency(d, r) for d, r in sorted(e.dependencies.items())))
+            for name, e in lock.plugins.items()
+            if e.registry == self.url
+        }
+
+    def _resolve(
+        self,
+        needs: Sequence[Need],
+        lock: Lockfile,
+        *,
+        host_version: str | None,
+        prefer_installed: bool = True,
+        locked: Mapping[str, str] | None = None,
+    ) -> Plan:
+        installed = self._installed(lock)
+        # A plugin the user names gets the newest release its range allows (as without
+        # dependencies); only the plugins around it prefer their installed versions.
+        asked = {n.name for n in needs} if prefer_installed and not locked else set()
+        plan = resolve_graph(
+            needs,
+            _DocumentIndex(self, host_version),
+            _range_matches,
+            installed={n: i for n, i in installed.items() if n not in asked},
+            prefer_installed=prefer_installed,
+            locked=locked,
+        )
+        if asked:
+            plan = _diffed(plan, installed)
+        return plan
+
+    def _apply(
         self,
         dest: Path,
-        release: Release,
+        plan: Plan,
+        session: DirSession,
         *,
-        requested: str,
+        requested: Mapping[str, str],
         allow: Iterable[str],
         prompt: Approver | None,
-        current: LockedPlugin | None,
-        session: DirSession,
-    ) -> LockedPlugin:
-        """Verify, approve, download and commit one release (caller holds the directory lock)."""
-        # Already installed as asked: nothing to fetch, unless the files were damaged on disk.
-        if current is not None and (current.version, current.requested) == (release.version, requested):
-            try:
-                if _same_bytes(current, release):
+    ) -> dict[str, LockedPlugin]:
+        """Approve, fetch and verify every release of ``plan`` that is not installed as planned, then
+        commit them all with one lockfile write (nothing is written before everything is verified)."""
+        lock = session.lock
+        todo: list[tuple[Release, LockedPlugin | None]] = []
+        kept: dict[str, LockedPlugin] = {}
+        for name in plan.order():
+            release = self.plugin(name).versions[plan.selected[name].version]
+            current = lock.plugins.get(name)
+            if current is not None and current.version == release.version and _same_bytes(current, release):
+                try:
                     verify_entry(dest, current)
-                    return current
-            except CheckFailed:
-                pass  # damaged on disk: reinstall the same verified bytes
-        facts, signers, manifest, sigs = self._fetch_manifest(release)
-        escalation = current is not None and not set(release.permissions) <= set(current.permissions)
-        permissions = approve_permissions(
-            release,
-            allow=allow,
-            already_granted=current.permissions if current else (),
-            prompt=prompt,
-            escalation=escalation,
-        )
-        wasm = self._fetch_wasm(release, facts)
-        # Limits, module kind and imports: from the signed manifest and the module, within the grant.
-        checked = check_release(release, manifest, wasm, granted=permissions, vocabulary=self.vocabulary)
-        verified = replace(
-            self._verified(release, facts, signers, manifest, sigs, wasm),
-            dependencies=checked.dependencies,
-            abi=checked.abi,
-        )
-        return commit_install(dest, verified, requested=requested, permissions=permissions, session=session)
+                    kept[name] = current
+                    continue
+                except CheckFailed:
+                    pass  # damaged on disk: reinstall the same verified bytes
+            if current is not None and Version(release.version) < Version(current.version):
+                self.notices.append(f"downgrading {name} from {current.version} to {release.version}")
+            todo.append((release, current))
+        approve_plan(todo, allow=allow, prompt=prompt)
+        staged = []
+        for release, current in todo:
+            facts, signers, manifest, sigs = self._fetch_manifest(release)
+            wasm = self._fetch_wasm(release, facts)
+            permissions = tuple(sorted(release.permissions))
+            # Limits, module kind and imports: from the signed manifest and the module, within the grant.
+            checked = check_release(release, manifest, wasm, granted=permissions, vocabulary=self.vocabulary)
+            verified = replace(
+                self._verified(release, facts, signers, manifest, sigs, wasm),
+                dependencies=checked.dependencies,
+                abi=checked.abi,
+            )
+            spec = requested.get(release.name, current.requested if current is not None else "")
+            staged.append(Staged(verified, spec, permissions))
+        relabel = {n: requested[n] for n in kept if n in requested and kept[n].requested != requested[n]}
+        commit_plan(dest, staged, session=session, requested=relabel)
+        return {name: session.lock.plugins[name] for name in plan.order()}
+
+    def install_plan(
+        self,
+        specs: Sequence[str],
+        dest: Path,
+        *,
+        allow: Iterable[str] = (),
+        prompt: Approver | None = None,
+        host_version: str | None = None,
+    ) -> InstallResult:
+        """Resolve ``specs`` with their dependency graph against what is installed, then install the
+        whole set atomically.  The permissions of every release fetched are approved once."""
+        reqs = [Requirement.parse(spec) for spec in specs]
+        for req in reqs:
+            # Fetched before the lock (reads only); a range that matches nothing on its own is
+            # named as such, before the graph is searched.
+            resolve(self.plugin(req.name), req, host_version=host_version)
+        with plugin_dir_lock(dest) as session:
+            needs = [Need(r.name, r.spec, exact=r.is_exact) for r in reqs]
+            plan = self._resolve(needs, session.lock, host_version=host_version)
+            # A plain NAME is recorded as "*": "" marks a plugin installed only as a dependency.
+            requested = {r.name: r.spec or "*" for r in reqs}
+            entries = self._apply(dest, plan, session, requested=requested, allow=allow, prompt=prompt)
+        self._commit()
+        return InstallResult(plan, entries)
 
     def install(
         self,
@@ -526,25 +598,9 @@ class Registry:
         prompt: Approver | None = None,
         host_version: str | None = None,
     ) -> LockedPlugin:
-        """Resolve ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) and install it into ``dest``."""
-        req = Requirement.parse(spec)
-        plugin = self.plugin(req.name)  # fetched before the lock: reads only
-        with plugin_dir_lock(dest) as session:
-            release = resolve(plugin, req, host_version=host_version)
-            current = session.lock.plugins.get(req.name)
-            if current is not None and Version(release.version) < Version(current.version):
-                self.notices.append(f"downgrading {req.name} from {current.version} to {release.version}")
-            entry = self._install_release(
-                dest,
-                release,
-                requested=req.spec,
-                allow=allow,
-                prompt=prompt,
-                current=current,
-                session=session,
-            )
-        self._commit()
-        return entry
+        """Resolve ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) and install it with its dependencies."""
+        result = self.install_plan([spec], dest, allow=allow, prompt=prompt, host_version=host_version)
+        return result.entries[Requirement.parse(spec).name]
 
     def update(
         self,
@@ -555,15 +611,18 @@ class Registry:
         prompt: Approver | None = None,
         host_version: str | None = None,
     ) -> list[tuple[LockedPlugin, LockedPlugin]]:
-        """Move installed plugins to the newest release their recorded requirement allows.
+        """Resolve the whole graph again, preferring the newest releases each recorded requirement allows.
 
+        Without ``names``: every plugin of this registry that was asked for (dependencies follow).
         A new version asking for permissions beyond those granted stops with
         ``PermissionEscalationError`` unless approved again (``allow`` or ``prompt``).
         """
-        changes: list[tuple[LockedPlugin, LockedPlugin]] = []
         with plugin_dir_lock(dest) as session:
             lock = session.lock
-            targets = list(names) or sorted(n for n, e in lock.plugins.items() if e.registry == self.url)
+            targets = list(names) or sorted(
+                n for n, e in lock.plugins.items() if e.registry == self.url and e.requested != ""
+            )
+            needs: list[Need] = []
             for name in targets:
                 current = lock.plugins.get(name) or locked_entry(dest, name, lock)
                 try:
@@ -576,37 +635,39 @@ class Registry:
                         f"{name} {current.version} (installed) is no longer in registry {self.url}: "
                         "it was removed from the index"
                     )
+                spec = "" if current.requested == "*" else current.requested
                 try:
-                    release = resolve(plugin, Requirement(name, current.requested), host_version=host_version)
+                    resolve(plugin, Requirement(name, spec), host_version=host_version)
                 except NoMatchingVersionError as err:
                     self.notices.append(f"{name} {current.version} kept: {err.what}")
                     continue
-                if Version(release.version) <= Version(current.version):
-                    continue
-                new = self._install_release(
-                    dest,
-                    release,
-                    requested=current.requested,
-                    allow=allow,
-                    prompt=prompt,
-                    current=current,
-                    session=session,
-                )
-                changes.append((current, new))
+                needs.append(Need(name, spec))
+            before = dict(lock.plugins)
+            changes: list[tuple[LockedPlugin, LockedPlugin]] = []
+            if needs:
+                plan = self._resolve(needs, lock, host_version=host_version, prefer_installed=False)
+                entries = self._apply(dest, plan, session, requested={}, allow=allow, prompt=prompt)
+                changes = [
+                    (before[n], entries[n])
+                    for n in sorted(entries)
+                    if n in before and before[n].version != entries[n].version
+                ]
         self._commit()
         return changes
 
     def install_locked(self, dest: Path, names: Sequence[str] = ()) -> list[LockedPlugin]:
         """Install exactly what the lockfile records: same versions, same bytes, same permissions."""
-        done: list[LockedPlugin] = []
         with plugin_dir_lock(dest) as session:
             lock = session.lock
             if not lock.plugins:
                 raise NotInstalledError(
                     f"the lockfile in {dest} lists no plugins", fix="install without --locked first"
                 )
-            for name in list(names) or sorted(lock.plugins):
-                entry = lock.plugins.get(name) or locked_entry(dest, name, lock)
+            entries = [
+                lock.plugins.get(n) or locked_entry(dest, n, lock)
+                for n in list(names) or sorted(lock.plugins)
+            ]
+            for entry in entries:
                 try:
                     release = self.plugin(entry.name).versions.get(entry.version)
                 except PluginNotFoundError:
@@ -623,19 +684,103 @@ class Registry:
                         f"{entry.name} {entry.version} now declares permissions beyond those locked",
                         fix="review the change, then install without --locked",
                     )
-                done.append(
-                    self._install_release(
-                        dest,
-                        release,
-                        requested=entry.requested,
-                        allow=entry.permissions,
-                        prompt=None,
-                        current=entry,
-                        session=session,
-                    )
+            # Every locked version exactly (dependencies included): the resolver only checks that
+            # the locked set is coherent, it chooses nothing.
+            locked = {n: e.version for n, e in lock.plugins.items() if e.registry == self.url}
+            needs = [Need(e.name, e.version, exact=True) for e in entries]
+            plan = self._resolve(needs, lock, host_version=None, locked=locked)
+            outside = sorted(set(plan.selected) - set(lock.plugins))
+            if outside:
+                raise LockfileMismatchError(
+                    f"the locked plugins need {', '.join(outside)}, which the lockfile does not record",
+                    where=str(dest / LOCKFILE),
+                    fix="install without --locked to resolve the dependencies, then commit the lockfile",
                 )
+            granted = {p for e in lock.plugins.values() for p in e.permissions}
+            done = self._apply(
+                dest,
+                plan,
+                session,
+                requested={n: lock.plugins[n].requested for n in plan.selected},
+                allow=granted,
+                prompt=None,
+            )
         self._commit()
-        return done
+        return [done[n] for n in sorted(done)]
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What ``install_plan`` decided (``plan``) and the lockfile entries of every planned plugin."""
+
+    plan: Plan
+    entries: dict[str, LockedPlugin]
+
+    def plan_json(self) -> dict[str, Any]:
+        return {
+            "added": list(self.plan.added),
+            "upgraded": [{"name": n, "from": a, "to": b} for n, a, b in self.plan.upgraded],
+            "downgraded": [{"name": n, "from": a, "to": b} for n, a, b in self.plan.downgraded],
+            "kept": list(self.plan.kept),
+            "order": self.plan.order(),
+            "permissions": sorted(self.plan.permissions),
+        }
+
+    def plan_lines(self) -> list[str]:
+        lines = [f"added {n} {self.plan.selected[n].version}" for n in self.plan.added]
+        lines += [f"upgraded {n} {a} -> {b}" for n, a, b in self.plan.upgraded]
+        lines += [f"downgraded {n} {a} -> {b}" for n, a, b in self.plan.downgraded]
+        lines += [f"kept {n} {self.plan.selected[n].version}" for n in self.plan.kept]
+        return lines
+
+
+class _DocumentIndex:
+    """The resolver's view of a registry: releases from verified plugin documents (fetched by pin)."""
+
+    def __init__(self, registry: Registry, host_version: str | None) -> None:
+        self.registry = registry
+        self.host_version = host_version
+
+    def releases(self, name: str) -> Sequence[Candidate]:
+        try:
+            doc = self.registry.plugin(name)
+        except PluginNotFoundError as err:
+            raise UnknownPluginError(err.what, fix=err.fix) from None
+        return [
+            Candidate(
+                r.name,
+                r.version,
+                tuple(Dependency(d, spec) for d, spec in sorted(r.dependencies.items())),
+                yanked=r.yanked is not None,
+                host_ok=host_compatible(r.host, self.host_version),
+                permissions=tuple(r.permissions),
+            )
+            for r in doc.releases()
+        ]
+
+
+def _diffed(plan: Plan, installed: Mapping[str, Installed]) -> Plan:
+    """``plan`` with added/upgraded/downgraded/kept computed against everything installed."""
+    out = Plan(plan.selected, plan.required_by)
+    for name in sorted(plan.selected):
+        new, old = plan.selected[name].version, installed.get(name)
+        if old is None:
+            out.added.append(name)
+        elif old.version == new:
+            out.kept.append(name)
+        elif Version(new) > Version(old.version):
+            out.upgraded.append((name, old.version, new))
+        else:
+            out.downgraded.append((name, old.version, new))
+    return out
+
+
+def _range_matches(spec: str, version: str) -> bool:
+    """The format's range grammar (plugin documents were parsed with it: every range is valid)."""
+    try:
+        return parse_range(spec).matches(version)
+    except RangeSyntaxError:
+        return False
 
 
 def _same_bytes(entry: LockedPlugin, release: Release) -> bool:
@@ -735,12 +880,22 @@ def load_plugin_bytes(dest: Path, name: str) -> bytes:
     return verify_entry(dest, locked_entry(dest, name))
 
 
-def remove(dest: Path, name: str) -> LockedPlugin:
-    return remove_plugin(dest, name)
+def remove(dest: Path, name: str, *, force: bool = False) -> LockedPlugin:
+    """Remove ``name``; refused while installed plugins depend on it, unless ``force``."""
+    return remove_plugins(dest, [name], force=force)[0]
+
+
+def remove_many(
+    dest: Path, names: Sequence[str] = (), *, force: bool = False, orphans: bool = False
+) -> list[LockedPlugin]:
+    """Remove ``names`` (and, with ``orphans``, every plugin installed only as a dependency that
+    nothing installed needs any more) with one lockfile write."""
+    return remove_plugins(dest, names, force=force, orphaned=orphans)
 
 
 __all__ = [
     "FetchError",
+    "InstallResult",
     "MetaCache",
     "Registry",
     "SearchHit",
@@ -749,6 +904,7 @@ __all__ = [
     "list_installed",
     "load_plugin_bytes",
     "remove",
+    "remove_many",
     "trust",
     "verify_installed",
 ]

@@ -166,3 +166,9 @@ class StateFileError(UsageError):
     """The client's trust state file cannot be read (wrong type, nested, too large, a link)."""
 
     code = "state-file"
+
+
+class PluginRequiredError(UsageError):
+    """Removing the plugin would break installed plugins that depend on it."""
+
+    code = "plugin-required"

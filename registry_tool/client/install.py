@@ -19,11 +19,13 @@ for good.  No operation follows a symbolic link below the plugin directory (``pl
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from registry_tool.client.errors import (
     LockfileError,
     NotInstalledError,
     PermissionEscalationError,
+    PluginRequiredError,
     UnsafeNameError,
 )
 from registry_tool.client.plugin_fs import PluginDir
@@ -118,6 +121,47 @@ def approve_permissions(
         )
         raise error(what, fix=f"review them, then pass --allow {listed} (or answer the prompt on a terminal)")
     return tuple(sorted(needed))
+
+
+def approve_plan(
+    releases: Sequence[tuple[Release, LockedPlugin | None]],
+    *,
+    allow: Iterable[str] = (),
+    prompt: Approver | None = None,
+) -> None:
+    """Approve the permissions of every release a plan fetches, asking once for their union.
+
+    A release's permission is granted when passed in ``allow`` or already granted to its installed
+    version (the second element); what is left is asked for once through ``prompt`` (given the
+    first release that needs something, and the union).  Refused: nothing is installed, and the
+    error names which release needs what, so a dependency cannot smuggle in a permission.
+    """
+    granted = set(allow)
+    missing: list[tuple[Release, frozenset[str], bool]] = []
+    for release, current in releases:
+        already = set(current.permissions) if current is not None else set()
+        need = frozenset(release.permissions) - granted - already
+        if need:
+            missing.append((release, need, current is not None))
+    if not missing:
+        return
+    union = frozenset().union(*(need for _, need, _ in missing))
+    if prompt is not None and prompt(missing[0][0], union):
+        return
+    listed = ",".join(sorted(union))
+    escalation = any(upgrade for _, _, upgrade in missing)
+    if len(missing) == 1:
+        release, need, _ = missing[0]
+        what = (
+            f"{release.name} {release.version} asks for more permissions than were granted: {listed}"
+            if escalation
+            else f"{release.name} {release.version} needs permission(s) {listed}, which were not approved"
+        )
+    else:
+        detail = "; ".join(f"{r.name} {r.version} needs {','.join(sorted(n))}" for r, n, _ in missing)
+        what = f"the install plan needs permission(s) {listed}, which were not approved ({detail})"
+    error = PermissionEscalationError if escalation else ApprovalRequiredError
+    raise error(what, fix=f"review them, then pass --allow {listed} (or answer the prompt on a terminal)")
 
 
 # --------------------------------------------------------------------------- lockfile (version 2)
@@ -498,6 +542,15 @@ class VerifiedRelease:
     abi: str = ""  # from the signed manifest (release_check); the index entry's when not given
 
 
+@dataclass(frozen=True)
+class Staged:
+    """One verified release of a plan, with what the lockfile records about the request."""
+
+    verified: VerifiedRelease
+    requested: str
+    permissions: tuple[str, ...]
+
+
 def commit_install(
     dir_: Path,
     verified: VerifiedRelease,
@@ -506,22 +559,19 @@ def commit_install(
     permissions: tuple[str, ...],
     session: DirSession | None = None,
 ) -> LockedPlugin:
-    """Write a verified release into ``dir_`` and record it in the lockfile (caller holds the lock).
+    """Write one verified release into ``dir_`` and record it in the lockfile (``commit_plan``)."""
+    entries = commit_plan(dir_, [Staged(verified, requested, permissions)], session=session)
+    return entries[verified.release.name]
 
-    Order: names checked, the release folder checked for links, a cleanup journal naming the
-    old and the new files, the new files (temp, fsync, rename), the lockfile (the commit point),
-    the old version's files as the lockfile listed them, the journal.  A kill anywhere leaves
-    either version complete and the journal tells the next writer what to delete.
-    """
-    if session is None:
-        with plugin_dir_lock(dir_) as own:
-            return commit_install(dir_, verified, requested=requested, permissions=permissions, session=own)
+
+def _entry_for(staged: Staged) -> LockedPlugin:
+    """The lockfile entry of a staged release, every name checked before anything is written."""
+    verified = staged.verified
     release = verified.release
     check_name(release.name)
     if not is_safe_version(release.version):
         raise UnsafeNameError(f"version {release.version!r} is not strict semver", fix="report this registry")
     base = f"{release.name}/{release.version}"
-    # Every name is checked before anything is written: a refusal leaves the directory untouched.
     wasm_name = verified.wasm_filename
     # Compared case-insensitively: on macOS/Windows "Plugin.toml" is the manifest's file.
     if not _is_file_name(wasm_name) or _RESERVED_RE.fullmatch(wasm_name):
@@ -529,18 +579,11 @@ def commit_install(
     for sig_name in verified.signatures:
         if not _SIG_RE.fullmatch(sig_name):
             raise UnsafeNameError(f"unexpected signature file name {sig_name!r}", fix="report this bug")
-    pdir, lock = session.fs, session.lock
-    previous = lock.plugins.get(release.name)
-    # Links are refused before the first write: <name>, <name>/<version>, the old version's folder.
-    pdir.check_dir(release.name)
-    pdir.check_dir(base)
-    if previous is not None:
-        pdir.check_dir(previous.release_dir)
-    entry = LockedPlugin(
+    return LockedPlugin(
         name=release.name,
         version=release.version,
         registry=verified.registry_url,
-        requested=requested,
+        requested=staged.requested,
         abi=verified.abi or release.abi,
         manifest=f"{base}/plugin.toml",
         manifest_sha256=hashlib.sha256(verified.manifest_bytes).hexdigest(),
@@ -550,45 +593,153 @@ def commit_install(
         wasm_size=len(verified.wasm_bytes),
         signatures=tuple(sorted(f"{base}/{s}" for s in verified.signatures)),
         signers=tuple(sorted(verified.signers)),
-        permissions=permissions,
+        permissions=staged.permissions,
         published_at=release.published_at,
         dependencies=dict(verified.dependencies),
-        required_by=previous.required_by if previous is not None else (),
     )
-    old_files = previous.files if previous is not None else ()
-    _write_journal(pdir, (*old_files, *entry.files))
-    for sig_name, sig in sorted(verified.signatures.items()):
-        pdir.write_atomic(f"{base}/{sig_name}", sig)
-    pdir.write_atomic(entry.manifest, verified.manifest_bytes)
-    pdir.write_atomic(entry.wasm, verified.wasm_bytes)
-    lock.plugins[release.name] = entry
-    pdir.write_atomic(LOCKFILE, lock.to_bytes())  # the commit point
-    # Only what the previous entry listed, and only files the new lockfile no longer names.
-    _remove_files(pdir, old_files, _referenced(lock))
-    pdir.unlink(JOURNAL)
-    return entry
 
 
-def remove_plugin(dir_: Path, name: str) -> LockedPlugin:
-    """Delete the files ``name``'s entry lists, then drop the entry from the lockfile.
+def with_required_by(plugins: dict[str, LockedPlugin]) -> dict[str, LockedPlugin]:
+    """Every entry's ``required_by`` derived from the recorded dependency edges (one rule, so the
+    lockfile never disagrees with itself after an install or a removal)."""
+    parents: dict[str, set[str]] = {name: set() for name in plugins}
+    for entry in plugins.values():
+        for dep in entry.dependencies:
+            if dep in parents:
+                parents[dep].add(entry.name)
+    return {
+        name: entry
+        if entry.required_by == tuple(sorted(parents[name]))
+        else dataclasses.replace(entry, required_by=tuple(sorted(parents[name])))
+        for name, entry in plugins.items()
+    }
 
-    The entry goes only after its files are gone: a refusal (a link planted in the release
-    folder) leaves the lockfile naming what is still installed.
+
+def commit_plan(
+    dir_: Path,
+    staged: Sequence[Staged],
+    *,
+    session: DirSession | None = None,
+    requested: Mapping[str, str] | None = None,
+) -> dict[str, LockedPlugin]:
+    """Write every verified release of a plan into ``dir_`` and record them with ONE lockfile write.
+
+    ``requested`` updates the recorded requirement of entries already installed as planned.
+    Order: every name checked and every release folder checked for links, a cleanup journal
+    naming the old and the new files, all new files (temp, fsync, rename), the lockfile (the
+    commit point for the whole set), the old versions' files, the journal.  A failure before the
+    lockfile write removes the new files and leaves the lockfile as it was: all or nothing.
     """
-    check_name(name)
-    with plugin_dir_lock(dir_) as session:
-        pdir, lock = session.fs, session.lock
-        entry = lock.plugins.get(name)
-        if entry is None:
-            raise NotInstalledError(
-                f"{name} is not installed in {dir_}", fix="see `registry-tool client list`"
-            )
+    if session is None:
+        with plugin_dir_lock(dir_) as own:
+            return commit_plan(dir_, staged, session=own, requested=requested)
+    pdir, lock = session.fs, session.lock
+    entries = [_entry_for(s) for s in staged]  # a refusal here leaves the directory untouched
+    old_files: list[str] = []
+    for entry in entries:
         pdir.check_dir(entry.name)
         pdir.check_dir(entry.release_dir)
-        del lock.plugins[name]
-        _remove_files(pdir, entry.files, _referenced(lock))
+        previous = lock.plugins.get(entry.name)
+        if previous is not None:
+            pdir.check_dir(previous.release_dir)
+            old_files += previous.files
+    new_files = [path for entry in entries for path in entry.files]
+    plugins = dict(lock.plugins)
+    for name, spec in (requested or {}).items():
+        if name in plugins:
+            plugins[name] = dataclasses.replace(plugins[name], requested=spec)
+    plugins.update({entry.name: entry for entry in entries})
+    plugins = with_required_by(plugins)
+    _write_journal(pdir, (*old_files, *new_files))
+    try:
+        for entry, s in zip(entries, staged, strict=True):
+            for sig_name, sig in sorted(s.verified.signatures.items()):
+                pdir.write_atomic(f"{entry.release_dir}/{sig_name}", sig)
+            pdir.write_atomic(entry.manifest, s.verified.manifest_bytes)
+            pdir.write_atomic(entry.wasm, s.verified.wasm_bytes)
+        pdir.write_atomic(LOCKFILE, Lockfile(plugins).to_bytes())  # the commit point
+    except BaseException:
+        # Nothing committed: the new files the old lockfile does not name go now (the journal
+        # would have them removed by the next writer anyway).
+        with contextlib.suppress(Exception):
+            _remove_files(pdir, new_files, _referenced(lock))
+            pdir.unlink(JOURNAL)
+        raise
+    lock.plugins = plugins
+    # Only what the previous entries listed, and only files the new lockfile no longer names.
+    _remove_files(pdir, old_files, _referenced(lock))
+    pdir.unlink(JOURNAL)
+    return {entry.name: plugins[entry.name] for entry in entries}
+
+
+def dependents(lock: Lockfile, name: str) -> list[str]:
+    """Installed plugins whose recorded dependencies name ``name``."""
+    return sorted(e.name for e in lock.plugins.values() if name in e.dependencies and e.name != name)
+
+
+def orphans(lock: Lockfile) -> list[str]:
+    """Plugins installed only as a dependency (``requested`` is "") that nothing installed needs
+    any more, including those that only other orphans needed."""
+    plugins = dict(lock.plugins)
+    found: list[str] = []
+    while True:
+        needed = {dep for e in plugins.values() for dep in e.dependencies}
+        loose = sorted(n for n, e in plugins.items() if e.requested == "" and n not in needed)
+        if not loose:
+            return found
+        found += loose
+        for n in loose:
+            del plugins[n]
+
+
+def remove_plugins(
+    dir_: Path, names: Sequence[str], *, force: bool = False, orphaned: bool = False
+) -> list[LockedPlugin]:
+    """Delete the files the entries of ``names`` (and, with ``orphaned``, of every orphan) list,
+    then write the lockfile once without them.
+
+    Refuses (``PluginRequiredError``) when a plugin that stays depends on one being removed,
+    unless ``force``.  The entries go only after their files are gone: a refusal (a link planted
+    in the release folder) leaves the lockfile naming what is still installed.
+    """
+    for name in names:
+        check_name(name)
+    with plugin_dir_lock(dir_) as session:
+        pdir, lock = session.fs, session.lock
+        for name in names:
+            if name not in lock.plugins:
+                raise NotInstalledError(
+                    f"{name} is not installed in {dir_}", fix="see `registry-tool client list`"
+                )
+        targets = list(dict.fromkeys(names))
+        if orphaned:
+            rest = Lockfile({n: e for n, e in lock.plugins.items() if n not in targets})
+            targets += [n for n in orphans(rest) if n not in targets]
+        if not force:
+            for name in targets:
+                users = [u for u in dependents(lock, name) if u not in targets]
+                if users:
+                    raise PluginRequiredError(
+                        f"{name} is required by installed plugin(s) {', '.join(users)}",
+                        where=str(dir_ / LOCKFILE),
+                        fix=f"remove {', '.join(users)} too, or pass --force to remove {name} anyway "
+                        "(they will fail to load)",
+                    )
+        entries = [lock.plugins[n] for n in targets]
+        for entry in entries:
+            pdir.check_dir(entry.name)
+            pdir.check_dir(entry.release_dir)
+        for entry in entries:
+            del lock.plugins[entry.name]
+            _remove_files(pdir, entry.files, _referenced(lock))
+        lock.plugins = with_required_by(lock.plugins)
         pdir.write_atomic(LOCKFILE, lock.to_bytes())
-    return entry
+    return entries
+
+
+def remove_plugin(dir_: Path, name: str, *, force: bool = False) -> LockedPlugin:
+    """Remove one plugin (``remove_plugins``)."""
+    return remove_plugins(dir_, [name], force=force)[0]
 
 
 # --------------------------------------------------------------------------- offline verification

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError, UngrantedImportError
+from registry_tool.client.trust_state import required_dependencies
 from registry_tool.format import Release
 from registry_tool.manifest.binary import module_interface
 from registry_tool.manifest.config import Limits, Permission, import_allowed
@@ -57,9 +58,10 @@ def signed_manifest(release: Release, data: bytes) -> Manifest:
 
 def _dependencies(manifest: Manifest) -> dict[str, str]:
     raw: Any = manifest.source.data.get("dependencies", {}) if manifest.source is not None else {}
-    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        return {}
-    return {str(k): str(v) for k, v in raw.items()}
+    try:
+        return required_dependencies(raw)
+    except (TypeError, KeyError):
+        return {}  # verify_manifest already compared the signed manifest with the index entry
 
 
 def _limit_mismatches(release: Release, declared: Limits, defaults: Limits | None) -> list[str]:

@@ -186,6 +186,26 @@ def verify_registry(
 # --------------------------------------------------------------------------- releases
 
 
+def required_dependencies(raw: Any) -> dict[str, str]:
+    """A manifest's ``[dependencies]`` as the index publishes them: required ones only, name -> range.
+
+    An entry is ``name = "range"`` or ``name = { version = "range", optional = true, ... }``;
+    optional dependencies are not published and never resolved by the client.
+    """
+    if not isinstance(raw, dict):
+        raise TypeError("[dependencies] must be a table")
+    out: dict[str, str] = {}
+    for name, spec in raw.items():
+        if isinstance(spec, dict):
+            if spec.get("optional") is True:
+                continue
+            spec = spec["version"]
+        if not isinstance(spec, str):
+            raise TypeError(f"dependencies.{name} must be a range")
+        out[str(name)] = spec
+    return out
+
+
 @dataclass(frozen=True)
 class ManifestFacts:
     """What the client reads from a plugin.toml (only after its digest or signature was checked)."""
@@ -226,7 +246,7 @@ class ManifestFacts:
                 abi=None if plugin.get("abi") is None else str(plugin["abi"]),
                 host=None if host is None else str(host),
                 exports=None if exports is None else tuple(str(e) for e in exports),
-                dependencies=tuple(sorted((str(k), str(v)) for k, v in deps.items())),
+                dependencies=tuple(sorted(required_dependencies(deps).items())),
             )
         except (
             UnicodeDecodeError,

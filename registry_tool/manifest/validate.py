@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
+from registry_tool.format.ranges import RangeSyntaxError
+from registry_tool.format.ranges import parse_range as parse_client_range
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     RegistryConfig,
@@ -28,7 +30,7 @@ from registry_tool.manifest.errors import RegistryConfigError, WasmInspectionErr
 from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
 from registry_tool.manifest.source import did_you_mean
 from registry_tool.manifest.units import format_size
-from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, parse_range, ranges_overlap
+from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.trust.root import PLUGIN_NAME_RE
@@ -193,9 +195,9 @@ def _check_dependencies(ctx: _Ctx) -> None:
                 f"remove dependencies.{dep.name}: a plugin cannot require itself",
             )
         try:
-            parse_range(dep.range)
-        except RangeError as err:
-            ctx.add("dependency", f"dependencies.{dep.name}: {err}", field_, RANGE_FIX)
+            parse_client_range(dep.range)  # the grammar the client resolves with
+        except RangeSyntaxError as err:
+            ctx.add("dependency", f"dependencies.{dep.name}: {err.what}", field_, RANGE_FIX)
         for perm in dep.permissions:
             if perm not in cfg.permissions:
                 ctx.add(

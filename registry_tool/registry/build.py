@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from semantic_version import Version
+
 from registry_tool import __version__
 from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
 from registry_tool.format import (
@@ -49,6 +51,7 @@ from registry_tool.format import (
     release_path,
     root_file_version,
 )
+from registry_tool.format.ranges import RangeSyntaxError, parse_range
 from registry_tool.registry import site as site_io
 from registry_tool.registry.cache import BuildCache, content_key, stat_print
 from registry_tool.registry.catalog import write_catalog
@@ -410,6 +413,8 @@ def prepare_release(
         host=manifest.host_range,
         exports=tuple(manifest.exports),
         permissions=tuple(sorted(manifest.permissions)),
+        # Only required dependencies are published: the client never resolves optional ones.
+        dependencies={d.name: d.range for d in manifest.dependencies if not d.optional},
         limits=Limits(
             fuel=int(limits.fuel or 0),
             memory=int(limits.memory or 0),
@@ -672,6 +677,50 @@ def _stage_release(staged: Path, rel: _Release, prep: _Prepared, old_site: Path)
 # --------------------------------------------------------------------------- the build
 
 
+def _matches(spec: str, version: str) -> bool:
+    try:
+        return parse_range(spec).matches(version)
+    except RangeSyntaxError:
+        return False  # the manifest check names the bad range; here it simply matches nothing
+
+
+def _dependency_results(prepared: dict[tuple[str, str], _Prepared]) -> list[CheckResult]:
+    """Every published required dependency must name a plugin of this build and match one of its
+    non-yanked releases: otherwise no client could ever install the dependent."""
+    usable: dict[str, list[str]] = {}
+    for (name, version), prep in prepared.items():
+        usable.setdefault(name, [])
+        if not prep.entry.get("yanked"):
+            usable[name].append(version)
+    results = []
+    for (name, version), prep in sorted(prepared.items()):
+        findings = []
+        for dep, spec in sorted(dict(prep.entry.get("dependencies") or {}).items()):
+            where = f"plugins/{name}/{version}/{MANIFEST}"
+            if dep not in usable:
+                findings.append(
+                    Finding(
+                        "dependency-unknown",
+                        f"{name} {version} depends on {dep}, which is not a plugin of this index",
+                        file=where,
+                        fix=f"publish {dep} first, or remove dependencies.{dep}",
+                    )
+                )
+            elif not any(_matches(spec, v) for v in usable[dep]):
+                findings.append(
+                    Finding(
+                        "dependency-unsatisfiable",
+                        f"{name} {version} needs {dep} {spec}, which matches no non-yanked release "
+                        f"(available: {', '.join(sorted(usable[dep], key=Version)) or 'none'})",
+                        file=where,
+                        fix=f"widen the range of dependencies.{dep}, or publish a matching {dep} release",
+                    )
+                )
+        if findings:
+            results.append(CheckResult(subject=f"{name} {version}", findings=findings))
+    return results
+
+
 def build_site(opts: BuildOptions) -> BuildResult:
     """Build and atomically publish SITE from the index (see module docstring)."""
     if not opts.index.is_dir():
@@ -751,6 +800,7 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             problems = immutability_findings(previous, prepared, config.allow_backports)
             if problems:
                 report.results.append(CheckResult(subject="previous registry", findings=problems))
+        report.results.extend(_dependency_results(prepared))
         if report.results:
             raise BuildRefusedError(report)
         version = next_version(previous, opts.now, opts.registry_version)
