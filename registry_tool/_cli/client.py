@@ -155,7 +155,9 @@ def _prompt(release: Any, missing: frozenset[str]) -> bool:
     if not _interactive():
         return False
     typer.echo(
-        f"{release.name} {release.version} asks for permission(s): {', '.join(sorted(missing))}", err=True
+        f"installing {release.name} {release.version} (and what it needs) asks for permission(s): "
+        f"{', '.join(sorted(missing))}",
+        err=True,
     )
     return typer.confirm("Grant them and install?", default=False, err=True)
 
@@ -173,11 +175,13 @@ def _out(
     items: list[dict[str, Any]],
     lines: list[str],
     notices: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Print the result; ``notices`` (a downgrade, a version gone from the index) go to stderr
     in text mode and under "notices" in JSON, so a script sees them too."""
     if fmt is Format.json:
         doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": True, key: items}
+        doc.update(extra or {})
         if notices:
             doc["notices"] = notices
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
@@ -378,10 +382,22 @@ def install_cmd(
         if not specs:
             raise UsageError("nothing to install", fix="name a plugin, e.g. `client install NAME@^1.0`")
         reg = _open(registry, state_dir, mirror, deadline, total_deadline, registry_config)
-        entries = [
-            reg.install(spec, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version)
-            for spec in specs
-        ]
+        result = reg.install_plan(
+            specs, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version
+        )
+        entries = [result.entries[n] for n in result.plan.order()]
+        _out(
+            fmt,
+            "client install",
+            "installed",
+            [e.to_json() for e in entries],
+            ["plan:", *(f"  {line}" for line in result.plan_lines())]
+            + [_entry_line("installed", e) for e in entries]
+            + [f"into {target}"],
+            reg.notices,
+            extra={"plan": result.plan_json()},
+        )
+        return
     _out(
         fmt,
         "client install",
@@ -445,21 +461,34 @@ def list_cmd(plugin_dir: DirOption = None, fmt: ClientFormat = Format.text) -> N
 @handle_errors
 @json_errors
 def remove_cmd(
-    names: Annotated[list[str], typer.Argument(help="Plugins to remove.")],
+    names: Annotated[list[str] | None, typer.Argument(help="Plugins to remove.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove even when installed plugins depend on it.")
+    ] = False,
+    orphans: Annotated[
+        bool,
+        typer.Option(
+            "--orphans", help="Also remove plugins installed only as dependencies that nothing needs."
+        ),
+    ] = False,
     plugin_dir: DirOption = None,
     fmt: ClientFormat = Format.text,
 ) -> None:
-    """Remove installed plugins: the files their lockfile entry lists, then the entry."""
-    from registry_tool.client import remove
+    """Remove installed plugins: the files their lockfile entries list, then the entries (one lockfile write).
 
+    Refused while other installed plugins depend on one of them, unless --force."""
+    from registry_tool.client import remove_many
+
+    if not names and not orphans:
+        raise UsageError("nothing to remove", fix="name a plugin, or pass --orphans")
     target = _dir(plugin_dir)
-    removed = [remove(target, name) for name in names]
+    removed = remove_many(target, names or (), force=force, orphans=orphans)
     _out(
         fmt,
         "client remove",
         "removed",
         [e.to_json() for e in removed],
-        [f"removed {e.name} {e.version}" for e in removed],
+        [f"removed {e.name} {e.version}" for e in removed] or ["nothing to remove"],
     )
 
 

@@ -7,6 +7,7 @@ in ``registry_tool.format``; importing the client never imports the builder
 """
 
 from registry_tool.client.api import (
+    InstallResult,
     MetaCache,
     Registry,
     SearchHit,
@@ -15,6 +16,7 @@ from registry_tool.client.api import (
     list_installed,
     load_plugin_bytes,
     remove,
+    remove_many,
     trust,
     verify_installed,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "FetchPolicy",
     "Fetcher",
     "HttpFetcher",
+    "InstallResult",
     "LockedPlugin",
     "MetaCache",
     "Registry",
@@ -37,6 +40,7 @@ __all__ = [
     "list_installed",
     "load_plugin_bytes",
     "remove",
+    "remove_many",
     "trust",
     "verify_installed",
 ]

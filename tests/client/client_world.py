@@ -243,9 +243,12 @@ def module_bytes(variant: int, permissions: tuple[str, ...] = ()) -> bytes:
     return bytes(wasmtime.wat2wasm(wat))
 
 
-def manifest_text(name: str, version: str, permissions: tuple[str, ...], host: str, description: str) -> str:
+def manifest_text(
+    name: str, version: str, permissions: tuple[str, ...], host: str, description: str, dependencies: str = ""
+) -> str:
     perms = "".join(f"{p} = true\n" for p in permissions)
-    return (
+    deps = f"[dependencies]\n{dependencies}\n" if dependencies else ""
+    return deps + (
         f'[plugin]\nname = "{name}"\nversion = "{version}"\ndescription = "{description}"\n'
         f'authors = ["tests"]\nlicense = "Apache-2.0"\nabi = "core"\nkeywords = ["math"]\n\n'
         f'[compatibility]\nhost = "{host}"\n\n[artifact]\nfile = "{name}.wasm"\n\n'
@@ -296,10 +299,14 @@ class World:
         host: str = ">=0.2.0, <0.4.0",
         signer: SecretKey | None = None,
         description: str = "adds two numbers",
+        dependencies: str = "",
     ) -> Path:
+        """``dependencies``: the body of a ``[dependencies]`` table (TOML lines)."""
         folder = self.index / "plugins" / name / version
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "plugin.toml").write_text(manifest_text(name, version, permissions, host, description))
+        (folder / "plugin.toml").write_text(
+            manifest_text(name, version, permissions, host, description, dependencies)
+        )
         self.variant += 1
         (folder / f"{name}.wasm").write_bytes(module_bytes(self.variant, permissions))
         key = signer or (self.keys.bob if name == "beta" else self.keys.alice)

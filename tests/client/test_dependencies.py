@@ -1,0 +1,208 @@
+"""Installing a plugin with its dependency graph: plan, one approval, atomic commit, remove, update, --locked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_world import World
+
+from registry_tool.client import remove_many
+from registry_tool.client.errors import (
+    ApprovalRequiredError,
+    PluginRequiredError,
+)
+from registry_tool.client.install import LOCKFILE, read_lockfile
+from registry_tool.client.plugin_fs import PluginDir
+from registry_tool.errors import CheckFailed
+from registry_tool.registry.build import BuildRefusedError
+from registry_tool.resolve import DependencyConflictError, DependencyCycleError
+
+
+def lock_json(world: World) -> dict[str, Any]:
+    return json.loads((world.plugins / LOCKFILE).read_text())["plugins"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def deps(trusted: World) -> World:
+    """alphalib 1.0.0, 1.1.0, 2.0.0; alphaapp 1.0.0 needs alphalib ^1 (built and served)."""
+    for version in ("1.0.0", "1.1.0", "2.0.0"):
+        trusted.add_release("alphalib", version)
+    trusted.add_release("alphaapp", "1.0.0", dependencies='alphalib = "^1"')
+    trusted.build()
+    return trusted
+
+
+def test_install_brings_its_dependency_and_records_the_graph(deps: World) -> None:
+    result = deps.open().install_plan(["alphaapp"], deps.plugins)
+    assert result.plan.added == ["alphaapp", "alphalib"]
+    assert result.plan.order() == ["alphalib", "alphaapp"]
+    lock = lock_json(deps)
+    assert lock["alphalib"]["version"] == "1.1.0"  # newest in ^1, not 2.0.0
+    assert lock["alphalib"]["requested"] == ""  # installed only as a dependency
+    assert lock["alphalib"]["required_by"] == ["alphaapp"]
+    assert lock["alphaapp"]["requested"] == "*"
+    assert lock["alphaapp"]["dependencies"] == {"alphalib": "^1"}
+
+
+def test_installed_dependency_is_kept_not_upgraded(deps: World) -> None:
+    deps.open().install("alphalib@1.0.0", deps.plugins)
+    result = deps.open().install_plan(["alphaapp"], deps.plugins)
+    assert (result.plan.added, result.plan.kept) == (["alphaapp"], ["alphalib"])
+    assert lock_json(deps)["alphalib"]["version"] == "1.0.0"
+    assert lock_json(deps)["alphalib"]["requested"] == "1.0.0"  # still asked for by the user
+
+
+def test_yanked_dependency_is_never_chosen_by_a_range(deps: World) -> None:
+    deps.yank("alphalib", "1.1.0", "broken")
+    deps.build()
+    deps.open().install("alphaapp", deps.plugins)
+    assert lock_json(deps)["alphalib"]["version"] == "1.0.0"
+
+
+def test_dependency_permission_escalation_needs_approval(deps: World) -> None:
+    """Installing alphaapp must not smuggle in alphalib's `keys`: the union is asked for once."""
+    deps.add_release("alphalib", "1.2.0", permissions=("keys",))
+    deps.build()
+    before = deps.snapshot()
+    with pytest.raises(ApprovalRequiredError, match="alphalib 1.2.0"):
+        deps.open().install("alphaapp", deps.plugins)
+    assert deps.snapshot() == before
+    asked: list[frozenset[str]] = []
+
+    def prompt(release: Any, missing: frozenset[str]) -> bool:
+        asked.append(missing)
+        return True
+
+    deps.open().install("alphaapp", deps.plugins, prompt=prompt)
+    assert asked == [frozenset({"keys"})]
+    assert lock_json(deps)["alphalib"]["permissions"] == ["keys"]
+
+
+def test_partial_failure_of_a_download_installs_nothing(deps: World) -> None:
+    deps.open().install("alpha@1.0.0", deps.plugins)
+    before = deps.snapshot()
+    wasm = deps.site / "plugins/alphalib/1.1.0/alphalib.wasm"
+    data = bytearray(wasm.read_bytes())
+    data[-1] ^= 1  # same size, another module: nothing of the plan may be written
+    wasm.write_bytes(bytes(data))
+    with pytest.raises(CheckFailed, match="alphalib"):
+        deps.open().install("alphaapp", deps.plugins)
+    assert deps.snapshot() == before
+
+
+def test_partial_failure_of_a_write_rolls_back(deps: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write failing after the first release's files are in place: no new file stays, the
+    lockfile is untouched (it is written once, last)."""
+    deps.open().install("alpha@1.0.0", deps.plugins)
+    before = deps.snapshot()
+    real = PluginDir.write_atomic
+
+    def failing(self: PluginDir, rel: str, data: bytes, **kwargs: Any) -> None:
+        if rel.startswith("alphaapp/"):
+            raise OSError("disk full")
+        real(self, rel, data, **kwargs)
+
+    monkeypatch.setattr(PluginDir, "write_atomic", failing)
+    with pytest.raises(OSError, match="disk full"):
+        deps.open().install("alphaapp", deps.plugins)
+    monkeypatch.undo()
+    assert deps.snapshot() == before
+    assert not (deps.plugins / "alphalib").exists()
+
+
+def test_conflict_names_both_requirements(deps: World) -> None:
+    deps.add_release("alphatool", "1.0.0", dependencies='alphalib = "^2"')
+    deps.build()
+    deps.open().install("alphaapp", deps.plugins)
+    before = deps.snapshot()
+    with pytest.raises(DependencyConflictError) as err:
+        deps.open().install("alphatool", deps.plugins)
+    assert "alphaapp 1.0.0 needs alphalib ^1" in err.value.what
+    assert "alphatool 1.0.0 needs alphalib ^2" in err.value.what
+    assert err.value.exit_code == 2
+    assert deps.snapshot() == before
+
+
+def test_cycle_is_refused(trusted: World) -> None:
+    trusted.add_release("alphaa", "1.0.0", dependencies='alphab = "^1"')
+    trusted.add_release("alphab", "1.0.0", dependencies='alphaa = "^1"')
+    trusted.build()
+    with pytest.raises(DependencyCycleError, match="alphaa 1.0.0 -> alphab 1.0.0 -> alphaa"):
+        trusted.open().install("alphaa", trusted.plugins)
+    assert not trusted.plugins.joinpath(LOCKFILE).exists()
+
+
+def test_table_form_and_optional_dependencies(trusted: World) -> None:
+    """The index publishes required dependencies only; the client's index-vs-manifest check agrees."""
+    trusted.add_release("alphalib", "1.0.0")
+    trusted.add_release(
+        "alphaapp",
+        "1.0.0",
+        dependencies='alphalib = { version = "^1" }\nalphaextra = { version = "^1", optional = true }',
+    )
+    trusted.build()
+    trusted.open().install("alphaapp", trusted.plugins)
+    lock = lock_json(trusted)
+    assert lock["alphaapp"]["dependencies"] == {"alphalib": "^1"}
+    assert sorted(lock) == ["alphaapp", "alphalib"]
+
+
+def test_remove_refuses_a_required_plugin_unless_forced(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    with pytest.raises(PluginRequiredError, match="required by installed plugin.*alphaapp"):
+        remove_many(deps.plugins, ["alphalib"])
+    assert "alphalib" in read_lockfile(deps.plugins).plugins
+    remove_many(deps.plugins, ["alphalib"], force=True)
+    assert sorted(read_lockfile(deps.plugins).plugins) == ["alphaapp"]
+
+
+def test_remove_orphans(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    deps.open().install("alpha@1.0.0", deps.plugins)
+    assert remove_many(deps.plugins, orphans=True) == []  # alphalib is still needed
+    removed = remove_many(deps.plugins, ["alphaapp"], orphans=True)
+    assert sorted(e.name for e in removed) == ["alphaapp", "alphalib"]
+    assert sorted(read_lockfile(deps.plugins).plugins) == ["alpha"]
+    assert not (deps.plugins / "alphalib").exists()
+
+
+def test_update_resolves_the_whole_graph(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    deps.add_release("alphalib", "1.2.0")
+    deps.build()
+    changes = deps.open().update(deps.plugins)
+    assert [(old.name, old.version, new.version) for old, new in changes] == [("alphalib", "1.1.0", "1.2.0")]
+    assert lock_json(deps)["alphalib"]["required_by"] == ["alphaapp"]
+
+
+def test_install_locked_reproduces_the_graph_exactly(deps: World, tmp_path: Path) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    deps.add_release("alphalib", "1.2.0")
+    deps.build()
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(deps.plugins / LOCKFILE, other / LOCKFILE)
+    deps.open().install_locked(other)
+    assert (other / LOCKFILE).read_bytes() == (deps.plugins / LOCKFILE).read_bytes()
+    assert read_lockfile(other).plugins["alphalib"].version == "1.1.0"
+
+
+def test_build_refuses_an_unknown_dependency(trusted: World) -> None:
+    trusted.add_release("alphaapp", "1.0.0", dependencies='alphanone = "^1"')
+    with pytest.raises(BuildRefusedError) as err:
+        trusted.build()
+    assert "dependency-unknown" in {f.rule for r in err.value.report.results for f in r.findings}
+
+
+def test_build_refuses_a_dependency_only_yanked_releases_satisfy(trusted: World) -> None:
+    trusted.add_release("alphalib", "1.0.0")
+    trusted.add_release("alphalib", "2.0.0")
+    trusted.yank("alphalib", "1.0.0", "broken")
+    trusted.add_release("alphaapp", "1.0.0", dependencies='alphalib = "^1"')
+    with pytest.raises(BuildRefusedError) as err:
+        trusted.build()
+    assert "dependency-unsatisfiable" in {f.rule for r in err.value.report.results for f in r.findings}
