@@ -58,6 +58,18 @@ def run_installed(plugins: Path, name: str) -> None:
         sys.exit(f"demo: {name} did not pass its tests in the sandbox")
 
 
+def check_dependency_recorded(plugins: Path) -> None:
+    """The lockfile records the graph: email_domain's dependency and who requires validate_email."""
+    from registry_tool.client import list_installed
+
+    entries = {e.name: e for e in list_installed(plugins)}
+    deps = entries["email_domain"].dependencies
+    required_by = entries["validate_email"].required_by
+    print(f"\nemail_domain depends on {deps}; validate_email is required by {list(required_by)}")
+    if "validate_email" not in deps or "email_domain" not in required_by:
+        sys.exit("demo: the lockfile does not record email_domain's dependency")
+
+
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     site, state, plugins = WORK / "site", WORK / "state", WORK / "plugins"
@@ -93,6 +105,15 @@ def main() -> None:
             plugins,
         )
         step(
+            "Install a plugin with a dependency (email_domain needs validate_email ^1.0: the plan keeps it)",
+            "client",
+            "install",
+            "email_domain",
+            *client,
+            "--dir",
+            plugins,
+        )
+        step(
             "Install a permission-gated plugin with explicit approval",
             "client",
             "install",
@@ -115,6 +136,7 @@ def main() -> None:
         )
         print("\n\033[1m==> Run the installed plugin once in the sandbox\033[0m")
         run_installed(plugins, "validate_email")
+        check_dependency_recorded(plugins)
     finally:
         server.shutdown()
     print("\ndemo: all steps passed")
