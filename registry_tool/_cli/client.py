@@ -155,8 +155,8 @@ def _prompt(release: Any, missing: frozenset[str]) -> bool:
     if not _interactive():
         return False
     typer.echo(
-        f"installing {release.name} {release.version} (and what it needs) asks for permission(s): "
-        f"{', '.join(sorted(missing))}",
+        f"{release.name} {release.version} asks for permission(s): {', '.join(sorted(missing))} "
+        "(the union for every plugin this install fetches)",
         err=True,
     )
     return typer.confirm("Grant them and install?", default=False, err=True)
