@@ -117,3 +117,21 @@ def test_release_under_check_replaces_the_index_copy(tmp_path: Path) -> None:
         release(tmp_path, "app", "1.0.0", {"lib": "^1"}), IndexTree(tmp_path), relfile="p"
     )
     assert verdict.findings == [] and verdict.graph == ("lib 1.0.0",)
+
+
+def test_validate_parses_dependency_ranges_with_the_client_grammar(tmp_path: Path) -> None:
+    """A range the client cannot parse ("v1": the manifest's looser grammar accepts it) is refused
+    by validate, not discovered at install time."""
+    import shutil
+
+    from registry_tool.manifest import validate_paths
+
+    root = Path(__file__).resolve().parents[2] / "index"
+    release_dir = tmp_path / "plugins" / "email_domain" / "1.0.0"
+    shutil.copytree(root / "plugins" / "email_domain" / "1.0.0", release_dir)
+    shutil.copy(root / "registry.toml", tmp_path / "registry.toml")
+    manifest = release_dir / "plugin.toml"
+    manifest.write_text(manifest.read_text().replace('validate_email = "^1.0"', 'validate_email = "v1"'))
+    report = validate_paths([release_dir], config_path=tmp_path / "registry.toml")
+    found = [f for r in report.results for f in r.findings if f.rule == "dependency"]
+    assert found and "v1" in found[0].message
