@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
+from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     RegistryConfig,
@@ -31,7 +32,6 @@ from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, parse_range, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
-from registry_tool.trust.root import PLUGIN_NAME_RE
 
 # Every rule id validate can report (docs/manifest.md explains each; tests prove each fires).
 RULES = (
