@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
+from registry_tool.manifest.abi import ABI_ONLY_TEST_KEYS, ABI_SPECS, PROXY_WASM_VERSIONS, link_import
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     RegistryConfig,
@@ -393,12 +394,22 @@ def _check_module(ctx: _Ctx) -> None:
 
 def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
     m, cfg = ctx.manifest, ctx.config
+    seen: set[tuple[str, str]] = set()
     for imp in info.imports:
-        if cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name):
+        if (imp.module, imp.name) in seen:
+            continue  # a module may import one name twice (two types): one finding is enough
+        seen.add((imp.module, imp.name))
+        allowed = cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name)
+        decision = link_import(m.abi, imp.module, imp.name, imp.kind, allowed)
+        if decision.linked:
             continue
         perm = cfg.granting_permission(imp.module, imp.name)
         has_table = m.line_of("permissions") is not None
-        if perm:
+        if allowed:  # allowed by name, but nothing can provide it (the sandbox would refuse it too)
+            message = f"import {imp} cannot be linked: {decision.reason}"
+            fix = "remove the import, or import only what the ABI documents (docs/sandbox.md)"
+            field_ = "artifact.file"
+        elif perm:
             message = f"import {imp} is not allowed: it needs the '{perm}' permission, which is not granted"
             fix = f"declare the permission: set `{perm} = true` under [permissions]"
             field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
@@ -407,7 +418,8 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
             fix = "remove the import (link the code into the module) or ask the registry for a permission"
             field_ = "plugin.abi"
         # Point at [permissions] when the manifest has one, else at the artifact that imports it.
-        ctx.add("import-not-allowed", message, field_ if has_table or not perm else "artifact.file", fix)
+        where = field_ if allowed or has_table or not perm else "artifact.file"
+        ctx.add("import-not-allowed", message, where, fix)
 
 
 def _declared_funcs(
@@ -487,15 +499,38 @@ def _exports_wasi_command(ctx: _Ctx, info: ModuleInfo) -> None:
 
 
 def _exports_extism(ctx: _Ctx, info: ModuleInfo) -> None:
+    spec = ABI_SPECS["extism"]
+    assert spec.export_signatures is not None
     for i, name, params, results in _declared_funcs(ctx, info):
-        if params or results != ("i32",):
+        if (params, results) not in spec.export_signatures:
             ctx.add(
                 "export-signature",
                 f"export {name!r} has signature [{', '.join(params)}] -> [{', '.join(results)}]; "
-                "Extism plugin functions must be [] -> [i32]",
+                "Extism plugin functions must be [] -> [i32] (or [] -> [])",
                 f"exports.functions[{i}]",
-                "read input with the extism:host/env input_* functions and return an i32 status",
+                spec.export_fix,
             )
+
+
+def _exports_proxy_wasm(ctx: _Ctx, info: ModuleInfo) -> None:
+    names = {e.name for e in info.exports if e.kind == "func"}
+    if not names & set(PROXY_WASM_VERSIONS):
+        ctx.add(
+            "missing-export",
+            f"{ctx.manifest.artifact.file} exports no Proxy-Wasm ABI version "
+            f"({' or '.join(PROXY_WASM_VERSIONS)}): it is not a Proxy-Wasm 0.2 filter",
+            "plugin.abi",
+            "build the filter with a Proxy-Wasm 0.2 SDK (e.g. proxy-wasm-go-sdk with Go >= 1.24)",
+        )
+    for needed in ("proxy_on_context_create", "proxy_on_memory_allocate"):
+        if needed not in names:
+            ctx.add(
+                "missing-export",
+                f"{ctx.manifest.artifact.file} does not export {needed!r}, which every Proxy-Wasm host calls",
+                "plugin.abi",
+                "build the filter with a Proxy-Wasm 0.2 SDK",
+            )
+    list(_declared_funcs(ctx, info))
 
 
 def _exports_component(ctx: _Ctx, info: ModuleInfo) -> None:
@@ -522,6 +557,7 @@ _EXPORT_RULES: dict[str, Callable[[_Ctx, ModuleInfo], None]] = {
     "core": _exports_core,
     "wasi-command": _exports_wasi_command,
     "extism": _exports_extism,
+    "proxy-wasm": _exports_proxy_wasm,
     "component": _exports_component,
 }
 
@@ -549,14 +585,6 @@ def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
 
 
 # --------------------------------------------------------------------------- [[tests]] rules
-
-_ABI_ONLY = {
-    "args": ("core",),
-    "argv": ("wasi-command", "component"),
-    "env": ("wasi-command", "component"),
-    "exit_code": ("wasi-command", "component"),
-    "config": ("extism",),
-}
 
 
 def _check_tests(ctx: _Ctx) -> None:
@@ -586,7 +614,7 @@ def _check_tests(ctx: _Ctx) -> None:
             ctx.add(
                 "test-spec", f"{prefix} sets both args and {inputs[0]}", f"{prefix}.args", "use one of them"
             )
-        for key, abis in _ABI_ONLY.items():
+        for key, abis in ABI_ONLY_TEST_KEYS.items():
             if key in raw and m.abi not in abis:
                 ctx.add(
                     "test-spec",
@@ -618,7 +646,17 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
 
 def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: bool) -> None:
     m, info = ctx.manifest, ctx.info
-    default_ok = m.abi in ("wasi-command", "component")
+    spec = ABI_SPECS.get(m.abi)
+    default_ok = spec is not None and spec.default_call is not None
+    if m.abi == "proxy-wasm":
+        if call is not None:
+            ctx.add(
+                "test-spec",
+                f"{prefix}.call is set, but a Proxy-Wasm test drives the filter's whole lifecycle",
+                f"{prefix}.call",
+                "remove call; describe the request with request_headers/input and the expected result",
+            )
+        return
     if call is None:
         if not default_ok:
             ctx.add(

@@ -17,11 +17,15 @@ from typing import Any
 
 import wasmtime
 
+from registry_tool.manifest.abi import (
+    ABI_SPECS,
+    EXTISM_ENV,
+    EXTISM_HOST_FUNCTIONS,
+    EXTISM_KERNEL_FUNCTIONS,
+    EXTISM_LOG_LEVELS,
+)
 from registry_tool.sandbox.engine import Limits
 from registry_tool.sandbox.outcome import Outcome
-
-WASI_MODULE = "wasi_snapshot_preview1"
-EXTISM_ENV = "extism:host/env"
 
 
 class Exports:
@@ -75,6 +79,13 @@ class Case:
     exit_code: int = 0
     expect_trap: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: The host key-value store before the test, and what it must hold after (None: absent).
+    keys: dict[str, str] = field(default_factory=dict)
+    expect_keys: dict[str, str | None] = field(default_factory=dict)
+    #: Calls made first on the same instance: {"call", "args", "input", "expect"} each.
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    #: ABI-specific description and expectations (proxy-wasm: request, response, expectations).
+    http: dict[str, Any] = field(default_factory=dict)
 
     @property
     def expected(self) -> str:
@@ -145,12 +156,9 @@ class ImportPolicy:
         )
 
 
-#: The ABI's own imports when no registry.toml says otherwise (mirrors registry_tool.manifest).
+#: The ABI's own imports when no registry.toml says otherwise (the ABI specs' patterns).
 DEFAULT_ABI_RULES: dict[str, list[ImportRule]] = {
-    "core": [],
-    "wasi-command": [ImportRule(WASI_MODULE)],
-    "extism": [ImportRule(EXTISM_ENV), ImportRule(WASI_MODULE)],
-    "component": [ImportRule("wasi:*")],
+    name: [ImportRule(m, n) for m, n in spec.imports] for name, spec in ABI_SPECS.items()
 }
 
 
@@ -163,25 +171,19 @@ class Produced:
     exit_code: int | None = None
     log: bytes = b""
     detail: str = ""
+    #: An ABI-specific expectation that failed (e.g. a header after a Proxy-Wasm filter): wrong_output.
+    mismatch: str | None = None
 
 
 # --------------------------------------------------------------------------- adapters
 
 
 class Adapter:
-    """The common shape: provided import modules, linking, invocation."""
+    """The common shape: linking, invocation.  Which imports an ABI provides is its ``AbiSpec``
+    (registry_tool.manifest.abi), shared with validate."""
 
     name = ""
     uses_wasi = False
-    default_call: str | None = None
-
-    def provides(self, module: str) -> bool:
-        """Does this ABI implement imports from ``module`` (rather than a permission stub)?"""
-        return self.uses_wasi and module == WASI_MODULE
-
-    def provides_name(self, module: str, name: str) -> bool:
-        """Is ``module.name`` part of the ABI (asked for the modules it provides)?"""
-        return True
 
     def store_limits(self, limits: Limits) -> Limits:
         """The store limits a test of this ABI runs under (the ABI may need room of its own)."""
@@ -278,7 +280,6 @@ class CoreAdapter(Adapter):
 class WasiCommandAdapter(Adapter):
     name = "wasi-command"
     uses_wasi = True
-    default_call = "_start"
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
         func = _export_func(exports, case.call or "_start")
@@ -294,7 +295,7 @@ class WasiCommandAdapter(Adapter):
 
 _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
-_LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4}
+_LOG_LEVELS = {level: i for i, level in enumerate(EXTISM_LOG_LEVELS)}
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 #: Host-side copies of plugin memory live in the worker's own heap, outside every wasm limit: the log is
 #: captured output (the stderr cap), vars get Extism's default budget (``memory.max_var_bytes``).
@@ -303,25 +304,9 @@ VAR_CAP = 1024 * 1024
 LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 
 KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
-#: The kernel's functions a plugin may import from ``extism:host/env``; its ``rt_*`` exports and its
-#: memory stay on the host side.
-KERNEL_FUNCTIONS = (
-    "alloc",
-    "free",
-    "length",
-    "length_unsafe",
-    "load_u8",
-    "load_u64",
-    "store_u8",
-    "store_u64",
-    "input_length",
-    "input_offset",
-    "input_load_u8",
-    "input_load_u64",
-    "output_set",
-    "error_set",
-    "error_get",
-)
+#: The kernel's functions a plugin may import from ``extism:host/env`` (its ``rt_*`` exports and its
+#: memory stay on the host side).
+KERNEL_FUNCTIONS = EXTISM_KERNEL_FUNCTIONS
 #: The ``fault`` kinds the kernel reports (see extism_kernel.wat).
 _FAULTS = (
     "load_u8",
@@ -559,16 +544,7 @@ def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, b
 
 
 #: Every name a plugin may import from ``extism:host/env``.
-EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | {
-    "config_get",
-    "var_get",
-    "var_set",
-    "http_request",
-    "http_status_code",
-    "http_headers",
-    "get_log_level",
-    *(f"log_{level}" for level in _LOG_LEVELS),
-}
+EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | frozenset(EXTISM_HOST_FUNCTIONS)
 
 
 def _host_functions(kernel: ExtismKernel) -> dict[str, Callable[..., Any]]:
@@ -594,13 +570,6 @@ class ExtismState:
 class ExtismAdapter(Adapter):
     name = "extism"
 
-    def provides(self, module: str) -> bool:
-        # extism:host/user (application host functions) is not ours: a granted permission stubs it.
-        return module in (EXTISM_ENV, WASI_MODULE)
-
-    def provides_name(self, module: str, name: str) -> bool:
-        return module != EXTISM_ENV or name in EXTISM_ABI
-
     def store_limits(self, limits: Limits) -> Limits:
         # The kernel is one more instance with one more memory; the plugin's own caps are unchanged.
         return replace(limits, instances=limits.instances + 1, memories=limits.memories + 1)
@@ -617,9 +586,13 @@ class ExtismAdapter(Adapter):
         func = _export_func(exports, case.call or "")
         ty = func.type(store)
         if ty.params or [_type_name(r) for r in ty.results] not in ([], ["i32"]):
-            raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32]")
+            raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32] or [] -> []")
         kernel = state.kernel
-        rc = _as_list(func(store))
+        try:
+            rc = _as_list(func(store))
+        except wasmtime.ExitTrap as exit_trap:
+            # A WASI command's _start (a Go `std` build) ends in proc_exit: its status is the result.
+            rc = [exit_trap.code]
         code = int(rc[0]) if rc else 0
         error = kernel.error(store)
         detail = f"plugin returned {code}: {error}" if code else ""
@@ -640,7 +613,8 @@ ADAPTERS: dict[str, Adapter] = {
 
 
 class KeyValueStub:
-    """A deterministic in-memory ``ferrite:keys`` (empty at the start of every test).
+    """A deterministic in-memory ``<host>:keys`` (the registry's host name: ``ferrite:keys`` for the
+    sample registry), holding the test's ``keys`` fixtures at the start of every test.
 
     Contract (the sample host's): ``get(key_ptr, key_len, out_ptr, out_cap) -> i32`` copies at most
     ``out_cap`` bytes and returns the value's full length or -1 when absent;
@@ -648,22 +622,33 @@ class KeyValueStub:
     return 0.  Smoke runs never reach a real store.
     """
 
-    MODULE = "ferrite:keys"
+    INTERFACE = "keys"
 
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
+    def __init__(self, host: str = "ferrite", fixtures: dict[str, str] | None = None) -> None:
+        self.module = f"{host}:{self.INTERFACE}"
+        self.data: dict[bytes, bytes] = {k.encode(): v.encode() for k, v in (fixtures or {}).items()}
+
+    def mismatch(self, expected: dict[str, str | None]) -> str | None:
+        """The first difference between the store after the test and ``expected`` (None: absent)."""
+        for key, want in expected.items():
+            got = self.data.get(key.encode())
+            if (None if got is None else got.decode("utf-8", "replace")) != want:
+                shown_got = "absent" if got is None else repr(got.decode("utf-8", "replace"))
+                shown_want = "absent" if want is None else repr(want)
+                return f"{self.module} key {key!r} is {shown_got}, expected {shown_want}"
+        return None
 
     @staticmethod
     def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
-            raise wasmtime.WasmtimeError("ferrite:keys needs the module to export its memory as 'memory'")
+            raise wasmtime.WasmtimeError("the keys host import needs the module to export 'memory'")
         return memory
 
     def _read(self, caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
         memory = self._memory(caller)
         if ptr < 0 or length < 0 or ptr + length > memory.data_len(caller):
-            raise wasmtime.WasmtimeError(f"ferrite:keys: {length} bytes at {ptr} are outside linear memory")
+            raise wasmtime.WasmtimeError(f"keys: {length} bytes at {ptr} are outside linear memory")
         return bytes(memory.read(caller, ptr, ptr + length))
 
     def get(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, out_ptr: int, out_cap: int) -> int:
@@ -705,12 +690,11 @@ def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
     return stub
 
 
-def define_stubs(linker: wasmtime.Linker, imports: list[Any]) -> None:
+def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub) -> None:
     """Link every permission-granted import that no ABI provides to its deterministic stub."""
-    keys = KeyValueStub()
     for imp in imports:
         name = imp.name or ""
-        special = keys.function(name, imp.type) if imp.module == KeyValueStub.MODULE else None
+        special = keys.function(name, imp.type) if imp.module == keys.module else None
         if special is not None:
             linker.define_func(imp.module, name, imp.type, special, access_caller=True)
         else:
