@@ -1,8 +1,8 @@
 """ABI adapters: how a test's input reaches a plugin and how its result comes back.
 
-Each adapter says which import modules it provides and how to invoke a test; the worker does
-everything common (store limits, WASI capture, import gating, classification).  Adding an ABI is
-one more ``Adapter`` subclass in ``ADAPTERS``.
+Each adapter links its ABI's host functions and invokes a test; the worker does everything common
+(store limits, WASI capture, import gating, classification).  Adding an ABI is one ``AbiSpec``
+(registry_tool.manifest.abi) plus one ``Adapter`` subclass in ``runners.ADAPTERS``.
 """
 
 from __future__ import annotations
@@ -600,13 +600,6 @@ class ExtismAdapter(Adapter):
             detail = f"plugin set an error: {error}"
             code = 1
         return Produced(output=kernel.output(store), exit_code=code, log=bytes(kernel.log), detail=detail)
-
-
-ADAPTERS: dict[str, Adapter] = {
-    "core": CoreAdapter(),
-    "wasi-command": WasiCommandAdapter(),
-    "extism": ExtismAdapter(),
-}
 
 
 # --------------------------------------------------------------------------- permission-gated host stubs

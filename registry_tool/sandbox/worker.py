@@ -29,7 +29,6 @@ from wasmtime import component
 from registry_tool.manifest.abi import link_import
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
-    ADAPTERS,
     LOG_CAP,
     LOG_LIMIT_MESSAGE,
     Adapter,
@@ -44,6 +43,7 @@ from registry_tool.sandbox.abis import (
 )
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
+from registry_tool.sandbox.runners import ADAPTERS
 
 _RESOURCE_LIMIT = re.compile(r"(minimum size of .* exceeds|resource limit exceeded|limit.* exceeded)", re.I)
 _AT_CAP = 15 / 16  # a failed run whose memory/table reached this share of its cap hit the limit
