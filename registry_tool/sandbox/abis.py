@@ -24,6 +24,9 @@ from registry_tool.manifest.abi import (
     EXTISM_KERNEL_FUNCTIONS,
     EXTISM_LOG_LEVELS,
 )
+from registry_tool.manifest.abi import (
+    WASI as ABI_WASI,
+)
 from registry_tool.sandbox.engine import Limits
 from registry_tool.sandbox.outcome import Outcome
 
@@ -692,3 +695,93 @@ def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub
             linker.define_func(imp.module, name, imp.type, special, access_caller=True)
         else:
             linker.define_func(imp.module, name, imp.type, zero_stub(imp.type))
+
+
+# --------------------------------------------------------------------------- deterministic WASI
+
+
+class DeterministicWasi:
+    """WASI clocks, randomness and sleeps for one test, identical on every run.
+
+    wasmtime's WASI reads the real clock and the OS random source; a Go runtime seeds its hash maps
+    and scheduler from them, so its fuel and memory figures changed from run to run (and with them a
+    signed registry.json).  Here time is virtual: it starts at ``EPOCH_NS`` and advances ``TICK_NS``
+    per clock read, a sleep (``poll_oneoff`` on clocks only) advances it to the deadline at once, and
+    random bytes come from SHA-256 in counter mode over a fixed seed.
+    """
+
+    EPOCH_NS = 1_700_000_000 * 10**9
+    TICK_NS = 1_000
+    _E_INVAL = 28
+
+    def __init__(self, seed: bytes = b"registry-tool") -> None:
+        self.now = self.EPOCH_NS
+        self.seed, self.counter = seed, 0
+        self.poll_fallback: Any = None  # wasmtime's own poll_oneoff, for fd subscriptions
+
+    @staticmethod
+    def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise wasmtime.WasmtimeError("WASI needs the module to export its memory as 'memory'")
+        return memory
+
+    def _write(self, caller: wasmtime.Caller, ptr: int, data: bytes) -> None:
+        memory = self._memory(caller)
+        if ptr < 0 or ptr + len(data) > memory.data_len(caller):
+            raise wasmtime.WasmtimeError(f"WASI: {len(data)} bytes at {ptr} are outside linear memory")
+        memory.write(caller, data, ptr)
+
+    def clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+        if clock not in (0, 1, 2, 3):
+            return self._E_INVAL
+        self.now += self.TICK_NS
+        self._write(caller, out, self.now.to_bytes(8, "little"))
+        return 0
+
+    def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
+        if clock not in (0, 1, 2, 3):
+            return self._E_INVAL
+        self._write(caller, out, self.TICK_NS.to_bytes(8, "little"))
+        return 0
+
+    def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        import hashlib
+
+        out = bytearray()
+        while len(out) < length:
+            self.counter += 1
+            out += hashlib.sha256(self.seed + self.counter.to_bytes(8, "little")).digest()
+        self._write(caller, buf, bytes(out[:length]))
+        return 0
+
+    def poll_oneoff(self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
+        memory = self._memory(caller)
+        if count <= 0 or subs < 0 or subs + 48 * count > memory.data_len(caller):
+            return self._E_INVAL
+        raw = bytes(memory.read(caller, subs, subs + 48 * count))
+        entries = [raw[48 * i : 48 * (i + 1)] for i in range(count)]
+        if any(entry[8] != 0 for entry in entries):  # an fd subscription: wasmtime's own answer
+            return int(self.poll_fallback(caller, subs, events, count, nevents))
+        deadlines = []
+        for entry in entries:
+            timeout = int.from_bytes(entry[24:32], "little")
+            absolute = int.from_bytes(entry[40:42], "little") & 1
+            deadlines.append(timeout if absolute else self.now + timeout)
+        first = min(range(count), key=lambda i: deadlines[i])
+        self.now = max(self.now, deadlines[first])
+        event = entries[first][:8] + bytes(2) + bytes([0]) + bytes(21)  # userdata, errno 0, type clock
+        self._write(caller, events, event)
+        self._write(caller, nevents, (1).to_bytes(4, "little"))
+        return 0
+
+    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, imports: list[Any]) -> None:
+        """Shadow wasmtime's versions of the four calls among ``imports`` (WASI already defined)."""
+        wanted = {imp.name: imp.type for imp in imports if imp.module == ABI_WASI}
+        linker.allow_shadowing = True
+        if "poll_oneoff" in wanted:
+            self.poll_fallback = linker.get(store, ABI_WASI, "poll_oneoff")
+        for name in ("clock_time_get", "clock_res_get", "random_get", "poll_oneoff"):
+            if name in wanted and isinstance(wanted[name], wasmtime.FuncType):
+                linker.define_func(ABI_WASI, name, wanted[name], getattr(self, name), access_caller=True)
+        linker.allow_shadowing = False

@@ -33,6 +33,7 @@ from registry_tool.sandbox.abis import (
     LOG_LIMIT_MESSAGE,
     Adapter,
     Case,
+    DeterministicWasi,
     Exports,
     ImportPolicy,
     KeyValueStub,
@@ -272,6 +273,7 @@ def _execute(
         linker = wasmtime.Linker(engine)
         if adapter.uses_wasi or wasi:
             linker.define_wasi()
+            DeterministicWasi().define(linker, store, module.imports)
         state = adapter.define(linker, store, case, job.policy)
         run.keys = KeyValueStub(job.host, case.keys)
         define_stubs(linker, stubs, run.keys)

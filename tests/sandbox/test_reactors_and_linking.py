@@ -237,3 +237,36 @@ def test_keys_wat_still_starts_empty(run: Runner) -> None:
     [result] = run(module, Case("one", "bump", input=b"v", expect_kind="values", expect=[1]),
                    permission_rules=[KEYS_RULE], granted=["keys"])  # fmt: skip
     assert result.outcome is Outcome.passed, result.detail
+
+
+# --------------------------------------------------------------------------- deterministic WASI
+
+CLOCK_AND_RANDOM = """(module
+  (import "wasi_snapshot_preview1" "random_get" (func $rand (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $rand (i32.const 100) (i32.const 16)))
+    (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 116)))
+    ;; sleep 1 s: a relative clock subscription at 200, its event at 300, nevents at 340
+    (i64.store (i32.const 224) (i64.const 1000000000))
+    (drop (call $poll (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 340)))
+    (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 124)))
+    (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 16))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 400)))
+    ;; exit with the microseconds the sleep took beyond 1 s (one clock tick: 1)
+    (call $exit (i32.wrap_i64 (i64.div_u
+      (i64.sub (i64.sub (i64.load (i32.const 124)) (i64.load (i32.const 116))) (i64.const 1000000000))
+      (i64.const 1000))))))"""
+
+
+def test_wasi_clock_random_and_sleep_are_deterministic(run: Runner) -> None:
+    # Real clocks and OS randomness made a Go runtime's fuel figures differ on every run.
+    module = wat(CLOCK_AND_RANDOM)
+    first, second = run(module, [Case("a", exit_code=1), Case("b", exit_code=1)], abi="wasi-command")
+    assert first.outcome is Outcome.passed, first.detail  # virtual time: the sleep took exactly 1 s
+    assert first.stdout == second.stdout and first.stdout  # the same random bytes on every run
+    assert first.wall_ms is not None and first.wall_ms < 900  # and nothing really slept
