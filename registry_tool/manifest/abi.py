@@ -223,3 +223,63 @@ def link_import(abi: str, module: str, name: str, kind: str, allowed: bool) -> L
     if kind != "func":
         return LinkDecision(None, f"a {kind} import cannot be provided by the host (only functions can)")
     return LinkDecision("stub")
+
+
+# --------------------------------------------------------------------------- module kinds
+
+
+@dataclass(frozen=True)
+class ModuleKind:
+    """What a module that cannot be a plugin of the declared ABI actually is, and how to rebuild it."""
+
+    kind: str
+    message: str
+    fix: str
+
+
+def module_kind(
+    abi: str, imports: list[tuple[str, str]], exports: list[str], custom_sections: list[str]
+) -> ModuleKind | None:
+    """Recognise modules built for another host, so validate says so once instead of once per import.
+
+    ``imports`` are (module, name) pairs, ``custom_sections`` the names of the custom sections.
+    """
+    modules = {m for m, _ in imports}
+    names = {n for _, n in imports}
+    if "dylink.0" in custom_sections or "dylink" in custom_sections:
+        return ModuleKind(
+            "dylink side module",
+            "is a dynamic-linking side module (dylink section): it is loaded by a main module, not run alone",
+            "link a standalone module: drop -shared / -sSIDE_MODULE and build for wasm32-wasi "
+            "(or as a reactor with -mexec-model=reactor)",
+        )
+    if "gojs" in modules or ("go" in modules and any(n.startswith("runtime.") for n in names)):
+        return ModuleKind(
+            "Go GOOS=js build",
+            "is a Go GOOS=js build: it needs wasm_exec.js and a JavaScript host",
+            "rebuild with GOOS=wasip1 GOARCH=wasm (Go >= 1.21; -buildmode=c-shared for a reactor)",
+        )
+    if any(n.startswith(("emscripten_", "_emscripten_", "__syscall_", "invoke_")) for n in names) or (
+        modules == {"a"} and all(len(n) <= 2 for n in names)
+    ):
+        return ModuleKind(
+            "Emscripten JS glue output",
+            "is Emscripten output that needs its JavaScript glue (emscripten_*/__syscall_* imports)",
+            "build a standalone module: emcc -sSTANDALONE_WASM --no-entry, or clang/wasi-sdk for wasm32-wasi",
+        )
+    if "dprint" in modules or any(e.startswith("dprint_plugin_version_") for e in exports):
+        return ModuleKind(
+            "dprint plugin",
+            "is a dprint formatter plugin: it talks to dprint's own host ABI",
+            "publish it to a dprint plugin registry, or build it against this registry's ABI",
+        )
+    proxy = any(e in PROXY_WASM_VERSIONS for e in exports) or any(
+        m == PROXY_WASM_ENV and n.startswith("proxy_") for m, n in imports
+    )
+    if proxy and abi != "proxy-wasm":
+        return ModuleKind(
+            "Proxy-Wasm filter",
+            f"is a Proxy-Wasm filter (proxy_abi_version_* / env.proxy_*), not a {abi} plugin",
+            "set abi = 'proxy-wasm' (and allow it in registry.toml [abis].allowed)",
+        )
+    return None

@@ -18,7 +18,14 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
-from registry_tool.manifest.abi import ABI_ONLY_TEST_KEYS, ABI_SPECS, PROXY_WASM_VERSIONS, link_import
+from registry_tool.manifest.abi import (
+    ABI_ONLY_TEST_KEYS,
+    ABI_SPECS,
+    PROXY_WASM_VERSIONS,
+    link_import,
+    module_kind,
+)
+from registry_tool.manifest.binary import custom_section_names
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     RegistryConfig,
@@ -57,6 +64,7 @@ RULES = (
     "digest-unpinned",
     "wasm-invalid",
     "abi-mismatch",
+    "module-kind",
     "import-not-allowed",
     "missing-export",
     "export-signature",
@@ -384,9 +392,23 @@ def _check_module(ctx: _Ctx) -> None:
             "abi-mismatch",
             f"{m.artifact.file} is {kind} but plugin.abi is {m.abi!r}",
             "plugin.abi",
-            "set abi = 'component' for components, or build a core module",
+            "set abi = 'component' for components, or build a core module (e.g. cargo build --target "
+            "wasm32-wasip1 rather than cargo component)"
+            if info.is_component
+            else "set abi to the core module's ABI, or build a WASI 0.2 component",
         )
         return
+    if not info.is_component:
+        found = module_kind(
+            m.abi,
+            [(i.module, i.name) for i in info.imports],
+            [e.name for e in info.exports],
+            custom_section_names(ctx.wasm),
+        )
+        if found is not None:
+            # One finding naming what the module is, instead of one per import it cannot link.
+            ctx.add("module-kind", f"{m.artifact.file} {found.message}", "artifact.file", found.fix)
+            return
     _check_imports(ctx, info)
     _EXPORT_RULES.get(m.abi, _exports_core)(ctx, info)
     _check_module_limits(ctx, info)

@@ -428,11 +428,13 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
     for spec, outcome in zip(manifest.tests, outcomes, strict=True):
         lines.append(_summary_line(outcome))
         if not outcome.passed:
+            lines += _output_lines(outcome)
             want = "" if outcome.expected == Outcome.passed.value else f" (expected {outcome.expected})"
             result.findings.append(
                 Finding(
                     rule=f"smoke-{outcome.outcome.value.replace('_', '-')}",
-                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: {outcome.detail}",
+                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: {outcome.detail}"
+                    + _last_words(outcome),
                     file=str(manifest.path),
                     line=spec.line,
                     field=f"tests[{spec.index}]",
@@ -451,6 +453,30 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
         )
     result.data["text_lines"] = lines
     return result
+
+
+#: A failing test shows at most this many lines of each of its streams in the text report.
+OUTPUT_LINES = 20
+
+
+def _output_lines(o: TestOutcome) -> list[str]:
+    """The module's own stdout/stderr under a failing test's line (neutralised and capped already by
+    the worker and at the trust boundary; here cut to ``OUTPUT_LINES`` lines per stream)."""
+    shown: list[str] = []
+    for stream, text in (("stdout", o.stdout), ("stderr", o.stderr)):
+        body = text.rstrip("\n").splitlines()
+        if not body:
+            continue
+        cut = len(body) - OUTPUT_LINES
+        shown.append(f"  {stream}:" + (f" (last {OUTPUT_LINES} of {len(body)} lines)" if cut > 0 else ""))
+        shown += [f"  | {line}" for line in body[max(cut, 0) :]]
+    return shown
+
+
+def _last_words(o: TestOutcome) -> str:
+    """The last line the module wrote to stderr, for the one-line finding (annotations show no log)."""
+    lines = [line for line in o.stderr.splitlines() if line.strip()]
+    return f" (stderr: {lines[-1][:200]})" if lines else ""
 
 
 def _summary_line(o: TestOutcome) -> str:
