@@ -655,6 +655,15 @@ def _check_tests(ctx: _Ctx) -> None:
             if key in raw:
                 _check_test_file(ctx, f"{prefix}.{key}", raw[key])
         _check_test_call(ctx, spec.call, prefix, bool(inputs))
+        for i, step in enumerate(raw.get("steps", [])):
+            if "args" in step and "input" in step:
+                ctx.add(
+                    "test-spec",
+                    f"{prefix}.steps[{i}] sets both args and input",
+                    f"{prefix}.steps",
+                    "use one of them",
+                )
+            _check_test_call(ctx, step.get("call"), f"{prefix}.steps[{i}]", "input" in step)
 
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
