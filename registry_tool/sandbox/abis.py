@@ -700,6 +700,9 @@ def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub
 # --------------------------------------------------------------------------- deterministic WASI
 
 
+SLEPT_PAST_DEADLINE = "the module slept past its wall-clock deadline (virtual time: no real sleep)"
+
+
 class DeterministicWasi:
     """WASI clocks, randomness and sleeps for one test, identical on every run.
 
@@ -707,15 +710,19 @@ class DeterministicWasi:
     and scheduler from them, so its fuel and memory figures changed from run to run (and with them a
     signed registry.json).  Here time is virtual: it starts at ``EPOCH_NS`` and advances ``TICK_NS``
     per clock read, a sleep (``poll_oneoff`` on clocks only) advances it to the deadline at once, and
-    random bytes come from SHA-256 in counter mode over a fixed seed.
+    random bytes come from SHA-256 in counter mode over a fixed seed.  A sleep ending past the test's
+    ``wall_time`` is a timeout at once (real time cannot pass while a host call blocks: epochs only
+    interrupt wasm code).
     """
 
     EPOCH_NS = 1_700_000_000 * 10**9
     TICK_NS = 1_000
     _E_INVAL = 28
 
-    def __init__(self, seed: bytes = b"registry-tool") -> None:
+    def __init__(self, wall_time: float, seed: bytes = b"registry-tool") -> None:
         self.now = self.EPOCH_NS
+        # A sleep that would end past the test's wall-clock deadline ends the test in ``timeout``.
+        self.deadline = self.EPOCH_NS + int(wall_time * 1e9)
         self.seed, self.counter = seed, 0
         self.poll_fallback: Any = None  # wasmtime's own poll_oneoff, for fd subscriptions
 
@@ -769,6 +776,8 @@ class DeterministicWasi:
             absolute = int.from_bytes(entry[40:42], "little") & 1
             deadlines.append(timeout if absolute else self.now + timeout)
         first = min(range(count), key=lambda i: deadlines[i])
+        if deadlines[first] > self.deadline:
+            raise wasmtime.WasmtimeError(SLEPT_PAST_DEADLINE)
         self.now = max(self.now, deadlines[first])
         event = entries[first][:8] + bytes(2) + bytes([0]) + bytes(21)  # userdata, errno 0, type clock
         self._write(caller, events, event)

@@ -31,6 +31,7 @@ from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
     LOG_CAP,
     LOG_LIMIT_MESSAGE,
+    SLEPT_PAST_DEADLINE,
     Adapter,
     Case,
     DeterministicWasi,
@@ -206,6 +207,8 @@ def classify_error(err: BaseException) -> tuple[Outcome, str]:
         return Outcome.memory_limit, "the worker ran out of address space"
     message = str(err).strip()
     first = message.splitlines()[0] if message else type(err).__name__
+    if SLEPT_PAST_DEADLINE in message:
+        return Outcome.timeout, SLEPT_PAST_DEADLINE
     if LOG_LIMIT_MESSAGE in message:  # the Extism log is captured output: same class as a stderr flood
         return Outcome.output_limit, f"{LOG_LIMIT_MESSAGE} ({LOG_CAP} bytes) and was cut"
     if isinstance(err, wasmtime.Trap):
@@ -273,7 +276,7 @@ def _execute(
         linker = wasmtime.Linker(engine)
         if adapter.uses_wasi or wasi:
             linker.define_wasi()
-            DeterministicWasi().define(linker, store, module.imports)
+            DeterministicWasi(job.limits.wall_time).define(linker, store, module.imports)
         state = adapter.define(linker, store, case, job.policy)
         run.keys = KeyValueStub(job.host, case.keys)
         define_stubs(linker, stubs, run.keys)
