@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -753,8 +754,6 @@ class DeterministicWasi:
         return 0
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
-        import hashlib
-
         out = bytearray()
         while len(out) < length:
             self.counter += 1

@@ -107,7 +107,7 @@ class HttpState:
     expect: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def for_case(cls, case: Case, network: bool, plugin: str) -> HttpState:
+    def for_case(cls, case: Case, network: bool) -> HttpState:
         http = case.http
         request = _pairs(
             http.get("request_headers"),
@@ -130,7 +130,7 @@ class HttpState:
             network=network,
             expect={k: v for k, v in http.items() if k.startswith("expect_")},
         )
-        state.properties = {b"plugin_name": plugin.encode(), b"plugin_root_id": b"", b"plugin_vm_id": b""}
+        state.properties = {b"plugin_root_id": b"", b"plugin_vm_id": b""}
         return state
 
     def header(self, map_type: int, name: bytes) -> bytes | None:
@@ -510,7 +510,7 @@ class ProxyWasmAdapter(Adapter):
     name = "proxy-wasm"
 
     def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        state = HttpState.for_case(case, "network" in policy.granted, case.name)
+        state = HttpState.for_case(case, "network" in policy.granted)
         host = ProxyWasmHost(state)
         for name, ty in _host_types(store.engine).items():
             linker.define_func(PROXY_WASM_ENV, name, ty, host.function(name), access_caller=True)
