@@ -259,7 +259,8 @@ def module_kind(
             "is a Go GOOS=js build: it needs wasm_exec.js and a JavaScript host",
             "rebuild with GOOS=wasip1 GOARCH=wasm (Go >= 1.21; -buildmode=c-shared for a reactor)",
         )
-    if any(n.startswith(("emscripten_", "_emscripten_", "__syscall_", "invoke_")) for n in names) or (
+    env_names = {n for m, n in imports if m in ("env", "wasi_snapshot_preview1")}
+    if any(n.startswith(("emscripten_", "_emscripten_", "__syscall_", "invoke_")) for n in env_names) or (
         modules == {"a"} and all(len(n) <= 2 for n in names)
     ):
         return ModuleKind(

@@ -67,3 +67,5 @@ def test_a_proxy_wasm_filter_declared_as_proxy_wasm_is_not_foreign() -> None:
     found = module_kind("extism", imports, ["proxy_abi_version_0_2_0"], [])
     assert found is not None and found.kind == "Proxy-Wasm filter"
     assert module_kind("core", [("env", "abort")], ["add"], ["name", "producers"]) is None
+    # A host module's own names never make a module "Emscripten output".
+    assert module_kind("core", [("ferrite:net", "invoke_handler")], ["add"], []) is None
