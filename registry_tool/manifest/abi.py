@@ -163,7 +163,7 @@ ABI_SPECS: Mapping[str, AbiSpec] = _spec(
         # which the Extism SDK runs as status 0.
         export_signatures=(((), ("i32",)), ((), ())),
         export_fix="read input with the extism:host/env input_* functions and return an i32 status",
-        test_keys=frozenset({"config"}),
+        test_keys=frozenset({"config", "steps"}),
     ),
     AbiSpec(
         "proxy-wasm",

@@ -380,6 +380,7 @@ class ExtismKernel:
         "rt_output_length",
         "rt_error",
         "rt_heap_top",
+        "rt_input_init",
     )
 
     def __init__(
@@ -401,15 +402,28 @@ class ExtismKernel:
         self.var_bytes = 0
         self.network = network
         self.log = bytearray()
+        self.calls = 0
+        self.input = input_bytes  # what the next call reads
         if input_bytes:
-            input_init: Any = linker.get(store, EXTISM_ENV, "rt_input_init")
-            offset = input_init(store, len(input_bytes))
-            if not offset:
-                raise wasmtime.WasmtimeError(
-                    f"extism: memory limit exceeded: the {len(input_bytes)}-byte test input does not fit "
-                    "in the kernel heap"
-                )
-            self.memory.write(store, input_bytes, offset)
+            self._write_input(store, input_bytes)
+
+    def _write_input(self, store: Storelike, data: bytes) -> None:
+        offset = self._items["rt_input_init"](store, len(data))
+        if data and not offset:
+            raise wasmtime.WasmtimeError(
+                f"extism: memory limit exceeded: the {len(data)}-byte test input does not fit "
+                "in the kernel heap"
+            )
+        if data:
+            self.memory.write(store, data, offset)
+
+    def next_call(self, store: wasmtime.Store, data: bytes) -> None:
+        """Prepare another call on the same instance (a test's steps): a new input, no output or error
+        left from the call before (as the Extism SDK does per call); vars and the heap are kept."""
+        for name in ("rt_output_offset", "rt_output_length", "rt_error"):
+            self._items[name].set_value(store, wasmtime.Val.i64(0))
+        self._write_input(store, data)
+        self.input = data
 
     @staticmethod
     def standalone(
@@ -592,6 +606,9 @@ class ExtismAdapter(Adapter):
         if ty.params or [_type_name(r) for r in ty.results] not in ([], ["i32"]):
             raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32] or [] -> []")
         kernel = state.kernel
+        if kernel.calls or (case.input or b"") != kernel.input:  # steps: each call its own input
+            kernel.next_call(store, case.input or b"")
+        kernel.calls += 1
         try:
             rc = _as_list(func(store))
         except wasmtime.ExitTrap as exit_trap:

@@ -270,3 +270,24 @@ def test_wasi_clock_random_and_sleep_are_deterministic(run: Runner) -> None:
     assert first.outcome is Outcome.passed, first.detail  # virtual time: the sleep took exactly 1 s
     assert first.stdout == second.stdout and first.stdout  # the same random bytes on every run
     assert first.wall_ms is not None and first.wall_ms < 900  # and nothing really slept
+
+
+def test_extism_steps_keep_vars_and_give_each_call_its_own_input(run: Runner) -> None:
+    from .conftest import HERE
+
+    wasm = (HERE.parents[1] / "index" / "plugins" / "greet_go" / "1.0.0" / "greet_go.wasm").read_bytes()
+    steps = [{"call": "greet", "input": "Ann", "expect": "Hello, Ann!"}, {"call": "greet", "input": "Bo"}]
+    third, empty = run(
+        wasm,
+        [
+            Case("third call", "greet", input=b"Cy", steps=steps, expect_kind="text", expect="Hello, Cy!"),
+            # an empty input after a non-empty one is empty (the plugin's error), not the old input
+            Case("empty later", "greet", input=b"", steps=steps[:1], expect_trap="exit_code"),
+        ],
+        abi="extism",
+        memory=32 * 1024**2,
+        fuel=100_000_000,
+    )
+    assert third.outcome is Outcome.passed, third.detail
+    assert "(call 3)" in third.stderr  # the var kept its count across the calls on one instance
+    assert empty.outcome is Outcome.exit_code and empty.passed, empty.detail
