@@ -19,8 +19,17 @@ EXPIRES = "2031-11-21T00:00:00Z"  # long-lived: the sample must keep verifying i
 
 # maintainer id -> plugins delegated to it
 MAINTAINERS = {
-    "ferritelabs": ["validate_email", "adler32", "uppercase", "healthcheck", "email_domain"],
-    "extism-community": ["count_vowels", "visit_counter"],
+    "ferritelabs": [
+        "validate_email",
+        "adler32",
+        "uppercase",
+        "healthcheck",
+        "tally",
+        "header_gate",
+        "jsonl_prices",
+        "email_domain",
+    ],
+    "extism-community": ["count_vowels", "visit_counter", "greet_go", "greet_go_std"],
 }
 
 

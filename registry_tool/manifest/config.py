@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from registry_tool.errors import Location
+from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
 from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
 from registry_tool.manifest.units import UnitError, parse_duration, parse_size
@@ -18,18 +19,13 @@ from registry_tool.report import Finding
 
 CONFIG_FILE = "registry.toml"
 CONFIG_SCHEMA = "registry-config.schema.json"
-ABIS = ("core", "wasi-command", "extism", "component")
-
-# Imports each ABI allows on its own, before permissions (module, name pattern).
+# Imports each ABI allows on its own, before permissions (module, name pattern): from the ABI specs.
 ABI_BASE_IMPORTS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
-    {
-        "core": (),
-        "wasi-command": (("wasi_snapshot_preview1", "*"),),
-        "extism": (("extism:host/env", "*"), ("wasi_snapshot_preview1", "*")),
-        # A component's imports are WASI 0.2 interfaces ("wasi:cli/environment@0.2.0").
-        "component": (("wasi:*", "*"),),
-    }
+    {name: spec.imports for name, spec in ABI_SPECS.items()}
 )
+#: Compile time a module gets when registry.toml sets no ``[limits.max] compile_time``: sized for
+#: real modules on a cold CI cache (a 69 MB WASI command needs over two minutes of CPU).
+DEFAULT_COMPILE_TIME = 300.0
 
 # registry.toml [features] name -> wasmtime.Config attribute.
 FEATURES: Mapping[str, str] = MappingProxyType(
@@ -63,6 +59,7 @@ class Limits:
     table_elements: int | None = None
     instances: int | None = None
     stack: int | None = None  # bytes (wasmtime max_wasm_stack)
+    compile_time: float | None = None  # seconds (registry.toml [limits.max] only)
 
     @classmethod
     def from_toml(cls, table: Mapping[str, Any]) -> Limits:
@@ -71,7 +68,7 @@ class Limits:
         for key, raw in table.items():
             if key in ("memory", "module_size", "stack"):
                 values[key] = parse_size(raw)
-            elif key == "wall_time":
+            elif key in ("wall_time", "compile_time"):
                 values[key] = parse_duration(raw)
             elif key in ("fuel", "table_elements", "instances"):
                 values[key] = int(raw)
