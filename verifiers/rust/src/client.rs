@@ -375,7 +375,7 @@ impl<'v> Session<'v> {
     }
 
     /// FORMAT 2 section 6 step 6: fetch and verify one release (nothing is written).
-    pub fn download(&self, doc: &PluginDocument, release: &Release, allow: &BTreeSet<String>) -> Result<VerifiedRelease> {
+    pub fn download(&self, release: &Release, allow: &BTreeSet<String>) -> Result<VerifiedRelease> {
         let label = format!("{} {}", release.name, release.version);
         let mix = |what: String| {
             Error::new(Class::MixAndMatch, format!("mix-and-match attack: {}; do not install from this registry until its owners rebuild it", what))
@@ -400,37 +400,52 @@ impl<'v> Session<'v> {
                 signatures.push((name, s));
             }
         }
-        let facts = ManifestFacts::parse(&manifest)
+        // 1-2: readable TOML naming the resolved plugin and version
+        let (m_name, m_version) = crate::manifest::name_and_version(&manifest, "plugin")
             .map_err(|e| Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e)))?;
-        if facts.name != release.name || facts.version != release.version {
+        if m_name != release.name || m_version != release.version {
             return Err(Error::new(
                 Class::WrongSoftware,
                 format!(
                     "wrong software attack: the registry entry for {} points at the signed manifest of {} {}; do not install from this registry until its owners rebuild it",
-                    label, facts.name, facts.version
+                    label, m_name, m_version
                 ),
             ));
         }
+        // 3: maintainer signatures (docs/trust.md 5.7)
         let sig_bytes: Vec<Vec<u8>> = signatures.iter().map(|(_, b)| b.clone()).collect();
         let published = names::parse_time(&release.published_at);
         let signers = root::verify_release_signatures(&self.root, &release.name, &manifest, &sig_bytes, self.verifier.now, published)
             .map_err(|e| Error::from_trust(Class::MaintainerSignature, &format!("maintainer signature of {}", label), e))?;
-        // Index-only fields are not trusted: the signed manifest decides.
-        let entry_perms: BTreeSet<String> = release.permissions.iter().cloned().collect();
+        // 4: index-only fields are not trusted; the signed manifest decides
+        let facts = ManifestFacts::parse(&manifest)
+            .map_err(|e| Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e)))?;
+        let manifest_perms: Vec<String> = facts.permissions.iter().cloned().collect();
+        let differs = |field: &str, entry: String, signed: String| {
+            mix(format!("the registry entry of {} says {} {}, its signed manifest {}", label, field, entry, signed))
+        };
         if facts.abi.as_deref() != Some(release.abi.as_str()) {
-            return Err(mix(format!("the registry entry of {} says abi {:?}, its signed manifest {:?}", label, release.abi, facts.abi)));
+            return Err(differs("abi", format!("{:?}", release.abi), format!("{:?}", facts.abi)));
         }
         if facts.host != release.host {
-            return Err(mix(format!("the registry entry of {} says host {:?}, its signed manifest {:?}", label, release.host, facts.host)));
-        }
-        if facts.permissions != entry_perms {
-            return Err(mix(format!("the registry entry of {} lists permissions {:?}, its signed manifest {:?}", label, entry_perms, facts.permissions)));
+            return Err(differs("host", format!("{:?}", release.host), format!("{:?}", facts.host)));
         }
         if facts.exports != release.exports {
-            return Err(mix(format!("the registry entry of {} lists exports {:?}, its signed manifest {:?}", label, release.exports, facts.exports)));
+            return Err(differs("exports", format!("{:?}", release.exports), format!("{:?}", facts.exports)));
+        }
+        if manifest_perms != release.permissions {
+            return Err(differs("permissions", format!("{:?}", release.permissions), format!("{:?}", manifest_perms)));
         }
         if facts.dependencies != release.dependencies {
-            return Err(mix(format!("the registry entry of {} lists dependencies {:?}, its signed manifest {:?}", label, release.dependencies, facts.dependencies)));
+            return Err(differs("dependencies", format!("{:?}", release.dependencies), format!("{:?}", facts.dependencies)));
+        }
+        let (fuel, memory, wall) = release.limits;
+        for (field, declared, entry) in [("limits.fuel", facts.fuel, fuel), ("limits.memory", facts.memory, memory), ("limits.wall_time_ms", facts.wall_time_ms, wall)] {
+            if let Some(d) = declared {
+                if d != entry {
+                    return Err(differs(field, entry.to_string(), d.to_string()));
+                }
+            }
         }
         if facts.artifact_file != release.wasm.file_name() || facts.artifact_sha256 != release.wasm.sha256 || facts.artifact_size != release.wasm.size {
             return Err(mix(format!(
@@ -438,27 +453,38 @@ impl<'v> Session<'v> {
                 label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
             )));
         }
+        // 5: the host grants every permission the signed manifest declares
+        let missing: Vec<&str> = facts.permissions.iter().filter(|p| !allow.contains(*p)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(Error::new(
+                Class::PermissionRequired,
+                format!("{} needs permission(s) {} that were not granted; allow them (--allow {}) if the host should grant them", label, missing.join(", "), missing.join(",")),
+            ));
+        }
+        // 6: the module, by its pin
         let wasm = self
             .fetcher
             .get(&release.wasm.path, release.wasm.size)?
             .ok_or_else(|| Error::new(Class::Network, format!("{} is missing from the registry", release.wasm.path)))?;
         let digest = names::sha256_hex(&wasm);
         if digest != facts.artifact_sha256 || wasm.len() as u64 != facts.artifact_size {
-            if let Some(other) = doc.versions.values().find(|o| o.version != release.version && o.wasm.sha256 == digest) {
-                return Err(mix(format!("the module served for {} is the signed module of {} {}", label, other.name, other.version)));
-            }
             return Err(Error::new(
                 Class::DigestMismatch,
                 format!("tampered module: {} ({} bytes, sha256 {}) is not the module the signed manifest pins; nothing was installed", release.wasm.path, wasm.len(), digest),
             ));
         }
-        let missing: Vec<&String> = facts.permissions.iter().filter(|p| !allow.contains(*p)).collect();
-        if !missing.is_empty() {
-            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-            return Err(Error::new(
-                Class::PermissionRequired,
-                format!("{} needs permission(s) {} that were not granted; allow them (--allow {}) if the host should grant them", label, list.join(", "), list.join(",")),
-            ));
+        // 7: gated host modules need their permission declared
+        let imports = crate::wasm::import_modules(&wasm)
+            .map_err(|e| Error::new(Class::Malformed, format!("the module of {} cannot be read: {}", label, e)))?;
+        for module in imports.unwrap_or_default() {
+            if let Some((_, perm)) = crate::wasm::GATED_MODULES.iter().find(|(m, _)| *m == module) {
+                if !facts.permissions.contains(*perm) {
+                    return Err(Error::new(
+                        Class::UndeclaredImport,
+                        format!("the module of {} imports {:?}, which needs permission {:?} that its signed manifest does not declare; do not install it", label, module, perm),
+                    ));
+                }
+            }
         }
         Ok(VerifiedRelease { release: release.clone(), facts, manifest, signatures, signers, wasm })
     }
@@ -496,7 +522,7 @@ impl<'v> Session<'v> {
             }
             let doc = self.plugin_document(&r.name)?;
             let release = self.resolve(&doc, &r, host_version.as_ref())?;
-            let verified = self.download(&doc, release, &opts.allow)?;
+            let verified = self.download(release, &opts.allow)?;
             for (dep, range) in &verified.facts.dependencies {
                 let dep_req = Requirement::parse(&format!("{}@{}", dep, range))
                     .map_err(|e| Error::new(Class::Malformed, format!("{} depends on {}@{}: {}", release.name, dep, range, e.message())))?;
@@ -507,6 +533,7 @@ impl<'v> Session<'v> {
         std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
         let _lock = fsx::DirLock::acquire(dir)?;
         let mut lock = read_lockfile(dir)?.unwrap_or_default();
+        fsx::refuse_symlinks(dir)?;
         let mut entries = Vec::new();
         let mut stale: Vec<String> = Vec::new();
         for (i, v) in plan.iter().enumerate() {
@@ -520,12 +547,11 @@ impl<'v> Session<'v> {
             }
             fsx::write_atomic(dir, &format!("{}{}", base, v.facts.artifact_file), &v.wasm)?;
             fsx::write_atomic(dir, &format!("{}plugin.toml", base), &v.manifest)?;
+            sig_paths.sort();
             let previous = lock.plugins.get(&r.name).cloned();
             if let Some(prev) = &previous {
                 if prev.version != r.version {
-                    stale.push(prev.manifest.clone());
-                    stale.push(prev.wasm.clone());
-                    stale.extend(prev.signatures.iter().cloned());
+                    stale.push(format!("{}/{}", prev.name, prev.version));
                 }
             }
             let requested = if i == 0 { req.spec.clone() } else { previous.as_ref().map(|p| p.requested.clone()).unwrap_or_default() };
@@ -554,10 +580,7 @@ impl<'v> Session<'v> {
         write_lockfile(dir, &lock)?;
         // After the commit point: the previous versions' files the lockfile listed.
         for rel in stale {
-            let _ = fsx::remove_below(dir, &rel);
-            if let Some((parent, _)) = rel.rsplit_once('/') {
-                let _ = std::fs::remove_dir(dir.join(parent));
-            }
+            let _ = fsx::remove_tree_below(dir, &rel);
         }
         for v in &plan {
             entries.push(lock.plugins[&v.release.name].clone());
@@ -610,6 +633,7 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
         Some(s) => TrustState::load(s)?.map(|t| t.root),
         None => None,
     };
+    fsx::refuse_symlinks(dir)?;
     let mut out = Vec::new();
     for (name, e) in &lock.plugins {
         let read = |rel: &str, size: u64, sha: &str, what: &str| -> Result<Vec<u8>> {
@@ -639,7 +663,7 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
             // under it; its signatures and delegation are re-checked.
             let published = names::parse_time(&e.published_at);
             root::verify_release_signatures(root, name, &manifest, &sigs, root.expires - 1, published)
-                .map_err(|err| Error::from_trust(Class::MaintainerSignature, &format!("installed plugin {}", name), err))?;
+                .map_err(|err| Error::from_trust(Class::InstalledTampered, &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name), err))?;
         }
         out.push(name.clone());
     }

@@ -73,6 +73,8 @@ pub struct Release {
     pub host: Option<String>,
     pub exports: Vec<String>,
     pub permissions: Vec<String>,
+    /// fuel, memory (bytes), wall_time_ms: effective limits (declared over registry defaults)
+    pub limits: (i64, i64, i64),
     pub dependencies: BTreeMap<String, String>,
     pub manifest: FileRef,
     pub wasm: FileRef,
@@ -288,9 +290,8 @@ fn release(doc: &str, name: &str, version: &str, v: &Value) -> Result<Release, E
     let m = |e: String| malformed(doc, e);
     let o = Obj::new(v, &what, RELEASE_FIELDS, &[]).map_err(m)?;
     let limits = Obj::new(o.value("limits").map_err(m)?, &format!("{}.limits", what), &["fuel", "memory", "wall_time_ms"], &[]).map_err(m)?;
-    for key in ["fuel", "memory", "wall_time_ms"] {
-        int_range(&limits, key, 0, MAX_INT).map_err(m)?;
-    }
+    let limit = |key: &str| int_range(&limits, key, 0, MAX_INT).map_err(m);
+    let limits = (limit("fuel")?, limit("memory")?, limit("wall_time_ms")?);
     let mut dependencies = BTreeMap::new();
     for (dep, spec) in o.obj("dependencies").map_err(m)? {
         if !names::is_plugin_name(dep) {
@@ -351,6 +352,7 @@ fn release(doc: &str, name: &str, version: &str, v: &Value) -> Result<Release, E
         host,
         exports,
         permissions,
+        limits,
         dependencies,
         manifest,
         wasm,

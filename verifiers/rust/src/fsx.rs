@@ -64,6 +64,47 @@ pub fn safe_join(dir: &Path, rel: &str, create: bool, last_is_dir: bool) -> Resu
     Ok(path)
 }
 
+/// The first symbolic link anywhere below `dir` (depth first, never following one), if any.
+pub fn find_symlink(dir: &Path) -> Result<Option<PathBuf>, Error> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d == dir => return Ok(None),
+            Err(e) => return Err(io_error(&d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&d, e))?;
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+            if kind.is_symlink() {
+                return Ok(Some(entry.path()));
+            }
+            if kind.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Refuse a directory with a symbolic link anywhere below it.
+pub fn refuse_symlinks(dir: &Path) -> Result<(), Error> {
+    match find_symlink(dir)? {
+        Some(link) => Err(unsafe_path(&link, "is a symbolic link")),
+        None => Ok(()),
+    }
+}
+
+/// Remove the folder `dir/rel` and everything in it (links are removed, never followed).
+pub fn remove_tree_below(dir: &Path, rel: &str) -> Result<(), Error> {
+    let path = safe_join(dir, rel, false, true)?;
+    match fs::remove_dir_all(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&path, e)),
+    }
+}
+
 /// Read a regular file below `dir` without following links, at most `cap` bytes.
 pub fn read_below(dir: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, Error> {
     let path = safe_join(dir, rel, false, false)?;

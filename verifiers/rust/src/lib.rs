@@ -17,6 +17,7 @@ pub mod minisign;
 pub mod names;
 pub mod range;
 pub mod root;
+pub mod wasm;
 
 pub use client::{read_lockfile, verify_installed, InstallOptions, Session, TrustState, VerifiedRelease, Verifier};
 pub use error::{Class, Error, Result, TrustCode, TrustError};
