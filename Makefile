@@ -5,12 +5,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup system lint typecheck unit samples bench clean
+.PHONY: demo test setup system lint typecheck unit test-rust samples bench clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup lint typecheck unit
+test: setup lint typecheck unit test-rust
 
 setup: system $(STAMP)
 
@@ -32,6 +32,10 @@ typecheck:
 
 unit:
 	$(BIN)/python -m pytest -n 2 -q
+
+# The Rust verifier (verifiers/rust): unit tests, trust vectors, the conformance suite.
+test-rust: setup
+	verifiers/rust/test.sh
 
 samples: setup
 	$(BIN)/python scripts/build_samples.py
