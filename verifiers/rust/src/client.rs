@@ -620,54 +620,84 @@ fn tampered(name: &str, what: String) -> Error {
     )
 }
 
-/// Offline verification of an installed directory (FORMAT 2 section 8): every file re-hashed
-/// against the lockfile, the stored manifest naming the plugin and pinning the wasm, no link
-/// below the directory, and, when `state_dir` holds a trusted root, the stored maintainer
-/// signatures re-verified. Returns the verified plugin names.
+/// An installed plugin re-verified at load time: the bytes to hand to the engine.
+#[derive(Clone, Debug)]
+pub struct LoadedPlugin {
+    pub entry: Entry,
+    /// the signed manifest's facts (declared limits, permissions, exports)
+    pub facts: ManifestFacts,
+    pub wasm: Vec<u8>,
+}
+
+fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlugin> {
+    let name = &e.name;
+    let read = |rel: &str, size: u64, sha: &str, what: &str| -> Result<Vec<u8>> {
+        let data = fsx::read_below(dir, rel, size)?.ok_or_else(|| tampered(name, format!("{} {} is missing", what, rel)))?;
+        if data.len() as u64 != size || names::sha256_hex(&data) != sha {
+            return Err(tampered(name, format!("{} {} does not match the sha256 and size the lockfile pins", what, rel)));
+        }
+        Ok(data)
+    };
+    let manifest = read(&e.manifest, e.manifest_size, &e.manifest_sha256, "manifest")?;
+    let wasm = read(&e.wasm, e.wasm_size, &e.wasm_sha256, "module")?;
+    let facts = ManifestFacts::parse(&manifest).map_err(|m| tampered(name, m))?;
+    let wasm_file = e.wasm.rsplit('/').next().unwrap_or("");
+    if facts.name != *name || facts.version != e.version {
+        return Err(tampered(name, format!("its manifest names {} {}", facts.name, facts.version)));
+    }
+    if facts.artifact_sha256 != e.wasm_sha256 || facts.artifact_size != e.wasm_size || facts.artifact_file != wasm_file {
+        return Err(tampered(name, "its manifest pins another module".to_string()));
+    }
+    let mut sigs = Vec::new();
+    for rel in &e.signatures {
+        let data = fsx::read_below(dir, rel, SIG_CAP)?.ok_or_else(|| tampered(name, format!("signature {} is missing", rel)))?;
+        sigs.push(data);
+    }
+    if let Some(root) = root {
+        // At load time the root's expiry is not the question (freshness belongs to sessions):
+        // the stored signatures and the delegation are re-checked under the trusted root.
+        let published = names::parse_time(&e.published_at);
+        root::verify_release_signatures(root, name, &manifest, &sigs, root.expires - 1, published).map_err(|err| {
+            Error::from_trust(Class::InstalledTampered, &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name), err)
+        })?;
+    }
+    Ok(LoadedPlugin { entry: e.clone(), facts, wasm })
+}
+
+fn trusted_root(state_dir: Option<&Path>) -> Result<Option<Root>> {
+    match state_dir {
+        Some(s) => Ok(TrustState::load(s)?.map(|t| t.root)),
+        None => Ok(None),
+    }
+}
+
+/// Offline verification of an installed directory (FORMAT 2 section 8): the lockfile first,
+/// then no link anywhere below the directory, then every file re-hashed against the lockfile,
+/// the stored manifest naming the plugin and pinning the wasm, and, when `state_dir` holds a
+/// trusted root, the stored maintainer signatures re-verified. Returns the plugin names.
 pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<String>> {
     let lock = match read_lockfile(dir)? {
         None => return Ok(Vec::new()),
         Some(l) => l,
     };
-    let root = match state_dir {
-        Some(s) => TrustState::load(s)?.map(|t| t.root),
-        None => None,
-    };
+    let root = trusted_root(state_dir)?;
     fsx::refuse_symlinks(dir)?;
-    let mut out = Vec::new();
-    for (name, e) in &lock.plugins {
-        let read = |rel: &str, size: u64, sha: &str, what: &str| -> Result<Vec<u8>> {
-            let data = fsx::read_below(dir, rel, size)?.ok_or_else(|| tampered(name, format!("{} {} is missing", what, rel)))?;
-            if data.len() as u64 != size || names::sha256_hex(&data) != sha {
-                return Err(tampered(name, format!("{} {} does not match the sha256 and size the lockfile pins", what, rel)));
-            }
-            Ok(data)
-        };
-        let manifest = read(&e.manifest, e.manifest_size, &e.manifest_sha256, "manifest")?;
-        read(&e.wasm, e.wasm_size, &e.wasm_sha256, "module")?;
-        let facts = ManifestFacts::parse(&manifest).map_err(|m| tampered(name, m))?;
-        let wasm_file = e.wasm.rsplit('/').next().unwrap_or("");
-        if facts.name != *name || facts.version != e.version {
-            return Err(tampered(name, format!("its manifest names {} {}", facts.name, facts.version)));
-        }
-        if facts.artifact_sha256 != e.wasm_sha256 || facts.artifact_size != e.wasm_size || facts.artifact_file != wasm_file {
-            return Err(tampered(name, "its manifest pins another module".to_string()));
-        }
-        let mut sigs = Vec::new();
-        for rel in &e.signatures {
-            let data = fsx::read_below(dir, rel, SIG_CAP)?.ok_or_else(|| tampered(name, format!("signature {} is missing", rel)))?;
-            sigs.push(data);
-        }
-        if let Some(root) = &root {
-            // At load time the root's own expiry is not the question: the release was verified
-            // under it; its signatures and delegation are re-checked.
-            let published = names::parse_time(&e.published_at);
-            root::verify_release_signatures(root, name, &manifest, &sigs, root.expires - 1, published)
-                .map_err(|err| Error::from_trust(Class::InstalledTampered, &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name), err))?;
-        }
-        out.push(name.clone());
+    for e in lock.plugins.values() {
+        verify_entry(dir, root.as_ref(), e)?;
     }
-    Ok(out)
+    Ok(lock.plugins.keys().cloned().collect())
+}
+
+/// Load one installed plugin for execution: its entry re-verified (as `verify_installed`)
+/// and the module's bytes, read once, returned. Hand `wasm` to the engine, never the path.
+pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<LoadedPlugin> {
+    let lock = read_lockfile(dir)?.unwrap_or_default();
+    let e = lock.plugins.get(name).ok_or_else(|| {
+        Error::new(Class::NotFound, format!("plugin {:?} is not installed in {}; install it first", name, dir.display()))
+    })?;
+    let root = trusted_root(state_dir)?;
+    fsx::refuse_symlinks(dir)?;
+    verify_entry(dir, root.as_ref(), e)
 }
 
 #[cfg(test)]

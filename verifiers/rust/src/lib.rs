@@ -19,7 +19,7 @@ pub mod range;
 pub mod root;
 pub mod wasm;
 
-pub use client::{read_lockfile, verify_installed, InstallOptions, Session, TrustState, VerifiedRelease, Verifier};
+pub use client::{load_plugin, read_lockfile, verify_installed, InstallOptions, LoadedPlugin, Session, TrustState, VerifiedRelease, Verifier};
 pub use error::{Class, Error, Result, TrustCode, TrustError};
 pub use fetch::{FileTransport, Response, Transport, TransportError};
 #[cfg(feature = "http")]
