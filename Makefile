@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint:
-	$(BIN)/ruff check registry_tool tests bench scripts
+	$(BIN)/ruff check registry_tool tests bench scripts conformance
 	$(BIN)/ruff format --check registry_tool
 
 typecheck:

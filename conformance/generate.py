@@ -1650,8 +1650,15 @@ def release_cases() -> None:
     rel_attack(
         "release-wasm-tampered",
         "digest",
-        "the server changes the wasm (index untouched)",
-        with_releases(variant(r11, {w: r11.wasm + b"\x00"})),
+        "the server changes the wasm's last byte (same size; index untouched)",
+        with_releases(variant(r11, {w: r11.wasm[:-1] + bytes([r11.wasm[-1] ^ 0xFF])})),
+        "digest-mismatch",
+    )
+    rel_attack(
+        "release-wasm-truncated",
+        "digest",
+        "the server serves the wasm without its last byte (shorter than the pinned size)",
+        with_releases(variant(r11, {w: r11.wasm[:-1]})),
         "digest-mismatch",
     )
     rel_attack(
@@ -1772,7 +1779,7 @@ def release_cases() -> None:
             ),
         ],
     )
-    listed_bob = with_releases(variant(r11, entry={"signers": [K["bob"].key_id, K["alice"].key_id]}))
+    listed_bob = with_releases(variant(r11, entry={"signers": sorted([K["bob"].key_id, K["alice"].key_id])}))
     s = site("release-signers-hint", Site(releases=listed_bob))
     case(
         "release-signers-is-only-a-hint",
