@@ -1,0 +1,60 @@
+//! Lockfile interoperability with the Python client: the suite's install, installed-state,
+//! lockfile and update cases, with one implementation installing and the other verifying
+//! (tests/interop.py splits each case). Needs the Python client's conformance entry point
+//! (`python -m registry_tool.client.conformance`, the repository's format-2 client).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn python() -> PathBuf {
+    repo().join(".venv/bin/python")
+}
+
+const CASES: &str = "^(install|installed|verify|lockfile|update)-";
+
+fn split_suite(mode: &str) {
+    let out = Command::new(python())
+        .current_dir(repo())
+        .args(["conformance/run.py", "-j", "2", "--filter", CASES, "--", python().to_str().unwrap()])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py"))
+        .args([mode, env!("CARGO_BIN_EXE_registry-verifier"), python().to_str().unwrap(), "--"])
+        .output()
+        .expect("the runner starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(out.status.success() && failures.is_empty(), "{}: {}\n{}", mode, failures.join("\n"), String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or("");
+    let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(passed >= 20, "{}: only {} cases ran: {}", mode, passed, last);
+}
+
+fn python_client_available() -> bool {
+    Command::new(python())
+        .current_dir(repo())
+        .args(["-c", "import registry_tool.client.conformance"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn python_installs_and_rust_verifies() {
+    if !python_client_available() {
+        eprintln!("skipped: the Python format-2 client (registry_tool.client.conformance) is not in this tree");
+        return;
+    }
+    split_suite("python-installs");
+}
+
+#[test]
+fn rust_installs_and_python_verifies() {
+    if !python_client_available() {
+        eprintln!("skipped: the Python format-2 client (registry_tool.client.conformance) is not in this tree");
+        return;
+    }
+    split_suite("rust-installs");
+}
