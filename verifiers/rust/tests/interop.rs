@@ -6,6 +6,18 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The runner binary cargo built for this test (older cargo does not always export
+/// CARGO_BIN_EXE_*; the binary then sits two levels above the test executable).
+fn binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_registry-verifier") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("registry-verifier")
+        }
+    }
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
@@ -21,7 +33,7 @@ fn split_suite(mode: &str) {
         .current_dir(repo())
         .args(["conformance/run.py", "-j", "2", "--filter", CASES, "--", python().to_str().unwrap()])
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py"))
-        .args([mode, env!("CARGO_BIN_EXE_registry-verifier"), python().to_str().unwrap(), "--"])
+        .arg(mode).arg(binary()).args([python().to_str().unwrap(), "--"])
         .output()
         .expect("the runner starts");
     let stdout = String::from_utf8_lossy(&out.stdout);
