@@ -55,7 +55,12 @@ impl Key {
         signed.extend_from_slice(trusted_comment.as_bytes());
         let global = self.sk.sign(&signed).to_bytes();
         let b64 = base64::engine::general_purpose::STANDARD;
-        format!("untrusted comment: signature\n{}\ntrusted comment: {}\n{}\n", b64.encode(blob), trusted_comment, b64.encode(global))
+        format!(
+            "untrusted comment: signature\n{}\ntrusted comment: {}\n{}\n",
+            b64.encode(blob),
+            trusted_comment,
+            b64.encode(global)
+        )
     }
 }
 
@@ -143,14 +148,25 @@ fn module(i: usize) -> Vec<u8> {
 fn node(site: &Path, prefix: &str, items: &[(String, String, Value)]) -> Value {
     let doc = if items.len() <= 64 {
         let plugins = items.iter().map(|(_, name, pin)| (name.clone(), pin.clone())).collect();
-        obj(vec![("_type", s("registry-node")), ("format_version", Value::Int(2)), ("prefix", s(prefix)), ("plugins", Value::Obj(plugins))])
+        obj(vec![
+            ("_type", s("registry-node")),
+            ("format_version", Value::Int(2)),
+            ("prefix", s(prefix)),
+            ("plugins", Value::Obj(plugins)),
+        ])
     } else {
         let mut groups: BTreeMap<char, Vec<(String, String, Value)>> = BTreeMap::new();
         for item in items {
             groups.entry(item.0.as_bytes()[prefix.len()] as char).or_default().push(item.clone());
         }
-        let children = groups.iter().map(|(d, g)| (d.to_string(), node(site, &format!("{}{}", prefix, d), g))).collect();
-        obj(vec![("_type", s("registry-node")), ("format_version", Value::Int(2)), ("prefix", s(prefix)), ("children", Value::Obj(children))])
+        let children =
+            groups.iter().map(|(d, g)| (d.to_string(), node(site, &format!("{}{}", prefix, d), g))).collect();
+        obj(vec![
+            ("_type", s("registry-node")),
+            ("format_version", Value::Int(2)),
+            ("prefix", s(prefix)),
+            ("children", Value::Obj(children)),
+        ])
     };
     write_meta(site, &canonical(&doc))
 }
@@ -170,7 +186,13 @@ fn generate(site: &Path) {
         ("expires", s("2027-11-27T00:00:00Z")),
         ("keys", Value::Obj(keys)),
         ("roles", obj(vec![("root", role(&root_key)), ("index", role(&index_key))])),
-        ("maintainers", obj(vec![("bench", obj(vec![("keyids", Value::Arr(vec![s(&maint.id())])), ("plugins", Value::Arr(vec![s("*")]))]))])),
+        (
+            "maintainers",
+            obj(vec![(
+                "bench",
+                obj(vec![("keyids", Value::Arr(vec![s(&maint.id())])), ("plugins", Value::Arr(vec![s("*")]))]),
+            )]),
+        ),
         ("plugin_thresholds", obj(vec![])),
         ("revoked", Value::Arr(vec![])),
     ]);
@@ -200,7 +222,11 @@ fn generate(site: &Path) {
             write(&site.join(format!("{}/plugin.toml.minisig", dir)), maint.sign(manifest.as_bytes(), &tc).as_bytes());
             write(&site.join(format!("{}/{}.wasm", dir, name)), &wasm);
             let file_ref = |path: String, data: &[u8]| {
-                obj(vec![("path", s(&path)), ("sha256", s(&names::sha256_hex(data))), ("size", Value::Int(data.len() as i64))])
+                obj(vec![
+                    ("path", s(&path)),
+                    ("sha256", s(&names::sha256_hex(data))),
+                    ("size", Value::Int(data.len() as i64)),
+                ])
             };
             versions.insert(
                 version.clone(),
@@ -211,7 +237,14 @@ fn generate(site: &Path) {
                     ("host", Value::Null),
                     ("exports", Value::Arr(vec![s("run")])),
                     ("permissions", Value::Arr(vec![])),
-                    ("limits", obj(vec![("fuel", Value::Int(50_000_000)), ("memory", Value::Int(16 << 20)), ("wall_time_ms", Value::Int(2000))])),
+                    (
+                        "limits",
+                        obj(vec![
+                            ("fuel", Value::Int(50_000_000)),
+                            ("memory", Value::Int(16 << 20)),
+                            ("wall_time_ms", Value::Int(2000)),
+                        ]),
+                    ),
                     ("dependencies", obj(vec![])),
                     ("manifest", file_ref(format!("{}/plugin.toml", dir), manifest.as_bytes())),
                     ("wasm", file_ref(format!("{}/{}.wasm", dir, name), &wasm)),
@@ -226,13 +259,25 @@ fn generate(site: &Path) {
                 ]),
             );
         }
-        let doc = obj(vec![("_type", s("registry-plugin")), ("format_version", Value::Int(2)), ("name", s(&name)), ("versions", Value::Obj(versions))]);
+        let doc = obj(vec![
+            ("_type", s("registry-plugin")),
+            ("format_version", Value::Int(2)),
+            ("name", s(&name)),
+            ("versions", Value::Obj(versions)),
+        ]);
         let pin = write_meta(site, &canonical(&doc));
         pins.push((names::sha256_hex(name.as_bytes()), name, pin));
     }
     pins.sort_by(|a, b| a.0.cmp(&b.0));
     let tree = node(site, "", &pins);
-    let catalog = write_meta(site, &canonical(&obj(vec![("_type", s("registry-catalog")), ("format_version", Value::Int(2)), ("plugins", obj(vec![]))])));
+    let catalog = write_meta(
+        site,
+        &canonical(&obj(vec![
+            ("_type", s("registry-catalog")),
+            ("format_version", Value::Int(2)),
+            ("plugins", obj(vec![])),
+        ])),
+    );
     let top = obj(vec![
         ("format_version", Value::Int(2)),
         ("version", Value::Int(20261127000000)),
@@ -250,11 +295,17 @@ fn generate(site: &Path) {
         ),
         ("tree", tree),
         ("catalog", catalog),
-        ("counts", obj(vec![("plugins", Value::Int(PLUGINS as i64)), ("releases", Value::Int((PLUGINS * VERSIONS) as i64))])),
+        (
+            "counts",
+            obj(vec![("plugins", Value::Int(PLUGINS as i64)), ("releases", Value::Int((PLUGINS * VERSIONS) as i64))]),
+        ),
     ]);
     let top_bytes = canonical(&top);
     write(&site.join("registry.json"), &top_bytes);
-    write(&site.join("registry.json.minisig"), index_key.sign(&top_bytes, "timestamp:1795737600\tfile:registry.json\thashed").as_bytes());
+    write(
+        &site.join("registry.json.minisig"),
+        index_key.sign(&top_bytes, "timestamp:1795737600\tfile:registry.json\thashed").as_bytes(),
+    );
 }
 
 fn ms(d: Duration) -> String {
@@ -281,7 +332,11 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let site_arg = args.iter().position(|a| a == "--site").map(|i| PathBuf::from(&args[i + 1]));
-    let work = args.first().filter(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("registry-verifier-bench"));
+    let work = args
+        .first()
+        .filter(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("registry-verifier-bench"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let work = work.canonicalize().unwrap();
@@ -324,7 +379,9 @@ fn main() {
     let (_, wall, cpu_time) = timed(|| {
         let session = verifier.refresh().expect("refresh");
         for p in 0..100 {
-            session.install(&format!("plugin-{:05}@^1.0", p * (PLUGINS / 100)), &dir, &InstallOptions::default()).expect("install");
+            session
+                .install(&format!("plugin-{:05}@^1.0", p * (PLUGINS / 100)), &dir, &InstallOptions::default())
+                .expect("install");
         }
         session.commit().unwrap();
     });

@@ -45,7 +45,14 @@ impl TrustState {
             Err(e) => return Err(env_error(&state_dir.join(ROOT_FILE), e)),
         };
         let corrupt = |what: String| {
-            Error::new(Class::NotPinned, format!("the trust state in {} is unreadable ({}); pin the registry's root again", state_dir.display(), what))
+            Error::new(
+                Class::NotPinned,
+                format!(
+                    "the trust state in {} is unreadable ({}); pin the registry's root again",
+                    state_dir.display(),
+                    what
+                ),
+            )
         };
         let root = Root::parse(&root_bytes).map_err(|e| corrupt(e.message))?;
         let state_bytes = std::fs::read(state_dir.join(STATE_FILE)).map_err(|e| corrupt(e.to_string()))?;
@@ -78,7 +85,10 @@ fn env_error(path: &Path, e: std::io::Error) -> Error {
 fn not_pinned(state_dir: &Path) -> Error {
     Error::new(
         Class::NotPinned,
-        format!("no root is pinned in {}; pin the registry's root first (a root file obtained out of band)", state_dir.display()),
+        format!(
+            "no root is pinned in {}; pin the registry's root first (a root file obtained out of band)",
+            state_dir.display()
+        ),
     )
 }
 
@@ -104,11 +114,15 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(url: &str, state_dir: &Path, transport: Arc<dyn Transport>) -> Verifier {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Verifier { url: url.to_owned(), state_dir: state_dir.to_path_buf(), transport, now, timeout: Duration::from_secs(120) }
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Verifier {
+            url: url.to_owned(),
+            state_dir: state_dir.to_path_buf(),
+            transport,
+            now,
+            timeout: Duration::from_secs(120),
+        }
     }
 
     pub fn with_now(mut self, now: i64) -> Verifier {
@@ -131,7 +145,8 @@ impl Verifier {
     pub fn pin(&self, root_bytes: &[u8], sigs: &[Vec<u8>]) -> Result<Root> {
         let mut sigs = sigs.to_vec();
         if sigs.is_empty() {
-            let root = Root::parse(root_bytes).map_err(|e| Error::from_trust(Class::RootChain, "the root to pin", e))?;
+            let root =
+                Root::parse(root_bytes).map_err(|e| Error::from_trust(Class::RootChain, "the root to pin", e))?;
             let fetcher = self.fetcher();
             for id in &root.root_role.keyids {
                 if let Some(s) = fetcher.get(&format!("root/{}.root.json.{}.minisig", root.version, id), SIG_CAP)? {
@@ -139,7 +154,8 @@ impl Verifier {
                 }
             }
         }
-        let root = root::verify_root_self(root_bytes, &sigs).map_err(|e| Error::from_trust(Class::RootChain, "the root to pin is not self-signed", e))?;
+        let root = root::verify_root_self(root_bytes, &sigs)
+            .map_err(|e| Error::from_trust(Class::RootChain, "the root to pin is not self-signed", e))?;
         TrustState { url: self.url.clone(), root: root.clone(), highest_version: 0 }.save(&self.state_dir)?;
         Ok(root)
     }
@@ -152,7 +168,8 @@ impl Verifier {
         let (root, rotated) = walk_roots(&fetcher, &state.root, self.now)?;
         let highest = if rotated { 0 } else { state.highest_version };
         let top = fetch_top(&fetcher, &root, self.now, highest)?;
-        let new_state = TrustState { url: self.url.clone(), root: root.clone(), highest_version: highest.max(top.version) };
+        let new_state =
+            TrustState { url: self.url.clone(), root: root.clone(), highest_version: highest.max(top.version) };
         Ok(Session { verifier: self, fetcher, root, top, new_state })
     }
 }
@@ -208,7 +225,10 @@ fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64) -> Result<(Root, bool
         current = c;
     }
     if current.is_expired(now) {
-        return Err(chain_error(TrustError::new(TrustCode::RootExpired, format!("root version {} expired; the registry's owners must publish a renewed root", current.version))));
+        return Err(chain_error(TrustError::new(
+            TrustCode::RootExpired,
+            format!("root version {} expired; the registry's owners must publish a renewed root", current.version),
+        )));
     }
     let _ = start_index;
     Ok((current, rotated))
@@ -216,9 +236,9 @@ fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64) -> Result<(Root, bool
 
 /// FORMAT 2 section 6 step 2.
 fn fetch_top(fetcher: &Fetcher, root: &Root, now: i64, highest: i64) -> Result<TopDocument> {
-    let data = fetcher
-        .get("registry.json", MAX_TOP_BYTES as u64)?
-        .ok_or_else(|| Error::new(Class::Network, format!("{} does not exist; check the registry URL", fetcher.url("registry.json"))))?;
+    let data = fetcher.get("registry.json", MAX_TOP_BYTES as u64)?.ok_or_else(|| {
+        Error::new(Class::Network, format!("{} does not exist; check the registry URL", fetcher.url("registry.json")))
+    })?;
     let mut sigs = Vec::new();
     let mut names_: Vec<String> = vec!["registry.json.minisig".to_owned()];
     let ids: BTreeSet<&String> = root.index_role.keyids.iter().collect();
@@ -236,7 +256,10 @@ fn fetch_top(fetcher: &Fetcher, root: &Root, now: i64, highest: i64) -> Result<T
         };
         Error::from_trust(
             Class::BadSignature,
-            &format!("{}: it lacks {} valid signature(s) by the index keys of root version {}", attack, root.index_role.threshold, root.version),
+            &format!(
+                "{}: it lacks {} valid signature(s) by the index keys of root version {}",
+                attack, root.index_role.threshold, root.version
+            ),
             e,
         )
     })?;
@@ -244,7 +267,10 @@ fn fetch_top(fetcher: &Fetcher, root: &Root, now: i64, highest: i64) -> Result<T
     if top.registry_name != root.registry {
         return Err(Error::new(
             Class::WrongRegistry,
-            format!("registry.json is for registry {:?}, but the pinned root is for {:?}; check the registry URL", top.registry_name, root.registry),
+            format!(
+                "registry.json is for registry {:?}, but the pinned root is for {:?}; check the registry URL",
+                top.registry_name, root.registry
+            ),
         ));
     }
     if top.root_version > root.version as i64 {
@@ -262,7 +288,10 @@ fn fetch_top(fetcher: &Fetcher, root: &Root, now: i64, highest: i64) -> Result<T
     if top.version < highest {
         return Err(Error::new(
             Class::Rollback,
-            format!("rollback attack: registry version {} is lower than the highest seen {}; use another mirror", top.version, highest),
+            format!(
+                "rollback attack: registry version {} is lower than the highest seen {}; use another mirror",
+                top.version, highest
+            ),
         ));
     }
     Ok(top)
@@ -297,10 +326,9 @@ impl<'v> Session<'v> {
 
     fn fetch_pinned(&self, pin: &crate::documents::Pin, what: &str) -> Result<Vec<u8>> {
         let path = pin.path();
-        let data = self
-            .fetcher
-            .get(&path, pin.size)?
-            .ok_or_else(|| Error::new(Class::Network, format!("{} ({}) is missing from the registry", what, self.fetcher.url(&path))))?;
+        let data = self.fetcher.get(&path, pin.size)?.ok_or_else(|| {
+            Error::new(Class::Network, format!("{} ({}) is missing from the registry", what, self.fetcher.url(&path)))
+        })?;
         if data.len() as u64 != pin.size || names::sha256_hex(&data) != pin.sha256 {
             return Err(Error::new(
                 Class::DigestMismatch,
@@ -315,7 +343,12 @@ impl<'v> Session<'v> {
         let key = crate::documents::plugin_key(name);
         let mut pin = self.top.tree.clone();
         let mut prefix = String::new();
-        let missing = || Error::new(Class::NotFound, format!("plugin {:?} is not in registry {:?}; check the name", name, self.root.registry));
+        let missing = || {
+            Error::new(
+                Class::NotFound,
+                format!("plugin {:?} is not in registry {:?}; check the name", name, self.root.registry),
+            )
+        };
         loop {
             let data = self.fetch_pinned(&pin, &format!("tree node {:?}", prefix))?;
             match Node::parse(&data, &prefix)? {
@@ -334,7 +367,12 @@ impl<'v> Session<'v> {
     }
 
     /// The highest release matching `req`: yanked only when pinned exactly, host-compatible.
-    pub fn resolve<'d>(&self, doc: &'d PluginDocument, req: &Requirement, host_version: Option<&Version>) -> Result<&'d Release> {
+    pub fn resolve<'d>(
+        &self,
+        doc: &'d PluginDocument,
+        req: &Requirement,
+        host_version: Option<&Version>,
+    ) -> Result<&'d Release> {
         let exact = req.range.exact().is_some();
         let mut best: Option<(Version, &Release)> = None;
         let mut skipped = Vec::new();
@@ -378,16 +416,24 @@ impl<'v> Session<'v> {
     pub fn download(&self, release: &Release, allow: &BTreeSet<String>) -> Result<VerifiedRelease> {
         let label = format!("{} {}", release.name, release.version);
         let mix = |what: String| {
-            Error::new(Class::MixAndMatch, format!("mix-and-match attack: {}; do not install from this registry until its owners rebuild it", what))
+            Error::new(
+                Class::MixAndMatch,
+                format!(
+                    "mix-and-match attack: {}; do not install from this registry until its owners rebuild it",
+                    what
+                ),
+            )
         };
-        let manifest = self
-            .fetcher
-            .get(&release.manifest.path, release.manifest.size)?
-            .ok_or_else(|| Error::new(Class::Network, format!("{} is missing from the registry", release.manifest.path)))?;
+        let manifest = self.fetcher.get(&release.manifest.path, release.manifest.size)?.ok_or_else(|| {
+            Error::new(Class::Network, format!("{} is missing from the registry", release.manifest.path))
+        })?;
         if manifest.len() as u64 != release.manifest.size || names::sha256_hex(&manifest) != release.manifest.sha256 {
             return Err(Error::new(
                 Class::DigestMismatch,
-                format!("tampered manifest: {} does not match the size and sha256 in the signed plugin document", release.manifest.path),
+                format!(
+                    "tampered manifest: {} does not match the size and sha256 in the signed plugin document",
+                    release.manifest.path
+                ),
             ));
         }
         let mut signatures = Vec::new();
@@ -401,8 +447,9 @@ impl<'v> Session<'v> {
             }
         }
         // 1-2: readable TOML naming the resolved plugin and version
-        let (m_name, m_version) = crate::manifest::name_and_version(&manifest, "plugin")
-            .map_err(|e| Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e)))?;
+        let (m_name, m_version) = crate::manifest::name_and_version(&manifest, "plugin").map_err(|e| {
+            Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e))
+        })?;
         if m_name != release.name || m_version != release.version {
             return Err(Error::new(
                 Class::WrongSoftware,
@@ -415,11 +462,19 @@ impl<'v> Session<'v> {
         // 3: maintainer signatures (docs/trust.md 5.7)
         let sig_bytes: Vec<Vec<u8>> = signatures.iter().map(|(_, b)| b.clone()).collect();
         let published = names::parse_time(&release.published_at);
-        let signers = root::verify_release_signatures(&self.root, &release.name, &manifest, &sig_bytes, self.verifier.now, published)
-            .map_err(|e| Error::from_trust(Class::MaintainerSignature, &format!("maintainer signature of {}", label), e))?;
+        let signers = root::verify_release_signatures(
+            &self.root,
+            &release.name,
+            &manifest,
+            &sig_bytes,
+            self.verifier.now,
+            published,
+        )
+        .map_err(|e| Error::from_trust(Class::MaintainerSignature, &format!("maintainer signature of {}", label), e))?;
         // 4: index-only fields are not trusted; the signed manifest decides
-        let facts = ManifestFacts::parse(&manifest)
-            .map_err(|e| Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e)))?;
+        let facts = ManifestFacts::parse(&manifest).map_err(|e| {
+            Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e))
+        })?;
         let manifest_perms: Vec<String> = facts.permissions.iter().cloned().collect();
         let differs = |field: &str, entry: String, signed: String| {
             mix(format!("the registry entry of {} says {} {}, its signed manifest {}", label, field, entry, signed))
@@ -437,17 +492,28 @@ impl<'v> Session<'v> {
             return Err(differs("permissions", format!("{:?}", release.permissions), format!("{:?}", manifest_perms)));
         }
         if facts.dependencies != release.dependencies {
-            return Err(differs("dependencies", format!("{:?}", release.dependencies), format!("{:?}", facts.dependencies)));
+            return Err(differs(
+                "dependencies",
+                format!("{:?}", release.dependencies),
+                format!("{:?}", facts.dependencies),
+            ));
         }
         let (fuel, memory, wall) = release.limits;
-        for (field, declared, entry) in [("limits.fuel", facts.fuel, fuel), ("limits.memory", facts.memory, memory), ("limits.wall_time_ms", facts.wall_time_ms, wall)] {
+        for (field, declared, entry) in [
+            ("limits.fuel", facts.fuel, fuel),
+            ("limits.memory", facts.memory, memory),
+            ("limits.wall_time_ms", facts.wall_time_ms, wall),
+        ] {
             if let Some(d) = declared {
                 if d != entry {
                     return Err(differs(field, entry.to_string(), d.to_string()));
                 }
             }
         }
-        if facts.artifact_file != release.wasm.file_name() || facts.artifact_sha256 != release.wasm.sha256 || facts.artifact_size != release.wasm.size {
+        if facts.artifact_file != release.wasm.file_name()
+            || facts.artifact_sha256 != release.wasm.sha256
+            || facts.artifact_size != release.wasm.size
+        {
             return Err(mix(format!(
                 "the signed manifest of {} pins {} ({} bytes, sha256 {}), the registry entry names {} ({} bytes, sha256 {})",
                 label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
@@ -494,7 +560,10 @@ impl<'v> Session<'v> {
     /// plugin's lockfile entry first, then its dependencies.
     pub fn install(&self, spec: &str, dir: &Path, opts: &InstallOptions) -> Result<Vec<Entry>> {
         let req = Requirement::parse(spec).map_err(|e| match e {
-            ReqError::Name(m) | ReqError::Range(m) => Error::new(Class::BadRequirement, format!("{}; use NAME, NAME@1.2.3, NAME@^1.2, NAME@~1.2.0 or NAME@'>=1.0.0 <2.0.0'", m)),
+            ReqError::Name(m) | ReqError::Range(m) => Error::new(
+                Class::BadRequirement,
+                format!("{}; use NAME, NAME@1.2.3, NAME@^1.2, NAME@~1.2.0 or NAME@'>=1.0.0 <2.0.0'", m),
+            ),
         })?;
         let host_version = match &opts.host_version {
             None => None,
@@ -514,7 +583,11 @@ impl<'v> Session<'v> {
                         Class::DependencyConflict,
                         format!(
                             "{} needs {}@{}, but {} {} was selected; no single version satisfies both",
-                            wanted_by.unwrap_or_default(), r.name, r.spec, chosen.release.name, chosen.release.version
+                            wanted_by.unwrap_or_default(),
+                            r.name,
+                            r.spec,
+                            chosen.release.name,
+                            chosen.release.version
                         ),
                     ));
                 }
@@ -524,8 +597,12 @@ impl<'v> Session<'v> {
             let release = self.resolve(&doc, &r, host_version.as_ref())?;
             let verified = self.download(release, &opts.allow)?;
             for (dep, range) in &verified.facts.dependencies {
-                let dep_req = Requirement::parse(&format!("{}@{}", dep, range))
-                    .map_err(|e| Error::new(Class::Malformed, format!("{} depends on {}@{}: {}", release.name, dep, range, e.message())))?;
+                let dep_req = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
+                    Error::new(
+                        Class::Malformed,
+                        format!("{} depends on {}@{}: {}", release.name, dep, range, e.message()),
+                    )
+                })?;
                 queue.push((dep_req, Some(release.name.clone())));
             }
             plan.push(verified);
@@ -554,7 +631,11 @@ impl<'v> Session<'v> {
                     stale.push(format!("{}/{}", prev.name, prev.version));
                 }
             }
-            let requested = if i == 0 { req.spec.clone() } else { previous.as_ref().map(|p| p.requested.clone()).unwrap_or_default() };
+            let requested = if i == 0 {
+                req.spec.clone()
+            } else {
+                previous.as_ref().map(|p| p.requested.clone()).unwrap_or_default()
+            };
             let entry = Entry {
                 name: r.name.clone(),
                 version: r.version.clone(),
@@ -632,9 +713,13 @@ pub struct LoadedPlugin {
 fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlugin> {
     let name = &e.name;
     let read = |rel: &str, size: u64, sha: &str, what: &str| -> Result<Vec<u8>> {
-        let data = fsx::read_below(dir, rel, size)?.ok_or_else(|| tampered(name, format!("{} {} is missing", what, rel)))?;
+        let data =
+            fsx::read_below(dir, rel, size)?.ok_or_else(|| tampered(name, format!("{} {} is missing", what, rel)))?;
         if data.len() as u64 != size || names::sha256_hex(&data) != sha {
-            return Err(tampered(name, format!("{} {} does not match the sha256 and size the lockfile pins", what, rel)));
+            return Err(tampered(
+                name,
+                format!("{} {} does not match the sha256 and size the lockfile pins", what, rel),
+            ));
         }
         Ok(data)
     };
@@ -645,12 +730,14 @@ fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlug
     if facts.name != *name || facts.version != e.version {
         return Err(tampered(name, format!("its manifest names {} {}", facts.name, facts.version)));
     }
-    if facts.artifact_sha256 != e.wasm_sha256 || facts.artifact_size != e.wasm_size || facts.artifact_file != wasm_file {
+    if facts.artifact_sha256 != e.wasm_sha256 || facts.artifact_size != e.wasm_size || facts.artifact_file != wasm_file
+    {
         return Err(tampered(name, "its manifest pins another module".to_string()));
     }
     let mut sigs = Vec::new();
     for rel in &e.signatures {
-        let data = fsx::read_below(dir, rel, SIG_CAP)?.ok_or_else(|| tampered(name, format!("signature {} is missing", rel)))?;
+        let data = fsx::read_below(dir, rel, SIG_CAP)?
+            .ok_or_else(|| tampered(name, format!("signature {} is missing", rel)))?;
         sigs.push(data);
     }
     if let Some(root) = root {
@@ -658,7 +745,11 @@ fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlug
         // the stored signatures and the delegation are re-checked under the trusted root.
         let published = names::parse_time(&e.published_at);
         root::verify_release_signatures(root, name, &manifest, &sigs, root.expires - 1, published).map_err(|err| {
-            Error::from_trust(Class::InstalledTampered, &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name), err)
+            Error::from_trust(
+                Class::InstalledTampered,
+                &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name),
+                err,
+            )
         })?;
     }
     Ok(LoadedPlugin { entry: e.clone(), facts, wasm })
@@ -693,7 +784,10 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
 pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<LoadedPlugin> {
     let lock = read_lockfile(dir)?.unwrap_or_default();
     let e = lock.plugins.get(name).ok_or_else(|| {
-        Error::new(Class::NotFound, format!("plugin {:?} is not installed in {}; install it first", name, dir.display()))
+        Error::new(
+            Class::NotFound,
+            format!("plugin {:?} is not installed in {}; install it first", name, dir.display()),
+        )
     })?;
     let root = trusted_root(state_dir)?;
     fsx::refuse_symlinks(dir)?;

@@ -90,7 +90,10 @@ pub struct PluginDocument {
 }
 
 fn malformed(doc: &str, e: String) -> Error {
-    Error::new(Class::Malformed, format!("{} is malformed: {}; rebuild the registry with a registry-tool that writes format 2", doc, e))
+    Error::new(
+        Class::Malformed,
+        format!("{} is malformed: {}; rebuild the registry with a registry-tool that writes format 2", doc, e),
+    )
 }
 
 /// Strict JSON, an object, and `format_version` 2 when present (checked first).
@@ -165,7 +168,17 @@ impl TopDocument {
         let o = Obj::new(
             v,
             "registry.json",
-            &["format_version", "version", "generated_at", "expires_at", "root_version", "registry", "tree", "catalog", "counts"],
+            &[
+                "format_version",
+                "version",
+                "generated_at",
+                "expires_at",
+                "root_version",
+                "registry",
+                "tree",
+                "catalog",
+                "counts",
+            ],
             &[],
         )?;
         let reg = Obj::new(o.value("registry")?, "registry", &["name", "description", "base_url", "host"], &[])?;
@@ -208,7 +221,8 @@ impl Node {
         let mix = |e: String| Error::new(Class::MixAndMatch, format!("mix-and-match attack: {}: {}", doc, e));
         let branch = matches!(&v, Value::Obj(m) if m.contains_key("children"));
         let body = if branch { "children" } else { "plugins" };
-        let o = Obj::new(&v, &doc, &["_type", "format_version", "prefix", body], &[]).map_err(|e| malformed(&doc, e))?;
+        let o =
+            Obj::new(&v, &doc, &["_type", "format_version", "prefix", body], &[]).map_err(|e| malformed(&doc, e))?;
         let m = |e: String| malformed(&doc, e);
         if o.str("_type").map_err(m)? != NODE_TYPE {
             return Err(m(format!("_type must be {:?}", NODE_TYPE)));
@@ -246,8 +260,24 @@ impl Node {
 }
 
 const RELEASE_FIELDS: &[&str] = &[
-    "description", "license", "abi", "host", "exports", "permissions", "limits", "dependencies", "manifest", "wasm",
-    "signers", "published_at", "yanked", "smoke", "authors", "keywords", "homepage", "repository",
+    "description",
+    "license",
+    "abi",
+    "host",
+    "exports",
+    "permissions",
+    "limits",
+    "dependencies",
+    "manifest",
+    "wasm",
+    "signers",
+    "published_at",
+    "yanked",
+    "smoke",
+    "authors",
+    "keywords",
+    "homepage",
+    "repository",
 ];
 
 enum RefError {
@@ -289,7 +319,9 @@ fn release(doc: &str, name: &str, version: &str, v: &Value) -> Result<Release, E
     let what = format!("versions.{}", version);
     let m = |e: String| malformed(doc, e);
     let o = Obj::new(v, &what, RELEASE_FIELDS, &[]).map_err(m)?;
-    let limits = Obj::new(o.value("limits").map_err(m)?, &format!("{}.limits", what), &["fuel", "memory", "wall_time_ms"], &[]).map_err(m)?;
+    let limits =
+        Obj::new(o.value("limits").map_err(m)?, &format!("{}.limits", what), &["fuel", "memory", "wall_time_ms"], &[])
+            .map_err(m)?;
     let limit = |key: &str| int_range(&limits, key, 0, MAX_INT).map_err(m);
     let limits = (limit("fuel")?, limit("memory")?, limit("wall_time_ms")?);
     let mut dependencies = BTreeMap::new();
@@ -298,7 +330,8 @@ fn release(doc: &str, name: &str, version: &str, v: &Value) -> Result<Release, E
             return Err(m(format!("{}.dependencies names {:?}, which is not a plugin name", what, dep)));
         }
         let text = spec.as_str().filter(|s| s.chars().count() <= 256);
-        let text = text.ok_or_else(|| m(format!("{}.dependencies.{} must be a string of at most 256 characters", what, dep)))?;
+        let text =
+            text.ok_or_else(|| m(format!("{}.dependencies.{} must be a string of at most 256 characters", what, dep)))?;
         crate::range::Range::parse(text).map_err(|e| m(format!("{}.dependencies.{}: {}", what, dep, e)))?;
         dependencies.insert(dep.clone(), text.to_owned());
     }
@@ -313,7 +346,8 @@ fn release(doc: &str, name: &str, version: &str, v: &Value) -> Result<Release, E
         Value::Null => {}
         Value::Arr(items) => {
             for (i, s) in items.iter().enumerate() {
-                let so = Obj::new(s, &format!("{}.smoke[{}]", what, i), &["name", "fuel", "peak_memory"], &[]).map_err(m)?;
+                let so =
+                    Obj::new(s, &format!("{}.smoke[{}]", what, i), &["name", "fuel", "peak_memory"], &[]).map_err(m)?;
                 str_max(&so, "name", 65536).map_err(m)?;
                 for key in ["fuel", "peak_memory"] {
                     if so.value(key).map_err(m)? != &Value::Null {
@@ -334,8 +368,10 @@ fn release(doc: &str, name: &str, version: &str, v: &Value) -> Result<Release, E
         RefError::Malformed(s) => malformed(doc, s),
         RefError::Traversal(s) => Error::new(Class::PathTraversal, format!("path traversal: {}: {}", doc, s)),
     };
-    let manifest = file_ref(o.value("manifest").map_err(m)?, &format!("{}.manifest", what), name, version, true).map_err(to_err)?;
-    let wasm = file_ref(o.value("wasm").map_err(m)?, &format!("{}.wasm", what), name, version, false).map_err(to_err)?;
+    let manifest = file_ref(o.value("manifest").map_err(m)?, &format!("{}.manifest", what), name, version, true)
+        .map_err(to_err)?;
+    let wasm =
+        file_ref(o.value("wasm").map_err(m)?, &format!("{}.wasm", what), name, version, false).map_err(to_err)?;
     let signers = strs(&o, "signers", names::is_key_id).map_err(m)?;
     let published_at = o.str("published_at").map_err(m)?;
     if names::parse_time(published_at).is_none() {

@@ -72,8 +72,8 @@ impl Class {
     pub fn exit_code(self) -> i32 {
         use Class::*;
         match self {
-            NotFound | NoMatchingVersion | BadRequirement | PermissionRequired | NotPinned
-            | Network | DependencyConflict => 2,
+            NotFound | NoMatchingVersion | BadRequirement | PermissionRequired | NotPinned | Network
+            | DependencyConflict => 2,
             _ => 1,
         }
     }
@@ -101,11 +101,7 @@ impl Error {
 
     /// A trust-rule failure reported under a conformance class, with context in front.
     pub fn from_trust(class: Class, context: &str, err: TrustError) -> Error {
-        Error {
-            class,
-            message: format!("{}: {} ({})", context, err.message, err.code.as_str()),
-            trust: Some(err.code),
-        }
+        Error { class, message: format!("{}: {} ({})", context, err.message, err.code.as_str()), trust: Some(err.code) }
     }
 }
 

@@ -107,7 +107,9 @@ fn pump(transport: &dyn Transport, url: &str, deadline: Instant, limit: u64, tx:
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 let err = match e.kind() {
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => TransportError::Timeout(e.to_string()),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                        TransportError::Timeout(e.to_string())
+                    }
                     _ => TransportError::Network(e.to_string()),
                 };
                 let _ = tx.send(Err(err));
@@ -144,7 +146,10 @@ fn collect(
             }
             Ok(Err(TransportError::Timeout(_))) => return Err(slow(url)),
             Ok(Err(TransportError::Network(msg))) => {
-                return Err(Error::new(Class::Network, format!("could not fetch {}: {}; check the registry URL and the network", url, msg)))
+                return Err(Error::new(
+                    Class::Network,
+                    format!("could not fetch {}: {}; check the registry URL and the network", url, msg),
+                ))
             }
             Ok(Ok(None)) if !started => return Ok(None),
             Ok(Ok(None)) => unreachable!("NotFound after a body"),
@@ -211,7 +216,9 @@ impl Transport for HttpTransport {
         }
         match self.agent.get(url).set("Accept-Encoding", "identity").timeout(left).call() {
             Ok(resp) if resp.status() == 200 => Ok(Response::Body(Box::new(resp.into_reader()))),
-            Ok(resp) => Err(TransportError::Network(format!("HTTP status {} (redirects are not followed)", resp.status()))),
+            Ok(resp) => {
+                Err(TransportError::Network(format!("HTTP status {} (redirects are not followed)", resp.status())))
+            }
             Err(ureq::Error::Status(404, _)) | Err(ureq::Error::Status(410, _)) => Ok(Response::NotFound),
             Err(ureq::Error::Status(code, _)) => Err(TransportError::Network(format!("HTTP status {}", code))),
             Err(ureq::Error::Transport(t)) => {
@@ -237,7 +244,10 @@ pub fn default_transport(url: &str) -> Result<Arc<dyn Transport>, Error> {
             return Ok(Arc::new(HttpTransport::new()));
         }
     }
-    Err(Error::new(Class::Network, format!("registry URL {:?} has no transport here (file://, or http(s):// with the `http` feature)", url)))
+    Err(Error::new(
+        Class::Network,
+        format!("registry URL {:?} has no transport here (file://, or http(s):// with the `http` feature)", url),
+    ))
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 fn unsafe_path(path: &Path, what: &str) -> Error {
     Error::new(
         Class::UnsafePath,
-        format!("unsafe path: {} {}; the verifier never follows links below the plugin directory, remove it and reinstall", path.display(), what),
+        format!(
+            "unsafe path: {} {}; the verifier never follows links below the plugin directory, remove it and reinstall",
+            path.display(),
+            what
+        ),
     )
 }
 
@@ -121,7 +125,8 @@ pub fn read_below(dir: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, Er
 fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{}-{}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -132,7 +137,8 @@ pub fn write_atomic(dir: &Path, rel: &str, data: &[u8]) -> Result<PathBuf, Error
     let parent = target.parent().expect("below dir").to_path_buf();
     let tmp = parent.join(format!(".part-{}", unique_suffix()));
     let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o644).open(&tmp)?;
+        let mut f =
+            OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o644).open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, &target)?;

@@ -218,9 +218,8 @@ impl<'a> Obj<'a> {
     pub fn str_list(&self, key: &str, unique: bool, check: impl Fn(&str) -> bool) -> Result<Vec<String>, String> {
         let mut out: Vec<String> = Vec::new();
         for (i, item) in self.arr(key)?.iter().enumerate() {
-            let s = item
-                .as_str()
-                .ok_or_else(|| format!("{}[{}] is {}, not a string", self.path(key), i, item.kind()))?;
+            let s =
+                item.as_str().ok_or_else(|| format!("{}[{}] is {}, not a string", self.path(key), i, item.kind()))?;
             if !check(s) {
                 return Err(format!("{}[{}] {:?} is not allowed here", self.path(key), i, s));
             }
@@ -365,7 +364,8 @@ mod tests {
 
     #[test]
     fn pretty_printing_matches_python_json_dumps() {
-        let v = parse("{\"b\": [1, {}], \"a\": \"\u{e9}\u{1f600}\\n\\u0001\", \"c\": [], \"d\": null}".as_bytes()).unwrap();
+        let v =
+            parse("{\"b\": [1, {}], \"a\": \"\u{e9}\u{1f600}\\n\\u0001\", \"c\": [], \"d\": null}".as_bytes()).unwrap();
         // python3 -c 'import json; print(json.dumps({"b":[1,{}],"a":"\u00e9\U0001F600\n\x01","c":[],"d":None}, indent=2, sort_keys=True))'
         let expected = "{\n  \"a\": \"\\u00e9\\ud83d\\ude00\\n\\u0001\",\n  \"b\": [\n    1,\n    {}\n  ],\n  \"c\": [],\n  \"d\": null\n}";
         assert_eq!(to_python_pretty(&v), expected);

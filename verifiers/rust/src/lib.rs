@@ -19,9 +19,12 @@ pub mod range;
 pub mod root;
 pub mod wasm;
 
-pub use client::{load_plugin, read_lockfile, verify_installed, InstallOptions, LoadedPlugin, Session, TrustState, VerifiedRelease, Verifier};
+pub use client::{
+    load_plugin, read_lockfile, verify_installed, InstallOptions, LoadedPlugin, Session, TrustState, VerifiedRelease,
+    Verifier,
+};
 pub use error::{Class, Error, Result, TrustCode, TrustError};
-pub use fetch::{FileTransport, Response, Transport, TransportError};
 #[cfg(feature = "http")]
 pub use fetch::HttpTransport;
+pub use fetch::{FileTransport, Response, Transport, TransportError};
 pub use range::{Range, Requirement};

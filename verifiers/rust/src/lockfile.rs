@@ -41,7 +41,10 @@ pub struct Lockfile {
 fn bad(msg: String) -> Error {
     Error::new(
         Class::Lockfile,
-        format!("{} is not a valid lockfile: {}; reinstall the plugins (the lockfile is generated, never edited by hand)", LOCKFILE, msg),
+        format!(
+            "{} is not a valid lockfile: {}; reinstall the plugins (the lockfile is generated, never edited by hand)",
+            LOCKFILE, msg
+        ),
     )
 }
 
@@ -53,8 +56,22 @@ fn rel_path_ok(path: &str, name: &str, version: &str) -> bool {
 }
 
 const FIELDS: &[&str] = &[
-    "version", "registry", "requested", "required_by", "dependencies", "abi", "manifest", "manifest_sha256",
-    "manifest_size", "wasm", "wasm_sha256", "wasm_size", "signatures", "signers", "permissions", "published_at",
+    "version",
+    "registry",
+    "requested",
+    "required_by",
+    "dependencies",
+    "abi",
+    "manifest",
+    "manifest_sha256",
+    "manifest_size",
+    "wasm",
+    "wasm_sha256",
+    "wasm_size",
+    "signatures",
+    "signers",
+    "permissions",
+    "published_at",
 ];
 
 impl Lockfile {
@@ -78,7 +95,10 @@ impl Lockfile {
             let path = |key: &str| -> Result<String, Error> {
                 let p = e.str(key).map_err(bad)?;
                 if !rel_path_ok(p, name, version) {
-                    return Err(bad(format!("plugins.{}.{} {:?} is not {}/{}/<file name>", name, key, p, name, version)));
+                    return Err(bad(format!(
+                        "plugins.{}.{} {:?} is not {}/{}/<file name>",
+                        name, key, p, name, version
+                    )));
                 }
                 Ok(p.to_owned())
             };
@@ -98,7 +118,9 @@ impl Lockfile {
             };
             let mut dependencies = BTreeMap::new();
             for (dep, range) in e.obj("dependencies").map_err(bad)? {
-                let r = range.as_str().ok_or_else(|| bad(format!("plugins.{}.dependencies.{} is not a string", name, dep)))?;
+                let r = range
+                    .as_str()
+                    .ok_or_else(|| bad(format!("plugins.{}.dependencies.{} is not a string", name, dep)))?;
                 if !names::is_plugin_name(dep) {
                     return Err(bad(format!("plugins.{}.dependencies names {:?}", name, dep)));
                 }
@@ -107,7 +129,10 @@ impl Lockfile {
             let signatures = e.str_list("signatures", false, |_| true).map_err(bad)?;
             for s in &signatures {
                 if !rel_path_ok(s, name, version) {
-                    return Err(bad(format!("plugins.{}.signatures holds {:?}, not {}/{}/<file name>", name, s, name, version)));
+                    return Err(bad(format!(
+                        "plugins.{}.signatures holds {:?}, not {}/{}/<file name>",
+                        name, s, name, version
+                    )));
                 }
             }
             let published_at = e.str("published_at").map_err(bad)?;
@@ -152,7 +177,10 @@ impl Lockfile {
             put("registry", Value::Str(e.registry.clone()));
             put("requested", Value::Str(e.requested.clone()));
             put("required_by", strs(&e.required_by));
-            put("dependencies", Value::Obj(e.dependencies.iter().map(|(k, v)| (k.clone(), Value::Str(v.clone()))).collect()));
+            put(
+                "dependencies",
+                Value::Obj(e.dependencies.iter().map(|(k, v)| (k.clone(), Value::Str(v.clone()))).collect()),
+            );
             put("abi", Value::Str(e.abi.clone()));
             put("manifest", Value::Str(e.manifest.clone()));
             put("manifest_sha256", Value::Str(e.manifest_sha256.clone()));
@@ -217,7 +245,9 @@ mod tests {
         let bytes = lf.to_bytes();
         assert_eq!(Lockfile::parse(&bytes).unwrap(), lf);
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with("{\n  \"lockfile_version\": 2,\n  \"plugins\": {\n    \"validate_email\": {\n      \"abi\": \"core\",\n"));
+        assert!(text.starts_with(
+            "{\n  \"lockfile_version\": 2,\n  \"plugins\": {\n    \"validate_email\": {\n      \"abi\": \"core\",\n"
+        ));
         assert!(text.ends_with("}\n}\n"));
         assert!(text.contains("\"required_by\": [],\n"));
     }

@@ -64,10 +64,13 @@ impl From<Error> for Failure {
 fn run(args: &[String]) -> Result<serde_json::Value, Failure> {
     let (op, flags) = parse_args(args)?;
     let now_text = need(&flags, "now")?;
-    let now = names::parse_time(now_text).ok_or_else(|| Usage(format!("--now {:?} is not YYYY-MM-DDTHH:MM:SSZ", now_text)))?;
+    let now = names::parse_time(now_text)
+        .ok_or_else(|| Usage(format!("--now {:?} is not YYYY-MM-DDTHH:MM:SSZ", now_text)))?;
     let deadline = match flags.get("deadline-ms") {
         None => Duration::from_millis(10_000),
-        Some(ms) => Duration::from_millis(ms.parse::<u64>().map_err(|_| Usage(format!("--deadline-ms {:?} is not a number", ms)))?),
+        Some(ms) => Duration::from_millis(
+            ms.parse::<u64>().map_err(|_| Usage(format!("--deadline-ms {:?} is not a number", ms)))?,
+        ),
     };
     let state = PathBuf::from(need(&flags, "state")?);
     let verifier = |url: &str| -> Result<Verifier, Failure> {
@@ -77,7 +80,8 @@ fn run(args: &[String]) -> Result<serde_json::Value, Failure> {
         "pin" => {
             check_flags(&flags, &["state", "url", "root", "now"])?;
             let file = PathBuf::from(need(&flags, "root")?);
-            let bytes = std::fs::read(&file).map_err(|e| Usage(format!("cannot read --root {}: {}", file.display(), e)))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| Usage(format!("cannot read --root {}: {}", file.display(), e)))?;
             let root = verifier(need(&flags, "url")?)?.pin(&bytes, &[])?;
             Ok(json!({"ok": true, "root_version": root.version, "registry": root.registry}))
         }
@@ -122,7 +126,9 @@ fn main() {
     let (out, code) = match run(&args) {
         Ok(v) => (v, 0),
         Err(Failure::Usage(m)) => (json!({"ok": false, "error": "usage", "message": m}), 2),
-        Err(Failure::Refused(e)) => (json!({"ok": false, "error": e.class.as_str(), "message": e.message}), e.class.exit_code()),
+        Err(Failure::Refused(e)) => {
+            (json!({"ok": false, "error": e.class.as_str(), "message": e.message}), e.class.exit_code())
+        }
     };
     println!("{}", out);
     let _ = Class::Network; // the class list is the library's

@@ -174,7 +174,11 @@ impl ManifestFacts {
         let (mut fuel, mut memory, mut wall_time_ms) = (None, None, None);
         if let Some(l) = table(&doc, "limits")? {
             if let Some(v) = l.get("fuel") {
-                fuel = Some(v.as_integer().filter(|n| *n >= 0).ok_or("plugin.toml limits.fuel is not a non-negative integer")?);
+                fuel = Some(
+                    v.as_integer()
+                        .filter(|n| *n >= 0)
+                        .ok_or("plugin.toml limits.fuel is not a non-negative integer")?,
+                );
             }
             if let Some(v) = l.get("memory") {
                 memory = Some(parse_size(v).ok_or("plugin.toml limits.memory is not a size")?);

@@ -105,7 +105,8 @@ pub struct PublicKey {
 impl PublicKey {
     /// The base64 line alone (what root metadata's `public_key` fields hold).
     pub fn from_base64(line: &str) -> Result<PublicKey, TrustError> {
-        let blob = decode_b64(line, 42).ok_or_else(|| malformed_key("public key is not canonical base64 of 42 bytes"))?;
+        let blob =
+            decode_b64(line, 42).ok_or_else(|| malformed_key("public key is not canonical base64 of 42 bytes"))?;
         if &blob[0..2] != b"Ed" {
             return Err(malformed_key("public key algorithm is not Ed"));
         }
@@ -156,7 +157,8 @@ impl Signature {
             return Err(malformed_sig("signature file is larger than 16 KiB"));
         }
         let text = std::str::from_utf8(data).map_err(|_| malformed_sig("signature file is not UTF-8"))?;
-        let l = lines(text, 4).ok_or_else(|| malformed_sig("signature file does not have exactly 4 lines (or has a CR)"))?;
+        let l = lines(text, 4)
+            .ok_or_else(|| malformed_sig("signature file does not have exactly 4 lines (or has a CR)"))?;
         let untrusted = l[0]
             .strip_prefix(UNTRUSTED)
             .ok_or_else(|| malformed_sig("line 1 does not start with 'untrusted comment: '"))?;
@@ -196,7 +198,8 @@ impl Signature {
     /// signature over signature ‖ trusted comment, both under `key`. The key number is not
     /// compared here (callers select candidates by it).
     pub fn verify_bytes(&self, key: &PublicKey, data: &[u8]) -> Result<(), TrustError> {
-        let bad = || TrustError::new(TrustCode::BadSignature, format!("signature by key {} does not verify", key.key_id()));
+        let bad =
+            || TrustError::new(TrustCode::BadSignature, format!("signature by key {} does not verify", key.key_id()));
         // A point that does not decompress verifies nothing (it is not a parse error).
         let vk = VerifyingKey::from_bytes(&key.raw).map_err(|_| bad())?;
         let sig = EdSignature::from_bytes(&self.signature);
@@ -212,8 +215,7 @@ impl Signature {
         let mut signed = Vec::with_capacity(64 + self.trusted_comment.len());
         signed.extend_from_slice(&self.signature);
         signed.extend_from_slice(self.trusted_comment.as_bytes());
-        vk.verify_strict(&signed, &EdSignature::from_bytes(&self.global_signature))
-            .map_err(|_| bad())
+        vk.verify_strict(&signed, &EdSignature::from_bytes(&self.global_signature)).map_err(|_| bad())
     }
 
     /// The `key:value` fields of the trusted comment (tab-separated).
@@ -227,10 +229,18 @@ impl Signature {
 }
 
 /// docs/trust.md 3.4: verify a signature file with one public key.
-pub fn verify(key: &PublicKey, data: &[u8], signature_file: &[u8], allow_legacy: bool) -> Result<Signature, TrustError> {
+pub fn verify(
+    key: &PublicKey,
+    data: &[u8],
+    signature_file: &[u8],
+    allow_legacy: bool,
+) -> Result<Signature, TrustError> {
     let sig = Signature::parse(signature_file)?;
     if sig.is_legacy() && !allow_legacy {
-        return Err(TrustError::new(TrustCode::LegacySignature, "legacy (Ed) signature; only prehashed ED signatures are accepted"));
+        return Err(TrustError::new(
+            TrustCode::LegacySignature,
+            "legacy (Ed) signature; only prehashed ED signatures are accepted",
+        ));
     }
     if sig.keynum != key.keynum {
         return Err(TrustError::new(
@@ -285,16 +295,28 @@ mod tests {
         assert!(PublicKey::from_base64(&format!("{} ", good)).is_err());
         assert!(PublicKey::from_base64(&format!("{}=", good)).is_err());
         // line 2 of a signature ends in "g=": 'h' sets one of the two unused padding bits
-        let text = String::from_utf8(std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/trust/vectors/sig/message.txt.minisig")).unwrap()).unwrap();
+        let text = String::from_utf8(
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/trust/vectors/sig/message.txt.minisig"))
+                .unwrap(),
+        )
+        .unwrap();
         assert!(text.contains("Qg=\n"));
         assert!(Signature::parse(text.as_bytes()).is_ok());
-        assert_eq!(Signature::parse(text.replace("Qg=\n", "Qh=\n").as_bytes()).unwrap_err().code, TrustCode::MalformedSignature);
-        assert_eq!(Signature::parse(text.replace("Qg=\n", "Qg\n").as_bytes()).unwrap_err().code, TrustCode::MalformedSignature);
+        assert_eq!(
+            Signature::parse(text.replace("Qg=\n", "Qh=\n").as_bytes()).unwrap_err().code,
+            TrustCode::MalformedSignature
+        );
+        assert_eq!(
+            Signature::parse(text.replace("Qg=\n", "Qg\n").as_bytes()).unwrap_err().code,
+            TrustCode::MalformedSignature
+        );
     }
 
     #[test]
     fn signature_files_have_exactly_four_lines_and_no_cr() {
-        let sig = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/trust/vectors/sig/message.txt.minisig")).unwrap();
+        let sig =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/trust/vectors/sig/message.txt.minisig"))
+                .unwrap();
         assert!(Signature::parse(&sig).is_ok());
         let text = String::from_utf8(sig.clone()).unwrap();
         assert!(Signature::parse(text.replace('\n', "\r\n").as_bytes()).is_err());

@@ -106,7 +106,8 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// `YYYY-MM-DDTHH:MM:SSZ` (a valid calendar date and time) as seconds since the Unix epoch.
 pub fn parse_time(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
         return None;
     }
     let num = |from: usize, to: usize| -> Option<i64> {

@@ -245,7 +245,9 @@ impl Range {
     pub fn matches(&self, v: &Version) -> bool {
         self.sets.iter().any(|set| {
             (v.pre.is_empty()
-                || set.iter().any(|b| b.names_pre && (b.version.major, b.version.minor, b.version.patch) == (v.major, v.minor, v.patch)))
+                || set.iter().any(|b| {
+                    b.names_pre && (b.version.major, b.version.minor, b.version.patch) == (v.major, v.minor, v.patch)
+                }))
                 && set.iter().all(|b| b.matches(v))
         })
     }
@@ -318,9 +320,33 @@ mod tests {
     #[test]
     fn anything_outside_the_grammar_is_refused() {
         for bad in [
-            "", " ", "1.2.3 - 2.0.0", "^", "~>1.2", "1.2.3+build", "01.2.3", "a.b.c", ">= 1.0", "1.2.3,", ",1.2.3",
-            "1.2.3 |", "|| 1.2.3", "1.2.3 ||", "1 | 2", "x.1", "1.2.3-", "1.2.3-01", "1.2-rc", "v1.2.3", "1.2.3.4",
-            "1.2.3 ", "!=1.0.0", "1.0.0\n", "x", "1.x.3", " 1.2.3",
+            "",
+            " ",
+            "1.2.3 - 2.0.0",
+            "^",
+            "~>1.2",
+            "1.2.3+build",
+            "01.2.3",
+            "a.b.c",
+            ">= 1.0",
+            "1.2.3,",
+            ",1.2.3",
+            "1.2.3 |",
+            "|| 1.2.3",
+            "1.2.3 ||",
+            "1 | 2",
+            "x.1",
+            "1.2.3-",
+            "1.2.3-01",
+            "1.2-rc",
+            "v1.2.3",
+            "1.2.3.4",
+            "1.2.3 ",
+            "!=1.0.0",
+            "1.0.0\n",
+            "x",
+            "1.x.3",
+            " 1.2.3",
         ] {
             assert!(Range::parse(bad).is_err(), "{:?} was accepted", bad);
         }

@@ -80,7 +80,18 @@ impl Root {
         let o = Obj::new(
             v,
             "root",
-            &["_type", "spec_version", "registry", "version", "expires", "keys", "roles", "maintainers", "plugin_thresholds", "revoked"],
+            &[
+                "_type",
+                "spec_version",
+                "registry",
+                "version",
+                "expires",
+                "keys",
+                "roles",
+                "maintainers",
+                "plugin_thresholds",
+                "revoked",
+            ],
             &[],
         )?;
         if o.str("_type")? != "registry-root" {
@@ -109,7 +120,8 @@ impl Root {
                     return Err(format!("{}.comment is longer than 256 characters", what));
                 }
             }
-            let key = PublicKey::from_base64(k.str("public_key")?).map_err(|e| format!("{}.public_key: {}", what, e.message))?;
+            let key = PublicKey::from_base64(k.str("public_key")?)
+                .map_err(|e| format!("{}.public_key: {}", what, e.message))?;
             if key.key_id() != *id {
                 return Err(format!("{}.public_key has key id {}", what, key.key_id()));
             }
@@ -165,7 +177,8 @@ impl Root {
                     return Err(format!("{}.reason is longer than 1024 characters", what));
                 }
             }
-            let key = PublicKey::from_base64(r.str("public_key")?).map_err(|e| format!("{}.public_key: {}", what, e.message))?;
+            let key = PublicKey::from_base64(r.str("public_key")?)
+                .map_err(|e| format!("{}.public_key: {}", what, e.message))?;
             if key.key_id() != keyid {
                 return Err(format!("{}.public_key has key id {}, not {}", what, key.key_id(), keyid));
             }
@@ -212,7 +225,10 @@ impl Root {
         for (name, role) in [("root", &self.root_role), ("index", &self.index_role)] {
             let distinct = self.role_raw_keys(role).len() as u64;
             if role.threshold > distinct {
-                return Err(format!("roles.{} threshold {} exceeds its {} distinct keys", name, role.threshold, distinct));
+                return Err(format!(
+                    "roles.{} threshold {} exceeds its {} distinct keys",
+                    name, role.threshold, distinct
+                ));
             }
         }
         let index = self.role_raw_keys(&self.index_role);
@@ -278,7 +294,14 @@ impl Root {
     fn revoked_candidates(&self) -> Vec<Candidate> {
         self.revoked
             .iter()
-            .map(|r| Candidate::refused(&r.keyid, &r.key, TrustCode::RevokedKey, format!("key {} was revoked in root version {}", r.keyid, r.revoked_in_version)))
+            .map(|r| {
+                Candidate::refused(
+                    &r.keyid,
+                    &r.key,
+                    TrustCode::RevokedKey,
+                    format!("key {} was revoked in root version {}", r.keyid, r.revoked_in_version),
+                )
+            })
             .collect()
     }
 
@@ -333,13 +356,22 @@ impl Tally {
                 }
             };
             if sig.is_legacy() {
-                reject(TrustError::new(TrustCode::LegacySignature, format!("legacy (Ed) signature by key {}", sig.key_id())), &mut tally);
+                reject(
+                    TrustError::new(
+                        TrustCode::LegacySignature,
+                        format!("legacy (Ed) signature by key {}", sig.key_id()),
+                    ),
+                    &mut tally,
+                );
                 continue;
             }
             let matching: Vec<&Candidate> = candidates.iter().filter(|c| c.key.keynum == sig.keynum).collect();
             if matching.is_empty() {
                 reject(
-                    TrustError::new(TrustCode::UnauthorizedSigner, format!("signature by key {} that is not authorised here", sig.key_id())),
+                    TrustError::new(
+                        TrustCode::UnauthorizedSigner,
+                        format!("signature by key {} that is not authorised here", sig.key_id()),
+                    ),
                     &mut tally,
                 );
                 continue;
@@ -353,7 +385,10 @@ impl Tally {
                     }
                 },
                 None => reject(
-                    TrustError::new(TrustCode::BadSignature, format!("signature by key {} does not verify (data or signature changed)", sig.key_id())),
+                    TrustError::new(
+                        TrustCode::BadSignature,
+                        format!("signature by key {} does not verify (data or signature changed)", sig.key_id()),
+                    ),
                     &mut tally,
                 ),
             }
@@ -363,7 +398,10 @@ impl Tally {
 
     pub fn check(&self, threshold: u64, subject: &str) -> Result<BTreeSet<String>, TrustError> {
         if threshold < 1 {
-            return Err(TrustError::new(TrustCode::EmptyPolicy, format!("{}: a threshold of 0 checks nothing", subject)));
+            return Err(TrustError::new(
+                TrustCode::EmptyPolicy,
+                format!("{}: a threshold of 0 checks nothing", subject),
+            ));
         }
         if self.counted.len() as u64 >= threshold {
             return Ok(self.counted.values().cloned().collect());
@@ -375,7 +413,12 @@ impl Tally {
         }
         Err(TrustError::new(
             TrustCode::ThresholdNotMet,
-            format!("{}: {} of the required {} distinct authorised keys signed", subject, self.counted.len(), threshold),
+            format!(
+                "{}: {} of the required {} distinct authorised keys signed",
+                subject,
+                self.counted.len(),
+                threshold
+            ),
         ))
     }
 }
@@ -393,7 +436,12 @@ fn role_candidates(root: &Root, role: &Role, also_refuse: &[Candidate]) -> Vec<C
 }
 
 /// A threshold of `root`'s root role over `data` (revoked keys refused).
-pub fn verify_root_role(root: &Root, data: &[u8], sigs: &[Vec<u8>], subject: &str) -> Result<BTreeSet<String>, TrustError> {
+pub fn verify_root_role(
+    root: &Root,
+    data: &[u8],
+    sigs: &[Vec<u8>],
+    subject: &str,
+) -> Result<BTreeSet<String>, TrustError> {
     let candidates = role_candidates(root, &root.root_role, &root.revoked_candidates());
     Tally::count(data, sigs, &candidates).check(root.root_role.threshold, subject)
 }
@@ -416,16 +464,23 @@ pub fn verify_root_step(n: &Root, raw: &[u8], sigs: &[Vec<u8>]) -> Result<Root, 
     }
     let c = Root::parse(raw)?;
     if c.version != n.version + 1 {
-        return Err(TrustError::new(TrustCode::RootVersion, format!("root version {} follows version {} (must be {})", c.version, n.version, n.version + 1)));
+        return Err(TrustError::new(
+            TrustCode::RootVersion,
+            format!("root version {} follows version {} (must be {})", c.version, n.version, n.version + 1),
+        ));
     }
     if c.registry != n.registry {
-        return Err(TrustError::new(TrustCode::RootContinuity, format!("root version {} renames registry {:?} to {:?}", c.version, n.registry, c.registry)));
+        return Err(TrustError::new(
+            TrustCode::RootContinuity,
+            format!("root version {} renames registry {:?} to {:?}", c.version, n.registry, c.registry),
+        ));
     }
     for old in &n.revoked {
         match c.revoked.iter().find(|r| r.key.raw == old.key.raw) {
-            Some(r) if r.revoked_at == old.revoked_at
-                && r.revoked_in_version == old.revoked_in_version
-                && (r.keep_prior_releases == old.keep_prior_releases || !r.keep_prior_releases) => {}
+            Some(r)
+                if r.revoked_at == old.revoked_at
+                    && r.revoked_in_version == old.revoked_in_version
+                    && (r.keep_prior_releases == old.keep_prior_releases || !r.keep_prior_releases) => {}
             _ => {
                 return Err(TrustError::new(
                     TrustCode::RootContinuity,
@@ -439,7 +494,10 @@ pub fn verify_root_step(n: &Root, raw: &[u8], sigs: &[Vec<u8>]) -> Result<Root, 
         if !known && r.revoked_in_version != c.version {
             return Err(TrustError::new(
                 TrustCode::RootContinuity,
-                format!("root version {} adds a revocation of key {} dated version {}", c.version, r.keyid, r.revoked_in_version),
+                format!(
+                    "root version {} adds a revocation of key {} dated version {}",
+                    c.version, r.keyid, r.revoked_in_version
+                ),
             ));
         }
     }
@@ -450,8 +508,10 @@ pub fn verify_root_step(n: &Root, raw: &[u8], sigs: &[Vec<u8>]) -> Result<Root, 
             n_refused.push(r);
         }
     }
-    Tally::count(raw, sigs, &role_candidates(n, &n.root_role, &n_refused)).check(n.root_role.threshold, &format!("{} (previous root keys)", subject))?;
-    Tally::count(raw, sigs, &role_candidates(&c, &c.root_role, &c_revoked)).check(c.root_role.threshold, &format!("{} (its own root keys)", subject))?;
+    Tally::count(raw, sigs, &role_candidates(n, &n.root_role, &n_refused))
+        .check(n.root_role.threshold, &format!("{} (previous root keys)", subject))?;
+    Tally::count(raw, sigs, &role_candidates(&c, &c.root_role, &c_revoked))
+        .check(c.root_role.threshold, &format!("{} (its own root keys)", subject))?;
     Ok(c)
 }
 
@@ -472,8 +532,15 @@ pub fn verify_root_chain(trusted: &Root, steps: &[(Vec<u8>, Vec<Vec<u8>>)], now:
 pub fn verify_index_signatures(root: &Root, data: &[u8], sigs: &[Vec<u8>]) -> Result<BTreeSet<String>, TrustError> {
     let mut refused = root.revoked_candidates();
     for (id, key) in &root.keys {
-        if !root.index_role.keyids.contains(id) && !root.role_keys(&root.index_role).iter().any(|(_, k)| k.raw == key.raw) {
-            refused.push(Candidate::refused(id, key, TrustCode::UnauthorizedSigner, format!("key {} is not an index key", id)));
+        if !root.index_role.keyids.contains(id)
+            && !root.role_keys(&root.index_role).iter().any(|(_, k)| k.raw == key.raw)
+        {
+            refused.push(Candidate::refused(
+                id,
+                key,
+                TrustCode::UnauthorizedSigner,
+                format!("key {} is not an index key", id),
+            ));
         }
     }
     let candidates = role_candidates(root, &root.index_role, &refused);
@@ -499,7 +566,10 @@ pub fn verify_release_signatures(
     let (name, version) = crate::manifest::name_and_version(manifest, "plugin")
         .map_err(|e| TrustError::new(TrustCode::PluginNameMismatch, e))?;
     if name != plugin {
-        return Err(TrustError::new(TrustCode::PluginNameMismatch, format!("manifest names plugin {:?}, not {:?}", name, plugin)));
+        return Err(TrustError::new(
+            TrustCode::PluginNameMismatch,
+            format!("manifest names plugin {:?}, not {:?}", name, plugin),
+        ));
     }
     let delegated = root.delegated_keys(plugin);
     let mut candidates: Vec<Candidate> = delegated.iter().map(|(id, k)| Candidate::authorised(id, k)).collect();
@@ -513,12 +583,22 @@ pub fn verify_release_signatures(
     }
     for r in &root.revoked {
         if !candidates.iter().any(|c| c.key.raw == r.key.raw) {
-            candidates.push(Candidate::refused(&r.keyid, &r.key, TrustCode::RevokedKey, format!("key {} was revoked in root version {}", r.keyid, r.revoked_in_version)));
+            candidates.push(Candidate::refused(
+                &r.keyid,
+                &r.key,
+                TrustCode::RevokedKey,
+                format!("key {} was revoked in root version {}", r.keyid, r.revoked_in_version),
+            ));
         }
     }
     for (id, key) in &root.keys {
         if !candidates.iter().any(|c| c.key.raw == key.raw) {
-            candidates.push(Candidate::refused(id, key, TrustCode::UnauthorizedSigner, format!("key {} is not delegated for plugin {}", id, plugin)));
+            candidates.push(Candidate::refused(
+                id,
+                key,
+                TrustCode::UnauthorizedSigner,
+                format!("key {} is not delegated for plugin {}", id, plugin),
+            ));
         }
     }
     let threshold = root.plugin_thresholds.get(plugin).copied().unwrap_or(1);
@@ -530,7 +610,11 @@ pub fn verify_release_signatures(
         if !plugin_ok || !version_ok {
             return Err(TrustError::new(
                 TrustCode::TrustedCommentMismatch,
-                format!("trusted comment of key {}'s signature names another plugin or version: {:?}", sig.key_id(), sig.trusted_comment),
+                format!(
+                    "trusted comment of key {}'s signature names another plugin or version: {:?}",
+                    sig.key_id(),
+                    sig.trusted_comment
+                ),
             ));
         }
     }

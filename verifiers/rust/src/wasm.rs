@@ -4,7 +4,8 @@
 
 /// Host modules gated by a permission (registry.toml's vocabulary of the registries this
 /// verifier serves; conformance/README.md decision 11.7).
-pub const GATED_MODULES: &[(&str, &str)] = &[("ferrite:keys", "keys"), ("ferrite:net", "network"), ("extism:host/user", "extism_user")];
+pub const GATED_MODULES: &[(&str, &str)] =
+    &[("ferrite:keys", "keys"), ("ferrite:net", "network"), ("extism:host/user", "extism_user")];
 
 struct Reader<'a> {
     data: &'a [u8],

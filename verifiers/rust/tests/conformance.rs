@@ -41,7 +41,12 @@ fn the_whole_conformance_suite_passes() {
         .expect("python3 runs conformance/run.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(out.status.success() && failures.is_empty(), "{}\n{}", failures.join("\n"), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last = stdout.lines().last().unwrap_or("");
     let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(passed >= 200, "only {} cases ran: {}", passed, last);

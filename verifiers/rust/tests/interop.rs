@@ -33,12 +33,20 @@ fn split_suite(mode: &str) {
         .current_dir(repo())
         .args(["conformance/run.py", "-j", "2", "--filter", CASES, "--", python().to_str().unwrap()])
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py"))
-        .arg(mode).arg(binary()).args([python().to_str().unwrap(), "--"])
+        .arg(mode)
+        .arg(binary())
+        .args([python().to_str().unwrap(), "--"])
         .output()
         .expect("the runner starts");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(out.status.success() && failures.is_empty(), "{}: {}\n{}", mode, failures.join("\n"), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && failures.is_empty(),
+        "{}: {}\n{}",
+        mode,
+        failures.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last = stdout.lines().last().unwrap_or("");
     let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(passed >= 20, "{}: only {} cases ran: {}", mode, passed, last);

@@ -72,7 +72,14 @@ fn run(case: &Value) -> Result<Option<u64>, TrustError> {
             let r = root::verify_root_chain(&trusted, &chain(case), now())?;
             let sigs: Vec<Vec<u8>> = strs(get(case, "signatures")).iter().map(|p| read(p)).collect();
             let published = get(case, "published_at").as_str().map(|t| names::parse_time(t).unwrap());
-            root::verify_release_signatures(&r, s(case, "plugin"), &read(s(case, "manifest")), &sigs, now(), published)?;
+            root::verify_release_signatures(
+                &r,
+                s(case, "plugin"),
+                &read(s(case, "manifest")),
+                &sigs,
+                now(),
+                published,
+            )?;
             Ok(Some(r.version))
         }
         other => panic!("unknown kind {}", other),
