@@ -1670,10 +1670,11 @@ def release_cases() -> None:
     )
     rel_attack(
         "release-wasm-of-other-release",
-        "digest",
-        "the server serves 1.0.0's (signed) wasm as 1.1.0's (index untouched)",
+        "mix-and-match",
+        "the server serves 1.0.0's (signed, same size) wasm as 1.1.0's (index untouched): the bytes are "
+        "another release's of the same plugin document",
         with_releases(variant(r11, {w: r10.wasm})),
-        "digest-mismatch",
+        "mix-and-match",
     )
     rel_attack(
         "release-wasm-of-other-release-repinned",
@@ -2179,12 +2180,23 @@ def transport_cases() -> None:
         "registry.json.<KEYID>.minisig is absent (404) while registry.json.minisig is there: fine",
         [pin(s), refresh(s, OK(registry_version=V_BASE))],
     )
+    case(
+        "transport-connection-reset-top",
+        "transport",
+        "the server closes the connection without answering for registry.json",
+        [pin(s), refresh(s, ERR("network"), serve={"registry.json": "reset"})],
+    )
 
 
 # ---------------------------------------------------------------- installed state
 
 
 LOCK = "registry-tool.lock.json"
+TOP_ONLY = [
+    r"registry\.json",
+    r"registry\.json(\.[0-9A-F]{16})?\.minisig",
+    r"root/[0-9]+\.root\.json(\.[0-9A-F]{16}\.minisig)?",
+]
 
 
 def installed_cases() -> None:
@@ -2434,6 +2446,29 @@ def success_cases() -> None:
             install(s, "validate_email", EMAIL_INSTALLED),
             verify(OK(plugins=["validate_email"])),
         ],
+    )
+    case(
+        "refresh-nothing-changed-fetches-only-top",
+        "success",
+        "a second refresh of the same publication fetches only registry.json, its signatures, the next root",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE)),
+            refresh(s, OK(registry_version=V_BASE), may_fetch=TOP_ONLY),
+        ],
+    )
+    case(
+        "update-nothing-changed-fetches-only-top",
+        "success",
+        "installing the installed release again from the same publication fetches only registry.json, "
+        "its signatures and the next root (metadata comes from the verified cache)",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            install(s, "validate_email", EMAIL_INSTALLED, may_fetch=TOP_ONLY),
+            verify(OK(plugins=["validate_email"])),
+        ],
+        requires=("cache",),
     )
     v12 = make_release(email("1.2.0", published_at="2026-11-27T06:00:00Z"))
     nxt = site(

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -126,7 +127,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fault = self.server.faults.get(path)
         file = self.server.files.get(path)
         try:
-            if fault == "500":
+            if fault == "reset":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)  # no status line: the connection just ends
+            elif fault == "500":
                 self._status(500, b"internal server error\n", body)
             elif fault == "404" or (file is None and fault is None):
                 self._status(404, b"not found\n", body)
@@ -239,6 +243,7 @@ def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
     if "site" in step:
         ctx.server.files = site_files(ctx.suite, step["site"])
     ctx.server.faults = dict(step.get("serve", {}))
+    ctx.server.log = []
     ctx.server.stop.clear()
     args = command(ctx, step)
     ctx.transcript.append("$ " + " ".join(_quote(a) for a in args))
@@ -268,6 +273,11 @@ def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
     want_code = exit_class(expect)
     if proc.returncode != want_code:
         problems.append(f"exit code {proc.returncode}, expected {want_code}")
+    if "may_fetch" in step:
+        allowed = [re.compile(p) for p in step["may_fetch"]]
+        extra = sorted({p for p in ctx.server.log if not any(a.fullmatch(p) for a in allowed)})
+        if extra:
+            problems.append(f"fetched {extra} (this step may only fetch {step['may_fetch']})")
     if problems:
         message = "; ".join(problems)
         if answer.get("message"):

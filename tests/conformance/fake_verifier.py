@@ -10,6 +10,7 @@ runner's fault directives, tamper and symlink steps are exercised against real b
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import sys
@@ -35,7 +36,7 @@ def fetch(url: str, deadline_s: float) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=deadline_s) as response:
             data = response.read(CAP + 1)
-    except urllib.error.HTTPError:
+    except (urllib.error.HTTPError, http.client.HTTPException, ConnectionError):
         refuse("network", 2)
     except TimeoutError:
         refuse("slow-retrieval")

@@ -66,7 +66,9 @@ PASSING: dict[str, list[dict[str, Any]]] = {
         PIN,
         step("refresh", err("slow-retrieval"), serve={"registry.json": "slow"}, deadline_ms=500),
     ],
+    "p-fault-reset": [PIN, step("refresh", err("network"), serve={"registry.json": "reset"})],
     "p-not-pinned": [step("refresh", err("not-pinned"))],
+    "p-may-fetch": [PIN, step("refresh", ok(registry_version=V), may_fetch=[r"registry\.json"])],
     "p-install-tamper": [
         PIN,
         INSTALL,
@@ -113,6 +115,10 @@ FAILING: dict[str, tuple[list[dict[str, Any]], str]] = {
     "f-lockfile-content": (
         [PIN, INSTALL, step("lockfile", expect={"plugins": {"validate_email": {"version": "1.0.0"}}})],
         "expected '1.0.0', got '1.1.0'",
+    ),
+    "f-may-fetch": (
+        [PIN, step("refresh", ok(registry_version=V), may_fetch=[r"root/.*"])],
+        "fetched ['registry.json']",
     ),
     "f-present": ([PIN, INSTALL, step("absent", path=LOCAL_WASM)], "still exists"),
 }
@@ -204,7 +210,7 @@ def test_suite_cases_reference_existing_sites_and_files() -> None:
             if s["op"] == "pin":
                 assert s["root"].removeprefix(s["site"] + "/") in files, c["id"]
             for path, fault in s.get("serve", {}).items():
-                assert fault in ("slow", "endless", "404", "500"), c["id"]
+                assert fault in ("slow", "endless", "404", "500", "reset"), c["id"]
                 assert path in files, (c["id"], path)
             if "expect" in s and s["expect"].get("ok") is False:
                 assert s["expect"]["error"] in runner.ERROR_CLASSES, c["id"]
