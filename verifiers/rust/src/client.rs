@@ -19,6 +19,7 @@ use crate::names;
 use crate::range::{Range, ReqError, Requirement};
 use crate::root::{self, Root, Tally, MAX_ROOT_BYTES};
 use semver::Version;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -170,7 +171,7 @@ impl Verifier {
         let top = fetch_top(&fetcher, &root, self.now, highest)?;
         let new_state =
             TrustState { url: self.url.clone(), root: root.clone(), highest_version: highest.max(top.version) };
-        Ok(Session { verifier: self, fetcher, root, top, new_state })
+        Ok(Session { verifier: self, fetcher, root, top, new_state, fetched: RefCell::new(Vec::new()) })
     }
 }
 
@@ -316,15 +317,37 @@ pub struct Session<'v> {
     pub root: Root,
     pub top: TopDocument,
     new_state: TrustState,
+    /// metadata documents fetched in this session (sha256, bytes), cached on commit
+    fetched: RefCell<Vec<(String, Vec<u8>)>>,
 }
+
+const CACHE_DIR: &str = "cache";
 
 impl<'v> Session<'v> {
     /// Persist the new root and the highest registry version seen.
+    /// Persist the new root, the highest registry version seen and the verified metadata
+    /// documents (`<state>/cache/<sha256>`, re-hashed whenever they are used).
     pub fn commit(&self) -> Result<()> {
-        self.new_state.save(&self.verifier.state_dir)
+        self.new_state.save(&self.verifier.state_dir)?;
+        for (sha, data) in self.fetched.borrow().iter() {
+            fsx::write_atomic(&self.verifier.state_dir, &format!("{}/{}", CACHE_DIR, sha), data)?;
+        }
+        Ok(())
     }
 
     fn fetch_pinned(&self, pin: &crate::documents::Pin, what: &str) -> Result<Vec<u8>> {
+        let cached = fsx::read_below(&self.verifier.state_dir, &format!("{}/{}", CACHE_DIR, pin.sha256), pin.size);
+        if let Ok(Some(data)) = cached {
+            if data.len() as u64 == pin.size && names::sha256_hex(&data) == pin.sha256 {
+                return Ok(data);
+            }
+        }
+        let data = self.fetch_pinned_remote(pin, what)?;
+        self.fetched.borrow_mut().push((pin.sha256.clone(), data.clone()));
+        Ok(data)
+    }
+
+    fn fetch_pinned_remote(&self, pin: &crate::documents::Pin, what: &str) -> Result<Vec<u8>> {
         let path = pin.path();
         let data = self.fetcher.get(&path, pin.size)?.ok_or_else(|| {
             Error::new(Class::Network, format!("{} ({}) is missing from the registry", what, self.fetcher.url(&path)))
@@ -413,7 +436,51 @@ impl<'v> Session<'v> {
     }
 
     /// FORMAT 2 section 6 step 6: fetch and verify one release (nothing is written).
-    pub fn download(&self, release: &Release, allow: &BTreeSet<String>) -> Result<VerifiedRelease> {
+    /// `doc` is the plugin document `release` comes from (a module swapped with another
+    /// version's is reported as mix-and-match).
+    pub fn download(&self, doc: &PluginDocument, release: &Release, allow: &BTreeSet<String>) -> Result<VerifiedRelease> {
+        self.download_from(doc, release, allow, None)
+    }
+
+    /// The files of `release` as installed in `dir`, when the lockfile pins exactly the bytes
+    /// the plugin document pins and they are intact (then nothing is downloaded again; the
+    /// bytes go through the same checks as downloaded ones).
+    fn installed_copy(&self, release: &Release, dir: &Path) -> Option<(Vec<u8>, Vec<(String, Vec<u8>)>, Vec<u8>)> {
+        let lock = read_lockfile(dir).ok()??;
+        let e = lock.plugins.get(&release.name)?;
+        let same = e.version == release.version
+            && e.manifest_sha256 == release.manifest.sha256
+            && e.manifest_size == release.manifest.size
+            && e.wasm_sha256 == release.wasm.sha256
+            && e.wasm_size == release.wasm.size;
+        if !same {
+            return None;
+        }
+        let read = |rel: &str, size: u64, sha: &str| {
+            fsx::read_below(dir, rel, size).ok()?.filter(|d| d.len() as u64 == size && names::sha256_hex(d) == sha)
+        };
+        let manifest = read(&e.manifest, e.manifest_size, &e.manifest_sha256)?;
+        let wasm = read(&e.wasm, e.wasm_size, &e.wasm_sha256)?;
+        let mut signatures = Vec::new();
+        for rel in &e.signatures {
+            let name = rel.rsplit('/').next()?.to_owned();
+            signatures.push((name, fsx::read_below(dir, rel, SIG_CAP).ok()??));
+        }
+        Some((manifest, signatures, wasm))
+    }
+
+    fn download_from(
+        &self,
+        doc: &PluginDocument,
+        release: &Release,
+        allow: &BTreeSet<String>,
+        installed: Option<&Path>,
+    ) -> Result<VerifiedRelease> {
+        let local = installed.and_then(|dir| self.installed_copy(release, dir));
+        let (local_wasm, local_files) = match local {
+            Some((m, sigs, w)) => (Some(w), Some((m, sigs))),
+            None => (None, None),
+        };
         let label = format!("{} {}", release.name, release.version);
         let mix = |what: String| {
             Error::new(
@@ -424,9 +491,15 @@ impl<'v> Session<'v> {
                 ),
             )
         };
-        let manifest = self.fetcher.get(&release.manifest.path, release.manifest.size)?.ok_or_else(|| {
-            Error::new(Class::Network, format!("{} is missing from the registry", release.manifest.path))
-        })?;
+        let (manifest, local_signatures) = match local_files {
+            Some((m, sigs)) => (m, Some(sigs)),
+            None => (
+                self.fetcher.get(&release.manifest.path, release.manifest.size)?.ok_or_else(|| {
+                    Error::new(Class::Network, format!("{} is missing from the registry", release.manifest.path))
+                })?,
+                None,
+            ),
+        };
         if manifest.len() as u64 != release.manifest.size || names::sha256_hex(&manifest) != release.manifest.sha256 {
             return Err(Error::new(
                 Class::DigestMismatch,
@@ -437,13 +510,17 @@ impl<'v> Session<'v> {
             ));
         }
         let mut signatures = Vec::new();
-        let mut sig_names = vec!["plugin.toml.minisig".to_owned()];
-        let ids: BTreeSet<&String> = release.signers.iter().collect();
-        sig_names.extend(ids.iter().map(|id| format!("plugin.toml.{}.minisig", id)));
-        let dir = format!("plugins/{}/{}/", release.name, release.version);
-        for name in sig_names {
-            if let Some(s) = self.fetcher.get(&format!("{}{}", dir, name), SIG_CAP)? {
-                signatures.push((name, s));
+        if let Some(sigs) = local_signatures {
+            signatures = sigs;
+        } else {
+            let mut sig_names = vec!["plugin.toml.minisig".to_owned()];
+            let ids: BTreeSet<&String> = release.signers.iter().collect();
+            sig_names.extend(ids.iter().map(|id| format!("plugin.toml.{}.minisig", id)));
+            let dir = format!("plugins/{}/{}/", release.name, release.version);
+            for name in sig_names {
+                if let Some(s) = self.fetcher.get(&format!("{}{}", dir, name), SIG_CAP)? {
+                    signatures.push((name, s));
+                }
             }
         }
         // 1-2: readable TOML naming the resolved plugin and version
@@ -528,12 +605,20 @@ impl<'v> Session<'v> {
             ));
         }
         // 6: the module, by its pin
-        let wasm = self
-            .fetcher
-            .get(&release.wasm.path, release.wasm.size)?
-            .ok_or_else(|| Error::new(Class::Network, format!("{} is missing from the registry", release.wasm.path)))?;
+        let wasm = match local_wasm {
+            Some(w) => w,
+            None => self.fetcher.get(&release.wasm.path, release.wasm.size)?.ok_or_else(|| {
+                Error::new(Class::Network, format!("{} is missing from the registry", release.wasm.path))
+            })?,
+        };
         let digest = names::sha256_hex(&wasm);
         if digest != facts.artifact_sha256 || wasm.len() as u64 != facts.artifact_size {
+            if let Some(other) = doc.versions.iter().find(|(v, r)| **v != release.version && r.wasm.sha256 == digest) {
+                return Err(mix(format!(
+                    "the module served for {} is the signed module of {} {}",
+                    label, release.name, other.0
+                )));
+            }
             return Err(Error::new(
                 Class::DigestMismatch,
                 format!("tampered module: {} ({} bytes, sha256 {}) is not the module the signed manifest pins; nothing was installed", release.wasm.path, wasm.len(), digest),
@@ -595,7 +680,7 @@ impl<'v> Session<'v> {
             }
             let doc = self.plugin_document(&r.name)?;
             let release = self.resolve(&doc, &r, host_version.as_ref())?;
-            let verified = self.download(release, &opts.allow)?;
+            let verified = self.download_from(&doc, release, &opts.allow, Some(dir))?;
             for (dep, range) in &verified.facts.dependencies {
                 let dep_req = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
                     Error::new(
