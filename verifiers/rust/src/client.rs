@@ -323,6 +323,9 @@ pub struct Session<'v> {
 
 const CACHE_DIR: &str = "cache";
 
+/// An installed release's manifest, signature files (name, bytes) and module.
+type InstalledCopy = (Vec<u8>, Vec<(String, Vec<u8>)>, Vec<u8>);
+
 impl<'v> Session<'v> {
     /// Persist the new root and the highest registry version seen.
     /// Persist the new root, the highest registry version seen and the verified metadata
@@ -438,14 +441,19 @@ impl<'v> Session<'v> {
     /// FORMAT 2 section 6 step 6: fetch and verify one release (nothing is written).
     /// `doc` is the plugin document `release` comes from (a module swapped with another
     /// version's is reported as mix-and-match).
-    pub fn download(&self, doc: &PluginDocument, release: &Release, allow: &BTreeSet<String>) -> Result<VerifiedRelease> {
+    pub fn download(
+        &self,
+        doc: &PluginDocument,
+        release: &Release,
+        allow: &BTreeSet<String>,
+    ) -> Result<VerifiedRelease> {
         self.download_from(doc, release, allow, None)
     }
 
     /// The files of `release` as installed in `dir`, when the lockfile pins exactly the bytes
     /// the plugin document pins and they are intact (then nothing is downloaded again; the
     /// bytes go through the same checks as downloaded ones).
-    fn installed_copy(&self, release: &Release, dir: &Path) -> Option<(Vec<u8>, Vec<(String, Vec<u8>)>, Vec<u8>)> {
+    fn installed_copy(&self, release: &Release, dir: &Path) -> Option<InstalledCopy> {
         let lock = read_lockfile(dir).ok()??;
         let e = lock.plugins.get(&release.name)?;
         let same = e.version == release.version

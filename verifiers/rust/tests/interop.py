@@ -12,9 +12,9 @@ interoperability: what one installs, the other verifies, and a tampered file is 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def main() -> int:
@@ -26,8 +26,9 @@ def main() -> int:
     def run(impl: str) -> tuple[int, str]:
         own = list(args)
         i = own.index("--state")
-        own[i + 1] = os.path.join(own[i + 1], impl)
-        os.makedirs(own[i + 1], exist_ok=True)
+        state = Path(own[i + 1]) / impl
+        state.mkdir(parents=True, exist_ok=True)
+        own[i + 1] = str(state)
         done = subprocess.run([*commands[impl], *own], capture_output=True, text=True, check=False)
         sys.stderr.write(f"[{impl}] {done.stdout}{done.stderr}")
         return done.returncode, done.stdout
@@ -35,7 +36,9 @@ def main() -> int:
     op = args[0]
     if op in ("pin", "refresh"):
         results = {impl: run(impl) for impl in ("rust", "python")}
-        verdicts = {impl: (code, json.loads(out or "{}").get("error")) for impl, (code, out) in results.items()}
+        verdicts = {
+            impl: (code, json.loads(out or "{}").get("error")) for impl, (code, out) in results.items()
+        }
         if verdicts["rust"] != verdicts["python"]:
             print(json.dumps({"ok": False, "error": "implementations-disagree", "message": str(verdicts)}))
             return 1

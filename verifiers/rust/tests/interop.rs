@@ -55,12 +55,7 @@ fn split_suite(mode: &str) {
 fn python_client_available() -> bool {
     let probe = "import sys, registry_tool.client.conformance, registry_tool.client.install as i; \
                  sys.exit(0 if getattr(i, 'LOCKFILE_VERSION', 1) >= 2 else 1)";
-    Command::new(python())
-        .current_dir(repo())
-        .args(["-c", probe])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    Command::new(python()).current_dir(repo()).args(["-c", probe]).status().map(|s| s.success()).unwrap_or(false)
 }
 
 #[test]
