@@ -184,7 +184,6 @@ fn chain_error(e: TrustError) -> Error {
 /// the next is fetched. Returns the final root and whether the index keys changed on the way.
 fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64) -> Result<(Root, bool)> {
     let mut current = trusted.clone();
-    let start_index = trusted.index_raw_keys();
     let mut rotated = false;
     loop {
         let next = current.version + 1;
@@ -231,7 +230,6 @@ fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64) -> Result<(Root, bool
             format!("root version {} expired; the registry's owners must publish a renewed root", current.version),
         )));
     }
-    let _ = start_index;
     Ok((current, rotated))
 }
 

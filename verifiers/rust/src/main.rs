@@ -10,7 +10,7 @@
 //! ```
 
 use registry_verifier::fetch::default_transport;
-use registry_verifier::{names, verify_installed, Class, Error, InstallOptions, Verifier};
+use registry_verifier::{names, verify_installed, Error, InstallOptions, Verifier};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -131,6 +131,5 @@ fn main() {
         }
     };
     println!("{}", out);
-    let _ = Class::Network; // the class list is the library's
     std::process::exit(code);
 }
