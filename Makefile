@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 # needs; any Go >= 1.21 downloads that toolchain itself from the Go module proxy (GOTOOLCHAIN=auto).
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: demo test setup system lint typecheck unit test-go samples bench clean
+.PHONY: demo test setup system lint typecheck unit test-go test-rust samples bench clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup lint typecheck unit test-go
+test: setup lint typecheck unit test-go test-rust
 
 setup: system $(STAMP)
 
@@ -42,6 +42,11 @@ test-go: setup
 	@test -x "$(GO)" || { echo "test-go: Go not found at '$(GO)'; fix: install Go >= 1.21 (docs/client-go.md) or pass GO=/path/to/go"; exit 2; }
 	@bad="$$(cd verifiers/go && $(dir $(GO))gofmt -l .)"; [ -z "$$bad" ] || { echo "test-go: not gofmt-formatted: $$bad; fix: gofmt -w verifiers/go"; exit 1; }
 	cd verifiers/go && export PATH="$(dir $(GO)):$$PATH" && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The Rust verifier (verifiers/rust): unit tests, trust vectors, library tests, the conformance
+# suite and the lockfile interop test (verifiers/rust/test.sh finds cargo).
+test-rust: setup
+	verifiers/rust/test.sh
 
 samples: setup
 	$(BIN)/python scripts/build_samples.py
