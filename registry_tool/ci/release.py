@@ -425,7 +425,7 @@ def precedence(version: Version) -> Version:
 def _toml(raw: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or TOML, a 4301-digit integer, deep nesting
         return {}  # validate_release reports the syntax error with its position
 
 

@@ -106,9 +106,11 @@ class Requirement:
         spec = spec.strip()
         req = cls(name, spec)
         if spec and not req.is_exact:
+            from registry_tool.manifest.versions import RangeError, parse_npm_range
+
             try:
-                NpmSpec(spec)
-            except ValueError:
+                parse_npm_range(spec)
+            except RangeError:
                 raise BadSpecError(
                     f"version requirement {spec!r} of {name} is not a semver range",
                     fix="use NAME, NAME@1.2.3, NAME@^1.2, NAME@~1.2.0 or NAME@'>=1.0.0 <2.0.0'",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -265,9 +266,18 @@ def _check_host_range(ctx: _Ctx) -> None:
 # --------------------------------------------------------------------------- artifact rules
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_artifact(ctx: _Ctx) -> None:
     m, cfg = ctx.manifest, ctx.config
     file = m.artifact.file
+    if _CONTROL.search(file):
+        # The OS cannot even look a NUL up ("embedded null byte"), and a newline forges log lines.
+        ctx.add(
+            "artifact-path", f"artifact.file {file!r} holds a control character", "artifact.file", _PATH_FIX
+        )
+        return
     if (
         PurePosixPath(file).is_absolute()
         or PureWindowsPath(file).is_absolute()
@@ -609,6 +619,9 @@ def _check_tests(ctx: _Ctx) -> None:
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
     release = ctx.release
+    if _CONTROL.search(name):
+        ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
+        return
     target = (release / name).resolve()
     if PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)

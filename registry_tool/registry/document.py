@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from registry_tool._json import StrictJSONError, loads_strict
 from registry_tool.errors import CheckFailed, Location
 
 FORMAT_VERSION = 1
@@ -254,46 +255,14 @@ def _validator() -> Any:
     return fastjsonschema.compile(schema)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Different JSON parsers keep different duplicates; refusing them removes the ambiguity.
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise RegistryDocumentError(
-                f"duplicate key {key!r} in registry.json",
-                where=REGISTRY_JSON,
-                fix="rebuild the registry with registry-tool build",
-            )
-        out[key] = value
-    return out
-
-
-def _reject_constant(token: str) -> Any:
-    raise RegistryDocumentError(f"non-standard JSON constant {token}", where=REGISTRY_JSON)
-
-
 def _load_json(data: bytes) -> Any:
-    if len(data) > MAX_REGISTRY_BYTES:
-        raise RegistryDocumentError(
-            f"registry.json is {len(data)} bytes, above the {MAX_REGISTRY_BYTES} byte cap",
-            where=REGISTRY_JSON,
-        )
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
+        return loads_strict(data, max_bytes=MAX_REGISTRY_BYTES)
+    except StrictJSONError as err:
         raise RegistryDocumentError(
-            f"registry.json is not UTF-8 ({err.reason})", where=REGISTRY_JSON
-        ) from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except json.JSONDecodeError as err:
-        raise RegistryDocumentError(
-            f"registry.json is not valid JSON: {err.msg}",
-            where=Location(file=REGISTRY_JSON, line=err.lineno, column=err.colno),
-        ) from None
-    except RecursionError:
-        raise RegistryDocumentError(
-            "registry.json is nested too deeply to be a registry document", where=REGISTRY_JSON
+            f"registry.json is not valid JSON: {err.reason}",
+            where=Location(file=REGISTRY_JSON, line=err.line, column=err.column),
+            fix="rebuild the registry with registry-tool build",
         ) from None
 
 

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from registry_tool._json import StrictJSONError, loads_strict
 from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
 from registry_tool.signing.minisign import (
     BadSignatureError,
@@ -136,33 +137,13 @@ def root_schema() -> dict[str, Any]:
     )
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Two parsers that keep different duplicates would see different roots.
-            raise ValueError(f"duplicate key '{key}'")
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
 def load_json_strict(data: bytes, *, where: str | None = None) -> Any:
-    """RFC 8259 JSON in UTF-8 without BOM, duplicate keys rejected, NaN/Infinity rejected."""
+    """RFC 8259 JSON in UTF-8 (the shared strict reader: no BOM, duplicates, NaN, huge integers)."""
     try:
-        text = data.decode("utf-8")
-        if text.startswith("\ufeff"):
-            raise ValueError("byte order mark")
-        return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RootFormatError(f"not valid root JSON: {exc}", where=where, fix="restore the file") from None
-    except RecursionError:
-        # json.loads raises this, not ValueError, on deeply nested arrays/objects.
+        return loads_strict(data)
+    except StrictJSONError as exc:
         raise RootFormatError(
-            "not valid root JSON: nested too deeply", where=where, fix="restore the file"
+            f"not valid root JSON: {exc.reason}", where=where, fix="restore the file"
         ) from None
 
 
