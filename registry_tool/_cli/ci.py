@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from registry_tool._cli import FormatOption, handle_errors
+from registry_tool.errors import RegistryToolError
 from registry_tool.report import OutputFormat
 
 ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True)
@@ -48,11 +49,18 @@ def check_command(
 ) -> None:
     """Check what HEAD changes in an index since --base: signatures, digests, smoke runs, immutability,
     version order, permission escalation, regressions. Exit 1 when the pull request must not merge."""
-    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request
+    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report
     from registry_tool.ci.summary import write_outputs
 
     options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard), full=full)
-    report = check_pull_request(Path.cwd(), list(index or []), options)
+    try:
+        report = check_pull_request(Path.cwd(), list(index or []), options)
+    except RegistryToolError:
+        raise
+    except Exception as err:
+        # Still write JSON/annotations/SARIF/summary, so the PR shows why it is red; exit 3.
+        typer.echo(f"internal error: {type(err).__name__} in ci check (see the report)", err=True)
+        report = crash_report(err)
     write_outputs(
         report,
         fmt,

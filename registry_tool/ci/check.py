@@ -25,11 +25,11 @@ from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, Smoke
 from registry_tool.ci.release import NewRelease, check_yank, finding_from_error, precedence
 from registry_tool.ci.summary import SUMMARY_COLUMNS
 from registry_tool.ci.trustgate import RootChange, TrustGate
-from registry_tool.errors import RegistryToolError, UsageError
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.report import CheckResult, Finding, Report, Severity
 
-__all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pull_request"]
+__all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pull_request", "crash_report"]
 
 # What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
 # signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
@@ -154,7 +154,14 @@ class _IndexCheck:
         config = self._base_config()
         if self.options.shard.first:
             if root_changes:
-                results.append(self._check_root(gate, root_changes))
+                try:
+                    results.append(self._check_root(gate, root_changes))
+                except RegistryToolError:
+                    raise
+                except Exception as err:
+                    crashed = CheckResult(subject="root", file=self.path("root"))
+                    crashed.findings.append(internal_error_finding("the root check", err, self.path("root")))
+                    results.append(crashed)
             if index_level.findings:
                 results.append(index_level)
         for position, key in enumerate(sorted(releases, key=lambda k: (k.name, k.version))):
@@ -289,6 +296,9 @@ class _IndexCheck:
                 result.findings.extend(self._outside(c) for c in changes)
         except RegistryToolError as err:
             result.findings.append(finding_from_error(err, self.repo.root, self.rebase_map(rel_dir)))
+        except Exception as err:
+            # One release's crash must not lose the rest of the pull request's findings.
+            result.findings.append(internal_error_finding(f"the check of {key.subject}", err, manifest_rel))
         return result
 
     def _check_published(
@@ -338,6 +348,29 @@ class _IndexCheck:
             (self.tmp / "base" / rel_dir, rel_dir + " (base)"),
             (self.tmp / "base", self.prefix + "(base)"),
         ]
+
+
+def internal_error_finding(what: str, err: BaseException, file: str | None = None) -> Finding:
+    """A crash as a finding: fails closed (exit 3), names the exception, keeps other findings."""
+    text = " ".join(str(err).split())
+    text = text[:300] + ("…" if len(text) > 300 else "")
+    return Finding(
+        rule=INTERNAL_ERROR_RULE,
+        message=f"{what} crashed: {type(err).__name__}: {text}",
+        file=file,
+        line=1 if file else None,
+        fix="report this to the registry-tool maintainers; the pull request cannot pass until it runs",
+    )
+
+
+def crash_report(err: BaseException) -> Report:
+    """The report of a ``ci check`` that crashed before it had one: still JSON, SARIF, summary."""
+    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    result = CheckResult(subject="ci check")
+    result.findings.append(internal_error_finding("ci check", err))
+    report.results.append(result)
+    report.summary_columns.update(SUMMARY_COLUMNS)
+    return report
 
 
 def _symlinks(root: Path, rel_dir: str) -> list[str]:

@@ -20,7 +20,7 @@ from semantic_version import Version
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import CheckOptions, ReleaseKey
 from registry_tool.ci.trustgate import TrustGate
-from registry_tool.errors import RegistryToolError
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.source import TomlSyntaxError, parse_toml
 from registry_tool.report import CheckResult, Finding, Severity
@@ -118,8 +118,8 @@ class NewRelease:
             )
         except Exception as err:  # fail closed with a finding, not a traceback
             self.add(
-                "internal-error",
-                f"the {name} check crashed: {type(err).__name__}: {err}",
+                INTERNAL_ERROR_RULE,
+                f"the {name} check crashed: {type(err).__name__}: {_one_line(err)}",
                 fix="report this to the registry-tool maintainers; the release cannot pass until it runs",
             )
         after = sum(1 for f in self.result.findings if f.severity is Severity.error)
@@ -415,6 +415,11 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
     verdict = gate.verify_release(yank, yank_rel, key.name, key.version)
     findings.extend(verdict.findings)
     return findings
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:300] + ("…" if len(text) > 300 else "")
 
 
 def precedence(version: Version) -> Version:
