@@ -55,6 +55,7 @@ PLUGIN_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{1,63}")
 PLUGIN_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9_-]{0,62}\*|[a-z][a-z0-9_-]{1,63}")
 REGISTRY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAINTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class RootFormatError(CheckFailed):
@@ -193,6 +194,8 @@ class Root:
     maintainers: dict[str, Maintainer]
     plugin_thresholds: dict[str, int]
     revoked: tuple[Revocation, ...] = field(default=())
+    # sha256 of the registry.toml this root authorises (None: the root pins none).
+    registry_config_sha256: str | None = None
 
     @classmethod
     def parse(cls, data: bytes, *, where: str | None = None) -> Root:
@@ -340,6 +343,8 @@ def _strict_fields(doc: dict[str, Any], where: str | None) -> None:
             raise _fail(f"{value!r} is not an integer", where, path)
 
     full(REGISTRY_NAME_RE, doc["registry"], "registry name", "registry")
+    if "registry_config" in doc:
+        full(SHA256_RE, doc["registry_config"]["sha256"], "sha256", "registry_config.sha256")
     integer(doc["version"], "version")
     for name in ROLES:
         integer(doc["roles"][name]["threshold"], f"roles.{name}.threshold")
@@ -432,6 +437,7 @@ def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
         maintainers=maintainers,
         plugin_thresholds=dict(doc["plugin_thresholds"]),
         revoked=tuple(revoked),
+        registry_config_sha256=doc.get("registry_config", {}).get("sha256"),
     )
     for plugin, k in root.plugin_thresholds.items():
         available = len(root.delegated_keys(plugin))
