@@ -34,6 +34,14 @@ def check_command(
         bool,
         typer.Option("--allow-escalation", help="New permissions/imports were approved: report, don't fail."),
     ] = False,
+    allow_escalation_at: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-escalation-at",
+            help="New permissions/imports were approved for this commit (12-40 hex digits): honoured only "
+            "when it is HEAD.",
+        ),
+    ] = None,
     shard: Annotated[
         str, typer.Option("--shard", help="Check only shard i of n of the changed releases, e.g. 2/4.")
     ] = "1/1",
@@ -52,7 +60,13 @@ def check_command(
     from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report
     from registry_tool.ci.summary import write_outputs
 
-    options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard), full=full)
+    options = CheckOptions(
+        base=base,
+        allow_escalation=allow_escalation,
+        allow_escalation_at=allow_escalation_at,
+        shard=Shard.parse(shard),
+        full=full,
+    )
     try:
         report = check_pull_request(Path.cwd(), list(index or []), options)
     except RegistryToolError:
@@ -97,11 +111,23 @@ def init_command(
             help="Where to write the new secret keys (default: DIR.keys next to DIR, outside git).",
         ),
     ] = None,
+    tool_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--tool-ref",
+            help="Full commit id of registry-tool the workflows run (default: the commit installed).",
+        ),
+    ] = None,
+    action_repo: Annotated[
+        str | None,
+        typer.Option("--action-repo", help="GitHub OWNER/NAME of registry-tool (default: the upstream)."),
+    ] = None,
 ) -> None:
     """Scaffold an index repository: registry.toml, a fresh signed root, PR-check and publish workflows."""
-    from registry_tool.ci.scaffold import init_index
+    from registry_tool.ci.scaffold import ACTION_REPO, ToolPin, detect_tool_pin, init_index
 
-    result = init_index(directory, name=name, host=host, base_url=base_url, keys_dir=keys_dir)
+    tool = ToolPin(action_repo or ACTION_REPO, tool_ref) if tool_ref else detect_tool_pin(action_repo)
+    result = init_index(directory, name=name, host=host, base_url=base_url, keys_dir=keys_dir, tool=tool)
     typer.echo(result.next_steps())
 
 

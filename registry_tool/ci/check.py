@@ -17,6 +17,7 @@ import re
 import stat
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -48,6 +49,10 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     base = repo.resolve(options.base)
     now = options.now or datetime.now(UTC)
     report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    if options.allow_escalation_at is not None:
+        options, approval = _bind_approval(repo, options)
+        if approval.findings and options.shard.first:
+            report.results.append(approval)
     if options.shard.first and not options.full:
         workflows = _workflow_changes(repo, base)
         if workflows.findings:
@@ -65,6 +70,29 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
             report.results.extend(check.run())
     report.summary_columns.update(SUMMARY_COLUMNS)
     return report
+
+
+_APPROVED_COMMIT = re.compile(r"[0-9a-f]{12,40}")
+
+
+def _bind_approval(repo: GitRepo, options: CheckOptions) -> tuple[CheckOptions, CheckResult]:
+    """``--allow-escalation-at SHA`` approves escalations of exactly that HEAD commit."""
+    result = CheckResult(subject="escalation approval")
+    approved = (options.allow_escalation_at or "").strip().lower()
+    head = repo.resolve("HEAD")
+    if _APPROVED_COMMIT.fullmatch(approved) and head.startswith(approved):
+        return replace(options, allow_escalation=True), result
+    result.findings.append(
+        Finding(
+            rule="approval-stale",
+            message=f"the escalation approval names commit {approved[:40]!r}, but HEAD is {head[:12]}: "
+            "commits pushed after an approval are not approved with it",
+            severity=Severity.warning,
+            fix=f"a registry maintainer reviews the new commits and approves {head[:12]} "
+            f"(label allow-escalation@{head[:12]})",
+        )
+    )
+    return options, result
 
 
 def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:

@@ -35,6 +35,7 @@ RULES: dict[str, str] = {
     "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
     "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
     "internal-error": "A check crashed; the release fails closed until it runs.",
+    "approval-stale": "The escalation approval names another commit than HEAD (a push after approving).",
     "uncommitted-changes": "The working tree differs from HEAD; those changes were not checked.",
     "unexpected-file": "A file in a release folder is not covered by the release's signature.",
 }
@@ -74,6 +75,9 @@ class Shard:
 class CheckOptions:
     base: str
     allow_escalation: bool = False
+    # Approval of escalations for one commit: honoured only when HEAD is that commit, so an
+    # escalation pushed after the approval is not approved with it.
+    allow_escalation_at: str | None = None
     shard: Shard = field(default_factory=Shard)
     now: datetime | None = None
     smoke: SmokeFn | None = None  # None: registry_tool.sandbox.smoke_release
