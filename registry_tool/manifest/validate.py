@@ -569,8 +569,33 @@ _ABI_ONLY = {
 }
 
 
+def _check_smoke_budget(ctx: _Ctx) -> None:
+    """[limits.max] tests_per_release and smoke_wall_time: each test may run up to its wall_time
+    limit, so the worst case of a smoke run is known before anything runs."""
+    m, cfg = ctx.manifest, ctx.config
+    count = len(m.tests)
+    if count > cfg.max_tests_per_release:
+        ctx.add(
+            "smoke-budget",
+            f"the release has {count} [[tests]], above the registry's limit of {cfg.max_tests_per_release}",
+            "tests",
+            f"keep at most {cfg.max_tests_per_release} tests (registry.toml [limits.max] tests_per_release)",
+        )
+        return
+    wall = ctx.manifest.effective_limits(cfg).wall_time
+    if wall is not None and count * wall > cfg.max_smoke_wall_time:
+        ctx.add(
+            "smoke-budget",
+            f"{count} tests x wall_time {wall:g}s = {count * wall:g}s can run longer than the registry's "
+            f"smoke budget of {cfg.max_smoke_wall_time:g}s per release",
+            "limits.wall_time" if m.declared_limits.wall_time is not None else "tests",
+            "lower limits.wall_time or drop tests (registry.toml [limits.max] smoke_wall_time)",
+        )
+
+
 def _check_tests(ctx: _Ctx) -> None:
     m = ctx.manifest
+    _check_smoke_budget(ctx)
     if not m.tests:
         ctx.add(
             "no-tests",
