@@ -190,6 +190,8 @@ class _IndexCheck:
         self.prefix = f"{index}/" if index else ""
         self._tmp = tempfile.TemporaryDirectory(prefix="registry-tool-ci-")
         self.tmp = Path(self._tmp.name)
+        self._plugin_names: set[str] | None = None
+        self._new_names: set[str] = set()
 
     def __enter__(self) -> _IndexCheck:
         return self
@@ -227,6 +229,10 @@ class _IndexCheck:
                 index_level.findings.append(self._index_replaced(change))
             else:
                 index_level.findings.append(self._outside(change))
+        # Every shard sees every name the PR adds: squatting between two new names is found too.
+        self._new_names = {
+            k.name for k, cs in releases.items() if any(c.kind is not ChangeKind.deleted for c in cs)
+        }
         results: list[CheckResult] = []
         gate = TrustGate.at_ref(self.repo, self.base, self.path("root"), self.now)
         config = self._base_config()
@@ -352,6 +358,12 @@ class _IndexCheck:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         return load_registry_config(target)
+
+    def plugin_names(self) -> set[str]:
+        """Plugin names at the base and those this pull request adds (squatting compares with all)."""
+        if self._plugin_names is None:
+            self._plugin_names = set(self.repo.list_dirs(self.base, self.path("plugins"))) | self._new_names
+        return self._plugin_names
 
     def export_base(self, rel_dir: str) -> Path:
         dest = self.tmp / "base" / rel_dir

@@ -35,6 +35,7 @@ RULES: dict[str, str] = {
     "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
     "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
     "internal-error": "A check crashed; the release fails closed until it runs.",
+    "name-squatting": "A new plugin name looks like an existing one and no maintainer is delegated both.",
     "approval-stale": "The escalation approval names another commit than HEAD (a push after approving).",
     "uncommitted-changes": "The working tree differs from HEAD; those changes were not checked.",
     "unexpected-file": "A file in a release folder is not covered by the release's signature.",

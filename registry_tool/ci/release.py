@@ -19,6 +19,7 @@ from semantic_version import Version
 
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import CheckOptions, ReleaseKey
+from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
@@ -52,6 +53,8 @@ class IndexContext(Protocol):
     def base_versions(self, name: str) -> list[Version]: ...
 
     def export_base(self, rel_dir: str) -> Path: ...
+
+    def plugin_names(self) -> set[str]: ...
 
 
 class NewRelease:
@@ -132,6 +135,7 @@ class NewRelease:
         self.checks["digest"] = not any(f.rule in _DIGEST_RULES for f in self.result.findings)
         self.step("signature", self.signature)
         self.step("version order", self.version_order)
+        self.step("name", self.name_squatting)
         previous = self.previous_release()
         self.step("escalation", lambda: self.escalation(previous))
         if self.checks["manifest"] and self.checks["digest"]:
@@ -239,6 +243,24 @@ class NewRelease:
                 field="plugin.version",
                 fix=f"publish a version above {existing[-1]}, or set [index] allow_backports = true in "
                 "registry.toml (a registry maintainer's decision)",
+            )
+
+    def name_squatting(self) -> None:
+        """A new plugin name must not pass for an existing one (unless one maintainer owns both)."""
+        name = self.key.name
+        if self.o.base_versions(name):
+            return  # not a new name
+        for other, reason in look_alikes(name, self.o.plugin_names() - {name}):
+            owners = [m.id for m in self.gate.root.maintainers.values() if m.covers(name) and m.covers(other)]
+            if owners:
+                continue  # one maintainer's own family of names (delegated by the root)
+            self.add(
+                "name-squatting",
+                f"plugin name '{name}' {reason} of the existing plugin '{other}', and no maintainer "
+                "is delegated both",
+                field="plugin.name",
+                fix=f"choose a clearly different name, or have the root delegate both '{name}' and "
+                f"'{other}' to the same maintainer",
             )
 
     def previous_release(self) -> Path | None:
