@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup system lint typecheck unit samples bench clean
+.PHONY: demo test setup system lint typecheck unit samples bench fuzz clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
@@ -35,6 +35,12 @@ unit:
 
 samples: setup
 	$(BIN)/python scripts/build_samples.py
+
+# Fuzz every parser of untrusted input for FUZZ_SECONDS seconds each (random inputs; `make test`
+# runs the same targets on a fixed, small sample). A crash is reported with its shrunk input.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -n 2 -q -m fuzz tests/fuzz
 
 bench: setup
 	$(BIN)/python bench/run_all.py
