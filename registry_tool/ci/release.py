@@ -300,8 +300,8 @@ class NewRelease:
             severity = Severity.notice  # published escalations were approved when they merged
         approved = " (approved with --allow-escalation)" if self.o.options.allow_escalation else ""
         fix = (
-            "a registry maintainer reviews the new capability and re-runs the check with the approval label "
-            "(--allow-escalation)"
+            "a registry maintainer reviews the new capability and approves this head commit: label "
+            "allow-escalation@<first 12 hex digits of the commit> (--allow-escalation-at)"
         )
         escalations: list[str] = []
         for perm in sorted(_granted(self.doc) - _granted(old_doc)):
