@@ -58,6 +58,7 @@ def test_valid_new_plugin_passes(
         "digest": True,
         "signature": True,
         "version order": True,
+        "name": True,
         "escalation": True,
         "smoke": True,
     }
