@@ -84,7 +84,8 @@ def test_a_crash_in_one_release_is_its_finding_and_exit_3(
 def _cli() -> object:
     from registry_tool._cli import _register_areas, app
 
-    _register_areas()
+    if not app.registered_commands:
+        _register_areas()
     return app
 
 
