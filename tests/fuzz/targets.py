@@ -45,13 +45,19 @@ def _registry_json() -> bytes:
     from registry_tool.signing import SecretKey
 
     key = SecretKey.load((KEYS / "index.key").read_bytes(), None)
-    out = Path(tempfile.mkdtemp(prefix="registry-tool-fuzz-")) / "site"
+    out = _tmp() / "site"
     build_site(BuildOptions(index=INDEX, out=out, keys=[key], now=datetime.now(UTC), smoke=False, jobs=1))
     return (out / "registry.json").read_bytes()
 
 
+@cache
+def _workdir() -> tempfile.TemporaryDirectory[str]:
+    # One folder per process, removed at exit; each example overwrites its file in it.
+    return tempfile.TemporaryDirectory(prefix="registry-tool-fuzz-")
+
+
 def _tmp() -> Path:
-    return Path(tempfile.mkdtemp(prefix="registry-tool-fuzz-"))
+    return Path(_workdir().name)
 
 
 # ----------------------------------------------------------------------------- the parsers
