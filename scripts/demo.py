@@ -68,6 +68,8 @@ def main() -> None:
     server = serve(site)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"\nserving {site} at {url}")
+    if (site / "index.html").exists():
+        print(f"browse the catalog (verified in the page): {url}index.html")
     try:
         client = ["--registry", url, "--state-dir", state]
         step(

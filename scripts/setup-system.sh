@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and the sample builds need, only if missing:
 # python3-venv, minisign (signature interop), clang + lld + wasi-libc (C -> wasm32-wasi
-# sample plugins) and, where Go is available, actionlint (workflow lint).
+# sample plugins), chromium (the catalog page's browser tests drive Debian's Chromium headless
+# through Playwright's Python package; no browser is downloaded) and, where Go is available,
+# actionlint (workflow lint).
 set -euo pipefail
 
 need=()
@@ -12,6 +14,7 @@ command -v wasm-ld >/dev/null || need+=(lld)
 [ -e /usr/include/wasm32-wasi/stdio.h ] || need+=(wasi-libc)
 compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null \
   || need+=(libclang-rt-14-dev-wasm32)
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need[*]}"

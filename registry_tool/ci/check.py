@@ -38,9 +38,9 @@ __all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pul
 
 # What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
 # signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
-_YANK_FILE = re.compile(r"^yank\.toml(?:\.minisig|\.[0-9A-F]{16}\.minisig)?$")
+from registry_tool.format.rules import is_yank_file, root_number
+
 MAX_CONFIG_BYTES = 1 << 20  # registry.toml is a few KiB; a link to /dev/zero must not be read
-_ROOT_PATH = re.compile(r"^([1-9][0-9]*)\.root\.json(?:\.[0-9A-F]{16})?(?:\.minisig)?$")
 
 
 def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOptions) -> Report:
@@ -386,8 +386,9 @@ class _IndexCheck:
         result = CheckResult(subject="root", file=root_dir)
         published = set(self.repo.list_files(self.base, root_dir))
         for change in changes:
-            match = _ROOT_PATH.fullmatch(PurePosixPath(change.path).name)  # `$` would allow a final \n
-            if change.path not in published and match is None:
+            name = PurePosixPath(change.path).name
+            version = root_number(name)
+            if change.path not in published and version is None:
                 result.findings.append(
                     Finding(
                         rule="unexpected-file",
@@ -397,11 +398,11 @@ class _IndexCheck:
                         fix="remove the file from the root folder",
                     )
                 )
-            elif change.path not in published and match and int(match.group(1)) <= gate.root.version:
+            elif change.path not in published and version is not None and version <= gate.root.version:
                 result.findings.append(
                     Finding(
                         rule="root-immutable",
-                        message=f"{change.path} adds a file to published root version {match.group(1)}",
+                        message=f"{change.path} adds a file to published root version {version}",
                         file=change.path,
                         line=1,
                         fix="never edit a published root version; add the next version N+1 instead",
@@ -477,7 +478,7 @@ class _IndexCheck:
         yank_changed = False
         for change in changes:
             name = PurePosixPath(change.path).name
-            if _YANK_FILE.fullmatch(name):
+            if is_yank_file(name):
                 if change.path in published:
                     result.findings.append(self._immutable(change))
                 else:

@@ -8,7 +8,6 @@ becomes that error's finding; one that crashes fails closed as ``internal-error`
 from __future__ import annotations
 
 import hashlib
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -470,12 +469,11 @@ def _imports(release_dir: Path, doc: dict[str, Any], config: RegistryConfig) -> 
     return {(i.module, i.name) for i in info.imports}
 
 
-# ``F.minisig`` or ``F.<KEYID>.minisig``, the names signing.signature_paths reads (key ids are upper hex).
-_SIGNATURE_SUFFIX = re.compile(r"(?:\.[0-9A-F]{16})?\.minisig")
-
-
 def _is_signature_of(rel: str, signed: set[str]) -> bool:
-    return any(rel.startswith(base) and _SIGNATURE_SUFFIX.fullmatch(rel[len(base) :]) for base in signed)
+    """``F.minisig`` or ``F.<KEYID>.minisig`` of a signed file (the format module's one rule)."""
+    from registry_tool.format import is_signature_of
+
+    return any(is_signature_of(rel, base) for base in signed)
 
 
 def rebase_finding(finding: Finding, repo_root: Path, rebase: list[tuple[Path, str]]) -> Finding:

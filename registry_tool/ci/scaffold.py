@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from registry_tool.errors import UsageError
+from registry_tool.format.rules import is_plugin_name
 from registry_tool.signing.minisign import SecretKey
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -23,7 +24,6 @@ ACTION_REPO = "registry-tool/registry-tool"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _REPO_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 SECRET_NAME = "REGISTRY_INDEX_KEY"  # noqa: S105 (the secret's name, not its value)
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 
 # template file -> path in the new repository
 _FILES = {
@@ -235,7 +235,7 @@ def _check_target(directory: Path, name: str, host: str) -> None:
             f"{directory} is not empty", where=str(directory), fix="run init on a new or empty directory"
         )
     for label, value in (("--name", name), ("--host", host)):
-        if not _NAME.fullmatch(value):
+        if not is_plugin_name(value):
             raise ScaffoldError(
                 f"{label} {value!r} is not a valid name",
                 fix="use 2-64 characters: lower-case letters, digits, '-' and '_', starting with a letter",

@@ -11,7 +11,6 @@ fails closed instead of silently trusting whatever is newest.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.format import root_file_version
 from registry_tool.report import Finding, Severity
 from registry_tool.signing.release import read_signatures, signature_paths
 from registry_tool.trust.root import (
@@ -28,8 +28,6 @@ from registry_tool.trust.root import (
     verify_threshold,
     verify_yank_signatures,
 )
-
-_ROOT_FILE = re.compile(r"^([1-9][0-9]*)\.root\.json$")
 
 
 class BaseRootError(UsageError):
@@ -53,7 +51,7 @@ class RootChange:
 
 
 def _root_versions(names: list[str]) -> list[int]:
-    return sorted(int(m.group(1)) for n in names if (m := _ROOT_FILE.fullmatch(Path(n).name)))
+    return sorted(v for n in names if (v := root_file_version(Path(n).name)) is not None)
 
 
 class TrustGate:

@@ -1,11 +1,15 @@
 """Verify-on-install client: trust state machine, bounded fetcher, installer, lockfile.
 
 Hosts use ``Registry`` (open, search, resolve, install, update), ``verify_installed`` and
-``load_plugin_bytes``; see docs/client.md.
+``load_plugin_bytes``; see docs/client.md.  The documents the client reads (format 2) are defined
+in ``registry_tool.format``; importing the client never imports the builder
+(``registry_tool.registry``).
 """
 
 from registry_tool.client.api import (
+    MetaCache,
     Registry,
+    SearchHit,
     default_plugin_dir,
     default_state_dir,
     list_installed,
@@ -23,8 +27,10 @@ __all__ = [
     "Fetcher",
     "HttpFetcher",
     "LockedPlugin",
+    "MetaCache",
     "Registry",
     "Requirement",
+    "SearchHit",
     "TrustState",
     "default_plugin_dir",
     "default_state_dir",

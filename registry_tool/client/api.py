@@ -8,24 +8,37 @@ Example::
     reg.install("validate_email@^1.0", plugins_dir, allow={"keys"})
     wasm = load_plugin_bytes(plugins_dir, "validate_email")   # re-verified against the lockfile
 
-``Registry.open`` runs the session checks (root walk, registry.json signatures, expiry,
-rollback).  Each public operation persists the advanced trust state only when it succeeds.
+``Registry.open`` runs the session checks (root walk, the top document's signatures, expiry,
+rollback).  ``install``/``info``/``update`` then walk the plugin tree to one plugin document
+(``registry_tool.format``), ``search`` reads the catalog; every metadata document is fetched by
+its pin (at most its signed size, then its sha256) and kept in a verified cache keyed by digest
+under the state directory, so an update with nothing changed downloads only the top document and
+its signatures.  Each public operation persists the advanced trust state only when it succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import platformdirs
 from semantic_version import Version
 
-from registry_tool.client.errors import FetchError, LockfileMismatchError, NotFoundError, NotInstalledError
+from registry_tool.client.errors import (
+    DigestMismatchError,
+    FetchError,
+    LockfileMismatchError,
+    NotFoundError,
+    NotInstalledError,
+    PluginNotFoundError,
+)
 from registry_tool.client.fetch import (
-    MAX_REGISTRY_SIZE,
-    MAX_ROOT_SIZE,
     Fetcher,
     FetchPolicy,
     HttpFetcher,
@@ -35,7 +48,6 @@ from registry_tool.client.fetch import (
 from registry_tool.client.install import (
     Approver,
     LockedPlugin,
-    Requirement,
     VerifiedRelease,
     approve_permissions,
     commit_install,
@@ -60,7 +72,21 @@ from registry_tool.client.trust_state import (
     walk_root,
 )
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
-from registry_tool.registry.document import RegistryDocument, Release, parse_time
+from registry_tool.format import (
+    MAX_ROOT_BYTES,
+    MAX_TOP_BYTES,
+    REGISTRY_JSON,
+    CatalogDocument,
+    CatalogEntry,
+    NodeDocument,
+    Pin,
+    PluginDocument,
+    Release,
+    Requirement,
+    TopDocument,
+    parse_time_strict,
+    plugin_key,
+)
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
@@ -100,7 +126,7 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
     for version in range(trusted.version + 1, trusted.version + 1 + MAX_ROOT_STEPS):
         rel = f"root/{version}.root.json"
         try:
-            raw = sources.get(join_url(base, rel), max_size=MAX_ROOT_SIZE)
+            raw = sources.get(join_url(base, rel), max_size=MAX_ROOT_BYTES)
         except NotFoundError:
             break
         old_ids = {k.key_id for k in previous.role("root").keys}
@@ -116,15 +142,68 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
     return steps
 
 
-def _session(
-    sources: Sources, base: str, state: TrustState, now: datetime
-) -> tuple[RegistryDocument, TrustState]:
-    """The per-session checks against one source: walk the root chain, then verify registry.json."""
+def _session(sources: Sources, base: str, state: TrustState, now: datetime) -> tuple[TopDocument, TrustState]:
+    """The per-session checks against one source: walk the root chain, then verify the top document."""
     state = walk_root(state, _fetch_root_chain(sources, base, state.root), now)
-    data = sources.get(join_url(base, "registry.json"), max_size=MAX_REGISTRY_SIZE)
+    data = sources.get(join_url(base, REGISTRY_JSON), max_size=MAX_TOP_BYTES)
     index_ids = {k.key_id for k in state.root.role("index").keys}
-    sigs = sources.signatures(base, "registry.json", index_ids)
+    sigs = sources.signatures(base, REGISTRY_JSON, index_ids)
     return verify_registry(state, data, _decode(sigs), now)
+
+
+class MetaCache:
+    """Verified metadata documents by digest (``<state>/cache/<sha256>``), re-hashed on every use.
+
+    Anything in the cache is only a candidate: a file that no longer hashes to its name (disk
+    corruption, another user) is deleted and fetched again, so the cache can save downloads but
+    never change what is trusted.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def get(self, pin: Pin) -> bytes | None:
+        if self.directory is None:
+            return None
+        path = self.directory / pin.sha256
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(pin.size + 1)
+        except OSError:
+            return None
+        if pin.matches(data):
+            return data
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+    def put(self, pin: Pin, data: bytes) -> None:
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = self.directory / f".{pin.sha256}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+            tmp.replace(self.directory / pin.sha256)
+        except OSError:
+            pass  # a cache that cannot be written only costs downloads
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One plugin found by ``Registry.search``: its catalog entry (the newest non-yanked release)."""
+
+    name: str
+    version: str
+    entry: CatalogEntry
+
+    @property
+    def description(self) -> str:
+        return self.entry.description
+
+    def to_json(self) -> dict[str, Any]:
+        return self.entry.to_json()
 
 
 def trust(
@@ -153,7 +232,7 @@ def trust(
             raise UsageError(
                 "give a root file or a root fingerprint", fix="pass --root or --root-fingerprint"
             )
-        root_bytes = sources.fetch("root/1.root.json", max_size=MAX_ROOT_SIZE)
+        root_bytes = sources.fetch("root/1.root.json", max_size=MAX_ROOT_BYTES)
     if fingerprint is not None:
         # The served root is unauthenticated until its sha256 matches: check before parsing it.
         check_fingerprint(url, root_bytes, fingerprint)
@@ -182,11 +261,15 @@ class Registry:
     """A verified view of one registry; build it with ``Registry.open``."""
 
     url: str
-    document: RegistryDocument
+    top: TopDocument
     sources: Sources
     store: StateStore
     clock: Clock
     _state: TrustState
+    cache: MetaCache = field(default_factory=lambda: MetaCache(None))
+    _plugins: dict[str, PluginDocument] = field(default_factory=dict)
+    # Documents fetched this operation: cached only when the operation succeeds, like the state.
+    _fetched: dict[Pin, bytes] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -199,14 +282,15 @@ class Registry:
         policy: FetchPolicy | None = None,
         clock: Clock = _utcnow,
     ) -> Registry:
-        """Fetch and verify the registry (root chain, registry.json); requires a pinned root."""
+        """Fetch and verify the registry (root chain, top document); requires a pinned root."""
         url = normalise_url(url)
-        store = StateStore(state_dir or default_state_dir())
+        directory = state_dir or default_state_dir()
+        store = StateStore(directory)
         state = store.require(url)
         sources = Sources(url, fetcher or HttpFetcher(policy), [normalise_url(m) for m in mirrors])
         now = clock()
-        doc, state = sources.first(lambda base: _session(sources, base, state, now))
-        return cls(url, doc, sources, store, clock, state)
+        top, state = sources.first(lambda base: _session(sources, base, state, now))
+        return cls(url, top, sources, store, clock, state, MetaCache(directory / "cache"))
 
     @property
     def root(self) -> Root:
@@ -214,35 +298,100 @@ class Registry:
 
     def _commit(self) -> None:
         self.store.save(self._state)
+        for pin, data in self._fetched.items():
+            self.cache.put(pin, data)
+        self._fetched.clear()
+
+    # ------------------------------------------------------------------ metadata by pin
+
+    def _meta(self, pin: Pin, what: str) -> bytes:
+        """A metadata document: from the verified cache, else from the first source whose bytes match."""
+        cached = self._fetched.get(pin) or self.cache.get(pin)
+        if cached is not None:
+            return cached
+
+        def check(data: bytes) -> bytes:
+            if not pin.matches(data):
+                raise DigestMismatchError(
+                    f"tampered {what}: {pin.path} ({len(data)} bytes, sha256 "
+                    f"{hashlib.sha256(data).hexdigest()[:16]}…) is not the document its signed pin names",
+                    where=pin.path,
+                    fix="the server or a mirror modified the file; nothing was installed. "
+                    "Report it to the registry's owners",
+                )
+            return data
+
+        data = self.sources.fetch_verified(pin.path, max_size=pin.size, verify=check)
+        self._fetched[pin] = data
+        return data
+
+    def plugin(self, name: str) -> PluginDocument:
+        """``name``'s plugin document, found by walking the tree from the top document's pin."""
+        req = Requirement.parse(name)  # the name rule, before anything is fetched
+        if req.name in self._plugins:
+            return self._plugins[req.name]
+        key = plugin_key(req.name)
+        pin, prefix = self.top.tree, ""
+        while True:
+            node = NodeDocument.parse(self._meta(pin, "tree node"), expected_prefix=prefix, where=pin.path)
+            step = node.step(req.name)
+            if step is None:
+                raise PluginNotFoundError(
+                    f"plugin {req.name!r} is not in registry {self.top.registry.name!r}",
+                    fix=self._suggest(req.name),
+                )
+            kind, pin = step
+            if kind == "plugin":
+                break
+            prefix += key[len(prefix)]
+        doc = PluginDocument.parse(self._meta(pin, "plugin document"), expected_name=req.name, where=pin.path)
+        self._plugins[req.name] = doc
+        return doc
+
+    def _suggest(self, name: str) -> str:
+        """A close name from the catalog (one more download, only when a name was not found)."""
+        import difflib
+
+        try:
+            names = list(self.catalog().plugins)
+        except CheckFailed:
+            names = []
+        close = difflib.get_close_matches(name, names, n=1)
+        return f"did you mean {close[0]!r}?" if close else "search with `registry-tool client search`"
+
+    def catalog(self) -> CatalogDocument:
+        return CatalogDocument.parse(self._meta(self.top.catalog, "catalog"), where=self.top.catalog.path)
 
     # ------------------------------------------------------------------ reading
 
-    def search(self, query: str = "", *, include_yanked: bool = False) -> list[Release]:
-        """The newest release of each plugin whose name, description or keywords contain ``query``."""
+    def search(self, query: str = "", *, include_yanked: bool = False) -> list[SearchHit]:
+        """Each plugin whose name, description or keywords contain every word of ``query`` (the catalog).
+
+        A plugin whose every version is yanked is listed only with ``include_yanked``.
+        """
         words = query.lower().split()
-        found: list[Release] = []
-        for name in sorted(self.document.plugins):
-            releases = [r for r in self.document.plugins[name].values() if include_yanked or not r.is_yanked]
-            if not releases:
-                continue
-            newest = max(releases, key=lambda r: Version(r.version))
-            text = " ".join([name, newest.description, *newest.keywords]).lower()
+        found: list[SearchHit] = []
+        for name, entry in sorted(self.catalog().plugins.items()):
+            version = entry.latest
+            if version is None:
+                if not include_yanked:
+                    continue
+                version = self.plugin(name).releases()[-1].version
+            text = " ".join([name, entry.description, *entry.keywords]).lower()
             if all(w in text for w in words):
-                found.append(newest)
+                found.append(SearchHit(name, version, entry))
         self._commit()
         return found
 
     def info(self, name: str) -> list[Release]:
         """Every release of ``name``, oldest first."""
-        req = Requirement.parse(name)
-        if req.name not in self.document.plugins:
-            resolve(self.document, req)  # raises PluginNotFoundError with a suggestion
-        releases = sorted(self.document.plugins[name].values(), key=lambda r: Version(r.version))
+        releases = self.plugin(name).releases()
         self._commit()
         return releases
 
     def resolve(self, spec: str, *, host_version: str | None = None) -> Release:
-        return resolve(self.document, Requirement.parse(spec), host_version=host_version)
+        req = Requirement.parse(spec)
+        return resolve(self.plugin(req.name), req, host_version=host_version)
 
     # ------------------------------------------------------------------ downloading
 
@@ -261,7 +410,7 @@ class Registry:
 
     def _fetch_wasm(self, release: Release, facts: ManifestFacts) -> bytes:
         def check(data: bytes) -> bytes:
-            verify_wasm(self.document, release, facts, data)
+            verify_wasm(self.plugin(release.name), release, facts, data)
             return data
 
         return self.sources.fetch_verified(release.wasm.path, max_size=release.wasm.size, verify=check)
@@ -335,8 +484,9 @@ class Registry:
     ) -> LockedPlugin:
         """Resolve ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) and install it into ``dest``."""
         req = Requirement.parse(spec)
+        plugin = self.plugin(req.name)  # fetched before the lock: reads only
         with plugin_dir_lock(dest):
-            release = resolve(self.document, req, host_version=host_version)
+            release = resolve(plugin, req, host_version=host_version)
             current = read_lockfile(dest).plugins.get(req.name)
             entry = self._install_release(
                 dest, release, requested=req.spec, allow=allow, prompt=prompt, current=current
@@ -365,7 +515,7 @@ class Registry:
             for name in targets:
                 current = lock.plugins.get(name) or locked_entry(dest, name)
                 release = resolve(
-                    self.document, Requirement(name, current.requested), host_version=host_version
+                    self.plugin(name), Requirement(name, current.requested), host_version=host_version
                 )
                 if Version(release.version) <= Version(current.version):
                     continue
@@ -387,7 +537,10 @@ class Registry:
                 )
             for name in list(names) or sorted(lock.plugins):
                 entry = lock.plugins.get(name) or locked_entry(dest, name)
-                release = self.document.get(entry.name, entry.version)
+                try:
+                    release = self.plugin(entry.name).versions.get(entry.version)
+                except PluginNotFoundError:
+                    release = None
                 if release is None or not _same_bytes(entry, release):
                     raise LockfileMismatchError(
                         f"{entry.name} {entry.version} as locked is not what {self.url} serves "
@@ -475,7 +628,7 @@ def _verify_installed_signatures(
         return
     root = state.root
     manifest = (dest / entry.manifest).read_bytes()
-    published = parse_time(entry.published_at) if entry.published_at else None
+    published = parse_time_strict(entry.published_at) if entry.published_at else None
     verify_release_signatures(
         root,
         entry.name,
@@ -498,7 +651,9 @@ def remove(dest: Path, name: str) -> LockedPlugin:
 
 __all__ = [
     "FetchError",
+    "MetaCache",
     "Registry",
+    "SearchHit",
     "default_plugin_dir",
     "default_state_dir",
     "list_installed",

@@ -83,23 +83,25 @@ class MalformedRegistryError(ClientError):
     code = "malformed-registry"
 
 
+class WrongRegistryError(MalformedRegistryError):
+    """The signed top document is for another registry than the trusted root."""
+
+    code = "wrong-registry"
+
+
 # --------------------------------------------------------------------------- releases
 
 
-class UnsafeNameError(UsageError):
-    code = "unsafe-name"
+# Names and requirements are checked by the format module (one rule for every part).
+from registry_tool.format.ranges import NoMatchingVersionError as NoMatchingVersionError  # noqa: E402
+from registry_tool.format.ranges import RangeSyntaxError  # noqa: E402
+from registry_tool.format.ranges import UnsafeNameError as UnsafeNameError  # noqa: E402
+
+BadSpecError = RangeSyntaxError
 
 
 class PluginNotFoundError(UsageError):
     code = "plugin-not-found"
-
-
-class NoMatchingVersionError(UsageError):
-    code = "no-matching-version"
-
-
-class BadSpecError(UsageError):
-    code = "bad-spec"
 
 
 class WrongSoftwareError(ClientError):

@@ -42,7 +42,7 @@ from registry_tool.client.errors import (
     SlowRetrievalError,
 )
 from registry_tool.errors import CheckFailed
-from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
+from registry_tool.format.rules import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES, MAX_TOP_BYTES
 
 T = TypeVar("T")
 
@@ -50,9 +50,10 @@ KiB = 1024
 MiB = 1024 * KiB
 
 # Fixed caps for files whose size no signed metadata declares yet.
-MAX_REGISTRY_SIZE = 32 * MiB
-MAX_ROOT_SIZE = 1 * MiB
-MAX_SIGNATURE_SIZE = MAX_SIGNATURE_FILE  # 16 KiB: minisign allows an 8174-byte trusted comment
+# (the format module owns them: registry.json 64 KiB, root 1 MiB, signature 16 KiB)
+MAX_REGISTRY_SIZE = MAX_TOP_BYTES
+MAX_ROOT_SIZE = MAX_ROOT_BYTES
+MAX_SIGNATURE_SIZE = MAX_SIGNATURE_BYTES
 _CHUNK = 64 * KiB
 
 
@@ -385,8 +386,9 @@ class Sources:
         """Signature files of ``relpath`` at ``base``: ``F.minisig`` (unless ``plain=False``) and
         ``F.<KEYID>.minisig``.
 
-        Missing ones are normal (a signer uses one name or the other); whether enough valid
-        signatures arrived is for the verifier to say, so fetch failures are not errors here.
+        Missing ones (404) are normal (a signer uses one name or the other); whether enough valid
+        signatures arrived is for the verifier to say.  Any other failure (an oversize or endless
+        signature file, a stall, a 5xx) is an error, as for every other file.
         """
         keyed = [f"{relpath}.{k}.minisig" for k in sorted(set(key_ids))]
         names = [f"{relpath}.minisig", *keyed] if plain else keyed
@@ -394,6 +396,6 @@ class Sources:
         for name in names:
             try:
                 found[name] = self.get(join_url(base, name), max_size=MAX_SIGNATURE_SIZE)
-            except FetchError:
+            except NotFoundError:
                 continue
         return found

@@ -17,7 +17,6 @@ files of a killed process are removed by the next writer.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -32,26 +31,26 @@ from typing import Any
 
 import tomlkit
 from filelock import FileLock, Timeout
-from semantic_version import NpmSpec, Version
 
 from registry_tool.client.errors import (
     ApprovalRequiredError,
-    BadSpecError,
     InstalledFileTamperedError,
     LockfileError,
-    NoMatchingVersionError,
     NotInstalledError,
     PermissionEscalationError,
-    PluginNotFoundError,
     UnsafeNameError,
 )
 from registry_tool.client.trust_state import ManifestFacts
 from registry_tool.errors import CheckFailed, Location, UsageError
-from registry_tool.registry.document import (
-    NAME_RE,
-    SEMVER_RE,
-    RegistryDocument,
+from registry_tool.format import (
+    PluginDocument,
     Release,
+    Requirement,
+    check_name,
+    choose,
+    is_file_name,
+    is_plugin_name,
+    is_version,
 )
 
 LOCKFILE = "registry-tool.lock"
@@ -60,119 +59,26 @@ LOCK = ".registry-tool.lck"
 PART_PREFIX = ".part-"
 # Every name check here is a fullmatch: with re.match, "$" also matches before a final newline.
 _SIG_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?\.minisig")
-_FILE_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _RESERVED_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?(\.minisig)?", re.IGNORECASE)
 
 
-def is_safe_name(name: str) -> bool:
-    """A plugin name, matched in full (no trailing newline, nothing but ASCII [a-z0-9_-])."""
-    return NAME_RE.fullmatch(name) is not None
+# Names, versions and requirements: one rule, in the format module (re-exported for callers).
+is_safe_name = is_plugin_name
+is_safe_version = is_version
+_is_file_name = is_file_name
+__all__ = ["Requirement", "check_name", "is_safe_name", "is_safe_version"]
 
 
-def is_safe_version(version: str) -> bool:
-    """Strict semver without build metadata ('+'), matched in full."""
-    return SEMVER_RE.fullmatch(version) is not None and "+" not in version
-
-
-def _is_file_name(name: str) -> bool:
-    return _FILE_RE.fullmatch(name) is not None and name not in (".", "..")
-
-
-# --------------------------------------------------------------------------- names and specs
-
-
-def check_name(name: str) -> str:
-    """Refuse names that could escape the plugin directory before anything touches the disk."""
-    if not is_safe_name(name):
-        shown = name.replace("\0", "\\0")
-        raise UnsafeNameError(
-            f"plugin name {shown!r} is not a valid plugin name",
-            fix="plugin names match ^[a-z][a-z0-9_-]{1,63}$ (no '/', '..' or control characters)",
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """``name``, ``name@1.2.3`` (exact pin), or ``name@<npm range>`` such as ``^1.2`` or ``>=1 <2``."""
-
-    name: str
-    spec: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Requirement:
-        name, _, spec = text.strip().partition("@")
-        check_name(name)
-        spec = spec.strip()
-        req = cls(name, spec)
-        if spec and not req.is_exact:
-            from registry_tool.manifest.versions import RangeError, parse_npm_range
-
-            try:
-                parse_npm_range(spec)
-            except RangeError:
-                raise BadSpecError(
-                    f"version requirement {spec!r} of {name} is not a semver range",
-                    fix="use NAME, NAME@1.2.3, NAME@^1.2, NAME@~1.2.0 or NAME@'>=1.0.0 <2.0.0'",
-                ) from None
-        return req
-
-    @property
-    def is_exact(self) -> bool:
-        return is_safe_version(self.spec)
-
-    def matches(self, version: str) -> bool:
-        if not self.spec:
-            return not bool(Version(version).prerelease)
-        if self.is_exact:
-            return bool(Version(version) == Version(self.spec))
-        return bool(NpmSpec(self.spec).match(Version(version)))
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.spec}" if self.spec else self.name
-
-
-def host_compatible(release: Release, host_version: str | None) -> bool:
-    if host_version is None or not release.host:
-        return True
-    from registry_tool.manifest.versions import RangeError, parse_range
-
-    try:
-        spec: Any = parse_range(release.host)
-        return bool(spec.match(Version(host_version)))
-    except RangeError:
-        return False  # an unparseable range is not a promise of compatibility
-
-
-def resolve(doc: RegistryDocument, req: Requirement, *, host_version: str | None = None) -> Release:
+def resolve(plugin: PluginDocument, req: Requirement, *, host_version: str | None = None) -> Release:
     """The highest release matching ``req``: yanked only when pinned exactly, host-compatible."""
-    versions = doc.plugins.get(req.name)
-    if not versions:
-        close = difflib.get_close_matches(req.name, list(doc.plugins), n=1)
-        raise PluginNotFoundError(
-            f"plugin {req.name!r} is not in registry {doc.registry.name!r}",
-            fix=f"did you mean {close[0]!r}?" if close else "search with `registry-tool client search`",
-        )
-    skipped: list[str] = []
-    candidates: list[Release] = []
-    for release in versions.values():
-        if not req.matches(release.version):
-            continue
-        if release.is_yanked and not req.is_exact:
-            skipped.append(f"{release.version} (yanked: {release.yanked})")
-        elif not host_compatible(release, host_version):
-            skipped.append(f"{release.version} (needs host {release.host})")
-        else:
-            candidates.append(release)
-    if not candidates:
-        why = f"; skipped {', '.join(sorted(skipped))}" if skipped else ""
-        available = ", ".join(sorted(versions, key=Version))
-        raise NoMatchingVersionError(
-            f"no release of {req.name} matches {req.spec or 'any version'}"
-            f"{f' for host {host_version}' if host_version else ''}{why}",
-            fix=f"available: {available}; pin a yanked version exactly if you really need it",
-        )
-    return max(candidates, key=lambda r: Version(r.version))
+    version = choose(
+        req,
+        plugin.versions,
+        yanked=lambda v: plugin.versions[v].yanked,
+        host=lambda v: plugin.versions[v].host,
+        host_version=host_version,
+    )
+    return plugin.versions[version]
 
 
 # --------------------------------------------------------------------------- approval

@@ -5,13 +5,15 @@ writes; ``api`` does the I/O and persists the state only after a whole operation
 so a failed session never advances what the client trusts.
 
 State: the trusted root (its exact bytes) and the highest registry.json version seen.
-Per session: walk the root chain forward, verify registry.json against the current
-root's index role, refuse it when expired (freeze) or older than the highest seen
-(rollback).  When a root step rotates the index keys, the highest-seen version is reset:
+Per session: walk the root chain forward, verify the top document registry.json against the
+current root's index role, refuse it when expired (freeze) or older than the highest seen
+(rollback).  Everything below the top document is pinned by digest (``registry_tool.format``).
+When a root step rotates the index keys, the highest-seen version is reset:
 that is how a client recovers after an attacker who held the old index key published an
 inflated version (fast-forward attack).  Per release: the manifest must be the one the
-signed registry entry names, signed by a delegated, unrevoked maintainer, for the name and
-version asked for; the wasm must match both the manifest and the registry entry.
+pinned plugin document names, signed by a delegated, unrevoked maintainer, for the name and
+version asked for, and agree with the entry on every field a host acts on (the index is not
+trusted for them); the wasm must match both the manifest and the entry.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from registry_tool.client.errors import (
     MixAndMatchError,
     RollbackAttackError,
     RootFingerprintMismatchError,
+    WrongRegistryError,
     WrongSoftwareError,
 )
 from registry_tool.errors import CheckFailed
-from registry_tool.registry.document import RegistryDocument, Release, parse_registry, parse_time
+from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument
 from registry_tool.trust import (
     Root,
     UnauthorizedSignerError,
@@ -54,7 +57,7 @@ class TrustState:
 
     url: str
     root_bytes: bytes
-    highest_version: int = 0  # highest registry.json version seen (0: none yet)
+    highest_version: int = 0  # highest top document (registry.json) version seen (0: none yet)
 
     @cached_property
     def root(self) -> Root:
@@ -125,8 +128,11 @@ def walk_root(state: TrustState, steps: Sequence[tuple[bytes, Sequence[str]]], n
 
 def verify_registry(
     state: TrustState, data: bytes, sigs: Sequence[str], now: datetime
-) -> tuple[RegistryDocument, TrustState]:
-    """Check registry.json (signatures, registry, root version, expiry, rollback); the next state."""
+) -> tuple[TopDocument, TrustState]:
+    """Check the top document (signatures, format, registry, root version, expiry, rollback).
+
+    The signatures are checked over the exact bytes before anything parses them.
+    """
     root = state.root
     try:
         verify_index_signatures(root, data, list(sigs), where="registry.json")
@@ -142,9 +148,9 @@ def verify_registry(
             fix="do not use this server or mirror until its owners republish; if the registry rotated "
             "its index keys, the new root version must be published under root/",
         ) from None
-    doc = parse_registry(data)
+    doc = TopDocument.parse(data, where=REGISTRY_JSON)
     if doc.registry.name != root.registry:
-        raise MalformedRegistryError(
+        raise WrongRegistryError(
             f"registry.json is for registry {doc.registry.name!r}, "
             f"but the trusted root is for {root.registry!r}",
             where="registry.json",
@@ -189,6 +195,10 @@ class ManifestFacts:
     artifact_sha256: str
     artifact_size: int
     permissions: frozenset[str]
+    abi: str | None = None
+    host: str | None = None  # [compatibility] host, or ">=min_host_version", as the build derives it
+    exports: tuple[str, ...] | None = None
+    dependencies: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
@@ -196,6 +206,11 @@ class ManifestFacts:
             raw = tomllib.loads(data.decode("utf-8"))
             plugin, artifact = raw["plugin"], raw["artifact"]
             perms = raw.get("permissions", {})
+            host = raw.get("compatibility", {}).get("host")
+            if host is None and "min_host_version" in plugin:
+                host = f">={plugin['min_host_version']}"
+            exports = raw.get("exports", {}).get("functions")
+            deps = raw.get("dependencies", {})
             return cls(
                 name=str(plugin["name"]),
                 version=str(plugin["version"]),
@@ -203,6 +218,10 @@ class ManifestFacts:
                 artifact_sha256=str(artifact["sha256"]).lower(),
                 artifact_size=int(artifact["size"]),
                 permissions=frozenset(str(k) for k, v in perms.items() if v is True),
+                abi=None if plugin.get("abi") is None else str(plugin["abi"]),
+                host=None if host is None else str(host),
+                exports=None if exports is None else tuple(str(e) for e in exports),
+                dependencies=tuple(sorted((str(k), str(v)) for k, v in deps.items())),
             )
         except (
             UnicodeDecodeError,
@@ -236,7 +255,7 @@ def verify_manifest(
     where = release.manifest.path
     if len(data) != release.manifest.size or hashlib.sha256(data).hexdigest() != release.manifest.sha256:
         raise _digest_error(
-            f"tampered manifest: {where} does not match the size and sha256 in the signed registry.json",
+            f"tampered manifest: {where} does not match the size and sha256 pinned by the plugin document",
             where,
         )
     facts = ManifestFacts.parse(data, where=where)
@@ -250,13 +269,13 @@ def verify_manifest(
             fix="do not install from this registry until its owners rebuild it",
         )
     if version != release.version:
-        raise MixAndMatchError(
-            f"mix-and-match attack: the registry entry for {release.name} {release.version} points at the "
-            f"manifest of version {version}",
+        raise WrongSoftwareError(
+            f"wrong software attack: the plugin document's entry for {release.name} {release.version} "
+            f"points at the signed manifest of version {version}",
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
-    published = parse_time(release.published_at)
+    published = release.published()
     try:
         signers = verify_release_signatures(
             root, release.name, data, list(sigs), now, published_at=published, where=where
@@ -274,31 +293,45 @@ def verify_manifest(
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
-    if perms != frozenset(release.permissions):
+    # The index is trusted for none of what a host acts on: the signed manifest decides, and an
+    # entry that disagrees was spliced together from two releases (or forged with the index key).
+    disagreements = [
+        (label, entry, signed)
+        for label, entry, signed in (
+            ("permissions", sorted(release.permissions), sorted(perms)),
+            ("abi", release.abi, facts.abi),
+            ("host", release.host, facts.host),
+            ("exports", list(release.exports), None if facts.exports is None else list(facts.exports)),
+            ("dependencies", sorted(release.dependencies.items()), list(facts.dependencies)),
+        )
+        if entry != signed
+    ]
+    if disagreements:
+        label, entry, signed = disagreements[0]
         raise MixAndMatchError(
-            f"the registry entry of {release.name} {release.version} lists permissions "
-            f"{sorted(release.permissions)}, but its signed manifest declares {sorted(perms)}",
+            f"mix-and-match attack: the plugin document's entry for {release.name} {release.version} lists "
+            f"{label} {entry!r}, but its signed manifest declares {signed!r}",
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
     return facts, frozenset(signers)
 
 
-def verify_wasm(doc: RegistryDocument, release: Release, facts: ManifestFacts, data: bytes) -> None:
-    """The wasm must be exactly what both the signed manifest and the signed registry entry pin."""
+def verify_wasm(doc: PluginDocument, release: Release, facts: ManifestFacts, data: bytes) -> None:
+    """The wasm must be exactly what both the signed manifest and the pinned plugin document name."""
     digest = hashlib.sha256(data).hexdigest()
     if digest == facts.artifact_sha256 == release.wasm.sha256 and len(data) == facts.artifact_size:
         return
-    for other in doc.releases():
+    for other in doc.versions.values():
         if other is not release and other.wasm.sha256 == digest:
-            raise MixAndMatchError(
+            # A digest mismatch (the class every verifier reports), named as the mix-and-match it is.
+            raise _digest_error(
                 f"mix-and-match attack: the module served for {release.name} {release.version} is the "
                 f"signed module of {other.name} {other.version}",
-                where=release.wasm.path,
-                fix="the server or a mirror swapped files; nothing was installed",
+                release.wasm.path,
             )
     raise _digest_error(
         f"tampered module: {release.wasm.path} ({len(data)} bytes, sha256 {digest[:16]}…) is not the module "
-        f"pinned by the signed manifest and registry.json",
+        f"pinned by the signed manifest and the plugin document",
         release.wasm.path,
     )

@@ -1,7 +1,7 @@
-"""Building the static signed registry: registry.json, the site layout, resign.
+"""Building the static signed registry (format 2): the site, ``build`` and ``resign``.
 
-``document`` is shared with the client (``parse_registry``); ``build`` and ``resign``
-write sites.
+The documents themselves (models, strict parsing) live in ``registry_tool.format``, which the
+client imports without this package.
 """
 
 from registry_tool.registry.build import (
@@ -14,43 +14,20 @@ from registry_tool.registry.build import (
     UnsafeIndexPathError,
     build_site,
 )
-from registry_tool.registry.document import (
-    FORMAT_VERSION,
-    FileRef,
-    Limits,
-    RegistryDocument,
-    RegistryDocumentError,
-    RegistryInfo,
-    Release,
-    SmokeFigure,
-    format_time,
-    parse_registry,
-    parse_time,
-    release_path,
-)
+from registry_tool.registry.document import Publication, read_publication
 from registry_tool.registry.resign import ResignResult, resign_site
 
 __all__ = [
-    "FORMAT_VERSION",
     "BuildOptions",
     "BuildRefusedError",
     "BuildResult",
-    "FileRef",
-    "Limits",
+    "Publication",
     "PublishedReleaseChangedError",
     "PublishedReleaseRemovedError",
-    "RegistryDocument",
-    "RegistryDocumentError",
-    "RegistryInfo",
-    "Release",
     "ResignResult",
     "RollbackError",
-    "SmokeFigure",
     "UnsafeIndexPathError",
     "build_site",
-    "format_time",
-    "parse_registry",
-    "parse_time",
-    "release_path",
+    "read_publication",
     "resign_site",
 ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import stat
 import time
@@ -27,30 +26,44 @@ from typing import Any
 
 from registry_tool import __version__
 from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
-from registry_tool.registry import site as site_io
-from registry_tool.registry.cache import BuildCache, content_key, stat_print
-from registry_tool.registry.document import (
+from registry_tool.format import (
+    MANIFEST,
     REGISTRY_JSON,
+    YANK,
     FileRef,
     Limits,
-    RegistryDocument,
+    Metadata,
+    PluginDocument,
     RegistryInfo,
     Release,
     SmokeFigure,
+    TopDocument,
+    build_metadata,
     format_time,
-    is_safe_name,
-    is_safe_version,
-    parse_registry,
-    parse_time,
+    is_plugin_name,
+    is_root_signature,
+    is_signature_of,
+    is_version,
+    parse_time_strict,
+    release_from_json,
     release_path,
+    root_file_version,
 )
+from registry_tool.registry import site as site_io
+from registry_tool.registry.cache import BuildCache, content_key, stat_print
+from registry_tool.registry.catalog import write_catalog
+from registry_tool.registry.document import Publication, read_publication
 from registry_tool.report import CheckResult, Finding, Report, Severity
 
 ProgressFn = Callable[[int, int, str], None]
-MANIFEST = "plugin.toml"
-YANK = "yank.toml"
-_ROOT_RE = re.compile(r"^([1-9][0-9]{0,8})\.root\.json$")
-_ROOT_SIG_RE = re.compile(r"^([1-9][0-9]{0,8})\.root\.json(\.[0-9A-F]{16})?\.minisig$")
+
+
+def parse_time(text: str) -> datetime:
+    """A time the build itself wrote or verified (always the one spelling)."""
+    moment = parse_time_strict(text)
+    if moment is None:
+        raise CheckFailed(f"timestamp {text!r} is not YYYY-MM-DDTHH:MM:SSZ", fix="rebuild the registry")
+    return moment
 
 
 # --------------------------------------------------------------------------- errors
@@ -141,15 +154,18 @@ class BuildOptions:
 @dataclass
 class BuildResult:
     site: Path
-    document: RegistryDocument
+    document: Publication
     previous_version: int | None
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[Finding] = field(default_factory=list)
+    # Metadata documents written this build vs kept (hard-linked) from the previous site.
+    meta_files: dict[str, int] = field(default_factory=dict)
 
     def report(self) -> Report:
         doc = self.document
         result = CheckResult(subject=str(self.site), findings=list(self.warnings), file=REGISTRY_JSON)
+        releases = doc.releases()
         result.data = {
             "registry_version": doc.version,
             "previous_version": self.previous_version,
@@ -157,16 +173,17 @@ class BuildResult:
             "generated_at": doc.generated_at,
             "expires_at": doc.expires_at,
             "plugins": len(doc.plugins),
-            "releases": sum(len(v) for v in doc.plugins.values()),
-            "yanked": sum(1 for r in doc.releases() if r.is_yanked),
+            "releases": len(releases),
+            "yanked": sum(1 for r in releases if r.is_yanked),
             "counts": dict(sorted(self.counts.items())),
+            "meta_files": dict(sorted(self.meta_files.items())),
             "seconds": round(self.seconds, 3),
             "text_lines": [
                 f"registry version {doc.version} (previous {self.previous_version}), "
                 f"root v{doc.root_version}",
-                f"{sum(len(v) for v in doc.plugins.values())} releases of {len(doc.plugins)} plugins, "
-                f"expires {doc.expires_at}",
+                f"{len(releases)} releases of {len(doc.plugins)} plugins, expires {doc.expires_at}",
                 "cache: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())),
+                "metadata files: " + ", ".join(f"{k} {v}" for k, v in sorted(self.meta_files.items())),
             ],
         }
         return Report(command="build", results=[result])
@@ -216,9 +233,9 @@ def load_root_chain(index: Path, now: datetime) -> RootChain:
     files: list[tuple[str, Path]] = []
     for entry in sorted(p.name for p in folder.iterdir()):
         path = folder / entry
-        if m := _ROOT_RE.fullmatch(entry):
-            versions[int(m.group(1))] = path
-        elif not _ROOT_SIG_RE.fullmatch(entry):
+        if (number := root_file_version(entry)) is not None:
+            versions[number] = path
+        elif not is_root_signature(entry):
             continue
         if path.is_symlink() or not path.is_file():
             raise UnsafeIndexPathError(
@@ -266,8 +283,8 @@ def scan_releases(index: Path) -> list[_Release]:
     found: list[_Release] = []
     if not plugins.is_dir():
         return found
-    for name, name_dir in _subfolders(plugins, is_safe_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
-        for version, rel_dir in _subfolders(name_dir, is_safe_version, "version", "strict semver, no '+'"):
+    for name, name_dir in _subfolders(plugins, is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
+        for version, rel_dir in _subfolders(name_dir, is_version, "version", "strict semver, no '+'"):
             found.append(_Release(name, version, rel_dir, _list_files(rel_dir)))
     return found
 
@@ -339,7 +356,7 @@ def _published_names(rel: _Release, artifact: str) -> list[str]:
     for f, _ in rel.files:
         if "/" in f:
             continue
-        if site_io.is_signature_of(f, MANIFEST) or f == YANK or site_io.is_signature_of(f, YANK):
+        if is_signature_of(f, MANIFEST) or f == YANK or is_signature_of(f, YANK):
             names.add(f)
     return sorted(names)
 
@@ -433,7 +450,7 @@ def prepare_release(
 
 def _signatures(data: dict[str, bytes], signed: str) -> list[str]:
     """The signature files of ``signed`` among the bytes read for publication."""
-    return [data[n].decode("utf-8", "replace") for n in sorted(data) if site_io.is_signature_of(n, signed)]
+    return [data[n].decode("utf-8", "replace") for n in sorted(data) if is_signature_of(n, signed)]
 
 
 def _read_yank(
@@ -478,27 +495,28 @@ def _smoke(manifest: Any, config: Any, where: str) -> tuple[SmokeFigure, ...]:
 # --------------------------------------------------------------------------- previous registry
 
 
-def load_previous(spec: str, chain: RootChain) -> RegistryDocument:
-    """The published registry, its signature checked under the root it names."""
+def load_previous(spec: str, chain: RootChain) -> Publication:
+    """The published registry: its top document's signature checked under the root it names, then
+    every document below it fetched by pin (so a modified metadata file is refused, not carried over)."""
     from registry_tool.trust import verify_index_signatures
 
     index_ids = sorted({k.key_id for r in chain.roots.values() for k in r.role("index").keys})
     published = site_io.read_site(spec, index_ids)
-    doc = parse_registry(published.data)
-    root = chain.roots.get(doc.root_version)
+    top = TopDocument.parse(published.data, where=f"{published.source}/{REGISTRY_JSON}")
+    root = chain.roots.get(top.root_version)
     if root is None:
         raise RollbackError(
-            f"the published registry was built under root v{doc.root_version}, "
+            f"the published registry was built under root v{top.root_version}, "
             f"but the index has root versions 1..{chain.root.version}",
             where=published.source,
             fix="build from an up-to-date checkout of the index",
         )
     verify_index_signatures(root, published.data, published.signatures, where=published.source)
-    return doc
+    return read_publication(top, published.read)
 
 
 def immutability_findings(
-    previous: RegistryDocument, prepared: dict[tuple[str, str], _Prepared], allow_backports: bool
+    previous: Publication, prepared: dict[tuple[str, str], _Prepared], allow_backports: bool
 ) -> list[Finding]:
     """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
     from registry_tool.manifest.versions import parse_version
@@ -554,7 +572,7 @@ def immutability_findings(
     return out
 
 
-def next_version(previous: RegistryDocument | None, now: datetime, requested: int | None) -> int:
+def next_version(previous: Publication | TopDocument | None, now: datetime, requested: int | None) -> int:
     """Previous + 1, or the UTC timestamp as YYYYMMDDHHMMSS when larger; never <= previous."""
     floor = int(now.strftime("%Y%m%d%H%M%S"))
     if previous is not None:
@@ -755,14 +773,18 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         if report.results:
             raise BuildRefusedError(report)
         version = next_version(previous, opts.now, opts.registry_version)
-        document = _document(config, chain, prepared, previous, version, opts.now, generated_at)
-        data = document.to_bytes()
+        document, meta = _publication(config, chain, prepared, previous, version, opts.now, generated_at)
+        data = document.top.to_bytes()
         signatures = sign_registry(data, opts.keys, chain.root, config.name, version)
+        # Leaves first, the top document last (the order an object-store upload must keep too).
         for rel in releases:
             _stage_release(staged, rel, prepared[(rel.name, rel.version)], out)
         (staged / "root").mkdir()
         for relname, path in chain.files:
             _write(staged / relname, path.read_bytes())
+        written, kept = stage_metadata(staged, meta, out if out.is_dir() else None)
+        # The browser catalog (outside the trust model: it verifies what it shows) trusts root 1.
+        write_catalog(staged, chain.roots[1].raw)
         _write(staged / REGISTRY_JSON, data)
         for name, text in signatures.items():
             _write(staged / name, text.encode("utf-8"))
@@ -790,6 +812,7 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         counts=counts,
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        meta_files={"written": written, "kept": kept},
     )
 
 
@@ -948,32 +971,69 @@ def _sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _document(
+def _publication(
     config: Any,
     chain: RootChain,
     prepared: dict[tuple[str, str], _Prepared],
-    previous: RegistryDocument | None,
+    previous: Publication | None,
     version: int,
     now: datetime,
     generated_at: str,
-) -> RegistryDocument:
-    from registry_tool.registry.document import document_from_json
-
-    plugins: dict[str, Any] = {}
+) -> tuple[Publication, Metadata]:
+    """The plugin documents, tree, catalog and top document of this build (not yet signed)."""
+    grouped: dict[str, dict[str, Release]] = {}
     for (name, ver), prep in sorted(prepared.items()):
         old = previous.get(name, ver) if previous else None
         entry = dict(prep.entry, published_at=old.published_at if old else generated_at)
-        plugins.setdefault(name, {"versions": {}})["versions"][ver] = entry
-    raw = {
-        "format_version": 1,
-        "version": version,
-        "generated_at": generated_at,
-        "expires_at": format_time(now + timedelta(seconds=config.index_validity)),
-        "root_version": chain.root.version,
-        "registry": RegistryInfo(
+        # Read back with the verifier's rules: the build never publishes what a client would refuse.
+        grouped.setdefault(name, {})[ver] = release_from_json(name, ver, entry, where=f"plugins/{name}/{ver}")
+    meta = build_metadata(PluginDocument(name, versions) for name, versions in grouped.items())
+    top = TopDocument(
+        version=version,
+        generated_at=generated_at,
+        expires_at=format_time(now + timedelta(seconds=config.index_validity)),
+        root_version=chain.root.version,
+        registry=RegistryInfo(
             config.name, config.description, config.base_url, config.host_name, config.host_versions
-        ).to_json(),
-        "plugins": plugins,
-    }
-    # Round-trip through the strict parser: the build never signs what a client would refuse.
-    return document_from_json(raw)
+        ),
+        tree=meta.tree,
+        catalog=meta.catalog,
+        plugin_count=len(grouped),
+        release_count=meta.releases,
+    )
+    TopDocument.parse(top.to_bytes())  # and never signs a top document a client would refuse
+    return Publication(top, grouped), meta
+
+
+def stage_metadata(staged: Path, meta: Metadata, old_site: Path | None) -> tuple[int, int]:
+    """Put every metadata document into the staging folder: (files written, files kept).
+
+    Documents are content-addressed, so a file of the old site at the same path holds the same
+    bytes unless someone modified it: it is kept (hard-linked) when its bytes are those, else
+    written.  A one-plugin change therefore writes that plugin's document, the nodes on its path,
+    the catalog and the top document, whatever the registry's size.
+    """
+    written = kept = 0
+    folders: set[str] = set()
+    for rel, data in sorted(meta.paths().items()):
+        folder = rel.rsplit("/", 1)[0]
+        if folder not in folders:
+            (staged / folder).mkdir(parents=True, exist_ok=True)
+            folders.add(folder)
+        if old_site is not None and _same_file(old_site / rel, data):
+            _link_or_copy(str(old_site / rel), str(staged / rel))
+            kept += 1
+        else:
+            _write(staged / rel, data)
+            written += 1
+    return written, kept
+
+
+def _same_file(path: Path, data: bytes) -> bool:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: release entries carry format 2's "dependencies"
 RACY_SECONDS = 2.0
 StatPrint = list[list[Any]]
 

@@ -3,10 +3,10 @@
 A scheduled workflow runs this so clients never see an expired registry.json (freeze
 protection forces an expiry; resigning keeps the registry alive between publications).
 The current registry.json must verify under the site's root chain first: resigning must
-never launder a tampered document.  Only ``version``, ``generated_at``, ``expires_at``
-(and ``root_version`` when the site's root chain has moved on) change; every release
-entry is carried over verbatim.  The site is re-staged with hard links and swapped in
-atomically like a build.
+never launder a tampered document.  Only the top document changes (``version``,
+``generated_at``, ``expires_at``, and ``root_version`` when the site's root chain has moved
+on); it pins the same tree and catalog, so every other file keeps its bytes.  The site is
+re-staged with hard links and swapped in atomically like a build.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import UsageError
+from registry_tool.format import REGISTRY_JSON, TopDocument, format_time, is_signature_of
 from registry_tool.registry import site as site_io
 from registry_tool.registry.build import load_root_chain, next_version, sign_registry
-from registry_tool.registry.document import REGISTRY_JSON, RegistryDocument, format_time, parse_registry
 from registry_tool.report import CheckResult, Report
 
 
 @dataclasses.dataclass(frozen=True)
 class ResignResult:
     site: Path
-    previous: RegistryDocument
-    document: RegistryDocument
+    previous: TopDocument
+    document: TopDocument
 
     def report(self) -> Report:
         old, new = self.previous, self.document
@@ -80,7 +80,7 @@ def _resign_locked(
             f"{path} does not exist", where=str(path), fix="point at a site written by `registry-tool build`"
         )
     data = path.read_bytes()
-    current = parse_registry(data)
+    current = TopDocument.parse(data, where=str(path))
     chain = load_root_chain(site, verify_now or now)
     from registry_tool.trust import verify_index_signatures
 
@@ -97,15 +97,14 @@ def _resign_locked(
     window = validity if validity is not None else current.expires() - current.generated()
     if window.total_seconds() <= 0:
         raise UsageError("the validity must be positive", fix="pass --validity like 7d")
-    document = dataclasses.replace(
-        current,
+    document = current.renewed(
         version=next_version(current, now, registry_version),
         generated_at=format_time(now),
         expires_at=format_time(now + window),
         root_version=chain.root.version,
     )
     new_data = document.to_bytes()
-    parse_registry(new_data)  # never sign what a client would refuse
+    TopDocument.parse(new_data)  # never sign what a client would refuse
     signatures = sign_registry(new_data, keys, chain.root, current.registry.name, document.version)
     _restage(site, new_data, signatures)
     return ResignResult(site=site, previous=current, document=document)
@@ -121,7 +120,7 @@ def _restage(site: Path, data: bytes, signatures: dict[str, str]) -> None:
                 src = base / name
                 rel = src.relative_to(site)
                 top_level = len(rel.parts) == 1
-                if top_level and (name == REGISTRY_JSON or site_io.is_signature_of(name, REGISTRY_JSON)):
+                if top_level and (name == REGISTRY_JSON or is_signature_of(name, REGISTRY_JSON)):
                     continue
                 dst = staged / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)

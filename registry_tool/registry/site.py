@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import re
 import shutil
 import tempfile
 import urllib.parse
@@ -22,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, Location, UsageError
-from registry_tool.registry.document import MAX_REGISTRY_BYTES, REGISTRY_JSON
+from registry_tool.format import MAX_SIGNATURE_BYTES, MAX_TOP_BYTES, REGISTRY_JSON, SIG_SUFFIX
+from registry_tool.registry.document import Reader
 
-SIG_SUFFIX = ".minisig"
-_KEYID_SIG_RE = re.compile(r"^\.([0-9A-F]{16})\.minisig$")
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -40,11 +38,6 @@ class PreviousRegistryError(CheckFailed):
     """The --previous registry cannot be read."""
 
     code = "previous-registry"
-
-
-def is_signature_of(entry: str, signed_name: str) -> bool:
-    rest = entry[len(signed_name) :] if entry.startswith(signed_name) else None
-    return rest is not None and (rest == SIG_SUFFIX or bool(_KEYID_SIG_RE.fullmatch(rest)))
 
 
 # --------------------------------------------------------------------------- staging and swap
@@ -148,11 +141,12 @@ def recover_interrupted(site: Path) -> None:
 
 @dataclass(frozen=True)
 class PublishedRegistry:
-    """registry.json of a published site plus its signatures, unverified."""
+    """The top document of a published site plus its signatures (unverified), and a reader for the rest."""
 
     source: str
     data: bytes
     signatures: list[str]
+    read: Reader
 
 
 def _is_url(spec: str) -> bool:
@@ -160,21 +154,21 @@ def _is_url(spec: str) -> bool:
 
 
 def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
-    """Read registry.json and its signatures from a folder or an http(s)/file URL."""
-    if not _is_url(spec):
-        return _read_dir(Path(spec), spec)
-    parts = urllib.parse.urlsplit(spec)
-    if parts.scheme == "file":
-        return _read_dir(Path(urllib.parse.unquote(parts.path)), spec)
-    base = spec if spec.endswith("/") else spec + "/"
-    data = _fetch(base + REGISTRY_JSON, required=True)
-    assert data is not None
-    sigs = [_fetch(base + REGISTRY_JSON + SIG_SUFFIX, required=False)]
-    sigs += [_fetch(f"{base}{REGISTRY_JSON}.{k}{SIG_SUFFIX}", required=False) for k in index_key_ids]
-    return PublishedRegistry(spec, data, [s.decode("utf-8", "replace") for s in sigs if s is not None])
+    """registry.json and its signatures from a folder or an http(s)/file URL; metadata by ``read``."""
+    if _is_url(spec) and urllib.parse.urlsplit(spec).scheme != "file":
+        base = spec if spec.endswith("/") else spec + "/"
 
+        def read_url(rel: str, cap: int) -> bytes:
+            data = _fetch(base + rel, required=True, cap=cap)
+            assert data is not None
+            return data
 
-def _read_dir(folder: Path, spec: str) -> PublishedRegistry:
+        data = read_url(REGISTRY_JSON, MAX_TOP_BYTES)
+        names = [REGISTRY_JSON + SIG_SUFFIX] + [f"{REGISTRY_JSON}.{k}{SIG_SUFFIX}" for k in index_key_ids]
+        sigs = [_fetch(base + n, required=False, cap=MAX_SIGNATURE_BYTES) for n in names]
+        texts = [s.decode("utf-8", "replace") for s in sigs if s is not None]
+        return PublishedRegistry(spec, data, texts, read_url)
+    folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(spec).path)) if _is_url(spec) else Path(spec)
     path = folder / REGISTRY_JSON
     if not path.is_file():
         raise PreviousRegistryError(
@@ -182,15 +176,28 @@ def _read_dir(folder: Path, spec: str) -> PublishedRegistry:
             where=str(path),
             fix="point --previous at the published site folder or URL (or omit it for a first build)",
         )
-    if path.stat().st_size > MAX_REGISTRY_BYTES:
-        raise PreviousRegistryError(f"{path} is larger than {MAX_REGISTRY_BYTES} bytes", where=str(path))
+
+    def read_dir(rel: str, cap: int) -> bytes:
+        target = folder / rel
+        try:
+            with open(target, "rb") as fh:
+                data = fh.read(cap + 1)
+        except OSError as err:
+            raise PreviousRegistryError(
+                f"cannot read {target} of the previous site: {err.strerror}",
+                where=str(target),
+                fix="point --previous at a complete site written by `registry-tool build`",
+            ) from None
+        if len(data) > cap:
+            raise PreviousRegistryError(f"{target} is larger than {cap} bytes", where=str(target))
+        return data
+
     from registry_tool.signing import read_signatures
 
-    sigs = read_signatures(path)
-    return PublishedRegistry(spec, path.read_bytes(), sigs)
+    return PublishedRegistry(spec, read_dir(REGISTRY_JSON, MAX_TOP_BYTES), read_signatures(path), read_dir)
 
 
-def _fetch(url: str, *, required: bool) -> bytes | None:
+def _fetch(url: str, *, required: bool, cap: int) -> bytes | None:
     import requests
 
     try:
@@ -206,8 +213,8 @@ def _fetch(url: str, *, required: bool) -> bytes | None:
             body = bytearray()
             for chunk in resp.iter_content(65536):
                 body += chunk
-                if len(body) > MAX_REGISTRY_BYTES:
-                    raise PreviousRegistryError(f"{url} is larger than {MAX_REGISTRY_BYTES} bytes", where=url)
+                if len(body) > cap:
+                    raise PreviousRegistryError(f"{url} is larger than {cap} bytes", where=url)
             return bytes(body)
     except requests.RequestException as err:
         raise PreviousRegistryError(

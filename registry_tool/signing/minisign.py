@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.format.rules import MAX_SIGNATURE_BYTES
 
 SIG_ALG = b"Ed"  # key algorithm, and the legacy (non-prehashed) signature algorithm
 SIG_ALG_HASHED = b"ED"  # signature over BLAKE2b-512(data)
@@ -38,7 +39,7 @@ TRUSTED_PREFIX = "trusted comment: "
 # minisign's limits: COMMENTMAXBYTES and TRUSTEDCOMMENTMAXBYTES include the prefix and NUL.
 MAX_UNTRUSTED_COMMENT = 1024 - len(UNTRUSTED_PREFIX) - 1
 MAX_TRUSTED_COMMENT = 8192 - len(TRUSTED_PREFIX) - 1
-MAX_SIGNATURE_FILE = 16 * 1024
+MAX_SIGNATURE_FILE = MAX_SIGNATURE_BYTES
 # libsodium's crypto_pwhash_scryptsalsa208sha256 *_SENSITIVE limits, which minisign -G writes.
 OPSLIMIT_SENSITIVE = 33_554_432
 MEMLIMIT_SENSITIVE = 1_073_741_824

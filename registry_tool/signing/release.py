@@ -7,7 +7,6 @@ and the manifest pins the binary by sha256 and size, so one signature covers bot
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -17,11 +16,10 @@ from typing import Any
 import tomlkit
 
 from registry_tool.errors import CheckFailed, Location, UsageError
+from registry_tool.format.rules import MANIFEST as MANIFEST
+from registry_tool.format.rules import SIG_SUFFIX, is_signature_of
+from registry_tool.format.rules import YANK as YANK
 from registry_tool.signing.minisign import SecretKey, Signature, sign_bytes
-
-MANIFEST = "plugin.toml"
-YANK = "yank.toml"
-_KEYED_SIG = re.compile(r"\.(?P<keyid>[0-9A-F]{16})\.minisig")  # always fullmatch
 
 
 class ReleaseSigningError(UsageError):
@@ -51,7 +49,7 @@ def signature_paths(signed_file: Path) -> list[Path]:
     if signed_file.parent.is_dir():
         for candidate in sorted(signed_file.parent.iterdir()):
             rest = candidate.name[len(signed_file.name) :]
-            keyed = candidate.name.startswith(signed_file.name) and _KEYED_SIG.fullmatch(rest)
+            keyed = rest != SIG_SUFFIX and is_signature_of(candidate.name, signed_file.name)
             if keyed and candidate.is_file():
                 found.append(candidate)
     return found

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.format.rules import root_file_version
 from registry_tool.signing.minisign import PublicKey, SecretKey, sign_bytes
 from registry_tool.signing.release import keyed_signature_path, read_signatures, signature_paths
 from registry_tool.trust.root import (
@@ -30,7 +30,6 @@ from registry_tool.trust.root import (
 
 Doc = dict[str, Any]
 DEFAULT_ROOT_VALIDITY = timedelta(days=365)
-_ROOT_FILE = re.compile(r"^(?P<n>[1-9][0-9]*)\.root\.json$")
 
 
 class RootEditError(UsageError):
@@ -263,7 +262,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
     if not root_dir.is_dir():
         raise UsageError(f"{root_dir} is not a directory", fix="run `registry-tool root init` first")
     found = sorted(
-        (int(m["n"]), p) for p in root_dir.iterdir() if (m := _ROOT_FILE.fullmatch(p.name)) and p.is_file()
+        (n, p) for p in root_dir.iterdir() if (n := root_file_version(p.name)) is not None and p.is_file()
     )
     if not found:
         raise UsageError(f"no root metadata in {root_dir}", fix="run `registry-tool root init` first")
@@ -279,7 +278,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
 
 def init_root_dir(root_dir: Path, data: bytes) -> Path:
     root_dir.mkdir(parents=True, exist_ok=True)
-    if any(_ROOT_FILE.fullmatch(p.name) for p in root_dir.iterdir()):
+    if any(root_file_version(p.name) is not None for p in root_dir.iterdir()):
         raise RootEditError(
             f"{root_dir} already holds root metadata", fix="edit it with `registry-tool root ...`"
         )

@@ -10,13 +10,16 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from registry_tool._json import StrictJSONError, loads_strict
 from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
+from registry_tool.format.errors import DocumentError
+from registry_tool.format.rules import MAX_ROOT_BYTES, PLUGIN_NAME_RE, parse_time_strict
+from registry_tool.format.rules import format_time as _format_time
+from registry_tool.format.strictjson import load_strict
 from registry_tool.signing.minisign import (
     BadSignatureError,
     LegacySignatureError,
@@ -46,12 +49,10 @@ from registry_tool.trust.policy import (
 
 ROOT_TYPE = "registry-root"
 SPEC_VERSION = 1
-MAX_ROOT_BYTES = 1024 * 1024
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 ROLES = ("root", "index")
 # The schema's patterns, matched in full: JSON Schema's ``pattern`` is a search, and ``$`` also
 # matches before a final newline, so the schema alone accepts "hello\n".
-PLUGIN_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{1,63}")
 PLUGIN_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9_-]{0,62}\*|[a-z][a-z0-9_-]{1,63}")
 REGISTRY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAINTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -97,7 +98,10 @@ class InvalidPluginNameError(CheckFailed):
 
 def parse_time(value: str, *, where: Location | None = None) -> datetime:
     try:
-        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+        moment = parse_time_strict(value)  # strptime alone accepts 2026-1-5T1:2:3Z
+        if moment is None:
+            raise ValueError(value)
+        return moment
     except ValueError:
         raise RootFormatError(
             f"'{value}' is not a valid RFC 3339 UTC time",
@@ -107,7 +111,7 @@ def parse_time(value: str, *, where: Location | None = None) -> datetime:
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(TIME_FORMAT)
+    return _format_time(value)
 
 
 def _aware(now: datetime) -> datetime:
@@ -139,12 +143,12 @@ def root_schema() -> dict[str, Any]:
 
 
 def load_json_strict(data: bytes, *, where: str | None = None) -> Any:
-    """RFC 8259 JSON in UTF-8 (the shared strict reader: no BOM, duplicates, NaN, huge integers)."""
+    """The format's strict JSON (no BOM, duplicates, NaN, huge integers, lone surrogates, deep nesting)."""
     try:
-        return loads_strict(data)
-    except StrictJSONError as exc:
+        return load_strict(data, where=where or "root metadata")
+    except DocumentError as exc:
         raise RootFormatError(
-            f"not valid root JSON: {exc.reason}", where=where, fix="restore the file"
+            f"not valid root JSON: {exc.what}", where=where, fix="restore the file"
         ) from None
 
 

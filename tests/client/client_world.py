@@ -26,8 +26,10 @@ import wasmtime
 
 from registry_tool.client import Registry, TrustState, trust
 from registry_tool.client.store import StateStore
+from registry_tool.format import Pin, PluginDocument, build_metadata, dump_canonical
 from registry_tool.registry.build import BuildOptions, build_site
-from registry_tool.registry.document import RegistryDocument
+from registry_tool.registry.document import Publication as RegistryDocument
+from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import SecretKey, sign_bytes, sign_release, sign_yank
 from registry_tool.trust.editing import add_maintainer, edit_root_dir, init_root_dir, new_root, sign_root_dir
 
@@ -342,7 +344,7 @@ class World:
             shutil.copy2(path, self.site / "root" / path.name)
 
     def forge_registry(self, mutate: Callable[[dict[str, Any]], None], key: SecretKey | None = None) -> bytes:
-        """Rewrite registry.json and sign it with the index key: what a stolen index key allows."""
+        """Rewrite the top document and sign it with the index key: what a stolen index key allows."""
         raw = json.loads((self.site / "registry.json").read_bytes())
         mutate(raw)
         data = (json.dumps(raw, sort_keys=True, indent=2) + "\n").encode()
@@ -350,6 +352,34 @@ class World:
         signer = key or (self.index_keys or [self.keys.index])[0]
         (self.site / "registry.json.minisig").write_text(sign_bytes(signer, data, trusted_comment="forged"))
         return data
+
+    def forge_plugin(
+        self, name: str, mutate: Callable[[dict[str, Any]], None], key: SecretKey | None = None
+    ) -> bytes:
+        """Rewrite a plugin document, re-derive tree and catalog, re-sign the top document with the
+        index key: what a stolen index key allows below the top.  Returns the forged document."""
+        pub = read_site_dir(self.site)
+        docs = [PluginDocument(n, versions) for n, versions in sorted(pub.plugins.items())]
+        raw = PluginDocument(name, pub.plugins[name]).to_json()
+        mutate(raw)
+        forged = dump_canonical(raw)
+        meta = build_metadata(docs, encoded={name: forged})
+        self.write_meta(meta.files.values())
+        self.forge_registry(
+            lambda top: top.update(tree=meta.tree.to_json(), catalog=meta.catalog.to_json()), key
+        )
+        return forged
+
+    def write_meta(self, documents: Any) -> list[Pin]:
+        """Store documents at their content address in the served site; their pins."""
+        pins = []
+        for data in documents:
+            pin = Pin.of(data)
+            path = self.site / pin.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            pins.append(pin)
+        return pins
 
     def trust(self, **kwargs: Any) -> TrustState:
         root1 = (self.site / "root" / "1.root.json").read_bytes()

@@ -103,3 +103,33 @@ def test_mirror_used_when_origin_is_down(trusted: World, other_server: Any) -> N
     reg = trusted.open(mirrors=[other_server.url])
     reg.install("beta", trusted.plugins)
     assert "/registry.json" in other_server.requests
+
+
+def test_update_with_nothing_changed_downloads_only_the_top_document(trusted: World) -> None:
+    """The verified cache answers the tree walk and the plugin document: top + signatures only."""
+    trusted.open().install("alpha@^1", trusted.plugins)
+    trusted.server.requests.clear()
+    assert trusted.open().update(trusted.plugins) == []
+    fetched = [r for r in trusted.server.requests if not r.startswith("/root/")]
+    assert all(r.startswith("/registry.json") for r in fetched), fetched
+    sizes = [
+        (trusted.site / r.lstrip("/")).stat().st_size
+        for r in fetched
+        if (trusted.site / r.lstrip("/")).exists()
+    ]
+    assert sum(sizes) <= 2048, (fetched, sizes)
+
+
+def test_install_fetches_top_one_path_one_plugin_document_and_the_release(trusted: World) -> None:
+    trusted.server.requests.clear()
+    trusted.open().install("beta", trusted.plugins)
+    meta = [r for r in trusted.server.requests if r.startswith("/meta/")]
+    assert len(meta) == 2  # the (single-leaf) tree and beta's plugin document: no catalog, no alpha
+    assert not any("/alpha/" in r for r in trusted.server.requests)
+
+
+def test_search_reads_only_the_catalog(trusted: World) -> None:
+    trusted.server.requests.clear()
+    hits = trusted.open().search("multiplies")
+    assert [(h.name, h.version) for h in hits] == [("beta", "2.0.0")]
+    assert len([r for r in trusted.server.requests if r.startswith("/meta/")]) == 1

@@ -32,6 +32,16 @@ from registry_tool.client.errors import (
     UnsafeNameError,
     WrongSoftwareError,
 )
+from registry_tool.format import (
+    PathTraversalError,
+    Pin,
+    TreeMismatchError,
+    UnsupportedFormatError,
+    WrongDocumentError,
+    dump_canonical,
+    plugin_key,
+)
+from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import sign_release
 from registry_tool.trust import RevokedKeyError, UnauthorizedSignerError
 from registry_tool.trust.editing import revoke, rotate_keys
@@ -58,8 +68,9 @@ def install(world: World, spec: str = "alpha@1.1.0", **kwargs: Any) -> Callable[
     return lambda: world.open(**kwargs).install(spec, world.plugins, allow={"keys"})
 
 
-def release_entry(raw: dict[str, Any], name: str, version: str) -> dict[str, Any]:
-    entry: dict[str, Any] = raw["plugins"][name]["versions"][version]
+def release_entry(raw: dict[str, Any], version: str) -> dict[str, Any]:
+    """An entry of a plugin document (``raw`` is the document's JSON)."""
+    entry: dict[str, Any] = raw["versions"][version]
     return entry
 
 
@@ -68,7 +79,7 @@ def release_entry(raw: dict[str, Any], name: str, version: str) -> dict[str, Any
 
 def test_tampered_registry_json(installed: World) -> None:
     path = installed.site / "registry.json"
-    path.write_bytes(path.read_bytes().replace(b"adds two numbers", b"adds two numberz", 1))
+    path.write_bytes(path.read_bytes().replace(b"used by the client tests", b"used by the client test!", 1))
     fails_closed(installed, install(installed), IndexSignatureError, "tampered registry.json or signature")
 
 
@@ -150,7 +161,7 @@ def test_wasm_swapped_for_another_release_mix_and_match(installed: World) -> Non
     fails_closed(
         installed,
         install(installed),
-        MixAndMatchError,
+        DigestMismatchError,
         "mix-and-match attack: .* is the signed module of alpha 1.0.0",
     )
 
@@ -171,12 +182,14 @@ def test_manifest_swapped_for_older_version_mix_and_match(installed: World) -> N
     manifest = (release_dir / "plugin.toml").read_bytes()
 
     def mutate(raw: dict[str, Any]) -> None:
-        release_entry(raw, "alpha", "1.1.0")["manifest"].update(
+        release_entry(raw, "1.1.0")["manifest"].update(
             sha256=hashlib.sha256(manifest).hexdigest(), size=len(manifest)
         )
 
-    installed.forge_registry(mutate)
-    fails_closed(installed, install(installed), MixAndMatchError, "points at the manifest of version 1.0.0")
+    installed.forge_plugin("alpha", mutate)
+    fails_closed(
+        installed, install(installed), WrongSoftwareError, "points at the signed manifest of version 1.0.0"
+    )
 
 
 def test_entry_for_a_pointing_at_b_wrong_software(installed: World) -> None:
@@ -186,13 +199,15 @@ def test_entry_for_a_pointing_at_b_wrong_software(installed: World) -> None:
         shutil.copy(f, a_dir / f.name)
     shutil.copy(b_dir / "beta.wasm", a_dir / "beta.wasm")
 
+    b = read_site_dir(installed.site).plugins["beta"]["2.0.0"].to_json()
+
     def mutate(raw: dict[str, Any]) -> None:
-        a, b = release_entry(raw, "alpha", "1.1.0"), release_entry(raw, "beta", "2.0.0")
+        a = release_entry(raw, "1.1.0")
         a["manifest"] = {**b["manifest"], "path": "plugins/alpha/1.1.0/plugin.toml"}
         a["wasm"] = {**b["wasm"], "path": "plugins/alpha/1.1.0/beta.wasm"}
         a["signers"] = b["signers"]
 
-    installed.forge_registry(mutate)
+    installed.forge_plugin("alpha", mutate)
     fails_closed(installed, install(installed), WrongSoftwareError, "wrong software attack: .* plugin 'beta'")
 
 
@@ -231,7 +246,7 @@ def test_out_of_delegation_signer(installed: World, tmp_path: Path) -> None:
     manifest = (target / "plugin.toml").read_bytes()
 
     def mutate(raw: dict[str, Any]) -> None:
-        entry = json.loads(json.dumps(release_entry(raw, "alpha", "1.1.0")))
+        entry = json.loads(json.dumps(release_entry(raw, "1.1.0")))
         entry["manifest"] = {
             "path": "plugins/alpha/9.9.9/plugin.toml",
             "sha256": hashlib.sha256(manifest).hexdigest(),
@@ -239,9 +254,9 @@ def test_out_of_delegation_signer(installed: World, tmp_path: Path) -> None:
         }
         entry["wasm"]["path"] = "plugins/alpha/9.9.9/alpha.wasm"
         entry["signers"] = [installed.keys.bob.key_id]
-        raw["plugins"]["alpha"]["versions"]["9.9.9"] = entry
+        raw["versions"]["9.9.9"] = entry
 
-    installed.forge_registry(mutate)
+    installed.forge_plugin("alpha", mutate)
     fails_closed(installed, install(installed, "alpha"), UnauthorizedSignerError, "not for plugin 'alpha'")
 
 
@@ -315,3 +330,101 @@ def test_mirror_serving_tampered_files_cannot_change_what_is_installed(
         entry.wasm_sha256
         == hashlib.sha256((installed.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()).hexdigest()
     )
+
+
+# --------------------------------------------------------------------------- top, tree, plugin documents
+
+
+def _node(data: dict[str, Any]) -> bytes:
+    return dump_canonical({"_type": "registry-node", "format_version": 2, **data})
+
+
+def _point_tree_at(world: World, root: bytes) -> None:
+    (pin,) = world.write_meta([root])
+    world.forge_registry(lambda top: top.update(tree=pin.to_json()))
+
+
+def test_unsupported_format_version_is_refused_naming_both(installed: World) -> None:
+    installed.forge_registry(lambda raw: raw.update(format_version=3))
+    fails_closed(
+        installed, install(installed), UnsupportedFormatError, "format_version 3; .* reads format_version 2"
+    )
+
+
+def test_tree_node_at_the_wrong_prefix_mix_and_match(installed: World) -> None:
+    """A validly pinned node from another position of the tree (here: prefix '0' served as the root)."""
+    top = json.loads((installed.site / "registry.json").read_bytes())
+    leaf = json.loads((installed.site / Pin(**top["tree"]).path).read_bytes())
+    _point_tree_at(installed, _node({"prefix": "0", "plugins": leaf["plugins"]}))
+    fails_closed(installed, install(installed), TreeMismatchError, "expects ''")
+
+
+def test_leaf_holding_a_name_outside_its_prefix_mix_and_match(installed: World) -> None:
+    top = json.loads((installed.site / "registry.json").read_bytes())
+    leaf = json.loads((installed.site / Pin(**top["tree"]).path).read_bytes())
+    """alpha's leaf (at the right position) also lists beta, whose key is outside that prefix."""
+    digit = plugin_key("alpha")[0]
+    assert plugin_key("beta")[0] != digit
+    (child,) = installed.write_meta([_node({"prefix": digit, "plugins": leaf["plugins"]})])
+    branch = {"prefix": "", "children": {digit: child.to_json()}}
+    _point_tree_at(installed, _node(branch))
+    fails_closed(installed, install(installed), TreeMismatchError, "outside prefix")
+
+
+def test_plugin_document_naming_another_plugin_wrong_software(installed: World) -> None:
+    """The leaf pins beta's (valid) plugin document under the name alpha."""
+    top = json.loads((installed.site / "registry.json").read_bytes())
+    leaf = json.loads((installed.site / Pin(**top["tree"]).path).read_bytes())
+    leaf["plugins"]["alpha"] = leaf["plugins"]["beta"]
+    _point_tree_at(installed, _node({k: v for k, v in leaf.items() if k in ("prefix", "plugins")}))
+    fails_closed(installed, install(installed), WrongDocumentError, "pins this document for 'alpha'")
+
+
+def test_tampered_tree_node_digest_mismatch(installed: World) -> None:
+    """Same size, other bytes: refused by digest before it is parsed."""
+    top = json.loads((installed.site / "registry.json").read_bytes())
+    path = installed.site / Pin(**top["tree"]).path
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"prefix":""', b'"prefix":"" ', 1)[: len(data) - 1] + b"\n")
+    shutil.rmtree(installed.state_dir / "cache")  # the client cached the honest node on install
+    fails_closed(installed, install(installed), DigestMismatchError, "tampered tree node")
+
+
+def test_tampered_cached_document_is_refetched_not_trusted(installed: World) -> None:
+    """The verified cache is re-hashed on use: a modified cache file is dropped and fetched again."""
+    for path in (installed.state_dir / "cache").iterdir():
+        path.write_bytes(b"{}")
+    installed.server.requests.clear()
+    entry = installed.open().install("alpha@1.1.0", installed.plugins)
+    assert entry.version == "1.1.0"
+    assert any(r.startswith("/meta/") for r in installed.server.requests)
+
+
+def test_endless_plugin_document(installed: World) -> None:
+    shutil.rmtree(installed.state_dir / "cache")
+    doc = read_site_dir(installed.site)
+    top = json.loads((installed.site / "registry.json").read_bytes())
+    leaf = json.loads((installed.site / Pin(**top["tree"]).path).read_bytes())
+    installed.server.endless("/" + Pin(**leaf["plugins"]["alpha"]).path)
+    assert doc.plugins["alpha"]
+    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+
+
+def test_plugin_entry_disagreeing_with_the_signed_manifest_mix_and_match(installed: World) -> None:
+    """The index key cannot change what a host acts on: the signed manifest decides abi, host, exports."""
+    installed.forge_plugin("alpha", lambda raw: release_entry(raw, "1.1.0").update(host=">=0.0.0"))
+    fails_closed(installed, install(installed), MixAndMatchError, "lists host")
+
+
+def test_release_path_outside_its_folder_path_traversal(installed: World) -> None:
+    def mutate(raw: dict[str, Any]) -> None:
+        release_entry(raw, "1.1.0")["wasm"]["path"] = "plugins/alpha/1.1.0/../../../../etc/passwd"
+
+    installed.forge_plugin("alpha", mutate)
+    fails_closed(installed, install(installed), PathTraversalError, "is not plugins/alpha/1.1.0/")
+
+
+def test_endless_signature_file(installed: World) -> None:
+    """A missing signature file (404) is normal; an endless one is an attack, not a missing file."""
+    installed.server.endless("/registry.json.minisig")
+    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")

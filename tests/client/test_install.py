@@ -29,12 +29,18 @@ from registry_tool.client.install import (
     read_lockfile,
     resolve,
 )
-from registry_tool.registry.document import RegistryDocument, parse_registry
+from registry_tool.format import PluginDocument, Release
+from registry_tool.registry.document import Publication as RegistryDocument
+from registry_tool.registry.document import read_site_dir
 
 
 @pytest.fixture
 def doc(world: World) -> RegistryDocument:
-    return parse_registry((world.site / "registry.json").read_bytes())
+    return read_site_dir(world.site)
+
+
+def _resolve(doc: RegistryDocument, req: Requirement, host_version: str | None = None) -> Release:
+    return resolve(PluginDocument(req.name, doc.plugins[req.name]), req, host_version=host_version)
 
 
 @pytest.mark.parametrize(
@@ -54,27 +60,27 @@ def doc(world: World) -> RegistryDocument:
     ],
 )
 def test_resolve(doc: RegistryDocument, spec: str, expected: str) -> None:
-    assert resolve(doc, Requirement.parse(spec)).version == expected
+    assert _resolve(doc, Requirement.parse(spec)).version == expected
 
 
 def test_resolve_skips_yanked_and_says_why(doc: RegistryDocument) -> None:
     with pytest.raises(NoMatchingVersionError, match=r"skipped 2.1.0 \(yanked: CVE-2026-0001"):
-        resolve(doc, Requirement.parse("beta@>=2.1.0"))
+        _resolve(doc, Requirement.parse("beta@>=2.1.0"))
 
 
 @pytest.mark.parametrize("host, expected", [("0.3.5", "2.0.0"), (None, "2.0.0")])
 def test_host_compatibility(doc: RegistryDocument, host: str | None, expected: str) -> None:
-    assert resolve(doc, Requirement.parse("alpha"), host_version=host).version == expected
+    assert _resolve(doc, Requirement.parse("alpha"), host_version=host).version == expected
 
 
 def test_host_incompatible(doc: RegistryDocument) -> None:
     with pytest.raises(NoMatchingVersionError, match=r"for host 0.5.0; skipped .*needs host >=0.2.0, <0.4.0"):
-        resolve(doc, Requirement.parse("alpha"), host_version="0.5.0")
+        _resolve(doc, Requirement.parse("alpha"), host_version="0.5.0")
 
 
-def test_unknown_plugin_suggests(doc: RegistryDocument) -> None:
+def test_unknown_plugin_suggests(trusted: World) -> None:
     with pytest.raises(PluginNotFoundError, match="did you mean 'alpha'"):
-        resolve(doc, Requirement.parse("alpah"))
+        trusted.open().resolve("alpah")
 
 
 @pytest.mark.parametrize("spec", ["alpha@not a range", "alpha@^^1", "alpha@1.0.0.0"])

@@ -31,19 +31,20 @@ def test_every_sample_plugin_installs_verified(sample_site: Path, tmp_path: Path
         state, plugins = tmp_path / "state", tmp_path / "plugins"
         trust(server.url, root_bytes=(sample_site / "root/1.root.json").read_bytes(), state_dir=state)
         reg = Registry.open(server.url, state_dir=state)
-        names = sorted(reg.document.plugins)
+        names = sorted(reg.catalog().plugins)
         assert len(names) >= 5
-        gated = [r for r in reg.search() if r.permissions]
+        gated = [r for r in reg.search() if r.entry.permissions]
         assert gated, "the sample index has a permission-gated plugin"
         with pytest.raises(ApprovalRequiredError):
             reg.install(gated[0].name, plugins)
-        every_permission = {p for r in reg.document.releases() for p in r.permissions}
+        every_permission = {p for n in names for r in reg.info(n) for p in r.permissions}
         for name in names:
             reg.install(name, plugins, allow=every_permission)
         report = verify_installed(plugins, state_dir=state)
         assert report.ok and len(report.results) == len(names)
-        for release in reg.search():
-            wasm = load_plugin_bytes(plugins, release.name)
+        for hit in reg.search():
+            wasm = load_plugin_bytes(plugins, hit.name)
+            release = reg.resolve(f"{hit.name}@{hit.version}")
             assert wasm == (sample_site / release.wasm.path).read_bytes()
     finally:
         server.stop()

@@ -39,15 +39,17 @@ def _files(pattern: str, root: Path = INDEX) -> Callable[[], list[bytes]]:
 
 
 @cache
-def _registry_json() -> bytes:
-    """registry.json of the sample index, built (no smoke runs) with the demo index key."""
+def _site_documents() -> list[bytes]:
+    """registry.json and the metadata documents of the sample index, built (no smoke runs) with
+    the demo index key."""
     from registry_tool.registry.build import BuildOptions, build_site
     from registry_tool.signing import SecretKey
 
     key = SecretKey.load((KEYS / "index.key").read_bytes(), None)
     out = _tmp() / "site"
     build_site(BuildOptions(index=INDEX, out=out, keys=[key], now=datetime.now(UTC), smoke=False, jobs=1))
-    return (out / "registry.json").read_bytes()
+    documents = [out / "registry.json", *sorted((out / "meta").rglob("*.json"))]
+    return [p.read_bytes() for p in documents if p.is_file()]
 
 
 @cache
@@ -84,10 +86,17 @@ def root(data: bytes) -> None:
 
 
 def registry_document(data: bytes) -> None:
-    from registry_tool.registry.document import parse_registry
+    from registry_tool.format import CatalogDocument, NodeDocument, PluginDocument, TopDocument
 
-    document = parse_registry(data)
-    document.to_json()  # what parses must serialise again (lone surrogates did not)
+    parsers: list[Callable[[bytes], object]] = [
+        TopDocument.parse,
+        PluginDocument.parse,
+        CatalogDocument.parse,
+        lambda d: NodeDocument.parse(d, expected_prefix=""),
+    ]
+    for parse in parsers:
+        with contextlib.suppress(RegistryToolError):
+            parse(data)
 
 
 def manifest(data: bytes) -> None:
@@ -162,7 +171,7 @@ TARGETS = {
         Target("keys", keys, lambda: _files("*.pub", KEYS)() + _files("*.key", KEYS)()),
         Target("signatures", signatures, _files("**/*.minisig")),
         Target("root", root, _files("root/*.root.json")),
-        Target("registry_document", registry_document, lambda: [_registry_json()]),
+        Target("registry_document", registry_document, _site_documents),
         Target("manifest", manifest, _files("plugins/*/*/plugin.toml")),
         Target("registry_config", registry_config, _files("registry.toml")),
         Target("lockfile", lockfile, _lockfile_seed),

@@ -7,6 +7,7 @@ registry owner makes), so a build here exercises the real verification path.
 from __future__ import annotations
 
 import shutil
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,8 @@ from registry_tool.trust.editing import (
     revoke,
     sign_root_dir,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))  # site_check.py
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)

@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
+from site_check import read_site
 
 from registry_tool.registry import build as build_mod
-from registry_tool.registry import parse_registry
 from registry_tool.registry.build import BuildOptions, BuildRefusedError, RollbackError, build_site
-from registry_tool.registry.document import schema_path
+from registry_tool.registry.cache import CACHE_FORMAT
 
 MINISIGN = shutil.which("minisign")
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)  # the same clock as conftest's signatures
@@ -45,24 +44,20 @@ def write_pub(index: Index, folder: Path) -> Path:
 def test_site_verifies_independently(index: Index, tmp_path: Path) -> None:
     site = tmp_path / "site"
     result = build(index, site)
-    raw = (site / "registry.json").read_bytes()
-    doc = json.loads(raw)
-    jsonschema.Draft202012Validator(json.loads(schema_path().read_text())).validate(doc)
-    assert parse_registry(raw) == result.document
+    pub = read_site(site)
+    assert pub == result.document
     # Every digest and size recomputed from the served files.
     listed = set()
-    for name, plugin in doc["plugins"].items():
-        for version, rel in plugin["versions"].items():
-            for kind in ("manifest", "wasm"):
-                ref = rel[kind]
-                data = (site / ref["path"]).read_bytes()
-                assert hashlib.sha256(data).hexdigest() == ref["sha256"]
-                assert len(data) == ref["size"]
-                assert ref["path"].startswith(f"plugins/{name}/{version}/")
-                listed.add(ref["path"])
-            assert rel["signers"] == [index.keys.bob.key_id if name == "beta" else index.keys.alice.key_id]
-            assert rel["published_at"] == "2026-11-21T12:00:00Z" and rel["yanked"] is None
-    assert sorted((n, v) for n, p in doc["plugins"].items() for v in p["versions"]) == sorted(index.releases)
+    for rel in pub.releases():
+        for ref in (rel.manifest, rel.wasm):
+            data = (site / ref.path).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == ref.sha256
+            assert len(data) == ref.size
+            assert ref.path.startswith(f"plugins/{rel.name}/{rel.version}/")
+            listed.add(ref.path)
+        assert rel.signers == (index.keys.bob.key_id if rel.name == "beta" else index.keys.alice.key_id,)
+        assert rel.published_at == "2026-11-21T12:00:00Z" and rel.yanked is None
+    assert sorted((r.name, r.version) for r in pub.releases()) == sorted(index.releases)
     # Root chain copied byte for byte; every release file and signature is served.
     for src in (index.path / "root").iterdir():
         assert (site / "root" / src.name).read_bytes() == src.read_bytes()
@@ -71,9 +66,14 @@ def test_site_verifies_independently(index: Index, tmp_path: Path) -> None:
         for f in ("plugin.toml", "plugin.toml.minisig", f"{name}.wasm"):
             assert f"plugins/{name}/{version}/{f}" in served
     assert {p for p in served if p.startswith("plugins/") and not p.endswith(".minisig")} == listed
-    assert doc["version"] == 20261121120000 and doc["root_version"] == 3
-    assert (doc["generated_at"], doc["expires_at"]) == ("2026-11-21T12:00:00Z", "2026-11-28T12:00:00Z")
-    assert str(tmp_path) not in raw.decode()  # no absolute paths
+    assert pub.version == 20261121120000 and pub.root_version == 3
+    assert (pub.generated_at, pub.expires_at) == ("2026-11-21T12:00:00Z", "2026-11-28T12:00:00Z")
+    # Metadata documents are content-addressed: the name is the digest of the bytes.
+    for path in (site / "meta").rglob("*.json"):
+        assert path.name == hashlib.sha256(path.read_bytes()).hexdigest() + ".json"
+        assert path.parent.name == path.name[:2]
+    for path in [site / "registry.json", *(site / "meta").rglob("*.json")]:
+        assert str(tmp_path) not in path.read_text()  # no absolute paths
 
 
 @pytest.mark.skipif(MINISIGN is None, reason="minisign binary not installed (scripts/setup-system.sh)")
@@ -138,7 +138,7 @@ def test_corrupt_cache_is_ignored(index: Index, tmp_path: Path) -> None:
     cache_path.write_text("{not json", encoding="utf-8")
     result = build(index, tmp_path / "site", cache_path=cache_path)
     assert result.counts["verified"] == 4
-    assert json.loads(cache_path.read_text())["format"] == 2
+    assert json.loads(cache_path.read_text())["format"] == CACHE_FORMAT
 
 
 def test_published_at_and_immutability_carry_over(index: Index, tmp_path: Path) -> None:
@@ -304,8 +304,7 @@ def test_sample_index_builds_and_verifies(tmp_path: Path) -> None:
     build_site(BuildOptions(out=tmp_path / "b", **opts))  # type: ignore[arg-type]
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     site = tmp_path / "a"
-    raw = (site / "registry.json").read_bytes()
-    jsonschema.Draft202012Validator(json.loads(schema_path().read_text())).validate(json.loads(raw))
+    assert read_site(site) == first.document
     abis = set()
     for rel in first.document.releases():
         abis.add(rel.abi)
@@ -349,3 +348,20 @@ def test_cache_is_not_fooled_by_a_restored_mtime(index: Index, tmp_path: Path) -
     with pytest.raises(BuildRefusedError) as err:
         build(index, tmp_path / "c", cache_path=cache_path)
     assert [r.subject for r in err.value.report.results] == ["alpha 1.0.0"]
+
+
+def test_one_change_rebuild_writes_only_the_changed_metadata(index: Index, tmp_path: Path) -> None:
+    """Unchanged plugin documents keep their bytes and paths (hard-linked); the new ones are few."""
+    site = tmp_path / "site"
+    first = build(index, site, cache_path=tmp_path / "cache.json")
+    before = {p.relative_to(site).as_posix(): p.stat().st_ino for p in (site / "meta").rglob("*.json")}
+    assert first.meta_files == {"written": len(before), "kept": 0}
+    index.add_release("beta", "2.1.0", variant=7)
+    second = build(index, site, previous=str(site), cache_path=tmp_path / "cache.json", now=LATER)
+    after = {p.relative_to(site).as_posix(): p.stat().st_ino for p in (site / "meta").rglob("*.json")}
+    new = set(after) - set(before)
+    # beta's plugin document, the tree's single leaf, the catalog: whatever the registry's size.
+    assert second.meta_files == {"written": 3, "kept": len(after) - 3} and len(new) == 3
+    for path in set(after) & set(before):
+        assert after[path] == before[path], f"{path} was rewritten although unchanged"
+    assert read_site(site) == second.document

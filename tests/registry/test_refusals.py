@@ -195,12 +195,25 @@ def test_previous_registry_with_a_forged_signature(index: Index, tmp_path: Path)
     site = tmp_path / "site"
     build(index, site)
     doc = site / "registry.json"
-    doc.write_bytes(doc.read_bytes().replace(b'"yanked":null', b'"yanked":{"reason":"x"}', 1))
+    doc.write_bytes(doc.read_bytes().replace(b'"releases":4', b'"releases":5', 1))
     problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
     assert (
         problems[0][1] in {"check-failed", "bad-signature", "threshold-not-met"}
         or "signature" in problems[0][2]
     )
+
+
+def test_previous_registry_with_a_modified_plugin_document(index: Index, tmp_path: Path) -> None:
+    """Below the signed top document every file is pinned by digest: a modified one is refused."""
+    site = tmp_path / "site"
+    build(index, site)
+    for path in (site / "meta").rglob("*.json"):
+        data = path.read_bytes()
+        if b'"registry-plugin"' in data:
+            path.write_bytes(data.replace(b"adds two numbers", b"adds two numberz", 1))  # same size
+            break
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert problems[0][1] == "digest-mismatch", problems
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from registry_tool._cli import _register_areas, app
 from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.format import TopDocument
 from registry_tool.registry import build as build_mod
-from registry_tool.registry import parse_registry, resign_site
+from registry_tool.registry import resign_site
 from registry_tool.registry import site as site_io
 from registry_tool.registry.build import BuildOptions, build_site
 
@@ -146,7 +147,7 @@ def test_concurrent_builds_of_one_site_are_serialised(index: Index, tmp_path: Pa
         ]
         versions = sorted(r.result().document.version for r in runs)
     assert versions == [90_000_000_000_000, 90_000_000_000_001]
-    assert parse_registry((site / "registry.json").read_bytes()).version in versions
+    assert TopDocument.parse((site / "registry.json").read_bytes()).version in versions
     assert not list(tmp_path.glob(".site.build-*"))
 
 
@@ -181,7 +182,7 @@ def test_resign_bumps_version_and_expiry_only(index: Index, tmp_path: Path) -> N
     files_before = tree(site)
     later = NOW + timedelta(days=6)
     result = resign_site(site, [index.keys.index], later)
-    old, new = first.document.to_json(), result.document.to_json()
+    old, new = first.document.top.to_json(), result.document.to_json()
     assert new["version"] > old["version"]
     assert (new["generated_at"], new["expires_at"]) == ("2026-11-27T12:00:00Z", "2026-12-04T12:00:00Z")
     for k in ("version", "generated_at", "expires_at"):
@@ -190,7 +191,7 @@ def test_resign_bumps_version_and_expiry_only(index: Index, tmp_path: Path) -> N
     after = tree(site)
     changed = {k for k in after if after[k] != files_before.get(k)} | (set(files_before) - set(after))
     assert changed == {"registry.json", "registry.json.minisig"}
-    assert parse_registry(after["registry.json"]) == result.document
+    assert TopDocument.parse(after["registry.json"]) == result.document
     # Resigning again keeps the window (7 days), not a growing one.
     again = resign_site(site, [index.keys.index], later + timedelta(days=1))
     assert again.document.expires_at == "2026-12-05T12:00:00Z"
@@ -200,7 +201,7 @@ def test_resign_refuses_a_tampered_registry(index: Index, tmp_path: Path) -> Non
     site = tmp_path / "site"
     build(index, site)
     doc = site / "registry.json"
-    doc.write_bytes(doc.read_bytes().replace(b"adds two numbers", b"adds two numbers!!", 1))
+    doc.write_bytes(doc.read_bytes().replace(b"Registry used by the build tests", b"Registry!", 1))
     before = tree(site)
     with pytest.raises(CheckFailed):
         resign_site(site, [index.keys.index], LATER)
@@ -249,7 +250,7 @@ def test_previous_registry_from_a_url(index: Index, tmp_path: Path, serve: Any) 
     assert result.document.version == first.document.version + 1
     # A mirror serving a tampered registry.json is refused.
     doc = published / "registry.json"
-    doc.write_bytes(doc.read_bytes().replace(b'"smoke":null', b'"smoke":[]', 1))
+    doc.write_bytes(doc.read_bytes().replace(b"Registry used by the build tests", b"Registry!", 1))
     with pytest.raises(CheckFailed):
         build(index, tmp_path / "site2", previous=url)
     with pytest.raises(CheckFailed, match="HTTP 404"):
@@ -292,7 +293,7 @@ def test_cli_build_json_summary_and_resign(index: Index, tmp_path: Path, runner:
     # A second build (same epoch) with --previous must bump the version: previous + 1.
     res = runner.invoke(app, [*args, "--previous", str(site)], env=env)
     assert res.exit_code == 0, res.output
-    assert parse_registry((site / "registry.json").read_bytes()).version == 20261121120001
+    assert TopDocument.parse((site / "registry.json").read_bytes()).version == 20261121120001
     res = runner.invoke(app, ["resign", str(site), "--key", str(key), "--format", "json"], env=env)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["results"][0]["data"]["registry_version"] == 20261121120002
@@ -381,11 +382,22 @@ def test_cli_site_is_served_and_verifies(index: Index, tmp_path: Path, runner: C
         [MINISIGN, "-Vm", str(fetched / "registry.json"), "-p", str(pub)], capture_output=True
     )
     assert ok.returncode == 0
-    doc = parse_registry((fetched / "registry.json").read_bytes())
-    wasm = requests.get(url + doc.plugins["beta"]["2.0.0"].wasm.path, timeout=10).content
+    # Down the pins: top -> tree -> plugin document -> release file, each checked by digest.
+    from registry_tool.format import NodeDocument, Pin, PluginDocument
+
+    def pinned(pin: Pin) -> bytes:
+        data = requests.get(url + pin.path, timeout=10).content
+        assert pin.matches(data)
+        return data
+
+    top = TopDocument.parse((fetched / "registry.json").read_bytes())
+    step = NodeDocument.parse(pinned(top.tree), expected_prefix="").step("beta")
+    assert step is not None and step[0] == "plugin"  # a small registry's tree is one leaf
+    doc = PluginDocument.parse(pinned(step[1]), expected_name="beta")
+    wasm = requests.get(url + doc.versions["2.0.0"].wasm.path, timeout=10).content
     import hashlib
 
-    assert hashlib.sha256(wasm).hexdigest() == doc.plugins["beta"]["2.0.0"].wasm.sha256
+    assert hashlib.sha256(wasm).hexdigest() == doc.versions["2.0.0"].wasm.sha256
 
 
 def test_symlinked_site_keeps_its_link(index: Index, tmp_path: Path) -> None:
@@ -396,6 +408,6 @@ def test_symlinked_site_keeps_its_link(index: Index, tmp_path: Path) -> None:
     link.symlink_to(real)
     result = build(index, link, now=LATER)
     assert link.is_symlink() and link.resolve() == real
-    assert parse_registry((link / "registry.json").read_bytes()).version == result.document.version
+    assert TopDocument.parse((link / "registry.json").read_bytes()).version == result.document.version
     resign_site(link, [index.keys.index], LATER + timedelta(hours=1))
     assert link.is_symlink() and not list(tmp_path.rglob(".site.build-*"))

@@ -1,0 +1,264 @@
+"""The Python verifier of the conformance protocol (conformance/README.md).
+
+``python -m registry_tool.client.conformance pin|refresh|install|verify ...`` runs one step of a
+case against a site the runner serves on 127.0.0.1 and prints one JSON object on stdout:
+``{"ok": true, ...}`` or ``{"ok": false, "error": "<class>", "message": "..."}``.  Exit code 0 on
+success, 1 when the checked thing is bad, 2 for usage/environment classes.  The clock is injected
+(``--now``); ``--deadline-ms`` bounds the whole operation's transfers.
+
+Every client error maps to exactly one class of the fixed list, in ``error_class`` (one table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from registry_tool.client import errors as ce
+from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.format import errors as fe
+from registry_tool.format import parse_time_strict
+from registry_tool.format.ranges import NoMatchingVersionError, RangeSyntaxError, UnsafeNameError
+
+# The fixed list (conformance/README.md is authoritative); the second set exits 2.
+CLASSES = frozenset(
+    {
+        "rollback",
+        "freeze",
+        "root-expired",
+        "root-chain",
+        "bad-signature",
+        "unsupported-format",
+        "malformed",
+        "wrong-registry",
+        "digest-mismatch",
+        "endless-data",
+        "slow-retrieval",
+        "mix-and-match",
+        "wrong-software",
+        "maintainer-signature",
+        "path-traversal",
+        "unsafe-path",
+        "not-found",
+        "no-matching-version",
+        "bad-requirement",
+        "permission-required",
+        "not-pinned",
+        "installed-tampered",
+        "lockfile",
+        "network",
+    }
+)
+USAGE_CLASSES = frozenset(
+    {"not-found", "no-matching-version", "bad-requirement", "permission-required", "not-pinned", "network"}
+)
+
+# Most specific first: the first isinstance match wins.
+_BY_TYPE: list[tuple[type[BaseException], str]] = [
+    (ce.RollbackAttackError, "rollback"),
+    (ce.FreezeAttackError, "freeze"),
+    (ce.IndexSignatureError, "bad-signature"),
+    (ce.RootFingerprintMismatchError, "bad-signature"),
+    (ce.WrongRegistryError, "wrong-registry"),
+    (ce.MalformedRegistryError, "malformed"),
+    (ce.DigestMismatchError, "digest-mismatch"),
+    (ce.DownloadTooLargeError, "endless-data"),
+    (ce.SlowRetrievalError, "slow-retrieval"),
+    (ce.MixAndMatchError, "mix-and-match"),
+    (ce.WrongSoftwareError, "wrong-software"),
+    (ce.RootNotPinnedError, "not-pinned"),
+    (ce.PluginNotFoundError, "not-found"),
+    (NoMatchingVersionError, "no-matching-version"),
+    (RangeSyntaxError, "bad-requirement"),
+    (UnsafeNameError, "bad-requirement"),
+    (ce.ApprovalRequiredError, "permission-required"),  # and PermissionEscalationError
+    (ce.InstalledFileTamperedError, "installed-tampered"),
+    (ce.LockfileError, "lockfile"),
+    (ce.FetchError, "network"),  # 404 of a pinned file, 5xx, refused redirect, connection refused
+    (fe.UnsupportedFormatError, "unsupported-format"),
+    (fe.PathTraversalError, "path-traversal"),
+    (fe.TreeMismatchError, "mix-and-match"),
+    (fe.WrongDocumentError, "wrong-software"),
+    (fe.DocumentError, "malformed"),
+]
+
+
+def error_class(err: BaseException, phase: str) -> str:
+    """The protocol's class for ``err`` raised during ``phase`` (pin, session, release, verify).
+
+    Trust-rule failures (thresholds, delegations, revocations, root format) are raised by the same
+    functions for root steps and for maintainer signatures: the phase tells which rule failed.
+    """
+    for kind, name in _BY_TYPE:
+        if isinstance(err, kind):
+            return name
+    code = str(getattr(err, "code", ""))
+    if isinstance(err, CheckFailed) and type(err).__module__.startswith(_TRUST_MODULES):
+        if phase in ("pin", "session"):
+            return "root-expired" if code == "root-expired" else "root-chain"
+        return "maintainer-signature"
+    if code in CLASSES:  # e.g. unsafe-path: errors named after their class
+        return code
+    return "network" if isinstance(err, OSError) else "malformed"
+
+
+# Errors of the trust rules and of signature checking: which rule failed depends on the phase.
+_TRUST_MODULES = ("registry_tool.trust", "registry_tool.signing")
+
+
+class _DeadlineFetcher:
+    """One deadline for a whole operation: each download gets only the time that is left."""
+
+    def __init__(self, deadline_s: float) -> None:
+        from registry_tool.client.fetch import FetchPolicy, HttpFetcher
+
+        self._policy = FetchPolicy(deadline=deadline_s)
+        self._inner = HttpFetcher(self._policy)
+        self._end = time.monotonic() + deadline_s
+
+    def fetch(self, url: str, *, max_size: int) -> bytes:
+        left = max(0.001, self._end - time.monotonic())
+        self._inner.policy = replace(
+            self._policy,
+            deadline=left,
+            connect_timeout=min(self._policy.connect_timeout, left),
+            read_timeout=min(self._policy.read_timeout, left),
+        )
+        return self._inner.fetch(url, max_size=max_size)
+
+
+def _now(text: str) -> datetime:
+    moment = parse_time_strict(text)
+    if moment is None:
+        raise UsageError(f"--now {text!r} is not YYYY-MM-DDTHH:MM:SSZ", fix="pass --now 2026-11-27T12:00:00Z")
+    return moment
+
+
+def _pin(args: argparse.Namespace, fetcher: Any) -> dict[str, Any]:
+    from registry_tool.client.fetch import Sources
+    from registry_tool.client.store import StateStore, normalise_url
+    from registry_tool.client.trust_state import pin_root
+    from registry_tool.trust import Root
+
+    url = normalise_url(args.url)
+    root_bytes = Path(args.root).read_bytes()
+    root = Root.parse(root_bytes, where=args.root)
+    sigs = Sources(url, fetcher).signatures(
+        url, f"root/{root.version}.root.json", {k.key_id for k in root.role("root").keys}
+    )
+    state = pin_root(url, root_bytes, [d.decode("utf-8", "replace") for _, d in sorted(sigs.items())])
+    StateStore(Path(args.state)).save(state, replace=True)
+    return {"root_version": root.version}
+
+
+def _open(args: argparse.Namespace, fetcher: Any, now: datetime) -> Any:
+    from registry_tool.client import Registry
+
+    return Registry.open(args.url, state_dir=Path(args.state), fetcher=fetcher, clock=lambda: now)
+
+
+def _refresh(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[str]) -> dict[str, Any]:
+    reg = _open(args, fetcher, now)
+    reg._commit()
+    return {"registry_version": reg.top.version, "root_version": reg.root.version}
+
+
+def _install(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[str]) -> dict[str, Any]:
+    reg = _open(args, fetcher, now)
+    phase[0] = "release"
+    allow = {a for a in (args.allow or "").split(",") if a}
+    entry = reg.install(args.spec, Path(args.dir), allow=allow, host_version=args.host_version)
+    return {
+        "registry_version": reg.top.version,
+        "root_version": reg.root.version,
+        "name": entry.name,
+        "version": entry.version,
+        "wasm_sha256": entry.wasm_sha256,
+        "manifest_sha256": entry.manifest_sha256,
+    }
+
+
+class _Refused(Exception):
+    def __init__(self, error: RegistryToolError) -> None:
+        self.error = error
+
+
+def _verify(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
+    from registry_tool.client import verify_installed
+
+    report = verify_installed(Path(args.dir), state_dir=Path(args.state), clock=lambda: now)
+    for result in report.results:
+        for finding in result.findings:
+            if finding.severity.value == "error":
+                err = CheckFailed(finding.message, where=result.subject)
+                err.code = finding.rule
+                raise _Refused(err)
+    return {"plugins": sorted(r.subject.split(" ")[0] for r in report.results)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m registry_tool.client.conformance")
+    sub = p.add_subparsers(dest="op", required=True)
+    for op in ("pin", "refresh", "install", "verify"):
+        s = sub.add_parser(op)
+        s.add_argument("--state", required=True)
+        s.add_argument("--now", required=True)
+        s.add_argument("--format", default="json", choices=["json"])
+        if op != "verify":
+            s.add_argument("--url", required=True)
+            s.add_argument("--deadline-ms", type=int, default=10000)
+        if op == "pin":
+            s.add_argument("--root", required=True)
+        if op in ("install", "verify"):
+            s.add_argument("--dir", required=True)
+        if op == "install":
+            s.add_argument("--spec", required=True)
+            s.add_argument("--host-version")
+            s.add_argument("--allow")
+    return p
+
+
+def run(argv: Sequence[str], out: Callable[[str], None] = print) -> int:
+    """One protocol step; prints the JSON answer and returns the exit code."""
+    args = _parser().parse_args(list(argv))
+    phase = ["pin" if args.op == "pin" else "verify" if args.op == "verify" else "session"]
+    try:
+        now = _now(args.now)
+        if args.op == "verify":
+            body = _verify(args, now)
+        else:
+            fetcher = _DeadlineFetcher(args.deadline_ms / 1000)
+            if args.op == "pin":
+                body = _pin(args, fetcher)
+            elif args.op == "refresh":
+                body = _refresh(args, fetcher, now, phase)
+            else:
+                body = _install(args, fetcher, now, phase)
+    except _Refused as refused:
+        return _refusal(refused.error, phase[0], out)
+    except (RegistryToolError, OSError) as err:
+        return _refusal(err, phase[0], out)
+    out(json.dumps({"ok": True, **body}, sort_keys=True))
+    return 0
+
+
+def _refusal(err: BaseException, phase: str, out: Callable[[str], None]) -> int:
+    name = error_class(err, phase)
+    message = err.diagnostics() if isinstance(err, RegistryToolError) else str(err)
+    out(json.dumps({"ok": False, "error": name, "message": " ".join(message.split())}, sort_keys=True))
+    return 2 if name in USAGE_CLASSES else 1
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
