@@ -69,14 +69,6 @@ def parse_range(text: str) -> Spec:
     return spec
 
 
-def parse_npm_range(text: str) -> Spec:
-    """An npm-style range (``^1.2``, ``>=1.0.0 <2.0.0``) as a client requirement states it."""
-    try:
-        return NpmSpec(text)
-    except _SPEC_ERRORS:
-        raise RangeError(f"{text!r} is not a valid npm-style version range") from None
-
-
 def min_version_range(version: str) -> str:
     """``plugin.min_host_version`` shorthand as a range."""
     parse_version(version)

@@ -21,7 +21,7 @@ from registry_tool.format.errors import DocumentError
 from registry_tool.format.strictjson import load_strict
 from registry_tool.manifest import load_registry_config, validate_release
 from registry_tool.manifest.units import UnitError, parse_duration, parse_size
-from registry_tool.manifest.versions import RangeError, parse_npm_range, parse_range
+from registry_tool.manifest.versions import RangeError, parse_range
 from registry_tool.signing.release import manifest_identity
 from registry_tool.trust.root import Root, RootFormatError
 
@@ -75,10 +75,12 @@ def _rules(release: Path) -> set[str]:
 
 @pytest.mark.parametrize("text", ["a - b", "1 - b", "a - 1.0.0"])
 def test_hyphen_range_of_non_versions_is_a_range_error(text: str) -> None:
+    from registry_tool.client.install import Requirement
+
     with pytest.raises(RangeError):
         parse_range(text)
-    with pytest.raises(RangeError):
-        parse_npm_range(text)
+    with pytest.raises(RegistryToolError):
+        Requirement.parse(f"example@{text}")
 
 
 def test_manifest_with_hyphen_range_of_non_versions_is_a_finding(tmp_path: Path) -> None:
