@@ -61,6 +61,7 @@ SAMPLES = (
     Sample("count_vowels", "1.0.0", "count_vowels/count_vowels.c", "c-freestanding"),
     Sample("visit_counter", "1.0.0", "visit_counter/visit_counter.c", "c-freestanding"),
     Sample("healthcheck", "1.0.0", "healthcheck/healthcheck.wat", "wat"),
+    Sample("email_domain", "1.0.0", "email_domain/email_domain.c", "c-freestanding"),
 )
 
 

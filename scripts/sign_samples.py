@@ -19,7 +19,7 @@ EXPIRES = "2031-11-21T00:00:00Z"  # long-lived: the sample must keep verifying i
 
 # maintainer id -> plugins delegated to it
 MAINTAINERS = {
-    "ferritelabs": ["validate_email", "adler32", "uppercase", "healthcheck"],
+    "ferritelabs": ["validate_email", "adler32", "uppercase", "healthcheck", "email_domain"],
     "extism-community": ["count_vowels", "visit_counter"],
 }
 

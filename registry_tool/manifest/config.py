@@ -157,10 +157,7 @@ class RegistryConfig:
 
     def granting_permission(self, module: str, name: str) -> str | None:
         """Name of a permission whose import patterns cover ``module.name``, if any."""
-        for perm in self.permissions.values():
-            if any(p.matches(module, name) for p in perm.imports):
-                return perm.name
-        return None
+        return granting_permission(self.permissions, module, name)
 
     def import_allowed(self, abi: str, granted: frozenset[str] | set[str], module: str, name: str) -> bool:
         """May a module of ``abi`` whose manifest grants ``granted`` import ``module.name``?
@@ -168,18 +165,33 @@ class RegistryConfig:
         The sandbox links host functions with the same predicate, so what validate accepts
         is exactly what can run.
         """
-        # Permission-gated imports are never allowed by the ABI alone: a registry may gate
-        # e.g. `extism:host/user` or `wasi_snapshot_preview1.sock_*` behind a permission.
-        gate = [p for p in self.permissions.values() if any(i.matches(module, name) for i in p.imports)]
-        if gate:
-            return any(p.name in granted for p in gate)
-        return any(ImportPattern(m, n).matches(module, name) for m, n in ABI_BASE_IMPORTS.get(abi, ()))
+        return import_allowed(self.permissions, abi, granted, module, name)
 
     def allowed_imports(self, abi: str, granted: frozenset[str] | set[str]) -> tuple[ImportPattern, ...]:
         """The import patterns ``abi`` plus ``granted`` permissions allow (for docs and linkers)."""
         base = tuple(ImportPattern(m, n) for m, n in ABI_BASE_IMPORTS.get(abi, ()))
         extra = tuple(i for p in self.permissions.values() if p.name in granted for i in p.imports)
         return base + extra
+
+
+def granting_permission(vocabulary: Mapping[str, Permission], module: str, name: str) -> str | None:
+    """Name of a permission of ``vocabulary`` whose import patterns cover ``module.name``, if any."""
+    for perm in vocabulary.values():
+        if any(p.matches(module, name) for p in perm.imports):
+            return perm.name
+    return None
+
+
+def import_allowed(
+    vocabulary: Mapping[str, Permission], abi: str, granted: frozenset[str] | set[str], module: str, name: str
+) -> bool:
+    """The import rule shared by validate, the sandbox and the client (``RegistryConfig.import_allowed``)."""
+    # Permission-gated imports are never allowed by the ABI alone: a registry may gate
+    # e.g. `extism:host/user` or `wasi_snapshot_preview1.sock_*` behind a permission.
+    gate = [p for p in vocabulary.values() if any(i.matches(module, name) for i in p.imports)]
+    if gate:
+        return any(p.name in granted for p in gate)
+    return any(ImportPattern(m, n).matches(module, name) for m, n in ABI_BASE_IMPORTS.get(abi, ()))
 
 
 def find_registry_config(start: Path) -> Path:

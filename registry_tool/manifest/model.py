@@ -98,6 +98,31 @@ class TestSpec:
 
 
 @dataclass(frozen=True)
+class DependencySpec:
+    """One ``[dependencies]`` entry: another plugin this release needs, within ``range``.
+
+    ``optional`` dependencies are installed only when asked for (or already installed);
+    ``permissions`` names what the dependency will ask for, so reviewers see it on the dependent.
+    """
+
+    name: str
+    range: str
+    optional: bool = False
+    permissions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_toml(cls, name: str, value: str | Mapping[str, Any]) -> DependencySpec:
+        if isinstance(value, str):
+            return cls(name, value)
+        return cls(
+            name,
+            str(value["version"]),
+            optional=bool(value.get("optional", False)),
+            permissions=tuple(value.get("permissions", ())),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path
     raw: bytes
@@ -118,6 +143,7 @@ class Manifest:
     homepage: str | None = None
     repository: str | None = None
     keywords: tuple[str, ...] = ()
+    dependencies: tuple[DependencySpec, ...] = ()
     source: TomlSource | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -199,6 +225,9 @@ def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | Non
         homepage=plugin.get("homepage"),
         repository=plugin.get("repository"),
         keywords=tuple(plugin.get("keywords", ())),
+        dependencies=tuple(
+            DependencySpec.from_toml(name, value) for name, value in sorted(d.get("dependencies", {}).items())
+        ),
         source=src,
     )
     return manifest, []

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
+from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     RegistryConfig,
@@ -29,7 +30,7 @@ from registry_tool.manifest.errors import RegistryConfigError, WasmInspectionErr
 from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
 from registry_tool.manifest.source import did_you_mean
 from registry_tool.manifest.units import format_size
-from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
+from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, parse_range, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
 
@@ -65,6 +66,7 @@ RULES = (
     "registry-config",
     "features",
     "limits",
+    "dependency",
 )
 
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
@@ -165,6 +167,7 @@ def _check_metadata(ctx: _Ctx) -> None:
                 if hint
                 else f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
             )
+    _check_dependencies(ctx)
     for name, value, cap in m.declared_limits.exceeding(cfg.max_limits):
         ctx.add(
             "limit-exceeded",
@@ -173,6 +176,40 @@ def _check_metadata(ctx: _Ctx) -> None:
             f"limits.{name}",
             f"lower it to at most {_fmt_limit(name, cap)}",
         )
+
+
+def _check_dependencies(ctx: _Ctx) -> None:
+    """What one release can say about its dependencies alone (the index checks names and ranges)."""
+    m, cfg = ctx.manifest, ctx.config
+    for dep in m.dependencies:
+        field_ = f"dependencies.{dep.name}"
+        if not PLUGIN_NAME_RE.fullmatch(dep.name):  # the schema's pattern lets a trailing newline through
+            ctx.add("dependency", f"dependency name {dep.name!r} is not a plugin name", field_, NAME_FIX)
+            continue
+        if dep.name == m.name:
+            ctx.add(
+                "dependency",
+                f"{m.name} depends on itself",
+                field_,
+                f"remove dependencies.{dep.name}: a plugin cannot require itself",
+            )
+        try:
+            parse_range(dep.range)
+        except RangeError as err:
+            ctx.add("dependency", f"dependencies.{dep.name}: {err}", field_, RANGE_FIX)
+        for perm in dep.permissions:
+            if perm not in cfg.permissions:
+                ctx.add(
+                    "dependency",
+                    f"dependencies.{dep.name} implies permission {perm!r}, which is not in the "
+                    "registry's vocabulary",
+                    field_,
+                    f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
+                )
+
+
+NAME_FIX = "plugin names match ^[a-z][a-z0-9_-]{1,63}$"
+RANGE_FIX = "write a range such as '^1.2', '~1.2.0', '>=1.0.0 <2.0.0' or an exact version '1.2.3'"
 
 
 def _fmt_limit(name: str, value: float) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import wasmtime
 from wasmtime import component
 
+from registry_tool._files import MiB, read_bounded
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
     ADAPTERS,
@@ -430,7 +431,8 @@ def _emit(event: dict[str, Any]) -> None:
 def run_job(job: Job, start_index: int = 0) -> None:
     engine = make_engine(job.engine)
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
-    wasm = Path(job.wasm_path).read_bytes()
+    # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
+    wasm = read_bounded(job.wasm_path, MAX_ARTIFACT, "smoke artifact")
     started = time.perf_counter()
     try:
         module = compile_module(engine, wasm, job.engine, cache)
@@ -448,7 +450,36 @@ def run_job(job: Job, start_index: int = 0) -> None:
         timer.stop()
 
 
+MAX_ARTIFACT = 256 * MiB  # above any registry's module_size; the harness checks that one first
+
+
+def _die_with_parent() -> None:
+    """End this worker (and its process group) when the CLI that started it dies.
+
+    The worker runs in its own session so the parent can kill it as a group, which also means a
+    killed CLI leaves it running.  A watchdog thread notices the re-parenting and kills the group.
+    (Polling the parent id rather than PR_SET_PDEATHSIG: that signal fires when the spawning
+    *thread* exits, and the harness starts workers from a thread pool.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        if os.getpgrp() == os.getpid():  # our own group: take any children along
+            os.killpg(0, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if parent == 1:  # the parent is already gone
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+_PARENT_POLL_S = 0.2
+
+
 def main() -> None:
+    _die_with_parent()
     request = json.loads(sys.stdin.read())
     job = Job.from_json(request["job"])
     apply_process_limits(job.limits, len(job.cases))

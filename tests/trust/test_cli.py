@@ -372,3 +372,21 @@ def test_signed_yank_is_reported(cli: object, registry: Path, release: Path) -> 
     run(cli, "sign", release, "--yank", "--key", registry / "alice.key")
     res = as_json(run(cli, "verify", release, "--root", root, "--format", "json"))
     assert [f["rule"] for f in res["results"][0]["findings"]] == ["yanked"]
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_root_verify_refuses_a_root_version_that_is_not_a_regular_file(
+    cli: object, registry: Path, kind: str
+) -> None:
+    """root/2.root.json as a directory or FIFO next to a signature file is not 'no version 2'."""
+    import os
+
+    root = registry / "index" / "root"
+    second = root / "2.root.json"
+    if kind == "directory":
+        second.mkdir()
+    else:
+        os.mkfifo(second)
+    (root / "2.root.json.minisig").write_text("untrusted comment: x\nRWQ\ntrusted comment: x\nAAAA\n")
+    result = run(cli, "root", "verify", "--dir", root, code=1)
+    assert "2.root.json is not a regular file" in result.output
