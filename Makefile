@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # needs; any Go >= 1.21 downloads that toolchain itself from the Go module proxy (GOTOOLCHAIN=auto).
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: demo test setup system lint typecheck unit test-go test-rust samples bench clean
+.PHONY: demo test setup system lint typecheck unit test-go test-rust samples bench fuzz clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
@@ -50,6 +50,12 @@ test-rust: setup
 
 samples: setup
 	$(BIN)/python scripts/build_samples.py
+
+# Fuzz every parser of untrusted input for FUZZ_SECONDS seconds each (random inputs; `make test`
+# runs the same targets on a fixed, small sample). A crash is reported with its shrunk input.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -n 2 -q -m fuzz tests/fuzz
 
 bench: setup
 	$(BIN)/python bench/run_all.py

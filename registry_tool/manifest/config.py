@@ -91,6 +91,8 @@ class Limits:
 
 
 LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+DEFAULT_TESTS_PER_RELEASE = 64
+DEFAULT_SMOKE_WALL_TIME = 120.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,10 @@ class RegistryConfig:
     allow_backports: bool
     regression_threshold: float
     source: TomlSource = field(repr=False, compare=False)
+    # The smoke budget of one release ([limits.max]): how many [[tests]], and the worst-case total
+    # wall time (tests x their wall_time limit), so a manifest cannot hold thousands of 10 s tests.
+    max_tests_per_release: int = 64
+    max_smoke_wall_time: float = 120.0
 
     @property
     def index_dir(self) -> Path:
@@ -251,9 +257,17 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
         bad("host-range", "host.versions", str(err), "use a range such as '>=0.2.0, <1.0.0' or '^0.2'")
 
     limits: dict[str, Limits] = {}
+    max_table = dict(d.get("limits", {}).get("max", {}))
+    budget_tests = int(max_table.pop("tests_per_release", DEFAULT_TESTS_PER_RELEASE))
+    budget_time = DEFAULT_SMOKE_WALL_TIME
+    try:
+        budget_time = parse_duration(max_table.pop("smoke_wall_time", DEFAULT_SMOKE_WALL_TIME))
+    except UnitError as err:
+        bad("limits", "limits.max.smoke_wall_time", str(err), "use a duration such as '120s'")
     for level in ("default", "max"):
         try:
-            limits[level] = Limits.from_toml(d.get("limits", {}).get(level, {}))
+            table = max_table if level == "max" else d.get("limits", {}).get(level, {})
+            limits[level] = Limits.from_toml(table)
         except (UnitError, KeyError, ValueError) as err:
             bad("limits", f"limits.{level}", str(err), "use sizes like '16MiB' and durations like '2s'")
             limits[level] = Limits()
@@ -297,6 +311,8 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
         allow_backports=bool(d.get("index", {}).get("allow_backports", False)),
         regression_threshold=float(d.get("ci", {}).get("regression_threshold", 0.25)),
         source=src,
+        max_tests_per_release=budget_tests,
+        max_smoke_wall_time=budget_time,
     )
     if problems:
         return config, problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -311,9 +312,18 @@ def _check_host_range(ctx: _Ctx) -> None:
 # --------------------------------------------------------------------------- artifact rules
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_artifact(ctx: _Ctx) -> None:
     m, cfg = ctx.manifest, ctx.config
     file = m.artifact.file
+    if _CONTROL.search(file):
+        # The OS cannot even look a NUL up ("embedded null byte"), and a newline forges log lines.
+        ctx.add(
+            "artifact-path", f"artifact.file {file!r} holds a control character", "artifact.file", _PATH_FIX
+        )
+        return
     if (
         PurePosixPath(file).is_absolute()
         or PureWindowsPath(file).is_absolute()
@@ -646,8 +656,33 @@ def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
 # --------------------------------------------------------------------------- [[tests]] rules
 
 
+def _check_smoke_budget(ctx: _Ctx) -> None:
+    """[limits.max] tests_per_release and smoke_wall_time: each test may run up to its wall_time
+    limit, so the worst case of a smoke run is known before anything runs."""
+    m, cfg = ctx.manifest, ctx.config
+    count = len(m.tests)
+    if count > cfg.max_tests_per_release:
+        ctx.add(
+            "smoke-budget",
+            f"the release has {count} [[tests]], above the registry's limit of {cfg.max_tests_per_release}",
+            "tests",
+            f"keep at most {cfg.max_tests_per_release} tests (registry.toml [limits.max] tests_per_release)",
+        )
+        return
+    wall = ctx.manifest.effective_limits(cfg).wall_time
+    if wall is not None and count * wall > cfg.max_smoke_wall_time:
+        ctx.add(
+            "smoke-budget",
+            f"{count} tests x wall_time {wall:g}s = {count * wall:g}s can run longer than the registry's "
+            f"smoke budget of {cfg.max_smoke_wall_time:g}s per release",
+            "limits.wall_time" if m.declared_limits.wall_time is not None else "tests",
+            "lower limits.wall_time or drop tests (registry.toml [limits.max] smoke_wall_time)",
+        )
+
+
 def _check_tests(ctx: _Ctx) -> None:
     m = ctx.manifest
+    _check_smoke_budget(ctx)
     if not m.tests:
         ctx.add(
             "no-tests",
@@ -705,6 +740,9 @@ def _check_tests(ctx: _Ctx) -> None:
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
     release = ctx.release
+    if _CONTROL.search(name):
+        ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
+        return
     target = (release / name).resolve()
     if PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)

@@ -111,7 +111,9 @@ class _Worker:
         return self.diagnosis
 
 
-WORKER_COMMAND = [sys.executable, "-m", "registry_tool.sandbox.worker"]
+# -P: never the working directory on sys.path (in CI it is the pull request's tree, which could
+# shadow this module with its own code).
+WORKER_COMMAND = [sys.executable, "-P", "-m", "registry_tool.sandbox.worker"]
 _ALLOWED_ENV = ("PATH", "PYTHONPATH", "LANG", "HOME")  # enough to start Python; the worker clears even these
 
 
