@@ -74,6 +74,8 @@ def main() -> None:
         for plugin in plugins:
             args += ["--plugin", plugin]
         tool(*args)
+    # registry.toml (permissions, limits) changes only with the root threshold: pin its digest.
+    tool("root", "pin-config", INDEX / "registry.toml", "--dir", root_dir, "--expires", EXPIRES)
     tool("root", "sign", "--dir", root_dir, "--key", root_key)
     tool("root", "verify", "--dir", root_dir)
     for maintainer, plugins in MAINTAINERS.items():
