@@ -17,6 +17,7 @@ from pathlib import Path
 
 from semantic_version import NpmSpec, Version
 
+from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.model import Manifest
 from registry_tool.manifest.versions import RangeError, parse_range
 from registry_tool.report import Finding
@@ -29,7 +30,6 @@ from registry_tool.resolve import (
     UnknownPluginError,
     resolve,
 )
-from registry_tool.trust.root import PLUGIN_NAME_RE
 
 MANIFEST = "plugin.toml"
 YANK = "yank.toml"
