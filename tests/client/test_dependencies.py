@@ -13,6 +13,7 @@ from client_world import World
 from registry_tool.client import remove_many
 from registry_tool.client.errors import (
     ApprovalRequiredError,
+    LockfileMismatchError,
     PluginRequiredError,
 )
 from registry_tool.client.install import LOCKFILE, read_lockfile
@@ -229,3 +230,28 @@ def test_cli_prints_the_plan_and_refuses_removing_a_dependency(deps: World) -> N
     assert refused.exit_code == 2 and "--force" in refused.output
     done = CliRunner().invoke(app, ["client", "remove", "alphaapp", "--orphans", "--dir", str(deps.plugins)])
     assert done.exit_code == 0 and "removed alphalib 1.1.0" in done.output
+
+
+def test_dependency_excluding_the_host_version_is_not_chosen(deps: World) -> None:
+    deps.add_release("alphalib", "1.2.0", host=">=0.9.0")
+    deps.build()
+    deps.open().install("alphaapp", deps.plugins, host_version="0.3.0")
+    assert lock_json(deps)["alphalib"]["version"] == "1.1.0"
+
+
+def test_naming_a_dependency_makes_it_requested_so_orphans_keep_it(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    deps.open().install("alphalib@^1", deps.plugins)
+    assert lock_json(deps)["alphalib"]["requested"] == "^1"
+    removed = remove_many(deps.plugins, ["alphaapp"], orphans=True)
+    assert [e.name for e in removed] == ["alphaapp"]
+    assert sorted(read_lockfile(deps.plugins).plugins) == ["alphalib"]
+
+
+def test_install_locked_refuses_a_lockfile_missing_a_dependency(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    raw = json.loads((deps.plugins / LOCKFILE).read_text())
+    del raw["plugins"]["alphalib"]
+    (deps.plugins / LOCKFILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(LockfileMismatchError, match="alphalib, which the lockfile does not record"):
+        deps.open().install_locked(deps.plugins)
