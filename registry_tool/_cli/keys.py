@@ -25,8 +25,12 @@ Expires = Annotated[
     str | None, typer.Option("--expires", help="Expiry: a duration from now (365d) or 2027-11-21T00:00:00Z.")
 ]
 
-key_app = typer.Typer(help="Generate and inspect minisign-compatible keys.", no_args_is_help=True)
-root_app = typer.Typer(help="Edit, sign and verify the registry's root metadata.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Generate and inspect minisign-compatible keys.", no_args_is_help=True, rich_markup_mode=None
+)
+root_app = typer.Typer(
+    help="Edit, sign and verify the registry's root metadata.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def register(app: typer.Typer) -> None:

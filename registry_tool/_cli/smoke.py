@@ -30,7 +30,7 @@ def smoke(
         bool, typer.Option("--no-cache", help="Do not read or write the compiled-module cache.")
     ] = False,
 ) -> None:
-    """Run every plugin's \\[\\[tests]] in the sandbox (fuel, memory, time and process limits).
+    """Run every plugin's [[tests]] in the sandbox (fuel, memory, time and process limits).
 
     Exit 0 when every test ends as expected, 1 when any does not, 2 on usage errors.
     """
