@@ -7,7 +7,8 @@ from pathlib import Path
 
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.report import CheckResult, Finding, Report, Severity
-from registry_tool.signing.minisign import PublicKey, verify_bytes
+from registry_tool.signing.minisign import PublicKey
+from registry_tool.signing.minisign import verify_file as verify_signed_file
 from registry_tool.signing.release import (
     MANIFEST,
     YANK,
@@ -37,9 +38,9 @@ def verify_file(
     if not sig_path.is_file():
         raise UsageError(f"signature {sig_path} does not exist", fix="give the signature with --sig")
     try:
-        verified = verify_bytes(
+        verified = verify_signed_file(
             public_key,
-            path.read_bytes(),
+            path,
             sig_path.read_bytes(),
             allow_legacy=allow_legacy,
             where=str(sig_path),
