@@ -158,7 +158,18 @@ def manifest_identity(
     manifest_bytes: bytes, *, where: str | None = None, table: str = "plugin"
 ) -> tuple[str, str]:
     """(name, version) from a plugin.toml (or yank.toml with ``table='yank'``)."""
-    doc = _load_toml(manifest_bytes, where)
+    return identity_from_doc(_load_toml(manifest_bytes, where), where=where, table=table)
+
+
+def parse_signed_toml(data: bytes, *, where: str | None = None) -> dict[str, Any]:
+    """Parse a manifest or yank file once, for callers that need several of its fields."""
+    return _load_toml(data, where)
+
+
+def identity_from_doc(
+    doc: dict[str, Any], *, where: str | None = None, table: str = "plugin"
+) -> tuple[str, str]:
+    """``manifest_identity`` of an already parsed document."""
     section = doc.get(table)
     name = section.get("name") if isinstance(section, dict) else None
     version = section.get("version") if isinstance(section, dict) else None
@@ -196,7 +207,11 @@ def artifact_path(release_dir: Path, file: str, *, where: str) -> Path:
 
 def check_artifact_pin(manifest_bytes: bytes, artifact_bytes: bytes, *, where: str | None = None) -> None:
     """The artifact's sha256 and size must be exactly what the (signed) manifest pins (pure)."""
-    doc = _load_toml(manifest_bytes, where)
+    check_artifact_doc(_load_toml(manifest_bytes, where), artifact_bytes, where=where)
+
+
+def check_artifact_doc(doc: dict[str, Any], artifact_bytes: bytes, *, where: str | None = None) -> None:
+    """``check_artifact_pin`` against an already parsed manifest."""
     artifact = doc.get("artifact")
     if not isinstance(artifact, dict):
         raise ArtifactMismatchError(
