@@ -387,7 +387,7 @@ def _second_release(release: Path) -> Path:
 def test_verify_every_release_of_an_index(
     cli: object, registry: Path, release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`verify INDEX --root`: one result per release, the root chain walked once, each manifest parsed once."""
+    """`verify INDEX --root`: a result per release, one root-chain walk, one parse per manifest."""
     import tomllib
 
     from registry_tool.trust import check
