@@ -58,6 +58,7 @@ from registry_tool.client.install import (
     remove_plugin,
     resolve,
     verify_entry,
+    verify_entry_files,
 )
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
@@ -88,6 +89,7 @@ from registry_tool.format import (
     plugin_key,
 )
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
@@ -594,6 +596,7 @@ def verify_installed(
     report = Report(command="client verify")
     lock = read_lockfile(dest)
     store = StateStore(state_dir) if state_dir is not None else None
+    states: dict[str, TrustState | None] = {}  # one load (and one root parse) per registry
     for name in list(names) or sorted(lock.plugins):
         entry = lock.plugins.get(name)
         result = CheckResult(subject=name, file=str(dest / "registry-tool.lock"))
@@ -603,9 +606,12 @@ def verify_installed(
             else:
                 result.subject = f"{entry.name} {entry.version}"
                 result.data = entry.to_toml()
-                verify_entry(dest, entry)
+                manifest, _, facts = verify_entry_files(dest, entry)
                 if store is not None:
-                    _verify_installed_signatures(dest, entry, store, clock(), result)
+                    if entry.registry not in states:
+                        states[entry.registry] = store.load(entry.registry)
+                    state = states[entry.registry]
+                    _verify_installed_signatures(dest, entry, state, manifest, facts, clock(), result)
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
@@ -613,9 +619,15 @@ def verify_installed(
 
 
 def _verify_installed_signatures(
-    dest: Path, entry: LockedPlugin, store: StateStore, now: datetime, result: CheckResult
+    dest: Path,
+    entry: LockedPlugin,
+    state: TrustState | None,
+    manifest: bytes,
+    facts: ManifestFacts,
+    now: datetime,
+    result: CheckResult,
 ) -> None:
-    state = store.load(entry.registry)
+    """``manifest``, ``facts``: the installed plugin.toml as ``verify_entry_files`` checked and read it."""
     if state is None:
         result.findings.append(
             Finding(
@@ -627,7 +639,6 @@ def _verify_installed_signatures(
         )
         return
     root = state.root
-    manifest = (dest / entry.manifest).read_bytes()
     published = parse_time_strict(entry.published_at) if entry.published_at else None
     verify_release_signatures(
         root,
@@ -637,6 +648,7 @@ def _verify_installed_signatures(
         min(now, root.expires - timedelta(seconds=1)),
         published_at=published,
         where=str(dest / entry.manifest),
+        identity=ParsedIdentity(facts.name, facts.version, manifest),
     )
 
 

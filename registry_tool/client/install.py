@@ -400,6 +400,11 @@ def _tampered(entry: LockedPlugin, dir_: Path, what: str, path: str) -> Installe
 
 def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
     """Re-check one installed plugin against its lockfile entry; return the verified wasm bytes."""
+    return verify_entry_files(dir_, entry)[1]
+
+
+def verify_entry_files(dir_: Path, entry: LockedPlugin) -> tuple[bytes, bytes, ManifestFacts]:
+    """``verify_entry``, returning (manifest bytes, wasm bytes, the manifest's parsed facts)."""
     try:
         manifest = (dir_ / entry.manifest).read_bytes()
         wasm = (dir_ / entry.wasm).read_bytes()
@@ -416,7 +421,7 @@ def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
         raise _tampered(entry, dir_, err.what, entry.manifest) from None
     if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
         raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
-    return wasm
+    return manifest, wasm, facts
 
 
 def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:

@@ -21,6 +21,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -175,6 +176,13 @@ def _comment(line: str, prefix: str, limit: int, what: str, where: str | None, e
 # --------------------------------------------------------------------------- public keys
 
 
+@lru_cache(maxsize=1024)
+def _ed25519_public(raw: bytes) -> Ed25519PublicKey:
+    # Built once per key (not stored on PublicKey, which must stay picklable for build workers):
+    # a root's few keys judge every release of a batch.
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """A minisign public key: 8-byte key number and 32-byte Ed25519 key."""
@@ -228,12 +236,9 @@ class PublicKey:
         comment = self.comment or f"minisign public key {self.key_id}"
         return f"{UNTRUSTED_PREFIX}{comment}\n{self.to_base64()}\n"
 
-    def _ed25519(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(self.raw)
-
     def verify_raw(self, signature: bytes, message: bytes) -> bool:
         try:
-            self._ed25519().verify(signature, message)
+            _ed25519_public(self.raw).verify(signature, message)
         except (InvalidSignature, ValueError):
             return False
         return True

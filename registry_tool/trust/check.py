@@ -98,7 +98,13 @@ def verify_releases(path: Path, root_dir: Path, now: datetime, *, trusted: Path 
         result = CheckResult(subject=str(root_dir), file=str(root_dir))
         result.findings.append(Finding.from_error(err))
         return Report("verify", [result])
-    return Report("verify", [verify_release(root, release, now) for release in releases])
+    return Report(
+        "verify",
+        [
+            verify_release(root, release, now, location=(release.parent.name, release.name))
+            for release in releases
+        ],
+    )
 
 
 def release_dirs(path: Path) -> list[Path]:
@@ -118,9 +124,18 @@ def release_dirs(path: Path) -> list[Path]:
 
 
 def verify_release(
-    root: Root, release_dir: Path, now: datetime, *, published_at: datetime | None = None
+    root: Root,
+    release_dir: Path,
+    now: datetime,
+    *,
+    published_at: datetime | None = None,
+    location: tuple[str, str] | None = None,
 ) -> CheckResult:
-    """One release against an already verified root: maintainer signatures, artifact pin and yank."""
+    """One release against an already verified root: maintainer signatures, artifact pin and yank.
+
+    ``location``: the (name, version) folder names the release is served under, when the caller
+    listed them under plugins/ (else they are read from the resolved path).
+    """
     manifest = release_dir / MANIFEST
     result = CheckResult(subject=str(release_dir), file=str(manifest))
     try:
@@ -130,7 +145,7 @@ def verify_release(
         # One parse serves the identity, the signature checks and the artifact pin.
         doc = parse_signed_toml(data, where=str(manifest))
         name, version = identity_from_doc(doc, where=str(manifest))
-        served_as = _check_location(release_dir, version, str(manifest)) or name
+        served_as = _check_location(release_dir, version, str(manifest), location) or name
         sig_files = signature_paths(manifest)  # listed once: read here, named in the report
         signers = verify_release_signatures(
             root,
@@ -176,10 +191,12 @@ class ReleaseLocationError(CheckFailed):
     code = "release-location"
 
 
-def _check_location(release_dir: Path, version: str, where: str) -> str | None:
+def _check_location(
+    release_dir: Path, version: str, where: str, location: tuple[str, str] | None = None
+) -> str | None:
     """In an index or site (``plugins/<name>/<version>/``) the directories name the release: the plugin
     name is what signatures must be delegated for, and the version must be the manifest's."""
-    parts = release_dir.resolve().parts
+    parts = ("plugins", *location) if location is not None else release_dir.resolve().parts
     if len(parts) < 3 or parts[-3] != "plugins":
         return None
     if parts[-1] != version:
