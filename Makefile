@@ -5,12 +5,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup system lint typecheck unit samples bench clean
+# Go: on PATH, else the official tarball's location. verifiers/go/go.mod names the toolchain it
+# needs; any Go >= 1.21 downloads that toolchain itself from the Go module proxy (GOTOOLCHAIN=auto).
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+
+.PHONY: demo test setup system lint typecheck unit test-go samples bench clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup lint typecheck unit
+test: setup lint typecheck unit test-go
 
 setup: system $(STAMP)
 
@@ -24,7 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint:
-	$(BIN)/ruff check registry_tool tests bench scripts
+	$(BIN)/ruff check registry_tool tests bench scripts conformance
 	$(BIN)/ruff format --check registry_tool
 
 typecheck:
@@ -32,6 +36,12 @@ typecheck:
 
 unit:
 	$(BIN)/python -m pytest -n 2 -q
+
+# The Go verifier: gofmt, vet, unit tests, the example host and the whole conformance suite.
+test-go: setup
+	@test -x "$(GO)" || { echo "test-go: Go not found at '$(GO)'; fix: install Go >= 1.21 (docs/client-go.md) or pass GO=/path/to/go"; exit 2; }
+	@bad="$$(cd verifiers/go && $(dir $(GO))gofmt -l .)"; [ -z "$$bad" ] || { echo "test-go: not gofmt-formatted: $$bad; fix: gofmt -w verifiers/go"; exit 1; }
+	cd verifiers/go && export PATH="$(dir $(GO)):$$PATH" && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 samples: setup
 	$(BIN)/python scripts/build_samples.py

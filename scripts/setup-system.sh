@@ -24,6 +24,29 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Go, for the Go verifier (verifiers/go; `make test-go`). Its go.mod names the toolchain it builds
+# with; any Go >= 1.21 fetches that toolchain itself from the Go module proxy (GOTOOLCHAIN=auto).
+# Debian's golang-go is used only when it is at least 1.21 (bookworm ships 1.19, which cannot).
+go_ok() { # go_ok BIN: BIN runs and is Go >= 1.21
+  local v
+  v="$("$1" env GOVERSION 2>/dev/null)" || return 1
+  v="${v#go}"
+  [ "${v%%.*}" -gt 1 ] || { v="${v#1.}"; [ "${v%%.*}" -ge 21 ]; }
+}
+if ! go_ok "$(command -v go || echo /usr/local/go/bin/go)"; then
+  candidate="$(apt-cache policy golang-go 2>/dev/null | awk '/Candidate:/ {print $2}')"
+  minor="$(printf '%s' "$candidate" | sed -n 's/^[0-9]*:*1\.\([0-9]*\).*/\1/p')"
+  if [ -n "$minor" ] && [ "$minor" -ge 21 ]; then
+    echo "setup: installing golang-go $candidate"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq golang-go >/dev/null
+  else
+    echo "setup: Go >= 1.21 is needed for the Go verifier and Debian's golang-go is ${candidate:-unavailable};" \
+      "install Go from https://go.dev/dl/ into /usr/local/go (docs/client-go.md); make test-go stops until then"
+  fi
+fi
+
 # actionlint is optional (its tests skip without it); it comes from the Go module proxy.
 if ! command -v actionlint >/dev/null && [ ! -x "${GOPATH:-$HOME/go}/bin/actionlint" ]; then
   if command -v go >/dev/null; then

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import PurePosixPath
+from typing import Any
 
 from registry_tool.client.errors import (
     DigestMismatchError,
@@ -199,6 +200,9 @@ class ManifestFacts:
     host: str | None = None  # [compatibility] host, or ">=min_host_version", as the build derives it
     exports: tuple[str, ...] | None = None
     dependencies: tuple[tuple[str, str], ...] = ()
+    # The limits the manifest declares, in the plugin document's units (the others come from the
+    # registry's defaults, which a client does not know): fuel, memory bytes, wall_time_ms.
+    limits: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
@@ -212,6 +216,7 @@ class ManifestFacts:
             exports = raw.get("exports", {}).get("functions")
             deps = raw.get("dependencies", {})
             return cls(
+                limits=_declared_limits(raw.get("limits", {})),
                 name=str(plugin["name"]),
                 version=str(plugin["version"]),
                 artifact_file=str(artifact["file"]),
@@ -237,6 +242,20 @@ class ManifestFacts:
                 where=where,
                 fix="re-sign the release with `registry-tool sign`",
             ) from None
+
+
+def _declared_limits(raw: Any) -> tuple[tuple[str, int], ...]:
+    """The limits a manifest declares, converted as the build converts them."""
+    from registry_tool.manifest.units import parse_duration, parse_size
+
+    out: list[tuple[str, int]] = []
+    if "fuel" in raw:
+        out.append(("fuel", int(raw["fuel"])))
+    if "memory" in raw:
+        out.append(("memory", parse_size(raw["memory"])))
+    if "wall_time" in raw:
+        out.append(("wall_time_ms", round(parse_duration(raw["wall_time"]) * 1000)))
+    return tuple(out)
 
 
 def _digest_error(what: str, where: str) -> DigestMismatchError:
@@ -303,6 +322,7 @@ def verify_manifest(
             ("host", release.host, facts.host),
             ("exports", list(release.exports), None if facts.exports is None else list(facts.exports)),
             ("dependencies", sorted(release.dependencies.items()), list(facts.dependencies)),
+            *((f"limits.{name}", getattr(release.limits, name), declared) for name, declared in facts.limits),
         )
         if entry != signed
     ]

@@ -428,3 +428,21 @@ def test_endless_signature_file(installed: World) -> None:
     """A missing signature file (404) is normal; an endless one is an attack, not a missing file."""
     installed.server.endless("/registry.json.minisig")
     fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+
+
+def test_index_limits_disagreeing_with_the_declared_ones_mix_and_match(installed: World) -> None:
+    """Limits the signed manifest declares decide; the index key cannot raise them."""
+    from client_world import NOW, manifest_text, module_bytes
+
+    from registry_tool.signing import sign_release
+
+    folder = installed.index / "plugins/alpha/1.2.0"
+    folder.mkdir(parents=True)
+    text = manifest_text("alpha", "1.2.0", (), ">=0.2.0, <0.4.0", "adds")
+    (folder / "plugin.toml").write_text(text + '\n[limits]\nfuel = 1_000_000\nmemory = "1MiB"\n')
+    (folder / "alpha.wasm").write_bytes(module_bytes(99))
+    sign_release(folder, installed.keys.alice, timestamp=int(NOW.timestamp()))
+    installed.build()
+    assert installed.open().resolve("alpha@1.2.0").limits.fuel == 1_000_000
+    installed.forge_plugin("alpha", lambda raw: release_entry(raw, "1.2.0")["limits"].update(fuel=10**12))
+    fails_closed(installed, install(installed, "alpha@1.2.0"), MixAndMatchError, "limits.fuel")

@@ -1,0 +1,2590 @@
+"""Generate the conformance suite: fixed keys, format-2 site snapshots and cases (README.md).
+
+Run `python conformance/generate.py` from the repository root to rewrite keys/, sites/ and
+cases/; tests/conformance/test_reproducible.py checks that the committed files equal this output.
+Everything is deterministic: keys come from fixed seeds, Ed25519 signatures are deterministic
+(RFC 8032), every time is fixed, and nothing depends on the file system order.
+
+The site writer below is deliberately independent of registry_tool.registry (the builder): it
+follows FORMAT2-SPEC.md and conformance/README.md on its own, so a drift between the spec and
+the builder shows up as a failing case instead of being copied into the suite.  Only key
+handling, minisign signing and root editing are reused from the library.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from semantic_version import Version  # noqa: E402
+
+from registry_tool.manifest.units import parse_duration, parse_size  # noqa: E402
+from registry_tool.signing import SecretKey, Signature, sign_bytes, sign_release, sign_yank  # noqa: E402
+from registry_tool.trust.editing import (  # noqa: E402
+    add_maintainer,
+    derive,
+    new_root,
+    renew,
+    revoke,
+    rotate_keys,
+    set_plugin_threshold,
+)
+from registry_tool.trust.root import Root  # noqa: E402
+
+Json = dict[str, Any]
+Files = dict[str, bytes]
+
+REGISTRY = "conformance-registry"
+SAMPLES = HERE.parent / "index" / "plugins"
+NOW = "2026-11-27T12:00:00Z"
+GENERATED = "2026-11-27T00:00:00Z"
+EXPIRES = "2026-12-04T00:00:00Z"
+V_BASE = 20261127000000
+ROOT_EXPIRES = datetime(2036, 1, 1, tzinfo=UTC)
+SIGN_TS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+PUBLISHED = "2026-11-20T00:00:00Z"
+DEFAULT_LIMITS = {"fuel": 50_000_000, "memory": 16 * 1024 * 1024, "wall_time_ms": 2000}
+LEAF_MAX = 2  # small on purpose: the sites exercise branch nodes (verifiers must not assume 64)
+DEADLINE_SLOW = 1500
+
+LABELS = (
+    "root-a",
+    "root-b",
+    "root-c",
+    "root-d",
+    "index",
+    "index-b",
+    "index-new",
+    "alice",
+    "bob",
+    "carol",
+    "mallory",
+)
+
+
+def seed_key(label: str) -> SecretKey:
+    """seed = SHA-256("registry-tool conformance " + label); keynum = SHA-256(seed)[0:8]."""
+    seed = hashlib.sha256(f"registry-tool conformance {label}".encode()).digest()
+    return SecretKey.from_seed(seed, hashlib.sha256(seed).digest()[:8])
+
+
+K = {label: seed_key(label) for label in LABELS}
+
+
+def canonical(doc: Any) -> bytes:
+    return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pin_of(data: bytes) -> Json:
+    return {"sha256": sha(data), "size": len(data)}
+
+
+def meta_path(data: bytes) -> str:
+    digest = sha(data)
+    return f"meta/{digest[:2]}/{digest}.json"
+
+
+def tree_key(name: str) -> str:
+    return sha(name.encode())
+
+
+def leb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def tagged(wasm: bytes, tag: str) -> bytes:
+    """The module plus a custom section naming ``tag``: a distinct, still valid module per release."""
+    name = b"conformance"
+    content = leb(len(name)) + name + tag.encode()
+    return wasm + b"\x00" + leb(len(content)) + content
+
+
+# --------------------------------------------------------------------------- root chain
+
+
+def root_sig(key: SecretKey, data: bytes, version: int, registry: str = REGISTRY) -> bytes:
+    comment = f"registry-root\tregistry:{registry}\tversion:{version}"
+    return sign_bytes(key, data, trusted_comment=comment, untrusted_comment="conformance root").encode()
+
+
+@dataclass(frozen=True)
+class RootFile:
+    data: bytes
+    signers: tuple[SecretKey, ...]
+    version: int  # the file name's version (a replay/skip attack puts other content under it)
+
+
+def root_files(chain: list[RootFile]) -> Files:
+    files: Files = {}
+    for rf in chain:
+        files[f"root/{rf.version}.root.json"] = rf.data
+        for key in rf.signers:
+            files[f"root/{rf.version}.root.json.{key.key_id}.minisig"] = root_sig(key, rf.data, rf.version)
+    return files
+
+
+ROOT_AB = (K["root-a"], K["root-b"])
+
+
+def _r1() -> bytes:
+    v1 = new_root(
+        REGISTRY,
+        [K["root-a"].public_key, K["root-b"].public_key, K["root-c"].public_key],
+        [K["index"].public_key],
+        root_threshold=2,
+        expires=ROOT_EXPIRES,
+    )
+    for edit in (
+        add_maintainer(
+            "alice", [K["alice"].public_key], ["validate_email", "visit_counter", "twokeys", "sneaky"]
+        ),
+        add_maintainer("bob", [K["bob"].public_key], ["adler32"]),
+        add_maintainer("carol", [K["carol"].public_key], ["semver-lab", "twokeys"]),
+        set_plugin_threshold("twokeys", 2),
+    ):
+        v1 = derive(Root.parse(v1), edit, bump=False)
+    return v1
+
+
+R1 = _r1()
+
+
+def next_root(
+    prev: bytes, edit: Callable[[Json], None] | None = None, *, expires: datetime = ROOT_EXPIRES
+) -> bytes:
+    return derive(Root.parse(prev), edit or renew(), expires=expires)
+
+
+def raw_root(prev: bytes, edit: Callable[[Json], None]) -> bytes:
+    """The next version edited without validation (for chains that must fail a continuity rule)."""
+    doc = json.loads(prev)
+    doc["version"] += 1
+    edit(doc)
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+R2 = next_root(R1)
+R3 = next_root(R2)
+REVOKED_AT = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def revoke_alice(keep: bool) -> Callable[[Json], None]:
+    """Revoke alice (twokeys first drops to threshold 1: one delegated key would be left)."""
+
+    def edit(doc: Json) -> None:
+        set_plugin_threshold("twokeys", 1)(doc)
+        revoke(K["alice"].key_id, now=REVOKED_AT, keep_prior_releases=keep)(doc)
+
+    return edit
+
+
+R2_REVOKE_KEEP = next_root(R1, revoke_alice(True))
+R2_REVOKE_DROP = next_root(R1, revoke_alice(False))
+R2_ROT_INDEX = next_root(
+    R1, rotate_keys("index", add=[K["index-new"].public_key], remove=[K["index"].key_id])
+)
+R2_INDEX2 = next_root(R1, rotate_keys("index", add=[K["index-b"].public_key], threshold=2))
+R2_ROT_ROOT = next_root(R1, rotate_keys("root", add=[K["root-d"].public_key], remove=[K["root-a"].key_id]))
+R2_EXPIRED = next_root(R1, expires=datetime(2026, 11, 1, tzinfo=UTC))
+R3_AFTER_EXPIRED = next_root(R2_EXPIRED)
+
+
+def _rename(doc: Json) -> None:
+    doc["registry"] = "other-registry"
+
+
+def _drop_revocation(doc: Json) -> None:
+    doc["revoked"] = []
+
+
+R2_RENAMED = raw_root(R1, _rename)
+R3_DROPS_REVOCATION = raw_root(R2_REVOKE_KEEP, _drop_revocation)
+CHAIN1 = [RootFile(R1, ROOT_AB, 1)]
+
+
+def chain(*roots: bytes, signers: tuple[SecretKey, ...] = ROOT_AB) -> list[RootFile]:
+    return [RootFile(R1, ROOT_AB, 1)] + [RootFile(r, signers, n) for n, r in enumerate(roots, start=2)]
+
+
+# --------------------------------------------------------------------------- releases
+
+
+@dataclass(frozen=True)
+class Rel:
+    name: str
+    version: str
+    files: dict[str, bytes]  # file name in the release folder -> bytes
+    wasm_file: str
+    entry: Json  # the plugin-document entry
+
+    def path(self, file: str) -> str:
+        return f"plugins/{self.name}/{self.version}/{file}"
+
+    @property
+    def manifest(self) -> bytes:
+        return self.files["plugin.toml"]
+
+    @property
+    def wasm(self) -> bytes:
+        return self.files[self.wasm_file]
+
+
+def toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a maintainer writes in plugin.toml (the generator's own manifest writer)."""
+
+    name: str
+    version: str
+    sample: str  # module bytes from index/plugins/<sample>/1.0.0/<sample>.wasm, tagged per release
+    exports: tuple[str, ...]
+    description: str = "conformance test plugin"
+    abi: str = "core"
+    host: str | None = None  # [compatibility] host
+    min_host: str | None = None
+    permissions: tuple[tuple[str, bool], ...] = ()
+    limits: tuple[tuple[str, Any], ...] = ()
+    keywords: tuple[str, ...] = ("conformance",)
+    signers: tuple[str, ...] = ("alice",)
+    published_at: str = PUBLISHED
+    yanked: str | None = None
+    wasm_override: bytes | None = None
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def manifest_text(spec: Spec, wasm_file: str, wasm: bytes) -> bytes:
+    lines = [
+        "[plugin]",
+        f'name = "{spec.name}"',
+        f'version = "{spec.version}"',
+        f"description = {json.dumps(spec.description)}",
+        'authors = ["conformance"]',
+        'license = "Apache-2.0"',
+        f'abi = "{spec.abi}"',
+        f"keywords = {toml_list(list(spec.keywords))}",
+    ]
+    if spec.min_host:
+        lines.append(f'min_host_version = "{spec.min_host}"')
+    if spec.host:
+        lines += ["", "[compatibility]", f"host = {json.dumps(spec.host)}"]
+    lines += ["", "[artifact]", f'file = "{wasm_file}"', f'sha256 = "{sha(wasm)}"', f"size = {len(wasm)}"]
+    lines += ["", "[exports]", f"functions = {toml_list(list(spec.exports))}"]
+    if spec.permissions:
+        lines += ["", "[permissions]"] + [f"{k} = {'true' if v else 'false'}" for k, v in spec.permissions]
+    if spec.limits:
+        lines += ["", "[limits]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.limits]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def effective_limits(spec: Spec) -> Json:
+    out = dict(DEFAULT_LIMITS)
+    for key, value in spec.limits:
+        if key == "fuel":
+            out["fuel"] = int(value)
+        elif key == "memory":
+            out["memory"] = parse_size(value)
+        elif key == "wall_time":
+            out["wall_time_ms"] = round(parse_duration(value) * 1000)
+    return out
+
+
+def host_range(spec: Spec) -> str | None:
+    if spec.host:
+        return spec.host
+    return f">={spec.min_host}" if spec.min_host else None
+
+
+def make_release(spec: Spec) -> Rel:
+    wasm_file = f"{spec.name.replace('-', '_')}.wasm"
+    base = (SAMPLES / spec.sample / "1.0.0" / f"{spec.sample}.wasm").read_bytes()
+    wasm = spec.wasm_override or tagged(base, f"{spec.name} {spec.version}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / wasm_file).write_bytes(wasm)
+        (folder / "plugin.toml").write_bytes(manifest_text(spec, wasm_file, wasm))
+        for signer in spec.signers:
+            sign_release(folder, K[signer], timestamp=SIGN_TS)
+        if spec.yanked is not None:
+            reason = json.dumps(spec.yanked)
+            yank = f'[yank]\nname = "{spec.name}"\nversion = "{spec.version}"\nreason = {reason}\n'
+            (folder / "yank.toml").write_text(yank)
+            sign_yank(folder, K[spec.signers[0]], timestamp=SIGN_TS)
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    manifest = files["plugin.toml"]
+    entry: Json = {
+        "description": spec.description,
+        "license": "Apache-2.0",
+        "abi": spec.abi,
+        "host": host_range(spec),
+        "exports": list(spec.exports),
+        "permissions": sorted(k for k, v in spec.permissions if v),
+        "limits": effective_limits(spec),
+        "dependencies": {},
+        "manifest": {"path": f"plugins/{spec.name}/{spec.version}/plugin.toml", **pin_of(manifest)},
+        "wasm": {"path": f"plugins/{spec.name}/{spec.version}/{wasm_file}", **pin_of(wasm)},
+        "signers": sorted(K[s].key_id for s in spec.signers),
+        "published_at": spec.published_at,
+        "yanked": None if spec.yanked is None else {"reason": spec.yanked},
+        "smoke": None,
+        "authors": ["conformance"],
+        "keywords": list(spec.keywords),
+        "homepage": None,
+        "repository": None,
+    }
+    return Rel(spec.name, spec.version, files, wasm_file, entry)
+
+
+def email(version: str, **kw: Any) -> Spec:
+    return Spec(
+        "validate_email",
+        version,
+        "validate_email",
+        ("validate_email",),
+        description="RFC 5322 email address validation",
+        min_host="0.2.0",
+        permissions=(("keys", False), ("network", False)),
+        limits=(("fuel", 50_000_000), ("memory", "16MiB")),
+        keywords=("email", "validation"),
+        **kw,
+    )
+
+
+def lab(version: str, **kw: Any) -> Spec:
+    return Spec("semver-lab", version, "adler32", ("adler32", "add_mod"), signers=("carol",), **kw)
+
+
+SPECS: dict[str, Spec] = {
+    "validate_email 1.0.0": email("1.0.0"),
+    "validate_email 1.1.0": email("1.1.0"),
+    "visit_counter 1.0.0": Spec(
+        "visit_counter",
+        "1.0.0",
+        "visit_counter",
+        ("next_visit",),
+        description="Next value of a visit counter kept in the host's key-value store",
+        min_host="0.2.0",
+        permissions=(("keys", True), ("network", False)),
+        limits=(("fuel", 5_000_000), ("memory", "1MiB"), ("wall_time", "500ms")),
+        keywords=("counter", "keys"),
+    ),
+    "adler32 1.0.0": Spec(
+        "adler32",
+        "1.0.0",
+        "adler32",
+        ("adler32", "add_mod"),
+        description="Adler-32 checksum of a byte string",
+        host=">=0.2.0, <0.9.0",
+        limits=(("fuel", 10_000_000), ("memory", "1MiB")),
+        signers=("bob",),
+    ),
+    "twokeys 1.0.0": Spec("twokeys", "1.0.0", "adler32", ("adler32", "add_mod"), signers=("alice", "carol")),
+}
+for _v, _kw in [
+    ("0.1.0", {}),
+    ("0.1.5", {}),
+    ("0.2.0", {}),
+    ("0.2.3", {}),
+    ("0.3.0-alpha.1", {}),
+    ("1.0.0", {}),
+    ("1.2.0", {}),
+    ("1.2.5", {"host": ">=0.5.0"}),
+    ("1.3.0-beta.1", {}),
+    ("1.3.0", {"yanked": "wrong checksum for empty input"}),
+    ("1.4.0", {"host": ">=0.9.0"}),
+    ("2.0.0-rc.1", {}),
+]:
+    SPECS[f"semver-lab {_v}"] = lab(_v, **_kw)
+
+RELS: dict[str, Rel] = {key: make_release(spec) for key, spec in SPECS.items()}
+BASE_RELEASES = list(RELS.values())
+
+
+def rel(key: str) -> Rel:
+    return RELS[key]
+
+
+# --------------------------------------------------------------------------- the site writer
+
+
+@dataclass
+class Rendered:
+    files: Files
+    top: Json
+    nodes: dict[str, str]  # prefix -> meta path
+    docs: dict[str, str]  # plugin name -> meta path
+
+
+@dataclass
+class Site:
+    """A format-2 site: everything a publication serves, with hooks that make it hostile."""
+
+    roots: list[RootFile] = field(default_factory=lambda: list(CHAIN1))
+    releases: list[Rel] = field(default_factory=lambda: list(BASE_RELEASES))
+    version: int = V_BASE
+    generated_at: str = GENERATED
+    expires_at: str = EXPIRES
+    root_version: int | None = None
+    name: str = REGISTRY
+    index_keys: tuple[SecretKey, ...] = (K["index"],)
+    doc_edit: Callable[[str, Json], None] | None = None  # plugin documents, before serialising
+    docs_edit: Callable[[dict[str, bytes]], None] | None = None  # serialised documents by name
+    node_edit: Callable[[str, Json], None] | None = None  # tree nodes by prefix
+    top_edit: Callable[[Json], None] | None = None
+    top_bytes: Callable[[bytes], bytes] | None = None  # the signed bytes
+    post: Callable[[Rendered], None] | None = None  # what the server changes after signing
+
+
+def plugin_documents(site: Site) -> dict[str, Json]:
+    docs: dict[str, Json] = {}
+    for r in site.releases:
+        doc = docs.setdefault(
+            r.name, {"_type": "registry-plugin", "format_version": 2, "name": r.name, "versions": {}}
+        )
+        doc["versions"][r.version] = copy.deepcopy(r.entry)
+    return docs
+
+
+def catalog(docs: dict[str, Json], pins: dict[str, Json]) -> Json:
+    plugins: Json = {}
+    for name, doc in docs.items():
+        versions = sorted(doc["versions"], key=Version)
+        live = [v for v in versions if doc["versions"][v]["yanked"] is None]
+        shown = doc["versions"][live[-1] if live else versions[-1]]
+        plugins[name] = {
+            "description": shown["description"],
+            "keywords": shown["keywords"],
+            "license": shown["license"],
+            "abi": shown["abi"],
+            "latest": live[-1] if live else None,
+            "versions": len(versions),
+            "permissions": shown["permissions"],
+            "host": shown["host"],
+            "authors": shown["authors"],
+            "document": pins[name],
+        }
+    return {"_type": "registry-catalog", "format_version": 2, "plugins": plugins}
+
+
+def render(site: Site) -> Rendered:
+    files: Files = root_files(site.roots)
+    for r in site.releases:
+        for file, data in r.files.items():
+            files[r.path(file)] = data
+    docs = plugin_documents(site)
+    if site.doc_edit:
+        for name, doc in docs.items():
+            site.doc_edit(name, doc)
+    doc_bytes = {name: canonical(doc) for name, doc in docs.items()}
+    catalog_pins = {name: pin_of(data) for name, data in doc_bytes.items()}
+    if site.docs_edit:
+        site.docs_edit(doc_bytes)
+    meta: Files = {}
+    doc_paths: dict[str, str] = {}
+    for name, data in doc_bytes.items():
+        doc_paths[name] = meta_path(data)
+        meta[doc_paths[name]] = data
+    nodes: dict[str, str] = {}
+
+    def node(prefix: str, names: list[str]) -> Json:
+        if len(names) <= LEAF_MAX or len(prefix) == 64:
+            body: Json = {
+                "_type": "registry-node",
+                "format_version": 2,
+                "prefix": prefix,
+                "plugins": {n: pin_of(doc_bytes[n]) for n in names},
+            }
+        else:
+            children: Json = {}
+            for digit in "0123456789abcdef":
+                group = [n for n in names if tree_key(n)[len(prefix)] == digit]
+                if group:
+                    children[digit] = node(prefix + digit, group)
+            body = {"_type": "registry-node", "format_version": 2, "prefix": prefix, "children": children}
+        if site.node_edit:
+            site.node_edit(prefix, body)
+        data = canonical(body)
+        nodes[prefix] = meta_path(data)
+        meta[nodes[prefix]] = data
+        return pin_of(data)
+
+    tree_pin = node("", sorted(doc_bytes))
+    cat = canonical(catalog(docs, catalog_pins))
+    meta[meta_path(cat)] = cat
+    top: Json = {
+        "format_version": 2,
+        "version": site.version,
+        "generated_at": site.generated_at,
+        "expires_at": site.expires_at,
+        "root_version": site.root_version or len(site.roots),
+        "registry": {
+            "name": site.name,
+            "description": "conformance suite registry",
+            "base_url": "http://127.0.0.1/",
+            "host": {"name": "ferrite", "versions": ">=0.1.0, <2.0.0"},
+        },
+        "tree": tree_pin,
+        "catalog": pin_of(cat),
+        "counts": {"plugins": len(docs), "releases": len(site.releases)},
+    }
+    if site.top_edit:
+        site.top_edit(top)
+    data = canonical(top)
+    if site.top_bytes:
+        data = site.top_bytes(data)
+    files.update(meta)
+    files["registry.json"] = data
+    for i, key in enumerate(site.index_keys):
+        comment = f"registry:{site.name}\tversion:{site.version}\tfile:registry.json"
+        name = "registry.json.minisig" if i == 0 else f"registry.json.{key.key_id}.minisig"
+        files[name] = sign_bytes(
+            key, data, trusted_comment=comment, untrusted_comment="conformance index"
+        ).encode()
+    out = Rendered(files, top, nodes, doc_paths)
+    if site.post:
+        site.post(out)
+    return out
+
+
+# --------------------------------------------------------------------------- sites and cases
+
+SITES: dict[str, Rendered] = {}
+CASES: list[Json] = []
+
+
+def site(site_id: str, spec: Site | None = None) -> str:
+    if site_id not in SITES:
+        SITES[site_id] = render(spec or Site())
+    return f"sites/{site_id}"
+
+
+def OK(**kw: Any) -> Json:
+    return {"ok": True, **kw}
+
+
+def ERR(cls: str) -> Json:
+    return {"ok": False, "error": cls}
+
+
+def pin(s: str, expect: Json | None = None, root: str = "root/1.root.json", now: str = NOW) -> Json:
+    return {"op": "pin", "site": s, "root": f"{s}/{root}", "now": now, "expect": expect or OK(root_version=1)}
+
+
+def refresh(s: str, expect: Json, now: str = NOW, **kw: Any) -> Json:
+    return {"op": "refresh", "site": s, "now": now, **kw, "expect": expect}
+
+
+def install(s: str, spec: str, expect: Json, now: str = NOW, **kw: Any) -> Json:
+    return {"op": "install", "site": s, "spec": spec, "now": now, **kw, "expect": expect}
+
+
+def verify(expect: Json, now: str = NOW) -> Json:
+    return {"op": "verify", "now": now, "expect": expect}
+
+
+def installed(key: str, site_id: str = "base", version: int = V_BASE) -> Json:
+    r = rel(key) if isinstance(key, str) else key
+    return OK(
+        registry_version=version,
+        name=r.name,
+        version=r.version,
+        manifest_sha256=sha(r.manifest),
+        wasm_sha256=sha(r.wasm),
+    )
+
+
+def case(
+    case_id: str, threat: str, description: str, steps: list[Json], requires: tuple[str, ...] = ()
+) -> None:
+    assert all(c["id"] != case_id for c in CASES), case_id
+    CASES.append(
+        {
+            "id": case_id,
+            "description": description,
+            "threat": threat,
+            "requires": list(requires),
+            "steps": steps,
+        }
+    )
+
+
+def attack(
+    case_id: str,
+    threat: str,
+    description: str,
+    site_id: str,
+    spec: Site,
+    expect: str,
+    op: str = "refresh",
+    **kw: Any,
+) -> None:
+    """One hostile site, a fresh client pinned to root 1, one operation that must be refused."""
+    s = site(site_id, spec)
+    step = refresh(s, ERR(expect), **kw) if op == "refresh" else install(s, op, ERR(expect), **kw)
+    case(case_id, threat, description, [pin(s), step])
+
+
+def with_releases(*replacements: Rel, drop: tuple[str, ...] = ()) -> list[Rel]:
+    """The base releases with some replaced (same name and version) or dropped."""
+    out = []
+    for r in BASE_RELEASES:
+        key = f"{r.name} {r.version}"
+        if key in drop:
+            continue
+        out.append(next((x for x in replacements if (x.name, x.version) == (r.name, r.version)), r))
+    for x in replacements:
+        if all((x.name, x.version) != (r.name, r.version) for r in out):
+            out.append(x)
+    return out
+
+
+def variant(
+    key: str | Rel,
+    files: dict[str, bytes | None] | None = None,
+    entry: Json | None = None,
+    repin: bool = False,
+) -> Rel:
+    """A copy of a release with files replaced/removed and entry fields replaced; ``repin`` makes
+    the entry pin the new manifest/wasm bytes (an attacker holding the index key)."""
+    r = rel(key) if isinstance(key, str) else key
+    new_files = dict(r.files)
+    for name, data in (files or {}).items():
+        if data is None:
+            new_files.pop(name, None)
+        else:
+            new_files[name] = data
+    e = copy.deepcopy(r.entry)
+    e.update(copy.deepcopy(entry or {}))
+    out = replace(r, files=new_files, entry=e)
+    if repin:
+        e["manifest"] = {**e["manifest"], **pin_of(out.files["plugin.toml"])}
+        e["wasm"] = {**e["wasm"], **pin_of(out.files[out.wasm_file])}
+    return out
+
+
+def unsigned(r: Rel) -> dict[str, bytes | None]:
+    return {n: None for n in r.files if n.startswith("plugin.toml.") and n.endswith(".minisig")}
+
+
+def signed_by(key: str | Rel, *signers: tuple[SecretKey, str]) -> Rel:
+    """The release with its manifest signatures replaced by (key, trusted comment) pairs."""
+    r = rel(key) if isinstance(key, str) else key
+    files: dict[str, bytes | None] = unsigned(r)
+    for i, (k, comment) in enumerate(signers):
+        name = "plugin.toml.minisig" if i == 0 else f"plugin.toml.{k.key_id}.minisig"
+        files[name] = sign_bytes(k, r.manifest, trusted_comment=comment).encode()
+    return variant(r, files, {"signers": sorted({k.key_id for k, _ in signers})})
+
+
+def comment(name: str, version: str) -> str:
+    return f"timestamp:{SIGN_TS}\tfile:plugin.toml\tplugin:{name}\tversion:{version}"
+
+
+def legacy_sig(key: SecretKey, data: bytes, text: str) -> bytes:
+    raw = key.sign_raw(data)
+    return (
+        Signature(b"Ed", key.keynum, raw, text, key.sign_raw(raw + text.encode()), "legacy")
+        .to_text()
+        .encode()
+    )
+
+
+def edit_entry(name: str, version: str, change: Callable[[Json], None]) -> Callable[[str, Json], None]:
+    def edit(doc_name: str, doc: Json) -> None:
+        if doc_name == name:
+            change(doc["versions"][version])
+
+    return edit
+
+
+def set_fields(**fields: Any) -> Callable[[Json], None]:
+    def change(entry: Json) -> None:
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(entry.get(key), dict):
+                entry[key] = {**entry[key], **value}
+            else:
+                entry[key] = value
+
+    return change
+
+
+def post_file(path: str, change: Callable[[bytes], bytes | None]) -> Callable[[Rendered], None]:
+    def post(out: Rendered) -> None:
+        data = change(out.files[path])
+        if data is None:
+            del out.files[path]
+        else:
+            out.files[path] = data
+
+    return post
+
+
+def sub(old: bytes, new: bytes, count: int = 1) -> Callable[[bytes], bytes]:
+    def change(data: bytes) -> bytes:
+        assert old in data, (old, data[:200])
+        return data.replace(old, new, count)
+
+    return change
+
+
+E10, E11 = "validate_email 1.0.0", "validate_email 1.1.0"
+EMAIL_INSTALLED = installed(E11)
+
+
+# ---------------------------------------------------------------- root chain
+
+
+def root_cases() -> None:
+    s = site("chain-1-2-3", Site(roots=chain(R2, R3)))
+    case(
+        "root-chain-walk",
+        "root-chain",
+        "the client walks root 1 -> 2 -> 3, each step signed by both thresholds",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=3))],
+    )
+    attack(
+        "root-version-skip",
+        "root-chain",
+        "root/2.root.json holds version 3 (a skipped version)",
+        "root-skip",
+        Site(roots=[*CHAIN1, RootFile(R3, ROOT_AB, 2)]),
+        "root-chain",
+    )
+    attack(
+        "root-version-replay",
+        "root-chain",
+        "root/2.root.json replays version 1",
+        "root-replay",
+        Site(roots=[*CHAIN1, RootFile(R1, ROOT_AB, 2)]),
+        "root-chain",
+    )
+    attack(
+        "root-continuity-renamed",
+        "root-chain",
+        "root 2 renames the registry",
+        "root-renamed",
+        Site(roots=chain(R2_RENAMED)),
+        "root-chain",
+    )
+    attack(
+        "root-continuity-revocation-dropped",
+        "root-chain",
+        "root 3 silently drops the revocation root 2 made (a revoked key would come back)",
+        "root-drops-revocation",
+        Site(roots=chain(R2_REVOKE_KEEP, R3_DROPS_REVOCATION)),
+        "root-chain",
+    )
+    attack(
+        "root-tampered",
+        "root-chain",
+        "root 2 changed after it was signed (expiry moved)",
+        "root-tampered",
+        Site(roots=chain(R2), post=post_file("root/2.root.json", sub(b"2036-01-01", b"2037-01-01"))),
+        "root-chain",
+    )
+    attack(
+        "root-one-of-two-signatures",
+        "root-chain",
+        "root 2 signed by one key of a 2-of-3 root role",
+        "root-one-sig",
+        Site(roots=chain(R2, signers=(K["root-a"],))),
+        "root-chain",
+    )
+    attack(
+        "root-unsigned",
+        "root-chain",
+        "root 2 without any signature",
+        "root-unsigned",
+        Site(roots=chain(R2, signers=())),
+        "root-chain",
+    )
+    attack(
+        "root-signed-by-outsiders",
+        "root-chain",
+        "root 2 signed by the index key and an unknown key",
+        "root-outsiders",
+        Site(roots=chain(R2, signers=(K["index"], K["mallory"]))),
+        "root-chain",
+    )
+    attack(
+        "root-duplicate-signature",
+        "root-chain",
+        "root 2 carries two signature files by the same root key (counts once: 1 of 2)",
+        "root-dup-sig",
+        Site(roots=chain(R2, signers=(K["root-a"],)), post=_dup_root_sig),
+        "root-chain",
+    )
+    s = site("root-rotate-ok", Site(roots=chain(R2_ROT_ROOT, signers=(K["root-b"], K["root-c"]))))
+    case(
+        "root-rotation-both-thresholds",
+        "root-chain",
+        "root 2 replaces root key a by d; signed by b and c it meets the old and the new root role",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=2))],
+    )
+    attack(
+        "root-rotation-new-keys-only",
+        "root-chain",
+        "root 2 (root role b, c, d) signed by c and d: the old role (a, b, c) has only one signature",
+        "root-rotate-new-only",
+        Site(roots=chain(R2_ROT_ROOT, signers=(K["root-c"], K["root-d"]))),
+        "root-chain",
+    )
+    attack(
+        "root-rotation-old-keys-only",
+        "root-chain",
+        "root 2 (root role b, c, d) signed by a and b: the new role has only one signature",
+        "root-rotate-old-only",
+        Site(roots=chain(R2_ROT_ROOT, signers=ROOT_AB)),
+        "root-chain",
+    )
+    attack(
+        "root-expired-final",
+        "root-expired",
+        "the newest root (2) expired before now",
+        "root-expired",
+        Site(roots=chain(R2_EXPIRED)),
+        "root-expired",
+    )
+    s = site("root-expired-middle", Site(roots=chain(R2_EXPIRED, R3_AFTER_EXPIRED)))
+    case(
+        "root-expired-intermediate-ok",
+        "root-chain",
+        "an expired intermediate root does not stop the walk",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=3))],
+    )
+    s = site("base")
+    case(
+        "root-expired-pinned",
+        "root-expired",
+        "the pinned root 1 is the newest and has expired (now = 2036)",
+        [pin(s, now="2036-06-01T00:00:00Z"), refresh(s, ERR("root-expired"), now="2036-06-01T00:00:00Z")],
+    )
+    s = site("chain-1-2", Site(roots=chain(R2)))
+    case(
+        "root-next-500-is-not-the-end",
+        "transport",
+        "root/2.root.json answers 500: a network error, never the end of the chain",
+        [pin(s), refresh(s, ERR("network"), serve={"root/2.root.json": "500"})],
+    )
+    case(
+        "root-next-endless",
+        "endless-data",
+        "root/2.root.json streams without end (cap 1 MiB)",
+        [pin(s), refresh(s, ERR("endless-data"), serve={"root/2.root.json": "endless"})],
+    )
+    bad = b'{"_type": "registry-root", "version": 2,'
+    attack(
+        "root-malformed-json",
+        "root-chain",
+        "root 2 is signed but not JSON",
+        "root-malformed",
+        Site(roots=[*CHAIN1, RootFile(bad, ROOT_AB, 2)]),
+        "root-chain",
+    )
+    dup = R2.replace(b"{\n", b'{\n  "registry": "conformance-registry",\n', 1)
+    attack(
+        "root-duplicate-member",
+        "root-chain",
+        "root 2 is signed but has a duplicate member name",
+        "root-dup-member",
+        Site(roots=[*CHAIN1, RootFile(dup, ROOT_AB, 2)]),
+        "root-chain",
+    )
+    s = site("root-self-one-sig", Site(roots=[RootFile(R1, (K["root-a"],), 1)]))
+    case(
+        "pin-root-self-threshold",
+        "root-chain",
+        "pinning root 1 needs a threshold of its own root role; the site has one of two signatures",
+        [pin(s, ERR("root-chain"))],
+    )
+    s = site("root-garbage", Site(roots=[RootFile(b"not a root\n", ROOT_AB, 1)]))
+    case(
+        "pin-root-malformed",
+        "root-chain",
+        "the root file given to pin is not root metadata",
+        [pin(s, ERR("root-chain"))],
+    )
+    s = site("base")
+    s2 = site("chain-1-2")
+    case(
+        "pin-root-2-directly",
+        "root-chain",
+        "a client may pin a later root version (here 2) and walk from it",
+        [
+            pin(s2, OK(root_version=2), root="root/2.root.json"),
+            refresh(s2, OK(registry_version=V_BASE, root_version=2)),
+        ],
+    )
+
+    # index key rotation and fast-forward recovery
+    lower = dict(
+        version=20261120000000, generated_at="2026-11-26T00:00:00Z", expires_at="2026-12-03T00:00:00Z"
+    )
+    rot = site("rot-index", Site(roots=chain(R2_ROT_INDEX), index_keys=(K["index-new"],), **lower))
+    case(
+        "index-rotation-fast-forward",
+        "rollback",
+        "root 2 rotates the index key; the new key's first registry.json has a lower version: the "
+        "highest seen version is reset (fast-forward recovery) and it is accepted",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE, root_version=1)),
+            refresh(rot, OK(registry_version=20261120000000, root_version=2)),
+        ],
+    )
+    old = site("rot-index-old-key", Site(roots=chain(R2_ROT_INDEX), **lower))
+    case(
+        "index-rotation-old-key-refused",
+        "signature",
+        "after root 2 rotated the index key, a registry.json signed by the removed key is refused",
+        [pin(old), refresh(old, ERR("bad-signature"))],
+    )
+    low = site("base-lower", Site(**lower))
+    case(
+        "rollback-without-rotation",
+        "rollback",
+        "the same lower version without an index key rotation is a rollback",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=1)), refresh(low, ERR("rollback"))],
+    )
+    frozen = site(
+        "rot-index-expired",
+        Site(
+            roots=chain(R2_ROT_INDEX),
+            index_keys=(K["index-new"],),
+            version=V_BASE + 1,
+            expires_at="2026-11-27T06:00:00Z",
+        ),
+    )
+    case(
+        "root-persisted-only-on-success",
+        "root-chain",
+        "a refresh that walks to root 2 but then fails (freeze) keeps root 1 trusted",
+        [pin(s), refresh(frozen, ERR("freeze")), refresh(s, OK(registry_version=V_BASE, root_version=1))],
+    )
+    attack(
+        "top-root-version-ahead",
+        "malformed",
+        "registry.json names root version 2 but the chain ends at 1",
+        "top-root-ahead",
+        Site(root_version=2),
+        "malformed",
+    )
+    s = site("top-root-behind", Site(roots=chain(R2), root_version=1))
+    case(
+        "top-root-version-behind-ok",
+        "root-chain",
+        "registry.json signed under root 1 while the chain is at 2 (same index key) is accepted",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=2))],
+    )
+
+
+def _dup_root_sig(out: Rendered) -> None:
+    key = K["root-a"]
+    out.files[f"root/2.root.json.{K['root-b'].key_id}.minisig"] = out.files[
+        f"root/2.root.json.{key.key_id}.minisig"
+    ]
+
+
+# ---------------------------------------------------------------- the top document
+
+
+def _top_bytes(change: Callable[[bytes], bytes]) -> Site:
+    return Site(top_bytes=change)
+
+
+def top_cases() -> None:
+    s = site("base")
+    case(
+        "top-fresh-ok",
+        "success",
+        "a fresh, correctly signed registry.json",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=1))],
+    )
+    attack(
+        "top-tampered",
+        "signature",
+        "registry.json changed after signing",
+        "top-tampered",
+        Site(post=post_file("registry.json", sub(b"conformance suite", b"Conformance suite"))),
+        "bad-signature",
+    )
+    attack(
+        "top-wrong-key",
+        "signature",
+        "registry.json signed by an unknown key",
+        "top-mallory",
+        Site(index_keys=(K["mallory"],)),
+        "bad-signature",
+    )
+    attack(
+        "top-root-key",
+        "signature",
+        "registry.json signed by a root key (not in the index role)",
+        "top-root-key",
+        Site(index_keys=(K["root-a"],)),
+        "bad-signature",
+    )
+    attack(
+        "top-maintainer-key",
+        "signature",
+        "registry.json signed by a maintainer key",
+        "top-alice",
+        Site(index_keys=(K["alice"],)),
+        "bad-signature",
+    )
+    attack(
+        "top-unsigned",
+        "signature",
+        "registry.json without signature files",
+        "top-unsigned",
+        Site(post=post_file("registry.json.minisig", lambda d: None)),
+        "bad-signature",
+    )
+    attack(
+        "top-signature-garbage",
+        "signature",
+        "registry.json.minisig is not a minisign signature",
+        "top-sig-garbage",
+        Site(post=post_file("registry.json.minisig", lambda d: b"garbage\n")),
+        "bad-signature",
+    )
+    attack(
+        "top-signature-legacy",
+        "signature",
+        "registry.json signed with the legacy (non-prehashed) Ed algorithm",
+        "top-sig-legacy",
+        Site(
+            post=lambda o: o.files.update(
+                {"registry.json.minisig": legacy_sig(K["index"], o.files["registry.json"], "legacy")}
+            )
+        ),
+        "bad-signature",
+    )
+    attack(
+        "top-signature-oversize",
+        "endless-data",
+        "registry.json.minisig larger than the 16 KiB signature cap",
+        "top-sig-oversize",
+        Site(post=post_file("registry.json.minisig", lambda d: d + b"#" * 17000)),
+        "endless-data",
+    )
+    i2 = site("index2-ok", Site(roots=chain(R2_INDEX2), index_keys=(K["index"], K["index-b"])))
+    case(
+        "top-index-threshold-met",
+        "signature",
+        "root 2 requires 2 index keys; both signed",
+        [pin(i2), refresh(i2, OK(registry_version=V_BASE, root_version=2))],
+    )
+    attack(
+        "top-index-threshold-not-met",
+        "signature",
+        "root 2 requires 2 index keys; one signed",
+        "index2-one",
+        Site(roots=chain(R2_INDEX2)),
+        "bad-signature",
+    )
+    attack(
+        "top-index-threshold-same-key-twice",
+        "signature",
+        "root 2 requires 2 index keys; the same key signed twice (two files) and counts once",
+        "index2-dup",
+        Site(roots=chain(R2_INDEX2), index_keys=(K["index"], K["index"])),
+        "bad-signature",
+    )
+    # freeze and rollback
+    case(
+        "top-expired",
+        "freeze",
+        "registry.json expired a day before now",
+        [pin(s), refresh(s, ERR("freeze"), now="2026-12-05T00:00:00Z")],
+    )
+    case(
+        "top-expires-now",
+        "freeze",
+        "now equals expires_at: expired (now >= expires_at)",
+        [pin(s), refresh(s, ERR("freeze"), now=EXPIRES)],
+    )
+    case(
+        "top-expires-in-one-second",
+        "freeze",
+        "one second before expires_at: still valid",
+        [pin(s), refresh(s, OK(registry_version=V_BASE), now="2026-12-03T23:59:59Z")],
+    )
+    old = site(
+        "base-old",
+        Site(version=20261126000000, generated_at="2026-11-26T00:00:00Z", expires_at="2026-12-03T00:00:00Z"),
+    )
+    case(
+        "top-rollback",
+        "rollback",
+        "after version 20261127000000, the server serves 20261126000000",
+        [pin(s), refresh(s, OK(registry_version=V_BASE)), refresh(old, ERR("rollback"))],
+    )
+    case(
+        "top-equal-version-ok",
+        "rollback",
+        "the same version again is not a rollback",
+        [pin(s), refresh(s, OK(registry_version=V_BASE)), refresh(s, OK(registry_version=V_BASE))],
+    )
+    case(
+        "top-rollback-after-install",
+        "rollback",
+        "install records the highest version too",
+        [pin(s), install(s, "validate_email", EMAIL_INSTALLED), refresh(old, ERR("rollback"))],
+    )
+    case(
+        "top-older-first-then-newer",
+        "success",
+        "moving forward from an older publication is fine",
+        [pin(s), refresh(old, OK(registry_version=20261126000000)), refresh(s, OK(registry_version=V_BASE))],
+    )
+
+    # format
+    def fv(value: Any) -> Callable[[Json], None]:
+        def edit(top: Json) -> None:
+            top["format_version"] = value
+
+        return edit
+
+    def format1(top: Json) -> None:
+        for k in ("tree", "catalog", "counts"):
+            del top[k]
+        top["format_version"] = 1
+        top["plugins"] = {}
+
+    attack(
+        "top-format-1",
+        "format",
+        "a format-1 registry.json (plugins inline, no tree)",
+        "top-format-1",
+        Site(top_edit=format1),
+        "unsupported-format",
+    )
+    attack(
+        "top-format-3",
+        "format",
+        "format_version 3",
+        "top-format-3",
+        Site(top_edit=fv(3)),
+        "unsupported-format",
+    )
+    attack(
+        "top-wrong-registry",
+        "wrong-registry",
+        "registry.json of another registry signed by this index key",
+        "top-other-registry",
+        Site(name="other-registry"),
+        "wrong-registry",
+    )
+    huge = Site(top_edit=lambda t: t["registry"].update(description="x" * 70000))
+    attack(
+        "top-oversize",
+        "endless-data",
+        "a signed registry.json of 70 KB (cap 64 KiB)",
+        "top-oversize",
+        huge,
+        "endless-data",
+    )
+    case(
+        "top-endless",
+        "endless-data",
+        "registry.json streams without end",
+        [pin(s), refresh(s, ERR("endless-data"), serve={"registry.json": "endless"})],
+    )
+    malformed: list[tuple[str, str, Callable[[bytes], bytes]]] = [
+        (
+            "duplicate-member",
+            "a duplicate member name (version twice)",
+            sub(b'{"catalog"', b'{"version":1,"catalog"'),
+        ),
+        ("nan", "NaN as a count", sub(b'"plugins":5', b'"plugins":NaN')),
+        ("infinity", "Infinity as a count", sub(b'"plugins":5', b'"plugins":Infinity')),
+        (
+            "huge-int",
+            "an integer beyond 2^53",
+            sub(b'"version":20261127000000', b'"version":9007199254740993'),
+        ),
+        (
+            "float-version",
+            "version written with a fraction",
+            sub(b'"version":20261127000000', b'"version":20261127000000.0'),
+        ),
+        (
+            "exponent-version",
+            "version written with an exponent",
+            sub(b'"version":20261127000000', b'"version":2.0261127e13'),
+        ),
+        (
+            "string-version",
+            "version as a string",
+            sub(b'"version":20261127000000', b'"version":"20261127000000"'),
+        ),
+        ("unknown-member", "an unknown member", sub(b'{"catalog"', b'{"mirror":"http://evil/","catalog"')),
+        (
+            "missing-tree",
+            "no tree pin",
+            lambda d: canonical({k: v for k, v in json.loads(d).items() if k != "tree"}),
+        ),
+        (
+            "bad-time",
+            "expires_at not in YYYY-MM-DDTHH:MM:SSZ",
+            sub(b'"expires_at":"2026-12-04T00:00:00Z"', b'"expires_at":"2026-12-4T0:0:0Z"'),
+        ),
+        (
+            "time-offset",
+            "expires_at with an offset instead of Z",
+            sub(b'"expires_at":"2026-12-04T00:00:00Z"', b'"expires_at":"2026-12-04T00:00:00+00:00"'),
+        ),
+        ("bom", "a UTF-8 byte order mark", lambda d: b"\xef\xbb\xbf" + d),
+        (
+            "invalid-utf8",
+            "an invalid UTF-8 byte in a string",
+            sub(b"conformance suite", b"conformance \xff suite"),
+        ),
+        (
+            "lone-surrogate",
+            "a lone surrogate escape",
+            sub(b"conformance suite", b"conformance \\ud800 suite"),
+        ),
+        ("not-object", "a JSON array", lambda d: b"[" + d.rstrip(b"\n") + b"]\n"),
+        ("trailing-data", "data after the JSON value", lambda d: d + b"{}\n"),
+        (
+            "pin-upper-hex",
+            "the tree pin's sha256 in upper case",
+            lambda d: _pin_edit(d, "tree", lambda p: p.update(sha256=p["sha256"].upper())),
+        ),
+        (
+            "pin-size-zero",
+            "the tree pin's size 0",
+            lambda d: _pin_edit(d, "tree", lambda p: p.update(size=0)),
+        ),
+        (
+            "pin-short-digest",
+            "the tree pin's sha256 of 63 digits",
+            lambda d: _pin_edit(d, "tree", lambda p: p.update(sha256=p["sha256"][:63])),
+        ),
+    ]
+    for slug, what, change in malformed:
+        attack(
+            f"top-malformed-{slug}",
+            "malformed",
+            f"registry.json, correctly signed, with {what}",
+            f"top-malformed-{slug}",
+            _top_bytes(change),
+            "malformed",
+        )
+
+
+def _pin_edit(data: bytes, member: str, change: Callable[[Json], None]) -> bytes:
+    doc = json.loads(data)
+    change(doc[member])
+    return canonical(doc)
+
+
+# ---------------------------------------------------------------- the tree
+
+
+def _path_to(name: str) -> list[str]:
+    """Prefixes of the nodes a lookup of ``name`` visits in the base site."""
+    base = SITES["base"]
+    out, prefix = [], ""
+    while True:
+        out.append(prefix)
+        body = json.loads(base.files[base.nodes[prefix]])
+        if "plugins" in body:
+            return out
+        digit = tree_key(name)[len(prefix)]
+        if digit not in body["children"]:
+            return out
+        prefix += digit
+
+
+def _absent_names() -> tuple[str, str]:
+    """A name whose lookup ends at a missing child, and one that ends at a leaf without it."""
+    base = SITES["base"]
+    missing_child = leaf_without = ""
+    for i in range(1000):
+        name = f"absent-{i}"
+        last = _path_to(name)[-1]
+        body = json.loads(base.files[base.nodes[last]])
+        if "children" in body and not missing_child:
+            missing_child = name
+        if "plugins" in body and not leaf_without:
+            leaf_without = name
+        if missing_child and leaf_without:
+            return missing_child, leaf_without
+    raise AssertionError("no absent names found")
+
+
+def tree_cases() -> None:
+    s = site("base")
+    path = _path_to("validate_email")
+    assert len(path) >= 2, path
+    root_node, leaf = SITES["base"].nodes[""], SITES["base"].nodes[path[-1]]
+    first = path[1]
+
+    def tamper_meta(meta: str, change: Callable[[bytes], bytes]) -> Callable[[Rendered], None]:
+        return post_file(meta, change)
+
+    attack(
+        "tree-root-node-tampered",
+        "tree",
+        "the root node's bytes differ from the top document's pin",
+        "tree-root-tampered",
+        Site(post=tamper_meta(root_node, sub(b"registry-node", b"registry-nodf"))),
+        "digest-mismatch",
+        op="validate_email",
+    )
+    attack(
+        "tree-leaf-tampered",
+        "tree",
+        "the leaf holding validate_email differs from its parent's pin",
+        "tree-leaf-tampered",
+        Site(post=tamper_meta(leaf, sub(b"registry-node", b"registry-nodf"))),
+        "digest-mismatch",
+        op="validate_email",
+    )
+    attack(
+        "tree-node-too-large",
+        "endless-data",
+        "the leaf is served with one byte more than its pinned size (the pinned bytes plus a space)",
+        "tree-leaf-longer",
+        Site(post=tamper_meta(leaf, lambda d: d + b" ")),
+        "endless-data",
+        op="validate_email",
+    )
+    case(
+        "tree-node-endless",
+        "endless-data",
+        "the root node streams without end",
+        [pin(s), install(s, "validate_email", ERR("endless-data"), serve={root_node: "endless"})],
+    )
+    case(
+        "tree-node-404",
+        "transport",
+        "a pinned tree node is missing on the server (404): a network error",
+        [pin(s), install(s, "validate_email", ERR("network"), serve={leaf: "404"})],
+    )
+
+    def at(prefix: str, change: Callable[[Json], None]) -> Callable[[str, Json], None]:
+        def edit(p: str, body: Json) -> None:
+            if p == prefix:
+                change(body)
+
+        return edit
+
+    def wrong_prefix(body: Json) -> None:
+        body["prefix"] = "f" if body["prefix"] != "f" else "e"
+
+    attack(
+        "tree-prefix-mismatch",
+        "mix-and-match",
+        "the node under the root's child says another prefix",
+        "tree-wrong-prefix",
+        Site(node_edit=at(first, wrong_prefix)),
+        "mix-and-match",
+        op="validate_email",
+    )
+    foreign = next(f"foreign-{i}" for i in range(1000) if not tree_key(f"foreign-{i}").startswith(path[-1]))
+    attack(
+        "tree-leaf-foreign-name",
+        "mix-and-match",
+        f"the leaf of validate_email also lists '{foreign}', whose key is outside the leaf's prefix",
+        "tree-leaf-foreign",
+        Site(
+            node_edit=at(path[-1], lambda b: b["plugins"].update({foreign: b["plugins"]["validate_email"]}))
+        ),
+        "mix-and-match",
+        op="validate_email",
+    )
+    attack(
+        "tree-leaf-invalid-name",
+        "mix-and-match",
+        "the leaf lists a name that is not a plugin name",
+        "tree-leaf-bad-name",
+        Site(
+            node_edit=at(
+                path[-1], lambda b: b["plugins"].update({"Validate_Email": b["plugins"]["validate_email"]})
+            )
+        ),
+        "mix-and-match",
+        op="validate_email",
+    )
+
+    def both(body: Json) -> None:
+        body["plugins"] = {}
+
+    attack(
+        "tree-node-children-and-plugins",
+        "malformed",
+        "the root node has both children and plugins",
+        "tree-both",
+        Site(node_edit=at("", both)),
+        "malformed",
+        op="validate_email",
+    )
+
+    def upper_child(body: Json) -> None:
+        body["children"] = {k.upper(): v for k, v in body["children"].items()}
+
+    attack(
+        "tree-child-key-not-hex-digit",
+        "malformed",
+        "children keys upper-case (not one lower-case hex digit)",
+        "tree-upper-child",
+        Site(node_edit=at("", upper_child)),
+        "malformed",
+        op="validate_email",
+    )
+    attack(
+        "tree-node-wrong-type",
+        "malformed",
+        "a node whose _type is registry-plugin",
+        "tree-wrong-type",
+        Site(node_edit=at(path[-1], lambda b: b.update(_type="registry-plugin"))),
+        "malformed",
+        op="validate_email",
+    )
+    missing_child, leaf_without = _absent_names()
+    case(
+        "tree-missing-child-not-found",
+        "not-found",
+        f"'{missing_child}' ends at a branch without its child",
+        [pin(s), install(s, missing_child, ERR("not-found"))],
+    )
+    case(
+        "tree-leaf-without-name-not-found",
+        "not-found",
+        f"'{leaf_without}' ends at a leaf that does not list it",
+        [pin(s), install(s, leaf_without, ERR("not-found"))],
+    )
+
+
+# ---------------------------------------------------------------- plugin documents
+
+
+def document_cases() -> None:
+    s = site("base")
+    doc = SITES["base"].docs["validate_email"]
+    attack(
+        "doc-tampered",
+        "digest",
+        "the plugin document differs from the leaf's pin",
+        "doc-tampered",
+        Site(post=post_file(doc, sub(b"RFC 5322", b"RFC 5321"))),
+        "digest-mismatch",
+        op="validate_email",
+    )
+    attack(
+        "doc-too-large",
+        "endless-data",
+        "the plugin document has one byte more than its pinned size",
+        "doc-longer",
+        Site(post=post_file(doc, lambda d: d + b"\n")),
+        "endless-data",
+        op="validate_email",
+    )
+    case(
+        "doc-endless",
+        "endless-data",
+        "the plugin document streams without end",
+        [pin(s), install(s, "validate_email", ERR("endless-data"), serve={doc: "endless"})],
+    )
+    case(
+        "doc-slow",
+        "slow-retrieval",
+        "the plugin document trickles one byte and stalls",
+        [
+            pin(s),
+            install(
+                s, "validate_email", ERR("slow-retrieval"), serve={doc: "slow"}, deadline_ms=DEADLINE_SLOW
+            ),
+        ],
+    )
+
+    def swap(docs: dict[str, bytes]) -> None:
+        docs["validate_email"] = docs["visit_counter"]
+
+    attack(
+        "doc-names-another-plugin",
+        "wrong-software",
+        "the tree pins visit_counter's (genuine) document under the name validate_email",
+        "doc-swapped",
+        Site(docs_edit=swap),
+        "wrong-software",
+        op="validate_email",
+    )
+    traversal = {
+        "manifest-dotdot": ("manifest", "plugins/validate_email/1.1.0/../1.0.0/plugin.toml"),
+        "manifest-subdir": ("manifest", "plugins/validate_email/1.1.0/sub/plugin.toml"),
+        "manifest-other-name": ("manifest", "plugins/validate_email/1.1.0/manifest.toml"),
+        "wasm-other-release": ("wasm", "plugins/visit_counter/1.0.0/visit_counter.wasm"),
+        "wasm-absolute": ("wasm", "/etc/passwd"),
+        "wasm-dotdot": ("wasm", "plugins/validate_email/1.1.0/../../visit_counter/1.0.0/visit_counter.wasm"),
+        "wasm-backslash": ("wasm", "plugins/validate_email/1.1.0/..\\validate_email.wasm"),
+        "wasm-percent": ("wasm", "plugins/validate_email/1.1.0/%2e%2e"),
+        "wasm-dot-file": ("wasm", "plugins/validate_email/1.1.0/.."),
+        "wasm-url": ("wasm", "http://127.0.0.1:1/validate_email.wasm"),
+    }
+    for slug, (member, value) in traversal.items():
+        attack(
+            f"doc-path-{slug}",
+            "path-traversal",
+            f"the entry's {member}.path is {value!r}",
+            f"doc-path-{slug}",
+            Site(doc_edit=edit_entry("validate_email", "1.1.0", set_fields(**{member: {"path": value}}))),
+            "path-traversal",
+            op="validate_email@1.1.0",
+        )
+
+    def rename_version(name: str, doc: Json) -> None:
+        if name == "validate_email":
+            doc["versions"]["1.1.0+build.1"] = doc["versions"].pop("1.1.0")
+
+    attack(
+        "doc-version-with-build",
+        "malformed",
+        "a version key with +build metadata",
+        "doc-build-version",
+        Site(doc_edit=rename_version),
+        "malformed",
+        op="validate_email",
+    )
+    attack(
+        "doc-yanked-not-object",
+        "malformed",
+        "yanked is a string",
+        "doc-yanked-string",
+        Site(doc_edit=edit_entry("validate_email", "1.1.0", set_fields(yanked="yes"))),
+        "malformed",
+        op="validate_email",
+    )
+    attack(
+        "doc-unknown-member",
+        "malformed",
+        "an entry with an unknown member",
+        "doc-unknown-member",
+        Site(doc_edit=edit_entry("validate_email", "1.1.0", set_fields(mirror="http://evil/"))),
+        "malformed",
+        op="validate_email",
+    )
+    attack(
+        "doc-wrong-type",
+        "malformed",
+        "the plugin document's _type is registry-node",
+        "doc-wrong-type",
+        Site(doc_edit=lambda n, d: d.update(_type="registry-node") if n == "validate_email" else None),
+        "malformed",
+        op="validate_email",
+    )
+
+
+# ---------------------------------------------------------------- releases
+
+
+def release_cases() -> None:
+    r11, r10 = rel(E11), rel(E10)
+    m, w = "plugin.toml", r11.wasm_file
+    spec = "validate_email@1.1.0"
+
+    def rel_attack(
+        case_id: str,
+        threat: str,
+        description: str,
+        releases: list[Rel],
+        expect: str,
+        doc_edit: Callable[[str, Json], None] | None = None,
+        **kw: Any,
+    ) -> None:
+        attack(
+            case_id,
+            threat,
+            description,
+            case_id,
+            Site(releases=releases, doc_edit=doc_edit),
+            expect,
+            op=spec,
+            **kw,
+        )
+
+    rel_attack(
+        "release-manifest-tampered",
+        "digest",
+        "the server changes plugin.toml (index untouched)",
+        with_releases(variant(r11, {m: r11.manifest.replace(b"RFC 5322", b"RFC 5321")})),
+        "digest-mismatch",
+    )
+    rel_attack(
+        "release-manifest-tampered-repinned",
+        "maintainer-signature",
+        "plugin.toml changed and re-pinned by the index key: the maintainer signature fails",
+        with_releases(variant(r11, {m: r11.manifest.replace(b"RFC 5322", b"RFC 5321")}, repin=True)),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-wasm-tampered",
+        "digest",
+        "the server changes the wasm's last byte (same size; index untouched)",
+        with_releases(variant(r11, {w: r11.wasm[:-1] + bytes([r11.wasm[-1] ^ 0xFF])})),
+        "digest-mismatch",
+    )
+    rel_attack(
+        "release-wasm-truncated",
+        "digest",
+        "the server serves the wasm without its last byte (shorter than the pinned size)",
+        with_releases(variant(r11, {w: r11.wasm[:-1]})),
+        "digest-mismatch",
+    )
+    rel_attack(
+        "release-wasm-tampered-repinned",
+        "mix-and-match",
+        "wasm changed and re-pinned by the index key: it disagrees with the signed manifest's [artifact]",
+        with_releases(variant(r11, {w: r11.wasm + b"\x00"}, repin=True)),
+        "mix-and-match",
+    )
+    rel_attack(
+        "release-wasm-of-other-release",
+        "mix-and-match",
+        "the server serves 1.0.0's (signed, same size) wasm as 1.1.0's (index untouched): the bytes are "
+        "another release's of the same plugin document",
+        with_releases(variant(r11, {w: r10.wasm})),
+        "mix-and-match",
+    )
+    rel_attack(
+        "release-wasm-of-other-release-repinned",
+        "mix-and-match",
+        "the index pins 1.0.0's (signed) wasm for 1.1.0",
+        with_releases(variant(r11, {w: r10.wasm}, repin=True)),
+        "mix-and-match",
+    )
+    r10_files = {n: d for n, d in r10.files.items() if n.startswith("plugin.toml")}
+    rel_attack(
+        "release-manifest-of-other-version",
+        "wrong-software",
+        "the index pins 1.0.0's signed plugin.toml (and signature) for 1.1.0",
+        with_releases(variant(r11, {**unsigned(r11), **r10_files}, repin=True)),
+        "wrong-software",
+    )
+    vc = rel("visit_counter 1.0.0")
+    vc_files = {n: d for n, d in vc.files.items() if n.startswith("plugin.toml")}
+    rel_attack(
+        "release-manifest-of-other-plugin",
+        "wrong-software",
+        "the index pins visit_counter's plugin.toml (signed by the same maintainer) for validate_email",
+        with_releases(variant(r11, {**unsigned(r11), **vc_files}, repin=True)),
+        "wrong-software",
+    )
+    rel_attack(
+        "release-signature-missing",
+        "maintainer-signature",
+        "plugin.toml without any signature",
+        with_releases(variant(r11, unsigned(r11))),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-signer-not-delegated",
+        "maintainer-signature",
+        "signed by bob, a maintainer not delegated for validate_email",
+        with_releases(signed_by(r11, (K["bob"], comment("validate_email", "1.1.0")))),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-signed-by-index-key",
+        "maintainer-signature",
+        "signed by the index key",
+        with_releases(signed_by(r11, (K["index"], comment("validate_email", "1.1.0")))),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-signed-by-unknown-key",
+        "maintainer-signature",
+        "signed by a key the root does not know",
+        with_releases(signed_by(r11, (K["mallory"], comment("validate_email", "1.1.0")))),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-signature-of-other-bytes",
+        "maintainer-signature",
+        "plugin.toml.minisig is alice's signature of 1.0.0's manifest",
+        with_releases(variant(r11, {"plugin.toml.minisig": r10.files["plugin.toml.minisig"]})),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-signature-legacy",
+        "maintainer-signature",
+        "signed with the legacy Ed algorithm",
+        with_releases(
+            variant(
+                r11,
+                {
+                    "plugin.toml.minisig": legacy_sig(
+                        K["alice"], r11.manifest, comment("validate_email", "1.1.0")
+                    )
+                },
+            )
+        ),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-trusted-comment-other-version",
+        "maintainer-signature",
+        "alice's valid signature whose trusted comment names version 1.0.0",
+        with_releases(signed_by(r11, (K["alice"], comment("validate_email", "1.0.0")))),
+        "maintainer-signature",
+    )
+    rel_attack(
+        "release-trusted-comment-other-plugin",
+        "maintainer-signature",
+        "alice's valid signature whose trusted comment names visit_counter",
+        with_releases(signed_by(r11, (K["alice"], comment("visit_counter", "1.1.0")))),
+        "maintainer-signature",
+    )
+    plain = with_releases(signed_by(r11, (K["alice"], f"timestamp:{SIGN_TS}\tfile:plugin.toml\thashed")))
+    s = site("release-plain-minisign-comment", Site(releases=plain))
+    case(
+        "release-plain-minisign-comment",
+        "maintainer-signature",
+        "a plain `minisign -S` trusted comment (no plugin/version fields) is accepted",
+        [
+            pin(s),
+            install(
+                s,
+                spec,
+                installed(next(r for r in plain if r.version == "1.1.0" and r.name == "validate_email")),
+            ),
+        ],
+    )
+    listed_bob = with_releases(variant(r11, entry={"signers": sorted([K["bob"].key_id, K["alice"].key_id])}))
+    s = site("release-signers-hint", Site(releases=listed_bob))
+    case(
+        "release-signers-is-only-a-hint",
+        "maintainer-signature",
+        "the entry's signers also lists bob (no such signature file): the signatures found decide",
+        [pin(s), install(s, spec, EMAIL_INSTALLED)],
+    )
+    # thresholds
+    tk = rel("twokeys 1.0.0")
+    s = site("base")
+    case(
+        "release-threshold-two-keys-ok",
+        "maintainer-signature",
+        "twokeys needs 2 maintainer keys; alice and carol signed",
+        [pin(s), install(s, "twokeys", installed("twokeys 1.0.0"))],
+    )
+    attack(
+        "release-threshold-one-key",
+        "maintainer-signature",
+        "twokeys needs 2 maintainer keys; only alice signed",
+        "release-threshold-one",
+        Site(releases=with_releases(signed_by(tk, (K["alice"], comment("twokeys", "1.0.0"))))),
+        "maintainer-signature",
+        op="twokeys",
+    )
+    dup = signed_by(tk, (K["alice"], comment("twokeys", "1.0.0")))
+    dup = variant(dup, {f"plugin.toml.{K['alice'].key_id}.minisig": dup.files["plugin.toml.minisig"]})
+    attack(
+        "release-threshold-same-key-twice",
+        "maintainer-signature",
+        "twokeys needs 2 keys; alice's signature in two files counts once",
+        "release-threshold-dup",
+        Site(releases=with_releases(dup)),
+        "maintainer-signature",
+        op="twokeys",
+    )
+    # revocation
+    revoked_at = "2026-11-22T00:00:00Z"
+    keep = chain(R2_REVOKE_KEEP)
+    before = variant(r10, entry={"published_at": "2026-11-21T23:59:59Z"})
+    at_time = variant(r11, entry={"published_at": revoked_at})
+    s = site("revoked-keep", Site(roots=keep, releases=with_releases(before, at_time)))
+    case(
+        "revoked-keep-prior-before",
+        "revocation",
+        "alice revoked at 2026-11-22 keeping prior releases; 1.0.0 published a second before counts",
+        [pin(s), install(s, "validate_email@1.0.0", installed(before))],
+    )
+    case(
+        "revoked-keep-prior-at-revocation",
+        "revocation",
+        "1.1.0 published exactly at revoked_at (not strictly before): refused",
+        [pin(s), install(s, "validate_email@1.1.0", ERR("maintainer-signature"))],
+    )
+    after = variant(r11, entry={"published_at": "2026-11-24T00:00:00Z"})
+    attack(
+        "revoked-keep-prior-after",
+        "revocation",
+        "1.1.0 published after alice's revocation: refused",
+        "revoked-keep-after",
+        Site(roots=keep, releases=with_releases(after)),
+        "maintainer-signature",
+        op=spec,
+    )
+    attack(
+        "revoked-no-keep-before",
+        "revocation",
+        "alice revoked without keep_prior_releases: even a release published before is refused",
+        "revoked-drop",
+        Site(roots=chain(R2_REVOKE_DROP), releases=with_releases(before)),
+        "maintainer-signature",
+        op="validate_email@1.0.0",
+    )
+    attack(
+        "revoked-keep-prior-other-plugin",
+        "revocation",
+        "alice's revocation kept prior releases only for her delegated plugins; semver-lab was never hers",
+        "revoked-other-plugin",
+        Site(
+            roots=keep,
+            releases=with_releases(
+                signed_by(rel("semver-lab 1.2.0"), (K["alice"], comment("semver-lab", "1.2.0")))
+            ),
+        ),
+        "maintainer-signature",
+        op="semver-lab@1.2.0",
+    )
+    # index-only fields that disagree with the signed manifest
+    mismatches: dict[str, Json] = {
+        "permissions": {"permissions": ["keys"]},
+        "abi": {"abi": "extism"},
+        "host": {"host": ">=0.1.0"},
+        "host-null": {"host": None},
+        "exports": {"exports": ["validate_email", "backdoor"]},
+        "limits-fuel": {"limits": {"fuel": 999_999_999}},
+        "limits-memory": {"limits": {"memory": 268435456}},
+        "dependencies": {"dependencies": {"visit_counter": "^1.0"}},
+    }
+    for slug, fields in mismatches.items():
+        attack(
+            f"index-field-{slug}",
+            "mix-and-match",
+            f"the plugin document's {slug.split('-')[0]} disagrees with the maintainer-signed manifest",
+            f"index-field-{slug}",
+            Site(doc_edit=edit_entry("validate_email", "1.1.0", set_fields(**fields))),
+            "mix-and-match",
+            op=spec,
+            allow="keys",
+        )
+    vc_entry = rel("visit_counter 1.0.0")
+    attack(
+        "index-field-permissions-hidden",
+        "mix-and-match",
+        "visit_counter's entry hides the keys permission its signed manifest declares",
+        "index-field-permissions-hidden",
+        Site(doc_edit=edit_entry("visit_counter", "1.0.0", set_fields(permissions=[]))),
+        "mix-and-match",
+        op="visit_counter",
+        allow="keys",
+    )
+    assert vc_entry.entry["limits"]["wall_time_ms"] == 500
+    attack(
+        "index-field-limits-wall-time",
+        "mix-and-match",
+        "visit_counter declares wall_time 500ms; the entry says 10000 ms",
+        "index-field-limits-wall-time",
+        Site(doc_edit=edit_entry("visit_counter", "1.0.0", set_fields(limits={"wall_time_ms": 10000}))),
+        "mix-and-match",
+        op="visit_counter",
+        allow="keys",
+    )
+    renamed = variant(
+        r11,
+        {w: None, "other.wasm": r11.wasm},
+        {"wasm": {**r11.entry["wasm"], "path": "plugins/validate_email/1.1.0/other.wasm"}},
+    )
+    rel_attack(
+        "index-field-wasm-file-name",
+        "mix-and-match",
+        "the entry names other.wasm (same bytes) while the manifest's [artifact] file is validate_email.wasm",
+        with_releases(renamed),
+        "mix-and-match",
+    )
+    # permissions
+    s = site("base")
+    vc_ok = installed("visit_counter 1.0.0")
+    case(
+        "permission-required",
+        "permissions",
+        "visit_counter declares keys; nothing allowed",
+        [pin(s), install(s, "visit_counter", ERR("permission-required"))],
+    )
+    case(
+        "permission-other-allowed",
+        "permissions",
+        "visit_counter declares keys; only network allowed",
+        [pin(s), install(s, "visit_counter", ERR("permission-required"), allow="network")],
+    )
+    case(
+        "permission-allowed",
+        "permissions",
+        "visit_counter declares keys; keys allowed",
+        [pin(s), install(s, "visit_counter", vc_ok, allow="keys")],
+    )
+    case(
+        "permission-allowed-superset",
+        "permissions",
+        "more permissions allowed than declared is fine",
+        [pin(s), install(s, "visit_counter", vc_ok, allow="keys,network")],
+    )
+    case(
+        "permission-none-needed",
+        "permissions",
+        "validate_email declares no permission; none allowed",
+        [pin(s), install(s, "validate_email", EMAIL_INSTALLED)],
+    )
+    sneaky = make_release(
+        Spec("sneaky", "1.0.0", "visit_counter", ("next_visit",), permissions=(("keys", False),))
+    )
+    s = site("sneaky", Site(releases=[*BASE_RELEASES, sneaky]))
+    case(
+        "permission-undeclared-import",
+        "permissions",
+        "sneaky's module imports ferrite:keys but its signed manifest declares no permission",
+        [pin(s), install(s, "sneaky", ERR("undeclared-import"), allow="keys")],
+        requires=("import-check",),
+    )
+    # host versions
+    s = site("base")
+    case(
+        "host-version-compatible",
+        "resolution",
+        "adler32 needs host >=0.2.0, <0.9.0; host 0.8.9",
+        [pin(s), install(s, "adler32", installed("adler32 1.0.0"), host_version="0.8.9")],
+    )
+    case(
+        "host-version-too-new",
+        "resolution",
+        "adler32 needs host >=0.2.0, <0.9.0; host 0.9.0",
+        [pin(s), install(s, "adler32", ERR("no-matching-version"), host_version="0.9.0")],
+    )
+    case(
+        "host-version-too-old",
+        "resolution",
+        "validate_email needs host >=0.2.0; host 0.1.9",
+        [pin(s), install(s, "validate_email", ERR("no-matching-version"), host_version="0.1.9")],
+    )
+    case(
+        "host-version-not-given",
+        "resolution",
+        "without --host-version host ranges are not applied",
+        [pin(s), install(s, "adler32", installed("adler32 1.0.0"))],
+    )
+    case(
+        "host-version-prerelease-host",
+        "resolution",
+        "host 0.5.0-rc.1 is below >=0.5.0 (semver precedence)",
+        [pin(s), install(s, "semver-lab@^1.2", installed("semver-lab 1.2.0"), host_version="0.5.0-rc.1")],
+    )
+
+
+# ---------------------------------------------------------------- ranges
+
+
+RANGE_CASES: list[tuple[str, str, str | None, str | None]] = [
+    # slug, requirement, host version, expected version (None = no-matching-version)
+    ("bare-name", "semver-lab", None, "1.4.0"),
+    ("star", "semver-lab@*", None, "1.4.0"),
+    ("caret-major", "semver-lab@^1.2", None, "1.4.0"),
+    ("caret-zero-minor", "semver-lab@^0.2", None, "0.2.3"),
+    ("caret-zero-patch", "semver-lab@^0.1.0", None, "0.1.5"),
+    ("caret-zero-zero", "semver-lab@^0.0.3", None, None),
+    ("tilde", "semver-lab@~0.1", None, "0.1.5"),
+    ("partial-minor", "semver-lab@0.2", None, "0.2.3"),
+    ("partial-major", "semver-lab@1", None, "1.4.0"),
+    ("x-patch", "semver-lab@1.2.x", None, "1.2.5"),
+    ("star-minor", "semver-lab@1.*", None, "1.4.0"),
+    ("less-than", "semver-lab@<1.0.0", None, "0.2.3"),
+    ("comma-set", "semver-lab@>=0.2.0, <1.2.0", None, "1.0.0"),
+    ("space-set", "semver-lab@>=0.2.0 <1.2.0", None, "1.0.0"),
+    ("or", "semver-lab@1.0.0 || ^0.1", None, "1.0.0"),
+    ("or-no-spaces", "semver-lab@^0.1||^0.2", None, "0.2.3"),
+    ("exclusive-none", "semver-lab@>1.2.0 <1.2.5", None, None),
+    ("exact", "semver-lab@1.2.0", None, "1.2.0"),
+    ("exact-equals", "semver-lab@=1.0.0", None, "1.0.0"),
+    ("yanked-exact-pin", "semver-lab@1.3.0", None, "1.3.0"),
+    ("yanked-exact-equals", "semver-lab@=1.3.0", None, "1.3.0"),
+    ("yanked-not-by-tilde", "semver-lab@~1.3", None, None),
+    ("yanked-not-by-partial", "semver-lab@1.3", None, None),
+    ("yanked-not-by-range", "semver-lab@>=1.3.0 <1.4.0", None, None),
+    ("prerelease-excluded", "semver-lab@2", None, None),
+    ("prerelease-exact", "semver-lab@2.0.0-rc.1", None, "2.0.0-rc.1"),
+    ("prerelease-opt-in", "semver-lab@>=1.3.0-beta.1 <1.3.1", None, "1.3.0-beta.1"),
+    ("prerelease-caret", "semver-lab@^1.3.0-beta.1", None, "1.4.0"),
+    ("prerelease-other-tuple", "semver-lab@>=0.2.0-alpha.0 <0.4.0", None, "0.2.3"),
+    ("host-filters-range", "semver-lab@^1.2", "0.3.0", "1.2.0"),
+    ("host-mid", "semver-lab@^1.2", "0.6.0", "1.2.5"),
+    ("host-new", "semver-lab@^1.2", "0.9.1", "1.4.0"),
+    ("host-filters-exact-pin", "semver-lab@1.4.0", "0.3.0", None),
+]
+
+BAD_REQUIREMENTS: list[tuple[str, str]] = [
+    ("empty-range", "semver-lab@"),
+    ("hyphen-range", "semver-lab@1.0.0 - 2.0.0"),
+    ("build-metadata", "semver-lab@1.0.0+build"),
+    ("tilde-arrow", "semver-lab@~>1.0"),
+    ("four-parts", "semver-lab@1.2.3.4"),
+    ("bare-caret", "semver-lab@^"),
+    ("v-prefix", "semver-lab@v1.0.0"),
+    ("leading-zero", "semver-lab@>=01.0.0"),
+    ("trailing-or", "semver-lab@1.0.0 ||"),
+    ("x-major", "semver-lab@x"),
+    ("space-after-operator", "semver-lab@>= 1.0.0"),
+    ("double-at", "semver-lab@@1"),
+    ("bad-name", "Semver-Lab@1.0.0"),
+    ("name-newline", "semver-lab\n"),
+    ("range-newline", "semver-lab@1.0.0\n"),
+]
+
+
+def range_cases() -> None:
+    s = site("base")
+    for slug, req, host, version in RANGE_CASES:
+        expect = installed(f"semver-lab {version}") if version else ERR("no-matching-version")
+        kw = {"host_version": host} if host else {}
+        what = f"{req!r}" + (f" on host {host}" if host else "")
+        result = f"selects {version}" if version else "matches nothing"
+        case(f"range-{slug}", "resolution", f"{what} {result}", [pin(s), install(s, req, expect, **kw)])
+    for slug, req in BAD_REQUIREMENTS:
+        case(
+            f"requirement-{slug}",
+            "resolution",
+            f"{req!r} is not a valid requirement",
+            [pin(s), install(s, req, ERR("bad-requirement"))],
+        )
+
+
+# ---------------------------------------------------------------- transport
+
+
+def transport_cases() -> None:
+    s = site("base")
+    r = rel(E11)
+    wasm, manifest = r.entry["wasm"]["path"], r.entry["manifest"]["path"]
+    for target, label in (("registry.json", "registry.json"), (wasm, "the wasm")):
+        slug = "top" if target == "registry.json" else "wasm"
+        op = (
+            refresh(s, ERR("slow-retrieval"), serve={target: "slow"}, deadline_ms=DEADLINE_SLOW)
+            if slug == "top"
+            else install(
+                s, "validate_email", ERR("slow-retrieval"), serve={target: "slow"}, deadline_ms=DEADLINE_SLOW
+            )
+        )
+        case(
+            f"transport-slow-{slug}",
+            "slow-retrieval",
+            f"{label} trickles one byte and stalls past the deadline",
+            [pin(s), op],
+        )
+    case(
+        "transport-slow-signature",
+        "slow-retrieval",
+        "registry.json.minisig trickles one byte and stalls",
+        [
+            pin(s),
+            refresh(
+                s, ERR("slow-retrieval"), serve={"registry.json.minisig": "slow"}, deadline_ms=DEADLINE_SLOW
+            ),
+        ],
+    )
+    case(
+        "transport-endless-wasm",
+        "endless-data",
+        "the wasm streams without end",
+        [pin(s), install(s, "validate_email", ERR("endless-data"), serve={wasm: "endless"})],
+    )
+    case(
+        "transport-endless-manifest",
+        "endless-data",
+        "plugin.toml streams without end",
+        [pin(s), install(s, "validate_email", ERR("endless-data"), serve={manifest: "endless"})],
+    )
+    case(
+        "transport-endless-signature",
+        "endless-data",
+        "plugin.toml.minisig streams without end (cap 16 KiB)",
+        [pin(s), install(s, "validate_email", ERR("endless-data"), serve={manifest + ".minisig": "endless"})],
+    )
+    case(
+        "transport-404-top",
+        "transport",
+        "registry.json is missing",
+        [pin(s), refresh(s, ERR("network"), serve={"registry.json": "404"})],
+    )
+    case(
+        "transport-404-wasm",
+        "transport",
+        "the pinned wasm is missing (404): a network error, not not-found",
+        [pin(s), install(s, "validate_email", ERR("network"), serve={wasm: "404"})],
+    )
+    case(
+        "transport-404-manifest",
+        "transport",
+        "the pinned plugin.toml is missing",
+        [pin(s), install(s, "validate_email", ERR("network"), serve={manifest: "404"})],
+    )
+    case(
+        "transport-404-plugin-document",
+        "transport",
+        "the pinned plugin document is missing",
+        [
+            pin(s),
+            install(s, "validate_email", ERR("network"), serve={SITES["base"].docs["validate_email"]: "404"}),
+        ],
+    )
+    case(
+        "transport-500-top",
+        "transport",
+        "registry.json answers 500",
+        [pin(s), refresh(s, ERR("network"), serve={"registry.json": "500"})],
+    )
+    case(
+        "transport-500-top-signature",
+        "transport",
+        "registry.json.minisig answers 500 (only 404 means absent)",
+        [pin(s), refresh(s, ERR("network"), serve={"registry.json.minisig": "500"})],
+    )
+    case(
+        "transport-500-wasm",
+        "transport",
+        "the wasm answers 500",
+        [pin(s), install(s, "validate_email", ERR("network"), serve={wasm: "500"})],
+    )
+    case(
+        "transport-404-keyed-signature-ok",
+        "transport",
+        "registry.json.<KEYID>.minisig is absent (404) while registry.json.minisig is there: fine",
+        [pin(s), refresh(s, OK(registry_version=V_BASE))],
+    )
+    case(
+        "transport-connection-reset-top",
+        "transport",
+        "the server closes the connection without answering for registry.json",
+        [pin(s), refresh(s, ERR("network"), serve={"registry.json": "reset"})],
+    )
+
+
+# ---------------------------------------------------------------- installed state
+
+
+LOCK = "registry-tool.lock.json"
+TOP_ONLY = [
+    r"registry\.json",
+    r"registry\.json(\.[0-9A-F]{16})?\.minisig",
+    r"root/[0-9]+\.root\.json(\.[0-9A-F]{16}\.minisig)?",
+]
+
+
+def installed_cases() -> None:
+    s = site("base")
+    r = rel(E11)
+    wasm = f"validate_email/1.1.0/{r.wasm_file}"
+    manifest = "validate_email/1.1.0/plugin.toml"
+    first = [pin(s), install(s, "validate_email", EMAIL_INSTALLED)]
+
+    def tamper(path: str, action: str, **kw: Any) -> Json:
+        return {"op": "tamper", "path": path, "action": action, **kw}
+
+    cases: list[tuple[str, str, str, list[Json], str]] = [
+        (
+            "installed-wasm-appended",
+            "installed-state",
+            "a byte appended to the installed wasm",
+            [tamper(wasm, "append")],
+            "installed-tampered",
+        ),
+        (
+            "installed-wasm-replaced",
+            "installed-state",
+            "the installed wasm replaced by other bytes of the same size",
+            [tamper(wasm, "flip")],
+            "installed-tampered",
+        ),
+        (
+            "installed-wasm-deleted",
+            "installed-state",
+            "the installed wasm deleted",
+            [tamper(wasm, "delete")],
+            "installed-tampered",
+        ),
+        (
+            "installed-manifest-appended",
+            "installed-state",
+            "a byte appended to the installed plugin.toml",
+            [tamper(manifest, "append")],
+            "installed-tampered",
+        ),
+        (
+            "installed-wasm-relocked",
+            "installed-state",
+            "the wasm changed and the lockfile updated to match: "
+            "the stored signed manifest pins the old digest",
+            [tamper(wasm, "append", relock=True)],
+            "installed-tampered",
+        ),
+        (
+            "installed-manifest-relocked",
+            "installed-state",
+            "plugin.toml changed and the lockfile updated to match: the stored maintainer signature fails",
+            [
+                tamper(
+                    manifest,
+                    "write",
+                    content=r.manifest.decode().replace("RFC 5322", "RFC 5321"),
+                    relock=True,
+                )
+            ],
+            "installed-tampered",
+        ),
+        (
+            "installed-wasm-symlink",
+            "installed-state",
+            "the wasm replaced by a symlink to an identical file outside the plugin directory",
+            [{"op": "symlink", "path": wasm, "target": "outside"}],
+            "unsafe-path",
+        ),
+        (
+            "installed-version-dir-symlink",
+            "installed-state",
+            "the release folder replaced by a symlink to an identical copy outside the plugin directory",
+            [{"op": "symlink", "path": "validate_email/1.1.0", "target": "outside"}],
+            "unsafe-path",
+        ),
+        (
+            "lockfile-garbage",
+            "lockfile",
+            "the lockfile is not JSON",
+            [tamper(LOCK, "write", content="{not json")],
+            "lockfile",
+        ),
+        (
+            "lockfile-unknown-version",
+            "lockfile",
+            "lockfile_version 3",
+            [tamper(LOCK, "json-set", pointer=["lockfile_version"], value=3)],
+            "lockfile",
+        ),
+        (
+            "lockfile-version-1",
+            "lockfile",
+            "lockfile_version 1 (format 1 clients)",
+            [tamper(LOCK, "json-set", pointer=["lockfile_version"], value=1)],
+            "lockfile",
+        ),
+        (
+            "lockfile-wrong-type",
+            "lockfile",
+            "an entry's version is a number",
+            [tamper(LOCK, "json-set", pointer=["plugins", "validate_email", "version"], value=1)],
+            "lockfile",
+        ),
+        (
+            "lockfile-path-outside",
+            "lockfile",
+            "an entry's wasm path leaves <name>/<version>/",
+            [
+                tamper(
+                    LOCK, "json-set", pointer=["plugins", "validate_email", "wasm"], value="../outside.wasm"
+                )
+            ],
+            "lockfile",
+        ),
+        (
+            "lockfile-path-other-plugin",
+            "lockfile",
+            "an entry's manifest path is under another plugin",
+            [
+                tamper(
+                    LOCK,
+                    "json-set",
+                    pointer=["plugins", "validate_email", "manifest"],
+                    value="visit_counter/1.0.0/plugin.toml",
+                )
+            ],
+            "lockfile",
+        ),
+        (
+            "lockfile-digest-not-hex",
+            "lockfile",
+            "an entry's wasm_sha256 is not 64 lower-case hex digits",
+            [tamper(LOCK, "json-set", pointer=["plugins", "validate_email", "wasm_sha256"], value="XYZ")],
+            "lockfile",
+        ),
+    ]
+    for case_id, threat, description, steps, expect in cases:
+        case(case_id, threat, description, [*first, *steps, verify(ERR(expect))])
+    case(
+        "install-into-symlinked-plugin-folder",
+        "installed-state",
+        "the plugin folder validate_email is a symlink to a folder outside: "
+        "install refuses to write through it",
+        [
+            pin(s),
+            {"op": "mkdir", "path": "validate_email"},
+            {"op": "symlink", "path": "validate_email", "target": "outside"},
+            install(s, "validate_email", ERR("unsafe-path")),
+        ],
+    )
+    case(
+        "verify-empty-plugin-folder",
+        "installed-state",
+        "nothing installed: verify reports no plugins",
+        [pin(s), verify(OK(plugins=[]))],
+    )
+
+
+# ---------------------------------------------------------------- success paths
+
+
+def lock_entry(key: str, requested: str, permissions: list[str] | None = None) -> Json:
+    r = rel(key)
+    folder = f"{r.name}/{r.version}"
+    return {
+        "version": r.version,
+        "requested": requested,
+        "required_by": [],
+        "dependencies": {},
+        "abi": r.entry["abi"],
+        "manifest": f"{folder}/plugin.toml",
+        "manifest_sha256": sha(r.manifest),
+        "manifest_size": len(r.manifest),
+        "wasm": f"{folder}/{r.wasm_file}",
+        "wasm_sha256": sha(r.wasm),
+        "wasm_size": len(r.wasm),
+        "signatures": sorted(
+            f"{folder}/{n}" for n in r.files if n.startswith("plugin.toml.") and n.endswith(".minisig")
+        ),
+        "signers": r.entry["signers"],
+        "permissions": permissions or [],
+        "published_at": r.entry["published_at"],
+    }
+
+
+def success_cases() -> None:
+    s = site("base")
+    case(
+        "install-verify",
+        "success",
+        "install validate_email (highest: 1.1.0), then verify",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            verify(OK(plugins=["validate_email"])),
+            {
+                "op": "lockfile",
+                "expect": {"lockfile_version": 2, "plugins": {"validate_email": lock_entry(E11, "")}},
+            },
+        ],
+    )
+    case(
+        "install-lockfile-contents",
+        "success",
+        "the lockfile written after installing validate_email@^1.0 and visit_counter (keys allowed)",
+        [
+            pin(s),
+            install(s, "validate_email@^1.0", EMAIL_INSTALLED),
+            install(s, "visit_counter", installed("visit_counter 1.0.0"), allow="keys"),
+            {
+                "op": "lockfile",
+                "expect": {
+                    "lockfile_version": 2,
+                    "plugins": {
+                        "validate_email": lock_entry(E11, "^1.0"),
+                        "visit_counter": lock_entry("visit_counter 1.0.0", "", ["keys"]),
+                    },
+                },
+            },
+            verify(OK(plugins=["validate_email", "visit_counter"])),
+        ],
+    )
+    case(
+        "install-two-signatures",
+        "success",
+        "twokeys: both signature files installed and listed",
+        [
+            pin(s),
+            install(s, "twokeys", installed("twokeys 1.0.0")),
+            {
+                "op": "lockfile",
+                "expect": {"lockfile_version": 2, "plugins": {"twokeys": lock_entry("twokeys 1.0.0", "")}},
+            },
+            verify(OK(plugins=["twokeys"])),
+        ],
+    )
+    case(
+        "update-nothing-changed",
+        "success",
+        "refresh and install again from the same publication",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            refresh(s, OK(registry_version=V_BASE, root_version=1)),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            verify(OK(plugins=["validate_email"])),
+        ],
+    )
+    case(
+        "refresh-nothing-changed-fetches-only-top",
+        "success",
+        "a second refresh of the same publication fetches only registry.json, its signatures, the next root",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE)),
+            refresh(s, OK(registry_version=V_BASE), may_fetch=TOP_ONLY),
+        ],
+    )
+    case(
+        "update-nothing-changed-fetches-only-top",
+        "success",
+        "installing the installed release again from the same publication fetches only registry.json, "
+        "its signatures and the next root (metadata comes from the verified cache)",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            install(s, "validate_email", EMAIL_INSTALLED, may_fetch=TOP_ONLY),
+            verify(OK(plugins=["validate_email"])),
+        ],
+        requires=("cache",),
+    )
+    v12 = make_release(email("1.2.0", published_at="2026-11-27T06:00:00Z"))
+    nxt = site(
+        "base-next",
+        Site(
+            releases=[*BASE_RELEASES, v12],
+            version=20261127060000,
+            generated_at="2026-11-27T06:00:00Z",
+            expires_at="2026-12-04T06:00:00Z",
+        ),
+    )
+    case(
+        "update-new-publication",
+        "success",
+        "a new publication adds validate_email 1.2.0; install updates to it",
+        [
+            pin(s),
+            install(s, "validate_email@^1.0", EMAIL_INSTALLED),
+            install(nxt, "validate_email@^1.0", installed(v12, version=20261127060000)),
+            verify(OK(plugins=["validate_email"])),
+            {
+                "op": "lockfile",
+                "expect": {"lockfile_version": 2, "plugins": {"validate_email": {"version": "1.2.0"}}},
+            },
+            {"op": "absent", "path": "validate_email/1.1.0"},
+        ],
+    )
+    case(
+        "install-downgrade-by-exact-pin",
+        "success",
+        "installing an exact older version replaces the newer one",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            install(s, "validate_email@1.0.0", installed(E10)),
+            verify(OK(plugins=["validate_email"])),
+        ],
+    )
+    case(
+        "install-multiple-verify",
+        "success",
+        "three plugins installed; verify lists them sorted",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED),
+            install(s, "adler32", installed("adler32 1.0.0")),
+            install(s, "semver-lab", installed("semver-lab 1.4.0")),
+            verify(OK(plugins=["adler32", "semver-lab", "validate_email"])),
+        ],
+    )
+    case(
+        "install-without-refresh",
+        "success",
+        "install right after pin does the refresh itself",
+        [pin(s), install(s, "validate_email@1.0.0", installed(E10))],
+    )
+    case("not-pinned", "usage", "refresh before any root is pinned", [refresh(s, ERR("not-pinned"))])
+    case(
+        "not-found-plugin",
+        "not-found",
+        "a plugin the registry does not list",
+        [pin(s), install(s, "no-such-plugin", ERR("not-found"))],
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+def build() -> dict[str, bytes]:
+    SITES.clear()
+    CASES.clear()
+    site("base")
+    root_cases()
+    top_cases()
+    tree_cases()
+    document_cases()
+    release_cases()
+    range_cases()
+    transport_cases()
+    installed_cases()
+    success_cases()
+    out: dict[str, bytes] = {}
+    for label, key in K.items():
+        out[f"keys/{label}.pub"] = key.public_key.to_text().encode()
+        out[f"keys/{label}.key"] = key.dump(None, comment="conformance secret key (unencrypted, public seed)")
+    base = SITES["base"].files
+    for site_id, rendered in SITES.items():
+        # Every site but base is stored as an overlay of base (README.md, "Sites"): only the files
+        # that differ, plus _site.json naming the base and the base files this site does not have.
+        files = rendered.files
+        if site_id != "base":
+            files = {p: d for p, d in files.items() if base.get(p) != d}
+            overlay = {"base": "base", "deleted": sorted(p for p in base if p not in rendered.files)}
+            out[f"sites/{site_id}/{OVERLAY}"] = (json.dumps(overlay, indent=2) + "\n").encode()
+        for path, data in files.items():
+            out[f"sites/{site_id}/{path}"] = data
+    for c in CASES:
+        out[f"cases/{c['id']}.json"] = (json.dumps(c, indent=2, ensure_ascii=True) + "\n").encode()
+    return out
+
+
+GENERATED_DIRS = ("keys", "sites", "cases")
+OVERLAY = "_site.json"
+
+
+def write(target: Path) -> int:
+    files = build()
+    for folder in GENERATED_DIRS:
+        shutil.rmtree(target / folder, ignore_errors=True)
+    for rel_path, data in sorted(files.items()):
+        path = target / rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return len(CASES)
+
+
+if __name__ == "__main__":
+    count = write(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
+    print(f"{count} cases, {len(SITES)} sites")

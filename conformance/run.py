@@ -1,0 +1,501 @@
+"""Run the conformance suite against any verifier (protocol: conformance/README.md).
+
+    python conformance/run.py [-j N] [--filter REGEX] [--without FEATURE] [--list] -- VERIFIER [ARGS...]
+
+For every case the runner keeps one state directory and one plugin directory (temporary), serves
+each step's site on http://127.0.0.1:<ephemeral port>/ (with the step's `serve` faults), runs
+`VERIFIER <op> ...` once per verifier step, performs tamper/symlink steps itself, and compares
+the JSON answer and the exit-code class with the step's `expect`.  The last line is exactly
+`N passed, M failed`; the exit code is 1 if any case failed (2 on usage errors).
+
+Standard library only, so any implementation can run it with a plain python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OVERLAY = "_site.json"
+LOCKFILE = "registry-tool.lock.json"
+DEFAULT_DEADLINE_MS = 10_000
+STEP_TIMEOUT_S = 60.0  # a verifier step that runs longer fails the case (the slowest legit step is ~2 s)
+STALL_S = 120.0  # a "slow" response stalls this long (or until the case ends): far beyond any deadline
+ENDLESS_CAP = 1 << 30  # an "endless" response stops after 1 GiB even if nobody hangs up
+CHUNK = 1 << 16
+
+# Exit-code classes (README.md, "Error classes"): these are usage/environment (2); others are 1.
+USAGE_ERRORS = frozenset(
+    {"not-found", "no-matching-version", "bad-requirement", "permission-required", "not-pinned", "network"}
+)
+ERROR_CLASSES = (
+    frozenset(
+        {
+            "rollback",
+            "freeze",
+            "root-expired",
+            "root-chain",
+            "bad-signature",
+            "unsupported-format",
+            "malformed",
+            "wrong-registry",
+            "digest-mismatch",
+            "endless-data",
+            "slow-retrieval",
+            "mix-and-match",
+            "wrong-software",
+            "maintainer-signature",
+            "path-traversal",
+            "unsafe-path",
+            "undeclared-import",
+            "installed-tampered",
+            "lockfile",
+        }
+    )
+    | USAGE_ERRORS
+)
+VERIFIER_OPS = ("pin", "refresh", "install", "verify")
+
+
+class StepFailed(Exception):
+    """The verifier's answer differs from the case's expectation (the message says how)."""
+
+
+# --------------------------------------------------------------------------- sites
+
+
+def site_files(suite: Path, site: str) -> dict[str, Path]:
+    """Site path -> file, resolving an overlay site (`_site.json`: base site + deleted paths)."""
+    folder = suite / site
+    files: dict[str, Path] = {}
+    overlay = folder / OVERLAY
+    if overlay.is_file():
+        spec = json.loads(overlay.read_text())
+        files = site_files(suite, f"sites/{spec['base']}")
+        for path in spec.get("deleted", []):
+            files.pop(path, None)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != OVERLAY:
+            files[path.relative_to(folder).as_posix()] = path
+    return files
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, Path] = {}
+        self.faults: dict[str, str] = {}
+        self.stop = threading.Event()
+        self.log: list[str] = []
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def _answer(self, *, body: bool) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+        self.server.log.append(path)
+        fault = self.server.faults.get(path)
+        file = self.server.files.get(path)
+        try:
+            if fault == "reset":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)  # no status line: the connection just ends
+            elif fault == "500":
+                self._status(500, b"internal server error\n", body)
+            elif fault == "404" or (file is None and fault is None):
+                self._status(404, b"not found\n", body)
+            elif fault == "endless":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                sent, chunk = 0, b"\0" * CHUNK
+                while body and sent < ENDLESS_CAP and not self.server.stop.is_set():
+                    self.wfile.write(chunk)
+                    sent += CHUNK
+            elif fault == "slow":
+                data = file.read_bytes() if file else b"{}"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data[:1])
+                    self.wfile.flush()
+                    self.server.stop.wait(STALL_S)
+            else:
+                assert file is not None
+                data = file.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            pass  # the verifier hung up (as it must on endless or slow data)
+
+    def _status(self, code: int, text: bytes, body: bool) -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        if body:
+            self.wfile.write(text)
+
+
+@contextmanager
+def serving() -> Iterator[_Server]:
+    server = _Server()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+# --------------------------------------------------------------------------- steps
+
+
+@dataclass
+class Context:
+    suite: Path
+    verifier: list[str]
+    tmp: Path
+    server: _Server
+    verbose: bool
+    transcript: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return self.tmp / "state"
+
+    @property
+    def plugins(self) -> Path:
+        return self.tmp / "plugins"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+
+def command(ctx: Context, step: dict[str, Any]) -> list[str]:
+    op = step["op"]
+    args = [*ctx.verifier, op, "--state", str(ctx.state)]
+    if op in ("pin", "refresh", "install"):
+        args += ["--url", ctx.url]
+    if op == "pin":
+        files = site_files(ctx.suite, step["site"])
+        root = step["root"].removeprefix(step["site"] + "/")
+        if root not in files:
+            raise StepFailed(f"case error: {step['root']} is not in {step['site']}")
+        args += ["--root", str(files[root])]
+    if op in ("install", "verify"):
+        args += ["--dir", str(ctx.plugins)]
+    if op == "install":
+        args += ["--spec", step["spec"]]
+        if step.get("host_version"):
+            args += ["--host-version", step["host_version"]]
+        if step.get("allow"):
+            args += ["--allow", step["allow"]]
+    args += ["--now", step["now"]]
+    if op in ("refresh", "install"):
+        args += ["--deadline-ms", str(step.get("deadline_ms", DEFAULT_DEADLINE_MS))]
+    return args
+
+
+def exit_class(expect: dict[str, Any]) -> int:
+    if expect.get("ok"):
+        return 0
+    return 2 if expect.get("error") in USAGE_ERRORS else 1
+
+
+def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
+    if "site" in step:
+        ctx.server.files = site_files(ctx.suite, step["site"])
+    ctx.server.faults = dict(step.get("serve", {}))
+    ctx.server.log = []
+    ctx.server.stop.clear()
+    args = command(ctx, step)
+    ctx.transcript.append("$ " + " ".join(_quote(a) for a in args))
+    try:
+        proc = subprocess.run(args, capture_output=True, timeout=STEP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"the verifier ran longer than {STEP_TIMEOUT_S:.0f} s") from None
+    finally:
+        ctx.server.stop.set()  # release a stalled "slow" response
+    out = proc.stdout.decode("utf-8", "replace").strip()
+    ctx.transcript.append(out)
+    if proc.stderr.strip():
+        ctx.transcript.append("stderr: " + proc.stderr.decode("utf-8", "replace").strip()[-2000:])
+    try:
+        answer = json.loads(out)
+        if not isinstance(answer, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        raise StepFailed(f"stdout is not one JSON object (exit {proc.returncode}): {out[:300]!r}") from None
+    expect = step["expect"]
+    problems = []
+    for key, want in expect.items():
+        if answer.get(key, _MISSING) != want:
+            problems.append(f"{key}: expected {want!r}, got {answer.get(key, _MISSING)!r}")
+    if answer.get("ok") is False and answer.get("error") not in ERROR_CLASSES:
+        problems.append(f"error {answer.get('error')!r} is not an error class")
+    want_code = exit_class(expect)
+    if proc.returncode != want_code:
+        problems.append(f"exit code {proc.returncode}, expected {want_code}")
+    if "may_fetch" in step:
+        allowed = [re.compile(p) for p in step["may_fetch"]]
+        extra = sorted({p for p in ctx.server.log if not any(a.fullmatch(p) for a in allowed)})
+        if extra:
+            problems.append(f"fetched {extra} (this step may only fetch {step['may_fetch']})")
+    if problems:
+        message = "; ".join(problems)
+        if answer.get("message"):
+            message += f" (verifier said: {str(answer['message'])[:300]})"
+        raise StepFailed(message)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_MISSING = _Missing()
+
+
+def _quote(arg: str) -> str:
+    return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else json.dumps(arg)
+
+
+def inside(ctx: Context, rel: str) -> Path:
+    if rel.startswith("/") or ".." in rel.split("/"):
+        raise StepFailed(f"case error: path {rel!r} leaves the plugin directory")
+    return ctx.plugins / rel
+
+
+def tamper(ctx: Context, step: dict[str, Any]) -> None:
+    path = inside(ctx, step["path"])
+    action = step["action"]
+    if action == "append":
+        with path.open("ab") as f:
+            f.write(b"\n")
+    elif action == "flip":
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif action == "delete":
+        path.unlink()
+    elif action == "write":
+        path.write_bytes(step["content"].encode())
+    elif action == "json-set":
+        doc = json.loads(path.read_bytes())
+        target = doc
+        for key in step["pointer"][:-1]:
+            target = target[key]
+        target[step["pointer"][-1]] = step["value"]
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        raise StepFailed(f"case error: unknown tamper action {action!r}")
+    if step.get("relock"):
+        relock(ctx, step["path"], path.read_bytes())
+
+
+def relock(ctx: Context, rel: str, data: bytes) -> None:
+    """Make the lockfile agree with a tampered file (an attacker who rewrites both)."""
+    import hashlib
+
+    lock_path = ctx.plugins / LOCKFILE
+    doc = json.loads(lock_path.read_bytes())
+    for entry in doc["plugins"].values():
+        for kind in ("manifest", "wasm"):
+            if entry.get(kind) == rel:
+                entry[f"{kind}_sha256"] = hashlib.sha256(data).hexdigest()
+                entry[f"{kind}_size"] = len(data)
+    lock_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def symlink(ctx: Context, step: dict[str, Any]) -> None:
+    """Replace a path below the plugin dir by a symlink to an identical copy outside it."""
+    path = inside(ctx, step["path"])
+    outside = ctx.tmp / "outside" / step["path"].replace("/", "_")
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or not path.exists():
+        outside.mkdir(exist_ok=True)
+        if path.is_symlink() or path.exists():
+            path.unlink()
+    else:
+        shutil.move(str(path), str(outside))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(outside)
+
+
+def subset(want: Any, got: Any, where: str) -> list[str]:
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [f"{where}: expected an object, got {got!r}"]
+        out: list[str] = []
+        for key, value in want.items():
+            if key not in got:
+                out.append(f"{where}.{key}: missing")
+            else:
+                out += subset(value, got[key], f"{where}.{key}")
+        return out
+    return [] if want == got else [f"{where}: expected {want!r}, got {got!r}"]
+
+
+def check_lockfile(ctx: Context, step: dict[str, Any]) -> None:
+    path = ctx.plugins / LOCKFILE
+    try:
+        data = path.read_bytes()
+        doc = json.loads(data)
+    except (OSError, ValueError) as exc:
+        raise StepFailed(f"lockfile unreadable: {exc}") from None
+    problems = subset(step["expect"], doc, "lockfile")
+    if data != (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode():
+        problems.append("lockfile is not written as json.dumps(doc, indent=2, sort_keys=True) + newline")
+    if problems:
+        raise StepFailed("; ".join(problems))
+
+
+def run_step(ctx: Context, step: dict[str, Any]) -> None:
+    op = step["op"]
+    if op in VERIFIER_OPS:
+        run_verifier(ctx, step)
+    elif op == "tamper":
+        tamper(ctx, step)
+    elif op == "symlink":
+        symlink(ctx, step)
+    elif op == "mkdir":
+        inside(ctx, step["path"]).mkdir(parents=True, exist_ok=True)
+    elif op == "lockfile":
+        check_lockfile(ctx, step)
+    elif op == "absent":
+        if os.path.lexists(inside(ctx, step["path"])):
+            raise StepFailed(f"{step['path']} still exists in the plugin directory")
+    else:
+        raise StepFailed(f"case error: unknown op {op!r}")
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass
+class Result:
+    case_id: str
+    ok: bool
+    detail: str = ""
+    transcript: list[str] = field(default_factory=list)
+
+
+def run_case(suite: Path, case: dict[str, Any], verifier: list[str], verbose: bool) -> Result:
+    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp, serving() as server:
+        ctx = Context(suite, verifier, Path(tmp), server, verbose)
+        ctx.state.mkdir()
+        ctx.plugins.mkdir()
+        for n, step in enumerate(case["steps"], start=1):
+            try:
+                run_step(ctx, step)
+            except StepFailed as exc:
+                return Result(case["id"], False, f"step {n} ({step['op']}): {exc}", ctx.transcript)
+            except (OSError, KeyError, ValueError) as exc:
+                return Result(
+                    case["id"], False, f"step {n} ({step['op']}): runner error {exc!r}", ctx.transcript
+                )
+        return Result(case["id"], True, transcript=ctx.transcript)
+
+
+def load_cases(suite: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((suite / "cases").glob("*.json"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verifier: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, verifier = argv[:at], argv[at + 1 :]
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], usage=__doc__.split("\n\n")[1].strip()
+    )
+    parser.add_argument("--filter", help="only cases whose id matches this regular expression (re.search)")
+    parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="cases run in parallel (default 1)")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FEATURE",
+        help="skip cases that require FEATURE (e.g. import-check); repeatable",
+    )
+    parser.add_argument("--suite", type=Path, default=HERE, help="the suite folder (default: this folder)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each failing case's transcript")
+    args = parser.parse_args(argv)
+    cases = load_cases(args.suite)
+    if args.filter:
+        cases = [c for c in cases if re.search(args.filter, c["id"])]
+    skipped = [c for c in cases if set(c.get("requires", [])) & set(args.without)]
+    cases = [c for c in cases if c not in skipped]
+    if args.list:
+        for c in cases:
+            print(f"{c['id']}\t{c['threat']}\t{c['description']}")
+        return 0
+    if not verifier:
+        parser.error("give the verifier command after --")
+    results: list[Result] = []
+    lock = threading.Lock()
+
+    def one(c: dict[str, Any]) -> Result:
+        result = run_case(args.suite, c, verifier, args.verbose)
+        with lock:
+            print(
+                ("PASS " if result.ok else "FAIL ")
+                + result.case_id
+                + ("" if result.ok else f": {result.detail}"),
+                flush=True,
+            )
+            if not result.ok and args.verbose:
+                for line in result.transcript:
+                    print("    " + line.replace("\n", "\n    "))
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(one, cases))
+    failed = [r for r in results if not r.ok]
+    if skipped:
+        print(f"{len(skipped)} skipped (requires {', '.join(sorted(set(args.without)))})")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,535 @@
+package verifier
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+)
+
+// Options configures a Session.
+type Options struct {
+	// Fetcher is the host's transport; nil uses NewHTTPFetcher().
+	Fetcher Fetcher
+	// Deadline bounds all transfers of one operation (default 10 minutes).
+	Deadline time.Duration
+	// FileDeadline bounds each file (default: Deadline).
+	FileDeadline time.Duration
+	// Now is the verification time (default time.Now()).
+	Now time.Time
+}
+
+// Session is one refreshed view of a registry: a verified root and top document. The trust state
+// is saved only by Commit, after the whole operation succeeded.
+type Session struct {
+	state   *State
+	url     string
+	now     time.Time
+	xfer    *transfers
+	ctx     context.Context
+	Root    *Root
+	Top     *TopDocument
+	highest int64
+	cache   string
+}
+
+func normaliseURL(u string) (*url.URL, error) {
+	if !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return nil, &Error{Class: ClassNetwork, What: fmt.Sprintf("%q is not an http(s) registry URL", u), Fix: "pass the registry's base URL, e.g. https://example.org/plugins/"}
+	}
+	return p, nil
+}
+
+// Refresh opens a session: walks the root chain from the trusted root, then fetches and checks the
+// top document (signatures, format, registry name, root version, expiry, rollback).
+func Refresh(ctx context.Context, stateDir, registryURL string, opt Options) (*Session, error) {
+	st, err := LoadState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	base, err := normaliseURL(registryURL)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Fetcher == nil {
+		opt.Fetcher = NewHTTPFetcher()
+	}
+	if opt.Deadline <= 0 {
+		opt.Deadline = 10 * time.Minute
+	}
+	if opt.FileDeadline <= 0 || opt.FileDeadline > opt.Deadline {
+		opt.FileDeadline = opt.Deadline
+	}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now().UTC()
+	}
+	s := &Session{state: st, url: registryURL, now: opt.Now, ctx: ctx, highest: st.HighestVersion,
+		cache: filepath.Join(stateDir, "cache"),
+		xfer:  &transfers{fetcher: opt.Fetcher, base: base, overall: time.Now().Add(opt.Deadline), perFile: opt.FileDeadline}}
+	if err := s.walkRoot(); err != nil {
+		return nil, err
+	}
+	if err := s.fetchTop(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Downloads is the number of files this session requested.
+func (s *Session) Downloads() int { return s.xfer.downloads }
+
+func indexKeys(r *Root) string {
+	var ks []string
+	for _, k := range r.Roles["index"].Keys {
+		ks = append(ks, string(k.Key))
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, "|")
+}
+
+func (s *Session) sigs(names []string) ([][]byte, error) {
+	var out [][]byte
+	for _, n := range names {
+		b, err := s.xfer.get(s.ctx, n, MaxSignature, true)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func chainError(err error) error {
+	if e := AsError(err); e.Code == "root-expired" {
+		return withClass(err, ClassRootExpired)
+	}
+	return withClass(err, ClassRootChain)
+}
+
+// walkRoot is docs/trust.md 5.5: root N+1, N+2, ... until a 404, each checked before the next.
+func (s *Session) walkRoot() error {
+	cur := s.state.Root
+	for {
+		next := cur.Version + 1
+		name := fmt.Sprintf("root/%d.root.json", next)
+		raw, err := s.xfer.get(s.ctx, name, MaxRootFile, true)
+		if err != nil {
+			return err
+		}
+		if raw == nil {
+			break
+		}
+		// Signatures by N's root keys first: a candidate no key of N signed is refused unparsed.
+		sigs, err := s.sigs(rootSignatureNames(next, cur))
+		if err != nil {
+			return err
+		}
+		if cand, perr := ParseRoot(raw, name); perr == nil {
+			extra := []string{}
+			have := map[string]bool{}
+			for _, n := range rootSignatureNames(next, cur) {
+				have[n] = true
+			}
+			for _, n := range rootSignatureNames(next, cand) {
+				if !have[n] {
+					extra = append(extra, n)
+				}
+			}
+			// Fetched only after N's keys vouched for the candidate (VerifyRootStep re-checks all).
+			t := tallySignatures(raw, sigs, rootRoleOf(cur))
+			if len(t.counted) > 0 {
+				more, err := s.sigs(extra)
+				if err != nil {
+					return err
+				}
+				sigs = append(sigs, more...)
+			}
+		}
+		nr, err := VerifyRootStep(cur, raw, sigs)
+		if err != nil {
+			e := AsError(chainError(err))
+			e.Where = name
+			return e
+		}
+		if indexKeys(nr) != indexKeys(cur) {
+			s.highest = 0 // fast-forward recovery after an index key rotation
+		}
+		cur = nr
+	}
+	if err := checkExpiry(cur, s.now); err != nil {
+		return chainError(err)
+	}
+	s.Root = cur
+	return nil
+}
+
+func (s *Session) fetchTop() error {
+	raw, err := s.xfer.get(s.ctx, "registry.json", MaxTopDocument, false)
+	if err != nil {
+		return err
+	}
+	names := []string{"registry.json.minisig"}
+	for _, k := range s.Root.Roles["index"].Keys {
+		names = append(names, "registry.json."+k.KeyID()+".minisig")
+	}
+	sigs, err := s.sigs(names)
+	if err != nil {
+		return err
+	}
+	if err := VerifyThreshold(s.Root.role("index"), raw, sigs, "registry.json"); err != nil {
+		e := *AsError(err)
+		e.Class = ClassBadSignature
+		e.What = "tampered registry.json or signature, or signed by a key that is not an index key: " + e.What
+		e.Where = "registry.json"
+		return &e
+	}
+	top, err := ParseTopDocument(raw)
+	if err != nil {
+		return err
+	}
+	if top.Name != s.Root.Registry {
+		return &Error{Class: ClassWrongRegistry, Where: "registry.json",
+			What: fmt.Sprintf("registry.json is for registry '%s', the trusted root for '%s'", top.Name, s.Root.Registry),
+			Fix:  "the URL serves another registry; check --url"}
+	}
+	if top.RootVersion > s.Root.Version {
+		return &Error{Class: ClassMalformed, Where: "registry.json",
+			What: fmt.Sprintf("registry.json was built under root version %d, but the newest root published is %d", top.RootVersion, s.Root.Version),
+			Fix:  "the registry is inconsistent (root version missing); report it to the registry owners"}
+	}
+	if !s.now.Before(top.ExpiresAt) {
+		return &Error{Class: ClassFreeze, Where: "registry.json",
+			What: fmt.Sprintf("freeze attack or stale mirror: registry.json expired at %s", top.ExpiresAt.Format(TimeLayout)),
+			Fix:  "use an up-to-date mirror; the registry owners must re-sign registry.json (registry-tool resign)"}
+	}
+	if top.Version < s.highest {
+		return &Error{Class: ClassRollback, Where: "registry.json",
+			What: fmt.Sprintf("rollback attack: registry version %d is lower than the highest seen %d", top.Version, s.highest),
+			Fix:  "the server or a mirror serves an old registry.json; use another mirror"}
+	}
+	s.Top = top
+	s.highest = top.Version
+	return nil
+}
+
+// Commit saves the trust state (new root, highest version); call it after the operation succeeded.
+func (s *Session) Commit() error {
+	s.state.Root = s.Root
+	s.state.HighestVersion = s.highest
+	s.state.URL = s.url
+	return s.state.Save()
+}
+
+// fetchPinned downloads a metadata document by pin (cache first, re-hashed before use).
+func (s *Session) fetchPinned(p Pin) ([]byte, error) {
+	cached := filepath.Join(s.cache, p.SHA256)
+	if b, err := os.ReadFile(cached); err == nil && int64(len(b)) == p.Size && sha256Hex(b) == p.SHA256 {
+		return b, nil
+	}
+	b, err := s.xfer.get(s.ctx, p.URL(), p.Size, false)
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256Hex(b); got != p.SHA256 || int64(len(b)) != p.Size {
+		return nil, &Error{Class: ClassDigestMismatch, Where: p.URL(),
+			What: fmt.Sprintf("%s has sha256 %s and %d bytes, the signed pin says %s and %d", p.URL(), got, len(b), p.SHA256, p.Size),
+			Fix:  "the server serves tampered metadata; use another mirror and report it"}
+	}
+	if os.MkdirAll(s.cache, 0o700) == nil {
+		_ = writeFileAtomic(s.cache, p.SHA256, b)
+	}
+	return b, nil
+}
+
+// PluginDocument walks the tree (format 2 section 3) to name's document.
+func (s *Session) PluginDocument(name string) (*PluginDocument, error) {
+	if !pluginNameRE.MatchString(name) {
+		return nil, &Error{Class: ClassBadRequirement, What: fmt.Sprintf("%q is not a plugin name", name), Fix: "plugin names match ^[a-z][a-z0-9_-]{1,63}$"}
+	}
+	key := sha256Hex([]byte(name))
+	pin, prefix := s.Top.Tree, ""
+	for depth := 0; ; depth++ {
+		if depth > maxTreeDepth {
+			return nil, mixAndMatch(pin.URL(), "the plugin tree is deeper than %d levels", maxTreeDepth)
+		}
+		b, err := s.fetchPinned(pin)
+		if err != nil {
+			return nil, err
+		}
+		n, err := parseNode(b, prefix, pin.URL())
+		if err != nil {
+			return nil, err
+		}
+		if n.plugins != nil {
+			p, ok := n.plugins[name]
+			if !ok {
+				return nil, notFound(name)
+			}
+			b, err := s.fetchPinned(p)
+			if err != nil {
+				return nil, err
+			}
+			return parsePluginDocument(b, name, p.URL())
+		}
+		if len(prefix) >= len(key) {
+			return nil, mixAndMatch(pin.URL(), "the plugin tree is deeper than a key")
+		}
+		c := key[len(prefix) : len(prefix)+1]
+		child, ok := n.children[c]
+		if !ok {
+			return nil, notFound(name)
+		}
+		pin, prefix = child, prefix+c
+	}
+}
+
+func notFound(name string) *Error {
+	return &Error{Class: ClassNotFound, What: fmt.Sprintf("plugin '%s' does not exist in this registry", name),
+		Fix: "check the name (registry-tool client search lists the plugins)"}
+}
+
+// Resolve picks the release a requirement selects: the highest version the range matches that is
+// not yanked (an exact pin may select a yanked one) and whose host range admits hostVersion.
+func (s *Session) Resolve(spec, hostVersion string) (*Release, *PluginDocument, error) {
+	req, err := ParseRequirement(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var host *semver.Version
+	if hostVersion != "" {
+		h, ok := ParseVersion(hostVersion)
+		if !ok {
+			return nil, nil, &Error{Class: ClassBadRequirement, What: fmt.Sprintf("host version %q is not a semver version", hostVersion), Fix: "pass the host's version, e.g. 0.3.1"}
+		}
+		host = h
+	}
+	pd, err := s.PluginDocument(req.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := pickRelease(pd, req.Range, host)
+	return r, pd, err
+}
+
+func pickRelease(pd *PluginDocument, rng *Range, host *semver.Version) (*Release, error) {
+	if rng == nil {
+		rng = anyVersion // a bare name means "*": never a prerelease
+	}
+	for _, r := range pd.sortedVersions() {
+		if !rng.Match(r.SemVer) {
+			continue
+		}
+		if r.Yanked && !rng.Exact() {
+			continue
+		}
+		if host != nil && r.Host != nil {
+			// An unparseable host range is not a promise of compatibility.
+			if hr, err := ParseRange(*r.Host); err != nil || !hr.Match(host) {
+				continue
+			}
+		}
+		return r, nil
+	}
+	what := "no release matching " + rng.String()
+	if host != nil {
+		what += " for host version " + host.String()
+	}
+	return nil, &Error{Class: ClassNoMatchingVersion, What: fmt.Sprintf("plugin '%s' has %s (yanked releases are chosen only by an exact pin)", pd.Name, what),
+		Fix: "relax the requirement, or pin an exact version"}
+}
+
+// VerifiedRelease is a release whose manifest, signatures and module were verified.
+type VerifiedRelease struct {
+	Release    *Release
+	Manifest   *Manifest
+	ManifestB  []byte
+	Signatures map[string][]byte // file name -> signature text, as served
+	Signers    []string
+	Wasm       []byte
+}
+
+func sameStrings(a, b []string) bool {
+	x := append([]string(nil), a...)
+	y := append([]string(nil), b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Download fetches and verifies a release (format 2 section 6, step 6; conformance decision 11
+// fixes the order of the checks): nothing is written. allow is the set of permissions the host
+// grants; a release declaring others is refused before its module is fetched.
+func (s *Session) Download(r *Release, pd *PluginDocument, allow []string) (*VerifiedRelease, error) {
+	return s.verifyRelease(r, pd, allow, remoteRelease{s})
+}
+
+// releaseFiles is where a release's files come from: the registry, or (for a release already
+// installed with the same pins) the plugin directory. Either way every check below runs on them.
+type releaseFiles interface {
+	// get returns the file at the site path rel (at most max bytes; optional: nil when absent).
+	get(rel string, max int64, optional bool) ([]byte, error)
+}
+
+type remoteRelease struct{ s *Session }
+
+func (r remoteRelease) get(rel string, max int64, optional bool) ([]byte, error) {
+	return r.s.xfer.get(r.s.ctx, rel, max, optional)
+}
+
+// installedRelease serves the files of an installed release by their site paths.
+type installedRelease map[string][]byte
+
+func (f installedRelease) get(rel string, _ int64, optional bool) ([]byte, error) {
+	if b, ok := f[rel]; ok {
+		return b, nil
+	}
+	if optional {
+		return nil, nil
+	}
+	return nil, &Error{Class: ClassNetwork, What: rel + " is not installed", Fix: "install it again"}
+}
+
+func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, files releaseFiles) (*VerifiedRelease, error) {
+	mb, err := files.get(r.Manifest.Path, r.Manifest.Size, false)
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256Hex(mb); got != r.Manifest.SHA256 || int64(len(mb)) != r.Manifest.Size {
+		return nil, &Error{Class: ClassDigestMismatch, Where: r.Manifest.Path,
+			What: fmt.Sprintf("tampered manifest: %s has sha256 %s, the registry pins %s", r.Manifest.Path, got, r.Manifest.SHA256),
+			Fix:  "the server serves a modified plugin.toml; use another mirror and report it"}
+	}
+	man, err := ParseManifest(mb)
+	if err != nil {
+		e := *AsError(err)
+		if e.Class == "" {
+			e.Class = ClassMalformed
+		}
+		e.Where = r.Manifest.Path
+		return nil, &e
+	}
+	if man.Name != r.Name || man.Version != r.Version {
+		return nil, &Error{Class: ClassWrongSoftware, Where: r.Manifest.Path,
+			What: fmt.Sprintf("wrong software attack: the entry for %s %s serves the manifest of %s %s", r.Name, r.Version, man.Name, man.Version),
+			Fix:  "the registry points a plugin at another plugin's files; report it to the registry owners"}
+	}
+	names := []string{r.Manifest.Path + ".minisig"}
+	for _, id := range r.Signers {
+		names = append(names, r.Manifest.Path+"."+id+".minisig")
+	}
+	sigFiles := map[string][]byte{}
+	var sigs [][]byte
+	for _, n := range names {
+		b, err := files.get(n, MaxSignature, true)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			sigFiles[n[strings.LastIndex(n, "/")+1:]] = b
+			sigs = append(sigs, b)
+		}
+	}
+	pub := r.PublishedAt
+	signers, err := VerifyReleaseSignatures(s.Root, r.Name, mb, sigs, s.now, &pub)
+	if err != nil {
+		e := *AsError(err)
+		e.Class = ClassMaintainerSignature
+		e.What = fmt.Sprintf("maintainer signature of %s %s: %s", r.Name, r.Version, e.What)
+		e.Where = r.Manifest.Path
+		return nil, &e
+	}
+	// Index-only fields are not trusted: the signed manifest decides.
+	mm := func(field string) error {
+		return mixAndMatch(r.Manifest.Path, "the registry's %s of %s %s disagrees with the signed manifest", field, r.Name, r.Version)
+	}
+	switch {
+	case man.ABI != r.ABI:
+		return nil, mm("abi")
+	case (man.Host == nil) != (r.Host == nil) || (man.Host != nil && *man.Host != *r.Host):
+		return nil, mm("host range")
+	case !sameStrings(man.Permissions, r.Permissions):
+		return nil, mm("permissions")
+	case strings.Join(man.Exports, "\x00") != strings.Join(r.Exports, "\x00") || len(man.Exports) != len(r.Exports):
+		return nil, mm("exports")
+	case len(man.Dependencies) != len(r.Dependencies):
+		return nil, mm("dependencies")
+	}
+	for k, v := range man.Dependencies {
+		if r.Dependencies[k] != v {
+			return nil, mm("dependencies")
+		}
+	}
+	for k, v := range man.Limits {
+		if got, ok := r.Limits[k]; ok && got != v {
+			return nil, mm("limits." + k)
+		}
+	}
+	wasmFile := r.Wasm.Path[strings.LastIndex(r.Wasm.Path, "/")+1:]
+	if man.ArtifactFile != wasmFile || man.ArtifactSHA256 != r.Wasm.SHA256 || man.ArtifactSize != r.Wasm.Size {
+		return nil, mm("module (file, sha256 or size)")
+	}
+	vr := &VerifiedRelease{Release: r, Manifest: man, ManifestB: mb, Signatures: sigFiles, Signers: signers}
+	if err := checkPermissions(vr, allow); err != nil {
+		return nil, err
+	}
+	wb, err := files.get(r.Wasm.Path, r.Wasm.Size, false)
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256Hex(wb); got != r.Wasm.SHA256 || int64(len(wb)) != r.Wasm.Size {
+		// The module of another version of the plugin: a swapped release (decision 11.6).
+		for _, other := range pd.sortedVersions() {
+			if other != r && other.Wasm.SHA256 == got {
+				return nil, mixAndMatch(r.Wasm.Path, "the module served for %s %s is the module of %s", r.Name, r.Version, other.Version)
+			}
+		}
+		return nil, &Error{Class: ClassDigestMismatch, Where: r.Wasm.Path,
+			What: fmt.Sprintf("tampered module: %s has sha256 %s, the signed manifest pins %s", r.Wasm.Path, got, r.Wasm.SHA256),
+			Fix:  "the server serves a modified module; use another mirror and report it"}
+	}
+	if err := checkImports(wb, man.Permissions, r.Wasm.Path); err != nil {
+		return nil, err
+	}
+	vr.Wasm = wb
+	return vr, nil
+}
+
+// checkPermissions: every permission the signed manifest declares must be allowed by the host.
+func checkPermissions(vr *VerifiedRelease, allow []string) error {
+	allowed := map[string]bool{}
+	for _, a := range allow {
+		allowed[a] = true
+	}
+	var missing []string
+	for _, p := range vr.Manifest.Permissions {
+		if !allowed[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return &Error{Class: ClassPermissionRequired,
+			What: fmt.Sprintf("%s %s needs permission(s) %s, which were not allowed", vr.Release.Name, vr.Release.Version, strings.Join(missing, ", ")),
+			Fix:  "approve them (--allow " + strings.Join(missing, ",") + ") if the host should grant them"}
+	}
+	return nil
+}

@@ -1,0 +1,409 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+type env struct {
+	site  *testSite
+	state string
+	dir   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{site: newTestSite(t), state: t.TempDir(), dir: filepath.Join(t.TempDir(), "plugins")}
+	root := e.site.get("root/1.root.json")
+	sig := e.site.get("root/1.root.json." + e.site.rootA.id() + ".minisig")
+	if _, err := PinRoot(e.state, e.site.url(), root, [][]byte{sig}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) refresh(opts ...func(*Options)) (*Session, error) {
+	o := Options{Now: testNow, Deadline: 5 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	return Refresh(context.Background(), e.state, e.site.url(), o)
+}
+
+func (e *env) install(spec string, allow ...string) ([]Installed, error) {
+	s, err := e.refresh()
+	if err != nil {
+		return nil, err
+	}
+	return s.Install(spec, e.dir, InstallOptions{Allow: allow})
+}
+
+func wantClass(t *testing.T, err error, class Class) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want %s", class)
+	}
+	if got := AsError(err).Class; got != class {
+		t.Fatalf("class %s, want %s (%v)", got, class, err)
+	}
+}
+
+func TestInstallAndVerify(t *testing.T) {
+	e := newEnv(t)
+	inst, err := e.install("validate_email@^1.0", "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst[0].Version != "1.1.0" {
+		t.Fatalf("installed %s, want 1.1.0 (highest non-yanked in ^1.0)", inst[0].Version)
+	}
+	lock, err := os.ReadFile(filepath.Join(e.dir, LockfileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lf map[string]any
+	if err := json.Unmarshal(lock, &lf); err != nil {
+		t.Fatal(err)
+	}
+	entry := lf["plugins"].(map[string]any)["validate_email"].(map[string]any)
+	if entry["requested"] != "^1.0" || entry["wasm"] != "validate_email/1.1.0/validate_email.wasm" ||
+		entry["signatures"].([]any)[0] != "validate_email/1.1.0/plugin.toml.minisig" {
+		t.Fatalf("lockfile entry %v", entry)
+	}
+	if !strings.HasPrefix(string(lock), "{\n  \"lockfile_version\": 2,\n  \"plugins\": {\n") || !strings.HasSuffix(string(lock), "}\n") {
+		t.Fatalf("lockfile is not Python's indent=2 sort_keys layout:\n%s", lock)
+	}
+	rep, err := VerifyInstalled(e.dir, e.state, testNow)
+	if err != nil || len(rep.Plugins) != 1 {
+		t.Fatalf("verify: %v %v", rep, err)
+	}
+	// Downgrade to an exact pin of 1.0.0: the previous version's files are removed.
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "validate_email/1.1.0")); !os.IsNotExist(err) {
+		t.Fatalf("previous version left behind: %v", err)
+	}
+}
+
+func TestKilledWritersTemporaryFilesAreRemovedByTheNextInstall(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(e.dir, "validate_email/1.0.0/.part-0123456789abcdef")
+	_ = os.WriteFile(stale, []byte("half a module"), 0o644)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temporary file left: %v", err)
+	}
+}
+
+func TestExactPinSelectsYankedRangeNever(t *testing.T) {
+	e := newEnv(t)
+	if inst, err := e.install("validate_email@2.0.0"); err != nil || inst[0].Version != "2.0.0" {
+		t.Fatalf("exact pin of a yanked release: %v %v", inst, err)
+	}
+	_, err := e.install("validate_email@>=2.0.0")
+	wantClass(t, err, ClassNoMatchingVersion)
+}
+
+func TestPermissionRequired(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.install("validate_email@1.1.0")
+	wantClass(t, err, ClassPermissionRequired)
+	if AsError(err).ExitCode() != 2 {
+		t.Fatal("permission-required is a usage error (exit 2)")
+	}
+}
+
+func TestNotFoundAndBadRequirement(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.install("nosuchplugin")
+	wantClass(t, err, ClassNotFound)
+	_, err = e.install("validate_email@1.0.0 - 2.0.0")
+	wantClass(t, err, ClassBadRequirement)
+}
+
+func TestNotPinned(t *testing.T) {
+	_, err := Refresh(context.Background(), t.TempDir(), "http://127.0.0.1:1/", Options{Now: testNow})
+	wantClass(t, err, ClassNotPinned)
+}
+
+func TestTamperedTopDocumentIsBadSignature(t *testing.T) {
+	e := newEnv(t)
+	top := e.site.get("registry.json")
+	e.site.set("registry.json", []byte(strings.Replace(string(top), `"version":5`, `"version":6`, 1)))
+	_, err := e.refresh()
+	wantClass(t, err, ClassBadSignature)
+}
+
+func TestTopSignedByMaintainerKeyIsBadSignature(t *testing.T) {
+	e := newEnv(t)
+	top := e.site.get("registry.json")
+	e.site.set("registry.json.minisig", e.site.alice.sign(top, "x"))
+	_, err := e.refresh()
+	wantClass(t, err, ClassBadSignature)
+}
+
+func TestRollbackFreezeWrongRegistry(t *testing.T) {
+	e := newEnv(t)
+	s, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e.site.version = 4
+	e.site.build()
+	_, err = e.refresh()
+	wantClass(t, err, ClassRollback)
+
+	e.site.version = 5
+	e.site.expires = "2026-11-28T12:00:00Z" // == now: expired
+	e.site.build()
+	_, err = e.refresh()
+	wantClass(t, err, ClassFreeze)
+
+	e.site.expires = "2026-12-04T12:00:00Z"
+	e.site.build()
+	var top map[string]any
+	_ = json.Unmarshal(e.site.get("registry.json"), &top)
+	top["registry"].(map[string]any)["name"] = "other"
+	e.site.setTop(top, e.site.index)
+	_, err = e.refresh()
+	wantClass(t, err, ClassWrongRegistry)
+}
+
+func TestUnsupportedFormat(t *testing.T) {
+	e := newEnv(t)
+	var top map[string]any
+	_ = json.Unmarshal(e.site.get("registry.json"), &top)
+	top["format_version"] = 3
+	e.site.setTop(top, e.site.index)
+	_, err := e.refresh()
+	wantClass(t, err, ClassUnsupportedFormat)
+}
+
+func TestTamperedModuleIsDigestMismatch(t *testing.T) {
+	e := newEnv(t)
+	p := "plugins/validate_email/1.0.0/validate_email.wasm"
+	e.site.set(p, append(e.site.get(p)[:len(e.site.get(p))-1], 'X'))
+	_, err := e.install("validate_email@1.0.0")
+	wantClass(t, err, ClassDigestMismatch)
+}
+
+func TestAnotherReleasesModuleIsMixAndMatch(t *testing.T) {
+	e := newEnv(t)
+	e.site.set("plugins/validate_email/1.0.0/validate_email.wasm", e.site.get("plugins/validate_email/2.0.0/validate_email.wasm"))
+	_, err := e.install("validate_email@1.0.0")
+	wantClass(t, err, ClassMixAndMatch)
+}
+
+func TestReinstallOfAnUnchangedReleaseFetchesOnlyTheTop(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	e.site.requestCount()
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.site.requestCount(); n != 4 { // root probe, registry.json, its two signature names
+		t.Fatalf("%d requests, want 4", n)
+	}
+	// A tampered installed module is not reused: the release is downloaded and verified again.
+	wasm := filepath.Join(e.dir, "validate_email/1.0.0/validate_email.wasm")
+	_ = os.WriteFile(wasm, []byte("tampered"), 0o644)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyInstalled(e.dir, e.state, testNow); err != nil {
+		t.Fatalf("after reinstall: %v", err)
+	}
+}
+
+func TestBareNameNeverPicksAPrerelease(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "validate_email", version: "3.0.0-rc.1"})
+	e.site.build()
+	inst, err := e.install("validate_email", "keys")
+	if err != nil || inst[0].Version != "1.1.0" {
+		t.Fatalf("bare name: %v %v", inst, err)
+	}
+}
+
+func TestEndlessModuleIsEndlessData(t *testing.T) {
+	e := newEnv(t)
+	e.site.fault("plugins/validate_email/1.0.0/validate_email.wasm", "endless")
+	_, err := e.install("validate_email@1.0.0")
+	wantClass(t, err, ClassEndlessData)
+}
+
+func TestSlowTopIsSlowRetrieval(t *testing.T) {
+	e := newEnv(t)
+	e.site.fault("registry.json", "slow")
+	_, err := e.refresh(func(o *Options) { o.Deadline = 500 * time.Millisecond })
+	wantClass(t, err, ClassSlowRetrieval)
+}
+
+func TestServerErrorIsNetwork(t *testing.T) {
+	e := newEnv(t)
+	e.site.fault("registry.json", "500")
+	_, err := e.refresh()
+	wantClass(t, err, ClassNetwork)
+}
+
+func TestUnsignedManifestIsMaintainerSignature(t *testing.T) {
+	e := newEnv(t)
+	m := e.site.releases[0]
+	mallory := e.site.mallory
+	m.signer = &mallory
+	e.site.build()
+	_, err := e.install("validate_email@1.0.0")
+	wantClass(t, err, ClassMaintainerSignature)
+}
+
+func TestTreeWalkThroughBranches(t *testing.T) {
+	e := newEnv(t)
+	e.site.leafMax = 4
+	for i := 0; i < 40; i++ {
+		e.site.add(&testRelease{name: "plugin" + string(rune('a'+i%26)) + string(rune('a'+i/26)), version: "0.1.0"})
+	}
+	e.site.build()
+	inst, err := e.install("pluginza")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst[0].Name != "pluginza" {
+		t.Fatal(inst)
+	}
+	_, err = e.install("pluginzz")
+	wantClass(t, err, ClassNotFound)
+}
+
+func TestTreeNodeOfAnotherPrefixIsMixAndMatch(t *testing.T) {
+	_, err := parseNode([]byte(`{"_type":"registry-node","format_version":2,"prefix":"a","plugins":{}}`+"\n"), "b", "node")
+	wantClass(t, err, ClassMixAndMatch)
+	_, err = parseNode([]byte(`{"_type":"registry-node","format_version":2,"prefix":"0","plugins":{"validate_email":{"sha256":"`+strings.Repeat("0", 64)+`","size":1}}}`), "0", "node")
+	wantClass(t, err, ClassMixAndMatch) // the name's key does not start with 0
+}
+
+func TestDependenciesAreInstalled(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "uses_email", version: "1.0.0", deps: map[string]string{"validate_email": "^1.0.0"}})
+	e.site.build()
+	inst, err := e.install("uses_email", "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inst) != 2 || inst[1].Name != "validate_email" || inst[1].Version != "1.1.0" {
+		t.Fatalf("installed %v", inst)
+	}
+	b, _ := os.ReadFile(filepath.Join(e.dir, LockfileName))
+	lf, err := ParseLockfile(b, "lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lf.Plugins["validate_email"]; got.Requested != "" || len(got.RequiredBy) != 1 || got.RequiredBy[0] != "uses_email" {
+		t.Fatalf("dependency entry %+v", got)
+	}
+}
+
+func TestVerifyRefusesTamperingAndLinks(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	wasm := filepath.Join(e.dir, "validate_email/1.0.0/validate_email.wasm")
+	orig, _ := os.ReadFile(wasm)
+	if err := os.WriteFile(wasm, append(orig, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := VerifyInstalled(e.dir, e.state, testNow)
+	wantClass(t, err, ClassInstalledTampered)
+
+	// The module replaced by a link to an identical copy outside: still refused, never followed.
+	outside := filepath.Join(t.TempDir(), "copy.wasm")
+	_ = os.WriteFile(outside, orig, 0o644)
+	_ = os.Remove(wasm)
+	if err := os.Symlink(outside, wasm); err != nil {
+		t.Fatal(err)
+	}
+	_, err = VerifyInstalled(e.dir, e.state, testNow)
+	wantClass(t, err, ClassUnsafePath)
+
+	// A linked version directory.
+	_ = os.Remove(wasm)
+	_ = os.WriteFile(wasm, orig, 0o644)
+	vdir := filepath.Join(e.dir, "validate_email/1.0.0")
+	moved := filepath.Join(t.TempDir(), "moved")
+	if err := os.Rename(vdir, moved); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Symlink(moved, vdir)
+	_, err = VerifyInstalled(e.dir, e.state, testNow)
+	wantClass(t, err, ClassUnsafePath)
+	// Install does not write through the link either.
+	_, err = e.install("validate_email@1.0.0")
+	wantClass(t, err, ClassUnsafePath)
+}
+
+func TestVerifyJudgesSignaturesWithAnExpiredTrustedRoot(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // the trusted root expired in 2027
+	if _, err := VerifyInstalled(e.dir, e.state, later); err != nil {
+		t.Fatalf("offline verify with an expired root: %v", err)
+	}
+	// Signature files replaced by another key's: refused although the bytes match the lockfile.
+	sig := filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml.minisig")
+	man, _ := os.ReadFile(filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml"))
+	_ = os.WriteFile(sig, e.site.mallory.sign(man, "x"), 0o644)
+	_, err := VerifyInstalled(e.dir, e.state, later)
+	wantClass(t, err, ClassInstalledTampered)
+}
+
+func TestLockfileWithUnknownVersionOrWrongTypeIsRefused(t *testing.T) {
+	for _, body := range []string{
+		`{"lockfile_version": 3, "plugins": {}}`,
+		`{"lockfile_version": 2, "plugins": {"validate_email": {"version": 1}}}`,
+		`{"lockfile_version": 2, "plugins": [], "plugins": {}}`,
+	} {
+		dir := t.TempDir()
+		_ = os.WriteFile(filepath.Join(dir, LockfileName), []byte(body), 0o644)
+		_, err := VerifyInstalled(dir, "", testNow)
+		wantClass(t, err, ClassLockfile)
+	}
+}
+
+func TestNothingChangedDownloadsOnlyTopAndSignatures(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	e.site.requestCount()
+	s, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Resolve("validate_email@1.0.0", ""); err != nil {
+		t.Fatal(err)
+	}
+	// root/2.root.json (404), registry.json, its two signature names; tree and plugin document come from the cache.
+	if n := e.site.requestCount(); n != 4 {
+		t.Fatalf("%d requests, want 4", n)
+	}
+}

@@ -1,0 +1,110 @@
+// Package verifier verifies plugins of a registry-tool registry (registry format 2) for Go hosts:
+// it pins a root, walks the root chain, checks the signed top document, resolves a requirement,
+// fetches and verifies a release into a plugin directory and re-verifies installed plugins.
+//
+// The rules are those of docs/trust.md and the registry format 2 contract; verdicts are the
+// error classes of the conformance suite (Class constants below), so a Go host reaches the same
+// verdict as the Python client on the same bytes.
+package verifier
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Class is one of the fixed error classes of the conformance protocol.
+type Class string
+
+// The error classes (conformance/README.md is the authoritative list).
+const (
+	ClassRollback            Class = "rollback"
+	ClassFreeze              Class = "freeze"
+	ClassRootExpired         Class = "root-expired"
+	ClassRootChain           Class = "root-chain"
+	ClassBadSignature        Class = "bad-signature"
+	ClassUnsupportedFormat   Class = "unsupported-format"
+	ClassMalformed           Class = "malformed"
+	ClassWrongRegistry       Class = "wrong-registry"
+	ClassDigestMismatch      Class = "digest-mismatch"
+	ClassEndlessData         Class = "endless-data"
+	ClassSlowRetrieval       Class = "slow-retrieval"
+	ClassMixAndMatch         Class = "mix-and-match"
+	ClassWrongSoftware       Class = "wrong-software"
+	ClassMaintainerSignature Class = "maintainer-signature"
+	ClassPathTraversal       Class = "path-traversal"
+	ClassUnsafePath          Class = "unsafe-path"
+	ClassNotFound            Class = "not-found"
+	ClassNoMatchingVersion   Class = "no-matching-version"
+	ClassBadRequirement      Class = "bad-requirement"
+	ClassPermissionRequired  Class = "permission-required"
+	ClassNotPinned           Class = "not-pinned"
+	ClassInstalledTampered   Class = "installed-tampered"
+	ClassLockfile            Class = "lockfile"
+	ClassNetwork             Class = "network"
+	ClassUndeclaredImport    Class = "undeclared-import"
+)
+
+// usageClasses are environment or usage problems (exit code 2), not attacks.
+var usageClasses = map[Class]bool{
+	ClassNotFound: true, ClassNoMatchingVersion: true, ClassBadRequirement: true,
+	ClassPermissionRequired: true, ClassNotPinned: true, ClassNetwork: true,
+}
+
+// Error is every refusal of this package: a class, what happened, where, and how to fix it.
+type Error struct {
+	Class Class
+	// Code is the finer rule of docs/trust.md section 6 when there is one (e.g. "revoked-key").
+	Code  string
+	What  string
+	Where string
+	Fix   string
+}
+
+func (e *Error) Error() string {
+	s := string(e.Class) + ": " + e.What
+	if e.Where != "" {
+		s += " (" + e.Where + ")"
+	}
+	if e.Fix != "" {
+		s += "; fix: " + e.Fix
+	}
+	return s
+}
+
+// ExitCode is the process exit code for this refusal: 2 for usage/environment, 1 otherwise.
+func (e *Error) ExitCode() int {
+	if usageClasses[e.Class] {
+		return 2
+	}
+	return 1
+}
+
+func newErr(class Class, code, where, fix, format string, args ...any) *Error {
+	return &Error{Class: class, Code: code, What: fmt.Sprintf(format, args...), Where: where, Fix: fix}
+}
+
+// AsError returns the *Error in err's chain, or wraps any other error as a network/environment error.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Class: ClassNetwork, What: err.Error()}
+}
+
+// trustError is a rule of docs/trust.md section 6 (code such as "bad-signature", "revoked-key");
+// callers map it to a conformance class with withClass.
+func trustError(code, where, fix, format string, args ...any) *Error {
+	return &Error{Code: code, What: fmt.Sprintf(format, args...), Where: where, Fix: fix}
+}
+
+// withClass gives a trust rule error the conformance class of the step that failed.
+func withClass(err error, class Class) error {
+	var e *Error
+	if errors.As(err, &e) && e.Class == "" {
+		c := *e
+		c.Class = class
+		return &c
+	}
+	return err
+}

@@ -1,0 +1,135 @@
+package verifier
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// The verifier's trust state directory: state.json holds the trusted root (its exact bytes) and
+// the highest registry.json version seen. It is written only after an operation succeeded.
+const stateFile = "state.json"
+
+type stateData struct {
+	StateVersion   int    `json:"state_version"`
+	URL            string `json:"url"`
+	Root           string `json:"root"` // the trusted root's exact bytes (UTF-8 JSON text)
+	HighestVersion int64  `json:"highest_version"`
+}
+
+// State is a loaded trust state.
+type State struct {
+	Dir            string
+	URL            string
+	Root           *Root
+	HighestVersion int64
+}
+
+func notPinned(dir string) *Error {
+	return &Error{Class: ClassNotPinned, Where: dir, What: "no root is pinned in this state directory",
+		Fix: "pin the registry's root first (registry-verifier pin --root FILE, or verifier.PinRoot)"}
+}
+
+// LoadState reads the trust state; a missing state is not-pinned.
+func LoadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if os.IsNotExist(err) {
+		return nil, notPinned(dir)
+	}
+	if err != nil {
+		return nil, &Error{Class: ClassNotPinned, Where: dir, What: "cannot read the trust state: " + err.Error(), Fix: "check the state directory"}
+	}
+	var sd stateData
+	if err := json.Unmarshal(b, &sd); err != nil || sd.StateVersion != 1 {
+		return nil, &Error{Class: ClassNotPinned, Where: dir, What: "the trust state is unreadable", Fix: "pin the root again"}
+	}
+	root, err := ParseRoot([]byte(sd.Root), filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, &Error{Class: ClassNotPinned, Where: dir, What: "the trusted root in the state is invalid: " + AsError(err).What, Fix: "pin the root again"}
+	}
+	return &State{Dir: dir, URL: sd.URL, Root: root, HighestVersion: sd.HighestVersion}, nil
+}
+
+// Save writes the state atomically.
+func (s *State) Save() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot create the state directory: " + err.Error(), Fix: "check permissions"}
+	}
+	b, _ := json.MarshalIndent(stateData{StateVersion: 1, URL: s.URL, Root: string(s.Root.Raw), HighestVersion: s.HighestVersion}, "", "  ")
+	if err := writeFileAtomic(s.Dir, stateFile, append(b, '\n')); err != nil {
+		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot write the trust state: " + err.Error(), Fix: "check permissions and free space"}
+	}
+	return nil
+}
+
+// PinRoot pins a root on first use: it must be signed by a threshold of its own root role (any
+// failure is root-chain). Expiry is not checked here: an old pinned root may lead to a current
+// one, and Refresh checks the final root. Pinning replaces the whole state (highest version 0).
+// rootSigs are its keyed signature files.
+func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) (*State, error) {
+	root, err := ParseRoot(rootBytes, "")
+	if err == nil {
+		err = VerifyThreshold(root.role("root"), rootBytes, rootSigs, fmt.Sprintf("root version %d", root.Version))
+	}
+	if err != nil {
+		return nil, withClass(err, ClassRootChain).(*Error)
+	}
+	s := &State{Dir: stateDir, URL: registryURL, Root: root}
+	if err := s.Save(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// rootSignatureNames are the keyed signature files of a root version that keys of roles may have made.
+func rootSignatureNames(version int64, roles ...*Root) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range roles {
+		if r == nil {
+			continue
+		}
+		for _, k := range r.Roles["root"].Keys {
+			name := fmt.Sprintf("root/%d.root.json.%s.minisig", version, k.KeyID())
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+func writeFileAtomic(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".part-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
