@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import tomlkit
 
 from registry_tool.errors import CheckFailed, Location, UsageError
+from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
 from registry_tool.format.rules import SIG_SUFFIX, is_signature_of
 from registry_tool.format.rules import YANK as YANK
@@ -105,10 +105,10 @@ def check_trusted_comment(trusted_comment: str, name: str, version: str, *, wher
 def _load_toml(data: bytes, where: str | None) -> dict[str, Any]:
     """Parse TOML that is not trusted yet: every failure is a ``CheckFailed``."""
     try:
-        return tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return toml.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, toml.TOMLDecodeError) as exc:
         raise CheckFailed(f"cannot parse the TOML: {exc}", where=where, fix="fix the TOML syntax") from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+    except RecursionError:  # the parser recurses into nested arrays and inline tables
         raise CheckFailed(
             "cannot parse the TOML: arrays or tables nested too deeply", where=where, fix="fix the TOML"
         ) from None

@@ -388,8 +388,7 @@ def test_verify_every_release_of_an_index(
     cli: object, registry: Path, release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`verify INDEX --root`: a result per release, one root-chain walk, one parse per manifest."""
-    import tomllib
-
+    from registry_tool.format import toml
     from registry_tool.trust import check
 
     root = registry / "index" / "root"
@@ -401,8 +400,8 @@ def test_verify_every_release_of_an_index(
     real_walk = check.verify_root_dir
     monkeypatch.setattr(check, "verify_root_dir", lambda d, *a, **k: walks.append(d) or real_walk(d, *a, **k))
     parses: list[str] = []
-    real_loads = tomllib.loads
-    monkeypatch.setattr(tomllib, "loads", lambda s, **k: parses.append(s) or real_loads(s, **k))
+    real_loads = toml.loads
+    monkeypatch.setattr(toml, "loads", lambda s, **k: parses.append(s) or real_loads(s, **k))
     for target in (registry / "index", registry / "index" / "plugins", release.parent):
         walks.clear()
         parses.clear()
