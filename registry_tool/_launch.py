@@ -82,6 +82,11 @@ def main() -> None:
         sys.stdout.write(f"registry-tool {__version__}\n")
         sys.stdout.flush()
         raise SystemExit(0)
+    # typer 0.29 coerces every parameter through pydantic; pydantic then scans every installed
+    # distribution's entry points for plugins (~0.1 s). The CLI uses no pydantic plugin.
+    import os
+
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     from registry_tool._cli import main as typer_main
 
     typer_main(area_for(argv))

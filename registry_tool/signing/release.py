@@ -7,6 +7,7 @@ and the manifest pins the binary by sha256 and size, so one signature covers bot
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,17 +43,23 @@ class TrustedCommentMismatchError(CheckFailed):
 
 def signature_paths(signed_file: Path) -> list[Path]:
     """Every signature file for ``signed_file``: ``F.minisig`` then ``F.<KEYID>.minisig`` sorted by key id."""
-    found: list[Path] = []
-    plain = signed_file.with_name(signed_file.name + ".minisig")
-    if plain.is_file():
-        found.append(plain)
-    if signed_file.parent.is_dir():
-        for candidate in sorted(signed_file.parent.iterdir()):
-            rest = candidate.name[len(signed_file.name) :]
-            keyed = rest != SIG_SUFFIX and is_signature_of(candidate.name, signed_file.name)
-            if keyed and candidate.is_file():
-                found.append(candidate)
-    return found
+    plain_name = signed_file.name + SIG_SUFFIX
+    plain: list[Path] = []
+    keyed: list[str] = []
+    # One scandir (its entries know their type) instead of a stat per candidate: a batch verify
+    # lists every release folder once.
+    try:
+        with os.scandir(signed_file.parent) as entries:
+            for entry in entries:
+                if not is_signature_of(entry.name, signed_file.name) or not entry.is_file():
+                    continue
+                if entry.name == plain_name:
+                    plain.append(signed_file.parent / entry.name)
+                else:
+                    keyed.append(entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return plain + [signed_file.parent / name for name in sorted(keyed)]
 
 
 def read_signatures(signed_file: Path) -> list[str]:
