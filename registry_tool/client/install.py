@@ -426,9 +426,13 @@ def verify_entry_files(dir_: Path, entry: LockedPlugin) -> tuple[bytes, bytes, M
 
 def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:
     folder = dir_ / entry.release_dir
-    return [
-        p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("plugin.toml*.minisig"))
-    ]
+    # What glob("plugin.toml*.minisig") matches, from one listing (pathlib's glob cost a quarter of
+    # `client verify`).
+    with os.scandir(folder) as entries:
+        names = sorted(
+            e.name for e in entries if e.name.startswith("plugin.toml") and e.name.endswith(".minisig")
+        )
+    return [(folder / n).read_text(encoding="utf-8", errors="replace") for n in names]
 
 
 def locked_entry(dir_: Path, name: str) -> LockedPlugin:
