@@ -36,7 +36,8 @@ Usage: registry-tool [OPTIONS] COMMAND [ARGS]...
 
   Static plugin registry and signing toolkit for WebAssembly plugins.
 
-  Exit codes: 0 ok, 1 the checked thing is bad, 2 usage or environment error.
+  Exit codes: 0 ok, 1 the checked thing is bad, 2 usage or environment error,
+  3 internal error.
 
 Options:
   --debug    Show tracebacks for errors.

@@ -66,13 +66,47 @@ DeadlineOption = Annotated[
     float,
     typer.Option("--deadline", min=0.1, help="Seconds allowed for downloading any one file."),
 ]
+TotalDeadlineOption = Annotated[
+    float,
+    typer.Option(
+        "--total-deadline",
+        min=0.1,
+        help="Seconds allowed for all downloads of this command together (N slow files cannot add up).",
+    ),
+]
+TOTAL_DEADLINE = 600.0
 AllowOption = Annotated[
     list[str] | None,
     typer.Option("--allow", help="Approve permissions, comma-separated (e.g. keys,network)."),
 ]
+
+
+def _host_version(value: str | None) -> str | None:
+    """--host-version must be a semver version: a bad one would otherwise crash every range match."""
+    from registry_tool.manifest.versions import VersionError, parse_version
+
+    if value is not None:
+        try:
+            parse_version(value)
+        except VersionError as err:
+            raise typer.BadParameter(f"{err}; e.g. --host-version 0.4.1") from None
+    return value
+
+
 HostOption = Annotated[
     str | None,
-    typer.Option("--host-version", help="Install only releases compatible with this host version."),
+    typer.Option(
+        "--host-version",
+        callback=_host_version,
+        help="Install only releases compatible with this host version.",
+    ),
+]
+RegistryConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-config",
+        help="The registry's registry.toml: its permission vocabulary makes the import check exact.",
+    ),
 ]
 ClientFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format: text or json.")]
 
@@ -91,14 +125,27 @@ def _dir(value: Path | None) -> Path:
     return value or default_plugin_dir()
 
 
-def _open(url: str | None, state_dir: Path | None, mirrors: list[str] | None, deadline: float) -> Any:
+def _open(
+    url: str | None,
+    state_dir: Path | None,
+    mirrors: list[str] | None,
+    deadline: float,
+    total_deadline: float = TOTAL_DEADLINE,
+    registry_config: Path | None = None,
+) -> Any:
     from registry_tool.client import FetchPolicy, Registry
 
     if not url:
         raise UsageError("no registry given", fix="pass --registry URL or set REGISTRY_TOOL_REGISTRY")
-    return Registry.open(
-        url, state_dir=state_dir, mirrors=mirrors or (), policy=FetchPolicy(deadline=deadline)
-    )
+    vocabulary = None
+    if registry_config is not None:  # read before any download: a bad file fails fast
+        from registry_tool.manifest.config import load_registry_config
+
+        vocabulary = load_registry_config(registry_config).permissions
+    policy = FetchPolicy(deadline=deadline, total_deadline=total_deadline)
+    reg = Registry.open(url, state_dir=state_dir, mirrors=mirrors or (), policy=policy)
+    reg.vocabulary = vocabulary
+    return reg
 
 
 def _lockfile_registry(plugin_dir: Path) -> str | None:
@@ -138,10 +185,24 @@ def _echo_json(command: str, ok: bool, key: str, value: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def _out(fmt: Format, command: str, key: str, items: list[dict[str, Any]], lines: list[str]) -> None:
+def _out(
+    fmt: Format,
+    command: str,
+    key: str,
+    items: list[dict[str, Any]],
+    lines: list[str],
+    notices: list[str] | None = None,
+) -> None:
+    """Print the result; ``notices`` (a downgrade, a version gone from the index) go to stderr
+    in text mode and under "notices" in JSON, so a script sees them too."""
     if fmt is Format.json:
-        _echo_json(command, True, key, items)
+        doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": True, key: items}
+        if notices:
+            doc["notices"] = notices
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
+        for notice in notices or ():
+            typer.echo(f"note: {notice}", err=True)
         for line in lines:
             typer.echo(line)
 
@@ -155,13 +216,26 @@ def json_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except RegistryToolError as err:
-            if kwargs.get("fmt") is Format.json:
+            if str(kwargs.get("fmt")) == "json":  # client Format or the report OutputFormat
                 command = "client " + fn.__name__.removesuffix("_cmd")
                 error = {"rule": err.code, "message": err.what, "where": str(err.where or ""), "fix": err.fix}
                 _echo_json(command, False, "error", error)
             raise
 
     return wrapper
+
+
+def _read_root(root: Path) -> tuple[bytes, list[str] | None]:
+    """The --root file and the signature files next to it, each bounded and regular files only."""
+    from registry_tool._files import read_bounded
+    from registry_tool.client.fetch import MAX_ROOT_SIZE, MAX_SIGNATURE_SIZE
+
+    data = read_bounded(root, MAX_ROOT_SIZE, "root file")
+    local = sorted(root.parent.glob(f"{root.name}*.minisig"))
+    sigs = [
+        read_bounded(p, MAX_SIGNATURE_SIZE, "signature file").decode("utf-8", errors="replace") for p in local
+    ]
+    return data, sigs or None
 
 
 def _release_json(rel: Any) -> dict[str, Any]:
@@ -197,6 +271,7 @@ def trust_cmd(
     ] = False,
     state_dir: StateOption = None,
     deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: ClientFormat = Format.text,
 ) -> None:
     """Pin a registry's root of trust (first use); afterwards the client walks newer roots itself."""
@@ -208,12 +283,7 @@ def trust_cmd(
             "give --root ROOT_FILE, --root-fingerprint SHA256, or both (the file is then checked against it)",
             fix="see `registry-tool client trust --help`",
         )
-    root_bytes = None
-    sigs = None
-    if root is not None:
-        root_bytes = root.read_bytes()
-        local = sorted(root.parent.glob(f"{root.name}*.minisig"))
-        sigs = [p.read_text(encoding="utf-8", errors="replace") for p in local] or None
+    root_bytes, sigs = _read_root(root) if root is not None else (None, None)
     state = trust(
         url,
         root_bytes=root_bytes,
@@ -221,7 +291,7 @@ def trust_cmd(
         fingerprint=root_fingerprint,
         state_dir=state_dir,
         replace=replace,
-        policy=FetchPolicy(deadline=deadline),
+        policy=FetchPolicy(deadline=deadline, total_deadline=total_deadline),
     )
     item = {
         "url": state.url,
@@ -253,10 +323,13 @@ def search_cmd(
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: ClientFormat = Format.text,
 ) -> None:
     """Search the verified registry; shows the newest release of each match."""
-    found = _open(registry, state_dir, mirror, deadline).search(query, include_yanked=include_yanked)
+    found = _open(registry, state_dir, mirror, deadline, total_deadline).search(
+        query, include_yanked=include_yanked
+    )
     lines = [f"{r.name} {r.version}  {r.description}" for r in found] or ["no plugin matches"]
     _out(fmt, "client search", "plugins", [_release_json(r) for r in found], lines)
 
@@ -270,10 +343,11 @@ def info_cmd(
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: ClientFormat = Format.text,
 ) -> None:
     """Every release of a plugin: versions, permissions, host compatibility, yanks, signers."""
-    releases = _open(registry, state_dir, mirror, deadline).info(name)
+    releases = _open(registry, state_dir, mirror, deadline, total_deadline).info(name)
     lines = [f"{name}: {releases[-1].description}"]
     for r in releases:
         flags = f"  YANKED: {r.yanked}" if r.is_yanked else ""
@@ -300,20 +374,29 @@ def install_cmd(
     locked: Annotated[
         bool, typer.Option("--locked", help="Install exactly what the lockfile records.")
     ] = False,
+    registry_config: RegistryConfigOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: ClientFormat = Format.text,
 ) -> None:
     """Resolve, verify and atomically install plugins; records them in the lockfile."""
     target = _dir(plugin_dir)
     if locked:
-        reg = _open(registry or _lockfile_registry(target), state_dir, mirror, deadline)
+        reg = _open(
+            registry or _lockfile_registry(target),
+            state_dir,
+            mirror,
+            deadline,
+            total_deadline,
+            registry_config,
+        )
         entries = reg.install_locked(target, specs or ())
     else:
         if not specs:
             raise UsageError("nothing to install", fix="name a plugin, e.g. `client install NAME@^1.0`")
-        reg = _open(registry, state_dir, mirror, deadline)
+        reg = _open(registry, state_dir, mirror, deadline, total_deadline, registry_config)
         entries = [
             reg.install(spec, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version)
             for spec in specs
@@ -322,8 +405,9 @@ def install_cmd(
         fmt,
         "client install",
         "installed",
-        [e.to_toml() for e in entries],
+        [e.to_json() for e in entries],
         [_entry_line("installed", e) for e in entries] + [f"into {target}"],
+        reg.notices,
     )
 
 
@@ -336,25 +420,29 @@ def update_cmd(
     plugin_dir: DirOption = None,
     allow: AllowOption = None,
     host_version: HostOption = None,
+    registry_config: RegistryConfigOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: ClientFormat = Format.text,
 ) -> None:
     """Update installed plugins within their recorded requirement; more permissions are asked for again."""
     target = _dir(plugin_dir)
-    reg = _open(registry or _lockfile_registry(target), state_dir, mirror, deadline)
+    reg = _open(
+        registry or _lockfile_registry(target), state_dir, mirror, deadline, total_deadline, registry_config
+    )
     changes = reg.update(
         target, names or (), allow=_allowed(allow), prompt=_prompt, host_version=host_version
     )
     items = [
-        {"name": new.name, "from": old.version, "to": new.version, "entry": new.to_toml()}
+        {"name": new.name, "from": old.version, "to": new.version, "entry": new.to_json()}
         for old, new in changes
     ]
     lines = [f"updated {new.name} {old.version} -> {new.version}" for old, new in changes] or [
         "everything is up to date"
     ]
-    _out(fmt, "client update", "updated", items, lines)
+    _out(fmt, "client update", "updated", items, lines, reg.notices)
 
 
 @client_app.command("list")
@@ -369,7 +457,7 @@ def list_cmd(plugin_dir: DirOption = None, fmt: ClientFormat = Format.text) -> N
         f"{e.name} {e.version}  permissions: {', '.join(e.permissions) or 'none'}  from {e.registry}"
         for e in entries
     ] or ["no plugins installed"]
-    _out(fmt, "client list", "plugins", [e.to_toml() for e in entries], lines)
+    _out(fmt, "client list", "plugins", [e.to_json() for e in entries], lines)
 
 
 @client_app.command("remove")
@@ -380,7 +468,7 @@ def remove_cmd(
     plugin_dir: DirOption = None,
     fmt: ClientFormat = Format.text,
 ) -> None:
-    """Remove installed plugins (the lockfile entry first, then the files)."""
+    """Remove installed plugins: the files their lockfile entry lists, then the entry."""
     from registry_tool.client import remove
 
     target = _dir(plugin_dir)
@@ -389,13 +477,14 @@ def remove_cmd(
         fmt,
         "client remove",
         "removed",
-        [e.to_toml() for e in removed],
+        [e.to_json() for e in removed],
         [f"removed {e.name} {e.version}" for e in removed],
     )
 
 
 @client_app.command("verify")
 @handle_errors
+@json_errors
 def verify_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Plugins to check [default: all].")] = None,
     plugin_dir: DirOption = None,

@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,6 +34,7 @@ from registry_tool.client.errors import (
     DigestMismatchError,
     FetchError,
     LockfileMismatchError,
+    NoMatchingVersionError,
     NotFoundError,
     NotInstalledError,
     PluginNotFoundError,
@@ -46,20 +47,25 @@ from registry_tool.client.fetch import (
     join_url,
 )
 from registry_tool.client.install import (
+    LOCKFILE,
     Approver,
+    DirSession,
     LockedPlugin,
+    Lockfile,
     VerifiedRelease,
     approve_permissions,
     commit_install,
+    installed_manifest,
     installed_signatures,
+    leftovers,
     locked_entry,
     plugin_dir_lock,
     read_lockfile,
     remove_plugin,
     resolve,
     verify_entry,
-    verify_entry_files,
 )
+from registry_tool.client.release_check import check_release
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
     MAX_ROOT_STEPS,
@@ -88,8 +94,8 @@ from registry_tool.format import (
     parse_time_strict,
     plugin_key,
 )
+from registry_tool.manifest.config import Permission
 from registry_tool.report import CheckResult, Finding, Report, Severity
-from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
@@ -255,7 +261,32 @@ def trust(
         # moving to another root goes through the chain walk, never around it.
         state = existing
     _, state = _session(sources, url, state, clock())
+    if existing is not None and not replace:
+        _refuse_other_root(sources, url, root, root_bytes, state)
     return store.save(state, replace=replace)
+
+
+def _refuse_other_root(
+    sources: Sources, url: str, given: Root, given_bytes: bytes, trusted: TrustState
+) -> None:
+    """A root given for an already-trusted registry must lead to the trusted root by signed root
+    steps (an older version of the chain) or be it.  Otherwise the user believes they pinned a
+    root that is in fact ignored: refuse, and name --replace."""
+    if given_bytes == trusted.root_bytes:
+        return
+    if given.version < trusted.root_version:
+        try:
+            steps = _fetch_root_chain(sources, url, given)
+        except CheckFailed:
+            steps = []
+        if any(raw == trusted.root_bytes for raw, _ in steps):
+            return
+    raise UsageError(
+        f"{url} is already trusted with root version {trusted.root_version}; the root given (version "
+        f"{given.version}) does not lead to it and was not pinned",
+        fix="to discard the trusted state and pin this root instead, pass --replace (only after checking the "
+        "root with the registry's owners)",
+    )
 
 
 @dataclass
@@ -272,6 +303,10 @@ class Registry:
     _plugins: dict[str, PluginDocument] = field(default_factory=dict)
     # Documents fetched this operation: cached only when the operation succeeds, like the state.
     _fetched: dict[Pin, bytes] = field(default_factory=dict)
+    # The registry's permission vocabulary (registry.toml [permissions]) for the exact import check.
+    vocabulary: Mapping[str, Permission] | None = None
+    # What an operation did that the caller should tell the user (a downgrade, a vanished version).
+    notices: list[str] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -452,6 +487,7 @@ class Registry:
         allow: Iterable[str],
         prompt: Approver | None,
         current: LockedPlugin | None,
+        session: DirSession,
     ) -> LockedPlugin:
         """Verify, approve, download and commit one release (caller holds the directory lock)."""
         # Already installed as asked: nothing to fetch, unless the files were damaged on disk.
@@ -472,8 +508,14 @@ class Registry:
             escalation=escalation,
         )
         wasm = self._fetch_wasm(release, facts)
-        verified = self._verified(release, facts, signers, manifest, sigs, wasm)
-        return commit_install(dest, verified, requested=requested, permissions=permissions)
+        # Limits, module kind and imports: from the signed manifest and the module, within the grant.
+        checked = check_release(release, manifest, wasm, granted=permissions, vocabulary=self.vocabulary)
+        verified = replace(
+            self._verified(release, facts, signers, manifest, sigs, wasm),
+            dependencies=checked.dependencies,
+            abi=checked.abi,
+        )
+        return commit_install(dest, verified, requested=requested, permissions=permissions, session=session)
 
     def install(
         self,
@@ -487,11 +529,19 @@ class Registry:
         """Resolve ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) and install it into ``dest``."""
         req = Requirement.parse(spec)
         plugin = self.plugin(req.name)  # fetched before the lock: reads only
-        with plugin_dir_lock(dest):
+        with plugin_dir_lock(dest) as session:
             release = resolve(plugin, req, host_version=host_version)
-            current = read_lockfile(dest).plugins.get(req.name)
+            current = session.lock.plugins.get(req.name)
+            if current is not None and Version(release.version) < Version(current.version):
+                self.notices.append(f"downgrading {req.name} from {current.version} to {release.version}")
             entry = self._install_release(
-                dest, release, requested=req.spec, allow=allow, prompt=prompt, current=current
+                dest,
+                release,
+                requested=req.spec,
+                allow=allow,
+                prompt=prompt,
+                current=current,
+                session=session,
             )
         self._commit()
         return entry
@@ -511,18 +561,36 @@ class Registry:
         ``PermissionEscalationError`` unless approved again (``allow`` or ``prompt``).
         """
         changes: list[tuple[LockedPlugin, LockedPlugin]] = []
-        with plugin_dir_lock(dest):
-            lock = read_lockfile(dest)
+        with plugin_dir_lock(dest) as session:
+            lock = session.lock
             targets = list(names) or sorted(n for n, e in lock.plugins.items() if e.registry == self.url)
             for name in targets:
-                current = lock.plugins.get(name) or locked_entry(dest, name)
-                release = resolve(
-                    self.plugin(name), Requirement(name, current.requested), host_version=host_version
-                )
+                current = lock.plugins.get(name) or locked_entry(dest, name, lock)
+                try:
+                    plugin = self.plugin(name)
+                except PluginNotFoundError as err:
+                    self.notices.append(f"{name} {current.version} kept: {err.what}")
+                    continue
+                if current.version not in plugin.versions:
+                    self.notices.append(
+                        f"{name} {current.version} (installed) is no longer in registry {self.url}: "
+                        "it was removed from the index"
+                    )
+                try:
+                    release = resolve(plugin, Requirement(name, current.requested), host_version=host_version)
+                except NoMatchingVersionError as err:
+                    self.notices.append(f"{name} {current.version} kept: {err.what}")
+                    continue
                 if Version(release.version) <= Version(current.version):
                     continue
                 new = self._install_release(
-                    dest, release, requested=current.requested, allow=allow, prompt=prompt, current=current
+                    dest,
+                    release,
+                    requested=current.requested,
+                    allow=allow,
+                    prompt=prompt,
+                    current=current,
+                    session=session,
                 )
                 changes.append((current, new))
         self._commit()
@@ -531,14 +599,14 @@ class Registry:
     def install_locked(self, dest: Path, names: Sequence[str] = ()) -> list[LockedPlugin]:
         """Install exactly what the lockfile records: same versions, same bytes, same permissions."""
         done: list[LockedPlugin] = []
-        with plugin_dir_lock(dest):
-            lock = read_lockfile(dest)
+        with plugin_dir_lock(dest) as session:
+            lock = session.lock
             if not lock.plugins:
                 raise NotInstalledError(
                     f"the lockfile in {dest} lists no plugins", fix="install without --locked first"
                 )
             for name in list(names) or sorted(lock.plugins):
-                entry = lock.plugins.get(name) or locked_entry(dest, name)
+                entry = lock.plugins.get(name) or locked_entry(dest, name, lock)
                 try:
                     release = self.plugin(entry.name).versions.get(entry.version)
                 except PluginNotFoundError:
@@ -547,7 +615,7 @@ class Registry:
                     raise LockfileMismatchError(
                         f"{entry.name} {entry.version} as locked is not what {self.url} serves "
                         + ("(the version is gone)" if release is None else "(its digests differ)"),
-                        where=str(dest / "registry-tool.lock"),
+                        where=str(dest / LOCKFILE),
                         fix="review the change, then run `registry-tool client update` to re-lock",
                     )
                 if not set(release.permissions) <= set(entry.permissions):
@@ -563,6 +631,7 @@ class Registry:
                         allow=entry.permissions,
                         prompt=None,
                         current=entry,
+                        session=session,
                     )
                 )
         self._commit()
@@ -599,35 +668,52 @@ def verify_installed(
     states: dict[str, TrustState | None] = {}  # one load (and one root parse) per registry
     for name in list(names) or sorted(lock.plugins):
         entry = lock.plugins.get(name)
-        result = CheckResult(subject=name, file=str(dest / "registry-tool.lock"))
+        result = CheckResult(subject=name, file=str(dest / LOCKFILE))
         try:
             if entry is None:
                 locked_entry(dest, name)
             else:
                 result.subject = f"{entry.name} {entry.version}"
-                result.data = entry.to_toml()
-                manifest, _, facts = verify_entry_files(dest, entry)
+                result.data = entry.to_json()
+                verify_entry(dest, entry)
                 if store is not None:
-                    if entry.registry not in states:
-                        states[entry.registry] = store.load(entry.registry)
-                    state = states[entry.registry]
-                    _verify_installed_signatures(dest, entry, state, manifest, facts, clock(), result)
+                    _verify_installed_signatures(dest, entry, store, clock(), result, states)
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
+    _report_leftovers(dest, lock, report, store)
     return report
+
+
+def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateStore | None) -> None:
+    """Files a killed writer left behind (the next install or remove deletes what it started)."""
+    found = leftovers(dest, lock) + [str(p) for p in (store.leftovers() if store is not None else [])]
+    if found:
+        result = CheckResult(subject="plugin directory", file=str(dest))
+        result.findings.append(
+            Finding(
+                rule="leftover-files",
+                message=f"files not named by the lockfile: {', '.join(found[:10])}"
+                + (f" and {len(found) - 10} more" if len(found) > 10 else ""),
+                severity=Severity.warning,
+                fix="a writer was interrupted; the next `registry-tool client install` or `remove` cleans up "
+                "what it started, anything else was not installed by registry-tool",
+            )
+        )
+        report.results.append(result)
 
 
 def _verify_installed_signatures(
     dest: Path,
     entry: LockedPlugin,
-    state: TrustState | None,
-    manifest: bytes,
-    facts: ManifestFacts,
+    store: StateStore,
     now: datetime,
     result: CheckResult,
+    states: dict[str, TrustState | None],
 ) -> None:
-    """``manifest``, ``facts``: the installed plugin.toml as ``verify_entry_files`` checked and read it."""
+    if entry.registry not in states:
+        states[entry.registry] = store.load(entry.registry)
+    state = states[entry.registry]
     if state is None:
         result.findings.append(
             Finding(
@@ -639,6 +725,7 @@ def _verify_installed_signatures(
         )
         return
     root = state.root
+    manifest = installed_manifest(dest, entry)
     published = parse_time_strict(entry.published_at) if entry.published_at else None
     verify_release_signatures(
         root,
@@ -648,7 +735,6 @@ def _verify_installed_signatures(
         min(now, root.expires - timedelta(seconds=1)),
         published_at=published,
         where=str(dest / entry.manifest),
-        identity=ParsedIdentity(facts.name, facts.version, manifest),
     )
 
 

@@ -200,7 +200,8 @@ def _verify(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
                 err = CheckFailed(finding.message, where=result.subject)
                 err.code = finding.rule
                 raise _Refused(err)
-    return {"plugins": sorted(r.subject.split(" ")[0] for r in report.results)}
+    # Results without an entry (the plugin directory's leftover-files warning) are not plugins.
+    return {"plugins": sorted(r.data["name"] for r in report.results if "name" in r.data)}
 
 
 def _parser() -> argparse.ArgumentParser:

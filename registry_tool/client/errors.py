@@ -8,6 +8,9 @@ what it served is bad); missing trust, approval or files are ``UsageError`` (exi
 
 from __future__ import annotations
 
+# Re-exported: local files the client refuses (a link below the plugin directory, /dev/zero, ...).
+from registry_tool._files import UnreadableFileError as UnreadableFileError
+from registry_tool._files import UnsafePathError as UnsafePathError
 from registry_tool.errors import CheckFailed, UsageError
 
 
@@ -116,6 +119,18 @@ class DigestMismatchError(ClientError):
     code = "digest-mismatch"
 
 
+class UngrantedImportError(ClientError):
+    """The module imports host functions the permissions its signed manifest declares do not cover."""
+
+    code = "import-not-granted"
+
+
+class DeadlineExceededError(FetchError):
+    """The whole operation's transfers took longer than the overall deadline."""
+
+    code = "slow-retrieval"
+
+
 # --------------------------------------------------------------------------- installing
 
 
@@ -145,3 +160,9 @@ class InstalledFileTamperedError(ClientError):
 
 class NotInstalledError(UsageError):
     code = "not-installed"
+
+
+class StateFileError(UsageError):
+    """The client's trust state file cannot be read (wrong type, nested, too large, a link)."""
+
+    code = "state-file"

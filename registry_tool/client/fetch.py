@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 
 from registry_tool import __version__
 from registry_tool.client.errors import (
+    DeadlineExceededError,
     DownloadTooLargeError,
     FetchError,
     HttpStatusError,
@@ -63,14 +64,20 @@ class Fetcher(Protocol):
     def fetch(self, url: str, *, max_size: int) -> bytes: ...
 
 
+DEFAULT_TOTAL_DEADLINE = 600.0
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
-    """Time limits for one file.  ``deadline`` bounds the whole download, redirects included."""
+    """Time limits.  ``deadline`` bounds one file's download, redirects included;
+    ``total_deadline`` bounds every download of one fetcher together (one command), so N
+    stalling files cannot hold a host for N times the per-file deadline.  None: no bound."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 15.0
     deadline: float = 120.0
     max_redirects: int = 5
+    total_deadline: float | None = DEFAULT_TOTAL_DEADLINE
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -181,6 +188,7 @@ class HttpFetcher:
             {"User-Agent": f"registry-tool/{__version__}", "Accept-Encoding": "identity"}
         )
         self._clock = clock
+        self._overall_end: float | None = None  # set by the first download
 
     def fetch(self, url: str, *, max_size: int) -> bytes:
         scheme = urllib.parse.urlsplit(url).scheme
@@ -190,7 +198,12 @@ class HttpFetcher:
             raise FetchError(
                 f"unsupported URL scheme '{scheme}' in {url}", fix="use an http://, https:// or file:// URL"
             )
-        deadline = self._clock() + self.policy.deadline
+        now = self._clock()
+        if self._overall_end is None and self.policy.total_deadline is not None:
+            self._overall_end = now + self.policy.total_deadline
+        deadline = now + self.policy.deadline
+        if self._overall_end is not None:
+            deadline = min(deadline, self._overall_end)
         token = _TIME_LEFT.set(lambda: deadline - self._clock())
         try:
             return self._fetch_http(url, max_size, deadline)
@@ -226,6 +239,12 @@ class HttpFetcher:
 
     def _remaining(self, url: str, deadline: float) -> float:
         left = deadline - self._clock()
+        if left <= 0 and self._overall_end is not None and deadline >= self._overall_end:
+            raise DeadlineExceededError(
+                f"slow retrieval attack or dead server: the downloads of this operation took longer than "
+                f"the overall deadline of {self.policy.total_deadline:g} s (stopped at {url})",
+                fix="retry later or use a mirror (the overall deadline is the option --total-deadline)",
+            )
         if left <= 0:
             raise SlowRetrievalError(
                 f"slow retrieval attack or dead server: {url} did not arrive within "
@@ -269,7 +288,7 @@ class HttpFetcher:
             )
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > max_size:
-            raise _too_large(url, max_size, f"the server announces {declared} bytes")
+            raise _size_differs(url, max_size, int(declared), "announces")
         chunks: list[bytes] = []
         received = 0
         while True:
@@ -289,7 +308,7 @@ class HttpFetcher:
                 break
             received += len(chunk)
             if received > max_size:
-                raise _too_large(url, max_size, "the body kept coming")
+                raise _too_large(url, max_size, "more arrived than that, and no length was announced")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -309,6 +328,16 @@ def _too_large(url: str, max_size: int, detail: str) -> DownloadTooLargeError:
     )
 
 
+def _size_differs(url: str, max_size: int, size: int, verb: str = "is") -> DownloadTooLargeError:
+    """A finite file of known size above the cap: not endless, just not the file that was signed."""
+    return DownloadTooLargeError(
+        f"size differs from the signed size: {url} {verb} {size} bytes, but at most {max_size} are allowed "
+        "(the size the signed metadata gives, or the fixed cap for this file)",
+        fix="the server or a mirror is serving another file than the one signed; nothing was installed. "
+        "Report it to the registry's maintainers",
+    )
+
+
 def _read_file_url(url: str, max_size: int) -> bytes:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
@@ -316,8 +345,8 @@ def _read_file_url(url: str, max_size: int) -> bytes:
     path = Path(urllib.parse.unquote(parts.path))
     try:
         with path.open("rb") as fh:
-            if os.fstat(fh.fileno()).st_size > max_size:
-                raise _too_large(url, max_size, "the file is bigger")
+            if (size := os.fstat(fh.fileno()).st_size) > max_size:
+                raise _size_differs(url, max_size, size)
             data = fh.read(max_size + 1)
     except FileNotFoundError:
         raise NotFoundError(f"{url} not found", fix="check the registry path") from None

@@ -16,21 +16,28 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from registry_tool.client.errors import RootNotPinnedError
+from registry_tool._files import MiB, read_bounded_if_exists
+from registry_tool.client.errors import RootNotPinnedError, StateFileError
 from registry_tool.client.trust_state import TrustState
 from registry_tool.errors import UsageError
 
 STATE_VERSION = 1
+MAX_STATE_SIZE = 4 * MiB  # the root (capped at 1 MiB when fetched) as JSON text, plus a few numbers
+_TMP_SUFFIX = ".tmp"
 
 
 def normalise_url(url: str) -> str:
     """One spelling per registry: lower-case scheme and host, the folder with a trailing slash, no query."""
-    parts = urllib.parse.urlsplit(url.strip())
+    fix = "pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/"
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        _ = parts.port  # raises ValueError for a port out of range
+    except ValueError as err:
+        raise UsageError(f"registry URL {url!r} cannot be parsed ({err})"[:300], fix=fix) from None
     if parts.scheme not in ("http", "https", "file"):
-        raise UsageError(
-            f"registry URL {url!r} is not an http://, https:// or file:// URL",
-            fix="pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/",
-        )
+        raise UsageError(f"registry URL {url!r} is not an http://, https:// or file:// URL"[:300], fix=fix)
+    if parts.scheme != "file" and not parts.hostname:
+        raise UsageError(f"registry URL {url!r} names no host"[:300], fix=fix)
     path = parts.path.removesuffix("registry.json")  # people paste the file's URL too
     path = path if path.endswith("/") else path + "/"
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
@@ -46,23 +53,37 @@ class StateStore:
 
     def load(self, url: str) -> TrustState | None:
         path = self.path_for(url)
+        data = read_bounded_if_exists(path, MAX_STATE_SIZE, "trust state file")
+        if data is None:
+            return None
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(data.decode("utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
             if raw.get("state_version") != STATE_VERSION or raw.get("url") != normalise_url(url):
                 raise ValueError("unexpected state file")
-            return TrustState(
-                url=raw["url"],
-                root_bytes=raw["root"].encode("utf-8"),
-                highest_version=int(raw["highest_version"]),
-            )
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise UsageError(
-                f"the client's trust state for {url} is unreadable ({err})",
-                where=str(path),
-                fix="re-pin the root: registry-tool client trust URL --root ROOT_FILE --replace",
-            ) from None
+            root, highest = raw["root"], raw["highest_version"]
+            if not isinstance(root, str) or not isinstance(highest, int) or isinstance(highest, bool):
+                raise TypeError("root must be a string and highest_version an integer")
+            return TrustState(url=raw["url"], root_bytes=root.encode("utf-8"), highest_version=highest)
+        except RecursionError:
+            raise self._unreadable(url, path, "nested too deeply") from None
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeError) as err:
+            raise self._unreadable(url, path, str(err)) from None
+
+    @staticmethod
+    def _unreadable(url: str, path: Path, detail: str) -> StateFileError:
+        return StateFileError(
+            f"the client's trust state for {url} is unreadable ({detail})"[:400],
+            where=str(path),
+            fix="re-pin the root: registry-tool client trust URL --root ROOT_FILE --replace",
+        )
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files of a writer killed before its rename (the next save removes them)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob(f".*{_TMP_SUFFIX}"))
 
     def require(self, url: str) -> TrustState:
         state = self.load(url)
@@ -79,6 +100,9 @@ class StateStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path_for(state.url)
         with FileLock(str(path) + ".lck", timeout=60):
+            # A writer killed between write and rename left its temp file; this lock is ours now.
+            for stale in self.directory.glob(f".{path.name}.*{_TMP_SUFFIX}"):
+                stale.unlink(missing_ok=True)
             current = None if replace else self.load(state.url)
             if current is not None:
                 if current.root_version > state.root_version:
@@ -94,7 +118,7 @@ class StateStore:
                 "highest_version": state.highest_version,
                 "root": state.root_bytes.decode("utf-8"),
             }
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
             with tmp.open("w", encoding="utf-8") as fh:
                 json.dump(body, fh, indent=2, sort_keys=True)
                 fh.flush()

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry_tool._files import KiB, read_bounded
 from registry_tool.errors import UsageError
 from registry_tool.signing.minisign import (
     MEMLIMIT_SENSITIVE,
@@ -15,6 +16,10 @@ from registry_tool.signing.minisign import (
     PublicKey,
     SecretKey,
 )
+
+# minisign key files are two short lines (an untrusted comment and base64); the cap only keeps
+# /dev/zero or a huge file given by mistake from being read whole.
+MAX_KEY_FILE = 64 * KiB
 
 
 class PassphraseError(UsageError):
@@ -86,9 +91,9 @@ def load_public_key(spec: str | Path) -> PublicKey:
     if text.startswith("RW") and len(text) == 56 and not Path(text).exists():
         return PublicKey.parse(text, where="--pubkey")
     path = Path(spec)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"public key file {path} does not exist", fix="give a .pub file or the base64 key")
-    data = path.read_bytes()
+    data = read_bounded(path, MAX_KEY_FILE, "public key file")
     if data.startswith(UNTRUSTED_PREFIX.encode()) and b"secret key" in data.split(b"\n", 1)[0]:
         raise UsageError(f"{path} is a secret key file", fix="give the .pub file")
     return PublicKey.parse(data, where=str(path))
@@ -96,11 +101,11 @@ def load_public_key(spec: str | Path) -> PublicKey:
 
 def load_secret_key(path: Path, passphrase_env: str | None = None) -> SecretKey:
     """Load a secret key file, asking for the passphrase only if the key is encrypted."""
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(
             f"secret key file {path} does not exist", fix="create one with `registry-tool key generate`"
         )
-    data = path.read_bytes()
+    data = read_bounded(path, MAX_KEY_FILE, "secret key file")
     passphrase = read_passphrase(passphrase_env) if SecretKey.is_encrypted(data) else None
     return SecretKey.load(data, passphrase, where=str(path))
 
@@ -109,6 +114,9 @@ def describe_key(path_or_key: str | Path, passphrase_env: str | None = None) -> 
     """The public key of a .pub file, a base64 key, or a .key file (encrypted keys need the passphrase,
     because minisign encrypts the key number too)."""
     path = Path(path_or_key)
-    if path.is_file() and b"secret key" in path.read_bytes()[:200].split(b"\n", 1)[0]:
+    if (
+        path.exists()
+        and b"secret key" in read_bounded(path, MAX_KEY_FILE, "key file")[:200].split(b"\n", 1)[0]
+    ):
         return load_secret_key(path, passphrase_env).public_key
     return load_public_key(path_or_key)

@@ -7,14 +7,17 @@ The document transforms are pure (``Root`` in, bytes out, validated by ``Root.pa
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import stat
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from registry_tool._files import read_bounded
 from registry_tool.errors import CheckFailed, UsageError
-from registry_tool.format.rules import root_file_version
+from registry_tool.format.rules import MAX_ROOT_BYTES, root_file_version
 from registry_tool.signing.minisign import PublicKey, SecretKey, sign_bytes
 from registry_tool.signing.release import keyed_signature_path, read_signatures, signature_paths
 from registry_tool.trust.root import (
@@ -155,6 +158,17 @@ def set_plugin_threshold(plugin: str, threshold: int) -> Callable[[Doc], None]:
     return edit
 
 
+def pin_registry_config(config_bytes: bytes) -> Callable[[Doc], None]:
+    """Pin registry.toml: ``ci check`` accepts a change to it only when a root (signed by the root
+    threshold) pins the new bytes' sha256, because it defines permissions and limits."""
+    digest = hashlib.sha256(config_bytes).hexdigest()
+
+    def edit(doc: Doc) -> None:
+        doc["registry_config"] = {"sha256": digest}
+
+    return edit
+
+
 def _drop_key(doc: Doc, key_id: str) -> None:
     for role in doc["roles"].values():
         if key_id in role["keyids"]:
@@ -249,9 +263,16 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
     """``root/<N>.root.json`` files, sorted; versions must be 1..N without gaps."""
     if not root_dir.is_dir():
         raise UsageError(f"{root_dir} is not a directory", fix="run `registry-tool root init` first")
-    found = sorted(
-        (n, p) for p in root_dir.iterdir() if (n := root_file_version(p.name)) is not None and p.is_file()
-    )
+    found = sorted((n, p) for p in root_dir.iterdir() if (n := root_file_version(p.name)) is not None)
+    for _, path in found:
+        # A directory, FIFO or device under a root file's name is not an absent version: refuse it.
+        mode = path.stat().st_mode if path.exists() else 0
+        if not stat.S_ISREG(mode):
+            raise RootStoreError(
+                f"{path.name} is not a regular file",
+                where=str(path),
+                fix="replace it with the root metadata file (every root version stays published)",
+            )
     if not found:
         raise UsageError(f"no root metadata in {root_dir}", fix="run `registry-tool root init` first")
     for expected, (n, path) in enumerate(found, start=1):
@@ -344,12 +365,12 @@ def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = Non
     (which must then be signed by its own root threshold)."""
     versions = root_versions(root_dir)
     if trusted is not None:
-        anchor = Root.parse(trusted.read_bytes(), where=str(trusted))
+        first_bytes, first_name = _read_root_file(trusted), str(trusted)
+        anchor = Root.parse(first_bytes, where=first_name)
         rest = [(n, p) for n, p in versions if n > anchor.version]
-        first_bytes, first_name = trusted.read_bytes(), str(trusted)
     else:
         first_path = versions[0][1]
-        first_bytes, first_name = first_path.read_bytes(), str(first_path)
+        first_bytes, first_name = _read_root_file(first_path), str(first_path)
         # version 1 vouches for itself: its own root threshold must have signed it.
         verify_root_self(
             first_bytes,
@@ -358,9 +379,13 @@ def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = Non
             where=first_name,
         )
         rest = versions[1:]
-    candidates = [(p.read_bytes(), read_signatures(p)) for _, p in rest]
+    candidates = [(_read_root_file(p), read_signatures(p)) for _, p in rest]
     names = [first_name] + [str(p) for _, p in rest]
     return verify_root_chain(first_bytes, candidates, now, names=names)
+
+
+def _read_root_file(path: Path) -> bytes:
+    return read_bounded(path, MAX_ROOT_BYTES, "root file")
 
 
 def _never_expired() -> datetime:

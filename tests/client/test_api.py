@@ -68,7 +68,7 @@ def test_download_writes_nothing(trusted: World) -> None:
 def test_approval_required_without_prompt(trusted: World) -> None:
     with pytest.raises(ApprovalRequiredError):
         trusted.open().install("alpha", trusted.plugins)
-    assert not (trusted.plugins / "registry-tool.lock").exists()
+    assert not (trusted.plugins / "registry-tool.lock.json").exists()
 
 
 def test_injected_fetcher(trusted: World) -> None:

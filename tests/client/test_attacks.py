@@ -161,7 +161,7 @@ def test_wasm_swapped_for_another_release_mix_and_match(installed: World) -> Non
     fails_closed(
         installed,
         install(installed),
-        DigestMismatchError,
+        MixAndMatchError,
         "mix-and-match attack: .* is the signed module of alpha 1.0.0",
     )
 
@@ -211,10 +211,11 @@ def test_entry_for_a_pointing_at_b_wrong_software(installed: World) -> None:
     fails_closed(installed, install(installed), WrongSoftwareError, "wrong software attack: .* plugin 'beta'")
 
 
-def test_oversize_manifest(installed: World) -> None:
+def test_larger_manifest_is_called_a_size_difference_not_endless_data(installed: World) -> None:
+    """A finite, different file above the signed size: the message says what happened."""
     path = installed.site / "plugins/alpha/1.1.0/plugin.toml"
     path.write_bytes(path.read_bytes() + b"#" * 4096)
-    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+    fails_closed(installed, install(installed), DownloadTooLargeError, "^size differs from the signed size")
 
 
 def test_maintainer_key_revoked(installed: World) -> None:

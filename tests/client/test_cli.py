@@ -60,7 +60,7 @@ def test_person_trusts_searches_installs_lists_verifies_updates_removes(world: W
     # alpha 2.0.0 needs the 'keys' permission: no terminal, no --allow, no install.
     failed = run(world, "install", "alpha", *registry(world), *d, code=2)
     assert "needs permission(s) keys, which were not approved" in failed.output
-    assert not (world.plugins / "registry-tool.lock").exists()
+    assert not (world.plugins / "registry-tool.lock.json").exists()
     out = run(world, "install", "alpha", "beta@~2.0", *registry(world), *d, "--allow", "keys").output
     assert "installed alpha 2.0.0" in out and "installed beta 2.0.0" in out
     locked = lock_json(world)
@@ -72,10 +72,10 @@ def test_person_trusts_searches_installs_lists_verifies_updates_removes(world: W
     assert lock_json(world)["alpha"]["version"] == "1.1.0"
     world.add_release("alpha", "1.2.0", permissions=("network",))
     world.build()
-    lock_before = (world.plugins / "registry-tool.lock").read_bytes()
+    lock_before = (world.plugins / "registry-tool.lock.json").read_bytes()
     failed = run(world, "update", *d, "--state-dir", str(world.state_dir), code=2)
     assert "asks for more permissions than were granted: network" in failed.output
-    assert (world.plugins / "registry-tool.lock").read_bytes() == lock_before
+    assert (world.plugins / "registry-tool.lock.json").read_bytes() == lock_before
     out = run(world, "update", *d, "--state-dir", str(world.state_dir), "--allow", "network").output
     assert "updated alpha 1.1.0 -> 1.2.0" in out
     assert not (world.plugins / "alpha" / "1.1.0").exists()  # the old version's files are gone
@@ -97,13 +97,13 @@ def test_verify_reports_tampering(trusted: World) -> None:
 def test_locked_install_restores_exact_files(trusted: World) -> None:
     d = ["--dir", str(trusted.plugins)]
     run(trusted, "install", "alpha@1.0.0", "beta", *registry(trusted), *d)
-    lock = (trusted.plugins / "registry-tool.lock").read_bytes()
+    lock = (trusted.plugins / "registry-tool.lock.json").read_bytes()
     for sub in ("alpha", "beta"):
         subprocess.run(["rm", "-rf", str(trusted.plugins / sub)], check=True)
     trusted.add_release("alpha", "1.0.1")
     trusted.build()  # newer releases exist; --locked ignores them
     run(trusted, "install", "--locked", *d, "--state-dir", str(trusted.state_dir))
-    assert (trusted.plugins / "registry-tool.lock").read_bytes() == lock
+    assert (trusted.plugins / "registry-tool.lock.json").read_bytes() == lock
     assert run(trusted, "verify", *d, *state(trusted)).exit_code == 0
 
 
@@ -142,14 +142,14 @@ def cli(world: World, *args: str) -> subprocess.Popen[bytes]:
 
 def test_killed_install_leaves_old_plugin(trusted: World) -> None:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
-    lock = (trusted.plugins / "registry-tool.lock").read_bytes()
+    lock = (trusted.plugins / "registry-tool.lock.json").read_bytes()
     old = (trusted.plugins / "alpha/1.0.0/alpha.wasm").read_bytes()
     trusted.server.slow("/plugins/alpha/1.1.0/alpha.wasm", delay=0.2)
     proc = cli(trusted, "install", "alpha@1.1.0")
     assert wait_for(lambda: "/plugins/alpha/1.1.0/alpha.wasm" in trusted.server.requests)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert (trusted.plugins / "registry-tool.lock").read_bytes() == lock
+    assert (trusted.plugins / "registry-tool.lock.json").read_bytes() == lock
     assert (trusted.plugins / "alpha/1.0.0/alpha.wasm").read_bytes() == old
     assert not (trusted.plugins / "alpha/1.1.0/alpha.wasm").exists()
     # The next writer cleans up whatever the killed process left, and the old plugin still verifies.
@@ -194,7 +194,7 @@ def test_terminal_prompt_approves(
     result = CliRunner().invoke(app, args, input=answer)
     assert result.exit_code == code, result.output
     assert "alpha 2.0.0 asks for permission(s): keys" in result.output
-    assert (trusted.plugins / "registry-tool.lock").exists() == (code == 0)
+    assert (trusted.plugins / "registry-tool.lock.json").exists() == (code == 0)
 
 
 def test_trust_root_file_checked_against_fingerprint(world: World) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from registry_tool.client.install import (
     read_lockfile,
     resolve,
 )
+from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
@@ -123,7 +126,9 @@ def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
     reg.install("beta", trusted.plugins)
     reg.install("alpha@1.0.0", trusted.plugins)
     text = (trusted.plugins / LOCKFILE).read_text()
-    assert text.index('name = "alpha"') < text.index('name = "beta"')
+    doc = json.loads(text)
+    assert doc["lockfile_version"] == 2 and list(doc["plugins"]) == ["alpha", "beta"]
+    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
     lock = read_lockfile(trusted.plugins)
     assert lock.to_bytes().decode() == text  # parse + write is the identity
     reg.install("alpha@1.0.0", trusted.plugins)  # already installed: no change
@@ -143,11 +148,12 @@ def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
 def test_hostile_lockfile_paths_refused(trusted: World, field: str, value: str) -> None:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     path = trusted.plugins / LOCKFILE
-    lines = [
-        f'{field} = "{value}"' if line.startswith(f"{field} =") else line
-        for line in path.read_text().splitlines()
-    ]
-    path.write_text("\n".join(lines) + "\n")
+    doc = json.loads(path.read_text())
+    if field == "name":
+        doc["plugins"][value] = doc["plugins"].pop("alpha")
+    else:
+        doc["plugins"]["alpha"][field] = value
+    path.write_text(json.dumps(doc))
     with pytest.raises((LockfileError, UnsafeNameError)):
         load_plugin_bytes(trusted.plugins, "alpha")
 
@@ -193,25 +199,26 @@ def test_locked_install_refuses_changed_registry(trusted: World) -> None:
 # --------------------------------------------------------------------------- crash safety
 
 
-@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4, 5])
 def test_crash_during_commit_leaves_old_or_new(
     trusted: World, monkeypatch: pytest.MonkeyPatch, crash_at: int
 ) -> None:
-    """Die at the n-th rename of an update: the lockfile and files always describe a whole plugin."""
+    """Die at the n-th rename of an update (journal, signature, manifest, wasm, lockfile): the
+    lockfile and files always describe a whole plugin, and the next writer removes the rest."""
     reg = trusted.open()
     reg.install("alpha@1.0.0", trusted.plugins)
     old_lock = (trusted.plugins / LOCKFILE).read_bytes()
     renames = 0
-    real = Path.replace
+    real = os.rename
 
-    def dying_replace(self: Path, target: Any) -> Path:
+    def dying_rename(*args: Any, **kwargs: Any) -> None:
         nonlocal renames
         renames += 1
         if renames == crash_at:
             raise KeyboardInterrupt("simulated crash")
-        return real(self, target)
+        real(*args, **kwargs)
 
-    monkeypatch.setattr(Path, "replace", dying_replace)
+    monkeypatch.setattr(os, "rename", dying_rename)
     with pytest.raises(KeyboardInterrupt):
         reg.install("alpha@1.1.0", trusted.plugins)
     monkeypatch.undo()
@@ -221,17 +228,27 @@ def test_crash_during_commit_leaves_old_or_new(
         load_plugin_bytes(trusted.plugins, "alpha")
         == (trusted.site / "plugins/alpha/1.0.0/alpha.wasm").read_bytes()
     )
-    assert not list(trusted.plugins.glob(".part-*"))
+    assert not list(trusted.plugins.rglob(".part-*"))
+    reg.install("beta", trusted.plugins)  # the next writer cleans up what the killed one started
+    assert not (trusted.plugins / "alpha/1.1.0").exists()
+    assert sorted(p.name for p in trusted.plugins.iterdir()) == [
+        ".registry-tool.lck",
+        "alpha",
+        "beta",
+        LOCKFILE,
+    ]
 
 
-def test_crash_after_commit_point_leaves_new(trusted: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_after_commit_point_old_version_folder_is_not_left_behind(
+    trusted: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reg = trusted.open()
     reg.install("alpha@1.0.0", trusted.plugins)
 
-    def dying_rmtree(*args: Any, **kwargs: Any) -> None:
+    def dying_unlink(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt("simulated crash while deleting the old version")
 
-    monkeypatch.setattr("registry_tool.client.install.shutil.rmtree", dying_rmtree)
+    monkeypatch.setattr(PluginDir, "unlink", dying_unlink)
     with pytest.raises(KeyboardInterrupt):
         reg.install("alpha@1.1.0", trusted.plugins)
     monkeypatch.undo()
@@ -241,6 +258,14 @@ def test_crash_after_commit_point_leaves_new(trusted: World, monkeypatch: pytest
         load_plugin_bytes(trusted.plugins, "alpha")
         == (trusted.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()
     )
+    # The old folder is a leftover until the next writer: `client verify` names it.
+    report = verify_installed(trusted.plugins)
+    leftover = [f for r in report.results for f in r.findings if f.rule == "leftover-files"]
+    assert leftover and "alpha/1.0.0/" in leftover[0].message
+    reg.install("beta", trusted.plugins)
+    assert not (trusted.plugins / "alpha/1.0.0").exists()
+    assert not (trusted.plugins / ".registry-tool.cleanup.json").exists()
+    assert not [f for r in verify_installed(trusted.plugins).results for f in r.findings]
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -283,10 +308,15 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
         text.replace(pinned, f'[artifact]\nfile = "alpha.wasm"\nsha256 = "{digest}"\nsize = 8')
     )
     (folder / "alpha.wasm").write_bytes(evil)
-    lock = (trusted.plugins / LOCKFILE).read_text()
-    lock = lock.replace(old.wasm_sha256, digest).replace(f"wasm_size = {old.wasm_size}", "wasm_size = 8")
-    lock = lock.replace(old.manifest_sha256, hashlib.sha256(manifest.read_bytes()).hexdigest())
-    (trusted.plugins / LOCKFILE).write_text(lock)
+    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock["plugins"]["alpha"].update(
+        wasm_sha256=digest,
+        wasm_size=8,
+        manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        manifest_size=len(manifest.read_bytes()),
+    )
+    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    assert old.wasm_size != 8
     assert verify_installed(trusted.plugins).ok  # digests alone cannot tell
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
     assert not report.ok
@@ -298,3 +328,36 @@ def test_verify_without_trusted_root_says_so(trusted: World, tmp_path: Path) -> 
     assert verify_installed(trusted.plugins, state_dir=trusted.state_dir).results[0].findings == []
     report = verify_installed(trusted.plugins, state_dir=tmp_path / "none")
     assert report.ok and report.results[0].findings[0].rule == "no-trusted-root"
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_lockfile_bytes_are_exactly_json_dumps_indent_2(count: int) -> None:
+    """The fast writer must produce the shared format byte for byte, whatever the strings hold."""
+    from registry_tool.client.install import LockedPlugin, Lockfile
+
+    odd = 'quote" back\\ slash \u00e9 \u2028 \ud83d\ude00 tab\t nul\x00 del\x7f'
+    plugins = {
+        f"p{i}x": LockedPlugin(
+            name=f"p{i}x",
+            version="1.0.0-rc.1",
+            registry=f"https://example.org/{odd}/",
+            requested=odd if i else "",
+            abi="core",
+            manifest=f"p{i}x/1.0.0-rc.1/plugin.toml",
+            manifest_sha256="a" * 64,
+            wasm=f"p{i}x/1.0.0-rc.1/p.wasm",
+            wasm_sha256="b" * 64,
+            wasm_size=i * 10**15,
+            signers=("1B2C3D4E5F607182", "0000000000000000")[:i],
+            permissions=(),
+            published_at=odd,
+            manifest_size=0,
+            signatures=(f"p{i}x/1.0.0-rc.1/plugin.toml.minisig",) * i,
+            dependencies={"zeta": ">=1", "alpha": odd} if i == 2 else {},
+            required_by=("b", "a")[:i],
+        )
+        for i in range(count)
+    }
+    lock = Lockfile(plugins)
+    doc = {"lockfile_version": 2, "plugins": {n: e.lock_json() for n, e in plugins.items()}}
+    assert lock.to_bytes() == (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

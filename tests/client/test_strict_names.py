@@ -8,6 +8,7 @@ with a control character in it, so every name check in the client matches in ful
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -30,27 +31,27 @@ def test_remove_with_newline_name_is_refused(tmp_path: Path) -> None:
 
 def _rewrite_lockfile(world: World, replacements: dict[str, str]) -> None:
     path = world.plugins / LOCKFILE
-    lines = []
-    for line in path.read_text().splitlines():
-        key = line.split(" = ", 1)[0]
-        lines.append(f"{key} = {replacements[key]}" if key in replacements else line)
-    path.write_text("\n".join(lines) + "\n")
+    doc = json.loads(path.read_text())
+    entry = doc["plugins"].pop("alpha")
+    entry.update({k: v for k, v in replacements.items() if k != "name"})
+    doc["plugins"][replacements.get("name", "alpha")] = entry
+    path.write_text(json.dumps(doc))
 
 
 @pytest.mark.parametrize(
     "replacements",
     [
         {  # a name with a newline, paths consistent with it
-            "name": '"alpha\\n"',
-            "manifest": '"alpha\\n/1.0.0/plugin.toml"',
-            "wasm": '"alpha\\n/1.0.0/alpha.wasm"',
+            "name": "alpha\n",
+            "manifest": "alpha\n/1.0.0/plugin.toml",
+            "wasm": "alpha\n/1.0.0/alpha.wasm",
         },
         {  # a version with a newline
-            "version": '"1.0.0\\n"',
-            "manifest": '"alpha/1.0.0\\n/plugin.toml"',
-            "wasm": '"alpha/1.0.0\\n/alpha.wasm"',
+            "version": "1.0.0\n",
+            "manifest": "alpha/1.0.0\n/plugin.toml",
+            "wasm": "alpha/1.0.0\n/alpha.wasm",
         },
-        {"wasm": '"alpha/1.0.0/alpha.wasm\\n"'},  # a file name with a newline
+        {"wasm": "alpha/1.0.0/alpha.wasm\n"},  # a file name with a newline
     ],
 )
 def test_lockfile_names_match_in_full(trusted: World, replacements: dict[str, str]) -> None:

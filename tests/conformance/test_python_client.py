@@ -39,8 +39,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "lockfile-version-1": _LOCKFILE,
     "lockfile-wrong-type": _LOCKFILE,
     "permission-undeclared-import": "no import check of the module against the declared permissions",
-    "release-wasm-of-other-release": "another version's module gives digest-mismatch; README decision 11.6 "
-    "says mix-and-match (the Go and Rust verifiers follow it)",
     "update-new-publication": _LOCKFILE,
 }
 

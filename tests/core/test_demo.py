@@ -28,5 +28,5 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "installed visit_counter 1.0.0" in out and "permissions: keys" in out
     assert "accepts a plain address: passed" in out
     assert out.rstrip().endswith("demo: all steps passed")
-    lock = (tmp_path / "demo" / "plugins").glob("*.lock")
+    lock = (tmp_path / "demo" / "plugins").glob("registry-tool.lock.json")
     assert list(lock), "the client wrote no lockfile"

@@ -112,18 +112,17 @@ def _plugin_document(name: str) -> Any:
 
 
 def _lockfile(tmp: Path) -> Callable[[str], Any]:
-    from registry_tool.client.install import read_lockfile
+    from registry_tool.client.install import LOCKFILE, read_lockfile
 
     def check(name: str) -> Any:
         (tmp / "lock").mkdir(exist_ok=True)
-        entry = {"name": name, "version": "1.0.0", "registry": "x", "abi": "core",
-                 "manifest": f"{name}/1.0.0/plugin.toml", "manifest_sha256": "0" * 64,
-                 "wasm": f"{name}/1.0.0/a.wasm", "wasm_sha256": "0" * 64, "wasm_size": 1,
-                 "signers": [], "permissions": []}  # fmt: skip
-        import tomlkit
-
-        doc = {"version": 1, "plugin": [entry]}
-        (tmp / "lock" / "registry-tool.lock").write_text(tomlkit.dumps(doc))
+        entry = {"version": "1.0.0", "registry": "x", "requested": "", "required_by": [],
+                 "dependencies": {}, "abi": "core", "manifest": f"{name}/1.0.0/plugin.toml",
+                 "manifest_sha256": "0" * 64, "manifest_size": 1, "wasm": f"{name}/1.0.0/a.wasm",
+                 "wasm_sha256": "0" * 64, "wasm_size": 1, "signatures": [], "signers": [],
+                 "permissions": [], "published_at": ""}  # fmt: skip
+        doc = {"lockfile_version": 2, "plugins": {name: entry}}
+        (tmp / "lock" / LOCKFILE).write_text(json.dumps(doc))
         lock = read_lockfile(tmp / "lock")
         return lock.plugins or None
 

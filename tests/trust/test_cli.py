@@ -435,3 +435,21 @@ def test_verify_all_with_a_broken_root_chain(cli: object, registry: Path, releas
     res = as_json(run(cli, "verify", registry / "index", "--root", root, "--format", "json", code=1))
     assert [r["subject"] for r in res["results"]] == [str(root)]
     assert res["results"][0]["findings"]
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_root_verify_refuses_a_root_version_that_is_not_a_regular_file(
+    cli: object, registry: Path, kind: str
+) -> None:
+    """root/2.root.json as a directory or FIFO next to a signature file is not 'no version 2'."""
+    import os
+
+    root = registry / "index" / "root"
+    second = root / "2.root.json"
+    if kind == "directory":
+        second.mkdir()
+    else:
+        os.mkfifo(second)
+    (root / "2.root.json.minisig").write_text("untrusted comment: x\nRWQ\ntrusted comment: x\nAAAA\n")
+    result = run(cli, "root", "verify", "--dir", root, code=1)
+    assert "2.root.json is not a regular file" in result.output

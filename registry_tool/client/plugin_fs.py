@@ -1,0 +1,320 @@
+"""File operations below a plugin directory that never follow a symbolic link.
+
+Hosts run the client as a service user over data directories that others may be able to
+write.  A link planted at ``P/<name>``, ``P/<name>/<version>``, a file of a release, the
+lockfile or the lock file would otherwise make an install write outside P, a removal delete
+outside P, or a verification read something else.  So the plugin directory itself is
+opened once (it may be a link the host chose), and every component below it is opened
+relative to its parent's descriptor with ``O_NOFOLLOW``: a link anywhere below P is refused
+with ``UnsafePathError`` before anything is read, written or deleted.
+
+Relative paths here are ``/``-separated and never contain ``.`` or ``..`` (callers check
+names first; this module checks again and refuses anything else).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded_if_exists
+from registry_tool.errors import UsageError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+PART_PREFIX = ".part-"
+
+
+def _unsafe(root: Path, rel: str, detail: str) -> UnsafePathError:
+    return UnsafePathError(
+        f"{rel} in the plugin directory {detail}; registry-tool never follows a link below the plugin "
+        "directory",
+        where=str(root / rel),
+        fix="remove the link or file (someone with write access to the plugin directory may have planted "
+        "it), then install again",
+    )
+
+
+def _split(rel: str) -> list[str]:
+    parts = rel.split("/")
+    if not rel or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise UsageError(f"internal error: {rel!r} is not a plain relative path", fix="report this bug")
+    return parts
+
+
+class PluginDir:
+    """An open plugin directory: every operation resolves below it without following links."""
+
+    def __init__(self, root: Path, *, create: bool = False) -> None:
+        self.root = root
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+        try:
+            # The directory itself may be a link (the host's choice); everything below may not.
+            self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.fd = -1
+        except NotADirectoryError:
+            raise UsageError(
+                f"the plugin directory {root} is not a directory", fix="pass --dir with a directory"
+            ) from None
+
+    @property
+    def exists(self) -> bool:
+        return self.fd >= 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> PluginDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ directories
+
+    def _open_parts(self, parts: list[str], *, create: bool) -> int | None:
+        """A descriptor of the directory ``parts`` below the root (None when absent and not created)."""
+        if self.fd < 0:
+            return None
+        fd = os.dup(self.fd)
+        done: list[str] = []
+        try:
+            for part in parts:
+                done.append(part)
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        os.close(fd)
+                        return None
+                    # Made by someone else meanwhile: the open below checks what it is.
+                    with suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except OSError as err:
+            os.close(fd)
+            rel = "/".join(done)
+            if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                kind = self._kind("/".join(done))
+                raise _unsafe(self.root, rel, f"is {kind}, not a directory") from None
+            raise UsageError(
+                f"cannot open {self.root / rel}: {err.strerror}",
+                fix="check the plugin directory's permissions",
+            ) from None
+        return fd
+
+    def _kind(self, rel: str) -> str:
+        try:
+            mode = os.lstat(rel, dir_fd=self.fd).st_mode
+        except OSError:
+            return "not a directory"
+        return "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
+
+    @contextmanager
+    def directory(self, rel: str, *, create: bool = False) -> Iterator[int | None]:
+        """An open descriptor of directory ``rel`` ("" for the root), or None when absent."""
+        fd: int | None
+        if self.fd < 0:
+            fd = None
+        elif not rel:
+            fd = os.dup(self.fd)
+        else:
+            fd = self._open_parts(_split(rel), create=create)
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def check_dir(self, rel: str) -> bool:
+        """Whether directory ``rel`` exists; a link or file on the way is ``UnsafePathError``."""
+        with self.directory(rel) as fd:
+            return fd is not None
+
+    def listdir(self, rel: str = "") -> list[str]:
+        with self.directory(rel) as fd:
+            return sorted(_names(fd)) if fd is not None else []
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        parts = _split(rel)
+        with self.directory("/".join(parts[:-1])) as fd:
+            if fd is None:
+                return None
+            try:
+                return os.lstat(parts[-1], dir_fd=fd)
+            except FileNotFoundError:
+                return None
+
+    # ------------------------------------------------------------------ files
+
+    def read(self, rel: str, cap: int, what: str) -> bytes | None:
+        """The regular file ``rel`` (at most ``cap`` bytes), None when absent; never through a link."""
+        parts = _split(rel)
+        with self.directory("/".join(parts[:-1])) as fd:
+            if fd is None:
+                return None
+            try:
+                return read_bounded_if_exists(parts[-1], cap, what, follow_symlinks=False, dir_fd=fd)
+            except UnsafePathError:
+                raise _unsafe(self.root, rel, "is a symbolic link") from None
+            except UnreadableFileError as err:  # name the file by its full path, not its last part
+                shown = str(self.root / rel)
+                raise UnreadableFileError(
+                    err.what.replace(f" {parts[-1]} ", f" {shown} ", 1), where=shown, fix=err.fix
+                ) from None
+
+    def write_atomic(self, rel: str, data: bytes, *, durable: bool = True) -> None:
+        """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.
+
+        The temporary file lives in the target's directory (same filesystem, so the rename is
+        atomic) and is read back before the rename, so what lands is what was verified.
+        ``durable=False`` skips both fsyncs (for files whose loss in a power cut costs nothing).
+        """
+        parts = _split(rel)
+        with self.directory("/".join(parts[:-1]), create=True) as fd:
+            assert fd is not None
+            existing = _lstat_at(fd, parts[-1])
+            if existing is not None and not stat.S_ISREG(existing.st_mode):
+                raise _unsafe(self.root, rel, "is not a regular file")
+            tmp = f"{PART_PREFIX}{uuid.uuid4().hex}"
+            out = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd
+            )
+            try:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(out, view) :]
+                    if durable:
+                        os.fsync(out)
+                finally:
+                    os.close(out)
+                back = read_bounded_if_exists(
+                    tmp, len(data), "written file", follow_symlinks=False, dir_fd=fd
+                )
+                if back != data:
+                    raise UsageError(
+                        f"{self.root / rel} does not hold the bytes just written", fix="check the disk"
+                    )
+                os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+            finally:
+                _unlink_at(fd, tmp)
+            if durable:
+                os.fsync(fd)
+
+    def unlink(self, rel: str) -> bool:
+        """Delete the file ``rel`` (a link is removed itself, never its target); False when absent."""
+        parts = _split(rel)
+        with self.directory("/".join(parts[:-1])) as fd:
+            if fd is None:
+                return False
+            info = _lstat_at(fd, parts[-1])
+            if info is None:
+                return False
+            if stat.S_ISDIR(info.st_mode):
+                raise _unsafe(self.root, rel, "is a directory where a file was installed")
+            os.unlink(parts[-1], dir_fd=fd)
+            return True
+
+    def rmdir_if_empty(self, rel: str) -> bool:
+        parts = _split(rel)
+        with self.directory("/".join(parts[:-1])) as fd:
+            if fd is None:
+                return False
+            info = _lstat_at(fd, parts[-1])
+            if info is None or not stat.S_ISDIR(info.st_mode):
+                return False
+            try:
+                os.rmdir(parts[-1], dir_fd=fd)
+            except OSError as err:
+                if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return False
+                raise
+            return True
+
+    def remove_parts(self, rel: str = "") -> list[str]:
+        """Delete temporary files a killed writer left in directory ``rel``; their relative paths."""
+        removed: list[str] = []
+        with self.directory(rel) as fd:
+            if fd is None:
+                return removed
+            for name in _names(fd):
+                if name.startswith(PART_PREFIX):
+                    info = _lstat_at(fd, name)
+                    if info is not None and not stat.S_ISDIR(info.st_mode):
+                        os.unlink(name, dir_fd=fd)
+                        removed.append(f"{rel}/{name}" if rel else name)
+        return removed
+
+    def find_parts(self, rel: str = "") -> list[str]:
+        with self.directory(rel) as fd:
+            if fd is None:
+                return []
+            return sorted(f"{rel}/{n}" if rel else n for n in _names(fd) if n.startswith(PART_PREFIX))
+
+    # ------------------------------------------------------------------ the writers' lock
+
+    @contextmanager
+    def locked(self, name: str, timeout: float) -> Iterator[None]:
+        """An exclusive flock on ``name`` in the root, created without following a link.
+
+        (filelock opens its file with O_TRUNC through links: a planted link would let a writer
+        truncate any file the service user can write.)
+        """
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.fd)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise _unsafe(self.root, name, "is a symbolic link") from None
+            raise UsageError(
+                f"cannot open the lock file {self.root / name}: {err.strerror}",
+                fix="check the plugin directory's permissions",
+            ) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _unsafe(self.root, name, "is not a regular file")
+            end = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
+                        raise UsageError(
+                            f"another registry-tool process has held the lock on {self.root} for more than "
+                            f"{timeout:g} s",
+                            where=str(self.root / name),
+                            fix="wait for it to finish",
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _names(fd: int) -> list[str]:
+    return os.listdir(fd)  # a descriptor: pathlib cannot list one
+
+
+def _lstat_at(fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.lstat(name, dir_fd=fd)
+    except FileNotFoundError:
+        return None
+
+
+def _unlink_at(fd: int, name: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=fd)

@@ -1,0 +1,155 @@
+"""What a release may do comes from its maintainer-signed manifest and its module, not the index.
+
+The plugin document is signed (through the top document) by the index key; the manifest by the
+plugin's maintainer.  Whoever holds the index key alone must not be able to change what a plugin
+is allowed to do.  ``trust_state.verify_manifest`` compares the entry's abi, host, exports,
+permissions and dependencies with the signed manifest; this module adds what needs the full
+manifest or the module: the declared limits, the module kind (core module or component) against
+the signed ABI, and the module's imports against the permissions the manifest declares (and the
+user granted), with the predicate ``validate`` and the sandbox use
+(``registry_tool.manifest.config.import_allowed``).
+
+Pure: bytes in, facts or a named error out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError, UngrantedImportError
+from registry_tool.format import Release
+from registry_tool.manifest.binary import module_interface
+from registry_tool.manifest.config import Limits, Permission, import_allowed
+from registry_tool.manifest.errors import WasmInspectionError
+from registry_tool.manifest.model import Manifest, parse_manifest
+from registry_tool.manifest.wasm import inspect_wasm, is_component
+
+_FIX = "do not install from this registry until its owners rebuild it; report it to them"
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """The facts the client records, as the signed manifest and the module state them."""
+
+    abi: str
+    host: str | None
+    exports: tuple[str, ...]
+    permissions: tuple[str, ...]
+    dependencies: dict[str, str]
+    imports: tuple[tuple[str, str], ...]  # (module, name)
+
+
+def signed_manifest(release: Release, data: bytes) -> Manifest:
+    where = release.manifest.path
+    manifest, findings = parse_manifest(Path(where), data, where)
+    if manifest is None:
+        detail = "; ".join(f.message for f in findings[:3])
+        raise MalformedRegistryError(
+            f"the signed manifest of {release.name} {release.version} cannot be read: {detail}"[:600],
+            where=where,
+            fix="the maintainer must re-sign a valid plugin.toml",
+        )
+    return manifest
+
+
+def _dependencies(manifest: Manifest) -> dict[str, str]:
+    raw: Any = manifest.source.data.get("dependencies", {}) if manifest.source is not None else {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        return {}
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _limit_mismatches(release: Release, declared: Limits, defaults: Limits | None) -> list[str]:
+    limits = declared.over(defaults) if defaults is not None else declared
+    out: list[str] = []
+    if limits.fuel is not None and limits.fuel != release.limits.fuel:
+        out.append(f"limits.fuel: index {release.limits.fuel}, manifest {limits.fuel}")
+    if limits.memory is not None and limits.memory != release.limits.memory:
+        out.append(f"limits.memory: index {release.limits.memory}, manifest {limits.memory}")
+    if limits.wall_time is not None and round(limits.wall_time * 1000) != release.limits.wall_time_ms:
+        declared_ms = round(limits.wall_time * 1000)
+        out.append(f"limits.wall_time: index {release.limits.wall_time_ms} ms, manifest {declared_ms} ms")
+    return out
+
+
+def compare_index_entry(
+    release: Release, manifest: Manifest, *, default_limits: Limits | None = None
+) -> list[str]:
+    """Fields where the index entry says something the signed manifest does not (those
+    ``verify_manifest`` does not already compare)."""
+    return _limit_mismatches(release, manifest.declared_limits, default_limits)
+
+
+def module_imports(release: Release, wasm: bytes) -> tuple[tuple[str, str], ...]:
+    """(module, name) of every import of the module or component."""
+    try:
+        if is_component(wasm):
+            return tuple((i.module, i.name) for i in inspect_wasm(wasm).imports)
+        return tuple((imp.module, imp.name) for imp, _ in module_interface(wasm).imports)
+    except (WasmInspectionError, ValueError, IndexError, UnicodeDecodeError) as err:
+        raise MalformedRegistryError(
+            f"the module of {release.name} {release.version} cannot be read ({err})"[:600],
+            where=release.wasm.path,
+            fix="the maintainer must publish a valid module",
+        ) from None
+
+
+def check_release(
+    release: Release,
+    manifest_bytes: bytes,
+    wasm: bytes,
+    *,
+    granted: Iterable[str],
+    vocabulary: Mapping[str, Permission] | None = None,
+    default_limits: Limits | None = None,
+) -> ReleaseFacts:
+    """Refuse an index entry that disagrees with the signed manifest, or a module importing
+    what the granted permissions do not cover.  Call after the digests and signatures matched.
+
+    ``vocabulary`` is the registry's permission vocabulary (registry.toml ``[permissions]``).
+    Without it the import rule is the part that holds for every vocabulary: a module granted no
+    permission may import only what its ABI allows on its own.
+    """
+    manifest = signed_manifest(release, manifest_bytes)
+    diffs = compare_index_entry(release, manifest, default_limits=default_limits)
+    if is_component(wasm) != (manifest.abi == "component"):
+        kind = "a component" if is_component(wasm) else "a core module"
+        diffs.append(f"module: the signed manifest says abi {manifest.abi!r}, the module is {kind}")
+    if diffs:
+        raise MixAndMatchError(
+            f"mix-and-match: the index entry of {release.name} {release.version} disagrees with its "
+            f"maintainer-signed manifest ({'; '.join(diffs)})"[:1200],
+            where=release.manifest.path,
+            fix=_FIX,
+        )
+    grants = frozenset(granted)
+    imports = module_imports(release, wasm)
+    refused = [
+        f"{module}.{name}"
+        for module, name in imports
+        if not (
+            import_allowed(vocabulary, manifest.abi, grants, module, name)
+            if vocabulary is not None
+            else import_allowed({}, manifest.abi, frozenset(), module, name) or bool(grants)
+        )
+    ]
+    if refused:
+        listed = ", ".join(sorted(set(refused))[:8])
+        raise UngrantedImportError(
+            f"{release.name} {release.version} imports {listed}, which the permissions its signed manifest "
+            f"declares ({', '.join(sorted(grants)) or 'none'}) do not allow",
+            where=release.wasm.path,
+            fix="do not install it: the module reaches for host functions nobody approved; report it to the "
+            "registry's owners",
+        )
+    return ReleaseFacts(
+        abi=manifest.abi,
+        host=manifest.host_range,
+        exports=tuple(manifest.exports),
+        permissions=tuple(sorted(manifest.permissions)),
+        dependencies=_dependencies(manifest),
+        imports=imports,
+    )
