@@ -19,55 +19,8 @@ import pytest
 SUITE = Path(__file__).resolve().parents[2] / "conformance"
 MODULE = "registry_tool.client.conformance"
 
-_ROOT_VERSION = "refresh output lacks root_version (README: refresh and install report it)"
-_LOCKFILE = "the client still writes the format-1 TOML lockfile, not lockfile 2 (registry-tool.lock.json)"
-_SYMLINK = "symlinks below the plugin directory are followed instead of refused (unsafe-path)"
-_LIMITS = "declared [limits] are not compared with the plugin document's limits (README decision 11.4)"
-_SIG_FETCH = "a signature download failing (cap, 5xx, deadline) is treated as a missing signature"
-_SIG_CLASS = "a bad signature maps to bad-signature instead of root-chain / maintainer-signature"
 
-KNOWN_FAILURES: dict[str, str] = {
-    "index-field-limits-fuel": _LIMITS,
-    "index-field-limits-memory": _LIMITS,
-    "index-field-limits-wall-time": _LIMITS,
-    "index-rotation-fast-forward": _ROOT_VERSION,
-    "install-into-symlinked-plugin-folder": _SYMLINK,
-    "install-lockfile-contents": _LOCKFILE,
-    "install-two-signatures": _LOCKFILE,
-    "install-verify": _LOCKFILE,
-    "installed-manifest-relocked": _LOCKFILE,
-    "installed-version-dir-symlink": _SYMLINK,
-    "installed-wasm-relocked": _LOCKFILE,
-    "installed-wasm-symlink": _SYMLINK,
-    "lockfile-digest-not-hex": _LOCKFILE,
-    "lockfile-garbage": _LOCKFILE,
-    "lockfile-path-other-plugin": _LOCKFILE,
-    "lockfile-path-outside": _LOCKFILE,
-    "lockfile-unknown-version": _LOCKFILE,
-    "lockfile-version-1": _LOCKFILE,
-    "lockfile-wrong-type": _LOCKFILE,
-    "permission-undeclared-import": "no import check of the module against the declared permissions",
-    "pin-root-2-directly": _ROOT_VERSION,
-    "release-manifest-of-other-version": "another version's signed manifest gives mix-and-match, "
-    "FORMAT2-SPEC section 6 says wrong-software",
-    "release-manifest-tampered-repinned": _SIG_CLASS,
-    "release-signature-of-other-bytes": _SIG_CLASS,
-    "rollback-without-rotation": _ROOT_VERSION,
-    "root-chain-walk": _ROOT_VERSION,
-    "root-expired-intermediate-ok": _ROOT_VERSION,
-    "root-persisted-only-on-success": _ROOT_VERSION,
-    "root-rotation-both-thresholds": _ROOT_VERSION,
-    "root-tampered": _SIG_CLASS,
-    "top-fresh-ok": _ROOT_VERSION,
-    "top-index-threshold-met": _ROOT_VERSION,
-    "top-root-version-behind-ok": _ROOT_VERSION,
-    "top-signature-oversize": _SIG_FETCH,
-    "transport-500-top-signature": _SIG_FETCH,
-    "transport-endless-signature": _SIG_FETCH,
-    "transport-slow-signature": _SIG_FETCH,
-    "update-new-publication": _LOCKFILE,
-    "update-nothing-changed": _ROOT_VERSION,
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.skipif(importlib.util.find_spec(MODULE) is None, reason=f"{MODULE} is not part of this tree")
