@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 # needs; any Go >= 1.21 downloads that toolchain itself from the Go module proxy (GOTOOLCHAIN=auto).
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: demo test setup system lint typecheck unit test-go samples bench clean
+.PHONY: demo test setup system lint typecheck unit test-go test-rust samples bench fuzz clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup lint typecheck unit test-go
+test: setup lint typecheck unit test-go test-rust
 
 setup: system $(STAMP)
 
@@ -43,8 +43,19 @@ test-go: setup
 	@bad="$$(cd verifiers/go && $(dir $(GO))gofmt -l .)"; [ -z "$$bad" ] || { echo "test-go: not gofmt-formatted: $$bad; fix: gofmt -w verifiers/go"; exit 1; }
 	cd verifiers/go && export PATH="$(dir $(GO)):$$PATH" && $(GO) vet ./... && $(GO) test -count=1 ./...
 
+# The Rust verifier (verifiers/rust): unit tests, trust vectors, library tests, the conformance
+# suite and the lockfile interop test (verifiers/rust/test.sh finds cargo).
+test-rust: setup
+	verifiers/rust/test.sh
+
 samples: setup
 	$(BIN)/python scripts/build_samples.py
+
+# Fuzz every parser of untrusted input for FUZZ_SECONDS seconds each (random inputs; `make test`
+# runs the same targets on a fixed, small sample). A crash is reported with its shrunk input.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -n 2 -q -m fuzz tests/fuzz
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -26,8 +26,11 @@ its 32 MiB registry.json cap format 1 cannot install at all (reported as refused
 registry.json would exceed 256 MiB are not generated.
 
 Run: `.venv/bin/python bench/bench_scale.py [--sizes 100,10000,100000,1000000] [--format1 /tmp/f1]`.
-1,000,000 releases take a few minutes and about 3 GiB of memory (the build keeps every release
-entry in memory).
+From `--lean-from` releases on (default 1,000,000) format 2 is generated lean: the tree and the
+catalog are exact (one pin per synthetic plugin), the synthetic plugin documents are not written
+(no operation measured fetches them), and the one-change rebuild's file count is computed from
+the recomputed tree; build times are not measured there.  A full (non-lean) 1,000,000-release
+run materialises 100,000 plugin documents (~700 MiB) twice and takes tens of minutes of CPU.
 """
 
 from __future__ import annotations
@@ -275,6 +278,78 @@ def grow_format2(site: Path, releases: int, key: Any, chain: Any) -> dict[str, A
     }
 
 
+def grow_format2_lean(site: Path, releases: int, key: Any, chain: Any) -> dict[str, Any]:
+    """Format 2 at sizes where materialising every plugin document takes too long on a shared
+    machine: the tree and the catalog are exact for ``releases`` releases (every synthetic plugin
+    has its own pin), but the synthetic plugin documents themselves are not written (the measured
+    operations never fetch them: install walks to the real ``validate_email``).  Reports the files
+    a one-change rebuild writes (exact: the tree is recomputed), not build times."""
+    from registry_tool.format import (
+        CatalogDocument,
+        CatalogEntry,
+        Pin,
+        PluginDocument,
+        TopDocument,
+        build_tree,
+    )
+    from registry_tool.registry.build import sign_registry
+    from registry_tool.registry.document import read_site_dir
+
+    pub = read_site_dir(site)
+    shutil.rmtree(site / "meta")
+    pins: dict[str, Pin] = {}
+    entries: dict[str, CatalogEntry] = {}
+    files: dict[str, bytes] = {}
+    for name, versions in pub.plugins.items():
+        doc = PluginDocument(name, versions)
+        data = doc.to_bytes()
+        pins[name] = Pin.of(data)
+        files[pins[name].sha256] = data
+        entries[name] = CatalogEntry.of(doc, pins[name])
+    have = sum(len(v) for v in pub.plugins.values())
+    plugins = -(-max(0, releases - have) // VERSIONS_PER_PLUGIN)
+    for i in range(plugins):
+        name = f"p{i:07d}"
+        pins[name] = Pin(_sha(i), 9000)
+        entries[name] = CatalogEntry(
+            description=f"synthetic plugin {i}", keywords=(), license="Apache-2.0", abi="core",
+            latest=f"1.0.{VERSIONS_PER_PLUGIN - 1}", versions=VERSIONS_PER_PLUGIN, permissions=(),
+            host=">=0.2.0, <1.0.0", authors=("bench",), document=pins[name],
+        )  # fmt: skip
+    tree, nodes = build_tree(pins)
+    files.update(nodes)
+    catalog = CatalogDocument(dict(sorted(entries.items()))).to_bytes()
+    files[Pin.of(catalog).sha256] = catalog
+    for sha, data in files.items():
+        path = site / Pin(sha, len(data)).path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    top = TopDocument(
+        version=pub.top.version + 1, generated_at=pub.top.generated_at, expires_at=pub.top.expires_at,
+        root_version=pub.top.root_version, registry=pub.top.registry, tree=tree, catalog=Pin.of(catalog),
+        plugin_count=len(pins), release_count=have + plugins * VERSIONS_PER_PLUGIN,
+    )  # fmt: skip
+    data = top.to_bytes()
+    sigs = sign_registry(data, [key], chain.root, top.registry.name, top.version)
+    (site / "registry.json").write_bytes(data)
+    for name, text in sigs.items():
+        (site / name).write_text(text)
+    # One change: a new pin for one plugin; the nodes that change are the ones written.
+    _, changed_nodes = build_tree({**pins, "p0000000": Pin(_sha(2**62), 9100)})
+    new_nodes = len(set(changed_nodes) - set(nodes))
+    return {
+        "releases": top.release_count,
+        "plugins": len(pins),
+        "build_s": None,
+        "build_files": len(nodes) + 2 + len(pins),
+        "incr_s": None,
+        "incr_files": new_nodes + 1 + 1 + 1 + len(sigs),  # nodes, plugin document, catalog, top, sigs
+        "meta_files": len(nodes) + 1 + len(pins),
+        "meta_bytes": None,
+        "top_bytes": len(data),
+    }
+
+
 # --------------------------------------------------------------------------- format 1 (old tree)
 
 
@@ -330,12 +405,13 @@ def grow_format1(site: Path, releases: int, key: Any, chain: Any) -> dict[str, A
 REPEAT = 3  # client operations: the fastest of 3 (a shared, loaded machine adds only delays)
 
 
-def one_run(releases: int, fmt: int) -> dict[str, Any]:
+def one_run(releases: int, fmt: int, lean: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-scale-{fmt}-") as tmp:
         work = Path(tmp)
         site = work / "site"
         _, key, chain = base_site(site)
-        grown = (grow_format2 if fmt == 2 else grow_format1)(site, releases, key, chain)
+        grow = grow_format1 if fmt == 1 else grow_format2_lean if lean else grow_format2
+        grown = grow(site, releases, key, chain)
         best: dict[str, Any] = {}
         for i in range(REPEAT):
             (work / f"client{i}").mkdir()
@@ -350,6 +426,10 @@ def one_run(releases: int, fmt: int) -> dict[str, Any]:
 
 def _kb(n: int) -> str:
     return f"{n / 1024:,.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MiB"
+
+
+def _build(seconds: float | None, files: int) -> str:
+    return f"{files:,} files" if seconds is None else f"{seconds:.2f} s, {files:,} files"
 
 
 def _cell(op: dict[str, Any]) -> str:
@@ -368,9 +448,9 @@ def table(rows: list[tuple[int, int, dict[str, Any]]]) -> str:
     for releases, fmt, r in rows:
         lines.append(
             f"| {r.get('releases', releases):,} | {fmt} | {_cell(r['install'])} | {_cell(r['update'])} "
-            f"| {_cell(r['search'])} | {r['build_s']:.2f} s, {r['build_files']:,} files "
-            f"| {r['incr_s']:.2f} s, {r['incr_files']:,} files | {r['meta_files']:,} "
-            f"| {_kb(r['meta_bytes'])} | {_kb(r['top_bytes'])} |"
+            f"| {_cell(r['search'])} | {_build(r['build_s'], r['build_files'])} "
+            f"| {_build(r['incr_s'], r['incr_files'])} | {r['meta_files']:,} "
+            f"| {'-' if r['meta_bytes'] is None else _kb(r['meta_bytes'])} | {_kb(r['top_bytes'])} |"
         )
     return "\n".join(lines)
 
@@ -382,9 +462,15 @@ def main() -> int:
     parser.add_argument("--formats", default="2,1", help="which formats to run (format 1 needs --format1)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
     parser.add_argument("--fmt", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--lean-from", type=int, default=1_000_000,
+        help="from this size on, format 2 writes the exact tree and catalog but not the synthetic "
+        "plugin documents (no build times; see grow_format2_lean)",
+    )  # fmt: skip
+    parser.add_argument("--lean", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one_run(args.one, args.fmt)))
+        print(json.dumps(one_run(args.one, args.fmt, args.lean)))
         return 0
     rows: list[tuple[int, int, dict[str, Any]]] = []
     for size in (int(s) for s in args.sizes.split(",")):
@@ -397,6 +483,8 @@ def main() -> int:
             if fmt == 1:
                 env["PYTHONPATH"] = str(args.format1)
             cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(size), "--fmt", str(fmt)]
+            if fmt == 2 and size >= args.lean_from:
+                cmd.append("--lean")
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(REPO))
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)

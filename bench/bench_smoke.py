@@ -3,8 +3,11 @@
 1. Harness overhead per test vs a bare wasmtime-py call of the same export.
 2. First (compile) vs cached (deserialize) start of a generated ~20 MB module.
 3. Extism-ABI throughput of our native host implementation vs the official Extism SDK.
+4. Cold compile of the real-plugin corpus (index/plugins) under the harness's engine config, with
+   copy-on-write memory images off (the old config) and on (the current one).
+5. Proxy-Wasm per-test cost: the whole lifecycle of one request, per test, in-process and in a worker.
 
-Run: .venv/bin/python bench/bench_smoke.py
+Run: .venv/bin/python bench/bench_smoke.py [overhead cache extism corpus proxy]
 """
 
 from __future__ import annotations
@@ -184,11 +187,92 @@ def _harness_per_call(wasm: bytes, the_job: Job, tmp: Path) -> float:
         timer.stop()
 
 
+INDEX = Path(__file__).resolve().parents[1] / "index"
+
+
+def _cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_corpus_compile() -> None:
+    from registry_tool.sandbox.engine import make_config
+
+    corpus = sorted(p for p in INDEX.glob("plugins/*/*/*.wasm") if p.stat().st_size > 100_000)
+    print("4. cold compile of the real-plugin corpus (CPU seconds, serial, harness engine config)")
+    totals = {False: 0.0, True: 0.0}
+    for path in corpus:
+        wasm = path.read_bytes()
+        figures = {}
+        for cow in (False, True):
+            config = make_config(EngineSpec())
+            config.memory_init_cow = cow
+            engine = wasmtime.Engine(config)
+            start = _cpu()
+            wasmtime.Module(engine, wasm)
+            figures[cow] = _cpu() - start
+            totals[cow] += figures[cow]
+        print(
+            f"   {path.parent.parent.name:14} {len(wasm) / 1e6:5.1f} MB: copy-on-write off "
+            f"{figures[False]:6.1f} s, on {figures[True]:5.1f} s ({figures[False] / figures[True]:.1f}x)"
+        )
+    print(f"   corpus total: off {totals[False]:.1f} s, on {totals[True]:.1f} s "
+          f"({totals[False] / max(totals[True], 1e-9):.1f}x)")  # fmt: skip
+
+
+def bench_proxy_wasm(tmp: Path) -> None:
+    from registry_tool.manifest import load_manifest, load_registry_config
+    from registry_tool.sandbox.harness import job_for
+
+    config = load_registry_config(INDEX)
+    manifest = load_manifest(INDEX / "plugins" / "header_gate" / "1.0.0", config)
+    the_job = job_for(manifest, config, cache=False)
+    wasm = Path(the_job.wasm_path).read_bytes()
+    print("5. proxy-wasm: one test = new store, WASI, 36 host functions, instantiate, _initialize,")
+    print("   root context, vm_start, configure, http context, 4 callbacks, done/log/delete")
+    for case in the_job.cases[:2]:
+        single = Job(**{**the_job.__dict__, "cases": [case]})
+        per = _harness_per_call(wasm, single, tmp)
+        print(f"   header_gate (Go SDK, 3.3 MB) '{case.name}': {per * 1e3:7.2f} ms per test (in-process)")
+    batch = Job(**{**the_job.__dict__, "cases": [the_job.cases[0]] * 50, "cache_dir": str(tmp / "c")})
+    run_job(Job(**{**batch.__dict__, "cases": batch.cases[:1]}))  # fill the compile cache
+    start = time.perf_counter()
+    run_job(Job(**{**batch.__dict__, "cases": batch.cases[:1]}))
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    run_job(batch)
+    fifty = time.perf_counter() - start
+    print(f"   in a worker (cached compile): {(fifty - one) / 49 * 1e3:.2f} ms per extra test, "
+          f"{one * 1e3:.0f} ms for a one-test release")  # fmt: skip
+    clang = shutil.which("clang")
+    if clang is not None:
+        source = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "modules" / "proxy_filter.c"
+        out = tmp / "proxy_filter.wasm"
+        subprocess.run([clang, "--target=wasm32-unknown-unknown", "-O2", "-nostdlib", "-Wl,--no-entry",
+                        "-o", str(out), str(source)], check=True)  # fmt: skip
+        case = Case("headers", http={"plugin_config": "headers", "response_body": "x"})
+        small = job(out, "proxy-wasm", [case])
+        per = _harness_per_call(out.read_bytes(), small, tmp)
+        print(f"   C filter (4 KB, no runtime to initialise): {per * 1e3:.2f} ms per test (in-process)")
+
+
 def main() -> None:
+    import sys
+
+    only = set(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
-        bench_overhead(Path(tmp))
-        bench_cache(Path(tmp))
-        bench_extism(Path(tmp))
+        if not only or "overhead" in only:
+            bench_overhead(Path(tmp))
+        if not only or "cache" in only:
+            bench_cache(Path(tmp))
+        if not only or "extism" in only:
+            bench_extism(Path(tmp))
+        if not only or "corpus" in only:
+            bench_corpus_compile()
+        if not only or "proxy" in only:
+            bench_proxy_wasm(Path(tmp))
 
 
 if __name__ == "__main__":

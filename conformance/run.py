@@ -306,6 +306,8 @@ def inside(ctx: Context, rel: str) -> Path:
 def tamper(ctx: Context, step: dict[str, Any]) -> None:
     path = inside(ctx, step["path"])
     action = step["action"]
+    if not path.is_file():
+        raise StepFailed(f"cannot tamper with {step['path']}: the verifier did not install that file")
     if action == "append":
         with path.open("ab") as f:
             f.write(b"\n")

@@ -3,7 +3,8 @@
 Every error a user can trigger is a ``RegistryToolError``: it carries *what* is wrong,
 *where* (file, line, field) and *how to fix it*, and knows its exit code, so the CLI
 can print one paragraph and never a traceback.  Exit codes are the same for every
-command: 0 ok, 1 the checked thing is bad, 2 usage or environment error.
+command: 0 ok, 1 the checked thing is bad, 2 usage or environment error, 3 the tool itself
+failed (an unexpected exception: a bug to report, never a verdict on the input).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+# The rule id of a finding that stands for a crash of the tool rather than a verdict.
+INTERNAL_ERROR_RULE = "internal-error"
 
 
 @dataclass(frozen=True)

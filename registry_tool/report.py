@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from registry_tool.errors import EXIT_CHECK_FAILED, EXIT_OK, Location, RegistryToolError
+from registry_tool.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    INTERNAL_ERROR_RULE,
+    Location,
+    RegistryToolError,
+)
 
 JSON_FORMAT_VERSION = 1
 
@@ -122,6 +129,9 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        # A crash is the tool's failure, not the input's: exit 3, still non-zero (fails closed).
+        if any(f.rule == INTERNAL_ERROR_RULE for _, f in self.findings()):
+            return EXIT_INTERNAL
         return EXIT_OK if self.ok else EXIT_CHECK_FAILED
 
     def findings(self) -> Iterable[tuple[CheckResult, Finding]]:

@@ -4,16 +4,19 @@
     python scripts/build_samples.py            # build into index/plugins/<name>/<version>/
     python scripts/build_samples.py --check    # rebuild in a temp dir; exit 1 if anything differs
 
-WAT is assembled with wasmtime.wat2wasm; C is compiled with clang --target=wasm32-wasi.
+WAT is assembled with wasmtime.wat2wasm; C is compiled with clang --target=wasm32-wasi; Go
+(GOOS=wasip1) with the go command, its module versions pinned by each sample's go.mod/go.sum.
 Builds are reproducible: sources are compiled from their own directory under a fixed
-prefix map, debug info is stripped and wasm-ld writes no build id, so the same clang
-gives the same bytes (tests/manifest/test_samples.py proves the committed files match).
+prefix map (-trimpath for Go), debug info is stripped and no build id is written, so the same
+clang / Go release gives the same bytes (tests/manifest/test_samples.py proves the committed
+files match).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -24,8 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "samples" / "src"
-# The clang the committed C samples were built with; other versions emit different code.
+# The clang and Go the committed samples were built with; other versions emit different code.
 REFERENCE_CLANG = "14.0.6"
+REFERENCE_GO = "go1.26.8"
+GO_FALLBACK = Path("/usr/local/go/bin/go")
 INDEX = ROOT / "index"
 
 # Flags shared by every C build: fixed paths in any remaining metadata, no debug info.
@@ -35,7 +40,12 @@ C_FLAGS = {
     "c-freestanding": ["-nostdlib", "-Wl,--no-entry"],
     # A WASI command: wasi-libc's crt1 provides _start and calls main.
     "c-wasi-command": [],
+    # A WASI reactor: wasi-libc's crt1-reactor provides _initialize (runs the constructors).
+    "c-reactor": ["-mexec-model=reactor"],
 }
+# Go builds: -buildmode per kind; module versions come from go.mod/go.sum only (-mod=readonly).
+GO_BUILDMODE = {"go-c-shared": "c-shared", "go-wasip1": "default"}
+GO_FLAGS = ["-trimpath", "-ldflags=-s -w -buildid="]
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class Sample:
     name: str
     version: str
     source: str  # relative to samples/src
-    kind: str  # wat | c-freestanding | c-wasi-command
+    kind: str  # wat | c-freestanding | c-wasi-command | c-reactor | go-c-shared | go-wasip1
 
     @property
     def release_dir(self) -> Path:
@@ -61,6 +71,12 @@ SAMPLES = (
     Sample("count_vowels", "1.0.0", "count_vowels/count_vowels.c", "c-freestanding"),
     Sample("visit_counter", "1.0.0", "visit_counter/visit_counter.c", "c-freestanding"),
     Sample("healthcheck", "1.0.0", "healthcheck/healthcheck.wat", "wat"),
+    Sample("email_domain", "1.0.0", "email_domain/email_domain.c", "c-freestanding"),
+    Sample("tally", "1.0.0", "tally/tally.c", "c-reactor"),
+    Sample("greet_go", "1.0.0", "greet_go/main.go", "go-c-shared"),
+    Sample("greet_go_std", "1.0.0", "greet_go/main.go", "go-wasip1"),
+    Sample("header_gate", "1.0.0", "header_gate/main.go", "go-c-shared"),
+    Sample("jsonl_prices", "1.0.0", "jsonl_prices/main.go", "go-wasip1"),
 )
 
 
@@ -78,9 +94,44 @@ def clang_version() -> str | None:
     return match.group(1) if match else None
 
 
+def go_command() -> str | None:
+    """The go command (PATH, else the standard /usr/local/go install), or None."""
+    found = shutil.which("go")
+    if found:
+        return found
+    return str(GO_FALLBACK) if GO_FALLBACK.is_file() else None
+
+
+def go_version() -> str | None:
+    """The Go release ("go1.26.8"), or None when Go is not installed."""
+    go = go_command()
+    if go is None:
+        return None
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout
+    return out.strip() or None
+
+
+def build_go(sample: Sample) -> bytes:
+    go = go_command()
+    if go is None:
+        raise BuildError("go is not installed (Go >= 1.24 builds the Go samples)")
+    source = SRC / sample.source
+    env = dict(os.environ, GOOS="wasip1", GOARCH="wasm", CGO_ENABLED="0", GOFLAGS="-mod=readonly",
+               GOTOOLCHAIN="local")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / sample.wasm_name
+        cmd = [go, "build", f"-buildmode={GO_BUILDMODE[sample.kind]}", *GO_FLAGS, "-o", str(out), "."]
+        proc = subprocess.run(cmd, cwd=source.parent, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+        return out.read_bytes()
+
+
 def build(sample: Sample) -> bytes:
     """Build one sample and return the wasm bytes (nothing is written outside a temp dir)."""
     source = SRC / sample.source
+    if sample.kind in GO_BUILDMODE:
+        return build_go(sample)
     if sample.kind == "wat":
         import wasmtime
 
@@ -117,9 +168,12 @@ def pin(sample: Sample, data: bytes) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="verify committed wasm files, write nothing")
+    parser.add_argument("names", nargs="*", help="build only these samples (default: all)")
     args = parser.parse_args(argv)
     status = 0
     for sample in SAMPLES:
+        if args.names and sample.name not in args.names:
+            continue
         try:
             data = build(sample)
         except BuildError as err:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and the sample builds need, only if missing:
 # python3-venv, minisign (signature interop), clang + lld + wasi-libc (C -> wasm32-wasi
-# sample plugins), chromium (the catalog page's browser tests drive Debian's Chromium headless
+# sample plugins), cargo + rustc (the Rust verifier; Debian's when no rustup toolchain is
+# present), chromium (the catalog page's browser tests drive Debian's Chromium headless
 # through Playwright's Python package; no browser is downloaded) and, where Go is available,
 # actionlint (workflow lint).
 set -euo pipefail
@@ -12,6 +13,7 @@ command -v minisign >/dev/null || need+=(minisign)
 command -v clang >/dev/null || need+=(clang)
 command -v wasm-ld >/dev/null || need+=(lld)
 [ -e /usr/include/wasm32-wasi/stdio.h ] || need+=(wasi-libc)
+command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || need+=(cargo)
 compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null \
   || need+=(libclang-rt-14-dev-wasm32)
 command -v chromium >/dev/null || need+=(chromium)

@@ -19,8 +19,17 @@ EXPIRES = "2031-11-21T00:00:00Z"  # long-lived: the sample must keep verifying i
 
 # maintainer id -> plugins delegated to it
 MAINTAINERS = {
-    "ferritelabs": ["validate_email", "adler32", "uppercase", "healthcheck"],
-    "extism-community": ["count_vowels", "visit_counter"],
+    "ferritelabs": [
+        "validate_email",
+        "adler32",
+        "uppercase",
+        "healthcheck",
+        "tally",
+        "header_gate",
+        "jsonl_prices",
+        "email_domain",
+    ],
+    "extism-community": ["count_vowels", "visit_counter", "greet_go", "greet_go_std"],
 }
 
 
@@ -65,6 +74,8 @@ def main() -> None:
         for plugin in plugins:
             args += ["--plugin", plugin]
         tool(*args)
+    # registry.toml (permissions, limits) changes only with the root threshold: pin its digest.
+    tool("root", "pin-config", INDEX / "registry.toml", "--dir", root_dir, "--expires", EXPIRES)
     tool("root", "sign", "--dir", root_dir, "--key", root_key)
     tool("root", "verify", "--dir", root_dir)
     for maintainer, plugins in MAINTAINERS.items():

@@ -12,13 +12,14 @@ import sys
 import traceback
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 from registry_tool import __version__
-from registry_tool.errors import EXIT_USAGE, RegistryToolError
-from registry_tool.report import OutputFormat, Report, render
+from registry_tool.errors import EXIT_INTERNAL, EXIT_USAGE, INTERNAL_ERROR_RULE, RegistryToolError
+from registry_tool.report import CheckResult, Finding, OutputFormat, Report, render
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,7 +27,7 @@ R = TypeVar("R")
 app = typer.Typer(
     name="registry-tool",
     help="Static plugin registry and signing toolkit for WebAssembly plugins.\n\n"
-    "Exit codes: 0 ok, 1 the checked thing is bad, 2 usage or environment error.",
+    "Exit codes: 0 ok, 1 the checked thing is bad, 2 usage or environment error, 3 internal error.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -78,8 +79,50 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             where = f"{err.filename}: " if getattr(err, "filename", None) else ""
             typer.echo(f"error: {where}{err.strerror or err}.", err=True)
             raise typer.Exit(EXIT_USAGE) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # typer's own control flow (typer.Exit is a RuntimeError)
+        except Exception as err:
+            internal_error(err, kwargs.get("fmt"), command=_command_name(fn))
 
     return wrapper
+
+
+def _command_name(fn: Callable[..., object]) -> str:
+    return fn.__name__.removesuffix("_command").removesuffix("_cmd").replace("_", " ")
+
+
+def internal_error(err: BaseException, fmt: object = None, *, command: str = "registry-tool") -> NoReturn:
+    """An unexpected exception: a bug, never a verdict.  One paragraph on stderr, the report in
+    the requested format on stdout (so JSON/SARIF readers still get a document), exit 3."""
+    if _state["debug"]:
+        traceback.print_exception(err)
+    what = f"{type(err).__name__}: {_short(err)}"
+    typer.echo(
+        f"internal error: {what}. Fix: report this to the registry-tool maintainers "
+        "(run again with --debug for the traceback).",
+        err=True,
+    )
+    if isinstance(fmt, OutputFormat):
+        result = CheckResult(subject=command)
+        result.findings.append(
+            Finding(
+                rule=INTERNAL_ERROR_RULE,
+                message=f"the command crashed: {what}",
+                fix="report this to the registry-tool maintainers; nothing was checked",
+            )
+        )
+        try:
+            render(Report(command=command, results=[result]), fmt, sys.stdout)
+            sys.stdout.flush()
+        except Exception:  # noqa: S110 (the exit code below still says what happened)
+            pass
+    raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _short(err: BaseException) -> str:
+    """The exception's message on one line, cut short (a RecursionError's can be huge)."""
+    text = " ".join(str(err).split())
+    return text[:300] + ("…" if len(text) > 300 else "")
 
 
 def emit(report: Report, fmt: OutputFormat) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from registry_tool._cli import FormatOption, handle_errors
+from registry_tool.errors import RegistryToolError
 from registry_tool.report import OutputFormat
 
 ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True)
@@ -33,6 +34,14 @@ def check_command(
         bool,
         typer.Option("--allow-escalation", help="New permissions/imports were approved: report, don't fail."),
     ] = False,
+    allow_escalation_at: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-escalation-at",
+            help="New permissions/imports were approved for this commit (12-40 hex digits): honoured only "
+            "when it is HEAD.",
+        ),
+    ] = None,
     shard: Annotated[
         str, typer.Option("--shard", help="Check only shard i of n of the changed releases, e.g. 2/4.")
     ] = "1/1",
@@ -48,11 +57,24 @@ def check_command(
 ) -> None:
     """Check what HEAD changes in an index since --base: signatures, digests, smoke runs, immutability,
     version order, permission escalation, regressions. Exit 1 when the pull request must not merge."""
-    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request
+    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report
     from registry_tool.ci.summary import write_outputs
 
-    options = CheckOptions(base=base, allow_escalation=allow_escalation, shard=Shard.parse(shard), full=full)
-    report = check_pull_request(Path.cwd(), list(index or []), options)
+    options = CheckOptions(
+        base=base,
+        allow_escalation=allow_escalation,
+        allow_escalation_at=allow_escalation_at,
+        shard=Shard.parse(shard),
+        full=full,
+    )
+    try:
+        report = check_pull_request(Path.cwd(), list(index or []), options)
+    except RegistryToolError:
+        raise
+    except Exception as err:
+        # Still write JSON/annotations/SARIF/summary, so the PR shows why it is red; exit 3.
+        typer.echo(f"internal error: {type(err).__name__} in ci check (see the report)", err=True)
+        report = crash_report(err)
     write_outputs(
         report,
         fmt,
@@ -89,11 +111,23 @@ def init_command(
             help="Where to write the new secret keys (default: DIR.keys next to DIR, outside git).",
         ),
     ] = None,
+    tool_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--tool-ref",
+            help="Full commit id of registry-tool the workflows run (default: the commit installed).",
+        ),
+    ] = None,
+    action_repo: Annotated[
+        str | None,
+        typer.Option("--action-repo", help="GitHub OWNER/NAME of registry-tool (default: the upstream)."),
+    ] = None,
 ) -> None:
     """Scaffold an index repository: registry.toml, a fresh signed root, PR-check and publish workflows."""
-    from registry_tool.ci.scaffold import init_index
+    from registry_tool.ci.scaffold import ACTION_REPO, ToolPin, detect_tool_pin, init_index
 
-    result = init_index(directory, name=name, host=host, base_url=base_url, keys_dir=keys_dir)
+    tool = ToolPin(action_repo or ACTION_REPO, tool_ref) if tool_ref else detect_tool_pin(action_repo)
+    result = init_index(directory, name=name, host=host, base_url=base_url, keys_dir=keys_dir, tool=tool)
     typer.echo(result.next_steps())
 
 

@@ -78,9 +78,27 @@ AllowOption = Annotated[
     list[str] | None,
     typer.Option("--allow", help="Approve permissions, comma-separated (e.g. keys,network)."),
 ]
+
+
+def _host_version(value: str | None) -> str | None:
+    """--host-version must be a semver version: a bad one would otherwise crash every range match."""
+    from registry_tool.manifest.versions import VersionError, parse_version
+
+    if value is not None:
+        try:
+            parse_version(value)
+        except VersionError as err:
+            raise typer.BadParameter(f"{err}; e.g. --host-version 0.4.1") from None
+    return value
+
+
 HostOption = Annotated[
     str | None,
-    typer.Option("--host-version", help="Install only releases compatible with this host version."),
+    typer.Option(
+        "--host-version",
+        callback=_host_version,
+        help="Install only releases compatible with this host version.",
+    ),
 ]
 RegistryConfigOption = Annotated[
     Path | None,

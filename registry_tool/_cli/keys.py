@@ -217,6 +217,22 @@ def root_add_maintainer(
     )
 
 
+@root_app.command("pin-config")
+@handle_errors
+def root_pin_config(
+    config: Annotated[Path, typer.Argument(help="The registry.toml to authorise (its sha256 is pinned).")],
+    root_dir: RootDir = Path("root"),
+    expires: Expires = None,
+) -> None:
+    """Pin registry.toml's sha256 in a new root version: changing permissions or limits needs the root
+    threshold, like any root change."""
+    from registry_tool.manifest import load_registry_config
+    from registry_tool.trust.editing import pin_registry_config
+
+    loaded = load_registry_config(config)  # never pin a file the tools cannot load
+    _edit(root_dir, pin_registry_config(loaded.raw), expires)
+
+
 @root_app.command("revoke")
 @handle_errors
 def root_revoke(

@@ -29,6 +29,16 @@ def smoke(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the compiled-module cache.")
     ] = False,
+    compile_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--compile-timeout",
+            min=1,
+            help="Seconds compiling one module may take (default: registry.toml [limits.max] "
+            "compile_time, else 300).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every plugin's \\[\\[tests]] in the sandbox (fuel, memory, time and process limits).
 
@@ -36,4 +46,4 @@ def smoke(
     """
     from registry_tool.sandbox import smoke_paths
 
-    emit(smoke_paths(paths, jobs=jobs, cache=not no_cache), fmt)
+    emit(smoke_paths(paths, jobs=jobs, cache=not no_cache, compile_timeout=compile_timeout), fmt)

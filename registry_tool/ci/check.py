@@ -11,9 +11,13 @@ manifest, signing and trust parts keep their own rule ids.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import stat
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -24,15 +28,19 @@ from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, Smoke
 from registry_tool.ci.release import NewRelease, check_yank, finding_from_error, precedence
 from registry_tool.ci.summary import SUMMARY_COLUMNS
 from registry_tool.ci.trustgate import RootChange, TrustGate
-from registry_tool.errors import RegistryToolError, UsageError
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
+from registry_tool.manifest.errors import RegistryConfigError
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.trust.root import Root
 
-__all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pull_request"]
+__all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pull_request", "crash_report"]
 
 # What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
 # signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
 from registry_tool.format.rules import is_yank_file, root_number
+
+MAX_CONFIG_BYTES = 1 << 20  # registry.toml is a few KiB; a link to /dev/zero must not be read
 
 
 def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOptions) -> Report:
@@ -41,20 +49,50 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     base = repo.resolve(options.base)
     now = options.now or datetime.now(UTC)
     report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    if options.allow_escalation_at is not None:
+        options, approval = _bind_approval(repo, options)
+        if approval.findings and options.shard.first:
+            report.results.append(approval)
     if options.shard.first and not options.full:
         workflows = _workflow_changes(repo, base)
         if workflows.findings:
             report.results.append(workflows)
-    rels = [_repo_relative(repo, d) for d in index_dirs or [_default_index(repo)]]
+    rels = [_repo_relative(repo, d) for d in index_dirs or [_default_index(repo, base)]]
     if options.shard.first:
         dirty = _uncommitted(repo, [rel or "." for rel in rels])
         if dirty.findings:
             report.results.append(dirty)
+        attributes = _attribute_changes(repo, base, rels)
+        if attributes.findings:
+            report.results.append(attributes)
     for rel in rels:
         with _IndexCheck(repo, base, rel, options, now) as check:
             report.results.extend(check.run())
     report.summary_columns.update(SUMMARY_COLUMNS)
     return report
+
+
+_APPROVED_COMMIT = re.compile(r"[0-9a-f]{12,40}")
+
+
+def _bind_approval(repo: GitRepo, options: CheckOptions) -> tuple[CheckOptions, CheckResult]:
+    """``--allow-escalation-at SHA`` approves escalations of exactly that HEAD commit."""
+    result = CheckResult(subject="escalation approval")
+    approved = (options.allow_escalation_at or "").strip().lower()
+    head = repo.resolve("HEAD")
+    if _APPROVED_COMMIT.fullmatch(approved) and head.startswith(approved):
+        return replace(options, allow_escalation=True), result
+    result.findings.append(
+        Finding(
+            rule="approval-stale",
+            message=f"the escalation approval names commit {approved[:40]!r}, but HEAD is {head[:12]}: "
+            "commits pushed after an approval are not approved with it",
+            severity=Severity.warning,
+            fix=f"a registry maintainer reviews the new commits and approves {head[:12]} "
+            f"(label allow-escalation@{head[:12]})",
+        )
+    )
+    return options, result
 
 
 def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:
@@ -92,17 +130,56 @@ def _uncommitted(repo: GitRepo, pathspecs: list[str]) -> CheckResult:
     return result
 
 
-def _default_index(repo: GitRepo) -> Path:
+def _default_index(repo: GitRepo, base: str) -> Path:
+    """``index/`` when the base has index/registry.toml: deleting it (or replacing ``index/`` with a
+    link) in the PR must not move the check to the repository root, where nothing changed."""
+    if repo.show(base, "index/registry.toml") is not None:
+        return repo.root / "index"
     return repo.root / "index" if (repo.root / "index" / "registry.toml").is_file() else repo.root
 
 
 def _repo_relative(repo: GitRepo, path: Path) -> str:
-    absolute = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    # Resolve the parent only: an index folder replaced by a link to elsewhere is still the
+    # index folder of this checkout (whose link the check reports), not "outside the checkout".
+    absolute = Path(os.path.normpath(path if path.is_absolute() else Path.cwd() / path))
+    absolute = absolute.parent.resolve() / absolute.name if absolute.name else absolute.resolve()
     try:
         rel = absolute.relative_to(repo.root.resolve()).as_posix()
     except ValueError:
         raise UsageError(f"{path} is not inside the git checkout {repo.root}", where=str(path)) from None
     return "" if rel == "." else rel
+
+
+# Attributes that make git rewrite a file's bytes between the repository and the checkout: any of
+# them on an index file breaks its signature (or the digest of a .wasm) for whoever checks it out.
+_REWRITING_ATTRIBUTES = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
+
+
+def _attribute_changes(repo: GitRepo, base: str, rels: list[str]) -> CheckResult:
+    """A .gitattributes change (anywhere: attributes apply to subfolders) must not make git
+    convert index files on checkout (``index/** text eol=crlf`` breaks every signature)."""
+    result = CheckResult(subject="git attributes")
+    changed = [c for c in repo.changes(base, [":(glob)**/.gitattributes"])]
+    if not changed:
+        return result
+    files = repo.tracked_files([rel or "." for rel in rels])
+    for path, attribute, value in repo.check_attributes(files, _REWRITING_ATTRIBUTES):
+        if value in ("unspecified", "unset") or (attribute == "text" and value == "unset"):
+            continue
+        result.findings.append(
+            Finding(
+                rule="index-attributes",
+                message=f"{path} gets git attribute {attribute}={value} from a changed .gitattributes: "
+                "git would rewrite its bytes on checkout and break its signature or digest",
+                file=changed[0].path,
+                line=1,
+                fix="index files are stored byte for byte; drop attributes that match them "
+                "(or mark them `-text`)",
+            )
+        )
+        if len(result.findings) >= 20:
+            break  # one rule, enough examples
+    return result
 
 
 class _IndexCheck:
@@ -113,6 +190,8 @@ class _IndexCheck:
         self.prefix = f"{index}/" if index else ""
         self._tmp = tempfile.TemporaryDirectory(prefix="registry-tool-ci-")
         self.tmp = Path(self._tmp.name)
+        self._plugin_names: set[str] | None = None
+        self._new_names: set[str] = set()
 
     def __enter__(self) -> _IndexCheck:
         return self
@@ -136,6 +215,7 @@ class _IndexCheck:
             changes = self.repo.changes(self.base, scope)
         releases: dict[ReleaseKey, list[Change]] = defaultdict(list)
         root_changes: list[Change] = []
+        config_changes: list[Change] = []
         index_level = CheckResult(subject=f"{self.index or '.'} (index files)")
         for change in changes:
             parts = PurePosixPath(change.path[len(self.prefix) :]).parts
@@ -144,15 +224,35 @@ class _IndexCheck:
             elif parts and parts[0] == "root":
                 root_changes.append(change)
             elif parts == ("registry.toml",):
-                index_level.findings.append(self._config_change(change))
+                config_changes.append(change)
+            elif change.path == self.index:
+                index_level.findings.append(self._index_replaced(change))
             else:
                 index_level.findings.append(self._outside(change))
+        # Every shard sees every name the PR adds: squatting between two new names is found too.
+        self._new_names = {
+            k.name for k, cs in releases.items() if any(c.kind is not ChangeKind.deleted for c in cs)
+        }
         results: list[CheckResult] = []
         gate = TrustGate.at_ref(self.repo, self.base, self.path("root"), self.now)
         config = self._base_config()
         if self.options.shard.first:
+            head_root: Root | None = gate.root
             if root_changes:
-                results.append(self._check_root(gate, root_changes))
+                try:
+                    root_result = self._check_root(gate, root_changes)
+                    accepted = root_result.data.pop("accepted_root", None)
+                    head_root = accepted if isinstance(accepted, Root) else head_root
+                    results.append(root_result)
+                except RegistryToolError:
+                    raise
+                except Exception as err:
+                    crashed = CheckResult(subject="root", file=self.path("root"))
+                    crashed.findings.append(internal_error_finding("the root check", err, self.path("root")))
+                    results.append(crashed)
+                    head_root = None
+            for change in config_changes:
+                index_level.findings.extend(self._config_change(change, head_root))
             if index_level.findings:
                 results.append(index_level)
         for position, key in enumerate(sorted(releases, key=lambda k: (k.name, k.version))):
@@ -170,16 +270,77 @@ class _IndexCheck:
             "changes in a separate pull request for the registry maintainers",
         )
 
-    def _config_change(self, change: Change) -> Finding:
+    def _index_replaced(self, change: Change) -> Finding:
         return Finding(
-            rule="config-change",
-            message="registry.toml changed: this check used the base version; the change itself needs a "
-            "registry maintainer's review",
-            severity=Severity.warning,
+            rule="unexpected-file",
+            message=f"{change.path} ({change.kind.name}) replaces the index folder with a file or "
+            "symbolic link",
             file=change.path,
             line=1,
-            fix="send registry configuration changes in their own pull request",
+            fix="restore the index folder; the check reads nothing behind links",
         )
+
+    def _config_change(self, change: Change, head_root: Root | None) -> list[Finding]:
+        """registry.toml defines the permission vocabulary, the limits and the backport policy: a
+        change must load (or every later check, validate and build fails: the registry is bricked)
+        and must be pinned by a root that passed the root threshold (so it needs the root keys)."""
+        rel = change.path
+
+        def invalid(message: str, line: int | None = 1, fix: str | None = None) -> Finding:
+            return Finding(
+                rule="config-invalid",
+                message=message,
+                file=rel,
+                line=line,
+                fix=fix or "restore registry.toml; after merge every check, validate and build would fail",
+            )
+
+        path = self.repo.root / rel
+        if change.kind is ChangeKind.deleted or not os.path.lexists(path):
+            return [invalid(f"{rel} was deleted", line=None)]
+        try:
+            data = _read_config_file(path)
+        except ValueError as err:
+            return [invalid(f"{rel} {err}")]
+        target = self.tmp / "head" / "registry.toml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        try:
+            load_registry_config(target)
+        except RegistryConfigError as err:
+            return [
+                invalid(f"{rel} would not load: {f.message}", line=f.line or 1, fix=f.fix)
+                for f in err.findings or [Finding("config", err.what)]
+            ]
+        digest = hashlib.sha256(data).hexdigest()
+        if head_root is None or head_root.registry_config_sha256 != digest:
+            pinned = head_root.registry_config_sha256 if head_root else None
+            return [
+                Finding(
+                    rule="config-unauthorised",
+                    message=f"{rel} changed to sha256 {digest}, but the root "
+                    + (f"pins {pinned}" if pinned else "pins no registry.toml")
+                    + ": permissions, limits and policy change only with the root threshold",
+                    file=rel,
+                    line=1,
+                    fix="the root key holders pin it in a new root version: `registry-tool root pin-config "
+                    f"{rel} --dir {self.path('root')}` then `registry-tool root sign`, in this pull "
+                    "request or before it",
+                )
+            ]
+        version = head_root.version
+        return [
+            Finding(
+                rule="config-change",
+                message=f"registry.toml changed; root version {version} pins it (sha256 {digest[:16]}…); "
+                "this check still used the base version",
+                severity=Severity.notice,
+                file=rel,
+                line=1,
+                fix="reviewers read the new permissions and limits; releases in the same pull request "
+                "are judged by the base's",
+            )
+        ]
 
     # ------------------------------------------------------------------ base state
 
@@ -197,6 +358,12 @@ class _IndexCheck:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         return load_registry_config(target)
+
+    def plugin_names(self) -> set[str]:
+        """Plugin names at the base and those this pull request adds (squatting compares with all)."""
+        if self._plugin_names is None:
+            self._plugin_names = set(self.repo.list_dirs(self.base, self.path("plugins"))) | self._new_names
+        return self._plugin_names
 
     def export_base(self, rel_dir: str) -> Path:
         dest = self.tmp / "base" / rel_dir
@@ -260,6 +427,8 @@ class _IndexCheck:
         change_info: RootChange = gate.check_new_root(self.repo.root / root_dir, root_dir)
         result.findings.extend(change_info.findings)
         result.data["root_change"] = change_info.summary
+        if result.ok and change_info.accepted is not None:
+            result.data["accepted_root"] = change_info.accepted  # popped by run(), never reported
         return result
 
     # ------------------------------------------------------------------ releases
@@ -278,6 +447,10 @@ class _IndexCheck:
             result.findings.extend(
                 _link_findings(links, "commit the file itself; links could point outside the release")
             )
+            # Git still says what was removed (nothing is read behind the link to know it).
+            result.findings.extend(
+                self._immutable(c) for c in changes if c.kind is ChangeKind.deleted and c.path in published
+            )
             return result
         try:
             if published and not self.options.full:
@@ -288,6 +461,9 @@ class _IndexCheck:
                 result.findings.extend(self._outside(c) for c in changes)
         except RegistryToolError as err:
             result.findings.append(finding_from_error(err, self.repo.root, self.rebase_map(rel_dir)))
+        except Exception as err:
+            # One release's crash must not lose the rest of the pull request's findings.
+            result.findings.append(internal_error_finding(f"the check of {key.subject}", err, manifest_rel))
         return result
 
     def _check_published(
@@ -337,6 +513,47 @@ class _IndexCheck:
             (self.tmp / "base" / rel_dir, rel_dir + " (base)"),
             (self.tmp / "base", self.prefix + "(base)"),
         ]
+
+
+def internal_error_finding(what: str, err: BaseException, file: str | None = None) -> Finding:
+    """A crash as a finding: fails closed (exit 3), names the exception, keeps other findings."""
+    text = " ".join(str(err).split())
+    text = text[:300] + ("…" if len(text) > 300 else "")
+    return Finding(
+        rule=INTERNAL_ERROR_RULE,
+        message=f"{what} crashed: {type(err).__name__}: {text}",
+        file=file,
+        line=1 if file else None,
+        fix="report this to the registry-tool maintainers; the pull request cannot pass until it runs",
+    )
+
+
+def crash_report(err: BaseException) -> Report:
+    """The report of a ``ci check`` that crashed before it had one: still JSON, SARIF, summary."""
+    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    result = CheckResult(subject="ci check")
+    result.findings.append(internal_error_finding("ci check", err))
+    report.results.append(result)
+    report.summary_columns.update(SUMMARY_COLUMNS)
+    return report
+
+
+def _read_config_file(path: Path) -> bytes:
+    """The bytes of a regular file, not through a link, at most MAX_CONFIG_BYTES; ValueError says why
+    not (a link to /dev/zero or a FIFO would otherwise hang or exhaust the runner)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        raise ValueError(
+            "is a symbolic link" if path.is_symlink() else f"cannot be read: {err.strerror}"
+        ) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError("is not a regular file")
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"is larger than {MAX_CONFIG_BYTES} bytes")
+    return data
 
 
 def _symlinks(root: Path, rel_dir: str) -> list[str]:

@@ -120,6 +120,32 @@ class GitRepo:
             i += 1
         return sorted(paths)
 
+    def tracked_files(self, pathspecs: list[str]) -> list[str]:
+        """Files of HEAD's index under ``pathspecs`` (repo-relative)."""
+        out = self.git("ls-files", "-z", "--", *pathspecs, what="cannot list the tracked files")
+        return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
+
+    def check_attributes(self, paths: list[str], attributes: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """(path, attribute, value) for every path and attribute, as the working tree's
+        .gitattributes files set them (value "unspecified" when none does)."""
+        if not paths:
+            return []
+        proc = subprocess.run(
+            ["git", "check-attr", "-z", "--stdin", *attributes],
+            cwd=self.root,
+            input=b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths) + b"\0",
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise GitError("cannot read git attributes", where=str(self.root), fix="check the git install")
+        fields = proc.stdout.split(b"\0")
+        return [
+            (path.decode("utf-8", "surrogateescape"), attr.decode(), value.decode())
+            for path, attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            if path
+        ]
+
     def show(self, ref: str, path: str) -> bytes | None:
         """The bytes of ``path`` at ``ref``, or None when it does not exist there."""
         proc = subprocess.run(

@@ -28,10 +28,15 @@ RULES: dict[str, str] = {
     "root-signature": "A new root version lacks a threshold of valid signatures (root chain rules).",
     "root-immutable": "A published root version was modified or removed.",
     "yank-invalid": "yank.toml is malformed or names another release.",
-    "config-change": "registry.toml changed; the check used the base version, the new one needs review.",
+    "config-change": "registry.toml changed and the root pins the new version (a notice for reviewers).",
+    "config-invalid": "registry.toml was deleted, is a link or special file, or would not load.",
+    "config-unauthorised": "registry.toml changed but no root that passed the root threshold pins it.",
+    "index-attributes": "A changed .gitattributes makes git rewrite index files on checkout.",
     "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
     "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
     "internal-error": "A check crashed; the release fails closed until it runs.",
+    "name-squatting": "A new plugin name looks like an existing one and no maintainer is delegated both.",
+    "approval-stale": "The escalation approval names another commit than HEAD (a push after approving).",
     "uncommitted-changes": "The working tree differs from HEAD; those changes were not checked.",
     "unexpected-file": "A file in a release folder is not covered by the release's signature.",
 }
@@ -71,6 +76,9 @@ class Shard:
 class CheckOptions:
     base: str
     allow_escalation: bool = False
+    # Approval of escalations for one commit: honoured only when HEAD is that commit, so an
+    # escalation pushed after the approval is not approved with it.
+    allow_escalation_at: str | None = None
     shard: Shard = field(default_factory=Shard)
     now: datetime | None = None
     smoke: SmokeFn | None = None  # None: registry_tool.sandbox.smoke_release

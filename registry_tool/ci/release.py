@@ -18,8 +18,9 @@ from semantic_version import Version
 
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import CheckOptions, ReleaseKey
+from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate
-from registry_tool.errors import RegistryToolError
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.source import TomlSyntaxError, parse_toml
 from registry_tool.report import CheckResult, Finding, Severity
@@ -51,6 +52,8 @@ class IndexContext(Protocol):
     def base_versions(self, name: str) -> list[Version]: ...
 
     def export_base(self, rel_dir: str) -> Path: ...
+
+    def plugin_names(self) -> set[str]: ...
 
 
 class NewRelease:
@@ -117,8 +120,8 @@ class NewRelease:
             )
         except Exception as err:  # fail closed with a finding, not a traceback
             self.add(
-                "internal-error",
-                f"the {name} check crashed: {type(err).__name__}: {err}",
+                INTERNAL_ERROR_RULE,
+                f"the {name} check crashed: {type(err).__name__}: {_one_line(err)}",
                 fix="report this to the registry-tool maintainers; the release cannot pass until it runs",
             )
         after = sum(1 for f in self.result.findings if f.severity is Severity.error)
@@ -131,6 +134,7 @@ class NewRelease:
         self.checks["digest"] = not any(f.rule in _DIGEST_RULES for f in self.result.findings)
         self.step("signature", self.signature)
         self.step("version order", self.version_order)
+        self.step("name", self.name_squatting)
         previous = self.previous_release()
         self.step("escalation", lambda: self.escalation(previous))
         if self.checks["manifest"] and self.checks["digest"]:
@@ -240,6 +244,24 @@ class NewRelease:
                 "registry.toml (a registry maintainer's decision)",
             )
 
+    def name_squatting(self) -> None:
+        """A new plugin name must not pass for an existing one (unless one maintainer owns both)."""
+        name = self.key.name
+        if self.o.base_versions(name):
+            return  # not a new name
+        for other, reason in look_alikes(name, self.o.plugin_names() - {name}):
+            owners = [m.id for m in self.gate.root.maintainers.values() if m.covers(name) and m.covers(other)]
+            if owners:
+                continue  # one maintainer's own family of names (delegated by the root)
+            self.add(
+                "name-squatting",
+                f"plugin name '{name}' {reason} of the existing plugin '{other}', and no maintainer "
+                "is delegated both",
+                field="plugin.name",
+                fix=f"choose a clearly different name, or have the root delegate both '{name}' and "
+                f"'{other}' to the same maintainer",
+            )
+
     def previous_release(self) -> Path | None:
         """The highest published version below this one, exported from the base."""
         try:
@@ -277,8 +299,8 @@ class NewRelease:
             severity = Severity.notice  # published escalations were approved when they merged
         approved = " (approved with --allow-escalation)" if self.o.options.allow_escalation else ""
         fix = (
-            "a registry maintainer reviews the new capability and re-runs the check with the approval label "
-            "(--allow-escalation)"
+            "a registry maintainer reviews the new capability and approves this head commit: label "
+            "allow-escalation@<first 12 hex digits of the commit> (--allow-escalation-at)"
         )
         escalations: list[str] = []
         for perm in sorted(_granted(self.doc) - _granted(old_doc)):
@@ -416,6 +438,11 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
     return findings
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
 def precedence(version: Version) -> Version:
     """``version`` without build metadata: what semver orders by."""
     return version.truncate("prerelease")
@@ -424,7 +451,7 @@ def precedence(version: Version) -> Version:
 def _toml(raw: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or TOML, a 4301-digit integer, deep nesting
         return {}  # validate_release reports the syntax error with its position
 
 

@@ -8,6 +8,7 @@ repository (``DIR.keys`` by default, mode 0600) so a careless ``git add -A`` can
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,10 @@ from registry_tool.format.rules import is_plugin_name
 from registry_tool.signing.minisign import SecretKey
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+# The GitHub repository of registry-tool, whose composite action (action.yml) the workflows use.
+ACTION_REPO = "registry-tool/registry-tool"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REPO_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 SECRET_NAME = "REGISTRY_INDEX_KEY"  # noqa: S105 (the secret's name, not its value)
 
 # template file -> path in the new repository
@@ -77,6 +82,63 @@ class InitResult:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class ToolPin:
+    """Where the generated workflows get the checker: a GitHub repository at one full commit id.
+
+    Never a package name: ``registry-tool`` is not a name this project controls on the package
+    index, and whoever registers it would run code in every registry's CI, publish job included.
+    """
+
+    repo: str
+    commit: str
+
+    def __post_init__(self) -> None:
+        if not _REPO_SLUG.fullmatch(self.repo):
+            raise ScaffoldError(f"--action-repo {self.repo!r} is not OWNER/NAME", fix="e.g. " + ACTION_REPO)
+        if not _COMMIT.fullmatch(self.commit):
+            raise ScaffoldError(
+                f"--tool-ref {self.commit!r} is not a full commit id",
+                fix="pass the 40 lower-case hex digits of a registry-tool commit (tags and branches move)",
+            )
+
+    @property
+    def uses(self) -> str:
+        """``OWNER/NAME@COMMIT``: a `uses:` reference, and the tail of a pip VCS URL."""
+        return f"{self.repo}@{self.commit}"
+
+
+def detect_tool_pin(repo: str | None = None) -> ToolPin | None:
+    """The commit this registry-tool was installed from, if it can tell: pip's record of a
+    ``git+https://github.com/OWNER/NAME@COMMIT`` install (PEP 610 direct_url.json), else the git
+    checkout the package runs from (a development install)."""
+    import json
+    from importlib import metadata
+
+    try:
+        direct = json.loads(metadata.distribution("registry-tool").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        direct = {}
+    commit = direct.get("vcs_info", {}).get("commit_id") if isinstance(direct, dict) else None
+    if isinstance(commit, str) and _COMMIT.fullmatch(commit):
+        url = str(direct.get("url", ""))
+        found = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?/?", url)
+        return ToolPin(repo or (found.group(1) if found else ACTION_REPO), commit)
+    package = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, check=False)
+
+    try:
+        # Only a checkout that tracks this very package (not some repository it happens to sit in).
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return None
+        commit = git("rev-parse", "HEAD").stdout.strip()
+    except OSError:
+        return None
+    return ToolPin(repo or ACTION_REPO, commit) if _COMMIT.fullmatch(commit) else None
+
+
 def render_template(name: str, values: dict[str, str]) -> str:
     """A template with its ``@@KEY@@`` placeholders filled (``${{ }}`` in workflows stays as is)."""
     text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
@@ -95,8 +157,12 @@ def init_index(
     base_url: str | None = None,
     keys_dir: Path | None = None,
     now: datetime | None = None,
+    tool: ToolPin | None = None,
 ) -> InitResult:
-    """Create the index repository in ``directory`` (which must be missing or empty)."""
+    """Create the index repository in ``directory`` (which must be missing or empty).
+
+    ``tool`` pins the checker the workflows run (default: the commit this registry-tool was
+    installed from)."""
     from registry_tool import __version__
     from registry_tool.manifest import load_registry_config
     from registry_tool.trust.editing import DEFAULT_ROOT_VALIDITY, init_root_dir, new_root, sign_root_dir
@@ -116,7 +182,15 @@ def init_index(
                 f"{keys_dir / existing} already exists",
                 fix="choose another --keys-dir; keys are never overwritten",
             )
+    tool = tool or detect_tool_pin()
+    if tool is None:
+        raise ScaffoldError(
+            "cannot tell which registry-tool commit is running, and the workflows must pin one",
+            fix=f"pass --tool-ref with the full commit id of github.com/{ACTION_REPO} to run in CI "
+            "(install with `pip install git+https://github.com/...@COMMIT` to have it detected)",
+        )
     values = {
+        "TOOL_PIN": tool.uses,
         "NAME": name,
         "HOST": host,
         "BASE_URL": base_url or f"https://OWNER.github.io/{name}/",

@@ -46,6 +46,8 @@ class Verdict:
 class RootChange:
     findings: list[Finding] = field(default_factory=list)
     summary: str = ""
+    # The newest proposed root when every new version is a valid, unexpired step of the chain.
+    accepted: Root | None = None
 
 
 def _root_versions(names: list[str]) -> list[int]:
@@ -163,6 +165,8 @@ class TrustGate:
                         fix="set a future `expires` and re-sign",
                     )
                 )
+            else:
+                change.accepted = current
         change.findings.append(
             Finding(
                 rule="root-change",
@@ -214,6 +218,8 @@ def _describe(old: Root, new: Root) -> str:
             )
     if old.plugin_thresholds != new.plugin_thresholds:
         parts.append("plugin thresholds changed")
+    if old.registry_config_sha256 != new.registry_config_sha256:
+        parts.append(f"registry.toml pinned to sha256 {new.registry_config_sha256 or '(none)'}")
     for r in new.revoked[len(old.revoked) :]:
         parts.append(f"key {r.key.key_id} revoked")
     if new.expires != old.expires:

@@ -344,11 +344,11 @@ def verify_wasm(doc: PluginDocument, release: Release, facts: ManifestFacts, dat
         return
     for other in doc.versions.values():
         if other is not release and other.wasm.sha256 == digest:
-            # A digest mismatch (the class every verifier reports), named as the mix-and-match it is.
-            raise _digest_error(
+            raise MixAndMatchError(
                 f"mix-and-match attack: the module served for {release.name} {release.version} is the "
                 f"signed module of {other.name} {other.version}",
-                release.wasm.path,
+                where=release.wasm.path,
+                fix="the server or a mirror swapped files; nothing was installed",
             )
     raise _digest_error(
         f"tampered module: {release.wasm.path} ({len(data)} bytes, sha256 {digest[:16]}…) is not the module "

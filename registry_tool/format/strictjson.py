@@ -8,6 +8,7 @@ precision), lone surrogates (not representable in UTF-8), nesting too deep to pa
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -35,9 +36,23 @@ _FIX = "rebuild the registry with registry-tool build"
 
 def _int(where: str) -> Any:
     def parse(text: str) -> int:
+        # 17 digits are always beyond 2**53; checked before int(), which raises a bare ValueError
+        # past Python's 4300-digit conversion limit.
+        if len(text.lstrip("-")) > len(str(MAX_SAFE_INTEGER)):
+            raise DocumentError(f"integer {text[:32]}... is beyond +-2**53", where=where, fix=_FIX)
         value = int(text)
         if abs(value) > MAX_SAFE_INTEGER:
             raise DocumentError(f"integer {text[:32]} is beyond +-2**53", where=where, fix=_FIX)
+        return value
+
+    return parse
+
+
+def _float(where: str) -> Any:
+    def parse(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):  # 1e999: Python reads infinity, which no document can hold
+            raise DocumentError(f"number {text[:32]} is out of range", where=where, fix=_FIX)
         return value
 
     return parse
@@ -88,6 +103,7 @@ def load_strict(data: bytes, *, where: str, cap: int | None = None) -> Any:
             object_pairs_hook=_no_duplicates(where),
             parse_constant=_constant(where),
             parse_int=_int(where),
+            parse_float=_float(where),
         )
     except json.JSONDecodeError as err:
         raise DocumentError(

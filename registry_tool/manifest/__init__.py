@@ -3,8 +3,8 @@
 This is the cross-part API other packages import; see docs/architecture.md and docs/manifest.md.
 """
 
+from registry_tool.manifest.abi import ABIS
 from registry_tool.manifest.config import (
-    ABIS,
     CONFIG_FILE,
     ImportPattern,
     Limits,

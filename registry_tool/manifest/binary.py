@@ -79,6 +79,23 @@ def _sections(data: bytes) -> dict[int, tuple[int, int]]:
     return found
 
 
+def custom_section_names(data: bytes) -> list[str]:
+    """The names of a core module's custom sections, in order ([] for bytes it cannot walk)."""
+    if data[:4] != b"\0asm":
+        return []
+    reader, names = _Reader(data, 8), []
+    try:
+        while reader.pos < len(data):
+            section, size = reader.byte(), reader.uleb()
+            end = reader.pos + size
+            if section == 0:
+                names.append(_Reader(data, reader.pos, end).name())
+            reader.pos = end
+    except ValueError:
+        pass
+    return names
+
+
 def _types(data: bytes, span: tuple[int, int]) -> list[tuple[list[str], list[str]]]:
     reader, types = _Reader(data, *span), []
     for _ in range(reader.uleb()):

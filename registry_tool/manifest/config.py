@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from registry_tool.errors import Location
+from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
 from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
 from registry_tool.manifest.units import UnitError, parse_duration, parse_size
@@ -18,18 +19,13 @@ from registry_tool.report import Finding
 
 CONFIG_FILE = "registry.toml"
 CONFIG_SCHEMA = "registry-config.schema.json"
-ABIS = ("core", "wasi-command", "extism", "component")
-
-# Imports each ABI allows on its own, before permissions (module, name pattern).
+# Imports each ABI allows on its own, before permissions (module, name pattern): from the ABI specs.
 ABI_BASE_IMPORTS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
-    {
-        "core": (),
-        "wasi-command": (("wasi_snapshot_preview1", "*"),),
-        "extism": (("extism:host/env", "*"), ("wasi_snapshot_preview1", "*")),
-        # A component's imports are WASI 0.2 interfaces ("wasi:cli/environment@0.2.0").
-        "component": (("wasi:*", "*"),),
-    }
+    {name: spec.imports for name, spec in ABI_SPECS.items()}
 )
+#: Compile time a module gets when registry.toml sets no ``[limits.max] compile_time``: sized for
+#: real modules on a cold CI cache (a 69 MB WASI command needs over two minutes of CPU).
+DEFAULT_COMPILE_TIME = 300.0
 
 # registry.toml [features] name -> wasmtime.Config attribute.
 FEATURES: Mapping[str, str] = MappingProxyType(
@@ -63,6 +59,7 @@ class Limits:
     table_elements: int | None = None
     instances: int | None = None
     stack: int | None = None  # bytes (wasmtime max_wasm_stack)
+    compile_time: float | None = None  # seconds (registry.toml [limits.max] only)
 
     @classmethod
     def from_toml(cls, table: Mapping[str, Any]) -> Limits:
@@ -71,7 +68,7 @@ class Limits:
         for key, raw in table.items():
             if key in ("memory", "module_size", "stack"):
                 values[key] = parse_size(raw)
-            elif key == "wall_time":
+            elif key in ("wall_time", "compile_time"):
                 values[key] = parse_duration(raw)
             elif key in ("fuel", "table_elements", "instances"):
                 values[key] = int(raw)
@@ -94,6 +91,8 @@ class Limits:
 
 
 LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+DEFAULT_TESTS_PER_RELEASE = 64
+DEFAULT_SMOKE_WALL_TIME = 120.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -141,6 +140,10 @@ class RegistryConfig:
     allow_backports: bool
     regression_threshold: float
     source: TomlSource = field(repr=False, compare=False)
+    # The smoke budget of one release ([limits.max]): how many [[tests]], and the worst-case total
+    # wall time (tests x their wall_time limit), so a manifest cannot hold thousands of 10 s tests.
+    max_tests_per_release: int = 64
+    max_smoke_wall_time: float = 120.0
 
     @property
     def index_dir(self) -> Path:
@@ -254,9 +257,17 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
         bad("host-range", "host.versions", str(err), "use a range such as '>=0.2.0, <1.0.0' or '^0.2'")
 
     limits: dict[str, Limits] = {}
+    max_table = dict(d.get("limits", {}).get("max", {}))
+    budget_tests = int(max_table.pop("tests_per_release", DEFAULT_TESTS_PER_RELEASE))
+    budget_time = DEFAULT_SMOKE_WALL_TIME
+    try:
+        budget_time = parse_duration(max_table.pop("smoke_wall_time", DEFAULT_SMOKE_WALL_TIME))
+    except UnitError as err:
+        bad("limits", "limits.max.smoke_wall_time", str(err), "use a duration such as '120s'")
     for level in ("default", "max"):
         try:
-            limits[level] = Limits.from_toml(d.get("limits", {}).get(level, {}))
+            table = max_table if level == "max" else d.get("limits", {}).get(level, {})
+            limits[level] = Limits.from_toml(table)
         except (UnitError, KeyError, ValueError) as err:
             bad("limits", f"limits.{level}", str(err), "use sizes like '16MiB' and durations like '2s'")
             limits[level] = Limits()
@@ -300,6 +311,8 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
         allow_backports=bool(d.get("index", {}).get("allow_backports", False)),
         regression_threshold=float(d.get("ci", {}).get("regression_threshold", 0.25)),
         source=src,
+        max_tests_per_release=budget_tests,
+        max_smoke_wall_time=budget_time,
     )
     if problems:
         return config, problems

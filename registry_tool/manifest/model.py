@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.config import Limits
 from registry_tool.manifest.errors import ManifestError
 from registry_tool.manifest.source import (
@@ -32,6 +33,8 @@ PLUGIN_SCHEMA = "plugin.schema.json"
 INPUT_KEYS = ("input", "input_base64", "input_file")
 # A manifest is a few KiB; a cap keeps a hostile PR from feeding megabytes to the TOML parser.
 MAX_MANIFEST_BYTES = 256 * 1024
+#: The Proxy-Wasm request/response description and expectations of a test.
+HTTP_TEST_KEYS = tuple(sorted(ABI_SPECS["proxy-wasm"].test_keys))
 EXPECT_KEYS = ("expect", "expect_base64", "expect_regex", "expect_file", "expect_trap")
 
 
@@ -65,6 +68,10 @@ class TestSpec:
     expect_regex: str | None = None
     expect_file: str | None = None
     expect_trap: str | None = None
+    keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    expect_keys: Mapping[str, str | bool] = field(default_factory=lambda: MappingProxyType({}))
+    steps: tuple[Mapping[str, Any], ...] = ()
+    http: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # proxy-wasm keys
     source: TomlSource | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -98,6 +105,31 @@ class TestSpec:
 
 
 @dataclass(frozen=True)
+class DependencySpec:
+    """One ``[dependencies]`` entry: another plugin this release needs, within ``range``.
+
+    ``optional`` dependencies are installed only when asked for (or already installed);
+    ``permissions`` names what the dependency will ask for, so reviewers see it on the dependent.
+    """
+
+    name: str
+    range: str
+    optional: bool = False
+    permissions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_toml(cls, name: str, value: str | Mapping[str, Any]) -> DependencySpec:
+        if isinstance(value, str):
+            return cls(name, value)
+        return cls(
+            name,
+            str(value["version"]),
+            optional=bool(value.get("optional", False)),
+            permissions=tuple(value.get("permissions", ())),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path
     raw: bytes
@@ -118,6 +150,7 @@ class Manifest:
     homepage: str | None = None
     repository: str | None = None
     keywords: tuple[str, ...] = ()
+    dependencies: tuple[DependencySpec, ...] = ()
     source: TomlSource | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -199,6 +232,9 @@ def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | Non
         homepage=plugin.get("homepage"),
         repository=plugin.get("repository"),
         keywords=tuple(plugin.get("keywords", ())),
+        dependencies=tuple(
+            DependencySpec.from_toml(name, value) for name, value in sorted(d.get("dependencies", {}).items())
+        ),
         source=src,
     )
     return manifest, []
@@ -249,6 +285,10 @@ def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource
         expect_regex=t.get("expect_regex"),
         expect_file=t.get("expect_file"),
         expect_trap=t.get("expect_trap"),
+        keys=MappingProxyType(dict(t.get("keys", {}))),
+        expect_keys=MappingProxyType(dict(t.get("expect_keys", {}))),
+        steps=tuple(MappingProxyType(dict(step)) for step in t.get("steps", ())),
+        http=MappingProxyType({k: t[k] for k in HTTP_TEST_KEYS if k in t}),
         source=src,
     )
 

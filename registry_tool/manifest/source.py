@@ -153,6 +153,9 @@ def parse_toml(path: Path, raw: bytes) -> TomlSource:
         line = int(pos.group(1)) if pos else None
         col = int(pos.group(2)) if pos else None
         raise TomlSyntaxError(_TOML_ERR_POS.sub("", msg).strip(), line, col) from None
+    except ValueError:
+        # Python refuses to convert an integer literal of more than 4300 digits (int max_str_digits).
+        raise TomlSyntaxError("an integer literal is too long", None, None) from None
     return TomlSource(path=path, raw=raw, data=data)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _SIZE_UNITS = {
@@ -15,7 +16,12 @@ _SIZE_UNITS = {
     "gib": 1024**3,
 }
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+# At most 18 integer digits: every accepted value fits a 64-bit integer, and a 400-digit string
+# cannot overflow float conversion.
+_NUMBER_UNIT = re.compile(r"^\s*(\d{1,18}(?:\.\d{1,9})?)\s*([A-Za-z]*)\s*$")
+
+
+MAX_SECONDS = 10 * 365 * 86400.0  # ten years: beyond any timeout or validity we accept
 
 
 class UnitError(ValueError):
@@ -24,7 +30,8 @@ class UnitError(ValueError):
 
 def parse_size(value: int | str) -> int:
     """Bytes from an integer or a string like ``"16MiB"``, ``"512KiB"``, ``"1GB"``, ``"4096"``."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        # A TOML float such as 1e308 is refused here, not turned into a huge byte count.
         raise UnitError(f"expected a size such as '16MiB' or an integer byte count, got {value!r}")
     if isinstance(value, int):
         if value < 0:
@@ -41,9 +48,11 @@ def parse_size(value: int | str) -> int:
 
 def parse_duration(value: int | float | str) -> float:
     """Seconds from a number (seconds) or a string like ``"500ms"``, ``"2s"``, ``"12h"``, ``"7d"``."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise UnitError(f"expected a duration such as '2s', got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+            raise UnitError(f"duration {value!r} is out of range (at most {MAX_SECONDS:g} seconds)")
         if value < 0:
             raise UnitError(f"duration must not be negative, got {value}")
         return float(value)

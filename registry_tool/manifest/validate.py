@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,15 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from license_expression import Licensing, get_spdx_licensing
 
 from registry_tool.errors import UsageError
+from registry_tool.format.rules import PLUGIN_NAME_RE
+from registry_tool.manifest.abi import (
+    ABI_ONLY_TEST_KEYS,
+    ABI_SPECS,
+    PROXY_WASM_VERSIONS,
+    link_import,
+    module_kind,
+)
+from registry_tool.manifest.binary import custom_section_names
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     RegistryConfig,
@@ -28,7 +38,7 @@ from registry_tool.manifest.errors import RegistryConfigError, WasmInspectionErr
 from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
 from registry_tool.manifest.source import did_you_mean
 from registry_tool.manifest.units import format_size
-from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
+from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, parse_range, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
 
@@ -56,6 +66,7 @@ RULES = (
     "digest-unpinned",
     "wasm-invalid",
     "abi-mismatch",
+    "module-kind",
     "import-not-allowed",
     "missing-export",
     "export-signature",
@@ -64,6 +75,7 @@ RULES = (
     "registry-config",
     "features",
     "limits",
+    "dependency",
 )
 
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
@@ -164,6 +176,7 @@ def _check_metadata(ctx: _Ctx) -> None:
                 if hint
                 else f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
             )
+    _check_dependencies(ctx)
     for name, value, cap in m.declared_limits.exceeding(cfg.max_limits):
         ctx.add(
             "limit-exceeded",
@@ -172,6 +185,40 @@ def _check_metadata(ctx: _Ctx) -> None:
             f"limits.{name}",
             f"lower it to at most {_fmt_limit(name, cap)}",
         )
+
+
+def _check_dependencies(ctx: _Ctx) -> None:
+    """What one release can say about its dependencies alone (the index checks names and ranges)."""
+    m, cfg = ctx.manifest, ctx.config
+    for dep in m.dependencies:
+        field_ = f"dependencies.{dep.name}"
+        if not PLUGIN_NAME_RE.fullmatch(dep.name):  # the schema's pattern lets a trailing newline through
+            ctx.add("dependency", f"dependency name {dep.name!r} is not a plugin name", field_, NAME_FIX)
+            continue
+        if dep.name == m.name:
+            ctx.add(
+                "dependency",
+                f"{m.name} depends on itself",
+                field_,
+                f"remove dependencies.{dep.name}: a plugin cannot require itself",
+            )
+        try:
+            parse_range(dep.range)
+        except RangeError as err:
+            ctx.add("dependency", f"dependencies.{dep.name}: {err}", field_, RANGE_FIX)
+        for perm in dep.permissions:
+            if perm not in cfg.permissions:
+                ctx.add(
+                    "dependency",
+                    f"dependencies.{dep.name} implies permission {perm!r}, which is not in the "
+                    "registry's vocabulary",
+                    field_,
+                    f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
+                )
+
+
+NAME_FIX = "plugin names match ^[a-z][a-z0-9_-]{1,63}$"
+RANGE_FIX = "write a range such as '^1.2', '~1.2.0', '>=1.0.0 <2.0.0' or an exact version '1.2.3'"
 
 
 def _fmt_limit(name: str, value: float) -> str:
@@ -265,9 +312,18 @@ def _check_host_range(ctx: _Ctx) -> None:
 # --------------------------------------------------------------------------- artifact rules
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_artifact(ctx: _Ctx) -> None:
     m, cfg = ctx.manifest, ctx.config
     file = m.artifact.file
+    if _CONTROL.search(file):
+        # The OS cannot even look a NUL up ("embedded null byte"), and a newline forges log lines.
+        ctx.add(
+            "artifact-path", f"artifact.file {file!r} holds a control character", "artifact.file", _PATH_FIX
+        )
+        return
     if (
         PurePosixPath(file).is_absolute()
         or PureWindowsPath(file).is_absolute()
@@ -383,9 +439,23 @@ def _check_module(ctx: _Ctx) -> None:
             "abi-mismatch",
             f"{m.artifact.file} is {kind} but plugin.abi is {m.abi!r}",
             "plugin.abi",
-            "set abi = 'component' for components, or build a core module",
+            "set abi = 'component' for components, or build a core module (e.g. cargo build --target "
+            "wasm32-wasip1 rather than cargo component)"
+            if info.is_component
+            else "set abi to the core module's ABI, or build a WASI 0.2 component",
         )
         return
+    if not info.is_component:
+        found = module_kind(
+            m.abi,
+            [(i.module, i.name) for i in info.imports],
+            [e.name for e in info.exports],
+            custom_section_names(ctx.wasm),
+        )
+        if found is not None:
+            # One finding naming what the module is, instead of one per import it cannot link.
+            ctx.add("module-kind", f"{m.artifact.file} {found.message}", "artifact.file", found.fix)
+            return
     _check_imports(ctx, info)
     _EXPORT_RULES.get(m.abi, _exports_core)(ctx, info)
     _check_module_limits(ctx, info)
@@ -393,12 +463,22 @@ def _check_module(ctx: _Ctx) -> None:
 
 def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
     m, cfg = ctx.manifest, ctx.config
+    seen: set[tuple[str, str]] = set()
     for imp in info.imports:
-        if cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name):
+        if (imp.module, imp.name) in seen:
+            continue  # a module may import one name twice (two types): one finding is enough
+        seen.add((imp.module, imp.name))
+        allowed = cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name)
+        decision = link_import(m.abi, imp.module, imp.name, imp.kind, allowed)
+        if decision.linked:
             continue
         perm = cfg.granting_permission(imp.module, imp.name)
         has_table = m.line_of("permissions") is not None
-        if perm:
+        if allowed:  # allowed by name, but nothing can provide it (the sandbox would refuse it too)
+            message = f"import {imp} cannot be linked: {decision.reason}"
+            fix = "remove the import, or import only what the ABI documents (docs/sandbox.md)"
+            field_ = "artifact.file"
+        elif perm:
             message = f"import {imp} is not allowed: it needs the '{perm}' permission, which is not granted"
             fix = f"declare the permission: set `{perm} = true` under [permissions]"
             field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
@@ -407,7 +487,8 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
             fix = "remove the import (link the code into the module) or ask the registry for a permission"
             field_ = "plugin.abi"
         # Point at [permissions] when the manifest has one, else at the artifact that imports it.
-        ctx.add("import-not-allowed", message, field_ if has_table or not perm else "artifact.file", fix)
+        where = field_ if allowed or has_table or not perm else "artifact.file"
+        ctx.add("import-not-allowed", message, where, fix)
 
 
 def _declared_funcs(
@@ -487,15 +568,38 @@ def _exports_wasi_command(ctx: _Ctx, info: ModuleInfo) -> None:
 
 
 def _exports_extism(ctx: _Ctx, info: ModuleInfo) -> None:
+    spec = ABI_SPECS["extism"]
+    assert spec.export_signatures is not None
     for i, name, params, results in _declared_funcs(ctx, info):
-        if params or results != ("i32",):
+        if (params, results) not in spec.export_signatures:
             ctx.add(
                 "export-signature",
                 f"export {name!r} has signature [{', '.join(params)}] -> [{', '.join(results)}]; "
-                "Extism plugin functions must be [] -> [i32]",
+                "Extism plugin functions must be [] -> [i32] (or [] -> [])",
                 f"exports.functions[{i}]",
-                "read input with the extism:host/env input_* functions and return an i32 status",
+                spec.export_fix,
             )
+
+
+def _exports_proxy_wasm(ctx: _Ctx, info: ModuleInfo) -> None:
+    names = {e.name for e in info.exports if e.kind == "func"}
+    if not names & set(PROXY_WASM_VERSIONS):
+        ctx.add(
+            "missing-export",
+            f"{ctx.manifest.artifact.file} exports no Proxy-Wasm ABI version "
+            f"({' or '.join(PROXY_WASM_VERSIONS)}): it is not a Proxy-Wasm 0.2 filter",
+            "plugin.abi",
+            "build the filter with a Proxy-Wasm 0.2 SDK (e.g. proxy-wasm-go-sdk with Go >= 1.24)",
+        )
+    for needed in ("proxy_on_context_create", "proxy_on_memory_allocate"):
+        if needed not in names:
+            ctx.add(
+                "missing-export",
+                f"{ctx.manifest.artifact.file} does not export {needed!r}, which every Proxy-Wasm host calls",
+                "plugin.abi",
+                "build the filter with a Proxy-Wasm 0.2 SDK",
+            )
+    list(_declared_funcs(ctx, info))
 
 
 def _exports_component(ctx: _Ctx, info: ModuleInfo) -> None:
@@ -522,6 +626,7 @@ _EXPORT_RULES: dict[str, Callable[[_Ctx, ModuleInfo], None]] = {
     "core": _exports_core,
     "wasi-command": _exports_wasi_command,
     "extism": _exports_extism,
+    "proxy-wasm": _exports_proxy_wasm,
     "component": _exports_component,
 }
 
@@ -550,17 +655,34 @@ def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
 
 # --------------------------------------------------------------------------- [[tests]] rules
 
-_ABI_ONLY = {
-    "args": ("core",),
-    "argv": ("wasi-command", "component"),
-    "env": ("wasi-command", "component"),
-    "exit_code": ("wasi-command", "component"),
-    "config": ("extism",),
-}
+
+def _check_smoke_budget(ctx: _Ctx) -> None:
+    """[limits.max] tests_per_release and smoke_wall_time: each test may run up to its wall_time
+    limit, so the worst case of a smoke run is known before anything runs."""
+    m, cfg = ctx.manifest, ctx.config
+    count = len(m.tests)
+    if count > cfg.max_tests_per_release:
+        ctx.add(
+            "smoke-budget",
+            f"the release has {count} [[tests]], above the registry's limit of {cfg.max_tests_per_release}",
+            "tests",
+            f"keep at most {cfg.max_tests_per_release} tests (registry.toml [limits.max] tests_per_release)",
+        )
+        return
+    wall = ctx.manifest.effective_limits(cfg).wall_time
+    if wall is not None and count * wall > cfg.max_smoke_wall_time:
+        ctx.add(
+            "smoke-budget",
+            f"{count} tests x wall_time {wall:g}s = {count * wall:g}s can run longer than the registry's "
+            f"smoke budget of {cfg.max_smoke_wall_time:g}s per release",
+            "limits.wall_time" if m.declared_limits.wall_time is not None else "tests",
+            "lower limits.wall_time or drop tests (registry.toml [limits.max] smoke_wall_time)",
+        )
 
 
 def _check_tests(ctx: _Ctx) -> None:
     m = ctx.manifest
+    _check_smoke_budget(ctx)
     if not m.tests:
         ctx.add(
             "no-tests",
@@ -586,7 +708,7 @@ def _check_tests(ctx: _Ctx) -> None:
             ctx.add(
                 "test-spec", f"{prefix} sets both args and {inputs[0]}", f"{prefix}.args", "use one of them"
             )
-        for key, abis in _ABI_ONLY.items():
+        for key, abis in ABI_ONLY_TEST_KEYS.items():
             if key in raw and m.abi not in abis:
                 ctx.add(
                     "test-spec",
@@ -605,10 +727,22 @@ def _check_tests(ctx: _Ctx) -> None:
             if key in raw:
                 _check_test_file(ctx, f"{prefix}.{key}", raw[key])
         _check_test_call(ctx, spec.call, prefix, bool(inputs))
+        for i, step in enumerate(raw.get("steps", [])):
+            if "args" in step and "input" in step:
+                ctx.add(
+                    "test-spec",
+                    f"{prefix}.steps[{i}] sets both args and input",
+                    f"{prefix}.steps",
+                    "use one of them",
+                )
+            _check_test_call(ctx, step.get("call"), f"{prefix}.steps[{i}]", "input" in step)
 
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
     release = ctx.release
+    if _CONTROL.search(name):
+        ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
+        return
     target = (release / name).resolve()
     if PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)
@@ -618,7 +752,17 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
 
 def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: bool) -> None:
     m, info = ctx.manifest, ctx.info
-    default_ok = m.abi in ("wasi-command", "component")
+    spec = ABI_SPECS.get(m.abi)
+    default_ok = spec is not None and spec.default_call is not None
+    if m.abi == "proxy-wasm":
+        if call is not None:
+            ctx.add(
+                "test-spec",
+                f"{prefix}.call is set, but a Proxy-Wasm test drives the filter's whole lifecycle",
+                f"{prefix}.call",
+                "remove call; describe the request with request_headers/input and the expected result",
+            )
+        return
     if call is None:
         if not default_ok:
             ctx.add(

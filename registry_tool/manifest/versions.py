@@ -50,6 +50,10 @@ def is_newer(candidate: str, existing: Iterable[str]) -> bool:
 
 Spec = Any  # semantic_version ships no type hints: SimpleSpec | NpmSpec
 
+# semantic_version raises AttributeError (not ValueError) for a hyphen range of non-versions
+# such as "a - b", and TypeError/RecursionError are no better; all of them mean "not a range".
+_SPEC_ERRORS = (ValueError, AttributeError, TypeError, IndexError)
+
 
 def parse_range(text: str) -> Spec:
     """A host version range: comma form ``">=0.2.0, <1.0.0"`` or npm form ``"^0.2"``, ``">=0.2 <1"``."""
@@ -58,7 +62,7 @@ def parse_range(text: str) -> Spec:
             spec: Spec = SimpleSpec(",".join(part.strip() for part in text.split(",")))
         else:
             spec = NpmSpec(text.strip())
-    except ValueError:
+    except _SPEC_ERRORS:
         raise RangeError(
             f"{text!r} is not a valid version range (use '>=0.2.0, <1.0.0', '^0.2' or '>=0.2.0')"
         ) from None

@@ -107,6 +107,24 @@ class RootChainError(CheckFailed):
     code = "root-chain"
 
 
+class UnpinnedConfigError(CheckFailed):
+    """registry.toml differs from the digest the root pins (a change that skipped the root threshold)."""
+
+    code = "config-unauthorised"
+
+
+def _check_config_pin(raw: bytes, path: Path, pinned: str | None) -> None:
+    """A root that pins registry.toml is obeyed: the site is never built with other permissions/limits."""
+    digest = hashlib.sha256(raw).hexdigest()
+    if pinned is not None and digest != pinned:
+        raise UnpinnedConfigError(
+            f"registry.toml has sha256 {digest}, the root pins {pinned}",
+            where=str(path),
+            fix="restore the pinned registry.toml, or pin this one in a new root version signed by the "
+            "root threshold (`registry-tool root pin-config` then `registry-tool root sign`)",
+        )
+
+
 class IndexKeyError(UsageError):
     """The key given with --key is not an index key of the current root."""
 
@@ -691,6 +709,7 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
     site_io.check_site_target(out)
     config = load_registry_config(index)
     chain = load_root_chain(index, verify_now)
+    _check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
     previous = load_previous(opts.previous, chain) if opts.previous else None
     if previous is not None and previous.registry.name != config.name:
         raise RollbackError(

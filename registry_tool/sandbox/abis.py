@@ -1,8 +1,8 @@
 """ABI adapters: how a test's input reaches a plugin and how its result comes back.
 
-Each adapter says which import modules it provides and how to invoke a test; the worker does
-everything common (store limits, WASI capture, import gating, classification).  Adding an ABI is
-one more ``Adapter`` subclass in ``ADAPTERS``.
+Each adapter links its ABI's host functions and invokes a test; the worker does everything common
+(store limits, WASI capture, import gating, classification).  Adding an ABI is one ``AbiSpec``
+(registry_tool.manifest.abi) plus one ``Adapter`` subclass in ``runners.ADAPTERS``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,11 +18,18 @@ from typing import Any
 
 import wasmtime
 
+from registry_tool.manifest.abi import (
+    ABI_SPECS,
+    EXTISM_ENV,
+    EXTISM_HOST_FUNCTIONS,
+    EXTISM_KERNEL_FUNCTIONS,
+    EXTISM_LOG_LEVELS,
+)
+from registry_tool.manifest.abi import (
+    WASI as ABI_WASI,
+)
 from registry_tool.sandbox.engine import Limits
 from registry_tool.sandbox.outcome import Outcome
-
-WASI_MODULE = "wasi_snapshot_preview1"
-EXTISM_ENV = "extism:host/env"
 
 
 class Exports:
@@ -75,6 +83,13 @@ class Case:
     exit_code: int = 0
     expect_trap: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: The host key-value store before the test, and what it must hold after (None: absent).
+    keys: dict[str, str] = field(default_factory=dict)
+    expect_keys: dict[str, str | None] = field(default_factory=dict)
+    #: Calls made first on the same instance: {"call", "args", "input", "expect"} each.
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    #: ABI-specific description and expectations (proxy-wasm: request, response, expectations).
+    http: dict[str, Any] = field(default_factory=dict)
 
     @property
     def expected(self) -> str:
@@ -145,12 +160,9 @@ class ImportPolicy:
         )
 
 
-#: The ABI's own imports when no registry.toml says otherwise (mirrors registry_tool.manifest).
+#: The ABI's own imports when no registry.toml says otherwise (the ABI specs' patterns).
 DEFAULT_ABI_RULES: dict[str, list[ImportRule]] = {
-    "core": [],
-    "wasi-command": [ImportRule(WASI_MODULE)],
-    "extism": [ImportRule(EXTISM_ENV), ImportRule(WASI_MODULE)],
-    "component": [ImportRule("wasi:*")],
+    name: [ImportRule(m, n) for m, n in spec.imports] for name, spec in ABI_SPECS.items()
 }
 
 
@@ -163,25 +175,19 @@ class Produced:
     exit_code: int | None = None
     log: bytes = b""
     detail: str = ""
+    #: An ABI-specific expectation that failed (e.g. a header after a Proxy-Wasm filter): wrong_output.
+    mismatch: str | None = None
 
 
 # --------------------------------------------------------------------------- adapters
 
 
 class Adapter:
-    """The common shape: provided import modules, linking, invocation."""
+    """The common shape: linking, invocation.  Which imports an ABI provides is its ``AbiSpec``
+    (registry_tool.manifest.abi), shared with validate."""
 
     name = ""
     uses_wasi = False
-    default_call: str | None = None
-
-    def provides(self, module: str) -> bool:
-        """Does this ABI implement imports from ``module`` (rather than a permission stub)?"""
-        return self.uses_wasi and module == WASI_MODULE
-
-    def provides_name(self, module: str, name: str) -> bool:
-        """Is ``module.name`` part of the ABI (asked for the modules it provides)?"""
-        return True
 
     def store_limits(self, limits: Limits) -> Limits:
         """The store limits a test of this ABI runs under (the ABI may need room of its own)."""
@@ -278,7 +284,6 @@ class CoreAdapter(Adapter):
 class WasiCommandAdapter(Adapter):
     name = "wasi-command"
     uses_wasi = True
-    default_call = "_start"
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
         func = _export_func(exports, case.call or "_start")
@@ -294,7 +299,7 @@ class WasiCommandAdapter(Adapter):
 
 _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
-_LOG_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4}
+_LOG_LEVELS = {level: i for i, level in enumerate(EXTISM_LOG_LEVELS)}
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 #: Host-side copies of plugin memory live in the worker's own heap, outside every wasm limit: the log is
 #: captured output (the stderr cap), vars get Extism's default budget (``memory.max_var_bytes``).
@@ -303,25 +308,9 @@ VAR_CAP = 1024 * 1024
 LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 
 KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
-#: The kernel's functions a plugin may import from ``extism:host/env``; its ``rt_*`` exports and its
-#: memory stay on the host side.
-KERNEL_FUNCTIONS = (
-    "alloc",
-    "free",
-    "length",
-    "length_unsafe",
-    "load_u8",
-    "load_u64",
-    "store_u8",
-    "store_u64",
-    "input_length",
-    "input_offset",
-    "input_load_u8",
-    "input_load_u64",
-    "output_set",
-    "error_set",
-    "error_get",
-)
+#: The kernel's functions a plugin may import from ``extism:host/env`` (its ``rt_*`` exports and its
+#: memory stay on the host side).
+KERNEL_FUNCTIONS = EXTISM_KERNEL_FUNCTIONS
 #: The ``fault`` kinds the kernel reports (see extism_kernel.wat).
 _FAULTS = (
     "load_u8",
@@ -391,6 +380,7 @@ class ExtismKernel:
         "rt_output_length",
         "rt_error",
         "rt_heap_top",
+        "rt_input_init",
     )
 
     def __init__(
@@ -412,15 +402,28 @@ class ExtismKernel:
         self.var_bytes = 0
         self.network = network
         self.log = bytearray()
+        self.calls = 0
+        self.input = input_bytes  # what the next call reads
         if input_bytes:
-            input_init: Any = linker.get(store, EXTISM_ENV, "rt_input_init")
-            offset = input_init(store, len(input_bytes))
-            if not offset:
-                raise wasmtime.WasmtimeError(
-                    f"extism: memory limit exceeded: the {len(input_bytes)}-byte test input does not fit "
-                    "in the kernel heap"
-                )
-            self.memory.write(store, input_bytes, offset)
+            self._write_input(store, input_bytes)
+
+    def _write_input(self, store: Storelike, data: bytes) -> None:
+        offset = self._items["rt_input_init"](store, len(data))
+        if data and not offset:
+            raise wasmtime.WasmtimeError(
+                f"extism: memory limit exceeded: the {len(data)}-byte test input does not fit "
+                "in the kernel heap"
+            )
+        if data:
+            self.memory.write(store, data, offset)
+
+    def next_call(self, store: wasmtime.Store, data: bytes) -> None:
+        """Prepare another call on the same instance (a test's steps): a new input, no output or error
+        left from the call before (as the Extism SDK does per call); vars and the heap are kept."""
+        for name in ("rt_output_offset", "rt_output_length", "rt_error"):
+            self._items[name].set_value(store, wasmtime.Val.i64(0))
+        self._write_input(store, data)
+        self.input = data
 
     @staticmethod
     def standalone(
@@ -559,16 +562,7 @@ def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, b
 
 
 #: Every name a plugin may import from ``extism:host/env``.
-EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | {
-    "config_get",
-    "var_get",
-    "var_set",
-    "http_request",
-    "http_status_code",
-    "http_headers",
-    "get_log_level",
-    *(f"log_{level}" for level in _LOG_LEVELS),
-}
+EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | frozenset(EXTISM_HOST_FUNCTIONS)
 
 
 def _host_functions(kernel: ExtismKernel) -> dict[str, Callable[..., Any]]:
@@ -594,13 +588,6 @@ class ExtismState:
 class ExtismAdapter(Adapter):
     name = "extism"
 
-    def provides(self, module: str) -> bool:
-        # extism:host/user (application host functions) is not ours: a granted permission stubs it.
-        return module in (EXTISM_ENV, WASI_MODULE)
-
-    def provides_name(self, module: str, name: str) -> bool:
-        return module != EXTISM_ENV or name in EXTISM_ABI
-
     def store_limits(self, limits: Limits) -> Limits:
         # The kernel is one more instance with one more memory; the plugin's own caps are unchanged.
         return replace(limits, instances=limits.instances + 1, memories=limits.memories + 1)
@@ -617,9 +604,16 @@ class ExtismAdapter(Adapter):
         func = _export_func(exports, case.call or "")
         ty = func.type(store)
         if ty.params or [_type_name(r) for r in ty.results] not in ([], ["i32"]):
-            raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32]")
+            raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32] or [] -> []")
         kernel = state.kernel
-        rc = _as_list(func(store))
+        if kernel.calls or (case.input or b"") != kernel.input:  # steps: each call its own input
+            kernel.next_call(store, case.input or b"")
+        kernel.calls += 1
+        try:
+            rc = _as_list(func(store))
+        except wasmtime.ExitTrap as exit_trap:
+            # A WASI command's _start (a Go `std` build) ends in proc_exit: its status is the result.
+            rc = [exit_trap.code]
         code = int(rc[0]) if rc else 0
         error = kernel.error(store)
         detail = f"plugin returned {code}: {error}" if code else ""
@@ -629,18 +623,12 @@ class ExtismAdapter(Adapter):
         return Produced(output=kernel.output(store), exit_code=code, log=bytes(kernel.log), detail=detail)
 
 
-ADAPTERS: dict[str, Adapter] = {
-    "core": CoreAdapter(),
-    "wasi-command": WasiCommandAdapter(),
-    "extism": ExtismAdapter(),
-}
-
-
 # --------------------------------------------------------------------------- permission-gated host stubs
 
 
 class KeyValueStub:
-    """A deterministic in-memory ``ferrite:keys`` (empty at the start of every test).
+    """A deterministic in-memory ``<host>:keys`` (the registry's host name: ``ferrite:keys`` for the
+    sample registry), holding the test's ``keys`` fixtures at the start of every test.
 
     Contract (the sample host's): ``get(key_ptr, key_len, out_ptr, out_cap) -> i32`` copies at most
     ``out_cap`` bytes and returns the value's full length or -1 when absent;
@@ -648,22 +636,33 @@ class KeyValueStub:
     return 0.  Smoke runs never reach a real store.
     """
 
-    MODULE = "ferrite:keys"
+    INTERFACE = "keys"
 
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
+    def __init__(self, host: str = "ferrite", fixtures: dict[str, str] | None = None) -> None:
+        self.module = f"{host}:{self.INTERFACE}"
+        self.data: dict[bytes, bytes] = {k.encode(): v.encode() for k, v in (fixtures or {}).items()}
+
+    def mismatch(self, expected: dict[str, str | None]) -> str | None:
+        """The first difference between the store after the test and ``expected`` (None: absent)."""
+        for key, want in expected.items():
+            got = self.data.get(key.encode())
+            if (None if got is None else got.decode("utf-8", "replace")) != want:
+                shown_got = "absent" if got is None else repr(got.decode("utf-8", "replace"))
+                shown_want = "absent" if want is None else repr(want)
+                return f"{self.module} key {key!r} is {shown_got}, expected {shown_want}"
+        return None
 
     @staticmethod
     def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
-            raise wasmtime.WasmtimeError("ferrite:keys needs the module to export its memory as 'memory'")
+            raise wasmtime.WasmtimeError("the keys host import needs the module to export 'memory'")
         return memory
 
     def _read(self, caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
         memory = self._memory(caller)
         if ptr < 0 or length < 0 or ptr + length > memory.data_len(caller):
-            raise wasmtime.WasmtimeError(f"ferrite:keys: {length} bytes at {ptr} are outside linear memory")
+            raise wasmtime.WasmtimeError(f"keys: {length} bytes at {ptr} are outside linear memory")
         return bytes(memory.read(caller, ptr, ptr + length))
 
     def get(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, out_ptr: int, out_cap: int) -> int:
@@ -705,13 +704,109 @@ def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
     return stub
 
 
-def define_stubs(linker: wasmtime.Linker, imports: list[Any]) -> None:
+def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub) -> None:
     """Link every permission-granted import that no ABI provides to its deterministic stub."""
-    keys = KeyValueStub()
     for imp in imports:
         name = imp.name or ""
-        special = keys.function(name, imp.type) if imp.module == KeyValueStub.MODULE else None
+        special = keys.function(name, imp.type) if imp.module == keys.module else None
         if special is not None:
             linker.define_func(imp.module, name, imp.type, special, access_caller=True)
         else:
             linker.define_func(imp.module, name, imp.type, zero_stub(imp.type))
+
+
+# --------------------------------------------------------------------------- deterministic WASI
+
+
+SLEPT_PAST_DEADLINE = "the module slept past its wall-clock deadline (virtual time: no real sleep)"
+
+
+class DeterministicWasi:
+    """WASI clocks, randomness and sleeps for one test, identical on every run.
+
+    wasmtime's WASI reads the real clock and the OS random source; a Go runtime seeds its hash maps
+    and scheduler from them, so its fuel and memory figures changed from run to run (and with them a
+    signed registry.json).  Here time is virtual: it starts at ``EPOCH_NS`` and advances ``TICK_NS``
+    per clock read, a sleep (``poll_oneoff`` on clocks only) advances it to the deadline at once, and
+    random bytes come from SHA-256 in counter mode over a fixed seed.  A sleep ending past the test's
+    ``wall_time`` is a timeout at once (real time cannot pass while a host call blocks: epochs only
+    interrupt wasm code).
+    """
+
+    EPOCH_NS = 1_700_000_000 * 10**9
+    TICK_NS = 1_000
+    _E_INVAL = 28
+
+    def __init__(self, wall_time: float, seed: bytes = b"registry-tool") -> None:
+        self.now = self.EPOCH_NS
+        # A sleep that would end past the test's wall-clock deadline ends the test in ``timeout``.
+        self.deadline = self.EPOCH_NS + int(wall_time * 1e9)
+        self.seed, self.counter = seed, 0
+        self.poll_fallback: Any = None  # wasmtime's own poll_oneoff, for fd subscriptions
+
+    @staticmethod
+    def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise wasmtime.WasmtimeError("WASI needs the module to export its memory as 'memory'")
+        return memory
+
+    def _write(self, caller: wasmtime.Caller, ptr: int, data: bytes) -> None:
+        memory = self._memory(caller)
+        if ptr < 0 or ptr + len(data) > memory.data_len(caller):
+            raise wasmtime.WasmtimeError(f"WASI: {len(data)} bytes at {ptr} are outside linear memory")
+        memory.write(caller, data, ptr)
+
+    def clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+        if clock not in (0, 1, 2, 3):
+            return self._E_INVAL
+        self.now += self.TICK_NS
+        self._write(caller, out, self.now.to_bytes(8, "little"))
+        return 0
+
+    def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
+        if clock not in (0, 1, 2, 3):
+            return self._E_INVAL
+        self._write(caller, out, self.TICK_NS.to_bytes(8, "little"))
+        return 0
+
+    def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        out = bytearray()
+        while len(out) < length:
+            self.counter += 1
+            out += hashlib.sha256(self.seed + self.counter.to_bytes(8, "little")).digest()
+        self._write(caller, buf, bytes(out[:length]))
+        return 0
+
+    def poll_oneoff(self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
+        memory = self._memory(caller)
+        if count <= 0 or subs < 0 or subs + 48 * count > memory.data_len(caller):
+            return self._E_INVAL
+        raw = bytes(memory.read(caller, subs, subs + 48 * count))
+        entries = [raw[48 * i : 48 * (i + 1)] for i in range(count)]
+        if any(entry[8] != 0 for entry in entries):  # an fd subscription: wasmtime's own answer
+            return int(self.poll_fallback(caller, subs, events, count, nevents))
+        deadlines = []
+        for entry in entries:
+            timeout = int.from_bytes(entry[24:32], "little")
+            absolute = int.from_bytes(entry[40:42], "little") & 1
+            deadlines.append(timeout if absolute else self.now + timeout)
+        first = min(range(count), key=lambda i: deadlines[i])
+        if deadlines[first] > self.deadline:
+            raise wasmtime.WasmtimeError(SLEPT_PAST_DEADLINE)
+        self.now = max(self.now, deadlines[first])
+        event = entries[first][:8] + bytes(2) + bytes([0]) + bytes(21)  # userdata, errno 0, type clock
+        self._write(caller, events, event)
+        self._write(caller, nevents, (1).to_bytes(4, "little"))
+        return 0
+
+    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, imports: list[Any]) -> None:
+        """Shadow wasmtime's versions of the four calls among ``imports`` (WASI already defined)."""
+        wanted = {imp.name: imp.type for imp in imports if imp.module == ABI_WASI}
+        linker.allow_shadowing = True
+        if "poll_oneoff" in wanted:
+            self.poll_fallback = linker.get(store, ABI_WASI, "poll_oneoff")
+        for name in ("clock_time_get", "clock_res_get", "random_get", "poll_oneoff"):
+            if name in wanted and isinstance(wanted[name], wasmtime.FuncType):
+                linker.define_func(ABI_WASI, name, wanted[name], getattr(self, name), access_caller=True)
+        linker.allow_shadowing = False

@@ -20,7 +20,7 @@ from typing import Any
 import wasmtime
 
 from registry_tool.errors import Location, UsageError
-from registry_tool.manifest.config import FEATURES
+from registry_tool.manifest.config import DEFAULT_COMPILE_TIME, FEATURES
 
 #: Wasm proposals the registry can switch (registry.toml [features]), each a ``wasmtime.Config``
 #: attribute; the component model is not one of them here: it is set per module (``EngineSpec.component``).
@@ -46,7 +46,7 @@ class Limits:
     memories: int = 1
     stack: int = 1024**2  # Config.max_wasm_stack
     output: int = 1024**2  # bytes of stdout and of stderr each
-    compile_timeout: float = 60.0
+    compile_timeout: float = DEFAULT_COMPILE_TIME
     # Worker-process limits: address space and CPU seconds per worker.
     address_space: int = 4 * 1024**3
     # Slack the parent adds to wall_time before it kills a worker that ignores its own deadline.
@@ -84,7 +84,7 @@ class EngineSpec:
                 "fuel": True,
                 "epoch": True,
                 "reservation": self.reservation,
-                "cow": False,
+                "cow": True,
             },
             sort_keys=True,
         )
@@ -138,9 +138,11 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     config.memory_reservation = spec.reservation
     config.memory_guard_size = 0
     config.memory_reservation_for_growth = 0
-    # Copy-on-write memory images live in memfd files, which the worker's RLIMIT_FSIZE (the output
-    # cap) would refuse for large data segments; plain copying is bounded by the memory limit anyway.
-    config.memory_init_cow = False
+    # Copy-on-write memory images (wasmtime's default).  Disabling them made wasmtime compile a Go
+    # wasip1 module 4-5x slower under fuel metering (measured in bench/bench_smoke.py).  The image
+    # lives in a memfd file created at the first instantiation, which the worker's RLIMIT_FSIZE (the
+    # output cap during a test) would refuse: the worker primes it before any test runs.
+    config.memory_init_cow = True
     features = spec.normalised_features()
     for name, attr in FEATURE_FLAGS.items():
         setattr(config, attr, features[name])

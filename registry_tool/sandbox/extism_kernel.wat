@@ -210,6 +210,7 @@
   ;; The host's way in: a block for an `n`-byte input (0 when it does not fit), which becomes the
   ;; input; the host writes the bytes there before the plugin runs.
   (func (export "rt_input_init") (param $n i64) (result i64)
+    (global.set $input_length (i64.const 0))
     (global.set $input_offset (call $alloc (local.get $n)))
     (if (i64.eqz (global.get $input_offset)) (then (return (i64.const 0))))
     (global.set $input_length (local.get $n))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
+from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.sandbox.abis import Case, ImportPolicy, ImportRule
 from registry_tool.sandbox.engine import EngineSpec, Limits, check_features, default_cache_dir
@@ -110,7 +111,9 @@ class _Worker:
         return self.diagnosis
 
 
-WORKER_COMMAND = [sys.executable, "-m", "registry_tool.sandbox.worker"]
+# -P: never the working directory on sys.path (in CI it is the pull request's tree, which could
+# shadow this module with its own code).
+WORKER_COMMAND = [sys.executable, "-P", "-m", "registry_tool.sandbox.worker"]
 _ALLOWED_ENV = ("PATH", "PYTHONPATH", "LANG", "HOME")  # enough to start Python; the worker clears even these
 
 
@@ -261,8 +264,6 @@ _FIXES = {
     Outcome.worker_crashed: "report this: the engine crashed on this module",
     Outcome.output_limit: "write less to stdout/stderr",
 }
-#: What a test runs when it names no export.
-_DEFAULT_CALL = {"wasi-command": "_start", "component": "wasi:cli/run"}
 
 
 def case_from_spec(spec: TestSpec, abi: str) -> Case:
@@ -282,7 +283,7 @@ def case_from_spec(spec: TestSpec, abi: str) -> Case:
         raise SmokeSetupError(f"test '{spec.name}': cannot read its input: {err}", where=where) from None
     return Case(
         name=spec.name,
-        call=spec.call or _DEFAULT_CALL.get(abi),
+        call=spec.call or (ABI_SPECS[abi].default_call if abi in ABI_SPECS else None),
         args=list(spec.args or ()),
         input=data,
         argv=list(spec.argv) if spec.argv is not None else None,
@@ -292,6 +293,10 @@ def case_from_spec(spec: TestSpec, abi: str) -> Case:
         expect=expect,
         exit_code=spec.exit_code or 0,
         expect_trap=expect_trap,
+        keys=dict(spec.keys),
+        expect_keys={k: (v if isinstance(v, str) else None) for k, v in spec.expect_keys.items()},
+        steps=[dict(step) for step in spec.steps],
+        http=dict(spec.http),
     )
 
 
@@ -312,8 +317,12 @@ def _expectation(spec: TestSpec) -> tuple[str, Any]:
     return ("none", None) if data is None else ("bytes", data)
 
 
-def limits_for(manifest: Manifest, config: RegistryConfig) -> Limits:
-    """The manifest's limits over the registry defaults, never above the registry maxima."""
+def limits_for(manifest: Manifest, config: RegistryConfig, *, compile_timeout: float | None = None) -> Limits:
+    """The manifest's limits over the registry defaults, never above the registry maxima.
+
+    Compile time is the registry's (``[limits.max] compile_time``), or ``compile_timeout`` when the
+    caller overrides it for a local run.
+    """
     effective = manifest.effective_limits(config)
     cap = config.max_limits
     base = Limits()
@@ -336,7 +345,15 @@ def limits_for(manifest: Manifest, config: RegistryConfig) -> Limits:
         memories=memories,
         # Room for the interpreter and wasmtime (~0.5 GiB of mappings) plus every memory at its cap.
         address_space=2 * 1024**3 + memory * memories * instances,
+        compile_timeout=compile_timeout if compile_timeout is not None else _compile_time(config),
     )
+
+
+def _compile_time(config: RegistryConfig) -> float:
+    from registry_tool.manifest.config import DEFAULT_COMPILE_TIME
+
+    value = config.max_limits.compile_time
+    return DEFAULT_COMPILE_TIME if value is None else value
 
 
 def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
@@ -353,8 +370,10 @@ def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
     )
 
 
-def job_for(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -> Job:
-    limits = limits_for(manifest, config)
+def job_for(
+    manifest: Manifest, config: RegistryConfig, *, cache: bool = True, compile_timeout: float | None = None
+) -> Job:
+    limits = limits_for(manifest, config, compile_timeout=compile_timeout)
     spec = EngineSpec(
         features=dict(config.features), stack=limits.stack, component=manifest.abi == "component"
     )
@@ -383,12 +402,15 @@ def job_for(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -
         policy=policy_for(manifest, config),
         program=manifest.artifact.file,
         cache_dir=str(default_cache_dir()) if cache else None,
+        host=config.host_name,
     )
 
 
-def smoke_release(manifest: Manifest, config: RegistryConfig, *, cache: bool = True) -> list[TestOutcome]:
+def smoke_release(
+    manifest: Manifest, config: RegistryConfig, *, cache: bool = True, compile_timeout: float | None = None
+) -> list[TestOutcome]:
     """Run every ``[[tests]]`` entry of one release under the registry's limits."""
-    job = job_for(manifest, config, cache=cache)
+    job = job_for(manifest, config, cache=cache, compile_timeout=compile_timeout)
     return run_job(job) if job.cases else []
 
 
@@ -408,11 +430,13 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
     for spec, outcome in zip(manifest.tests, outcomes, strict=True):
         lines.append(_summary_line(outcome))
         if not outcome.passed:
+            lines += _output_lines(outcome)
             want = "" if outcome.expected == Outcome.passed.value else f" (expected {outcome.expected})"
             result.findings.append(
                 Finding(
                     rule=f"smoke-{outcome.outcome.value.replace('_', '-')}",
-                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: {outcome.detail}",
+                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: {outcome.detail}"
+                    + _last_words(outcome),
                     file=str(manifest.path),
                     line=spec.line,
                     field=f"tests[{spec.index}]",
@@ -433,6 +457,30 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
     return result
 
 
+#: A failing test shows at most this many lines of each of its streams in the text report.
+OUTPUT_LINES = 20
+
+
+def _output_lines(o: TestOutcome) -> list[str]:
+    """The module's own stdout/stderr under a failing test's line (neutralised and capped already by
+    the worker and at the trust boundary; here cut to ``OUTPUT_LINES`` lines per stream)."""
+    shown: list[str] = []
+    for stream, text in (("stdout", o.stdout), ("stderr", o.stderr)):
+        body = text.rstrip("\n").splitlines()
+        if not body:
+            continue
+        cut = len(body) - OUTPUT_LINES
+        shown.append(f"  {stream}:" + (f" (last {OUTPUT_LINES} of {len(body)} lines)" if cut > 0 else ""))
+        shown += [f"  | {line}" for line in body[max(cut, 0) :]]
+    return shown
+
+
+def _last_words(o: TestOutcome) -> str:
+    """The last line the module wrote to stderr, for the one-line finding (annotations show no log)."""
+    lines = [line for line in o.stderr.splitlines() if line.strip()]
+    return f" (stderr: {lines[-1][:200]})" if lines else ""
+
+
 def _summary_line(o: TestOutcome) -> str:
     mark = "✓" if o.passed else "✗"
     figures = [f"fuel {o.fuel_consumed:,}" if o.fuel_consumed is not None else "fuel -"]
@@ -443,13 +491,14 @@ def _summary_line(o: TestOutcome) -> str:
     return f"{mark} {o.name}: {o.outcome.value} ({', '.join(figures)})"
 
 
-def _smoke_one(release_dir: Path, cache: bool) -> CheckResult:
+def _smoke_one(release_dir: Path, cache: bool, compile_timeout: float | None) -> CheckResult:
     from registry_tool.manifest import load_manifest, load_registry_config
 
     try:
         config = load_registry_config(release_dir)
         manifest = load_manifest(release_dir / "plugin.toml", config)
-        return release_result(manifest, smoke_release(manifest, config, cache=cache))
+        outcomes = smoke_release(manifest, config, cache=cache, compile_timeout=compile_timeout)
+        return release_result(manifest, outcomes)
     except UsageError:
         raise  # no registry.toml, unsupported features: the invocation is wrong, exit 2
     except RegistryToolError as err:
@@ -463,6 +512,7 @@ def smoke_paths(
     jobs: int = 1,
     cache: bool = True,
     progress: Callable[[CheckResult], None] | None = None,
+    compile_timeout: float | None = None,
 ) -> Report:
     """Smoke-run every release under ``paths`` (index dirs, plugin dirs or release dirs).
 
@@ -485,7 +535,7 @@ def smoke_paths(
     report = Report(command="smoke", docs_page="docs/sandbox.md")
     report.summary_columns["Tests"] = lambda r: _tests_cell(r)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for result in pool.map(lambda r: _smoke_one(r, cache), releases):
+        for result in pool.map(lambda r: _smoke_one(r, cache, compile_timeout), releases):
             report.results.append(result)
             if progress:
                 progress(result)

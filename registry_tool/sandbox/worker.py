@@ -8,6 +8,7 @@ module's own stdout/stderr go to capped temp files, never to this process's stre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,18 @@ import wasmtime
 from wasmtime import component
 
 from registry_tool._files import MiB, read_bounded
+from registry_tool.manifest.abi import link_import
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
-    ADAPTERS,
     LOG_CAP,
     LOG_LIMIT_MESSAGE,
-    WASI_MODULE,
+    SLEPT_PAST_DEADLINE,
     Adapter,
     Case,
+    DeterministicWasi,
     Exports,
     ImportPolicy,
+    KeyValueStub,
     LinkRefusedError,
     MissingExportError,
     Produced,
@@ -43,6 +46,7 @@ from registry_tool.sandbox.abis import (
 )
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
+from registry_tool.sandbox.runners import ADAPTERS
 
 _RESOURCE_LIMIT = re.compile(r"(minimum size of .* exceeds|resource limit exceeded|limit.* exceeded)", re.I)
 _AT_CAP = 15 / 16  # a failed run whose memory/table reached this share of its cap hit the limit
@@ -60,6 +64,8 @@ class Job:
     policy: ImportPolicy
     program: str = "plugin.wasm"
     cache_dir: str | None = None
+    #: The registry's host name: permission-granted ``<host>:keys`` imports get the key-value stub.
+    host: str = "ferrite"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +77,7 @@ class Job:
             "policy": self.policy.to_json(),
             "program": self.program,
             "cache_dir": self.cache_dir,
+            "host": self.host,
         }
 
     @classmethod
@@ -84,6 +91,7 @@ class Job:
             policy=ImportPolicy.from_json(data["policy"]),
             program=data["program"],
             cache_dir=data["cache_dir"],
+            host=data.get("host", "ferrite"),
         )
 
 
@@ -143,24 +151,31 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache
 # --------------------------------------------------------------------------- one test
 
 
-def _check_imports(module: wasmtime.Module, adapter: Adapter, policy: ImportPolicy) -> list[Any]:
-    """Imports to stub (permission-granted host functions); raise for any import not allowed."""
-    stubs = []
+def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple[list[Any], bool]:
+    """(imports to stub, whether WASI is linked); raise for any import that cannot be linked.
+
+    ``link_import`` is the answer validate gives too: WASI (from the ABI or a permission) is always
+    wasmtime's own implementation, linked once; the ABI's host modules are the adapter's; anything
+    else a permission grants gets a stub.
+    """
+    stubs, wasi = [], False
     for imp in module.imports:
         name = imp.name or ""
-        if not policy.allowed(imp.module, name):
-            raise LinkRefusedError(
-                f"import {imp.module}.{name} is not allowed: neither the {adapter.name} ABI nor a "
-                "declared permission grants it"
-            )
-        if adapter.provides(imp.module):
-            if not adapter.provides_name(imp.module, name):
-                raise LinkRefusedError(f"import {imp.module}.{name} is not part of the {adapter.name} ABI")
-            continue
-        if not isinstance(imp.type, wasmtime.FuncType):
-            raise LinkRefusedError(f"import {imp.module}.{name} must be a function to be provided")
-        stubs.append(imp)
-    return stubs
+        kind = "func" if isinstance(imp.type, wasmtime.FuncType) else "other"
+        allowed = policy.allowed(imp.module, name)
+        decision = link_import(abi, imp.module, name, kind, allowed)
+        if not decision.linked:
+            if not allowed:
+                raise LinkRefusedError(
+                    f"import {imp.module}.{name} is not allowed: neither the {abi} ABI nor a "
+                    "declared permission grants it"
+                )
+            raise LinkRefusedError(f"import {imp.module}.{name} cannot be linked: {decision.reason}")
+        if decision.how == "wasi":
+            wasi = True
+        elif decision.how == "stub":
+            stubs.append(imp)
+    return stubs, wasi
 
 
 def _peak(module: wasmtime.Module, exports: Exports | None) -> tuple[int | None, int | None]:
@@ -193,6 +208,8 @@ def classify_error(err: BaseException) -> tuple[Outcome, str]:
         return Outcome.memory_limit, "the worker ran out of address space"
     message = str(err).strip()
     first = message.splitlines()[0] if message else type(err).__name__
+    if SLEPT_PAST_DEADLINE in message:
+        return Outcome.timeout, SLEPT_PAST_DEADLINE
     if LOG_LIMIT_MESSAGE in message:  # the Extism log is captured output: same class as a stderr flood
         return Outcome.output_limit, f"{LOG_LIMIT_MESSAGE} ({LOG_CAP} bytes) and was cut"
     if isinstance(err, wasmtime.Trap):
@@ -226,6 +243,7 @@ class _Run:
     produced: Produced | None = None
     error: BaseException | None = None
     exports: Exports | None = None
+    keys: KeyValueStub | None = None
 
 
 def _check_signature(wasm: bytes, adapter: Adapter, case: Case) -> None:
@@ -255,23 +273,65 @@ def _execute(
     run = _Run()
     try:
         _check_signature(wasm, adapter, case)
-        stubs = _check_imports(module, adapter, job.policy)
+        stubs, wasi = _link_plan(module, adapter.name, job.policy)
         linker = wasmtime.Linker(engine)
-        if adapter.uses_wasi or any(i.module == WASI_MODULE for i in module.imports):
+        if adapter.uses_wasi or wasi:
             linker.define_wasi()
+            DeterministicWasi(job.limits.wall_time).define(linker, store, module.imports)
         state = adapter.define(linker, store, case, job.policy)
-        define_stubs(linker, stubs)
+        run.keys = KeyValueStub(job.host, case.keys)
+        define_stubs(linker, stubs, run.keys)
         try:
             instance = linker.instantiate(store, module)
+            run.exports = Exports(linker, store, instance)
+            _initialize_reactor(run.exports, store, case)
         except wasmtime.ExitTrap as exit_trap:
-            # A start function that calls proc_exit: the program's result, like from _start.
+            # A start function or _initialize that calls proc_exit: the program's result.
             run.produced = Produced(exit_code=exit_trap.code)
             return run
-        run.exports = Exports(linker, store, instance)
-        run.produced = adapter.invoke(run.exports, store, case, state)
+        failed = _run_steps(adapter, run.exports, store, case, state)
+        run.produced = failed or adapter.invoke(run.exports, store, case, state)
+        if run.produced.mismatch is None and case.expect_keys:
+            run.produced.mismatch = run.keys.mismatch(case.expect_keys)
     except Exception as err:  # every failure is classified, never propagated: wasmtime.Trap,
         run.error = err  # WasmtimeError, our adapter errors, MemoryError, host-function bugs
     return run
+
+
+def _initialize_reactor(exports: Exports, store: wasmtime.Store, case: Case) -> None:
+    """A reactor (WASI ``_initialize``: Go c-shared, TinyGo, C with constructors) is initialised once
+    per instance before any other export is called; a command's ``_start`` does its own setup."""
+    if case.call == "_start":
+        return
+    init = exports("_initialize")
+    if isinstance(init, wasmtime.Func):
+        ty = init.type(store)
+        if not ty.params and not ty.results:
+            init(store)
+
+
+def _run_steps(
+    adapter: Adapter, exports: Exports, store: wasmtime.Store, case: Case, state: Any
+) -> Produced | None:
+    """Run the test's steps on the instance first; the first that fails is the test's result."""
+    for i, step in enumerate(case.steps, 1):
+        expect = step.get("expect")
+        kind = "none" if expect is None else "values" if isinstance(expect, list) else "text"
+        data = step.get("input")
+        sub = Case(
+            f"{case.name} step {i}",
+            step["call"],
+            list(step.get("args", [])),
+            input=data.encode() if isinstance(data, str) else None,
+            expect_kind=kind,
+            expect=expect,
+        )
+        produced = adapter.invoke(exports, store, sub, state)
+        outcome, detail = compare(sub, produced, b"")
+        if outcome is not Outcome.passed:
+            produced.mismatch = f"step {i} ({sub.call}): {detail}"
+            return produced
+    return None
 
 
 def _wasi_config(case: Case, job: Job, workdir: Path) -> tuple[wasmtime.WasiConfig, Path, Path]:
@@ -388,10 +448,12 @@ def judge(
 
 
 def compare(case: Case, produced: Produced, stdout: bytes) -> tuple[Outcome, str]:
-    """Exit code first, then the expected output."""
+    """Exit code first, then the ABI's own expectations, then the expected output."""
     if produced.exit_code is not None and produced.exit_code != case.exit_code:
         extra = f": {produced.detail}" if produced.detail else ""
         return Outcome.exit_code, f"exit code {produced.exit_code}, expected {case.exit_code}{extra}"
+    if produced.mismatch is not None:
+        return Outcome.wrong_output, produced.mismatch
     actual = stdout if produced.output is None else produced.output
     kind, expect = case.expect_kind, case.expect
     if kind == "none":
@@ -420,6 +482,22 @@ def _same(actual: int | float, expected: int | float) -> bool:
     return actual == expected
 
 
+def prime_memory_images(engine: wasmtime.Engine, module: wasmtime.Module, limits: Limits) -> None:
+    """Create the module's copy-on-write memory images before any test runs.
+
+    wasmtime builds them (a memfd file holding the data segments) at the first instantiation; during
+    a test RLIMIT_FSIZE is the output cap, which a large image exceeds.  Here nothing of the module
+    runs: every import is a trap and the store has no fuel, so a start function traps on entry.
+    Failures are ignored: the test's own instantiation reports them.
+    """
+    store = new_store(engine, replace(limits, instances=limits.instances + 1, memories=limits.memories + 1))
+    store.set_fuel(0)
+    linker = wasmtime.Linker(engine)
+    with contextlib.suppress(Exception):
+        linker.define_unknown_imports_as_traps(module)
+        linker.instantiate(store, module)
+
+
 # --------------------------------------------------------------------------- main loop
 
 
@@ -440,6 +518,8 @@ def run_job(job: Job, start_index: int = 0) -> None:
         _emit({"event": "compile_error", "detail": _trap_message(str(err))})
         return
     _emit({"event": "compiled", "ms": (time.perf_counter() - started) * 1000})
+    if not job.engine.component:
+        prime_memory_images(engine, module, job.limits)
     timer = EpochTimer(engine)
     try:
         with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-") as tmp:

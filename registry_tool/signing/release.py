@@ -108,6 +108,10 @@ def _load_toml(data: bytes, where: str | None) -> dict[str, Any]:
         return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CheckFailed(f"cannot parse the TOML: {exc}", where=where, fix="fix the TOML syntax") from None
+    except ValueError:  # Python's integer conversion limit: a literal of more than 4300 digits
+        raise CheckFailed(
+            "cannot parse the TOML: an integer is too long", where=where, fix="use a shorter number"
+        ) from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise CheckFailed(
             "cannot parse the TOML: arrays or tables nested too deeply", where=where, fix="fix the TOML"

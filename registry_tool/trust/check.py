@@ -138,7 +138,12 @@ def _check_location(release_dir: Path, version: str, where: str) -> str | None:
 def _artifact_file(manifest_bytes: bytes) -> str:
     import tomllib
 
-    artifact = tomllib.loads(manifest_bytes.decode("utf-8")).get("artifact")
+    try:
+        artifact = tomllib.loads(manifest_bytes.decode("utf-8")).get("artifact")
+    except (ValueError, RecursionError):  # bad UTF-8 or TOML, a 4301-digit integer, deep nesting
+        raise CheckFailed(
+            "the manifest is not valid TOML", fix="run `registry-tool validate` on it"
+        ) from None
     file = artifact.get("file") if isinstance(artifact, dict) else None
     if not isinstance(file, str):
         raise CheckFailed("the manifest has no [artifact] file", fix="add [artifact] file and re-sign")

@@ -7,6 +7,7 @@ The document transforms are pure (``Root`` in, bytes out, validated by ``Root.pa
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import stat
 from collections.abc import Callable, Sequence
@@ -153,6 +154,17 @@ def set_plugin_threshold(plugin: str, threshold: int) -> Callable[[Doc], None]:
             doc["plugin_thresholds"].pop(plugin, None)
         else:
             doc["plugin_thresholds"][plugin] = threshold
+
+    return edit
+
+
+def pin_registry_config(config_bytes: bytes) -> Callable[[Doc], None]:
+    """Pin registry.toml: ``ci check`` accepts a change to it only when a root (signed by the root
+    threshold) pins the new bytes' sha256, because it defines permissions and limits."""
+    digest = hashlib.sha256(config_bytes).hexdigest()
+
+    def edit(doc: Doc) -> None:
+        doc["registry_config"] = {"sha256": digest}
 
     return edit
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
+from registry_tool.format.errors import DocumentError
 from registry_tool.format.rules import MAX_ROOT_BYTES, PLUGIN_NAME_RE, parse_time_strict
 from registry_tool.format.rules import format_time as _format_time
+from registry_tool.format.strictjson import load_strict
 from registry_tool.signing.minisign import (
     BadSignatureError,
     LegacySignatureError,
@@ -54,6 +56,7 @@ ROLES = ("root", "index")
 PLUGIN_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9_-]{0,62}\*|[a-z][a-z0-9_-]{1,63}")
 REGISTRY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAINTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class RootFormatError(CheckFailed):
@@ -139,33 +142,13 @@ def root_schema() -> dict[str, Any]:
     )
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Two parsers that keep different duplicates would see different roots.
-            raise ValueError(f"duplicate key '{key}'")
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
 def load_json_strict(data: bytes, *, where: str | None = None) -> Any:
-    """RFC 8259 JSON in UTF-8 without BOM, duplicate keys rejected, NaN/Infinity rejected."""
+    """The format's strict JSON (no BOM, duplicates, NaN, huge integers, lone surrogates, deep nesting)."""
     try:
-        text = data.decode("utf-8")
-        if text.startswith("\ufeff"):
-            raise ValueError("byte order mark")
-        return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RootFormatError(f"not valid root JSON: {exc}", where=where, fix="restore the file") from None
-    except RecursionError:
-        # json.loads raises this, not ValueError, on deeply nested arrays/objects.
+        return load_strict(data, where=where or "root metadata")
+    except DocumentError as exc:
         raise RootFormatError(
-            "not valid root JSON: nested too deeply", where=where, fix="restore the file"
+            f"not valid root JSON: {exc.what}", where=where, fix="restore the file"
         ) from None
 
 
@@ -215,6 +198,8 @@ class Root:
     maintainers: dict[str, Maintainer]
     plugin_thresholds: dict[str, int]
     revoked: tuple[Revocation, ...] = field(default=())
+    # sha256 of the registry.toml this root authorises (None: the root pins none).
+    registry_config_sha256: str | None = None
 
     @classmethod
     def parse(cls, data: bytes, *, where: str | None = None) -> Root:
@@ -362,6 +347,8 @@ def _strict_fields(doc: dict[str, Any], where: str | None) -> None:
             raise _fail(f"{value!r} is not an integer", where, path)
 
     full(REGISTRY_NAME_RE, doc["registry"], "registry name", "registry")
+    if "registry_config" in doc:
+        full(SHA256_RE, doc["registry_config"]["sha256"], "sha256", "registry_config.sha256")
     integer(doc["version"], "version")
     for name in ROLES:
         integer(doc["roles"][name]["threshold"], f"roles.{name}.threshold")
@@ -454,6 +441,7 @@ def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
         maintainers=maintainers,
         plugin_thresholds=dict(doc["plugin_thresholds"]),
         revoked=tuple(revoked),
+        registry_config_sha256=doc.get("registry_config", {}).get("sha256"),
     )
     for plugin, k in root.plugin_thresholds.items():
         available = len(root.delegated_keys(plugin))

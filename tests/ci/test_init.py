@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from registry_tool.ci.scaffold import ScaffoldError, init_index
+from registry_tool.ci.scaffold import ScaffoldError, ToolPin, detect_tool_pin, init_index
 from registry_tool.manifest import load_registry_config
 from registry_tool.trust.editing import verify_root_dir
 
@@ -44,7 +45,8 @@ def test_init_creates_a_valid_index(tmp_path: Path) -> None:
         assert mode == 0o600, oct(mode)
     assert not list(d.rglob("*.key"))
     workflows = (d / ".github/workflows/pr-check.yml").read_text()
-    assert "@@" not in workflows and "registry-tool==" in workflows
+    assert "@@" not in workflows and "registry-tool==" not in workflows
+    assert re.search(r"uses: registry-tool/registry-tool@[0-9a-f]{40} # v", workflows)
     assert result.git_initialised and (d / ".git").is_dir()
 
 
@@ -146,3 +148,33 @@ def test_init_repository_passes_its_own_pr_check_on_a_fresh_plugin(tmp_path: Pat
     doc = json.loads(out)
     assert doc["ok"] and [r["subject"] for r in doc["results"]] == ["plugins/alice_add/1.0.0"]
     assert doc["results"][0]["data"]["tests"][0]["outcome"] == "passed"
+
+
+def test_init_pins_the_checker_to_an_explicit_commit(tmp_path: Path) -> None:
+    pin = ToolPin("someone/registry-tool-fork", "a" * 40)
+    d = init_index(tmp_path / "reg", tool=pin).directory
+    pr = (d / ".github/workflows/pr-check.yml").read_text()
+    publish = (d / ".github/workflows/publish.yml").read_text()
+    assert f"uses: someone/registry-tool-fork@{'a' * 40} # v" in pr
+    assert f"git+https://github.com/someone/registry-tool-fork@{'a' * 40}" in publish
+
+
+@pytest.mark.parametrize(("repo", "commit"), [("x", "a" * 40), ("o/n", "v0.1.0"), ("o/n", "A" * 40)])
+def test_init_refuses_a_pin_that_can_move(repo: str, commit: str) -> None:
+    with pytest.raises(ScaffoldError):
+        ToolPin(repo, commit)
+
+
+def test_init_without_a_known_commit_asks_for_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import registry_tool.ci.scaffold as scaffold
+
+    monkeypatch.setattr(scaffold, "detect_tool_pin", lambda repo=None: None)
+    with pytest.raises(ScaffoldError, match="--tool-ref"):
+        init_index(tmp_path / "reg")
+
+
+def test_detected_pin_is_the_running_checkout() -> None:
+    pin = detect_tool_pin()
+    assert pin is not None
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert pin.commit == head.stdout.strip()

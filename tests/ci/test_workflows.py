@@ -10,17 +10,40 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from registry_tool.ci.scaffold import TEMPLATE_DIR
+from registry_tool.ci.scaffold import TEMPLATE_DIR, ToolPin, render_template
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-TEMPLATE_WORKFLOWS = sorted(TEMPLATE_DIR.glob("**/*.yml"))
+PIN = ToolPin("registry-tool/registry-tool", "0123456789abcdef0123456789abcdef01234567")
+VALUES = {
+    "NAME": "reg",
+    "HOST": "ferrite",
+    "BASE_URL": "https://example.invalid/reg/",
+    "REGISTRY_TOOL_VERSION": "0.1.0",
+    "TOOL_PIN": PIN.uses,
+}
+
+
+def _render_templates() -> list[Path]:
+    """The workflow templates as `init` writes them (the placeholders are not YAML-meaningful)."""
+    out = Path(tempfile.mkdtemp(prefix="registry-tool-templates-")) / ".github" / "workflows"
+    out.mkdir(parents=True)
+    rendered = []
+    for template in sorted(TEMPLATE_DIR.glob("**/*.yml")):
+        target = out / template.name
+        target.write_text(render_template(str(template.relative_to(TEMPLATE_DIR)), VALUES), encoding="utf-8")
+        rendered.append(target)
+    return rendered
+
+
+TEMPLATE_WORKFLOWS = _render_templates()
 ALL_WORKFLOWS = WORKFLOWS + TEMPLATE_WORKFLOWS
 ACTION = REPO / "action.yml"
 HOOKS = REPO / ".pre-commit-hooks.yaml"
@@ -32,7 +55,7 @@ UNTRUSTED = re.compile(r"\$\{\{[^}]*\b(github\.event|github\.head_ref|inputs\.|m
 
 
 def _ids(paths: list[Path]) -> list[str]:
-    return [str(p.relative_to(REPO)) for p in paths]
+    return [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else f"template:{p.name}" for p in paths]
 
 
 def _check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
@@ -163,21 +186,114 @@ def _on(doc: dict[Any, Any]) -> dict[str, Any]:
     return on
 
 
-def test_pr_check_runs_the_tool_and_uploads_sarif() -> None:
-    for path in (REPO / ".github/workflows/pr-check.yml", TEMPLATE_DIR / "github/workflows/pr-check.yml"):
-        doc = _load(path)
-        on = _on(doc)
-        assert "index/**" in on["pull_request"]["paths"]
-        runs = " ".join(s.get("run", "") for s in _steps(doc))
-        assert "registry-tool ci check" in runs and "--format github" in runs
-        assert "--allow-escalation" in runs and "--sarif-file" in runs
-        uploads = [s for s in _steps(doc) if "upload-sarif" in s.get("uses", "")]
-        assert uploads and uploads[0]["with"]["sarif_file"] == "registry-tool.sarif"
-        assert "pull_request_target" not in on, "pull_request_target would run PR code with secrets"
+PR_CHECKS = [REPO / ".github/workflows/pr-check.yml", TEMPLATE_WORKFLOWS[0].parent / "pr-check.yml"]
+
+
+@pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
+def test_pr_check_runs_the_tool_and_uploads_sarif(path: Path) -> None:
+    doc = _load(path)
+    steps = _steps(doc)
+    text = " ".join(s.get("run", "") + str(s.get("with", "")) + s.get("uses", "") for s in steps)
+    assert "registry-tool ci check" in text or PIN.uses in text
+    assert "--sarif-file" in text or "sarif-file" in text
+    uploads = [s for s in steps if "upload-sarif" in s.get("uses", "")]
+    assert uploads and uploads[0]["with"]["sarif_file"] == "registry-tool.sarif"
+
+
+@pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
+def test_pr_cannot_neuter_its_own_check(path: Path) -> None:
+    """Attack: GitHub runs a `pull_request` workflow from the PR, which can rewrite it to pass."""
+    doc = _load(path)
+    on = _on(doc)
+    assert set(on) == {"pull_request_target", "merge_group"}, "the base's workflow, and the merge queue"
+    text = path.read_text(encoding="utf-8")
+    assert "secrets." not in text, "no secret in the job that reads pull request data"
+    (job,) = doc["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "security-events": "write"}
+    checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkouts) == 1
+    checkout = checkouts[0]["with"]
+    assert checkout["persist-credentials"] is False
+    assert checkout["ref"] == "${{ github.event.pull_request.head.sha || github.event.merge_group.head_sha }}"
+    assert "path" not in checkout or checkout["path"] not in ("", ".")
+
+
+@pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
+def test_pr_tree_is_data_only(path: Path) -> None:
+    """Nothing from the checkout runs: no build or script from it, every `python -m` isolated (-I)."""
+    for step in _steps(_load(path)):
+        script = step.get("run", "")
+        assert not re.search(r"(^|\s)(\./|bash |sh |make\b|npm |pip install \.|pip install -e)", script), (
+            script
+        )
+        for line in script.splitlines():
+            if re.search(r"python\S*\s+-m\b", line) or re.search(r"python\S*\s+-I\s+-m\b", line):
+                assert " -I -m " in line, f"`python -m` imports from the working directory: {line}"
+        uses = step.get("uses", "")
+        assert not uses.startswith("./"), "a local action would come from the pull request"
+
+
+@pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
+def test_required_check_never_stays_pending(path: Path) -> None:
+    """Attack: a `paths:` filter skips the workflow, and a required check then waits forever."""
+    for trigger in _on(_load(path)).values():
+        assert not (isinstance(trigger, dict) and ("paths" in trigger or "paths-ignore" in trigger))
+
+
+@pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
+def test_merge_queue_checks_against_the_base_it_lands_on(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert "github.event.merge_group.base_sha" in text and "github.event.merge_group.head_sha" in text
+
+
+def _approval_script(path: Path) -> str:
+    (step,) = [s for s in _steps(_load(path)) if s.get("id") == "approval"]
+    assert "LABELS" in step["env"] and "labels.*.name" in step["env"]["LABELS"]
+    return str(step["run"])
+
+
+@pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ('["allow-escalation"]', ""),  # a bare label approves nothing: it would survive later pushes
+        ('["bug", "allow-escalation@0123456789ab"]', "0123456789ab"),
+        ('["allow-escalation@0123456789AB"]', ""),
+        ('["allow-escalation@01234"]', ""),
+        ('["allow-escalation@0123456789ab; rm -rf /"]', ""),
+        ("[]", ""),
+    ],
+)
+def test_escalation_approval_names_a_commit(path: Path, labels: str, expected: str, tmp_path: Path) -> None:
+    """The label's commit goes to --allow-escalation-at, which the tool honours only for HEAD."""
+    output = tmp_path / "output"
+    proc = subprocess.run(
+        ["bash", "-e", "-c", _approval_script(path)],
+        env={"LABELS": labels, "GITHUB_OUTPUT": str(output), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert output.read_text() == f"sha={expected}\n"
+
+
+@pytest.mark.parametrize("path", [*TEMPLATE_WORKFLOWS, REPO / "action.yml"], ids=["pr", "publish", "action"])
+def test_checker_never_installed_by_package_name(path: Path) -> None:
+    """Attack: `pip install registry-tool==0.1.0` installs whatever the first registrant uploads."""
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"registry-tool\s*(==|>=|~=|\s*$)", text, re.M)
+    assert "pip install" not in text or PIN.uses in text or "$ACTION_PATH" in text
+
+
+def test_generated_workflows_pin_the_checker_by_commit() -> None:
+    pr, publish = (TEMPLATE_WORKFLOWS[0].parent / n for n in ("pr-check.yml", "publish.yml"))
+    uses = [s["uses"] for s in _steps(_load(pr)) if "registry-tool" in s.get("uses", "")]
+    assert uses == [PIN.uses]
+    assert f'"registry-tool @ git+https://github.com/{PIN.uses}"' in publish.read_text(encoding="utf-8")
 
 
 def test_publish_keeps_the_key_secret() -> None:
-    for path in (REPO / ".github/workflows/publish.yml", TEMPLATE_DIR / "github/workflows/publish.yml"):
+    for path in (REPO / ".github/workflows/publish.yml", TEMPLATE_WORKFLOWS[0].parent / "publish.yml"):
         doc = _load(path)
         on = _on(doc)
         assert on["push"]["branches"] == ["main"] and on["schedule"]

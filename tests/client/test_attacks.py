@@ -161,7 +161,7 @@ def test_wasm_swapped_for_another_release_mix_and_match(installed: World) -> Non
     fails_closed(
         installed,
         install(installed),
-        DigestMismatchError,
+        MixAndMatchError,
         "mix-and-match attack: .* is the signed module of alpha 1.0.0",
     )
 

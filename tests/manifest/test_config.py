@@ -30,7 +30,7 @@ def config():  # type: ignore[no-untyped-def]
 def test_sample_config_values(config) -> None:  # type: ignore[no-untyped-def]
     assert config.name == "ferrite-plugins"
     assert config.host_name == "ferrite"
-    assert config.allowed_abis == ("core", "wasi-command", "extism", "component")
+    assert config.allowed_abis == ("core", "wasi-command", "extism", "proxy-wasm", "component")
     assert config.default_limits == Limits(fuel=50_000_000, memory=16 * 1024**2, wall_time=2.0)
     assert config.max_limits.module_size == 32 * 1024**2
     assert config.max_limits.stack == 1024**2
@@ -114,13 +114,13 @@ def _write(tmp_path: Path, text: str) -> Path:
             "registry.base_url",
         ),
         (
-            'allowed = ["core", "wasi-command", "extism", "component"]',
+            'allowed = ["core", "wasi-command", "extism", "proxy-wasm", "component"]',
             "allowed = []",
             "schema",
             "abis.allowed",
         ),
         (
-            'allowed = ["core", "wasi-command", "extism", "component"]',
+            'allowed = ["core", "wasi-command", "extism", "proxy-wasm", "component"]',
             'allowed = ["wasi"]',
             "schema",
             "abis.allowed",

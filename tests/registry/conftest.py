@@ -42,7 +42,7 @@ name = "ferrite"
 versions = ">=0.2.0, <1.0.0"
 
 [abis]
-allowed = ["core", "wasi-command", "extism", "component"]
+allowed = ["core", "wasi-command", "extism", "proxy-wasm", "component"]
 
 [permissions.keys]
 description = "Read and write the host's key-value store"

@@ -327,3 +327,18 @@ def test_root_file_names_with_a_trailing_newline_are_not_published(
     site = tmp_path / "site"
     build(index, site)
     assert all("\n" not in p.name for p in site.rglob("*"))
+
+
+def test_registry_toml_edited_after_the_root_pinned_it_is_refused(index: Index, tmp_path: Path) -> None:
+    """Attack: registry.toml changed without the root threshold (e.g. pushed past the PR check)."""
+    from registry_tool.registry.build import UnpinnedConfigError
+    from registry_tool.trust.editing import edit_root_dir, pin_registry_config, sign_root_dir
+
+    config = index.path / "registry.toml"
+    edit_root_dir(index.path / "root", pin_registry_config(config.read_bytes()), now=NOW)
+    sign_root_dir(index.path / "root", index.keys.root)
+    build(index, tmp_path / "site")  # the pinned bytes build
+    config.write_text(config.read_text().replace('"ferrite:keys"', '"ferrite:net"'))
+    with pytest.raises(UnpinnedConfigError, match="the root pins"):
+        build(index, tmp_path / "site2")
+    assert not (tmp_path / "site2").exists()

@@ -56,6 +56,7 @@ class Runner:
         permission_rules: list[Any] | None = None,
         cache_dir: Path | None = None,
         component: bool = False,
+        host: str = "ferrite",
         **limits: Any,
     ) -> list[TestOutcome]:
         path = self.tmp / f"{hashlib.sha256(wasm).hexdigest()[:16]}.wasm"
@@ -71,6 +72,7 @@ class Runner:
             engine=spec,
             policy=ImportPolicy(DEFAULT_ABI_RULES[abi], permission_rules or [], granted or []),
             cache_dir=str(cache_dir) if cache_dir else None,
+            host=host,
         )
         start = time.monotonic()
         outcomes = run_job(job)

@@ -81,6 +81,28 @@ def test_sample_index_extism_plugin_matches_the_official_sdk(run: Runner) -> Non
     assert all(r.outcome is Outcome.passed for r in run(wasm, cases, abi="extism"))
 
 
+@pytest.mark.parametrize(("plugin", "export"), [("greet_go", "greet"), ("greet_go_std", "_start")])
+def test_go_pdk_samples_match_the_official_sdk(run: Runner, plugin: str, export: str) -> None:
+    # The Go PDK's c-shared build is a reactor (_initialize first), its std build a command.
+    wasm = (INDEX / "plugins" / plugin / "1.0.0" / f"{plugin}.wasm").read_bytes()
+    cases = []
+    for i, (name, config) in enumerate(
+        [(b"Ferrite", {}), (b"Ferrite", {"greeting": "Hi"}), (b"\xc3\xa9t\xc3\xa9", {})]
+    ):
+        expected = _oracle(wasm, export, name, config, wasi=True)
+        cases.append(Case(f"c{i}", export, input=name, config=config, expect_kind="bytes", expect=expected))
+    results = run(wasm, cases, abi="extism", memory=32 * 1024**2, fuel=100_000_000)
+    assert all(r.outcome is Outcome.passed for r in results), [(r.name, r.detail) for r in results]
+
+
+def test_go_pdk_error_matches_the_official_sdk(run: Runner) -> None:
+    wasm = (INDEX / "plugins" / "greet_go" / "1.0.0" / "greet_go.wasm").read_bytes()
+    with pytest.raises(extism.Error, match="input is empty"):
+        _oracle(wasm, "greet", b"", wasi=True)
+    [result] = run(wasm, Case("empty", "greet", input=b""), abi="extism", memory=32 * 1024**2)
+    assert result.outcome is Outcome.exit_code and "input is empty" in result.detail
+
+
 HTTP = """(module
   (import "extism:host/env" "http_request" (func $http (param i64 i64) (result i64)))
   (func (export "fetch") (result i32) (drop (call $http (i64.const 0) (i64.const 0))) (i32.const 0)))"""

@@ -12,7 +12,8 @@ import pytest
 import wasmtime
 
 from registry_tool.sandbox import Case, Outcome
-from registry_tool.sandbox.abis import ADAPTERS, ExtismKernel, ImportPolicy, kernel_module
+from registry_tool.sandbox.abis import ExtismKernel, ImportPolicy, kernel_module
+from registry_tool.sandbox.runners import ADAPTERS
 
 from .conftest import Runner, wat
 

@@ -73,12 +73,14 @@ expect_trap = "out_of_fuel"
     return root
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "registry_tool", "smoke", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
         cwd=REPO,
     )
@@ -183,7 +185,8 @@ def test_bad_expect_trap_is_reported_not_raised(index: Path) -> None:
 def test_sample_index_passes() -> None:
     if not (INDEX / "plugins").is_dir():
         pytest.skip("the sample index is not there yet")
-    proc = _cli(str(INDEX), "--jobs", "2", "--no-cache", "--format", "json")
+    # A cold compile cache, as on every CI runner: the Go modules of the corpus compile in seconds each.
+    proc = _cli(str(INDEX), "--jobs", "2", "--no-cache", "--format", "json", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] and doc["summary"]["subjects"] >= 5
@@ -223,3 +226,48 @@ def test_schema_expect_trap_classes_are_the_outcome_classes() -> None:
     schema = json.loads((Path(__file__).parents[2] / "schemas" / "plugin.schema.json").read_text())
     enum = schema["definitions"]["test"]["properties"]["expect_trap"]["enum"]
     assert set(enum) == {o.value for o in Outcome} - {"passed"}
+
+
+STDERR_THEN_TRAP = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\\10\\00\\00\\00\\3c\\00\\00\\00")
+  (data (i32.const 16) "runtime: call _initialize first\\n::error::not a command\\nlast\\n")
+  (func (export "_start")
+    (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 100))) unreachable))"""
+
+
+def test_failing_tests_show_the_module_output_in_text_and_github(index: Path) -> None:
+    release = index / "plugins" / "loud" / "1.0.0"
+    release.mkdir(parents=True)
+    (release / "loud.wasm").write_bytes(wat(STDERR_THEN_TRAP))
+    (release / "plugin.toml").write_text(
+        '[plugin]\nname = "loud"\nversion = "1.0.0"\ndescription = "d"\nauthors = ["t"]\nlicense = "MIT"\n'
+        'abi = "wasi-command"\nmin_host_version = "0.2.0"\n[artifact]\nfile = "loud.wasm"\n'
+        '[exports]\nfunctions = ["_start"]\n[[tests]]\nname = "traps"\n'
+    )
+    text = _cli(str(release), "--no-cache")
+    assert text.returncode == 1
+    assert "  stderr:" in text.stdout and "| runtime: call _initialize first" in text.stdout
+    github = _cli(str(release), "--no-cache", "--format", "github")
+    lines = github.stdout.splitlines()
+    assert any("| runtime: call _initialize first" in line for line in lines)
+    annotation = next(line for line in lines if line.startswith("::error "))
+    assert "(stderr: last)" in annotation  # the last line the module wrote, in the annotation too
+    # The module's "::error::" line is shown, never read as a workflow command.
+    assert not any(line.lstrip().startswith("::error::not") for line in lines)
+    assert any("not a command" in line for line in lines)
+
+
+def test_compile_time_comes_from_the_registry_and_the_cli_overrides_it(index: Path) -> None:
+    from registry_tool.sandbox.harness import limits_for
+
+    text = (index / "registry.toml").read_text()
+    (index / "registry.toml").write_text(text.replace('compile_time = "300s"', 'compile_time = "2m"'))
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0", config)
+    assert limits_for(manifest, config).compile_timeout == 120
+    assert limits_for(manifest, config, compile_timeout=7).compile_timeout == 7
+    (index / "registry.toml").write_text(text.replace('compile_time = "300s"\n', ""))
+    assert limits_for(manifest, load_registry_config(index)).compile_timeout == 300
+    assert _cli(str(index), "--no-cache", "--compile-timeout", "0").returncode == 2

@@ -1,0 +1,286 @@
+"""The plugin ABIs: one ``AbiSpec`` per ABI, the single source of what a module of that ABI may
+import, which of its imports the host implements, what its exports look like and which test keys
+apply.  ``validate`` and the sandbox both read these specs, and ``link_import`` is the one answer to
+"how does this import get linked", so what validate accepts is what smoke can link.
+
+Adding an ABI is one spec here plus one runner (``registry_tool.sandbox.abis``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+WASI = "wasi_snapshot_preview1"
+EXTISM_ENV = "extism:host/env"
+PROXY_WASM_ENV = "env"
+
+Signature = tuple[tuple[str, ...], tuple[str, ...]]
+
+#: Functions a plugin may import from ``extism:host/env``: the kernel's, then the host's.
+EXTISM_KERNEL_FUNCTIONS = (
+    "alloc",
+    "free",
+    "length",
+    "length_unsafe",
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_length",
+    "input_offset",
+    "input_load_u8",
+    "input_load_u64",
+    "output_set",
+    "error_set",
+    "error_get",
+)
+EXTISM_LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+EXTISM_HOST_FUNCTIONS = (
+    "config_get",
+    "var_get",
+    "var_set",
+    "http_request",
+    "http_status_code",
+    "http_headers",
+    "get_log_level",
+    *(f"log_{level}" for level in EXTISM_LOG_LEVELS),
+)
+
+#: Proxy-Wasm ABI 0.2.x host functions (module ``env``) the sandbox implements, with their types.
+_I, _L = "i32", "i64"
+PROXY_WASM_HOST_FUNCTIONS: Mapping[str, Signature] = MappingProxyType(
+    {
+        "proxy_log": ((_I, _I, _I), (_I,)),
+        "proxy_get_log_level": ((_I,), (_I,)),
+        "proxy_get_current_time_nanoseconds": ((_I,), (_I,)),
+        "proxy_set_tick_period_milliseconds": ((_I,), (_I,)),
+        "proxy_get_header_map_value": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_add_header_map_value": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_replace_header_map_value": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_remove_header_map_value": ((_I, _I, _I), (_I,)),
+        "proxy_get_header_map_pairs": ((_I, _I, _I), (_I,)),
+        "proxy_set_header_map_pairs": ((_I, _I, _I), (_I,)),
+        "proxy_get_header_map_size": ((_I, _I), (_I,)),
+        "proxy_get_buffer_bytes": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_set_buffer_bytes": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_get_buffer_status": ((_I, _I, _I), (_I,)),
+        "proxy_get_property": ((_I, _I, _I, _I), (_I,)),
+        "proxy_set_property": ((_I, _I, _I, _I), (_I,)),
+        "proxy_send_local_response": ((_I, _I, _I, _I, _I, _I, _I, _I), (_I,)),
+        "proxy_get_shared_data": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_set_shared_data": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_register_shared_queue": ((_I, _I, _I), (_I,)),
+        "proxy_resolve_shared_queue": ((_I, _I, _I, _I, _I), (_I,)),
+        "proxy_dequeue_shared_queue": ((_I, _I, _I), (_I,)),
+        "proxy_enqueue_shared_queue": ((_I, _I, _I), (_I,)),
+        "proxy_continue_stream": ((_I,), (_I,)),
+        "proxy_close_stream": ((_I,), (_I,)),
+        "proxy_continue_request": ((), (_I,)),
+        "proxy_continue_response": ((), (_I,)),
+        "proxy_clear_route_cache": ((), (_I,)),
+        "proxy_http_call": ((_I, _I, _I, _I, _I, _I, _I, _I, _I, _I), (_I,)),
+        "proxy_call_foreign_function": ((_I, _I, _I, _I, _I, _I), (_I,)),
+        "proxy_set_effective_context": ((_I,), (_I,)),
+        "proxy_done": ((), (_I,)),
+        "proxy_define_metric": ((_I, _I, _I, _I), (_I,)),
+        "proxy_increment_metric": ((_I, _L), (_I,)),
+        "proxy_record_metric": ((_I, _L), (_I,)),
+        "proxy_get_metric": ((_I, _I), (_I,)),
+    }
+)
+#: The ABI version exports a Proxy-Wasm filter declares (one of them must be present).
+PROXY_WASM_VERSIONS = ("proxy_abi_version_0_2_0", "proxy_abi_version_0_2_1")
+
+
+@dataclass(frozen=True)
+class AbiSpec:
+    """What one ABI means for a module, written once.
+
+    ``imports``: (module, name pattern) the ABI allows on its own.  ``host_modules``: the import
+    modules the ABI's runner implements itself, with the names it implements (``None``: every
+    name).  Anything else a permission grants gets a deterministic stub.  WASI is never stubbed:
+    when a module may import it (through the ABI or a permission), wasmtime's WASI provides it.
+    """
+
+    name: str
+    description: str
+    imports: tuple[tuple[str, str], ...] = ()
+    host_modules: Mapping[str, frozenset[str] | None] = field(default_factory=lambda: MappingProxyType({}))
+    #: Signatures a declared export may have (None: any numeric signature).
+    export_signatures: tuple[Signature, ...] | None = None
+    export_fix: str = ""
+    #: What a test calls when it names no export.
+    default_call: str | None = None
+    #: [[tests]] keys that apply only to this ABI (beyond the keys every ABI takes).
+    test_keys: frozenset[str] = frozenset()
+    component: bool = False
+
+
+def _spec(*specs: AbiSpec) -> Mapping[str, AbiSpec]:
+    return MappingProxyType({s.name: s for s in specs})
+
+
+_WASI_ONLY = MappingProxyType({WASI: None})
+_HTTP_TEST_KEYS = frozenset(
+    {
+        "plugin_config",
+        "vm_config",
+        "request_headers",
+        "response_headers",
+        "response_body",
+        "expect_actions",
+        "expect_request_headers",
+        "expect_response_headers",
+        "expect_local_response",
+        "expect_log",
+    }
+)
+
+ABI_SPECS: Mapping[str, AbiSpec] = _spec(
+    AbiSpec(
+        "core",
+        "numeric exports; bytes in through alloc/memory",
+        test_keys=frozenset({"args", "steps"}),
+    ),
+    AbiSpec(
+        "wasi-command",
+        "a WASI command: stdin -> _start -> stdout and exit code",
+        imports=((WASI, "*"),),
+        host_modules=_WASI_ONLY,
+        default_call="_start",
+        test_keys=frozenset({"argv", "env", "exit_code"}),
+    ),
+    AbiSpec(
+        "extism",
+        "an Extism plugin: input -> export -> output (extism:host/env)",
+        imports=((EXTISM_ENV, "*"), (WASI, "*")),
+        host_modules=MappingProxyType(
+            {EXTISM_ENV: frozenset(EXTISM_KERNEL_FUNCTIONS + EXTISM_HOST_FUNCTIONS), WASI: None}
+        ),
+        # The PDKs export [] -> [i32]; a Go `std` build's _start (and any void export) is [] -> [],
+        # which the Extism SDK runs as status 0.
+        export_signatures=(((), ("i32",)), ((), ())),
+        export_fix="read input with the extism:host/env input_* functions and return an i32 status",
+        test_keys=frozenset({"config", "steps"}),
+    ),
+    AbiSpec(
+        "proxy-wasm",
+        "a Proxy-Wasm 0.2.x HTTP filter driven through its lifecycle",
+        imports=((PROXY_WASM_ENV, "proxy_*"), (WASI, "*")),
+        host_modules=MappingProxyType({PROXY_WASM_ENV: frozenset(PROXY_WASM_HOST_FUNCTIONS), WASI: None}),
+        test_keys=_HTTP_TEST_KEYS,
+    ),
+    AbiSpec(
+        "component",
+        "a WASI 0.2 command component (wasi:cli/run)",
+        imports=(("wasi:*", "*"),),
+        default_call="wasi:cli/run",
+        test_keys=frozenset({"argv", "env", "exit_code"}),
+        component=True,
+    ),
+)
+ABIS = tuple(ABI_SPECS)
+#: [[tests]] keys only some ABIs take: key -> the ABIs that take it.
+ABI_ONLY_TEST_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        key: tuple(s.name for s in ABI_SPECS.values() if key in s.test_keys)
+        for key in sorted({k for s in ABI_SPECS.values() for k in s.test_keys})
+    }
+)
+
+
+@dataclass(frozen=True)
+class LinkDecision:
+    """How one import gets linked: ``wasi``, ``abi`` (the ABI's runner), ``stub`` (a granted host
+    import, deterministic), or refused (``how`` None, ``reason`` says why)."""
+
+    how: str | None
+    reason: str = ""
+
+    @property
+    def linked(self) -> bool:
+        return self.how is not None
+
+
+def link_import(abi: str, module: str, name: str, kind: str, allowed: bool) -> LinkDecision:
+    """The one answer to "can a module of ``abi`` link this import, and to what".
+
+    ``allowed`` is the registry's verdict (ABI patterns and permissions,
+    ``RegistryConfig.import_allowed`` / ``ImportPolicy.allowed``).
+    """
+    if not allowed:
+        return LinkDecision(None, "neither the ABI nor a granted permission allows it")
+    spec = ABI_SPECS.get(abi)
+    if module == WASI:
+        return LinkDecision("wasi")
+    if spec is not None and module in spec.host_modules:
+        names = spec.host_modules[module]
+        if names is None or name in names:
+            return LinkDecision("abi")
+        return LinkDecision(None, f"{module}.{name} is not part of the {abi} ABI")
+    if kind != "func":
+        return LinkDecision(None, f"a {kind} import cannot be provided by the host (only functions can)")
+    return LinkDecision("stub")
+
+
+# --------------------------------------------------------------------------- module kinds
+
+
+@dataclass(frozen=True)
+class ModuleKind:
+    """What a module that cannot be a plugin of the declared ABI actually is, and how to rebuild it."""
+
+    kind: str
+    message: str
+    fix: str
+
+
+def module_kind(
+    abi: str, imports: list[tuple[str, str]], exports: list[str], custom_sections: list[str]
+) -> ModuleKind | None:
+    """Recognise modules built for another host, so validate says so once instead of once per import.
+
+    ``imports`` are (module, name) pairs, ``custom_sections`` the names of the custom sections.
+    """
+    modules = {m for m, _ in imports}
+    names = {n for _, n in imports}
+    if "dylink.0" in custom_sections or "dylink" in custom_sections:
+        return ModuleKind(
+            "dylink side module",
+            "is a dynamic-linking side module (dylink section): it is loaded by a main module, not run alone",
+            "link a standalone module: drop -shared / -sSIDE_MODULE and build for wasm32-wasi "
+            "(or as a reactor with -mexec-model=reactor)",
+        )
+    if "gojs" in modules or ("go" in modules and any(n.startswith("runtime.") for n in names)):
+        return ModuleKind(
+            "Go GOOS=js build",
+            "is a Go GOOS=js build: it needs wasm_exec.js and a JavaScript host",
+            "rebuild with GOOS=wasip1 GOARCH=wasm (Go >= 1.21; -buildmode=c-shared for a reactor)",
+        )
+    env_names = {n for m, n in imports if m in ("env", "wasi_snapshot_preview1")}
+    if any(n.startswith(("emscripten_", "_emscripten_", "__syscall_", "invoke_")) for n in env_names) or (
+        modules == {"a"} and all(len(n) <= 2 for n in names)
+    ):
+        return ModuleKind(
+            "Emscripten JS glue output",
+            "is Emscripten output that needs its JavaScript glue (emscripten_*/__syscall_* imports)",
+            "build a standalone module: emcc -sSTANDALONE_WASM --no-entry, or clang/wasi-sdk for wasm32-wasi",
+        )
+    if "dprint" in modules or any(e.startswith("dprint_plugin_version_") for e in exports):
+        return ModuleKind(
+            "dprint plugin",
+            "is a dprint formatter plugin: it talks to dprint's own host ABI",
+            "publish it to a dprint plugin registry, or build it against this registry's ABI",
+        )
+    proxy = any(e in PROXY_WASM_VERSIONS for e in exports) or any(
+        m == PROXY_WASM_ENV and n.startswith("proxy_") for m, n in imports
+    )
+    if proxy and abi != "proxy-wasm":
+        return ModuleKind(
+            "Proxy-Wasm filter",
+            f"is a Proxy-Wasm filter (proxy_abi_version_* / env.proxy_*), not a {abi} plugin",
+            "set abi = 'proxy-wasm' (and allow it in registry.toml [abis].allowed)",
+        )
+    return None

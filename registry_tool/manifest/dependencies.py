@@ -1,0 +1,200 @@
+"""Dependency rules that need the whole index: names that exist, ranges that match, a graph that resolves.
+
+``validate`` checks what one release says about its dependencies on its own (rule
+``dependency``).  ``ci check`` (against the index at the PR's base plus the PR) and ``build``
+also need the other releases: every dependency must name a plugin of the index, its range must
+match a release that is not yanked, and the release's whole graph must resolve with the same
+resolver the client uses.  The permissions of that graph are what installing the release
+really grants, so they are reported for the permission-escalation check.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from semantic_version import NpmSpec, Version
+
+from registry_tool.format.rules import PLUGIN_NAME_RE
+from registry_tool.manifest.model import Manifest
+from registry_tool.manifest.versions import RangeError, parse_range
+from registry_tool.report import Finding
+from registry_tool.resolve import (
+    Candidate,
+    Dependency,
+    DependencyConflictError,
+    DependencyCycleError,
+    Need,
+    UnknownPluginError,
+    resolve,
+)
+
+MANIFEST = "plugin.toml"
+YANK = "yank.toml"
+
+
+def range_matches(spec: str, version: str) -> bool:
+    """Whether ``version`` is inside the dependency range ``spec`` (comma or npm form)."""
+    try:
+        return bool(parse_range(spec).match(Version(version)))
+    except (RangeError, ValueError):
+        return False
+
+
+class IndexTree:
+    """The releases of an index folder (``plugins/<name>/<version>/plugin.toml``), read on demand.
+
+    Only the plugins a dependency graph reaches are read, so checking one release costs what
+    its graph costs, not what the index holds.
+    """
+
+    def __init__(self, index_dir: Path, extra: Sequence[Manifest] = ()) -> None:
+        self.plugins = index_dir / "plugins"
+        self._extra = {(m.name, m.version): m for m in extra}
+        self._cache: dict[str, list[Candidate]] = {}
+
+    def releases(self, name: str) -> Sequence[Candidate]:
+        if name in self._cache:
+            return self._cache[name]
+        found: dict[str, Candidate] = {}
+        folder = self.plugins / name
+        if PLUGIN_NAME_RE.fullmatch(name) and folder.is_dir() and not folder.is_symlink():
+            for release in sorted(folder.iterdir()):
+                cand = _read_candidate(name, release)
+                if cand is not None:
+                    found[cand.version] = cand
+        for (n, v), m in self._extra.items():
+            if n == name:
+                found[v] = candidate_of(m)
+        if not found:
+            raise UnknownPluginError(f"plugin {name!r} is not in the index")
+        self._cache[name] = list(found.values())
+        return self._cache[name]
+
+
+def candidate_of(m: Manifest, *, yanked: bool = False) -> Candidate:
+    """A parsed manifest as the resolver sees it."""
+    return Candidate(
+        m.name,
+        m.version,
+        tuple(Dependency(d.name, d.range, d.optional) for d in m.dependencies),
+        yanked=yanked,
+        permissions=tuple(sorted(m.permissions)),
+    )
+
+
+def _read_candidate(name: str, release: Path) -> Candidate | None:
+    manifest = release / MANIFEST
+    if release.is_symlink() or not manifest.is_file() or manifest.is_symlink():
+        return None
+    try:
+        doc = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        plugin = doc["plugin"]
+        if plugin["name"] != name or plugin["version"] != release.name:
+            return None
+        deps = []
+        for dep_name, value in sorted(doc.get("dependencies", {}).items()):
+            if isinstance(value, str):
+                deps.append(Dependency(dep_name, value))
+            else:
+                deps.append(Dependency(dep_name, str(value["version"]), bool(value.get("optional", False))))
+        perms = tuple(sorted(k for k, v in doc.get("permissions", {}).items() if v is True))
+        Version(release.name)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
+        return None  # validate reports the broken release itself
+    return Candidate(name, release.name, tuple(deps), yanked=(release / YANK).exists(), permissions=perms)
+
+
+@dataclass
+class DependencyVerdict:
+    """Findings for one release, and the permissions its resolved graph grants (itself excluded)."""
+
+    findings: list[Finding]
+    graph_permissions: frozenset[str] = frozenset()
+    graph: tuple[str, ...] = ()  # "name version" of every dependency chosen
+
+
+def check_dependencies(m: Manifest, index: IndexTree, *, relfile: str) -> DependencyVerdict:
+    """Every index-level dependency rule for release ``m`` (which ``index`` may or may not hold)."""
+    findings: list[Finding] = []
+
+    def add(rule: str, dep: str, message: str, fix: str) -> None:
+        findings.append(
+            Finding(
+                rule,
+                message,
+                file=relfile,
+                line=m.line_of(f"dependencies.{dep}"),
+                field=f"dependencies.{dep}",
+                fix=fix,
+            )
+        )
+
+    for dep in m.dependencies:
+        if not PLUGIN_NAME_RE.fullmatch(dep.name) or dep.name == m.name:
+            continue  # the single-release rule `dependency` reports these
+        try:
+            releases = index.releases(dep.name)
+        except UnknownPluginError:
+            add(
+                "dependency-unknown",
+                dep.name,
+                f"dependency {dep.name!r} is not a plugin of this registry",
+                "publish that plugin first, or fix the name",
+            )
+            continue
+        usable = [r for r in releases if not r.yanked and range_matches(dep.range, r.version)]
+        if not usable:
+            available = ", ".join(sorted((r.version for r in releases), key=Version))
+            add(
+                "dependency-unsatisfiable",
+                dep.name,
+                f"no release of {dep.name} that is not yanked matches {dep.range!r}",
+                f"available: {available}; widen the range",
+            )
+    if findings:
+        return DependencyVerdict(findings)
+    try:
+        plan = resolve([Need(m.name, f"={m.version}", exact=True)], _WithSelf(index, m), _npm_or_comma)
+    except (DependencyConflictError, DependencyCycleError) as err:
+        findings.append(
+            Finding(
+                err.code,
+                err.what,
+                file=relfile,
+                line=m.line_of("dependencies"),
+                field="dependencies",
+                fix=err.fix or "adjust the dependency ranges",
+            )
+        )
+        return DependencyVerdict(findings)
+    deps = {n: c for n, c in plan.selected.items() if n != m.name}
+    perms = frozenset(p for c in deps.values() for p in c.permissions)
+    return DependencyVerdict(findings, perms, tuple(sorted(str(c) for c in deps.values())))
+
+
+def _npm_or_comma(spec: str, version: str) -> bool:
+    if spec.startswith("="):
+        return spec[1:] == version
+    return range_matches(spec, version) or _npm(spec, version)
+
+
+def _npm(spec: str, version: str) -> bool:
+    try:
+        return bool(NpmSpec(spec).match(Version(version)))
+    except ValueError:
+        return False
+
+
+class _WithSelf:
+    """The index, with the release under check in place of whatever the index holds for it."""
+
+    def __init__(self, index: IndexTree, m: Manifest) -> None:
+        self.index, self.m = index, m
+
+    def releases(self, name: str) -> Sequence[Candidate]:
+        if name == self.m.name:
+            return [candidate_of(self.m)]
+        return self.index.releases(name)

@@ -1,0 +1,402 @@
+"""Dependency resolution: which releases to install together (pure, no I/O).
+
+Shared by the client (install, update, remove), ``ci check`` and ``build``.
+
+The client asks this module for a *plan*: given what the user requested, what is installed
+(with the dependency edges the lockfile recorded) and a way to list a plugin's releases, pick
+one release per plugin so that every requirement holds, using resolvelib (pip's resolver)
+for the backtracking search.  Rules, each with a test in tests/client/test_resolve.py:
+
+* a range never selects a yanked release; only the user's exact pin (``name@1.2.3``) or a
+  version already installed may keep one;
+* releases whose host range excludes the host version are never candidates;
+* installed versions are preferred when they satisfy every requirement (installing B does not
+  silently upgrade an installed A); ``update`` passes ``prefer_installed=False``;
+* a requirement of an installed plugin that the plan would break is added to the search and
+  resolved again, so a plan never leaves the directory incoherent;
+* an optional dependency is followed only when that plugin is installed or requested;
+* a cycle in the chosen graph is refused: plugins are loaded in dependency order;
+* a conflict names every requirement involved ("a 1.0.0 needs b ^1, c 2.0.0 needs b ^2"),
+  not a stack of versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+from semantic_version import Version
+
+from registry_tool.errors import CheckFailed, UsageError
+
+
+class UnknownPluginError(UsageError):
+    """A requirement names a plugin the index does not hold."""
+
+    code = "dependency-unknown"
+
+
+class DependencyConflictError(UsageError):
+    """No set of releases satisfies every requirement."""
+
+    code = "dependency-conflict"
+
+
+class DependencyCycleError(CheckFailed):
+    """The chosen releases depend on each other in a cycle."""
+
+    code = "dependency-cycle"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One edge declared by a release: ``name`` within ``range`` ("" accepts any version)."""
+
+    name: str
+    range: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One release as the resolver sees it (built from a verified plugin document)."""
+
+    name: str
+    version: str
+    dependencies: tuple[Dependency, ...] = ()
+    yanked: bool = False
+    host_ok: bool = True  # the release's host range admits the host version (or there is none)
+    permissions: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True)
+class Need:
+    """A requirement: ``name`` within ``range``, asked by ``parent`` (None: the user)."""
+
+    name: str
+    range: str = ""
+    parent: Candidate | None = None
+    exact: bool = False  # an exact pin by the user: the only way to newly select a yanked release
+
+    def describe(self) -> str:
+        who = "you" if self.parent is None else str(self.parent)
+        return (
+            f"{who} need{'s' if self.parent is not None else ''} {self.name} {self.range or '(any version)'}"
+        )
+
+
+class ReleaseIndex(Protocol):
+    """Lists a plugin's releases (the client reads them from verified plugin documents)."""
+
+    def releases(self, name: str) -> Sequence[Candidate]:
+        """Every release of ``name``; raise (e.g. ``UnknownPluginError``) for an unknown plugin."""
+        ...
+
+
+RangeMatcher = Callable[[str, str], bool]  # (range, version) -> matches
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What the lockfile says about an installed plugin."""
+
+    version: str
+    dependencies: tuple[Dependency, ...] = ()
+
+
+@dataclass
+class Plan:
+    """The resolved set, and how it differs from what is installed."""
+
+    selected: dict[str, Candidate]
+    required_by: dict[str, tuple[str, ...]]
+    added: list[str] = field(default_factory=list)
+    upgraded: list[tuple[str, str, str]] = field(default_factory=list)  # name, from, to
+    downgraded: list[tuple[str, str, str]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    def order(self) -> list[str]:
+        """Names in dependency order (dependencies first); the graph is acyclic."""
+        out: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in _followed(self.selected[name], self.selected.keys()):
+                if dep.name in self.selected:
+                    visit(dep.name)
+            out.append(name)
+
+        for name in sorted(self.selected):
+            visit(name)
+        return out
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """The union of permissions of every selected release (asked for once)."""
+        return frozenset(p for c in self.selected.values() for p in c.permissions)
+
+
+def _followed(candidate: Candidate, present: Iterable[str]) -> Iterator[Dependency]:
+    """Required dependencies, and optional ones whose plugin is present."""
+    names = set(present)
+    for dep in candidate.dependencies:
+        if not dep.optional or dep.name in names:
+            yield dep
+
+
+class _Provider(AbstractProvider):  # type: ignore[type-arg]
+    def __init__(
+        self,
+        index: ReleaseIndex,
+        matches: RangeMatcher,
+        installed: Mapping[str, Installed],
+        requested: set[str],
+        prefer_installed: bool,
+        locked: Mapping[str, str],
+    ) -> None:
+        self.index = index
+        self.matches = matches
+        self.installed = installed
+        self.present = set(installed) | requested
+        self.prefer_installed = prefer_installed
+        self.locked = locked
+        self._cache: dict[str, Sequence[Candidate]] = {}
+        self._viable_cache: dict[tuple[str, str], bool] = {}
+        self._match_cache: dict[tuple[str, str], bool] = {}
+        # (name, version) -> why it was ruled out, and the dependency release the reason goes through
+        self._why: dict[tuple[str, str], tuple[str, Candidate | None]] = {}
+
+    def releases(self, name: str) -> Sequence[Candidate]:
+        if name not in self._cache:
+            self._cache[name] = self.index.releases(name)
+        return self._cache[name]
+
+    def identify(self, requirement_or_candidate: Any) -> str:
+        return str(requirement_or_candidate.name)
+
+    def get_preference(
+        self, identifier: Any, resolutions: Any, candidates: Any, information: Any, backtrack_causes: Any
+    ) -> Any:
+        # Pinned plugins first, then the most constrained: fewer backtracks.
+        return (identifier not in self.locked, sum(1 for _ in candidates[identifier]))
+
+    def _allowed(self, c: Candidate, needs: list[Need]) -> bool:
+        if self.locked.get(c.name, c.version) != c.version:
+            return False
+        if not c.host_ok:
+            return False
+        if c.yanked:
+            keeps = self.installed.get(c.name)
+            if not (
+                any(n.exact and n.parent is None for n in needs)
+                or (keeps is not None and keeps.version == c.version)
+                or self.locked.get(c.name) == c.version
+            ):
+                return False
+        return all(self._satisfies(n, c) for n in needs)
+
+    def _satisfies(self, need: Need, c: Candidate) -> bool:
+        if not need.range:
+            # "any version": a prerelease is never picked implicitly.
+            return not Version(c.version).prerelease or self.locked.get(c.name) == c.version
+        key = (need.range, c.version)  # a graph repeats a few ranges over the same versions
+        hit = self._match_cache.get(key)
+        if hit is None:
+            hit = self._match_cache[key] = self.matches(need.range, c.version)
+        return hit
+
+    def find_matches(self, identifier: Any, requirements: Any, incompatibilities: Any) -> Any:
+        needs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        pool = [
+            c
+            for c in self.releases(identifier)
+            if c.version not in bad and self._allowed(c, needs) and self._viable(c)
+        ]
+        keeps = self.installed.get(identifier)
+
+        def rank(c: Candidate) -> tuple[bool, Version]:
+            preferred = self.prefer_installed and keeps is not None and keeps.version == c.version
+            return (preferred, Version(c.version))
+
+        return sorted(pool, key=rank, reverse=True)
+
+    def _viable(self, c: Candidate) -> bool:
+        """False when one of ``c``'s dependencies matches no usable (itself viable) release at all.
+
+        Such a release can never be in a plan; pruning it here keeps resolvelib from
+        backtracking through every combination above it (seconds for a deep 50-plugin graph).
+        """
+        key = (c.name, c.version)
+        if key not in self._viable_cache:
+            self._viable_cache[key] = True
+            for dep in _followed(c, self.present):
+                try:
+                    pool = self.releases(dep.name)
+                except UnknownPluginError:
+                    self._rule_out(c, f"{c} needs {dep.name}, which is not in the registry", None)
+                    break
+                need = Need(dep.name, dep.range, parent=c)
+                allowed = [r for r in pool if self._allowed(r, [need])]
+                # Transitively: a release all of whose matches are ruled out is ruled out too
+                # (a cycle counts as viable while it is being checked; _cycle refuses it later).
+                if any(self._viable(r) for r in allowed):
+                    continue
+                via = max(allowed, key=lambda r: Version(r.version)) if allowed else None
+                range_ = dep.range or "(any version)"
+                why = f"{c} needs {dep.name} {range_}" + ("" if via else ", which no usable release matches")
+                self._rule_out(c, why, via)
+                break
+        return self._viable_cache[key]
+
+    def _rule_out(self, c: Candidate, why: str, via: Candidate | None) -> None:
+        self._viable_cache[(c.name, c.version)] = False
+        self._why[(c.name, c.version)] = (why, via)
+
+    def explain(self, name: str) -> str | None:
+        """Why the newest ruled-out release of ``name`` cannot be used: the chain to the root cause."""
+        ruled = [c for c in self.releases(name) if self._why.get((c.name, c.version))]
+        if not ruled:
+            return None
+        c: Candidate | None = max(ruled, key=lambda r: Version(r.version))
+        steps: list[str] = []
+        while c is not None and len(steps) < 64:
+            why, via = self._why[(c.name, c.version)]
+            steps.append(why)
+            c = via if via is not None and (via.name, via.version) in self._why else None
+        return " -> ".join(steps)
+
+    def is_satisfied_by(self, requirement: Any, candidate: Any) -> bool:
+        return self._allowed(candidate, [requirement])
+
+    def get_dependencies(self, candidate: Any) -> Any:
+        return [Need(d.name, d.range, parent=candidate) for d in _followed(candidate, self.present)]
+
+
+def _conflict(err: ResolutionImpossible, provider: _Provider) -> DependencyConflictError:  # type: ignore[type-arg]
+    causes = sorted({info.requirement.describe() for info in err.causes})
+    names = sorted({info.requirement.name for info in err.causes})
+    available = []
+    for name in names:
+        versions = sorted((c.version for c in provider.releases(name)), key=Version)
+        available.append(f"{name}: {', '.join(versions) or 'no releases'}")
+    ruled_out = [why for why in map(provider.explain, names) if why]
+    if ruled_out:
+        causes.append("ruled out: " + "; ".join(ruled_out))
+    return DependencyConflictError(
+        "no set of releases satisfies every requirement: " + "; ".join(causes),
+        fix="available "
+        + "; ".join(available)
+        + ". Relax a range, or remove/upgrade the plugin that asks for it",
+    )
+
+
+def _cycle(selected: Mapping[str, Candidate]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for dep in _followed(selected[name], selected.keys()):
+            if dep.name not in selected:
+                continue
+            if state.get(dep.name) == 1:
+                return [*stack[stack.index(dep.name) :], dep.name]
+            if dep.name not in state:
+                found = visit(dep.name)
+                if found:
+                    return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in sorted(selected):
+        if name not in state:
+            found = visit(name)
+            if found:
+                return found
+    return None
+
+
+def resolve(
+    requests: Sequence[Need],
+    index: ReleaseIndex,
+    matches: RangeMatcher,
+    *,
+    installed: Mapping[str, Installed] | None = None,
+    prefer_installed: bool = True,
+    locked: Mapping[str, str] | None = None,
+    max_rounds: int = 2000,
+) -> Plan:
+    """Resolve ``requests`` and their dependency graph into a ``Plan`` (or raise).
+
+    ``installed`` maps installed plugin names to their lockfile data; their recorded
+    dependency edges are kept satisfied.  ``locked`` pins names to exact versions
+    (``install --locked``).
+    """
+    installed = dict(installed or {})
+    locked = dict(locked or {})
+    roots = list(requests)
+    requested = {n.name for n in roots}
+    for _ in range(len(installed) + 1):
+        provider = _Provider(index, matches, installed, requested, prefer_installed, locked)
+        try:
+            result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=max_rounds)
+        except ResolutionImpossible as err:
+            raise _conflict(err, provider) from None
+        except ResolutionTooDeep:
+            raise DependencyConflictError(
+                f"dependency resolution gave up after {max_rounds} rounds",
+                fix="pin the plugins you need exactly (name@1.2.3) to narrow the search",
+            ) from None
+        selected: dict[str, Candidate] = dict(result.mapping)
+        # Installed plugins outside the plan keep their versions: their recorded edges must hold.
+        broken = [
+            Need(dep.name, dep.range, parent=Candidate(owner, info.version, info.dependencies))
+            for owner, info in sorted(installed.items())
+            if owner not in selected
+            for dep in info.dependencies
+            if dep.name in selected and dep.range and not matches(dep.range, selected[dep.name].version)
+        ]
+        if not broken:
+            break
+        roots.extend(broken)
+    else:  # pragma: no cover - each round adds at least one distinct edge, bounded above
+        raise DependencyConflictError("dependency resolution did not settle", fix="pin versions exactly")
+
+    loop = _cycle(selected)
+    if loop:
+        raise DependencyCycleError(
+            "dependency cycle: " + " -> ".join(f"{n} {selected[n].version}" for n in loop),
+            fix="plugins are loaded in dependency order, so a cycle cannot be installed; "
+            "ask the maintainers to break it",
+        )
+
+    parents: dict[str, set[str]] = {name: set() for name in selected}
+    for cand in selected.values():
+        for dep in _followed(cand, selected.keys()):
+            if dep.name in parents:
+                parents[dep.name].add(cand.name)
+    plan = Plan(selected, {name: tuple(sorted(p)) for name, p in parents.items()})
+    for name in sorted(selected):
+        new = selected[name].version
+        old = installed.get(name)
+        if old is None:
+            plan.added.append(name)
+        elif old.version == new:
+            plan.kept.append(name)
+        elif Version(new) > Version(old.version):
+            plan.upgraded.append((name, old.version, new))
+        else:
+            plan.downgraded.append((name, old.version, new))
+    return plan

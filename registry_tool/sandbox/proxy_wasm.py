@@ -1,0 +1,610 @@
+"""The Proxy-Wasm ABI 0.2.x runner: host functions over the plugin's own memory, and a driver that
+takes one HTTP request through the filter's lifecycle as Envoy and wazero-based gateways do.
+
+Lifecycle of a test: ``proxy_on_context_create(root, 0)`` -> ``proxy_on_vm_start`` ->
+``proxy_on_configure`` -> ``proxy_on_context_create(http, root)`` -> request headers -> request body
+-> response headers -> response body -> ``proxy_on_done`` -> ``proxy_on_log`` -> ``proxy_on_delete``.
+A local response ends the request phases.  Nothing here touches the network or a clock: the tick
+period is recorded, never fired; HTTP calls are refused unless the ``network`` permission is granted
+(then they are accepted and never answered).  Host-side state (log, shared data, metrics) is capped.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import wasmtime
+
+from registry_tool.manifest.abi import PROXY_WASM_ENV, PROXY_WASM_HOST_FUNCTIONS, PROXY_WASM_VERSIONS
+from registry_tool.sandbox.abis import (
+    LOG_CAP,
+    LOG_LIMIT_MESSAGE,
+    VAR_CAP,
+    Adapter,
+    Case,
+    Exports,
+    ImportPolicy,
+    MissingExportError,
+    Produced,
+)
+
+ROOT_CONTEXT, HTTP_CONTEXT = 1, 2
+# Status codes (ABI 0.2).
+OK, NOT_FOUND, BAD_ARGUMENT, EMPTY, CAS_MISMATCH, UNIMPLEMENTED = 0, 1, 2, 7, 8, 12
+# Map and buffer types.
+REQUEST_HEADERS, REQUEST_TRAILERS, RESPONSE_HEADERS, RESPONSE_TRAILERS = 0, 1, 2, 3
+REQUEST_BODY, RESPONSE_BODY, VM_CONFIGURATION, PLUGIN_CONFIGURATION = 0, 1, 6, 7
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "critical")
+ACTIONS = {0: "continue", 1: "pause"}
+PHASES = ("request_headers", "request_body", "response_headers", "response_body")
+#: Deterministic answers to proxy_get_current_time_nanoseconds (2023-11-14T22:13:20Z).
+FIXED_TIME_NS = 1_700_000_000 * 10**9
+MAX_METRICS = 1000
+
+Pairs = list[tuple[bytes, bytes]]
+
+
+class ProxyWasmError(wasmtime.WasmtimeError):
+    """A host function refused what the plugin asked (bad pointer, malformed map, cap reached)."""
+
+
+def serialize_pairs(pairs: Pairs) -> bytes:
+    """The ABI's map encoding: count, then (key size, value size) per pair, then each key and value
+    followed by a NUL byte; integers are u32 little-endian."""
+    sizes = b"".join(struct.pack("<II", len(k), len(v)) for k, v in pairs)
+    data = b"".join(k + b"\0" + v + b"\0" for k, v in pairs)
+    return struct.pack("<I", len(pairs)) + sizes + data
+
+
+def deserialize_pairs(data: bytes) -> Pairs:
+    """The inverse of ``serialize_pairs``; raises ``ProxyWasmError`` on anything malformed."""
+    if len(data) < 4:
+        raise ProxyWasmError("proxy-wasm: a header map shorter than its count")
+    (count,) = struct.unpack_from("<I", data)
+    if 4 + 8 * count > len(data):
+        raise ProxyWasmError(f"proxy-wasm: a header map of {count} pairs does not fit in {len(data)} bytes")
+    sizes = [struct.unpack_from("<II", data, 4 + 8 * i) for i in range(count)]
+    pos, pairs = 4 + 8 * count, []
+    for key_size, value_size in sizes:
+        end = pos + key_size + 1 + value_size + 1
+        if end > len(data):
+            raise ProxyWasmError("proxy-wasm: a header map entry runs past the end of the map")
+        key = data[pos : pos + key_size]
+        value = data[pos + key_size + 1 : end - 1]
+        pairs.append((key, value))
+        pos = end
+    return pairs
+
+
+def _pairs(raw: Any, defaults: Pairs) -> Pairs:
+    given = [(str(k).lower().encode(), str(v).encode()) for k, v in (raw or [])]
+    names = {k for k, _ in given}
+    return [p for p in defaults if p[0] not in names] + given
+
+
+@dataclass
+class HttpState:
+    """One test's request/response as the filter sees and changes them, and what it did."""
+
+    maps: dict[int, Pairs]
+    buffers: dict[int, bytes]
+    network: bool
+    log: bytearray = field(default_factory=bytearray)
+    local_response: dict[str, Any] | None = None
+    tick_ms: int | None = None
+    shared: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    shared_bytes: int = 0
+    queues: dict[int, list[bytes]] = field(default_factory=dict)
+    queue_names: dict[bytes, int] = field(default_factory=dict)
+    metrics: dict[int, int] = field(default_factory=dict)
+    properties: dict[bytes, bytes] = field(default_factory=dict)
+    effective: int = ROOT_CONTEXT
+    #: The test's expect_actions, expect_*_headers, expect_local_response and expect_log.
+    expect: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_case(cls, case: Case, network: bool) -> HttpState:
+        http = case.http
+        request = _pairs(
+            http.get("request_headers"),
+            [(b":method", b"GET"), (b":path", b"/"), (b":authority", b"localhost"), (b":scheme", b"http")],
+        )
+        response = _pairs(http.get("response_headers"), [(b":status", b"200")])
+        state = cls(
+            maps={
+                REQUEST_HEADERS: request,
+                REQUEST_TRAILERS: [],
+                RESPONSE_HEADERS: response,
+                RESPONSE_TRAILERS: [],
+            },
+            buffers={
+                REQUEST_BODY: case.input or b"",
+                RESPONSE_BODY: str(http.get("response_body", "")).encode(),
+                VM_CONFIGURATION: str(http.get("vm_config", "")).encode(),
+                PLUGIN_CONFIGURATION: str(http.get("plugin_config", "")).encode(),
+            },
+            network=network,
+            expect={k: v for k, v in http.items() if k.startswith("expect_")},
+        )
+        state.properties = {b"plugin_root_id": b"", b"plugin_vm_id": b""}
+        return state
+
+    def header(self, map_type: int, name: bytes) -> bytes | None:
+        return next((v for k, v in self.maps.get(map_type, []) if k == name.lower()), None)
+
+    def property(self, path: bytes) -> bytes | None:
+        """A few request properties, derived from the test's headers; set ones first."""
+        if path in self.properties:
+            return self.properties[path]
+        derived = {
+            b"request\0path": b":path",
+            b"request\0method": b":method",
+            b"request\0host": b":authority",
+            b"request\0scheme": b":scheme",
+        }
+        if path in derived:
+            return self.header(REQUEST_HEADERS, derived[path])
+        if path == b"response\0code" and self.local_response is None:
+            return self.header(RESPONSE_HEADERS, b":status")
+        return None
+
+
+class _Memory:
+    """Plugin memory as seen from a host function (through the caller)."""
+
+    def __init__(self, caller: wasmtime.Caller) -> None:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise ProxyWasmError("proxy-wasm: the plugin does not export its memory as 'memory'")
+        self.caller, self.memory = caller, memory
+
+    def read(self, ptr: int, size: int) -> bytes:
+        if ptr < 0 or size < 0 or ptr + size > self.memory.data_len(self.caller):
+            raise ProxyWasmError(f"proxy-wasm: {size} bytes at {ptr} are outside the plugin's memory")
+        return bytes(self.memory.read(self.caller, ptr, ptr + size))
+
+    def write(self, ptr: int, data: bytes) -> None:
+        self.read(ptr, len(data))  # bounds check
+        self.memory.write(self.caller, data, ptr)
+
+    def u32(self, ptr: int, value: int) -> None:
+        self.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
+
+    def u64(self, ptr: int, value: int) -> None:
+        self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+
+    def give(self, data: bytes, ptr_ptr: int, size_ptr: int) -> int:
+        """Copy ``data`` into memory the plugin allocates (proxy_on_memory_allocate); write where."""
+        alloc = self.caller.get("proxy_on_memory_allocate") or self.caller.get("malloc")
+        if not isinstance(alloc, wasmtime.Func):
+            raise ProxyWasmError("proxy-wasm: the plugin does not export proxy_on_memory_allocate")
+        ptr = int(alloc(self.caller, len(data)) or 0) if data else 0
+        if data and ptr == 0:
+            raise ProxyWasmError(f"proxy-wasm: proxy_on_memory_allocate({len(data)}) returned 0")
+        if data:
+            self.write(ptr, data)
+        self.u32(ptr_ptr, ptr)
+        self.u32(size_ptr, len(data))
+        return OK
+
+
+class ProxyWasmHost:
+    """The host functions of one test, closed over its ``HttpState``."""
+
+    def __init__(self, state: HttpState) -> None:
+        self.s = state
+
+    # -- logging, time, ticks
+    def proxy_log(self, caller: wasmtime.Caller, level: int, ptr: int, size: int) -> int:
+        if len(self.s.log) > LOG_CAP:
+            raise wasmtime.WasmtimeError(LOG_LIMIT_MESSAGE)
+        name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
+        self.s.log += f"[{name}] ".encode() + _Memory(caller).read(ptr, size) + b"\n"
+        del self.s.log[LOG_CAP + 1 :]
+        return OK
+
+    def proxy_get_log_level(self, caller: wasmtime.Caller, ret: int) -> int:
+        _Memory(caller).u32(ret, 0)
+        return OK
+
+    def proxy_get_current_time_nanoseconds(self, caller: wasmtime.Caller, ret: int) -> int:
+        _Memory(caller).u64(ret, FIXED_TIME_NS)
+        return OK
+
+    def proxy_set_tick_period_milliseconds(self, caller: wasmtime.Caller, period: int) -> int:
+        self.s.tick_ms = period
+        return OK
+
+    # -- header maps
+    def _map(self, map_type: int) -> Pairs | None:
+        return self.s.maps.get(map_type)
+
+    def proxy_get_header_map_value(
+        self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, ret_ptr: int, ret_size: int
+    ) -> int:
+        mem = _Memory(caller)
+        if self._map(map_type) is None:
+            return BAD_ARGUMENT
+        value = self.s.header(map_type, mem.read(kptr, ksize))
+        return NOT_FOUND if value is None else mem.give(value, ret_ptr, ret_size)
+
+    def proxy_add_header_map_value(
+        self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, vptr: int, vsize: int
+    ) -> int:
+        mem, pairs = _Memory(caller), self._map(map_type)
+        if pairs is None:
+            return BAD_ARGUMENT
+        pairs.append((mem.read(kptr, ksize).lower(), mem.read(vptr, vsize)))
+        return OK
+
+    def proxy_replace_header_map_value(
+        self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, vptr: int, vsize: int
+    ) -> int:
+        mem, pairs = _Memory(caller), self._map(map_type)
+        if pairs is None:
+            return BAD_ARGUMENT
+        key, value = mem.read(kptr, ksize).lower(), mem.read(vptr, vsize)
+        at = next((i for i, (k, _) in enumerate(pairs) if k == key), len(pairs))
+        pairs[:] = (
+            [p for p in pairs[:at] if p[0] != key] + [(key, value)] + [p for p in pairs[at:] if p[0] != key]
+        )
+        return OK
+
+    def proxy_remove_header_map_value(
+        self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int
+    ) -> int:
+        mem, pairs = _Memory(caller), self._map(map_type)
+        if pairs is None:
+            return BAD_ARGUMENT
+        key = mem.read(kptr, ksize).lower()
+        pairs[:] = [p for p in pairs if p[0] != key]
+        return OK
+
+    def proxy_get_header_map_pairs(
+        self, caller: wasmtime.Caller, map_type: int, ret_ptr: int, ret_size: int
+    ) -> int:
+        pairs = self._map(map_type)
+        if pairs is None:
+            return BAD_ARGUMENT
+        return _Memory(caller).give(serialize_pairs(pairs), ret_ptr, ret_size)
+
+    def proxy_set_header_map_pairs(self, caller: wasmtime.Caller, map_type: int, ptr: int, size: int) -> int:
+        pairs = self._map(map_type)
+        if pairs is None:
+            return BAD_ARGUMENT
+        pairs[:] = [(k.lower(), v) for k, v in deserialize_pairs(_Memory(caller).read(ptr, size))]
+        return OK
+
+    def proxy_get_header_map_size(self, caller: wasmtime.Caller, map_type: int, ret_size: int) -> int:
+        pairs = self._map(map_type)
+        if pairs is None:
+            return BAD_ARGUMENT
+        _Memory(caller).u32(ret_size, len(serialize_pairs(pairs)))
+        return OK
+
+    # -- buffers
+    def proxy_get_buffer_bytes(
+        self,
+        caller: wasmtime.Caller,
+        buffer_type: int,
+        start: int,
+        max_size: int,
+        ret_ptr: int,
+        ret_size: int,
+    ) -> int:
+        data = self.s.buffers.get(buffer_type)
+        if data is None:
+            return NOT_FOUND
+        if start < 0 or max_size < 0 or start > len(data):
+            return BAD_ARGUMENT
+        return _Memory(caller).give(data[start : start + max_size], ret_ptr, ret_size)
+
+    def proxy_set_buffer_bytes(
+        self, caller: wasmtime.Caller, buffer_type: int, start: int, size: int, ptr: int, data_size: int
+    ) -> int:
+        if buffer_type not in (REQUEST_BODY, RESPONSE_BODY):
+            return BAD_ARGUMENT
+        data, new = self.s.buffers[buffer_type], _Memory(caller).read(ptr, data_size)
+        if start < 0 or size < 0 or start > len(data):
+            return BAD_ARGUMENT
+        self.s.buffers[buffer_type] = data[:start] + new + data[start + size :]
+        return OK
+
+    def proxy_get_buffer_status(
+        self, caller: wasmtime.Caller, buffer_type: int, len_ptr: int, flags_ptr: int
+    ) -> int:
+        data = self.s.buffers.get(buffer_type)
+        if data is None:
+            return NOT_FOUND
+        mem = _Memory(caller)
+        mem.u32(len_ptr, len(data))
+        mem.u32(flags_ptr, 1)  # end of stream: a test's bodies arrive whole
+        return OK
+
+    # -- properties
+    def proxy_get_property(
+        self, caller: wasmtime.Caller, ptr: int, size: int, ret_ptr: int, ret_size: int
+    ) -> int:
+        mem = _Memory(caller)
+        value = self.s.property(mem.read(ptr, size))
+        return NOT_FOUND if value is None else mem.give(value, ret_ptr, ret_size)
+
+    def proxy_set_property(self, caller: wasmtime.Caller, ptr: int, size: int, vptr: int, vsize: int) -> int:
+        mem = _Memory(caller)
+        key, value = mem.read(ptr, size), mem.read(vptr, vsize)
+        self._charge(len(key) + len(value), "properties")
+        self.s.properties[key] = value
+        return OK
+
+    # -- local response and stream control
+    def proxy_send_local_response(
+        self,
+        caller: wasmtime.Caller,
+        status: int,
+        dptr: int,
+        dsize: int,
+        bptr: int,
+        bsize: int,
+        hptr: int,
+        hsize: int,
+        grpc_status: int,
+    ) -> int:
+        mem = _Memory(caller)
+        headers = deserialize_pairs(mem.read(hptr, hsize)) if hsize else []
+        self.s.local_response = {
+            "status": status,
+            "details": mem.read(dptr, dsize).decode("utf-8", "replace"),
+            "body": mem.read(bptr, bsize),
+            "headers": [(k.lower(), v) for k, v in headers],
+        }
+        return OK
+
+    def proxy_ok(self, *_args: Any) -> int:
+        return OK
+
+    def proxy_set_effective_context(self, caller: wasmtime.Caller, context: int) -> int:
+        if context not in (ROOT_CONTEXT, HTTP_CONTEXT):
+            return BAD_ARGUMENT
+        self.s.effective = context
+        return OK
+
+    # -- shared data and queues (bounded, like Extism vars)
+    def _charge(self, size: int, what: str) -> None:
+        if self.s.shared_bytes + size > VAR_CAP:
+            raise ProxyWasmError(f"proxy-wasm: {what} would exceed {VAR_CAP} bytes")
+        self.s.shared_bytes += size
+
+    def proxy_get_shared_data(
+        self, caller: wasmtime.Caller, kptr: int, ksize: int, ret_ptr: int, ret_size: int, ret_cas: int
+    ) -> int:
+        mem = _Memory(caller)
+        entry = self.s.shared.get(mem.read(kptr, ksize))
+        if entry is None:
+            return NOT_FOUND
+        mem.give(entry[0], ret_ptr, ret_size)
+        mem.u32(ret_cas, entry[1])
+        return OK
+
+    def proxy_set_shared_data(
+        self, caller: wasmtime.Caller, kptr: int, ksize: int, vptr: int, vsize: int, cas: int
+    ) -> int:
+        mem = _Memory(caller)
+        key, value = mem.read(kptr, ksize), mem.read(vptr, vsize)
+        old = self.s.shared.get(key)
+        if cas and old is not None and old[1] != cas:
+            return CAS_MISMATCH
+        self._charge(len(key) + len(value) - (len(key) + len(old[0]) if old else 0), "shared data")
+        self.s.shared[key] = (value, (old[1] + 1) if old else 1)
+        return OK
+
+    def proxy_register_shared_queue(self, caller: wasmtime.Caller, nptr: int, nsize: int, ret_id: int) -> int:
+        mem = _Memory(caller)
+        name = mem.read(nptr, nsize)
+        queue = self.s.queue_names.setdefault(name, len(self.s.queue_names) + 1)
+        self.s.queues.setdefault(queue, [])
+        mem.u32(ret_id, queue)
+        return OK
+
+    def proxy_resolve_shared_queue(
+        self, caller: wasmtime.Caller, vptr: int, vsize: int, nptr: int, nsize: int, ret_id: int
+    ) -> int:
+        mem = _Memory(caller)
+        queue = self.s.queue_names.get(mem.read(nptr, nsize))
+        if queue is None:
+            return NOT_FOUND
+        mem.u32(ret_id, queue)
+        return OK
+
+    def proxy_enqueue_shared_queue(self, caller: wasmtime.Caller, queue: int, ptr: int, size: int) -> int:
+        if queue not in self.s.queues:
+            return NOT_FOUND
+        data = _Memory(caller).read(ptr, size)
+        self._charge(len(data), "shared queues")
+        self.s.queues[queue].append(data)
+        return OK
+
+    def proxy_dequeue_shared_queue(
+        self, caller: wasmtime.Caller, queue: int, ret_ptr: int, ret_size: int
+    ) -> int:
+        items = self.s.queues.get(queue)
+        if items is None:
+            return NOT_FOUND
+        if not items:
+            return EMPTY
+        data = items.pop(0)
+        self.s.shared_bytes -= len(data)
+        return _Memory(caller).give(data, ret_ptr, ret_size)
+
+    # -- outbound calls
+    def proxy_http_call(self, caller: wasmtime.Caller, *args: int) -> int:
+        if not self.s.network:
+            raise ProxyWasmError(
+                "proxy-wasm: proxy_http_call denied: the plugin does not declare the 'network' permission"
+            )
+        # Smoke runs never touch the network: a permitted call is accepted and never answered.
+        _Memory(caller).u32(args[-1], 1)
+        return OK
+
+    def proxy_call_foreign_function(self, caller: wasmtime.Caller, *_args: int) -> int:
+        return UNIMPLEMENTED
+
+    # -- metrics (bounded count)
+    def proxy_define_metric(
+        self, caller: wasmtime.Caller, kind: int, nptr: int, nsize: int, ret_id: int
+    ) -> int:
+        mem = _Memory(caller)
+        mem.read(nptr, nsize)
+        if len(self.s.metrics) >= MAX_METRICS:
+            raise ProxyWasmError(f"proxy-wasm: more than {MAX_METRICS} metrics")
+        metric = len(self.s.metrics) + 1
+        self.s.metrics[metric] = 0
+        mem.u32(ret_id, metric)
+        return OK
+
+    def proxy_increment_metric(self, caller: wasmtime.Caller, metric: int, delta: int) -> int:
+        if metric not in self.s.metrics:
+            return NOT_FOUND
+        self.s.metrics[metric] += delta
+        return OK
+
+    def proxy_record_metric(self, caller: wasmtime.Caller, metric: int, value: int) -> int:
+        if metric not in self.s.metrics:
+            return NOT_FOUND
+        self.s.metrics[metric] = value
+        return OK
+
+    def proxy_get_metric(self, caller: wasmtime.Caller, metric: int, ret: int) -> int:
+        if metric not in self.s.metrics:
+            return NOT_FOUND
+        _Memory(caller).u64(ret, self.s.metrics[metric])
+        return OK
+
+    def function(self, name: str) -> Callable[..., int]:
+        if name in ("proxy_continue_stream", "proxy_close_stream", "proxy_continue_request",
+                    "proxy_continue_response", "proxy_clear_route_cache", "proxy_done"):  # fmt: skip
+            return self.proxy_ok
+        fn: Callable[..., int] = getattr(self, name)
+        return fn
+
+
+@functools.lru_cache(maxsize=8)
+def _host_types(engine: wasmtime.Engine) -> dict[str, wasmtime.FuncType]:
+    """The host functions' types for ``engine`` (a FuncType is bound to the engine it is first used with)."""
+    kinds = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+    return {
+        name: wasmtime.FuncType([kinds[p]() for p in params], [kinds[r]() for r in results])
+        for name, (params, results) in PROXY_WASM_HOST_FUNCTIONS.items()
+    }
+
+
+def _func(exports: Exports, name: str) -> wasmtime.Func | None:
+    item = exports(name)
+    return item if isinstance(item, wasmtime.Func) else None
+
+
+class ProxyWasmAdapter(Adapter):
+    name = "proxy-wasm"
+
+    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
+        state = HttpState.for_case(case, "network" in policy.granted)
+        host = ProxyWasmHost(state)
+        for name, ty in _host_types(store.engine).items():
+            linker.define_func(PROXY_WASM_ENV, name, ty, host.function(name), access_caller=True)
+        return state
+
+    def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        assert isinstance(state, HttpState)
+        if not any(_func(exports, v) for v in PROXY_WASM_VERSIONS):
+            raise MissingExportError(f"a Proxy-Wasm filter exports {' or '.join(PROXY_WASM_VERSIONS)}")
+        create = _func(exports, "proxy_on_context_create")
+        if create is None:
+            raise MissingExportError("export 'proxy_on_context_create' is absent")
+        actions: dict[str, str] = {}
+        create(store, ROOT_CONTEXT, 0)
+        for start, size in (
+            ("proxy_on_vm_start", VM_CONFIGURATION),
+            ("proxy_on_configure", PLUGIN_CONFIGURATION),
+        ):
+            fn = _func(exports, start)
+            if fn is not None and not fn(store, ROOT_CONTEXT, len(state.buffers[size])):
+                return self._produced(state, actions, exit_code=1, detail=f"{start} returned false")
+        create(store, HTTP_CONTEXT, ROOT_CONTEXT)
+        state.effective = HTTP_CONTEXT
+        for phase in PHASES:
+            if state.local_response is not None:
+                break
+            fn = _func(exports, f"proxy_on_{phase}")
+            if fn is None:
+                continue
+            body = REQUEST_BODY if phase.startswith("request") else RESPONSE_BODY
+            if phase.endswith("_headers"):
+                headers = REQUEST_HEADERS if phase.startswith("request") else RESPONSE_HEADERS
+                action = fn(store, HTTP_CONTEXT, len(state.maps[headers]), int(not state.buffers[body]))
+            elif state.buffers[body]:
+                action = fn(store, HTTP_CONTEXT, len(state.buffers[body]), 1)
+            else:
+                continue
+            actions[phase] = ACTIONS.get(int(action), f"action {int(action)}")
+        for end in ("proxy_on_done", "proxy_on_log", "proxy_on_delete"):
+            fn = _func(exports, end)
+            if fn is not None:
+                fn(store, HTTP_CONTEXT)
+        return self._produced(state, actions)
+
+    def _produced(
+        self, state: HttpState, actions: dict[str, str], exit_code: int = 0, detail: str = ""
+    ) -> Produced:
+        local = state.local_response
+        output = local["body"] if local is not None else state.buffers[RESPONSE_BODY]
+        return Produced(output=output, exit_code=exit_code, log=bytes(state.log), detail=detail,
+                        mismatch=None if exit_code else self.mismatch(state, actions))  # fmt: skip
+
+    @staticmethod
+    def mismatch(state: HttpState, actions: dict[str, str]) -> str | None:
+        """The first expectation of the test the filter did not meet (None when all hold)."""
+        expect = state.expect
+        for phase, want in expect.get("expect_actions", {}).items():
+            if actions.get(phase) != want:
+                return f"{phase}: action {actions.get(phase, 'not called')}, expected {want}"
+        for key, map_type in (
+            ("expect_request_headers", REQUEST_HEADERS),
+            ("expect_response_headers", RESPONSE_HEADERS),
+        ):
+            problem = _header_mismatch(state.maps[map_type], expect.get(key, {}), key[len("expect_") :])
+            if problem:
+                return problem
+        local, want_local = state.local_response, expect.get("expect_local_response")
+        if want_local is not None:
+            if local is None:
+                return f"no local response, expected status {want_local['status']}"
+            if local["status"] != want_local["status"]:
+                return f"local response status {local['status']}, expected {want_local['status']}"
+            if "body" in want_local and local["body"] != str(want_local["body"]).encode():
+                return f"local response body {local['body']!r}, expected {want_local['body']!r}"
+            problem = _header_mismatch(
+                local["headers"], want_local.get("headers", {}), "local response headers"
+            )
+            if problem:
+                return problem
+        lines = bytes(state.log).decode("utf-8", "replace").splitlines()
+        for text in expect.get("expect_log", []):
+            if not any(text in line for line in lines):
+                return f"no log line contains {text!r}"
+        return None
+
+
+def _header_mismatch(pairs: Pairs, expected: dict[str, Any], what: str) -> str | None:
+    for name, want in expected.items():
+        got = next((v for k, v in pairs if k == name.lower().encode()), None)
+        if want is False:
+            if got is not None:
+                return f"{what}: {name!r} is {got.decode('utf-8', 'replace')!r}, expected it absent"
+        elif got is None:
+            return f"{what}: {name!r} is absent, expected {want!r}"
+        elif got != str(want).encode():
+            return f"{what}: {name!r} is {got.decode('utf-8', 'replace')!r}, expected {want!r}"
+    return None

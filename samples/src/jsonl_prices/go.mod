@@ -1,0 +1,3 @@
+module example.com/jsonl_prices
+
+go 1.24

@@ -1,0 +1,44 @@
+"""Attack: escalations pushed after a maintainer approved the pull request ride on that approval.
+
+The `allow-escalation` label used to survive later pushes.  Approval now names the head commit
+(`--allow-escalation-at SHA`, from the label `allow-escalation@<sha12>`): a push makes it stale.
+"""
+
+from __future__ import annotations
+
+from registry_tool.report import Severity
+
+from .conftest import KEYS_ADD, IndexRepo, git
+
+
+def _escalating_release(index_repo: IndexRepo, version: str) -> None:
+    index_repo.release("alpha", version, KEYS_ADD, permissions={"keys": True})
+    index_repo.commit()
+
+
+def _error_rules(report: object) -> set[str]:
+    return {f.rule for _, f in report.findings() if f.severity is Severity.error}  # type: ignore[attr-defined]
+
+
+def test_approval_of_the_head_commit_allows_the_escalation(index_repo: IndexRepo) -> None:
+    _escalating_release(index_repo, "1.1.0")
+    head = git(index_repo.path, "rev-parse", "HEAD").strip()
+    report = index_repo.check(allow_escalation_at=head[:12])
+    assert report.ok, [f.text() for _, f in report.findings()]
+    assert any(f.rule == "permission-escalation" and "approved" in f.message for _, f in report.findings())
+
+
+def test_push_after_the_approval_voids_it(index_repo: IndexRepo) -> None:
+    _escalating_release(index_repo, "1.1.0")
+    approved = git(index_repo.path, "rev-parse", "HEAD").strip()
+    _escalating_release(index_repo, "1.2.0")  # pushed after the maintainer looked
+    report = index_repo.check(allow_escalation_at=approved[:12])
+    assert {"permission-escalation", "import-escalation"} <= _error_rules(report)
+    stale = [f for _, f in report.findings() if f.rule == "approval-stale"]
+    assert stale and approved[:12] in stale[0].message
+
+
+def test_approval_that_is_not_a_commit_id_approves_nothing(index_repo: IndexRepo) -> None:
+    _escalating_release(index_repo, "1.1.0")
+    for bogus in ("", "HEAD", "main", "0123"):
+        assert "permission-escalation" in _error_rules(index_repo.check(allow_escalation_at=bogus))

@@ -1,0 +1,206 @@
+"""Attack: a pull request bricks the registry or rewrites its rules through registry.toml.
+
+registry.toml defines the permission vocabulary, the limits and the backport policy.  Invalid
+TOML, a schema-invalid file, a deleted one or a link to /dev/zero used to pass with a warning and
+break every later check, validate and build after merge; a valid edit (map ``keys`` onto
+``ferrite:net``, allow backports, raise fuel ninefold) needed only a reviewer.  Now a change must
+load, and must be pinned (its sha256) by a root that passed the root threshold.
+
+Also here: a .gitattributes that makes git rewrite index files on checkout, and an ``index/``
+folder replaced by a link (every published release is reported removed, exit 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from registry_tool.report import Severity
+from registry_tool.trust.editing import edit_root_dir, pin_registry_config, sign_root_dir
+
+from .conftest import IndexRepo
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / ".venv" / "bin" / "registry-tool"
+
+
+def _errors(report: object) -> list[object]:
+    return [f for _, f in report.findings() if f.severity is Severity.error]  # type: ignore[attr-defined]
+
+
+def _rules(report: object) -> set[str]:
+    return {f.rule for f in _errors(report)}  # type: ignore[attr-defined]
+
+
+def _loosen(index_repo: IndexRepo) -> Path:
+    config = index_repo.index / "registry.toml"
+    text = config.read_text()
+    text = text.replace("allow_backports = false", "allow_backports = true")
+    text = text.replace('module = "ferrite:keys"', 'module = "ferrite:net"')
+    config.write_text(text)
+    return config
+
+
+def _pin(index_repo: IndexRepo, config: Path) -> None:
+    root = index_repo.index / "root"
+    edit_root_dir(root, pin_registry_config(config.read_bytes()), now=datetime.now(UTC))
+    sign_root_dir(root, index_repo.keys.root)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[registry\nname = ", "would not load"),
+        (b'[registry]\nname = "x"\n', "would not load"),
+        (b"\xff\xfe not utf-8", "would not load"),
+    ],
+    ids=["invalid-toml", "schema-invalid", "not-utf8"],
+)
+def test_pr_breaking_registry_toml_is_refused(index_repo: IndexRepo, content: bytes, message: str) -> None:
+    (index_repo.index / "registry.toml").write_bytes(content)
+    index_repo.commit()
+    report = index_repo.check()
+    invalid = [f for f in _errors(report) if f.rule == "config-invalid"]  # type: ignore[attr-defined]
+    assert invalid and message in invalid[0].message  # type: ignore[attr-defined]
+    assert not report.ok
+
+
+def test_pr_deleting_registry_toml_is_refused(index_repo: IndexRepo) -> None:
+    (index_repo.index / "registry.toml").unlink()
+    index_repo.commit()
+    assert "config-invalid" in _rules(index_repo.check())
+
+
+def test_pr_deleting_registry_toml_is_refused_with_the_default_index(index_repo: IndexRepo) -> None:
+    # Without explicit paths the check used to fall back to the repository root: nothing changed there.
+    (index_repo.index / "registry.toml").unlink()
+    index_repo.commit()
+    proc = subprocess.run(
+        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json"],
+        cwd=index_repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and '"config-invalid"' in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "outside"])
+def test_pr_linking_registry_toml_elsewhere_is_refused_unread(
+    index_repo: IndexRepo, tmp_path: Path, target: str
+) -> None:
+    config = index_repo.index / "registry.toml"
+    outside = tmp_path / "outside.toml"
+    outside.write_bytes(config.read_bytes())
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    config.unlink()
+    config.symlink_to(
+        {"/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"), "outside": str(outside)}[target]
+    )
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = [f for f in _errors(report) if f.rule == "config-invalid"]  # type: ignore[attr-defined]
+    assert "symbolic link" in finding.message  # type: ignore[attr-defined]
+
+
+def test_unpinned_registry_toml_change_needs_the_root_threshold(index_repo: IndexRepo) -> None:
+    _loosen(index_repo)
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = [f for f in _errors(report) if f.rule == "config-unauthorised"]  # type: ignore[attr-defined]
+    assert "pins no registry.toml" in finding.message and "root pin-config" in (finding.fix or "")  # type: ignore[attr-defined]
+
+
+def test_registry_toml_change_pinned_by_a_root_signed_with_the_threshold_passes(
+    index_repo: IndexRepo,
+) -> None:
+    config = _loosen(index_repo)
+    _pin(index_repo, config)
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for _, f in report.findings()]  # type: ignore[attr-defined]
+    notices = [f for _, f in report.findings() if f.rule == "config-change"]
+    assert notices and hashlib.sha256(config.read_bytes()).hexdigest()[:16] in notices[0].message
+
+
+def test_registry_toml_pinned_by_an_unsigned_root_is_refused(index_repo: IndexRepo) -> None:
+    config = _loosen(index_repo)
+    edit_root_dir(index_repo.index / "root", pin_registry_config(config.read_bytes()), now=datetime.now(UTC))
+    index_repo.commit()
+    rules = _rules(index_repo.check())
+    assert {"root-signature", "config-unauthorised"} <= rules
+
+
+def test_registry_toml_pin_of_other_bytes_is_refused(index_repo: IndexRepo) -> None:
+    config = _loosen(index_repo)
+    _pin(index_repo, config)
+    config.write_text(config.read_text() + "\n# edited after pinning\n")
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = [f for f in _errors(report) if f.rule == "config-unauthorised"]  # type: ignore[attr-defined]
+    assert "but the root pins" in finding.message  # type: ignore[attr-defined]
+
+
+def test_root_pin_config_cli_writes_a_root_the_check_accepts(index_repo: IndexRepo, tmp_path: Path) -> None:
+    config = _loosen(index_repo)
+    root = index_repo.index / "root"
+    key = tmp_path / "root.key"
+    key.write_bytes(index_repo.keys.root.dump(None))
+    for args in (
+        ["root", "pin-config", str(config), "--dir", str(root)],
+        ["root", "sign", "--dir", str(root), "--key", str(key)],
+    ):
+        proc = subprocess.run([str(TOOL), *args], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    index_repo.commit()
+    assert index_repo.check().ok
+
+
+def test_gitattributes_rewriting_index_files_is_refused(index_repo: IndexRepo) -> None:
+    (index_repo.path / ".gitattributes").write_text("index/** text eol=crlf\n")
+    index_repo.commit()
+    report = index_repo.check()
+    found = [f for f in _errors(report) if f.rule == "index-attributes"]  # type: ignore[attr-defined]
+    assert found and found[0].file == ".gitattributes"  # type: ignore[attr-defined]
+    assert "eol=crlf" in found[0].message or "text=set" in found[0].message  # type: ignore[attr-defined]
+
+
+def test_gitattributes_for_other_files_passes(index_repo: IndexRepo) -> None:
+    (index_repo.path / ".gitattributes").write_text("*.md text eol=lf\nindex/** -text\n")
+    index_repo.commit()
+    assert index_repo.check().ok
+
+
+def test_index_folder_replaced_by_a_symlink_reports_every_release_removed(
+    index_repo: IndexRepo, tmp_path: Path
+) -> None:
+    copy = tmp_path / "index-copy"
+    shutil.copytree(index_repo.index, copy)
+    shutil.rmtree(index_repo.index)
+    index_repo.index.symlink_to(copy)
+    index_repo.commit()
+    proc = subprocess.run(
+        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json", "index"],
+        cwd=index_repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1, proc.stderr
+    import json
+
+    doc = json.loads(proc.stdout)
+    removed = {r["subject"] for r in doc["results"] for f in r["findings"] if f["rule"] == "release-removed"}
+    assert removed == {"plugins/alpha/1.0.0", "plugins/beta/1.0.0"}
+    default = subprocess.run(
+        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json"],
+        cwd=index_repo.path,
+        capture_output=True,
+        text=True,
+    )
+    assert default.returncode == 1 and '"release-removed"' in default.stdout

@@ -1,0 +1,119 @@
+"""Index-level dependency rules (ci check and build): names exist, ranges match, the graph resolves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from registry_tool.manifest.dependencies import IndexTree, check_dependencies
+from registry_tool.manifest.model import Manifest, parse_manifest
+
+
+def manifest_text(name: str, version: str, deps: dict[str, str], perms: tuple[str, ...] = ()) -> str:
+    lines = [
+        "[plugin]",
+        f'name = "{name}"',
+        f'version = "{version}"',
+        'description = "x"',
+        'authors = ["t"]',
+        'license = "MIT"',
+        'abi = "core"',
+        'min_host_version = "0.2.0"',
+        "[artifact]",
+        'file = "m.wasm"',
+        "[exports]",
+        'functions = ["f"]',
+    ]
+    if perms:
+        lines += ["[permissions]", *(f"{p} = true" for p in perms)]
+    if deps:
+        lines += ["[dependencies]", *(f'{k} = "{v}"' for k, v in deps.items())]
+    return "\n".join(lines) + "\n"
+
+
+def publish(
+    index: Path,
+    name: str,
+    version: str,
+    deps: dict[str, str] | None = None,
+    *,
+    perms: tuple[str, ...] = (),
+    yanked: bool = False,
+) -> None:
+    folder = index / "plugins" / name / version
+    folder.mkdir(parents=True)
+    (folder / "plugin.toml").write_text(manifest_text(name, version, deps or {}, perms), encoding="utf-8")
+    if yanked:
+        (folder / "yank.toml").write_text('[yank]\nreason = "bad"\n', encoding="utf-8")
+
+
+def release(tmp: Path, name: str, version: str, deps: dict[str, str]) -> Manifest:
+    path = tmp / "new" / name / version / "plugin.toml"
+    path.parent.mkdir(parents=True)
+    raw = manifest_text(name, version, deps).encode()
+    path.write_bytes(raw)
+    m, findings = parse_manifest(path, raw, "plugin.toml")
+    assert m is not None, findings
+    return m
+
+
+def rules(verdict: object) -> list[str]:
+    return [f.rule for f in verdict.findings]  # type: ignore[attr-defined]
+
+
+def test_resolvable_graph_reports_its_permissions(tmp_path: Path) -> None:
+    publish(tmp_path, "schema", "1.2.0", {"fetch": "^1"})
+    publish(tmp_path, "fetch", "1.0.0", perms=("network",))
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"schema": "^1.2"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert verdict.findings == []
+    assert verdict.graph_permissions == {"network"}  # the smuggled permission is visible
+    assert verdict.graph == ("fetch 1.0.0", "schema 1.2.0")
+
+
+def test_unknown_dependency_name(tmp_path: Path) -> None:
+    (tmp_path / "plugins").mkdir()
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"ghost": "^1"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert rules(verdict) == ["dependency-unknown"]
+    assert verdict.findings[0].line == 14
+
+
+def test_range_matching_only_yanked_releases(tmp_path: Path) -> None:
+    publish(tmp_path, "lib", "1.0.0", yanked=True)
+    publish(tmp_path, "lib", "2.0.0")
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"lib": "^1"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert rules(verdict) == ["dependency-unsatisfiable"]
+    assert "available: 1.0.0, 2.0.0" in (verdict.findings[0].fix or "")
+
+
+def test_conflicting_graph(tmp_path: Path) -> None:
+    publish(tmp_path, "left", "1.0.0", {"base": "^1"})
+    publish(tmp_path, "right", "1.0.0", {"base": "^2"})
+    publish(tmp_path, "base", "1.0.0")
+    publish(tmp_path, "base", "2.0.0")
+    m = release(tmp_path, "app", "1.0.0", {"left": "^1", "right": "^1"})
+    verdict = check_dependencies(m, IndexTree(tmp_path), relfile="p")
+    assert rules(verdict) == ["dependency-conflict"]
+    assert "left 1.0.0 needs base ^1" in verdict.findings[0].message
+
+
+def test_cycle_through_the_index(tmp_path: Path) -> None:
+    publish(tmp_path, "lib", "1.0.0", {"app": "^1"})
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"lib": "^1"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert rules(verdict) == ["dependency-cycle"]
+
+
+def test_release_under_check_replaces_the_index_copy(tmp_path: Path) -> None:
+    # The PR changes app 1.0.0's own folder; the index copy must not be read in its place.
+    publish(tmp_path, "app", "1.0.0", {"ghost": "^1"})
+    publish(tmp_path, "lib", "1.0.0")
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"lib": "^1"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert verdict.findings == [] and verdict.graph == ("lib 1.0.0",)

@@ -1,0 +1,923 @@
+//! The verifier's operations (FORMAT 2 section 6): pin a root, refresh (root chain walk, top
+//! document signatures, expiry, rollback), walk the plugin tree, resolve `name@range`, fetch
+//! and verify a release, install it atomically with the shared lockfile v2, and verify
+//! installed plugins offline.
+//!
+//! A trust state directory holds one registry's trusted root and the highest registry
+//! version seen (`root.json`, `state.json`); both are written only after an operation
+//! succeeded.
+
+use crate::documents::{Node, PluginDocument, Release, TopDocument, MAX_TOP_BYTES};
+use crate::error::{Class, Error, Result, TrustCode, TrustError};
+use crate::fetch::{Fetcher, Transport};
+use crate::fsx;
+use crate::json::{self, Obj, Value};
+use crate::lockfile::{Entry, Lockfile, LOCKFILE, MAX_LOCKFILE_BYTES};
+use crate::manifest::ManifestFacts;
+use crate::minisign::MAX_SIGNATURE_FILE;
+use crate::names;
+use crate::range::{Range, ReqError, Requirement};
+use crate::root::{self, Root, Tally, MAX_ROOT_BYTES};
+use semver::Version;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ROOT_FILE: &str = "root.json";
+const STATE_FILE: &str = "state.json";
+const SIG_CAP: u64 = MAX_SIGNATURE_FILE as u64;
+
+/// What the state directory remembers about its registry.
+#[derive(Clone, Debug)]
+pub struct TrustState {
+    pub url: String,
+    pub root: Root,
+    pub highest_version: i64,
+}
+
+impl TrustState {
+    /// `None` when nothing was pinned in `state_dir`.
+    pub fn load(state_dir: &Path) -> Result<Option<TrustState>> {
+        let root_bytes = match std::fs::read(state_dir.join(ROOT_FILE)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(env_error(&state_dir.join(ROOT_FILE), e)),
+        };
+        let corrupt = |what: String| {
+            Error::new(
+                Class::NotPinned,
+                format!(
+                    "the trust state in {} is unreadable ({}); pin the registry's root again",
+                    state_dir.display(),
+                    what
+                ),
+            )
+        };
+        let root = Root::parse(&root_bytes).map_err(|e| corrupt(e.message))?;
+        let state_bytes = std::fs::read(state_dir.join(STATE_FILE)).map_err(|e| corrupt(e.to_string()))?;
+        let v = json::parse(&state_bytes).map_err(corrupt)?;
+        let o = Obj::new(&v, "state", &["url", "highest_version"], &[]).map_err(corrupt)?;
+        Ok(Some(TrustState {
+            url: o.str("url").map_err(corrupt)?.to_owned(),
+            root,
+            highest_version: o.int("highest_version").map_err(corrupt)?,
+        }))
+    }
+
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(state_dir).map_err(|e| env_error(state_dir, e))?;
+        let mut m = BTreeMap::new();
+        m.insert("url".to_owned(), Value::Str(self.url.clone()));
+        m.insert("highest_version".to_owned(), Value::Int(self.highest_version));
+        let mut text = json::to_python_pretty(&Value::Obj(m));
+        text.push('\n');
+        fsx::write_atomic(state_dir, ROOT_FILE, &self.root.raw)?;
+        fsx::write_atomic(state_dir, STATE_FILE, text.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn env_error(path: &Path, e: std::io::Error) -> Error {
+    Error::new(Class::Network, format!("{}: {}; check the path and its permissions", path.display(), e))
+}
+
+fn not_pinned(state_dir: &Path) -> Error {
+    Error::new(
+        Class::NotPinned,
+        format!(
+            "no root is pinned in {}; pin the registry's root first (a root file obtained out of band)",
+            state_dir.display()
+        ),
+    )
+}
+
+/// Options of an install.
+#[derive(Clone, Debug, Default)]
+pub struct InstallOptions {
+    /// the host's version: releases whose `host` range excludes it are skipped
+    pub host_version: Option<String>,
+    /// permissions the host grants; a release declaring any other is refused
+    pub allow: BTreeSet<String>,
+}
+
+/// A verifier bound to one registry URL and one trust state directory.
+pub struct Verifier {
+    pub url: String,
+    pub state_dir: PathBuf,
+    transport: Arc<dyn Transport>,
+    /// current time (Unix seconds) for every expiry check
+    pub now: i64,
+    /// bound on all transfers of one operation
+    pub timeout: Duration,
+}
+
+impl Verifier {
+    pub fn new(url: &str, state_dir: &Path, transport: Arc<dyn Transport>) -> Verifier {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Verifier {
+            url: url.to_owned(),
+            state_dir: state_dir.to_path_buf(),
+            transport,
+            now,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn with_now(mut self, now: i64) -> Verifier {
+        self.now = now;
+        self
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Verifier {
+        self.timeout = timeout;
+        self
+    }
+
+    fn fetcher(&self) -> Fetcher {
+        Fetcher::new(Arc::clone(&self.transport), &self.url, Instant::now() + self.timeout)
+    }
+
+    /// First use: trust `root_bytes` if a threshold of its own root role signed it
+    /// (`sigs`; when empty, the keyed signature files are fetched from the registry).
+    /// Expiry is checked by the first refresh (an old pinned root may lead to a current one).
+    pub fn pin(&self, root_bytes: &[u8], sigs: &[Vec<u8>]) -> Result<Root> {
+        let mut sigs = sigs.to_vec();
+        if sigs.is_empty() {
+            let root =
+                Root::parse(root_bytes).map_err(|e| Error::from_trust(Class::RootChain, "the root to pin", e))?;
+            let fetcher = self.fetcher();
+            for id in &root.root_role.keyids {
+                if let Some(s) = fetcher.get(&format!("root/{}.root.json.{}.minisig", root.version, id), SIG_CAP)? {
+                    sigs.push(s);
+                }
+            }
+        }
+        let root = root::verify_root_self(root_bytes, &sigs)
+            .map_err(|e| Error::from_trust(Class::RootChain, "the root to pin is not self-signed", e))?;
+        TrustState { url: self.url.clone(), root: root.clone(), highest_version: 0 }.save(&self.state_dir)?;
+        Ok(root)
+    }
+
+    /// Walk the root chain and verify the top document. Nothing is persisted until the
+    /// session's `commit` (call it when the whole operation succeeded).
+    pub fn refresh(&self) -> Result<Session<'_>> {
+        let state = TrustState::load(&self.state_dir)?.ok_or_else(|| not_pinned(&self.state_dir))?;
+        let fetcher = self.fetcher();
+        let (root, rotated) = walk_roots(&fetcher, &state.root, self.now)?;
+        let highest = if rotated { 0 } else { state.highest_version };
+        let top = fetch_top(&fetcher, &root, self.now, highest)?;
+        let new_state =
+            TrustState { url: self.url.clone(), root: root.clone(), highest_version: highest.max(top.version) };
+        Ok(Session { verifier: self, fetcher, root, top, new_state, fetched: RefCell::new(Vec::new()) })
+    }
+}
+
+fn chain_error(e: TrustError) -> Error {
+    let class = if e.code == TrustCode::RootExpired { Class::RootExpired } else { Class::RootChain };
+    Error::from_trust(class, "root chain", e)
+}
+
+/// 5.5 over the network: fetch `root/<N+1>.root.json` until 404, each version checked before
+/// the next is fetched. Returns the final root and whether the index keys changed on the way.
+fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64) -> Result<(Root, bool)> {
+    let mut current = trusted.clone();
+    let mut rotated = false;
+    loop {
+        let next = current.version + 1;
+        let path = format!("root/{}.root.json", next);
+        let raw = match fetcher.get(&path, MAX_ROOT_BYTES as u64)? {
+            None => break,
+            Some(raw) => raw,
+        };
+        let mut fetched: BTreeSet<String> = BTreeSet::new();
+        let mut sigs = Vec::new();
+        for id in &current.root_role.keyids {
+            if fetched.insert(id.clone()) {
+                if let Some(s) = fetcher.get(&format!("{}.{}.minisig", path, id), SIG_CAP)? {
+                    sigs.push(s);
+                }
+            }
+        }
+        // Step 0 before anything else is read: some key of N's root role must have signed.
+        let pre_candidates: Vec<root::Candidate> =
+            current.role_keys(&current.root_role).iter().map(|(id, k)| root::Candidate::authorised(id, k)).collect();
+        let pre = Tally::count(&raw, &sigs, &pre_candidates);
+        if pre.counted.is_empty() {
+            return Err(chain_error(root::verify_root_step(&current, &raw, &sigs).unwrap_err()));
+        }
+        // Only now learn N+1's own root keys, and fetch their signatures too.
+        if let Ok(candidate) = Root::parse(&raw) {
+            for id in &candidate.root_role.keyids {
+                if fetched.insert(id.clone()) {
+                    if let Some(s) = fetcher.get(&format!("{}.{}.minisig", path, id), SIG_CAP)? {
+                        sigs.push(s);
+                    }
+                }
+            }
+        }
+        let c = root::verify_root_step(&current, &raw, &sigs).map_err(chain_error)?;
+        if c.index_raw_keys() != current.index_raw_keys() {
+            rotated = true;
+        }
+        current = c;
+    }
+    if current.is_expired(now) {
+        return Err(chain_error(TrustError::new(
+            TrustCode::RootExpired,
+            format!("root version {} expired; the registry's owners must publish a renewed root", current.version),
+        )));
+    }
+    Ok((current, rotated))
+}
+
+/// FORMAT 2 section 6 step 2.
+fn fetch_top(fetcher: &Fetcher, root: &Root, now: i64, highest: i64) -> Result<TopDocument> {
+    let data = fetcher.get("registry.json", MAX_TOP_BYTES as u64)?.ok_or_else(|| {
+        Error::new(Class::Network, format!("{} does not exist; check the registry URL", fetcher.url("registry.json")))
+    })?;
+    let mut sigs = Vec::new();
+    let mut names_: Vec<String> = vec!["registry.json.minisig".to_owned()];
+    let ids: BTreeSet<&String> = root.index_role.keyids.iter().collect();
+    names_.extend(ids.iter().map(|id| format!("registry.json.{}.minisig", id)));
+    for name in &names_ {
+        if let Some(s) = fetcher.get(name, SIG_CAP)? {
+            sigs.push(s);
+        }
+    }
+    root::verify_index_signatures(root, &data, &sigs).map_err(|e| {
+        let attack = if e.code == TrustCode::UnauthorizedSigner {
+            "registry.json is signed by a key that is not an index key"
+        } else {
+            "tampered registry.json or signature"
+        };
+        Error::from_trust(
+            Class::BadSignature,
+            &format!(
+                "{}: it lacks {} valid signature(s) by the index keys of root version {}",
+                attack, root.index_role.threshold, root.version
+            ),
+            e,
+        )
+    })?;
+    let top = TopDocument::parse(&data)?;
+    if top.registry_name != root.registry {
+        return Err(Error::new(
+            Class::WrongRegistry,
+            format!(
+                "registry.json is for registry {:?}, but the pinned root is for {:?}; check the registry URL",
+                top.registry_name, root.registry
+            ),
+        ));
+    }
+    if top.root_version > root.version as i64 {
+        return Err(Error::new(
+            Class::Malformed,
+            format!("registry.json was built under root version {}, but the newest published root is {}; the registry is inconsistent", top.root_version, root.version),
+        ));
+    }
+    if now >= top.expires_at {
+        return Err(Error::new(
+            Class::Freeze,
+            "freeze attack or stale mirror: registry.json has expired; retry later or use another mirror".to_string(),
+        ));
+    }
+    if top.version < highest {
+        return Err(Error::new(
+            Class::Rollback,
+            format!(
+                "rollback attack: registry version {} is lower than the highest seen {}; use another mirror",
+                top.version, highest
+            ),
+        ));
+    }
+    Ok(top)
+}
+
+/// A release downloaded and verified: the bytes to install and the facts the lockfile keeps.
+#[derive(Clone, Debug)]
+pub struct VerifiedRelease {
+    pub release: Release,
+    pub facts: ManifestFacts,
+    pub manifest: Vec<u8>,
+    /// (file name, bytes) of every signature file found
+    pub signatures: Vec<(String, Vec<u8>)>,
+    pub signers: BTreeSet<String>,
+    pub wasm: Vec<u8>,
+}
+
+/// A refreshed registry: verified root and top document.
+pub struct Session<'v> {
+    verifier: &'v Verifier,
+    fetcher: Fetcher,
+    pub root: Root,
+    pub top: TopDocument,
+    new_state: TrustState,
+    /// metadata documents fetched in this session (sha256, bytes), cached on commit
+    fetched: RefCell<Vec<(String, Vec<u8>)>>,
+}
+
+const CACHE_DIR: &str = "cache";
+
+/// An installed release's manifest, signature files (name, bytes) and module.
+type InstalledCopy = (Vec<u8>, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+impl<'v> Session<'v> {
+    /// Persist the new root and the highest registry version seen.
+    /// Persist the new root, the highest registry version seen and the verified metadata
+    /// documents (`<state>/cache/<sha256>`, re-hashed whenever they are used).
+    pub fn commit(&self) -> Result<()> {
+        self.new_state.save(&self.verifier.state_dir)?;
+        for (sha, data) in self.fetched.borrow().iter() {
+            fsx::write_atomic(&self.verifier.state_dir, &format!("{}/{}", CACHE_DIR, sha), data)?;
+        }
+        Ok(())
+    }
+
+    fn fetch_pinned(&self, pin: &crate::documents::Pin, what: &str) -> Result<Vec<u8>> {
+        let cached = fsx::read_below(&self.verifier.state_dir, &format!("{}/{}", CACHE_DIR, pin.sha256), pin.size);
+        if let Ok(Some(data)) = cached {
+            if data.len() as u64 == pin.size && names::sha256_hex(&data) == pin.sha256 {
+                return Ok(data);
+            }
+        }
+        let data = self.fetch_pinned_remote(pin, what)?;
+        self.fetched.borrow_mut().push((pin.sha256.clone(), data.clone()));
+        Ok(data)
+    }
+
+    fn fetch_pinned_remote(&self, pin: &crate::documents::Pin, what: &str) -> Result<Vec<u8>> {
+        let path = pin.path();
+        let data = self.fetcher.get(&path, pin.size)?.ok_or_else(|| {
+            Error::new(Class::Network, format!("{} ({}) is missing from the registry", what, self.fetcher.url(&path)))
+        })?;
+        if data.len() as u64 != pin.size || names::sha256_hex(&data) != pin.sha256 {
+            return Err(Error::new(
+                Class::DigestMismatch,
+                format!("tampered {}: {} does not match the size and sha256 its signed parent pins", what, path),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// The tree walk (FORMAT 2 section 3) and the plugin document of `name`.
+    pub fn plugin_document(&self, name: &str) -> Result<PluginDocument> {
+        let key = crate::documents::plugin_key(name);
+        let mut pin = self.top.tree.clone();
+        let mut prefix = String::new();
+        let missing = || {
+            Error::new(
+                Class::NotFound,
+                format!("plugin {:?} is not in registry {:?}; check the name", name, self.root.registry),
+            )
+        };
+        loop {
+            let data = self.fetch_pinned(&pin, &format!("tree node {:?}", prefix))?;
+            match Node::parse(&data, &prefix)? {
+                Node::Branch(children) => {
+                    let digit = key.as_bytes()[prefix.len()] as char;
+                    pin = children.get(&digit).cloned().ok_or_else(missing)?;
+                    prefix.push(digit);
+                }
+                Node::Leaf(plugins) => {
+                    let doc_pin = plugins.get(name).ok_or_else(missing)?;
+                    let data = self.fetch_pinned(doc_pin, &format!("plugin document of {}", name))?;
+                    return PluginDocument::parse(&data, name);
+                }
+            }
+        }
+    }
+
+    /// The highest release matching `req`: yanked only when pinned exactly, host-compatible.
+    pub fn resolve<'d>(
+        &self,
+        doc: &'d PluginDocument,
+        req: &Requirement,
+        host_version: Option<&Version>,
+    ) -> Result<&'d Release> {
+        let exact = req.range.exact().is_some();
+        let mut best: Option<(Version, &Release)> = None;
+        let mut skipped = Vec::new();
+        for (text, release) in &doc.versions {
+            let v = match Version::parse(text) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            if !req.range.matches(&v) {
+                continue;
+            }
+            if release.yanked.is_some() && !exact {
+                skipped.push(format!("{} (yanked)", text));
+                continue;
+            }
+            if !Range::host_compatible(release.host.as_deref(), host_version) {
+                skipped.push(format!("{} (needs host {})", text, release.host.as_deref().unwrap_or("")));
+                continue;
+            }
+            if best.as_ref().map_or(true, |(b, _)| &v > b) {
+                best = Some((v, release));
+            }
+        }
+        best.map(|(_, r)| r).ok_or_else(|| {
+            let available: Vec<&str> = doc.versions.keys().map(String::as_str).collect();
+            Error::new(
+                Class::NoMatchingVersion,
+                format!(
+                    "no release of {} matches {}{}{}; available: {}",
+                    req.name,
+                    if req.spec.is_empty() { "any version" } else { &req.spec },
+                    host_version.map(|h| format!(" for host {}", h)).unwrap_or_default(),
+                    if skipped.is_empty() { String::new() } else { format!(" (skipped {})", skipped.join(", ")) },
+                    available.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// FORMAT 2 section 6 step 6: fetch and verify one release (nothing is written).
+    /// `doc` is the plugin document `release` comes from (a module swapped with another
+    /// version's is reported as mix-and-match).
+    pub fn download(
+        &self,
+        doc: &PluginDocument,
+        release: &Release,
+        allow: &BTreeSet<String>,
+    ) -> Result<VerifiedRelease> {
+        self.download_from(doc, release, allow, None)
+    }
+
+    /// The files of `release` as installed in `dir`, when the lockfile pins exactly the bytes
+    /// the plugin document pins and they are intact (then nothing is downloaded again; the
+    /// bytes go through the same checks as downloaded ones).
+    fn installed_copy(&self, release: &Release, dir: &Path) -> Option<InstalledCopy> {
+        let lock = read_lockfile(dir).ok()??;
+        let e = lock.plugins.get(&release.name)?;
+        let same = e.version == release.version
+            && e.manifest_sha256 == release.manifest.sha256
+            && e.manifest_size == release.manifest.size
+            && e.wasm_sha256 == release.wasm.sha256
+            && e.wasm_size == release.wasm.size;
+        if !same {
+            return None;
+        }
+        let read = |rel: &str, size: u64, sha: &str| {
+            fsx::read_below(dir, rel, size).ok()?.filter(|d| d.len() as u64 == size && names::sha256_hex(d) == sha)
+        };
+        let manifest = read(&e.manifest, e.manifest_size, &e.manifest_sha256)?;
+        let wasm = read(&e.wasm, e.wasm_size, &e.wasm_sha256)?;
+        let mut signatures = Vec::new();
+        for rel in &e.signatures {
+            let name = rel.rsplit('/').next()?.to_owned();
+            signatures.push((name, fsx::read_below(dir, rel, SIG_CAP).ok()??));
+        }
+        Some((manifest, signatures, wasm))
+    }
+
+    fn download_from(
+        &self,
+        doc: &PluginDocument,
+        release: &Release,
+        allow: &BTreeSet<String>,
+        installed: Option<&Path>,
+    ) -> Result<VerifiedRelease> {
+        let local = installed.and_then(|dir| self.installed_copy(release, dir));
+        let (local_wasm, local_files) = match local {
+            Some((m, sigs, w)) => (Some(w), Some((m, sigs))),
+            None => (None, None),
+        };
+        let label = format!("{} {}", release.name, release.version);
+        let mix = |what: String| {
+            Error::new(
+                Class::MixAndMatch,
+                format!(
+                    "mix-and-match attack: {}; do not install from this registry until its owners rebuild it",
+                    what
+                ),
+            )
+        };
+        let (manifest, local_signatures) = match local_files {
+            Some((m, sigs)) => (m, Some(sigs)),
+            None => (
+                self.fetcher.get(&release.manifest.path, release.manifest.size)?.ok_or_else(|| {
+                    Error::new(Class::Network, format!("{} is missing from the registry", release.manifest.path))
+                })?,
+                None,
+            ),
+        };
+        if manifest.len() as u64 != release.manifest.size || names::sha256_hex(&manifest) != release.manifest.sha256 {
+            return Err(Error::new(
+                Class::DigestMismatch,
+                format!(
+                    "tampered manifest: {} does not match the size and sha256 in the signed plugin document",
+                    release.manifest.path
+                ),
+            ));
+        }
+        let mut signatures = Vec::new();
+        if let Some(sigs) = local_signatures {
+            signatures = sigs;
+        } else {
+            let mut sig_names = vec!["plugin.toml.minisig".to_owned()];
+            let ids: BTreeSet<&String> = release.signers.iter().collect();
+            sig_names.extend(ids.iter().map(|id| format!("plugin.toml.{}.minisig", id)));
+            let dir = format!("plugins/{}/{}/", release.name, release.version);
+            for name in sig_names {
+                if let Some(s) = self.fetcher.get(&format!("{}{}", dir, name), SIG_CAP)? {
+                    signatures.push((name, s));
+                }
+            }
+        }
+        // 1-2: readable TOML naming the resolved plugin and version
+        let (m_name, m_version) = crate::manifest::name_and_version(&manifest, "plugin").map_err(|e| {
+            Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e))
+        })?;
+        if m_name != release.name || m_version != release.version {
+            return Err(Error::new(
+                Class::WrongSoftware,
+                format!(
+                    "wrong software attack: the registry entry for {} points at the signed manifest of {} {}; do not install from this registry until its owners rebuild it",
+                    label, m_name, m_version
+                ),
+            ));
+        }
+        // 3: maintainer signatures (docs/trust.md 5.7)
+        let sig_bytes: Vec<Vec<u8>> = signatures.iter().map(|(_, b)| b.clone()).collect();
+        let published = names::parse_time(&release.published_at);
+        let signers = root::verify_release_signatures(
+            &self.root,
+            &release.name,
+            &manifest,
+            &sig_bytes,
+            self.verifier.now,
+            published,
+        )
+        .map_err(|e| Error::from_trust(Class::MaintainerSignature, &format!("maintainer signature of {}", label), e))?;
+        // 4: index-only fields are not trusted; the signed manifest decides
+        let facts = ManifestFacts::parse(&manifest).map_err(|e| {
+            Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e))
+        })?;
+        let manifest_perms: Vec<String> = facts.permissions.iter().cloned().collect();
+        let differs = |field: &str, entry: String, signed: String| {
+            mix(format!("the registry entry of {} says {} {}, its signed manifest {}", label, field, entry, signed))
+        };
+        if facts.abi.as_deref() != Some(release.abi.as_str()) {
+            return Err(differs("abi", format!("{:?}", release.abi), format!("{:?}", facts.abi)));
+        }
+        if facts.host != release.host {
+            return Err(differs("host", format!("{:?}", release.host), format!("{:?}", facts.host)));
+        }
+        if facts.exports != release.exports {
+            return Err(differs("exports", format!("{:?}", release.exports), format!("{:?}", facts.exports)));
+        }
+        if manifest_perms != release.permissions {
+            return Err(differs("permissions", format!("{:?}", release.permissions), format!("{:?}", manifest_perms)));
+        }
+        if facts.dependencies != release.dependencies {
+            return Err(differs(
+                "dependencies",
+                format!("{:?}", release.dependencies),
+                format!("{:?}", facts.dependencies),
+            ));
+        }
+        let (fuel, memory, wall) = release.limits;
+        for (field, declared, entry) in [
+            ("limits.fuel", facts.fuel, fuel),
+            ("limits.memory", facts.memory, memory),
+            ("limits.wall_time_ms", facts.wall_time_ms, wall),
+        ] {
+            if let Some(d) = declared {
+                if d != entry {
+                    return Err(differs(field, entry.to_string(), d.to_string()));
+                }
+            }
+        }
+        if facts.artifact_file != release.wasm.file_name()
+            || facts.artifact_sha256 != release.wasm.sha256
+            || facts.artifact_size != release.wasm.size
+        {
+            return Err(mix(format!(
+                "the signed manifest of {} pins {} ({} bytes, sha256 {}), the registry entry names {} ({} bytes, sha256 {})",
+                label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
+            )));
+        }
+        // 5: the host grants every permission the signed manifest declares
+        let missing: Vec<&str> = facts.permissions.iter().filter(|p| !allow.contains(*p)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(Error::new(
+                Class::PermissionRequired,
+                format!("{} needs permission(s) {} that were not granted; allow them (--allow {}) if the host should grant them", label, missing.join(", "), missing.join(",")),
+            ));
+        }
+        // 6: the module, by its pin
+        let wasm = match local_wasm {
+            Some(w) => w,
+            None => self.fetcher.get(&release.wasm.path, release.wasm.size)?.ok_or_else(|| {
+                Error::new(Class::Network, format!("{} is missing from the registry", release.wasm.path))
+            })?,
+        };
+        let digest = names::sha256_hex(&wasm);
+        if digest != facts.artifact_sha256 || wasm.len() as u64 != facts.artifact_size {
+            if let Some(other) = doc.versions.iter().find(|(v, r)| **v != release.version && r.wasm.sha256 == digest) {
+                return Err(mix(format!(
+                    "the module served for {} is the signed module of {} {}",
+                    label, release.name, other.0
+                )));
+            }
+            return Err(Error::new(
+                Class::DigestMismatch,
+                format!("tampered module: {} ({} bytes, sha256 {}) is not the module the signed manifest pins; nothing was installed", release.wasm.path, wasm.len(), digest),
+            ));
+        }
+        // 7: gated host modules need their permission declared
+        let imports = crate::wasm::import_modules(&wasm)
+            .map_err(|e| Error::new(Class::Malformed, format!("the module of {} cannot be read: {}", label, e)))?;
+        for module in imports.unwrap_or_default() {
+            if let Some((_, perm)) = crate::wasm::GATED_MODULES.iter().find(|(m, _)| *m == module) {
+                if !facts.permissions.contains(*perm) {
+                    return Err(Error::new(
+                        Class::UndeclaredImport,
+                        format!("the module of {} imports {:?}, which needs permission {:?} that its signed manifest does not declare; do not install it", label, module, perm),
+                    ));
+                }
+            }
+        }
+        Ok(VerifiedRelease { release: release.clone(), facts, manifest, signatures, signers, wasm })
+    }
+
+    /// Resolve `spec` and its dependencies, verify everything, install atomically under the
+    /// directory lock and replace the lockfile (the commit point). Returns the requested
+    /// plugin's lockfile entry first, then its dependencies.
+    pub fn install(&self, spec: &str, dir: &Path, opts: &InstallOptions) -> Result<Vec<Entry>> {
+        let req = Requirement::parse(spec).map_err(|e| match e {
+            ReqError::Name(m) | ReqError::Range(m) => Error::new(
+                Class::BadRequirement,
+                format!("{}; use NAME, NAME@1.2.3, NAME@^1.2, NAME@~1.2.0 or NAME@'>=1.0.0 <2.0.0'", m),
+            ),
+        })?;
+        let host_version = match &opts.host_version {
+            None => None,
+            Some(h) => Some(Version::parse(h).ok().filter(|_| names::is_version(h)).ok_or_else(|| {
+                Error::new(Class::BadRequirement, format!("host version {:?} is not a strict semver version", h))
+            })?),
+        };
+        // Resolve the requested plugin, then its dependencies breadth first.
+        let mut plan: Vec<VerifiedRelease> = Vec::new();
+        let mut queue: Vec<(Requirement, Option<String>)> = vec![(req.clone(), None)];
+        while !queue.is_empty() {
+            let (r, wanted_by) = queue.remove(0);
+            if let Some(chosen) = plan.iter().find(|p| p.release.name == r.name) {
+                let v = Version::parse(&chosen.release.version).expect("checked version");
+                if !r.range.matches(&v) && !(r.range.exact().map_or(false, |e| e == v)) {
+                    return Err(Error::new(
+                        Class::DependencyConflict,
+                        format!(
+                            "{} needs {}@{}, but {} {} was selected; no single version satisfies both",
+                            wanted_by.unwrap_or_default(),
+                            r.name,
+                            r.spec,
+                            chosen.release.name,
+                            chosen.release.version
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let doc = self.plugin_document(&r.name)?;
+            let release = self.resolve(&doc, &r, host_version.as_ref())?;
+            let verified = self.download_from(&doc, release, &opts.allow, Some(dir))?;
+            for (dep, range) in &verified.facts.dependencies {
+                let dep_req = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
+                    Error::new(
+                        Class::Malformed,
+                        format!("{} depends on {}@{}: {}", release.name, dep, range, e.message()),
+                    )
+                })?;
+                queue.push((dep_req, Some(release.name.clone())));
+            }
+            plan.push(verified);
+        }
+        std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
+        let _lock = fsx::DirLock::acquire(dir)?;
+        let mut lock = read_lockfile(dir)?.unwrap_or_default();
+        fsx::refuse_symlinks(dir)?;
+        let mut entries = Vec::new();
+        let mut stale: Vec<String> = Vec::new();
+        for (i, v) in plan.iter().enumerate() {
+            let r = &v.release;
+            let base = format!("{}/{}/", r.name, r.version);
+            fsx::safe_join(dir, &format!("{}{}", base, "plugin.toml"), false, false)?;
+            let mut sig_paths = Vec::new();
+            for (name, bytes) in &v.signatures {
+                fsx::write_atomic(dir, &format!("{}{}", base, name), bytes)?;
+                sig_paths.push(format!("{}{}", base, name));
+            }
+            fsx::write_atomic(dir, &format!("{}{}", base, v.facts.artifact_file), &v.wasm)?;
+            fsx::write_atomic(dir, &format!("{}plugin.toml", base), &v.manifest)?;
+            sig_paths.sort();
+            let previous = lock.plugins.get(&r.name).cloned();
+            if let Some(prev) = &previous {
+                if prev.version != r.version {
+                    stale.push(format!("{}/{}", prev.name, prev.version));
+                }
+            }
+            let requested = if i == 0 {
+                req.spec.clone()
+            } else {
+                previous.as_ref().map(|p| p.requested.clone()).unwrap_or_default()
+            };
+            let entry = Entry {
+                name: r.name.clone(),
+                version: r.version.clone(),
+                registry: self.verifier.url.clone(),
+                requested,
+                required_by: Vec::new(),
+                dependencies: v.facts.dependencies.clone(),
+                abi: r.abi.clone(),
+                manifest: format!("{}plugin.toml", base),
+                manifest_sha256: names::sha256_hex(&v.manifest),
+                manifest_size: v.manifest.len() as u64,
+                wasm: format!("{}{}", base, v.facts.artifact_file),
+                wasm_sha256: names::sha256_hex(&v.wasm),
+                wasm_size: v.wasm.len() as u64,
+                signatures: sig_paths,
+                signers: v.signers.iter().cloned().collect(),
+                permissions: v.facts.permissions.iter().cloned().collect(),
+                published_at: r.published_at.clone(),
+            };
+            lock.plugins.insert(r.name.clone(), entry);
+        }
+        recompute_required_by(&mut lock);
+        write_lockfile(dir, &lock)?;
+        // After the commit point: the previous versions' files the lockfile listed.
+        for rel in stale {
+            let _ = fsx::remove_tree_below(dir, &rel);
+        }
+        for v in &plan {
+            entries.push(lock.plugins[&v.release.name].clone());
+        }
+        Ok(entries)
+    }
+}
+
+fn recompute_required_by(lock: &mut Lockfile) {
+    let mut by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, e) in &lock.plugins {
+        for dep in e.dependencies.keys() {
+            by.entry(dep.clone()).or_default().insert(name.clone());
+        }
+    }
+    for (name, e) in lock.plugins.iter_mut() {
+        e.required_by = by.remove(name).map(|s| s.into_iter().collect()).unwrap_or_default();
+    }
+}
+
+/// The lockfile of `dir`, `None` when there is none.
+pub fn read_lockfile(dir: &Path) -> Result<Option<Lockfile>> {
+    match fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)? {
+        None => Ok(None),
+        Some(data) => Lockfile::parse(&data).map(Some),
+    }
+}
+
+fn write_lockfile(dir: &Path, lock: &Lockfile) -> Result<()> {
+    fsx::write_atomic(dir, LOCKFILE, &lock.to_bytes()).map(|_| ())
+}
+
+fn tampered(name: &str, what: String) -> Error {
+    Error::new(
+        Class::InstalledTampered,
+        format!("installed plugin {} was modified after installation: {}; reinstall it", name, what),
+    )
+}
+
+/// An installed plugin re-verified at load time: the bytes to hand to the engine.
+#[derive(Clone, Debug)]
+pub struct LoadedPlugin {
+    pub entry: Entry,
+    /// the signed manifest's facts (declared limits, permissions, exports)
+    pub facts: ManifestFacts,
+    pub wasm: Vec<u8>,
+}
+
+fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlugin> {
+    let name = &e.name;
+    let read = |rel: &str, size: u64, sha: &str, what: &str| -> Result<Vec<u8>> {
+        let data =
+            fsx::read_below(dir, rel, size)?.ok_or_else(|| tampered(name, format!("{} {} is missing", what, rel)))?;
+        if data.len() as u64 != size || names::sha256_hex(&data) != sha {
+            return Err(tampered(
+                name,
+                format!("{} {} does not match the sha256 and size the lockfile pins", what, rel),
+            ));
+        }
+        Ok(data)
+    };
+    let manifest = read(&e.manifest, e.manifest_size, &e.manifest_sha256, "manifest")?;
+    let wasm = read(&e.wasm, e.wasm_size, &e.wasm_sha256, "module")?;
+    let facts = ManifestFacts::parse(&manifest).map_err(|m| tampered(name, m))?;
+    let wasm_file = e.wasm.rsplit('/').next().unwrap_or("");
+    if facts.name != *name || facts.version != e.version {
+        return Err(tampered(name, format!("its manifest names {} {}", facts.name, facts.version)));
+    }
+    if facts.artifact_sha256 != e.wasm_sha256 || facts.artifact_size != e.wasm_size || facts.artifact_file != wasm_file
+    {
+        return Err(tampered(name, "its manifest pins another module".to_string()));
+    }
+    let mut sigs = Vec::new();
+    for rel in &e.signatures {
+        let data = fsx::read_below(dir, rel, SIG_CAP)?
+            .ok_or_else(|| tampered(name, format!("signature {} is missing", rel)))?;
+        sigs.push(data);
+    }
+    if let Some(root) = root {
+        // At load time the root's expiry is not the question (freshness belongs to sessions):
+        // the stored signatures and the delegation are re-checked under the trusted root.
+        let published = names::parse_time(&e.published_at);
+        root::verify_release_signatures(root, name, &manifest, &sigs, root.expires - 1, published).map_err(|err| {
+            Error::from_trust(
+                Class::InstalledTampered,
+                &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name),
+                err,
+            )
+        })?;
+    }
+    Ok(LoadedPlugin { entry: e.clone(), facts, wasm })
+}
+
+fn trusted_root(state_dir: Option<&Path>) -> Result<Option<Root>> {
+    match state_dir {
+        Some(s) => Ok(TrustState::load(s)?.map(|t| t.root)),
+        None => Ok(None),
+    }
+}
+
+/// Offline verification of an installed directory (FORMAT 2 section 8): the lockfile first,
+/// then no link anywhere below the directory, then every file re-hashed against the lockfile,
+/// the stored manifest naming the plugin and pinning the wasm, and, when `state_dir` holds a
+/// trusted root, the stored maintainer signatures re-verified. Returns the plugin names.
+pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<String>> {
+    let lock = match read_lockfile(dir)? {
+        None => return Ok(Vec::new()),
+        Some(l) => l,
+    };
+    let root = trusted_root(state_dir)?;
+    fsx::refuse_symlinks(dir)?;
+    for e in lock.plugins.values() {
+        verify_entry(dir, root.as_ref(), e)?;
+    }
+    Ok(lock.plugins.keys().cloned().collect())
+}
+
+/// Load one installed plugin for execution: its entry re-verified (as `verify_installed`)
+/// and the module's bytes, read once, returned. Hand `wasm` to the engine, never the path.
+pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<LoadedPlugin> {
+    let lock = read_lockfile(dir)?.unwrap_or_default();
+    let e = lock.plugins.get(name).ok_or_else(|| {
+        Error::new(
+            Class::NotFound,
+            format!("plugin {:?} is not installed in {}; install it first", name, dir.display()),
+        )
+    })?;
+    let root = trusted_root(state_dir)?;
+    fsx::refuse_symlinks(dir)?;
+    verify_entry(dir, root.as_ref(), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_by_lists_the_installed_plugins_that_depend_on_each() {
+        let mut lock = Lockfile::default();
+        let entry = |name: &str, deps: &[&str]| Entry {
+            name: name.into(),
+            version: "1.0.0".into(),
+            registry: "u".into(),
+            requested: String::new(),
+            required_by: vec!["stale".into()],
+            dependencies: deps.iter().map(|d| (d.to_string(), "^1".to_string())).collect(),
+            abi: "core".into(),
+            manifest: format!("{}/1.0.0/plugin.toml", name),
+            manifest_sha256: "a".repeat(64),
+            manifest_size: 1,
+            wasm: format!("{}/1.0.0/x.wasm", name),
+            wasm_sha256: "b".repeat(64),
+            wasm_size: 1,
+            signatures: vec![],
+            signers: vec![],
+            permissions: vec![],
+            published_at: "2026-01-01T00:00:00Z".into(),
+        };
+        lock.plugins.insert("app".into(), entry("app", &["lib", "util"]));
+        lock.plugins.insert("zed".into(), entry("zed", &["lib"]));
+        lock.plugins.insert("lib".into(), entry("lib", &[]));
+        lock.plugins.insert("util".into(), entry("util", &[]));
+        recompute_required_by(&mut lock);
+        assert_eq!(lock.plugins["lib"].required_by, vec!["app".to_string(), "zed".to_string()]);
+        assert_eq!(lock.plugins["util"].required_by, vec!["app".to_string()]);
+        assert!(lock.plugins["app"].required_by.is_empty());
+    }
+}

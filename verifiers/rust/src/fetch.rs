@@ -1,0 +1,316 @@
+//! Fetching. The host implements `Transport` (how bytes move); the verifier alone enforces
+//! the size cap and the deadline on what any transport returns: the body is read on a helper
+//! thread and handed over in chunks, so neither an endless body (`endless-data`) nor a
+//! stalled one (`slow-retrieval`) can hold the verifier beyond its cap or deadline, however
+//! the host's transport behaves.
+
+use crate::error::{Class, Error};
+use std::io::Read;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// What a transport returns for one GET.
+pub enum Response {
+    /// 404 / 410: the file does not exist (not an error for optional signature files).
+    NotFound,
+    /// 200: the body, read by the verifier under its cap and deadline.
+    Body(Box<dyn Read + Send>),
+}
+
+/// Why a transport could not deliver a response.
+#[derive(Debug)]
+pub enum TransportError {
+    /// connection refused, DNS, TLS, 5xx, a redirect, any other status: not an attack
+    Network(String),
+    /// the transport gave up on its own deadline
+    Timeout(String),
+}
+
+/// A host's way of getting bytes for a URL. `deadline` is advisory for the implementation
+/// (socket timeouts); the verifier enforces it regardless.
+pub trait Transport: Send + Sync {
+    fn get(&self, url: &str, deadline: Instant) -> Result<Response, TransportError>;
+}
+
+/// A transport bound to a base URL, with the verifier's enforcement around it.
+pub struct Fetcher {
+    transport: Arc<dyn Transport>,
+    base: String,
+    deadline: Instant,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+type Message = Result<Option<Vec<u8>>, TransportError>;
+
+impl Fetcher {
+    /// `base` is the registry URL (a trailing `/` is added when missing); every transfer of
+    /// the operation must end before `deadline`.
+    pub fn new(transport: Arc<dyn Transport>, base: &str, deadline: Instant) -> Fetcher {
+        let mut base = base.to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        Fetcher { transport, base, deadline }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET `path` relative to the base: `None` when it does not exist, else at most `cap`
+    /// bytes (more: `endless-data`), all received before the deadline (else `slow-retrieval`).
+    pub fn get(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>, Error> {
+        let url = self.url(path);
+        if Instant::now() >= self.deadline {
+            return Err(slow(&url));
+        }
+        // The whole transport call (connect, status line, body) runs on a detached helper
+        // thread: a transport that blocks cannot hold the verifier past the deadline. When the
+        // verifier gives up it drops the receiver; the helper stops at its next send.
+        let (tx, rx) = mpsc::sync_channel::<Message>(4);
+        let transport = Arc::clone(&self.transport);
+        let deadline = self.deadline;
+        let limit = cap.saturating_add(1);
+        let target = url.clone();
+        std::thread::spawn(move || pump(transport.as_ref(), &target, deadline, limit, &tx));
+        collect(&rx, deadline, cap, &url)
+    }
+}
+
+fn pump(transport: &dyn Transport, url: &str, deadline: Instant, limit: u64, tx: &mpsc::SyncSender<Message>) {
+    let body = match transport.get(url, deadline) {
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        Ok(Response::NotFound) => {
+            let _ = tx.send(Ok(None));
+            return;
+        }
+        Ok(Response::Body(body)) => body,
+    };
+    let mut body = body.take(limit);
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        match body.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Ok(Some(Vec::new())));
+                return;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Ok(Some(buf))).is_err() {
+                    return; // the verifier stopped listening
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let err = match e.kind() {
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                        TransportError::Timeout(e.to_string())
+                    }
+                    _ => TransportError::Network(e.to_string()),
+                };
+                let _ = tx.send(Err(err));
+                return;
+            }
+        }
+    }
+}
+
+fn slow(url: &str) -> Error {
+    Error::new(
+        Class::SlowRetrieval,
+        format!("slow retrieval attack: {} was not received before the operation's deadline; retry later or use another mirror", url),
+    )
+}
+
+fn collect(
+    rx: &mpsc::Receiver<Result<Option<Vec<u8>>, TransportError>>,
+    deadline: Instant,
+    cap: u64,
+    url: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let mut data: Vec<u8> = Vec::new();
+    let mut started = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left == Duration::ZERO {
+            return Err(slow(url));
+        }
+        match rx.recv_timeout(left) {
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(slow(url)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::new(Class::Network, format!("the transport for {} stopped without an answer", url)))
+            }
+            Ok(Err(TransportError::Timeout(_))) => return Err(slow(url)),
+            Ok(Err(TransportError::Network(msg))) => {
+                return Err(Error::new(
+                    Class::Network,
+                    format!("could not fetch {}: {}; check the registry URL and the network", url, msg),
+                ))
+            }
+            Ok(Ok(None)) if !started => return Ok(None),
+            Ok(Ok(None)) => unreachable!("NotFound after a body"),
+            Ok(Ok(Some(chunk))) => {
+                started = true;
+                if chunk.is_empty() {
+                    return Ok(Some(data));
+                }
+                data.extend_from_slice(&chunk);
+                if data.len() as u64 > cap {
+                    return Err(Error::new(
+                        Class::EndlessData,
+                        format!("endless data attack: {} is larger than its {} byte cap; nothing was used", url, cap),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// `file://` URLs (a local mirror of a site, tests, benchmarks). Missing files are `NotFound`.
+pub struct FileTransport;
+
+impl Transport for FileTransport {
+    fn get(&self, url: &str, _deadline: Instant) -> Result<Response, TransportError> {
+        let path = url
+            .strip_prefix("file://")
+            .ok_or_else(|| TransportError::Network(format!("{} is not a file:// URL", url)))?;
+        match std::fs::File::open(path) {
+            Ok(f) => Ok(Response::Body(Box::new(f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Response::NotFound),
+            Err(e) => Err(TransportError::Network(e.to_string())),
+        }
+    }
+}
+
+/// Blocking HTTP on ureq: no redirects (a registry is served from one origin), no
+/// decompression (`Accept-Encoding: identity`), socket timeouts from the deadline.
+#[cfg(feature = "http")]
+pub struct HttpTransport {
+    agent: ureq::Agent,
+}
+
+#[cfg(feature = "http")]
+impl HttpTransport {
+    pub fn new() -> HttpTransport {
+        HttpTransport { agent: ureq::AgentBuilder::new().redirects(0).user_agent("registry-verifier (rust)").build() }
+    }
+}
+
+#[cfg(feature = "http")]
+impl Default for HttpTransport {
+    fn default() -> Self {
+        HttpTransport::new()
+    }
+}
+
+#[cfg(feature = "http")]
+impl Transport for HttpTransport {
+    fn get(&self, url: &str, deadline: Instant) -> Result<Response, TransportError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left == Duration::ZERO {
+            return Err(TransportError::Timeout(format!("no time left for {}", url)));
+        }
+        match self.agent.get(url).set("Accept-Encoding", "identity").timeout(left).call() {
+            Ok(resp) if resp.status() == 200 => Ok(Response::Body(Box::new(resp.into_reader()))),
+            Ok(resp) => {
+                Err(TransportError::Network(format!("HTTP status {} (redirects are not followed)", resp.status())))
+            }
+            Err(ureq::Error::Status(404, _)) | Err(ureq::Error::Status(410, _)) => Ok(Response::NotFound),
+            Err(ureq::Error::Status(code, _)) => Err(TransportError::Network(format!("HTTP status {}", code))),
+            Err(ureq::Error::Transport(t)) => {
+                let text = t.to_string();
+                if text.contains("timed out") || text.contains("Timeout") {
+                    Err(TransportError::Timeout(text))
+                } else {
+                    Err(TransportError::Network(text))
+                }
+            }
+        }
+    }
+}
+
+/// The transport for a registry URL: `file://` locally, `http(s)://` through ureq.
+pub fn default_transport(url: &str) -> Result<Arc<dyn Transport>, Error> {
+    if url.starts_with("file://") {
+        return Ok(Arc::new(FileTransport));
+    }
+    #[cfg(feature = "http")]
+    {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(Arc::new(HttpTransport::new()));
+        }
+    }
+    Err(Error::new(
+        Class::Network,
+        format!("registry URL {:?} has no transport here (file://, or http(s):// with the `http` feature)", url),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    struct Endless;
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for b in buf.iter_mut() {
+                *b = b'x';
+            }
+            Ok(buf.len())
+        }
+    }
+
+    struct Stalled;
+    impl Read for Stalled {
+        fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+    }
+
+    struct Serve(&'static str);
+    impl Transport for Serve {
+        fn get(&self, _url: &str, _deadline: Instant) -> Result<Response, TransportError> {
+            match self.0 {
+                "endless" => Ok(Response::Body(Box::new(Endless))),
+                "stalled" => Ok(Response::Body(Box::new(Stalled))),
+                "hang" => {
+                    std::thread::sleep(Duration::from_secs(3600));
+                    Ok(Response::NotFound)
+                }
+                "404" => Ok(Response::NotFound),
+                "500" => Err(TransportError::Network("HTTP status 500".into())),
+                _ => Ok(Response::Body(Box::new(io::Cursor::new(b"hello".to_vec())))),
+            }
+        }
+    }
+
+    fn fetch(kind: &'static str, cap: u64, deadline: Duration) -> Result<Option<Vec<u8>>, Error> {
+        Fetcher::new(Arc::new(Serve(kind)), "http://x", Instant::now() + deadline).get("f", cap)
+    }
+
+    #[test]
+    fn an_endless_body_stops_at_the_cap_whatever_the_transport() {
+        assert_eq!(fetch("endless", 1000, Duration::from_secs(60)).unwrap_err().class, Class::EndlessData);
+    }
+
+    #[test]
+    fn a_stalled_body_or_a_hanging_transport_ends_at_the_deadline() {
+        // the deadline is short and the transport sleeps for an hour: no timing luck involved
+        assert_eq!(fetch("stalled", 1000, Duration::from_millis(200)).unwrap_err().class, Class::SlowRetrieval);
+        assert_eq!(fetch("hang", 1000, Duration::from_millis(200)).unwrap_err().class, Class::SlowRetrieval);
+    }
+
+    #[test]
+    fn exact_sizes_pass_and_one_byte_more_is_refused() {
+        assert_eq!(fetch("ok", 5, Duration::from_secs(60)).unwrap().unwrap(), b"hello");
+        assert_eq!(fetch("ok", 4, Duration::from_secs(60)).unwrap_err().class, Class::EndlessData);
+        assert_eq!(fetch("404", 4, Duration::from_secs(60)).unwrap(), None);
+        assert_eq!(fetch("500", 4, Duration::from_secs(60)).unwrap_err().class, Class::Network);
+    }
+}

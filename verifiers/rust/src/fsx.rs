@@ -1,0 +1,225 @@
+//! File system operations below a plugin directory that never follow a symbolic link: every
+//! component below the directory is checked with lstat, files are opened with O_NOFOLLOW and
+//! created with O_EXCL, and replaced by rename (which replaces a name, never follows it).
+//! A link anywhere below the directory is `unsafe-path`.
+
+use crate::error::{Class, Error};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+fn unsafe_path(path: &Path, what: &str) -> Error {
+    Error::new(
+        Class::UnsafePath,
+        format!(
+            "unsafe path: {} {}; the verifier never follows links below the plugin directory, remove it and reinstall",
+            path.display(),
+            what
+        ),
+    )
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return unsafe_path(path, "is a symbolic link");
+    }
+    Error::new(Class::Network, format!("{}: {}; check the directory's permissions and free space", path.display(), e))
+}
+
+/// `dir/rel` after checking every component of `rel` below `dir` with lstat: links are
+/// refused; a missing component is created as a directory when `create` (the last one only
+/// when `last_is_dir`).
+pub fn safe_join(dir: &Path, rel: &str, create: bool, last_is_dir: bool) -> Result<PathBuf, Error> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let mut path = dir.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() || *part == "." || *part == ".." {
+            return Err(unsafe_path(&path.join(part), "is not a plain name"));
+        }
+        path.push(part);
+        let last = i + 1 == parts.len();
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(unsafe_path(&path, "is a symbolic link")),
+            Ok(meta) if !last || last_is_dir => {
+                if !meta.is_dir() {
+                    return Err(unsafe_path(&path, "is not a directory"));
+                }
+            }
+            Ok(meta) => {
+                if !meta.is_file() {
+                    return Err(unsafe_path(&path, "is not a regular file"));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if create && (!last || last_is_dir) {
+                    match fs::create_dir(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            return Err(unsafe_path(&path, "appeared while it was being created"))
+                        }
+                        Err(e) => return Err(io_error(&path, e)),
+                    }
+                }
+            }
+            Err(e) => return Err(io_error(&path, e)),
+        }
+    }
+    Ok(path)
+}
+
+/// The first symbolic link anywhere below `dir` (depth first, never following one), if any.
+pub fn find_symlink(dir: &Path) -> Result<Option<PathBuf>, Error> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d == dir => return Ok(None),
+            Err(e) => return Err(io_error(&d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&d, e))?;
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+            if kind.is_symlink() {
+                return Ok(Some(entry.path()));
+            }
+            if kind.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Refuse a directory with a symbolic link anywhere below it.
+pub fn refuse_symlinks(dir: &Path) -> Result<(), Error> {
+    match find_symlink(dir)? {
+        Some(link) => Err(unsafe_path(&link, "is a symbolic link")),
+        None => Ok(()),
+    }
+}
+
+/// Remove the folder `dir/rel` and everything in it (links are removed, never followed).
+pub fn remove_tree_below(dir: &Path, rel: &str) -> Result<(), Error> {
+    let path = safe_join(dir, rel, false, true)?;
+    match fs::remove_dir_all(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&path, e)),
+    }
+}
+
+/// Read a regular file below `dir` without following links, at most `cap` bytes.
+pub fn read_below(dir: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, Error> {
+    let path = safe_join(dir, rel, false, false)?;
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(&path, e)),
+    };
+    let mut data = Vec::new();
+    file.take(cap.saturating_add(1)).read_to_end(&mut data).map_err(|e| io_error(&path, e))?;
+    Ok(Some(data))
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{}-{}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Write `data` to `dir/rel` atomically: a `.part-*` file in the same directory (O_EXCL,
+/// O_NOFOLLOW), fsync, rename over the name, fsync the directory.
+pub fn write_atomic(dir: &Path, rel: &str, data: &[u8]) -> Result<PathBuf, Error> {
+    let target = safe_join(dir, rel, true, false)?;
+    let parent = target.parent().expect("below dir").to_path_buf();
+    let tmp = parent.join(format!(".part-{}", unique_suffix()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f =
+            OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o644).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &target)?;
+        File::open(&parent)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error(&target, e));
+    }
+    Ok(target)
+}
+
+/// Remove `dir/rel` (a file) if it is there and is not reached through a link.
+pub fn remove_below(dir: &Path, rel: &str) -> Result<(), Error> {
+    let path = safe_join(dir, rel, false, false)?;
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(&path, e)),
+    }
+}
+
+/// An exclusive flock on `<dir>/.registry-tool.lck`, released on drop.
+pub struct DirLock {
+    _file: File,
+}
+
+pub const LOCK_FILE: &str = ".registry-tool.lck";
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
+        let path = safe_join(dir, LOCK_FILE, false, false)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| io_error(&path, e))?;
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io_error(&path, std::io::Error::last_os_error()));
+        }
+        Ok(DirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rv-fsx-{}-{}", tag, unique_suffix()));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_link_below_the_directory_is_never_followed() {
+        let dir = tempdir("link");
+        let outside = tempdir("outside");
+        std::os::unix::fs::symlink(&outside, dir.join("plugin")).unwrap();
+        let err = write_atomic(&dir, "plugin/1.0.0/x.wasm", b"x").unwrap_err();
+        assert_eq!(err.class, Class::UnsafePath);
+        assert!(fs::read_dir(&outside).unwrap().next().is_none(), "nothing was written outside");
+        assert_eq!(read_below(&dir, "plugin/1.0.0/x.wasm", 10).unwrap_err().class, Class::UnsafePath);
+        fs::create_dir_all(dir.join("p2/1.0.0")).unwrap();
+        std::os::unix::fs::symlink(outside.join("f"), dir.join("p2/1.0.0/f.wasm")).unwrap();
+        assert_eq!(read_below(&dir, "p2/1.0.0/f.wasm", 10).unwrap_err().class, Class::UnsafePath);
+        assert_eq!(write_atomic(&dir, "p2/1.0.0/f.wasm", b"x").unwrap_err().class, Class::UnsafePath);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_part_files() {
+        let dir = tempdir("write");
+        write_atomic(&dir, "a/1.0.0/f", b"one").unwrap();
+        write_atomic(&dir, "a/1.0.0/f", b"two").unwrap();
+        assert_eq!(read_below(&dir, "a/1.0.0/f", 10).unwrap().unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.join("a/1.0.0")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f")]);
+        assert_eq!(safe_join(&dir, "a/../x", false, false).unwrap_err().class, Class::UnsafePath);
+    }
+}

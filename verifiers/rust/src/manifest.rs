@@ -1,0 +1,231 @@
+//! The facts a verifier takes from a maintainer-signed `plugin.toml` (docs/manifest.md). The
+//! signed manifest, not the registry's plugin document, decides a release's identity,
+//! artifact pin, ABI, host range, exports, permissions and dependencies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use toml::Value as Toml;
+
+/// A manifest larger than this is refused before parsing (the build's own cap is far lower).
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestFacts {
+    pub name: String,
+    pub version: String,
+    pub abi: Option<String>,
+    /// `[compatibility] host`, or `>=<min_host_version>`; None when neither is given.
+    pub host: Option<String>,
+    pub artifact_file: String,
+    pub artifact_sha256: String,
+    pub artifact_size: u64,
+    pub exports: Vec<String>,
+    /// permission names set to true
+    pub permissions: BTreeSet<String>,
+    pub dependencies: BTreeMap<String, String>,
+    /// `[limits]` the manifest declares: fuel, memory in bytes, wall_time in milliseconds
+    pub fuel: Option<i64>,
+    pub memory: Option<i64>,
+    pub wall_time_ms: Option<i64>,
+}
+
+/// A number with an optional unit: `^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$`.
+fn number_unit(text: &str) -> Option<(f64, String)> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim_start());
+    let mut parts = num.split('.');
+    let int_ok = parts.next().map_or(false, |p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+    let frac_ok = parts.next().map_or(true, |p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+    if !int_ok || !frac_ok || parts.next().is_some() || !unit.bytes().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    Some((num.parse().ok()?, unit.to_ascii_lowercase()))
+}
+
+/// Bytes of a size: an integer, or a number with B, KB/MB/GB (1000^n), KiB/MiB/GiB (1024^n).
+pub fn parse_size(v: &Toml) -> Option<i64> {
+    match v {
+        Toml::Integer(n) if *n >= 0 => Some(*n),
+        Toml::String(s) => {
+            let (n, unit) = number_unit(s)?;
+            let factor: f64 = match unit.as_str() {
+                "" | "b" => 1.0,
+                "kb" => 1e3,
+                "mb" => 1e6,
+                "gb" => 1e9,
+                "kib" => 1024.0,
+                "mib" => 1048576.0,
+                "gib" => 1073741824.0,
+                _ => return None,
+            };
+            Some((n * factor) as i64)
+        }
+        _ => None,
+    }
+}
+
+/// Milliseconds of a duration: a number of seconds, or a number with ms, s, m, h, d, w.
+pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
+    let secs = match v {
+        Toml::Integer(n) if *n >= 0 => *n as f64,
+        Toml::Float(f) if *f >= 0.0 => *f,
+        Toml::String(s) => {
+            let (n, unit) = number_unit(s)?;
+            let factor = match unit.as_str() {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "d" => 86400.0,
+                "w" => 604800.0,
+                _ => return None,
+            };
+            n * factor
+        }
+        _ => return None,
+    };
+    Some((secs * 1000.0).round() as i64)
+}
+
+fn parse_toml(data: &[u8]) -> Result<Toml, String> {
+    if data.len() > MAX_MANIFEST_BYTES {
+        return Err("plugin.toml is larger than 1 MiB".into());
+    }
+    let text = std::str::from_utf8(data).map_err(|_| "plugin.toml is not UTF-8".to_string())?;
+    text.parse::<Toml>().map_err(|e| format!("plugin.toml is not valid TOML ({})", e))
+}
+
+fn table<'a>(doc: &'a Toml, key: &str) -> Result<Option<&'a toml::value::Table>, String> {
+    match doc.get(key) {
+        None => Ok(None),
+        Some(Toml::Table(t)) => Ok(Some(t)),
+        Some(_) => Err(format!("plugin.toml [{}] is not a table", key)),
+    }
+}
+
+fn string(t: &toml::value::Table, table: &str, key: &str) -> Result<String, String> {
+    match t.get(key) {
+        Some(Toml::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("plugin.toml {}.{} is not a string", table, key)),
+        None => Err(format!("plugin.toml lacks {}.{}", table, key)),
+    }
+}
+
+fn opt_string(t: &toml::value::Table, table: &str, key: &str) -> Result<Option<String>, String> {
+    match t.get(key) {
+        None => Ok(None),
+        Some(_) => string(t, table, key).map(Some),
+    }
+}
+
+/// `[<table>] name` and `version` (both strings) of a plugin.toml or yank.toml.
+pub fn name_and_version(data: &[u8], table_name: &str) -> Result<(String, String), String> {
+    let doc = parse_toml(data)?;
+    let t = table(&doc, table_name)?.ok_or_else(|| format!("the file lacks a [{}] table", table_name))?;
+    Ok((string(t, table_name, "name")?, string(t, table_name, "version")?))
+}
+
+impl ManifestFacts {
+    pub fn parse(data: &[u8]) -> Result<ManifestFacts, String> {
+        let doc = parse_toml(data)?;
+        let plugin = table(&doc, "plugin")?.ok_or("plugin.toml lacks [plugin]")?;
+        let artifact = table(&doc, "artifact")?.ok_or("plugin.toml lacks [artifact]")?;
+        let mut host = match table(&doc, "compatibility")? {
+            Some(c) => opt_string(c, "compatibility", "host")?,
+            None => None,
+        };
+        if host.is_none() {
+            host = opt_string(plugin, "plugin", "min_host_version")?.map(|v| format!(">={}", v));
+        }
+        let size = match artifact.get("size") {
+            Some(Toml::Integer(n)) if *n >= 0 => *n as u64,
+            _ => return Err("plugin.toml artifact.size is not a non-negative integer".into()),
+        };
+        let exports = match table(&doc, "exports")? {
+            None => Vec::new(),
+            Some(e) => match e.get("functions") {
+                None => Vec::new(),
+                Some(Toml::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned).ok_or("plugin.toml exports.functions has a non-string"))
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err("plugin.toml exports.functions is not an array".into()),
+            },
+        };
+        let mut permissions = BTreeSet::new();
+        if let Some(p) = table(&doc, "permissions")? {
+            for (k, v) in p {
+                match v {
+                    Toml::Boolean(true) => {
+                        permissions.insert(k.clone());
+                    }
+                    Toml::Boolean(false) => {}
+                    _ => return Err(format!("plugin.toml permissions.{} is not a boolean", k)),
+                }
+            }
+        }
+        let mut dependencies = BTreeMap::new();
+        if let Some(d) = table(&doc, "dependencies")? {
+            for (k, v) in d {
+                let range = v.as_str().ok_or_else(|| format!("plugin.toml dependencies.{} is not a string", k))?;
+                dependencies.insert(k.clone(), range.to_owned());
+            }
+        }
+        let (mut fuel, mut memory, mut wall_time_ms) = (None, None, None);
+        if let Some(l) = table(&doc, "limits")? {
+            if let Some(v) = l.get("fuel") {
+                fuel = Some(
+                    v.as_integer()
+                        .filter(|n| *n >= 0)
+                        .ok_or("plugin.toml limits.fuel is not a non-negative integer")?,
+                );
+            }
+            if let Some(v) = l.get("memory") {
+                memory = Some(parse_size(v).ok_or("plugin.toml limits.memory is not a size")?);
+            }
+            if let Some(v) = l.get("wall_time") {
+                wall_time_ms = Some(parse_duration_ms(v).ok_or("plugin.toml limits.wall_time is not a duration")?);
+            }
+        }
+        Ok(ManifestFacts {
+            name: string(plugin, "plugin", "name")?,
+            version: string(plugin, "plugin", "version")?,
+            abi: opt_string(plugin, "plugin", "abi")?,
+            host,
+            artifact_file: string(artifact, "artifact", "file")?,
+            artifact_sha256: string(artifact, "artifact", "sha256")?.to_ascii_lowercase(),
+            artifact_size: size,
+            exports,
+            permissions,
+            dependencies,
+            fuel,
+            memory,
+            wall_time_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_follow_the_manifest_units() {
+        let s = |t: &str| parse_size(&Toml::String(t.into()));
+        assert_eq!(s("16MiB"), Some(16 * 1024 * 1024));
+        assert_eq!(s("1GB"), Some(1_000_000_000));
+        assert_eq!(s("512 kib"), Some(512 * 1024));
+        assert_eq!(s("4096"), Some(4096));
+        assert_eq!(s("1.5KiB"), Some(1536));
+        assert_eq!(s("16 MiBs"), None);
+        assert_eq!(s("-1"), None);
+        assert_eq!(parse_size(&Toml::Integer(7)), Some(7));
+        let d = |t: &str| parse_duration_ms(&Toml::String(t.into()));
+        assert_eq!(d("2s"), Some(2000));
+        assert_eq!(d("500ms"), Some(500));
+        assert_eq!(d("1.5m"), Some(90_000));
+        assert_eq!(d("2"), None);
+        assert_eq!(parse_duration_ms(&Toml::Integer(3)), Some(3000));
+        assert_eq!(parse_duration_ms(&Toml::Float(0.25)), Some(250));
+    }
+}
