@@ -33,6 +33,7 @@ from semantic_version import Version
 from registry_tool.client.errors import (
     DigestMismatchError,
     FetchError,
+    InstalledFileTamperedError,
     LockfileMismatchError,
     NoMatchingVersionError,
     NotFoundError,
@@ -727,15 +728,22 @@ def _verify_installed_signatures(
     root = state.root
     manifest = installed_manifest(dest, entry)
     published = parse_time_strict(entry.published_at) if entry.published_at else None
-    verify_release_signatures(
-        root,
-        entry.name,
-        manifest,
-        installed_signatures(dest, entry),
-        min(now, root.expires - timedelta(seconds=1)),
-        published_at=published,
-        where=str(dest / entry.manifest),
-    )
+    try:
+        verify_release_signatures(
+            root,
+            entry.name,
+            manifest,
+            installed_signatures(dest, entry),
+            min(now, root.expires - timedelta(seconds=1)),
+            published_at=published,
+            where=str(dest / entry.manifest),
+        )
+    except CheckFailed as err:  # the installed manifest or signatures were rewritten
+        raise InstalledFileTamperedError(
+            f"{entry.name} {entry.version}: the stored maintainer signature does not verify ({err.what})",
+            where=str(dest / entry.manifest),
+            fix=f"reinstall it: registry-tool client install {entry.name}@{entry.version} --locked",
+        ) from None
 
 
 def load_plugin_bytes(dest: Path, name: str) -> bytes:
