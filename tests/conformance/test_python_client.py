@@ -20,10 +20,7 @@ SUITE = Path(__file__).resolve().parents[2] / "conformance"
 MODULE = "registry_tool.client.conformance"
 
 
-KNOWN_FAILURES: dict[str, str] = {
-    "release-wasm-of-other-release": "another release's module is reported as digest-mismatch; the suite "
-    "(decision 11.6 as revised) expects mix-and-match",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.skipif(importlib.util.find_spec(MODULE) is None, reason=f"{MODULE} is not part of this tree")
