@@ -6,6 +6,10 @@ Each script measures its own peer side by side in the same run and prints ratios
 - bench_build.py  full build vs the hashing + signature-verification floor, incremental rebuild,
                   the python-tuf peer (1k and 10k releases)
 - bench_ci.py     `ci check` cost on a small vs a large index (O(changed))
+- bench_scale.py  format 2 vs format 1 from 100 to 100k releases (install, update, search, rebuild)
+- bench_perf.py   CLI start-up vs `python -c pass`, a 32 MiB signature vs `minisign -V`, verifying
+                  a site and `client verify` vs their hashing + Ed25519 floor, install into a full
+                  folder vs an empty one
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_smoke.py", "bench_build.py", "bench_ci.py"]
+SCRIPTS = ["bench_smoke.py", "bench_build.py", "bench_ci.py", "bench_scale.py", "bench_perf.py"]
 
 
 def machine() -> str:

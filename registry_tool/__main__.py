@@ -1,3 +1,3 @@
-from registry_tool._cli import main
+from registry_tool._launch import main
 
 main()

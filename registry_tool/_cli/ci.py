@@ -13,7 +13,7 @@ from registry_tool._cli import FormatOption, handle_errors
 from registry_tool.errors import RegistryToolError
 from registry_tool.report import OutputFormat
 
-ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True)
+ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @ci_app.command("check")

@@ -19,6 +19,7 @@ from registry_tool.report import OutputFormat
 client_app = typer.Typer(
     help="Install plugins from a registry, verifying every signature and digest on the way.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 JSON_FORMAT_VERSION = 1

@@ -25,8 +25,12 @@ Expires = Annotated[
     str | None, typer.Option("--expires", help="Expiry: a duration from now (365d) or 2027-11-21T00:00:00Z.")
 ]
 
-key_app = typer.Typer(help="Generate and inspect minisign-compatible keys.", no_args_is_help=True)
-root_app = typer.Typer(help="Edit, sign and verify the registry's root metadata.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Generate and inspect minisign-compatible keys.", no_args_is_help=True, rich_markup_mode=None
+)
+root_app = typer.Typer(
+    help="Edit, sign and verify the registry's root metadata.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -99,7 +103,12 @@ def sign(
 
 @handle_errors
 def verify(
-    path: Annotated[Path, typer.Argument(help="The signed file, or a release directory with --root.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The signed file; with --root a release directory, or an index or site (every release)."
+        ),
+    ],
     pubkey: Annotated[
         str | None, typer.Option("--pubkey", "-p", help="Public key file or base64 key.")
     ] = None,
@@ -126,6 +135,13 @@ def verify(
 
     if (pubkey is None) == (root is None):
         raise UsageError("give exactly one of --pubkey and --root", fix="see `registry-tool verify --help`")
+    if root is not None and path.is_dir() and not (path / "plugin.toml").is_file():
+        # A folder of releases (an index, a site, plugins/ or plugins/<name>): one root walk for all.
+        from registry_tool.trust.check import verify_releases
+
+        if published_at is not None:
+            raise UsageError("--published-at applies to one release", fix="give a release directory")
+        emit(verify_releases(path, root, _now(), trusted=trusted), fmt)
     if root is not None:
         from registry_tool.trust.check import verify_release_dir
         from registry_tool.trust.root import parse_time

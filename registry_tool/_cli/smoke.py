@@ -40,7 +40,7 @@ def smoke(
         ),
     ] = None,
 ) -> None:
-    """Run every plugin's \\[\\[tests]] in the sandbox (fuel, memory, time and process limits).
+    """Run every plugin's [[tests]] in the sandbox (fuel, memory, time and process limits).
 
     Exit 0 when every test ends as expected, 1 when any does not, 2 on usage errors.
     """

@@ -33,6 +33,7 @@ from semantic_version import Version
 from registry_tool.client.errors import (
     DigestMismatchError,
     FetchError,
+    InstalledFileTamperedError,
     LockfileMismatchError,
     NoMatchingVersionError,
     NotFoundError,
@@ -810,6 +811,7 @@ def verify_installed(
     report = Report(command="client verify")
     lock = read_lockfile(dest)
     store = StateStore(state_dir) if state_dir is not None else None
+    states: dict[str, TrustState | None] = {}  # one load (and one root parse) per registry
     for name in list(names) or sorted(lock.plugins):
         entry = lock.plugins.get(name)
         result = CheckResult(subject=name, file=str(dest / LOCKFILE))
@@ -821,7 +823,7 @@ def verify_installed(
                 result.data = entry.to_json()
                 verify_entry(dest, entry)
                 if store is not None:
-                    _verify_installed_signatures(dest, entry, store, clock(), result)
+                    _verify_installed_signatures(dest, entry, store, clock(), result, states)
         except RegistryToolError as err:
             result.findings.append(Finding.from_error(err))
         report.results.append(result)
@@ -848,9 +850,16 @@ def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateSt
 
 
 def _verify_installed_signatures(
-    dest: Path, entry: LockedPlugin, store: StateStore, now: datetime, result: CheckResult
+    dest: Path,
+    entry: LockedPlugin,
+    store: StateStore,
+    now: datetime,
+    result: CheckResult,
+    states: dict[str, TrustState | None],
 ) -> None:
-    state = store.load(entry.registry)
+    if entry.registry not in states:
+        states[entry.registry] = store.load(entry.registry)
+    state = states[entry.registry]
     if state is None:
         result.findings.append(
             Finding(
@@ -864,15 +873,22 @@ def _verify_installed_signatures(
     root = state.root
     manifest = installed_manifest(dest, entry)
     published = parse_time_strict(entry.published_at) if entry.published_at else None
-    verify_release_signatures(
-        root,
-        entry.name,
-        manifest,
-        installed_signatures(dest, entry),
-        min(now, root.expires - timedelta(seconds=1)),
-        published_at=published,
-        where=str(dest / entry.manifest),
-    )
+    try:
+        verify_release_signatures(
+            root,
+            entry.name,
+            manifest,
+            installed_signatures(dest, entry),
+            min(now, root.expires - timedelta(seconds=1)),
+            published_at=published,
+            where=str(dest / entry.manifest),
+        )
+    except CheckFailed as err:  # the installed manifest or signatures were rewritten
+        raise InstalledFileTamperedError(
+            f"{entry.name} {entry.version}: the stored maintainer signature does not verify ({err.what})",
+            where=str(dest / entry.manifest),
+            fix=f"reinstall it: registry-tool client install {entry.name}@{entry.version} --locked",
+        ) from None
 
 
 def load_plugin_bytes(dest: Path, name: str) -> bytes:

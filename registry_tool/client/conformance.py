@@ -46,6 +46,7 @@ CLASSES = frozenset(
         "maintainer-signature",
         "path-traversal",
         "unsafe-path",
+        "undeclared-import",
         "not-found",
         "no-matching-version",
         "bad-requirement",

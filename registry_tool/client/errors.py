@@ -122,7 +122,7 @@ class DigestMismatchError(ClientError):
 class UngrantedImportError(ClientError):
     """The module imports host functions the permissions its signed manifest declares do not cover."""
 
-    code = "import-not-granted"
+    code = "undeclared-import"
 
 
 class DeadlineExceededError(FetchError):

@@ -19,7 +19,6 @@ trusted for them); the wasm must match both the manifest and the entry.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,7 +38,7 @@ from registry_tool.client.errors import (
     WrongSoftwareError,
 )
 from registry_tool.errors import CheckFailed
-from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument
+from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, toml
 from registry_tool.trust import (
     Root,
     UnauthorizedSignerError,
@@ -227,7 +226,7 @@ class ManifestFacts:
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
         try:
-            raw = tomllib.loads(data.decode("utf-8"))
+            raw = toml.loads(data.decode("utf-8"))
             plugin, artifact = raw["plugin"], raw["artifact"]
             perms = raw.get("permissions", {})
             host = raw.get("compatibility", {}).get("host")
@@ -250,12 +249,12 @@ class ManifestFacts:
             )
         except (
             UnicodeDecodeError,
-            tomllib.TOMLDecodeError,
+            toml.TOMLDecodeError,
             KeyError,
             TypeError,
             ValueError,
             AttributeError,
-            RecursionError,  # tomllib recurses into nested arrays and inline tables
+            RecursionError,  # the parser recurses into nested arrays and inline tables
         ) as e:
             raise MalformedRegistryError(
                 f"plugin.toml lacks a readable [plugin] name/version or [artifact] pin ({e})",

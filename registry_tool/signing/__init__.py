@@ -13,8 +13,10 @@ from registry_tool.signing.minisign import (
     WrongPassphraseError,
     format_key_id,
     parse_key_id,
+    prehash_file,
     sign_bytes,
     verify_bytes,
+    verify_file,
     verify_parsed,
 )
 from registry_tool.signing.release import (
@@ -55,6 +57,7 @@ __all__ = [
     "manifest_identity",
     "parse_key_id",
     "pin_artifact",
+    "prehash_file",
     "read_signatures",
     "release_trusted_comment",
     "sign_bytes",
@@ -63,5 +66,6 @@ __all__ = [
     "sign_yank",
     "signature_paths",
     "verify_bytes",
+    "verify_file",
     "verify_parsed",
 ]

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.report import CheckResult, Finding, Report, Severity
-from registry_tool.signing.minisign import PublicKey, verify_bytes
+from registry_tool.signing.minisign import PublicKey
+from registry_tool.signing.minisign import verify_file as verify_signed_file
 from registry_tool.signing.release import (
     MANIFEST,
     YANK,
+    ParsedIdentity,
     artifact_path,
-    check_artifact_pin,
+    check_artifact_doc,
+    identity_from_doc,
     keyed_signature_path,
-    manifest_identity,
+    parse_signed_toml,
     read_signatures,
     signature_paths,
 )
 from registry_tool.trust.editing import verify_root_dir
-from registry_tool.trust.root import format_time, verify_release_signatures, verify_yank_signatures
+from registry_tool.trust.root import Root, format_time, verify_release_signatures, verify_yank_signatures
 
 
 def verify_file(
@@ -37,9 +41,9 @@ def verify_file(
     if not sig_path.is_file():
         raise UsageError(f"signature {sig_path} does not exist", fix="give the signature with --sig")
     try:
-        verified = verify_bytes(
+        verified = verify_signed_file(
             public_key,
-            path.read_bytes(),
+            path,
             sig_path.read_bytes(),
             allow_legacy=allow_legacy,
             where=str(sig_path),
@@ -69,35 +73,102 @@ def verify_release_dir(
     if release_dir.name == MANIFEST:
         release_dir = release_dir.parent
     manifest = release_dir / MANIFEST
-    result = CheckResult(subject=str(release_dir), file=str(manifest))
     if not manifest.is_file():
         raise UsageError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
     try:
         root = verify_root_dir(root_dir, now, trusted=trusted)
+    except CheckFailed as err:
+        result = CheckResult(subject=str(release_dir), file=str(manifest))
+        result.findings.append(Finding.from_error(err))
+        return result
+    return verify_release(root, release_dir, now, published_at=published_at)
+
+
+def verify_releases(path: Path, root_dir: Path, now: datetime, *, trusted: Path | None = None) -> Report:
+    """Every release under an index or site folder (or its plugins/ or plugins/<name>/ folder).
+
+    The root chain is walked once for all of them and each manifest is parsed once, so the cost
+    is the hashing and the signature checks; one result per release (or one for the root chain
+    when it does not verify).
+    """
+    releases = release_dirs(path)
+    try:
+        root = verify_root_dir(root_dir, now, trusted=trusted)
+    except CheckFailed as err:
+        result = CheckResult(subject=str(root_dir), file=str(root_dir))
+        result.findings.append(Finding.from_error(err))
+        return Report("verify", [result])
+    return Report(
+        "verify",
+        [
+            verify_release(root, release, now, location=(release.parent.name, release.name))
+            for release in releases
+        ],
+    )
+
+
+def release_dirs(path: Path) -> list[Path]:
+    """``plugins/<name>/<version>/`` folders under ``path``, sorted (an index, a site, plugins/, a plugin)."""
+    if (path / "plugins").is_dir():
+        path = path / "plugins"
+    if path.name == "plugins":
+        plugins = sorted(p for p in path.iterdir() if p.is_dir())
+    elif path.parent.name == "plugins" and path.is_dir():
+        plugins = [path]
+    else:
+        raise UsageError(
+            f"{path} is not a release, a plugin folder, a plugins/ folder, an index or a site",
+            fix="give plugins/<name>/<version>, plugins/<name>, plugins/ or the folder holding plugins/",
+        )
+    return [v for plugin in plugins for v in sorted(plugin.iterdir()) if v.is_dir()]
+
+
+def verify_release(
+    root: Root,
+    release_dir: Path,
+    now: datetime,
+    *,
+    published_at: datetime | None = None,
+    location: tuple[str, str] | None = None,
+) -> CheckResult:
+    """One release against an already verified root: maintainer signatures, artifact pin and yank.
+
+    ``location``: the (name, version) folder names the release is served under, when the caller
+    listed them under plugins/ (else they are read from the resolved path).
+    """
+    manifest = release_dir / MANIFEST
+    result = CheckResult(subject=str(release_dir), file=str(manifest))
+    try:
+        if not manifest.is_file():
+            raise CheckFailed(f"no {MANIFEST} in {release_dir}", where=str(release_dir), fix="restore it")
         data = manifest.read_bytes()
-        name, version = manifest_identity(data, where=str(manifest))
-        served_as = _check_location(release_dir, version, str(manifest)) or name
+        # One parse serves the identity, the signature checks and the artifact pin.
+        doc = parse_signed_toml(data, where=str(manifest))
+        name, version = identity_from_doc(doc, where=str(manifest))
+        served_as = _check_location(release_dir, version, str(manifest), location) or name
+        sig_files = signature_paths(manifest)  # listed once: read here, named in the report
         signers = verify_release_signatures(
             root,
             served_as,
             data,
-            read_signatures(manifest),
+            [f.read_text(encoding="utf-8", errors="surrogateescape") for f in sig_files],
             now,
             published_at=published_at,
             where=str(manifest),
+            identity=ParsedIdentity(name, version, data),
         )
-        doc_file = _artifact_file(data)
+        doc_file = _artifact_file(doc)
         wasm = artifact_path(release_dir, doc_file, where=str(manifest))
         if not wasm.is_file():
             raise CheckFailed(f"artifact {wasm} is missing", where=str(manifest), fix="restore the wasm file")
-        check_artifact_pin(data, wasm.read_bytes(), where=str(manifest))
+        check_artifact_doc(doc, wasm.read_bytes(), where=str(manifest))
     except CheckFailed as err:
         result.findings.append(Finding.from_error(err))
         return result
     result.data.update(plugin=name, version=version, signers=sorted(signers), root_version=root.version)
     result.data["text_lines"] = [
         f"{name} {version}: signed by {', '.join(sorted(signers))} (root version {root.version})",
-        f"signatures: {', '.join(p.name for p in signature_paths(manifest))}",
+        f"signatures: {', '.join(p.name for p in sig_files)}",
     ]
     yank = release_dir / YANK
     if yank.is_file():
@@ -120,10 +191,12 @@ class ReleaseLocationError(CheckFailed):
     code = "release-location"
 
 
-def _check_location(release_dir: Path, version: str, where: str) -> str | None:
+def _check_location(
+    release_dir: Path, version: str, where: str, location: tuple[str, str] | None = None
+) -> str | None:
     """In an index or site (``plugins/<name>/<version>/``) the directories name the release: the plugin
     name is what signatures must be delegated for, and the version must be the manifest's."""
-    parts = release_dir.resolve().parts
+    parts = ("plugins", *location) if location is not None else release_dir.resolve().parts
     if len(parts) < 3 or parts[-3] != "plugins":
         return None
     if parts[-1] != version:
@@ -135,15 +208,8 @@ def _check_location(release_dir: Path, version: str, where: str) -> str | None:
     return parts[-2]
 
 
-def _artifact_file(manifest_bytes: bytes) -> str:
-    import tomllib
-
-    try:
-        artifact = tomllib.loads(manifest_bytes.decode("utf-8")).get("artifact")
-    except (ValueError, RecursionError):  # bad UTF-8 or TOML, a 4301-digit integer, deep nesting
-        raise CheckFailed(
-            "the manifest is not valid TOML", fix="run `registry-tool validate` on it"
-        ) from None
+def _artifact_file(doc: dict[str, Any]) -> str:
+    artifact = doc.get("artifact")
     file = artifact.get("file") if isinstance(artifact, dict) else None
     if not isinstance(file, str):
         raise CheckFailed("the manifest has no [artifact] file", fix="add [artifact] file and re-sign")

@@ -336,7 +336,7 @@ def test_cli_registry_config_makes_the_import_check_exact(trusted: World) -> Non
     args += ["--state-dir", str(trusted.state_dir), "--dir", str(trusted.plugins), "--format", "json"]
     result = CliRunner().invoke(_cli.app, [*args, "--registry-config", str(trusted.index / "registry.toml")])
     assert result.exit_code == 1, result.output
-    assert json.loads(result.stdout)["error"]["rule"] == "import-not-granted"
+    assert json.loads(result.stdout)["error"]["rule"] == "undeclared-import"
     assert not (trusted.plugins / "alpha" / "3.0.0").exists()
 
 

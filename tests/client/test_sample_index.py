@@ -9,6 +9,7 @@ from client_world import NOW, SiteServer
 
 from registry_tool.client import Registry, load_plugin_bytes, trust, verify_installed
 from registry_tool.client.errors import ApprovalRequiredError
+from registry_tool.errors import RegistryToolError
 from registry_tool.registry.build import BuildOptions, build_site
 from registry_tool.signing import SecretKey
 
@@ -48,3 +49,43 @@ def test_every_sample_plugin_installs_verified(sample_site: Path, tmp_path: Path
             assert wasm == (sample_site / release.wasm.path).read_bytes()
     finally:
         server.stop()
+
+
+def test_client_verify_parses_the_root_once(
+    sample_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`client verify` of N plugins: one trusted-root parse per command, not one per plugin."""
+    from registry_tool.trust import Root
+
+    server = SiteServer(sample_site).start()
+    try:
+        state, plugins = tmp_path / "state", tmp_path / "plugins"
+        trust(server.url, root_bytes=(sample_site / "root/1.root.json").read_bytes(), state_dir=state)
+        reg = Registry.open(server.url, state_dir=state)
+        names = []
+        for hit in reg.search():
+            if hit.entry.permissions:
+                continue
+            try:  # what installs is all this needs (other tests judge every sample plugin)
+                reg.install(hit.name, plugins)
+            except RegistryToolError:
+                continue
+            names.append(hit.name)
+        assert len(names) >= 3
+    finally:
+        server.stop()
+    parses: list[str | None] = []
+    real = Root.parse.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        Root,
+        "parse",
+        classmethod(lambda cls, data, **kw: parses.append(kw.get("where")) or real(cls, data, **kw)),
+    )
+    report = verify_installed(plugins, state_dir=state)
+    assert report.ok and len(report.results) == len(names)
+    assert len(parses) == 1
+    # Tampering is still caught for each plugin after the first.
+    victim = plugins / report.results[-1].data["manifest"]
+    victim.write_bytes(victim.read_bytes() + b"\n# changed\n")
+    report = verify_installed(plugins, state_dir=state)
+    assert [r.ok for r in report.results] == [True] * (len(names) - 1) + [False]

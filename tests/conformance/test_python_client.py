@@ -19,28 +19,8 @@ import pytest
 SUITE = Path(__file__).resolve().parents[2] / "conformance"
 MODULE = "registry_tool.client.conformance"
 
-_LOCKFILE = "the client still writes the format-1 TOML lockfile, not lockfile 2 (registry-tool.lock.json)"
-_SYMLINK = "symlinks below the plugin directory are followed instead of refused (unsafe-path)"
 
-KNOWN_FAILURES: dict[str, str] = {
-    "install-into-symlinked-plugin-folder": _SYMLINK,
-    "install-lockfile-contents": _LOCKFILE,
-    "install-two-signatures": _LOCKFILE,
-    "install-verify": _LOCKFILE,
-    "installed-manifest-relocked": _LOCKFILE,
-    "installed-version-dir-symlink": _SYMLINK,
-    "installed-wasm-relocked": _LOCKFILE,
-    "installed-wasm-symlink": _SYMLINK,
-    "lockfile-digest-not-hex": _LOCKFILE,
-    "lockfile-garbage": _LOCKFILE,
-    "lockfile-path-other-plugin": _LOCKFILE,
-    "lockfile-path-outside": _LOCKFILE,
-    "lockfile-unknown-version": _LOCKFILE,
-    "lockfile-version-1": _LOCKFILE,
-    "lockfile-wrong-type": _LOCKFILE,
-    "permission-undeclared-import": "no import check of the module against the declared permissions",
-    "update-new-publication": _LOCKFILE,
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.skipif(importlib.util.find_spec(MODULE) is None, reason=f"{MODULE} is not part of this tree")

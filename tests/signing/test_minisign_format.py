@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +21,10 @@ from registry_tool.signing import (
     WrongPassphraseError,
     format_key_id,
     parse_key_id,
+    prehash_file,
     sign_bytes,
     verify_bytes,
+    verify_file,
 )
 from registry_tool.signing.minisign import scrypt_params
 
@@ -264,3 +267,43 @@ def test_prehash_is_blake2b_512(alice: SecretKey) -> None:
 
 def test_secret_key_repr_hides_the_seed(alice: SecretKey) -> None:
     assert alice.seed.hex() not in repr(alice) and "seed" not in repr(alice)
+
+
+# A file spanning several read chunks, with a last partial one: the streamed prehash must see every byte.
+BIG = bytes(range(256)) * (3 * 4096 + 17)
+
+
+def test_streamed_file_verifies_like_bytes(alice: SecretKey, tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(BIG)
+    sig = sign_bytes(alice, BIG, trusted_comment="tc")
+    assert prehash_file(path) == hashlib.blake2b(BIG, digest_size=64).digest()
+    assert verify_file(alice.public_key, path, sig).trusted_comment == "tc"
+
+
+@pytest.mark.parametrize("offset", [0, (1 << 20) - 1, 1 << 20, len(BIG) - 1])
+def test_streamed_file_tampered_in_any_chunk(alice: SecretKey, tmp_path: Path, offset: int) -> None:
+    sig = sign_bytes(alice, BIG, trusted_comment="tc")
+    data = bytearray(BIG)
+    data[offset] ^= 0x01
+    (tmp_path / "big").write_bytes(data)
+    with pytest.raises(BadSignatureError, match="does not match the data"):
+        verify_file(alice.public_key, tmp_path / "big", sig)
+
+
+def test_streamed_file_truncated_or_extended(alice: SecretKey, tmp_path: Path) -> None:
+    sig = sign_bytes(alice, BIG, trusted_comment="tc")
+    for data in (BIG[:-1], BIG + b"\0", b""):
+        (tmp_path / "f").write_bytes(data)
+        with pytest.raises(BadSignatureError):
+            verify_file(alice.public_key, tmp_path / "f", sig)
+
+
+def test_streamed_file_wrong_key_and_legacy(alice: SecretKey, bob: SecretKey, tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(DATA)
+    with pytest.raises(KeyMismatchError):
+        verify_file(bob.public_key, tmp_path / "f", _good(alice))
+    legacy = _legacy(alice, DATA)
+    with pytest.raises(LegacySignatureError):
+        verify_file(alice.public_key, tmp_path / "f", legacy)
+    assert verify_file(alice.public_key, tmp_path / "f", legacy, allow_legacy=True).trusted_comment == "tc"

@@ -374,6 +374,69 @@ def test_signed_yank_is_reported(cli: object, registry: Path, release: Path) -> 
     assert [f["rule"] for f in res["results"][0]["findings"]] == ["yanked"]
 
 
+def _second_release(release: Path) -> Path:
+    other = release.parent / "1.1.0"
+    other.mkdir()
+    (other / "hello.wasm").write_bytes(b"\x00asm\x01\x00\x00\x00")
+    (other / "plugin.toml").write_text(
+        '[plugin]\nname = "hello"\nversion = "1.1.0"\n\n[artifact]\nfile = "hello.wasm"\n'
+    )
+    return other
+
+
+def test_verify_every_release_of_an_index(
+    cli: object, registry: Path, release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify INDEX --root`: a result per release, one root-chain walk, one parse per manifest."""
+    from registry_tool.format import toml
+    from registry_tool.trust import check
+
+    root = registry / "index" / "root"
+    delegate_alice(cli, registry, "hello")
+    other = _second_release(release)
+    for folder in (release, other):
+        run(cli, "sign", folder, "--key", registry / "alice.key")
+    walks: list[Path] = []
+    real_walk = check.verify_root_dir
+    monkeypatch.setattr(check, "verify_root_dir", lambda d, *a, **k: walks.append(d) or real_walk(d, *a, **k))
+    parses: list[str] = []
+    real_loads = toml.loads
+    monkeypatch.setattr(toml, "loads", lambda s, **k: parses.append(s) or real_loads(s, **k))
+    for target in (registry / "index", registry / "index" / "plugins", release.parent):
+        walks.clear()
+        parses.clear()
+        res = as_json(run(cli, "verify", target, "--root", root, "--format", "json"))
+        assert [r["data"]["version"] for r in res["results"]] == ["1.0.0", "1.1.0"]
+        assert len(walks) == 1
+        manifests = [p for p in parses if p.startswith(("# hello", "[plugin]"))]
+        assert len(manifests) == 2
+
+
+def test_verify_all_reports_each_bad_release(cli: object, registry: Path, release: Path) -> None:
+    root = registry / "index" / "root"
+    delegate_alice(cli, registry, "hello")
+    other = _second_release(release)
+    for folder in (release, other):
+        run(cli, "sign", folder, "--key", registry / "alice.key")
+    (other / "hello.wasm").write_bytes(b"\x00asm\x01\x00\x00\x01")
+    (release.parent / "2.0.0").mkdir()  # a version folder with no manifest
+    res = as_json(run(cli, "verify", registry / "index", "--root", root, "--format", "json", code=1))
+    verdicts = {Path(r["subject"]).name: [f["rule"] for f in r["findings"]] for r in res["results"]}
+    assert verdicts == {"1.0.0": [], "1.1.0": ["artifact-mismatch"], "2.0.0": ["check-failed"]}
+    run(cli, "verify", registry / "index", "--root", root, "--published-at", "2020-01-01T00:00:00Z", code=2)
+    run(cli, "verify", registry / "keys", "--root", root, code=2)  # not an index, site or plugin folder
+
+
+def test_verify_all_with_a_broken_root_chain(cli: object, registry: Path, release: Path) -> None:
+    root = registry / "index" / "root"
+    delegate_alice(cli, registry, "hello")
+    run(cli, "sign", release, "--key", registry / "alice.key")
+    (root / "2.root.json").write_bytes((root / "2.root.json").read_bytes().replace(b"alice", b"mallory"))
+    res = as_json(run(cli, "verify", registry / "index", "--root", root, "--format", "json", code=1))
+    assert [r["subject"] for r in res["results"]] == [str(root)]
+    assert res["results"][0]["findings"]
+
+
 @pytest.mark.parametrize("kind", ["directory", "fifo"])
 def test_root_verify_refuses_a_root_version_that_is_not_a_regular_file(
     cli: object, registry: Path, kind: str

@@ -124,7 +124,15 @@ func ParseRoot(data []byte, where string) (*Root, error) {
 	}
 	d := &doc{code: "root-format", where: where}
 	top := d.object(v, "", []string{"_type", "spec_version", "registry", "version", "expires", "keys", "roles",
-		"maintainers", "plugin_thresholds", "revoked"}, nil)
+		"maintainers", "plugin_thresholds", "revoked"}, []string{"registry_config"})
+	// registry_config pins registry.toml for ci check and build (docs/trust.md 5.8); a verifier
+	// only checks its shape.
+	if rc, ok := top["registry_config"]; ok {
+		pin := d.object(rc, "registry_config", []string{"sha256"}, nil)
+		if sum, ok := pin["sha256"].(string); !ok || !sha256RE.MatchString(sum) {
+			d.fail("registry_config.sha256", "must be 64 lower-case hex digits")
+		}
+	}
 	if t, ok := top["_type"].(string); !ok || t != "registry-root" {
 		d.fail("_type", "must be \"registry-root\"")
 	}

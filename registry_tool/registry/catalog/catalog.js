@@ -600,7 +600,14 @@
 
   function parseRoot(bytes, what) {
     var doc = parseJson(decodeUtf8(bytes, what), what);
-    onlyKeys(doc, ROOT_MEMBERS, null, what);
+    onlyKeys(doc, ROOT_MEMBERS.concat(["registry_config"]), ROOT_MEMBERS, what);
+    if ("registry_config" in doc) {
+      // Pins registry.toml for ci check and build (docs/trust.md 5.8): only its shape matters here.
+      onlyKeys(doc.registry_config, ["sha256"], null, what + " registry_config");
+      if (!isStr(doc.registry_config.sha256) || !/^[0-9a-f]{64}$/.test(doc.registry_config.sha256)) {
+        fail("malformed", what + ": bad registry_config.sha256");
+      }
+    }
     if (doc._type !== "registry-root" || doc.spec_version !== 1) fail("malformed", what + " is not root metadata (spec_version 1)");
     if (!isStr(doc.registry) || !isInt(doc.version) || doc.version < 1) fail("malformed", what + ": bad registry or version");
     var root = {

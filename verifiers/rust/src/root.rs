@@ -92,8 +92,16 @@ impl Root {
                 "plugin_thresholds",
                 "revoked",
             ],
-            &[],
+            &["registry_config"],
         )?;
+        // registry_config pins registry.toml for ci check and build (docs/trust.md 5.8); a
+        // verifier only checks its shape.
+        if let Some(pin) = o.get("registry_config") {
+            let p = Obj::new(pin, "root.registry_config", &["sha256"], &[])?;
+            if !names::is_sha256_hex(p.str("sha256")?) {
+                return Err("root.registry_config.sha256 is not 64 lower-case hex digits".into());
+            }
+        }
         if o.str("_type")? != "registry-root" {
             return Err("root._type is not \"registry-root\"".into());
         }

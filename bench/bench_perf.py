@@ -1,0 +1,259 @@
+"""Benchmark: costs that must stay flat in the work around them and near their floor, side by side.
+
+One run prints, each as a ratio to its peer measured in the same run, interleaved:
+
+* start-up      `registry-tool --help` and `validate` of one release vs `python -c pass` (whole
+                processes; medians of interleaved runs);
+* signature     the library's check of a 32 MiB file's minisign signature (``verify_file``,
+                streamed BLAKE2b prehash) vs the `minisign -V` binary on the same files;
+* site verify   ``verify_releases`` (`registry-tool verify SITE --root SITE/root`) over every
+                release of a built site vs the floor: sha256 of every release file + the two
+                Ed25519 checks of every signature (BLAKE2b prehash, signature, trusted comment);
+* client verify ``verify_installed`` of N installed plugins with the trust state vs the floor
+                (sha256 of each installed manifest and module + the Ed25519 checks of each
+                stored signature);
+* install       installing one plugin into a folder holding N plugins vs into an empty folder.
+
+The build-vs-floor, scale and sandbox figures are bench_build.py, bench_scale.py and
+bench_smoke.py (run_all.py runs them all).  Run:
+`.venv/bin/python bench/bench_perf.py [--releases 1000] [--installed 1000] [--reps 7]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import bench_build  # noqa: E402  (the synthetic index generator and the floor's definition)
+
+from registry_tool.signing import Signature  # noqa: E402
+
+PY = sys.executable
+TOOL = str(Path(PY).with_name("registry-tool"))
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
+    """Median seconds of each function, run in turn so the load hits every one alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def proc(*argv: str) -> Callable[[], None]:
+    def run() -> None:
+        subprocess.run(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    return run
+
+
+def row(measure: str, ours: float, peer: float, peer_name: str, goal: str) -> None:
+    print(
+        f"| {measure} | {ours * 1000:.1f} ms | {peer_name} {peer * 1000:.1f} ms"
+        f" | {ours / peer:.2f}x | {goal} |",
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def startup(reps: int) -> None:
+    m = interleaved(
+        {
+            "pass": proc(PY, "-c", "pass"),
+            "help": proc(TOOL, "--help"),
+            "validate": proc(TOOL, "validate", "index/plugins/adler32/1.0.0"),
+        },
+        reps,
+    )
+    row("`registry-tool --help`", m["help"], m["pass"], "`python -c pass`", "<= 120 ms or <= 8x")
+    row(
+        "`registry-tool validate` one release",
+        m["validate"],
+        m["pass"],
+        "`python -c pass`",
+        "<= 250 ms or <= 15x",
+    )
+
+
+# --------------------------------------------------------------------------- signature
+
+
+def signature(work: Path, reps: int) -> None:
+    from registry_tool.signing import SecretKey, sign_file, verify_file
+    from registry_tool.signing.minisign import PublicKey
+
+    minisign = shutil.which("minisign")
+    if minisign is None:
+        print("| 32 MiB signature | minisign not installed | | | |")
+        return
+    big = work / "big.bin"
+    with big.open("wb") as f:
+        for i in range(32):
+            f.write(hashlib.sha512(i.to_bytes(4, "big")).digest() * (1 << 14))
+    secret = SecretKey.generate()
+    (work / "k.pub").write_text(secret.public_key.to_text())
+    sig = sign_file(big, secret, trusted_comment="bench")
+    public = PublicKey.parse((work / "k.pub").read_text())
+    sig_text = sig.read_bytes()
+    m = interleaved(
+        {
+            "ours": lambda: verify_file(public, big, sig_text),
+            "minisign": proc(minisign, "-Vq", "-p", str(work / "k.pub"), "-m", str(big)),
+        },
+        reps,
+    )
+    row("library check of a 32 MiB signature", m["ours"], m["minisign"], "`minisign -V`", "<= 1.0x")
+
+
+# --------------------------------------------------------------------------- site and client
+
+
+def _release_floor(folders: list[Path], public: Ed25519PublicKey) -> None:
+    """sha256 of every file of each release, the two Ed25519 checks of each plugin.toml signature."""
+    for folder in folders:
+        manifest, sigs = b"", []
+        for f in sorted(folder.iterdir()):
+            data = f.read_bytes()
+            hashlib.sha256(data).digest()
+            if f.name == "plugin.toml":
+                manifest = data
+            elif f.name.startswith("plugin.toml") and f.name.endswith(".minisig"):
+                sigs.append(data.decode())
+        prehash = hashlib.blake2b(manifest, digest_size=64).digest()
+        for text in sigs:
+            s = Signature.parse(text)
+            public.verify(s.signature, prehash)
+            public.verify(s.global_signature, s.signature + s.trusted_comment.encode())
+
+
+def build_site(work: Path, releases: int) -> tuple[Path, Any]:
+    from registry_tool.registry.build import BuildOptions
+    from registry_tool.registry.build import build_site as build
+
+    index, index_key, maint, _ = bench_build.generate(work, releases, 1024)
+    site = work / "site"
+    build(BuildOptions(index=index, out=site, keys=[index_key], now=bench_build.NOW, smoke=False, jobs=1))
+    return site, maint
+
+
+def site_verify(site: Path, maint: Any, reps: int) -> None:
+    from registry_tool.trust.check import release_dirs, verify_release_dir, verify_releases
+
+    folders = release_dirs(site)
+    public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
+    now = bench_build.NOW + timedelta(minutes=1)
+
+    def ours() -> None:
+        report = verify_releases(site, site / "root", now)
+        assert report.ok and len(report.results) == len(folders), report.to_json()
+
+    def one_by_one() -> None:  # what verifying release by release costs: a root-chain walk each
+        for folder in folders:
+            assert verify_release_dir(folder, site / "root", now).ok
+
+    m = interleaved({"floor": lambda: _release_floor(folders, public), "ours": ours}, reps)
+    row(f"verify a site of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
+    m = interleaved({"floor": lambda: _release_floor(folders, public), "each": one_by_one}, max(1, reps // 3))
+    row("the same, release by release (`verify_release_dir`)", m["each"], m["floor"], "floor", "(reference)")
+
+
+def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> None:
+    from registry_tool.client import Registry, list_installed, remove, trust, verify_installed
+
+    url = site.resolve().as_uri()
+
+    def clock() -> Any:
+        return bench_build.NOW + timedelta(minutes=2)
+
+    state = work / "state"
+    trust(url, root_bytes=(site / "root/1.root.json").read_bytes(), state_dir=state, clock=clock)
+    reg = Registry.open(url, state_dir=state, clock=clock)
+    names = sorted({p.parent.parent.name for p in (site / "plugins").glob("*/*/plugin.toml")})
+    full, empty = work / "full", work / "empty"
+    started = time.perf_counter()
+    for name in names[:installed]:
+        reg.install(name, full)
+    fill = time.perf_counter() - started
+    print(f"(installed {min(installed, len(names)):,} plugins one by one in {fill:.1f} s)", flush=True)
+    target = names[-1] if len(names) > installed else names[0]
+    in_full = target not in {e.name for e in list_installed(full)}
+
+    def install_into(dest: Path) -> Callable[[], None]:
+        def run() -> None:
+            reg.install(target, dest)
+            remove(dest, target)
+
+        return run
+
+    if in_full:
+        m = interleaved({"empty": install_into(empty), "full": install_into(full)}, reps)
+        row(
+            f"install + remove into a folder with {installed:,} plugins",
+            m["full"],
+            m["empty"],
+            "empty folder",
+            "<= 1.2x",
+        )
+    public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
+    entries = list_installed(full)
+    folders = [full / e.release_dir for e in entries]
+
+    def ours() -> None:
+        report = verify_installed(full, state_dir=state, clock=clock)
+        assert report.ok and len(report.results) == len(entries), report.to_json()
+
+    m = interleaved({"floor": lambda: _release_floor(folders, public), "ours": ours}, reps)
+    row(f"`client verify` of {len(entries):,} installed plugins", m["ours"], m["floor"], "floor", "<= 1.5x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--releases", type=int, default=1000, help="releases in the verified site")
+    parser.add_argument("--installed", type=int, default=1000, help="plugins installed for the client rows")
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--only", default="startup,signature,site,client")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
+    print(f"machine: {bench_build.machine()}; load average {' '.join(load)}\n")
+    print("| measure | registry-tool | peer | ratio | goal |\n|---|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        work = Path(tmp)
+        if "startup" in only:
+            startup(args.reps)
+        if "signature" in only:
+            signature(work, args.reps)
+        if only & {"site", "client"}:
+            # bench_build gives 10 releases (versions) per plugin: enough plugins for the client rows.
+            wanted = args.installed * 10 + 10 if "client" in only else 0
+            site, maint = build_site(work, max(args.releases, wanted))
+            if "site" in only:
+                site_verify(site, maint, args.reps)
+            if "client" in only:
+                client(site, maint, work, args.installed, args.reps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
