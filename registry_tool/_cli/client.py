@@ -498,8 +498,8 @@ def remove_cmd(
     Refused while other installed plugins depend on one of them, unless --force."""
     from registry_tool.client import remove_many
 
-    if not names and not orphans:
-        raise UsageError("nothing to remove", fix="name a plugin, or pass --orphans")
+    if not names:
+        raise UsageError("nothing to remove", fix="name the plugins to remove")
     target = _dir(plugin_dir)
     removed = remove_many(target, names or (), force=force, orphans=orphans)
     _out(
@@ -507,7 +507,7 @@ def remove_cmd(
         "client remove",
         "removed",
         [e.to_json() for e in removed],
-        [f"removed {e.name} {e.version}" for e in removed] or ["nothing to remove"],
+        [f"removed {e.name} {e.version}" for e in removed],
     )
 
 

@@ -584,8 +584,7 @@ class Registry:
         with plugin_dir_lock(dest) as session:
             needs = [Need(r.name, r.spec, exact=r.is_exact) for r in reqs]
             plan = self._resolve(needs, session.lock, host_version=host_version)
-            # A plain NAME is recorded as "*": "" marks a plugin installed only as a dependency.
-            requested = {r.name: r.spec or "*" for r in reqs}
+            requested = {r.name: r.spec for r in reqs}
             entries = self._apply(dest, plan, session, requested=requested, allow=allow, prompt=prompt)
         self._commit()
         return InstallResult(plan, entries)
@@ -614,15 +613,13 @@ class Registry:
     ) -> list[tuple[LockedPlugin, LockedPlugin]]:
         """Resolve the whole graph again, preferring the newest releases each recorded requirement allows.
 
-        Without ``names``: every plugin of this registry that was asked for (dependencies follow).
+        Without ``names``: every installed plugin of this registry.
         A new version asking for permissions beyond those granted stops with
         ``PermissionEscalationError`` unless approved again (``allow`` or ``prompt``).
         """
         with plugin_dir_lock(dest) as session:
             lock = session.lock
-            targets = list(names) or sorted(
-                n for n, e in lock.plugins.items() if e.registry == self.url and e.requested != ""
-            )
+            targets = list(names) or sorted(n for n, e in lock.plugins.items() if e.registry == self.url)
             needs: list[Need] = []
             for name in targets:
                 current = lock.plugins.get(name) or locked_entry(dest, name, lock)
@@ -636,7 +633,7 @@ class Registry:
                         f"{name} {current.version} (installed) is no longer in registry {self.url}: "
                         "it was removed from the index"
                     )
-                spec = "" if current.requested == "*" else current.requested
+                spec = current.requested
                 try:
                     resolve(plugin, Requirement(name, spec), host_version=host_version)
                 except NoMatchingVersionError as err:
@@ -904,7 +901,7 @@ def remove(dest: Path, name: str, *, force: bool = False) -> LockedPlugin:
 def remove_many(
     dest: Path, names: Sequence[str] = (), *, force: bool = False, orphans: bool = False
 ) -> list[LockedPlugin]:
-    """Remove ``names`` (and, with ``orphans``, every plugin installed only as a dependency that
+    """Remove ``names`` (and, with ``orphans``, the plugins they pulled in as dependencies that
     nothing installed needs any more) with one lockfile write."""
     return remove_plugins(dest, names, force=force, orphaned=orphans)
 

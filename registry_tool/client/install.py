@@ -677,19 +677,24 @@ def dependents(lock: Lockfile, name: str) -> list[str]:
     return sorted(e.name for e in lock.plugins.values() if name in e.dependencies and e.name != name)
 
 
-def orphans(lock: Lockfile) -> list[str]:
-    """Plugins installed only as a dependency (``requested`` is "") that nothing installed needs
-    any more, including those that only other orphans needed."""
+def orphans(lock: Lockfile, removed: Iterable[LockedPlugin]) -> list[str]:
+    """Plugins that ``removed`` needed (transitively), installed without a requirement of their own
+    (``requested`` is ""), that nothing left in ``lock`` needs any more.
+
+    Only dependencies of what is being removed are candidates: the lockfile records a plain
+    ``install NAME`` as "" too, so "" alone does not mean "installed only as a dependency".
+    """
     plugins = dict(lock.plugins)
+    pulled = {dep for e in removed for dep in e.dependencies}
     found: list[str] = []
     while True:
         needed = {dep for e in plugins.values() for dep in e.dependencies}
-        loose = sorted(n for n, e in plugins.items() if e.requested == "" and n not in needed)
+        loose = sorted(n for n in pulled if n in plugins and plugins[n].requested == "" and n not in needed)
         if not loose:
             return found
         found += loose
         for n in loose:
-            del plugins[n]
+            pulled |= set(plugins.pop(n).dependencies)
 
 
 def remove_plugins(
@@ -714,7 +719,7 @@ def remove_plugins(
         targets = list(dict.fromkeys(names))
         if orphaned:
             rest = Lockfile({n: e for n, e in lock.plugins.items() if n not in targets})
-            targets += [n for n in orphans(rest) if n not in targets]
+            targets += orphans(rest, [lock.plugins[n] for n in targets])
         if not force:
             for name in targets:
                 users = [u for u in dependents(lock, name) if u not in targets]
