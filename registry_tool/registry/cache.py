@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 3  # 3: release entries carry format 2's "dependencies"
+CACHE_FORMAT = 4  # 4: "dependencies" filled from the manifest's required dependencies
 RACY_SECONDS = 2.0
 StatPrint = list[list[Any]]
 
