@@ -22,6 +22,8 @@ from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
+from registry_tool.manifest.dependencies import IndexTree, check_dependencies
+from registry_tool.manifest.model import parse_manifest
 from registry_tool.manifest.source import TomlSyntaxError, parse_toml
 from registry_tool.report import CheckResult, Finding, Severity
 from registry_tool.sandbox import TestOutcome, smoke_release
@@ -135,6 +137,8 @@ class NewRelease:
         self.step("signature", self.signature)
         self.step("version order", self.version_order)
         self.step("name", self.name_squatting)
+        if self.checks["manifest"]:
+            self.step("dependencies", self.dependencies)
         previous = self.previous_release()
         self.step("escalation", lambda: self.escalation(previous))
         if self.checks["manifest"] and self.checks["digest"]:
@@ -279,9 +283,39 @@ class NewRelease:
         self.result.data["previous"] = str(prev)
         return self.o.export_base(self.o.path("plugins", self.key.name, str(prev)))
 
+    def dependencies(self) -> None:
+        """Dependencies resolve against the index at the PR's base plus the PR (the checkout)."""
+        self.graph_permissions: frozenset[str] = frozenset()
+        manifest, _ = parse_manifest(self.dir / "plugin.toml", self.raw, self.manifest_rel)
+        if manifest is None or not manifest.dependencies:
+            return
+        verdict = check_dependencies(manifest, IndexTree(self.dir.parents[2]), relfile=self.manifest_rel)
+        self.result.findings.extend(verdict.findings)
+        self.graph_permissions = verdict.graph_permissions
+        if verdict.graph:
+            self.result.data["dependency_graph"] = list(verdict.graph)
+
+    def _previous_graph_permissions(self, previous: Path) -> frozenset[str]:
+        raw = (previous / "plugin.toml").read_bytes()
+        manifest, _ = parse_manifest(previous / "plugin.toml", raw, "plugin.toml")
+        if manifest is None or not manifest.dependencies:
+            return frozenset()
+        # Resolved against the same index as the new release: what installing it grants today.
+        index = IndexTree(self.dir.parents[2])
+        return check_dependencies(manifest, index, relfile="plugin.toml").graph_permissions
+
     def escalation(self, previous: Path | None) -> None:
+        through: frozenset[str] = getattr(self, "graph_permissions", frozenset()) - _granted(self.doc)
         if previous is None:
             # Not an escalation, but reviewers must see what a new plugin asks for.
+            for perm in sorted(through):
+                self.add(
+                    "new-permission",
+                    f"installing the plugin's first release also grants '{perm}' to a dependency",
+                    field="dependencies",
+                    severity=Severity.notice,
+                    fix="a reviewer confirms the plugin's dependencies need it",
+                )
             requested = sorted(_granted(self.doc))
             self.result.data["escalations"] = [f"first release requests permission {p}" for p in requested]
             for perm in requested:
@@ -309,6 +343,19 @@ class NewRelease:
                 "permission-escalation",
                 f"ESCALATION: permission '{perm}' is new since {self.result.data['previous']}{approved}",
                 field=f"permissions.{perm}",
+                fix=fix,
+                severity=severity,
+            )
+        # Installing a release installs its dependency graph: a permission that arrives through a
+        # dependency is an escalation of the dependent too (no smuggling network in through B).
+        before = _granted(old_doc) | self._previous_graph_permissions(previous)
+        for perm in sorted(through - before - _granted(self.doc)):
+            escalations.append(f"permission {perm} (through a dependency)")
+            self.add(
+                "permission-escalation",
+                f"ESCALATION: installing this release also grants '{perm}' to a dependency, which "
+                f"{self.result.data['previous']} did not{approved}",
+                field="dependencies",
                 fix=fix,
                 severity=severity,
             )

@@ -50,8 +50,17 @@ def git(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def manifest_text(name: str, version: str, *, permissions: dict[str, bool] | None = None) -> str:
+def manifest_text(
+    name: str,
+    version: str,
+    *,
+    permissions: dict[str, bool] | None = None,
+    dependencies: dict[str, str] | None = None,
+) -> str:
     perms = "".join(f"{k} = {str(v).lower()}\n" for k, v in (permissions or {}).items())
+    deps = "".join(f'{k} = "{v}"\n' for k, v in (dependencies or {}).items())
+    if deps:
+        perms += f"\n[dependencies]\n{deps}"
     return f"""[plugin]
 name = "{name}"
 version = "{version}"
@@ -113,11 +122,13 @@ class IndexRepo:
         *,
         signer: SecretKey | None = None,
         permissions: dict[str, bool] | None = None,
+        dependencies: dict[str, str] | None = None,
     ) -> Path:
         directory = self.index / "plugins" / name / version
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"{name}.wasm").write_bytes(wasmtime.wat2wasm(wat))
-        (directory / "plugin.toml").write_text(manifest_text(name, version, permissions=permissions))
+        text = manifest_text(name, version, permissions=permissions, dependencies=dependencies)
+        (directory / "plugin.toml").write_text(text)
         sign_release(directory, signer or self.keys.alice)
         return directory
 

@@ -557,3 +557,36 @@ def test_uncommitted_changes_are_a_warning(index_repo: IndexRepo) -> None:
     (finding,) = only_rule(report, "uncommitted-changes")
     assert finding.severity is Severity.warning and "3 uncommitted change(s)" in finding.message
     assert index_repo.smoked == []
+
+
+def test_dependency_on_a_plugin_the_index_lacks(index_repo: IndexRepo) -> None:
+    release = index_repo.release("alpha", "1.1.0", dependencies={"ghost": "^1"})
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = errors(report)
+    assert finding.rule == "dependency-unknown" and "'ghost'" in finding.message
+    expected = (f"{A}/1.1.0/plugin.toml", line_of(release / "plugin.toml", "ghost"))
+    assert (finding.file, finding.line) == expected
+
+
+def test_dependency_resolves_against_base_plus_pr(index_repo: IndexRepo) -> None:
+    # beta 1.1.0 arrives in the same PR: the dependency resolves against base + PR.
+    index_repo.release("beta", "1.1.0", signer=index_repo.keys.bob)
+    index_repo.release("alpha", "1.1.0", dependencies={"beta": "^1.1"})
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for _, f in report.findings()]
+    (alpha,) = [r for r in report.results if r.subject == "plugins/alpha/1.1.0"]
+    assert alpha.data["dependency_graph"] == ["beta 1.1.0"]
+
+
+def test_permission_smuggled_through_a_dependency_is_an_escalation(index_repo: IndexRepo) -> None:
+    # alpha 1.1.0 declares no permission itself, but installing it installs beta 2.0.0 with keys.
+    index_repo.release("beta", "2.0.0", KEYS_ADD, signer=index_repo.keys.bob, permissions={"keys": True})
+    index_repo.release("alpha", "1.1.0", dependencies={"beta": "^2"})
+    index_repo.commit()
+    report = index_repo.check()
+    (alpha,) = [r for r in report.results if r.subject == "plugins/alpha/1.1.0"]
+    smuggled = [f for f in alpha.findings if f.rule == "permission-escalation"]
+    assert smuggled and "'keys' to a dependency" in smuggled[0].message
+    assert smuggled[0].severity is Severity.error and not report.ok
