@@ -59,6 +59,7 @@ def test_valid_new_plugin_passes(
         "signature": True,
         "version order": True,
         "name": True,
+        "dependencies": True,
         "escalation": True,
         "smoke": True,
     }
