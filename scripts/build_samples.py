@@ -45,7 +45,8 @@ C_FLAGS = {
 }
 # Go builds: -buildmode per kind; module versions come from go.mod/go.sum only (-mod=readonly).
 GO_BUILDMODE = {"go-c-shared": "c-shared", "go-wasip1": "default"}
-GO_FLAGS = ["-trimpath", "-ldflags=-s -w -buildid="]
+# -buildvcs=false: no VCS stamp, so the bytes do not depend on the commit or the checkout's state.
+GO_FLAGS = ["-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="]
 
 
 @dataclass(frozen=True)
