@@ -183,21 +183,40 @@ class Produced:
 
 
 class Adapter:
-    """The common shape: linking, invocation.  Which imports an ABI provides is its ``AbiSpec``
-    (registry_tool.manifest.abi), shared with validate."""
+    """One ABI's runner, created once per release in the worker and reused by each of its tests.
+
+    ``define`` links the ABI's host functions once, as store-independent definitions; they reach
+    the running test's state through the adapter (``begin`` replaces it for every test), so a test
+    never sees another's.  The ABI's rules (imports, exports, test keys) are its ``AbiSpec``
+    (``registry_tool.manifest.abi``), shared with validate.
+
+    Attributes:
+        name: The ABI name, a key of ``ABI_SPECS``.
+        store_bound: True when ``begin`` links items that belong to the test's own store (the
+            Extism kernel instance); each test then instantiates through the linker rather than
+            through one pre-linked ``InstancePre``.
+    """
 
     name = ""
-    uses_wasi = False
+    store_bound = False
+
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner of one release whose imports are gated by ``policy``."""
+        self.policy = policy
 
     def store_limits(self, limits: Limits) -> Limits:
         """The store limits a test of this ABI runs under (the ABI may need room of its own)."""
         return limits
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        """Add the ABI's host functions; returns per-run state handed back to ``invoke``."""
+    def define(self, linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
+        """Add the ABI's host functions to ``linker``, once per release (store-independent)."""
+
+    def begin(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case) -> Any:
+        """Fresh per-test state, handed back to ``invoke``; runs before the plugin is instantiated."""
         return None
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Call the plugin for ``case`` (or one of its steps) and return what came back."""
         raise NotImplementedError
 
 
@@ -247,6 +266,8 @@ def format_values(values: list[int | float]) -> bytes:
 
 
 class CoreAdapter(Adapter):
+    """The ``core`` runner: a numeric export called with the test's args or its input bytes."""
+
     name = "core"
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
@@ -282,8 +303,9 @@ class CoreAdapter(Adapter):
 
 
 class WasiCommandAdapter(Adapter):
+    """The ``wasi-command`` runner: ``_start`` (or the test's call) with stdin, stdout and an exit code."""
+
     name = "wasi-command"
-    uses_wasi = True
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
         func = _export_func(exports, case.call or "_start")
@@ -393,8 +415,11 @@ class ExtismKernel:
     ) -> None:
         # The whole instance goes under extism:host/env in one call (defining 15 exports one by one
         # costs more than the rest of the setup); the adapter refuses imports of names outside the
-        # ABI, so a plugin cannot reach the kernel's memory or its rt_* exports.
-        linker.define_instance(store, EXTISM_ENV, _kernel_pre(store.engine).instantiate(store))
+        # ABI, so a plugin cannot reach the kernel's memory or its rt_* exports.  The linker serves
+        # every test of a release: this test's kernel replaces the previous test's.
+        linker.allow_shadowing = True
+        self._instance = _kernel_pre(store.engine).instantiate(store)
+        linker.define_instance(store, EXTISM_ENV, self._instance)
         self._items: dict[str, Any] = {name: linker.get(store, EXTISM_ENV, name) for name in self.HOST_ITEMS}
         self.memory: wasmtime.Memory = self._items["memory"]
         self.config = config
@@ -425,23 +450,11 @@ class ExtismKernel:
         self._write_input(store, data)
         self.input = data
 
-    @staticmethod
-    def standalone(
-        input_bytes: bytes = b"",
-        config: dict[str, str] | None = None,
-        *,
-        cap: int,
-        network: bool = False,
-    ) -> StandaloneKernel:
-        """A kernel in a store of its own whose memory is capped at ``cap`` bytes (for tests and tools)."""
-        return StandaloneKernel(input_bytes, config or {}, cap=cap, network=network)
-
-    def _item(self, ctx: Storelike, name: str) -> Any:
-        return self._items[name]
-
     def call(self, ctx: Storelike, name: str, *args: int) -> int:
         """Call a kernel function (e.g. ``alloc``) as a plugin would; returns 0 for no result."""
-        result = self._item(ctx, name)(ctx, *args)
+        if name not in self._items:  # the host side needs only HOST_ITEMS; tools may call any
+            self._items[name] = self._instance.exports(ctx)[name]
+        result = self._items[name](ctx, *args)
         return int(result) if result is not None else 0
 
     # -- blocks, as the host functions see them
@@ -523,22 +536,6 @@ class ExtismKernel:
         return 0
 
 
-class StandaloneKernel(ExtismKernel):
-    """A kernel in a store of its own, for tests and tools: it keeps its store and linker (it has
-    no host closures, so no cycle) and can call any kernel function by name."""
-
-    def __init__(self, input_bytes: bytes, config: dict[str, str], *, cap: int, network: bool) -> None:
-        self.store = wasmtime.Store(wasmtime.Engine())
-        self.store.set_limits(memory_size=cap)
-        self.linker = wasmtime.Linker(self.store.engine)
-        super().__init__(self.store, input_bytes, config, network, self.linker)
-
-    def _item(self, ctx: Storelike, name: str) -> Any:
-        if name not in self._items:
-            self._items[name] = self.linker.get(ctx, EXTISM_ENV, name)
-        return self._items[name]
-
-
 @functools.lru_cache(maxsize=8)
 def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, bool]]:
     """The Python host functions' types: name -> (type, needs the caller).
@@ -565,41 +562,66 @@ def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, b
 EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | frozenset(EXTISM_HOST_FUNCTIONS)
 
 
-def _host_functions(kernel: ExtismKernel) -> dict[str, Callable[..., Any]]:
-    functions: dict[str, Callable[..., Any]] = {
-        "config_get": kernel.config_get,
-        "var_get": kernel.var_get,
-        "var_set": kernel.var_set,
-        "http_request": kernel.http_request,
-        "http_status_code": lambda: 0,
-        "http_headers": lambda: 0,
-        "get_log_level": lambda: _LOG_LEVELS["trace"],
-    }
-    for level in _LOG_LEVELS:
-        functions[f"log_{level}"] = kernel.log_at(level)
-    return functions
-
-
 @dataclass
 class ExtismState:
+    """One test's Extism state: its kernel."""
+
     kernel: ExtismKernel
 
 
 class ExtismAdapter(Adapter):
+    """The ``extism`` runner: the wasm kernel per test, the Python host functions once per release."""
+
     name = "extism"
+    store_bound = True  # each test's kernel instance lives in that test's store
+
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner; ``kernel`` is the running test's (None between tests)."""
+        super().__init__(policy)
+        self.kernel: ExtismKernel | None = None
 
     def store_limits(self, limits: Limits) -> Limits:
-        # The kernel is one more instance with one more memory; the plugin's own caps are unchanged.
+        """One more instance with one more memory for the kernel; the plugin's own caps are unchanged."""
         return replace(limits, instances=limits.instances + 1, memories=limits.memories + 1)
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in policy.granted, linker)
-        for name, fn in _host_functions(kernel).items():
-            ty, caller = _host_types(store.engine)[name]
+    def _current(self) -> ExtismKernel:
+        if self.kernel is None:
+            raise wasmtime.WasmtimeError("extism: a host function was called outside a test")
+        return self.kernel
+
+    def _host_functions(self) -> dict[str, Callable[..., Any]]:
+        # Each looks the running test's kernel up when called: defined once, they serve every test.
+        functions: dict[str, Callable[..., Any]] = {
+            "config_get": lambda caller, offset: self._current().config_get(caller, offset),
+            "var_get": lambda caller, offset: self._current().var_get(caller, offset),
+            "var_set": lambda caller, key, value: self._current().var_set(caller, key, value),
+            "http_request": lambda caller, req, body: self._current().http_request(caller, req, body),
+            "http_status_code": lambda: 0,
+            "http_headers": lambda: 0,
+            "get_log_level": lambda: _LOG_LEVELS["trace"],
+        }
+        for level in _LOG_LEVELS:
+            functions[f"log_{level}"] = functools.partial(self._log, level)
+        return functions
+
+    def _log(self, level: str, caller: Storelike, offset: int) -> None:
+        self._current().log_at(level)(caller, offset)
+
+    def define(self, linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
+        """Link the Python host functions (config, vars, log, http) once for every test of the release."""
+        for name, fn in self._host_functions().items():
+            ty, caller = _host_types(engine)[name]
             linker.define_func(EXTISM_ENV, name, ty, fn, access_caller=caller)
+
+    def begin(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case) -> Any:
+        """A new kernel instance in the test's store, holding the test's input, config and no vars."""
+        self.kernel = None
+        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in self.policy.granted, linker)
+        self.kernel = kernel
         return ExtismState(kernel)
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Call the export with the kernel's input; the result is its output, status and error."""
         assert isinstance(state, ExtismState)
         func = _export_func(exports, case.call or "")
         ty = func.type(store)
@@ -682,14 +704,13 @@ class KeyValueStub:
         self.data.pop(self._read(caller, key_ptr, key_len), None)
         return 0
 
-    def function(self, name: str, ty: wasmtime.FuncType) -> Callable[..., Any] | None:
+    @staticmethod
+    def fits(name: str, ty: wasmtime.FuncType) -> bool:
+        """Whether an import ``name`` of type ``ty`` is one of the key-value contract's functions."""
         arity = {"get": 4, "set": 4, "delete": 2}
         if name not in arity or [_type_name(p) for p in ty.params] != ["i32"] * arity[name]:
-            return None
-        if [_type_name(r) for r in ty.results] != ["i32"]:
-            return None
-        fn: Callable[..., Any] = getattr(self, name)
-        return fn
+            return False
+        return [_type_name(r) for r in ty.results] == ["i32"]
 
 
 def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
@@ -704,13 +725,22 @@ def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
     return stub
 
 
-def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub) -> None:
-    """Link every permission-granted import that no ABI provides to its deterministic stub."""
+def define_stubs(
+    linker: wasmtime.Linker, imports: list[Any], keys_module: str, keys: Callable[[], KeyValueStub]
+) -> None:
+    """Link every permission-granted import that no ABI provides to its deterministic stub.
+
+    Defined once per release: a ``keys_module`` function calls into ``keys()``, the running test's store.
+    """
     for imp in imports:
         name = imp.name or ""
-        special = keys.function(name, imp.type) if imp.module == keys.module else None
-        if special is not None:
-            linker.define_func(imp.module, name, imp.type, special, access_caller=True)
+        if imp.module == keys_module and KeyValueStub.fits(name, imp.type):
+
+            def call(caller: wasmtime.Caller, *args: int, _name: str = name) -> int:
+                result: int = getattr(keys(), _name)(caller, *args)
+                return result
+
+            linker.define_func(imp.module, name, imp.type, call, access_caller=True)
         else:
             linker.define_func(imp.module, name, imp.type, zero_stub(imp.type))
 
@@ -718,6 +748,7 @@ def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub
 # --------------------------------------------------------------------------- deterministic WASI
 
 
+PollFallback = Callable[..., int]
 SLEPT_PAST_DEADLINE = "the module slept past its wall-clock deadline (virtual time: no real sleep)"
 
 
@@ -737,12 +768,15 @@ class DeterministicWasi:
     TICK_NS = 1_000
     _E_INVAL = 28
 
-    def __init__(self, wall_time: float, seed: bytes = b"registry-tool") -> None:
+    def __init__(
+        self, wall_time: float, seed: bytes = b"registry-tool", poll_fallback: PollFallback | None = None
+    ) -> None:
+        """One test's clock and random stream; ``poll_fallback`` answers fd subscriptions."""
         self.now = self.EPOCH_NS
         # A sleep that would end past the test's wall-clock deadline ends the test in ``timeout``.
         self.deadline = self.EPOCH_NS + int(wall_time * 1e9)
         self.seed, self.counter = seed, 0
-        self.poll_fallback: Any = None  # wasmtime's own poll_oneoff, for fd subscriptions
+        self.poll_fallback = poll_fallback  # wasmtime's own poll_oneoff, for fd subscriptions
 
     @staticmethod
     def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
@@ -785,6 +819,8 @@ class DeterministicWasi:
         raw = bytes(memory.read(caller, subs, subs + 48 * count))
         entries = [raw[48 * i : 48 * (i + 1)] for i in range(count)]
         if any(entry[8] != 0 for entry in entries):  # an fd subscription: wasmtime's own answer
+            if self.poll_fallback is None:
+                return self._E_INVAL
             return int(self.poll_fallback(caller, subs, events, count, nevents))
         deadlines = []
         for entry in entries:
@@ -800,13 +836,41 @@ class DeterministicWasi:
         self._write(caller, nevents, (1).to_bytes(4, "little"))
         return 0
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, imports: list[Any]) -> None:
-        """Shadow wasmtime's versions of the four calls among ``imports`` (WASI already defined)."""
+    @staticmethod
+    def define(
+        linker: wasmtime.Linker,
+        engine: wasmtime.Engine,
+        imports: list[Any],
+        current: Callable[[], DeterministicWasi],
+    ) -> PollFallback | None:
+        """Shadow wasmtime's versions of the four calls among ``imports`` (WASI already defined).
+
+        Defined once per release: each call goes to ``current()``, the running test's clock and
+        random stream.  Returns wasmtime's own ``poll_oneoff`` (for fd subscriptions) when the
+        module imports it, to be handed to each test's ``DeterministicWasi``.
+        """
         wanted = {imp.name: imp.type for imp in imports if imp.module == ABI_WASI}
-        linker.allow_shadowing = True
+        fallback = None
         if "poll_oneoff" in wanted:
-            self.poll_fallback = linker.get(store, ABI_WASI, "poll_oneoff")
+            fallback = wasmtime.Linker(engine)
+            fallback.define_wasi()
+        linker.allow_shadowing = True
         for name in ("clock_time_get", "clock_res_get", "random_get", "poll_oneoff"):
             if name in wanted and isinstance(wanted[name], wasmtime.FuncType):
-                linker.define_func(ABI_WASI, name, wanted[name], getattr(self, name), access_caller=True)
+
+                def call(caller: wasmtime.Caller, *args: int, _name: str = name) -> int:
+                    result: int = getattr(current(), _name)(caller, *args)
+                    return result
+
+                linker.define_func(ABI_WASI, name, wanted[name], call, access_caller=True)
         linker.allow_shadowing = False
+        if fallback is None:
+            return None
+        original = fallback
+
+        def poll_fallback(caller: wasmtime.Caller, *args: int) -> int:
+            func = original.get(caller, ABI_WASI, "poll_oneoff")
+            assert isinstance(func, wasmtime.Func)
+            return int(func(caller, *args))
+
+        return poll_fallback

@@ -507,16 +507,28 @@ def _func(exports: Exports, name: str) -> wasmtime.Func | None:
 
 
 class ProxyWasmAdapter(Adapter):
+    """The ``proxy-wasm`` runner: one HTTP request through the filter's lifecycle per test."""
+
     name = "proxy-wasm"
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        state = HttpState.for_case(case, "network" in policy.granted)
-        host = ProxyWasmHost(state)
-        for name, ty in _host_types(store.engine).items():
-            linker.define_func(PROXY_WASM_ENV, name, ty, host.function(name), access_caller=True)
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner; its host functions serve the running test's ``HttpState``."""
+        super().__init__(policy)
+        self.host = ProxyWasmHost(HttpState.for_case(Case(""), network=False))
+
+    def define(self, linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
+        """Link the 36 host functions once for every test of the release."""
+        for name, ty in _host_types(engine).items():
+            linker.define_func(PROXY_WASM_ENV, name, ty, self.host.function(name), access_caller=True)
+
+    def begin(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case) -> Any:
+        """A fresh request, response, log, shared data and metrics for the test."""
+        state = HttpState.for_case(case, "network" in self.policy.granted)
+        self.host.s = state
         return state
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Drive the filter through one request's lifecycle and collect what it did."""
         assert isinstance(state, HttpState)
         if not any(_func(exports, v) for v in PROXY_WASM_VERSIONS):
             raise MissingExportError(f"a Proxy-Wasm filter exports {' or '.join(PROXY_WASM_VERSIONS)}")
