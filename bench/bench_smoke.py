@@ -1,8 +1,9 @@
 """Benchmark of the smoke harness (not a test): prints figures measured side by side in one run.
 
-1. Harness overhead per test vs a bare wasmtime-py call of the same export.
+1. Harness cost per test vs bare wasmtime-py doing the same isolation (core, wasi-command), and a
+   one-test release including the worker's start.
 2. First (compile) vs cached (deserialize) start of a generated ~20 MB module.
-3. Extism-ABI throughput of our native host implementation vs the official Extism SDK.
+3. Extism ABI per call vs the official Extism SDK, with one reused plugin and with a new plugin per call.
 4. Cold compile of the real-plugin corpus (index/plugins) under the harness's engine config, with
    copy-on-write memory images off (the old config) and on (the current one).
 5. Proxy-Wasm per-test cost: the whole lifecycle of one request, per test, in-process and in a worker.
@@ -24,7 +25,7 @@ import wasmtime
 from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits, run_job
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
 from registry_tool.sandbox.engine import make_engine
-from registry_tool.sandbox.worker import EpochTimer, run_case
+from registry_tool.sandbox.worker import EpochTimer, Release, run_case
 
 ADD = '(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))'
 EXTISM_C = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "modules" / "extism_shout.c"
@@ -47,42 +48,104 @@ def job(path: Path, abi: str, cases: list[Case], cache_dir: Path | None = None, 
     )  # fmt: skip
 
 
-def bench_overhead(tmp: Path) -> None:
-    wasm = wasmtime.wat2wasm(ADD)
-    engine = wasmtime.Engine()
+WRITER = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "x")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 1))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
+
+
+def _bare_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
+    """What the harness gives each test, written directly against wasmtime-py."""
     store = wasmtime.Store(engine)
-    add = wasmtime.Instance(store, wasmtime.Module(engine, wasm), []).exports(store)["add"]
-    bare = per_call(lambda: add(store, 2, 3))
+    store.set_limits(
+        memory_size=limits.memory, table_elements=limits.table_elements, instances=limits.instances
+    )
+    store.set_fuel(limits.fuel)
+    store.set_epoch_deadline(200)
+    return store
 
-    case = Case("add", "add", [2, 3], expect_kind="values", expect=[5])
-    path = tmp / "add.wasm"
-    path.write_bytes(wasm)
-    the_job = job(path, "core", [case])
-    sandbox_engine = make_engine(the_job.engine)
-    module = wasmtime.Module(sandbox_engine, wasm)
+
+def _bare_core(engine: wasmtime.Engine, module: wasmtime.Module) -> Callable[[], object]:
+    def one() -> object:
+        store = _bare_store(engine, Limits())
+        return wasmtime.Instance(store, module, []).exports(store)["add"](store, 2, 3)
+
+    return one
+
+
+def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> Callable[[], object]:
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    files = [tmp / "bare-stdin", tmp / "bare-stdout", tmp / "bare-stderr"]
+
+    def one() -> object:
+        store = _bare_store(engine, Limits())
+        for f in files:
+            f.unlink(missing_ok=True)
+            f.write_bytes(b"")
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = ["plugin.wasm"]
+        wasi.stdin_file, wasi.stdout_file, wasi.stderr_file = (str(f) for f in files)
+        store.set_wasi(wasi)
+        linker.instantiate(store, module).exports(store)["_start"](store)
+        return files[1].read_bytes()
+
+    return one
+
+
+def _in_worker(path: Path, abi: str, case: Case, **limits: float) -> tuple[float, float]:
+    """(seconds per test in a worker running 200, seconds for a one-test release incl. worker start)."""
+    run_job(job(path, abi, [case]))  # warm the OS page cache for the worker's start
+    start = time.perf_counter()
+    outcomes = run_job(job(path, abi, [case] * 200, **limits))
+    many = time.perf_counter() - start
+    assert all(o.passed for o in outcomes), outcomes[0]
+    start = time.perf_counter()
+    run_job(job(path, abi, [case]))
+    one = time.perf_counter() - start
+    return (many - one) / 199, one
+
+
+def bench_overhead(tmp: Path) -> None:
+    """Per-test cost of the harness next to bare wasmtime-py doing the same isolation."""
+    sandbox_engine = make_engine(EngineSpec())
     timer = EpochTimer(sandbox_engine)
-    in_process = per_call(lambda: run_case(sandbox_engine, module, wasm, the_job, case, tmp))
-    timer.stop()
-
-    batch = job(path, "core", [case] * 200)
-    start = time.perf_counter()
-    run_job(batch)
-    worker_per_test = (time.perf_counter() - start) / 200
-    start = time.perf_counter()
-    run_job(job(path, "core", [case]))
-    worker_single = time.perf_counter() - start
-
-    print("1. overhead per call, export add(i32, i32) -> i32")
-    print(f"   bare wasmtime-py call (reused store/instance):   {bare * 1e6:10.1f} us")
+    rows = []
+    try:
+        for abi, source, case in (
+            ("core", ADD, Case("add", "add", [2, 3], expect_kind="values", expect=[5])),
+            ("wasi-command", WRITER, Case("x", "_start", expect_kind="text", expect="x")),
+        ):
+            wasm = wasmtime.wat2wasm(source)
+            path = tmp / f"{abi}.wasm"
+            path.write_bytes(wasm)
+            module = wasmtime.Module(sandbox_engine, wasm)
+            bare = per_call(
+                _bare_core(sandbox_engine, module)
+                if abi == "core"
+                else _bare_wasi(sandbox_engine, module, tmp)
+            )
+            the_job = job(path, abi, [case])
+            release = Release(sandbox_engine, module, wasm, the_job)
+            in_process = per_call(lambda release=release, case=case: run_case(release, case, tmp))
+            worker_per_test, worker_single = _in_worker(path, abi, case)
+            rows.append((abi, bare, in_process, worker_per_test, worker_single))
+    finally:
+        timer.stop()
     print(
-        f"   harness test, in-process (store+link+instance):  {in_process * 1e6:10.1f} us  "
-        f"({in_process / bare:.0f}x)"
+        "1. per-test cost: bare wasmtime-py with the same isolation (new store, limits, fuel, epoch deadline,"
     )
-    print(
-        f"   harness test, in worker, 200 tests per worker:   {worker_per_test * 1e6:10.1f} us  "
-        f"({worker_per_test / bare:.0f}x)"
-    )
-    print(f"   harness, one-test release incl. worker start:    {worker_single * 1e3:10.1f} ms")
+    print("   instance; WASI files for wasi-command) vs a harness test (in-process; in a worker, 200 tests)")
+    for abi, bare, in_process, per_test, single in rows:
+        print(
+            f"   {abi:13} bare {bare * 1e6:7.1f} us | harness in-process {in_process * 1e6:7.1f} us "
+            f"({in_process / bare:.2f}x) | in a worker {per_test * 1e6:7.1f} us ({per_test / bare:.2f}x) | "
+            f"one-test release incl. worker start {single * 1e3:6.1f} ms"
+        )
 
 
 def _big_module(target_bytes: int) -> bytes:
@@ -149,20 +212,21 @@ def bench_extism(tmp: Path) -> None:
         check=True,
     )  # fmt: skip
     wasm = out.read_bytes()
-    print("3. Extism ABI, export shout (upper-cases its input byte by byte through input_load_u8/store_u8;")
-    print("   the harness runs each call as a test: new store, kernel instance, WASI files, plugin instance)")
+    print("3. Extism ABI, export shout (upper-cases its input byte by byte through input_load_u8/store_u8);")
+    print("   SDK reused: one extism.Plugin for every call; SDK new: a new extism.Plugin per call (the")
+    print("   isolation the harness gives each test: new store, kernel instance, plugin instance)")
     for size in (64, 4096, 1024**2):
         data = b"a" * size
         plugin = extism.Plugin(wasm, wasi=False)
-        sdk = per_call(lambda data=data, plugin=plugin: plugin.call("shout", data))
-
+        reused = per_call(lambda data=data, plugin=plugin: plugin.call("shout", data))
+        new = per_call(lambda data=data: extism.Plugin(wasm, wasi=False).call("shout", data))
         case = Case("shout", "shout", input=data)
         ours = _harness_per_call(wasm, job(out, "extism", [case], fuel=10**9), tmp)
         label = f"{size // 1024**2} MiB" if size >= 1024**2 else f"{size} B"
         print(
-            f"   {label:>6} input: official SDK {1 / sdk:9.0f} calls/s ({size / sdk / 1e6:7.2f} MB/s), "
-            f"harness {1 / ours:7.0f} calls/s ({size / ours / 1e6:7.2f} MB/s); "
-            f"SDK is {ours / sdk:.1f}x faster"
+            f"   {label:>6}: SDK reused {reused * 1e6:8.1f} us, SDK new {new * 1e6:8.1f} us, "
+            f"harness {ours * 1e6:8.1f} us per call "
+            f"({ours / new:.2f}x SDK new, {ours / reused:.1f}x SDK reused)"
         )
     # The per-test floor: an Extism export that returns at once, next to the same in the core ABI.
     empty = tmp / "empty.wasm"
@@ -179,10 +243,10 @@ def bench_extism(tmp: Path) -> None:
 
 def _harness_per_call(wasm: bytes, the_job: Job, tmp: Path) -> float:
     engine = make_engine(the_job.engine)
-    module = wasmtime.Module(engine, wasm)
+    release = Release(engine, wasmtime.Module(engine, wasm), wasm, the_job)
     timer = EpochTimer(engine)
     try:
-        return per_call(lambda: run_case(engine, module, wasm, the_job, the_job.cases[0], tmp))
+        return per_call(lambda: run_case(release, the_job.cases[0], tmp))
     finally:
         timer.stop()
 

@@ -36,21 +36,47 @@ class Exports:
     """The running instance's exports by name (None when absent).
 
     Looked up through a Linker rather than ``Instance.exports``, which in wasmtime-py enumerates
-    every export in quadratic time (half a second for a module with 3000 exports).
+    every export in quadratic time (half a second for a module with 3000 exports).  ``names`` (the
+    module's export names) and ``signatures`` (types read once per release) spare a call into
+    wasmtime for a name the module does not export and for an export's type.
     """
 
     NAMESPACE = "registry-tool:plugin"
 
-    def __init__(self, linker: wasmtime.Linker, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+    def __init__(
+        self,
+        linker: wasmtime.Linker,
+        store: wasmtime.Store,
+        instance: wasmtime.Instance,
+        names: frozenset[str] | None = None,
+        signatures: Callable[[str], Signature | None] | None = None,
+    ) -> None:
+        """Expose ``instance`` (in ``store``) through ``linker``, which may be reused per test."""
         linker.define_instance(store, self.NAMESPACE, instance)
         self.linker = linker
         self.store = store
+        self._names = names
+        self._signatures = signatures
 
     def __call__(self, name: str) -> Any:
+        """The export ``name``, or None when the module does not export it."""
+        if self._names is not None and name not in self._names:
+            return None
         try:
             return self.linker.get(self.store, self.NAMESPACE, name)
         except wasmtime.WasmtimeError:
             return None
+
+    def signature(self, name: str, func: wasmtime.Func) -> Signature:
+        """The (params, results) type names of the exported function ``func`` called ``name``."""
+        known = self._signatures(name) if self._signatures is not None else None
+        if known is not None:
+            return known
+        ty = func.type(self.store)
+        return [_type_name(k) for k in ty.params], [_type_name(k) for k in ty.results]
+
+
+Signature = tuple[list[str], list[str]]
 
 
 class MissingExportError(Exception):
@@ -228,19 +254,19 @@ def _export_func(exports: Exports, name: str) -> wasmtime.Func:
     return item
 
 
-_NUMERIC = {"i32": int, "i64": int, "f32": float, "f64": float}
+_NUMERIC = ("i32", "i64", "f32", "f64")
+_VALTYPES = {name: getattr(wasmtime.ValType, name)() for name in _NUMERIC}
 
 
 def _type_name(kind: wasmtime.ValType) -> str:
     # Only compare kinds: formatting a v128/ref ValType can abort inside the C API.
-    for name in _NUMERIC:
-        if kind == getattr(wasmtime.ValType, name)():
+    for name, valtype in _VALTYPES.items():
+        if kind == valtype:
             return name
     return "non-numeric"
 
 
-def _coerce(value: int | float, kind: wasmtime.ValType) -> int | float:
-    name = _type_name(kind)
+def _coerce(value: int | float, name: str) -> int | float:
     if name in ("i32", "i64"):
         if isinstance(value, float) and not value.is_integer():
             raise MissingExportError(f"argument {value!r} is not an integer but the parameter is {name}")
@@ -271,18 +297,19 @@ class CoreAdapter(Adapter):
     name = "core"
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Call the export with the test's args (or its input as ``(ptr, len)``); results are values."""
         func = _export_func(exports, case.call or "")
-        ty = func.type(store)
+        params, results = exports.signature(case.call or "", func)
         if case.input is not None:
             args: list[int | float] = list(self._write_input(exports, store, case.input))
         else:
             args = list(case.args)
-        if len(args) != len(ty.params):
+        if len(args) != len(params):
             raise MissingExportError(
-                f"export '{case.call}' takes {len(ty.params)} parameters but the test passes {len(args)}"
+                f"export '{case.call}' takes {len(params)} parameters but the test passes {len(args)}"
             )
-        coerced = [_coerce(a, k) for a, k in zip(args, ty.params, strict=True)]
-        for kind in ty.results:
+        coerced = [_coerce(a, k) for a, k in zip(args, params, strict=True)]
+        for kind in results:
             _coerce(0, kind)  # results must be numeric too
         values = _as_list(func(store, *coerced))
         return Produced(output=format_values(values), values=values)
@@ -308,6 +335,7 @@ class WasiCommandAdapter(Adapter):
     name = "wasi-command"
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Run the command; ``proc_exit`` is its exit code, returning normally is 0."""
         func = _export_func(exports, case.call or "_start")
         try:
             func(store)
@@ -624,8 +652,8 @@ class ExtismAdapter(Adapter):
         """Call the export with the kernel's input; the result is its output, status and error."""
         assert isinstance(state, ExtismState)
         func = _export_func(exports, case.call or "")
-        ty = func.type(store)
-        if ty.params or [_type_name(r) for r in ty.results] not in ([], ["i32"]):
+        params, results = exports.signature(case.call or "", func)
+        if params or results not in ([], ["i32"]):
             raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32] or [] -> []")
         kernel = state.kernel
         if kernel.calls or (case.input or b"") != kernel.input:  # steps: each call its own input

@@ -203,6 +203,7 @@ class Release:
         self.pre: wasmtime.InstancePre | None = None
         self.memories: tuple[str, ...] = ()
         self.tables: tuple[str, ...] = ()
+        self.export_names: frozenset[str] = frozenset()
         self._signatures: dict[str, tuple[list[str], list[str]] | None] = {}
         self._clock = DeterministicWasi(job.limits.wall_time)
         self._keys = KeyValueStub(job.host)
@@ -211,7 +212,9 @@ class Release:
             assert isinstance(self.adapter, ComponentAdapter)
             self.adapter.prepare(engine, module)
             return
-        for export in module.exports:
+        exports = module.exports
+        self.export_names = frozenset(e.name for e in exports)
+        for export in exports:
             if isinstance(export.type, wasmtime.MemoryType):
                 self.memories += (export.name,)
             elif isinstance(export.type, wasmtime.TableType):
@@ -355,7 +358,9 @@ def _execute(release: Release, case: Case, store: wasmtime.Store) -> _Run:
                 instance = release.pre.instantiate(store)
             else:
                 instance = release.linker.instantiate(store, release.module)
-            run.exports = Exports(release.exports_linker, store, instance)
+            run.exports = Exports(
+                release.exports_linker, store, instance, release.export_names, release.signature
+            )
             _initialize_reactor(run.exports, store, case)
         except wasmtime.ExitTrap as exit_trap:
             # A start function or _initialize that calls proc_exit: the program's result.
