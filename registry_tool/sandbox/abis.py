@@ -28,7 +28,7 @@ from registry_tool.manifest.abi import (
 from registry_tool.manifest.abi import (
     WASI as ABI_WASI,
 )
-from registry_tool.sandbox.engine import Limits
+from registry_tool.sandbox.engine import OUTPUT_CAP, Limits
 from registry_tool.sandbox.outcome import Outcome
 
 
@@ -353,7 +353,7 @@ _LOG_LEVELS = {level: i for i, level in enumerate(EXTISM_LOG_LEVELS)}
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 #: Host-side copies of plugin memory live in the worker's own heap, outside every wasm limit: the log is
 #: captured output (the stderr cap), vars get Extism's default budget (``memory.max_var_bytes``).
-LOG_CAP = Limits().output
+LOG_CAP = OUTPUT_CAP
 VAR_CAP = 1024 * 1024
 LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 

@@ -13,23 +13,40 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
 from registry_tool.errors import Location, UsageError
-from registry_tool.manifest.config import DEFAULT_COMPILE_TIME, FEATURES
 
-#: Wasm proposals the registry can switch (registry.toml [features]), each a ``wasmtime.Config``
-#: attribute; the component model is not one of them here: it is set per module (``EngineSpec.component``).
-FEATURE_FLAGS = {name: attr for name, attr in FEATURES.items() if name != "component_model"}
+
+def feature_flags() -> dict[str, str]:
+    """Wasm proposals the registry can switch (registry.toml [features]) -> ``wasmtime.Config`` attribute.
+
+    The component model is not one of them here: it is set per module (``EngineSpec.component``).
+    Read from the registry configuration's feature table in the parent only: the worker gets the
+    resolved switches in its job (``EngineSpec.flags``), so it never imports the configuration code.
+    """
+    from registry_tool.manifest.config import FEATURES
+
+    return {name: attr for name, attr in FEATURES.items() if name != "component_model"}
+
+
+def _default_compile_time() -> float:
+    from registry_tool.manifest.config import DEFAULT_COMPILE_TIME
+
+    return DEFAULT_COMPILE_TIME
+
+
 #: What the registry gets when registry.toml's ``[features]`` says nothing (the MVP-plus set every
 #: mainstream toolchain emits); everything else is off unless enabled.
 DEFAULT_FEATURES = {"simd": True, "bulk_memory": True, "reference_types": True, "multi_value": True}
 
 CACHE_ENV = "REGISTRY_TOOL_CACHE_DIR"
+#: Bytes of stdout and of stderr a test may write by default (``Limits.output``).
+OUTPUT_CAP = 1024**2
 EPOCH_TICK_S = 0.01
 
 
@@ -45,8 +62,8 @@ class Limits:
     tables: int = 10
     memories: int = 1
     stack: int = 1024**2  # Config.max_wasm_stack
-    output: int = 1024**2  # bytes of stdout and of stderr each
-    compile_timeout: float = DEFAULT_COMPILE_TIME
+    output: int = OUTPUT_CAP  # bytes of stdout and of stderr each
+    compile_timeout: float = field(default_factory=_default_compile_time)
     # Worker-process limits: address space and CPU seconds per worker.
     address_space: int = 4 * 1024**3
     # Slack the parent adds to wall_time before it kills a worker that ignores its own deadline.
@@ -70,14 +87,30 @@ class EngineSpec:
     # Virtual address space reserved per linear memory: the memory limit, so a memory never moves
     # while it grows up to its cap (with no reservation every memory.grow copies the whole memory).
     reservation: int = 16 * 1024**2
+    #: ``wasmtime.Config`` attribute -> on, for every switchable proposal (``resolved()`` fills it in
+    #: the parent; None: computed from ``features`` when needed).
+    flags: dict[str, bool] | None = None
 
     def normalised_features(self) -> dict[str, bool]:
-        return {name: bool(self.features.get(name, False)) for name in sorted(FEATURE_FLAGS)}
+        """Every switchable proposal by its registry.toml name -> on (absent means off)."""
+        return {name: bool(self.features.get(name, False)) for name in sorted(feature_flags())}
+
+    def wasmtime_flags(self) -> dict[str, bool]:
+        """Every switchable proposal by its ``wasmtime.Config`` attribute -> on."""
+        if self.flags is not None:
+            return dict(sorted(self.flags.items()))
+        return dict(
+            sorted((attr, bool(self.features.get(name, False))) for name, attr in feature_flags().items())
+        )
+
+    def resolved(self) -> EngineSpec:
+        """This spec with ``flags`` filled in, as the worker receives it."""
+        return replace(self, flags=self.wasmtime_flags())
 
     def fingerprint(self) -> str:
         blob = json.dumps(
             {
-                "features": self.normalised_features(),
+                "features": self.wasmtime_flags(),
                 "stack": self.stack,
                 "component": self.component,
                 "wasmtime": wasmtime_version(),
@@ -143,9 +176,8 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     # lives in a memfd file created at the first instantiation, which the worker's RLIMIT_FSIZE (the
     # output cap during a test) would refuse: the worker primes it before any test runs.
     config.memory_init_cow = True
-    features = spec.normalised_features()
-    for name, attr in FEATURE_FLAGS.items():
-        setattr(config, attr, features[name])
+    for attr, on in spec.wasmtime_flags().items():
+        setattr(config, attr, on)
     config.wasm_component_model = spec.component
     return config
 

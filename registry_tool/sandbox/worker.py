@@ -75,7 +75,8 @@ class Job:
             "abi": self.abi,
             "cases": [c.to_json() for c in self.cases],
             "limits": self.limits.to_json(),
-            "engine": asdict(self.engine),  # EngineSpec(**data["engine"]) reads it back
+            # Resolved here: the worker gets wasmtime's switches, not the registry's feature table.
+            "engine": asdict(self.engine.resolved()),  # EngineSpec(**data["engine"]) reads it back
             "policy": self.policy.to_json(),
             "program": self.program,
             "cache_dir": self.cache_dir,
