@@ -3,7 +3,8 @@ import, which of its imports the host implements, what its exports look like and
 apply.  ``validate`` and the sandbox both read these specs, and ``link_import`` is the one answer to
 "how does this import get linked", so what validate accepts is what smoke can link.
 
-Adding an ABI is one spec here plus one runner (``registry_tool.sandbox.abis``).
+Adding an ABI is one spec here plus one runner registered in ``registry_tool.sandbox.runners``
+(the steps are in docs/sandbox.md, "Adding an ABI"; a test checks the schema enums equal ``ABIS``).
 """
 
 from __future__ import annotations
