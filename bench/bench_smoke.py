@@ -25,7 +25,7 @@ import wasmtime
 from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits, run_job
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
 from registry_tool.sandbox.engine import make_engine
-from registry_tool.sandbox.worker import EpochTimer, Release, run_case
+from registry_tool.sandbox.worker import EpochTimer, Release, run_case, scratch_dir
 
 ADD = '(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))'
 EXTISM_C = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "modules" / "extism_shout.c"
@@ -95,7 +95,8 @@ def _bare_core(engine: wasmtime.Engine, module: wasmtime.Module) -> Callable[[],
 def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> Callable[[], object]:
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
-    files = [tmp / "bare-stdin", tmp / "bare-stdout", tmp / "bare-stderr"]
+    scratch = Path(tempfile.mkdtemp(dir=scratch_dir()))  # where the worker puts them too
+    files = [scratch / "bare-stdin", scratch / "bare-stdout", scratch / "bare-stderr"]
 
     def one() -> object:
         store = _bare_store(engine, Limits())
@@ -113,21 +114,21 @@ def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> C
 
 
 def _in_worker(path: Path, abi: str, case: Case, rounds: int = 3) -> tuple[float, float]:
-    """(seconds per test in a worker running 200, seconds for a one-test release incl. worker start).
+    """(seconds per test in a worker, seconds for a one-test release incl. worker start).
 
-    Best of ``rounds`` each, alternating, after one run that warms the OS page cache.
+    Per test: the difference between releases of 1,100 and 100 tests over 1,000, so the worker's
+    start cancels out.  Best of ``rounds`` each, alternating, after one run that warms the OS page
+    cache.
     """
     run_job(job(path, abi, [case]))
-    many = one = float("inf")
+    timings: dict[int, float] = {}
     for _ in range(rounds):
-        start = time.perf_counter()
-        outcomes = run_job(job(path, abi, [case] * 200))
-        many = min(many, time.perf_counter() - start)
-        assert all(o.passed for o in outcomes), outcomes[0]
-        start = time.perf_counter()
-        run_job(job(path, abi, [case]))
-        one = min(one, time.perf_counter() - start)
-    return (many - one) / 199, one
+        for n in (1, 100, 1100):
+            start = time.perf_counter()
+            outcomes = run_job(job(path, abi, [case] * n))
+            timings[n] = min(timings.get(n, float("inf")), time.perf_counter() - start)
+            assert all(o.passed for o in outcomes), outcomes[0]
+    return (timings[1100] - timings[100]) / 1000, timings[1]
 
 
 def bench_overhead(tmp: Path) -> None:
@@ -150,8 +151,12 @@ def bench_overhead(tmp: Path) -> None:
                 else _bare_wasi(sandbox_engine, module, tmp)
             )
             release = Release(sandbox_engine, module, wasm, job(path, abi, [case]))
+            work = Path(tempfile.mkdtemp(dir=scratch_dir()))
             figures = side_by_side(
-                {"bare": bare_fn, "harness": lambda release=release, case=case: run_case(release, case, tmp)}
+                {
+                    "bare": bare_fn,
+                    "harness": lambda release=release, case=case, work=work: run_case(release, case, work),
+                }
             )
             bare, in_process = figures["bare"], figures["harness"]
             worker_per_test, worker_single = _in_worker(path, abi, case)
@@ -161,7 +166,7 @@ def bench_overhead(tmp: Path) -> None:
     print(
         "1. per-test cost: bare wasmtime-py with the same isolation (new store, limits, fuel, epoch deadline,"
     )
-    print("   instance; WASI files for wasi-command) vs a harness test (in-process; in a worker, 200 tests)")
+    print("   instance; WASI files for wasi-command) vs a harness test (in-process; in a worker)")
     for abi, bare, in_process, per_test, single in rows:
         print(
             f"   {abi:13} bare {bare * 1e6:7.1f} us | harness in-process {in_process * 1e6:7.1f} us "

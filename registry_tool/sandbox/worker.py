@@ -589,12 +589,28 @@ def run_job(job: Job, start_index: int = 0) -> None:
     release = Release(engine, module, wasm, job)
     timer = EpochTimer(engine)
     try:
-        with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-", dir=scratch_dir()) as tmp:
             for index in range(start_index, len(job.cases)):
                 outcome = run_case(release, job.cases[index], Path(tmp))
                 _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
     finally:
         timer.stop()
+
+
+#: Where the WASI files of the tests go when the machine has it: a memory file system, where
+#: creating and removing three files per test costs about 0.1 ms (on a loaded ext4, over 1 ms).
+SHM = Path("/dev/shm")  # noqa: S108 - each worker makes its own private (0700) directory in it
+_SHM_FREE = 64 * MiB  # enough for several workers' capped stdout/stderr and inputs
+
+
+def scratch_dir() -> str | None:
+    """The directory for the tests' WASI files: ``SHM`` when usable with room to spare, else the default."""
+    try:
+        stat = os.statvfs(SHM)
+    except OSError:
+        return None
+    usable = os.access(SHM, os.W_OK | os.X_OK) and stat.f_bavail * stat.f_frsize >= _SHM_FREE
+    return str(SHM) if usable else None
 
 
 MAX_ARTIFACT = 256 * MiB  # above any registry's module_size; the harness checks that one first
