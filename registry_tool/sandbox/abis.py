@@ -124,6 +124,7 @@ class Case:
         return self.expect_trap or Outcome.passed.value
 
     def to_json(self) -> dict[str, Any]:
+        """The case as JSON for the worker (bytes as base64)."""
         data = dict(self.__dict__)
         data["input"] = None if self.input is None else base64.b64encode(self.input).decode()
         if isinstance(self.expect, bytes):
@@ -132,6 +133,7 @@ class Case:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Case:
+        """The case back from ``to_json``."""
         data = dict(data)
         if data.get("input") is not None:
             data["input"] = base64.b64decode(data["input"])
@@ -149,6 +151,7 @@ class ImportRule:
     permission: str | None = None
 
     def matches(self, module: str, name: str) -> bool:
+        """Whether the import ``module.name`` matches this pattern."""
         return fnmatch.fnmatchcase(module, self.module) and fnmatch.fnmatchcase(name, self.name)
 
 
@@ -166,12 +169,14 @@ class ImportPolicy:
     granted: list[str] = field(default_factory=list)
 
     def allowed(self, module: str, name: str) -> bool:
+        """Whether ``module.name`` may be imported (a covering permission must be granted)."""
         gates = [r for r in self.permission_rules if r.matches(module, name)]
         if gates:
             return any(r.permission in self.granted for r in gates)
         return any(r.matches(module, name) for r in self.abi_rules)
 
     def to_json(self) -> dict[str, Any]:
+        """The policy as JSON for the worker."""
         return {
             "abi_rules": [r.__dict__ for r in self.abi_rules],
             "permission_rules": [r.__dict__ for r in self.permission_rules],
@@ -180,6 +185,7 @@ class ImportPolicy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportPolicy:
+        """The policy back from ``to_json``."""
         return cls(
             abi_rules=[ImportRule(**r) for r in data["abi_rules"]],
             permission_rules=[ImportRule(**r) for r in data["permission_rules"]],
@@ -410,16 +416,18 @@ Storelike = wasmtime.Store | wasmtime.Caller
 
 
 class ExtismKernel:
-    """One test's Extism kernel: the wasm kernel (extism_kernel.wat) instantiated in the test's store,
-    plus the host-side state the rare host functions use (config, vars, log).
+    """One test's Extism kernel.
+
+    The wasm kernel (extism_kernel.wat) instantiated in the test's store, plus the host-side state the rare
+    host functions use (config, vars, log).
 
     The kernel owns its own linear memory, outside the plugin's, like the real Extism kernel.  That
     memory is a store memory like any other, so ``Store.set_limits(memory_size=...)`` caps it: past
     the cap ``alloc`` returns 0.  Methods take the store or, inside a host function, the caller.
 
-    It holds no reference to the store or the linker: the host functions (closures over the
-    kernel) live as long as the store, so such a reference would be a cycle through native code
-    that Python's garbage collector cannot see, and every test's store would leak.
+    It holds no reference to the store or the linker: host functions reach the kernel through the
+    runner, and natively held closures over a store would form a cycle Python's garbage collector
+    cannot see, so a finished test's store (and its memories' address space) would leak.
     """
 
     #: The kernel items the host side uses, fetched once when the kernel is linked.
@@ -442,6 +450,7 @@ class ExtismKernel:
         network: bool,
         linker: wasmtime.Linker,
     ) -> None:
+        """Instantiate the kernel in ``store`` and define it under ``extism:host/env`` in ``linker``."""
         # The whole instance goes under extism:host/env in one call (defining 15 exports one by one
         # costs more than the rest of the setup); the adapter refuses imports of names outside the
         # ABI, so a plugin cannot reach the kernel's memory or its rt_* exports.  The linker serves
@@ -472,8 +481,11 @@ class ExtismKernel:
             self.memory.write(store, data, offset)
 
     def next_call(self, store: wasmtime.Store, data: bytes) -> None:
-        """Prepare another call on the same instance (a test's steps): a new input, no output or error
-        left from the call before (as the Extism SDK does per call); vars and the heap are kept."""
+        """Prepare another call on the same instance (a test's steps).
+
+        A new input, no output or error left from the call before (as the Extism SDK does per call); vars and
+        the heap are kept.
+        """
         for name in ("rt_output_offset", "rt_output_length", "rt_error"):
             self._items[name].set_value(store, wasmtime.Val.i64(0))
         self._write_input(store, data)
@@ -488,15 +500,18 @@ class ExtismKernel:
 
     # -- blocks, as the host functions see them
     def alloc(self, ctx: Storelike, length: int) -> int:
+        """A kernel block of ``length`` bytes (0 when the heap is full)."""
         return self.call(ctx, "alloc", length)
 
     def read(self, ctx: Storelike, offset: int) -> bytes:
+        """The bytes of the block at ``offset``; traps unless it is an active block."""
         length = self.call(ctx, "length", offset)
         if not length:
             raise wasmtime.WasmtimeError(f"extism: offset {offset & _U64} is not an allocated block")
         return bytes(self.memory.read(ctx, offset, offset + length))
 
     def put(self, ctx: Storelike, data: bytes) -> int:
+        """``data`` copied into a new block; its offset (0 when the heap is full)."""
         offset = self.alloc(ctx, len(data))
         if offset:
             self.memory.write(ctx, data, offset)
@@ -511,10 +526,12 @@ class ExtismKernel:
         return self._global(store, "heap_top")
 
     def output(self, store: Storelike) -> bytes:
+        """What the plugin passed to ``output_set`` (read after the call, without running wasm)."""
         offset, length = self._global(store, "output_offset"), self._global(store, "output_length")
         return bytes(self.memory.read(store, offset, offset + length)) if length else b""
 
     def error(self, store: Storelike) -> str:
+        """What the plugin passed to ``error_set``, or an empty string."""
         offset = self._global(store, "error")
         if not offset:
             return ""
@@ -526,14 +543,17 @@ class ExtismKernel:
 
     # -- config / vars / log / http: host functions (rare calls), over the kernel's memory
     def config_get(self, caller: Storelike, offset: int) -> int:
+        """``config_get``: the test's config value for the key block, as a new block (0 when absent)."""
         value = self.config.get(self.read(caller, offset).decode("utf-8", "replace"))
         return 0 if value is None else self.put(caller, value.encode())
 
     def var_get(self, caller: Storelike, offset: int) -> int:
+        """``var_get``: the var for the key block, as a new block (0 when absent)."""
         value = self.vars.get(self.read(caller, offset).decode("utf-8", "replace"))
         return 0 if value is None else self.put(caller, value)
 
     def var_set(self, caller: Storelike, key_offset: int, value_offset: int) -> None:
+        """``var_set``: set (or, with value offset 0, delete) a var, within ``VAR_CAP`` bytes in all."""
         key = self.read(caller, key_offset).decode("utf-8", "replace")
         old = self.vars.pop(key, None)
         if old is not None:
@@ -548,6 +568,8 @@ class ExtismKernel:
         self.var_bytes += size
 
     def log_at(self, level: str) -> Callable[[Storelike, int], None]:
+        """The ``log_<level>`` host function: appends a line to the captured log, within ``LOG_CAP``."""
+
         def log(caller: Storelike, offset: int) -> None:
             if len(self.log) > LOG_CAP:  # already cut: the run ends in output_limit
                 raise wasmtime.WasmtimeError(LOG_LIMIT_MESSAGE)
@@ -557,6 +579,7 @@ class ExtismKernel:
         return log
 
     def http_request(self, caller: Storelike, request: int, body: int) -> int:
+        """``http_request``: traps without the ``network`` permission, else an empty answer."""
         if not self.network:
             raise wasmtime.WasmtimeError(
                 "extism: http_request denied: the plugin does not declare the 'network' permission"
@@ -678,8 +701,10 @@ class ExtismAdapter(Adapter):
 
 
 class KeyValueStub:
-    """A deterministic in-memory ``<host>:keys`` (the registry's host name: ``ferrite:keys`` for the
-    sample registry), holding the test's ``keys`` fixtures at the start of every test.
+    """A deterministic in-memory ``<host>:keys`` store for one test.
+
+    ``<host>`` is the registry's host name (``ferrite:keys`` for the sample registry); it holds the test's
+    ``keys`` fixtures at the start of every test.
 
     Contract (the sample host's): ``get(key_ptr, key_len, out_ptr, out_cap) -> i32`` copies at most
     ``out_cap`` bytes and returns the value's full length or -1 when absent;
@@ -690,6 +715,7 @@ class KeyValueStub:
     INTERFACE = "keys"
 
     def __init__(self, host: str = "ferrite", fixtures: dict[str, str] | None = None) -> None:
+        """A store holding ``fixtures`` for the module ``<host>:keys``."""
         self.module = f"{host}:{self.INTERFACE}"
         self.data: dict[bytes, bytes] = {k.encode(): v.encode() for k, v in (fixtures or {}).items()}
 
@@ -717,6 +743,7 @@ class KeyValueStub:
         return bytes(memory.read(caller, ptr, ptr + length))
 
     def get(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, out_ptr: int, out_cap: int) -> int:
+        """``get``: copy at most ``out_cap`` bytes of the value; its full length, or -1 when absent."""
         value = self.data.get(self._read(caller, key_ptr, key_len))
         if value is None:
             return -1
@@ -726,10 +753,12 @@ class KeyValueStub:
         return len(value)
 
     def set(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, val_ptr: int, val_len: int) -> int:
+        """``set``: store the value under the key; 0."""
         self.data[self._read(caller, key_ptr, key_len)] = self._read(caller, val_ptr, val_len)
         return 0
 
     def delete(self, caller: wasmtime.Caller, key_ptr: int, key_len: int) -> int:
+        """``delete``: remove the key; 0."""
         self.data.pop(self._read(caller, key_ptr, key_len), None)
         return 0
 
@@ -821,6 +850,7 @@ class DeterministicWasi:
         memory.write(caller, data, ptr)
 
     def clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+        """WASI ``clock_time_get``: the virtual clock, advanced one tick per read."""
         if clock not in (0, 1, 2, 3):
             return self._E_INVAL
         self.now += self.TICK_NS
@@ -828,12 +858,14 @@ class DeterministicWasi:
         return 0
 
     def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
+        """WASI ``clock_res_get``: the virtual clock's tick."""
         if clock not in (0, 1, 2, 3):
             return self._E_INVAL
         self._write(caller, out, self.TICK_NS.to_bytes(8, "little"))
         return 0
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        """WASI ``random_get``: SHA-256 counter-mode bytes from the fixed seed."""
         out = bytearray()
         while len(out) < length:
             self.counter += 1
@@ -842,6 +874,7 @@ class DeterministicWasi:
         return 0
 
     def poll_oneoff(self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
+        """WASI ``poll_oneoff``: clock subscriptions advance the virtual clock; fd ones go to wasmtime."""
         memory = self._memory(caller)
         if count <= 0 or subs < 0 or subs + 48 * count > memory.data_len(caller):
             return self._E_INVAL

@@ -1,5 +1,6 @@
-"""The wasmtime engine a smoke run uses, built from the registry's limits and features, and its
-on-disk cache of compiled modules.
+"""The wasmtime engine a smoke run uses and its on-disk cache of compiled modules.
+
+The engine is built from the registry's limits and features.
 
 Everything here is plain data that crosses the worker-process boundary as JSON, so the parent
 decides the limits and the worker only applies them.
@@ -70,10 +71,12 @@ class Limits:
     kill_margin: float = 3.0
 
     def to_json(self) -> dict[str, Any]:
+        """The limits as JSON for the worker."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Limits:
+        """The limits back from ``to_json``."""
         return cls(**data)
 
 
@@ -108,6 +111,7 @@ class EngineSpec:
         return replace(self, flags=self.wasmtime_flags())
 
     def fingerprint(self) -> str:
+        """A digest of everything here that changes generated code (part of the compile-cache key)."""
         blob = json.dumps(
             {
                 "features": self.wasmtime_flags(),
@@ -125,6 +129,7 @@ class EngineSpec:
 
 
 def wasmtime_version() -> str:
+    """The installed wasmtime-py version."""
     from importlib.metadata import version
 
     return version("wasmtime")
@@ -183,6 +188,7 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
 
 
 def make_engine(spec: EngineSpec) -> wasmtime.Engine:
+    """An engine configured by ``make_config``."""
     return wasmtime.Engine(make_config(spec))
 
 
@@ -190,6 +196,7 @@ def make_engine(spec: EngineSpec) -> wasmtime.Engine:
 
 
 def default_cache_dir() -> Path:
+    """The compile cache directory: ``$REGISTRY_TOOL_CACHE_DIR`` or the user cache directory."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override)
@@ -199,6 +206,7 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(wasm: bytes, spec: EngineSpec) -> str:
+    """The cache key of ``wasm`` compiled under ``spec``: its SHA-256 and the engine fingerprint."""
     return f"{hashlib.sha256(wasm).hexdigest()}-{spec.fingerprint()}"
 
 
@@ -224,6 +232,7 @@ class ModuleCache:
     """
 
     def __init__(self, directory: Path, max_bytes: int = 2 * 1024**3) -> None:
+        """A cache in ``directory``, pruned least-recently-used first to ``max_bytes``."""
         self.directory = directory
         self.max_bytes = max_bytes
 
@@ -235,6 +244,7 @@ class ModuleCache:
         return _trusted_dir(self.directory)
 
     def path_for(self, key: str) -> Path:
+        """The file an entry with ``key`` lives in."""
         return self.directory / f"{key}.cwasm"
 
     def load(self, engine: wasmtime.Engine, key: str, kind: Any = wasmtime.Module) -> Any:
@@ -252,6 +262,7 @@ class ModuleCache:
         return loaded
 
     def store(self, module: Any, key: str) -> bool:
+        """Serialise ``module`` under ``key`` atomically; False when unusable or the write fails."""
         if not self._usable():
             return False
         data = module.serialize()

@@ -372,6 +372,7 @@ def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
 def job_for(
     manifest: Manifest, config: RegistryConfig, *, cache: bool = True, compile_timeout: float | None = None
 ) -> Job:
+    """The worker job of one release: its module, cases, limits, engine and import policy."""
     limits = limits_for(manifest, config, compile_timeout=compile_timeout)
     """The worker job of one release: its module, cases, limits, engine and import policy."""
     abi = ABI_SPECS.get(manifest.abi)

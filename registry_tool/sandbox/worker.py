@@ -70,6 +70,7 @@ class Job:
     host: str = "ferrite"
 
     def to_json(self) -> dict[str, Any]:
+        """The job as JSON (the worker's stdin)."""
         return {
             "wasm_path": self.wasm_path,
             "abi": self.abi,
@@ -85,6 +86,7 @@ class Job:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Job:
+        """The job back from ``to_json``."""
         return cls(
             wasm_path=data["wasm_path"],
             abi=data["abi"],
@@ -121,6 +123,7 @@ class EpochTimer:
     """Advances the engine's epoch every tick; a store's deadline is counted in ticks."""
 
     def __init__(self, engine: wasmtime.Engine) -> None:
+        """Start ticking ``engine``'s epoch every ``EPOCH_TICK_S``."""
         self._engine = engine
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="epoch")
@@ -131,6 +134,7 @@ class EpochTimer:
             self._engine.increment_epoch()
 
     def stop(self) -> None:
+        """Stop ticking and join the thread."""
         self._stop.set()
         self._thread.join()
 
@@ -377,8 +381,11 @@ def _execute(release: Release, case: Case, store: wasmtime.Store) -> _Run:
 
 
 def _initialize_reactor(exports: Exports, store: wasmtime.Store, case: Case) -> None:
-    """A reactor (WASI ``_initialize``: Go c-shared, TinyGo, C with constructors) is initialised once
-    per instance before any other export is called; a command's ``_start`` does its own setup."""
+    """Run a reactor's ``_initialize`` once, right after instantiation.
+
+    A reactor (WASI ``_initialize``: Go c-shared, TinyGo, C with constructors) is initialised once
+    per instance before any other export is called; a command's ``_start`` does its own setup.
+    """
     if case.call == "_start":
         return
     init = exports("_initialize")
@@ -573,6 +580,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def run_job(job: Job, start_index: int = 0) -> None:
+    """Compile the job's module and run its cases from ``start_index``, one event line each."""
     engine = make_engine(job.engine)
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
@@ -642,6 +650,7 @@ _PARENT_POLL_S = 0.2
 
 
 def main() -> None:
+    """The worker's entry point: read the job on stdin, apply the process limits, run it."""
     _die_with_parent()
     request = json.loads(sys.stdin.read())
     job = Job.from_json(request["job"])
