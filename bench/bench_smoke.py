@@ -32,19 +32,27 @@ EXTISM_C = Path(__file__).resolve().parents[1] / "tests" / "sandbox" / "modules"
 
 
 def per_call(fn: Callable[[], object], seconds: float = 1.0, rounds: int = 5) -> float:
-    """Seconds per call: the best of ``rounds`` means over ``seconds / rounds`` of repetition each.
+    """CPU seconds per call of this thread: the best of ``rounds`` means over ``seconds / rounds`` each.
 
-    The best round, not the mean of all: on a shared machine other jobs only ever add time.
+    CPU time of the calling thread, not wall time: on a shared, loaded machine waiting for a core
+    would count otherwise.  The best round: other jobs only ever add time (caches, frequency).
     """
     fn()
     best = float("inf")
     for _ in range(rounds):
-        n, start = 0, time.perf_counter()
+        n, start, cpu = 0, time.perf_counter(), time.thread_time()
         while time.perf_counter() - start < seconds / rounds:
             fn()
             n += 1
-        best = min(best, (time.perf_counter() - start) / n)
+        best = min(best, (time.thread_time() - cpu) / n)
     return best
+
+
+def _cpu_with_children() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def side_by_side(fns: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
@@ -113,22 +121,25 @@ def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> C
     return one
 
 
-def _in_worker(path: Path, abi: str, case: Case, rounds: int = 3) -> tuple[float, float]:
-    """(seconds per test in a worker, seconds for a one-test release incl. worker start).
+def _in_worker(path: Path, abi: str, case: Case, rounds: int = 3) -> tuple[float, float, float]:
+    """In a worker: (CPU seconds per test, wall and CPU seconds of a one-test release incl. start).
 
     Per test: the difference between releases of 1,100 and 100 tests over 1,000, so the worker's
-    start cancels out.  Best of ``rounds`` each, alternating, after one run that warms the OS page
-    cache.
+    start cancels out; CPU of this process and its workers.  Best of ``rounds`` each, alternating,
+    after one run that warms the OS page cache.
     """
     run_job(job(path, abi, [case]))
-    timings: dict[int, float] = {}
+    cpu: dict[int, float] = {}
+    wall = float("inf")
     for _ in range(rounds):
         for n in (1, 100, 1100):
-            start = time.perf_counter()
+            start, used = time.perf_counter(), _cpu_with_children()
             outcomes = run_job(job(path, abi, [case] * n))
-            timings[n] = min(timings.get(n, float("inf")), time.perf_counter() - start)
+            cpu[n] = min(cpu.get(n, float("inf")), _cpu_with_children() - used)
+            if n == 1:
+                wall = min(wall, time.perf_counter() - start)
             assert all(o.passed for o in outcomes), outcomes[0]
-    return (timings[1100] - timings[100]) / 1000, timings[1]
+    return (cpu[1100] - cpu[100]) / 1000, wall, cpu[1]
 
 
 def bench_overhead(tmp: Path) -> None:
@@ -159,19 +170,20 @@ def bench_overhead(tmp: Path) -> None:
                 }
             )
             bare, in_process = figures["bare"], figures["harness"]
-            worker_per_test, worker_single = _in_worker(path, abi, case)
-            rows.append((abi, bare, in_process, worker_per_test, worker_single))
+            worker_per_test, single_wall, single_cpu = _in_worker(path, abi, case)
+            rows.append((abi, bare, in_process, worker_per_test, single_wall, single_cpu))
     finally:
         timer.stop()
+    print("1. per-test CPU time: bare wasmtime-py with the same isolation (new store, limits, fuel, epoch")
     print(
-        "1. per-test cost: bare wasmtime-py with the same isolation (new store, limits, fuel, epoch deadline,"
+        "   deadline, instance; WASI files for wasi-command) vs a harness test, in-process and in a worker;"
     )
-    print("   instance; WASI files for wasi-command) vs a harness test (in-process; in a worker)")
-    for abi, bare, in_process, per_test, single in rows:
+    print("   a one-test release including the worker's start (wall time and CPU time)")
+    for abi, bare, in_process, per_test, wall, cpu in rows:
         print(
-            f"   {abi:13} bare {bare * 1e6:7.1f} us | harness in-process {in_process * 1e6:7.1f} us "
-            f"({in_process / bare:.2f}x) | in a worker {per_test * 1e6:7.1f} us ({per_test / bare:.2f}x) | "
-            f"one-test release incl. worker start {single * 1e3:6.1f} ms"
+            f"   {abi:13} bare {bare * 1e6:6.1f} us | harness in-process {in_process * 1e6:6.1f} us "
+            f"({in_process / bare:.2f}x) | in a worker {per_test * 1e6:6.1f} us ({per_test / bare:.2f}x) | "
+            f"one-test release {wall * 1e3:5.0f} ms wall, {cpu * 1e3:5.0f} ms CPU"
         )
 
 
@@ -264,7 +276,7 @@ def bench_extism(tmp: Path) -> None:
         label = f"{size // 1024**2} MiB" if size >= 1024**2 else f"{size} B"
         print(
             f"   {label:>6}: SDK reused {reused * 1e6:8.1f} us, SDK new {new * 1e6:8.1f} us, "
-            f"harness {ours * 1e6:8.1f} us per call "
+            f"harness {ours * 1e6:8.1f} us CPU per call "
             f"({ours / new:.2f}x SDK new, {ours / reused:.1f}x SDK reused)"
         )
     # The per-test floor: an Extism export that returns at once, next to the same in the core ABI.
