@@ -345,7 +345,8 @@ def bench_proxy_wasm(tmp: Path) -> None:
     manifest = load_manifest(INDEX / "plugins" / "header_gate" / "1.0.0", config)
     the_job = job_for(manifest, config, cache=False)
     wasm = Path(the_job.wasm_path).read_bytes()
-    print("5. proxy-wasm: one test = new store, WASI, 36 host functions, instantiate, _initialize,")
+    print("5. proxy-wasm: one test = new store, WASI files, instantiate (36 host functions linked once per")
+    print("   release), _initialize,")
     print("   root context, vm_start, configure, http context, 4 callbacks, done/log/delete")
     for case in the_job.cases[:2]:
         single = Job(**{**the_job.__dict__, "cases": [case]})
