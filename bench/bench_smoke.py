@@ -163,6 +163,7 @@ def bench_overhead(tmp: Path) -> None:
             )
             release = Release(sandbox_engine, module, wasm, job(path, abi, [case]))
             work = Path(tempfile.mkdtemp(dir=scratch_dir()))
+            assert run_case(release, case, work).passed
             figures = side_by_side(
                 {
                     "bare": bare_fn,
@@ -262,6 +263,7 @@ def bench_extism(tmp: Path) -> None:
         release = Release(engine, wasmtime.Module(engine, wasm), wasm, job(out, "extism", [case], fuel=10**9))
         timer = EpochTimer(engine)
         try:
+            assert run_case(release, case, tmp).passed
             figures = side_by_side(
                 {
                     "reused": lambda data=data, plugin=plugin: plugin.call("shout", data),
@@ -297,6 +299,8 @@ def _harness_per_call(wasm: bytes, the_job: Job, tmp: Path) -> float:
     release = Release(engine, wasmtime.Module(engine, wasm), wasm, the_job)
     timer = EpochTimer(engine)
     try:
+        first = run_case(release, the_job.cases[0], tmp)
+        assert first.passed, first  # a figure of a failing test would measure the failure
         return per_call(lambda: run_case(release, the_job.cases[0], tmp))
     finally:
         timer.stop()

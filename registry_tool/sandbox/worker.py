@@ -219,6 +219,8 @@ class Release:
             return
         exports = module.exports
         self.export_names = frozenset(e.name for e in exports)
+        # Before any test and its output cap: the module's copy-on-write memory images.
+        prime_memory_images(engine, module, job.limits)
         for export in exports:
             if isinstance(export.type, wasmtime.MemoryType):
                 self.memories += (export.name,)
@@ -592,8 +594,6 @@ def run_job(job: Job, start_index: int = 0) -> None:
         _emit({"event": "compile_error", "detail": _trap_message(str(err))})
         return
     _emit({"event": "compiled", "ms": (time.perf_counter() - started) * 1000})
-    if not job.engine.component:
-        prime_memory_images(engine, module, job.limits)
     release = Release(engine, module, wasm, job)
     timer = EpochTimer(engine)
     try:
