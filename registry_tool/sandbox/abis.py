@@ -22,8 +22,6 @@ import wasmtime
 from registry_tool.manifest.abi import (
     ABI_SPECS,
     EXTISM_ENV,
-    EXTISM_HOST_FUNCTIONS,
-    EXTISM_KERNEL_FUNCTIONS,
     EXTISM_LOG_LEVELS,
 )
 from registry_tool.manifest.abi import (
@@ -365,9 +363,6 @@ VAR_CAP = 1024 * 1024
 LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 
 KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
-#: The kernel's functions a plugin may import from ``extism:host/env`` (its ``rt_*`` exports and its
-#: memory stay on the host side).
-KERNEL_FUNCTIONS = EXTISM_KERNEL_FUNCTIONS
 #: The ``fault`` kinds the kernel reports (see extism_kernel.wat).
 _FAULTS = (
     "load_u8",
@@ -608,10 +603,6 @@ def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, b
     }
     types.update({f"log_{level}": (fn([_I64], []), True) for level in _LOG_LEVELS})
     return types
-
-
-#: Every name a plugin may import from ``extism:host/env``.
-EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | frozenset(EXTISM_HOST_FUNCTIONS)
 
 
 @dataclass
