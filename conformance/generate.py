@@ -2562,7 +2562,12 @@ def lab_spec(version: str) -> str:
 #   adler32 2.0.0        -> semver-lab ^1.0                     (highest: 1.4.0, host >=0.9.0)
 #   validate_email 2.0.0 -> semver-lab >=1.2.0, <1.4.0          (1.3.0 is yanked: 1.2.5)
 DEP_ADLER = Spec(
-    "adler32", "2.0.0", "adler32", ("adler32", "add_mod"), signers=("bob",), dependencies=(("semver-lab", "^1.0"),)
+    "adler32",
+    "2.0.0",
+    "adler32",
+    ("adler32", "add_mod"),
+    signers=("bob",),
+    dependencies=(("semver-lab", "^1.0"),),
 )
 DEP_EMAIL = email("2.0.0", dependencies=(("semver-lab", ">=1.2.0, <1.4.0"),))
 DEP_TOP = Spec(
@@ -2590,8 +2595,20 @@ def dependency_cases() -> None:
             pin(s),
             install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
             lock(
-                adler32={"version": "2.0.0", "requested": "2.0.0", "required_by": [], "dependencies": {"semver-lab": "^1.0"}},
-                **{"semver-lab": {"version": "1.4.0", "requested": "", "required_by": ["adler32"], "dependencies": {}}},
+                adler32={
+                    "version": "2.0.0",
+                    "requested": "2.0.0",
+                    "required_by": [],
+                    "dependencies": {"semver-lab": "^1.0"},
+                },
+                **{
+                    "semver-lab": {
+                        "version": "1.4.0",
+                        "requested": "",
+                        "required_by": ["adler32"],
+                        "dependencies": {},
+                    }
+                },
             ),
             verify(OK(plugins=["adler32", "semver-lab"])),
         ],
@@ -2605,13 +2622,15 @@ def dependency_cases() -> None:
     case(
         "dep-yanked-skipped",
         "dependencies",
-        "validate_email 2.0.0 needs semver-lab >=1.2.0, <1.4.0: the yanked 1.3.0 is never chosen by a range (1.2.5)",
+        "validate_email 2.0.0 needs semver-lab >=1.2.0, <1.4.0: "
+        "the yanked 1.3.0 is never chosen by a range (1.2.5)",
         [pin(s), install(s, "validate_email@2.0.0", with_graph(mail, lab_spec("1.2.5")))],
     )
     case(
         "dep-diamond",
         "dependencies",
-        "visit_counter 2.0.0 needs adler32 (semver-lab ^1.0) and validate_email (semver-lab >=1.2.0, <1.4.0): "
+        "visit_counter 2.0.0 needs adler32 (semver-lab ^1.0) and "
+        "validate_email (semver-lab >=1.2.0, <1.4.0): "
         "one semver-lab, the highest both accept (1.2.5, not 1.4.0)",
         [
             pin(s),
@@ -2653,8 +2672,16 @@ def dependency_cases() -> None:
         ],
     )
 
-    def refused(case_id: str, description: str, site_id: str, releases: list[Rel], spec: str, error: str,
-                post: Callable[[Rendered], None] | None = None, **kw: Any) -> None:
+    def refused(
+        case_id: str,
+        description: str,
+        site_id: str,
+        releases: list[Rel],
+        spec: str,
+        error: str,
+        post: Callable[[Rendered], None] | None = None,
+        **kw: Any,
+    ) -> None:
         hostile = site(site_id, Site(releases=releases, post=post))
         first = install(hostile, "validate_email@1.1.0", installed(E11))
         gone = [{"op": "absent", "path": p} for p in sorted({spec.split("@")[0], "semver-lab"})]
@@ -2662,8 +2689,13 @@ def dependency_cases() -> None:
             case_id,
             "dependencies",
             description + "; nothing of the graph is installed, the installed validate_email 1.1.0 stays",
-            [pin(hostile), first, install(hostile, spec, ERR(error), **kw), *gone,
-             verify(OK(plugins=["validate_email"]))],
+            [
+                pin(hostile),
+                first,
+                install(hostile, spec, ERR(error), **kw),
+                *gone,
+                verify(OK(plugins=["validate_email"])),
+            ],
         )
 
     def replaced(spec: Spec) -> list[Rel]:
@@ -2699,8 +2731,14 @@ def dependency_cases() -> None:
         Spec("sneaky", "1.0.0", "adler32", ("adler32", "add_mod"), dependencies=(("twokeys", "^2.0"),))
     )
     cyc_b = make_release(
-        Spec("twokeys", "2.0.0", "adler32", ("adler32", "add_mod"), signers=("alice", "carol"),
-             dependencies=(("sneaky", "^1.0"),))
+        Spec(
+            "twokeys",
+            "2.0.0",
+            "adler32",
+            ("adler32", "add_mod"),
+            signers=("alice", "carol"),
+            dependencies=(("sneaky", "^1.0"),),
+        )
     )
     refused(
         "dep-cycle",

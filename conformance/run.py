@@ -1,6 +1,7 @@
 """Run the conformance suite against any verifier (protocol: conformance/README.md).
 
-    python conformance/run.py [-j N] [--filter REGEX] [--without FEATURE] [--list] [--no-batch] -- VERIFIER [ARGS...]
+    python conformance/run.py [-j N] [--filter REGEX] [--without FEATURE] [--list] [--no-batch]
+                              -- VERIFIER [ARGS...]
 
 For every case the runner keeps one state directory and one plugin directory (temporary), serves
 each step's site on http://127.0.0.1:<ephemeral port>/ (with the step's `serve` faults), runs
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,16 +216,16 @@ class Batch:
                 raise ValueError("no exit code")
         except (ValueError, KeyError, AttributeError, TypeError):
             self.close()
-            raise StepFailed(f"batch answer is not one JSON object with an integer exit: {line[:300]!r}") from None
+            raise StepFailed(
+                f"batch answer is not one JSON object with an integer exit: {line[:300]!r}"
+            ) from None
         return code, json.dumps(answer).encode(), err
 
     def close(self) -> None:
         if self.proc is not None:
             if self.proc.stdin is not None:
-                try:
+                with suppress(OSError):
                     self.proc.stdin.close()
-                except OSError:
-                    pass
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -310,7 +311,9 @@ def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
     ctx.server.log = []
     ctx.server.stop.clear()
     args = command(ctx, step)
-    ctx.transcript.append(("batch> " if ctx.batch else "$ ") + " ".join(_quote(a) for a in [*ctx.verifier, *args]))
+    ctx.transcript.append(
+        ("batch> " if ctx.batch else "$ ") + " ".join(_quote(a) for a in [*ctx.verifier, *args])
+    )
     try:
         if ctx.batch is not None:
             returncode, stdout, stderr = ctx.batch.ask(args)

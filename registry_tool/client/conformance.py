@@ -25,8 +25,7 @@ from registry_tool.client import errors as ce
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.format import errors as fe
 from registry_tool.format import parse_time_strict
-from registry_tool.format.ranges import Requirement
-from registry_tool.format.ranges import NoMatchingVersionError, RangeSyntaxError, UnsafeNameError
+from registry_tool.format.ranges import NoMatchingVersionError, RangeSyntaxError, Requirement, UnsafeNameError
 from registry_tool.resolve import DependencyConflictError, DependencyCycleError, UnknownPluginError
 
 #: The protocol's error classes and exit codes, read from the suite's one list
@@ -299,8 +298,12 @@ def batch(lines: Iterable[str], out: Callable[[str], None]) -> int:
             answers, code = [], stop.code if isinstance(stop.code, int) else 2
         except (ValueError, KeyError, TypeError) as exc:
             answers, code = [], 2
-            answers.append(json.dumps({"ok": False, "error": "usage", "message": f"bad batch request: {exc}"}))
-        answer = json.loads(answers[-1]) if answers else {"ok": False, "error": "usage", "message": "no answer"}
+            answers.append(
+                json.dumps({"ok": False, "error": "usage", "message": f"bad batch request: {exc}"})
+            )
+        answer = (
+            json.loads(answers[-1]) if answers else {"ok": False, "error": "usage", "message": "no answer"}
+        )
         out(json.dumps({**answer, "exit": code}, sort_keys=True))
     return 0
 
