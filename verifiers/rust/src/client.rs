@@ -778,16 +778,19 @@ impl<'v> Session<'v> {
                 Error::new(Class::BadRequirement, format!("host version {:?} is not a strict semver version", h))
             })?),
         };
-        std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
-        let _lock = fsx::DirLock::acquire(dir)?;
-        let mut lock = read_lockfile(dir)?.unwrap_or_default();
-        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), &lock)?;
+        // The installed plugins the resolution may keep (read again under the lock to commit);
+        // nothing, not even the folder, is created before the whole graph verified.
+        let installed = if dir.is_dir() { read_lockfile(dir)?.unwrap_or_default() } else { Lockfile::default() };
+        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), &installed)?;
         // Every release of the graph is fetched and verified before anything is written.
         let mut plan: Vec<VerifiedRelease> = Vec::new();
         for name in &order {
             let (doc, version) = &choice[name];
             plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some(dir))?);
         }
+        std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
+        let _lock = fsx::DirLock::acquire(dir)?;
+        let mut lock = read_lockfile(dir)?.unwrap_or_default();
         fsx::refuse_symlinks(dir)?;
         let mut entries = Vec::new();
         let mut stale: Vec<String> = Vec::new();
