@@ -51,6 +51,7 @@ GRAPH_SIZE = 4
 
 
 def build_go(work: Path) -> list[str] | None:
+    """Build the Go runner binary into ``work`` (None when Go is missing)."""
     go = shutil.which("go") or "/usr/local/go/bin/go"
     if not Path(go).exists():
         return None
@@ -62,6 +63,7 @@ def build_go(work: Path) -> list[str] | None:
 
 
 def build_rust() -> list[str] | None:
+    """Build the Rust runner binary, release profile (None when cargo is missing)."""
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo/bin/cargo")
     if not Path(cargo).exists():
         return None
@@ -78,15 +80,18 @@ class Cold:
     """One process per operation."""
 
     def __init__(self, verifier: list[str]) -> None:
+        """Drive ``verifier``."""
         self.verifier = verifier
 
     def __call__(self, args: list[str]) -> tuple[float, dict[str, Any]]:
+        """Run one operation: seconds taken and the JSON answer."""
         start = time.perf_counter()
         proc = subprocess.run([*self.verifier, *args], capture_output=True, stdin=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
         return elapsed, json.loads(proc.stdout)
 
     def close(self) -> None:
+        """Release what the mode holds."""
         return None
 
 
@@ -94,11 +99,13 @@ class Warm:
     """One batch process for every operation (started before the first timed one)."""
 
     def __init__(self, verifier: list[str]) -> None:
+        """Drive ``verifier``."""
         self.proc = subprocess.Popen(
             [*verifier, "batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
 
     def __call__(self, args: list[str]) -> tuple[float, dict[str, Any]]:
+        """Run one operation: seconds taken and the JSON answer."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         start = time.perf_counter()
         self.proc.stdin.write((json.dumps({"args": args}) + "\n").encode())
@@ -108,6 +115,7 @@ class Warm:
         return elapsed, json.loads(line)
 
     def close(self) -> None:
+        """Release what the mode holds."""
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
@@ -147,6 +155,7 @@ ROWS = [
 
 
 def main() -> None:
+    """Build, measure every verifier in both modes, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="runs per operation (median)")
     parser.add_argument("--go", help="the Go registry-verifier binary (default: go build)")

@@ -150,6 +150,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def serving() -> Iterator[_Server]:
+    """Serve files on 127.0.0.1 (ephemeral port) for one case; stopped on exit."""
     server = _Server()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -165,11 +166,14 @@ def serving() -> Iterator[_Server]:
 
 
 class Batch:
-    """One long-lived `VERIFIER batch` process (README.md, "Batch mode"): a request line in, one
-    answer line out.  A step that times out or breaks the protocol kills the process; the next
-    step starts a fresh one."""
+    """One long-lived `VERIFIER batch` process (README.md, "Batch mode").
+
+    A request line in, one answer line out.  A step that times out or breaks the protocol kills
+    the process; the next step starts a fresh one.
+    """
 
     def __init__(self, verifier: list[str]) -> None:
+        """Remember the verifier command; the process starts with the first step."""
         self.verifier = verifier
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: queue.Queue[bytes] = queue.Queue()
@@ -222,6 +226,7 @@ class Batch:
         return code, json.dumps(answer).encode(), err
 
     def close(self) -> None:
+        """End the batch process (stdin closed, then killed if it lingers) and drop its stderr file."""
         if self.proc is not None:
             if self.proc.stdin is not None:
                 with suppress(OSError):
@@ -251,6 +256,8 @@ def supports_batch(verifier: list[str]) -> bool:
 
 @dataclass
 class Context:
+    """One case's temporary folders, server, verifier (and batch process) and transcript."""
+
     suite: Path
     verifier: list[str]
     tmp: Path
@@ -261,14 +268,17 @@ class Context:
 
     @property
     def state(self) -> Path:
+        """The state directory S of the case."""
         return self.tmp / "state"
 
     @property
     def plugins(self) -> Path:
+        """The plugin directory D of the case."""
         return self.tmp / "plugins"
 
     @property
     def url(self) -> str:
+        """The URL the case's sites are served at."""
         return f"http://127.0.0.1:{self.server.server_address[1]}/"
 
 
@@ -299,12 +309,14 @@ def command(ctx: Context, step: dict[str, Any]) -> list[str]:
 
 
 def exit_class(expect: dict[str, Any]) -> int:
+    """The exit code a step's expectation implies (0, or the class's code)."""
     if expect.get("ok"):
         return 0
     return 2 if expect.get("error") in USAGE_ERRORS else 1
 
 
 def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
+    """Run one verifier step and compare its answer, exit code and fetches with the expectation."""
     if "site" in step:
         ctx.server.files = site_files(ctx.suite, step["site"])
     ctx.server.faults = dict(step.get("serve", {}))
@@ -371,12 +383,14 @@ def _quote(arg: str) -> str:
 
 
 def inside(ctx: Context, rel: str) -> Path:
+    """``rel`` below the plugin directory (a case may not name a path outside it)."""
     if rel.startswith("/") or ".." in rel.split("/"):
         raise StepFailed(f"case error: path {rel!r} leaves the plugin directory")
     return ctx.plugins / rel
 
 
 def tamper(ctx: Context, step: dict[str, Any]) -> None:
+    """Change an installed file as the step says (README.md, Cases: ``tamper``)."""
     path = inside(ctx, step["path"])
     action = step["action"]
     if not path.is_file():
@@ -435,6 +449,7 @@ def symlink(ctx: Context, step: dict[str, Any]) -> None:
 
 
 def subset(want: Any, got: Any, where: str) -> list[str]:
+    """Differences of ``got`` from ``want`` (objects compared as subsets, the rest exactly)."""
     if isinstance(want, dict):
         if not isinstance(got, dict):
             return [f"{where}: expected an object, got {got!r}"]
@@ -449,6 +464,7 @@ def subset(want: Any, got: Any, where: str) -> list[str]:
 
 
 def check_lockfile(ctx: Context, step: dict[str, Any]) -> None:
+    """The lockfile holds the expected JSON and is written in the canonical layout."""
     path = ctx.plugins / LOCKFILE
     try:
         data = path.read_bytes()
@@ -463,6 +479,7 @@ def check_lockfile(ctx: Context, step: dict[str, Any]) -> None:
 
 
 def run_step(ctx: Context, step: dict[str, Any]) -> None:
+    """Run one step of a case (the verifier's or the runner's own)."""
     op = step["op"]
     if op in VERIFIER_OPS:
         run_verifier(ctx, step)
@@ -486,6 +503,8 @@ def run_step(ctx: Context, step: dict[str, Any]) -> None:
 
 @dataclass
 class Result:
+    """One case's verdict, with the transcript of its steps."""
+
     case_id: str
     ok: bool
     detail: str = ""
@@ -495,6 +514,7 @@ class Result:
 def run_case(
     suite: Path, case: dict[str, Any], verifier: list[str], verbose: bool, batch: Batch | None = None
 ) -> Result:
+    """Run every step of one case in fresh folders with its own server; the first failure ends it."""
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp, serving() as server:
         ctx = Context(suite, verifier, Path(tmp), server, verbose, batch=batch)
         ctx.state.mkdir()
@@ -512,10 +532,12 @@ def run_case(
 
 
 def load_cases(suite: Path) -> list[dict[str, Any]]:
+    """Every case of the suite, sorted by file name."""
     return [json.loads(p.read_text()) for p in sorted((suite / "cases").glob("*.json"))]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: run the selected cases and print the verdicts; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verifier: list[str] = []
     if "--" in argv:
