@@ -15,13 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
-
-from license_expression import Licensing, get_spdx_licensing
+from typing import TYPE_CHECKING
 
 from registry_tool.errors import UsageError
-from registry_tool.format.ranges import RangeSyntaxError
-from registry_tool.format.ranges import parse_range as parse_client_range
-from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
@@ -43,6 +39,9 @@ from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
+
+if TYPE_CHECKING:
+    from license_expression import Licensing
 
 # Every rule id validate can report (docs/manifest.md explains each; tests prove each fires).
 RULES = (
@@ -192,6 +191,13 @@ def _check_metadata(ctx: _Ctx) -> None:
 def _check_dependencies(ctx: _Ctx) -> None:
     """What one release can say about its dependencies alone (the index checks names and ranges)."""
     m, cfg = ctx.manifest, ctx.config
+    if not m.dependencies:
+        return
+    # lazy: registry_tool.format loads the document model and semantic_version's metadata (start-up)
+    from registry_tool.format.ranges import RangeSyntaxError
+    from registry_tool.format.ranges import parse_range as parse_client_range
+    from registry_tool.format.rules import PLUGIN_NAME_RE
+
     for dep in m.dependencies:
         field_ = f"dependencies.{dep.name}"
         if not PLUGIN_NAME_RE.fullmatch(dep.name):  # the schema's pattern lets a trailing newline through
@@ -251,6 +257,8 @@ def _ranges_overlap(a: str, b: str) -> bool:
 
 @cache
 def _spdx_licensing() -> Licensing:
+    from license_expression import get_spdx_licensing  # lazy: only a release's license needs it
+
     return get_spdx_licensing()
 
 

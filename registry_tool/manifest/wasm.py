@@ -2,6 +2,8 @@
 
 Nothing is instantiated or executed; wasmtime's validator (under the registry's enabled wasm
 features) proves that the engine accepts the binary, and the types are read from its bytes.
+wasmtime is imported on first use, not with this module: the types here, ``is_component`` and
+the manifest rules that read them must not cost its import (CLI start-up time).
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-
-import wasmtime
-import wasmtime.component
-from wasmtime import _ffi as ffi
+from typing import TYPE_CHECKING
 
 from registry_tool.manifest.binary import Interface, module_interface
 from registry_tool.manifest.errors import WasmInspectionError
+
+if TYPE_CHECKING:
+    import wasmtime
 
 WASM_MAGIC = b"\0asm"
 # Binary format "version" field: 1 for core modules, 0x0001000d (layer 1) for components.
@@ -25,11 +27,13 @@ NUMERIC_TYPES = frozenset({"i32", "i64", "f32", "f64"})
 
 
 class WasmConfigError(ValueError):
-    pass
+    """A registry.toml [features] set that wasmtime cannot run (unknown or contradictory)."""
 
 
 @dataclass(frozen=True)
 class ImportInfo:
+    """One import of a module (or a component's imported instance), with its function type."""
+
     module: str
     name: str
     kind: str  # func | memory | table | global | tag | instance | ...
@@ -43,6 +47,8 @@ class ImportInfo:
 
 @dataclass(frozen=True)
 class ExportInfo:
+    """One export of a module or component, with its function type."""
+
     name: str
     kind: str
     params: tuple[str, ...] = ()
@@ -50,11 +56,14 @@ class ExportInfo:
 
     @property
     def signature(self) -> str:
+        """``[params] -> [results]`` as messages print it."""
         return f"[{', '.join(self.params)}] -> [{', '.join(self.results)}]"
 
 
 @dataclass(frozen=True)
 class ModuleInfo:
+    """What validate needs to know about a module or component: its interface and initial sizes."""
+
     is_component: bool
     imports: tuple[ImportInfo, ...]
     exports: tuple[ExportInfo, ...]
@@ -62,10 +71,12 @@ class ModuleInfo:
     table_min_elements: int = 0
 
     def export(self, name: str) -> ExportInfo | None:
+        """The export called ``name``, or None."""
         return next((e for e in self.exports if e.name == name), None)
 
 
 def is_component(data: bytes) -> bool:
+    """Is ``data`` a component (not a core module)? Read from the header alone."""
     return data[:4] == WASM_MAGIC and data[4:8] == _COMPONENT_LAYER
 
 
@@ -75,6 +86,8 @@ def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config
     wasmtime aborts the whole process (a Rust panic) on some inconsistent feature sets, so
     dependencies are resolved here first and contradictions raise ``WasmConfigError``.
     """
+    import wasmtime
+
     from registry_tool.manifest.config import FEATURES
 
     wanted = dict(features or {})
@@ -90,12 +103,16 @@ def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config
         setattr(config, FEATURES[name], bool(enabled))
     if wanted.get("reference_types") is False:
         # Async components need reference types; wasmtime-py has no property for it yet.
+        from wasmtime import _ffi as ffi
+
         ffi.wasmtime_config_wasm_component_model_async_set(config.ptr(), False)
     return config
 
 
 @lru_cache(maxsize=8)
 def _engine(features: tuple[tuple[str, bool], ...]) -> wasmtime.Engine:
+    import wasmtime
+
     config = engine_config(dict(features))
     # Validation compiles only to learn types: skip optimisation to keep it quick.
     config.cranelift_opt_level = "none"
@@ -129,6 +146,8 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         )
     if is_component(data):
         return _inspect_component(data, features)
+    import wasmtime
+
     engine = make_engine(features)
     try:
         wasmtime.Module.validate(engine, data)
@@ -149,6 +168,8 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
 
 
 def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> ModuleInfo:
+    import wasmtime.component
+
     engine = make_engine({**(features or {}), "component_model": True})
     try:
         component = wasmtime.component.Component(engine, data)
