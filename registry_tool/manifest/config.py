@@ -317,10 +317,10 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
     if problems:
         return config, problems
     # Feature combinations wasmtime rejects (e.g. gc without reference_types) are config errors.
-    from registry_tool.manifest.wasm import WasmConfigError, make_engine
+    from registry_tool.manifest.wasm import WasmConfigError, check_features
 
     try:
-        make_engine(config.features)
+        check_features(config.features)
     except WasmConfigError as err:
         bad("features", "features", str(err), "enable the features this one depends on")
     return config, problems

@@ -11,11 +11,8 @@ import difflib
 import hashlib
 import json
 import marshal
-import os
 import re
-import stat
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
+from registry_tool.manifest import cache as disk_cache
 from registry_tool.report import Finding
 
 if TYPE_CHECKING:
@@ -243,7 +241,7 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
     """The validator fastjsonschema generates for ``schema_name``, compiled once per schema digest.
 
     Generating and compiling the Python source costs ~0.2 s, several times a whole ``validate``
-    run, so the compiled code is kept under the platform cache directory, keyed by the schema's
+    run, so the compiled code is kept in validate's cache (``cache.py``), keyed by the schema's
     bytes, the fastjsonschema version and the interpreter (a changed schema is a new key).  The
     code is exactly what ``fastjsonschema.compile`` would build and run in memory.
     """
@@ -252,8 +250,8 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
     raw = schema_path(schema_name).read_bytes()
     tag = f"{fastjsonschema.VERSION}:{sys.implementation.cache_tag}:{marshal.version}"
     key = hashlib.sha256(tag.encode() + b"\0" + raw).hexdigest()[:32]
-    path = _schema_cache_dir() / f"{Path(schema_name).stem}-{key}.marshal"
-    cached = _load_code(path)
+    name = f"{Path(schema_name).stem}-{key}.marshal"
+    cached = _load_code(name)
     if cached is None:
         from fastjsonschema.ref_resolver import RefResolver
 
@@ -262,7 +260,7 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
         # The entry point is named after the schema's scope, as fastjsonschema.compile finds it.
         entry = RefResolver.from_schema(schema, handlers={}, store={}).get_scope_name()
         cached = entry, compile(source, f"<fastjsonschema {schema_name}>", "exec")
-        _store_code(path, cached)
+        disk_cache.write(name, marshal.dumps(cached))
     entry, code = cached
     namespace: dict[str, Any] = {}
     exec(code, namespace)  # noqa: S102 (code generated from our own schema, see _load_code)
@@ -270,49 +268,16 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
     return validate
 
 
-def _schema_cache_dir() -> Path:
-    from platformdirs import user_cache_dir  # lazy: only when a compiled schema is not in memory
-
-    return Path(user_cache_dir("registry-tool")) / "schemas"
-
-
-def _private_dir(path: Path) -> bool:
-    """Loading cached code runs it: only a directory nobody else can write to is trusted."""
-    try:
-        info = path.stat()
-    except OSError:
-        return False
-    if not stat.S_ISDIR(info.st_mode):
-        return False
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return False
-    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _load_code(path: Path) -> tuple[str, CodeType] | None:
-    """(entry point name, code) from the cache, or None when absent, damaged or not private."""
-    if not _private_dir(path.parent):
+def _load_code(name: str) -> tuple[str, CodeType] | None:
+    """(entry point name, code) from the cache, or None when absent or damaged."""
+    data = disk_cache.read(name)
+    if data is None:
         return None
     try:
-        entry, code = marshal.loads(path.read_bytes())  # noqa: S302 (our own code, in a private directory)
-    except (OSError, ValueError, EOFError, TypeError):
-        return None  # absent or damaged: compile again
+        entry, code = marshal.loads(data)  # noqa: S302 (our own code, in a private directory)
+    except (ValueError, EOFError, TypeError):
+        return None  # damaged: generated again
     return (entry, code) if isinstance(entry, str) and isinstance(code, CodeType) else None
-
-
-def _store_code(path: Path, cached: tuple[str, CodeType]) -> None:
-    """Write atomically (parallel processes never read half a file); a cache that cannot be
-    written only costs the next run the compilation."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not _private_dir(path.parent):
-            return
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(marshal.dumps(cached))
-        Path(tmp).replace(path)
-    except OSError:
-        pass
 
 
 # Our documents nest 4 levels; the cap keeps the (recursive) schema validator safe.

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from registry_tool.errors import UsageError
+from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
@@ -241,12 +242,20 @@ def _fmt_limit(name: str, value: float) -> str:
 def spdx_errors(expr: str) -> tuple[str, ...]:
     """Why ``expr`` is not a valid SPDX license expression (empty when it is).
 
-    Loading the SPDX license index takes ~100 ms, so it happens once per process.
+    Loading the SPDX license index takes ~100 ms, so it happens once per process, and an
+    expression license_expression (this version) accepted in an earlier run is not checked
+    again while the index is not loaded (``cache.py``): that saves the load.
     """
+    cold = _spdx_licensing.cache_info().currsize == 0
+    if cold and disk_cache.proved("spdx", "license-expression", expr):
+        return ()
     try:
-        return tuple(_spdx_licensing().validate(expr, strict=True).errors)
+        errors = tuple(_spdx_licensing().validate(expr, strict=True).errors)
     except Exception as err:  # license_expression raises on some malformed input instead of reporting
         return (str(err),)
+    if cold and not errors:
+        disk_cache.remember("spdx", "license-expression", expr)
+    return errors
 
 
 @lru_cache(maxsize=256)

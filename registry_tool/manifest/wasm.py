@@ -9,11 +9,13 @@ the manifest rules that read them must not cost its import (CLI start-up time).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest.binary import Interface, module_interface
 from registry_tool.manifest.errors import WasmInspectionError
 
@@ -127,6 +129,29 @@ def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:
     return _engine(tuple(sorted((features or {}).items())))
 
 
+def _features_key(features: Mapping[str, bool] | None) -> str:
+    return repr(sorted((features or {}).items()))
+
+
+def _cold() -> bool:
+    """wasmtime is not imported yet: a verdict remembered from an earlier run saves its import.
+
+    Once it is imported, deciding again costs less than the cache, so processes that inspect
+    many modules (build, smoke) neither read nor write verdicts.
+    """
+    return "wasmtime" not in sys.modules
+
+
+def check_features(features: Mapping[str, bool] | None) -> None:
+    """Raise ``WasmConfigError`` when wasmtime cannot run with this feature set."""
+    cold = _cold()
+    if cold and disk_cache.proved("wasm-features", "wasmtime", _features_key(features)):
+        return
+    make_engine(features)
+    if cold:
+        disk_cache.remember("wasm-features", "wasmtime", _features_key(features))
+
+
 def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> ModuleInfo:
     """Validate ``data`` under the given features and list its imports and exports with types.
 
@@ -135,6 +160,9 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
     time a compilation takes, and the smoke harness compiles (and caches) separately.  Imports,
     exports and their types are then read from the validated bytes (``binary.py``).  Components
     are compiled: their types are only available from a compiled component.
+
+    A module wasmtime (this version) accepted under these features in an earlier run is not
+    validated again when wasmtime is not imported yet (``cache.py``): that saves its import.
 
     Raises ``WasmInspectionError`` with wasmtime's reason when the binary is invalid or uses a
     disabled feature.
@@ -146,6 +174,23 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         )
     if is_component(data):
         return _inspect_component(data, features)
+    cold = _cold()
+    if not (cold and disk_cache.proved("wasm-valid", "wasmtime", _features_key(features), data)):
+        _validate_module(data, features)
+        if cold:
+            disk_cache.remember("wasm-valid", "wasmtime", _features_key(features), data)
+    iface = _interface(data)
+    imports = tuple(
+        ImportInfo(imp.module, imp.name, imp.kind, *(tuple(t) for t in (sig or ((), ()))))
+        for imp, sig in iface.imports
+    )
+    exports = tuple(
+        ExportInfo(name, kind, *(tuple(t) for t in (sig or ((), ())))) for name, kind, sig in iface.exports
+    )
+    return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
+
+
+def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
     import wasmtime
 
     engine = make_engine(features)
@@ -156,15 +201,6 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
             f"wasmtime cannot compile the module: {_first_line(err)}",
             fix="rebuild the module, or only use wasm features registry.toml [features] enables",
         ) from None
-    iface = _interface(data)
-    imports = tuple(
-        ImportInfo(imp.module, imp.name, imp.kind, *(tuple(t) for t in (sig or ((), ()))))
-        for imp, sig in iface.imports
-    )
-    exports = tuple(
-        ExportInfo(name, kind, *(tuple(t) for t in (sig or ((), ())))) for name, kind, sig in iface.exports
-    )
-    return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
 
 
 def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> ModuleInfo:
