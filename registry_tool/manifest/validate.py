@@ -246,7 +246,7 @@ def spdx_errors(expr: str) -> tuple[str, ...]:
     expression license_expression (this version) accepted in an earlier run is not checked
     again while the index is not loaded (``cache.py``): that saves the load.
     """
-    cold = _spdx_licensing.cache_info().currsize == 0
+    cold = _spdx_cold()
     if cold and disk_cache.proved("spdx", "license-expression", expr):
         return ()
     try:
@@ -262,6 +262,11 @@ def spdx_errors(expr: str) -> tuple[str, ...]:
 def _ranges_overlap(a: str, b: str) -> bool:
     """``ranges_overlap`` per pair of range strings: an index repeats the same few ranges."""
     return ranges_overlap(a, b)
+
+
+def _spdx_cold() -> bool:
+    """The SPDX index is not loaded yet: a remembered verdict saves loading it."""
+    return _spdx_licensing.cache_info().currsize == 0
 
 
 @cache

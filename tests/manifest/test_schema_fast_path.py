@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from registry_tool.manifest import source
+from registry_tool.manifest import cache, source
 from registry_tool.manifest.config import CONFIG_SCHEMA
 from registry_tool.manifest.model import PLUGIN_SCHEMA, parse_manifest
 from registry_tool.manifest.source import load_schema, schema_accepts
@@ -129,7 +129,7 @@ def test_cached_validator_is_the_generated_one(
     """The validator read back from the cache gives the verdicts of fastjsonschema.compile."""
     import fastjsonschema
 
-    monkeypatch.setattr(source, "_schema_cache_dir", lambda: tmp_path / "schemas")
+    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path / "schemas")
     source.compiled_schema.cache_clear()
     try:
         written = source.compiled_schema(schema_name)  # generated, then stored
@@ -154,20 +154,20 @@ def _verdict(validator: Any, data: Any) -> bool:
     return True
 
 
-def test_a_cache_others_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loading cached code runs it: a group- or world-writable cache directory is ignored."""
-    cache = tmp_path / "schemas"
-    monkeypatch.setattr(source, "_schema_cache_dir", lambda: cache)
+def test_a_damaged_cache_entry_is_generated_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "schemas"
+    monkeypatch.setattr(cache, "cache_dir", lambda: directory)
     source.compiled_schema.cache_clear()
     try:
         source.compiled_schema(PLUGIN_SCHEMA)
-        (entry,) = cache.iterdir()
-        cache.chmod(0o777)
-        assert source._load_code(entry) is None
-        cache.chmod(0o700)
-        assert source._load_code(entry) is not None
+        (entry,) = directory.iterdir()
+        assert source._load_code(entry.name) is not None
         entry.write_bytes(b"not marshal data")
-        assert source._load_code(entry) is None  # damaged: generated again
+        assert source._load_code(entry.name) is None
+        source.compiled_schema.cache_clear()
+        valid = tomllib.loads((REPO / "index/plugins/adler32/1.0.0/plugin.toml").read_text(encoding="utf-8"))
+        assert schema_accepts(valid, PLUGIN_SCHEMA)
+        assert source._load_code(entry.name) is not None  # written again
     finally:
         source.compiled_schema.cache_clear()
 
