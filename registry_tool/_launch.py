@@ -142,8 +142,10 @@ def _run_validate(paths: list[str], values: dict[str, str]) -> None:
         fmt = OutputFormat(values.get(FORMAT.dest, OutputFormat.text.value))
     except ValueError:
         return None  # typer names the valid choices
+    from registry_tool.manifest.cache import use_verdicts
     from registry_tool.manifest.validate import validate_paths
 
+    use_verdicts()  # a short-lived process: remembered verdicts spare it importing the provers
     config = values.get(VALIDATE_CONFIG.dest)
     try:
         report = validate_paths([Path(p) for p in paths], config_path=Path(config) if config else None)

@@ -7,7 +7,10 @@ Two kinds of entries live in one private directory under the platform cache dire
   wasmtime validates under a feature set, a feature set wasmtime accepts, an SPDX expression
   license_expression accepts.
 
-Every key is a digest of the exact input and the version of the library that decided, so a
+Verdicts are used only when a short-lived process asks for them (``use_verdicts``: the
+``registry-tool validate`` launcher does): a long run that has imported the libraries anyway
+(build, smoke, ci) decides every check itself and writes nothing.  Every key is a digest of the
+exact input and the version of the library that decided, so a
 changed module, feature set, expression or library is a miss and is decided again.  Only
 acceptances are kept: a refusal is always decided (and explained) by the library.  Entries are
 written atomically, and a directory another user (or group) can write to is never read, the
@@ -21,6 +24,18 @@ import os
 import stat
 from functools import cache
 from pathlib import Path
+
+_verdicts = {"on": False}
+
+
+def use_verdicts(on: bool = True) -> None:
+    """Consult and record remembered verdicts in this process from now on (or stop)."""
+    _verdicts["on"] = on
+
+
+def verdicts_on() -> bool:
+    """Does this process consult and record remembered verdicts?"""
+    return _verdicts["on"]
 
 
 def cache_dir() -> Path:

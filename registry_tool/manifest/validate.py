@@ -242,18 +242,18 @@ def _fmt_limit(name: str, value: float) -> str:
 def spdx_errors(expr: str) -> tuple[str, ...]:
     """Why ``expr`` is not a valid SPDX license expression (empty when it is).
 
-    Loading the SPDX license index takes ~100 ms, so it happens once per process, and an
-    expression license_expression (this version) accepted in an earlier run is not checked
-    again while the index is not loaded (``cache.py``): that saves the load.
+    Loading the SPDX license index takes ~100 ms, so it happens once per process; in a process
+    that uses remembered verdicts (``cache.py``), an expression license_expression (this version)
+    accepted in an earlier run is not checked again: that saves the load.
     """
-    cold = _spdx_cold()
-    if cold and disk_cache.proved("spdx", "license-expression", expr):
+    remembered = disk_cache.verdicts_on()
+    if remembered and disk_cache.proved("spdx", "license-expression", expr):
         return ()
     try:
         errors = tuple(_spdx_licensing().validate(expr, strict=True).errors)
     except Exception as err:  # license_expression raises on some malformed input instead of reporting
         return (str(err),)
-    if cold and not errors:
+    if remembered and not errors:
         disk_cache.remember("spdx", "license-expression", expr)
     return errors
 
@@ -262,11 +262,6 @@ def spdx_errors(expr: str) -> tuple[str, ...]:
 def _ranges_overlap(a: str, b: str) -> bool:
     """``ranges_overlap`` per pair of range strings: an index repeats the same few ranges."""
     return ranges_overlap(a, b)
-
-
-def _spdx_cold() -> bool:
-    """The SPDX index is not loaded yet: a remembered verdict saves loading it."""
-    return _spdx_licensing.cache_info().currsize == 0
 
 
 @cache

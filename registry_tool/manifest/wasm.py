@@ -9,7 +9,6 @@ the manifest rules that read them must not cost its import (CLI start-up time).
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -133,22 +132,13 @@ def _features_key(features: Mapping[str, bool] | None) -> str:
     return repr(sorted((features or {}).items()))
 
 
-def _cold() -> bool:
-    """wasmtime is not imported yet: a verdict remembered from an earlier run saves its import.
-
-    Once it is imported, deciding again costs less than the cache, so processes that inspect
-    many modules (build, smoke) neither read nor write verdicts.
-    """
-    return "wasmtime" not in sys.modules
-
-
 def check_features(features: Mapping[str, bool] | None) -> None:
     """Raise ``WasmConfigError`` when wasmtime cannot run with this feature set."""
-    cold = _cold()
-    if cold and disk_cache.proved("wasm-features", "wasmtime", _features_key(features)):
+    remembered = disk_cache.verdicts_on()
+    if remembered and disk_cache.proved("wasm-features", "wasmtime", _features_key(features)):
         return
     make_engine(features)
-    if cold:
+    if remembered:
         disk_cache.remember("wasm-features", "wasmtime", _features_key(features))
 
 
@@ -161,8 +151,9 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
     exports and their types are then read from the validated bytes (``binary.py``).  Components
     are compiled: their types are only available from a compiled component.
 
-    A module wasmtime (this version) accepted under these features in an earlier run is not
-    validated again when wasmtime is not imported yet (``cache.py``): that saves its import.
+    In a process that uses remembered verdicts (``cache.py``), a module wasmtime (this version)
+    accepted under these features in an earlier run is not validated again: that saves importing
+    wasmtime in the next ``registry-tool validate``.
 
     Raises ``WasmInspectionError`` with wasmtime's reason when the binary is invalid or uses a
     disabled feature.
@@ -174,10 +165,10 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         )
     if is_component(data):
         return _inspect_component(data, features)
-    cold = _cold()
-    if not (cold and disk_cache.proved("wasm-valid", "wasmtime", _features_key(features), data)):
+    remembered = disk_cache.verdicts_on()
+    if not (remembered and disk_cache.proved("wasm-valid", "wasmtime", _features_key(features), data)):
         _validate_module(data, features)
-        if cold:
+        if remembered:
             disk_cache.remember("wasm-valid", "wasmtime", _features_key(features), data)
     iface = _interface(data)
     imports = tuple(

@@ -1,9 +1,9 @@
 """Validate's cache (compiled schemas, remembered verdicts) never changes a verdict.
 
-The remembered verdicts are consulted only by a process that has not imported wasmtime or
-loaded the SPDX index yet (a CLI run); here that state is forced so every check goes through
-the cache.  Every example tree must give the same report with no cache, with an empty cache
-(filled on the way) and with the cache that run filled.
+The remembered verdicts are consulted only by a process that asks for them (the validate
+launcher); here they are switched on so every check goes through the cache.  Every example
+tree must give the same report with no cache, with an empty cache (filled on the way) and
+with the cache that run filled.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from registry_tool.manifest import cache, validate_paths, wasm
 from registry_tool.manifest import validate as rules
 from registry_tool.manifest.wasm import inspect_wasm
 
+REPO = Path(__file__).resolve().parents[2]
 Materialise = Callable[[Path], tuple[Path, Path]]
 
 
@@ -28,8 +29,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _through_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wasm, "_cold", lambda: True)
-    monkeypatch.setattr(rules, "_spdx_cold", lambda: True)
+    monkeypatch.setattr(cache, "_verdicts", {"on": True})
     rules.spdx_errors.cache_clear()
 
 
@@ -53,6 +53,13 @@ def test_examples_give_the_same_report_with_and_without_the_cache(
     filled = [_report(path, config) for _, path, config in cases]
     for (case, _, _), a, b, c in zip(cases, plain, filling, filled, strict=True):
         assert a == b == c, case.name
+
+
+def test_verdicts_are_off_unless_asked_for(cache_dir: Path) -> None:
+    rules.spdx_errors.cache_clear()
+    assert rules.spdx_errors("MIT OR Apache-2.0") == ()
+    inspect_wasm((REPO / "index/plugins/adler32/1.0.0/adler32.wasm").read_bytes())
+    assert not cache_dir.exists()  # a library caller (build, smoke, ci) writes nothing
 
 
 def test_only_acceptances_are_remembered(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
