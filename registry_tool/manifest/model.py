@@ -37,6 +37,8 @@ EXPECT_KEYS = ("expect", "expect_base64", "expect_regex", "expect_file", "expect
 
 @dataclass(frozen=True)
 class Artifact:
+    """``[artifact]``: the module's file name in the release and its pinned digest and size."""
+
     file: str
     sha256: str | None = None
     size: int | None = None
@@ -73,6 +75,7 @@ class TestSpec:
 
     @property
     def field_prefix(self) -> str:
+        """The test's dotted field in messages: ``tests[INDEX]``."""
         return f"tests[{self.index}]"
 
     @property
@@ -116,6 +119,7 @@ class DependencySpec:
 
     @classmethod
     def from_toml(cls, name: str, value: str | Mapping[str, Any]) -> DependencySpec:
+        """From ``name = "RANGE"`` or an inline table with the range, optional and permissions."""
         if isinstance(value, str):
             return cls(name, value)
         return cls(
@@ -128,6 +132,8 @@ class DependencySpec:
 
 @dataclass(frozen=True)
 class Manifest:
+    """plugin.toml, schema-checked and typed, remembering the line of every key."""
+
     path: Path
     raw: bytes
     name: str
@@ -152,10 +158,12 @@ class Manifest:
 
     @property
     def release_dir(self) -> Path:
+        """The release folder (where plugin.toml is)."""
         return self.path.parent
 
     @property
     def wasm_path(self) -> Path:
+        """Where ``artifact.file`` is, as written (not yet checked to stay in the folder)."""
         return self.release_dir / self.artifact.file
 
     def line_of(self, dotted_field: str) -> int | None:
@@ -163,6 +171,7 @@ class Manifest:
         return self.source.line_of(dotted_field) if self.source else None
 
     def effective_limits(self, config: RegistryConfig) -> Limits:
+        """The declared limits over the registry's defaults over its maxima."""
         return _effective_limits(self.declared_limits, config.default_limits, config.max_limits)
 
 

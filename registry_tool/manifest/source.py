@@ -121,8 +121,10 @@ class TomlSource:
 
     @cached_property
     def lines(self) -> dict[str, int]:
-        """``line_map`` of the file, built on the first line asked for: a file nobody reports on
-        (a valid manifest in a build) never pays for the scan."""
+        """``line_map`` of the file, built on the first line asked for.
+
+        A file nobody reports on (a valid manifest in a build) never pays for the scan.
+        """
         return line_map(self.raw.decode("utf-8"))
 
     def line_of(self, field: str) -> int | None:
@@ -139,6 +141,7 @@ class TomlSyntaxError(ValueError):
     """A TOML file that does not parse, with the 1-based line and column when known."""
 
     def __init__(self, message: str, line: int | None, column: int | None) -> None:
+        """The parser's ``message`` and where it stopped."""
         super().__init__(message)
         self.line = line
         self.column = column

@@ -676,8 +676,11 @@ def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
 
 
 def _check_smoke_budget(ctx: _Ctx) -> None:
-    """[limits.max] tests_per_release and smoke_wall_time: each test may run up to its wall_time
-    limit, so the worst case of a smoke run is known before anything runs."""
+    """[limits.max] tests_per_release and smoke_wall_time.
+
+    Each test may run up to its wall_time limit, so the worst case of a smoke run is known
+    before anything runs.
+    """
     m, cfg = ctx.manifest, ctx.config
     count = len(m.tests)
     if count > cfg.max_tests_per_release:

@@ -13,11 +13,11 @@ SEMVER_HINT = "use strict semver MAJOR.MINOR.PATCH, e.g. '1.0.0' or '1.2.0-rc.1'
 
 
 class VersionError(ValueError):
-    pass
+    """Not a strict semver 2.0 version."""
 
 
 class RangeError(ValueError):
-    pass
+    """Not a version range the host range grammar accepts."""
 
 
 def parse_version(text: str) -> Version:
@@ -30,6 +30,7 @@ def parse_version(text: str) -> Version:
 
 @lru_cache(maxsize=1024)  # an index repeats the same few versions (1.0.0, min_host_version)
 def is_version(text: str) -> bool:
+    """Is ``text`` a strict semver 2.0 version?"""
     try:
         parse_version(text)
     except VersionError:
@@ -67,12 +68,6 @@ def parse_range(text: str) -> Spec:
             f"{text!r} is not a valid version range (use '>=0.2.0, <1.0.0', '^0.2' or '>=0.2.0')"
         ) from None
     return spec
-
-
-def min_version_range(version: str) -> str:
-    """``plugin.min_host_version`` shorthand as a range."""
-    parse_version(version)
-    return f">={version}"
 
 
 def _probe_versions(*texts: str) -> set[Version]:

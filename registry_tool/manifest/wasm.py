@@ -42,6 +42,7 @@ class ImportInfo:
     results: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        """``module.name (kind [params] -> [results])`` as messages print it."""
         sig = f" [{', '.join(self.params)}] -> [{', '.join(self.results)}]" if self.kind == "func" else ""
         return f"{self.module}.{self.name} ({self.kind}{sig})"
 
@@ -224,7 +225,7 @@ def _interface(data: bytes) -> Interface:
 
 
 def _first_line(err: Exception) -> str:
-    """wasmtime's error chain in one line: the root cause first, then the context."""
+    """The wasmtime error chain in one line: the root cause first, then the context."""
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip() and ln.strip() != "Caused by:"]
     lines = [re.sub(r"^\d+: ", "", ln) for ln in lines]
     if not lines:
