@@ -63,8 +63,9 @@ Commands:
   ci        Checks for index repositories in CI.
 """
 
-# Root options that take no value and may precede the command (see registry_tool._cli._root).
-_ROOT_FLAGS = frozenset({"--debug", "-v", "--verbose"})
+# Root options that take no value and may precede the command (see registry_tool._cli._root;
+# --verbose counts: -v, -vv).
+_ROOT_FLAGS = frozenset({"--debug", "-v", "-vv", "-vvv", "--verbose"})
 
 #: Set, it asks for logging, which the typer layer configures: such runs never take the fast path.
 LOG_ENV = "REGISTRY_TOOL_LOG"

@@ -282,6 +282,7 @@ def test_unknown_commands_go_to_the_full_app() -> None:
     assert _launch.area_for(["nosuch"]) is None
     assert _launch.area_for(["--debug", "verify", "x"]) == "keys"
     assert _launch.area_for(["--debug"]) is None
+    assert _launch.area_for(["-vv", "--debug", "validate", "x"]) == "validate"
     code, _, modules = _modules_after("nosuch")
     assert code == 2
     assert all(f"registry_tool._cli.{a}" in modules for a in _cli.AREAS)
