@@ -5,16 +5,16 @@ Two kinds of entries live in one private directory under the platform cache dire
 - compiled schemas: the Python code fastjsonschema generates for a schema (``source.py``);
 - positive verdicts of pure checks whose library costs more to import than to run: a module
   wasmtime validates under a feature set, a feature set wasmtime accepts, an SPDX expression
-  license_expression accepts.
+  license_expression accepts, a version, range or range overlap semantic_version accepts.
 
 Verdicts are used only when a short-lived process asks for them (``use_verdicts``: the
 ``registry-tool validate`` launcher does): a long run that has imported the libraries anyway
 (build, smoke, ci) decides every check itself and writes nothing.  Every key is a digest of the
-exact input and the version of the library that decided, so a
-changed module, feature set, expression or library is a miss and is decided again.  Only
-acceptances are kept: a refusal is always decided (and explained) by the library.  Entries are
-written atomically, and a directory another user (or group) can write to is never read, the
-trust rule of the sandbox's compiled-module cache.
+exact input and of the installed library that decided, so a changed module, feature set,
+expression, version or library is a miss and is decided again.  Only acceptances are kept: a
+refusal is always decided (and explained) by the library.  Entries are written atomically, and
+a directory another user (or group) can write to is never read, the trust rule of the
+sandbox's compiled-module cache.
 """
 
 from __future__ import annotations
@@ -87,14 +87,22 @@ def write(name: str, data: bytes) -> None:
 
 
 @cache
-def library_version(distribution: str) -> str | None:
-    """The installed version of ``distribution``, or None (then nothing about it is cached)."""
-    from importlib.metadata import PackageNotFoundError, version
+def library_version(module: str) -> str | None:
+    """An identity of the installed library ``module``, or None (then nothing about it is cached).
+
+    The path, size and modification time of its ``__init__`` file: installing another version
+    rewrites it.  Read without importing the library or ``importlib.metadata`` (the imports a
+    remembered verdict is there to save).
+    """
+    from importlib.util import find_spec
 
     try:
-        return version(distribution)
-    except PackageNotFoundError:
+        spec = find_spec(module)
+        origin = spec.origin if spec is not None else None
+        info = Path(origin).stat() if origin else None
+    except (ImportError, ValueError, OSError):
         return None
+    return None if info is None else f"{origin}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def _verdict_name(kind: str, library: str, parts: tuple[bytes | str, ...]) -> str | None:

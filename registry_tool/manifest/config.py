@@ -13,7 +13,7 @@ from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
 from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
 from registry_tool.manifest.units import UnitError, parse_duration, parse_size
-from registry_tool.manifest.versions import RangeError, parse_range
+from registry_tool.manifest.versions import RangeError, check_range
 from registry_tool.report import Finding
 
 CONFIG_FILE = "registry.toml"
@@ -262,7 +262,7 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
 
     host_versions = d["host"]["versions"]
     try:
-        parse_range(host_versions)
+        check_range(host_versions)
     except RangeError as err:
         bad("host-range", "host.versions", str(err), "use a range such as '>=0.2.0, <1.0.0' or '^0.2'")
 

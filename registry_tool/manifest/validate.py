@@ -247,14 +247,14 @@ def spdx_errors(expr: str) -> tuple[str, ...]:
     accepted in an earlier run is not checked again: that saves the load.
     """
     remembered = disk_cache.verdicts_on()
-    if remembered and disk_cache.proved("spdx", "license-expression", expr):
+    if remembered and disk_cache.proved("spdx", "license_expression", expr):
         return ()
     try:
         errors = tuple(_spdx_licensing().validate(expr, strict=True).errors)
     except Exception as err:  # license_expression raises on some malformed input instead of reporting
         return (str(err),)
     if remembered and not errors:
-        disk_cache.remember("spdx", "license-expression", expr)
+        disk_cache.remember("spdx", "license_expression", expr)
     return errors
 
 

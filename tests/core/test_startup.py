@@ -123,7 +123,7 @@ NOT_FOR_VALIDATE = (
     "registry_tool.trust",
 )
 # What it needs only until its cache remembers their verdicts.
-REMEMBERED = ("wasmtime", "license_expression")
+REMEMBERED = ("wasmtime", "license_expression", "semantic_version", "importlib.metadata")
 
 
 def test_plain_validate_imports_no_cli_framework_and_with_a_warm_cache_no_prover(tmp_path: Path) -> None:

@@ -66,8 +66,8 @@ def test_only_acceptances_are_remembered(cache_dir: Path, monkeypatch: pytest.Mo
     _through_the_cache(monkeypatch)
     assert rules.spdx_errors("MIT OR Apache-2.0") == ()
     assert rules.spdx_errors("MIT OR Nonsense-1.0") != ()
-    assert cache.proved("spdx", "license-expression", "MIT OR Apache-2.0")
-    assert not cache.proved("spdx", "license-expression", "MIT OR Nonsense-1.0")
+    assert cache.proved("spdx", "license_expression", "MIT OR Apache-2.0")
+    assert not cache.proved("spdx", "license_expression", "MIT OR Nonsense-1.0")
     garbage = b"\0asm\x01\0\0\0\xff\xff"
     with pytest.raises(wasm.WasmInspectionError):
         inspect_wasm(garbage)
@@ -88,11 +88,32 @@ def test_a_verdict_is_for_its_exact_input_and_library_version(
     assert not cache.proved("wasm-valid", "wasmtime", "[]", b"\0asm\x01\0\0\0")
 
 
+def test_version_verdicts_are_remembered_only_when_true(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_tool.manifest import versions
+
+    _through_the_cache(monkeypatch)
+    versions.is_version.cache_clear()
+    assert versions.is_version("1.2.3") and not versions.is_version("01.2.3")
+    assert versions.ranges_overlap(">=1.0.0, <2.0.0", "^1.5")
+    assert not versions.ranges_overlap(">=1.0.0, <2.0.0", "^2.5")
+    versions.check_range(">=0.2.0, <1.0.0")
+    with pytest.raises(versions.RangeError):
+        versions.check_range("not a range")
+    lib = "semantic_version"
+    assert cache.proved("semver", lib, "1.2.3") and not cache.proved("semver", lib, "01.2.3")
+    assert cache.proved("overlap", lib, ">=1.0.0, <2.0.0", "^1.5")
+    assert not cache.proved("overlap", lib, ">=1.0.0, <2.0.0", "^2.5")
+    assert cache.proved("range", lib, ">=0.2.0, <1.0.0") and not cache.proved("range", lib, "not a range")
+    versions.is_version.cache_clear()
+
+
 def test_a_cache_others_can_write_is_not_read(cache_dir: Path) -> None:
-    cache.remember("spdx", "license-expression", "MIT")
-    assert cache.proved("spdx", "license-expression", "MIT")
+    cache.remember("spdx", "license_expression", "MIT")
+    assert cache.proved("spdx", "license_expression", "MIT")
     cache_dir.chmod(0o775)
     try:
-        assert not cache.proved("spdx", "license-expression", "MIT")
+        assert not cache.proved("spdx", "license_expression", "MIT")
     finally:
         cache_dir.chmod(0o700)
