@@ -93,7 +93,7 @@ class FastCommand(NamedTuple):
     """
 
     options: tuple[Option, ...]
-    run: Callable[[list[str], dict[str, str]], None]  # None: leave it to typer
+    run: Callable[[list[str], dict[str, str]], None]  # ends the process, or returns: typer runs it
 
 
 #: ``--format``: shared by every checking command (``registry_tool._cli.FormatOption``).
@@ -133,7 +133,8 @@ def _run_validate(paths: list[str], values: dict[str, str]) -> None:
 
     Any exception (a usage error, an unreadable path, a bug) leaves the command to the typer
     layer, which runs it again and reports it under the CLI's error contract; only a report
-    is written from here.
+    is written from here (a renderer that fails half-way is a bug either way: the report may
+    then be printed twice).
     """
     from pathlib import Path
 
