@@ -9,8 +9,9 @@ imports this package too, and needs none of the parent's modules (harness, repor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from registry_tool._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from registry_tool.sandbox.abis import Case, ImportPolicy, ImportRule
@@ -69,11 +70,4 @@ __all__ = [
     "smoke_release",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
