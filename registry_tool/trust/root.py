@@ -34,12 +34,10 @@ from registry_tool.signing.release import (
     manifest_identity,
 )
 from registry_tool.trust.policy import (
-    AllOf,
     Candidate,
     RevokedKeyError,
     Role,
     Tally,
-    Threshold,
     ThresholdNotMetError,
     UnauthorizedSignerError,
     require_threshold,
@@ -558,7 +556,9 @@ def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str 
     )
     new_role = _root_role(nxt)
     subject = f"root version {nxt.version}"
-    AllOf((Threshold(old_role, subject, where), Threshold(new_role, subject, where))).check(raw, sigs)
+    # Both the old and the new root role must sign a rotation.
+    verify_threshold(old_role, raw, sigs, subject=subject, where=where)
+    verify_threshold(new_role, raw, sigs, subject=subject, where=where)
     return nxt
 
 
@@ -623,7 +623,7 @@ def _verify_maintainer_signed(
         check_trusted_comment(verified.trusted_comment, name, version, where=where)
 
     subject = f"{table}.toml of '{plugin_name}' {version}"
-    return Threshold(role, subject, where, each=names_this_release).check(data, sigs)
+    return verify_threshold(role, data, sigs, subject=subject, where=where, each=names_this_release)
 
 
 def verify_release_signatures(
