@@ -186,10 +186,6 @@ class FileRef:
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
 
-    @property
-    def file_name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
 
 # =========================================================================== releases and plugin documents
 
