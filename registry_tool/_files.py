@@ -142,4 +142,3 @@ def _read(
             f"{what} {shown} grew past {_size(cap)} while it was read", where=shown, fix="retry"
         )
     return data
-

@@ -27,10 +27,14 @@ class UnauthorizedSignerError(CheckFailed):
 
 
 class RevokedKeyError(CheckFailed):
+    """The signature is by a key the root revokes."""
+
     code = "revoked-key"
 
 
 class ThresholdNotMetError(CheckFailed):
+    """Fewer distinct authorised keys signed than the threshold requires."""
+
     code = "threshold-not-met"
 
 
@@ -58,6 +62,7 @@ class Role:
     refused: tuple[Candidate, ...] = ()
 
     def candidates(self) -> list[Candidate]:
+        """The keys that count, then the recognised keys whose signatures are refused."""
         return [Candidate(k) for k in self.keys] + list(self.refused)
 
 
@@ -70,6 +75,7 @@ class Tally:
 
     @property
     def key_ids(self) -> set[str]:
+        """The ids of the keys that counted."""
         return {v.key_id for v in self.counted.values()}
 
 
@@ -119,6 +125,7 @@ def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
 
 
 def require_threshold(tally: Tally, role: Role, subject: str, where: str | None = None) -> set[str]:
+    """The counted key ids when ``tally`` meets ``role``'s threshold; else the named failure."""
     if role.threshold < 1:
         # A zero threshold would pass with no signature at all: never.
         raise EmptyPolicyError(
