@@ -26,7 +26,6 @@ from semantic_version import Version
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
 from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, SmokeFn
 from registry_tool.ci.release import NewRelease, check_yank, finding_from_error, precedence
-from registry_tool.ci.summary import SUMMARY_COLUMNS
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
@@ -48,7 +47,7 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     repo = GitRepo.discover(checkout)
     base = repo.resolve(options.base)
     now = options.now or datetime.now(UTC)
-    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    report = Report(command="ci check")
     if options.allow_escalation_at is not None:
         options, approval = _bind_approval(repo, options)
         if approval.findings and options.shard.first:
@@ -68,7 +67,6 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     for rel in rels:
         with _IndexCheck(repo, base, rel, options, now) as check:
             report.results.extend(check.run())
-    report.summary_columns.update(SUMMARY_COLUMNS)
     return report
 
 
@@ -530,11 +528,10 @@ def internal_error_finding(what: str, err: BaseException, file: str | None = Non
 
 def crash_report(err: BaseException) -> Report:
     """The report of a ``ci check`` that crashed before it had one: still JSON, SARIF, summary."""
-    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    report = Report(command="ci check")
     result = CheckResult(subject="ci check")
     result.findings.append(internal_error_finding("ci check", err))
     report.results.append(result)
-    report.summary_columns.update(SUMMARY_COLUMNS)
     return report
 
 

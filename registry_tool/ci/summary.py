@@ -1,6 +1,6 @@
 """The Markdown job summary of ``ci check``: an overview table, then one section per release.
 
-The overview rows come from the shared reporter (``Report.summary_columns``); the per-release
+The overview rows come from the shared reporter (its view in ``registry_tool.views``); the per-release
 sections (checks, smoke figures against the previous version, escalations) are ours.  Test names,
 messages and plugin names come from the pull request, so every cell is escaped: no table breaks,
 no HTML, no links a contributor could smuggle into the maintainers' view.

@@ -43,42 +43,10 @@ from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.rules import rule_ids
 
-# Every rule id validate can report (docs/manifest.md explains each; tests prove each fires).
-RULES = (
-    "toml-syntax",
-    "schema",
-    "symlink",
-    "unknown-key",
-    "manifest-missing",
-    "manifest-too-large",
-    "semver",
-    "name-mismatch",
-    "version-mismatch",
-    "spdx",
-    "abi-not-allowed",
-    "host-range",
-    "unknown-permission",
-    "limit-exceeded",
-    "artifact-path",
-    "artifact-missing",
-    "artifact-size",
-    "size-mismatch",
-    "digest-mismatch",
-    "digest-unpinned",
-    "wasm-invalid",
-    "abi-mismatch",
-    "module-kind",
-    "import-not-allowed",
-    "missing-export",
-    "export-signature",
-    "test-spec",
-    "no-tests",
-    "registry-config",
-    "features",
-    "limits",
-    "dependency",
-)
+# Every rule id validate can report (registry_tool.rules describes each; tests prove each fires).
+RULES = rule_ids("validate")
 
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
 
