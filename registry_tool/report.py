@@ -223,14 +223,19 @@ class View:
         lines: Text lines shown under a result (from its ``data``).
         columns: Extra Markdown summary columns, header -> cell; cells escape their own untrusted
             parts (they may use ``<br>`` between items).
+        header: Text lines about the whole report, before the results.
         footer: Text lines about the whole report (from ``Report.data``), before the verdict line.
-        verdict: Whether the text report ends with the "N checked, M failed" line.
+        verdict: Whether the text report ends with the "N checked, M failed" line (always on failure).
+        subjects: Whether a result that passed shows its subject line; without, its lines stand
+            alone (commands that act rather than check: ``key generate``, ``client install``).
     """
 
     lines: Callable[[CheckResult], list[str]] | None = None
     columns: Mapping[str, Callable[[CheckResult], str]] = field(default_factory=dict)
+    header: Callable[[Report], list[str]] | None = None
     footer: Callable[[Report], list[str]] | None = None
     verdict: bool = True
+    subjects: bool = True
 
 
 _PLAIN = View()
@@ -268,15 +273,21 @@ def render_text(report: Report, out: TextIO) -> None:
 
     view = view_for(report.command)
     console = Console(file=out, highlight=False, soft_wrap=True)
+    for line in view.header(report) if view.header else ():
+        console.print(escape(printable(str(line))))
     for result in report.results:
-        mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(printable(result.subject))}")
+        indent = "     "
+        if view.subjects or result.findings:
+            mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
+            console.print(f"{mark} {escape(printable(result.subject))}")
+        else:
+            indent = ""
         for finding in result.findings:
             colour = {"error": "red", "warning": "yellow", "notice": "cyan"}[finding.severity]
             text = escape(printable(finding.text()))
             console.print(f"     [{colour}]{finding.severity.value}[/{colour}] {text}")
         for line in view.lines(result) if view.lines else ():
-            console.print(f"     {escape(printable(str(line)))}")
+            console.print(f"{indent}{escape(printable(str(line)))}")
     for line in view.footer(report) if view.footer else ():
         console.print(escape(printable(str(line))))
     if view.verdict or not report.ok:

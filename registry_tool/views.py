@@ -206,7 +206,8 @@ def _trust_lines(result: CheckResult) -> list[str]:
 
 
 def _search_lines(result: CheckResult) -> list[str]:
-    return [str(result.data.get("description", ""))]
+    d = result.data
+    return [f"{d.get('name')} {d.get('version')}  {d.get('description', '')}"]
 
 
 def _info_lines(result: CheckResult) -> list[str]:
@@ -214,7 +215,7 @@ def _info_lines(result: CheckResult) -> list[str]:
     flags = f"  YANKED: {r['yanked']}" if r.get("yanked") else ""
     wasm = r.get("wasm") or {}
     return [
-        f"abi {r.get('abi')}, host {r.get('host') or 'any'}, permissions {_join(r.get('permissions'))}, "
+        f"{r.get('name')} {r.get('version')}  abi {r.get('abi')}, host {r.get('host') or 'any'}, permissions {_join(r.get('permissions'))}, "
         f"{wasm.get('size')} bytes, signed by {_join(r.get('signers'))}{flags}"
     ]
 
@@ -223,19 +224,21 @@ def _installed_lines(result: CheckResult) -> list[str]:
     return [_entry_line("installed", result.data)]
 
 
-def _install_footer(report: Report) -> list[str]:
+def _install_header(report: Report) -> list[str]:
     plan = report.data.get("plan")
-    lines: list[str] = []
-    if plan is not None:
-        versions = {str(e.get("name")): e.get("version") for e in report.data.get("installed", [])}
-        lines.append("plan:")
-        lines += [f"  added {n} {versions.get(n, '')}".rstrip() for n in plan.get("added", [])]
-        lines += [f"  upgraded {u['name']} {u['from']} -> {u['to']}" for u in plan.get("upgraded", [])]
-        lines += [f"  downgraded {u['name']} {u['from']} -> {u['to']}" for u in plan.get("downgraded", [])]
-        lines += [f"  kept {n} {versions.get(n, '')}".rstrip() for n in plan.get("kept", [])]
-    if "plugin_dir" in report.data:
-        lines.append(f"into {report.data['plugin_dir']}")
+    if plan is None:
+        return []
+    versions = {str(e.get("name")): e.get("version") for e in report.data.get("installed", [])}
+    lines = ["plan:"]
+    lines += [f"  added {n} {versions.get(n, '')}".rstrip() for n in plan.get("added", [])]
+    lines += [f"  upgraded {u['name']} {u['from']} -> {u['to']}" for u in plan.get("upgraded", [])]
+    lines += [f"  downgraded {u['name']} {u['from']} -> {u['to']}" for u in plan.get("downgraded", [])]
+    lines += [f"  kept {n} {versions.get(n, '')}".rstrip() for n in plan.get("kept", [])]
     return lines
+
+
+def _install_footer(report: Report) -> list[str]:
+    return [f"into {report.data['plugin_dir']}"] if "plugin_dir" in report.data and report.ok else []
 
 
 def _updated_lines(result: CheckResult) -> list[str]:
@@ -252,7 +255,10 @@ def _nothing(message: str) -> Callable[[Report], list[str]]:
 
 def _list_lines(result: CheckResult) -> list[str]:
     d = result.data
-    return [f"permissions: {_join(d.get('permissions'))}  from {d.get('registry')}"]
+    return [
+        f"{d.get('name')} {d.get('version')}  permissions: {_join(d.get('permissions'))}  "
+        f"from {d.get('registry')}"
+    ]
 
 
 def _removed_lines(result: CheckResult) -> list[str]:
@@ -279,6 +285,15 @@ class _LazyColumns(Mapping[str, Callable[[CheckResult], str]]):
 
 
 #: command name -> its view.
+def _act(
+    lines: Callable[[CheckResult], list[str]],
+    header: Callable[[Report], list[str]] | None = None,
+    footer: Callable[[Report], list[str]] | None = None,
+) -> View:
+    """The view of a command that acts rather than checks: its lines, no verdict unless it failed."""
+    return View(lines=lines, header=header, footer=footer, verdict=False, subjects=False)
+
+
 VIEWS: dict[str, View] = {
     "verify": View(lines=_verify_lines),
     "root verify": View(lines=_root_lines),
@@ -286,19 +301,19 @@ VIEWS: dict[str, View] = {
     "build": View(lines=_build_lines),
     "resign": View(lines=_resign_lines),
     "ci check": View(columns=_LazyColumns()),
-    "key generate": View(lines=_key_lines, verdict=False),
-    "key show": View(lines=_key_lines, verdict=False),
-    "sign": View(lines=_written_lines, verdict=False),
-    "init": View(lines=_init_lines, verdict=False),
+    "key generate": _act(_key_lines),
+    "key show": _act(_key_lines),
+    "sign": _act(_written_lines),
+    "init": _act(_init_lines),
     **{
-        f"root {name}": View(lines=_written_lines, verdict=False)
+        f"root {name}": _act(_written_lines)
         for name in ("init", "add-maintainer", "pin-config", "revoke", "rotate-keys", "renew", "sign")
     },
-    "client trust": View(lines=_trust_lines, verdict=False),
-    "client search": View(lines=_search_lines, footer=_nothing("no plugin matches"), verdict=False),
-    "client info": View(lines=_info_lines, verdict=False),
-    "client install": View(lines=_installed_lines, footer=_install_footer, verdict=False),
-    "client update": View(lines=_updated_lines, footer=_nothing("everything is up to date"), verdict=False),
-    "client list": View(lines=_list_lines, footer=_nothing("no plugins installed"), verdict=False),
-    "client remove": View(lines=_removed_lines, verdict=False),
+    "client trust": _act(_trust_lines),
+    "client search": _act(_search_lines, footer=_nothing("no plugin matches")),
+    "client info": _act(_info_lines),
+    "client install": _act(_installed_lines, _install_header, _install_footer),
+    "client update": _act(_updated_lines, footer=_nothing("everything is up to date")),
+    "client list": _act(_list_lines, footer=_nothing("no plugins installed")),
+    "client remove": _act(_removed_lines),
 }

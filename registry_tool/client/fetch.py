@@ -412,7 +412,7 @@ class Sources:
                 log.info("source %s failed (%s: %s); trying the next source", base, err.code, err.what)
                 errors.append(err)
         # What a source served being bad (an attack) outranks a source being down or missing a file.
-        bad = [e for e in errors if isinstance(e, CheckFailed)]
+        bad: list[RegistryToolError] = [e for e in errors if isinstance(e, CheckFailed)]
         telling = bad or [e for e in errors if not isinstance(e, NotFoundError)]
         raise (telling or errors)[0]
 
