@@ -11,6 +11,7 @@ documented exit code; any other exception is an internal error, exit 3 (``--debu
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import traceback
@@ -18,7 +19,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
-import click
 import typer
 from typer.exceptions import TyperException
 
@@ -86,10 +86,14 @@ def _root(
 
 def command_name() -> str:
     """The running command as typed after the program name (``root add-maintainer``)."""
-    ctx = click.get_current_context(silent=True)
+    # typer.Context derives from click's Context or (newer typer) from typer's vendored copy of
+    # click: the current-context stack lives in the ``globals`` module beside that class.
+    core = next(c.__module__ for c in typer.Context.__mro__ if c.__module__.endswith(".core"))
+    globals_ = importlib.import_module(core.removesuffix(".core") + ".globals")
+    ctx = globals_.get_current_context(silent=True)
     if ctx is None:
         return "registry-tool"
-    path = ctx.command_path.split(" ", 1)
+    path = str(ctx.command_path).split(" ", 1)
     return path[1] if len(path) > 1 else path[0]
 
 
@@ -116,7 +120,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             # Environment problems (permissions, disk full, ...) are exit 2, not a traceback.
             where = str(err.filename) if getattr(err, "filename", None) else None
             stopped(UsageError(str(err.strerror or err), where=where), fmt, cause=err)
-        except (typer.Exit, typer.Abort, TyperException, click.exceptions.ClickException):
+        except (typer.Exit, typer.Abort, TyperException):
             raise  # typer's own control flow (typer.Exit is a RuntimeError)
         except Exception as err:
             internal_error(err, fmt, command=command_name())
@@ -162,9 +166,9 @@ def internal_error(err: BaseException, fmt: object = None, *, command: str = "re
 def internal_message(command: str, err: BaseException) -> str:
     """The one paragraph an internal error prints: what crashed, that it is a bug, how to report it."""
     return (
-        f"internal error: registry-tool {command} crashed ({type(err).__name__}: {_short(err)}); "
-        "nothing was concluded about the input. This is a bug in registry-tool: please report it to "
-        "the registry-tool maintainers with the command line and the traceback that --debug (or "
+        f"internal error: {type(err).__name__}: {_short(err)} (in `registry-tool {command}`); nothing "
+        "was concluded about the input. This is a bug in registry-tool: please report it to the "
+        "registry-tool maintainers with the command line and the traceback that --debug (or "
         f"{DEBUG_ENV}=1) prints."
     )
 
@@ -194,8 +198,6 @@ AREAS = ("validate", "smoke", "keys", "build", "client", "ci")
 
 def _register_areas(only: str | None = None) -> None:
     """Register every area's commands, or only the area ``only`` (what one command needs to run)."""
-    import importlib
-
     for name in AREAS if only is None else (only,):
         importlib.import_module(f"registry_tool._cli.{name}").register(app)
 

@@ -411,9 +411,7 @@ class Sources:
             except (CheckFailed, FetchError) as err:
                 log.info("source %s failed (%s: %s); trying the next source", base, err.code, err.what)
                 errors.append(err)
-        # What a source served being bad (an attack) outranks a source being down or missing a file.
-        bad: list[RegistryToolError] = [e for e in errors if isinstance(e, CheckFailed)]
-        telling = bad or [e for e in errors if not isinstance(e, NotFoundError)]
+        telling = [e for e in errors if not isinstance(e, NotFoundError)]
         raise (telling or errors)[0]
 
     def signatures(
