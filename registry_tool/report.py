@@ -402,6 +402,20 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {Severity.error: "error", Severity.warning: "warning", Severity.notice: "note"}
 
 
+def _repository_path(file: str) -> str | None:
+    """``file`` as code scanning needs it, relative to the checkout (the working directory).
+
+    An absolute path outside it has no repository location: the result keeps its message only.
+    """
+    path = Path(file)
+    if not path.is_absolute():
+        return file
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return None
+
+
 def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
     """SARIF 2.1.0 for GitHub code scanning: one driver rule (from the catalogue) per rule id."""
     from registry_tool.rules import PROJECT_URL, describe
@@ -423,9 +437,10 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
             "level": _SARIF_LEVEL[finding.severity],
             "message": {"text": f"{result.subject}: {finding.text()}"},
         }
-        if finding.file:
+        path = _repository_path(finding.file) if finding.file else None
+        if path is not None:
             # A URI reference: '#', '?', '%' or a space in a file name must not cut or break the path.
-            uri = quote(finding.file, safe="/", errors="surrogateescape")  # the name's own bytes
+            uri = quote(path, safe="/", errors="surrogateescape")  # the name's own bytes
             location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
             # GitHub code scanning requires a region; line 1 when unknown.
             location["region"] = {"startLine": finding.line or 1}

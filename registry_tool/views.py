@@ -215,8 +215,9 @@ def _info_lines(result: CheckResult) -> list[str]:
     flags = f"  YANKED: {r['yanked']}" if r.get("yanked") else ""
     wasm = r.get("wasm") or {}
     return [
-        f"{r.get('name')} {r.get('version')}  abi {r.get('abi')}, host {r.get('host') or 'any'}, permissions {_join(r.get('permissions'))}, "
-        f"{wasm.get('size')} bytes, signed by {_join(r.get('signers'))}{flags}"
+        f"{r.get('name')} {r.get('version')}  abi {r.get('abi')}, host {r.get('host') or 'any'}, "
+        f"permissions {_join(r.get('permissions'))}, {wasm.get('size')} bytes, "
+        f"signed by {_join(r.get('signers'))}{flags}"
     ]
 
 
