@@ -1,4 +1,4 @@
-"""The rule catalogue is the one list of rule ids: every id the source can emit is in it, and docs/rules.md is its table."""
+"""The rule catalogue is the one list of rule ids: every id the source emits is in it."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def emitted_rule_ids() -> dict[str, str]:
 
 def test_every_rule_id_the_source_emits_is_in_the_catalogue() -> None:
     emitted = emitted_rule_ids()
-    # The scan must see emitters of every kind (class code, Finding, helper, rule table), or it proves nothing.
+    # The scan must see emitters of every kind (class code, Finding, helper, rule table) to prove anything.
     assert {"bad-signature", "yanked", "digest-unpinned", "fuel-regression", "host-range"} <= set(emitted)
     assert len(emitted) > 100
     missing = {rule: where for rule, where in emitted.items() if rule not in RULES}
@@ -86,10 +86,10 @@ def test_the_rule_lists_of_validate_and_ci_are_the_catalogue() -> None:
     from registry_tool.ci.release import _DIGEST_RULES
     from registry_tool.manifest.validate import RULES as VALIDATE_RULES
 
-    assert VALIDATE_RULES == rule_ids("validate")
+    assert rule_ids("validate") == VALIDATE_RULES
     assert list(CI_RULES) == list(rule_ids("ci"))
     assert all(CI_RULES[r] == RULES[r].summary for r in CI_RULES)
-    assert _DIGEST_RULES <= set(RULES)
+    assert set(RULES) >= _DIGEST_RULES
 
 
 def test_every_rule_has_a_description_a_severity_and_a_docs_page_that_exists() -> None:
