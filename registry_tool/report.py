@@ -260,7 +260,7 @@ _UNPRINTABLE = re.compile(
 
 
 def printable(value: str) -> str:
-    """``value`` on one line with every control or bidi character shown as an escape (``\\x1b``)."""
+    r"""``value`` on one line with every control or bidi character shown as an escape (``\x1b``)."""
     return _UNPRINTABLE.sub(
         lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", value
     )

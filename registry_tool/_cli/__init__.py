@@ -143,8 +143,11 @@ def _debugging() -> bool:
 
 
 def internal_error(err: BaseException, fmt: object = None, *, command: str = "registry-tool") -> NoReturn:
-    """An unexpected exception: a bug, never a verdict.  One paragraph on stderr, the report in
-    the requested format on stdout (so JSON/SARIF readers still get a document), exit 3."""
+    """An unexpected exception: a bug, never a verdict.
+
+    One paragraph on stderr, the report in the requested format on stdout (so JSON/SARIF readers
+    still get a document), exit 3.
+    """
     if _debugging():
         traceback.print_exception(err)
     what = f"{type(err).__name__}: {_short(err)}"

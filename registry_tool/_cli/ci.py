@@ -55,8 +55,11 @@ def check_command(
         Path | None, typer.Option("--summary-file", help="Also append the Markdown summary here.")
     ] = None,
 ) -> None:
-    """Check what HEAD changes in an index since --base: signatures, digests, smoke runs, immutability,
-    version order, permission escalation, regressions. Exit 1 when the pull request must not merge."""
+    """Check what HEAD changes in an index since --base.
+
+    Signatures, digests, smoke runs, immutability, version order, permission escalation,
+    regressions. Exit 1 when the pull request must not merge.
+    """
     from registry_tool._cli import internal_message
     from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report
     from registry_tool.ci.summary import write_outputs

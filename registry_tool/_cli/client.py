@@ -418,7 +418,8 @@ def remove_cmd(
 ) -> None:
     """Remove installed plugins: the files their lockfile entries list, then the entries (one lockfile write).
 
-    Refused while other installed plugins depend on one of them, unless --force."""
+    Refused while other installed plugins depend on one of them, unless --force.
+    """
     from registry_tool.client import remove_many
 
     if not names:

@@ -271,8 +271,10 @@ def root_pin_config(
     expires: Expires = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Pin registry.toml's sha256 in a new root version: changing permissions or limits needs the root
-    threshold, like any root change."""
+    """Pin registry.toml's sha256 in a new root version.
+
+    Changing permissions or limits then needs the root threshold, like any root change.
+    """
     from registry_tool.manifest import load_registry_config
     from registry_tool.trust.editing import pin_registry_config
 

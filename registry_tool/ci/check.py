@@ -129,8 +129,11 @@ def _uncommitted(repo: GitRepo, pathspecs: list[str]) -> CheckResult:
 
 
 def _default_index(repo: GitRepo, base: str) -> Path:
-    """``index/`` when the base has index/registry.toml: deleting it (or replacing ``index/`` with a
-    link) in the PR must not move the check to the repository root, where nothing changed."""
+    """``index/`` when the base has index/registry.toml, else the repository root.
+
+    Deleting it (or replacing ``index/`` with a link) in the PR must not move the check to the
+    repository root, where nothing changed.
+    """
     if repo.show(base, "index/registry.toml") is not None:
         return repo.root / "index"
     return repo.root / "index" if (repo.root / "index" / "registry.toml").is_file() else repo.root
@@ -154,8 +157,10 @@ _REWRITING_ATTRIBUTES = ("text", "eol", "crlf", "filter", "ident", "working-tree
 
 
 def _attribute_changes(repo: GitRepo, base: str, rels: list[str]) -> CheckResult:
-    """A .gitattributes change (anywhere: attributes apply to subfolders) must not make git
-    convert index files on checkout (``index/** text eol=crlf`` breaks every signature)."""
+    """Check that no .gitattributes change makes git convert index files on checkout.
+
+    Anywhere: attributes apply to subfolders (``index/** text eol=crlf`` breaks every signature).
+    """
     result = CheckResult(subject="git attributes")
     changed = [c for c in repo.changes(base, [":(glob)**/.gitattributes"])]
     if not changed:
@@ -279,9 +284,12 @@ class _IndexCheck:
         )
 
     def _config_change(self, change: Change, head_root: Root | None) -> list[Finding]:
-        """registry.toml defines the permission vocabulary, the limits and the backport policy: a
-        change must load (or every later check, validate and build fails: the registry is bricked)
-        and must be pinned by a root that passed the root threshold (so it needs the root keys)."""
+        """Check a change of registry.toml, which defines the vocabulary, the limits and backports.
+
+        A change must load (or every later check, validate and build fails: the registry is
+        bricked) and must be pinned by a root that passed the root threshold (so it needs the root
+        keys).
+        """
         rel = change.path
 
         def invalid(message: str, line: int | None = 1, fix: str | None = None) -> Finding:
@@ -536,8 +544,11 @@ def crash_report(err: BaseException) -> Report:
 
 
 def _read_config_file(path: Path) -> bytes:
-    """The bytes of a regular file, not through a link, at most MAX_CONFIG_BYTES; ValueError says why
-    not (a link to /dev/zero or a FIFO would otherwise hang or exhaust the runner)."""
+    """The bytes of a regular file, not through a link, at most MAX_CONFIG_BYTES.
+
+    A ValueError says why not (a link to /dev/zero or a FIFO would otherwise hang or exhaust the
+    runner).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
@@ -569,8 +580,11 @@ def _symlinks(root: Path, rel_dir: str) -> list[str]:
 
 
 def _link_findings(links: list[str], fix: str) -> list[Finding]:
-    """One finding per symlink; callers read nothing behind a link (it could lead to /dev/zero,
-    ~/.ssh, /proc/self/environ or another release)."""
+    """One finding per symlink.
+
+    Callers read nothing behind a link (it could lead to /dev/zero, ~/.ssh, /proc/self/environ or
+    another release).
+    """
     return [
         Finding(rule="unexpected-file", message=f"{link} is a symbolic link", file=link, line=1, fix=fix)
         for link in links

@@ -30,6 +30,7 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
+        """Parse ``i/n`` (a ``UsageError`` for anything else)."""
         try:
             i, n = (int(p) for p in text.split("/"))
         except ValueError:
@@ -39,6 +40,7 @@ class Shard:
         return cls(i, n)
 
     def owns(self, position: int) -> bool:
+        """Whether the release at ``position`` of the sorted changed releases is this shard's."""
         # Round-robin over the sorted releases: balanced, and the same split on every runner.
         return position % self.count == self.index - 1
 
@@ -50,6 +52,8 @@ class Shard:
 
 @dataclass(frozen=True)
 class CheckOptions:
+    """What ``check_pull_request`` checks against (base ref), approves and skips."""
+
     base: str
     allow_escalation: bool = False
     # Approval of escalations for one commit: honoured only when HEAD is that commit, so an
@@ -64,9 +68,12 @@ class CheckOptions:
 
 @dataclass(frozen=True)
 class ReleaseKey:
+    """A release by plugin name and version."""
+
     name: str
     version: str
 
     @property
     def subject(self) -> str:
+        """The release's folder, ``plugins/<name>/<version>``, as a report subject."""
         return f"plugins/{self.name}/{self.version}"

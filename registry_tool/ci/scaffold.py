@@ -77,6 +77,7 @@ class ToolPin:
     commit: str
 
     def __post_init__(self) -> None:
+        """Refuse a repository that is not OWNER/NAME or a commit that is not a full hex id."""
         if not _REPO_SLUG.fullmatch(self.repo):
             raise ScaffoldError(f"--action-repo {self.repo!r} is not OWNER/NAME", fix="e.g. " + ACTION_REPO)
         if not _COMMIT.fullmatch(self.commit):
@@ -92,9 +93,11 @@ class ToolPin:
 
 
 def detect_tool_pin(repo: str | None = None) -> ToolPin | None:
-    """The commit this registry-tool was installed from, if it can tell: pip's record of a
-    ``git+https://github.com/OWNER/NAME@COMMIT`` install (PEP 610 direct_url.json), else the git
-    checkout the package runs from (a development install)."""
+    """The commit this registry-tool was installed from, if it can tell.
+
+    pip's record of a ``git+https://github.com/OWNER/NAME@COMMIT`` install (PEP 610
+    direct_url.json), else the git checkout the package runs from (a development install).
+    """
     import json
     from importlib import metadata
 
@@ -145,7 +148,8 @@ def init_index(
     """Create the index repository in ``directory`` (which must be missing or empty).
 
     ``tool`` pins the checker the workflows run (default: the commit this registry-tool was
-    installed from)."""
+    installed from).
+    """
     from registry_tool import __version__
     from registry_tool.manifest import load_registry_config
     from registry_tool.trust.editing import DEFAULT_ROOT_VALIDITY, init_root_dir, new_root, sign_root_dir

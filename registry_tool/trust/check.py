@@ -192,8 +192,10 @@ class ReleaseLocationError(CheckFailed):
 def _check_location(
     release_dir: Path, version: str, where: str, location: tuple[str, str] | None = None
 ) -> str | None:
-    """In an index or site (``plugins/<name>/<version>/``) the directories name the release: the plugin
-    name is what signatures must be delegated for, and the version must be the manifest's."""
+    """In an index or site (``plugins/<name>/<version>/``) the directories name the release.
+
+    The plugin name is what signatures must be delegated for, and the version must be the manifest's.
+    """
     parts = ("plugins", *location) if location is not None else release_dir.resolve().parts
     if len(parts) < 3 or parts[-3] != "plugins":
         return None
