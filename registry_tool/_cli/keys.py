@@ -143,10 +143,7 @@ def verify(
     ] = False,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Verify a signature with one public key, or a plugin release against the registry's root.
-
-    Exit codes: 0 valid, 1 invalid, 2 usage or environment error.
-    """
+    """Verify a signature with one public key, or a plugin release against the registry's root."""
     from registry_tool.errors import UsageError
 
     if (pubkey is None) == (root is None):
@@ -372,7 +369,7 @@ def root_verify(
     ] = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Walk and check the whole root chain. Exit codes: 0 valid, 1 invalid, 2 usage error."""
+    """Walk and check the whole root chain."""
     from registry_tool.trust.check import verify_root_report
 
     emit(verify_root_report(root_dir, _now(), trusted=trusted), fmt)
