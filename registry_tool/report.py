@@ -402,18 +402,20 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {Severity.error: "error", Severity.warning: "warning", Severity.notice: "note"}
 
 
-def _repository_path(file: str) -> str | None:
-    """``file`` as code scanning needs it, relative to the checkout (the working directory).
+def _artifact_uri(file: str) -> str:
+    """``file`` as a SARIF artifact URI.
 
-    An absolute path outside it has no repository location: the result keeps its message only.
+    Relative to the checkout (the working directory), as code scanning needs it, or a ``file://``
+    URI for an absolute path outside it. A URI reference: '#', '?', '%' or a space in a file name
+    must not cut or break the path.
     """
     path = Path(file)
-    if not path.is_absolute():
-        return file
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return None
+    if path.is_absolute():
+        try:
+            file = path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return "file://" + quote(path.as_posix(), safe="/", errors="surrogateescape")
+    return quote(file, safe="/", errors="surrogateescape")  # the name's own bytes
 
 
 def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
@@ -437,11 +439,8 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
             "level": _SARIF_LEVEL[finding.severity],
             "message": {"text": f"{result.subject}: {finding.text()}"},
         }
-        path = _repository_path(finding.file) if finding.file else None
-        if path is not None:
-            # A URI reference: '#', '?', '%' or a space in a file name must not cut or break the path.
-            uri = quote(path, safe="/", errors="surrogateescape")  # the name's own bytes
-            location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+        if finding.file:
+            location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(finding.file)}}
             # GitHub code scanning requires a region; line 1 when unknown.
             location["region"] = {"startLine": finding.line or 1}
             if finding.column:

@@ -65,6 +65,7 @@ def _root(
             "--verbose",
             "-v",
             count=True,
+            show_default=False,
             # Hidden until the launcher's static help lists it (tests/core/test_startup.py).
             hidden=True,
             help="Log what the tool does to stderr (-v info, -vv debug); or set REGISTRY_TOOL_LOG.",
