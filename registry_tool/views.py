@@ -118,10 +118,10 @@ def _resign_lines(result: CheckResult) -> list[str]:
     d = result.data
     if "registry_version" not in d:
         return []
-    return [
-        f"registry version {d.get('previous_version')} -> {d['registry_version']}, "
-        f"expires {d.get('previous_expires_at', '?')} -> {d.get('expires_at')}"
-    ]
+    expires = d.get("expires_at")
+    if "previous_expires_at" in d:
+        expires = f"{d['previous_expires_at']} -> {expires}"
+    return [f"registry version {d.get('previous_version')} -> {d['registry_version']}, expires {expires}"]
 
 
 # --------------------------------------------------------------------------- keys, signing, init
