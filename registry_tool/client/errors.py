@@ -23,7 +23,7 @@ class ClientError(CheckFailed):
 # --------------------------------------------------------------------------- transport
 
 
-class FetchError(ClientError):
+class FetchError(UsageError):
     """A file could not be downloaded."""
 
     code = "fetch-failed"

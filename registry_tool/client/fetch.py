@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import socket
 import threading
@@ -42,8 +43,10 @@ from registry_tool.client.errors import (
     RedirectRefusedError,
     SlowRetrievalError,
 )
-from registry_tool.errors import CheckFailed
+from registry_tool.errors import CheckFailed, RegistryToolError
 from registry_tool.format.rules import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES, MAX_TOP_BYTES
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -383,6 +386,7 @@ class Sources:
         data = self.fetcher.fetch(url, max_size=max_size)
         if len(data) > max_size:
             raise _too_large(url, max_size, f"the fetcher returned {len(data)} bytes")
+        log.debug("fetched %s (%d bytes)", url, len(data))
         return data
 
     def fetch(self, relpath: str, *, max_size: int) -> bytes:
@@ -400,11 +404,12 @@ class Sources:
         first error that is not a 404 is raised (an attack detected on the origin says more
         than a mirror's 404); when every source said 404, a ``NotFoundError``.
         """
-        errors: list[CheckFailed] = []
+        errors: list[RegistryToolError] = []
         for base in self.urls:
             try:
                 return attempt(base)
-            except CheckFailed as err:
+            except (CheckFailed, FetchError) as err:
+                log.info("source %s failed (%s: %s); trying the next source", base, err.code, err.what)
                 errors.append(err)
         telling = [e for e in errors if not isinstance(e, NotFoundError)]
         raise (telling or errors)[0]

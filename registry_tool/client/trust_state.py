@@ -19,6 +19,7 @@ trusted for them); the wasm must match both the manifest and the entry.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -48,6 +49,7 @@ from registry_tool.trust import (
     verify_threshold,
 )
 
+log = logging.getLogger(__name__)
 MAX_ROOT_STEPS = 256  # a bound on the walk, so a hostile server cannot serve roots forever
 
 
@@ -116,6 +118,7 @@ def walk_root(state: TrustState, steps: Sequence[tuple[bytes, Sequence[str]]], n
     def on_step(root: Root) -> None:
         nonlocal rotated, previous
         keys = _index_keys(root)
+        log.info("root chain: stepped to root version %d", root.version)
         rotated = rotated or keys != previous
         previous = keys
 

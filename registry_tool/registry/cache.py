@@ -19,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 4  # 4: "dependencies" filled from the manifest's required dependencies
 RACY_SECONDS = 2.0
@@ -96,6 +99,7 @@ class BuildCache:
         if newest >= entry.written_at - RACY_SECONDS:
             return None
         self.hits_stat += 1
+        log.debug("build cache hit (unchanged files): %s", release)
         return entry.data
 
     def knows(self, release: str) -> bool:
@@ -105,6 +109,7 @@ class BuildCache:
         data = self._by_content.get(key)
         if data is not None:
             self.hits_content += 1
+            log.debug("build cache hit (same content): %s", key)
         return data
 
     def put(self, release: str, stat: StatPrint, stat_context: str, key: str, data: dict[str, Any]) -> None:
