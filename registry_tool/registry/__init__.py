@@ -38,7 +38,20 @@ _WHERE = {
     "resign_site": "resign",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BuildOptions",
+    "BuildRefusedError",
+    "BuildResult",
+    "Publication",
+    "PublishedReleaseChangedError",
+    "PublishedReleaseRemovedError",
+    "ResignResult",
+    "RollbackError",
+    "UnsafeIndexPathError",
+    "build_site",
+    "read_publication",
+    "resign_site",
+]
 
 
 def __getattr__(name: str) -> Any:

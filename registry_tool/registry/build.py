@@ -42,7 +42,13 @@ from registry_tool.registry.errors import (
 )
 from registry_tool.registry.plan import next_version, plan_publication
 from registry_tool.registry.publish import SiteContent, publish, sign_registry
-from registry_tool.registry.scan import IndexRelease, RootChain, check_config_pin, load_root_chain, scan_releases
+from registry_tool.registry.scan import (
+    IndexRelease,
+    RootChain,
+    check_config_pin,
+    load_root_chain,
+    scan_releases,
+)
 from registry_tool.registry.verify import PreparedRelease, load_previous, published_time
 from registry_tool.registry.workers import prepare_all
 from registry_tool.report import CheckResult, Finding, Report, Severity
@@ -316,4 +322,3 @@ def _warnings(document: Publication, verify_now: datetime) -> list[Finding]:
             fix="unset SOURCE_DATE_EPOCH or run `registry-tool resign`",
         )
     ]
-

@@ -180,8 +180,11 @@ def _matches(spec: str, version: str) -> bool:
 
 
 def dependency_results(entries: Entries) -> list[CheckResult]:
-    """Every published required dependency must name a plugin of this build and match one of its
-    non-yanked releases: otherwise no client could ever install the dependent."""
+    """Refuse dependencies no client could ever install.
+
+    Every published required dependency must name a plugin of this build and match one of its
+    non-yanked releases.
+    """
     usable: dict[str, list[str]] = {}
     for (name, version), entry in entries.items():
         usable.setdefault(name, [])

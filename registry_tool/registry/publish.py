@@ -159,7 +159,7 @@ def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     _write(tmp, data)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def write_release(staged: str, rel: IndexRelease, data: dict[str, bytes]) -> None:
@@ -253,9 +253,13 @@ def publish_staged(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     return counts
 
 
-def _stage_release(staged: Path, rel: IndexRelease, prep: PreparedRelease, old_site: Path, counts: SiteFiles) -> None:
-    """Stage a release's files: already written when verified this build; for a cache hit a hard
-    link to the identical old site file, else the index file read again.
+def _stage_release(
+    staged: Path, rel: IndexRelease, prep: PreparedRelease, old_site: Path, counts: SiteFiles
+) -> None:
+    """Stage a release's files.
+
+    Already written when verified this build; for a cache hit a hard link to the identical old
+    site file, else the index file read again.
 
     An old site file is reused only if it still has the size, mtime and inode recorded when
     this tool wrote it (and the cache says its digest is unchanged); otherwise the index file
@@ -316,9 +320,13 @@ class _Changes:
     """What an in-place publication does, decided before anything is written."""
 
     move_folders: list[tuple[Path, Path]] = field(default_factory=list)  # staged release folder -> SITE
-    add_files: list[tuple[Path, bytes | Path]] = field(default_factory=list)  # SITE path <- bytes or staged file
+    add_files: list[tuple[Path, bytes | Path]] = field(
+        default_factory=list
+    )  # SITE path <- bytes or staged file
     root_files: list[tuple[Path, bytes]] = field(default_factory=list)
-    meta: list[tuple[Path, bytes, bool]] = field(default_factory=list)  # path, bytes, replace an existing file
+    meta: list[tuple[Path, bytes, bool]] = field(
+        default_factory=list
+    )  # path, bytes, replace an existing file
     catalog: list[tuple[Path, bytes]] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # in kept release folders, no longer published
     recorded: list[tuple[PreparedRelease, str, Path]] = field(default_factory=list)  # prints to record
@@ -376,7 +384,9 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
                 raise _NeedsSwap(path)
         if prep.written and target.is_dir():  # changed this build: files it no longer publishes
             changes.extra_files.extend(
-                p for p in target.rglob("*") if p.is_file() and p.relative_to(target).as_posix() not in prep.files
+                p
+                for p in target.rglob("*")
+                if p.is_file() and p.relative_to(target).as_posix() not in prep.files
             )
     for relname, path in content.root_files:
         data = path.read_bytes()
@@ -413,7 +423,7 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
             if not dst.parent.is_dir():
                 dst.parent.mkdir(parents=True)
                 added.append(dst.parent)
-            os.rename(src, dst)
+            src.rename(dst)
             added.append(dst)
             counts.written += sum(1 for p in dst.rglob("*") if p.is_file())
         for path, source in changes.add_files:
@@ -421,7 +431,7 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
                 path.parent.mkdir(parents=True)
                 added.append(path.parent)
             if isinstance(source, Path):
-                os.rename(source, path)
+                source.rename(path)
             else:
                 _replace(path, source)
             added.append(path)
@@ -488,7 +498,7 @@ def _remove_stale_signatures(out: Path, signatures: dict[str, str]) -> int:
     removed = 0
     for entry in os.scandir(out):
         if is_signature_of(entry.name, REGISTRY_JSON) and entry.name not in signatures:
-            os.unlink(entry.path)
+            Path(entry.path).unlink()
             removed += 1
     return removed
 
@@ -514,21 +524,21 @@ def _collect(out: Path, content: SiteContent, changes: _Changes) -> int:
             if f"{p.name}/{v.name}" not in wanted
         ]
     for key in sorted(gone):
-        folder = plugins / key
-        removed += sum(1 for p in folder.rglob("*") if p.is_file())
-        shutil.rmtree(folder, ignore_errors=True)
-        if not any((folder.parent).iterdir()):
-            folder.parent.rmdir()
+        release_folder = plugins / key
+        removed += sum(1 for p in release_folder.rglob("*") if p.is_file())
+        shutil.rmtree(release_folder, ignore_errors=True)
+        if not any(release_folder.parent.iterdir()):
+            release_folder.parent.rmdir()
     root_files = {relname for relname, _ in content.root_files}
     for entry in _files(out / "root"):
         if f"root/{entry.name}" not in root_files:
-            os.unlink(entry.path)
+            Path(entry.path).unlink()
             removed += 1
     keep = set(content.metadata.paths()) | content.verified_meta | content.previous_meta
     for folder in _folders(out / "meta"):
         for entry in _files(Path(folder.path)):
             if f"meta/{folder.name}/{entry.name}" not in keep:
-                os.unlink(entry.path)
+                Path(entry.path).unlink()
                 removed += 1
     return removed
 

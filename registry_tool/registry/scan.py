@@ -154,8 +154,10 @@ def scan_releases(index: Path) -> list[IndexRelease]:
 
 
 def _subfolders(folder: Path, safe: Callable[[str], bool], what: str, rule: str) -> list[tuple[str, Path]]:
-    """The folders in ``folder`` by name; plain files (README.md, .gitkeep: never published) skipped,
-    anything else that is not a safely named real folder refused.
+    """The folders in ``folder`` by name.
+
+    Plain files (README.md, .gitkeep: never published) are skipped, anything else that is not a
+    safely named real folder is refused.
 
     ``os.scandir`` answers the type questions from the directory entry (``follow_symlinks=False``:
     the entry itself, as ``lstat``), without a stat per entry.

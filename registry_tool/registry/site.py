@@ -17,9 +17,9 @@ import os
 import shutil
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 from filelock import FileLock
 
@@ -185,11 +185,11 @@ def complete_journal(journal: Path, site: Path, between: Callable[[str], None] |
     """
     for entry in sorted(os.scandir(journal), key=lambda e: e.name):
         if entry.name not in (_READY, REGISTRY_JSON):
-            os.replace(entry.path, site / entry.name)
+            Path(entry.path).replace(site / entry.name)
     if between is not None:
         between("top-signatures")
     if (journal / REGISTRY_JSON).exists():
-        os.replace(journal / REGISTRY_JSON, site / REGISTRY_JSON)
+        (journal / REGISTRY_JSON).replace(site / REGISTRY_JSON)
     fsync_dir(site)
 
 

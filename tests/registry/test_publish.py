@@ -40,7 +40,9 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 def inodes(folder: Path) -> dict[str, tuple[int, int]]:
     """(inode, mtime) of every file and folder: a rewritten or re-created entry gets new ones."""
-    return {p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")
+    }
 
 
 def assert_valid_site(site: Path, index: Index, *, signatures: bool = True) -> TopDocument:
@@ -179,7 +181,12 @@ def test_kill_between_signature_and_top_rename_is_completed_by_the_next_build(
     build(index, site)
     index.add_release("beta", "2.1.0", variant=7)
     opts = BuildOptions(
-        index=index.path, out=site, keys=[index.keys.index], now=LATER, verify_now=NOW, smoke=False,
+        index=index.path,
+        out=site,
+        keys=[index.keys.index],
+        now=LATER,
+        verify_now=NOW,
+        smoke=False,
         previous=str(site),
     )
     (tmp_path / "opts.pickle").write_bytes(pickle.dumps(opts))
