@@ -38,11 +38,11 @@ RACY_SECONDS = 2.0
 StatPrint = list[list[Any]]
 
 
-def stat_print(files: list[tuple[str, Path]]) -> StatPrint:
+def stat_print(files: list[tuple[str, str]]) -> StatPrint:
     """(relative name, size, mtime_ns, ctime_ns, inode) of every file, in the given order."""
     out: StatPrint = []
     for rel, path in files:
-        st = path.lstat()
+        st = os.lstat(path)
         out.append([rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
     return out
 
@@ -228,6 +228,6 @@ def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildC
     cache.put(look.key, look.stat, look.context, ckey, prep.cached)
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -45,11 +45,14 @@ class Publication:
         plugins: Plugin name -> version -> release.
         documents: sha256 of every tree node and plugin document read through its pin (empty
             for a publication built in memory); not part of equality.
+        encoded: Plugin name -> the bytes of its plugin document as read (empty for a
+            publication built in memory); not part of equality.
     """
 
     top: TopDocument
     plugins: dict[str, dict[str, Release]] = field(default_factory=dict)
     documents: frozenset[str] = field(default=frozenset(), compare=False)
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     # The top document's fields, for reports and callers that only need them.
     @property
@@ -106,6 +109,7 @@ def read_publication(top: TopDocument, read: Reader) -> Publication:
     """Every plugin document of a publication, walking the whole tree from ``top.tree``."""
     plugins: dict[str, dict[str, Release]] = {}
     documents: set[str] = set()
+    encoded: dict[str, bytes] = {}
     pending: list[tuple[Pin, str]] = [(top.tree, "")]
     while pending:
         pin, prefix = pending.pop()
@@ -115,10 +119,12 @@ def read_publication(top: TopDocument, read: Reader) -> Publication:
             pending.append((child, prefix + digit))
         for name, doc_pin in sorted((node.plugins or {}).items()):
             assert plugin_key(name).startswith(prefix)  # checked by NodeDocument.parse
-            doc = PluginDocument.parse(fetch_pinned(read, doc_pin), expected_name=name, where=doc_pin.path)
+            data = fetch_pinned(read, doc_pin)
+            doc = PluginDocument.parse(data, expected_name=name, where=doc_pin.path)
             documents.add(doc_pin.sha256)
             plugins[name] = doc.versions
-    return Publication(top, plugins, frozenset(documents))
+            encoded[name] = data
+    return Publication(top, plugins, frozenset(documents), encoded)
 
 
 def read_site_dir(site: Path) -> Publication:

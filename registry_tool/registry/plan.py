@@ -100,13 +100,26 @@ def plan_publication(
         raise BuildRefusedError(report)
     version = next_version(previous, now, requested_version)
     generated_at = format_time(now)
-    grouped: dict[str, dict[str, Release]] = {}
+    by_plugin: dict[str, dict[str, ReleaseEntry]] = {}
     for (name, ver), entry in sorted(entries.items()):
-        old = previous.get(name, ver) if previous else None
-        full = dict(entry, published_at=old.published_at if old else generated_at)
-        # Read back with the verifier's rules: the build never publishes what a client would refuse.
-        grouped.setdefault(name, {})[ver] = release_from_json(name, ver, full, where=f"plugins/{name}/{ver}")
-    meta = build_metadata(PluginDocument(name, versions) for name, versions in grouped.items())
+        by_plugin.setdefault(name, {})[ver] = entry
+    grouped: dict[str, dict[str, Release]] = {}
+    encoded: dict[str, bytes] = {}  # plugin documents whose bytes the previous publication holds
+    for name, versions in by_plugin.items():
+        published = previous.plugins.get(name, {}) if previous else {}
+        releases: dict[str, Release] = {}
+        for ver, entry in versions.items():
+            old = published.get(ver)
+            if old is not None and _unchanged(old, entry):
+                releases[ver] = old  # parsed by the verifier's rules when --previous was read
+                continue
+            full = dict(entry, published_at=old.published_at if old else generated_at)
+            # Read back with the verifier's rules: the build never publishes what a client would refuse.
+            releases[ver] = release_from_json(name, ver, full, where=f"plugins/{name}/{ver}")
+        grouped[name] = releases
+        if previous is not None and name in previous.encoded and releases == published:
+            encoded[name] = previous.encoded[name]
+    meta = build_metadata((PluginDocument(n, v) for n, v in grouped.items()), encoded=encoded)
     top = TopDocument(
         version=version,
         generated_at=generated_at,
@@ -122,6 +135,13 @@ def plan_publication(
     )
     TopDocument.parse(top.to_bytes())  # and never signs a top document a client would refuse
     return Plan(Publication(top, grouped), meta)
+
+
+def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
+    """The published release is exactly this entry (``published_at`` is carried over anyway)."""
+    published = old.to_json()
+    del published["published_at"]
+    return bool(published == entry)
 
 
 def immutability_findings(previous: Publication, entries: Entries, allow_backports: bool) -> list[Finding]:

@@ -329,7 +329,7 @@ class _Changes:
     )  # path, bytes, replace an existing file
     catalog: list[tuple[Path, bytes]] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # in kept release folders, no longer published
-    recorded: list[tuple[PreparedRelease, str, Path]] = field(default_factory=list)  # prints to record
+    recorded: list[tuple[PreparedRelease, str, str]] = field(default_factory=list)  # prints to record
     kept: int = 0
 
 
@@ -356,36 +356,37 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
 def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
     """Compare SITE with the publication (reads and stats only)."""
     changes = _Changes()
+    site = str(out)
     for rel in content.releases:
         prep = content.prepared[(rel.name, rel.version)]
         relpath = f"plugins/{rel.name}/{rel.version}"
-        target = out / relpath
-        if prep.written and not target.exists():
-            changes.move_folders.append((staged / relpath, target))
-            changes.recorded.extend((prep, name, target / name) for name in prep.files)
+        target = f"{site}/{relpath}"
+        if prep.written and not os.path.lexists(target):
+            changes.move_folders.append((staged / relpath, Path(target)))
+            changes.recorded.extend((prep, name, f"{target}/{name}") for name in prep.files)
             continue
         prints = _prints(prep)
         for name, (sha, size) in sorted(prep.files.items()):
-            path = target / name
-            now = site_print(str(path))
-            recorded = prints.get(name)
-            if now is not None and recorded is not None and now == recorded and not prep.written:
+            path = f"{target}/{name}"
+            now = site_print(path)
+            if now is not None and not prep.written and now == prints.get(name):
                 changes.kept += 1  # this tool wrote it and nothing touched it since
             elif now is None:
                 source: bytes | Path = (
                     staged / relpath / name if prep.written else _index_bytes(rel, name, sha, size)
                 )
-                changes.add_files.append((path, source))
+                changes.add_files.append((Path(path), source))
                 changes.recorded.append((prep, name, path))
-            elif _has_bytes(path, sha, size):
+            elif _has_bytes(Path(path), sha, size):
                 changes.kept += 1
                 changes.recorded.append((prep, name, path))
             else:
                 raise _NeedsSwap(path)
-        if prep.written and target.is_dir():  # changed this build: files it no longer publishes
+        # Changed this build: files it no longer publishes (os.path on strings: see IndexRelease).
+        if prep.written and os.path.isdir(target):  # noqa: PTH112
             changes.extra_files.extend(
                 p
-                for p in target.rglob("*")
+                for p in Path(target).rglob("*")
                 if p.is_file() and p.relative_to(target).as_posix() not in prep.files
             )
     for relname, path in content.root_files:
@@ -437,7 +438,7 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
             added.append(path)
             counts.written += 1
         for prep, name, path in changes.recorded:
-            _prints(prep)[name] = site_print(str(path))
+            _prints(prep)[name] = site_print(path)
         checkpoint("releases")
         for path, data in changes.root_files:
             _replace(path, data)
