@@ -367,21 +367,21 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
             continue
         prints = _prints(prep)
         for name, (sha, size) in sorted(prep.files.items()):
-            path = f"{target}/{name}"
-            now = site_print(path)
+            file_path = f"{target}/{name}"
+            now = site_print(file_path)
             if now is not None and not prep.written and now == prints.get(name):
                 changes.kept += 1  # this tool wrote it and nothing touched it since
             elif now is None:
                 source: bytes | Path = (
                     staged / relpath / name if prep.written else _index_bytes(rel, name, sha, size)
                 )
-                changes.add_files.append((Path(path), source))
-                changes.recorded.append((prep, name, path))
-            elif _has_bytes(Path(path), sha, size):
+                changes.add_files.append((Path(file_path), source))
+                changes.recorded.append((prep, name, file_path))
+            elif _has_bytes(Path(file_path), sha, size):
                 changes.kept += 1
-                changes.recorded.append((prep, name, path))
+                changes.recorded.append((prep, name, file_path))
             else:
-                raise _NeedsSwap(path)
+                raise _NeedsSwap(file_path)
         # Changed this build: files it no longer publishes (os.path on strings: see IndexRelease).
         if prep.written and os.path.isdir(target):  # noqa: PTH112
             changes.extra_files.extend(
@@ -437,8 +437,8 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
                 _replace(path, source)
             added.append(path)
             counts.written += 1
-        for prep, name, path in changes.recorded:
-            _prints(prep)[name] = site_print(path)
+        for prep, name, recorded_path in changes.recorded:
+            _prints(prep)[name] = site_print(recorded_path)
         checkpoint("releases")
         for path, data in changes.root_files:
             _replace(path, data)
