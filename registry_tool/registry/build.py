@@ -292,6 +292,9 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         files = publish(out, staged, content)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+    for rel in releases:
+        if prepared[(rel.name, rel.version)].prints_changed:
+            cache.changed(rel.key)
     cache.keep_only({rel.key for rel in releases})
     cache.save()
     return BuildResult(

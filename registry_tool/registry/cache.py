@@ -33,7 +33,7 @@ from platformdirs import user_cache_dir
 from registry_tool.registry.scan import IndexRelease, RootChain
 from registry_tool.registry.verify import PreparedRelease
 
-CACHE_FORMAT = 4  # 4: "dependencies" filled from the manifest's required dependencies
+CACHE_FORMAT = 5  # 5: entry data stored as JSON text (4: "dependencies" from the manifest)
 RACY_SECONDS = 2.0
 StatPrint = list[list[Any]]
 
@@ -57,13 +57,37 @@ def content_key(parts: list[tuple[str, str]], context: str) -> str:
 
 @dataclass
 class CacheEntry:
-    """One release's record: its stat print when verified, its content key and derived data."""
+    """One release's record: its stat print when verified, its content key and derived data.
+
+    The data stays JSON text until a build asks for it and is re-encoded only when it changed,
+    so loading and saving a cache of 10,000 unchanged releases handles 10,000 strings, not
+    10,000 parsed documents.
+    """
 
     stat: StatPrint
     stat_context: str
     written_at: float
     content_key: str
-    data: dict[str, Any]
+    text: str | None = None  # the data as stored (None: not encoded yet)
+    parsed: dict[str, Any] | None = None  # the data once asked for (or put)
+    dirty: bool = False  # ``parsed`` changed since ``text`` was written
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The derived data (parsed on first use)."""
+        if self.parsed is None:
+            value = json.loads(self.text or "null")
+            if not isinstance(value, dict):
+                raise ValueError("cache entry data is not an object")
+            self.parsed = value
+        return self.parsed
+
+    def encoded(self) -> str:
+        """The data as JSON text."""
+        if self.text is None or self.dirty:
+            self.text = json.dumps(self.data, separators=(",", ":"))
+            self.dirty = False
+        return self.text
 
 
 class BuildCache:
@@ -73,7 +97,7 @@ class BuildCache:
         """Load the cache at ``path`` (None: a disabled cache that answers nothing)."""
         self.path = path
         self._by_release: dict[str, CacheEntry] = {}
-        self._by_content: dict[str, dict[str, Any]] = {}
+        self._by_content: dict[str, CacheEntry] = {}
         if path is not None:
             self._load(path)
 
@@ -91,11 +115,21 @@ class BuildCache:
             return
         with contextlib.suppress(KeyError, TypeError, ValueError):
             for key, e in raw["releases"].items():
+                if not isinstance(e["data"], str):
+                    raise TypeError("cache entry data is not text")
                 entry = CacheEntry(
-                    e["stat"], e["stat_context"], float(e["written_at"]), e["content_key"], e["data"]
+                    e["stat"], e["stat_context"], float(e["written_at"]), e["content_key"], text=e["data"]
                 )
                 self._by_release[key] = entry
-                self._by_content[entry.content_key] = entry.data
+                self._by_content[entry.content_key] = entry
+
+    def _data(self, entry: CacheEntry | None) -> dict[str, Any] | None:
+        if entry is None:
+            return None
+        try:
+            return entry.data
+        except ValueError:
+            return None  # a corrupt entry is a miss
 
     def by_stat(self, release: str, stat: StatPrint, stat_context: str) -> dict[str, Any] | None:
         """The release's data when its files have the recorded stat print (and are not racy)."""
@@ -105,7 +139,7 @@ class BuildCache:
         newest = max((row[2] for row in stat), default=0) / 1e9
         if newest >= entry.written_at - RACY_SECONDS:
             return None
-        return entry.data
+        return self._data(entry)
 
     def knows(self, release: str) -> bool:
         """The cache has an entry for ``name/version`` (whatever its files)."""
@@ -113,13 +147,19 @@ class BuildCache:
 
     def by_content(self, key: str) -> dict[str, Any] | None:
         """The data stored under a content key."""
-        return self._by_content.get(key)
+        return self._data(self._by_content.get(key))
 
     def put(self, release: str, stat: StatPrint, stat_context: str, key: str, data: dict[str, Any]) -> None:
         """Record a release's stat print, content key and data (written at the next ``save``)."""
-        entry = CacheEntry(stat, stat_context, time.time(), key, data)
+        entry = CacheEntry(stat, stat_context, time.time(), key, parsed=data, dirty=True)
         self._by_release[release] = entry
-        self._by_content[key] = data
+        self._by_content[key] = entry
+
+    def changed(self, release: str) -> None:
+        """The release's data (its site prints) was modified in place: encode it again at ``save``."""
+        entry = self._by_release.get(release)
+        if entry is not None:
+            entry.dirty = True
 
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases no longer in the index so the file does not grow forever."""
@@ -137,7 +177,7 @@ class BuildCache:
                     "stat_context": e.stat_context,
                     "written_at": e.written_at,
                     "content_key": e.content_key,
-                    "data": e.data,
+                    "data": e.encoded(),
                 }
                 for k, e in sorted(self._by_release.items())
             },
