@@ -104,13 +104,13 @@ def _build_lines(result: CheckResult) -> list[str]:
     if "registry_version" not in d:
         return []
     counts = d.get("counts") or {}
-    meta = d.get("meta_files") or {}
+    files = d.get("site_files") or {}
     return [
         f"registry version {d['registry_version']} (previous {d.get('previous_version')}), "
         f"root v{d.get('root_version')}",
         f"{d.get('releases')} releases of {d.get('plugins')} plugins, expires {d.get('expires_at')}",
         "cache: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-        "metadata files: " + ", ".join(f"{k} {v}" for k, v in sorted(meta.items())),
+        "site files: " + ", ".join(f"{k} {v}" for k, v in sorted(files.items())),
     ]
 
 
