@@ -498,8 +498,8 @@ def remove_cmd(
     Refused while other installed plugins depend on one of them, unless --force."""
     from registry_tool.client import remove_many
 
-    if not names:
-        raise UsageError("nothing to remove", fix="name the plugins to remove")
+    if not names and not orphans:
+        raise UsageError("nothing to remove", fix="name the plugins to remove, or pass --orphans")
     target = _dir(plugin_dir)
     removed = remove_many(target, names or (), force=force, orphans=orphans)
     _out(

@@ -48,6 +48,7 @@ from registry_tool.client.fetch import (
     join_url,
 )
 from registry_tool.client.install import (
+    DEPENDENCY_ONLY,
     LOCKFILE,
     Approver,
     DirSession,
@@ -559,7 +560,8 @@ class Registry:
                 dependencies=checked.dependencies,
                 abi=checked.abi,
             )
-            spec = requested.get(release.name, current.requested if current is not None else "")
+            # Named by the user: what they typed; else what was recorded; a new one: a dependency.
+            spec = requested.get(release.name, current.requested if current is not None else DEPENDENCY_ONLY)
             staged.append(Staged(verified, spec, permissions))
         relabel = {n: requested[n] for n in kept if n in requested and kept[n].requested != requested[n]}
         commit_plan(dest, staged, session=session, requested=relabel)
@@ -633,7 +635,7 @@ class Registry:
                         f"{name} {current.version} (installed) is no longer in registry {self.url}: "
                         "it was removed from the index"
                     )
-                spec = current.requested
+                spec = current.spec
                 try:
                     resolve(plugin, Requirement(name, spec), host_version=host_version)
                 except NoMatchingVersionError as err:

@@ -64,6 +64,11 @@ LEGACY_LOCKFILE = "registry-tool.lock"  # version 1 (TOML): refused with a "rein
 LOCKFILE_VERSION = 2
 LOCK = ".registry-tool.lck"
 JOURNAL = ".registry-tool.cleanup.json"
+# ``requested`` of an entry installed only because other plugins need it.  Not a range, so it can
+# never be a requirement someone typed; ``""`` stays a plain ``NAME`` (any version) as the shared
+# lockfile format has always recorded it, so a lockfile from another implementation or an older
+# client never marks a plugin the user asked for as removable.
+DEPENDENCY_ONLY = "(dependency)"
 # About 1 KiB per plugin: room for tens of thousands, and a bound for a hostile file.
 MAX_LOCKFILE_SIZE = 64 * MiB
 # Every name check here is a fullmatch: with re.match, "$" also matches before a final newline.
@@ -199,7 +204,18 @@ class LockedPlugin:
 
     @property
     def release_dir(self) -> str:
+        """The release's folder, relative to the plugin directory: ``<name>/<version>``."""
         return f"{self.name}/{self.version}"
+
+    @property
+    def dependency_only(self) -> bool:
+        """Whether the plugin was installed only because other plugins need it (an orphan candidate)."""
+        return self.requested == DEPENDENCY_ONLY
+
+    @property
+    def spec(self) -> str:
+        """The range ``update`` resolves this plugin against ("" for any version)."""
+        return "" if self.dependency_only else self.requested
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -677,31 +693,47 @@ def dependents(lock: Lockfile, name: str) -> list[str]:
     return sorted(e.name for e in lock.plugins.values() if name in e.dependencies and e.name != name)
 
 
-def orphans(lock: Lockfile, removed: Iterable[LockedPlugin]) -> list[str]:
-    """Plugins that ``removed`` needed (transitively), installed without a requirement of their own
-    (``requested`` is ""), that nothing left in ``lock`` needs any more.
+def orphans(lock: Lockfile, removed: Iterable[LockedPlugin] | None = None) -> list[str]:
+    """Plugins installed only as dependencies (``DEPENDENCY_ONLY``) that nothing in ``lock`` needs.
 
-    Only dependencies of what is being removed are candidates: the lockfile records a plain
-    ``install NAME`` as "" too, so "" alone does not mean "installed only as a dependency".
+    Found transitively (an orphan's own dependencies may become orphans), sorted per round.  With
+    ``removed``, only what those entries pulled in (transitively) is a candidate; without it, every
+    dependency-only entry is.  A plugin the user asked for by name is never an orphan.
+
+    Args:
+        lock: the lockfile as it will be after the removal.
+        removed: the entries being removed, or None for every orphan of ``lock``.
+
+    Returns:
+        The names of the orphans, in the order they were found.
     """
     plugins = dict(lock.plugins)
-    pulled = {dep for e in removed for dep in e.dependencies}
+    pulled = None if removed is None else {dep for e in removed for dep in e.dependencies}
     found: list[str] = []
     while True:
         needed = {dep for e in plugins.values() for dep in e.dependencies}
-        loose = sorted(n for n in pulled if n in plugins and plugins[n].requested == "" and n not in needed)
+        loose = sorted(
+            n
+            for n, e in plugins.items()
+            if e.dependency_only and n not in needed and (pulled is None or n in pulled)
+        )
         if not loose:
             return found
         found += loose
         for n in loose:
-            pulled |= set(plugins.pop(n).dependencies)
+            dropped = plugins.pop(n)
+            if pulled is not None:
+                pulled |= set(dropped.dependencies)
 
 
 def remove_plugins(
     dir_: Path, names: Sequence[str], *, force: bool = False, orphaned: bool = False
 ) -> list[LockedPlugin]:
-    """Delete the files the entries of ``names`` (and, with ``orphaned``, of every orphan) list,
+    """Delete the files the entries of ``names`` (and, with ``orphaned``, of their orphans) list,
     then write the lockfile once without them.
+
+    With ``orphaned`` and no ``names``: every plugin installed only as a dependency that nothing
+    installed needs any more.
 
     Refuses (``PluginRequiredError``) when a plugin that stays depends on one being removed,
     unless ``force``.  The entries go only after their files are gone: a refusal (a link planted
@@ -719,7 +751,9 @@ def remove_plugins(
         targets = list(dict.fromkeys(names))
         if orphaned:
             rest = Lockfile({n: e for n, e in lock.plugins.items() if n not in targets})
-            targets += orphans(rest, [lock.plugins[n] for n in targets])
+            targets += orphans(rest, [lock.plugins[n] for n in targets] if targets else None)
+        if not targets:
+            return []
         if not force:
             for name in targets:
                 users = [u for u in dependents(lock, name) if u not in targets]
