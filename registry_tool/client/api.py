@@ -52,14 +52,14 @@ from registry_tool.client.install import (
     LOCKFILE,
     Approver,
     DirSession,
+    InstalledRelease,
     LockedPlugin,
     Lockfile,
     Staged,
     VerifiedRelease,
     approve_plan,
+    check_installed,
     commit_plan,
-    installed_manifest,
-    installed_signatures,
     leftovers,
     locked_entry,
     plugin_dir_lock,
@@ -68,6 +68,7 @@ from registry_tool.client.install import (
     resolve,
     verify_entry,
 )
+from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.client.release_check import check_release
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
@@ -102,6 +103,7 @@ from registry_tool.manifest.config import Permission
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.resolve import Candidate, Dependency, Installed, Need, Plan, UnknownPluginError
 from registry_tool.resolve import resolve as resolve_graph
+from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
@@ -806,33 +808,54 @@ def verify_installed(
     signatures against the last trusted root, so a plugin directory rewritten together with
     its lockfile is caught.  Freshness is a property of sessions, not of installed files, so
     an expired trusted root still judges signatures here.
+
+    The lockfile is read once, each registry's trusted root parsed once, each release folder
+    opened and listed once and each stored manifest parsed once.
+
+    Args:
+        dest: the plugin directory.
+        names: the plugins to check (default: every installed plugin).
+        state_dir: the client's trust state directory (None: digests only).
+        clock: the current time (tests inject it).
+
+    Returns:
+        One result per plugin, and a ``plugin directory`` result for leftover files.
     """
     report = Report(command="client verify")
     lock = read_lockfile(dest)
     store = StateStore(state_dir) if state_dir is not None else None
-    states: dict[str, TrustState | None] = {}  # one load (and one root parse) per registry
-    for name in list(names) or sorted(lock.plugins):
-        entry = lock.plugins.get(name)
-        result = CheckResult(subject=name, file=str(dest / LOCKFILE))
-        try:
-            if entry is None:
-                locked_entry(dest, name)
-            else:
-                result.subject = f"{entry.name} {entry.version}"
-                result.data = entry.to_json()
-                verify_entry(dest, entry)
-                if store is not None:
-                    _verify_installed_signatures(dest, entry, store, clock(), result, states)
-        except RegistryToolError as err:
-            result.findings.append(Finding.from_error(err))
-        report.results.append(result)
-    _report_leftovers(dest, lock, report, store)
+    roots: dict[str, Root | None] = {}  # one load (and one root parse) per registry
+    listed: dict[str, Sequence[str]] = {}
+    now = clock()
+    with PluginDir(dest) as pdir:
+        for name in list(names) or sorted(lock.plugins):
+            entry = lock.plugins.get(name)
+            result = CheckResult(subject=name, file=str(dest / LOCKFILE))
+            try:
+                if entry is None:
+                    locked_entry(dest, name, lock)
+                else:
+                    result.subject = f"{entry.name} {entry.version}"
+                    result.data = entry.to_json()
+                    checked = check_installed(pdir, dest, entry, signatures=store is not None)
+                    listed[entry.release_dir] = checked.parts
+                    if store is not None:
+                        if entry.registry not in roots:
+                            state = store.load(entry.registry)
+                            roots[entry.registry] = None if state is None else state.root
+                        _verify_installed_signatures(dest, checked, roots[entry.registry], now, result)
+            except RegistryToolError as err:
+                result.findings.append(Finding.from_error(err))
+            report.results.append(result)
+    _report_leftovers(dest, lock, report, store, listed)
     return report
 
 
-def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateStore | None) -> None:
+def _report_leftovers(
+    dest: Path, lock: Lockfile, report: Report, store: StateStore | None, listed: Mapping[str, Sequence[str]]
+) -> None:
     """Files a killed writer left behind (the next install or remove deletes what it started)."""
-    found = leftovers(dest, lock) + [str(p) for p in (store.leftovers() if store is not None else [])]
+    found = leftovers(dest, lock, listed) + [str(p) for p in (store.leftovers() if store is not None else [])]
     if found:
         result = CheckResult(subject="plugin directory", file=str(dest))
         result.findings.append(
@@ -849,17 +872,10 @@ def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateSt
 
 
 def _verify_installed_signatures(
-    dest: Path,
-    entry: LockedPlugin,
-    store: StateStore,
-    now: datetime,
-    result: CheckResult,
-    states: dict[str, TrustState | None],
+    dest: Path, checked: InstalledRelease, root: Root | None, now: datetime, result: CheckResult
 ) -> None:
-    if entry.registry not in states:
-        states[entry.registry] = store.load(entry.registry)
-    state = states[entry.registry]
-    if state is None:
+    entry = checked.entry
+    if root is None:
         result.findings.append(
             Finding(
                 rule="no-trusted-root",
@@ -869,18 +885,18 @@ def _verify_installed_signatures(
             )
         )
         return
-    root = state.root
-    manifest = installed_manifest(dest, entry)
     published = parse_time_strict(entry.published_at) if entry.published_at else None
     try:
         verify_release_signatures(
             root,
             entry.name,
-            manifest,
-            installed_signatures(dest, entry),
+            checked.manifest,
+            checked.signatures,
             min(now, root.expires - timedelta(seconds=1)),
             published_at=published,
             where=str(dest / entry.manifest),
+            # The manifest was parsed once (check_installed) from exactly these bytes.
+            identity=ParsedIdentity(checked.facts.name, checked.facts.version, checked.manifest),
         )
     except CheckFailed as err:  # the installed manifest or signatures were rewritten
         raise InstalledFileTamperedError(

@@ -41,7 +41,7 @@ from registry_tool.client.errors import (
     PluginRequiredError,
     UnsafeNameError,
 )
-from registry_tool.client.plugin_fs import PluginDir
+from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
 from registry_tool.client.trust_state import ManifestFacts
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
@@ -793,11 +793,11 @@ def _tampered(entry: LockedPlugin, dir_: Path, what: str, path: str) -> Installe
 
 
 def _read_installed(
-    pdir: PluginDir, dir_: Path, entry: LockedPlugin, rel: str, cap: int, label: str
+    folder: Folder | None, dir_: Path, entry: LockedPlugin, rel: str, cap: int, label: str
 ) -> bytes:
     # One byte over the recorded size is read so that a longer file fails the digest check below.
     try:
-        data = pdir.read(rel, cap + 1, "installed file")
+        data = None if folder is None else folder.read(rel.rsplit("/", 1)[1], cap + 1, "installed file")
     except UnreadableFileError as err:
         raise _tampered(
             entry, dir_, f"{label} differs from the lockfile's sha256/size ({err.what})", rel
@@ -807,15 +807,57 @@ def _read_installed(
     return data
 
 
-def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
-    """Re-check one installed plugin against its lockfile entry; return the verified wasm bytes.
+@dataclass(frozen=True)
+class InstalledRelease:
+    """One installed release, re-read and checked against its lockfile entry."""
 
-    Reads are bounded by the sizes the lockfile records and never follow a link below ``dir_``.
+    entry: LockedPlugin
+    manifest: bytes
+    wasm: bytes
+    facts: ManifestFacts  # the stored manifest, parsed once
+    signatures: tuple[str, ...] = ()  # the texts of the signature files found (when asked for)
+    parts: tuple[str, ...] = ()  # temporary files a killed writer left in the release folder
+
+
+def check_installed(
+    pdir: PluginDir, dir_: Path, entry: LockedPlugin, *, signatures: bool = False
+) -> InstalledRelease:
+    """Re-check one installed release against its lockfile entry, opening its folder once.
+
+    The manifest and the module must have the recorded sizes and digests, and the manifest must
+    name the entry's plugin, version and module digest.  Reads are bounded by the recorded sizes
+    and never follow a link below ``dir_``.
+
+    Args:
+        pdir: the open plugin directory.
+        dir_: its path (for messages).
+        entry: the lockfile entry.
+        signatures: also read the signature files the entry lists (missing ones are skipped:
+            the threshold decides).
+
+    Returns:
+        The verified bytes, the parsed manifest, and what else the folder holds.
+
+    Raises:
+        InstalledFileTamperedError: a file is missing, longer, or differs from the lockfile.
+        UnsafePathError: a link below the plugin directory.
     """
-    with PluginDir(dir_) as pdir:
-        pdir.check_dir(entry.release_dir)
-        manifest = _read_installed(pdir, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
-        wasm = _read_installed(pdir, dir_, entry, entry.wasm, entry.wasm_size, "the wasm module")
+    with pdir.folder(entry.release_dir) as folder:  # opens <name>, then <version>, never via a link
+        manifest = _read_installed(folder, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
+        wasm = _read_installed(folder, dir_, entry, entry.wasm, entry.wasm_size, "the wasm module")
+        texts: list[str] = []
+        if signatures and folder is not None:
+            for rel in entry.signatures:
+                data = folder.read(rel.rsplit("/", 1)[1], MAX_SIGNATURE_FILE, "signature file")
+                if data is not None:
+                    texts.append(data.decode("utf-8", errors="replace"))
+        parts = (
+            ()
+            if folder is None
+            else tuple(
+                sorted(f"{entry.release_dir}/{n}" for n in folder.names() if n.startswith(PART_PREFIX))
+            )
+        )
     if hashlib.sha256(manifest).hexdigest() != entry.manifest_sha256 or len(manifest) != entry.manifest_size:
         raise _tampered(entry, dir_, "plugin.toml differs from the lockfile's sha256", entry.manifest)
     digest = hashlib.sha256(wasm).hexdigest()
@@ -827,30 +869,30 @@ def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
         raise _tampered(entry, dir_, err.what, entry.manifest) from None
     if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
         raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
-    return wasm
+    return InstalledRelease(entry, manifest, wasm, facts, tuple(texts), parts)
 
 
-def installed_manifest(dir_: Path, entry: LockedPlugin) -> bytes:
+def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
+    """Re-check one installed plugin against its lockfile entry; return the verified wasm bytes.
+
+    Reads are bounded by the sizes the lockfile records and never follow a link below ``dir_``.
+    """
     with PluginDir(dir_) as pdir:
-        return _read_installed(pdir, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
+        return check_installed(pdir, dir_, entry).wasm
 
 
-def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:
-    """The signature files the lockfile lists (missing ones are skipped: the threshold decides)."""
-    texts: list[str] = []
-    with PluginDir(dir_) as pdir:
-        for rel in entry.signatures:
-            data = pdir.read(rel, MAX_SIGNATURE_FILE, "signature file")
-            if data is not None:
-                texts.append(data.decode("utf-8", errors="replace"))
-    return texts
-
-
-def leftovers(dir_: Path, lock: Lockfile | None = None) -> list[str]:
+def leftovers(
+    dir_: Path, lock: Lockfile | None = None, listed: Mapping[str, Sequence[str]] | None = None
+) -> list[str]:
     """Files and folders a killed writer left behind: temp files, a cleanup journal, release
     folders the lockfile does not name.  ``client verify`` reports them; the next writer removes
-    what the journal lists."""
+    what the journal lists.
+
+    ``listed`` maps release folders already listed by the caller to the temporary files found
+    there (``InstalledRelease.parts``), so no folder is listed twice.
+    """
     found: list[str] = []
+    listed = listed or {}
     with PluginDir(dir_) as pdir:
         if not pdir.exists:
             return found
@@ -871,6 +913,8 @@ def leftovers(dir_: Path, lock: Lockfile | None = None) -> list[str]:
                 rel = f"{name}/{version}"
                 if rel not in installed:
                     found.append(rel + "/")
+                elif rel in listed:
+                    found += listed[rel]
                 elif (sub := pdir.lstat(rel)) is not None and stat.S_ISDIR(sub.st_mode):
                     found += pdir.find_parts(rel)
     return found

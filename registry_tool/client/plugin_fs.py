@@ -162,18 +162,27 @@ class PluginDir:
     def read(self, rel: str, cap: int, what: str) -> bytes | None:
         """The regular file ``rel`` (at most ``cap`` bytes), None when absent; never through a link."""
         parts = _split(rel)
-        with self.directory("/".join(parts[:-1])) as fd:
-            if fd is None:
-                return None
-            try:
-                return read_bounded_if_exists(parts[-1], cap, what, follow_symlinks=False, dir_fd=fd)
-            except UnsafePathError:
-                raise _unsafe(self.root, rel, "is a symbolic link") from None
-            except UnreadableFileError as err:  # name the file by its full path, not its last part
-                shown = str(self.root / rel)
-                raise UnreadableFileError(
-                    err.what.replace(f" {parts[-1]} ", f" {shown} ", 1), where=shown, fix=err.fix
-                ) from None
+        parent = "/".join(parts[:-1])
+        with self.directory(parent) as fd:
+            return None if fd is None else self._read_at(fd, parent, parts[-1], cap, what)
+
+    def _read_at(self, fd: int, parent: str, name: str, cap: int, what: str) -> bytes | None:
+        rel = f"{parent}/{name}" if parent else name
+        try:
+            return read_bounded_if_exists(name, cap, what, follow_symlinks=False, dir_fd=fd)
+        except UnsafePathError:
+            raise _unsafe(self.root, rel, "is a symbolic link") from None
+        except UnreadableFileError as err:  # name the file by its full path, not its last part
+            shown = str(self.root / rel)
+            raise UnreadableFileError(
+                err.what.replace(f" {name} ", f" {shown} ", 1), where=shown, fix=err.fix
+            ) from None
+
+    @contextmanager
+    def folder(self, rel: str) -> Iterator[Folder | None]:
+        """Directory ``rel`` opened once (None when absent), to list it and read several of its files."""
+        with self.directory(rel) as fd:
+            yield None if fd is None else Folder(self, rel, fd)
 
     def write_atomic(self, rel: str, data: bytes, *, durable: bool = True) -> None:
         """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.
@@ -302,6 +311,22 @@ class PluginDir:
             yield
         finally:
             os.close(fd)  # releases the flock
+
+
+class Folder:
+    """An open directory below a ``PluginDir``: its files are read without walking the path again."""
+
+    def __init__(self, owner: PluginDir, rel: str, fd: int) -> None:
+        """Wrap ``fd``, the open directory ``rel`` of ``owner`` (closed by ``PluginDir.folder``)."""
+        self.owner, self.rel, self.fd = owner, rel, fd
+
+    def names(self) -> list[str]:
+        """The names in the directory, unsorted."""
+        return _names(self.fd)
+
+    def read(self, name: str, cap: int, what: str) -> bytes | None:
+        """The regular file ``name`` of this directory (at most ``cap`` bytes), None when absent."""
+        return self.owner._read_at(self.fd, self.rel, name, cap, what)
 
 
 def _names(fd: int) -> list[str]:
