@@ -490,11 +490,7 @@ class Registry:
 
     def _installed(self, lock: Lockfile) -> dict[str, Installed]:
         """This registry's installed plugins, with the dependency edges the lockfile recorded."""
-        return {
-            name: Installed(e.version, tuple(Dependency(d, r) for d, r in sorted(e.dependencies.items())))
-            for name, e in lock.plugins.items()
-            if e.registry == self.url
-        }
+        return {name: e.installed for name, e in lock.plugins.items() if e.registry == self.url}
 
     def _resolve(
         self,
@@ -827,10 +823,11 @@ def verify_installed(
     roots: dict[str, Root | None] = {}  # one load (and one root parse) per registry
     listed: dict[str, Sequence[str]] = {}
     now = clock()
+    lockfile = str(dest / LOCKFILE)
     with PluginDir(dest) as pdir:
         for name in list(names) or sorted(lock.plugins):
             entry = lock.plugins.get(name)
-            result = CheckResult(subject=name, file=str(dest / LOCKFILE))
+            result = CheckResult(subject=name, file=lockfile)
             try:
                 if entry is None:
                     locked_entry(dest, name, lock)
@@ -886,6 +883,7 @@ def _verify_installed_signatures(
         )
         return
     published = parse_time_strict(entry.published_at) if entry.published_at else None
+    where = f"{dest}/{entry.manifest}"  # not a Path: built for every installed plugin
     try:
         verify_release_signatures(
             root,
@@ -894,14 +892,14 @@ def _verify_installed_signatures(
             checked.signatures,
             min(now, root.expires - timedelta(seconds=1)),
             published_at=published,
-            where=str(dest / entry.manifest),
+            where=where,
             # The manifest was parsed once (check_installed) from exactly these bytes.
             identity=ParsedIdentity(checked.facts.name, checked.facts.version, checked.manifest),
         )
     except CheckFailed as err:  # the installed manifest or signatures were rewritten
         raise InstalledFileTamperedError(
             f"{entry.name} {entry.version}: the stored maintainer signature does not verify ({err.what})",
-            where=str(dest / entry.manifest),
+            where=where,
             fix=f"reinstall it: registry-tool client install {entry.name}@{entry.version} --locked",
         ) from None
 

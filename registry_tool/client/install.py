@@ -28,6 +28,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from registry_tool.format import (
 from registry_tool.format.errors import DocumentError
 from registry_tool.format.rules import KEY_ID_RE, PERMISSION_RE, PLUGIN_NAME_RE, SHA256_RE
 from registry_tool.format.strictjson import load_strict
+from registry_tool.resolve import Dependency, Installed
 from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
 
 LOCKFILE = "registry-tool.lock.json"
@@ -243,6 +245,17 @@ class LockedPlugin:
             "published_at": self.published_at,
         }
 
+    @cached_property
+    def installed(self) -> Installed:
+        """The entry as the resolver sees an installed plugin (built once per entry object)."""
+        return Installed(self.version, tuple(Dependency(d, r) for d, r in sorted(self.dependencies.items())))
+
+    @cached_property
+    def lock_bytes(self) -> bytes:
+        """The entry's member of the lockfile's ``plugins`` object, as written (built once per
+        entry object: entries are immutable)."""
+        return f"    {_enc(self.name)}: {_entry_text(self)}".encode()
+
     def to_json(self) -> dict[str, Any]:
         """The entry with its name, for command output."""
         return {"name": self.name, **self.lock_json()}
@@ -259,13 +272,13 @@ class Lockfile:
 
         Built from a fixed template with the C string encoder: with ``indent`` set, ``json.dumps``
         runs its pure-Python encoder, which made every install cost ~0.3 s more with 1,000 plugins
-        in the directory.  A test compares the two byte for byte.
+        in the directory.  Each entry's text is built once per entry object (``lock_bytes``), so
+        rewriting the lockfile after one change costs one join.  A test compares the two byte
+        for byte.
         """
-        entries = ",\n".join(
-            f"    {_enc(name)}: {_entry_text(self.plugins[name])}" for name in sorted(self.plugins)
-        )
-        plugins = f"{{\n{entries}\n  }}" if entries else "{}"
-        return f'{{\n  "lockfile_version": {LOCKFILE_VERSION},\n  "plugins": {plugins}\n}}\n'.encode()
+        entries = b",\n".join(self.plugins[name].lock_bytes for name in sorted(self.plugins))
+        plugins = b"{\n" + entries + b"\n  }" if entries else b"{}"
+        return b'{\n  "lockfile_version": %d,\n  "plugins": %s\n}\n' % (LOCKFILE_VERSION, plugins)
 
 
 _enc = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
@@ -413,8 +426,37 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     )
 
 
+# The last lockfile parsed or written per plugin directory, with its exact bytes: a process that
+# reads an unchanged lockfile again (a host; install after install) reuses the parse instead of
+# validating every entry again, so its per-command cost does not grow with the plugins installed.
+# Keyed by the exact bytes (compared in full), so a changed file is always parsed again.
+_PARSED: dict[str, tuple[bytes, dict[str, LockedPlugin]]] = {}
+_PARSED_DIRS = 16
+
+
+def _remember(dir_: Path, data: bytes, plugins: dict[str, LockedPlugin]) -> None:
+    key = str(dir_)
+    _PARSED.pop(key, None)
+    if len(_PARSED) >= _PARSED_DIRS:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = (data, dict(plugins))
+
+
 def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
-    """Parse lockfile bytes (pure); every problem is a ``LockfileError``, never a crash."""
+    """Parse lockfile bytes (pure); every problem is a ``LockfileError``, never a crash.
+
+    The same bytes parsed (or written) last for ``dir_`` in this process are not validated
+    again: their entries are reused (they are immutable).
+    """
+    cached = _PARSED.get(str(dir_))
+    if cached is not None and cached[0] == data:
+        return Lockfile(dict(cached[1]))
+    lock = _parse_lockfile(data, dir_)
+    _remember(dir_, data, lock.plugins)
+    return lock
+
+
+def _parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
     try:
         raw = parse_json_strict(data)
     except ValueError as err:
@@ -491,8 +533,16 @@ def _write_journal(pdir: PluginDir, paths: Iterable[str]) -> None:
     pdir.write_atomic(JOURNAL, (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8"), durable=False)
 
 
-def _referenced(lock: Lockfile) -> set[str]:
-    return {path for entry in lock.plugins.values() for path in entry.files}
+def _referenced(lock: Lockfile, paths: Iterable[str]) -> set[str]:
+    """Those of ``paths`` that an entry of ``lock`` still names.  A path ``<name>/<version>/<file>``
+    can only be named by the entry of ``<name>`` (the lockfile's path rule), so this costs
+    O(paths), not O(installed plugins)."""
+    out: set[str] = set()
+    for path in paths:
+        entry = lock.plugins.get(path.split("/", 1)[0])
+        if entry is not None and path in entry.files:
+            out.add(path)
+    return out
 
 
 def _remove_files(pdir: PluginDir, paths: Iterable[str], keep: set[str]) -> list[str]:
@@ -517,7 +567,7 @@ def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
     removed = pdir.remove_parts()
     paths = _journal_paths(pdir)
     if paths:
-        removed += _remove_files(pdir, paths, _referenced(lock))
+        removed += _remove_files(pdir, paths, _referenced(lock, paths))
     if pdir.lstat(JOURNAL) is not None:
         pdir.unlink(JOURNAL)
     return removed
@@ -618,17 +668,16 @@ def _entry_for(staged: Staged) -> LockedPlugin:
 def with_required_by(plugins: dict[str, LockedPlugin]) -> dict[str, LockedPlugin]:
     """Every entry's ``required_by`` derived from the recorded dependency edges (one rule, so the
     lockfile never disagrees with itself after an install or a removal)."""
-    parents: dict[str, set[str]] = {name: set() for name in plugins}
+    parents: dict[str, list[str]] = {}
     for entry in plugins.values():
         for dep in entry.dependencies:
-            if dep in parents:
-                parents[dep].add(entry.name)
-    return {
-        name: entry
-        if entry.required_by == tuple(sorted(parents[name]))
-        else dataclasses.replace(entry, required_by=tuple(sorted(parents[name])))
-        for name, entry in plugins.items()
-    }
+            if dep in plugins:
+                parents.setdefault(dep, []).append(entry.name)
+    out: dict[str, LockedPlugin] = {}
+    for name, entry in plugins.items():
+        wanted = tuple(sorted(parents[name])) if name in parents else ()
+        out[name] = entry if entry.required_by == wanted else dataclasses.replace(entry, required_by=wanted)
+    return out
 
 
 def commit_plan(
@@ -673,17 +722,19 @@ def commit_plan(
                 pdir.write_atomic(f"{entry.release_dir}/{sig_name}", sig)
             pdir.write_atomic(entry.manifest, s.verified.manifest_bytes)
             pdir.write_atomic(entry.wasm, s.verified.wasm_bytes)
-        pdir.write_atomic(LOCKFILE, Lockfile(plugins).to_bytes())  # the commit point
+        text = Lockfile(plugins).to_bytes()
+        pdir.write_atomic(LOCKFILE, text)  # the commit point
     except BaseException:
         # Nothing committed: the new files the old lockfile does not name go now (the journal
         # would have them removed by the next writer anyway).
         with contextlib.suppress(Exception):
-            _remove_files(pdir, new_files, _referenced(lock))
+            _remove_files(pdir, new_files, _referenced(lock, new_files))
             pdir.unlink(JOURNAL)
         raise
     lock.plugins = plugins
+    _remember(dir_, text, plugins)
     # Only what the previous entries listed, and only files the new lockfile no longer names.
-    _remove_files(pdir, old_files, _referenced(lock))
+    _remove_files(pdir, old_files, _referenced(lock, old_files))
     pdir.unlink(JOURNAL)
     return {entry.name: plugins[entry.name] for entry in entries}
 
@@ -770,9 +821,11 @@ def remove_plugins(
             pdir.check_dir(entry.release_dir)
         for entry in entries:
             del lock.plugins[entry.name]
-            _remove_files(pdir, entry.files, _referenced(lock))
+            _remove_files(pdir, entry.files, _referenced(lock, entry.files))
         lock.plugins = with_required_by(lock.plugins)
-        pdir.write_atomic(LOCKFILE, lock.to_bytes())
+        text = lock.to_bytes()
+        pdir.write_atomic(LOCKFILE, text)
+        _remember(dir_, text, lock.plugins)
     return entries
 
 

@@ -105,12 +105,13 @@ class StateStore:
                 stale.unlink(missing_ok=True)
             current = None if replace else self.load(state.url)
             if current is not None:
-                if current.root_version > state.root_version:
+                # The same root bytes are the same version: no parse (each parse validates the root
+                # against its schema), so saving after every install costs no root parse.
+                same = current.root_bytes == state.root_bytes
+                if not same and current.root_version > state.root_version:
                     return current
-                if current.root_version == state.root_version:
-                    state = TrustState(
-                        state.url, state.root_bytes, max(state.highest_version, current.highest_version)
-                    )
+                if same or current.root_version == state.root_version:
+                    state = state.with_highest(max(state.highest_version, current.highest_version))
             body = {
                 "state_version": STATE_VERSION,
                 "url": normalise_url(state.url),

@@ -66,7 +66,17 @@ class TrustState:
 
     @property
     def root_version(self) -> int:
+        """The trusted root's version."""
         return self.root.version
+
+    def with_highest(self, highest: int) -> TrustState:
+        """This state with another highest-seen version, keeping the parsed root (same bytes)."""
+        if highest == self.highest_version:
+            return self
+        new = replace(self, highest_version=highest)
+        if "root" in self.__dict__:  # the cached parse of the very same bytes
+            new.__dict__["root"] = self.__dict__["root"]
+        return new
 
 
 def fingerprint(root_bytes: bytes) -> str:
