@@ -115,10 +115,12 @@ def _utcnow() -> datetime:
 
 
 def default_plugin_dir() -> Path:
+    """The default plugin directory: ``platformdirs.user_data_dir("registry-tool")/plugins``."""
     return Path(platformdirs.user_data_dir("registry-tool")) / "plugins"
 
 
 def default_state_dir() -> Path:
+    """The default trust state directory: ``platformdirs.user_state_dir("registry-tool")/trust``."""
     return Path(platformdirs.user_state_dir("registry-tool")) / "trust"
 
 
@@ -176,9 +178,11 @@ class MetaCache:
     """
 
     def __init__(self, directory: Path | None) -> None:
+        """Cache verified documents under ``directory`` (None: no cache)."""
         self.directory = directory
 
     def get(self, pin: Pin) -> bytes | None:
+        """The cached bytes of ``pin`` if they still match it, else None (a mismatching file is deleted)."""
         if self.directory is None:
             return None
         path = self.directory / pin.sha256
@@ -194,6 +198,7 @@ class MetaCache:
         return None
 
     def put(self, pin: Pin, data: bytes) -> None:
+        """Keep ``data`` (already verified against ``pin``); a cache that cannot be written is ignored."""
         if self.directory is None:
             return
         try:
@@ -216,9 +221,11 @@ class SearchHit:
 
     @property
     def description(self) -> str:
+        """The plugin's description, from the catalog."""
         return self.entry.description
 
     def to_json(self) -> dict[str, Any]:
+        """The catalog entry as JSON (command output)."""
         return self.entry.to_json()
 
 
@@ -277,9 +284,12 @@ def trust(
 def _refuse_other_root(
     sources: Sources, url: str, given: Root, given_bytes: bytes, trusted: TrustState
 ) -> None:
-    """A root given for an already-trusted registry must lead to the trusted root by signed root
+    """Refuse a root that does not lead to the trusted one.
+
+    A root given for an already-trusted registry must lead to the trusted root by signed root
     steps (an older version of the chain) or be it.  Otherwise the user believes they pinned a
-    root that is in fact ignored: refuse, and name --replace."""
+    root that is in fact ignored: refuse, and name --replace.
+    """
     if given_bytes == trusted.root_bytes:
         return
     if given.version < trusted.root_version:
@@ -339,6 +349,7 @@ class Registry:
 
     @property
     def root(self) -> Root:
+        """The trusted root this session reached (parsed once per state)."""
         return self._state.root
 
     def _commit(self) -> None:
@@ -405,6 +416,7 @@ class Registry:
         return f"did you mean {close[0]!r}?" if close else "search with `registry-tool client search`"
 
     def catalog(self) -> CatalogDocument:
+        """The verified catalog document (every plugin's newest release, for search)."""
         return CatalogDocument.parse(self._meta(self.top.catalog, "catalog"), where=self.top.catalog.path)
 
     # ------------------------------------------------------------------ reading
@@ -435,6 +447,7 @@ class Registry:
         return releases
 
     def resolve(self, spec: str, *, host_version: str | None = None) -> Release:
+        """The release of ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) alone, without dependencies."""
         req = Requirement.parse(spec)
         return resolve(self.plugin(req.name), req, host_version=host_version)
 
@@ -527,8 +540,10 @@ class Registry:
         allow: Iterable[str],
         prompt: Approver | None,
     ) -> dict[str, LockedPlugin]:
-        """Approve, fetch and verify every release of ``plan`` that is not installed as planned, then
-        commit them all with one lockfile write (nothing is written before everything is verified)."""
+        """Approve, fetch and verify the releases of ``plan`` not installed as planned; commit them.
+
+        One lockfile write for them all; nothing is written before everything is verified.
+        """
         lock = session.lock
         todo: list[tuple[Release, LockedPlugin | None]] = []
         kept: dict[str, LockedPlugin] = {}
@@ -574,8 +589,11 @@ class Registry:
         prompt: Approver | None = None,
         host_version: str | None = None,
     ) -> InstallResult:
-        """Resolve ``specs`` with their dependency graph against what is installed, then install the
-        whole set atomically.  The permissions of every release fetched are approved once."""
+        """Resolve ``specs`` with their dependency graph, then install the whole set atomically.
+
+        The graph is resolved against what is installed.  The permissions of every release
+        fetched are approved once.
+        """
         reqs = [Requirement.parse(spec) for spec in specs]
         for req in reqs:
             # Fetched before the lock (reads only); a range that matches nothing on its own is
@@ -715,6 +733,7 @@ class InstallResult:
     entries: dict[str, LockedPlugin]
 
     def plan_json(self) -> dict[str, Any]:
+        """The plan as JSON: added, upgraded, downgraded, kept, load order, permissions."""
         return {
             "added": list(self.plan.added),
             "upgraded": [{"name": n, "from": a, "to": b} for n, a, b in self.plan.upgraded],
@@ -725,6 +744,7 @@ class InstallResult:
         }
 
     def plan_lines(self) -> list[str]:
+        """The plan as text lines (``added NAME VERSION``, ...)."""
         lines = [f"added {n} {self.plan.selected[n].version}" for n in self.plan.added]
         lines += [f"upgraded {n} {a} -> {b}" for n, a, b in self.plan.upgraded]
         lines += [f"downgraded {n} {a} -> {b}" for n, a, b in self.plan.downgraded]
@@ -917,8 +937,11 @@ def remove(dest: Path, name: str, *, force: bool = False) -> LockedPlugin:
 def remove_many(
     dest: Path, names: Sequence[str] = (), *, force: bool = False, orphans: bool = False
 ) -> list[LockedPlugin]:
-    """Remove ``names`` (and, with ``orphans``, the plugins they pulled in as dependencies that
-    nothing installed needs any more) with one lockfile write."""
+    """Remove ``names`` and, with ``orphans``, the dependencies nothing needs any more; one lockfile write.
+
+    Without ``names``, ``orphans`` removes every plugin installed only as a dependency that no
+    installed plugin needs.
+    """
     return remove_plugins(dest, names, force=force, orphaned=orphans)
 
 

@@ -61,7 +61,9 @@ _CHUNK = 64 * KiB
 class Fetcher(Protocol):
     """Download ``url`` and return at most ``max_size`` bytes, or raise a ``FetchError``."""
 
-    def fetch(self, url: str, *, max_size: int) -> bytes: ...
+    def fetch(self, url: str, *, max_size: int) -> bytes:
+        """The bytes at ``url``, at most ``max_size`` of them; raise a ``FetchError`` otherwise."""
+        ...
 
 
 DEFAULT_TOTAL_DEADLINE = 600.0
@@ -69,9 +71,12 @@ DEFAULT_TOTAL_DEADLINE = 600.0
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    """Time limits.  ``deadline`` bounds one file's download, redirects included;
+    """Time limits of a fetcher.
+
+    ``deadline`` bounds one file's download, redirects included;
     ``total_deadline`` bounds every download of one fetcher together (one command), so N
-    stalling files cannot hold a host for N times the per-file deadline.  None: no bound."""
+    stalling files cannot hold a host for N times the per-file deadline.  None: no bound.
+    """
 
     connect_timeout: float = 10.0
     read_timeout: float = 15.0
@@ -176,6 +181,7 @@ class HttpFetcher:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """A fetcher bound by ``policy`` (timeouts, deadlines, redirects), on ``session`` if given."""
         self.policy = policy or FetchPolicy()
         if session is None:
             session = requests.Session()
@@ -191,6 +197,7 @@ class HttpFetcher:
         self._overall_end: float | None = None  # set by the first download
 
     def fetch(self, url: str, *, max_size: int) -> bytes:
+        """The bytes at ``url`` (http(s):// or file://), at most ``max_size``; see ``Fetcher.fetch``."""
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme == "file":
             return _read_file_url(url, max_size)
@@ -376,6 +383,7 @@ class Sources:
 
     @property
     def urls(self) -> list[str]:
+        """The registry URL and then each mirror, in the order they are tried."""
         return [self.base_url, *self.mirrors]
 
     def get(self, url: str, *, max_size: int) -> bytes:
@@ -412,8 +420,9 @@ class Sources:
     def signatures(
         self, base: str, relpath: str, key_ids: Iterable[str], *, plain: bool = True
     ) -> dict[str, bytes]:
-        """Signature files of ``relpath`` at ``base``: ``F.minisig`` (unless ``plain=False``) and
-        ``F.<KEYID>.minisig``.
+        """Signature files of ``relpath`` at ``base``.
+
+        ``F.minisig`` (unless ``plain=False``) and ``F.<KEYID>.minisig``.
 
         Missing ones (404) are normal (a signer uses one name or the other); whether enough valid
         signatures arrived is for the verifier to say.  Any other failure (an oversize or endless

@@ -252,8 +252,10 @@ class LockedPlugin:
 
     @cached_property
     def lock_bytes(self) -> bytes:
-        """The entry's member of the lockfile's ``plugins`` object, as written (built once per
-        entry object: entries are immutable)."""
+        """The entry's member of the lockfile's ``plugins`` object, as written.
+
+        Built once per entry object: entries are immutable.
+        """
         return f"    {_enc(self.name)}: {_entry_text(self)}".encode()
 
     def to_json(self) -> dict[str, Any]:
@@ -265,10 +267,12 @@ class LockedPlugin:
 
 @dataclass
 class Lockfile:
+    """The lockfile (version 2): the installed plugins by name."""
+
     plugins: dict[str, LockedPlugin] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        """Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\\n"`` (the shared format).
+        r"""Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\n"`` (the shared format).
 
         Built from a fixed template with the C string encoder: with ``indent`` set, ``json.dumps``
         runs its pure-Python encoder, which made every install cost ~0.3 s more with 1,000 plugins
@@ -329,8 +333,10 @@ def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileErr
 
 
 def parse_json_strict(data: bytes, where: str = LOCKFILE) -> Any:
-    """The format's strict JSON (no duplicate members, NaN, integers beyond 2^53, lone surrogates,
-    deep nesting); every refusal is a ValueError here."""
+    """Parse the format's strict JSON; every refusal is a ValueError here.
+
+    Refused: duplicate members, NaN, integers beyond 2^53, lone surrogates, deep nesting.
+    """
     try:
         return load_strict(data, where=where)
     except DocumentError as err:
@@ -508,9 +514,12 @@ class DirSession:
 
 
 def _journal_paths(pdir: PluginDir) -> list[str]:
-    """The release files a killed writer was adding or removing.  An unreadable journal (cut short
+    """The release files a killed writer was adding or removing.
+
+    An unreadable journal (cut short
     by a power loss: it is not fsynced) is ignored: it only ever widens what may be deleted, so
-    ignoring it deletes less, and `client verify` still reports what is left."""
+    ignoring it deletes less, and `client verify` still reports what is left.
+    """
     try:
         data = pdir.read(JOURNAL, MAX_LOCKFILE_SIZE, "cleanup journal")
         raw = parse_json_strict(data, JOURNAL) if data is not None else None
@@ -534,9 +543,12 @@ def _write_journal(pdir: PluginDir, paths: Iterable[str]) -> None:
 
 
 def _referenced(lock: Lockfile, paths: Iterable[str]) -> set[str]:
-    """Those of ``paths`` that an entry of ``lock`` still names.  A path ``<name>/<version>/<file>``
+    """Those of ``paths`` that an entry of ``lock`` still names.
+
+    A path ``<name>/<version>/<file>``
     can only be named by the entry of ``<name>`` (the lockfile's path rule), so this costs
-    O(paths), not O(installed plugins)."""
+    O(paths), not O(installed plugins).
+    """
     out: set[str] = set()
     for path in paths:
         entry = lock.plugins.get(path.split("/", 1)[0])
@@ -561,9 +573,12 @@ def _remove_files(pdir: PluginDir, paths: Iterable[str], keep: set[str]) -> list
 
 
 def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
-    """Finish what a killed writer left: files named in the journal that the lockfile does not
-    reference (the old version after a committed update, the new one after an interrupted one)
-    and temporary files.  Only paths the journal lists are touched."""
+    """Finish what a killed writer left.
+
+    Deletes the files named in the journal that the lockfile does not reference (the old version
+    after a committed update, the new one after an interrupted one) and temporary files.  Only
+    paths the journal lists are touched.
+    """
     removed = pdir.remove_parts()
     paths = _journal_paths(pdir)
     if paths:
@@ -666,8 +681,10 @@ def _entry_for(staged: Staged) -> LockedPlugin:
 
 
 def with_required_by(plugins: dict[str, LockedPlugin]) -> dict[str, LockedPlugin]:
-    """Every entry's ``required_by`` derived from the recorded dependency edges (one rule, so the
-    lockfile never disagrees with itself after an install or a removal)."""
+    """Every entry's ``required_by``, derived from the recorded dependency edges.
+
+    One rule, so the lockfile never disagrees with itself after an install or a removal.
+    """
     parents: dict[str, list[str]] = {}
     for entry in plugins.values():
         for dep in entry.dependencies:
@@ -780,8 +797,9 @@ def orphans(lock: Lockfile, removed: Iterable[LockedPlugin] | None = None) -> li
 def remove_plugins(
     dir_: Path, names: Sequence[str], *, force: bool = False, orphaned: bool = False
 ) -> list[LockedPlugin]:
-    """Delete the files the entries of ``names`` (and, with ``orphaned``, of their orphans) list,
-    then write the lockfile once without them.
+    """Delete the files of ``names`` (and, with ``orphaned``, of their orphans); one lockfile write.
+
+    The lockfile is written once, without them.
 
     With ``orphaned`` and no ``names``: every plugin installed only as a dependency that nothing
     installed needs any more.
@@ -937,8 +955,10 @@ def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
 def leftovers(
     dir_: Path, lock: Lockfile | None = None, listed: Mapping[str, Sequence[str]] | None = None
 ) -> list[str]:
-    """Files and folders a killed writer left behind: temp files, a cleanup journal, release
-    folders the lockfile does not name.  ``client verify`` reports them; the next writer removes
+    """Files and folders a killed writer left behind.
+
+    Temporary files, a cleanup journal, release folders the lockfile does not name.
+    ``client verify`` reports them; the next writer removes
     what the journal lists.
 
     ``listed`` maps release folders already listed by the caller to the temporary files found

@@ -52,6 +52,7 @@ class PluginDir:
     """An open plugin directory: every operation resolves below it without following links."""
 
     def __init__(self, root: Path, *, create: bool = False) -> None:
+        """Open the plugin directory ``root`` (created with ``create``; absent: ``exists`` is False)."""
         self.root = root
         if create:
             root.mkdir(parents=True, exist_ok=True)
@@ -67,17 +68,21 @@ class PluginDir:
 
     @property
     def exists(self) -> bool:
+        """Whether the plugin directory exists."""
         return self.fd >= 0
 
     def close(self) -> None:
+        """Close the directory's descriptor."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
     def __enter__(self) -> PluginDir:
+        """The open directory itself."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the directory."""
         self.close()
 
     # ------------------------------------------------------------------ directories
@@ -144,10 +149,12 @@ class PluginDir:
             return fd is not None
 
     def listdir(self, rel: str = "") -> list[str]:
+        """The names in directory ``rel`` ("" for the root), sorted; empty when absent."""
         with self.directory(rel) as fd:
             return sorted(_names(fd)) if fd is not None else []
 
     def lstat(self, rel: str) -> os.stat_result | None:
+        """``os.lstat`` of ``rel`` (never follows the last link), None when absent."""
         parts = _split(rel)
         with self.directory("/".join(parts[:-1])) as fd:
             if fd is None:
@@ -238,6 +245,7 @@ class PluginDir:
             return True
 
     def rmdir_if_empty(self, rel: str) -> bool:
+        """Remove directory ``rel`` if it is an empty directory; whether it was removed."""
         parts = _split(rel)
         with self.directory("/".join(parts[:-1])) as fd:
             if fd is None:
@@ -268,6 +276,7 @@ class PluginDir:
         return removed
 
     def find_parts(self, rel: str = "") -> list[str]:
+        """Temporary ``.part-*`` files in directory ``rel`` (relative paths, sorted)."""
         with self.directory(rel) as fd:
             if fd is None:
                 return []

@@ -61,6 +61,7 @@ class TrustState:
 
     @cached_property
     def root(self) -> Root:
+        """The trusted root, parsed once per state object (strict parsing validates its schema)."""
         # Parsed once per state object (strict parsing includes schema validation).
         return Root.parse(self.root_bytes, where="trusted root")
 
@@ -235,6 +236,7 @@ class ManifestFacts:
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
+        """Read the facts from plugin.toml bytes; a file lacking them is ``MalformedRegistryError``."""
         try:
             raw = toml.loads(data.decode("utf-8"))
             plugin, artifact = raw["plugin"], raw["artifact"]
