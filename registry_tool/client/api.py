@@ -314,7 +314,7 @@ class Registry:
     url: str
     top: TopDocument
     sources: Sources
-    store: StateStore
+    store: StateStore | None  # None: a one-off session that persists nothing (``verify_site``)
     clock: Clock
     _state: TrustState
     cache: MetaCache = field(default_factory=lambda: MetaCache(None))
@@ -353,7 +353,8 @@ class Registry:
         return self._state.root
 
     def _commit(self) -> None:
-        self.store.save(self._state)
+        if self.store is not None:
+            self.store.save(self._state)
         for pin, data in self._fetched.items():
             self.cache.put(pin, data)
         self._fetched.clear()
@@ -403,6 +404,26 @@ class Registry:
         doc = PluginDocument.parse(self._meta(pin, "plugin document"), expected_name=req.name, where=pin.path)
         self._plugins[req.name] = doc
         return doc
+
+    def walk_tree(self) -> list[PluginDocument]:
+        """Every plugin document of the registry, found by walking the whole tree from the top pin.
+
+        Each node must sit at the prefix its position requires and each leaf name inside its
+        prefix (``NodeDocument.parse``); each plugin document must name the plugin its leaf pins.
+        """
+        docs: list[PluginDocument] = []
+        pending: list[tuple[Pin, str]] = [(self.top.tree, "")]
+        while pending:
+            pin, prefix = pending.pop()
+            node = NodeDocument.parse(self._meta(pin, "tree node"), expected_prefix=prefix, where=pin.path)
+            for digit, child in sorted((node.children or {}).items(), reverse=True):
+                pending.append((child, prefix + digit))
+            for name, leaf in sorted((node.plugins or {}).items()):
+                if name not in self._plugins:
+                    data = self._meta(leaf, "plugin document")
+                    self._plugins[name] = PluginDocument.parse(data, expected_name=name, where=leaf.path)
+                docs.append(self._plugins[name])
+        return docs
 
     def _suggest(self, name: str) -> str:
         """A close name from the catalog (one more download, only when a name was not found)."""
@@ -924,6 +945,73 @@ def _verify_installed_signatures(
         ) from None
 
 
+def verify_site(
+    site: str | Path,
+    *,
+    root_bytes: bytes,
+    root_signatures: Sequence[str] | None = None,
+    fetcher: Fetcher | None = None,
+    policy: FetchPolicy | None = None,
+    clock: Clock = _utcnow,
+) -> Report:
+    """Verify every release a registry serves exactly as ``install`` verifies one, in one session.
+
+    The root given is pinned for this call only (nothing is written): the root chain is walked
+    once and the top document verified once, then the whole plugin tree is walked and, for each
+    release of each plugin document, the manifest (size and sha256 pinned by the document,
+    maintainer signatures by delegated, unrevoked keys, identity, the entry's fields against
+    the signed manifest) and the module (its pins in both) are checked.  The root is parsed
+    once per command, not per release.
+
+    Args:
+        site: a registry URL (http(s)://, file://) or the folder of a built site.
+        root_bytes: a root file obtained out of band (e.g. ``root/1.root.json`` of the index).
+        root_signatures: its signature texts (default: fetched from the site).
+        fetcher: the transport (default ``HttpFetcher(policy)``).
+        policy: time limits for the default transport.
+        clock: the current time (tests inject it).
+
+    Returns:
+        One result per release (``name version``); a failure of the session or of the tree is one
+        result with its finding.
+    """
+    url = normalise_url(str(site) if "://" in str(site) else Path(site).resolve().as_uri())
+    report = Report(command="client verify-site")
+    sources = Sources(url, fetcher or HttpFetcher(policy))
+    session = CheckResult(subject=url, file=url)
+    try:
+        root = Root.parse(root_bytes, where="root")
+        if root_signatures is None:
+            rel = f"root/{root.version}.root.json"
+            root_signatures = _decode(
+                sources.signatures(url, rel, {k.key_id for k in root.role("root").keys})
+            )
+        state = pin_root(url, root_bytes, root_signatures)
+        top, state = _session(sources, url, state, clock())
+        reg = Registry(url, top, sources, None, clock, state)
+        documents = reg.walk_tree()
+    except RegistryToolError as err:
+        session.findings.append(Finding.from_error(err))
+        report.results.append(session)
+        return report
+    for doc in documents:
+        for release in doc.releases():
+            result = CheckResult(subject=f"{release.name} {release.version}", file=release.manifest.path)
+            try:
+                facts, signers, _, _ = reg._fetch_manifest(release)
+                reg._fetch_wasm(release, facts)
+                result.data.update(
+                    plugin=release.name,
+                    version=release.version,
+                    signers=sorted(signers),
+                    yanked=release.is_yanked,
+                )
+            except RegistryToolError as err:
+                result.findings.append(Finding.from_error(err))
+            report.results.append(result)
+    return report
+
+
 def load_plugin_bytes(dest: Path, name: str) -> bytes:
     """The installed wasm of ``name``, re-verified against the lockfile before it is returned."""
     return verify_entry(dest, locked_entry(dest, name))
@@ -959,4 +1047,5 @@ __all__ = [
     "remove_many",
     "trust",
     "verify_installed",
+    "verify_site",
 ]
