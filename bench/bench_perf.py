@@ -12,7 +12,11 @@ One run prints, each as a ratio to its peer measured in the same run, interleave
 * client verify ``verify_installed`` of N installed plugins with the trust state vs the floor
                 (sha256 of each installed manifest and module + the Ed25519 checks of each
                 stored signature);
-* install       installing one plugin into a folder holding N plugins vs into an empty folder.
+* client site   ``verify_site`` (`registry-tool client verify-site SITE --root ROOT`): every release
+                of the site checked as ``install`` checks it (plugin documents, manifest pins,
+                maintainer signatures, module pins) vs the same floor as site verify;
+* install       installing one plugin into a folder holding N plugins vs into an empty folder
+                (wall and CPU time).
 
 The build-vs-floor, scale and sandbox figures are bench_build.py, bench_scale.py and
 bench_smoke.py (run_all.py runs them all).  Run:
@@ -247,6 +251,24 @@ def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> Non
     m = interleaved({"floor": floor, "cold": ours(True), "warm": ours(False)}, reps)
     row(f"`client verify` of {len(entries):,} installed plugins", m["cold"], m["floor"], "floor", "<= 1.5x")
     row("the same, lockfile parse reused (a host process)", m["warm"], m["floor"], "floor", "(reference)")
+    client_site(site, maint, max(1, reps // 3))
+
+
+def client_site(site: Path, maint: Any, reps: int) -> None:
+    """`client verify-site`: every release as `install` verifies it, from the built folder (file://)."""
+    from registry_tool.client import verify_site
+    from registry_tool.trust.check import release_dirs
+
+    folders = release_dirs(site)
+    public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
+    root = (site / "root/1.root.json").read_bytes()
+
+    def ours() -> None:
+        report = verify_site(site, root_bytes=root, clock=lambda: bench_build.NOW + timedelta(minutes=2))
+        assert report.ok and len(report.results) == len(folders), report.to_json()
+
+    m = interleaved({"floor": lambda: _release_floor(folders, public), "ours": ours}, reps)
+    row(f"`client verify-site` of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
 
 
 def main() -> int:
