@@ -974,6 +974,10 @@ def verify_site(
     Returns:
         One result per release (``name version``); a failure of the session or of the tree is one
         result with its finding.
+
+    Raises:
+        RegistryToolError: a usage or environment error (an unreadable root file, a transport
+            failure that is not a verdict on the registry), which no result can describe.
     """
     url = normalise_url(str(site) if "://" in str(site) else Path(site).resolve().as_uri())
     report = Report(command="client verify-site")
@@ -990,7 +994,7 @@ def verify_site(
         top, state = _session(sources, url, state, clock())
         reg = Registry(url, top, sources, None, clock, state)
         documents = reg.walk_tree()
-    except RegistryToolError as err:
+    except CheckFailed as err:  # usage and environment errors (a bad root file, no network) propagate
         session.findings.append(Finding.from_error(err))
         report.results.append(session)
         return report
