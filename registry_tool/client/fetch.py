@@ -18,12 +18,12 @@ import contextlib
 import contextvars
 import os
 import socket
+import stat
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -198,7 +198,8 @@ class HttpFetcher:
 
     def fetch(self, url: str, *, max_size: int) -> bytes:
         """The bytes at ``url`` (http(s):// or file://), at most ``max_size``; see ``Fetcher.fetch``."""
-        scheme = urllib.parse.urlsplit(url).scheme
+        # The scheme as urlsplit reads it (lower-cased); file:/// URLs skip the full split.
+        scheme = "file" if url.startswith("file:///") else urllib.parse.urlsplit(url).scheme
         if scheme == "file":
             return _read_file_url(url, max_size)
         if scheme not in ("http", "https"):
@@ -345,22 +346,44 @@ def _size_differs(url: str, max_size: int, size: int, verb: str = "is") -> Downl
     )
 
 
-def _read_file_url(url: str, max_size: int) -> bytes:
+def _file_url_path(url: str) -> str:
+    if url.startswith("file:///") and "?" not in url and "#" not in url:
+        return urllib.parse.unquote(url[7:])  # what urlsplit gives for these, without its cost
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise FetchError(f"file URL with a host is not supported: {url}", fix="use file:///absolute/path")
-    path = Path(urllib.parse.unquote(parts.path))
+    return urllib.parse.unquote(parts.path)
+
+
+def _read_file_url(url: str, max_size: int) -> bytes:
+    path = _file_url_path(url)
     try:
-        with path.open("rb") as fh:
-            if (size := os.fstat(fh.fileno()).st_size) > max_size:
-                raise _size_differs(url, max_size, size)
-            data = fh.read(max_size + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFoundError(f"{url} not found", fix="check the registry path") from None
     except IsADirectoryError:
         raise NotFoundError(f"{url} is a directory", fix="check the registry path") from None
     except OSError as err:
         raise FetchError(f"cannot read {url}: {err.strerror}", fix="check file permissions") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise NotFoundError(f"{url} is a directory", fix="check the registry path")
+        if info.st_size > max_size:
+            raise _size_differs(url, max_size, info.st_size)
+        chunks: list[bytes] = []
+        left = max_size + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as err:
+        raise FetchError(f"cannot read {url}: {err.strerror}", fix="check file permissions") from None
+    finally:
+        os.close(fd)
     if len(data) > max_size:
         raise _too_large(url, max_size, "the file grew while read")
     return data

@@ -39,6 +39,7 @@ from registry_tool.client.errors import (
 )
 from registry_tool.errors import CheckFailed
 from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, toml
+from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import (
     Root,
     UnauthorizedSignerError,
@@ -328,7 +329,14 @@ def verify_manifest(
     published = release.published()
     try:
         signers = verify_release_signatures(
-            root, release.name, data, list(sigs), now, published_at=published, where=where
+            root,
+            release.name,
+            data,
+            list(sigs),
+            now,
+            published_at=published,
+            where=where,
+            identity=ParsedIdentity(name, version, data),  # parsed once, from exactly these bytes
         )
     except CheckFailed as err:
         err.what = f"maintainer signature of {release.name} {release.version}: {err.what}"
