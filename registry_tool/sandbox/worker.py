@@ -603,6 +603,9 @@ def run_job(job: Job, start_index: int = 0) -> None:
     try:
         for index in range(start_index, len(job.cases)):
             outcome = run_case(release, job.cases[index], workdir)
+            if index == len(job.cases) - 1:
+                # The parent kills the worker once it has the last result: clean up before that.
+                _remove_dir(workdir)
             _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
     finally:
         timer.stop()

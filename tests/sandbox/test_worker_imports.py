@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -116,3 +117,52 @@ def test_worker_imports_none_of_the_heavy_modules(tmp_path: Path, abi: str, sour
     modules = _worker_modules(job())  # a hit: the usual start of a worker
     assert {"wasmtime", "registry_tool.sandbox.engine"} <= modules  # the worker ran (as __main__)
     assert sorted(modules.intersection(HEAVY)) == []
+
+
+#: The worker's entry point with its scratch file system moved to the directory in argv[1].
+_SCRATCH_IN = """
+import sys
+from pathlib import Path
+import registry_tool.sandbox.worker as worker
+worker.SHM = Path(sys.argv[1])
+worker.main()
+"""
+
+
+def test_scratch_directory_is_gone_when_the_last_result_arrives(tmp_path: Path) -> None:
+    """The parent kills a worker as soon as it has read the last result, so the worker removes its
+    scratch directory (the tests' WASI files) before it writes that result: none is left behind."""
+    wasm = tmp_path / "plugin.wasm"
+    wasm.write_bytes(wat(WRITER))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    case = Case("x", "_start", expect_kind="text", expect="x")
+    job = Job(
+        str(wasm),
+        "wasi-command",
+        [case, case],
+        Limits(),
+        EngineSpec(),
+        ImportPolicy(DEFAULT_ABI_RULES["wasi-command"]),
+    )
+    command = [*WORKER_COMMAND[: WORKER_COMMAND.index("-m")], "-c", _SCRATCH_IN, str(scratch)]
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"job": job.to_json(), "start": 0}).encode())
+    proc.stdin.close()
+    try:
+        events = [json.loads(proc.stdout.readline()) for _ in range(3)]
+        assert [e["event"] for e in events] == ["compiled", "test", "test"], events
+        left = list(scratch.iterdir())  # read before the worker could do anything else
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # as the harness does after the last result
+        proc.wait()
+    assert left == []
+    assert all(e["outcome"]["outcome"] == "passed" for e in events[1:]), events
