@@ -214,8 +214,10 @@ def test_a_host_with_the_base_install_only_verifies_and_installs_a_plugin_with_i
     """The base install is enough to trust a registry and install (no wasmtime, typer, rich, SPDX)."""
     site = tmp_path / "site"
     built = subprocess.run(
-        [sys.executable, "-P", "-m", "registry_tool", "build", "index", "--out", str(site)]
-        + ["--key", "samples/keys/index.key", "--no-smoke", "--no-cache"],
+        [
+            *(sys.executable, "-P", "-m", "registry_tool", "build", "index", "--out", str(site)),
+            *("--key", "samples/keys/index.key", "--no-smoke", "--no-cache"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
