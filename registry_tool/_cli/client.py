@@ -445,7 +445,6 @@ def verify_cmd(
 
 @client_app.command("verify-site")
 @handle_errors
-@json_errors
 def verify_site_cmd(
     site: Annotated[str, typer.Argument(help="Registry URL or the folder of a built site.")],
     root: Annotated[
