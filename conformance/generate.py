@@ -2639,7 +2639,11 @@ def dependency_cases() -> None:
             lock(
                 visit_counter={"version": "2.0.0", "requested": "2.0.0", "required_by": []},
                 adler32={"version": "2.0.0", "requested": DEPENDENCY_ONLY, "required_by": ["visit_counter"]},
-                validate_email={"version": "2.0.0", "requested": DEPENDENCY_ONLY, "required_by": ["visit_counter"]},
+                validate_email={
+                    "version": "2.0.0",
+                    "requested": DEPENDENCY_ONLY,
+                    "required_by": ["visit_counter"],
+                },
                 **{
                     "semver-lab": {
                         "version": "1.2.5",
@@ -2670,11 +2674,19 @@ def dependency_cases() -> None:
         "dep-promoted-by-install",
         "dependencies",
         "semver-lab 1.4.0 came in as adler32's dependency; installing semver-lab by name promotes it: "
-        "its requested becomes what was typed (\"\" for a bare name), same version, still required by adler32",
+        'its requested becomes what was typed ("" for a bare name), same version, still required by adler32',
         [
             pin(s),
             install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
-            lock(**{"semver-lab": {"version": "1.4.0", "requested": DEPENDENCY_ONLY, "required_by": ["adler32"]}}),
+            lock(
+                **{
+                    "semver-lab": {
+                        "version": "1.4.0",
+                        "requested": DEPENDENCY_ONLY,
+                        "required_by": ["adler32"],
+                    }
+                }
+            ),
             install(s, "semver-lab", installed(lab_spec("1.4.0"))),
             lock(
                 adler32={"version": "2.0.0", "requested": "2.0.0", "required_by": []},
