@@ -5,10 +5,13 @@ For every schema ``validate`` checks (plugin.toml's and registry.toml's), fastjs
 generates code (~150 ms, more than a whole warm ``validate``).  Run it after changing a schema:
 
     .venv/bin/python scripts/gen_schema_validators.py          # rewrite the modules
-    .venv/bin/python scripts/gen_schema_validators.py --check  # exit 1 if one is stale
+    .venv/bin/python scripts/gen_schema_validators.py --check  # exit 1 if one differs
 
-tests/manifest/test_schema_fast_path.py fails when a committed module is not what this script
-writes from the current schema and fastjsonschema.
+A module records the digest of its schema and the fastjsonschema version that wrote it; ``--check``
+also reports a module another fastjsonschema version wrote.  tests/manifest/test_schema_fast_path.py
+fails when a committed module was generated from another schema (or, with the same fastjsonschema
+version installed, is not exactly what this script writes), and checks that the shipped code gives
+the verdicts of the installed fastjsonschema's own ``compile``.
 """
 
 from __future__ import annotations
