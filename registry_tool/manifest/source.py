@@ -267,7 +267,7 @@ def _module_name(schema_name: str) -> str:
 
 
 def _validator_source(schema_name: str, raw: bytes) -> str:
-    """fastjsonschema's code for the schema ``raw``, ending with ``validate = <its entry point>``.
+    """The code fastjsonschema generates for the schema ``raw``, ending with ``validate = <its entry point>``.
 
     Exactly what ``fastjsonschema.compile`` builds and runs in memory, but for where its two
     exception classes come from (``_schemas/__init__.py``): the generated code raises and
