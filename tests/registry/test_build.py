@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_check import read_site
 
 from registry_tool.registry import build as build_mod
 from registry_tool.registry.build import BuildOptions, BuildRefusedError, RollbackError, build_site
 from registry_tool.registry.cache import CACHE_FORMAT
+
+from .site_check import read_site
 
 MINISIGN = shutil.which("minisign")
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)  # the same clock as conftest's signatures
