@@ -17,15 +17,15 @@ import pytest
 from typer.testing import CliRunner
 
 from registry_tool.errors import EXIT_INTERNAL
+from tests.world import TOOL
 
 from .conftest import IndexRepo
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / ".venv" / "bin" / "registry-tool"
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(TOOL), *args], cwd=cwd, capture_output=True, text=True, env=dict(os.environ))
+    return subprocess.run([*TOOL, *args], cwd=cwd, capture_output=True, text=True, env=dict(os.environ))
 
 
 def test_deeply_nested_manifest_keeps_every_other_finding(index_repo: IndexRepo, tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-TOOL: tuple[str, ...] = (sys.executable, "-m", "registry_tool")
+# -P: like the installed console script, never import from the working directory (a checked
+# pull request's tree is the working directory of `ci check`; see tests/ci/test_pr_tree_is_data.py).
+TOOL: tuple[str, ...] = (sys.executable, "-P", "-m", "registry_tool")
 
 
 def run_tool(
@@ -35,7 +37,7 @@ def tool_shim(directory: Path, name: str = "registry-tool") -> Path:
     find the tool on PATH or at a fixed path: the GitHub Action, pre-commit hooks)."""
     directory.mkdir(parents=True, exist_ok=True)
     shim = directory / name
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m registry_tool "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -P -m registry_tool "$@"\n')
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return shim
 
