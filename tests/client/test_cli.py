@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import typer
-from client_world import World, wait_for
 from typer.testing import CliRunner
 
 from registry_tool._cli import client as client_cli
+
+from .client_world import World, wait_for
 
 app = typer.Typer()
 client_cli.register(app)

@@ -8,11 +8,12 @@ every session download up to 256 roots of 1 MiB and parse each of them before an
 from __future__ import annotations
 
 import pytest
-from client_world import World
 
 from registry_tool.signing import sign_bytes
 from registry_tool.trust import Root, ThresholdNotMetError, UnauthorizedSignerError
 from registry_tool.trust.editing import derive, renew
+
+from .client_world import World
 
 
 def _serve_unsigned_chain(world: World, count: int) -> int:

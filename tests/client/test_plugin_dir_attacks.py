@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import wasmtime
-from client_world import NOW, World
 
 from registry_tool.client import load_plugin_bytes, verify_installed
 from registry_tool.client.errors import (
@@ -29,6 +28,8 @@ from registry_tool.client.errors import (
 from registry_tool.client.install import LEGACY_LOCKFILE, LOCK, LOCKFILE, read_lockfile, remove_plugin
 from registry_tool.manifest.config import ImportPattern, Permission
 from registry_tool.signing import sign_release
+
+from .client_world import NOW, World
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from client_world import NOW, World
 
 from registry_tool.client import trust
 from registry_tool.client.errors import (
@@ -28,6 +27,8 @@ from registry_tool.trust import (
     UnauthorizedSignerError,
 )
 from registry_tool.trust.editing import rotate_keys
+
+from .client_world import NOW, World
 
 
 def root_file(world: World, n: int) -> tuple[bytes, list[str]]:
