@@ -74,7 +74,7 @@ def _copy_world(tmp_path: Path, keys: Keys, template: tuple[Path, Path]) -> Worl
 
 
 @pytest.fixture
-def world(tmp_path: Path, keys: Keys, _template: tuple[Path, Path]) -> Iterator[World]:
+def http_world(tmp_path: Path, keys: Keys, _template: tuple[Path, Path]) -> Iterator[World]:
     """A copy of the template, served over HTTP on 127.0.0.1 (started on first use)."""
     w = _copy_world(tmp_path, keys, _template)
     yield w
@@ -82,10 +82,24 @@ def world(tmp_path: Path, keys: Keys, _template: tuple[Path, Path]) -> Iterator[
 
 
 @pytest.fixture
+def world(http_world: World) -> World:
+    """The world most tests use: HTTP (a test module that does not test the transport may
+    override this fixture with ``sim_world``; ``trusted`` follows)."""
+    return http_world
+
+
+@pytest.fixture
 def trusted(world: World) -> World:
     """A world whose client already pinned root version 1."""
     world.trust(clock=lambda: NOW)
     return world
+
+
+@pytest.fixture
+def http_trusted(http_world: World) -> World:
+    """``trusted`` over HTTP, whatever ``world`` is in the test module."""
+    http_world.trust(clock=lambda: NOW)
+    return http_world
 
 
 @pytest.fixture

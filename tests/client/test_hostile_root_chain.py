@@ -16,6 +16,12 @@ from registry_tool.trust.editing import derive, renew
 from .client_world import World
 
 
+@pytest.fixture
+def world(sim_world: World) -> World:
+    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
+    return sim_world
+
+
 def _serve_unsigned_chain(world: World, count: int) -> int:
     """root/N+1 .. root/N+count after the served chain: well-formed, numbered right, signed by nobody.
 
@@ -24,7 +30,7 @@ def _serve_unsigned_chain(world: World, count: int) -> int:
     prev = (world.site / "root" / f"{latest}.root.json").read_bytes()
     for _ in range(count):
         raw = derive(Root.parse(prev), renew())
-        (world.site / "root" / f"{Root.parse(raw).version}.root.json").write_bytes(raw)
+        world.write_site(f"root/{Root.parse(raw).version}.root.json", raw)
         prev = raw
     return latest + 1
 
@@ -35,15 +41,16 @@ def test_unsigned_root_chain_stops_at_the_first_version(trusted: World, forged_b
     if forged_by is not None:  # a maintainer key is not a root key
         raw = (trusted.site / "root" / f"{first}.root.json").read_bytes()
         key = trusted.keys.alice
-        (trusted.site / "root" / f"{first}.root.json.{key.key_id}.minisig").write_text(
-            sign_bytes(key, raw, trusted_comment="forged")
+        trusted.write_site(
+            f"root/{first}.root.json.{key.key_id}.minisig",
+            sign_bytes(key, raw, trusted_comment="forged").encode(),
         )
     before = trusted.snapshot()
-    trusted.server.requests.clear()
+    trusted.sim.fetched.clear()
     with pytest.raises((ThresholdNotMetError, UnauthorizedSignerError)):
         trusted.open()
-    fetched_roots = sorted(p for p in trusted.server.requests if p.endswith(".root.json"))
-    assert fetched_roots == [f"/root/{first}.root.json"], "roots after an unauthenticated one were fetched"
+    fetched_roots = sorted(p for p in trusted.sim.fetched if p.endswith(".root.json"))
+    assert fetched_roots == [f"root/{first}.root.json"], "roots after an unauthenticated one were fetched"
     assert trusted.snapshot() == before
 
 
@@ -65,7 +72,7 @@ def test_fingerprint_is_checked_before_the_served_root_is_parsed(world: World) -
     from registry_tool.client.trust_state import fingerprint
 
     real = fingerprint((world.site / "root" / "1.root.json").read_bytes())
-    (world.site / "root" / "1.root.json").write_bytes(b"[" * 100_000)
+    world.sim.replace("root/1.root.json", b"[" * 100_000)
     with pytest.raises(RootFingerprintMismatchError, match="not the fingerprint"):
-        trust(world.url, fingerprint=real, state_dir=world.state_dir)
+        trust(world.url, fingerprint=real, state_dir=world.state_dir, fetcher=world.sim)
     assert world.state() is None

@@ -39,6 +39,12 @@ from .client_world import World
 
 
 @pytest.fixture
+def world(sim_world: World) -> World:
+    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
+    return sim_world
+
+
+@pytest.fixture
 def doc(world: World) -> RegistryDocument:
     return read_site_dir(world.site)
 

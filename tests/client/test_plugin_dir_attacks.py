@@ -33,6 +33,12 @@ from .client_world import NOW, World
 
 
 @pytest.fixture
+def world(sim_world: World) -> World:
+    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
+    return sim_world
+
+
+@pytest.fixture
 def installed(trusted: World) -> World:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     return trusted
@@ -324,8 +330,9 @@ def test_module_within_its_permissions_installs_with_the_vocabulary(trusted: Wor
     assert entry.permissions == ("keys",)
 
 
-def test_cli_registry_config_makes_the_import_check_exact(trusted: World) -> None:
+def test_cli_registry_config_makes_the_import_check_exact(http_trusted: World) -> None:
     """`--registry-config registry.toml`: keys granted, but the module also imports ferrite:net."""
+    trusted = http_trusted
     from typer.testing import CliRunner
 
     from registry_tool import _cli

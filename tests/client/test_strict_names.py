@@ -19,6 +19,12 @@ from registry_tool.client.install import LOCKFILE, check_name, commit_install, r
 from .client_world import World
 
 
+@pytest.fixture
+def world(sim_world: World) -> World:
+    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
+    return sim_world
+
+
 @pytest.mark.parametrize("name", ["alpha\n", "alpha\r", "alpha\t", "\u0430lpha", "alpha\u200b"])
 def test_check_name_matches_in_full(name: str) -> None:
     with pytest.raises(UnsafeNameError):
