@@ -14,6 +14,13 @@ import pytest
 from tests.world import IndexTree, Keys, SiteSimulator, registry_toml
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Markers of the shared test world."""
+    config.addinivalue_line(
+        "markers", "simulated: the client reaches the site through the in-memory SiteSimulator"
+    )
+
+
 @pytest.fixture(scope="session")
 def world_keys() -> Keys:
     """One key per role (root, index, alice, bob, index2, mallory), made once per session."""

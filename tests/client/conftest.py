@@ -82,10 +82,12 @@ def http_world(tmp_path: Path, keys: Keys, _template: tuple[Path, Path]) -> Iter
 
 
 @pytest.fixture
-def world(http_world: World) -> World:
-    """The world most tests use: HTTP (a test module that does not test the transport may
-    override this fixture with ``sim_world``; ``trusted`` follows)."""
-    return http_world
+def world(request: pytest.FixtureRequest) -> World:
+    """The world most tests use: served over HTTP, or from memory for a test (module) marked
+    ``simulated`` (``pytestmark = pytest.mark.simulated``); ``trusted`` follows."""
+    simulated = request.node.get_closest_marker("simulated") is not None
+    world: World = request.getfixturevalue("sim_world" if simulated else "http_world")
+    return world
 
 
 @pytest.fixture

@@ -15,11 +15,8 @@ from registry_tool.trust.editing import derive, renew
 
 from .client_world import World
 
-
-@pytest.fixture
-def world(sim_world: World) -> World:
-    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
-    return sim_world
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 def _serve_unsigned_chain(world: World, count: int) -> int:

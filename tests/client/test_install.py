@@ -37,11 +37,8 @@ from registry_tool.registry.document import read_site_dir
 
 from .client_world import World
 
-
-@pytest.fixture
-def world(sim_world: World) -> World:
-    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
-    return sim_world
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.fixture

@@ -31,11 +31,8 @@ from registry_tool.signing import sign_release
 
 from .client_world import NOW, World
 
-
-@pytest.fixture
-def world(sim_world: World) -> World:
-    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
-    return sim_world
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.fixture

@@ -18,11 +18,8 @@ from registry_tool.client.install import LOCKFILE, check_name, commit_install, r
 
 from .client_world import World
 
-
-@pytest.fixture
-def world(sim_world: World) -> World:
-    """These cases do not test the transport: the site is served from memory (``trusted`` follows)."""
-    return sim_world
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.mark.parametrize("name", ["alpha\n", "alpha\r", "alpha\t", "\u0430lpha", "alpha\u200b"])
