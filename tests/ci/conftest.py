@@ -163,6 +163,7 @@ def base_repo(tmp_path_factory: pytest.TempPathFactory, world_keys: Keys) -> tup
 
 @pytest.fixture
 def index_repo(base_repo: tuple[Path, Keys], tmp_path: Path) -> Iterator[IndexRepo]:
+    """A clone of the base repository on a new branch ``pr``."""
     base, keys = base_repo
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(base), str(clone)], check=True, capture_output=True)
@@ -176,6 +177,7 @@ def index_repo(base_repo: tuple[Path, Keys], tmp_path: Path) -> Iterator[IndexRe
 
 @pytest.fixture
 def make_pr(index_repo: IndexRepo) -> Callable[[Callable[[IndexRepo], object]], IndexRepo]:
+    """``make_pr(change)``: apply ``change`` to the clone and commit it."""
     def build(change: Callable[[IndexRepo], object]) -> IndexRepo:
         change(index_repo)
         index_repo.commit()

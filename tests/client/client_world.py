@@ -45,7 +45,10 @@ Hook = Callable[[http.server.BaseHTTPRequestHandler], None]
 
 
 class SiteServer:
+    """A static file server for ``root`` on 127.0.0.1 whose responses tests can subvert per path."""
+
     def __init__(self, root: Path) -> None:
+        """Bind a free port on 127.0.0.1 (serving starts with ``start``)."""
         self.root = root
         self.hooks: dict[str, Hook] = {}
         self.requests: list[str] = []
@@ -72,17 +75,21 @@ class SiteServer:
 
     @property
     def port(self) -> int:
+        """The bound port."""
         return int(self.httpd.server_address[1])
 
     @property
     def url(self) -> str:
+        """The base URL (with a trailing slash)."""
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> SiteServer:
+        """Serve in a daemon thread; returns self."""
         self.thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and end every hook still writing."""
         self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -143,6 +150,7 @@ class SiteServer:
         self.hooks[path] = hook
 
     def redirect(self, path: str, location: str, code: int = 302) -> None:
+        """Answer ``path`` with a redirect to ``location``."""
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_response(code)
             h.send_header("Location", location)
@@ -152,12 +160,14 @@ class SiteServer:
         self.hooks[path] = hook
 
     def status(self, path: str, code: int) -> None:
+        """Answer ``path`` with the error status ``code``."""
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_error(code)
 
         self.hooks[path] = hook
 
     def gzip(self, path: str) -> None:
+        """Serve the real file gzip-compressed (Content-Encoding: gzip)."""
         import gzip
 
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
@@ -171,7 +181,8 @@ class SiteServer:
         self.hooks[path] = hook
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds; returns early, so the timeout can allow a loaded machine."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():

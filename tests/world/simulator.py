@@ -38,6 +38,7 @@ class SiteSimulator:
     """
 
     def __init__(self, files: Mapping[str, bytes] | None = None, base_url: str = SIM_URL) -> None:
+        """Serve a copy of ``files`` (relative path -> bytes) below ``base_url``."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
@@ -124,6 +125,7 @@ class Network:
     """Several simulated origins behind one fetcher (a registry and its mirrors)."""
 
     def __init__(self, sites: Iterable[SiteSimulator]) -> None:
+        """Route by each site's ``base_url``."""
         self.sites = list(sites)
 
     def fetch(self, url: str, *, max_size: int) -> bytes:
