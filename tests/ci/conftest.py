@@ -178,6 +178,7 @@ def index_repo(base_repo: tuple[Path, Keys], tmp_path: Path) -> Iterator[IndexRe
 @pytest.fixture
 def make_pr(index_repo: IndexRepo) -> Callable[[Callable[[IndexRepo], object]], IndexRepo]:
     """``make_pr(change)``: apply ``change`` to the clone and commit it."""
+
     def build(change: Callable[[IndexRepo], object]) -> IndexRepo:
         change(index_repo)
         index_repo.commit()

@@ -151,6 +151,7 @@ class SiteServer:
 
     def redirect(self, path: str, location: str, code: int = 302) -> None:
         """Answer ``path`` with a redirect to ``location``."""
+
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_response(code)
             h.send_header("Location", location)
@@ -161,6 +162,7 @@ class SiteServer:
 
     def status(self, path: str, code: int) -> None:
         """Answer ``path`` with the error status ``code``."""
+
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_error(code)
 
