@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from registry_tool.ci.scaffold import render_template
-from tests.world import TOOL, tool_shim
+from tests.world import run_tool as world_run_tool
+from tests.world import tool_shim
 
 from .conftest import SPIN, IndexRepo, manifest_text
 from .sarif import SARIF_SUBSET
@@ -20,9 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_tool(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*TOOL, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+    return world_run_tool(*args, cwd=cwd, env=env)
 
 
 def test_ci_check_cli_exit_codes_and_outputs(index_repo: IndexRepo, tmp_path: Path) -> None:

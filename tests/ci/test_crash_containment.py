@@ -9,7 +9,6 @@ exit code is 3 (the tool failed; not 1, the input is bad) -- non-zero either way
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from registry_tool.errors import EXIT_INTERNAL
-from tests.world import TOOL
+from tests.world import run_tool
 
 from .conftest import IndexRepo
 
@@ -25,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TOOL, *args], cwd=cwd, capture_output=True, text=True, env=dict(os.environ))
+    return run_tool(*args, cwd=cwd)
 
 
 def test_deeply_nested_manifest_keeps_every_other_finding(index_repo: IndexRepo, tmp_path: Path) -> None:
