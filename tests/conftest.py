@@ -6,6 +6,7 @@ registry, client) wrap them with their own data.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,12 @@ def make_index_tree(tmp_path: Path, world_keys: Keys) -> Callable[..., IndexTree
 def site_simulator() -> Callable[[Path], SiteSimulator]:
     """``site_simulator(site_dir)``: an in-memory origin serving a built site."""
     return SiteSimulator.from_dir
+
+
+@pytest.fixture(scope="session")
+def minisign() -> str:
+    """The reference minisign binary (interop tests use the real tool)."""
+    path = shutil.which("minisign")
+    if path is None:
+        pytest.fail("the minisign binary is required (Debian package `minisign`; scripts/setup-system.sh)")
+    return path
