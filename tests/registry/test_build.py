@@ -292,6 +292,7 @@ def test_progress_reports_every_release_once(index: Index, tmp_path: Path) -> No
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # builds the whole sample index
 @pytest.mark.skipif(not (REPO / "index" / "root").is_dir(), reason="the sample index is not signed yet")
 def test_sample_index_builds_and_verifies(tmp_path: Path) -> None:
     """The bundled sample index (all ABIs, smoke tests on), checked with independent tools."""

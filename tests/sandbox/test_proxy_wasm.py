@@ -160,6 +160,7 @@ def test_proxy_wasm_mixes_wasi_and_a_granted_host_import(run: Runner, filter_was
 # --------------------------------------------------------------------------- the Go SDK sample
 
 
+@pytest.mark.slow  # a Go-built module: seconds to compile
 def test_go_sdk_filter_sample_passes_its_manifest_tests(tmp_path: Path) -> None:
     release = INDEX / "plugins" / "header_gate" / "1.0.0"
     config = load_registry_config(INDEX)
