@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 # needs; any Go >= 1.21 downloads that toolchain itself from the Go module proxy (GOTOOLCHAIN=auto).
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: demo test setup system lint typecheck unit test-go test-rust samples bench fuzz clean
+.PHONY: demo test setup system lint typecheck layers unit test-go test-rust samples bench fuzz clean
 
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup lint typecheck unit test-go test-rust
+test: setup lint typecheck layers unit test-go test-rust
 
 setup: system $(STAMP)
 
@@ -24,7 +24,7 @@ system:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[all,bench,test]'
 	@touch $(STAMP)
 
 lint:
@@ -33,6 +33,10 @@ lint:
 
 typecheck:
 	$(BIN)/mypy
+
+# The import contracts (pyproject.toml [tool.importlinter], docs/architecture.md): pure core, lean client.
+layers:
+	$(BIN)/lint-imports --no-cache
 
 unit:
 	$(BIN)/python -m pytest -n 2 -q

@@ -273,6 +273,7 @@ class Spec:
     published_at: str = PUBLISHED
     yanked: str | None = None
     wasm_override: bytes | None = None
+    dependencies: tuple[tuple[str, str], ...] = ()  # [dependencies] name = "range"
 
 
 def _toml_value(value: Any) -> str:
@@ -300,6 +301,8 @@ def manifest_text(spec: Spec, wasm_file: str, wasm: bytes) -> bytes:
         lines += ["", "[permissions]"] + [f"{k} = {'true' if v else 'false'}" for k, v in spec.permissions]
     if spec.limits:
         lines += ["", "[limits]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.limits]
+    if spec.dependencies:
+        lines += ["", "[dependencies]"] + [f"{k} = {json.dumps(v)}" for k, v in spec.dependencies]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -346,7 +349,7 @@ def make_release(spec: Spec) -> Rel:
         "exports": list(spec.exports),
         "permissions": sorted(k for k, v in spec.permissions if v),
         "limits": effective_limits(spec),
-        "dependencies": {},
+        "dependencies": dict(spec.dependencies),
         "manifest": {"path": f"plugins/{spec.name}/{spec.version}/plugin.toml", **pin_of(manifest)},
         "wasm": {"path": f"plugins/{spec.name}/{spec.version}/{wasm_file}", **pin_of(wasm)},
         "signers": sorted(K[s].key_id for s in spec.signers),
@@ -2534,6 +2537,264 @@ def success_cases() -> None:
     )
 
 
+# ---------------------------------------------------------------- dependency resolution
+
+
+def resolved(*keys: str | Rel) -> Json:
+    """The ``resolved`` member of an install answer: every plugin of the graph, version and digests."""
+    out: Json = {}
+    for key in keys:
+        r = rel(key) if isinstance(key, str) else key
+        out[r.name] = {"version": r.version, "manifest_sha256": sha(r.manifest), "wasm_sha256": sha(r.wasm)}
+    return out
+
+
+def with_graph(top: Rel, *deps: str | Rel) -> Json:
+    return {**installed(top), "resolved": resolved(top, *deps)}
+
+
+def lab_spec(version: str) -> str:
+    return f"semver-lab {version}"
+
+
+# The dependency graph of sites/deps (added to the base releases):
+#   visit_counter 2.0.0 -> adler32 ^2.0, validate_email ^2.0   (no permission, no keys import)
+#   adler32 2.0.0        -> semver-lab ^1.0                     (highest: 1.4.0, host >=0.9.0)
+#   validate_email 2.0.0 -> semver-lab >=1.2.0, <1.4.0          (1.3.0 is yanked: 1.2.5)
+DEP_ADLER = Spec(
+    "adler32",
+    "2.0.0",
+    "adler32",
+    ("adler32", "add_mod"),
+    signers=("bob",),
+    dependencies=(("semver-lab", "^1.0"),),
+)
+DEP_EMAIL = email("2.0.0", dependencies=(("semver-lab", ">=1.2.0, <1.4.0"),))
+DEP_TOP = Spec(
+    "visit_counter",
+    "2.0.0",
+    "adler32",
+    ("adler32", "add_mod"),
+    dependencies=(("adler32", "^2.0"), ("validate_email", "^2.0")),
+)
+
+
+def dependency_cases() -> None:
+    adler, mail, top = make_release(DEP_ADLER), make_release(DEP_EMAIL), make_release(DEP_TOP)
+    deps = [*BASE_RELEASES, adler, mail, top]
+    s = site("deps", Site(releases=deps))
+
+    def lock(**plugins: Json) -> Json:
+        return {"op": "lockfile", "expect": {"lockfile_version": 2, "plugins": plugins}}
+
+    case(
+        "dep-simple",
+        "dependencies",
+        "adler32 2.0.0 needs semver-lab ^1.0: both are installed, semver-lab at its highest (1.4.0)",
+        [
+            pin(s),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            lock(
+                adler32={
+                    "version": "2.0.0",
+                    "requested": "2.0.0",
+                    "required_by": [],
+                    "dependencies": {"semver-lab": "^1.0"},
+                },
+                **{
+                    "semver-lab": {
+                        "version": "1.4.0",
+                        "requested": "",
+                        "required_by": ["adler32"],
+                        "dependencies": {},
+                    }
+                },
+            ),
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+    case(
+        "dep-host-incompatible-skipped",
+        "dependencies",
+        "on host 0.5.0 adler32's dependency skips semver-lab 1.4.0 (host >=0.9.0) and 1.3.0 (yanked): 1.2.5",
+        [pin(s), install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.2.5")), host_version="0.5.0")],
+    )
+    case(
+        "dep-yanked-skipped",
+        "dependencies",
+        "validate_email 2.0.0 needs semver-lab >=1.2.0, <1.4.0: "
+        "the yanked 1.3.0 is never chosen by a range (1.2.5)",
+        [pin(s), install(s, "validate_email@2.0.0", with_graph(mail, lab_spec("1.2.5")))],
+    )
+    case(
+        "dep-diamond",
+        "dependencies",
+        "visit_counter 2.0.0 needs adler32 (semver-lab ^1.0) and "
+        "validate_email (semver-lab >=1.2.0, <1.4.0): "
+        "one semver-lab, the highest both accept (1.2.5, not 1.4.0)",
+        [
+            pin(s),
+            install(s, "visit_counter@2.0.0", with_graph(top, adler, mail, lab_spec("1.2.5"))),
+            lock(
+                visit_counter={"version": "2.0.0", "required_by": []},
+                adler32={"version": "2.0.0", "required_by": ["visit_counter"]},
+                validate_email={"version": "2.0.0", "required_by": ["visit_counter"]},
+                **{"semver-lab": {"version": "1.2.5", "required_by": ["adler32", "validate_email"]}},
+            ),
+            verify(OK(plugins=["adler32", "semver-lab", "validate_email", "visit_counter"])),
+        ],
+    )
+    case(
+        "dep-installed-kept",
+        "dependencies",
+        "semver-lab 1.0.0 is installed and satisfies adler32's ^1.0: it is kept, not upgraded to 1.4.0",
+        [
+            pin(s),
+            install(s, "semver-lab@1.0.0", installed(lab_spec("1.0.0"))),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.0.0"))),
+            lock(
+                adler32={"version": "2.0.0", "requested": "2.0.0"},
+                **{"semver-lab": {"version": "1.0.0", "requested": "1.0.0", "required_by": ["adler32"]}},
+            ),
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+    case(
+        "dep-installed-upgraded",
+        "dependencies",
+        "semver-lab 0.2.3 is installed but adler32 needs ^1.0: it is upgraded to 1.4.0, 0.2.3 removed",
+        [
+            pin(s),
+            install(s, "semver-lab@0.2.3", installed(lab_spec("0.2.3"))),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            {"op": "absent", "path": "semver-lab/0.2.3"},
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+
+    def refused(
+        case_id: str,
+        description: str,
+        site_id: str,
+        releases: list[Rel],
+        spec: str,
+        error: str,
+        post: Callable[[Rendered], None] | None = None,
+        **kw: Any,
+    ) -> None:
+        hostile = site(site_id, Site(releases=releases, post=post))
+        first = install(hostile, "validate_email@1.1.0", installed(E11))
+        gone = [{"op": "absent", "path": p} for p in sorted({spec.split("@")[0], "semver-lab"})]
+        case(
+            case_id,
+            "dependencies",
+            description + "; nothing of the graph is installed, the installed validate_email 1.1.0 stays",
+            [
+                pin(hostile),
+                first,
+                install(hostile, spec, ERR(error), **kw),
+                *gone,
+                verify(OK(plugins=["validate_email"])),
+            ],
+        )
+
+    def replaced(spec: Spec) -> list[Rel]:
+        new = make_release(spec)
+        return [new if (r.name, r.version) == (new.name, new.version) else r for r in deps]
+
+    refused(
+        "dep-unsatisfiable",
+        "adler32 2.0.0 needs semver-lab ^3.0, which no release matches",
+        "deps-unsatisfiable",
+        replaced(replace(DEP_ADLER, dependencies=(("semver-lab", "^3.0"),))),
+        "adler32@2.0.0",
+        "dependency-conflict",
+    )
+    refused(
+        "dep-conflict",
+        "visit_counter 2.0.0 needs adler32 (semver-lab ^1.0) and validate_email (semver-lab ^0.2): "
+        "no semver-lab satisfies both",
+        "deps-conflict",
+        replaced(replace(DEP_EMAIL, dependencies=(("semver-lab", "^0.2"),))),
+        "visit_counter@2.0.0",
+        "dependency-conflict",
+    )
+    refused(
+        "dep-unknown",
+        "adler32 2.0.0 also needs no-such-plugin ^1.0, which the registry does not list",
+        "deps-unknown",
+        replaced(replace(DEP_ADLER, dependencies=(("no-such-plugin", "^1.0"), ("semver-lab", "^1.0")))),
+        "adler32@2.0.0",
+        "dependency-conflict",
+    )
+    cyc_a = make_release(
+        Spec("sneaky", "1.0.0", "adler32", ("adler32", "add_mod"), dependencies=(("twokeys", "^2.0"),))
+    )
+    cyc_b = make_release(
+        Spec(
+            "twokeys",
+            "2.0.0",
+            "adler32",
+            ("adler32", "add_mod"),
+            signers=("alice", "carol"),
+            dependencies=(("sneaky", "^1.0"),),
+        )
+    )
+    refused(
+        "dep-cycle",
+        "sneaky 1.0.0 needs twokeys ^2.0, whose 2.0.0 needs sneaky ^1.0: a cycle",
+        "deps-cycle",
+        [*deps, cyc_a, cyc_b],
+        "sneaky",
+        "dependency-cycle",
+    )
+    lab14 = rel(lab_spec("1.4.0"))
+    refused(
+        "dep-bad-signature",
+        "semver-lab 1.4.0, which adler32 2.0.0 pulls in, is signed by mallory instead of carol",
+        "deps-bad-signature",
+        [signed_by(lab14, (K["mallory"], comment("semver-lab", "1.4.0"))) if r is lab14 else r for r in deps],
+        "adler32@2.0.0",
+        "maintainer-signature",
+    )
+    refused(
+        "dep-digest-mismatch",
+        "the server flips the last byte of semver-lab 1.4.0's module, which adler32 2.0.0 pulls in",
+        "deps-digest-mismatch",
+        deps,
+        "adler32@2.0.0",
+        "digest-mismatch",
+        post=post_file(lab14.path(lab14.wasm_file), lambda b: b[:-1] + bytes([b[-1] ^ 0xFF])),
+    )
+    needs_keys = make_release(
+        replace(DEP_ADLER, dependencies=(("semver-lab", "^1.0"), ("visit_counter", "^1.0")))
+    )
+    refused(
+        "dep-permission-required",
+        "adler32 2.0.0 needs visit_counter ^1.0, which declares keys; keys is not allowed",
+        "deps-permission",
+        replaced(replace(DEP_ADLER, dependencies=(("semver-lab", "^1.0"), ("visit_counter", "^1.0")))),
+        "adler32@2.0.0",
+        "permission-required",
+    )
+    s = site("deps-permission")
+    case(
+        "dep-permission-allowed",
+        "dependencies",
+        "adler32 2.0.0 needs visit_counter ^1.0 (keys); keys allowed: the three are installed",
+        [
+            pin(s),
+            install(
+                s,
+                "adler32@2.0.0",
+                with_graph(needs_keys, lab_spec("1.4.0"), "visit_counter 1.0.0"),
+                allow="keys",
+            ),
+            verify(OK(plugins=["adler32", "semver-lab", "visit_counter"])),
+        ],
+    )
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -2550,6 +2811,7 @@ def build() -> dict[str, bytes]:
     transport_cases()
     installed_cases()
     success_cases()
+    dependency_cases()
     out: dict[str, bytes] = {}
     for label, key in K.items():
         out[f"keys/{label}.pub"] = key.public_key.to_text().encode()

@@ -1,6 +1,7 @@
 """Run the conformance suite against any verifier (protocol: conformance/README.md).
 
-    python conformance/run.py [-j N] [--filter REGEX] [--without FEATURE] [--list] -- VERIFIER [ARGS...]
+    python conformance/run.py [-j N] [--filter REGEX] [--without FEATURE] [--list] [--no-batch]
+                              -- VERIFIER [ARGS...]
 
 For every case the runner keeps one state directory and one plugin directory (temporary), serves
 each step's site on http://127.0.0.1:<ephemeral port>/ (with the step's `serve` faults), runs
@@ -18,6 +19,7 @@ import concurrent.futures
 import http.server
 import json
 import os
+import queue
 import re
 import shutil
 import socket
@@ -27,7 +29,7 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,36 +43,12 @@ STALL_S = 120.0  # a "slow" response stalls this long (or until the case ends): 
 ENDLESS_CAP = 1 << 30  # an "endless" response stops after 1 GiB even if nobody hangs up
 CHUNK = 1 << 16
 
-# Exit-code classes (README.md, "Error classes"): these are usage/environment (2); others are 1.
-USAGE_ERRORS = frozenset(
-    {"not-found", "no-matching-version", "bad-requirement", "permission-required", "not-pinned", "network"}
-)
-ERROR_CLASSES = (
-    frozenset(
-        {
-            "rollback",
-            "freeze",
-            "root-expired",
-            "root-chain",
-            "bad-signature",
-            "unsupported-format",
-            "malformed",
-            "wrong-registry",
-            "digest-mismatch",
-            "endless-data",
-            "slow-retrieval",
-            "mix-and-match",
-            "wrong-software",
-            "maintainer-signature",
-            "path-traversal",
-            "unsafe-path",
-            "undeclared-import",
-            "installed-tampered",
-            "lockfile",
-        }
-    )
-    | USAGE_ERRORS
-)
+# The error classes and their exit codes: one list, conformance/error-classes.json (README.md,
+# "Error classes"), which the verifiers' own tests read too.
+CLASSES_FILE = HERE / "error-classes.json"
+EXIT_CODES: dict[str, int] = json.loads(CLASSES_FILE.read_text())["error_classes"]
+ERROR_CLASSES = frozenset(EXIT_CODES)
+USAGE_ERRORS = frozenset(name for name, code in EXIT_CODES.items() if code == 2)
 VERIFIER_OPS = ("pin", "refresh", "install", "verify")
 
 
@@ -172,6 +150,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def serving() -> Iterator[_Server]:
+    """Serve files on 127.0.0.1 (ephemeral port) for one case; stopped on exit."""
     server = _Server()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -186,31 +165,127 @@ def serving() -> Iterator[_Server]:
 # --------------------------------------------------------------------------- steps
 
 
+class Batch:
+    """One long-lived `VERIFIER batch` process (README.md, "Batch mode").
+
+    A request line in, one answer line out.  A step that times out or breaks the protocol kills
+    the process; the next step starts a fresh one.
+    """
+
+    def __init__(self, verifier: list[str]) -> None:
+        """Remember the verifier command; the process starts with the first step."""
+        self.verifier = verifier
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self.err_path: Path | None = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        fd, name = tempfile.mkstemp(prefix="conformance-batch-", suffix=".stderr")
+        self.err_path = Path(name)
+        proc = subprocess.Popen(
+            [*self.verifier, "batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=fd
+        )
+        os.close(fd)
+        lines: queue.Queue[bytes] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in iter(proc.stdout.readline, b""):
+                lines.put(line)
+            lines.put(b"")  # end of output: the process exited
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.proc, self.lines = proc, lines
+        return proc
+
+    def ask(self, args: list[str]) -> tuple[int, bytes, bytes]:
+        """Run one step; returns (exit code, answer without "exit", stderr written meanwhile)."""
+        proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
+        assert proc.stdin is not None and self.err_path is not None
+        err_from = self.err_path.stat().st_size
+        try:
+            proc.stdin.write((json.dumps({"args": args}) + "\n").encode())
+            proc.stdin.flush()
+            line = self.lines.get(timeout=STEP_TIMEOUT_S)
+        except queue.Empty:
+            self.close()
+            raise StepFailed(f"the verifier ran longer than {STEP_TIMEOUT_S:.0f} s") from None
+        except OSError:
+            line = b""
+        err = self.err_path.read_bytes()[err_from:]
+        try:
+            answer = json.loads(line)
+            code = answer.pop("exit")
+            if not isinstance(answer, dict) or not isinstance(code, int):
+                raise ValueError("no exit code")
+        except (ValueError, KeyError, AttributeError, TypeError):
+            self.close()
+            raise StepFailed(
+                f"batch answer is not one JSON object with an integer exit: {line[:300]!r}"
+            ) from None
+        return code, json.dumps(answer).encode(), err
+
+    def close(self) -> None:
+        """End the batch process (stdin closed, then killed if it lingers) and drop its stderr file."""
+        if self.proc is not None:
+            if self.proc.stdin is not None:
+                with suppress(OSError):
+                    self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self.err_path is not None:
+            self.err_path.unlink(missing_ok=True)
+            self.err_path = None
+
+
+def supports_batch(verifier: list[str]) -> bool:
+    """Whether `VERIFIER capabilities` declares batch mode (anything else: one process per step)."""
+    try:
+        proc = subprocess.run(
+            [*verifier, "capabilities"], capture_output=True, timeout=STEP_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+        answer = json.loads(proc.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0 and isinstance(answer, dict) and answer.get("batch") is True
+
+
 @dataclass
 class Context:
+    """One case's temporary folders, server, verifier (and batch process) and transcript."""
+
     suite: Path
     verifier: list[str]
     tmp: Path
     server: _Server
     verbose: bool
     transcript: list[str] = field(default_factory=list)
+    batch: Batch | None = None
 
     @property
     def state(self) -> Path:
+        """The state directory S of the case."""
         return self.tmp / "state"
 
     @property
     def plugins(self) -> Path:
+        """The plugin directory D of the case."""
         return self.tmp / "plugins"
 
     @property
     def url(self) -> str:
+        """The URL the case's sites are served at."""
         return f"http://127.0.0.1:{self.server.server_address[1]}/"
 
 
 def command(ctx: Context, step: dict[str, Any]) -> list[str]:
+    """The step's arguments, without the verifier command in front."""
     op = step["op"]
-    args = [*ctx.verifier, op, "--state", str(ctx.state)]
+    args = [op, "--state", str(ctx.state)]
     if op in ("pin", "refresh", "install"):
         args += ["--url", ctx.url]
     if op == "pin":
@@ -234,35 +309,45 @@ def command(ctx: Context, step: dict[str, Any]) -> list[str]:
 
 
 def exit_class(expect: dict[str, Any]) -> int:
+    """The exit code a step's expectation implies (0, or the class's code)."""
     if expect.get("ok"):
         return 0
     return 2 if expect.get("error") in USAGE_ERRORS else 1
 
 
 def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
+    """Run one verifier step and compare its answer, exit code and fetches with the expectation."""
     if "site" in step:
         ctx.server.files = site_files(ctx.suite, step["site"])
     ctx.server.faults = dict(step.get("serve", {}))
     ctx.server.log = []
     ctx.server.stop.clear()
     args = command(ctx, step)
-    ctx.transcript.append("$ " + " ".join(_quote(a) for a in args))
+    ctx.transcript.append(
+        ("batch> " if ctx.batch else "$ ") + " ".join(_quote(a) for a in [*ctx.verifier, *args])
+    )
     try:
-        proc = subprocess.run(args, capture_output=True, timeout=STEP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        if ctx.batch is not None:
+            returncode, stdout, stderr = ctx.batch.ask(args)
+        else:
+            proc = subprocess.run(
+                [*ctx.verifier, *args], capture_output=True, timeout=STEP_TIMEOUT_S, stdin=subprocess.DEVNULL
+            )
+            returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired:
         raise StepFailed(f"the verifier ran longer than {STEP_TIMEOUT_S:.0f} s") from None
     finally:
         ctx.server.stop.set()  # release a stalled "slow" response
-    out = proc.stdout.decode("utf-8", "replace").strip()
+    out = stdout.decode("utf-8", "replace").strip()
     ctx.transcript.append(out)
-    if proc.stderr.strip():
-        ctx.transcript.append("stderr: " + proc.stderr.decode("utf-8", "replace").strip()[-2000:])
+    if stderr.strip():
+        ctx.transcript.append("stderr: " + stderr.decode("utf-8", "replace").strip()[-2000:])
     try:
         answer = json.loads(out)
         if not isinstance(answer, dict):
             raise ValueError("not an object")
     except ValueError:
-        raise StepFailed(f"stdout is not one JSON object (exit {proc.returncode}): {out[:300]!r}") from None
+        raise StepFailed(f"stdout is not one JSON object (exit {returncode}): {out[:300]!r}") from None
     expect = step["expect"]
     problems = []
     for key, want in expect.items():
@@ -271,8 +356,8 @@ def run_verifier(ctx: Context, step: dict[str, Any]) -> None:
     if answer.get("ok") is False and answer.get("error") not in ERROR_CLASSES:
         problems.append(f"error {answer.get('error')!r} is not an error class")
     want_code = exit_class(expect)
-    if proc.returncode != want_code:
-        problems.append(f"exit code {proc.returncode}, expected {want_code}")
+    if returncode != want_code:
+        problems.append(f"exit code {returncode}, expected {want_code}")
     if "may_fetch" in step:
         allowed = [re.compile(p) for p in step["may_fetch"]]
         extra = sorted({p for p in ctx.server.log if not any(a.fullmatch(p) for a in allowed)})
@@ -298,12 +383,14 @@ def _quote(arg: str) -> str:
 
 
 def inside(ctx: Context, rel: str) -> Path:
+    """``rel`` below the plugin directory (a case may not name a path outside it)."""
     if rel.startswith("/") or ".." in rel.split("/"):
         raise StepFailed(f"case error: path {rel!r} leaves the plugin directory")
     return ctx.plugins / rel
 
 
 def tamper(ctx: Context, step: dict[str, Any]) -> None:
+    """Change an installed file as the step says (README.md, Cases: ``tamper``)."""
     path = inside(ctx, step["path"])
     action = step["action"]
     if not path.is_file():
@@ -362,6 +449,7 @@ def symlink(ctx: Context, step: dict[str, Any]) -> None:
 
 
 def subset(want: Any, got: Any, where: str) -> list[str]:
+    """Differences of ``got`` from ``want`` (objects compared as subsets, the rest exactly)."""
     if isinstance(want, dict):
         if not isinstance(got, dict):
             return [f"{where}: expected an object, got {got!r}"]
@@ -376,6 +464,7 @@ def subset(want: Any, got: Any, where: str) -> list[str]:
 
 
 def check_lockfile(ctx: Context, step: dict[str, Any]) -> None:
+    """The lockfile holds the expected JSON and is written in the canonical layout."""
     path = ctx.plugins / LOCKFILE
     try:
         data = path.read_bytes()
@@ -390,6 +479,7 @@ def check_lockfile(ctx: Context, step: dict[str, Any]) -> None:
 
 
 def run_step(ctx: Context, step: dict[str, Any]) -> None:
+    """Run one step of a case (the verifier's or the runner's own)."""
     op = step["op"]
     if op in VERIFIER_OPS:
         run_verifier(ctx, step)
@@ -413,15 +503,20 @@ def run_step(ctx: Context, step: dict[str, Any]) -> None:
 
 @dataclass
 class Result:
+    """One case's verdict, with the transcript of its steps."""
+
     case_id: str
     ok: bool
     detail: str = ""
     transcript: list[str] = field(default_factory=list)
 
 
-def run_case(suite: Path, case: dict[str, Any], verifier: list[str], verbose: bool) -> Result:
+def run_case(
+    suite: Path, case: dict[str, Any], verifier: list[str], verbose: bool, batch: Batch | None = None
+) -> Result:
+    """Run every step of one case in fresh folders with its own server; the first failure ends it."""
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp, serving() as server:
-        ctx = Context(suite, verifier, Path(tmp), server, verbose)
+        ctx = Context(suite, verifier, Path(tmp), server, verbose, batch=batch)
         ctx.state.mkdir()
         ctx.plugins.mkdir()
         for n, step in enumerate(case["steps"], start=1):
@@ -437,10 +532,12 @@ def run_case(suite: Path, case: dict[str, Any], verifier: list[str], verbose: bo
 
 
 def load_cases(suite: Path) -> list[dict[str, Any]]:
+    """Every case of the suite, sorted by file name."""
     return [json.loads(p.read_text()) for p in sorted((suite / "cases").glob("*.json"))]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: run the selected cases and print the verdicts; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verifier: list[str] = []
     if "--" in argv:
@@ -461,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--suite", type=Path, default=HERE, help="the suite folder (default: this folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each failing case's transcript")
+    parser.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="one verifier process per step even if the verifier declares batch mode",
+    )
     args = parser.parse_args(argv)
     cases = load_cases(args.suite)
     if args.filter:
@@ -475,9 +577,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give the verifier command after --")
     results: list[Result] = []
     lock = threading.Lock()
+    use_batch = not args.no_batch and supports_batch(verifier)
+    local = threading.local()
+    batches: list[Batch] = []
 
     def one(c: dict[str, Any]) -> Result:
-        result = run_case(args.suite, c, verifier, args.verbose)
+        batch = None
+        if use_batch:
+            batch = getattr(local, "batch", None)
+            if batch is None:
+                batch = local.batch = Batch(verifier)
+                with lock:
+                    batches.append(batch)
+        result = run_case(args.suite, c, verifier, args.verbose, batch)
         with lock:
             print(
                 ("PASS " if result.ok else "FAIL ")
@@ -490,8 +602,12 @@ def main(argv: list[str] | None = None) -> int:
                     print("    " + line.replace("\n", "\n    "))
         return result
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(one, cases))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(one, cases))
+    finally:
+        for batch in batches:
+            batch.close()
     failed = [r for r in results if not r.ok]
     if skipped:
         print(f"{len(skipped)} skipped (requires {', '.join(sorted(set(args.without)))})")

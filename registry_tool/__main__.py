@@ -1,3 +1,5 @@
-from registry_tool._launch import main
+"""``python -m registry_tool``: the same entry point as the ``registry-tool`` console script."""
+
+from registry_tool._console import main
 
 main()

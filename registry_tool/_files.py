@@ -142,16 +142,3 @@ def _read(
             f"{what} {shown} grew past {_size(cap)} while it was read", where=shown, fix="retry"
         )
     return data
-
-
-def read_bounded_text(path: Path | str, cap: int, what: str, *, follow_symlinks: bool = True) -> str:
-    """``read_bounded`` decoded as UTF-8 (a decoding error is a named error, not a traceback)."""
-    data = read_bounded(path, cap, what, follow_symlinks=follow_symlinks)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UnreadableFileError(
-            f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start})",
-            where=str(path),
-            fix=f"check that this is really the {what}",
-        ) from None

@@ -72,6 +72,7 @@ class Candidate:
     permissions: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        """``name version``, as messages show a release."""
         return f"{self.name} {self.version}"
 
 
@@ -85,6 +86,7 @@ class Need:
     exact: bool = False  # an exact pin by the user: the only way to newly select a yanked release
 
     def describe(self) -> str:
+        """Who needs what, as messages say it (``you need x ^1`` or ``a 1.0.0 needs x ^1``)."""
         who = "you" if self.parent is None else str(self.parent)
         return (
             f"{who} need{'s' if self.parent is not None else ''} {self.name} {self.range or '(any version)'}"

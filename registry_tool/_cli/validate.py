@@ -1,4 +1,8 @@
-"""`registry-tool validate`: check plugin releases and registry.toml before a PR (thin wrapper)."""
+"""`registry-tool validate`: check plugin releases and registry.toml before a PR (thin wrapper).
+
+Its plain command lines are run by ``registry_tool._launch`` without typer (start-up time); the
+options are declared once, in ``_launch``, and used here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Annotated
 import typer
 
 from registry_tool._cli import FormatOption, emit, handle_errors
+from registry_tool._launch import VALIDATE_CONFIG, VALIDATE_PATHS_HELP
 from registry_tool.report import OutputFormat
 
 
@@ -18,16 +23,8 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def validate(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(help="Index directory, plugins/ directory, release directories or plugin.toml files."),
-    ],
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", help="registry.toml to use (default: found by walking up from each path)."
-        ),
-    ] = None,
+    paths: Annotated[list[Path], typer.Argument(help=VALIDATE_PATHS_HELP)],
+    config: Annotated[Path | None, typer.Option(*VALIDATE_CONFIG.flags, help=VALIDATE_CONFIG.help)] = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Validate plugin manifests, their wasm modules and the registry configuration.

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -25,41 +25,33 @@ from registry_tool.client import errors as ce
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.format import errors as fe
 from registry_tool.format import parse_time_strict
-from registry_tool.format.ranges import NoMatchingVersionError, RangeSyntaxError, UnsafeNameError
+from registry_tool.format.ranges import NoMatchingVersionError, RangeSyntaxError, Requirement, UnsafeNameError
+from registry_tool.resolve import DependencyConflictError, DependencyCycleError, UnknownPluginError
 
-# The fixed list (conformance/README.md is authoritative); the second set exits 2.
-CLASSES = frozenset(
-    {
-        "rollback",
-        "freeze",
-        "root-expired",
-        "root-chain",
-        "bad-signature",
-        "unsupported-format",
-        "malformed",
-        "wrong-registry",
-        "digest-mismatch",
-        "endless-data",
-        "slow-retrieval",
-        "mix-and-match",
-        "wrong-software",
-        "maintainer-signature",
-        "path-traversal",
-        "unsafe-path",
-        "undeclared-import",
-        "not-found",
-        "no-matching-version",
-        "bad-requirement",
-        "permission-required",
-        "not-pinned",
-        "installed-tampered",
-        "lockfile",
-        "network",
-    }
-)
-USAGE_CLASSES = frozenset(
-    {"not-found", "no-matching-version", "bad-requirement", "permission-required", "not-pinned", "network"}
-)
+#: The protocol's error classes and exit codes, read from the suite's one list
+#: (conformance/error-classes.json; conformance/README.md explains each class).
+CLASSES_FILE = Path(__file__).resolve().parents[2] / "conformance" / "error-classes.json"
+
+
+def _load_classes(path: Path) -> dict[str, int]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        classes = doc["error_classes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RuntimeError(
+            f"cannot read the conformance error classes from {path}: {exc}; "
+            "run the adapter from a registry-tool source tree (conformance/ next to registry_tool/)"
+        ) from exc
+    if not isinstance(classes, dict) or not all(
+        isinstance(k, str) and v in (1, 2) for k, v in classes.items()
+    ):
+        raise RuntimeError(f"{path}: error_classes must map class names to exit code 1 or 2")
+    return classes
+
+
+EXIT_CODES: dict[str, int] = _load_classes(CLASSES_FILE)
+CLASSES = frozenset(EXIT_CODES)
+USAGE_CLASSES = frozenset(name for name, code in EXIT_CODES.items() if code == 2)
 
 # Most specific first: the first isinstance match wins.
 _BY_TYPE: list[tuple[type[BaseException], str]] = [
@@ -88,6 +80,11 @@ _BY_TYPE: list[tuple[type[BaseException], str]] = [
     (fe.TreeMismatchError, "mix-and-match"),
     (fe.WrongDocumentError, "wrong-software"),
     (fe.DocumentError, "malformed"),
+    # Resolution (decision 16): a dependency the registry does not list has no release, so no set
+    # of releases satisfies every requirement either.
+    (DependencyCycleError, "dependency-cycle"),
+    (DependencyConflictError, "dependency-conflict"),
+    (UnknownPluginError, "dependency-conflict"),
 ]
 
 
@@ -175,7 +172,20 @@ def _install(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[
     reg = _open(args, fetcher, now)
     phase[0] = "release"
     allow = {a for a in (args.allow or "").split(",") if a}
-    entry = reg.install(args.spec, Path(args.dir), allow=allow, host_version=args.host_version)
+    result = reg.install_plan([args.spec], Path(args.dir), allow=allow, host_version=args.host_version)
+    name = Requirement.parse(args.spec).name
+    entry = result.entries[name]
+    # The resolved graph: the requested plugin and everything it needs, transitively.
+    graph, todo = {}, [name]
+    while todo:
+        current = result.entries[todo.pop()]
+        if current.name not in graph:
+            graph[current.name] = {
+                "version": current.version,
+                "manifest_sha256": current.manifest_sha256,
+                "wasm_sha256": current.wasm_sha256,
+            }
+            todo += [d for d in current.dependencies if d in result.entries]
     return {
         "registry_version": reg.top.version,
         "root_version": reg.root.version,
@@ -183,6 +193,7 @@ def _install(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[
         "version": entry.version,
         "wasm_sha256": entry.wasm_sha256,
         "manifest_sha256": entry.manifest_sha256,
+        "resolved": graph,
     }
 
 
@@ -258,8 +269,59 @@ def _refusal(err: BaseException, phase: str, out: Callable[[str], None]) -> int:
     return 2 if name in USAGE_CLASSES else 1
 
 
+def batch(lines: Iterable[str], out: Callable[[str], None]) -> int:
+    """Batch mode (conformance/README.md, "Batch mode"): one request per line, one answer per line.
+
+    Each request is ``{"args": [op, "--state", ...]}``; the answer is the object :func:`run` prints
+    for those arguments plus ``"exit"``, its exit code.  Nothing is kept between requests (each
+    opens its registry, trust state and plugin directory afresh), so a batch answers exactly as
+    one process per step would.
+
+    Args:
+        lines: The request lines (stdin).
+        out: Where each answer line goes (flushed by the caller's ``out``).
+
+    Returns:
+        0 when the input ended.
+    """
+    for line in lines:
+        if not line.strip():
+            continue
+        answers: list[str] = []
+        try:
+            request = json.loads(line)
+            argv = request["args"]
+            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+                raise TypeError("args must be a list of strings")
+            code = run(argv, answers.append)
+        except SystemExit as stop:  # argparse refuses the arguments
+            answers, code = [], stop.code if isinstance(stop.code, int) else 2
+        except (ValueError, KeyError, TypeError) as exc:
+            answers, code = [], 2
+            answers.append(
+                json.dumps({"ok": False, "error": "usage", "message": f"bad batch request: {exc}"})
+            )
+        answer = (
+            json.loads(answers[-1]) if answers else {"ok": False, "error": "usage", "message": "no answer"}
+        )
+        out(json.dumps({**answer, "exit": code}, sort_keys=True))
+    return 0
+
+
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    """The command: ``capabilities``, ``batch`` or one protocol step (exit code as the protocol says)."""
+    argv = sys.argv[1:]
+    if argv == ["capabilities"]:
+        print(json.dumps({"ok": True, "batch": True}))
+        sys.exit(0)
+    if argv == ["batch"]:
+
+        def emit(text: str) -> None:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+        sys.exit(batch(iter(sys.stdin.readline, ""), emit))
+    sys.exit(run(argv))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The on-disk contract of registry-tool, in one place: names, versions, key ids, file names,
-times, size caps, the range grammar and the format-2 documents.
+"""The on-disk contract of registry-tool, in one place.
+
+Names, versions, key ids, file names, times, size caps, the range grammar and the format-2
+documents.
 
 Pure (no I/O, no network) and free of the builder: importing the client imports this and never
 ``registry_tool.registry``.  Build, client, ci, trust and signing import their rules from here.

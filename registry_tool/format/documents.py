@@ -154,20 +154,25 @@ class Pin:
 
     @property
     def path(self) -> str:
+        """The document's site path, ``meta/<hh>/<sha256>.json``."""
         return meta_path(self.sha256)
 
     def to_json(self) -> dict[str, Any]:
+        """The pin as it appears in the document that holds it."""
         return {"sha256": self.sha256, "size": self.size}
 
     @classmethod
     def of(cls, data: bytes) -> Pin:
+        """The pin of these exact bytes."""
         return cls(hashlib.sha256(data).hexdigest(), len(data))
 
     def matches(self, data: bytes) -> bool:
+        """Whether ``data`` has exactly the pinned size and digest."""
         return len(data) == self.size and hashlib.sha256(data).hexdigest() == self.sha256
 
     @classmethod
     def parse(cls, check: _Checker, raw: Any, path: str, *, maximum: int = MAX_META_BYTES) -> Pin:
+        """Read a pin at ``path`` strictly; sizes above ``maximum`` are refused."""
         check.obj(raw, path, ("sha256", "size"))
         sha = check.str_(raw["sha256"], f"{path}.sha256", max_len=64)
         if not is_sha256(sha):
@@ -184,11 +189,8 @@ class FileRef:
     size: int
 
     def to_json(self) -> dict[str, Any]:
+        """The reference as it appears in a release entry."""
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
-
-    @property
-    def file_name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
 
 
 # =========================================================================== releases and plugin documents
@@ -203,16 +205,20 @@ class SmokeFigure:
     peak_memory: int | None
 
     def to_json(self) -> dict[str, Any]:
+        """The figure as it appears in a release entry's ``smoke`` list."""
         return {"name": self.name, "fuel": self.fuel, "peak_memory": self.peak_memory}
 
 
 @dataclass(frozen=True)
 class Limits:
+    """The resource limits the sandbox applies to a release (the manifest's, capped by the registry)."""
+
     fuel: int
     memory: int  # bytes
     wall_time_ms: int
 
     def to_json(self) -> dict[str, Any]:
+        """The limits as they appear in a release entry."""
         return {"fuel": self.fuel, "memory": self.memory, "wall_time_ms": self.wall_time_ms}
 
 
@@ -243,14 +249,17 @@ class Release:
 
     @property
     def is_yanked(self) -> bool:
+        """Whether a maintainer-signed yank withdrew this release."""
         return self.yanked is not None
 
     def published(self) -> datetime:
+        """``published_at`` as a UTC datetime."""
         moment = parse_time_strict(self.published_at)
         assert moment is not None  # checked when parsed
         return moment
 
     def to_json(self) -> dict[str, Any]:
+        """The release entry of its plugin document (name and version are the keys around it)."""
         return {
             "description": self.description,
             "license": self.license,
@@ -378,6 +387,7 @@ class PluginDocument:
     versions: dict[str, Release]
 
     def to_json(self) -> dict[str, Any]:
+        """The document as JSON data (``to_bytes`` is its canonical encoding)."""
         return {
             "_type": PLUGIN_TYPE,
             "format_version": FORMAT_VERSION,
@@ -386,6 +396,7 @@ class PluginDocument:
         }
 
     def to_bytes(self) -> bytes:
+        """The canonical bytes that are published and pinned."""
         return dump_canonical(self.to_json())
 
     def releases(self) -> list[Release]:
@@ -427,6 +438,8 @@ class PluginDocument:
 
 @dataclass(frozen=True)
 class RegistryInfo:
+    """The registry's identity in the top document: name, description, URL and host."""
+
     name: str
     description: str
     base_url: str
@@ -434,6 +447,7 @@ class RegistryInfo:
     host_versions: str
 
     def to_json(self) -> dict[str, Any]:
+        """The ``registry`` object of the top document."""
         return {
             "name": self.name,
             "description": self.description,
@@ -457,21 +471,25 @@ class TopDocument:
     release_count: int
 
     def expires(self) -> datetime:
+        """``expires_at`` as a UTC datetime."""
         moment = parse_time_strict(self.expires_at)
         assert moment is not None
         return moment
 
     def generated(self) -> datetime:
+        """``generated_at`` as a UTC datetime."""
         moment = parse_time_strict(self.generated_at)
         assert moment is not None
         return moment
 
     def renewed(self, version: int, generated_at: str, expires_at: str, root_version: int) -> TopDocument:
+        """The same document with a new version, times and root version (what ``resign`` signs)."""
         return replace(
             self, version=version, generated_at=generated_at, expires_at=expires_at, root_version=root_version
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The document as JSON data (``to_bytes`` is its canonical encoding)."""
         return {
             "format_version": FORMAT_VERSION,
             "version": self.version,
@@ -485,6 +503,7 @@ class TopDocument:
         }
 
     def to_bytes(self) -> bytes:
+        """The canonical bytes that are published and signed."""
         return dump_canonical(self.to_json())
 
     @classmethod
@@ -530,6 +549,7 @@ class NodeDocument:
     plugins: dict[str, Pin] | None = None  # plugin name -> plugin document
 
     def to_json(self) -> dict[str, Any]:
+        """The node as JSON data (``to_bytes`` is its canonical encoding)."""
         body: dict[str, Any] = {"_type": NODE_TYPE, "format_version": FORMAT_VERSION, "prefix": self.prefix}
         if self.children is not None:
             body["children"] = {k: p.to_json() for k, p in self.children.items()}
@@ -538,6 +558,7 @@ class NodeDocument:
         return body
 
     def to_bytes(self) -> bytes:
+        """The canonical bytes that are published and pinned."""
         return dump_canonical(self.to_json())
 
     def step(self, name: str) -> tuple[str, Pin] | None:
@@ -630,6 +651,7 @@ class CatalogEntry:
     document: Pin
 
     def to_json(self) -> dict[str, Any]:
+        """The entry as it appears in the catalog document."""
         return {
             "description": self.description,
             "keywords": list(self.keywords),
@@ -645,6 +667,7 @@ class CatalogEntry:
 
     @classmethod
     def of(cls, plugin: PluginDocument, pin: Pin) -> CatalogEntry:
+        """The entry for ``plugin``: its highest non-yanked release (or the highest, all yanked)."""
         releases = plugin.releases()
         live = [r for r in releases if not r.is_yanked]
         shown = (live or releases)[-1]
@@ -664,9 +687,12 @@ class CatalogEntry:
 
 @dataclass(frozen=True)
 class CatalogDocument:
+    """Every plugin's catalog entry: what search and the browser catalog read."""
+
     plugins: dict[str, CatalogEntry]
 
     def to_json(self) -> dict[str, Any]:
+        """The catalog as JSON data (``to_bytes`` is its canonical encoding)."""
         return {
             "_type": CATALOG_TYPE,
             "format_version": FORMAT_VERSION,
@@ -674,10 +700,12 @@ class CatalogDocument:
         }
 
     def to_bytes(self) -> bytes:
+        """The canonical bytes that are published and pinned."""
         return dump_canonical(self.to_json())
 
     @classmethod
     def parse(cls, data: bytes, *, where: str = "catalog") -> CatalogDocument:
+        """Strictly parse the catalog (check its pin from the top document first)."""
         check, raw = _load(data, where, MAX_META_BYTES)
         check.obj(raw, "", ("_type", "format_version", "plugins"))
         check.const(raw["_type"], "_type", CATALOG_TYPE)
@@ -722,6 +750,7 @@ class Metadata:
     releases: int
 
     def paths(self) -> dict[str, bytes]:
+        """Every meta document by its site path."""
         return {meta_path(sha): data for sha, data in self.files.items()}
 
 

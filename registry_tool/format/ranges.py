@@ -123,6 +123,7 @@ class Range:
         return body if is_version(body) else None
 
     def matches(self, version: str | Version) -> bool:
+        """Whether ``version`` satisfies one of the range's ``||`` alternatives."""
         ver = version if isinstance(version, Version) else Version(version)
         return any(_set_matches(bounds, ver) for bounds in self.sets)
 
@@ -185,6 +186,7 @@ class Requirement:
 
     @classmethod
     def parse(cls, text: str) -> Requirement:
+        """Parse ``name``, ``name@VERSION`` or ``name@RANGE``; raises a usage error naming the fault."""
         name, at, spec = text.partition("@")
         check_name(name)
         if at and not spec:
@@ -195,16 +197,20 @@ class Requirement:
 
     @property
     def range(self) -> Range:
+        """The requirement's range (``*`` when none was given)."""
         return parse_range(self.spec or "*")
 
     @property
     def is_exact(self) -> bool:
+        """Whether the requirement pins one exact version."""
         return bool(self.spec) and self.range.exact is not None
 
     def matches(self, version: str) -> bool:
+        """Whether ``version`` satisfies the requirement's range."""
         return self.range.matches(version)
 
     def __str__(self) -> str:
+        """The requirement as the user writes it."""
         return f"{self.name}@{self.spec}" if self.spec else self.name
 
 
@@ -222,6 +228,8 @@ def host_compatible(host: str | None, host_version: str | None) -> bool:
 
 
 class NoMatchingVersionError(UsageError):
+    """No published version satisfies the requirement (or every match is yanked)."""
+
     code = "no-matching-version"
 
 

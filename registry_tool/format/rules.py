@@ -58,6 +58,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def is_plugin_name(name: str) -> bool:
+    """Whether ``name`` is a plugin name (``^[a-z][a-z0-9_-]{1,63}$``), matched in full."""
     return PLUGIN_NAME_RE.fullmatch(name) is not None
 
 
@@ -72,14 +73,17 @@ def is_file_name(name: str) -> bool:
 
 
 def is_key_id(key_id: str) -> bool:
+    """Whether ``key_id`` is a key id: 16 upper-case hex digits."""
     return KEY_ID_RE.fullmatch(key_id) is not None
 
 
 def is_permission(name: str) -> bool:
+    """Whether ``name`` is a permission name of the registry's vocabulary syntax."""
     return PERMISSION_RE.fullmatch(name) is not None
 
 
 def is_sha256(text: str) -> bool:
+    """Whether ``text`` is a sha256 digest: 64 lower-case hex digits."""
     return SHA256_RE.fullmatch(text) is not None
 
 

@@ -1,9 +1,12 @@
-"""The plugin ABIs: one ``AbiSpec`` per ABI, the single source of what a module of that ABI may
-import, which of its imports the host implements, what its exports look like and which test keys
-apply.  ``validate`` and the sandbox both read these specs, and ``link_import`` is the one answer to
-"how does this import get linked", so what validate accepts is what smoke can link.
+"""The plugin ABIs: one ``AbiSpec`` per ABI, written once.
 
-Adding an ABI is one spec here plus one runner (``registry_tool.sandbox.abis``).
+The single source of what a module of that ABI may import, which of its imports the host implements, what its
+exports look like and which test keys apply.  ``validate`` and the sandbox both read these specs, and
+``link_import`` is the one answer to "how does this import get linked", so what validate accepts is what smoke
+can link.
+
+Adding an ABI is one spec here plus one runner registered in ``registry_tool.sandbox.runners``
+(the steps are in docs/sandbox.md, "Adding an ABI"; a test checks the schema enums equal ``ABIS``).
 """
 
 from __future__ import annotations
@@ -193,14 +196,18 @@ ABI_ONLY_TEST_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 @dataclass(frozen=True)
 class LinkDecision:
-    """How one import gets linked: ``wasi``, ``abi`` (the ABI's runner), ``stub`` (a granted host
-    import, deterministic), or refused (``how`` None, ``reason`` says why)."""
+    """How one import gets linked.
+
+    ``how`` is ``wasi``, ``abi`` (the ABI's runner), ``stub`` (a granted host import,
+    deterministic), or None when refused (``reason`` says why).
+    """
 
     how: str | None
     reason: str = ""
 
     @property
     def linked(self) -> bool:
+        """Whether the import gets linked at all."""
         return self.how is not None
 
 

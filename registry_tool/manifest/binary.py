@@ -112,6 +112,8 @@ _EXTERN_KINDS = {0x00: "func", 0x01: "table", 0x02: "memory", 0x03: "global", 0x
 
 @dataclass(frozen=True)
 class Import:
+    """One entry of a core module's import section."""
+
     module: str
     name: str
     kind: str  # func | table | memory | global | tag
@@ -217,17 +219,8 @@ def export_signature(data: bytes, export: str) -> Signature | None:
         return None
 
 
-def defined_minimums(data: bytes) -> tuple[int, int]:
-    """Initial sizes of the memories (bytes) and tables (elements) a module defines itself."""
-    try:
-        sections = _sections(data)
-    except (ValueError, IndexError):
-        return 0, 0
-    return _defined_minimums(data, sections)
-
-
 def _defined_minimums(data: bytes, sections: dict[int, tuple[int, int]]) -> tuple[int, int]:
-    """``defined_minimums`` on sections already found (``module_interface`` scans them once)."""
+    """Initial sizes of the memories (bytes) and tables (elements) the module defines itself."""
     memory = table = 0
     try:
         if _SECTION_TABLE in sections:

@@ -9,12 +9,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from registry_tool.errors import Location
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
 from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
 from registry_tool.manifest.units import UnitError, parse_duration, parse_size
-from registry_tool.manifest.versions import RangeError, parse_range
+from registry_tool.manifest.versions import RangeError, check_range
 from registry_tool.report import Finding
 
 CONFIG_FILE = "registry.toml"
@@ -90,25 +89,30 @@ class Limits:
         return out
 
 
-LIMIT_KEYS = tuple(f.name for f in fields(Limits))
 DEFAULT_TESTS_PER_RELEASE = 64
 DEFAULT_SMOKE_WALL_TIME = 120.0  # seconds
 
 
 @dataclass(frozen=True)
 class ImportPattern:
+    """An allowed import: module and name patterns (``fnmatch``), e.g. ``wasi_snapshot_preview1.*``."""
+
     module: str
     name: str = "*"
 
     def matches(self, module: str, name: str) -> bool:
+        """Does the import ``module.name`` match (a WIT interface also by its package)?"""
         return fnmatch.fnmatchcase(name, self.name) and any(
             fnmatch.fnmatchcase(candidate, self.module) for candidate in _module_names(module)
         )
 
 
 def _module_names(module: str) -> tuple[str, ...]:
-    """A module name plus, for a WIT interface (``ferrite:keys/store@1.0.0``), the unversioned
-    interface and its package, so a permission for ``ferrite:keys`` also covers components."""
+    """A module name plus, for a WIT interface, its unversioned interface and its package.
+
+    ``ferrite:keys/store@1.0.0`` also matches as ``ferrite:keys/store`` and ``ferrite:keys``,
+    so a permission for ``ferrite:keys`` also covers components.
+    """
     if ":" not in module or "/" not in module:
         return (module,)
     interface = module.split("@", 1)[0]
@@ -117,6 +121,8 @@ def _module_names(module: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Permission:
+    """A permission of the registry's vocabulary and the imports it grants."""
+
     name: str
     description: str
     imports: tuple[ImportPattern, ...]
@@ -124,6 +130,8 @@ class Permission:
 
 @dataclass(frozen=True)
 class RegistryConfig:
+    """registry.toml, checked: host, allowed ABIs, permissions, limits, features, index policy."""
+
     path: Path
     raw: bytes
     name: str
@@ -147,9 +155,11 @@ class RegistryConfig:
 
     @property
     def index_dir(self) -> Path:
+        """The index folder (where registry.toml is)."""
         return self.path.parent
 
     def line_of(self, dotted_field: str) -> int | None:
+        """1-based line of a dotted field of registry.toml, or of its nearest parent."""
         return self.source.line_of(dotted_field)
 
     def granting_permission(self, module: str, name: str) -> str | None:
@@ -252,7 +262,7 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
 
     host_versions = d["host"]["versions"]
     try:
-        parse_range(host_versions)
+        check_range(host_versions)
     except RangeError as err:
         bad("host-range", "host.versions", str(err), "use a range such as '>=0.2.0, <1.0.0' or '^0.2'")
 
@@ -317,10 +327,10 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
     if problems:
         return config, problems
     # Feature combinations wasmtime rejects (e.g. gc without reference_types) are config errors.
-    from registry_tool.manifest.wasm import WasmConfigError, make_engine
+    from registry_tool.manifest.wasm import WasmConfigError, check_features
 
     try:
-        make_engine(config.features)
+        check_features(config.features)
     except WasmConfigError as err:
         bad("features", "features", str(err), "enable the features this one depends on")
     return config, problems
@@ -328,7 +338,3 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
 
 def _num(value: float) -> str:
     return f"{int(value):_}" if float(value).is_integer() else f"{value:g}"
-
-
-def config_location(config: RegistryConfig, dotted_field: str) -> Location:
-    return Location(str(config.path), config.line_of(dotted_field), field=dotted_field)

@@ -51,11 +51,13 @@ class IndexTree:
     """
 
     def __init__(self, index_dir: Path, extra: Sequence[Manifest] = ()) -> None:
+        """Read releases under ``index_dir``; ``extra`` manifests count as present too."""
         self.plugins = index_dir / "plugins"
         self._extra = {(m.name, m.version): m for m in extra}
         self._cache: dict[str, list[Candidate]] = {}
 
     def releases(self, name: str) -> Sequence[Candidate]:
+        """Every release of plugin ``name`` in the index (read once)."""
         if name in self._cache:
             return self._cache[name]
         found: dict[str, Candidate] = {}

@@ -10,6 +10,7 @@ class FindingsError(CheckFailed):
     """A checked file is bad; carries every Finding so reports can show them all at once."""
 
     def __init__(self, what: str, findings: list[Finding], *, where: Location | str | None = None) -> None:
+        """``what`` went wrong, with every finding; one finding also gives the location and fix."""
         first = findings[0] if findings else None
         fix = first.fix if first else None
         if first and len(findings) == 1:

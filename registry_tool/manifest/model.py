@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -14,11 +14,8 @@ from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.config import Limits
 from registry_tool.manifest.errors import ManifestError
 from registry_tool.manifest.source import (
-    MAX_DEPTH,
     TomlSource,
     TomlSyntaxError,
-    _depth,
-    load_schema,
     parse_toml,
     schema_findings,
 )
@@ -40,6 +37,8 @@ EXPECT_KEYS = ("expect", "expect_base64", "expect_regex", "expect_file", "expect
 
 @dataclass(frozen=True)
 class Artifact:
+    """``[artifact]``: the module's file name in the release and its pinned digest and size."""
+
     file: str
     sha256: str | None = None
     size: int | None = None
@@ -76,6 +75,7 @@ class TestSpec:
 
     @property
     def field_prefix(self) -> str:
+        """The test's dotted field in messages: ``tests[INDEX]``."""
         return f"tests[{self.index}]"
 
     @property
@@ -119,6 +119,7 @@ class DependencySpec:
 
     @classmethod
     def from_toml(cls, name: str, value: str | Mapping[str, Any]) -> DependencySpec:
+        """From ``name = "RANGE"`` or an inline table with the range, optional and permissions."""
         if isinstance(value, str):
             return cls(name, value)
         return cls(
@@ -131,6 +132,8 @@ class DependencySpec:
 
 @dataclass(frozen=True)
 class Manifest:
+    """plugin.toml, schema-checked and typed, remembering the line of every key."""
+
     path: Path
     raw: bytes
     name: str
@@ -155,10 +158,12 @@ class Manifest:
 
     @property
     def release_dir(self) -> Path:
+        """The release folder (where plugin.toml is)."""
         return self.path.parent
 
     @property
     def wasm_path(self) -> Path:
+        """Where ``artifact.file`` is, as written (not yet checked to stay in the folder)."""
         return self.release_dir / self.artifact.file
 
     def line_of(self, dotted_field: str) -> int | None:
@@ -166,6 +171,7 @@ class Manifest:
         return self.source.line_of(dotted_field) if self.source else None
 
     def effective_limits(self, config: RegistryConfig) -> Limits:
+        """The declared limits over the registry's defaults over its maxima."""
         return _effective_limits(self.declared_limits, config.default_limits, config.max_limits)
 
 
@@ -199,7 +205,7 @@ def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | Non
                 fix="correct the TOML syntax at that position (https://toml.io)",
             )
         ]
-    findings = [] if _schema_accepts(src.data) else schema_findings(src, PLUGIN_SCHEMA, relfile)
+    findings = schema_findings(src, PLUGIN_SCHEMA, relfile)
     if findings:
         return None, findings
     d = src.data
@@ -238,31 +244,6 @@ def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | Non
         source=src,
     )
     return manifest, []
-
-
-@cache
-def _compiled_schema() -> Callable[[Any], Any]:
-    import fastjsonschema
-
-    validate: Callable[[Any], Any] = fastjsonschema.compile(load_schema(PLUGIN_SCHEMA))
-    return validate
-
-
-def _schema_accepts(data: dict[str, Any]) -> bool:
-    """Fast path: the plugin schema compiled to Python once (fastjsonschema), ~20x faster per manifest.
-
-    Only an accepting verdict is used; anything it refuses goes to ``schema_findings``
-    (jsonschema), which decides and explains.  fastjsonschema is never more lenient on this
-    schema (it is stricter on e.g. 1.0 as an integer, where jsonschema decides); a differential
-    test in tests/manifest checks that on mutated manifests.
-    """
-    if _depth(data) > MAX_DEPTH:
-        return False
-    try:
-        _compiled_schema()(data)
-    except Exception:  # a refusal (or anything unexpected): jsonschema decides
-        return False
-    return True
 
 
 def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource) -> TestSpec:

@@ -8,18 +8,24 @@ a maintainer has to edit.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import marshal
 import re
+import sys
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from types import CodeType
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
+from registry_tool.manifest import cache as disk_cache
 from registry_tool.report import Finding
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TOML_ERR_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -115,8 +121,10 @@ class TomlSource:
 
     @cached_property
     def lines(self) -> dict[str, int]:
-        """``line_map`` of the file, built on the first line asked for: a file nobody reports on
-        (a valid manifest in a build) never pays for the scan."""
+        """``line_map`` of the file, built on the first line asked for.
+
+        A file nobody reports on (a valid manifest in a build) never pays for the scan.
+        """
         return line_map(self.raw.decode("utf-8"))
 
     def line_of(self, field: str) -> int | None:
@@ -130,7 +138,10 @@ class TomlSource:
 
 
 class TomlSyntaxError(ValueError):
+    """A TOML file that does not parse, with the 1-based line and column when known."""
+
     def __init__(self, message: str, line: int | None, column: int | None) -> None:
+        """The parser's ``message`` and where it stopped."""
         super().__init__(message)
         self.line = line
         self.column = column
@@ -170,11 +181,13 @@ def schema_path(name: str) -> Path:
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema ``name`` (a file in ``schemas/``), parsed once per process."""
     schema: dict[str, Any] = json.loads(schema_path(name).read_text(encoding="utf-8"))
     return schema
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (a likely misspelling of it), or None."""
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -206,6 +219,70 @@ def _resolve(schema: dict[str, Any], node: Any) -> dict[str, Any]:
     return dict(node)
 
 
+# --------------------------------------------------------------------------- compiled schemas
+
+
+def schema_accepts(data: Any, schema_name: str) -> bool:
+    """Fast path: does the schema, compiled to Python by fastjsonschema, accept ``data``?
+
+    Only an accepting verdict is used; whatever it refuses goes to ``schema_findings``
+    (jsonschema), which decides and explains.  fastjsonschema is never more lenient on our
+    schemas (it is stricter on e.g. a final newline before ``$``, where jsonschema decides);
+    differential tests in tests/manifest/test_schema_fast_path.py check that on mutated documents.
+    """
+    if _depth(data) > MAX_DEPTH:
+        return False
+    try:
+        compiled_schema(schema_name)(data)
+    except Exception:  # a refusal (or anything unexpected): jsonschema decides
+        return False
+    return True
+
+
+@cache
+def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
+    """The validator fastjsonschema generates for ``schema_name``, compiled once per schema digest.
+
+    Generating and compiling the Python source costs ~0.2 s, several times a whole ``validate``
+    run, so the compiled code is kept in validate's cache (``cache.py``), keyed by the schema's
+    bytes, the fastjsonschema version and the interpreter (a changed schema is a new key).  The
+    code is exactly what ``fastjsonschema.compile`` would build and run in memory.
+    """
+    import fastjsonschema  # lazy: the generated code imports it anyway, only when a schema is checked
+
+    raw = schema_path(schema_name).read_bytes()
+    tag = f"{fastjsonschema.VERSION}:{sys.implementation.cache_tag}:{marshal.version}"
+    key = hashlib.sha256(tag.encode() + b"\0" + raw).hexdigest()[:32]
+    name = f"{Path(schema_name).stem}-{key}.marshal"
+    cached = _load_code(name)
+    if cached is None:
+        from fastjsonschema.ref_resolver import RefResolver
+
+        schema = json.loads(raw)
+        source = fastjsonschema.compile_to_code(schema)
+        # The entry point is named after the schema's scope, as fastjsonschema.compile finds it.
+        entry = RefResolver.from_schema(schema, handlers={}, store={}).get_scope_name()
+        cached = entry, compile(source, f"<fastjsonschema {schema_name}>", "exec")
+        disk_cache.write(name, marshal.dumps(cached))
+    entry, code = cached
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 (code generated from our own schema, see _load_code)
+    validate: Callable[[Any], Any] = namespace[entry]
+    return validate
+
+
+def _load_code(name: str) -> tuple[str, CodeType] | None:
+    """(entry point name, code) from the cache, or None when absent or damaged."""
+    data = disk_cache.read(name)
+    if data is None:
+        return None
+    try:
+        entry, code = marshal.loads(data)  # noqa: S302 (our own code, in a private directory)
+    except (ValueError, EOFError, TypeError):
+        return None  # damaged: generated again
+    return (entry, code) if isinstance(entry, str) and isinstance(code, CodeType) else None
+
+
 # Our documents nest 4 levels; the cap keeps the (recursive) schema validator safe.
 MAX_DEPTH = 16
 
@@ -225,6 +302,8 @@ def _depth(value: object) -> int:
 
 def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Finding]:
     """Every schema violation of ``src`` as a Finding at the TOML line of the offending key."""
+    if schema_accepts(src.data, schema_name):
+        return []
     if _depth(src.data) > MAX_DEPTH:
         return [
             Finding(
@@ -234,6 +313,8 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
                 fix="flatten the arrays and inline tables",
             )
         ]
+    import jsonschema  # lazy: a document the compiled schema accepts never needs it (start-up time)
+
     schema = load_schema(schema_name)
     validator = jsonschema.Draft7Validator(schema)
     findings: list[Finding] = []

@@ -15,13 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
-
-from license_expression import Licensing, get_spdx_licensing
+from typing import TYPE_CHECKING
 
 from registry_tool.errors import UsageError
-from registry_tool.format.ranges import RangeSyntaxError
-from registry_tool.format.ranges import parse_range as parse_client_range
-from registry_tool.format.rules import PLUGIN_NAME_RE
+from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
@@ -43,6 +40,9 @@ from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
+
+if TYPE_CHECKING:
+    from license_expression import Licensing
 
 # Every rule id validate can report (docs/manifest.md explains each; tests prove each fires).
 RULES = (
@@ -192,6 +192,13 @@ def _check_metadata(ctx: _Ctx) -> None:
 def _check_dependencies(ctx: _Ctx) -> None:
     """What one release can say about its dependencies alone (the index checks names and ranges)."""
     m, cfg = ctx.manifest, ctx.config
+    if not m.dependencies:
+        return
+    # lazy: registry_tool.format loads the document model and semantic_version's metadata (start-up)
+    from registry_tool.format.ranges import RangeSyntaxError
+    from registry_tool.format.ranges import parse_range as parse_client_range
+    from registry_tool.format.rules import PLUGIN_NAME_RE
+
     for dep in m.dependencies:
         field_ = f"dependencies.{dep.name}"
         if not PLUGIN_NAME_RE.fullmatch(dep.name):  # the schema's pattern lets a trailing newline through
@@ -235,12 +242,20 @@ def _fmt_limit(name: str, value: float) -> str:
 def spdx_errors(expr: str) -> tuple[str, ...]:
     """Why ``expr`` is not a valid SPDX license expression (empty when it is).
 
-    Loading the SPDX license index takes ~100 ms, so it happens once per process.
+    Loading the SPDX license index takes ~100 ms, so it happens once per process; in a process
+    that uses remembered verdicts (``cache.py``), an expression license_expression (this version)
+    accepted in an earlier run is not checked again: that saves the load.
     """
+    remembered = disk_cache.verdicts_on()
+    if remembered and disk_cache.proved("spdx", "license_expression", expr):
+        return ()
     try:
-        return tuple(_spdx_licensing().validate(expr, strict=True).errors)
+        errors = tuple(_spdx_licensing().validate(expr, strict=True).errors)
     except Exception as err:  # license_expression raises on some malformed input instead of reporting
         return (str(err),)
+    if remembered and not errors:
+        disk_cache.remember("spdx", "license_expression", expr)
+    return errors
 
 
 @lru_cache(maxsize=256)
@@ -251,6 +266,8 @@ def _ranges_overlap(a: str, b: str) -> bool:
 
 @cache
 def _spdx_licensing() -> Licensing:
+    from license_expression import get_spdx_licensing  # lazy: only a release's license needs it
+
     return get_spdx_licensing()
 
 
@@ -659,8 +676,11 @@ def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
 
 
 def _check_smoke_budget(ctx: _Ctx) -> None:
-    """[limits.max] tests_per_release and smoke_wall_time: each test may run up to its wall_time
-    limit, so the worst case of a smoke run is known before anything runs."""
+    """[limits.max] tests_per_release and smoke_wall_time.
+
+    Each test may run up to its wall_time limit, so the worst case of a smoke run is known
+    before anything runs.
+    """
     m, cfg = ctx.manifest, ctx.config
     count = len(m.tests)
     if count > cfg.max_tests_per_release:

@@ -2,6 +2,8 @@
 
 Nothing is instantiated or executed; wasmtime's validator (under the registry's enabled wasm
 features) proves that the engine accepts the binary, and the types are read from its bytes.
+wasmtime is imported on first use, not with this module: the types here, ``is_component`` and
+the manifest rules that read them must not cost its import (CLI start-up time).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import wasmtime
-import wasmtime.component
-from wasmtime import _ffi as ffi
-
+from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest.binary import Interface, module_interface
 from registry_tool.manifest.errors import WasmInspectionError
+
+if TYPE_CHECKING:
+    import wasmtime
 
 WASM_MAGIC = b"\0asm"
 # Binary format "version" field: 1 for core modules, 0x0001000d (layer 1) for components.
@@ -25,11 +28,13 @@ NUMERIC_TYPES = frozenset({"i32", "i64", "f32", "f64"})
 
 
 class WasmConfigError(ValueError):
-    pass
+    """A registry.toml [features] set that wasmtime cannot run (unknown or contradictory)."""
 
 
 @dataclass(frozen=True)
 class ImportInfo:
+    """One import of a module (or a component's imported instance), with its function type."""
+
     module: str
     name: str
     kind: str  # func | memory | table | global | tag | instance | ...
@@ -37,12 +42,15 @@ class ImportInfo:
     results: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        """``module.name (kind [params] -> [results])`` as messages print it."""
         sig = f" [{', '.join(self.params)}] -> [{', '.join(self.results)}]" if self.kind == "func" else ""
         return f"{self.module}.{self.name} ({self.kind}{sig})"
 
 
 @dataclass(frozen=True)
 class ExportInfo:
+    """One export of a module or component, with its function type."""
+
     name: str
     kind: str
     params: tuple[str, ...] = ()
@@ -50,11 +58,14 @@ class ExportInfo:
 
     @property
     def signature(self) -> str:
+        """``[params] -> [results]`` as messages print it."""
         return f"[{', '.join(self.params)}] -> [{', '.join(self.results)}]"
 
 
 @dataclass(frozen=True)
 class ModuleInfo:
+    """What validate needs to know about a module or component: its interface and initial sizes."""
+
     is_component: bool
     imports: tuple[ImportInfo, ...]
     exports: tuple[ExportInfo, ...]
@@ -62,10 +73,12 @@ class ModuleInfo:
     table_min_elements: int = 0
 
     def export(self, name: str) -> ExportInfo | None:
+        """The export called ``name``, or None."""
         return next((e for e in self.exports if e.name == name), None)
 
 
 def is_component(data: bytes) -> bool:
+    """Is ``data`` a component (not a core module)? Read from the header alone."""
     return data[:4] == WASM_MAGIC and data[4:8] == _COMPONENT_LAYER
 
 
@@ -75,6 +88,8 @@ def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config
     wasmtime aborts the whole process (a Rust panic) on some inconsistent feature sets, so
     dependencies are resolved here first and contradictions raise ``WasmConfigError``.
     """
+    import wasmtime
+
     from registry_tool.manifest.config import FEATURES
 
     wanted = dict(features or {})
@@ -90,12 +105,16 @@ def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config
         setattr(config, FEATURES[name], bool(enabled))
     if wanted.get("reference_types") is False:
         # Async components need reference types; wasmtime-py has no property for it yet.
+        from wasmtime import _ffi as ffi
+
         ffi.wasmtime_config_wasm_component_model_async_set(config.ptr(), False)
     return config
 
 
 @lru_cache(maxsize=8)
 def _engine(features: tuple[tuple[str, bool], ...]) -> wasmtime.Engine:
+    import wasmtime
+
     config = engine_config(dict(features))
     # Validation compiles only to learn types: skip optimisation to keep it quick.
     config.cranelift_opt_level = "none"
@@ -110,6 +129,20 @@ def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:
     return _engine(tuple(sorted((features or {}).items())))
 
 
+def _features_key(features: Mapping[str, bool] | None) -> str:
+    return repr(sorted((features or {}).items()))
+
+
+def check_features(features: Mapping[str, bool] | None) -> None:
+    """Raise ``WasmConfigError`` when wasmtime cannot run with this feature set."""
+    remembered = disk_cache.verdicts_on()
+    if remembered and disk_cache.proved("wasm-features", "wasmtime", _features_key(features)):
+        return
+    make_engine(features)
+    if remembered:
+        disk_cache.remember("wasm-features", "wasmtime", _features_key(features))
+
+
 def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> ModuleInfo:
     """Validate ``data`` under the given features and list its imports and exports with types.
 
@@ -118,6 +151,10 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
     time a compilation takes, and the smoke harness compiles (and caches) separately.  Imports,
     exports and their types are then read from the validated bytes (``binary.py``).  Components
     are compiled: their types are only available from a compiled component.
+
+    In a process that uses remembered verdicts (``cache.py``), a module wasmtime (this version)
+    accepted under these features in an earlier run is not validated again: that saves importing
+    wasmtime in the next ``registry-tool validate``.
 
     Raises ``WasmInspectionError`` with wasmtime's reason when the binary is invalid or uses a
     disabled feature.
@@ -129,14 +166,11 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         )
     if is_component(data):
         return _inspect_component(data, features)
-    engine = make_engine(features)
-    try:
-        wasmtime.Module.validate(engine, data)
-    except wasmtime.WasmtimeError as err:
-        raise WasmInspectionError(
-            f"wasmtime cannot compile the module: {_first_line(err)}",
-            fix="rebuild the module, or only use wasm features registry.toml [features] enables",
-        ) from None
+    remembered = disk_cache.verdicts_on()
+    if not (remembered and disk_cache.proved("wasm-valid", "wasmtime", _features_key(features), data)):
+        _validate_module(data, features)
+        if remembered:
+            disk_cache.remember("wasm-valid", "wasmtime", _features_key(features), data)
     iface = _interface(data)
     imports = tuple(
         ImportInfo(imp.module, imp.name, imp.kind, *(tuple(t) for t in (sig or ((), ()))))
@@ -148,7 +182,22 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
     return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
 
 
+def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
+    import wasmtime
+
+    engine = make_engine(features)
+    try:
+        wasmtime.Module.validate(engine, data)
+    except wasmtime.WasmtimeError as err:
+        raise WasmInspectionError(
+            f"wasmtime cannot compile the module: {_first_line(err)}",
+            fix="rebuild the module, or only use wasm features registry.toml [features] enables",
+        ) from None
+
+
 def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> ModuleInfo:
+    import wasmtime.component
+
     engine = make_engine({**(features or {}), "component_model": True})
     try:
         component = wasmtime.component.Component(engine, data)
@@ -176,7 +225,7 @@ def _interface(data: bytes) -> Interface:
 
 
 def _first_line(err: Exception) -> str:
-    """wasmtime's error chain in one line: the root cause first, then the context."""
+    """The wasmtime error chain in one line: the root cause first, then the context."""
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip() and ln.strip() != "Caused by:"]
     lines = [re.sub(r"^\d+: ", "", ln) for ln in lines]
     if not lines:

@@ -1,8 +1,9 @@
-"""ABI adapters: how a test's input reaches a plugin and how its result comes back.
+"""ABI runners: how a test's input reaches a plugin and how its result comes back.
 
-Each adapter links its ABI's host functions and invokes a test; the worker does everything common
-(store limits, WASI capture, import gating, classification).  Adding an ABI is one ``AbiSpec``
-(registry_tool.manifest.abi) plus one ``Adapter`` subclass in ``runners.ADAPTERS``.
+Each runner (an ``Adapter``) links its ABI's host functions once per release and invokes a test; the
+worker does everything common (store limits, WASI capture, import gating, classification).  Adding
+an ABI is one ``AbiSpec`` (``registry_tool.manifest.abi``) plus one ``Adapter`` subclass in
+``runners.ADAPTERS`` (docs/sandbox.md, "Adding an ABI").
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ import wasmtime
 from registry_tool.manifest.abi import (
     ABI_SPECS,
     EXTISM_ENV,
-    EXTISM_HOST_FUNCTIONS,
-    EXTISM_KERNEL_FUNCTIONS,
     EXTISM_LOG_LEVELS,
 )
 from registry_tool.manifest.abi import (
     WASI as ABI_WASI,
 )
-from registry_tool.sandbox.engine import Limits
+from registry_tool.sandbox.engine import OUTPUT_CAP, Limits
 from registry_tool.sandbox.outcome import Outcome
 
 
@@ -36,21 +35,47 @@ class Exports:
     """The running instance's exports by name (None when absent).
 
     Looked up through a Linker rather than ``Instance.exports``, which in wasmtime-py enumerates
-    every export in quadratic time (half a second for a module with 3000 exports).
+    every export in quadratic time (half a second for a module with 3000 exports).  ``names`` (the
+    module's export names) and ``signatures`` (types read once per release) spare a call into
+    wasmtime for a name the module does not export and for an export's type.
     """
 
     NAMESPACE = "registry-tool:plugin"
 
-    def __init__(self, linker: wasmtime.Linker, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+    def __init__(
+        self,
+        linker: wasmtime.Linker,
+        store: wasmtime.Store,
+        instance: wasmtime.Instance,
+        names: frozenset[str] | None = None,
+        signatures: Callable[[str], Signature | None] | None = None,
+    ) -> None:
+        """Expose ``instance`` (in ``store``) through ``linker``, which may be reused per test."""
         linker.define_instance(store, self.NAMESPACE, instance)
         self.linker = linker
         self.store = store
+        self._names = names
+        self._signatures = signatures
 
     def __call__(self, name: str) -> Any:
+        """The export ``name``, or None when the module does not export it."""
+        if self._names is not None and name not in self._names:
+            return None
         try:
             return self.linker.get(self.store, self.NAMESPACE, name)
         except wasmtime.WasmtimeError:
             return None
+
+    def signature(self, name: str, func: wasmtime.Func) -> Signature:
+        """The (params, results) type names of the exported function ``func`` called ``name``."""
+        known = self._signatures(name) if self._signatures is not None else None
+        if known is not None:
+            return known
+        ty = func.type(self.store)
+        return [_type_name(k) for k in ty.params], [_type_name(k) for k in ty.results]
+
+
+Signature = tuple[list[str], list[str]]
 
 
 class MissingExportError(Exception):
@@ -97,6 +122,7 @@ class Case:
         return self.expect_trap or Outcome.passed.value
 
     def to_json(self) -> dict[str, Any]:
+        """The case as JSON for the worker (bytes as base64)."""
         data = dict(self.__dict__)
         data["input"] = None if self.input is None else base64.b64encode(self.input).decode()
         if isinstance(self.expect, bytes):
@@ -105,6 +131,7 @@ class Case:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Case:
+        """The case back from ``to_json``."""
         data = dict(data)
         if data.get("input") is not None:
             data["input"] = base64.b64decode(data["input"])
@@ -122,6 +149,7 @@ class ImportRule:
     permission: str | None = None
 
     def matches(self, module: str, name: str) -> bool:
+        """Whether the import ``module.name`` matches this pattern."""
         return fnmatch.fnmatchcase(module, self.module) and fnmatch.fnmatchcase(name, self.name)
 
 
@@ -139,12 +167,14 @@ class ImportPolicy:
     granted: list[str] = field(default_factory=list)
 
     def allowed(self, module: str, name: str) -> bool:
+        """Whether ``module.name`` may be imported (a covering permission must be granted)."""
         gates = [r for r in self.permission_rules if r.matches(module, name)]
         if gates:
             return any(r.permission in self.granted for r in gates)
         return any(r.matches(module, name) for r in self.abi_rules)
 
     def to_json(self) -> dict[str, Any]:
+        """The policy as JSON for the worker."""
         return {
             "abi_rules": [r.__dict__ for r in self.abi_rules],
             "permission_rules": [r.__dict__ for r in self.permission_rules],
@@ -153,6 +183,7 @@ class ImportPolicy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportPolicy:
+        """The policy back from ``to_json``."""
         return cls(
             abi_rules=[ImportRule(**r) for r in data["abi_rules"]],
             permission_rules=[ImportRule(**r) for r in data["permission_rules"]],
@@ -183,21 +214,40 @@ class Produced:
 
 
 class Adapter:
-    """The common shape: linking, invocation.  Which imports an ABI provides is its ``AbiSpec``
-    (registry_tool.manifest.abi), shared with validate."""
+    """One ABI's runner, created once per release in the worker and reused by each of its tests.
+
+    ``define`` links the ABI's host functions once, as store-independent definitions; they reach
+    the running test's state through the adapter (``begin`` replaces it for every test), so a test
+    never sees another's.  The ABI's rules (imports, exports, test keys) are its ``AbiSpec``
+    (``registry_tool.manifest.abi``), shared with validate.
+
+    Attributes:
+        name: The ABI name, a key of ``ABI_SPECS``.
+        store_bound: True when ``begin`` links items that belong to the test's own store (the
+            Extism kernel instance); each test then instantiates through the linker rather than
+            through one pre-linked ``InstancePre``.
+    """
 
     name = ""
-    uses_wasi = False
+    store_bound = False
+
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner of one release whose imports are gated by ``policy``."""
+        self.policy = policy
 
     def store_limits(self, limits: Limits) -> Limits:
         """The store limits a test of this ABI runs under (the ABI may need room of its own)."""
         return limits
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        """Add the ABI's host functions; returns per-run state handed back to ``invoke``."""
+    def define(self, linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
+        """Add the ABI's host functions to ``linker``, once per release (store-independent)."""
+
+    def begin(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case) -> Any:
+        """Fresh per-test state, handed back to ``invoke``; runs before the plugin is instantiated."""
         return None
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Call the plugin for ``case`` (or one of its steps) and return what came back."""
         raise NotImplementedError
 
 
@@ -209,19 +259,19 @@ def _export_func(exports: Exports, name: str) -> wasmtime.Func:
     return item
 
 
-_NUMERIC = {"i32": int, "i64": int, "f32": float, "f64": float}
+_NUMERIC = ("i32", "i64", "f32", "f64")
+_VALTYPES = {name: getattr(wasmtime.ValType, name)() for name in _NUMERIC}
 
 
 def _type_name(kind: wasmtime.ValType) -> str:
     # Only compare kinds: formatting a v128/ref ValType can abort inside the C API.
-    for name in _NUMERIC:
-        if kind == getattr(wasmtime.ValType, name)():
+    for name, valtype in _VALTYPES.items():
+        if kind == valtype:
             return name
     return "non-numeric"
 
 
-def _coerce(value: int | float, kind: wasmtime.ValType) -> int | float:
-    name = _type_name(kind)
+def _coerce(value: int | float, name: str) -> int | float:
     if name in ("i32", "i64"):
         if isinstance(value, float) and not value.is_integer():
             raise MissingExportError(f"argument {value!r} is not an integer but the parameter is {name}")
@@ -247,21 +297,24 @@ def format_values(values: list[int | float]) -> bytes:
 
 
 class CoreAdapter(Adapter):
+    """The ``core`` runner: a numeric export called with the test's args or its input bytes."""
+
     name = "core"
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Call the export with the test's args (or its input as ``(ptr, len)``); results are values."""
         func = _export_func(exports, case.call or "")
-        ty = func.type(store)
+        params, results = exports.signature(case.call or "", func)
         if case.input is not None:
             args: list[int | float] = list(self._write_input(exports, store, case.input))
         else:
             args = list(case.args)
-        if len(args) != len(ty.params):
+        if len(args) != len(params):
             raise MissingExportError(
-                f"export '{case.call}' takes {len(ty.params)} parameters but the test passes {len(args)}"
+                f"export '{case.call}' takes {len(params)} parameters but the test passes {len(args)}"
             )
-        coerced = [_coerce(a, k) for a, k in zip(args, ty.params, strict=True)]
-        for kind in ty.results:
+        coerced = [_coerce(a, k) for a, k in zip(args, params, strict=True)]
+        for kind in results:
             _coerce(0, kind)  # results must be numeric too
         values = _as_list(func(store, *coerced))
         return Produced(output=format_values(values), values=values)
@@ -282,10 +335,12 @@ class CoreAdapter(Adapter):
 
 
 class WasiCommandAdapter(Adapter):
+    """The ``wasi-command`` runner: ``_start`` (or the test's call) with stdin, stdout and an exit code."""
+
     name = "wasi-command"
-    uses_wasi = True
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Run the command; ``proc_exit`` is its exit code, returning normally is 0."""
         func = _export_func(exports, case.call or "_start")
         try:
             func(store)
@@ -303,14 +358,11 @@ _LOG_LEVELS = {level: i for i, level in enumerate(EXTISM_LOG_LEVELS)}
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 #: Host-side copies of plugin memory live in the worker's own heap, outside every wasm limit: the log is
 #: captured output (the stderr cap), vars get Extism's default budget (``memory.max_var_bytes``).
-LOG_CAP = Limits().output
+LOG_CAP = OUTPUT_CAP
 VAR_CAP = 1024 * 1024
 LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 
 KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
-#: The kernel's functions a plugin may import from ``extism:host/env`` (its ``rt_*`` exports and its
-#: memory stay on the host side).
-KERNEL_FUNCTIONS = EXTISM_KERNEL_FUNCTIONS
 #: The ``fault`` kinds the kernel reports (see extism_kernel.wat).
 _FAULTS = (
     "load_u8",
@@ -359,16 +411,18 @@ Storelike = wasmtime.Store | wasmtime.Caller
 
 
 class ExtismKernel:
-    """One test's Extism kernel: the wasm kernel (extism_kernel.wat) instantiated in the test's store,
-    plus the host-side state the rare host functions use (config, vars, log).
+    """One test's Extism kernel.
+
+    The wasm kernel (extism_kernel.wat) instantiated in the test's store, plus the host-side state the rare
+    host functions use (config, vars, log).
 
     The kernel owns its own linear memory, outside the plugin's, like the real Extism kernel.  That
     memory is a store memory like any other, so ``Store.set_limits(memory_size=...)`` caps it: past
     the cap ``alloc`` returns 0.  Methods take the store or, inside a host function, the caller.
 
-    It holds no reference to the store or the linker: the host functions (closures over the
-    kernel) live as long as the store, so such a reference would be a cycle through native code
-    that Python's garbage collector cannot see, and every test's store would leak.
+    It holds no reference to the store or the linker: host functions reach the kernel through the
+    runner, and natively held closures over a store would form a cycle Python's garbage collector
+    cannot see, so a finished test's store (and its memories' address space) would leak.
     """
 
     #: The kernel items the host side uses, fetched once when the kernel is linked.
@@ -391,10 +445,14 @@ class ExtismKernel:
         network: bool,
         linker: wasmtime.Linker,
     ) -> None:
+        """Instantiate the kernel in ``store`` and define it under ``extism:host/env`` in ``linker``."""
         # The whole instance goes under extism:host/env in one call (defining 15 exports one by one
         # costs more than the rest of the setup); the adapter refuses imports of names outside the
-        # ABI, so a plugin cannot reach the kernel's memory or its rt_* exports.
-        linker.define_instance(store, EXTISM_ENV, _kernel_pre(store.engine).instantiate(store))
+        # ABI, so a plugin cannot reach the kernel's memory or its rt_* exports.  The linker serves
+        # every test of a release: this test's kernel replaces the previous test's.
+        linker.allow_shadowing = True
+        self._instance = _kernel_pre(store.engine).instantiate(store)
+        linker.define_instance(store, EXTISM_ENV, self._instance)
         self._items: dict[str, Any] = {name: linker.get(store, EXTISM_ENV, name) for name in self.HOST_ITEMS}
         self.memory: wasmtime.Memory = self._items["memory"]
         self.config = config
@@ -418,43 +476,37 @@ class ExtismKernel:
             self.memory.write(store, data, offset)
 
     def next_call(self, store: wasmtime.Store, data: bytes) -> None:
-        """Prepare another call on the same instance (a test's steps): a new input, no output or error
-        left from the call before (as the Extism SDK does per call); vars and the heap are kept."""
+        """Prepare another call on the same instance (a test's steps).
+
+        A new input, no output or error left from the call before (as the Extism SDK does per call); vars and
+        the heap are kept.
+        """
         for name in ("rt_output_offset", "rt_output_length", "rt_error"):
             self._items[name].set_value(store, wasmtime.Val.i64(0))
         self._write_input(store, data)
         self.input = data
 
-    @staticmethod
-    def standalone(
-        input_bytes: bytes = b"",
-        config: dict[str, str] | None = None,
-        *,
-        cap: int,
-        network: bool = False,
-    ) -> StandaloneKernel:
-        """A kernel in a store of its own whose memory is capped at ``cap`` bytes (for tests and tools)."""
-        return StandaloneKernel(input_bytes, config or {}, cap=cap, network=network)
-
-    def _item(self, ctx: Storelike, name: str) -> Any:
-        return self._items[name]
-
     def call(self, ctx: Storelike, name: str, *args: int) -> int:
         """Call a kernel function (e.g. ``alloc``) as a plugin would; returns 0 for no result."""
-        result = self._item(ctx, name)(ctx, *args)
+        if name not in self._items:  # the host side needs only HOST_ITEMS; tools may call any
+            self._items[name] = self._instance.exports(ctx)[name]
+        result = self._items[name](ctx, *args)
         return int(result) if result is not None else 0
 
     # -- blocks, as the host functions see them
     def alloc(self, ctx: Storelike, length: int) -> int:
+        """A kernel block of ``length`` bytes (0 when the heap is full)."""
         return self.call(ctx, "alloc", length)
 
     def read(self, ctx: Storelike, offset: int) -> bytes:
+        """The bytes of the block at ``offset``; traps unless it is an active block."""
         length = self.call(ctx, "length", offset)
         if not length:
             raise wasmtime.WasmtimeError(f"extism: offset {offset & _U64} is not an allocated block")
         return bytes(self.memory.read(ctx, offset, offset + length))
 
     def put(self, ctx: Storelike, data: bytes) -> int:
+        """``data`` copied into a new block; its offset (0 when the heap is full)."""
         offset = self.alloc(ctx, len(data))
         if offset:
             self.memory.write(ctx, data, offset)
@@ -469,10 +521,12 @@ class ExtismKernel:
         return self._global(store, "heap_top")
 
     def output(self, store: Storelike) -> bytes:
+        """What the plugin passed to ``output_set`` (read after the call, without running wasm)."""
         offset, length = self._global(store, "output_offset"), self._global(store, "output_length")
         return bytes(self.memory.read(store, offset, offset + length)) if length else b""
 
     def error(self, store: Storelike) -> str:
+        """What the plugin passed to ``error_set``, or an empty string."""
         offset = self._global(store, "error")
         if not offset:
             return ""
@@ -484,14 +538,17 @@ class ExtismKernel:
 
     # -- config / vars / log / http: host functions (rare calls), over the kernel's memory
     def config_get(self, caller: Storelike, offset: int) -> int:
+        """``config_get``: the test's config value for the key block, as a new block (0 when absent)."""
         value = self.config.get(self.read(caller, offset).decode("utf-8", "replace"))
         return 0 if value is None else self.put(caller, value.encode())
 
     def var_get(self, caller: Storelike, offset: int) -> int:
+        """``var_get``: the var for the key block, as a new block (0 when absent)."""
         value = self.vars.get(self.read(caller, offset).decode("utf-8", "replace"))
         return 0 if value is None else self.put(caller, value)
 
     def var_set(self, caller: Storelike, key_offset: int, value_offset: int) -> None:
+        """``var_set``: set (or, with value offset 0, delete) a var, within ``VAR_CAP`` bytes in all."""
         key = self.read(caller, key_offset).decode("utf-8", "replace")
         old = self.vars.pop(key, None)
         if old is not None:
@@ -506,6 +563,8 @@ class ExtismKernel:
         self.var_bytes += size
 
     def log_at(self, level: str) -> Callable[[Storelike, int], None]:
+        """The ``log_<level>`` host function: appends a line to the captured log, within ``LOG_CAP``."""
+
         def log(caller: Storelike, offset: int) -> None:
             if len(self.log) > LOG_CAP:  # already cut: the run ends in output_limit
                 raise wasmtime.WasmtimeError(LOG_LIMIT_MESSAGE)
@@ -515,28 +574,13 @@ class ExtismKernel:
         return log
 
     def http_request(self, caller: Storelike, request: int, body: int) -> int:
+        """``http_request``: traps without the ``network`` permission, else an empty answer."""
         if not self.network:
             raise wasmtime.WasmtimeError(
                 "extism: http_request denied: the plugin does not declare the 'network' permission"
             )
         # Smoke runs never touch the network: a granted request gets a deterministic empty answer.
         return 0
-
-
-class StandaloneKernel(ExtismKernel):
-    """A kernel in a store of its own, for tests and tools: it keeps its store and linker (it has
-    no host closures, so no cycle) and can call any kernel function by name."""
-
-    def __init__(self, input_bytes: bytes, config: dict[str, str], *, cap: int, network: bool) -> None:
-        self.store = wasmtime.Store(wasmtime.Engine())
-        self.store.set_limits(memory_size=cap)
-        self.linker = wasmtime.Linker(self.store.engine)
-        super().__init__(self.store, input_bytes, config, network, self.linker)
-
-    def _item(self, ctx: Storelike, name: str) -> Any:
-        if name not in self._items:
-            self._items[name] = self.linker.get(ctx, EXTISM_ENV, name)
-        return self._items[name]
 
 
 @functools.lru_cache(maxsize=8)
@@ -561,49 +605,70 @@ def _host_types(engine: wasmtime.Engine) -> dict[str, tuple[wasmtime.FuncType, b
     return types
 
 
-#: Every name a plugin may import from ``extism:host/env``.
-EXTISM_ABI = frozenset(KERNEL_FUNCTIONS) | frozenset(EXTISM_HOST_FUNCTIONS)
-
-
-def _host_functions(kernel: ExtismKernel) -> dict[str, Callable[..., Any]]:
-    functions: dict[str, Callable[..., Any]] = {
-        "config_get": kernel.config_get,
-        "var_get": kernel.var_get,
-        "var_set": kernel.var_set,
-        "http_request": kernel.http_request,
-        "http_status_code": lambda: 0,
-        "http_headers": lambda: 0,
-        "get_log_level": lambda: _LOG_LEVELS["trace"],
-    }
-    for level in _LOG_LEVELS:
-        functions[f"log_{level}"] = kernel.log_at(level)
-    return functions
-
-
 @dataclass
 class ExtismState:
+    """One test's Extism state: its kernel."""
+
     kernel: ExtismKernel
 
 
 class ExtismAdapter(Adapter):
+    """The ``extism`` runner: the wasm kernel per test, the Python host functions once per release."""
+
     name = "extism"
+    store_bound = True  # each test's kernel instance lives in that test's store
+
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner; ``kernel`` is the running test's (None between tests)."""
+        super().__init__(policy)
+        self.kernel: ExtismKernel | None = None
 
     def store_limits(self, limits: Limits) -> Limits:
-        # The kernel is one more instance with one more memory; the plugin's own caps are unchanged.
+        """One more instance with one more memory for the kernel; the plugin's own caps are unchanged."""
         return replace(limits, instances=limits.instances + 1, memories=limits.memories + 1)
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in policy.granted, linker)
-        for name, fn in _host_functions(kernel).items():
-            ty, caller = _host_types(store.engine)[name]
+    def _current(self) -> ExtismKernel:
+        if self.kernel is None:
+            raise wasmtime.WasmtimeError("extism: a host function was called outside a test")
+        return self.kernel
+
+    def _host_functions(self) -> dict[str, Callable[..., Any]]:
+        # Each looks the running test's kernel up when called: defined once, they serve every test.
+        functions: dict[str, Callable[..., Any]] = {
+            "config_get": lambda caller, offset: self._current().config_get(caller, offset),
+            "var_get": lambda caller, offset: self._current().var_get(caller, offset),
+            "var_set": lambda caller, key, value: self._current().var_set(caller, key, value),
+            "http_request": lambda caller, req, body: self._current().http_request(caller, req, body),
+            "http_status_code": lambda: 0,
+            "http_headers": lambda: 0,
+            "get_log_level": lambda: _LOG_LEVELS["trace"],
+        }
+        for level in _LOG_LEVELS:
+            functions[f"log_{level}"] = functools.partial(self._log, level)
+        return functions
+
+    def _log(self, level: str, caller: Storelike, offset: int) -> None:
+        self._current().log_at(level)(caller, offset)
+
+    def define(self, linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
+        """Link the Python host functions (config, vars, log, http) once for every test of the release."""
+        for name, fn in self._host_functions().items():
+            ty, caller = _host_types(engine)[name]
             linker.define_func(EXTISM_ENV, name, ty, fn, access_caller=caller)
+
+    def begin(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case) -> Any:
+        """A new kernel instance in the test's store, holding the test's input, config and no vars."""
+        self.kernel = None
+        kernel = ExtismKernel(store, case.input or b"", case.config, "network" in self.policy.granted, linker)
+        self.kernel = kernel
         return ExtismState(kernel)
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Call the export with the kernel's input; the result is its output, status and error."""
         assert isinstance(state, ExtismState)
         func = _export_func(exports, case.call or "")
-        ty = func.type(store)
-        if ty.params or [_type_name(r) for r in ty.results] not in ([], ["i32"]):
+        params, results = exports.signature(case.call or "", func)
+        if params or results not in ([], ["i32"]):
             raise MissingExportError(f"extism export '{case.call}' must be [] -> [i32] or [] -> []")
         kernel = state.kernel
         if kernel.calls or (case.input or b"") != kernel.input:  # steps: each call its own input
@@ -627,8 +692,10 @@ class ExtismAdapter(Adapter):
 
 
 class KeyValueStub:
-    """A deterministic in-memory ``<host>:keys`` (the registry's host name: ``ferrite:keys`` for the
-    sample registry), holding the test's ``keys`` fixtures at the start of every test.
+    """A deterministic in-memory ``<host>:keys`` store for one test.
+
+    ``<host>`` is the registry's host name (``ferrite:keys`` for the sample registry); it holds the test's
+    ``keys`` fixtures at the start of every test.
 
     Contract (the sample host's): ``get(key_ptr, key_len, out_ptr, out_cap) -> i32`` copies at most
     ``out_cap`` bytes and returns the value's full length or -1 when absent;
@@ -639,6 +706,7 @@ class KeyValueStub:
     INTERFACE = "keys"
 
     def __init__(self, host: str = "ferrite", fixtures: dict[str, str] | None = None) -> None:
+        """A store holding ``fixtures`` for the module ``<host>:keys``."""
         self.module = f"{host}:{self.INTERFACE}"
         self.data: dict[bytes, bytes] = {k.encode(): v.encode() for k, v in (fixtures or {}).items()}
 
@@ -666,6 +734,7 @@ class KeyValueStub:
         return bytes(memory.read(caller, ptr, ptr + length))
 
     def get(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, out_ptr: int, out_cap: int) -> int:
+        """``get``: copy at most ``out_cap`` bytes of the value; its full length, or -1 when absent."""
         value = self.data.get(self._read(caller, key_ptr, key_len))
         if value is None:
             return -1
@@ -675,21 +744,22 @@ class KeyValueStub:
         return len(value)
 
     def set(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, val_ptr: int, val_len: int) -> int:
+        """``set``: store the value under the key; 0."""
         self.data[self._read(caller, key_ptr, key_len)] = self._read(caller, val_ptr, val_len)
         return 0
 
     def delete(self, caller: wasmtime.Caller, key_ptr: int, key_len: int) -> int:
+        """``delete``: remove the key; 0."""
         self.data.pop(self._read(caller, key_ptr, key_len), None)
         return 0
 
-    def function(self, name: str, ty: wasmtime.FuncType) -> Callable[..., Any] | None:
+    @staticmethod
+    def fits(name: str, ty: wasmtime.FuncType) -> bool:
+        """Whether an import ``name`` of type ``ty`` is one of the key-value contract's functions."""
         arity = {"get": 4, "set": 4, "delete": 2}
         if name not in arity or [_type_name(p) for p in ty.params] != ["i32"] * arity[name]:
-            return None
-        if [_type_name(r) for r in ty.results] != ["i32"]:
-            return None
-        fn: Callable[..., Any] = getattr(self, name)
-        return fn
+            return False
+        return [_type_name(r) for r in ty.results] == ["i32"]
 
 
 def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
@@ -704,13 +774,22 @@ def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
     return stub
 
 
-def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub) -> None:
-    """Link every permission-granted import that no ABI provides to its deterministic stub."""
+def define_stubs(
+    linker: wasmtime.Linker, imports: list[Any], keys_module: str, keys: Callable[[], KeyValueStub]
+) -> None:
+    """Link every permission-granted import that no ABI provides to its deterministic stub.
+
+    Defined once per release: a ``keys_module`` function calls into ``keys()``, the running test's store.
+    """
     for imp in imports:
         name = imp.name or ""
-        special = keys.function(name, imp.type) if imp.module == keys.module else None
-        if special is not None:
-            linker.define_func(imp.module, name, imp.type, special, access_caller=True)
+        if imp.module == keys_module and KeyValueStub.fits(name, imp.type):
+
+            def call(caller: wasmtime.Caller, *args: int, _name: str = name) -> int:
+                result: int = getattr(keys(), _name)(caller, *args)
+                return result
+
+            linker.define_func(imp.module, name, imp.type, call, access_caller=True)
         else:
             linker.define_func(imp.module, name, imp.type, zero_stub(imp.type))
 
@@ -718,6 +797,7 @@ def define_stubs(linker: wasmtime.Linker, imports: list[Any], keys: KeyValueStub
 # --------------------------------------------------------------------------- deterministic WASI
 
 
+PollFallback = Callable[..., int]
 SLEPT_PAST_DEADLINE = "the module slept past its wall-clock deadline (virtual time: no real sleep)"
 
 
@@ -737,12 +817,15 @@ class DeterministicWasi:
     TICK_NS = 1_000
     _E_INVAL = 28
 
-    def __init__(self, wall_time: float, seed: bytes = b"registry-tool") -> None:
+    def __init__(
+        self, wall_time: float, seed: bytes = b"registry-tool", poll_fallback: PollFallback | None = None
+    ) -> None:
+        """One test's clock and random stream; ``poll_fallback`` answers fd subscriptions."""
         self.now = self.EPOCH_NS
         # A sleep that would end past the test's wall-clock deadline ends the test in ``timeout``.
         self.deadline = self.EPOCH_NS + int(wall_time * 1e9)
         self.seed, self.counter = seed, 0
-        self.poll_fallback: Any = None  # wasmtime's own poll_oneoff, for fd subscriptions
+        self.poll_fallback = poll_fallback  # wasmtime's own poll_oneoff, for fd subscriptions
 
     @staticmethod
     def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
@@ -758,6 +841,7 @@ class DeterministicWasi:
         memory.write(caller, data, ptr)
 
     def clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+        """WASI ``clock_time_get``: the virtual clock, advanced one tick per read."""
         if clock not in (0, 1, 2, 3):
             return self._E_INVAL
         self.now += self.TICK_NS
@@ -765,12 +849,14 @@ class DeterministicWasi:
         return 0
 
     def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
+        """WASI ``clock_res_get``: the virtual clock's tick."""
         if clock not in (0, 1, 2, 3):
             return self._E_INVAL
         self._write(caller, out, self.TICK_NS.to_bytes(8, "little"))
         return 0
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        """WASI ``random_get``: SHA-256 counter-mode bytes from the fixed seed."""
         out = bytearray()
         while len(out) < length:
             self.counter += 1
@@ -779,12 +865,15 @@ class DeterministicWasi:
         return 0
 
     def poll_oneoff(self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int) -> int:
+        """WASI ``poll_oneoff``: clock subscriptions advance the virtual clock; fd ones go to wasmtime."""
         memory = self._memory(caller)
         if count <= 0 or subs < 0 or subs + 48 * count > memory.data_len(caller):
             return self._E_INVAL
         raw = bytes(memory.read(caller, subs, subs + 48 * count))
         entries = [raw[48 * i : 48 * (i + 1)] for i in range(count)]
         if any(entry[8] != 0 for entry in entries):  # an fd subscription: wasmtime's own answer
+            if self.poll_fallback is None:
+                return self._E_INVAL
             return int(self.poll_fallback(caller, subs, events, count, nevents))
         deadlines = []
         for entry in entries:
@@ -800,13 +889,41 @@ class DeterministicWasi:
         self._write(caller, nevents, (1).to_bytes(4, "little"))
         return 0
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, imports: list[Any]) -> None:
-        """Shadow wasmtime's versions of the four calls among ``imports`` (WASI already defined)."""
+    @staticmethod
+    def define(
+        linker: wasmtime.Linker,
+        engine: wasmtime.Engine,
+        imports: list[Any],
+        current: Callable[[], DeterministicWasi],
+    ) -> PollFallback | None:
+        """Shadow wasmtime's versions of the four calls among ``imports`` (WASI already defined).
+
+        Defined once per release: each call goes to ``current()``, the running test's clock and
+        random stream.  Returns wasmtime's own ``poll_oneoff`` (for fd subscriptions) when the
+        module imports it, to be handed to each test's ``DeterministicWasi``.
+        """
         wanted = {imp.name: imp.type for imp in imports if imp.module == ABI_WASI}
-        linker.allow_shadowing = True
+        fallback = None
         if "poll_oneoff" in wanted:
-            self.poll_fallback = linker.get(store, ABI_WASI, "poll_oneoff")
+            fallback = wasmtime.Linker(engine)
+            fallback.define_wasi()
+        linker.allow_shadowing = True
         for name in ("clock_time_get", "clock_res_get", "random_get", "poll_oneoff"):
             if name in wanted and isinstance(wanted[name], wasmtime.FuncType):
-                linker.define_func(ABI_WASI, name, wanted[name], getattr(self, name), access_caller=True)
+
+                def call(caller: wasmtime.Caller, *args: int, _name: str = name) -> int:
+                    result: int = getattr(current(), _name)(caller, *args)
+                    return result
+
+                linker.define_func(ABI_WASI, name, wanted[name], call, access_caller=True)
         linker.allow_shadowing = False
+        if fallback is None:
+            return None
+        original = fallback
+
+        def poll_fallback(caller: wasmtime.Caller, *args: int) -> int:
+            func = original.get(caller, ABI_WASI, "poll_oneoff")
+            assert isinstance(func, wasmtime.Func)
+            return int(func(caller, *args))
+
+        return poll_fallback

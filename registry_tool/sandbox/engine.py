@@ -1,5 +1,6 @@
-"""The wasmtime engine a smoke run uses, built from the registry's limits and features, and its
-on-disk cache of compiled modules.
+"""The wasmtime engine a smoke run uses and its on-disk cache of compiled modules.
+
+The engine is built from the registry's limits and features.
 
 Everything here is plain data that crosses the worker-process boundary as JSON, so the parent
 decides the limits and the worker only applies them.
@@ -13,23 +14,40 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
 from registry_tool.errors import Location, UsageError
-from registry_tool.manifest.config import DEFAULT_COMPILE_TIME, FEATURES
 
-#: Wasm proposals the registry can switch (registry.toml [features]), each a ``wasmtime.Config``
-#: attribute; the component model is not one of them here: it is set per module (``EngineSpec.component``).
-FEATURE_FLAGS = {name: attr for name, attr in FEATURES.items() if name != "component_model"}
+
+def feature_flags() -> dict[str, str]:
+    """Wasm proposals the registry can switch (registry.toml [features]) -> ``wasmtime.Config`` attribute.
+
+    The component model is not one of them here: it is set per module (``EngineSpec.component``).
+    Read from the registry configuration's feature table in the parent only: the worker gets the
+    resolved switches in its job (``EngineSpec.flags``), so it never imports the configuration code.
+    """
+    from registry_tool.manifest.config import FEATURES
+
+    return {name: attr for name, attr in FEATURES.items() if name != "component_model"}
+
+
+def _default_compile_time() -> float:
+    from registry_tool.manifest.config import DEFAULT_COMPILE_TIME
+
+    return DEFAULT_COMPILE_TIME
+
+
 #: What the registry gets when registry.toml's ``[features]`` says nothing (the MVP-plus set every
 #: mainstream toolchain emits); everything else is off unless enabled.
 DEFAULT_FEATURES = {"simd": True, "bulk_memory": True, "reference_types": True, "multi_value": True}
 
 CACHE_ENV = "REGISTRY_TOOL_CACHE_DIR"
+#: Bytes of stdout and of stderr a test may write by default (``Limits.output``).
+OUTPUT_CAP = 1024**2
 EPOCH_TICK_S = 0.01
 
 
@@ -45,18 +63,20 @@ class Limits:
     tables: int = 10
     memories: int = 1
     stack: int = 1024**2  # Config.max_wasm_stack
-    output: int = 1024**2  # bytes of stdout and of stderr each
-    compile_timeout: float = DEFAULT_COMPILE_TIME
+    output: int = OUTPUT_CAP  # bytes of stdout and of stderr each
+    compile_timeout: float = field(default_factory=_default_compile_time)
     # Worker-process limits: address space and CPU seconds per worker.
     address_space: int = 4 * 1024**3
     # Slack the parent adds to wall_time before it kills a worker that ignores its own deadline.
     kill_margin: float = 3.0
 
     def to_json(self) -> dict[str, Any]:
+        """The limits as JSON for the worker."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Limits:
+        """The limits back from ``to_json``."""
         return cls(**data)
 
 
@@ -70,14 +90,31 @@ class EngineSpec:
     # Virtual address space reserved per linear memory: the memory limit, so a memory never moves
     # while it grows up to its cap (with no reservation every memory.grow copies the whole memory).
     reservation: int = 16 * 1024**2
+    #: ``wasmtime.Config`` attribute -> on, for every switchable proposal (``resolved()`` fills it in
+    #: the parent; None: computed from ``features`` when needed).
+    flags: dict[str, bool] | None = None
 
     def normalised_features(self) -> dict[str, bool]:
-        return {name: bool(self.features.get(name, False)) for name in sorted(FEATURE_FLAGS)}
+        """Every switchable proposal by its registry.toml name -> on (absent means off)."""
+        return {name: bool(self.features.get(name, False)) for name in sorted(feature_flags())}
+
+    def wasmtime_flags(self) -> dict[str, bool]:
+        """Every switchable proposal by its ``wasmtime.Config`` attribute -> on."""
+        if self.flags is not None:
+            return dict(sorted(self.flags.items()))
+        return dict(
+            sorted((attr, bool(self.features.get(name, False))) for name, attr in feature_flags().items())
+        )
+
+    def resolved(self) -> EngineSpec:
+        """This spec with ``flags`` filled in, as the worker receives it."""
+        return replace(self, flags=self.wasmtime_flags())
 
     def fingerprint(self) -> str:
+        """A digest of everything here that changes generated code (part of the compile-cache key)."""
         blob = json.dumps(
             {
-                "features": self.normalised_features(),
+                "features": self.wasmtime_flags(),
                 "stack": self.stack,
                 "component": self.component,
                 "wasmtime": wasmtime_version(),
@@ -92,6 +129,7 @@ class EngineSpec:
 
 
 def wasmtime_version() -> str:
+    """The installed wasmtime-py version."""
     from importlib.metadata import version
 
     return version("wasmtime")
@@ -143,14 +181,14 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     # lives in a memfd file created at the first instantiation, which the worker's RLIMIT_FSIZE (the
     # output cap during a test) would refuse: the worker primes it before any test runs.
     config.memory_init_cow = True
-    features = spec.normalised_features()
-    for name, attr in FEATURE_FLAGS.items():
-        setattr(config, attr, features[name])
+    for attr, on in spec.wasmtime_flags().items():
+        setattr(config, attr, on)
     config.wasm_component_model = spec.component
     return config
 
 
 def make_engine(spec: EngineSpec) -> wasmtime.Engine:
+    """An engine configured by ``make_config``."""
     return wasmtime.Engine(make_config(spec))
 
 
@@ -158,6 +196,7 @@ def make_engine(spec: EngineSpec) -> wasmtime.Engine:
 
 
 def default_cache_dir() -> Path:
+    """The compile cache directory: ``$REGISTRY_TOOL_CACHE_DIR`` or the user cache directory."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override)
@@ -167,6 +206,7 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(wasm: bytes, spec: EngineSpec) -> str:
+    """The cache key of ``wasm`` compiled under ``spec``: its SHA-256 and the engine fingerprint."""
     return f"{hashlib.sha256(wasm).hexdigest()}-{spec.fingerprint()}"
 
 
@@ -192,6 +232,7 @@ class ModuleCache:
     """
 
     def __init__(self, directory: Path, max_bytes: int = 2 * 1024**3) -> None:
+        """A cache in ``directory``, pruned least-recently-used first to ``max_bytes``."""
         self.directory = directory
         self.max_bytes = max_bytes
 
@@ -203,6 +244,7 @@ class ModuleCache:
         return _trusted_dir(self.directory)
 
     def path_for(self, key: str) -> Path:
+        """The file an entry with ``key`` lives in."""
         return self.directory / f"{key}.cwasm"
 
     def load(self, engine: wasmtime.Engine, key: str, kind: Any = wasmtime.Module) -> Any:
@@ -220,6 +262,7 @@ class ModuleCache:
         return loaded
 
     def store(self, module: Any, key: str) -> bool:
+        """Serialise ``module`` under ``key`` atomically; False when unusable or the write fails."""
         if not self._usable():
             return False
         data = module.serialize()

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
-from registry_tool.sandbox.abis import Case, ImportPolicy, ImportRule
+from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, Case, ImportPolicy, ImportRule
 from registry_tool.sandbox.engine import EngineSpec, Limits, check_features, default_cache_dir
 from registry_tool.sandbox.outcome import OUTCOME_NAMES, Outcome, TestOutcome, neutralise
 from registry_tool.sandbox.worker import Job
@@ -357,10 +357,9 @@ def _compile_time(config: RegistryConfig) -> float:
 
 
 def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
-    from registry_tool.manifest.config import ABI_BASE_IMPORTS
-
+    """The import policy of a release: its ABI's own patterns, the registry's permissions, its grants."""
     return ImportPolicy(
-        abi_rules=[ImportRule(m, n) for m, n in ABI_BASE_IMPORTS.get(manifest.abi, ())],
+        abi_rules=list(DEFAULT_ABI_RULES.get(manifest.abi, ())),
         permission_rules=[
             ImportRule(p.module, p.name, perm.name)
             for perm in config.permissions.values()
@@ -373,9 +372,12 @@ def policy_for(manifest: Manifest, config: RegistryConfig) -> ImportPolicy:
 def job_for(
     manifest: Manifest, config: RegistryConfig, *, cache: bool = True, compile_timeout: float | None = None
 ) -> Job:
+    """The worker job of one release: its module, cases, limits, engine and import policy."""
     limits = limits_for(manifest, config, compile_timeout=compile_timeout)
+    """The worker job of one release: its module, cases, limits, engine and import policy."""
+    abi = ABI_SPECS.get(manifest.abi)
     spec = EngineSpec(
-        features=dict(config.features), stack=limits.stack, component=manifest.abi == "component"
+        features=dict(config.features), stack=limits.stack, component=bool(abi and abi.component)
     )
     check_features(spec)
     size_cap = config.max_limits.module_size
@@ -426,11 +428,8 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
             "tests": [o.to_json() for o in outcomes],
         },
     )
-    lines = []
     for spec, outcome in zip(manifest.tests, outcomes, strict=True):
-        lines.append(_summary_line(outcome))
         if not outcome.passed:
-            lines += _output_lines(outcome)
             want = "" if outcome.expected == Outcome.passed.value else f" (expected {outcome.expected})"
             result.findings.append(
                 Finding(
@@ -453,42 +452,13 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
                 fix="add at least one [[tests]] entry that calls each export",
             )
         )
-    result.data["text_lines"] = lines
     return result
-
-
-#: A failing test shows at most this many lines of each of its streams in the text report.
-OUTPUT_LINES = 20
-
-
-def _output_lines(o: TestOutcome) -> list[str]:
-    """The module's own stdout/stderr under a failing test's line (neutralised and capped already by
-    the worker and at the trust boundary; here cut to ``OUTPUT_LINES`` lines per stream)."""
-    shown: list[str] = []
-    for stream, text in (("stdout", o.stdout), ("stderr", o.stderr)):
-        body = text.rstrip("\n").splitlines()
-        if not body:
-            continue
-        cut = len(body) - OUTPUT_LINES
-        shown.append(f"  {stream}:" + (f" (last {OUTPUT_LINES} of {len(body)} lines)" if cut > 0 else ""))
-        shown += [f"  | {line}" for line in body[max(cut, 0) :]]
-    return shown
 
 
 def _last_words(o: TestOutcome) -> str:
     """The last line the module wrote to stderr, for the one-line finding (annotations show no log)."""
     lines = [line for line in o.stderr.splitlines() if line.strip()]
     return f" (stderr: {lines[-1][:200]})" if lines else ""
-
-
-def _summary_line(o: TestOutcome) -> str:
-    mark = "✓" if o.passed else "✗"
-    figures = [f"fuel {o.fuel_consumed:,}" if o.fuel_consumed is not None else "fuel -"]
-    if o.peak_memory_bytes is not None:
-        figures.append(f"mem {o.peak_memory_bytes // 1024} KiB")
-    if o.wall_ms is not None:
-        figures.append(f"{o.wall_ms:.1f} ms")
-    return f"{mark} {o.name}: {o.outcome.value} ({', '.join(figures)})"
 
 
 def _smoke_one(release_dir: Path, cache: bool, compile_timeout: float | None) -> CheckResult:

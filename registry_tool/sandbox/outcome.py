@@ -56,9 +56,11 @@ class TestOutcome:
 
     @property
     def passed(self) -> bool:
+        """Whether the test ended as it expected (``outcome == expected``)."""
         return self.outcome.value == self.expected
 
     def to_json(self) -> dict[str, Any]:
+        """The stable per-test JSON (docs/sandbox.md)."""
         return {
             "name": self.name,
             "outcome": self.outcome.value,
@@ -118,7 +120,7 @@ def _visible(char: str) -> str:
 
 
 def neutralise(data: bytes | str) -> str:
-    """Text that is safe to print on a terminal, in a log or in a GitHub annotation.
+    r"""Text that is safe to print on a terminal, in a log or in a GitHub annotation.
 
     Escape sequences are shown, not interpreted: every control character except newline and
     tab becomes a visible ``\\xNN`` so a hostile module can neither recolour nor retitle the

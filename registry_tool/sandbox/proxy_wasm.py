@@ -1,5 +1,7 @@
-"""The Proxy-Wasm ABI 0.2.x runner: host functions over the plugin's own memory, and a driver that
-takes one HTTP request through the filter's lifecycle as Envoy and wazero-based gateways do.
+"""The Proxy-Wasm ABI 0.2.x runner.
+
+Host functions over the plugin's own memory, and a driver that takes one HTTP request through the filter's
+lifecycle as Envoy and wazero-based gateways do.
 
 Lifecycle of a test: ``proxy_on_context_create(root, 0)`` -> ``proxy_on_vm_start`` ->
 ``proxy_on_configure`` -> ``proxy_on_context_create(http, root)`` -> request headers -> request body
@@ -53,8 +55,11 @@ class ProxyWasmError(wasmtime.WasmtimeError):
 
 
 def serialize_pairs(pairs: Pairs) -> bytes:
-    """The ABI's map encoding: count, then (key size, value size) per pair, then each key and value
-    followed by a NUL byte; integers are u32 little-endian."""
+    """The ABI's map encoding of ``pairs``.
+
+    A count, then (key size, value size) per pair, then each key and value followed by a NUL byte; integers
+    are u32 little-endian.
+    """
     sizes = b"".join(struct.pack("<II", len(k), len(v)) for k, v in pairs)
     data = b"".join(k + b"\0" + v + b"\0" for k, v in pairs)
     return struct.pack("<I", len(pairs)) + sizes + data
@@ -108,6 +113,7 @@ class HttpState:
 
     @classmethod
     def for_case(cls, case: Case, network: bool) -> HttpState:
+        """The request, response and configuration a test describes (defaults filled in)."""
         http = case.http
         request = _pairs(
             http.get("request_headers"),
@@ -134,6 +140,7 @@ class HttpState:
         return state
 
     def header(self, map_type: int, name: bytes) -> bytes | None:
+        """The first value of header ``name`` in map ``map_type`` (None when absent)."""
         return next((v for k, v in self.maps.get(map_type, []) if k == name.lower()), None)
 
     def property(self, path: bytes) -> bytes | None:
@@ -196,10 +203,12 @@ class ProxyWasmHost:
     """The host functions of one test, closed over its ``HttpState``."""
 
     def __init__(self, state: HttpState) -> None:
+        """Host functions over ``state``, which the runner replaces for every test."""
         self.s = state
 
     # -- logging, time, ticks
     def proxy_log(self, caller: wasmtime.Caller, level: int, ptr: int, size: int) -> int:
+        """``proxy_log``: a ``[level] message`` line in the captured log, within ``LOG_CAP``."""
         if len(self.s.log) > LOG_CAP:
             raise wasmtime.WasmtimeError(LOG_LIMIT_MESSAGE)
         name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
@@ -208,14 +217,17 @@ class ProxyWasmHost:
         return OK
 
     def proxy_get_log_level(self, caller: wasmtime.Caller, ret: int) -> int:
+        """``proxy_get_log_level``: trace."""
         _Memory(caller).u32(ret, 0)
         return OK
 
     def proxy_get_current_time_nanoseconds(self, caller: wasmtime.Caller, ret: int) -> int:
+        """``proxy_get_current_time_nanoseconds``: a fixed time."""
         _Memory(caller).u64(ret, FIXED_TIME_NS)
         return OK
 
     def proxy_set_tick_period_milliseconds(self, caller: wasmtime.Caller, period: int) -> int:
+        """``proxy_set_tick_period_milliseconds``: recorded; no timer fires."""
         self.s.tick_ms = period
         return OK
 
@@ -226,6 +238,7 @@ class ProxyWasmHost:
     def proxy_get_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, ret_ptr: int, ret_size: int
     ) -> int:
+        """``proxy_get_header_map_value``: the header's value, allocated in plugin memory."""
         mem = _Memory(caller)
         if self._map(map_type) is None:
             return BAD_ARGUMENT
@@ -235,6 +248,7 @@ class ProxyWasmHost:
     def proxy_add_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, vptr: int, vsize: int
     ) -> int:
+        """``proxy_add_header_map_value``: append a header."""
         mem, pairs = _Memory(caller), self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
@@ -244,6 +258,7 @@ class ProxyWasmHost:
     def proxy_replace_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, vptr: int, vsize: int
     ) -> int:
+        """``proxy_replace_header_map_value``: replace (or add) a header."""
         mem, pairs = _Memory(caller), self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
@@ -257,6 +272,7 @@ class ProxyWasmHost:
     def proxy_remove_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int
     ) -> int:
+        """``proxy_remove_header_map_value``: remove every value of a header."""
         mem, pairs = _Memory(caller), self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
@@ -267,12 +283,14 @@ class ProxyWasmHost:
     def proxy_get_header_map_pairs(
         self, caller: wasmtime.Caller, map_type: int, ret_ptr: int, ret_size: int
     ) -> int:
+        """``proxy_get_header_map_pairs``: the whole map in the pairs encoding, in plugin memory."""
         pairs = self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
         return _Memory(caller).give(serialize_pairs(pairs), ret_ptr, ret_size)
 
     def proxy_set_header_map_pairs(self, caller: wasmtime.Caller, map_type: int, ptr: int, size: int) -> int:
+        """``proxy_set_header_map_pairs``: replace the whole map from the pairs encoding."""
         pairs = self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
@@ -280,6 +298,7 @@ class ProxyWasmHost:
         return OK
 
     def proxy_get_header_map_size(self, caller: wasmtime.Caller, map_type: int, ret_size: int) -> int:
+        """``proxy_get_header_map_size``: the map's size in the pairs encoding."""
         pairs = self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
@@ -296,6 +315,7 @@ class ProxyWasmHost:
         ret_ptr: int,
         ret_size: int,
     ) -> int:
+        """``proxy_get_buffer_bytes``: a slice of a body or configuration buffer, in plugin memory."""
         data = self.s.buffers.get(buffer_type)
         if data is None:
             return NOT_FOUND
@@ -306,6 +326,7 @@ class ProxyWasmHost:
     def proxy_set_buffer_bytes(
         self, caller: wasmtime.Caller, buffer_type: int, start: int, size: int, ptr: int, data_size: int
     ) -> int:
+        """``proxy_set_buffer_bytes``: replace a slice of a body buffer."""
         if buffer_type not in (REQUEST_BODY, RESPONSE_BODY):
             return BAD_ARGUMENT
         data, new = self.s.buffers[buffer_type], _Memory(caller).read(ptr, data_size)
@@ -317,6 +338,7 @@ class ProxyWasmHost:
     def proxy_get_buffer_status(
         self, caller: wasmtime.Caller, buffer_type: int, len_ptr: int, flags_ptr: int
     ) -> int:
+        """``proxy_get_buffer_status``: a buffer's length and flags."""
         data = self.s.buffers.get(buffer_type)
         if data is None:
             return NOT_FOUND
@@ -329,11 +351,13 @@ class ProxyWasmHost:
     def proxy_get_property(
         self, caller: wasmtime.Caller, ptr: int, size: int, ret_ptr: int, ret_size: int
     ) -> int:
+        """``proxy_get_property``: request/response properties derived from the headers."""
         mem = _Memory(caller)
         value = self.s.property(mem.read(ptr, size))
         return NOT_FOUND if value is None else mem.give(value, ret_ptr, ret_size)
 
     def proxy_set_property(self, caller: wasmtime.Caller, ptr: int, size: int, vptr: int, vsize: int) -> int:
+        """``proxy_set_property``: store a property."""
         mem = _Memory(caller)
         key, value = mem.read(ptr, size), mem.read(vptr, vsize)
         self._charge(len(key) + len(value), "properties")
@@ -353,6 +377,7 @@ class ProxyWasmHost:
         hsize: int,
         grpc_status: int,
     ) -> int:
+        """``proxy_send_local_response``: record the local response; the request phases end."""
         mem = _Memory(caller)
         headers = deserialize_pairs(mem.read(hptr, hsize)) if hsize else []
         self.s.local_response = {
@@ -364,9 +389,11 @@ class ProxyWasmHost:
         return OK
 
     def proxy_ok(self, *_args: Any) -> int:
+        """Calls that are accepted and do nothing here (continue, close, clear the route cache, done)."""
         return OK
 
     def proxy_set_effective_context(self, caller: wasmtime.Caller, context: int) -> int:
+        """``proxy_set_effective_context``: switch the context later calls refer to."""
         if context not in (ROOT_CONTEXT, HTTP_CONTEXT):
             return BAD_ARGUMENT
         self.s.effective = context
@@ -381,6 +408,7 @@ class ProxyWasmHost:
     def proxy_get_shared_data(
         self, caller: wasmtime.Caller, kptr: int, ksize: int, ret_ptr: int, ret_size: int, ret_cas: int
     ) -> int:
+        """``proxy_get_shared_data``: a value and its CAS from the in-memory shared data."""
         mem = _Memory(caller)
         entry = self.s.shared.get(mem.read(kptr, ksize))
         if entry is None:
@@ -392,6 +420,7 @@ class ProxyWasmHost:
     def proxy_set_shared_data(
         self, caller: wasmtime.Caller, kptr: int, ksize: int, vptr: int, vsize: int, cas: int
     ) -> int:
+        """``proxy_set_shared_data``: store a value (CAS checked), within the shared-data cap."""
         mem = _Memory(caller)
         key, value = mem.read(kptr, ksize), mem.read(vptr, vsize)
         old = self.s.shared.get(key)
@@ -402,6 +431,7 @@ class ProxyWasmHost:
         return OK
 
     def proxy_register_shared_queue(self, caller: wasmtime.Caller, nptr: int, nsize: int, ret_id: int) -> int:
+        """``proxy_register_shared_queue``: a new queue id for the name."""
         mem = _Memory(caller)
         name = mem.read(nptr, nsize)
         queue = self.s.queue_names.setdefault(name, len(self.s.queue_names) + 1)
@@ -412,6 +442,7 @@ class ProxyWasmHost:
     def proxy_resolve_shared_queue(
         self, caller: wasmtime.Caller, vptr: int, vsize: int, nptr: int, nsize: int, ret_id: int
     ) -> int:
+        """``proxy_resolve_shared_queue``: the id of a registered queue."""
         mem = _Memory(caller)
         queue = self.s.queue_names.get(mem.read(nptr, nsize))
         if queue is None:
@@ -420,6 +451,7 @@ class ProxyWasmHost:
         return OK
 
     def proxy_enqueue_shared_queue(self, caller: wasmtime.Caller, queue: int, ptr: int, size: int) -> int:
+        """``proxy_enqueue_shared_queue``: append a message, within the shared-data cap."""
         if queue not in self.s.queues:
             return NOT_FOUND
         data = _Memory(caller).read(ptr, size)
@@ -430,6 +462,7 @@ class ProxyWasmHost:
     def proxy_dequeue_shared_queue(
         self, caller: wasmtime.Caller, queue: int, ret_ptr: int, ret_size: int
     ) -> int:
+        """``proxy_dequeue_shared_queue``: the oldest message, in plugin memory."""
         items = self.s.queues.get(queue)
         if items is None:
             return NOT_FOUND
@@ -441,6 +474,7 @@ class ProxyWasmHost:
 
     # -- outbound calls
     def proxy_http_call(self, caller: wasmtime.Caller, *args: int) -> int:
+        """``proxy_http_call``: traps without the ``network`` permission, else accepted and never answered."""
         if not self.s.network:
             raise ProxyWasmError(
                 "proxy-wasm: proxy_http_call denied: the plugin does not declare the 'network' permission"
@@ -450,12 +484,14 @@ class ProxyWasmHost:
         return OK
 
     def proxy_call_foreign_function(self, caller: wasmtime.Caller, *_args: int) -> int:
+        """``proxy_call_foreign_function``: unimplemented."""
         return UNIMPLEMENTED
 
     # -- metrics (bounded count)
     def proxy_define_metric(
         self, caller: wasmtime.Caller, kind: int, nptr: int, nsize: int, ret_id: int
     ) -> int:
+        """``proxy_define_metric``: a new metric id, at most ``MAX_METRICS``."""
         mem = _Memory(caller)
         mem.read(nptr, nsize)
         if len(self.s.metrics) >= MAX_METRICS:
@@ -466,24 +502,28 @@ class ProxyWasmHost:
         return OK
 
     def proxy_increment_metric(self, caller: wasmtime.Caller, metric: int, delta: int) -> int:
+        """``proxy_increment_metric``: add to a metric."""
         if metric not in self.s.metrics:
             return NOT_FOUND
         self.s.metrics[metric] += delta
         return OK
 
     def proxy_record_metric(self, caller: wasmtime.Caller, metric: int, value: int) -> int:
+        """``proxy_record_metric``: set a metric."""
         if metric not in self.s.metrics:
             return NOT_FOUND
         self.s.metrics[metric] = value
         return OK
 
     def proxy_get_metric(self, caller: wasmtime.Caller, metric: int, ret: int) -> int:
+        """``proxy_get_metric``: a metric's value."""
         if metric not in self.s.metrics:
             return NOT_FOUND
         _Memory(caller).u64(ret, self.s.metrics[metric])
         return OK
 
     def function(self, name: str) -> Callable[..., int]:
+        """The host function implementing the ABI's ``name``."""
         if name in ("proxy_continue_stream", "proxy_close_stream", "proxy_continue_request",
                     "proxy_continue_response", "proxy_clear_route_cache", "proxy_done"):  # fmt: skip
             return self.proxy_ok
@@ -507,16 +547,28 @@ def _func(exports: Exports, name: str) -> wasmtime.Func | None:
 
 
 class ProxyWasmAdapter(Adapter):
+    """The ``proxy-wasm`` runner: one HTTP request through the filter's lifecycle per test."""
+
     name = "proxy-wasm"
 
-    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case, policy: ImportPolicy) -> Any:
-        state = HttpState.for_case(case, "network" in policy.granted)
-        host = ProxyWasmHost(state)
-        for name, ty in _host_types(store.engine).items():
-            linker.define_func(PROXY_WASM_ENV, name, ty, host.function(name), access_caller=True)
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner; its host functions serve the running test's ``HttpState``."""
+        super().__init__(policy)
+        self.host = ProxyWasmHost(HttpState.for_case(Case(""), network=False))
+
+    def define(self, linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
+        """Link the 36 host functions once for every test of the release."""
+        for name, ty in _host_types(engine).items():
+            linker.define_func(PROXY_WASM_ENV, name, ty, self.host.function(name), access_caller=True)
+
+    def begin(self, linker: wasmtime.Linker, store: wasmtime.Store, case: Case) -> Any:
+        """A fresh request, response, log, shared data and metrics for the test."""
+        state = HttpState.for_case(case, "network" in self.policy.granted)
+        self.host.s = state
         return state
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
+        """Drive the filter through one request's lifecycle and collect what it did."""
         assert isinstance(state, HttpState)
         if not any(_func(exports, v) for v in PROXY_WASM_VERSIONS):
             raise MissingExportError(f"a Proxy-Wasm filter exports {' or '.join(PROXY_WASM_VERSIONS)}")

@@ -27,7 +27,7 @@ import wasmtime
 from wasmtime import component
 
 from registry_tool._files import MiB, read_bounded
-from registry_tool.manifest.abi import link_import
+from registry_tool.manifest.abi import ABI_SPECS, link_import
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox.abis import (
     LOG_CAP,
@@ -41,9 +41,11 @@ from registry_tool.sandbox.abis import (
     KeyValueStub,
     LinkRefusedError,
     MissingExportError,
+    PollFallback,
     Produced,
     define_stubs,
 )
+from registry_tool.sandbox.component import ComponentAdapter
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
 from registry_tool.sandbox.runners import ADAPTERS
@@ -68,12 +70,14 @@ class Job:
     host: str = "ferrite"
 
     def to_json(self) -> dict[str, Any]:
+        """The job as JSON (the worker's stdin)."""
         return {
             "wasm_path": self.wasm_path,
             "abi": self.abi,
             "cases": [c.to_json() for c in self.cases],
             "limits": self.limits.to_json(),
-            "engine": asdict(self.engine),  # EngineSpec(**data["engine"]) reads it back
+            # Resolved here: the worker gets wasmtime's switches, not the registry's feature table.
+            "engine": asdict(self.engine.resolved()),  # EngineSpec(**data["engine"]) reads it back
             "policy": self.policy.to_json(),
             "program": self.program,
             "cache_dir": self.cache_dir,
@@ -82,6 +86,7 @@ class Job:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Job:
+        """The job back from ``to_json``."""
         return cls(
             wasm_path=data["wasm_path"],
             abi=data["abi"],
@@ -118,6 +123,7 @@ class EpochTimer:
     """Advances the engine's epoch every tick; a store's deadline is counted in ticks."""
 
     def __init__(self, engine: wasmtime.Engine) -> None:
+        """Start ticking ``engine``'s epoch every ``EPOCH_TICK_S``."""
         self._engine = engine
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="epoch")
@@ -128,6 +134,7 @@ class EpochTimer:
             self._engine.increment_epoch()
 
     def stop(self) -> None:
+        """Stop ticking and join the thread."""
         self._stop.set()
         self._thread.join()
 
@@ -148,7 +155,7 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache
     return module
 
 
-# --------------------------------------------------------------------------- one test
+# --------------------------------------------------------------------------- one release
 
 
 def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple[list[Any], bool]:
@@ -178,7 +185,87 @@ def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple
     return stubs, wasi
 
 
-def _peak(module: wasmtime.Module, exports: Exports | None) -> tuple[int | None, int | None]:
+class Release:
+    """What the tests of one release share: made once, then every test gets a fresh store and instance.
+
+    Shared (read-only while a test runs, or replaced per test): the compiled module, its import plan
+    and export inspection, the ABI runner, and one linker whose host functions are store-independent
+    definitions that reach the running test's state (WASI clock and randomness, key-value store, the
+    ABI's host state) through this object.  Per test: a new ``Store`` with its own fuel, epoch
+    deadline and resource limits, a new instance (of the Extism kernel too), WASI files when the
+    module imports WASI, and fresh host state.
+    """
+
+    def __init__(self, engine: wasmtime.Engine, module: Any, wasm: bytes, job: Job) -> None:
+        """Inspect and link ``module`` (compiled for ``engine``) for the tests of ``job``."""
+        self.engine, self.module, self.wasm, self.job = engine, module, wasm, job
+        self.spec = ABI_SPECS[job.abi]
+        self.adapter = ADAPTERS[job.abi](job.policy)
+        self.limits = self.adapter.store_limits(job.limits)
+        #: A link refusal is the outcome of every test (raised again in each).
+        self.refused: LinkRefusedError | wasmtime.WasmtimeError | None = None
+        self.wasi = False
+        self.pre: wasmtime.InstancePre | None = None
+        self.memories: tuple[str, ...] = ()
+        self.tables: tuple[str, ...] = ()
+        self.export_names: frozenset[str] = frozenset()
+        self._signatures: dict[str, tuple[list[str], list[str]] | None] = {}
+        self._clock = DeterministicWasi(job.limits.wall_time)
+        self._keys = KeyValueStub(job.host)
+        self._poll_fallback: PollFallback | None = None
+        if self.spec.component:
+            assert isinstance(self.adapter, ComponentAdapter)
+            self.adapter.prepare(engine, module)
+            return
+        exports = module.exports
+        self.export_names = frozenset(e.name for e in exports)
+        # Before any test and its output cap: the module's copy-on-write memory images.
+        prime_memory_images(engine, module, job.limits)
+        for export in exports:
+            if isinstance(export.type, wasmtime.MemoryType):
+                self.memories += (export.name,)
+            elif isinstance(export.type, wasmtime.TableType):
+                self.tables += (export.name,)
+        self.linker = wasmtime.Linker(engine)
+        # Exports are looked up through a linker (see ``Exports``); each test's instance replaces
+        # the previous one's under the same names.
+        self.exports_linker = wasmtime.Linker(engine)
+        self.exports_linker.allow_shadowing = True
+        try:
+            stubs, self.wasi = _link_plan(module, job.abi, job.policy)
+        except LinkRefusedError as err:
+            self.refused = err
+            return
+        if self.wasi:
+            self.linker.define_wasi()
+            self._poll_fallback = DeterministicWasi.define(
+                self.linker, engine, module.imports, lambda: self._clock
+            )
+        self.adapter.define(self.linker, engine)
+        define_stubs(self.linker, stubs, self._keys.module, lambda: self._keys)
+        if not self.adapter.store_bound:
+            try:
+                self.pre = self.linker.instantiate_pre(module)
+            except wasmtime.WasmtimeError as err:  # an import nothing defines: every test's link_error
+                self.refused = err
+
+    def signature(self, call: str) -> tuple[list[str], list[str]] | None:
+        """The export's (params, results) read from the binary, once per name."""
+        if call not in self._signatures:
+            self._signatures[call] = export_signature(self.wasm, call)
+        return self._signatures[call]
+
+    def begin(self, case: Case) -> KeyValueStub:
+        """Fresh host state for ``case``: clock and randomness, key-value store; returns the store."""
+        self._clock = DeterministicWasi(self.job.limits.wall_time, poll_fallback=self._poll_fallback)
+        self._keys = KeyValueStub(self.job.host, case.keys)
+        return self._keys
+
+
+# --------------------------------------------------------------------------- one test
+
+
+def _peak(release: Release, exports: Exports | None) -> tuple[int | None, int | None]:
     """Exported linear memory size and largest exported table after the run.
 
     Wasm memories and tables never shrink, so the size at the end is the peak.
@@ -186,15 +273,14 @@ def _peak(module: wasmtime.Module, exports: Exports | None) -> tuple[int | None,
     if exports is None:
         return None, None
     memory = table = None
-    for export in module.exports:
-        if isinstance(export.type, wasmtime.MemoryType):
-            item = exports(export.name)
-            if isinstance(item, wasmtime.Memory):
-                memory = (memory or 0) + item.data_len(exports.store)
-        elif isinstance(export.type, wasmtime.TableType):
-            item = exports(export.name)
-            if isinstance(item, wasmtime.Table):
-                table = max(table or 0, item.size(exports.store))
+    for name in release.memories:
+        item = exports(name)
+        if isinstance(item, wasmtime.Memory):
+            memory = (memory or 0) + item.data_len(exports.store)
+    for name in release.tables:
+        item = exports(name)
+        if isinstance(item, wasmtime.Table):
+            table = max(table or 0, item.size(exports.store))
     return memory, table
 
 
@@ -246,44 +332,42 @@ class _Run:
     keys: KeyValueStub | None = None
 
 
-def _check_signature(wasm: bytes, adapter: Adapter, case: Case) -> None:
+def _check_signature(release: Release, case: Case) -> None:
     """Refuse non-numeric signatures before wasmtime-py sees them (it aborts on v128 types)."""
-    if adapter.uses_wasi or not case.call:
+    if not case.call:
         return
-    signature = export_signature(wasm, case.call)
+    signature = release.signature(case.call)
     if signature is None:
         return  # absent or unreadable: the adapter reports it
     bad = [t for t in signature[0] + signature[1] if t not in ("i32", "i64", "f32", "f64")]
     if bad:
         raise MissingExportError(
-            f"export '{case.call}' uses {', '.join(sorted(set(bad)))}: the {adapter.name} ABI takes and "
+            f"export '{case.call}' uses {', '.join(sorted(set(bad)))}: the {release.job.abi} ABI takes and "
             "returns only i32/i64/f32/f64"
         )
 
 
-def _execute(
-    engine: wasmtime.Engine,
-    module: wasmtime.Module,
-    wasm: bytes,
-    adapter: Adapter,
-    job: Job,
-    case: Case,
-    store: wasmtime.Store,
-) -> _Run:
+def _execute(release: Release, case: Case, store: wasmtime.Store) -> _Run:
     run = _Run()
+    adapter = release.adapter
     try:
-        _check_signature(wasm, adapter, case)
-        stubs, wasi = _link_plan(module, adapter.name, job.policy)
-        linker = wasmtime.Linker(engine)
-        if adapter.uses_wasi or wasi:
-            linker.define_wasi()
-            DeterministicWasi(job.limits.wall_time).define(linker, store, module.imports)
-        state = adapter.define(linker, store, case, job.policy)
-        run.keys = KeyValueStub(job.host, case.keys)
-        define_stubs(linker, stubs, run.keys)
+        if release.spec.component:
+            assert isinstance(adapter, ComponentAdapter)
+            run.produced = adapter.run(release.module, store, case)
+            return run
+        _check_signature(release, case)
+        if release.refused is not None:
+            raise release.refused
+        run.keys = release.begin(case)
+        state = adapter.begin(release.linker, store, case)
         try:
-            instance = linker.instantiate(store, module)
-            run.exports = Exports(linker, store, instance)
+            if release.pre is not None:
+                instance = release.pre.instantiate(store)
+            else:
+                instance = release.linker.instantiate(store, release.module)
+            run.exports = Exports(
+                release.exports_linker, store, instance, release.export_names, release.signature
+            )
             _initialize_reactor(run.exports, store, case)
         except wasmtime.ExitTrap as exit_trap:
             # A start function or _initialize that calls proc_exit: the program's result.
@@ -299,8 +383,11 @@ def _execute(
 
 
 def _initialize_reactor(exports: Exports, store: wasmtime.Store, case: Case) -> None:
-    """A reactor (WASI ``_initialize``: Go c-shared, TinyGo, C with constructors) is initialised once
-    per instance before any other export is called; a command's ``_start`` does its own setup."""
+    """Run a reactor's ``_initialize`` once, right after instantiation.
+
+    A reactor (WASI ``_initialize``: Go c-shared, TinyGo, C with constructors) is initialised once
+    per instance before any other export is called; a command's ``_start`` does its own setup.
+    """
     if case.call == "_start":
         return
     init = exports("_initialize")
@@ -366,41 +453,29 @@ def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
     return store
 
 
-def _invoke(
-    engine: wasmtime.Engine, module: Any, wasm: bytes, job: Job, case: Case, store: wasmtime.Store
-) -> _Run:
-    if job.engine.component:
-        from registry_tool.sandbox.component import run_component
+def run_case(release: Release, case: Case, workdir: Path) -> TestOutcome:
+    """Run one test of ``release`` in this process, in a fresh store, and classify it.
 
-        run = _Run()
-        try:
-            run.produced = run_component(engine, module, case, store, job.policy)
-        except Exception as err:  # classified like module failures
-            run.error = err
-        return run
-    return _execute(engine, module, wasm, ADAPTERS[job.abi], job, case, store)
-
-
-def run_case(
-    engine: wasmtime.Engine, module: Any, wasm: bytes, job: Job, case: Case, workdir: Path
-) -> TestOutcome:
-    """Run one test in this process and classify it (the worker calls this per case)."""
-    limits = job.limits
-    # Components have no adapter; an ABI may need room of its own (the Extism kernel instance).
-    adapter = ADAPTERS.get(job.abi) if not job.engine.component else None
-    store = new_store(engine, adapter.store_limits(limits) if adapter else limits)
-    wasi, out_path, err_path = _wasi_config(case, job, workdir)
-    store.set_wasi(wasi)
-    _set_file_cap(limits.output + 1)
+    WASI's stdin/stdout/stderr files exist only for modules that import WASI (and components,
+    whose WASI 0.2 always has them); output is capped by RLIMIT_FSIZE while the test runs.
+    """
+    limits, job = release.job.limits, release.job
+    store = new_store(release.engine, release.limits)
+    files = release.wasi or release.spec.component
+    if files:
+        wasi, out_path, err_path = _wasi_config(case, job, workdir)
+        store.set_wasi(wasi)
+        _set_file_cap(limits.output + 1)
     start = time.perf_counter()
     try:
-        run = _invoke(engine, module, wasm, job, case, store)
+        run = _execute(release, case, store)
     finally:
         wall_ms = (time.perf_counter() - start) * 1000
-        _set_file_cap(resource.RLIM_INFINITY)
+        if files:
+            _set_file_cap(resource.RLIM_INFINITY)
     fuel: int | None = limits.fuel - store.get_fuel()
-    memory, table = _peak(module, run.exports) if not job.engine.component else (None, None)
-    stdout, stderr = out_path.read_bytes(), err_path.read_bytes()
+    memory, table = _peak(release, run.exports)
+    stdout, stderr = (out_path.read_bytes(), err_path.read_bytes()) if files else (b"", b"")
     if run.produced is not None:
         stderr += run.produced.log
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
@@ -507,6 +582,7 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def run_job(job: Job, start_index: int = 0) -> None:
+    """Compile the job's module and run its cases from ``start_index``, one event line each."""
     engine = make_engine(job.engine)
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
@@ -518,16 +594,31 @@ def run_job(job: Job, start_index: int = 0) -> None:
         _emit({"event": "compile_error", "detail": _trap_message(str(err))})
         return
     _emit({"event": "compiled", "ms": (time.perf_counter() - started) * 1000})
-    if not job.engine.component:
-        prime_memory_images(engine, module, job.limits)
+    release = Release(engine, module, wasm, job)
     timer = EpochTimer(engine)
     try:
-        with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="registry-tool-smoke-", dir=scratch_dir()) as tmp:
             for index in range(start_index, len(job.cases)):
-                outcome = run_case(engine, module, wasm, job, job.cases[index], Path(tmp))
+                outcome = run_case(release, job.cases[index], Path(tmp))
                 _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
     finally:
         timer.stop()
+
+
+#: Where the WASI files of the tests go when the machine has it: a memory file system, where
+#: creating and removing three files per test costs about 0.1 ms (on a loaded ext4, over 1 ms).
+SHM = Path("/dev/shm")  # noqa: S108 - each worker makes its own private (0700) directory in it
+_SHM_FREE = 64 * MiB  # enough for several workers' capped stdout/stderr and inputs
+
+
+def scratch_dir() -> str | None:
+    """The directory for the tests' WASI files: ``SHM`` when usable with room to spare, else the default."""
+    try:
+        stat = os.statvfs(SHM)
+    except OSError:
+        return None
+    usable = os.access(SHM, os.W_OK | os.X_OK) and stat.f_bavail * stat.f_frsize >= _SHM_FREE
+    return str(SHM) if usable else None
 
 
 MAX_ARTIFACT = 256 * MiB  # above any registry's module_size; the harness checks that one first
@@ -559,6 +650,7 @@ _PARENT_POLL_S = 0.2
 
 
 def main() -> None:
+    """The worker's entry point: read the job on stdin, apply the process limits, run it."""
     _die_with_parent()
     request = json.loads(sys.stdin.read())
     job = Job.from_json(request["job"])

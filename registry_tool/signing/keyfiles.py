@@ -23,6 +23,8 @@ MAX_KEY_FILE = 64 * KiB
 
 
 class PassphraseError(UsageError):
+    """No usable passphrase: the named environment variable is unset or empty, or the prompts differ."""
+
     code = "passphrase"
 
 
@@ -50,12 +52,15 @@ def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str =
 
 @dataclass(frozen=True)
 class KeyPairFiles:
+    """The two files ``key generate`` wrote and the new key's id."""
+
     public: Path
     secret: Path
     key_id: str
 
 
 def key_paths(name: Path) -> tuple[Path, Path]:
+    """The ``NAME.pub`` and ``NAME.key`` paths of the key pair ``name``."""
     return name.with_name(name.name + ".pub"), name.with_name(name.name + ".key")
 
 
@@ -111,8 +116,10 @@ def load_secret_key(path: Path, passphrase_env: str | None = None) -> SecretKey:
 
 
 def describe_key(path_or_key: str | Path, passphrase_env: str | None = None) -> PublicKey:
-    """The public key of a .pub file, a base64 key, or a .key file (encrypted keys need the passphrase,
-    because minisign encrypts the key number too)."""
+    """The public key of a .pub file, a base64 key, or a .key file.
+
+    Encrypted secret keys need the passphrase, because minisign encrypts the key number too.
+    """
     path = Path(path_or_key)
     if (
         path.exists()

@@ -102,11 +102,12 @@ class BadSignatureError(CheckFailed):
 
 
 def format_key_id(keynum: bytes) -> str:
-    """minisign prints the 8-byte key number as a little-endian u64 in 16 upper-case hex digits."""
+    """Minisign prints the 8-byte key number as a little-endian u64 in 16 upper-case hex digits."""
     return keynum[::-1].hex().upper()
 
 
 def parse_key_id(key_id: str) -> bytes:
+    """The 8-byte key number of a key id as minisign prints it (16 hex digits); else a usage error."""
     text = key_id.strip()
     if len(text) != 16 or any(c not in "0123456789ABCDEFabcdef" for c in text):
         raise UsageError(
@@ -193,6 +194,7 @@ class PublicKey:
 
     @property
     def key_id(self) -> str:
+        """The key id as minisign prints it (16 upper-case hex digits)."""
         return format_key_id(self.keynum)
 
     @classmethod
@@ -230,13 +232,16 @@ class PublicKey:
         return cls(keynum=raw[2:10], raw=raw[10:], comment=comment)
 
     def to_base64(self) -> str:
+        """The key's base64 line, as in a minisign ``.pub`` file."""
         return base64.b64encode(SIG_ALG + self.keynum + self.raw).decode("ascii")
 
     def to_text(self) -> str:
+        """The whole ``.pub`` file: untrusted comment line and base64 line."""
         comment = self.comment or f"minisign public key {self.key_id}"
         return f"{UNTRUSTED_PREFIX}{comment}\n{self.to_base64()}\n"
 
     def verify_raw(self, signature: bytes, message: bytes) -> bool:
+        """Whether ``signature`` is this key's Ed25519 signature over ``message``."""
         try:
             _ed25519_public(self.raw).verify(signature, message)
         except (InvalidSignature, ValueError):
@@ -258,7 +263,7 @@ def _weak_point(raw: bytes) -> str | None:
 
 
 def scrypt_params(opslimit: int, memlimit: int) -> tuple[int, int, int]:
-    """libsodium's ``pickparams``: (N, r, p) from the opslimit/memlimit stored in the key file."""
+    """Scrypt (N, r, p) from a key file's opslimit/memlimit, as libsodium's ``pickparams``."""
     opslimit = max(opslimit, 32768)
     r = 8
     if opslimit < memlimit // 32:
@@ -324,6 +329,7 @@ class SecretKey:
 
     @classmethod
     def generate(cls) -> SecretKey:
+        """A fresh key: random key number and Ed25519 seed from the OS."""
         return cls(keynum=secrets.token_bytes(8), seed=secrets.token_bytes(32))
 
     @classmethod
@@ -338,6 +344,7 @@ class SecretKey:
 
     @property
     def public_key(self) -> PublicKey:
+        """The matching public key."""
         raw = (
             self._ed25519()
             .public_key()
@@ -347,9 +354,11 @@ class SecretKey:
 
     @property
     def key_id(self) -> str:
+        """The key id as minisign prints it (16 upper-case hex digits)."""
         return format_key_id(self.keynum)
 
     def sign_raw(self, message: bytes) -> bytes:
+        """The Ed25519 signature over ``message``."""
         return self._ed25519().sign(message)
 
     @staticmethod
@@ -464,14 +473,17 @@ class Signature:
 
     @property
     def key_id(self) -> str:
+        """The id of the key that claims to have made the signature (unverified)."""
         return format_key_id(self.keynum)
 
     @property
     def is_legacy(self) -> bool:
+        """Whether this is a legacy ``Ed`` signature over the raw message (not prehashed)."""
         return self.algorithm == SIG_ALG
 
     @classmethod
     def parse(cls, text: str | bytes, *, where: str | None = None) -> Signature:
+        """Parse a minisign signature file (four lines, size-capped); raises ``malformed-signature``."""
         err = MalformedSignatureError
         if len(text) > MAX_SIGNATURE_FILE:
             raise err(
@@ -493,6 +505,7 @@ class Signature:
         return cls(raw[:2], raw[2:10], raw[10:], trusted, global_sig, untrusted)
 
     def to_text(self) -> str:
+        """The signature file's text, as minisign writes it."""
         sig = base64.b64encode(self.algorithm + self.keynum + self.signature).decode("ascii")
         glob = base64.b64encode(self.global_signature).decode("ascii")
         return (
@@ -503,6 +516,8 @@ class Signature:
 
 @dataclass(frozen=True)
 class VerifiedSignature:
+    """A signature that verified: the signing key and its (now trusted) comment."""
+
     key_id: str
     trusted_comment: str
     public_key: PublicKey

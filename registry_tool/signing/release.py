@@ -68,6 +68,7 @@ def read_signatures(signed_file: Path) -> list[str]:
 
 
 def keyed_signature_path(signed_file: Path, key_id: str) -> Path:
+    """``F.<KEYID>.minisig``: where a further key's signature of ``signed_file`` goes."""
     return signed_file.with_name(f"{signed_file.name}.{key_id}.minisig")
 
 
@@ -83,6 +84,7 @@ def release_trusted_comment(
 
 
 def comment_fields(trusted_comment: str) -> dict[str, str]:
+    """The ``key:value`` fields of a tab-separated trusted comment (the first of each key wins)."""
     fields: dict[str, str] = {}
     for part in trusted_comment.split("\t"):
         key, sep, value = part.partition(":")
@@ -294,8 +296,11 @@ def _signature_target(signed_file: Path, secret: SecretKey) -> Path:
 def sign_file(
     path: Path, secret: SecretKey, *, trusted_comment: str | None = None, output: Path | None = None
 ) -> Path:
-    """Sign ``path`` as is; writes ``path.minisig`` (``path.<KEYID>.minisig`` if another key's signature
-    is already there, or ``output``) and returns it."""
+    """Sign ``path`` as is and return the signature file written.
+
+    That is ``path.minisig``, ``path.<KEYID>.minisig`` when another key's signature is already
+    there, or ``output``.
+    """
     data = path.read_bytes()
     comment = trusted_comment or f"timestamp:{int(time.time())}\tfile:{path.name}\thashed"
     target = output or _signature_target(path, secret)

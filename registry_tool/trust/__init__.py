@@ -1,7 +1,7 @@
 """The registry's trust model: root metadata, chain walking, thresholds, delegations, revocation."""
 
 from registry_tool.signing.minisign import BadSignatureError, LegacySignatureError, MalformedSignatureError
-from registry_tool.trust.policy import AllOf, AnyOf, EmptyPolicyError, PinnedKey, Policy, Threshold
+from registry_tool.trust.policy import EmptyPolicyError
 from registry_tool.trust.root import (
     BadRootVersionError,
     ExpiredRootError,
@@ -26,17 +26,13 @@ from registry_tool.trust.root import (
 )
 
 __all__ = [
-    "AllOf",
-    "AnyOf",
     "BadRootVersionError",
     "BadSignatureError",
     "EmptyPolicyError",
     "ExpiredRootError",
     "LegacySignatureError",
     "MalformedSignatureError",
-    "PinnedKey",
     "PluginNameMismatchError",
-    "Policy",
     "Revocation",
     "RevokedKeyError",
     "Role",
@@ -44,7 +40,6 @@ __all__ = [
     "RootContinuityError",
     "RootFormatError",
     "Tally",
-    "Threshold",
     "ThresholdNotMetError",
     "UnauthorizedSignerError",
     "tally_signatures",

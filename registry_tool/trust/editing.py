@@ -149,6 +149,8 @@ def add_maintainer(
 
 
 def set_plugin_threshold(plugin: str, threshold: int) -> Callable[[Doc], None]:
+    """An edit setting how many maintainer keys must sign ``plugin``'s releases (1 removes it)."""
+
     def edit(doc: Doc) -> None:
         if threshold == 1:
             doc["plugin_thresholds"].pop(plugin, None)
@@ -159,8 +161,11 @@ def set_plugin_threshold(plugin: str, threshold: int) -> Callable[[Doc], None]:
 
 
 def pin_registry_config(config_bytes: bytes) -> Callable[[Doc], None]:
-    """Pin registry.toml: ``ci check`` accepts a change to it only when a root (signed by the root
-    threshold) pins the new bytes' sha256, because it defines permissions and limits."""
+    """An edit pinning registry.toml's sha256 in the root.
+
+    ``ci check`` accepts a change to registry.toml only when a root (signed by the root threshold)
+    pins the new bytes' digest, because it defines permissions and limits.
+    """
     digest = hashlib.sha256(config_bytes).hexdigest()
 
     def edit(doc: Doc) -> None:
@@ -286,6 +291,7 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
 
 
 def init_root_dir(root_dir: Path, data: bytes) -> Path:
+    """Write version 1 of the root metadata into an empty ``root_dir``; returns the file written."""
     root_dir.mkdir(parents=True, exist_ok=True)
     if any(root_file_version(p.name) is not None for p in root_dir.iterdir()):
         raise RootEditError(
@@ -361,8 +367,11 @@ def sign_root_dir(root_dir: Path, secret: SecretKey, *, version: int | None = No
 
 
 def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = None) -> Root:
-    """Walk the whole chain in ``root_dir``: from ``trusted`` (pinned, unsigned check) or from version 1
-    (which must then be signed by its own root threshold)."""
+    """Walk the whole chain in ``root_dir``.
+
+    The walk starts from ``trusted`` (pinned, so its own signatures are not checked) or from
+    version 1, which must then be signed by its own root threshold.
+    """
     versions = root_versions(root_dir)
     if trusted is not None:
         first_bytes, first_name = _read_root_file(trusted), str(trusted)

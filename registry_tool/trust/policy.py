@@ -1,16 +1,14 @@
-"""Verification policies: small composable rules over (data, signature files), failing closed.
+"""Thresholds of distinct keys over exact bytes, failing closed.
 
-A policy answers one question, "do these signatures over these exact bytes satisfy me?", and
-returns the key ids that satisfied it or raises a named ``CheckFailed``.  ``AllOf``/``AnyOf``
-combine policies; both refuse to pass when empty, so a mis-built policy never accepts anything
-(the sigstore-python lesson: an empty conjunction must not be vacuously true).
+One question: "do these signatures over these exact bytes come from enough distinct keys of this
+role?".  The answer is the key ids that counted or a named ``CheckFailed``; a threshold below 1
+refuses (``empty-policy``) rather than passing vacuously.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.signing.minisign import (
@@ -29,10 +27,14 @@ class UnauthorizedSignerError(CheckFailed):
 
 
 class RevokedKeyError(CheckFailed):
+    """The signature is by a key the root revokes."""
+
     code = "revoked-key"
 
 
 class ThresholdNotMetError(CheckFailed):
+    """Fewer distinct authorised keys signed than the threshold requires."""
+
     code = "threshold-not-met"
 
 
@@ -60,6 +62,7 @@ class Role:
     refused: tuple[Candidate, ...] = ()
 
     def candidates(self) -> list[Candidate]:
+        """The keys that count, then the recognised keys whose signatures are refused."""
         return [Candidate(k) for k in self.keys] + list(self.refused)
 
 
@@ -72,6 +75,7 @@ class Tally:
 
     @property
     def key_ids(self) -> set[str]:
+        """The ids of the keys that counted."""
         return {v.key_id for v in self.counted.values()}
 
 
@@ -121,6 +125,7 @@ def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
 
 
 def require_threshold(tally: Tally, role: Role, subject: str, where: str | None = None) -> set[str]:
+    """The counted key ids when ``tally`` meets ``role``'s threshold; else the named failure."""
     if role.threshold < 1:
         # A zero threshold would pass with no signature at all: never.
         raise EmptyPolicyError(
@@ -145,84 +150,34 @@ def require_threshold(tally: Tally, role: Role, subject: str, where: str | None 
 
 
 def verify_threshold(
-    role: Role, data: bytes, sigs: Sequence[str], *, subject: str = "the file", where: str | None = None
+    role: Role,
+    data: bytes,
+    sigs: Sequence[str],
+    *,
+    subject: str = "the file",
+    where: str | None = None,
+    each: Callable[[VerifiedSignature], None] | None = None,
 ) -> set[str]:
-    """Key ids of the distinct keys of ``role`` that signed ``data``; raises unless the threshold is met."""
-    return require_threshold(tally_signatures(data, sigs, role), role, subject, where)
+    """Check that enough distinct keys of ``role`` signed ``data``.
 
+    Args:
+        role: The keys and the threshold.
+        data: The exact signed bytes.
+        sigs: The minisign signature files' text.
+        subject: What was signed, for messages.
+        where: The signed file's location, for messages.
+        each: Called with every counted signature; raising from it refuses the file (for rules
+            on the trusted comment).
 
-# --------------------------------------------------------------------------- composable policies
+    Returns:
+        The key ids of the counted keys.
 
-
-class Policy(Protocol):
-    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
-        """Key ids that satisfied the policy; raises a ``CheckFailed`` otherwise."""
-        ...
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """At least ``role.threshold`` distinct keys of ``role`` signed; ``each`` vets every counted signature."""
-
-    role: Role
-    subject: str = "the file"
-    where: str | None = None
-    each: Callable[[VerifiedSignature], None] | None = None
-
-    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
-        tally = tally_signatures(data, sigs, self.role)
-        if self.each is not None:
-            for verified in tally.counted.values():
-                self.each(verified)
-        return require_threshold(tally, self.role, self.subject, self.where)
-
-
-@dataclass(frozen=True)
-class PinnedKey:
-    """One valid signature by exactly this public key (what ``minisign -V -p key`` checks)."""
-
-    key: PublicKey
-    subject: str = "the file"
-    where: str | None = None
-
-    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
-        role = Role(f"pinned key {self.key.key_id}", (self.key,), 1)
-        return Threshold(role, self.subject, self.where).check(data, sigs)
-
-
-@dataclass(frozen=True)
-class AllOf:
-    """Every child policy passes (empty: fails)."""
-
-    policies: tuple[Policy, ...]
-
-    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
-        if not self.policies:
-            raise EmptyPolicyError("AllOf() with no policies accepts nothing", fix="add at least one policy")
-        ids: set[str] = set()
-        for policy in self.policies:
-            ids |= policy.check(data, sigs)
-        return ids
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    """At least one child policy passes (empty: fails); reports every child's failure otherwise."""
-
-    policies: tuple[Policy, ...]
-
-    def check(self, data: bytes, sigs: Sequence[str]) -> set[str]:
-        if not self.policies:
-            raise EmptyPolicyError("AnyOf() with no policies accepts nothing", fix="add at least one policy")
-        failures: list[CheckFailed] = []
-        for policy in self.policies:
-            try:
-                return policy.check(data, sigs)
-            except CheckFailed as err:
-                failures.append(err)
-        if len(failures) == 1:
-            raise failures[0]
-        raise ThresholdNotMetError(
-            "no alternative policy is satisfied: " + "; ".join(e.what for e in failures),
-            fix=failures[0].fix,
-        )
+    Raises:
+        CheckFailed: ``threshold-not-met``, ``empty-policy`` (a threshold below 1), or the first
+            signature's own failure when none verified.
+    """
+    tally = tally_signatures(data, sigs, role)
+    if each is not None:
+        for verified in tally.counted.values():
+            each(verified)
+    return require_threshold(tally, role, subject, where)

@@ -34,12 +34,10 @@ from registry_tool.signing.release import (
     manifest_identity,
 )
 from registry_tool.trust.policy import (
-    AllOf,
     Candidate,
     RevokedKeyError,
     Role,
     Tally,
-    Threshold,
     ThresholdNotMetError,
     UnauthorizedSignerError,
     require_threshold,
@@ -66,6 +64,8 @@ class RootFormatError(CheckFailed):
 
 
 class ExpiredRootError(CheckFailed):
+    """The trusted root (the last of the chain) is past its ``expires`` time."""
+
     code = "root-expired"
 
 
@@ -97,6 +97,7 @@ class InvalidPluginNameError(CheckFailed):
 
 
 def parse_time(value: str, *, where: Location | None = None) -> datetime:
+    """An RFC 3339 UTC time with a ``Z`` suffix, second precision; else ``root-format``."""
     try:
         moment = parse_time_strict(value)  # strptime alone accepts 2026-1-5T1:2:3Z
         if moment is None:
@@ -111,6 +112,7 @@ def parse_time(value: str, *, where: Location | None = None) -> datetime:
 
 
 def format_time(value: datetime) -> str:
+    """``value`` as the documents write times (``2026-11-21T12:00:00Z``)."""
     return _format_time(value)
 
 
@@ -157,6 +159,8 @@ def load_json_strict(data: bytes, *, where: str | None = None) -> Any:
 
 @dataclass(frozen=True)
 class Revocation:
+    """A revoked key: since which root version and time, and which plugins' prior releases stay valid."""
+
     key: PublicKey
     revoked_in_version: int
     revoked_at: datetime
@@ -165,6 +169,7 @@ class Revocation:
     reason: str = ""
 
     def covers(self, plugin: str) -> bool:
+        """Whether the revocation's plugin patterns cover ``plugin``."""
         return any(pattern_matches(p, plugin) for p in self.plugins)
 
     @property
@@ -178,16 +183,21 @@ class Revocation:
 
 @dataclass(frozen=True)
 class Maintainer:
+    """A maintainer: their keys and the plugin names or patterns delegated to them."""
+
     id: str
     keys: tuple[PublicKey, ...]
     plugins: tuple[str, ...]
 
     def covers(self, plugin: str) -> bool:
+        """Whether ``plugin`` is delegated to this maintainer."""
         return any(pattern_matches(p, plugin) for p in self.plugins)
 
 
 @dataclass(frozen=True)
 class Root:
+    """One version of the root metadata, parsed and checked; ``raw`` is the exact signed bytes."""
+
     raw: bytes
     data: dict[str, Any]
     registry: str
@@ -213,9 +223,11 @@ class Root:
         return _build(data, doc, where)
 
     def is_expired(self, now: datetime) -> bool:
+        """Whether the root has expired at ``now`` (timezone-aware)."""
         return _aware(now) >= self.expires
 
     def revocation_for(self, key: PublicKey) -> Revocation | None:
+        """The revocation of ``key``, if this root revokes it."""
         return next((r for r in self.revoked if r.key.raw == key.raw), None)
 
     def _revoked_candidates(self) -> tuple[Candidate, ...]:
@@ -228,13 +240,16 @@ class Root:
         )
 
     def role(self, name: str) -> Role:
+        """The ``root`` or ``index`` role; revoked keys are recognised and refused by name."""
         base = self.roles[name]
         return Role(base.name, base.keys, base.threshold, self._revoked_candidates())
 
     def threshold_for(self, plugin: str) -> int:
+        """How many distinct maintainer keys must sign a release of ``plugin`` (default 1)."""
         return self.plugin_thresholds.get(plugin, 1)
 
     def delegated_keys(self, plugin: str) -> list[PublicKey]:
+        """Every key of every maintainer ``plugin`` is delegated to, each once."""
         keys: dict[bytes, PublicKey] = {}
         for m in self.maintainers.values():
             if m.covers(plugin):
@@ -558,7 +573,9 @@ def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str 
     )
     new_role = _root_role(nxt)
     subject = f"root version {nxt.version}"
-    AllOf((Threshold(old_role, subject, where), Threshold(new_role, subject, where))).check(raw, sigs)
+    # Both the old and the new root role must sign a rotation.
+    verify_threshold(old_role, raw, sigs, subject=subject, where=where)
+    verify_threshold(new_role, raw, sigs, subject=subject, where=where)
     return nxt
 
 
@@ -623,7 +640,7 @@ def _verify_maintainer_signed(
         check_trusted_comment(verified.trusted_comment, name, version, where=where)
 
     subject = f"{table}.toml of '{plugin_name}' {version}"
-    return Threshold(role, subject, where, each=names_this_release).check(data, sigs)
+    return verify_threshold(role, data, sigs, subject=subject, where=where, each=names_this_release)
 
 
 def verify_release_signatures(

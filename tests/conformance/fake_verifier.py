@@ -5,12 +5,19 @@ It speaks the command contract of conformance/README.md but decides almost nothi
 the site files to copy into the plugin directory).  It does really fetch registry.json in
 `refresh` (with the 64 KiB cap and the deadline) and really re-hash files in `verify`, so the
 runner's fault directives, tamper and symlink steps are exercised against real behaviour.
+
+With env FAKE_BATCH=1 it declares batch mode (`capabilities`) and answers `batch` requests by
+running the same step in-process; FAKE_PIDS (a file) collects one line per process started, so
+the runner's tests can count processes.  In batch mode the spec `crash` ends the process without
+an answer (the runner must fail that case and start a new process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import io
 import json
 import os
 import sys
@@ -105,5 +112,33 @@ def main(argv: list[str]) -> None:
     refuse("not-found", 2)
 
 
+def batch() -> None:
+    for line in iter(sys.stdin.readline, ""):
+        args = json.loads(line)["args"]
+        if "crash" in args:
+            os._exit(3)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                main(args)
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 0
+        answer = json.loads(out.getvalue())
+        answer["exit"] = code
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
 if __name__ == "__main__":
+    if os.environ.get("FAKE_PIDS"):
+        with open(os.environ["FAKE_PIDS"], "a") as f:
+            f.write(" ".join(sys.argv[1:2]) + "\n")
+    if sys.argv[1:] == ["capabilities"]:
+        if os.environ.get("FAKE_BATCH") != "1":
+            refuse("usage", 2)
+        answer({"ok": True, "batch": True})
+    if sys.argv[1:] == ["batch"]:
+        batch()
+        sys.exit(0)
     main(sys.argv[1:])

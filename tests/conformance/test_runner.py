@@ -149,8 +149,10 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def run(suite: Path, *args: str, verifier: list[str] = FAKE) -> subprocess.CompletedProcess[str]:
-    env = {"FAKE_TABLE": str(suite / "table.json"), "PATH": "/usr/bin:/bin"}
+def run(
+    suite: Path, *args: str, verifier: list[str] = FAKE, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"FAKE_TABLE": str(suite / "table.json"), "PATH": "/usr/bin:/bin", **(env or {})}
     return subprocess.run(
         [sys.executable, str(RUNNER), "--suite", str(suite), *args, "--", *verifier],
         capture_output=True,
@@ -236,3 +238,105 @@ def _runner() -> ModuleType:
 
 def _resolve(site: str) -> dict[str, Path]:
     return _runner().site_files(SUITE, site)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- batch mode
+
+OPS = ("pin", "refresh", "install", "verify")
+VERIFIER_STEPS = sum(
+    1 for steps in [*PASSING.values(), *(v[0] for v in FAILING.values())] for x in steps if x["op"] in OPS
+)
+
+
+def _outcomes(stdout: str) -> list[str]:
+    """PASS/FAIL lines, sorted (parallel jobs print in any order)."""
+    return sorted(line for line in stdout.splitlines() if line.startswith(("PASS ", "FAIL ")))
+
+
+def test_batch_mode_gives_the_same_verdicts_with_one_process_per_job(suite: Path, tmp_path: Path) -> None:
+    """A verifier that declares batch mode runs every step in at most one process per job."""
+    pids = tmp_path / "pids"
+    per_step = run(suite, "-j", "2")
+    batched = run(suite, "-j", "2", env={"FAKE_BATCH": "1", "FAKE_PIDS": str(pids)})
+    assert _outcomes(batched.stdout) == _outcomes(per_step.stdout), batched.stdout
+    assert batched.stdout.splitlines()[-1] == f"{len(PASSING)} passed, {len(FAILING)} failed"
+    assert batched.returncode == 1
+    started = pids.read_text().split()
+    assert started.count("capabilities") == 1
+    assert 1 <= started.count("batch") <= 2
+    assert set(started) == {"capabilities", "batch"}, started
+
+
+def test_without_the_declaration_every_step_is_a_process(suite: Path, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = run(suite, "-j", "2", env={"FAKE_PIDS": str(pids)})
+    assert proc.stdout.splitlines()[-1] == f"{len(PASSING)} passed, {len(FAILING)} failed"
+    started = pids.read_text().split()
+    assert "batch" not in started
+    assert len(started) - started.count("capabilities") == VERIFIER_STEPS
+
+
+def test_no_batch_flag_forces_one_process_per_step(suite: Path, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = run(
+        suite, "--no-batch", "--filter", "^p-refresh$", env={"FAKE_BATCH": "1", "FAKE_PIDS": str(pids)}
+    )
+    assert proc.stdout.splitlines()[-1] == "1 passed, 0 failed", proc.stdout
+    assert pids.read_text().split() == ["pin", "refresh"]
+
+
+def test_a_batch_process_that_dies_fails_its_case_and_is_replaced(suite: Path, tmp_path: Path) -> None:
+    """Isolation: a crash mid-batch costs only its own case; the next case gets a new process."""
+    crash = tmp_path / "crash-suite"
+    shutil.copytree(suite / "sites", crash / "sites")
+    (crash / "cases").mkdir()
+    cases = {
+        "a-crash": [PIN, step("install", INSTALLED, spec="crash")],
+        "b-after": [PIN, step("refresh", ok(registry_version=V))],
+    }
+    for case_id, steps in cases.items():
+        doc = {"id": case_id, "description": case_id, "threat": "test", "requires": [], "steps": steps}
+        (crash / "cases" / f"{case_id}.json").write_text(json.dumps(doc))
+    (crash / "table.json").write_text((suite / "table.json").read_text())
+    pids = tmp_path / "pids"
+    proc = run(crash, "-j", "1", env={"FAKE_BATCH": "1", "FAKE_PIDS": str(pids)})
+    lines = proc.stdout.splitlines()
+    assert any(x.startswith("FAIL a-crash:") and "batch answer is not one JSON object" in x for x in lines)
+    assert "PASS b-after" in lines, proc.stdout
+    assert lines[-1] == "1 passed, 1 failed"
+    assert pids.read_text().split().count("batch") == 2
+
+
+# --------------------------------------------------------------------------- one list of error classes
+
+
+def _classes_file() -> dict[str, int]:
+    return json.loads((SUITE / "error-classes.json").read_text())["error_classes"]  # type: ignore[no-any-return]
+
+
+def test_readme_table_lists_exactly_the_error_classes_file() -> None:
+    import re
+
+    table = re.findall(r"^\| `([a-z-]+)` \| ([12]) \|", (SUITE / "README.md").read_text(), re.M)
+    assert {name: int(code) for name, code in table} == _classes_file()
+
+
+def test_runner_and_python_adapter_read_the_error_classes_file() -> None:
+    from registry_tool.client import conformance as adapter
+
+    runner = _runner()
+    classes = _classes_file()
+    assert set(classes) == runner.ERROR_CLASSES == adapter.CLASSES
+    assert {n for n, c in classes.items() if c == 2} == runner.USAGE_ERRORS == adapter.USAGE_CLASSES
+
+
+def test_go_and_rust_verifiers_know_exactly_the_error_classes() -> None:
+    """The verifiers' own class lists (source text) name every class of the file and no other."""
+    import re
+
+    go = set(re.findall(r'Class\w+\s+Class = "([a-z-]+)"', (ROOT / "verifiers/go/errors.go").read_text()))
+    rust_src = (ROOT / "verifiers/rust/src/error.rs").read_text()
+    as_str = rust_src[rust_src.index("pub fn as_str") : rust_src.index("pub fn exit_code")]
+    rust = set(re.findall(r'=> "([a-z-]+)"', as_str))
+    assert go == set(_classes_file()), go ^ set(_classes_file())
+    assert rust == set(_classes_file()), rust ^ set(_classes_file())

@@ -1,18 +1,22 @@
 """Start-up cost is paid only for the command that runs (behavioural checks, never timings).
 
 `registry-tool --help` must not import typer, rich, the verifiers' heavy dependencies or any
-command area; a command imports only the area that defines it.  The launcher's static help and
-command table must agree with the full typer app.
+command area; a command imports only the area that defines it; a plain `validate` imports no
+CLI framework and, once its cache is warm, none of the libraries whose verdicts it remembers.
+The launcher's static help, command table and fast-path options must agree with the typer app,
+and the fast path must print exactly what the typer command prints.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -43,7 +47,7 @@ HEAVY = (
 )
 
 
-def _modules_after(*argv: str) -> tuple[int, str, set[str]]:
+def _modules_after(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, set[str]]:
     """Run the real entry point in a fresh interpreter; return its exit code, stdout and sys.modules."""
     probe = (
         "import json, sys, io, contextlib\n"
@@ -59,7 +63,13 @@ def _modules_after(*argv: str) -> tuple[int, str, set[str]]:
         "print(json.dumps([code, out.getvalue(), sorted(sys.modules)]))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, **(env or {})},
     )
     code, out, modules = json.loads(proc.stdout.splitlines()[-1])
     return code, out, set(modules)
@@ -83,14 +93,169 @@ def test_version_imports_no_heavy_module() -> None:
 
 
 def test_a_command_imports_only_its_area() -> None:
-    code, out, modules = _modules_after("validate", "index/plugins/adler32/1.0.0", "--format", "json")
+    code, out, modules = _modules_after(
+        "--debug", "validate", "index/plugins/adler32/1.0.0", "--format", "json"
+    )
     assert code == 0, out
     assert json.loads(out)["ok"] is True
+    assert "registry_tool._cli.validate" in modules  # a global option: typer parses it
     others = [f"registry_tool._cli.{a}" for a in _cli.AREAS if a != "validate"]
     assert [m for m in others if m in modules] == []
     # What validate does not need: the builder, the client, the network, rich and the sandbox runner.
     for package in ("registry_tool.registry", "registry_tool.client", "requests", "rich", "cryptography"):
         assert not _loaded(modules, package), package
+
+
+# What a plain `validate` never needs: the CLI framework, the other commands, the network.
+NOT_FOR_VALIDATE = (
+    "typer",
+    "click",
+    "pydantic",
+    "jsonschema",
+    "cryptography",
+    "requests",
+    "tomlkit",
+    "registry_tool._cli",
+    "registry_tool.registry",
+    "registry_tool.sandbox",
+    "registry_tool.client",
+    "registry_tool.signing",
+    "registry_tool.trust",
+)
+# What it needs only until its cache remembers their verdicts.
+REMEMBERED = ("wasmtime", "license_expression", "semantic_version", "importlib.metadata")
+
+
+def test_plain_validate_imports_no_cli_framework_and_with_a_warm_cache_no_prover(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    argv = ("validate", "index/plugins/adler32/1.0.0", "--format", "json")
+    cold_code, cold_out, cold = _modules_after(*argv, env=env)
+    warm_code, warm_out, warm = _modules_after(*argv, env=env)
+    assert (cold_code, warm_code) == (0, 0)
+    assert json.loads(cold_out) == json.loads(warm_out)
+    assert json.loads(warm_out)["ok"] is True
+    for modules in (cold, warm):
+        assert [p for p in NOT_FOR_VALIDATE if _loaded(modules, p)] == []
+        assert not _loaded(modules, "rich")  # --format json renders without it
+    assert all(_loaded(cold, p) for p in REMEMBERED)  # the first run decides
+    assert [p for p in REMEMBERED if _loaded(warm, p)] == []
+
+
+def test_an_invalid_release_is_decided_again_with_a_warm_cache(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    case = REPO / "tests/examples/invalid/invalid-wasm-truncated"
+    argv = ("validate", str(case), "--config", str(REPO / "tests/examples/registry.toml"), "-f", "json")
+    first = _modules_after(*argv, env=env)
+    second = _modules_after(*argv, env=env)
+    assert first[0] == second[0] == 1
+    assert json.loads(first[1]) == json.loads(second[1])
+    assert _loaded(second[2], "wasmtime")  # a refusal is never remembered: wasmtime decides again
+
+
+def _cli_run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "registry_tool", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["index/plugins/adler32/1.0.0"],
+        ["index/plugins/adler32/1.0.0", "--format", "json"],
+        ["-f", "sarif", "index/plugins/adler32/1.0.0", "index/plugins/adler32"],
+        ["--config=index/registry.toml", "index/plugins/adler32/1.0.0", "--format=github"],
+        ["-c", "tests/examples/registry.toml", "tests/examples/invalid/bad-spdx-unknown-id", "-f", "json"],
+        ["tests/examples/invalid/host-range-disjoint", "-c", "tests/examples/registry.toml"],
+    ],
+)
+def test_the_fast_path_prints_what_the_typer_command_prints(args: list[str]) -> None:
+    assert _launch.parse_plain(args, _launch.FAST_COMMANDS["validate"].options) is not None
+    fast = _cli_run("validate", *args)
+    typed = _cli_run("--debug", "validate", *args)  # a global option: the typer app runs it
+    assert (fast.returncode, fast.stdout, fast.stderr) == (typed.returncode, typed.stdout, typed.stderr)
+    assert fast.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["no/such/release"], 2, "does not exist"),
+        (["index/plugins/adler32/1.0.0", "--format", "yaml"], 2, "yaml"),
+        ([], 2, "Missing argument"),
+        (["index/plugins/adler32/1.0.0", "-f", "json", "--config", "no/such.toml"], 2, "does not exist"),
+    ],
+)
+def test_what_the_fast_path_cannot_print_the_typer_layer_reports(
+    args: list[str], code: int, message: str
+) -> None:
+    fast = _cli_run("validate", *args)
+    typed = _cli_run("--debug", "validate", *args)
+    assert fast.returncode == typed.returncode == code
+    assert fast.stdout == typed.stdout
+    assert message in fast.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["a"], (["a"], {})),
+        (["a", "b", "-f", "json"], (["a", "b"], {"format": "json"})),
+        (["--format=sarif", "a", "--config", "r.toml"], (["a"], {"format": "sarif", "config": "r.toml"})),
+        (["-c", "x", "a"], (["a"], {"config": "x"})),
+        (["-"], (["-"], {})),
+        # Everything else is the typer app's to parse and, if need be, refuse.
+        ([], None),
+        (["-f", "json"], None),
+        (["a", "--help"], None),
+        (["a", "--"], None),
+        (["a", "--verbose"], None),
+        (["a", "-c=x"], None),
+        (["a", "-cx"], None),
+        (["a", "--config"], None),
+        (["a", "--config="], None),
+        (["a", "--config", "-f"], None),
+        (["a", "--unknown", "x"], None),
+    ],
+)
+def test_what_is_a_plain_command_line(args: list[str], parsed: object) -> None:
+    assert _launch.parse_plain(args, _launch.FAST_COMMANDS["validate"].options) == parsed
+
+
+def test_the_fast_path_never_runs_with_global_options_or_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[object] = []
+    command = _launch.FAST_COMMANDS["validate"]
+    monkeypatch.setitem(_launch.FAST_COMMANDS, "validate", command._replace(run=lambda *a: ran.append(a)))
+    _launch.run_fast(["--debug", "validate", "a"])
+    _launch.run_fast(["-v", "validate", "a"])
+    monkeypatch.setenv(_launch.LOG_ENV, "debug")
+    _launch.run_fast(["validate", "a"])
+    assert ran == []
+    monkeypatch.delenv(_launch.LOG_ENV)
+    _launch.run_fast(["validate", "a"])
+    assert ran == [(["a"], {})]
+
+
+def test_fast_path_options_are_the_typer_commands() -> None:
+    """The fast path reads the spellings the typer command declares, and knows all of them."""
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    importlib.import_module("registry_tool._cli.validate").register(app)
+    command = typer.main.get_group(app).commands["validate"]
+    options = {p.name: p for p in command.params if p.param_type_name == "option" and p.name != "help"}
+    fast = {o.dest: o for o in _launch.FAST_COMMANDS["validate"].options}
+    assert set(options) == {"config", "fmt"}
+    assert sorted(options["config"].opts) == sorted(fast["config"].flags)
+    assert sorted(options["fmt"].opts) == sorted(fast["format"].flags)
+    assert [p.name for p in command.params if p.param_type_name == "argument"] == ["paths"]
+    assert options["config"].help == fast["config"].help
+    assert options["fmt"].help == fast["format"].help
+    assert command.params[0].help == _launch.VALIDATE_PATHS_HELP
 
 
 def test_static_help_is_what_typer_prints() -> None:
@@ -117,6 +282,7 @@ def test_unknown_commands_go_to_the_full_app() -> None:
     assert _launch.area_for(["nosuch"]) is None
     assert _launch.area_for(["--debug", "verify", "x"]) == "keys"
     assert _launch.area_for(["--debug"]) is None
+    assert _launch.area_for(["-vv", "--debug", "validate", "x"]) == "validate"
     code, _, modules = _modules_after("nosuch")
     assert code == 2
     assert all(f"registry_tool._cli.{a}" in modules for a in _cli.AREAS)

@@ -1,9 +1,10 @@
-"""The compiled plugin schema (fastjsonschema) may only ever accept what jsonschema accepts.
+"""The compiled schemas (fastjsonschema) may only ever accept what jsonschema accepts.
 
-``parse_manifest`` trusts an accepting verdict of the compiled validator and asks jsonschema
-otherwise; if the compiled one were more lenient anywhere, a manifest would pass the build
-that ``validate`` would refuse.  These tests mutate every value of every example manifest
-into values of the wrong type, shape and format and compare the two verdicts.
+``schema_findings`` trusts an accepting verdict of the compiled validator and asks jsonschema
+otherwise; if the compiled one were more lenient anywhere, a manifest or registry.toml would
+pass the build that jsonschema would refuse.  These tests mutate every value of every example
+manifest and registry.toml into values of the wrong type, shape and format and compare the two
+verdicts, with the validator as loaded from the on-disk cache and as freshly generated.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from registry_tool.manifest.model import PLUGIN_SCHEMA, _schema_accepts, parse_manifest
-from registry_tool.manifest.source import load_schema
+from registry_tool.manifest import cache, source
+from registry_tool.manifest.config import CONFIG_SCHEMA
+from registry_tool.manifest.model import PLUGIN_SCHEMA, parse_manifest
+from registry_tool.manifest.source import load_schema, schema_accepts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,11 +35,13 @@ def _parses(path: Path) -> bool:
     return True
 
 
-MANIFESTS = sorted(
-    p
-    for p in [*(REPO / "tests" / "examples").rglob("plugin.toml"), *(REPO / "index").rglob("plugin.toml")]
-    if p.is_file() and _parses(p)
-)
+def _examples(name: str) -> list[Path]:
+    found = [*(REPO / "tests" / "examples").rglob(name), *(REPO / "index").rglob(name)]
+    return sorted(p for p in found if p.is_file() and _parses(p))
+
+
+MANIFESTS = _examples("plugin.toml")
+CONFIGS = _examples("registry.toml")
 VALUES: list[Any] = [
     True,
     0,
@@ -89,21 +94,82 @@ def _mutations(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 yield mutated
 
 
-def test_there_are_manifests_to_mutate() -> None:
+def test_there_are_documents_to_mutate() -> None:
     assert len(MANIFESTS) >= 10
+    assert len(CONFIGS) >= 5
 
 
-@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.parent.relative_to(REPO).as_posix())
-def test_compiled_schema_never_accepts_what_jsonschema_refuses(manifest: Path) -> None:
-    doc = tomllib.loads(manifest.read_text(encoding="utf-8"))
-    reference = jsonschema.Draft7Validator(load_schema(PLUGIN_SCHEMA))
+def _check_never_more_lenient(document: Path, schema_name: str) -> None:
+    doc = tomllib.loads(document.read_text(encoding="utf-8"))
+    reference = jsonschema.Draft7Validator(load_schema(schema_name))
+    assert schema_accepts(doc, schema_name) == reference.is_valid(doc)  # the example itself
     refused = 0
     for mutated in _mutations(doc):
         valid = reference.is_valid(mutated)
         refused += not valid
-        if _schema_accepts(mutated):
-            assert valid, f"compiled schema accepts a manifest jsonschema refuses: {mutated!r}"
-    assert refused > 0  # the mutations do produce invalid manifests
+        if schema_accepts(mutated, schema_name):
+            assert valid, f"compiled schema accepts a document jsonschema refuses: {mutated!r}"
+    assert refused > 0  # the mutations do produce invalid documents
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.parent.relative_to(REPO).as_posix())
+def test_compiled_schema_never_accepts_what_jsonschema_refuses(manifest: Path) -> None:
+    _check_never_more_lenient(manifest, PLUGIN_SCHEMA)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.parent.relative_to(REPO).as_posix())
+def test_compiled_config_schema_never_accepts_what_jsonschema_refuses(config: Path) -> None:
+    _check_never_more_lenient(config, CONFIG_SCHEMA)
+
+
+@pytest.mark.parametrize("schema_name", [PLUGIN_SCHEMA, CONFIG_SCHEMA])
+def test_cached_validator_is_the_generated_one(
+    schema_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The validator read back from the cache gives the verdicts of fastjsonschema.compile."""
+    import fastjsonschema
+
+    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path / "schemas")
+    source.compiled_schema.cache_clear()
+    try:
+        written = source.compiled_schema(schema_name)  # generated, then stored
+        assert len(list((tmp_path / "schemas").iterdir())) == 1
+        source.compiled_schema.cache_clear()
+        loaded = source.compiled_schema(schema_name)  # read back from the cache
+    finally:
+        source.compiled_schema.cache_clear()
+    assert loaded is not written
+    fresh = fastjsonschema.compile(load_schema(schema_name))
+    documents = MANIFESTS if schema_name == PLUGIN_SCHEMA else CONFIGS
+    for document in documents[:4]:
+        for mutated in _mutations(tomllib.loads(document.read_text(encoding="utf-8"))):
+            assert _verdict(loaded, mutated) == _verdict(fresh, mutated)
+
+
+def _verdict(validator: Any, data: Any) -> bool:
+    try:
+        validator(data)
+    except Exception:
+        return False
+    return True
+
+
+def test_a_damaged_cache_entry_is_generated_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "schemas"
+    monkeypatch.setattr(cache, "cache_dir", lambda: directory)
+    source.compiled_schema.cache_clear()
+    try:
+        source.compiled_schema(PLUGIN_SCHEMA)
+        (entry,) = directory.iterdir()
+        assert source._load_code(entry.name) is not None
+        entry.write_bytes(b"not marshal data")
+        assert source._load_code(entry.name) is None
+        source.compiled_schema.cache_clear()
+        valid = tomllib.loads((REPO / "index/plugins/adler32/1.0.0/plugin.toml").read_text(encoding="utf-8"))
+        assert schema_accepts(valid, PLUGIN_SCHEMA)
+        assert source._load_code(entry.name) is not None  # written again
+    finally:
+        source.compiled_schema.cache_clear()
 
 
 def test_jsonschema_decides_what_the_compiled_schema_refuses() -> None:
@@ -112,7 +178,7 @@ def test_jsonschema_decides_what_the_compiled_schema_refuses() -> None:
     text = (REPO / "tests" / "examples" / "valid" / "core-numeric" / "plugin.toml").read_text()
     doc = tomllib.loads(text)
     doc.setdefault("limits", {})["memory"] = "10MiB\n"
-    assert not _schema_accepts(doc)
+    assert not schema_accepts(doc, PLUGIN_SCHEMA)
     assert jsonschema.Draft7Validator(load_schema(PLUGIN_SCHEMA)).is_valid(doc)
 
 

@@ -149,3 +149,24 @@ def go_command(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         pytest.skip(f"go build for wasip1 failed or took too long: {err}")
     return (work / "upper.wasm").read_bytes()
+
+
+class KernelInStore:
+    """An Extism kernel linked the way a test links it, in a store of its own capped at ``cap``."""
+
+    def __init__(self, data: bytes = b"", config: dict[str, str] | None = None, *, cap: int) -> None:
+        from registry_tool.sandbox.abis import ExtismAdapter
+
+        engine = wasmtime.Engine()
+        self.store = wasmtime.Store(engine)
+        self.store.set_limits(memory_size=cap)
+        linker = wasmtime.Linker(engine)
+        adapter = ExtismAdapter(ImportPolicy())
+        adapter.define(linker, engine)
+        self.kernel = adapter.begin(
+            linker, self.store, Case("kernel", input=data, config=config or {})
+        ).kernel
+        self.memory = self.kernel.memory
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kernel, name)

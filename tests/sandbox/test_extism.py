@@ -9,9 +9,8 @@ import pytest
 import wasmtime
 
 from registry_tool.sandbox import Case, ImportRule, Outcome
-from registry_tool.sandbox.abis import ExtismKernel
 
-from .conftest import Runner, wat
+from .conftest import KernelInStore, Runner, wat
 
 extism = pytest.importorskip("extism", reason="the official Extism SDK is the oracle")
 
@@ -155,8 +154,8 @@ def test_extism_misbehaviour_is_classified(run: Runner, module: str, outcome: Ou
 PAGE = 65536
 
 
-def _kernel(data: bytes = b"", config: dict[str, str] | None = None, cap: int = 4 * PAGE) -> ExtismKernel:
-    return ExtismKernel.standalone(data, config, cap=cap)
+def _kernel(data: bytes = b"", config: dict[str, str] | None = None, cap: int = 4 * PAGE) -> KernelInStore:
+    return KernelInStore(data, config, cap=cap)
 
 
 def test_kernel_memory_blocks_and_bounds() -> None:

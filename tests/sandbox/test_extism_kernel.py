@@ -12,17 +12,16 @@ import pytest
 import wasmtime
 
 from registry_tool.sandbox import Case, Outcome
-from registry_tool.sandbox.abis import ExtismKernel, ImportPolicy, kernel_module
-from registry_tool.sandbox.runners import ADAPTERS
+from registry_tool.sandbox.abis import ExtismAdapter, ImportPolicy, kernel_module
 
-from .conftest import Runner, wat
+from .conftest import KernelInStore, Runner, wat
 
 PAGE = 65536
 ENV = "extism:host/env"
 
 
-def _kernel(data: bytes = b"", cap: int = 16 * PAGE) -> tuple[ExtismKernel, Callable[..., int]]:
-    kernel = ExtismKernel.standalone(data, cap=cap)
+def _kernel(data: bytes = b"", cap: int = 16 * PAGE) -> tuple[KernelInStore, Callable[..., int]]:
+    kernel = KernelInStore(data, cap=cap)
     return kernel, functools.partial(kernel.call, kernel.store)
 
 
@@ -313,9 +312,9 @@ def test_kernel_is_compiled_once_per_engine_and_works_with_several_engines() -> 
     assert kernel_module(engines[0]) is kernel_module(engines[0])
     for engine in engines:  # host function types are per engine (wasmtime aborts on a mix)
         store = wasmtime.Store(engine)
-        state = ADAPTERS["extism"].define(
-            wasmtime.Linker(engine), store, Case("x", input=b"in"), ImportPolicy()
-        )
+        adapter, linker = ExtismAdapter(ImportPolicy()), wasmtime.Linker(engine)
+        adapter.define(linker, engine)
+        state = adapter.begin(linker, store, Case("x", input=b"in"))
         assert state.kernel.read(store, state.kernel.put(store, b"block")) == b"block"
 
 
@@ -327,7 +326,9 @@ def test_a_finished_tests_store_is_freed_without_the_cycle_collector() -> None:
     gc.disable()
     try:
         store, linker = wasmtime.Store(engine), wasmtime.Linker(engine)
-        state = ADAPTERS["extism"].define(linker, store, Case("x", input=b"in"), ImportPolicy())
+        adapter = ExtismAdapter(ImportPolicy())
+        adapter.define(linker, engine)
+        state = adapter.begin(linker, store, Case("x", input=b"in"))
         linker.instantiate(store, plugin)
         assert state.kernel.output(store) == b""
         freed = weakref.ref(store)

@@ -11,9 +11,6 @@ from registry_tool.sandbox import Case, Outcome
 
 from .conftest import Runner, wat
 
-# Worker start-up and compile of a tiny module take ~0.1 s; this is the slack over each limit.
-MARGIN_S = 1.5
-
 SPIN = '(module (func (export "f") (loop br 0)))'
 SPIN_IN_START = '(module (func $s (loop br 0)) (start $s) (func (export "f")))'
 GROW_LOOP = """(module (memory (export "memory") 1)
@@ -68,9 +65,9 @@ def test_core_hostile_module_is_classified_within_its_limit(
     [result] = run(wat(module), Case(name, "f"), wall_time=limits.pop("wall_time", 1.0), **limits)
     assert result.outcome is outcome, result.detail
     assert not result.passed
-    assert run.elapsed < 1.0 + MARGIN_S
-    if outcome is Outcome.timeout:
-        assert result.wall_ms is not None and 450 <= result.wall_ms < 500 + MARGIN_S * 1000
+    if outcome is Outcome.timeout:  # the worker's own epoch deadline, not the parent's kill
+        assert "epoch interruption" in result.detail
+        assert result.wall_ms is not None and result.wall_ms >= 450
 
 
 def test_trap_detail_names_the_trap_code(run: Runner) -> None:
@@ -102,11 +99,13 @@ def test_expect_trap_inverts_the_verdict(run: Runner) -> None:
 
 
 def test_stdout_flood_hits_the_output_cap(run: Runner) -> None:
+    # The module loops on fd_write for ever (ignoring EFBIG); fuel ends it, and a wall-clock limit far
+    # beyond any machine's time for 1M fuel keeps the timer out of it: the outcome is the cap either way.
     [result] = run(
-        wat(WASI_FLOOD), Case("flood"), abi="wasi-command", output=64 * 1024, fuel=5_000_000, wall_time=1.0
+        wat(WASI_FLOOD), Case("flood"), abi="wasi-command", output=64 * 1024, fuel=1_000_000, wall_time=120.0
     )
     assert result.outcome is Outcome.output_limit
-    assert run.elapsed < 1.0 + MARGIN_S
+    assert result.fuel_consumed == 1_000_000  # the loop went on past the cap, bounded by fuel
     assert len(result.stdout) <= 2100  # the report shows a bounded excerpt
 
 
@@ -121,8 +120,8 @@ def test_sleep_past_the_deadline_is_a_timeout_without_sleeping(run: Runner) -> N
     # (a host call that does block is killed by the parent: test_supervision's hanging worker).
     [result] = run(wat(WASI_SLEEP), Case("sleep"), abi="wasi-command", wall_time=0.5, kill_margin=30)
     assert result.outcome is Outcome.timeout
+    # Only the virtual clock says this; a real sleep would end in the parent's kill ("no result within").
     assert "slept past its wall-clock deadline" in result.detail
-    assert run.elapsed < 0.5 + MARGIN_S
 
 
 @pytest.mark.parametrize("code", [1, 3, 125])
@@ -191,7 +190,7 @@ def _slow_to_compile() -> bytes:
 def test_slow_compile_is_stopped_at_the_compile_timeout(run: Runner) -> None:
     results = run(_slow_to_compile(), [Case("a", "f0", [1]), Case("b", "f1", [1])], compile_timeout=0.3)
     assert [r.outcome for r in results] == [Outcome.compile_timeout, Outcome.compile_timeout]
-    assert run.elapsed < 0.3 + MARGIN_S
+    assert "did not finish within 0.3s" in results[0].detail
 
 
 @pytest.mark.parametrize("input_size", [0, 4 * 1024**2], ids=["small-job", "job-larger-than-a-pipe"])

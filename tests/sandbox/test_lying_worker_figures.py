@@ -1,6 +1,6 @@
 """Attack: a subverted worker sends a well-formed event with ill-typed figures or hostile text.
 
-The parent formats the figures (``f"{fuel:,}"``, ``memory // 1024``): a string there crashed the
+The reporters format the figures (``f"{fuel:,}"``, ``memory // 1024``): a string there crashed the
 whole smoke command instead of failing one test closed.  Text fields are neutralised by the parent.
 """
 
@@ -48,7 +48,11 @@ def test_ill_typed_figures_fail_the_test_closed(
 ) -> None:
     [result] = _run(tmp_path, monkeypatch, outcome)
     assert result.outcome is Outcome.worker_crashed and "protocol" in result.detail
-    harness._summary_line(result)  # what the report prints must format
+    # What the reporters format (``f"{fuel:,}"``, ``memory // 1024``) has the documented types.
+    assert result.fuel_consumed is None or type(result.fuel_consumed) is int
+    assert result.peak_memory_bytes is None or type(result.peak_memory_bytes) is int
+    assert result.wall_ms is None or type(result.wall_ms) in (int, float)
+    assert isinstance(result.stdout, str) and isinstance(result.stderr, str)
 
 
 def test_hostile_text_from_a_worker_is_neutralised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

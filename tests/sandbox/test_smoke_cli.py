@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,8 @@ from .conftest import OUTCOME_FIELDS, wat
 REPO = Path(__file__).resolve().parents[2]
 INDEX = REPO / "index"
 
+#: The wall-clock limit of the spinning tests: generous, so fuel always ends them first.
+WALL = "600s"
 SPIN = '(module (func (export "spin") (loop br 0)) (func (export "one") (result i32) (i32.const 1)))'
 
 
@@ -51,13 +52,18 @@ functions = ["spin", "one"]
 def index(tmp_path: Path) -> Path:
     root = tmp_path / "index"
     root.mkdir()
-    shutil.copy(INDEX / "registry.toml", root / "registry.toml")
+    # Fuel, not the wall clock, must end the spinning tests on any machine: a wall-clock limit far
+    # beyond the time 1e9 fuel takes keeps the epoch deadline out of the race.
+    config = (INDEX / "registry.toml").read_text()
+    assert 'wall_time = "10s"' in config
+    (root / "registry.toml").write_text(config.replace('wall_time = "10s"', f'wall_time = "{WALL}"'))
     _release(
         root,
         "spinner",
         wat(SPIN),
-        """[limits]
+        f"""[limits]
 fuel = 1_000_000
+wall_time = "{WALL}"
 
 [[tests]]
 name = "one is one"
@@ -100,8 +106,9 @@ def test_manifest_limits_are_capped_by_the_registry_maximum(index: Path) -> None
         index,
         "greedy",
         wat(SPIN),
-        """[limits]
+        f"""[limits]
 fuel = 999_999_999_999
+wall_time = "{WALL}"
 
 [[tests]]
 call = "spin"

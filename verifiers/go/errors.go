@@ -42,12 +42,14 @@ const (
 	ClassLockfile            Class = "lockfile"
 	ClassNetwork             Class = "network"
 	ClassUndeclaredImport    Class = "undeclared-import"
+	ClassDependencyConflict  Class = "dependency-conflict"
+	ClassDependencyCycle     Class = "dependency-cycle"
 )
 
 // usageClasses are environment or usage problems (exit code 2), not attacks.
 var usageClasses = map[Class]bool{
 	ClassNotFound: true, ClassNoMatchingVersion: true, ClassBadRequirement: true,
-	ClassPermissionRequired: true, ClassNotPinned: true, ClassNetwork: true,
+	ClassPermissionRequired: true, ClassNotPinned: true, ClassNetwork: true, ClassDependencyConflict: true,
 }
 
 // Error is every refusal of this package: a class, what happened, where, and how to fix it.

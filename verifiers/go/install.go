@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,12 +29,13 @@ type Installed struct {
 type plannedRelease struct {
 	vr        *VerifiedRelease
 	requested string
-	parents   []string
 }
 
-// Install resolves spec, verifies the release and its dependencies and installs them into dir
-// atomically: files first (temporary file, fsync, rename), then the lockfile (the commit point),
-// then the previous versions' files. The trust state is saved after success.
+// Install resolves spec with its dependency graph (conformance/README.md, decision 16), verifies
+// every release of the graph and installs them into dir atomically: nothing is written unless
+// every release verified; then files (temporary file, fsync, rename), the lockfile (the commit
+// point) and the removal of replaced versions' files. The trust state is saved after success.
+// The requested plugin comes first in the result, then its dependencies.
 func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, error) {
 	root, err := openRoot(dir, true)
 	if err != nil {
@@ -71,15 +73,12 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 		}
 		e := lockEntry(s.url, p.vr)
 		e.Requested = p.requested
-		if old, ok := lf.Plugins[name]; ok {
-			if e.Requested == "" {
-				e.Requested = old.Requested
-			}
-			p.parents = append(p.parents, old.RequiredBy...)
+		if old, ok := lf.Plugins[name]; ok && name != order[0] {
+			e.Requested = old.Requested // a dependency keeps what the user once asked for
 		}
-		e.RequiredBy = sortedUnique(p.parents)
 		lf.Plugins[name] = e
 	}
+	recomputeRequiredBy(lf)
 	if err := root.writeFile(LockfileName, lf.Marshal()); err != nil {
 		return nil, err
 	}
@@ -100,89 +99,220 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 	return out, nil
 }
 
-// plan resolves spec and, breadth first, the dependencies its signed manifests declare. An
-// installed dependency that already satisfies a range is kept.
+// recomputeRequiredBy sets each entry's required_by to the installed plugins whose recorded
+// dependencies name it.
+func recomputeRequiredBy(lf *Lockfile) {
+	by := map[string][]string{}
+	for name, e := range lf.Plugins {
+		for dep := range e.Dependencies {
+			by[dep] = append(by[dep], name)
+		}
+	}
+	for name, e := range lf.Plugins {
+		e.RequiredBy = sortedUnique(by[name])
+		if e.RequiredBy == nil {
+			e.RequiredBy = []string{}
+		}
+	}
+}
+
+type edge struct {
+	parent string
+	rng    *Range
+}
+
+type chosenRelease struct {
+	r  *Release
+	pd *PluginDocument
+}
+
+// plan resolves spec and its dependency graph over verified plugin documents, then fetches and
+// verifies every release of the graph (nothing is written here).
+//
+// The requested plugin gets the highest release its requirement allows. Each dependency gets,
+// among the releases that meet every range the chosen releases declare on it (a range never
+// selects a yanked release; the host range must admit the host version), the installed version
+// when there is one, else the highest. A new requirement on a chosen plugin that its choice does
+// not meet makes it chosen again over all its requirements, until nothing changes. No release
+// for a dependency (or a dependency the registry does not list) is dependency-conflict; a cycle
+// among the chosen releases is dependency-cycle.
 func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirFD) (map[string]*plannedRelease, []string, error) {
 	req, err := ParseRequirement(spec)
 	if err != nil {
 		return nil, nil, err
 	}
-	plan := map[string]*plannedRelease{}
-	var order []string
-	type want struct {
-		name   string
-		rng    *Range
-		spec   string
-		parent string
-	}
-	queue := []want{{name: req.Name, rng: req.Range, spec: spec}}
-	var host = opt.HostVersion
-	for len(queue) > 0 {
-		w := queue[0]
-		queue = queue[1:]
-		if p, ok := plan[w.name]; ok {
-			if w.rng != nil && !w.rng.Match(p.vr.Release.SemVer) {
-				return nil, nil, &Error{Class: ClassNoMatchingVersion,
-					What: fmt.Sprintf("dependency conflict: %s needs %s@%s, but %s is selected", w.parent, w.name, w.rng, p.vr.Release.Version),
-					Fix:  "install versions whose dependency ranges agree"}
-			}
-			p.parents = append(p.parents, w.parent)
-			continue
+	var host *semver.Version
+	if opt.HostVersion != "" {
+		h, ok := ParseVersion(opt.HostVersion)
+		if !ok {
+			return nil, nil, &Error{Class: ClassBadRequirement, What: fmt.Sprintf("host version %q is not a semver version", opt.HostVersion), Fix: "pass the host's version, e.g. 0.3.1"}
 		}
-		if old, ok := lf.Plugins[w.name]; ok && w.parent != "" && old.Registry == s.url {
-			if v, ok := ParseVersion(old.Version); ok && (w.rng == nil || w.rng.Match(v)) {
-				if !contains(old.RequiredBy, w.parent) {
-					old.RequiredBy = sortedUnique(append(old.RequiredBy, w.parent))
+		host = h
+	}
+	top, topDoc, err := s.Resolve(spec, opt.HostVersion)
+	if err != nil {
+		return nil, nil, err
+	}
+	choice := map[string]chosenRelease{req.Name: {top, topDoc}}
+	var order []string
+	settled := false
+	for round := 0; round < 100 && !settled; round++ {
+		// The requirements the current choices declare, breadth first from the requested plugin.
+		reqs := map[string][]edge{}
+		order = []string{req.Name}
+		seen := map[string]bool{req.Name: true}
+		for i := 0; i < len(order); i++ {
+			c := choice[order[i]]
+			for _, dep := range sortedKeys(c.r.Dependencies) {
+				rng, err := ParseRange(c.r.Dependencies[dep])
+				if err != nil {
+					return nil, nil, &Error{Class: ClassMalformed, Where: c.r.Manifest.Path,
+						What: fmt.Sprintf("dependency %s of %s %s has a bad range: %s", dep, c.r.Name, c.r.Version, AsError(err).What), Fix: "report it to the plugin's maintainers"}
 				}
+				reqs[dep] = append(reqs[dep], edge{c.r.Name + " " + c.r.Version, rng})
+				if _, ok := choice[dep]; ok && !seen[dep] {
+					seen[dep] = true
+					order = append(order, dep)
+				}
+			}
+		}
+		settled = true
+		for _, dep := range sortedKeys(reqs) {
+			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep]) {
 				continue
 			}
-		}
-		var r *Release
-		var pd *PluginDocument
-		if w.parent == "" {
-			r, pd, err = s.Resolve(w.spec, host)
-		} else {
-			dspec := w.name
-			if w.rng != nil {
-				dspec += "@" + w.rng.String()
+			if dep == req.Name {
+				return nil, nil, conflict(dep, reqs[dep], "the requested "+top.Version+" does not meet them")
 			}
-			r, pd, err = s.Resolve(dspec, host)
+			pick, pd, err := s.pickDependency(dep, reqs[dep], host, lf)
+			if err != nil {
+				return nil, nil, err
+			}
+			choice[dep] = chosenRelease{pick, pd}
+			settled = false
 		}
-		if err != nil {
-			return nil, nil, err
+		for name := range choice {
+			if _, ok := reqs[name]; !ok && name != req.Name {
+				delete(choice, name) // no longer needed by anything chosen
+			}
 		}
+	}
+	if !settled {
+		return nil, nil, &Error{Class: ClassDependencyConflict, What: "dependency resolution of " + spec + " did not settle", Fix: "pin versions exactly"}
+	}
+	if cycle := findCycle(req.Name, choice); cycle != nil {
+		return nil, nil, &Error{Class: ClassDependencyCycle, What: "dependency cycle: " + strings.Join(cycle, " -> "),
+			Fix: "plugins are loaded in dependency order, so a cycle cannot be installed; ask the maintainers to break it"}
+	}
+	plan := map[string]*plannedRelease{}
+	for _, name := range order {
+		c := choice[name]
 		var vr *VerifiedRelease
-		if local := installedFiles(root, lf.Plugins[w.name], r, s.url); local != nil {
+		if local := installedFiles(root, lf.Plugins[name], c.r, s.url); local != nil {
 			// The same pins are installed: verified again, not downloaded again. If the installed
 			// copy no longer passes (e.g. the registry re-signed it), the registry's copy decides.
-			vr, _ = s.verifyRelease(r, pd, opt.Allow, local)
+			vr, _ = s.verifyRelease(c.r, c.pd, opt.Allow, local)
 		}
 		if vr == nil {
-			if vr, err = s.Download(r, pd, opt.Allow); err != nil {
+			if vr, err = s.Download(c.r, c.pd, opt.Allow); err != nil {
 				return nil, nil, err
 			}
 		}
 		p := &plannedRelease{vr: vr}
-		if w.parent == "" {
-			p.requested = strings.TrimPrefix(w.spec, w.name+"@")
-			if !strings.Contains(w.spec, "@") {
-				p.requested = ""
-			}
-		} else {
-			p.parents = []string{w.parent}
+		if name == req.Name && strings.Contains(spec, "@") {
+			p.requested = strings.TrimPrefix(spec, req.Name+"@")
 		}
-		plan[w.name] = p
-		order = append(order, w.name)
-		for _, dep := range sortedKeys(vr.Manifest.Dependencies) {
-			rng, err := ParseRange(vr.Manifest.Dependencies[dep])
-			if err != nil {
-				return nil, nil, &Error{Class: ClassMalformed, Where: r.Manifest.Path,
-					What: fmt.Sprintf("dependency %s of %s %s has a bad range: %s", dep, r.Name, r.Version, AsError(err).What), Fix: "report it to the plugin's maintainers"}
-			}
-			queue = append(queue, want{name: dep, rng: rng, parent: w.name})
-		}
+		plan[name] = p
 	}
 	return plan, order, nil
+}
+
+func meetsAll(r *Release, edges []edge) bool {
+	for _, e := range edges {
+		if !e.rng.Match(r.SemVer) || (r.Yanked && !e.rng.Exact()) {
+			return false
+		}
+	}
+	return true
+}
+
+func conflict(name string, edges []edge, why string) *Error {
+	var needs []string
+	for _, e := range edges {
+		needs = append(needs, e.parent+" needs "+name+" "+e.rng.String())
+	}
+	return &Error{Class: ClassDependencyConflict, What: "no set of releases satisfies every requirement: " + strings.Join(needs, "; ") + "; " + why,
+		Fix: "relax a range, or install versions whose dependency ranges agree"}
+}
+
+// pickDependency chooses a release of dep meeting every edge: the installed version when it
+// does, else the highest.
+func (s *Session) pickDependency(dep string, edges []edge, host *semver.Version, lf *Lockfile) (*Release, *PluginDocument, error) {
+	pd, err := s.PluginDocument(dep)
+	if err != nil {
+		if AsError(err).Class == ClassNotFound {
+			return nil, nil, conflict(dep, edges, "the registry does not list "+dep)
+		}
+		return nil, nil, err
+	}
+	var best *Release
+	for _, r := range pd.sortedVersions() {
+		if !meetsAll(r, edges) || r.Yanked {
+			continue
+		}
+		if host != nil && r.Host != nil {
+			if hr, err := ParseRange(*r.Host); err != nil || !hr.Match(host) {
+				continue
+			}
+		}
+		if old, ok := lf.Plugins[dep]; ok && old.Registry == s.url && old.Version == r.Version {
+			return r, pd, nil
+		}
+		if best == nil {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil, nil, conflict(dep, edges, "no release of "+dep+" meets them all")
+	}
+	return best, pd, nil
+}
+
+// findCycle returns a dependency cycle among the chosen releases reachable from start, or nil.
+func findCycle(start string, choice map[string]chosenRelease) []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, dep := range sortedKeys(choice[n].r.Dependencies) {
+			if _, ok := choice[dep]; !ok {
+				continue
+			}
+			switch color[dep] {
+			case grey:
+				for i, x := range stack {
+					if x == dep {
+						return append(append([]string(nil), stack[i:]...), dep)
+					}
+				}
+			case white:
+				if c := visit(dep); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return nil
+	}
+	return visit(start)
 }
 
 // installedFiles returns the installed files of r by their site paths when the lockfile entry

@@ -646,6 +646,122 @@ impl<'v> Session<'v> {
         Ok(VerifiedRelease { release: release.clone(), facts, manifest, signatures, signers, wasm })
     }
 
+    /// The dependency graph of `req` over verified plugin documents (conformance/README.md,
+    /// decision 16): the requested plugin gets the highest release its requirement allows; each
+    /// dependency gets, among the releases meeting every range the chosen releases declare on it
+    /// (never a yanked release; the host range must admit the host version), the installed
+    /// version when there is one, else the highest. A new range that a choice does not meet makes
+    /// that plugin chosen again over all its ranges, until nothing changes. Returns the choice
+    /// (name -> document, version) and the breadth-first order from the requested plugin.
+    fn resolve_graph(
+        &self,
+        req: &Requirement,
+        host: Option<&Version>,
+        lock: &Lockfile,
+    ) -> Result<(BTreeMap<String, (PluginDocument, String)>, Vec<String>)> {
+        let top_doc = self.plugin_document(&req.name)?;
+        let top = self.resolve(&top_doc, req, host)?.version.clone();
+        let mut choice: BTreeMap<String, (PluginDocument, String)> = BTreeMap::new();
+        choice.insert(req.name.clone(), (top_doc, top.clone()));
+        let meets = |r: &Release, edges: &[(String, Requirement)]| {
+            let v = Version::parse(&r.version).expect("checked version");
+            edges.iter().all(|(_, e)| e.range.matches(&v) && (r.yanked.is_none() || e.range.exact().is_some()))
+        };
+        let conflict = |name: &str, edges: &[(String, Requirement)], why: String| {
+            let needs: Vec<String> = edges.iter().map(|(p, e)| format!("{} needs {} {}", p, name, e.spec)).collect();
+            Error::new(
+                Class::DependencyConflict,
+                format!(
+                    "no set of releases satisfies every requirement: {}; {}; relax a range, or install versions whose dependency ranges agree",
+                    needs.join("; "),
+                    why
+                ),
+            )
+        };
+        for _round in 0..100 {
+            let mut reqs: BTreeMap<String, Vec<(String, Requirement)>> = BTreeMap::new();
+            let mut order = vec![req.name.clone()];
+            let mut i = 0;
+            while i < order.len() {
+                let (doc, version) = &choice[&order[i]];
+                let r = &doc.versions[version];
+                for (dep, range) in &r.dependencies {
+                    let dep_req = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
+                        Error::new(
+                            Class::Malformed,
+                            format!("{} depends on {}@{}: {}", r.name, dep, range, e.message()),
+                        )
+                    })?;
+                    reqs.entry(dep.clone()).or_default().push((format!("{} {}", r.name, r.version), dep_req));
+                    if choice.contains_key(dep) && !order.contains(dep) {
+                        order.push(dep.clone());
+                    }
+                }
+                i += 1;
+            }
+            let mut settled = true;
+            for (dep, edges) in &reqs {
+                if let Some((doc, version)) = choice.get(dep) {
+                    if meets(&doc.versions[version], edges) {
+                        continue;
+                    }
+                }
+                if dep == &req.name {
+                    return Err(conflict(dep, edges, format!("the requested {} does not meet them", top)));
+                }
+                let doc = match self.plugin_document(dep) {
+                    Ok(d) => d,
+                    Err(e) if e.class == Class::NotFound => {
+                        return Err(conflict(dep, edges, format!("the registry does not list {}", dep)))
+                    }
+                    Err(e) => return Err(e),
+                };
+                let installed =
+                    lock.plugins.get(dep).filter(|e| e.registry == self.verifier.url).map(|e| e.version.clone());
+                let mut best: Option<(Version, String)> = None;
+                let mut keep: Option<String> = None;
+                for (text, r) in &doc.versions {
+                    let v = match Version::parse(text) {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    };
+                    if r.yanked.is_some() || !meets(r, edges) || !Range::host_compatible(r.host.as_deref(), host) {
+                        continue;
+                    }
+                    if installed.as_deref() == Some(text.as_str()) {
+                        keep = Some(text.clone());
+                    }
+                    if best.as_ref().map_or(true, |(b, _)| &v > b) {
+                        best = Some((v, text.clone()));
+                    }
+                }
+                let pick = match keep.or(best.map(|(_, t)| t)) {
+                    Some(p) => p,
+                    None => return Err(conflict(dep, edges, format!("no release of {} meets them all", dep))),
+                };
+                choice.insert(dep.clone(), (doc, pick));
+                settled = false;
+            }
+            choice.retain(|name, _| name == &req.name || reqs.contains_key(name));
+            if settled {
+                if let Some(cycle) = find_cycle(&req.name, &choice) {
+                    return Err(Error::new(
+                        Class::DependencyCycle,
+                        format!(
+                            "dependency cycle: {}; plugins are loaded in dependency order, so a cycle cannot be installed: ask the maintainers to break it",
+                            cycle.join(" -> ")
+                        ),
+                    ));
+                }
+                return Ok((choice, order));
+            }
+        }
+        Err(Error::new(
+            Class::DependencyConflict,
+            format!("dependency resolution of {} did not settle; pin versions exactly", req.name),
+        ))
+    }
+
     /// Resolve `spec` and its dependencies, verify everything, install atomically under the
     /// directory lock and replace the lockfile (the commit point). Returns the requested
     /// plugin's lockfile entry first, then its dependencies.
@@ -662,41 +778,15 @@ impl<'v> Session<'v> {
                 Error::new(Class::BadRequirement, format!("host version {:?} is not a strict semver version", h))
             })?),
         };
-        // Resolve the requested plugin, then its dependencies breadth first.
+        // The installed plugins the resolution may keep (read again under the lock to commit);
+        // nothing, not even the folder, is created before the whole graph verified.
+        let installed = if dir.is_dir() { read_lockfile(dir)?.unwrap_or_default() } else { Lockfile::default() };
+        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), &installed)?;
+        // Every release of the graph is fetched and verified before anything is written.
         let mut plan: Vec<VerifiedRelease> = Vec::new();
-        let mut queue: Vec<(Requirement, Option<String>)> = vec![(req.clone(), None)];
-        while !queue.is_empty() {
-            let (r, wanted_by) = queue.remove(0);
-            if let Some(chosen) = plan.iter().find(|p| p.release.name == r.name) {
-                let v = Version::parse(&chosen.release.version).expect("checked version");
-                if !r.range.matches(&v) && !(r.range.exact().map_or(false, |e| e == v)) {
-                    return Err(Error::new(
-                        Class::DependencyConflict,
-                        format!(
-                            "{} needs {}@{}, but {} {} was selected; no single version satisfies both",
-                            wanted_by.unwrap_or_default(),
-                            r.name,
-                            r.spec,
-                            chosen.release.name,
-                            chosen.release.version
-                        ),
-                    ));
-                }
-                continue;
-            }
-            let doc = self.plugin_document(&r.name)?;
-            let release = self.resolve(&doc, &r, host_version.as_ref())?;
-            let verified = self.download_from(&doc, release, &opts.allow, Some(dir))?;
-            for (dep, range) in &verified.facts.dependencies {
-                let dep_req = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
-                    Error::new(
-                        Class::Malformed,
-                        format!("{} depends on {}@{}: {}", release.name, dep, range, e.message()),
-                    )
-                })?;
-                queue.push((dep_req, Some(release.name.clone())));
-            }
-            plan.push(verified);
+        for name in &order {
+            let (doc, version) = &choice[name];
+            plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some(dir))?);
         }
         std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
         let _lock = fsx::DirLock::acquire(dir)?;
@@ -759,6 +849,36 @@ impl<'v> Session<'v> {
         }
         Ok(entries)
     }
+}
+
+/// A dependency cycle among the chosen releases reachable from `start` (names, first repeated).
+fn find_cycle(start: &str, choice: &BTreeMap<String, (PluginDocument, String)>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        choice: &BTreeMap<String, (PluginDocument, String)>,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        stack.push(n.to_owned());
+        let (doc, version) = &choice[n];
+        for dep in doc.versions[version].dependencies.keys() {
+            if !choice.contains_key(dep) || done.contains(dep) {
+                continue;
+            }
+            if let Some(i) = stack.iter().position(|x| x == dep) {
+                let mut cycle = stack[i..].to_vec();
+                cycle.push(dep.clone());
+                return Some(cycle);
+            }
+            if let Some(c) = visit(dep, choice, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        done.insert(n.to_owned());
+        None
+    }
+    visit(start, choice, &mut Vec::new(), &mut BTreeSet::new())
 }
 
 fn recompute_required_by(lock: &mut Lockfile) {

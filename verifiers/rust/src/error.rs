@@ -33,6 +33,7 @@ pub enum Class {
     Lockfile,
     Network,
     DependencyConflict,
+    DependencyCycle,
 }
 
 impl Class {
@@ -65,6 +66,7 @@ impl Class {
             Lockfile => "lockfile",
             Network => "network",
             DependencyConflict => "dependency-conflict",
+            DependencyCycle => "dependency-cycle",
         }
     }
 

@@ -1,6 +1,7 @@
 //! `registry-verifier`: the conformance runner protocol (conformance/README.md) over the
 //! library. One operation per process; stdout is one JSON object; exit 0 ok, 1 the checked
-//! thing is bad, 2 usage or environment.
+//! thing is bad, 2 usage or environment. `capabilities` declares batch mode; `batch` answers
+//! one request per stdin line.
 //!
 //! ```text
 //! registry-verifier pin     --state S --url URL --root FILE --now T
@@ -105,10 +106,17 @@ fn run(args: &[String]) -> Result<serde_json::Value, Failure> {
             let entries = session.install(need(&flags, "spec")?, &dir, &opts)?;
             session.commit()?;
             let e = &entries[0];
-            let deps: Vec<&str> = entries[1..].iter().map(|d| d.name.as_str()).collect();
+            let resolved: serde_json::Map<String, serde_json::Value> = entries
+                .iter()
+                .map(|d| {
+                    let v = json!({"version": d.version, "wasm_sha256": d.wasm_sha256, "manifest_sha256": d.manifest_sha256});
+                    (d.name.clone(), v)
+                })
+                .collect();
             Ok(json!({
-                "ok": true, "registry_version": session.top.version, "name": e.name, "version": e.version,
-                "wasm_sha256": e.wasm_sha256, "manifest_sha256": e.manifest_sha256, "dependencies": deps,
+                "ok": true, "registry_version": session.top.version, "root_version": session.root.version,
+                "name": e.name, "version": e.version, "wasm_sha256": e.wasm_sha256,
+                "manifest_sha256": e.manifest_sha256, "resolved": resolved,
             }))
         }
         "verify" => {
@@ -121,15 +129,58 @@ fn run(args: &[String]) -> Result<serde_json::Value, Failure> {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (out, code) = match run(&args) {
+/// One operation's JSON answer and exit code.
+fn answer(args: &[String]) -> (serde_json::Value, i32) {
+    match run(args) {
         Ok(v) => (v, 0),
         Err(Failure::Usage(m)) => (json!({"ok": false, "error": "usage", "message": m}), 2),
         Err(Failure::Refused(e)) => {
             (json!({"ok": false, "error": e.class.as_str(), "message": e.message}), e.class.exit_code())
         }
-    };
+    }
+}
+
+/// Batch mode: one request `{"args": [...]}` per stdin line, one answer per stdout line (the
+/// operation's answer plus "exit"). Nothing is kept between requests: each opens its trust state
+/// and plugin directory afresh, exactly as one process per operation would.
+fn batch() -> i32 {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(_) => return 2,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request: Result<Vec<String>, String> = serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_json::from_value(v["args"].clone()).map_err(|e| e.to_string()));
+        let (mut out, code) = match request {
+            Ok(args) => answer(&args),
+            Err(e) => (json!({"ok": false, "error": "usage", "message": format!("bad batch request: {}", e)}), 2),
+        };
+        out["exit"] = json!(code);
+        let mut w = stdout.lock();
+        if writeln!(w, "{}", out).and_then(|_| w.flush()).is_err() {
+            return 2;
+        }
+    }
+    0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() == 1 && args[0] == "capabilities" {
+        println!("{}", json!({"ok": true, "batch": true}));
+        return;
+    }
+    if args.len() == 1 && args[0] == "batch" {
+        std::process::exit(batch());
+    }
+    let (out, code) = answer(&args);
     println!("{}", out);
     std::process::exit(code);
 }

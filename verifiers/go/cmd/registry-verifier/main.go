@@ -1,6 +1,7 @@
 // Command registry-verifier is the Go verifier's conformance runner binary (protocol of
 // conformance/README.md): one operation per process, one JSON object on stdout, exit code 0 (ok),
-// 1 (the checked thing is bad) or 2 (usage or environment).
+// 1 (the checked thing is bad) or 2 (usage or environment); `capabilities` declares batch mode and
+// `batch` answers one request per stdin line.
 //
 //	registry-verifier pin     --state S --url URL --root FILE            --now T
 //	registry-verifier refresh --state S --url URL                         --now T [--deadline-ms N]
@@ -9,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,23 +29,63 @@ type usageError struct{ msg string }
 func (u usageError) Error() string { return u.msg }
 
 func main() {
-	out, err := run(os.Args[1:])
+	args := os.Args[1:]
+	if len(args) == 1 && args[0] == "capabilities" {
+		emit(os.Stdout, map[string]any{"ok": true, "batch": true})
+		return
+	}
+	if len(args) == 1 && args[0] == "batch" {
+		os.Exit(batch(os.Stdin, os.Stdout))
+	}
+	out, code := answer(args)
+	emit(os.Stdout, out)
+	os.Exit(code)
+}
+
+// answer runs one operation and returns its JSON answer and exit code.
+func answer(args []string) (map[string]any, int) {
+	out, err := run(args)
 	if err != nil {
 		var u usageError
 		if errors.As(err, &u) {
-			emit(map[string]any{"ok": false, "error": "usage", "message": u.msg + "; fix: see registry-verifier --help"})
-			os.Exit(2)
+			return map[string]any{"ok": false, "error": "usage", "message": u.msg + "; fix: see registry-verifier --help"}, 2
 		}
 		e := verifier.AsError(err)
-		emit(map[string]any{"ok": false, "error": string(e.Class), "message": e.Error()})
-		os.Exit(e.ExitCode())
+		return map[string]any{"ok": false, "error": string(e.Class), "message": e.Error()}, e.ExitCode()
 	}
 	out["ok"] = true
-	emit(out)
+	return out, 0
 }
 
-func emit(v map[string]any) {
-	enc := json.NewEncoder(os.Stdout)
+// batch is the protocol's batch mode: one request {"args": [...]} per input line, one answer per
+// output line (the operation's answer plus "exit"). Nothing is kept between requests: each opens
+// its trust state and plugin directory afresh, exactly as one process per operation would.
+func batch(in io.Reader, w io.Writer) int {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var req struct {
+			Args []string `json:"args"`
+		}
+		var out map[string]any
+		code := 2
+		if err := json.Unmarshal([]byte(line), &req); err != nil {
+			out = map[string]any{"ok": false, "error": "usage", "message": "bad batch request: " + err.Error()}
+		} else {
+			out, code = answer(req.Args)
+		}
+		out["exit"] = code
+		emit(w, out)
+	}
+	return 0
+}
+
+func emit(w io.Writer, v map[string]any) {
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
@@ -141,16 +183,12 @@ func run(args []string) (map[string]any, error) {
 			return nil, err
 		}
 		first := inst[0]
-		var deps []string
-		for _, i := range inst[1:] {
-			deps = append(deps, i.Name+"@"+i.Version)
+		resolved := map[string]any{}
+		for _, i := range inst {
+			resolved[i.Name] = map[string]any{"version": i.Version, "wasm_sha256": i.WasmSHA256, "manifest_sha256": i.ManifestSHA256}
 		}
-		out := map[string]any{"registry_version": s.Top.Version, "root_version": s.Root.Version, "name": first.Name, "version": first.Version,
-			"wasm_sha256": first.WasmSHA256, "manifest_sha256": first.ManifestSHA256}
-		if len(deps) > 0 {
-			out["dependencies"] = deps
-		}
-		return out, nil
+		return map[string]any{"registry_version": s.Top.Version, "root_version": s.Root.Version, "name": first.Name, "version": first.Version,
+			"wasm_sha256": first.WasmSHA256, "manifest_sha256": first.ManifestSHA256, "resolved": resolved}, nil
 	case "verify":
 		if err := need("dir"); err != nil {
 			return nil, err

@@ -1,0 +1,1 @@
+"""Checks for index repositories: ``ci check`` for pull requests and the ``init`` scaffold."""

@@ -1,0 +1,37 @@
+"""The Python adapter's batch mode answers as one process per step would (conformance/README.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from registry_tool.client.conformance import batch, run
+
+NOW = "2026-11-27T12:00:00Z"
+
+
+def test_capabilities_declares_batch_mode() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "registry_tool.client.conformance", "capabilities"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout) == {"ok": True, "batch": True}
+
+
+def test_batch_answers_each_request_with_the_exit_code_of_its_own_process(tmp_path: Path) -> None:
+    refresh = ["refresh", "--state", str(tmp_path), "--url", "http://127.0.0.1:9/", "--now", NOW]
+    single: list[str] = []
+    code = run(refresh, single.append)
+    answers: list[str] = []
+    requests = [json.dumps({"args": refresh}), "", "not json", json.dumps({"args": ["pin"]})]
+    assert batch([r + "\n" for r in requests], answers.append) == 0
+    first, bad, missing = (json.loads(a) for a in answers)
+    assert first == {**json.loads(single[0]), "exit": code}
+    assert (first["error"], first["exit"]) == ("not-pinned", 2)
+    assert (bad["ok"], bad["exit"]) == (False, 2)
+    assert (missing["ok"], missing["exit"]) == (False, 2)  # argparse refused: a usage error, no crash
