@@ -17,7 +17,9 @@ bench maintainer key), then measures in ONE run, on the same files:
                what a CI job sees after `git clone` with a restored cache);
 * python-tuf   a tuf.api.metadata Targets role with one TargetFile per published file
                (hashes sha256 + length, computed from the files), signed with an Ed25519
-               securesystemslib signer and written to disk: the peer doing the same job.
+               securesystemslib signer and written to disk: the peer doing the same job;
+  tuf+checks   the same plus the floor's signature checks of every release (the goal's peer);
+* incr files   site files the one-change rebuild wrote (the goal: O(changed), not O(N)).
 
 Smoke runs are off (`smoke=False`): the floor has no equivalent and they are cached per
 digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`.
@@ -210,8 +212,12 @@ def floor_with_copy(releases: list[Path], maint: SecretKey, out: Path) -> float:
     return time.perf_counter() - t
 
 
-def tuf_peer(releases: list[Path], index: Path, out: Path) -> float:
-    """python-tuf: Targets metadata with a TargetFile per published file, Ed25519-signed, written."""
+def tuf_peer(releases: list[Path], index: Path, out: Path, maint: SecretKey | None = None) -> float:
+    """python-tuf: Targets metadata with a TargetFile per published file, Ed25519-signed, written.
+
+    With ``maint``, each release's maintainer signature is checked too (the floor's two Ed25519
+    checks per minisign signature): python-tuf building the same targets plus the same checks.
+    """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
     from tuf.api.metadata import Metadata, TargetFile, Targets  # type: ignore[attr-defined]
@@ -221,8 +227,14 @@ def tuf_peer(releases: list[Path], index: Path, out: Path) -> float:
     t = time.perf_counter()
     targets = Targets(expires=NOW + timedelta(days=7))
     out.mkdir(parents=True)
+    public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw) if maint is not None else None
     for folder in releases:
         rel = folder.relative_to(index).as_posix()
+        if public is not None:
+            sig = Signature.parse((folder / "plugin.toml.minisig").read_text())
+            prehash = hashlib.blake2b((folder / "plugin.toml").read_bytes(), digest_size=64).digest()
+            public.verify(sig.signature, prehash)
+            public.verify(sig.global_signature, sig.signature + sig.trusted_comment.encode())
         for f in sorted(folder.iterdir()):
             path = f"{rel}/{f.name}"
             targets.targets[path] = TargetFile.from_file(path, str(f), ["sha256"])
@@ -245,6 +257,7 @@ def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
         shutil.rmtree(work / "copy")
 
         def build(out: str, cache: Path | None, previous: bool = False, jobs: int = 1) -> float:
+            """One build; its wall time (CPU time and files written kept in CPU / FILES)."""
             t, cpu = time.perf_counter(), time.process_time()
             opts = BuildOptions(
                 index=index,
@@ -256,7 +269,7 @@ def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
                 previous=str(work / out) if previous else None,
                 jobs=jobs,
             )
-            build_site(opts)
+            FILES["written"] = int(build_site(opts).site_files["written"])
             CPU["build"] = time.process_time() - cpu
             return time.perf_counter() - t
 
@@ -279,12 +292,14 @@ def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
         template, offset = module_template(payload)
         new = write_release(index, "plugin-new", "1.0.0", n + 1, template, offset, maint)
         figures["incremental"] = build("site", cache, previous=True)
+        figures["incr-files"] = FILES["written"]
         for folder in [*releases, new]:
             for f in folder.iterdir():
                 os.utime(f)  # new mtime and ctime everywhere: a fresh checkout
         time.sleep(RACY_WAIT)
         figures["fresh-clone"] = build("site", cache, previous=True)
         figures["python-tuf"] = tuf_peer(releases, index, work / "tuf")
+        figures["tuf+checks"] = tuf_peer(releases, index, work / "tuf-checks", maint)
         figures["bytes"] = sum(f.stat().st_size for r in releases for f in r.iterdir())
         return figures
     finally:
@@ -293,6 +308,7 @@ def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
 
 RACY_WAIT = 0.0
 CPU: dict[str, float] = {}  # process CPU time of the last single-process floor / build
+FILES: dict[str, int] = {}  # site files the last build wrote
 JOBS = os.cpu_count() or 1
 
 
@@ -359,12 +375,16 @@ def main() -> None:
         col("core/floor", 10, lambda f: f"{f['core'] / f['floor']:.2f}"),
         col("incr s", 7, lambda f: f"{f['incremental']:.2f}"),
         col("incr/full", 9, lambda f: f"{f['incremental'] / f['full']:.3f}"),
+        col("incr files", 10, lambda f: f"{f['incr-files']:.0f}"),
         col("clone s", 7, lambda f: f"{f['fresh-clone']:.2f}"),
         col("clone/full", 10, lambda f: f"{f['fresh-clone'] / f['full']:.3f}"),
         col("tuf s", 7, lambda f: f"{f['python-tuf']:.2f}"),
         col("full/tuf", 8, lambda f: f"{f['full'] / f['python-tuf']:.2f}"),
         col("jN/tuf", 7, lambda f: f"{f['full-jN'] / f['python-tuf']:.2f}"),
         col("clone/tuf", 9, lambda f: f"{f['fresh-clone'] / f['python-tuf']:.2f}"),
+        col("tuf+chk s", 9, lambda f: f"{f['tuf+checks']:.2f}"),
+        col("full/tuf+chk", 12, lambda f: f"{f['full'] / f['tuf+checks']:.2f}"),
+        col("jN/tuf+chk", 10, lambda f: f"{f['full-jN'] / f['tuf+checks']:.2f}"),
     ]
     print(" ".join(f"{name:>{width}}" for name, width, _ in columns))
     for n in (int(s) for s in args.sizes.split(",")):
@@ -373,7 +393,8 @@ def main() -> None:
                 continue
             f = run(n, int(kib * 1024), Path(args.workdir))
             cells = [fmt(n, f"{label} {kib:g}K", f) for _, _, fmt in columns]
-            print(" ".join(f"{c:>{w}}" for c, (_, w, _) in zip(cells, columns, strict=True)), flush=True)
+            row = " ".join(f"{c:>{w}}" for c, (_, w, _) in zip(cells, columns, strict=True))
+            print(f"{row}  (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ For each size N (releases), in one run:
   - **search**: open + `search("email")`, cold metadata cache;
 * **build (metadata)**: the metadata part of a full build for N releases (plugin documents,
   tree, catalog, written to an empty folder, top document signed), and of a one-change rebuild
-  (one release added to one plugin, written next to the previous site): time and files written.
+  (one release added to one plugin, written into the published site in place): time and files
+  written.
   Verifying and smoking releases is per changed release and measured by bench_build.py;
 * site: metadata file count and bytes (release files are 3 per release, as in format 1).
 
@@ -179,7 +180,7 @@ def _sha(i: int) -> str:
 def grow_format2(site: Path, releases: int, key: Any, chain: Any) -> dict[str, Any]:
     """Add synthetic plugins to a built format-2 site until it has ``releases`` releases."""
     from registry_tool.format import FileRef, PluginDocument, TopDocument
-    from registry_tool.registry.build import sign_registry, stage_metadata
+    from registry_tool.registry.build import sign_registry
     from registry_tool.registry.document import read_site_dir
 
     pub = read_site_dir(site)
@@ -212,7 +213,9 @@ def grow_format2(site: Path, releases: int, key: Any, chain: Any) -> dict[str, A
         docs[doc.name] = doc
     release_total = sum(len(d.versions) for d in docs.values())
 
-    def publish(target: Path, old: Path | None, version: int) -> tuple[float, int, int]:
+    def publish(target: Path, in_place: bool, version: int) -> tuple[float, int, int, list[Path]]:
+        """Write the metadata and the signed top document: into an empty folder, or (``in_place``)
+        into the published site, writing only the documents it does not hold, as a build does."""
         from registry_tool.format import build_metadata
 
         started = time.perf_counter()
@@ -229,18 +232,29 @@ def grow_format2(site: Path, releases: int, key: Any, chain: Any) -> dict[str, A
             release_count=meta.releases,
         )
         target.mkdir(parents=True, exist_ok=True)
-        written, kept = stage_metadata(target, meta, old)
+        written: list[Path] = []
+        kept = 0
+        for rel, data in sorted(meta.paths().items()):
+            path = target / rel
+            if in_place and path.exists():  # content-addressed: the same bytes (pins verified)
+                kept += 1
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            written.append(path)
         data = top.to_bytes()
         sigs = sign_registry(data, [key], chain.root, top.registry.name, version)
-        (target / "registry.json").write_bytes(data)
         for name, text in sigs.items():
-            (target / name).write_text(text)
-        return time.perf_counter() - started, written + 1 + len(sigs), kept
+            (target / f".{name}.new").write_text(text)
+            (target / f".{name}.new").replace(target / name)
+        (target / ".registry.json.new").write_bytes(data)
+        (target / ".registry.json.new").replace(target / "registry.json")
+        return time.perf_counter() - started, len(written) + 1 + len(sigs), kept, written
 
     # Full: every metadata document into an empty folder, then the release files and root of
     # the base site next to them (not timed: hard links in a real build).
     full = site.parent / "full"
-    full_s, full_written, _ = publish(full, None, pub.top.version + 1)
+    full_s, full_written, _, _ = publish(full, False, pub.top.version + 1)
     for sub in ("plugins", "root"):
         shutil.copytree(site / sub, full / sub)
     shutil.rmtree(site)
@@ -260,9 +274,13 @@ def grow_format2(site: Path, releases: int, key: Any, chain: Any) -> dict[str, A
         }
     )
     docs[doc.name] = PluginDocument(doc.name, extra)
-    incr_dir = site.parent / "incr"
-    incr_s, incr_written, incr_kept = publish(incr_dir, site, pub.top.version + 2)
-    shutil.rmtree(incr_dir)
+    # In place, as a build with --previous SITE does; then the site is put back for the client runs.
+    saved = {n: (site / n).read_bytes() for n in ("registry.json", "registry.json.minisig")}
+    incr_s, incr_written, incr_kept, new_files = publish(site, True, pub.top.version + 2)
+    for path in new_files:
+        path.unlink()
+    for name, data in saved.items():
+        (site / name).write_bytes(data)
     docs[doc.name] = doc
     return {
         "releases": release_total,

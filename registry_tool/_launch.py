@@ -45,9 +45,11 @@ Usage: registry-tool [OPTIONS] COMMAND [ARGS]...
   3 internal error.
 
 Options:
-  --debug    Show tracebacks for errors.
-  --version  Show version.
-  --help     Show this message and exit.
+  --debug        Show tracebacks for errors.
+  -v, --verbose  Log what the tool does to stderr (-v info, -vv debug); or set
+                 REGISTRY_TOOL_LOG.
+  --version      Show version.
+  --help         Show this message and exit.
 
 Commands:
   validate  Validate plugin manifests, their wasm modules and the...

@@ -30,6 +30,7 @@ class Location:
     field: str | None = None
 
     def __str__(self) -> str:
+        """The location as ``file:line:column, field 'x'``."""
         parts: list[str] = []
         if self.file:
             where = self.file
@@ -60,6 +61,7 @@ class RegistryToolError(Exception):
         where: Location | str | None = None,
         fix: str | None = None,
     ) -> None:
+        """Describe the failure: ``what`` is wrong, ``where`` (a file or a Location), how to ``fix`` it."""
         super().__init__(what)
         self.what = what
         self.where = Location(file=where) if isinstance(where, str) else where
@@ -75,6 +77,7 @@ class RegistryToolError(Exception):
         return text
 
     def __str__(self) -> str:
+        """The one-paragraph diagnostics."""
         return self.diagnostics()
 
 

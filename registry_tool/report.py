@@ -1,8 +1,10 @@
 """Results are data; reporters turn them into text, JSON, GitHub annotations or SARIF.
 
-Every checking command (validate, smoke, verify, ci check, ...) produces a ``Report``
-made of ``CheckResult`` objects, each holding ``Finding`` objects.  Nothing here knows
-which command produced the report, so a new output format is one more reporter.
+Every command (validate, smoke, verify, ci check, the client's, ...) produces a ``Report``
+made of ``CheckResult`` objects, each holding ``Finding`` objects, plus facts about the whole
+command in ``Report.data``.  Data holds facts only: how a command's facts read as text or as
+extra Markdown summary columns is a ``View`` (``registry_tool.views``), looked up by command
+name, so a new output format is one more reporter and a new command one more view.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +33,8 @@ JSON_FORMAT_VERSION = 1
 
 
 class OutputFormat(StrEnum):
+    """The ``--format`` choices every command accepts."""
+
     text = "text"
     json = "json"
     github = "github"
@@ -38,6 +42,8 @@ class OutputFormat(StrEnum):
 
 
 class Severity(StrEnum):
+    """How bad a finding is: only errors make a result fail."""
+
     error = "error"
     warning = "warning"
     notice = "notice"
@@ -58,6 +64,7 @@ class Finding:
 
     @classmethod
     def from_error(cls, err: RegistryToolError, severity: Severity = Severity.error) -> Finding:
+        """The finding that reports ``err`` under its rule id (``err.code``)."""
         where = err.where or Location()
         return cls(
             rule=err.code,
@@ -71,6 +78,7 @@ class Finding:
         )
 
     def text(self) -> str:
+        """One line: location, message and fix."""
         loc = str(Location(self.file, self.line, self.column, self.field))
         msg = self.message.rstrip(".") + "."
         if self.fix:
@@ -78,6 +86,7 @@ class Finding:
         return f"{loc}: {msg}" if loc else msg
 
     def to_json(self) -> dict[str, Any]:
+        """The stable JSON object of a finding."""
         return {
             "rule": self.rule,
             "severity": self.severity.value,
@@ -101,9 +110,11 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """True when no finding is an error."""
         return not any(f.severity is Severity.error for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
+        """The stable JSON object of a result."""
         return {
             "subject": self.subject,
             "file": self.file,
@@ -113,36 +124,73 @@ class CheckResult:
         }
 
 
+# Keys of the JSON envelope; a command's own facts (Report.data) may not take them.
+_ENVELOPE = frozenset({"format_version", "command", "ok", "summary", "results", "error", "notices"})
+
+
 @dataclass
 class Report:
+    """What one command found: results per subject plus facts about the whole command.
+
+    Attributes:
+        command: The command's name as typed (``validate``, ``client install``).
+        results: One ``CheckResult`` per subject checked or acted on.
+        data: Facts about the whole command (an install plan, the directory written), printed as
+            top-level JSON keys next to the envelope's.
+        notices: Remarks for the person running the command (a downgrade): stderr in text mode,
+            ``notices`` in JSON.
+        error: The finding of the error that stopped the command, when one did.
+        error_exit_code: That error's exit code (2 for usage or environment, 1 for a bad input).
+        summary_columns, rule_descriptions, docs_page: ignored; kept so that callers written
+            before views and the rule catalogue still construct reports (to be removed).
+    """
+
     command: str
     results: list[CheckResult] = field(default_factory=list)
-    # Optional extra columns for the Markdown summary: header -> f(result) -> cell.
+    data: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    error: Finding | None = None
+    error_exit_code: int | None = None
     summary_columns: dict[str, Callable[[CheckResult], str]] = field(default_factory=dict)
-    # For SARIF: one sentence per rule id, and the docs page (repo-relative) that lists the rules.
     rule_descriptions: dict[str, str] = field(default_factory=dict)
-    docs_page: str = "README.md"
+    docs_page: str = ""
+
+    @classmethod
+    def from_error(cls, command: str, err: RegistryToolError) -> Report:
+        """The report of a command that an error stopped: one result holding the error's finding."""
+        finding = Finding.from_error(err)
+        result = CheckResult(subject=command, findings=[finding], file=finding.file)
+        return cls(command=command, results=[result], error=finding, error_exit_code=err.exit_code)
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        """True when no result failed and no error stopped the command."""
+        return self.error is None and all(r.ok for r in self.results)
 
     @property
     def exit_code(self) -> int:
+        """0 ok, 1 the checked thing is bad, 2 usage or environment, 3 the tool crashed."""
         # A crash is the tool's failure, not the input's: exit 3, still non-zero (fails closed).
         if any(f.rule == INTERNAL_ERROR_RULE for _, f in self.findings()):
             return EXIT_INTERNAL
+        if self.error_exit_code is not None:
+            return self.error_exit_code
         return EXIT_OK if self.ok else EXIT_CHECK_FAILED
 
     def findings(self) -> Iterable[tuple[CheckResult, Finding]]:
+        """Every (result, finding) pair, in order."""
         for result in self.results:
             for finding in result.findings:
                 yield result, finding
 
     def to_json(self) -> dict[str, Any]:
+        """The stable JSON document (``format_version`` 1)."""
         errors = sum(1 for _, f in self.findings() if f.severity is Severity.error)
         warnings = sum(1 for _, f in self.findings() if f.severity is Severity.warning)
-        return {
+        clash = _ENVELOPE.intersection(self.data)
+        if clash:
+            raise ValueError(f"report data may not use the envelope's keys {sorted(clash)}")
+        doc: dict[str, Any] = {
             "format_version": JSON_FORMAT_VERSION,
             "command": self.command,
             "ok": self.ok,
@@ -153,7 +201,51 @@ class Report:
                 "warnings": warnings,
             },
             "results": [r.to_json() for r in self.results],
+            **self.data,
         }
+        if self.notices:
+            doc["notices"] = list(self.notices)
+        if self.error is not None:
+            e = self.error
+            where = str(Location(e.file, e.line, e.column, e.field))
+            doc["error"] = {"rule": e.rule, "message": e.message, "where": where, "fix": e.fix}
+        return doc
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class View:
+    """How one command's facts read: text lines per result, Markdown columns, closing lines.
+
+    Attributes:
+        lines: Text lines shown under a result (from its ``data``).
+        columns: Extra Markdown summary columns, header -> cell; cells escape their own untrusted
+            parts (they may use ``<br>`` between items).
+        header: Text lines about the whole report, before the results.
+        footer: Text lines about the whole report (from ``Report.data``), before the verdict line.
+        verdict: Whether the text report ends with the "N checked, M failed" line (always on failure).
+        subjects: Whether a result that passed shows its subject line; without, its lines stand
+            alone (commands that act rather than check: ``key generate``, ``client install``).
+    """
+
+    lines: Callable[[CheckResult], list[str]] | None = None
+    columns: Mapping[str, Callable[[CheckResult], str]] = field(default_factory=dict)
+    header: Callable[[Report], list[str]] | None = None
+    footer: Callable[[Report], list[str]] | None = None
+    verdict: bool = True
+    subjects: bool = True
+
+
+_PLAIN = View()
+
+
+def view_for(command: str) -> View:
+    """The view registered for ``command`` in ``registry_tool.views``, else a plain one."""
+    from registry_tool.views import VIEWS
+
+    return VIEWS.get(command, _PLAIN)
 
 
 # --------------------------------------------------------------------------- text
@@ -168,35 +260,47 @@ _UNPRINTABLE = re.compile(
 
 
 def printable(value: str) -> str:
-    """``value`` on one line with every control or bidi character shown as an escape (``\\x1b``)."""
+    r"""``value`` on one line with every control or bidi character shown as an escape (``\x1b``)."""
     return _UNPRINTABLE.sub(
         lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", value
     )
 
 
 def render_text(report: Report, out: TextIO) -> None:
+    """Human-readable report: a line per result, its findings and facts, then the verdict."""
     from rich.console import Console
     from rich.markup import escape
 
+    view = view_for(report.command)
     console = Console(file=out, highlight=False, soft_wrap=True)
+    for line in view.header(report) if view.header else ():
+        console.print(escape(printable(str(line))))
     for result in report.results:
-        mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(printable(result.subject))}")
+        indent = "     "
+        if view.subjects or result.findings:
+            mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
+            console.print(f"{mark} {escape(printable(result.subject))}")
+        else:
+            indent = ""
         for finding in result.findings:
             colour = {"error": "red", "warning": "yellow", "notice": "cyan"}[finding.severity]
             text = escape(printable(finding.text()))
             console.print(f"     [{colour}]{finding.severity.value}[/{colour}] {text}")
-        for line in result.data.get("text_lines", []):
-            console.print(f"     {escape(printable(str(line)))}")
-    failed = sum(1 for r in report.results if not r.ok)
-    verdict = "[green]passed[/green]" if report.ok else "[red]failed[/red]"
-    console.print(f"{report.command}: {len(report.results)} checked, {failed} failed: {verdict}")
+        for line in view.lines(result) if view.lines else ():
+            console.print(f"{indent}{escape(printable(str(line)))}")
+    for line in view.footer(report) if view.footer else ():
+        console.print(escape(printable(str(line))))
+    if view.verdict or not report.ok:
+        failed = sum(1 for r in report.results if not r.ok)
+        verdict = "[green]passed[/green]" if report.ok else "[red]failed[/red]"
+        console.print(f"{report.command}: {len(report.results)} checked, {failed} failed: {verdict}")
 
 
 # --------------------------------------------------------------------------- json
 
 
 def render_json(report: Report, out: TextIO) -> None:
+    """The stable JSON document, indented, keys sorted."""
     json.dump(report.to_json(), out, indent=2, sort_keys=True)
     out.write("\n")
 
@@ -215,6 +319,7 @@ def escape_property(value: str) -> str:
 
 
 def github_annotation(finding: Finding, subject: str) -> str:
+    """One workflow command (``::error file=...::message``) for one finding."""
     props: list[str] = []
     if finding.file:
         props.append(f"file={escape_property(finding.file)}")
@@ -250,7 +355,8 @@ def _md_code(value: str) -> str:
 
 
 def markdown_summary(report: Report) -> str:
-    extra = report.summary_columns
+    """The Markdown table GitHub shows as the job summary, then the findings."""
+    extra = view_for(report.command).columns
     head = ["Subject", "Result", "Errors", "Warnings", *extra]
     lines = [f"### registry-tool {report.command}: {'passed' if report.ok else 'failed'}", ""]
     lines.append("| " + " | ".join(head) + " |")
@@ -277,6 +383,7 @@ _COMMAND_LINE = re.compile(r"^(\s*):(?=:)", re.M)
 
 
 def render_github(report: Report, out: TextIO) -> None:
+    """Annotations, the Markdown job summary (when $GITHUB_STEP_SUMMARY is set), then the text report."""
     for result, finding in report.findings():
         out.write(github_annotation(finding, result.subject) + "\n")
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -292,40 +399,58 @@ def render_github(report: Report, out: TextIO) -> None:
 # --------------------------------------------------------------------------- sarif
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-PROJECT_URL = "https://github.com/registry-tool/registry-tool"
 _SARIF_LEVEL = {Severity.error: "error", Severity.warning: "warning", Severity.notice: "note"}
 
 
+def _artifact_uri(file: str) -> str:
+    """``file`` as a SARIF artifact URI.
+
+    Relative to the checkout (the working directory), as code scanning needs it, or a ``file://``
+    URI for an absolute path outside it. A URI reference: '#', '?', '%' or a space in a file name
+    must not cut or break the path.
+    """
+    path = Path(file)
+    if path.is_absolute():
+        try:
+            file = path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return "file://" + quote(path.as_posix(), safe="/", errors="surrogateescape")
+    return quote(file, safe="/", errors="surrogateescape")  # the name's own bytes
+
+
 def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
+    """SARIF 2.1.0 for GitHub code scanning: one driver rule (from the catalogue) per rule id."""
+    from registry_tool.rules import PROJECT_URL, describe
+
     rules: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []
     for result, finding in report.findings():
-        rules.setdefault(
-            finding.rule,
-            {
+        if finding.rule not in rules:
+            rule = describe(finding.rule)
+            rules[finding.rule] = {
                 "id": finding.rule,
                 "name": "".join(p.capitalize() for p in finding.rule.replace("_", "-").split("-")),
-                "shortDescription": {
-                    "text": report.rule_descriptions.get(finding.rule, finding.rule.replace("-", " "))
-                },
-                "helpUri": f"{PROJECT_URL}/blob/main/{report.docs_page}",
-            },
-        )
+                "shortDescription": {"text": rule.summary},
+                "helpUri": rule.help_uri,
+                "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
+            }
         entry: dict[str, Any] = {
             "ruleId": finding.rule,
             "level": _SARIF_LEVEL[finding.severity],
             "message": {"text": f"{result.subject}: {finding.text()}"},
         }
         if finding.file:
-            # A URI reference: '#', '?', '%' or a space in a file name must not cut or break the path.
-            uri = quote(finding.file, safe="/", errors="surrogateescape")  # the name's own bytes
-            location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+            location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(finding.file)}}
             # GitHub code scanning requires a region; line 1 when unknown.
             location["region"] = {"startLine": finding.line or 1}
             if finding.column:
                 location["region"]["startColumn"] = finding.column
             entry["locations"] = [{"physicalLocation": location}]
         results.append(entry)
+    ordered = sorted(rules.values(), key=lambda r: str(r["id"]))
+    index = {r["id"]: i for i, r in enumerate(ordered)}
+    for entry in results:
+        entry["ruleIndex"] = index[entry["ruleId"]]
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -336,7 +461,7 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
                         "name": "registry-tool",
                         "version": tool_version,
                         "informationUri": PROJECT_URL,
-                        "rules": sorted(rules.values(), key=lambda r: str(r["id"])),
+                        "rules": ordered,
                     }
                 },
                 "results": results,
@@ -346,6 +471,7 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
 
 
 def render_sarif(report: Report, out: TextIO) -> None:
+    """The SARIF document, indented, keys sorted."""
     from registry_tool import __version__
 
     json.dump(to_sarif(report, __version__), out, indent=2, sort_keys=True)
@@ -361,4 +487,5 @@ RENDERERS: dict[OutputFormat, Callable[[Report, TextIO], None]] = {
 
 
 def render(report: Report, fmt: OutputFormat, out: TextIO) -> None:
+    """Write ``report`` to ``out`` in format ``fmt``."""
     RENDERERS[fmt](report, out)

@@ -1,13 +1,18 @@
 """The command line: a thin typer layer over the library.
 
 Each area has its own module with a ``register(app)`` function; commands there parse
-options, call one library function, and hand the result to ``emit``.  Errors from the
-library are ``RegistryToolError`` and end as one paragraph on stderr with the
-documented exit code (``--debug`` shows the traceback instead).
+options, call one library function, and hand the resulting ``Report`` to ``emit``, which
+renders it in the ``--format`` asked for.  Errors from the library are ``RegistryToolError``
+and end as one paragraph on stderr, the report (with the error's finding) on stdout and the
+documented exit code; any other exception is an internal error, exit 3 (``--debug`` or
+``REGISTRY_TOOL_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,7 +23,7 @@ import typer
 from typer.exceptions import TyperException
 
 from registry_tool import __version__
-from registry_tool.errors import EXIT_INTERNAL, EXIT_USAGE, INTERNAL_ERROR_RULE, RegistryToolError
+from registry_tool.errors import EXIT_INTERNAL, INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.report import CheckResult, Finding, OutputFormat, Report, render
 
 P = ParamSpec("P")
@@ -42,6 +47,8 @@ FormatOption = Annotated[
     typer.Option("--format", "-f", help="Output format: text, json, github (annotations), sarif."),
 ]
 
+DEBUG_ENV = "REGISTRY_TOOL_DEBUG"
+
 
 def _version(value: bool) -> None:
     if value:
@@ -52,58 +59,98 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="Log what the tool does to stderr (-v info, -vv debug); or set REGISTRY_TOOL_LOG.",
+        ),
+    ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
+    from registry_tool._logging import ENV_LEVEL, configure, level_for
+
     _state["debug"] = debug
+    try:
+        level = level_for(verbose)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint=ENV_LEVEL) from None
+    configure(level)
+
+
+def command_name() -> str:
+    """The running command as typed after the program name (``root add-maintainer``)."""
+    # typer.Context derives from click's Context or (newer typer) from typer's vendored copy of
+    # click: the current-context stack lives in the ``globals`` module beside that class.
+    core = next(c.__module__ for c in typer.Context.__mro__ if c.__module__.endswith(".core"))
+    globals_ = importlib.import_module(core.removesuffix(".core") + ".globals")
+    ctx = globals_.get_current_context(silent=True)
+    if ctx is None:
+        return "registry-tool"
+    path = str(ctx.command_path).split(" ", 1)
+    return path[1] if len(path) > 1 else path[0]
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn library errors into one paragraph on stderr and the documented exit code."""
+    """Turn errors into one paragraph on stderr, the command's report and the documented exit code.
+
+    A ``RegistryToolError`` exits with its own code (1 the checked thing is bad, 2 usage or
+    environment), an ``OSError`` with 2, anything else is an internal error (3).  With
+    ``--format json|github|sarif`` the report is still written to stdout, holding the error's
+    finding, so a script or code scanning always gets a document.
+    """
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        fmt = kwargs.get("fmt")
         try:
             return fn(*args, **kwargs)
         except RegistryToolError as err:
-            if _state["debug"]:
-                traceback.print_exc()
-            typer.echo(f"error: {err.diagnostics()}", err=True)
-            raise typer.Exit(err.exit_code) from None
+            stopped(err, fmt)
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except OSError as err:
             # Environment problems (permissions, disk full, ...) are exit 2, not a traceback.
-            if _state["debug"]:
-                traceback.print_exc()
-            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-            typer.echo(f"error: {where}{err.strerror or err}.", err=True)
-            raise typer.Exit(EXIT_USAGE) from None
+            where = str(err.filename) if getattr(err, "filename", None) else None
+            stopped(UsageError(str(err.strerror or err), where=where), fmt, cause=err)
         except (typer.Exit, typer.Abort, TyperException):
             raise  # typer's own control flow (typer.Exit is a RuntimeError)
         except Exception as err:
-            internal_error(err, kwargs.get("fmt"), command=_command_name(fn))
+            internal_error(err, fmt, command=command_name())
 
     return wrapper
 
 
-def _command_name(fn: Callable[..., object]) -> str:
-    return fn.__name__.removesuffix("_command").removesuffix("_cmd").replace("_", " ")
+def stopped(err: RegistryToolError, fmt: object, *, cause: BaseException | None = None) -> NoReturn:
+    """A command stopped by ``err``: the paragraph on stderr, the report on stdout, its exit code."""
+    if _debugging():
+        traceback.print_exception(cause or err)
+    typer.echo(f"error: {err.diagnostics()}", err=True)
+    if isinstance(fmt, OutputFormat) and fmt is not OutputFormat.text:
+        _write(Report.from_error(command_name(), err), fmt)
+    raise typer.Exit(err.exit_code)
+
+
+def _debugging() -> bool:
+    return _state["debug"] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def internal_error(err: BaseException, fmt: object = None, *, command: str = "registry-tool") -> NoReturn:
-    """An unexpected exception: a bug, never a verdict.  One paragraph on stderr, the report in
-    the requested format on stdout (so JSON/SARIF readers still get a document), exit 3."""
-    if _state["debug"]:
+    """An unexpected exception: a bug, never a verdict.
+
+    One paragraph on stderr, the report in the requested format on stdout (so JSON/SARIF readers
+    still get a document), exit 3.
+    """
+    if _debugging():
         traceback.print_exception(err)
     what = f"{type(err).__name__}: {_short(err)}"
-    typer.echo(
-        f"internal error: {what}. Fix: report this to the registry-tool maintainers "
-        "(run again with --debug for the traceback).",
-        err=True,
-    )
+    typer.echo(internal_message(command, err), err=True)
     if isinstance(fmt, OutputFormat):
         result = CheckResult(subject=command)
         result.findings.append(
@@ -113,12 +160,19 @@ def internal_error(err: BaseException, fmt: object = None, *, command: str = "re
                 fix="report this to the registry-tool maintainers; nothing was checked",
             )
         )
-        try:
-            render(Report(command=command, results=[result]), fmt, sys.stdout)
-            sys.stdout.flush()
-        except Exception:  # noqa: S110 (the exit code below still says what happened)
-            pass
+        with contextlib.suppress(Exception):  # the exit code below still says what happened
+            _write(Report(command=command, results=[result]), fmt)
     raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def internal_message(command: str, err: BaseException) -> str:
+    """The one paragraph an internal error prints: what crashed, that it is a bug, how to report it."""
+    return (
+        f"internal error: {type(err).__name__}: {_short(err)} (in `registry-tool {command}`); nothing "
+        "was concluded about the input. This is a bug in registry-tool: please report it to the "
+        "registry-tool maintainers with the command line and the traceback that --debug (or "
+        f"{DEBUG_ENV}=1) prints."
+    )
 
 
 def _short(err: BaseException) -> str:
@@ -127,10 +181,17 @@ def _short(err: BaseException) -> str:
     return text[:300] + ("…" if len(text) > 300 else "")
 
 
-def emit(report: Report, fmt: OutputFormat) -> None:
-    """Print a report in the chosen format and exit with its code."""
+def _write(report: Report, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.text:
+        for notice in report.notices:
+            typer.echo(f"note: {notice}", err=True)
     render(report, fmt, sys.stdout)
     sys.stdout.flush()
+
+
+def emit(report: Report, fmt: OutputFormat) -> NoReturn:
+    """Print a report in the chosen format and exit with its code (notices go to stderr in text)."""
+    _write(report, fmt)
     raise typer.Exit(report.exit_code)
 
 
@@ -139,12 +200,11 @@ AREAS = ("validate", "smoke", "keys", "build", "client", "ci")
 
 def _register_areas(only: str | None = None) -> None:
     """Register every area's commands, or only the area ``only`` (what one command needs to run)."""
-    import importlib
-
     for name in AREAS if only is None else (only,):
         importlib.import_module(f"registry_tool._cli.{name}").register(app)
 
 
 def main(area: str | None = None) -> None:
+    """Run the typer app with ``area``'s commands (all when None)."""
     _register_areas(area)
     app()

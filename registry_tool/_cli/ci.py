@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from registry_tool._cli import FormatOption, handle_errors
+from registry_tool._cli import FormatOption, emit, handle_errors
 from registry_tool.errors import RegistryToolError
-from registry_tool.report import OutputFormat
+from registry_tool.report import CheckResult, OutputFormat, Report
 
 ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -55,25 +55,31 @@ def check_command(
         Path | None, typer.Option("--summary-file", help="Also append the Markdown summary here.")
     ] = None,
 ) -> None:
-    """Check what HEAD changes in an index since --base: signatures, digests, smoke runs, immutability,
-    version order, permission escalation, regressions. Exit 1 when the pull request must not merge."""
+    """Check what HEAD changes in an index since --base.
+
+    Signatures, digests, smoke runs, immutability, version order, permission escalation,
+    regressions. Exit 1 when the pull request must not merge.
+    """
+    from registry_tool._cli import internal_message
     from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report
     from registry_tool.ci.summary import write_outputs
 
-    options = CheckOptions(
-        base=base,
-        allow_escalation=allow_escalation,
-        allow_escalation_at=allow_escalation_at,
-        shard=Shard.parse(shard),
-        full=full,
-    )
+    # Every outcome, an error or a crash included, writes the report and its side files (SARIF,
+    # summary), so the pull request shows why it is red.
     try:
+        options = CheckOptions(
+            base=base,
+            allow_escalation=allow_escalation,
+            allow_escalation_at=allow_escalation_at,
+            shard=Shard.parse(shard),
+            full=full,
+        )
         report = check_pull_request(Path.cwd(), list(index or []), options)
-    except RegistryToolError:
-        raise
+    except RegistryToolError as err:
+        typer.echo(f"error: {err.diagnostics()}", err=True)
+        report = Report.from_error("ci check", err)
     except Exception as err:
-        # Still write JSON/annotations/SARIF/summary, so the PR shows why it is red; exit 3.
-        typer.echo(f"internal error: {type(err).__name__} in ci check (see the report)", err=True)
+        typer.echo(internal_message("ci check", err), err=True)
         report = crash_report(err)
     write_outputs(
         report,
@@ -122,13 +128,14 @@ def init_command(
         str | None,
         typer.Option("--action-repo", help="GitHub OWNER/NAME of registry-tool (default: the upstream)."),
     ] = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Scaffold an index repository: registry.toml, a fresh signed root, PR-check and publish workflows."""
     from registry_tool.ci.scaffold import ACTION_REPO, ToolPin, detect_tool_pin, init_index
 
     tool = ToolPin(action_repo or ACTION_REPO, tool_ref) if tool_ref else detect_tool_pin(action_repo)
     result = init_index(directory, name=name, host=host, base_url=base_url, keys_dir=keys_dir, tool=tool)
-    typer.echo(result.next_steps())
+    emit(Report("init", [CheckResult(subject=str(result.directory), data=result.to_json())]), fmt)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
-from enum import StrEnum
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from registry_tool._cli import FormatOption, emit, handle_errors
-from registry_tool.errors import RegistryToolError, UsageError
-from registry_tool.report import OutputFormat
+from registry_tool.errors import UsageError
+from registry_tool.report import CheckResult, OutputFormat, Report
 
 client_app = typer.Typer(
     help="Install plugins from a registry, verifying every signature and digest on the way.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-JSON_FORMAT_VERSION = 1
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class Format(StrEnum):
-    text = "text"
-    json = "json"
 
 
 RegistryOption = Annotated[
@@ -108,7 +96,6 @@ RegistryConfigOption = Annotated[
         help="The registry's registry.toml: its permission vocabulary makes the import check exact.",
     ),
 ]
-ClientFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format: text or json.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -181,52 +168,26 @@ def _prompt(release: Any, missing: frozenset[str]) -> bool:
     return typer.confirm("Grant them and install?", default=False, err=True)
 
 
-def _echo_json(command: str, ok: bool, key: str, value: Any) -> None:
-    """The JSON envelope every client command prints, on success and on failure."""
-    doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": ok, key: value}
-    typer.echo(json.dumps(doc, indent=2, sort_keys=True))
-
-
-def _out(
-    fmt: Format,
+def _items_report(
     command: str,
     key: str,
     items: list[dict[str, Any]],
-    lines: list[str],
+    subject: Callable[[dict[str, Any]], str],
     notices: list[str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Print the result; ``notices`` (a downgrade, a version gone from the index) go to stderr
-    in text mode and under "notices" in JSON, so a script sees them too."""
-    if fmt is Format.json:
-        doc = {"format_version": JSON_FORMAT_VERSION, "command": command, "ok": True, key: items}
-        doc.update(extra or {})
-        if notices:
-            doc["notices"] = notices
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        for notice in notices or ():
-            typer.echo(f"note: {notice}", err=True)
-        for line in lines:
-            typer.echo(line)
+    **facts: Any,
+) -> Report:
+    """One result per item (a plugin, a release, a lockfile entry), the items also under ``key``.
+
+    ``key`` is the list's name in the JSON the client commands printed before they shared the
+    report format (``installed``, ``plugins``, ...); format_version 1 keeps every key it had.
+    """
+    report = Report(command, notices=list(notices or ()), data={key: items, **facts})
+    report.results = [CheckResult(subject=subject(item), data=item) for item in items]
+    return report
 
 
-def json_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """With --format json, a failure is also a JSON object on stdout (scripts parse one stream);
-    the one-paragraph message on stderr and the exit code stay as for every command."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except RegistryToolError as err:
-            if str(kwargs.get("fmt")) == "json":  # client Format or the report OutputFormat
-                command = "client " + fn.__name__.removesuffix("_cmd")
-                error = {"rule": err.code, "message": err.what, "where": str(err.where or ""), "fix": err.fix}
-                _echo_json(command, False, "error", error)
-            raise
-
-    return wrapper
+def _name_version(item: dict[str, Any]) -> str:
+    return f"{item.get('name')} {item.get('version')}"
 
 
 def _read_root(root: Path) -> tuple[bytes, list[str] | None]:
@@ -246,17 +207,11 @@ def _release_json(rel: Any) -> dict[str, Any]:
     return {"name": rel.name, "version": rel.version, **rel.to_json()}
 
 
-def _entry_line(verb: str, e: Any) -> str:
-    perms = ", ".join(e.permissions) or "none"
-    return f"{verb} {e.name} {e.version} (sha256 {e.wasm_sha256[:16]}…, permissions: {perms})"
-
-
 # --------------------------------------------------------------------------- commands
 
 
 @client_app.command("trust")
 @handle_errors
-@json_errors
 def trust_cmd(
     url: Annotated[str, typer.Argument(help="Registry URL.")],
     root: Annotated[
@@ -276,7 +231,7 @@ def trust_cmd(
     state_dir: StateOption = None,
     deadline: DeadlineOption = 120.0,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
-    fmt: ClientFormat = Format.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Pin a registry's root of trust (first use); afterwards the client walks newer roots itself."""
     from registry_tool.client import FetchPolicy, trust
@@ -303,21 +258,11 @@ def trust_cmd(
         "highest_registry_version": state.highest_version,
         "root_fingerprint": fingerprint(state.root_bytes),
     }
-    _out(
-        fmt,
-        "client trust",
-        "trusted",
-        [item],
-        [
-            f"trusted {state.url}: root version {state.root_version}, "
-            f"registry version {state.highest_version}",
-        ],
-    )
+    emit(_items_report("client trust", "trusted", [item], lambda i: str(i["url"])), fmt)
 
 
 @client_app.command("search")
 @handle_errors
-@json_errors
 def search_cmd(
     query: Annotated[str, typer.Argument(help="Words to look for in names, descriptions and keywords.")] = "",
     registry: RegistryOption = None,
@@ -328,19 +273,17 @@ def search_cmd(
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
-    fmt: ClientFormat = Format.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Search the verified registry; shows the newest release of each match."""
     found = _open(registry, state_dir, mirror, deadline, total_deadline).search(
         query, include_yanked=include_yanked
     )
-    lines = [f"{r.name} {r.version}  {r.description}" for r in found] or ["no plugin matches"]
-    _out(fmt, "client search", "plugins", [_release_json(r) for r in found], lines)
+    emit(_items_report("client search", "plugins", [_release_json(r) for r in found], _name_version), fmt)
 
 
 @client_app.command("info")
 @handle_errors
-@json_errors
 def info_cmd(
     name: Annotated[str, typer.Argument(help="Plugin name.")],
     registry: RegistryOption = None,
@@ -348,24 +291,16 @@ def info_cmd(
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
-    fmt: ClientFormat = Format.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Every release of a plugin: versions, permissions, host compatibility, yanks, signers."""
     releases = _open(registry, state_dir, mirror, deadline, total_deadline).info(name)
-    lines = [f"{name}: {releases[-1].description}"]
-    for r in releases:
-        flags = f"  YANKED: {r.yanked}" if r.is_yanked else ""
-        perms = ", ".join(r.permissions) or "none"
-        lines.append(
-            f"  {r.version}  abi {r.abi}, host {r.host or 'any'}, permissions {perms}, "
-            f"{r.wasm.size} bytes, signed by {', '.join(r.signers)}{flags}"
-        )
-    _out(fmt, "client info", "releases", [_release_json(r) for r in releases], lines)
+    items = [_release_json(r) for r in releases]
+    emit(_items_report("client info", "releases", items, _name_version), fmt)
 
 
 @client_app.command("install")
 @handle_errors
-@json_errors
 def install_cmd(
     specs: Annotated[
         list[str] | None,
@@ -383,7 +318,7 @@ def install_cmd(
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
-    fmt: ClientFormat = Format.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Resolve, verify and atomically install plugins; records them in the lockfile."""
     target = _dir(plugin_dir)
@@ -405,31 +340,28 @@ def install_cmd(
             specs, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version
         )
         entries = [result.entries[n] for n in result.plan.order()]
-        _out(
-            fmt,
+        items = [e.to_json() for e in entries]
+        report = _items_report(
             "client install",
             "installed",
-            [e.to_json() for e in entries],
-            ["plan:", *(f"  {line}" for line in result.plan_lines())]
-            + [_entry_line("installed", e) for e in entries]
-            + [f"into {target}"],
+            items,
+            _name_version,
             reg.notices,
-            extra={"plan": result.plan_json()},
+            plan=result.plan_json(),
+            plugin_dir=str(target),
         )
-        return
-    _out(
+        emit(report, fmt)
+    items = [e.to_json() for e in entries]
+    emit(
+        _items_report(
+            "client install", "installed", items, _name_version, reg.notices, plugin_dir=str(target)
+        ),
         fmt,
-        "client install",
-        "installed",
-        [e.to_json() for e in entries],
-        [_entry_line("installed", e) for e in entries] + [f"into {target}"],
-        reg.notices,
     )
 
 
 @client_app.command("update")
 @handle_errors
-@json_errors
 def update_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Plugins to update [default: all].")] = None,
     registry: RegistryOption = None,
@@ -441,7 +373,7 @@ def update_cmd(
     mirror: MirrorOption = None,
     deadline: DeadlineOption = 120.0,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
-    fmt: ClientFormat = Format.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Update installed plugins within their recorded requirement; more permissions are asked for again."""
     target = _dir(plugin_dir)
@@ -455,30 +387,21 @@ def update_cmd(
         {"name": new.name, "from": old.version, "to": new.version, "entry": new.to_json()}
         for old, new in changes
     ]
-    lines = [f"updated {new.name} {old.version} -> {new.version}" for old, new in changes] or [
-        "everything is up to date"
-    ]
-    _out(fmt, "client update", "updated", items, lines, reg.notices)
+    emit(_items_report("client update", "updated", items, lambda i: str(i["name"]), reg.notices), fmt)
 
 
 @client_app.command("list")
 @handle_errors
-@json_errors
-def list_cmd(plugin_dir: DirOption = None, fmt: ClientFormat = Format.text) -> None:
+def list_cmd(plugin_dir: DirOption = None, fmt: FormatOption = OutputFormat.text) -> None:
     """Installed plugins, as the lockfile records them."""
     from registry_tool.client import list_installed
 
     entries = list_installed(_dir(plugin_dir))
-    lines = [
-        f"{e.name} {e.version}  permissions: {', '.join(e.permissions) or 'none'}  from {e.registry}"
-        for e in entries
-    ] or ["no plugins installed"]
-    _out(fmt, "client list", "plugins", [e.to_json() for e in entries], lines)
+    emit(_items_report("client list", "plugins", [e.to_json() for e in entries], _name_version), fmt)
 
 
 @client_app.command("remove")
 @handle_errors
-@json_errors
 def remove_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Plugins to remove.")] = None,
     force: Annotated[
@@ -491,29 +414,23 @@ def remove_cmd(
         ),
     ] = False,
     plugin_dir: DirOption = None,
-    fmt: ClientFormat = Format.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Remove installed plugins: the files their lockfile entries list, then the entries (one lockfile write).
 
-    Refused while other installed plugins depend on one of them, unless --force."""
+    Refused while other installed plugins depend on one of them, unless --force.
+    """
     from registry_tool.client import remove_many
 
-    if not names:
-        raise UsageError("nothing to remove", fix="name the plugins to remove")
+    if not names and not orphans:
+        raise UsageError("nothing to remove", fix="name the plugins to remove, or pass --orphans")
     target = _dir(plugin_dir)
     removed = remove_many(target, names or (), force=force, orphans=orphans)
-    _out(
-        fmt,
-        "client remove",
-        "removed",
-        [e.to_json() for e in removed],
-        [f"removed {e.name} {e.version}" for e in removed],
-    )
+    emit(_items_report("client remove", "removed", [e.to_json() for e in removed], _name_version), fmt)
 
 
 @client_app.command("verify")
 @handle_errors
-@json_errors
 def verify_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Plugins to check [default: all].")] = None,
     plugin_dir: DirOption = None,
@@ -524,3 +441,22 @@ def verify_cmd(
     from registry_tool.client import default_state_dir, verify_installed
 
     emit(verify_installed(_dir(plugin_dir), names or (), state_dir=state_dir or default_state_dir()), fmt)
+
+
+@client_app.command("verify-site")
+@handle_errors
+def verify_site_cmd(
+    site: Annotated[str, typer.Argument(help="Registry URL or the folder of a built site.")],
+    root: Annotated[
+        Path, typer.Option("--root", help="Root file obtained out of band (signatures next to it).")
+    ],
+    deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Verify every release a registry serves as `install` would, with one root walk (nothing written)."""
+    from registry_tool.client import FetchPolicy, verify_site
+
+    root_bytes, sigs = _read_root(root)
+    policy = FetchPolicy(deadline=deadline, total_deadline=total_deadline)
+    emit(verify_site(site, root_bytes=root_bytes, root_signatures=sigs, policy=policy), fmt)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from registry_tool._cli import FormatOption, emit, handle_errors
-from registry_tool.report import OutputFormat, Report
+from registry_tool.report import CheckResult, OutputFormat, Report
 
 PassphraseEnv = Annotated[
     str | None,
@@ -45,6 +45,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _done(command: str, subject: object, fmt: OutputFormat, **facts: Any) -> None:
+    """Emit the one-result report of a command that wrote or showed something."""
+    emit(Report(command, [CheckResult(subject=str(subject), data=facts)]), fmt)
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -57,13 +62,22 @@ def key_generate(
     ] = False,
     passphrase_env: PassphraseEnv = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Generate a key pair (the secret key is scrypt-encrypted, as by `minisign -G`)."""
     from registry_tool.signing.keyfiles import generate_key_files, read_passphrase
 
     passphrase = None if unencrypted else read_passphrase(passphrase_env, confirm=True)
     files = generate_key_files(name, passphrase, force=force)
-    typer.echo(f"key id:      {files.key_id}\npublic key:  {files.public}\nsecret key:  {files.secret}")
+    _done(
+        "key generate",
+        files.public,
+        fmt,
+        key_id=files.key_id,
+        public_file=str(files.public),
+        secret_file=str(files.secret),
+        encrypted=passphrase is not None,
+    )
 
 
 @key_app.command("show")
@@ -71,12 +85,13 @@ def key_generate(
 def key_show(
     key: Annotated[str, typer.Argument(help="A .pub file, a .key file or a base64 public key.")],
     passphrase_env: PassphraseEnv = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Print a key's id and public key (as minisign prints them)."""
     from registry_tool.signing.keyfiles import describe_key
 
     public = describe_key(key, passphrase_env)
-    typer.echo(f"key id:      {public.key_id}\npublic key:  {public.to_base64()}")
+    _done("key show", key, fmt, key_id=public.key_id, public_key=public.to_base64())
 
 
 # --------------------------------------------------------------------------- sign / verify
@@ -91,6 +106,7 @@ def sign(
         str | None, typer.Option("--trusted-comment", "-t", help="Trusted comment (files only).")
     ] = None,
     yank: Annotated[bool, typer.Option("--yank", help="Sign the release's yank.toml instead.")] = False,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Sign a file (writes FILE.minisig) or a plugin release (pins sha256/size, signs plugin.toml)."""
     from registry_tool.signing.keyfiles import load_secret_key
@@ -98,7 +114,7 @@ def sign(
 
     secret = load_secret_key(key, passphrase_env)
     written = sign_path(path, secret, trusted_comment=trusted_comment, yank=yank)
-    typer.echo(f"wrote {written} (key {secret.key_id})")
+    _done("sign", path, fmt, written=str(written), key_id=secret.key_id)
 
 
 @handle_errors
@@ -127,10 +143,7 @@ def verify(
     ] = False,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Verify a signature with one public key, or a plugin release against the registry's root.
-
-    Exit codes: 0 valid, 1 invalid, 2 usage or environment error.
-    """
+    """Verify a signature with one public key, or a plugin release against the registry's root."""
     from registry_tool.errors import UsageError
 
     if (pubkey is None) == (root is None):
@@ -179,6 +192,7 @@ def root_init(
         bool, typer.Option("--unencrypted", help="Do not encrypt generated keys.")
     ] = False,
     passphrase_env: PassphraseEnv = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Start a registry's trust: write root/1.root.json (unsigned: run `root sign` with each root key)."""
     from registry_tool.signing.keyfiles import load_public_key, read_passphrase
@@ -197,17 +211,26 @@ def root_init(
         index_threshold=index_threshold,
         expires=parse_expiry(expires or "365d", _now()),
     )
-    for secret in generated:
-        typer.echo(f"generated {secret}")
-    typer.echo(f"wrote {path} (unsigned: sign it with `registry-tool root sign --key <root key>`)")
+    _done(
+        "root init",
+        root_dir,
+        fmt,
+        written=str(path),
+        generated=[str(g) for g in generated],
+        kind="root-init",
+        signed=False,
+    )
 
 
-def _edit(root_dir: Path, edit: Callable[[dict[str, Any]], None], expires: str | None) -> None:
+def _edit(
+    root_dir: Path, edit: Callable[[dict[str, Any]], None], expires: str | None, fmt: OutputFormat
+) -> None:
+    from registry_tool._cli import command_name
     from registry_tool.trust.editing import edit_root_dir, parse_expiry
 
     now = _now()
     path = edit_root_dir(root_dir, edit, expires=parse_expiry(expires, now) if expires else None, now=now)
-    typer.echo(f"wrote {path} (unsigned: it needs its root signatures, `registry-tool root sign`)")
+    _done(command_name(), root_dir, fmt, written=str(path), kind="root", signed=False)
 
 
 @root_app.command("add-maintainer")
@@ -223,13 +246,17 @@ def root_add_maintainer(
     ] = None,
     root_dir: RootDir = Path("root"),
     expires: Expires = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Delegate plugins to a maintainer's key(s) in a new root version."""
     from registry_tool.signing.keyfiles import load_public_key
     from registry_tool.trust.editing import add_maintainer
 
     _edit(
-        root_dir, add_maintainer(maintainer, [load_public_key(p) for p in pubkey], plugin, threshold), expires
+        root_dir,
+        add_maintainer(maintainer, [load_public_key(p) for p in pubkey], plugin, threshold),
+        expires,
+        fmt,
     )
 
 
@@ -239,14 +266,17 @@ def root_pin_config(
     config: Annotated[Path, typer.Argument(help="The registry.toml to authorise (its sha256 is pinned).")],
     root_dir: RootDir = Path("root"),
     expires: Expires = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Pin registry.toml's sha256 in a new root version: changing permissions or limits needs the root
-    threshold, like any root change."""
+    """Pin registry.toml's sha256 in a new root version.
+
+    Changing permissions or limits then needs the root threshold, like any root change.
+    """
     from registry_tool.manifest import load_registry_config
     from registry_tool.trust.editing import pin_registry_config
 
     loaded = load_registry_config(config)  # never pin a file the tools cannot load
-    _edit(root_dir, pin_registry_config(loaded.raw), expires)
+    _edit(root_dir, pin_registry_config(loaded.raw), expires, fmt)
 
 
 @root_app.command("revoke")
@@ -262,6 +292,7 @@ def root_revoke(
     reason: Annotated[str, typer.Option("--reason")] = "",
     root_dir: RootDir = Path("root"),
     expires: Expires = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Revoke a key everywhere in a new root version."""
     from registry_tool.trust.editing import revoke
@@ -270,6 +301,7 @@ def root_revoke(
         root_dir,
         revoke(key_id.upper(), now=_now(), keep_prior_releases=keep_prior_releases, reason=reason),
         expires,
+        fmt,
     )
 
 
@@ -282,6 +314,7 @@ def root_rotate_keys(
     threshold: Annotated[int | None, typer.Option("--threshold")] = None,
     root_dir: RootDir = Path("root"),
     expires: Expires = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Change the root or index keys and threshold in a new root version."""
     from registry_tool.signing.keyfiles import load_public_key
@@ -293,16 +326,18 @@ def root_rotate_keys(
         remove=[k.upper() for k in remove or []],
         threshold=threshold,
     )
-    _edit(root_dir, edit, expires)
+    _edit(root_dir, edit, expires, fmt)
 
 
 @root_app.command("renew")
 @handle_errors
-def root_renew(root_dir: RootDir = Path("root"), expires: Expires = "365d") -> None:
+def root_renew(
+    root_dir: RootDir = Path("root"), expires: Expires = "365d", fmt: FormatOption = OutputFormat.text
+) -> None:
     """A new root version that only moves the expiry."""
     from registry_tool.trust.editing import renew
 
-    _edit(root_dir, renew(), expires)
+    _edit(root_dir, renew(), expires, fmt)
 
 
 @root_app.command("sign")
@@ -314,13 +349,15 @@ def root_sign(
         int | None, typer.Option("--version", help="Version to sign (default latest).")
     ] = None,
     passphrase_env: PassphraseEnv = None,
+    fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Add this root key's signature to a root version (k-of-n signers sign on their own machines)."""
     from registry_tool.signing.keyfiles import load_secret_key
     from registry_tool.trust.editing import sign_root_dir
 
-    path = sign_root_dir(root_dir, load_secret_key(key, passphrase_env), version=version)
-    typer.echo(f"wrote {path}")
+    secret = load_secret_key(key, passphrase_env)
+    path = sign_root_dir(root_dir, secret, version=version)
+    _done("root sign", root_dir, fmt, written=str(path), key_id=secret.key_id)
 
 
 @root_app.command("verify")
@@ -332,7 +369,7 @@ def root_verify(
     ] = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Walk and check the whole root chain. Exit codes: 0 valid, 1 invalid, 2 usage error."""
+    """Walk and check the whole root chain."""
     from registry_tool.trust.check import verify_root_report
 
     emit(verify_root_report(root_dir, _now(), trusted=trusted), fmt)

@@ -40,10 +40,7 @@ def smoke(
         ),
     ] = None,
 ) -> None:
-    """Run every plugin's [[tests]] in the sandbox (fuel, memory, time and process limits).
-
-    Exit 0 when every test ends as expected, 1 when any does not, 2 on usage errors.
-    """
+    """Run every plugin's [[tests]] in the sandbox (fuel, memory, time and process limits)."""
     from registry_tool.sandbox import smoke_paths
 
     emit(smoke_paths(paths, jobs=jobs, cache=not no_cache, compile_timeout=compile_timeout), fmt)

@@ -27,10 +27,7 @@ def validate(
     config: Annotated[Path | None, typer.Option(*VALIDATE_CONFIG.flags, help=VALIDATE_CONFIG.help)] = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Validate plugin manifests, their wasm modules and the registry configuration.
-
-    Exit codes: 0 all valid, 1 something is invalid, 2 usage or environment error.
-    """
+    """Validate plugin manifests, their wasm modules and the registry configuration."""
     from registry_tool.manifest import validate_paths
 
     emit(validate_paths(paths, config_path=config), fmt)

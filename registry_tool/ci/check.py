@@ -26,7 +26,6 @@ from semantic_version import Version
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
 from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, SmokeFn
 from registry_tool.ci.release import NewRelease, check_yank, finding_from_error, precedence
-from registry_tool.ci.summary import SUMMARY_COLUMNS
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
@@ -48,7 +47,7 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     repo = GitRepo.discover(checkout)
     base = repo.resolve(options.base)
     now = options.now or datetime.now(UTC)
-    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    report = Report(command="ci check")
     if options.allow_escalation_at is not None:
         options, approval = _bind_approval(repo, options)
         if approval.findings and options.shard.first:
@@ -68,7 +67,6 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     for rel in rels:
         with _IndexCheck(repo, base, rel, options, now) as check:
             report.results.extend(check.run())
-    report.summary_columns.update(SUMMARY_COLUMNS)
     return report
 
 
@@ -131,8 +129,11 @@ def _uncommitted(repo: GitRepo, pathspecs: list[str]) -> CheckResult:
 
 
 def _default_index(repo: GitRepo, base: str) -> Path:
-    """``index/`` when the base has index/registry.toml: deleting it (or replacing ``index/`` with a
-    link) in the PR must not move the check to the repository root, where nothing changed."""
+    """``index/`` when the base has index/registry.toml, else the repository root.
+
+    Deleting it (or replacing ``index/`` with a link) in the PR must not move the check to the
+    repository root, where nothing changed.
+    """
     if repo.show(base, "index/registry.toml") is not None:
         return repo.root / "index"
     return repo.root / "index" if (repo.root / "index" / "registry.toml").is_file() else repo.root
@@ -156,8 +157,10 @@ _REWRITING_ATTRIBUTES = ("text", "eol", "crlf", "filter", "ident", "working-tree
 
 
 def _attribute_changes(repo: GitRepo, base: str, rels: list[str]) -> CheckResult:
-    """A .gitattributes change (anywhere: attributes apply to subfolders) must not make git
-    convert index files on checkout (``index/** text eol=crlf`` breaks every signature)."""
+    """Check that no .gitattributes change makes git convert index files on checkout.
+
+    Anywhere: attributes apply to subfolders (``index/** text eol=crlf`` breaks every signature).
+    """
     result = CheckResult(subject="git attributes")
     changed = [c for c in repo.changes(base, [":(glob)**/.gitattributes"])]
     if not changed:
@@ -281,9 +284,12 @@ class _IndexCheck:
         )
 
     def _config_change(self, change: Change, head_root: Root | None) -> list[Finding]:
-        """registry.toml defines the permission vocabulary, the limits and the backport policy: a
-        change must load (or every later check, validate and build fails: the registry is bricked)
-        and must be pinned by a root that passed the root threshold (so it needs the root keys)."""
+        """Check a change of registry.toml, which defines the vocabulary, the limits and backports.
+
+        A change must load (or every later check, validate and build fails: the registry is
+        bricked) and must be pinned by a root that passed the root threshold (so it needs the root
+        keys).
+        """
         rel = change.path
 
         def invalid(message: str, line: int | None = 1, fix: str | None = None) -> Finding:
@@ -530,17 +536,19 @@ def internal_error_finding(what: str, err: BaseException, file: str | None = Non
 
 def crash_report(err: BaseException) -> Report:
     """The report of a ``ci check`` that crashed before it had one: still JSON, SARIF, summary."""
-    report = Report(command="ci check", rule_descriptions=dict(RULES), docs_page="docs/ci.md")
+    report = Report(command="ci check")
     result = CheckResult(subject="ci check")
     result.findings.append(internal_error_finding("ci check", err))
     report.results.append(result)
-    report.summary_columns.update(SUMMARY_COLUMNS)
     return report
 
 
 def _read_config_file(path: Path) -> bytes:
-    """The bytes of a regular file, not through a link, at most MAX_CONFIG_BYTES; ValueError says why
-    not (a link to /dev/zero or a FIFO would otherwise hang or exhaust the runner)."""
+    """The bytes of a regular file, not through a link, at most MAX_CONFIG_BYTES.
+
+    A ValueError says why not (a link to /dev/zero or a FIFO would otherwise hang or exhaust the
+    runner).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
@@ -572,8 +580,11 @@ def _symlinks(root: Path, rel_dir: str) -> list[str]:
 
 
 def _link_findings(links: list[str], fix: str) -> list[Finding]:
-    """One finding per symlink; callers read nothing behind a link (it could lead to /dev/zero,
-    ~/.ssh, /proc/self/environ or another release)."""
+    """One finding per symlink.
+
+    Callers read nothing behind a link (it could lead to /dev/zero, ~/.ssh, /proc/self/environ or
+    another release).
+    """
     return [
         Finding(rule="unexpected-file", message=f"{link} is a symbolic link", file=link, line=1, fix=fix)
         for link in links

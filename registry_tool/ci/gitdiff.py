@@ -26,6 +26,8 @@ class GitError(UsageError):
 
 
 class ChangeKind(StrEnum):
+    """How a file changed between the base and HEAD."""
+
     added = "A"
     modified = "M"
     deleted = "D"
@@ -49,14 +51,17 @@ class GitRepo:
     """A git checkout; every call is one short git subprocess."""
 
     def __init__(self, root: Path) -> None:
+        """Use the repository whose work tree is ``root``."""
         self.root = root
 
     @classmethod
     def discover(cls, path: Path) -> GitRepo:
+        """The repository holding ``path`` (a ``GitError`` when there is none)."""
         top = _run(["git", "rev-parse", "--show-toplevel"], cwd=path, what=f"{path} is not in a git checkout")
         return cls(Path(top.decode().strip()))
 
     def git(self, *args: str, what: str) -> bytes:
+        """Run ``git args`` in the repository; a ``GitError`` naming ``what`` when it fails."""
         return _run(["git", *args], cwd=self.root, what=what)
 
     def resolve(self, ref: str) -> str:
@@ -126,8 +131,10 @@ class GitRepo:
         return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
 
     def check_attributes(self, paths: list[str], attributes: tuple[str, ...]) -> list[tuple[str, str, str]]:
-        """(path, attribute, value) for every path and attribute, as the working tree's
-        .gitattributes files set them (value "unspecified" when none does)."""
+        """(path, attribute, value) for every path and attribute, as .gitattributes files set them.
+
+        The value is "unspecified" when none does.
+        """
         if not paths:
             return []
         proc = subprocess.run(

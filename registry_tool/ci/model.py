@@ -9,37 +9,13 @@ from datetime import datetime
 from registry_tool.errors import UsageError
 from registry_tool.manifest import RegistryConfig
 from registry_tool.manifest.model import Manifest
+from registry_tool.rules import RULES as CATALOGUE
+from registry_tool.rules import rule_ids
 from registry_tool.sandbox import TestOutcome
 
-RULES: dict[str, str] = {
-    "release-changed": "A file of a release that exists at the base was modified (releases are immutable).",
-    "release-removed": "A release (or one of its files) that exists at the base was removed.",
-    "version-backwards": "A new release is lower than the highest existing version of the plugin.",
-    "version-duplicate": "A new release has the precedence of a published version (differs only in +build).",
-    "artifact-digest": "The artifact's sha256/size differ from what plugin.toml pins.",
-    "signature": "The release (or yank) is not signed by enough maintainers authorised by the root at base.",
-    "permission-escalation": "A new version declares permissions its previous version did not.",
-    "import-escalation": "A new version's module imports functions its previous version did not.",
-    "smoke-failed": "A [[tests]] entry did not end in its expected outcome in the sandbox.",
-    "fuel-regression": "Fuel use grew more than [ci] regression_threshold over the previous version.",
-    "memory-regression": "Peak memory grew more than [ci] regression_threshold over the previous version.",
-    "new-permission": "A plugin's first release requests permissions (a notice for reviewers).",
-    "root-change": "The PR changes the root of trust (new keys, thresholds or delegations).",
-    "root-signature": "A new root version lacks a threshold of valid signatures (root chain rules).",
-    "root-immutable": "A published root version was modified or removed.",
-    "yank-invalid": "yank.toml is malformed or names another release.",
-    "config-change": "registry.toml changed and the root pins the new version (a notice for reviewers).",
-    "config-invalid": "registry.toml was deleted, is a link or special file, or would not load.",
-    "config-unauthorised": "registry.toml changed but no root that passed the root threshold pins it.",
-    "index-attributes": "A changed .gitattributes makes git rewrite index files on checkout.",
-    "file-outside-plugin": "A changed file is not inside a plugin release folder plugins/<name>/<version>/.",
-    "workflow-change": "The PR changes CI workflows or the action (its own check may be affected).",
-    "internal-error": "A check crashed; the release fails closed until it runs.",
-    "name-squatting": "A new plugin name looks like an existing one and no maintainer is delegated both.",
-    "approval-stale": "The escalation approval names another commit than HEAD (a push after approving).",
-    "uncommitted-changes": "The working tree differs from HEAD; those changes were not checked.",
-    "unexpected-file": "A file in a release folder is not covered by the release's signature.",
-}
+# Rule id -> one-line description, for the rules ci check reports itself (docs/ci.md#rule-ids);
+# written once, in the catalogue.
+RULES: dict[str, str] = {rule: CATALOGUE[rule].summary for rule in rule_ids("ci")}
 
 # (manifest, registry config) -> outcomes; injected so tests can count calls and fake nothing else.
 SmokeFn = Callable[[Manifest, RegistryConfig], list[TestOutcome]]
@@ -54,6 +30,7 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
+        """Parse ``i/n`` (a ``UsageError`` for anything else)."""
         try:
             i, n = (int(p) for p in text.split("/"))
         except ValueError:
@@ -63,6 +40,7 @@ class Shard:
         return cls(i, n)
 
     def owns(self, position: int) -> bool:
+        """Whether the release at ``position`` of the sorted changed releases is this shard's."""
         # Round-robin over the sorted releases: balanced, and the same split on every runner.
         return position % self.count == self.index - 1
 
@@ -74,6 +52,8 @@ class Shard:
 
 @dataclass(frozen=True)
 class CheckOptions:
+    """What ``check_pull_request`` checks against (base ref), approves and skips."""
+
     base: str
     allow_escalation: bool = False
     # Approval of escalations for one commit: honoured only when HEAD is that commit, so an
@@ -88,9 +68,12 @@ class CheckOptions:
 
 @dataclass(frozen=True)
 class ReleaseKey:
+    """A release by plugin name and version."""
+
     name: str
     version: str
 
     @property
     def subject(self) -> str:
+        """The release's folder, ``plugins/<name>/<version>``, as a report subject."""
         return f"plugins/{self.name}/{self.version}"

@@ -47,15 +47,25 @@ class IndexContext(Protocol):
     repo: GitRepo
     options: CheckOptions
 
-    def path(self, *parts: str) -> str: ...
+    def path(self, *parts: str) -> str:
+        """A path in the index, repository-relative."""
+        ...
 
-    def rebase_map(self, rel_dir: str) -> list[tuple[Path, str]]: ...
+    def rebase_map(self, rel_dir: str) -> list[tuple[Path, str]]:
+        """(temporary folder, repository path) pairs that turn exported paths back into the repository's."""
+        ...
 
-    def base_versions(self, name: str) -> list[Version]: ...
+    def base_versions(self, name: str) -> list[Version]:
+        """The versions of plugin ``name`` at the base ref."""
+        ...
 
-    def export_base(self, rel_dir: str) -> Path: ...
+    def export_base(self, rel_dir: str) -> Path:
+        """``rel_dir`` as it is at the base ref, exported to a temporary folder."""
+        ...
 
-    def plugin_names(self) -> set[str]: ...
+    def plugin_names(self) -> set[str]:
+        """Every plugin name at the base ref and in the pull request."""
+        ...
 
 
 class NewRelease:
@@ -70,6 +80,7 @@ class NewRelease:
         config: RegistryConfig,
         result: CheckResult,
     ) -> None:
+        """Prepare the checks of ``key`` in ``rel_dir`` under the base root ``gate`` and ``config``."""
         self.o, self.key, self.rel_dir, self.gate, self.config, self.result = (
             owner,
             key,
@@ -100,6 +111,7 @@ class NewRelease:
         file: str | None = None,
         line: int | None = None,
     ) -> None:
+        """Add a finding on the release's manifest (the TOML line of ``field`` when given)."""
         self.result.findings.append(
             Finding(
                 rule=rule,
@@ -113,6 +125,7 @@ class NewRelease:
         )
 
     def step(self, name: str, fn: Callable[[], None]) -> None:
+        """Run check ``name``: its errors become findings, a crash an internal error; record the verdict."""
         before = sum(1 for f in self.result.findings if f.severity is Severity.error)
         try:
             fn()
@@ -130,6 +143,7 @@ class NewRelease:
         self.checks[name] = after == before
 
     def run(self) -> None:
+        """Run every check of the release, in order."""
         self.step("files", self.files)
         self.step("manifest", self.validate)
         self.step("digest", self.digest)
@@ -149,9 +163,11 @@ class NewRelease:
     # -- the checks
 
     def yank(self) -> None:
+        """Check a yank.toml that comes with the release."""
         self.result.findings.extend(check_yank(self.o.repo.root, self.rel_dir, self.key, self.gate))
 
     def files(self) -> None:
+        """Every file in the release folder is covered by its signature (no links, no strays)."""
         allowed = {"plugin.toml", "yank.toml"}
         artifact = self.doc.get("artifact", {})
         if isinstance(artifact, dict) and isinstance(artifact.get("file"), str):
@@ -174,6 +190,7 @@ class NewRelease:
             )
 
     def validate(self) -> None:
+        """Run ``validate`` on the release with the base's registry.toml."""
         checked = validate_release(self.dir, self.config)
         rebase = self.o.rebase_map(self.rel_dir)
         self.result.findings.extend(rebase_finding(f, self.o.repo.root, rebase) for f in checked.findings)
@@ -213,6 +230,7 @@ class NewRelease:
         self.result.data["artifact_sha256"] = digest
 
     def signature(self) -> None:
+        """Enough maintainers delegated by the root at the base signed the manifest."""
         verdict = self.gate.verify_release(
             self.dir / "plugin.toml", self.manifest_rel, self.key.name, self.key.version
         )
@@ -220,6 +238,7 @@ class NewRelease:
         self.result.data["signers"] = verdict.signers
 
     def version_order(self) -> None:
+        """The new version is above the published ones (or a permitted backport) and unique."""
         if self.o.options.full:
             return  # a re-check judges releases as they are, not the order they arrived in
         try:
@@ -305,6 +324,7 @@ class NewRelease:
         return check_dependencies(manifest, index, relfile="plugin.toml").graph_permissions
 
     def escalation(self, previous: Path | None) -> None:
+        """Permissions and imports the previous version did not have."""
         through: frozenset[str] = getattr(self, "graph_permissions", frozenset()) - _granted(self.doc)
         if previous is None:
             # Not an escalation, but reviewers must see what a new plugin asks for.
@@ -373,6 +393,7 @@ class NewRelease:
         self.result.data["escalations"] = escalations
 
     def smoke(self, previous: Path | None) -> None:
+        """Run the release's tests in the sandbox and compare figures with ``previous``."""
         outcomes = self._run_smoke(self.dir)
         tests = [o.to_json() for o in outcomes]
         self.result.data["tests"] = tests
@@ -394,6 +415,7 @@ class NewRelease:
         self.regressions(outcomes, before)
 
     def regressions(self, outcomes: list[TestOutcome], before: dict[str, TestOutcome]) -> None:
+        """Warn when a test's fuel or peak memory grew beyond the registry's threshold."""
         threshold = float(self.config.regression_threshold)
         for i, outcome in enumerate(outcomes):
             old = before.get(outcome.name)
@@ -430,6 +452,7 @@ class NewRelease:
 
 
 def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> list[Finding]:
+    """The findings about ``rel_dir``'s yank.toml: well-formed, about this release, signed."""
     yank_rel = f"{rel_dir}/yank.toml"
     yank = root / yank_rel
     if not yank.is_file():
@@ -541,4 +564,5 @@ def rebase_finding(finding: Finding, repo_root: Path, rebase: list[tuple[Path, s
 
 
 def finding_from_error(err: RegistryToolError, repo_root: Path, rebase: list[tuple[Path, str]]) -> Finding:
+    """``err`` as a finding whose file is repository-relative (temporary exports renamed)."""
     return rebase_finding(Finding.from_error(err), repo_root, rebase)

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from registry_tool.errors import UsageError
 from registry_tool.format.rules import is_plugin_name
@@ -43,6 +44,8 @@ class ScaffoldError(UsageError):
 
 @dataclass(frozen=True)
 class InitResult:
+    """What ``init_index`` created: the repository, where the keys went, their ids, the files."""
+
     directory: Path
     keys_dir: Path
     root_key_id: str
@@ -50,36 +53,17 @@ class InitResult:
     files: tuple[str, ...]
     git_initialised: bool
 
-    def next_steps(self) -> str:
-        d, k = self.directory, self.keys_dir
-        lines = [
-            f"Created a plugin index repository in {d}:",
-            *(f"  {f}" for f in self.files),
-            "",
-            f"Secret keys were written OUTSIDE the repository, to {k} (mode 0600):",
-            f"  root.key   root key {self.root_key_id}: signs root changes. Set a password on it",
-            f"             (`minisign -C -s {k / 'root.key'}`) and keep it offline.",
-            f"  index.key  index key {self.index_key_id}: the publish workflow signs registry.json with it.",
-            "",
-            "Next steps:",
-            f"  1. Commit and push:  cd {d} && git add -A && git commit -m 'New plugin index'",
-            "     then create the GitHub repository and `git push -u origin main`.",
-            f"  2. Add the repository secret {SECRET_NAME} with the content of {k / 'index.key'}:",
-            f"       gh secret set {SECRET_NAME} < {k / 'index.key'}",
-            "     (or Settings > Secrets and variables > Actions > New repository secret), then delete",
-            "     that local copy.",
-            "  3. Enable GitHub Pages: Settings > Pages > Build and deployment > Source: GitHub Actions.",
-            "  4. Protect main: require the 'PR check' status and a review; add CODEOWNERS entries for",
-            "     .github/ and index/root/.",
-            "  5. Delegate plugins to maintainers (a root change, sent as its own pull request):",
-            f"       cd {d}",
-            "       registry-tool root add-maintainer alice --pubkey alice.pub --plugin 'alice_*' \\",
-            "           --dir index/root",
-            f"       registry-tool root sign --dir index/root --key {k / 'root.key'}",
-            "     Maintainers then sign their releases:",
-            "       registry-tool sign index/plugins/<name>/<version> --key maintainer.key",
-        ]
-        return "\n".join(lines)
+    def to_json(self) -> dict[str, Any]:
+        """The facts of the new index (``registry_tool.views`` turns them into the next steps)."""
+        return {
+            "directory": str(self.directory),
+            "keys_dir": str(self.keys_dir),
+            "root_key_id": self.root_key_id,
+            "index_key_id": self.index_key_id,
+            "files": list(self.files),
+            "git_initialised": self.git_initialised,
+            "secret_name": SECRET_NAME,
+        }
 
 
 @dataclass(frozen=True)
@@ -94,6 +78,7 @@ class ToolPin:
     commit: str
 
     def __post_init__(self) -> None:
+        """Refuse a repository that is not OWNER/NAME or a commit that is not a full hex id."""
         if not _REPO_SLUG.fullmatch(self.repo):
             raise ScaffoldError(f"--action-repo {self.repo!r} is not OWNER/NAME", fix="e.g. " + ACTION_REPO)
         if not _COMMIT.fullmatch(self.commit):
@@ -109,9 +94,11 @@ class ToolPin:
 
 
 def detect_tool_pin(repo: str | None = None) -> ToolPin | None:
-    """The commit this registry-tool was installed from, if it can tell: pip's record of a
-    ``git+https://github.com/OWNER/NAME@COMMIT`` install (PEP 610 direct_url.json), else the git
-    checkout the package runs from (a development install)."""
+    """The commit this registry-tool was installed from, if it can tell.
+
+    pip's record of a ``git+https://github.com/OWNER/NAME@COMMIT`` install (PEP 610
+    direct_url.json), else the git checkout the package runs from (a development install).
+    """
     import json
     from importlib import metadata
 
@@ -162,7 +149,8 @@ def init_index(
     """Create the index repository in ``directory`` (which must be missing or empty).
 
     ``tool`` pins the checker the workflows run (default: the commit this registry-tool was
-    installed from)."""
+    installed from).
+    """
     from registry_tool import __version__
     from registry_tool.manifest import load_registry_config
     from registry_tool.trust.editing import DEFAULT_ROOT_VALIDITY, init_root_dir, new_root, sign_root_dir

@@ -50,9 +50,11 @@ def _prototypes() -> tuple[tuple[str, str], ...]:
 
 
 def _in_name_case(a: str, b: str) -> tuple[str | None, str | None]:
-    """A confusable pair as it can occur in a lower-case name: a digit confusable with an upper-case
-    letter stands for the lower-case one too (0/O reads as 0/o in a name); a pair that still needs
-    an upper-case letter (I/l) cannot occur."""
+    """A confusable pair as it can occur in a lower-case name.
+
+    A digit confusable with an upper-case letter stands for the lower-case one too (0/O reads as
+    0/o in a name); a pair that still needs an upper-case letter (I/l) cannot occur.
+    """
     if a.isdigit() and b.isalpha():
         b = b.lower()
     elif b.isdigit() and a.isalpha():

@@ -1,6 +1,6 @@
 """The Markdown job summary of ``ci check``: an overview table, then one section per release.
 
-The overview rows come from the shared reporter (``Report.summary_columns``); the per-release
+The overview rows come from the shared reporter (its view in ``registry_tool.views``); the per-release
 sections (checks, smoke figures against the previous version, escalations) are ours.  Test names,
 messages and plugin names come from the pull request, so every cell is escaped: no table breaks,
 no HTML, no links a contributor could smuggle into the maintainers' view.
@@ -9,7 +9,6 @@ no HTML, no links a contributor could smuggle into the maintainers' view.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,55 +18,10 @@ from registry_tool.report import (
     Report,
     Severity,
     markdown_summary,
-    printable,
     render,
     to_sarif,
 )
-
-_ESCAPES = str.maketrans(
-    {"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "`": "'", "[": "\\[", "]": "\\]"}
-)
-
-
-def md(value: object) -> str:
-    """Untrusted text made inert inside a Markdown table cell."""
-    return printable(str(value).translate(_ESCAPES))
-
-
-def _kib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 1024:,.0f} KiB"
-
-
-def _checks_cell(result: CheckResult) -> str:
-    checks: dict[str, bool] = result.data.get("checks", {})
-    return " ".join(f"{'✅' if ok else '❌'} {name}" for name, ok in checks.items()) or "-"
-
-
-def _smoke_cell(result: CheckResult) -> str:
-    cells = []
-    for t in result.data.get("tests") or []:
-        figures = []
-        if t.get("fuel_consumed") is not None:
-            figures.append(f"fuel {t['fuel_consumed']:,}")
-        if t.get("peak_memory_bytes") is not None:
-            figures.append(f"mem {_kib(t['peak_memory_bytes'])}")
-        cells.append(f"{md(t['name'])}: {t['outcome']}" + (f" ({', '.join(figures)})" if figures else ""))
-    return "<br>".join(cells) or "-"
-
-
-def _escalation_cell(result: CheckResult) -> str:
-    escalations = [md(e) for e in result.data.get("escalations") or []]
-    root = result.data.get("root_change")
-    if root:
-        escalations.append(f"ROOT CHANGE: {md(root)}")
-    return "<br>".join(f"⚠️ {e}" for e in escalations) or "-"
-
-
-SUMMARY_COLUMNS: dict[str, Callable[[CheckResult], str]] = {
-    "Checks": _checks_cell,
-    "Smoke": _smoke_cell,
-    "Escalations": _escalation_cell,
-}
+from registry_tool.views import kib, md
 
 
 def _release_section(result: CheckResult) -> list[str]:
@@ -98,7 +52,7 @@ def _release_section(result: CheckResult) -> list[str]:
             outcome = ("✅ " if t.get("passed") else "❌ ") + md(t["outcome"])
             fuel = "-" if t.get("fuel_consumed") is None else f"{t['fuel_consumed']:,}"
             lines.append(
-                f"| {md(t['name'])} | {outcome} | {fuel} | {_kib(t.get('peak_memory_bytes'))} | {flags} |"
+                f"| {md(t['name'])} | {outcome} | {fuel} | {kib(t.get('peak_memory_bytes'))} | {flags} |"
             )
         lines.append("")
     escalations = data.get("escalations") or []

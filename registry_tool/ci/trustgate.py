@@ -38,12 +38,16 @@ class BaseRootError(UsageError):
 
 @dataclass
 class Verdict:
+    """The signature check of one file: its findings and the keys that signed it."""
+
     findings: list[Finding] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RootChange:
+    """What a pull request does to the root chain: findings, a summary, the accepted new root."""
+
     findings: list[Finding] = field(default_factory=list)
     summary: str = ""
     # The newest proposed root when every new version is a valid, unexpired step of the chain.
@@ -55,7 +59,10 @@ def _root_versions(names: list[str]) -> list[int]:
 
 
 class TrustGate:
+    """Signature checks against the root at the base ref (never the pull request's own root)."""
+
     def __init__(self, root: Root, now: datetime) -> None:
+        """Judge signatures with ``root`` at time ``now``."""
         self.root = root
         self.now = now
 
@@ -84,6 +91,7 @@ class TrustGate:
     # ---------------------------------------------------------------- releases and yanks
 
     def verify_release(self, signed_file: Path, rel: str, name: str, version: str) -> Verdict:
+        """Check the maintainer signatures of ``signed_file`` (plugin.toml or yank.toml) of a release."""
         verdict = Verdict()
         sig_paths = signature_paths(signed_file)
         if not sig_paths:

@@ -23,7 +23,7 @@ class ClientError(CheckFailed):
 # --------------------------------------------------------------------------- transport
 
 
-class FetchError(ClientError):
+class FetchError(UsageError):
     """A file could not be downloaded."""
 
     code = "fetch-failed"
@@ -36,6 +36,8 @@ class NotFoundError(FetchError):
 
 
 class HttpStatusError(FetchError):
+    """The server answered another HTTP error status than 404."""
+
     code = "http-status"
 
 
@@ -61,18 +63,26 @@ class RedirectRefusedError(FetchError):
 
 
 class RootNotPinnedError(UsageError):
+    """No root is pinned for the registry URL yet (run ``client trust`` first)."""
+
     code = "root-not-pinned"
 
 
 class RootFingerprintMismatchError(ClientError):
+    """The root's sha256 is not the fingerprint obtained out of band."""
+
     code = "root-fingerprint"
 
 
 class RollbackAttackError(ClientError):
+    """registry.json's version is lower than the highest this client has seen."""
+
     code = "rollback-attack"
 
 
 class FreezeAttackError(ClientError):
+    """registry.json expired at the client's clock (a freeze attack or a stale mirror)."""
+
     code = "freeze-attack"
 
 
@@ -83,6 +93,8 @@ class IndexSignatureError(ClientError):
 
 
 class MalformedRegistryError(ClientError):
+    """The registry served a document or file that cannot be read as its format says."""
+
     code = "malformed-registry"
 
 
@@ -104,18 +116,26 @@ BadSpecError = RangeSyntaxError
 
 
 class PluginNotFoundError(UsageError):
+    """The registry holds no plugin of that name."""
+
     code = "plugin-not-found"
 
 
 class WrongSoftwareError(ClientError):
+    """A release's signed manifest names another plugin or version than the one resolved."""
+
     code = "wrong-software"
 
 
 class MixAndMatchError(ClientError):
+    """Files or entries of different releases combined (or an entry disagreeing with its manifest)."""
+
     code = "mix-and-match"
 
 
 class DigestMismatchError(ClientError):
+    """Fetched bytes do not match the size and sha256 their signed pin names."""
+
     code = "digest-mismatch"
 
 
@@ -141,10 +161,14 @@ class ApprovalRequiredError(UsageError):
 
 
 class PermissionEscalationError(ApprovalRequiredError):
+    """An update's new version asks for permissions beyond those granted."""
+
     code = "permission-escalation"
 
 
 class LockfileError(UsageError):
+    """The lockfile cannot be read: wrong version, type, member, path or nesting."""
+
     code = "lockfile"
 
 
@@ -155,10 +179,14 @@ class LockfileMismatchError(ClientError):
 
 
 class InstalledFileTamperedError(ClientError):
+    """An installed file differs from its lockfile entry or its stored signature."""
+
     code = "installed-tampered"
 
 
 class NotInstalledError(UsageError):
+    """The plugin is not in the lockfile."""
+
     code = "not-installed"
 
 

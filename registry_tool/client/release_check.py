@@ -44,6 +44,7 @@ class ReleaseFacts:
 
 
 def signed_manifest(release: Release, data: bytes) -> Manifest:
+    """The release's signed plugin.toml parsed (after its digest and signatures were checked)."""
     where = release.manifest.path
     manifest, findings = parse_manifest(Path(where), data, where)
     if manifest is None:
@@ -80,8 +81,10 @@ def _limit_mismatches(release: Release, declared: Limits, defaults: Limits | Non
 def compare_index_entry(
     release: Release, manifest: Manifest, *, default_limits: Limits | None = None
 ) -> list[str]:
-    """Fields where the index entry says something the signed manifest does not (those
-    ``verify_manifest`` does not already compare)."""
+    """Fields where the index entry says something the signed manifest does not.
+
+    Only those ``verify_manifest`` does not already compare.
+    """
     return _limit_mismatches(release, manifest.declared_limits, default_limits)
 
 
@@ -108,8 +111,10 @@ def check_release(
     vocabulary: Mapping[str, Permission] | None = None,
     default_limits: Limits | None = None,
 ) -> ReleaseFacts:
-    """Refuse an index entry that disagrees with the signed manifest, or a module importing
-    what the granted permissions do not cover.  Call after the digests and signatures matched.
+    """Refuse an entry disagreeing with the signed manifest, or a module importing beyond the grant.
+
+    A module may not import what the granted permissions do not cover.  Call after the digests
+    and signatures matched.
 
     ``vocabulary`` is the registry's permission vocabulary (registry.toml ``[permissions]``).
     Without it the import rule is the part that holds for every vocabulary: a module granted no

@@ -19,6 +19,7 @@ trusted for them); the wasm must match both the manifest and the entry.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,6 +40,7 @@ from registry_tool.client.errors import (
 )
 from registry_tool.errors import CheckFailed
 from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, toml
+from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import (
     Root,
     UnauthorizedSignerError,
@@ -48,6 +50,7 @@ from registry_tool.trust import (
     verify_threshold,
 )
 
+log = logging.getLogger(__name__)
 MAX_ROOT_STEPS = 256  # a bound on the walk, so a hostile server cannot serve roots forever
 
 
@@ -61,12 +64,23 @@ class TrustState:
 
     @cached_property
     def root(self) -> Root:
+        """The trusted root, parsed once per state object (strict parsing validates its schema)."""
         # Parsed once per state object (strict parsing includes schema validation).
         return Root.parse(self.root_bytes, where="trusted root")
 
     @property
     def root_version(self) -> int:
+        """The trusted root's version."""
         return self.root.version
+
+    def with_highest(self, highest: int) -> TrustState:
+        """This state with another highest-seen version, keeping the parsed root (same bytes)."""
+        if highest == self.highest_version:
+            return self
+        new = replace(self, highest_version=highest)
+        if "root" in self.__dict__:  # the cached parse of the very same bytes
+            new.__dict__["root"] = self.__dict__["root"]
+        return new
 
 
 def fingerprint(root_bytes: bytes) -> str:
@@ -116,6 +130,7 @@ def walk_root(state: TrustState, steps: Sequence[tuple[bytes, Sequence[str]]], n
     def on_step(root: Root) -> None:
         nonlocal rotated, previous
         keys = _index_keys(root)
+        log.info("root chain: stepped to root version %d", root.version)
         rotated = rotated or keys != previous
         previous = keys
 
@@ -225,6 +240,7 @@ class ManifestFacts:
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
+        """Read the facts from plugin.toml bytes; a file lacking them is ``MalformedRegistryError``."""
         try:
             raw = toml.loads(data.decode("utf-8"))
             plugin, artifact = raw["plugin"], raw["artifact"]
@@ -316,7 +332,14 @@ def verify_manifest(
     published = release.published()
     try:
         signers = verify_release_signatures(
-            root, release.name, data, list(sigs), now, published_at=published, where=where
+            root,
+            release.name,
+            data,
+            list(sigs),
+            now,
+            published_at=published,
+            where=where,
+            identity=ParsedIdentity(name, version, data),  # parsed once, from exactly these bytes
         )
     except CheckFailed as err:
         err.what = f"maintainer signature of {release.name} {release.version}: {err.what}"

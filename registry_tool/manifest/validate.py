@@ -40,45 +40,13 @@ from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.rules import rule_ids
 
 if TYPE_CHECKING:
     from license_expression import Licensing
 
-# Every rule id validate can report (docs/manifest.md explains each; tests prove each fires).
-RULES = (
-    "toml-syntax",
-    "schema",
-    "symlink",
-    "unknown-key",
-    "manifest-missing",
-    "manifest-too-large",
-    "semver",
-    "name-mismatch",
-    "version-mismatch",
-    "spdx",
-    "abi-not-allowed",
-    "host-range",
-    "unknown-permission",
-    "limit-exceeded",
-    "artifact-path",
-    "artifact-missing",
-    "artifact-size",
-    "size-mismatch",
-    "digest-mismatch",
-    "digest-unpinned",
-    "wasm-invalid",
-    "abi-mismatch",
-    "module-kind",
-    "import-not-allowed",
-    "missing-export",
-    "export-signature",
-    "test-spec",
-    "no-tests",
-    "registry-config",
-    "features",
-    "limits",
-    "dependency",
-)
+# Every rule id validate can report (registry_tool.rules describes each; tests prove each fires).
+RULES = rule_ids("validate")
 
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
 
@@ -976,7 +944,7 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
     too and reported as its own result.  Raises ``UsageError`` for a path that does not
     exist or holds no release and no registry.toml.
     """
-    report = Report(command="validate", docs_page="docs/manifest.md")
+    report = Report(command="validate")
     configs: dict[Path, RegistryConfig | None] = {}
     seen: set[Path] = set()
     for path in paths:

@@ -10,8 +10,9 @@ Two levels, both conservative:
   publication time and tool version, lets a release whose files were touched but not
   changed (a fresh git checkout) skip validation, signature checks and the smoke run.
 
-An entry stores what the build derived from the release (its registry.json entry and
-per-file digests), so a hit reproduces the same bytes as a full build.
+An entry stores what the build derived from the release (its plugin-document entry and
+per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
+``record`` are the build's two calls.
 """
 
 from __future__ import annotations
@@ -19,28 +20,38 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 4  # 4: "dependencies" filled from the manifest's required dependencies
+from platformdirs import user_cache_dir
+
+from registry_tool.registry.scan import IndexRelease, RootChain
+from registry_tool.registry.verify import PreparedRelease
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 5  # 5: entry data stored as JSON text (4: "dependencies" from the manifest)
 RACY_SECONDS = 2.0
 StatPrint = list[list[Any]]
 
 
-def stat_print(files: list[tuple[str, Path]]) -> StatPrint:
+def stat_print(files: list[tuple[str, str]]) -> StatPrint:
     """(relative name, size, mtime_ns, ctime_ns, inode) of every file, in the given order."""
     out: StatPrint = []
     for rel, path in files:
-        st = path.lstat()
+        st = os.lstat(path)
         out.append([rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
     return out
 
 
 def content_key(parts: list[tuple[str, str]], context: str) -> str:
+    """The content key: sha256 over ``context`` and every (relative name, file sha256)."""
     h = hashlib.sha256(context.encode())
     for rel, digest in parts:
         h.update(f"\0{rel}\0{digest}".encode())
@@ -49,28 +60,53 @@ def content_key(parts: list[tuple[str, str]], context: str) -> str:
 
 @dataclass
 class CacheEntry:
+    """One release's record: its stat print when verified, its content key and derived data.
+
+    The data stays JSON text until a build asks for it and is re-encoded only when it changed,
+    so loading and saving a cache of 10,000 unchanged releases handles 10,000 strings, not
+    10,000 parsed documents.
+    """
+
     stat: StatPrint
     stat_context: str
     written_at: float
     content_key: str
-    data: dict[str, Any]
+    text: str | None = None  # the data as stored (None: not encoded yet)
+    parsed: dict[str, Any] | None = None  # the data once asked for (or put)
+    dirty: bool = False  # ``parsed`` changed since ``text`` was written
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The derived data (parsed on first use)."""
+        if self.parsed is None:
+            value = json.loads(self.text or "null")
+            if not isinstance(value, dict):
+                raise ValueError("cache entry data is not an object")
+            self.parsed = value
+        return self.parsed
+
+    def encoded(self) -> str:
+        """The data as JSON text."""
+        if self.text is None or self.dirty:
+            self.text = json.dumps(self.data, separators=(",", ":"))
+            self.dirty = False
+        return self.text
 
 
 class BuildCache:
     """A JSON file of entries keyed by release (``name/version``) and by content key."""
 
     def __init__(self, path: Path | None) -> None:
+        """Load the cache at ``path`` (None: a disabled cache that answers nothing)."""
         self.path = path
         self._by_release: dict[str, CacheEntry] = {}
-        self._by_content: dict[str, dict[str, Any]] = {}
-        self.hits_stat = 0
-        self.hits_content = 0
-        self.misses = 0
+        self._by_content: dict[str, CacheEntry] = {}
         if path is not None:
             self._load(path)
 
     @property
     def enabled(self) -> bool:
+        """A cache file is in use."""
         return self.path is not None
 
     def _load(self, path: Path) -> None:
@@ -82,41 +118,62 @@ class BuildCache:
             return
         with contextlib.suppress(KeyError, TypeError, ValueError):
             for key, e in raw["releases"].items():
+                if not isinstance(e["data"], str):
+                    raise TypeError("cache entry data is not text")
                 entry = CacheEntry(
-                    e["stat"], e["stat_context"], float(e["written_at"]), e["content_key"], e["data"]
+                    e["stat"], e["stat_context"], float(e["written_at"]), e["content_key"], text=e["data"]
                 )
                 self._by_release[key] = entry
-                self._by_content[entry.content_key] = entry.data
+                self._by_content[entry.content_key] = entry
+
+    def _data(self, entry: CacheEntry | None) -> dict[str, Any] | None:
+        if entry is None:
+            return None
+        try:
+            return entry.data
+        except ValueError:
+            return None  # a corrupt entry is a miss
 
     def by_stat(self, release: str, stat: StatPrint, stat_context: str) -> dict[str, Any] | None:
+        """The release's data when its files have the recorded stat print (and are not racy)."""
         entry = self._by_release.get(release)
         if entry is None or entry.stat != stat or entry.stat_context != stat_context:
             return None
         newest = max((row[2] for row in stat), default=0) / 1e9
         if newest >= entry.written_at - RACY_SECONDS:
             return None
-        self.hits_stat += 1
-        return entry.data
+        log.debug("build cache hit (unchanged files): %s", release)
+        return self._data(entry)
 
     def knows(self, release: str) -> bool:
+        """The cache has an entry for ``name/version`` (whatever its files)."""
         return release in self._by_release
 
     def by_content(self, key: str) -> dict[str, Any] | None:
-        data = self._by_content.get(key)
-        if data is not None:
-            self.hits_content += 1
-        return data
+        """The data stored under a content key."""
+        entry = self._by_content.get(key)
+        if entry is not None:
+            log.debug("build cache hit (same content): %s", key)
+        return self._data(entry)
 
     def put(self, release: str, stat: StatPrint, stat_context: str, key: str, data: dict[str, Any]) -> None:
-        entry = CacheEntry(stat, stat_context, time.time(), key, data)
+        """Record a release's stat print, content key and data (written at the next ``save``)."""
+        entry = CacheEntry(stat, stat_context, time.time(), key, parsed=data, dirty=True)
         self._by_release[release] = entry
-        self._by_content[key] = data
+        self._by_content[key] = entry
+
+    def changed(self, release: str) -> None:
+        """The release's data (its site prints) was modified in place: encode it again at ``save``."""
+        entry = self._by_release.get(release)
+        if entry is not None:
+            entry.dirty = True
 
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases no longer in the index so the file does not grow forever."""
         self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
 
     def save(self) -> None:
+        """Write the cache file atomically (a temporary file renamed over it)."""
         if self.path is None:
             return
         payload = {
@@ -127,7 +184,7 @@ class BuildCache:
                     "stat_context": e.stat_context,
                     "written_at": e.written_at,
                     "content_key": e.content_key,
-                    "data": e.data,
+                    "data": e.encoded(),
                 }
                 for k, e in sorted(self._by_release.items())
             },
@@ -141,7 +198,83 @@ class BuildCache:
 
 def default_cache_path(index: Path) -> Path:
     """One cache file per index folder, in the platform cache dir."""
-    from platformdirs import user_cache_dir
-
     tag = hashlib.sha256(str(index.resolve()).encode()).hexdigest()[:16]
     return Path(user_cache_dir("registry-tool")) / "build" / f"{tag}.json"
+
+
+@dataclass
+class Lookup:
+    """A release's cache keys, computed once per build.
+
+    Attributes:
+        key: ``name/version``.
+        stat: The stat print of its files.
+        context: What else verification depended on (see ``lookup_context``).
+        digests: Every file's sha256 when the content path hashed them.
+    """
+
+    key: str
+    stat: StatPrint
+    context: str
+    digests: dict[str, str] | None = None
+
+
+def lookup_context(base: str, chain: RootChain, published: datetime) -> str:
+    """The verification context of one release: ``base`` plus its side of each revocation.
+
+    Publish time matters to verification only through revocations that keep prior releases:
+    which side of each such revocation the release is on is part of the key, not the time itself
+    (so a release first built as new and later carried over from --previous still hits).
+    """
+    sides = "".join(
+        "<" if published < r.revoked_at else ">" for r in chain.root.revoked if r.keep_prior_releases
+    )
+    return f"{base}\0{sides}"
+
+
+def lookup(
+    rel: IndexRelease, cache: BuildCache, context: str, smoke: bool
+) -> tuple[PreparedRelease | None, Lookup]:
+    """The release as prepared by an earlier build when its files are unchanged, else None.
+
+    A stat hit costs one ``lstat`` per file; files with a new stat print but known to the cache
+    (a fresh checkout) are hashed and looked up by content.
+    """
+    look = Lookup(rel.key, stat_print(rel.files), context)
+    hit = cache.by_stat(look.key, look.stat, context)
+    if hit is None and cache.knows(look.key):
+        # Unknown releases skip this hashing; the full path hashes what it reads anyway.
+        look.digests = {n: _sha256_file(p) for n, p in rel.files}
+        hit = cache.by_content(content_key(sorted(look.digests.items()), context))
+        if hit is not None:
+            cache.put(look.key, look.stat, context, hit["content_key"], hit)
+    if hit is None or (smoke and hit["entry"]["smoke"] is None):
+        return None, look
+    entry = dict(hit["entry"])
+    if not smoke:
+        entry["smoke"] = None  # --no-smoke records null whatever the cache holds: reproducible
+    files = {k: (v[0], v[1]) for k, v in hit["files"].items()}
+    return PreparedRelease(entry=entry, files=files, cached=hit), look
+
+
+def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildCache) -> None:
+    """Store a freshly verified release under the digests of the very bytes that were verified."""
+    digests = dict(look.digests or {})
+    for name, path in rel.files:
+        if name in prep.files:
+            digests[name] = prep.files[name][0]
+        elif name not in digests:
+            digests[name] = _sha256_file(path)
+    ckey = content_key(sorted(digests.items()), look.context)
+    prep.cached = {
+        "entry": prep.entry,
+        "files": {k: list(v) for k, v in prep.files.items()},
+        "content_key": ckey,
+        "site": {},
+    }
+    cache.put(look.key, look.stat, look.context, ckey, prep.cached)
+
+
+def _sha256_file(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from registry_tool.errors import CheckFailed
 from registry_tool.format import (
+    MAX_TOP_BYTES,
+    REGISTRY_JSON,
     NodeDocument,
     Pin,
     PluginDocument,
@@ -36,33 +38,50 @@ class PublicationError(CheckFailed):
 
 @dataclass(frozen=True)
 class Publication:
-    """One publication: the top document and every release by plugin name and version."""
+    """One publication: the top document and every release by plugin name and version.
+
+    Attributes:
+        top: The top document.
+        plugins: Plugin name -> version -> release.
+        documents: sha256 of every tree node and plugin document read through its pin (empty
+            for a publication built in memory); not part of equality.
+        encoded: Plugin name -> the bytes of its plugin document as read (empty for a
+            publication built in memory); not part of equality.
+    """
 
     top: TopDocument
     plugins: dict[str, dict[str, Release]] = field(default_factory=dict)
+    documents: frozenset[str] = field(default=frozenset(), compare=False)
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     # The top document's fields, for reports and callers that only need them.
     @property
     def version(self) -> int:
+        """The registry version."""
         return self.top.version
 
     @property
     def generated_at(self) -> str:
+        """When the top document was signed."""
         return self.top.generated_at
 
     @property
     def expires_at(self) -> str:
+        """When the top document expires."""
         return self.top.expires_at
 
     @property
     def root_version(self) -> int:
+        """The root version whose index role signed it."""
         return self.top.root_version
 
     @property
     def registry(self) -> RegistryInfo:
+        """Name, description, base URL and host of the registry."""
         return self.top.registry
 
     def expires(self) -> datetime:
+        """``expires_at`` as a time."""
         return self.top.expires()
 
     def releases(self) -> list[Release]:
@@ -70,6 +89,7 @@ class Publication:
         return [self.plugins[n][v] for n in sorted(self.plugins) for v in sorted(self.plugins[n])]
 
     def get(self, name: str, version: str) -> Release | None:
+        """One release, or None."""
         return self.plugins.get(name, {}).get(version)
 
 
@@ -88,22 +108,27 @@ def fetch_pinned(read: Reader, pin: Pin) -> bytes:
 def read_publication(top: TopDocument, read: Reader) -> Publication:
     """Every plugin document of a publication, walking the whole tree from ``top.tree``."""
     plugins: dict[str, dict[str, Release]] = {}
+    documents: set[str] = set()
+    encoded: dict[str, bytes] = {}
     pending: list[tuple[Pin, str]] = [(top.tree, "")]
     while pending:
         pin, prefix = pending.pop()
         node = NodeDocument.parse(fetch_pinned(read, pin), expected_prefix=prefix, where=pin.path)
+        documents.add(pin.sha256)
         for digit, child in sorted((node.children or {}).items()):
             pending.append((child, prefix + digit))
         for name, doc_pin in sorted((node.plugins or {}).items()):
             assert plugin_key(name).startswith(prefix)  # checked by NodeDocument.parse
-            doc = PluginDocument.parse(fetch_pinned(read, doc_pin), expected_name=name, where=doc_pin.path)
+            data = fetch_pinned(read, doc_pin)
+            doc = PluginDocument.parse(data, expected_name=name, where=doc_pin.path)
+            documents.add(doc_pin.sha256)
             plugins[name] = doc.versions
-    return Publication(top, plugins)
+            encoded[name] = data
+    return Publication(top, plugins, frozenset(documents), encoded)
 
 
 def read_site_dir(site: Path) -> Publication:
     """The publication in a site folder, its pins checked (its signature is not: for tools and tests)."""
-    from registry_tool.format import MAX_TOP_BYTES, REGISTRY_JSON
 
     def read(rel: str, cap: int) -> bytes:
         with open(site / rel, "rb") as fh:

@@ -1,10 +1,11 @@
-"""The site on disk: staging, the atomic swap into place, and reading a previous site.
+"""The site on disk: the lock, staging, the atomic swap, the top document's journal, reading a site.
 
-A build never writes into SITE.  It fills a staging folder next to SITE (same file
-system) and then exchanges the two in one ``renameat2(RENAME_EXCHANGE)`` call, so a
-static server sees either the old site or the new one, never a mix.  Where the kernel
-lacks that call, two renames are used and the short gap is repaired by the next build
-(``recover_interrupted``).
+A build that replaces SITE whole fills a staging folder next to SITE (same file system) and
+then exchanges the two in one ``renameat2(RENAME_EXCHANGE)`` call, so a static server sees
+either the old site or the new one, never a mix.  Where the kernel lacks that call, two
+renames are used and the short gap is repaired by the next build (``recover_interrupted``).
+A build that updates SITE in place (``publish``) renames the top document and its signatures
+in from a journal in the staging folder, which the next build completes after a crash.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import os
 import shutil
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from filelock import FileLock
 
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import MAX_SIGNATURE_BYTES, MAX_TOP_BYTES, REGISTRY_JSON, SIG_SUFFIX
 from registry_tool.registry.document import Reader
+from registry_tool.signing import read_signatures
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -48,10 +52,8 @@ def real_site(site: Path) -> Path:
     return site.resolve() if site.is_symlink() else site
 
 
-def site_lock(site: Path) -> Any:
+def site_lock(site: Path) -> FileLock:
     """One writer per SITE: a second build or resign waits (the OS drops the lock of a killed one)."""
-    from filelock import FileLock
-
     site.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(site.parent / f".{site.name}.lock")
 
@@ -73,6 +75,7 @@ def check_site_target(site: Path) -> None:
 
 
 def staging_dir(site: Path) -> Path:
+    """A new empty staging folder next to SITE (same file system: renames into SITE are atomic)."""
     site.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{site.name}.build-", dir=site.parent))
     # mkdtemp makes the folder private (0700); a site is for serving, so use the usual mode.
@@ -100,7 +103,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(errno, os.strerror(errno), str(b))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (renames into it) to disk; ignored where unsupported."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -111,7 +115,7 @@ def _fsync_dir(path: Path) -> None:
 
 def swap_into_place(staged: Path, site: Path) -> None:
     """Make ``staged`` the new SITE in one step and delete the old site."""
-    _fsync_dir(staged)
+    fsync_dir(staged)
     if not site.exists() and not site.is_symlink():
         staged.rename(site)
     elif _exchange(staged, site):
@@ -121,19 +125,72 @@ def swap_into_place(staged: Path, site: Path) -> None:
         site.rename(old)
         staged.rename(site)
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(site.parent)
+    fsync_dir(site.parent)
 
 
 def recover_interrupted(site: Path) -> None:
-    """Undo what a killed build left behind: stale staging folders, a site moved aside."""
+    """Repair what a killed build left behind.
+
+    A site moved aside by the two-rename fallback is moved back; a ready top-document journal
+    (everything it pins was already in SITE) is completed; stale staging folders are removed.
+    """
     parent = site.parent
     if not parent.is_dir():
         return
     olds = sorted(parent.glob(f".{site.name}.old-*"))
     if olds and not site.exists():
         olds.pop().rename(site)  # the two-rename fallback was interrupted between its renames
+    for stale in sorted(parent.glob(f".{site.name}.build-*")):
+        journal = stale / _JOURNAL
+        if (journal / _READY).is_file() and (site / REGISTRY_JSON).is_file():
+            complete_journal(journal, site)
     for stale in [*olds, *parent.glob(f".{site.name}.build-*")]:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the top document's journal
+
+_JOURNAL = "top"
+_READY = ".ready"
+
+
+def write_journal(staged: Path, top: bytes, signatures: dict[str, str]) -> Path:
+    """Write the new top document and its signatures, then a ready marker, into the staging folder.
+
+    Once the marker is on disk everything the top document pins is in SITE, so completing the
+    journal (now, or in the next build after a crash) is always safe.
+
+    Returns:
+        The journal folder.
+    """
+    journal = staged / _JOURNAL
+    journal.mkdir()
+    for name, data in [*((n, t.encode("utf-8")) for n, t in signatures.items()), (REGISTRY_JSON, top)]:
+        with open(journal / name, "xb") as fh:
+            fh.write(data)
+            os.fsync(fh.fileno())
+    with open(journal / _READY, "xb") as fh:
+        os.fsync(fh.fileno())
+    fsync_dir(journal)
+    return journal
+
+
+def complete_journal(journal: Path, site: Path, between: Callable[[str], None] | None = None) -> None:
+    """Rename a ready journal's signatures, then its top document, into SITE (idempotent).
+
+    Args:
+        journal: The folder ``write_journal`` returned.
+        site: SITE.
+        between: Called with ``"top-signatures"`` between the two renames (tests inject failures).
+    """
+    for entry in sorted(os.scandir(journal), key=lambda e: e.name):
+        if entry.name not in (_READY, REGISTRY_JSON):
+            Path(entry.path).replace(site / entry.name)
+    if between is not None:
+        between("top-signatures")
+    if (journal / REGISTRY_JSON).exists():
+        (journal / REGISTRY_JSON).replace(site / REGISTRY_JSON)
+    fsync_dir(site)
 
 
 # --------------------------------------------------------------------------- previous site
@@ -192,12 +249,11 @@ def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
             raise PreviousRegistryError(f"{target} is larger than {cap} bytes", where=str(target))
         return data
 
-    from registry_tool.signing import read_signatures
-
     return PublishedRegistry(spec, read_dir(REGISTRY_JSON, MAX_TOP_BYTES), read_signatures(path), read_dir)
 
 
 def _fetch(url: str, *, required: bool, cap: int) -> bytes | None:
+    # Lazy: requests (and urllib3) load only for an http(s) --previous, not for every build.
     import requests
 
     try:

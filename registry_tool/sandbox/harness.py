@@ -502,16 +502,10 @@ def smoke_paths(
                 fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
             )
         releases += [r for r in found if r not in releases]
-    report = Report(command="smoke", docs_page="docs/sandbox.md")
-    report.summary_columns["Tests"] = lambda r: _tests_cell(r)
+    report = Report(command="smoke")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for result in pool.map(lambda r: _smoke_one(r, cache, compile_timeout), releases):
             report.results.append(result)
             if progress:
                 progress(result)
     return report
-
-
-def _tests_cell(result: CheckResult) -> str:
-    tests = result.data.get("tests", [])
-    return f"{sum(1 for t in tests if t['passed'])}/{len(tests)}"

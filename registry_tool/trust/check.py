@@ -54,10 +54,6 @@ def verify_file(
     result.data.update(
         key_id=verified.key_id, trusted_comment=verified.trusted_comment, signature=str(sig_path)
     )
-    result.data["text_lines"] = [
-        f"signed by {verified.key_id}",
-        f"trusted comment: {verified.trusted_comment}",
-    ]
     return result
 
 
@@ -165,11 +161,13 @@ def verify_release(
     except CheckFailed as err:
         result.findings.append(Finding.from_error(err))
         return result
-    result.data.update(plugin=name, version=version, signers=sorted(signers), root_version=root.version)
-    result.data["text_lines"] = [
-        f"{name} {version}: signed by {', '.join(sorted(signers))} (root version {root.version})",
-        f"signatures: {', '.join(p.name for p in sig_files)}",
-    ]
+    result.data.update(
+        plugin=name,
+        version=version,
+        signers=sorted(signers),
+        root_version=root.version,
+        signatures=[p.name for p in sig_files],
+    )
     yank = release_dir / YANK
     if yank.is_file():
         try:
@@ -194,8 +192,10 @@ class ReleaseLocationError(CheckFailed):
 def _check_location(
     release_dir: Path, version: str, where: str, location: tuple[str, str] | None = None
 ) -> str | None:
-    """In an index or site (``plugins/<name>/<version>/``) the directories name the release: the plugin
-    name is what signatures must be delegated for, and the version must be the manifest's."""
+    """In an index or site (``plugins/<name>/<version>/``) the directories name the release.
+
+    The plugin name is what signatures must be delegated for, and the version must be the manifest's.
+    """
     parts = ("plugins", *location) if location is not None else release_dir.resolve().parts
     if len(parts) < 3 or parts[-3] != "plugins":
         return None
@@ -238,17 +238,15 @@ def verify_root_report(root_dir: Path, now: datetime, *, trusted: Path | None = 
             for m in root.maintainers.values()
         },
         revoked=[r.key.key_id for r in root.revoked],
+        revocations=[
+            {
+                "key_id": r.key.key_id,
+                "revoked_at": format_time(r.revoked_at),
+                "keep_prior_releases": r.keep_prior_releases,
+            }
+            for r in root.revoked
+        ],
     )
-    lines = [f"registry {root.registry}: root version {root.version}, expires {format_time(root.expires)}"]
-    for name, role in root.roles.items():
-        lines.append(f"{name}: {role.threshold} of {', '.join(k.key_id for k in role.keys)}")
-    for m in root.maintainers.values():
-        lines.append(f"maintainer {m.id}: {', '.join(k.key_id for k in m.keys)} -> {', '.join(m.plugins)}")
-    for r in root.revoked:
-        lines.append(
-            f"revoked {r.key.key_id} at {format_time(r.revoked_at)} (keep prior: {r.keep_prior_releases})"
-        )
-    result.data["text_lines"] = lines
     if (root.expires - now).days < 30:
         result.findings.append(
             Finding(

@@ -154,16 +154,19 @@ def test_error_diagnostics_say_what_where_and_fix() -> None:
     assert (finding.file, finding.line, finding.field) == ("plugin.toml", 9, "artifact.sha256")
 
 
-def test_sarif_uses_rule_descriptions_and_docs_page() -> None:
+def test_sarif_rules_come_from_the_catalogue_with_a_help_link() -> None:
+    from registry_tool.rules import RULES
+
     report = _report()
-    report.rule_descriptions = {"digest-mismatch": "The artifact's sha256 differs from the pin."}
-    report.docs_page = "docs/manifest.md"
     rules = {r["id"]: r for r in to_sarif(report, "0")["runs"][0]["tool"]["driver"]["rules"]}
-    assert (
-        rules["digest-mismatch"]["shortDescription"]["text"] == "The artifact's sha256 differs from the pin."
-    )
+    digest = RULES["digest-mismatch"]
+    assert rules["digest-mismatch"]["shortDescription"]["text"] == digest.summary
+    assert rules["digest-mismatch"]["helpUri"].endswith("/blob/main/docs/manifest.md#rules")
+    # An id missing from the catalogue still gets a rule (the catalogue test keeps that from shipping).
     assert rules["regression"]["shortDescription"]["text"] == "regression"
-    assert rules["digest-mismatch"]["helpUri"].endswith("/blob/main/docs/manifest.md")
+    run = to_sarif(report, "0")["runs"][0]
+    ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    assert all(ids[res["ruleIndex"]] == res["ruleId"] for res in run["results"])
 
 
 def test_sarif_from_a_real_validate_run_parses_as_sarif_2_1_0() -> None:

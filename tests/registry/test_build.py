@@ -200,7 +200,7 @@ def test_refuses_to_replace_a_foreign_folder(index: Index, tmp_path: Path) -> No
 
 
 def test_key_outside_the_index_role_is_refused(index: Index, tmp_path: Path) -> None:
-    from registry_tool.registry.build import IndexKeyError
+    from registry_tool.registry.errors import IndexKeyError
 
     with pytest.raises(IndexKeyError, match="not an index key"):
         build(index, tmp_path / "site", keys=[index.keys.index2])
@@ -241,9 +241,9 @@ def test_failing_smoke_test_refuses_the_build(index: Index, tmp_path: Path) -> N
 def test_worker_processes_give_the_same_site_and_the_same_refusals(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry_tool.registry import build as build_module
+    from registry_tool.registry import workers
 
-    monkeypatch.setattr(build_module, "_MIN_PER_JOB", 1)  # small index: use the workers anyway
+    monkeypatch.setattr(workers, "MIN_PER_JOB", 1)  # small index: use the workers anyway
     for i in range(4):
         index.add_release("alpha", f"3.0.{i}", variant=10 + i)
     build(index, tmp_path / "serial")
@@ -353,17 +353,17 @@ def test_cache_is_not_fooled_by_a_restored_mtime(index: Index, tmp_path: Path) -
 
 
 def test_one_change_rebuild_writes_only_the_changed_metadata(index: Index, tmp_path: Path) -> None:
-    """Unchanged plugin documents keep their bytes and paths (hard-linked); the new ones are few."""
+    """Unchanged plugin documents keep their bytes and paths (untouched); the new ones are few."""
     site = tmp_path / "site"
     first = build(index, site, cache_path=tmp_path / "cache.json")
     before = {p.relative_to(site).as_posix(): p.stat().st_ino for p in (site / "meta").rglob("*.json")}
-    assert first.meta_files == {"written": len(before), "kept": 0}
+    assert first.site_files["swapped"] and first.site_files["kept"] == 0
     index.add_release("beta", "2.1.0", variant=7)
     second = build(index, site, previous=str(site), cache_path=tmp_path / "cache.json", now=LATER)
     after = {p.relative_to(site).as_posix(): p.stat().st_ino for p in (site / "meta").rglob("*.json")}
     new = set(after) - set(before)
     # beta's plugin document, the tree's single leaf, the catalog: whatever the registry's size.
-    assert second.meta_files == {"written": 3, "kept": len(after) - 3} and len(new) == 3
+    assert len(new) == 3 and not second.site_files["swapped"]
     for path in set(after) & set(before):
         assert after[path] == before[path], f"{path} was rewritten although unchanged"
     assert read_site(site) == second.document

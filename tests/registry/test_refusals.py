@@ -331,7 +331,7 @@ def test_root_file_names_with_a_trailing_newline_are_not_published(
 
 def test_registry_toml_edited_after_the_root_pinned_it_is_refused(index: Index, tmp_path: Path) -> None:
     """Attack: registry.toml changed without the root threshold (e.g. pushed past the PR check)."""
-    from registry_tool.registry.build import UnpinnedConfigError
+    from registry_tool.registry.errors import UnpinnedConfigError
     from registry_tool.trust.editing import edit_root_dir, pin_registry_config, sign_root_dir
 
     config = index.path / "registry.toml"

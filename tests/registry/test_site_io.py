@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from registry_tool._cli import _register_areas, app
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format import TopDocument
-from registry_tool.registry import build as build_mod
+from registry_tool.registry import publish as publish_mod
 from registry_tool.registry import resign_site
 from registry_tool.registry import site as site_io
 from registry_tool.registry.build import BuildOptions, build_site
@@ -56,7 +56,7 @@ def test_exception_mid_staging_leaves_previous_site_intact(
     build(index, site)
     before = tree(site)
     index.add_release("alpha", "1.2.0", variant=4)
-    real_write = build_mod._write
+    real_write = publish_mod._write
     calls = {"n": 0}
 
     def failing_write(path: Path, data: bytes) -> None:
@@ -65,7 +65,7 @@ def test_exception_mid_staging_leaves_previous_site_intact(
             raise OSError(28, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(build_mod, "_write", failing_write)
+    monkeypatch.setattr(publish_mod, "_write", failing_write)
     with pytest.raises(OSError, match="No space left"):
         build(index, site, previous=str(site), now=LATER)
     assert tree(site) == before
@@ -78,6 +78,10 @@ def test_failure_during_swap_leaves_previous_site_intact(
     site = tmp_path / "site"
     build(index, site)
     before = tree(site)
+    # New bytes at a published path (allowed without --previous): only a whole-site swap is atomic.
+    for f in index.release_dir("alpha", "1.0.0").iterdir():
+        f.unlink()
+    index.add_release("alpha", "1.0.0", variant=9)
 
     def broken_swap(staged: Path, target: Path) -> None:
         raise KeyboardInterrupt
@@ -92,14 +96,14 @@ KILLED_BUILD = textwrap.dedent(
     """
     import sys, time, pickle
     from pathlib import Path
-    from registry_tool.registry import build as b
-    real = b._write
+    from registry_tool.registry import build as b, publish as p
+    real = p._write
     def slow(path, data):
         real(path, data)
         if path.name.endswith(".wasm"):
             print("staging", flush=True)
             time.sleep(60)
-    b._write = slow
+    p._write = slow
     opts = pickle.loads(Path(sys.argv[1]).read_bytes())
     b.build_site(opts)
     """

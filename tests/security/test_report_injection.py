@@ -28,8 +28,10 @@ ATTACKS = [
 
 def _report(text: str) -> Report:
     finding = Finding(rule="file-outside-plugin", message=f"{text} is outside", file=text, fix=text)
-    result = CheckResult(subject=text, findings=[finding], data={"text_lines": [f"✗ {text}: trap"]})
-    return Report(command="ci check", results=[result])
+    # A failed smoke test's facts: its name and output reach the text through the smoke view.
+    test = {"name": text, "outcome": "trap", "passed": False, "stdout": text, "stderr": text}
+    result = CheckResult(subject=text, findings=[finding], data={"tests": [test]})
+    return Report(command="smoke", results=[result])
 
 
 def _command_lines(text: str) -> list[str]:

@@ -32,19 +32,23 @@ def render_index(pinned_root_bytes: bytes) -> bytes:
     return page.replace(_PLACEHOLDER, base64.b64encode(pinned_root_bytes))
 
 
-def write_catalog(site_dir: Path, pinned_root_bytes: bytes) -> list[Path]:
-    """Write the catalog into ``site_dir``; returns the files written.
+def catalog_files(pinned_root_bytes: bytes) -> dict[str, bytes]:
+    """The catalog's files by site path.
 
     ``pinned_root_bytes`` is the root the page trusts first (normally ``root/1.root.json``); it is
     parsed here so a build never ships a page with an unusable anchor (``RootFormatError``).
     """
-    contents = {
+    return {
         "index.html": render_index(pinned_root_bytes),
         "catalog.js": _asset("catalog.js"),
         "catalog.css": _asset("catalog.css"),
     }
+
+
+def write_catalog(site_dir: Path, pinned_root_bytes: bytes) -> list[Path]:
+    """Write the catalog into ``site_dir``; returns the files written (see ``catalog_files``)."""
     written = []
-    for name, data in contents.items():
+    for name, data in catalog_files(pinned_root_bytes).items():
         path = Path(site_dir) / name
         tmp = path.with_name(f".{name}.tmp")
         tmp.write_bytes(data)
@@ -53,4 +57,4 @@ def write_catalog(site_dir: Path, pinned_root_bytes: bytes) -> list[Path]:
     return written
 
 
-__all__ = ["CATALOG_FILES", "render_index", "write_catalog"]
+__all__ = ["CATALOG_FILES", "catalog_files", "render_index", "write_catalog"]

@@ -1,0 +1,261 @@
+"""The build's decisions, pure: data in, a plan out, no I/O.
+
+Given what verification derived from every release and the previously published registry, decide
+whether the publication is allowed (immutability, versions only going up, dependencies
+satisfiable), which registry version it gets, and what the documents are.  ``publish`` then puts
+the plan on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+
+from semantic_version import Version
+
+from registry_tool.errors import UsageError
+from registry_tool.format import (
+    MANIFEST,
+    REGISTRY_JSON,
+    Metadata,
+    PluginDocument,
+    RegistryInfo,
+    Release,
+    TopDocument,
+    build_metadata,
+    format_time,
+    release_from_json,
+)
+from registry_tool.format.ranges import RangeSyntaxError, parse_range
+from registry_tool.manifest import RegistryConfig
+from registry_tool.registry.document import Publication
+from registry_tool.registry.errors import (
+    BuildRefusedError,
+    PublishedReleaseChangedError,
+    PublishedReleaseRemovedError,
+    RollbackError,
+)
+from registry_tool.registry.verify import ReleaseEntry
+from registry_tool.report import CheckResult, Finding, Report
+
+#: Every release of a build: (name, version) -> its entry (without ``published_at``).
+Entries = Mapping[tuple[str, str], ReleaseEntry]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a build publishes.
+
+    Attributes:
+        document: The top document and every plugin's releases (``published_at`` filled in).
+        metadata: Every metadata document's bytes, the tree and catalog pins.
+    """
+
+    document: Publication
+    metadata: Metadata
+
+    @property
+    def version(self) -> int:
+        """The registry version of this publication."""
+        return self.document.version
+
+
+def plan_publication(
+    config: RegistryConfig,
+    root_version: int,
+    entries: Entries,
+    previous: Publication | None,
+    now: datetime,
+    requested_version: int | None,
+    refused: Sequence[CheckResult] = (),
+) -> Plan:
+    """Decide the publication: refusals first, then the version, then the documents.
+
+    Args:
+        config: The registry's configuration (name, validity, backport rule).
+        root_version: The newest root's version (signs this publication).
+        entries: Every release the build verified or took from the cache.
+        previous: The published registry (``--previous``), or None for a first build.
+        now: The document clock (``generated_at``; the timestamp version).
+        requested_version: ``--registry-version``, or None.
+        refused: The releases verification refused (reported together with the plan's refusals).
+
+    Returns:
+        The plan.
+
+    Raises:
+        BuildRefusedError: A published release was removed or changed, a version went down, or a
+            dependency cannot be satisfied (every problem in one report).
+        RollbackError: The version would not go up.
+    """
+    report = Report(command="build", results=list(refused))
+    if previous is not None:
+        problems = immutability_findings(previous, entries, config.allow_backports)
+        if problems:
+            report.results.append(CheckResult(subject="previous registry", findings=problems))
+    report.results.extend(dependency_results(entries))
+    if report.results:
+        raise BuildRefusedError(report)
+    version = next_version(previous, now, requested_version)
+    generated_at = format_time(now)
+    by_plugin: dict[str, dict[str, ReleaseEntry]] = {}
+    for (name, ver), entry in sorted(entries.items()):
+        by_plugin.setdefault(name, {})[ver] = entry
+    grouped: dict[str, dict[str, Release]] = {}
+    encoded: dict[str, bytes] = {}  # plugin documents whose bytes the previous publication holds
+    for name, versions in by_plugin.items():
+        published = previous.plugins.get(name, {}) if previous else {}
+        releases: dict[str, Release] = {}
+        for ver, entry in versions.items():
+            old = published.get(ver)
+            if old is not None and _unchanged(old, entry):
+                releases[ver] = old  # parsed by the verifier's rules when --previous was read
+                continue
+            full = dict(entry, published_at=old.published_at if old else generated_at)
+            # Read back with the verifier's rules: the build never publishes what a client would refuse.
+            releases[ver] = release_from_json(name, ver, full, where=f"plugins/{name}/{ver}")
+        grouped[name] = releases
+        if previous is not None and name in previous.encoded and releases == published:
+            encoded[name] = previous.encoded[name]
+    meta = build_metadata((PluginDocument(n, v) for n, v in grouped.items()), encoded=encoded)
+    top = TopDocument(
+        version=version,
+        generated_at=generated_at,
+        expires_at=format_time(now + timedelta(seconds=config.index_validity)),
+        root_version=root_version,
+        registry=RegistryInfo(
+            config.name, config.description, config.base_url, config.host_name, config.host_versions
+        ),
+        tree=meta.tree,
+        catalog=meta.catalog,
+        plugin_count=len(grouped),
+        release_count=meta.releases,
+    )
+    TopDocument.parse(top.to_bytes())  # and never signs a top document a client would refuse
+    return Plan(Publication(top, grouped), meta)
+
+
+def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
+    """The published release is exactly this entry (``published_at`` is carried over anyway)."""
+    published = old.to_json()
+    del published["published_at"]
+    return bool(published == entry)
+
+
+def immutability_findings(previous: Publication, entries: Entries, allow_backports: bool) -> list[Finding]:
+    """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
+    out: list[Finding] = []
+    for old in previous.releases():
+        where = f"plugins/{old.name}/{old.version}"
+        new = entries.get((old.name, old.version))
+        if new is None:
+            out.append(
+                Finding(
+                    PublishedReleaseRemovedError.code,
+                    f"release {old.name} {old.version} was published in registry v{previous.version} "
+                    "and is missing from the index",
+                    file=where,
+                    fix="restore it; to withdraw a release, add a maintainer-signed yank.toml instead",
+                )
+            )
+            continue
+        for kind, ref in (("manifest", old.manifest), ("wasm", old.wasm)):
+            got = new[kind]
+            if (got["path"], got["sha256"], got["size"]) != (ref.path, ref.sha256, ref.size):
+                out.append(
+                    Finding(
+                        PublishedReleaseChangedError.code,
+                        f"{ref.path} changed since it was published (sha256 {ref.sha256[:16]}…, "
+                        f"now {got['sha256'][:16]}…)",
+                        file=f"{where}/{PurePosixPath(got['path']).name}",
+                        fix="published releases are immutable: restore the bytes and publish a new version",
+                    )
+                )
+    if not allow_backports:
+        newest: dict[str, Version] = {}
+        for old in previous.releases():
+            v = Version(old.version)
+            newest[old.name] = max(newest.get(old.name, v), v)
+        for name, version in sorted(entries):
+            if previous.get(name, version) is None and name in newest and Version(version) < newest[name]:
+                out.append(
+                    Finding(
+                        "version-goes-down",
+                        f"new release {name} {version} is older than the published {newest[name]}",
+                        file=f"plugins/{name}/{version}",
+                        fix="publish a higher version, or set [index] allow_backports = true "
+                        "in registry.toml",
+                    )
+                )
+    return out
+
+
+def _matches(spec: str, version: str) -> bool:
+    try:
+        return parse_range(spec).matches(version)
+    except RangeSyntaxError:
+        return False  # the manifest check names the bad range; here it simply matches nothing
+
+
+def dependency_results(entries: Entries) -> list[CheckResult]:
+    """Refuse dependencies no client could ever install.
+
+    Every published required dependency must name a plugin of this build and match one of its
+    non-yanked releases.
+    """
+    usable: dict[str, list[str]] = {}
+    for (name, version), entry in entries.items():
+        usable.setdefault(name, [])
+        if not entry.get("yanked"):
+            usable[name].append(version)
+    results = []
+    for (name, version), entry in sorted(entries.items()):
+        findings = []
+        for dep, spec in sorted(dict(entry.get("dependencies") or {}).items()):
+            where = f"plugins/{name}/{version}/{MANIFEST}"
+            if dep not in usable:
+                findings.append(
+                    Finding(
+                        "dependency-unknown",
+                        f"{name} {version} depends on {dep}, which is not a plugin of this index",
+                        file=where,
+                        fix=f"publish {dep} first, or remove dependencies.{dep}",
+                    )
+                )
+            elif not any(_matches(spec, v) for v in usable[dep]):
+                findings.append(
+                    Finding(
+                        "dependency-unsatisfiable",
+                        f"{name} {version} needs {dep} {spec}, which matches no non-yanked release "
+                        f"(available: {', '.join(sorted(usable[dep], key=Version)) or 'none'})",
+                        file=where,
+                        fix=f"widen the range of dependencies.{dep}, or publish a matching {dep} release",
+                    )
+                )
+        if findings:
+            results.append(CheckResult(subject=f"{name} {version}", findings=findings))
+    return results
+
+
+def next_version(previous: Publication | TopDocument | None, now: datetime, requested: int | None) -> int:
+    """Previous + 1, or the UTC timestamp as YYYYMMDDHHMMSS when larger; never <= previous.
+
+    Raises:
+        RollbackError: ``requested`` is not above the previous version.
+        UsageError: ``requested`` is not positive.
+    """
+    floor = int(now.strftime("%Y%m%d%H%M%S"))
+    if previous is not None:
+        floor = max(floor, previous.version + 1)
+    version = requested if requested is not None else floor
+    if previous is not None and version <= previous.version:
+        raise RollbackError(
+            f"registry version {version} is not above the published version {previous.version}",
+            where=REGISTRY_JSON,
+            fix=f"omit --registry-version, or pass one above {previous.version}",
+        )
+    if version < 1:
+        raise UsageError(f"registry version {version} must be positive", fix="pass a positive version")
+    return version

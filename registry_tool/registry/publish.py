@@ -1,0 +1,563 @@
+"""Putting a build on disk: a new site in one swap, or the published site updated in place.
+
+A first build (or one that must change bytes a published document pins) fills a staging folder
+next to SITE and swaps it in (``site.swap_into_place``).  Every other build updates SITE in
+place and writes only what changed, in the order that keeps every published state valid:
+
+1. ``releases``: new release folders are moved in (they were written into the staging folder
+   when verified), files a release gained are added;
+2. ``root``: new root versions and signatures are added;
+3. ``meta``: new metadata documents are written (content-addressed: an existing path already
+   holds these bytes, so it is only compared, or not even read when the previous publication's
+   pins verified it);
+4. ``catalog``: the browser catalog's files that differ are replaced (each by one rename);
+5. ``top-ready``: the new top document and its signatures are written into the staging folder
+   together with a ready marker (a journal: a build killed after this point is completed by
+   the next build or resign, see ``site.recover_interrupted``);
+6. ``top-signatures`` / ``top``: the signatures, then ``registry.json`` are renamed into SITE;
+7. ``collect``: files neither the new nor the previous publication uses are removed (a client
+   that read the previous top document just before still finds what it pins).
+
+Until step 6 nothing a client reads changes (a failure removes what steps 1-5 added); between
+the two renames of step 6 a reader may get the new signatures with the old top document (the
+same as a reader whose two requests straddle any publication), never a document pinning a file
+not yet written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.format import REGISTRY_JSON, Metadata, is_signature_of
+from registry_tool.registry import site as site_io
+from registry_tool.registry.errors import IndexKeyError
+from registry_tool.registry.scan import IndexRelease
+from registry_tool.registry.verify import PreparedRelease
+from registry_tool.signing import SecretKey, sign_bytes
+from registry_tool.trust import Root, verify_index_signatures
+
+#: The publishing steps, in order (``checkpoint`` is called after each).
+STEPS = ("releases", "root", "meta", "catalog", "top-ready", "top-signatures", "top", "collect")
+
+
+def checkpoint(step: str) -> None:
+    """Called after each publishing step (``STEPS``); tests replace it to inject failures."""
+
+
+@dataclass
+class SiteFiles:
+    """What a publication did to SITE's files (facts for the build report).
+
+    Attributes:
+        written: Files written (or moved in) by this build.
+        kept: Files of the new publication already in place, untouched.
+        removed: Files collected (used by neither the new nor the previous publication).
+        swapped: The whole site was staged and swapped in (first build, or published bytes changed).
+    """
+
+    written: int = 0
+    kept: int = 0
+    removed: int = 0
+    swapped: bool = False
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """The counts as report data."""
+        return {"written": self.written, "kept": self.kept, "removed": self.removed, "swapped": self.swapped}
+
+
+@dataclass(frozen=True)
+class SiteContent:
+    """Everything a publication puts into SITE.
+
+    Attributes:
+        releases: Every release folder of the index.
+        prepared: What verification (or the cache) derived from each, by (name, version).
+        root_files: ``(site path, index path)`` of the root chain's files.
+        metadata: The metadata documents.
+        catalog: The browser catalog's files by site path.
+        top: The top document's bytes.
+        signatures: Its signature files by site path.
+        verified_meta: Metadata paths of SITE that the previous publication's pins verified this
+            build (``--previous`` is SITE itself): trusted without reading.
+        previous_meta: Metadata paths the previous publication pins: kept one more generation
+            (``verified_meta`` plus its catalog).
+        previous_releases: ``name/version`` of the previous publication's releases when it is SITE.
+    """
+
+    releases: list[IndexRelease]
+    prepared: dict[tuple[str, str], PreparedRelease]
+    root_files: list[tuple[str, Path]]
+    metadata: Metadata
+    catalog: dict[str, bytes]
+    top: bytes
+    signatures: dict[str, str]
+    verified_meta: frozenset[str] = frozenset()
+    previous_meta: frozenset[str] = frozenset()
+    previous_releases: frozenset[str] | None = None
+
+
+class ConcurrentChangeError(CheckFailed):
+    """An index file changed between verification and publication."""
+
+    code = "changed-during-build"
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def sign_registry(data: bytes, keys: list[SecretKey], root: Root, name: str, version: int) -> dict[str, str]:
+    """Signature files for registry.json by every index key; the root's index threshold must be met.
+
+    Returns:
+        Site path -> signature file text (``registry.json.minisig`` for the first key, then
+        ``registry.json.<KEYID>.minisig``).
+
+    Raises:
+        UsageError: No key.
+        IndexKeyError: A key is not in the root's index role.
+        ThresholdNotMetError: The keys do not meet the index threshold.
+    """
+    if not keys:
+        raise UsageError("no index key given", fix="pass --key INDEX_KEY")
+    index_ids = {k.key_id for k in root.role("index").keys}
+    out: dict[str, str] = {}
+    for i, key in enumerate(keys):
+        if key.key_id not in index_ids:
+            raise IndexKeyError(
+                f"key {key.key_id} is not an index key of root v{root.version} "
+                f"(index keys: {', '.join(sorted(index_ids)) or 'none'})",
+                fix="sign with an index key listed in the root, or rotate keys with `root rotate-keys`",
+            )
+        comment = f"registry:{name}\tversion:{version}\tfile:{REGISTRY_JSON}"
+        text = sign_bytes(
+            key, data, trusted_comment=comment, untrusted_comment=f"registry-tool index key {key.key_id}"
+        )
+        out[f"{REGISTRY_JSON}.minisig" if i == 0 else f"{REGISTRY_JSON}.{key.key_id}.minisig"] = text
+    verify_index_signatures(root, data, list(out.values()))
+    return out
+
+
+# --------------------------------------------------------------------------- small file operations
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a new file (the folder exists: one mkdir per folder, not per file)."""
+    with open(path, "xb") as fh:
+        fh.write(data)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Give ``path`` these bytes in one rename (a reader sees the old file or the new one)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    _write(tmp, data)
+    tmp.replace(path)
+
+
+def write_release(staged: str, rel: IndexRelease, data: dict[str, bytes]) -> None:
+    """Write the files of a release verified this build into the staging folder (the verified bytes)."""
+    folder = f"{staged}/plugins/{rel.name}/{rel.version}"
+    Path(folder).mkdir(parents=True)
+    for name, content in data.items():
+        if "/" in name:
+            Path(f"{folder}/{name}").parent.mkdir(parents=True, exist_ok=True)
+        _write(Path(f"{folder}/{name}"), content)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def site_print(path: str) -> list[int] | None:
+    """(size, mtime, inode) of a regular site file, None for anything else (symlink, missing)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
+
+
+def _has_bytes(path: Path, sha256: str, size: int) -> bool:
+    """The regular file ``path`` holds exactly the bytes with this digest and size."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return False
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+    except OSError:
+        return False
+
+
+def _same_file(path: Path, data: bytes) -> bool:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _index_bytes(rel: IndexRelease, name: str, sha256: str, size: int) -> bytes:
+    """A release file read again from the index; it must still be the bytes verified (or cached)."""
+    source = rel.path / name
+    data = source.read_bytes()
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise ConcurrentChangeError(
+            f"{source} changed during the build",
+            where=str(source),
+            fix="run the build again when nothing is writing to the index",
+        )
+    return data
+
+
+def _prints(prep: PreparedRelease) -> dict[str, Any]:
+    """The cache record's stat prints of the release's site files (a scratch dict without a cache)."""
+    return prep.cached.setdefault("site", {}) if prep.cached is not None else {}
+
+
+# --------------------------------------------------------------------------- the whole site at once
+
+
+def publish_staged(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
+    """Fill ``staged`` with the whole site and swap it in (hard links from the old SITE where valid)."""
+    counts = SiteFiles(swapped=True)
+    old_site = out if out.is_dir() else None
+    for rel in content.releases:
+        _stage_release(staged, rel, content.prepared[(rel.name, rel.version)], out, counts)
+    (staged / "root").mkdir()
+    for relname, path in content.root_files:
+        _write(staged / relname, path.read_bytes())
+        counts.written += 1
+    stage_metadata(staged, content.metadata, old_site, counts)
+    for name, data in content.catalog.items():
+        _write(staged / name, data)
+        counts.written += 1
+    _write(staged / REGISTRY_JSON, content.top)
+    for name, text in content.signatures.items():
+        _write(staged / name, text.encode("utf-8"))
+    counts.written += 1 + len(content.signatures)
+    site_io.swap_into_place(staged, out)
+    return counts
+
+
+def _stage_release(
+    staged: Path, rel: IndexRelease, prep: PreparedRelease, old_site: Path, counts: SiteFiles
+) -> None:
+    """Stage a release's files.
+
+    Already written when verified this build; for a cache hit a hard link to the identical old
+    site file, else the index file read again.
+
+    An old site file is reused only if it still has the size, mtime and inode recorded when
+    this tool wrote it (and the cache says its digest is unchanged); otherwise the index file
+    is read again and must still have the digest the build verified.  Plain ``os`` calls on
+    strings: with 10,000 releases, pathlib objects cost more than the system calls.
+    """
+    relpath = f"plugins/{rel.name}/{rel.version}"
+    folder = f"{staged}/{relpath}"
+    old_folder = f"{old_site}/{relpath}"
+    prints = _prints(prep)
+    if prep.written:  # verified this build and written right after (``workers.prepare_all``)
+        prints.update((name, site_print(f"{folder}/{name}")) for name in prep.files)
+        prep.prints_changed = True
+        counts.written += len(prep.files)
+        return
+    Path(folder).mkdir(parents=True)
+    for name, (sha, size) in sorted(prep.files.items()):
+        dst = f"{folder}/{name}"
+        recorded = prints.get(name)
+        if recorded is not None and recorded[0] == size and site_print(f"{old_folder}/{name}") == recorded:
+            _link_or_copy(f"{old_folder}/{name}", dst)
+            counts.kept += 1
+            continue  # same inode: the recorded print still holds
+        _write(Path(dst), _index_bytes(rel, name, sha, size))
+        counts.written += 1
+        prints[name] = site_print(dst)
+        prep.prints_changed = True
+
+
+def stage_metadata(staged: Path, meta: Metadata, old_site: Path | None, counts: SiteFiles) -> None:
+    """Put every metadata document into the staging folder.
+
+    Documents are content-addressed, so a file of the old site at the same path holds the same
+    bytes unless someone modified it: it is kept (hard-linked) when its bytes are those, else
+    written.
+    """
+    folders: set[str] = set()
+    for rel, data in sorted(meta.paths().items()):
+        folder = rel.rsplit("/", 1)[0]
+        if folder not in folders:
+            (staged / folder).mkdir(parents=True, exist_ok=True)
+            folders.add(folder)
+        if old_site is not None and _same_file(old_site / rel, data):
+            _link_or_copy(str(old_site / rel), str(staged / rel))
+            counts.kept += 1
+        else:
+            _write(staged / rel, data)
+            counts.written += 1
+
+
+# --------------------------------------------------------------------------- in place
+
+
+class _NeedsSwap(Exception):
+    """SITE holds other bytes at a path the new publication needs: only a whole-site swap is atomic."""
+
+
+@dataclass
+class _Changes:
+    """What an in-place publication does, decided before anything is written."""
+
+    move_folders: list[tuple[Path, Path]] = field(default_factory=list)  # staged release folder -> SITE
+    add_files: list[tuple[Path, bytes | Path]] = field(
+        default_factory=list
+    )  # SITE path <- bytes or staged file
+    root_files: list[tuple[Path, bytes]] = field(default_factory=list)
+    meta: list[tuple[Path, bytes, bool]] = field(
+        default_factory=list
+    )  # path, bytes, replace an existing file
+    catalog: list[tuple[Path, bytes]] = field(default_factory=list)
+    extra_files: list[Path] = field(default_factory=list)  # in kept release folders, no longer published
+    recorded: list[tuple[PreparedRelease, str, str]] = field(default_factory=list)  # prints to record
+    kept: int = 0
+
+
+def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
+    """Publish ``content`` into SITE: in place when SITE is a published site, else by a swap.
+
+    Args:
+        out: SITE (a real folder path, locked by the caller).
+        staged: The build's staging folder next to SITE (release files verified this build are in it).
+        content: What to publish.
+
+    Returns:
+        What happened to SITE's files.
+    """
+    if not (out / REGISTRY_JSON).is_file():
+        return publish_staged(out, staged, content)
+    try:
+        changes = _diff(out, staged, content)
+    except _NeedsSwap:
+        return publish_staged(out, staged, content)
+    return _apply(out, staged, content, changes)
+
+
+def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
+    """Compare SITE with the publication (reads and stats only)."""
+    changes = _Changes()
+    site = str(out)
+    for rel in content.releases:
+        prep = content.prepared[(rel.name, rel.version)]
+        relpath = f"plugins/{rel.name}/{rel.version}"
+        target = f"{site}/{relpath}"
+        if prep.written and not os.path.lexists(target):
+            changes.move_folders.append((staged / relpath, Path(target)))
+            changes.recorded.extend((prep, name, f"{target}/{name}") for name in prep.files)
+            continue
+        prints = _prints(prep)
+        for name, (sha, size) in sorted(prep.files.items()):
+            file_path = f"{target}/{name}"
+            now = site_print(file_path)
+            if now is not None and not prep.written and now == prints.get(name):
+                changes.kept += 1  # this tool wrote it and nothing touched it since
+            elif now is None:
+                source: bytes | Path = (
+                    staged / relpath / name if prep.written else _index_bytes(rel, name, sha, size)
+                )
+                changes.add_files.append((Path(file_path), source))
+                changes.recorded.append((prep, name, file_path))
+            elif _has_bytes(Path(file_path), sha, size):
+                changes.kept += 1
+                changes.recorded.append((prep, name, file_path))
+            else:
+                raise _NeedsSwap(file_path)
+        # Changed this build: files it no longer publishes (os.path on strings: see IndexRelease).
+        if prep.written and os.path.isdir(target):  # noqa: PTH112
+            changes.extra_files.extend(
+                p
+                for p in Path(target).rglob("*")
+                if p.is_file() and p.relative_to(target).as_posix() not in prep.files
+            )
+    for relname, path in content.root_files:
+        data = path.read_bytes()
+        if not (out / relname).exists():
+            changes.root_files.append((out / relname, data))
+        elif _same_file(out / relname, data):
+            changes.kept += 1
+        else:
+            raise _NeedsSwap(out / relname)
+    for relname, data in sorted(content.metadata.paths().items()):
+        path = out / relname
+        if relname in content.verified_meta:
+            changes.kept += 1
+        elif not path.exists():
+            changes.meta.append((path, data, False))
+        elif _same_file(path, data):
+            changes.kept += 1
+        else:  # not the bytes its name says (torn or tampered): nothing trusted pins it yet
+            changes.meta.append((path, data, True))
+    for name, data in content.catalog.items():
+        if _same_file(out / name, data):
+            changes.kept += 1
+        else:
+            changes.catalog.append((out / name, data))
+    return changes
+
+
+def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> SiteFiles:
+    """Write the changes in the order of ``STEPS``; undo steps 1-5 on failure."""
+    counts = SiteFiles(kept=changes.kept)
+    added: list[Path] = []  # files and folders this build created in SITE, for the undo
+    try:
+        for src, dst in changes.move_folders:
+            if not dst.parent.is_dir():
+                dst.parent.mkdir(parents=True)
+                added.append(dst.parent)
+            src.rename(dst)
+            added.append(dst)
+            counts.written += sum(1 for p in dst.rglob("*") if p.is_file())
+        for path, source in changes.add_files:
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True)
+                added.append(path.parent)
+            if isinstance(source, Path):
+                source.rename(path)
+            else:
+                _replace(path, source)
+            added.append(path)
+            counts.written += 1
+        for prep, name, recorded_path in changes.recorded:
+            _prints(prep)[name] = site_print(recorded_path)
+            prep.prints_changed = True
+        checkpoint("releases")
+        for path, data in changes.root_files:
+            _replace(path, data)
+            added.append(path)
+            counts.written += 1
+        checkpoint("root")
+        for path, data, existing in changes.meta:
+            if existing:
+                _replace(path, data)
+            else:
+                if not path.parent.is_dir():
+                    path.parent.mkdir(parents=True)
+                    added.append(path.parent)
+                _write(path, data)
+                added.append(path)
+            counts.written += 1
+        checkpoint("meta")
+        for path, data in changes.catalog:
+            _replace(path, data)
+            counts.written += 1
+        checkpoint("catalog")
+        journal = site_io.write_journal(staged, content.top, content.signatures)
+        checkpoint("top-ready")
+    except BaseException:
+        for path in reversed(added):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    try:
+        site_io.complete_journal(journal, out, between=checkpoint)
+    except BaseException:
+        site_io.complete_journal(journal, out)  # the signatures may be in: finish, never leave a mixed pair
+        raise
+    counts.written += 1 + len(content.signatures)
+    checkpoint("top")
+    counts.removed = _collect(out, content, changes)
+    checkpoint("collect")
+    return counts
+
+
+# --------------------------------------------------------------------------- the top document
+
+
+def publish_top(out: Path, staged: Path, top: bytes, signatures: dict[str, str]) -> None:
+    """Replace only the top document and its signatures (``resign``), stale signature files removed."""
+    journal = site_io.write_journal(staged, top, signatures)
+    try:
+        site_io.complete_journal(journal, out)
+    except BaseException:
+        site_io.complete_journal(journal, out)
+        raise
+    _remove_stale_signatures(out, signatures)
+
+
+def _remove_stale_signatures(out: Path, signatures: dict[str, str]) -> int:
+    removed = 0
+    for entry in os.scandir(out):
+        if is_signature_of(entry.name, REGISTRY_JSON) and entry.name not in signatures:
+            Path(entry.path).unlink()
+            removed += 1
+    return removed
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+def _collect(out: Path, content: SiteContent, changes: _Changes) -> int:
+    """Remove what neither this publication nor (for metadata) the previous one uses."""
+    removed = _remove_stale_signatures(out, content.signatures)
+    for path in changes.extra_files:
+        path.unlink(missing_ok=True)
+        removed += 1
+    wanted = {f"{r.name}/{r.version}" for r in content.releases}
+    plugins = out / "plugins"
+    if content.previous_releases is not None:
+        gone: Iterable[str] = content.previous_releases - wanted
+    else:
+        gone = [
+            f"{p.name}/{v.name}"
+            for p in _folders(plugins)
+            for v in _folders(plugins / p.name)
+            if f"{p.name}/{v.name}" not in wanted
+        ]
+    for key in sorted(gone):
+        release_folder = plugins / key
+        removed += sum(1 for p in release_folder.rglob("*") if p.is_file())
+        shutil.rmtree(release_folder, ignore_errors=True)
+        if not any(release_folder.parent.iterdir()):
+            release_folder.parent.rmdir()
+    root_files = {relname for relname, _ in content.root_files}
+    for entry in _files(out / "root"):
+        if f"root/{entry.name}" not in root_files:
+            Path(entry.path).unlink()
+            removed += 1
+    keep = set(content.metadata.paths()) | content.verified_meta | content.previous_meta
+    for folder in _folders(out / "meta"):
+        for entry in _files(Path(folder.path)):
+            if f"meta/{folder.name}/{entry.name}" not in keep:
+                Path(entry.path).unlink()
+                removed += 1
+    return removed
+
+
+def _folders(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return [e for e in it if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def _files(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return [e for e in it if not e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,213 @@
+"""Reading the index: the release folders under ``plugins/``, the root chain, the config pin.
+
+Nothing here validates a release (that is ``verify``); it finds what there is to build and
+refuses names that cannot be published safely (symlinks, special files, unsafe names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from registry_tool.format import format_time, is_plugin_name, is_root_signature, is_version, root_file_version
+from registry_tool.registry.errors import RootChainError, UnpinnedConfigError, UnsafeIndexPathError
+from registry_tool.signing import read_signatures
+from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify_threshold
+
+
+@dataclass
+class IndexRelease:
+    """A release folder found in the index.
+
+    Attributes:
+        name: The plugin name (the folder under ``plugins/``).
+        version: The version (the folder under the plugin's folder).
+        path: The release folder.
+        files: ``(name relative to the release folder, path)`` of every file, sorted (paths as
+            strings: with 10,000 releases, pathlib objects cost more than the system calls).
+    """
+
+    name: str
+    version: str
+    path: Path
+    files: list[tuple[str, str]]
+
+    @property
+    def key(self) -> str:
+        """``name/version``: the release's key in the build cache and in site paths."""
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class RootChain:
+    """The index's verified root chain.
+
+    Attributes:
+        root: The newest verified root.
+        roots: Every verified root by version.
+        files: ``(site path, index path)`` of every root file and signature, copied byte for byte.
+        digest: sha256 over the names and digests of ``files`` (part of the build cache's key).
+    """
+
+    root: Root
+    roots: dict[int, Root]
+    files: list[tuple[str, Path]]
+    digest: str
+
+
+def load_root_chain(index: Path, now: datetime) -> RootChain:
+    """Verify root 1 (self-signed) and every step 1 -> N; the newest root must not be expired.
+
+    Args:
+        index: The index folder (or a site: both keep the chain in ``root/``).
+        now: The clock for the expiry check.
+
+    Returns:
+        The verified chain.
+
+    Raises:
+        RootChainError: Missing folder or versions with gaps.
+        UnsafeIndexPathError: A root file is a symlink or special file.
+        ExpiredRootError: The newest root has expired.
+    """
+    folder = index / "root"
+    if not folder.is_dir():
+        raise RootChainError(f"{folder} does not exist", where=str(folder), fix="create it with `root init`")
+    versions: dict[int, Path] = {}
+    files: list[tuple[str, Path]] = []
+    for entry in sorted(p.name for p in folder.iterdir()):
+        path = folder / entry
+        if (number := root_file_version(entry)) is not None:
+            versions[number] = path
+        elif not is_root_signature(entry):
+            continue
+        if path.is_symlink() or not path.is_file():
+            raise UnsafeIndexPathError(
+                f"{path} is not a regular file", where=str(path), fix="replace the symlink"
+            )
+        files.append((f"root/{entry}", path))
+    if not versions or sorted(versions) != list(range(1, len(versions) + 1)):
+        raise RootChainError(
+            f"root versions {sorted(versions)} in {folder} are not 1..N without gaps",
+            where=str(folder),
+            fix="keep every root version in root/ so clients can walk the chain",
+        )
+    digest = hashlib.sha256()
+    for relname, path in files:
+        digest.update(relname.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    first = versions[1].read_bytes()
+    root = Root.parse(first, where=str(versions[1]))
+    verify_threshold(
+        root.role("root"),
+        first,
+        read_signatures(versions[1]),
+        subject="root version 1",
+        where=str(versions[1]),
+    )
+    roots = {1: root}
+    for n in range(2, len(versions) + 1):
+        path = versions[n]
+        root = verify_root_step(root, path.read_bytes(), read_signatures(path), where=str(path))
+        roots[n] = root
+    if root.is_expired(now):
+        raise ExpiredRootError(
+            f"root version {root.version} expired at {format_time(root.expires)}",
+            where=str(versions[root.version]),
+            fix="publish a new root version before building",
+        )
+    return RootChain(root=root, roots=roots, files=files, digest=digest.hexdigest())
+
+
+def check_config_pin(raw: bytes, path: Path, pinned: str | None) -> None:
+    """A root that pins registry.toml is obeyed: the site is never built with other permissions/limits.
+
+    Raises:
+        UnpinnedConfigError: ``raw`` does not have the pinned sha256.
+    """
+    digest = hashlib.sha256(raw).hexdigest()
+    if pinned is not None and digest != pinned:
+        raise UnpinnedConfigError(
+            f"registry.toml has sha256 {digest}, the root pins {pinned}",
+            where=str(path),
+            fix="restore the pinned registry.toml, or pin this one in a new root version signed by the "
+            "root threshold (`registry-tool root pin-config` then `registry-tool root sign`)",
+        )
+
+
+def scan_releases(index: Path) -> list[IndexRelease]:
+    """Every ``plugins/<name>/<version>/`` folder, refusing unsafe names and symlinks.
+
+    Raises:
+        UnsafeIndexPathError: A symlink, special file or unsafe name under ``plugins/``.
+    """
+    plugins = index / "plugins"
+    found: list[IndexRelease] = []
+    if not plugins.is_dir():
+        return found
+    for name, name_dir in _subfolders(plugins, is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
+        for version, rel_dir in _subfolders(name_dir, is_version, "version", "strict semver, no '+'"):
+            found.append(IndexRelease(name, version, rel_dir, _list_files(rel_dir)))
+    return found
+
+
+def _subfolders(folder: Path, safe: Callable[[str], bool], what: str, rule: str) -> list[tuple[str, Path]]:
+    """The folders in ``folder`` by name.
+
+    Plain files (README.md, .gitkeep: never published) are skipped, anything else that is not a
+    safely named real folder is refused.
+
+    ``os.scandir`` answers the type questions from the directory entry (``follow_symlinks=False``:
+    the entry itself, as ``lstat``), without a stat per entry.
+    """
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    out: list[tuple[str, Path]] = []
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False):
+            continue
+        path = folder / entry.name
+        if entry.is_symlink():
+            raise UnsafeIndexPathError(
+                f"{path} is a symlink", where=str(path), fix="replace it with a real folder"
+            )
+        if not safe(entry.name):
+            raise UnsafeIndexPathError(
+                f"{what} {entry.name!r} in {folder} is not allowed in a published path",
+                where=str(path),
+                fix=f"rename the folder ({rule})",
+            )
+        if not entry.is_dir(follow_symlinks=False):
+            raise UnsafeIndexPathError(
+                f"{path} is not a folder", where=str(path), fix="remove it from plugins/"
+            )
+        out.append((entry.name, path))
+    return out
+
+
+def _list_files(folder: Path) -> list[tuple[str, str]]:
+    """Every file under a release folder (tests read input files too), symlinks refused.
+
+    ``os.scandir`` answers the type questions from the directory entry, without a stat per file.
+    """
+    out: list[tuple[str, str]] = []
+    pending = [("", str(folder))]
+    while pending:
+        prefix, current = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
+                    raise UnsafeIndexPathError(
+                        f"{entry.path} is a symlink or special file",
+                        where=entry.path,
+                        fix="replace it with a regular file or folder",
+                    )
+                if entry.is_dir():
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                else:
+                    out.append((f"{prefix}{entry.name}", entry.path))
+    out.sort()
+    return out
