@@ -24,7 +24,12 @@ class ClientError(CheckFailed):
 
 
 class FetchError(UsageError):
-    """A file could not be downloaded."""
+    """A file could not be downloaded: the network or the server failed (exit 2, not an attack).
+
+    What a host sends that breaks a bound the client enforces (more bytes than signed, a body
+    trickled past the per-file deadline) is an attack on the checked thing: those errors are
+    ``ClientError``s as well (exit 1), as the conformance suite's error classes say.
+    """
 
     code = "fetch-failed"
 
@@ -41,13 +46,13 @@ class HttpStatusError(FetchError):
     code = "http-status"
 
 
-class DownloadTooLargeError(FetchError):
+class DownloadTooLargeError(ClientError, FetchError):
     """More bytes than the signed metadata (or the fixed cap) allows: an endless-data attack."""
 
     code = "endless-data"
 
 
-class SlowRetrievalError(FetchError):
+class SlowRetrievalError(ClientError, FetchError):
     """The per-file deadline passed: a slow-retrieval attack or a dead server."""
 
     code = "slow-retrieval"

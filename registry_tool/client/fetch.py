@@ -432,8 +432,10 @@ class Sources:
         """``attempt(base_url)`` for each source in turn; the first success wins.
 
         A source that fails (transport or verification) is skipped.  If none succeeds, the
-        first error that is not a 404 is raised (an attack detected on the origin says more
-        than a mirror's 404); when every source said 404, a ``NotFoundError``.
+        first attack detected (a ``CheckFailed``, exit 1) is raised, whichever source it came
+        from: an origin that is down must not turn a tampering mirror into a mere network
+        failure (exit 2).  Otherwise the first error that is not a 404 (a mirror's 404 says less
+        than the origin's outage); when every source said 404, a ``NotFoundError``.
         """
         errors: list[RegistryToolError] = []
         for base in self.urls:
@@ -442,8 +444,9 @@ class Sources:
             except (CheckFailed, FetchError) as err:
                 log.info("source %s failed (%s: %s); trying the next source", base, err.code, err.what)
                 errors.append(err)
+        attacks = [e for e in errors if isinstance(e, CheckFailed)]
         telling = [e for e in errors if not isinstance(e, NotFoundError)]
-        raise (telling or errors)[0]
+        raise (attacks or telling or errors)[0]
 
     def signatures(
         self, base: str, relpath: str, key_ids: Iterable[str], *, plain: bool = True

@@ -21,6 +21,7 @@ from typing import Any
 
 from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError, UngrantedImportError
 from registry_tool.client.trust_state import required_dependencies
+from registry_tool.errors import UsageError
 from registry_tool.format import Release
 from registry_tool.manifest.binary import module_interface
 from registry_tool.manifest.config import Limits, Permission, import_allowed
@@ -92,13 +93,28 @@ def module_imports(release: Release, wasm: bytes) -> tuple[tuple[str, str], ...]
     """(module, name) of every import of the module or component."""
     try:
         if is_component(wasm):
-            return tuple((i.module, i.name) for i in inspect_wasm(wasm).imports)
+            return tuple((i.module, i.name) for i in _component_imports(release, wasm))
         return tuple((imp.module, imp.name) for imp, _ in module_interface(wasm).imports)
     except (WasmInspectionError, ValueError, IndexError, UnicodeDecodeError) as err:
         raise MalformedRegistryError(
             f"the module of {release.name} {release.version} cannot be read ({err})"[:600],
             where=release.wasm.path,
             fix="the maintainer must publish a valid module",
+        ) from None
+
+
+def _component_imports(release: Release, wasm: bytes) -> Any:
+    """A component's imports: read by wasmtime, which the base install leaves to ``[sandbox]``."""
+    try:
+        return inspect_wasm(wasm).imports
+    except ModuleNotFoundError as err:
+        if err.name != "wasmtime":
+            raise
+        raise UsageError(
+            f"{release.name} {release.version} is a WebAssembly component: reading its imports"
+            " needs wasmtime",
+            where=release.wasm.path,
+            fix="pip install 'registry-tool[sandbox]'",
         ) from None
 
 

@@ -179,3 +179,12 @@ def test_all_sources_404_is_not_found(server, other_server) -> None:
     sources = Sources(server.url, HttpFetcher(FAST), mirrors=[other_server.url])
     with pytest.raises(NotFoundError):
         sources.fetch("nothing", max_size=10)
+
+
+def test_a_host_breaking_a_signed_bound_is_an_attack_and_an_outage_is_not() -> None:
+    """Exit 1 for endless data and slow retrieval (the conformance classes), 2 for a failed network."""
+    from registry_tool.client.errors import FetchError, HttpStatusError, SlowRetrievalError
+
+    for attack in (DownloadTooLargeError("x"), SlowRetrievalError("x")):
+        assert attack.exit_code == 1 and isinstance(attack, FetchError)
+    assert HttpStatusError("x").exit_code == 2
