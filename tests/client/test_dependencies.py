@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_world import World
 
 from registry_tool.client import remove_many
 from registry_tool.client.errors import (
@@ -21,6 +20,8 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.errors import CheckFailed
 from registry_tool.registry.build import BuildRefusedError
 from registry_tool.resolve import DependencyConflictError, DependencyCycleError
+
+from .client_world import World
 
 
 def lock_json(world: World) -> dict[str, Any]:

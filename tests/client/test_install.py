@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_world import World
 
 from registry_tool.client import load_plugin_bytes, verify_installed
 from registry_tool.client.errors import (
@@ -35,6 +34,11 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
+
+from .client_world import World
+
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from client_world import NOW, World
 from typer.testing import CliRunner
 
 from registry_tool.client import verify_site
+
+from .client_world import NOW, World
 
 
 def clock() -> object:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_check import read_site
 
 from registry_tool.format import REGISTRY_JSON, TopDocument
 from registry_tool.registry import publish as publish_mod
@@ -20,6 +19,8 @@ from registry_tool.registry.build import BuildOptions, BuildResult, build_site
 from registry_tool.registry.document import read_publication
 from registry_tool.signing import read_signatures
 from registry_tool.trust import Root, verify_index_signatures
+
+from .site_check import read_site
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
