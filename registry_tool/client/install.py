@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import re
@@ -270,6 +271,11 @@ class Lockfile:
     """The lockfile (version 2): the installed plugins by name."""
 
     plugins: dict[str, LockedPlugin] = field(default_factory=dict)
+    # Whether every entry's ``required_by`` is known to be derived from the entries' dependencies
+    # (written by this client in this process).  A lockfile read from disk may come from another
+    # implementation, so the first write derives every entry again; later writes only the
+    # entries whose edges changed.  Not part of the file.
+    derived: bool = field(default=False, compare=False)
 
     def to_bytes(self) -> bytes:
         r"""Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\n"`` (the shared format).
@@ -436,16 +442,16 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
 # reads an unchanged lockfile again (a host; install after install) reuses the parse instead of
 # validating every entry again, so its per-command cost does not grow with the plugins installed.
 # Keyed by the exact bytes (compared in full), so a changed file is always parsed again.
-_PARSED: dict[str, tuple[bytes, dict[str, LockedPlugin]]] = {}
+_PARSED: dict[str, tuple[bytes, dict[str, LockedPlugin], bool]] = {}
 _PARSED_DIRS = 16
 
 
-def _remember(dir_: Path, data: bytes, plugins: dict[str, LockedPlugin]) -> None:
+def _remember(dir_: Path, data: bytes, plugins: dict[str, LockedPlugin], *, derived: bool = False) -> None:
     key = str(dir_)
     _PARSED.pop(key, None)
     if len(_PARSED) >= _PARSED_DIRS:
         _PARSED.pop(next(iter(_PARSED)))
-    _PARSED[key] = (data, dict(plugins))
+    _PARSED[key] = (data, dict(plugins), derived)
 
 
 def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
@@ -456,8 +462,17 @@ def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
     """
     cached = _PARSED.get(str(dir_))
     if cached is not None and cached[0] == data:
-        return Lockfile(dict(cached[1]))
-    lock = _parse_lockfile(data, dir_)
+        return Lockfile(dict(cached[1]), derived=cached[2])
+    # The parse builds tens of thousands of small acyclic objects: each generation-0 collection
+    # they trigger would walk the caller's whole heap for nothing (a third of the parse's time
+    # in a host process with a large heap).  Collection resumes right after.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        lock = _parse_lockfile(data, dir_)
+    finally:
+        if enabled:
+            gc.enable()
     _remember(dir_, data, lock.plugins)
     return lock
 
@@ -680,11 +695,34 @@ def _entry_for(staged: Staged) -> LockedPlugin:
     )
 
 
-def with_required_by(plugins: dict[str, LockedPlugin]) -> dict[str, LockedPlugin]:
+def with_required_by(
+    plugins: dict[str, LockedPlugin], changed: Iterable[LockedPlugin] | None = None
+) -> dict[str, LockedPlugin]:
     """Every entry's ``required_by``, derived from the recorded dependency edges.
 
     One rule, so the lockfile never disagrees with itself after an install or a removal.
+
+    Args:
+        plugins: the entries as they will be written.
+        changed: the old and the new entries of every name added, replaced or removed, when
+            every other entry's ``required_by`` is already derived (``Lockfile.derived``): only
+            the entries those edges touch are derived again, instead of every entry.  None:
+            every entry.
     """
+    if changed is not None:
+        touched: set[str] = set()
+        for entry in changed:
+            touched.add(entry.name)
+            touched.update(entry.dependencies)
+        out = dict(plugins)
+        for name in touched:
+            current = plugins.get(name)
+            if current is None:
+                continue
+            wanted = tuple(sorted(p.name for p in plugins.values() if name in p.dependencies))
+            if current.required_by != wanted:
+                out[name] = dataclasses.replace(current, required_by=wanted)
+        return out
     parents: dict[str, list[str]] = {}
     for entry in plugins.values():
         for dep in entry.dependencies:
@@ -731,7 +769,8 @@ def commit_plan(
         if name in plugins:
             plugins[name] = dataclasses.replace(plugins[name], requested=spec)
     plugins.update({entry.name: entry for entry in entries})
-    plugins = with_required_by(plugins)
+    replaced = [lock.plugins[e.name] for e in entries if e.name in lock.plugins]
+    plugins = with_required_by(plugins, [*entries, *replaced] if lock.derived else None)
     _write_journal(pdir, (*old_files, *new_files))
     try:
         for entry, s in zip(entries, staged, strict=True):
@@ -740,7 +779,7 @@ def commit_plan(
             pdir.write_atomic(entry.manifest, s.verified.manifest_bytes)
             pdir.write_atomic(entry.wasm, s.verified.wasm_bytes)
         text = Lockfile(plugins).to_bytes()
-        pdir.write_atomic(LOCKFILE, text)  # the commit point
+        pdir.write_atomic(LOCKFILE, text, read_back=False)  # the commit point
     except BaseException:
         # Nothing committed: the new files the old lockfile does not name go now (the journal
         # would have them removed by the next writer anyway).
@@ -748,8 +787,8 @@ def commit_plan(
             _remove_files(pdir, new_files, _referenced(lock, new_files))
             pdir.unlink(JOURNAL)
         raise
-    lock.plugins = plugins
-    _remember(dir_, text, plugins)
+    lock.plugins, lock.derived = plugins, True
+    _remember(dir_, text, plugins, derived=True)
     # Only what the previous entries listed, and only files the new lockfile no longer names.
     _remove_files(pdir, old_files, _referenced(lock, old_files))
     pdir.unlink(JOURNAL)
@@ -840,10 +879,11 @@ def remove_plugins(
         for entry in entries:
             del lock.plugins[entry.name]
             _remove_files(pdir, entry.files, _referenced(lock, entry.files))
-        lock.plugins = with_required_by(lock.plugins)
+        lock.plugins = with_required_by(lock.plugins, entries if lock.derived else None)
+        lock.derived = True
         text = lock.to_bytes()
-        pdir.write_atomic(LOCKFILE, text)
-        _remember(dir_, text, lock.plugins)
+        pdir.write_atomic(LOCKFILE, text, read_back=False)
+        _remember(dir_, text, lock.plugins, derived=True)
     return entries
 
 

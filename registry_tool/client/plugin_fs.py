@@ -191,12 +191,15 @@ class PluginDir:
         with self.directory(rel) as fd:
             yield None if fd is None else Folder(self, rel, fd)
 
-    def write_atomic(self, rel: str, data: bytes, *, durable: bool = True) -> None:
+    def write_atomic(self, rel: str, data: bytes, *, durable: bool = True, read_back: bool = True) -> None:
         """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.
 
         The temporary file lives in the target's directory (same filesystem, so the rename is
         atomic) and is read back before the rename, so what lands is what was verified.
         ``durable=False`` skips both fsyncs (for files whose loss in a power cut costs nothing).
+        ``read_back=False`` skips the read-back, for a file whose every reader checks it in full
+        anyway (the lockfile: each command parses it strictly, or compares it byte for byte
+        with what this process wrote, before using it).
         """
         parts = _split(rel)
         with self.directory("/".join(parts[:-1]), create=True) as fd:
@@ -217,8 +220,10 @@ class PluginDir:
                         os.fsync(out)
                 finally:
                     os.close(out)
-                back = read_bounded_if_exists(
-                    tmp, len(data), "written file", follow_symlinks=False, dir_fd=fd
+                back = (
+                    read_bounded_if_exists(tmp, len(data), "written file", follow_symlinks=False, dir_fd=fd)
+                    if read_back
+                    else data
                 )
                 if back != data:
                     raise UsageError(

@@ -355,3 +355,35 @@ def test_cli_remove_orphans_without_names(diamond: World) -> None:
     done = CliRunner().invoke(app, ["client", "remove", "--orphans", *where])
     assert done.exit_code == 0, done.output
     assert "removed alphabase 1.0.0" in done.output
+
+
+def test_required_by_written_wrong_by_another_client_is_derived_again_on_the_next_write(deps: World) -> None:
+    """Later writes only re-derive the entries whose edges changed: never on a lockfile read from disk."""
+    deps.open().install_plan(["alphaapp"], deps.plugins)
+    path = deps.plugins / LOCKFILE
+    doc = json.loads(path.read_text())
+    doc["plugins"]["alphalib"]["required_by"] = []  # another implementation got it wrong
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    deps.open().install("alpha@1.0.0", deps.plugins)  # touches neither alphaapp nor alphalib
+    assert lock_json(deps)["alphalib"]["required_by"] == ["alphaapp"]
+
+
+def test_required_by_stays_derived_across_writes_in_one_process(deps: World) -> None:
+    """The per-change derivation agrees with deriving every entry, write after write."""
+    from registry_tool.client.install import with_required_by
+
+    reg = deps.open()
+    steps = [
+        lambda: reg.install("alphalib@1.0.0", deps.plugins),
+        lambda: reg.install("alpha@1.0.0", deps.plugins),
+        lambda: reg.install_plan(["alphaapp"], deps.plugins),
+        lambda: reg.update(deps.plugins, ["alphalib"]),
+        lambda: remove_many(deps.plugins, ["alpha"]),
+        lambda: remove_many(deps.plugins, ["alphaapp"]),
+    ]
+    for number, step in enumerate(steps):
+        step()
+        plugins = read_lockfile(deps.plugins).plugins
+        assert plugins == with_required_by(plugins), number
+        expected = ("alphaapp",) if 2 <= number <= 4 else ()
+        assert plugins["alphalib"].required_by == expected, number
