@@ -24,6 +24,7 @@ import dataclasses
 import gc
 import hashlib
 import json
+import operator
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -286,11 +287,14 @@ class Lockfile:
         rewriting the lockfile after one change costs one join.  A test compares the two byte
         for byte.
         """
-        entries = b",\n".join(self.plugins[name].lock_bytes for name in sorted(self.plugins))
-        plugins = b"{\n" + entries + b"\n  }" if entries else b"{}"
-        return b'{\n  "lockfile_version": %d,\n  "plugins": %s\n}\n' % (LOCKFILE_VERSION, plugins)
+        plugins = self.plugins
+        # C-level loops (map, attrgetter of the cached text): one join per write, no Python frame per entry.
+        entries = b",\n".join(map(_LOCK_BYTES, map(plugins.__getitem__, sorted(plugins))))
+        body = b"{\n" + entries + b"\n  }" if entries else b"{}"
+        return b'{\n  "lockfile_version": %d,\n  "plugins": %s\n}\n' % (LOCKFILE_VERSION, body)
 
 
+_LOCK_BYTES = operator.attrgetter("lock_bytes")
 _enc = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
 _IN = " " * 8  # members of an entry's lists and objects
 
@@ -1019,10 +1023,10 @@ def leftovers(
         for name in pdir.listdir():
             if not is_safe_name(name):
                 continue
-            info = pdir.lstat(name)
-            if info is None or not stat.S_ISDIR(info.st_mode):
+            versions = pdir.list_child(name)  # None: not a directory (a link is never followed)
+            if versions is None:
                 continue
-            for version in pdir.listdir(name):
+            for version in sorted(versions):
                 rel = f"{name}/{version}"
                 if rel not in installed:
                     found.append(rel + "/")

@@ -153,6 +153,27 @@ class PluginDir:
         with self.directory(rel) as fd:
             return sorted(_names(fd)) if fd is not None else []
 
+    def list_child(self, name: str) -> list[str] | None:
+        """The names in the root's directory ``name`` (unsorted); None when it is absent, a link or a file.
+
+        One open and one listing (for a pass over every plugin's folder).
+        """
+        if self.fd < 0 or name in ("", ".", "..") or "/" in name or "\0" in name:
+            return None
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                return None
+            raise UsageError(
+                f"cannot open {self.root / name}: {err.strerror}",
+                fix="check the plugin directory's permissions",
+            ) from None
+        try:
+            return _names(fd)
+        finally:
+            os.close(fd)
+
     def lstat(self, rel: str) -> os.stat_result | None:
         """``os.lstat`` of ``rel`` (never follows the last link), None when absent."""
         parts = _split(rel)
@@ -272,7 +293,11 @@ class PluginDir:
         with self.directory(rel) as fd:
             if fd is None:
                 return removed
-            for name in _names(fd):
+            names = _names(fd)
+            # Every writer lists the root: a C-level search first, the per-name loop only on a hit.
+            if PART_PREFIX not in "/".join(names):
+                return removed
+            for name in names:
                 if name.startswith(PART_PREFIX):
                     info = _lstat_at(fd, name)
                     if info is not None and not stat.S_ISDIR(info.st_mode):
