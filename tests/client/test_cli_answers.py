@@ -237,3 +237,10 @@ def test_killed_state_writer_tmp_file_is_removed_by_the_next_writer(trusted: Wor
     assert stale.name in out.stdout  # reported as a leftover
     run("install", "alpha@1.0.0", *reg(trusted))
     assert not stale.exists()
+
+
+def test_cli_deadline_defaults_are_the_fetch_policy_defaults() -> None:
+    from registry_tool.client import FetchPolicy
+
+    policy = FetchPolicy()
+    assert (policy.deadline, policy.total_deadline) == (client_cli.DEADLINE, client_cli.TOTAL_DEADLINE)
