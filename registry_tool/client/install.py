@@ -8,13 +8,14 @@ Layout of a plugin directory::
     <name>/<version>/plugin.toml (+ sigs)    the signed manifest, as served
     <name>/<version>/<file>.wasm             the verified module
 
-Crash safety: every file is written to a temporary ``.part-*`` file in its own folder,
-fsynced, read back (not the lockfile: every reader checks it in full), then renamed into
-place; the lockfile is replaced last, and it is the commit point.  Files of a version are
-immutable, so until the lockfile is replaced it still names the old, complete files, and after it names the new, complete ones.  Before the first
-write a cleanup journal lists the old and the new files; whoever takes the lock next deletes
-the listed files the lockfile does not name, so a kill at any moment leaves nothing behind
-for good.  No operation follows a symbolic link below the plugin directory (``plugin_fs``).
+Crash safety: every file is written to a temporary ``.part-*`` file in its own folder, fsynced,
+read back (not the lockfile: every reader checks it in full), then renamed into place; the
+lockfile is replaced last, and it is the commit point.  Files of a version are immutable, so
+until the lockfile is replaced it still names the old, complete files, and after it names the
+new, complete ones.  Before the first write a cleanup journal lists the old and the new files;
+whoever takes the lock next deletes the listed files the lockfile does not name, so a kill at
+any moment leaves nothing behind for good.  No operation follows a symbolic link below the
+plugin directory (``plugin_fs``).
 """
 
 from __future__ import annotations
