@@ -719,15 +719,15 @@ def with_required_by(
         for entry in changed:
             touched.add(entry.name)
             touched.update(entry.dependencies)
-        out = dict(plugins)
+        updated = dict(plugins)
         for name in touched:
             current = plugins.get(name)
             if current is None:
                 continue
             wanted = tuple(sorted(p.name for p in plugins.values() if name in p.dependencies))
             if current.required_by != wanted:
-                out[name] = dataclasses.replace(current, required_by=wanted)
-        return out
+                updated[name] = dataclasses.replace(current, required_by=wanted)
+        return updated
     parents: dict[str, list[str]] = {}
     for entry in plugins.values():
         for dep in entry.dependencies:
