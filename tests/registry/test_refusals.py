@@ -342,3 +342,51 @@ def test_registry_toml_edited_after_the_root_pinned_it_is_refused(index: Index, 
     with pytest.raises(UnpinnedConfigError, match="the root pins"):
         build(index, tmp_path / "site2")
     assert not (tmp_path / "site2").exists()
+
+
+def _tamper_plugin_document_keeping_its_times(site: Path) -> Path:
+    """Same size, same mtime: only the ctime and the bytes tell."""
+    for path in (site / "meta").rglob("*.json"):
+        data = path.read_bytes()
+        if b'"registry-plugin"' in data:
+            st = path.stat()
+            path.write_bytes(data.replace(b"adds two numbers", b"adds two numberz", 1))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return path
+    raise AssertionError("no plugin document in the site")
+
+
+def test_previous_site_tampered_between_cached_builds_is_refused(index: Index, tmp_path: Path) -> None:
+    """The build cache's record of the last publication never vouches for a file changed since."""
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    _tamper_plugin_document_keeping_its_times(site)
+    problems = refused(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
+    assert problems[0][1] == "digest-mismatch", problems
+
+
+def test_previous_site_tampered_after_a_cached_rebuild_is_refused(index: Index, tmp_path: Path) -> None:
+    """The same after an in-place rebuild (the record then describes files kept, not written)."""
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    index.add_release("alpha", "1.2.0", variant=5)
+    build(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
+    _tamper_plugin_document_keeping_its_times(site)
+    later = LATER + timedelta(hours=1)
+    problems = refused(index, site, previous=str(site), cache_path=cache, now=later, verify_now=later)
+    assert problems[0][1] == "digest-mismatch", problems
+
+
+def test_previous_site_with_a_replaced_top_document_is_read_in_full(index: Index, tmp_path: Path) -> None:
+    """Another build's registry.json in SITE (not the recorded digest): every document is read again."""
+    site, other, cache = tmp_path / "site", tmp_path / "other", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    build(index, other, now=NOW + timedelta(minutes=1))
+    for path in other.rglob("*"):
+        if path.is_file() and (path.parent == other or "meta" in path.parts):
+            target = site / path.relative_to(other)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    _tamper_plugin_document_keeping_its_times(site)
+    problems = refused(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
+    assert problems[0][1] == "digest-mismatch", problems
