@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from registry_tool.errors import CheckFailed
+from registry_tool.format import meta_path
 from registry_tool.registry.build import BuildOptions, BuildRefusedError, UnsafeIndexPathError, build_site
+from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import sign_release
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
@@ -345,15 +348,16 @@ def test_registry_toml_edited_after_the_root_pinned_it_is_refused(index: Index, 
 
 
 def _tamper_plugin_document_keeping_its_times(site: Path) -> Path:
-    """Same size, same mtime: only the ctime and the bytes tell."""
-    for path in (site / "meta").rglob("*.json"):
-        data = path.read_bytes()
-        if b'"registry-plugin"' in data:
+    """Change a plugin document SITE's top document pins; same size, same mtime: only the ctime and
+    the bytes tell."""
+    for data in read_site_dir(site).encoded.values():
+        if b"adds two numbers" in data:
+            path = site / meta_path(hashlib.sha256(data).hexdigest())
             st = path.stat()
             path.write_bytes(data.replace(b"adds two numbers", b"adds two numberz", 1))
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
             return path
-    raise AssertionError("no plugin document in the site")
+    raise AssertionError("no plugin document to tamper with in the site")
 
 
 def test_previous_site_tampered_between_cached_builds_is_refused(index: Index, tmp_path: Path) -> None:
