@@ -41,6 +41,12 @@ layers:
 unit:
 	$(BIN)/python -m pytest -n 2 -q
 
+# The edit loop: the Python suite without the tests marked slow (Go and Rust builds, the demo,
+# hostile corpora, the full conformance run) or browser (headless Chromium). `make test` runs all.
+.PHONY: quick
+quick: setup
+	$(BIN)/python -m pytest -n 2 -q -m "not slow and not browser"
+
 # The Go verifier: gofmt, vet, unit tests, the example host and the whole conformance suite.
 test-go: setup
 	@test -x "$(GO)" || { echo "test-go: Go not found at '$(GO)'; fix: install Go >= 1.21 (docs/client-go.md) or pass GO=/path/to/go"; exit 2; }

@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from semantic_version import Version  # noqa: E402
 
+from registry_tool.client.install import DEPENDENCY_ONLY  # noqa: E402
 from registry_tool.manifest.units import parse_duration, parse_size  # noqa: E402
 from registry_tool.signing import SecretKey, Signature, sign_bytes, sign_release, sign_yank  # noqa: E402
 from registry_tool.trust.editing import (  # noqa: E402
@@ -2604,7 +2605,7 @@ def dependency_cases() -> None:
                 **{
                     "semver-lab": {
                         "version": "1.4.0",
-                        "requested": "",
+                        "requested": DEPENDENCY_ONLY,
                         "required_by": ["adler32"],
                         "dependencies": {},
                     }
@@ -2636,10 +2637,20 @@ def dependency_cases() -> None:
             pin(s),
             install(s, "visit_counter@2.0.0", with_graph(top, adler, mail, lab_spec("1.2.5"))),
             lock(
-                visit_counter={"version": "2.0.0", "required_by": []},
-                adler32={"version": "2.0.0", "required_by": ["visit_counter"]},
-                validate_email={"version": "2.0.0", "required_by": ["visit_counter"]},
-                **{"semver-lab": {"version": "1.2.5", "required_by": ["adler32", "validate_email"]}},
+                visit_counter={"version": "2.0.0", "requested": "2.0.0", "required_by": []},
+                adler32={"version": "2.0.0", "requested": DEPENDENCY_ONLY, "required_by": ["visit_counter"]},
+                validate_email={
+                    "version": "2.0.0",
+                    "requested": DEPENDENCY_ONLY,
+                    "required_by": ["visit_counter"],
+                },
+                **{
+                    "semver-lab": {
+                        "version": "1.2.5",
+                        "requested": DEPENDENCY_ONLY,
+                        "required_by": ["adler32", "validate_email"],
+                    }
+                },
             ),
             verify(OK(plugins=["adler32", "semver-lab", "validate_email", "visit_counter"])),
         ],
@@ -2655,6 +2666,31 @@ def dependency_cases() -> None:
             lock(
                 adler32={"version": "2.0.0", "requested": "2.0.0"},
                 **{"semver-lab": {"version": "1.0.0", "requested": "1.0.0", "required_by": ["adler32"]}},
+            ),
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+    case(
+        "dep-promoted-by-install",
+        "dependencies",
+        "semver-lab 1.4.0 came in as adler32's dependency; installing semver-lab by name promotes it: "
+        'its requested becomes what was typed ("" for a bare name), same version, still required by adler32',
+        [
+            pin(s),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            lock(
+                **{
+                    "semver-lab": {
+                        "version": "1.4.0",
+                        "requested": DEPENDENCY_ONLY,
+                        "required_by": ["adler32"],
+                    }
+                }
+            ),
+            install(s, "semver-lab", installed(lab_spec("1.4.0"))),
+            lock(
+                adler32={"version": "2.0.0", "requested": "2.0.0", "required_by": []},
+                **{"semver-lab": {"version": "1.4.0", "requested": "", "required_by": ["adler32"]}},
             ),
             verify(OK(plugins=["adler32", "semver-lab"])),
         ],

@@ -266,34 +266,70 @@ def printable(value: str) -> str:
     )
 
 
-def render_text(report: Report, out: TextIO) -> None:
-    """Human-readable report: a line per result, its findings and facts, then the verdict."""
-    from rich.console import Console
-    from rich.markup import escape
+# A line of the text report: (text, colour) parts; the colour is rich's style name, or None.
+_Line = list[tuple[str, str | None]]
+_SEVERITY_COLOURS = {Severity.error: "red", Severity.warning: "yellow", Severity.notice: "cyan"}
 
+
+def _text_lines(report: Report) -> Iterable[_Line]:
+    """The text report's lines, every untrusted part already made ``printable``."""
     view = view_for(report.command)
-    console = Console(file=out, highlight=False, soft_wrap=True)
     for line in view.header(report) if view.header else ():
-        console.print(escape(printable(str(line))))
+        yield [(printable(str(line)), None)]
     for result in report.results:
         indent = "     "
         if view.subjects or result.findings:
-            mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
-            console.print(f"{mark} {escape(printable(result.subject))}")
+            mark = ("ok", "green") if result.ok else ("FAIL", "red")
+            yield [mark, ("   " if result.ok else " ", None), (printable(result.subject), None)]
         else:
             indent = ""
         for finding in result.findings:
-            colour = {"error": "red", "warning": "yellow", "notice": "cyan"}[finding.severity]
-            text = escape(printable(finding.text()))
-            console.print(f"     [{colour}]{finding.severity.value}[/{colour}] {text}")
+            severity = (finding.severity.value, _SEVERITY_COLOURS[finding.severity])
+            yield [("     ", None), severity, (" " + printable(finding.text()), None)]
         for line in view.lines(result) if view.lines else ():
-            console.print(f"{indent}{escape(printable(str(line)))}")
+            yield [(indent + printable(str(line)), None)]
     for line in view.footer(report) if view.footer else ():
-        console.print(escape(printable(str(line))))
+        yield [(printable(str(line)), None)]
     if view.verdict or not report.ok:
         failed = sum(1 for r in report.results if not r.ok)
-        verdict = "[green]passed[/green]" if report.ok else "[red]failed[/red]"
-        console.print(f"{report.command}: {len(report.results)} checked, {failed} failed: {verdict}")
+        verdict = ("passed", "green") if report.ok else ("failed", "red")
+        yield [(f"{report.command}: {len(report.results)} checked, {failed} failed: ", None), verdict]
+
+
+def _colours(out: TextIO) -> bool:
+    """Could rich colour ``out``: is it a terminal, or do FORCE_COLOR / TTY_COMPATIBLE say so?
+
+    When the environment speaks, rich decides (as it always did); otherwise a stream that is not
+    a terminal gets the plain text, which is what rich prints to it, without importing rich.
+    """
+    if "FORCE_COLOR" in os.environ or os.environ.get("TTY_COMPATIBLE"):
+        return True
+    isatty = getattr(out, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def render_text(report: Report, out: TextIO) -> None:
+    """Human-readable report: a line per result, its findings and facts, then the verdict.
+
+    Coloured by rich on a terminal; to anything else (a pipe, a file, a CI log) the same text
+    without colour, written directly: importing rich costs more than the rest of a ``validate``.
+    Untrusted text is never read as rich markup or emoji codes: it prints as it is, in colour
+    or not.
+    """
+    if not _colours(out):
+        for parts in _text_lines(report):
+            out.write("".join(text for text, _ in parts) + "\n")
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    for parts in _text_lines(report):
+        # Styled text, not markup: nothing in it is parsed, so the colours are all that differ.
+        console.print(Text.assemble(*((t, c or "") for t, c in parts)))
 
 
 # --------------------------------------------------------------------------- json

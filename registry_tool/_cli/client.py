@@ -422,8 +422,8 @@ def remove_cmd(
     """
     from registry_tool.client import remove_many
 
-    if not names:
-        raise UsageError("nothing to remove", fix="name the plugins to remove")
+    if not names and not orphans:
+        raise UsageError("nothing to remove", fix="name the plugins to remove, or pass --orphans")
     target = _dir(plugin_dir)
     removed = remove_many(target, names or (), force=force, orphans=orphans)
     emit(_items_report("client remove", "removed", [e.to_json() for e in removed], _name_version), fmt)
@@ -441,3 +441,22 @@ def verify_cmd(
     from registry_tool.client import default_state_dir, verify_installed
 
     emit(verify_installed(_dir(plugin_dir), names or (), state_dir=state_dir or default_state_dir()), fmt)
+
+
+@client_app.command("verify-site")
+@handle_errors
+def verify_site_cmd(
+    site: Annotated[str, typer.Argument(help="Registry URL or the folder of a built site.")],
+    root: Annotated[
+        Path, typer.Option("--root", help="Root file obtained out of band (signatures next to it).")
+    ],
+    deadline: DeadlineOption = 120.0,
+    total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Verify every release a registry serves as `install` would, with one root walk (nothing written)."""
+    from registry_tool.client import FetchPolicy, verify_site
+
+    root_bytes, sigs = _read_root(root)
+    policy = FetchPolicy(deadline=deadline, total_deadline=total_deadline)
+    emit(verify_site(site, root_bytes=root_bytes, root_signatures=sigs, policy=policy), fmt)

@@ -19,6 +19,7 @@ from registry_tool.client.api import (
     remove_many,
     trust,
     verify_installed,
+    verify_site,
 )
 from registry_tool.client.fetch import Fetcher, FetchPolicy, HttpFetcher
 from registry_tool.client.install import LockedPlugin, Requirement
@@ -43,4 +44,5 @@ __all__ = [
     "remove_many",
     "trust",
     "verify_installed",
+    "verify_site",
 ]

@@ -48,17 +48,18 @@ from registry_tool.client.fetch import (
     join_url,
 )
 from registry_tool.client.install import (
+    DEPENDENCY_ONLY,
     LOCKFILE,
     Approver,
     DirSession,
+    InstalledRelease,
     LockedPlugin,
     Lockfile,
     Staged,
     VerifiedRelease,
     approve_plan,
+    check_installed,
     commit_plan,
-    installed_manifest,
-    installed_signatures,
     leftovers,
     locked_entry,
     plugin_dir_lock,
@@ -67,6 +68,7 @@ from registry_tool.client.install import (
     resolve,
     verify_entry,
 )
+from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.client.release_check import check_release
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
@@ -101,6 +103,7 @@ from registry_tool.manifest.config import Permission
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.resolve import Candidate, Dependency, Installed, Need, Plan, UnknownPluginError
 from registry_tool.resolve import resolve as resolve_graph
+from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
@@ -112,10 +115,12 @@ def _utcnow() -> datetime:
 
 
 def default_plugin_dir() -> Path:
+    """The default plugin directory: ``platformdirs.user_data_dir("registry-tool")/plugins``."""
     return Path(platformdirs.user_data_dir("registry-tool")) / "plugins"
 
 
 def default_state_dir() -> Path:
+    """The default trust state directory: ``platformdirs.user_state_dir("registry-tool")/trust``."""
     return Path(platformdirs.user_state_dir("registry-tool")) / "trust"
 
 
@@ -173,9 +178,11 @@ class MetaCache:
     """
 
     def __init__(self, directory: Path | None) -> None:
+        """Cache verified documents under ``directory`` (None: no cache)."""
         self.directory = directory
 
     def get(self, pin: Pin) -> bytes | None:
+        """The cached bytes of ``pin`` if they still match it, else None (a mismatching file is deleted)."""
         if self.directory is None:
             return None
         path = self.directory / pin.sha256
@@ -191,6 +198,7 @@ class MetaCache:
         return None
 
     def put(self, pin: Pin, data: bytes) -> None:
+        """Keep ``data`` (already verified against ``pin``); a cache that cannot be written is ignored."""
         if self.directory is None:
             return
         try:
@@ -213,9 +221,11 @@ class SearchHit:
 
     @property
     def description(self) -> str:
+        """The plugin's description, from the catalog."""
         return self.entry.description
 
     def to_json(self) -> dict[str, Any]:
+        """The catalog entry as JSON (command output)."""
         return self.entry.to_json()
 
 
@@ -274,9 +284,12 @@ def trust(
 def _refuse_other_root(
     sources: Sources, url: str, given: Root, given_bytes: bytes, trusted: TrustState
 ) -> None:
-    """A root given for an already-trusted registry must lead to the trusted root by signed root
+    """Refuse a root that does not lead to the trusted one.
+
+    A root given for an already-trusted registry must lead to the trusted root by signed root
     steps (an older version of the chain) or be it.  Otherwise the user believes they pinned a
-    root that is in fact ignored: refuse, and name --replace."""
+    root that is in fact ignored: refuse, and name --replace.
+    """
     if given_bytes == trusted.root_bytes:
         return
     if given.version < trusted.root_version:
@@ -301,7 +314,7 @@ class Registry:
     url: str
     top: TopDocument
     sources: Sources
-    store: StateStore
+    store: StateStore | None  # None: a one-off session that persists nothing (``verify_site``)
     clock: Clock
     _state: TrustState
     cache: MetaCache = field(default_factory=lambda: MetaCache(None))
@@ -336,10 +349,12 @@ class Registry:
 
     @property
     def root(self) -> Root:
+        """The trusted root this session reached (parsed once per state)."""
         return self._state.root
 
     def _commit(self) -> None:
-        self.store.save(self._state)
+        if self.store is not None:
+            self.store.save(self._state)
         for pin, data in self._fetched.items():
             self.cache.put(pin, data)
         self._fetched.clear()
@@ -390,6 +405,26 @@ class Registry:
         self._plugins[req.name] = doc
         return doc
 
+    def walk_tree(self) -> list[PluginDocument]:
+        """Every plugin document of the registry, found by walking the whole tree from the top pin.
+
+        Each node must sit at the prefix its position requires and each leaf name inside its
+        prefix (``NodeDocument.parse``); each plugin document must name the plugin its leaf pins.
+        """
+        docs: list[PluginDocument] = []
+        pending: list[tuple[Pin, str]] = [(self.top.tree, "")]
+        while pending:
+            pin, prefix = pending.pop()
+            node = NodeDocument.parse(self._meta(pin, "tree node"), expected_prefix=prefix, where=pin.path)
+            for digit, child in sorted((node.children or {}).items(), reverse=True):
+                pending.append((child, prefix + digit))
+            for name, leaf in sorted((node.plugins or {}).items()):
+                if name not in self._plugins:
+                    data = self._meta(leaf, "plugin document")
+                    self._plugins[name] = PluginDocument.parse(data, expected_name=name, where=leaf.path)
+                docs.append(self._plugins[name])
+        return docs
+
     def _suggest(self, name: str) -> str:
         """A close name from the catalog (one more download, only when a name was not found)."""
         import difflib
@@ -402,6 +437,7 @@ class Registry:
         return f"did you mean {close[0]!r}?" if close else "search with `registry-tool client search`"
 
     def catalog(self) -> CatalogDocument:
+        """The verified catalog document (every plugin's newest release, for search)."""
         return CatalogDocument.parse(self._meta(self.top.catalog, "catalog"), where=self.top.catalog.path)
 
     # ------------------------------------------------------------------ reading
@@ -432,6 +468,7 @@ class Registry:
         return releases
 
     def resolve(self, spec: str, *, host_version: str | None = None) -> Release:
+        """The release of ``spec`` (``name``, ``name@1.2.3``, ``name@^1.2``) alone, without dependencies."""
         req = Requirement.parse(spec)
         return resolve(self.plugin(req.name), req, host_version=host_version)
 
@@ -487,11 +524,7 @@ class Registry:
 
     def _installed(self, lock: Lockfile) -> dict[str, Installed]:
         """This registry's installed plugins, with the dependency edges the lockfile recorded."""
-        return {
-            name: Installed(e.version, tuple(Dependency(d, r) for d, r in sorted(e.dependencies.items())))
-            for name, e in lock.plugins.items()
-            if e.registry == self.url
-        }
+        return {name: e.installed for name, e in lock.plugins.items() if e.registry == self.url}
 
     def _resolve(
         self,
@@ -528,8 +561,10 @@ class Registry:
         allow: Iterable[str],
         prompt: Approver | None,
     ) -> dict[str, LockedPlugin]:
-        """Approve, fetch and verify every release of ``plan`` that is not installed as planned, then
-        commit them all with one lockfile write (nothing is written before everything is verified)."""
+        """Approve, fetch and verify the releases of ``plan`` not installed as planned; commit them.
+
+        One lockfile write for them all; nothing is written before everything is verified.
+        """
         lock = session.lock
         todo: list[tuple[Release, LockedPlugin | None]] = []
         kept: dict[str, LockedPlugin] = {}
@@ -559,7 +594,8 @@ class Registry:
                 dependencies=checked.dependencies,
                 abi=checked.abi,
             )
-            spec = requested.get(release.name, current.requested if current is not None else "")
+            # Named by the user: what they typed; else what was recorded; a new one: a dependency.
+            spec = requested.get(release.name, current.requested if current is not None else DEPENDENCY_ONLY)
             staged.append(Staged(verified, spec, permissions))
         relabel = {n: requested[n] for n in kept if n in requested and kept[n].requested != requested[n]}
         commit_plan(dest, staged, session=session, requested=relabel)
@@ -574,8 +610,11 @@ class Registry:
         prompt: Approver | None = None,
         host_version: str | None = None,
     ) -> InstallResult:
-        """Resolve ``specs`` with their dependency graph against what is installed, then install the
-        whole set atomically.  The permissions of every release fetched are approved once."""
+        """Resolve ``specs`` with their dependency graph, then install the whole set atomically.
+
+        The graph is resolved against what is installed.  The permissions of every release
+        fetched are approved once.
+        """
         reqs = [Requirement.parse(spec) for spec in specs]
         for req in reqs:
             # Fetched before the lock (reads only); a range that matches nothing on its own is
@@ -633,7 +672,7 @@ class Registry:
                         f"{name} {current.version} (installed) is no longer in registry {self.url}: "
                         "it was removed from the index"
                     )
-                spec = current.requested
+                spec = current.spec
                 try:
                     resolve(plugin, Requirement(name, spec), host_version=host_version)
                 except NoMatchingVersionError as err:
@@ -715,6 +754,7 @@ class InstallResult:
     entries: dict[str, LockedPlugin]
 
     def plan_json(self) -> dict[str, Any]:
+        """The plan as JSON: added, upgraded, downgraded, kept, load order, permissions."""
         return {
             "added": list(self.plan.added),
             "upgraded": [{"name": n, "from": a, "to": b} for n, a, b in self.plan.upgraded],
@@ -725,6 +765,7 @@ class InstallResult:
         }
 
     def plan_lines(self) -> list[str]:
+        """The plan as text lines (``added NAME VERSION``, ...)."""
         lines = [f"added {n} {self.plan.selected[n].version}" for n in self.plan.added]
         lines += [f"upgraded {n} {a} -> {b}" for n, a, b in self.plan.upgraded]
         lines += [f"downgraded {n} {a} -> {b}" for n, a, b in self.plan.downgraded]
@@ -804,33 +845,55 @@ def verify_installed(
     signatures against the last trusted root, so a plugin directory rewritten together with
     its lockfile is caught.  Freshness is a property of sessions, not of installed files, so
     an expired trusted root still judges signatures here.
+
+    The lockfile is read once, each registry's trusted root parsed once, each release folder
+    opened and listed once and each stored manifest parsed once.
+
+    Args:
+        dest: the plugin directory.
+        names: the plugins to check (default: every installed plugin).
+        state_dir: the client's trust state directory (None: digests only).
+        clock: the current time (tests inject it).
+
+    Returns:
+        One result per plugin, and a ``plugin directory`` result for leftover files.
     """
     report = Report(command="client verify")
     lock = read_lockfile(dest)
     store = StateStore(state_dir) if state_dir is not None else None
-    states: dict[str, TrustState | None] = {}  # one load (and one root parse) per registry
-    for name in list(names) or sorted(lock.plugins):
-        entry = lock.plugins.get(name)
-        result = CheckResult(subject=name, file=str(dest / LOCKFILE))
-        try:
-            if entry is None:
-                locked_entry(dest, name)
-            else:
-                result.subject = f"{entry.name} {entry.version}"
-                result.data = entry.to_json()
-                verify_entry(dest, entry)
-                if store is not None:
-                    _verify_installed_signatures(dest, entry, store, clock(), result, states)
-        except RegistryToolError as err:
-            result.findings.append(Finding.from_error(err))
-        report.results.append(result)
-    _report_leftovers(dest, lock, report, store)
+    roots: dict[str, Root | None] = {}  # one load (and one root parse) per registry
+    listed: dict[str, Sequence[str]] = {}
+    now = clock()
+    lockfile = str(dest / LOCKFILE)
+    with PluginDir(dest) as pdir:
+        for name in list(names) or sorted(lock.plugins):
+            entry = lock.plugins.get(name)
+            result = CheckResult(subject=name, file=lockfile)
+            try:
+                if entry is None:
+                    locked_entry(dest, name, lock)
+                else:
+                    result.subject = f"{entry.name} {entry.version}"
+                    result.data = entry.to_json()
+                    checked = check_installed(pdir, dest, entry, signatures=store is not None)
+                    listed[entry.release_dir] = checked.parts
+                    if store is not None:
+                        if entry.registry not in roots:
+                            state = store.load(entry.registry)
+                            roots[entry.registry] = None if state is None else state.root
+                        _verify_installed_signatures(dest, checked, roots[entry.registry], now, result)
+            except RegistryToolError as err:
+                result.findings.append(Finding.from_error(err))
+            report.results.append(result)
+    _report_leftovers(dest, lock, report, store, listed)
     return report
 
 
-def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateStore | None) -> None:
+def _report_leftovers(
+    dest: Path, lock: Lockfile, report: Report, store: StateStore | None, listed: Mapping[str, Sequence[str]]
+) -> None:
     """Files a killed writer left behind (the next install or remove deletes what it started)."""
-    found = leftovers(dest, lock) + [str(p) for p in (store.leftovers() if store is not None else [])]
+    found = leftovers(dest, lock, listed) + [str(p) for p in (store.leftovers() if store is not None else [])]
     if found:
         result = CheckResult(subject="plugin directory", file=str(dest))
         result.findings.append(
@@ -847,17 +910,10 @@ def _report_leftovers(dest: Path, lock: Lockfile, report: Report, store: StateSt
 
 
 def _verify_installed_signatures(
-    dest: Path,
-    entry: LockedPlugin,
-    store: StateStore,
-    now: datetime,
-    result: CheckResult,
-    states: dict[str, TrustState | None],
+    dest: Path, checked: InstalledRelease, root: Root | None, now: datetime, result: CheckResult
 ) -> None:
-    if entry.registry not in states:
-        states[entry.registry] = store.load(entry.registry)
-    state = states[entry.registry]
-    if state is None:
+    entry = checked.entry
+    if root is None:
         result.findings.append(
             Finding(
                 rule="no-trusted-root",
@@ -867,25 +923,97 @@ def _verify_installed_signatures(
             )
         )
         return
-    root = state.root
-    manifest = installed_manifest(dest, entry)
     published = parse_time_strict(entry.published_at) if entry.published_at else None
+    where = f"{dest}/{entry.manifest}"  # not a Path: built for every installed plugin
     try:
         verify_release_signatures(
             root,
             entry.name,
-            manifest,
-            installed_signatures(dest, entry),
+            checked.manifest,
+            checked.signatures,
             min(now, root.expires - timedelta(seconds=1)),
             published_at=published,
-            where=str(dest / entry.manifest),
+            where=where,
+            # The manifest was parsed once (check_installed) from exactly these bytes.
+            identity=ParsedIdentity(checked.facts.name, checked.facts.version, checked.manifest),
         )
     except CheckFailed as err:  # the installed manifest or signatures were rewritten
         raise InstalledFileTamperedError(
             f"{entry.name} {entry.version}: the stored maintainer signature does not verify ({err.what})",
-            where=str(dest / entry.manifest),
+            where=where,
             fix=f"reinstall it: registry-tool client install {entry.name}@{entry.version} --locked",
         ) from None
+
+
+def verify_site(
+    site: str | Path,
+    *,
+    root_bytes: bytes,
+    root_signatures: Sequence[str] | None = None,
+    fetcher: Fetcher | None = None,
+    policy: FetchPolicy | None = None,
+    clock: Clock = _utcnow,
+) -> Report:
+    """Verify every release a registry serves exactly as ``install`` verifies one, in one session.
+
+    The root given is pinned for this call only (nothing is written): the root chain is walked
+    once and the top document verified once, then the whole plugin tree is walked and, for each
+    release of each plugin document, the manifest (size and sha256 pinned by the document,
+    maintainer signatures by delegated, unrevoked keys, identity, the entry's fields against
+    the signed manifest) and the module (its pins in both) are checked.  The root is parsed
+    once per command, not per release.
+
+    Args:
+        site: a registry URL (http(s)://, file://) or the folder of a built site.
+        root_bytes: a root file obtained out of band (e.g. ``root/1.root.json`` of the index).
+        root_signatures: its signature texts (default: fetched from the site).
+        fetcher: the transport (default ``HttpFetcher(policy)``).
+        policy: time limits for the default transport.
+        clock: the current time (tests inject it).
+
+    Returns:
+        One result per release (``name version``); a failure of the session or of the tree is one
+        result with its finding.
+
+    Raises:
+        RegistryToolError: a usage or environment error (an unreadable root file, a transport
+            failure that is not a verdict on the registry), which no result can describe.
+    """
+    url = normalise_url(str(site) if "://" in str(site) else Path(site).resolve().as_uri())
+    report = Report(command="client verify-site")
+    sources = Sources(url, fetcher or HttpFetcher(policy))
+    session = CheckResult(subject=url, file=url)
+    try:
+        root = Root.parse(root_bytes, where="root")
+        if root_signatures is None:
+            rel = f"root/{root.version}.root.json"
+            root_signatures = _decode(
+                sources.signatures(url, rel, {k.key_id for k in root.role("root").keys})
+            )
+        state = pin_root(url, root_bytes, root_signatures)
+        top, state = _session(sources, url, state, clock())
+        reg = Registry(url, top, sources, None, clock, state)
+        documents = reg.walk_tree()
+    except CheckFailed as err:  # usage and environment errors (a bad root file, no network) propagate
+        session.findings.append(Finding.from_error(err))
+        report.results.append(session)
+        return report
+    for doc in documents:
+        for release in doc.releases():
+            result = CheckResult(subject=f"{release.name} {release.version}", file=release.manifest.path)
+            try:
+                facts, signers, _, _ = reg._fetch_manifest(release)
+                reg._fetch_wasm(release, facts)
+                result.data.update(
+                    plugin=release.name,
+                    version=release.version,
+                    signers=sorted(signers),
+                    yanked=release.is_yanked,
+                )
+            except RegistryToolError as err:
+                result.findings.append(Finding.from_error(err))
+            report.results.append(result)
+    return report
 
 
 def load_plugin_bytes(dest: Path, name: str) -> bytes:
@@ -901,8 +1029,11 @@ def remove(dest: Path, name: str, *, force: bool = False) -> LockedPlugin:
 def remove_many(
     dest: Path, names: Sequence[str] = (), *, force: bool = False, orphans: bool = False
 ) -> list[LockedPlugin]:
-    """Remove ``names`` (and, with ``orphans``, the plugins they pulled in as dependencies that
-    nothing installed needs any more) with one lockfile write."""
+    """Remove ``names`` and, with ``orphans``, the dependencies nothing needs any more; one lockfile write.
+
+    Without ``names``, ``orphans`` removes every plugin installed only as a dependency that no
+    installed plugin needs.
+    """
     return remove_plugins(dest, names, force=force, orphaned=orphans)
 
 
@@ -920,4 +1051,5 @@ __all__ = [
     "remove_many",
     "trust",
     "verify_installed",
+    "verify_site",
 ]

@@ -24,7 +24,12 @@ class ClientError(CheckFailed):
 
 
 class FetchError(UsageError):
-    """A file could not be downloaded."""
+    """A file could not be downloaded: the network or the server failed (exit 2, not an attack).
+
+    What a host sends that breaks a bound the client enforces (more bytes than signed, a body
+    trickled past the per-file deadline) is an attack on the checked thing: those errors are
+    ``ClientError``s as well (exit 1), as the conformance suite's error classes say.
+    """
 
     code = "fetch-failed"
 
@@ -36,16 +41,18 @@ class NotFoundError(FetchError):
 
 
 class HttpStatusError(FetchError):
+    """The server answered another HTTP error status than 404."""
+
     code = "http-status"
 
 
-class DownloadTooLargeError(FetchError):
+class DownloadTooLargeError(ClientError, FetchError):
     """More bytes than the signed metadata (or the fixed cap) allows: an endless-data attack."""
 
     code = "endless-data"
 
 
-class SlowRetrievalError(FetchError):
+class SlowRetrievalError(ClientError, FetchError):
     """The per-file deadline passed: a slow-retrieval attack or a dead server."""
 
     code = "slow-retrieval"
@@ -61,18 +68,26 @@ class RedirectRefusedError(FetchError):
 
 
 class RootNotPinnedError(UsageError):
+    """No root is pinned for the registry URL yet (run ``client trust`` first)."""
+
     code = "root-not-pinned"
 
 
 class RootFingerprintMismatchError(ClientError):
+    """The root's sha256 is not the fingerprint obtained out of band."""
+
     code = "root-fingerprint"
 
 
 class RollbackAttackError(ClientError):
+    """registry.json's version is lower than the highest this client has seen."""
+
     code = "rollback-attack"
 
 
 class FreezeAttackError(ClientError):
+    """registry.json expired at the client's clock (a freeze attack or a stale mirror)."""
+
     code = "freeze-attack"
 
 
@@ -83,6 +98,8 @@ class IndexSignatureError(ClientError):
 
 
 class MalformedRegistryError(ClientError):
+    """The registry served a document or file that cannot be read as its format says."""
+
     code = "malformed-registry"
 
 
@@ -104,18 +121,26 @@ BadSpecError = RangeSyntaxError
 
 
 class PluginNotFoundError(UsageError):
+    """The registry holds no plugin of that name."""
+
     code = "plugin-not-found"
 
 
 class WrongSoftwareError(ClientError):
+    """A release's signed manifest names another plugin or version than the one resolved."""
+
     code = "wrong-software"
 
 
 class MixAndMatchError(ClientError):
+    """Files or entries of different releases combined (or an entry disagreeing with its manifest)."""
+
     code = "mix-and-match"
 
 
 class DigestMismatchError(ClientError):
+    """Fetched bytes do not match the size and sha256 their signed pin names."""
+
     code = "digest-mismatch"
 
 
@@ -141,10 +166,14 @@ class ApprovalRequiredError(UsageError):
 
 
 class PermissionEscalationError(ApprovalRequiredError):
+    """An update's new version asks for permissions beyond those granted."""
+
     code = "permission-escalation"
 
 
 class LockfileError(UsageError):
+    """The lockfile cannot be read: wrong version, type, member, path or nesting."""
+
     code = "lockfile"
 
 
@@ -155,10 +184,14 @@ class LockfileMismatchError(ClientError):
 
 
 class InstalledFileTamperedError(ClientError):
+    """An installed file differs from its lockfile entry or its stored signature."""
+
     code = "installed-tampered"
 
 
 class NotInstalledError(UsageError):
+    """The plugin is not in the lockfile."""
+
     code = "not-installed"
 
 

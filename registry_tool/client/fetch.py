@@ -19,12 +19,12 @@ import contextvars
 import logging
 import os
 import socket
+import stat
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -64,7 +64,9 @@ _CHUNK = 64 * KiB
 class Fetcher(Protocol):
     """Download ``url`` and return at most ``max_size`` bytes, or raise a ``FetchError``."""
 
-    def fetch(self, url: str, *, max_size: int) -> bytes: ...
+    def fetch(self, url: str, *, max_size: int) -> bytes:
+        """The bytes at ``url``, at most ``max_size`` of them; raise a ``FetchError`` otherwise."""
+        ...
 
 
 DEFAULT_TOTAL_DEADLINE = 600.0
@@ -72,9 +74,12 @@ DEFAULT_TOTAL_DEADLINE = 600.0
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    """Time limits.  ``deadline`` bounds one file's download, redirects included;
+    """Time limits of a fetcher.
+
+    ``deadline`` bounds one file's download, redirects included;
     ``total_deadline`` bounds every download of one fetcher together (one command), so N
-    stalling files cannot hold a host for N times the per-file deadline.  None: no bound."""
+    stalling files cannot hold a host for N times the per-file deadline.  None: no bound.
+    """
 
     connect_timeout: float = 10.0
     read_timeout: float = 15.0
@@ -179,6 +184,7 @@ class HttpFetcher:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """A fetcher bound by ``policy`` (timeouts, deadlines, redirects), on ``session`` if given."""
         self.policy = policy or FetchPolicy()
         if session is None:
             session = requests.Session()
@@ -194,7 +200,9 @@ class HttpFetcher:
         self._overall_end: float | None = None  # set by the first download
 
     def fetch(self, url: str, *, max_size: int) -> bytes:
-        scheme = urllib.parse.urlsplit(url).scheme
+        """The bytes at ``url`` (http(s):// or file://), at most ``max_size``; see ``Fetcher.fetch``."""
+        # The scheme as urlsplit reads it (lower-cased); file:/// URLs skip the full split.
+        scheme = "file" if url.startswith("file:///") else urllib.parse.urlsplit(url).scheme
         if scheme == "file":
             return _read_file_url(url, max_size)
         if scheme not in ("http", "https"):
@@ -341,22 +349,44 @@ def _size_differs(url: str, max_size: int, size: int, verb: str = "is") -> Downl
     )
 
 
-def _read_file_url(url: str, max_size: int) -> bytes:
+def _file_url_path(url: str) -> str:
+    if url.startswith("file:///") and "?" not in url and "#" not in url:
+        return urllib.parse.unquote(url[7:])  # what urlsplit gives for these, without its cost
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise FetchError(f"file URL with a host is not supported: {url}", fix="use file:///absolute/path")
-    path = Path(urllib.parse.unquote(parts.path))
+    return urllib.parse.unquote(parts.path)
+
+
+def _read_file_url(url: str, max_size: int) -> bytes:
+    path = _file_url_path(url)
     try:
-        with path.open("rb") as fh:
-            if (size := os.fstat(fh.fileno()).st_size) > max_size:
-                raise _size_differs(url, max_size, size)
-            data = fh.read(max_size + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFoundError(f"{url} not found", fix="check the registry path") from None
     except IsADirectoryError:
         raise NotFoundError(f"{url} is a directory", fix="check the registry path") from None
     except OSError as err:
         raise FetchError(f"cannot read {url}: {err.strerror}", fix="check file permissions") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise NotFoundError(f"{url} is a directory", fix="check the registry path")
+        if info.st_size > max_size:
+            raise _size_differs(url, max_size, info.st_size)
+        chunks: list[bytes] = []
+        left = max_size + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as err:
+        raise FetchError(f"cannot read {url}: {err.strerror}", fix="check file permissions") from None
+    finally:
+        os.close(fd)
     if len(data) > max_size:
         raise _too_large(url, max_size, "the file grew while read")
     return data
@@ -379,6 +409,7 @@ class Sources:
 
     @property
     def urls(self) -> list[str]:
+        """The registry URL and then each mirror, in the order they are tried."""
         return [self.base_url, *self.mirrors]
 
     def get(self, url: str, *, max_size: int) -> bytes:
@@ -401,8 +432,10 @@ class Sources:
         """``attempt(base_url)`` for each source in turn; the first success wins.
 
         A source that fails (transport or verification) is skipped.  If none succeeds, the
-        first error that is not a 404 is raised (an attack detected on the origin says more
-        than a mirror's 404); when every source said 404, a ``NotFoundError``.
+        first attack detected (a ``CheckFailed``, exit 1) is raised, whichever source it came
+        from: an origin that is down must not turn a tampering mirror into a mere network
+        failure (exit 2).  Otherwise the first error that is not a 404 (a mirror's 404 says less
+        than the origin's outage); when every source said 404, a ``NotFoundError``.
         """
         errors: list[RegistryToolError] = []
         for base in self.urls:
@@ -411,14 +444,16 @@ class Sources:
             except (CheckFailed, FetchError) as err:
                 log.info("source %s failed (%s: %s); trying the next source", base, err.code, err.what)
                 errors.append(err)
+        attacks = [e for e in errors if isinstance(e, CheckFailed)]
         telling = [e for e in errors if not isinstance(e, NotFoundError)]
-        raise (telling or errors)[0]
+        raise (attacks or telling or errors)[0]
 
     def signatures(
         self, base: str, relpath: str, key_ids: Iterable[str], *, plain: bool = True
     ) -> dict[str, bytes]:
-        """Signature files of ``relpath`` at ``base``: ``F.minisig`` (unless ``plain=False``) and
-        ``F.<KEYID>.minisig``.
+        """Signature files of ``relpath`` at ``base``.
+
+        ``F.minisig`` (unless ``plain=False``) and ``F.<KEYID>.minisig``.
 
         Missing ones (404) are normal (a signer uses one name or the other); whether enough valid
         signatures arrived is for the verifier to say.  Any other failure (an oversize or endless

@@ -28,6 +28,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from registry_tool.client.errors import (
     PluginRequiredError,
     UnsafeNameError,
 )
-from registry_tool.client.plugin_fs import PluginDir
+from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
 from registry_tool.client.trust_state import ManifestFacts
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
@@ -57,6 +58,7 @@ from registry_tool.format import (
 from registry_tool.format.errors import DocumentError
 from registry_tool.format.rules import KEY_ID_RE, PERMISSION_RE, PLUGIN_NAME_RE, SHA256_RE
 from registry_tool.format.strictjson import load_strict
+from registry_tool.resolve import Dependency, Installed
 from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
 
 LOCKFILE = "registry-tool.lock.json"
@@ -64,6 +66,11 @@ LEGACY_LOCKFILE = "registry-tool.lock"  # version 1 (TOML): refused with a "rein
 LOCKFILE_VERSION = 2
 LOCK = ".registry-tool.lck"
 JOURNAL = ".registry-tool.cleanup.json"
+# ``requested`` of an entry installed only because other plugins need it.  Not a range, so it can
+# never be a requirement someone typed; ``""`` stays a plain ``NAME`` (any version) as the shared
+# lockfile format has always recorded it, so a lockfile from another implementation or an older
+# client never marks a plugin the user asked for as removable.
+DEPENDENCY_ONLY = "(dependency)"
 # About 1 KiB per plugin: room for tens of thousands, and a bound for a hostile file.
 MAX_LOCKFILE_SIZE = 64 * MiB
 # Every name check here is a fullmatch: with re.match, "$" also matches before a final newline.
@@ -199,7 +206,18 @@ class LockedPlugin:
 
     @property
     def release_dir(self) -> str:
+        """The release's folder, relative to the plugin directory: ``<name>/<version>``."""
         return f"{self.name}/{self.version}"
+
+    @property
+    def dependency_only(self) -> bool:
+        """Whether the plugin was installed only because other plugins need it (an orphan candidate)."""
+        return self.requested == DEPENDENCY_ONLY
+
+    @property
+    def spec(self) -> str:
+        """The range ``update`` resolves this plugin against ("" for any version)."""
+        return "" if self.dependency_only else self.requested
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -227,6 +245,19 @@ class LockedPlugin:
             "published_at": self.published_at,
         }
 
+    @cached_property
+    def installed(self) -> Installed:
+        """The entry as the resolver sees an installed plugin (built once per entry object)."""
+        return Installed(self.version, tuple(Dependency(d, r) for d, r in sorted(self.dependencies.items())))
+
+    @cached_property
+    def lock_bytes(self) -> bytes:
+        """The entry's member of the lockfile's ``plugins`` object, as written.
+
+        Built once per entry object: entries are immutable.
+        """
+        return f"    {_enc(self.name)}: {_entry_text(self)}".encode()
+
     def to_json(self) -> dict[str, Any]:
         """The entry with its name, for command output."""
         return {"name": self.name, **self.lock_json()}
@@ -236,20 +267,22 @@ class LockedPlugin:
 
 @dataclass
 class Lockfile:
+    """The lockfile (version 2): the installed plugins by name."""
+
     plugins: dict[str, LockedPlugin] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        """Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\\n"`` (the shared format).
+        r"""Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\n"`` (the shared format).
 
         Built from a fixed template with the C string encoder: with ``indent`` set, ``json.dumps``
         runs its pure-Python encoder, which made every install cost ~0.3 s more with 1,000 plugins
-        in the directory.  A test compares the two byte for byte.
+        in the directory.  Each entry's text is built once per entry object (``lock_bytes``), so
+        rewriting the lockfile after one change costs one join.  A test compares the two byte
+        for byte.
         """
-        entries = ",\n".join(
-            f"    {_enc(name)}: {_entry_text(self.plugins[name])}" for name in sorted(self.plugins)
-        )
-        plugins = f"{{\n{entries}\n  }}" if entries else "{}"
-        return f'{{\n  "lockfile_version": {LOCKFILE_VERSION},\n  "plugins": {plugins}\n}}\n'.encode()
+        entries = b",\n".join(self.plugins[name].lock_bytes for name in sorted(self.plugins))
+        plugins = b"{\n" + entries + b"\n  }" if entries else b"{}"
+        return b'{\n  "lockfile_version": %d,\n  "plugins": %s\n}\n' % (LOCKFILE_VERSION, plugins)
 
 
 _enc = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
@@ -300,8 +333,10 @@ def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileErr
 
 
 def parse_json_strict(data: bytes, where: str = LOCKFILE) -> Any:
-    """The format's strict JSON (no duplicate members, NaN, integers beyond 2^53, lone surrogates,
-    deep nesting); every refusal is a ValueError here."""
+    """Parse the format's strict JSON; every refusal is a ValueError here.
+
+    Refused: duplicate members, NaN, integers beyond 2^53, lone surrogates, deep nesting.
+    """
     try:
         return load_strict(data, where=where)
     except DocumentError as err:
@@ -397,8 +432,37 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     )
 
 
+# The last lockfile parsed or written per plugin directory, with its exact bytes: a process that
+# reads an unchanged lockfile again (a host; install after install) reuses the parse instead of
+# validating every entry again, so its per-command cost does not grow with the plugins installed.
+# Keyed by the exact bytes (compared in full), so a changed file is always parsed again.
+_PARSED: dict[str, tuple[bytes, dict[str, LockedPlugin]]] = {}
+_PARSED_DIRS = 16
+
+
+def _remember(dir_: Path, data: bytes, plugins: dict[str, LockedPlugin]) -> None:
+    key = str(dir_)
+    _PARSED.pop(key, None)
+    if len(_PARSED) >= _PARSED_DIRS:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = (data, dict(plugins))
+
+
 def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
-    """Parse lockfile bytes (pure); every problem is a ``LockfileError``, never a crash."""
+    """Parse lockfile bytes (pure); every problem is a ``LockfileError``, never a crash.
+
+    The same bytes parsed (or written) last for ``dir_`` in this process are not validated
+    again: their entries are reused (they are immutable).
+    """
+    cached = _PARSED.get(str(dir_))
+    if cached is not None and cached[0] == data:
+        return Lockfile(dict(cached[1]))
+    lock = _parse_lockfile(data, dir_)
+    _remember(dir_, data, lock.plugins)
+    return lock
+
+
+def _parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
     try:
         raw = parse_json_strict(data)
     except ValueError as err:
@@ -450,9 +514,12 @@ class DirSession:
 
 
 def _journal_paths(pdir: PluginDir) -> list[str]:
-    """The release files a killed writer was adding or removing.  An unreadable journal (cut short
+    """The release files a killed writer was adding or removing.
+
+    An unreadable journal (cut short
     by a power loss: it is not fsynced) is ignored: it only ever widens what may be deleted, so
-    ignoring it deletes less, and `client verify` still reports what is left."""
+    ignoring it deletes less, and `client verify` still reports what is left.
+    """
     try:
         data = pdir.read(JOURNAL, MAX_LOCKFILE_SIZE, "cleanup journal")
         raw = parse_json_strict(data, JOURNAL) if data is not None else None
@@ -475,8 +542,19 @@ def _write_journal(pdir: PluginDir, paths: Iterable[str]) -> None:
     pdir.write_atomic(JOURNAL, (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8"), durable=False)
 
 
-def _referenced(lock: Lockfile) -> set[str]:
-    return {path for entry in lock.plugins.values() for path in entry.files}
+def _referenced(lock: Lockfile, paths: Iterable[str]) -> set[str]:
+    """Those of ``paths`` that an entry of ``lock`` still names.
+
+    A path ``<name>/<version>/<file>``
+    can only be named by the entry of ``<name>`` (the lockfile's path rule), so this costs
+    O(paths), not O(installed plugins).
+    """
+    out: set[str] = set()
+    for path in paths:
+        entry = lock.plugins.get(path.split("/", 1)[0])
+        if entry is not None and path in entry.files:
+            out.add(path)
+    return out
 
 
 def _remove_files(pdir: PluginDir, paths: Iterable[str], keep: set[str]) -> list[str]:
@@ -495,13 +573,16 @@ def _remove_files(pdir: PluginDir, paths: Iterable[str], keep: set[str]) -> list
 
 
 def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
-    """Finish what a killed writer left: files named in the journal that the lockfile does not
-    reference (the old version after a committed update, the new one after an interrupted one)
-    and temporary files.  Only paths the journal lists are touched."""
+    """Finish what a killed writer left.
+
+    Deletes the files named in the journal that the lockfile does not reference (the old version
+    after a committed update, the new one after an interrupted one) and temporary files.  Only
+    paths the journal lists are touched.
+    """
     removed = pdir.remove_parts()
     paths = _journal_paths(pdir)
     if paths:
-        removed += _remove_files(pdir, paths, _referenced(lock))
+        removed += _remove_files(pdir, paths, _referenced(lock, paths))
     if pdir.lstat(JOURNAL) is not None:
         pdir.unlink(JOURNAL)
     return removed
@@ -600,19 +681,20 @@ def _entry_for(staged: Staged) -> LockedPlugin:
 
 
 def with_required_by(plugins: dict[str, LockedPlugin]) -> dict[str, LockedPlugin]:
-    """Every entry's ``required_by`` derived from the recorded dependency edges (one rule, so the
-    lockfile never disagrees with itself after an install or a removal)."""
-    parents: dict[str, set[str]] = {name: set() for name in plugins}
+    """Every entry's ``required_by``, derived from the recorded dependency edges.
+
+    One rule, so the lockfile never disagrees with itself after an install or a removal.
+    """
+    parents: dict[str, list[str]] = {}
     for entry in plugins.values():
         for dep in entry.dependencies:
-            if dep in parents:
-                parents[dep].add(entry.name)
-    return {
-        name: entry
-        if entry.required_by == tuple(sorted(parents[name]))
-        else dataclasses.replace(entry, required_by=tuple(sorted(parents[name])))
-        for name, entry in plugins.items()
-    }
+            if dep in plugins:
+                parents.setdefault(dep, []).append(entry.name)
+    out: dict[str, LockedPlugin] = {}
+    for name, entry in plugins.items():
+        wanted = tuple(sorted(parents[name])) if name in parents else ()
+        out[name] = entry if entry.required_by == wanted else dataclasses.replace(entry, required_by=wanted)
+    return out
 
 
 def commit_plan(
@@ -657,17 +739,19 @@ def commit_plan(
                 pdir.write_atomic(f"{entry.release_dir}/{sig_name}", sig)
             pdir.write_atomic(entry.manifest, s.verified.manifest_bytes)
             pdir.write_atomic(entry.wasm, s.verified.wasm_bytes)
-        pdir.write_atomic(LOCKFILE, Lockfile(plugins).to_bytes())  # the commit point
+        text = Lockfile(plugins).to_bytes()
+        pdir.write_atomic(LOCKFILE, text)  # the commit point
     except BaseException:
         # Nothing committed: the new files the old lockfile does not name go now (the journal
         # would have them removed by the next writer anyway).
         with contextlib.suppress(Exception):
-            _remove_files(pdir, new_files, _referenced(lock))
+            _remove_files(pdir, new_files, _referenced(lock, new_files))
             pdir.unlink(JOURNAL)
         raise
     lock.plugins = plugins
+    _remember(dir_, text, plugins)
     # Only what the previous entries listed, and only files the new lockfile no longer names.
-    _remove_files(pdir, old_files, _referenced(lock))
+    _remove_files(pdir, old_files, _referenced(lock, old_files))
     pdir.unlink(JOURNAL)
     return {entry.name: plugins[entry.name] for entry in entries}
 
@@ -677,31 +761,48 @@ def dependents(lock: Lockfile, name: str) -> list[str]:
     return sorted(e.name for e in lock.plugins.values() if name in e.dependencies and e.name != name)
 
 
-def orphans(lock: Lockfile, removed: Iterable[LockedPlugin]) -> list[str]:
-    """Plugins that ``removed`` needed (transitively), installed without a requirement of their own
-    (``requested`` is ""), that nothing left in ``lock`` needs any more.
+def orphans(lock: Lockfile, removed: Iterable[LockedPlugin] | None = None) -> list[str]:
+    """Plugins installed only as dependencies (``DEPENDENCY_ONLY``) that nothing in ``lock`` needs.
 
-    Only dependencies of what is being removed are candidates: the lockfile records a plain
-    ``install NAME`` as "" too, so "" alone does not mean "installed only as a dependency".
+    Found transitively (an orphan's own dependencies may become orphans), sorted per round.  With
+    ``removed``, only what those entries pulled in (transitively) is a candidate; without it, every
+    dependency-only entry is.  A plugin the user asked for by name is never an orphan.
+
+    Args:
+        lock: the lockfile as it will be after the removal.
+        removed: the entries being removed, or None for every orphan of ``lock``.
+
+    Returns:
+        The names of the orphans, in the order they were found.
     """
     plugins = dict(lock.plugins)
-    pulled = {dep for e in removed for dep in e.dependencies}
+    pulled = None if removed is None else {dep for e in removed for dep in e.dependencies}
     found: list[str] = []
     while True:
         needed = {dep for e in plugins.values() for dep in e.dependencies}
-        loose = sorted(n for n in pulled if n in plugins and plugins[n].requested == "" and n not in needed)
+        loose = sorted(
+            n
+            for n, e in plugins.items()
+            if e.dependency_only and n not in needed and (pulled is None or n in pulled)
+        )
         if not loose:
             return found
         found += loose
         for n in loose:
-            pulled |= set(plugins.pop(n).dependencies)
+            dropped = plugins.pop(n)
+            if pulled is not None:
+                pulled |= set(dropped.dependencies)
 
 
 def remove_plugins(
     dir_: Path, names: Sequence[str], *, force: bool = False, orphaned: bool = False
 ) -> list[LockedPlugin]:
-    """Delete the files the entries of ``names`` (and, with ``orphaned``, of every orphan) list,
-    then write the lockfile once without them.
+    """Delete the files of ``names`` (and, with ``orphaned``, of their orphans); one lockfile write.
+
+    The lockfile is written once, without them.
+
+    With ``orphaned`` and no ``names``: every plugin installed only as a dependency that nothing
+    installed needs any more.
 
     Refuses (``PluginRequiredError``) when a plugin that stays depends on one being removed,
     unless ``force``.  The entries go only after their files are gone: a refusal (a link planted
@@ -719,7 +820,9 @@ def remove_plugins(
         targets = list(dict.fromkeys(names))
         if orphaned:
             rest = Lockfile({n: e for n, e in lock.plugins.items() if n not in targets})
-            targets += orphans(rest, [lock.plugins[n] for n in targets])
+            targets += orphans(rest, [lock.plugins[n] for n in targets] if targets else None)
+        if not targets:
+            return []
         if not force:
             for name in targets:
                 users = [u for u in dependents(lock, name) if u not in targets]
@@ -736,9 +839,11 @@ def remove_plugins(
             pdir.check_dir(entry.release_dir)
         for entry in entries:
             del lock.plugins[entry.name]
-            _remove_files(pdir, entry.files, _referenced(lock))
+            _remove_files(pdir, entry.files, _referenced(lock, entry.files))
         lock.plugins = with_required_by(lock.plugins)
-        pdir.write_atomic(LOCKFILE, lock.to_bytes())
+        text = lock.to_bytes()
+        pdir.write_atomic(LOCKFILE, text)
+        _remember(dir_, text, lock.plugins)
     return entries
 
 
@@ -759,11 +864,11 @@ def _tampered(entry: LockedPlugin, dir_: Path, what: str, path: str) -> Installe
 
 
 def _read_installed(
-    pdir: PluginDir, dir_: Path, entry: LockedPlugin, rel: str, cap: int, label: str
+    folder: Folder | None, dir_: Path, entry: LockedPlugin, rel: str, cap: int, label: str
 ) -> bytes:
     # One byte over the recorded size is read so that a longer file fails the digest check below.
     try:
-        data = pdir.read(rel, cap + 1, "installed file")
+        data = None if folder is None else folder.read(rel.rsplit("/", 1)[1], cap + 1, "installed file")
     except UnreadableFileError as err:
         raise _tampered(
             entry, dir_, f"{label} differs from the lockfile's sha256/size ({err.what})", rel
@@ -773,15 +878,57 @@ def _read_installed(
     return data
 
 
-def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
-    """Re-check one installed plugin against its lockfile entry; return the verified wasm bytes.
+@dataclass(frozen=True)
+class InstalledRelease:
+    """One installed release, re-read and checked against its lockfile entry."""
 
-    Reads are bounded by the sizes the lockfile records and never follow a link below ``dir_``.
+    entry: LockedPlugin
+    manifest: bytes
+    wasm: bytes
+    facts: ManifestFacts  # the stored manifest, parsed once
+    signatures: tuple[str, ...] = ()  # the texts of the signature files found (when asked for)
+    parts: tuple[str, ...] = ()  # temporary files a killed writer left in the release folder
+
+
+def check_installed(
+    pdir: PluginDir, dir_: Path, entry: LockedPlugin, *, signatures: bool = False
+) -> InstalledRelease:
+    """Re-check one installed release against its lockfile entry, opening its folder once.
+
+    The manifest and the module must have the recorded sizes and digests, and the manifest must
+    name the entry's plugin, version and module digest.  Reads are bounded by the recorded sizes
+    and never follow a link below ``dir_``.
+
+    Args:
+        pdir: the open plugin directory.
+        dir_: its path (for messages).
+        entry: the lockfile entry.
+        signatures: also read the signature files the entry lists (missing ones are skipped:
+            the threshold decides).
+
+    Returns:
+        The verified bytes, the parsed manifest, and what else the folder holds.
+
+    Raises:
+        InstalledFileTamperedError: a file is missing, longer, or differs from the lockfile.
+        UnsafePathError: a link below the plugin directory.
     """
-    with PluginDir(dir_) as pdir:
-        pdir.check_dir(entry.release_dir)
-        manifest = _read_installed(pdir, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
-        wasm = _read_installed(pdir, dir_, entry, entry.wasm, entry.wasm_size, "the wasm module")
+    with pdir.folder(entry.release_dir) as folder:  # opens <name>, then <version>, never via a link
+        manifest = _read_installed(folder, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
+        wasm = _read_installed(folder, dir_, entry, entry.wasm, entry.wasm_size, "the wasm module")
+        texts: list[str] = []
+        if signatures and folder is not None:
+            for rel in entry.signatures:
+                data = folder.read(rel.rsplit("/", 1)[1], MAX_SIGNATURE_FILE, "signature file")
+                if data is not None:
+                    texts.append(data.decode("utf-8", errors="replace"))
+        parts = (
+            ()
+            if folder is None
+            else tuple(
+                sorted(f"{entry.release_dir}/{n}" for n in folder.names() if n.startswith(PART_PREFIX))
+            )
+        )
     if hashlib.sha256(manifest).hexdigest() != entry.manifest_sha256 or len(manifest) != entry.manifest_size:
         raise _tampered(entry, dir_, "plugin.toml differs from the lockfile's sha256", entry.manifest)
     digest = hashlib.sha256(wasm).hexdigest()
@@ -793,30 +940,32 @@ def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
         raise _tampered(entry, dir_, err.what, entry.manifest) from None
     if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
         raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
-    return wasm
+    return InstalledRelease(entry, manifest, wasm, facts, tuple(texts), parts)
 
 
-def installed_manifest(dir_: Path, entry: LockedPlugin) -> bytes:
+def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
+    """Re-check one installed plugin against its lockfile entry; return the verified wasm bytes.
+
+    Reads are bounded by the sizes the lockfile records and never follow a link below ``dir_``.
+    """
     with PluginDir(dir_) as pdir:
-        return _read_installed(pdir, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
+        return check_installed(pdir, dir_, entry).wasm
 
 
-def installed_signatures(dir_: Path, entry: LockedPlugin) -> list[str]:
-    """The signature files the lockfile lists (missing ones are skipped: the threshold decides)."""
-    texts: list[str] = []
-    with PluginDir(dir_) as pdir:
-        for rel in entry.signatures:
-            data = pdir.read(rel, MAX_SIGNATURE_FILE, "signature file")
-            if data is not None:
-                texts.append(data.decode("utf-8", errors="replace"))
-    return texts
+def leftovers(
+    dir_: Path, lock: Lockfile | None = None, listed: Mapping[str, Sequence[str]] | None = None
+) -> list[str]:
+    """Files and folders a killed writer left behind.
 
+    Temporary files, a cleanup journal, release folders the lockfile does not name.
+    ``client verify`` reports them; the next writer removes
+    what the journal lists.
 
-def leftovers(dir_: Path, lock: Lockfile | None = None) -> list[str]:
-    """Files and folders a killed writer left behind: temp files, a cleanup journal, release
-    folders the lockfile does not name.  ``client verify`` reports them; the next writer removes
-    what the journal lists."""
+    ``listed`` maps release folders already listed by the caller to the temporary files found
+    there (``InstalledRelease.parts``), so no folder is listed twice.
+    """
     found: list[str] = []
+    listed = listed or {}
     with PluginDir(dir_) as pdir:
         if not pdir.exists:
             return found
@@ -837,6 +986,8 @@ def leftovers(dir_: Path, lock: Lockfile | None = None) -> list[str]:
                 rel = f"{name}/{version}"
                 if rel not in installed:
                     found.append(rel + "/")
+                elif rel in listed:
+                    found += listed[rel]
                 elif (sub := pdir.lstat(rel)) is not None and stat.S_ISDIR(sub.st_mode):
                     found += pdir.find_parts(rel)
     return found

@@ -52,6 +52,7 @@ class PluginDir:
     """An open plugin directory: every operation resolves below it without following links."""
 
     def __init__(self, root: Path, *, create: bool = False) -> None:
+        """Open the plugin directory ``root`` (created with ``create``; absent: ``exists`` is False)."""
         self.root = root
         if create:
             root.mkdir(parents=True, exist_ok=True)
@@ -67,17 +68,21 @@ class PluginDir:
 
     @property
     def exists(self) -> bool:
+        """Whether the plugin directory exists."""
         return self.fd >= 0
 
     def close(self) -> None:
+        """Close the directory's descriptor."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
     def __enter__(self) -> PluginDir:
+        """The open directory itself."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the directory."""
         self.close()
 
     # ------------------------------------------------------------------ directories
@@ -144,10 +149,12 @@ class PluginDir:
             return fd is not None
 
     def listdir(self, rel: str = "") -> list[str]:
+        """The names in directory ``rel`` ("" for the root), sorted; empty when absent."""
         with self.directory(rel) as fd:
             return sorted(_names(fd)) if fd is not None else []
 
     def lstat(self, rel: str) -> os.stat_result | None:
+        """``os.lstat`` of ``rel`` (never follows the last link), None when absent."""
         parts = _split(rel)
         with self.directory("/".join(parts[:-1])) as fd:
             if fd is None:
@@ -162,18 +169,27 @@ class PluginDir:
     def read(self, rel: str, cap: int, what: str) -> bytes | None:
         """The regular file ``rel`` (at most ``cap`` bytes), None when absent; never through a link."""
         parts = _split(rel)
-        with self.directory("/".join(parts[:-1])) as fd:
-            if fd is None:
-                return None
-            try:
-                return read_bounded_if_exists(parts[-1], cap, what, follow_symlinks=False, dir_fd=fd)
-            except UnsafePathError:
-                raise _unsafe(self.root, rel, "is a symbolic link") from None
-            except UnreadableFileError as err:  # name the file by its full path, not its last part
-                shown = str(self.root / rel)
-                raise UnreadableFileError(
-                    err.what.replace(f" {parts[-1]} ", f" {shown} ", 1), where=shown, fix=err.fix
-                ) from None
+        parent = "/".join(parts[:-1])
+        with self.directory(parent) as fd:
+            return None if fd is None else self._read_at(fd, parent, parts[-1], cap, what)
+
+    def _read_at(self, fd: int, parent: str, name: str, cap: int, what: str) -> bytes | None:
+        rel = f"{parent}/{name}" if parent else name
+        try:
+            return read_bounded_if_exists(name, cap, what, follow_symlinks=False, dir_fd=fd)
+        except UnsafePathError:
+            raise _unsafe(self.root, rel, "is a symbolic link") from None
+        except UnreadableFileError as err:  # name the file by its full path, not its last part
+            shown = str(self.root / rel)
+            raise UnreadableFileError(
+                err.what.replace(f" {name} ", f" {shown} ", 1), where=shown, fix=err.fix
+            ) from None
+
+    @contextmanager
+    def folder(self, rel: str) -> Iterator[Folder | None]:
+        """Directory ``rel`` opened once (None when absent), to list it and read several of its files."""
+        with self.directory(rel) as fd:
+            yield None if fd is None else Folder(self, rel, fd)
 
     def write_atomic(self, rel: str, data: bytes, *, durable: bool = True) -> None:
         """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.
@@ -229,6 +245,7 @@ class PluginDir:
             return True
 
     def rmdir_if_empty(self, rel: str) -> bool:
+        """Remove directory ``rel`` if it is an empty directory; whether it was removed."""
         parts = _split(rel)
         with self.directory("/".join(parts[:-1])) as fd:
             if fd is None:
@@ -259,6 +276,7 @@ class PluginDir:
         return removed
 
     def find_parts(self, rel: str = "") -> list[str]:
+        """Temporary ``.part-*`` files in directory ``rel`` (relative paths, sorted)."""
         with self.directory(rel) as fd:
             if fd is None:
                 return []
@@ -302,6 +320,22 @@ class PluginDir:
             yield
         finally:
             os.close(fd)  # releases the flock
+
+
+class Folder:
+    """An open directory below a ``PluginDir``: its files are read without walking the path again."""
+
+    def __init__(self, owner: PluginDir, rel: str, fd: int) -> None:
+        """Wrap ``fd``, the open directory ``rel`` of ``owner`` (closed by ``PluginDir.folder``)."""
+        self.owner, self.rel, self.fd = owner, rel, fd
+
+    def names(self) -> list[str]:
+        """The names in the directory, unsorted."""
+        return _names(self.fd)
+
+    def read(self, name: str, cap: int, what: str) -> bytes | None:
+        """The regular file ``name`` of this directory (at most ``cap`` bytes), None when absent."""
+        return self.owner._read_at(self.fd, self.rel, name, cap, what)
 
 
 def _names(fd: int) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError, UngrantedImportError
 from registry_tool.client.trust_state import required_dependencies
+from registry_tool.errors import UsageError
 from registry_tool.format import Release
 from registry_tool.manifest.binary import module_interface
 from registry_tool.manifest.config import Limits, Permission, import_allowed
@@ -44,6 +45,7 @@ class ReleaseFacts:
 
 
 def signed_manifest(release: Release, data: bytes) -> Manifest:
+    """The release's signed plugin.toml parsed (after its digest and signatures were checked)."""
     where = release.manifest.path
     manifest, findings = parse_manifest(Path(where), data, where)
     if manifest is None:
@@ -80,8 +82,10 @@ def _limit_mismatches(release: Release, declared: Limits, defaults: Limits | Non
 def compare_index_entry(
     release: Release, manifest: Manifest, *, default_limits: Limits | None = None
 ) -> list[str]:
-    """Fields where the index entry says something the signed manifest does not (those
-    ``verify_manifest`` does not already compare)."""
+    """Fields where the index entry says something the signed manifest does not.
+
+    Only those ``verify_manifest`` does not already compare.
+    """
     return _limit_mismatches(release, manifest.declared_limits, default_limits)
 
 
@@ -89,13 +93,28 @@ def module_imports(release: Release, wasm: bytes) -> tuple[tuple[str, str], ...]
     """(module, name) of every import of the module or component."""
     try:
         if is_component(wasm):
-            return tuple((i.module, i.name) for i in inspect_wasm(wasm).imports)
+            return tuple((i.module, i.name) for i in _component_imports(release, wasm))
         return tuple((imp.module, imp.name) for imp, _ in module_interface(wasm).imports)
     except (WasmInspectionError, ValueError, IndexError, UnicodeDecodeError) as err:
         raise MalformedRegistryError(
             f"the module of {release.name} {release.version} cannot be read ({err})"[:600],
             where=release.wasm.path,
             fix="the maintainer must publish a valid module",
+        ) from None
+
+
+def _component_imports(release: Release, wasm: bytes) -> Any:
+    """A component's imports: read by wasmtime, which the base install leaves to ``[sandbox]``."""
+    try:
+        return inspect_wasm(wasm).imports
+    except ModuleNotFoundError as err:
+        if err.name != "wasmtime":
+            raise
+        raise UsageError(
+            f"{release.name} {release.version} is a WebAssembly component: reading its imports"
+            " needs wasmtime",
+            where=release.wasm.path,
+            fix="pip install 'registry-tool[sandbox]'",
         ) from None
 
 
@@ -108,8 +127,10 @@ def check_release(
     vocabulary: Mapping[str, Permission] | None = None,
     default_limits: Limits | None = None,
 ) -> ReleaseFacts:
-    """Refuse an index entry that disagrees with the signed manifest, or a module importing
-    what the granted permissions do not cover.  Call after the digests and signatures matched.
+    """Refuse an entry disagreeing with the signed manifest, or a module importing beyond the grant.
+
+    A module may not import what the granted permissions do not cover.  Call after the digests
+    and signatures matched.
 
     ``vocabulary`` is the registry's permission vocabulary (registry.toml ``[permissions]``).
     Without it the import rule is the part that holds for every vocabulary: a module granted no

@@ -44,14 +44,19 @@ def normalise_url(url: str) -> str:
 
 
 class StateStore:
+    """The client's trust state files, one per registry URL, under one directory."""
+
     def __init__(self, directory: Path) -> None:
+        """Keep the state files in ``directory``."""
         self.directory = directory
 
     def path_for(self, url: str) -> Path:
+        """The state file of ``url`` (named by the sha256 of its normalised spelling)."""
         digest = hashlib.sha256(normalise_url(url).encode("utf-8")).hexdigest()[:24]
         return self.directory / f"{digest}.json"
 
     def load(self, url: str) -> TrustState | None:
+        """The stored state of ``url``, None when none; an unreadable file is ``StateFileError``."""
         path = self.path_for(url)
         data = read_bounded_if_exists(path, MAX_STATE_SIZE, "trust state file")
         if data is None:
@@ -86,6 +91,7 @@ class StateStore:
         return sorted(self.directory.glob(f".*{_TMP_SUFFIX}"))
 
     def require(self, url: str) -> TrustState:
+        """The stored state of ``url``; ``RootNotPinnedError`` when no root was pinned yet."""
         state = self.load(url)
         if state is None:
             raise RootNotPinnedError(
@@ -105,12 +111,13 @@ class StateStore:
                 stale.unlink(missing_ok=True)
             current = None if replace else self.load(state.url)
             if current is not None:
-                if current.root_version > state.root_version:
+                # The same root bytes are the same version: no parse (each parse validates the root
+                # against its schema), so saving after every install costs no root parse.
+                same = current.root_bytes == state.root_bytes
+                if not same and current.root_version > state.root_version:
                     return current
-                if current.root_version == state.root_version:
-                    state = TrustState(
-                        state.url, state.root_bytes, max(state.highest_version, current.highest_version)
-                    )
+                if same or current.root_version == state.root_version:
+                    state = state.with_highest(max(state.highest_version, current.highest_version))
             body = {
                 "state_version": STATE_VERSION,
                 "url": normalise_url(state.url),

@@ -40,6 +40,7 @@ from registry_tool.client.errors import (
 )
 from registry_tool.errors import CheckFailed
 from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, toml
+from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import (
     Root,
     UnauthorizedSignerError,
@@ -63,12 +64,23 @@ class TrustState:
 
     @cached_property
     def root(self) -> Root:
+        """The trusted root, parsed once per state object (strict parsing validates its schema)."""
         # Parsed once per state object (strict parsing includes schema validation).
         return Root.parse(self.root_bytes, where="trusted root")
 
     @property
     def root_version(self) -> int:
+        """The trusted root's version."""
         return self.root.version
+
+    def with_highest(self, highest: int) -> TrustState:
+        """This state with another highest-seen version, keeping the parsed root (same bytes)."""
+        if highest == self.highest_version:
+            return self
+        new = replace(self, highest_version=highest)
+        if "root" in self.__dict__:  # the cached parse of the very same bytes
+            new.__dict__["root"] = self.__dict__["root"]
+        return new
 
 
 def fingerprint(root_bytes: bytes) -> str:
@@ -228,6 +240,7 @@ class ManifestFacts:
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
+        """Read the facts from plugin.toml bytes; a file lacking them is ``MalformedRegistryError``."""
         try:
             raw = toml.loads(data.decode("utf-8"))
             plugin, artifact = raw["plugin"], raw["artifact"]
@@ -319,7 +332,14 @@ def verify_manifest(
     published = release.published()
     try:
         signers = verify_release_signatures(
-            root, release.name, data, list(sigs), now, published_at=published, where=where
+            root,
+            release.name,
+            data,
+            list(sigs),
+            now,
+            published_at=published,
+            where=where,
+            identity=ParsedIdentity(name, version, data),  # parsed once, from exactly these bytes
         )
     except CheckFailed as err:
         err.what = f"maintainer signature of {release.name} {release.version}: {err.what}"

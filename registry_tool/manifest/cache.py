@@ -1,11 +1,10 @@
 """What validate proved once, kept across runs so a later run need not import the prover.
 
-Two kinds of entries live in one private directory under the platform cache directory:
-
-- compiled schemas: the Python code fastjsonschema generates for a schema (``source.py``);
-- positive verdicts of pure checks whose library costs more to import than to run: a module
-  wasmtime validates under a feature set, a feature set wasmtime accepts, an SPDX expression
-  license_expression accepts, a version, range or range overlap semantic_version accepts.
+Positive verdicts of pure checks whose library costs more to import than to run live in one
+private directory under the platform cache directory: a module wasmtime validates under a
+feature set, a feature set wasmtime accepts, an SPDX expression license_expression accepts, a
+version, range or range overlap semantic_version accepts.  (The schema validators are not
+cached: the package ships their generated code, ``_schemas/``.)
 
 Verdicts are used only when a short-lived process asks for them (``use_verdicts``: the
 ``registry-tool validate`` launcher does): a long run that has imported the libraries anyway

@@ -3,7 +3,7 @@
 Each runner (an ``Adapter``) links its ABI's host functions once per release and invokes a test; the
 worker does everything common (store limits, WASI capture, import gating, classification).  Adding
 an ABI is one ``AbiSpec`` (``registry_tool.manifest.abi``) plus one ``Adapter`` subclass in
-``runners.ADAPTERS`` (docs/sandbox.md, "Adding an ABI").
+``runners.RUNNERS`` (docs/sandbox.md, "Adding an ABI").
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,9 @@ class EngineSpec:
     #: ``wasmtime.Config`` attribute -> on, for every switchable proposal (``resolved()`` fills it in
     #: the parent; None: computed from ``features`` when needed).
     flags: dict[str, bool] | None = None
+    #: The wasmtime-py version (part of the cache key), filled in by ``resolved()`` in the parent:
+    #: reading it (``importlib.metadata``) costs the worker about 20 ms of CPU.  None: read when needed.
+    wasmtime: str | None = None
 
     def normalised_features(self) -> dict[str, bool]:
         """Every switchable proposal by its registry.toml name -> on (absent means off)."""
@@ -108,7 +110,7 @@ class EngineSpec:
 
     def resolved(self) -> EngineSpec:
         """This spec with ``flags`` filled in, as the worker receives it."""
-        return replace(self, flags=self.wasmtime_flags())
+        return replace(self, flags=self.wasmtime_flags(), wasmtime=self.wasmtime or wasmtime_version())
 
     def fingerprint(self) -> str:
         """A digest of everything here that changes generated code (part of the compile-cache key)."""
@@ -117,7 +119,7 @@ class EngineSpec:
                 "features": self.wasmtime_flags(),
                 "stack": self.stack,
                 "component": self.component,
-                "wasmtime": wasmtime_version(),
+                "wasmtime": self.wasmtime or wasmtime_version(),
                 "fuel": True,
                 "epoch": True,
                 "reservation": self.reservation,
@@ -265,6 +267,8 @@ class ModuleCache:
         """Serialise ``module`` under ``key`` atomically; False when unusable or the write fails."""
         if not self._usable():
             return False
+        import tempfile  # only on a miss: the worker's start does without it
+
         data = module.serialize()
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:

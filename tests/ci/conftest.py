@@ -1,6 +1,6 @@
 """Temporary index git repositories: a signed base on `main`, pull requests on a branch.
 
-Keys, roots and releases are made with the real signing and trust APIs; modules are tiny WAT
+The index itself is built by tests.world (keys, root chain, releases); modules are tiny WAT
 programs compiled with wasmtime.wat2wasm.  The base repository is built once per session and
 cloned per test (a local clone takes milliseconds).
 """
@@ -11,18 +11,18 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import wasmtime
 
 from registry_tool.ci.check import CheckOptions, check_pull_request
 from registry_tool.ci.scaffold import render_template
 from registry_tool.report import Report
-from registry_tool.signing import SecretKey, sign_release, sign_yank
-from registry_tool.trust.editing import add_maintainer, edit_root_dir, init_root_dir, new_root, sign_root_dir
+from registry_tool.signing import SecretKey
+from tests.world import IndexTree, Keys, wasm
+from tests.world import manifest_text as world_manifest
 
 HOST = "ferrite"
 
@@ -46,6 +46,7 @@ SPIN = """(module (func (export "add") (param i32 i32) (result i32) (loop $l (br
 
 
 def git(cwd: Path, *args: str) -> str:
+    """``git ARGS`` in ``cwd``; its stdout."""
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
     return proc.stdout
 
@@ -57,49 +58,19 @@ def manifest_text(
     permissions: dict[str, bool] | None = None,
     dependencies: dict[str, str] | None = None,
 ) -> str:
-    perms = "".join(f"{k} = {str(v).lower()}\n" for k, v in (permissions or {}).items())
-    deps = "".join(f'{k} = "{v}"\n' for k, v in (dependencies or {}).items())
-    if deps:
-        perms += f"\n[dependencies]\n{deps}"
-    return f"""[plugin]
-name = "{name}"
-version = "{version}"
-description = "adds two numbers"
-authors = ["tests"]
-license = "MIT"
-abi = "core"
-
-[compatibility]
-host = ">=0.1.0, <1.0.0"
-
-[artifact]
-file = "{name}.wasm"
-
-[exports]
-functions = ["add"]
-
-[permissions]
-{perms}
-[limits]
-fuel = 2_000_000
-memory = "1MiB"
-wall_time = "10s"  # generous: the suite shares 2 cores; fuel bounds the work
-
-[[tests]]
-name = "adds"
-call = "add"
-args = [2, 3]
-expect = [5]
-"""
-
-
-@dataclass
-class Keys:
-    root: SecretKey
-    index: SecretKey
-    alice: SecretKey  # maintainer of alpha*
-    bob: SecretKey  # maintainer of beta
-    mallory: SecretKey  # nobody
+    """The ci tests' manifest: MIT, host >=0.1.0, <1.0.0, explicit limits, add(2, 3) == 5."""
+    return world_manifest(
+        name,
+        version,
+        license="MIT",
+        keywords=None,
+        host=">=0.1.0, <1.0.0",
+        permissions=permissions or {},
+        dependencies=dependencies,
+        # wall_time is generous: the suite shares 2 cores; fuel bounds the work.
+        limits={"fuel": 2_000_000, "memory": "1MiB", "wall_time": "10s"},
+        test=("adds", [2, 3], [5]),
+    )
 
 
 @dataclass
@@ -112,7 +83,13 @@ class IndexRepo:
 
     @property
     def index(self) -> Path:
+        """The index directory inside the repository."""
         return self.path / "index"
+
+    @property
+    def tree(self) -> IndexTree:
+        """The index as a tests.world tree (signing time: now)."""
+        return IndexTree(self.index, self.keys, datetime.now(UTC))
 
     def release(
         self,
@@ -124,22 +101,18 @@ class IndexRepo:
         permissions: dict[str, bool] | None = None,
         dependencies: dict[str, str] | None = None,
     ) -> Path:
-        directory = self.index / "plugins" / name / version
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / f"{name}.wasm").write_bytes(wasmtime.wat2wasm(wat))
+        """A signed release (alice signs unless ``signer`` is given); its folder."""
         text = manifest_text(name, version, permissions=permissions, dependencies=dependencies)
-        (directory / "plugin.toml").write_text(text)
-        sign_release(directory, signer or self.keys.alice)
-        return directory
+        return self.tree.add_release(
+            name, version, manifest=text, module=wasm(wat), signer=signer or self.keys.alice
+        )
 
     def yank(self, name: str, version: str, signer: SecretKey, reason: str = "broken") -> Path:
-        directory = self.index / "plugins" / name / version
-        (directory / "yank.toml").write_text(
-            f'[yank]\nname = "{name}"\nversion = "{version}"\nreason = "{reason}"\n'
-        )
-        return sign_yank(directory, signer)
+        """A yank of ``name`` ``version`` signed by ``signer``; the signature's path."""
+        return self.tree.yank(name, version, reason, signer)
 
     def commit(self, message: str = "pr") -> None:
+        """Commit everything in the working tree."""
         git(self.path, "add", "-A")
         git(self.path, "commit", "-q", "-m", message)
 
@@ -162,23 +135,18 @@ def _init_git(path: Path) -> None:
     git(path, "config", "commit.gpgsign", "false")
 
 
-def make_base_repo(path: Path) -> tuple[Path, Keys]:
+def make_base_repo(path: Path, keys: Keys | None = None) -> tuple[Path, Keys]:
     """main: registry.toml, root v1 -> v2 (alice: alpha*, bob: beta), alpha 1.0.0 and beta 1.0.0."""
-    keys = Keys(*(SecretKey.generate() for _ in range(5)))
-    index = path / "index"
-    index.mkdir(parents=True)
+    keys = keys or Keys.generate()
     values = {"NAME": "test-registry", "HOST": HOST, "BASE_URL": "https://example.invalid/reg/"}
-    (index / "registry.toml").write_text(render_template("registry.toml", values))
-    now = datetime.now(UTC)
-    root_dir = index / "root"
-    v1 = new_root(
-        "test-registry", [keys.root.public_key], [keys.index.public_key], expires=now + timedelta(days=365)
+    IndexTree.create(
+        path / "index",
+        keys,
+        registry="test-registry",
+        toml=render_template("registry.toml", values),
+        now=datetime.now(UTC),
+        sign_each=False,
     )
-    init_root_dir(root_dir, v1)
-    sign_root_dir(root_dir, keys.root)
-    edit_root_dir(root_dir, add_maintainer("alice", [keys.alice.public_key], ["alpha*"]), now=now)
-    edit_root_dir(root_dir, add_maintainer("bob", [keys.bob.public_key], ["beta"]), now=now)
-    sign_root_dir(root_dir, keys.root)
     repo = IndexRepo(path, keys)
     repo.release("alpha", "1.0.0")
     repo.release("beta", "1.0.0", signer=keys.bob)
@@ -188,12 +156,14 @@ def make_base_repo(path: Path) -> tuple[Path, Keys]:
 
 
 @pytest.fixture(scope="session")
-def base_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
-    return make_base_repo(tmp_path_factory.mktemp("base") / "index-repo")
+def base_repo(tmp_path_factory: pytest.TempPathFactory, world_keys: Keys) -> tuple[Path, Keys]:
+    """The base repository, built once per session."""
+    return make_base_repo(tmp_path_factory.mktemp("base") / "index-repo", world_keys)
 
 
 @pytest.fixture
 def index_repo(base_repo: tuple[Path, Keys], tmp_path: Path) -> Iterator[IndexRepo]:
+    """A clone of the base repository on a new branch ``pr``."""
     base, keys = base_repo
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(base), str(clone)], check=True, capture_output=True)
@@ -207,6 +177,8 @@ def index_repo(base_repo: tuple[Path, Keys], tmp_path: Path) -> Iterator[IndexRe
 
 @pytest.fixture
 def make_pr(index_repo: IndexRepo) -> Callable[[Callable[[IndexRepo], object]], IndexRepo]:
+    """``make_pr(change)``: apply ``change`` to the clone and commit it."""
+
     def build(change: Callable[[IndexRepo], object]) -> IndexRepo:
         change(index_repo)
         index_repo.commit()

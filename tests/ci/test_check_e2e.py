@@ -483,6 +483,7 @@ def test_yank_in_a_new_release_must_be_signed(index_repo: IndexRepo) -> None:
     assert (finding.rule, finding.file) == ("signature", f"{A}/1.1.0/yank.toml")
 
 
+@pytest.mark.slow  # smoke-runs the whole sample index (Go modules included)
 def test_full_recheck_of_the_bundled_sample_index(tmp_path: Path) -> None:
     """Every ABI the registry serves (core, wasi-command, extism, component) through the real check."""
     import shutil

@@ -11,18 +11,17 @@ import pytest
 import yaml
 
 from registry_tool.ci.scaffold import render_template
+from tests.world import run_tool as world_run_tool
+from tests.world import tool_shim
 
 from .conftest import SPIN, IndexRepo, manifest_text
 from .sarif import SARIF_SUBSET
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / ".venv" / "bin" / "registry-tool"
 
 
 def run_tool(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TOOL), *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+    return world_run_tool(*args, cwd=cwd, env=env)
 
 
 def test_ci_check_cli_exit_codes_and_outputs(index_repo: IndexRepo, tmp_path: Path) -> None:
@@ -91,8 +90,7 @@ def test_action_script_mirrors_exit_code_and_writes_summary(
     index_repo.release("alpha", "1.1.0", signer=None if good else index_repo.keys.bob)
     index_repo.commit()
     runner_temp = tmp_path / "runner"
-    (runner_temp / "registry-tool-venv" / "bin").mkdir(parents=True)
-    (runner_temp / "registry-tool-venv" / "bin" / "registry-tool").symlink_to(TOOL)
+    tool_shim(runner_temp / "registry-tool-venv" / "bin")
     output, summary = tmp_path / "output", tmp_path / "summary.md"
     env = {
         **os.environ,
@@ -151,7 +149,8 @@ def test_pre_commit_hooks_run_on_changed_manifests(tmp_path: Path, hook_id: str)
     good = _author_repo(tmp_path / "good", ADD)
     # pre-commit runs `entry` + the matching file names, from the repository root.
     argv = [*hook["entry"].split(), "plugins/alpha/1.0.0/plugin.toml"]
-    env = {**os.environ, "PATH": f"{TOOL.parent}{os.pathsep}{os.environ['PATH']}"}
+    shims = tool_shim(tmp_path / "bin").parent
+    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(argv, cwd=good, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     bad = _author_repo(tmp_path / "bad", SPIN)

@@ -9,7 +9,6 @@ exit code is 3 (the tool failed; not 1, the input is bad) -- non-zero either way
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,15 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from registry_tool.errors import EXIT_INTERNAL
+from tests.world import run_tool
 
 from .conftest import IndexRepo
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / ".venv" / "bin" / "registry-tool"
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(TOOL), *args], cwd=cwd, capture_output=True, text=True, env=dict(os.environ))
+    return run_tool(*args, cwd=cwd)
 
 
 def test_deeply_nested_manifest_keeps_every_other_finding(index_repo: IndexRepo, tmp_path: Path) -> None:

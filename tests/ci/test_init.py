@@ -15,6 +15,7 @@ import wasmtime
 from registry_tool.ci.scaffold import ScaffoldError, ToolPin, detect_tool_pin, init_index
 from registry_tool.manifest import load_registry_config
 from registry_tool.trust.editing import verify_root_dir
+from tests.world import TOOL
 
 from .conftest import ADD, git, manifest_text
 from .test_workflows import _actionlint, _check_jsonschema
@@ -52,7 +53,7 @@ def test_init_creates_a_valid_index(tmp_path: Path) -> None:
 
 def test_init_prints_exact_next_steps(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [str(REPO / ".venv/bin/registry-tool"), "init", str(tmp_path / "reg"), "--host", "ferrite"],
+        [*TOOL, "init", str(tmp_path / "reg"), "--host", "ferrite"],
         capture_output=True,
         text=True,
     )
@@ -62,7 +63,7 @@ def test_init_prints_exact_next_steps(tmp_path: Path) -> None:
     assert "Settings > Pages > Build and deployment > Source: GitHub Actions" in out
     assert "REGISTRY_INDEX_KEY" in (tmp_path / "reg" / "README.md").read_text()
     again = subprocess.run(
-        [str(REPO / ".venv/bin/registry-tool"), "init", str(tmp_path / "reg")], capture_output=True, text=True
+        [*TOOL, "init", str(tmp_path / "reg")], capture_output=True, text=True
     )
     assert again.returncode == 2 and "not empty" in again.stderr
 
@@ -102,10 +103,9 @@ def test_scaffolded_workflows_are_lint_clean(tmp_path: Path) -> None:
 
 def test_init_repository_passes_its_own_pr_check_on_a_fresh_plugin(tmp_path: Path) -> None:
     """The printed next steps, run as printed (CLI), give a repository whose PR check passes."""
-    tool = str(REPO / ".venv/bin/registry-tool")
 
     def run(*args: str, cwd: Path) -> str:
-        proc = subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True)
+        proc = subprocess.run([*TOOL, *args], cwd=cwd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 

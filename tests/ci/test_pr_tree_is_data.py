@@ -13,10 +13,11 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.world import TOOL
+
 from .conftest import IndexRepo
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / ".venv" / "bin" / "registry-tool"
 
 PAYLOAD = """import pathlib
 pathlib.Path({marker!r}).write_text("PR code ran")
@@ -38,7 +39,7 @@ def test_pr_shadowing_the_worker_module_is_not_executed(index_repo: IndexRepo, t
     index_repo.commit()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run(
-        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json", "index"],
+        [*TOOL, "ci", "check", "--base", "origin/main", "--format", "json", "index"],
         cwd=index_repo.path,
         capture_output=True,
         text=True,

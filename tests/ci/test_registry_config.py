@@ -23,11 +23,11 @@ import pytest
 
 from registry_tool.report import Severity
 from registry_tool.trust.editing import edit_root_dir, pin_registry_config, sign_root_dir
+from tests.world import TOOL
 
 from .conftest import IndexRepo
 
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / ".venv" / "bin" / "registry-tool"
 
 
 def _errors(report: object) -> list[object]:
@@ -82,7 +82,7 @@ def test_pr_deleting_registry_toml_is_refused_with_the_default_index(index_repo:
     (index_repo.index / "registry.toml").unlink()
     index_repo.commit()
     proc = subprocess.run(
-        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json"],
+        [*TOOL, "ci", "check", "--base", "origin/main", "--format", "json"],
         cwd=index_repo.path,
         capture_output=True,
         text=True,
@@ -156,7 +156,7 @@ def test_root_pin_config_cli_writes_a_root_the_check_accepts(index_repo: IndexRe
         ["root", "pin-config", str(config), "--dir", str(root)],
         ["root", "sign", "--dir", str(root), "--key", str(key)],
     ):
-        proc = subprocess.run([str(TOOL), *args], capture_output=True, text=True)
+        proc = subprocess.run([*TOOL, *args], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     index_repo.commit()
     assert index_repo.check().ok
@@ -186,7 +186,7 @@ def test_index_folder_replaced_by_a_symlink_reports_every_release_removed(
     index_repo.index.symlink_to(copy)
     index_repo.commit()
     proc = subprocess.run(
-        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json", "index"],
+        [*TOOL, "ci", "check", "--base", "origin/main", "--format", "json", "index"],
         cwd=index_repo.path,
         capture_output=True,
         text=True,
@@ -198,7 +198,7 @@ def test_index_folder_replaced_by_a_symlink_reports_every_release_removed(
     removed = {r["subject"] for r in doc["results"] for f in r["findings"] if f["rule"] == "release-removed"}
     assert removed == {"plugins/alpha/1.0.0", "plugins/beta/1.0.0"}
     default = subprocess.run(
-        [str(TOOL), "ci", "check", "--base", "origin/main", "--format", "json"],
+        [*TOOL, "ci", "check", "--base", "origin/main", "--format", "json"],
         cwd=index_repo.path,
         capture_output=True,
         text=True,

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from registry_tool.ci.scaffold import TEMPLATE_DIR, ToolPin, render_template
+from tests.world import check_jsonschema_command
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -61,7 +62,7 @@ def _ids(paths: list[Path]) -> list[str]:
 def _check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
     """check-jsonschema against one of its built-in GitHub schemas."""
     return subprocess.run(
-        [str(REPO / ".venv/bin/check-jsonschema"), "--builtin-schema", schema, str(path)],
+        [*check_jsonschema_command(), "--builtin-schema", schema, str(path)],
         capture_output=True,
         text=True,
     )

@@ -1,6 +1,9 @@
 """Test support for the client tests: a subvertible static server and a signed registry world.
 
-A static file server on 127.0.0.1 whose responses tests can subvert, path by path.
+The registry itself (keys, root chain, releases, site) is built by tests.world.  A ``World``
+reaches its site either through the in-memory ``SiteSimulator`` (trust-state and attack tests:
+``sim_world``/``sim_trusted``) or through a static file server on 127.0.0.1 whose responses
+tests can subvert, path by path (transport tests and the CLI: ``world``/``trusted``).
 
 Hooks model what a hostile mirror or a broken CDN does: an endless body, a body that
 trickles one byte every ``delay`` seconds, redirects, error statuses.  Every request path
@@ -11,33 +14,41 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
-import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import wasmtime
-
-from registry_tool.client import Registry, TrustState, trust
+from registry_tool.client import Fetcher, Registry, TrustState, trust
 from registry_tool.client.store import StateStore
-from registry_tool.format import Pin, PluginDocument, build_metadata, dump_canonical
-from registry_tool.registry.build import BuildOptions, build_site
-from registry_tool.registry.document import Publication as RegistryDocument
-from registry_tool.registry.document import read_site_dir
-from registry_tool.signing import SecretKey, sign_bytes, sign_release, sign_yank
-from registry_tool.trust.editing import add_maintainer, edit_root_dir, init_root_dir, new_root, sign_root_dir
+from registry_tool.format import Pin
+from registry_tool.registry import Publication as RegistryDocument
+from registry_tool.signing import SecretKey
+from tests.world import (
+    IndexTree,
+    Keys,
+    SiteSimulator,
+    add_module,
+    forge_plugin_document,
+    forge_top,
+    registry_toml,
+    write_meta,
+)
+from tests.world import manifest_text as world_manifest
+from tests.world import new_key as new_key
 
 Hook = Callable[[http.server.BaseHTTPRequestHandler], None]
 
 
 class SiteServer:
+    """A static file server for ``root`` on 127.0.0.1 whose responses tests can subvert per path."""
+
     def __init__(self, root: Path) -> None:
+        """Bind a free port on 127.0.0.1 (serving starts with ``start``)."""
         self.root = root
         self.hooks: dict[str, Hook] = {}
         self.requests: list[str] = []
@@ -64,17 +75,21 @@ class SiteServer:
 
     @property
     def port(self) -> int:
+        """The bound port."""
         return int(self.httpd.server_address[1])
 
     @property
     def url(self) -> str:
+        """The base URL (with a trailing slash)."""
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> SiteServer:
+        """Serve in a daemon thread; returns self."""
         self.thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and end every hook still writing."""
         self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -135,6 +150,8 @@ class SiteServer:
         self.hooks[path] = hook
 
     def redirect(self, path: str, location: str, code: int = 302) -> None:
+        """Answer ``path`` with a redirect to ``location``."""
+
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_response(code)
             h.send_header("Location", location)
@@ -144,12 +161,15 @@ class SiteServer:
         self.hooks[path] = hook
 
     def status(self, path: str, code: int) -> None:
+        """Answer ``path`` with the error status ``code``."""
+
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
             h.send_error(code)
 
         self.hooks[path] = hook
 
     def gzip(self, path: str) -> None:
+        """Serve the real file gzip-compressed (Content-Encoding: gzip)."""
         import gzip
 
         def hook(h: http.server.BaseHTTPRequestHandler) -> None:
@@ -163,7 +183,8 @@ class SiteServer:
         self.hooks[path] = hook
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds; returns early, so the timeout can allow a loaded machine."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
@@ -174,121 +195,84 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 # --------------------------------------------------------------------------- a signed registry
 
-
+# The real clock: the CLI tests run the tool, which checks expiry against the real time.
 NOW = datetime.now(UTC).replace(microsecond=0)
 
-REGISTRY_TOML = """\
-[registry]
-name = "client-tests"
-description = "Registry used by the client tests"
-base_url = "http://127.0.0.1/"
-
-[host]
-name = "ferrite"
-versions = ">=0.2.0, <1.0.0"
-
-[abis]
-allowed = ["core"]
-
-[permissions.keys]
-description = "Read and write the host's key-value store"
-imports = [{ module = "ferrite:keys", name = "*" }]
-
-[permissions.network]
-description = "Outbound HTTP through the host"
-imports = [{ module = "ferrite:net", name = "*" }]
-
-[limits.default]
-fuel = 50_000_000
-memory = "16MiB"
-wall_time = "2s"
-
-[limits.max]
-fuel = 1_000_000_000
-memory = "256MiB"
-wall_time = "10s"
-module_size = "32MiB"
-table_elements = 100_000
-instances = 10
-stack = "1MiB"
-
-[features]
-simd = true
-bulk_memory = true
-reference_types = true
-multi_value = true
-threads = false
-multi_memory = false
-memory64 = false
-tail_call = false
-exceptions = false
-
-[index]
-validity = "7d"
-allow_backports = true
-"""
-
-PERMISSION_IMPORTS = {
-    "keys": '(import "ferrite:keys" "get" (func (param i32) (result i32)))',
-    "network": '(import "ferrite:net" "fetch" (func (param i32) (result i32)))',
-}
+REGISTRY_TOML = registry_toml(
+    "client-tests",
+    description="Registry used by the client tests",
+    permissions=("keys", "network"),
+    allow_backports=True,
+)
 
 
 def module_bytes(variant: int, permissions: tuple[str, ...] = ()) -> bytes:
-    imports = "\n".join(PERMISSION_IMPORTS[p] for p in permissions)
-    extra = " i32.const 0 i32.add" * variant
-    wat = f"""(module {imports}
-      (memory (export "memory") 1)
-      (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add {extra}))"""
-    return bytes(wasmtime.wat2wasm(wat))
+    """The ``add`` module; ``variant`` changes its bytes, ``permissions`` adds imports."""
+    return add_module(variant, permissions)
 
 
 def manifest_text(
     name: str, version: str, permissions: tuple[str, ...], host: str, description: str, dependencies: str = ""
 ) -> str:
-    perms = "".join(f"{p} = true\n" for p in permissions)
-    deps = f"[dependencies]\n{dependencies}\n" if dependencies else ""
-    return deps + (
-        f'[plugin]\nname = "{name}"\nversion = "{version}"\ndescription = "{description}"\n'
-        f'authors = ["tests"]\nlicense = "Apache-2.0"\nabi = "core"\nkeywords = ["math"]\n\n'
-        f'[compatibility]\nhost = "{host}"\n\n[artifact]\nfile = "{name}.wasm"\n\n'
-        f'[exports]\nfunctions = ["add"]\n\n[permissions]\n{perms}\n'
-        f'[[tests]]\nname = "one plus two"\ncall = "add"\nargs = [1, 2]\nexpect = [3]\n'
+    """The client tests' manifest (no [limits]: the registry's defaults apply)."""
+    return world_manifest(
+        name,
+        version,
+        description=description,
+        host=host,
+        permissions=dict.fromkeys(permissions, True),
+        dependencies=dependencies or None,
     )
-
-
-def new_key() -> SecretKey:
-    key = SecretKey.generate()
-    # Keep the key-number bits the root schema's public_key pattern expects (see tests/registry).
-    return SecretKey.from_seed(key.seed, bytes([key.keynum[0] & 0x3F]) + key.keynum[1:])
-
-
-@dataclass
-class Keys:
-    root: SecretKey
-    index: SecretKey
-    alice: SecretKey  # maintainer of alpha*
-    bob: SecretKey  # maintainer of beta
-    index2: SecretKey  # replaces the index key on rotation
-    mallory: SecretKey  # in no role at all
 
 
 @dataclass
 class World:
-    """An index, the site built from it and served on 127.0.0.1, and a client's directories."""
+    """An index, the site built from it, a client's directories, and the way the client reaches
+    the site: the in-memory simulator ``sim`` when set, else a file server on 127.0.0.1 started
+    on first use (``server``)."""
 
     index: Path
     site: Path
     keys: Keys
-    server: SiteServer
     state_dir: Path
     plugins: Path
     index_keys: list[SecretKey] = field(default_factory=list)
     variant: int = 0
+    sim: SiteSimulator | None = None
+    _server: SiteServer | None = None
+
+    @property
+    def tree(self) -> IndexTree:
+        """The index as a tests.world tree (signing time NOW)."""
+        return IndexTree(self.index, self.keys, NOW, int(NOW.timestamp()))
+
+    @property
+    def server(self) -> SiteServer:
+        """The HTTP server (transport tests); started on first use."""
+        if self.sim is not None:
+            raise AssertionError("this world is simulated: use world.sim, or the `world` fixture for HTTP")
+        if self._server is None:
+            self._server = SiteServer(self.site).start()
+        return self._server
+
+    def close(self) -> None:
+        """Stop the HTTP server if one was started."""
+        if self._server is not None:
+            self._server.stop()
 
     @property
     def url(self) -> str:
-        return self.server.url
+        """The registry's base URL."""
+        return self.sim.base_url if self.sim is not None else self.server.url
+
+    @property
+    def fetcher(self) -> Fetcher | None:
+        """What the client fetches with: the simulator, or None (the real HTTP fetcher)."""
+        return self.sim
+
+    def _site_changed(self) -> None:
+        if self.sim is not None:
+            self.sim.load(self.site)
 
     def add_release(
         self,
@@ -302,62 +286,46 @@ class World:
         dependencies: str = "",
     ) -> Path:
         """``dependencies``: the body of a ``[dependencies]`` table (TOML lines)."""
-        folder = self.index / "plugins" / name / version
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "plugin.toml").write_text(
-            manifest_text(name, version, permissions, host, description, dependencies)
-        )
         self.variant += 1
-        (folder / f"{name}.wasm").write_bytes(module_bytes(self.variant, permissions))
-        key = signer or (self.keys.bob if name == "beta" else self.keys.alice)
-        sign_release(folder, key, timestamp=int(NOW.timestamp()))
-        return folder
+        return self.tree.add_release(
+            name,
+            version,
+            manifest=manifest_text(name, version, permissions, host, description, dependencies),
+            module=module_bytes(self.variant, permissions),
+            signer=signer,
+        )
 
     def yank(self, name: str, version: str, reason: str) -> None:
-        folder = self.index / "plugins" / name / version
-        (folder / "yank.toml").write_text(
-            f'[yank]\nname = "{name}"\nversion = "{version}"\nreason = "{reason}"\n'
-        )
-        sign_yank(
-            folder, self.keys.bob if name == "beta" else self.keys.alice, timestamp=int(NOW.timestamp())
-        )
+        """A yank signed by the plugin's maintainer."""
+        self.tree.yank(name, version, reason)
 
     def build(
         self, *, now: datetime | None = None, out: Path | None = None, previous: bool = True
     ) -> RegistryDocument:
         """Build the site; ``previous=False`` ignores the served registry.json (the owners' own
         history, when the served one was forged)."""
-        previous_site = str(self.site) if previous and (self.site / "registry.json").exists() else None
-        result = build_site(
-            BuildOptions(
-                index=self.index,
-                out=out or self.site,
-                keys=self.index_keys or [self.keys.index],
-                now=now or NOW,
-                previous=previous_site,
-                smoke=False,
-            )
+        previous_site = self.site if previous and (self.site / "registry.json").exists() else None
+        doc = self.tree.build(
+            out or self.site, index_keys=self.index_keys, now=now or NOW, previous=previous_site
         )
-        return result.document
+        if out is None:
+            self._site_changed()
+        return doc
 
     def edit_root(self, edit: Callable[[dict[str, Any]], None]) -> None:
-        root_dir = self.index / "root"
-        edit_root_dir(root_dir, edit, now=NOW)
-        sign_root_dir(root_dir, self.keys.root)
+        """The next root version in the index (not yet served: see ``publish_root``)."""
+        self.tree.edit_root(edit)
 
     def publish_root(self) -> None:
         """Copy the index's root chain into the served site (as the next build would)."""
         for path in (self.index / "root").iterdir():
-            shutil.copy2(path, self.site / "root" / path.name)
+            (self.site / "root" / path.name).write_bytes(path.read_bytes())
+        self._site_changed()
 
     def forge_registry(self, mutate: Callable[[dict[str, Any]], None], key: SecretKey | None = None) -> bytes:
         """Rewrite the top document and sign it with the index key: what a stolen index key allows."""
-        raw = json.loads((self.site / "registry.json").read_bytes())
-        mutate(raw)
-        data = (json.dumps(raw, sort_keys=True, indent=2) + "\n").encode()
-        (self.site / "registry.json").write_bytes(data)
-        signer = key or (self.index_keys or [self.keys.index])[0]
-        (self.site / "registry.json.minisig").write_text(sign_bytes(signer, data, trusted_comment="forged"))
+        data = forge_top(self.site, mutate, key or (self.index_keys or [self.keys.index])[0])
+        self._site_changed()
         return data
 
     def forge_plugin(
@@ -365,39 +333,40 @@ class World:
     ) -> bytes:
         """Rewrite a plugin document, re-derive tree and catalog, re-sign the top document with the
         index key: what a stolen index key allows below the top.  Returns the forged document."""
-        pub = read_site_dir(self.site)
-        docs = [PluginDocument(n, versions) for n, versions in sorted(pub.plugins.items())]
-        raw = PluginDocument(name, pub.plugins[name]).to_json()
-        mutate(raw)
-        forged = dump_canonical(raw)
-        meta = build_metadata(docs, encoded={name: forged})
-        self.write_meta(meta.files.values())
-        self.forge_registry(
-            lambda top: top.update(tree=meta.tree.to_json(), catalog=meta.catalog.to_json()), key
+        forged = forge_plugin_document(
+            self.site, name, mutate, key or (self.index_keys or [self.keys.index])[0]
         )
+        self._site_changed()
         return forged
 
-    def write_meta(self, documents: Any) -> list[Pin]:
+    def write_meta(self, documents: Iterable[bytes]) -> list[Pin]:
         """Store documents at their content address in the served site; their pins."""
-        pins = []
-        for data in documents:
-            pin = Pin.of(data)
-            path = self.site / pin.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            pins.append(pin)
+        pins = write_meta(self.site, documents)
+        self._site_changed()
         return pins
 
+    def write_site(self, relpath: str, data: bytes) -> None:
+        """Serve ``data`` at ``relpath`` (on disk, and in the simulator when there is one)."""
+        path = self.site / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self._site_changed()
+
     def trust(self, **kwargs: Any) -> TrustState:
+        """Pin root version 1 (as served) for this world's URL."""
         root1 = (self.site / "root" / "1.root.json").read_bytes()
+        kwargs.setdefault("fetcher", self.fetcher)
         return trust(self.url, root_bytes=root1, state_dir=self.state_dir, **kwargs)
 
     def open(self, clock: Callable[[], datetime] | None = None, **kwargs: Any) -> Registry:
+        """``Registry.open`` at NOW + 5 minutes (or ``clock``) through this world's transport."""
+        kwargs.setdefault("fetcher", self.fetcher)
         return Registry.open(
             self.url, state_dir=self.state_dir, clock=clock or (lambda: NOW + timedelta(minutes=5)), **kwargs
         )
 
     def state(self) -> TrustState | None:
+        """The client's saved trust state for this world's URL."""
         return StateStore(self.state_dir).load(self.url)
 
     def snapshot(self) -> dict[str, bytes]:
@@ -412,15 +381,5 @@ class World:
 
 
 def make_index(path: Path, keys: Keys) -> None:
-    path.mkdir(parents=True)
-    (path / "registry.toml").write_text(REGISTRY_TOML)
-    root_dir = path / "root"
-    data = new_root(
-        "client-tests", [keys.root.public_key], [keys.index.public_key], expires=NOW + timedelta(days=365)
-    )
-    init_root_dir(root_dir, data)
-    sign_root_dir(root_dir, keys.root)
-    edit_root_dir(root_dir, add_maintainer("alice", [keys.alice.public_key], ["alpha*"]), now=NOW)
-    sign_root_dir(root_dir, keys.root)
-    edit_root_dir(root_dir, add_maintainer("bob", [keys.bob.public_key], ["beta"]), now=NOW)
-    sign_root_dir(root_dir, keys.root)
+    """The client tests' index: registry.toml and root v1 -> v3 (alice: alpha*, bob: beta)."""
+    IndexTree.create(path, keys, registry="client-tests", toml=REGISTRY_TOML, now=NOW)

@@ -6,7 +6,6 @@ import hashlib
 from typing import Any
 
 import pytest
-from client_world import World
 
 from registry_tool.client import (
     HttpFetcher,
@@ -18,6 +17,8 @@ from registry_tool.client import (
     verify_installed,
 )
 from registry_tool.client.errors import ApprovalRequiredError, PermissionEscalationError
+
+from .client_world import World
 
 
 def test_host_trusts_searches_installs_verifies_updates_removes(world: World) -> None:

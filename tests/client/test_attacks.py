@@ -1,7 +1,10 @@
-"""Attack and fault cases: a real site served on 127.0.0.1, mutated between client runs.
+"""Attack and fault cases: a real signed site, mutated between client runs.
 
 Every case checks three things: the named error (its message names the attack), nothing
 new in the plugin directory, and the client's trust state (root, highest version) unchanged.
+The site is served from memory by the ``SiteSimulator`` (tampering, withheld and stalled
+files are its faults, deterministic and without sockets); the cases about the transport
+itself (an endless body, redirects) use the real server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -15,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_world import NOW, World
 
-from registry_tool.client import FetchPolicy
 from registry_tool.client.errors import (
     DigestMismatchError,
     DownloadTooLargeError,
@@ -45,14 +46,23 @@ from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import sign_release
 from registry_tool.trust import RevokedKeyError, UnauthorizedSignerError
 from registry_tool.trust.editing import revoke, rotate_keys
+from tests.world import Network, SiteSimulator
 
-FAST = FetchPolicy(connect_timeout=2, read_timeout=2, deadline=1.5)
+from .client_world import NOW, World
+
 INFLATED = 9 * 10**15  # below the 2**53 limit of JSON numbers, above any timestamp version
 
 
 @pytest.fixture
-def installed(trusted: World) -> World:
-    """alpha 1.0.0 installed; the client has seen the current registry."""
+def installed(sim_trusted: World) -> World:
+    """alpha 1.0.0 installed; the client has seen the current registry (served from memory)."""
+    sim_trusted.open().install("alpha@1.0.0", sim_trusted.plugins)
+    return sim_trusted
+
+
+@pytest.fixture
+def installed_http(trusted: World) -> World:
+    """As ``installed``, with the site served over HTTP on 127.0.0.1 (transport cases)."""
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     return trusted
 
@@ -78,18 +88,23 @@ def release_entry(raw: dict[str, Any], version: str) -> dict[str, Any]:
 
 
 def test_tampered_registry_json(installed: World) -> None:
-    path = installed.site / "registry.json"
-    path.write_bytes(path.read_bytes().replace(b"used by the client tests", b"used by the client test!", 1))
+    installed.sim.tamper(
+        "registry.json",
+        lambda data: data.replace(b"used by the client tests", b"used by the client test!", 1),
+    )
     fails_closed(installed, install(installed), IndexSignatureError, "tampered registry.json or signature")
 
 
 def test_tampered_signature(installed: World) -> None:
-    path = installed.site / "registry.json.minisig"
-    lines = path.read_text().splitlines()
-    sig = bytearray(lines[1].encode())
-    sig[20] = ord("A") if sig[20] != ord("A") else ord("B")
-    lines[1] = sig.decode()
-    path.write_text("\n".join(lines) + "\n")
+
+    def flip(data: bytes) -> bytes:
+        lines = data.splitlines()
+        sig = bytearray(lines[1])
+        sig[20] = ord("A") if sig[20] != ord("A") else ord("B")
+        lines[1] = bytes(sig)
+        return b"\n".join(lines) + b"\n"
+
+    installed.sim.tamper("registry.json.minisig", flip)
     fails_closed(installed, install(installed), IndexSignatureError, "tampered registry.json or signature")
 
 
@@ -101,13 +116,13 @@ def test_registry_signed_by_unknown_key(installed: World) -> None:
 
 
 def test_rollback_to_older_validly_signed_registry(installed: World) -> None:
-    old = {n: (installed.site / n).read_bytes() for n in ("registry.json", "registry.json.minisig")}
+    old = {n: installed.sim.files[n] for n in ("registry.json", "registry.json.minisig")}
     installed.add_release("alpha", "1.2.0")
     doc = installed.build()
     installed.open().search()  # the client sees the new version
     assert installed.state().highest_version == doc.version
     for name, data in old.items():
-        (installed.site / name).write_bytes(data)
+        installed.sim.replace(name, data)
     old_version = json.loads(old["registry.json"])["version"]
     fails_closed(
         installed,
@@ -155,8 +170,8 @@ def test_old_index_key_useless_after_rotation(installed: World) -> None:
 
 
 def test_wasm_swapped_for_another_release_mix_and_match(installed: World) -> None:
-    shutil.copy(
-        installed.site / "plugins/alpha/1.0.0/alpha.wasm", installed.site / "plugins/alpha/1.1.0/alpha.wasm"
+    installed.sim.replace(
+        "plugins/alpha/1.1.0/alpha.wasm", installed.sim.files["plugins/alpha/1.0.0/alpha.wasm"]
     )
     fails_closed(
         installed,
@@ -167,10 +182,7 @@ def test_wasm_swapped_for_another_release_mix_and_match(installed: World) -> Non
 
 
 def test_wasm_tampered(installed: World) -> None:
-    path = installed.site / "plugins/alpha/1.1.0/alpha.wasm"
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 1
-    path.write_bytes(bytes(data))
+    installed.sim.tamper("plugins/alpha/1.1.0/alpha.wasm", lambda data: data[:-1] + bytes([data[-1] ^ 1]))
     fails_closed(installed, install(installed), DigestMismatchError, "tampered module")
 
 
@@ -213,8 +225,7 @@ def test_entry_for_a_pointing_at_b_wrong_software(installed: World) -> None:
 
 def test_larger_manifest_is_called_a_size_difference_not_endless_data(installed: World) -> None:
     """A finite, different file above the signed size: the message says what happened."""
-    path = installed.site / "plugins/alpha/1.1.0/plugin.toml"
-    path.write_bytes(path.read_bytes() + b"#" * 4096)
+    installed.sim.tamper("plugins/alpha/1.1.0/plugin.toml", lambda data: data + b"#" * 4096)
     fails_closed(installed, install(installed), DownloadTooLargeError, "^size differs from the signed size")
 
 
@@ -264,69 +275,78 @@ def test_out_of_delegation_signer(installed: World, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- transport
 
 
-def test_endless_wasm_body(installed: World) -> None:
-    installed.server.endless("/plugins/alpha/1.1.0/alpha.wasm")
-    fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
+def test_endless_wasm_body(installed_http: World) -> None:
+    installed_http.server.endless("/plugins/alpha/1.1.0/alpha.wasm")
+    fails_closed(installed_http, install(installed_http), DownloadTooLargeError, "endless data attack")
 
 
 def test_endless_registry_json(installed: World) -> None:
-    installed.server.endless("/registry.json")
+    installed.sim.endless("registry.json")
     fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
 
 
 def test_slow_retrieval(installed: World) -> None:
-    installed.server.slow("/plugins/alpha/1.1.0/alpha.wasm", delay=0.3)
-    fails_closed(installed, install(installed, policy=FAST), SlowRetrievalError, "slow retrieval attack")
+    """A download that hits its deadline (the fetcher's SlowRetrievalError; tests/client/test_fetch.py
+    shows the real fetcher raising it for a trickling body) fails the install closed."""
+    installed.sim.delay("plugins/alpha/1.1.0/alpha.wasm")
+    fails_closed(installed, install(installed), SlowRetrievalError, "slow retrieval attack")
+    assert installed.sim.count("plugins/alpha/1.1.0/alpha.wasm") == 1
+    # Delivered on the next try: the stall is what failed, not the file.
+    assert installed.open().install("alpha@1.1.0", installed.plugins).version == "1.1.0"
 
 
-def test_redirect_to_another_origin(installed: World, other_server: Any) -> None:
-    shutil.copy(installed.site / "plugins/alpha/1.1.0/alpha.wasm", other_server.root / "alpha.wasm")
-    installed.server.redirect("/plugins/alpha/1.1.0/alpha.wasm", other_server.url + "alpha.wasm")
-    fails_closed(installed, install(installed), RedirectRefusedError, "another origin")
+def test_redirect_to_another_origin(installed_http: World, other_server: Any) -> None:
+    shutil.copy(installed_http.site / "plugins/alpha/1.1.0/alpha.wasm", other_server.root / "alpha.wasm")
+    installed_http.server.redirect("/plugins/alpha/1.1.0/alpha.wasm", other_server.url + "alpha.wasm")
+    fails_closed(installed_http, install(installed_http), RedirectRefusedError, "another origin")
     assert other_server.requests == []
 
 
-def test_redirect_to_file_url(installed: World) -> None:
-    local = installed.site / "plugins/alpha/1.1.0/alpha.wasm"
-    installed.server.redirect("/plugins/alpha/1.1.0/alpha.wasm", local.as_uri())
-    fails_closed(installed, install(installed), RedirectRefusedError, "another origin or scheme")
+def test_redirect_to_file_url(installed_http: World) -> None:
+    local = installed_http.site / "plugins/alpha/1.1.0/alpha.wasm"
+    installed_http.server.redirect("/plugins/alpha/1.1.0/alpha.wasm", local.as_uri())
+    fails_closed(installed_http, install(installed_http), RedirectRefusedError, "another origin or scheme")
 
 
 @pytest.mark.parametrize("code, error", [(404, NotFoundError), (500, HttpStatusError)])
 def test_error_status_mid_install(installed: World, code: int, error: type[Exception]) -> None:
-    installed.server.status("/plugins/alpha/1.1.0/alpha.wasm", code)
+    installed.sim.withhold("plugins/alpha/1.1.0/alpha.wasm", code)
     fails_closed(installed, install(installed), error, str(code))
 
 
 @pytest.mark.parametrize("name", ["../evil", "alpha/../../etc", "a/b", "al\0pha", "..", "/abs", "Alpha", ""])
 def test_unsafe_plugin_names(installed: World, name: str) -> None:
     reg = installed.open()
-    before = list(installed.server.requests)
+    before = list(installed.sim.fetched)
     fails_closed(
         installed, lambda: reg.install(name, installed.plugins), UnsafeNameError, "not a valid plugin name"
     )
-    assert installed.server.requests == before  # refused before any request
+    assert installed.sim.fetched == before  # refused before any request
 
 
 # --------------------------------------------------------------------------- mirrors
 
 
-def test_mirror_serving_tampered_files_cannot_change_what_is_installed(
-    installed: World, other_server: Any
-) -> None:
-    shutil.copytree(installed.site, other_server.root, dirs_exist_ok=True)
-    shutil.copy(
-        other_server.root / "plugins/alpha/1.0.0/alpha.wasm",
-        other_server.root / "plugins/alpha/1.1.0/alpha.wasm",
+def test_mirror_serving_tampered_files_cannot_change_what_is_installed(installed: World) -> None:
+    mirror = SiteSimulator(installed.sim.files, base_url="https://mirror.test/")
+    network = Network([installed.sim, mirror])
+    wasm = "plugins/alpha/1.1.0/alpha.wasm"
+    mirror.replace(wasm, installed.sim.files["plugins/alpha/1.0.0/alpha.wasm"])
+    installed.sim.withhold(wasm, 500)
+    # The origin is down, so the tampering mirror is what the install stops on: an attack (exit
+    # 1), not a network failure (exit 2).
+    fails_closed(
+        installed,
+        install(installed, mirrors=[mirror.base_url], fetcher=network),
+        MixAndMatchError,
+        "mix-and-match",
     )
-    installed.server.status("/plugins/alpha/1.1.0/alpha.wasm", 500)
-    fails_closed(installed, install(installed, mirrors=[other_server.url]), HttpStatusError, "500")
+    assert mirror.count(wasm) == 1  # the mirror was asked, and its bytes refused
     # With an honest mirror the same install succeeds and installs the signed bytes.
-    shutil.copy(
-        installed.site / "plugins/alpha/1.1.0/alpha.wasm",
-        other_server.root / "plugins/alpha/1.1.0/alpha.wasm",
+    mirror.replace(wasm, installed.sim.files[wasm])
+    entry = installed.open(mirrors=[mirror.base_url], fetcher=network).install(
+        "alpha@1.1.0", installed.plugins
     )
-    entry = installed.open(mirrors=[other_server.url]).install("alpha@1.1.0", installed.plugins)
     assert (
         entry.wasm_sha256
         == hashlib.sha256((installed.site / "plugins/alpha/1.1.0/alpha.wasm").read_bytes()).hexdigest()
@@ -384,9 +404,10 @@ def test_plugin_document_naming_another_plugin_wrong_software(installed: World) 
 def test_tampered_tree_node_digest_mismatch(installed: World) -> None:
     """Same size, other bytes: refused by digest before it is parsed."""
     top = json.loads((installed.site / "registry.json").read_bytes())
-    path = installed.site / Pin(**top["tree"]).path
-    data = path.read_bytes()
-    path.write_bytes(data.replace(b'"prefix":""', b'"prefix":"" ', 1)[: len(data) - 1] + b"\n")
+    installed.sim.tamper(
+        Pin(**top["tree"]).path,
+        lambda data: data.replace(b'"prefix":""', b'"prefix":"" ', 1)[: len(data) - 1] + b"\n",
+    )
     shutil.rmtree(installed.state_dir / "cache")  # the client cached the honest node on install
     fails_closed(installed, install(installed), DigestMismatchError, "tampered tree node")
 
@@ -395,10 +416,10 @@ def test_tampered_cached_document_is_refetched_not_trusted(installed: World) -> 
     """The verified cache is re-hashed on use: a modified cache file is dropped and fetched again."""
     for path in (installed.state_dir / "cache").iterdir():
         path.write_bytes(b"{}")
-    installed.server.requests.clear()
+    installed.sim.fetched.clear()
     entry = installed.open().install("alpha@1.1.0", installed.plugins)
     assert entry.version == "1.1.0"
-    assert any(r.startswith("/meta/") for r in installed.server.requests)
+    assert any(r.startswith("meta/") for r in installed.sim.fetched)
 
 
 def test_endless_plugin_document(installed: World) -> None:
@@ -406,7 +427,7 @@ def test_endless_plugin_document(installed: World) -> None:
     doc = read_site_dir(installed.site)
     top = json.loads((installed.site / "registry.json").read_bytes())
     leaf = json.loads((installed.site / Pin(**top["tree"]).path).read_bytes())
-    installed.server.endless("/" + Pin(**leaf["plugins"]["alpha"]).path)
+    installed.sim.endless(Pin(**leaf["plugins"]["alpha"]).path)
     assert doc.plugins["alpha"]
     fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
 
@@ -427,15 +448,15 @@ def test_release_path_outside_its_folder_path_traversal(installed: World) -> Non
 
 def test_endless_signature_file(installed: World) -> None:
     """A missing signature file (404) is normal; an endless one is an attack, not a missing file."""
-    installed.server.endless("/registry.json.minisig")
+    installed.sim.endless("registry.json.minisig")
     fails_closed(installed, install(installed), DownloadTooLargeError, "endless data attack")
 
 
 def test_index_limits_disagreeing_with_the_declared_ones_mix_and_match(installed: World) -> None:
     """Limits the signed manifest declares decide; the index key cannot raise them."""
-    from client_world import NOW, manifest_text, module_bytes
-
     from registry_tool.signing import sign_release
+
+    from .client_world import NOW, manifest_text, module_bytes
 
     folder = installed.index / "plugins/alpha/1.2.0"
     folder.mkdir(parents=True)

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import typer
-from client_world import World, wait_for
 from typer.testing import CliRunner
 
 from registry_tool._cli import client as client_cli
+
+from .client_world import World, wait_for
 
 app = typer.Typer()
 client_cli.register(app)
@@ -146,7 +147,8 @@ def test_killed_install_leaves_old_plugin(trusted: World) -> None:
     old = (trusted.plugins / "alpha/1.0.0/alpha.wasm").read_bytes()
     trusted.server.slow("/plugins/alpha/1.1.0/alpha.wasm", delay=0.2)
     proc = cli(trusted, "install", "alpha@1.1.0")
-    assert wait_for(lambda: "/plugins/alpha/1.1.0/alpha.wasm" in trusted.server.requests)
+    # A process start-up on a loaded machine can take many seconds: wait long, return early.
+    assert wait_for(lambda: "/plugins/alpha/1.1.0/alpha.wasm" in trusted.server.requests, timeout=120)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (trusted.plugins / "registry-tool.lock.json").read_bytes() == lock

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import typer
-from client_world import NOW, World, new_key
 from typer.testing import CliRunner
 
 from registry_tool._cli import client as client_cli
@@ -23,6 +22,8 @@ from registry_tool.client import FetchPolicy, HttpFetcher
 from registry_tool.client.errors import DeadlineExceededError
 from registry_tool.client.install import LOCKFILE
 from registry_tool.trust.editing import init_root_dir, new_root, sign_root_dir
+
+from .client_world import NOW, World, new_key
 
 app = typer.Typer()
 client_cli.register(app)

@@ -9,12 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from client_world import NOW, World
 
 from registry_tool.client import errors as ce
 from registry_tool.client.conformance import CLASSES, USAGE_CLASSES, error_class, run
 from registry_tool.format import format_time
 from registry_tool.trust import ExpiredRootError, UnauthorizedSignerError
+
+from .client_world import NOW, World
 
 T = format_time(NOW + timedelta(minutes=5))
 

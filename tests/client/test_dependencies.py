@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_world import World
 
 from registry_tool.client import remove_many
 from registry_tool.client.errors import (
@@ -16,11 +15,13 @@ from registry_tool.client.errors import (
     LockfileMismatchError,
     PluginRequiredError,
 )
-from registry_tool.client.install import LOCKFILE, read_lockfile
+from registry_tool.client.install import DEPENDENCY_ONLY, LOCKFILE, read_lockfile
 from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.errors import CheckFailed
 from registry_tool.registry.build import BuildRefusedError
 from registry_tool.resolve import DependencyConflictError, DependencyCycleError
+
+from .client_world import World
 
 
 def lock_json(world: World) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def test_install_brings_its_dependency_and_records_the_graph(deps: World) -> Non
     assert result.plan.order() == ["alphalib", "alphaapp"]
     lock = lock_json(deps)
     assert lock["alphalib"]["version"] == "1.1.0"  # newest in ^1, not 2.0.0
-    assert lock["alphalib"]["requested"] == ""  # no requirement of its own
+    assert lock["alphalib"]["requested"] == DEPENDENCY_ONLY  # installed only as a dependency
     assert lock["alphalib"]["required_by"] == ["alphaapp"]
     assert lock["alphaapp"]["requested"] == ""  # a plain NAME, as the shared lockfile format records it
     assert lock["alphaapp"]["dependencies"] == {"alphalib": "^1"}
@@ -255,3 +256,102 @@ def test_install_locked_refuses_a_lockfile_missing_a_dependency(deps: World) -> 
     (deps.plugins / LOCKFILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
     with pytest.raises(LockfileMismatchError, match="alphalib, which the lockfile does not record"):
         deps.open().install_locked(deps.plugins)
+
+
+@pytest.fixture
+def diamond(trusted: World) -> World:
+    """alphaleft and alpharight both need alphabase; alphatop needs alphaleft (a chain of two)."""
+    trusted.add_release("alphabase", "1.0.0")
+    trusted.add_release("alphaleft", "1.0.0", dependencies='alphabase = "^1"')
+    trusted.add_release("alpharight", "1.0.0", dependencies='alphabase = "^1"')
+    trusted.add_release("alphatop", "1.0.0", dependencies='alphaleft = "^1"')
+    trusted.build()
+    return trusted
+
+
+def test_plain_install_is_recorded_as_requested_and_its_dependency_as_dependency_only(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    lock = read_lockfile(deps.plugins).plugins
+    assert (lock["alphaapp"].requested, lock["alphaapp"].dependency_only) == ("", False)
+    assert (lock["alphalib"].requested, lock["alphalib"].dependency_only) == (DEPENDENCY_ONLY, True)
+
+
+def test_orphans_without_names_removes_exactly_the_dependencies_nobody_needs(diamond: World) -> None:
+    diamond.open().install_plan(["alphaleft", "alpharight"], diamond.plugins)
+    remove_many(diamond.plugins, ["alphaleft"])
+    # alphabase is still needed by alpharight: nothing is an orphan.
+    assert remove_many(diamond.plugins, [], orphans=True) == []
+    remove_many(diamond.plugins, ["alpharight"])
+    assert [e.name for e in remove_many(diamond.plugins, [], orphans=True)] == ["alphabase"]
+    assert read_lockfile(diamond.plugins).plugins == {}
+    assert not (diamond.plugins / "alphabase").exists()
+
+
+def test_shared_dependency_stays_while_one_dependent_remains(diamond: World) -> None:
+    diamond.open().install("alphaleft", diamond.plugins)
+    diamond.open().install("alpharight", diamond.plugins)
+    removed = remove_many(diamond.plugins, ["alphaleft"], orphans=True)
+    assert [e.name for e in removed] == ["alphaleft"]
+    assert read_lockfile(diamond.plugins).plugins["alphabase"].required_by == ("alpharight",)
+    removed = remove_many(diamond.plugins, ["alpharight"], orphans=True)
+    assert sorted(e.name for e in removed) == ["alphabase", "alpharight"]
+
+
+def test_orphans_are_found_transitively(diamond: World) -> None:
+    """alphatop -> alphaleft -> alphabase: once alphatop is gone both become orphans, in one write."""
+    diamond.open().install("alphatop", diamond.plugins)
+    remove_many(diamond.plugins, ["alphatop"])
+    removed = remove_many(diamond.plugins, [], orphans=True)
+    assert sorted(e.name for e in removed) == ["alphabase", "alphaleft"]
+    assert read_lockfile(diamond.plugins).plugins == {}
+
+
+def test_plugins_the_user_installed_are_never_orphans(diamond: World) -> None:
+    """A plain `install NAME` nobody depends on is not an orphan, nor is a dependency the user named."""
+    diamond.open().install("alpharight", diamond.plugins)
+    diamond.open().install("alphaleft", diamond.plugins)
+    remove_many(diamond.plugins, ["alphaleft"])
+    assert remove_many(diamond.plugins, [], orphans=True) == []
+    assert sorted(read_lockfile(diamond.plugins).plugins) == ["alphabase", "alpharight"]
+
+
+def test_explicit_install_of_a_former_dependency_promotes_it(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    deps.open().install("alphalib", deps.plugins)  # already installed as planned: only relabelled
+    entry = read_lockfile(deps.plugins).plugins["alphalib"]
+    assert (entry.requested, entry.dependency_only) == ("", False)
+    removed = remove_many(deps.plugins, ["alphaapp"], orphans=True)
+    assert [e.name for e in removed] == ["alphaapp"]
+    assert sorted(read_lockfile(deps.plugins).plugins) == ["alphalib"]
+
+
+def test_update_keeps_a_dependency_marked_and_marks_a_new_one(deps: World) -> None:
+    deps.open().install("alphaapp", deps.plugins)
+    deps.add_release("alphaextra", "1.0.0")
+    deps.add_release("alphalib", "1.2.0", dependencies='alphaextra = "^1"')
+    deps.build()
+    deps.open().update(deps.plugins)
+    lock = read_lockfile(deps.plugins).plugins
+    assert lock["alphalib"].version == "1.2.0"
+    assert lock["alphalib"].requested == DEPENDENCY_ONLY
+    assert lock["alphaextra"].requested == DEPENDENCY_ONLY
+    assert lock["alphaapp"].requested == ""
+
+
+def test_cli_remove_orphans_without_names(diamond: World) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from registry_tool._cli import client as client_cli
+
+    app = typer.Typer()
+    client_cli.register(app)
+    app.callback()(lambda: None)
+    diamond.open().install("alphaleft", diamond.plugins)
+    remove_many(diamond.plugins, ["alphaleft"])
+    where = ["--dir", str(diamond.plugins)]
+    refused = CliRunner().invoke(app, ["client", "remove", *where])
+    assert refused.exit_code == 2
+    done = CliRunner().invoke(app, ["client", "remove", "--orphans", *where])
+    assert done.exit_code == 0, done.output
+    assert "removed alphabase 1.0.0" in done.output

@@ -10,11 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from client_world import World
 
 from registry_tool.client.errors import DownloadTooLargeError
 from registry_tool.client.fetch import MAX_REGISTRY_SIZE, MAX_SIGNATURE_SIZE
 from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
+
+from .client_world import World
 
 
 class PaddingFetcher:

@@ -8,11 +8,15 @@ every session download up to 256 roots of 1 MiB and parse each of them before an
 from __future__ import annotations
 
 import pytest
-from client_world import World
 
 from registry_tool.signing import sign_bytes
 from registry_tool.trust import Root, ThresholdNotMetError, UnauthorizedSignerError
 from registry_tool.trust.editing import derive, renew
+
+from .client_world import World
+
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 def _serve_unsigned_chain(world: World, count: int) -> int:
@@ -23,7 +27,7 @@ def _serve_unsigned_chain(world: World, count: int) -> int:
     prev = (world.site / "root" / f"{latest}.root.json").read_bytes()
     for _ in range(count):
         raw = derive(Root.parse(prev), renew())
-        (world.site / "root" / f"{Root.parse(raw).version}.root.json").write_bytes(raw)
+        world.write_site(f"root/{Root.parse(raw).version}.root.json", raw)
         prev = raw
     return latest + 1
 
@@ -34,15 +38,16 @@ def test_unsigned_root_chain_stops_at_the_first_version(trusted: World, forged_b
     if forged_by is not None:  # a maintainer key is not a root key
         raw = (trusted.site / "root" / f"{first}.root.json").read_bytes()
         key = trusted.keys.alice
-        (trusted.site / "root" / f"{first}.root.json.{key.key_id}.minisig").write_text(
-            sign_bytes(key, raw, trusted_comment="forged")
+        trusted.write_site(
+            f"root/{first}.root.json.{key.key_id}.minisig",
+            sign_bytes(key, raw, trusted_comment="forged").encode(),
         )
     before = trusted.snapshot()
-    trusted.server.requests.clear()
+    trusted.sim.fetched.clear()
     with pytest.raises((ThresholdNotMetError, UnauthorizedSignerError)):
         trusted.open()
-    fetched_roots = sorted(p for p in trusted.server.requests if p.endswith(".root.json"))
-    assert fetched_roots == [f"/root/{first}.root.json"], "roots after an unauthenticated one were fetched"
+    fetched_roots = sorted(p for p in trusted.sim.fetched if p.endswith(".root.json"))
+    assert fetched_roots == [f"root/{first}.root.json"], "roots after an unauthenticated one were fetched"
     assert trusted.snapshot() == before
 
 
@@ -64,7 +69,7 @@ def test_fingerprint_is_checked_before_the_served_root_is_parsed(world: World) -
     from registry_tool.client.trust_state import fingerprint
 
     real = fingerprint((world.site / "root" / "1.root.json").read_bytes())
-    (world.site / "root" / "1.root.json").write_bytes(b"[" * 100_000)
+    world.sim.replace("root/1.root.json", b"[" * 100_000)
     with pytest.raises(RootFingerprintMismatchError, match="not the fingerprint"):
-        trust(world.url, fingerprint=real, state_dir=world.state_dir)
+        trust(world.url, fingerprint=real, state_dir=world.state_dir, fetcher=world.sim)
     assert world.state() is None

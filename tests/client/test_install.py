@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_world import World
 
 from registry_tool.client import load_plugin_bytes, verify_installed
 from registry_tool.client.errors import (
@@ -35,6 +34,11 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
+
+from .client_world import World
+
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.fixture
@@ -361,3 +365,28 @@ def test_lockfile_bytes_are_exactly_json_dumps_indent_2(count: int) -> None:
     lock = Lockfile(plugins)
     doc = {"lockfile_version": 2, "plugins": {n: e.lock_json() for n, e in plugins.items()}}
     assert lock.to_bytes() == (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def test_a_lockfile_changed_after_it_was_parsed_is_parsed_again(trusted: World) -> None:
+    """The parse reused for unchanged bytes never hides an edit: same size, other bytes, refused."""
+    from registry_tool.client.errors import LockfileError
+    from registry_tool.client.install import LOCKFILE, read_lockfile
+
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    assert read_lockfile(trusted.plugins).plugins["alpha"].version == "1.0.0"
+    path = trusted.plugins / LOCKFILE
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"version": "1.0.0"', b'"version": "1.0.X"'))
+    with pytest.raises(LockfileError, match="strict semver"):
+        read_lockfile(trusted.plugins)
+    path.write_bytes(data)
+    assert read_lockfile(trusted.plugins).plugins["alpha"].version == "1.0.0"
+
+
+def test_lockfile_entries_reused_from_the_parse_are_not_shared_with_the_caller(trusted: World) -> None:
+    from registry_tool.client.install import read_lockfile
+
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    first = read_lockfile(trusted.plugins)
+    first.plugins.clear()
+    assert list(read_lockfile(trusted.plugins).plugins) == ["alpha"]

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import wasmtime
-from client_world import NOW, World
 
 from registry_tool.client import load_plugin_bytes, verify_installed
 from registry_tool.client.errors import (
@@ -29,6 +28,11 @@ from registry_tool.client.errors import (
 from registry_tool.client.install import LEGACY_LOCKFILE, LOCK, LOCKFILE, read_lockfile, remove_plugin
 from registry_tool.manifest.config import ImportPattern, Permission
 from registry_tool.signing import sign_release
+
+from .client_world import NOW, World
+
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.fixture
@@ -323,8 +327,9 @@ def test_module_within_its_permissions_installs_with_the_vocabulary(trusted: Wor
     assert entry.permissions == ("keys",)
 
 
-def test_cli_registry_config_makes_the_import_check_exact(trusted: World) -> None:
+def test_cli_registry_config_makes_the_import_check_exact(http_trusted: World) -> None:
     """`--registry-config registry.toml`: keys granted, but the module also imports ferrite:net."""
+    trusted = http_trusted
     from typer.testing import CliRunner
 
     from registry_tool import _cli

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from client_world import NOW, SiteServer
 
 from registry_tool.client import Registry, load_plugin_bytes, trust, verify_installed
 from registry_tool.client.errors import ApprovalRequiredError
 from registry_tool.errors import RegistryToolError
 from registry_tool.registry.build import BuildOptions, build_site
 from registry_tool.signing import SecretKey
+
+from .client_world import NOW, SiteServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "index"

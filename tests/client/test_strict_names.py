@@ -12,10 +12,14 @@ import json
 from pathlib import Path
 
 import pytest
-from client_world import World
 
 from registry_tool.client.errors import LockfileError, UnsafeNameError
 from registry_tool.client.install import LOCKFILE, check_name, commit_install, read_lockfile, remove_plugin
+
+from .client_world import World
+
+# These cases do not test the transport: the site is served from memory (tests/world/simulator.py).
+pytestmark = pytest.mark.simulated
 
 
 @pytest.mark.parametrize("name", ["alpha\n", "alpha\r", "alpha\t", "\u0430lpha", "alpha\u200b"])

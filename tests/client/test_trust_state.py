@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from client_world import NOW, World
 
 from registry_tool.client import trust
 from registry_tool.client.errors import (
@@ -28,6 +27,8 @@ from registry_tool.trust import (
     UnauthorizedSignerError,
 )
 from registry_tool.trust.editing import rotate_keys
+
+from .client_world import NOW, World
 
 
 def root_file(world: World, n: int) -> tuple[bytes, list[str]]:
@@ -94,20 +95,22 @@ def test_walk_refuses_expired_final_root(world: World) -> None:
         walk_root(pinned(world), [root_file(world, 2), root_file(world, 3)], NOW + timedelta(days=400))
 
 
-def test_forged_next_root_is_refused_and_state_kept(trusted: World) -> None:
+def test_forged_next_root_is_refused_and_state_kept(sim_trusted: World) -> None:
     """A server publishing a root v4 signed by a non-root key cannot move the client."""
-    data = (trusted.site / "root/3.root.json").read_bytes()
-    raw = json.loads(data)
+    sim = sim_trusted.sim
+    raw = json.loads(sim.files["root/3.root.json"])
     raw["version"] = 4
-    raw["roles"]["index"]["keyids"] = [trusted.keys.index.key_id]
+    raw["roles"]["index"]["keyids"] = [sim_trusted.keys.index.key_id]
     forged = (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode()
-    (trusted.site / "root/4.root.json").write_bytes(forged)
-    sig = sign_bytes(trusted.keys.mallory, forged, trusted_comment="forged")
-    (trusted.site / f"root/4.root.json.{trusted.keys.mallory.key_id}.minisig").write_text(sig)
-    before = trusted.snapshot()
+    sim.replace("root/4.root.json", forged)
+    sig = sign_bytes(sim_trusted.keys.mallory, forged, trusted_comment="forged")
+    sim.replace(f"root/4.root.json.{sim_trusted.keys.mallory.key_id}.minisig", sig)
+    before = sim_trusted.snapshot()
+    sim.fetched.clear()
     with pytest.raises((UnauthorizedSignerError, ThresholdNotMetError)):
-        trusted.open()
-    assert trusted.snapshot() == before
+        sim_trusted.open()
+    assert sim.count("root/4.root.json") == 1
+    assert sim_trusted.snapshot() == before
 
 
 # --------------------------------------------------------------------------- registry.json
@@ -188,26 +191,32 @@ def test_bad_registry_urls(url: str) -> None:
         normalise_url(url)
 
 
-def test_trust_by_fingerprint_then_idempotent_then_replace(world: World) -> None:
-    fp = hashlib.sha256((world.site / "root/1.root.json").read_bytes()).hexdigest()
-    state = trust(world.url, fingerprint=fp, state_dir=world.state_dir)
+def test_trust_by_fingerprint_then_idempotent_then_replace(sim_world: World) -> None:
+    world = sim_world
+    fp = hashlib.sha256(world.sim.files["root/1.root.json"]).hexdigest()
+    state = trust(world.url, fingerprint=fp, state_dir=world.state_dir, fetcher=world.sim)
     assert state.root_version == 3 and state.highest_version > 0
-    assert trust(world.url, fingerprint=fp, state_dir=world.state_dir) == state
-    v1 = (world.site / "root/1.root.json").read_bytes()
-    assert trust(world.url, root_bytes=v1, state_dir=world.state_dir) == state  # re-running is harmless
-    assert trust(world.url, root_bytes=v1, state_dir=world.state_dir, replace=True).root_version == 3
+    assert trust(world.url, fingerprint=fp, state_dir=world.state_dir, fetcher=world.sim) == state
+    v1 = world.sim.files["root/1.root.json"]
+    # Re-running is harmless.
+    assert trust(world.url, root_bytes=v1, state_dir=world.state_dir, fetcher=world.sim) == state
+    again = trust(world.url, root_bytes=v1, state_dir=world.state_dir, replace=True, fetcher=world.sim)
+    assert again.root_version == 3
 
 
-def test_trust_refuses_another_registrys_root(world: World, keys) -> None:
+def test_trust_refuses_another_registrys_root(sim_world: World, keys) -> None:
     from registry_tool.trust.editing import new_root
 
+    world = sim_world
     world.trust()
     other = new_root(
         "other", [keys.mallory.public_key], [keys.index2.public_key], expires=NOW + timedelta(days=9)
     )
     sig = sign_bytes(keys.mallory, other, trusted_comment="root")
     with pytest.raises(UsageError, match="but this root is for 'other'"):
-        trust(world.url, root_bytes=other, root_signatures=[sig], state_dir=world.state_dir)
+        trust(
+            world.url, root_bytes=other, root_signatures=[sig], state_dir=world.state_dir, fetcher=world.sim
+        )
 
 
 def test_trust_over_file_url(world: World) -> None:

@@ -23,6 +23,7 @@ MODULE = "registry_tool.client.conformance"
 KNOWN_FAILURES: dict[str, str] = {}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec(MODULE) is None, reason=f"{MODULE} is not part of this tree")
 def test_python_client_passes_the_conformance_suite() -> None:
     cases = len(list((SUITE / "cases").glob("*.json")))

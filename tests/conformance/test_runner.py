@@ -9,11 +9,13 @@ ignored exit codes, mis-resolved overlays or mis-served faults would fail these 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -193,11 +195,7 @@ def test_runner_lists_and_skips(suite: Path) -> None:
 
 def test_suite_cases_reference_existing_sites_and_files() -> None:
     """Every case of the committed suite names sites, roots and served paths that exist."""
-    sys.path.insert(0, str(SUITE))
-    try:
-        import run as runner  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    runner = _runner()
     cases = runner.load_cases(SUITE)
     assert len(cases) >= 100
     ids = [c["id"] for c in cases]
@@ -228,13 +226,18 @@ def test_suite_site_pins_match_served_bytes() -> None:
         assert hashlib.sha256(data).hexdigest() == pin["sha256"] and len(data) == pin["size"]
 
 
+def _runner() -> ModuleType:
+    """conformance/run.py as a module (a script beside its cases, not an installed package)."""
+    spec = importlib.util.spec_from_file_location("conformance_run", RUNNER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
 def _resolve(site: str) -> dict[str, Path]:
-    sys.path.insert(0, str(SUITE))
-    try:
-        import run as runner  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    return runner.site_files(SUITE, site)  # type: ignore[no-any-return]
+    return _runner().site_files(SUITE, site)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- batch mode
@@ -321,11 +324,7 @@ def test_readme_table_lists_exactly_the_error_classes_file() -> None:
 def test_runner_and_python_adapter_read_the_error_classes_file() -> None:
     from registry_tool.client import conformance as adapter
 
-    sys.path.insert(0, str(SUITE))
-    try:
-        import run as runner  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    runner = _runner()
     classes = _classes_file()
     assert set(classes) == runner.ERROR_CLASSES == adapter.CLASSES
     assert {n for n, c in classes.items() if c == 2} == runner.USAGE_ERRORS == adapter.USAGE_CLASSES

@@ -252,6 +252,10 @@ COMMANDS: dict[str, tuple[Args, int]] = {
         lambda w, t: ["client", "verify", "--dir", w.plugins, "--state-dir", w.state],
         EXIT_OK,
     ),
+    "client verify-site": (
+        lambda w, t: ["client", "verify-site", w.url, "--root", "index/root/1.root.json"],
+        EXIT_OK,
+    ),
 }
 
 FORMATS = ("text", "json", "github", "sarif")

@@ -35,6 +35,11 @@ EXTRAS_BY_PATH = (
     ("registry_tool/ci/", ("cli",)),
     ("registry_tool/sandbox/", ("sandbox",)),
     ("registry_tool/registry/", ("cli", "sandbox")),
+    # validate (a maintainer's command) checks SPDX expressions and modules with wasmtime; the
+    # client reads a component's imports with wasmtime, and says to install [sandbox] without it.
+    ("registry_tool/manifest/validate.py", ("cli", "sandbox")),
+    ("registry_tool/manifest/cache.py", ("cli", "sandbox")),
+    ("registry_tool/manifest/wasm.py", ("sandbox",)),
 )
 # Known exceptions, each to remove when its import goes: the text reporter needs rich (report.py
 # belongs to the library; presentation through rich is the command line's).
@@ -201,3 +206,37 @@ def test_the_layer_contracts_catch_a_pure_package_importing_the_client(tmp_path:
     broken = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1
     assert "registry_tool.format is not allowed to import registry_tool.client" in broken.stdout
+
+
+def test_a_host_with_the_base_install_only_verifies_and_installs_a_plugin_with_its_dependency(
+    base_only: Path, tmp_path: Path
+) -> None:
+    """The base install is enough to trust a registry and install (no wasmtime, typer, rich, SPDX)."""
+    site = tmp_path / "site"
+    built = subprocess.run(
+        [
+            *(sys.executable, "-P", "-m", "registry_tool", "build", "index", "--out", str(site)),
+            *("--key", "samples/keys/index.key", "--no-smoke", "--no-cache"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    code = (
+        "import importlib.util, sys\n"
+        "from pathlib import Path\n"
+        "from registry_tool.client import Registry, trust\n"
+        f"url, state, plugins = {site.as_uri() + '/'!r}, Path({str(tmp_path / 's')!r}), "
+        f"Path({str(tmp_path / 'p')!r})\n"
+        f"root = Path({str(REPO / 'index/root/1.root.json')!r}).read_bytes()\n"
+        "trust(url, root_bytes=root, state_dir=state)\n"
+        "entry = Registry.open(url, state_dir=state).install('email_domain', plugins)\n"
+        "print(entry.name, sorted(p.name for p in plugins.iterdir() if p.is_dir()))\n"
+        "for absent in ('wasmtime', 'typer', 'rich', 'license_expression'):\n"
+        "    assert absent not in sys.modules and importlib.util.find_spec(absent) is None, absent\n"
+    )
+    done = _run(base_only, code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "email_domain" and "validate_email" in done.stdout

@@ -10,6 +10,7 @@ and the fast path must print exactly what the typer command prints.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import subprocess
@@ -20,7 +21,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from registry_tool import _cli, _launch
+from registry_tool import _cli, _launch, report
+from registry_tool.errors import RegistryToolError
+from registry_tool.manifest import validate_paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,6 +115,7 @@ NOT_FOR_VALIDATE = (
     "click",
     "pydantic",
     "jsonschema",
+    "fastjsonschema",  # its generated validators ship in the package: no run generates code
     "cryptography",
     "requests",
     "tomlkit",
@@ -139,6 +143,9 @@ def test_plain_validate_imports_no_cli_framework_and_with_a_warm_cache_no_prover
         assert not _loaded(modules, "rich")  # --format json renders without it
     assert all(_loaded(cold, p) for p in REMEMBERED)  # the first run decides
     assert [p for p in REMEMBERED if _loaded(warm, p)] == []
+    # What the cache holds is verdicts only: no generated code, whether shipped or not.
+    stored = {p.suffix for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    assert stored == {".ok"}
 
 
 def test_an_invalid_release_is_decided_again_with_a_warm_cache(tmp_path: Path) -> None:
@@ -294,3 +301,102 @@ def _full_app() -> typer.Typer:
     for area in _cli.AREAS:
         importlib.import_module(f"registry_tool._cli.{area}").register(app)
     return app
+
+
+# --------------------------------------------------------------------------- text output without rich
+
+
+def test_validate_text_to_a_pipe_imports_no_rich() -> None:
+    code, out, modules = _modules_after("validate", "index/plugins/adler32/1.0.0")
+    assert code == 0
+    assert out.endswith("ok   index/plugins/adler32/1.0.0\nvalidate: 2 checked, 0 failed: passed\n")
+    assert not _loaded(modules, "rich")
+
+
+def _example_reports() -> list[report.Report]:
+    globs = ("tests/examples/valid/*", "tests/examples/invalid/*", "index/plugins/*/*")
+    trees = sorted(p for pattern in globs for p in REPO.glob(pattern) if p.is_dir())
+    config = REPO / "tests/examples/registry.toml"
+    reports = []
+    for tree in trees:
+        try:
+            reports.append(validate_paths([tree], config_path=config))
+        except RegistryToolError as err:  # a tree validate refuses to read: the error's report
+            reports.append(report.Report.from_error("validate", err))
+    return reports
+
+
+def _hostile_reports() -> list[report.Report]:
+    """Untrusted strings that rich would read as markup, emoji codes or escapes if it parsed them."""
+    strings = [
+        "[red]x[/red]",
+        "[link=https://example.invalid]click[/link]",
+        "[bold",
+        "\\[b]",
+        "ends with a backslash\\",
+        "two\\\\",
+        ":thumbs_up: :smile:",
+        "tab\tnewline\nesc\x1b[31m",
+        "é 中文 \u202e",
+        " spaced  ",
+    ]
+    reports = []
+    for text in strings:
+        findings = [
+            report.Finding(f"rule{text}", text, severity=sev, file=text, line=1, field=text, fix=text)
+            for sev in report.Severity
+        ]
+        reports.append(report.Report("validate", [report.CheckResult(text, findings)]))
+        reports.append(report.Report("validate", [report.CheckResult(text)]))
+    return reports
+
+
+def _render(rep: report.Report) -> str:
+    out = io.StringIO()
+    report.render_text(rep, out)
+    return out.getvalue()
+
+
+def test_text_to_a_non_terminal_is_what_rich_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain writer prints, byte for byte, what rich prints to a non-terminal (every example tree)."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    reports = [*_example_reports(), *_hostile_reports()]
+    assert len(reports) > 100
+    plain = [_render(r) for r in reports]
+    monkeypatch.setattr(report, "_colours", lambda out: True)  # rich, which sees no terminal
+    assert [_render(r) for r in reports] == plain
+    assert any("FAIL" in text for text in plain)
+    assert any(text.startswith("ok ") for text in plain)
+
+
+def test_untrusted_text_prints_as_it_is_in_both_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    for rep in _hostile_reports():
+        subject = report.printable(rep.results[0].subject)
+        plain = _render(rep)
+        assert plain.splitlines()[0].endswith(" " + subject)
+        if rep.results[0].findings:
+            assert f" error {report.printable(rep.results[0].findings[0].text())}\n" in plain
+        monkeypatch.setattr(report, "_colours", lambda out: True)
+        assert _render(rep) == plain
+        monkeypatch.undo()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_or_forced_colour_gets_rich_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    rep = report.Report("validate", [report.CheckResult("x", [report.Finding("r", "m")])])
+    terminal = _Terminal()
+    report.render_text(rep, terminal)
+    assert "\x1b[31mFAIL\x1b[0m x\n" in terminal.getvalue()
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a CI log that asks for colour: rich decides, as before
+    assert "\x1b[31mFAIL\x1b[0m x\n" in _render(rep)
+    monkeypatch.delenv("FORCE_COLOR")
+    assert _render(rep) == "FAIL x\n     error m.\nvalidate: 1 checked, 1 failed: failed\n"

@@ -4,13 +4,20 @@
 otherwise; if the compiled one were more lenient anywhere, a manifest or registry.toml would
 pass the build that jsonschema would refuse.  These tests mutate every value of every example
 manifest and registry.toml into values of the wrong type, shape and format and compare the two
-verdicts, with the validator as loaded from the on-disk cache and as freshly generated.
+verdicts.  The validator is the code the package ships (``manifest/_schemas``, written by
+scripts/gen_schema_validators.py), which must be what the generator writes from the current
+schema, and give the verdicts of ``fastjsonschema.compile``.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import importlib
+import json
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +26,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from registry_tool.manifest import cache, source
+from registry_tool.manifest import source
 from registry_tool.manifest.config import CONFIG_SCHEMA
 from registry_tool.manifest.model import PLUGIN_SCHEMA, parse_manifest
 from registry_tool.manifest.source import load_schema, schema_accepts
@@ -122,28 +129,84 @@ def test_compiled_config_schema_never_accepts_what_jsonschema_refuses(config: Pa
     _check_never_more_lenient(config, CONFIG_SCHEMA)
 
 
-@pytest.mark.parametrize("schema_name", [PLUGIN_SCHEMA, CONFIG_SCHEMA])
-def test_cached_validator_is_the_generated_one(
-    schema_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The validator read back from the cache gives the verdicts of fastjsonschema.compile."""
+SHIPPED = (PLUGIN_SCHEMA, CONFIG_SCHEMA)
+
+
+def _shipped_module(schema_name: str) -> Any:
+    return importlib.import_module(
+        "registry_tool.manifest._schemas." + source.shipped_validator_path(schema_name).stem
+    )
+
+
+@pytest.mark.parametrize("schema_name", SHIPPED)
+def test_the_shipped_validator_is_what_the_generator_writes_from_the_schema(schema_name: str) -> None:
+    """Fails when a schema changed and scripts/gen_schema_validators.py was not run (or on a hand edit).
+
+    The digest of the schema is always compared; the whole text when the installed fastjsonschema is
+    the one the code was generated with (another version may generate other code with the same
+    verdicts, which the differential tests below check).
+    """
     import fastjsonschema
 
-    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path / "schemas")
+    shipped = source.shipped_validator_path(schema_name)
+    fix = f"{shipped.name} is stale; fix: run scripts/gen_schema_validators.py"
+    raw = source.schema_path(schema_name).read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == _shipped_module(schema_name).SCHEMA_SHA256, fix
+    if _shipped_module(schema_name).VERSION == fastjsonschema.VERSION:
+        assert shipped.read_text(encoding="utf-8") == source.generate_validator_module(schema_name), fix
+
+
+@pytest.mark.parametrize("schema_name", SHIPPED)
+def test_a_run_uses_the_shipped_validator_and_never_imports_fastjsonschema(schema_name: str) -> None:
+    probe = (
+        "import sys\n"
+        "from registry_tool.manifest import source\n"
+        f"validate = source.compiled_schema({schema_name!r})\n"
+        "assert validate.__module__.startswith('registry_tool.manifest._schemas.'), validate.__module__\n"
+        "print(any(m.partition('.')[0] == 'fastjsonschema' for m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("schema_name", SHIPPED)
+def test_a_stale_or_missing_shipped_validator_is_not_used(
+    schema_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another schema next to the shipped code (an edited checkout): the code is generated instead."""
+    edited = json.loads(source.schema_path(schema_name).read_text(encoding="utf-8"))
+    edited["properties"]["added_by_the_test"] = {"type": "string"}
+    edited["required"] = [*edited.get("required", []), "added_by_the_test"]
+    (tmp_path / schema_name).write_text(json.dumps(edited), encoding="utf-8")
+    monkeypatch.setattr(source, "schema_path", lambda name: tmp_path / name)
+    doc = tomllib.loads(
+        _examples("plugin.toml" if schema_name == PLUGIN_SCHEMA else "registry.toml")[0].read_text()
+    )
     source.compiled_schema.cache_clear()
     try:
-        written = source.compiled_schema(schema_name)  # generated, then stored
-        assert len(list((tmp_path / "schemas").iterdir())) == 1
+        assert not source.schema_accepts(doc, schema_name)  # the edited schema decides
+        assert source.compiled_schema(schema_name).__module__ is None  # generated in memory
+        monkeypatch.setattr(source, "_module_name", lambda name: "no_such_module")
+        (tmp_path / schema_name).write_bytes(source.schema_path(schema_name).read_bytes())
         source.compiled_schema.cache_clear()
-        loaded = source.compiled_schema(schema_name)  # read back from the cache
+        assert source.compiled_schema(schema_name).__module__ is None
     finally:
         source.compiled_schema.cache_clear()
-    assert loaded is not written
+
+
+@pytest.mark.parametrize("schema_name", SHIPPED)
+def test_the_shipped_validator_gives_the_verdicts_of_fastjsonschema_compile(schema_name: str) -> None:
+    import fastjsonschema
+
+    shipped = _shipped_module(schema_name).validate
+    assert source.compiled_schema(schema_name) is shipped  # what schema_accepts runs
     fresh = fastjsonschema.compile(load_schema(schema_name))
     documents = MANIFESTS if schema_name == PLUGIN_SCHEMA else CONFIGS
-    for document in documents[:4]:
+    for document in documents:
         for mutated in _mutations(tomllib.loads(document.read_text(encoding="utf-8"))):
-            assert _verdict(loaded, mutated) == _verdict(fresh, mutated)
+            assert _verdict(shipped, mutated) == _verdict(fresh, mutated)
 
 
 def _verdict(validator: Any, data: Any) -> bool:
@@ -152,24 +215,6 @@ def _verdict(validator: Any, data: Any) -> bool:
     except Exception:
         return False
     return True
-
-
-def test_a_damaged_cache_entry_is_generated_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "schemas"
-    monkeypatch.setattr(cache, "cache_dir", lambda: directory)
-    source.compiled_schema.cache_clear()
-    try:
-        source.compiled_schema(PLUGIN_SCHEMA)
-        (entry,) = directory.iterdir()
-        assert source._load_code(entry.name) is not None
-        entry.write_bytes(b"not marshal data")
-        assert source._load_code(entry.name) is None
-        source.compiled_schema.cache_clear()
-        valid = tomllib.loads((REPO / "index/plugins/adler32/1.0.0/plugin.toml").read_text(encoding="utf-8"))
-        assert schema_accepts(valid, PLUGIN_SCHEMA)
-        assert source._load_code(entry.name) is not None  # written again
-    finally:
-        source.compiled_schema.cache_clear()
 
 
 def test_jsonschema_decides_what_the_compiled_schema_refuses() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -23,13 +24,10 @@ def test_schema_is_valid_draft7(name: str) -> None:
 
 
 def _check_jsonschema(schema: str, files: list[Path]) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which(
-        "check-jsonschema", path=str(Path(__file__).parents[2] / ".venv" / "bin")
-    ) or shutil.which("check-jsonschema")
-    if tool is None:
+    if importlib.util.find_spec("check_jsonschema") is None:
         pytest.skip("check-jsonschema is not installed (pip install check-jsonschema)")
     return subprocess.run(
-        [tool, "--schemafile", str(SCHEMAS / schema), *map(str, files)],
+        [sys.executable, "-m", "check_jsonschema", "--schemafile", str(SCHEMAS / schema), *map(str, files)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_check import read_site
 
 from registry_tool.registry import build as build_mod
 from registry_tool.registry.build import BuildOptions, BuildRefusedError, RollbackError, build_site
 from registry_tool.registry.cache import CACHE_FORMAT
+
+from .site_check import read_site
 
 MINISIGN = shutil.which("minisign")
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)  # the same clock as conftest's signatures
@@ -291,6 +292,7 @@ def test_progress_reports_every_release_once(index: Index, tmp_path: Path) -> No
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # builds the whole sample index
 @pytest.mark.skipif(not (REPO / "index" / "root").is_dir(), reason="the sample index is not signed yet")
 def test_sample_index_builds_and_verifies(tmp_path: Path) -> None:
     """The bundled sample index (all ABIs, smoke tests on), checked with independent tools."""

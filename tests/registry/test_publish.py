@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from site_check import read_site
 
 from registry_tool.format import REGISTRY_JSON, FileRef, Limits, Release, SmokeFigure, TopDocument
 from registry_tool.registry import build as build_mod
@@ -23,6 +22,8 @@ from registry_tool.registry.build import BuildOptions, BuildResult, build_site
 from registry_tool.registry.document import Publication, read_publication, read_site_dir, release_as_written
 from registry_tool.signing import read_signatures
 from registry_tool.trust import Root, verify_index_signatures
+
+from .site_check import read_site
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)

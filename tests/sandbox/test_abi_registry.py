@@ -7,14 +7,15 @@ from pathlib import Path
 
 from registry_tool.manifest.abi import ABI_SPECS, ABIS
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, ImportPolicy
-from registry_tool.sandbox.runners import ADAPTERS
+from registry_tool.sandbox.runners import RUNNERS, adapter_class
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def test_every_abi_spec_has_exactly_one_runner_and_every_runner_a_spec() -> None:
-    assert set(ADAPTERS) == set(ABI_SPECS)
-    for name, runner in ADAPTERS.items():
+    assert set(RUNNERS) == set(ABI_SPECS)
+    for name in RUNNERS:
+        runner = adapter_class(name)
         assert runner.name == name
         assert runner(ImportPolicy()).name == name
 

@@ -80,6 +80,7 @@ def test_sample_index_extism_plugin_matches_the_official_sdk(run: Runner) -> Non
     assert all(r.outcome is Outcome.passed for r in run(wasm, cases, abi="extism"))
 
 
+@pytest.mark.slow  # Go-built modules: seconds to compile each
 @pytest.mark.parametrize(("plugin", "export"), [("greet_go", "greet"), ("greet_go_std", "_start")])
 def test_go_pdk_samples_match_the_official_sdk(run: Runner, plugin: str, export: str) -> None:
     # The Go PDK's c-shared build is a reactor (_initialize first), its std build a command.
@@ -94,6 +95,7 @@ def test_go_pdk_samples_match_the_official_sdk(run: Runner, plugin: str, export:
     assert all(r.outcome is Outcome.passed for r in results), [(r.name, r.detail) for r in results]
 
 
+@pytest.mark.slow  # a Go-built module: seconds to compile
 def test_go_pdk_error_matches_the_official_sdk(run: Runner) -> None:
     wasm = (INDEX / "plugins" / "greet_go" / "1.0.0" / "greet_go.wasm").read_bytes()
     with pytest.raises(extism.Error, match="input is empty"):

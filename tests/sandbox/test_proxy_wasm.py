@@ -3,7 +3,6 @@ freestanding C filter (tests/sandbox/modules/proxy_filter.c) and the proxy-wasm-
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +160,7 @@ def test_proxy_wasm_mixes_wasi_and_a_granted_host_import(run: Runner, filter_was
 # --------------------------------------------------------------------------- the Go SDK sample
 
 
+@pytest.mark.slow  # a Go-built module: seconds to compile
 def test_go_sdk_filter_sample_passes_its_manifest_tests(tmp_path: Path) -> None:
     release = INDEX / "plugins" / "header_gate" / "1.0.0"
     config = load_registry_config(INDEX)
@@ -168,7 +168,5 @@ def test_go_sdk_filter_sample_passes_its_manifest_tests(tmp_path: Path) -> None:
     job = job_for(manifest, config, cache=False)
     from registry_tool.sandbox import run_job
 
-    started = time.monotonic()
     outcomes = run_job(job)
     assert all(o.passed for o in outcomes), [(o.name, o.outcome, o.detail) for o in outcomes]
-    assert time.monotonic() - started < 120

@@ -92,4 +92,6 @@ def test_a_lying_worker_fails_closed(fake, mode: str) -> None:
 def test_a_hanging_worker_is_killed_at_its_deadline(fake) -> None:
     results = fake("hang", ["a"], wall_time=0.3, kill_margin=0.3)
     assert [r.outcome for r in results] == [Outcome.timeout]
-    assert results[0].wall_ms is not None and 550 < results[0].wall_ms < 2500
+    # Killed at its deadline, not before; and killed, not waited out (the hang sleeps 60 s).  No
+    # tighter upper bound: on a loaded machine the kill can come seconds late.
+    assert results[0].wall_ms is not None and 550 < results[0].wall_ms < 30_000

@@ -36,7 +36,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait(predicate: object, timeout: float = 20.0) -> bool:
+def _wait(predicate: object, timeout: float = 120.0) -> bool:
+    """Poll ``predicate`` until true (returns early; the long timeout is for a loaded machine)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():  # type: ignore[operator]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,14 +28,6 @@ def alice() -> SecretKey:
 @pytest.fixture(scope="session")
 def bob() -> SecretKey:
     return key(2)
-
-
-@pytest.fixture(scope="session")
-def minisign() -> str:
-    path = shutil.which("minisign")
-    if path is None:
-        pytest.fail("the minisign binary is required (Debian package `minisign`; scripts/setup-system.sh)")
-    return path
 
 
 def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

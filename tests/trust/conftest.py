@@ -61,13 +61,3 @@ def root_with_maintainers(root_v1: bytes, k: dict[str, SecretKey]) -> Root:
     )
     data = derive(Root.parse(data), add_maintainer("carol", [k["m3"].public_key], ["other"]), bump=False)
     return Root.parse(data)
-
-
-@pytest.fixture(scope="session")
-def minisign() -> str:
-    import shutil
-
-    path = shutil.which("minisign")
-    if path is None:
-        pytest.fail("the minisign binary is required (Debian package `minisign`; scripts/setup-system.sh)")
-    return path

@@ -315,8 +315,35 @@ func TestDependenciesAreInstalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := lf.Plugins["validate_email"]; got.Requested != "" || len(got.RequiredBy) != 1 || got.RequiredBy[0] != "uses_email" {
+	if got := lf.Plugins["validate_email"]; got.Requested != DependencyOnly || len(got.RequiredBy) != 1 || got.RequiredBy[0] != "uses_email" {
 		t.Fatalf("dependency entry %+v", got)
+	}
+}
+
+func TestExplicitInstallPromotesADependency(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "uses_email", version: "1.0.0", deps: map[string]string{"validate_email": "^1.0.0"}})
+	e.site.build()
+	requested := func() string {
+		b, _ := os.ReadFile(filepath.Join(e.dir, LockfileName))
+		lf, err := ParseLockfile(b, "lock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lf.Plugins["validate_email"].Requested
+	}
+	if _, err := e.install("uses_email", "keys"); err != nil {
+		t.Fatal(err)
+	}
+	if got := requested(); got != DependencyOnly {
+		t.Fatalf("before: requested %q", got)
+	}
+	// Same version, nothing new to download: only the recorded requirement changes.
+	if _, err := e.install("validate_email", "keys"); err != nil {
+		t.Fatal(err)
+	}
+	if got := requested(); got != "" {
+		t.Fatalf("after a bare install: requested %q, want \"\"", got)
 	}
 }
 

@@ -72,9 +72,14 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 			return nil, err
 		}
 		e := lockEntry(s.url, p.vr)
+		// The plugin asked for records what was typed (promoting a former dependency); a
+		// dependency keeps what the user once asked for, or is marked dependency-only when new.
 		e.Requested = p.requested
-		if old, ok := lf.Plugins[name]; ok && name != order[0] {
-			e.Requested = old.Requested // a dependency keeps what the user once asked for
+		if name != order[0] {
+			e.Requested = DependencyOnly
+			if old, ok := lf.Plugins[name]; ok {
+				e.Requested = old.Requested
+			}
 		}
 		lf.Plugins[name] = e
 	}

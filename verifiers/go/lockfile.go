@@ -19,6 +19,9 @@ const (
 	LockfileName    = "registry-tool.lock.json"
 	LockfileVersion = 2
 	maxLockfile     = 64 * 1024 * 1024
+	// DependencyOnly is the requested of an entry installed only because other plugins need it
+	// (conformance/README.md, decision 14). Not a range, so never a requirement anyone typed.
+	DependencyOnly = "(dependency)"
 )
 
 // LockEntry is one installed plugin.

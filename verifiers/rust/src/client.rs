@@ -12,7 +12,7 @@ use crate::error::{Class, Error, Result, TrustCode, TrustError};
 use crate::fetch::{Fetcher, Transport};
 use crate::fsx;
 use crate::json::{self, Obj, Value};
-use crate::lockfile::{Entry, Lockfile, LOCKFILE, MAX_LOCKFILE_BYTES};
+use crate::lockfile::{Entry, Lockfile, DEPENDENCY_ONLY, LOCKFILE, MAX_LOCKFILE_BYTES};
 use crate::manifest::ManifestFacts;
 use crate::minisign::MAX_SIGNATURE_FILE;
 use crate::names;
@@ -812,10 +812,12 @@ impl<'v> Session<'v> {
                     stale.push(format!("{}/{}", prev.name, prev.version));
                 }
             }
+            // The plugin asked for records what was typed (promoting a former dependency); a
+            // dependency keeps what the user once asked for, or is marked dependency-only when new.
             let requested = if i == 0 {
                 req.spec.clone()
             } else {
-                previous.as_ref().map(|p| p.requested.clone()).unwrap_or_default()
+                previous.as_ref().map_or_else(|| DEPENDENCY_ONLY.to_owned(), |p| p.requested.clone())
             };
             let entry = Entry {
                 name: r.name.clone(),

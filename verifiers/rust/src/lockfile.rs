@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 pub const LOCKFILE: &str = "registry-tool.lock.json";
 pub const LOCKFILE_VERSION: i64 = 2;
 pub const MAX_LOCKFILE_BYTES: u64 = 64 * 1024 * 1024;
+/// The `requested` of an entry installed only because other plugins need it
+/// (conformance/README.md, decision 14). Not a range, so never a requirement anyone typed.
+pub const DEPENDENCY_ONLY: &str = "(dependency)";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {

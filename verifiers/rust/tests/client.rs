@@ -4,6 +4,7 @@
 
 mod sitegen;
 
+use registry_verifier::lockfile::DEPENDENCY_ONLY;
 use registry_verifier::{load_plugin, names, read_lockfile, Class, FileTransport, InstallOptions, Verifier};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,11 +42,25 @@ fn dependencies_are_installed_and_record_who_requires_them() {
     assert_eq!(entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["plugin-00000", "plugin-00001"]);
     let lock = read_lockfile(&dir).unwrap().unwrap();
     let dep = &lock.plugins["plugin-00001"];
-    assert_eq!((dep.version.as_str(), dep.requested.as_str()), ("1.0.1", ""));
+    assert_eq!((dep.version.as_str(), dep.requested.as_str()), ("1.0.1", DEPENDENCY_ONLY));
     assert_eq!(dep.required_by, vec!["plugin-00000".to_string()]);
     assert_eq!(lock.plugins["plugin-00000"].dependencies["plugin-00001"], "^1.0");
     assert_eq!(lock.plugins["plugin-00000"].requested, "^1.0");
     assert_eq!(registry_verifier::verify_installed(&dir, Some(&work.join("state"))).unwrap().len(), 2);
+}
+
+#[test]
+fn an_explicit_install_promotes_a_former_dependency() {
+    let (work, v) = setup("promote", &[(0, 1, "^1.0")]);
+    let dir = work.join("plugins");
+    install(&v, "plugin-00000", &dir).unwrap();
+    assert_eq!(read_lockfile(&dir).unwrap().unwrap().plugins["plugin-00001"].requested, DEPENDENCY_ONLY);
+    // Same version (1.0.1 is the highest), so only the recorded requirement changes.
+    install(&v, "plugin-00001", &dir).unwrap();
+    let lock = read_lockfile(&dir).unwrap().unwrap();
+    let promoted = &lock.plugins["plugin-00001"];
+    assert_eq!((promoted.version.as_str(), promoted.requested.as_str()), ("1.0.1", ""));
+    assert_eq!(promoted.required_by, vec!["plugin-00000".to_string()]);
 }
 
 #[test]

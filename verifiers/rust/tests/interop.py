@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 def main() -> int:
+    """Answer one runner step (or batch) as the module docstring says; returns the exit code."""
     mode, rust, python = sys.argv[1], sys.argv[2], sys.argv[3]
     args = sys.argv[sys.argv.index("--") + 1 :]
     commands = {"rust": [rust], "python": [python, "-m", "registry_tool.client.conformance"]}

@@ -1,0 +1,58 @@
+"""Fixtures every test area shares: one key set, index trees and site simulators.
+
+The builders themselves live in the ``tests.world`` package; area conftest files (ci,
+registry, client) wrap them with their own data.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.world import IndexTree, Keys, SiteSimulator, registry_toml
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Markers of the shared test world."""
+    config.addinivalue_line(
+        "markers", "simulated: the client reaches the site through the in-memory SiteSimulator"
+    )
+
+
+@pytest.fixture(scope="session")
+def world_keys() -> Keys:
+    """One key per role (root, index, alice, bob, index2, mallory), made once per session."""
+    return Keys.generate()
+
+
+@pytest.fixture
+def make_index_tree(tmp_path: Path, world_keys: Keys) -> Callable[..., IndexTree]:
+    """``make_index_tree(name="test", **registry_toml_options)``: a new signed index (root v1-v3,
+    no releases) below ``tmp_path``."""
+    count = 0
+
+    def make(name: str = "test-registry", **options: object) -> IndexTree:
+        nonlocal count
+        count += 1
+        toml = registry_toml(name, **options)  # type: ignore[arg-type]
+        return IndexTree.create(tmp_path / f"index{count}", world_keys, registry=name, toml=toml)
+
+    return make
+
+
+@pytest.fixture
+def site_simulator() -> Callable[[Path], SiteSimulator]:
+    """``site_simulator(site_dir)``: an in-memory origin serving a built site."""
+    return SiteSimulator.from_dir
+
+
+@pytest.fixture(scope="session")
+def minisign() -> str:
+    """The reference minisign binary (interop tests use the real tool)."""
+    path = shutil.which("minisign")
+    if path is None:
+        pytest.fail("the minisign binary is required (Debian package `minisign`; scripts/setup-system.sh)")
+    return path

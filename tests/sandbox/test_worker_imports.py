@@ -1,0 +1,168 @@
+"""The worker's start: it imports only what running a release needs, never the parent's modules.
+
+Every module a worker imports is CPU time before its first test (the one-test release is mostly
+interpreter and import time).  These tests run the real worker entry point the way the harness
+starts it (``WORKER_COMMAND``, ``-P``, the harness's environment) and read the worker's own
+``sys.modules`` as it exits, so a new top-level import of a heavy module fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits
+from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
+from registry_tool.sandbox.harness import _ALLOWED_ENV, WORKER_COMMAND
+
+from .conftest import wat
+
+ADD = '(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))'
+WRITER = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "x")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 1))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
+
+#: Run the worker's ``__main__`` as ``-m`` does, and print its ``sys.modules`` when it exits
+#: (through ``os._exit``, which skips ``atexit``, or the ordinary way).
+_REPORT_MODULES = """
+import atexit, json, os, runpy, sys
+exit_now = os._exit
+def report():
+    sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n")
+    sys.stderr.flush()
+def report_and_exit(code):
+    report()
+    exit_now(code)
+os._exit = report_and_exit
+atexit.register(report)
+runpy.run_module("registry_tool.sandbox.worker", run_name="__main__", alter_sys=True)
+"""
+
+#: What a core or WASI release's worker must not import: the parent's modules (manifest parsing,
+#: schema validation, TOML, signatures, reports, the terminal), the other ABIs' runners and the
+#: component model's bindings, and the standard-library modules it does without (``tempfile`` and
+#: what it pulls in, ``importlib.metadata`` for the wasmtime version, which the parent sends).
+HEAVY = (
+    "jsonschema",
+    "fastjsonschema",
+    "tomlkit",
+    "tomllib",
+    "cryptography",
+    "rich",
+    "typer",
+    "platformdirs",
+    "semantic_version",
+    "registry_tool.manifest.config",
+    "registry_tool.manifest.model",
+    "registry_tool.manifest.validate",
+    "registry_tool.report",
+    "registry_tool.sandbox.harness",
+    "registry_tool.sandbox.component",
+    "registry_tool.sandbox.proxy_wasm",
+    "wasmtime.component",
+    "tempfile",
+    "shutil",
+    "importlib.metadata",
+)
+
+
+def _worker_modules(job: Job) -> set[str]:
+    """Run ``job`` in a worker started like the harness starts one; its ``sys.modules`` at exit."""
+    command = [*WORKER_COMMAND[: WORKER_COMMAND.index("-m")], "-c", _REPORT_MODULES]
+    proc = subprocess.run(
+        command,
+        input=json.dumps({"job": job.to_json(), "start": 0}).encode(),
+        capture_output=True,
+        env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
+        check=False,
+        timeout=120,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [e["event"] for e in events] == ["compiled", "test"], events
+    assert events[1]["outcome"]["outcome"] == "passed", events
+    [line] = [ln for ln in err.splitlines() if ln.startswith("MODULES ")]
+    return set(json.loads(line.removeprefix("MODULES ")))
+
+
+@pytest.mark.parametrize(
+    ("abi", "source", "case"),
+    [
+        ("core", ADD, Case("add", "add", [2, 3], expect_kind="values", expect=[5])),
+        ("wasi-command", WRITER, Case("x", "_start", expect_kind="text", expect="x")),
+    ],
+    ids=["core", "wasi-command"],
+)
+def test_worker_imports_none_of_the_heavy_modules(tmp_path: Path, abi: str, source: str, case: Case) -> None:
+    wasm = tmp_path / "plugin.wasm"
+    wasm.write_bytes(wat(source))
+    cache = tmp_path / "cache"
+
+    def job() -> Job:
+        policy = ImportPolicy(DEFAULT_ABI_RULES[abi])
+        return Job(str(wasm), abi, [case], Limits(), EngineSpec(), policy, cache_dir=str(cache))
+
+    _worker_modules(job())  # fills the compile cache (a miss may import tempfile to write it)
+    modules = _worker_modules(job())  # a hit: the usual start of a worker
+    assert {"wasmtime", "registry_tool.sandbox.engine"} <= modules  # the worker ran (as __main__)
+    assert sorted(modules.intersection(HEAVY)) == []
+
+
+#: The worker's entry point with its scratch file system moved to the directory in argv[1].
+_SCRATCH_IN = """
+import sys
+from pathlib import Path
+import registry_tool.sandbox.worker as worker
+worker.SHM = Path(sys.argv[1])
+worker.main()
+"""
+
+
+def test_scratch_directory_is_gone_when_the_last_result_arrives(tmp_path: Path) -> None:
+    """The parent kills a worker as soon as it has read the last result, so the worker removes its
+    scratch directory (the tests' WASI files) before it writes that result: none is left behind."""
+    wasm = tmp_path / "plugin.wasm"
+    wasm.write_bytes(wat(WRITER))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    case = Case("x", "_start", expect_kind="text", expect="x")
+    job = Job(
+        str(wasm),
+        "wasi-command",
+        [case, case],
+        Limits(),
+        EngineSpec(),
+        ImportPolicy(DEFAULT_ABI_RULES["wasi-command"]),
+    )
+    command = [*WORKER_COMMAND[: WORKER_COMMAND.index("-m")], "-c", _SCRATCH_IN, str(scratch)]
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"job": job.to_json(), "start": 0}).encode())
+    proc.stdin.close()
+    try:
+        events = [json.loads(proc.stdout.readline()) for _ in range(3)]
+        assert [e["event"] for e in events] == ["compiled", "test", "test"], events
+        left = list(scratch.iterdir())  # read before the worker could do anything else
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # as the harness does after the last result
+        proc.wait()
+    assert left == []
+    assert all(e["outcome"]["outcome"] == "passed" for e in events[1:]), events
