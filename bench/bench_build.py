@@ -22,7 +22,9 @@ bench maintainer key), then measures in ONE run, on the same files:
 * incr files   site files the one-change rebuild wrote (the goal: O(changed), not O(N)).
 
 Smoke runs are off (`smoke=False`): the floor has no equivalent and they are cached per
-digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`.
+digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`;
+`--quick` runs only the full build and the one-change rebuild side by side (small wasm),
+`--quick --profile FILE` writes the rebuild's cProfile stats to FILE.
 """
 
 from __future__ import annotations
