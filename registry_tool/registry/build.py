@@ -176,7 +176,7 @@ def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: Bui
     check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
     is_site = opts.previous is not None and _same_folder(opts.previous, out)
     previous = (
-        load_previous(opts.previous, chain, cache.publication(out) if is_site else None, out)
+        load_previous(opts.previous, chain, cache.publication(out) if is_site else None)
         if opts.previous
         else None
     )
@@ -301,7 +301,7 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             cache.changed(rel.key)
     cache.keep_only({rel.key for rel in releases})
     if cache.enabled:
-        cache.remember_publication(out, record_publication(out, top, plan.metadata))
+        cache.remember_publication(out, record_publication(plan.metadata))
     cache.save()
     return BuildResult(
         site=opts.out,

@@ -9,8 +9,6 @@ pin (at most ``size`` bytes, then the sha256) and parsed with the verifier's rul
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +29,6 @@ from registry_tool.format import (
     Release,
     SmokeFigure,
     TopDocument,
-    meta_path,
     plugin_key,
 )
 
@@ -114,8 +111,14 @@ def fetch_pinned(read: Reader, pin: Pin) -> bytes:
     return data
 
 
-def read_publication(top: TopDocument, read: Reader) -> Publication:
-    """Every plugin document of a publication, walking the whole tree from ``top.tree``."""
+def read_publication(top: TopDocument, read: Reader, known: frozenset[str] = frozenset()) -> Publication:
+    """Every plugin document of a publication, walking the whole tree from ``top.tree``.
+
+    Every document is fetched by its pin (size cap, then sha256).  A plugin document whose digest
+    is in ``known`` (the build cache's record of documents this tool encoded itself, from releases
+    it had verified) is exactly those bytes: it is decoded without re-running the verifier's rules
+    (``release_as_written``).  Tree nodes and every other document are parsed strictly.
+    """
     plugins: dict[str, dict[str, Release]] = {}
     documents: set[str] = set()
     encoded: dict[str, bytes] = {}
@@ -129,98 +132,58 @@ def read_publication(top: TopDocument, read: Reader) -> Publication:
         for name, doc_pin in sorted((node.plugins or {}).items()):
             assert plugin_key(name).startswith(prefix)  # checked by NodeDocument.parse
             data = fetch_pinned(read, doc_pin)
-            doc = PluginDocument.parse(data, expected_name=name, where=doc_pin.path)
+            if doc_pin.sha256 in known:
+                raw = json.loads(data)
+                if raw.get("name") != name:  # a document of another plugin pinned under this name
+                    raise PublicationError(
+                        f"{doc_pin.path} is the document of {raw.get('name')!r}, pinned for {name!r}",
+                        where=doc_pin.path,
+                        fix="the published site was modified after the build; rebuild it",
+                    )
+                plugins[name] = {v: release_as_written(name, v, e) for v, e in raw["versions"].items()}
+            else:
+                plugins[name] = PluginDocument.parse(data, expected_name=name, where=doc_pin.path).versions
             documents.add(doc_pin.sha256)
-            plugins[name] = doc.versions
             encoded[name] = data
     return Publication(top, plugins, frozenset(documents), encoded)
 
 
-def meta_print(path: str) -> list[int] | None:
-    """(size, mtime, ctime, inode) of a regular metadata file, None for anything else.
-
-    ``ctime`` is set by the kernel on every write, rename or ``utime``: a file rewritten with the
-    same size and its old mtime put back still gets a new print.
-    """
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-
-
 @dataclass(frozen=True)
 class PublicationRecord:
-    """What a build published into SITE, kept in the build cache for the next build's ``--previous``.
+    """The plugin documents a build wrote (or kept) in SITE, kept in the build cache for the next build.
 
     Attributes:
-        top_sha256: sha256 of the top document written.
-        prints: ``meta_print`` of every tree node and plugin document written or kept, by digest.
-        docs: Plugin name -> the bytes of its plugin document (as UTF-8 text).
+        documents: sha256 of every plugin document of the publication: bytes this tool encoded
+            from releases it had parsed or verified itself.
     """
 
-    top_sha256: str
-    prints: dict[str, list[int] | None]
-    docs: dict[str, str]
+    documents: frozenset[str]
 
     def to_json(self) -> dict[str, Any]:
         """The record as cache data."""
-        return {"top_sha256": self.top_sha256, "prints": self.prints, "docs": self.docs}
+        return {"documents": sorted(self.documents)}
 
     @classmethod
     def from_json(cls, raw: Any) -> PublicationRecord:
-        """The record from cache data (``ValueError`` / ``KeyError`` / ``TypeError`` when malformed)."""
-        if not isinstance(raw, dict):
-            raise TypeError("publication record is not an object")
-        top, prints, docs = raw["top_sha256"], raw["prints"], raw["docs"]
-        if not (isinstance(top, str) and isinstance(prints, dict) and isinstance(docs, dict)):
+        """The record from cache data (``KeyError`` / ``TypeError`` when malformed)."""
+        if not isinstance(raw, dict) or not isinstance(raw["documents"], list):
             raise TypeError("malformed publication record")
-        return cls(top, prints, docs)
+        if not all(isinstance(d, str) for d in raw["documents"]):
+            raise TypeError("malformed publication record")
+        return cls(frozenset(raw["documents"]))
 
 
-def record_publication(site: Path, top: bytes, metadata: Metadata) -> PublicationRecord:
-    """The record of a publication just written into ``site``: its top document and metadata."""
-    catalog = metadata.catalog.sha256
-    prints = {sha: meta_print(f"{site}/{meta_path(sha)}") for sha in metadata.files if sha != catalog}
-    docs = {name: metadata.files[pin.sha256].decode("utf-8") for name, pin in metadata.plugin_pins.items()}
-    return PublicationRecord(Pin.of(top).sha256, prints, docs)
-
-
-def publication_from_record(
-    top: TopDocument, top_raw: bytes, site: Path, record: PublicationRecord
-) -> Publication | None:
-    """The publication in ``site`` without reading its documents, when the record still describes it.
-
-    The record was written by the build that published these exact files: the top document must
-    have the recorded digest (its signature is checked by the caller) and every tree node and
-    plugin document it pins must still have the print recorded right after it was written (same
-    size, mtime, ctime, inode: the file was neither rewritten nor replaced).  Content addressing
-    does the rest: the tree under a digest-identical top document pins exactly the recorded
-    documents.  Anything else returns None and the caller reads and verifies every document.
-    """
-    if Pin.of(top_raw).sha256 != record.top_sha256:
-        return None
-    for sha, recorded in record.prints.items():
-        if recorded is None or meta_print(f"{site}/{meta_path(sha)}") != recorded:
-            return None
-    plugins: dict[str, dict[str, Release]] = {}
-    encoded: dict[str, bytes] = {}
-    for name, text in record.docs.items():
-        data = text.encode("utf-8")
-        raw = json.loads(data)
-        plugins[name] = {ver: release_as_written(name, ver, entry) for ver, entry in raw["versions"].items()}
-        encoded[name] = data
-    return Publication(top, plugins, frozenset(record.prints), encoded)
+def record_publication(metadata: Metadata) -> PublicationRecord:
+    """The record of a publication's plugin documents."""
+    return PublicationRecord(frozenset(pin.sha256 for pin in metadata.plugin_pins.values()))
 
 
 def release_as_written(name: str, version: str, raw: dict[str, Any]) -> Release:
     """``Release.to_json()`` read back without the verifier's checks: only for entries this tool wrote.
 
-    Used for plugin documents whose bytes the build cache recorded when it published them (and
-    whose files are unchanged since, see ``publication_from_record``); every other document is
-    parsed with ``PluginDocument.parse``.  ``tests/registry`` checks it inverts ``to_json``.
+    Used for plugin documents whose digest the build cache recorded when this tool encoded them
+    (see ``read_publication``); every other document is parsed with ``PluginDocument.parse``.
+    ``tests/registry`` checks it inverts ``to_json``.
     """
     yanked = raw["yanked"]
     smoke = raw["smoke"]

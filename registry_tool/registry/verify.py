@@ -11,7 +11,6 @@ import hashlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, Location
@@ -36,7 +35,6 @@ from registry_tool.registry import site as site_io
 from registry_tool.registry.document import (
     Publication,
     PublicationRecord,
-    publication_from_record,
     read_publication,
 )
 from registry_tool.registry.errors import RollbackError, UnsafeIndexPathError
@@ -238,16 +236,13 @@ def _smoke(manifest: Manifest, config: RegistryConfig, where: str) -> tuple[Smok
     return tuple(SmokeFigure(o.name, o.fuel_consumed, o.peak_memory_bytes) for o in outcomes)
 
 
-def load_previous(
-    spec: str, chain: RootChain, record: PublicationRecord | None = None, site: Path | None = None
-) -> Publication:
+def load_previous(spec: str, chain: RootChain, record: PublicationRecord | None = None) -> Publication:
     """The published registry at ``spec`` (a site folder or URL), verified.
 
     Its top document's signature is checked under the root it names, then every document below
-    it is fetched by pin (so a modified metadata file is refused, not carried over).  When
-    ``spec`` is SITE itself and the build cache's ``record`` of the last publication into it still
-    describes it (same top document digest, every metadata file unchanged since it was written:
-    see ``publication_from_record``), the documents are taken from the record instead of read.
+    it is fetched by pin (so a modified metadata file is refused, not carried over).  Plugin
+    documents whose digest the build cache's ``record`` lists are decoded without the verifier's
+    rules (see ``read_publication``).
 
     Raises:
         RollbackError: The published registry names a root the index does not have.
@@ -265,8 +260,4 @@ def load_previous(
             fix="build from an up-to-date checkout of the index",
         )
     verify_index_signatures(root, published.data, published.signatures, where=published.source)
-    if record is not None and site is not None:
-        known = publication_from_record(top, published.data, site, record)
-        if known is not None:
-            return known
-    return read_publication(top, published.read)
+    return read_publication(top, published.read, record.documents if record is not None else frozenset())

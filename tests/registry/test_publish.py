@@ -280,22 +280,22 @@ def test_site_files_left_by_nobody_are_not_trusted(index: Index, tmp_path: Path)
     assert_valid_site(site, index)
 
 
-def test_cached_rebuild_takes_the_previous_site_from_the_record(
+def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SITE unchanged since the recorded build: its documents are not read and parsed again."""
-    import registry_tool.registry.verify as verify_mod
+    """Documents whose digest the cache recorded are fetched by pin but not parsed by the rules again."""
+    from registry_tool.registry import document as document_mod
 
     site, cache = tmp_path / "site", tmp_path / "cache.json"
     build(index, site, cache_path=cache)
     full = read_site_dir(site)
 
-    def no_read(*args: object, **kw: object) -> object:
-        raise AssertionError("--previous was read in full although the record describes SITE")
+    def no_parse(*args: object, **kw: object) -> object:
+        raise AssertionError("a plugin document this tool wrote was parsed again")
 
-    monkeypatch.setattr(verify_mod, "read_publication", no_read)
+    monkeypatch.setattr(document_mod.PluginDocument, "parse", no_parse)
     loaded: list[Publication] = []
-    real = verify_mod.load_previous
+    real = build_mod.load_previous
 
     def spy(*args: Any, **kw: Any) -> Publication:
         loaded.append(real(*args, **kw))
@@ -304,6 +304,7 @@ def test_cached_rebuild_takes_the_previous_site_from_the_record(
     monkeypatch.setattr(build_mod, "load_previous", spy)
     index.add_release("beta", "2.1.0", variant=7)
     result = build(index, site, previous=str(site), cache_path=cache, now=LATER)
+    monkeypatch.undo()
     assert loaded == [full]
     assert loaded[0].documents == full.documents and loaded[0].encoded == full.encoded
     assert_valid_site(site, index)
