@@ -381,8 +381,10 @@ def test_previous_site_tampered_after_a_cached_rebuild_is_refused(index: Index, 
     assert problems[0][1] == "digest-mismatch", problems
 
 
-def test_previous_site_with_a_replaced_top_document_is_read_in_full(index: Index, tmp_path: Path) -> None:
-    """Another build's registry.json in SITE (not the recorded digest): every document is read again."""
+def test_previous_site_replaced_by_another_build_and_tampered_is_refused(
+    index: Index, tmp_path: Path
+) -> None:
+    """Another build's publication copied over SITE, one of its documents changed: refused by its pin."""
     site, other, cache = tmp_path / "site", tmp_path / "other", tmp_path / "cache.json"
     build(index, site, cache_path=cache)
     build(index, other, now=NOW + timedelta(minutes=1))
