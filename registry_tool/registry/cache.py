@@ -10,6 +10,10 @@ Two levels, both conservative:
   publication time and tool version, lets a release whose files were touched but not
   changed (a fresh git checkout) skip validation, signature checks and the smoke run.
 
+The cache also records the digests of the plugin documents the last build published into SITE
+(``PublicationRecord``): a rebuild with ``--previous SITE`` still fetches every document by its
+pin (size cap, sha256), and decodes the recorded ones without running the verifier's rules again.
+
 An entry stores what the build derived from the release (its plugin-document entry and
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
 ``record`` are the build's two calls.
