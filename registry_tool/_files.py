@@ -34,6 +34,23 @@ class UnsafePathError(CheckFailed):
     code = "unsafe-path"
 
 
+def private_dir(path: Path) -> bool:
+    """Is ``path`` a directory of the current user that nobody else can write to?
+
+    Caches whose entries are trusted on sight (remembered verdicts, compiled modules whose
+    deserialisation runs native code) are only consulted when this holds.
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return False
+    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def _describe(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"

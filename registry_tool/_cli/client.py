@@ -62,6 +62,9 @@ TotalDeadlineOption = Annotated[
         help="Seconds allowed for all downloads of this command together (N slow files cannot add up).",
     ),
 ]
+# FetchPolicy's defaults, restated so that parsing the command line does not import the client
+# (requests); tests/client/test_cli_answers.py holds them equal.
+DEADLINE = 120.0
 TOTAL_DEADLINE = 600.0
 AllowOption = Annotated[
     list[str] | None,
@@ -229,7 +232,7 @@ def trust_cmd(
         bool, typer.Option("--replace", help="Discard the trusted state and pin this root.")
     ] = False,
     state_dir: StateOption = None,
-    deadline: DeadlineOption = 120.0,
+    deadline: DeadlineOption = DEADLINE,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
@@ -271,7 +274,7 @@ def search_cmd(
     ] = False,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
-    deadline: DeadlineOption = 120.0,
+    deadline: DeadlineOption = DEADLINE,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
@@ -289,7 +292,7 @@ def info_cmd(
     registry: RegistryOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
-    deadline: DeadlineOption = 120.0,
+    deadline: DeadlineOption = DEADLINE,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
@@ -316,7 +319,7 @@ def install_cmd(
     registry_config: RegistryConfigOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
-    deadline: DeadlineOption = 120.0,
+    deadline: DeadlineOption = DEADLINE,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
@@ -371,7 +374,7 @@ def update_cmd(
     registry_config: RegistryConfigOption = None,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
-    deadline: DeadlineOption = 120.0,
+    deadline: DeadlineOption = DEADLINE,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
@@ -450,7 +453,7 @@ def verify_site_cmd(
     root: Annotated[
         Path, typer.Option("--root", help="Root file obtained out of band (signatures next to it).")
     ],
-    deadline: DeadlineOption = 120.0,
+    deadline: DeadlineOption = DEADLINE,
     total_deadline: TotalDeadlineOption = TOTAL_DEADLINE,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:

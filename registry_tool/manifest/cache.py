@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from functools import cache
 from pathlib import Path
+
+from registry_tool._files import private_dir
 
 _verdicts = {"on": False}
 
@@ -42,19 +43,6 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir  # lazy: only when something is looked up
 
     return Path(user_cache_dir("registry-tool")) / "validate"
-
-
-def private_dir(path: Path) -> bool:
-    """Is ``path`` a directory of the current user that nobody else can write to?"""
-    try:
-        info = path.stat()
-    except OSError:
-        return False
-    if not stat.S_ISDIR(info.st_mode):
-        return False
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return False
-    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def read(name: str) -> bytes | None:

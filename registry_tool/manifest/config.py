@@ -235,15 +235,7 @@ def load_registry_config(index_dir_or_file: Path) -> RegistryConfig:
     try:
         src = parse_toml(path, raw)
     except TomlSyntaxError as err:
-        finding = Finding(
-            "toml-syntax",
-            f"invalid TOML: {err}",
-            file=rel,
-            line=err.line,
-            column=err.column,
-            fix="correct the TOML syntax at that position",
-        )
-        raise RegistryConfigError(f"{CONFIG_FILE} is not valid TOML", [finding]) from None
+        raise RegistryConfigError(f"{CONFIG_FILE} is not valid TOML", [err.finding(rel)]) from None
     findings = schema_findings(src, CONFIG_SCHEMA, rel)
     if findings:
         raise RegistryConfigError(f"{CONFIG_FILE} does not match its schema", findings)

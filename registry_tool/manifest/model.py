@@ -195,16 +195,7 @@ def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | Non
     try:
         src = parse_toml(path, raw)
     except TomlSyntaxError as err:
-        return None, [
-            Finding(
-                "toml-syntax",
-                f"invalid TOML: {err}",
-                file=relfile,
-                line=err.line,
-                column=err.column,
-                fix="correct the TOML syntax at that position (https://toml.io)",
-            )
-        ]
+        return None, [err.finding(relfile, fix="correct the TOML syntax at that position (https://toml.io)")]
     findings = schema_findings(src, PLUGIN_SCHEMA, relfile)
     if findings:
         return None, findings

@@ -142,6 +142,12 @@ class TomlSyntaxError(ValueError):
         self.line = line
         self.column = column
 
+    def finding(self, file: str, fix: str = "correct the TOML syntax at that position") -> Finding:
+        """The ``toml-syntax`` finding for ``file``, pointing at where the parser stopped."""
+        return Finding(
+            "toml-syntax", f"invalid TOML: {self}", file=file, line=self.line, column=self.column, fix=fix
+        )
+
 
 def parse_toml(path: Path, raw: bytes) -> TomlSource:
     """Parse ``raw`` (the bytes of ``path``); raises ``TomlSyntaxError`` with the position."""

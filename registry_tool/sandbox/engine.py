@@ -12,13 +12,13 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
+from registry_tool._files import private_dir
 from registry_tool.errors import Location, UsageError
 
 
@@ -212,19 +212,6 @@ def cache_key(wasm: bytes, spec: EngineSpec) -> str:
     return f"{hashlib.sha256(wasm).hexdigest()}-{spec.fingerprint()}"
 
 
-def _trusted_dir(path: Path) -> bool:
-    """Deserialising a compiled module runs native code, so only a private cache dir is trusted."""
-    try:
-        info = path.stat()
-    except OSError:
-        return False
-    if not stat.S_ISDIR(info.st_mode):
-        return False
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return False
-    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
 class ModuleCache:
     """Compiled modules on disk, keyed by module sha256 + engine fingerprint (incl. wasmtime version).
 
@@ -243,7 +230,8 @@ class ModuleCache:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError:
             return False
-        return _trusted_dir(self.directory)
+        # Deserialising a compiled module runs native code: only a private directory is trusted.
+        return private_dir(self.directory)
 
     def path_for(self, key: str) -> Path:
         """The file an entry with ``key`` lives in."""

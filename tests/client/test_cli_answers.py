@@ -22,6 +22,7 @@ from registry_tool.client import FetchPolicy, HttpFetcher
 from registry_tool.client.errors import DeadlineExceededError
 from registry_tool.client.install import LOCKFILE
 from registry_tool.trust.editing import init_root_dir, new_root, sign_root_dir
+from tests.world.files import hostile_file
 
 from .client_world import NOW, World, new_key
 
@@ -192,13 +193,7 @@ def test_state_file_that_is_not_a_small_regular_file_is_refused(trusted: World, 
 
     path = StateStore(trusted.state_dir).path_for(trusted.url)
     path.unlink()
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "dev-zero":
-        path.symlink_to("/dev/zero")
-    else:
-        with path.open("wb") as fh:
-            fh.truncate(600 * 1024 * 1024)  # sparse: no disk used
+    hostile_file(path, kind)
     out = run("install", "alpha", *reg(trusted), code=2)
     assert "trust state file" in out.output
 
@@ -207,31 +202,15 @@ def test_state_file_that_is_not_a_small_regular_file_is_refused(trusted: World, 
 def test_root_option_that_is_not_a_small_regular_file_is_refused(
     world: World, tmp_path: Path, kind: str
 ) -> None:
-    path = tmp_path / "root.json"
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "dev-zero":
-        path.symlink_to("/dev/zero")
-    else:
-        with path.open("wb") as fh:
-            fh.truncate(600 * 1024 * 1024)
+    path = hostile_file(tmp_path / "root.json", kind)
     out = run("trust", world.url, "--root", str(path), "--state-dir", str(world.state_dir), code=2)
     assert "root file" in out.output
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge"])
 def test_lockfile_that_is_not_a_small_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
-    path = tmp_path / LOCKFILE
-    if kind == "fifo":
-        os.mkfifo(path)
-        code = 2
-    elif kind == "dev-zero":
-        path.symlink_to("/dev/zero")
-        code = 1  # a link in the plugin directory: unsafe-path
-    else:
-        with path.open("wb") as fh:
-            fh.truncate(600 * 1024 * 1024)
-        code = 2
+    hostile_file(tmp_path / LOCKFILE, kind)
+    code = 1 if kind == "dev-zero" else 2  # a link in the plugin directory: unsafe-path
     out = run("list", "--dir", str(tmp_path), "--format", "json", code=code)
     assert json.loads(out.stdout)["ok"] is False
 
@@ -258,3 +237,10 @@ def test_killed_state_writer_tmp_file_is_removed_by_the_next_writer(trusted: Wor
     assert stale.name in out.stdout  # reported as a leftover
     run("install", "alpha@1.0.0", *reg(trusted))
     assert not stale.exists()
+
+
+def test_cli_deadline_defaults_are_the_fetch_policy_defaults() -> None:
+    from registry_tool.client import FetchPolicy
+
+    policy = FetchPolicy()
+    assert (policy.deadline, policy.total_deadline) == (client_cli.DEADLINE, client_cli.TOTAL_DEADLINE)

@@ -78,15 +78,19 @@ def test_symlinked_version_folder_install_writes_nothing_outside(trusted: World,
     assert tree(outside) == before
 
 
+def _move_out_and_link(folder: Path, target: Path) -> None:
+    """Move the files of an installed version ``folder`` to ``target`` and leave a link in its place."""
+    for f in folder.iterdir():
+        (target / f.name).write_bytes(f.read_bytes())
+        f.unlink()
+    folder.rmdir()
+    folder.symlink_to(target, target_is_directory=True)
+
+
 def test_remove_through_symlinked_version_folder_deletes_nothing_and_keeps_entry(
     installed: World, outside: Path
 ) -> None:
-    folder = installed.plugins / "alpha" / "1.0.0"
-    for f in folder.iterdir():
-        (outside / "1.0.0" / f.name).write_bytes(f.read_bytes())
-        f.unlink()
-    folder.rmdir()
-    folder.symlink_to(outside / "1.0.0", target_is_directory=True)
+    _move_out_and_link(installed.plugins / "alpha" / "1.0.0", outside / "1.0.0")
     before = tree(outside)
     with pytest.raises(UnsafePathError):
         remove_plugin(installed.plugins, "alpha")
@@ -104,12 +108,7 @@ def test_remove_deletes_only_the_files_the_lockfile_lists(installed: World) -> N
 
 
 def test_upgrade_does_not_delete_through_a_planted_link(installed: World, outside: Path) -> None:
-    old = installed.plugins / "alpha" / "1.0.0"
-    for f in old.iterdir():
-        (outside / "1.0.0" / f.name).write_bytes(f.read_bytes())
-        f.unlink()
-    old.rmdir()
-    old.symlink_to(outside / "1.0.0", target_is_directory=True)
+    _move_out_and_link(installed.plugins / "alpha" / "1.0.0", outside / "1.0.0")
     before = tree(outside)
     with pytest.raises(UnsafePathError):
         installed.open().install("alpha@1.1.0", installed.plugins)

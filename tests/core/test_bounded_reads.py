@@ -3,30 +3,20 @@ by type and size before any byte is read (never read whole, never waited on)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded
 from registry_tool.signing.keyfiles import describe_key, load_public_key, load_secret_key
+from tests.world.files import HOSTILE_KINDS, hostile_file
 
 
 def _hostile(tmp_path: Path, kind: str) -> Path:
-    path = tmp_path / "file"
-    if kind == "fifo":
-        os.mkfifo(path)  # nobody ever writes: an unbounded wait if opened blocking
-    elif kind == "dev-zero":
-        path.symlink_to("/dev/zero")
-    elif kind == "directory":
-        path.mkdir()
-    else:
-        with path.open("wb") as fh:
-            fh.truncate(600 * 1024 * 1024)  # sparse: no disk used, but 600 MiB to read
-    return path
+    return hostile_file(tmp_path / "file", kind)
 
 
-KINDS = ["fifo", "dev-zero", "directory", "huge"]
+KINDS = list(HOSTILE_KINDS)
 
 
 @pytest.mark.parametrize("kind", KINDS)

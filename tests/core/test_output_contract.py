@@ -322,7 +322,11 @@ def test_every_command_of_the_app_is_in_the_contract_test() -> None:
 # --------------------------------------------------------------------------- exit codes
 
 
-def test_a_network_outage_exits_2_with_the_report_written(world: World, tmp_path: Path) -> None:
+def _trusted_then_gone(world: World, tmp_path: Path) -> tuple[str, Path]:
+    """A registry served on 127.0.0.1, trusted into a fresh state dir, then shut down.
+
+    Returns its URL (the port now refuses connections) and the state dir.
+    """
     server = serve(world.root / "site")
     url = url_of(server)
     state = tmp_path / "s"
@@ -331,7 +335,12 @@ def test_a_network_outage_exits_2_with_the_report_written(world: World, tmp_path
     )
     assert trusted.exit_code == EXIT_OK, trusted.output
     server.shutdown()
-    server.server_close()  # the port now refuses connections
+    server.server_close()
+    return url, state
+
+
+def test_a_network_outage_exits_2_with_the_report_written(world: World, tmp_path: Path) -> None:
+    url, state = _trusted_then_gone(world, tmp_path)
     for fmt in FORMATS:
         result = invoke("client", "search", "--registry", url, "--state-dir", state, "--format", fmt)
         assert result.exit_code == EXIT_USAGE, result.output
@@ -401,15 +410,7 @@ def test_debug_shows_the_traceback_of_an_internal_error(
 
 
 def test_verbose_shows_a_mirror_fallback_on_stderr_and_json_stays_clean(world: World, tmp_path: Path) -> None:
-    origin = serve(world.root / "site")
-    url = url_of(origin)
-    state = tmp_path / "s"
-    trusted = invoke(
-        "client", "trust", url, "--root", world.root / "index/root/1.root.json", "--state-dir", state
-    )
-    assert trusted.exit_code == EXIT_OK, trusted.output
-    origin.shutdown()
-    origin.server_close()
+    url, state = _trusted_then_gone(world, tmp_path)
     args = [
         "client",
         "search",

@@ -34,6 +34,17 @@ OUTCOME_FIELDS = (
 )
 
 
+# A WASI command that writes "x" to stdout.
+WRITER = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "x")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 1))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
+
+
 def wat(text: str) -> bytes:
     return wasmtime.wat2wasm(text)
 

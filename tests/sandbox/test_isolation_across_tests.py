@@ -13,7 +13,7 @@ from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
 from registry_tool.sandbox.engine import make_engine
 from registry_tool.sandbox.worker import Release, run_case
 
-from .conftest import Runner, wat
+from .conftest import WRITER, Runner, wat
 
 PAGE = 65536
 
@@ -162,22 +162,15 @@ def test_the_virtual_clock_restarts_in_every_test(run: Runner) -> None:
     assert [r.outcome for r in results] == [Outcome.passed, Outcome.passed], results
 
 
-WRITER = wat(
-    """(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "x")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 1))
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
-)
+WRITER_WASM = wat(WRITER)
 
 
 def test_wasi_output_of_one_test_is_not_the_next_tests(run: Runner) -> None:
     once = Case("writes x", "_start", expect_kind="text", expect="x")
     results = run(
-        WRITER, [once, Case("writes x again", "_start", expect_kind="text", expect="x")], abi="wasi-command"
+        WRITER_WASM,
+        [once, Case("writes x again", "_start", expect_kind="text", expect="x")],
+        abi="wasi-command",
     )
     assert [(r.outcome, r.stdout) for r in results] == [(Outcome.passed, "x"), (Outcome.passed, "x")]
 
@@ -197,7 +190,7 @@ def test_a_module_that_imports_no_wasi_gets_no_wasi_files(tmp_path: Path) -> Non
     outcome = run_case(release, Case("bump", "bump", expect_kind="values", expect=[11]), work)
     assert outcome.outcome is Outcome.passed
     assert list(work.iterdir()) == []
-    writer = _release(WRITER, "wasi-command", tmp_path)
+    writer = _release(WRITER_WASM, "wasi-command", tmp_path)
     assert (
         run_case(writer, Case("x", "_start", expect_kind="text", expect="x"), work).outcome is Outcome.passed
     )

@@ -20,17 +20,9 @@ from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
 from registry_tool.sandbox.harness import _ALLOWED_ENV, WORKER_COMMAND
 
-from .conftest import wat
+from .conftest import WRITER, wat
 
 ADD = '(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))'
-WRITER = """(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "x")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 1))
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
 
 #: Run the worker's ``__main__`` as ``-m`` does, and print its ``sys.modules`` when it exits
 #: (through ``os._exit``, which skips ``atexit``, or the ordinary way).

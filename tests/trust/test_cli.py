@@ -31,11 +31,9 @@ def as_json(result: Result) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture
-def registry(tmp_path: Path, cli: object) -> Path:
-    """root/1 with a 2-of-2 root signed by both keys; generated keys in keys/."""
-    root = tmp_path / "index" / "root"
-    run(
+def init_root(cli: object, root: Path, keys: Path, *extra: str, code: int = 0) -> Result:
+    """``root init`` of registry "demo" into ``root``, unencrypted keys generated into ``keys``."""
+    return run(
         cli,
         "root",
         "init",
@@ -44,11 +42,18 @@ def registry(tmp_path: Path, cli: object) -> Path:
         "--dir",
         root,
         "--generate-keys",
-        tmp_path / "keys",
+        keys,
         "--unencrypted",
-        "--root-threshold",
-        "2",
+        *extra,
+        code=code,
     )
+
+
+@pytest.fixture
+def registry(tmp_path: Path, cli: object) -> Path:
+    """root/1 with a 2-of-2 root signed by both keys; generated keys in keys/."""
+    root = tmp_path / "index" / "root"
+    init_root(cli, root, tmp_path / "keys", "--root-threshold", "2")
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [
         "index.key",
         "index.pub",
@@ -241,19 +246,7 @@ def test_root_edit_errors(cli: object, registry: Path) -> None:
     run(cli, "root", "revoke", "0123456789ABCDEF", "--dir", root, code=2)
     run(cli, "root", "rotate-keys", "--role", "targets", "--dir", root, code=2)
     run(cli, "root", "rotate-keys", "--role", "root", "--threshold", "3", "--dir", root, code=2)
-    run(
-        cli,
-        "root",
-        "init",
-        "--registry",
-        "demo",
-        "--dir",
-        root,
-        "--generate-keys",
-        registry / "k2",
-        "--unencrypted",
-        code=2,
-    )
+    init_root(cli, root, registry / "k2", code=2)
     (root / "2.root.json").unlink(missing_ok=True)
     (root / "3.root.json").write_text("{}")
     run(cli, "root", "verify", "--dir", root, code=1)  # gap: version 2 missing
