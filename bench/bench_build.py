@@ -22,7 +22,9 @@ bench maintainer key), then measures in ONE run, on the same files:
 * incr files   site files the one-change rebuild wrote (the goal: O(changed), not O(N)).
 
 Smoke runs are off (`smoke=False`): the floor has no equivalent and they are cached per
-digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`.
+digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`;
+`--quick` runs only the full build and the one-change rebuild side by side (small wasm),
+`--quick --profile FILE` writes the rebuild's cProfile stats to FILE.
 """
 
 from __future__ import annotations
@@ -247,10 +249,14 @@ def tuf_peer(releases: list[Path], index: Path, out: Path, maint: SecretKey | No
     return time.perf_counter() - t
 
 
-def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
+def run(
+    n: int, payload: int, workdir: Path, quick: bool = False, profile: str | None = None
+) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{n}-", dir=workdir))
     try:
         index, index_key, maint, releases = generate(work, n, payload)
+        if quick:
+            return _quick(work, index, index_key, maint, n, payload, profile)
         jobs = JOBS
         figures = {"floor": floor(releases, maint), "floor-jN": floor(releases, maint, jobs)}
         figures["floor+copy"] = floor_with_copy(releases, maint, work / "copy")
@@ -306,6 +312,50 @@ def run(n: int, payload: int, workdir: Path) -> dict[str, float]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _quick(
+    work: Path, index: Path, index_key: SecretKey, maint: SecretKey, n: int, payload: int, profile: str | None
+) -> dict[str, float]:
+    """Only the full build and the one-change rebuild, side by side (``--quick``).
+
+    With ``profile``, the one-change rebuild runs under cProfile and its stats go to that file.
+    """
+
+    def build(out: str, cache: Path | None, previous: bool = False) -> float:
+        t, cpu = time.perf_counter(), time.process_time()
+        opts = BuildOptions(
+            index=index,
+            out=work / out,
+            keys=[index_key],
+            now=datetime.now(UTC).replace(microsecond=0),
+            smoke=False,
+            cache_path=cache,
+            previous=str(work / out) if previous else None,
+            jobs=1,
+        )
+        FILES["written"] = int(build_site(opts).site_files["written"])
+        CPU["build"] = time.process_time() - cpu
+        return time.perf_counter() - t
+
+    figures = {"full": build("site-nocache", None)}
+    figures["full-cpu"] = CPU["build"]
+    cache = work / "cache.json"
+    build("site", cache)  # warm the cache
+    template, offset = module_template(payload)
+    write_release(index, "plugin-new", "1.0.0", n + 1, template, offset, maint)
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    figures["incremental"] = build("site", cache, previous=True)
+    if profile:
+        prof.disable()
+        prof.dump_stats(profile)
+    figures["incr-files"] = FILES["written"]
+    figures["incr-cpu"] = CPU["build"]
+    return figures
+
+
 RACY_WAIT = 0.0
 CPU: dict[str, float] = {}  # process CPU time of the last single-process floor / build
 FILES: dict[str, int] = {}  # site files the last build wrote
@@ -349,6 +399,12 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default=tempfile.gettempdir())
     parser.add_argument("--jobs", type=int, default=JOBS, help="processes for the jN columns (CPU count)")
+    parser.add_argument(
+        "--quick", action="store_true", help="only the full build and the one-change rebuild (small wasm)"
+    )
+    parser.add_argument(
+        "--profile", help="with --quick: cProfile stats of the one-change rebuild to this file"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     JOBS = args.jobs
@@ -386,6 +442,18 @@ def main() -> None:
         col("full/tuf+chk", 12, lambda f: f"{f['full'] / f['tuf+checks']:.2f}"),
         col("jN/tuf+chk", 10, lambda f: f"{f['full-jN'] / f['tuf+checks']:.2f}"),
     ]
+    if args.quick:
+        for n in (int(s) for s in args.sizes.split(",")):
+            f = run(n, int(args.small_kib * 1024), Path(args.workdir), quick=True, profile=args.profile)
+            print(
+                f"releases {n}: full {f['full']:.2f} s, one-change rebuild {f['incremental']:.3f} s "
+                f"= {f['incremental'] / f['full'] * 100:.1f} % of full; CPU time full {f['full-cpu']:.2f} s, "
+                f"rebuild {f['incr-cpu']:.3f} s = {f['incr-cpu'] / f['full-cpu'] * 100:.1f} %; "
+                f"{f['incr-files']:.0f} files written "
+                f"(load average {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+        return
     print(" ".join(f"{name:>{width}}" for name, width, _ in columns))
     for n in (int(s) for s in args.sizes.split(",")):
         for label, kib in (("small", args.small_kib), ("large", args.large_kib)):

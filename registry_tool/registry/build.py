@@ -32,7 +32,7 @@ from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.registry import site as site_io
 from registry_tool.registry.cache import BuildCache, Lookup, lookup, lookup_context, record
 from registry_tool.registry.catalog import catalog_files
-from registry_tool.registry.document import Publication
+from registry_tool.registry.document import Publication, record_publication
 from registry_tool.registry.errors import (
     BuildRefusedError,
     PublishedReleaseChangedError,
@@ -170,11 +170,16 @@ class _Inputs:
     previous_is_site: bool
 
 
-def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime) -> _Inputs:
+def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: BuildCache) -> _Inputs:
     config = load_registry_config(opts.index)
     chain = load_root_chain(opts.index, verify_now)
     check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
-    previous = load_previous(opts.previous, chain) if opts.previous else None
+    is_site = opts.previous is not None and _same_folder(opts.previous, out)
+    previous = (
+        load_previous(opts.previous, chain, cache.publication(out) if is_site else None)
+        if opts.previous
+        else None
+    )
     if previous is not None and previous.registry.name != config.name:
         raise RollbackError(
             f"--previous is registry '{previous.registry.name}', this index builds '{config.name}'",
@@ -187,7 +192,6 @@ def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime) -> _Inputs
             f"v{chain.root.version}",
             fix="build from an up-to-date checkout of the index",
         )
-    is_site = opts.previous is not None and _same_folder(opts.previous, out)
     return _Inputs(config, chain, previous, is_site)
 
 
@@ -203,10 +207,10 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
     verify_now = opts.verify_now or opts.now
     site_io.recover_interrupted(out)
     site_io.check_site_target(out)
-    inputs = _read_inputs(opts, out, verify_now)
+    cache = BuildCache(opts.cache_path)
+    inputs = _read_inputs(opts, out, verify_now, cache)
     config, chain, previous = inputs.config, inputs.chain, inputs.previous
     releases = scan_releases(opts.index)
-    cache = BuildCache(opts.cache_path)
     base = f"{__version__}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
     generated_at = format_time(opts.now)
     prepared: dict[tuple[str, str], PreparedRelease] = {}
@@ -296,6 +300,8 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         if prepared[(rel.name, rel.version)].prints_changed:
             cache.changed(rel.key)
     cache.keep_only({rel.key for rel in releases})
+    if cache.enabled:
+        cache.remember_publication(out, record_publication(plan.metadata))
     cache.save()
     return BuildResult(
         site=opts.out,

@@ -10,6 +10,10 @@ Two levels, both conservative:
   publication time and tool version, lets a release whose files were touched but not
   changed (a fresh git checkout) skip validation, signature checks and the smoke run.
 
+The cache also records the digests of the plugin documents the last build published into SITE
+(``PublicationRecord``): a rebuild with ``--previous SITE`` still fetches every document by its
+pin (size cap, sha256), and decodes the recorded ones without running the verifier's rules again.
+
 An entry stores what the build derived from the release (its plugin-document entry and
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
 ``record`` are the build's two calls.
@@ -31,6 +35,7 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
+from registry_tool.registry.document import PublicationRecord
 from registry_tool.registry.scan import IndexRelease, RootChain
 from registry_tool.registry.verify import PreparedRelease
 
@@ -101,6 +106,8 @@ class BuildCache:
         self.path = path
         self._by_release: dict[str, CacheEntry] = {}
         self._by_content: dict[str, CacheEntry] = {}
+        # SITE -> what the last build published there, as JSON text (parsed only when asked for).
+        self._publication: tuple[str, str] | None = None
         if path is not None:
             self._load(path)
 
@@ -125,6 +132,9 @@ class BuildCache:
                 )
                 self._by_release[key] = entry
                 self._by_content[entry.content_key] = entry
+            pub = raw.get("publication")
+            if isinstance(pub, dict) and isinstance(pub["site"], str) and isinstance(pub["record"], str):
+                self._publication = (pub["site"], pub["record"])
 
     def _data(self, entry: CacheEntry | None) -> dict[str, Any] | None:
         if entry is None:
@@ -172,6 +182,19 @@ class BuildCache:
         """Forget releases no longer in the index so the file does not grow forever."""
         self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
 
+    def publication(self, site: Path) -> PublicationRecord | None:
+        """What the last build that used this cache published into ``site``, or None."""
+        if self._publication is None or self._publication[0] != str(site):
+            return None
+        try:
+            return PublicationRecord.from_json(json.loads(self._publication[1]))
+        except (KeyError, TypeError, ValueError):
+            return None  # a corrupt record is no record: --previous is read in full
+
+    def remember_publication(self, site: Path, record: PublicationRecord) -> None:
+        """Record what this build published into ``site`` (written at the next ``save``)."""
+        self._publication = (str(site), json.dumps(record.to_json(), separators=(",", ":")))
+
     def save(self) -> None:
         """Write the cache file atomically (a temporary file renamed over it)."""
         if self.path is None:
@@ -189,6 +212,8 @@ class BuildCache:
                 for k, e in sorted(self._by_release.items())
             },
         }
+        if self._publication is not None:
+            payload["publication"] = {"site": self._publication[0], "record": self._publication[1]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".cache-", dir=self.path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -8,20 +8,26 @@ pin (at most ``size`` bytes, then the sha256) and parsed with the verifier's rul
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from registry_tool.errors import CheckFailed
 from registry_tool.format import (
     MAX_TOP_BYTES,
     REGISTRY_JSON,
+    FileRef,
+    Limits,
+    Metadata,
     NodeDocument,
     Pin,
     PluginDocument,
     RegistryInfo,
     Release,
+    SmokeFigure,
     TopDocument,
     plugin_key,
 )
@@ -105,8 +111,14 @@ def fetch_pinned(read: Reader, pin: Pin) -> bytes:
     return data
 
 
-def read_publication(top: TopDocument, read: Reader) -> Publication:
-    """Every plugin document of a publication, walking the whole tree from ``top.tree``."""
+def read_publication(top: TopDocument, read: Reader, known: frozenset[str] = frozenset()) -> Publication:
+    """Every plugin document of a publication, walking the whole tree from ``top.tree``.
+
+    Every document is fetched by its pin (size cap, then sha256).  A plugin document whose digest
+    is in ``known`` (the build cache's record of documents this tool encoded itself, from releases
+    it had verified) is exactly those bytes: it is decoded without re-running the verifier's rules
+    (``release_as_written``).  Tree nodes and every other document are parsed strictly.
+    """
     plugins: dict[str, dict[str, Release]] = {}
     documents: set[str] = set()
     encoded: dict[str, bytes] = {}
@@ -120,11 +132,83 @@ def read_publication(top: TopDocument, read: Reader) -> Publication:
         for name, doc_pin in sorted((node.plugins or {}).items()):
             assert plugin_key(name).startswith(prefix)  # checked by NodeDocument.parse
             data = fetch_pinned(read, doc_pin)
-            doc = PluginDocument.parse(data, expected_name=name, where=doc_pin.path)
+            if doc_pin.sha256 in known:
+                raw = json.loads(data)
+                if raw.get("name") != name:  # a document of another plugin pinned under this name
+                    raise PublicationError(
+                        f"{doc_pin.path} is the document of {raw.get('name')!r}, pinned for {name!r}",
+                        where=doc_pin.path,
+                        fix="the published site was modified after the build; rebuild it",
+                    )
+                plugins[name] = {v: release_as_written(name, v, e) for v, e in raw["versions"].items()}
+            else:
+                plugins[name] = PluginDocument.parse(data, expected_name=name, where=doc_pin.path).versions
             documents.add(doc_pin.sha256)
-            plugins[name] = doc.versions
             encoded[name] = data
     return Publication(top, plugins, frozenset(documents), encoded)
+
+
+@dataclass(frozen=True)
+class PublicationRecord:
+    """The plugin documents a build wrote (or kept) in SITE, kept in the build cache for the next build.
+
+    Attributes:
+        documents: sha256 of every plugin document of the publication: bytes this tool encoded
+            from releases it had parsed or verified itself.
+    """
+
+    documents: frozenset[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as cache data."""
+        return {"documents": sorted(self.documents)}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> PublicationRecord:
+        """The record from cache data (``KeyError`` / ``TypeError`` when malformed)."""
+        if not isinstance(raw, dict) or not isinstance(raw["documents"], list):
+            raise TypeError("malformed publication record")
+        if not all(isinstance(d, str) for d in raw["documents"]):
+            raise TypeError("malformed publication record")
+        return cls(frozenset(raw["documents"]))
+
+
+def record_publication(metadata: Metadata) -> PublicationRecord:
+    """The record of a publication's plugin documents."""
+    return PublicationRecord(frozenset(pin.sha256 for pin in metadata.plugin_pins.values()))
+
+
+def release_as_written(name: str, version: str, raw: dict[str, Any]) -> Release:
+    """``Release.to_json()`` read back without the verifier's checks: only for entries this tool wrote.
+
+    Used for plugin documents whose digest the build cache recorded when this tool encoded them
+    (see ``read_publication``); every other document is parsed with ``PluginDocument.parse``.
+    ``tests/registry`` checks it inverts ``to_json``.
+    """
+    yanked = raw["yanked"]
+    smoke = raw["smoke"]
+    return Release(
+        name=name,
+        version=version,
+        description=raw["description"],
+        license=raw["license"],
+        abi=raw["abi"],
+        host=raw["host"],
+        exports=tuple(raw["exports"]),
+        permissions=tuple(raw["permissions"]),
+        limits=Limits(**raw["limits"]),
+        manifest=FileRef(**raw["manifest"]),
+        wasm=FileRef(**raw["wasm"]),
+        signers=tuple(raw["signers"]),
+        published_at=raw["published_at"],
+        yanked=None if yanked is None else yanked["reason"],
+        smoke=None if smoke is None else tuple(SmokeFigure(**s) for s in smoke),
+        authors=tuple(raw["authors"]),
+        keywords=tuple(raw["keywords"]),
+        homepage=raw["homepage"],
+        repository=raw["repository"],
+        dependencies=dict(raw["dependencies"]),
+    )
 
 
 def read_site_dir(site: Path) -> Publication:

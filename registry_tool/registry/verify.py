@@ -32,7 +32,11 @@ from registry_tool.manifest import validate as rules
 from registry_tool.manifest.errors import FindingsError
 from registry_tool.manifest.model import Manifest
 from registry_tool.registry import site as site_io
-from registry_tool.registry.document import Publication, read_publication
+from registry_tool.registry.document import (
+    Publication,
+    PublicationRecord,
+    read_publication,
+)
 from registry_tool.registry.errors import RollbackError, UnsafeIndexPathError
 from registry_tool.registry.scan import IndexRelease, RootChain
 from registry_tool.signing import manifest_identity
@@ -232,11 +236,13 @@ def _smoke(manifest: Manifest, config: RegistryConfig, where: str) -> tuple[Smok
     return tuple(SmokeFigure(o.name, o.fuel_consumed, o.peak_memory_bytes) for o in outcomes)
 
 
-def load_previous(spec: str, chain: RootChain) -> Publication:
+def load_previous(spec: str, chain: RootChain, record: PublicationRecord | None = None) -> Publication:
     """The published registry at ``spec`` (a site folder or URL), verified.
 
     Its top document's signature is checked under the root it names, then every document below
-    it is fetched by pin (so a modified metadata file is refused, not carried over).
+    it is fetched by pin (so a modified metadata file is refused, not carried over).  Plugin
+    documents whose digest the build cache's ``record`` lists are decoded without the verifier's
+    rules (see ``read_publication``).
 
     Raises:
         RollbackError: The published registry names a root the index does not have.
@@ -254,4 +260,4 @@ def load_previous(spec: str, chain: RootChain) -> Publication:
             fix="build from an up-to-date checkout of the index",
         )
     verify_index_signatures(root, published.data, published.signatures, where=published.source)
-    return read_publication(top, published.read)
+    return read_publication(top, published.read, record.documents if record is not None else frozenset())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -13,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from registry_tool.format import REGISTRY_JSON, TopDocument
+from registry_tool.format import REGISTRY_JSON, FileRef, Limits, Release, SmokeFigure, TopDocument
+from registry_tool.registry import build as build_mod
 from registry_tool.registry import publish as publish_mod
 from registry_tool.registry.build import BuildOptions, BuildResult, build_site
-from registry_tool.registry.document import read_publication
+from registry_tool.registry.document import Publication, read_publication, read_site_dir, release_as_written
 from registry_tool.signing import read_signatures
 from registry_tool.trust import Root, verify_index_signatures
 
@@ -275,3 +278,64 @@ def test_site_files_left_by_nobody_are_not_trusted(index: Index, tmp_path: Path)
     os.sync()
     build(index, site, previous=str(site), now=LATER)
     assert_valid_site(site, index)
+
+
+def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents whose digest the cache recorded are fetched by pin but not parsed by the rules again."""
+    from registry_tool.registry import document as document_mod
+
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    full = read_site_dir(site)
+
+    def no_parse(*args: object, **kw: object) -> object:
+        raise AssertionError("a plugin document this tool wrote was parsed again")
+
+    monkeypatch.setattr(document_mod.PluginDocument, "parse", no_parse)
+    loaded: list[Publication] = []
+    real = build_mod.load_previous
+
+    def spy(*args: Any, **kw: Any) -> Publication:
+        loaded.append(real(*args, **kw))
+        return loaded[-1]
+
+    monkeypatch.setattr(build_mod, "load_previous", spy)
+    index.add_release("beta", "2.1.0", variant=7)
+    result = build(index, site, previous=str(site), cache_path=cache, now=LATER)
+    monkeypatch.undo()
+    assert loaded == [full]
+    assert loaded[0].documents == full.documents and loaded[0].encoded == full.encoded
+    assert_valid_site(site, index)
+    assert read_site(site) == result.document
+
+
+def test_release_as_written_inverts_to_json() -> None:
+    """The record's reader rebuilds exactly the release the build wrote (every field, yank and smoke)."""
+    sha = "ab" * 32
+    release = Release(
+        name="alpha",
+        version="1.0.0",
+        description="d",
+        license="MIT",
+        abi="core",
+        host=">=0.2.0",
+        exports=("run", "add"),
+        permissions=("net",),
+        limits=Limits(1, 2, 3),
+        manifest=FileRef("plugins/alpha/1.0.0/plugin.toml", sha, 10),
+        wasm=FileRef("plugins/alpha/1.0.0/a.wasm", sha, 20),
+        signers=("K1",),
+        published_at="2026-11-21T12:00:00Z",
+        yanked="broken",
+        smoke=(SmokeFigure("t", 5, None),),
+        authors=("a",),
+        keywords=("k",),
+        homepage="https://example.org",
+        repository=None,
+        dependencies={"beta": "^1.0"},
+    )
+    assert release_as_written("alpha", "1.0.0", json.loads(json.dumps(release.to_json()))) == release
+    plain = dataclasses.replace(release, yanked=None, smoke=None, dependencies={})
+    assert release_as_written("alpha", "1.0.0", json.loads(json.dumps(plain.to_json()))) == plain

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from registry_tool.errors import CheckFailed
+from registry_tool.format import meta_path
 from registry_tool.registry.build import BuildOptions, BuildRefusedError, UnsafeIndexPathError, build_site
+from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import sign_release
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
@@ -342,3 +345,54 @@ def test_registry_toml_edited_after_the_root_pinned_it_is_refused(index: Index, 
     with pytest.raises(UnpinnedConfigError, match="the root pins"):
         build(index, tmp_path / "site2")
     assert not (tmp_path / "site2").exists()
+
+
+def _tamper_plugin_document_keeping_its_times(site: Path) -> Path:
+    """Change a plugin document SITE's top document pins; same size, same mtime: only the ctime and
+    the bytes tell."""
+    for data in read_site_dir(site).encoded.values():
+        if b"adds two numbers" in data:
+            path = site / meta_path(hashlib.sha256(data).hexdigest())
+            st = path.stat()
+            path.write_bytes(data.replace(b"adds two numbers", b"adds two numberz", 1))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return path
+    raise AssertionError("no plugin document to tamper with in the site")
+
+
+def test_previous_site_tampered_between_cached_builds_is_refused(index: Index, tmp_path: Path) -> None:
+    """The build cache's record of the last publication never vouches for a file changed since."""
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    _tamper_plugin_document_keeping_its_times(site)
+    problems = refused(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
+    assert problems[0][1] == "digest-mismatch", problems
+
+
+def test_previous_site_tampered_after_a_cached_rebuild_is_refused(index: Index, tmp_path: Path) -> None:
+    """The same after an in-place rebuild (the record then describes files kept, not written)."""
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    index.add_release("alpha", "1.2.0", variant=5)
+    build(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
+    _tamper_plugin_document_keeping_its_times(site)
+    later = LATER + timedelta(hours=1)
+    problems = refused(index, site, previous=str(site), cache_path=cache, now=later, verify_now=later)
+    assert problems[0][1] == "digest-mismatch", problems
+
+
+def test_previous_site_replaced_by_another_build_and_tampered_is_refused(
+    index: Index, tmp_path: Path
+) -> None:
+    """Another build's publication copied over SITE, one of its documents changed: refused by its pin."""
+    site, other, cache = tmp_path / "site", tmp_path / "other", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    build(index, other, now=NOW + timedelta(minutes=1))
+    for path in other.rglob("*"):
+        if path.is_file() and (path.parent == other or "meta" in path.parts):
+            target = site / path.relative_to(other)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    _tamper_plugin_document_keeping_its_times(site)
+    problems = refused(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
+    assert problems[0][1] == "digest-mismatch", problems
