@@ -390,3 +390,46 @@ def test_lockfile_entries_reused_from_the_parse_are_not_shared_with_the_caller(t
     first = read_lockfile(trusted.plugins)
     first.plugins.clear()
     assert list(read_lockfile(trusted.plugins).plugins) == ["alpha"]
+
+
+@pytest.mark.parametrize("source", ["alpha@1.1.0", "beta@2.0.0"])
+def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_digests(
+    trusted: World, tmp_path: Path, source: str
+) -> None:
+    """Another validly signed release copied into alpha 1.0.0's folder, lockfile digests rewritten.
+
+    Every digest agrees and every signature verifies (the same maintainers sign it), so only the
+    identity read from the stored manifest ([plugin] name and version) tells the swap.  A
+    shortcut trusting the lockfile's manifest digest for that identity would accept it.
+    """
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    other = tmp_path / "other"
+    trusted.open().install(source, other)
+    src_entry = read_lockfile(other).plugins[source.split("@")[0]]
+    src = other / src_entry.release_dir
+    folder = trusted.plugins / "alpha/1.0.0"
+    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    entry = lock["plugins"]["alpha"]
+    for f in folder.iterdir():
+        f.unlink()
+    sigs = []
+    for f in src.iterdir():
+        if f.name == src_entry.wasm.rsplit("/", 1)[1]:
+            (folder / entry["wasm"].rsplit("/", 1)[1]).write_bytes(f.read_bytes())
+        else:
+            (folder / f.name).write_bytes(f.read_bytes())
+            if f.name != "plugin.toml":
+                sigs.append(f"alpha/1.0.0/{f.name}")
+    entry.update(
+        manifest_sha256=src_entry.manifest_sha256,
+        manifest_size=src_entry.manifest_size,
+        wasm_sha256=src_entry.wasm_sha256,
+        wasm_size=src_entry.wasm_size,
+        signatures=sorted(sigs),
+    )
+    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert not report.ok
+    finding = report.results[0].findings[0]
+    assert finding.rule == "installed-tampered"
+    assert "does not describe the installed module" in finding.message
