@@ -34,6 +34,7 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
+from registry_tool.signing import sign_bytes
 
 from .client_world import World
 
@@ -392,19 +393,21 @@ def test_lockfile_entries_reused_from_the_parse_are_not_shared_with_the_caller(t
     assert list(read_lockfile(trusted.plugins).plugins) == ["alpha"]
 
 
-@pytest.mark.parametrize("source", ["alpha@1.1.0", "beta@2.0.0"])
+@pytest.mark.parametrize("source", ["alpha@1.1.0", "alpha@1.1.0 plain comment", "beta@2.0.0"])
 def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_digests(
     trusted: World, tmp_path: Path, source: str
 ) -> None:
     """Another validly signed release copied into alpha 1.0.0's folder, lockfile digests rewritten.
 
-    Every digest agrees and every signature verifies (the same maintainers sign it), so only the
-    identity read from the stored manifest ([plugin] name and version) tells the swap.  A
-    shortcut trusting the lockfile's manifest digest for that identity would accept it.
+    Every digest agrees and every signature verifies.  With a plain ``minisign -S`` trusted
+    comment (no plugin/version field, accepted) the signature does not name the release, so only
+    the identity read from the stored manifest ([plugin] name and version) tells the swap: a
+    shortcut taking that identity from the lockfile because the manifest's digest matches the
+    lockfile's would accept it, since whoever rewrites the folder can rewrite the lockfile.
     """
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     other = tmp_path / "other"
-    trusted.open().install(source, other)
+    trusted.open().install(source.split()[0], other)
     src_entry = read_lockfile(other).plugins[source.split("@")[0]]
     src = other / src_entry.release_dir
     folder = trusted.plugins / "alpha/1.0.0"
@@ -420,6 +423,12 @@ def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_dige
             (folder / f.name).write_bytes(f.read_bytes())
             if f.name != "plugin.toml":
                 sigs.append(f"alpha/1.0.0/{f.name}")
+    if source.endswith("plain comment"):  # re-signed by alpha's maintainer, as `minisign -S` would
+        (folder / "plugin.toml.minisig").write_text(
+            sign_bytes(
+                trusted.keys.alice, (folder / "plugin.toml").read_bytes(), trusted_comment="file:plugin.toml"
+            )
+        )
     entry.update(
         manifest_sha256=src_entry.manifest_sha256,
         manifest_size=src_entry.manifest_size,
