@@ -442,3 +442,24 @@ def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_dige
     finding = report.results[0].findings[0]
     assert finding.rule == "installed-tampered"
     assert "does not describe the installed module" in finding.message
+
+
+def test_verify_refuses_a_swapped_module_with_its_lockfile_digest_and_the_signed_manifest_untouched(
+    trusted: World,
+) -> None:
+    """Only the module and the lockfile's wasm digest rewritten: plugin.toml and its signature stay valid.
+
+    The manifest still hashes to the lockfile's recorded digest and its signature verifies; only
+    the [artifact] sha256 read from the stored manifest ties the module to what was signed.
+    """
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    evil = b"\0asm\1\0\0\0evil"
+    (trusted.plugins / "alpha/1.0.0/alpha.wasm").write_bytes(evil)
+    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock["plugins"]["alpha"].update(wasm_sha256=hashlib.sha256(evil).hexdigest(), wasm_size=len(evil))
+    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert not report.ok
+    finding = report.results[0].findings[0]
+    assert finding.rule == "installed-tampered"
+    assert "does not describe the installed module" in finding.message
