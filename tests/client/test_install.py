@@ -34,6 +34,7 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
+from registry_tool.signing import sign_bytes
 
 from .client_world import World
 
@@ -390,3 +391,75 @@ def test_lockfile_entries_reused_from_the_parse_are_not_shared_with_the_caller(t
     first = read_lockfile(trusted.plugins)
     first.plugins.clear()
     assert list(read_lockfile(trusted.plugins).plugins) == ["alpha"]
+
+
+@pytest.mark.parametrize("source", ["alpha@1.1.0", "alpha@1.1.0 plain comment", "beta@2.0.0"])
+def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_digests(
+    trusted: World, tmp_path: Path, source: str
+) -> None:
+    """Another validly signed release copied into alpha 1.0.0's folder, lockfile digests rewritten.
+
+    Every digest agrees and every signature verifies.  With a plain ``minisign -S`` trusted
+    comment (no plugin/version field, accepted) the signature does not name the release, so only
+    the identity read from the stored manifest ([plugin] name and version) tells the swap: a
+    shortcut taking that identity from the lockfile because the manifest's digest matches the
+    lockfile's would accept it, since whoever rewrites the folder can rewrite the lockfile.
+    """
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    other = tmp_path / "other"
+    trusted.open().install(source.split()[0], other)
+    src_entry = read_lockfile(other).plugins[source.split("@")[0]]
+    src = other / src_entry.release_dir
+    folder = trusted.plugins / "alpha/1.0.0"
+    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    entry = lock["plugins"]["alpha"]
+    for f in folder.iterdir():
+        f.unlink()
+    sigs = []
+    for f in src.iterdir():
+        if f.name == src_entry.wasm.rsplit("/", 1)[1]:
+            (folder / entry["wasm"].rsplit("/", 1)[1]).write_bytes(f.read_bytes())
+        else:
+            (folder / f.name).write_bytes(f.read_bytes())
+            if f.name != "plugin.toml":
+                sigs.append(f"alpha/1.0.0/{f.name}")
+    if source.endswith("plain comment"):  # re-signed by alpha's maintainer, as `minisign -S` would
+        (folder / "plugin.toml.minisig").write_text(
+            sign_bytes(
+                trusted.keys.alice, (folder / "plugin.toml").read_bytes(), trusted_comment="file:plugin.toml"
+            )
+        )
+    entry.update(
+        manifest_sha256=src_entry.manifest_sha256,
+        manifest_size=src_entry.manifest_size,
+        wasm_sha256=src_entry.wasm_sha256,
+        wasm_size=src_entry.wasm_size,
+        signatures=sorted(sigs),
+    )
+    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert not report.ok
+    finding = report.results[0].findings[0]
+    assert finding.rule == "installed-tampered"
+    assert "does not describe the installed module" in finding.message
+
+
+def test_verify_refuses_a_swapped_module_with_its_lockfile_digest_and_the_signed_manifest_untouched(
+    trusted: World,
+) -> None:
+    """Only the module and the lockfile's wasm digest rewritten: plugin.toml and its signature stay valid.
+
+    The manifest still hashes to the lockfile's recorded digest and its signature verifies; only
+    the [artifact] sha256 read from the stored manifest ties the module to what was signed.
+    """
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    evil = b"\0asm\1\0\0\0evil"
+    (trusted.plugins / "alpha/1.0.0/alpha.wasm").write_bytes(evil)
+    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock["plugins"]["alpha"].update(wasm_sha256=hashlib.sha256(evil).hexdigest(), wasm_size=len(evil))
+    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert not report.ok
+    finding = report.results[0].findings[0]
+    assert finding.rule == "installed-tampered"
+    assert "does not describe the installed module" in finding.message
