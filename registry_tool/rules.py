@@ -252,6 +252,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "unsafe-site": (_E, "The output folder is not a site this tool wrote, or is unsafe to replace."),
             "previous-registry": (_E, "The previously published site cannot be read or verified."),
             "changed-during-build": (_E, "An index file changed between its verification and publication."),
+            "resign-refused": (_E, "resign renews only a registry.json its key signed before."),
         },
     ),
     (

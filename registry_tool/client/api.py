@@ -1010,7 +1010,7 @@ def verify_site(
                     signers=sorted(signers),
                     yanked=release.is_yanked,
                 )
-            except RegistryToolError as err:
+            except CheckFailed as err:
                 result.findings.append(Finding.from_error(err))
             report.results.append(result)
     return report

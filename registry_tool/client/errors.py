@@ -150,8 +150,8 @@ class UngrantedImportError(ClientError):
     code = "undeclared-import"
 
 
-class DeadlineExceededError(FetchError):
-    """The whole operation's transfers took longer than the overall deadline."""
+class DeadlineExceededError(ClientError, FetchError):
+    """The whole operation's transfers took longer than the overall deadline (slow retrieval: exit 1)."""
 
     code = "slow-retrieval"
 

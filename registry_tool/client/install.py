@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import hashlib
 import json
 import operator
@@ -468,16 +467,7 @@ def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
     cached = _PARSED.get(str(dir_))
     if cached is not None and cached[0] == data:
         return Lockfile(dict(cached[1]), derived=cached[2])
-    # The parse builds tens of thousands of small acyclic objects: each generation-0 collection
-    # they trigger would walk the caller's whole heap for nothing (a third of the parse's time
-    # in a host process with a large heap).  Collection resumes right after.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        lock = _parse_lockfile(data, dir_)
-    finally:
-        if enabled:
-            gc.enable()
+    lock = _parse_lockfile(data, dir_)
     _remember(dir_, data, lock.plugins)
     return lock
 

@@ -346,6 +346,7 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     Returns:
         What happened to SITE's files.
     """
+    refuse_links(out)
     if not (out / REGISTRY_JSON).is_file():
         return publish_staged(out, staged, content)
     try:
@@ -353,6 +354,32 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     except _NeedsSwap:
         return publish_staged(out, staged, content)
     return _apply(out, staged, content, changes)
+
+
+def refuse_links(out: Path) -> None:
+    """Refuse a SITE holding a symbolic link anywhere below it.
+
+    The in-place update writes, renames and collects files inside SITE's folders; through a link
+    planted in SITE (``meta -> /elsewhere``) it would write and delete outside SITE with the
+    builder's permissions.  A build never writes a link, so one is refused, never followed.
+
+    Raises:
+        UnsafeSiteError: A link was found (named in the message).
+    """
+    if not out.is_dir():
+        return
+    todo = [str(out)]
+    while todo:
+        with os.scandir(todo.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise site_io.UnsafeSiteError(
+                        f"{entry.path} is a symbolic link; the builder never writes or deletes through links",
+                        where=entry.path,
+                        fix="remove the link, or build into a new --out",
+                    )
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
 
 
 def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:

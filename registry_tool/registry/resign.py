@@ -16,14 +16,14 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from registry_tool.errors import UsageError
+from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format import REGISTRY_JSON, TopDocument, format_time
 from registry_tool.registry import site as site_io
 from registry_tool.registry.plan import next_version
 from registry_tool.registry.publish import publish_top, sign_registry
 from registry_tool.registry.scan import load_root_chain
 from registry_tool.report import CheckResult, Report
-from registry_tool.signing import SecretKey, read_signatures
+from registry_tool.signing import SecretKey, Signature, read_signatures, verify_parsed
 from registry_tool.trust import verify_index_signatures
 
 
@@ -73,6 +73,38 @@ def resign_site(
         return _resign_locked(site, keys, now, validity, registry_version, verify_now)
 
 
+class ResignRefusedError(CheckFailed):
+    """The top document was not signed by the key asked to renew it."""
+
+    code = "resign-refused"
+
+
+def _require_own_signature(data: bytes, signatures: list[str], keys: list[SecretKey], where: str) -> None:
+    """Re-sign only a top document one of ``keys`` signed before.
+
+    SITE's root folder is as writable as the rest of SITE: a chain planted there (its index role
+    listing the genuine key beside the attacker's) would let a forged top document verify, and
+    re-signing it would lend the genuine key to the forgery.  A document that already carries a
+    valid signature by a key being used is one its holder published.
+    """
+    for key in keys:
+        public = key.public_key
+        for text in signatures:
+            try:
+                signature = Signature.parse(text, where=where)
+                if signature.key_id == public.key_id:
+                    verify_parsed(public, data, signature, where=where)
+                    return
+            except CheckFailed:
+                continue
+    raise ResignRefusedError(
+        "registry.json carries no valid signature by the key(s) given: resign renews only a document"
+        " its key signed before",
+        where=where,
+        fix="rebuild the site with `registry-tool build` (and check who wrote SITE's root folder)",
+    )
+
+
 def _resign_locked(
     site: Path,
     keys: list[SecretKey],
@@ -96,7 +128,8 @@ def _resign_locked(
             where=str(path),
             fix="rebuild the site with `registry-tool build`",
         )
-    verify_index_signatures(signed_under, data, read_signatures(path), where=str(path))
+    signatures_now = read_signatures(path)
+    verify_index_signatures(signed_under, data, signatures_now, where=str(path))
     window = validity if validity is not None else current.expires() - current.generated()
     if window.total_seconds() <= 0:
         raise UsageError("the validity must be positive", fix="pass --validity like 7d")
@@ -109,6 +142,7 @@ def _resign_locked(
     new_data = document.to_bytes()
     TopDocument.parse(new_data)  # never sign what a client would refuse
     signatures = sign_registry(new_data, keys, chain.root, current.registry.name, document.version)
+    _require_own_signature(data, signatures_now, keys, str(path))
     staged = site_io.staging_dir(site)
     try:
         publish_top(site, staged, new_data, signatures)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import glob
 import os
 import shutil
 import tempfile
@@ -137,14 +138,14 @@ def recover_interrupted(site: Path) -> None:
     parent = site.parent
     if not parent.is_dir():
         return
-    olds = sorted(parent.glob(f".{site.name}.old-*"))
+    olds = sorted(parent.glob(f".{glob.escape(site.name)}.old-*"))
     if olds and not site.exists():
         olds.pop().rename(site)  # the two-rename fallback was interrupted between its renames
-    for stale in sorted(parent.glob(f".{site.name}.build-*")):
+    for stale in sorted(parent.glob(f".{glob.escape(site.name)}.build-*")):
         journal = stale / _JOURNAL
         if (journal / _READY).is_file() and (site / REGISTRY_JSON).is_file():
             complete_journal(journal, site)
-    for stale in [*olds, *parent.glob(f".{site.name}.build-*")]:
+    for stale in [*olds, *parent.glob(f".{glob.escape(site.name)}.build-*")]:
         shutil.rmtree(stale, ignore_errors=True)
 
 

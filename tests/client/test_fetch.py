@@ -183,8 +183,13 @@ def test_all_sources_404_is_not_found(server, other_server) -> None:
 
 def test_a_host_breaking_a_signed_bound_is_an_attack_and_an_outage_is_not() -> None:
     """Exit 1 for endless data and slow retrieval (the conformance classes), 2 for a failed network."""
-    from registry_tool.client.errors import FetchError, HttpStatusError, SlowRetrievalError
+    from registry_tool.client.errors import (
+        DeadlineExceededError,
+        FetchError,
+        HttpStatusError,
+        SlowRetrievalError,
+    )
 
-    for attack in (DownloadTooLargeError("x"), SlowRetrievalError("x")):
+    for attack in (DownloadTooLargeError("x"), SlowRetrievalError("x"), DeadlineExceededError("x")):
         assert attack.exit_code == 1 and isinstance(attack, FetchError)
     assert HttpStatusError("x").exit_code == 2

@@ -76,3 +76,20 @@ def test_cli_verify_site_exit_codes(world: World, tmp_path: Path) -> None:
     wasm.write_bytes(wasm.read_bytes() + b"\0")
     bad = CliRunner().invoke(app, [*args, "--format", "json"])
     assert bad.exit_code == 1, bad.output
+
+
+def test_an_outage_is_an_environment_error_not_a_verdict_on_the_registry(sim_world: World) -> None:
+    """A release file the server cannot deliver (503) stops the check with exit 2, not a finding."""
+    import pytest
+
+    from registry_tool.client.errors import HttpStatusError
+
+    sim_world.sim.withhold("plugins/beta/2.0.0/beta.wasm", 503)  # type: ignore[union-attr]
+    with pytest.raises(HttpStatusError) as err:
+        verify_site(
+            sim_world.url,
+            root_bytes=_root(sim_world),
+            fetcher=sim_world.fetcher,
+            clock=clock,  # type: ignore[arg-type]
+        )
+    assert err.value.exit_code == 2

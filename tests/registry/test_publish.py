@@ -339,3 +339,50 @@ def test_release_as_written_inverts_to_json() -> None:
     assert release_as_written("alpha", "1.0.0", json.loads(json.dumps(release.to_json()))) == release
     plain = dataclasses.replace(release, yanked=None, smoke=None, dependencies={})
     assert release_as_written("alpha", "1.0.0", json.loads(json.dumps(plain.to_json()))) == plain
+
+
+@pytest.mark.parametrize(
+    "planted",
+    ["root", "meta", "plugins", "plugins/alpha", "meta/{hh}"],
+)
+@pytest.mark.parametrize("previous", [True, False])
+def test_a_link_planted_in_the_site_is_refused_and_nothing_outside_is_touched(
+    index: Index, tmp_path: Path, planted: str, previous: bool
+) -> None:
+    """Whoever can write SITE must not make the builder write or delete elsewhere through a link."""
+    import shutil
+
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site = tmp_path / "site"
+    build(index, site)
+    top = json.loads((site / REGISTRY_JSON).read_bytes())
+    hh = top["catalog"]["sha256"][:2]
+    planted = planted.format(hh=hh)
+    victim = tmp_path / "victim"
+    shutil.copytree(site / planted, victim)
+    (victim / "precious.txt").write_bytes(b"keep me")
+    (victim / "sub").mkdir(exist_ok=True)
+    (victim / "sub" / "deep.txt").write_bytes(b"keep me too")
+    (victim / "1.0.0").mkdir(exist_ok=True)
+    (victim / "1.0.0" / "precious.txt").write_bytes(b"and me")
+    shutil.rmtree(site / planted)
+    (site / planted).symlink_to(victim, target_is_directory=True)
+    before = tree(victim)
+    index.add_release("beta", "2.1.0", variant=7)
+    with pytest.raises(UnsafeSiteError, match="symbolic link"):
+        build(index, site, now=LATER, **({"previous": str(site)} if previous else {}))
+    assert tree(victim) == before
+
+
+def test_resign_renews_only_a_top_document_its_key_signed_before() -> None:
+    """A chain planted in SITE could make a forged top document verify; resign must not sign it."""
+    from registry_tool.registry.resign import ResignRefusedError, _require_own_signature
+    from registry_tool.signing import SecretKey, sign_bytes
+
+    genuine, forger = SecretKey.generate(), SecretKey.generate()
+    data = b'{"forged":true}\n'
+    forged = [sign_bytes(forger, data, trusted_comment="t")]
+    with pytest.raises(ResignRefusedError, match="no valid signature by the key"):
+        _require_own_signature(data, forged, [genuine], "registry.json")
+    _require_own_signature(data, [*forged, sign_bytes(genuine, data, trusted_comment="t")], [genuine], "x")
