@@ -448,6 +448,7 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
     """Write the changes in the order of ``STEPS``; undo steps 1-5 on failure."""
     counts = SiteFiles(kept=changes.kept)
     added: list[Path] = []  # files and folders this build created in SITE, for the undo
+    journal: Path | None = None
     try:
         for src, dst in changes.move_folders:
             if not dst.parent.is_dir():
@@ -493,6 +494,8 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
         journal = site_io.write_journal(staged, content.top, content.signatures)
         checkpoint("top-ready")
     except BaseException:
+        if journal is not None:
+            site_io.discard_journal(journal)
         for path in reversed(added):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

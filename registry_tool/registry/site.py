@@ -176,6 +176,16 @@ def write_journal(staged: Path, top: bytes, signatures: dict[str, str]) -> Path:
     return journal
 
 
+def discard_journal(journal: Path) -> None:
+    """Withdraw a ready journal before its pinned files are undone (the marker goes first, durably).
+
+    Without this, a build failing after ``write_journal`` and then killed while undoing would leave
+    a ready journal that the next build completes over metadata the undo already removed.
+    """
+    (journal / _READY).unlink(missing_ok=True)
+    fsync_dir(journal)
+
+
 def complete_journal(journal: Path, site: Path, between: Callable[[str], None] | None = None) -> None:
     """Rename a ready journal's signatures, then its top document, into SITE (idempotent).
 

@@ -386,3 +386,36 @@ def test_resign_renews_only_a_top_document_its_key_signed_before() -> None:
     with pytest.raises(ResignRefusedError, match="no valid signature by the key"):
         _require_own_signature(data, forged, [genuine], "registry.json")
     _require_own_signature(data, [*forged, sign_bytes(genuine, data, trusted_comment="t")], [genuine], "x")
+
+
+def test_a_build_failing_after_its_journal_then_killed_leaves_no_journal_to_complete(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The undo withdraws the ready marker first: the next build must not publish over undone files."""
+    site = tmp_path / "site"
+    build(index, site)
+    before = tree(site)
+    index.add_release("beta", "2.1.0", variant=7)
+
+    def checkpoint(name: str) -> None:
+        if name == "top-ready":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(publish_mod, "checkpoint", checkpoint)
+    # Killed before the staging folder is cleaned up: the journal stays on disk.
+    real_rmtree = build_mod.shutil.rmtree
+
+    def rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path).name.startswith(".site.build-"):
+            return  # the kill: the staging folder and its journal stay
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(build_mod.shutil, "rmtree", rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        build(index, site, previous=str(site), now=LATER)
+    monkeypatch.undo()
+    assert list(tmp_path.glob(".site.build-*")), "the journal folder should be left behind"
+    assert tree(site) == before
+    result = build(index, site, previous=str(site), now=LATER + timedelta(hours=1))
+    assert "2.1.0" in result.document.plugins["beta"]
+    assert_valid_site(site, index)
