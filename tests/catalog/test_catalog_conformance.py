@@ -72,13 +72,14 @@ def test_page_reaches_the_conformance_verdicts(browser: Any, server: Server) -> 
         materialise(pin["site"], folder)
         root_rel = Path(pin["root"]).relative_to(pin["site"])
         write_catalog(folder, (folder / root_rel).read_bytes())
-    context = browser.new_context()
     mismatches = []
     batch = 8  # pages verify concurrently; each is awaited before the next batch opens
     for start in range(0, len(cases), batch):
         pages = []
         for case in cases[start : start + batch]:
-            page = context.new_page()
+            # One context per case: pages of one origin share storage, and the page keeps state
+            # per registry (the highest version seen), so cases must not see each other's.
+            page = browser.new_context().new_page()
             now = case["steps"][1]["now"]
             page.clock.set_fixed_time(datetime.fromisoformat(now.replace("Z", "+00:00")))
             page.goto(f"{server.url}conformance/{case['id']}/", wait_until="commit")
@@ -93,7 +94,6 @@ def test_page_reaches_the_conformance_verdicts(browser: Any, server: Server) -> 
             want = "ok" if expect["ok"] else expect["error"]
             if got != want:
                 mismatches.append(f"{case['id']}: page {got}, client {want} ({page.inner_text('#badge')!r})")
-            page.close()
-    context.close()
+            page.context.close()
     print(f"\nconformance: {len(cases) - len(mismatches)} of {len(cases)} pin+refresh cases agree")
     assert not mismatches, "\n".join(mismatches)
