@@ -726,7 +726,8 @@ def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
     version after a committed update, the new one after an interrupted one).  Only paths the
     journal lists are touched.
     """
-    removed = [tmp for tmp in (_LOCKFILE_TMP, _JOURNAL_TMP) if pdir.lstat(tmp) is not None and pdir.unlink(tmp)]
+    leftover = [tmp for tmp in (_LOCKFILE_TMP, _JOURNAL_TMP) if pdir.lstat(tmp) is not None]
+    removed = [tmp for tmp in leftover if pdir.unlink(tmp)]
     if pdir.lstat(JOURNAL) is not None:
         removed += pdir.remove_parts()
         paths = _journal_paths(pdir)

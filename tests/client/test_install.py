@@ -343,7 +343,7 @@ def test_verify_without_trusted_root_says_so(trusted: World, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_lockfile_lines_are_exactly_canonical_json_dumps(count: int) -> None:
-    """The fast writers (base and change line) produce the shared format byte for byte, whatever the strings hold."""
+    """Both fast writers (base, change line) match json.dumps byte for byte, whatever the strings hold."""
     from registry_tool.client.install import LockedPlugin, Lockfile, change_line
 
     odd = 'quote" back\\ slash \u00e9 \u2028 \ud83d\ude00 tab\t nul\x00 del\x7f'
