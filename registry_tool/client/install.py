@@ -477,6 +477,12 @@ def _remember(dir_: Path, lock: Lockfile) -> None:
     _PARSED[key] = lock
 
 
+def forget_parsed() -> None:
+    """Drop this process's reused lockfile parses (the next read of each parses the whole file)."""
+    with _PARSE_LOCK:
+        _PARSED.clear()
+
+
 def _version_error(version: Any, dir_: Path) -> LockfileError:
     return _lock_error(
         f"lockfile_version {version!r} is not supported (this client reads versions 2 and 3)"[:300],
