@@ -2,20 +2,21 @@
 
 Layout of a plugin directory::
 
-    registry-tool.lock.json                  the lockfile (version 2, JSON; docs/client.md)
+    registry-tool.lock.json                  the lockfile (version 3, JSON Lines; docs/client.md)
     .registry-tool.lck                       the file lock serialising writers (flock)
     .registry-tool.cleanup.json              present only while a writer runs (or was killed)
     <name>/<version>/plugin.toml (+ sigs)    the signed manifest, as served
     <name>/<version>/<file>.wasm             the verified module
 
-Crash safety: every file is written to a temporary ``.part-*`` file in its own folder, fsynced,
-read back (not the lockfile: every reader checks it in full), then renamed into place; the
-lockfile is replaced last, and it is the commit point.  Files of a version are immutable, so
-until the lockfile is replaced it still names the old, complete files, and after it names the
-new, complete ones.  Before the first write a cleanup journal lists the old and the new files;
-whoever takes the lock next deletes the listed files the lockfile does not name, so a kill at
-any moment leaves nothing behind for good.  No operation follows a symbolic link below the
-plugin directory (``plugin_fs``).
+Crash safety: every release file is written to a temporary ``.part-*`` file in its own folder,
+fsynced, read back, then renamed into place; the lockfile's change line is appended and fsynced
+last (or a new base renamed into place), and that is the commit point.  Files of a version are
+immutable, so until the commit the lockfile still names the old, complete files, and after it
+the new, complete ones; an unfinished line is ignored by readers and cut off by the next writer.
+Before the first write a cleanup journal lists the old and the new files; whoever takes the lock
+next deletes the listed files the (folded) lockfile does not name, so a kill at any moment
+leaves nothing behind for good.  No operation follows a symbolic link below the plugin directory
+(``plugin_fs``).
 """
 
 from __future__ import annotations
