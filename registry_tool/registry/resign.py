@@ -158,6 +158,16 @@ def _record_path(state_dir: Path, key_id: str, name: str, site: Path) -> Path:
     return state_dir / f"{tag}.json"
 
 
+def _require_private(directory: Path) -> None:
+    """Records are trusted on sight: only from a folder no other user can write."""
+    if not private_dir(directory):
+        raise UsageError(
+            f"the signer's state folder {directory} is not a private folder of this user",
+            where=str(directory),
+            fix=f"chmod 700 {directory} (and check who else could write its records)",
+        )
+
+
 def read_signed(
     site: Path, keys: list[SecretKey], name: str, state_dir: Path | None = None
 ) -> SignedRecord | None:
@@ -169,12 +179,7 @@ def read_signed(
     directory = state_dir if state_dir is not None else signer_state_dir()
     if not directory.exists():
         return None
-    if not private_dir(directory):
-        raise UsageError(
-            f"the signer's state folder {directory} is not a private folder of this user",
-            where=str(directory),
-            fix=f"chmod 700 {directory} (and check who else could write its records)",
-        )
+    _require_private(directory)
     newest: SignedRecord | None = None
     for key in keys:
         path = _record_path(directory, key.key_id, name, site)
@@ -199,8 +204,9 @@ def record_signed(
 ) -> None:
     """Record that ``keys`` signed the top document ``data`` (``version``) for ``name`` at ``site``.
 
-    ``build`` and ``resign`` call it once the document is in SITE.  A record never moves back:
-    a lower version than the one recorded leaves it as it is.
+    ``build`` and ``resign`` call it once the document is in SITE, and it replaces the record:
+    what the signer's own build just published is the newest document by definition, even
+    with a lower version (a site rebuilt from scratch; clients refuse it if it is a rollback).
 
     Raises:
         UsageError: The state folder cannot be written or is not private.
@@ -209,9 +215,7 @@ def record_signed(
     record = {"version": version, "sha256": hashlib.sha256(data).hexdigest()}
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        known = read_signed(site, keys, name, directory)
-        if known is not None and known.version > version:
-            return
+        _require_private(directory)
         for key in keys:
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
             with os.fdopen(fd, "w") as fh:

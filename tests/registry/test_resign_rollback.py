@@ -95,6 +95,16 @@ def test_a_newer_build_than_the_record_is_renewed(index: Index, tmp_path: Path) 
     resign_site(site, [index.keys.index], NOW + timedelta(hours=2))
 
 
+def test_a_site_rebuilt_from_scratch_is_renewed(index: Index, tmp_path: Path) -> None:
+    """What the signer's own build published is the newest document, even with a lower version."""
+    site = tmp_path / "site"
+    build(index, site)
+    resign_site(site, [index.keys.index], NOW + timedelta(days=1))
+    shutil.rmtree(site)
+    build(index, site)  # the same clock as the first build: a lower version than the renewal
+    resign_site(site, [index.keys.index], NOW + timedelta(days=2))
+
+
 def test_without_a_record_resign_needs_the_expected_version(index: Index, tmp_path: Path) -> None:
     site = tmp_path / "site"
     built = build(index, site)
