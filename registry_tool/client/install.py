@@ -45,7 +45,7 @@ from registry_tool.client.errors import (
     UnsafeNameError,
 )
 from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
-from registry_tool.client.trust_state import ManifestFacts
+from registry_tool.client.trust_state import ManifestFacts, ManifestIdentity
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
     PluginDocument,
@@ -920,13 +920,20 @@ class InstalledRelease:
     entry: LockedPlugin
     manifest: bytes
     wasm: bytes
-    facts: ManifestFacts  # the stored manifest, parsed once
+    # The stored manifest's name, version and module digest: parsed once, or taken from the
+    # identity record for these exact bytes (``known``).
+    identity: ManifestIdentity
     signatures: tuple[str, ...] = ()  # the texts of the signature files found (when asked for)
     parts: tuple[str, ...] = ()  # temporary files a killed writer left in the release folder
 
 
 def check_installed(
-    pdir: PluginDir, dir_: Path, entry: LockedPlugin, *, signatures: bool = False
+    pdir: PluginDir,
+    dir_: Path,
+    entry: LockedPlugin,
+    *,
+    signatures: bool = False,
+    known: Mapping[str, ManifestIdentity] | None = None,
 ) -> InstalledRelease:
     """Re-check one installed release against its lockfile entry, opening its folder once.
 
@@ -940,6 +947,9 @@ def check_installed(
         entry: the lockfile entry.
         signatures: also read the signature files the entry lists (missing ones are skipped:
             the threshold decides).
+        known: manifest identities by the sha256 of the manifest's bytes, from the client's
+            identity record (trusted like the trusted root).  A manifest whose computed digest
+            it holds, with exactly the entry's identity, is not parsed; any other is.
 
     Returns:
         The verified bytes, the parsed manifest, and what else the folder holds.
@@ -964,18 +974,25 @@ def check_installed(
                 sorted(f"{entry.release_dir}/{n}" for n in folder.names() if n.startswith(PART_PREFIX))
             )
         )
-    if hashlib.sha256(manifest).hexdigest() != entry.manifest_sha256 or len(manifest) != entry.manifest_size:
+    manifest_digest = hashlib.sha256(manifest).hexdigest()
+    if manifest_digest != entry.manifest_sha256 or len(manifest) != entry.manifest_size:
         raise _tampered(entry, dir_, "plugin.toml differs from the lockfile's sha256", entry.manifest)
     digest = hashlib.sha256(wasm).hexdigest()
     if digest != entry.wasm_sha256 or len(wasm) != entry.wasm_size:
         raise _tampered(entry, dir_, "the wasm module differs from the lockfile's sha256/size", entry.wasm)
-    try:
-        facts = ManifestFacts.parse(manifest, where=entry.manifest)
-    except CheckFailed as err:
-        raise _tampered(entry, dir_, err.what, entry.manifest) from None
-    if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
-        raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
-    return InstalledRelease(entry, manifest, wasm, facts, tuple(texts), parts)
+    wanted = ManifestIdentity(entry.name, entry.version, digest)
+    # Looked up by the digest of the bytes just read, never by the lockfile's: whoever rewrites the
+    # folder can rewrite the lockfile.  Only a record agreeing with the entry is taken; anything
+    # else (no line, another identity) is decided by the parse.
+    identity = known.get(manifest_digest) if known is not None else None
+    if identity != wanted:
+        try:
+            identity = ManifestFacts.parse(manifest, where=entry.manifest).identity
+        except CheckFailed as err:
+            raise _tampered(entry, dir_, err.what, entry.manifest) from None
+        if identity != wanted:
+            raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
+    return InstalledRelease(entry, manifest, wasm, identity, tuple(texts), parts)
 
 
 def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:
