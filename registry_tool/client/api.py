@@ -503,7 +503,8 @@ class Registry:
 
     def _fetch_wasm(self, release: Release, facts: ManifestFacts) -> bytes:
         def check(data: bytes) -> bytes:
-            verify_wasm(self.plugin(release.name), release, facts, data)
+            # The document was fetched before its release could be (``plugin`` looks it up again).
+            verify_wasm(self._plugins.get(release.name) or self.plugin(release.name), release, facts, data)
             return data
 
         return self.sources.fetch_verified(release.wasm.path, max_size=release.wasm.size, verify=check)

@@ -341,6 +341,8 @@ class ManifestFacts:
 
 def _declared_limits(raw: Any) -> tuple[tuple[str, int], ...]:
     """The limits a manifest declares, converted as the build converts them."""
+    if not raw:
+        return ()
     from registry_tool.manifest.units import parse_duration, parse_size
 
     out: list[tuple[str, int]] = []
@@ -389,7 +391,8 @@ def verify_manifest(
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
-    published = release.published()
+    # The publication time judges only signatures by revoked keys: not parsed for a root that has none.
+    published = release.published() if root.revoked else None
     try:
         signers = verify_release_signatures(
             root,
