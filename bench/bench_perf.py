@@ -58,16 +58,32 @@ TOOL = str(Path(PY).with_name("registry-tool"))
 def interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
     """Median seconds of each function, run in turn so the load hits every one alike.
 
-    A function returning a float has timed itself (a worker process: the pipe is not counted).
+    The median CPU time of each (this process's, user + system) is left in ``CPU``: on the
+    loaded machine it moves less than wall time.  A function returning a (wall, CPU) pair has
+    timed itself (a worker process: the pipe is not counted).
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             own = fn()
-            elapsed = time.perf_counter() - t
-            times[name].append(own if isinstance(own, float) else elapsed)
+            elapsed, used = time.perf_counter() - t, time.process_time() - c
+            if isinstance(own, tuple):
+                elapsed, used = own
+            times[name].append(elapsed)
+            cpu[name].append(used)
+    CPU.clear()
+    CPU.update({k: statistics.median(v) for k, v in cpu.items()})
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+CPU: dict[str, float] = {}
+
+
+def cpu_row(measure: str, ours: str, peer: str, goal: str) -> None:
+    """``row`` for the CPU medians of the last ``interleaved`` run."""
+    row(f"{measure}, CPU", CPU[ours], CPU[peer], "floor", goal)
 
 
 def proc(*argv: str) -> Callable[[], None]:
@@ -256,8 +272,10 @@ def site_verify(site: Path, maint: Any, reps: int) -> None:
         fns["before"] = BEFORE.timed("dir")
     m = interleaved(fns, reps)
     row(f"verify a site of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
+    cpu_row("the same", "ours", "floor", "<= 1.5x")
     if "before" in m:
         row("the same, before", m["before"], m["floor"], "floor", "<= 1.5x")
+        cpu_row("the same, before", "before", "floor", "<= 1.5x")
     sample = folders[:300]  # a root-chain walk per release: the whole site would take minutes
 
     def one_by_one() -> None:  # what verifying release by release costs: a root-chain walk each
@@ -352,10 +370,14 @@ def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> Non
         fns["before warm"] = BEFORE.timed("client warm")
     m = interleaved(fns, reps)
     row(f"`client verify` of {len(entries):,} installed plugins", m["cold"], m["floor"], "floor", "<= 1.5x")
+    cpu_row("the same", "cold", "floor", "<= 1.5x")
     row("the same, lockfile parse reused (a host process)", m["warm"], m["floor"], "floor", "(reference)")
+    cpu_row("the same, lockfile parse reused", "warm", "floor", "(reference)")
     if BEFORE is not None:
         row("`client verify`, before", m["before cold"], m["floor"], "floor", "<= 1.5x")
+        cpu_row("`client verify`, before", "before cold", "floor", "<= 1.5x")
         row("the same, lockfile parse reused, before", m["before warm"], m["floor"], "floor", "(reference)")
+        cpu_row("the same, lockfile parse reused, before", "before warm", "floor", "(reference)")
     client_site(site, maint, max(1, reps // 3))
 
 
@@ -377,8 +399,10 @@ def client_site(site: Path, maint: Any, reps: int) -> None:
         fns["before"] = BEFORE.timed("site")
     m = interleaved(fns, reps)
     row(f"`client verify-site` of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
+    cpu_row("the same", "ours", "floor", "<= 1.5x")
     if "before" in m:
         row("the same, before", m["before"], m["floor"], "floor", "<= 1.5x")
+        cpu_row("the same, before", "before", "floor", "<= 1.5x")
 
 
 class Before:
@@ -411,9 +435,14 @@ class Before:
     def setup_client(self, full: Path, state: Path) -> None:
         self.ask(f"client-dirs {full}\t{state}")
 
-    def timed(self, what: str) -> Callable[[], float]:
-        """A call that runs ``what`` in the worker and returns the seconds the worker measured."""
-        return lambda: float(self.ask(what))
+    def timed(self, what: str) -> Callable[[], tuple[float, float]]:
+        """A call that runs ``what`` in the worker: the wall and CPU seconds the worker measured."""
+
+        def run() -> tuple[float, float]:
+            wall, cpu = self.ask(what).split()
+            return float(wall), float(cpu)
+
+        return run
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -459,9 +488,9 @@ def worker(site: Path) -> int:
                 gc.collect()
                 gc.freeze()
                 frozen = True
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             run(what)
-            print(time.perf_counter() - started, flush=True)
+            print(time.perf_counter() - started, time.process_time() - cpu, flush=True)
         except Exception as err:  # reported to the parent, which stops
             print(f"error {type(err).__name__}: {err}", flush=True)
     return 0

@@ -1048,7 +1048,8 @@ def _verify_installed_signatures(
             )
         )
         return
-    published = parse_time_strict(entry.published_at) if entry.published_at else None
+    # The publication time judges only signatures by revoked keys: not parsed for a root that has none.
+    published = parse_time_strict(entry.published_at) if entry.published_at and root.revoked else None
     where = f"{dest}/{entry.manifest}"  # not a Path: built for every installed plugin
     try:
         verify_release_signatures(
