@@ -23,6 +23,7 @@ from registry_tool.client.api import (
 )
 from registry_tool.client.install import LOCKFILE, ManifestFacts, read_lockfile
 from registry_tool.client.trust_state import (
+    IDENTITY_RECORD_MAGIC,
     ManifestIdentity,
     identity_record_header,
     identity_record_lines,
@@ -327,3 +328,34 @@ def test_verify_without_a_record_and_with_it_report_the_same(sim_trusted: World,
     without = verify_installed(sim_trusted.plugins, state_dir=sim_trusted.state_dir).to_json()
     assert with_record == without
     assert not with_record["ok"]
+
+
+def test_appends_from_concurrent_installs_all_land_whole(tmp_path: Path) -> None:
+    """Writers of one state directory append under a lock: no line is lost or torn."""
+    import threading
+
+    state = tmp_path / "state"
+    digests = [f"{i:064x}" for i in range(40)]
+
+    def write(chunk: list[str]) -> None:
+        for d in chunk:
+            record_manifest_identities(state, URL, [(d, ManifestIdentity("alpha", "1.0.0", W1))])
+
+    threads = [threading.Thread(target=write, args=(digests[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(load_manifest_identities(state, URL)) == sorted(digests)
+    text = identity_record_path(state, URL).read_text()
+    assert text.count(IDENTITY_RECORD_MAGIC) == 1 and len(text.splitlines()) == 41
+
+
+def test_an_install_that_fails_verification_records_nothing(sim_trusted: World) -> None:
+    from registry_tool.errors import CheckFailed
+
+    (sim_trusted.site / "plugins/alpha/1.0.0/alpha.wasm").write_bytes(b"\0asm\1\0\0\0tampered")
+    sim_trusted._site_changed()  # serve the tampered module
+    with pytest.raises(CheckFailed):
+        sim_trusted.open().install("alpha@1.0.0", sim_trusted.plugins)
+    assert not identity_record_path(sim_trusted.state_dir, sim_trusted.url).exists()
