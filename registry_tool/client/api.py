@@ -881,6 +881,9 @@ def record_manifest_identities(
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return
+        # A writer killed while restarting the record left its temporary file; this lock is ours now.
+        for stale in state_dir.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         size = info.st_size
         body = lines.encode("ascii")
         if size == 0 or size + len(body) > MAX_IDENTITY_RECORD:

@@ -296,6 +296,17 @@ def test_a_full_record_starts_again_with_the_newest_lines(
     assert not list(state.glob(".*.tmp"))
 
 
+def test_a_restart_killed_before_its_rename_is_cleaned_by_the_next_writer(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    record_manifest_identities(state, URL, [(D1, ManifestIdentity("alpha", "1.0.0", W1))])
+    path = identity_record_path(state, URL)
+    stale = state / f".{path.name}.0123abcd.tmp"
+    stale.write_text("half")
+    record_manifest_identities(state, URL, [(D2, ManifestIdentity("beta", "2.0.0", W1))])
+    assert not stale.exists()
+    assert len(load_manifest_identities(state, URL)) == 2
+
+
 def test_a_link_at_the_record_is_never_written_through(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
