@@ -1,8 +1,9 @@
 """The isolated worker: compiles one module and runs its tests under the limits it is handed.
 
-Run as ``python -m registry_tool.sandbox.worker``.  It reads one JSON job on stdin and writes one
-JSON line per event on stdout (``compiled``, then ``test`` per case), so the parent can time the
-compile phase and each test separately and knows which test a crash interrupted.  The untrusted
+Run as ``python -m registry_tool.sandbox.worker``.  It reads one JSON job on stdin and appends one
+record per event (``compiled``, then ``test`` per case; ``protocol``) to the results file the parent
+handed it, so the parent can time the compile phase and each test separately and knows which test a
+crash interrupted.  The untrusted
 module's own stdout/stderr go to capped temp files, never to this process's streams.
 """
 
@@ -27,6 +28,7 @@ import wasmtime
 from registry_tool._files import MiB, read_bounded
 from registry_tool.manifest.abi import ABI_SPECS, link_import
 from registry_tool.manifest.binary import export_signature
+from registry_tool.sandbox import protocol
 from registry_tool.sandbox.abis import (
     LOG_CAP,
     LOG_LIMIT_MESSAGE,
@@ -579,13 +581,12 @@ def prime_memory_images(engine: wasmtime.Engine, module: wasmtime.Module, limits
 # --------------------------------------------------------------------------- main loop
 
 
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
+    """Compile the job's module and run its cases from ``start_index``, one record each (``protocol``).
 
-
-def run_job(job: Job, start_index: int = 0) -> None:
-    """Compile the job's module and run its cases from ``start_index``, one event line each."""
+    Records go to the file descriptor ``results``, one ``write`` each: nothing is buffered in this
+    process, so what a crash leaves behind is every finished test's record.
+    """
     engine = make_engine(job.engine)
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
@@ -594,19 +595,30 @@ def run_job(job: Job, start_index: int = 0) -> None:
     try:
         module = compile_module(engine, wasm, job.engine, cache)
     except wasmtime.WasmtimeError as err:
-        _emit({"event": "compile_error", "detail": _trap_message(str(err))})
+        os.write(results, protocol.compile_error(_trap_message(str(err))))
         return
-    _emit({"event": "compiled", "ms": (time.perf_counter() - started) * 1000})
+    os.write(results, protocol.compiled((time.perf_counter() - started) * 1000))
     release = Release(engine, module, wasm, job)
     timer = EpochTimer(engine)
     workdir = private_dir()
+    last = len(job.cases) - 1
     try:
         for index in range(start_index, len(job.cases)):
-            outcome = run_case(release, job.cases[index], workdir)
-            if index == len(job.cases) - 1:
+            ran = run_case(release, job.cases[index], workdir)
+            if index == last:
                 # The parent kills the worker once it has the last result: clean up before that.
                 _remove_dir(workdir)
-            _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
+            record = protocol.test_record(
+                index,
+                ran.outcome,
+                ran.fuel_consumed,
+                ran.peak_memory_bytes,
+                ran.wall_ms,
+                ran.stdout,
+                ran.stderr,
+                ran.detail,
+            )
+            os.write(results, record)
     finally:
         timer.stop()
         _remove_dir(workdir)
@@ -688,15 +700,15 @@ _PARENT_POLL_S = 0.2
 def main() -> None:
     """The worker's entry point: read the job on stdin, apply the process limits, run it."""
     _die_with_parent()
-    request = json.loads(sys.stdin.read())
+    request = json.loads(sys.stdin.buffer.read())
     job = Job.from_json(request["job"])
     apply_process_limits(job.limits, len(job.cases))
     os.environ.clear()  # nothing of the parent's environment is needed past this point
-    run_job(job, int(request.get("start", 0)))
-    # Every event is written and the scratch directory removed: skip the interpreter's teardown
+    run_job(job, int(request.get("start", 0)), int(request["results_fd"]))
+    os.write(1, protocol.END)
+    # Every record is written and the scratch directory removed: skip the interpreter's teardown
     # (dropping wasmtime's engine, module and stores, clearing every module), about 25 ms of CPU.
     # An exception above still ends the ordinary way, its traceback on stderr for the diagnosis.
-    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
 

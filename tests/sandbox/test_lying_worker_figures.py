@@ -13,13 +13,22 @@ import pytest
 
 from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits, Outcome, harness, run_job
 
+# Writes the protocol's records by hand (registry_tool/sandbox/protocol.py): ["test", index, outcome,
+# fuel, memory, wall_ms, stdout, stderr, detail, at], the fields from argv[1] over honest defaults.
 FAKE = """
-import json, sys
+import json, os, sys, time
 request = json.loads(sys.stdin.read())
-outcome = json.loads(sys.argv[1])
-print(json.dumps({"event": "compiled", "ms": 1}), flush=True)
-for case in request["job"]["cases"][request["start"]:]:
-    print(json.dumps({"event": "test", "outcome": {"name": case["name"], **outcome}}), flush=True)
+fd = request["results_fd"]
+given = json.loads(sys.argv[1])
+def write(fields):
+    os.write(fd, (json.dumps(fields) + "\\n").encode())
+write(["compiled", 1, time.monotonic()])
+for index in range(request["start"], len(request["job"]["cases"])):
+    r = {"fuel_consumed": 1, "peak_memory_bytes": None, "wall_ms": 0.1, "stdout": "", "stderr": "",
+         "detail": "", **given}
+    write(["test", index, r["outcome"], r["fuel_consumed"], r["peak_memory_bytes"], r["wall_ms"],
+           r["stdout"], r["stderr"], r["detail"], time.monotonic()])
+os.write(1, b"end\\n")
 """
 
 
@@ -41,6 +50,8 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str) -> list[
         '{"outcome": "passed", "wall_ms": "fast"}',
         '{"outcome": "passed", "fuel_consumed": true}',
         '{"outcome": "passed", "stdout": {"a": 1}}',
+        '{"outcome": "no_such_class"}',
+        '{"outcome": ["passed"]}',
     ],
 )
 def test_ill_typed_figures_fail_the_test_closed(
