@@ -20,22 +20,22 @@ from registry_tool.sandbox import (
     run_job,
 )
 
-# A fake worker speaking the result protocol by hand (registry_tool/sandbox/protocol.py), so these
-# tests drive the parent's reader, not the worker's encoder.
+# A fake worker: well-formed records from the protocol's own encoder, malformed ones by hand.
 FAKE = """
-import json, os, signal, sys, time
+import json, os, signal, struct, sys, time
+from registry_tool.sandbox import protocol
+from registry_tool.sandbox.outcome import Outcome
 request = json.loads(sys.stdin.read())
 start, fd = request["start"], request["results_fd"]
 cases = request["job"]["cases"]
 mode = os.environ["FAKE_MODE"]
-def record(*fields, at=None):
-    os.write(fd, (json.dumps([*fields, time.monotonic() if at is None else at]) + "\\n").encode())
-def test(i, outcome="passed", index=None, at=None):
-    record("test", i if index is None else index, outcome, 1, None, 0.1, "", "", "", at=at)
+def test(i):
+    os.write(fd, protocol.test_record(i, Outcome.passed, 1, None, 0.1, "", "", ""))
 if mode.startswith("forged-"):  # a deadline pushed into the future, or made no deadline at all
-    record("compiled", 1, at=time.monotonic() + 10**6 if mode == "forged-future" else float("nan"))
+    at = time.monotonic() + 10**6 if mode == "forged-future" else float("nan")
+    os.write(fd, protocol.compiled(1.0, at=at))
     time.sleep(60)
-record("compiled", 1)
+os.write(fd, protocol.compiled(1.0))
 for i in range(start, len(cases)):
     name = cases[i]["name"]
     if mode == "segv" and name == "crash":
@@ -44,22 +44,23 @@ for i in range(start, len(cases)):
         sys.stderr.write("memory allocation of 4294967296 bytes failed\\n"); sys.stderr.flush()
         os.abort()
     if mode == "torn-then-kill" and name == "crash":
-        os.write(fd, b'["test", %d, "passed", 1, null, 0.1, "", "' % i)  # dies mid-record
+        record = protocol.test_record(i, Outcome.passed, 1, None, 0.1, "", "", "")
+        os.write(fd, record[: len(record) // 2])  # dies mid-record
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "garbage":
-        os.write(fd, b"this is not json\\n"); time.sleep(5)
+        os.write(fd, b"this is not a record"); time.sleep(5)
     if mode == "wrong-index":
-        test(i, index=i + 1); continue
+        os.write(fd, protocol.test_record(i + 1, Outcome.passed, 1, None, 0.1, "", "", "")); continue
     if mode == "duplicate":
         test(i)
     if mode == "end-early":
-        os.write(1, b"end\\n"); time.sleep(60)
+        os.write(1, protocol.END); time.sleep(60)
     if mode == "huge-record":
-        os.write(fd, b"[" + b" " * (2 * 1024 * 1024)); time.sleep(60)
+        os.write(fd, struct.pack("<I", 2 * 1024 * 1024) + b"x" * 100); time.sleep(60)
     if mode == "hang" or (mode == "hang-later" and name == "hang"):
         time.sleep(60)
     test(i)
-os.write(1, b"end\\n")
+os.write(1, protocol.END)
 """
 
 
