@@ -7,8 +7,12 @@
 4. Cold compile of the real-plugin corpus (index/plugins) under the harness's engine config, with
    copy-on-write memory images off (the old config) and on (the current one).
 5. Proxy-Wasm per-test cost: the whole lifecycle of one request, per test, in-process and in a worker.
+6. A one-test release end to end (manifest load, job, worker start, cached compile, run) and
+   ``run_job`` alone: wall and CPU time.
 
-Run: .venv/bin/python bench/bench_smoke.py [overhead cache extism corpus proxy]
+Run: .venv/bin/python bench/bench_smoke.py [overhead cache extism corpus proxy release]
+"Before" figures: the same command with PYTHONPATH pointing at an extracted older tree (the worker
+inherits PYTHONPATH), run in alternation with the current one.
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> C
     return one
 
 
-def _in_worker(path: Path, abi: str, case: Case, rounds: int = 3) -> tuple[float, float, float]:
+def _in_worker(path: Path, abi: str, case: Case, rounds: int = 5) -> tuple[float, float, float]:
     """In a worker: (CPU seconds per test, wall and CPU seconds of a one-test release incl. start).
 
     Per test: the difference between releases of 1,100 and 100 tests over 1,000, so the worker's
@@ -185,6 +189,75 @@ def bench_overhead(tmp: Path) -> None:
             f"   {abi:13} bare {bare * 1e6:6.1f} us | harness in-process {in_process * 1e6:6.1f} us "
             f"({in_process / bare:.2f}x) | in a worker {per_test * 1e6:6.1f} us ({per_test / bare:.2f}x) | "
             f"one-test release {wall * 1e3:5.0f} ms wall, {cpu * 1e3:5.0f} ms CPU"
+        )
+
+
+RELEASE_TOML = """[plugin]
+name = "add"
+version = "1.0.0"
+description = "adds two numbers"
+authors = ["bench"]
+license = "MIT"
+abi = "core"
+min_host_version = "0.2.0"
+
+[artifact]
+file = "add.wasm"
+
+[exports]
+functions = ["add"]
+
+[[tests]]
+name = "adds"
+call = "add"
+args = [2, 3]
+expect = [5]
+"""
+
+
+def bench_release(tmp: Path, rounds: int = 7) -> None:
+    """A one-test release as ``smoke`` runs it: registry.toml and plugin.toml loaded, the job made,
+    the worker started, the module loaded from the compile cache, the test run, the report entry made.
+
+    Wall and CPU time (this process and its workers), best and median of ``rounds`` after one run
+    that fills the compile cache and warms this process's imports; ``run_job`` alone (the job
+    already made) next to it in alternation.
+    """
+    import os
+    import statistics
+
+    from registry_tool.sandbox import smoke_paths
+
+    release = tmp / "index" / "plugins" / "add" / "1.0.0"
+    release.mkdir(parents=True)
+    (tmp / "index" / "registry.toml").write_text((INDEX / "registry.toml").read_text())
+    (release / "plugin.toml").write_text(RELEASE_TOML)
+    (release / "add.wasm").write_bytes(wasmtime.wat2wasm(ADD))
+    os.environ["REGISTRY_TOOL_CACHE_DIR"] = str(tmp / "cache")
+    case = Case("adds", "add", [2, 3], expect_kind="values", expect=[5])
+    the_job = job(release / "add.wasm", "core", [case], cache_dir=tmp / "cache")
+
+    def whole() -> None:
+        report = smoke_paths([release])
+        assert report.results[0].ok, report.results[0].findings
+
+    def run() -> None:
+        assert run_job(the_job)[0].passed
+
+    figures: dict[str, tuple[list[float], list[float]]] = {"smoke_paths": ([], []), "run_job": ([], [])}
+    whole()
+    run()
+    for _ in range(rounds):
+        for name, fn in (("smoke_paths", whole), ("run_job", run)):
+            start, used = time.perf_counter(), _cpu_with_children()
+            fn()
+            figures[name][0].append(time.perf_counter() - start)
+            figures[name][1].append(_cpu_with_children() - used)
+    print("6. one-test release including the worker's start (core add, compile cache warm), wall and CPU")
+    for name, (walls, cpus) in figures.items():
+        print(
+            f"   {name:11} wall best {min(walls) * 1e3:5.0f} ms, median {statistics.median(walls) * 1e3:5.0f}"
+            f" ms | CPU best {min(cpus) * 1e3:4.0f} ms, median {statistics.median(cpus) * 1e3:4.0f} ms"
         )
 
 
@@ -393,6 +466,8 @@ def main() -> None:
             bench_corpus_compile()
         if not only or "proxy" in only:
             bench_proxy_wasm(Path(tmp))
+        if not only or "release" in only:
+            bench_release(Path(tmp))
 
 
 if __name__ == "__main__":
