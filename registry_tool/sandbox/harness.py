@@ -1,10 +1,11 @@
 """Orchestration: one supervised worker process per plugin release, plugins in parallel.
 
 The parent never loads untrusted code.  It starts ``registry_tool.sandbox.worker`` in its own
-session, feeds it the job, and reads one JSON line per event under a deadline: the compile phase
-gets ``compile_timeout``, each test ``wall_time + kill_margin``.  A worker that overruns is killed
-(whole process group); one that dies is diagnosed from its exit status and stderr.  Either way the
-test in progress gets its class and the remaining tests continue in a fresh worker.
+session, feeds it the job, and reads the worker's result records (``protocol``) from a file they
+share, under deadlines: the compile phase gets ``compile_timeout``, each test ``wall_time +
+kill_margin`` from the record before it.  A worker that overruns is killed (whole process group);
+one that dies is diagnosed from its exit status and stderr.  Either way the test in progress gets
+its class and the remaining tests continue in a fresh worker.
 """
 
 from __future__ import annotations
@@ -491,13 +492,16 @@ def _last_words(o: TestOutcome) -> str:
     return f" (stderr: {lines[-1][:200]})" if lines else ""
 
 
-def _smoke_one(release_dir: Path, cache: bool, compile_timeout: float | None) -> CheckResult:
-    from registry_tool.manifest import load_manifest, load_registry_config
-
+def _smoke_one(
+    release_dir: Path, cache: bool, compile_timeout: float | None, worker: _Worker | None = None
+) -> CheckResult:
     # The worker starts first: its interpreter and imports (most of a one-test release) run while
     # this thread loads the registry configuration and the manifest.  A release that turns out to
     # have no tests, or not to load, costs a worker that is killed unused.
-    worker = start_worker()
+    if worker is None:
+        worker = start_worker()
+    from registry_tool.manifest import load_manifest, load_registry_config
+
     try:
         config = load_registry_config(release_dir)
         manifest = load_manifest(release_dir / "plugin.toml", config)
@@ -524,26 +528,35 @@ def smoke_paths(
 ) -> Report:
     """Smoke-run every release under ``paths`` (index dirs, plugin dirs or release dirs).
 
-    Releases run in parallel, ``jobs`` at a time (each in its own worker process).
+    Releases run in parallel, ``jobs`` at a time (each in its own worker process).  The first
+    release's worker starts before anything else, so its start overlaps finding the releases and
+    importing the manifest modules.
     """
-    from registry_tool.manifest import find_releases
+    first = start_worker()
+    try:
+        from registry_tool.manifest import find_releases
 
-    releases: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
-        found = find_releases(path)
-        if not found:
-            raise SmokeSetupError(
-                f"no release directory (one holding plugin.toml) under {path}",
-                where=str(path),
-                fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
-            )
-        releases += [r for r in found if r not in releases]
-    report = Report(command="smoke")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for result in pool.map(lambda r: _smoke_one(r, cache, compile_timeout), releases):
-            report.results.append(result)
-            if progress:
-                progress(result)
-    return report
+        releases: list[Path] = []
+        for path in paths:
+            if not path.exists():
+                raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
+            found = find_releases(path)
+            if not found:
+                raise SmokeSetupError(
+                    f"no release directory (one holding plugin.toml) under {path}",
+                    where=str(path),
+                    fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
+                )
+            releases += [r for r in found if r not in releases]
+        workers = {releases[0]: first} if releases else {}
+        report = Report(command="smoke")
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for result in pool.map(
+                lambda r: _smoke_one(r, cache, compile_timeout, workers.pop(r, None)), releases
+            ):
+                report.results.append(result)
+                if progress:
+                    progress(result)
+        return report
+    finally:
+        first.close()  # idempotent: the first release closed it if it ran

@@ -8,13 +8,13 @@ after the fixed fields.  ``at`` is ``time.monotonic()`` (system-wide) when the r
 that is when the next phase started.  After its last record the worker writes ``END`` on its stdout,
 the only thing it ever writes there.
 
-Why a file and not the pipe: a JSON line per test over the pipe woke the parent for every test (a
-select, a read, a parse: the parent's share was a third of a test's cost).  The file costs the
-worker one ``write`` per test and wakes nobody; the parent reads it when the worker ends, at a test's
-deadline, or every ``POLL_S`` while tests run.  What a crash leaves is what was written: the
-records of finished tests survive the worker, a torn last record is ignored, and the first test
-without a record is the one the worker died in.  Binary, because encoding and decoding a JSON
-record cost more than a small test's own harness overhead.
+Why a file and not the pipe: a line per test over a pipe wakes the parent for every test (a select,
+a read, a parse: a third of a small test's cost).  The file costs the worker one ``write`` per test
+and wakes nobody; the parent reads it when the worker ends, at a test's deadline, or every
+``POLL_S`` while tests run.  What a crash leaves is what was written: the records of finished tests
+survive the worker, a torn last record is ignored, and the first test without a record is the one
+the worker died in.  Binary, because encoding and decoding a JSON record cost more than the rest of
+a small test's transport.
 
 The parent trusts nothing in a record: each is typed here or refused (``ProtocolError``), and its
 texts are neutralised by the caller.
