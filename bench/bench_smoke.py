@@ -129,7 +129,7 @@ def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> C
 def _in_worker(path: Path, abi: str, case: Case, rounds: int = 5) -> tuple[float, float, float]:
     """In a worker: (CPU seconds per test, wall and CPU seconds of a one-test release incl. start).
 
-    Per test: the difference between releases of 1,100 and 100 tests over 1,000, so the worker's
+    Per test: the difference between releases of 2,100 and 100 tests over 2,000, so the worker's
     start cancels out; CPU of this process and its workers.  Best of ``rounds`` each, alternating,
     after one run that warms the OS page cache.
     """
@@ -137,14 +137,14 @@ def _in_worker(path: Path, abi: str, case: Case, rounds: int = 5) -> tuple[float
     cpu: dict[int, float] = {}
     wall = float("inf")
     for _ in range(rounds):
-        for n in (1, 100, 1100):
+        for n in (1, 100, 2100):
             start, used = time.perf_counter(), _cpu_with_children()
             outcomes = run_job(job(path, abi, [case] * n))
             cpu[n] = min(cpu.get(n, float("inf")), _cpu_with_children() - used)
             if n == 1:
                 wall = min(wall, time.perf_counter() - start)
             assert all(o.passed for o in outcomes), outcomes[0]
-    return (cpu[1100] - cpu[100]) / 1000, wall, cpu[1]
+    return (cpu[2100] - cpu[100]) / 2000, wall, cpu[1]
 
 
 def bench_overhead(tmp: Path) -> None:

@@ -275,6 +275,7 @@ _NUMERIC = ("i32", "i64", "f32", "f64")
 _VALTYPES = {name: getattr(wasmtime.ValType, name)() for name in _NUMERIC}
 
 
+_ARGUMENTS_KEPT = 4096
 _VALS: dict[str, Callable[[Any], wasmtime.Val]] = {name: getattr(wasmtime.Val, name) for name in _NUMERIC}
 
 
@@ -316,24 +317,44 @@ class CoreAdapter(Adapter):
 
     name = "core"
 
+    def __init__(self, policy: ImportPolicy) -> None:
+        """Create the runner; it keeps each (export, arguments) pair's checked ``Val``s."""
+        super().__init__(policy)
+        self._arguments: dict[tuple[str, tuple[int | float, ...]], list[wasmtime.Val]] = {}
+
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
         """Call the export with the test's args (or its input as ``(ptr, len)``); results are values."""
-        func = _export_func(exports, case.call or "")
-        params, results = exports.signature(case.call or "", func)
+        call = case.call or ""
+        func = _export_func(exports, call)
         if case.input is not None:
-            args: list[int | float] = list(self._write_input(exports, store, case.input))
+            args: tuple[int | float, ...] = self._write_input(exports, store, case.input)
         else:
-            args = list(case.args)
+            args = tuple(case.args)
+        coerced = self._arguments.get((call, args))
+        if coerced is None:
+            coerced = self._coerced(exports, call, func, args)
+        return Produced(values=_as_list(func(store, *coerced)))
+
+    def _coerced(
+        self, exports: Exports, call: str, func: wasmtime.Func, args: tuple[int | float, ...]
+    ) -> list[wasmtime.Val]:
+        """``args`` as ``Val``s of the export's parameter types, checked once per (export, args).
+
+        Typed ``Val``s: wasmtime-py then checks each argument's type once, where a plain number is
+        compared with several types (about a fifth of a small test's call).  A ``Val`` of a number
+        belongs to no store, so the same ones serve every test.
+        """
+        params, results = exports.signature(call, func)
         if len(args) != len(params):
             raise MissingExportError(
-                f"export '{case.call}' takes {len(params)} parameters but the test passes {len(args)}"
+                f"export '{call}' takes {len(params)} parameters but the test passes {len(args)}"
             )
-        # As typed ``Val``s: wasmtime-py then checks each argument's type once, where a plain number
-        # is compared with several types (about a fifth of a small test's call).
         coerced = [_VALS[k](_coerce(a, k)) for a, k in zip(args, params, strict=True)]
         for kind in results:
             _coerce(0, kind)  # results must be numeric too
-        return Produced(values=_as_list(func(store, *coerced)))
+        if len(self._arguments) < _ARGUMENTS_KEPT:
+            self._arguments[(call, args)] = coerced
+        return coerced
 
     @staticmethod
     def _write_input(exports: Exports, store: wasmtime.Store, data: bytes) -> tuple[int, int]:

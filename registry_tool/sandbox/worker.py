@@ -347,12 +347,20 @@ def _trap_message(message: str) -> str:
     return lines[0] if lines else "trap"
 
 
-@dataclass
 class _Run:
-    produced: Produced | None = None
-    error: BaseException | None = None
-    exports: Exports | None = None
-    keys: KeyValueStub | None = None
+    """What ``_execute`` got: the adapter's result or the error, the instance's exports, the keys."""
+
+    __slots__ = ("error", "exports", "keys", "produced")
+
+    def __init__(
+        self,
+        produced: Produced | None = None,
+        error: BaseException | None = None,
+        exports: Exports | None = None,
+        keys: KeyValueStub | None = None,
+    ) -> None:
+        """A plain class: a dataclass costs a worker's start more than it saves."""
+        self.produced, self.error, self.exports, self.keys = produced, error, exports, keys
 
 
 def _check_signature(release: Release, case: Case) -> None:
@@ -494,6 +502,11 @@ def _read_file(path: str) -> bytes:
         os.close(fd)
 
 
+@functools.lru_cache(maxsize=8)
+def _ticks(wall_time: float) -> int:
+    return max(1, math.ceil(wall_time / EPOCH_TICK_S))
+
+
 def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
     """A store with fuel, a wall-clock epoch deadline and resource limits."""
     store = wasmtime.Store(engine)
@@ -505,7 +518,7 @@ def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
         memories=limits.memories,
     )
     store.set_fuel(limits.fuel)
-    store.set_epoch_deadline(max(1, math.ceil(limits.wall_time / EPOCH_TICK_S)))
+    store.set_epoch_deadline(_ticks(limits.wall_time))
     return store
 
 
@@ -514,6 +527,28 @@ def run_case(release: Release, case: Case, workdir: Path) -> TestOutcome:
 
     WASI's stdin/stdout/stderr files exist only for modules that import WASI (and components,
     whose WASI 0.2 always has them); output is capped by RLIMIT_FSIZE while the test runs.
+    """
+    outcome, fuel, memory, wall_ms, stdout, stderr, detail = measure_case(release, case, workdir)
+    return TestOutcome(
+        name=case.name,
+        outcome=outcome,
+        expected=case.expected,
+        fuel_consumed=fuel,
+        peak_memory_bytes=memory,
+        wall_ms=wall_ms,
+        stdout=stdout,
+        stderr=stderr,
+        detail=detail,
+    )
+
+
+Measured = tuple[Outcome, int | None, int | None, float, str, str, str]
+
+
+def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
+    """``run_case``'s figures as a tuple (outcome, fuel, memory, wall_ms, stdout, stderr, detail).
+
+    The worker writes them straight into its result record, without a ``TestOutcome`` between.
     """
     limits, job = release.job.limits, release.job
     store = new_store(release.engine, release.limits)
@@ -537,17 +572,8 @@ def run_case(release: Release, case: Case, workdir: Path) -> TestOutcome:
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
     if outcome is Outcome.timeout:
         fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong
-    return TestOutcome(
-        name=case.name,
-        outcome=outcome,
-        expected=case.expected,
-        fuel_consumed=fuel,
-        peak_memory_bytes=memory,
-        wall_ms=wall_ms,
-        stdout=shown(stdout[: limits.output]),
-        stderr=shown(stderr[: limits.output]),
-        detail=detail,
-    )
+    cap = limits.output
+    return outcome, fuel, memory, wall_ms, shown(stdout[:cap]), shown(stderr[:cap]), detail
 
 
 def judge(
@@ -663,21 +689,11 @@ def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
     last = len(job.cases) - 1
     try:
         for index in range(start_index, len(job.cases)):
-            ran = run_case(release, job.cases[index], workdir)
+            measured = measure_case(release, job.cases[index], workdir)
             if index == last:
                 # The parent kills the worker once it has the last result: clean up before that.
                 _remove_dir(workdir)
-            record = protocol.test_record(
-                index,
-                ran.outcome,
-                ran.fuel_consumed,
-                ran.peak_memory_bytes,
-                ran.wall_ms,
-                ran.stdout,
-                ran.stderr,
-                ran.detail,
-            )
-            os.write(results, record)
+            os.write(results, protocol.test_record(index, *measured))
     finally:
         timer.stop()
         _remove_dir(workdir)
