@@ -57,7 +57,7 @@ class SmokePathError(UsageError):
 
 
 @dataclass
-class _Worker:
+class Worker:
     """A started worker: its process, stderr file, results file and the pipe it ends on."""
 
     proc: subprocess.Popen[bytes]
@@ -88,6 +88,7 @@ class _Worker:
         return self.ended
 
     def kill(self) -> None:
+        """Kill the worker's whole process group and reap the worker."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
@@ -117,13 +118,13 @@ WORKER_COMMAND = [sys.executable, "-P", "-m", "registry_tool.sandbox.worker"]
 _ALLOWED_ENV = ("PATH", "PYTHONPATH", "LANG", "HOME")  # enough to start Python; the worker clears even these
 
 
-def start_worker() -> _Worker:
+def start_worker() -> Worker:
     """Start a worker process; it imports wasmtime and its own modules while the job is prepared.
 
     Hand it its job with ``send``.  A caller may start it before loading the release, so the
     worker's start (Python, its imports) overlaps the parent's own work.
     """
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by _Worker, closed in close()
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by Worker, closed in close()
     # The results file: unlinked, on a memory file system when there is one, shared with the worker.
     results = tempfile.TemporaryFile(dir=scratch_dir())  # noqa: SIM115 - closed in close()
     proc = subprocess.Popen(
@@ -138,10 +139,10 @@ def start_worker() -> _Worker:
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
-    return _Worker(proc, stderr, results, selector, protocol.ResultsFile(results.fileno()))
+    return Worker(proc, stderr, results, selector, protocol.ResultsFile(results.fileno()))
 
 
-def _death(worker: _Worker, tail: str) -> tuple[Outcome, str]:
+def _death(worker: Worker, tail: str) -> tuple[Outcome, str]:
     """Why a worker died: out of address space is memory_limit, anything else worker_crashed."""
     code = worker.proc.returncode
     how = (
@@ -168,7 +169,7 @@ def _fail(case: Case, outcome: Outcome, detail: str, wall_ms: float | None = Non
     )
 
 
-def run_job(job: Job, worker: _Worker | None = None) -> list[TestOutcome]:
+def run_job(job: Job, worker: Worker | None = None) -> list[TestOutcome]:
     """Run every case of ``job`` in supervised workers; always one outcome per case, in order.
 
     ``worker``: one from ``start_worker`` that has not had its job yet (it runs the first share).
@@ -180,7 +181,7 @@ def run_job(job: Job, worker: _Worker | None = None) -> list[TestOutcome]:
     return results
 
 
-def _run_worker(job: Job, start: int, worker: _Worker | None = None) -> list[TestOutcome]:
+def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[TestOutcome]:
     """Outcomes from one worker, from case ``start`` up to the one it finished or died on.
 
     The parent sleeps until the worker ends or a deadline passes, reading the results file every
@@ -437,7 +438,7 @@ def smoke_release(
     *,
     cache: bool = True,
     compile_timeout: float | None = None,
-    worker: _Worker | None = None,
+    worker: Worker | None = None,
 ) -> list[TestOutcome]:
     """Run every ``[[tests]]`` entry of one release under the registry's limits.
 
@@ -493,7 +494,7 @@ def _last_words(o: TestOutcome) -> str:
 
 
 def _smoke_one(
-    release_dir: Path, cache: bool, compile_timeout: float | None, worker: _Worker | None = None
+    release_dir: Path, cache: bool, compile_timeout: float | None, worker: Worker | None = None
 ) -> CheckResult:
     # The worker starts first: its interpreter and imports (most of a one-test release) run while
     # this thread loads the registry configuration and the manifest.  A release that turns out to
