@@ -58,9 +58,9 @@ type Lockfile struct {
 	Version int
 	// ChangeLines counts the change lines after the base (version 3).
 	ChangeLines int
-	// committed is the length up to the last "\n"; size is all bytes read (committed plus the
-	// uncommitted tail of a write that did not finish).
-	committed, size int64
+	// committed is the length up to the last "\n": what follows is the uncommitted tail of a
+	// write that did not finish, which the next append cuts.
+	committed int64
 }
 
 const lockfileFix = "the lockfile was edited or damaged; reinstall the plugins (registry-tool client install --locked)"
@@ -118,7 +118,7 @@ func parseLockfile(data []byte, where string) (*Lockfile, error) {
 		}
 		return nil, lockErr(where, "lockfile_version %v is not supported (this verifier reads 2 and 3)", top["lockfile_version"])
 	}
-	lf := &Lockfile{Plugins: map[string]*LockEntry{}, Version: 2, committed: int64(len(data)), size: int64(len(data))}
+	lf := &Lockfile{Plugins: map[string]*LockEntry{}, Version: 2, committed: int64(len(data))}
 	if !d.entries(top["plugins"], "plugins", lf.Plugins, false) {
 		return nil, d.err
 	}
@@ -133,7 +133,7 @@ func isNumber(v any, literal string) bool {
 // parseLines folds a version 3 file whose first line parsed as first.
 func parseLines(data []byte, first any, where string) (*Lockfile, error) {
 	end := bytes.LastIndexByte(data, '\n') + 1
-	lf := &Lockfile{Plugins: map[string]*LockEntry{}, Version: 3, committed: int64(end), size: int64(len(data))}
+	lf := &Lockfile{Plugins: map[string]*LockEntry{}, Version: 3, committed: int64(end)}
 	d := &doc{class: ClassLockfile, where: where}
 	top := d.object(first, "line 1", []string{"lockfile_version", "plugins"}, nil)
 	if d.err != nil {
@@ -327,14 +327,13 @@ func (lf *Lockfile) commit(root *dirFD, before map[string]*LockEntry) error {
 		}
 		lf.ChangeLines++
 		lf.committed += int64(len(line))
-		lf.size = lf.committed
 		return nil
 	}
 	base := lf.Marshal()
 	if err := root.writeFile(LockfileName, base); err != nil {
 		return err
 	}
-	lf.Version, lf.ChangeLines, lf.committed, lf.size = LockfileVersion, 0, int64(len(base)), int64(len(base))
+	lf.Version, lf.ChangeLines, lf.committed = LockfileVersion, 0, int64(len(base))
 	return nil
 }
 
