@@ -389,3 +389,55 @@ func TestAppendNeverWritesThroughALink(t *testing.T) {
 		t.Fatalf("written through the link:\n%s", b)
 	}
 }
+
+// The cost of one commit at 1,000 installed plugins (docs/client-go.md, Measured):
+// go test -run '^$' -bench Lockfile1000 .
+func lockfile1000(b *testing.B) (*dirFD, *Lockfile) {
+	dir := b.TempDir()
+	lf := &Lockfile{Plugins: map[string]*LockEntry{}}
+	for i := 0; i < 1000; i++ {
+		lf.Plugins[changedName(i)] = testEntry(changedName(i), "1.0.0")
+	}
+	if err := os.WriteFile(filepath.Join(dir, LockfileName), lf.Marshal(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	root, err := openRoot(dir, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(root.Close)
+	if lf, err = readLockfile(root); err != nil {
+		b.Fatal(err)
+	}
+	return root, lf
+}
+
+func BenchmarkLockfile1000Read(b *testing.B) {
+	root, _ := lockfile1000(b)
+	for b.Loop() {
+		if _, err := readLockfile(root); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchCommit(b *testing.B, newBase bool) {
+	root, lf := lockfile1000(b)
+	i := 0
+	for b.Loop() {
+		before := maps.Clone(lf.Plugins)
+		e := *lf.Plugins["plugin001"]
+		e.Requested = fmt.Sprintf("^1.%d", i)
+		i++
+		lf.Plugins["plugin001"] = &e
+		if newBase {
+			lf.ChangeLines = len(lf.Plugins) // due for a new base
+		}
+		if err := lf.commit(root, before); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLockfile1000CommitAppend(b *testing.B)  { benchCommit(b, false) }
+func BenchmarkLockfile1000CommitNewBase(b *testing.B) { benchCommit(b, true) }
