@@ -1,6 +1,8 @@
-"""Writes lockfile-v3-python.jsonl and lockfile-v3-python-base.jsonl, the vectors of
-lockfile3_test.go: the lines Python's json.dumps writes for a sequence of commits, so the Go
-verifier's lines can be compared byte for byte. Standard library only:
+"""Write the lockfile version 3 vectors of lockfile3_test.go.
+
+lockfile-v3-python.jsonl and lockfile-v3-python-base.jsonl hold the lines Python's json.dumps
+writes for a sequence of commits, so the Go verifier's lines can be compared byte for byte.
+Standard library only:
 
     python3 gen_lockfile_v3.py   (in verifiers/go/testdata)
 """
@@ -10,11 +12,12 @@ import json
 
 
 def line(obj: object) -> str:
-    # The lockfile's one line format (version 3).
+    """One lockfile line (version 3)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
 
 
 def entry(name: str, version: str, **over: object) -> dict[str, object]:
+    """A valid entry of plugin ``name``, with ``over`` replacing members."""
     d = f"{name}/{version}/"
     e: dict[str, object] = {
         "abi": "core",
@@ -45,12 +48,16 @@ commits: list[dict[str, object]] = [
     {"validate_email": entry("validate_email", "1.1.0", requested="^1.0", permissions=["keys"])},
     {
         "uses_email": entry("uses_email", "1.0.0", dependencies={"validate_email": "^1.0.0"}, requested=odd),
-        "validate_email": entry("validate_email", "1.1.0", requested="^1.0", permissions=["keys"],
-                                required_by=["uses_email"]),
+        "validate_email": entry(
+            "validate_email", "1.1.0", requested="^1.0", permissions=["keys"], required_by=["uses_email"]
+        ),
     },
     {"z-last": entry("z-last", "0.1.0-rc.1", registry="https://\u00fcber.example/\U0001f600/", abi=odd)},
     {"z-last": None},
-    {"uses_email": None, "validate_email": entry("validate_email", "1.1.0", requested="^1.0", permissions=["keys"])},
+    {
+        "uses_email": None,
+        "validate_email": entry("validate_email", "1.1.0", requested="^1.0", permissions=["keys"]),
+    },
 ]
 
 state: dict[str, object] = {}
