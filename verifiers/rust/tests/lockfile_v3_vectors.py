@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Write tests/lockfile_v3_vectors.json: lockfile version 3 lines as Python writes them.
+r"""Write tests/lockfile_v3_vectors.json: lockfile version 3 lines as Python writes them.
 
     .venv/bin/python verifiers/rust/tests/lockfile_v3_vectors.py
 
 Each case holds a state before and after one commit, the base line of each state and the
 change line between them, every line produced by the contract's serialiser
-(`json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\\n"`), the
+(`json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"`), the
 change line holding every entry added or different and `null` for every name removed.
 tests/lockfile_v3.rs checks that the Rust writer produces the same bytes from the same states.
 """
@@ -78,14 +78,22 @@ def main() -> None:
     )
     cases = [
         case("first install into an empty folder", {}, {"lib": lib}),
-        case("a dependent changes the dependency's required_by", {"lib": lib}, {"app": app, "lib": lib_needed}),
+        case(
+            "a dependent changes the dependency's required_by",
+            {"lib": lib},
+            {"app": app, "lib": lib_needed},
+        ),
         case("a removal is null and updates required_by", {"app": app, "lib": lib_needed}, {"lib": lib}),
         case(
             "only the one changed entry of three",
             {"lib": lib, "app": app, "other": entry("other", "1.0.0")},
             {"lib": lib, "app": app, "other": entry("other", "1.0.1")},
         ),
-        case("non-ASCII and control characters are escaped like Python", {"lib": lib}, {"lib": lib, "odd_name-2": odd}),
+        case(
+            "non-ASCII and control characters are escaped like Python",
+            {"lib": lib},
+            {"lib": lib, "odd_name-2": odd},
+        ),
         case("nothing changed", {"lib": lib}, {"lib": lib}),
         case("everything removed", {"lib": lib, "app": app}, {}),
     ]
