@@ -782,7 +782,8 @@ impl<'v> Session<'v> {
         };
         // The installed plugins the resolution may keep (read again under the lock to commit);
         // nothing, not even the folder, is created before the whole graph verified.
-        let installed = if dir.is_dir() { read_lockfile(dir)?.unwrap_or_default() } else { Lockfile::default() };
+        let earlier = if dir.is_dir() { read_lockfile_bytes(dir)? } else { None };
+        let installed = earlier.as_ref().map(|(_, f)| f.lockfile.clone()).unwrap_or_default();
         let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), &installed)?;
         // Every release of the graph is fetched and verified before anything is written.
         let mut plan: Vec<VerifiedRelease> = Vec::new();
@@ -792,7 +793,12 @@ impl<'v> Session<'v> {
         }
         std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
         let _lock = fsx::DirLock::acquire(dir)?;
-        let current = read_lockfile_file(dir)?;
+        // Read again under the lock; only what was appended since the first read is parsed.
+        let current = match (fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)?, &earlier) {
+            (None, _) => None,
+            (Some(data), Some((bytes, parsed))) => Some(parsed.reparse(bytes, &data)?),
+            (Some(data), None) => Some(LockfileFile::parse(&data)?),
+        };
         let mut lock = current.as_ref().map(|f| f.lockfile.clone()).unwrap_or_default();
         fsx::refuse_symlinks(dir)?;
         let mut entries = Vec::new();
@@ -905,9 +911,16 @@ pub fn read_lockfile(dir: &Path) -> Result<Option<Lockfile>> {
 
 /// The lockfile of `dir` with what a writer needs (version, change lines, committed length).
 pub fn read_lockfile_file(dir: &Path) -> Result<Option<LockfileFile>> {
+    Ok(read_lockfile_bytes(dir)?.map(|(_, f)| f))
+}
+
+fn read_lockfile_bytes(dir: &Path) -> Result<Option<(Vec<u8>, LockfileFile)>> {
     match fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)? {
         None => Ok(None),
-        Some(data) => LockfileFile::parse(&data).map(Some),
+        Some(data) => {
+            let parsed = LockfileFile::parse(&data)?;
+            Ok(Some((data, parsed)))
+        }
     }
 }
 

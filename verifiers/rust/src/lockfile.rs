@@ -351,30 +351,7 @@ impl LockfileFile {
         for (name, raw) in base.obj("plugins").map_err(bad)? {
             plugins.insert(name.clone(), parse_entry(name, raw, "line 1: ")?);
         }
-        let mut change_lines = 0;
-        let mut start = first.len() + 1;
-        while start < committed {
-            let end = start + data[start..committed].iter().position(|&b| b == b'\n').expect("ends in \\n");
-            let number = change_lines + 2;
-            let at = format!("line {}", number);
-            let v = parse_line(&data[start..end], number)?;
-            let change = Obj::new(&v, &at, &["plugins"], &[]).map_err(bad)?;
-            let members = change.obj("plugins").map_err(bad)?;
-            if members.is_empty() {
-                return Err(bad(format!("{}: plugins is empty (a change line changes something)", at)));
-            }
-            for (name, raw) in members {
-                if *raw == Value::Null {
-                    if plugins.remove(name).is_none() {
-                        return Err(bad(format!("{} removes {:?}, which is not installed", at, name)));
-                    }
-                } else {
-                    plugins.insert(name.clone(), parse_entry(name, raw, &format!("{}: ", at))?);
-                }
-            }
-            change_lines += 1;
-            start = end + 1;
-        }
+        let change_lines = fold(&mut plugins, &data[first.len() + 1..committed], 0)?;
         Ok(LockfileFile {
             lockfile: Lockfile { plugins },
             version: LOCKFILE_VERSION,
@@ -383,6 +360,62 @@ impl LockfileFile {
             len,
         })
     }
+
+    /// `data`, read again from the file `self` was parsed from (`previous`: the bytes it was
+    /// parsed from): when the file still starts with exactly the committed bytes of that parse,
+    /// only the complete lines after them are parsed and folded; otherwise the whole file is.
+    pub fn reparse(&self, previous: &[u8], data: &[u8]) -> Result<LockfileFile, Error> {
+        let done = self.committed_len as usize;
+        let same_start = self.version == LOCKFILE_VERSION
+            && previous.len() >= done
+            && data.len() >= done
+            && (data.len() as u64) <= MAX_LOCKFILE_BYTES
+            && data[..done] == previous[..done];
+        if !same_start {
+            return LockfileFile::parse(data);
+        }
+        // data[done - 1] is the "\n" that ended the last line parsed
+        let committed = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1).max(done);
+        let mut plugins = self.lockfile.plugins.clone();
+        let change_lines = self.change_lines + fold(&mut plugins, &data[done..committed], self.change_lines)?;
+        Ok(LockfileFile {
+            lockfile: Lockfile { plugins },
+            version: LOCKFILE_VERSION,
+            change_lines,
+            committed_len: committed as u64,
+            len: data.len() as u64,
+        })
+    }
+}
+
+/// Apply the change lines of `lines` (complete lines, each ending in "\n") to `plugins`, in
+/// order; `before` change lines precede them in the file. Returns how many were applied.
+fn fold(plugins: &mut BTreeMap<String, Entry>, lines: &[u8], before: usize) -> Result<usize, Error> {
+    let mut count = 0;
+    let mut start = 0;
+    while start < lines.len() {
+        let end = start + lines[start..].iter().position(|&b| b == b'\n').expect("complete lines end in \\n");
+        let number = before + count + 2;
+        let at = format!("line {}", number);
+        let v = parse_line(&lines[start..end], number)?;
+        let change = Obj::new(&v, &at, &["plugins"], &[]).map_err(bad)?;
+        let members = change.obj("plugins").map_err(bad)?;
+        if members.is_empty() {
+            return Err(bad(format!("{}: plugins is empty (a change line changes something)", at)));
+        }
+        for (name, raw) in members {
+            if *raw == Value::Null {
+                if plugins.remove(name).is_none() {
+                    return Err(bad(format!("{} removes {:?}, which is not installed", at, name)));
+                }
+            } else {
+                plugins.insert(name.clone(), parse_entry(name, raw, &format!("{}: ", at))?);
+            }
+        }
+        count += 1;
+        start = end + 1;
+    }
+    Ok(count)
 }
 
 /// What committing `next` writes over `current` (`None`: no lockfile yet): nothing when the
@@ -603,6 +636,39 @@ mod tests {
         }
         lockfile_error(b"{not json");
         lockfile_error(b"\xff\n");
+    }
+
+    #[test]
+    fn a_reread_parses_only_the_lines_after_an_unchanged_start() {
+        let one = state(&[entry("aa", "1.0.0", &[])]);
+        let two = state(&[entry("aa", "1.0.0", &[]), entry("bb", "1.0.0", &[])]);
+        let three = state(&[entry("bb", "1.0.0", &[])]);
+        let mut first = file(&[one.clone(), two.clone()]);
+        first.extend(b"{\"plu");
+        let earlier = LockfileFile::parse(&first).unwrap();
+        let mut now = file(&[one.clone(), two.clone(), three.clone()]);
+        assert_eq!(earlier.reparse(&first, &now).unwrap(), LockfileFile::parse(&now).unwrap());
+        now.extend(b"{\"torn");
+        let again = earlier.reparse(&first, &now).unwrap();
+        assert_eq!(again, LockfileFile::parse(&now).unwrap());
+        assert_eq!((again.lockfile, again.change_lines), (three, 2));
+        assert_eq!(earlier.reparse(&first, &first).unwrap(), earlier);
+        // the lines after are as strict as ever
+        let mut bad_line = file(&[one.clone(), two.clone()]);
+        bad_line.extend(b"{\"plugins\":{\"zz\":null}}\n");
+        lockfile_error(&bad_line);
+        assert_eq!(earlier.reparse(&first, &bad_line).unwrap_err().class, Class::Lockfile);
+        // a start that changed (here: the same length, another entry) is parsed again in full
+        let swapped =
+            text(&file(&[one.clone(), two.clone()])).replacen("\"aa\"", "\"cc\"", 1).replacen("aa/", "cc/", 3);
+        let reread = earlier.reparse(&first, swapped.as_bytes()).unwrap();
+        assert!(reread.lockfile.plugins.contains_key("cc") && !reread.lockfile.plugins.contains_key("aa"));
+        let broken = text(&file(&[one.clone(), two])).replacen("\"abi\":\"core\"", "\"abi\":1234567", 1);
+        assert_eq!(earlier.reparse(&first, broken.as_bytes()).unwrap_err().class, Class::Lockfile);
+        // a version 2 parse is never continued
+        let v2 = v2_bytes(&one);
+        let from_v2 = LockfileFile::parse(&v2).unwrap();
+        assert_eq!(from_v2.reparse(&v2, &now).unwrap(), LockfileFile::parse(&now).unwrap());
     }
 
     #[test]
