@@ -783,20 +783,21 @@ impl<'v> Session<'v> {
         // The installed plugins the resolution may keep (read again under the lock to commit);
         // nothing, not even the folder, is created before the whole graph verified.
         let earlier = if dir.is_dir() { read_lockfile_bytes(dir)? } else { None };
-        let installed = earlier.as_ref().map(|(_, f)| f.lockfile.clone()).unwrap_or_default();
-        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), &installed)?;
+        let nothing = Lockfile::default();
+        let installed = earlier.as_ref().map_or(&nothing, |(_, f)| &f.lockfile);
+        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), installed)?;
         // Every release of the graph is fetched and verified before anything is written.
         let mut plan: Vec<VerifiedRelease> = Vec::new();
         for name in &order {
             let (doc, version) = &choice[name];
-            plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some((dir, &installed)))?);
+            plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some((dir, installed)))?);
         }
         std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
         let _lock = fsx::DirLock::acquire(dir)?;
         // Read again under the lock; only what was appended since the first read is parsed.
-        let current = match (fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)?, &earlier) {
+        let current = match (fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)?, earlier) {
             (None, _) => None,
-            (Some(data), Some((bytes, parsed))) => Some(parsed.reparse(bytes, &data)?),
+            (Some(data), Some((bytes, parsed))) => Some(parsed.reparse(&bytes, &data)?),
             (Some(data), None) => Some(LockfileFile::parse(&data)?),
         };
         let mut lock = current.as_ref().map(|f| f.lockfile.clone()).unwrap_or_default();

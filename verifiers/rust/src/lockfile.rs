@@ -364,7 +364,7 @@ impl LockfileFile {
     /// `data`, read again from the file `self` was parsed from (`previous`: the bytes it was
     /// parsed from): when the file still starts with exactly the committed bytes of that parse,
     /// only the complete lines after them are parsed and folded; otherwise the whole file is.
-    pub fn reparse(&self, previous: &[u8], data: &[u8]) -> Result<LockfileFile, Error> {
+    pub fn reparse(self, previous: &[u8], data: &[u8]) -> Result<LockfileFile, Error> {
         let done = self.committed_len as usize;
         let same_start = self.version == LOCKFILE_VERSION
             && previous.len() >= done
@@ -376,7 +376,7 @@ impl LockfileFile {
         }
         // data[done - 1] is the "\n" that ended the last line parsed
         let committed = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1).max(done);
-        let mut plugins = self.lockfile.plugins.clone();
+        let mut plugins = self.lockfile.plugins;
         let change_lines = self.change_lines + fold(&mut plugins, &data[done..committed], self.change_lines)?;
         Ok(LockfileFile {
             lockfile: Lockfile { plugins },
@@ -647,28 +647,28 @@ mod tests {
         first.extend(b"{\"plu");
         let earlier = LockfileFile::parse(&first).unwrap();
         let mut now = file(&[one.clone(), two.clone(), three.clone()]);
-        assert_eq!(earlier.reparse(&first, &now).unwrap(), LockfileFile::parse(&now).unwrap());
+        assert_eq!(earlier.clone().reparse(&first, &now).unwrap(), LockfileFile::parse(&now).unwrap());
         now.extend(b"{\"torn");
-        let again = earlier.reparse(&first, &now).unwrap();
+        let again = earlier.clone().reparse(&first, &now).unwrap();
         assert_eq!(again, LockfileFile::parse(&now).unwrap());
         assert_eq!((again.lockfile, again.change_lines), (three, 2));
-        assert_eq!(earlier.reparse(&first, &first).unwrap(), earlier);
+        assert_eq!(earlier.clone().reparse(&first, &first).unwrap(), earlier);
         // the lines after are as strict as ever
         let mut bad_line = file(&[one.clone(), two.clone()]);
         bad_line.extend(b"{\"plugins\":{\"zz\":null}}\n");
         lockfile_error(&bad_line);
-        assert_eq!(earlier.reparse(&first, &bad_line).unwrap_err().class, Class::Lockfile);
+        assert_eq!(earlier.clone().reparse(&first, &bad_line).unwrap_err().class, Class::Lockfile);
         // a start that changed (here: the same length, another entry) is parsed again in full
         let swapped =
             text(&file(&[one.clone(), two.clone()])).replacen("\"aa\"", "\"cc\"", 1).replacen("aa/", "cc/", 3);
-        let reread = earlier.reparse(&first, swapped.as_bytes()).unwrap();
+        let reread = earlier.clone().reparse(&first, swapped.as_bytes()).unwrap();
         assert!(reread.lockfile.plugins.contains_key("cc") && !reread.lockfile.plugins.contains_key("aa"));
         let broken = text(&file(&[one.clone(), two])).replacen("\"abi\":\"core\"", "\"abi\":1234567", 1);
-        assert_eq!(earlier.reparse(&first, broken.as_bytes()).unwrap_err().class, Class::Lockfile);
+        assert_eq!(earlier.clone().reparse(&first, broken.as_bytes()).unwrap_err().class, Class::Lockfile);
         // a version 2 parse is never continued
         let v2 = v2_bytes(&one);
         let from_v2 = LockfileFile::parse(&v2).unwrap();
-        assert_eq!(from_v2.reparse(&v2, &now).unwrap(), LockfileFile::parse(&now).unwrap());
+        assert_eq!(from_v2.clone().reparse(&v2, &now).unwrap(), LockfileFile::parse(&now).unwrap());
     }
 
     #[test]
