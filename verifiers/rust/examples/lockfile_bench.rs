@@ -2,7 +2,8 @@
 //! holding N installed plugins (N synthetic lockfile entries, written as a version 2 file, the
 //! format every version of this crate reads) receives 12 single-plugin installs from a small
 //! generated site; the first install (which may rewrite the whole file) is reported apart, the
-//! other 11 as min / median wall and CPU time.
+//! other 11 as min / median wall and CPU time, then the CPU time of `read_lockfile` (one read
+//! and parse of the whole file, which every command pays).
 //!
 //! `cargo run --release --example lockfile_bench -- [WORKDIR] [N ...]` (default N: 0 1000).
 
@@ -10,7 +11,7 @@
 mod sitegen;
 
 use registry_verifier::json::{self, Value};
-use registry_verifier::{names, FileTransport, InstallOptions, Verifier};
+use registry_verifier::{names, read_lockfile, FileTransport, InstallOptions, Verifier};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,13 +95,22 @@ fn main() {
             runs.push((t.elapsed(), cpu() - c));
         }
         let size = std::fs::metadata(dir.join("registry-tool.lock.json")).unwrap().len();
+        // the floor every command pays: reading and parsing the whole file once
+        let mut reads: Vec<Duration> = (0..5)
+            .map(|_| {
+                let c = cpu();
+                read_lockfile(&dir).unwrap().unwrap();
+                cpu() - c
+            })
+            .collect();
+        reads.sort();
         let first = runs.remove(0);
         let mut wall: Vec<Duration> = runs.iter().map(|r| r.0).collect();
         let mut cpus: Vec<Duration> = runs.iter().map(|r| r.1).collect();
         wall.sort();
         cpus.sort();
         println!(
-            "folder of {} plugins: first install {} ms wall {} ms CPU; next {}: wall min {} median {} ms, CPU min {} median {} ms; lockfile {} bytes",
+            "folder of {} plugins: first install {} ms wall {} ms CPU; next {}: wall min {} median {} ms, CPU min {} median {} ms; lockfile {} bytes, read_lockfile {} ms CPU (median of 5)",
             n,
             ms(first.0),
             ms(first.1),
@@ -109,7 +119,8 @@ fn main() {
             ms(wall[wall.len() / 2]),
             ms(cpus[0]),
             ms(cpus[cpus.len() / 2]),
-            size
+            size,
+            ms(reads[2])
         );
     }
 }
