@@ -159,8 +159,8 @@ pub fn write_atomic(dir: &Path, rel: &str, data: &[u8]) -> Result<PathBuf, Error
 pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) -> Result<(), Error> {
     use std::os::unix::io::AsRawFd;
     let path = safe_join(dir, rel, false, false)?;
+    // append(true) opens O_WRONLY | O_APPEND
     let file = OpenOptions::new()
-        .write(true)
         .append(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)

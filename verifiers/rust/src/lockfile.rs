@@ -513,7 +513,7 @@ mod tests {
     fn an_uncommitted_tail_after_the_last_newline_is_ignored() {
         let one = state(&[entry("aa", "1.0.0", &[])]);
         let two = state(&[entry("aa", "1.0.0", &[]), entry("bb", "1.0.0", &[])]);
-        let committed = file(&[one.clone()]);
+        let committed = file(std::slice::from_ref(&one));
         let line = one.change_line(&two).unwrap();
         for cut in [1, line.len() / 2, line.len() - 1] {
             let mut torn = committed.clone();
@@ -684,7 +684,7 @@ mod tests {
     #[test]
     fn a_commit_appends_only_what_changed_and_compacts_at_max_64_or_the_entries() {
         let a = entry("aa", "1.0.0", &[]);
-        let one = state(&[a.clone()]);
+        let one = state(std::slice::from_ref(&a));
         // no lockfile yet: a base
         assert_eq!(plan_commit(None, &one), Commit::Base(one.base_line()));
         assert_eq!(plan_commit(None, &Lockfile::default()), Commit::Nothing);
