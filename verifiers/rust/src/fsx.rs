@@ -160,11 +160,8 @@ pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) 
     use std::os::unix::io::AsRawFd;
     let path = safe_join(dir, rel, false, false)?;
     // append(true) opens O_WRONLY | O_APPEND
-    let file = OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| io_error(&path, e))?;
+    let file =
+        OpenOptions::new().append(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(|e| io_error(&path, e))?;
     let meta = file.metadata().map_err(|e| io_error(&path, e))?;
     if !meta.is_file() {
         return Err(unsafe_path(&path, "is not a regular file"));

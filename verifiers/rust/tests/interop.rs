@@ -1,9 +1,10 @@
 //! Lockfile interoperability with the Python client: the suite's install, installed-state,
-//! lockfile and update cases, with one implementation installing and the other verifying
-//! (tests/interop.py splits each case). Python installs and Rust verifies whenever the Python
-//! client writes a lockfile version this crate reads (2 or 3); Rust installs and Python verifies
-//! once the client is on this crate's version (`registry_tool.client.install.LOCKFILE_VERSION`
-//! equal to `lockfile::LOCKFILE_VERSION`); until then that direction says so and checks nothing.
+//! lockfile, update and dependency cases, with one implementation installing and the other
+//! verifying (tests/interop.py splits each case). Python installs and Rust verifies whenever
+//! the Python client writes a lockfile version this crate reads (2 or 3); Rust installs and
+//! Python verifies once the client is on this crate's version
+//! (`registry_tool.client.install.LOCKFILE_VERSION` equal to `lockfile::LOCKFILE_VERSION`);
+//! until then that direction says so and checks nothing.
 
 use registry_verifier::lockfile::LOCKFILE_VERSION;
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ fn python() -> PathBuf {
     repo().join(".venv/bin/python")
 }
 
-const CASES: &str = "^(install|installed|verify|lockfile|update)-";
+const CASES: &str = "^(install|installed|verify|lockfile|update|dep)-";
 
 fn split_suite(mode: &str) {
     let out = Command::new(python())
