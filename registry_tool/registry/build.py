@@ -88,8 +88,8 @@ class BuildOptions:
         smoke: Run every release's smoke tests.
         cache_path: The incremental cache file; None: no cache.
         progress: Progress callback.
-        jobs: Worker processes for releases the cache cannot answer (workers start only when
-            each gets at least ``workers.MIN_PER_JOB`` releases).
+        jobs: Processes verifying the releases the cache cannot answer, this one included (worker
+            processes start only when each process gets at least ``workers.MIN_PER_JOB`` releases).
     """
 
     index: Path
@@ -242,7 +242,6 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
     try:
         outcomes = prepare_all(
             [(r, p) for r, p, _ in misses],
-            index=opts.index,
             config=config,
             chain=chain,
             verify_now=verify_now,
