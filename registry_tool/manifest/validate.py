@@ -805,13 +805,18 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
     return check_release(release_dir, config).result
 
 
-def check_release(release_dir: Path, config: RegistryConfig) -> CheckedRelease:
+def check_release(
+    release_dir: Path, config: RegistryConfig, *, resolved: Path | None = None
+) -> CheckedRelease:
     """``validate_release``, also handing back the parsed manifest and the artifact bytes it checked.
 
-    The build publishes exactly these bytes: one read and one parse per release.
+    The build publishes exactly these bytes: one read and one parse per release.  ``resolved``
+    is the release folder with every symbolic link resolved when the caller knows it (the build
+    resolves ``plugins/`` once and refuses links below it): resolving costs a system call per
+    path component, as much as some rules.
     """
     path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
-    release = path.parent.resolve()
+    release = resolved if resolved is not None else path.parent.resolve()
     # plugin.toml resolves under its resolved folder unless it is itself a link (refused below).
     resolved = path.resolve() if path.is_symlink() else release / path.name
     relfile = _display_resolved(resolved, str(path))

@@ -245,6 +245,8 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             config=config,
             chain=chain,
             verify_now=verify_now,
+            # Resolved once: the scan refuses links below plugins/ (a link *to* plugins/ is followed).
+            plugins=Path(os.path.realpath(opts.index / "plugins")),
             smoke=opts.smoke,
             jobs=opts.jobs,
             staged=staged,

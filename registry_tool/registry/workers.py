@@ -55,14 +55,17 @@ class _WorkerState:
     config: RegistryConfig
     chain: RootChain
     now: datetime
+    plugins: Path  # the index's plugins/ folder, resolved
 
 
 _STATE: list[_WorkerState] = []  # the worker process's state, set by its initializer
 
 
-def _worker_init(config_path: Path, config_raw: bytes, chain: RootChain, verify_now: datetime) -> None:
+def _worker_init(
+    config_path: Path, config_raw: bytes, chain: RootChain, verify_now: datetime, plugins: Path
+) -> None:
     # The parent's checked bytes, not the file: registry.toml may have changed since the pin check.
-    _STATE[:] = [_WorkerState(parse_registry_config(config_path, config_raw), chain, verify_now)]
+    _STATE[:] = [_WorkerState(parse_registry_config(config_path, config_raw), chain, verify_now, plugins)]
 
 
 def _ready() -> bool:
@@ -79,7 +82,9 @@ def _prepare_and_write(
 ) -> Outcome:
     """Verify one release and write its files into the staging folder; refusals as findings."""
     try:
-        prep = prepare_release(rel, state.config, state.chain, published, state.now, smoke)
+        prep = prepare_release(
+            rel, state.config, state.chain, published, state.now, smoke, plugins=state.plugins
+        )
     except RegistryToolError as err:
         found = getattr(err, "findings", None)
         return list(found) if found else [Finding.from_error(err)]
@@ -112,6 +117,7 @@ def prepare_all(
     config: RegistryConfig,
     chain: RootChain,
     verify_now: datetime,
+    plugins: Path,
     smoke: bool,
     jobs: int,
     staged: Path,
@@ -124,6 +130,7 @@ def prepare_all(
         config: The registry's configuration, checked against the root's pin (workers parse its bytes).
         chain: The verified root chain (workers get this very chain).
         verify_now: The clock for expiry checks.
+        plugins: The index's ``plugins/`` folder with every symbolic link resolved.
         smoke: Run the smoke tests.
         jobs: Processes verifying, this one included; workers start only when each process gets
             at least ``MIN_PER_JOB`` releases.
@@ -133,7 +140,7 @@ def prepare_all(
     Returns:
         One outcome per release of ``todo``.
     """
-    here = _WorkerState(config, chain, verify_now)
+    here = _WorkerState(config, chain, verify_now, plugins)
     results: list[Outcome | None] = [None] * len(todo)
 
     def mine(i: int) -> None:
@@ -152,7 +159,7 @@ def prepare_all(
         max_workers=helpers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(config.path, config.raw, chain, verify_now),
+        initargs=(config.path, config.raw, chain, verify_now, plugins),
     )
     probes = [pool.submit(_ready) for _ in range(helpers)]
     ready = 0
