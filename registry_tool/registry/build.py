@@ -224,9 +224,10 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             opts.progress(done[0], len(releases), what)
 
     misses: list[tuple[IndexRelease, datetime, Lookup | None]] = []
+    now_published = published_time(generated_at)  # a release first published by this build
     for rel in releases:
         old = previous.get(rel.name, rel.version) if previous else None
-        published = published_time(old.published_at if old else generated_at)
+        published = published_time(old.published_at) if old else now_published
         look = None
         if cache.enabled:
             hit, look = lookup(rel, cache, lookup_context(base, chain, published), opts.smoke)
