@@ -27,7 +27,8 @@ digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000]
 `--quick --profile FILE` writes the rebuild's cProfile stats to FILE.
 
 `--before DIR` (DIR holds another version of the code, e.g. `git archive main` extracted) compares
-full builds instead: on the same index, `--reps` interleaved rounds of floor, fl+copy, the full
+full builds instead: on the same index, `--reps` interleaved rounds of floor, fl+copy, fl+libs
+(fl+copy plus the TOML parse, the compiled schema and wasmtime's validation per release), the full
 build of this code and of DIR in one process and with `--jobs N` (each build in a fresh process
 with that code on PYTHONPATH, timed around `build_site`, CPU time including its workers) and
 tuf+checks; the best round of each is printed (the machine's load moves every figure).
@@ -217,6 +218,31 @@ def floor_with_copy(releases: list[Path], maint: SecretKey, out: Path) -> float:
         dst.mkdir(parents=True)
         for f in folder.iterdir():
             (dst / f.name).write_bytes(f.read_bytes())
+    return time.perf_counter() - t
+
+
+def floor_with_libraries(releases: list[Path], maint: SecretKey, out: Path) -> float:
+    """fl+copy plus what the rules need from libraries per release, nothing of ours: the TOML parse
+    (tomli), plugin.toml's compiled JSON schema (fastjsonschema) and wasmtime's module validation."""
+    import tomli
+    import wasmtime
+
+    from registry_tool.manifest.source import compiled_schema
+    from registry_tool.manifest.wasm import make_engine
+
+    schema, engine = compiled_schema("plugin.schema.json"), make_engine({})
+    t = time.perf_counter()
+    _floor_chunk(releases, maint.public_key.raw)
+    for folder in releases:
+        dst = out / folder.parent.name / folder.name
+        dst.mkdir(parents=True)
+        for f in folder.iterdir():
+            data = f.read_bytes()
+            (dst / f.name).write_bytes(data)
+            if f.name == "plugin.toml":
+                schema(tomli.loads(data.decode()))
+            elif f.suffix == ".wasm":
+                wasmtime.Module.validate(engine, data)
     return time.perf_counter() - t
 
 
@@ -445,6 +471,9 @@ def compare(n: int, payload: int, workdir: Path, before: str, reps: int) -> dict
             cpu = time.process_time()
             keep("fl+copy", floor_with_copy(releases, maint, work / "copy"), time.process_time() - cpu)
             shutil.rmtree(work / "copy")
+            cpu = time.process_time()
+            keep("fl+libs", floor_with_libraries(releases, maint, work / "copy"), time.process_time() - cpu)
+            shutil.rmtree(work / "copy")
             for label, code in (("new", here), ("old", before)):
                 keep(f"{label}-j1", *build_in_process(code, index, index_key, work / "site", 1))
                 keep(f"{label}-jN", *build_in_process(code, index, index_key, work / "site", JOBS))
@@ -459,7 +488,8 @@ def compare(n: int, payload: int, workdir: Path, before: str, reps: int) -> dict
 def print_compare(n: int, f: dict[str, float]) -> None:
     """One block of ``compare`` figures with the ratios of the goal."""
     print(
-        f"releases {n}: floor {f['floor']:.2f} s, fl+copy {f['fl+copy']:.2f} s, "
+        f"releases {n}: floor {f['floor']:.2f} s (CPU {f['floor-cpu']:.2f}), fl+copy {f['fl+copy']:.2f} s "
+        f"(CPU {f['fl+copy-cpu']:.2f}), fl+libs {f['fl+libs']:.2f} s (CPU {f['fl+libs-cpu']:.2f}), "
         f"tuf+checks {f['tuf+checks']:.2f} s"
     )
     for label in ("new", "old"):
@@ -467,7 +497,8 @@ def print_compare(n: int, f: dict[str, float]) -> None:
             wall, cpu = f[f"{label}-{jobs}"], f[f"{label}-{jobs}-cpu"]
             print(
                 f"  {label} {jobs}: {wall:.2f} s (CPU {cpu:.2f} s) = {wall / f['fl+copy']:.2f}x fl+copy, "
-                f"{wall / f['tuf+checks']:.2f}x tuf+checks; CPU {cpu / f['fl+copy-cpu']:.2f}x fl+copy's"
+                f"{wall / f['tuf+checks']:.2f}x tuf+checks, {wall / f['fl+libs']:.2f}x fl+libs; "
+                f"CPU {cpu / f['fl+copy-cpu']:.2f}x fl+copy's, {cpu / f['fl+libs-cpu']:.2f}x fl+libs'"
             )
     print(f"  (best of the rounds; load average {f['load']:.1f})", flush=True)
 

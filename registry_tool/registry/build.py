@@ -88,8 +88,8 @@ class BuildOptions:
         smoke: Run every release's smoke tests.
         cache_path: The incremental cache file; None: no cache.
         progress: Progress callback.
-        jobs: Processes verifying the releases the cache cannot answer, this one included (worker
-            processes start only when each process gets at least ``workers.MIN_PER_JOB`` releases).
+        jobs: Processes verifying the releases the cache cannot answer at most, this one included
+            (only as many start as get ``workers.MIN_PER_JOB`` releases each).
     """
 
     index: Path

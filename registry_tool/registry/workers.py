@@ -1,8 +1,9 @@
 """Verifying the releases the cache cannot answer: in this process, helped by worker processes.
 
-With ``jobs`` N > 1 the build runs N - 1 spawned workers (the parent may run threads: the
-progress bar, sandbox pools) and verifies releases itself meanwhile, so the first releases are
-done while the workers start, and a build never waits for a worker it could have done without.
+With ``jobs`` N > 1 and enough releases the build runs up to N - 1 spawned workers (the parent
+may run threads: the progress bar, sandbox pools) and verifies releases itself meanwhile, so the
+first releases are done while the workers start, and a build never waits for a worker it could
+have done without.
 Workers get no release before they answer a first (empty) task: until then the parent does the
 work.  Each task is a slice of releases sent as plain tuples (names and paths); a worker writes
 their files straight into the staging folder, so file bytes never cross the result pipe.
@@ -33,9 +34,10 @@ from registry_tool.report import Finding
 #: A release's outcome: what verification derived, or why it refused.
 Outcome = PreparedRelease | list[Finding]
 
-#: Below this many cache misses per process, a worker (spawn: a fresh interpreter importing the
-#: build and wasmtime, about half a second) starts too late to take a share of the work.
-MIN_PER_JOB = 256
+#: Cache misses per verifying process: a worker (spawn: a fresh interpreter importing the build
+#: and wasmtime, about half a second of CPU) pays for itself only when the parent alone would take
+#: well over that (about 0.6 ms per release), and on a loaded machine it competes for the cores.
+MIN_PER_JOB = 1000
 #: Releases per worker task: large enough that the round trip is noise, small enough that the
 #: parent never waits long for the last task at the end.
 _TASK_MAX = 64
@@ -132,8 +134,8 @@ def prepare_all(
         verify_now: The clock for expiry checks.
         plugins: The index's ``plugins/`` folder with every symbolic link resolved.
         smoke: Run the smoke tests.
-        jobs: Processes verifying, this one included; workers start only when each process gets
-            at least ``MIN_PER_JOB`` releases.
+        jobs: Processes verifying at most, this one included; only as many start as get
+            ``MIN_PER_JOB`` releases each.
         staged: The staging folder.
         tick: Called with ``"name version"`` once per release done (always in this thread).
 
@@ -148,13 +150,14 @@ def prepare_all(
         results[i] = _prepare_and_write(rel, published, here, smoke, str(staged))
         tick(f"{rel.name} {rel.version}")
 
-    if jobs <= 1 or len(todo) < MIN_PER_JOB * jobs:
+    processes = min(jobs, len(todo) // MIN_PER_JOB)
+    if processes <= 1:
         for i in range(len(todo)):
             mine(i)
         return [r for r in results if r is not None]
     # Workers take slices from the front of ``todo``, the parent takes releases from the back.
     front, back = 0, len(todo)
-    helpers = jobs - 1
+    helpers = processes - 1
     pool = ProcessPoolExecutor(
         max_workers=helpers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -178,7 +181,7 @@ def prepare_all(
                 results[i] = _received(sent_back)
                 tick(f"{todo[i][0].name} {todo[i][0].version}")
         while len(pending) < 2 * ready and front < back:
-            size = max(_TASK_MIN, min(_TASK_MAX, (back - front) // (4 * jobs)))
+            size = max(_TASK_MIN, min(_TASK_MAX, (back - front) // (4 * processes)))
             end = min(front + size, back)
             task = [
                 (rel.name, rel.version, str(rel.path), rel.files, published)
