@@ -7,7 +7,7 @@ bench maintainer key), then measures in ONE run, on the same files:
                (minisign: BLAKE2b-512 prehash, signature, trusted-comment signature):
                the physical minimum for "check every digest and signature";
 * full         `build_site` from scratch (no cache): validate, verify, hash, write, sign;
-  full j2      the same with 2 worker processes (`--jobs 2`);
+  full j2      the same with `--jobs 2` (the build and one worker process, for 1,000 releases or more);
 * core         the full build with the manifest rules (`check_release`) replaced by a plain parse
                and read: what the build itself (verify, hash, write the site, sign) costs over the floor;
 * cpu          process CPU time of the single-process floor and full build: on a machine shared with
