@@ -107,10 +107,11 @@ def plan_publication(
     encoded: dict[str, bytes] = {}  # plugin documents whose bytes the previous publication holds
     for name, versions in by_plugin.items():
         published = previous.plugins.get(name, {}) if previous else {}
+        written = previous.written.get(name, {}) if previous else {}
         releases: dict[str, Release] = {}
         for ver, entry in versions.items():
             old = published.get(ver)
-            if old is not None and _unchanged(old, entry):
+            if old is not None and _unchanged(old, entry, written.get(ver)):
                 releases[ver] = old  # parsed by the verifier's rules when --previous was read
                 continue
             full = dict(entry, published_at=old.published_at if old else generated_at)
@@ -137,9 +138,13 @@ def plan_publication(
     return Plan(Publication(top, grouped), meta)
 
 
-def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
-    """The published release is exactly this entry (``published_at`` is carried over anyway)."""
-    published = old.to_json()
+def _unchanged(old: Release, entry: ReleaseEntry, written: Mapping[str, object] | None) -> bool:
+    """The published release is exactly this entry (``published_at`` is carried over anyway).
+
+    ``written`` is ``old.to_json()`` as this tool encoded it, when ``--previous`` had it (a dict
+    comparison instead of encoding every published release again).
+    """
+    published = dict(written) if written is not None else old.to_json()
     del published["published_at"]
     return bool(published == entry)
 
@@ -148,9 +153,9 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
     """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
     out: list[Finding] = []
     for old in previous.releases():
-        where = f"plugins/{old.name}/{old.version}"
         new = entries.get((old.name, old.version))
         if new is None:
+            where = f"plugins/{old.name}/{old.version}"
             out.append(
                 Finding(
                     PublishedReleaseRemovedError.code,
@@ -169,7 +174,7 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
                         PublishedReleaseChangedError.code,
                         f"{ref.path} changed since it was published (sha256 {ref.sha256[:16]}…, "
                         f"now {got['sha256'][:16]}…)",
-                        file=f"{where}/{PurePosixPath(got['path']).name}",
+                        file=f"plugins/{old.name}/{old.version}/{PurePosixPath(got['path']).name}",
                         fix="published releases are immutable: restore the bytes and publish a new version",
                     )
                 )
