@@ -17,6 +17,11 @@ pin (size cap, sha256), and decodes the recorded ones without running the verifi
 An entry stores what the build derived from the release (its plugin-document entry and
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
 ``record`` are the build's two calls.
+
+The file is one ``marshal`` blob behind a header line (format, Python version, CRC-32): the
+cache is trusted local state like the tool itself (whoever can write it can make the build skip
+checks, so it lives in a folder only the publishing user can write), and marshal decodes it in
+one call.  A file of another format or Python version, or one failing its CRC, is an empty cache.
 """
 
 from __future__ import annotations

@@ -308,7 +308,8 @@ def _keep_generation(old_site: Path, staged: Path, content: SiteContent, current
     keep = [m for m in sorted(current.meta) if m not in new_meta]
     for key in sorted(current.releases - wanted):
         folder = old_site / "plugins" / key
-        if folder.is_dir():
+        if folder.is_dir() and not folder.is_symlink():
+            refuse_links_below(folder)  # a link carried over would be published
             keep.extend(p.relative_to(old_site).as_posix() for p in sorted(folder.rglob("*")) if p.is_file())
     for rel in keep:
         src = old_site / rel
@@ -393,20 +394,37 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
 
 
 def refuse_links(out: Path) -> None:
-    """Refuse a SITE holding a symbolic link anywhere below it.
+    """Refuse a SITE holding a symbolic link in any folder the build writes, deletes or copies in.
 
     The in-place update writes, renames and collects files inside SITE's folders; through a link
     planted in SITE (``meta -> /elsewhere``) it would write and delete outside SITE with the
     builder's permissions.  A build never writes a link, so one is refused, never followed.
 
+    Every folder is searched except the inside of release folders (``plugins/<name>/<version>/``,
+    which are checked themselves): at 10,000 releases their contents are most of SITE, and the
+    build only reads an unchanged release's files by ``lstat`` (a link is not a file it wrote).
+    The release folders it writes into, collects from or carries over are searched in full
+    (``refuse_links_below``) before anything is written.
+
     Raises:
         UnsafeSiteError: A link was found (named in the message).
     """
-    if not out.is_dir():
-        return
-    todo = [str(out)]
+    if out.is_dir():
+        _walk_refusing_links(str(out), skip_release_contents=True)
+
+
+def refuse_links_below(folder: Path) -> None:
+    """Refuse a symbolic link anywhere below ``folder`` (a release folder the build touches)."""
+    if folder.is_dir():
+        _walk_refusing_links(str(folder), skip_release_contents=False)
+
+
+def _walk_refusing_links(top: str, *, skip_release_contents: bool) -> None:
+    """Walk ``top`` (SITE, or a release folder) without following links, refusing any."""
+    todo = [(top, 0)]
     while todo:
-        with os.scandir(todo.pop()) as entries:
+        folder, depth = todo.pop()
+        with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.is_symlink():
                     raise site_io.UnsafeSiteError(
@@ -414,8 +432,12 @@ def refuse_links(out: Path) -> None:
                         where=entry.path,
                         fix="remove the link, or build into a new --out",
                     )
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(entry.path)
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                # SITE/plugins/<name>/<version> is at depth 3 below SITE.
+                if skip_release_contents and depth == 2 and folder.startswith(f"{top}/plugins/"):
+                    continue
+                todo.append((entry.path, depth + 1))
 
 
 def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
@@ -431,12 +453,17 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
             changes.recorded.extend((prep, name, f"{target}/{name}") for name in prep.files)
             continue
         prints = _prints(prep)
+        checked = False
         for name, (sha, size) in sorted(prep.files.items()):
             file_path = f"{target}/{name}"
             now = site_print(file_path)
             if now is not None and not prep.written and now == prints.get(name):
                 changes.kept += 1  # this tool wrote it and nothing touched it since
-            elif now is None:
+                continue
+            if not checked:  # the build will write into this release folder, or compare its bytes
+                refuse_links_below(Path(target))
+                checked = True
+            if now is None:
                 source: bytes | Path = (
                     staged / relpath / name if prep.written else _index_bytes(rel, name, sha, size)
                 )
@@ -449,6 +476,7 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
                 raise _NeedsSwap(file_path)
         # Changed this build: files it no longer publishes (os.path on strings: see IndexRelease).
         if prep.written and os.path.isdir(target):  # noqa: PTH112
+            refuse_links_below(Path(target))
             changes.extra_files.extend(
                 p
                 for p in Path(target).rglob("*")

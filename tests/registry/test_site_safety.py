@@ -155,3 +155,65 @@ def test_a_staging_folder_holds_a_marker_that_is_never_published(tmp_path: Path)
     (staged / REGISTRY_JSON).write_text("{}")
     site_io.swap_into_place(staged, site)
     assert sorted(p.name for p in site.iterdir()) == [REGISTRY_JSON]
+
+
+def _plant_victim(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "precious.txt").write_bytes(b"keep me")
+    (victim / "sub" / "deep.txt").write_bytes(b"keep me too")
+    return victim, {p.name: p.read_bytes() for p in victim.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("previous", [True, False])
+def test_a_link_inside_an_untouched_release_folder_is_never_followed(
+    index: Index, tmp_path: Path, previous: bool
+) -> None:
+    """The link check skips unchanged release folders' insides; nothing goes through a link there."""
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    victim, before = _plant_victim(tmp_path)
+    (site / "plugins/alpha/1.0.0/extra").symlink_to(victim, target_is_directory=True)
+    index.add_release("beta", "2.1.0", variant=7)
+    build(index, site, cache_path=cache, now=LATER, **({"previous": str(site)} if previous else {}))
+    assert {p.name: p.read_bytes() for p in victim.rglob("*") if p.is_file()} == before
+    assert_valid_site(site, index)
+
+
+@pytest.mark.parametrize("previous", [True, False])
+def test_a_link_inside_a_release_folder_the_build_writes_into_is_refused(
+    index: Index, tmp_path: Path, previous: bool
+) -> None:
+    """A release folder the build writes into (a file gone missing) is searched for links first."""
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    build(index, site, cache_path=cache)
+    victim, before = _plant_victim(tmp_path)
+    (site / "plugins/alpha/1.0.0/plugin.toml").unlink()
+    (site / "plugins/alpha/1.0.0/extra").symlink_to(victim, target_is_directory=True)
+    index.add_release("beta", "2.1.0", variant=7)
+    with pytest.raises(UnsafeSiteError, match="symbolic link"):
+        build(index, site, cache_path=cache, now=LATER, **({"previous": str(site)} if previous else {}))
+    assert {p.name: p.read_bytes() for p in victim.rglob("*") if p.is_file()} == before
+
+
+def test_a_link_in_a_release_folder_kept_for_readers_is_never_carried_over(
+    index: Index, tmp_path: Path
+) -> None:
+    """Files of the replaced generation carried into a swapped site are searched for links first."""
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site = tmp_path / "site"
+    build(index, site)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not for the web")
+    (site / "plugins/alpha-tools/0.1.0/leak").symlink_to(secret)
+    shutil.rmtree(index.release_dir("alpha-tools", "0.1.0"))
+    release_dir = index.release_dir("alpha", "1.0.0")
+    for f in release_dir.iterdir():
+        f.unlink()
+    index.add_release("alpha", "1.0.0", variant=9)  # forces a whole-site swap
+    with pytest.raises(UnsafeSiteError, match="symbolic link"):
+        build(index, site, now=LATER)
+    assert not any(p.is_symlink() for p in tmp_path.rglob("*") if p != site / "plugins/alpha-tools/0.1.0/leak")
