@@ -242,7 +242,8 @@ def lookup_context(base: str, chain: RootChain, published: datetime) -> str:
     sides = "".join(
         "<" if published < r.revoked_at else ">" for r in chain.root.revoked if r.keep_prior_releases
     )
-    return f"{base}\0{sides}"
+    # Interned: one string object per distinct context, which marshal writes once, not per release.
+    return sys.intern(f"{base}\0{sides}")
 
 
 def lookup(
@@ -264,12 +265,12 @@ def lookup(
     try:
         if hit is None or (smoke and hit["entry"]["smoke"] is None):
             return None, look
-        entry = dict(hit["entry"])
-        files = {k: (v[0], v[1]) for k, v in hit["files"].items()}
-    except (KeyError, TypeError, IndexError, ValueError):
+        entry = hit["entry"]
+        files = hit["files"]  # name -> (sha256, size), tuples as recorded
+    except (KeyError, TypeError):
         return None, look  # a malformed entry is a miss
-    if not smoke:
-        entry["smoke"] = None  # --no-smoke records null whatever the cache holds: reproducible
+    if not smoke and entry["smoke"] is not None:
+        entry = dict(entry, smoke=None)  # --no-smoke records null whatever the cache holds: reproducible
     return PreparedRelease(entry=entry, files=files, cached=hit), look
 
 
@@ -284,7 +285,7 @@ def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildC
     ckey = content_key(sorted(digests.items()), look.context)
     prep.cached = {
         "entry": prep.entry,
-        "files": {k: list(v) for k, v in prep.files.items()},
+        "files": {k: (v[0], v[1]) for k, v in prep.files.items()},
         "content_key": ckey,
         "site": {},
     }
