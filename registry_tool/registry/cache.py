@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 6  # 6: one marshal blob (5: JSON with each entry's data as JSON text)
 RACY_SECONDS = 2.0
-StatPrint = list[list[Any]]
+# Tuples of strings and numbers, here and in the site prints: the garbage collector stops
+# tracking those (lists it scans on every full collection, 10,000 releases' worth of them).
+StatPrint = tuple[tuple[Any, ...], ...]
 # The file: this header line, then one ``marshal`` blob of plain lists, dicts and strings.  One
 # ``marshal.loads`` decodes 10,000 entries in a few milliseconds where JSON needed one parse per
 # entry (the largest cost of a one-change rebuild).  marshal's format belongs to the Python
@@ -60,11 +62,11 @@ _HEADER = "registry-tool build cache {format} {python} {crc:08x}\n"
 
 def stat_print(files: list[tuple[str, str]]) -> StatPrint:
     """(relative name, size, mtime_ns, ctime_ns, inode) of every file, in the given order."""
-    out: StatPrint = []
+    out = []
     for rel, path in files:
         st = os.lstat(path)
-        out.append([rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
-    return out
+        out.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return tuple(out)
 
 
 def content_key(parts: list[tuple[str, str]], context: str) -> str:

@@ -57,16 +57,12 @@ class Publication:
             for a publication built in memory); not part of equality.
         encoded: Plugin name -> the bytes of its plugin document as read (empty for a
             publication built in memory); not part of equality.
-        written: Plugin name -> version -> ``Release.to_json()`` as decoded from a plugin document
-            the build cache recorded (this tool's own encoding); lets the plan compare a release
-            with its published entry without encoding it again.  Not part of equality.
     """
 
     top: TopDocument
     plugins: dict[str, dict[str, Release]] = field(default_factory=dict)
     documents: frozenset[str] = field(default=frozenset(), compare=False)
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False)
-    written: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, compare=False)
 
     # The top document's fields, for reports and callers that only need them.
     @property
@@ -130,7 +126,6 @@ def read_publication(top: TopDocument, read: Reader, known: frozenset[str] = fro
     plugins: dict[str, dict[str, Release]] = {}
     documents: set[str] = set()
     encoded: dict[str, bytes] = {}
-    written: dict[str, dict[str, dict[str, Any]]] = {}
     pending: list[tuple[Pin, str]] = [(top.tree, "")]
     while pending:
         pin, prefix = pending.pop()
@@ -150,12 +145,11 @@ def read_publication(top: TopDocument, read: Reader, known: frozenset[str] = fro
                         fix="the published site was modified after the build; rebuild it",
                     )
                 plugins[name] = {v: release_as_written(name, v, e) for v, e in raw["versions"].items()}
-                written[name] = raw["versions"]
             else:
                 plugins[name] = PluginDocument.parse(data, expected_name=name, where=doc_pin.path).versions
             documents.add(doc_pin.sha256)
             encoded[name] = data
-    return Publication(top, plugins, frozenset(documents), encoded, written)
+    return Publication(top, plugins, frozenset(documents), encoded)
 
 
 @dataclass(frozen=True)

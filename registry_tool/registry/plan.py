@@ -107,11 +107,10 @@ def plan_publication(
     encoded: dict[str, bytes] = {}  # plugin documents whose bytes the previous publication holds
     for name, versions in by_plugin.items():
         published = previous.plugins.get(name, {}) if previous else {}
-        written = previous.written.get(name, {}) if previous else {}
         releases: dict[str, Release] = {}
         for ver, entry in versions.items():
             old = published.get(ver)
-            if old is not None and _unchanged(old, entry, written.get(ver)):
+            if old is not None and _unchanged(old, entry):
                 releases[ver] = old  # parsed by the verifier's rules when --previous was read
                 continue
             full = dict(entry, published_at=old.published_at if old else generated_at)
@@ -138,13 +137,9 @@ def plan_publication(
     return Plan(Publication(top, grouped), meta)
 
 
-def _unchanged(old: Release, entry: ReleaseEntry, written: Mapping[str, object] | None) -> bool:
-    """The published release is exactly this entry (``published_at`` is carried over anyway).
-
-    ``written`` is ``old.to_json()`` as this tool encoded it, when ``--previous`` had it (a dict
-    comparison instead of encoding every published release again).
-    """
-    published = dict(written) if written is not None else old.to_json()
+def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
+    """The published release is exactly this entry (``published_at`` is carried over anyway)."""
+    published = old.to_json()
     del published["published_at"]
     return bool(published == entry)
 

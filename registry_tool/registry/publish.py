@@ -179,7 +179,7 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
-def site_print(path: str) -> list[int] | None:
+def site_print(path: str) -> tuple[int, int, int, int] | None:
     """(size, mtime, ctime, inode) of a regular site file, None for anything else (symlink, missing).
 
     ctime is part of it because a user can set mtime back (``touch -d``, ``os.utime``) after
@@ -189,7 +189,7 @@ def site_print(path: str) -> list[int] | None:
         st = os.lstat(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
 def _has_bytes(path: Path, sha256: str, size: int) -> bool:
