@@ -215,9 +215,10 @@ def dependency_results(entries: Entries) -> list[CheckResult]:
         if not entry.get("yanked"):
             usable[name].append(version)
     results = []
-    for (name, version), entry in sorted(entries.items()):
+    # Only releases with dependencies are looked at (most have none), in name/version order.
+    for (name, version), entry in sorted((k, e) for k, e in entries.items() if e.get("dependencies")):
         findings = []
-        for dep, spec in sorted(dict(entry.get("dependencies") or {}).items()):
+        for dep, spec in sorted(dict(entry["dependencies"]).items()):
             where = f"plugins/{name}/{version}/{MANIFEST}"
             if dep not in usable:
                 findings.append(
