@@ -556,10 +556,15 @@ def main() -> None:
                 cpus = sorted(f["incr-cpu"] / f["full-cpu"] * 100 for f in runs)
                 rebuilds = sorted(f["incremental"] for f in runs)
                 fulls = sorted(f["full"] for f in runs)
+                rebuild_cpu = sorted(f["incr-cpu"] for f in runs)
+                full_cpu = sorted(f["full-cpu"] for f in runs)
                 print(
-                    f"{name}: rebuild {rebuilds[0]:.3f}-{rebuilds[-1]:.3f} s, "
-                    f"full {fulls[0]:.2f}-{fulls[-1]:.2f} s; rebuild/full {walls[0]:.1f}-{walls[-1]:.1f} % wall (median {walls[len(walls) // 2]:.1f}), "
-                    f"{cpus[0]:.1f}-{cpus[-1]:.1f} % CPU (median {cpus[len(cpus) // 2]:.1f})",
+                    f"{name}: rebuild {rebuilds[0]:.3f}-{rebuilds[-1]:.3f} s "
+                    f"(CPU {rebuild_cpu[0]:.3f}-{rebuild_cpu[-1]:.3f} s), "
+                    f"full {fulls[0]:.2f}-{fulls[-1]:.2f} s (CPU {full_cpu[0]:.2f}-{full_cpu[-1]:.2f} s); "
+                    f"rebuild/full {walls[0]:.1f}-{walls[-1]:.1f} % "
+                    f"wall (median {walls[len(walls) // 2]:.1f}), {cpus[0]:.1f}-{cpus[-1]:.1f} % CPU "
+                    f"(median {cpus[len(cpus) // 2]:.1f})",
                     flush=True,
                 )
         return

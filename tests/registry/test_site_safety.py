@@ -216,4 +216,6 @@ def test_a_link_in_a_release_folder_kept_for_readers_is_never_carried_over(
     index.add_release("alpha", "1.0.0", variant=9)  # forces a whole-site swap
     with pytest.raises(UnsafeSiteError, match="symbolic link"):
         build(index, site, now=LATER)
-    assert not any(p.is_symlink() for p in tmp_path.rglob("*") if p != site / "plugins/alpha-tools/0.1.0/leak")
+    assert not any(
+        p.is_symlink() for p in tmp_path.rglob("*") if p != site / "plugins/alpha-tools/0.1.0/leak"
+    )
