@@ -26,6 +26,7 @@ bench_smoke.py (run_all.py runs them all).  Run:
 from __future__ import annotations
 
 import argparse
+import compileall
 import gc
 import hashlib
 import os
@@ -56,14 +57,34 @@ TOOL = str(Path(PY).with_name("registry-tool"))
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
-    """Median seconds of each function, run in turn so the load hits every one alike."""
+    """Median seconds of each function, run in turn so the load hits every one alike.
+
+    The median CPU time of each (this process's, user + system) is left in ``CPU``: on the
+    loaded machine it moves less than wall time.  A function returning a (wall, CPU) pair has
+    timed itself (a worker process: the pipe is not counted).
+    """
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+            t, c = time.perf_counter(), time.process_time()
+            own = fn()
+            elapsed, used = time.perf_counter() - t, time.process_time() - c
+            if isinstance(own, tuple):
+                elapsed, used = own
+            times[name].append(elapsed)
+            cpu[name].append(used)
+    CPU.clear()
+    CPU.update({k: statistics.median(v) for k, v in cpu.items()})
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+CPU: dict[str, float] = {}
+
+
+def cpu_row(measure: str, ours: str, peer: str, goal: str) -> None:
+    """``row`` for the CPU medians of the last ``interleaved`` run."""
+    row(f"{measure}, CPU", CPU[ours], CPU[peer], "floor", goal)
 
 
 def proc(*argv: str) -> Callable[[], None]:
@@ -143,6 +164,10 @@ def startup(reps: int) -> None:
         plain["validate cold before"] = _tool(
             "validate", release, env=lambda: {"PYTHONPATH": before, **fresh_cache()}
         )
+    # Both trees run from bytecode, as an installed package does (with PYTHONDONTWRITEBYTECODE set,
+    # an export or an editable install would otherwise compile every module in every run).
+    for tree in [REPO, *([Path(before)] if before else [])]:
+        compileall.compile_dir(tree / "registry_tool", quiet=1)
     cpu: dict[str, list[float]] = {name: [] for name in plain}
     fns: dict[str, Callable[[], Any]] = {name: _with_cpu(fn, cpu[name]) for name, fn in plain.items()}
     _tool("validate", release)()  # fill the cache the warm rows read
@@ -247,14 +272,29 @@ def site_verify(site: Path, maint: Any, reps: int) -> None:
         report = verify_releases(site, site / "root", now)
         assert report.ok and len(report.results) == len(folders), report.to_json()
 
+    fns: dict[str, Callable[[], Any]] = {"floor": lambda: _release_floor(folders, public), "ours": ours}
+    if BEFORE is not None:
+        fns["before"] = BEFORE.timed("dir")
+    m = interleaved(fns, reps)
+    row(f"verify a site of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
+    cpu_row("the same", "ours", "floor", "<= 1.5x")
+    if "before" in m:
+        row("the same, before", m["before"], m["floor"], "floor", "<= 1.5x")
+        cpu_row("the same, before", "before", "floor", "<= 1.5x")
+    sample = folders[:300]  # a root-chain walk per release: the whole site would take minutes
+
     def one_by_one() -> None:  # what verifying release by release costs: a root-chain walk each
-        for folder in folders:
+        for folder in sample:
             assert verify_release_dir(folder, site / "root", now).ok
 
-    m = interleaved({"floor": lambda: _release_floor(folders, public), "ours": ours}, reps)
-    row(f"verify a site of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
-    m = interleaved({"floor": lambda: _release_floor(folders, public), "each": one_by_one}, max(1, reps // 3))
-    row("the same, release by release (`verify_release_dir`)", m["each"], m["floor"], "floor", "(reference)")
+    m = interleaved({"floor": lambda: _release_floor(sample, public), "each": one_by_one}, max(1, reps // 3))
+    row(
+        f"the same, release by release (`verify_release_dir`, {len(sample)} releases)",
+        m["each"],
+        m["floor"],
+        "floor",
+        "(reference)",
+    )
 
 
 def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> None:
@@ -328,9 +368,21 @@ def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> Non
         return run
 
     floor = lambda: _release_floor(folders, public)  # noqa: E731
-    m = interleaved({"floor": floor, "cold": ours(True), "warm": ours(False)}, reps)
+    fns: dict[str, Callable[[], Any]] = {"floor": floor, "cold": ours(True), "warm": ours(False)}
+    if BEFORE is not None:
+        BEFORE.setup_client(full, state)
+        fns["before cold"] = BEFORE.timed("client cold")
+        fns["before warm"] = BEFORE.timed("client warm")
+    m = interleaved(fns, reps)
     row(f"`client verify` of {len(entries):,} installed plugins", m["cold"], m["floor"], "floor", "<= 1.5x")
+    cpu_row("the same", "cold", "floor", "<= 1.5x")
     row("the same, lockfile parse reused (a host process)", m["warm"], m["floor"], "floor", "(reference)")
+    cpu_row("the same, lockfile parse reused", "warm", "floor", "(reference)")
+    if BEFORE is not None:
+        row("`client verify`, before", m["before cold"], m["floor"], "floor", "<= 1.5x")
+        cpu_row("`client verify`, before", "before cold", "floor", "<= 1.5x")
+        row("the same, lockfile parse reused, before", m["before warm"], m["floor"], "floor", "(reference)")
+        cpu_row("the same, lockfile parse reused, before", "before warm", "floor", "(reference)")
     client_site(site, maint, max(1, reps // 3))
 
 
@@ -347,8 +399,106 @@ def client_site(site: Path, maint: Any, reps: int) -> None:
         report = verify_site(site, root_bytes=root, clock=lambda: bench_build.NOW + timedelta(minutes=2))
         assert report.ok and len(report.results) == len(folders), report.to_json()
 
-    m = interleaved({"floor": lambda: _release_floor(folders, public), "ours": ours}, reps)
+    fns: dict[str, Callable[[], Any]] = {"floor": lambda: _release_floor(folders, public), "ours": ours}
+    if BEFORE is not None:
+        fns["before"] = BEFORE.timed("site")
+    m = interleaved(fns, reps)
     row(f"`client verify-site` of {len(folders):,} releases", m["ours"], m["floor"], "floor", "<= 1.5x")
+    cpu_row("the same", "ours", "floor", "<= 1.5x")
+    if "before" in m:
+        row("the same, before", m["before"], m["floor"], "floor", "<= 1.5x")
+        cpu_row("the same, before", "before", "floor", "<= 1.5x")
+
+
+class Before:
+    """The site and client verifications of older code, in a worker process run on it.
+
+    ``REGISTRY_TOOL_BENCH_BEFORE=DIR`` (an export of an older commit, e.g. ``git archive main``):
+    the worker imports ``registry_tool`` from DIR and times one call per request, so its rows
+    interleave with the current code's in the same run (only the call is timed, not the pipe).
+    """
+
+    def __init__(self, code: str, site: Path) -> None:
+        self.proc = subprocess.Popen(
+            [PY, __file__, "--worker", str(site)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": code},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if not answer or answer.startswith("error"):
+            raise RuntimeError(f"the before-worker failed on {line!r}: {answer}")
+        return answer
+
+    def setup_client(self, full: Path, state: Path) -> None:
+        self.ask(f"client-dirs {full}\t{state}")
+
+    def timed(self, what: str) -> Callable[[], tuple[float, float]]:
+        """A call that runs ``what`` in the worker: the wall and CPU seconds the worker measured."""
+
+        def run() -> tuple[float, float]:
+            wall, cpu = self.ask(what).split()
+            return float(wall), float(cpu)
+
+        return run
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+BEFORE: Before | None = None
+
+
+def worker(site: Path) -> int:
+    """Serve ``Before``: run what each line asks with the registry_tool on PYTHONPATH."""
+    from registry_tool.client import install as client_install
+    from registry_tool.client import verify_installed, verify_site
+    from registry_tool.trust.check import verify_releases
+
+    root = (site / "root/1.root.json").read_bytes()
+    later = bench_build.NOW + timedelta(minutes=2)
+    dirs: list[Path] = []
+    frozen = False
+
+    def run(what: str) -> None:
+        if what == "dir":
+            assert verify_releases(site, site / "root", bench_build.NOW + timedelta(minutes=1)).ok
+        elif what == "site":
+            assert verify_site(site, root_bytes=root, clock=lambda: later).ok
+        elif what.startswith("client"):
+            if what.endswith("cold"):
+                client_install._PARSED.clear()
+            assert verify_installed(dirs[0], state_dir=dirs[1], clock=lambda: later).ok
+        else:
+            raise ValueError(what)
+
+    for line in sys.stdin:
+        what = line.strip()
+        try:
+            if what.startswith("client-dirs "):
+                dirs[:] = [Path(p) for p in what.split(" ", 1)[1].split("\t")]
+                print("0", flush=True)
+                continue
+            if not frozen:  # as the main process: warm imports and caches, then freeze the heap
+                run(what)
+                gc.collect()
+                gc.freeze()
+                frozen = True
+            started, cpu = time.perf_counter(), time.process_time()
+            run(what)
+            print(time.perf_counter() - started, time.process_time() - cpu, flush=True)
+        except Exception as err:  # reported to the parent, which stops
+            print(f"error {type(err).__name__}: {err}", flush=True)
+    return 0
 
 
 def main() -> int:
@@ -357,7 +507,10 @@ def main() -> int:
     parser.add_argument("--installed", type=int, default=1000, help="plugins installed for the client rows")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--only", default="startup,signature,site,client")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        return worker(args.worker)
     only = set(args.only.split(","))
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     print(f"machine: {bench_build.machine()}; load average {' '.join(load)}\n")
@@ -372,10 +525,17 @@ def main() -> int:
             # bench_build gives 10 releases (versions) per plugin: enough plugins for the client rows.
             wanted = args.installed * 10 + 10 if "client" in only else 0
             site, maint = build_site(work, max(args.releases, wanted))
-            if "site" in only:
-                site_verify(site, maint, args.reps)
-            if "client" in only:
-                client(site, maint, work, args.installed, args.reps)
+            global BEFORE
+            before = os.environ.get("REGISTRY_TOOL_BENCH_BEFORE")
+            BEFORE = Before(before, site) if before else None
+            try:
+                if "site" in only:
+                    site_verify(site, maint, args.reps)
+                if "client" in only:
+                    client(site, maint, work, args.installed, args.reps)
+            finally:
+                if BEFORE is not None:
+                    BEFORE.close()
     return 0
 
 

@@ -6,7 +6,9 @@ registry, client) wrap them with their own data.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,20 @@ from tests.world import IndexTree, Keys, SiteSimulator, registry_toml
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Markers of the shared test world."""
+    """Markers of the shared test world; a private state folder for the whole run.
+
+    `build` and `resign` record what they signed in the user's state folder: tests (and the
+    tool processes they start, which inherit the environment) write there, not in the home of
+    whoever runs the suite.
+    """
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="registry-tool-test-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's state folder."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.basename(state).startswith("registry-tool-test-state-"):
+        shutil.rmtree(state, ignore_errors=True)
     config.addinivalue_line(
         "markers", "simulated: the client reaches the site through the in-memory SiteSimulator"
     )

@@ -158,6 +158,14 @@ def register(app: typer.Typer) -> None:
             typer.Option("--validity", help="New validity window like 7d (default: the current window)."),
         ] = None,
         registry_version: VersionOption = None,
+        expect_version: Annotated[
+            int | None,
+            typer.Option(
+                "--expect-version",
+                help="The version SITE's registry.json must have (needed where this signer has no"
+                " record of the site, e.g. a fresh CI runner).",
+            ),
+        ] = None,
         fmt: FormatOption = OutputFormat.text,
         passphrase_env: PassphraseEnv = None,
     ) -> None:
@@ -174,6 +182,12 @@ def register(app: typer.Typer) -> None:
         now, verify_now = clock(os.environ)
         keys = load_keys(key, passphrase_env)
         result = resign_site(
-            site, keys, now, validity=window, registry_version=registry_version, verify_now=verify_now
+            site,
+            keys,
+            now,
+            validity=window,
+            registry_version=registry_version,
+            verify_now=verify_now,
+            expect_version=expect_version,
         )
         emit(result.report(), fmt)

@@ -19,7 +19,10 @@ its signatures.  Each public operation persists the advanced trust state only wh
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import os
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +33,7 @@ from typing import Any
 import platformdirs
 from semantic_version import Version
 
+from registry_tool._files import MiB, private_dir
 from registry_tool.client.errors import (
     DigestMismatchError,
     FetchError,
@@ -74,8 +78,12 @@ from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
     MAX_ROOT_STEPS,
     ManifestFacts,
+    ManifestIdentity,
     TrustState,
     check_fingerprint,
+    identity_record_header,
+    identity_record_lines,
+    parse_identity_record,
     pin_root,
     verify_manifest,
     verify_registry,
@@ -325,6 +333,9 @@ class Registry:
     vocabulary: Mapping[str, Permission] | None = None
     # What an operation did that the caller should tell the user (a downgrade, a vanished version).
     notices: list[str] = field(default_factory=list)
+    # Identities of the manifests this operation verified and installed: recorded (like the state)
+    # only when it succeeds, so that ``client verify`` need not parse them again.
+    _identities: dict[str, ManifestIdentity] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -355,6 +366,9 @@ class Registry:
     def _commit(self) -> None:
         if self.store is not None:
             self.store.save(self._state)
+            if self._identities:
+                record_manifest_identities(self.store.directory, self.url, self._identities.items())
+        self._identities.clear()
         for pin, data in self._fetched.items():
             self.cache.put(pin, data)
         self._fetched.clear()
@@ -489,7 +503,8 @@ class Registry:
 
     def _fetch_wasm(self, release: Release, facts: ManifestFacts) -> bytes:
         def check(data: bytes) -> bytes:
-            verify_wasm(self.plugin(release.name), release, facts, data)
+            # The document was fetched before its release could be (``plugin`` looks it up again).
+            verify_wasm(self._plugins.get(release.name) or self.plugin(release.name), release, facts, data)
             return data
 
         return self.sources.fetch_verified(release.wasm.path, max_size=release.wasm.size, verify=check)
@@ -583,6 +598,7 @@ class Registry:
             todo.append((release, current))
         approve_plan(todo, allow=allow, prompt=prompt)
         staged = []
+        identities: dict[str, ManifestIdentity] = {}
         for release, current in todo:
             facts, signers, manifest, sigs = self._fetch_manifest(release)
             wasm = self._fetch_wasm(release, facts)
@@ -597,8 +613,10 @@ class Registry:
             # Named by the user: what they typed; else what was recorded; a new one: a dependency.
             spec = requested.get(release.name, current.requested if current is not None else DEPENDENCY_ONLY)
             staged.append(Staged(verified, spec, permissions))
+            identities[release.manifest.sha256] = facts.identity  # verify_manifest matched this pin
         relabel = {n: requested[n] for n in kept if n in requested and kept[n].requested != requested[n]}
         commit_plan(dest, staged, session=session, requested=relabel)
+        self._identities.update(identities)
         return {name: session.lock.plugins[name] for name in plan.order()}
 
     def install_plan(
@@ -826,6 +844,109 @@ def _same_bytes(entry: LockedPlugin, release: Release) -> bool:
     return entry.wasm_sha256 == release.wasm.sha256 and entry.manifest_sha256 == release.manifest.sha256
 
 
+# --------------------------------------------------------------------------- the manifest identity record
+
+# About 170 bytes a line: ~24,000 manifests.  Past it the record starts again with the newest
+# lines (older installs are then parsed by ``client verify``, as without a record).
+MAX_IDENTITY_RECORD = 4 * MiB
+
+
+def identity_record_path(state_dir: Path, url: str) -> Path:
+    """The manifest identity record of registry ``url``: beside its trust state file."""
+    return StateStore(state_dir).path_for(url).with_suffix(".manifests")
+
+
+def record_manifest_identities(
+    state_dir: Path, url: str, identities: Iterable[tuple[str, ManifestIdentity]]
+) -> None:
+    """Append (manifest sha256, identity) lines to the record of ``url`` in the trust state directory.
+
+    Called after an install verified and committed these manifests.  One append under a file
+    lock, so the cost does not grow with the plugins installed; a record that cannot be written
+    is skipped (``client verify`` then parses those manifests).  Never follows a link.
+    """
+    url = normalise_url(url)
+    lines = identity_record_lines(identities)
+    if not lines:
+        return
+    path = identity_record_path(state_dir, url)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o600)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        # A writer killed while restarting the record left its temporary file; this lock is ours now.
+        for stale in state_dir.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        size = info.st_size
+        body = lines.encode("ascii")
+        if size == 0 or size + len(body) > MAX_IDENTITY_RECORD:
+            _restart_identity_record(path, identity_record_header(url).encode("utf-8") + body)
+            return
+        # A torn earlier append (a crash) must not run into this one's first line.
+        if os.pread(fd, 1, size - 1) != b"\n":
+            body = b"\n" + body
+        os.write(fd, body)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _restart_identity_record(path: Path, data: bytes) -> None:
+    """Replace the record by ``data`` (temporary file, rename), under the caller's lock on it."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def load_manifest_identities(state_dir: Path, url: str) -> dict[str, ManifestIdentity]:
+    """The identity record of registry ``url``: manifest sha256 -> identity.
+
+    Empty (so every manifest is parsed) unless the state directory and the record are this user's
+    and nobody else can write them (like the caches whose entries are trusted on sight), the
+    record is a regular file reached without a link, within its size cap, and its header names
+    ``url``.
+    """
+    if not private_dir(state_dir):
+        return {}
+    try:
+        fd = os.open(
+            identity_record_path(state_dir, url), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        )
+    except OSError:
+        return {}
+    try:
+        info = os.fstat(fd)
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_uid != os.getuid()
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            or info.st_size > MAX_IDENTITY_RECORD
+        ):
+            return {}
+        data = os.read(fd, info.st_size + 1)  # a short read only loses whole lines
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    return parse_identity_record(data, normalise_url(url))
+
+
 # --------------------------------------------------------------------------- installed plugins (offline)
 
 
@@ -861,7 +982,9 @@ def verify_installed(
     report = Report(command="client verify")
     lock = read_lockfile(dest)
     store = StateStore(state_dir) if state_dir is not None else None
-    roots: dict[str, Root | None] = {}  # one load (and one root parse) per registry
+    # One load per registry: its trusted root (parsed once) and its manifest identity record.
+    roots: dict[str, Root | None] = {}
+    known: dict[str, dict[str, ManifestIdentity]] = {}
     listed: dict[str, Sequence[str]] = {}
     now = clock()
     lockfile = str(dest / LOCKFILE)
@@ -872,16 +995,21 @@ def verify_installed(
             try:
                 if entry is None:
                     locked_entry(dest, name, lock)
+                elif store is None:
+                    result.subject = f"{entry.name} {entry.version}"
+                    result.data = entry.to_json()
+                    listed[entry.release_dir] = check_installed(pdir, dest, entry).parts
                 else:
                     result.subject = f"{entry.name} {entry.version}"
                     result.data = entry.to_json()
-                    checked = check_installed(pdir, dest, entry, signatures=store is not None)
+                    registry = entry.registry
+                    if registry not in roots:
+                        state = store.load(registry)
+                        roots[registry] = None if state is None else state.root
+                        known[registry] = load_manifest_identities(store.directory, registry)
+                    checked = check_installed(pdir, dest, entry, signatures=True, known=known[registry])
                     listed[entry.release_dir] = checked.parts
-                    if store is not None:
-                        if entry.registry not in roots:
-                            state = store.load(entry.registry)
-                            roots[entry.registry] = None if state is None else state.root
-                        _verify_installed_signatures(dest, checked, roots[entry.registry], now, result)
+                    _verify_installed_signatures(dest, checked, roots[registry], now, result)
             except RegistryToolError as err:
                 result.findings.append(Finding.from_error(err))
             report.results.append(result)
@@ -923,7 +1051,8 @@ def _verify_installed_signatures(
             )
         )
         return
-    published = parse_time_strict(entry.published_at) if entry.published_at else None
+    # The publication time judges only signatures by revoked keys: not parsed for a root that has none.
+    published = parse_time_strict(entry.published_at) if entry.published_at and root.revoked else None
     where = f"{dest}/{entry.manifest}"  # not a Path: built for every installed plugin
     try:
         verify_release_signatures(
@@ -934,8 +1063,8 @@ def _verify_installed_signatures(
             min(now, root.expires - timedelta(seconds=1)),
             published_at=published,
             where=where,
-            # The manifest was parsed once (check_installed) from exactly these bytes.
-            identity=ParsedIdentity(checked.facts.name, checked.facts.version, checked.manifest),
+            # Read once (check_installed) from exactly these bytes, or recorded for their digest.
+            identity=ParsedIdentity(checked.identity.name, checked.identity.version, checked.manifest),
         )
     except CheckFailed as err:  # the installed manifest or signatures were rewritten
         raise InstalledFileTamperedError(

@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import re
 import socket
 import stat
 import threading
@@ -25,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import requests
 import urllib3
@@ -221,6 +222,18 @@ class HttpFetcher:
         finally:
             _TIME_LEFT.reset(token)
 
+    def fetch_if_exists(self, url: str, *, max_size: int) -> bytes | None:
+        """``fetch``, but None for a file that is not there (404): the expected miss raises nothing.
+
+        A release's signatures are looked for under two names, of which one is usually missing.
+        """
+        if url.startswith("file:///"):
+            return _read_file_url(url, max_size, missing_ok=True)
+        try:
+            return self.fetch(url, max_size=max_size)
+        except NotFoundError:
+            return None
+
     def _fetch_http(self, url: str, max_size: int, deadline: float) -> bytes:
         start = origin(url)
         current = url
@@ -358,11 +371,17 @@ def _file_url_path(url: str) -> str:
     return urllib.parse.unquote(parts.path)
 
 
-def _read_file_url(url: str, max_size: int) -> bytes:
+@overload
+def _read_file_url(url: str, max_size: int) -> bytes: ...
+@overload
+def _read_file_url(url: str, max_size: int, *, missing_ok: bool) -> bytes | None: ...
+def _read_file_url(url: str, max_size: int, *, missing_ok: bool = False) -> bytes | None:
     path = _file_url_path(url)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
+        if missing_ok:
+            return None
         raise NotFoundError(f"{url} not found", fix="check the registry path") from None
     except IsADirectoryError:
         raise NotFoundError(f"{url} is a directory", fix="check the registry path") from None
@@ -374,15 +393,20 @@ def _read_file_url(url: str, max_size: int) -> bytes:
             raise NotFoundError(f"{url} is a directory", fix="check the registry path")
         if info.st_size > max_size:
             raise _size_differs(url, max_size, info.st_size)
-        chunks: list[bytes] = []
-        left = max_size + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        # One read of the size fstat gave, plus one byte: a short read is the end of a regular file
+        # (a site's files are small), so a file of the announced size costs a single read.  Only a
+        # file that grew meanwhile is read on, up to the cap and one byte over it.
+        data = os.read(fd, info.st_size + 1)
+        if len(data) > info.st_size:
+            chunks = [data]
+            left = max_size + 1 - len(data)
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
     except OSError as err:
         raise FetchError(f"cannot read {url}: {err.strerror}", fix="check file permissions") from None
     finally:
@@ -392,11 +416,16 @@ def _read_file_url(url: str, max_size: int) -> bytes:
     return data
 
 
+# What ``urllib.parse.quote`` leaves as it is (its safe "/" and the unreserved characters): a
+# path of only these (every name the site layout allows) needs no quoting.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def join_url(base: str, relpath: str) -> str:
     """``base`` (a directory URL) joined with a relative path of the site layout."""
     if not base.endswith("/"):
         base += "/"
-    return base + urllib.parse.quote(relpath)
+    return base + (relpath if _UNQUOTED.fullmatch(relpath) else urllib.parse.quote(relpath))
 
 
 @dataclass
@@ -437,6 +466,8 @@ class Sources:
         failure (exit 2).  Otherwise the first error that is not a 404 (a mirror's 404 says less
         than the origin's outage); when every source said 404, a ``NotFoundError``.
         """
+        if not self.mirrors:  # one source: its error is the one the rule below would pick
+            return attempt(self.base_url)
         errors: list[RegistryToolError] = []
         for base in self.urls:
             try:
@@ -462,9 +493,20 @@ class Sources:
         keyed = [f"{relpath}.{k}.minisig" for k in sorted(set(key_ids))]
         names = [f"{relpath}.minisig", *keyed] if plain else keyed
         found: dict[str, bytes] = {}
+        # Our fetcher says "missing" without an exception; a host's own raises NotFoundError.
+        if_exists: Callable[..., bytes | None] | None = getattr(self.fetcher, "fetch_if_exists", None)
         for name in names:
-            try:
-                found[name] = self.get(join_url(base, name), max_size=MAX_SIGNATURE_SIZE)
-            except NotFoundError:
+            url = join_url(base, name)
+            if if_exists is None:
+                try:
+                    found[name] = self.get(url, max_size=MAX_SIGNATURE_SIZE)
+                except NotFoundError:
+                    continue
                 continue
+            data = if_exists(url, max_size=MAX_SIGNATURE_SIZE)
+            if data is None:
+                continue
+            if len(data) > MAX_SIGNATURE_SIZE:
+                raise _too_large(url, MAX_SIGNATURE_SIZE, f"the fetcher returned {len(data)} bytes")
+            found[name] = data
         return found

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import operator
+import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,7 +46,7 @@ from registry_tool.client.errors import (
     UnsafeNameError,
 )
 from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
-from registry_tool.client.trust_state import ManifestFacts
+from registry_tool.client.trust_state import ManifestFacts, ManifestIdentity
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
     PluginDocument,
@@ -898,12 +899,39 @@ def _tampered(entry: LockedPlugin, dir_: Path, what: str, path: str) -> Installe
     )
 
 
+_QUICK_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _read_in(folder: Folder, name: str, cap: int, what: str) -> bytes | None:
+    """``folder.read`` in one open, fstat and read for what verify meets every time.
+
+    That is a regular file within ``cap`` (never through a link), read whole by its one read.
+    Anything else (a link, a FIFO, a file over the cap or one that grew) goes to ``folder.read``,
+    which refuses it by name.
+    """
+    try:
+        fd = os.open(name, _QUICK_READ, dir_fd=folder.fd)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return folder.read(name, cap, what)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_size <= cap:
+            data = os.read(fd, info.st_size + 1)
+            if len(data) <= info.st_size:
+                return data
+    finally:
+        os.close(fd)
+    return folder.read(name, cap, what)
+
+
 def _read_installed(
     folder: Folder | None, dir_: Path, entry: LockedPlugin, rel: str, cap: int, label: str
 ) -> bytes:
     # One byte over the recorded size is read so that a longer file fails the digest check below.
     try:
-        data = None if folder is None else folder.read(rel.rsplit("/", 1)[1], cap + 1, "installed file")
+        data = None if folder is None else _read_in(folder, rel.rsplit("/", 1)[1], cap + 1, "installed file")
     except UnreadableFileError as err:
         raise _tampered(
             entry, dir_, f"{label} differs from the lockfile's sha256/size ({err.what})", rel
@@ -920,13 +948,20 @@ class InstalledRelease:
     entry: LockedPlugin
     manifest: bytes
     wasm: bytes
-    facts: ManifestFacts  # the stored manifest, parsed once
+    # The stored manifest's name, version and module digest: parsed once, or taken from the
+    # identity record for these exact bytes (``known``).
+    identity: ManifestIdentity
     signatures: tuple[str, ...] = ()  # the texts of the signature files found (when asked for)
     parts: tuple[str, ...] = ()  # temporary files a killed writer left in the release folder
 
 
 def check_installed(
-    pdir: PluginDir, dir_: Path, entry: LockedPlugin, *, signatures: bool = False
+    pdir: PluginDir,
+    dir_: Path,
+    entry: LockedPlugin,
+    *,
+    signatures: bool = False,
+    known: Mapping[str, ManifestIdentity] | None = None,
 ) -> InstalledRelease:
     """Re-check one installed release against its lockfile entry, opening its folder once.
 
@@ -940,6 +975,9 @@ def check_installed(
         entry: the lockfile entry.
         signatures: also read the signature files the entry lists (missing ones are skipped:
             the threshold decides).
+        known: manifest identities by the sha256 of the manifest's bytes, from the client's
+            identity record (trusted like the trusted root).  A manifest whose computed digest
+            it holds, with exactly the entry's identity, is not parsed; any other is.
 
     Returns:
         The verified bytes, the parsed manifest, and what else the folder holds.
@@ -954,7 +992,7 @@ def check_installed(
         texts: list[str] = []
         if signatures and folder is not None:
             for rel in entry.signatures:
-                data = folder.read(rel.rsplit("/", 1)[1], MAX_SIGNATURE_FILE, "signature file")
+                data = _read_in(folder, rel.rsplit("/", 1)[1], MAX_SIGNATURE_FILE, "signature file")
                 if data is not None:
                     texts.append(data.decode("utf-8", errors="replace"))
         parts = (
@@ -964,18 +1002,25 @@ def check_installed(
                 sorted(f"{entry.release_dir}/{n}" for n in folder.names() if n.startswith(PART_PREFIX))
             )
         )
-    if hashlib.sha256(manifest).hexdigest() != entry.manifest_sha256 or len(manifest) != entry.manifest_size:
+    manifest_digest = hashlib.sha256(manifest).hexdigest()
+    if manifest_digest != entry.manifest_sha256 or len(manifest) != entry.manifest_size:
         raise _tampered(entry, dir_, "plugin.toml differs from the lockfile's sha256", entry.manifest)
     digest = hashlib.sha256(wasm).hexdigest()
     if digest != entry.wasm_sha256 or len(wasm) != entry.wasm_size:
         raise _tampered(entry, dir_, "the wasm module differs from the lockfile's sha256/size", entry.wasm)
-    try:
-        facts = ManifestFacts.parse(manifest, where=entry.manifest)
-    except CheckFailed as err:
-        raise _tampered(entry, dir_, err.what, entry.manifest) from None
-    if (facts.name, facts.version, facts.artifact_sha256) != (entry.name, entry.version, digest):
-        raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
-    return InstalledRelease(entry, manifest, wasm, facts, tuple(texts), parts)
+    wanted = ManifestIdentity(entry.name, entry.version, digest)
+    # Looked up by the digest of the bytes just read, never by the lockfile's: whoever rewrites the
+    # folder can rewrite the lockfile.  Only a record agreeing with the entry is taken; anything
+    # else (no line, another identity) is decided by the parse.
+    identity = known.get(manifest_digest) if known is not None else None
+    if identity != wanted:
+        try:
+            identity = ManifestFacts.parse(manifest, where=entry.manifest).identity
+        except CheckFailed as err:
+            raise _tampered(entry, dir_, err.what, entry.manifest) from None
+        if identity != wanted:
+            raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
+    return InstalledRelease(entry, manifest, wasm, identity, tuple(texts), parts)
 
 
 def verify_entry(dir_: Path, entry: LockedPlugin) -> bytes:

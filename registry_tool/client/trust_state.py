@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from registry_tool.client.errors import (
     DigestMismatchError,
@@ -39,7 +40,8 @@ from registry_tool.client.errors import (
     WrongSoftwareError,
 )
 from registry_tool.errors import CheckFailed
-from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, toml
+from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, is_version, toml
+from registry_tool.format.rules import PLUGIN_NAME_RE, SHA256_RE
 from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import (
     Root,
@@ -220,6 +222,59 @@ def required_dependencies(raw: Any) -> dict[str, str]:
     return out
 
 
+class ManifestIdentity(NamedTuple):
+    """What ``client verify`` reads from a stored manifest: name, version and ``[artifact] sha256``."""
+
+    name: str
+    version: str
+    artifact_sha256: str
+
+
+# The manifest identity record: for each manifest a client installed, the identity its parse gave,
+# keyed by the sha256 of the manifest's exact bytes.  A parse is a pure function of the bytes, so a
+# line is true of any file with that digest, whichever folder it sits in and whoever copied it
+# there; ``client verify`` then hashes a stored manifest (it must anyway) and parses only those the
+# record does not hold.  The record is as trusted as the trusted root kept beside it in the state
+# directory (docs/client.md, Performance).  One header line binds the file to its registry URL;
+# then one line per manifest, appended at install.  A line counts only whole (ending in a newline)
+# and in this exact shape, so a torn append or a damaged file can only make verify parse more.
+IDENTITY_RECORD_MAGIC = "registry-tool manifest identities 1"
+_RECORD_LINE = re.compile(
+    r"^([0-9a-f]{64}) ([a-z][a-z0-9_-]{1,63}) ([0-9A-Za-z.+-]{1,256}) ([0-9a-f]{64})\n", re.M
+)
+
+
+def identity_record_header(url: str) -> str:
+    """The record's first line, naming the (normalised) registry URL it belongs to."""
+    return f"{IDENTITY_RECORD_MAGIC} {url}\n"
+
+
+def identity_record_lines(identities: Iterable[tuple[str, ManifestIdentity]]) -> str:
+    """The record lines of (manifest sha256, identity) pairs; pairs no line can hold exactly are left out."""
+    out: list[str] = []
+    for digest, ident in identities:
+        if (
+            SHA256_RE.fullmatch(digest)
+            and PLUGIN_NAME_RE.fullmatch(ident.name)
+            and is_version(ident.version)
+            and SHA256_RE.fullmatch(ident.artifact_sha256)
+        ):
+            out.append(f"{digest} {ident.name} {ident.version} {ident.artifact_sha256}\n")
+    return "".join(out)
+
+
+def parse_identity_record(data: bytes, url: str) -> dict[str, ManifestIdentity]:
+    """Manifest sha256 -> identity from a record's bytes; empty unless the header names ``url``."""
+    header = identity_record_header(url).encode("utf-8")
+    if not data.startswith(header):
+        return {}
+    try:
+        text = data[len(header) :].decode("ascii")
+    except UnicodeDecodeError:
+        return {}
+    return {m[1]: ManifestIdentity(m[2], m[3], m[4]) for m in _RECORD_LINE.finditer(text)}
+
+
 @dataclass(frozen=True)
 class ManifestFacts:
     """What the client reads from a plugin.toml (only after its digest or signature was checked)."""
@@ -237,6 +292,11 @@ class ManifestFacts:
     # The limits the manifest declares, in the plugin document's units (the others come from the
     # registry's defaults, which a client does not know): fuel, memory bytes, wall_time_ms.
     limits: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def identity(self) -> ManifestIdentity:
+        """The name, version and module digest (what the identity record keeps)."""
+        return ManifestIdentity(self.name, self.version, self.artifact_sha256)
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:
@@ -281,6 +341,8 @@ class ManifestFacts:
 
 def _declared_limits(raw: Any) -> tuple[tuple[str, int], ...]:
     """The limits a manifest declares, converted as the build converts them."""
+    if not raw:
+        return ()
     from registry_tool.manifest.units import parse_duration, parse_size
 
     out: list[tuple[str, int]] = []
@@ -329,7 +391,8 @@ def verify_manifest(
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
-    published = release.published()
+    # The publication time judges only signatures by revoked keys: not parsed for a root that has none.
+    published = release.published() if root.revoked else None
     try:
         signers = verify_release_signatures(
             root,

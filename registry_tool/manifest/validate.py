@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from registry_tool.errors import UsageError
 from registry_tool.manifest import cache as disk_cache
+from registry_tool.manifest import spdx
 from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
@@ -210,10 +211,15 @@ def _fmt_limit(name: str, value: float) -> str:
 def spdx_errors(expr: str) -> tuple[str, ...]:
     """Why ``expr`` is not a valid SPDX license expression (empty when it is).
 
-    Loading the SPDX license index takes ~100 ms, so it happens once per process; in a process
-    that uses remembered verdicts (``cache.py``), an expression license_expression (this version)
-    accepted in an earlier run is not checked again: that saves the load.
+    Building license_expression's SPDX index costs several times a whole check, so the common
+    expressions (ids joined by AND/OR, WITH an exception) are accepted from its data file
+    (``spdx.accepts``, which answers True only where license_expression accepts); everything
+    else, and every refusal, is decided by license_expression, its index built once per process.
+    In a process that uses remembered verdicts (``cache.py``), an expression license_expression
+    (this version) accepted in an earlier run is not checked again.
     """
+    if spdx.accepts(expr):
+        return ()
     remembered = disk_cache.verdicts_on()
     if remembered and disk_cache.proved("spdx", "license_expression", expr):
         return ()

@@ -3,7 +3,8 @@
 ``semantic_version`` is imported on first use: its import reads its own package metadata
 (``importlib.metadata``), which costs more than a whole check.  ``is_version``, ``check_range``
 and ``ranges_overlap`` also use validate's remembered verdicts (``cache.py``) when the process
-asks for them, so a repeated ``registry-tool validate`` need not import it at all.
+asks for them, so a repeated ``registry-tool validate`` need not import it at all, and first
+ask ``semver_subset``, which accepts the common forms without it (a cold run need not either).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from registry_tool.manifest import cache as disk_cache
+from registry_tool.manifest import semver_subset
 
 if TYPE_CHECKING:
     from semantic_version import Version
@@ -42,7 +44,7 @@ def parse_version(text: str) -> Version:
 @lru_cache(maxsize=1024)  # an index repeats the same few versions (1.0.0, min_host_version)
 def is_version(text: str) -> bool:
     """Is ``text`` a strict semver 2.0 version?"""
-    if _remembered("semver", text):
+    if semver_subset.is_version(text) or _remembered("semver", text):
         return True
     try:
         parse_version(text)
@@ -97,7 +99,7 @@ def parse_range(text: str) -> Spec:
 
 def check_range(text: str) -> None:
     """Raise ``RangeError`` unless ``text`` is a host version range ``parse_range`` accepts."""
-    if _remembered("range", text):
+    if semver_subset.check_range(text) or _remembered("range", text):
         return
     parse_range(text)
     _remember("range", text)
@@ -124,7 +126,7 @@ def ranges_overlap(a: str, b: str) -> bool:
     Exact for the interval ranges hosts use: any non-empty intersection of two
     intervals contains one of their bounds or a neighbour of one.
     """
-    if _remembered("overlap", a, b):
+    if semver_subset.ranges_overlap(a, b) or _remembered("overlap", a, b):
         return True
     spec_a, spec_b = parse_range(a), parse_range(b)
     overlap = any(spec_a.match(v) and spec_b.match(v) for v in _probe_versions(a, b))

@@ -42,6 +42,7 @@ from registry_tool.registry.errors import (
 )
 from registry_tool.registry.plan import next_version, plan_publication
 from registry_tool.registry.publish import SiteContent, publish, sign_registry
+from registry_tool.registry.resign import record_built
 from registry_tool.registry.scan import (
     IndexRelease,
     RootChain,
@@ -294,6 +295,7 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             ),
         )
         files = publish(out, staged, content)
+        record_built(out, opts.keys, config.name, plan.version, top)  # what resign may renew here
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     for rel in releases:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, UsageError
+from registry_tool.format.rules import SIG_SUFFIX, is_signature_of
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.signing.minisign import PublicKey
 from registry_tool.signing.minisign import verify_file as verify_signed_file
@@ -19,8 +21,6 @@ from registry_tool.signing.release import (
     identity_from_doc,
     keyed_signature_path,
     parse_signed_toml,
-    read_signatures,
-    signature_paths,
 )
 from registry_tool.trust.editing import verify_root_dir
 from registry_tool.trust.root import Root, format_time, verify_release_signatures, verify_yank_signatures
@@ -131,33 +131,39 @@ def verify_release(
 
     ``location``: the (name, version) folder names the release is served under, when the caller
     listed them under plugins/ (else they are read from the resolved path).
+
+    The folder is listed once (its entries say which names are files, following links as reading
+    them does); each file is then read with one open, fstat and read.
     """
-    manifest = release_dir / MANIFEST
-    result = CheckResult(subject=str(release_dir), file=str(manifest))
+    folder = str(release_dir)
+    manifest = str(release_dir / MANIFEST)  # as the report has always named it
+    result = CheckResult(subject=folder, file=manifest)
     try:
-        if not manifest.is_file():
-            raise CheckFailed(f"no {MANIFEST} in {release_dir}", where=str(release_dir), fix="restore it")
-        data = manifest.read_bytes()
+        files = _files_in(folder)
+        if MANIFEST not in files:
+            raise CheckFailed(f"no {MANIFEST} in {release_dir}", where=folder, fix="restore it")
+        data = _read(manifest)
         # One parse serves the identity, the signature checks and the artifact pin.
-        doc = parse_signed_toml(data, where=str(manifest))
-        name, version = identity_from_doc(doc, where=str(manifest))
-        served_as = _check_location(release_dir, version, str(manifest), location) or name
-        sig_files = signature_paths(manifest)  # listed once: read here, named in the report
+        doc = parse_signed_toml(data, where=manifest)
+        name, version = identity_from_doc(doc, where=manifest)
+        served_as = _check_location(release_dir, version, manifest, location) or name
+        sig_names = _signature_names(files, MANIFEST)  # listed once: read here, named in the report
         signers = verify_release_signatures(
             root,
             served_as,
             data,
-            [f.read_text(encoding="utf-8", errors="surrogateescape") for f in sig_files],
+            [_read(f"{folder}/{n}").decode("utf-8", errors="surrogateescape") for n in sig_names],
             now,
             published_at=published_at,
-            where=str(manifest),
+            where=manifest,
             identity=ParsedIdentity(name, version, data),
         )
         doc_file = _artifact_file(doc)
-        wasm = artifact_path(release_dir, doc_file, where=str(manifest))
-        if not wasm.is_file():
-            raise CheckFailed(f"artifact {wasm} is missing", where=str(manifest), fix="restore the wasm file")
-        check_artifact_doc(doc, wasm.read_bytes(), where=str(manifest))
+        wasm = artifact_path(release_dir, doc_file, where=manifest)
+        # A plain file name is answered by the listing; a path into a subfolder asks the disk.
+        if not (doc_file in files if "/" not in doc_file else wasm.is_file()):
+            raise CheckFailed(f"artifact {wasm} is missing", where=manifest, fix="restore the wasm file")
+        check_artifact_doc(doc, _read(str(wasm)), where=manifest)
     except CheckFailed as err:
         result.findings.append(Finding.from_error(err))
         return result
@@ -166,21 +172,55 @@ def verify_release(
         version=version,
         signers=sorted(signers),
         root_version=root.version,
-        signatures=[p.name for p in sig_files],
+        signatures=sig_names,
     )
-    yank = release_dir / YANK
-    if yank.is_file():
+    if YANK in files:
+        yank = str(release_dir / YANK)
         try:
-            yank_bytes, yank_sigs = yank.read_bytes(), read_signatures(yank)
-            verify_yank_signatures(
-                root, served_as, yank_bytes, yank_sigs, now, version=version, where=str(yank)
-            )
+            yank_bytes = _read(yank)
+            yank_sigs = [
+                _read(f"{folder}/{n}").decode("utf-8", errors="surrogateescape")
+                for n in _signature_names(files, YANK)
+            ]
+            verify_yank_signatures(root, served_as, yank_bytes, yank_sigs, now, version=version, where=yank)
             result.findings.append(
-                Finding("yanked", f"{name} {version} is yanked", Severity.warning, file=str(yank))
+                Finding("yanked", f"{name} {version} is yanked", Severity.warning, file=yank)
             )
         except CheckFailed as err:
             result.findings.append(Finding.from_error(err))
     return result
+
+
+def _files_in(folder: str) -> set[str]:
+    """Names of the regular files in ``folder`` (links followed, as reading them follows them)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.is_file()}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _signature_names(files: set[str], signed: str) -> list[str]:
+    """``F.minisig`` then ``F.<KEYID>.minisig`` by key id (the order ``signature_paths`` gives)."""
+    plain = signed + SIG_SUFFIX
+    keyed = sorted(n for n in files if n != plain and is_signature_of(n, signed))
+    return [plain, *keyed] if plain in files else keyed
+
+
+def _read(path: str) -> bytes:
+    """The whole file: one open, fstat and read (a short read ends a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        chunks = [data]  # it grew meanwhile: read the rest
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class ReleaseLocationError(CheckFailed):

@@ -190,7 +190,15 @@ COMMANDS: dict[str, tuple[Args, int]] = {
         EXIT_OK,
     ),
     "resign": (
-        lambda w, t: ["resign", _copy(w.root / "site", t / "site"), "--key", KEYS / "index.key"],
+        # A copied site: the signer has no record of it here, so the operator names its version.
+        lambda w, t: [
+            "resign",
+            _copy(w.root / "site", t / "site"),
+            "--key",
+            KEYS / "index.key",
+            "--expect-version",
+            str(json.loads((w.root / "site" / "registry.json").read_bytes())["version"]),
+        ],
         EXIT_OK,
     ),
     "init": (lambda w, t: ["init", t / "reg", "--host", "ferrite", "--tool-ref", "0" * 40], EXIT_OK),

@@ -128,9 +128,13 @@ NOT_FOR_VALIDATE = (
 )
 # What it needs only until its cache remembers their verdicts.
 REMEMBERED = ("wasmtime", "license_expression", "semantic_version", "importlib.metadata")
+# What even a cold run does not need for a release in the common forms (an SPDX id list, a strict
+# version, comparator ranges): those are decided from license_expression's data and a regex.
+NOT_WHEN_COLD = ("license_expression", "semantic_version", "importlib.metadata")
 
 
 def test_plain_validate_imports_no_cli_framework_and_with_a_warm_cache_no_prover(tmp_path: Path) -> None:
+    """Cold, only wasmtime of the provers is imported; warm, none."""
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     argv = ("validate", "index/plugins/adler32/1.0.0", "--format", "json")
     cold_code, cold_out, cold = _modules_after(*argv, env=env)
@@ -141,11 +145,29 @@ def test_plain_validate_imports_no_cli_framework_and_with_a_warm_cache_no_prover
     for modules in (cold, warm):
         assert [p for p in NOT_FOR_VALIDATE if _loaded(modules, p)] == []
         assert not _loaded(modules, "rich")  # --format json renders without it
-    assert all(_loaded(cold, p) for p in REMEMBERED)  # the first run decides
+    assert _loaded(cold, "wasmtime")  # the first run decides: wasmtime validates the module
+    assert [p for p in NOT_WHEN_COLD if _loaded(cold, p)] == []
     assert [p for p in REMEMBERED if _loaded(warm, p)] == []
     # What the cache holds is verdicts only: no generated code, whether shipped or not.
     stored = {p.suffix for p in (tmp_path / "cache").rglob("*") if p.is_file()}
     assert stored == {".ok"}
+
+
+@pytest.mark.parametrize(
+    ("case", "prover"),
+    [("bad-spdx-unknown-id", "license_expression"), ("host-range-disjoint", "semantic_version")],
+)
+def test_what_the_cold_path_does_not_accept_its_library_decides(
+    tmp_path: Path, case: str, prover: str
+) -> None:
+    """A license or range outside the common forms, or a refusal, is still the library's verdict."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    path = REPO / "tests/examples/invalid" / case
+    argv = ("validate", str(path), "--config", str(REPO / "tests/examples/registry.toml"), "-f", "json")
+    code, out, modules = _modules_after(*argv, env=env)
+    assert code == 1
+    assert _loaded(modules, prover)
+    assert json.loads(out) == json.loads(_cli_run("--debug", *argv).stdout)
 
 
 def test_an_invalid_release_is_decided_again_with_a_warm_cache(tmp_path: Path) -> None:

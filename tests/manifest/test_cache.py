@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_tool.manifest import cache, validate_paths, wasm
+from registry_tool.manifest import cache, semver_subset, spdx, validate_paths, wasm
 from registry_tool.manifest import validate as rules
 from registry_tool.manifest.wasm import inspect_wasm
 
@@ -33,23 +33,35 @@ def _through_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     rules.spdx_errors.cache_clear()
 
 
+def _without_the_subsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every license, version and range to its library (and so through the cache)."""
+    monkeypatch.setattr(spdx, "accepts", lambda expr: None)
+    for name in ("is_version", "check_range", "ranges_overlap"):
+        monkeypatch.setattr(semver_subset, name, lambda *args: None)
+
+
 def _report(path: Path, config: Path) -> object:
     rules.spdx_errors.cache_clear()
     return validate_paths([path], config_path=config).to_json()
 
 
+@pytest.mark.parametrize("subsets", [True, False], ids=["subsets", "libraries-only"])
 def test_examples_give_the_same_report_with_and_without_the_cache(
     example_cases: dict[str, list[Path]],
     materialised: Materialise,
     cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
+    subsets: bool,
 ) -> None:
+    """With and without the license/version subsets, and with and without the cache."""
     cases = [(case, *materialised(case)) for case in example_cases["invalid"] + example_cases["valid"]]
     plain = [_report(path, config) for _, path, config in cases]
+    if not subsets:
+        _without_the_subsets(monkeypatch)
     _through_the_cache(monkeypatch)
     filling = [_report(path, config) for _, path, config in cases]
     assert any(p.name.startswith("wasm-valid-") for p in cache_dir.iterdir())
-    assert any(p.name.startswith("spdx-") for p in cache_dir.iterdir())
+    assert subsets != any(p.name.startswith("spdx-") for p in cache_dir.iterdir())
     filled = [_report(path, config) for _, path, config in cases]
     for (case, _, _), a, b, c in zip(cases, plain, filling, filled, strict=True):
         assert a == b == c, case.name
@@ -64,9 +76,9 @@ def test_verdicts_are_off_unless_asked_for(cache_dir: Path) -> None:
 
 def test_only_acceptances_are_remembered(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _through_the_cache(monkeypatch)
-    assert rules.spdx_errors("MIT OR Apache-2.0") == ()
+    assert rules.spdx_errors("(MIT OR Apache-2.0)") == ()  # parentheses: license_expression decides
     assert rules.spdx_errors("MIT OR Nonsense-1.0") != ()
-    assert cache.proved("spdx", "license_expression", "MIT OR Apache-2.0")
+    assert cache.proved("spdx", "license_expression", "(MIT OR Apache-2.0)")
     assert not cache.proved("spdx", "license_expression", "MIT OR Nonsense-1.0")
     garbage = b"\0asm\x01\0\0\0\xff\xff"
     with pytest.raises(wasm.WasmInspectionError):
@@ -94,6 +106,7 @@ def test_version_verdicts_are_remembered_only_when_true(
     from registry_tool.manifest import versions
 
     _through_the_cache(monkeypatch)
+    _without_the_subsets(monkeypatch)
     versions.is_version.cache_clear()
     assert versions.is_version("1.2.3") and not versions.is_version("01.2.3")
     assert versions.ranges_overlap(">=1.0.0, <2.0.0", "^1.5")
