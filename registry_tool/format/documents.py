@@ -330,6 +330,8 @@ def _is_opt_str(raw: Any) -> bool:
 def _strs_or_none(raw: Any, check: Callable[[str], bool] | None = None) -> tuple[str, ...] | None:
     if type(raw) is not list:
         return None
+    if not raw:
+        return ()
     for item in raw:
         if type(item) is not str or len(item) > _MAX_STR or (check is not None and not check(item)):
             return None
@@ -357,8 +359,6 @@ def _release_fast(name: str, version: str, raw: Any) -> Release | None:
     site's documents hold thousands of entries).  It accepts nothing ``_release`` refuses:
     every doubt returns None, and ``_release`` then names what is wrong.
     """
-    from registry_tool.format.ranges import RangeSyntaxError, parse_range
-
     if type(raw) is not dict or raw.keys() != _RELEASE_KEYS:
         return None
     limits, deps, yanked, smoke_raw = raw["limits"], raw["dependencies"], raw["yanked"], raw["smoke"]
@@ -369,6 +369,8 @@ def _release_fast(name: str, version: str, raw: Any) -> Release | None:
         return None
     if type(deps) is not dict:
         return None
+    if deps:
+        from registry_tool.format.ranges import RangeSyntaxError, parse_range
     for dep, spec in deps.items():
         if not is_plugin_name(dep) or not _is_str(spec, 256):
             return None
@@ -542,9 +544,14 @@ class PluginDocument:
 
     def releases(self) -> list[Release]:
         """Oldest first by semver precedence."""
+        releases = list(self.versions.values())
+        if not any("-" in r.version for r in releases):
+            # Without pre-release parts, semver precedence is the order of the three numbers
+            # (strict semver has no leading zeros), and a tuple of ints is much cheaper to build.
+            return sorted(releases, key=lambda r: tuple(map(int, r.version.split("."))))
         from semantic_version import Version
 
-        return sorted(self.versions.values(), key=lambda r: Version(r.version))
+        return sorted(releases, key=lambda r: Version(r.version))
 
     @classmethod
     def parse(

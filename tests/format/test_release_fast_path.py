@@ -53,9 +53,11 @@ ODD: list[Any] = [
     f"plugins/{NAME}/{VERSION}/plugin.toml", f"plugins/{NAME}/{VERSION}/x.wasm",
     f"plugins/{NAME}/{VERSION}/../x.wasm", f"plugins/{NAME}/{VERSION}/..", f"plugins/{NAME}/{VERSION}/",
     f"plugins/other/{VERSION}/plugin.toml", {"beta": "^1.0"}, {"Beta": "^1.0"}, {"beta": 1},
-    {"beta": "nope nope"}, {"fuel": 1, "memory": 2, "wall_time_ms": 3}, [{"name": "a", "fuel": None, "peak_memory": 3}],
+    {"beta": "nope nope"}, {"fuel": 1, "memory": 2, "wall_time_ms": 3},
+    [{"name": "a", "fuel": None, "peak_memory": 3}],
     [{"name": "a", "fuel": True, "peak_memory": 3}], [{"name": 1, "fuel": None, "peak_memory": None}],
-    [{"name": "a", "fuel": None}], {"path": f"plugins/{NAME}/{VERSION}/plugin.toml", "sha256": SHA, "size": 1},
+    [{"name": "a", "fuel": None}],
+    {"path": f"plugins/{NAME}/{VERSION}/plugin.toml", "sha256": SHA, "size": 1},
     {"path": f"plugins/{NAME}/{VERSION}/plugin.toml", "sha256": SHA, "size": 0},
     {"path": f"plugins/{NAME}/{VERSION}/x.wasm", "sha256": SHA, "size": 5},
 ]  # fmt: skip
@@ -127,3 +129,26 @@ def test_a_refused_entry_still_names_its_field() -> None:
 
     with pytest.raises(DocumentError, match=r"versions\.1\.0\.0\.limits\.fuel"):
         PluginDocument.parse(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        ["1.10.0", "1.9.0", "10.0.0", "2.0.0", "1.0.10", "1.0.9", "0.0.1"],
+        ["1.0.0", "1.0.0-rc.1", "1.0.0-alpha", "0.9.0", "1.0.0-alpha.10", "1.0.0-alpha.9"],
+    ],
+)
+def test_releases_are_in_semver_precedence(versions: list[str]) -> None:
+    from semantic_version import Version
+
+    entries = {}
+    for v in versions:
+        raw = good()
+        raw["manifest"]["path"] = f"plugins/{NAME}/{v}/plugin.toml"
+        raw["wasm"]["path"] = f"plugins/{NAME}/{v}/{NAME}.wasm"
+        entries[v] = raw
+    doc = {"_type": "registry-plugin", "format_version": 2, "name": NAME, "versions": entries}
+    import json
+
+    parsed = PluginDocument.parse(json.dumps(doc).encode())
+    assert [r.version for r in parsed.releases()] == sorted(versions, key=Version)
