@@ -7,7 +7,7 @@ bench maintainer key), then measures in ONE run, on the same files:
                (minisign: BLAKE2b-512 prehash, signature, trusted-comment signature):
                the physical minimum for "check every digest and signature";
 * full         `build_site` from scratch (no cache): validate, verify, hash, write, sign;
-  full j2      the same with 2 worker processes (`--jobs 2`);
+  full j2      the same with `--jobs 2` (the build and one worker process, for 1,000 releases or more);
 * core         the full build with the manifest rules (`check_release`) replaced by a plain parse
                and read: what the build itself (verify, hash, write the site, sign) costs over the floor;
 * cpu          process CPU time of the single-process floor and full build: on a machine shared with
@@ -25,6 +25,13 @@ Smoke runs are off (`smoke=False`): the floor has no equivalent and they are cac
 digest anyway.  Run: `.venv/bin/python bench/bench_build.py [--sizes 1000,10000] [--large-kib 1024]`;
 `--quick` runs only the full build and the one-change rebuild side by side (small wasm),
 `--quick --profile FILE` writes the rebuild's cProfile stats to FILE.
+
+`--before DIR` (DIR holds another version of the code, e.g. `git archive main` extracted) compares
+full builds instead: on the same index, `--reps` interleaved rounds of floor, fl+copy, fl+libs
+(fl+copy plus the TOML parse, the compiled schema and wasmtime's validation per release), the full
+build of this code and of DIR in one process and with `--jobs N` (each build in a fresh process
+with that code on PYTHONPATH, timed around `build_site`, CPU time including its workers) and
+tuf+checks; the best round of each is printed (the machine's load moves every figure).
 """
 
 from __future__ import annotations
@@ -214,6 +221,31 @@ def floor_with_copy(releases: list[Path], maint: SecretKey, out: Path) -> float:
     return time.perf_counter() - t
 
 
+def floor_with_libraries(releases: list[Path], maint: SecretKey, out: Path) -> float:
+    """fl+copy plus what the rules need from libraries per release, nothing of ours: the TOML parse
+    (tomli), plugin.toml's compiled JSON schema (fastjsonschema) and wasmtime's module validation."""
+    import tomli
+    import wasmtime
+
+    from registry_tool.manifest.source import compiled_schema
+    from registry_tool.manifest.wasm import make_engine
+
+    schema, engine = compiled_schema("plugin.schema.json"), make_engine({})
+    t = time.perf_counter()
+    _floor_chunk(releases, maint.public_key.raw)
+    for folder in releases:
+        dst = out / folder.parent.name / folder.name
+        dst.mkdir(parents=True)
+        for f in folder.iterdir():
+            data = f.read_bytes()
+            (dst / f.name).write_bytes(data)
+            if f.name == "plugin.toml":
+                schema(tomli.loads(data.decode()))
+            elif f.suffix == ".wasm":
+                wasmtime.Module.validate(engine, data)
+    return time.perf_counter() - t
+
+
 def tuf_peer(releases: list[Path], index: Path, out: Path, maint: SecretKey | None = None) -> float:
     """python-tuf: Targets metadata with a TargetFile per published file, Ed25519-signed, written.
 
@@ -376,6 +408,101 @@ def _rules_off(release_dir: Path, config: object) -> object:
     )
 
 
+_BUILD_RUNNER = """
+import json, pickle, resource, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import wasmtime  # noqa: F401  (imported by the bench's index generator in the in-process columns too)
+
+from registry_tool.registry.build import BuildOptions, build_site
+
+index, key, out, jobs = pickle.loads(sys.stdin.buffer.read())
+now = datetime.now(UTC).replace(microsecond=0)
+opts = BuildOptions(
+    index=Path(index), out=Path(out), keys=[key], now=now, smoke=False, cache_path=None, jobs=jobs
+)
+t, cpu = time.perf_counter(), time.process_time()
+build_site(opts)
+wall = time.perf_counter() - t
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": time.process_time() - cpu + children.ru_utime + children.ru_stime}))
+"""
+
+
+def build_in_process(code: str, index: Path, key: SecretKey, out: Path, jobs: int) -> tuple[float, float]:
+    """A cold full build by the code at ``code`` (on PYTHONPATH) in a fresh process: (wall, CPU) seconds."""
+    import json
+    import pickle
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=code)
+    done = subprocess.run(
+        [sys.executable, "-c", _BUILD_RUNNER],
+        input=pickle.dumps((str(index), key, str(out), jobs)),
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    shutil.rmtree(out)
+    figures = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return figures["wall"], figures["cpu"]
+
+
+def compare(n: int, payload: int, workdir: Path, before: str, reps: int) -> dict[str, float]:
+    """Floor, fl+copy, full builds of this code and of ``before`` (1 process, ``JOBS``), tuf+checks.
+
+    Interleaved ``reps`` times on one index; the best of each (wall and CPU) is returned.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"bench-cmp-{n}-", dir=workdir))
+    here = str(Path(__file__).resolve().parents[1])
+    best: dict[str, float] = {}
+
+    def keep(name: str, wall: float, cpu: float | None = None) -> None:
+        best[name] = min(best.get(name, wall), wall)
+        if cpu is not None:
+            best[f"{name}-cpu"] = min(best.get(f"{name}-cpu", cpu), cpu)
+
+    try:
+        index, index_key, maint, releases = generate(work, n, payload)
+        for _ in range(reps):
+            cpu = time.process_time()
+            keep("floor", floor(releases, maint), time.process_time() - cpu)
+            cpu = time.process_time()
+            keep("fl+copy", floor_with_copy(releases, maint, work / "copy"), time.process_time() - cpu)
+            shutil.rmtree(work / "copy")
+            cpu = time.process_time()
+            keep("fl+libs", floor_with_libraries(releases, maint, work / "copy"), time.process_time() - cpu)
+            shutil.rmtree(work / "copy")
+            for label, code in (("new", here), ("old", before)):
+                keep(f"{label}-j1", *build_in_process(code, index, index_key, work / "site", 1))
+                keep(f"{label}-jN", *build_in_process(code, index, index_key, work / "site", JOBS))
+            keep("tuf+checks", tuf_peer(releases, index, work / "tuf", maint))
+            shutil.rmtree(work / "tuf")
+        best["load"] = os.getloadavg()[0]
+        return best
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_compare(n: int, f: dict[str, float]) -> None:
+    """One block of ``compare`` figures with the ratios of the goal."""
+    print(
+        f"releases {n}: floor {f['floor']:.2f} s (CPU {f['floor-cpu']:.2f}), fl+copy {f['fl+copy']:.2f} s "
+        f"(CPU {f['fl+copy-cpu']:.2f}), fl+libs {f['fl+libs']:.2f} s (CPU {f['fl+libs-cpu']:.2f}), "
+        f"tuf+checks {f['tuf+checks']:.2f} s"
+    )
+    for label in ("new", "old"):
+        for jobs in ("j1", "jN"):
+            wall, cpu = f[f"{label}-{jobs}"], f[f"{label}-{jobs}-cpu"]
+            print(
+                f"  {label} {jobs}: {wall:.2f} s (CPU {cpu:.2f} s) = {wall / f['fl+copy']:.2f}x fl+copy, "
+                f"{wall / f['tuf+checks']:.2f}x tuf+checks, {wall / f['fl+libs']:.2f}x fl+libs; "
+                f"CPU {cpu / f['fl+copy-cpu']:.2f}x fl+copy's, {cpu / f['fl+libs-cpu']:.2f}x fl+libs'"
+            )
+    print(f"  (best of the rounds; load average {f['load']:.1f})", flush=True)
+
+
 def machine() -> str:
     model = platform.processor() or "unknown CPU"
     try:
@@ -405,6 +532,8 @@ def main() -> None:
     parser.add_argument(
         "--profile", help="with --quick: cProfile stats of the one-change rebuild to this file"
     )
+    parser.add_argument("--before", help="compare full builds with the code in this folder (see above)")
+    parser.add_argument("--reps", type=int, default=3, help="with --before: interleaved rounds")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     JOBS = args.jobs
@@ -442,6 +571,12 @@ def main() -> None:
         col("full/tuf+chk", 12, lambda f: f"{f['full'] / f['tuf+checks']:.2f}"),
         col("jN/tuf+chk", 10, lambda f: f"{f['full-jN'] / f['tuf+checks']:.2f}"),
     ]
+    if args.before:
+        for n in (int(s) for s in args.sizes.split(",")):
+            print_compare(
+                n, compare(n, int(args.small_kib * 1024), Path(args.workdir), args.before, args.reps)
+            )
+        return
     if args.quick:
         for n in (int(s) for s in args.sizes.split(",")):
             f = run(n, int(args.small_kib * 1024), Path(args.workdir), quick=True, profile=args.profile)

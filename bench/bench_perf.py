@@ -297,20 +297,15 @@ def site_verify(site: Path, maint: Any, reps: int) -> None:
     )
 
 
-def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> None:
-    from registry_tool.client import Registry, list_installed, remove, trust, verify_installed
-    from registry_tool.client import install as client_install
+def install_rows(reg: Any, names: list[str], full: Path, empty: Path, installed: int, reps: int) -> None:
+    """Install + remove one plugin in a host process: into a folder of ``installed`` plugins vs an empty one.
 
-    url = site.resolve().as_uri()
+    Also the bound that is left: the same with the resolver shown only the plugins of the
+    request's graph (``Registry._installed`` cut down, measurement only): what the resolver's pass
+    over every installed plugin costs (``client/api.py`` ``_installed``, ``resolve.py``).
+    """
+    from registry_tool.client import list_installed, remove
 
-    def clock() -> Any:
-        return bench_build.NOW + timedelta(minutes=2)
-
-    state = work / "state"
-    trust(url, root_bytes=(site / "root/1.root.json").read_bytes(), state_dir=state, clock=clock)
-    reg = Registry.open(url, state_dir=state, clock=clock)
-    names = sorted({p.parent.parent.name for p in (site / "plugins").glob("*/*/plugin.toml")})
-    full, empty = work / "full", work / "empty"
     started = time.perf_counter()
     for name in names[:installed]:
         reg.install(name, full)
@@ -322,38 +317,67 @@ def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> Non
     # garbage collection a measured call triggers walks it and is charged to that call.
     gc.collect()
     gc.freeze()
-    in_full = target not in {e.name for e in list_installed(full)}
+    if target in {e.name for e in list_installed(full)}:
+        return
+    cls = type(reg)
+    whole = cls._installed
 
-    cpu: dict[str, list[float]] = {"empty": [], "full": []}
+    def graph_only(self: Any, lock: Any) -> Any:  # what the resolver needs here: the target's entry
+        return {n: e.installed for n in (target,) if (e := lock.plugins.get(n)) is not None}
 
-    def install_into(dest: Path, key: str) -> Callable[[], None]:
+    cpu: dict[str, list[float]] = {}
+
+    def install_into(dest: Path, key: str, cut: bool = False) -> Callable[[], None]:
         def run() -> None:
-            started = time.process_time()
-            reg.install(target, dest)
-            remove(dest, target)
-            cpu[key].append(time.process_time() - started)
+            cls._installed = graph_only if cut else whole
+            try:
+                started = time.process_time()
+                reg.install(target, dest)
+                remove(dest, target)
+                cpu.setdefault(key, []).append(time.process_time() - started)
+            finally:
+                cls._installed = whole
 
         return run
 
-    if in_full:
-        install_into(empty, "empty")()  # the first install in a process parses the root's schema etc.
-        install_into(full, "full")()  # and the full folder's lockfile once
-        cpu = {"empty": [], "full": []}
-        m = interleaved({"empty": install_into(empty, "empty"), "full": install_into(full, "full")}, reps)
-        row(
-            f"install + remove into a folder with {installed:,} plugins (wall)",
-            m["full"],
-            m["empty"],
-            "empty folder",
-            "<= 1.2x",
-        )
-        row(
-            "the same, CPU time of the process",
-            statistics.median(cpu["full"]),
-            statistics.median(cpu["empty"]),
-            "empty folder",
-            "<= 1.2x",
-        )
+    runs = {
+        "empty": install_into(empty, "empty"),
+        "full": install_into(full, "full"),
+        "full, resolver cut": install_into(full, "full, resolver cut", cut=True),
+    }
+    for run in runs.values():  # the first install in a process parses the root's schema etc.
+        run()
+    cpu.clear()
+    m = interleaved(runs, reps)
+    cpu_of = {k: statistics.median(v) for k, v in cpu.items()}
+    label = f"install + remove into a folder with {installed:,} plugins"
+    row(f"{label} (wall)", m["full"], m["empty"], "empty folder", "<= 1.2x")
+    row("the same, CPU time of the process", cpu_of["full"], cpu_of["empty"], "empty folder", "<= 1.2x")
+    row(
+        "the same, resolver shown only the request's graph (wall; the bound left)",
+        m["full, resolver cut"],
+        m["empty"],
+        "empty folder",
+        "(floor)",
+    )
+    row("the same, CPU", cpu_of["full, resolver cut"], cpu_of["empty"], "empty folder", "(floor)")
+
+
+def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> None:
+    from registry_tool.client import Registry, list_installed, trust, verify_installed
+    from registry_tool.client import install as client_install
+
+    url = site.resolve().as_uri()
+
+    def clock() -> Any:
+        return bench_build.NOW + timedelta(minutes=2)
+
+    state = work / "state"
+    trust(url, root_bytes=(site / "root/1.root.json").read_bytes(), state_dir=state, clock=clock)
+    reg = Registry.open(url, state_dir=state, clock=clock)
+    names = sorted({p.parent.parent.name for p in (site / "plugins").glob("*/*/plugin.toml")})
+    full = work / "full"
+    install_rows(reg, names, full, work / "empty", installed, reps)
     public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
     entries = list_installed(full)
     folders = [full / e.release_dir for e in entries]

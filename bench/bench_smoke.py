@@ -7,14 +7,19 @@
 4. Cold compile of the real-plugin corpus (index/plugins) under the harness's engine config, with
    copy-on-write memory images off (the old config) and on (the current one).
 5. Proxy-Wasm per-test cost: the whole lifecycle of one request, per test, in-process and in a worker.
+6. A one-test release end to end (manifest load, job, worker start, cached compile, run) and
+   ``run_job`` alone: wall and CPU time.
 
-Run: .venv/bin/python bench/bench_smoke.py [overhead cache extism corpus proxy]
+Run: .venv/bin/python bench/bench_smoke.py [overhead cache extism corpus proxy release]
+"Before" figures: the same command with PYTHONPATH pointing at an extracted older tree (the worker
+inherits PYTHONPATH), run in alternation with the current one.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -121,10 +126,10 @@ def _bare_wasi(engine: wasmtime.Engine, module: wasmtime.Module, tmp: Path) -> C
     return one
 
 
-def _in_worker(path: Path, abi: str, case: Case, rounds: int = 3) -> tuple[float, float, float]:
+def _in_worker(path: Path, abi: str, case: Case, rounds: int = 5) -> tuple[float, float, float]:
     """In a worker: (CPU seconds per test, wall and CPU seconds of a one-test release incl. start).
 
-    Per test: the difference between releases of 1,100 and 100 tests over 1,000, so the worker's
+    Per test: the difference between releases of 2,100 and 100 tests over 2,000, so the worker's
     start cancels out; CPU of this process and its workers.  Best of ``rounds`` each, alternating,
     after one run that warms the OS page cache.
     """
@@ -132,14 +137,14 @@ def _in_worker(path: Path, abi: str, case: Case, rounds: int = 3) -> tuple[float
     cpu: dict[int, float] = {}
     wall = float("inf")
     for _ in range(rounds):
-        for n in (1, 100, 1100):
+        for n in (1, 100, 2100):
             start, used = time.perf_counter(), _cpu_with_children()
             outcomes = run_job(job(path, abi, [case] * n))
             cpu[n] = min(cpu.get(n, float("inf")), _cpu_with_children() - used)
             if n == 1:
                 wall = min(wall, time.perf_counter() - start)
             assert all(o.passed for o in outcomes), outcomes[0]
-    return (cpu[1100] - cpu[100]) / 1000, wall, cpu[1]
+    return (cpu[2100] - cpu[100]) / 2000, wall, cpu[1]
 
 
 def bench_overhead(tmp: Path) -> None:
@@ -185,6 +190,82 @@ def bench_overhead(tmp: Path) -> None:
             f"   {abi:13} bare {bare * 1e6:6.1f} us | harness in-process {in_process * 1e6:6.1f} us "
             f"({in_process / bare:.2f}x) | in a worker {per_test * 1e6:6.1f} us ({per_test / bare:.2f}x) | "
             f"one-test release {wall * 1e3:5.0f} ms wall, {cpu * 1e3:5.0f} ms CPU"
+        )
+
+
+RELEASE_TOML = """[plugin]
+name = "add"
+version = "1.0.0"
+description = "adds two numbers"
+authors = ["bench"]
+license = "MIT"
+abi = "core"
+min_host_version = "0.2.0"
+
+[artifact]
+file = "add.wasm"
+
+[exports]
+functions = ["add"]
+
+[[tests]]
+name = "adds"
+call = "add"
+args = [2, 3]
+expect = [5]
+"""
+
+
+def bench_release(tmp: Path, rounds: int = 7) -> None:
+    """A one-test release as ``smoke`` runs it: registry.toml and plugin.toml loaded, the job made,
+    the worker started, the module loaded from the compile cache, the test run, the report entry made.
+
+    Wall and CPU time (this process and its workers), best and median of ``rounds`` after one run
+    that fills the compile cache and warms this process's imports; ``run_job`` alone (the job
+    already made) next to it in alternation.
+    """
+    import os
+    import statistics
+
+    from registry_tool.sandbox import smoke_paths
+
+    release = tmp / "index" / "plugins" / "add" / "1.0.0"
+    release.mkdir(parents=True)
+    (tmp / "index" / "registry.toml").write_text((INDEX / "registry.toml").read_text())
+    (release / "plugin.toml").write_text(RELEASE_TOML)
+    (release / "add.wasm").write_bytes(wasmtime.wat2wasm(ADD))
+    os.environ["REGISTRY_TOOL_CACHE_DIR"] = str(tmp / "cache")
+    case = Case("adds", "add", [2, 3], expect_kind="values", expect=[5])
+    the_job = job(release / "add.wasm", "core", [case], cache_dir=tmp / "cache")
+
+    def whole() -> None:
+        report = smoke_paths([release])
+        assert report.results[0].ok, report.results[0].findings
+
+    def run() -> None:
+        assert run_job(the_job)[0].passed
+
+    def floor() -> None:
+        # What no worker can avoid: the interpreter started as the harness starts it, and wasmtime.
+        command = [sys.executable, "-P", "-c", "import wasmtime"]
+        subprocess.run(command, check=True, env={"PATH": os.environ.get("PATH", "")})
+
+    figures: dict[str, tuple[list[float], list[float]]] = {"smoke_paths": ([], []), "run_job": ([], []),
+                                                            "floor": ([], [])}  # fmt: skip
+    whole()
+    run()
+    for _ in range(rounds):
+        for name, fn in (("smoke_paths", whole), ("run_job", run), ("floor", floor)):
+            start, used = time.perf_counter(), _cpu_with_children()
+            fn()
+            figures[name][0].append(time.perf_counter() - start)
+            figures[name][1].append(_cpu_with_children() - used)
+    print("6. one-test release including the worker's start (core add, compile cache warm), wall and CPU;")
+    print("   floor: python -P -c 'import wasmtime' (the interpreter and wasmtime, nothing of ours)")
+    for name, (walls, cpus) in figures.items():
+        print(
+            f"   {name:11} wall best {min(walls) * 1e3:5.0f} ms, median {statistics.median(walls) * 1e3:5.0f}"
+            f" ms | CPU best {min(cpus) * 1e3:4.0f} ms, median {statistics.median(cpus) * 1e3:4.0f} ms"
         )
 
 
@@ -379,8 +460,6 @@ def bench_proxy_wasm(tmp: Path) -> None:
 
 
 def main() -> None:
-    import sys
-
     only = set(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         if not only or "overhead" in only:
@@ -393,6 +472,8 @@ def main() -> None:
             bench_corpus_compile()
         if not only or "proxy" in only:
             bench_proxy_wasm(Path(tmp))
+        if not only or "release" in only:
+            bench_release(Path(tmp))
 
 
 if __name__ == "__main__":

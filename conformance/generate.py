@@ -2288,8 +2288,8 @@ def installed_cases() -> None:
         (
             "lockfile-unknown-version",
             "lockfile",
-            "lockfile_version 3",
-            [tamper(LOCK, "json-set", pointer=["lockfile_version"], value=3)],
+            "lockfile_version 4 on the base line",
+            [tamper(LOCK, "json-set", pointer=["lockfile_version"], value=4)],
             "lockfile",
         ),
         (
@@ -2338,9 +2338,104 @@ def installed_cases() -> None:
             [tamper(LOCK, "json-set", pointer=["plugins", "validate_email", "wasm_sha256"], value="XYZ")],
             "lockfile",
         ),
+        (
+            "lockfile-change-line-wrong-type",
+            "lockfile",
+            "a change line replaces validate_email with an entry whose version is a number",
+            [
+                tamper(
+                    LOCK, "json-set", pointer=["plugins", "validate_email", "version"], value=1, change=True
+                )
+            ],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-path-outside",
+            "lockfile",
+            "a change line replaces validate_email with an entry whose wasm path leaves <name>/<version>/",
+            [
+                tamper(
+                    LOCK,
+                    "json-set",
+                    pointer=["plugins", "validate_email", "wasm"],
+                    value="../outside.wasm",
+                    change=True,
+                )
+            ],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-removes-absent",
+            "lockfile",
+            "a change line removes (null) adler32, which the lockfile does not hold",
+            [tamper(LOCK, "append-text", content='{"plugins":{"adler32":null}}\n')],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-plugins-empty",
+            "lockfile",
+            "a change line with an empty plugins object",
+            [tamper(LOCK, "append-text", content='{"plugins":{}}\n')],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-plugins-not-object",
+            "lockfile",
+            "a change line whose plugins is a list",
+            [tamper(LOCK, "append-text", content='{"plugins":[]}\n')],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-extra-member",
+            "lockfile",
+            "a change line holding lockfile_version too (only the base line has it)",
+            [
+                tamper(
+                    LOCK, "append-text", content='{"lockfile_version":3,"plugins":{"validate_email":null}}\n'
+                )
+            ],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-duplicate-member",
+            "lockfile",
+            "a change line naming validate_email twice",
+            [
+                tamper(
+                    LOCK, "append-text", content='{"plugins":{"validate_email":null,"validate_email":null}}\n'
+                )
+            ],
+            "lockfile",
+        ),
+        (
+            "lockfile-change-line-not-json",
+            "lockfile",
+            "a complete change line that is not JSON",
+            [tamper(LOCK, "append-text", content="{not json\n")],
+            "lockfile",
+        ),
+        (
+            "lockfile-no-complete-line",
+            "lockfile",
+            "a version 3 base without its newline: the file holds no complete line",
+            [tamper(LOCK, "write", content='{"lockfile_version":3,"plugins":{}}')],
+            "lockfile",
+        ),
+        (
+            "lockfile-version-2-base-line-with-changes",
+            "lockfile",
+            "a base line with lockfile_version 2 followed by a change line (neither version 2 nor 3)",
+            [
+                tamper(
+                    LOCK, "write", content='{"lockfile_version":2,"plugins":{}}\n{"plugins":{"x":null}}\n'
+                ),
+            ],
+            "lockfile",
+        ),
     ]
     for case_id, threat, description, steps, expect in cases:
         case(case_id, threat, description, [*first, *steps, verify(ERR(expect))])
+    lockfile_v3_cases(s, first)
     case(
         "install-into-symlinked-plugin-folder",
         "installed-state",
@@ -2358,6 +2453,85 @@ def installed_cases() -> None:
         "installed-state",
         "nothing installed: verify reports no plugins",
         [pin(s), verify(OK(plugins=[]))],
+    )
+
+
+def lockfile_v3_cases(s: str, first: list[Json]) -> None:
+    """Version 3 reading and writing: the uncommitted tail, version 2 conversion, one line per commit."""
+
+    def lock(lines: int, **plugins: Json) -> Json:
+        return {"op": "lockfile", "expect": {"lockfile_version": 3, "plugins": plugins}, "lines": lines}
+
+    adler = installed("adler32 1.0.0")
+    case(
+        "lockfile-one-change-line-per-commit",
+        "lockfile",
+        "a first install writes a base line; the next install appends one change line holding only "
+        "what it added",
+        [
+            *first,
+            lock(1, validate_email=lock_entry(E11, "")),
+            install(s, "adler32", adler),
+            lock(2, validate_email=lock_entry(E11, ""), adler32=lock_entry("adler32 1.0.0", "")),
+            verify(OK(plugins=["adler32", "validate_email"])),
+        ],
+    )
+    case(
+        "lockfile-nothing-changed-nothing-written",
+        "lockfile",
+        "installing the installed release again changes no entry: no line is written",
+        [*first, install(s, "validate_email", EMAIL_INSTALLED), lock(1, validate_email=lock_entry(E11, ""))],
+    )
+    case(
+        "lockfile-uncommitted-tail-ignored",
+        "lockfile",
+        "bytes after the last newline (an unfinished write removing validate_email) are ignored by "
+        "verify, and cut off by the next install before it appends its line",
+        [
+            *first,
+            {
+                "op": "tamper",
+                "path": LOCK,
+                "action": "append-text",
+                "content": '{"plugins":{"validate_email":null}}',
+            },
+            verify(OK(plugins=["validate_email"])),
+            install(s, "adler32", adler),
+            lock(2, validate_email=lock_entry(E11, ""), adler32=lock_entry("adler32 1.0.0", "")),
+            verify(OK(plugins=["adler32", "validate_email"])),
+        ],
+    )
+    case(
+        "lockfile-change-line-removal-folded",
+        "lockfile",
+        "a change line removing validate_email: the next install of it sees it absent, installs it and "
+        "appends its entry again",
+        [
+            *first,
+            {
+                "op": "tamper",
+                "path": LOCK,
+                "action": "append-text",
+                "content": '{"plugins":{"validate_email":null}}\n',
+            },
+            install(s, "validate_email", EMAIL_INSTALLED),
+            lock(3, validate_email=lock_entry(E11, "")),
+            verify(OK(plugins=["validate_email"])),
+        ],
+    )
+    case(
+        "lockfile-version-2-read-and-converted",
+        "lockfile",
+        "a version 2 lockfile (one pretty-printed document) is read; the next install writes a version 3 "
+        "base holding the whole state instead of appending",
+        [
+            *first,
+            {"op": "tamper", "path": LOCK, "action": "as-version-2"},
+            verify(OK(plugins=["validate_email"])),
+            install(s, "adler32", adler),
+            lock(1, validate_email=lock_entry(E11, ""), adler32=lock_entry("adler32 1.0.0", "")),
+            verify(OK(plugins=["adler32", "validate_email"])),
+        ],
     )
 
 
@@ -2400,7 +2574,7 @@ def success_cases() -> None:
             verify(OK(plugins=["validate_email"])),
             {
                 "op": "lockfile",
-                "expect": {"lockfile_version": 2, "plugins": {"validate_email": lock_entry(E11, "")}},
+                "expect": {"lockfile_version": 3, "plugins": {"validate_email": lock_entry(E11, "")}},
             },
         ],
     )
@@ -2415,7 +2589,7 @@ def success_cases() -> None:
             {
                 "op": "lockfile",
                 "expect": {
-                    "lockfile_version": 2,
+                    "lockfile_version": 3,
                     "plugins": {
                         "validate_email": lock_entry(E11, "^1.0"),
                         "visit_counter": lock_entry("visit_counter 1.0.0", "", ["keys"]),
@@ -2434,7 +2608,7 @@ def success_cases() -> None:
             install(s, "twokeys", installed("twokeys 1.0.0")),
             {
                 "op": "lockfile",
-                "expect": {"lockfile_version": 2, "plugins": {"twokeys": lock_entry("twokeys 1.0.0", "")}},
+                "expect": {"lockfile_version": 3, "plugins": {"twokeys": lock_entry("twokeys 1.0.0", "")}},
             },
             verify(OK(plugins=["twokeys"])),
         ],
@@ -2495,7 +2669,7 @@ def success_cases() -> None:
             verify(OK(plugins=["validate_email"])),
             {
                 "op": "lockfile",
-                "expect": {"lockfile_version": 2, "plugins": {"validate_email": {"version": "1.2.0"}}},
+                "expect": {"lockfile_version": 3, "plugins": {"validate_email": {"version": "1.2.0"}}},
             },
             {"op": "absent", "path": "validate_email/1.1.0"},
         ],
@@ -2586,7 +2760,7 @@ def dependency_cases() -> None:
     s = site("deps", Site(releases=deps))
 
     def lock(**plugins: Json) -> Json:
-        return {"op": "lockfile", "expect": {"lockfile_version": 2, "plugins": plugins}}
+        return {"op": "lockfile", "expect": {"lockfile_version": 3, "plugins": plugins}}
 
     case(
         "dep-simple",

@@ -389,15 +389,83 @@ def inside(ctx: Context, rel: str) -> Path:
     return ctx.plugins / rel
 
 
+def canonical_line(doc: Any) -> bytes:
+    """One lockfile line in the canonical form (README.md, "The lockfile")."""
+    return (json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+
+
+def fold_lockfile(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """The lockfile as ``{"lockfile_version": V, "plugins": {name: ENTRY}}`` and its complete lines.
+
+    Version 3: the base line, then each change line applied in order; bytes after the last
+    newline (an unfinished write) are ignored.  A version 2 file (one document) is returned as
+    it is.  Raises ValueError when the file cannot be folded.
+    """
+    with suppress(ValueError):
+        doc = json.loads(data)
+        if isinstance(doc, dict) and doc.get("lockfile_version") == 2:
+            return doc, data.splitlines(keepends=True)
+    end = data.rfind(b"\n") + 1
+    lines = data[:end].splitlines(keepends=True)
+    if not lines:
+        raise ValueError("the lockfile holds no complete line")
+    base = json.loads(lines[0])
+    if not isinstance(base, dict) or not isinstance(base.get("plugins"), dict):
+        raise ValueError("line 1 is not a base line")
+    plugins = dict(base["plugins"])
+    for number, line in enumerate(lines[1:], start=2):
+        change = json.loads(line)
+        if not isinstance(change, dict) or not isinstance(change.get("plugins"), dict):
+            raise ValueError(f"line {number} is not a change line")
+        for name, entry in change["plugins"].items():
+            if entry is not None:
+                plugins[name] = entry
+            elif plugins.pop(name, None) is None:
+                raise ValueError(f"line {number} removes {name!r}, which the lockfile does not hold")
+    return {"lockfile_version": base.get("lockfile_version"), "plugins": plugins}, lines
+
+
+def read_lockfile(ctx: Context) -> dict[str, Any]:
+    """The plugin directory's lockfile, folded (a StepFailed when it cannot be)."""
+    try:
+        return fold_lockfile((ctx.plugins / LOCKFILE).read_bytes())[0]
+    except (OSError, ValueError) as exc:
+        raise StepFailed(f"lockfile unreadable: {exc}") from None
+
+
+def write_base(ctx: Context, doc: dict[str, Any]) -> None:
+    """Rewrite the lockfile as one base line holding ``doc`` (a hostile writer's whole new state)."""
+    (ctx.plugins / LOCKFILE).write_bytes(canonical_line(doc))
+
+
 def tamper(ctx: Context, step: dict[str, Any]) -> None:
     """Change an installed file as the step says (README.md, Cases: ``tamper``)."""
     path = inside(ctx, step["path"])
     action = step["action"]
     if not path.is_file():
         raise StepFailed(f"cannot tamper with {step['path']}: the verifier did not install that file")
+    is_lock = step["path"] == LOCKFILE
     if action == "append":
         with path.open("ab") as f:
             f.write(b"\n")
+    elif action == "append-text":
+        with path.open("ab") as f:
+            f.write(step["content"].encode())
+    elif action == "as-version-2" and is_lock:
+        doc = {"lockfile_version": 2, "plugins": read_lockfile(ctx)["plugins"]}
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    elif action == "json-set" and is_lock:
+        doc = read_lockfile(ctx)
+        target = doc
+        for key in step["pointer"][:-1]:
+            target = target[key]
+        target[step["pointer"][-1]] = step["value"]
+        if step.get("change"):  # one change line replacing the entry the pointer is in
+            name = step["pointer"][1]
+            with path.open("ab") as f:
+                f.write(canonical_line({"plugins": {name: doc["plugins"][name]}}))
+        else:
+            write_base(ctx, doc)
     elif action == "flip":
         data = bytearray(path.read_bytes())
         data[-1] ^= 0xFF
@@ -423,14 +491,13 @@ def relock(ctx: Context, rel: str, data: bytes) -> None:
     """Make the lockfile agree with a tampered file (an attacker who rewrites both)."""
     import hashlib
 
-    lock_path = ctx.plugins / LOCKFILE
-    doc = json.loads(lock_path.read_bytes())
+    doc = read_lockfile(ctx)
     for entry in doc["plugins"].values():
         for kind in ("manifest", "wasm"):
             if entry.get(kind) == rel:
                 entry[f"{kind}_sha256"] = hashlib.sha256(data).hexdigest()
                 entry[f"{kind}_size"] = len(data)
-    lock_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_base(ctx, doc)
 
 
 def symlink(ctx: Context, step: dict[str, Any]) -> None:
@@ -464,16 +531,28 @@ def subset(want: Any, got: Any, where: str) -> list[str]:
 
 
 def check_lockfile(ctx: Context, step: dict[str, Any]) -> None:
-    """The lockfile holds the expected JSON and is written in the canonical layout."""
-    path = ctx.plugins / LOCKFILE
+    """The folded lockfile holds the expected JSON; every line is canonical (and, if given, their number)."""
     try:
-        data = path.read_bytes()
-        doc = json.loads(data)
+        data = (ctx.plugins / LOCKFILE).read_bytes()
+        doc, lines = fold_lockfile(data)
     except (OSError, ValueError) as exc:
         raise StepFailed(f"lockfile unreadable: {exc}") from None
     problems = subset(step["expect"], doc, "lockfile")
-    if data != (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode():
-        problems.append("lockfile is not written as json.dumps(doc, indent=2, sort_keys=True) + newline")
+    if not data.endswith(b"\n"):
+        problems.append("the lockfile does not end with a newline")
+    for number, line in enumerate(lines, start=1):
+        try:
+            canonical = canonical_line(json.loads(line))
+        except ValueError:
+            canonical = b""
+        if line != canonical:
+            problems.append(
+                f"line {number} is not written as json.dumps(obj, sort_keys=True, separators=(',', ':')) "
+                "+ newline"
+            )
+            break
+    if "lines" in step and len(lines) != step["lines"]:
+        problems.append(f"the lockfile has {len(lines)} line(s), expected {step['lines']}")
     if problems:
         raise StepFailed("; ".join(problems))
 

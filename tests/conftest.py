@@ -24,6 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
     tool processes they start, which inherit the environment) write there, not in the home of
     whoever runs the suite.
     """
+    config.addinivalue_line(
+        "markers", "simulated: the client reaches the site through the in-memory SiteSimulator"
+    )
     os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="registry-tool-test-state-")
 
 
@@ -32,9 +35,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = os.environ.get("XDG_STATE_HOME", "")
     if os.path.basename(state).startswith("registry-tool-test-state-"):
         shutil.rmtree(state, ignore_errors=True)
-    config.addinivalue_line(
-        "markers", "simulated: the client reaches the site through the in-memory SiteSimulator"
-    )
 
 
 @pytest.fixture(scope="session")

@@ -244,3 +244,49 @@ def test_fifty_plugin_chain_resolves() -> None:
     table["p49"] = [rel("p49", "1.0.0")]
     plan = resolve([Need("p0")], TableIndex(table), matches)
     assert len(plan.selected) == 50 and plan.order()[0] == "p49"
+
+
+def _reverse(installed: dict[str, Installed]) -> dict[str, set[str]]:
+    users: dict[str, set[str]] = {}
+    for owner, info in installed.items():
+        for dep in info.dependencies:
+            users.setdefault(dep.name, set()).add(owner)
+    return users
+
+
+def test_installed_edges_through_the_reverse_index_give_the_same_plan() -> None:
+    """What a client passes (the lockfile's reverse index) decides exactly as the full scan."""
+    index = TableIndex(
+        {
+            "app": [rel("app", "1.0.0", "lib@>=1.0.0"), rel("app", "0.9.0", "lib@>=1.0.0")],
+            "lib": [rel("lib", "1.0.0"), rel("lib", "2.0.0")],
+        }
+    )
+    installed = {"other": Installed("1.0.0", (Dependency("lib", "^1"),)), "lib": Installed("1.0.0")}
+    installed.update({f"p{i}": Installed("1.0.0") for i in range(50)})  # plugins nowhere near the plan
+    users = _reverse(installed)
+    looked_up: list[str] = []
+
+    def dependents(name: str) -> set[str]:
+        looked_up.append(name)
+        return users.get(name, set())
+
+    full = resolve([Need("app")], index, matches, installed=installed, prefer_installed=False)
+    fast = resolve(
+        [Need("app")], index, matches, installed=installed, prefer_installed=False, dependents=dependents
+    )
+    assert fast.selected == full.selected and fast.selected["lib"].version == "1.0.0"
+    assert set(looked_up) <= {"app", "lib"}  # only the plan's names, never the 50 others
+
+
+def test_installed_edge_broken_is_found_through_the_reverse_index() -> None:
+    index = TableIndex(
+        {"app": [rel("app", "1.0.0", "lib@^2")], "lib": [rel("lib", "1.0.0"), rel("lib", "2.0.0")]}
+    )
+    installed = {"other": Installed("1.0.0", (Dependency("lib", "^1"),)), "lib": Installed("1.0.0")}
+    users = _reverse(installed)
+    with pytest.raises(DependencyConflictError, match=r"other 1\.0\.0 needs lib"):
+        resolve([Need("app")], index, matches, installed=installed, dependents=lambda n: users.get(n, set()))
+    # An index that does not name the dependent misses the edge: the index is what is consulted.
+    plan = resolve([Need("app")], index, matches, installed=installed, dependents=lambda n: set())
+    assert plan.selected["lib"].version == "2.0.0"

@@ -114,7 +114,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Verify everything from scratch.")] = False,
         jobs: Annotated[
-            int, typer.Option("--jobs", "-j", min=1, help="Worker processes for releases not in the cache.")
+            int,
+            typer.Option(
+                "--jobs",
+                "-j",
+                min=1,
+                help="Processes verifying releases not in the cache: this one and N-1 workers.",
+            ),
         ] = min(os.cpu_count() or 1, 8),
         fmt: FormatOption = OutputFormat.text,
         passphrase_env: PassphraseEnv = None,

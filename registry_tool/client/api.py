@@ -24,7 +24,7 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -315,6 +315,25 @@ def _refuse_other_root(
     )
 
 
+class _InstalledView(Mapping[str, Installed]):
+    """The entries of one registry in a lockfile, as the resolver sees them, without a copy."""
+
+    def __init__(self, lock: Lockfile, url: str, leave_out: Container[str]) -> None:
+        self._plugins, self._url, self._leave_out = lock.plugins, url, leave_out
+
+    def __getitem__(self, name: str) -> Installed:
+        entry = self._plugins.get(name)
+        if entry is None or entry.registry != self._url or name in self._leave_out:
+            raise KeyError(name)
+        return entry.installed
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n, e in self._plugins.items() if e.registry == self._url and n not in self._leave_out)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass
 class Registry:
     """A verified view of one registry; build it with ``Registry.open``."""
@@ -537,9 +556,13 @@ class Registry:
 
     # ------------------------------------------------------------------ plans (dependency resolution)
 
-    def _installed(self, lock: Lockfile) -> dict[str, Installed]:
-        """This registry's installed plugins, with the dependency edges the lockfile recorded."""
-        return {name: e.installed for name, e in lock.plugins.items() if e.registry == self.url}
+    def _installed(self, lock: Lockfile, leave_out: Container[str] = ()) -> Mapping[str, Installed]:
+        """This registry's installed plugins, with the dependency edges the lockfile recorded.
+
+        A view over the lockfile's entries, looked up by name: a resolution touches the plugins
+        around its plan, so its cost does not grow with the plugins installed.
+        """
+        return _InstalledView(lock, self.url, leave_out)
 
     def _resolve(
         self,
@@ -550,20 +573,21 @@ class Registry:
         prefer_installed: bool = True,
         locked: Mapping[str, str] | None = None,
     ) -> Plan:
-        installed = self._installed(lock)
         # A plugin the user names gets the newest release its range allows (as without
         # dependencies); only the plugins around it prefer their installed versions.
         asked = {n.name for n in needs} if prefer_installed and not locked else set()
+        users = lock.users()
         plan = resolve_graph(
             needs,
             _DocumentIndex(self, host_version),
             _range_matches,
-            installed={n: i for n, i in installed.items() if n not in asked},
+            installed=self._installed(lock, leave_out=asked),
             prefer_installed=prefer_installed,
             locked=locked,
+            dependents=lambda name: users.get(name, ()),
         )
         if asked:
-            plan = _diffed(plan, installed)
+            plan = _diffed(plan, self._installed(lock))
         return plan
 
     def _apply(

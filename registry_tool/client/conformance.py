@@ -284,6 +284,8 @@ def batch(lines: Iterable[str], out: Callable[[str], None]) -> int:
     Returns:
         0 when the input ended.
     """
+    from registry_tool.client.install import forget_parsed
+
     for line in lines:
         if not line.strip():
             continue
@@ -293,6 +295,7 @@ def batch(lines: Iterable[str], out: Callable[[str], None]) -> int:
             argv = request["args"]
             if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
                 raise TypeError("args must be a list of strings")
+            forget_parsed()  # as a fresh process: the lockfile is parsed in full, not reused
             code = run(argv, answers.append)
         except SystemExit as stop:  # argparse refuses the arguments
             answers, code = [], stop.code if isinstance(stop.code, int) else 2

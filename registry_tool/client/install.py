@@ -2,20 +2,21 @@
 
 Layout of a plugin directory::
 
-    registry-tool.lock.json                  the lockfile (version 2, JSON; docs/client.md)
+    registry-tool.lock.json                  the lockfile (version 3, JSON Lines; docs/client.md)
     .registry-tool.lck                       the file lock serialising writers (flock)
     .registry-tool.cleanup.json              present only while a writer runs (or was killed)
     <name>/<version>/plugin.toml (+ sigs)    the signed manifest, as served
     <name>/<version>/<file>.wasm             the verified module
 
-Crash safety: every file is written to a temporary ``.part-*`` file in its own folder, fsynced,
-read back (not the lockfile: every reader checks it in full), then renamed into place; the
-lockfile is replaced last, and it is the commit point.  Files of a version are immutable, so
-until the lockfile is replaced it still names the old, complete files, and after it names the
-new, complete ones.  Before the first write a cleanup journal lists the old and the new files;
-whoever takes the lock next deletes the listed files the lockfile does not name, so a kill at
-any moment leaves nothing behind for good.  No operation follows a symbolic link below the
-plugin directory (``plugin_fs``).
+Crash safety: every release file is written to a temporary ``.part-*`` file in its own folder,
+fsynced, read back, then renamed into place; the lockfile's change line is appended and fsynced
+last (or a new base renamed into place), and that is the commit point.  Files of a version are
+immutable, so until the commit the lockfile still names the old, complete files, and after it
+the new, complete ones; an unfinished line is ignored by readers and cut off by the next writer.
+Before the first write a cleanup journal lists the old and the new files; whoever takes the lock
+next deletes the listed files the (folded) lockfile does not name, so a kill at any moment
+leaves nothing behind for good.  No operation follows a symbolic link below the plugin directory
+(``plugin_fs``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import operator
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from registry_tool._files import MiB, UnreadableFileError
+from registry_tool._files import MiB, UnreadableFileError, UnsafePathError
 from registry_tool.client.errors import (
     ApprovalRequiredError,
     InstalledFileTamperedError,
@@ -66,9 +68,15 @@ from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
 
 LOCKFILE = "registry-tool.lock.json"
 LEGACY_LOCKFILE = "registry-tool.lock"  # version 1 (TOML): refused with a "reinstall" message
-LOCKFILE_VERSION = 2
+LOCKFILE_VERSION = 3  # version 2 (one pretty-printed document) is still read, never appended to
+# A new base is written instead of a change line once the file holds max(64, entries) change lines.
+MIN_CHANGE_LINES = 64
 LOCK = ".registry-tool.lck"
 JOURNAL = ".registry-tool.cleanup.json"
+# Fixed names of the root's temporary files (a new base of the lockfile, the journal): a killed
+# writer's leftover is removed by name, without listing the root (a folder of every plugin).
+_LOCKFILE_TMP = PART_PREFIX + LOCKFILE
+_JOURNAL_TMP = PART_PREFIX + JOURNAL
 # ``requested`` of an entry installed only because other plugins need it.  Not a range, so it can
 # never be a requirement someone typed; ``""`` stays a plain ``NAME`` (any version) as the shared
 # lockfile format has always recorded it, so a lockfile from another implementation or an older
@@ -174,7 +182,7 @@ def approve_plan(
     raise error(what, fix=f"review them, then pass --allow {listed} (or answer the prompt on a terminal)")
 
 
-# --------------------------------------------------------------------------- lockfile (version 2)
+# --------------------------------------------------------------------------- lockfile (version 3)
 
 _ENTRY_FIELDS = frozenset(
     {
@@ -254,12 +262,12 @@ class LockedPlugin:
         return Installed(self.version, tuple(Dependency(d, r) for d, r in sorted(self.dependencies.items())))
 
     @cached_property
-    def lock_bytes(self) -> bytes:
-        """The entry's member of the lockfile's ``plugins`` object, as written.
+    def line_bytes(self) -> bytes:
+        """The entry's member of a lockfile line's ``plugins`` object, canonical (``name:ENTRY``).
 
-        Built once per entry object: entries are immutable.
+        Built once per entry object (entries are immutable), so a new base costs one join.
         """
-        return f"    {_enc(self.name)}: {_entry_text(self)}".encode()
+        return f"{_enc(self.name)}:{_dumps(self.lock_json())}".encode()
 
     def to_json(self) -> dict[str, Any]:
         """The entry with its name, for command output."""
@@ -270,7 +278,13 @@ class LockedPlugin:
 
 @dataclass
 class Lockfile:
-    """The lockfile (version 2): the installed plugins by name."""
+    """The lockfile's state (the installed plugins by name) and where its file stands.
+
+    Version 3 (docs/client.md): JSON Lines, a base line with the whole state, then one change
+    line per commit with only the entries it added, replaced (``required_by`` included) or
+    removed (``null``).  The fields after ``plugins`` describe the file the state was read from
+    (or written to); they are not part of the state.
+    """
 
     plugins: dict[str, LockedPlugin] = field(default_factory=dict)
     # Whether every entry's ``required_by`` is known to be derived from the entries' dependencies
@@ -278,66 +292,70 @@ class Lockfile:
     # implementation, so the first write derives every entry again; later writes only the
     # entries whose edges changed.  Not part of the file.
     derived: bool = field(default=False, compare=False)
+    version: int | None = field(default=None, compare=False)  # of the file: None (absent), 2 or 3
+    data: bytes = field(default=b"", compare=False, repr=False)  # the committed bytes (to the last "\n")
+    changes: int = field(default=0, compare=False)  # change lines after the base
+    tail: int = field(default=0, compare=False)  # bytes of an unfinished write after ``data``
+    _users: dict[str, set[str]] | None = field(default=None, compare=False, repr=False)
+
+    def users(self) -> dict[str, set[str]]:
+        """Name -> the installed plugins whose recorded dependencies name it (built once, kept up to date)."""
+        if self._users is None:
+            users: dict[str, set[str]] = {}
+            for entry in self.plugins.values():
+                for dep in entry.dependencies:
+                    users.setdefault(dep, set()).add(entry.name)
+            self._users = users
+        return self._users
+
+    def apply(self, delta: Mapping[str, LockedPlugin | None]) -> None:
+        """Add, replace (an entry) or remove (``None``) the entries of one commit, in place."""
+        users, plugins = self._users, self.plugins
+        for name, new in delta.items():
+            old = plugins.pop(name, None)
+            if users is not None:
+                for dep in old.dependencies if old is not None else ():
+                    owners = users.get(dep)
+                    if owners is not None:
+                        owners.discard(name)
+                        if not owners:
+                            del users[dep]
+                for dep in new.dependencies if new is not None else ():
+                    users.setdefault(dep, set()).add(name)
+            if new is not None:
+                plugins[name] = new
+
+    def snapshot(self) -> Lockfile:
+        """A copy whose ``plugins`` later commits in this process do not change (for readers)."""
+        return Lockfile(dict(self.plugins), self.derived, self.version, self.data, self.changes, self.tail)
 
     def to_bytes(self) -> bytes:
-        r"""Exactly ``json.dumps(doc, indent=2, sort_keys=True) + "\n"`` (the shared format).
-
-        Built from a fixed template with the C string encoder: with ``indent`` set, ``json.dumps``
-        runs its pure-Python encoder, which made every install cost ~0.3 s more with 1,000 plugins
-        in the directory.  Each entry's text is built once per entry object (``lock_bytes``), so
-        rewriting the lockfile after one change costs one join.  A test compares the two byte
-        for byte.
-        """
+        """The state as a version 3 base line (the canonical form; a test compares it with ``json.dumps``)."""
         plugins = self.plugins
-        # C-level loops (map, attrgetter of the cached text): one join per write, no Python frame per entry.
-        entries = b",\n".join(map(_LOCK_BYTES, map(plugins.__getitem__, sorted(plugins))))
-        body = b"{\n" + entries + b"\n  }" if entries else b"{}"
-        return b'{\n  "lockfile_version": %d,\n  "plugins": %s\n}\n' % (LOCKFILE_VERSION, body)
+        # C-level loops over each entry's cached text: no Python frame per entry.
+        body = b",".join(map(_LINE_BYTES, map(plugins.__getitem__, sorted(plugins))))
+        return b'{"lockfile_version":%d,"plugins":{%s}}\n' % (LOCKFILE_VERSION, body)
 
 
-_LOCK_BYTES = operator.attrgetter("lock_bytes")
+_LINE_BYTES = operator.attrgetter("line_bytes")
 _enc = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
-_IN = " " * 8  # members of an entry's lists and objects
+# Exactly json.dumps(obj, sort_keys=True, separators=(",", ":")): the C encoder (no indent).
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 
 
-def _list_text(values: Iterable[str]) -> str:
-    items = ",\n".join(_IN + _enc(v) for v in sorted(values))
-    return f"[\n{items}\n      ]" if items else "[]"
-
-
-def _dict_text(values: dict[str, str]) -> str:
-    items = ",\n".join(f"{_IN}{_enc(k)}: {_enc(v)}" for k, v in sorted(values.items()))
-    return f"{{\n{items}\n      }}" if items else "{}"
-
-
-def _entry_text(e: LockedPlugin) -> str:
-    """``LockedPlugin.lock_json`` as ``json.dumps(indent=2, sort_keys=True)`` writes it at depth 2."""
-    return (
-        "{\n"
-        f'      "abi": {_enc(e.abi)},\n'
-        f'      "dependencies": {_dict_text(e.dependencies)},\n'
-        f'      "manifest": {_enc(e.manifest)},\n'
-        f'      "manifest_sha256": {_enc(e.manifest_sha256)},\n'
-        f'      "manifest_size": {int(e.manifest_size)},\n'
-        f'      "permissions": {_list_text(e.permissions)},\n'
-        f'      "published_at": {_enc(e.published_at)},\n'
-        f'      "registry": {_enc(e.registry)},\n'
-        f'      "requested": {_enc(e.requested)},\n'
-        f'      "required_by": {_list_text(e.required_by)},\n'
-        f'      "signatures": {_list_text(e.signatures)},\n'
-        f'      "signers": {_list_text(e.signers)},\n'
-        f'      "version": {_enc(e.version)},\n'
-        f'      "wasm": {_enc(e.wasm)},\n'
-        f'      "wasm_sha256": {_enc(e.wasm_sha256)},\n'
-        f'      "wasm_size": {int(e.wasm_size)}\n'
-        "    }"
+def change_line(delta: Mapping[str, LockedPlugin | None]) -> bytes:
+    """One commit as a version 3 change line: ``{"plugins": {name: ENTRY or null}}`` (canonical)."""
+    body = b",".join(
+        delta[n].line_bytes if delta[n] is not None else b"%s:null" % _enc(n).encode()  # type: ignore[union-attr]
+        for n in sorted(delta)
     )
+    return b'{"plugins":{%s}}\n' % body
 
 
-def _lock_error(what: str, dir_: Path, field_: str | None = None) -> LockfileError:
+def _lock_error(what: str, dir_: Path, field_: str | None = None, line: int | None = None) -> LockfileError:
     return LockfileError(
         what,
-        where=Location(file=str(dir_ / LOCKFILE), field=field_),
+        where=Location(file=str(dir_ / LOCKFILE), line=line, field=field_),
         fix="restore the lockfile from version control, or remove the plugin directory's lockfile and "
         "install the plugins again",
     )
@@ -443,55 +461,176 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     )
 
 
-# The last lockfile parsed or written per plugin directory, with its exact bytes: a process that
-# reads an unchanged lockfile again (a host; install after install) reuses the parse instead of
-# validating every entry again, so its per-command cost does not grow with the plugins installed.
-# Keyed by the exact bytes (compared in full), so a changed file is always parsed again.
-_PARSED: dict[str, tuple[bytes, dict[str, LockedPlugin], bool]] = {}
+# The lockfile parsed last per plugin directory in this process, with the exact bytes it was
+# folded from.  A later read whose bytes start with exactly those bytes (compared) folds only the
+# complete lines after them (a host; install after install), so a command's cost does not grow
+# with the plugins installed.  Writers of this process update it after their commit point.  The
+# lock guards the shared states against threads of one host.
+_PARSED: dict[str, Lockfile] = {}
 _PARSED_DIRS = 16
+_PARSE_LOCK = threading.Lock()
 
 
-def _remember(dir_: Path, data: bytes, plugins: dict[str, LockedPlugin], *, derived: bool = False) -> None:
+def _remember(dir_: Path, lock: Lockfile) -> None:
     key = str(dir_)
     _PARSED.pop(key, None)
     if len(_PARSED) >= _PARSED_DIRS:
         _PARSED.pop(next(iter(_PARSED)))
-    _PARSED[key] = (data, dict(plugins), derived)
+    _PARSED[key] = lock
 
 
-def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
-    """Parse lockfile bytes (pure); every problem is a ``LockfileError``, never a crash.
+def forget_parsed() -> None:
+    """Drop this process's reused lockfile parses (the next read of each parses the whole file)."""
+    with _PARSE_LOCK:
+        _PARSED.clear()
 
-    The same bytes parsed (or written) last for ``dir_`` in this process are not validated
-    again: their entries are reused (they are immutable).
+
+def _version_error(version: Any, dir_: Path) -> LockfileError:
+    return _lock_error(
+        f"lockfile_version {version!r} is not supported (this client reads versions 2 and 3)"[:300],
+        dir_,
+        "lockfile_version",
+    )
+
+
+def _is_int(value: Any, wanted: int) -> bool:
+    return value == wanted and isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_plugins(raw: Any, dir_: Path, line: int | None) -> dict[str, LockedPlugin]:
+    if not isinstance(raw, dict):
+        raise _lock_error("the lockfile's plugins must be an object", dir_, "plugins", line)
+    return {name: _parse_entry(name, entry, dir_) for name, entry in raw.items()}
+
+
+def _fold_changes(
+    data: bytes, start: int, end: int, dir_: Path, state: Mapping[str, LockedPlugin], first_line: int
+) -> tuple[dict[str, LockedPlugin | None], int]:
+    """The change lines in ``data[start:end]`` (complete lines) folded into one delta over ``state``.
+
+    Every line is checked before anything is applied, so a refusal leaves ``state`` as it was.
+    Returns the delta and the number of lines.
     """
-    cached = _PARSED.get(str(dir_))
-    if cached is not None and cached[0] == data:
-        return Lockfile(dict(cached[1]), derived=cached[2])
-    lock = _parse_lockfile(data, dir_)
-    _remember(dir_, data, lock.plugins)
+    delta: dict[str, LockedPlugin | None] = {}
+    count = 0
+    for count, line in enumerate(data[start:end].split(b"\n")[:-1], start=1):
+        number = first_line + count - 1
+        try:
+            raw = parse_json_strict(line)
+        except ValueError as err:
+            what = f"line {number} of the lockfile is not valid JSON: {err}"[:300]
+            raise _lock_error(what, dir_, None, number) from None
+        if not isinstance(raw, dict) or set(raw) != {"plugins"}:
+            raise _lock_error(
+                f"line {number} of the lockfile (a change line) must be an object holding exactly plugins",
+                dir_,
+                None,
+                number,
+            )
+        changed = raw["plugins"]
+        if not isinstance(changed, dict) or not changed:
+            raise _lock_error(
+                f"line {number} of the lockfile: plugins must be a non-empty object", dir_, "plugins", number
+            )
+        for name, value in changed.items():
+            if value is None:
+                present = delta[name] if name in delta else state.get(name)
+                if present is None:
+                    raise _lock_error(
+                        f"line {number} of the lockfile removes {name!r}, which it does not hold"[:300],
+                        dir_,
+                        f"plugins.{name}"[:200],
+                        number,
+                    )
+                delta[name] = None
+            else:
+                delta[name] = _parse_entry(name, value, dir_)
+    return delta, count
+
+
+def _parse_full(data: bytes, dir_: Path) -> Lockfile:
+    """Parse a whole lockfile: version 3 (folded) or version 2 (one document)."""
+    end = data.rfind(b"\n") + 1
+    first = data.find(b"\n")
+    head: Any = None
+    head_error: ValueError | None = None
+    if first >= 0:
+        try:
+            head = parse_json_strict(data[:first])
+        except ValueError as err:
+            head_error = err
+    if (
+        first < 0
+        or head_error is not None
+        or (
+            isinstance(head, dict)
+            and _is_int(head.get("lockfile_version"), 2)
+            and not data[first + 1 :].strip()
+        )
+    ):
+        # One document (version 2, pretty-printed over many lines), or no complete line.
+        try:
+            doc = parse_json_strict(data)
+        except ValueError as err:
+            raise _lock_error(f"the lockfile is not valid JSON: {head_error or err}"[:300], dir_) from None
+        if not isinstance(doc, dict):
+            raise _lock_error("the lockfile must be a JSON object", dir_)
+        version = doc.get("lockfile_version")
+        if not _is_int(version, 2):
+            if _is_int(version, LOCKFILE_VERSION):
+                raise _lock_error("the lockfile holds no complete line (each ends with a newline)", dir_)
+            raise _version_error(version, dir_)
+        if set(doc) != {"lockfile_version", "plugins"}:
+            raise _lock_error("the lockfile must hold exactly lockfile_version and a plugins object", dir_)
+        return Lockfile(_parse_plugins(doc["plugins"], dir_, None), version=2, data=data)
+    if not isinstance(head, dict):
+        raise _lock_error("line 1 of the lockfile (the base) must be a JSON object", dir_, None, 1)
+    if not _is_int(head.get("lockfile_version"), LOCKFILE_VERSION):
+        raise _version_error(head.get("lockfile_version"), dir_)
+    if set(head) != {"lockfile_version", "plugins"}:
+        raise _lock_error("line 1 (the base) must hold exactly lockfile_version and plugins", dir_, line=1)
+    lock = Lockfile(_parse_plugins(head["plugins"], dir_, 1), version=LOCKFILE_VERSION)
+    delta, count = _fold_changes(data, first + 1, end, dir_, lock.plugins, 2)
+    lock.apply(delta)
+    lock.data, lock.changes, lock.tail = data[:end], count, len(data) - end
     return lock
 
 
-def _parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
-    try:
-        raw = parse_json_strict(data)
-    except ValueError as err:
-        raise _lock_error(f"the lockfile is not valid JSON: {err}"[:300], dir_) from None
-    if not isinstance(raw, dict):
-        raise _lock_error("the lockfile must be a JSON object", dir_)
-    version = raw.get("lockfile_version")
-    if version != LOCKFILE_VERSION or isinstance(version, bool):
-        raise _lock_error(
-            f"lockfile_version {version!r} is not supported (this client reads version {LOCKFILE_VERSION})"[
-                :300
-            ],
-            dir_,
-            "lockfile_version",
-        )
-    if set(raw) != {"lockfile_version", "plugins"} or not isinstance(raw["plugins"], dict):
-        raise _lock_error("the lockfile must hold exactly lockfile_version and a plugins object", dir_)
-    return Lockfile({name: _parse_entry(name, entry, dir_) for name, entry in raw["plugins"].items()})
+def _shared(data: bytes, dir_: Path) -> Lockfile:
+    """The state of lockfile bytes ``data``, reusing this process's earlier parse by byte prefix.
+
+    The result is the process's shared state of ``dir_`` (writers update it in place after their
+    commit point); call with ``_PARSE_LOCK`` held.
+    """
+    cached = _PARSED.get(str(dir_))
+    if cached is not None and cached.version is not None:
+        if cached.version == LOCKFILE_VERSION and data.startswith(cached.data):
+            end = data.rfind(b"\n") + 1
+            if end > len(cached.data):
+                # Lines another writer committed since: fold them (all checked before any applies).
+                delta, count = _fold_changes(
+                    data, len(cached.data), end, dir_, cached.plugins, cached.changes + 2
+                )
+                cached.apply(delta)
+                cached.data, cached.changes = data[:end], cached.changes + count
+                cached.derived = False  # their required_by may come from another implementation
+            cached.tail = len(data) - len(cached.data)
+            return cached
+        if data == cached.data:
+            return cached
+    lock = _parse_full(data, dir_)
+    _remember(dir_, lock)
+    return lock
+
+
+def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
+    """Parse lockfile bytes (version 3, or version 2); every problem is a ``LockfileError``, never a crash.
+
+    Bytes that start with the bytes parsed (or written) last for ``dir_`` in this process are
+    not validated again: only the complete lines after them are.  Returns a snapshot.
+    """
+    with _PARSE_LOCK:
+        return _shared(data, dir_).snapshot()
 
 
 def _read_lock_bytes(pdir: PluginDir, dir_: Path) -> bytes | None:
@@ -507,6 +646,7 @@ def _read_lock_bytes(pdir: PluginDir, dir_: Path) -> bytes | None:
 
 
 def read_lockfile(dir_: Path) -> Lockfile:
+    """The folded lockfile of ``dir_`` (empty when there is none), as a snapshot."""
     with PluginDir(dir_) as pdir:
         data = _read_lock_bytes(pdir, dir_) if pdir.exists else None
     return Lockfile() if data is None else parse_lockfile(data, dir_)
@@ -550,7 +690,8 @@ def _is_release_path(rel: str) -> bool:
 def _write_journal(pdir: PluginDir, paths: Iterable[str]) -> None:
     doc = {"remove": sorted(set(paths))}
     # Not fsynced: losing it in a power cut only leaves files that `client verify` reports.
-    pdir.write_atomic(JOURNAL, (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8"), durable=False)
+    data = (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8")
+    pdir.write_atomic(JOURNAL, data, durable=False, tmp_name=_JOURNAL_TMP)
 
 
 def _referenced(lock: Lockfile, paths: Iterable[str]) -> set[str]:
@@ -586,15 +727,20 @@ def _remove_files(pdir: PluginDir, paths: Iterable[str], keep: set[str]) -> list
 def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
     """Finish what a killed writer left.
 
-    Deletes the files named in the journal that the lockfile does not reference (the old version
-    after a committed update, the new one after an interrupted one) and temporary files.  Only
-    paths the journal lists are touched.
+    The temporary files of the lockfile's new base and of the journal have fixed names, so an
+    ordinary session looks them up by name instead of listing a root folder of every plugin.
+    With a journal left (a writer was killed mid-commit): the root's other ``.part-*`` files,
+    and the files the journal names that the (folded) lockfile does not reference (the old
+    version after a committed update, the new one after an interrupted one).  Only paths the
+    journal lists are touched.
     """
-    removed = pdir.remove_parts()
-    paths = _journal_paths(pdir)
-    if paths:
-        removed += _remove_files(pdir, paths, _referenced(lock, paths))
+    leftover = [tmp for tmp in (_LOCKFILE_TMP, _JOURNAL_TMP) if pdir.lstat(tmp) is not None]
+    removed = [tmp for tmp in leftover if pdir.unlink(tmp)]
     if pdir.lstat(JOURNAL) is not None:
+        removed += pdir.remove_parts()
+        paths = _journal_paths(pdir)
+        if paths:
+            removed += _remove_files(pdir, paths, _referenced(lock, paths))
         pdir.unlink(JOURNAL)
     return removed
 
@@ -604,9 +750,53 @@ def plugin_dir_lock(dir_: Path, timeout: float = 300.0) -> Iterator[DirSession]:
     """Serialise writers of one plugin directory across processes; read the lockfile once."""
     with PluginDir(dir_, create=True) as pdir, pdir.locked(LOCK, timeout):
         data = _read_lock_bytes(pdir, dir_)
-        lock = Lockfile() if data is None else parse_lockfile(data, dir_)
+        if data is None:
+            lock = Lockfile()
+        else:
+            with _PARSE_LOCK:
+                lock = _shared(data, dir_)
         recover(pdir, dir_, lock)
         yield DirSession(dir_, pdir, lock)
+
+
+def _commit(session: DirSession, delta: Mapping[str, LockedPlugin | None]) -> None:
+    """Record one commit: a change line appended (the usual case) or a new base; then the state.
+
+    ``delta`` holds every entry added or replaced and ``None`` for every entry removed, with
+    the ``required_by`` changes already derived.  Entries equal to the current ones are left
+    out; nothing left: nothing is written.  The append's fsync (or the new base's rename) is the
+    commit point; ``session.lock`` changes only after it, so a failure leaves it as it was.
+    """
+    lock, pdir = session.lock, session.fs
+    plugins = lock.plugins
+    delta = {n: e for n, e in delta.items() if plugins.get(n) != e}
+    if not delta:
+        return
+    before = len(lock.data)
+    entries = len(plugins) + sum((e is not None) - (n in plugins) for n, e in delta.items())
+    try:
+        if lock.version != LOCKFILE_VERSION or lock.changes >= max(MIN_CHANGE_LINES, entries):
+            # A new base: the whole state as one line, written atomically as version 2 files were.
+            state = Lockfile(dict(plugins))
+            state.apply(delta)
+            data = state.to_bytes()
+            pdir.write_atomic(LOCKFILE, data, read_back=False, tmp_name=_LOCKFILE_TMP)
+            changes = 0
+        else:
+            line = change_line(delta)
+            pdir.append_durable(LOCKFILE, line, keep=len(lock.data))  # also cuts an unfinished tail
+            data, changes = lock.data + line, lock.changes + 1
+    except BaseException:
+        with _PARSE_LOCK:  # the file's state is unknown after a failed write: parse it again next time
+            if _PARSED.get(str(session.path)) is lock:
+                del _PARSED[str(session.path)]
+        raise
+    with _PARSE_LOCK:
+        if len(lock.data) == before:  # (else a reader thread of this process folded the line already)
+            lock.apply(delta)
+        lock.version, lock.data, lock.changes, lock.tail = LOCKFILE_VERSION, data, changes, 0
+        lock.derived = True
+        _remember(session.path, lock)
 
 
 def atomic_write(dir_: Path, relpath: str, data: bytes) -> Path:
@@ -691,43 +881,48 @@ def _entry_for(staged: Staged) -> LockedPlugin:
     )
 
 
+def _derive(lock: Lockfile, delta: dict[str, LockedPlugin | None]) -> dict[str, LockedPlugin | None]:
+    """``delta`` plus every other entry whose ``required_by`` it changes (one rule: derived from the edges).
+
+    ``required_by`` is read from the reverse index of the recorded dependencies (``Lockfile.users``),
+    adjusted by the delta, so the cost is O(changed entries), not O(installed plugins).  A lockfile
+    not known to be derived (read from disk: another implementation may have written it) is
+    derived in full on its first write.
+    """
+    plugins, users = lock.plugins, lock.users()
+    touched: set[str] = set()
+    for name, new in delta.items():
+        touched.add(name)
+        for entry in (plugins.get(name), new):
+            if entry is not None:
+                touched.update(entry.dependencies)
+    if not lock.derived:
+        touched.update(plugins)
+    out = dict(delta)
+    for name in touched:
+        entry = delta[name] if name in delta else plugins.get(name)
+        if entry is None:
+            continue
+        owners = {o for o in users.get(name, ()) if o not in delta}
+        owners.update(o for o, e in delta.items() if e is not None and name in e.dependencies)
+        wanted = tuple(sorted(owners))
+        if entry.required_by != wanted:
+            out[name] = dataclasses.replace(entry, required_by=wanted)
+    return out
+
+
 def with_required_by(
     plugins: dict[str, LockedPlugin], changed: Iterable[LockedPlugin] | None = None
 ) -> dict[str, LockedPlugin]:
-    """Every entry's ``required_by``, derived from the recorded dependency edges.
+    """Every entry of ``plugins`` with its ``required_by`` derived from the recorded dependency edges.
 
-    One rule, so the lockfile never disagrees with itself after an install or a removal.
-
-    Args:
-        plugins: the entries as they will be written.
-        changed: the old and the new entries of every name added, replaced or removed, when
-            every other entry's ``required_by`` is already derived (``Lockfile.derived``): only
-            the entries those edges touch are derived again, instead of every entry.  None:
-            every entry.
+    ``changed`` is accepted for older callers and ignored: every entry is derived (commits derive
+    only what they touch, through ``Lockfile.users``).
     """
-    if changed is not None:
-        touched: set[str] = set()
-        for entry in changed:
-            touched.add(entry.name)
-            touched.update(entry.dependencies)
-        updated = dict(plugins)
-        for name in touched:
-            current = plugins.get(name)
-            if current is None:
-                continue
-            wanted = tuple(sorted(p.name for p in plugins.values() if name in p.dependencies))
-            if current.required_by != wanted:
-                updated[name] = dataclasses.replace(current, required_by=wanted)
-        return updated
-    parents: dict[str, list[str]] = {}
-    for entry in plugins.values():
-        for dep in entry.dependencies:
-            if dep in plugins:
-                parents.setdefault(dep, []).append(entry.name)
-    out: dict[str, LockedPlugin] = {}
-    for name, entry in plugins.items():
-        wanted = tuple(sorted(parents[name])) if name in parents else ()
-        out[name] = entry if entry.required_by == wanted else dataclasses.replace(entry, required_by=wanted)
+    lock = Lockfile(dict(plugins))
+    derived = _derive(lock, {})
+    out = dict(plugins)
+    out.update({n: e for n, e in derived.items() if e is not None})
     return out
 
 
@@ -738,13 +933,14 @@ def commit_plan(
     session: DirSession | None = None,
     requested: Mapping[str, str] | None = None,
 ) -> dict[str, LockedPlugin]:
-    """Write every verified release of a plan into ``dir_`` and record them with ONE lockfile write.
+    """Write every verified release of a plan into ``dir_`` and record them with ONE lockfile commit.
 
     ``requested`` updates the recorded requirement of entries already installed as planned.
     Order: every name checked and every release folder checked for links, a cleanup journal
-    naming the old and the new files, all new files (temp, fsync, rename), the lockfile (the
-    commit point for the whole set), the old versions' files, the journal.  A failure before the
-    lockfile write removes the new files and leaves the lockfile as it was: all or nothing.
+    naming the old and the new files, all new files (temp, fsync, rename), the lockfile's change
+    line (appended and fsynced: the commit point for the whole set), the old versions' files,
+    the journal.  A failure before the commit point removes the new files and leaves the
+    lockfile as it was: all or nothing.
     """
     if session is None:
         with plugin_dir_lock(dir_) as own:
@@ -760,13 +956,17 @@ def commit_plan(
             pdir.check_dir(previous.release_dir)
             old_files += previous.files
     new_files = [path for entry in entries for path in entry.files]
-    plugins = dict(lock.plugins)
+    delta: dict[str, LockedPlugin | None] = {}
     for name, spec in (requested or {}).items():
-        if name in plugins:
-            plugins[name] = dataclasses.replace(plugins[name], requested=spec)
-    plugins.update({entry.name: entry for entry in entries})
-    replaced = [lock.plugins[e.name] for e in entries if e.name in lock.plugins]
-    plugins = with_required_by(plugins, [*entries, *replaced] if lock.derived else None)
+        if name in lock.plugins:
+            delta[name] = dataclasses.replace(lock.plugins[name], requested=spec)
+    for entry in entries:
+        previous = lock.plugins.get(entry.name)
+        # The recorded required_by of a replaced entry stays (derived below when its edges move).
+        delta[entry.name] = (
+            entry if previous is None else dataclasses.replace(entry, required_by=previous.required_by)
+        )
+    delta = _derive(lock, delta)
     _write_journal(pdir, (*old_files, *new_files))
     try:
         for entry, s in zip(entries, staged, strict=True):
@@ -774,8 +974,7 @@ def commit_plan(
                 pdir.write_atomic(f"{entry.release_dir}/{sig_name}", sig)
             pdir.write_atomic(entry.manifest, s.verified.manifest_bytes)
             pdir.write_atomic(entry.wasm, s.verified.wasm_bytes)
-        text = Lockfile(plugins).to_bytes()
-        pdir.write_atomic(LOCKFILE, text, read_back=False)  # the commit point
+        _commit(session, delta)  # the commit point
     except BaseException:
         # Nothing committed: the new files the old lockfile does not name go now (the journal
         # would have them removed by the next writer anyway).
@@ -783,65 +982,73 @@ def commit_plan(
             _remove_files(pdir, new_files, _referenced(lock, new_files))
             pdir.unlink(JOURNAL)
         raise
-    lock.plugins, lock.derived = plugins, True
-    _remember(dir_, text, plugins, derived=True)
     # Only what the previous entries listed, and only files the new lockfile no longer names.
     _remove_files(pdir, old_files, _referenced(lock, old_files))
     pdir.unlink(JOURNAL)
-    return {entry.name: plugins[entry.name] for entry in entries}
+    return {entry.name: lock.plugins[entry.name] for entry in entries}
 
 
 def dependents(lock: Lockfile, name: str) -> list[str]:
-    """Installed plugins whose recorded dependencies name ``name``."""
-    return sorted(e.name for e in lock.plugins.values() if name in e.dependencies and e.name != name)
+    """Installed plugins whose recorded dependencies name ``name`` (from the reverse index)."""
+    return sorted(u for u in lock.users().get(name, ()) if u != name)
 
 
-def orphans(lock: Lockfile, removed: Iterable[LockedPlugin] | None = None) -> list[str]:
+def orphans(
+    lock: Lockfile, removed: Iterable[LockedPlugin] | None = None, *, gone: Iterable[str] = ()
+) -> list[str]:
     """Plugins installed only as dependencies (``DEPENDENCY_ONLY``) that nothing in ``lock`` needs.
 
     Found transitively (an orphan's own dependencies may become orphans), sorted per round.  With
-    ``removed``, only what those entries pulled in (transitively) is a candidate; without it, every
-    dependency-only entry is.  A plugin the user asked for by name is never an orphan.
+    ``removed``, only what those entries pulled in (transitively) is a candidate, so the cost is
+    O(what they pulled in); without it, every dependency-only entry is.  A plugin the user asked
+    for by name is never an orphan.
 
     Args:
-        lock: the lockfile as it will be after the removal.
+        lock: the lockfile.
         removed: the entries being removed, or None for every orphan of ``lock``.
+        gone: names of ``lock`` that the removal takes away (they need nothing any more).
 
     Returns:
         The names of the orphans, in the order they were found.
     """
-    plugins = dict(lock.plugins)
-    pulled = None if removed is None else {dep for e in removed for dep in e.dependencies}
+    plugins, users = lock.plugins, lock.users()
+    dropped = set(gone)
+    pulled = (
+        {n for n, e in plugins.items() if e.dependency_only}
+        if removed is None
+        else {dep for e in removed for dep in e.dependencies}
+    )
     found: list[str] = []
     while True:
-        needed = {dep for e in plugins.values() for dep in e.dependencies}
         loose = sorted(
             n
-            for n, e in plugins.items()
-            if e.dependency_only and n not in needed and (pulled is None or n in pulled)
+            for n in pulled
+            if n in plugins
+            and n not in dropped
+            and plugins[n].dependency_only
+            and not users.get(n, set()) - dropped
         )
         if not loose:
             return found
         found += loose
-        for n in loose:
-            dropped = plugins.pop(n)
-            if pulled is not None:
-                pulled |= set(dropped.dependencies)
+        dropped.update(loose)
+        if removed is not None:
+            pulled |= {dep for n in loose for dep in plugins[n].dependencies}
 
 
 def remove_plugins(
     dir_: Path, names: Sequence[str], *, force: bool = False, orphaned: bool = False
 ) -> list[LockedPlugin]:
-    """Delete the files of ``names`` (and, with ``orphaned``, of their orphans); one lockfile write.
-
-    The lockfile is written once, without them.
+    """Delete the files of ``names`` (and, with ``orphaned``, of their orphans); one lockfile commit.
 
     With ``orphaned`` and no ``names``: every plugin installed only as a dependency that nothing
     installed needs any more.
 
     Refuses (``PluginRequiredError``) when a plugin that stays depends on one being removed,
-    unless ``force``.  The entries go only after their files are gone: a refusal (a link planted
-    in the release folder) leaves the lockfile naming what is still installed.
+    unless ``force``.  Every target is checked (dependents, links, what stands where its files
+    were installed) before anything is deleted, so a refusal deletes nothing; the entries go
+    only after their files are gone, so a failure while deleting leaves the lockfile naming what
+    may still be installed.
     """
     for name in names:
         check_name(name)
@@ -854,8 +1061,7 @@ def remove_plugins(
                 )
         targets = list(dict.fromkeys(names))
         if orphaned:
-            rest = Lockfile({n: e for n, e in lock.plugins.items() if n not in targets})
-            targets += orphans(rest, [lock.plugins[n] for n in targets] if targets else None)
+            targets += orphans(lock, [lock.plugins[n] for n in targets] if targets else None, gone=targets)
         if not targets:
             return []
         if not force:
@@ -872,14 +1078,20 @@ def remove_plugins(
         for entry in entries:
             pdir.check_dir(entry.name)
             pdir.check_dir(entry.release_dir)
+            for rel in entry.files:  # a folder planted where a file was installed cannot be unlinked
+                info = pdir.lstat(rel)
+                if info is not None and stat.S_ISDIR(info.st_mode):
+                    raise UnsafePathError(
+                        f"{rel} in the plugin directory is a directory where {entry.name} installed a file",
+                        where=str(dir_ / rel),
+                        fix="remove that directory (someone with write access to the plugin directory may "
+                        "have planted it), then remove the plugin again",
+                    )
+        gone = {entry.name for entry in entries}
         for entry in entries:
-            del lock.plugins[entry.name]
-            _remove_files(pdir, entry.files, _referenced(lock, entry.files))
-        lock.plugins = with_required_by(lock.plugins, entries if lock.derived else None)
-        lock.derived = True
-        text = lock.to_bytes()
-        pdir.write_atomic(LOCKFILE, text, read_back=False)
-        _remember(dir_, text, lock.plugins, derived=True)
+            _remove_files(pdir, entry.files, set())
+        delta: dict[str, LockedPlugin | None] = dict.fromkeys(gone)
+        _commit(session, _derive(lock, delta))
     return entries
 
 

@@ -212,7 +212,15 @@ class PluginDir:
         with self.directory(rel) as fd:
             yield None if fd is None else Folder(self, rel, fd)
 
-    def write_atomic(self, rel: str, data: bytes, *, durable: bool = True, read_back: bool = True) -> None:
+    def write_atomic(
+        self,
+        rel: str,
+        data: bytes,
+        *,
+        durable: bool = True,
+        read_back: bool = True,
+        tmp_name: str | None = None,
+    ) -> None:
         """Readers see the old file or the new one, never half: temp file, fsync, rename, fsync dir.
 
         The temporary file lives in the target's directory (same filesystem, so the rename is
@@ -220,7 +228,9 @@ class PluginDir:
         ``durable=False`` skips both fsyncs (for files whose loss in a power cut costs nothing).
         ``read_back=False`` skips the read-back, for a file whose every reader checks it in full
         anyway (the lockfile: each command parses it strictly, or compares it byte for byte
-        with what this process wrote, before using it).
+        with what this process wrote, before using it).  ``tmp_name`` fixes the temporary file's
+        name (a ``.part-`` name; one writer at a time, under the writers' lock): a killed writer's
+        leftover is then found by name instead of by listing a folder of every plugin.
         """
         parts = _split(rel)
         with self.directory("/".join(parts[:-1]), create=True) as fd:
@@ -228,7 +238,11 @@ class PluginDir:
             existing = _lstat_at(fd, parts[-1])
             if existing is not None and not stat.S_ISREG(existing.st_mode):
                 raise _unsafe(self.root, rel, "is not a regular file")
-            tmp = f"{PART_PREFIX}{uuid.uuid4().hex}"
+            if tmp_name is not None:
+                if not tmp_name.startswith(PART_PREFIX) or "/" in tmp_name:
+                    raise UsageError(f"internal error: {tmp_name!r} is not a temporary name", fix="report it")
+                _unlink_at(fd, tmp_name)  # a killed writer's
+            tmp = tmp_name or f"{PART_PREFIX}{uuid.uuid4().hex}"
             out = os.open(
                 tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd
             )
@@ -255,6 +269,52 @@ class PluginDir:
                 _unlink_at(fd, tmp)
             if durable:
                 os.fsync(fd)
+
+    def append_durable(self, rel: str, data: bytes, *, keep: int) -> None:
+        """Append ``data`` to the regular file ``rel`` with one ``write()``, then fsync it (the commit).
+
+        The file is opened with O_WRONLY|O_APPEND|O_NOFOLLOW (never through a link), first cut
+        back to ``keep`` bytes when longer (bytes an unfinished write left after the last
+        complete record).  A file shorter than ``keep`` changed behind the caller's back: refused.
+        A short write is cut back off and refused, so the file never ends in half a record that
+        a later append would complete into garbage.
+        """
+        parts = _split(rel)
+        with self.directory("/".join(parts[:-1])) as fd:
+            if fd is None:
+                raise UsageError(f"{self.root / rel} is gone", fix="run the command again")
+            try:
+                out = os.open(parts[-1], os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    raise _unsafe(self.root, rel, "is a symbolic link") from None
+                raise UsageError(
+                    f"cannot open {self.root / rel}: {err.strerror}",
+                    fix="check the plugin directory's permissions",
+                ) from None
+            try:
+                info = os.fstat(out)
+                if not stat.S_ISREG(info.st_mode):
+                    raise _unsafe(self.root, rel, "is not a regular file")
+                if info.st_size < keep:
+                    raise UsageError(
+                        f"{self.root / rel} became shorter while the writers' lock was held",
+                        where=str(self.root / rel),
+                        fix="another program changed it; run the command again",
+                    )
+                if info.st_size > keep:
+                    os.ftruncate(out, keep)
+                written = os.write(out, data)
+                if written != len(data):
+                    os.ftruncate(out, keep)
+                    raise UsageError(
+                        f"{self.root / rel}: only {written} of {len(data)} bytes were written",
+                        where=str(self.root / rel),
+                        fix="check the free space of the disk",
+                    )
+                os.fsync(out)
+            finally:
+                os.close(out)
 
     def unlink(self, rel: str) -> bool:
         """Delete the file ``rel`` (a link is removed itself, never its target); False when absent."""

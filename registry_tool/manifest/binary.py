@@ -43,13 +43,19 @@ class _Reader:
         return value
 
     def uleb(self) -> int:
+        # Inlined reads (no ``byte()`` call per byte): most of a module's bytes parsed here are LEBs.
+        data, pos, end = self.data, self.pos, self.end
         result = shift = 0
         while True:
-            b = self.byte()
+            if pos >= end:
+                raise ValueError("unexpected end of section")
+            b = data[pos]
+            pos += 1
             result |= (b & 0x7F) << shift
-            shift += 7
             if not b & 0x80:
+                self.pos = pos
                 return result
+            shift += 7
             if shift > 63:
                 raise ValueError("LEB128 too long")
 

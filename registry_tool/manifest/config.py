@@ -231,6 +231,15 @@ def load_registry_config(index_dir_or_file: Path) -> RegistryConfig:
         raw = path.read_bytes()
     except OSError as err:
         raise RegistryConfigNotFoundError(f"cannot read {path}: {err.strerror}", where=str(path)) from None
+    return parse_registry_config(path, raw)
+
+
+def parse_registry_config(path: Path, raw: bytes) -> RegistryConfig:
+    """Check registry.toml bytes read from ``path`` (a build's workers parse the bytes its parent checked).
+
+    Raises:
+        RegistryConfigError: Every syntax, schema and consistency finding.
+    """
     rel = str(path)
     try:
         src = parse_toml(path, raw)

@@ -89,8 +89,8 @@ class BuildOptions:
         smoke: Run every release's smoke tests.
         cache_path: The incremental cache file; None: no cache.
         progress: Progress callback.
-        jobs: Worker processes for releases the cache cannot answer (workers start only when
-            each gets at least ``workers.MIN_PER_JOB`` releases).
+        jobs: Processes verifying the releases the cache cannot answer at most, this one included
+            (only as many start as get ``workers.MIN_PER_JOB`` releases each).
     """
 
     index: Path
@@ -225,9 +225,10 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             opts.progress(done[0], len(releases), what)
 
     misses: list[tuple[IndexRelease, datetime, Lookup | None]] = []
+    now_published = published_time(generated_at)  # a release first published by this build
     for rel in releases:
         old = previous.get(rel.name, rel.version) if previous else None
-        published = published_time(old.published_at if old else generated_at)
+        published = published_time(old.published_at) if old else now_published
         look = None
         if cache.enabled:
             hit, look = lookup(rel, cache, lookup_context(base, chain, published), opts.smoke)
@@ -243,10 +244,11 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
     try:
         outcomes = prepare_all(
             [(r, p) for r, p, _ in misses],
-            index=opts.index,
             config=config,
             chain=chain,
             verify_now=verify_now,
+            # Resolved once: the scan refuses links below plugins/ (a link *to* plugins/ is followed).
+            plugins=Path(os.path.realpath(opts.index / "plugins")),
             smoke=opts.smoke,
             jobs=opts.jobs,
             staged=staged,

@@ -8,9 +8,9 @@ the smoke run, and the sha256 of every published file, all on the same bytes.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, Location
@@ -26,6 +26,7 @@ from registry_tool.format import (
     is_signature_of,
     parse_time_strict,
     release_path,
+    toml,
 )
 from registry_tool.manifest import RegistryConfig
 from registry_tool.manifest import validate as rules
@@ -98,6 +99,8 @@ def prepare_release(
     published_at: datetime,
     now: datetime,
     smoke: bool,
+    *,
+    plugins: Path | None = None,
 ) -> PreparedRelease:
     """Validate, verify, smoke and hash one release (the slow path).
 
@@ -108,6 +111,8 @@ def prepare_release(
         published_at: When the release was (or is being) first published (revocations keep prior releases).
         now: The clock for expiry checks.
         smoke: Run the ``[[tests]]`` in the sandbox.
+        plugins: The index's ``plugins/`` folder with every symbolic link resolved (the scan
+            refuses links below it), so the rules need not resolve each release folder.
 
     Returns:
         The derived entry and the bytes to publish.
@@ -115,10 +120,11 @@ def prepare_release(
     Raises:
         RegistryToolError: Any problem (``FindingsError`` carries every finding of the rules).
     """
-    checked = rules.check_release(rel.path, config)
+    resolved = plugins / rel.name / rel.version if plugins is not None else None
+    checked = rules.check_release(rel.path, config, resolved=resolved)
     if not checked.result.ok or checked.manifest is None:
         raise FindingsError(f"release {rel.name} {rel.version} is not valid", checked.result.findings)
-    manifest = replace(checked.manifest, limits=checked.manifest.effective_limits(config))
+    manifest = checked.manifest
     where = str(rel.path / MANIFEST)
     if (manifest.name, manifest.version) != (rel.name, rel.version):
         raise UnsafeIndexPathError(
@@ -160,8 +166,8 @@ def prepare_release(
             where=Location(file=where, field="artifact.sha256"),
             fix="restore the wasm file or re-sign the release",
         )
-    figures = _smoke(manifest, config, where) if smoke else None
-    limits = manifest.limits
+    limits = manifest.effective_limits(config)
+    figures = _smoke(replace(manifest, limits=limits), config, where) if smoke else None
     entry = Release(
         name=rel.name,
         version=rel.version,
@@ -213,7 +219,7 @@ def _read_yank(
             fix="write the release's own name and version in [yank]",
         )
     verify_yank_signatures(chain.root, rel.name, data, sigs, now, where=where)
-    reason = tomllib.loads(data.decode("utf-8"))["yank"].get("reason", "")
+    reason = toml.loads(data.decode("utf-8"))["yank"].get("reason", "")
     return str(reason)
 
 

@@ -1,33 +1,55 @@
-"""Verifying the releases the cache cannot answer: in this process, or in a pool of workers.
+"""Verifying the releases the cache cannot answer: in this process, helped by worker processes.
 
-Workers are spawned processes (the parent may run threads: the progress bar, sandbox pools);
-each loads the config and the root chain once, verifies a few large chunks of releases and
-writes their files straight into the staging folder, so file bytes never cross the result pipe.
+With ``jobs`` N > 1 and enough releases the build runs up to N - 1 spawned workers (the parent
+may run threads: the progress bar, sandbox pools) and verifies releases itself meanwhile, so the
+first releases are done while the workers start, and a build never waits for a worker it could
+have done without.
+Workers get no release before they answer a first (empty) task: until then the parent does the
+work.  Each task is a slice of releases sent as plain tuples (names and paths); a worker writes
+their files straight into the staging folder, so file bytes never cross the result pipe.
+
+A worker verifies with exactly what the parent checked: the registry.toml bytes whose digest the
+root pins (parsed again from those bytes, never re-read from the index) and the root chain the
+parent verified (pickled).  A registry.toml or root file changed on disk after the parent's
+checks is never used.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from registry_tool.errors import RegistryToolError
-from registry_tool.manifest import RegistryConfig, load_registry_config
+from registry_tool.manifest.config import RegistryConfig, parse_registry_config
 from registry_tool.registry.publish import write_release
-from registry_tool.registry.scan import IndexRelease, RootChain, load_root_chain
+from registry_tool.registry.scan import IndexRelease, RootChain
 from registry_tool.registry.verify import PreparedRelease, prepare_release
 from registry_tool.report import Finding
 
 #: A release's outcome: what verification derived, or why it refused.
 Outcome = PreparedRelease | list[Finding]
 
-_CHUNKS_PER_JOB = 4  # enough for an even spread when releases differ in cost
-#: Below this many cache misses per worker, starting worker processes (spawn: a fresh interpreter
-#: importing wasmtime and verifying the root chain) costs more than it saves.
-MIN_PER_JOB = 64
+#: Cache misses per verifying process: a worker (spawn: a fresh interpreter importing the build
+#: and wasmtime, about half a second of CPU) pays for itself only when the parent alone would take
+#: well over that (about 0.6 ms per release), and on a loaded machine it competes for the cores.
+MIN_PER_JOB = 1000
+#: Releases per worker task: large enough that the round trip is noise, small enough that the
+#: parent never waits long for the last task at the end.
+_TASK_MAX = 64
+_TASK_MIN = 8
+#: The parent verifies releases too (False: only the workers do; tests use it to prove what a
+#: worker does).
+PARENT_WORKS = True
+
+#: A release as a worker task carries it: name, version, folder, files (see ``IndexRelease``).
+_Sent = tuple[str, str, str, list[tuple[str, str]], datetime]
+#: What comes back: the entry and files of a ``PreparedRelease``, or the refusal's findings.
+_Back = tuple[dict[str, Any], dict[str, tuple[str, int]]] | list[Finding]
 
 
 @dataclass(frozen=True)
@@ -35,13 +57,22 @@ class _WorkerState:
     config: RegistryConfig
     chain: RootChain
     now: datetime
+    plugins: Path  # the index's plugins/ folder, resolved
 
 
 _STATE: list[_WorkerState] = []  # the worker process's state, set by its initializer
 
 
-def _worker_init(index: Path, verify_now: datetime) -> None:
-    _STATE[:] = [_WorkerState(load_registry_config(index), load_root_chain(index, verify_now), verify_now)]
+def _worker_init(
+    config_path: Path, config_raw: bytes, chain: RootChain, verify_now: datetime, plugins: Path
+) -> None:
+    # The parent's checked bytes, not the file: registry.toml may have changed since the pin check.
+    _STATE[:] = [_WorkerState(parse_registry_config(config_path, config_raw), chain, verify_now, plugins)]
+
+
+def _ready() -> bool:
+    """The first task of a worker: answered once its initializer ran (it is ready for releases)."""
+    return bool(_STATE)
 
 
 def _prepare_and_write(
@@ -53,7 +84,9 @@ def _prepare_and_write(
 ) -> Outcome:
     """Verify one release and write its files into the staging folder; refusals as findings."""
     try:
-        prep = prepare_release(rel, state.config, state.chain, published, state.now, smoke)
+        prep = prepare_release(
+            rel, state.config, state.chain, published, state.now, smoke, plugins=state.plugins
+        )
     except RegistryToolError as err:
         found = getattr(err, "findings", None)
         return list(found) if found else [Finding.from_error(err)]
@@ -63,18 +96,30 @@ def _prepare_and_write(
     return prep
 
 
-def _worker_chunk(chunk: list[tuple[IndexRelease, datetime]], smoke: bool, staged: str) -> list[Outcome]:
-    """A chunk of releases in a worker process (errors come back as findings: exceptions may not pickle)."""
-    return [_prepare_and_write(rel, published, _STATE[0], smoke, staged) for rel, published in chunk]
+def _worker_task(task: list[_Sent], smoke: bool, staged: str) -> list[_Back]:
+    """Releases in a worker process (errors come back as findings: exceptions may not pickle)."""
+    out: list[_Back] = []
+    for name, version, path, files, published in task:
+        done = _prepare_and_write(
+            IndexRelease(name, version, Path(path), files), published, _STATE[0], smoke, staged
+        )
+        out.append(done if isinstance(done, list) else (done.entry, done.files))
+    return out
+
+
+def _received(back: _Back) -> Outcome:
+    if isinstance(back, list):
+        return back
+    return PreparedRelease(entry=back[0], files=back[1], written=True)
 
 
 def prepare_all(
     todo: list[tuple[IndexRelease, datetime]],
     *,
-    index: Path,
     config: RegistryConfig,
     chain: RootChain,
     verify_now: datetime,
+    plugins: Path,
     smoke: bool,
     jobs: int,
     staged: Path,
@@ -84,38 +129,87 @@ def prepare_all(
 
     Args:
         todo: The releases with their publication times.
-        index: The index folder (workers load the config and root chain from it).
-        config: The registry's configuration (this process).
-        chain: The verified root chain (this process).
+        config: The registry's configuration, checked against the root's pin (workers parse its bytes).
+        chain: The verified root chain (workers get this very chain).
         verify_now: The clock for expiry checks.
+        plugins: The index's ``plugins/`` folder with every symbolic link resolved.
         smoke: Run the smoke tests.
-        jobs: Worker processes; they start only when each gets at least ``MIN_PER_JOB`` releases.
+        jobs: Processes verifying at most, this one included; only as many start as get
+            ``MIN_PER_JOB`` releases each.
         staged: The staging folder.
-        tick: Called with ``"name version"`` once per release done.
+        tick: Called with ``"name version"`` once per release done (always in this thread).
 
     Returns:
         One outcome per release of ``todo``.
     """
-    if jobs <= 1 or len(todo) < MIN_PER_JOB * jobs:
-        here = _WorkerState(config, chain, verify_now)
-        out: list[Outcome] = []
-        for rel, published in todo:
-            out.append(_prepare_and_write(rel, published, here, smoke, str(staged)))
-            tick(f"{rel.name} {rel.version}")
-        return out
-    # A few large tasks, not one per release: each task costs a round trip and pickling.
-    size = -(-len(todo) // (jobs * _CHUNKS_PER_JOB))
-    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-    with ProcessPoolExecutor(
-        max_workers=jobs,
+    here = _WorkerState(config, chain, verify_now, plugins)
+    results: list[Outcome | None] = [None] * len(todo)
+
+    def mine(i: int) -> None:
+        rel, published = todo[i]
+        results[i] = _prepare_and_write(rel, published, here, smoke, str(staged))
+        tick(f"{rel.name} {rel.version}")
+
+    processes = min(jobs, len(todo) // MIN_PER_JOB)
+    if processes <= 1:
+        for i in range(len(todo)):
+            mine(i)
+        return [r for r in results if r is not None]
+    # Workers take slices from the front of ``todo``, the parent takes releases from the back.
+    front, back = 0, len(todo)
+    helpers = processes - 1
+    pool = ProcessPoolExecutor(
+        max_workers=helpers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(index, verify_now),
-    ) as pool:
-        futures = [pool.submit(_worker_chunk, chunk, smoke, str(staged)) for chunk in chunks]
-        results: list[Outcome] = []
-        for chunk, future in zip(chunks, futures, strict=True):
-            results.extend(future.result())
-            for rel, _ in chunk:
-                tick(f"{rel.name} {rel.version}")
-        return results
+        initargs=(config.path, config.raw, chain, verify_now, plugins),
+    )
+    probes = [pool.submit(_ready) for _ in range(helpers)]
+    ready = 0
+    pending: dict[Future[list[_Back]], tuple[int, int]] = {}
+
+    def exchange() -> None:
+        """Collect finished tasks and give every ready worker up to two tasks in flight."""
+        nonlocal front, ready
+        for probe in [p for p in probes if p.done()]:
+            probes.remove(probe)
+            probe.result()  # a worker that failed to start fails the build
+            ready += 1
+        for future in [f for f in pending if f.done()]:
+            start, end = pending.pop(future)
+            for i, sent_back in zip(range(start, end), future.result(), strict=True):
+                results[i] = _received(sent_back)
+                tick(f"{todo[i][0].name} {todo[i][0].version}")
+        while len(pending) < 2 * ready and front < back:
+            size = max(_TASK_MIN, min(_TASK_MAX, (back - front) // (4 * processes)))
+            end = min(front + size, back)
+            task = [
+                (rel.name, rel.version, str(rel.path), rel.files, published)
+                for rel, published in todo[front:end]
+            ]
+            pending[pool.submit(_worker_task, task, smoke, str(staged))] = (front, end)
+            front = end
+
+    try:
+        while front < back:
+            exchange()
+            if front < back and PARENT_WORKS:
+                back -= 1
+                mine(back)
+            elif front < back:
+                _wait_any(probes, pending)
+        while pending:
+            _wait_any([], pending)
+            exchange()
+    finally:
+        # A worker still starting when the parent is done gets no task; it is not waited for.
+        pool.shutdown(wait=not probes, cancel_futures=True)
+    done = [r for r in results if r is not None]
+    assert len(done) == len(todo)
+    return done
+
+
+def _wait_any(probes: list[Future[bool]], pending: dict[Future[list[_Back]], tuple[int, int]]) -> None:
+    waiting: list[Future[Any]] = [*probes, *pending]
+    if waiting:
+        wait(waiting, return_when=FIRST_COMPLETED)

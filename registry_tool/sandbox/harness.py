@@ -1,10 +1,11 @@
 """Orchestration: one supervised worker process per plugin release, plugins in parallel.
 
 The parent never loads untrusted code.  It starts ``registry_tool.sandbox.worker`` in its own
-session, feeds it the job, and reads one JSON line per event under a deadline: the compile phase
-gets ``compile_timeout``, each test ``wall_time + kill_margin``.  A worker that overruns is killed
-(whole process group); one that dies is diagnosed from its exit status and stderr.  Either way the
-test in progress gets its class and the remaining tests continue in a fresh worker.
+session, feeds it the job, and reads the worker's result records (``protocol``) from a file they
+share, under deadlines: the compile phase gets ``compile_timeout``, each test ``wall_time +
+kill_margin`` from the record before it.  A worker that overruns is killed (whole process group);
+one that dies is diagnosed from its exit status and stderr.  Either way the test in progress gets
+its class and the remaining tests continue in a fresh worker.
 """
 
 from __future__ import annotations
@@ -27,21 +28,17 @@ from typing import IO, TYPE_CHECKING, Any
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.sandbox import protocol
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, Case, ImportPolicy, ImportRule
 from registry_tool.sandbox.engine import EngineSpec, Limits, check_features, default_cache_dir
 from registry_tool.sandbox.outcome import OUTCOME_NAMES, Outcome, TestOutcome, neutralise
-from registry_tool.sandbox.worker import Job
+from registry_tool.sandbox.worker import Job, scratch_dir
 
 if TYPE_CHECKING:
     from registry_tool.manifest.config import RegistryConfig
     from registry_tool.manifest.model import Manifest, TestSpec
 
 _STDERR_TAIL = 2000
-_MAX_EVENT = 1024 * 1024  # an outcome line is a few KiB: anything longer is not our worker talking
-
-
-class _ProtocolError(Exception):
-    """The worker wrote something that is not a well-formed event."""
 
 
 class SmokeSetupError(CheckFailed):
@@ -60,38 +57,38 @@ class SmokePathError(UsageError):
 
 
 @dataclass
-class _Worker:
+class Worker:
+    """A started worker: its process, stderr file, results file and the pipe it ends on."""
+
     proc: subprocess.Popen[bytes]
     stderr: IO[bytes]
+    results_file: IO[bytes]
     selector: selectors.BaseSelector
-    buffer: bytes = b""
+    results: protocol.ResultsFile
     diagnosis: str | None = None
+    ended: str | None = None  # "end": it wrote END (every record is written); "eof": it is gone
 
-    def read_event(self, deadline: float) -> dict[str, Any] | None:
-        """The next JSON event, or None at EOF; raises TimeoutError past ``deadline``."""
+    def send(self, job: Job, start: int) -> None:
+        """Hand the worker its job (cases from ``start``); it has been importing meanwhile."""
+        assert self.proc.stdin is not None
+        request = {"job": job.to_json(), "start": start, "results_fd": self.results.fd}
+        # A worker that dies before reading its job is diagnosed by the wait, not here.
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.write(json.dumps(request).encode())
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+
+    def wait(self, until: float) -> str | None:
+        """Sleep until the worker ends or ``until``: "end" (it wrote END), "eof" (it is gone) or None."""
         assert self.proc.stdout is not None
-        while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            if not self.selector.select(remaining):
-                continue
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return None
-            self.buffer += chunk
-            if len(self.buffer) > _MAX_EVENT:
-                raise _ProtocolError(f"an event line longer than {_MAX_EVENT} bytes")
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        try:
-            event = json.loads(line)
-        except ValueError:
-            raise _ProtocolError("a line that is not JSON") from None
-        if not isinstance(event, dict) or "event" not in event:
-            raise _ProtocolError("a JSON line that is not an event")
-        return event
+        if self.ended is None and self.selector.select(max(0.0, until - time.monotonic())):
+            # END means every record is written; EOF, that the worker is gone.  Either way the
+            # results file is final.  A worker that writes anything else here is read as ended.
+            self.ended = "end" if os.read(self.proc.stdout.fileno(), 4096) else "eof"
+        return self.ended
 
     def kill(self) -> None:
+        """Kill the worker's whole process group and reap the worker."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
@@ -105,6 +102,10 @@ class _Worker:
         self.selector.close()
         assert self.proc.stdout is not None
         self.proc.stdout.close()
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self.results_file.close()
         self.stderr.seek(0)
         self.diagnosis = self.stderr.read()[-_STDERR_TAIL:].decode("utf-8", "replace")
         self.stderr.close()
@@ -117,28 +118,31 @@ WORKER_COMMAND = [sys.executable, "-P", "-m", "registry_tool.sandbox.worker"]
 _ALLOWED_ENV = ("PATH", "PYTHONPATH", "LANG", "HOME")  # enough to start Python; the worker clears even these
 
 
-def _start_worker(job: Job, start: int) -> _Worker:
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by _Worker, closed in close()
+def start_worker() -> Worker:
+    """Start a worker process; it imports wasmtime and its own modules while the job is prepared.
+
+    Hand it its job with ``send``.  A caller may start it before loading the release, so the
+    worker's start (Python, its imports) overlaps the parent's own work.
+    """
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by Worker, closed in close()
+    # The results file: unlinked, on a memory file system when there is one, shared with the worker.
+    results = tempfile.TemporaryFile(dir=scratch_dir())  # noqa: SIM115 - closed in close()
     proc = subprocess.Popen(
         WORKER_COMMAND,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,
+        pass_fds=(results.fileno(),),
         start_new_session=True,  # its own process group, so a kill takes any children too
         env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
     )
-    assert proc.stdin is not None and proc.stdout is not None
-    # A worker that dies before reading its job is diagnosed at the first read_event, not here.
-    with contextlib.suppress(BrokenPipeError):
-        proc.stdin.write(json.dumps({"job": job.to_json(), "start": start}).encode())
-    with contextlib.suppress(BrokenPipeError):
-        proc.stdin.close()
+    assert proc.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
-    return _Worker(proc, stderr, selector)
+    return Worker(proc, stderr, results, selector, protocol.ResultsFile(results.fileno()))
 
 
-def _death(worker: _Worker, tail: str) -> tuple[Outcome, str]:
+def _death(worker: Worker, tail: str) -> tuple[Outcome, str]:
     """Why a worker died: out of address space is memory_limit, anything else worker_crashed."""
     code = worker.proc.returncode
     how = (
@@ -165,30 +169,74 @@ def _fail(case: Case, outcome: Outcome, detail: str, wall_ms: float | None = Non
     )
 
 
-def run_job(job: Job) -> list[TestOutcome]:
-    """Run every case of ``job`` in supervised workers; always one outcome per case, in order."""
+def run_job(job: Job, worker: Worker | None = None) -> list[TestOutcome]:
+    """Run every case of ``job`` in supervised workers; always one outcome per case, in order.
+
+    ``worker``: one from ``start_worker`` that has not had its job yet (it runs the first share).
+    """
     results: list[TestOutcome] = []
     while len(results) < len(job.cases):
-        results += _run_worker(job, len(results))
+        results += _run_worker(job, len(results), worker)
+        worker = None
     return results
 
 
-def _run_worker(job: Job, start: int) -> list[TestOutcome]:
-    """Outcomes from one worker, from case ``start`` up to the one it finished or died on."""
+def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[TestOutcome]:
+    """Outcomes from one worker, from case ``start`` up to the one it finished or died on.
+
+    The parent sleeps until the worker ends or a deadline passes, reading the results file every
+    ``POLL_S`` meanwhile: the compile phase gets ``compile_timeout`` from the start, each test
+    ``wall_time + kill_margin`` from the record before it (its time as the worker wrote it, never
+    later than when the parent read it).
+    """
     cases = job.cases[start:]
-    worker = _start_worker(job, start)
+    if worker is None:
+        worker = start_worker()
+    worker.send(job, start)
     outcomes: list[TestOutcome] = []
+    began = time.monotonic()
+    deadline, compiled = began + job.limits.compile_timeout, False
+    limit = job.limits.wall_time + job.limits.kill_margin
     try:
-        failed = _await_compile(worker, job, cases)
-        if failed:
-            return failed
-        for case in cases:
-            ended = _await_test(worker, job, case)
-            outcomes.append(ended)
-            if worker.diagnosis is not None:  # the worker is gone: the rest needs a new one
-                break
-        return outcomes
-    except _ProtocolError as err:
+        while True:
+            ended = worker.wait(min(deadline, time.monotonic() + protocol.POLL_S))
+            records = worker.results.read()
+            while worker.results.more:
+                records += worker.results.read()
+            now = time.monotonic()
+            for record in records:
+                if not compiled:
+                    if record.kind == "compile_error":
+                        detail = neutralise(record.detail).replace("\n", "\\n")
+                        return [_fail(c, Outcome.compile_error, detail) for c in cases]
+                    if record.kind != "compiled":
+                        raise protocol.ProtocolError(f"a {record.kind} record before compilation ended")
+                    compiled = True
+                elif len(outcomes) == len(cases):
+                    raise protocol.ProtocolError("a record after the last test")
+                else:
+                    outcomes.append(_checked(record, start + len(outcomes), cases[len(outcomes)]))
+                began = min(record.at, now)  # the next phase started when this record was written
+                deadline = began + limit
+            if len(outcomes) == len(cases):
+                return outcomes
+            if ended == "end":
+                # It says every record is written, yet a test has none: only a subverted worker.
+                raise protocol.ProtocolError("the worker ended before every test had its record")
+            if ended == "eof":
+                outcome, detail = _death(worker, worker.close())
+                if not compiled:
+                    return [_fail(c, outcome, f"while compiling: {detail}") for c in cases]
+                return [*outcomes, _fail(cases[len(outcomes)], outcome, detail, _ms_since(began))]
+            if time.monotonic() >= deadline:
+                worker.kill()
+                if not compiled:
+                    timeout = job.limits.compile_timeout
+                    detail = f"compilation did not finish within {timeout:g}s; worker killed"
+                    return [_fail(c, Outcome.compile_timeout, detail, _ms_since(began)) for c in cases]
+                detail = f"no result within {limit:g}s; worker killed"
+                return [*outcomes, _fail(cases[len(outcomes)], Outcome.timeout, detail, _ms_since(began))]
+    except protocol.ProtocolError as err:
         # Only a subverted worker process could write this; fail closed on the current test.
         worker.kill()
         detail = f"the worker broke the result protocol: {err}"
@@ -197,50 +245,26 @@ def _run_worker(job: Job, start: int) -> list[TestOutcome]:
         worker.close()
 
 
-def _await_compile(worker: _Worker, job: Job, cases: list[Case]) -> list[TestOutcome]:
-    """Wait for the compile phase; on failure, the outcome of every remaining case."""
-    began, limit = time.monotonic(), job.limits.compile_timeout
-    try:
-        event = worker.read_event(began + limit)
-    except TimeoutError:
-        worker.kill()
-        detail = f"compilation did not finish within {limit:g}s; worker killed"
-        return [_fail(c, Outcome.compile_timeout, detail, _ms_since(began)) for c in cases]
-    if event is None:
-        outcome, detail = _death(worker, worker.close())
-        return [_fail(c, outcome, f"while compiling: {detail}") for c in cases]
-    if event["event"] == "compile_error":
-        detail = neutralise(str(event.get("detail", ""))).replace("\n", "\\n")
-        return [_fail(c, Outcome.compile_error, detail) for c in cases]
-    if event["event"] != "compiled":
-        raise _ProtocolError(f"unexpected event {event['event']!r} before compilation ended")
-    return []
-
-
-def _await_test(worker: _Worker, job: Job, case: Case) -> TestOutcome:
-    """The next test's outcome, or its timeout/crash (the worker is then closed)."""
-    began, limit = time.monotonic(), job.limits.wall_time + job.limits.kill_margin
-    try:
-        event = worker.read_event(began + limit)
-    except TimeoutError:
-        worker.kill()
-        worker.close()
-        return _fail(case, Outcome.timeout, f"no result within {limit:g}s; worker killed", _ms_since(began))
-    if event is None:
-        outcome, detail = _death(worker, worker.close())
-        return _fail(case, outcome, detail, _ms_since(began))
-    try:
-        result = TestOutcome.from_json(event["outcome"])
-    except (KeyError, ValueError, TypeError):
-        raise _ProtocolError("a test event without a valid outcome") from None
-    if result.name != case.name:
-        raise _ProtocolError(f"an outcome for {result.name!r} while {case.name!r} was running")
-    result.expected = case.expected  # the parent decides what passes
+def _checked(record: protocol.Record, index: int, case: Case) -> TestOutcome:
+    """The outcome of ``case`` (test ``index`` of the job) from the worker's record, made inert."""
+    if record.kind != "test" or record.index != index:
+        raise protocol.ProtocolError(f"a record for test {record.index} while test {index} was running")
     # The worker's strings embed module-controlled text (import and export names, trap messages):
     # make them inert here, at the trust boundary, whatever the worker did; a detail stays one line.
-    result.detail = neutralise(result.detail).replace("\n", "\\n").replace("\t", " ")
-    result.stdout, result.stderr = neutralise(result.stdout), neutralise(result.stderr)
-    return result
+    detail = record.detail
+    if detail:
+        detail = neutralise(detail).replace("\n", "\\n").replace("\t", " ")
+    return TestOutcome(
+        name=case.name,
+        outcome=record.outcome,
+        expected=case.expected,  # the parent decides what passes
+        fuel_consumed=record.fuel,
+        peak_memory_bytes=record.memory,
+        wall_ms=record.wall_ms,
+        stdout=neutralise(record.stdout) if record.stdout else "",
+        stderr=neutralise(record.stderr) if record.stderr else "",
+        detail=detail,
+    )
 
 
 def _ms_since(began: float) -> float:
@@ -409,11 +433,19 @@ def job_for(
 
 
 def smoke_release(
-    manifest: Manifest, config: RegistryConfig, *, cache: bool = True, compile_timeout: float | None = None
+    manifest: Manifest,
+    config: RegistryConfig,
+    *,
+    cache: bool = True,
+    compile_timeout: float | None = None,
+    worker: Worker | None = None,
 ) -> list[TestOutcome]:
-    """Run every ``[[tests]]`` entry of one release under the registry's limits."""
+    """Run every ``[[tests]]`` entry of one release under the registry's limits.
+
+    ``worker``: one from ``start_worker`` that has not had a job yet; the caller closes it.
+    """
     job = job_for(manifest, config, cache=cache, compile_timeout=compile_timeout)
-    return run_job(job) if job.cases else []
+    return run_job(job, worker) if job.cases else []
 
 
 def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResult:
@@ -461,19 +493,30 @@ def _last_words(o: TestOutcome) -> str:
     return f" (stderr: {lines[-1][:200]})" if lines else ""
 
 
-def _smoke_one(release_dir: Path, cache: bool, compile_timeout: float | None) -> CheckResult:
+def _smoke_one(
+    release_dir: Path, cache: bool, compile_timeout: float | None, worker: Worker | None = None
+) -> CheckResult:
+    # The worker starts first: its interpreter and imports (most of a one-test release) run while
+    # this thread loads the registry configuration and the manifest.  A release that turns out to
+    # have no tests, or not to load, costs a worker that is killed unused.
+    if worker is None:
+        worker = start_worker()
     from registry_tool.manifest import load_manifest, load_registry_config
 
     try:
         config = load_registry_config(release_dir)
         manifest = load_manifest(release_dir / "plugin.toml", config)
-        outcomes = smoke_release(manifest, config, cache=cache, compile_timeout=compile_timeout)
+        outcomes = smoke_release(
+            manifest, config, cache=cache, compile_timeout=compile_timeout, worker=worker
+        )
         return release_result(manifest, outcomes)
     except UsageError:
         raise  # no registry.toml, unsupported features: the invocation is wrong, exit 2
     except RegistryToolError as err:
         findings = getattr(err, "findings", None) or [Finding.from_error(err)]
         return CheckResult(subject=str(release_dir), file=str(release_dir / "plugin.toml"), findings=findings)
+    finally:
+        worker.close()  # idempotent: a worker that ran the release is closed already
 
 
 def smoke_paths(
@@ -486,26 +529,35 @@ def smoke_paths(
 ) -> Report:
     """Smoke-run every release under ``paths`` (index dirs, plugin dirs or release dirs).
 
-    Releases run in parallel, ``jobs`` at a time (each in its own worker process).
+    Releases run in parallel, ``jobs`` at a time (each in its own worker process).  The first
+    release's worker starts before anything else, so its start overlaps finding the releases and
+    importing the manifest modules.
     """
-    from registry_tool.manifest import find_releases
+    first = start_worker()
+    try:
+        from registry_tool.manifest import find_releases
 
-    releases: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
-        found = find_releases(path)
-        if not found:
-            raise SmokeSetupError(
-                f"no release directory (one holding plugin.toml) under {path}",
-                where=str(path),
-                fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
-            )
-        releases += [r for r in found if r not in releases]
-    report = Report(command="smoke")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for result in pool.map(lambda r: _smoke_one(r, cache, compile_timeout), releases):
-            report.results.append(result)
-            if progress:
-                progress(result)
-    return report
+        releases: list[Path] = []
+        for path in paths:
+            if not path.exists():
+                raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
+            found = find_releases(path)
+            if not found:
+                raise SmokeSetupError(
+                    f"no release directory (one holding plugin.toml) under {path}",
+                    where=str(path),
+                    fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",
+                )
+            releases += [r for r in found if r not in releases]
+        workers = {releases[0]: first} if releases else {}
+        report = Report(command="smoke")
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for result in pool.map(
+                lambda r: _smoke_one(r, cache, compile_timeout, workers.pop(r, None)), releases
+            ):
+                report.results.append(result)
+                if progress:
+                    progress(result)
+        return report
+    finally:
+        first.close()  # idempotent: the first release closed it if it ran

@@ -112,6 +112,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2
 
 
 _COMMAND_START = re.compile(r"^([^\S\n]*)::", re.M)
+# Anything ``neutralise`` could change: text without any of it is returned as it is (most output).
+_ANY_UNSAFE = re.compile(f"{_CONTROL.pattern}|::")
 
 
 def _visible(char: str) -> str:
@@ -127,6 +129,8 @@ def neutralise(data: bytes | str) -> str:
     terminal, hide text, rewrite earlier lines or smuggle workflow commands.
     """
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    if not _ANY_UNSAFE.search(text):
+        return text
     text = _ESCAPE_SEQUENCE.sub(
         lambda m: "".join(_visible(c) if _CONTROL.match(c) else c for c in m[0]), text
     )
@@ -138,6 +142,8 @@ def neutralise(data: bytes | str) -> str:
 
 def shown(data: bytes, limit: int = SHOWN_OUTPUT_CHARS) -> str:
     """Neutralised output cut to ``limit`` characters, saying how much was cut."""
+    if not data:
+        return ""
     text = neutralise(data)
     if len(text) <= limit:
         return text

@@ -1,14 +1,16 @@
 """The isolated worker: compiles one module and runs its tests under the limits it is handed.
 
-Run as ``python -m registry_tool.sandbox.worker``.  It reads one JSON job on stdin and writes one
-JSON line per event on stdout (``compiled``, then ``test`` per case), so the parent can time the
-compile phase and each test separately and knows which test a crash interrupted.  The untrusted
+Run as ``python -m registry_tool.sandbox.worker``.  It reads one JSON job on stdin and appends one
+record per event (``compiled``, then ``test`` per case; ``protocol``) to the results file the parent
+handed it, so the parent can time the compile phase and each test separately and knows which test a
+crash interrupted.  The untrusted
 module's own stdout/stderr go to capped temp files, never to this process's streams.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -27,6 +29,7 @@ import wasmtime
 from registry_tool._files import MiB, read_bounded
 from registry_tool.manifest.abi import ABI_SPECS, link_import
 from registry_tool.manifest.binary import export_signature
+from registry_tool.sandbox import protocol
 from registry_tool.sandbox.abis import (
     LOG_CAP,
     LOG_LIMIT_MESSAGE,
@@ -42,6 +45,7 @@ from registry_tool.sandbox.abis import (
     PollFallback,
     Produced,
     define_stubs,
+    format_values,
 )
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
@@ -115,8 +119,13 @@ def apply_process_limits(limits: Limits, n_cases: int) -> None:
 
 
 def _set_file_cap(cap: int) -> None:
-    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-    resource.setrlimit(resource.RLIMIT_FSIZE, (cap, hard))
+    global _FSIZE_HARD  # read once: nothing in the worker changes the hard limit
+    if _FSIZE_HARD is None:
+        _FSIZE_HARD = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (cap, _FSIZE_HARD))
+
+
+_FSIZE_HARD: int | None = None
 
 
 class EpochTimer:
@@ -215,9 +224,12 @@ class Release:
         self.tables: tuple[str, ...] = ()
         self.export_names: frozenset[str] = frozenset()
         self._signatures: dict[str, tuple[list[str], list[str]] | None] = {}
+        #: Exports whose signature is known to be numeric only (checked once per name).
+        self.numeric: set[str] = set()
         self._clock = DeterministicWasi(job.limits.wall_time)
         self._keys = KeyValueStub(job.host)
         self._poll_fallback: PollFallback | None = None
+        self._stubbed = False
         if self.spec.component:
             cast("ComponentAdapter", self.adapter).prepare(engine, module)
             return
@@ -247,6 +259,7 @@ class Release:
             )
         self.adapter.define(self.linker, engine)
         define_stubs(self.linker, stubs, self._keys.module, lambda: self._keys)
+        self._stubbed = bool(stubs)
         if not self.adapter.store_bound:
             try:
                 self.pre = self.linker.instantiate_pre(module)
@@ -260,9 +273,15 @@ class Release:
         return self._signatures[call]
 
     def begin(self, case: Case) -> KeyValueStub:
-        """Fresh host state for ``case``: clock and randomness, key-value store; returns the store."""
-        self._clock = DeterministicWasi(self.job.limits.wall_time, poll_fallback=self._poll_fallback)
-        self._keys = KeyValueStub(self.job.host, case.keys)
+        """Fresh host state for ``case``: clock and randomness, key-value store; returns the store.
+
+        Only the state something can reach is made: the clock when WASI is linked, the key-value
+        store when a stub is linked or the test declares keys (a store nothing is linked to stays empty).
+        """
+        if self.wasi:
+            self._clock = DeterministicWasi(self.job.limits.wall_time, poll_fallback=self._poll_fallback)
+        if self._stubbed or case.keys or case.expect_keys:
+            self._keys = KeyValueStub(self.job.host, case.keys)
         return self._keys
 
 
@@ -328,23 +347,33 @@ def _trap_message(message: str) -> str:
     return lines[0] if lines else "trap"
 
 
-@dataclass
 class _Run:
-    produced: Produced | None = None
-    error: BaseException | None = None
-    exports: Exports | None = None
-    keys: KeyValueStub | None = None
+    """What ``_execute`` got: the adapter's result or the error, the instance's exports, the keys."""
+
+    __slots__ = ("error", "exports", "keys", "produced")
+
+    def __init__(
+        self,
+        produced: Produced | None = None,
+        error: BaseException | None = None,
+        exports: Exports | None = None,
+        keys: KeyValueStub | None = None,
+    ) -> None:
+        """A plain class: a dataclass costs a worker's start more than it saves."""
+        self.produced, self.error, self.exports, self.keys = produced, error, exports, keys
 
 
 def _check_signature(release: Release, case: Case) -> None:
     """Refuse non-numeric signatures before wasmtime-py sees them (it aborts on v128 types)."""
-    if not case.call:
+    if not case.call or case.call in release.numeric:
         return
     signature = release.signature(case.call)
     if signature is None:
         return  # absent or unreadable: the adapter reports it
     bad = [t for t in signature[0] + signature[1] if t not in ("i32", "i64", "f32", "f64")]
-    if bad:
+    if not bad:
+        release.numeric.add(case.call)
+    else:
         raise MissingExportError(
             f"export '{case.call}' uses {', '.join(sorted(set(bad)))}: the {release.job.abi} ABI takes and "
             "returns only i32/i64/f32/f64"
@@ -424,21 +453,58 @@ def _run_steps(
     return None
 
 
-def _wasi_config(case: Case, job: Job, workdir: Path) -> tuple[wasmtime.WasiConfig, Path, Path]:
-    stdin, out, err = workdir / "stdin", workdir / "stdout", workdir / "stderr"
+def _wasi_config(case: Case, job: Job, workdir: Path) -> tuple[wasmtime.WasiConfig, str, str]:
+    stdin, out, err = _wasi_paths(workdir)
     # New files, not truncated ones: ext4 flushes a file truncated to zero and rewritten when it is
     # closed (auto_da_alloc), which made every test with input or output pay milliseconds of I/O.
-    for p, data in ((stdin, case.input or b""), (out, b""), (err, b"")):
-        p.unlink(missing_ok=True)
-        p.write_bytes(data)
+    for path, data in ((stdin, case.input or b""), (out, b""), (err, b"")):
+        _new_file(path, data)
     wasi = wasmtime.WasiConfig()
     # No preopens, no environment, argv only as declared.
     wasi.argv = case.argv if case.argv is not None else [job.program]
-    wasi.env = list(case.env.items())
-    wasi.stdin_file = str(stdin)
-    wasi.stdout_file = str(out)
-    wasi.stderr_file = str(err)
+    if case.env:
+        wasi.env = list(case.env.items())
+    wasi.stdin_file = stdin
+    wasi.stdout_file = out
+    wasi.stderr_file = err
     return wasi, out, err
+
+
+@functools.lru_cache(maxsize=4)
+def _wasi_paths(workdir: Path) -> tuple[str, str, str]:
+    return str(workdir / "stdin"), str(workdir / "stdout"), str(workdir / "stderr")
+
+
+# The WASI files are made and read with os-level calls: through pathlib and io they cost a tenth of
+# a small test.
+def _new_file(path: str, data: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # noqa: PTH108 - the os-level call is the point here
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _read_file(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if not os.fstat(fd).st_size:
+            return b""
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=8)
+def _ticks(wall_time: float) -> int:
+    return max(1, math.ceil(wall_time / EPOCH_TICK_S))
 
 
 def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
@@ -452,7 +518,7 @@ def new_store(engine: wasmtime.Engine, limits: Limits) -> wasmtime.Store:
         memories=limits.memories,
     )
     store.set_fuel(limits.fuel)
-    store.set_epoch_deadline(max(1, math.ceil(limits.wall_time / EPOCH_TICK_S)))
+    store.set_epoch_deadline(_ticks(limits.wall_time))
     return store
 
 
@@ -461,6 +527,28 @@ def run_case(release: Release, case: Case, workdir: Path) -> TestOutcome:
 
     WASI's stdin/stdout/stderr files exist only for modules that import WASI (and components,
     whose WASI 0.2 always has them); output is capped by RLIMIT_FSIZE while the test runs.
+    """
+    outcome, fuel, memory, wall_ms, stdout, stderr, detail = measure_case(release, case, workdir)
+    return TestOutcome(
+        name=case.name,
+        outcome=outcome,
+        expected=case.expected,
+        fuel_consumed=fuel,
+        peak_memory_bytes=memory,
+        wall_ms=wall_ms,
+        stdout=stdout,
+        stderr=stderr,
+        detail=detail,
+    )
+
+
+Measured = tuple[Outcome, int | None, int | None, float, str, str, str]
+
+
+def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
+    """``run_case``'s figures as a tuple (outcome, fuel, memory, wall_ms, stdout, stderr, detail).
+
+    The worker writes them straight into its result record, without a ``TestOutcome`` between.
     """
     limits, job = release.job.limits, release.job
     store = new_store(release.engine, release.limits)
@@ -478,23 +566,14 @@ def run_case(release: Release, case: Case, workdir: Path) -> TestOutcome:
             _set_file_cap(resource.RLIM_INFINITY)
     fuel: int | None = limits.fuel - store.get_fuel()
     memory, table = _peak(release, run.exports)
-    stdout, stderr = (out_path.read_bytes(), err_path.read_bytes()) if files else (b"", b"")
+    stdout, stderr = (_read_file(out_path), _read_file(err_path)) if files else (b"", b"")
     if run.produced is not None:
         stderr += run.produced.log
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
     if outcome is Outcome.timeout:
         fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong
-    return TestOutcome(
-        name=case.name,
-        outcome=outcome,
-        expected=case.expected,
-        fuel_consumed=fuel,
-        peak_memory_bytes=memory,
-        wall_ms=wall_ms,
-        stdout=shown(stdout[: limits.output]),
-        stderr=shown(stderr[: limits.output]),
-        detail=detail,
-    )
+    cap = limits.output
+    return outcome, fuel, memory, wall_ms, shown(stdout[:cap]), shown(stderr[:cap]), detail
 
 
 def judge(
@@ -532,15 +611,23 @@ def compare(case: Case, produced: Produced, stdout: bytes) -> tuple[Outcome, str
         return Outcome.exit_code, f"exit code {produced.exit_code}, expected {case.exit_code}{extra}"
     if produced.mismatch is not None:
         return Outcome.wrong_output, produced.mismatch
-    actual = stdout if produced.output is None else produced.output
     kind, expect = case.expect_kind, case.expect
     if kind == "none":
         return Outcome.passed, ""
+    values = produced.values
+    if produced.output is not None:
+        actual = produced.output
+    elif values is not None:
+        actual = format_values(values)
+    else:
+        actual = stdout
     if kind == "values":
-        values = produced.values
         if values is None:
             values = [float(x) for x in actual.split()]
-        if len(values) == len(expect) and all(_same(a, e) for a, e in zip(values, expect, strict=True)):
+        # Equal lists first (exact), then the numeric comparison (NaN equals NaN, 1 equals 1.0).
+        if values == expect or (
+            len(values) == len(expect) and all(_same(a, e) for a, e in zip(values, expect, strict=True))
+        ):
             return Outcome.passed, ""
         return Outcome.wrong_output, f"results {values}, expected {list(expect)}"
     if kind == "regex":
@@ -579,13 +666,12 @@ def prime_memory_images(engine: wasmtime.Engine, module: wasmtime.Module, limits
 # --------------------------------------------------------------------------- main loop
 
 
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
+    """Compile the job's module and run its cases from ``start_index``, one record each (``protocol``).
 
-
-def run_job(job: Job, start_index: int = 0) -> None:
-    """Compile the job's module and run its cases from ``start_index``, one event line each."""
+    Records go to the file descriptor ``results``, one ``write`` each: nothing is buffered in this
+    process, so what a crash leaves behind is every finished test's record.
+    """
     engine = make_engine(job.engine)
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
@@ -594,19 +680,20 @@ def run_job(job: Job, start_index: int = 0) -> None:
     try:
         module = compile_module(engine, wasm, job.engine, cache)
     except wasmtime.WasmtimeError as err:
-        _emit({"event": "compile_error", "detail": _trap_message(str(err))})
+        os.write(results, protocol.compile_error(_trap_message(str(err))))
         return
-    _emit({"event": "compiled", "ms": (time.perf_counter() - started) * 1000})
+    os.write(results, protocol.compiled((time.perf_counter() - started) * 1000))
     release = Release(engine, module, wasm, job)
     timer = EpochTimer(engine)
     workdir = private_dir()
+    last = len(job.cases) - 1
     try:
         for index in range(start_index, len(job.cases)):
-            outcome = run_case(release, job.cases[index], workdir)
-            if index == len(job.cases) - 1:
+            measured = measure_case(release, job.cases[index], workdir)
+            if index == last:
                 # The parent kills the worker once it has the last result: clean up before that.
                 _remove_dir(workdir)
-            _emit({"event": "test", "index": index, "outcome": outcome.to_json()})
+            os.write(results, protocol.test_record(index, *measured))
     finally:
         timer.stop()
         _remove_dir(workdir)
@@ -688,15 +775,15 @@ _PARENT_POLL_S = 0.2
 def main() -> None:
     """The worker's entry point: read the job on stdin, apply the process limits, run it."""
     _die_with_parent()
-    request = json.loads(sys.stdin.read())
+    request = json.loads(sys.stdin.buffer.read())
     job = Job.from_json(request["job"])
     apply_process_limits(job.limits, len(job.cases))
     os.environ.clear()  # nothing of the parent's environment is needed past this point
-    run_job(job, int(request.get("start", 0)))
-    # Every event is written and the scratch directory removed: skip the interpreter's teardown
+    run_job(job, int(request.get("start", 0)), int(request["results_fd"]))
+    os.write(1, protocol.END)
+    # Every record is written and the scratch directory removed: skip the interpreter's teardown
     # (dropping wasmtime's engine, module and stores, clearing every module), about 25 ms of CPU.
     # An exception above still ends the ordinary way, its traceback on stderr for the diagnosis.
-    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
 

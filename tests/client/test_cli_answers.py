@@ -23,6 +23,7 @@ from registry_tool.client.errors import DeadlineExceededError
 from registry_tool.client.install import LOCKFILE
 from registry_tool.trust.editing import init_root_dir, new_root, sign_root_dir
 from tests.world.files import hostile_file
+from tests.world.lockfile import fold, line
 
 from .client_world import NOW, World, new_key
 
@@ -158,9 +159,9 @@ def test_bad_registry_url_in_registry_option_is_a_usage_error(trusted: World, ur
 def test_bad_registry_url_in_the_lockfile_is_a_usage_error(trusted: World) -> None:
     run("install", "alpha@1.0.0", *reg(trusted))
     path = trusted.plugins / LOCKFILE
-    doc = json.loads(path.read_text())
+    doc = fold(path.read_bytes())
     doc["plugins"]["alpha"]["registry"] = "http://127.0.0.1:99999/"
-    path.write_text(json.dumps(doc))
+    path.write_bytes(line(doc))
     run("update", "--dir", str(trusted.plugins), "--state-dir", str(trusted.state_dir), code=2)
     out = run(
         "verify",

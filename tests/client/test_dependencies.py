@@ -20,12 +20,13 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.errors import CheckFailed
 from registry_tool.registry.build import BuildRefusedError
 from registry_tool.resolve import DependencyConflictError, DependencyCycleError
+from tests.world.lockfile import fold, line, read_lock, write_lock
 
 from .client_world import World
 
 
 def lock_json(world: World) -> dict[str, Any]:
-    return json.loads((world.plugins / LOCKFILE).read_text())["plugins"]  # type: ignore[no-any-return]
+    return read_lock(world.plugins)["plugins"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -251,9 +252,9 @@ def test_naming_a_dependency_makes_it_requested_so_orphans_keep_it(deps: World) 
 
 def test_install_locked_refuses_a_lockfile_missing_a_dependency(deps: World) -> None:
     deps.open().install("alphaapp", deps.plugins)
-    raw = json.loads((deps.plugins / LOCKFILE).read_text())
+    raw = read_lock(deps.plugins)
     del raw["plugins"]["alphalib"]
-    (deps.plugins / LOCKFILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    write_lock(deps.plugins, raw)
     with pytest.raises(LockfileMismatchError, match="alphalib, which the lockfile does not record"):
         deps.open().install_locked(deps.plugins)
 
@@ -361,9 +362,9 @@ def test_required_by_written_wrong_by_another_client_is_derived_again_on_the_nex
     """Later writes only re-derive the entries whose edges changed: never on a lockfile read from disk."""
     deps.open().install_plan(["alphaapp"], deps.plugins)
     path = deps.plugins / LOCKFILE
-    doc = json.loads(path.read_text())
+    doc = fold(path.read_bytes())
     doc["plugins"]["alphalib"]["required_by"] = []  # another implementation got it wrong
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    path.write_bytes(line(doc))
     deps.open().install("alpha@1.0.0", deps.plugins)  # touches neither alphaapp nor alphalib
     assert lock_json(deps)["alphalib"]["required_by"] == ["alphaapp"]
 

@@ -35,6 +35,7 @@ from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import sign_bytes
+from tests.world.lockfile import fold, line, lines, read_lock, write_lock
 
 from .client_world import World
 
@@ -126,18 +127,22 @@ def test_approval(doc: RegistryDocument) -> None:
 # --------------------------------------------------------------------------- lockfile
 
 
-def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
+def test_lockfile_is_a_base_then_one_canonical_change_line_per_commit(trusted: World) -> None:
     reg = trusted.open()
     reg.install("beta", trusted.plugins)
     reg.install("alpha@1.0.0", trusted.plugins)
-    text = (trusted.plugins / LOCKFILE).read_text()
-    doc = json.loads(text)
-    assert doc["lockfile_version"] == 2 and list(doc["plugins"]) == ["alpha", "beta"]
-    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    text = (trusted.plugins / LOCKFILE).read_bytes()
+    base, change = lines(trusted.plugins)
+    assert json.loads(base)["lockfile_version"] == 3 and list(json.loads(base)["plugins"]) == ["beta"]
+    assert list(json.loads(change)) == ["plugins"] and list(json.loads(change)["plugins"]) == ["alpha"]
+    for each in (base, change):
+        assert each == line(json.loads(each))
+    doc = read_lock(trusted.plugins)
+    assert sorted(doc["plugins"]) == ["alpha", "beta"]
     lock = read_lockfile(trusted.plugins)
-    assert lock.to_bytes().decode() == text  # parse + write is the identity
-    reg.install("alpha@1.0.0", trusted.plugins)  # already installed: no change
-    assert (trusted.plugins / LOCKFILE).read_text() == text
+    assert lock.to_bytes() == line(doc)  # the folded state as a base: parse + write is the identity
+    reg.install("alpha@1.0.0", trusted.plugins)  # already installed: no change, nothing written
+    assert (trusted.plugins / LOCKFILE).read_bytes() == text
 
 
 @pytest.mark.parametrize(
@@ -153,12 +158,12 @@ def test_lockfile_is_sorted_and_stable(trusted: World) -> None:
 def test_hostile_lockfile_paths_refused(trusted: World, field: str, value: str) -> None:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     path = trusted.plugins / LOCKFILE
-    doc = json.loads(path.read_text())
+    doc = fold(path.read_bytes())
     if field == "name":
         doc["plugins"][value] = doc["plugins"].pop("alpha")
     else:
         doc["plugins"]["alpha"][field] = value
-    path.write_text(json.dumps(doc))
+    path.write_bytes(line(doc))
     with pytest.raises((LockfileError, UnsafeNameError)):
         load_plugin_bytes(trusted.plugins, "alpha")
 
@@ -204,12 +209,13 @@ def test_locked_install_refuses_changed_registry(trusted: World) -> None:
 # --------------------------------------------------------------------------- crash safety
 
 
-@pytest.mark.parametrize("crash_at", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
 def test_crash_during_commit_leaves_old_or_new(
     trusted: World, monkeypatch: pytest.MonkeyPatch, crash_at: int
 ) -> None:
-    """Die at the n-th rename of an update (journal, signature, manifest, wasm, lockfile): the
-    lockfile and files always describe a whole plugin, and the next writer removes the rest."""
+    """Die at the n-th rename of an update (journal, signature, manifest, wasm): the lockfile and
+    files always describe a whole plugin, and the next writer removes the rest.  (A death at the
+    lockfile's append: tests/client/test_lockfile_v3.py.)"""
     reg = trusted.open()
     reg.install("alpha@1.0.0", trusted.plugins)
     old_lock = (trusted.plugins / LOCKFILE).read_bytes()
@@ -313,14 +319,14 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
         text.replace(pinned, f'[artifact]\nfile = "alpha.wasm"\nsha256 = "{digest}"\nsize = 8')
     )
     (folder / "alpha.wasm").write_bytes(evil)
-    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock = read_lock(trusted.plugins)
     lock["plugins"]["alpha"].update(
         wasm_sha256=digest,
         wasm_size=8,
         manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
         manifest_size=len(manifest.read_bytes()),
     )
-    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    write_lock(trusted.plugins, lock)
     assert old.wasm_size != 8
     assert verify_installed(trusted.plugins).ok  # digests alone cannot tell
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
@@ -336,9 +342,9 @@ def test_verify_without_trusted_root_says_so(trusted: World, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("count", [0, 1, 3])
-def test_lockfile_bytes_are_exactly_json_dumps_indent_2(count: int) -> None:
-    """The fast writer must produce the shared format byte for byte, whatever the strings hold."""
-    from registry_tool.client.install import LockedPlugin, Lockfile
+def test_lockfile_lines_are_exactly_canonical_json_dumps(count: int) -> None:
+    """Both fast writers (base, change line) match json.dumps byte for byte, whatever the strings hold."""
+    from registry_tool.client.install import LockedPlugin, Lockfile, change_line
 
     odd = 'quote" back\\ slash \u00e9 \u2028 \ud83d\ude00 tab\t nul\x00 del\x7f'
     plugins = {
@@ -364,8 +370,14 @@ def test_lockfile_bytes_are_exactly_json_dumps_indent_2(count: int) -> None:
         for i in range(count)
     }
     lock = Lockfile(plugins)
-    doc = {"lockfile_version": 2, "plugins": {n: e.lock_json() for n, e in plugins.items()}}
-    assert lock.to_bytes() == (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+    doc = {"lockfile_version": 3, "plugins": {n: e.lock_json() for n, e in plugins.items()}}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+    assert lock.to_bytes() == canonical.encode()
+    if plugins:
+        delta: dict[str, LockedPlugin | None] = {**plugins, "gone": None}
+        change = {"plugins": {**doc["plugins"], "gone": None}}
+        canonical = json.dumps(change, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+        assert change_line(delta) == canonical.encode()
 
 
 def test_a_lockfile_changed_after_it_was_parsed_is_parsed_again(trusted: World) -> None:
@@ -377,7 +389,8 @@ def test_a_lockfile_changed_after_it_was_parsed_is_parsed_again(trusted: World) 
     assert read_lockfile(trusted.plugins).plugins["alpha"].version == "1.0.0"
     path = trusted.plugins / LOCKFILE
     data = path.read_bytes()
-    path.write_bytes(data.replace(b'"version": "1.0.0"', b'"version": "1.0.X"'))
+    assert data.count(b'"version":"1.0.0"') == 1
+    path.write_bytes(data.replace(b'"version":"1.0.0"', b'"version":"1.0.X"'))
     with pytest.raises(LockfileError, match="strict semver"):
         read_lockfile(trusted.plugins)
     path.write_bytes(data)
@@ -411,7 +424,7 @@ def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_dige
     src_entry = read_lockfile(other).plugins[source.split("@")[0]]
     src = other / src_entry.release_dir
     folder = trusted.plugins / "alpha/1.0.0"
-    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock = read_lock(trusted.plugins)
     entry = lock["plugins"]["alpha"]
     for f in folder.iterdir():
         f.unlink()
@@ -436,7 +449,7 @@ def test_verify_refuses_another_signed_release_swapped_in_with_its_lockfile_dige
         wasm_size=src_entry.wasm_size,
         signatures=sorted(sigs),
     )
-    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    write_lock(trusted.plugins, lock)
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
     assert not report.ok
     finding = report.results[0].findings[0]
@@ -455,9 +468,9 @@ def test_verify_refuses_a_swapped_module_with_its_lockfile_digest_and_the_signed
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     evil = b"\0asm\1\0\0\0evil"
     (trusted.plugins / "alpha/1.0.0/alpha.wasm").write_bytes(evil)
-    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock = read_lock(trusted.plugins)
     lock["plugins"]["alpha"].update(wasm_sha256=hashlib.sha256(evil).hexdigest(), wasm_size=len(evil))
-    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    write_lock(trusted.plugins, lock)
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
     assert not report.ok
     finding = report.results[0].findings[0]

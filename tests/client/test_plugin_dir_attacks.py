@@ -28,6 +28,7 @@ from registry_tool.client.errors import (
 from registry_tool.client.install import LEGACY_LOCKFILE, LOCK, LOCKFILE, read_lockfile, remove_plugin
 from registry_tool.manifest.config import ImportPattern, Permission
 from registry_tool.signing import sign_release
+from tests.world.lockfile import fold, line, read_lock
 
 from .client_world import NOW, World
 
@@ -160,9 +161,9 @@ def test_version_1_lockfile_asks_for_reinstall(tmp_path: Path) -> None:
 
 def _edit(world: World, **fields: Any) -> None:
     path = world.plugins / LOCKFILE
-    doc = json.loads(path.read_text())
+    doc = fold(path.read_bytes())
     doc["plugins"]["alpha"].update(fields)
-    path.write_text(json.dumps(doc))
+    path.write_bytes(line(doc))
 
 
 @pytest.mark.parametrize(
@@ -207,10 +208,10 @@ def test_hostile_lockfile_text_is_a_named_error(tmp_path: Path, text: str) -> No
         read_lockfile(tmp_path)
 
 
-def test_lockfile_is_version_2_json(installed: World) -> None:
-    doc = json.loads((installed.plugins / LOCKFILE).read_text())
+def test_lockfile_is_version_3_json_lines(installed: World) -> None:
+    doc = read_lock(installed.plugins)
     entry = doc["plugins"]["alpha"]
-    assert doc["lockfile_version"] == 2
+    assert doc["lockfile_version"] == 3
     assert sorted(entry) == sorted(
         [
             "version", "registry", "requested", "required_by", "dependencies", "abi", "manifest",

@@ -8,13 +8,13 @@ with a control character in it, so every name check in the client matches in ful
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
 
 from registry_tool.client.errors import LockfileError, UnsafeNameError
 from registry_tool.client.install import LOCKFILE, check_name, commit_install, read_lockfile, remove_plugin
+from tests.world.lockfile import fold, line
 
 from .client_world import World
 
@@ -35,11 +35,11 @@ def test_remove_with_newline_name_is_refused(tmp_path: Path) -> None:
 
 def _rewrite_lockfile(world: World, replacements: dict[str, str]) -> None:
     path = world.plugins / LOCKFILE
-    doc = json.loads(path.read_text())
+    doc = fold(path.read_bytes())
     entry = doc["plugins"].pop("alpha")
     entry.update({k: v for k, v in replacements.items() if k != "name"})
     doc["plugins"][replacements.get("name", "alpha")] = entry
-    path.write_text(json.dumps(doc))
+    path.write_bytes(line(doc))
 
 
 @pytest.mark.parametrize(

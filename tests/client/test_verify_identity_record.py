@@ -8,7 +8,6 @@ make `client verify` accept a plugin folder rewritten together with its lockfile
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from registry_tool.client.api import (
     load_manifest_identities,
     record_manifest_identities,
 )
-from registry_tool.client.install import LOCKFILE, ManifestFacts, read_lockfile
+from registry_tool.client.install import ManifestFacts, read_lockfile
 from registry_tool.client.trust_state import (
     IDENTITY_RECORD_MAGIC,
     ManifestIdentity,
@@ -30,6 +29,7 @@ from registry_tool.client.trust_state import (
     parse_identity_record,
 )
 from registry_tool.signing import sign_bytes
+from tests.world.lockfile import read_lock, write_lock
 
 from .client_world import World
 
@@ -73,7 +73,7 @@ def _swap_in_plain_signed(trusted: World, tmp_path: Path) -> tuple[str, str]:
     (folder / "plugin.toml.minisig").write_text(
         sign_bytes(trusted.keys.alice, manifest, trusted_comment="file:plugin.toml")
     )
-    lock = json.loads((trusted.plugins / LOCKFILE).read_text())
+    lock = read_lock(trusted.plugins)
     lock["plugins"]["alpha"].update(
         manifest_sha256=src.manifest_sha256,
         manifest_size=src.manifest_size,
@@ -81,7 +81,7 @@ def _swap_in_plain_signed(trusted: World, tmp_path: Path) -> tuple[str, str]:
         wasm_size=src.wasm_size,
         signatures=["alpha/1.0.0/plugin.toml.minisig"],
     )
-    (trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    write_lock(trusted.plugins, lock)
     return src.manifest_sha256, src.wasm_sha256
 
 
@@ -175,7 +175,7 @@ def test_another_signed_release_swapped_in_is_caught_although_the_record_knows_i
         (folder / target).write_bytes(f.read_bytes())
         if f.name.endswith(".minisig"):
             sigs.append(f"alpha/1.0.0/{f.name}")
-    lock = json.loads((sim_trusted.plugins / LOCKFILE).read_text())
+    lock = read_lock(sim_trusted.plugins)
     lock["plugins"]["alpha"].update(
         manifest_sha256=src.manifest_sha256,
         manifest_size=src.manifest_size,
@@ -183,7 +183,7 @@ def test_another_signed_release_swapped_in_is_caught_although_the_record_knows_i
         wasm_size=src.wasm_size,
         signatures=sorted(sigs),
     )
-    (sim_trusted.plugins / LOCKFILE).write_text(json.dumps(lock))
+    write_lock(sim_trusted.plugins, lock)
     _assert_swap_caught(sim_trusted)
 
 

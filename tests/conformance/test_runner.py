@@ -75,7 +75,11 @@ PASSING: dict[str, list[dict[str, Any]]] = {
         PIN,
         INSTALL,
         step("verify", ok(plugins=["validate_email"])),
-        step("lockfile", expect={"lockfile_version": 2, "plugins": {"validate_email": {"version": "1.1.0"}}}),
+        step(
+            "lockfile",
+            expect={"lockfile_version": 3, "plugins": {"validate_email": {"version": "1.1.0"}}},
+            lines=1,
+        ),
         step("tamper", path=LOCAL_WASM, action="append"),
         step("verify", err("installed-tampered")),
     ],
@@ -98,6 +102,32 @@ PASSING: dict[str, list[dict[str, Any]]] = {
         step("verify", err("lockfile")),
     ],
     "p-absent": [PIN, step("absent", path="validate_email/9.9.9")],
+    "p-lockfile-as-version-2": [
+        PIN,
+        INSTALL,
+        step("tamper", path="registry-tool.lock.json", action="as-version-2"),
+        step("verify", ok(plugins=["validate_email"])),
+    ],
+    "p-lockfile-change-line": [
+        PIN,
+        INSTALL,
+        step(
+            "tamper",
+            path="registry-tool.lock.json",
+            action="json-set",
+            pointer=["plugins", "validate_email", "wasm_sha256"],
+            value="0" * 64,
+            change=True,
+        ),
+        step("lockfile", expect={"plugins": {"validate_email": {"wasm_sha256": "0" * 64}}}, lines=2),
+        step("verify", err("installed-tampered")),
+    ],
+    "p-lockfile-tail-ignored": [
+        PIN,
+        INSTALL,
+        step("tamper", path="registry-tool.lock.json", action="append-text", content='{"plugins":{}}'),
+        step("verify", ok(plugins=["validate_email"])),
+    ],
 }
 FAILING: dict[str, tuple[list[dict[str, Any]], str]] = {
     "f-wrong-class": (
@@ -123,6 +153,28 @@ FAILING: dict[str, tuple[list[dict[str, Any]], str]] = {
         "fetched ['registry.json']",
     ),
     "f-present": ([PIN, INSTALL, step("absent", path=LOCAL_WASM)], "still exists"),
+    "f-lockfile-lines": (
+        [PIN, INSTALL, step("lockfile", expect={}, lines=2)],
+        "the lockfile has 1 line(s), expected 2",
+    ),
+    "f-lockfile-not-canonical": (
+        [
+            PIN,
+            INSTALL,
+            step("tamper", path="registry-tool.lock.json", action="as-version-2"),
+            step("lockfile", expect={"plugins": {"validate_email": {"version": "1.1.0"}}}),
+        ],
+        "line 1 is not written as json.dumps",
+    ),
+    "f-lockfile-unfinished-tail": (
+        [
+            PIN,
+            INSTALL,
+            step("tamper", path="registry-tool.lock.json", action="append-text", content="{"),
+            step("lockfile", expect={"plugins": {"validate_email": {"version": "1.1.0"}}}),
+        ],
+        "does not end with a newline",
+    ),
 }
 
 

@@ -156,7 +156,30 @@ def _state_seed() -> list[bytes]:
 
 
 def _lockfile_seed() -> list[bytes]:
+    import json
+
+    folder = "adler32/1.0.0"
+    entry = {
+        "version": "1.0.0", "registry": "https://plugins.example.invalid/", "requested": "^1",
+        "required_by": [], "dependencies": {}, "abi": "core", "manifest": f"{folder}/plugin.toml",
+        "manifest_sha256": "0" * 64, "manifest_size": 300, "wasm": f"{folder}/adler32.wasm",
+        "wasm_sha256": "778d25f99e4d1cc9162e81b16aa102e2c54ea06a6874288e4e157b2c03f0c697",
+        "wasm_size": 334, "signatures": [f"{folder}/plugin.toml.minisig"], "signers": [],
+        "permissions": [], "published_at": "2026-11-20T00:00:00Z",
+    }  # fmt: skip
+
+    def line(doc: object) -> bytes:
+        return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    base = line({"lockfile_version": 3, "plugins": {"adler32": entry}})
     return [
+        # version 3: a base, a change line replacing the entry, one removing it, an unfinished tail
+        base
+        + line({"plugins": {"adler32": {**entry, "requested": "(dependency)"}}})
+        + line({"plugins": {"adler32": None}})
+        + b'{"plugins":{"adler32":',
+        # version 2: one pretty-printed document
+        (json.dumps({"lockfile_version": 2, "plugins": {"adler32": entry}}, indent=2) + "\n").encode(),
         b'version = 1\nregistry = "https://plugins.example.invalid/"\n\n[plugins.adler32]\n'
         b'version = "1.0.0"\nrequested = "^1"\nwasm = "adler32/1.0.0/adler32.wasm"\n'
         b'wasm_sha256 = "778d25f99e4d1cc9162e81b16aa102e2c54ea06a6874288e4e157b2c03f0c697"\n'

@@ -1,7 +1,8 @@
-"""Attack: a subverted worker sends a well-formed event with ill-typed figures or hostile text.
+"""Attack: a subverted worker writes records with impossible figures, broken texts or hostile text.
 
-The reporters format the figures (``f"{fuel:,}"``, ``memory // 1024``): a string there crashed the
-whole smoke command instead of failing one test closed.  Text fields are neutralised by the parent.
+The reporters format the figures (``f"{fuel:,}"``, ``memory // 1024``): a record the parent cannot
+type must fail the one test closed, never crash the smoke command.  Text fields are neutralised by
+the parent.
 """
 
 from __future__ import annotations
@@ -11,42 +12,64 @@ from pathlib import Path
 
 import pytest
 
-from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits, Outcome, harness, run_job
+from registry_tool.sandbox import (
+    Case,
+    EngineSpec,
+    ImportPolicy,
+    Job,
+    Limits,
+    Outcome,
+    harness,
+    run_job,
+)
 
+# Writes one record per case: the protocol's encoder with the hostile texts of argv[2], or, when
+# argv[1] names a malformation, a record edited by hand (offsets from protocol._TEST_HEAD).
 FAKE = """
-import json, sys
+import json, os, struct, sys
+from registry_tool.sandbox import protocol
+from registry_tool.sandbox.outcome import Outcome
 request = json.loads(sys.stdin.read())
-outcome = json.loads(sys.argv[1])
-print(json.dumps({"event": "compiled", "ms": 1}), flush=True)
-for case in request["job"]["cases"][request["start"]:]:
-    print(json.dumps({"event": "test", "outcome": {"name": case["name"], **outcome}}), flush=True)
+fd = request["results_fd"]
+how, text = sys.argv[1], sys.argv[2]
+os.write(fd, protocol.compiled(1.0))
+for index in range(request["start"], len(request["job"]["cases"])):
+    outcome = Outcome.trap if text else Outcome.passed
+    record = bytearray(protocol.test_record(index, outcome, 1, None, 0.1, text, "", text))
+    if how == "outcome-code":
+        record[9] = 200
+    elif how == "negative-fuel":
+        struct.pack_into("<q", record, 10, -5)
+    elif how == "texts-overrun":
+        struct.pack_into("<I", record, 42, 10**6)
+    elif how == "not-utf8":
+        record += b"\\xff\\xfe"
+        struct.pack_into("<I", record, 0, len(record))
+    elif how == "short":
+        record = record[:12]
+        struct.pack_into("<I", record, 0, len(record))
+    os.write(fd, bytes(record))
+os.write(1, protocol.END)
 """
 
 
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str) -> list[harness.TestOutcome]:
+def _run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, text: str = ""
+) -> list[harness.TestOutcome]:
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE)
-    monkeypatch.setattr(harness, "WORKER_COMMAND", [sys.executable, str(script), outcome])
+    monkeypatch.setattr(harness, "WORKER_COMMAND", [sys.executable, str(script), how, text])
     wasm = tmp_path / "m.wasm"
     wasm.write_bytes(b"")
     job = Job(str(wasm), "core", [Case("a", "f")], Limits(), EngineSpec(), ImportPolicy())
     return run_job(job)
 
 
-@pytest.mark.parametrize(
-    "outcome",
-    [
-        '{"outcome": "passed", "fuel_consumed": "lots"}',
-        '{"outcome": "passed", "peak_memory_bytes": [1]}',
-        '{"outcome": "passed", "wall_ms": "fast"}',
-        '{"outcome": "passed", "fuel_consumed": true}',
-        '{"outcome": "passed", "stdout": {"a": 1}}',
-    ],
-)
-def test_ill_typed_figures_fail_the_test_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str
+@pytest.mark.parametrize("how", ["outcome-code", "negative-fuel", "texts-overrun", "not-utf8", "short"])
+def test_malformed_records_fail_the_test_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    [result] = _run(tmp_path, monkeypatch, outcome)
+    [result] = _run(tmp_path, monkeypatch, how)
     assert result.outcome is Outcome.worker_crashed and "protocol" in result.detail
     # What the reporters format (``f"{fuel:,}"``, ``memory // 1024``) has the documented types.
     assert result.fuel_consumed is None or type(result.fuel_consumed) is int
@@ -55,9 +78,15 @@ def test_ill_typed_figures_fail_the_test_closed(
     assert isinstance(result.stdout, str) and isinstance(result.stderr, str)
 
 
+def test_an_honest_record_is_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control for the malformations above: the same fake, record unedited."""
+    [result] = _run(tmp_path, monkeypatch, "none")
+    assert result.outcome is Outcome.passed and result.fuel_consumed == 1 and result.wall_ms == 0.1
+
+
 def test_hostile_text_from_a_worker_is_neutralised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = "x\\n  ::error::forged\\u001b[31m"
-    [result] = _run(tmp_path, monkeypatch, f'{{"outcome": "trap", "detail": "{text}", "stdout": "{text}"}}')
+    text = "x\n  ::error::forged\x1b[31m"
+    [result] = _run(tmp_path, monkeypatch, "none", text)
     assert result.outcome is Outcome.trap
     assert "\n" not in result.detail and "\x1b" not in result.detail + result.stdout
     assert not any(ln.strip().startswith("::") for ln in result.stdout.splitlines())

@@ -20,15 +20,22 @@ from registry_tool.sandbox import (
     run_job,
 )
 
+# A fake worker: well-formed records from the protocol's own encoder, malformed ones by hand.
 FAKE = """
-import json, os, signal, sys, time
+import json, os, signal, struct, sys, time
+from registry_tool.sandbox import protocol
+from registry_tool.sandbox.outcome import Outcome
 request = json.loads(sys.stdin.read())
-start = request["start"]
+start, fd = request["start"], request["results_fd"]
 cases = request["job"]["cases"]
 mode = os.environ["FAKE_MODE"]
-def emit(event):
-    sys.stdout.write(json.dumps(event) + "\\n"); sys.stdout.flush()
-emit({"event": "compiled", "ms": 1})
+def test(i):
+    os.write(fd, protocol.test_record(i, Outcome.passed, 1, None, 0.1, "", "", ""))
+if mode.startswith("forged-"):  # a deadline pushed into the future, or made no deadline at all
+    at = time.monotonic() + 10**6 if mode == "forged-future" else float("nan")
+    os.write(fd, protocol.compiled(1.0, at=at))
+    time.sleep(60)
+os.write(fd, protocol.compiled(1.0))
 for i in range(start, len(cases)):
     name = cases[i]["name"]
     if mode == "segv" and name == "crash":
@@ -36,13 +43,24 @@ for i in range(start, len(cases)):
     if mode == "abort-oom" and name == "crash":
         sys.stderr.write("memory allocation of 4294967296 bytes failed\\n"); sys.stderr.flush()
         os.abort()
+    if mode == "torn-then-kill" and name == "crash":
+        record = protocol.test_record(i, Outcome.passed, 1, None, 0.1, "", "", "")
+        os.write(fd, record[: len(record) // 2])  # dies mid-record
+        os.kill(os.getpid(), signal.SIGKILL)
     if mode == "garbage":
-        sys.stdout.write("this is not json\\n"); sys.stdout.flush(); time.sleep(5)
-    if mode == "wrong-name":
-        name = "someone else"
-    if mode == "hang":
+        os.write(fd, b"this is not a record"); time.sleep(5)
+    if mode == "wrong-index":
+        os.write(fd, protocol.test_record(i + 1, Outcome.passed, 1, None, 0.1, "", "", "")); continue
+    if mode == "duplicate":
+        test(i)
+    if mode == "end-early":
+        os.write(1, protocol.END); time.sleep(60)
+    if mode == "huge-record":
+        os.write(fd, struct.pack("<I", 2 * 1024 * 1024) + b"x" * 100); time.sleep(60)
+    if mode == "hang" or (mode == "hang-later" and name == "hang"):
         time.sleep(60)
-    emit({"event": "test", "outcome": {"name": name, "outcome": "passed"}})
+    test(i)
+os.write(1, protocol.END)
 """
 
 
@@ -82,11 +100,26 @@ def test_allocation_failure_abort_is_memory_limit(fake) -> None:
     assert "SIGABRT" in results[0].detail
 
 
-@pytest.mark.parametrize("mode", ["garbage", "wrong-name"])
+@pytest.mark.parametrize("mode", ["garbage", "wrong-index", "end-early", "huge-record"])
 def test_a_lying_worker_fails_closed(fake, mode: str) -> None:
     results = fake(mode, ["a"])
     assert [r.outcome for r in results] == [Outcome.worker_crashed]
     assert "protocol" in results[0].detail
+
+
+def test_a_record_for_a_test_that_already_has_one_fails_closed(fake) -> None:
+    results = fake("duplicate", ["a", "b"])
+    assert [r.outcome for r in results] == [Outcome.passed, Outcome.worker_crashed]
+    assert "protocol" in results[1].detail
+
+
+def test_results_written_before_a_crash_survive_it(fake) -> None:
+    """The records of finished tests are in the results file, not in the dead worker's buffers."""
+    names = [f"t{i}" for i in range(40)]
+    results = fake("torn-then-kill", [*names, "crash", "after"])
+    assert [r.outcome for r in results] == [Outcome.passed] * 40 + [Outcome.worker_crashed, Outcome.passed]
+    assert [r.name for r in results] == [*names, "crash", "after"]
+    assert "SIGKILL" in results[40].detail  # the torn record is not read as a result
 
 
 def test_a_hanging_worker_is_killed_at_its_deadline(fake) -> None:
@@ -95,3 +128,24 @@ def test_a_hanging_worker_is_killed_at_its_deadline(fake) -> None:
     # Killed at its deadline, not before; and killed, not waited out (the hang sleeps 60 s).  No
     # tighter upper bound: on a loaded machine the kill can come seconds late.
     assert results[0].wall_ms is not None and 550 < results[0].wall_ms < 30_000
+
+
+def test_a_test_hanging_after_others_is_killed_at_its_own_deadline(fake) -> None:
+    """Each test's deadline runs from the record before it, not from the worker's start."""
+    results = fake("hang-later", ["a", "b", "hang", "c"], wall_time=0.3, kill_margin=0.3)
+    assert [r.outcome for r in results] == [Outcome.passed, Outcome.passed, Outcome.timeout, Outcome.passed]
+    assert results[2].wall_ms is not None and 550 < results[2].wall_ms < 30_000
+
+
+def test_a_record_time_in_the_future_does_not_extend_a_deadline(fake) -> None:
+    """A deadline starts no later than when the parent read the record, whatever time it names."""
+    results = fake("forged-future", ["a"], wall_time=0.3, kill_margin=0.3)
+    assert [r.outcome for r in results] == [Outcome.timeout]
+    assert results[0].wall_ms is not None and results[0].wall_ms < 30_000
+
+
+def test_a_record_time_that_is_not_a_number_fails_closed(fake) -> None:
+    """NaN compares false with every time: as a record's time it would mean no deadline at all."""
+    results = fake("forged-nan", ["a"], wall_time=0.3, kill_margin=0.3)
+    assert [r.outcome for r in results] == [Outcome.worker_crashed]
+    assert "protocol" in results[0].detail

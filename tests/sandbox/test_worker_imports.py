@@ -12,11 +12,14 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
+import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
-from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits
+from registry_tool.sandbox import Case, EngineSpec, ImportPolicy, Job, Limits, Outcome, protocol
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
 from registry_tool.sandbox.harness import _ALLOWED_ENV, WORKER_COMMAND
 
@@ -68,22 +71,29 @@ HEAVY = (
 )
 
 
+def _records(results: IO[bytes]) -> list[protocol.Record]:
+    return protocol.ResultsFile(results.fileno()).read()
+
+
 def _worker_modules(job: Job) -> set[str]:
     """Run ``job`` in a worker started like the harness starts one; its ``sys.modules`` at exit."""
     command = [*WORKER_COMMAND[: WORKER_COMMAND.index("-m")], "-c", _REPORT_MODULES]
-    proc = subprocess.run(
-        command,
-        input=json.dumps({"job": job.to_json(), "start": 0}).encode(),
-        capture_output=True,
-        env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
-        check=False,
-        timeout=120,
-    )
-    err = proc.stderr.decode()
-    assert proc.returncode == 0, err
-    events = [json.loads(line) for line in proc.stdout.decode().splitlines()]
-    assert [e["event"] for e in events] == ["compiled", "test"], events
-    assert events[1]["outcome"]["outcome"] == "passed", events
+    with tempfile.TemporaryFile() as results:
+        proc = subprocess.run(
+            command,
+            input=json.dumps({"job": job.to_json(), "start": 0, "results_fd": results.fileno()}).encode(),
+            capture_output=True,
+            env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
+            pass_fds=(results.fileno(),),
+            check=False,
+            timeout=120,
+        )
+        err = proc.stderr.decode()
+        assert proc.returncode == 0, err
+        assert proc.stdout == protocol.END
+        records = _records(results)
+    assert [r.kind for r in records] == ["compiled", "test"]
+    assert records[1].outcome is Outcome.passed, records[1].detail
     [line] = [ln for ln in err.splitlines() if ln.startswith("MODULES ")]
     return set(json.loads(line.removeprefix("MODULES ")))
 
@@ -138,23 +148,31 @@ def test_scratch_directory_is_gone_when_the_last_result_arrives(tmp_path: Path) 
         ImportPolicy(DEFAULT_ABI_RULES["wasi-command"]),
     )
     command = [*WORKER_COMMAND[: WORKER_COMMAND.index("-m")], "-c", _SCRATCH_IN, str(scratch)]
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"job": job.to_json(), "start": 0}).encode())
-    proc.stdin.close()
-    try:
-        events = [json.loads(proc.stdout.readline()) for _ in range(3)]
-        assert [e["event"] for e in events] == ["compiled", "test", "test"], events
-        left = list(scratch.iterdir())  # read before the worker could do anything else
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # as the harness does after the last result
-        proc.wait()
+    with tempfile.TemporaryFile() as results:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if k in _ALLOWED_ENV},
+            pass_fds=(results.fileno(),),
+            start_new_session=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        request = {"job": job.to_json(), "start": 0, "results_fd": results.fileno()}
+        proc.stdin.write(json.dumps(request).encode())
+        proc.stdin.close()
+        try:
+            # Poll as the parent does; stop at the first read that has the last record.
+            reader, records = protocol.ResultsFile(results.fileno()), []
+            while len(records) < 3:
+                records += reader.read()
+                left = list(scratch.iterdir())  # read right after: the worker may do nothing more
+                if len(records) < 3:
+                    time.sleep(0.001)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # as the harness does after the last result
+            proc.wait()
+    assert [r.kind for r in records] == ["compiled", "test", "test"]
     assert left == []
-    assert all(e["outcome"]["outcome"] == "passed" for e in events[1:]), events
+    assert all(r.outcome is Outcome.passed for r in records[1:])

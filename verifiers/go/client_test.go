@@ -77,8 +77,9 @@ func TestInstallAndVerify(t *testing.T) {
 		entry["signatures"].([]any)[0] != "validate_email/1.1.0/plugin.toml.minisig" {
 		t.Fatalf("lockfile entry %v", entry)
 	}
-	if !strings.HasPrefix(string(lock), "{\n  \"lockfile_version\": 2,\n  \"plugins\": {\n") || !strings.HasSuffix(string(lock), "}\n") {
-		t.Fatalf("lockfile is not Python's indent=2 sort_keys layout:\n%s", lock)
+	if !strings.HasPrefix(string(lock), `{"lockfile_version":3,"plugins":{"validate_email":{"abi":`) || strings.Count(string(lock), "\n") != 1 ||
+		!strings.HasSuffix(string(lock), "}}}\n") {
+		t.Fatalf("lockfile is not one version 3 base line in Python's compact sort_keys layout:\n%s", lock)
 	}
 	rep, err := VerifyInstalled(e.dir, e.state, testNow)
 	if err != nil || len(rep.Plugins) != 1 {
@@ -405,7 +406,8 @@ func TestVerifyJudgesSignaturesWithAnExpiredTrustedRoot(t *testing.T) {
 
 func TestLockfileWithUnknownVersionOrWrongTypeIsRefused(t *testing.T) {
 	for _, body := range []string{
-		`{"lockfile_version": 3, "plugins": {}}`,
+		`{"lockfile_version": 4, "plugins": {}}`,
+		`{"lockfile_version": 4, "plugins": {}}` + "\n",
 		`{"lockfile_version": 2, "plugins": {"validate_email": {"version": 1}}}`,
 		`{"lockfile_version": 2, "plugins": [], "plugins": {}}`,
 	} {

@@ -143,6 +143,49 @@ func (d *dirFD) writeFile(name string, data []byte) error {
 	return unix.Fsync(d.fd)
 }
 
+// appendLine is the commit of one lockfile change: it opens the regular file name below d with
+// O_WRONLY|O_APPEND|O_NOFOLLOW, cuts it back to keep bytes (the tail of a write that did not
+// finish), appends data with ONE write() and fsyncs it; the fsync is the commit point. A write
+// cut short leaves a tail without "\n", which readers ignore and the next writer cuts.
+func (d *dirFD) appendLine(name string, keep int64, data []byte) error {
+	path := filepath.Join(d.path, name)
+	fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fsError(path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fsError(path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return unsafePath(path, "not a regular file")
+	}
+	if st.Size < keep {
+		return &Error{Class: ClassLockfile, Where: path, What: fmt.Sprintf("%s: shorter (%d bytes) than when it was read (%d) although the writers' lock is held", path, st.Size, keep),
+			Fix: "another program changes the lockfile without the lock; stop it and run the command again"}
+	}
+	if st.Size > keep {
+		if err := unix.Ftruncate(fd, keep); err != nil {
+			return fsError(path, err)
+		}
+	}
+	n, err := unix.Write(fd, data)
+	for errors.Is(err, unix.EINTR) && n <= 0 {
+		n, err = unix.Write(fd, data)
+	}
+	if err == nil && n != len(data) {
+		err = fmt.Errorf("wrote %d of %d bytes", n, len(data))
+	}
+	if err == nil {
+		err = unix.Fsync(fd)
+	}
+	if err != nil {
+		return fsError(path, err)
+	}
+	return nil
+}
+
 func (d *dirFD) remove(name string) { _ = unix.Unlinkat(d.fd, name, 0) }
 
 // lock takes the writers' lock .registry-tool.lck (exclusive flock) of the plugin directory.

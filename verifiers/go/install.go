@@ -3,6 +3,8 @@ package verifier
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,6 +64,7 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 	if err != nil {
 		return nil, err
 	}
+	before := maps.Clone(lf.Plugins)
 	previous := map[string]*LockEntry{}
 	for _, name := range order {
 		p := plan[name]
@@ -84,7 +87,7 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 		lf.Plugins[name] = e
 	}
 	recomputeRequiredBy(lf)
-	if err := root.writeFile(LockfileName, lf.Marshal()); err != nil {
+	if err := lf.commit(root, before); err != nil {
 		return nil, err
 	}
 	for name, old := range previous {
@@ -105,7 +108,8 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 }
 
 // recomputeRequiredBy sets each entry's required_by to the installed plugins whose recorded
-// dependencies name it.
+// dependencies name it. An entry whose required_by changes is replaced by a changed copy, never
+// changed in place, so the state read before stays intact for the commit's diff.
 func recomputeRequiredBy(lf *Lockfile) {
 	by := map[string][]string{}
 	for name, e := range lf.Plugins {
@@ -114,9 +118,10 @@ func recomputeRequiredBy(lf *Lockfile) {
 		}
 	}
 	for name, e := range lf.Plugins {
-		e.RequiredBy = sortedUnique(by[name])
-		if e.RequiredBy == nil {
-			e.RequiredBy = []string{}
+		if rb := sortedUnique(by[name]); !slices.Equal(rb, e.RequiredBy) {
+			c := *e
+			c.RequiredBy = rb
+			lf.Plugins[name] = &c
 		}
 	}
 }

@@ -8,18 +8,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
 // Lockfile interop with the Python client, on the sample registry built by registry-tool build:
-// Python installs and Go verifies; Go installs and Python verifies; a tampered file is refused
-// by both.
+// Python installs and Go verifies; Go installs and Python verifies; each appends change lines to
+// the other's lockfile (version 3); the same commits give the same bytes; a tampered file is
+// refused by both. REGISTRY_TOOL_PYTHON_TREE names another checkout whose registry_tool package
+// (and conformance suite) to use instead of this one's, e.g. to test against a branch in progress.
 
 type pythonTool struct {
 	t      *testing.T
 	python string
-	repo   string
+	repo   string // the checkout whose registry_tool runs (cwd and PYTHONPATH)
 }
 
 func newPythonTool(t *testing.T) *pythonTool {
@@ -31,6 +34,9 @@ func newPythonTool(t *testing.T) *pythonTool {
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("the Python tool is not set up (make setup)")
 	}
+	if other := os.Getenv("REGISTRY_TOOL_PYTHON_TREE"); other != "" {
+		repo = other
+	}
 	return &pythonTool{t: t, python: python, repo: repo}
 }
 
@@ -38,6 +44,7 @@ func newPythonTool(t *testing.T) *pythonTool {
 func (p *pythonTool) run(args ...string) (int, string) {
 	cmd := exec.Command(p.python, append([]string{"-m", "registry_tool"}, args...)...)
 	cmd.Dir = p.repo
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+p.repo)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -61,24 +68,40 @@ func TestLockfileInteropWithThePythonClient(t *testing.T) {
 	url := srv.URL + "/"
 	root := filepath.Join(py.repo, "index/root/1.root.json")
 	now := time.Now().UTC()
+	lockOf := func(dir string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, LockfileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	verifyGo := func(dir string, want ...string) {
+		t.Helper()
+		rep, err := VerifyInstalled(dir, "", now)
+		if err != nil || strings.Join(rep.Plugins, " ") != strings.Join(want, " ") {
+			t.Fatalf("Go verify of %s: %v %v, want %v\n%s", dir, rep, err, want, lockOf(dir))
+		}
+	}
 
-	// Python installs, Go verifies.
+	// Python installs (a base line, then a change line), Go verifies.
 	pyState, pyDir := t.TempDir(), t.TempDir()
 	if code, out := py.run("client", "trust", url, "--root", root, "--state-dir", pyState); code != 0 {
 		t.Fatalf("client trust: %s", out)
 	}
-	if code, out := py.run("client", "install", "visit_counter", "--allow", "keys", "--registry", url,
-		"--dir", pyDir, "--state-dir", pyState); code != 0 {
-		t.Fatalf("client install: %s", out)
+	pyInstall := func(dir, spec string) {
+		t.Helper()
+		if code, out := py.run("client", "install", spec, "--allow", "keys", "--registry", url, "--dir", dir, "--state-dir", pyState); code != 0 {
+			t.Fatalf("client install %s: %s", spec, out)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(pyDir, LockfileName)); err != nil {
-		t.Skip("the Python client in this tree does not write lockfile version 2 (registry-tool.lock.json) yet")
+	pyInstall(pyDir, "visit_counter")
+	if !bytes.HasPrefix(lockOf(pyDir), []byte(`{"lockfile_version":3,`)) {
+		t.Skip("the Python client in this tree does not write lockfile version 3 yet")
 	}
-	if rep, err := VerifyInstalled(pyDir, "", now); err != nil || len(rep.Plugins) != 1 {
-		t.Fatalf("Go verify of a Python install: %v %v", rep, err)
-	}
+	pyInstall(pyDir, "uppercase")
+	verifyGo(pyDir, "uppercase", "visit_counter")
 
-	// Go installs, Python verifies.
+	// Go installs the same, Python verifies; the same commits are the same bytes.
 	goState, goDir := t.TempDir(), t.TempDir()
 	rootBytes, _ := os.ReadFile(root)
 	r, _ := ParseRoot(rootBytes, root)
@@ -93,21 +116,40 @@ func TestLockfileInteropWithThePythonClient(t *testing.T) {
 	if _, err := PinRoot(goState, url, rootBytes, sigs); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Refresh(context.Background(), goState, url, Options{Now: now})
-	if err != nil {
-		t.Fatal(err)
+	goInstall := func(dir, spec string) {
+		t.Helper()
+		s, err := Refresh(context.Background(), goState, url, Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Install(spec, dir, InstallOptions{Allow: []string{"keys"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := s.Install("visit_counter", goDir, InstallOptions{Allow: []string{"keys"}}); err != nil {
-		t.Fatal(err)
-	}
+	goInstall(goDir, "visit_counter")
+	goInstall(goDir, "uppercase")
 	if code, out := py.run("client", "verify", "--dir", goDir, "--state-dir", pyState); code != 0 {
 		t.Fatalf("Python verify of a Go install: exit %d\n%s", code, out)
 	}
-	goLock, _ := os.ReadFile(filepath.Join(goDir, LockfileName))
-	pyLock, _ := os.ReadFile(filepath.Join(pyDir, LockfileName))
-	if !bytes.Equal(bytes.ReplaceAll(goLock, []byte(url), nil), bytes.ReplaceAll(pyLock, []byte(url), nil)) {
-		t.Errorf("the lockfiles differ:\n--- Go\n%s\n--- Python\n%s", goLock, pyLock)
+	goLock, pyLock := lockOf(goDir), lockOf(pyDir)
+	if !bytes.Equal(bytes.ReplaceAll(goLock, []byte(url), nil), bytes.ReplaceAll(pyLock, []byte(url), nil)) || bytes.Count(goLock, []byte("\n")) != 2 {
+		t.Errorf("the lockfiles differ (or are not a base and a change line):\n--- Go\n%s\n--- Python\n%s", goLock, pyLock)
 	}
+
+	// Each appends to the other's lockfile: Go installs into Python's folder, Python removes from Go's.
+	goInstall(pyDir, "adler32")
+	if code, out := py.run("client", "verify", "--dir", pyDir, "--state-dir", pyState); code != 0 {
+		t.Fatalf("Python verify after a Go append: exit %d\n%s", code, out)
+	}
+	if code, out := py.run("client", "remove", "uppercase", "--dir", goDir); code != 0 {
+		t.Fatalf("client remove: exit %d\n%s", code, out)
+	}
+	if got := lockOf(goDir); bytes.Count(got, []byte("\n")) != 3 || !bytes.HasSuffix(got, []byte(`{"plugins":{"uppercase":null}}`+"\n")) {
+		t.Fatalf("Python's remove did not append one removal line:\n%s", got)
+	}
+	verifyGo(goDir, "visit_counter")
+	goInstall(goDir, "adler32")
+	verifyGo(goDir, "adler32", "visit_counter")
 
 	// A tampered module is refused by both, whichever client installed it.
 	for _, dir := range []string{pyDir, goDir} {

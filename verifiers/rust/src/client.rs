@@ -1,6 +1,6 @@
 //! The verifier's operations (FORMAT 2 section 6): pin a root, refresh (root chain walk, top
 //! document signatures, expiry, rollback), walk the plugin tree, resolve `name@range`, fetch
-//! and verify a release, install it atomically with the shared lockfile v2, and verify
+//! and verify a release, install it atomically with the shared lockfile (version 3), and verify
 //! installed plugins offline.
 //!
 //! A trust state directory holds one registry's trusted root and the highest registry
@@ -12,7 +12,9 @@ use crate::error::{Class, Error, Result, TrustCode, TrustError};
 use crate::fetch::{Fetcher, Transport};
 use crate::fsx;
 use crate::json::{self, Obj, Value};
-use crate::lockfile::{Entry, Lockfile, DEPENDENCY_ONLY, LOCKFILE, MAX_LOCKFILE_BYTES};
+use crate::lockfile::{
+    plan_commit, Commit, Entry, Lockfile, LockfileFile, DEPENDENCY_ONLY, LOCKFILE, MAX_LOCKFILE_BYTES,
+};
 use crate::manifest::ManifestFacts;
 use crate::minisign::MAX_SIGNATURE_FILE;
 use crate::names;
@@ -451,8 +453,7 @@ impl<'v> Session<'v> {
     /// The files of `release` as installed in `dir`, when the lockfile pins exactly the bytes
     /// the plugin document pins and they are intact (then nothing is downloaded again; the
     /// bytes go through the same checks as downloaded ones).
-    fn installed_copy(&self, release: &Release, dir: &Path) -> Option<InstalledCopy> {
-        let lock = read_lockfile(dir).ok()??;
+    fn installed_copy(&self, release: &Release, dir: &Path, lock: &Lockfile) -> Option<InstalledCopy> {
         let e = lock.plugins.get(&release.name)?;
         let same = e.version == release.version
             && e.manifest_sha256 == release.manifest.sha256
@@ -480,9 +481,9 @@ impl<'v> Session<'v> {
         doc: &PluginDocument,
         release: &Release,
         allow: &BTreeSet<String>,
-        installed: Option<&Path>,
+        installed: Option<(&Path, &Lockfile)>,
     ) -> Result<VerifiedRelease> {
-        let local = installed.and_then(|dir| self.installed_copy(release, dir));
+        let local = installed.and_then(|(dir, lock)| self.installed_copy(release, dir, lock));
         let (local_wasm, local_files) = match local {
             Some((m, sigs, w)) => (Some(w), Some((m, sigs))),
             None => (None, None),
@@ -763,7 +764,8 @@ impl<'v> Session<'v> {
     }
 
     /// Resolve `spec` and its dependencies, verify everything, install atomically under the
-    /// directory lock and replace the lockfile (the commit point). Returns the requested
+    /// directory lock and commit the lockfile (the commit point: one change line appended and
+    /// fsynced, or a new base renamed over it; nothing when no entry changed). Returns the requested
     /// plugin's lockfile entry first, then its dependencies.
     pub fn install(&self, spec: &str, dir: &Path, opts: &InstallOptions) -> Result<Vec<Entry>> {
         let req = Requirement::parse(spec).map_err(|e| match e {
@@ -780,17 +782,25 @@ impl<'v> Session<'v> {
         };
         // The installed plugins the resolution may keep (read again under the lock to commit);
         // nothing, not even the folder, is created before the whole graph verified.
-        let installed = if dir.is_dir() { read_lockfile(dir)?.unwrap_or_default() } else { Lockfile::default() };
-        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), &installed)?;
+        let earlier = if dir.is_dir() { read_lockfile_bytes(dir)? } else { None };
+        let nothing = Lockfile::default();
+        let installed = earlier.as_ref().map_or(&nothing, |(_, f)| &f.lockfile);
+        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), installed)?;
         // Every release of the graph is fetched and verified before anything is written.
         let mut plan: Vec<VerifiedRelease> = Vec::new();
         for name in &order {
             let (doc, version) = &choice[name];
-            plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some(dir))?);
+            plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some((dir, installed)))?);
         }
         std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
         let _lock = fsx::DirLock::acquire(dir)?;
-        let mut lock = read_lockfile(dir)?.unwrap_or_default();
+        // Read again under the lock; only what was appended since the first read is parsed.
+        let current = match (fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)?, earlier) {
+            (None, _) => None,
+            (Some(data), Some((bytes, parsed))) => Some(parsed.reparse(&bytes, &data)?),
+            (Some(data), None) => Some(LockfileFile::parse(&data)?),
+        };
+        let mut lock = current.as_ref().map(|f| f.lockfile.clone()).unwrap_or_default();
         fsx::refuse_symlinks(dir)?;
         let mut entries = Vec::new();
         let mut stale: Vec<String> = Vec::new();
@@ -841,7 +851,7 @@ impl<'v> Session<'v> {
             lock.plugins.insert(r.name.clone(), entry);
         }
         recompute_required_by(&mut lock);
-        write_lockfile(dir, &lock)?;
+        write_lockfile(dir, current.as_ref(), &lock)?;
         // After the commit point: the previous versions' files the lockfile listed.
         for rel in stale {
             let _ = fsx::remove_tree_below(dir, &rel);
@@ -895,16 +905,34 @@ fn recompute_required_by(lock: &mut Lockfile) {
     }
 }
 
-/// The lockfile of `dir`, `None` when there is none.
+/// The lockfile of `dir` (its folded state), `None` when there is none.
 pub fn read_lockfile(dir: &Path) -> Result<Option<Lockfile>> {
+    Ok(read_lockfile_file(dir)?.map(|f| f.lockfile))
+}
+
+/// The lockfile of `dir` with what a writer needs (version, change lines, committed length).
+pub fn read_lockfile_file(dir: &Path) -> Result<Option<LockfileFile>> {
+    Ok(read_lockfile_bytes(dir)?.map(|(_, f)| f))
+}
+
+fn read_lockfile_bytes(dir: &Path) -> Result<Option<(Vec<u8>, LockfileFile)>> {
     match fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)? {
         None => Ok(None),
-        Some(data) => Lockfile::parse(&data).map(Some),
+        Some(data) => {
+            let parsed = LockfileFile::parse(&data)?;
+            Ok(Some((data, parsed)))
+        }
     }
 }
 
-fn write_lockfile(dir: &Path, lock: &Lockfile) -> Result<()> {
-    fsx::write_atomic(dir, LOCKFILE, &lock.to_bytes()).map(|_| ())
+/// Commit `next` over `current` (read under the same writers' lock): nothing when unchanged,
+/// else one change line appended and fsynced, or a new base replacing the file atomically.
+fn write_lockfile(dir: &Path, current: Option<&LockfileFile>, next: &Lockfile) -> Result<()> {
+    match plan_commit(current, next) {
+        Commit::Nothing => Ok(()),
+        Commit::Append { line, committed_len } => fsx::append_committed(dir, LOCKFILE, committed_len, &line),
+        Commit::Base(base) => fsx::write_atomic(dir, LOCKFILE, &base).map(|_| ()),
+    }
 }
 
 fn tampered(name: &str, what: String) -> Error {

@@ -151,6 +151,49 @@ pub fn write_atomic(dir: &Path, rel: &str, data: &[u8]) -> Result<PathBuf, Error
     Ok(target)
 }
 
+/// Append `line` to the existing file `dir/rel` as one commit: open it O_WRONLY | O_APPEND |
+/// O_NOFOLLOW, cut it back to `committed_len` when an unfinished write left bytes after that
+/// (the caller read the file under the same writers' lock), write the line with ONE `write()`
+/// (a reader never sees a line in pieces from us), then fsync: the commit point. A file shorter
+/// than `committed_len` changed behind the lock and is refused; a short write is cut back off.
+pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) -> Result<(), Error> {
+    use std::os::unix::io::AsRawFd;
+    let path = safe_join(dir, rel, false, false)?;
+    // append(true) opens O_WRONLY | O_APPEND
+    let file =
+        OpenOptions::new().append(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(|e| io_error(&path, e))?;
+    let meta = file.metadata().map_err(|e| io_error(&path, e))?;
+    if !meta.is_file() {
+        return Err(unsafe_path(&path, "is not a regular file"));
+    }
+    if meta.len() < committed_len {
+        return Err(Error::new(
+            Class::Lockfile,
+            format!(
+                "{} became shorter ({} bytes, {} read) while the writers' lock was held; another program writes it without the lock: stop it and retry",
+                path.display(),
+                meta.len(),
+                committed_len
+            ),
+        ));
+    }
+    if meta.len() > committed_len {
+        file.set_len(committed_len).map_err(|e| io_error(&path, e))?;
+    }
+    // SAFETY: write(2) from a live slice on a descriptor we own.
+    let written = unsafe { libc::write(file.as_raw_fd(), line.as_ptr() as *const libc::c_void, line.len()) };
+    if written < 0 || written as usize != line.len() {
+        let err = if written < 0 {
+            std::io::Error::last_os_error()
+        } else {
+            std::io::Error::new(std::io::ErrorKind::WriteZero, format!("wrote {} of {} bytes", written, line.len()))
+        };
+        let _ = file.set_len(committed_len);
+        return Err(io_error(&path, err));
+    }
+    file.sync_all().map_err(|e| io_error(&path, e))
+}
+
 /// Remove `dir/rel` (a file) if it is there and is not reached through a link.
 pub fn remove_below(dir: &Path, rel: &str) -> Result<(), Error> {
     let path = safe_join(dir, rel, false, false)?;
@@ -210,6 +253,31 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("f"), dir.join("p2/1.0.0/f.wasm")).unwrap();
         assert_eq!(read_below(&dir, "p2/1.0.0/f.wasm", 10).unwrap_err().class, Class::UnsafePath);
         assert_eq!(write_atomic(&dir, "p2/1.0.0/f.wasm", b"x").unwrap_err().class, Class::UnsafePath);
+    }
+
+    #[test]
+    fn an_append_cuts_an_unfinished_tail_first_then_adds_the_line() {
+        let dir = tempdir("append");
+        fs::write(dir.join("lock"), b"base\n{\"torn").unwrap();
+        append_committed(&dir, "lock", 5, b"line\n").unwrap();
+        assert_eq!(fs::read(dir.join("lock")).unwrap(), b"base\nline\n");
+        append_committed(&dir, "lock", 10, b"next\n").unwrap();
+        assert_eq!(fs::read(dir.join("lock")).unwrap(), b"base\nline\nnext\n");
+        // shorter than what was read under the lock: someone writes without it
+        let err = append_committed(&dir, "lock", 100, b"x\n").unwrap_err();
+        assert_eq!(err.class, Class::Lockfile);
+        assert_eq!(fs::read(dir.join("lock")).unwrap(), b"base\nline\nnext\n");
+        assert_eq!(append_committed(&dir, "missing", 0, b"x\n").unwrap_err().class, Class::Network);
+    }
+
+    #[test]
+    fn an_append_never_follows_a_link() {
+        let dir = tempdir("append-link");
+        let outside = tempdir("append-outside");
+        fs::write(outside.join("lock"), b"base\n").unwrap();
+        std::os::unix::fs::symlink(outside.join("lock"), dir.join("lock")).unwrap();
+        assert_eq!(append_committed(&dir, "lock", 5, b"line\n").unwrap_err().class, Class::UnsafePath);
+        assert_eq!(fs::read(outside.join("lock")).unwrap(), b"base\n");
     }
 
     #[test]

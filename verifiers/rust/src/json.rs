@@ -5,8 +5,9 @@
 //! here, never an integer). serde_json already refuses NaN/Infinity, lone surrogates,
 //! invalid UTF-8 and trailing data.
 //!
-//! Also the one serialiser the lockfile needs: Python's `json.dumps(doc, indent=2,
-//! sort_keys=True) + "\n"` byte for byte (ASCII only, `\uXXXX` escapes).
+//! Also the serialisers the lockfile and the trust state need, Python's `json.dumps` byte for
+//! byte (sorted keys, ASCII only, `\uXXXX` escapes): compact (`separators=(",", ":")`, the
+//! lockfile's lines) and `indent=2`.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
@@ -284,6 +285,42 @@ fn write_value(out: &mut String, value: &Value, depth: usize) {
     }
 }
 
+/// Python's `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`: no
+/// whitespace at all, keys sorted, everything outside printable ASCII as `\uXXXX`.
+pub fn to_python_compact(value: &Value) -> String {
+    let mut out = String::new();
+    write_compact(&mut out, value);
+    out
+}
+
+fn write_compact(out: &mut String, value: &Value) {
+    match value {
+        Value::Arr(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_compact(out, item);
+            }
+            out.push(']');
+        }
+        Value::Obj(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k);
+                out.push(':');
+                write_compact(out, v);
+            }
+            out.push('}');
+        }
+        scalar => write_value(out, scalar, 0),
+    }
+}
+
 fn newline(out: &mut String, depth: usize) {
     out.push('\n');
     for _ in 0..depth {
@@ -369,5 +406,8 @@ mod tests {
         // python3 -c 'import json; print(json.dumps({"b":[1,{}],"a":"\u00e9\U0001F600\n\x01","c":[],"d":None}, indent=2, sort_keys=True))'
         let expected = "{\n  \"a\": \"\\u00e9\\ud83d\\ude00\\n\\u0001\",\n  \"b\": [\n    1,\n    {}\n  ],\n  \"c\": [],\n  \"d\": null\n}";
         assert_eq!(to_python_pretty(&v), expected);
+        // python3 -c 'import json; print(json.dumps({"b":[1,{}],"a":"\u00e9\U0001F600\n\x01","c":[],"d":None}, sort_keys=True, separators=(",", ":")))'
+        let compact = "{\"a\":\"\\u00e9\\ud83d\\ude00\\n\\u0001\",\"b\":[1,{}],\"c\":[],\"d\":null}";
+        assert_eq!(to_python_compact(&v), compact);
     }
 }

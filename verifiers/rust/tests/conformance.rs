@@ -16,8 +16,14 @@ fn binary() -> PathBuf {
     }
 }
 
+/// The registry-tool checkout whose conformance suite (and, for interop, Python client) runs:
+/// this repository, or the one `REGISTRY_TOOL_REPO` names (another checkout's suite against
+/// this verifier, e.g. while the suite and this crate change together).
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    match std::env::var_os("REGISTRY_TOOL_REPO") {
+        Some(other) => PathBuf::from(other).canonicalize().expect("REGISTRY_TOOL_REPO is a directory"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap(),
+    }
 }
 
 /// The repository's virtualenv after `make setup`, else the system's python3 (run.py needs
