@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -388,6 +390,95 @@ def _quick(
     return figures
 
 
+# One build in a fresh process, for ``--compare`` (the code under test is on PYTHONPATH, ``-P``
+# keeps the working directory off sys.path): its wall and CPU time, and the files it wrote.
+_BUILD_ONE = """
+import json, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from registry_tool.registry.build import BuildOptions, build_site
+from registry_tool.signing import SecretKey
+index, out, cache, previous, keyfile = sys.argv[1:6]
+key = SecretKey.load(Path(keyfile).read_bytes(), None)
+opts = BuildOptions(
+    index=Path(index), out=Path(out), keys=[key], now=datetime.now(UTC).replace(microsecond=0),
+    smoke=False, cache_path=Path(cache) if cache else None, previous=out if previous == "1" else None, jobs=1,
+)
+t, cpu = time.perf_counter(), time.process_time()
+result = build_site(opts)
+wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+print(json.dumps({"wall": wall, "cpu": cpu, "written": result.site_files["written"]}))
+"""
+
+
+def _build_in(
+    code: str, index: Path, out: Path, cache: Path | None, previous: bool, keyfile: Path
+) -> dict[str, float]:
+    """One build by the registry_tool found in folder ``code``, in its own process."""
+    env = dict(os.environ, PYTHONPATH=code)
+    args = [str(index), str(out), str(cache or ""), "1" if previous else "0", str(keyfile)]
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _BUILD_ONE, *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"build with {code} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def compare(n: int, workdir: Path, codes: dict[str, str], rounds: int) -> dict[str, list[dict[str, float]]]:
+    """Full build and one-change rebuild of each code folder on the same index, interleaved.
+
+    Each round builds the index from scratch once per code (no cache), then adds one release and
+    rebuilds each code's own site with its own warm cache and ``--previous SITE``; the order of
+    the codes alternates between rounds.  Returns per code the rounds' figures.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"bench-cmp-{n}-", dir=workdir))
+    try:
+        index, index_key, maint, _ = generate(work, n, 1024)
+        keyfile = work / "index.key"
+        keyfile.write_bytes(index_key.dump(None))
+        template, offset = module_template(1024)
+        for name, code in codes.items():  # warm each code's cache and site
+            _build_in(code, index, work / f"site-{name}", work / f"cache-{name}", False, keyfile)
+        out: dict[str, list[dict[str, float]]] = {name: [] for name in codes}
+        for r in range(rounds):
+            order = list(codes) if r % 2 == 0 else list(reversed(codes))
+            full = {}
+            for name in order:
+                full[name] = _build_in(codes[name], index, work / f"full-{name}", None, False, keyfile)
+                shutil.rmtree(work / f"full-{name}")
+            folder = write_release(index, "plugin-new", f"1.0.{r}", n + 1 + r, template, offset, maint)
+            old = time.time() - 3600  # as generated: a checkout made an hour ago
+            for f in folder.iterdir():
+                os.utime(f, (old, old))
+            for name in order:
+                incr = _build_in(
+                    codes[name], index, work / f"site-{name}", work / f"cache-{name}", True, keyfile
+                )
+                out[name].append(
+                    {
+                        "full": full[name]["wall"],
+                        "full-cpu": full[name]["cpu"],
+                        "incremental": incr["wall"],
+                        "incr-cpu": incr["cpu"],
+                        "incr-files": incr["written"],
+                        "load": os.getloadavg()[0],
+                    }
+                )
+                f = out[name][-1]
+                print(
+                    f"  round {r + 1} {name}: full {f['full']:.2f} s (CPU {f['full-cpu']:.2f}), rebuild "
+                    f"{f['incremental']:.3f} s (CPU {f['incr-cpu']:.3f}) = "
+                    f"{f['incremental'] / f['full'] * 100:.1f} % "
+                    f"wall, {f['incr-cpu'] / f['full-cpu'] * 100:.1f} % CPU, {f['incr-files']:.0f} files "
+                    f"(load average {f['load']:.1f})",
+                    flush=True,
+                )
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 RACY_WAIT = 0.0
 CPU: dict[str, float] = {}  # process CPU time of the last single-process floor / build
 FILES: dict[str, int] = {}  # site files the last build wrote
@@ -449,7 +540,7 @@ def build_in_process(code: str, index: Path, key: SecretKey, out: Path, jobs: in
     return figures["wall"], figures["cpu"]
 
 
-def compare(n: int, payload: int, workdir: Path, before: str, reps: int) -> dict[str, float]:
+def compare_full(n: int, payload: int, workdir: Path, before: str, reps: int) -> dict[str, float]:
     """Floor, fl+copy, full builds of this code and of ``before`` (1 process, ``JOBS``), tuf+checks.
 
     Interleaved ``reps`` times on one index; the best of each (wall and CPU) is returned.
@@ -534,6 +625,13 @@ def main() -> None:
     )
     parser.add_argument("--before", help="compare full builds with the code in this folder (see above)")
     parser.add_argument("--reps", type=int, default=3, help="with --before: interleaved rounds")
+    parser.add_argument(
+        "--compare",
+        metavar="SRC",
+        help="with --quick: run the full build and one-change rebuild of this code (a source folder, e.g. "
+        "`git archive main` extracted) and of this checkout side by side, each in its own process",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare: interleaved repetitions")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     JOBS = args.jobs
@@ -574,8 +672,36 @@ def main() -> None:
     if args.before:
         for n in (int(s) for s in args.sizes.split(",")):
             print_compare(
-                n, compare(n, int(args.small_kib * 1024), Path(args.workdir), args.before, args.reps)
+                n, compare_full(n, int(args.small_kib * 1024), Path(args.workdir), args.before, args.reps)
             )
+        return
+    if args.quick and args.compare:
+        codes = {
+            "this": str(Path(__file__).resolve().parents[1]),
+            "baseline": str(Path(args.compare).resolve()),
+        }
+        for n in (int(s) for s in args.sizes.split(",")):
+            print(
+                f"releases {n}: full build and one-change rebuild, {args.rounds} interleaved rounds",
+                flush=True,
+            )
+            figures = compare(n, Path(args.workdir), codes, args.rounds)
+            for name, runs in figures.items():
+                walls = sorted(f["incremental"] / f["full"] * 100 for f in runs)
+                cpus = sorted(f["incr-cpu"] / f["full-cpu"] * 100 for f in runs)
+                rebuilds = sorted(f["incremental"] for f in runs)
+                fulls = sorted(f["full"] for f in runs)
+                rebuild_cpu = sorted(f["incr-cpu"] for f in runs)
+                full_cpu = sorted(f["full-cpu"] for f in runs)
+                print(
+                    f"{name}: rebuild {rebuilds[0]:.3f}-{rebuilds[-1]:.3f} s "
+                    f"(CPU {rebuild_cpu[0]:.3f}-{rebuild_cpu[-1]:.3f} s), "
+                    f"full {fulls[0]:.2f}-{fulls[-1]:.2f} s (CPU {full_cpu[0]:.2f}-{full_cpu[-1]:.2f} s); "
+                    f"rebuild/full {walls[0]:.1f}-{walls[-1]:.1f} % "
+                    f"wall (median {walls[len(walls) // 2]:.1f}), {cpus[0]:.1f}-{cpus[-1]:.1f} % CPU "
+                    f"(median {cpus[len(cpus) // 2]:.1f})",
+                    flush=True,
+                )
         return
     if args.quick:
         for n in (int(s) for s in args.sizes.split(",")):

@@ -298,12 +298,7 @@ def site_verify(site: Path, maint: Any, reps: int) -> None:
 
 
 def install_rows(reg: Any, names: list[str], full: Path, empty: Path, installed: int, reps: int) -> None:
-    """Install + remove one plugin in a host process: into a folder of ``installed`` plugins vs an empty one.
-
-    Also the bound that is left: the same with the resolver shown only the plugins of the
-    request's graph (``Registry._installed`` cut down, measurement only): what the resolver's pass
-    over every installed plugin costs (``client/api.py`` ``_installed``, ``resolve.py``).
-    """
+    """Install + remove one plugin in a host process: a folder of ``installed`` plugins vs an empty one."""
     from registry_tool.client import list_installed, remove
 
     started = time.perf_counter()
@@ -319,32 +314,18 @@ def install_rows(reg: Any, names: list[str], full: Path, empty: Path, installed:
     gc.freeze()
     if target in {e.name for e in list_installed(full)}:
         return
-    cls = type(reg)
-    whole = cls._installed
-
-    def graph_only(self: Any, lock: Any) -> Any:  # what the resolver needs here: the target's entry
-        return {n: e.installed for n in (target,) if (e := lock.plugins.get(n)) is not None}
-
     cpu: dict[str, list[float]] = {}
 
-    def install_into(dest: Path, key: str, cut: bool = False) -> Callable[[], None]:
+    def install_into(dest: Path, key: str) -> Callable[[], None]:
         def run() -> None:
-            cls._installed = graph_only if cut else whole
-            try:
-                started = time.process_time()
-                reg.install(target, dest)
-                remove(dest, target)
-                cpu.setdefault(key, []).append(time.process_time() - started)
-            finally:
-                cls._installed = whole
+            started = time.process_time()
+            reg.install(target, dest)
+            remove(dest, target)
+            cpu.setdefault(key, []).append(time.process_time() - started)
 
         return run
 
-    runs = {
-        "empty": install_into(empty, "empty"),
-        "full": install_into(full, "full"),
-        "full, resolver cut": install_into(full, "full, resolver cut", cut=True),
-    }
+    runs = {"empty": install_into(empty, "empty"), "full": install_into(full, "full")}
     for run in runs.values():  # the first install in a process parses the root's schema etc.
         run()
     cpu.clear()
@@ -353,17 +334,9 @@ def install_rows(reg: Any, names: list[str], full: Path, empty: Path, installed:
     label = f"install + remove into a folder with {installed:,} plugins"
     row(f"{label} (wall)", m["full"], m["empty"], "empty folder", "<= 1.2x")
     row("the same, CPU time of the process", cpu_of["full"], cpu_of["empty"], "empty folder", "<= 1.2x")
-    row(
-        "the same, resolver shown only the request's graph (wall; the bound left)",
-        m["full, resolver cut"],
-        m["empty"],
-        "empty folder",
-        "(floor)",
-    )
-    row("the same, CPU", cpu_of["full, resolver cut"], cpu_of["empty"], "empty folder", "(floor)")
 
 
-def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> None:
+def client(site: Path, maint: Any, work: Path, installed: int, reps: int, verify_rows: bool = True) -> None:
     from registry_tool.client import Registry, list_installed, trust, verify_installed
     from registry_tool.client import install as client_install
 
@@ -378,6 +351,8 @@ def client(site: Path, maint: Any, work: Path, installed: int, reps: int) -> Non
     names = sorted({p.parent.parent.name for p in (site / "plugins").glob("*/*/plugin.toml")})
     full = work / "full"
     install_rows(reg, names, full, work / "empty", installed, reps)
+    if not verify_rows:
+        return
     public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
     entries = list_installed(full)
     folders = [full / e.release_dir for e in entries]
@@ -530,7 +505,7 @@ def main() -> int:
     parser.add_argument("--releases", type=int, default=1000, help="releases in the verified site")
     parser.add_argument("--installed", type=int, default=1000, help="plugins installed for the client rows")
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--only", default="startup,signature,site,client")
+    parser.add_argument("--only", default="startup,signature,site,client", help="comma list; also: install")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -545,9 +520,9 @@ def main() -> int:
             startup(args.reps)
         if "signature" in only:
             signature(work, args.reps)
-        if only & {"site", "client"}:
+        if only & {"site", "client", "install"}:
             # bench_build gives 10 releases (versions) per plugin: enough plugins for the client rows.
-            wanted = args.installed * 10 + 10 if "client" in only else 0
+            wanted = args.installed * 10 + 10 if only & {"client", "install"} else 0
             site, maint = build_site(work, max(args.releases, wanted))
             global BEFORE
             before = os.environ.get("REGISTRY_TOOL_BENCH_BEFORE")
@@ -555,8 +530,8 @@ def main() -> int:
             try:
                 if "site" in only:
                     site_verify(site, maint, args.reps)
-                if "client" in only:
-                    client(site, maint, work, args.installed, args.reps)
+                if only & {"client", "install"}:
+                    client(site, maint, work, args.installed, args.reps, verify_rows="client" in only)
             finally:
                 if BEFORE is not None:
                     BEFORE.close()

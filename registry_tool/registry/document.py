@@ -9,6 +9,7 @@ pin (at most ``size`` bytes, then the sha256) and parsed with the verifier's rul
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 
 from registry_tool.errors import CheckFailed
 from registry_tool.format import (
+    MAX_META_BYTES,
     MAX_TOP_BYTES,
     REGISTRY_JSON,
     FileRef,
@@ -29,6 +31,8 @@ from registry_tool.format import (
     Release,
     SmokeFigure,
     TopDocument,
+    is_plugin_name,
+    is_version,
     plugin_key,
 )
 
@@ -209,6 +213,86 @@ def release_as_written(name: str, version: str, raw: dict[str, Any]) -> Release:
         repository=raw["repository"],
         dependencies=dict(raw["dependencies"]),
     )
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a site's current top document pins: kept one more build for readers in flight.
+
+    Attributes:
+        meta: Site paths of every metadata document it pins (tree nodes, plugin documents, catalog).
+        releases: ``name/version`` of every release its plugin documents list (safe names only).
+    """
+
+    meta: frozenset[str] = frozenset()
+    releases: frozenset[str] = frozenset()
+
+
+def site_generation(site: Path) -> Generation:
+    """The generation SITE serves now, read without verifying it (best effort).
+
+    Only ever used to *keep* files one more build (a reader that fetched the current top document
+    just before the publication still finds what it pins), never to publish or trust anything: a
+    document that does not match its pin or does not parse is simply not followed.
+    """
+    meta: set[str] = set()
+    releases: set[str] = set()
+    try:
+        with open(site / REGISTRY_JSON, "rb") as fh:
+            top = TopDocument.parse(fh.read(MAX_TOP_BYTES + 1))
+    except (OSError, CheckFailed):
+        return Generation()
+
+    def read(pin: Pin) -> bytes | None:
+        try:
+            with open(site / pin.path, "rb") as fh:
+                data = fh.read(pin.size + 1)
+        except OSError:
+            return None
+        return data if pin.matches(data) else None
+
+    meta.add(top.catalog.path)
+    pending: list[Pin] = [top.tree]
+    while pending:
+        pin = pending.pop()
+        data = read(pin)
+        meta.add(pin.path)
+        if data is None:
+            continue
+        try:
+            node = json.loads(data)
+            children = [_loose_pin(c) for c in (node.get("children") or {}).values()]
+            docs = [_loose_pin(d) for d in (node.get("plugins") or {}).values()]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+        pending.extend(children)
+        for doc_pin in docs:
+            meta.add(doc_pin.path)
+            doc = read(doc_pin)
+            try:
+                raw = json.loads(doc) if doc is not None else {}
+                name, versions = raw.get("name"), raw.get("versions") or {}
+                releases.update(
+                    f"{name}/{v}"
+                    for v in versions
+                    if isinstance(name, str) and is_plugin_name(name) and isinstance(v, str) and is_version(v)
+                )
+            except (ValueError, TypeError, AttributeError):
+                continue
+    return Generation(frozenset(meta), frozenset(releases))
+
+
+def _loose_pin(raw: Any) -> Pin:
+    """A pin of an unverified document: a digest-shaped name and a bounded size, else ``ValueError``."""
+    sha, size = raw["sha256"], raw["size"]
+    if not (isinstance(sha, str) and _SHA256.fullmatch(sha) and isinstance(size, int)):
+        raise ValueError("not a pin")
+    if not 0 <= size <= MAX_META_BYTES:
+        raise ValueError("not a pin")
+    return Pin(sha, size)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def read_site_dir(site: Path) -> Publication:

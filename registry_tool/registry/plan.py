@@ -148,9 +148,9 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
     """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
     out: list[Finding] = []
     for old in previous.releases():
-        where = f"plugins/{old.name}/{old.version}"
         new = entries.get((old.name, old.version))
         if new is None:
+            where = f"plugins/{old.name}/{old.version}"
             out.append(
                 Finding(
                     PublishedReleaseRemovedError.code,
@@ -169,7 +169,7 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
                         PublishedReleaseChangedError.code,
                         f"{ref.path} changed since it was published (sha256 {ref.sha256[:16]}…, "
                         f"now {got['sha256'][:16]}…)",
-                        file=f"{where}/{PurePosixPath(got['path']).name}",
+                        file=f"plugins/{old.name}/{old.version}/{PurePosixPath(got['path']).name}",
                         fix="published releases are immutable: restore the bytes and publish a new version",
                     )
                 )
@@ -215,9 +215,10 @@ def dependency_results(entries: Entries) -> list[CheckResult]:
         if not entry.get("yanked"):
             usable[name].append(version)
     results = []
-    for (name, version), entry in sorted(entries.items()):
+    # Only releases with dependencies are looked at (most have none), in name/version order.
+    for (name, version), entry in sorted((k, e) for k, e in entries.items() if e.get("dependencies")):
         findings = []
-        for dep, spec in sorted(dict(entry.get("dependencies") or {}).items()):
+        for dep, spec in sorted(dict(entry["dependencies"]).items()):
             where = f"plugins/{name}/{version}/{MANIFEST}"
             if dep not in usable:
                 findings.append(

@@ -30,7 +30,6 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format import REGISTRY_JSON, Metadata, is_signature_of
 from registry_tool.registry import site as site_io
+from registry_tool.registry.document import Generation, site_generation
 from registry_tool.registry.errors import IndexKeyError
 from registry_tool.registry.scan import IndexRelease
 from registry_tool.registry.verify import PreparedRelease
@@ -179,13 +179,17 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
-def site_print(path: str) -> list[int] | None:
-    """(size, mtime, inode) of a regular site file, None for anything else (symlink, missing)."""
+def site_print(path: str) -> tuple[int, int, int, int] | None:
+    """(size, mtime, ctime, inode) of a regular site file, None for anything else (symlink, missing).
+
+    ctime is part of it because a user can set mtime back (``touch -d``, ``os.utime``) after
+    changing a file in place, but not ctime: any write or ``utime`` moves it.
+    """
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
 def _has_bytes(path: Path, sha256: str, size: int) -> bool:
@@ -231,12 +235,20 @@ def _prints(prep: PreparedRelease) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the whole site at once
 
 
-def publish_staged(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
-    """Fill ``staged`` with the whole site and swap it in (hard links from the old SITE where valid)."""
+def publish_staged(
+    out: Path, staged: Path, content: SiteContent, current: Generation | None = None
+) -> SiteFiles:
+    """Fill ``staged`` with the whole site and swap it in (hard links from the old SITE where valid).
+
+    The files of the ``current`` generation (what SITE serves now) that the new one does not use
+    are linked in too, so a reader in flight still finds them; the next build collects them.
+    """
     counts = SiteFiles(swapped=True)
     old_site = out if out.is_dir() else None
     for rel in content.releases:
         _stage_release(staged, rel, content.prepared[(rel.name, rel.version)], out, counts)
+    if old_site is not None and current is not None:
+        _keep_generation(old_site, staged, content, current)
     (staged / "root").mkdir()
     for relname, path in content.root_files:
         _write(staged / relname, path.read_bytes())
@@ -287,6 +299,24 @@ def _stage_release(
         counts.written += 1
         prints[name] = site_print(dst)
         prep.prints_changed = True
+
+
+def _keep_generation(old_site: Path, staged: Path, content: SiteContent, current: Generation) -> None:
+    """Link the current generation's files the new publication drops into the staging folder."""
+    wanted = {f"{r.name}/{r.version}" for r in content.releases}
+    new_meta = content.metadata.paths()
+    keep = [m for m in sorted(current.meta) if m not in new_meta]
+    for key in sorted(current.releases - wanted):
+        folder = old_site / "plugins" / key
+        if folder.is_dir() and not folder.is_symlink():
+            refuse_links_below(folder)  # a link carried over would be published
+            keep.extend(p.relative_to(old_site).as_posix() for p in sorted(folder.rglob("*")) if p.is_file())
+    for rel in keep:
+        src = old_site / rel
+        if not src.is_file() or (staged / rel).exists():
+            continue
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(str(src), str(staged / rel))
 
 
 def stage_metadata(staged: Path, meta: Metadata, old_site: Path | None, counts: SiteFiles) -> None:
@@ -349,28 +379,52 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     refuse_links(out)
     if not (out / REGISTRY_JSON).is_file():
         return publish_staged(out, staged, content)
+    # What SITE serves now stays one more build, for readers that fetched its top document just
+    # before this publication: known already when --previous is SITE, else read from SITE.
+    current = (
+        Generation(content.previous_meta, content.previous_releases)
+        if content.previous_releases is not None
+        else site_generation(out)
+    )
     try:
         changes = _diff(out, staged, content)
     except _NeedsSwap:
-        return publish_staged(out, staged, content)
-    return _apply(out, staged, content, changes)
+        return publish_staged(out, staged, content, current)
+    return _apply(out, staged, content, changes, current)
 
 
 def refuse_links(out: Path) -> None:
-    """Refuse a SITE holding a symbolic link anywhere below it.
+    """Refuse a SITE holding a symbolic link in any folder the build writes, deletes or copies in.
 
     The in-place update writes, renames and collects files inside SITE's folders; through a link
     planted in SITE (``meta -> /elsewhere``) it would write and delete outside SITE with the
     builder's permissions.  A build never writes a link, so one is refused, never followed.
 
+    Every folder is searched except the inside of release folders (``plugins/<name>/<version>/``,
+    which are checked themselves): at 10,000 releases their contents are most of SITE, and the
+    build only reads an unchanged release's files by ``lstat`` (a link is not a file it wrote).
+    The release folders it writes into, collects from or carries over are searched in full
+    (``refuse_links_below``) before anything is written.
+
     Raises:
         UnsafeSiteError: A link was found (named in the message).
     """
-    if not out.is_dir():
-        return
-    todo = [str(out)]
+    if out.is_dir():
+        _walk_refusing_links(str(out), skip_release_contents=True)
+
+
+def refuse_links_below(folder: Path) -> None:
+    """Refuse a symbolic link anywhere below ``folder`` (a release folder the build touches)."""
+    if folder.is_dir():
+        _walk_refusing_links(str(folder), skip_release_contents=False)
+
+
+def _walk_refusing_links(top: str, *, skip_release_contents: bool) -> None:
+    """Walk ``top`` (SITE, or a release folder) without following links, refusing any."""
+    todo = [(top, 0)]
     while todo:
-        with os.scandir(todo.pop()) as entries:
+        folder, depth = todo.pop()
+        with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.is_symlink():
                     raise site_io.UnsafeSiteError(
@@ -378,8 +432,12 @@ def refuse_links(out: Path) -> None:
                         where=entry.path,
                         fix="remove the link, or build into a new --out",
                     )
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(entry.path)
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                # SITE/plugins/<name>/<version> is at depth 3 below SITE.
+                if skip_release_contents and depth == 2 and folder.startswith(f"{top}/plugins/"):
+                    continue
+                todo.append((entry.path, depth + 1))
 
 
 def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
@@ -395,12 +453,17 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
             changes.recorded.extend((prep, name, f"{target}/{name}") for name in prep.files)
             continue
         prints = _prints(prep)
+        checked = False
         for name, (sha, size) in sorted(prep.files.items()):
             file_path = f"{target}/{name}"
             now = site_print(file_path)
             if now is not None and not prep.written and now == prints.get(name):
                 changes.kept += 1  # this tool wrote it and nothing touched it since
-            elif now is None:
+                continue
+            if not checked:  # the build will write into this release folder, or compare its bytes
+                refuse_links_below(Path(target))
+                checked = True
+            if now is None:
                 source: bytes | Path = (
                     staged / relpath / name if prep.written else _index_bytes(rel, name, sha, size)
                 )
@@ -413,6 +476,7 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
                 raise _NeedsSwap(file_path)
         # Changed this build: files it no longer publishes (os.path on strings: see IndexRelease).
         if prep.written and os.path.isdir(target):  # noqa: PTH112
+            refuse_links_below(Path(target))
             changes.extra_files.extend(
                 p
                 for p in Path(target).rglob("*")
@@ -444,7 +508,9 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
     return changes
 
 
-def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> SiteFiles:
+def _apply(
+    out: Path, staged: Path, content: SiteContent, changes: _Changes, current: Generation
+) -> SiteFiles:
     """Write the changes in the order of ``STEPS``; undo steps 1-5 on failure."""
     counts = SiteFiles(kept=changes.kept)
     added: list[Path] = []  # files and folders this build created in SITE, for the undo
@@ -509,7 +575,7 @@ def _apply(out: Path, staged: Path, content: SiteContent, changes: _Changes) -> 
         raise
     counts.written += 1 + len(content.signatures)
     checkpoint("top")
-    counts.removed = _collect(out, content, changes)
+    counts.removed = _collect(out, content, changes, current)
     checkpoint("collect")
     return counts
 
@@ -540,23 +606,26 @@ def _remove_stale_signatures(out: Path, signatures: dict[str, str]) -> int:
 # --------------------------------------------------------------------------- collecting
 
 
-def _collect(out: Path, content: SiteContent, changes: _Changes) -> int:
-    """Remove what neither this publication nor (for metadata) the previous one uses."""
+def _collect(out: Path, content: SiteContent, changes: _Changes, current: Generation) -> int:
+    """Remove what neither this publication nor the one it replaced (``current``) uses."""
     removed = _remove_stale_signatures(out, content.signatures)
     for path in changes.extra_files:
         path.unlink(missing_ok=True)
         removed += 1
-    wanted = {f"{r.name}/{r.version}" for r in content.releases}
+    keep_releases = {f"{r.name}/{r.version}" for r in content.releases} | current.releases
     plugins = out / "plugins"
-    if content.previous_releases is not None:
-        gone: Iterable[str] = content.previous_releases - wanted
-    else:
-        gone = [
+    # With --previous SITE every release it published is in this build too (immutability), and
+    # its generation was collected by the build that published it: nothing to look for.
+    gone = (
+        []
+        if content.previous_releases is not None
+        else [
             f"{p.name}/{v.name}"
             for p in _folders(plugins)
             for v in _folders(plugins / p.name)
-            if f"{p.name}/{v.name}" not in wanted
+            if f"{p.name}/{v.name}" not in keep_releases
         ]
+    )
     for key in sorted(gone):
         release_folder = plugins / key
         removed += sum(1 for p in release_folder.rglob("*") if p.is_file())
@@ -568,7 +637,7 @@ def _collect(out: Path, content: SiteContent, changes: _Changes) -> int:
         if f"root/{entry.name}" not in root_files:
             Path(entry.path).unlink()
             removed += 1
-    keep = set(content.metadata.paths()) | content.verified_meta | content.previous_meta
+    keep = set(content.metadata.paths()) | content.verified_meta | current.meta
     for folder in _folders(out / "meta"):
         for entry in _files(Path(folder.path)):
             if f"meta/{folder.name}/{entry.name}" not in keep:

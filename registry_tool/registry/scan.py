@@ -26,15 +26,20 @@ class IndexRelease:
     Attributes:
         name: The plugin name (the folder under ``plugins/``).
         version: The version (the folder under the plugin's folder).
-        path: The release folder.
+        folder: The release folder.
         files: ``(name relative to the release folder, path)`` of every file, sorted (paths as
             strings: with 10,000 releases, pathlib objects cost more than the system calls).
     """
 
     name: str
     version: str
-    path: Path
+    folder: str
     files: list[tuple[str, str]]
+
+    @property
+    def path(self) -> Path:
+        """The release folder (made on demand: only releases verified this build need it)."""
+        return Path(self.folder)
 
     @property
     def key(self) -> str:
@@ -148,13 +153,13 @@ def scan_releases(index: Path) -> list[IndexRelease]:
     found: list[IndexRelease] = []
     if not plugins.is_dir():
         return found
-    for name, name_dir in _subfolders(plugins, is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
+    for name, name_dir in _subfolders(str(plugins), is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
         for version, rel_dir in _subfolders(name_dir, is_version, "version", "strict semver, no '+'"):
             found.append(IndexRelease(name, version, rel_dir, _list_files(rel_dir)))
     return found
 
 
-def _subfolders(folder: Path, safe: Callable[[str], bool], what: str, rule: str) -> list[tuple[str, Path]]:
+def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) -> list[tuple[str, str]]:
     """The folders in ``folder`` by name.
 
     Plain files (README.md, .gitkeep: never published) are skipped, anything else that is not a
@@ -165,11 +170,11 @@ def _subfolders(folder: Path, safe: Callable[[str], bool], what: str, rule: str)
     """
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
-    out: list[tuple[str, Path]] = []
+    out: list[tuple[str, str]] = []
     for entry in entries:
         if entry.is_file(follow_symlinks=False):
             continue
-        path = folder / entry.name
+        path = entry.path  # strings: with 10,000 releases, pathlib objects cost more than the system calls
         if entry.is_symlink():
             raise UnsafeIndexPathError(
                 f"{path} is a symlink", where=str(path), fix="replace it with a real folder"
@@ -188,13 +193,13 @@ def _subfolders(folder: Path, safe: Callable[[str], bool], what: str, rule: str)
     return out
 
 
-def _list_files(folder: Path) -> list[tuple[str, str]]:
+def _list_files(folder: str) -> list[tuple[str, str]]:
     """Every file under a release folder (tests read input files too), symlinks refused.
 
     ``os.scandir`` answers the type questions from the directory entry, without a stat per file.
     """
     out: list[tuple[str, str]] = []
-    pending = [("", str(folder))]
+    pending = [("", folder)]
     while pending:
         prefix, current = pending.pop()
         with os.scandir(current) as entries:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import glob
 import os
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -75,15 +75,57 @@ def check_site_target(site: Path) -> None:
         )
 
 
+#: The file inside every staging folder the build made, naming the site it stages for: recovery
+#: touches only folders holding it, never a user's folder that happens to match the name pattern.
+STAGING_MARKER = ".registry-tool-staging"
+_STAGING_INFIX = ".build-"
+_STAGING_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # tempfile.mkdtemp's random part
+
+
+def _marker_text(site: Path) -> str:
+    return f"registry-tool staging folder of {site.name}\n"
+
+
 def staging_dir(site: Path) -> Path:
-    """A new empty staging folder next to SITE (same file system: renames into SITE are atomic)."""
+    """A new empty staging folder next to SITE (same file system: renames into SITE are atomic).
+
+    Its name is ``.SITE.build-XXXXXXXX`` (8 random characters) and it holds ``STAGING_MARKER``
+    naming SITE, so ``staging_folders`` finds only folders a build of this very SITE made.
+    """
     site.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{site.name}.build-", dir=site.parent))
+    staged = Path(tempfile.mkdtemp(prefix=f".{site.name}{_STAGING_INFIX}", dir=site.parent))
     # mkdtemp makes the folder private (0700); a site is for serving, so use the usual mode.
     umask = os.umask(0)
     os.umask(umask)
     staged.chmod(0o777 & ~umask)
+    (staged / STAGING_MARKER).write_text(_marker_text(site), encoding="utf-8")
     return staged
+
+
+def staging_folders(site: Path) -> list[Path]:
+    """The staging folders builds of SITE left next to it, by exact name and marker.
+
+    A sibling that merely resembles one (``.SITE.build-x``, or the staging folder of a site named
+    ``SITE.build-x``) has another name shape or no marker naming SITE, and is never touched.
+    """
+    prefix = f".{site.name}{_STAGING_INFIX}"
+    out: list[Path] = []
+    try:
+        entries = sorted(os.scandir(site.parent), key=lambda e: e.name)
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not _STAGING_SUFFIX.fullmatch(entry.name[len(prefix) :]):
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            marker = Path(entry.path, STAGING_MARKER).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if marker == _marker_text(site):
+            out.append(Path(entry.path))
+    return out
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -114,6 +156,9 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+_OLD_SITE = "previous-site"  # inside a staging folder: SITE moved aside by the two-rename fallback
+
+
 def swap_into_place(staged: Path, site: Path) -> None:
     """Make ``staged`` the new SITE in one step and delete the old site."""
     fsync_dir(staged)
@@ -122,31 +167,36 @@ def swap_into_place(staged: Path, site: Path) -> None:
     elif _exchange(staged, site):
         shutil.rmtree(staged, ignore_errors=True)  # `staged` now holds the old site
     else:
-        old = site.parent / f".{site.name}.old-{os.getpid()}"
-        site.rename(old)
+        # The old site goes into a marked holder folder, so a crash between the two renames is
+        # repaired by ``recover_interrupted`` and nothing else is ever taken for it.
+        holder = staging_dir(site)
+        site.rename(holder / _OLD_SITE)
         staged.rename(site)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(holder, ignore_errors=True)
+    # The marker stays until the swap, so a staging folder a crash leaves is always recognised.
+    (site / STAGING_MARKER).unlink(missing_ok=True)
+    fsync_dir(site)
     fsync_dir(site.parent)
 
 
 def recover_interrupted(site: Path) -> None:
-    """Repair what a killed build left behind.
+    """Repair what a killed build left behind (only in staging folders this tool made for SITE).
 
     A site moved aside by the two-rename fallback is moved back; a ready top-document journal
     (everything it pins was already in SITE) is completed; stale staging folders are removed.
     """
-    parent = site.parent
-    if not parent.is_dir():
+    if not site.parent.is_dir():
         return
-    olds = sorted(parent.glob(f".{glob.escape(site.name)}.old-*"))
-    if olds and not site.exists():
-        olds.pop().rename(site)  # the two-rename fallback was interrupted between its renames
-    for stale in sorted(parent.glob(f".{glob.escape(site.name)}.build-*")):
-        journal = stale / _JOURNAL
+    stale = staging_folders(site)
+    for folder in stale:
+        if (folder / _OLD_SITE).is_dir() and not site.exists() and not site.is_symlink():
+            (folder / _OLD_SITE).rename(site)  # the two-rename fallback was interrupted between its renames
+    for folder in stale:
+        journal = folder / _JOURNAL
         if (journal / _READY).is_file() and (site / REGISTRY_JSON).is_file():
             complete_journal(journal, site)
-    for stale in [*olds, *parent.glob(f".{glob.escape(site.name)}.build-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the top document's journal

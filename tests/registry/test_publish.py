@@ -232,6 +232,9 @@ def test_removed_release_and_yank_files_are_collected(index: Index, tmp_path: Pa
     shutil.rmtree(index.release_dir("alpha-tools", "0.1.0"))
     build(index, site, now=LATER + timedelta(hours=1))
     assert not list((site / "plugins/alpha/1.0.0").glob("yank.toml*"))
+    # A removed release stays one more build (readers of the replaced top document fetch it).
+    assert (site / "plugins/alpha-tools").exists()
+    build(index, site, now=LATER + timedelta(hours=2))
     assert not (site / "plugins/alpha-tools").exists()
     assert_valid_site(site, index)
 

@@ -155,14 +155,30 @@ def test_concurrent_builds_of_one_site_are_serialised(index: Index, tmp_path: Pa
     assert not list(tmp_path.glob(".site.build-*"))
 
 
-def test_recovery_after_a_crash_between_the_two_fallback_renames(tmp_path: Path) -> None:
+def test_recovery_after_a_crash_between_the_two_fallback_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = tmp_path / "site"
-    old = tmp_path / f".site.old-{12345}"
-    old.mkdir()
-    (old / "registry.json").write_text("{}")
+    site.mkdir()
+    (site / "registry.json").write_text("{}")
+    staged = site_io.staging_dir(site)
+    (staged / "registry.json").write_text("new")
+    monkeypatch.setattr(site_io, "_exchange", lambda a, b: False)
+    real_rename = Path.rename
+
+    def crash_on_second(self: Path, target: Any) -> Any:
+        if self == staged:
+            raise KeyboardInterrupt("killed between the renames")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        site_io.swap_into_place(staged, site)
+    monkeypatch.undo()
+    assert not site.exists()
     site_io.recover_interrupted(site)
     assert (site / "registry.json").read_text() == "{}"
-    assert not old.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
 def test_swap_without_renameat2_still_replaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
