@@ -30,6 +30,15 @@ func fsError(path string, err error) *Error {
 	return &Error{Class: ClassNetwork, Where: path, What: fmt.Sprintf("%s: %v", path, err), Fix: "check the plugin directory's permissions and free space"}
 }
 
+// openError is fsError for the open of a file with O_NONBLOCK: ENXIO there means a FIFO without
+// a reader or a socket in the file's place, which is not a regular file.
+func openError(path string, err error) *Error {
+	if errors.Is(err, unix.ENXIO) {
+		return unsafePath(path, "not a regular file")
+	}
+	return fsError(path, err)
+}
+
 // dirFD is an open directory below the plugin directory.
 type dirFD struct {
 	fd   int
@@ -91,12 +100,14 @@ func (d *dirFD) walk(rel string, create bool) (*dirFD, error) {
 // readFile reads a regular file below d without following a link, at most max bytes (more: tampered).
 func (d *dirFD) readFile(name string, max int64) ([]byte, error) {
 	path := filepath.Join(d.path, name)
+	// O_NONBLOCK: a FIFO planted in the file's place must not block the open (nor the writers'
+	// lock held around it); the regular-file check follows the open.
 	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil, err
 		}
-		return nil, fsError(path, err)
+		return nil, openError(path, err)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
@@ -149,9 +160,10 @@ func (d *dirFD) writeFile(name string, data []byte) error {
 // cut short leaves a tail without "\n", which readers ignore and the next writer cuts.
 func (d *dirFD) appendLine(name string, keep int64, data []byte) error {
 	path := filepath.Join(d.path, name)
+	// O_NONBLOCK as in readFile: a FIFO without a reader fails the open (ENXIO) at once.
 	fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return fsError(path, err)
+		return openError(path, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t

@@ -25,6 +25,11 @@ const (
 	// minCompaction is the least number of change lines after which a commit writes a new base
 	// instead of appending (the bound is max(minCompaction, entries)).
 	minCompaction = 64
+	// minCompactionBytes is the least number of change-line bytes the file may hold after a commit
+	// (the bound is max(minCompactionBytes, bytes of the base line)): a commit touching most
+	// entries writes a line as large as a base, so counting lines alone would let the file grow to
+	// entries x the base and past maxLockfile.
+	minCompactionBytes = 65536
 	// DependencyOnly is the requested of an entry installed only because other plugins need it
 	// (conformance/README.md, decision 14). Not a range, so never a requirement anyone typed.
 	DependencyOnly = "(dependency)"
@@ -58,6 +63,9 @@ type Lockfile struct {
 	Version int
 	// ChangeLines counts the change lines after the base (version 3).
 	ChangeLines int
+	// baseLen is the length of the base line with its "\n" (version 3): committed - baseLen are
+	// the bytes of the change lines.
+	baseLen int64
 	// committed is the length up to the last "\n": what follows is the uncommitted tail of a
 	// write that did not finish, which the next append cuts.
 	committed int64
@@ -133,7 +141,7 @@ func isNumber(v any, literal string) bool {
 // parseLines folds a version 3 file whose first line parsed as first.
 func parseLines(data []byte, first any, where string) (*Lockfile, error) {
 	end := bytes.LastIndexByte(data, '\n') + 1
-	lf := &Lockfile{Plugins: map[string]*LockEntry{}, Version: 3, committed: int64(end)}
+	lf := &Lockfile{Plugins: map[string]*LockEntry{}, Version: 3, committed: int64(end), baseLen: int64(bytes.IndexByte(data, '\n') + 1)}
 	d := &doc{class: ClassLockfile, where: where}
 	top := d.object(first, "line 1", []string{"lockfile_version", "plugins"}, nil)
 	if d.err != nil {
@@ -314,14 +322,13 @@ func (lf *Lockfile) changeLine(before map[string]*LockEntry) []byte {
 
 // commit writes the change from before (the state as read) to lf.Plugins; call it holding the
 // writers' lock. The usual commit appends one change line (the fsync is the commit point); a new
-// base replaces the file atomically when there is no lockfile yet, the file is version 2, or it
-// already holds max(64, entries) change lines. Nothing changed: nothing is written.
+// base replaces the file atomically when dueForBase says so. Nothing changed: nothing is written.
 func (lf *Lockfile) commit(root *dirFD, before map[string]*LockEntry) error {
 	line := lf.changeLine(before)
 	if line == nil {
 		return nil
 	}
-	if lf.Version == LockfileVersion && lf.ChangeLines < max(minCompaction, len(lf.Plugins)) {
+	if !lf.dueForBase(len(line)) {
 		if err := root.appendLine(LockfileName, lf.committed, line); err != nil {
 			return err
 		}
@@ -333,8 +340,20 @@ func (lf *Lockfile) commit(root *dirFD, before map[string]*LockEntry) error {
 	if err := root.writeFile(LockfileName, base); err != nil {
 		return err
 	}
-	lf.Version, lf.ChangeLines, lf.committed = LockfileVersion, 0, int64(len(base))
+	lf.Version, lf.ChangeLines, lf.committed, lf.baseLen = LockfileVersion, 0, int64(len(base)), int64(len(base))
 	return nil
+}
+
+// dueForBase reports whether a commit whose change line is lineLen bytes (with its "\n") writes a
+// new base instead of appending: there is no lockfile yet; the file is version 2; it already holds
+// max(64, entries after the commit) change lines; or the change lines' bytes with this one would
+// exceed max(bytes of the base line, 65536). Lines and bytes both bounded keep the file within
+// about twice a fresh base (plus 64 KiB) and each commit O(changed) amortised.
+func (lf *Lockfile) dueForBase(lineLen int) bool {
+	if lf.Version != LockfileVersion || lf.ChangeLines >= max(minCompaction, len(lf.Plugins)) {
+		return true
+	}
+	return lf.committed-lf.baseLen+int64(lineLen) > max(lf.baseLen, minCompactionBytes)
 }
 
 // asciiEscape escapes every character outside space..~ that encoding/json leaves as it is (DEL
