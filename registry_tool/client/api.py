@@ -897,11 +897,10 @@ def record_manifest_identities(
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o600)
+        fd = _locked_record(path, flags)
     except OSError:
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return
@@ -920,6 +919,27 @@ def record_manifest_identities(
     except OSError:
         pass
     finally:
+        os.close(fd)
+
+
+def _locked_record(path: Path, flags: int) -> int:
+    """Open the record and take its lock, on the file that is at ``path`` once the lock is held.
+
+    A writer restarting the record renames a new file over it while it holds the lock on the
+    old one: a writer that waited on the old file's lock would append to (or restart from) a
+    file nobody reads any more, losing its lines or the other writer's.  So: lock, check that
+    ``path`` is still that file, else open again.
+    """
+    while True:
+        fd = os.open(path, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held, current = os.fstat(fd), path.lstat()
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+            return fd
         os.close(fd)
 
 

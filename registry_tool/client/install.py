@@ -69,8 +69,12 @@ from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
 LOCKFILE = "registry-tool.lock.json"
 LEGACY_LOCKFILE = "registry-tool.lock"  # version 1 (TOML): refused with a "reinstall" message
 LOCKFILE_VERSION = 3  # version 2 (one pretty-printed document) is still read, never appended to
-# A new base is written instead of a change line once the file holds max(64, entries) change lines.
+# A new base is written instead of a change line once the file holds max(64, entries) change lines,
+# or once its change lines (with the new one) would outweigh max(the base line, 64 KiB): a commit
+# touching most entries writes a line as large as a base, so counting lines alone would let the
+# file grow to entries x the base (and past its 64 MiB cap).
 MIN_CHANGE_LINES = 64
+MIN_CHANGE_BYTES = 64 * 1024
 LOCK = ".registry-tool.lck"
 JOURNAL = ".registry-tool.cleanup.json"
 # Fixed names of the root's temporary files (a new base of the lockfile, the journal): a killed
@@ -768,32 +772,46 @@ def _commit(session: DirSession, delta: Mapping[str, LockedPlugin | None]) -> No
     commit point; ``session.lock`` changes only after it, so a failure leaves it as it was.
     """
     lock, pdir = session.lock, session.fs
-    plugins = lock.plugins
+    key = str(session.path)
+    with _PARSE_LOCK:  # reader threads of this process fold lines into ``lock`` in place
+        plugins = dict(lock.plugins)
+        before, changes_before, version_before = lock.data, lock.changes, lock.version
     delta = {n: e for n, e in delta.items() if plugins.get(n) != e}
     if not delta:
         return
-    before = len(lock.data)
     entries = len(plugins) + sum((e is not None) - (n in plugins) for n, e in delta.items())
+    base_len = before.find(b"\n") + 1
     try:
-        if lock.version != LOCKFILE_VERSION or lock.changes >= max(MIN_CHANGE_LINES, entries):
+        line = change_line(delta)
+        if (
+            version_before != LOCKFILE_VERSION
+            or changes_before >= max(MIN_CHANGE_LINES, entries)
+            or len(before) - base_len + len(line) > max(base_len, MIN_CHANGE_BYTES)
+        ):
             # A new base: the whole state as one line, written atomically as version 2 files were.
-            state = Lockfile(dict(plugins))
+            state = Lockfile(plugins)
             state.apply(delta)
             data = state.to_bytes()
             pdir.write_atomic(LOCKFILE, data, read_back=False, tmp_name=_LOCKFILE_TMP)
             changes = 0
         else:
-            line = change_line(delta)
-            pdir.append_durable(LOCKFILE, line, keep=len(lock.data))  # also cuts an unfinished tail
-            data, changes = lock.data + line, lock.changes + 1
+            pdir.append_durable(LOCKFILE, line, keep=len(before))  # also cuts an unfinished tail
+            data, changes = before + line, changes_before + 1
     except BaseException:
         with _PARSE_LOCK:  # the file's state is unknown after a failed write: parse it again next time
-            if _PARSED.get(str(session.path)) is lock:
-                del _PARSED[str(session.path)]
+            if _PARSED.get(key) is lock:
+                del _PARSED[key]
         raise
     with _PARSE_LOCK:
-        if len(lock.data) == before:  # (else a reader thread of this process folded the line already)
-            lock.apply(delta)
+        moved = lock.data is not before  # a reader thread folded lines into ``lock`` meanwhile
+        lock.apply(delta)  # idempotent: that reader may have folded this very line already
+        if moved and lock.data != data:
+            # It folded something this commit did not write (a writer that ignored the lock):
+            # this process's parse no longer matches the file; the next read parses it all.
+            if _PARSED.get(key) is lock:
+                del _PARSED[key]
+            lock.derived = True
+            return
         lock.version, lock.data, lock.changes, lock.tail = LOCKFILE_VERSION, data, changes, 0
         lock.derived = True
         _remember(session.path, lock)

@@ -284,7 +284,10 @@ class PluginDir:
             if fd is None:
                 raise UsageError(f"{self.root / rel} is gone", fix="run the command again")
             try:
-                out = os.open(parts[-1], os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                # O_NONBLOCK: a FIFO planted as the file must not block the writer (which holds the
+                # writers' lock); the regular-file check follows the open.
+                flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                out = os.open(parts[-1], flags, dir_fd=fd)
             except OSError as err:
                 if err.errno == errno.ELOOP:
                     raise _unsafe(self.root, rel, "is a symbolic link") from None

@@ -306,6 +306,149 @@ def _file_ref(check: _Checker, raw: Any, path: str, name: str, version: str, man
     return FileRef(where, sha, check.int_(raw["size"], f"{path}.size", minimum=1))
 
 
+_RELEASE_KEYS = frozenset(_RELEASE_FIELDS)
+_LIMIT_KEYS = frozenset(("fuel", "memory", "wall_time_ms"))
+_REF_KEYS = frozenset(("path", "sha256", "size"))
+_SMOKE_KEYS = frozenset(("name", "fuel", "peak_memory"))
+_YANK_KEYS = frozenset(("reason",))
+_MAX_STR = 65536
+
+
+def _is_int(raw: Any, minimum: int = 0) -> bool:
+    # ``type(...) is int`` also refuses bool (JSON true), as ``_Checker.int_`` does.
+    return type(raw) is int and minimum <= raw <= MAX_SAFE_INTEGER
+
+
+def _is_str(raw: Any, max_len: int = _MAX_STR) -> bool:
+    return type(raw) is str and len(raw) <= max_len
+
+
+def _is_opt_str(raw: Any) -> bool:
+    return raw is None or (type(raw) is str and len(raw) <= _MAX_STR)
+
+
+def _strs_or_none(raw: Any, check: Callable[[str], bool] | None = None) -> tuple[str, ...] | None:
+    if type(raw) is not list:
+        return None
+    if not raw:
+        return ()
+    for item in raw:
+        if type(item) is not str or len(item) > _MAX_STR or (check is not None and not check(item)):
+            return None
+    return tuple(raw)
+
+
+def _ref_or_none(raw: Any, prefix: str, manifest: bool) -> FileRef | None:
+    if type(raw) is not dict or raw.keys() != _REF_KEYS:
+        return None
+    where, sha, size = raw["path"], raw["sha256"], raw["size"]
+    if not _is_str(where, 512) or not where.startswith(prefix):
+        return None
+    file = where[len(prefix) :]
+    if (manifest and file != "plugin.toml") or not is_file_name(file):
+        return None
+    if not _is_str(sha, 64) or not is_sha256(sha) or not _is_int(size, 1):
+        return None
+    return FileRef(where, sha, size)
+
+
+def _release_fast(name: str, version: str, raw: Any) -> Release | None:
+    """The release entry of a well-formed document, or None if any check might fail.
+
+    Exactly the checks of ``_release``, written without building a field path per check (a
+    site's documents hold thousands of entries).  It accepts nothing ``_release`` refuses:
+    every doubt returns None, and ``_release`` then names what is wrong.
+    """
+    if type(raw) is not dict or raw.keys() != _RELEASE_KEYS:
+        return None
+    limits, deps, yanked, smoke_raw = raw["limits"], raw["dependencies"], raw["yanked"], raw["smoke"]
+    if type(limits) is not dict or limits.keys() != _LIMIT_KEYS:
+        return None
+    fuel, memory, wall = limits["fuel"], limits["memory"], limits["wall_time_ms"]
+    if not (_is_int(fuel) and _is_int(memory) and _is_int(wall)):
+        return None
+    if type(deps) is not dict:
+        return None
+    if deps:
+        from registry_tool.format.ranges import RangeSyntaxError, parse_range
+    for dep, spec in deps.items():
+        if not is_plugin_name(dep) or not _is_str(spec, 256):
+            return None
+        try:
+            parse_range(spec)
+        except RangeSyntaxError:
+            return None
+    if yanked is not None:
+        if type(yanked) is not dict or yanked.keys() != _YANK_KEYS or not _is_str(yanked["reason"]):
+            return None
+        yanked = yanked["reason"]
+    smoke: tuple[SmokeFigure, ...] | None = None
+    if smoke_raw is not None:
+        if type(smoke_raw) is not list:
+            return None
+        figures = []
+        for s in smoke_raw:
+            if type(s) is not dict or s.keys() != _SMOKE_KEYS or not _is_str(s["name"]):
+                return None
+            f, m = s["fuel"], s["peak_memory"]
+            if not ((f is None or _is_int(f)) and (m is None or _is_int(m))):
+                return None
+            figures.append(SmokeFigure(s["name"], f, m))
+        smoke = tuple(figures)
+    description, license_, abi, host = raw["description"], raw["license"], raw["abi"], raw["host"]
+    homepage, repository, published_at = raw["homepage"], raw["repository"], raw["published_at"]
+    if not (
+        _is_str(description)
+        and _is_str(license_, 256)
+        and _is_str(abi, 64)
+        and _is_opt_str(host)
+        and _is_opt_str(homepage)
+        and _is_opt_str(repository)
+        and parse_time_strict(published_at) is not None
+    ):
+        return None
+    exports = _strs_or_none(raw["exports"])
+    permissions = _strs_or_none(raw["permissions"], is_permission)
+    signers = _strs_or_none(raw["signers"], is_key_id)
+    authors = _strs_or_none(raw["authors"])
+    keywords = _strs_or_none(raw["keywords"])
+    prefix = release_path(name, version, "")
+    manifest = _ref_or_none(raw["manifest"], prefix, True)
+    wasm = _ref_or_none(raw["wasm"], prefix, False)
+    if (
+        exports is None
+        or permissions is None
+        or signers is None
+        or authors is None
+        or keywords is None
+        or manifest is None
+        or wasm is None
+    ):
+        return None
+    return Release(
+        name=name,
+        version=version,
+        description=description,
+        license=license_,
+        abi=abi,
+        host=host,
+        exports=exports,
+        permissions=permissions,
+        limits=Limits(fuel, memory, wall),
+        manifest=manifest,
+        wasm=wasm,
+        signers=signers,
+        published_at=str(published_at),
+        yanked=yanked,
+        smoke=smoke,
+        authors=authors,
+        keywords=keywords,
+        homepage=homepage,
+        repository=repository,
+        dependencies=dict(deps),
+    )
+
+
 def _release(check: _Checker, name: str, version: str, raw: Any, path: str) -> Release:
     from registry_tool.format.ranges import RangeSyntaxError, parse_range
 
@@ -401,9 +544,14 @@ class PluginDocument:
 
     def releases(self) -> list[Release]:
         """Oldest first by semver precedence."""
+        releases = list(self.versions.values())
+        if not any("-" in r.version for r in releases):
+            # Without pre-release parts, semver precedence is the order of the three numbers
+            # (strict semver has no leading zeros), and a tuple of ints is much cheaper to build.
+            return sorted(releases, key=lambda r: tuple(map(int, r.version.split("."))))
         from semantic_version import Version
 
-        return sorted(self.versions.values(), key=lambda r: Version(r.version))
+        return sorted(releases, key=lambda r: Version(r.version))
 
     @classmethod
     def parse(
@@ -429,7 +577,8 @@ class PluginDocument:
         for version, entry in versions.items():
             if not is_version(version):
                 raise check.fail("versions", f"key {version!r} is not a strict semver without '+'")
-            out[version] = _release(check, name, version, entry, f"versions.{version}")
+            release = _release_fast(name, version, entry)
+            out[version] = release or _release(check, name, version, entry, f"versions.{version}")
         return cls(name, out)
 
 

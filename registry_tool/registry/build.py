@@ -16,11 +16,13 @@ Nothing a client reads changes unless every check passed.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -159,8 +161,26 @@ def build_site(opts: BuildOptions) -> BuildResult:
     if not opts.index.is_dir():
         raise UsageError(f"{opts.index} is not a folder", where=str(opts.index), fix="pass the index folder")
     out = site_io.real_site(opts.out)
-    with site_io.site_lock(out):
+    with site_io.site_lock(out), _fewer_collections():
         return _build_locked(opts, out)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while a build runs; restored afterwards.
+
+    A build holds hundreds of thousands of long-lived objects (the build cache, the plan, the
+    previous publication) and makes almost no cyclic garbage, yet with the default thresholds
+    the collector walks all of them again each time the heap grows by a quarter: a third of a
+    one-change rebuild's CPU at 10,000 releases.  Nothing is left uncollected for good: the
+    collector still runs, less often, and at the old thresholds again after the build.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 50_000), max(old[1], 50), max(old[2], 100))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 @dataclass

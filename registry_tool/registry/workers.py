@@ -101,7 +101,7 @@ def _worker_task(task: list[_Sent], smoke: bool, staged: str) -> list[_Back]:
     out: list[_Back] = []
     for name, version, path, files, published in task:
         done = _prepare_and_write(
-            IndexRelease(name, version, Path(path), files), published, _STATE[0], smoke, staged
+            IndexRelease(name, version, path, files), published, _STATE[0], smoke, staged
         )
         out.append(done if isinstance(done, list) else (done.entry, done.files))
     return out
@@ -184,7 +184,7 @@ def prepare_all(
             size = max(_TASK_MIN, min(_TASK_MAX, (back - front) // (4 * processes)))
             end = min(front + size, back)
             task = [
-                (rel.name, rel.version, str(rel.path), rel.files, published)
+                (rel.name, rel.version, rel.folder, rel.files, published)
                 for rel, published in todo[front:end]
             ]
             pending[pool.submit(_worker_task, task, smoke, str(staged))] = (front, end)

@@ -210,6 +210,13 @@ class Root:
     revoked: tuple[Revocation, ...] = field(default=())
     # sha256 of the registry.toml this root authorises (None: the root pins none).
     registry_config_sha256: str | None = None
+    # Per plugin name: the keys that may sign its releases and the refusals of every other
+    # maintainer and role key.  These depend on this root and the plugin only, so a site's
+    # releases share them; the revoked keys' part depends on each release's publication time
+    # and is added per call.  Kept on the instance: another root never sees this one's entries.
+    _release_parts: dict[str, tuple[tuple[PublicKey, ...], tuple[Candidate, ...], Role | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def parse(cls, data: bytes, *, where: str | None = None) -> Root:
@@ -259,6 +266,36 @@ class Root:
 
     def release_role(self, plugin: str, published_at: datetime | None) -> Role:
         """The keys that may sign ``plugin``'s releases, and why every other known key may not."""
+        parts = self._release_parts.get(plugin)
+        if parts is None:
+            parts = self._release_parts.setdefault(plugin, self._plugin_parts(plugin))
+        delegated, refused, whole = parts
+        if whole is not None:  # no revoked key: the role is the same for every release
+            return whole
+        kept: list[PublicKey] = []
+        revoked: list[Candidate] = []
+        for r in self.revoked:
+            why = _kept_release_refusal(r, plugin, published_at)
+            if why is None:
+                kept.append(r.key)
+                continue
+            revoked.append(
+                Candidate(
+                    r.key,
+                    RevokedKeyError(
+                        f"{r.summary}; {why}",
+                        fix="have a current maintainer of the plugin re-sign the release",
+                    ),
+                )
+            )
+        return Role(
+            f"maintainer of '{plugin}'",
+            delegated + tuple(kept),
+            self.threshold_for(plugin),
+            refused + tuple(revoked),
+        )
+
+    def _plugin_parts(self, plugin: str) -> tuple[tuple[PublicKey, ...], tuple[Candidate, ...], Role | None]:
         delegated = self.delegated_keys(plugin)
         allowed = {k.raw for k in delegated}
         refused: list[Candidate] = []
@@ -288,21 +325,11 @@ class Root:
                             ),
                         )
                     )
-        for r in self.revoked:
-            why = _kept_release_refusal(r, plugin, published_at)
-            if why is None:
-                delegated.append(r.key)
-                continue
-            refused.append(
-                Candidate(
-                    r.key,
-                    RevokedKeyError(
-                        f"{r.summary}; {why}",
-                        fix="have a current maintainer of the plugin re-sign the release",
-                    ),
-                )
-            )
-        return Role(f"maintainer of '{plugin}'", tuple(delegated), self.threshold_for(plugin), tuple(refused))
+        keys, refusals = tuple(delegated), tuple(refused)
+        whole = None
+        if not self.revoked:
+            whole = Role(f"maintainer of '{plugin}'", keys, self.threshold_for(plugin), refusals)
+        return keys, refusals, whole
 
 
 def _kept_release_refusal(r: Revocation, plugin: str, published_at: datetime | None) -> str | None:

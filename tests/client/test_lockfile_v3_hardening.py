@@ -1,0 +1,118 @@
+"""Lockfile version 3 under attack and at scale: each test fails without the rule it names.
+
+A FIFO planted as the lockfile never blocks a writer holding the writers' lock; the file stays
+within about twice a fresh base however large each commit is; a host whose reader thread folds
+a line some other writer appended during a commit does not keep a stale parse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry_tool.client import install as client_install
+from registry_tool.client.errors import UnsafePathError
+from registry_tool.client.install import LOCKFILE, MIN_CHANGE_BYTES, plugin_dir_lock, read_lockfile
+from registry_tool.client.plugin_fs import PluginDir
+from registry_tool.errors import UsageError
+from tests.world.lockfile import line
+
+
+def entry(name: str, version: str = "1.0.0", requested: str = "") -> dict[str, Any]:
+    return {
+        "abi": "core",
+        "dependencies": {},
+        "manifest": f"{name}/{version}/plugin.toml",
+        "manifest_sha256": "a" * 64,
+        "manifest_size": 1,
+        "permissions": [],
+        "published_at": "2026-11-21T12:00:00Z",
+        "registry": "https://example.org/plugins/",
+        "requested": requested,
+        "required_by": [],
+        "signatures": [],
+        "signers": [],
+        "version": version,
+        "wasm": f"{name}/{version}/m.wasm",
+        "wasm_sha256": "b" * 64,
+        "wasm_size": 1,
+    }
+
+
+def fresh(folder: Path) -> dict[str, str]:
+    client_install.forget_parsed()
+    return {n: e.version for n, e in read_lockfile(folder).plugins.items()}
+
+
+def test_a_fifo_planted_as_the_lockfile_does_not_block_the_append(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / LOCKFILE)
+    outcome: list[BaseException | None] = []
+
+    def append() -> None:
+        try:
+            with PluginDir(tmp_path) as pdir:
+                pdir.append_durable(LOCKFILE, b'{"plugins":{}}\n', keep=0)
+            outcome.append(None)
+        except BaseException as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=append, daemon=True)
+    worker.start()
+    worker.join(60)  # generous: without O_NONBLOCK the open blocks until a reader comes, forever
+    if worker.is_alive():  # unblock the thread (open a reader) so the suite can go on, then fail
+        fd = os.open(tmp_path / LOCKFILE, os.O_RDONLY | os.O_NONBLOCK)
+        worker.join(10)
+        os.close(fd)
+        pytest.fail("appending to a FIFO planted as the lockfile blocked")
+    assert len(outcome) == 1 and isinstance(outcome[0], (UsageError, UnsafePathError))
+
+
+def test_commits_touching_every_entry_keep_the_file_near_one_base(tmp_path: Path) -> None:
+    names = [f"p{i:03d}" for i in range(300)]
+    (tmp_path / LOCKFILE).write_bytes(line({"lockfile_version": 3, "plugins": {n: entry(n) for n in names}}))
+    base = (tmp_path / LOCKFILE).stat().st_size
+    assert base > MIN_CHANGE_BYTES  # each full commit's line is about a base: the byte rule decides
+    for round_ in range(8):  # every commit changes every entry (an update of everything)
+        with plugin_dir_lock(tmp_path) as session:
+            delta = {
+                n: dataclasses.replace(e, requested=f"^1.{round_}") for n, e in session.lock.plugins.items()
+            }
+            client_install._commit(session, delta)
+        size = (tmp_path / LOCKFILE).stat().st_size
+        assert size <= 2 * base + MIN_CHANGE_BYTES, (round_, size, base)
+    client_install.forget_parsed()
+    assert {e.requested for e in read_lockfile(tmp_path).plugins.values()} == {"^1.7"}
+
+
+def test_a_line_folded_by_a_reader_during_a_commit_leaves_no_stale_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / LOCKFILE
+    path.write_bytes(
+        line({"lockfile_version": 3, "plugins": {"victim": entry("victim"), "other": entry("other")}})
+    )
+    read_lockfile(tmp_path)
+    real = client_install.change_line
+
+    def racing(delta: Any) -> bytes:
+        # Inside the commit: a writer that ignores the lock appends a line, and a reader thread of
+        # this host folds it into the shared parse.
+        with path.open("ab") as f:
+            f.write(line({"plugins": {"other": entry("other", "1.0.1")}}))
+        read_lockfile(tmp_path)
+        return real(delta)
+
+    monkeypatch.setattr(client_install, "change_line", racing)
+    with plugin_dir_lock(tmp_path) as session:
+        client_install._commit(session, {"victim": None})
+    monkeypatch.setattr(client_install, "change_line", real)
+    seen = {n: e.version for n, e in read_lockfile(tmp_path).plugins.items()}  # this process
+    assert seen == fresh(tmp_path)  # what the file holds
+    assert "victim" not in seen
+    assert json.loads(path.read_bytes().splitlines()[-1]) == {"plugins": {"victim": None}}
