@@ -1,6 +1,7 @@
 //! File system operations below a plugin directory that never follow a symbolic link: every
-//! component below the directory is checked with lstat, files are opened with O_NOFOLLOW and
-//! created with O_EXCL, and replaced by rename (which replaces a name, never follows it).
+//! component below the directory is checked with lstat, files are opened with O_NOFOLLOW (and
+//! read or appended to with O_NONBLOCK, a regular file only), created with O_EXCL, and
+//! replaced by rename (which replaces a name, never follows it).
 //! A link anywhere below the directory is `unsafe-path`.
 
 use crate::error::{Class, Error};
@@ -109,13 +110,40 @@ pub fn remove_tree_below(dir: &Path, rel: &str) -> Result<(), Error> {
     }
 }
 
+enum OpenError {
+    NotFound,
+    Refused(Error),
+}
+
+/// Open the regular file `path` (already checked by `safe_join`) with `options` plus
+/// O_NOFOLLOW | O_NONBLOCK, then check with fstat that what was opened is a regular file.
+/// The name may be swapped between the lstat and the open: O_NONBLOCK keeps a FIFO planted
+/// there from blocking the open (for reading it opens at once and fstat refuses it; for
+/// writing with no reader it fails with ENXIO), so a command holding the writers' lock never
+/// waits on it. O_NONBLOCK changes nothing for a regular file's reads and writes.
+fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File, OpenError> {
+    let file = match options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::NotFound),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(OpenError::Refused(unsafe_path(path, "is not a regular file")))
+        }
+        Err(e) => return Err(OpenError::Refused(io_error(path, e))),
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(_) => Err(OpenError::Refused(unsafe_path(path, "is not a regular file"))),
+        Err(e) => Err(OpenError::Refused(io_error(path, e))),
+    }
+}
+
 /// Read a regular file below `dir` without following links, at most `cap` bytes.
 pub fn read_below(dir: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, Error> {
     let path = safe_join(dir, rel, false, false)?;
-    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+    let file = match open_regular(&path, OpenOptions::new().read(true)) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(&path, e)),
+        Err(OpenError::NotFound) => return Ok(None),
+        Err(OpenError::Refused(e)) => return Err(e),
     };
     let mut data = Vec::new();
     file.take(cap.saturating_add(1)).read_to_end(&mut data).map_err(|e| io_error(&path, e))?;
@@ -152,7 +180,7 @@ pub fn write_atomic(dir: &Path, rel: &str, data: &[u8]) -> Result<PathBuf, Error
 }
 
 /// Append `line` to the existing file `dir/rel` as one commit: open it O_WRONLY | O_APPEND |
-/// O_NOFOLLOW, cut it back to `committed_len` when an unfinished write left bytes after that
+/// O_NOFOLLOW | O_NONBLOCK (a regular file only), cut it back to `committed_len` when an unfinished write left bytes after that
 /// (the caller read the file under the same writers' lock), write the line with ONE `write()`
 /// (a reader never sees a line in pieces from us), then fsync: the commit point. A file shorter
 /// than `committed_len` changed behind the lock and is refused; a short write is cut back off.
@@ -160,12 +188,12 @@ pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) 
     use std::os::unix::io::AsRawFd;
     let path = safe_join(dir, rel, false, false)?;
     // append(true) opens O_WRONLY | O_APPEND
-    let file =
-        OpenOptions::new().append(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(|e| io_error(&path, e))?;
+    let file = match open_regular(&path, OpenOptions::new().append(true)) {
+        Ok(f) => f,
+        Err(OpenError::NotFound) => return Err(io_error(&path, std::io::Error::from(std::io::ErrorKind::NotFound))),
+        Err(OpenError::Refused(e)) => return Err(e),
+    };
     let meta = file.metadata().map_err(|e| io_error(&path, e))?;
-    if !meta.is_file() {
-        return Err(unsafe_path(&path, "is not a regular file"));
-    }
     if meta.len() < committed_len {
         return Err(Error::new(
             Class::Lockfile,
@@ -278,6 +306,65 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("lock"), dir.join("lock")).unwrap();
         assert_eq!(append_committed(&dir, "lock", 5, b"line\n").unwrap_err().class, Class::UnsafePath);
         assert_eq!(fs::read(outside.join("lock")).unwrap(), b"base\n");
+    }
+
+    /// What opening `path` with `options` gives, on a helper thread: an open still blocked
+    /// after 20 s fails the test (a FIFO opened without O_NONBLOCK waits for its other end;
+    /// the FIFO is then opened read-write, which releases the helper).
+    fn open_class(path: &Path, options: fn() -> OpenOptions) -> Result<(), Class> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.to_path_buf();
+        std::thread::spawn(move || {
+            let got = match open_regular(&p, &mut options()) {
+                Ok(_) => Ok(()),
+                Err(OpenError::NotFound) => Err(Class::Network),
+                Err(OpenError::Refused(e)) => Err(e.class),
+            };
+            let _ = tx.send(got);
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(got) => got,
+            Err(_) => {
+                let _ = OpenOptions::new().read(true).write(true).open(path);
+                panic!("opening {} blocked for 20 s", path.display());
+            }
+        }
+    }
+
+    fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path that lives across the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+    }
+
+    #[test]
+    fn a_fifo_planted_as_the_lockfile_is_refused_without_blocking_the_open() {
+        let dir = tempdir("fifo");
+        let fifo = dir.join("lock");
+        mkfifo(&fifo);
+        let read = || {
+            let mut o = OpenOptions::new();
+            o.read(true);
+            o
+        };
+        let append = || {
+            let mut o = OpenOptions::new();
+            o.append(true);
+            o
+        };
+        // no other end: the read opens at once and fstat refuses it; the append fails (ENXIO)
+        assert_eq!(open_class(&fifo, read), Err(Class::UnsafePath));
+        assert_eq!(open_class(&fifo, append), Err(Class::UnsafePath));
+        // a reader holds the other end: the append opens, and fstat refuses it
+        let _reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+        assert_eq!(open_class(&fifo, append), Err(Class::UnsafePath));
+        // the public entry points refuse it too, and a regular file still opens both ways
+        assert_eq!(read_below(&dir, "lock", 10).unwrap_err().class, Class::UnsafePath);
+        assert_eq!(append_committed(&dir, "lock", 0, b"x\n").unwrap_err().class, Class::UnsafePath);
+        fs::write(dir.join("plain"), b"base\n").unwrap();
+        assert_eq!(open_class(&dir.join("plain"), read), Ok(()));
+        assert_eq!(open_class(&dir.join("plain"), append), Ok(()));
     }
 
     #[test]

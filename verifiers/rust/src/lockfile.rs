@@ -22,9 +22,13 @@ pub const LOCKFILE_VERSION: i64 = 3;
 pub const LOCKFILE_VERSION_2: i64 = 2;
 pub const MAX_LOCKFILE_BYTES: u64 = 64 * 1024 * 1024;
 /// A commit writes a new base instead of appending once the file holds
-/// `max(MIN_COMPACTION_LINES, entries after the commit)` change lines: the file stays within
-/// about twice a fresh base and each commit costs O(changed) amortised.
+/// `max(MIN_COMPACTION_LINES, entries after the commit)` change lines, or once its change
+/// lines with the new one would exceed `max(base line bytes, MIN_COMPACTION_BYTES)`: the file
+/// stays within about twice a fresh base (plus 64 KiB) and each commit costs O(changed)
+/// amortised. Counting lines alone is not enough: a commit touching most entries writes a
+/// line as large as a base.
 pub const MIN_COMPACTION_LINES: usize = 64;
+pub const MIN_COMPACTION_BYTES: u64 = 65536;
 /// The `requested` of an entry installed only because other plugins need it
 /// (conformance/README.md, decision 14). Not a range, so never a requirement anyone typed.
 pub const DEPENDENCY_ONLY: &str = "(dependency)";
@@ -64,6 +68,8 @@ pub struct LockfileFile {
     pub version: i64,
     /// version 3: the complete lines after the base
     pub change_lines: usize,
+    /// version 3: the base line's length, its "\n" included; version 2: the whole file's
+    pub base_len: u64,
     /// the bytes up to and including the last "\n" (version 3), else the whole file
     pub committed_len: u64,
     /// the whole file's length; more than `committed_len` when an uncommitted tail follows
@@ -329,6 +335,7 @@ impl LockfileFile {
                     lockfile: parse_v2(&head)?,
                     version: LOCKFILE_VERSION_2,
                     change_lines: 0,
+                    base_len: len,
                     committed_len: len,
                     len,
                 })
@@ -356,6 +363,7 @@ impl LockfileFile {
             lockfile: Lockfile { plugins },
             version: LOCKFILE_VERSION,
             change_lines,
+            base_len: first.len() as u64 + 1,
             committed_len: committed as u64,
             len,
         })
@@ -382,6 +390,7 @@ impl LockfileFile {
             lockfile: Lockfile { plugins },
             version: LOCKFILE_VERSION,
             change_lines,
+            base_len: self.base_len,
             committed_len: committed as u64,
             len: data.len() as u64,
         })
@@ -419,8 +428,10 @@ fn fold(plugins: &mut BTreeMap<String, Entry>, lines: &[u8], before: usize) -> R
 }
 
 /// What committing `next` writes over `current` (`None`: no lockfile yet): nothing when the
-/// state is unchanged; a new base when there is no file, the file is version 2, or it already
-/// holds `max(MIN_COMPACTION_LINES, entries of next)` change lines; else one change line.
+/// state is unchanged; a new base when there is no file, the file is version 2, it already
+/// holds `max(MIN_COMPACTION_LINES, entries of next)` change lines, or its change lines
+/// (committed length minus the base line's) plus the new one would be more bytes than
+/// `max(base line, MIN_COMPACTION_BYTES)`; else one change line.
 pub fn plan_commit(current: Option<&LockfileFile>, next: &Lockfile) -> Commit {
     let empty = Lockfile::default();
     let before = current.map_or(&empty, |f| &f.lockfile);
@@ -428,10 +439,14 @@ pub fn plan_commit(current: Option<&LockfileFile>, next: &Lockfile) -> Commit {
         None => return Commit::Nothing,
         Some(l) => l,
     };
+    let append = |f: &LockfileFile| {
+        let change_bytes = f.committed_len.saturating_sub(f.base_len) + change.len() as u64;
+        f.version == LOCKFILE_VERSION
+            && f.change_lines < MIN_COMPACTION_LINES.max(next.plugins.len())
+            && change_bytes <= f.base_len.max(MIN_COMPACTION_BYTES)
+    };
     match current {
-        Some(f) if f.version == LOCKFILE_VERSION && f.change_lines < MIN_COMPACTION_LINES.max(next.plugins.len()) => {
-            Commit::Append { line: change, committed_len: f.committed_len }
-        }
+        Some(f) if append(f) => Commit::Append { line: change, committed_len: f.committed_len },
         _ => Commit::Base(next.base_line()),
     }
 }
@@ -725,5 +740,80 @@ mod tests {
         assert!(matches!(plan_commit(Some(&with_lines(64)), &many), Commit::Append { .. }));
         assert!(matches!(plan_commit(Some(&with_lines(99)), &many), Commit::Append { .. }));
         assert_eq!(plan_commit(Some(&with_lines(100)), &many), Commit::Base(many.base_line()));
+    }
+
+    /// Commit `next` over the file `data` as a writer does: plan, then cut + append or replace.
+    fn commit(data: &mut Vec<u8>, next: &Lockfile) -> Commit {
+        let current = if data.is_empty() { None } else { Some(LockfileFile::parse(data).unwrap()) };
+        let plan = plan_commit(current.as_ref(), next);
+        match &plan {
+            Commit::Nothing => {}
+            Commit::Append { line, committed_len } => {
+                data.truncate(*committed_len as usize);
+                data.extend(line);
+            }
+            Commit::Base(base) => *data = base.clone(),
+        }
+        plan
+    }
+
+    #[test]
+    fn commits_that_change_most_entries_keep_the_file_within_twice_the_base_plus_64_kib() {
+        // 100 entries: a base under 64 KiB; 300 entries: a base over it
+        for (entries, commits) in [(100, 120), (300, 40)] {
+            let at = |round: usize| {
+                let mut all: Vec<Entry> = (0..entries).map(|i| entry(&format!("plug{}", i), "1.0.0", &[])).collect();
+                // every entry but the first changes in every commit
+                for e in all.iter_mut().skip(1) {
+                    e.requested = format!("^1.{}", round);
+                }
+                state(&all)
+            };
+            let mut data = Vec::new();
+            let mut appends = 0;
+            for round in 0..commits {
+                let next = at(round);
+                if let Commit::Append { .. } = commit(&mut data, &next) {
+                    appends += 1;
+                }
+                let f = LockfileFile::parse(&data).unwrap();
+                assert_eq!(f.lockfile, next);
+                assert_eq!(f.base_len, next.base_line().len() as u64);
+                let bound = 2 * f.base_len + MIN_COMPACTION_BYTES;
+                assert!(
+                    f.len <= bound,
+                    "{} entries, commit {}: {} bytes, more than twice the base ({}) + 64 KiB",
+                    entries,
+                    round,
+                    f.len,
+                    f.base_len
+                );
+            }
+            assert!(appends > 0, "{} entries: some commits still append", entries);
+        }
+    }
+
+    #[test]
+    fn a_commit_writes_a_base_once_the_change_lines_would_exceed_max_base_or_64_kib() {
+        let next = state(&[entry("aa", "1.0.0", &[]), entry("bb", "1.0.0", &[])]);
+        let change_len = |f: &LockfileFile| f.lockfile.change_line(&next).unwrap().len() as u64;
+        // (change bytes already committed) + (new line) against the limit: at it appends, past it a base
+        let check = |f: LockfileFile, limit: u64| {
+            let room = limit - change_len(&f);
+            let with =
+                |bytes: u64| LockfileFile { committed_len: f.base_len + bytes, len: f.base_len + bytes, ..f.clone() };
+            assert!(matches!(plan_commit(Some(&with(room)), &next), Commit::Append { .. }));
+            assert_eq!(plan_commit(Some(&with(room + 1)), &next), Commit::Base(next.base_line()));
+        };
+        // a small base: the limit is 64 KiB
+        let small = LockfileFile::parse(&state(&[entry("aa", "1.0.0", &[])]).base_line()).unwrap();
+        assert!(small.base_len < MIN_COMPACTION_BYTES);
+        check(small, MIN_COMPACTION_BYTES);
+        // a base over 64 KiB: the limit is the base line's length
+        let big_state = state(&(0..200).map(|i| entry(&format!("plug{}", i), "1.0.0", &[])).collect::<Vec<_>>());
+        let big = LockfileFile::parse(&big_state.base_line()).unwrap();
+        assert!(big.base_len > MIN_COMPACTION_BYTES);
+        let limit = big.base_len;
+        check(big, limit);
     }
 }
