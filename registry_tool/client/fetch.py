@@ -282,6 +282,13 @@ class HttpFetcher:
         timeout = (min(self.policy.connect_timeout, left), min(self.policy.read_timeout, left))
         try:
             return self._session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+        except requests.ConnectTimeout:
+            # No connection at all: the server (or the way to it) is down, an outage like a refused
+            # connection (exit 2); a server that accepts and then stalls is the attack below.
+            raise FetchError(
+                f"cannot fetch {url}: no connection within {timeout[0]:g} s",
+                fix="check the URL and your connection, retry later or use a mirror",
+            ) from None
         except requests.Timeout as err:
             raise SlowRetrievalError(
                 f"slow retrieval: {url} did not answer in time ({err.__class__.__name__})",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from registry_tool.client.errors import (
     DownloadTooLargeError,
@@ -193,3 +195,21 @@ def test_a_host_breaking_a_signed_bound_is_an_attack_and_an_outage_is_not() -> N
     for attack in (DownloadTooLargeError("x"), SlowRetrievalError("x"), DeadlineExceededError("x")):
         assert attack.exit_code == 1 and isinstance(attack, FetchError)
     assert HttpStatusError("x").exit_code == 2
+
+
+class _Stalled(requests.Session):
+    def __init__(self, error: type[requests.RequestException]) -> None:
+        super().__init__()
+        self.error = error
+
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        raise self.error("simulated")
+
+
+def test_no_connection_in_time_is_an_outage_not_an_attack() -> None:
+    """A connect timeout is the server being unreachable (exit 2); a stalled answer is the attack."""
+    with pytest.raises(FetchError, match="no connection within") as err:
+        HttpFetcher(session=_Stalled(requests.ConnectTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
+    assert not isinstance(err.value, SlowRetrievalError)
+    with pytest.raises(SlowRetrievalError, match="did not answer in time"):
+        HttpFetcher(session=_Stalled(requests.ReadTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
