@@ -773,23 +773,30 @@ def _commit(session: DirSession, delta: Mapping[str, LockedPlugin | None]) -> No
     """
     lock, pdir = session.lock, session.fs
     key = str(session.path)
-    with _PARSE_LOCK:  # reader threads of this process fold lines into ``lock`` in place
-        plugins = dict(lock.plugins)
+    # Reader threads of this process fold lines into ``lock`` in place: everything this commit
+    # decides from is taken under their lock, and the whole state is copied only for a new base
+    # (an append costs what it changed).
+    with _PARSE_LOCK:
+        plugins = lock.plugins
         before, changes_before, version_before = lock.data, lock.changes, lock.version
-    delta = {n: e for n, e in delta.items() if plugins.get(n) != e}
-    if not delta:
-        return
-    entries = len(plugins) + sum((e is not None) - (n in plugins) for n, e in delta.items())
-    base_len = before.find(b"\n") + 1
-    try:
+        delta = {n: e for n, e in delta.items() if plugins.get(n) != e}
+        if not delta:
+            return
+        entries = len(plugins) + sum((e is not None) - (n in plugins) for n, e in delta.items())
+        base_len = before.find(b"\n") + 1
         line = change_line(delta)
-        if (
-            version_before != LOCKFILE_VERSION
-            or changes_before >= max(MIN_CHANGE_LINES, entries)
-            or len(before) - base_len + len(line) > max(base_len, MIN_CHANGE_BYTES)
-        ):
+        state = (
+            Lockfile(dict(plugins))
+            if (
+                version_before != LOCKFILE_VERSION
+                or changes_before >= max(MIN_CHANGE_LINES, entries)
+                or len(before) - base_len + len(line) > max(base_len, MIN_CHANGE_BYTES)
+            )
+            else None
+        )
+    try:
+        if state is not None:
             # A new base: the whole state as one line, written atomically as version 2 files were.
-            state = Lockfile(plugins)
             state.apply(delta)
             data = state.to_bytes()
             pdir.write_atomic(LOCKFILE, data, read_back=False, tmp_name=_LOCKFILE_TMP)

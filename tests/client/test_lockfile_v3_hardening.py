@@ -98,20 +98,20 @@ def test_a_line_folded_by_a_reader_during_a_commit_leaves_no_stale_parse(
         line({"lockfile_version": 3, "plugins": {"victim": entry("victim"), "other": entry("other")}})
     )
     read_lockfile(tmp_path)
-    real = client_install.change_line
+    real = PluginDir.append_durable
 
-    def racing(delta: Any) -> bytes:
-        # Inside the commit: a writer that ignores the lock appends a line, and a reader thread of
-        # this host folds it into the shared parse.
+    def racing(self: PluginDir, rel: str, data: bytes, *, keep: int) -> None:
+        # Inside the commit, before its line lands: a writer that ignores the lock appends a
+        # line, and a reader thread of this host folds it into the shared parse.
         with path.open("ab") as f:
             f.write(line({"plugins": {"other": entry("other", "1.0.1")}}))
         read_lockfile(tmp_path)
-        return real(delta)
+        real(self, rel, data, keep=keep)
 
-    monkeypatch.setattr(client_install, "change_line", racing)
+    monkeypatch.setattr(PluginDir, "append_durable", racing)
     with plugin_dir_lock(tmp_path) as session:
         client_install._commit(session, {"victim": None})
-    monkeypatch.setattr(client_install, "change_line", real)
+    monkeypatch.setattr(PluginDir, "append_durable", real)
     seen = {n: e.version for n, e in read_lockfile(tmp_path).plugins.items()}  # this process
     assert seen == fresh(tmp_path)  # what the file holds
     assert "victim" not in seen
