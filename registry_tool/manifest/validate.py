@@ -36,7 +36,7 @@ from registry_tool.manifest.config import (
 )
 from registry_tool.manifest.errors import RegistryConfigError, WasmInspectionError
 from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
-from registry_tool.manifest.source import did_you_mean
+from registry_tool.manifest.source import did_you_mean, read_plain
 from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
@@ -346,6 +346,12 @@ def _check_artifact(ctx: _Ctx) -> None:
     if not (_PLAIN_NAME.fullmatch(file) and file not in (".", "..")) and _refused_path(ctx, file):
         return
     release = ctx.release
+    cap = cfg.max_limits.module_size
+    # A plain name: a regular file by that name resolves to itself, inside the (resolved) release.
+    quick = read_plain(f"{release}/{file}", cap) if _PLAIN_NAME.fullmatch(file) else None
+    if quick is not None:
+        _check_module_bytes(ctx, file, quick[0], cap, quick[1])
+        return
     size = _plain_file_size(release, file)
     if size is None:  # a link, a subfolder or no such file: follow every link and decide
         target = (release / file).resolve()
@@ -369,8 +375,17 @@ def _check_artifact(ctx: _Ctx) -> None:
         size = target.stat().st_size
     else:
         target = release / file
-    cap = cfg.max_limits.module_size
-    if cap is not None and size > cap:
+    _check_module_bytes(ctx, file, size, cap, None if cap is not None and size > cap else target.read_bytes())
+
+
+def _check_module_bytes(ctx: _Ctx, file: str, size: int, cap: int | None, data: bytes | None) -> None:
+    """The size cap, the pinned size and digest of the artifact ``file`` (``size`` bytes on disk).
+
+    ``data``: its bytes, None when it is over the cap (not read).
+    """
+    m = ctx.manifest
+    if data is None:
+        assert cap is not None
         ctx.add(
             "artifact-size",
             f"artifact {file!r} is {size} bytes ({format_size(size)}), above the registry maximum "
@@ -379,7 +394,6 @@ def _check_artifact(ctx: _Ctx) -> None:
             "shrink the module (strip debug info, optimise for size) or raise limits.max.module_size",
         )
         return
-    data = target.read_bytes()
     ctx.wasm = data
     if m.artifact.size is not None and m.artifact.size != len(data):
         ctx.add(
@@ -832,6 +846,17 @@ def check_release(
     resolves ``plugins/`` once and refuses links below it): resolving costs a system call per
     path component, as much as some rules.
     """
+    # The common case first: RELEASE_DIR/plugin.toml is a regular file, read in one open (see
+    # ``read_plain``), which also proves RELEASE_DIR a folder and plugin.toml no link.  Anything
+    # else takes the general path below, which decides and explains it.
+    quick = read_plain(f"{release_dir}/{MANIFEST_FILE}")
+    if quick is not None:
+        path = release_dir / MANIFEST_FILE
+        release = resolved if resolved is not None else release_dir.resolve()
+        relfile = _display_resolved(release / MANIFEST_FILE, str(path))
+        result = CheckResult(subject=_display_resolved(release, str(release_dir)), file=relfile)
+        assert quick[1] is not None  # no cap: always read
+        return _check_parsed(path, quick[1], relfile, result, config, release)
     path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
     release = resolved if resolved is not None else path.parent.resolve()
     # plugin.toml resolves under its resolved folder unless it is itself a link (refused below).
@@ -861,6 +886,13 @@ def check_release(
             )
         )
         return CheckedRelease(result, None, None)
+    return _check_parsed(path, raw, relfile, result, config, release)
+
+
+def _check_parsed(
+    path: Path, raw: bytes, relfile: str, result: CheckResult, config: RegistryConfig, release: Path
+) -> CheckedRelease:
+    """Every rule on plugin.toml's bytes ``raw``, read from ``path`` in the folder ``release`` (resolved)."""
     manifest, findings = parse_manifest(path, raw, relfile)
     result.findings.extend(findings)
     if manifest is None:

@@ -32,6 +32,7 @@ from registry_tool.manifest import RegistryConfig
 from registry_tool.manifest import validate as rules
 from registry_tool.manifest.errors import FindingsError
 from registry_tool.manifest.model import Manifest
+from registry_tool.manifest.source import read_plain
 from registry_tool.registry import site as site_io
 from registry_tool.registry.document import (
     Publication,
@@ -120,12 +121,13 @@ def prepare_release(
     Raises:
         RegistryToolError: Any problem (``FindingsError`` carries every finding of the rules).
     """
-    resolved = plugins / rel.name / rel.version if plugins is not None else None
-    checked = rules.check_release(rel.path, config, resolved=resolved)
+    folder = rel.path
+    resolved = Path(f"{plugins}/{rel.name}/{rel.version}") if plugins is not None else None
+    checked = rules.check_release(folder, config, resolved=resolved)
     if not checked.result.ok or checked.manifest is None:
         raise FindingsError(f"release {rel.name} {rel.version} is not valid", checked.result.findings)
     manifest = checked.manifest
-    where = str(rel.path / MANIFEST)
+    where = str(folder / MANIFEST)
     if (manifest.name, manifest.version) != (rel.name, rel.version):
         raise UnsafeIndexPathError(
             f"plugin.toml says {manifest.name} {manifest.version} "
@@ -139,7 +141,7 @@ def prepare_release(
     if checked.wasm is not None:
         known[manifest.artifact.file] = checked.wasm
     data = {
-        n: known[n] if n in known else (rel.path / n).read_bytes()
+        n: known[n] if n in known else _read(rel.folder, n)
         for n in published_names(rel, manifest.artifact.file)
     }
     # Also checks that a trusted comment naming a plugin/version names this one.  The identity is
@@ -197,6 +199,12 @@ def prepare_release(
     ).to_json()
     del entry["published_at"]
     return PreparedRelease(entry=entry, files=files, data=data)
+
+
+def _read(folder: str, name: str) -> bytes:
+    """A release file's bytes (``Path.read_bytes``; a regular file in one open, fstat and read)."""
+    quick = read_plain(f"{folder}/{name}")
+    return quick[1] if quick is not None and quick[1] is not None else Path(folder, name).read_bytes()
 
 
 def _signatures(data: dict[str, bytes], signed: str) -> list[str]:
