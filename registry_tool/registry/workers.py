@@ -35,9 +35,11 @@ from registry_tool.report import Finding
 Outcome = PreparedRelease | list[Finding]
 
 #: Cache misses per verifying process: a worker (spawn: a fresh interpreter importing the build
-#: and wasmtime, about half a second of CPU) pays for itself only when the parent alone would take
-#: well over that (about 0.6 ms per release), and on a loaded machine it competes for the cores.
-MIN_PER_JOB = 1000
+#: and wasmtime) answers its first task 0.4 s after the start, while the parent verifies and
+#: writes a release in about 1 ms.  The two then split what is left, so a worker pays for itself
+#: from about 400 releases (measured at 1,000: 0.9-1.2 s instead of 1.6-1.7 s with one process,
+#: on 2 cores shared with other jobs); with fewer, and on a loaded machine, it competes for the cores.
+MIN_PER_JOB = 500
 #: Releases per worker task: large enough that the round trip is noise, small enough that the
 #: parent never waits long for the last task at the end.
 _TASK_MAX = 64
