@@ -481,6 +481,7 @@ def compare(n: int, workdir: Path, codes: dict[str, str], rounds: int) -> dict[s
 
 RACY_WAIT = 0.0
 CPU: dict[str, float] = {}  # process CPU time of the last single-process floor / build
+ROUNDS: list[dict[str, float]] = []  # ``compare_full``: each round's figures
 FILES: dict[str, int] = {}  # site files the last build wrote
 JOBS = os.cpu_count() or 1
 
@@ -543,20 +544,26 @@ def build_in_process(code: str, index: Path, key: SecretKey, out: Path, jobs: in
 def compare_full(n: int, payload: int, workdir: Path, before: str, reps: int) -> dict[str, float]:
     """Floor, fl+copy, full builds of this code and of ``before`` (1 process, ``JOBS``), tuf+checks.
 
-    Interleaved ``reps`` times on one index; the best of each (wall and CPU) is returned.
+    Interleaved ``reps`` times on one index; the best of each (wall and CPU) is returned, and in
+    ``ROUNDS`` each round's figures (the load moves between rounds: ratios within a round compare
+    runs made under about the same load).
     """
     work = Path(tempfile.mkdtemp(prefix=f"bench-cmp-{n}-", dir=workdir))
     here = str(Path(__file__).resolve().parents[1])
     best: dict[str, float] = {}
+    ROUNDS[:] = []
 
     def keep(name: str, wall: float, cpu: float | None = None) -> None:
         best[name] = min(best.get(name, wall), wall)
+        ROUNDS[-1][name] = wall
         if cpu is not None:
             best[f"{name}-cpu"] = min(best.get(f"{name}-cpu", cpu), cpu)
+            ROUNDS[-1][f"{name}-cpu"] = cpu
 
     try:
         index, index_key, maint, releases = generate(work, n, payload)
         for _ in range(reps):
+            ROUNDS.append({})
             cpu = time.process_time()
             keep("floor", floor(releases, maint), time.process_time() - cpu)
             cpu = time.process_time()
@@ -570,6 +577,7 @@ def compare_full(n: int, payload: int, workdir: Path, before: str, reps: int) ->
                 keep(f"{label}-jN", *build_in_process(code, index, index_key, work / "site", JOBS))
             keep("tuf+checks", tuf_peer(releases, index, work / "tuf", maint))
             shutil.rmtree(work / "tuf")
+            ROUNDS[-1]["load"] = os.getloadavg()[0]
         best["load"] = os.getloadavg()[0]
         return best
     finally:
@@ -592,6 +600,23 @@ def print_compare(n: int, f: dict[str, float]) -> None:
                 f"CPU {cpu / f['fl+copy-cpu']:.2f}x fl+copy's, {cpu / f['fl+libs-cpu']:.2f}x fl+libs'"
             )
     print(f"  (best of the rounds; load average {f['load']:.1f})", flush=True)
+    if not ROUNDS:
+        return
+    loads = sorted(r["load"] for r in ROUNDS)
+    print(f"  per round ({len(ROUNDS)}, load average {loads[0]:.1f}-{loads[-1]:.1f}): min / median / max")
+    for label in ("new", "old"):
+        for jobs in ("j1", "jN"):
+            cells = []
+            for base in ("fl+copy", "fl+libs", "tuf+checks"):
+                ratios = sorted(r[f"{label}-{jobs}"] / r[base] for r in ROUNDS)
+                cells.append(f"{_spread(ratios)} {base}")
+            cpus = sorted(r[f"{label}-{jobs}-cpu"] / r["fl+copy-cpu"] for r in ROUNDS)
+            print(f"  {label} {jobs}: " + ", ".join(cells) + f"; CPU {_spread(cpus)} fl+copy's", flush=True)
+
+
+def _spread(values: list[float]) -> str:
+    """``min / median / max`` of sorted ``values`` as ratios."""
+    return f"{values[0]:.2f} / {values[len(values) // 2]:.2f} / {values[-1]:.2f}x"
 
 
 def machine() -> str:

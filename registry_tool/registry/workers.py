@@ -35,11 +35,11 @@ from registry_tool.report import Finding
 Outcome = PreparedRelease | list[Finding]
 
 #: Cache misses per verifying process: a worker (spawn: a fresh interpreter importing the build
-#: and wasmtime) answers its first task 0.4 s after the start, while the parent verifies and
-#: writes a release in about 1 ms.  The two then split what is left, so a worker pays for itself
-#: from about 400 releases (measured at 1,000: 0.9-1.2 s instead of 1.6-1.7 s with one process,
-#: on 2 cores shared with other jobs); with fewer, and on a loaded machine, it competes for the cores.
-MIN_PER_JOB = 500
+#: and wasmtime) answers its first task about 0.4 s after the start, while the parent verifies and
+#: writes a release in about 1 ms; on 2 cores shared with other jobs (load average 3) a worker at
+#: 1,000 releases made the build slower in 4 of 5 interleaved rounds (2.0-2.3 s against 1.5-2.0 s),
+#: and faster only on a quieter machine, so it starts from 1,000 releases per process.
+MIN_PER_JOB = 1000
 #: Releases per worker task: large enough that the round trip is noise, small enough that the
 #: parent never waits long for the last task at the end.
 _TASK_MAX = 64
