@@ -237,8 +237,18 @@ def parse_manifest(path: Path, raw: bytes, relfile: str) -> tuple[Manifest | Non
     return manifest, []
 
 
+#: An absent table of a test (most tests set none of env, config, keys, expect_keys, the HTTP
+#: keys): one shared read-only empty mapping instead of a new dict and proxy each.
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+def _table(t: dict[str, Any], key: str) -> Mapping[str, Any]:
+    return MappingProxyType(dict(t[key])) if key in t else _NONE
+
+
 def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource) -> TestSpec:
     expect = t.get("expect")
+    http = {k: t[k] for k in HTTP_TEST_KEYS if k in t}
     return TestSpec(
         index=index,
         name=t.get("name") or f"{t.get('call', '_start')}#{index}",
@@ -249,18 +259,18 @@ def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource
         input_file=t.get("input_file"),
         args=tuple(t["args"]) if "args" in t else None,
         argv=tuple(t["argv"]) if "argv" in t else None,
-        env=MappingProxyType(dict(t.get("env", {}))),
+        env=_table(t, "env"),
         exit_code=t.get("exit_code"),
-        config=MappingProxyType(dict(t.get("config", {}))),
+        config=_table(t, "config"),
         expect=tuple(expect) if isinstance(expect, list) else expect,
         expect_base64=t.get("expect_base64"),
         expect_regex=t.get("expect_regex"),
         expect_file=t.get("expect_file"),
         expect_trap=t.get("expect_trap"),
-        keys=MappingProxyType(dict(t.get("keys", {}))),
-        expect_keys=MappingProxyType(dict(t.get("expect_keys", {}))),
+        keys=_table(t, "keys"),
+        expect_keys=_table(t, "expect_keys"),
         steps=tuple(MappingProxyType(dict(step)) for step in t.get("steps", ())),
-        http=MappingProxyType({k: t[k] for k in HTTP_TEST_KEYS if k in t}),
+        http=MappingProxyType(http) if http else _NONE,
         source=src,
     )
 

@@ -30,6 +30,7 @@ from registry_tool.manifest.abi import (
 from registry_tool.manifest.binary import custom_section_names
 from registry_tool.manifest.config import (
     CONFIG_FILE,
+    Limits,
     RegistryConfig,
     find_registry_config,
     load_registry_config,
@@ -88,6 +89,10 @@ class _Ctx:
     info: ModuleInfo | None = None
     wasm: bytes | None = None
     wasm_sha256: str | None = None  # of ``wasm``, computed once
+    limits: Limits = field(init=False)  # the effective limits, computed once (three rules use them)
+
+    def __post_init__(self) -> None:
+        self.limits = self.manifest.effective_limits(self.config)
 
     def add(
         self,
@@ -650,7 +655,7 @@ _EXPORT_RULES: dict[str, Callable[[_Ctx, ModuleInfo], None]] = {
 
 
 def _check_module_limits(ctx: _Ctx, info: ModuleInfo) -> None:
-    limits = ctx.manifest.effective_limits(ctx.config)
+    limits = ctx.limits
     if limits.memory is not None and info.memory_min_bytes > limits.memory:
         ctx.add(
             "limit-exceeded",
@@ -690,7 +695,7 @@ def _check_smoke_budget(ctx: _Ctx) -> None:
             f"keep at most {cfg.max_tests_per_release} tests (registry.toml [limits.max] tests_per_release)",
         )
         return
-    wall = ctx.manifest.effective_limits(cfg).wall_time
+    wall = ctx.limits.wall_time
     if wall is not None and count * wall > cfg.max_smoke_wall_time:
         ctx.add(
             "smoke-budget",
@@ -829,6 +834,7 @@ class CheckedRelease:
     manifest: Manifest | None  # None when plugin.toml could not be parsed
     wasm: bytes | None  # the artifact bytes the digest and module rules checked, None if not read
     wasm_sha256: str | None = None  # their sha256 (hex)
+    limits: Limits | None = None  # the effective limits (declared over the registry's), None when not parsed
 
 
 def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
@@ -905,7 +911,7 @@ def _check_parsed(
     _check_tests(ctx)
     result.findings.extend(ctx.findings)
     result.data = _result_data(ctx)
-    return CheckedRelease(result, manifest, ctx.wasm, ctx.wasm_sha256)
+    return CheckedRelease(result, manifest, ctx.wasm, ctx.wasm_sha256, ctx.limits)
 
 
 def _result_data(ctx: _Ctx) -> dict[str, object]:

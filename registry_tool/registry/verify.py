@@ -168,7 +168,7 @@ def prepare_release(
             where=Location(file=where, field="artifact.sha256"),
             fix="restore the wasm file or re-sign the release",
         )
-    limits = manifest.effective_limits(config)
+    limits = checked.limits or manifest.effective_limits(config)
     figures = _smoke(replace(manifest, limits=limits), config, where) if smoke else None
     entry = Release(
         name=rel.name,
