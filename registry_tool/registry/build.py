@@ -29,12 +29,19 @@ from pathlib import Path
 
 from registry_tool import __version__
 from registry_tool.errors import UsageError
-from registry_tool.format import REGISTRY_JSON, format_time, meta_path
+from registry_tool.format import REGISTRY_JSON, Metadata, Pin, format_time, meta_path
 from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.registry import site as site_io
 from registry_tool.registry.cache import BuildCache, Lookup, lookup, lookup_context, record
 from registry_tool.registry.catalog import catalog_files
-from registry_tool.registry.document import Publication, record_publication
+from registry_tool.registry.document import (
+    Fingerprint,
+    KnownDocument,
+    Publication,
+    PublicationRecord,
+    catalog_entry,
+    catalog_fields,
+)
 from registry_tool.registry.errors import (
     BuildRefusedError,
     PublishedReleaseChangedError,
@@ -43,7 +50,7 @@ from registry_tool.registry.errors import (
     UnsafeIndexPathError,
 )
 from registry_tool.registry.plan import next_version, plan_publication
-from registry_tool.registry.publish import SiteContent, publish, sign_registry
+from registry_tool.registry.publish import SiteContent, publish, sign_registry, site_print
 from registry_tool.registry.resign import record_built
 from registry_tool.registry.scan import (
     IndexRelease,
@@ -129,21 +136,21 @@ class BuildResult:
     seconds: float = 0.0
     warnings: list[Finding] = field(default_factory=list)
     site_files: dict[str, int | bool] = field(default_factory=dict)
+    yanked: int = 0
 
     def report(self) -> Report:
         """The build's report: one result, the site, with the build's facts as data."""
         doc = self.document
         result = CheckResult(subject=str(self.site), findings=list(self.warnings), file=REGISTRY_JSON)
-        releases = doc.releases()
         result.data = {
             "registry_version": doc.version,
             "previous_version": self.previous_version,
             "root_version": doc.root_version,
             "generated_at": doc.generated_at,
             "expires_at": doc.expires_at,
-            "plugins": len(doc.plugins),
-            "releases": len(releases),
-            "yanked": sum(1 for r in releases if r.is_yanked),
+            "plugins": doc.top.plugin_count,
+            "releases": doc.top.release_count,
+            "yanked": self.yanked,
             "counts": dict(sorted(self.counts.items())),
             "site_files": dict(self.site_files),
             "seconds": round(self.seconds, 3),
@@ -183,12 +190,17 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+# Plugin name -> the pin and record of its document in SITE, kept as it is (see ``_carried``).
+_Carried = dict[str, tuple[Pin, KnownDocument]]
+
+
 @dataclass
 class _Inputs:
     config: RegistryConfig
     chain: RootChain
     previous: Publication | None
     previous_is_site: bool
+    record: PublicationRecord | None
 
 
 def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: BuildCache) -> _Inputs:
@@ -196,11 +208,8 @@ def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: Bui
     chain = load_root_chain(opts.index, verify_now)
     check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
     is_site = opts.previous is not None and _same_folder(opts.previous, out)
-    previous = (
-        load_previous(opts.previous, chain, cache.publication(out) if is_site else None)
-        if opts.previous
-        else None
-    )
+    record = cache.publication(out) if is_site else None
+    previous = load_previous(opts.previous, chain, record) if opts.previous else None
     if previous is not None and previous.registry.name != config.name:
         raise RollbackError(
             f"--previous is registry '{previous.registry.name}', this index builds '{config.name}'",
@@ -213,7 +222,7 @@ def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: Bui
             f"v{chain.root.version}",
             fix="build from an up-to-date checkout of the index",
         )
-    return _Inputs(config, chain, previous, is_site)
+    return _Inputs(config, chain, previous, is_site, record)
 
 
 def _same_folder(spec: str, out: Path) -> bool:
@@ -246,18 +255,27 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
 
     misses: list[tuple[IndexRelease, datetime, Lookup | None]] = []
     now_published = published_time(generated_at)  # a release first published by this build
-    for rel in releases:
+
+    def published_at(rel: IndexRelease) -> datetime:
         old = previous.get(rel.name, rel.version) if previous else None
-        published = published_time(old.published_at) if old else now_published
+        return published_time(old.published_at) if old else now_published
+
+    # The publish time changes a release's cache context only through revocations that keep prior
+    # releases; without one, the previous publication's documents are not even decoded for it.
+    by_time = any(r.keep_prior_releases for r in chain.root.revoked)
+    context = lookup_context(base, chain, now_published)
+    for rel in releases:
+        published = published_at(rel) if by_time or not cache.enabled else now_published
         look = None
         if cache.enabled:
-            hit, look = lookup(rel, cache, lookup_context(base, chain, published), opts.smoke)
+            ctx = lookup_context(base, chain, published) if by_time else context
+            hit, look = lookup(rel, cache, ctx, opts.smoke)
             if hit is not None:
                 prepared[(rel.name, rel.version)] = hit
                 counts["cached"] += 1
                 tick(f"{rel.name} {rel.version}")
                 continue
-        misses.append((rel, published, look))
+        misses.append((rel, published if by_time or not cache.enabled else published_at(rel), look))
     # Releases verified now are written into the staging folder; anything that fails from here
     # on removes it, so what a client reads only changes in ``publish``.
     staged = site_io.staging_dir(out)
@@ -285,6 +303,8 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
                 record(rel, outcome, look, cache)
         if opts.progress:
             opts.progress(len(releases), len(releases), "signing")
+        prints = _fingerprints(releases, prepared, opts.smoke) if cache.enabled and not refused else {}
+        carried = _carried(out, previous, inputs.record, prints)
         plan = plan_publication(
             config,
             chain.root.version,
@@ -293,6 +313,10 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             opts.now,
             opts.registry_version,
             refused,
+            {
+                name: (pin, catalog_entry(known.catalog, pin), len(known.versions))
+                for name, (pin, known) in carried.items()
+            },
         )
         top = plan.document.top.to_bytes()
         content = SiteContent(
@@ -304,14 +328,15 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             catalog=catalog_files(chain.roots[1].raw),
             top=top,
             signatures=sign_registry(top, opts.keys, chain.root, config.name, plan.version),
-            verified_meta=_verified_meta(previous) if inputs.previous_is_site else frozenset(),
+            verified_meta=_verified_meta(previous, carried) if inputs.previous_is_site else frozenset(),
             previous_meta=(
-                _verified_meta(previous) | {meta_path(previous.top.catalog.sha256)}
+                frozenset(meta_path(sha) for sha in previous.documents)
+                | {meta_path(previous.top.catalog.sha256)}
                 if previous is not None and inputs.previous_is_site
                 else frozenset()
             ),
             previous_releases=(
-                frozenset(f"{r.name}/{r.version}" for r in previous.releases())
+                frozenset(f"{name}/{v}" for name, versions in previous.plugins.items() for v in versions)
                 if previous is not None and inputs.previous_is_site
                 else None
             ),
@@ -325,7 +350,7 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             cache.changed(rel.key)
     cache.keep_only({rel.key for rel in releases})
     if cache.enabled:
-        cache.remember_publication(out, record_publication(plan.metadata))
+        cache.remember_publication(out, _record(out, plan.metadata, prints, carried))
     cache.save()
     return BuildResult(
         site=opts.out,
@@ -335,12 +360,89 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         seconds=time.perf_counter() - started,
         warnings=_warnings(plan.document, verify_now),
         site_files=files.as_dict(),
+        yanked=plan.yanked,
     )
 
 
-def _verified_meta(previous: Publication | None) -> frozenset[str]:
-    """The metadata paths whose bytes ``load_previous`` checked against their pins this build."""
-    return frozenset(meta_path(sha) for sha in previous.documents) if previous is not None else frozenset()
+def _verified_meta(previous: Publication | None, carried: _Carried) -> frozenset[str]:
+    """The metadata paths whose bytes this build checked: against their pins, or by their site print."""
+    if previous is None:
+        return frozenset()
+    checked = previous.verified_documents() | {pin.sha256 for pin, _ in carried.values()}
+    return frozenset(meta_path(sha) for sha in checked)
+
+
+def _fingerprints(
+    releases: list[IndexRelease], prepared: dict[tuple[str, str], PreparedRelease], smoke: bool
+) -> dict[str, Fingerprint]:
+    """Each plugin's fingerprint: the content keys of its releases (a plugin lacking one has none).
+
+    The content key covers every file of a release and its verification context (root, registry
+    configuration, tool version), so two builds with the same fingerprint derive the same entries:
+    the same plugin document, published_at aside (carried in the document itself).
+    """
+    found: dict[str, list[tuple[str, str]]] = {}
+    lacking: set[str] = set()
+    for rel in releases:
+        cached = prepared[(rel.name, rel.version)].cached
+        key = cached.get("content_key") if cached is not None else None
+        if isinstance(key, str):
+            found.setdefault(rel.name, []).append((rel.version, key))
+        else:
+            lacking.add(rel.name)
+    return {name: (smoke, tuple(keys)) for name, keys in found.items() if name not in lacking}
+
+
+def _carried(
+    out: Path,
+    previous: Publication | None,
+    record: PublicationRecord | None,
+    prints: dict[str, Fingerprint],
+) -> _Carried:
+    """The plugin documents of SITE this build keeps as they are, without reading them.
+
+    A document is carried over when the build cache recorded it as one this tool encoded for the
+    same plugin from releases with the same fingerprint (so a full build would encode the same
+    bytes), and its file in SITE still has the site print recorded after it was written (size,
+    mtime, ctime, inode: a file changed in place, even with its mtime set back, has another).
+    Every other document of ``--previous`` is read by its pin when the plan needs it.
+    """
+    if previous is None or record is None:
+        return {}
+    carried: _Carried = {}
+    site = str(out)
+    for name, pin in previous.pins.items():
+        known = record.documents.get(pin.sha256)
+        if known is None or known.name != name or known.site_print is None:
+            continue
+        if prints.get(name) != known.fingerprint:
+            continue
+        if site_print(f"{site}/{pin.path}") != known.site_print:
+            continue
+        carried[name] = (pin, known)
+    return carried
+
+
+def _record(
+    out: Path,
+    metadata: Metadata,
+    prints: dict[str, Fingerprint],
+    carried: _Carried,
+) -> PublicationRecord:
+    """What this build published into SITE, for the next build's ``_carried``."""
+    documents: dict[str, KnownDocument] = {}
+    site = str(out)
+    for name, pin in metadata.plugin_pins.items():
+        fingerprint = prints.get(name)
+        if fingerprint is None:
+            continue  # not derived from cached releases only: the next build reads it by its pin
+        if name in carried:
+            documents[pin.sha256] = carried[name][1]
+            continue
+        documents[pin.sha256] = KnownDocument(
+            name, fingerprint, catalog_fields(metadata.entries[name]), site_print(f"{site}/{pin.path}")
+        )
+    return PublicationRecord(documents)
 
 
 def _warnings(document: Publication, verify_now: datetime) -> list[Finding]:

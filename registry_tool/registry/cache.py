@@ -10,9 +10,11 @@ Two levels, both conservative:
   publication time and tool version, lets a release whose files were touched but not
   changed (a fresh git checkout) skip validation, signature checks and the smoke run.
 
-The cache also records the digests of the plugin documents the last build published into SITE
-(``PublicationRecord``): a rebuild with ``--previous SITE`` still fetches every document by its
-pin (size cap, sha256), and decodes the recorded ones without running the verifier's rules again.
+The cache also records the plugin documents the last build published into SITE
+(``PublicationRecord``): each document's digest, the fingerprint of the releases it was encoded
+from, its catalog entry and its file's site print.  A rebuild with ``--previous SITE`` carries a
+document over without reading it when its plugin's fingerprint and its file are unchanged, and
+decodes the other recorded documents (fetched by pin) without running the verifier's rules again.
 
 An entry stores what the build derived from the release (its plugin-document entry and
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,16 +46,13 @@ from typing import Any
 from platformdirs import user_cache_dir
 
 from registry_tool.registry.document import PublicationRecord
-from registry_tool.registry.scan import IndexRelease, RootChain
+from registry_tool.registry.scan import IndexRelease, RootChain, StatPrint, file_print
 from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 6  # 6: one marshal blob (5: JSON with each entry's data as JSON text)
+CACHE_FORMAT = 7  # 7: plugin documents recorded with fingerprints; 6: one marshal blob; 5: JSON
 RACY_SECONDS = 2.0
-# Tuples of strings and numbers, here and in the site prints: the garbage collector stops
-# tracking those (lists it scans on every full collection, 10,000 releases' worth of them).
-StatPrint = tuple[tuple[Any, ...], ...]
 # The file: this header line, then one ``marshal`` blob of plain lists, dicts and strings.  One
 # ``marshal.loads`` decodes 10,000 entries in a few milliseconds where JSON needed one parse per
 # entry (the largest cost of a one-change rebuild).  marshal's format belongs to the Python
@@ -60,13 +60,12 @@ StatPrint = tuple[tuple[Any, ...], ...]
 _HEADER = "registry-tool build cache {format} {python} {crc:08x}\n"
 
 
-def stat_print(files: list[tuple[str, str]]) -> StatPrint:
-    """(relative name, size, mtime_ns, ctime_ns, inode) of every file, in the given order."""
-    out = []
-    for rel, path in files:
-        st = os.lstat(path)
-        out.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-    return tuple(out)
+def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
+    """The stat print of these files, in the given order, and their newest mtime (ns)."""
+    stats = [(rel, os.lstat(path)) for rel, path in files]
+    return "\0".join(file_print(rel, st) for rel, st in stats), max(
+        (st.st_mtime_ns for _, st in stats), default=0
+    )
 
 
 def content_key(parts: list[tuple[str, str]], context: str) -> str:
@@ -141,13 +140,15 @@ class BuildCache:
             if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
                 self._publication = pub
 
-    def by_stat(self, release: str, stat: StatPrint, stat_context: str) -> dict[str, Any] | None:
-        """The release's data when its files have the recorded stat print (and are not racy)."""
+    def by_stat(self, release: str, stat: StatPrint, stat_context: str, newest: int) -> dict[str, Any] | None:
+        """The release's data when its files have the recorded stat print (and are not racy).
+
+        ``newest`` is the newest mtime (ns) of the files the print describes.
+        """
         entry = self._by_release.get(release)
         if entry is None or entry.stat != stat or entry.stat_context != stat_context:
             return None
-        newest = max((row[2] for row in stat), default=0) / 1e9
-        if newest >= entry.written_at - RACY_SECONDS:
+        if newest / 1e9 >= entry.written_at - RACY_SECONDS:
             return None
         log.debug("build cache hit (unchanged files): %s", release)
         return entry.data
@@ -182,13 +183,13 @@ class BuildCache:
         if self._publication is None or self._publication[0] != str(site):
             return None
         try:
-            return PublicationRecord.from_json(self._publication[1])
+            return PublicationRecord.from_data(self._publication[1])
         except (KeyError, TypeError, ValueError):
             return None  # a corrupt record is no record: --previous is read in full
 
     def remember_publication(self, site: Path, record: PublicationRecord) -> None:
         """Record what this build published into ``site`` (written at the next ``save``)."""
-        self._publication = (str(site), record.to_json())
+        self._publication = (str(site), record.to_data())
 
     def save(self) -> None:
         """Write the cache file atomically (a temporary file renamed over it)."""
@@ -253,11 +254,12 @@ def lookup(
 ) -> tuple[PreparedRelease | None, Lookup]:
     """The release as prepared by an earlier build when its files are unchanged, else None.
 
-    A stat hit costs one ``lstat`` per file; files with a new stat print but known to the cache
+    A stat hit costs the scan's ``lstat`` per file; files with a new stat print but known to the cache
     (a fresh checkout) are hashed and looked up by content.
     """
-    look = Lookup(rel.key, stat_print(rel.files), context)
-    hit = cache.by_stat(look.key, look.stat, context)
+    stat, newest = (rel.stat, rel.newest) if rel.stat else stat_print(rel.files)
+    look = Lookup(rel.key, stat, context)
+    hit = cache.by_stat(look.key, look.stat, context, newest)
     if hit is None and cache.knows(look.key):
         # Unknown releases skip this hashing; the full path hashes what it reads anyway.
         look.digests = {n: _sha256_file(p) for n, p in rel.files}
@@ -265,15 +267,62 @@ def lookup(
         if hit is not None:
             cache.put(look.key, look.stat, context, hit["content_key"], hit)
     try:
-        if hit is None or (smoke and hit["entry"]["smoke"] is None):
+        if hit is None or (smoke and not hit["smoked"]):
             return None, look
-        entry = hit["entry"]
+        # --no-smoke records null whatever the cache holds: reproducible.
+        entry = CachedEntry(hit["entry"], hit["yanked"], hit["dependencies"], strip_smoke=not smoke)
         files = hit["files"]  # name -> (sha256, size), tuples as recorded
     except (KeyError, TypeError):
         return None, look  # a malformed entry is a miss
-    if not smoke and entry["smoke"] is not None:
-        entry = dict(entry, smoke=None)  # --no-smoke records null whatever the cache holds: reproducible
     return PreparedRelease(entry=entry, files=files, cached=hit), look
+
+
+class CachedEntry(Mapping[str, Any]):
+    """A release's plugin-document entry from the build cache, decoded on first use.
+
+    Every build reads ``yanked`` and ``dependencies`` of every release (dependencies are checked
+    on each build); those are kept beside the ``marshal`` blob of the whole entry, which is
+    decoded only for releases whose plugin document is encoded again.  A one-change rebuild at
+    10,000 releases decodes a handful instead of all of them.
+    """
+
+    __slots__ = ("_blob", "_decoded", "_dependencies", "_strip_smoke", "_yanked")
+
+    def __init__(self, blob: bytes, yanked: Any, dependencies: Any, *, strip_smoke: bool) -> None:
+        """The entry in ``blob`` (``marshal``), with its ``yanked`` and ``dependencies`` as recorded."""
+        if not isinstance(blob, bytes):
+            raise TypeError("malformed cache entry")
+        self._blob = blob
+        self._yanked = yanked
+        self._dependencies = dependencies
+        self._strip_smoke = strip_smoke
+        self._decoded: dict[str, Any] | None = None
+
+    def _entry(self) -> dict[str, Any]:
+        if self._decoded is None:
+            entry = marshal.loads(self._blob)  # noqa: S302 (trusted local state, see the module docstring)
+            if not isinstance(entry, dict):
+                raise TypeError("malformed cache entry")
+            if self._strip_smoke:
+                entry["smoke"] = None
+            self._decoded = entry
+        return self._decoded
+
+    def __getitem__(self, key: str) -> Any:
+        """One field (``yanked`` and ``dependencies`` without decoding the entry)."""
+        if key == "yanked":
+            return self._yanked
+        if key == "dependencies":
+            return self._dependencies
+        return self._entry()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        """The entry's fields."""
+        return iter(self._entry())
+
+    def __len__(self) -> int:
+        """The number of fields."""
+        return len(self._entry())
 
 
 def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildCache) -> None:
@@ -285,8 +334,12 @@ def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildC
         elif name not in digests:
             digests[name] = _sha256_file(path)
     ckey = content_key(sorted(digests.items()), look.context)
+    entry = dict(prep.entry)
     prep.cached = {
-        "entry": prep.entry,
+        "entry": marshal.dumps(entry),
+        "yanked": entry["yanked"],
+        "dependencies": entry["dependencies"],
+        "smoked": entry["smoke"] is not None,
         "files": {k: (v[0], v[1]) for k, v in prep.files.items()},
         "content_key": ckey,
         "site": {},

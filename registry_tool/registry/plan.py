@@ -19,7 +19,9 @@ from registry_tool.errors import UsageError
 from registry_tool.format import (
     MANIFEST,
     REGISTRY_JSON,
+    CatalogEntry,
     Metadata,
+    Pin,
     PluginDocument,
     RegistryInfo,
     Release,
@@ -55,6 +57,7 @@ class Plan:
 
     document: Publication
     metadata: Metadata
+    yanked: int = 0
 
     @property
     def version(self) -> int:
@@ -70,6 +73,7 @@ def plan_publication(
     now: datetime,
     requested_version: int | None,
     refused: Sequence[CheckResult] = (),
+    carried: Mapping[str, tuple[Pin, CatalogEntry, int]] | None = None,
 ) -> Plan:
     """Decide the publication: refusals first, then the version, then the documents.
 
@@ -81,6 +85,10 @@ def plan_publication(
         now: The document clock (``generated_at``; the timestamp version).
         requested_version: ``--registry-version``, or None.
         refused: The releases verification refused (reported together with the plan's refusals).
+        carried: Plugins whose published document is kept as it is: name -> (its pin, catalog
+            entry, number of releases).  The caller vouches that their entries are exactly the
+            ones that document was encoded from (the build cache's fingerprint), so they are
+            neither compared nor encoded again.
 
     Returns:
         The plan.
@@ -90,9 +98,12 @@ def plan_publication(
             dependency cannot be satisfied (every problem in one report).
         RollbackError: The version would not go up.
     """
+    carried = carried or {}
+    if carried and previous is None:
+        raise ValueError("documents can only be carried over from a previous publication")
     report = Report(command="build", results=list(refused))
     if previous is not None:
-        problems = immutability_findings(previous, entries, config.allow_backports)
+        problems = immutability_findings(previous, entries, config.allow_backports, frozenset(carried))
         if problems:
             report.results.append(CheckResult(subject="previous registry", findings=problems))
     report.results.extend(dependency_results(entries))
@@ -101,10 +112,16 @@ def plan_publication(
     version = next_version(previous, now, requested_version)
     generated_at = format_time(now)
     by_plugin: dict[str, dict[str, ReleaseEntry]] = {}
+    yanked = 0
     for (name, ver), entry in sorted(entries.items()):
-        by_plugin.setdefault(name, {})[ver] = entry
-    grouped: dict[str, dict[str, Release]] = {}
+        yanked += entry.get("yanked") is not None
+        if name not in carried:
+            by_plugin.setdefault(name, {})[ver] = entry
+    grouped: dict[str, Mapping[str, Release]] = {}
     encoded: dict[str, bytes] = {}  # plugin documents whose bytes the previous publication holds
+    for name in carried:
+        assert previous is not None  # checked above
+        grouped[name] = previous.plugins[name]
     for name, versions in by_plugin.items():
         published = previous.plugins.get(name, {}) if previous else {}
         releases: dict[str, Release] = {}
@@ -117,9 +134,14 @@ def plan_publication(
             # Read back with the verifier's rules: the build never publishes what a client would refuse.
             releases[ver] = release_from_json(name, ver, full, where=f"plugins/{name}/{ver}")
         grouped[name] = releases
-        if previous is not None and name in previous.encoded and releases == published:
-            encoded[name] = previous.encoded[name]
-    meta = build_metadata((PluginDocument(n, v) for n, v in grouped.items()), encoded=encoded)
+        data = previous.document_bytes(name) if previous is not None else None
+        if data is not None and releases == published:
+            encoded[name] = data
+    meta = build_metadata(
+        (PluginDocument(n, dict(v)) for n, v in grouped.items() if n not in carried),
+        encoded=encoded,
+        carried=carried,
+    )
     top = TopDocument(
         version=version,
         generated_at=generated_at,
@@ -134,7 +156,7 @@ def plan_publication(
         release_count=meta.releases,
     )
     TopDocument.parse(top.to_bytes())  # and never signs a top document a client would refuse
-    return Plan(Publication(top, grouped), meta)
+    return Plan(Publication(top, dict(sorted(grouped.items()))), meta, yanked)
 
 
 def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
@@ -144,10 +166,18 @@ def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
     return bool(published == entry)
 
 
-def immutability_findings(previous: Publication, entries: Entries, allow_backports: bool) -> list[Finding]:
-    """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
+def immutability_findings(
+    previous: Publication, entries: Entries, allow_backports: bool, carried: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """Published releases may be yanked, never removed or changed; new versions may not go backwards.
+
+    Plugins in ``carried`` keep their published document: the caller established their entries
+    are the ones it was encoded from, so there is nothing to compare.
+    """
     out: list[Finding] = []
-    for old in previous.releases():
+    for old in (
+        r for n in sorted(previous.plugins) if n not in carried for r in _sorted(previous.plugins[n])
+    ):
         new = entries.get((old.name, old.version))
         if new is None:
             where = f"plugins/{old.name}/{old.version}"
@@ -176,7 +206,7 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
     if not allow_backports:
         # Only plugins that gain a version need their newest published one (semver parsing is
         # the slow part of this check at 10,000 releases).
-        added = sorted(key for key in entries if previous.get(*key) is None)
+        added = sorted(key for key in entries if key[0] not in carried and previous.get(*key) is None)
         newest = {
             name: max(Version(v) for v in previous.plugins[name])
             for name in {name for name, _ in added}
@@ -194,6 +224,10 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
                     )
                 )
     return out
+
+
+def _sorted(versions: Mapping[str, Release]) -> list[Release]:
+    return [versions[v] for v in sorted(versions)]
 
 
 def _matches(spec: str, version: str) -> bool:

@@ -179,17 +179,18 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
-def site_print(path: str) -> tuple[int, int, int, int] | None:
-    """(size, mtime, ctime, inode) of a regular site file, None for anything else (symlink, missing).
+def site_print(path: str) -> str | None:
+    """``size:mtime:ctime:inode`` of a regular site file, None for anything else (symlink, missing).
 
     ctime is part of it because a user can set mtime back (``touch -d``, ``os.utime``) after
-    changing a file in place, but not ctime: any write or ``utime`` moves it.
+    changing a file in place, but not ctime: any write or ``utime`` moves it.  A string: the build
+    cache holds one per site file, and marshal decodes strings far faster than tuples of numbers.
     """
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}" if stat.S_ISREG(st.st_mode) else None
 
 
 def _has_bytes(path: Path, sha256: str, size: int) -> bool:
@@ -291,7 +292,11 @@ def _stage_release(
     for name, (sha, size) in sorted(prep.files.items()):
         dst = f"{folder}/{name}"
         recorded = prints.get(name)
-        if recorded is not None and recorded[0] == size and site_print(f"{old_folder}/{name}") == recorded:
+        if (
+            isinstance(recorded, str)
+            and recorded.startswith(f"{size}:")
+            and site_print(f"{old_folder}/{name}") == recorded
+        ):
             _link_or_copy(f"{old_folder}/{name}", dst)
             counts.kept += 1
             continue  # same inode: the recorded print still holds

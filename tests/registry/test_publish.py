@@ -286,7 +286,7 @@ def test_site_files_left_by_nobody_are_not_trusted(index: Index, tmp_path: Path)
 def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Documents whose digest the cache recorded are fetched by pin but not parsed by the rules again."""
+    """Documents the cache recorded are not parsed by the rules again; unchanged ones are not even read."""
     from registry_tool.registry import document as document_mod
 
     site, cache = tmp_path / "site", tmp_path / "cache.json"
@@ -296,7 +296,15 @@ def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     def no_parse(*args: object, **kw: object) -> object:
         raise AssertionError("a plugin document this tool wrote was parsed again")
 
+    read_paths: list[str] = []
+    real_fetch = document_mod.fetch_pinned
+
+    def fetch_spy(read: Any, pin: Any) -> bytes:
+        read_paths.append(pin.path)
+        return real_fetch(read, pin)
+
     monkeypatch.setattr(document_mod.PluginDocument, "parse", no_parse)
+    monkeypatch.setattr(document_mod, "fetch_pinned", fetch_spy)
     loaded: list[Publication] = []
     real = build_mod.load_previous
 
@@ -307,9 +315,13 @@ def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     monkeypatch.setattr(build_mod, "load_previous", spy)
     index.add_release("beta", "2.1.0", variant=7)
     result = build(index, site, previous=str(site), cache_path=cache, now=LATER)
+    assert full.pins["beta"].path in read_paths  # the changed plugin's document is read by its pin
+    assert full.pins["alpha"].path not in read_paths  # the unchanged one is carried over unread
     monkeypatch.undo()
+    assert result.document.pins == {} and result.document.plugins["alpha"] == full.plugins["alpha"]
     assert loaded == [full]
-    assert loaded[0].documents == full.documents and loaded[0].encoded == full.encoded
+    assert loaded[0].documents == full.documents
+    assert {n: loaded[0].document_bytes(n) for n in full.plugins} == full.encoded
     assert_valid_site(site, index)
     assert read_site(site) == result.document
 
