@@ -32,11 +32,12 @@ from registry_tool.errors import UsageError
 from registry_tool.format import REGISTRY_JSON, Metadata, Pin, format_time, meta_path
 from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.registry import site as site_io
-from registry_tool.registry.cache import BuildCache, Lookup, lookup, lookup_context, record
+from registry_tool.registry.cache import RACY_SECONDS, BuildCache, Lookup, lookup, lookup_context, record
 from registry_tool.registry.catalog import catalog_files
 from registry_tool.registry.document import (
     Fingerprint,
     KnownDocument,
+    PluginPrint,
     Publication,
     PublicationRecord,
     catalog_entry,
@@ -49,8 +50,8 @@ from registry_tool.registry.errors import (
     RollbackError,
     UnsafeIndexPathError,
 )
-from registry_tool.registry.plan import next_version, plan_publication
-from registry_tool.registry.publish import SiteContent, publish, sign_registry, site_print
+from registry_tool.registry.plan import CarriedDocument, next_version, plan_publication
+from registry_tool.registry.publish import NeedsWholeSite, SiteContent, publish, sign_registry, site_print
 from registry_tool.registry.resign import record_built
 from registry_tool.registry.scan import (
     IndexRelease,
@@ -169,7 +170,11 @@ def build_site(opts: BuildOptions) -> BuildResult:
         raise UsageError(f"{opts.index} is not a folder", where=str(opts.index), fix="pass the index folder")
     out = site_io.real_site(opts.out)
     with site_io.site_lock(out), _fewer_collections():
-        return _build_locked(opts, out)
+        try:
+            return _build_locked(opts, out, keep_whole=True)
+        except NeedsWholeSite:
+            # SITE must be staged whole (a published file holds other bytes): every release is needed.
+            return _build_locked(opts, out, keep_whole=False)
 
 
 @contextmanager
@@ -232,7 +237,7 @@ def _same_folder(spec: str, out: Path) -> bool:
         return False
 
 
-def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
+def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildResult:
     started = time.perf_counter()
     verify_now = opts.verify_now or opts.now
     site_io.recover_interrupted(out)
@@ -264,7 +269,21 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
     # releases; without one, the previous publication's documents are not even decoded for it.
     by_time = any(r.keep_prior_releases for r in chain.root.revoked)
     context = lookup_context(base, chain, now_published)
+    groups: dict[str, list[IndexRelease]] = {}
     for rel in releases:
+        groups.setdefault(rel.name, []).append(rel)
+    kept = (
+        _kept_whole(out, previous, inputs.record, groups, context, opts.smoke)
+        if keep_whole and cache.enabled and inputs.previous_is_site and not by_time
+        else {}
+    )
+    if kept:
+        counts["cached"] += sum(len(groups[name]) for name in kept)
+        done[0] += counts["cached"] - 1
+        tick("unchanged plugins")
+    for rel in releases:
+        if rel.name in kept:
+            continue
         published = published_at(rel) if by_time or not cache.enabled else now_published
         look = None
         if cache.enabled:
@@ -303,7 +322,8 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
                 record(rel, outcome, look, cache)
         if opts.progress:
             opts.progress(len(releases), len(releases), "signing")
-        prints = _fingerprints(releases, prepared, opts.smoke) if cache.enabled and not refused else {}
+        checked = [rel for rel in releases if rel.name not in kept]
+        prints = _fingerprints(checked, prepared, opts.smoke) if cache.enabled and not refused else {}
         carried = _carried(out, previous, inputs.record, prints)
         plan = plan_publication(
             config,
@@ -313,14 +333,11 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             opts.now,
             opts.registry_version,
             refused,
-            {
-                name: (pin, catalog_entry(known.catalog, pin), len(known.versions))
-                for name, (pin, known) in carried.items()
-            },
+            _carried_documents(carried, kept),
         )
         top = plan.document.top.to_bytes()
         content = SiteContent(
-            releases=releases,
+            releases=checked,
             prepared=prepared,
             root_files=chain.files,
             metadata=plan.metadata,
@@ -328,7 +345,9 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             catalog=catalog_files(chain.roots[1].raw),
             top=top,
             signatures=sign_registry(top, opts.keys, chain.root, config.name, plan.version),
-            verified_meta=_verified_meta(previous, carried) if inputs.previous_is_site else frozenset(),
+            verified_meta=_verified_meta(previous, carried | kept)
+            if inputs.previous_is_site
+            else frozenset(),
             previous_meta=(
                 frozenset(meta_path(sha) for sha in previous.documents)
                 | {meta_path(previous.top.catalog.sha256)}
@@ -340,17 +359,18 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
                 if previous is not None and inputs.previous_is_site
                 else None
             ),
+            kept_releases=frozenset(f"{name}/{rel.version}" for name in kept for rel in groups[name]),
         )
         files = publish(out, staged, content)
         record_built(out, opts.keys, config.name, plan.version, top)  # what resign may renew here
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    for rel in releases:
-        if prepared[(rel.name, rel.version)].prints_changed:
-            cache.changed(rel.key)
     cache.keep_only({rel.key for rel in releases})
     if cache.enabled:
-        cache.remember_publication(out, _record(out, plan.metadata, prints, carried))
+        whole_context = None if by_time else context
+        cache.remember_publication(
+            out, _record(out, plan.metadata, prints, carried, kept, groups, prepared, whole_context)
+        )
     cache.save()
     return BuildResult(
         site=opts.out,
@@ -423,24 +443,127 @@ def _carried(
     return carried
 
 
+def _kept_whole(
+    out: Path,
+    previous: Publication | None,
+    record: PublicationRecord | None,
+    groups: dict[str, list[IndexRelease]],
+    context: str,
+    smoke: bool,
+) -> _Carried:
+    """The plugins this build keeps whole: nothing about their releases is looked at again.
+
+    A plugin is kept when the build cache's print of it (``PluginPrint``) still holds: the same
+    releases with the same stat prints of their index files (none modified within
+    ``RACY_SECONDS`` of the record), the same verification context and smoke setting, and every
+    one of its release files and its plugin document in SITE with the site print recorded after
+    they were written.  Its document is then exactly what a full build would publish.
+    """
+    if previous is None or record is None:
+        return {}
+    kept: _Carried = {}
+    site = str(out)
+    for name, pin in previous.pins.items():
+        known = record.documents.get(pin.sha256)
+        whole = known.whole if known is not None else None
+        rels = groups.get(name)
+        if known is None or whole is None or rels is None or known.name != name:
+            continue
+        if known.fingerprint[0] != smoke or whole.context != context or len(rels) != len(whole.releases):
+            continue
+        if any(
+            rel.version != version or rel.stat != stat
+            for rel, (version, stat) in zip(rels, whole.releases, strict=True)
+        ):
+            continue
+        if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - RACY_SECONDS:
+            continue
+        folder = f"{site}/plugins/{name}/"
+        if any(site_print(folder + path) != recorded for path, recorded in whole.site_files):
+            continue
+        if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
+            continue
+        kept[name] = (pin, known)
+    return kept
+
+
+def _carried_documents(carried: _Carried, kept: _Carried) -> dict[str, CarriedDocument]:
+    """The plan's view of the documents kept as they are (``kept`` ones have no entries)."""
+    out = {
+        name: CarriedDocument(pin, catalog_entry(known.catalog, pin), len(known.versions))
+        for name, (pin, known) in carried.items()
+    }
+    for name, (pin, known) in kept.items():
+        assert known.whole is not None  # checked by _kept_whole
+        out[name] = CarriedDocument(
+            pin,
+            catalog_entry(known.catalog, pin),
+            len(known.versions),
+            whole=True,
+            versions=known.versions,
+            yanked=known.whole.yanked,
+            dependencies=known.whole.dependencies,
+        )
+    return out
+
+
+def _plugin_print(
+    rels: list[IndexRelease], prepared: dict[tuple[str, str], PreparedRelease], context: str
+) -> PluginPrint | None:
+    """The print of a plugin whose every release the cache holds, after publishing (else None)."""
+    site_files: list[tuple[str, str]] = []
+    yanked: list[str] = []
+    dependencies: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for rel in rels:
+        prep = prepared[(rel.name, rel.version)]
+        prints = prep.cached.get("site") if prep.cached is not None else None
+        if not isinstance(prints, dict) or not rel.stat:
+            return None
+        for name in sorted(prep.files):
+            recorded = prints.get(name)
+            if not isinstance(recorded, str):
+                return None
+            site_files.append((f"{rel.version}/{name}", recorded))
+        if prep.entry["yanked"] is not None:
+            yanked.append(rel.version)
+        if prep.entry["dependencies"]:
+            dependencies.append((rel.version, tuple(sorted(prep.entry["dependencies"].items()))))
+    return PluginPrint(
+        context,
+        time.time(),
+        tuple((rel.version, rel.stat) for rel in rels),
+        tuple(site_files),
+        tuple(yanked),
+        tuple(dependencies),
+    )
+
+
 def _record(
     out: Path,
     metadata: Metadata,
     prints: dict[str, Fingerprint],
     carried: _Carried,
+    kept: _Carried,
+    groups: dict[str, list[IndexRelease]],
+    prepared: dict[tuple[str, str], PreparedRelease],
+    context: str | None,
 ) -> PublicationRecord:
-    """What this build published into SITE, for the next build's ``_carried``."""
+    """What this build published into SITE, for the next build's ``_kept_whole`` and ``_carried``."""
     documents: dict[str, KnownDocument] = {}
     site = str(out)
     for name, pin in metadata.plugin_pins.items():
+        if name in kept:
+            documents[pin.sha256] = kept[name][1]
+            continue
         fingerprint = prints.get(name)
         if fingerprint is None:
             continue  # not derived from cached releases only: the next build reads it by its pin
-        if name in carried:
-            documents[pin.sha256] = carried[name][1]
-            continue
         documents[pin.sha256] = KnownDocument(
-            name, fingerprint, catalog_fields(metadata.entries[name]), site_print(f"{site}/{pin.path}")
+            name,
+            fingerprint,
+            catalog_fields(metadata.entries[name]),
+            carried[name][1].site_print if name in carried else site_print(f"{site}/{pin.path}"),
+            _plugin_print(groups[name], prepared, context) if context is not None else None,
         )
     return PublicationRecord(documents)
 

@@ -51,7 +51,7 @@ from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 7  # 7: plugin documents recorded with fingerprints; 6: one marshal blob; 5: JSON
+CACHE_FORMAT = 7  # 7: a blob per release, plugins recorded whole; 6: one marshal blob; 5: JSON
 RACY_SECONDS = 2.0
 # The file: this header line, then one ``marshal`` blob of plain lists, dicts and strings.  One
 # ``marshal.loads`` decodes 10,000 entries in a few milliseconds where JSON needed one parse per
@@ -88,13 +88,18 @@ class CacheEntry:
 
 
 class BuildCache:
-    """A file of entries keyed by release (``name/version``) and by content key."""
+    """A file of entries keyed by release (``name/version``) and by content key.
+
+    Each release's entry is its own ``marshal`` blob inside the file, decoded only when the build
+    asks for that release: a rebuild that carries a whole plugin over (``publish.KeptPlugin``)
+    never decodes the entries of its releases, and writes their blobs back as they were.
+    """
 
     def __init__(self, path: Path | None) -> None:
         """Load the cache at ``path`` (None: a disabled cache that answers nothing)."""
         self.path = path
-        self._by_release: dict[str, CacheEntry] = {}
-        self._by_content: dict[str, CacheEntry] = {}
+        self._by_release: dict[str, CacheEntry | bytes] = {}
+        self._by_content: dict[str, str] = {}  # content key -> release
         # SITE -> what the last build published there (parsed only when asked for).
         self._publication: tuple[str, Any] | None = None
         if path is not None:
@@ -127,25 +132,40 @@ class BuildCache:
         except (ValueError, EOFError, TypeError):
             return
         with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-            by_release: dict[str, CacheEntry] = {}
-            by_content: dict[str, CacheEntry] = {}
-            for key, (stat, context, written_at, ckey, data) in payload["releases"].items():
-                if not isinstance(data, dict) or not isinstance(ckey, str):
-                    raise TypeError("malformed cache entry")
-                entry = CacheEntry(stat, context, float(written_at), ckey, data)
-                by_release[key] = entry
-                by_content[ckey] = entry
+            by_release, by_content = payload["releases"], payload["content"]
+            if not (isinstance(by_release, dict) and isinstance(by_content, dict)):
+                raise TypeError("malformed cache")
+            if not all(isinstance(blob, bytes) for blob in by_release.values()):
+                raise TypeError("malformed cache")
             self._by_release, self._by_content = by_release, by_content
             pub = payload.get("publication")
             if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
                 self._publication = pub
+
+    def _entry(self, release: str) -> CacheEntry | None:
+        """A release's entry, decoded on first use (a malformed one is no entry)."""
+        entry = self._by_release.get(release)
+        if not isinstance(entry, bytes):
+            return entry
+        try:
+            stat, context, written_at, ckey, data = marshal.loads(entry)  # noqa: S302 (see the docstring)
+            if not (isinstance(stat, str) and isinstance(context, str) and isinstance(ckey, str)):
+                raise TypeError("malformed cache entry")
+            if not isinstance(data, dict):
+                raise TypeError("malformed cache entry")
+            decoded = CacheEntry(stat, context, float(written_at), ckey, data)
+        except (ValueError, EOFError, TypeError):
+            del self._by_release[release]
+            return None
+        self._by_release[release] = decoded
+        return decoded
 
     def by_stat(self, release: str, stat: StatPrint, stat_context: str, newest: int) -> dict[str, Any] | None:
         """The release's data when its files have the recorded stat print (and are not racy).
 
         ``newest`` is the newest mtime (ns) of the files the print describes.
         """
-        entry = self._by_release.get(release)
+        entry = self._entry(release)
         if entry is None or entry.stat != stat or entry.stat_context != stat_context:
             return None
         if newest / 1e9 >= entry.written_at - RACY_SECONDS:
@@ -159,20 +179,20 @@ class BuildCache:
 
     def by_content(self, key: str) -> dict[str, Any] | None:
         """The data stored under a content key."""
-        entry = self._by_content.get(key)
-        if entry is None:
+        release = self._by_content.get(key)
+        entry = self._entry(release) if release is not None else None
+        if entry is None or entry.content_key != key:
             return None
         log.debug("build cache hit (same content): %s", key)
         return entry.data
 
     def put(self, release: str, stat: StatPrint, stat_context: str, key: str, data: dict[str, Any]) -> None:
         """Record a release's stat print, content key and data (written at the next ``save``)."""
-        entry = CacheEntry(stat, stat_context, time.time(), key, data)
-        self._by_release[release] = entry
-        self._by_content[key] = entry
-
-    def changed(self, release: str) -> None:
-        """The release's data (its site prints) was modified in place (saved with the rest)."""
+        old = self._entry(release)
+        if old is not None and self._by_content.get(old.content_key) == release:
+            del self._by_content[old.content_key]  # the content index never outgrows the releases
+        self._by_release[release] = CacheEntry(stat, stat_context, time.time(), key, data)
+        self._by_content[key] = release
 
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases no longer in the index so the file does not grow forever."""
@@ -195,13 +215,15 @@ class BuildCache:
         """Write the cache file atomically (a temporary file renamed over it)."""
         if self.path is None:
             return
-        payload = {
-            "releases": {
-                k: (e.stat, e.stat_context, e.written_at, e.content_key, e.data)
-                for k, e in sorted(self._by_release.items())
-            },
-            "publication": self._publication,
+        releases = {
+            k: e
+            if isinstance(e, bytes)
+            else marshal.dumps((e.stat, e.stat_context, e.written_at, e.content_key, e.data))
+            for k, e in sorted(self._by_release.items())
         }
+        # Only the content keys of releases still kept (an entry's own key; a stale one is dropped).
+        content = {ckey: k for ckey, k in self._by_content.items() if k in releases}
+        payload = {"releases": releases, "content": content, "publication": self._publication}
         body = marshal.dumps(payload)
         head = _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag, crc=zlib.crc32(body))
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +232,10 @@ class BuildCache:
             fh.write(head.encode())
             fh.write(body)
         Path(tmp).replace(self.path)
+
+
+def _encode(entry: CacheEntry) -> bytes:
+    return marshal.dumps((entry.stat, entry.stat_context, entry.written_at, entry.content_key, entry.data))
 
 
 def default_cache_path(index: Path) -> Path:

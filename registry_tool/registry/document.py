@@ -234,6 +234,31 @@ Fingerprint = tuple[bool, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
+class PluginPrint:
+    """Everything a rebuild needs to keep a whole plugin as it was, without a look at its releases.
+
+    Recorded for a plugin whose every release the build cache answered or recorded.
+
+    Attributes:
+        context: The releases' cache context (tool version, root chain, registry.toml).
+        written_at: When it was recorded (files modified within ``cache.RACY_SECONDS`` before are
+            never trusted by their stat print).
+        releases: (version, ``scan.StatPrint`` of its index files) of every release, in scan order.
+        site_files: (path below ``plugins/<name>/``, ``publish.site_print``) of every release file
+            in SITE.
+        yanked: The yanked versions.
+        dependencies: (version, ((dependency, range), ...)) of every release with dependencies.
+    """
+
+    context: str
+    written_at: float
+    releases: tuple[tuple[str, str], ...]
+    site_files: tuple[tuple[str, str], ...]
+    yanked: tuple[str, ...]
+    dependencies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+@dataclass(frozen=True)
 class KnownDocument:
     """A plugin document this tool encoded and wrote into SITE, as the build cache records it.
 
@@ -246,12 +271,14 @@ class KnownDocument:
             was encoded from: the same fingerprint from the index means the same document bytes.
         catalog: Its catalog entry's fields (``CatalogEntry`` without the pin).
         site_print: ``publish.site_print`` of its file in SITE after the build.
+        whole: The plugin's print, when the build cache held every one of its releases.
     """
 
     name: str
     fingerprint: Fingerprint
     catalog: tuple[Any, ...]
     site_print: str | None
+    whole: PluginPrint | None = None
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -273,7 +300,14 @@ class PublicationRecord:
     def to_data(self) -> dict[str, Any]:
         """The record as cache data (plain tuples for ``marshal``)."""
         return {
-            sha: (d.name, d.fingerprint, d.catalog, d.site_print) for sha, d in sorted(self.documents.items())
+            sha: (
+                d.name,
+                d.fingerprint,
+                d.catalog,
+                d.site_print,
+                None if d.whole is None else tuple(getattr(d.whole, f) for f in _PLUGIN_PRINT_FIELDS),
+            )
+            for sha, d in sorted(self.documents.items())
         }
 
     @classmethod
@@ -282,7 +316,7 @@ class PublicationRecord:
         if not isinstance(raw, dict):
             raise TypeError("malformed publication record")
         documents: dict[str, KnownDocument] = {}
-        for sha, (name, fingerprint, catalog, site_print) in raw.items():
+        for sha, (name, fingerprint, catalog, site_print, whole) in raw.items():
             smoke, releases = fingerprint
             if not (isinstance(sha, str) and isinstance(name, str) and isinstance(smoke, bool)) or not (
                 site_print is None or isinstance(site_print, str)
@@ -290,8 +324,19 @@ class PublicationRecord:
                 raise TypeError("malformed publication record")
             if not all(isinstance(v, str) and isinstance(k, str) for v, k in releases):
                 raise TypeError("malformed publication record")
-            documents[sha] = KnownDocument(name, (smoke, tuple(releases)), tuple(catalog), site_print)
+            plugin = None if whole is None else PluginPrint(*whole)
+            if plugin is not None and not (
+                isinstance(plugin.context, str)
+                and isinstance(plugin.written_at, float)
+                and all(isinstance(v, str) and isinstance(p, str) for v, p in plugin.releases)
+                and all(isinstance(f, str) and isinstance(p, str) for f, p in plugin.site_files)
+            ):
+                raise TypeError("malformed publication record")
+            documents[sha] = KnownDocument(name, (smoke, tuple(releases)), tuple(catalog), site_print, plugin)
         return cls(documents)
+
+
+_PLUGIN_PRINT_FIELDS = ("context", "written_at", "releases", "site_files", "yanked", "dependencies")
 
 
 def catalog_fields(entry: CatalogEntry) -> tuple[Any, ...]:

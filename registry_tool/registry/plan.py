@@ -47,6 +47,31 @@ Entries = Mapping[tuple[str, str], ReleaseEntry]
 
 
 @dataclass(frozen=True)
+class CarriedDocument:
+    """A published plugin document a build keeps as it is.
+
+    Attributes:
+        pin: Its pin.
+        catalog: Its catalog entry.
+        releases: How many releases it lists.
+        whole: The plugin's releases are not in the build's entries at all (kept whole): what the
+            dependency check reads of them comes from ``versions``, ``yanked`` and ``dependencies``.
+        versions: Its versions (``whole`` only).
+        yanked: Its yanked versions (``whole`` only).
+        dependencies: (version, ((dependency, range), ...)) of its releases with dependencies
+            (``whole`` only).
+    """
+
+    pin: Pin
+    catalog: CatalogEntry
+    releases: int
+    whole: bool = False
+    versions: tuple[str, ...] = ()
+    yanked: tuple[str, ...] = ()
+    dependencies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a build publishes.
 
@@ -73,7 +98,7 @@ def plan_publication(
     now: datetime,
     requested_version: int | None,
     refused: Sequence[CheckResult] = (),
-    carried: Mapping[str, tuple[Pin, CatalogEntry, int]] | None = None,
+    carried: Mapping[str, CarriedDocument] | None = None,
 ) -> Plan:
     """Decide the publication: refusals first, then the version, then the documents.
 
@@ -85,10 +110,9 @@ def plan_publication(
         now: The document clock (``generated_at``; the timestamp version).
         requested_version: ``--registry-version``, or None.
         refused: The releases verification refused (reported together with the plan's refusals).
-        carried: Plugins whose published document is kept as it is: name -> (its pin, catalog
-            entry, number of releases).  The caller vouches that their entries are exactly the
-            ones that document was encoded from (the build cache's fingerprint), so they are
-            neither compared nor encoded again.
+        carried: Plugins whose published document is kept as it is.  The caller vouches that
+            their releases are exactly the ones that document was encoded from (the build cache's
+            fingerprint or plugin print), so they are neither compared nor encoded again.
 
     Returns:
         The plan.
@@ -106,13 +130,13 @@ def plan_publication(
         problems = immutability_findings(previous, entries, config.allow_backports, frozenset(carried))
         if problems:
             report.results.append(CheckResult(subject="previous registry", findings=problems))
-    report.results.extend(dependency_results(entries))
+    report.results.extend(dependency_results(entries, {n: c for n, c in carried.items() if c.whole}))
     if report.results:
         raise BuildRefusedError(report)
     version = next_version(previous, now, requested_version)
     generated_at = format_time(now)
     by_plugin: dict[str, dict[str, ReleaseEntry]] = {}
-    yanked = 0
+    yanked = sum(len(c.yanked) for c in carried.values() if c.whole)
     for (name, ver), entry in sorted(entries.items()):
         yanked += entry.get("yanked") is not None
         if name not in carried:
@@ -140,7 +164,7 @@ def plan_publication(
     meta = build_metadata(
         (PluginDocument(n, dict(v)) for n, v in grouped.items() if n not in carried),
         encoded=encoded,
-        carried=carried,
+        carried={name: (c.pin, c.catalog, c.releases) for name, c in carried.items()},
     )
     top = TopDocument(
         version=version,
@@ -237,22 +261,34 @@ def _matches(spec: str, version: str) -> bool:
         return False  # the manifest check names the bad range; here it simply matches nothing
 
 
-def dependency_results(entries: Entries) -> list[CheckResult]:
+def dependency_results(
+    entries: Entries, whole: Mapping[str, CarriedDocument] | None = None
+) -> list[CheckResult]:
     """Refuse dependencies no client could ever install.
 
     Every published required dependency must name a plugin of this build and match one of its
-    non-yanked releases.
+    non-yanked releases.  ``whole`` holds the plugins kept whole (their releases not in ``entries``).
     """
+    whole = whole or {}
     usable: dict[str, list[str]] = {}
     for (name, version), entry in entries.items():
         usable.setdefault(name, [])
         if not entry.get("yanked"):
             usable[name].append(version)
+    edges: list[tuple[str, str, Mapping[str, str]]] = [
+        (name, version, entry["dependencies"])
+        for (name, version), entry in entries.items()
+        if entry.get("dependencies")
+    ]
+    for name, kept in whole.items():
+        yanked = set(kept.yanked)
+        usable[name] = [v for v in kept.versions if v not in yanked]
+        edges.extend((name, version, dict(deps)) for version, deps in kept.dependencies)
     results = []
     # Only releases with dependencies are looked at (most have none), in name/version order.
-    for (name, version), entry in sorted((k, e) for k, e in entries.items() if e.get("dependencies")):
+    for name, version, dependencies in sorted(edges, key=lambda edge: edge[:2]):
         findings = []
-        for dep, spec in sorted(dict(entry["dependencies"]).items()):
+        for dep, spec in sorted(dict(dependencies).items()):
             where = f"plugins/{name}/{version}/{MANIFEST}"
             if dep not in usable:
                 findings.append(

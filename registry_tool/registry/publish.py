@@ -90,6 +90,8 @@ class SiteContent:
         previous_meta: Metadata paths the previous publication pins: kept one more generation
             (``verified_meta`` plus its catalog).
         previous_releases: ``name/version`` of the previous publication's releases when it is SITE.
+        kept_releases: ``name/version`` of the releases of plugins kept whole: not in ``releases``,
+            their files in SITE checked by the caller (the site cannot be staged without them).
     """
 
     releases: list[IndexRelease]
@@ -102,6 +104,11 @@ class SiteContent:
     verified_meta: frozenset[str] = frozenset()
     previous_meta: frozenset[str] = frozenset()
     previous_releases: frozenset[str] | None = None
+    kept_releases: frozenset[str] = frozenset()
+
+
+class NeedsWholeSite(Exception):
+    """SITE must be staged whole, and the content leaves out the releases of plugins kept whole."""
 
 
 class ConcurrentChangeError(CheckFailed):
@@ -394,6 +401,8 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     try:
         changes = _diff(out, staged, content)
     except _NeedsSwap:
+        if content.kept_releases:
+            raise NeedsWholeSite from None
         return publish_staged(out, staged, content, current)
     return _apply(out, staged, content, changes, current)
 
@@ -617,7 +626,9 @@ def _collect(out: Path, content: SiteContent, changes: _Changes, current: Genera
     for path in changes.extra_files:
         path.unlink(missing_ok=True)
         removed += 1
-    keep_releases = {f"{r.name}/{r.version}" for r in content.releases} | current.releases
+    keep_releases = (
+        {f"{r.name}/{r.version}" for r in content.releases} | current.releases | content.kept_releases
+    )
     plugins = out / "plugins"
     # With --previous SITE every release it published is in this build too (immutability), and
     # its generation was collected by the build that published it: nothing to look for.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -20,10 +19,8 @@ from registry_tool.registry import build as build_mod
 from registry_tool.registry import publish as publish_mod
 from registry_tool.registry.build import BuildOptions, BuildResult, build_site
 from registry_tool.registry.document import Publication, read_publication, read_site_dir, release_as_written
-from registry_tool.signing import read_signatures
-from registry_tool.trust import Root, verify_index_signatures
 
-from .site_check import read_site
+from .site_check import assert_valid_site, read_site
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -47,21 +44,6 @@ def inodes(folder: Path) -> dict[str, tuple[int, int]]:
     return {
         p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")
     }
-
-
-def assert_valid_site(site: Path, index: Index, *, signatures: bool = True) -> TopDocument:
-    """What a client checks: the top document's signature, then every pinned document and file."""
-    data = (site / REGISTRY_JSON).read_bytes()
-    top = TopDocument.parse(data)
-    if signatures:
-        root = Root.parse((site / "root" / f"{top.root_version}.root.json").read_bytes())
-        verify_index_signatures(root, data, read_signatures(site / REGISTRY_JSON))
-    pub = read_site(site, schemas=False)
-    for release in pub.releases():
-        for ref in (release.manifest, release.wasm):
-            data = (site / ref.path).read_bytes()
-            assert (hashlib.sha256(data).hexdigest(), len(data)) == (ref.sha256, ref.size), ref.path
-    return top
 
 
 def test_rebuild_touches_only_changed_files(index: Index, tmp_path: Path) -> None:
