@@ -42,6 +42,8 @@ from registry_tool.registry.document import (
     PublicationRecord,
     catalog_entry,
     catalog_fields,
+    index_digest,
+    site_digest,
 )
 from registry_tool.registry.errors import (
     BuildRefusedError,
@@ -469,17 +471,14 @@ def _kept_whole(
         rels = groups.get(name)
         if known is None or whole is None or rels is None or known.name != name:
             continue
-        if known.fingerprint[0] != smoke or whole.context != context or len(rels) != len(whole.releases):
+        if known.fingerprint[0] != smoke or whole.context != context or len(rels) != len(known.versions):
             continue
-        if any(
-            rel.version != version or rel.stat != stat
-            for rel, (version, stat) in zip(rels, whole.releases, strict=True)
-        ):
+        if index_digest((rel.version, rel.stat) for rel in rels) != whole.index_digest:
             continue
         if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - RACY_SECONDS:
             continue
         folder = f"{site}/plugins/{name}/"
-        if any(site_print(folder + path) != recorded for path, recorded in whole.site_files):
+        if site_digest(site_print(folder + path) for path in whole.site_paths) != whole.site_digest:
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue
@@ -511,19 +510,21 @@ def _plugin_print(
     rels: list[IndexRelease], prepared: dict[tuple[str, str], PreparedRelease], context: str
 ) -> PluginPrint | None:
     """The print of a plugin whose every release the cache holds, after publishing (else None)."""
-    site_files: list[tuple[str, str]] = []
+    paths: list[str] = []
+    prints: list[str] = []
     yanked: list[str] = []
     dependencies: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for rel in rels:
         prep = prepared[(rel.name, rel.version)]
-        prints = prep.cached.get("site") if prep.cached is not None else None
-        if not isinstance(prints, dict) or not rel.stat:
+        recorded = prep.cached.get("site") if prep.cached is not None else None
+        if not isinstance(recorded, dict) or not rel.stat:
             return None
         for name in sorted(prep.files):
-            recorded = prints.get(name)
-            if not isinstance(recorded, str):
+            site = recorded.get(name)
+            if not isinstance(site, str):
                 return None
-            site_files.append((f"{rel.version}/{name}", recorded))
+            paths.append(f"{rel.version}/{name}")
+            prints.append(site)
         if prep.entry["yanked"] is not None:
             yanked.append(rel.version)
         if prep.entry["dependencies"]:
@@ -531,8 +532,9 @@ def _plugin_print(
     return PluginPrint(
         context,
         time.time(),
-        tuple((rel.version, rel.stat) for rel in rels),
-        tuple(site_files),
+        index_digest((rel.version, rel.stat) for rel in rels),
+        tuple(paths),
+        site_digest(prints),
         tuple(yanked),
         tuple(dependencies),
     )

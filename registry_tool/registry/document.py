@@ -10,9 +10,10 @@ document the build cache recorded as this tool's own is read and decoded only wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -237,25 +238,39 @@ Fingerprint = tuple[bool, tuple[tuple[str, str], ...]]
 class PluginPrint:
     """Everything a rebuild needs to keep a whole plugin as it was, without a look at its releases.
 
-    Recorded for a plugin whose every release the build cache answered or recorded.
+    Recorded for a plugin whose every release the build cache answered or recorded.  The prints
+    themselves are kept as digests (``index_digest``, ``site_digest``): a rebuild computes the
+    same digest from what it finds, and the record stays small (the cache is read on every build).
 
     Attributes:
         context: The releases' cache context (tool version, root chain, registry.toml).
         written_at: When it was recorded (files modified within ``cache.RACY_SECONDS`` before are
             never trusted by their stat print).
-        releases: (version, ``scan.StatPrint`` of its index files) of every release, in scan order.
-        site_files: (path below ``plugins/<name>/``, ``publish.site_print``) of every release file
-            in SITE.
+        index_digest: ``index_digest`` of its releases' stat prints.
+        site_paths: Every release file in SITE, as a path below ``plugins/<name>/``.
+        site_digest: ``site_digest`` of their site prints, in that order.
         yanked: The yanked versions.
         dependencies: (version, ((dependency, range), ...)) of every release with dependencies.
     """
 
     context: str
     written_at: float
-    releases: tuple[tuple[str, str], ...]
-    site_files: tuple[tuple[str, str], ...]
+    index_digest: str
+    site_paths: tuple[str, ...]
+    site_digest: str
     yanked: tuple[str, ...]
     dependencies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def index_digest(releases: Iterable[tuple[str, str]]) -> str:
+    """The digest of (version, stat print) pairs (each part length-prefixed: one reading only)."""
+    text = "".join(f"{len(version)}:{version}{len(stat)}:{stat}" for version, stat in releases)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def site_digest(prints: Iterable[str | None]) -> str:
+    """The digest of site prints in order (a missing file or anything but a regular file is ``-``)."""
+    return hashlib.sha256("\0".join([p or "-" for p in prints]).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -328,15 +343,26 @@ class PublicationRecord:
             if plugin is not None and not (
                 isinstance(plugin.context, str)
                 and isinstance(plugin.written_at, float)
-                and all(isinstance(v, str) and isinstance(p, str) for v, p in plugin.releases)
-                and all(isinstance(f, str) and isinstance(p, str) for f, p in plugin.site_files)
+                and isinstance(plugin.index_digest, str)
+                and isinstance(plugin.site_digest, str)
+                and isinstance(plugin.site_paths, tuple)
+                and all(isinstance(v, str) for v in plugin.yanked)
+                and all(isinstance(v, str) and isinstance(d, tuple) for v, d in plugin.dependencies)
             ):
                 raise TypeError("malformed publication record")
             documents[sha] = KnownDocument(name, (smoke, tuple(releases)), tuple(catalog), site_print, plugin)
         return cls(documents)
 
 
-_PLUGIN_PRINT_FIELDS = ("context", "written_at", "releases", "site_files", "yanked", "dependencies")
+_PLUGIN_PRINT_FIELDS = (
+    "context",
+    "written_at",
+    "index_digest",
+    "site_paths",
+    "site_digest",
+    "yanked",
+    "dependencies",
+)
 
 
 def catalog_fields(entry: CatalogEntry) -> tuple[Any, ...]:
