@@ -53,7 +53,14 @@ from registry_tool.registry.errors import (
     UnsafeIndexPathError,
 )
 from registry_tool.registry.plan import CarriedDocument, next_version, plan_publication
-from registry_tool.registry.publish import NeedsWholeSite, SiteContent, publish, sign_registry, site_print
+from registry_tool.registry.publish import (
+    NeedsWholeSite,
+    SiteContent,
+    publish,
+    sign_registry,
+    site_print,
+    site_prints,
+)
 from registry_tool.registry.resign import record_built
 from registry_tool.registry.scan import (
     IndexRelease,
@@ -478,7 +485,7 @@ def _kept_whole(
         if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - RACY_SECONDS:
             continue
         folder = f"{site}/plugins/{name}/"
-        if site_digest(site_print(folder + path) for path in whole.site_paths) != whole.site_digest:
+        if site_digest(site_prints(folder + path for path in whole.site_paths)) != whole.site_digest:
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue

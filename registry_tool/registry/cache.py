@@ -45,8 +45,9 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
+from registry_tool.registry import scan
 from registry_tool.registry.document import PublicationRecord
-from registry_tool.registry.scan import IndexRelease, RootChain, StatPrint, file_print
+from registry_tool.registry.scan import IndexRelease, RootChain, StatPrint
 from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,8 @@ _HEADER = "registry-tool build cache {format} {python} {crc:08x}\n"
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
     """The stat print of these files, in the given order, and their newest mtime (ns)."""
-    stats = [(rel, os.lstat(path)) for rel, path in files]
-    return "\0".join(file_print(rel, st) for rel, st in stats), max(
-        (st.st_mtime_ns for _, st in stats), default=0
-    )
+    rows = [(rel, os.lstat(path)) for rel, path in files]
+    return scan.stat_print(rows), max((st.st_mtime_ns for _, st in rows), default=0)
 
 
 def content_key(parts: list[tuple[str, str]], context: str) -> str:

@@ -30,6 +30,7 @@ import hashlib
 import os
 import shutil
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,11 +194,21 @@ def site_print(path: str) -> str | None:
     changing a file in place, but not ctime: any write or ``utime`` moves it.  A string: the build
     cache holds one per site file, and marshal decodes strings far faster than tuples of numbers.
     """
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}" if stat.S_ISREG(st.st_mode) else None
+    return site_prints([path])[0]
+
+
+def site_prints(paths: Iterable[str]) -> list[str | None]:
+    """``site_print`` of each path (one loop: a rebuild at 10,000 releases checks 30,000 files)."""
+    out: list[str | None] = []
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            out.append(None)
+            continue
+        regular = stat.S_ISREG(st.st_mode)
+        out.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}" if regular else None)
+    return out
 
 
 def _has_bytes(path: Path, sha256: str, size: int) -> bool:

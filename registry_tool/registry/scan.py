@@ -25,9 +25,11 @@ from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify
 StatPrint = str
 
 
-def file_print(rel: str, st: os.stat_result) -> str:
-    """One file's part of a ``StatPrint``."""
-    return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
+def stat_print(rows: list[tuple[str, os.stat_result]]) -> StatPrint:
+    """The stat print of (relative name, ``lstat``) rows, in the given order."""
+    return "\0".join(
+        [f"{r}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}" for r, st in rows]
+    )
 
 
 @dataclass
@@ -213,27 +215,32 @@ def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int]:
     """Every file under a release folder (tests read input files too), symlinks refused; its stat print.
 
     ``os.scandir`` answers the type questions from the directory entry; the one ``lstat`` per
-    file gives the stat print the build cache compares and the newest mtime.
+    file gives the stat print the build cache compares and the newest mtime.  Written for the
+    common flat folder: a one-change rebuild at 10,000 releases spends most of its time here.
     """
-    out: list[tuple[str, str, os.stat_result]] = []
+    rows: list[tuple[str, str, os.stat_result]] = []
     pending = [("", folder)]
     while pending:
         prefix, current = pending.pop()
         with os.scandir(current) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_file(follow_symlinks=False):
+                    rows.append((prefix + entry.name, entry.path, entry.stat(follow_symlinks=False)))
+                elif entry.is_dir(follow_symlinks=False):
                     pending.append((f"{prefix}{entry.name}/", entry.path))
-                    continue
-                if not entry.is_file(follow_symlinks=False):
+                else:
                     raise UnsafeIndexPathError(
                         f"{entry.path} is a symlink or special file",
                         where=entry.path,
                         fix="replace it with a regular file or folder",
                     )
-                out.append((f"{prefix}{entry.name}", entry.path, entry.stat(follow_symlinks=False)))
-    out.sort(key=lambda row: row[0])
-    return (
-        [(rel, path) for rel, path, _ in out],
-        "\0".join([file_print(rel, st) for rel, _, st in out]),
-        max((st.st_mtime_ns for _, _, st in out), default=0),
+    rows.sort(key=_first)
+    # file_print, inlined: it runs 30,000 times in a rebuild at 10,000 releases.
+    stat = "\0".join(
+        [f"{r}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}" for r, _, st in rows]
     )
+    return [(r, p) for r, p, _ in rows], stat, max([st.st_mtime_ns for _, _, st in rows], default=0)
+
+
+def _first(row: tuple[str, str, os.stat_result]) -> str:
+    return row[0]
