@@ -381,6 +381,7 @@ def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildRe
             out, _record(out, plan.metadata, prints, carried, kept, groups, prepared, whole_context)
         )
     cache.save()
+    cache.close()
     return BuildResult(
         site=opts.out,
         document=plan.document,

@@ -20,15 +20,18 @@ An entry stores what the build derived from the release (its plugin-document ent
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
 ``record`` are the build's two calls.
 
-The file is one ``marshal`` blob behind a header line (format, Python version, CRC-32): the
-cache is trusted local state like the tool itself (whoever can write it can make the build skip
-checks, so it lives in a folder only the publishing user can write), and marshal decodes it in
-one call.  A file of another format or Python version, or one failing its CRC, is an empty cache.
+The file is a header line (format, Python version, index length and CRC-32), the index (one
+``marshal`` blob: content keys, the publication record, and where each release's entry is), then
+every release's entry as its own ``marshal`` blob with its own CRC-32.  A build reads the index
+and only the entries it asks for; saving copies the unchanged entries' bytes from the old file
+in the kernel (``os.copy_file_range``) and encodes only the new ones.  The cache is trusted
+local state like the tool itself (whoever can write it can make the build skip checks, so it
+lives in a folder only the publishing user can write).  A file of another format or Python
+version, or one failing a CRC, is an empty cache (an entry failing its CRC is a miss).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import marshal
@@ -41,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from platformdirs import user_cache_dir
 
@@ -52,13 +55,13 @@ from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 7  # 7: a blob per release, plugins recorded whole; 6: one marshal blob; 5: JSON
+CACHE_FORMAT = 7  # 7: an entry blob per release, plugins recorded whole; 6: one marshal blob; 5: JSON
 RACY_SECONDS = 2.0
-# The file: this header line, then one ``marshal`` blob of plain lists, dicts and strings.  One
-# ``marshal.loads`` decodes 10,000 entries in a few milliseconds where JSON needed one parse per
-# entry (the largest cost of a one-change rebuild).  marshal's format belongs to the Python
-# version, so the header names it; the CRC-32 makes a torn or corrupted file an empty cache.
-_HEADER = "registry-tool build cache {format} {python} {crc:08x}\n"
+# marshal's format belongs to the Python version, so the header names it; the CRC-32s make a
+# torn or corrupted file (or entry) no cache (or a miss).
+_HEADER = "registry-tool build cache {format} {python} {length} {crc:08x}\n"
+# Where a release's entry is in the file: (offset in the entry area, length, CRC-32).
+_Where = tuple[int, int, int]
 
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
@@ -95,12 +98,14 @@ class BuildCache:
     """
 
     def __init__(self, path: Path | None) -> None:
-        """Load the cache at ``path`` (None: a disabled cache that answers nothing)."""
+        """Load the cache's index at ``path`` (None: a disabled cache that answers nothing)."""
         self.path = path
-        self._by_release: dict[str, CacheEntry | bytes] = {}
+        self._by_release: dict[str, CacheEntry | _Where] = {}
         self._by_content: dict[str, str] = {}  # content key -> release
         # SITE -> what the last build published there (parsed only when asked for).
         self._publication: tuple[str, Any] | None = None
+        self._file: BinaryIO | None = None  # the loaded file, open for the entries not read yet
+        self._base = 0  # where its entry area starts
         if path is not None:
             self._load(path)
 
@@ -115,39 +120,55 @@ class BuildCache:
 
     def _load(self, path: Path) -> None:
         try:
-            raw = path.read_bytes()
+            fh = open(path, "rb", buffering=0)  # noqa: SIM115 (kept open for the entries, see _entry)
         except OSError:
             return  # a missing cache is an empty cache
-        head, sep, body = raw.partition(b"\n")
         try:
-            crc = int(head.rsplit(b" ", 1)[-1], 16)
-        except ValueError:
-            return
-        expected = _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag, crc=crc)
-        if not sep or head + sep != expected.encode() or zlib.crc32(body) != crc:
-            return  # another format or Python version, or a torn or corrupted file
-        try:
+            head = fh.readline(200)
+            parts = head.split(b" ")
+            length, crc = int(parts[-2]), int(parts[-1], 16)
+            expected = _HEADER.format(
+                format=CACHE_FORMAT, python=sys.implementation.cache_tag, length=length, crc=crc
+            )
+            body = fh.read(length)
+            if head != expected.encode() or len(body) != length or zlib.crc32(body) != crc:
+                raise ValueError("another format or Python version, or a torn or corrupted file")
             payload = marshal.loads(body)  # noqa: S302 (trusted local state, see the module docstring)
-        except (ValueError, EOFError, TypeError):
-            return
-        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
             by_release, by_content = payload["releases"], payload["content"]
             if not (isinstance(by_release, dict) and isinstance(by_content, dict)):
                 raise TypeError("malformed cache")
-            if not all(isinstance(blob, bytes) for blob in by_release.values()):
+            if not all(isinstance(where, tuple) and len(where) == 3 for where in by_release.values()):
                 raise TypeError("malformed cache")
-            self._by_release, self._by_content = by_release, by_content
             pub = payload.get("publication")
-            if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
-                self._publication = pub
+        except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError):
+            fh.close()
+            return
+        self._by_release, self._by_content = by_release, by_content
+        if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
+            self._publication = pub
+        self._file, self._base = fh, len(head) + length
+
+    def _read(self, where: _Where) -> bytes | None:
+        """An entry's bytes from the loaded file, None when unreadable or failing its CRC."""
+        offset, length, crc = where
+        if self._file is None:
+            return None
+        try:
+            blob = os.pread(self._file.fileno(), length, self._base + offset)
+        except (OSError, ValueError, OverflowError, TypeError):
+            return None
+        return blob if len(blob) == length and zlib.crc32(blob) == crc else None
 
     def _entry(self, release: str) -> CacheEntry | None:
-        """A release's entry, decoded on first use (a malformed one is no entry)."""
+        """A release's entry, read and decoded on first use (a malformed one is no entry)."""
         entry = self._by_release.get(release)
-        if not isinstance(entry, bytes):
+        if entry is None or isinstance(entry, CacheEntry):
             return entry
+        blob = self._read(entry)
         try:
-            stat, context, written_at, ckey, data = marshal.loads(entry)  # noqa: S302 (see the docstring)
+            if blob is None:
+                raise ValueError("unreadable cache entry")
+            stat, context, written_at, ckey, data = marshal.loads(blob)  # noqa: S302 (see the docstring)
             if not (isinstance(stat, str) and isinstance(context, str) and isinstance(ckey, str)):
                 raise TypeError("malformed cache entry")
             if not isinstance(data, dict):
@@ -211,26 +232,85 @@ class BuildCache:
         self._publication = (str(site), record.to_data())
 
     def save(self) -> None:
-        """Write the cache file atomically (a temporary file renamed over it)."""
+        """Write the cache file atomically (a temporary file renamed over it).
+
+        Entries never read this build are copied from the loaded file as they are (runs of them
+        in one ``os.copy_file_range``); the others are encoded.
+        """
         if self.path is None:
             return
-        releases = {
-            k: e
-            if isinstance(e, bytes)
-            else marshal.dumps((e.stat, e.stat_context, e.written_at, e.content_key, e.data))
-            for k, e in sorted(self._by_release.items())
-        }
-        # Only the content keys of releases still kept (an entry's own key; a stale one is dropped).
-        content = {ckey: k for ckey, k in self._by_content.items() if k in releases}
-        payload = {"releases": releases, "content": content, "publication": self._publication}
-        body = marshal.dumps(payload)
-        head = _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag, crc=zlib.crc32(body))
+        index: dict[str, _Where] = {}
+        pieces: list[bytes | tuple[int, int]] = []  # new bytes, or (offset, length) in the old file
+        pos = 0
+        for key, entry in sorted(self._by_release.items()):
+            if isinstance(entry, CacheEntry):
+                blob = _encode(entry)
+                index[key] = (pos, len(blob), zlib.crc32(blob))
+                pieces.append(blob)
+                pos += len(blob)
+                continue
+            offset, length, crc = entry
+            index[key] = (pos, length, crc)
+            last = pieces[-1] if pieces else None
+            if isinstance(last, tuple) and last[0] + last[1] == offset:
+                pieces[-1] = (last[0], last[1] + length)  # one copy for a run of unchanged entries
+            else:
+                pieces.append((offset, length))
+            pos += length
+        # Only the content keys of releases still kept.
+        content = {ckey: k for ckey, k in self._by_content.items() if k in index}
+        body = marshal.dumps({"releases": index, "content": content, "publication": self._publication})
+        head = _HEADER.format(
+            format=CACHE_FORMAT, python=sys.implementation.cache_tag, length=len(body), crc=zlib.crc32(body)
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".cache-", dir=self.path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(head.encode())
-            fh.write(body)
+        try:
+            _write_all(fd, head.encode() + body)
+            for piece in pieces:
+                if isinstance(piece, bytes):
+                    _write_all(fd, piece)
+                else:
+                    self._copy(piece, fd)
+            saved = open(fd, "rb", buffering=0, closefd=True)  # noqa: SIM115 (becomes the loaded file)
+        except BaseException:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
+            raise
         Path(tmp).replace(self.path)
+        # The saved file is the loaded one from now on: entries not read stay where they are.
+        self.close()
+        self._file, self._base = saved, len(head) + len(body)
+        self._by_release = {
+            k: e if isinstance(e, CacheEntry) else index[k] for k, e in self._by_release.items()
+        }
+
+    def _copy(self, piece: tuple[int, int], fd: int) -> None:
+        """Copy ``(offset, length)`` of the loaded file's entry area to the end of ``fd``."""
+        assert self._file is not None  # an undecoded entry came from the loaded file
+        src, (offset, length) = self._file.fileno(), piece
+        offset += self._base
+        while length > 0:
+            try:
+                done = os.copy_file_range(src, fd, length, offset)
+            except OSError:  # another file system, or a kernel without it: through user space
+                done = os.write(fd, os.pread(src, min(length, 1 << 20), offset))
+            if done <= 0:
+                raise OSError(f"the build cache {self.path} shrank while it was saved")
+            offset += done
+            length -= done
+
+    def close(self) -> None:
+        """Close the loaded file (entries not read by then read as misses)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _encode(entry: CacheEntry) -> bytes:
