@@ -190,6 +190,10 @@ def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) 
         entries = sorted(it, key=lambda e: e.name)
     out: list[tuple[str, str]] = []
     for entry in entries:
+        # The common case first, in one test: a safely named real folder.
+        if entry.is_dir(follow_symlinks=False) and safe(entry.name):
+            out.append((entry.name, entry.path))
+            continue
         if entry.is_file(follow_symlinks=False):
             continue
         path = entry.path  # strings: with 10,000 releases, pathlib objects cost more than the system calls
@@ -203,11 +207,7 @@ def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) 
                 where=str(path),
                 fix=f"rename the folder ({rule})",
             )
-        if not entry.is_dir(follow_symlinks=False):
-            raise UnsafeIndexPathError(
-                f"{path} is not a folder", where=str(path), fix="remove it from plugins/"
-            )
-        out.append((entry.name, path))
+        raise UnsafeIndexPathError(f"{path} is not a folder", where=str(path), fix="remove it from plugins/")
     return out
 
 
