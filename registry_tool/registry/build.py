@@ -135,7 +135,8 @@ class BuildResult:
 
     Attributes:
         site: SITE as given.
-        document: The publication.
+        document: The publication (a plugin kept or carried over is read from SITE, by its pin, on
+            first use: while SITE still holds that document, i.e. until the next build).
         previous_version: The registry version of ``--previous``, if given.
         counts: Releases ``verified``, ``cached`` (answered by the cache) and ``smoked``.
         seconds: Wall time of the build.
