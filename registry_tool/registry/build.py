@@ -504,7 +504,8 @@ def _kept_whole(
         if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - cache_rules.RACY_SECONDS:
             continue
         folder = f"{site}/plugins/{name}/"
-        if site_digest(site_prints(folder + path for path in whole.site_paths)) != whole.site_digest:
+        paths = whole.site_paths.split("\0") if whole.site_paths else []
+        if site_digest(site_prints(folder + path for path in paths)) != whole.site_digest:
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue
@@ -562,7 +563,7 @@ def _plugin_print(
         context,
         scanned_at,
         index_digest((rel.version, rel.stat) for rel in rels),
-        tuple(paths),
+        "\0".join(paths),
         site_digest(prints),
         tuple(yanked),
         tuple(dependencies),
