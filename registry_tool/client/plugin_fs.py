@@ -478,10 +478,16 @@ def changed_ctime_is_new(fd: int) -> bool | None:
         took = time.time_ns() - start
     except OSError:
         return False
+    return ctime_verdict(ctimes[1:], took)
+
+
+def ctime_verdict(ctimes: list[int], took: int) -> bool | None:
+    """``changed_ctime_is_new``'s decision from the ctimes of its three changes and the time they took."""
     if took >= _COARSE_STEP_NS:
         return None
-    # The first change may take the coarse clock (multigrain uses it while it still moves the ctime).
-    return ctimes[1] < ctimes[2] < ctimes[3] and ctimes[3] - ctimes[2] <= took
+    # The first change may take the coarse clock (multigrain uses it while it still moves the
+    # ctime); the next ones must each move the ctime by less than a coarse clock can.
+    return ctimes[0] < ctimes[1] < ctimes[2] and ctimes[2] - ctimes[1] <= took
 
 
 def _names(fd: int) -> list[str]:
