@@ -93,6 +93,15 @@ def stamped(tmp_path: Path) -> Path:
     """A folder whose lockfile this process has just appended to (its parse stamped, if the fs allows)."""
     doc = {"lockfile_version": 3, "plugins": {"alpha": entry("alpha"), "beta": entry("beta")}}
     (tmp_path / LOCKFILE).write_bytes(line(doc))
+    assert seen(tmp_path) == {"alpha": "", "beta": ""}
+    fd = os.open(tmp_path / client_install.LOCK, os.O_RDWR)
+    try:  # a probe preempted by the load cannot tell: asked again, as each writer session would
+        for _ in range(100):
+            client_install._probe_file_system(fd)
+            if os.fstat(fd).st_dev in client_install._NEW_CTIME:
+                break
+    finally:
+        os.close(fd)
     commit_requested(tmp_path, "alpha", "^1.0")
     assert seen(tmp_path) == {"alpha": "^1.0", "beta": ""}
     return tmp_path
