@@ -897,16 +897,25 @@ class Metadata:
     files: dict[str, bytes]  # sha256 -> bytes of every meta document (plugin docs, nodes, catalog)
     plugin_pins: dict[str, Pin]
     releases: int
+    entries: dict[str, CatalogEntry] = field(default_factory=dict)  # plugin name -> its catalog entry
+    carried: frozenset[str] = frozenset()  # sha256 of plugin documents already in place, not in files
 
     def paths(self) -> dict[str, bytes]:
-        """Every meta document by its site path."""
+        """Every meta document with bytes in ``files`` by its site path."""
         return {meta_path(sha): data for sha, data in self.files.items()}
 
 
 def build_metadata(
-    plugins: Iterable[PluginDocument], *, encoded: Mapping[str, bytes] | None = None
+    plugins: Iterable[PluginDocument],
+    *,
+    encoded: Mapping[str, bytes] | None = None,
+    carried: Mapping[str, tuple[Pin, CatalogEntry, int]] | None = None,
 ) -> Metadata:
-    """Plugin documents, tree and catalog for a publication (pure; ``encoded`` reuses known bytes)."""
+    """Plugin documents, tree and catalog for a publication (pure).
+
+    ``encoded`` reuses known bytes of a plugin document; ``carried`` names documents already
+    published whose bytes are not needed at all: name -> (pin, catalog entry, number of releases).
+    """
     files: dict[str, bytes] = {}
     pins: dict[str, Pin] = {}
     entries: dict[str, CatalogEntry] = {}
@@ -918,9 +927,14 @@ def build_metadata(
         pins[doc.name] = pin
         entries[doc.name] = CatalogEntry.of(doc, pin)
         releases += len(doc.versions)
+    for name, (pin, entry, count) in (carried or {}).items():
+        pins[name] = pin
+        entries[name] = entry
+        releases += count
     tree, nodes = build_tree(pins)
     files.update(nodes)
     catalog = CatalogDocument(dict(sorted(entries.items()))).to_bytes()
     catalog_pin = Pin.of(catalog)
     files[catalog_pin.sha256] = catalog
-    return Metadata(tree, catalog_pin, files, pins, releases)
+    carried_shas = frozenset(pin.sha256 for pin, _, _ in (carried or {}).values())
+    return Metadata(tree, catalog_pin, files, pins, releases, entries, carried_shas)

@@ -29,12 +29,22 @@ from pathlib import Path
 
 from registry_tool import __version__
 from registry_tool.errors import UsageError
-from registry_tool.format import REGISTRY_JSON, format_time, meta_path
+from registry_tool.format import REGISTRY_JSON, Metadata, Pin, format_time, meta_path
 from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.registry import site as site_io
-from registry_tool.registry.cache import BuildCache, Lookup, lookup, lookup_context, record
+from registry_tool.registry.cache import RACY_SECONDS, BuildCache, Lookup, lookup, lookup_context, record
 from registry_tool.registry.catalog import catalog_files
-from registry_tool.registry.document import Publication, record_publication
+from registry_tool.registry.document import (
+    Fingerprint,
+    KnownDocument,
+    PluginPrint,
+    Publication,
+    PublicationRecord,
+    catalog_entry,
+    catalog_fields,
+    index_digest,
+    site_digest,
+)
 from registry_tool.registry.errors import (
     BuildRefusedError,
     PublishedReleaseChangedError,
@@ -42,8 +52,15 @@ from registry_tool.registry.errors import (
     RollbackError,
     UnsafeIndexPathError,
 )
-from registry_tool.registry.plan import next_version, plan_publication
-from registry_tool.registry.publish import SiteContent, publish, sign_registry
+from registry_tool.registry.plan import CarriedDocument, next_version, plan_publication
+from registry_tool.registry.publish import (
+    NeedsWholeSite,
+    SiteContent,
+    publish,
+    sign_registry,
+    site_print,
+    site_prints,
+)
 from registry_tool.registry.resign import record_built
 from registry_tool.registry.scan import (
     IndexRelease,
@@ -129,21 +146,21 @@ class BuildResult:
     seconds: float = 0.0
     warnings: list[Finding] = field(default_factory=list)
     site_files: dict[str, int | bool] = field(default_factory=dict)
+    yanked: int = 0
 
     def report(self) -> Report:
         """The build's report: one result, the site, with the build's facts as data."""
         doc = self.document
         result = CheckResult(subject=str(self.site), findings=list(self.warnings), file=REGISTRY_JSON)
-        releases = doc.releases()
         result.data = {
             "registry_version": doc.version,
             "previous_version": self.previous_version,
             "root_version": doc.root_version,
             "generated_at": doc.generated_at,
             "expires_at": doc.expires_at,
-            "plugins": len(doc.plugins),
-            "releases": len(releases),
-            "yanked": sum(1 for r in releases if r.is_yanked),
+            "plugins": doc.top.plugin_count,
+            "releases": doc.top.release_count,
+            "yanked": self.yanked,
             "counts": dict(sorted(self.counts.items())),
             "site_files": dict(self.site_files),
             "seconds": round(self.seconds, 3),
@@ -162,7 +179,11 @@ def build_site(opts: BuildOptions) -> BuildResult:
         raise UsageError(f"{opts.index} is not a folder", where=str(opts.index), fix="pass the index folder")
     out = site_io.real_site(opts.out)
     with site_io.site_lock(out), _fewer_collections():
-        return _build_locked(opts, out)
+        try:
+            return _build_locked(opts, out, keep_whole=True)
+        except NeedsWholeSite:
+            # SITE must be staged whole (a published file holds other bytes): every release is needed.
+            return _build_locked(opts, out, keep_whole=False)
 
 
 @contextmanager
@@ -183,12 +204,17 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+# Plugin name -> the pin and record of its document in SITE, kept as it is (see ``_carried``).
+_Carried = dict[str, tuple[Pin, KnownDocument]]
+
+
 @dataclass
 class _Inputs:
     config: RegistryConfig
     chain: RootChain
     previous: Publication | None
     previous_is_site: bool
+    record: PublicationRecord | None
 
 
 def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: BuildCache) -> _Inputs:
@@ -196,11 +222,8 @@ def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: Bui
     chain = load_root_chain(opts.index, verify_now)
     check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
     is_site = opts.previous is not None and _same_folder(opts.previous, out)
-    previous = (
-        load_previous(opts.previous, chain, cache.publication(out) if is_site else None)
-        if opts.previous
-        else None
-    )
+    record = cache.publication(out) if is_site else None
+    previous = load_previous(opts.previous, chain, record) if opts.previous else None
     if previous is not None and previous.registry.name != config.name:
         raise RollbackError(
             f"--previous is registry '{previous.registry.name}', this index builds '{config.name}'",
@@ -213,7 +236,7 @@ def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: Bui
             f"v{chain.root.version}",
             fix="build from an up-to-date checkout of the index",
         )
-    return _Inputs(config, chain, previous, is_site)
+    return _Inputs(config, chain, previous, is_site, record)
 
 
 def _same_folder(spec: str, out: Path) -> bool:
@@ -223,7 +246,7 @@ def _same_folder(spec: str, out: Path) -> bool:
         return False
 
 
-def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
+def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildResult:
     started = time.perf_counter()
     verify_now = opts.verify_now or opts.now
     site_io.recover_interrupted(out)
@@ -246,18 +269,41 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
 
     misses: list[tuple[IndexRelease, datetime, Lookup | None]] = []
     now_published = published_time(generated_at)  # a release first published by this build
-    for rel in releases:
+
+    def published_at(rel: IndexRelease) -> datetime:
         old = previous.get(rel.name, rel.version) if previous else None
-        published = published_time(old.published_at) if old else now_published
+        return published_time(old.published_at) if old else now_published
+
+    # The publish time changes a release's cache context only through revocations that keep prior
+    # releases; without one, the previous publication's documents are not even decoded for it.
+    by_time = any(r.keep_prior_releases for r in chain.root.revoked)
+    context = lookup_context(base, chain, now_published)
+    groups: dict[str, list[IndexRelease]] = {}
+    for rel in releases:
+        groups.setdefault(rel.name, []).append(rel)
+    kept = (
+        _kept_whole(out, previous, inputs.record, groups, context, opts.smoke)
+        if keep_whole and cache.enabled and inputs.previous_is_site and not by_time
+        else {}
+    )
+    if kept:
+        counts["cached"] += sum(len(groups[name]) for name in kept)
+        done[0] += counts["cached"] - 1
+        tick("unchanged plugins")
+    for rel in releases:
+        if rel.name in kept:
+            continue
+        published = published_at(rel) if by_time or not cache.enabled else now_published
         look = None
         if cache.enabled:
-            hit, look = lookup(rel, cache, lookup_context(base, chain, published), opts.smoke)
+            ctx = lookup_context(base, chain, published) if by_time else context
+            hit, look = lookup(rel, cache, ctx, opts.smoke)
             if hit is not None:
                 prepared[(rel.name, rel.version)] = hit
                 counts["cached"] += 1
                 tick(f"{rel.name} {rel.version}")
                 continue
-        misses.append((rel, published, look))
+        misses.append((rel, published if by_time or not cache.enabled else published_at(rel), look))
     # Releases verified now are written into the staging folder; anything that fails from here
     # on removes it, so what a client reads only changes in ``publish``.
     staged = site_io.staging_dir(out)
@@ -285,6 +331,9 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
                 record(rel, outcome, look, cache)
         if opts.progress:
             opts.progress(len(releases), len(releases), "signing")
+        checked = [rel for rel in releases if rel.name not in kept]
+        prints = _fingerprints(checked, prepared, opts.smoke) if cache.enabled and not refused else {}
+        carried = _carried(out, previous, inputs.record, prints)
         plan = plan_publication(
             config,
             chain.root.version,
@@ -293,10 +342,11 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             opts.now,
             opts.registry_version,
             refused,
+            _carried_documents(carried, kept),
         )
         top = plan.document.top.to_bytes()
         content = SiteContent(
-            releases=releases,
+            releases=checked,
             prepared=prepared,
             root_files=chain.files,
             metadata=plan.metadata,
@@ -304,29 +354,34 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
             catalog=catalog_files(chain.roots[1].raw),
             top=top,
             signatures=sign_registry(top, opts.keys, chain.root, config.name, plan.version),
-            verified_meta=_verified_meta(previous) if inputs.previous_is_site else frozenset(),
+            verified_meta=_verified_meta(previous, carried | kept)
+            if inputs.previous_is_site
+            else frozenset(),
             previous_meta=(
-                _verified_meta(previous) | {meta_path(previous.top.catalog.sha256)}
+                frozenset(meta_path(sha) for sha in previous.documents)
+                | {meta_path(previous.top.catalog.sha256)}
                 if previous is not None and inputs.previous_is_site
                 else frozenset()
             ),
             previous_releases=(
-                frozenset(f"{r.name}/{r.version}" for r in previous.releases())
+                frozenset(f"{name}/{v}" for name, versions in previous.plugins.items() for v in versions)
                 if previous is not None and inputs.previous_is_site
                 else None
             ),
+            kept_releases=frozenset(f"{name}/{rel.version}" for name in kept for rel in groups[name]),
         )
         files = publish(out, staged, content)
         record_built(out, opts.keys, config.name, plan.version, top)  # what resign may renew here
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    for rel in releases:
-        if prepared[(rel.name, rel.version)].prints_changed:
-            cache.changed(rel.key)
     cache.keep_only({rel.key for rel in releases})
     if cache.enabled:
-        cache.remember_publication(out, record_publication(plan.metadata))
+        whole_context = None if by_time else context
+        cache.remember_publication(
+            out, _record(out, plan.metadata, prints, carried, kept, groups, prepared, whole_context)
+        )
     cache.save()
+    cache.close()
     return BuildResult(
         site=opts.out,
         document=plan.document,
@@ -335,12 +390,192 @@ def _build_locked(opts: BuildOptions, out: Path) -> BuildResult:
         seconds=time.perf_counter() - started,
         warnings=_warnings(plan.document, verify_now),
         site_files=files.as_dict(),
+        yanked=plan.yanked,
     )
 
 
-def _verified_meta(previous: Publication | None) -> frozenset[str]:
-    """The metadata paths whose bytes ``load_previous`` checked against their pins this build."""
-    return frozenset(meta_path(sha) for sha in previous.documents) if previous is not None else frozenset()
+def _verified_meta(previous: Publication | None, carried: _Carried) -> frozenset[str]:
+    """The metadata paths whose bytes this build checked: against their pins, or by their site print."""
+    if previous is None:
+        return frozenset()
+    checked = previous.verified_documents() | {pin.sha256 for pin, _ in carried.values()}
+    return frozenset(meta_path(sha) for sha in checked)
+
+
+def _fingerprints(
+    releases: list[IndexRelease], prepared: dict[tuple[str, str], PreparedRelease], smoke: bool
+) -> dict[str, Fingerprint]:
+    """Each plugin's fingerprint: the content keys of its releases (a plugin lacking one has none).
+
+    The content key covers every file of a release and its verification context (root, registry
+    configuration, tool version), so two builds with the same fingerprint derive the same entries:
+    the same plugin document, published_at aside (carried in the document itself).
+    """
+    found: dict[str, list[tuple[str, str]]] = {}
+    lacking: set[str] = set()
+    for rel in releases:
+        cached = prepared[(rel.name, rel.version)].cached
+        key = cached.get("content_key") if cached is not None else None
+        if isinstance(key, str):
+            found.setdefault(rel.name, []).append((rel.version, key))
+        else:
+            lacking.add(rel.name)
+    return {name: (smoke, tuple(keys)) for name, keys in found.items() if name not in lacking}
+
+
+def _carried(
+    out: Path,
+    previous: Publication | None,
+    record: PublicationRecord | None,
+    prints: dict[str, Fingerprint],
+) -> _Carried:
+    """The plugin documents of SITE this build keeps as they are, without reading them.
+
+    A document is carried over when the build cache recorded it as one this tool encoded for the
+    same plugin from releases with the same fingerprint (so a full build would encode the same
+    bytes), and its file in SITE still has the site print recorded after it was written (size,
+    mtime, ctime, inode: a file changed in place, even with its mtime set back, has another).
+    Every other document of ``--previous`` is read by its pin when the plan needs it.
+    """
+    if previous is None or record is None:
+        return {}
+    carried: _Carried = {}
+    site = str(out)
+    for name, pin in previous.pins.items():
+        known = record.documents.get(pin.sha256)
+        if known is None or known.name != name or known.site_print is None:
+            continue
+        if prints.get(name) != known.fingerprint:
+            continue
+        if site_print(f"{site}/{pin.path}") != known.site_print:
+            continue
+        carried[name] = (pin, known)
+    return carried
+
+
+def _kept_whole(
+    out: Path,
+    previous: Publication | None,
+    record: PublicationRecord | None,
+    groups: dict[str, list[IndexRelease]],
+    context: str,
+    smoke: bool,
+) -> _Carried:
+    """The plugins this build keeps whole: nothing about their releases is looked at again.
+
+    A plugin is kept when the build cache's print of it (``PluginPrint``) still holds: the same
+    releases with the same stat prints of their index files (none modified within
+    ``RACY_SECONDS`` of the record), the same verification context and smoke setting, and every
+    one of its release files and its plugin document in SITE with the site print recorded after
+    they were written.  Its document is then exactly what a full build would publish.
+    """
+    if previous is None or record is None:
+        return {}
+    kept: _Carried = {}
+    site = str(out)
+    for name, pin in previous.pins.items():
+        known = record.documents.get(pin.sha256)
+        whole = known.whole if known is not None else None
+        rels = groups.get(name)
+        if known is None or whole is None or rels is None or known.name != name:
+            continue
+        if known.fingerprint[0] != smoke or whole.context != context or len(rels) != len(known.versions):
+            continue
+        if index_digest((rel.version, rel.stat) for rel in rels) != whole.index_digest:
+            continue
+        if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - RACY_SECONDS:
+            continue
+        folder = f"{site}/plugins/{name}/"
+        if site_digest(site_prints(folder + path for path in whole.site_paths)) != whole.site_digest:
+            continue
+        if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
+            continue
+        kept[name] = (pin, known)
+    return kept
+
+
+def _carried_documents(carried: _Carried, kept: _Carried) -> dict[str, CarriedDocument]:
+    """The plan's view of the documents kept as they are (``kept`` ones have no entries)."""
+    out = {
+        name: CarriedDocument(pin, catalog_entry(known.catalog, pin), len(known.versions))
+        for name, (pin, known) in carried.items()
+    }
+    for name, (pin, known) in kept.items():
+        assert known.whole is not None  # checked by _kept_whole
+        out[name] = CarriedDocument(
+            pin,
+            catalog_entry(known.catalog, pin),
+            len(known.versions),
+            whole=True,
+            versions=known.versions,
+            yanked=known.whole.yanked,
+            dependencies=known.whole.dependencies,
+        )
+    return out
+
+
+def _plugin_print(
+    rels: list[IndexRelease], prepared: dict[tuple[str, str], PreparedRelease], context: str
+) -> PluginPrint | None:
+    """The print of a plugin whose every release the cache holds, after publishing (else None)."""
+    paths: list[str] = []
+    prints: list[str] = []
+    yanked: list[str] = []
+    dependencies: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for rel in rels:
+        prep = prepared[(rel.name, rel.version)]
+        recorded = prep.cached.get("site") if prep.cached is not None else None
+        if not isinstance(recorded, dict) or not rel.stat:
+            return None
+        for name in sorted(prep.files):
+            site = recorded.get(name)
+            if not isinstance(site, str):
+                return None
+            paths.append(f"{rel.version}/{name}")
+            prints.append(site)
+        if prep.entry["yanked"] is not None:
+            yanked.append(rel.version)
+        if prep.entry["dependencies"]:
+            dependencies.append((rel.version, tuple(sorted(prep.entry["dependencies"].items()))))
+    return PluginPrint(
+        context,
+        time.time(),
+        index_digest((rel.version, rel.stat) for rel in rels),
+        tuple(paths),
+        site_digest(prints),
+        tuple(yanked),
+        tuple(dependencies),
+    )
+
+
+def _record(
+    out: Path,
+    metadata: Metadata,
+    prints: dict[str, Fingerprint],
+    carried: _Carried,
+    kept: _Carried,
+    groups: dict[str, list[IndexRelease]],
+    prepared: dict[tuple[str, str], PreparedRelease],
+    context: str | None,
+) -> PublicationRecord:
+    """What this build published into SITE, for the next build's ``_kept_whole`` and ``_carried``."""
+    documents: dict[str, KnownDocument] = {}
+    site = str(out)
+    for name, pin in metadata.plugin_pins.items():
+        if name in kept:
+            documents[pin.sha256] = kept[name][1]
+            continue
+        fingerprint = prints.get(name)
+        if fingerprint is None:
+            continue  # not derived from cached releases only: the next build reads it by its pin
+        documents[pin.sha256] = KnownDocument(
+            name,
+            fingerprint,
+            catalog_fields(metadata.entries[name]),
+            carried[name][1].site_print if name in carried else site_print(f"{site}/{pin.path}"),
+            _plugin_print(groups[name], prepared, context) if context is not None else None,
+        )
+    return PublicationRecord(documents)
 
 
 def _warnings(document: Publication, verify_now: datetime) -> list[Finding]:

@@ -3,14 +3,17 @@
 The client never loads a whole publication (it walks the tree to one plugin); the builder does,
 to carry ``published_at`` over, to check immutability against ``--previous`` and to report.
 Reading a publication walks the tree from the top document's pin, each document fetched by its
-pin (at most ``size`` bytes, then the sha256) and parsed with the verifier's rules.
+pin (at most ``size`` bytes, then the sha256) and parsed with the verifier's rules; a plugin
+document the build cache recorded as this tool's own is read and decoded only when used
+(``StoredVersions``), so a one-change rebuild reads only the documents it changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +24,9 @@ from registry_tool.format import (
     MAX_META_BYTES,
     MAX_TOP_BYTES,
     REGISTRY_JSON,
+    CatalogEntry,
     FileRef,
     Limits,
-    Metadata,
     NodeDocument,
     Pin,
     PluginDocument,
@@ -52,17 +55,22 @@ class Publication:
 
     Attributes:
         top: The top document.
-        plugins: Plugin name -> version -> release.
-        documents: sha256 of every tree node and plugin document read through its pin (empty
-            for a publication built in memory); not part of equality.
-        encoded: Plugin name -> the bytes of its plugin document as read (empty for a
+        plugins: Plugin name -> version -> release (a ``StoredVersions`` for a plugin document
+            decoded only when used).
+        documents: sha256 of every tree node and plugin document the tree pins (empty for a
             publication built in memory); not part of equality.
+        encoded: Plugin name -> the bytes of its plugin document as read (empty for a
+            publication built in memory; without the ``StoredVersions`` not decoded); not part of
+            equality.
+        pins: Plugin name -> the pin of its plugin document (empty for a publication built in
+            memory); not part of equality.
     """
 
     top: TopDocument
-    plugins: dict[str, dict[str, Release]] = field(default_factory=dict)
+    plugins: dict[str, Mapping[str, Release]] = field(default_factory=dict)
     documents: frozenset[str] = field(default=frozenset(), compare=False)
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False)
+    pins: dict[str, Pin] = field(default_factory=dict, compare=False)
 
     # The top document's fields, for reports and callers that only need them.
     @property
@@ -100,7 +108,24 @@ class Publication:
 
     def get(self, name: str, version: str) -> Release | None:
         """One release, or None."""
-        return self.plugins.get(name, {}).get(version)
+        versions = self.plugins.get(name)
+        return versions.get(version) if versions is not None and version in versions else None
+
+    def document_bytes(self, name: str) -> bytes | None:
+        """The bytes of a plugin document as read (None when not read, or built in memory)."""
+        versions = self.plugins.get(name)
+        if isinstance(versions, StoredVersions):
+            return versions.data
+        return self.encoded.get(name)
+
+    def verified_documents(self) -> frozenset[str]:
+        """sha256 of every document whose bytes were checked against its pin (read so far)."""
+        unread = {
+            versions.pin.sha256
+            for versions in self.plugins.values()
+            if isinstance(versions, StoredVersions) and versions.data is None
+        }
+        return self.documents - unread
 
 
 def fetch_pinned(read: Reader, pin: Pin) -> bytes:
@@ -115,17 +140,75 @@ def fetch_pinned(read: Reader, pin: Pin) -> bytes:
     return data
 
 
-def read_publication(top: TopDocument, read: Reader, known: frozenset[str] = frozenset()) -> Publication:
+class StoredVersions(Mapping[str, Release]):
+    """The releases of a plugin document this tool wrote, decoded from the site on first use.
+
+    The build cache's record of the document (``KnownDocument``) lists its versions, so asking
+    which versions it holds reads nothing; the first release asked for fetches the document by its
+    pin (size cap, sha256) and decodes it with ``release_as_written``.  A one-change rebuild never
+    decodes the documents it carries over unchanged.
+    """
+
+    def __init__(self, name: str, pin: Pin, read: Reader, versions: tuple[str, ...]) -> None:
+        """The document of ``name`` at ``pin``, holding ``versions`` by its record."""
+        self.name = name
+        self.pin = pin
+        self._read = read
+        self._versions = versions
+        self._set = frozenset(versions)
+        self._releases: dict[str, Release] | None = None
+        self.data: bytes | None = None  # the document's bytes once read
+
+    def _decoded(self) -> dict[str, Release]:
+        if self._releases is None:
+            data = fetch_pinned(self._read, self.pin)
+            raw = json.loads(data)
+            if raw.get("name") != self.name or set(raw["versions"]) != self._set:
+                # The record vouches for these bytes; anything else is not the document it names.
+                raise PublicationError(
+                    f"{self.pin.path} is not the document of {self.name!r} the build cache recorded",
+                    where=self.pin.path,
+                    fix="delete the build cache file and rebuild",
+                )
+            self._releases = {v: release_as_written(self.name, v, e) for v, e in raw["versions"].items()}
+            self.data = data
+        return self._releases
+
+    def __getitem__(self, version: str) -> Release:
+        """The release of ``version`` (the document is read and decoded on first use)."""
+        if version not in self._set:
+            raise KeyError(version)
+        return self._decoded()[version]
+
+    def __iter__(self) -> Iterator[str]:
+        """The versions, as recorded (nothing read)."""
+        return iter(self._versions)
+
+    def __len__(self) -> int:
+        """The number of versions (nothing read)."""
+        return len(self._versions)
+
+    def __contains__(self, version: object) -> bool:
+        """Whether the document holds ``version`` (nothing read)."""
+        return version in self._set
+
+
+def read_publication(
+    top: TopDocument, read: Reader, known: Mapping[str, KnownDocument] | None = None
+) -> Publication:
     """Every plugin document of a publication, walking the whole tree from ``top.tree``.
 
-    Every document is fetched by its pin (size cap, then sha256).  A plugin document whose digest
-    is in ``known`` (the build cache's record of documents this tool encoded itself, from releases
-    it had verified) is exactly those bytes: it is decoded without re-running the verifier's rules
-    (``release_as_written``).  Tree nodes and every other document are parsed strictly.
+    Tree nodes are fetched by pin and parsed strictly.  A plugin document whose digest is in
+    ``known`` (the build cache's record of documents this tool encoded itself, from releases it
+    had verified) under the same plugin name is a ``StoredVersions``: read by its pin and decoded
+    without re-running the verifier's rules only when one of its releases is used.  Every other
+    document is fetched by its pin and parsed strictly now.
     """
-    plugins: dict[str, dict[str, Release]] = {}
+    known = known or {}
+    plugins: dict[str, Mapping[str, Release]] = {}
     documents: set[str] = set()
     encoded: dict[str, bytes] = {}
+    pins: dict[str, Pin] = {}
     pending: list[tuple[Pin, str]] = [(top.tree, "")]
     while pending:
         pin, prefix = pending.pop()
@@ -135,21 +218,87 @@ def read_publication(top: TopDocument, read: Reader, known: frozenset[str] = fro
             pending.append((child, prefix + digit))
         for name, doc_pin in sorted((node.plugins or {}).items()):
             assert plugin_key(name).startswith(prefix)  # checked by NodeDocument.parse
-            data = fetch_pinned(read, doc_pin)
-            if doc_pin.sha256 in known:
-                raw = json.loads(data)
-                if raw.get("name") != name:  # a document of another plugin pinned under this name
-                    raise PublicationError(
-                        f"{doc_pin.path} is the document of {raw.get('name')!r}, pinned for {name!r}",
-                        where=doc_pin.path,
-                        fix="the published site was modified after the build; rebuild it",
-                    )
-                plugins[name] = {v: release_as_written(name, v, e) for v, e in raw["versions"].items()}
-            else:
-                plugins[name] = PluginDocument.parse(data, expected_name=name, where=doc_pin.path).versions
+            pins[name] = doc_pin
             documents.add(doc_pin.sha256)
+            record = known.get(doc_pin.sha256)
+            if record is not None and record.name == name:
+                plugins[name] = StoredVersions(name, doc_pin, read, record.versions)
+                continue
+            data = fetch_pinned(read, doc_pin)
+            plugins[name] = PluginDocument.parse(data, expected_name=name, where=doc_pin.path).versions
             encoded[name] = data
-    return Publication(top, plugins, frozenset(documents), encoded)
+    return Publication(top, plugins, frozenset(documents), encoded, pins)
+
+
+#: What the build cache records of each plugin document a build published (see ``KnownDocument``).
+Fingerprint = tuple[bool, tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True)
+class PluginPrint:
+    """Everything a rebuild needs to keep a whole plugin as it was, without a look at its releases.
+
+    Recorded for a plugin whose every release the build cache answered or recorded.  The prints
+    themselves are kept as digests (``index_digest``, ``site_digest``): a rebuild computes the
+    same digest from what it finds, and the record stays small (the cache is read on every build).
+
+    Attributes:
+        context: The releases' cache context (tool version, root chain, registry.toml).
+        written_at: When it was recorded (files modified within ``cache.RACY_SECONDS`` before are
+            never trusted by their stat print).
+        index_digest: ``index_digest`` of its releases' stat prints.
+        site_paths: Every release file in SITE, as a path below ``plugins/<name>/``.
+        site_digest: ``site_digest`` of their site prints, in that order.
+        yanked: The yanked versions.
+        dependencies: (version, ((dependency, range), ...)) of every release with dependencies.
+    """
+
+    context: str
+    written_at: float
+    index_digest: str
+    site_paths: tuple[str, ...]
+    site_digest: str
+    yanked: tuple[str, ...]
+    dependencies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def index_digest(releases: Iterable[tuple[str, str]]) -> str:
+    """The digest of (version, stat print) pairs (each part length-prefixed: one reading only)."""
+    text = "".join(f"{len(version)}:{version}{len(stat)}:{stat}" for version, stat in releases)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def site_digest(prints: Iterable[str | None]) -> str:
+    """The digest of site prints in order (a missing file or anything but a regular file is ``-``)."""
+    return hashlib.sha256("\0".join([p or "-" for p in prints]).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KnownDocument:
+    """A plugin document this tool encoded and wrote into SITE, as the build cache records it.
+
+    The document is content-addressed, so its digest fixes every field below; the record is
+    trusted local state like the rest of the cache.
+
+    Attributes:
+        name: The plugin.
+        fingerprint: (smoke run, ((version, content key of the release), ...)) of the releases it
+            was encoded from: the same fingerprint from the index means the same document bytes.
+        catalog: Its catalog entry's fields (``CatalogEntry`` without the pin).
+        site_print: ``publish.site_print`` of its file in SITE after the build.
+        whole: The plugin's print, when the build cache held every one of its releases.
+    """
+
+    name: str
+    fingerprint: Fingerprint
+    catalog: tuple[Any, ...]
+    site_print: str | None
+    whole: PluginPrint | None = None
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The document's versions."""
+        return tuple(v for v, _ in self.fingerprint[1])
 
 
 @dataclass(frozen=True)
@@ -157,29 +306,95 @@ class PublicationRecord:
     """The plugin documents a build wrote (or kept) in SITE, kept in the build cache for the next build.
 
     Attributes:
-        documents: sha256 of every plugin document of the publication: bytes this tool encoded
-            from releases it had parsed or verified itself.
+        documents: sha256 -> the record of every plugin document of the publication: bytes this
+            tool encoded from releases it had parsed or verified itself.
     """
 
-    documents: frozenset[str]
+    documents: dict[str, KnownDocument]
 
-    def to_json(self) -> dict[str, Any]:
-        """The record as cache data."""
-        return {"documents": sorted(self.documents)}
+    def to_data(self) -> dict[str, Any]:
+        """The record as cache data (plain tuples for ``marshal``)."""
+        return {
+            sha: (
+                d.name,
+                d.fingerprint,
+                d.catalog,
+                d.site_print,
+                None if d.whole is None else tuple(getattr(d.whole, f) for f in _PLUGIN_PRINT_FIELDS),
+            )
+            for sha, d in sorted(self.documents.items())
+        }
 
     @classmethod
-    def from_json(cls, raw: Any) -> PublicationRecord:
-        """The record from cache data (``KeyError`` / ``TypeError`` when malformed)."""
-        if not isinstance(raw, dict) or not isinstance(raw["documents"], list):
+    def from_data(cls, raw: Any) -> PublicationRecord:
+        """The record from cache data (``KeyError`` / ``TypeError`` / ``ValueError`` when malformed)."""
+        if not isinstance(raw, dict):
             raise TypeError("malformed publication record")
-        if not all(isinstance(d, str) for d in raw["documents"]):
-            raise TypeError("malformed publication record")
-        return cls(frozenset(raw["documents"]))
+        documents: dict[str, KnownDocument] = {}
+        for sha, (name, fingerprint, catalog, site_print, whole) in raw.items():
+            smoke, releases = fingerprint
+            if not (isinstance(sha, str) and isinstance(name, str) and isinstance(smoke, bool)) or not (
+                site_print is None or isinstance(site_print, str)
+            ):
+                raise TypeError("malformed publication record")
+            if not all(isinstance(v, str) and isinstance(k, str) for v, k in releases):
+                raise TypeError("malformed publication record")
+            plugin = None if whole is None else PluginPrint(*whole)
+            if plugin is not None and not (
+                isinstance(plugin.context, str)
+                and isinstance(plugin.written_at, float)
+                and isinstance(plugin.index_digest, str)
+                and isinstance(plugin.site_digest, str)
+                and isinstance(plugin.site_paths, tuple)
+                and all(isinstance(v, str) for v in plugin.yanked)
+                and all(isinstance(v, str) and isinstance(d, tuple) for v, d in plugin.dependencies)
+            ):
+                raise TypeError("malformed publication record")
+            documents[sha] = KnownDocument(name, (smoke, tuple(releases)), tuple(catalog), site_print, plugin)
+        return cls(documents)
 
 
-def record_publication(metadata: Metadata) -> PublicationRecord:
-    """The record of a publication's plugin documents."""
-    return PublicationRecord(frozenset(pin.sha256 for pin in metadata.plugin_pins.values()))
+_PLUGIN_PRINT_FIELDS = (
+    "context",
+    "written_at",
+    "index_digest",
+    "site_paths",
+    "site_digest",
+    "yanked",
+    "dependencies",
+)
+
+
+def catalog_fields(entry: CatalogEntry) -> tuple[Any, ...]:
+    """A catalog entry without its pin, as ``KnownDocument.catalog`` keeps it."""
+    return (
+        entry.description,
+        entry.keywords,
+        entry.license,
+        entry.abi,
+        entry.latest,
+        entry.versions,
+        entry.permissions,
+        entry.host,
+        entry.authors,
+    )
+
+
+def catalog_entry(fields: tuple[Any, ...], pin: Pin) -> CatalogEntry:
+    """The catalog entry of a known document (``catalog_fields`` inverted)."""
+    description, keywords, license_, abi, latest, versions, permissions, host, authors = fields
+    return CatalogEntry(
+        description,
+        tuple(keywords),
+        license_,
+        abi,
+        latest,
+        versions,
+        tuple(permissions),
+        host,
+        tuple(authors),
+        pin,
+    )
 
 
 def release_as_written(name: str, version: str, raw: dict[str, Any]) -> Release:

@@ -19,7 +19,9 @@ from registry_tool.errors import UsageError
 from registry_tool.format import (
     MANIFEST,
     REGISTRY_JSON,
+    CatalogEntry,
     Metadata,
+    Pin,
     PluginDocument,
     RegistryInfo,
     Release,
@@ -45,6 +47,31 @@ Entries = Mapping[tuple[str, str], ReleaseEntry]
 
 
 @dataclass(frozen=True)
+class CarriedDocument:
+    """A published plugin document a build keeps as it is.
+
+    Attributes:
+        pin: Its pin.
+        catalog: Its catalog entry.
+        releases: How many releases it lists.
+        whole: The plugin's releases are not in the build's entries at all (kept whole): what the
+            dependency check reads of them comes from ``versions``, ``yanked`` and ``dependencies``.
+        versions: Its versions (``whole`` only).
+        yanked: Its yanked versions (``whole`` only).
+        dependencies: (version, ((dependency, range), ...)) of its releases with dependencies
+            (``whole`` only).
+    """
+
+    pin: Pin
+    catalog: CatalogEntry
+    releases: int
+    whole: bool = False
+    versions: tuple[str, ...] = ()
+    yanked: tuple[str, ...] = ()
+    dependencies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a build publishes.
 
@@ -55,6 +82,7 @@ class Plan:
 
     document: Publication
     metadata: Metadata
+    yanked: int = 0
 
     @property
     def version(self) -> int:
@@ -70,6 +98,7 @@ def plan_publication(
     now: datetime,
     requested_version: int | None,
     refused: Sequence[CheckResult] = (),
+    carried: Mapping[str, CarriedDocument] | None = None,
 ) -> Plan:
     """Decide the publication: refusals first, then the version, then the documents.
 
@@ -81,6 +110,9 @@ def plan_publication(
         now: The document clock (``generated_at``; the timestamp version).
         requested_version: ``--registry-version``, or None.
         refused: The releases verification refused (reported together with the plan's refusals).
+        carried: Plugins whose published document is kept as it is.  The caller vouches that
+            their releases are exactly the ones that document was encoded from (the build cache's
+            fingerprint or plugin print), so they are neither compared nor encoded again.
 
     Returns:
         The plan.
@@ -90,21 +122,30 @@ def plan_publication(
             dependency cannot be satisfied (every problem in one report).
         RollbackError: The version would not go up.
     """
+    carried = carried or {}
+    if carried and previous is None:
+        raise ValueError("documents can only be carried over from a previous publication")
     report = Report(command="build", results=list(refused))
     if previous is not None:
-        problems = immutability_findings(previous, entries, config.allow_backports)
+        problems = immutability_findings(previous, entries, config.allow_backports, frozenset(carried))
         if problems:
             report.results.append(CheckResult(subject="previous registry", findings=problems))
-    report.results.extend(dependency_results(entries))
+    report.results.extend(dependency_results(entries, {n: c for n, c in carried.items() if c.whole}))
     if report.results:
         raise BuildRefusedError(report)
     version = next_version(previous, now, requested_version)
     generated_at = format_time(now)
     by_plugin: dict[str, dict[str, ReleaseEntry]] = {}
+    yanked = sum(len(c.yanked) for c in carried.values() if c.whole)
     for (name, ver), entry in sorted(entries.items()):
-        by_plugin.setdefault(name, {})[ver] = entry
-    grouped: dict[str, dict[str, Release]] = {}
+        yanked += entry.get("yanked") is not None
+        if name not in carried:
+            by_plugin.setdefault(name, {})[ver] = entry
+    grouped: dict[str, Mapping[str, Release]] = {}
     encoded: dict[str, bytes] = {}  # plugin documents whose bytes the previous publication holds
+    for name in carried:
+        assert previous is not None  # checked above
+        grouped[name] = previous.plugins[name]
     for name, versions in by_plugin.items():
         published = previous.plugins.get(name, {}) if previous else {}
         releases: dict[str, Release] = {}
@@ -117,9 +158,14 @@ def plan_publication(
             # Read back with the verifier's rules: the build never publishes what a client would refuse.
             releases[ver] = release_from_json(name, ver, full, where=f"plugins/{name}/{ver}")
         grouped[name] = releases
-        if previous is not None and name in previous.encoded and releases == published:
-            encoded[name] = previous.encoded[name]
-    meta = build_metadata((PluginDocument(n, v) for n, v in grouped.items()), encoded=encoded)
+        data = previous.document_bytes(name) if previous is not None else None
+        if data is not None and releases == published:
+            encoded[name] = data
+    meta = build_metadata(
+        (PluginDocument(n, dict(v)) for n, v in grouped.items() if n not in carried),
+        encoded=encoded,
+        carried={name: (c.pin, c.catalog, c.releases) for name, c in carried.items()},
+    )
     top = TopDocument(
         version=version,
         generated_at=generated_at,
@@ -134,7 +180,7 @@ def plan_publication(
         release_count=meta.releases,
     )
     TopDocument.parse(top.to_bytes())  # and never signs a top document a client would refuse
-    return Plan(Publication(top, grouped), meta)
+    return Plan(Publication(top, dict(sorted(grouped.items()))), meta, yanked)
 
 
 def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
@@ -144,10 +190,18 @@ def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
     return bool(published == entry)
 
 
-def immutability_findings(previous: Publication, entries: Entries, allow_backports: bool) -> list[Finding]:
-    """Published releases may be yanked, never removed or changed; new versions may not go backwards."""
+def immutability_findings(
+    previous: Publication, entries: Entries, allow_backports: bool, carried: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """Published releases may be yanked, never removed or changed; new versions may not go backwards.
+
+    Plugins in ``carried`` keep their published document: the caller established their entries
+    are the ones it was encoded from, so there is nothing to compare.
+    """
     out: list[Finding] = []
-    for old in previous.releases():
+    for old in (
+        r for n in sorted(previous.plugins) if n not in carried for r in _sorted(previous.plugins[n])
+    ):
         new = entries.get((old.name, old.version))
         if new is None:
             where = f"plugins/{old.name}/{old.version}"
@@ -176,7 +230,7 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
     if not allow_backports:
         # Only plugins that gain a version need their newest published one (semver parsing is
         # the slow part of this check at 10,000 releases).
-        added = sorted(key for key in entries if previous.get(*key) is None)
+        added = sorted(key for key in entries if key[0] not in carried and previous.get(*key) is None)
         newest = {
             name: max(Version(v) for v in previous.plugins[name])
             for name in {name for name, _ in added}
@@ -196,6 +250,10 @@ def immutability_findings(previous: Publication, entries: Entries, allow_backpor
     return out
 
 
+def _sorted(versions: Mapping[str, Release]) -> list[Release]:
+    return [versions[v] for v in sorted(versions)]
+
+
 def _matches(spec: str, version: str) -> bool:
     try:
         return parse_range(spec).matches(version)
@@ -203,22 +261,34 @@ def _matches(spec: str, version: str) -> bool:
         return False  # the manifest check names the bad range; here it simply matches nothing
 
 
-def dependency_results(entries: Entries) -> list[CheckResult]:
+def dependency_results(
+    entries: Entries, whole: Mapping[str, CarriedDocument] | None = None
+) -> list[CheckResult]:
     """Refuse dependencies no client could ever install.
 
     Every published required dependency must name a plugin of this build and match one of its
-    non-yanked releases.
+    non-yanked releases.  ``whole`` holds the plugins kept whole (their releases not in ``entries``).
     """
+    whole = whole or {}
     usable: dict[str, list[str]] = {}
     for (name, version), entry in entries.items():
         usable.setdefault(name, [])
         if not entry.get("yanked"):
             usable[name].append(version)
+    edges: list[tuple[str, str, Mapping[str, str]]] = [
+        (name, version, entry["dependencies"])
+        for (name, version), entry in entries.items()
+        if entry.get("dependencies")
+    ]
+    for name, kept in whole.items():
+        yanked = set(kept.yanked)
+        usable[name] = [v for v in kept.versions if v not in yanked]
+        edges.extend((name, version, dict(deps)) for version, deps in kept.dependencies)
     results = []
     # Only releases with dependencies are looked at (most have none), in name/version order.
-    for (name, version), entry in sorted((k, e) for k, e in entries.items() if e.get("dependencies")):
+    for name, version, dependencies in sorted(edges, key=lambda edge: edge[:2]):
         findings = []
-        for dep, spec in sorted(dict(entry["dependencies"]).items()):
+        for dep, spec in sorted(dict(dependencies).items()):
             where = f"plugins/{name}/{version}/{MANIFEST}"
             if dep not in usable:
                 findings.append(

@@ -18,6 +18,19 @@ from registry_tool.registry.errors import RootChainError, UnpinnedConfigError, U
 from registry_tool.signing import read_signatures
 from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify_threshold
 
+# The stat print of a release's files: relative name, size, mtime_ns, ctime_ns and inode of each
+# file in ``files`` order, NUL-separated (a file name cannot hold a NUL).  One string per release:
+# the build cache holds 10,000 of them, and marshal decodes a string far faster than a tuple of
+# 15 numbers (nanosecond times are multi-digit integers).
+StatPrint = str
+
+
+def stat_print(rows: list[tuple[str, os.stat_result]]) -> StatPrint:
+    """The stat print of (relative name, ``lstat``) rows, in the given order."""
+    return "\0".join(
+        [f"{r}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}" for r, st in rows]
+    )
+
 
 @dataclass
 class IndexRelease:
@@ -29,12 +42,16 @@ class IndexRelease:
         folder: The release folder.
         files: ``(name relative to the release folder, path)`` of every file, sorted (paths as
             strings: with 10,000 releases, pathlib objects cost more than the system calls).
+        stat: The stat print of those files when the scan found them (the build cache's key).
+        newest: The newest mtime (ns) among them.
     """
 
     name: str
     version: str
     folder: str
     files: list[tuple[str, str]]
+    stat: StatPrint = ""
+    newest: int = 0
 
     @property
     def path(self) -> Path:
@@ -155,7 +172,8 @@ def scan_releases(index: Path) -> list[IndexRelease]:
         return found
     for name, name_dir in _subfolders(str(plugins), is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
         for version, rel_dir in _subfolders(name_dir, is_version, "version", "strict semver, no '+'"):
-            found.append(IndexRelease(name, version, rel_dir, _list_files(rel_dir)))
+            files, stat, newest = _list_files(rel_dir)
+            found.append(IndexRelease(name, version, rel_dir, files, stat, newest))
     return found
 
 
@@ -172,6 +190,10 @@ def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) 
         entries = sorted(it, key=lambda e: e.name)
     out: list[tuple[str, str]] = []
     for entry in entries:
+        # The common case first, in one test: a safely named real folder.
+        if entry.is_dir(follow_symlinks=False) and safe(entry.name):
+            out.append((entry.name, entry.path))
+            continue
         if entry.is_file(follow_symlinks=False):
             continue
         path = entry.path  # strings: with 10,000 releases, pathlib objects cost more than the system calls
@@ -185,34 +207,40 @@ def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) 
                 where=str(path),
                 fix=f"rename the folder ({rule})",
             )
-        if not entry.is_dir(follow_symlinks=False):
-            raise UnsafeIndexPathError(
-                f"{path} is not a folder", where=str(path), fix="remove it from plugins/"
-            )
-        out.append((entry.name, path))
+        raise UnsafeIndexPathError(f"{path} is not a folder", where=str(path), fix="remove it from plugins/")
     return out
 
 
-def _list_files(folder: str) -> list[tuple[str, str]]:
-    """Every file under a release folder (tests read input files too), symlinks refused.
+def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int]:
+    """Every file under a release folder (tests read input files too), symlinks refused; its stat print.
 
-    ``os.scandir`` answers the type questions from the directory entry, without a stat per file.
+    ``os.scandir`` answers the type questions from the directory entry; the one ``lstat`` per
+    file gives the stat print the build cache compares and the newest mtime.  Written for the
+    common flat folder: a one-change rebuild at 10,000 releases spends most of its time here.
     """
-    out: list[tuple[str, str]] = []
+    rows: list[tuple[str, str, os.stat_result]] = []
     pending = [("", folder)]
     while pending:
         prefix, current = pending.pop()
         with os.scandir(current) as entries:
             for entry in entries:
-                if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
+                if entry.is_file(follow_symlinks=False):
+                    rows.append((prefix + entry.name, entry.path, entry.stat(follow_symlinks=False)))
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                else:
                     raise UnsafeIndexPathError(
                         f"{entry.path} is a symlink or special file",
                         where=entry.path,
                         fix="replace it with a regular file or folder",
                     )
-                if entry.is_dir():
-                    pending.append((f"{prefix}{entry.name}/", entry.path))
-                else:
-                    out.append((f"{prefix}{entry.name}", entry.path))
-    out.sort()
-    return out
+    rows.sort(key=_first)
+    # file_print, inlined: it runs 30,000 times in a rebuild at 10,000 releases.
+    stat = "\0".join(
+        [f"{r}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}" for r, _, st in rows]
+    )
+    return [(r, p) for r, p, _ in rows], stat, max([st.st_mtime_ns for _, _, st in rows], default=0)
+
+
+def _first(row: tuple[str, str, os.stat_result]) -> str:
+    return row[0]

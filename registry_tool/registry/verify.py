@@ -8,6 +8,7 @@ the smoke run, and the sha256 of every published file, all on the same bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import verify_index_signatures, verify_release_signatures, verify_yank_signatures
 
 #: A release's entry in its plugin document as JSON (``Release.to_json()``), without ``published_at``.
-ReleaseEntry = dict[str, Any]
+ReleaseEntry = Mapping[str, Any]
 
 
 def published_time(text: str) -> datetime:
@@ -266,4 +267,4 @@ def load_previous(spec: str, chain: RootChain, record: PublicationRecord | None 
             fix="build from an up-to-date checkout of the index",
         )
     verify_index_signatures(root, published.data, published.signatures, where=published.source)
-    return read_publication(top, published.read, record.documents if record is not None else frozenset())
+    return read_publication(top, published.read, record.documents if record is not None else None)

@@ -28,7 +28,7 @@ from registry_tool.errors import RegistryToolError
 from registry_tool.manifest.config import RegistryConfig, parse_registry_config
 from registry_tool.registry.publish import write_release
 from registry_tool.registry.scan import IndexRelease, RootChain
-from registry_tool.registry.verify import PreparedRelease, prepare_release
+from registry_tool.registry.verify import PreparedRelease, ReleaseEntry, prepare_release
 from registry_tool.report import Finding
 
 #: A release's outcome: what verification derived, or why it refused.
@@ -49,7 +49,7 @@ PARENT_WORKS = True
 #: A release as a worker task carries it: name, version, folder, files (see ``IndexRelease``).
 _Sent = tuple[str, str, str, list[tuple[str, str]], datetime]
 #: What comes back: the entry and files of a ``PreparedRelease``, or the refusal's findings.
-_Back = tuple[dict[str, Any], dict[str, tuple[str, int]]] | list[Finding]
+_Back = tuple[ReleaseEntry, dict[str, tuple[str, int]]] | list[Finding]
 
 
 @dataclass(frozen=True)

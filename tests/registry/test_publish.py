@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -20,10 +19,8 @@ from registry_tool.registry import build as build_mod
 from registry_tool.registry import publish as publish_mod
 from registry_tool.registry.build import BuildOptions, BuildResult, build_site
 from registry_tool.registry.document import Publication, read_publication, read_site_dir, release_as_written
-from registry_tool.signing import read_signatures
-from registry_tool.trust import Root, verify_index_signatures
 
-from .site_check import read_site
+from .site_check import assert_valid_site, read_site
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -47,21 +44,6 @@ def inodes(folder: Path) -> dict[str, tuple[int, int]]:
     return {
         p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")
     }
-
-
-def assert_valid_site(site: Path, index: Index, *, signatures: bool = True) -> TopDocument:
-    """What a client checks: the top document's signature, then every pinned document and file."""
-    data = (site / REGISTRY_JSON).read_bytes()
-    top = TopDocument.parse(data)
-    if signatures:
-        root = Root.parse((site / "root" / f"{top.root_version}.root.json").read_bytes())
-        verify_index_signatures(root, data, read_signatures(site / REGISTRY_JSON))
-    pub = read_site(site, schemas=False)
-    for release in pub.releases():
-        for ref in (release.manifest, release.wasm):
-            data = (site / ref.path).read_bytes()
-            assert (hashlib.sha256(data).hexdigest(), len(data)) == (ref.sha256, ref.size), ref.path
-    return top
 
 
 def test_rebuild_touches_only_changed_files(index: Index, tmp_path: Path) -> None:
@@ -286,7 +268,7 @@ def test_site_files_left_by_nobody_are_not_trusted(index: Index, tmp_path: Path)
 def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Documents whose digest the cache recorded are fetched by pin but not parsed by the rules again."""
+    """Documents the cache recorded are not parsed by the rules again; unchanged ones are not even read."""
     from registry_tool.registry import document as document_mod
 
     site, cache = tmp_path / "site", tmp_path / "cache.json"
@@ -296,7 +278,15 @@ def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     def no_parse(*args: object, **kw: object) -> object:
         raise AssertionError("a plugin document this tool wrote was parsed again")
 
+    read_paths: list[str] = []
+    real_fetch = document_mod.fetch_pinned
+
+    def fetch_spy(read: Any, pin: Any) -> bytes:
+        read_paths.append(pin.path)
+        return real_fetch(read, pin)
+
     monkeypatch.setattr(document_mod.PluginDocument, "parse", no_parse)
+    monkeypatch.setattr(document_mod, "fetch_pinned", fetch_spy)
     loaded: list[Publication] = []
     real = build_mod.load_previous
 
@@ -307,9 +297,13 @@ def test_cached_rebuild_decodes_its_own_plugin_documents_without_reparsing(
     monkeypatch.setattr(build_mod, "load_previous", spy)
     index.add_release("beta", "2.1.0", variant=7)
     result = build(index, site, previous=str(site), cache_path=cache, now=LATER)
+    assert full.pins["beta"].path in read_paths  # the changed plugin's document is read by its pin
+    assert full.pins["alpha"].path not in read_paths  # the unchanged one is carried over unread
     monkeypatch.undo()
+    assert result.document.pins == {} and result.document.plugins["alpha"] == full.plugins["alpha"]
     assert loaded == [full]
-    assert loaded[0].documents == full.documents and loaded[0].encoded == full.encoded
+    assert loaded[0].documents == full.documents
+    assert {n: loaded[0].document_bytes(n) for n in full.plugins} == full.encoded
     assert_valid_site(site, index)
     assert read_site(site) == result.document
 

@@ -1,0 +1,284 @@
+"""One-change rebuilds that keep unchanged plugins whole, tried against what a full build publishes.
+
+A rebuild with the build cache and ``--previous SITE`` keeps a plugin whose index files, cache
+context and SITE files all still have their recorded prints without looking at its releases again
+(``build._kept_whole``), and carries a plugin document whose releases have the recorded content
+keys without reading it (``build._carried``).  Each test here changes something a kept plugin
+depends on and checks the rebuild notices, and the differential test checks every step publishes
+the same bytes as a build without any cache.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry_tool.registry import build as build_mod
+from registry_tool.registry.build import BuildOptions, BuildRefusedError, build_site
+from registry_tool.registry.document import PublicationError
+from tests.world import IndexTree
+from tests.world import manifest_text as world_manifest
+
+from .conftest import NOW, add_wasm
+from .site_check import assert_valid_site
+
+Index = Any  # conftest.Index
+
+
+def _age(index: Index) -> None:
+    """Index files written in the last ten minutes made an hour old (outside the cache's racy window).
+
+    Only those: ``utime`` moves a file's ctime, which is part of its stat print.
+    """
+    now = time.time()
+    for path in (index.path / "plugins").rglob("*"):
+        if path.is_file() and path.stat().st_mtime > now - 600:
+            os.utime(path, (now - 3600, now - 3600))
+
+
+def _build(index: Index, site: Path, at: int, cache: Path | None, **kw: Any) -> Any:
+    now = NOW + timedelta(minutes=at)
+    return build_site(
+        BuildOptions(
+            index=index.path,
+            out=site,
+            keys=[index.keys.index],
+            now=now,
+            verify_now=now,
+            smoke=False,
+            cache_path=cache,
+            previous=str(site) if (site / "registry.json").exists() else None,
+            jobs=1,
+            **kw,
+        )
+    )
+
+
+def _tree(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+def _add_dependent(index: Index, name: str, version: str, deps: dict[str, str], variant: int) -> Path:
+    return IndexTree.add_release(
+        index,
+        name,
+        version,
+        manifest=world_manifest(name, version, limits={"fuel": 1_000_000}, dependencies=deps),
+        module=add_wasm(variant),
+    )
+
+
+def _spy_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    looked: list[str] = []
+    real = build_mod.lookup
+
+    def spy(rel: Any, *args: Any, **kw: Any) -> Any:
+        looked.append(rel.key)
+        return real(rel, *args, **kw)
+
+    monkeypatch.setattr(build_mod, "lookup", spy)
+    return looked
+
+
+# --------------------------------------------------------------------------- same bytes as a full build
+
+STEPS: list[tuple[str, Callable[[Index], None]]] = [
+    ("nothing changed", lambda index: None),
+    ("a release added", lambda index: index.add_release("alpha", "1.2.0", variant=4)),
+    ("a plugin added", lambda index: index.add_release("alpha-gamma", "0.1.0", variant=5)),
+    ("a release yanked", lambda index: index.yank("alpha", "1.0.0", "broken")),
+    (
+        "a dependent added",
+        lambda index: _add_dependent(index, "alpha-delta", "1.0.0", {"beta": "^2.0.0"}, 6),
+    ),
+    ("every file touched (a fresh checkout)", lambda index: _touch_all(index)),
+    ("nothing changed again", lambda index: None),
+]
+
+
+def _touch_all(index: Index) -> None:
+    for path in (index.path / "plugins").rglob("*"):
+        if path.is_file():
+            path.write_bytes(path.read_bytes())  # new inode-time prints, the same bytes
+
+
+def test_every_rebuild_publishes_what_a_build_without_cache_publishes(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Incremental (cache, --previous SITE) and from-scratch builds in lockstep: identical sites."""
+    cached, plain, cache = tmp_path / "cached", tmp_path / "plain", tmp_path / "cache"
+    _age(index)
+    _build(index, cached, 0, cache)
+    _build(index, plain, 0, None)
+    kept = 0
+    for at, (what, change) in enumerate(STEPS, start=1):
+        change(index)
+        _age(index)
+        looked = _spy_lookups(monkeypatch)
+        _build(index, cached, at, cache)
+        monkeypatch.undo()
+        kept += len(index.releases) - len(looked)
+        _build(index, plain, at, None)
+        assert _tree(cached) == _tree(plain), what
+        assert_valid_site(cached, index)
+    assert kept > 0  # some steps kept plugins whole
+
+
+def test_an_unchanged_plugin_is_neither_looked_up_nor_read(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_tool.registry import document as document_mod
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    looked = _spy_lookups(monkeypatch)
+    read: list[str] = []
+    real_fetch = document_mod.fetch_pinned
+
+    def fetch_spy(reader: Any, pin: Any) -> bytes:
+        read.append(pin.path)
+        return real_fetch(reader, pin)
+
+    monkeypatch.setattr(document_mod, "fetch_pinned", fetch_spy)
+    result = _build(index, site, 1, cache)
+    assert sorted(looked) == ["beta/2.0.0", "beta/2.1.0"]  # alpha and alpha-tools kept whole
+    assert result.counts == {"verified": 1, "cached": 4, "smoked": 0}
+    published = result.document.plugins
+    assert not any(p.startswith("meta/") and p.endswith(".json") and "beta" in p for p in read)
+    assert published["alpha"]["1.1.0"].published_at == "2026-11-21T12:00:00Z"
+    assert_valid_site(site, index)
+
+
+# --------------------------------------------------------------------------- what a kept plugin still notices
+
+
+def test_an_index_file_changed_in_place_with_its_mtime_restored_is_looked_at(
+    index: Index, tmp_path: Path
+) -> None:
+    """Same size, mtime set back: the ctime in the stat print moves, so the plugin is not kept."""
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    manifest = index.release_dir("alpha", "1.0.0") / "plugin.toml"
+    st = manifest.stat()
+    text = manifest.read_text()
+    manifest.write_text(text.replace("adds two numbers", "adds two numberz"))
+    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert manifest.stat().st_size == st.st_size
+    with pytest.raises(BuildRefusedError) as err:
+        _build(index, site, 1, cache)
+    assert "alpha 1.0.0" in {r.subject for r in err.value.report.results}
+
+
+def test_a_site_release_file_changed_in_place_is_restored(index: Index, tmp_path: Path) -> None:
+    """A kept plugin's published file tampered in SITE (mtime restored): the rebuild repairs SITE."""
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    published = site / "plugins" / "alpha" / "1.0.0" / "alpha.wasm"
+    good = published.read_bytes()
+    st = published.stat()
+    published.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    os.utime(published, ns=(st.st_atime_ns, st.st_mtime_ns))
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    _build(index, site, 1, cache)  # the whole site is staged again, every release included
+    assert published.read_bytes() == good
+    assert_valid_site(site, index)
+
+
+def test_a_plugin_document_changed_in_place_is_refused_as_before(index: Index, tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    first = _build(index, site, 0, cache)
+    assert first.document.pins == {}  # a plan's publication has no pins; read them from SITE
+    from registry_tool.registry.document import read_site_dir
+
+    doc = site / read_site_dir(site).pins["alpha"].path
+    data = doc.read_bytes()
+    st = doc.stat()
+    doc.write_bytes(data.replace(b"adds two numbers", b"adds two numberz"))
+    os.utime(doc, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(PublicationError):
+        _build(index, site, 1, cache)
+
+
+def test_a_kept_plugins_dependency_made_unsatisfiable_is_refused(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alpha-delta (kept whole) needs beta ^2.0.0; yanking beta's only release must refuse alpha-delta."""
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _add_dependent(index, "alpha-delta", "1.0.0", {"beta": "^2.0.0"}, 6)
+    _age(index)
+    _build(index, site, 0, cache)
+    index.yank("beta", "2.0.0", "broken")
+    _age(index)
+    looked = _spy_lookups(monkeypatch)
+    with pytest.raises(BuildRefusedError) as err:
+        _build(index, site, 1, cache)
+    assert "alpha-delta/1.0.0" not in looked  # kept whole: its dependency comes from the record
+    codes = {f.rule for r in err.value.report.results for f in r.findings}
+    assert "dependency-unsatisfiable" in codes
+    assert "alpha-delta 1.0.0" in {r.subject for r in err.value.report.results}
+
+
+def test_files_modified_just_before_the_record_are_not_trusted(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the racy window the stat print proves nothing: the plugin's releases are looked up.
+
+    The files get an mtime an hour ahead (a checkout from a machine whose clock runs fast), which
+    is inside the window whenever the record is written: no timing luck involved.
+    """
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    ahead = time.time() + 3600
+    for path in (index.path / "plugins" / "alpha").rglob("*"):
+        if path.is_file():
+            os.utime(path, (ahead, ahead))
+    _age_others = [
+        p for p in (index.path / "plugins").rglob("*") if p.is_file() and "alpha" not in p.parts[-3]
+    ]
+    for path in _age_others:
+        os.utime(path, (ahead - 7200, ahead - 7200))
+    _build(index, site, 0, cache)
+    looked = _spy_lookups(monkeypatch)
+    _build(index, site, 1, cache)
+    assert {"alpha/1.0.0", "alpha/1.1.0"} <= set(looked)
+    assert "beta/2.0.0" not in looked  # kept whole: its files are an hour old
+
+
+def test_a_smoke_setting_change_is_not_kept(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    looked = _spy_lookups(monkeypatch)
+    result = _build_with_smoke(index, site, cache)  # entries now carry smoke figures
+    assert len(looked) == 4
+    assert result.counts["smoked"] == 4
+
+
+def _build_with_smoke(index: Index, site: Path, cache: Path) -> Any:
+    now = NOW + timedelta(minutes=1)
+    opts = BuildOptions(
+        index=index.path,
+        out=site,
+        keys=[index.keys.index],
+        now=now,
+        verify_now=now,
+        smoke=True,
+        cache_path=cache,
+        previous=str(site),
+        jobs=1,
+    )
+    return build_site(opts)
