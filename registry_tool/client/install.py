@@ -47,7 +47,7 @@ from registry_tool.client.errors import (
     PluginRequiredError,
     UnsafeNameError,
 )
-from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir, changed_ctime_is_new
+from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
 from registry_tool.client.trust_state import ManifestFacts, ManifestIdentity
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
@@ -297,29 +297,10 @@ class Lockfile:
     # entries whose edges changed.  Not part of the file.
     derived: bool = field(default=False, compare=False)
     version: int | None = field(default=None, compare=False)  # of the file: None (absent), 2 or 3
+    data: bytes = field(default=b"", compare=False, repr=False)  # the committed bytes (to the last "\n")
     changes: int = field(default=0, compare=False)  # change lines after the base
     tail: int = field(default=0, compare=False)  # bytes of an unfinished write after ``data``
-    # The committed bytes (to the last "\n") in the pieces they were read or appended in: a commit
-    # adds its line without copying the whole file; ``data`` joins them when a reader needs them.
-    pieces: list[bytes] = field(default_factory=list, compare=False, repr=False)
-    size: int = field(default=0, compare=False)  # len(data)
-    base_size: int = field(default=0, compare=False)  # bytes of the base line (version 3)
-    # ``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)`` of the file when it was last proven to
-    # hold ``data`` and ``tail`` more bytes: an fstat around a whole read that saw no change, or
-    # right after this process's own append.  None: unknown (``_load`` reads the file).
-    stamp: tuple[int, int, int, int, int] | None = field(default=None, compare=False)
     _users: dict[str, set[str]] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def data(self) -> bytes:
-        """The committed bytes of the file (up to and with its last newline)."""
-        if len(self.pieces) > 1:
-            self.pieces[:] = [b"".join(self.pieces)]
-        return self.pieces[0] if self.pieces else b""
-
-    @data.setter
-    def data(self, value: bytes) -> None:
-        self.pieces, self.size = [value] if value else [], len(value)
 
     def users(self) -> dict[str, set[str]]:
         """Name -> the installed plugins whose recorded dependencies name it (built once, kept up to date)."""
@@ -350,17 +331,7 @@ class Lockfile:
 
     def snapshot(self) -> Lockfile:
         """A copy whose ``plugins`` later commits in this process do not change (for readers)."""
-        return Lockfile(
-            dict(self.plugins),
-            derived=self.derived,
-            version=self.version,
-            changes=self.changes,
-            tail=self.tail,
-            pieces=list(self.pieces),
-            size=self.size,
-            base_size=self.base_size,
-            stamp=self.stamp,
-        )
+        return Lockfile(dict(self.plugins), self.derived, self.version, self.data, self.changes, self.tail)
 
     def to_bytes(self) -> bytes:
         """The state as a version 3 base line (the canonical form; a test compares it with ``json.dumps``)."""
@@ -615,9 +586,7 @@ def _parse_full(data: bytes, dir_: Path) -> Lockfile:
             raise _version_error(version, dir_)
         if set(doc) != {"lockfile_version", "plugins"}:
             raise _lock_error("the lockfile must hold exactly lockfile_version and a plugins object", dir_)
-        lock = Lockfile(_parse_plugins(doc["plugins"], dir_, None), version=2)
-        lock.data = data
-        return lock
+        return Lockfile(_parse_plugins(doc["plugins"], dir_, None), version=2, data=data)
     if not isinstance(head, dict):
         raise _lock_error("line 1 of the lockfile (the base) must be a JSON object", dir_, None, 1)
     if not _is_int(head.get("lockfile_version"), LOCKFILE_VERSION):
@@ -627,34 +596,33 @@ def _parse_full(data: bytes, dir_: Path) -> Lockfile:
     lock = Lockfile(_parse_plugins(head["plugins"], dir_, 1), version=LOCKFILE_VERSION)
     delta, count = _fold_changes(data, first + 1, end, dir_, lock.plugins, 2)
     lock.apply(delta)
-    lock.data, lock.changes, lock.tail, lock.base_size = data[:end], count, len(data) - end, first + 1
+    lock.data, lock.changes, lock.tail = data[:end], count, len(data) - end
     return lock
 
 
-def _shared(data: bytes, dir_: Path, stamp: tuple[int, int, int, int, int] | None = None) -> Lockfile:
+def _shared(data: bytes, dir_: Path) -> Lockfile:
     """The state of lockfile bytes ``data``, reusing this process's earlier parse by byte prefix.
 
     The result is the process's shared state of ``dir_`` (writers update it in place after their
-    commit point), stamped with ``stamp`` (the file's ``_stamp`` that ``data`` was proven to be,
-    or None); call with ``_PARSE_LOCK`` held.
+    commit point); call with ``_PARSE_LOCK`` held.
     """
     cached = _PARSED.get(str(dir_))
     if cached is not None and cached.version is not None:
         if cached.version == LOCKFILE_VERSION and data.startswith(cached.data):
             end = data.rfind(b"\n") + 1
-            if end > cached.size:
+            if end > len(cached.data):
                 # Lines another writer committed since: fold them (all checked before any applies).
-                delta, count = _fold_changes(data, cached.size, end, dir_, cached.plugins, cached.changes + 2)
+                delta, count = _fold_changes(
+                    data, len(cached.data), end, dir_, cached.plugins, cached.changes + 2
+                )
                 cached.apply(delta)
                 cached.data, cached.changes = data[:end], cached.changes + count
                 cached.derived = False  # their required_by may come from another implementation
-            cached.tail, cached.stamp = len(data) - cached.size, stamp
+            cached.tail = len(data) - len(cached.data)
             return cached
         if data == cached.data:
-            cached.stamp = stamp
             return cached
     lock = _parse_full(data, dir_)
-    lock.stamp = stamp
     _remember(dir_, lock)
     return lock
 
@@ -681,83 +649,11 @@ def _read_lock_bytes(pdir: PluginDir, dir_: Path) -> bytes | None:
     return data
 
 
-def _stamp(info: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-# File systems (by st_dev) on which a change made after an fstat always gets a new ctime
-# (``plugin_fs.changed_ctime_is_new``, probed by the first writer session on each): only there
-# does an unchanged ``_stamp`` prove unchanged bytes.
-_NEW_CTIME: dict[int, bool] = {}
-
-
-def _probe_file_system(lock_fd: int) -> None:
-    """Probe, once per file system and process, whether ``_stamp`` proves a lockfile unchanged."""
-    dev = os.fstat(lock_fd).st_dev
-    if dev not in _NEW_CTIME:
-        verdict = changed_ctime_is_new(lock_fd)  # touches the times of the lock file only
-        if verdict is not None:
-            _NEW_CTIME[dev] = verdict
-
-
-def _read_fd(fd: int, cap: int) -> bytes:
-    """Everything ``fd`` holds from its offset, at most ``cap`` + 1 bytes (so that more is seen)."""
-    chunks: list[bytes] = []
-    left = cap + 1
-    while left > 0:
-        chunk = os.read(fd, min(left, 16 * MiB))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _load(pdir: PluginDir, dir_: Path, *, snapshot: bool) -> Lockfile | None:
-    """The folded lockfile of ``dir_`` (None when there is none): the shared state, or a snapshot.
-
-    When this process holds a parse of the file stamped with exactly what an ``fstat`` of it
-    shows now, on a file system where a change after an fstat always moves the ctime, nothing
-    is read: neither another writer's append or new base (size, inode) nor a rewrite in place
-    (ctime; ``utime`` cannot set it) can keep the stamp.  Otherwise the whole file is read
-    and folded (``_shared``: the parse is reused when the file starts with the bytes it was
-    folded from), and stamped when an fstat before and after the read agree.
-    """
-    fd = pdir.open_regular(LOCKFILE)
-    data: bytes | None = None
-    stamp: tuple[int, int, int, int, int] | None = None
-    if fd is not None:
-        try:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_LOCKFILE_SIZE:
-                stamp = _stamp(info)
-                if _NEW_CTIME.get(info.st_dev):
-                    with _PARSE_LOCK:
-                        cached = _PARSED.get(str(dir_))
-                        if cached is not None and cached.stamp == stamp:
-                            return cached.snapshot() if snapshot else cached
-                data = _read_fd(fd, MAX_LOCKFILE_SIZE)
-                if len(data) != info.st_size or _stamp(os.fstat(fd)) != stamp:
-                    stamp = None  # changed while read: the bytes are still one state (whole lines)
-                if len(data) > MAX_LOCKFILE_SIZE:
-                    data = None  # grew past the cap: the bounded reader below says so
-        finally:
-            os.close(fd)
-    if data is None:  # absent, a link, a FIFO, too large, unreadable: the bounded reader names it
-        stamp = None
-        data = _read_lock_bytes(pdir, dir_)
-        if data is None:
-            return None
-    with _PARSE_LOCK:
-        lock = _shared(data, dir_, stamp)
-        return lock.snapshot() if snapshot else lock
-
-
 def read_lockfile(dir_: Path) -> Lockfile:
     """The folded lockfile of ``dir_`` (empty when there is none), as a snapshot."""
     with PluginDir(dir_) as pdir:
-        lock = _load(pdir, dir_, snapshot=True) if pdir.exists else None
-    return Lockfile() if lock is None else lock
+        data = _read_lock_bytes(pdir, dir_) if pdir.exists else None
+    return Lockfile() if data is None else parse_lockfile(data, dir_)
 
 
 # --------------------------------------------------------------------------- the writers' session
@@ -856,9 +752,13 @@ def recover(pdir: PluginDir, dir_: Path, lock: Lockfile) -> list[str]:
 @contextmanager
 def plugin_dir_lock(dir_: Path, timeout: float = 300.0) -> Iterator[DirSession]:
     """Serialise writers of one plugin directory across processes; read the lockfile once."""
-    with PluginDir(dir_, create=True) as pdir, pdir.locked(LOCK, timeout) as lock_fd:
-        _probe_file_system(lock_fd)
-        lock = _load(pdir, dir_, snapshot=False) or Lockfile()
+    with PluginDir(dir_, create=True) as pdir, pdir.locked(LOCK, timeout):
+        data = _read_lock_bytes(pdir, dir_)
+        if data is None:
+            lock = Lockfile()
+        else:
+            with _PARSE_LOCK:
+                lock = _shared(data, dir_)
         recover(pdir, dir_, lock)
         yield DirSession(dir_, pdir, lock)
 
@@ -875,71 +775,52 @@ def _commit(session: DirSession, delta: Mapping[str, LockedPlugin | None]) -> No
     key = str(session.path)
     # Reader threads of this process fold lines into ``lock`` in place: everything this commit
     # decides from is taken under their lock, and the whole state is copied only for a new base
-    # (an append costs what it changed: no byte of the file before it is copied or read).
+    # (an append costs what it changed).
     with _PARSE_LOCK:
         plugins = lock.plugins
-        size, base_size, changes_before, version_before = (
-            lock.size,
-            lock.base_size,
-            lock.changes,
-            lock.version,
-        )
-        stamp_before = lock.stamp
+        before, changes_before, version_before = lock.data, lock.changes, lock.version
         delta = {n: e for n, e in delta.items() if plugins.get(n) != e}
         if not delta:
             return
         entries = len(plugins) + sum((e is not None) - (n in plugins) for n, e in delta.items())
+        base_len = before.find(b"\n") + 1
         line = change_line(delta)
         state = (
             Lockfile(dict(plugins))
             if (
                 version_before != LOCKFILE_VERSION
                 or changes_before >= max(MIN_CHANGE_LINES, entries)
-                or size - base_size + len(line) > max(base_size, MIN_CHANGE_BYTES)
+                or len(before) - base_len + len(line) > max(base_len, MIN_CHANGE_BYTES)
             )
             else None
         )
-    stamp: tuple[int, int, int, int, int] | None = None
     try:
         if state is not None:
             # A new base: the whole state as one line, written atomically as version 2 files were.
-            # Not stamped: the next command reads it once (a new base is rare).
             state.apply(delta)
             data = state.to_bytes()
             pdir.write_atomic(LOCKFILE, data, read_back=False, tmp_name=_LOCKFILE_TMP)
+            changes = 0
         else:
-            before, after = pdir.append_durable(LOCKFILE, line, keep=size)  # also cuts an unfinished tail
-            # The file holds exactly this process's bytes and the line only if it stood as stamped
-            # when the session read it (nobody wrote while the writers' lock was held) and grew by
-            # the line alone; else the next command reads it whole.
-            if (
-                stamp_before is not None
-                and _stamp(before) == stamp_before
-                and (after.st_dev, after.st_ino, after.st_size)
-                == (before.st_dev, before.st_ino, size + len(line))
-            ):
-                stamp = _stamp(after)
+            pdir.append_durable(LOCKFILE, line, keep=len(before))  # also cuts an unfinished tail
+            data, changes = before + line, changes_before + 1
     except BaseException:
         with _PARSE_LOCK:  # the file's state is unknown after a failed write: parse it again next time
             if _PARSED.get(key) is lock:
                 del _PARSED[key]
         raise
     with _PARSE_LOCK:
-        moved = lock.size != size  # a reader thread folded lines into ``lock`` meanwhile
+        moved = lock.data is not before  # a reader thread folded lines into ``lock`` meanwhile
         lock.apply(delta)  # idempotent: that reader may have folded this very line already
-        if moved and (state is not None or lock.size != size + len(line) or not lock.data.endswith(line)):
+        if moved and lock.data != data:
             # It folded something this commit did not write (a writer that ignored the lock):
             # this process's parse no longer matches the file; the next read parses it all.
             if _PARSED.get(key) is lock:
                 del _PARSED[key]
-            lock.derived, lock.stamp = True, None
+            lock.derived = True
             return
-        if state is not None:
-            lock.data, lock.changes, lock.base_size = data, 0, len(data)
-        elif not moved:
-            lock.pieces.append(line)
-            lock.size, lock.changes = size + len(line), changes_before + 1
-        lock.version, lock.tail, lock.stamp, lock.derived = LOCKFILE_VERSION, 0, stamp, True
+        lock.version, lock.data, lock.changes, lock.tail = LOCKFILE_VERSION, data, changes, 0
+        lock.derived = True
         _remember(session.path, lock)
 
 
@@ -1406,7 +1287,8 @@ def leftovers(
         if not pdir.exists:
             return found
         if lock is None:
-            lock = _load(pdir, dir_, snapshot=True) or Lockfile()
+            data = _read_lock_bytes(pdir, dir_)
+            lock = Lockfile() if data is None else parse_lockfile(data, dir_)
         found += pdir.find_parts()
         if pdir.lstat(JOURNAL) is not None:
             found.append(JOURNAL)

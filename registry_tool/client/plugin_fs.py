@@ -28,7 +28,6 @@ from registry_tool._files import UnreadableFileError, UnsafePathError, read_boun
 from registry_tool.errors import UsageError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_QUICK_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 PART_PREFIX = ".part-"
 
 
@@ -271,15 +270,14 @@ class PluginDir:
             if durable:
                 os.fsync(fd)
 
-    def append_durable(self, rel: str, data: bytes, *, keep: int) -> tuple[os.stat_result, os.stat_result]:
+    def append_durable(self, rel: str, data: bytes, *, keep: int) -> None:
         """Append ``data`` to the regular file ``rel`` with one ``write()``, then fsync it (the commit).
 
         The file is opened with O_WRONLY|O_APPEND|O_NOFOLLOW (never through a link), first cut
         back to ``keep`` bytes when longer (bytes an unfinished write left after the last
         complete record).  A file shorter than ``keep`` changed behind the caller's back: refused.
         A short write is cut back off and refused, so the file never ends in half a record that
-        a later append would complete into garbage.  Returns the file's ``fstat`` before anything
-        was changed and after the fsync.
+        a later append would complete into garbage.
         """
         parts = _split(rel)
         with self.directory("/".join(parts[:-1])) as fd:
@@ -318,7 +316,6 @@ class PluginDir:
                         fix="check the free space of the disk",
                     )
                 os.fsync(out)
-                return info, os.fstat(out)
             finally:
                 os.close(out)
 
@@ -378,25 +375,11 @@ class PluginDir:
                 return []
             return sorted(f"{rel}/{n}" if rel else n for n in _names(fd) if n.startswith(PART_PREFIX))
 
-    def open_regular(self, name: str) -> int | None:
-        """The root's file ``name`` opened for reading, never through a link; the caller closes it.
-
-        None when it is absent, or when it is not plainly openable (a link, a permission problem):
-        callers then go to ``read``, which names the problem.  Opened with O_NONBLOCK (a FIFO
-        planted there cannot block); the caller checks the file type with ``fstat``.
-        """
-        if self.fd < 0 or name in ("", ".", "..") or "/" in name or "\0" in name:
-            return None
-        try:
-            return os.open(name, _QUICK_READ, dir_fd=self.fd)
-        except OSError:
-            return None
-
     # ------------------------------------------------------------------ the writers' lock
 
     @contextmanager
-    def locked(self, name: str, timeout: float) -> Iterator[int]:
-        """An exclusive flock on ``name`` in the root (created without following a link); its descriptor.
+    def locked(self, name: str, timeout: float) -> Iterator[None]:
+        """An exclusive flock on ``name`` in the root, created without following a link.
 
         (filelock opens its file with O_TRUNC through links: a planted link would let a writer
         truncate any file the service user can write.)
@@ -427,7 +410,7 @@ class PluginDir:
                             fix="wait for it to finish",
                         ) from None
                     time.sleep(0.05)
-            yield fd
+            yield
         finally:
             os.close(fd)  # releases the flock
 
@@ -446,48 +429,6 @@ class Folder:
     def read(self, name: str, cap: int, what: str) -> bytes | None:
         """The regular file ``name`` of this directory (at most ``cap`` bytes), None when absent."""
         return self.owner._read_at(self.fd, self.rel, name, cap, what)
-
-
-# A coarse timestamp clock moves in steps of a kernel tick (1 ms at HZ=1000, the most Linux
-# allows; whole seconds on some file systems): a step below half a millisecond is no coarse step.
-_COARSE_STEP_NS = 500_000
-
-
-def changed_ctime_is_new(fd: int) -> bool | None:
-    """Whether this file system gives a change made after a ``stat`` of the inode a new ctime.
-
-    True proves that a file whose ``(dev, ino, size, mtime, ctime)`` are unchanged since an
-    ``fstat`` was not written since (Linux multigrain timestamps, 6.13+ on ext4, xfs, btrfs and
-    tmpfs; file systems with fine-grained clocks).  With coarse timestamps (one clock tick of
-    milliseconds, or whole seconds) a write in the same tick keeps the ctime: False.
-
-    Probed on ``fd`` (a file of that file system open for writing: its times change, nothing
-    else): three changes, each right after an ``fstat``; their ctimes must grow, the last step
-    by no more than the fine clock's time around them all, itself below the smallest step a
-    coarse clock makes.  None when the probe was too slow to tell (the process was preempted):
-    ask again later.
-    """
-    if os.utime not in os.supports_fd:
-        return False
-    try:
-        ctimes = [os.fstat(fd).st_ctime_ns]
-        start = time.time_ns()
-        for _ in range(3):
-            os.utime(fd)
-            ctimes.append(os.fstat(fd).st_ctime_ns)
-        took = time.time_ns() - start
-    except OSError:
-        return False
-    return ctime_verdict(ctimes[1:], took)
-
-
-def ctime_verdict(ctimes: list[int], took: int) -> bool | None:
-    """``changed_ctime_is_new``'s decision from the ctimes of its three changes and the time they took."""
-    if took >= _COARSE_STEP_NS:
-        return None
-    # The first change may take the coarse clock (multigrain uses it while it still moves the
-    # ctime); the next ones must each move the ctime by less than a coarse clock can.
-    return ctimes[0] < ctimes[1] < ctimes[2] and ctimes[2] - ctimes[1] <= took
 
 
 def _names(fd: int) -> list[str]:

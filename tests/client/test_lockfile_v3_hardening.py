@@ -100,13 +100,13 @@ def test_a_line_folded_by_a_reader_during_a_commit_leaves_no_stale_parse(
     read_lockfile(tmp_path)
     real = PluginDir.append_durable
 
-    def racing(self: PluginDir, rel: str, data: bytes, *, keep: int) -> tuple[os.stat_result, os.stat_result]:
+    def racing(self: PluginDir, rel: str, data: bytes, *, keep: int) -> None:
         # Inside the commit, before its line lands: a writer that ignores the lock appends a
         # line, and a reader thread of this host folds it into the shared parse.
         with path.open("ab") as f:
             f.write(line({"plugins": {"other": entry("other", "1.0.1")}}))
         read_lockfile(tmp_path)
-        return real(self, rel, data, keep=keep)
+        real(self, rel, data, keep=keep)
 
     monkeypatch.setattr(PluginDir, "append_durable", racing)
     with plugin_dir_lock(tmp_path) as session:
