@@ -297,8 +297,14 @@ def site_verify(site: Path, maint: Any, reps: int) -> None:
     )
 
 
-def install_rows(reg: Any, names: list[str], full: Path, empty: Path, installed: int, reps: int) -> None:
-    """Install + remove one plugin in a host process: a folder of ``installed`` plugins vs an empty one."""
+def install_rows(
+    reg: Any, names: list[str], full: Path, empty: Path, installed: int, reps: int, state: Path
+) -> None:
+    """Install + remove one plugin in a host process: a folder of ``installed`` plugins vs an empty one.
+
+    With ``REGISTRY_TOOL_BENCH_BEFORE`` the older code does the same in its worker process, on
+    copies of both folders and of the client state, in the same repetitions.
+    """
     from registry_tool.client import list_installed, remove
 
     started = time.perf_counter()
@@ -307,33 +313,57 @@ def install_rows(reg: Any, names: list[str], full: Path, empty: Path, installed:
     fill = time.perf_counter() - started
     print(f"(installed {min(installed, len(names)):,} plugins one by one in {fill:.1f} s)", flush=True)
     target = names[-1] if len(names) > installed else names[0]
+    if target in {e.name for e in list_installed(full)}:
+        return
+    if BEFORE is not None:
+        copies = [full.with_name(f"before-{p.name}") for p in (full, empty, state)]
+        shutil.copytree(full, copies[0], symlinks=True)
+        copies[1].mkdir()
+        shutil.copytree(state, copies[2], symlinks=True)
+        BEFORE.ask("install-dirs " + "\t".join([reg.url, *map(str, copies), target]))
     # The set-up (a 10,000-release site's documents, 1,000 installs) leaves a heap of millions of
     # objects that a fresh `registry-tool client` process does not have; without this, every
     # garbage collection a measured call triggers walks it and is charged to that call.
     gc.collect()
     gc.freeze()
-    if target in {e.name for e in list_installed(full)}:
-        return
-    cpu: dict[str, list[float]] = {}
 
-    def install_into(dest: Path, key: str) -> Callable[[], None]:
+    def install_into(dest: Path) -> Callable[[], None]:
         def run() -> None:
-            started = time.process_time()
             reg.install(target, dest)
             remove(dest, target)
-            cpu.setdefault(key, []).append(time.process_time() - started)
 
         return run
 
-    runs = {"empty": install_into(empty, "empty"), "full": install_into(full, "full")}
+    runs: dict[str, Callable[[], Any]] = {"empty": install_into(empty), "full": install_into(full)}
     for run in runs.values():  # the first install in a process parses the root's schema etc.
         run()
-    cpu.clear()
-    m = interleaved(runs, reps)
-    cpu_of = {k: statistics.median(v) for k, v in cpu.items()}
+    pairs = [("empty", "full")]
+    if BEFORE is not None:
+        runs["before empty"] = BEFORE.timed("install empty")
+        runs["before full"] = BEFORE.timed("install full")
+        pairs.append(("before empty", "before full"))
+    # Each pair runs back to back, its order swapped every repetition: the first call after the
+    # other process ran finds cold caches, and that must not always be the same folder's.
+    wall: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for rep in range(reps):
+        for pair in pairs:
+            for name in pair[:: -1 if rep % 2 else 1]:
+                t, c = time.perf_counter(), time.process_time()
+                own = runs[name]()
+                elapsed, used = (
+                    own if isinstance(own, tuple) else (time.perf_counter() - t, time.process_time() - c)
+                )
+                wall[name].append(elapsed)
+                cpu[name].append(used)
+    m = {k: statistics.median(v) for k, v in wall.items()}
+    c = {k: statistics.median(v) for k, v in cpu.items()}
     label = f"install + remove into a folder with {installed:,} plugins"
     row(f"{label} (wall)", m["full"], m["empty"], "empty folder", "<= 1.2x")
-    row("the same, CPU time of the process", cpu_of["full"], cpu_of["empty"], "empty folder", "<= 1.2x")
+    row("the same, CPU time of the process", c["full"], c["empty"], "empty folder", "<= 1.2x")
+    if BEFORE is not None:
+        row("the same, before (wall)", m["before full"], m["before empty"], "empty folder", "<= 1.2x")
+        row("the same, before, CPU", c["before full"], c["before empty"], "empty folder", "<= 1.2x")
 
 
 def client(site: Path, maint: Any, work: Path, installed: int, reps: int, verify_rows: bool = True) -> None:
@@ -350,7 +380,7 @@ def client(site: Path, maint: Any, work: Path, installed: int, reps: int, verify
     reg = Registry.open(url, state_dir=state, clock=clock)
     names = sorted({p.parent.parent.name for p in (site / "plugins").glob("*/*/plugin.toml")})
     full = work / "full"
-    install_rows(reg, names, full, work / "empty", installed, reps)
+    install_rows(reg, names, full, work / "empty", installed, reps, state)
     if not verify_rows:
         return
     public = Ed25519PublicKey.from_public_bytes(maint.public_key.raw)
@@ -459,17 +489,22 @@ BEFORE: Before | None = None
 
 def worker(site: Path) -> int:
     """Serve ``Before``: run what each line asks with the registry_tool on PYTHONPATH."""
+    from registry_tool.client import Registry, verify_installed, verify_site
     from registry_tool.client import install as client_install
-    from registry_tool.client import verify_installed, verify_site
     from registry_tool.trust.check import verify_releases
 
     root = (site / "root/1.root.json").read_bytes()
     later = bench_build.NOW + timedelta(minutes=2)
     dirs: list[Path] = []
     frozen = False
+    installing: dict[str, Any] = {}
 
     def run(what: str) -> None:
-        if what == "dir":
+        if what.startswith("install "):
+            dest = installing["empty" if what.endswith("empty") else "full"]
+            installing["reg"].install(installing["target"], dest)
+            client_install.remove_plugin(dest, installing["target"])
+        elif what == "dir":
             assert verify_releases(site, site / "root", bench_build.NOW + timedelta(minutes=1)).ok
         elif what == "site":
             assert verify_site(site, root_bytes=root, clock=lambda: later).ok
@@ -483,6 +518,14 @@ def worker(site: Path) -> int:
     for line in sys.stdin:
         what = line.strip()
         try:
+            if what.startswith("install-dirs "):  # url, full, empty, state, target; warmed in both
+                url, full, empty, state, target = what.split(" ", 1)[1].split("\t")
+                reg = Registry.open(url, state_dir=Path(state), clock=lambda: later)
+                installing.update(reg=reg, full=Path(full), empty=Path(empty), target=target)
+                run("install empty")
+                run("install full")
+                print("0", flush=True)
+                continue
             if what.startswith("client-dirs "):
                 dirs[:] = [Path(p) for p in what.split(" ", 1)[1].split("\t")]
                 print("0", flush=True)

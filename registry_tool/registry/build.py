@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -31,8 +32,9 @@ from registry_tool import __version__
 from registry_tool.errors import UsageError
 from registry_tool.format import REGISTRY_JSON, Metadata, Pin, format_time, meta_path
 from registry_tool.manifest import RegistryConfig, load_registry_config
+from registry_tool.registry import cache as cache_rules
 from registry_tool.registry import site as site_io
-from registry_tool.registry.cache import RACY_SECONDS, BuildCache, Lookup, lookup, lookup_context, record
+from registry_tool.registry.cache import BuildCache, Lookup, lookup, lookup_context, record
 from registry_tool.registry.catalog import catalog_files
 from registry_tool.registry.document import (
     Fingerprint,
@@ -73,6 +75,8 @@ from registry_tool.registry.verify import PreparedRelease, load_previous, publis
 from registry_tool.registry.workers import prepare_all
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.signing import SecretKey
+
+log = logging.getLogger(__name__)
 
 #: ``progress(done, total, what)``: called once per release and once before signing.
 ProgressFn = Callable[[int, int, str], None]
@@ -131,7 +135,8 @@ class BuildResult:
 
     Attributes:
         site: SITE as given.
-        document: The publication.
+        document: The publication (a plugin kept or carried over is read from SITE, by its pin, on
+            first use: while SITE still holds that document, i.e. until the next build).
         previous_version: The registry version of ``--previous``, if given.
         counts: Releases ``verified``, ``cached`` (answered by the cache) and ``smoked``.
         seconds: Wall time of the build.
@@ -180,10 +185,11 @@ def build_site(opts: BuildOptions) -> BuildResult:
     out = site_io.real_site(opts.out)
     with site_io.site_lock(out), _fewer_collections():
         try:
-            return _build_locked(opts, out, keep_whole=True)
+            return _build_locked(opts, out, reuse=True)
         except NeedsWholeSite:
-            # SITE must be staged whole (a published file holds other bytes): every release is needed.
-            return _build_locked(opts, out, keep_whole=False)
+            # SITE must be staged whole (a published file holds other bytes, or registry.json is
+            # gone): every release and every document is needed, none kept or carried unread.
+            return _build_locked(opts, out, reuse=False)
 
 
 @contextmanager
@@ -246,14 +252,22 @@ def _same_folder(spec: str, out: Path) -> bool:
         return False
 
 
-def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildResult:
+def _build_locked(opts: BuildOptions, out: Path, *, reuse: bool) -> BuildResult:
+    cache = BuildCache(opts.cache_path)
+    try:
+        return _build_with(opts, out, cache, reuse=reuse)
+    finally:
+        cache.close()
+
+
+def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool) -> BuildResult:
     started = time.perf_counter()
     verify_now = opts.verify_now or opts.now
     site_io.recover_interrupted(out)
     site_io.check_site_target(out)
-    cache = BuildCache(opts.cache_path)
     inputs = _read_inputs(opts, out, verify_now, cache)
     config, chain, previous = inputs.config, inputs.chain, inputs.previous
+    scanned_at = time.time()  # the plugin prints' racy window starts before any file was looked at
     releases = scan_releases(opts.index)
     base = f"{__version__}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
     generated_at = format_time(opts.now)
@@ -283,7 +297,7 @@ def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildRe
         groups.setdefault(rel.name, []).append(rel)
     kept = (
         _kept_whole(out, previous, inputs.record, groups, context, opts.smoke)
-        if keep_whole and cache.enabled and inputs.previous_is_site and not by_time
+        if reuse and cache.enabled and inputs.previous_is_site and not by_time
         else {}
     )
     if kept:
@@ -333,7 +347,7 @@ def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildRe
             opts.progress(len(releases), len(releases), "signing")
         checked = [rel for rel in releases if rel.name not in kept]
         prints = _fingerprints(checked, prepared, opts.smoke) if cache.enabled and not refused else {}
-        carried = _carried(out, previous, inputs.record, prints)
+        carried = _carried(out, previous, inputs.record, prints) if reuse else {}
         plan = plan_publication(
             config,
             chain.root.version,
@@ -378,10 +392,13 @@ def _build_locked(opts: BuildOptions, out: Path, *, keep_whole: bool) -> BuildRe
     if cache.enabled:
         whole_context = None if by_time else context
         cache.remember_publication(
-            out, _record(out, plan.metadata, prints, carried, kept, groups, prepared, whole_context)
+            out,
+            _record(out, plan.metadata, prints, carried, kept, groups, prepared, whole_context, scanned_at),
         )
-    cache.save()
-    cache.close()
+    try:
+        cache.save()
+    except OSError as err:  # SITE is published: a cache that cannot be written only slows the next build
+        log.warning("the build cache %s was not saved: %s", opts.cache_path, err)
     return BuildResult(
         site=opts.out,
         document=plan.document,
@@ -464,10 +481,11 @@ def _kept_whole(
     """The plugins this build keeps whole: nothing about their releases is looked at again.
 
     A plugin is kept when the build cache's print of it (``PluginPrint``) still holds: the same
-    releases with the same stat prints of their index files (none modified within
-    ``RACY_SECONDS`` of the record), the same verification context and smoke setting, and every
-    one of its release files and its plugin document in SITE with the site print recorded after
-    they were written.  Its document is then exactly what a full build would publish.
+    releases with the same stat prints of their index files (none modified or changed within
+    ``cache.RACY_SECONDS`` before the scan that recorded it), the same verification context and
+    smoke setting, and every one of its release files and its plugin document in SITE with the
+    site print recorded after they were written.  Its document is then exactly what a full build
+    would publish.
     """
     if previous is None or record is None:
         return {}
@@ -483,10 +501,11 @@ def _kept_whole(
             continue
         if index_digest((rel.version, rel.stat) for rel in rels) != whole.index_digest:
             continue
-        if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - RACY_SECONDS:
+        if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - cache_rules.RACY_SECONDS:
             continue
         folder = f"{site}/plugins/{name}/"
-        if site_digest(site_prints(folder + path for path in whole.site_paths)) != whole.site_digest:
+        paths = whole.site_paths.split("\0") if whole.site_paths else []
+        if site_digest(site_prints(folder + path for path in paths)) != whole.site_digest:
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue
@@ -515,7 +534,10 @@ def _carried_documents(carried: _Carried, kept: _Carried) -> dict[str, CarriedDo
 
 
 def _plugin_print(
-    rels: list[IndexRelease], prepared: dict[tuple[str, str], PreparedRelease], context: str
+    rels: list[IndexRelease],
+    prepared: dict[tuple[str, str], PreparedRelease],
+    context: str,
+    scanned_at: float,
 ) -> PluginPrint | None:
     """The print of a plugin whose every release the cache holds, after publishing (else None)."""
     paths: list[str] = []
@@ -539,9 +561,9 @@ def _plugin_print(
             dependencies.append((rel.version, tuple(sorted(prep.entry["dependencies"].items()))))
     return PluginPrint(
         context,
-        time.time(),
+        scanned_at,
         index_digest((rel.version, rel.stat) for rel in rels),
-        tuple(paths),
+        "\0".join(paths),
         site_digest(prints),
         tuple(yanked),
         tuple(dependencies),
@@ -557,6 +579,7 @@ def _record(
     groups: dict[str, list[IndexRelease]],
     prepared: dict[tuple[str, str], PreparedRelease],
     context: str | None,
+    scanned_at: float,
 ) -> PublicationRecord:
     """What this build published into SITE, for the next build's ``_kept_whole`` and ``_carried``."""
     documents: dict[str, KnownDocument] = {}
@@ -572,10 +595,25 @@ def _record(
             name,
             fingerprint,
             catalog_fields(metadata.entries[name]),
-            carried[name][1].site_print if name in carried else site_print(f"{site}/{pin.path}"),
-            _plugin_print(groups[name], prepared, context) if context is not None else None,
+            carried[name][1].site_print if name in carried else _checked_print(f"{site}/{pin.path}", pin),
+            _plugin_print(groups[name], prepared, context, scanned_at) if context is not None else None,
         )
     return PublicationRecord(documents)
+
+
+def _checked_print(path: str, pin: Pin) -> str | None:
+    """The site print of a document file holding exactly the pinned bytes (read back), else None.
+
+    A print is what later builds trust instead of reading the file, so it is only recorded for
+    bytes checked now, between two prints that agree.
+    """
+    before = site_print(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(pin.size + 1)
+    except OSError:
+        return None
+    return before if before is not None and pin.matches(data) and site_print(path) == before else None
 
 
 def _warnings(document: Publication, verify_now: datetime) -> list[Finding]:

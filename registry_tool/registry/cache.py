@@ -65,9 +65,9 @@ _Where = tuple[int, int, int]
 
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
-    """The stat print of these files, in the given order, and their newest mtime (ns)."""
+    """The stat print of these files, in the given order, and their newest mtime or ctime (ns)."""
     rows = [(rel, os.lstat(path)) for rel, path in files]
-    return scan.stat_print(rows), max((st.st_mtime_ns for _, st in rows), default=0)
+    return scan.stat_print(rows), max((max(st.st_mtime_ns, st.st_ctime_ns) for _, st in rows), default=0)
 
 
 def content_key(parts: list[tuple[str, str]], context: str) -> str:
@@ -143,7 +143,14 @@ class BuildCache:
         except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError):
             fh.close()
             return
-        self._by_release, self._by_content = by_release, by_content
+        # Entries past the end of the file (a torn or truncated file) are gone, not errors later.
+        area = os.fstat(fh.fileno()).st_size - len(head) - length
+        self._by_release = {
+            key: where
+            for key, where in by_release.items()
+            if isinstance(where[0], int) and isinstance(where[1], int) and 0 <= where[0] <= area - where[1]
+        }
+        self._by_content = by_content
         if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
             self._publication = pub
         self._file, self._base = fh, len(head) + length
@@ -183,7 +190,7 @@ class BuildCache:
     def by_stat(self, release: str, stat: StatPrint, stat_context: str, newest: int) -> dict[str, Any] | None:
         """The release's data when its files have the recorded stat print (and are not racy).
 
-        ``newest`` is the newest mtime (ns) of the files the print describes.
+        ``newest`` is the newest mtime or ctime (ns) of the files the print describes.
         """
         entry = self._entry(release)
         if entry is None or entry.stat != stat or entry.stat_context != stat_context:
@@ -295,7 +302,7 @@ class BuildCache:
                 done = os.copy_file_range(src, fd, length, offset)
             except OSError:  # another file system, or a kernel without it: through user space
                 done = os.write(fd, os.pread(src, min(length, 1 << 20), offset))
-            if done <= 0:
+            if done <= 0:  # cannot happen for a range checked at load: the file is never written in place
                 raise OSError(f"the build cache {self.path} shrank while it was saved")
             offset += done
             length -= done

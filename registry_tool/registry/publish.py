@@ -400,7 +400,10 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
         What happened to SITE's files.
     """
     refuse_links(out)
+    partial = bool(content.kept_releases or content.metadata.carried)
     if not (out / REGISTRY_JSON).is_file():
+        if partial:  # the content leaves out what SITE held: staging it alone would lose it
+            raise NeedsWholeSite
         return publish_staged(out, staged, content)
     # What SITE serves now stays one more build, for readers that fetched its top document just
     # before this publication: known already when --previous is SITE, else read from SITE.
@@ -412,7 +415,7 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     try:
         changes = _diff(out, staged, content)
     except _NeedsSwap:
-        if content.kept_releases:
+        if partial:
             raise NeedsWholeSite from None
         return publish_staged(out, staged, content, current)
     return _apply(out, staged, content, changes, current)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from registry_tool.registry import build as build_mod
+from registry_tool.registry import cache as cache_mod
 from registry_tool.registry.build import BuildOptions, BuildRefusedError, build_site
 from registry_tool.registry.document import PublicationError
 from tests.world import IndexTree
@@ -29,6 +30,16 @@ from .conftest import NOW, add_wasm
 from .site_check import assert_valid_site
 
 Index = Any  # conftest.Index
+
+
+@pytest.fixture(autouse=True)
+def _no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files here are written (or ``utime``-d, which moves ctime) moments before each build.
+
+    With the real 2 s window nothing would be trusted by its stat print until the clock moved on;
+    the tests of the window itself set it explicitly.
+    """
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)
 
 
 def _age(index: Index) -> None:
@@ -282,3 +293,98 @@ def _build_with_smoke(index: Index, site: Path, cache: Path) -> Any:
         jobs=1,
     )
     return build_site(opts)
+
+
+def test_files_with_a_new_ctime_are_not_trusted_whatever_their_mtime(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rsync -t``, ``cp -p`` and ``tar x`` set mtime back after writing: ctime still says when.
+
+    The window is made an hour wide: the files' ctime (now) is inside it, their mtime (two hours
+    ago) is not, so only a test that looks at ctime looks at alpha again.
+    """
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    old = time.time() - 7200
+    for path in (index.path / "plugins").rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+    _build(index, site, 0, cache)
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 3600.0)
+    looked = _spy_lookups(monkeypatch)
+    _build(index, site, 1, cache)
+    assert {"alpha/1.0.0", "alpha/1.1.0"} <= set(looked)
+
+
+def test_the_plugin_print_dates_from_before_the_scan(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The racy window is measured from before the build looked at any file, not from its end."""
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    scans: list[float] = []
+    real = build_mod.scan_releases
+
+    def timed(*args: Any) -> Any:
+        scans.append(time.time())
+        return real(*args)
+
+    monkeypatch.setattr(build_mod, "scan_releases", timed)
+    _build(index, site, 0, cache)
+    record = cache_mod.BuildCache(cache).publication(site.resolve())
+    assert record is not None
+    wholes = [known.whole for known in record.documents.values()]
+    assert wholes and all(w is not None and w.written_at <= scans[0] for w in wholes)
+
+
+def test_registry_json_gone_before_publishing_never_publishes_a_partial_site(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SITE lost registry.json between the plan and publishing (another process: a mirror job, an
+    rsync --delete).  The content leaves out the kept plugins, so it is never staged alone; the
+    build starts again with every release, and then refuses a folder without registry.json."""
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    real = build_mod.plan_publication
+
+    def plan_then_vanish(*args: Any, **kw: Any) -> Any:
+        plan = real(*args, **kw)
+        (site / "registry.json").unlink(missing_ok=True)
+        return plan
+
+    monkeypatch.setattr(build_mod, "plan_publication", plan_then_vanish)
+    with pytest.raises(UnsafeSiteError):
+        _build(index, site, 1, cache)
+    assert (site / "plugins" / "alpha" / "1.0.0" / "alpha.wasm").is_file()  # nothing was staged over it
+    assert not (site / "plugins" / "beta" / "2.1.0").exists()
+
+
+def test_a_document_changed_before_its_print_is_recorded_is_not_trusted_later(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A print is recorded only for bytes read back and checked: the next build reads the document."""
+    from registry_tool.registry.document import read_site_dir
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    real = build_mod._record
+
+    def tamper_then_record(out: Path, metadata: Any, *args: Any, **kw: Any) -> Any:
+        doc = out / metadata.plugin_pins["beta"].path
+        doc.write_bytes(doc.read_bytes().replace(b'"beta"', b'"betb"', 1))  # same size, another digest
+        return real(out, metadata, *args, **kw)
+
+    monkeypatch.setattr(build_mod, "_record", tamper_then_record)
+    _build(index, site, 1, cache)
+    monkeypatch.undo()
+    with pytest.raises(PublicationError):
+        read_site_dir(site)
+    with pytest.raises(PublicationError):  # refused, as without a cache: "the published site was modified"
+        _build(index, site, 2, cache)
