@@ -236,10 +236,8 @@ def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int]:
                         where=entry.path,
                         fix="replace it with a regular file or folder",
                     )
-    rows.sort(key=_first)
-    newest = max([max(st.st_mtime_ns, st.st_ctime_ns) for _, _, st in rows], default=0)
+    rows.sort()  # by name: names in one folder tree are unique, so no other field is compared
+    newest = 0
+    for _, _, st in rows:
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
     return [(r, p) for r, p, _ in rows], stat_print([(r, st) for r, _, st in rows]), newest
-
-
-def _first(row: tuple[str, str, os.stat_result]) -> str:
-    return row[0]
