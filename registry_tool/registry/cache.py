@@ -20,22 +20,28 @@ An entry stores what the build derived from the release (its plugin-document ent
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
 ``record`` are the build's two calls.
 
-The file is a header line (format, Python version, index length and CRC-32), the index (one
-``marshal`` blob: content keys, the publication record, and where each release's entry is), then
-every release's entry as its own ``marshal`` blob with its own CRC-32.  A build reads the index
-and only the entries it asks for; saving copies the unchanged entries' bytes from the old file
-in the kernel (``os.copy_file_range``) and encodes only the new ones.  The cache is trusted
-local state like the tool itself (whoever can write it can make the build skip checks, so it
-lives in a folder only the publishing user can write).  A file of another format or Python
-version, or one failing a CRC, is an empty cache (an entry failing its CRC is a miss).
+The file is a header line (format, Python version), then records appended by each build: the
+entries of the releases it verified (each one ``marshal`` blob), then the index (one ``marshal``
+blob: content keys, the publication record, where each release's entry is and its CRC-32), then
+a fixed trailer locating the index with its CRC-32.  A build reads the trailer and the index,
+and each entry only when it asks for that release; saving appends only what is new (under an
+exclusive ``flock``), so an unchanged entry is never read, copied or written again.  When the
+file holds more than twice what is live, or another build replaced it, it is written anew
+(entries copied in the kernel with ``os.copy_file_range``) and renamed over the old one.  The
+cache is trusted local state like the tool itself (whoever can write it can make the build skip
+checks, so it lives in a folder only the publishing user can write).  A file of another format
+or Python version, or whose trailer or index fails its check, is an empty cache (a build that
+died while appending leaves such a tail); an entry failing its CRC is a miss.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import marshal
 import os
+import struct
 import sys
 import tempfile
 import time
@@ -59,9 +65,14 @@ CACHE_FORMAT = 7  # 7: an entry blob per release, plugins recorded whole; 6: one
 RACY_SECONDS = 2.0
 # marshal's format belongs to the Python version, so the header names it; the CRC-32s make a
 # torn or corrupted file (or entry) no cache (or a miss).
-_HEADER = "registry-tool build cache {format} {python} {length} {crc:08x}\n"
-# Where a release's entry is in the file: (offset in the entry area, length, CRC-32).
+_HEADER = "registry-tool build cache {format} {python}\n"
+# Where a release's entry is in the file: (offset, length, CRC-32).
 _Where = tuple[int, int, int]
+# The last bytes of the file: magic, the index's offset, length and CRC-32.
+_TRAILER = struct.Struct("<8sQQI4x")
+_MAGIC = b"RTBCIDX7"
+# A file is written anew when it holds more than twice what is live plus this much.
+_SLACK = 8 << 20
 
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
@@ -105,7 +116,7 @@ class BuildCache:
         # SITE -> what the last build published there (parsed only when asked for).
         self._publication: tuple[str, Any] | None = None
         self._file: BinaryIO | None = None  # the loaded file, open for the entries not read yet
-        self._base = 0  # where its entry area starts
+        self._size = 0  # its size when loaded
         if path is not None:
             self._load(path)
 
@@ -125,14 +136,17 @@ class BuildCache:
             return  # a missing cache is an empty cache
         try:
             head = fh.readline(200)
-            parts = head.split(b" ")
-            length, crc = int(parts[-2]), int(parts[-1], 16)
-            expected = _HEADER.format(
-                format=CACHE_FORMAT, python=sys.implementation.cache_tag, length=length, crc=crc
+            if head != _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag).encode():
+                raise ValueError("another format or Python version")
+            size = os.fstat(fh.fileno()).st_size
+            magic, offset, length, crc = _TRAILER.unpack(
+                os.pread(fh.fileno(), _TRAILER.size, size - _TRAILER.size)
             )
-            body = fh.read(length)
-            if head != expected.encode() or len(body) != length or zlib.crc32(body) != crc:
-                raise ValueError("another format or Python version, or a torn or corrupted file")
+            if magic != _MAGIC or offset < len(head) or offset + length + _TRAILER.size != size:
+                raise ValueError("a torn or corrupted file")
+            body = os.pread(fh.fileno(), length, offset)
+            if len(body) != length or zlib.crc32(body) != crc:
+                raise ValueError("a torn or corrupted index")
             payload = marshal.loads(body)  # noqa: S302 (trusted local state, see the module docstring)
             by_release, by_content = payload["releases"], payload["content"]
             if not (isinstance(by_release, dict) and isinstance(by_content, dict)):
@@ -140,20 +154,21 @@ class BuildCache:
             if not all(isinstance(where, tuple) and len(where) == 3 for where in by_release.values()):
                 raise TypeError("malformed cache")
             pub = payload.get("publication")
-        except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError):
+        except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError, struct.error):
             fh.close()
             return
-        # Entries past the end of the file (a torn or truncated file) are gone, not errors later.
-        area = os.fstat(fh.fileno()).st_size - len(head) - length
+        # Entries outside the records before the index (a damaged index) are gone, not errors later.
         self._by_release = {
             key: where
             for key, where in by_release.items()
-            if isinstance(where[0], int) and isinstance(where[1], int) and 0 <= where[0] <= area - where[1]
+            if isinstance(where[0], int)
+            and isinstance(where[1], int)
+            and len(head) <= where[0] <= offset - where[1]
         }
         self._by_content = by_content
         if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
             self._publication = pub
-        self._file, self._base = fh, len(head) + length
+        self._file, self._size = fh, size
 
     def _read(self, where: _Where) -> bytes | None:
         """An entry's bytes from the loaded file, None when unreadable or failing its CRC."""
@@ -161,7 +176,7 @@ class BuildCache:
         if self._file is None:
             return None
         try:
-            blob = os.pread(self._file.fileno(), length, self._base + offset)
+            blob = os.pread(self._file.fileno(), length, offset)
         except (OSError, ValueError, OverflowError, TypeError):
             return None
         return blob if len(blob) == length and zlib.crc32(blob) == crc else None
@@ -239,16 +254,54 @@ class BuildCache:
         self._publication = (str(site), record.to_data())
 
     def save(self) -> None:
-        """Write the cache file atomically (a temporary file renamed over it).
-
-        Entries never read this build are copied from the loaded file as they are (runs of them
-        in one ``os.copy_file_range``); the others are encoded.
-        """
+        """Append what is new to the loaded file, or write the file anew (see the module docstring)."""
         if self.path is None:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._file is not None and self._append():
+            return
+        self._rewrite()
+
+    def _append(self) -> bool:
+        """Append the new entries, the index and the trailer; False when the file must be rewritten."""
+        assert self._file is not None and self.path is not None
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # builds sharing the cache append one at a time
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != _identity(self._file) or st.st_size < self._size:
+                return False  # replaced or cut since it was loaded: the offsets no longer hold
+            pos, out, index = st.st_size, bytearray(), {}
+            live = 0
+            for key, entry in sorted(self._by_release.items()):
+                if isinstance(entry, CacheEntry):
+                    blob = _encode(entry)
+                    index[key] = (pos + len(out), len(blob), zlib.crc32(blob))
+                    out += blob
+                else:
+                    index[key] = entry
+                live += index[key][1]
+            body = self._index(index)
+            if st.st_size + len(out) + len(body) > 2 * (live + len(body)) + _SLACK:
+                return False  # mostly dead records: write it anew
+            out += body
+            out += _TRAILER.pack(_MAGIC, pos + len(out) - len(body), len(body), zlib.crc32(body))
+            _write_all(fd, bytes(out))
+        finally:
+            os.close(fd)  # and the lock with it
+        self._settle(index)
+        return True
+
+    def _rewrite(self) -> None:
+        """Write the file anew and rename it over the old one (unchanged entries copied in the kernel)."""
+        assert self.path is not None
+        head = _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag).encode()
         index: dict[str, _Where] = {}
-        pieces: list[bytes | tuple[int, int]] = []  # new bytes, or (offset, length) in the old file
-        pos = 0
+        pieces: list[bytes | tuple[int, int]] = []  # new bytes, or (offset, length) in the loaded file
+        pos = len(head)
         for key, entry in sorted(self._by_release.items()):
             if isinstance(entry, CacheEntry):
                 blob = _encode(entry)
@@ -264,45 +317,49 @@ class BuildCache:
             else:
                 pieces.append((offset, length))
             pos += length
-        # Only the content keys of releases still kept.
-        content = {ckey: k for ckey, k in self._by_content.items() if k in index}
-        body = marshal.dumps({"releases": index, "content": content, "publication": self._publication})
-        head = _HEADER.format(
-            format=CACHE_FORMAT, python=sys.implementation.cache_tag, length=len(body), crc=zlib.crc32(body)
-        )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = self._index(index)
         fd, tmp = tempfile.mkstemp(prefix=".cache-", dir=self.path.parent)
         try:
-            _write_all(fd, head.encode() + body)
+            _write_all(fd, head)
             for piece in pieces:
                 if isinstance(piece, bytes):
                     _write_all(fd, piece)
                 else:
                     self._copy(piece, fd)
+            _write_all(fd, body + _TRAILER.pack(_MAGIC, pos, len(body), zlib.crc32(body)))
             saved = open(fd, "rb", buffering=0, closefd=True)  # noqa: SIM115 (becomes the loaded file)
         except BaseException:
             os.close(fd)
             Path(tmp).unlink(missing_ok=True)
             raise
         Path(tmp).replace(self.path)
-        # The saved file is the loaded one from now on: entries not read stay where they are.
         self.close()
-        self._file, self._base = saved, len(head) + len(body)
+        self._file = saved
+        self._settle(index)
+
+    def _index(self, index: dict[str, _Where]) -> bytes:
+        # Only the content keys of releases still kept.
+        content = {ckey: k for ckey, k in self._by_content.items() if k in index}
+        return marshal.dumps({"releases": index, "content": content, "publication": self._publication})
+
+    def _settle(self, index: dict[str, _Where]) -> None:
+        """After saving: entries not read stay where the saved file has them."""
+        assert self._file is not None
+        self._size = os.fstat(self._file.fileno()).st_size
         self._by_release = {
             k: e if isinstance(e, CacheEntry) else index[k] for k, e in self._by_release.items()
         }
 
     def _copy(self, piece: tuple[int, int], fd: int) -> None:
-        """Copy ``(offset, length)`` of the loaded file's entry area to the end of ``fd``."""
+        """Copy ``(offset, length)`` of the loaded file to the end of ``fd``."""
         assert self._file is not None  # an undecoded entry came from the loaded file
         src, (offset, length) = self._file.fileno(), piece
-        offset += self._base
         while length > 0:
             try:
                 done = os.copy_file_range(src, fd, length, offset)
             except OSError:  # another file system, or a kernel without it: through user space
                 done = os.write(fd, os.pread(src, min(length, 1 << 20), offset))
-            if done <= 0:  # cannot happen for a range checked at load: the file is never written in place
+            if done <= 0:  # cannot happen for a range checked at load: records are only appended
                 raise OSError(f"the build cache {self.path} shrank while it was saved")
             offset += done
             length -= done
@@ -312,6 +369,11 @@ class BuildCache:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _identity(fh: BinaryIO) -> tuple[int, int]:
+    st = os.fstat(fh.fileno())
+    return st.st_dev, st.st_ino
 
 
 def _write_all(fd: int, data: bytes) -> None:

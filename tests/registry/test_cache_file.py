@@ -1,7 +1,7 @@
-"""The build cache file: an index, then one blob per release entry read only when asked for.
+"""The build cache file: entry blobs appended by each build, then the index and a trailer.
 
-Damage is never trusted: a torn or corrupted index is no cache, an entry failing its CRC is a
-miss for that release only, and saving copies the entries it never read byte for byte.
+Damage is never trusted: a torn tail or a corrupted index is no cache, an entry failing its CRC
+is a miss for that release only; saving appends only what is new and never rereads the rest.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _age(index: Index) -> None:
             os.utime(path, (old, old))
 
 
-def _entry_area(cache: Path) -> int:
-    head = cache.read_bytes().split(b"\n", 1)[0]
-    return len(head) + 1 + int(head.split(b" ")[-2])
+def _first_entry(cache: Path) -> int:
+    """Where the first entry starts: right after the header line (a new file: entries in key order)."""
+    return cache.read_bytes().index(b"\n") + 1
 
 
 def test_an_entry_failing_its_crc_is_a_miss_for_that_release_only(index: Index, tmp_path: Path) -> None:
@@ -55,28 +55,84 @@ def test_an_entry_failing_its_crc_is_a_miss_for_that_release_only(index: Index, 
     _age(index)
     _build(index, tmp_path / "a", cache)
     data = bytearray(cache.read_bytes())
-    data[_entry_area(cache) + 5] ^= 0xFF  # inside the first entry (sorted: alpha/1.0.0)
+    data[_first_entry(cache) + 5] ^= 0xFF  # inside the first entry (sorted: alpha/1.0.0)
     cache.write_bytes(bytes(data))
     result = _build(index, tmp_path / "b", cache)
     assert result.counts == {"verified": 1, "cached": 3, "smoked": 0}
 
 
-def test_a_torn_index_is_no_cache(index: Index, tmp_path: Path) -> None:
+def test_a_torn_tail_is_no_cache(index: Index, tmp_path: Path) -> None:
+    """What a build killed while appending leaves: no trailer at the end, so no index is trusted."""
     cache = tmp_path / "cache"
     _age(index)
     _build(index, tmp_path / "a", cache)
-    cache.write_bytes(cache.read_bytes()[: _entry_area(cache) - 10])
+    cache.write_bytes(cache.read_bytes()[:-10])
     assert len(BuildCache(cache)) == 0
     assert _build(index, tmp_path / "b", cache).counts["verified"] == 4
 
 
-def test_a_truncated_entry_area_is_a_miss_not_a_crash(index: Index, tmp_path: Path) -> None:
+def test_a_corrupted_index_is_no_cache(index: Index, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _age(index)
     _build(index, tmp_path / "a", cache)
-    cache.write_bytes(cache.read_bytes()[:-10])  # the last entry (beta/2.0.0) is cut
-    result = _build(index, tmp_path / "b", cache)
-    assert result.counts == {"verified": 1, "cached": 3, "smoked": 0}
+    data = bytearray(cache.read_bytes())
+    data[-40] ^= 0xFF  # the index's last byte: its CRC no longer matches
+    cache.write_bytes(bytes(data))
+    assert len(BuildCache(cache)) == 0
+
+
+def test_saving_appends_only_what_is_new(index: Index, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _age(index)
+    _build(index, tmp_path / "a", cache)
+    before = cache.read_bytes()
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    _build(index, tmp_path / "b", cache)
+    assert cache.read_bytes().startswith(before)  # appended: no earlier byte rewritten
+    loaded = BuildCache(cache)
+    assert len(loaded) == 5
+    loaded.close()
+
+
+def test_a_cache_replaced_since_it_was_loaded_is_written_anew_not_appended_to(
+    index: Index, tmp_path: Path
+) -> None:
+    """Another build renamed its cache over ours: our offsets mean nothing in that file."""
+    cache = tmp_path / "cache"
+    _age(index)
+    _build(index, tmp_path / "a", cache)
+    loaded = BuildCache(cache)
+    other = tmp_path / "other"
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    _build(index, tmp_path / "b", other)
+    other.replace(cache)  # what another build's rewrite does
+    loaded.save()
+    loaded.close()
+    again = BuildCache(cache)
+    assert len(again) == 4
+    assert all(again._read(where) is not None for where in again._by_release.values())  # type: ignore[arg-type]
+    again.close()
+
+
+def test_a_file_mostly_dead_is_written_anew(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_tool.registry import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_SLACK", 0)
+    cache = tmp_path / "cache"
+    _age(index)
+    _build(index, tmp_path / "a", cache)
+    sizes = []
+    for _ in range(4):  # every save appends an index as large as the live one: soon mostly dead
+        loaded = BuildCache(cache)
+        loaded.save()
+        loaded.close()
+        sizes.append(cache.stat().st_size)
+    assert min(sizes[1:]) < max(sizes)  # it shrank: written anew
+    assert _build(index, tmp_path / "b", cache).counts == {"verified": 0, "cached": 4, "smoked": 0}
 
 
 def test_entries_never_read_are_saved_byte_for_byte_and_still_hit(index: Index, tmp_path: Path) -> None:
@@ -96,7 +152,7 @@ def test_entries_never_read_are_saved_byte_for_byte_and_still_hit(index: Index, 
 def test_a_cache_file_cut_short_costs_misses_never_a_failed_build(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Entries past the end of a torn file are gone at load: saving never trips over them."""
+    """A torn file is no cache: the builds verify again and save a sound file, never trip over it."""
     from registry_tool.registry import cache as cache_mod
 
     monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)  # the files were aged a moment ago
@@ -104,11 +160,11 @@ def test_a_cache_file_cut_short_costs_misses_never_a_failed_build(
     _age(index)
     _build_previous(index, site, cache, 0)
     _build_previous(index, site, cache, 1)  # plugins kept whole: their entries only copied
-    cache.write_bytes(cache.read_bytes()[:-10])  # the last entry (beta/2.0.0) loses its tail
+    cache.write_bytes(cache.read_bytes()[:-10])  # a torn tail: no cache at all
     for at in (2, 3):
         _build_previous(index, site, cache, at)  # published, and the cache saved: no OSError
     loaded = BuildCache(cache)
-    assert len(loaded) >= 3  # beta/2.0.0's entry is gone until beta is looked at again
+    assert len(loaded) == 4
     loaded.close()
 
 
