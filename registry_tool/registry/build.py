@@ -225,7 +225,7 @@ class _Inputs:
 
 def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: BuildCache) -> _Inputs:
     config = load_registry_config(opts.index)
-    chain = load_root_chain(opts.index, verify_now)
+    chain = load_root_chain(opts.index, verify_now, cache.checked_roots())
     check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
     is_site = opts.previous is not None and _same_folder(opts.previous, out)
     record = cache.publication(out) if is_site else None
@@ -365,7 +365,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
             root_files=chain.files,
             metadata=plan.metadata,
             # The browser catalog (outside the trust model: it verifies what it shows) trusts root 1.
-            catalog=catalog_files(chain.roots[1].raw),
+            catalog=catalog_files(chain.roots[1].raw, parsed=True),  # verified by load_root_chain
             top=top,
             signatures=sign_registry(top, opts.keys, chain.root, config.name, plan.version),
             verified_meta=_verified_meta(previous, carried | kept)
@@ -390,6 +390,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         shutil.rmtree(staged, ignore_errors=True)
     cache.keep_only({rel.key for rel in releases})
     if cache.enabled:
+        cache.remember_roots({hashlib.sha256(root.raw).hexdigest() for root in chain.roots.values()})
         whole_context = None if by_time else context
         cache.remember_publication(
             out,

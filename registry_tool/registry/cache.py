@@ -115,6 +115,7 @@ class BuildCache:
         self._by_content: dict[str, str] = {}  # content key -> release
         # SITE -> what the last build published there (parsed only when asked for).
         self._publication: tuple[str, Any] | None = None
+        self._roots: list[str] = []  # sha256 of root documents a build parsed, schema included
         self._file: BinaryIO | None = None  # the loaded file, open for the entries not read yet
         self._size = 0  # its size when loaded
         if path is not None:
@@ -153,7 +154,7 @@ class BuildCache:
                 raise TypeError("malformed cache")
             if not all(isinstance(where, tuple) and len(where) == 3 for where in by_release.values()):
                 raise TypeError("malformed cache")
-            pub = payload.get("publication")
+            pub, roots = payload.get("publication"), payload.get("roots")
         except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError, struct.error):
             fh.close()
             return
@@ -168,6 +169,8 @@ class BuildCache:
         self._by_content = by_content
         if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
             self._publication = pub
+        if isinstance(roots, list) and all(isinstance(r, str) for r in roots):
+            self._roots = roots
         self._file, self._size = fh, size
 
     def _read(self, where: _Where) -> bytes | None:
@@ -239,6 +242,14 @@ class BuildCache:
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases no longer in the index so the file does not grow forever."""
         self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
+
+    def checked_roots(self) -> frozenset[str]:
+        """sha256 of the root documents an earlier build checked against the schema."""
+        return frozenset(self._roots)
+
+    def remember_roots(self, digests: set[str]) -> None:
+        """Record the root documents this build parsed (written at the next ``save``)."""
+        self._roots = sorted(digests)
 
     def publication(self, site: Path) -> PublicationRecord | None:
         """What the last build that used this cache published into ``site``, or None."""
@@ -340,7 +351,13 @@ class BuildCache:
     def _index(self, index: dict[str, _Where]) -> bytes:
         # Only the content keys of releases still kept.
         content = {ckey: k for ckey, k in self._by_content.items() if k in index}
-        return marshal.dumps({"releases": index, "content": content, "publication": self._publication})
+        payload = {
+            "releases": index,
+            "content": content,
+            "publication": self._publication,
+            "roots": self._roots,
+        }
+        return marshal.dumps(payload)
 
     def _settle(self, index: dict[str, _Where]) -> None:
         """After saving: entries not read stay where the saved file has them."""

@@ -82,12 +82,14 @@ class RootChain:
     digest: str
 
 
-def load_root_chain(index: Path, now: datetime) -> RootChain:
+def load_root_chain(index: Path, now: datetime, schema_checked: frozenset[str] = frozenset()) -> RootChain:
     """Verify root 1 (self-signed) and every step 1 -> N; the newest root must not be expired.
 
     Args:
         index: The index folder (or a site: both keep the chain in ``root/``).
         now: The clock for the expiry check.
+        schema_checked: sha256 of root documents checked against the schema before (the build
+            cache's record): those skip only that step (signatures and rules are checked as ever).
 
     Returns:
         The verified chain.
@@ -123,7 +125,7 @@ def load_root_chain(index: Path, now: datetime) -> RootChain:
     for relname, path in files:
         digest.update(relname.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     first = versions[1].read_bytes()
-    root = Root.parse(first, where=str(versions[1]))
+    root = Root.parse(first, where=str(versions[1]), schema_checked=_sha256(first) in schema_checked)
     verify_threshold(
         root.role("root"),
         first,
@@ -134,7 +136,9 @@ def load_root_chain(index: Path, now: datetime) -> RootChain:
     roots = {1: root}
     for n in range(2, len(versions) + 1):
         path = versions[n]
-        root = verify_root_step(root, path.read_bytes(), read_signatures(path), where=str(path))
+        raw = path.read_bytes()
+        checked = _sha256(raw) in schema_checked
+        root = verify_root_step(root, raw, read_signatures(path), where=str(path), schema_checked=checked)
         roots[n] = root
     if root.is_expired(now):
         raise ExpiredRootError(
@@ -143,6 +147,10 @@ def load_root_chain(index: Path, now: datetime) -> RootChain:
             fix="publish a new root version before building",
         )
     return RootChain(root=root, roots=roots, files=files, digest=digest.hexdigest())
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def check_config_pin(raw: bytes, path: Path, pinned: str | None) -> None:

@@ -219,14 +219,20 @@ class Root:
     )
 
     @classmethod
-    def parse(cls, data: bytes, *, where: str | None = None) -> Root:
-        """Strictly parse root metadata: JSON, schema, then the semantic rules of docs/trust.md."""
+    def parse(cls, data: bytes, *, where: str | None = None, schema_checked: bool = False) -> Root:
+        """Strictly parse root metadata: JSON, schema, then the semantic rules of docs/trust.md.
+
+        ``schema_checked``: the caller checked these exact bytes against the schema before (the
+        builder's cache records the sha256 of the roots it parsed): only the schema step is left
+        out, the JSON and semantic rules still run.
+        """
         if len(data) > MAX_ROOT_BYTES:
             raise RootFormatError(
                 f"root metadata is larger than {MAX_ROOT_BYTES} bytes", where=where, fix="restore the file"
             )
         doc = load_json_strict(data, where=where)
-        _schema_check(doc, where)
+        if not schema_checked:
+            _schema_check(doc, where)
         return _build(data, doc, where)
 
     def is_expired(self, now: datetime) -> bool:
@@ -572,7 +578,9 @@ def authenticate_root_candidate(
     return tally.key_ids
 
 
-def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str | None = None) -> Root:
+def verify_root_step(
+    prev: Root, raw: bytes, sigs: Sequence[str], *, where: str | None = None, schema_checked: bool = False
+) -> Root:
     """Accept root N+1 given trusted root N: exact version, continuity, both thresholds.
 
     The candidate comes from an untrusted server and its signatures are detached, so they are
@@ -580,9 +588,10 @@ def verify_root_step(prev: Root, raw: bytes, sigs: Sequence[str], *, where: str 
     delegation checks) must not be work that a server holding no root key can demand.  A
     candidate that no key of root N signed is refused unparsed; the full check below (both
     thresholds, with the candidate's own revocations applied) decides everything else.
+    ``schema_checked`` is passed to ``Root.parse``.
     """
     authenticate_root_candidate(prev, raw, sigs, where=where)
-    nxt = Root.parse(raw, where=where)
+    nxt = Root.parse(raw, where=where, schema_checked=schema_checked)
     if nxt.version != prev.version + 1:
         raise BadRootVersionError(
             f"expected root version {prev.version + 1} after {prev.version}, got {nxt.version}",

@@ -201,3 +201,31 @@ def _build_previous(index: Index, site: Path, cache: Path, at: int) -> Any:
             jobs=1,
         )
     )
+
+
+def test_roots_checked_by_an_earlier_build_skip_only_the_schema_step(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema check of an unchanged root is not run again; a new root version's is."""
+    from registry_tool.trust import root as root_mod
+
+    cache = tmp_path / "cache"
+    _build(index, tmp_path / "a", cache)
+    checked: list[object] = []
+    real = root_mod._schema_check
+
+    def spy(doc: object, where: object) -> None:
+        checked.append(where)
+        real(doc, where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(root_mod, "_schema_check", spy)
+    _build(index, tmp_path / "b", cache)
+    assert checked == []
+    index.edit_root(lambda raw: raw.update(expires=raw["expires"]))  # a new root version, signed
+    checked.clear()  # editing and signing parse roots too
+    _build(index, tmp_path / "c", cache)
+    assert len(checked) == 1 and str(checked[0]).endswith(".root.json")
+    without = tmp_path / "other-cache"
+    checked.clear()
+    _build(index, tmp_path / "d", without)  # no record: every root is checked
+    assert len(checked) == len(list((index.path / "root").glob("*.root.json")))

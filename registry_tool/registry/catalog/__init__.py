@@ -23,23 +23,28 @@ def _asset(name: str) -> bytes:
     return resources.files(__package__).joinpath(name).read_bytes()
 
 
-def render_index(pinned_root_bytes: bytes) -> bytes:
-    """index.html with the pinned root embedded as base64 (exact bytes; base64 needs no HTML escaping)."""
-    Root.parse(pinned_root_bytes, where="pinned root")
+def render_index(pinned_root_bytes: bytes, *, parsed: bool = False) -> bytes:
+    """index.html with the pinned root embedded as base64 (exact bytes; base64 needs no HTML escaping).
+
+    ``parsed``: the caller already parsed these bytes as a root (the build's verified chain).
+    """
+    if not parsed:
+        Root.parse(pinned_root_bytes, where="pinned root")
     page = _asset("index.html")
     if page.count(_PLACEHOLDER) != 1:  # pragma: no cover - guards the packaged template
         raise RuntimeError("catalog index.html must hold the pinned-root placeholder exactly once")
     return page.replace(_PLACEHOLDER, base64.b64encode(pinned_root_bytes))
 
 
-def catalog_files(pinned_root_bytes: bytes) -> dict[str, bytes]:
+def catalog_files(pinned_root_bytes: bytes, *, parsed: bool = False) -> dict[str, bytes]:
     """The catalog's files by site path.
 
     ``pinned_root_bytes`` is the root the page trusts first (normally ``root/1.root.json``); it is
-    parsed here so a build never ships a page with an unusable anchor (``RootFormatError``).
+    parsed here, unless ``parsed`` says the caller did, so a build never ships a page with an
+    unusable anchor (``RootFormatError``).
     """
     return {
-        "index.html": render_index(pinned_root_bytes),
+        "index.html": render_index(pinned_root_bytes, parsed=parsed),
         "catalog.js": _asset("catalog.js"),
         "catalog.css": _asset("catalog.css"),
     }
