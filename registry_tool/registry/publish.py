@@ -399,7 +399,9 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     Returns:
         What happened to SITE's files.
     """
-    refuse_links(out)
+    # The folders of plugins kept whole are neither written nor collected by this build; a build
+    # that writes into one walks it (the link at plugins/<name> itself is refused either way).
+    refuse_links(out, skip_plugins=frozenset(key.split("/", 1)[0] for key in content.kept_releases))
     partial = bool(content.kept_releases or content.metadata.carried)
     if not (out / REGISTRY_JSON).is_file():
         if partial:  # the content leaves out what SITE held: staging it alone would lose it
@@ -421,7 +423,7 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     return _apply(out, staged, content, changes, current)
 
 
-def refuse_links(out: Path) -> None:
+def refuse_links(out: Path, *, skip_plugins: frozenset[str] = frozenset()) -> None:
     """Refuse a SITE holding a symbolic link in any folder the build writes, deletes or copies in.
 
     The in-place update writes, renames and collects files inside SITE's folders; through a link
@@ -438,7 +440,7 @@ def refuse_links(out: Path) -> None:
         UnsafeSiteError: A link was found (named in the message).
     """
     if out.is_dir():
-        _walk_refusing_links(str(out), skip_release_contents=True)
+        _walk_refusing_links(str(out), skip_release_contents=True, skip_plugins=skip_plugins)
 
 
 def refuse_links_below(folder: Path) -> None:
@@ -447,8 +449,13 @@ def refuse_links_below(folder: Path) -> None:
         _walk_refusing_links(str(folder), skip_release_contents=False)
 
 
-def _walk_refusing_links(top: str, *, skip_release_contents: bool) -> None:
-    """Walk ``top`` (SITE, or a release folder) without following links, refusing any."""
+def _walk_refusing_links(
+    top: str, *, skip_release_contents: bool, skip_plugins: frozenset[str] = frozenset()
+) -> None:
+    """Walk ``top`` (SITE, or a release folder) without following links, refusing any.
+
+    ``skip_plugins``: plugin folders (``plugins/<name>``, SITE only) not descended into.
+    """
     todo = [(top, 0)]
     while todo:
         folder, depth = todo.pop()
@@ -464,6 +471,8 @@ def _walk_refusing_links(top: str, *, skip_release_contents: bool) -> None:
                     continue
                 # SITE/plugins/<name>/<version> is at depth 3 below SITE.
                 if skip_release_contents and depth == 2 and folder.startswith(f"{top}/plugins/"):
+                    continue
+                if depth == 1 and entry.name in skip_plugins and folder == f"{top}/plugins":
                     continue
                 todo.append((entry.path, depth + 1))
 

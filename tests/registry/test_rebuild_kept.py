@@ -388,3 +388,40 @@ def test_a_document_changed_before_its_print_is_recorded_is_not_trusted_later(
         read_site_dir(site)
     with pytest.raises(PublicationError):  # refused, as without a cache: "the published site was modified"
         _build(index, site, 2, cache)
+
+
+def test_links_in_a_kept_plugins_folder_are_refused_once_a_build_writes_there(
+    index: Index, tmp_path: Path
+) -> None:
+    """A kept plugin's folder is not walked (nothing is written there); the build that writes is refused."""
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site, cache, outside = tmp_path / "site", tmp_path / "cache", tmp_path / "outside"
+    outside.mkdir()
+    _age(index)
+    _build(index, site, 0, cache)
+    (site / "plugins" / "alpha" / "9.9.9").symlink_to(outside, target_is_directory=True)
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    _build(index, site, 1, cache)  # alpha kept whole: its folder is neither written nor collected
+    assert list(outside.iterdir()) == []
+    index.add_release("alpha", "1.2.0", variant=8)
+    _age(index)
+    with pytest.raises(UnsafeSiteError):
+        _build(index, site, 2, cache)  # alpha changes: its folder is walked, the link refused
+    assert list(outside.iterdir()) == []
+
+
+def test_a_kept_plugins_folder_replaced_by_a_link_is_refused(index: Index, tmp_path: Path) -> None:
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    moved = tmp_path / "moved-alpha"
+    (site / "plugins" / "alpha").rename(moved)  # the files keep their inodes and ctimes
+    (site / "plugins" / "alpha").symlink_to(moved, target_is_directory=True)
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    with pytest.raises(UnsafeSiteError):
+        _build(index, site, 1, cache)
