@@ -599,7 +599,9 @@ def _record(
             carried[name][1].site_print if name in carried else _checked_print(f"{site}/{pin.path}", pin),
             _plugin_print(groups[name], prepared, context, scanned_at) if context is not None else None,
         )
-    return PublicationRecord(documents)
+    # Every tree node of the publication is in ``files`` (the tree is built whole each time).
+    documents_and_catalog = {pin.sha256 for pin in metadata.plugin_pins.values()} | {metadata.catalog.sha256}
+    return PublicationRecord(documents, frozenset(metadata.files) - documents_and_catalog)
 
 
 def _checked_print(path: str, pin: Pin) -> str | None:

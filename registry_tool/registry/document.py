@@ -194,7 +194,10 @@ class StoredVersions(Mapping[str, Release]):
 
 
 def read_publication(
-    top: TopDocument, read: Reader, known: Mapping[str, KnownDocument] | None = None
+    top: TopDocument,
+    read: Reader,
+    known: Mapping[str, KnownDocument] | None = None,
+    known_nodes: frozenset[str] = frozenset(),
 ) -> Publication:
     """Every plugin document of a publication, walking the whole tree from ``top.tree``.
 
@@ -202,7 +205,8 @@ def read_publication(
     ``known`` (the build cache's record of documents this tool encoded itself, from releases it
     had verified) under the same plugin name is a ``StoredVersions``: read by its pin and decoded
     without re-running the verifier's rules only when one of its releases is used.  Every other
-    document is fetched by its pin and parsed strictly now.
+    document is fetched by its pin and parsed strictly now.  A tree node in ``known_nodes`` (bytes
+    this tool encoded, by the same record) is fetched by its pin and decoded without the rules.
     """
     known = known or {}
     plugins: dict[str, Mapping[str, Release]] = {}
@@ -212,7 +216,10 @@ def read_publication(
     pending: list[tuple[Pin, str]] = [(top.tree, "")]
     while pending:
         pin, prefix = pending.pop()
-        node = NodeDocument.parse(fetch_pinned(read, pin), expected_prefix=prefix, where=pin.path)
+        data = fetch_pinned(read, pin)
+        node = _node_as_written(data) if pin.sha256 in known_nodes else None
+        if node is None or node.prefix != prefix:  # else the rules name what is wrong
+            node = NodeDocument.parse(data, expected_prefix=prefix, where=pin.path)
         documents.add(pin.sha256)
         for digit, child in sorted((node.children or {}).items()):
             pending.append((child, prefix + digit))
@@ -232,6 +239,16 @@ def read_publication(
 
 #: What the build cache records of each plugin document a build published (see ``KnownDocument``).
 Fingerprint = tuple[bool, tuple[tuple[str, str], ...]]
+
+
+def _node_as_written(data: bytes) -> NodeDocument:
+    """``NodeDocument.to_bytes()`` read back without the rules: only for nodes this tool wrote."""
+    raw = json.loads(data)
+
+    def pins(table: dict[str, Any] | None) -> dict[str, Pin] | None:
+        return None if table is None else {k: Pin(p["sha256"], p["size"]) for k, p in table.items()}
+
+    return NodeDocument(raw["prefix"], children=pins(raw.get("children")), plugins=pins(raw.get("plugins")))
 
 
 @dataclass(frozen=True)
@@ -312,9 +329,17 @@ class PublicationRecord:
     """
 
     documents: dict[str, KnownDocument]
+    nodes: frozenset[str] = frozenset()
 
     def to_data(self) -> dict[str, Any]:
         """The record as cache data (plain tuples for ``marshal``)."""
+        return {
+            "nodes": sorted(self.nodes),
+            "documents": self.to_documents_data(),
+        }
+
+    def to_documents_data(self) -> dict[str, Any]:
+        """The documents' records as plain tuples."""
         return {
             sha: (
                 d.name,
@@ -329,10 +354,13 @@ class PublicationRecord:
     @classmethod
     def from_data(cls, raw: Any) -> PublicationRecord:
         """The record from cache data (``KeyError`` / ``TypeError`` / ``ValueError`` when malformed)."""
-        if not isinstance(raw, dict):
+        if not isinstance(raw, dict) or not isinstance(raw["documents"], dict):
+            raise TypeError("malformed publication record")
+        nodes = raw["nodes"]
+        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
             raise TypeError("malformed publication record")
         documents: dict[str, KnownDocument] = {}
-        for sha, (name, fingerprint, catalog, site_print, whole) in raw.items():
+        for sha, (name, fingerprint, catalog, site_print, whole) in raw["documents"].items():
             smoke, releases = fingerprint
             if not (isinstance(sha, str) and isinstance(name, str) and isinstance(smoke, bool)) or not (
                 site_print is None or isinstance(site_print, str)
@@ -352,7 +380,7 @@ class PublicationRecord:
             ):
                 raise TypeError("malformed publication record")
             documents[sha] = KnownDocument(name, (smoke, tuple(releases)), tuple(catalog), site_print, plugin)
-        return cls(documents)
+        return cls(documents, frozenset(nodes))
 
 
 _PLUGIN_PRINT_FIELDS = (

@@ -275,4 +275,6 @@ def load_previous(spec: str, chain: RootChain, record: PublicationRecord | None 
             fix="build from an up-to-date checkout of the index",
         )
     verify_index_signatures(root, published.data, published.signatures, where=published.source)
-    return read_publication(top, published.read, record.documents if record is not None else None)
+    if record is None:
+        return read_publication(top, published.read)
+    return read_publication(top, published.read, record.documents, record.nodes)
