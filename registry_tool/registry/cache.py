@@ -41,6 +41,7 @@ import hashlib
 import logging
 import marshal
 import os
+import secrets
 import struct
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from typing import Any, BinaryIO
 
 from platformdirs import user_cache_dir
 
+from registry_tool import __version__
 from registry_tool.registry import scan
 from registry_tool.registry.document import PublicationRecord
 from registry_tool.registry.scan import IndexRelease, RootChain, StatPrint
@@ -65,11 +67,14 @@ CACHE_FORMAT = 7  # 7: an entry blob per release, plugins recorded whole; 6: one
 RACY_SECONDS = 2.0
 # marshal's format belongs to the Python version, so the header names it; the CRC-32s make a
 # torn or corrupted file (or entry) no cache (or a miss).
-_HEADER = "registry-tool build cache {format} {python}\n"
+# The tool version: every record (roots, tree nodes, documents, entries) is this version's verdict.
+# The nonce, random per file, is repeated in every trailer and covered by its CRC: bytes an index
+# author put into an entry cannot pass for a trailer after a torn append.
+_HEADER = "registry-tool build cache {format} {python} {tool} {nonce}\n"
 # Where a release's entry is in the file: (offset, length, CRC-32).
 _Where = tuple[int, int, int]
 # The last bytes of the file: magic, the index's offset, length and CRC-32.
-_TRAILER = struct.Struct("<8sQQI4x")
+_TRAILER = struct.Struct("<8s8sQQI4x")
 _MAGIC = b"RTBCIDX7"
 # A file is written anew when it holds more than twice what is live plus this much.
 _SLACK = 8 << 20
@@ -118,6 +123,7 @@ class BuildCache:
         self._roots: list[str] = []  # sha256 of root documents a build parsed, schema included
         self._file: BinaryIO | None = None  # the loaded file, open for the entries not read yet
         self._size = 0  # its size when loaded
+        self._nonce = b""  # its nonce (see _HEADER)
         if path is not None:
             self._load(path)
 
@@ -136,17 +142,27 @@ class BuildCache:
         except OSError:
             return  # a missing cache is an empty cache
         try:
-            head = fh.readline(200)
-            if head != _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag).encode():
-                raise ValueError("another format or Python version")
-            size = os.fstat(fh.fileno()).st_size
-            magic, offset, length, crc = _TRAILER.unpack(
-                os.pread(fh.fileno(), _TRAILER.size, size - _TRAILER.size)
-            )
-            if magic != _MAGIC or offset < len(head) or offset + length + _TRAILER.size != size:
-                raise ValueError("a torn or corrupted file")
-            body = os.pread(fh.fileno(), length, offset)
-            if len(body) != length or zlib.crc32(body) != crc:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # not while a build appends
+            try:
+                head = fh.readline(200)
+                nonce = bytes.fromhex(head.rsplit(b" ", 1)[-1].decode())
+                if head != _header(nonce) or len(nonce) != 8:
+                    raise ValueError("another format, Python or tool version")
+                size = os.fstat(fh.fileno()).st_size
+                magic, tag, offset, length, crc = _TRAILER.unpack(
+                    os.pread(fh.fileno(), _TRAILER.size, size - _TRAILER.size)
+                )
+                if (
+                    magic != _MAGIC
+                    or tag != nonce
+                    or offset < len(head)
+                    or offset + length + _TRAILER.size != size
+                ):
+                    raise ValueError("a torn or corrupted file")
+                body = os.pread(fh.fileno(), length, offset)
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            if len(body) != length or zlib.crc32(nonce + body) != crc:
                 raise ValueError("a torn or corrupted index")
             payload = marshal.loads(body)  # noqa: S302 (trusted local state, see the module docstring)
             by_release, by_content = payload["releases"], payload["content"]
@@ -171,7 +187,7 @@ class BuildCache:
             self._publication = pub
         if isinstance(roots, list) and all(isinstance(r, str) for r in roots):
             self._roots = roots
-        self._file, self._size = fh, size
+        self._file, self._size, self._nonce = fh, size, nonce
 
     def _read(self, where: _Where) -> bytes | None:
         """An entry's bytes from the loaded file, None when unreadable or failing its CRC."""
@@ -299,7 +315,10 @@ class BuildCache:
             if st.st_size + len(out) + len(body) > 2 * (live + len(body)) + _SLACK:
                 return False  # mostly dead records: write it anew
             out += body
-            out += _TRAILER.pack(_MAGIC, pos + len(out) - len(body), len(body), zlib.crc32(body))
+            nonce = self._nonce
+            out += _TRAILER.pack(
+                _MAGIC, nonce, pos + len(out) - len(body), len(body), zlib.crc32(nonce + body)
+            )
             _write_all(fd, bytes(out))
         finally:
             os.close(fd)  # and the lock with it
@@ -309,7 +328,8 @@ class BuildCache:
     def _rewrite(self) -> None:
         """Write the file anew and rename it over the old one (unchanged entries copied in the kernel)."""
         assert self.path is not None
-        head = _HEADER.format(format=CACHE_FORMAT, python=sys.implementation.cache_tag).encode()
+        nonce = secrets.token_bytes(8)
+        head = _header(nonce)
         index: dict[str, _Where] = {}
         pieces: list[bytes | tuple[int, int]] = []  # new bytes, or (offset, length) in the loaded file
         pos = len(head)
@@ -337,7 +357,7 @@ class BuildCache:
                     _write_all(fd, piece)
                 else:
                     self._copy(piece, fd)
-            _write_all(fd, body + _TRAILER.pack(_MAGIC, pos, len(body), zlib.crc32(body)))
+            _write_all(fd, body + _TRAILER.pack(_MAGIC, nonce, pos, len(body), zlib.crc32(nonce + body)))
             saved = open(fd, "rb", buffering=0, closefd=True)  # noqa: SIM115 (becomes the loaded file)
         except BaseException:
             os.close(fd)
@@ -345,7 +365,7 @@ class BuildCache:
             raise
         Path(tmp).replace(self.path)
         self.close()
-        self._file = saved
+        self._file, self._nonce = saved, nonce
         self._settle(index)
 
     def _index(self, index: dict[str, _Where]) -> bytes:
@@ -386,6 +406,12 @@ class BuildCache:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _header(nonce: bytes) -> bytes:
+    return _HEADER.format(
+        format=CACHE_FORMAT, python=sys.implementation.cache_tag, tool=__version__, nonce=nonce.hex()
+    ).encode()
 
 
 def _identity(fh: BinaryIO) -> tuple[int, int]:

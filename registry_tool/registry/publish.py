@@ -432,7 +432,9 @@ def refuse_links(out: Path, *, skip_plugins: frozenset[str] = frozenset()) -> No
 
     Every folder is searched except the inside of release folders (``plugins/<name>/<version>/``,
     which are checked themselves): at 10,000 releases their contents are most of SITE, and the
-    build only reads an unchanged release's files by ``lstat`` (a link is not a file it wrote).
+    build only reads an unchanged release's files by ``lstat`` (a link is not a file it wrote);
+    nor the folders of plugins kept whole (``skip_plugins``: nothing is written or collected
+    there; a link at ``plugins/<name>`` itself is still refused).
     The release folders it writes into, collects from or carries over are searched in full
     (``refuse_links_below``) before anything is written.
 

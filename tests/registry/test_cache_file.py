@@ -76,7 +76,7 @@ def test_a_corrupted_index_is_no_cache(index: Index, tmp_path: Path) -> None:
     _age(index)
     _build(index, tmp_path / "a", cache)
     data = bytearray(cache.read_bytes())
-    data[-40] ^= 0xFF  # the index's last byte: its CRC no longer matches
+    data[-41] ^= 0xFF  # the index's last byte, before the 40-byte trailer: its CRC no longer matches
     cache.write_bytes(bytes(data))
     assert len(BuildCache(cache)) == 0
 
@@ -229,3 +229,36 @@ def test_roots_checked_by_an_earlier_build_skip_only_the_schema_step(
     checked.clear()
     _build(index, tmp_path / "d", without)  # no record: every root is checked
     assert len(checked) == len(list((index.path / "root").glob("*.root.json")))
+
+
+def test_a_cache_written_by_another_tool_version_is_no_cache(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every record is one version's verdict (roots' schema, tree nodes, entries): upgrades start afresh."""
+    from registry_tool.registry import cache as cache_mod
+
+    cache = tmp_path / "cache"
+    _build(index, tmp_path / "a", cache)
+    monkeypatch.setattr(cache_mod, "__version__", "99.0.0")
+    loaded = BuildCache(cache)
+    assert len(loaded) == 0 and loaded.checked_roots() == frozenset()
+
+
+def test_a_trailer_without_the_files_nonce_is_not_trusted(index: Index, tmp_path: Path) -> None:
+    """Bytes an index author controls (inside an entry) cannot pass for a trailer after a torn append."""
+    import marshal
+    import zlib
+
+    from registry_tool.registry import cache as cache_mod
+
+    cache = tmp_path / "cache"
+    _build(index, tmp_path / "a", cache)
+    data = cache.read_bytes()
+    forged = marshal.dumps({"releases": {}, "content": {}, "publication": None, "roots": ["f" * 64]})
+    guess = b"\0" * 8  # anything but the file's own nonce
+    tail = cache_mod._TRAILER.pack(
+        cache_mod._MAGIC, guess, len(data), len(forged), zlib.crc32(guess + forged)
+    )
+    cache.write_bytes(data + forged + tail)
+    loaded = BuildCache(cache)
+    assert len(loaded) == 0 and loaded.checked_roots() == frozenset()
