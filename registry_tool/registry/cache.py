@@ -20,7 +20,8 @@ An entry stores what the build derived from the release (its plugin-document ent
 per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup`` and
 ``record`` are the build's two calls.
 
-The file is a header line (format, Python version), then records appended by each build: the
+The file is a header line (format, Python and tool version, a random nonce: see ``_HEADER``),
+then records appended by each build: the
 entries of the releases it verified (each one ``marshal`` blob), then the index (one ``marshal``
 blob: content keys, the publication record, where each release's entry is and its CRC-32), then
 a fixed trailer locating the index with its CRC-32.  A build reads the trailer and the index,
