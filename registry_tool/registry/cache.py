@@ -21,17 +21,17 @@ per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup
 ``record`` are the build's two calls.
 
 The file is a header line (format, Python and tool version, a random nonce: see ``_HEADER``),
-then records appended by each build: the
-entries of the releases it verified (each one ``marshal`` blob), then the index (one ``marshal``
-blob: content keys, the publication record, where each release's entry is and its CRC-32), then
-a fixed trailer locating the index with its CRC-32.  A build reads the trailer and the index,
+then records appended by each build: the entries of the releases it verified (each one
+``marshal`` blob), then the index (one ``marshal`` blob: content keys, the publication record,
+the recorded roots, where each release's entry is and its CRC-32), then a fixed trailer locating
+the index, with the nonce and a CRC-32 over nonce and index.  A build reads the trailer and the index,
 and each entry only when it asks for that release; saving appends only what is new (under an
 exclusive ``flock``), so an unchanged entry is never read, copied or written again.  When the
 file holds more than twice what is live, or another build replaced it, it is written anew
 (entries copied in the kernel with ``os.copy_file_range``) and renamed over the old one.  The
 cache is trusted local state like the tool itself (whoever can write it can make the build skip
-checks, so it lives in a folder only the publishing user can write).  A file of another format
-or Python version, or whose trailer or index fails its check, is an empty cache (a build that
+checks, so it lives in a folder only the publishing user can write).  A file of another format,
+Python or tool version, or whose trailer or index fails its check, is an empty cache (a build that
 died while appending leaves such a tail); an entry failing its CRC is a miss.
 """
 
