@@ -83,8 +83,8 @@ _SLACK = 8 << 20
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
     """The stat print of these files, in the given order, and their newest mtime or ctime (ns)."""
-    rows = [(rel, os.lstat(path)) for rel, path in files]
-    return scan.stat_print(rows), max((max(st.st_mtime_ns, st.st_ctime_ns) for _, st in rows), default=0)
+    _, stat, newest = scan.stat_print([(rel, path, os.lstat(path)) for rel, path in files])
+    return stat, newest
 
 
 def content_key(parts: list[tuple[str, str]], context: str) -> str:
