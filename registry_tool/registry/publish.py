@@ -303,7 +303,6 @@ def _stage_release(
     prints = _prints(prep)
     if prep.written:  # verified this build and written right after (``workers.prepare_all``)
         prints.update((name, site_print(f"{folder}/{name}")) for name in prep.files)
-        prep.prints_changed = True
         counts.written += len(prep.files)
         return
     Path(folder).mkdir(parents=True)
@@ -321,7 +320,6 @@ def _stage_release(
         _write(Path(dst), _index_bytes(rel, name, sha, size))
         counts.written += 1
         prints[name] = site_print(dst)
-        prep.prints_changed = True
 
 
 def _keep_generation(old_site: Path, staged: Path, content: SiteContent, current: Generation) -> None:
@@ -574,7 +572,6 @@ def _apply(
             counts.written += 1
         for prep, name, recorded_path in changes.recorded:
             _prints(prep)[name] = site_print(recorded_path)
-            prep.prints_changed = True
         checkpoint("releases")
         for path, data in changes.root_files:
             _replace(path, data)

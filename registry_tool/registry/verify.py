@@ -72,7 +72,6 @@ class PreparedRelease:
         data: File contents read this build (empty once written, or for a cache hit).
         cached: The build cache's record of the release (holds the site files' stat prints).
         written: The files were written into the staging folder right after verification.
-        prints_changed: Publishing recorded new site-file prints in ``cached``.
     """
 
     entry: ReleaseEntry
@@ -80,7 +79,6 @@ class PreparedRelease:
     data: dict[str, bytes] = field(default_factory=dict)
     cached: dict[str, Any] | None = None
     written: bool = False
-    prints_changed: bool = False
 
 
 def published_names(rel: IndexRelease, artifact: str) -> list[str]:
