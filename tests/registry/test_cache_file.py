@@ -8,34 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from registry_tool.registry.build import BuildOptions, build_site
 from registry_tool.registry.cache import BuildCache
 
-from .conftest import NOW
+from .rebuilds import build_at
 
 Index = Any  # conftest.Index
-
-
-def _build(index: Index, site: Path, cache: Path, at: int = 0) -> Any:
-    now = NOW + timedelta(minutes=at)
-    return build_site(
-        BuildOptions(
-            index=index.path,
-            out=site,
-            keys=[index.keys.index],
-            now=now,
-            verify_now=now,
-            smoke=False,
-            cache_path=cache,
-            jobs=1,
-        )
-    )
 
 
 def _age(index: Index) -> None:
@@ -53,11 +35,11 @@ def _first_entry(cache: Path) -> int:
 def test_an_entry_failing_its_crc_is_a_miss_for_that_release_only(index: Index, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     data = bytearray(cache.read_bytes())
     data[_first_entry(cache) + 5] ^= 0xFF  # inside the first entry (sorted: alpha/1.0.0)
     cache.write_bytes(bytes(data))
-    result = _build(index, tmp_path / "b", cache)
+    result = build_at(index, tmp_path / "b", 0, cache)
     assert result.counts == {"verified": 1, "cached": 3, "smoked": 0}
 
 
@@ -65,16 +47,16 @@ def test_a_torn_tail_is_no_cache(index: Index, tmp_path: Path) -> None:
     """What a build killed while appending leaves: no trailer at the end, so no index is trusted."""
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     cache.write_bytes(cache.read_bytes()[:-10])
     assert len(BuildCache(cache)) == 0
-    assert _build(index, tmp_path / "b", cache).counts["verified"] == 4
+    assert build_at(index, tmp_path / "b", 0, cache).counts["verified"] == 4
 
 
 def test_a_corrupted_index_is_no_cache(index: Index, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     data = bytearray(cache.read_bytes())
     data[-41] ^= 0xFF  # the index's last byte, before the 40-byte trailer: its CRC no longer matches
     cache.write_bytes(bytes(data))
@@ -84,11 +66,11 @@ def test_a_corrupted_index_is_no_cache(index: Index, tmp_path: Path) -> None:
 def test_saving_appends_only_what_is_new(index: Index, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     before = cache.read_bytes()
     index.add_release("beta", "2.1.0", variant=7)
     _age(index)
-    _build(index, tmp_path / "b", cache)
+    build_at(index, tmp_path / "b", 0, cache)
     assert cache.read_bytes().startswith(before)  # appended: no earlier byte rewritten
     loaded = BuildCache(cache)
     assert len(loaded) == 5
@@ -101,12 +83,12 @@ def test_a_cache_replaced_since_it_was_loaded_is_written_anew_not_appended_to(
     """Another build renamed its cache over ours: our offsets mean nothing in that file."""
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     loaded = BuildCache(cache)
     other = tmp_path / "other"
     index.add_release("beta", "2.1.0", variant=7)
     _age(index)
-    _build(index, tmp_path / "b", other)
+    build_at(index, tmp_path / "b", 0, other)
     other.replace(cache)  # what another build's rewrite does
     loaded.save()
     loaded.close()
@@ -124,7 +106,7 @@ def test_a_file_mostly_dead_is_written_anew(
     monkeypatch.setattr(cache_mod, "_SLACK", 0)
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     sizes = []
     for _ in range(4):  # every save appends an index as large as the live one: soon mostly dead
         loaded = BuildCache(cache)
@@ -132,13 +114,13 @@ def test_a_file_mostly_dead_is_written_anew(
         loaded.close()
         sizes.append(cache.stat().st_size)
     assert min(sizes[1:]) < max(sizes)  # it shrank: written anew
-    assert _build(index, tmp_path / "b", cache).counts == {"verified": 0, "cached": 4, "smoked": 0}
+    assert build_at(index, tmp_path / "b", 0, cache).counts == {"verified": 0, "cached": 4, "smoked": 0}
 
 
 def test_entries_never_read_are_saved_byte_for_byte_and_still_hit(index: Index, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _age(index)
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     loaded = BuildCache(cache)
     before = {key: loaded._read(where) for key, where in loaded._by_release.items()}  # type: ignore[arg-type]
     loaded.save()  # nothing read: every entry copied
@@ -146,7 +128,7 @@ def test_entries_never_read_are_saved_byte_for_byte_and_still_hit(index: Index, 
     again = BuildCache(cache)
     after = {key: again._read(where) for key, where in again._by_release.items()}  # type: ignore[arg-type]
     assert after == before and None not in after.values()
-    assert _build(index, tmp_path / "b", cache).counts == {"verified": 0, "cached": 4, "smoked": 0}
+    assert build_at(index, tmp_path / "b", 0, cache).counts == {"verified": 0, "cached": 4, "smoked": 0}
 
 
 def test_a_cache_file_cut_short_costs_misses_never_a_failed_build(
@@ -158,11 +140,11 @@ def test_a_cache_file_cut_short_costs_misses_never_a_failed_build(
     monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)  # the files were aged a moment ago
     site, cache = tmp_path / "site", tmp_path / "cache"
     _age(index)
-    _build_previous(index, site, cache, 0)
-    _build_previous(index, site, cache, 1)  # plugins kept whole: their entries only copied
+    build_at(index, site, 0, cache)
+    build_at(index, site, 1, cache)  # plugins kept whole: their entries only copied
     cache.write_bytes(cache.read_bytes()[:-10])  # a torn tail: no cache at all
     for at in (2, 3):
-        _build_previous(index, site, cache, at)  # published, and the cache saved: no OSError
+        build_at(index, site, at, cache)  # published, and the cache saved: no OSError
     loaded = BuildCache(cache)
     assert len(loaded) == 4
     loaded.close()
@@ -175,32 +157,15 @@ def test_no_cache_file_is_left_open_by_a_refused_build(index: Index, tmp_path: P
     from registry_tool.registry.build import BuildRefusedError
 
     cache = tmp_path / "cache"
-    _build(index, tmp_path / "site", cache)
+    build_at(index, tmp_path / "site", 0, cache)
     (index.release_dir("alpha", "1.0.0") / "plugin.toml.minisig").write_text("garbage")
     gc.collect()  # what earlier tests left for the collector is not this build's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(BuildRefusedError):
-            _build(index, tmp_path / "site2", cache)
+            build_at(index, tmp_path / "site2", 0, cache)
         gc.collect()
     assert not [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-
-
-def _build_previous(index: Index, site: Path, cache: Path, at: int) -> Any:
-    now = NOW + timedelta(minutes=at)
-    return build_site(
-        BuildOptions(
-            index=index.path,
-            out=site,
-            keys=[index.keys.index],
-            now=now,
-            verify_now=now,
-            smoke=False,
-            cache_path=cache,
-            previous=str(site) if (site / "registry.json").exists() else None,
-            jobs=1,
-        )
-    )
 
 
 def test_roots_checked_by_an_earlier_build_skip_only_the_schema_step(
@@ -210,7 +175,7 @@ def test_roots_checked_by_an_earlier_build_skip_only_the_schema_step(
     from registry_tool.trust import root as root_mod
 
     cache = tmp_path / "cache"
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     checked: list[object] = []
     real = root_mod._schema_check
 
@@ -219,15 +184,15 @@ def test_roots_checked_by_an_earlier_build_skip_only_the_schema_step(
         real(doc, where)  # type: ignore[arg-type]
 
     monkeypatch.setattr(root_mod, "_schema_check", spy)
-    _build(index, tmp_path / "b", cache)
+    build_at(index, tmp_path / "b", 0, cache)
     assert checked == []
     index.edit_root(lambda raw: raw.update(expires=raw["expires"]))  # a new root version, signed
     checked.clear()  # editing and signing parse roots too
-    _build(index, tmp_path / "c", cache)
+    build_at(index, tmp_path / "c", 0, cache)
     assert len(checked) == 1 and str(checked[0]).endswith(".root.json")
     without = tmp_path / "other-cache"
     checked.clear()
-    _build(index, tmp_path / "d", without)  # no record: every root is checked
+    build_at(index, tmp_path / "d", 0, without)  # no record: every root is checked
     assert len(checked) == len(list((index.path / "root").glob("*.root.json")))
 
 
@@ -238,7 +203,7 @@ def test_a_cache_written_by_another_tool_version_is_no_cache(
     from registry_tool.registry import cache as cache_mod
 
     cache = tmp_path / "cache"
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     monkeypatch.setattr(cache_mod, "__version__", "99.0.0")
     loaded = BuildCache(cache)
     assert len(loaded) == 0 and loaded.checked_roots() == frozenset()
@@ -252,7 +217,7 @@ def test_a_trailer_without_the_files_nonce_is_not_trusted(index: Index, tmp_path
     from registry_tool.registry import cache as cache_mod
 
     cache = tmp_path / "cache"
-    _build(index, tmp_path / "a", cache)
+    build_at(index, tmp_path / "a", 0, cache)
     data = cache.read_bytes()
     forged = marshal.dumps({"releases": {}, "content": {}, "publication": None, "roots": ["f" * 64]})
     guess = b"\0" * 8  # anything but the file's own nonce

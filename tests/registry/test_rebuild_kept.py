@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,13 @@ import pytest
 
 from registry_tool.registry import build as build_mod
 from registry_tool.registry import cache as cache_mod
-from registry_tool.registry.build import BuildOptions, BuildRefusedError, build_site
+from registry_tool.registry.build import BuildRefusedError
 from registry_tool.registry.document import PublicationError
 from tests.world import IndexTree
 from tests.world import manifest_text as world_manifest
 
-from .conftest import NOW, add_wasm
+from .conftest import add_wasm
+from .rebuilds import build_at as _build
 from .site_check import assert_valid_site
 
 Index = Any  # conftest.Index
@@ -51,24 +51,6 @@ def _age(index: Index) -> None:
     for path in (index.path / "plugins").rglob("*"):
         if path.is_file() and path.stat().st_mtime > now - 600:
             os.utime(path, (now - 3600, now - 3600))
-
-
-def _build(index: Index, site: Path, at: int, cache: Path | None, **kw: Any) -> Any:
-    now = NOW + timedelta(minutes=at)
-    return build_site(
-        BuildOptions(
-            index=index.path,
-            out=site,
-            keys=[index.keys.index],
-            now=now,
-            verify_now=now,
-            smoke=False,
-            cache_path=cache,
-            previous=str(site) if (site / "registry.json").exists() else None,
-            jobs=1,
-            **kw,
-        )
-    )
 
 
 def _tree(site: Path) -> dict[str, bytes]:
@@ -280,25 +262,9 @@ def test_a_smoke_setting_change_is_not_kept(
     _age(index)
     _build(index, site, 0, cache)
     looked = _spy_lookups(monkeypatch)
-    result = _build_with_smoke(index, site, cache)  # entries now carry smoke figures
+    result = _build(index, site, 1, cache, smoke=True)  # entries now carry smoke figures
     assert len(looked) == 4
     assert result.counts["smoked"] == 4
-
-
-def _build_with_smoke(index: Index, site: Path, cache: Path) -> Any:
-    now = NOW + timedelta(minutes=1)
-    opts = BuildOptions(
-        index=index.path,
-        out=site,
-        keys=[index.keys.index],
-        now=now,
-        verify_now=now,
-        smoke=True,
-        cache_path=cache,
-        previous=str(site),
-        jobs=1,
-    )
-    return build_site(opts)
 
 
 def test_files_with_a_new_ctime_are_not_trusted_whatever_their_mtime(
