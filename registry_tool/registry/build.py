@@ -58,6 +58,7 @@ from registry_tool.registry.plan import CarriedDocument, next_version, plan_publ
 from registry_tool.registry.publish import (
     NeedsWholeSite,
     SiteContent,
+    checked_print,
     publish,
     sign_registry,
     site_print,
@@ -596,27 +597,12 @@ def _record(
             name,
             fingerprint,
             catalog_fields(metadata.entries[name]),
-            carried[name][1].site_print if name in carried else _checked_print(f"{site}/{pin.path}", pin),
+            carried[name][1].site_print if name in carried else checked_print(f"{site}/{pin.path}", pin),
             _plugin_print(groups[name], prepared, context, scanned_at) if context is not None else None,
         )
     # Every tree node of the publication is in ``files`` (the tree is built whole each time).
     documents_and_catalog = {pin.sha256 for pin in metadata.plugin_pins.values()} | {metadata.catalog.sha256}
     return PublicationRecord(documents, frozenset(metadata.files) - documents_and_catalog)
-
-
-def _checked_print(path: str, pin: Pin) -> str | None:
-    """The site print of a document file holding exactly the pinned bytes (read back), else None.
-
-    A print is what later builds trust instead of reading the file, so it is only recorded for
-    bytes checked now, between two prints that agree.
-    """
-    before = site_print(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(pin.size + 1)
-    except OSError:
-        return None
-    return before if before is not None and pin.matches(data) and site_print(path) == before else None
 
 
 def _warnings(document: Publication, verify_now: datetime) -> list[Finding]:

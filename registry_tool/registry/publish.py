@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from registry_tool.errors import CheckFailed, UsageError
-from registry_tool.format import REGISTRY_JSON, Metadata, is_signature_of
+from registry_tool.format import REGISTRY_JSON, Metadata, Pin, is_signature_of
 from registry_tool.registry import site as site_io
 from registry_tool.registry.document import Generation, site_generation
 from registry_tool.registry.errors import IndexKeyError
@@ -221,6 +221,18 @@ def _has_bytes(path: Path, sha256: str, size: int) -> bool:
             return hashlib.file_digest(fh, "sha256").hexdigest() == sha256
     except OSError:
         return False
+
+
+def checked_print(path: str, pin: Pin) -> str | None:
+    """The site print of a file holding exactly the pinned bytes (read back), else None.
+
+    A print is what later builds trust instead of reading the file, so it is only recorded for
+    bytes checked now, between two prints that agree.
+    """
+    before = site_print(path)
+    if before is None or not _has_bytes(Path(path), pin.sha256, pin.size):
+        return None
+    return before if site_print(path) == before else None
 
 
 def _same_file(path: Path, data: bytes) -> bool:
