@@ -1,6 +1,6 @@
 """Write the schema validators that ship in the package (registry_tool/manifest/_schemas/).
 
-For every schema ``validate`` checks (plugin.toml's and registry.toml's), fastjsonschema's
+For every schema checked on a hot path (plugin.toml's, registry.toml's and the root's), fastjsonschema's
 ``compile_to_code`` turns ``schemas/NAME`` into Python once, here, so that no run of the tool
 generates code (~150 ms, more than a whole warm ``validate``).  Run it after changing a schema:
 
@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO))
 from registry_tool.manifest import source  # noqa: E402
 from registry_tool.manifest.config import CONFIG_SCHEMA  # noqa: E402
 from registry_tool.manifest.model import PLUGIN_SCHEMA  # noqa: E402
+from registry_tool.trust.root import ROOT_SCHEMA  # noqa: E402
 
-SCHEMAS = (PLUGIN_SCHEMA, CONFIG_SCHEMA)
+SCHEMAS = (PLUGIN_SCHEMA, CONFIG_SCHEMA, ROOT_SCHEMA)
 
 
 def main() -> int:

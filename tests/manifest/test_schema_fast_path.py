@@ -2,11 +2,13 @@
 
 ``schema_findings`` trusts an accepting verdict of the compiled validator and asks jsonschema
 otherwise; if the compiled one were more lenient anywhere, a manifest or registry.toml would
-pass the build that jsonschema would refuse.  These tests mutate every value of every example
-manifest and registry.toml into values of the wrong type, shape and format and compare the two
-verdicts.  The validator is the code the package ships (``manifest/_schemas``, written by
-scripts/gen_schema_validators.py), which must be what the generator writes from the current
-schema, and give the verdicts of ``fastjsonschema.compile``.
+pass the build that jsonschema would refuse.  The root's schema takes the same fast path in
+``Root.parse`` (jsonschema's 2020-12 validator decides what the compiled one refuses).  These
+tests mutate every value of every example manifest, registry.toml and root into values of the
+wrong type, shape and format and compare the two verdicts.  The validator is the code the
+package ships (``manifest/_schemas``, written by scripts/gen_schema_validators.py), which must be
+what the generator writes from the current schema, and give the verdicts of
+``fastjsonschema.compile``.
 """
 
 from __future__ import annotations
@@ -30,25 +32,52 @@ from registry_tool.manifest import source
 from registry_tool.manifest.config import CONFIG_SCHEMA
 from registry_tool.manifest.model import PLUGIN_SCHEMA, parse_manifest
 from registry_tool.manifest.source import load_schema, schema_accepts
+from registry_tool.trust.root import ROOT_SCHEMA, Root, RootFormatError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+
+
 def _parses(path: Path) -> bool:
     try:
-        tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False  # the toml-syntax examples: nothing to mutate
+        _load(path)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError):
+        return False  # the syntax-error examples: nothing to mutate
     return True
 
 
-def _examples(name: str) -> list[Path]:
-    found = [*(REPO / "tests" / "examples").rglob(name), *(REPO / "index").rglob(name)]
+def _examples(name: str, *folders: str) -> list[Path]:
+    found = [p for folder in folders or ("tests/examples", "index") for p in (REPO / folder).rglob(name)]
     return sorted(p for p in found if p.is_file() and _parses(p))
 
 
 MANIFESTS = _examples("plugin.toml")
 CONFIGS = _examples("registry.toml")
+
+
+def _distinct(paths: list[Path]) -> list[Path]:
+    """The first of each set of files with the same bytes (the conformance sites share roots)."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        seen.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    return sorted(seen.values())
+
+
+# Genuine roots: the sample index's, the trust test vectors' and the conformance sites' (between
+# them: maintainers, per-plugin thresholds and revocations; some are refused by the rules after
+# the schema, which the mutations start from anyway).
+ROOTS = _distinct(_examples("*.root.json", "index", "tests/trust/vectors", "conformance/sites"))
+DOCUMENTS = {PLUGIN_SCHEMA: MANIFESTS, CONFIG_SCHEMA: CONFIGS, ROOT_SCHEMA: ROOTS}
+# The validator each schema's own code path asks (``schema_findings``: draft 7; ``Root.parse``: 2020-12).
+REFERENCE = {
+    PLUGIN_SCHEMA: jsonschema.Draft7Validator,
+    CONFIG_SCHEMA: jsonschema.Draft7Validator,
+    ROOT_SCHEMA: jsonschema.Draft202012Validator,
+}
 VALUES: list[Any] = [
     True,
     0,
@@ -104,11 +133,12 @@ def _mutations(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def test_there_are_documents_to_mutate() -> None:
     assert len(MANIFESTS) >= 10
     assert len(CONFIGS) >= 5
+    assert len(ROOTS) >= 10
 
 
 def _check_never_more_lenient(document: Path, schema_name: str) -> None:
-    doc = tomllib.loads(document.read_text(encoding="utf-8"))
-    reference = jsonschema.Draft7Validator(load_schema(schema_name))
+    doc = _load(document)
+    reference = REFERENCE[schema_name](load_schema(schema_name))
     assert schema_accepts(doc, schema_name) == reference.is_valid(doc)  # the example itself
     refused = 0
     for mutated in _mutations(doc):
@@ -129,7 +159,34 @@ def test_compiled_config_schema_never_accepts_what_jsonschema_refuses(config: Pa
     _check_never_more_lenient(config, CONFIG_SCHEMA)
 
 
-SHIPPED = (PLUGIN_SCHEMA, CONFIG_SCHEMA)
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_compiled_root_schema_never_accepts_what_jsonschema_refuses(root: Path) -> None:
+    _check_never_more_lenient(root, ROOT_SCHEMA)
+
+
+def test_a_root_the_compiled_schema_refuses_gets_jsonschemas_finding() -> None:
+    """The fast path only ever accepts: a refused root still gets jsonschema's message and field."""
+    doc = json.loads((REPO / "index" / "root" / "1.root.json").read_text(encoding="utf-8"))
+    doc["version"] = "1"
+    with pytest.raises(RootFormatError, match=r"does not match schemas/root\.schema\.json") as err:
+        Root.parse(json.dumps(doc).encode(), where="1.root.json")
+    assert err.value.where is not None and err.value.where.field == "version"
+
+
+def test_parsing_a_valid_root_does_not_import_jsonschema() -> None:
+    probe = (
+        "import sys\n"
+        "from registry_tool.trust.root import Root\n"
+        "Root.parse(open('index/root/1.root.json', 'rb').read())\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "False"
+
+
+SHIPPED = (PLUGIN_SCHEMA, CONFIG_SCHEMA, ROOT_SCHEMA)
 
 
 def _shipped_module(schema_name: str) -> Any:
@@ -181,9 +238,7 @@ def test_a_stale_or_missing_shipped_validator_is_not_used(
     edited["required"] = [*edited.get("required", []), "added_by_the_test"]
     (tmp_path / schema_name).write_text(json.dumps(edited), encoding="utf-8")
     monkeypatch.setattr(source, "schema_path", lambda name: tmp_path / name)
-    doc = tomllib.loads(
-        _examples("plugin.toml" if schema_name == PLUGIN_SCHEMA else "registry.toml")[0].read_text()
-    )
+    doc = _load(DOCUMENTS[schema_name][0])
     source.compiled_schema.cache_clear()
     try:
         assert not source.schema_accepts(doc, schema_name)  # the edited schema decides
@@ -203,9 +258,8 @@ def test_the_shipped_validator_gives_the_verdicts_of_fastjsonschema_compile(sche
     shipped = _shipped_module(schema_name).validate
     assert source.compiled_schema(schema_name) is shipped  # what schema_accepts runs
     fresh = fastjsonschema.compile(load_schema(schema_name))
-    documents = MANIFESTS if schema_name == PLUGIN_SCHEMA else CONFIGS
-    for document in documents:
-        for mutated in _mutations(tomllib.loads(document.read_text(encoding="utf-8"))):
+    for document in DOCUMENTS[schema_name]:
+        for mutated in _mutations(_load(document)):
             assert _verdict(shipped, mutated) == _verdict(fresh, mutated)
 
 
