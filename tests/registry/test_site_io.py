@@ -100,7 +100,7 @@ KILLED_BUILD = textwrap.dedent(
     real = p._write
     def slow(path, data):
         real(path, data)
-        if path.name.endswith(".wasm"):
+        if str(path).endswith(".wasm"):
             print("staging", flush=True)
             time.sleep(60)
     p._write = slow
