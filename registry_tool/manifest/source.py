@@ -274,7 +274,7 @@ def schema_accepts(data: Any, schema_name: str) -> bool:
     schemas (it is stricter on e.g. a final newline before ``$``, where jsonschema decides);
     differential tests in tests/manifest/test_schema_fast_path.py check that on mutated documents.
     """
-    if _depth(data) > MAX_DEPTH:
+    if nesting_depth(data) > MAX_DEPTH:
         return False
     try:
         compiled_schema(schema_name)(data)
@@ -314,6 +314,42 @@ def _module_name(schema_name: str) -> str:
     return schema_name.removesuffix(".json").replace("-", "_").replace(".", "_")
 
 
+# fastjsonschema knows drafts 4, 6 and 7: it reads a 2020-12 schema as draft 7, ignoring what
+# it does not know (prefixItems, dependentRequired, unevaluatedProperties, ...) and whatever
+# stands next to a $ref, and it inserts `default`s into the document.  Its accepting verdict
+# stands in for jsonschema's 2020-12 one only for a schema written with keywords both drafts read
+# alike.  (`enum` is left out: fastjsonschema compares with ==, so True would match 1.)
+_PORTABLE_KEYWORDS = frozenset(
+    {
+        "$schema", "$id", "$defs", "$ref", "title", "description", "type", "properties",
+        "additionalProperties", "required", "items", "minItems", "maxItems", "uniqueItems",
+        "pattern", "minLength", "maxLength", "minimum", "maximum", "const", "propertyNames",
+    }
+)  # fmt: skip
+_SCHEMA_MAPS = ("properties", "$defs")  # keyword -> {name: schema}
+_SCHEMA_VALUES = ("additionalProperties", "items", "propertyNames")  # keyword -> schema
+
+
+def portability_problems(schema: Any, path: str = "#") -> list[str]:
+    """Why fastjsonschema's reading of this 2020-12 ``schema`` may differ from jsonschema's, if it may."""
+    if isinstance(schema, bool):
+        return []
+    if not isinstance(schema, dict):
+        return [f"{path} is not a schema"]
+    problems = [
+        f"{path}/{k}: keyword not read alike by draft 7" for k in schema if k not in _PORTABLE_KEYWORDS
+    ]
+    if "$ref" in schema and set(schema) - {"$ref", "title", "description"}:
+        problems.append(f"{path}: keywords next to $ref are ignored by draft 7")
+    for keyword in _SCHEMA_MAPS:
+        for name, sub in (schema.get(keyword) or {}).items():
+            problems.extend(portability_problems(sub, f"{path}/{keyword}/{name}"))
+    for keyword in _SCHEMA_VALUES:
+        if keyword in schema:
+            problems.extend(portability_problems(schema[keyword], f"{path}/{keyword}"))
+    return problems
+
+
 def _validator_source(schema_name: str, raw: bytes) -> str:
     """The code fastjsonschema generates for the schema ``raw``, ending with ``validate = <its entry point>``.
 
@@ -325,6 +361,10 @@ def _validator_source(schema_name: str, raw: bytes) -> str:
     from fastjsonschema.ref_resolver import RefResolver
 
     schema = json.loads(raw)
+    if "2020-12" in str(schema.get("$schema", "")):
+        problems = portability_problems(schema)
+        if problems:  # compiled_schema's callers then refuse the fast path: jsonschema decides
+            raise RuntimeError(f"{schema_name} cannot take the compiled fast path: " + "; ".join(problems))
     code = fastjsonschema.compile_to_code(schema)
     if code.count(_FASTJSONSCHEMA_IMPORT) != 1:  # a fastjsonschema that generates other imports
         raise RuntimeError(f"fastjsonschema {fastjsonschema.VERSION} no longer imports as expected")
@@ -375,7 +415,7 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
 MAX_DEPTH = 16
 
 
-def _depth(value: object) -> int:
+def nesting_depth(value: object) -> int:
     """Nesting depth of parsed TOML data, computed without recursion.
 
     Level by level: the values of every table and array of one level are the next level (a
@@ -402,7 +442,7 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
     """Every schema violation of ``src`` as a Finding at the TOML line of the offending key."""
     if schema_accepts(src.data, schema_name):
         return []
-    if _depth(src.data) > MAX_DEPTH:
+    if nesting_depth(src.data) > MAX_DEPTH:
         return [
             Finding(
                 "schema",

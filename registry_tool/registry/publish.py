@@ -170,7 +170,10 @@ def _write(path: Path | str, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:  # a write may be short (above 2 GiB on Linux)
-            view = view[os.write(fd, view) :]
+            done = os.write(fd, view)
+            if done <= 0:
+                raise OSError(f"could not write {path}")
+            view = view[done:]
     finally:
         os.close(fd)
 

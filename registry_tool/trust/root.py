@@ -366,10 +366,16 @@ def _schema_check(doc: Any, where: str | None) -> None:
     # in well under a millisecond; building jsonschema's costs ~35 ms of every command that parses
     # a root.  It is never more lenient (tests/manifest/test_schema_fast_path.py): what it refuses,
     # jsonschema decides and explains.
-    from registry_tool.manifest.source import schema_accepts
+    from registry_tool.manifest.source import MAX_DEPTH, nesting_depth, schema_accepts
 
     if schema_accepts(doc, ROOT_SCHEMA):
         return
+    if nesting_depth(doc) > MAX_DEPTH:  # jsonschema recurses (uniqueItems compares nested arrays)
+        raise RootFormatError(
+            f"root metadata nests values more than {MAX_DEPTH} levels deep",
+            where=Location(file=where),
+            fix="root metadata nests 4 levels; edit roots with `registry-tool root ...` commands",
+        )
     errors = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         first = errors[0]

@@ -1,4 +1,4 @@
-"""``_depth`` (the nesting cap in front of the compiled schema) measures what the definition says:
+"""``nesting_depth`` (the nesting cap in front of the compiled schema) measures what the definition says:
 a scalar or an empty table/array at the top is 0, each table or array around a value adds 1."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from registry_tool.manifest.source import MAX_DEPTH, _depth, schema_accepts
+from registry_tool.manifest.source import MAX_DEPTH, nesting_depth, schema_accepts
 
 
 def _reference(value: object) -> int:
@@ -34,7 +34,7 @@ def _reference(value: object) -> int:
     ],
 )
 def test_depth_of_shapes(value: object) -> None:
-    assert _depth(value) == _reference(value)
+    assert nesting_depth(value) == _reference(value)
 
 
 def test_depth_of_random_documents() -> None:
@@ -49,12 +49,12 @@ def test_depth_of_random_documents() -> None:
 
     for _ in range(3000):
         value = document(10)
-        assert _depth(value) == _reference(value)
+        assert nesting_depth(value) == _reference(value)
 
 
 def test_one_level_too_deep_is_never_accepted_by_the_fast_path() -> None:
     deep: object = 1
     for _ in range(MAX_DEPTH + 1):
         deep = [deep]
-    assert _depth(deep) == MAX_DEPTH + 1
+    assert nesting_depth(deep) == MAX_DEPTH + 1
     assert not schema_accepts({"plugin": {"x": deep}}, "plugin.schema.json")

@@ -290,3 +290,49 @@ def test_fast_path_and_full_path_agree_on_findings(tmp_path: Path) -> None:
     assert manifest is None
     assert [f.rule for f in findings] == ["unknown-key"]
     assert findings[0].field == "plugin.bogus"
+
+
+def test_the_root_schema_is_read_alike_by_both_drafts() -> None:
+    assert source.portability_problems(load_schema(ROOT_SCHEMA)) == []
+
+
+_2020 = "https://json-schema.org/draft/2020-12/schema"
+
+
+# Each schema is read more leniently by fastjsonschema (draft 7) than by jsonschema's 2020-12
+# validator: the document passes the first and not the second.
+@pytest.mark.parametrize(
+    ("schema", "doc"),
+    [
+        ({"dependentRequired": {"a": ["b"]}}, {"a": 1}),
+        ({"prefixItems": [{"type": "string"}]}, [1]),
+        ({"properties": {"a": {}}, "unevaluatedProperties": False}, {"a": 1, "b": 2}),
+        (
+            {"$defs": {"s": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/s", "maxLength": 1}}},
+            {"a": "xyz"},
+        ),
+        (
+            {"properties": {"a": {"properties": {"b": {"minContains": 2, "contains": {"const": 1}}}}}},
+            {"a": {"b": [1]}},
+        ),
+    ],
+    ids=["dependentRequired", "prefixItems", "unevaluatedProperties", "ref-sibling", "nested-minContains"],
+)
+def test_a_2020_12_schema_draft_7_reads_otherwise_never_takes_the_fast_path(
+    schema: dict[str, Any], doc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastjsonschema
+
+    schema = {"$schema": _2020, **schema}
+    fastjsonschema.compile(schema)(doc)  # draft 7 accepts: no exception
+    assert not jsonschema.Draft202012Validator(schema).is_valid(doc)
+    assert source.portability_problems(schema)
+    (tmp_path / ROOT_SCHEMA).write_text(json.dumps(schema), encoding="utf-8")
+    monkeypatch.setattr(source, "schema_path", lambda name: tmp_path / name)
+    source.compiled_schema.cache_clear()
+    try:
+        assert not schema_accepts(doc, ROOT_SCHEMA)  # so jsonschema decides
+        with pytest.raises(RuntimeError, match="cannot take the compiled fast path"):
+            source.generate_validator_module(ROOT_SCHEMA)  # and the generator refuses to write it
+    finally:
+        source.compiled_schema.cache_clear()

@@ -88,3 +88,21 @@ def test_deeply_nested_json_is_a_root_format_error(raw: bytes) -> None:
     answer with its named error, never crash with an unexpected exception."""
     with pytest.raises(root_module.RootFormatError, match="not valid root JSON"):
         Root.parse(raw)
+
+
+@pytest.mark.parametrize("depth", [100, 300, 5_000])
+def test_deeply_nested_values_inside_a_root_are_a_root_format_error(root_v1: bytes, depth: int) -> None:
+    """JSON that loads but nests deeply where the schema compares values (uniqueItems recurses into
+    nested arrays in jsonschema): a named refusal, never a RecursionError.  A CI check parses an
+    unsigned pull-request root to report on it, so this costs an attacker nothing."""
+    doc = json.loads(root_v1)
+    nested = "[" * depth + "]" * depth
+    raw = json.dumps(doc).encode()
+    revoked = (
+        '[{"keyid":"1CE9246EAF60D9A9","public_key":"x","revoked_in_version":1,"revoked_at":"x",'
+        f'"keep_prior_releases":true,"plugins":[{nested},{nested}]}}]'
+    )
+    raw = raw.replace(b'"revoked": []', b'"revoked": ' + revoked.encode())
+    assert revoked.encode() in raw
+    with pytest.raises(root_module.RootFormatError, match=r"levels deep|not valid root JSON|does not match"):
+        Root.parse(raw)
