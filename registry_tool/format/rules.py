@@ -41,9 +41,11 @@ LEAF_MAX = 64  # a tree node holding more plugins than this is a branch
 PLUGIN_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{1,63}")
 # Strict semver 2.0 (semver.org's recommended expression), build metadata allowed by the pattern;
 # ``is_version`` refuses '+' (ignored by precedence, so two 'different' versions could collide).
+# [0-9], not \d: Python's \d also matches other scripts' digits ("1\u0661.0.0"), which semver
+# libraries and the Go and Rust verifiers do not read as numbers.
 SEMVER_RE = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
 FILE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")

@@ -18,7 +18,8 @@ _SIZE_UNITS = {
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 # At most 18 integer digits: every accepted value fits a 64-bit integer, and a 400-digit string
 # cannot overflow float conversion.
-_NUMBER_UNIT = re.compile(r"^\s*(\d{1,18}(?:\.\d{1,9})?)\s*([A-Za-z]*)\s*$")
+# ASCII: \d and \s would also take other scripts' digits and spaces (which int() reads as numbers).
+_NUMBER_UNIT = re.compile(r"^\s*(\d{1,18}(?:\.\d{1,9})?)\s*([A-Za-z]*)\s*$", re.ASCII)
 
 
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: beyond any timeout or validity we accept

@@ -111,7 +111,7 @@ def _probe_versions(*texts: str) -> set[Version]:
 
     probes: set[Version] = set()
     for text in texts:
-        for m in re.finditer(r"\d+(?:\.\d+){0,2}(?:-[0-9A-Za-z.-]+)?", text):
+        for m in re.finditer(r"[0-9]+(?:\.[0-9]+){0,2}(?:-[0-9A-Za-z.-]+)?", text):
             try:
                 v = Version.coerce(m.group(0))
             except ValueError:

@@ -38,6 +38,8 @@ HOSTILE_NAMES = [
 HOSTILE_VERSIONS = [
     "1.0.0\n", "1.0.0 ", " 1.0.0", "1.0", "1", "01.0.0", "1.00.0", "v1.0.0", "1.0.0+build", "1.0.0-",
     "1.0.0-01", "1.0.0-a..b", "1.0.0/..", "../1.0.0", "", "\u0661.0.0",
+    # Other scripts' digits after an ASCII one, in a number or a pre-release part.
+    "1\u0661.0.0", "1.0.0-\u0661a", "1.0.0-a.\u0661", "1.0.1\uff10",
 ]  # fmt: skip
 HOSTILE_FILES = ["", ".", "..", "a/b", "a\\b", "a\n", "a\0b", "a b", "x" * 256, "é.wasm", "a.wasm\n"]
 HOSTILE_TIMES = [

@@ -38,7 +38,23 @@ def test_parse_size(text: str | int, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "MiB", "16 MeB", "-1", "16MiBs", "1e6", -5, True, "0x10"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "MiB",
+        "16 MeB",
+        "-1",
+        "16MiBs",
+        "1e6",
+        -5,
+        True,
+        "0x10",
+        "1\u0666MiB",
+        "\u0661\u0666",
+        "16\u2003MiB",
+    ],
+)
 def test_parse_size_rejects(bad: str | int) -> None:
     with pytest.raises(UnitError):
         parse_size(bad)
@@ -61,7 +77,7 @@ def test_parse_duration(text: str | float, expected: float) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["2", "2 sec", "s", "-2s", "2y", -1, False, "1h30m"])
+@pytest.mark.parametrize("bad", ["2", "2 sec", "s", "-2s", "2y", -1, False, "1h30m", "\u0662s", "2\u00a0s"])
 def test_parse_duration_rejects(bad: str | float) -> None:
     with pytest.raises(UnitError):
         parse_duration(bad)
