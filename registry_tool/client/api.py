@@ -116,6 +116,8 @@ from registry_tool.trust import Root, verify_release_signatures
 from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
 
 Clock = Callable[[], datetime]
+# The earliest time a second can be taken from (a root may name year 1 as its expiry).
+_FIRST_SECOND = datetime.min.replace(tzinfo=UTC) + timedelta(seconds=1)
 
 
 def _utcnow() -> datetime:
@@ -1098,13 +1100,16 @@ def _verify_installed_signatures(
     # The publication time judges only signatures by revoked keys: not parsed for a root that has none.
     published = parse_time_strict(entry.published_at) if entry.published_at and root.revoked else None
     where = f"{dest}/{entry.manifest}"  # not a Path: built for every installed plugin
+    # The clock inside the stored root's validity (an expired root still vouches for what it
+    # signed while valid); an expiry in year 1's first second has no second before it.
+    clock = min(now, root.expires - timedelta(seconds=1)) if root.expires > _FIRST_SECOND else root.expires
     try:
         verify_release_signatures(
             root,
             entry.name,
             checked.manifest,
             checked.signatures,
-            min(now, root.expires - timedelta(seconds=1)),
+            clock,
             published_at=published,
             where=where,
             # Read once (check_installed) from exactly these bytes, or recorded for their digest.

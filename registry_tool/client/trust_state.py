@@ -329,6 +329,7 @@ class ManifestFacts:
             KeyError,
             TypeError,
             ValueError,
+            OverflowError,  # int(inf): TOML has inf and nan floats
             AttributeError,
             RecursionError,  # the parser recurses into nested arrays and inline tables
         ) as e:
