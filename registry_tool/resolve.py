@@ -127,19 +127,28 @@ class Plan:
         """Names in dependency order (dependencies first); the graph is acyclic."""
         out: list[str] = []
         seen: set[str] = set()
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return
-            seen.add(name)
-            for dep in _followed(self.selected[name], self.selected.keys()):
-                if dep.name in self.selected:
-                    visit(dep.name)
-            out.append(name)
-
-        for name in sorted(self.selected):
-            visit(name)
+        # Depth first with an explicit stack: a chain of a thousand plugins is no RecursionError.
+        for start in sorted(self.selected):
+            if start in seen:
+                continue
+            seen.add(start)
+            stack = [(start, self._next(start))]
+            while stack:
+                name, deps = stack[-1]
+                for dep in deps:
+                    if dep not in seen:
+                        seen.add(dep)
+                        stack.append((dep, self._next(dep)))
+                        break
+                else:
+                    stack.pop()
+                    out.append(name)
         return out
+
+    def _next(self, name: str) -> Iterator[str]:
+        return (
+            d.name for d in _followed(self.selected[name], self.selected.keys()) if d.name in self.selected
+        )
 
     @property
     def permissions(self) -> frozenset[str]:
@@ -312,30 +321,33 @@ def _conflict(err: ResolutionImpossible, provider: _Provider) -> DependencyConfl
 
 
 def _cycle(selected: Mapping[str, Candidate]) -> list[str] | None:
+    """A dependency cycle among ``selected`` (its names, first repeated at the end), or None.
+
+    Depth first with an explicit stack (1: on the path, 2: done), so a long chain is no
+    RecursionError.
+    """
     state: dict[str, int] = {}
-    stack: list[str] = []
 
-    def visit(name: str) -> list[str] | None:
-        state[name] = 1
-        stack.append(name)
-        for dep in _followed(selected[name], selected.keys()):
-            if dep.name not in selected:
-                continue
-            if state.get(dep.name) == 1:
-                return [*stack[stack.index(dep.name) :], dep.name]
-            if dep.name not in state:
-                found = visit(dep.name)
-                if found:
-                    return found
-        stack.pop()
-        state[name] = 2
-        return None
+    def deps(name: str) -> Iterator[str]:
+        return (d.name for d in _followed(selected[name], selected.keys()) if d.name in selected)
 
-    for name in sorted(selected):
-        if name not in state:
-            found = visit(name)
-            if found:
-                return found
+    for start in sorted(selected):
+        if start in state:
+            continue
+        state[start] = 1
+        path, pending = [start], [deps(start)]
+        while pending:
+            for dep in pending[-1]:
+                if state.get(dep) == 1:
+                    return [*path[path.index(dep) :], dep]
+                if dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(deps(dep))
+                    break
+            else:
+                pending.pop()
+                state[path.pop()] = 2
     return None
 
 
@@ -377,6 +389,11 @@ def resolve(
             raise DependencyConflictError(
                 f"dependency resolution gave up after {max_rounds} rounds",
                 fix="pin the plugins you need exactly (name@1.2.3) to narrow the search",
+            ) from None
+        except RecursionError:  # the viability check walks dependency chains depth first
+            raise DependencyConflictError(
+                "the dependency graph nests too deeply to resolve (a chain of hundreds of plugins)",
+                fix="ask the registry's maintainers why a plugin needs such a chain; pin versions exactly",
             ) from None
         selected: dict[str, Candidate] = dict(result.mapping)
         # Installed plugins outside the plan keep their versions: their recorded edges must hold.

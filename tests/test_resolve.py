@@ -290,3 +290,37 @@ def test_installed_edge_broken_is_found_through_the_reverse_index() -> None:
     # An index that does not name the dependent misses the edge: the index is what is consulted.
     plan = resolve([Need("app")], index, matches, installed=installed, dependents=lambda n: set())
     assert plan.selected["lib"].version == "2.0.0"
+
+
+def _chain(n: int, *, loop: bool = False) -> TableIndex:
+    """p0000 -> p0001 -> ... -> p{n-1} (and back to p0000 with ``loop``): what a hostile index can publish."""
+    names = [f"p{i:04d}" for i in range(n)]
+    table = {}
+    for i, name in enumerate(names):
+        nxt = names[i + 1] if i + 1 < n else (names[0] if loop else None)
+        table[name] = [rel(name, "1.0.0", *([f"{nxt}@^1"] if nxt else []))]
+    return TableIndex(table)
+
+
+@pytest.mark.parametrize("n", [200, 700, 3000])
+def test_a_long_dependency_chain_is_resolved_or_refused_by_name_never_a_recursion_error(n: int) -> None:
+    try:
+        plan = resolve([Need("p0000")], _chain(n), matches)
+    except DependencyConflictError as err:
+        assert "nests too deeply" in err.what or "gave up" in err.what
+        return
+    assert len(plan.selected) == n
+    order = plan.order()
+    assert order[0] == f"p{n - 1:04d}" and order[-1] == "p0000"
+
+
+def test_order_and_cycle_check_walk_long_chains_without_recursion() -> None:
+    from registry_tool.resolve import Plan, _cycle
+
+    n = 5000
+    selected = {name: releases[0] for name, releases in _chain(n).table.items()}
+    assert _cycle(selected) is None
+    assert Plan(selected, {}).order() == [f"p{i:04d}" for i in reversed(range(n))]
+    looped = {name: releases[0] for name, releases in _chain(n, loop=True).table.items()}
+    found = _cycle(looped)
+    assert found is not None and found[0] == found[-1] == "p0000" and len(found) == n + 1

@@ -197,11 +197,23 @@ class MetaCache:
             return None
         path = self.directory / pin.sha256
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(pin.size + 1)
+            # Never through a link, never waiting on a FIFO planted in the state folder.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None
-        if pin.matches(data):
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            data = b""
+            while regular and len(data) <= pin.size:  # one byte over the pin shows a longer file
+                chunk = os.read(fd, pin.size + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if regular and pin.matches(data):
             return data
         with contextlib.suppress(OSError):
             path.unlink()

@@ -385,7 +385,8 @@ def _read_file_url(url: str, max_size: int, *, missing_ok: bool) -> bytes | None
 def _read_file_url(url: str, max_size: int, *, missing_ok: bool = False) -> bytes | None:
     path = _file_url_path(url)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put in a file:// registry (a shared folder) must not hang the client.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         if missing_ok:
             return None
@@ -398,6 +399,12 @@ def _read_file_url(url: str, max_size: int, *, missing_ok: bool = False) -> byte
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise NotFoundError(f"{url} is a directory", fix="check the registry path")
+        if not stat.S_ISREG(info.st_mode):
+            raise FetchError(
+                f"{url} is not a regular file (a FIFO, socket or device)",
+                fix="serve the registry's files as regular files",
+            )
+        os.set_blocking(fd, True)
         if info.st_size > max_size:
             raise _size_differs(url, max_size, info.st_size)
         # One read of the size fstat gave, plus one byte: a short read is the end of a regular file

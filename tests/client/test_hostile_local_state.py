@@ -1,25 +1,52 @@
 """Attack: local state a client trusts (its state folder, an installed plugin.toml re-pinned in the
-lockfile) rewritten into values that once crashed ``client verify`` with a traceback.
+lockfile, a file:// registry in a shared folder) rewritten into values that once crashed or hung
+the client.
 
 Each must end in the client's named refusal (a finding, or a ``RegistryToolError``), never an
-OverflowError from a year-1 expiry or an infinite TOML float.
+OverflowError from a year-1 expiry or an infinite TOML float, never a wait on a planted FIFO.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from registry_tool.client import load_plugin_bytes, verify_installed
-from registry_tool.client.errors import MalformedRegistryError
+from registry_tool.client import Registry, load_plugin_bytes, trust, verify_installed
+from registry_tool.client.errors import FetchError, MalformedRegistryError
 from registry_tool.client.store import StateStore
 from registry_tool.client.trust_state import ManifestFacts
 from registry_tool.errors import RegistryToolError
 from tests.world.lockfile import read_lock, write_lock
 
-from .client_world import World
+from .client_world import NOW, World
+
+
+def _returns(action: Callable[[], Any]) -> Any:
+    """``action()``'s result or exception, failing the test if it blocks (a FIFO opened for reading
+    waits for a writer forever; 60 s is not a race with anything)."""
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["value"] = action()
+        except BaseException as err:  # handed to the test thread
+            done["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "blocked on a planted FIFO"
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
 
 
 @pytest.fixture
@@ -61,3 +88,24 @@ def test_an_infinite_number_in_a_repinned_manifest_is_refused_by_name(
     assert not verify_installed(installed.plugins, state_dir=installed.state_dir).ok
     with pytest.raises(RegistryToolError):
         load_plugin_bytes(installed.plugins, "alpha")
+
+
+def test_a_fifo_planted_in_the_metadata_cache_is_skipped_not_waited_on(installed: World) -> None:
+    cache = installed.state_dir / "cache"
+    top = json.loads((installed.site / "registry.json").read_bytes())
+    planted = cache / top["catalog"]["sha256"]
+    planted.unlink(missing_ok=True)
+    os.mkfifo(planted)
+    hits = _returns(lambda: installed.open().search("alpha"))
+    assert [h.name for h in hits] == ["alpha"]
+
+
+def test_a_fifo_in_a_file_registry_is_refused_not_waited_on(world: World, tmp_path: Path) -> None:
+    url = world.site.as_uri() + "/"
+    state = tmp_path / "state"
+    root = (world.site / "root" / "1.root.json").read_bytes()
+    trust(url, root_bytes=root, state_dir=state, clock=lambda: NOW)
+    (world.site / "registry.json").unlink()
+    os.mkfifo(world.site / "registry.json")
+    with pytest.raises(FetchError, match="not a regular file"):
+        _returns(lambda: Registry.open(url, state_dir=state, clock=lambda: NOW + timedelta(minutes=5)))
