@@ -33,7 +33,9 @@ Signature = tuple[list[str], list[str]]
 
 class _Reader:
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self.data, self.pos, self.end = data, pos, len(data) if end is None else end
+        # A declared size past the end of the bytes stops at the end (a custom section's size
+        # is not checked by anything before this reader).
+        self.data, self.pos, self.end = data, pos, len(data) if end is None else min(end, len(data))
 
     def byte(self) -> int:
         if self.pos >= self.end:
@@ -226,29 +228,71 @@ def export_signature(data: bytes, export: str) -> Signature | None:
 
 
 def _defined_minimums(data: bytes, sections: dict[int, tuple[int, int]]) -> tuple[int, int]:
-    """Initial sizes of the memories (bytes) and tables (elements) the module defines itself."""
+    """Initial sizes of the memories (bytes) and tables (elements) the module defines itself.
+
+    Raises ``ValueError`` on an encoding it does not know: the sizes are checked against the
+    registry's limits, so a module whose sizes cannot be read is refused, never passed as 0.
+    """
     memory = table = 0
-    try:
-        if _SECTION_TABLE in sections:
-            reader = _Reader(data, *sections[_SECTION_TABLE])
-            for _ in range(reader.uleb()):
-                reader.valtype()
-                table = max(table, _limits(reader)[0])
-        if _SECTION_MEMORY in sections:
-            reader = _Reader(data, *sections[_SECTION_MEMORY])
-            for _ in range(reader.uleb()):
-                minimum, page = _limits(reader)
-                memory = max(memory, minimum * page)
-    except (ValueError, IndexError):
-        pass  # wasmtime accepted the module; a parse gap here only skips an extra check
+    if _SECTION_TABLE in sections:
+        reader = _Reader(data, *sections[_SECTION_TABLE])
+        for _ in range(reader.uleb()):
+            # function-references: 0x40 0x00 reftype limits init-expr (a table with an initializer)
+            initialized = reader.pos < reader.end and data[reader.pos] == 0x40
+            if initialized and reader.byte() == 0x40 and reader.byte() != 0x00:
+                raise ValueError("unknown table encoding")
+            reader.valtype()
+            table = max(table, _limits(reader, memory=False)[0])
+            if initialized:
+                _skip_const_expr(reader)
+        if reader.pos != reader.end:
+            raise ValueError("table section has bytes after its tables")
+    if _SECTION_MEMORY in sections:
+        reader = _Reader(data, *sections[_SECTION_MEMORY])
+        for _ in range(reader.uleb()):
+            minimum, page = _limits(reader)
+            memory = max(memory, minimum * page)
+        if reader.pos != reader.end:
+            raise ValueError("memory section has bytes after its memories")
     return memory, table
 
 
-def _limits(reader: _Reader) -> tuple[int, int]:
+def _limits(reader: _Reader, *, memory: bool = True) -> tuple[int, int]:
     """(minimum, page size) of a limits record; the page size matters for memories only."""
     flags = reader.byte()
+    if flags & ~0x0F:
+        raise ValueError(f"unknown limits flags 0x{flags:02x}")
     minimum = reader.uleb()
     if flags & 0x01:
         reader.uleb()
-    page = 1 << reader.uleb() if flags & 0x08 else WASM_PAGE  # custom-page-sizes: log2 follows
-    return minimum, page
+    if not flags & 0x08:
+        return minimum, WASM_PAGE
+    log2 = reader.uleb()  # custom-page-sizes: the page size's log2 follows (0 or 16 today)
+    if not memory or log2 > 16:
+        raise ValueError("unknown page size")
+    return minimum, 1 << log2
+
+
+# Immediates of the instructions a constant expression may hold (opcode -> how to skip them):
+# the numeric constants, global.get, ref.null/ref.func and extended-const arithmetic.
+_CONST_ULEB = {0x41, 0x42, 0x23, 0xD0, 0xD2}  # i32/i64.const (a signed LEB reads as long), global.get, ref.*
+_CONST_FIXED = {0x43: 4, 0x44: 8}  # f32.const, f64.const
+_CONST_BARE = {0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E}  # i32/i64 add, sub, mul (extended-const)
+_MAX_CONST_EXPR = 4096  # instructions: a table's initializer is one or a few
+
+
+def _skip_const_expr(reader: _Reader) -> None:
+    """Move past a constant expression up to its ``end``; anything else is a ``ValueError``."""
+    for _ in range(_MAX_CONST_EXPR):
+        op = reader.byte()
+        if op == 0x0B:
+            return
+        if op in _CONST_ULEB:
+            reader.uleb()
+        elif op in _CONST_FIXED:
+            if reader.pos + _CONST_FIXED[op] > reader.end:
+                raise ValueError("unexpected end of section")
+            reader.pos += _CONST_FIXED[op]
+        elif op not in _CONST_BARE:
+            raise ValueError(f"unsupported instruction 0x{op:02x} in a table initializer")
+    raise ValueError("table initializer too long")

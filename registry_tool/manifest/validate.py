@@ -359,7 +359,15 @@ def _check_artifact(ctx: _Ctx) -> None:
         return
     size = _plain_file_size(release, file)
     if size is None:  # a link, a subfolder or no such file: follow every link and decide
-        target = (release / file).resolve()
+        target = _resolve(release, file)
+        if target is None:
+            ctx.add(
+                "artifact-path",
+                f"artifact.file {file!r} cannot be resolved (a symlink loop, or a name too long)",
+                "artifact.file",
+                _PATH_FIX,
+            )
+            return
         if not target.is_relative_to(release):
             ctx.add(
                 "artifact-path",
@@ -369,7 +377,7 @@ def _check_artifact(ctx: _Ctx) -> None:
                 _PATH_FIX,
             )
             return
-        if not target.is_file():
+        if not _is_file(target):
             ctx.add(
                 "artifact-missing",
                 f"artifact.file {file!r} does not exist in {display_path(m.release_dir)}",
@@ -426,6 +434,24 @@ def _check_module_bytes(ctx: _Ctx, file: str, size: int, cap: int | None, data: 
 
 
 _PATH_FIX = "use a plain relative file name inside the release directory, e.g. 'plugin.wasm'"
+
+
+def _resolve(release: Path, name: str) -> Path | None:
+    """``release/name`` with every link followed; None when it cannot be (a loop, ENAMETOOLONG).
+
+    A pull request can commit a symlink loop: Python 3.11's ``resolve`` raises RuntimeError for it.
+    """
+    try:
+        return (release / name).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _is_file(target: Path) -> bool:
+    try:
+        return target.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _plain_file_size(release: Path, file: str) -> int | None:
@@ -769,10 +795,17 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
     if _CONTROL.search(name):
         ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
         return
-    target = (release / name).resolve()
-    if PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
+    target = _resolve(release, name)
+    if target is None:
+        ctx.add(
+            "test-spec",
+            f"{field_} {name!r} cannot be resolved (a symlink loop, or a name too long)",
+            field_,
+            _PATH_FIX,
+        )
+    elif PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)
-    elif not target.is_file():
+    elif not _is_file(target):
         ctx.add("test-spec", f"{field_} {name!r} does not exist", field_, "add the file or fix its name")
 
 

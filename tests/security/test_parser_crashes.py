@@ -115,6 +115,23 @@ def test_nul_in_artifact_file_is_a_finding(tmp_path: Path) -> None:
     assert _rules(_release(tmp_path, file='"m\\u0000.wasm"'))
 
 
+def test_artifact_file_naming_a_symlink_loop_is_a_finding(tmp_path: Path) -> None:
+    """A pull request can commit a link to itself: Python 3.11's resolve() raises RuntimeError."""
+    release = _release(tmp_path, file='"loop.wasm"')
+    (release / "loop.wasm").symlink_to("loop.wasm")
+    assert "artifact-path" in _rules(release)
+
+
+@pytest.mark.parametrize("name", ["tests/loop", "a" * 300, "tests/" + "b" * 300 + "/in.bin"])
+def test_test_input_file_loop_or_overlong_name_is_a_finding(tmp_path: Path, name: str) -> None:
+    release = _release(tmp_path)
+    (release / "tests").mkdir()
+    (release / "tests" / "loop").symlink_to("loop")
+    text = (release / "plugin.toml").read_text()
+    (release / "plugin.toml").write_text(text.replace('call = "add"', f'call = "add"\ninput_file = "{name}"'))
+    assert "test-spec" in _rules(release)
+
+
 def test_manifest_integer_beyond_python_digit_limit_is_a_finding(tmp_path: Path) -> None:
     release = _release(tmp_path, memory=HUGE_INT)
     assert "toml-syntax" in _rules(release)
