@@ -156,6 +156,21 @@ class Plan:
         return frozenset(p for c in self.selected.values() for p in c.permissions)
 
 
+@dataclass
+class _Check:
+    """One release on ``_Provider._viable``'s stack.
+
+    Its dependencies left, and for the one being checked, its allowed releases and how many of
+    them were found not viable.
+    """
+
+    candidate: Candidate
+    deps: Iterator[Dependency]
+    dep: Dependency | None = None
+    allowed: list[Candidate] = field(default_factory=list)
+    tried: int = 0
+
+
 def _followed(candidate: Candidate, present: Container[str]) -> Iterator[Dependency]:
     """Required dependencies, and optional ones whose plugin is present."""
     for dep in candidate.dependencies:
@@ -255,27 +270,54 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
 
         Such a release can never be in a plan; pruning it here keeps resolvelib from
         backtracking through every combination above it (seconds for a deep 50-plugin graph).
+        Transitively: a release all of whose matches are ruled out is ruled out too, and a cycle
+        counts as viable while it is being checked (``_cycle`` refuses it later).  Depth first
+        with an explicit stack: a chain of thousands of plugins is no RecursionError.
         """
         key = (c.name, c.version)
-        if key not in self._viable_cache:
-            self._viable_cache[key] = True
-            for dep in _followed(c, self.present):
+        if key in self._viable_cache:
+            return self._viable_cache[key]
+        self._viable_cache[key] = True
+        stack = [_Check(c, _followed(c, self.present))]
+        while stack:
+            check = stack[-1]
+            if check.dep is None:  # the next dependency of check.candidate
+                dep = next(check.deps, None)
+                if dep is None:
+                    stack.pop()  # every dependency has a viable match: stays viable
+                    continue
                 try:
                     pool = self.releases(dep.name)
                 except UnknownPluginError:
-                    self._rule_out(c, f"{c} needs {dep.name}, which is not in the registry", None)
-                    break
-                need = Need(dep.name, dep.range, parent=c)
-                allowed = [r for r in pool if self._allowed(r, [need])]
-                # Transitively: a release all of whose matches are ruled out is ruled out too
-                # (a cycle counts as viable while it is being checked; _cycle refuses it later).
-                if any(self._viable(r) for r in allowed):
+                    self._rule_out(
+                        check.candidate,
+                        f"{check.candidate} needs {dep.name}, which is not in the registry",
+                        None,
+                    )
+                    stack.pop()
                     continue
-                via = max(allowed, key=lambda r: Version(r.version)) if allowed else None
-                range_ = dep.range or "(any version)"
-                why = f"{c} needs {dep.name} {range_}" + ("" if via else ", which no usable release matches")
-                self._rule_out(c, why, via)
-                break
+                need = Need(dep.name, dep.range, parent=check.candidate)
+                check.dep, check.allowed, check.tried = dep, [r for r in pool if self._allowed(r, [need])], 0
+            # The allowed releases in order, until one is viable (a finished check left its verdict).
+            while check.tried < len(check.allowed):
+                match = check.allowed[check.tried]
+                known = self._viable_cache.get((match.name, match.version))
+                if known is None:
+                    self._viable_cache[(match.name, match.version)] = True
+                    stack.append(_Check(match, _followed(match, self.present)))
+                    break
+                if known:
+                    check.dep = None
+                    break
+                check.tried += 1
+            else:
+                via = max(check.allowed, key=lambda r: Version(r.version)) if check.allowed else None
+                range_ = check.dep.range or "(any version)"
+                why = f"{check.candidate} needs {check.dep.name} {range_}" + (
+                    "" if via else ", which no usable release matches"
+                )
+                self._rule_out(check.candidate, why, via)
+                stack.pop()
         return self._viable_cache[key]
 
     def _rule_out(self, c: Candidate, why: str, via: Candidate | None) -> None:
@@ -389,11 +431,6 @@ def resolve(
             raise DependencyConflictError(
                 f"dependency resolution gave up after {max_rounds} rounds",
                 fix="pin the plugins you need exactly (name@1.2.3) to narrow the search",
-            ) from None
-        except RecursionError:  # the viability check walks dependency chains depth first
-            raise DependencyConflictError(
-                "the dependency graph nests too deeply to resolve (a chain of hundreds of plugins)",
-                fix="ask the registry's maintainers why a plugin needs such a chain; pin versions exactly",
             ) from None
         selected: dict[str, Candidate] = dict(result.mapping)
         # Installed plugins outside the plan keep their versions: their recorded edges must hold.

@@ -306,8 +306,8 @@ def _chain(n: int, *, loop: bool = False) -> TableIndex:
 def test_a_long_dependency_chain_is_resolved_or_refused_by_name_never_a_recursion_error(n: int) -> None:
     try:
         plan = resolve([Need("p0000")], _chain(n), matches)
-    except DependencyConflictError as err:
-        assert "nests too deeply" in err.what or "gave up" in err.what
+    except DependencyConflictError as err:  # resolvelib takes a round per plugin
+        assert n > 2000 and "gave up after 2000 rounds" in err.what
         return
     assert len(plan.selected) == n
     order = plan.order()
