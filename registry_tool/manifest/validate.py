@@ -760,6 +760,17 @@ def _check_tests(ctx: _Ctx) -> None:
             ctx.add(
                 "test-spec", f"{prefix} sets both args and {inputs[0]}", f"{prefix}.args", "use one of them"
             )
+        if isinstance(raw.get("expect_regex"), str):
+            # The smoke worker compares with re.search: a pattern it cannot compile is a manifest error.
+            try:
+                re.compile(raw["expect_regex"])
+            except (re.error, RecursionError, OverflowError) as err:
+                ctx.add(
+                    "test-spec",
+                    f"{prefix}.expect_regex is not a valid Python regular expression ({err})"[:300],
+                    f"{prefix}.expect_regex",
+                    "fix the pattern (Python re syntax; escape literal metacharacters)",
+                )
         for key, abis in ABI_ONLY_TEST_KEYS.items():
             if key in raw and m.abi not in abis:
                 ctx.add(

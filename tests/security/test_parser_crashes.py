@@ -132,6 +132,16 @@ def test_test_input_file_loop_or_overlong_name_is_a_finding(tmp_path: Path, name
     assert "test-spec" in _rules(release)
 
 
+@pytest.mark.parametrize("pattern", ["(?<=a+)b", "(unclosed", "a{2,1}", "x**"])
+def test_an_expect_regex_python_cannot_compile_is_a_finding(tmp_path: Path, pattern: str) -> None:
+    """Else validate passes it and the smoke run reports a crashed engine for the manifest's typo."""
+    release = _release(tmp_path)
+    text = (release / "plugin.toml").read_text().replace("expect = [3]", f"expect_regex = '{pattern}'")
+    (release / "plugin.toml").write_text(text.replace("args = [1, 2]", 'input = "x"'))
+    result = validate_release(release, load_registry_config(CONFIG))
+    assert any(f.rule == "test-spec" and "expect_regex" in f.message for f in result.findings)
+
+
 def test_manifest_integer_beyond_python_digit_limit_is_a_finding(tmp_path: Path) -> None:
     release = _release(tmp_path, memory=HUGE_INT)
     assert "toml-syntax" in _rules(release)
