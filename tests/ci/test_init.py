@@ -62,9 +62,7 @@ def test_init_prints_exact_next_steps(tmp_path: Path) -> None:
     assert "gh secret set REGISTRY_INDEX_KEY < " + str(tmp_path / "reg.keys" / "index.key") in out
     assert "Settings > Pages > Build and deployment > Source: GitHub Actions" in out
     assert "REGISTRY_INDEX_KEY" in (tmp_path / "reg" / "README.md").read_text()
-    again = subprocess.run(
-        [*TOOL, "init", str(tmp_path / "reg")], capture_output=True, text=True
-    )
+    again = subprocess.run([*TOOL, "init", str(tmp_path / "reg")], capture_output=True, text=True)
     assert again.returncode == 2 and "not empty" in again.stderr
 
 
