@@ -1580,6 +1580,21 @@ def document_cases() -> None:
         "malformed",
         op="validate_email",
     )
+
+    def other_digits(name: str, doc: Json) -> None:
+        # "1.1.1" and ARABIC-INDIC DIGIT ZERO: 1.1.10 to a Unicode-aware \d
+        if name == "validate_email":
+            doc["versions"]["1.1.1\u0660"] = doc["versions"].pop("1.1.0")
+
+    attack(
+        "doc-version-other-digits",
+        "malformed",
+        "a version key with another script's digit (U+0660), which Unicode-aware \\d matches",
+        "doc-other-digits-version",
+        Site(doc_edit=other_digits),
+        "malformed",
+        op="validate_email",
+    )
     attack(
         "doc-yanked-not-object",
         "malformed",
