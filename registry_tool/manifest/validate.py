@@ -55,7 +55,14 @@ _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "site"}
 
 def display_path(path: Path) -> str:
     """Paths in findings are relative to the working directory when possible (GitHub needs that)."""
-    return _display_resolved(path.resolve(), str(path))
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a link loop (RuntimeError on Python 3.11): the link's own place
+        try:
+            resolved = path.parent.resolve() / path.name
+        except (OSError, RuntimeError):
+            return str(path)
+    return _display_resolved(resolved, str(path))
 
 
 def _display_resolved(resolved: Path, fallback: str) -> str:
@@ -988,14 +995,28 @@ def find_releases(path: Path) -> list[Path]:
 
 
 def find_symlinked_dirs(path: Path) -> list[Path]:
-    """Directories below ``path`` that are symbolic links (release discovery never follows them)."""
+    """Directories below ``path`` that are symbolic links (release discovery never follows them).
+
+    A link that leads nowhere (dangling, or a loop such as ``2.0.0 -> 2.0.0``) is listed too:
+    os.walk counts it as a file, and the build refuses every link under plugins/.
+    """
     if not path.is_dir():
         return []
     found: list[Path] = []
-    for root, dirs, _ in os.walk(path, followlinks=False):
+    for root, dirs, files in os.walk(path, followlinks=False):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
         found.extend(Path(root) / d for d in dirs if (Path(root) / d).is_symlink())
+        found.extend(
+            Path(root) / f for f in files if (Path(root) / f).is_symlink() and not _exists(Path(root) / f)
+        )
     return sorted(found)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, RuntimeError):  # a loop: RuntimeError on Python 3.11's pathlib
+        return False
 
 
 def _symlink_result(link: Path) -> CheckResult:

@@ -181,6 +181,21 @@ def test_symlinked_release_dir_is_reported_not_skipped(cli: object, tmp_path: Pa
     assert finding["rule"] == "symlink" and "is a symbolic link" in finding["message"]
 
 
+@pytest.mark.parametrize("target", ["1.1.0", "nowhere"], ids=["self-loop", "dangling"])
+def test_a_release_dir_link_leading_nowhere_is_reported_not_skipped(
+    cli: object, tmp_path: Path, target: str
+) -> None:
+    """os.walk counts a link to itself or to nothing as a file: it must still be reported."""
+    index = tmp_path / "index"
+    real = release(index / "plugins" / "example", "1.0.0")
+    (index / "registry.toml").write_text(CONFIG.read_text())
+    (real.parent / "1.1.0").symlink_to(target)
+    result = run(cli, "validate", str(index), "--format", "json")
+    assert result.exit_code == 1
+    findings = [f for r in json.loads(result.stdout)["results"] for f in r["findings"]]
+    assert any(f["rule"] == "symlink" and "1.1.0" in f["message"] for f in findings)
+
+
 def test_sarif_format_carries_rule_and_line(cli: object, tmp_path: Path) -> None:
     bad = release(tmp_path, file="/abs/module.wasm")
     result = run(cli, "validate", str(bad), "--config", str(CONFIG), "--format", "sarif")
