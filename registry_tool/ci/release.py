@@ -202,16 +202,15 @@ class NewRelease:
             return
         artifact = self.doc.get("artifact", {})
         file = artifact.get("file") if isinstance(artifact, dict) else None
-        wasm = self.dir / file if isinstance(file, str) else None
-        if wasm is None or not wasm.is_file() or wasm.is_symlink():
+        data = _artifact_bytes(self.dir, self.doc, self.config)
+        if data is None:
             self.add(
                 "artifact-digest",
-                f"the artifact {file!r} is missing",
+                f"the artifact {file!r} is missing (or not a regular file inside the release folder)",
                 field="artifact.file",
                 fix="commit the .wasm file named by [artifact] file",
             )
             return
-        data = wasm.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if artifact.get("sha256") != digest:
             self.add(
@@ -531,12 +530,40 @@ def _granted(doc: dict[str, Any]) -> set[str]:
 
 
 def _imports(release_dir: Path, doc: dict[str, Any], config: RegistryConfig) -> set[tuple[str, str]]:
+    data = _artifact_bytes(release_dir, doc, config)
+    if data is None:
+        return set()  # validate and the digest step refuse the release
+    info = inspect_wasm(data, config.features)
+    return {(i.module, i.name) for i in info.imports}
+
+
+# Read cap when registry.toml sets no limits.max.module_size (validate then has no size rule).
+_MODULE_READ_CAP = 1 << 30
+
+
+def _artifact_bytes(release_dir: Path, doc: dict[str, Any], config: RegistryConfig) -> bytes | None:
+    """The bytes of ``[artifact] file`` when it names a regular file inside the release folder.
+
+    plugin.toml comes from the pull request: "/proc/self/environ", "../../x", a link, a device
+    or a name too long must never make the checker read (or hash, or crash on) a file of the
+    runner.  None for all of those; validate reports the path itself.
+    """
+    from registry_tool._files import read_bounded
+
     artifact = doc.get("artifact", {})
     file = artifact.get("file") if isinstance(artifact, dict) else None
-    if not isinstance(file, str) or not (release_dir / file).is_file():
-        return set()
-    info = inspect_wasm((release_dir / file).read_bytes(), config.features)
-    return {(i.module, i.name) for i in info.imports}
+    if not isinstance(file, str) or not file or PurePosixPath(file).is_absolute():
+        return None
+    try:
+        base = release_dir.resolve()
+        target = (base / file).resolve()
+        if not target.is_relative_to(base) or (base / file).is_symlink():
+            return None
+        cap = config.max_limits.module_size or _MODULE_READ_CAP
+        # No link followed at the last step, no wait on a FIFO, nothing but a regular file.
+        return read_bounded(target, cap, "module", follow_symlinks=False)
+    except (OSError, RuntimeError, ValueError, RegistryToolError):
+        return None
 
 
 def _is_signature_of(rel: str, signed: set[str]) -> bool:
