@@ -37,7 +37,7 @@ __all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pul
 
 # What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
 # signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
-from registry_tool.format.rules import is_yank_file, root_number
+from registry_tool.format.rules import is_yank_file, root_file_version, root_number
 
 MAX_CONFIG_BYTES = 1 << 20  # registry.toml is a few KiB; a link to /dev/zero must not be read
 
@@ -412,6 +412,25 @@ class _IndexCheck:
                         file=change.path,
                         line=1,
                         fix="never edit a published root version; add the next version N+1 instead",
+                    )
+                )
+            elif (
+                change.path not in published
+                and version is not None
+                and root_file_version(name) is None  # a signature of a version above the base's
+                and not (self.repo.root / root_dir / f"{version}.root.json").is_file()
+            ):
+                # Merged alone, it would sit among the files of root version N before N exists and
+                # break (or be read into) the owners' real N later.
+                result.findings.append(
+                    Finding(
+                        rule="root-signature",
+                        message=f"{change.path} signs root version {version}, which this pull request "
+                        "does not add",
+                        file=change.path,
+                        line=1,
+                        fix=f"add {version}.root.json with its signatures in one pull request, or remove "
+                        "the file",
                     )
                 )
             if change.path in published:

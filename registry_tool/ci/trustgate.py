@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from registry_tool._files import read_bounded
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
-from registry_tool.format import root_file_version
+from registry_tool.format import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES, root_file_version
 from registry_tool.report import Finding, Severity
 from registry_tool.signing.release import read_signatures, signature_paths
 from registry_tool.trust.root import (
@@ -139,7 +140,7 @@ class TrustGate:
             path = head_root_dir / f"{version}.root.json"
             rel = f"{root_rel}/{version}.root.json"
             try:
-                nxt = verify_root_step(current, path.read_bytes(), read_signatures(path), where=rel)
+                nxt = verify_root_step(current, _read_root(path), _read_root_signatures(path), where=rel)
             except RegistryToolError as err:
                 change.findings.append(
                     Finding(
@@ -155,7 +156,7 @@ class TrustGate:
                 )
                 change.summary = f"root {self.root.version} -> {version} (INVALID)"
                 try:  # still say what the rejected version would change, for the reviewers
-                    proposed = Root.parse(path.read_bytes(), where=rel)
+                    proposed = Root.parse(_read_root(path), where=rel)
                     change.summary += ": " + _describe(current, proposed)
                 except RegistryToolError:
                     pass
@@ -186,6 +187,23 @@ class TrustGate:
             )
         )
         return change
+
+
+def _read_root(path: Path) -> bytes:
+    """A pull request's root file: a regular file, never through a link, at most MAX_ROOT_BYTES.
+
+    A directory or a gitlink named ``3.root.json`` is an UnreadableFileError (a finding), not a crash.
+    """
+    return read_bounded(path, MAX_ROOT_BYTES, "root metadata", follow_symlinks=False)
+
+
+def _read_root_signatures(path: Path) -> list[str]:
+    return [
+        read_bounded(p, MAX_SIGNATURE_BYTES, "signature", follow_symlinks=False).decode(
+            "utf-8", "surrogateescape"
+        )
+        for p in signature_paths(path)
+    ]
 
 
 def _verify_chain(base: Path, versions: list[int], root_dir: str) -> Root:
