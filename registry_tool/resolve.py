@@ -432,6 +432,14 @@ def resolve(
                 f"dependency resolution gave up after {max_rounds} rounds",
                 fix="pin the plugins you need exactly (name@1.2.3) to narrow the search",
             ) from None
+        except RecursionError:
+            # resolvelib (1.2) walks back to the root without a visited set: after backing out of
+            # a branch that holds a dependency cycle, that walk never ends.
+            raise DependencyCycleError(
+                "dependency resolution met a dependency cycle it could not back out of",
+                fix="plugins are loaded in dependency order, so a cycle cannot be installed; "
+                "pin versions exactly, or ask the maintainers to break the cycle",
+            ) from None
         selected: dict[str, Candidate] = dict(result.mapping)
         # Installed plugins outside the plan keep their versions: their recorded edges must hold.
         owners = (

@@ -324,3 +324,17 @@ def test_order_and_cycle_check_walk_long_chains_without_recursion() -> None:
     looped = {name: releases[0] for name, releases in _chain(n, loop=True).table.items()}
     found = _cycle(looped)
     assert found is not None and found[0] == found[-1] == "p0000" and len(found) == n + 1
+
+
+def test_a_cycle_behind_a_backed_out_branch_is_a_named_refusal() -> None:
+    """resolvelib's walk back to the root has no visited set: after the search backs out of a
+    branch holding a cycle (c 3.0.0 -> b -> a -> b), it recursed until RecursionError."""
+    index = TableIndex(
+        {
+            "c": [rel("c", "3.0.0", "b"), rel("c", "0.2.0")],
+            "b": [rel("b", "1.0.0", "c@<3.0.0", "a")],
+            "a": [rel("a", "1.0.0", "b")],
+        }
+    )
+    with pytest.raises((DependencyCycleError, DependencyConflictError)):
+        resolve([Need("c")], index, matches)

@@ -23,7 +23,7 @@ from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError
 from registry_tool.client.trust_state import required_dependencies
 from registry_tool.errors import UsageError
 from registry_tool.format import Release
-from registry_tool.manifest.binary import module_interface
+from registry_tool.manifest.binary import module_imports as binary_imports
 from registry_tool.manifest.config import Limits, Permission, import_allowed
 from registry_tool.manifest.errors import WasmInspectionError
 from registry_tool.manifest.model import Manifest, parse_manifest
@@ -94,7 +94,7 @@ def module_imports(release: Release, wasm: bytes) -> tuple[tuple[str, str], ...]
     try:
         if is_component(wasm):
             return tuple((i.module, i.name) for i in _component_imports(release, wasm))
-        return tuple((imp.module, imp.name) for imp, _ in module_interface(wasm).imports)
+        return tuple((imp.module, imp.name) for imp in binary_imports(wasm))
     except (WasmInspectionError, ValueError, IndexError, UnicodeDecodeError) as err:
         raise MalformedRegistryError(
             f"the module of {release.name} {release.version} cannot be read ({err})"[:600],

@@ -156,6 +156,16 @@ def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
     return found
 
 
+def module_imports(data: bytes) -> list[Import]:
+    """A core module's import section alone.
+
+    The client checks imports against permissions and needs nothing else, so no other section's
+    encoding can make it refuse a release.  Raises ``ValueError``/``IndexError`` on bytes it cannot read.
+    """
+    sections = _sections(data)
+    return _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+
+
 @dataclass(frozen=True)
 class Interface:
     """What a (validated) core module imports and exports, read from its bytes."""
@@ -278,6 +288,17 @@ def _limits(reader: _Reader, *, memory: bool = True) -> tuple[int, int]:
 _CONST_ULEB = {0x41, 0x42, 0x23, 0xD0, 0xD2}  # i32/i64.const (a signed LEB reads as long), global.get, ref.*
 _CONST_FIXED = {0x43: 4, 0x44: 8}  # f32.const, f64.const
 _CONST_BARE = {0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E}  # i32/i64 add, sub, mul (extended-const)
+# GC (0xFB prefix, LEB sub-opcode): the constant ones and how many LEB immediates they take.
+_CONST_GC = {
+    0x00: 1,  # struct.new typeidx
+    0x01: 1,  # struct.new_default typeidx
+    0x06: 1,  # array.new typeidx
+    0x07: 1,  # array.new_default typeidx
+    0x08: 2,  # array.new_fixed typeidx n
+    0x1A: 0,  # any.convert_extern
+    0x1B: 0,  # extern.convert_any
+    0x1C: 0,  # ref.i31
+}
 _MAX_CONST_EXPR = 4096  # instructions: a table's initializer is one or a few
 
 
@@ -289,10 +310,17 @@ def _skip_const_expr(reader: _Reader) -> None:
             return
         if op in _CONST_ULEB:
             reader.uleb()
-        elif op in _CONST_FIXED:
-            if reader.pos + _CONST_FIXED[op] > reader.end:
+        elif op in _CONST_FIXED or (op == 0xFD and reader.uleb() == 0x0C):  # 0xFD 0x0C: v128.const
+            width = _CONST_FIXED.get(op, 16)
+            if reader.pos + width > reader.end:
                 raise ValueError("unexpected end of section")
-            reader.pos += _CONST_FIXED[op]
+            reader.pos += width
+        elif op == 0xFB:
+            sub = reader.uleb()
+            if sub not in _CONST_GC:
+                raise ValueError(f"unsupported instruction 0xfb {sub} in a table initializer")
+            for _ in range(_CONST_GC[sub]):
+                reader.uleb()
         elif op not in _CONST_BARE:
             raise ValueError(f"unsupported instruction 0x{op:02x} in a table initializer")
     raise ValueError("table initializer too long")

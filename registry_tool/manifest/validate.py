@@ -1006,6 +1006,7 @@ def find_symlinked_dirs(path: Path) -> list[Path]:
     for root, dirs, files in os.walk(path, followlinks=False):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
         found.extend(Path(root) / d for d in dirs if (Path(root) / d).is_symlink())
+        files = [f for f in files if f not in _SKIP_DIRS and not f.startswith(".")]
         found.extend(
             Path(root) / f for f in files if (Path(root) / f).is_symlink() and not _exists(Path(root) / f)
         )

@@ -36,6 +36,15 @@ def _module(wat: str) -> bytes:
             11,
             PAGE,
         ),
+        # GC constant expressions (wasmtime turns GC on by default)
+        ("(module (table 13 i31ref (ref.i31 (i32.const 7))) (memory 3))", 13, 3 * PAGE),
+        ("(module (table 5 anyref (any.convert_extern (ref.null extern))))", 5, 0),
+        (
+            "(module (table 6 externref"
+            " (extern.convert_any (ref.i31 (i32.add (i32.const 1) (i32.const 2))))))",
+            6,
+            0,
+        ),
     ],
 )
 def test_tables_with_initializers_are_read_with_their_real_sizes(wat: str, table: int, memory: int) -> None:
@@ -81,3 +90,15 @@ def test_inspect_refuses_a_module_whose_sizes_it_cannot_read(monkeypatch: pytest
     monkeypatch.setattr(binary, "_CONST_ULEB", frozenset())  # as if ref.func were unknown
     with pytest.raises(WasmInspectionError, match="cannot read the module"):
         inspect_wasm(data)
+
+
+def test_the_clients_import_list_reads_the_import_section_alone() -> None:
+    """A signed module whose table section our reader does not know still lists its imports."""
+    from registry_tool.manifest.binary import module_imports
+
+    imports = bytes([2, 9]) + b"\x01\x03env\x01f\x00\x00"
+    tables = bytes([4, 9]) + b"\x01\x40\x00\x70\x00\x01\x10\x00\x0b"  # initializer: call 0
+    data = b"\0asm\x01\0\0\0" + imports + tables
+    assert [(i.module, i.name) for i in module_imports(data)] == [("env", "f")]
+    with pytest.raises(ValueError):
+        module_interface(data)

@@ -204,3 +204,15 @@ def test_sarif_format_carries_rule_and_line(cli: object, tmp_path: Path) -> None
     hit = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "artifact-path")
     assert hit["level"] == "error"
     assert hit["locations"][0]["physicalLocation"]["region"]["startLine"] == 11
+
+
+def test_a_dangling_link_in_a_skipped_folder_name_is_not_reported(cli: object, tmp_path: Path) -> None:
+    """.venv, node_modules and dot names are skipped as folders; so are links by those names."""
+    index = tmp_path / "index"
+    release(index / "plugins" / "example", "1.0.0")
+    (index / "registry.toml").write_text(CONFIG.read_text())
+    (index / ".venv").symlink_to("/nonexistent")
+    (index / "node_modules").symlink_to("/nonexistent")
+    result = run(cli, "validate", str(index), "--format", "json")
+    findings = [f for r in json.loads(result.stdout)["results"] for f in r["findings"]]
+    assert not [f for f in findings if f["rule"] == "symlink"], findings
