@@ -220,7 +220,12 @@ class _IndexCheck:
         root_changes: list[Change] = []
         config_changes: list[Change] = []
         index_level = CheckResult(subject=f"{self.index or '.'} (index files)")
+        scope = [self.index] if self.index else ["plugins", "root", "registry.toml"]
+        links = self.repo.gitlinks("HEAD", scope)
         for change in changes:
+            if change.path in links and change.kind is not ChangeKind.deleted:
+                index_level.findings.append(self._gitlink(change))
+                continue
             parts = PurePosixPath(change.path[len(self.prefix) :]).parts
             if len(parts) >= 4 and parts[0] == "plugins":
                 releases[ReleaseKey(parts[1], parts[2])].append(change)
@@ -271,6 +276,16 @@ class _IndexCheck:
             line=change.line,
             fix=f"put plugin files under {self.path('plugins', '<name>', '<version>')}/ and send other "
             "changes in a separate pull request for the registry maintainers",
+        )
+
+    def _gitlink(self, change: Change) -> Finding:
+        return Finding(
+            rule="unexpected-file",
+            message=f"{change.path} is a git submodule (gitlink): a recursive checkout would put another "
+            "repository's files there, unchecked",
+            file=change.path,
+            line=1,
+            fix="commit the files themselves; the index holds no submodules",
         )
 
     def _index_replaced(self, change: Change) -> Finding:

@@ -176,6 +176,29 @@ class GitRepo:
         )
         return sorted(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)
 
+    def gitlinks(self, ref: str, pathspecs: list[str]) -> set[str]:
+        """Submodule entries (mode 160000, "gitlinks") under ``pathspecs`` at ``ref``.
+
+        The working tree shows one as an empty folder, so only git's own modes reveal it.
+        """
+        out = self.git(
+            "-c",
+            "core.quotepath=off",
+            "ls-tree",
+            "-r",
+            "-z",
+            ref,
+            "--",
+            *pathspecs,
+            what=f"cannot list the tree at {ref}",
+        )
+        found: set[str] = set()
+        for entry in out.split(b"\0"):
+            meta, _, path = entry.partition(b"\t")
+            if meta.startswith(b"160000 "):
+                found.add(path.decode("utf-8", "surrogateescape"))
+        return found
+
     def list_dirs(self, ref: str, directory: str) -> list[str]:
         """Names of the immediate subdirectories of ``directory`` at ``ref``."""
         out = self.git(
