@@ -33,7 +33,7 @@ from typing import Any
 import platformdirs
 from semantic_version import Version
 
-from registry_tool._files import MiB, private_dir
+from registry_tool._files import MiB, private_dir, read_bounded_if_exists
 from registry_tool.client.errors import (
     DigestMismatchError,
     FetchError,
@@ -197,23 +197,14 @@ class MetaCache:
             return None
         path = self.directory / pin.sha256
         try:
-            # Never through a link, never waiting on a FIFO planted in the state folder.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            # A regular file of at most the pinned size; never through a link, never waiting on a
+            # FIFO planted in the state folder (anything else is dropped like a mismatch).
+            data = read_bounded_if_exists(path, pin.size, "cached document", follow_symlinks=False)
+        except RegistryToolError:
             data = b""
-            while regular and len(data) <= pin.size:  # one byte over the pin shows a longer file
-                chunk = os.read(fd, pin.size + 1 - len(data))
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
+        if data is None:
             return None
-        finally:
-            os.close(fd)
-        if regular and pin.matches(data):
+        if pin.matches(data):
             return data
         with contextlib.suppress(OSError):
             path.unlink()
