@@ -209,19 +209,18 @@ class _IndexCheck:
         return self.prefix + "/".join(parts)
 
     def run(self) -> list[CheckResult]:
+        # An index at the repository root shares it with README, .github/...: look only at its parts.
+        scope = [self.index] if self.index else ["plugins", "root", "registry.toml"]
         if self.options.full:
             head = self.repo.list_files("HEAD", self.path("plugins"))
             changes = [Change(p, ChangeKind.added) for p in head]
         else:
-            # An index at the repository root shares it with README, .github/...: look only at its parts.
-            scope = [self.index] if self.index else ["plugins", "root", "registry.toml"]
             changes = self.repo.changes(self.base, scope)
         releases: dict[ReleaseKey, list[Change]] = defaultdict(list)
         root_changes: list[Change] = []
         config_changes: list[Change] = []
         index_level = CheckResult(subject=f"{self.index or '.'} (index files)")
-        scope = [self.index] if self.index else ["plugins", "root", "registry.toml"]
-        links = self.repo.gitlinks("HEAD", scope)
+        links = self.repo.gitlinks("HEAD", scope)  # the working tree shows a submodule as a folder
         for change in changes:
             if change.path in links and change.kind is not ChangeKind.deleted:
                 index_level.findings.append(self._gitlink(change))
