@@ -162,42 +162,29 @@ class GitRepo:
 
     def list_files(self, ref: str, directory: str) -> list[str]:
         """Every file under ``directory`` at ``ref`` (recursive, repo-relative paths)."""
-        out = self.git(
-            "-c",
-            "core.quotepath=off",
-            "ls-tree",
-            "-r",
-            "-z",
-            "--name-only",
-            ref,
-            "--",
-            directory.rstrip("/") + "/",
-            what=f"cannot list {directory} at {ref}",
+        entries = self._ls_tree(
+            ref, [directory.rstrip("/") + "/"], "--name-only", what=f"cannot list {directory} at {ref}"
         )
-        return sorted(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)
+        return sorted(p.decode("utf-8", "surrogateescape") for p in entries)
 
     def gitlinks(self, ref: str, pathspecs: list[str]) -> set[str]:
         """Submodule entries (mode 160000, "gitlinks") under ``pathspecs`` at ``ref``.
 
         The working tree shows one as an empty folder, so only git's own modes reveal it.
         """
-        out = self.git(
-            "-c",
-            "core.quotepath=off",
-            "ls-tree",
-            "-r",
-            "-z",
-            ref,
-            "--",
-            *pathspecs,
-            what=f"cannot list the tree at {ref}",
-        )
         found: set[str] = set()
-        for entry in out.split(b"\0"):
+        for entry in self._ls_tree(ref, pathspecs, what=f"cannot list the tree at {ref}"):
             meta, _, path = entry.partition(b"\t")
             if meta.startswith(b"160000 "):
                 found.add(path.decode("utf-8", "surrogateescape"))
         return found
+
+    def _ls_tree(self, ref: str, pathspecs: list[str], *options: str, what: str) -> list[bytes]:
+        """``git ls-tree -r`` entries under ``pathspecs`` at ``ref`` (paths unquoted, NUL-separated)."""
+        out = self.git(
+            "-c", "core.quotepath=off", "ls-tree", "-r", "-z", *options, ref, "--", *pathspecs, what=what
+        )
+        return [entry for entry in out.split(b"\0") if entry]
 
     def list_dirs(self, ref: str, directory: str) -> list[str]:
         """Names of the immediate subdirectories of ``directory`` at ``ref``."""
