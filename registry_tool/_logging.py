@@ -23,7 +23,7 @@ class _OneLine(logging.Formatter):
     """Each record on one line, control characters escaped (URLs and names come from servers)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from registry_tool.report import printable
+        from registry_tool.errors import printable
 
         return printable(super().format(record))
 

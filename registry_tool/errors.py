@@ -9,6 +9,7 @@ failed (an unexpected exception: a bug to report, never a verdict on the input).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -18,6 +19,31 @@ EXIT_INTERNAL = 3
 
 # The rule id of a finding that stands for a crash of the tool rather than a verdict.
 INTERNAL_ERROR_RULE = "internal-error"
+
+# Controls (C0 incl. CR/LF/tab, DEL, C1), line/paragraph separators, bidi marks and overrides,
+# zero-width and invisible format characters, and lone surrogates (non-UTF-8 file names decoded with
+# surrogateescape, which no output stream can encode): messages embed strings a pull request, a
+# module, a maintainer or a server controls (file names, test names, yank reasons, HTTP headers),
+# and one message is one line, so none of these may reach a terminal or a CI log as themselves.
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def hidden_characters(value: str, allow: str = "") -> list[str]:
+    """The distinct characters of ``value`` that ``printable`` escapes (but those in ``allow``), escaped.
+
+    Text a maintainer publishes (a description, a yank reason) is refused with these: shown, each
+    would be an escape at best and a terminal or log injection at worst.
+    """
+    return [printable(c) for c in sorted(set(_UNPRINTABLE.findall(value))) if c not in allow]
+
+
+def printable(value: str) -> str:
+    r"""``value`` on one line, every control, bidi or invisible character shown as an escape (``\x1b``)."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", value
+    )
 
 
 @dataclass(frozen=True)
@@ -68,13 +94,17 @@ class RegistryToolError(Exception):
         self.fix = fix
 
     def diagnostics(self) -> str:
-        """A one-paragraph, human-readable explanation: what, where, how to fix."""
+        """A one-paragraph, human-readable explanation: what, where, how to fix.
+
+        Made ``printable``: the parts quote file names, yank reasons, server headers and other
+        untrusted text, and every caller prints this paragraph to a terminal or a log.
+        """
         text = self.what.rstrip(".") + "."
         if self.where and str(self.where):
             text = f"{self.where}: {text}"
         if self.fix:
             text += f" Fix: {self.fix.rstrip('.')}."
-        return text
+        return printable(text)
 
     def __str__(self) -> str:
         """The one-paragraph diagnostics."""

@@ -27,6 +27,7 @@ from registry_tool.errors import (
     INTERNAL_ERROR_RULE,
     Location,
     RegistryToolError,
+    printable,
 )
 
 JSON_FORMAT_VERSION = 1
@@ -250,22 +251,6 @@ def view_for(command: str) -> View:
 
 # --------------------------------------------------------------------------- text
 
-# Controls (C0 incl. CR/LF/tab, DEL, C1), line/paragraph separators, bidi overrides and lone surrogates
-# (non-UTF-8 file names decoded with surrogateescape, which no output stream can encode): messages embed
-# strings a pull request or a module controls (file names, import names, test names), and one finding
-# is one line, so none of these may reach a terminal or a CI log as themselves.
-_UNPRINTABLE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
-
-
-def printable(value: str) -> str:
-    r"""``value`` on one line with every control or bidi character shown as an escape (``\x1b``)."""
-    return _UNPRINTABLE.sub(
-        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", value
-    )
-
-
 # A line of the text report: (text, colour) parts; the colour is rich's style name, or None.
 _Line = list[tuple[str, str | None]]
 _SEVERITY_COLOURS = {Severity.error: "red", Severity.warning: "yellow", Severity.notice: "cyan"}
@@ -335,10 +320,32 @@ def render_text(report: Report, out: TextIO) -> None:
 # --------------------------------------------------------------------------- json
 
 
+def json_text(document: Any) -> str:
+    r"""A report document as JSON text, indented, keys sorted, every string well-formed Unicode.
+
+    A file name that is not UTF-8 reaches a report as lone surrogates (``surrogateescape``); JSON
+    can only carry them as ``\udcff`` escapes, which strict parsers refuse and JavaScript turns
+    into U+FFFD, so they are written as the text report shows them (the ``printable`` escape).
+    """
+    return json.dumps(_well_formed(document), indent=2, sort_keys=True) + "\n"
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _well_formed(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub(lambda m: printable(m[0]), value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_well_formed(v) for v in value]
+    return value
+
+
 def render_json(report: Report, out: TextIO) -> None:
     """The stable JSON document, indented, keys sorted."""
-    json.dump(report.to_json(), out, indent=2, sort_keys=True)
-    out.write("\n")
+    out.write(json_text(report.to_json()))
 
 
 # --------------------------------------------------------------------------- github
@@ -372,13 +379,32 @@ def github_annotation(finding: Finding, subject: str) -> str:
 
 
 # Untrusted text in a Markdown cell: no table breaks, no HTML (comments hide the rest), no links or images.
+# Markdown that shows untrusted text as text: no links or images (brackets and the backslash that
+# could un-escape them), no raw HTML or entities, no table breaks, no * or ~ emphasis (an intra-word
+# _ never emphasises, and names hold it), and no autolinks
+# (GitHub links a bare ``https://`` or ``www.`` by itself: that colon and that dot become entities).
 _MD_ESCAPES = str.maketrans(
-    {"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "`": "'", "[": "\\[", "]": "\\]"}
+    {
+        "\\": "\\\\",
+        "&": "&amp;",
+        "|": "\\|",
+        "<": "&lt;",
+        ">": "&gt;",
+        "\n": " ",
+        "\r": " ",
+        "`": "'",
+        "[": "\\[",
+        "]": "\\]",
+        "*": "\\*",
+        "~": "\\~",
+    }
 )
+_MD_AUTOLINK = re.compile(r"(?<=www)\.|:(?=//)", re.IGNORECASE)
 
 
-def _md_cell(value: str) -> str:
-    return printable(value.translate(_MD_ESCAPES))
+def md_text(value: object) -> str:
+    """Untrusted text made inert in GitHub Markdown (a table cell, a list item, a heading)."""
+    return printable(_MD_AUTOLINK.sub(lambda m: f"&#{ord(m[0])};", str(value).translate(_MD_ESCAPES)))
 
 
 def _md_code(value: str) -> str:
@@ -407,9 +433,7 @@ def markdown_summary(report: Report) -> str:
     problems = [(r, f) for r, f in report.findings()]
     if problems:
         lines += ["", "<details><summary>Findings</summary>", ""]
-        lines += [
-            f"- **{f.severity.value}** {_md_code(r.subject)}: {_md_cell(f.text())}" for r, f in problems
-        ]
+        lines += [f"- **{f.severity.value}** {_md_code(r.subject)}: {md_text(f.text())}" for r, f in problems]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -510,8 +534,7 @@ def render_sarif(report: Report, out: TextIO) -> None:
     """The SARIF document, indented, keys sorted."""
     from registry_tool import __version__
 
-    json.dump(to_sarif(report, __version__), out, indent=2, sort_keys=True)
-    out.write("\n")
+    out.write(json_text(to_sarif(report, __version__)))
 
 
 RENDERERS: dict[OutputFormat, Callable[[Report, TextIO], None]] = {

@@ -72,6 +72,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "name-mismatch": (_E, "The plugins/<name>/ directory disagrees with the manifest's name."),
             "version-mismatch": (_E, "The plugins/<name>/<version>/ directory disagrees with the manifest."),
             "spdx": (_E, "plugin.license is not a valid SPDX expression of known identifiers."),
+            "text-field": (
+                _E,
+                "A description or author holds control, bidi or invisible characters, or a "
+                "homepage/repository URL characters outside printable ASCII.",
+            ),
             "abi-not-allowed": (_E, "plugin.abi is not in registry.toml [abis].allowed."),
             "host-range": (
                 _E,

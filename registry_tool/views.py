@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from registry_tool.report import CheckResult, Report, View, printable
+from registry_tool.report import CheckResult, Report, View, md_text
 
 #: A failing test shows at most this many lines of each of its streams in the text report.
 OUTPUT_LINES = 20
@@ -210,7 +210,9 @@ def _search_lines(result: CheckResult) -> list[str]:
 
 def _info_lines(result: CheckResult) -> list[str]:
     r = result.data
-    flags = f"  YANKED: {r['yanked']}" if r.get("yanked") else ""
+    yanked = r.get("yanked")
+    reason = yanked.get("reason") if isinstance(yanked, dict) else yanked
+    flags = f"  YANKED: {reason}" if yanked else ""
     wasm = r.get("wasm") or {}
     return [
         f"{r.get('name')} {r.get('version')}  abi {r.get('abi')}, host {r.get('host') or 'any'}, "
@@ -220,7 +222,8 @@ def _info_lines(result: CheckResult) -> list[str]:
 
 
 def _installed_lines(result: CheckResult) -> list[str]:
-    return [_entry_line("installed", result.data)]
+    # A failed install's result (its error as a finding) names no release.
+    return [_entry_line("installed", result.data)] if "name" in result.data else []
 
 
 def _install_header(report: Report) -> list[str]:
@@ -264,14 +267,7 @@ def _removed_lines(result: CheckResult) -> list[str]:
     return [f"removed {result.data.get('name')} {result.data.get('version')}"]
 
 
-_ESCAPES = str.maketrans(
-    {"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "`": "'", "[": "\\[", "]": "\\]"}
-)
-
-
-def md(value: object) -> str:
-    """Untrusted text made inert inside a Markdown table cell."""
-    return printable(str(value).translate(_ESCAPES))
+md = md_text  # the one Markdown escape (report.py), under the name the views use
 
 
 def kib(value: int | None) -> str:

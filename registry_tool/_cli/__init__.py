@@ -23,7 +23,7 @@ import typer
 from typer.exceptions import TyperException
 
 from registry_tool import __version__
-from registry_tool.errors import EXIT_INTERNAL, INTERNAL_ERROR_RULE, RegistryToolError, UsageError
+from registry_tool.errors import EXIT_INTERNAL, INTERNAL_ERROR_RULE, RegistryToolError, UsageError, printable
 from registry_tool.report import CheckResult, Finding, OutputFormat, Report, render
 
 P = ParamSpec("P")
@@ -177,14 +177,14 @@ def internal_message(command: str, err: BaseException) -> str:
 
 def _short(err: BaseException) -> str:
     """The exception's message on one line, cut short (a RecursionError's can be huge)."""
-    text = " ".join(str(err).split())
+    text = " ".join(printable(str(err)).split())
     return text[:300] + ("…" if len(text) > 300 else "")
 
 
 def _write(report: Report, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.text:
         for notice in report.notices:
-            typer.echo(f"note: {notice}", err=True)
+            typer.echo(f"note: {printable(notice)}", err=True)  # notices quote yank reasons, server text
     render(report, fmt, sys.stdout)
     sys.stdout.flush()
 

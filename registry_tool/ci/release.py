@@ -20,7 +20,7 @@ from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate
-from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
 from registry_tool.manifest.model import parse_manifest
@@ -500,6 +500,17 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
                 line=src.line_of("yank") or 1,
                 field="yank.reason",
                 fix='say why, e.g. reason = "CVE-2026-1234: ..."',
+            )
+        )
+    elif hidden := hidden_characters(table["reason"], "\n\t"):
+        findings.append(
+            Finding(
+                rule="yank-invalid",
+                message=f"yank.reason holds control, bidi or invisible characters ({', '.join(hidden)})",
+                file=yank_rel,
+                line=src.line_of("yank.reason") or 1,
+                field="yank.reason",
+                fix="remove them: every client shows the reason when it refuses the release",
             )
         )
     verdict = gate.verify_release(yank, yank_rel, key.name, key.version)

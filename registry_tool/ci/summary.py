@@ -8,7 +8,6 @@ no HTML, no links a contributor could smuggle into the maintainers' view.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,6 +16,7 @@ from registry_tool.report import (
     OutputFormat,
     Report,
     Severity,
+    json_text,
     markdown_summary,
     render,
     to_sarif,
@@ -98,7 +98,7 @@ def write_outputs(
 
     details = release_details(report)
     if sarif_file is not None:
-        sarif_file.write_text(json.dumps(to_sarif(report, __version__), indent=2, sort_keys=True) + "\n")
+        sarif_file.write_text(json_text(to_sarif(report, __version__)), encoding="utf-8")
     if summary_file is not None:
         with summary_file.open("a", encoding="utf-8") as fh:
             fh.write(markdown_summary(report) + "\n" + details)

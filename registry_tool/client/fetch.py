@@ -249,7 +249,8 @@ class HttpFetcher:
                         target_origin = None
                     if target_origin != start:
                         raise RedirectRefusedError(
-                            f"refusing redirect from {current} to {target}: another origin or scheme",
+                            f"refusing redirect from {current} to {_quoted(target)}: another origin or "
+                            "scheme",
                             fix="serve the registry's files from one origin, or list the other "
                             "location as a mirror",
                         )
@@ -314,7 +315,7 @@ class HttpFetcher:
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise FetchError(
-                f"{url} was sent with Content-Encoding '{encoding}' although identity was asked for",
+                f"{url} was sent with Content-Encoding {_quoted(encoding)} although identity was asked for",
                 fix="serve the registry's files uncompressed",
             )
         declared = response.headers.get("Content-Length")
@@ -524,3 +525,8 @@ class Sources:
                 raise _too_large(url, MAX_SIGNATURE_SIZE, f"the fetcher returned {len(data)} bytes")
             found[name] = data
         return found
+
+
+def _quoted(header: str) -> str:
+    """A header value a server chose, quoted and cut short for a message (never shown as itself)."""
+    return repr(header[:200] + ("…" if len(header) > 200 else ""))

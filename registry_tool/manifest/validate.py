@@ -17,7 +17,7 @@ from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from registry_tool.errors import UsageError
+from registry_tool.errors import UsageError, hidden_characters, printable
 from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest import spdx
 from registry_tool.manifest.abi import (
@@ -140,6 +140,7 @@ def _check_metadata(ctx: _Ctx) -> None:
                 f"move the release to plugins/{m.name}/{m.version}/ or fix the version",
             )
     _check_license(ctx)
+    _check_text(ctx)
     if m.abi not in cfg.allowed_abis:
         ctx.add(
             "abi-not-allowed",
@@ -168,6 +169,38 @@ def _check_metadata(ctx: _Ctx) -> None:
             f"limits.{name}",
             f"lower it to at most {_fmt_limit(name, cap)}",
         )
+
+
+# A published URL: printable ASCII only (an internationalised host as punycode, so a look-alike
+# letter cannot pose as another host), and none of the characters that end a URL in text or HTML.
+_URL_CHARS = re.compile(r"[!#-&(-;=?-\[\]_a-z~]+")  # no IGNORECASE: it matches U+212A (Kelvin) as k
+
+
+def _check_text(ctx: _Ctx) -> None:
+    """Text every client, catalog and CI summary shows: no control, bidi or invisible characters.
+
+    (Keywords have a pattern in the schema.)
+    """
+    m = ctx.manifest
+    fields: list[tuple[str, str, str]] = [("plugin.description", m.description, "\n\t")]
+    fields += [(f"plugin.authors[{i}]", author, "") for i, author in enumerate(m.authors)]
+    for field_, value, allow in fields:
+        if hidden := hidden_characters(value, allow):
+            ctx.add(
+                "text-field",
+                f"{field_} holds control, bidi or invisible characters ({', '.join(hidden)})",
+                field_.split("[")[0],
+                "remove them: clients, the catalog and CI summaries would show them as escapes",
+            )
+    for field_, url in (("plugin.homepage", m.homepage), ("plugin.repository", m.repository)):
+        if url is not None and _URL_CHARS.fullmatch(url) is None:
+            ctx.add(
+                "text-field",
+                f"{field_} {printable(url)!r} holds characters a URL cannot: spaces, quotes, <>, "
+                "controls or non-ASCII letters",
+                field_,
+                "write the URL percent-encoded, an internationalised host name as punycode (xn--)",
+            )
 
 
 def _check_dependencies(ctx: _Ctx) -> None:

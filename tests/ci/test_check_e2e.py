@@ -592,3 +592,13 @@ def test_permission_smuggled_through_a_dependency_is_an_escalation(index_repo: I
     smuggled = [f for f in alpha.findings if f.rule == "permission-escalation"]
     assert smuggled and "'keys' to a dependency" in smuggled[0].message
     assert smuggled[0].severity is Severity.error and not report.ok
+
+
+def test_yank_reason_with_terminal_escapes_fails(index_repo: IndexRepo) -> None:
+    # Every client prints the reason when it refuses the release: no escape, bidi or zero-width.
+    reason = "CVE-1\\u001b]52;c;eA==\\u0007\\u202e"  # TOML escapes
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice, reason=reason)
+    index_repo.commit()
+    (bad,) = [f for f in errors(index_repo.check()) if f.rule == "yank-invalid"]
+    assert "characters (\\x07, \\x1b, \\u202e)" in bad.message
+    assert bad.field == "yank.reason" and bad.file == f"{A}/1.0.0/yank.toml"

@@ -213,3 +213,27 @@ def test_no_connection_in_time_is_an_outage_not_an_attack() -> None:
     assert not isinstance(err.value, SlowRetrievalError)
     with pytest.raises(SlowRetrievalError, match="did not answer in time"):
         HttpFetcher(session=_Stalled(requests.ReadTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
+
+
+def test_hostile_redirect_location_is_quoted_and_cut_short(server) -> None:
+    # A server's Location reaches the error paragraph: never as itself, never 5,000 characters long.
+    server.redirect("/x", "http://other.example/\x1b]8;;https://evil.example/\x07CLICK\x1b[2J" + "y" * 5000)
+    with pytest.raises(RedirectRefusedError) as caught:
+        HttpFetcher(FAST).fetch(server.url + "x", max_size=10)
+    text = caught.value.diagnostics()
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]8" in text and len(text) < 1000
+
+
+def test_hostile_content_encoding_is_quoted_and_escaped(server, site_dir: Path) -> None:
+    def hook(h: Any) -> None:
+        h.send_response(200)
+        h.send_header("Content-Encoding", "br\x1b]52;c;eA==\x07")
+        h.send_header("Content-Length", "1")
+        h.end_headers()
+        h.wfile.write(b"0")
+
+    server.hooks["/z"] = hook
+    with pytest.raises(FetchError) as caught:
+        HttpFetcher(FAST).fetch(server.url + "z", max_size=100)
+    text = caught.value.diagnostics()
+    assert "\x1b" not in text and "Content-Encoding 'br\\x1b]52" in text
