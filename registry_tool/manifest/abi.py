@@ -211,16 +211,80 @@ class LinkDecision:
         return self.how is not None
 
 
-def link_import(abi: str, module: str, name: str, kind: str, allowed: bool) -> LinkDecision:
+_I32, _I64 = "i32", "i64"
+_TWO_I32 = (
+    "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "fd_fdstat_get",
+    "fd_fdstat_set_flags", "fd_filestat_get", "fd_prestat_get", "fd_renumber", "fd_tell", "random_get",
+    "sock_shutdown",
+)  # fmt: skip
+_THREE_I32 = (
+    "fd_prestat_dir_name", "path_create_directory", "path_remove_directory", "path_unlink_file",
+    "sock_accept",
+)  # fmt: skip
+#: WASI preview 1 (``wasi_snapshot_preview1``): every function and its (params, results), as
+#: wasmtime defines them (a test compares each with wasmtime's own linker).
+WASI_FUNCTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingProxyType(
+    {
+        **dict.fromkeys(_TWO_I32, ((_I32, _I32), (_I32,))),
+        **dict.fromkeys(("fd_close", "fd_datasync", "fd_sync", "proc_raise"), ((_I32,), (_I32,))),
+        **dict.fromkeys(_THREE_I32, ((_I32, _I32, _I32), (_I32,))),
+        "clock_time_get": ((_I32, _I64, _I32), (_I32,)),
+        "fd_advise": ((_I32, _I64, _I64, _I32), (_I32,)),
+        "fd_allocate": ((_I32, _I64, _I64), (_I32,)),
+        "fd_fdstat_set_rights": ((_I32, _I64, _I64), (_I32,)),
+        "fd_filestat_set_size": ((_I32, _I64), (_I32,)),
+        "fd_filestat_set_times": ((_I32, _I64, _I64, _I32), (_I32,)),
+        "fd_pread": ((_I32, _I32, _I32, _I64, _I32), (_I32,)),
+        "fd_pwrite": ((_I32, _I32, _I32, _I64, _I32), (_I32,)),
+        "fd_read": ((_I32, _I32, _I32, _I32), (_I32,)),
+        "fd_readdir": ((_I32, _I32, _I32, _I64, _I32), (_I32,)),
+        "fd_seek": ((_I32, _I64, _I32, _I32), (_I32,)),
+        "fd_write": ((_I32, _I32, _I32, _I32), (_I32,)),
+        "path_filestat_get": ((_I32, _I32, _I32, _I32, _I32), (_I32,)),
+        "path_filestat_set_times": ((_I32, _I32, _I32, _I32, _I64, _I64, _I32), (_I32,)),
+        "path_link": ((_I32, _I32, _I32, _I32, _I32, _I32, _I32), (_I32,)),
+        "path_open": ((_I32, _I32, _I32, _I32, _I32, _I64, _I64, _I32, _I32), (_I32,)),
+        "path_readlink": ((_I32, _I32, _I32, _I32, _I32, _I32), (_I32,)),
+        "path_rename": ((_I32, _I32, _I32, _I32, _I32, _I32), (_I32,)),
+        "path_symlink": ((_I32, _I32, _I32, _I32, _I32), (_I32,)),
+        "poll_oneoff": ((_I32, _I32, _I32, _I32), (_I32,)),
+        "proc_exit": ((_I32,), ()),
+        "sched_yield": ((), (_I32,)),
+        "sock_recv": ((_I32, _I32, _I32, _I32, _I32, _I32), (_I32,)),
+        "sock_send": ((_I32, _I32, _I32, _I32, _I32), (_I32,)),
+    }
+)
+
+
+def _signature(types: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    return f"({', '.join(types[0])}) -> ({', '.join(types[1])})"
+
+
+def link_import(
+    abi: str,
+    module: str,
+    name: str,
+    kind: str,
+    allowed: bool,
+    signature: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+) -> LinkDecision:
     """The one answer to "can a module of ``abi`` link this import, and to what".
 
     ``allowed`` is the registry's verdict (ABI patterns and permissions,
-    ``RegistryConfig.import_allowed`` / ``ImportPolicy.allowed``).
+    ``RegistryConfig.import_allowed`` / ``ImportPolicy.allowed``); ``signature`` the import's
+    (params, results) when known: a WASI function imported with another type links in no host.
     """
     if not allowed:
         return LinkDecision(None, "neither the ABI nor a granted permission allows it")
     spec = ABI_SPECS.get(abi)
     if module == WASI:
+        wasi = WASI_FUNCTIONS.get(name)
+        if kind != "func" or wasi is None:
+            return LinkDecision(None, f"{WASI} has no {kind} called {name!r} (docs/sandbox.md)")
+        if signature is not None and signature != wasi:
+            return LinkDecision(
+                None, f"it is imported as {_signature(signature)}, WASI defines {_signature(wasi)}"
+            )
         return LinkDecision("wasi")
     if spec is not None and module in spec.host_modules:
         names = spec.host_modules[module]

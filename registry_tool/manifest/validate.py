@@ -556,9 +556,12 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
     for imp in info.imports:
         if (imp.module, imp.name) in seen:
             continue  # a module may import one name twice (two types): one finding is enough
-        seen.add((imp.module, imp.name))
         allowed = cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name)
-        decision = link_import(m.abi, imp.module, imp.name, imp.kind, allowed)
+        signature = (imp.params, imp.results) if imp.kind == "func" else None
+        decision = link_import(m.abi, imp.module, imp.name, imp.kind, allowed, signature)
+        if decision.linked:
+            continue  # a second import of the name (another type) is still checked
+        seen.add((imp.module, imp.name))
         if decision.linked:
             continue
         perm = cfg.granting_permission(imp.module, imp.name)

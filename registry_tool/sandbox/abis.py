@@ -23,6 +23,7 @@ from registry_tool.manifest.abi import (
     ABI_SPECS,
     EXTISM_ENV,
     EXTISM_LOG_LEVELS,
+    WASI_FUNCTIONS,
 )
 from registry_tool.manifest.abi import (
     WASI as ABI_WASI,
@@ -72,7 +73,7 @@ class Exports:
         if known is not None:
             return known
         ty = func.type(self.store)
-        return [_type_name(k) for k in ty.params], [_type_name(k) for k in ty.results]
+        return [type_name(k) for k in ty.params], [type_name(k) for k in ty.results]
 
 
 Signature = tuple[list[str], list[str]]
@@ -283,7 +284,8 @@ _ARGUMENTS_KEPT = 4096
 _VALS: dict[str, Callable[[Any], wasmtime.Val]] = {name: getattr(wasmtime.Val, name) for name in _NUMERIC}
 
 
-def _type_name(kind: wasmtime.ValType) -> str:
+def type_name(kind: wasmtime.ValType) -> str:
+    """A value type's name (i32, i64, f32, f64), or ``non-numeric``."""
     # Only compare kinds: formatting a v128/ref ValType can abort inside the C API.
     for name, valtype in _VALTYPES.items():
         if kind == valtype:
@@ -401,6 +403,10 @@ _U64 = 0xFFFF_FFFF_FFFF_FFFF
 #: captured output (the stderr cap), vars get Extism's default budget (``memory.max_var_bytes``).
 LOG_CAP = OUTPUT_CAP
 VAR_CAP = 1024 * 1024
+#: What one test may keep on the host's side beyond its own linear memory (key-value data, Proxy-Wasm
+#: header maps, bodies): host memory is not counted by the store's limits, so without a cap a module
+#: could copy its memory out again and again (100 values of 16 MB: 1.6 GB under a 16 MiB limit).
+HOST_DATA_CAP = 16 * 1024 * 1024
 LOG_LIMIT_MESSAGE = "extism: the plugin's log output exceeded its cap"
 
 KERNEL_WAT = Path(__file__).with_name("extism_kernel.wat")
@@ -750,6 +756,7 @@ class KeyValueStub:
         """A store holding ``fixtures`` for the module ``<host>:keys``."""
         self.module = f"{host}:{self.INTERFACE}"
         self.data: dict[bytes, bytes] = {k.encode(): v.encode() for k, v in (fixtures or {}).items()}
+        self.size = sum(len(k) + len(v) for k, v in self.data.items())
 
     def mismatch(self, expected: dict[str, str | None]) -> str | None:
         """The first difference between the store after the test and ``expected`` (None: absent)."""
@@ -785,27 +792,35 @@ class KeyValueStub:
         return len(value)
 
     def set(self, caller: wasmtime.Caller, key_ptr: int, key_len: int, val_ptr: int, val_len: int) -> int:
-        """``set``: store the value under the key; 0."""
-        self.data[self._read(caller, key_ptr, key_len)] = self._read(caller, val_ptr, val_len)
+        """``set``: store the value under the key; 0 (a trap past ``HOST_DATA_CAP`` bytes in all)."""
+        key, value = self._read(caller, key_ptr, key_len), self._read(caller, val_ptr, val_len)
+        old = self.data.get(key)
+        size = self.size + len(key) + len(value) - (0 if old is None else len(key) + len(old))
+        if size > HOST_DATA_CAP:
+            raise wasmtime.WasmtimeError(f"keys: set: the store would exceed {HOST_DATA_CAP} bytes")
+        self.data[key], self.size = value, size
         return 0
 
     def delete(self, caller: wasmtime.Caller, key_ptr: int, key_len: int) -> int:
         """``delete``: remove the key; 0."""
-        self.data.pop(self._read(caller, key_ptr, key_len), None)
+        key = self._read(caller, key_ptr, key_len)
+        old = self.data.pop(key, None)
+        if old is not None:
+            self.size -= len(key) + len(old)
         return 0
 
     @staticmethod
     def fits(name: str, ty: wasmtime.FuncType) -> bool:
         """Whether an import ``name`` of type ``ty`` is one of the key-value contract's functions."""
         arity = {"get": 4, "set": 4, "delete": 2}
-        if name not in arity or [_type_name(p) for p in ty.params] != ["i32"] * arity[name]:
+        if name not in arity or [type_name(p) for p in ty.params] != ["i32"] * arity[name]:
             return False
-        return [_type_name(r) for r in ty.results] == ["i32"]
+        return [type_name(r) for r in ty.results] == ["i32"]
 
 
 def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
     """A deterministic stand-in for any other permission-gated host function: it returns zeros."""
-    zero = [0.0 if _type_name(r) in ("f32", "f64") else 0 for r in ty.results]
+    zero = [0.0 if type_name(r) in ("f32", "f64") else 0 for r in ty.results]
 
     def stub(*_args: Any) -> Any:
         if not zero:
@@ -840,6 +855,10 @@ def define_stubs(
 
 PollFallback = Callable[..., int]
 SLEPT_PAST_DEADLINE = "the module slept past its wall-clock deadline (virtual time: no real sleep)"
+
+
+#: The WASI preview 1 calls ``DeterministicWasi`` answers instead of wasmtime.
+_WASI_SHADOWED = ("clock_time_get", "clock_res_get", "random_get", "poll_oneoff")
 
 
 class DeterministicWasi:
@@ -898,6 +917,9 @@ class DeterministicWasi:
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
         """WASI ``random_get``: SHA-256 counter-mode bytes from the fixed seed."""
+        if buf < 0 or length < 0 or buf + length > self._memory(caller).data_len(caller):
+            # Checked before the bytes are made: 2 GiB of them would take the test's whole deadline.
+            raise wasmtime.WasmtimeError(f"WASI: {length} bytes at {buf} are outside linear memory")
         out = bytearray()
         while len(out) < length:
             self.counter += 1
@@ -949,8 +971,18 @@ class DeterministicWasi:
             fallback = wasmtime.Linker(engine)
             fallback.define_wasi()
         linker.allow_shadowing = True
-        for name in ("clock_time_get", "clock_res_get", "random_get", "poll_oneoff"):
-            if name in wanted and isinstance(wanted[name], wasmtime.FuncType):
+        for name in _WASI_SHADOWED:
+            ty = wanted.get(name)
+            # Only the WASI signature is shadowed (``_link_plan`` refuses any other first): an import
+            # of another type would otherwise link here and in no real host.
+            if (
+                isinstance(ty, wasmtime.FuncType)
+                and (
+                    tuple(map(type_name, ty.params)),
+                    tuple(map(type_name, ty.results)),
+                )
+                == WASI_FUNCTIONS[name]
+            ):
 
                 def call(caller: wasmtime.Caller, *args: int, _name: str = name) -> int:
                     result: int = getattr(current(), _name)(caller, *args)

@@ -79,6 +79,18 @@ class Limits:
         return cls(**data)
 
 
+def reservation_for(memory: int) -> int:
+    """The address space reserved per linear memory for a memory limit: the limit in whole pages.
+
+    A memory then grows in place up to its cap; with a smaller reservation every ``memory.grow``
+    past it moved and copied the whole memory (growing page by page to 128 MiB under a 16 MiB
+    reservation did not finish in 10 s).  The worker's address-space ceiling counts every memory
+    at its cap already.
+    """
+    page = 64 * 1024
+    return max(page, -(-memory // page) * page)
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """Everything that changes generated code, hence the compile-cache key."""

@@ -30,7 +30,13 @@ from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.sandbox import protocol
 from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, Case, ImportPolicy, ImportRule
-from registry_tool.sandbox.engine import EngineSpec, Limits, check_features, default_cache_dir
+from registry_tool.sandbox.engine import (
+    EngineSpec,
+    Limits,
+    check_features,
+    default_cache_dir,
+    reservation_for,
+)
 from registry_tool.sandbox.outcome import OUTCOME_NAMES, Outcome, TestOutcome, neutralise
 from registry_tool.sandbox.worker import Job, scratch_dir
 
@@ -398,10 +404,12 @@ def job_for(
 ) -> Job:
     """The worker job of one release: its module, cases, limits, engine and import policy."""
     limits = limits_for(manifest, config, compile_timeout=compile_timeout)
-    """The worker job of one release: its module, cases, limits, engine and import policy."""
     abi = ABI_SPECS.get(manifest.abi)
     spec = EngineSpec(
-        features=dict(config.features), stack=limits.stack, component=bool(abi and abi.component)
+        features=dict(config.features),
+        stack=limits.stack,
+        component=bool(abi and abi.component),
+        reservation=reservation_for(limits.memory),
     )
     check_features(spec)
     size_cap = config.max_limits.module_size

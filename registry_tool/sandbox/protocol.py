@@ -65,7 +65,7 @@ def compiled(ms: float, at: float | None = None) -> bytes:
 
 def compile_error(detail: str) -> bytes:
     """The record of a module wasmtime refused."""
-    text = _utf8(detail)
+    text = _utf8(_cut(detail))
     return _ERROR_HEAD.pack(_ERROR_HEAD.size + len(text), _COMPILE_ERROR, time.monotonic()) + text
 
 
@@ -80,7 +80,7 @@ def test_record(
     detail: str,
 ) -> bytes:
     """The record of test ``index`` (of the whole job, not of this worker's share)."""
-    out, err, why = _utf8(stdout), _utf8(stderr), _utf8(detail)
+    out, err, why = _utf8(stdout), _utf8(stderr), _utf8(_cut(detail))
     head = _TEST_HEAD.pack(
         _TEST_HEAD.size + len(out) + len(err) + len(why),
         _TEST,
@@ -94,6 +94,17 @@ def test_record(
         len(err),
     )
     return head + out + err + why
+
+
+#: A detail is one explanation, not a payload: a module's own error text (Extism error_set, a
+#: mismatching body) is cut here, so no record grows past the reader's bound.
+DETAIL_CHARS = 4096
+
+
+def _cut(detail: str) -> str:
+    if len(detail) <= DETAIL_CHARS:
+        return detail
+    return f"{detail[:DETAIL_CHARS]}… [cut: {len(detail)} characters]"
 
 
 def _utf8(text: str) -> bytes:

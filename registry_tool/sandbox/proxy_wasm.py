@@ -23,6 +23,7 @@ import wasmtime
 
 from registry_tool.manifest.abi import PROXY_WASM_ENV, PROXY_WASM_HOST_FUNCTIONS, PROXY_WASM_VERSIONS
 from registry_tool.sandbox.abis import (
+    HOST_DATA_CAP,
     LOG_CAP,
     LOG_LIMIT_MESSAGE,
     VAR_CAP,
@@ -35,6 +36,8 @@ from registry_tool.sandbox.abis import (
 )
 
 ROOT_CONTEXT, HTTP_CONTEXT = 1, 2
+#: Entries of one header map (Envoy's default max_headers_count is 100).
+MAX_PAIRS = 1024
 # Status codes (ABI 0.2).
 OK, NOT_FOUND, BAD_ARGUMENT, EMPTY, CAS_MISMATCH, UNIMPLEMENTED = 0, 1, 2, 7, 8, 12
 # Map and buffer types.
@@ -108,6 +111,8 @@ class HttpState:
     metrics: dict[int, int] = field(default_factory=dict)
     properties: dict[bytes, bytes] = field(default_factory=dict)
     effective: int = ROOT_CONTEXT
+    #: proxy_on_memory_allocate is running (host calls are refused meanwhile).
+    allocating: bool = False
     #: The test's expect_actions, expect_*_headers, expect_local_response and expect_log.
     expect: dict[str, Any] = field(default_factory=dict)
 
@@ -163,11 +168,16 @@ class HttpState:
 class _Memory:
     """Plugin memory as seen from a host function (through the caller)."""
 
-    def __init__(self, caller: wasmtime.Caller) -> None:
+    def __init__(self, caller: wasmtime.Caller, state: HttpState) -> None:
+        if state.allocating:
+            # The plugin's allocator called back into the host: each such call could allocate again,
+            # recursing until Python's stack gives out, and a host function that cannot even start
+            # answers the module with zeros (success).  Envoy's allocator is plain malloc.
+            raise ProxyWasmError("proxy-wasm: a host function was called from proxy_on_memory_allocate")
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             raise ProxyWasmError("proxy-wasm: the plugin does not export its memory as 'memory'")
-        self.caller, self.memory = caller, memory
+        self.caller, self.memory, self.state = caller, memory, state
 
     def read(self, ptr: int, size: int) -> bytes:
         if ptr < 0 or size < 0 or ptr + size > self.memory.data_len(self.caller):
@@ -189,7 +199,11 @@ class _Memory:
         alloc = self.caller.get("proxy_on_memory_allocate") or self.caller.get("malloc")
         if not isinstance(alloc, wasmtime.Func):
             raise ProxyWasmError("proxy-wasm: the plugin does not export proxy_on_memory_allocate")
-        ptr = int(alloc(self.caller, len(data)) or 0) if data else 0
+        self.state.allocating = True
+        try:
+            ptr = int(alloc(self.caller, len(data)) or 0) if data else 0
+        finally:
+            self.state.allocating = False
         if data and ptr == 0:
             raise ProxyWasmError(f"proxy-wasm: proxy_on_memory_allocate({len(data)}) returned 0")
         if data:
@@ -212,18 +226,18 @@ class ProxyWasmHost:
         if len(self.s.log) > LOG_CAP:
             raise wasmtime.WasmtimeError(LOG_LIMIT_MESSAGE)
         name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
-        self.s.log += f"[{name}] ".encode() + _Memory(caller).read(ptr, size) + b"\n"
+        self.s.log += f"[{name}] ".encode() + _Memory(caller, self.s).read(ptr, size) + b"\n"
         del self.s.log[LOG_CAP + 1 :]
         return OK
 
     def proxy_get_log_level(self, caller: wasmtime.Caller, ret: int) -> int:
         """``proxy_get_log_level``: trace."""
-        _Memory(caller).u32(ret, 0)
+        _Memory(caller, self.s).u32(ret, 0)
         return OK
 
     def proxy_get_current_time_nanoseconds(self, caller: wasmtime.Caller, ret: int) -> int:
         """``proxy_get_current_time_nanoseconds``: a fixed time."""
-        _Memory(caller).u64(ret, FIXED_TIME_NS)
+        _Memory(caller, self.s).u64(ret, FIXED_TIME_NS)
         return OK
 
     def proxy_set_tick_period_milliseconds(self, caller: wasmtime.Caller, period: int) -> int:
@@ -235,11 +249,24 @@ class ProxyWasmHost:
     def _map(self, map_type: int) -> Pairs | None:
         return self.s.maps.get(map_type)
 
+    @staticmethod
+    def _bounded(pairs: Pairs) -> int:
+        """OK for a header map within ``MAX_PAIRS`` entries and ``HOST_DATA_CAP`` bytes; else a trap.
+
+        Host memory is outside the store's limits (a map of 100 values of 16 MB passed a 16 MiB
+        limit); Envoy's own defaults are 100 headers and 60 KiB.
+        """
+        if len(pairs) > MAX_PAIRS or sum(len(k) + len(v) for k, v in pairs) > HOST_DATA_CAP:
+            raise ProxyWasmError(
+                f"proxy-wasm: a header map would exceed {MAX_PAIRS} entries or {HOST_DATA_CAP} bytes"
+            )
+        return OK
+
     def proxy_get_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, ret_ptr: int, ret_size: int
     ) -> int:
         """``proxy_get_header_map_value``: the header's value, allocated in plugin memory."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         if self._map(map_type) is None:
             return BAD_ARGUMENT
         value = self.s.header(map_type, mem.read(kptr, ksize))
@@ -249,17 +276,17 @@ class ProxyWasmHost:
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, vptr: int, vsize: int
     ) -> int:
         """``proxy_add_header_map_value``: append a header."""
-        mem, pairs = _Memory(caller), self._map(map_type)
+        mem, pairs = _Memory(caller, self.s), self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
         pairs.append((mem.read(kptr, ksize).lower(), mem.read(vptr, vsize)))
-        return OK
+        return self._bounded(pairs)
 
     def proxy_replace_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int, vptr: int, vsize: int
     ) -> int:
         """``proxy_replace_header_map_value``: replace (or add) a header."""
-        mem, pairs = _Memory(caller), self._map(map_type)
+        mem, pairs = _Memory(caller, self.s), self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
         key, value = mem.read(kptr, ksize).lower(), mem.read(vptr, vsize)
@@ -267,13 +294,13 @@ class ProxyWasmHost:
         pairs[:] = (
             [p for p in pairs[:at] if p[0] != key] + [(key, value)] + [p for p in pairs[at:] if p[0] != key]
         )
-        return OK
+        return self._bounded(pairs)
 
     def proxy_remove_header_map_value(
         self, caller: wasmtime.Caller, map_type: int, kptr: int, ksize: int
     ) -> int:
         """``proxy_remove_header_map_value``: remove every value of a header."""
-        mem, pairs = _Memory(caller), self._map(map_type)
+        mem, pairs = _Memory(caller, self.s), self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
         key = mem.read(kptr, ksize).lower()
@@ -287,22 +314,22 @@ class ProxyWasmHost:
         pairs = self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
-        return _Memory(caller).give(serialize_pairs(pairs), ret_ptr, ret_size)
+        return _Memory(caller, self.s).give(serialize_pairs(pairs), ret_ptr, ret_size)
 
     def proxy_set_header_map_pairs(self, caller: wasmtime.Caller, map_type: int, ptr: int, size: int) -> int:
         """``proxy_set_header_map_pairs``: replace the whole map from the pairs encoding."""
         pairs = self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
-        pairs[:] = [(k.lower(), v) for k, v in deserialize_pairs(_Memory(caller).read(ptr, size))]
-        return OK
+        pairs[:] = [(k.lower(), v) for k, v in deserialize_pairs(_Memory(caller, self.s).read(ptr, size))]
+        return self._bounded(pairs)
 
     def proxy_get_header_map_size(self, caller: wasmtime.Caller, map_type: int, ret_size: int) -> int:
         """``proxy_get_header_map_size``: the map's size in the pairs encoding."""
         pairs = self._map(map_type)
         if pairs is None:
             return BAD_ARGUMENT
-        _Memory(caller).u32(ret_size, len(serialize_pairs(pairs)))
+        _Memory(caller, self.s).u32(ret_size, len(serialize_pairs(pairs)))
         return OK
 
     # -- buffers
@@ -321,7 +348,7 @@ class ProxyWasmHost:
             return NOT_FOUND
         if start < 0 or max_size < 0 or start > len(data):
             return BAD_ARGUMENT
-        return _Memory(caller).give(data[start : start + max_size], ret_ptr, ret_size)
+        return _Memory(caller, self.s).give(data[start : start + max_size], ret_ptr, ret_size)
 
     def proxy_set_buffer_bytes(
         self, caller: wasmtime.Caller, buffer_type: int, start: int, size: int, ptr: int, data_size: int
@@ -329,9 +356,12 @@ class ProxyWasmHost:
         """``proxy_set_buffer_bytes``: replace a slice of a body buffer."""
         if buffer_type not in (REQUEST_BODY, RESPONSE_BODY):
             return BAD_ARGUMENT
-        data, new = self.s.buffers[buffer_type], _Memory(caller).read(ptr, data_size)
+        data, new = self.s.buffers[buffer_type], _Memory(caller, self.s).read(ptr, data_size)
         if start < 0 or size < 0 or start > len(data):
             return BAD_ARGUMENT
+        size = min(size, len(data) - start)
+        if len(data) - size + len(new) > max(HOST_DATA_CAP, len(data)):
+            raise ProxyWasmError(f"proxy-wasm: a body would grow past {HOST_DATA_CAP} bytes")
         self.s.buffers[buffer_type] = data[:start] + new + data[start + size :]
         return OK
 
@@ -342,7 +372,7 @@ class ProxyWasmHost:
         data = self.s.buffers.get(buffer_type)
         if data is None:
             return NOT_FOUND
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         mem.u32(len_ptr, len(data))
         mem.u32(flags_ptr, 1)  # end of stream: a test's bodies arrive whole
         return OK
@@ -352,13 +382,13 @@ class ProxyWasmHost:
         self, caller: wasmtime.Caller, ptr: int, size: int, ret_ptr: int, ret_size: int
     ) -> int:
         """``proxy_get_property``: request/response properties derived from the headers."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         value = self.s.property(mem.read(ptr, size))
         return NOT_FOUND if value is None else mem.give(value, ret_ptr, ret_size)
 
     def proxy_set_property(self, caller: wasmtime.Caller, ptr: int, size: int, vptr: int, vsize: int) -> int:
         """``proxy_set_property``: store a property."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         key, value = mem.read(ptr, size), mem.read(vptr, vsize)
         self._charge(len(key) + len(value), "properties")
         self.s.properties[key] = value
@@ -378,7 +408,7 @@ class ProxyWasmHost:
         grpc_status: int,
     ) -> int:
         """``proxy_send_local_response``: record the local response; the request phases end."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         headers = deserialize_pairs(mem.read(hptr, hsize)) if hsize else []
         self.s.local_response = {
             "status": status,
@@ -409,7 +439,7 @@ class ProxyWasmHost:
         self, caller: wasmtime.Caller, kptr: int, ksize: int, ret_ptr: int, ret_size: int, ret_cas: int
     ) -> int:
         """``proxy_get_shared_data``: a value and its CAS from the in-memory shared data."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         entry = self.s.shared.get(mem.read(kptr, ksize))
         if entry is None:
             return NOT_FOUND
@@ -421,7 +451,7 @@ class ProxyWasmHost:
         self, caller: wasmtime.Caller, kptr: int, ksize: int, vptr: int, vsize: int, cas: int
     ) -> int:
         """``proxy_set_shared_data``: store a value (CAS checked), within the shared-data cap."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         key, value = mem.read(kptr, ksize), mem.read(vptr, vsize)
         old = self.s.shared.get(key)
         if cas and old is not None and old[1] != cas:
@@ -432,7 +462,7 @@ class ProxyWasmHost:
 
     def proxy_register_shared_queue(self, caller: wasmtime.Caller, nptr: int, nsize: int, ret_id: int) -> int:
         """``proxy_register_shared_queue``: a new queue id for the name."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         name = mem.read(nptr, nsize)
         queue = self.s.queue_names.setdefault(name, len(self.s.queue_names) + 1)
         self.s.queues.setdefault(queue, [])
@@ -443,7 +473,7 @@ class ProxyWasmHost:
         self, caller: wasmtime.Caller, vptr: int, vsize: int, nptr: int, nsize: int, ret_id: int
     ) -> int:
         """``proxy_resolve_shared_queue``: the id of a registered queue."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         queue = self.s.queue_names.get(mem.read(nptr, nsize))
         if queue is None:
             return NOT_FOUND
@@ -454,7 +484,7 @@ class ProxyWasmHost:
         """``proxy_enqueue_shared_queue``: append a message, within the shared-data cap."""
         if queue not in self.s.queues:
             return NOT_FOUND
-        data = _Memory(caller).read(ptr, size)
+        data = _Memory(caller, self.s).read(ptr, size)
         self._charge(len(data), "shared queues")
         self.s.queues[queue].append(data)
         return OK
@@ -470,7 +500,7 @@ class ProxyWasmHost:
             return EMPTY
         data = items.pop(0)
         self.s.shared_bytes -= len(data)
-        return _Memory(caller).give(data, ret_ptr, ret_size)
+        return _Memory(caller, self.s).give(data, ret_ptr, ret_size)
 
     # -- outbound calls
     def proxy_http_call(self, caller: wasmtime.Caller, *args: int) -> int:
@@ -480,7 +510,7 @@ class ProxyWasmHost:
                 "proxy-wasm: proxy_http_call denied: the plugin does not declare the 'network' permission"
             )
         # Smoke runs never touch the network: a permitted call is accepted and never answered.
-        _Memory(caller).u32(args[-1], 1)
+        _Memory(caller, self.s).u32(args[-1], 1)
         return OK
 
     def proxy_call_foreign_function(self, caller: wasmtime.Caller, *_args: int) -> int:
@@ -492,7 +522,7 @@ class ProxyWasmHost:
         self, caller: wasmtime.Caller, kind: int, nptr: int, nsize: int, ret_id: int
     ) -> int:
         """``proxy_define_metric``: a new metric id, at most ``MAX_METRICS``."""
-        mem = _Memory(caller)
+        mem = _Memory(caller, self.s)
         mem.read(nptr, nsize)
         if len(self.s.metrics) >= MAX_METRICS:
             raise ProxyWasmError(f"proxy-wasm: more than {MAX_METRICS} metrics")
@@ -519,7 +549,7 @@ class ProxyWasmHost:
         """``proxy_get_metric``: a metric's value."""
         if metric not in self.s.metrics:
             return NOT_FOUND
-        _Memory(caller).u64(ret, self.s.metrics[metric])
+        _Memory(caller, self.s).u64(ret, self.s.metrics[metric])
         return OK
 
     def function(self, name: str) -> Callable[..., int]:

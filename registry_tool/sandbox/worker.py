@@ -10,6 +10,7 @@ module's own stdout/stderr go to capped temp files, never to this process's stre
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import json
 import math
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import wasmtime
 
 from registry_tool._files import MiB, read_bounded
-from registry_tool.manifest.abi import ABI_SPECS, link_import
+from registry_tool.manifest.abi import ABI_SPECS, WASI, link_import
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox import protocol
 from registry_tool.sandbox.abis import (
@@ -46,6 +47,7 @@ from registry_tool.sandbox.abis import (
     Produced,
     define_stubs,
     format_values,
+    type_name,
 )
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
@@ -182,9 +184,13 @@ def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple
     stubs, wasi = [], False
     for imp in module.imports:
         name = imp.name or ""
-        kind = "func" if isinstance(imp.type, wasmtime.FuncType) else "other"
+        ty = imp.type
+        kind = "func" if isinstance(ty, wasmtime.FuncType) else "other"
         allowed = policy.allowed(imp.module, name)
-        decision = link_import(abi, imp.module, name, kind, allowed)
+        signature = None
+        if isinstance(ty, wasmtime.FuncType) and imp.module == WASI:
+            signature = (tuple(map(type_name, ty.params)), tuple(map(type_name, ty.results)))
+        decision = link_import(abi, imp.module, name, kind, allowed, signature)
         if not decision.linked:
             if not allowed:
                 raise LinkRefusedError(
@@ -296,9 +302,15 @@ def _peak(release: Release, exports: Exports | None) -> tuple[int | None, int | 
     if exports is None:
         return None, None
     memory = table = None
+    bases: set[int | None] = set()
     for name in release.memories:
         item = exports(name)
         if isinstance(item, wasmtime.Memory):
+            # One memory exported under several names is counted once (by where its bytes are).
+            base = ctypes.cast(item.data_ptr(exports.store), ctypes.c_void_p).value
+            if base in bases:
+                continue
+            bases.add(base)
             memory = (memory or 0) + item.data_len(exports.store)
     for name in release.tables:
         item = exports(name)
@@ -380,7 +392,31 @@ def _check_signature(release: Release, case: Case) -> None:
         )
 
 
+class HostCallLost(Exception):
+    """A host function could not run at all (a RecursionError or MemoryError before its first line).
+
+    ctypes then prints "Exception ignored" and answers the module with zeros: a refused call
+    would read as a success.  The run fails instead.
+    """
+
+
 def _execute(release: Release, case: Case, store: wasmtime.Store) -> _Run:
+    lost: list[str] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda u: lost.append(f"{getattr(u.exc_type, '__name__', 'error')}: {u.exc_value}")
+    try:
+        run = _execute_hooked(release, case, store)
+    finally:
+        sys.unraisablehook = previous
+    if lost:
+        run.produced = None
+        run.error = HostCallLost(
+            f"a host function could not run ({lost[0][:200]}), so its call was not answered"
+        )
+    return run
+
+
+def _execute_hooked(release: Release, case: Case, store: wasmtime.Store) -> _Run:
     run = _Run()
     adapter = release.adapter
     try:

@@ -42,7 +42,9 @@ def test_no_control_character_survives(byte: int) -> None:
 def test_shown_cuts_long_output_and_says_so() -> None:
     text = shown(b"a" * 5000, limit=100)
     assert text.startswith("a" * 100)
-    assert "4900 more characters" in text
+    assert "cut: 5000 bytes in all" in text
+    text = shown(b"\x1b" * 300, limit=100)  # under 4x the limit in bytes: counted in characters
+    assert text.startswith("\\x1b" * 25) and "1100 more characters" in text
 
 
 def test_outcome_json_is_stable_and_round_trips() -> None:
