@@ -219,7 +219,18 @@ def _drop_revocation(doc: Json) -> None:
     doc["revoked"] = []
 
 
+def _key_newline(doc: Json) -> None:
+    key = next(iter(doc["keys"].values()))
+    key["public_key"] += "\n"  # a pattern ending in "$" still matches; decision 7 does not
+
+
+def _spec_version_float(doc: Json) -> None:
+    doc["spec_version"] = 1.0
+
+
 R2_RENAMED = raw_root(R1, _rename)
+R2_KEY_NEWLINE = raw_root(R1, _key_newline)
+R2_SPEC_FLOAT = raw_root(R1, _spec_version_float)
 R3_DROPS_REVOCATION = raw_root(R2_REVOKE_KEEP, _drop_revocation)
 CHAIN1 = [RootFile(R1, ROOT_AB, 1)]
 
@@ -797,6 +808,22 @@ def root_cases() -> None:
         "root-chain",
     )
     attack(
+        "root-public-key-newline",
+        "root-chain",
+        "root 2 holds a public key with a trailing newline (signed by the root threshold)",
+        "root-key-newline",
+        Site(roots=chain(R2_KEY_NEWLINE)),
+        "root-chain",
+    )
+    attack(
+        "root-spec-version-float",
+        "root-chain",
+        "root 2's spec_version is 1.0, not the integer 1",
+        "root-spec-float",
+        Site(roots=chain(R2_SPEC_FLOAT)),
+        "root-chain",
+    )
+    attack(
         "root-continuity-revocation-dropped",
         "root-chain",
         "root 3 silently drops the revocation root 2 made (a revoked key would come back)",
@@ -1190,6 +1217,15 @@ def top_cases() -> None:
         Site(top_edit=format1),
         "unsupported-format",
     )
+    for slug, value in (("float", 2.0), ("exponent", 2e0)):
+        attack(
+            f"top-format-version-{slug}",
+            "format",
+            f"format_version written as {value!r} (JSON integers have no fraction or exponent)",
+            f"top-format-version-{slug}",
+            Site(top_edit=fv(value)),
+            "malformed",
+        )
     attack(
         "top-format-3",
         "format",
@@ -1652,6 +1688,24 @@ def release_cases() -> None:
             **kw,
         )
 
+    # Nesting past the bound every verifier reads before its TOML parser (decision 11, step 1),
+    # in a manifest the maintainer signed and the index pins: parsers recurse per level.
+    for slug, body in (
+        ("array", b"y = " + b"[" * 65 + b"]" * 65),
+        ("inline-table", b"y = " + b"{a=" * 65 + b"1" + b"}" * 65),
+        ("dotted-key", b"[" + b".".join([b"a"] * 66) + b"]"),
+        # 20,000 levels in 40 KB: a recursive parser runs out of stack (it aborted a verifier).
+        ("array-20000", b"y = " + b"[" * 20000 + b"]" * 20000),
+        ("dotted-key-20000", b"[" + b".".join([b"a"] * 20000) + b"]"),
+    ):
+        deep = variant(r11, {"plugin.toml": r11.manifest + b"\n[x]\n" + body + b"\n"}, repin=True)
+        rel_attack(
+            f"manifest-toml-deep-{slug}",
+            "malformed",
+            f"a signed plugin.toml nesting {slug.replace('-', ' ')} levels deep (65 unless named)",
+            with_releases(signed_by(deep, (K["alice"], comment("validate_email", "1.1.0")))),
+            "malformed",
+        )
     rel_attack(
         "release-manifest-tampered",
         "digest",
@@ -1909,6 +1963,16 @@ def release_cases() -> None:
             op=spec,
             allow="keys",
         )
+    attack(
+        "index-field-permissions-not-allowed",
+        "mix-and-match",
+        "the entry adds a permission the signed manifest never declares, and nothing is allowed: "
+        "the entry is compared with the manifest before any permission is asked for",
+        "index-field-permissions-not-allowed",
+        Site(doc_edit=edit_entry("validate_email", "1.1.0", set_fields(permissions=["keys"]))),
+        "mix-and-match",
+        op=spec,
+    )
     vc_entry = rel("visit_counter 1.0.0")
     attack(
         "index-field-permissions-hidden",

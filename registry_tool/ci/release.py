@@ -8,7 +8,6 @@ becomes that error's finding; one that crashes fails closed as ``internal-error`
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -21,6 +20,7 @@ from registry_tool.ci.model import CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
+from registry_tool.format import toml
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
 from registry_tool.manifest.model import parse_manifest
@@ -530,7 +530,7 @@ def precedence(version: Version) -> Version:
 
 def _toml(raw: bytes) -> dict[str, Any]:
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        return toml.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # bad UTF-8 or TOML, a 4301-digit integer, deep nesting
         return {}  # validate_release reports the syntax error with its position
 

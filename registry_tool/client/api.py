@@ -73,7 +73,7 @@ from registry_tool.client.install import (
     verify_entry,
 )
 from registry_tool.client.plugin_fs import PluginDir
-from registry_tool.client.release_check import check_release
+from registry_tool.client.release_check import check_entry, check_release
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
     MAX_ROOT_STEPS,
@@ -625,11 +625,17 @@ class Registry:
             if current is not None and Version(release.version) < Version(current.version):
                 self.notices.append(f"downgrading {name} from {current.version} to {release.version}")
             todo.append((release, current))
+        # Each signed manifest first (decision 11: the entry is compared with it before any permission
+        # is asked for), then the approval, then the modules.
+        manifests = []
+        for release, _ in todo:
+            fetched = self._fetch_manifest(release)
+            check_entry(release, fetched[2])
+            manifests.append(fetched)
         approve_plan(todo, allow=allow, prompt=prompt)
         staged = []
         identities: dict[str, ManifestIdentity] = {}
-        for release, current in todo:
-            facts, signers, manifest, sigs = self._fetch_manifest(release)
+        for (release, current), (facts, signers, manifest, sigs) in zip(todo, manifests, strict=True):
             wasm = self._fetch_wasm(release, facts)
             permissions = tuple(sorted(release.permissions))
             # Limits, module kind and imports: from the signed manifest and the module, within the grant.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError, UngrantedImportError
 from registry_tool.client.trust_state import required_dependencies
@@ -118,6 +118,31 @@ def _component_imports(release: Release, wasm: bytes) -> Any:
         ) from None
 
 
+def check_entry(release: Release, manifest_bytes: bytes, *, default_limits: Limits | None = None) -> Manifest:
+    """The signed manifest, once the index entry's own fields agree with it (decision 11, step 4).
+
+    Called before any permission is asked for: a permission the index entry lists but the
+    maintainer never declared is a mix-and-match, not a question to the user.
+
+    Raises:
+        MixAndMatchError: An index-only field differs from the signed manifest.
+    """
+    manifest = signed_manifest(release, manifest_bytes)
+    diffs = compare_index_entry(release, manifest, default_limits=default_limits)
+    if diffs:
+        _mix_and_match(release, diffs)
+    return manifest
+
+
+def _mix_and_match(release: Release, diffs: list[str]) -> NoReturn:
+    raise MixAndMatchError(
+        f"mix-and-match: the index entry of {release.name} {release.version} disagrees with its "
+        f"maintainer-signed manifest ({'; '.join(diffs)})"[:1200],
+        where=release.manifest.path,
+        fix=_FIX,
+    )
+
+
 def check_release(
     release: Release,
     manifest_bytes: bytes,
@@ -136,17 +161,11 @@ def check_release(
     Without it the import rule is the part that holds for every vocabulary: a module granted no
     permission may import only what its ABI allows on its own.
     """
-    manifest = signed_manifest(release, manifest_bytes)
-    diffs = compare_index_entry(release, manifest, default_limits=default_limits)
+    manifest = check_entry(release, manifest_bytes, default_limits=default_limits)
     if is_component(wasm) != (manifest.abi == "component"):
         kind = "a component" if is_component(wasm) else "a core module"
-        diffs.append(f"module: the signed manifest says abi {manifest.abi!r}, the module is {kind}")
-    if diffs:
-        raise MixAndMatchError(
-            f"mix-and-match: the index entry of {release.name} {release.version} disagrees with its "
-            f"maintainer-signed manifest ({'; '.join(diffs)})"[:1200],
-            where=release.manifest.path,
-            fix=_FIX,
+        _mix_and_match(
+            release, [f"module: the signed manifest says abi {manifest.abi!r}, the module is {kind}"]
         )
     grants = frozenset(granted)
     imports = module_imports(release, wasm)

@@ -130,6 +130,8 @@ def _load(data: bytes, where: str, cap: int) -> tuple[_Checker, dict[str, Any]]:
     check = _Checker(where)
     if not isinstance(raw, dict):
         raise check.fail("", "must be a JSON object")
+    if "format_version" in raw and type(raw["format_version"]) is not int:
+        raise check.fail("format_version", "must be an integer (no fraction or exponent)")
     if "format_version" in raw and raw["format_version"] != FORMAT_VERSION:
         got = raw["format_version"]
         raise UnsupportedFormatError(

@@ -10,13 +10,13 @@ really grants, so they are reported for the permission-escalation check.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from semantic_version import NpmSpec, Version
 
+from registry_tool.format import toml
 from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.model import Manifest
 from registry_tool.manifest.versions import RangeError, parse_range
@@ -92,7 +92,7 @@ def _read_candidate(name: str, release: Path) -> Candidate | None:
     if release.is_symlink() or not manifest.is_file() or manifest.is_symlink():
         return None
     try:
-        doc = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        doc = toml.loads(manifest.read_text(encoding="utf-8"))
         plugin = doc["plugin"]
         if plugin["name"] != name or plugin["version"] != release.name:
             return None
@@ -104,7 +104,7 @@ def _read_candidate(name: str, release: Path) -> Candidate | None:
                 deps.append(Dependency(dep_name, str(value["version"]), bool(value.get("optional", False))))
         perms = tuple(sorted(k for k, v in doc.get("permissions", {}).items() if v is True))
         Version(release.name)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
+    except (OSError, UnicodeDecodeError, toml.TOMLDecodeError, KeyError, TypeError, ValueError):
         return None  # validate reports the broken release itself
     return Candidate(name, release.name, tuple(deps), yanked=(release / YANK).exists(), permissions=perms)
 

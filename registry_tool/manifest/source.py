@@ -21,8 +21,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import tomli
-
+from registry_tool.format import toml
 from registry_tool.report import Finding
 
 if TYPE_CHECKING:
@@ -198,11 +197,11 @@ def parse_toml(path: Path, raw: bytes) -> TomlSource:
     except UnicodeDecodeError as err:
         raise TomlSyntaxError(f"file is not valid UTF-8 (byte {err.start})", None, None) from None
     try:
-        data = tomli.loads(text)
+        data = toml.loads(text)
     except RecursionError:
         # tomli recurses per nesting level: a hostile file must not crash the checker.
         raise TomlSyntaxError("arrays or inline tables are nested too deeply", None, None) from None
-    except tomli.TOMLDecodeError as err:
+    except toml.TOMLDecodeError as err:
         msg = str(err)
         pos = _TOML_ERR_POS.search(msg)
         line = int(pos.group(1)) if pos else None

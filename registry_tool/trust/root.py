@@ -55,6 +55,7 @@ PLUGIN_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9_-]{0,62}\*|[a-z][a-z0-9_-]{1,63
 REGISTRY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAINTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+PUBLIC_KEY_RE = re.compile(r"RW[QRST][A-Za-z0-9+/]{53}")  # a minisign public key line, nothing around it
 
 
 class RootFormatError(CheckFailed):
@@ -412,6 +413,11 @@ def _strict_fields(doc: dict[str, Any], where: str | None) -> None:
             raise _fail(f"{value!r} is not an integer", where, path)
 
     full(REGISTRY_NAME_RE, doc["registry"], "registry name", "registry")
+    integer(doc["spec_version"], "spec_version")  # const 1 in the schema also admits 1.0
+    # The schema's "$" also matches before a final newline: "RW...\n" passed it, and the key
+    # parser drops that newline, so Python trusted a root the Go and Rust verifiers refuse.
+    for key_id, entry in doc["keys"].items():
+        full(PUBLIC_KEY_RE, entry["public_key"], "public key", f"keys.{key_id}.public_key")
     if "registry_config" in doc:
         full(SHA256_RE, doc["registry_config"]["sha256"], "sha256", "registry_config.sha256")
     integer(doc["version"], "version")
@@ -426,6 +432,7 @@ def _strict_fields(doc: dict[str, Any], where: str | None) -> None:
         integer(k, f"plugin_thresholds.{plugin}")
     for i, r in enumerate(doc["revoked"]):
         integer(r["revoked_in_version"], f"revoked.{i}.revoked_in_version")
+        full(PUBLIC_KEY_RE, r["public_key"], "public key", f"revoked.{i}.public_key")
         for pattern in r["plugins"]:
             full(PLUGIN_PATTERN_RE, pattern, "plugin pattern", f"revoked.{i}.plugins")
 

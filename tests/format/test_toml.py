@@ -37,8 +37,44 @@ def test_every_sample_manifest_parses_identically() -> None:
         assert toml.loads(text) == tomllib.loads(text), f
 
 
-@pytest.mark.parametrize("opener", ["[", "{a="])
-def test_deep_nesting_is_a_recursion_error_not_a_crash(opener: str) -> None:
-    closer = "]" if opener == "[" else "}"
-    with pytest.raises(RecursionError):
-        toml.loads("a=" + opener * 100_000 + closer * 100_000)
+# --------------------------------------------------------------------------- the nesting bound
+
+_DEEP = 65  # one past MAX_NESTING
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "y = " + "[" * _DEEP + "]" * _DEEP,
+        "y = " + "{a=" * _DEEP + "1" + "}" * _DEEP,
+        "[" + ".".join(["a"] * (_DEEP + 1)) + "]",
+        "y = " + "[" * 20000 + "]" * 20000,  # 40 KB: recursive parsers run out of stack
+        "[" + ".".join(["a"] * 20000) + "]",
+        '# a comment [[[\ns = "\\\\"\ny = ' + "[" * _DEEP,  # an escaped backslash ends the string
+    ],
+)
+def test_nesting_past_the_bound_is_refused_before_parsing(doc: str) -> None:
+    assert toml.nesting_problem(doc) is not None
+    with pytest.raises(toml.TOMLDecodeError, match="at most 64 levels"):
+        toml.loads(doc)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "y = " + "[" * 64 + "]" * 64,
+        "[" + ".".join(["a"] * 65) + "]",  # 64 dots
+        'y = "' + "[" * 100 + '"',  # inside strings and comments nothing counts
+        "y = '" + "{" * 100 + "'",
+        'y = """\n' + "[" * 100 + '\n"""',
+        "y = '''\n" + "." * 100 + "\n'''",
+        "# " + "[" * 100,
+        'y = "a\\"' + "[" * 100 + '"',  # an escaped quote does not end the string
+        "x = [" + ", ".join(["1.5"] * 100) + "]",  # dots between digits are numbers
+        "t = [" + ", ".join(["1979-05-27T07:32:00.999Z"] * 100) + "]",
+        "\n".join(f"a{i}.b.c = {i}" for i in range(100)),  # dots counted per line
+    ],
+)
+def test_nesting_within_the_bound_parses_as_before(doc: str) -> None:
+    assert toml.nesting_problem(doc) is None
+    assert toml.loads(doc) == tomllib.loads(doc)

@@ -139,7 +139,10 @@ def test_there_are_documents_to_mutate() -> None:
 def _check_never_more_lenient(document: Path, schema_name: str) -> None:
     doc = _load(document)
     reference = REFERENCE[schema_name](load_schema(schema_name))
-    assert schema_accepts(doc, schema_name) == reference.is_valid(doc)  # the example itself
+    # The example itself: never accepted when jsonschema refuses.  The other way round is allowed
+    # (fastjsonschema reads a pattern's "$" as the end of the string, jsonschema also before a final
+    # newline: a root key "RW...\n" passes jsonschema, and the strict field check refuses it).
+    assert reference.is_valid(doc) or not schema_accepts(doc, schema_name)
     refused = 0
     for mutated in _mutations(doc):
         valid = reference.is_valid(mutated)
