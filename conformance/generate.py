@@ -2065,6 +2065,13 @@ def release_cases() -> None:
         "adler32 needs host >=0.2.0, <0.9.0; host 0.9.0",
         [pin(s), install(s, "adler32", ERR("no-matching-version"), host_version="0.9.0")],
     )
+    for slug, value in (("partial", "0.5"), ("prefixed", "v0.5.0"), ("leading-zero", "00.5.0")):
+        case(
+            f"host-version-not-semver-{slug}",
+            "resolution",
+            f"--host-version {value}: not a strict semver version",
+            [pin(s), install(s, "adler32", ERR("bad-requirement"), host_version=value)],
+        )
     case(
         "host-version-too-old",
         "resolution",

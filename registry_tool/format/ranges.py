@@ -241,7 +241,16 @@ def choose(
     host: Callable[[str], str | None],
     host_version: str | None = None,
 ) -> str:
-    """The highest version matching ``req``: yanked only when pinned exactly, host-compatible."""
+    """The highest version matching ``req``: yanked only when pinned exactly, host-compatible.
+
+    Raises:
+        RangeSyntaxError: ``host_version`` is not a strict semver version (``0.5``, ``v0.5.0``).
+    """
+    if host_version is not None and not is_version(host_version):
+        raise RangeSyntaxError(
+            f"host version {host_version!r} is not a strict semver version",
+            fix="give the host's version as MAJOR.MINOR.PATCH, e.g. 0.5.0",
+        )
     skipped: list[str] = []
     candidates: list[Version] = []
     rng = req.range
