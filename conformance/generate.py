@@ -1631,6 +1631,19 @@ def document_cases() -> None:
         "malformed",
         op="validate_email",
     )
+    def above_u64(doc_name: str, doc: Json) -> None:
+        if doc_name == "validate_email":
+            doc["versions"]["1.18446744073709551616.0"] = doc["versions"].pop("1.1.0")
+
+    attack(
+        "doc-version-above-u64",
+        "malformed",
+        "a version key whose MINOR is 2^64: version numbers are unsigned 64-bit integers",
+        "doc-version-above-u64",
+        Site(doc_edit=above_u64),
+        "malformed",
+        op="validate_email",
+    )
     attack(
         "doc-yanked-not-object",
         "malformed",

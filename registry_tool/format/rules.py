@@ -64,9 +64,18 @@ def is_plugin_name(name: str) -> bool:
     return PLUGIN_NAME_RE.fullmatch(name) is not None
 
 
+#: The largest MAJOR, MINOR or PATCH: the Go and Rust verifiers read them as unsigned 64-bit integers.
+VERSION_NUMBER_MAX = 2**64 - 1
+
+
 def is_version(version: str) -> bool:
-    """Strict semver 2.0 without build metadata, matched in full."""
-    return SEMVER_RE.fullmatch(version) is not None and "+" not in version
+    """Strict semver 2.0 without build metadata, matched in full, MAJOR.MINOR.PATCH each < 2^64."""
+    if SEMVER_RE.fullmatch(version) is None or "+" in version:
+        return False
+    # A number above 2^64 - 1 has 20 digits or more: a shorter string cannot hold one.
+    return len(version) < 20 or all(
+        int(part) <= VERSION_NUMBER_MAX for part in version.split("-", 1)[0].split(".")
+    )
 
 
 def is_file_name(name: str) -> bool:
