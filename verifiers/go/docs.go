@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strings"
@@ -81,7 +82,8 @@ func (d *doc) time(v any, path string) time.Time {
 }
 
 // formatVersionFirst refuses a document of another format version before anything else is read
-// (it decides how to read the rest): unsupported-format, naming the version got.
+// (it decides how to read the rest): unsupported-format, naming the version got. The version is
+// read as a JSON integer first (conformance decisions 6-7): 2.0, 2e0 or "2" are malformed.
 func formatVersionFirst(v any, where string) error {
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -91,10 +93,13 @@ func formatVersionFirst(v any, where string) error {
 	if !ok {
 		return nil
 	}
-	if n, isNum := fv.(json.Number); isNum {
-		if f, err := n.Float64(); err == nil && f == FormatVersion {
-			return nil
-		}
+	d := &doc{class: ClassMalformed, where: where}
+	n := d.integer(fv, "format_version", math.MinInt64)
+	if d.err != nil {
+		return d.err
+	}
+	if n == FormatVersion {
+		return nil
 	}
 	raw, _ := json.Marshal(fv)
 	return &Error{Class: ClassUnsupportedFormat, Where: where,
@@ -121,12 +126,13 @@ func ParseTopDocument(data []byte) (*TopDocument, error) {
 	t.ExpiresAt = d.time(top["expires_at"], "expires_at")
 	t.RootVersion = d.integer(top["root_version"], "root_version", 1)
 	reg := d.object(top["registry"], "registry", []string{"name", "description", "base_url", "host"}, nil)
-	t.Name = d.str(reg["name"], "registry.name")
-	d.str(reg["description"], "registry.description")
-	t.BaseURL = d.str(reg["base_url"], "registry.base_url")
+	// the string limits of the Python client and the Rust verifier
+	t.Name = d.strMax(reg["name"], "registry.name", 128)
+	d.strMax(reg["description"], "registry.description", 4096)
+	t.BaseURL = d.strMax(reg["base_url"], "registry.base_url", 2048)
 	host := d.object(reg["host"], "registry.host", []string{"name", "versions"}, nil)
-	t.HostName = d.str(host["name"], "registry.host.name")
-	t.HostRange = d.str(host["versions"], "registry.host.versions")
+	t.HostName = d.strMax(host["name"], "registry.host.name", 128)
+	t.HostRange = d.strMax(host["versions"], "registry.host.versions", 256)
 	t.Tree = d.pin(top["tree"], "tree")
 	t.Catalog = d.pin(top["catalog"], "catalog")
 	counts := d.object(top["counts"], "counts", []string{"plugins", "releases"}, nil)
@@ -171,7 +177,7 @@ func parseNode(data []byte, prefix, where string) (*node, error) {
 	if s := d.str(m["_type"], "_type"); d.err == nil && s != "registry-node" {
 		d.fail("_type", "must be \"registry-node\", got %q", s)
 	}
-	got := d.str(m["prefix"], "prefix")
+	got := d.strMax(m["prefix"], "prefix", maxTreeDepth)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -253,7 +259,7 @@ func (d *doc) optString(v any, path string) *string {
 	if v == nil {
 		return nil
 	}
-	s := d.str(v, path)
+	s := d.strMax(v, path, maxDocString)
 	return &s
 }
 
@@ -267,7 +273,7 @@ func (d *doc) optInteger(v any, path string) {
 // (manifest) or plugins/<name>/<version>/<file name> (module), else path-traversal.
 func (d *doc) fileRef(v any, path, name, version string, manifest bool) FileRef {
 	m := d.object(v, path, []string{"path", "sha256", "size"}, nil)
-	ref := FileRef{Path: d.str(m["path"], path+".path")}
+	ref := FileRef{Path: d.strMax(m["path"], path+".path", 512)}
 	if d.err != nil {
 		return ref
 	}
@@ -304,7 +310,7 @@ func (d *doc) release(v any, path, name, ver string, sv *semver.Version) *Releas
 		if !pluginNameRE.MatchString(k) {
 			d.fail(path+".dependencies", "names %q, which is not a plugin name", k)
 		}
-		text := d.str(deps[k], path+".dependencies."+k)
+		text := d.strMax(deps[k], path+".dependencies."+k, 256)
 		if _, err := ParseRange(text); d.err == nil && err != nil {
 			d.fail(path+".dependencies."+k, "%s", AsError(err).What)
 		}
@@ -313,29 +319,29 @@ func (d *doc) release(v any, path, name, ver string, sv *semver.Version) *Releas
 	if y := e["yanked"]; y != nil {
 		ym := d.object(y, path+".yanked", []string{"reason"}, nil)
 		r.Yanked = true
-		r.YankReason = d.str(ym["reason"], path+".yanked.reason")
+		r.YankReason = d.strMax(ym["reason"], path+".yanked.reason", maxDocString)
 	}
 	if sm := e["smoke"]; sm != nil {
 		for i, item := range d.array(sm, path+".smoke") {
 			p := fmt.Sprintf("%s.smoke[%d]", path, i)
 			f := d.object(item, p, []string{"name", "fuel", "peak_memory"}, nil)
-			d.str(f["name"], p+".name")
+			d.strMax(f["name"], p+".name", maxDocString)
 			d.optInteger(f["fuel"], p+".fuel")
 			d.optInteger(f["peak_memory"], p+".peak_memory")
 		}
 	}
-	d.str(e["description"], path+".description")
-	d.str(e["license"], path+".license")
-	r.ABI = d.str(e["abi"], path+".abi")
+	d.strMax(e["description"], path+".description", maxDocString)
+	d.strMax(e["license"], path+".license", 256)
+	r.ABI = d.strMax(e["abi"], path+".abi", 64)
 	r.Host = d.optString(e["host"], path+".host")
-	r.Exports = d.strings(e["exports"], path+".exports", nil, false)
-	r.Permissions = d.strings(e["permissions"], path+".permissions", permissionRE, false)
+	r.Exports = d.docStrings(e["exports"], path+".exports", nil)
+	r.Permissions = d.docStrings(e["permissions"], path+".permissions", permissionRE)
 	r.Manifest = d.fileRef(e["manifest"], path+".manifest", name, ver, true)
 	r.Wasm = d.fileRef(e["wasm"], path+".wasm", name, ver, false)
-	r.Signers = d.strings(e["signers"], path+".signers", keyIDRE, false)
+	r.Signers = d.docStrings(e["signers"], path+".signers", keyIDRE)
 	r.PublishedAt = d.time(e["published_at"], path+".published_at")
-	d.strings(e["authors"], path+".authors", nil, false)
-	d.strings(e["keywords"], path+".keywords", nil, false)
+	d.docStrings(e["authors"], path+".authors", nil)
+	d.docStrings(e["keywords"], path+".keywords", nil)
 	d.optString(e["homepage"], path+".homepage")
 	d.optString(e["repository"], path+".repository")
 	return r
@@ -396,6 +402,6 @@ func (p *PluginDocument) sortedVersions() []*Release {
 	for _, r := range p.Releases {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SemVer.GreaterThan(out[j].SemVer) })
+	sort.Slice(out, func(i, j int) bool { return compareVersions(out[i].SemVer, out[j].SemVer) > 0 })
 	return out
 }

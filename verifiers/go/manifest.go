@@ -26,7 +26,99 @@ type Manifest struct {
 	Dependencies   map[string]string
 }
 
+// maxTOMLNesting bounds what a TOML parser is handed (conformance decision 11, the same rule as the
+// Python client's and the Rust verifier's): parsers recurse on nested arrays, inline tables and
+// dotted keys, and 20,000 levels in 40 KB took this verifier 16 GB.
+const maxTOMLNesting = 64
+
+// tomlNestingProblem says why text nests too deep for a TOML parser to be trusted with it, or "".
+// Outside strings and comments: more than maxTOMLNesting '[' / '{' open at once ('[' / '{' +1,
+// ']' / '}' -1, never below 0), or more than maxTOMLNesting dots on one line that do not stand
+// between two ASCII digits (the dots of dotted keys; 1.5 and a time's fraction are numbers).
+// An unterminated string ends the scan: the parser reports it.
+func tomlNestingProblem(text string) string {
+	digit := func(c byte) bool { return c >= '0' && c <= '9' }
+	depth, dots, n := 0, 0, len(text)
+	for i := 0; i < n; {
+		c := text[i]
+		switch {
+		case c == '#':
+			j := strings.IndexByte(text[i:], '\n')
+			if j < 0 {
+				return ""
+			}
+			i += j
+			continue
+		case c == '"' || c == '\'':
+			if i = tomlStringEnd(text, i); i < 0 {
+				return "" // unterminated: the parser says where
+			}
+			continue
+		case c == '\n':
+			dots = 0
+		case c == '[' || c == '{':
+			if depth++; depth > maxTOMLNesting {
+				return fmt.Sprintf("more than %d arrays or inline tables are open at once", maxTOMLNesting)
+			}
+		case c == ']' || c == '}':
+			if depth > 0 {
+				depth--
+			}
+		case c == '.' && !(i > 0 && i < n-1 && digit(text[i-1]) && digit(text[i+1])):
+			if dots++; dots > maxTOMLNesting {
+				return fmt.Sprintf("a line holds more than %d dotted key parts", maxTOMLNesting)
+			}
+		}
+		i++
+	}
+	return ""
+}
+
+// tomlStringEnd is the index after the string that starts with the quote at text[i], or -1 when
+// it never ends: basic strings, one-line or multi-line (three double quotes; a backslash escapes
+// the next character), and literal strings, one-line or multi-line (three single quotes); a
+// one-line string does not span lines.
+func tomlStringEnd(text string, i int) int {
+	q := text[i]
+	closing := text[i : i+1]
+	if strings.HasPrefix(text[i:], strings.Repeat(closing, 3)) {
+		closing = strings.Repeat(closing, 3)
+	}
+	multi := len(closing) == 3
+	j := i + len(closing)
+	for {
+		k := strings.Index(text[j:], closing)
+		if k < 0 {
+			return -1
+		}
+		k += j
+		if q == '"' {
+			// a backslash escapes the next character: count the backslashes right before the quote
+			slashes := 0
+			for text[k-1-slashes] == '\\' {
+				slashes++
+			}
+			if slashes%2 == 1 {
+				j = k + 1
+				continue
+			}
+		}
+		if !multi && strings.IndexByte(text[j:k], '\n') >= 0 {
+			return -1 // the parser reports it
+		}
+		end := k + len(closing)
+		for multi && end < len(text) && text[end] == q && end-k < 5 {
+			end++ // up to two more quotes belong to a multi-line string's content
+		}
+		return end
+	}
+}
+
 func parseTOML(data []byte) (map[string]any, error) {
+	if problem := tomlNestingProblem(string(data)); problem != "" {
+		return nil, &Error{Class: ClassMalformed, What: fmt.Sprintf("plugin.toml: %s (at most %d levels are read)", problem, maxTOMLNesting),
+			Fix: "the signed manifest does not follow docs/manifest.md"}
+	}
 	var m map[string]any
 	if _, err := toml.Decode(string(data), &m); err != nil {
 		return nil, trustError("plugin-name-mismatch", "", "fix the TOML syntax", "cannot parse the TOML: %v", err)

@@ -24,13 +24,14 @@ var (
 // TimeLayout is the only time format of the registry: RFC 3339 UTC, seconds, Z.
 const TimeLayout = "2006-01-02T15:04:05Z"
 
-// ParseTime reads YYYY-MM-DDTHH:MM:SSZ (a valid calendar date and time).
+// ParseTime reads YYYY-MM-DDTHH:MM:SSZ (a valid calendar date and time). Years start at 0001, as
+// in Python's datetime and the Rust verifier: time.Parse also takes year 0000.
 func ParseTime(s string) (time.Time, bool) {
 	if !timeRE.MatchString(s) {
 		return time.Time{}, false
 	}
 	t, err := time.Parse(TimeLayout, s)
-	if err != nil {
+	if err != nil || t.Year() < 1 {
 		return time.Time{}, false
 	}
 	return t.UTC(), true

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,16 +39,121 @@ const (
 	opLE
 )
 
+// num is a number of a range. The grammar has no upper limit (Python reads any size): a number
+// above 2^64-1, and the successor of 2^64-1 ("over"), is above every number of a release, which
+// Masterminds/semver keeps in a uint64, so every such number compares the same.
+type num struct {
+	n    uint64
+	over bool
+}
+
+func parseNum(s string) num {
+	n, err := strconv.ParseUint(s, 10, 64)
+	return num{n: n, over: err != nil}
+}
+
+func (x num) next() num {
+	if x.over || x.n == math.MaxUint64 {
+		return num{over: true}
+	}
+	return num{n: x.n + 1}
+}
+
+// boundVersion is the version of a bound: major.minor.patch, each possibly over, and a prerelease.
+type boundVersion struct {
+	core [3]num
+	pre  string
+}
+
+func mkv(major, minor, patch num, pre string) boundVersion {
+	return boundVersion{core: [3]num{major, minor, patch}, pre: pre}
+}
+
+// compare is the sign of v - b in semver precedence.
+func (b boundVersion) compare(v *semver.Version) int {
+	for i, n := range [3]uint64{v.Major(), v.Minor(), v.Patch()} {
+		switch c := b.core[i]; {
+		case c.over || n < c.n:
+			return -1
+		case n > c.n:
+			return 1
+		}
+	}
+	return comparePrerelease(v.Prerelease(), b.pre)
+}
+
+// sameCore reports whether v has b's major.minor.patch.
+func (b boundVersion) sameCore(v *semver.Version) bool {
+	for i, n := range [3]uint64{v.Major(), v.Minor(), v.Patch()} {
+		if b.core[i].over || b.core[i].n != n {
+			return false
+		}
+	}
+	return true
+}
+
+// comparePrerelease is semver 2.0 precedence of two prereleases ("" is a release, above any):
+// numeric identifiers compare numerically whatever their length (Masterminds/semver compares one
+// beyond 2^64-1 as text), below alphanumeric ones, which compare in ASCII order.
+func comparePrerelease(a, b string) int {
+	if a == b {
+		return 0
+	}
+	if a == "" || b == "" {
+		if a == "" {
+			return 1
+		}
+		return -1
+	}
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	numeric := func(s string) bool { return strings.Trim(s, "0123456789") == "" }
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, y := as[i], bs[i]
+		c := 0
+		switch nx, ny := numeric(x), numeric(y); {
+		case nx && ny:
+			if c = cmpInt(len(x), len(y)); c == 0 {
+				c = strings.Compare(x, y)
+			}
+		case nx:
+			c = -1
+		case ny:
+			c = 1
+		default:
+			c = strings.Compare(x, y)
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return cmpInt(len(as), len(bs))
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// compareVersions is the semver precedence of two releases (see comparePrerelease).
+func compareVersions(a, b *semver.Version) int {
+	return mkv(num{n: b.Major()}, num{n: b.Minor()}, num{n: b.Patch()}, b.Prerelease()).compare(a)
+}
+
 // bound is a primitive comparator; pre marks a bound the user wrote with a prerelease (only those
 // admit prerelease versions, npm's rule).
 type bound struct {
 	op  op
-	v   *semver.Version
+	v   boundVersion
 	pre bool
 }
 
 func (b bound) test(v *semver.Version) bool {
-	c := v.Compare(b.v)
+	c := b.v.compare(v)
 	switch b.op {
 	case opEQ:
 		return c == 0
@@ -89,7 +195,7 @@ func matchSet(set []bound, v *semver.Version) bool {
 	if v.Prerelease() != "" {
 		named := false
 		for _, b := range set {
-			if b.pre && b.v.Major() == v.Major() && b.v.Minor() == v.Minor() && b.v.Patch() == v.Patch() {
+			if b.pre && b.v.sameCore(v) {
 				named = true
 			}
 		}
@@ -139,9 +245,8 @@ func ParseRange(text string) (*Range, error) {
 		}
 		r.sets = append(r.sets, set)
 	}
-	if _, ok := ParseVersion(strings.TrimPrefix(text, "=")); ok {
-		r.exact = true
-	}
+	// an exact pin by the grammar, whatever the size of its numbers (Python's rule)
+	r.exact = versionRE.MatchString(strings.TrimPrefix(text, "="))
 	return r, nil
 }
 
@@ -176,18 +281,6 @@ func splitComparators(s string) ([]string, string) {
 	return out, ""
 }
 
-func mkv(major, minor, patch uint64, pre string) *semver.Version {
-	s := fmt.Sprintf("%d.%d.%d", major, minor, patch)
-	if pre != "" {
-		s += "-" + pre
-	}
-	v, err := semver.StrictNewVersion(s)
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 // comparator desugars one comparator into bounds (npm's caret, tilde and x-range rules).
 func comparator(tok string) ([]bound, string) {
 	if tok == "*" {
@@ -208,16 +301,15 @@ func comparator(tok string) ([]bound, string) {
 	if wild(m[2]) && m[3] != "" && !wild(m[3]) {
 		return nil, fmt.Sprintf("%q has a wildcard minor but a fixed patch", tok)
 	}
-	num := func(s string) uint64 { n, _ := strconv.ParseUint(s, 10, 64); return n }
-	M := num(m[1])
+	M := parseNum(m[1])
 	hasMinor := m[2] != "" && !wild(m[2])
 	hasPatch := hasMinor && m[3] != "" && !wild(m[3])
-	mi, pa, pre := num(m[2]), num(m[3]), m[4]
-	if !hasMinor {
-		mi = 0
+	mi, pa, pre := num{}, num{}, m[4]
+	if hasMinor {
+		mi = parseNum(m[2])
 	}
-	if !hasPatch {
-		pa = 0
+	if hasPatch {
+		pa = parseNum(m[3])
 	}
 	full := hasMinor && hasPatch
 	if pre != "" && !full {
@@ -225,31 +317,32 @@ func comparator(tok string) ([]bound, string) {
 	}
 	low := mkv(M, mi, pa, pre)
 	hasPre := pre != ""
-	var above *semver.Version
+	zero := num{}
+	var above boundVersion
 	switch {
 	case !hasMinor:
-		above = mkv(M+1, 0, 0, "")
+		above = mkv(M.next(), zero, zero, "")
 	case !hasPatch:
-		above = mkv(M, mi+1, 0, "")
+		above = mkv(M, mi.next(), zero, "")
 	default:
-		above = mkv(M, mi, pa+1, "")
+		above = mkv(M, mi, pa.next(), "")
 	}
 	switch prefix {
 	case "^":
-		var top *semver.Version
+		var top boundVersion
 		switch {
-		case M > 0 || !hasMinor:
-			top = mkv(M+1, 0, 0, "")
-		case mi > 0 || !hasPatch:
-			top = mkv(0, mi+1, 0, "")
+		case M != zero || !hasMinor:
+			top = mkv(M.next(), zero, zero, "")
+		case mi != zero || !hasPatch:
+			top = mkv(zero, mi.next(), zero, "")
 		default:
-			top = mkv(0, 0, pa+1, "")
+			top = mkv(zero, zero, pa.next(), "")
 		}
 		return []bound{{opGE, low, hasPre}, {opLT, top, false}}, ""
 	case "~":
-		top := mkv(M, mi+1, 0, "")
+		top := mkv(M, mi.next(), zero, "")
 		if !hasMinor {
-			top = mkv(M+1, 0, 0, "")
+			top = mkv(M.next(), zero, zero, "")
 		}
 		return []bound{{opGE, low, hasPre}, {opLT, top, false}}, ""
 	case "", "=":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -103,6 +104,9 @@ func readValue(dec *json.Decoder, depth int) (any, error) {
 			if i, err := strconv.ParseInt(string(t), 10, 64); err != nil || i > maxSafeInteger || i < -maxSafeInteger {
 				return nil, fmt.Errorf("integer %.32s is beyond +-2^53", string(t))
 			}
+		} else if f, err := strconv.ParseFloat(string(t), 64); err != nil && math.IsInf(f, 0) {
+			// 1e400: no float64 holds it (Python reads infinity and refuses it too)
+			return nil, fmt.Errorf("number %.32s is out of range", string(t))
 		}
 		return t, nil
 	default:
@@ -242,6 +246,30 @@ func (d *doc) str(v any, path string) string {
 		d.fail(path, "expected a string")
 	}
 	return s
+}
+
+// maxDocString is the most characters a string of a registry document holds where its field
+// names no lower limit (the Python client's documents and the Rust verifier).
+const maxDocString = 65536
+
+// strMax is a string of at most max characters (code points, as Python and Rust count them).
+func (d *doc) strMax(v any, path string, max int) string {
+	s := d.str(v, path)
+	if d.err == nil && len(s) > max && utf8.RuneCountInString(s) > max {
+		d.fail(path, "longer than %d characters", max)
+	}
+	return s
+}
+
+// docStrings is an array of strings of at most maxDocString characters each, matching re when given.
+func (d *doc) docStrings(v any, path string, re *regexp.Regexp) []string {
+	out := d.strings(v, path, re, false)
+	for i, s := range out {
+		if d.err == nil && len(s) > maxDocString && utf8.RuneCountInString(s) > maxDocString {
+			d.fail(fmt.Sprintf("%s[%d]", path, i), "longer than %d characters", maxDocString)
+		}
+	}
+	return out
 }
 
 // match is a string matching re in full (Go's regexp anchors do not accept a trailing newline).

@@ -104,12 +104,12 @@ fn load(data: &[u8], doc: &str) -> Result<Value, Error> {
         other => return Err(malformed(doc, format!("the document is {}, not an object", other.kind()))),
     };
     if let Some(fv) = map.get("format_version") {
-        if fv != &Value::Int(FORMAT_VERSION) {
-            let got = match fv {
-                Value::Int(n) => n.to_string(),
-                Value::Str(s) => format!("{:?}", s),
-                other => other.kind().to_owned(),
-            };
+        // read as a JSON integer first (conformance decisions 6-7): 2.0, 2e0, "2" are malformed
+        let got = match fv {
+            Value::Int(n) => *n,
+            other => return Err(malformed(doc, format!("format_version is {}, not an integer", other.kind()))),
+        };
+        if got != FORMAT_VERSION {
             return Err(Error::new(
                 Class::UnsupportedFormat,
                 format!("{} has format_version {}; this verifier reads format_version 2 only; use a verifier that supports this registry's format", doc, got),
@@ -430,5 +430,29 @@ impl PluginDocument {
             out.insert(version.clone(), release(&doc, name, version, entry)?);
         }
         Ok(PluginDocument { name: name.to_owned(), versions: out })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2.0, 2e0 and 20e-1 are no JSON integers (decisions 6-7): malformed, like any other
+    /// non-integer; only an integer other than 2 is unsupported-format.
+    #[test]
+    fn format_version_is_read_as_an_integer_first() {
+        let node = |fv: &str| {
+            let text = format!(r#"{{"_type":"registry-node","format_version":{},"prefix":"","children":{{}}}}"#, fv);
+            Node::parse(text.as_bytes(), "").map(|_| ()).map_err(|e| e.class)
+        };
+        assert_eq!(node("2"), Ok(()));
+        for fv in
+            ["2.0", "2e0", "20e-1", "3.5", "\"2\"", "true", "null", "1e400", "18446744073709551617", "9007199254740993"]
+        {
+            assert_eq!(node(fv), Err(Class::Malformed), "format_version {}", fv);
+        }
+        for fv in ["3", "1", "-2"] {
+            assert_eq!(node(fv), Err(Class::UnsupportedFormat), "format_version {}", fv);
+        }
     }
 }

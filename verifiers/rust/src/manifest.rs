@@ -87,11 +87,99 @@ pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
     Some((secs * 1000.0).round() as i64)
 }
 
+/// Most `[`/`{` open at once, and most key dots on one line, that a TOML parser is handed
+/// (conformance decision 11, the same rule as the Python client's and the Go verifier's): the
+/// parser recurses on nested arrays, inline tables and dotted keys, and 20,000 levels in 40 KB
+/// overflowed this verifier's stack (an abort, not an error).
+pub const MAX_TOML_NESTING: usize = 64;
+
+/// Why `text` nests too deep for a TOML parser to be trusted with it, or None. Outside strings
+/// and comments: more than [`MAX_TOML_NESTING`] `[`/`{` open at once (`[`/`{` +1, `]`/`}` -1,
+/// never below 0), or more than [`MAX_TOML_NESTING`] dots on one line that do not stand between
+/// two ASCII digits (the dots of dotted keys; `1.5` and a time's fraction are numbers). An
+/// unterminated string ends the scan: the parser reports it.
+pub fn toml_nesting_problem(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let (mut depth, mut dots, mut i) = (0usize, 0usize, 0usize);
+    while i < n {
+        match b[i] {
+            b'#' => match b[i..].iter().position(|&c| c == b'\n') {
+                Some(j) => {
+                    i += j;
+                    continue;
+                }
+                None => return None,
+            },
+            b'"' | b'\'' => match toml_string_end(b, i) {
+                Some(end) => {
+                    i = end;
+                    continue;
+                }
+                None => return None, // unterminated: the parser says where
+            },
+            b'\n' => dots = 0,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_TOML_NESTING {
+                    return Some(format!("more than {} arrays or inline tables are open at once", MAX_TOML_NESTING));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'.' if !(i > 0 && i + 1 < n && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit()) => {
+                dots += 1;
+                if dots > MAX_TOML_NESTING {
+                    return Some(format!("a line holds more than {} dotted key parts", MAX_TOML_NESTING));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index after the string whose opening quote is `b[i]`, or None when it never ends: basic
+/// strings, one-line or multi-line (three double quotes; a backslash escapes the next character),
+/// and literal strings, one-line or multi-line (three single quotes); a one-line string does not
+/// span lines.
+fn toml_string_end(b: &[u8], i: usize) -> Option<usize> {
+    let q = b[i];
+    let multi = b.len() >= i + 3 && b[i + 1] == q && b[i + 2] == q;
+    let close = if multi { 3 } else { 1 };
+    let mut j = i + close;
+    loop {
+        let k = j + b.get(j..)?.windows(close).position(|w| w.iter().all(|&c| c == q))?;
+        if q == b'"' {
+            // a backslash escapes the next character: count the backslashes right before the quote
+            let slashes = b[..k].iter().rev().take_while(|&&c| c == b'\\').count();
+            if slashes % 2 == 1 {
+                j = k + 1;
+                continue;
+            }
+        }
+        if !multi && b[j..k].contains(&b'\n') {
+            return None; // the parser reports it
+        }
+        let mut end = k + close;
+        while multi && end < b.len() && b[end] == q && end - k < 5 {
+            end += 1; // up to two more quotes belong to a multi-line string's content
+        }
+        return Some(end);
+    }
+}
+
 fn parse_toml(data: &[u8]) -> Result<Toml, String> {
     if data.len() > MAX_MANIFEST_BYTES {
         return Err("plugin.toml is larger than 1 MiB".into());
     }
     let text = std::str::from_utf8(data).map_err(|_| "plugin.toml is not UTF-8".to_string())?;
+    if let Some(problem) = toml_nesting_problem(text) {
+        return Err(format!(
+            "plugin.toml is not valid TOML: {} (at most {} levels are read)",
+            problem, MAX_TOML_NESTING
+        ));
+    }
     text.parse::<Toml>().map_err(|e| format!("plugin.toml is not valid TOML ({})", e))
 }
 
@@ -208,6 +296,68 @@ impl ManifestFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MANIFEST: &str = "[plugin]\nname = \"deep\"\nversion = \"1.0.0\"\n\n[artifact]\nfile = \"deep.wasm\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nsize = 1\n";
+
+    fn deep(n: usize) -> Vec<(&'static str, String)> {
+        let dotted = format!("{}a", "a.".repeat(n));
+        vec![
+            ("array", format!("[x]\ny = {}{}\n", "[".repeat(n), "]".repeat(n))),
+            ("inline table", format!("[x]\ny = {}1{}\n", "{a=".repeat(n), "}".repeat(n))),
+            ("table header", format!("[{}]\n", dotted)),
+            ("array header", format!("[[{}]]\n", dotted)),
+            ("dotted key", format!("[x]\n{} = 1\n", dotted)),
+        ]
+    }
+
+    /// 20,000 nested `[[[...]]]` or `[a.a.a...]` overflowed the stack of toml 0.5 (the process
+    /// aborted); more than 64 open brackets or key dots on a line are refused before it runs.
+    #[test]
+    fn deep_toml_is_refused_before_the_parser_runs() {
+        for (name, body) in deep(64) {
+            let text = format!("{}{}", MANIFEST, body);
+            assert!(ManifestFacts::parse(text.as_bytes()).is_ok(), "{}, 64 levels", name);
+        }
+        for n in [65, 20_000] {
+            for (name, body) in deep(n) {
+                let text = format!("{}{}", MANIFEST, body);
+                let err = ManifestFacts::parse(text.as_bytes()).expect_err(name);
+                assert!(err.contains("at most 64 levels"), "{}, {} levels: {}", name, n, err);
+                assert!(name_and_version(text.as_bytes(), "plugin").is_err());
+            }
+        }
+        // brackets and dots inside strings and comments, numeric dots: not nesting
+        let many = "[{.".repeat(100);
+        for line in [
+            format!("s = \"{}\"", many),
+            format!("s = '{}'", many),
+            format!("s = \"\"\"{}\n{}\"\"\"", many, many),
+            format!("s = '''{}\n{}'''", many, many),
+            format!("s = \"\\\"{}\"", many),
+            format!("s = \"\"\"a\\\"\"\"{}\"\"\"", many),
+            format!("s = \"\"\"\"\"{}\"\"\"\"\"", many),
+            format!("# {}", many),
+            format!("f = [{}]", "1.5, ".repeat(100)),
+            format!("t = [{}]", "07:32:00.999, ".repeat(100)),
+        ] {
+            assert_eq!(toml_nesting_problem(&format!("[x]\n{}\n", line)), None, "{:?}", line);
+        }
+        for text in [
+            "[".repeat(65),
+            "{".repeat(65),
+            format!("{}{}", "]".repeat(10), "[".repeat(65)),
+            format!("s = \"a\\\\\"{}", "[".repeat(65)),
+            format!("# c\n{}", "{".repeat(65)),
+            format!("a{}", ".a".repeat(65)),
+            format!("1.{}", ".a".repeat(64)),
+            format!("s = '''x''''{}", "[".repeat(65)),
+        ] {
+            assert!(toml_nesting_problem(&text).is_some(), "{:?} accepted", text);
+        }
+        // the count of dots restarts at each line; an unterminated string ends the scan
+        assert_eq!(toml_nesting_problem(&format!("{}a = 1\n", "a.".repeat(40)).repeat(3)), None);
+        assert_eq!(toml_nesting_problem(&format!("s = \"abc{}", "[".repeat(65))), None);
+    }
 
     #[test]
     fn sizes_and_durations_follow_the_manifest_units() {

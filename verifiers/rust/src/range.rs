@@ -11,6 +11,7 @@
 
 use crate::names;
 use semver::{Prerelease, Version};
+use std::cmp::Ordering;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -21,23 +22,54 @@ enum Op {
     Le,
 }
 
+/// A number of a range. The grammar has no upper limit (Python reads any size): every number
+/// above `u64::MAX` (a release's largest), and the successor of `u64::MAX`, is [`OVER`], above
+/// every number of a release, so they all compare the same.
+type Num = u128;
+const OVER: Num = u64::MAX as Num + 1;
+
+fn next(n: Num) -> Num {
+    (n + 1).min(OVER)
+}
+
+/// The version of a bound: major.minor.patch (each possibly [`OVER`]) and a prerelease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BoundVersion {
+    major: Num,
+    minor: Num,
+    patch: Num,
+    pre: Prerelease,
+}
+
+impl BoundVersion {
+    fn core(&self) -> (Num, Num, Num) {
+        (self.major, self.minor, self.patch)
+    }
+
+    /// `v` against this version, in semver precedence.
+    fn cmp_release(&self, v: &Version) -> Ordering {
+        (v.major as Num, v.minor as Num, v.patch as Num).cmp(&self.core()).then_with(|| v.pre.cmp(&self.pre))
+    }
+}
+
 /// One bound of a set: operator, version, and whether the user wrote a prerelease there
 /// (only then may prereleases of that major.minor.patch match the set).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Bound {
     op: Op,
-    version: Version,
+    version: BoundVersion,
     names_pre: bool,
 }
 
 impl Bound {
     fn matches(&self, v: &Version) -> bool {
+        let c = self.version.cmp_release(v);
         match self.op {
-            Op::Eq => v == &self.version,
-            Op::Gt => v > &self.version,
-            Op::Ge => v >= &self.version,
-            Op::Lt => v < &self.version,
-            Op::Le => v <= &self.version,
+            Op::Eq => c == Ordering::Equal,
+            Op::Gt => c == Ordering::Greater,
+            Op::Ge => c != Ordering::Less,
+            Op::Lt => c == Ordering::Less,
+            Op::Le => c != Ordering::Greater,
         }
     }
 }
@@ -99,15 +131,26 @@ fn is_ws(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-fn num(s: &str) -> Option<u64> {
+/// `0|[1-9][0-9]*`, any size (see [`Num`]).
+fn num(s: &str) -> Option<Num> {
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
-    s.parse().ok()
+    Some(if s.len() > 20 { OVER } else { s.parse::<Num>().ok()?.min(OVER) })
 }
 
-fn ver(major: u64, minor: u64, patch: u64) -> Version {
-    Version::new(major, minor, patch)
+/// A prerelease of the grammar: dot-separated `0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*`
+/// (no `+build`: the grammar has none).
+fn is_prerelease(p: &str) -> bool {
+    p.split('.').all(|id| {
+        !id.is_empty()
+            && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && (!id.bytes().all(|c| c.is_ascii_digit()) || id == "0" || !id.starts_with('0'))
+    })
+}
+
+fn ver(major: Num, minor: Num, patch: Num) -> BoundVersion {
+    BoundVersion { major, minor, patch, pre: Prerelease::EMPTY }
 }
 
 fn comparator(token: &str, text: &str) -> Result<Vec<Bound>, String> {
@@ -129,7 +172,7 @@ fn comparator(token: &str, text: &str) -> Result<Vec<Bound>, String> {
     }
     let wild = |p: &str| p == "x" || p == "*";
     let major = num(parts[0]).ok_or_else(|| bad("is not a comparator"))?;
-    let field = |i: usize| -> Result<Option<Option<u64>>, String> {
+    let field = |i: usize| -> Result<Option<Option<Num>>, String> {
         match parts.get(i) {
             None => Ok(None),
             Some(p) if wild(p) => Ok(Some(None)),
@@ -146,40 +189,39 @@ fn comparator(token: &str, text: &str) -> Result<Vec<Bound>, String> {
     let pre = match pre {
         None => Prerelease::EMPTY,
         Some(p) => {
-            if patch_f.is_none() || !p.is_ascii() {
+            if patch_f.is_none() || !is_prerelease(p) {
                 return Err(bad("is not a comparator"));
             }
             if !full {
                 return Err(bad("has a prerelease after a wildcard"));
             }
-            // semver checks the identifiers: non-empty, no leading zeros in numeric ones
-            Version::parse(&format!("0.0.0-{}", p)).map_err(|_| bad("is not a comparator"))?.pre
+            Prerelease::new(p).map_err(|_| bad("is not a comparator"))?
         }
     };
     let names_pre = !pre.is_empty();
     let mut low = ver(major, minor.unwrap_or(0), patch.unwrap_or(0));
     low.pre = pre;
     let above = match (minor, patch) {
-        (None, _) => ver(major + 1, 0, 0),
-        (Some(m), None) => ver(major, m + 1, 0),
-        (Some(m), Some(p)) => ver(major, m, p + 1),
+        (None, _) => ver(next(major), 0, 0),
+        (Some(m), None) => ver(major, next(m), 0),
+        (Some(m), Some(p)) => ver(major, m, next(p)),
     };
-    let b = |op: Op, version: Version, names_pre: bool| Bound { op, version, names_pre };
+    let b = |op: Op, version: BoundVersion, names_pre: bool| Bound { op, version, names_pre };
     Ok(match op {
         "^" => {
             let top = match (minor, patch) {
-                _ if major > 0 => ver(major + 1, 0, 0),
-                (None, _) => ver(major + 1, 0, 0),
-                (Some(m), None) => ver(0, m + 1, 0),
-                (Some(m), Some(_)) if m > 0 => ver(0, m + 1, 0),
-                (Some(_), Some(p)) => ver(0, 0, p + 1),
+                _ if major > 0 => ver(next(major), 0, 0),
+                (None, _) => ver(next(major), 0, 0),
+                (Some(m), None) => ver(0, next(m), 0),
+                (Some(m), Some(_)) if m > 0 => ver(0, next(m), 0),
+                (Some(_), Some(p)) => ver(0, 0, next(p)),
             };
             vec![b(Op::Ge, low, names_pre), b(Op::Lt, top, false)]
         }
         "~" => {
             let top = match minor {
-                None => ver(major + 1, 0, 0),
-                Some(m) => ver(major, m + 1, 0),
+                None => ver(next(major), 0, 0),
+                Some(m) => ver(major, next(m), 0),
             };
             vec![b(Op::Ge, low, names_pre), b(Op::Lt, top, false)]
         }
@@ -245,9 +287,9 @@ impl Range {
     pub fn matches(&self, v: &Version) -> bool {
         self.sets.iter().any(|set| {
             (v.pre.is_empty()
-                || set.iter().any(|b| {
-                    b.names_pre && (b.version.major, b.version.minor, b.version.patch) == (v.major, v.minor, v.patch)
-                }))
+                || set
+                    .iter()
+                    .any(|b| b.names_pre && b.version.core() == (v.major as Num, v.minor as Num, v.patch as Num)))
                 && set.iter().all(|b| b.matches(v))
         })
     }
@@ -306,6 +348,61 @@ mod tests {
         assert!(!m(">=1.2.3-beta.1 <2", "1.2.4-beta.2"));
         assert!(m("^1.2.3-beta.2", "1.2.3-beta.3") && !m("^1.2.3-beta.2", "1.2.3-beta.1"));
         assert!(m("1.2.3-rc.1", "1.2.3-rc.1"));
+    }
+
+    /// The successor of u64::MAX overflowed (a panic in debug builds, a wrap to 0 in release:
+    /// `>MAX` matched every release); numbers of any size follow Python: above every release number.
+    #[test]
+    fn ranges_at_the_largest_number_follow_python() {
+        let max = "18446744073709551615";
+        let versions = [
+            "0.0.0".to_owned(),
+            "1.2.3".to_owned(),
+            format!("{}.0.0", max),
+            format!("{}.5.0", max),
+            format!("{0}.{0}.{0}", max),
+            format!("1.{}.0", max),
+            format!("1.2.{}", max),
+            format!("{}.0.0-rc.1", max),
+        ];
+        let matching = |range: &str| -> Vec<usize> {
+            let r = Range::parse(range).unwrap_or_else(|e| panic!("{}", e));
+            (0..versions.len()).filter(|&i| r.matches(&Version::parse(&versions[i]).unwrap())).collect()
+        };
+        // the expectations are Python's (registry_tool.format.ranges)
+        let cases: Vec<(String, Vec<usize>)> = vec![
+            (format!(">{}", max), vec![]),
+            (format!(">={}.1", max), vec![3, 4]),
+            (format!("<={}", max), vec![0, 1, 2, 3, 4, 5, 6]),
+            (format!("^{}", max), vec![2, 3, 4]),
+            (format!("~{0}.{0}", max), vec![4]),
+            (format!("1.{}", max), vec![5]),
+            (format!("<=1.2.{}", max), vec![0, 1, 6]),
+            (format!("^0.0.{}", max), vec![]),
+            (format!(">1.2.{}", max), vec![2, 3, 4, 5]),
+            (">=99999999999999999999".to_owned(), vec![]),
+            ("<99999999999999999999".to_owned(), vec![0, 1, 2, 3, 4, 5, 6]),
+            ("1.99999999999999999999.x".to_owned(), vec![]),
+            ("<1.99999999999999999999".to_owned(), vec![0, 1, 5, 6]),
+            (format!(">={0}.0.0-rc.0 <={0}", max), vec![2, 3, 4, 7]),
+            (format!("<{}", "9".repeat(200)), vec![0, 1, 2, 3, 4, 5, 6]),
+        ];
+        for (range, want) in cases {
+            assert_eq!(matching(&range), want, "{}", range);
+        }
+        assert!(m(">=1.0.0-99999999999999999999", "1.0.0-100000000000000000000"));
+        assert!(!m(">=1.0.0-99999999999999999999", "1.0.0-99999999999999999998"));
+    }
+
+    /// `Version::parse("0.0.0-" + p)` read `rc.1+build` as a prerelease and build metadata; the
+    /// grammar has no `+`.
+    #[test]
+    fn build_metadata_after_a_prerelease_is_refused() {
+        for bad in ["1.0.0-rc.1+build", "^1.0.0-rc.1+build", ">=2.0.0-rc.1+b.2", "1.0.0-rc+", "1.0.0-é", "1.0.0-rc..1"]
+        {
+            assert!(Range::parse(bad).is_err(), "{:?} was accepted", bad);
+        }
+        assert!(m("^1.0.0-rc.1", "1.0.0-rc.2") && m("1.0.0-0.a-b.0c", "1.0.0-0.a-b.0c"));
     }
 
     #[test]
