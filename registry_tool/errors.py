@@ -21,29 +21,41 @@ EXIT_INTERNAL = 3
 INTERNAL_ERROR_RULE = "internal-error"
 
 # Controls (C0 incl. CR/LF/tab, DEL, C1), line/paragraph separators, bidi marks and overrides,
-# zero-width and invisible format characters, and lone surrogates (non-UTF-8 file names decoded with
+# zero-width and invisible format characters (tag characters, Hangul fillers, interlinear
+# annotation), and lone surrogates (non-UTF-8 file names decoded with
 # surrogateescape, which no output stream can encode): messages embed strings a pull request, a
 # module, a maintainer or a server controls (file names, test names, yank reasons, HTTP headers),
 # and one message is one line, so none of these may reach a terminal or a CI log as themselves.
 _UNPRINTABLE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+    r"[\x00-\x1f\x7f-\x9f\xad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\u3164"
+    r"\ufeff\uffa0\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
 )
 
 
-def hidden_characters(value: str, allow: str = "") -> list[str]:
-    """The distinct characters of ``value`` that ``printable`` escapes (but those in ``allow``), escaped.
+# What published text (a description, an author, a yank reason) may not hold: controls, line and
+# paragraph separators, and the bidi embeddings, overrides and isolates that reorder what a reader
+# sees (Trojan Source).  Narrower than _UNPRINTABLE: joiners (emoji sequences, Persian), marks and
+# soft hyphens are text, and ``printable`` still escapes them where one line must stay one line.
+_REFUSED_IN_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
-    Text a maintainer publishes (a description, a yank reason) is refused with these: shown, each
-    would be an escape at best and a terminal or log injection at worst.
+
+def hidden_characters(value: str, allow: str = "") -> list[str]:
+    """The distinct control and bidi-override characters of ``value`` (but those in ``allow``), escaped.
+
+    Text a maintainer publishes is refused with these: shown, each would be an escape at best and
+    a terminal or log injection, or reordered text, at worst.
     """
-    return [printable(c) for c in sorted(set(_UNPRINTABLE.findall(value))) if c not in allow]
+    return [printable(c) for c in sorted(set(_REFUSED_IN_TEXT.findall(value))) if c not in allow]
 
 
 def printable(value: str) -> str:
     r"""``value`` on one line, every control, bidi or invisible character shown as an escape (``\x1b``)."""
-    return _UNPRINTABLE.sub(
-        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", value
-    )
+    return _UNPRINTABLE.sub(_escape, value)
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,8 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "spdx": (_E, "plugin.license is not a valid SPDX expression of known identifiers."),
             "text-field": (
                 _E,
-                "A description or author holds control, bidi or invisible characters, or a "
-                "homepage/repository URL characters outside printable ASCII.",
+                "A description or author holds a control character or a bidi override, or a "
+                "homepage/repository URL a character URLs exclude or a non-ASCII host.",
             ),
             "abi-not-allowed": (_E, "plugin.abi is not in registry.toml [abis].allowed."),
             "host-range": (

@@ -15,12 +15,12 @@ from typing import Any, Protocol
 
 from semantic_version import Version
 
+from registry_tool import _toml as toml
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
-from registry_tool.format import toml
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
 from registry_tool.manifest.model import parse_manifest
@@ -506,7 +506,7 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
         findings.append(
             Finding(
                 rule="yank-invalid",
-                message=f"yank.reason holds control, bidi or invisible characters ({', '.join(hidden)})",
+                message=f"yank.reason holds control or bidi override characters ({', '.join(hidden)})",
                 file=yank_rel,
                 line=src.line_of("yank.reason") or 1,
                 field="yank.reason",

@@ -113,7 +113,7 @@ from registry_tool.resolve import Candidate, Dependency, Installed, Need, Plan, 
 from registry_tool.resolve import resolve as resolve_graph
 from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import Root, verify_release_signatures
-from registry_tool.trust.root import authenticate_root_candidate, verify_root_step
+from registry_tool.trust.root import BadRootVersionError, authenticate_root_candidate, verify_root_step
 
 Clock = Callable[[], datetime]
 # The earliest time a second can be taken from (a root may name year 1 as its expiry).
@@ -151,12 +151,20 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
     """
     steps: list[tuple[bytes, list[str]]] = []
     previous = trusted
-    for version in range(trusted.version + 1, trusted.version + 1 + MAX_ROOT_STEPS):
+    for version in range(trusted.version + 1, trusted.version + 2 + MAX_ROOT_STEPS):
         rel = f"root/{version}.root.json"
         try:
             raw = sources.get(join_url(base, rel), max_size=MAX_ROOT_BYTES)
         except NotFoundError:
             break
+        if len(steps) == MAX_ROOT_STEPS:
+            # Still going after the bound: refused, never taken as the end of the chain (a root
+            # the walk stopped at may be expired, or a key rotated further on would go unseen).
+            raise BadRootVersionError(
+                f"more than {MAX_ROOT_STEPS} new root versions after version {trusted.version}",
+                where=join_url(base, rel),
+                fix="pin a recent root version: registry-tool client trust URL --root FILE --replace",
+            )
         old_ids = {k.key_id for k in previous.role("root").keys}
         sigs = sources.signatures(base, rel, old_ids)
         authenticate_root_candidate(previous, raw, _decode(sigs), where=rel)

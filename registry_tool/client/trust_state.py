@@ -53,7 +53,7 @@ from registry_tool.trust import (
 )
 
 log = logging.getLogger(__name__)
-MAX_ROOT_STEPS = 256  # a bound on the walk, so a hostile server cannot serve roots forever
+MAX_ROOT_STEPS = 1024  # root versions one session walks; a chain going on past it is refused
 
 
 @dataclass(frozen=True)

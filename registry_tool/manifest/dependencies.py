@@ -16,7 +16,7 @@ from pathlib import Path
 
 from semantic_version import NpmSpec, Version
 
-from registry_tool.format import toml
+from registry_tool import _toml as toml
 from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.model import Manifest
 from registry_tool.manifest.versions import RangeError, parse_range

@@ -21,7 +21,8 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry_tool.format import toml
+from registry_tool import _toml as toml
+from registry_tool._toml import nesting_depth
 from registry_tool.report import Finding
 
 if TYPE_CHECKING:
@@ -412,29 +413,6 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
 
 # Our documents nest 4 levels; the cap keeps the (recursive) schema validator safe.
 MAX_DEPTH = 16
-
-
-def nesting_depth(value: object) -> int:
-    """Nesting depth of parsed TOML data, computed without recursion.
-
-    Level by level: the values of every table and array of one level are the next level (a
-    scalar counts at its level, and only tables and arrays are walked on), so each value costs a
-    list append in C instead of a tuple and a loop turn in Python (run once per manifest).
-    """
-    level, frontier = 0, [value]
-    while True:
-        children: list[object] = []
-        for item in frontier:
-            if isinstance(item, dict):
-                children.extend(item.values())
-            elif isinstance(item, list):
-                children.extend(item)
-        if not children:
-            return level
-        level += 1
-        frontier = [c for c in children if isinstance(c, (dict, list))]
-        if not frontier:
-            return level
 
 
 def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Finding]:

@@ -171,13 +171,24 @@ def _check_metadata(ctx: _Ctx) -> None:
         )
 
 
-# A published URL: printable ASCII only (an internationalised host as punycode, so a look-alike
-# letter cannot pose as another host), and none of the characters that end a URL in text or HTML.
-_URL_CHARS = re.compile(r"[!#-&(-;=?-\[\]_a-z~]+")  # no IGNORECASE: it matches U+212A (Kelvin) as k
+# A published URL: no whitespace, controls or the characters that end a URL in text or HTML (RFC
+# 3986 excludes them), and an ASCII host (an internationalised one as punycode, so a look-alike
+# letter cannot pose as another host); a path may hold any other letter.
+_URL_ENDS = re.compile(r'[\s"<>\\^`{|}\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]')
+_URL_HOST = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/?#]*)")
+
+
+def _url_problem(url: str) -> str | None:
+    if _URL_ENDS.search(url):
+        return "holds a space, a quote, <>, a backslash, ^, a backtick, {|} or a control character"
+    match = _URL_HOST.match(url)
+    if match is not None and not match[1].isascii():
+        return "has a host that is not ASCII"
+    return None
 
 
 def _check_text(ctx: _Ctx) -> None:
-    """Text every client, catalog and CI summary shows: no control, bidi or invisible characters.
+    """Text every client, catalog and CI summary shows: no control or bidi override characters.
 
     (Keywords have a pattern in the schema.)
     """
@@ -188,18 +199,18 @@ def _check_text(ctx: _Ctx) -> None:
         if hidden := hidden_characters(value, allow):
             ctx.add(
                 "text-field",
-                f"{field_} holds control, bidi or invisible characters ({', '.join(hidden)})",
+                f"{field_} holds control or bidi override characters ({', '.join(hidden)})",
                 field_.split("[")[0],
                 "remove them: clients, the catalog and CI summaries would show them as escapes",
             )
     for field_, url in (("plugin.homepage", m.homepage), ("plugin.repository", m.repository)):
-        if url is not None and _URL_CHARS.fullmatch(url) is None:
+        problem = _url_problem(url) if url is not None else None
+        if problem is not None:
             ctx.add(
                 "text-field",
-                f"{field_} {printable(url)!r} holds characters a URL cannot: spaces, quotes, <>, "
-                "controls or non-ASCII letters",
+                f"{field_} {printable(url or '')!r} {problem}",
                 field_,
-                "write the URL percent-encoded, an internationalised host name as punycode (xn--)",
+                "percent-encode those characters; write an internationalised host as punycode (xn--)",
             )
 
 
@@ -562,8 +573,6 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
         if decision.linked:
             continue  # a second import of the name (another type) is still checked
         seen.add((imp.module, imp.name))
-        if decision.linked:
-            continue
         perm = cfg.granting_permission(imp.module, imp.name)
         has_table = m.line_of("permissions") is not None
         if allowed:  # allowed by name, but nothing can provide it (the sandbox would refuse it too)

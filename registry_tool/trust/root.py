@@ -367,7 +367,8 @@ def _schema_check(doc: Any, where: str | None) -> None:
     # in well under a millisecond; building jsonschema's costs ~35 ms of every command that parses
     # a root.  It is never more lenient (tests/manifest/test_schema_fast_path.py): what it refuses,
     # jsonschema decides and explains.
-    from registry_tool.manifest.source import MAX_DEPTH, nesting_depth, schema_accepts
+    from registry_tool._toml import nesting_depth
+    from registry_tool.manifest.source import MAX_DEPTH, schema_accepts
 
     if schema_accepts(doc, ROOT_SCHEMA):
         return

@@ -46,6 +46,7 @@ from registry_tool.registry.document import read_site_dir
 from registry_tool.signing import sign_release
 from registry_tool.trust import RevokedKeyError, UnauthorizedSignerError
 from registry_tool.trust.editing import revoke, rotate_keys
+from registry_tool.trust.root import BadRootVersionError
 from tests.world import Network, SiteSimulator
 
 from .client_world import NOW, World
@@ -164,6 +165,25 @@ def test_old_index_key_useless_after_rotation(installed: World) -> None:
     )
     installed.publish_root()  # new root served, registry.json still signed by the old key
     fails_closed(installed, install(installed), IndexSignatureError, "not an index key")
+
+
+def test_a_root_chain_past_the_walk_bound_is_refused_not_cut_short(
+    installed: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the bound at 2, two new roots are walked and a third still exists: the walk used to end
+    # at the second and take it as the final root (an expired one would then block every refresh, a
+    # key rotated in root 4 would go unseen).  Now the session is refused.
+    from registry_tool.client import api
+
+    start = installed.state().root_version
+    for _ in range(3):
+        installed.edit_root(lambda doc: None)
+    installed.publish_root()
+    monkeypatch.setattr(api, "MAX_ROOT_STEPS", 2)
+    fails_closed(installed, install(installed), BadRootVersionError, "more than 2 new root versions")
+    monkeypatch.setattr(api, "MAX_ROOT_STEPS", 3)
+    install(installed)()
+    assert installed.state().root_version == start + 3
 
 
 # --------------------------------------------------------------------------- releases

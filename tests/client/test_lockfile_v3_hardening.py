@@ -116,3 +116,23 @@ def test_a_line_folded_by_a_reader_during_a_commit_leaves_no_stale_parse(
     assert seen == fresh(tmp_path)  # what the file holds
     assert "victim" not in seen
     assert json.loads(path.read_bytes().splitlines()[-1]) == {"plugins": {"victim": None}}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("signatures", ["aa/1.0.0/plugin.toml.minisig"] * 2),
+        ("signers", ["0123456789ABCDEF"] * 2),
+        ("permissions", ["keys", "keys"]),
+        ("required_by", ["bb", "bb"]),
+    ],
+)
+def test_a_string_listed_twice_is_refused(tmp_path: Path, field: str, value: list[str]) -> None:
+    # Each listed signature was read and checked again: 100,000 copies of one path took 25 s.
+    bad = {**entry("aa"), field: value}
+    (tmp_path / LOCKFILE).write_bytes(line({"lockfile_version": 3, "plugins": {"aa": bad}}))
+    with pytest.raises(UsageError, match="twice"):
+        fresh(tmp_path)
+    ok = {**entry("aa"), field: value[:1]}
+    (tmp_path / LOCKFILE).write_bytes(line({"lockfile_version": 3, "plugins": {"aa": ok}}))
+    assert fresh(tmp_path) == {"aa": "1.0.0"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import tomllib
 from pathlib import Path
 
@@ -50,13 +51,16 @@ _DEEP = 65  # one past MAX_NESTING
         "[" + ".".join(["a"] * (_DEEP + 1)) + "]",
         "y = " + "[" * 20000 + "]" * 20000,  # 40 KB: recursive parsers run out of stack
         "[" + ".".join(["a"] * 20000) + "]",
-        '# a comment [[[\ns = "\\\\"\ny = ' + "[" * _DEEP,  # an escaped backslash ends the string
+        "[" + ".".join(["1"] * 20000) + "]",  # a key of digits: only its first dot is a number's
+        "[" + ".".join(["1"] * (_DEEP + 2)) + "]",
+        '# a comment [[[\ns = "\\\\"\ny = ' + "[" * _DEEP + "]" * _DEEP,  # "\\" ends the string
     ],
 )
 def test_nesting_past_the_bound_is_refused_before_parsing(doc: str) -> None:
     assert toml.nesting_problem(doc) is not None
-    with pytest.raises(toml.TOMLDecodeError, match="at most 64 levels"):
+    with pytest.raises(toml.TOMLDecodeError, match="at most 64 levels") as caught:
         toml.loads(doc)
+    assert caught.value.lineno >= 1  # the position of the level past the bound
 
 
 @pytest.mark.parametrize(
@@ -72,9 +76,44 @@ def test_nesting_past_the_bound_is_refused_before_parsing(doc: str) -> None:
         'y = "a\\"' + "[" * 100 + '"',  # an escaped quote does not end the string
         "x = [" + ", ".join(["1.5"] * 100) + "]",  # dots between digits are numbers
         "t = [" + ", ".join(["1979-05-27T07:32:00.999Z"] * 100) + "]",
-        "\n".join(f"a{i}.b.c = {i}" for i in range(100)),  # dots counted per line
+        "\n".join(f"a{i}.b.c = {i}" for i in range(100)),  # dots counted per key
+        "x = [" + ", ".join(["{a.b = 0}"] * 100) + "]",  # many shallow keys on one line
+        "h = {" + ", ".join(f"k{i}.v = 1" for i in range(100)) + "}",
+        "v = [" + ", ".join(f"{i}.5" for i in range(100)) + "]",
+        "[" + ".".join(["1"] * 65) + "]",  # 64 dots, the first of them a number's: 63 counted
     ],
 )
 def test_nesting_within_the_bound_parses_as_before(doc: str) -> None:
     assert toml.nesting_problem(doc) is None
     assert toml.loads(doc) == tomllib.loads(doc)
+
+
+def _random_doc(rng: random.Random) -> str:
+    """A parseable document nesting arrays, inline tables and dotted keys near the bound."""
+    lines = []
+    for t in range(rng.randint(1, 3)):
+        header = ".".join(f"h{t}k{i}" if rng.random() < 0.7 else str(t) for i in range(rng.randint(1, 70)))
+        lines.append(f"[{header}]")
+        for k in range(rng.randint(1, 3)):
+            depth = rng.randint(55, 70)
+            inner = rng.choice(["1", "1.5", '"a.b"', "[]", "{}"])
+            value = inner
+            for _ in range(depth):
+                value = f"[{value}]" if rng.random() < 0.5 else f"{{x = {value}}}"
+            parts = range(rng.randint(1, 70))
+            key = ".".join(f"k{k}p{i}" if rng.random() < 0.5 else str(k + 7) for i in parts)
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_parse_first_refuses_exactly_what_the_scan_refuses(seed: int) -> None:
+    # Python parses first and scans only deep results; Go and Rust scan first. Same verdicts.
+    doc = _random_doc(random.Random(seed))
+    tomllib.loads(doc)  # the generator makes valid TOML
+    refused = toml.nesting_problem(doc) is not None
+    try:
+        toml.loads(doc)
+        assert not refused
+    except toml.TOMLDecodeError:
+        assert refused

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from registry_tool.manifest.source import MAX_DEPTH, nesting_depth, schema_accepts
+from registry_tool._toml import nesting_depth
+from registry_tool.manifest.source import MAX_DEPTH, schema_accepts
 
 
 def _reference(value: object) -> int:

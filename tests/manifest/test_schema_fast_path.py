@@ -139,10 +139,18 @@ def test_there_are_documents_to_mutate() -> None:
 def _check_never_more_lenient(document: Path, schema_name: str) -> None:
     doc = _load(document)
     reference = REFERENCE[schema_name](load_schema(schema_name))
-    # The example itself: never accepted when jsonschema refuses.  The other way round is allowed
-    # (fastjsonschema reads a pattern's "$" as the end of the string, jsonschema also before a final
-    # newline: a root key "RW...\n" passes jsonschema, and the strict field check refuses it).
-    assert reference.is_valid(doc) or not schema_accepts(doc, schema_name)
+    # The example itself gets the same verdict, but for one known difference: fastjsonschema reads
+    # a pattern's "$" as the end of the string, jsonschema also before a final newline (a root key
+    # "RW...\n" passes jsonschema; the strict field check refuses it), so there only the safe
+    # direction is required.
+    final_newline = any(
+        isinstance(key, dict) and str(key.get("public_key", "")).endswith("\n")
+        for key in (doc.get("keys") or {}).values()
+    )
+    if final_newline:
+        assert not schema_accepts(doc, schema_name)
+    else:
+        assert schema_accepts(doc, schema_name) == reference.is_valid(doc)
     refused = 0
     for mutated in _mutations(doc):
         valid = reference.is_valid(mutated)

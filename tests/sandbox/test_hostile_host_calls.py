@@ -230,11 +230,14 @@ def test_the_reservation_is_the_memory_limit_so_growth_never_copies(run: Runner)
 
 
 def test_job_for_reserves_the_memory_limit() -> None:
-    import inspect
+    from registry_tool.manifest import load_manifest, load_registry_config
+    from registry_tool.sandbox.harness import job_for
 
-    from registry_tool.sandbox import harness
-
-    assert "reservation=reservation_for(limits.memory)" in inspect.getsource(harness.job_for)
+    index = Path(__file__).resolve().parents[2] / "index"
+    config = load_registry_config(index)
+    for release in sorted((index / "plugins").glob("*/*/plugin.toml"))[:4]:
+        job = job_for(load_manifest(release.parent, config), config, cache=False)
+        assert job.engine.reservation == reservation_for(job.limits.memory) >= job.limits.memory
 
 
 WRONG_CLOCK = wat(

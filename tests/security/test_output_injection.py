@@ -76,6 +76,13 @@ def test_markdown_text_renders_no_link_image_or_html(hostile: str) -> None:
     assert "<a " not in html and "<img" not in html and "<b>" not in html and "<i>" not in html
 
 
+@pytest.mark.parametrize("text", ["see https://evil.example/x", "or WWW.evil.example", "ftp://x.y"])
+def test_markdown_text_breaks_bare_autolinks(text: str) -> None:
+    # GitHub links a bare URL or www. name by itself; CommonMark (above) does not, so check the text.
+    out = md_text(text)
+    assert "://" not in out and "www." not in out.lower()
+
+
 def test_markdown_text_keeps_names_and_import_names_readable() -> None:
     assert md_text("alpha_keys 1.0.0 ferrite:keys.get") == "alpha_keys 1.0.0 ferrite:keys.get"
 
