@@ -28,6 +28,14 @@ class UnreadableFileError(UsageError):
     code = "unreadable-file"
 
 
+class NotRegularFileError(UnreadableFileError):
+    """A FIFO, device, socket or directory where a regular file is read."""
+
+
+class FileTooLargeError(UnreadableFileError):
+    """A regular file larger than the cap its kind has."""
+
+
 class UnsafePathError(CheckFailed):
     """A symbolic link (or another non-directory) where the tool never follows one."""
 
@@ -126,13 +134,13 @@ def _read(
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFileError(
+            raise NotRegularFileError(
                 f"{what} {shown} is {_describe(info.st_mode)}, not a regular file",
                 where=shown,
                 fix=f"pass the {what} as a regular file",
             )
         if info.st_size > cap:
-            raise UnreadableFileError(
+            raise FileTooLargeError(
                 f"{what} {shown} is {info.st_size} bytes, more than the {_size(cap)} a {what} may have",
                 where=shown,
                 fix=f"check that this is really the {what}",

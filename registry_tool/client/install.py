@@ -37,7 +37,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from registry_tool._files import MiB, UnreadableFileError, UnsafePathError
+from registry_tool._files import FileTooLargeError, MiB, UnreadableFileError, UnsafePathError
 from registry_tool.client.errors import (
     ApprovalRequiredError,
     InstalledFileTamperedError,
@@ -61,7 +61,7 @@ from registry_tool.format import (
     is_version,
 )
 from registry_tool.format.errors import DocumentError
-from registry_tool.format.rules import KEY_ID_RE, PERMISSION_RE, PLUGIN_NAME_RE, SHA256_RE
+from registry_tool.format.rules import KEY_ID_RE, PERMISSION_RE, PLUGIN_NAME_RE, SHA256_RE, TIME_RE
 from registry_tool.format.strictjson import load_strict
 from registry_tool.resolve import Dependency, Installed
 from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
@@ -395,7 +395,9 @@ class _Entry:
 
     def int_(self, key: str) -> int:
         value = self.raw.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+        if (
+            not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**53
+        ):  # decision 7: within ±2^53
             raise self.fail(key, f"must be a non-negative integer, not {value!r}"[:200])
         return value
 
@@ -464,7 +466,7 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
         signatures=signatures,
         signers=e.strs("signers", KEY_ID_RE),
         permissions=e.strs("permissions", PERMISSION_RE),
-        published_at=e.str_("published_at"),
+        published_at=e.str_("published_at", TIME_RE),
         dependencies=dict(deps),
         required_by=e.strs("required_by", PLUGIN_NAME_RE),
     )
@@ -643,7 +645,10 @@ def parse_lockfile(data: bytes, dir_: Path) -> Lockfile:
 
 
 def _read_lock_bytes(pdir: PluginDir, dir_: Path) -> bytes | None:
-    data = pdir.read(LOCKFILE, MAX_LOCKFILE_SIZE, "lockfile")
+    try:
+        data = pdir.read(LOCKFILE, MAX_LOCKFILE_SIZE, "lockfile")
+    except FileTooLargeError as err:
+        raise _lock_error(err.what, dir_) from None
     if data is None and pdir.lstat(LEGACY_LOCKFILE) is not None:
         raise LockfileError(
             f"{dir_} holds a version 1 lockfile ({LEGACY_LOCKFILE}), which this client no longer reads",
@@ -1234,7 +1239,11 @@ def check_installed(
         texts: list[str] = []
         if signatures and folder is not None:
             for rel in entry.signatures:
-                data = _read_in(folder, rel.rsplit("/", 1)[1], MAX_SIGNATURE_FILE, "signature file")
+                try:
+                    data = _read_in(folder, rel.rsplit("/", 1)[1], MAX_SIGNATURE_FILE, "signature file")
+                except FileTooLargeError:
+                    # Install wrote a signature file within the cap: a longer one was changed since.
+                    raise _tampered(entry, dir_, "a signature file is larger than 16 KiB", rel) from None
                 if data is not None:
                     texts.append(data.decode("utf-8", errors="replace"))
         parts = (

@@ -24,7 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded_if_exists
+from registry_tool._files import (
+    NotRegularFileError,
+    UnreadableFileError,
+    UnsafePathError,
+    read_bounded_if_exists,
+)
 from registry_tool.errors import UsageError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -200,9 +205,13 @@ class PluginDir:
             return read_bounded_if_exists(name, cap, what, follow_symlinks=False, dir_fd=fd)
         except UnsafePathError:
             raise _unsafe(self.root, rel, "is a symbolic link") from None
+        except NotRegularFileError as err:
+            # A FIFO, device or folder where the tool put a file: as unsafe as a planted link.
+            kind = err.what.split(" is ", 1)[-1].split(", not a regular file")[0]
+            raise _unsafe(self.root, rel, f"is {kind}, not a regular file") from None
         except UnreadableFileError as err:  # name the file by its full path, not its last part
             shown = str(self.root / rel)
-            raise UnreadableFileError(
+            raise type(err)(
                 err.what.replace(f" {name} ", f" {shown} ", 1), where=shown, fix=err.fix
             ) from None
 

@@ -109,3 +109,48 @@ def test_a_fifo_in_a_file_registry_is_refused_not_waited_on(world: World, tmp_pa
     os.mkfifo(world.site / "registry.json")
     with pytest.raises(FetchError, match="not a regular file"):
         _returns(lambda: Registry.open(url, state_dir=state, clock=lambda: NOW + timedelta(minutes=5)))
+
+
+def _rules(world: World) -> set[str]:
+    report = _returns(lambda: verify_installed(world.plugins, state_dir=world.state_dir))
+    return {f.rule for r in report.results for f in r.findings}
+
+
+def test_special_files_in_the_plugin_directory_are_unsafe_paths(installed: World) -> None:
+    # As the Go and Rust verifiers classify them: a FIFO or folder where the tool wrote a file is
+    # as unsafe as a planted link (it was "malformed", or "installed-tampered" for the wasm).
+    release = installed.plugins / "alpha" / "1.0.0"
+    signature = release / "plugin.toml.minisig"
+    saved = signature.read_bytes()
+    signature.unlink()
+    os.mkfifo(signature)
+    assert "unsafe-path" in _rules(installed)
+    signature.unlink()
+    signature.write_bytes(saved + b"\n" * (17 * 1024))  # past the 16 KiB a signature file may have
+    assert "installed-tampered" in _rules(installed)
+    signature.write_bytes(saved)
+    lockfile = installed.plugins / "registry-tool.lock.json"
+    saved = lockfile.read_bytes()
+    lockfile.unlink()
+    os.mkfifo(lockfile)
+    with pytest.raises(RegistryToolError) as caught:
+        _returns(lambda: verify_installed(installed.plugins, state_dir=installed.state_dir))
+    assert caught.value.code == "unsafe-path"
+    lockfile.unlink()
+    with lockfile.open("wb") as fh:  # sparse: 64 MiB and one byte
+        fh.truncate(64 * 1024 * 1024 + 1)
+    with pytest.raises(RegistryToolError) as caught:
+        verify_installed(installed.plugins, state_dir=installed.state_dir)
+    assert caught.value.code == "lockfile"
+    lockfile.unlink()
+    lockfile.write_bytes(saved)
+    assert verify_installed(installed.plugins, state_dir=installed.state_dir).ok
+
+
+def test_a_published_at_that_is_not_a_time_is_a_lockfile_error(installed: World) -> None:
+    lock = read_lock(installed.plugins)
+    lock["plugins"]["alpha"]["published_at"] = "2026-11-20 00:00:00Z"
+    write_lock(installed.plugins, {k: v for k, v in lock.items() if k != "lockfile_version"})
+    with pytest.raises(RegistryToolError) as caught:
+        verify_installed(installed.plugins, state_dir=installed.state_dir)
+    assert caught.value.code == "lockfile"

@@ -20,7 +20,7 @@ size = 1
 `
 
 // TestDeepTOMLIsMalformedBeforeParsing: 20,000 nested inline tables took the TOML parser 63 s and
-// 16 GB; more than 64 open brackets or 64 key dots on a line are refused before it runs.
+// 16 GB; more than 64 open brackets or 64 counted dots in one key are refused before it runs.
 func TestDeepTOMLIsMalformedBeforeParsing(t *testing.T) {
 	deep := func(n int) map[string]string {
 		dotted := strings.Repeat("a.", n) + "a"
@@ -77,6 +77,57 @@ func TestDeepTOMLIsMalformedBeforeParsing(t *testing.T) {
 	}
 	if p := tomlNestingProblem(`s = "abc` + strings.Repeat("[", 65)); p != "" {
 		t.Error(p)
+	}
+}
+
+// TestTOMLDotsCountPerDottedKey: the dot count restarts at a newline, '=', ',', '{' and '[' (65
+// shallow keys on one line are fine), and only the first dot of a run of digits and dots is free
+// (1.5 is a number; the key [1.1.1...] nests one table per dot after the first).
+func TestTOMLDotsCountPerDottedKey(t *testing.T) {
+	items := strings.Repeat("{a.b = 0}, ", 64) + "{a.b = 0}"
+	keys := make([]string, 65)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d.v = 1", i)
+	}
+	for _, text := range []string{
+		"x = [" + items + "]\n",
+		"h = {" + strings.Join(keys, ", ") + "}\n",
+		"a" + strings.Repeat(".a", 64),                   // 64 counted dots
+		"1" + strings.Repeat(".1", 65),                   // 65 dots, the first is free
+		"a.1.5" + strings.Repeat(".a", 63),               // 1.5 is free
+		"[x]\n" + strings.Repeat("a.", 64) + "a = 1.5\n", // '=' ends the key
+		"t = [" + strings.Repeat("1.5, ", 100) + "]\n",
+	} {
+		if p := tomlNestingProblem(text); p != "" {
+			t.Errorf("%.60q: %s", text, p)
+		}
+	}
+	for _, text := range []string{
+		"a" + strings.Repeat(".a", 65),
+		"1" + strings.Repeat(".1", 66),
+		"a.1.5" + strings.Repeat(".a", 64),
+		"[x]\n" + strings.Repeat("a.", 65) + "a = 1.5\n",
+		"[" + strings.Repeat("1.", 19999) + "1]\n",
+	} {
+		if tomlNestingProblem(text) == "" {
+			t.Errorf("%.60q accepted", text)
+		}
+	}
+	for name, body := range map[string]string{
+		"65 inline tables in one array": "[x]\ny = [" + items + "]\n",
+		"65 dotted keys in one table":   "[x]\nh = {" + strings.Join(keys, ", ") + "}\n",
+	} {
+		if _, err := ParseManifest([]byte(nestingManifest + body)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	start := time.Now()
+	_, err := ParseManifest([]byte(nestingManifest + "[" + strings.Repeat("1.", 19999) + "1]\n"))
+	if err == nil || AsError(err).Class != ClassMalformed {
+		t.Errorf("[1.1.1...] with 20,000 parts: got %v, want malformed", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("[1.1.1...] with 20,000 parts: took %v", d)
 	}
 }
 

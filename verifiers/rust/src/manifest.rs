@@ -87,23 +87,30 @@ pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
     Some((secs * 1000.0).round() as i64)
 }
 
-/// Most `[`/`{` open at once, and most key dots on one line, that a TOML parser is handed
-/// (conformance decision 11, the same rule as the Python client's and the Go verifier's): the
-/// parser recurses on nested arrays, inline tables and dotted keys, and 20,000 levels in 40 KB
+/// Most `[`/`{` open at once, and most counted dots in one dotted key, that a TOML parser is
+/// handed (conformance decision 11, the same rule as the Python client's and the Go verifier's):
+/// the parser recurses on nested arrays, inline tables and dotted keys, and 20,000 levels in 40 KB
 /// overflowed this verifier's stack (an abort, not an error).
 pub const MAX_TOML_NESTING: usize = 64;
 
 /// Why `text` nests too deep for a TOML parser to be trusted with it, or None. Outside strings
 /// and comments: more than [`MAX_TOML_NESTING`] `[`/`{` open at once (`[`/`{` +1, `]`/`}` -1,
-/// never below 0), or more than [`MAX_TOML_NESTING`] dots on one line that do not stand between
-/// two ASCII digits (the dots of dotted keys; `1.5` and a time's fraction are numbers). An
-/// unterminated string ends the scan: the parser reports it.
+/// never below 0), or more than [`MAX_TOML_NESTING`] counted dots in one dotted key (the count
+/// restarts at a newline, `=`, `,`, `{` and `[`). A dot counts unless it stands between two
+/// ASCII digits and is the first such dot of its unbroken run of digits and dots (`1.5` and a
+/// time's fraction are free; the key `1.1.1` counts one). An unterminated string ends the scan:
+/// the parser reports it. The scan of registry_tool/_toml.py `nesting_problem`, line for line.
 pub fn toml_nesting_problem(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let n = b.len();
     let (mut depth, mut dots, mut i) = (0usize, 0usize, 0usize);
+    let mut free_taken = false; // the current run of digits and dots has had its one uncounted dot
     while i < n {
-        match b[i] {
+        let c = b[i];
+        if !c.is_ascii_digit() && c != b'.' {
+            free_taken = false;
+        }
+        match c {
             b'#' => match b[i..].iter().position(|&c| c == b'\n') {
                 Some(j) => {
                     i += j;
@@ -118,18 +125,28 @@ pub fn toml_nesting_problem(text: &str) -> Option<String> {
                 }
                 None => return None, // unterminated: the parser says where
             },
-            b'\n' => dots = 0,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_TOML_NESTING {
-                    return Some(format!("more than {} arrays or inline tables are open at once", MAX_TOML_NESTING));
+            b'\n' | b'=' | b',' | b'{' | b'[' => {
+                dots = 0;
+                if c == b'[' || c == b'{' {
+                    depth += 1;
+                    if depth > MAX_TOML_NESTING {
+                        return Some(format!(
+                            "more than {} arrays or inline tables are open at once",
+                            MAX_TOML_NESTING
+                        ));
+                    }
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
-            b'.' if !(i > 0 && i + 1 < n && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit()) => {
-                dots += 1;
-                if dots > MAX_TOML_NESTING {
-                    return Some(format!("a line holds more than {} dotted key parts", MAX_TOML_NESTING));
+            b'.' => {
+                let numeric = i > 0 && i + 1 < n && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit();
+                if numeric && !free_taken {
+                    free_taken = true;
+                } else {
+                    dots += 1;
+                    if dots > MAX_TOML_NESTING {
+                        return Some(format!("a dotted key has more than {} parts", MAX_TOML_NESTING));
+                    }
                 }
             }
             _ => {}
@@ -311,7 +328,7 @@ mod tests {
     }
 
     /// 20,000 nested `[[[...]]]` or `[a.a.a...]` overflowed the stack of toml 0.5 (the process
-    /// aborted); more than 64 open brackets or key dots on a line are refused before it runs.
+    /// aborted); more than 64 open brackets or counted dots in one key are refused before it runs.
     #[test]
     fn deep_toml_is_refused_before_the_parser_runs() {
         for (name, body) in deep(64) {
@@ -357,6 +374,43 @@ mod tests {
         // the count of dots restarts at each line; an unterminated string ends the scan
         assert_eq!(toml_nesting_problem(&format!("{}a = 1\n", "a.".repeat(40)).repeat(3)), None);
         assert_eq!(toml_nesting_problem(&format!("s = \"abc{}", "[".repeat(65))), None);
+    }
+
+    /// The dot count restarts at a newline, `=`, `,`, `{` and `[` (65 shallow keys on one line
+    /// are fine), and only the first dot of a run of digits and dots is free (`1.5` is a number;
+    /// the key `[1.1.1...]` nests one table per dot after the first and overflowed the stack).
+    #[test]
+    fn toml_dots_count_per_dotted_key() {
+        let items = vec!["{a.b = 0}"; 65].join(", ");
+        let keys = (0..65).map(|i| format!("k{}.v = 1", i)).collect::<Vec<_>>().join(", ");
+        for text in [
+            format!("x = [{}]\n", items),
+            format!("h = {{{}}}\n", keys),
+            format!("a{}", ".a".repeat(64)),              // 64 counted dots
+            format!("1{}", ".1".repeat(65)),              // 65 dots, the first is free
+            format!("a.1.5{}", ".a".repeat(63)),          // 1.5 is free
+            format!("[x]\n{}a = 1.5\n", "a.".repeat(64)), // `=` ends the key
+            format!("t = [{}]\n", "1.5, ".repeat(100)),
+        ] {
+            assert_eq!(toml_nesting_problem(&text), None, "{:?}", text);
+        }
+        let long_key = format!("[{}1]\n", "1.".repeat(19_999));
+        for text in [
+            format!("a{}", ".a".repeat(65)),
+            format!("1{}", ".1".repeat(66)),
+            format!("a.1.5{}", ".a".repeat(64)),
+            format!("[x]\n{}a = 1.5\n", "a.".repeat(65)),
+            long_key.clone(),
+        ] {
+            assert!(toml_nesting_problem(&text).is_some(), "{:?} accepted", text);
+        }
+        for body in [format!("[x]\ny = [{}]\n", items), format!("[x]\nh = {{{}}}\n", keys)] {
+            let text = format!("{}{}", MANIFEST, body);
+            assert!(ManifestFacts::parse(text.as_bytes()).is_ok(), "{:?}", body);
+        }
+        let text = format!("{}{}", MANIFEST, long_key);
+        let err = ManifestFacts::parse(text.as_bytes()).expect_err("[1.1.1...] with 20,000 parts");
+        assert!(err.contains("at most 64 levels"), "{}", err);
     }
 
     #[test]
