@@ -1052,6 +1052,7 @@ def verify_installed(
     now = clock()
     lockfile = str(dest / LOCKFILE)
     with PluginDir(dest) as pdir:
+        pdir.refuse_links()  # decision 14 (a link in a plugin's folders is that plugin's finding)
         for name in list(names) or sorted(lock.plugins):
             entry = lock.plugins.get(name)
             result = CheckResult(subject=name, file=lockfile)

@@ -983,12 +983,16 @@ def commit_plan(
     pdir, lock = session.fs, session.lock
     entries = [_entry_for(s) for s in staged]  # a refusal here leaves the directory untouched
     old_files: list[str] = []
+    pdir.refuse_links()  # decision 14: no link where this commit works, before anything is written
     for entry in entries:
         pdir.check_dir(entry.name)
         pdir.check_dir(entry.release_dir)
+        pdir.refuse_links(entry.name)
+        pdir.refuse_links(entry.release_dir)
         previous = lock.plugins.get(entry.name)
         if previous is not None:
             pdir.check_dir(previous.release_dir)
+            pdir.refuse_links(previous.release_dir)
             old_files += previous.files
     new_files = [path for entry in entries for path in entry.files]
     delta: dict[str, LockedPlugin | None] = {}
@@ -1110,9 +1114,12 @@ def remove_plugins(
                         "(they will fail to load)",
                     )
         entries = [lock.plugins[n] for n in targets]
+        pdir.refuse_links()
         for entry in entries:
             pdir.check_dir(entry.name)
             pdir.check_dir(entry.release_dir)
+            pdir.refuse_links(entry.name)
+            pdir.refuse_links(entry.release_dir)
             for rel in entry.files:  # a folder planted where a file was installed cannot be unlinked
                 info = pdir.lstat(rel)
                 if info is not None and stat.S_ISDIR(info.st_mode):
@@ -1231,8 +1238,9 @@ def check_installed(
 
     Raises:
         InstalledFileTamperedError: a file is missing, longer, or differs from the lockfile.
-        UnsafePathError: a link below the plugin directory.
+        UnsafePathError: a link below the plugin directory (in the plugin's folders: decision 14).
     """
+    pdir.refuse_links(entry.name)
     with pdir.folder(entry.release_dir) as folder:  # opens <name>, then <version>, never via a link
         manifest = _read_installed(folder, dir_, entry, entry.manifest, entry.manifest_size, "plugin.toml")
         wasm = _read_installed(folder, dir_, entry, entry.wasm, entry.wasm_size, "the wasm module")
@@ -1250,7 +1258,11 @@ def check_installed(
             ()
             if folder is None
             else tuple(
-                sorted(f"{entry.release_dir}/{n}" for n in folder.names() if n.startswith(PART_PREFIX))
+                sorted(
+                    f"{entry.release_dir}/{n}"
+                    for n in folder.names_refusing_links()
+                    if n.startswith(PART_PREFIX)
+                )
             )
         )
     manifest_digest = hashlib.sha256(manifest).hexdigest()

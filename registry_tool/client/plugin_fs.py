@@ -158,6 +158,23 @@ class PluginDir:
         with self.directory(rel) as fd:
             return sorted(_names(fd)) if fd is not None else []
 
+    def refuse_links(self, rel: str = "") -> None:
+        """``UnsafePathError`` for a symbolic link directly in directory ``rel`` ("" for the root).
+
+        Conformance decision 14: no link below the plugin directory.  Checked where an operation
+        works: the root and the release folders it writes or verifies (one listing each, the types
+        from the directory entries; a walk of every plugin's folder would cost each install O(N)).
+        """
+        with self.directory(rel) as fd:
+            if fd is None:
+                return
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        raise _unsafe(
+                            self.root, f"{rel}/{entry.name}" if rel else entry.name, "is a symbolic link"
+                        )
+
     def list_child(self, name: str) -> list[str] | None:
         """The names in the root's directory ``name`` (unsorted); None when it is absent, a link or a file.
 
@@ -434,6 +451,16 @@ class Folder:
     def names(self) -> list[str]:
         """The names in the directory, unsorted."""
         return _names(self.fd)
+
+    def names_refusing_links(self) -> list[str]:
+        """``names()``, but ``UnsafePathError`` when one of them is a symbolic link (decision 14)."""
+        names: list[str] = []
+        with os.scandir(self.fd) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise _unsafe(self.owner.root, f"{self.rel}/{entry.name}", "is a symbolic link")
+                names.append(entry.name)
+        return names
 
     def read(self, name: str, cap: int, what: str) -> bytes | None:
         """The regular file ``name`` of this directory (at most ``cap`` bytes), None when absent."""

@@ -154,3 +154,25 @@ def test_a_published_at_that_is_not_a_time_is_a_lockfile_error(installed: World)
     with pytest.raises(RegistryToolError) as caught:
         verify_installed(installed.plugins, state_dir=installed.state_dir)
     assert caught.value.code == "lockfile"
+
+
+def test_links_where_an_operation_works_are_refused_before_anything_is_written(installed: World) -> None:
+    # Decision 14: a link in the plugin directory itself, or in the folders of the plugin being
+    # installed or verified, even one the client never reads (it passed before).
+    top = installed.plugins / "stray"
+    top.symlink_to("/etc")
+    with pytest.raises(RegistryToolError) as caught:
+        installed.open().install("beta@2.0.0", installed.plugins)
+    assert caught.value.code == "unsafe-path" and not (installed.plugins / "beta").exists()
+    with pytest.raises(RegistryToolError) as caught:
+        verify_installed(installed.plugins, state_dir=installed.state_dir)
+    assert caught.value.code == "unsafe-path"
+    top.unlink()
+    dangling = installed.plugins / "alpha" / "1.0.0" / "dangling"
+    dangling.symlink_to("nowhere")
+    assert "unsafe-path" in _rules(installed)
+    with pytest.raises(RegistryToolError) as caught:
+        installed.open().install("alpha@1.1.0", installed.plugins, allow={"keys"})
+    assert caught.value.code == "unsafe-path"
+    dangling.unlink()
+    assert verify_installed(installed.plugins, state_dir=installed.state_dir).ok

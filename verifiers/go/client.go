@@ -76,7 +76,7 @@ func Refresh(ctx context.Context, stateDir, registryURL string, opt Options) (*S
 	s := &Session{state: st, url: registryURL, now: opt.Now, ctx: ctx, highest: st.HighestVersion,
 		cache: filepath.Join(stateDir, "cache"),
 		xfer:  &transfers{fetcher: opt.Fetcher, base: base, overall: time.Now().Add(opt.Deadline), perFile: opt.FileDeadline}}
-	if err := s.walkRoot(); err != nil {
+	if err := s.walkRoot(maxRootSteps); err != nil {
 		return nil, err
 	}
 	if err := s.fetchTop(); err != nil {
@@ -118,10 +118,16 @@ func chainError(err error) error {
 	return withClass(err, ClassRootChain)
 }
 
-// walkRoot is docs/trust.md 5.5: root N+1, N+2, ... until a 404, each checked before the next.
-func (s *Session) walkRoot() error {
+// maxRootSteps is how many new root versions one session walks (conformance decision 2): a chain
+// that still goes on after them is root-chain, never ended at the root the walk stopped at (an
+// expired root there would block every refresh, a key rotated further on would go unseen).
+const maxRootSteps = 1024
+
+// walkRoot is docs/trust.md 5.5: root N+1, N+2, ... until a 404, each checked before the next, at
+// most limit new versions (maxRootSteps; tests pass a smaller bound).
+func (s *Session) walkRoot(limit int64) error {
 	cur := s.state.Root
-	for {
+	for steps := int64(0); ; steps++ {
 		next := cur.Version + 1
 		name := fmt.Sprintf("root/%d.root.json", next)
 		raw, err := s.xfer.get(s.ctx, name, MaxRootFile, true)
@@ -130,6 +136,11 @@ func (s *Session) walkRoot() error {
 		}
 		if raw == nil {
 			break
+		}
+		if steps == limit {
+			return &Error{Class: ClassRootChain, Code: "root-version", Where: name,
+				What: fmt.Sprintf("more than %d new root versions after version %d", limit, s.state.Root.Version),
+				Fix:  "pin a recent root version (PinRoot with a current root file)"}
 		}
 		// Signatures by N's root keys first: a candidate no key of N signed is refused unparsed.
 		sigs, err := s.sigs(rootSignatureNames(next, cur))

@@ -3,6 +3,8 @@ package verifier
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -434,5 +436,55 @@ func TestNothingChangedDownloadsOnlyTopAndSignatures(t *testing.T) {
 	// root/2.root.json (404), registry.json, its two signature names; tree and plugin document come from the cache.
 	if n := e.site.requestCount(); n != 4 {
 		t.Fatalf("%d requests, want 4", n)
+	}
+}
+
+// TestRootWalkRefusesAChainGoingOnPastItsBound: one session walks at most maxRootSteps new root
+// versions; a chain still going on after them is root-chain, never ended at the last walked root
+// (conformance decision 2). Walked here with a bound of 2.
+func TestRootWalkRefusesAChainGoingOnPastItsBound(t *testing.T) {
+	if maxRootSteps != 1024 {
+		t.Fatalf("maxRootSteps = %d, want 1024", maxRootSteps)
+	}
+	e := newEnv(t)
+	var doc map[string]any
+	if err := json.Unmarshal(e.site.get("root/1.root.json"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(v int) {
+		doc["version"] = v
+		raw := canonical(doc)
+		name := fmt.Sprintf("root/%d.root.json", v)
+		e.site.set(name, raw)
+		e.site.set(name+"."+e.site.rootA.id()+".minisig",
+			e.site.rootA.sign(raw, fmt.Sprintf("registry-root\tregistry:%s\tversion:%d", e.site.registry, v)))
+	}
+	walk := func(limit int64) (*Session, error) {
+		st, err := LoadState(e.state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := url.Parse(e.site.url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Session{state: st, url: e.site.url(), now: testNow, ctx: context.Background(),
+			xfer: &transfers{fetcher: NewHTTPFetcher(), base: base, overall: time.Now().Add(5 * time.Second), perFile: 5 * time.Second}}
+		return s, s.walkRoot(limit)
+	}
+	publish(2)
+	publish(3)
+	s, err := walk(2)
+	if err != nil || s.Root.Version != 3 {
+		t.Fatalf("a chain of exactly the bound: %v", err)
+	}
+	publish(4)
+	_, err = walk(2)
+	wantClass(t, err, ClassRootChain)
+	if w := AsError(err).Where; w != "root/4.root.json" {
+		t.Errorf("where %q, want root/4.root.json", w)
+	}
+	if s, err = walk(3); err != nil || s.Root.Version != 4 {
+		t.Fatalf("bound 3: %v", err)
 	}
 }

@@ -168,7 +168,7 @@ impl Verifier {
     pub fn refresh(&self) -> Result<Session<'_>> {
         let state = TrustState::load(&self.state_dir)?.ok_or_else(|| not_pinned(&self.state_dir))?;
         let fetcher = self.fetcher();
-        let (root, rotated) = walk_roots(&fetcher, &state.root, self.now)?;
+        let (root, rotated) = walk_roots(&fetcher, &state.root, self.now, MAX_ROOT_STEPS)?;
         let highest = if rotated { 0 } else { state.highest_version };
         let top = fetch_top(&fetcher, &root, self.now, highest)?;
         let new_state =
@@ -182,18 +182,37 @@ fn chain_error(e: TrustError) -> Error {
     Error::from_trust(class, "root chain", e)
 }
 
+/// How many new root versions one session walks (conformance decision 2): a chain that still
+/// goes on after them is `root-chain`, never ended at the root the walk stopped at (an expired
+/// root there would block every refresh, a key rotated further on would go unseen).
+pub const MAX_ROOT_STEPS: usize = 1024;
+
 /// 5.5 over the network: fetch `root/<N+1>.root.json` until 404, each version checked before
-/// the next is fetched. Returns the final root and whether the index keys changed on the way.
-fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64) -> Result<(Root, bool)> {
+/// the next is fetched, at most `max_steps` new versions ([`MAX_ROOT_STEPS`]; tests pass a
+/// smaller bound). Returns the final root and whether the index keys changed on the way.
+fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64, max_steps: usize) -> Result<(Root, bool)> {
     let mut current = trusted.clone();
     let mut rotated = false;
-    loop {
+    for steps in 0.. {
         let next = current.version + 1;
         let path = format!("root/{}.root.json", next);
         let raw = match fetcher.get(&path, MAX_ROOT_BYTES as u64)? {
             None => break,
             Some(raw) => raw,
         };
+        if steps == max_steps {
+            return Err(Error::from_trust(
+                Class::RootChain,
+                &path,
+                TrustError::new(
+                    TrustCode::RootVersion,
+                    format!(
+                        "more than {} new root versions after version {}; pin a recent root version",
+                        max_steps, trusted.version
+                    ),
+                ),
+            ));
+        }
         let mut fetched: BTreeSet<String> = BTreeSet::new();
         let mut sigs = Vec::new();
         for id in &current.root_role.keyids {
@@ -1038,6 +1057,105 @@ pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An in-memory registry: `mem://site/<path>` is `files[path]`, anything else is 404.
+    struct MemSite(BTreeMap<String, Vec<u8>>);
+
+    impl Transport for MemSite {
+        fn get(&self, url: &str, _deadline: Instant) -> std::result::Result<crate::Response, crate::TransportError> {
+            Ok(match url.strip_prefix("mem://site/").and_then(|p| self.0.get(p)) {
+                Some(b) => crate::Response::Body(Box::new(std::io::Cursor::new(b.clone()))),
+                None => crate::Response::NotFound,
+            })
+        }
+    }
+
+    /// A minisign key from a fixed seed: (signing key, key number, key id, public key line).
+    fn test_key(label: &str) -> (ed25519_dalek::SigningKey, [u8; 8], String, String) {
+        use base64::Engine;
+        use sha2::Digest;
+        let seed: [u8; 32] = sha2::Sha256::digest(format!("client walk {}", label).as_bytes()).into();
+        let mut keynum = [0u8; 8];
+        keynum.copy_from_slice(&sha2::Sha256::digest(seed)[..8]);
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let mut blob = b"Ed".to_vec();
+        blob.extend_from_slice(&keynum);
+        blob.extend_from_slice(sk.verifying_key().as_bytes());
+        let line = base64::engine::general_purpose::STANDARD.encode(blob);
+        (sk, keynum, crate::minisign::key_id(&keynum), line)
+    }
+
+    fn minisign(sk: &ed25519_dalek::SigningKey, keynum: &[u8; 8], data: &[u8], comment: &str) -> Vec<u8> {
+        use base64::Engine;
+        use blake2::Digest;
+        use ed25519_dalek::Signer;
+        let sig = sk.sign(&blake2::Blake2b512::digest(data)).to_bytes();
+        let mut blob = b"ED".to_vec();
+        blob.extend_from_slice(keynum);
+        blob.extend_from_slice(&sig);
+        let mut signed = sig.to_vec();
+        signed.extend_from_slice(comment.as_bytes());
+        let global = sk.sign(&signed).to_bytes();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        format!("untrusted comment: t\n{}\ntrusted comment: {}\n{}\n", b64.encode(blob), comment, b64.encode(global))
+            .into_bytes()
+    }
+
+    /// One session walks at most `max_steps` new root versions; a chain still going on after them
+    /// is root-chain, never ended at the last walked root (conformance decision 2). Bound 2 here.
+    #[test]
+    fn the_root_walk_refuses_a_chain_going_on_past_its_bound() {
+        assert_eq!(MAX_ROOT_STEPS, 1024);
+        let (root_sk, root_num, root_id, root_line) = test_key("root");
+        let (_, _, index_id, index_line) = test_key("index");
+        let root_doc = |v: u64| {
+            format!(
+                concat!(
+                    "{{\"_type\":\"registry-root\",\"expires\":\"2027-11-27T00:00:00Z\",\"keys\":{{",
+                    "\"{ri}\":{{\"public_key\":\"{rl}\"}},\"{ii}\":{{\"public_key\":\"{il}\"}}}},",
+                    "\"maintainers\":{{}},\"plugin_thresholds\":{{}},\"registry\":\"walk\",\"revoked\":[],",
+                    "\"roles\":{{\"index\":{{\"keyids\":[\"{ii}\"],\"threshold\":1}},",
+                    "\"root\":{{\"keyids\":[\"{ri}\"],\"threshold\":1}}}},\"spec_version\":1,\"version\":{v}}}\n"
+                ),
+                ri = root_id,
+                rl = root_line,
+                ii = index_id,
+                il = index_line,
+                v = v
+            )
+            .into_bytes()
+        };
+        let mut files = BTreeMap::new();
+        let publish = |files: &mut BTreeMap<String, Vec<u8>>, v: u64| {
+            let raw = root_doc(v);
+            let comment = format!("registry-root\tregistry:walk\tversion:{}", v);
+            files.insert(
+                format!("root/{}.root.json.{}.minisig", v, root_id),
+                minisign(&root_sk, &root_num, &raw, &comment),
+            );
+            files.insert(format!("root/{}.root.json", v), raw);
+        };
+        let trusted = Root::parse(&root_doc(1)).unwrap();
+        let now = names::parse_time("2026-11-28T12:00:00Z").unwrap();
+        let walk = |files: &BTreeMap<String, Vec<u8>>, max_steps: usize| {
+            let site: Arc<dyn Transport> = Arc::new(MemSite(files.clone()));
+            walk_roots(
+                &Fetcher::new(site, "mem://site/", Instant::now() + Duration::from_secs(10)),
+                &trusted,
+                now,
+                max_steps,
+            )
+        };
+        publish(&mut files, 2);
+        publish(&mut files, 3);
+        let (root, _) = walk(&files, 2).expect("a chain of exactly the bound");
+        assert_eq!(root.version, 3);
+        publish(&mut files, 4);
+        let err = walk(&files, 2).expect_err("a chain going on past the bound");
+        assert_eq!(err.class, Class::RootChain, "{}", err);
+        assert!(err.message.contains("root/4.root.json"), "{}", err);
+        assert_eq!(walk(&files, 3).expect("bound 3").0.version, 4);
+    }
 
     #[test]
     fn required_by_lists_the_installed_plugins_that_depend_on_each() {

@@ -10,7 +10,7 @@
 //! lockfile's lines) and `indent=2`.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// Largest integer magnitude accepted (2^53, the range every JSON implementation keeps exact).
@@ -215,16 +215,18 @@ impl<'a> Obj<'a> {
         }
     }
 
-    /// An array of strings, each accepted by `check`; `unique` refuses repeats.
+    /// An array of strings, each accepted by `check`; `unique` refuses repeats (a set, not a
+    /// scan of the list: a lockfile's lists may hold 100,000 strings).
     pub fn str_list(&self, key: &str, unique: bool, check: impl Fn(&str) -> bool) -> Result<Vec<String>, String> {
         let mut out: Vec<String> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for (i, item) in self.arr(key)?.iter().enumerate() {
             let s =
                 item.as_str().ok_or_else(|| format!("{}[{}] is {}, not a string", self.path(key), i, item.kind()))?;
             if !check(s) {
                 return Err(format!("{}[{}] {:?} is not allowed here", self.path(key), i, s));
             }
-            if unique && out.iter().any(|o| o == s) {
+            if unique && !seen.insert(s) {
                 return Err(format!("{} lists {:?} twice", self.path(key), s));
             }
             out.push(s.to_owned());

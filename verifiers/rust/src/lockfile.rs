@@ -163,7 +163,7 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
         }
         dependencies.insert(dep.clone(), r.to_owned());
     }
-    let signatures = e.str_list("signatures", false, |_| true).map_err(bad)?;
+    let signatures = e.str_list("signatures", true, |_| true).map_err(bad)?;
     for s in &signatures {
         if !rel_path_ok(s, name, version) {
             return Err(bad(format!("{}.signatures holds {:?}, not {}/{}/<file name>", here, s, name, version)));
@@ -178,7 +178,7 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
         version: version.to_owned(),
         registry: e.str("registry").map_err(bad)?.to_owned(),
         requested: e.str("requested").map_err(bad)?.to_owned(),
-        required_by: e.str_list("required_by", false, names::is_plugin_name).map_err(bad)?,
+        required_by: e.str_list("required_by", true, names::is_plugin_name).map_err(bad)?,
         dependencies,
         abi: e.str("abi").map_err(bad)?.to_owned(),
         manifest: path("manifest")?,
@@ -188,8 +188,8 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
         wasm_sha256: sha("wasm_sha256")?,
         wasm_size: size("wasm_size")?,
         signatures,
-        signers: e.str_list("signers", false, names::is_key_id).map_err(bad)?,
-        permissions: e.str_list("permissions", false, names::is_permission).map_err(bad)?,
+        signers: e.str_list("signers", true, names::is_key_id).map_err(bad)?,
+        permissions: e.str_list("permissions", true, names::is_permission).map_err(bad)?,
         published_at: published_at.to_owned(),
     })
 }
@@ -509,6 +509,45 @@ mod tests {
         let mut t = json::to_python_pretty(&Value::Obj(top));
         t.push('\n');
         t.into_bytes()
+    }
+
+    /// A string listed twice in `signatures`, `signers`, `permissions` or `required_by` is
+    /// `lockfile` (decision 17; each listed signature would be read and checked again), in a
+    /// version 3 base line, a change line, and a version 2 entry.
+    #[test]
+    fn a_string_listed_twice_is_refused() {
+        let good = state(&[entry("aa", "1.0.0", &[])]);
+        let dup = |e: &mut Entry, field: &str| {
+            let list = match field {
+                "signatures" => &mut e.signatures,
+                "signers" => &mut e.signers,
+                "permissions" => &mut e.permissions,
+                _ => {
+                    e.required_by = vec!["bb".into()];
+                    &mut e.required_by
+                }
+            };
+            list.push(list[0].clone());
+        };
+        assert!(LockfileFile::parse(&good.base_line()).is_ok());
+        for field in ["signatures", "signers", "permissions", "required_by"] {
+            let mut bad = good.clone();
+            dup(bad.plugins.get_mut("aa").unwrap(), field);
+            let twice = format!("{} lists", field);
+            let m = lockfile_error(&bad.base_line());
+            assert!(m.contains(&twice), "base line, {}: {}", field, m);
+            let m = lockfile_error(&file(&[good.clone(), bad.clone()]));
+            assert!(m.contains(&twice), "change line, {}: {}", field, m);
+            let m = lockfile_error(&v2_bytes(&bad));
+            assert!(m.contains(&twice), "version 2, {}: {}", field, m);
+            // the same strings once each are fine
+            let mut once = bad.clone();
+            once.plugins.get_mut("aa").unwrap().signatures.dedup();
+            once.plugins.get_mut("aa").unwrap().signers.dedup();
+            once.plugins.get_mut("aa").unwrap().permissions.dedup();
+            once.plugins.get_mut("aa").unwrap().required_by.dedup();
+            assert!(LockfileFile::parse(&once.base_line()).is_ok(), "{}", field);
+        }
     }
 
     #[test]
