@@ -983,7 +983,9 @@ def commit_plan(
     pdir, lock = session.fs, session.lock
     entries = [_entry_for(s) for s in staged]  # a refusal here leaves the directory untouched
     old_files: list[str] = []
-    pdir.refuse_links()  # decision 14: no link where this commit works, before anything is written
+    # Decision 14: no link in the folders this commit works in, before anything is written (the
+    # root is not listed: an ordinary writer never lists a folder of every plugin; no name there
+    # is ever followed, and verify lists it).
     for entry in entries:
         pdir.check_dir(entry.name)
         pdir.check_dir(entry.release_dir)
@@ -1114,7 +1116,6 @@ def remove_plugins(
                         "(they will fail to load)",
                     )
         entries = [lock.plugins[n] for n in targets]
-        pdir.refuse_links()
         for entry in entries:
             pdir.check_dir(entry.name)
             pdir.check_dir(entry.release_dir)
