@@ -122,7 +122,7 @@ def _lockfile(tmp: Path) -> Callable[[str], Any]:
                  "dependencies": {}, "abi": "core", "manifest": f"{name}/1.0.0/plugin.toml",
                  "manifest_sha256": "0" * 64, "manifest_size": 1, "wasm": f"{name}/1.0.0/a.wasm",
                  "wasm_sha256": "0" * 64, "wasm_size": 1, "signatures": [], "signers": [],
-                 "permissions": [], "published_at": ""}  # fmt: skip
+                 "permissions": [], "published_at": "2026-11-21T12:00:00Z"}  # fmt: skip
         doc = {"lockfile_version": 2, "plugins": {name: entry}}
         (tmp / "lock" / LOCKFILE).write_text(json.dumps(doc))
         lock = read_lockfile(tmp / "lock")

@@ -874,6 +874,8 @@
     var signers = requireThreshold(await tally(top, topSigs, indexRole), indexRole, "registry.json", "bad-signature");
     var doc = parseJson(decodeUtf8(top, "registry.json"), "registry.json");
     if (!isObj(doc)) fail("malformed", "registry.json is not an object");
+    // Read as an integer first (decision 7): 2.0 or 2e0 is malformed, not another format.
+    if (!isInt(doc.format_version)) fail("malformed", "registry.json: format_version is not an integer");
     if (doc.format_version !== 2)
       fail("unsupported-format", "registry.json has format_version " + JSON.stringify(doc.format_version) + "; this catalog reads 2");
     onlyKeys(doc, ["format_version", "version", "generated_at", "expires_at", "root_version", "registry", "tree",
