@@ -285,7 +285,23 @@ class Spec:
     published_at: str = PUBLISHED
     yanked: str | None = None
     wasm_override: bytes | None = None
-    dependencies: tuple[tuple[str, str], ...] = ()  # [dependencies] name = "range"
+    # [dependencies] name = "range", or name = {version = "range", optional = bool} (the table form)
+    dependencies: tuple[tuple[str, Any], ...] = ()
+
+
+def _dependency_value(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+
+
+def required_dependencies(spec: Spec) -> Json:
+    """What the build publishes: name -> range of every dependency that is not optional."""
+    return {
+        k: v if isinstance(v, str) else v["version"]
+        for k, v in spec.dependencies
+        if isinstance(v, str) or v.get("optional") is not True
+    }
 
 
 def _toml_value(value: Any) -> str:
@@ -314,7 +330,7 @@ def manifest_text(spec: Spec, wasm_file: str, wasm: bytes) -> bytes:
     if spec.limits:
         lines += ["", "[limits]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.limits]
     if spec.dependencies:
-        lines += ["", "[dependencies]"] + [f"{k} = {json.dumps(v)}" for k, v in spec.dependencies]
+        lines += ["", "[dependencies]"] + [f"{k} = {_dependency_value(v)}" for k, v in spec.dependencies]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -361,7 +377,7 @@ def make_release(spec: Spec) -> Rel:
         "exports": list(spec.exports),
         "permissions": sorted(k for k, v in spec.permissions if v),
         "limits": effective_limits(spec),
-        "dependencies": dict(spec.dependencies),
+        "dependencies": required_dependencies(spec),
         "manifest": {"path": f"plugins/{spec.name}/{spec.version}/plugin.toml", **pin_of(manifest)},
         "wasm": {"path": f"plugins/{spec.name}/{spec.version}/{wasm_file}", **pin_of(wasm)},
         "signers": sorted(K[s].key_id for s in spec.signers),
@@ -2858,6 +2874,25 @@ def dependency_cases() -> None:
     adler, mail, top = make_release(DEP_ADLER), make_release(DEP_EMAIL), make_release(DEP_TOP)
     deps = [*BASE_RELEASES, adler, mail, top]
     s = site("deps", Site(releases=deps))
+    # The documented table form: {version = ...} is the range, an optional dependency is left out.
+    tabled = make_release(
+        replace(
+            DEP_ADLER,
+            version="2.0.1",
+            dependencies=(
+                ("semver-lab", {"version": "^1.0"}),
+                ("visit_counter", {"version": "^9.0", "optional": True}),
+            ),
+        )
+    )
+    table_site = site("deps-table-form", Site(releases=[*deps, tabled]))
+    case(
+        "dep-table-form",
+        "dependencies",
+        "adler32 2.0.1 writes semver-lab = {version = \"^1.0\"} and an optional visit_counter ^9.0: "
+        "the range is the table's version, the optional one is not required",
+        [pin(table_site), install(table_site, "adler32@2.0.1", with_graph(tabled, lab_spec("1.4.0")))],
+    )
 
     def lock(**plugins: Json) -> Json:
         return {"op": "lockfile", "expect": {"lockfile_version": 3, "plugins": plugins}}

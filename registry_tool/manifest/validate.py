@@ -362,10 +362,10 @@ def _check_host_range(ctx: _Ctx) -> None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A file name of these characters alone (not "." or "..") is relative and stays in its folder on
-# every client OS: no separator, no drive or UNC prefix, no control character.  Such a name (what
-# every release uses) skips the path objects of the checks below, which cost as much as a rule.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+# The published file names of format 2 (format.rules.FILE_NAME_RE, not imported: that package is
+# not loaded by validate; a test keeps the two equal).  Such a name (not "." or "..") is relative
+# and stays in its folder on every client OS; it is what the build publishes the module under.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 def _refused_path(ctx: _Ctx, file: str) -> bool:
@@ -399,7 +399,17 @@ def _refused_path(ctx: _Ctx, file: str) -> bool:
 def _check_artifact(ctx: _Ctx) -> None:
     m, cfg = ctx.manifest, ctx.config
     file = m.artifact.file
-    if not (_PLAIN_NAME.fullmatch(file) and file not in (".", "..")) and _refused_path(ctx, file):
+    if not (_PLAIN_NAME.fullmatch(file) and file not in (".", "..")):
+        if not _refused_path(ctx, file):
+            # A subfolder, a space, "+" or a letter outside ASCII: the build publishes the module
+            # as plugins/<name>/<version>/<file name>, and this name is not one.
+            ctx.add(
+                "artifact-path",
+                f"artifact.file {printable(file)!r} is not a plain file name of letters, digits, '.', "
+                "'_' and '-' (at most 255) in the release folder",
+                "artifact.file",
+                "rename the module, e.g. my_plugin.wasm, and put it next to plugin.toml",
+            )
         return
     release = ctx.release
     cap = cfg.max_limits.module_size

@@ -248,6 +248,9 @@ def check_artifact_doc(doc: dict[str, Any], artifact_bytes: bytes, *, where: str
 # --------------------------------------------------------------------------- signing (I/O edge)
 
 
+_TABLE_FIX = 'write it as [artifact] with file = "module.wasm"'
+
+
 def pin_artifact(release_dir: Path) -> bool:
     """Write ``[artifact] sha256`` and ``size`` into plugin.toml; True if the file changed."""
     manifest = release_dir / MANIFEST
@@ -270,7 +273,11 @@ def pin_artifact(release_dir: Path) -> bool:
         )
     data = wasm.read_bytes()
     table = doc["artifact"]
-    assert isinstance(table, tomlkit.items.Table)
+    # [artifact] as a section, or artifact = { file = ... } inline: both take the two keys.
+    if not isinstance(table, (tomlkit.items.Table, tomlkit.items.InlineTable)):
+        raise ReleaseSigningError(
+            "artifact must be a table", where=Location(file=str(manifest), field="artifact"), fix=_TABLE_FIX
+        )
     table["sha256"] = hashlib.sha256(data).hexdigest()
     table["size"] = len(data)
     updated = tomlkit.dumps(doc).encode("utf-8")

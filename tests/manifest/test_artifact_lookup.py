@@ -53,12 +53,24 @@ def test_link_out_of_the_release_is_refused(materialised: Callable[[Path], tuple
     assert _rules(release, config) == ["artifact-path"]
 
 
-def test_file_in_a_subfolder(materialised: Callable[[Path], tuple[Path, Path]]) -> None:
+def test_file_in_a_subfolder_is_not_a_publishable_name(materialised: Callable[[Path], tuple[Path, Path]]) -> None:
+    # The build publishes the module as plugins/<name>/<version>/<file name>: a subfolder passed
+    # validate and then stopped every build of the index.
     release, config = _release(materialised)
     (release / "out").mkdir()
     (release / "module.wasm").rename(release / "out" / "module.wasm")
     _point_artifact_at(release, "out/module.wasm")
-    assert _rules(release, config) == []
+    assert _rules(release, config) == ["artifact-path"]
+
+
+@pytest.mark.parametrize("name", ["my plugin.wasm", "módulo.wasm", "a+b.wasm", "🧩.wasm"])
+def test_a_name_the_build_cannot_publish_is_refused(
+    materialised: Callable[[Path], tuple[Path, Path]], name: str
+) -> None:
+    release, config = _release(materialised)
+    (release / "module.wasm").rename(release / name)
+    _point_artifact_at(release, name)
+    assert _rules(release, config) == ["artifact-path"]
 
 
 @pytest.mark.parametrize("make", ["folder", "missing", "dangling-link"])

@@ -40,5 +40,13 @@ def test_a_name_the_shortcut_skips_is_one_the_full_rule_accepts(name: str) -> No
 def test_the_shortcut_does_not_take_traversal_absolute_or_windows_names() -> None:
     for name in ("..", ".", "/etc/passwd", "..\\x", "C:x.wasm", "\\\\server\\x", "a/b.wasm", "a\nb", ""):
         assert not _shortcut(name), name
-    for name in ("plugin.wasm", "my-plugin_1.0+x.wasm", "..."):
+    for name in ("plugin.wasm", "my-plugin_1.0.x.wasm", "..."):
         assert _shortcut(name), name
+    for name in ("a+b.wasm", "a b.wasm", "x" * 256):  # not publishable names (format 2)
+        assert not _shortcut(name), name
+
+
+def test_the_shortcut_is_the_published_file_name_rule() -> None:
+    from registry_tool.format.rules import FILE_NAME_RE
+
+    assert validate._PLAIN_NAME.pattern == FILE_NAME_RE.pattern

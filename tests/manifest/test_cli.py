@@ -150,9 +150,9 @@ def test_github_annotations_escape_percent_newline_comma_colon(cli: object, tmp_
     # Property values escape % , : and newlines; the message escapes % and newlines only.
     assert "50%25%2Cx%3Ay%0Az" in file_prop
     assert "line=11" in props
-    assert "title=artifact-missing%3A " in props
-    assert "'100%25,a:b.wasm' does not exist" in message
-    assert "%0Az" in message and "\n" not in error
+    assert "title=artifact-path%3A " in props
+    assert "'100%25,a:b.wasm' is not a plain file name" in message
+    assert "\n" not in error
     table = summary.read_text()
     assert "### registry-tool validate: failed" in table
     assert "| Subject | Result | Errors | Warnings |" in table

@@ -271,14 +271,43 @@ func ParseManifest(data []byte) (*Manifest, error) {
 			out.Limits[k] = n
 		}
 	}
-	if deps, ok := m["dependencies"].(map[string]any); ok {
-		for k, v := range deps {
-			s, ok := v.(string)
-			if !ok {
-				return bad("[dependencies] %s is not a range string", k)
-			}
-			out.Dependencies[k] = s
+	if raw, present := m["dependencies"]; present {
+		deps, err := requiredDependencies(raw)
+		if err != nil {
+			return bad("%s", err)
 		}
+		out.Dependencies = deps
+	}
+	return out, nil
+}
+
+// requiredDependencies is a manifest's [dependencies] as the index publishes them: the required
+// ones only, name -> range (Python's required_dependencies, registry_tool/client/trust_state.py).
+// An entry is `name = "range"` or a table, inline or `[dependencies.name]`: a table with
+// `optional = true` is left out whatever else it holds; any other table's `version` is the range
+// and must be a string (its other keys, a non-boolean `optional` included, are not read).
+func requiredDependencies(raw any) (map[string]string, error) {
+	deps, ok := raw.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("[dependencies] is not a table")
+	}
+	out := map[string]string{}
+	for name, spec := range deps {
+		if t, ok := spec.(map[string]any); ok {
+			if optional, ok := t["optional"].(bool); ok && optional {
+				continue
+			}
+			v, present := t["version"]
+			if !present {
+				return nil, fmt.Errorf("[dependencies] %s is a table without a version", name)
+			}
+			spec = v
+		}
+		s, ok := spec.(string)
+		if !ok {
+			return nil, fmt.Errorf("[dependencies] %s is not a range string", name)
+		}
+		out[name] = s
 	}
 	return out, nil
 }

@@ -230,6 +230,32 @@ pub fn name_and_version(data: &[u8], table_name: &str) -> Result<(String, String
     Ok((string(t, table_name, "name")?, string(t, table_name, "version")?))
 }
 
+/// A manifest's `[dependencies]` as the index publishes them: the required ones only, name ->
+/// range (Python's `required_dependencies`, registry_tool/client/trust_state.py). An entry is
+/// `name = "range"` or a table, inline or `[dependencies.name]`: a table with `optional = true`
+/// is left out whatever else it holds; any other table's `version` is the range and must be a
+/// string (its other keys, a non-boolean `optional` included, are not read).
+fn required_dependencies(deps: &toml::value::Table) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (name, spec) in deps {
+        let range = match spec {
+            Toml::Table(t) => {
+                if let Some(Toml::Boolean(true)) = t.get("optional") {
+                    continue;
+                }
+                match t.get("version") {
+                    Some(v) => v,
+                    None => return Err(format!("plugin.toml dependencies.{} is a table without a version", name)),
+                }
+            }
+            other => other,
+        };
+        let range = range.as_str().ok_or_else(|| format!("plugin.toml dependencies.{} is not a range string", name))?;
+        out.insert(name.clone(), range.to_owned());
+    }
+    Ok(out)
+}
+
 impl ManifestFacts {
     pub fn parse(data: &[u8]) -> Result<ManifestFacts, String> {
         let doc = parse_toml(data)?;
@@ -269,13 +295,10 @@ impl ManifestFacts {
                 }
             }
         }
-        let mut dependencies = BTreeMap::new();
-        if let Some(d) = table(&doc, "dependencies")? {
-            for (k, v) in d {
-                let range = v.as_str().ok_or_else(|| format!("plugin.toml dependencies.{} is not a string", k))?;
-                dependencies.insert(k.clone(), range.to_owned());
-            }
-        }
+        let dependencies = match table(&doc, "dependencies")? {
+            Some(d) => required_dependencies(d)?,
+            None => BTreeMap::new(),
+        };
         let (mut fuel, mut memory, mut wall_time_ms) = (None, None, None);
         if let Some(l) = table(&doc, "limits")? {
             if let Some(v) = l.get("fuel") {
@@ -411,6 +434,61 @@ mod tests {
         let text = format!("{}{}", MANIFEST, long_key);
         let err = ManifestFacts::parse(text.as_bytes()).expect_err("[1.1.1...] with 20,000 parts");
         assert!(err.contains("at most 64 levels"), "{}", err);
+    }
+
+    /// `[dependencies]` in both documented forms (docs/manifest.md), read as Python's
+    /// `required_dependencies` reads them: a range string, or a table whose `version` is the
+    /// range; `optional = true` entries are left out (the build publishes only the required ones,
+    /// and decision 11 step 4 compares the two). The table form was refused.
+    #[test]
+    fn dependencies_are_read_as_python_reads_them() {
+        let deps = |body: &str| {
+            ManifestFacts::parse(format!("{}{}", MANIFEST, body).as_bytes())
+                .map(|f| f.dependencies.iter().map(|(k, v)| format!("{}={}", k, v)).collect::<Vec<_>>().join(","))
+        };
+        for (name, body, want) in [
+            ("none", "", ""),
+            ("empty table", "\n[dependencies]\n", ""),
+            ("string", "\n[dependencies]\nbase = \"^1\"\n", "base=^1"),
+            ("inline table", "\n[dependencies]\nbase = { version = \"^1\" }\n", "base=^1"),
+            ("inline optional", "\n[dependencies]\nbase = { version = \"^1\", optional = true }\n", ""),
+            ("inline optional false", "\n[dependencies]\nbase = { version = \"^1\", optional = false }\n", "base=^1"),
+            ("sub-table", "\n[dependencies.base]\nversion = \"^1\"\n", "base=^1"),
+            ("sub-table optional", "\n[dependencies.base]\nversion = \"^1\"\noptional = true\n", ""),
+            ("optional, no version", "\n[dependencies]\nbase = { optional = true }\n", ""),
+            ("optional, int version", "\n[dependencies]\nbase = { optional = true, version = 1 }\n", ""),
+            ("non-boolean optional", "\n[dependencies]\nbase = { version = \"^1\", optional = \"true\" }\n", "base=^1"),
+            ("integer optional", "\n[dependencies]\nbase = { version = \"^1\", optional = 1 }\n", "base=^1"),
+            ("unknown key is not read", "\n[dependencies]\nbase = { version = \"^1\", features = [\"x\"] }\n", "base=^1"),
+            (
+                "mixed",
+                "\n[dependencies]\na = \"^1\"\nb = { version = \">=2\", optional = true }\nc = { version = \"~3\" }\n\n[dependencies.d]\nversion = \"4\"\n",
+                "a=^1,c=~3,d=4",
+            ),
+        ] {
+            assert_eq!(deps(body).as_deref(), Ok(want), "{}", name);
+        }
+        for (name, body) in [
+            ("table without version", "\n[dependencies]\nbase = {}\n"),
+            ("optional false, no version", "\n[dependencies]\nbase = { optional = false }\n"),
+            ("non-boolean optional, no version", "\n[dependencies]\nbase = { optional = \"true\" }\n"),
+            ("sub-table without version", "\n[dependencies.base]\noptional = false\n"),
+            ("integer version", "\n[dependencies]\nbase = { version = 1 }\n"),
+            ("table version", "\n[dependencies]\nbase = { version = { a = \"x\" } }\n"),
+            ("array version", "\n[dependencies]\nbase = { version = [\"^1\"] }\n"),
+            ("integer", "\n[dependencies]\nbase = 1\n"),
+            ("boolean", "\n[dependencies]\nbase = true\n"),
+            ("array", "\n[dependencies]\nbase = [\"^1\"]\n"),
+            ("array of tables", "\n[[dependencies.base]]\nversion = \"^1\"\n"),
+            ("dependencies array of tables", "\n[[dependencies]]\nbase = \"^1\"\n"),
+        ] {
+            assert!(deps(body).is_err(), "{} accepted", name);
+        }
+        for top in ["dependencies = \"x\"\n", "dependencies = []\n", "dependencies = 1\n"] {
+            assert!(ManifestFacts::parse(format!("{}{}", top, MANIFEST).as_bytes()).is_err(), "{:?} accepted", top);
+        }
+        let empty = ManifestFacts::parse(format!("dependencies = {{}}\n{}", MANIFEST).as_bytes()).unwrap();
+        assert!(empty.dependencies.is_empty());
     }
 
     #[test]
