@@ -1647,6 +1647,7 @@ def document_cases() -> None:
         "malformed",
         op="validate_email",
     )
+
     def above_u64(doc_name: str, doc: Json) -> None:
         if doc_name == "validate_email":
             doc["versions"]["1.18446744073709551616.0"] = doc["versions"].pop("1.1.0")
@@ -2889,7 +2890,7 @@ def dependency_cases() -> None:
     case(
         "dep-table-form",
         "dependencies",
-        "adler32 2.0.1 writes semver-lab = {version = \"^1.0\"} and an optional visit_counter ^9.0: "
+        'adler32 2.0.1 writes semver-lab = {version = "^1.0"} and an optional visit_counter ^9.0: '
         "the range is the table's version, the optional one is not required",
         [pin(table_site), install(table_site, "adler32@2.0.1", with_graph(tabled, lab_spec("1.4.0")))],
     )

@@ -53,7 +53,9 @@ def test_link_out_of_the_release_is_refused(materialised: Callable[[Path], tuple
     assert _rules(release, config) == ["artifact-path"]
 
 
-def test_file_in_a_subfolder_is_not_a_publishable_name(materialised: Callable[[Path], tuple[Path, Path]]) -> None:
+def test_file_in_a_subfolder_is_not_a_publishable_name(
+    materialised: Callable[[Path], tuple[Path, Path]],
+) -> None:
     # The build publishes the module as plugins/<name>/<version>/<file name>: a subfolder passed
     # validate and then stopped every build of the index.
     release, config = _release(materialised)
