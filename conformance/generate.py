@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 from semantic_version import Version  # noqa: E402
 
 from registry_tool.client.install import DEPENDENCY_ONLY  # noqa: E402
-from registry_tool.manifest.units import parse_duration, parse_size  # noqa: E402
+from registry_tool.manifest.units import milliseconds, parse_duration, parse_size  # noqa: E402
 from registry_tool.signing import SecretKey, Signature, sign_bytes, sign_release, sign_yank  # noqa: E402
 from registry_tool.trust.editing import (  # noqa: E402
     add_maintainer,
@@ -342,7 +342,7 @@ def effective_limits(spec: Spec) -> Json:
         elif key == "memory":
             out["memory"] = parse_size(value)
         elif key == "wall_time":
-            out["wall_time_ms"] = round(parse_duration(value) * 1000)
+            out["wall_time_ms"] = milliseconds(parse_duration(value))
     return out
 
 

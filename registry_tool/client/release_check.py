@@ -27,6 +27,7 @@ from registry_tool.manifest.binary import module_imports as binary_imports
 from registry_tool.manifest.config import Limits, Permission, import_allowed
 from registry_tool.manifest.errors import WasmInspectionError
 from registry_tool.manifest.model import Manifest, parse_manifest
+from registry_tool.manifest.units import milliseconds
 from registry_tool.manifest.wasm import inspect_wasm, is_component
 
 _FIX = "do not install from this registry until its owners rebuild it; report it to them"
@@ -73,8 +74,8 @@ def _limit_mismatches(release: Release, declared: Limits, defaults: Limits | Non
         out.append(f"limits.fuel: index {release.limits.fuel}, manifest {limits.fuel}")
     if limits.memory is not None and limits.memory != release.limits.memory:
         out.append(f"limits.memory: index {release.limits.memory}, manifest {limits.memory}")
-    if limits.wall_time is not None and round(limits.wall_time * 1000) != release.limits.wall_time_ms:
-        declared_ms = round(limits.wall_time * 1000)
+    if limits.wall_time is not None and milliseconds(limits.wall_time) != release.limits.wall_time_ms:
+        declared_ms = milliseconds(limits.wall_time)
         out.append(f"limits.wall_time: index {release.limits.wall_time_ms} ms, manifest {declared_ms} ms")
     return out
 

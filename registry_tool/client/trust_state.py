@@ -344,7 +344,7 @@ def _declared_limits(raw: Any) -> tuple[tuple[str, int], ...]:
     """The limits a manifest declares, converted as the build converts them."""
     if not raw:
         return ()
-    from registry_tool.manifest.units import parse_duration, parse_size
+    from registry_tool.manifest.units import milliseconds, parse_duration, parse_size
 
     out: list[tuple[str, int]] = []
     if "fuel" in raw:
@@ -352,7 +352,7 @@ def _declared_limits(raw: Any) -> tuple[tuple[str, int], ...]:
     if "memory" in raw:
         out.append(("memory", parse_size(raw["memory"])))
     if "wall_time" in raw:
-        out.append(("wall_time_ms", round(parse_duration(raw["wall_time"]) * 1000)))
+        out.append(("wall_time_ms", milliseconds(parse_duration(raw["wall_time"]))))
     return tuple(out)
 
 

@@ -47,6 +47,16 @@ def parse_size(value: int | str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def milliseconds(seconds: float) -> int:
+    """A duration in whole milliseconds, a half rounded away from zero.
+
+    As Go's ``math.Round`` and Rust's ``f64::round`` do: the published ``wall_time_ms`` and every
+    verifier's comparison with it (``round`` would take 12.5 to 12, the others to 13).
+    """
+    ms = abs(seconds) * 1000
+    return math.floor(ms + 0.5) * (1 if seconds >= 0 else -1)
+
+
 def parse_duration(value: int | float | str) -> float:
     """Seconds from a number (seconds) or a string like ``"500ms"``, ``"2s"``, ``"12h"``, ``"7d"``."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -161,6 +161,16 @@ def _check_metadata(ctx: _Ctx) -> None:
                 else f"use one of: {', '.join(sorted(cfg.permissions)) or '(none defined)'}",
             )
     _check_dependencies(ctx)
+    wall_time = m.declared_limits.wall_time
+    if wall_time is not None and abs(wall_time * 1000 - round(wall_time * 1000)) > 1e-6:
+        # The registry publishes whole milliseconds; 12.5 ms would be rounded to 12 by one verifier
+        # and 13 by another (half to even, half away from zero), so it is never published.
+        ctx.add(
+            "limits",
+            f"limits.wall_time is {wall_time * 1000:g} ms, not a whole number of milliseconds",
+            "limits.wall_time",
+            f"write whole milliseconds, e.g. '{max(1, round(wall_time * 1000))}ms'",
+        )
     for name, value, cap in m.declared_limits.exceeding(cfg.max_limits):
         ctx.add(
             "limit-exceeded",

@@ -34,6 +34,7 @@ from registry_tool.manifest import validate as rules
 from registry_tool.manifest.errors import FindingsError
 from registry_tool.manifest.model import Manifest
 from registry_tool.manifest.source import read_plain
+from registry_tool.manifest.units import milliseconds
 from registry_tool.registry import site as site_io
 from registry_tool.registry.document import (
     Publication,
@@ -183,7 +184,7 @@ def prepare_release(
         limits=Limits(
             fuel=int(limits.fuel or 0),
             memory=int(limits.memory or 0),
-            wall_time_ms=round((limits.wall_time or 0) * 1000),
+            wall_time_ms=milliseconds(limits.wall_time or 0),
         ),
         manifest=FileRef(release_path(rel.name, rel.version, MANIFEST), *files[MANIFEST]),
         wasm=FileRef(release_path(rel.name, rel.version, manifest.artifact.file), wasm_sha, wasm_size),
