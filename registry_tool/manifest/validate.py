@@ -205,6 +205,9 @@ def _check_text(ctx: _Ctx) -> None:
     m = ctx.manifest
     fields: list[tuple[str, str, str]] = [("plugin.description", m.description, "\n\t")]
     fields += [(f"plugin.authors[{i}]", author, "") for i, author in enumerate(m.authors)]
+    # An export name is compared byte for byte by every verifier, and TOML parsers disagree on a
+    # multi-line string's CRLF ("\r\n" or "\n"): no control character in one.
+    fields += [(f"exports.functions[{i}]", name, "") for i, name in enumerate(m.exports)]
     for field_, value, allow in fields:
         if hidden := hidden_characters(value, allow):
             ctx.add(
