@@ -252,6 +252,13 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
     def find_matches(self, identifier: Any, requirements: Any, incompatibilities: Any) -> Any:
         needs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
+        if any(n.parent is None for n in needs):
+            # A requested plugin gets the highest release its requirement allows (conformance
+            # decision 16.1), never a lower one because the highest one's dependencies cannot be
+            # met: that is a dependency-conflict, not a quiet downgrade of what was asked for.
+            allowed = [c for c in self.releases(identifier) if self._allowed(c, needs)]
+            best = max(allowed, key=lambda c: Version(c.version), default=None)
+            return [best] if best is not None and best.version not in bad and self._viable(best) else []
         pool = [
             c
             for c in self.releases(identifier)

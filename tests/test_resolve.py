@@ -83,15 +83,30 @@ def test_conflict_names_each_requirement() -> None:
     assert "base: 1.0.0, 2.0.0" in text
 
 
-def test_backtracks_to_an_older_dependent() -> None:
+def test_backtracks_to_an_older_dependency() -> None:
+    index = TableIndex(
+        {
+            "top": [rel("top", "1.0.0", "app@>=1")],
+            "app": [rel("app", "1.0.0", "lib@^1"), rel("app", "2.0.0", "lib@^2")],
+            "lib": [rel("lib", "1.4.0")],
+        }
+    )
+    plan = resolve([Need("top")], index, matches)
+    assert plan.selected["app"].version == "1.0.0"
+
+
+def test_a_requested_plugin_gets_its_highest_allowed_release_or_a_conflict() -> None:
+    # Conformance decision 16.1 (and the Go and Rust verifiers): app 2.0.0 needs lib ^2, which no
+    # release meets, so installing app is a dependency-conflict, not a quiet app 1.0.0.
     index = TableIndex(
         {
             "app": [rel("app", "1.0.0", "lib@^1"), rel("app", "2.0.0", "lib@^2")],
             "lib": [rel("lib", "1.4.0")],
         }
     )
-    plan = resolve([Need("app")], index, matches)
-    assert plan.selected["app"].version == "1.0.0"
+    with pytest.raises(DependencyConflictError, match=r"app 2\.0\.0 needs lib \^2"):
+        resolve([Need("app")], index, matches)
+    assert resolve([Need("app", "^1")], index, matches).selected["app"].version == "1.0.0"
 
 
 def test_cycle_is_refused() -> None:
@@ -210,12 +225,13 @@ def test_unknown_dependency_rules_its_release_out_with_a_reason() -> None:
 def test_release_with_an_unsatisfiable_edge_is_skipped_for_an_older_one() -> None:
     index = TableIndex(
         {
+            "top": [rel("top", "1.0.0", "app@^1")],
             "app": [rel("app", "1.0.0", "lib@^1"), rel("app", "1.1.0", "lib@^1", "gone@^3")],
             "lib": [rel("lib", "1.0.0")],
             "gone": [rel("gone", "1.0.0")],
         }
     )
-    assert resolve([Need("app")], index, matches).selected["app"].version == "1.0.0"
+    assert resolve([Need("top")], index, matches).selected["app"].version == "1.0.0"
 
 
 def test_deep_conflict_explains_the_ruled_out_releases() -> None:
