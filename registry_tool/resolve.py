@@ -84,6 +84,9 @@ class Need:
     range: str = ""
     parent: Candidate | None = None
     exact: bool = False  # an exact pin by the user: the only way to newly select a yanked release
+    #: The plugin a user names in ``install``: it gets the highest release its range allows or the
+    #: install is a conflict (conformance decision 16.1); ``update`` re-resolves without it.
+    highest: bool = False
 
     def describe(self) -> str:
         """Who needs what, as messages say it (``you need x ^1`` or ``a 1.0.0 needs x ^1``)."""
@@ -252,7 +255,7 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
     def find_matches(self, identifier: Any, requirements: Any, incompatibilities: Any) -> Any:
         needs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
-        if any(n.parent is None for n in needs):
+        if any(n.highest for n in needs):
             # A requested plugin gets the highest release its requirement allows (conformance
             # decision 16.1), never a lower one because the highest one's dependencies cannot be
             # met: that is a dependency-conflict, not a quiet downgrade of what was asked for.

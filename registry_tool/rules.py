@@ -110,6 +110,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "registry-config": (_E, "registry.toml is invalid, so nothing that needs it was checked."),
             "features": (_E, "[features] is a set of wasm proposals wasmtime cannot run."),
             "limits": (_E, "A [limits] table cannot be read."),
+            "limit-precision": (_E, "limits.wall_time is not a whole number of milliseconds."),
             "dependency": (
                 _E,
                 "A [dependencies] entry is not a valid plugin name or range, or is the plugin.",

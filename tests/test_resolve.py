@@ -105,8 +105,10 @@ def test_a_requested_plugin_gets_its_highest_allowed_release_or_a_conflict() -> 
         }
     )
     with pytest.raises(DependencyConflictError, match=r"app 2\.0\.0 needs lib \^2"):
-        resolve([Need("app")], index, matches)
-    assert resolve([Need("app", "^1")], index, matches).selected["app"].version == "1.0.0"
+        resolve([Need("app", highest=True)], index, matches)
+    assert resolve([Need("app", "^1", highest=True)], index, matches).selected["app"].version == "1.0.0"
+    # update re-resolves what is installed without that rule: app moves as far as lib allows.
+    assert resolve([Need("app")], index, matches).selected["app"].version == "1.0.0"
 
 
 def test_cycle_is_refused() -> None:

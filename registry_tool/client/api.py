@@ -682,7 +682,7 @@ class Registry:
             # named as such, before the graph is searched.
             resolve(self.plugin(req.name), req, host_version=host_version)
         with plugin_dir_lock(dest) as session:
-            needs = [Need(r.name, r.spec, exact=r.is_exact) for r in reqs]
+            needs = [Need(r.name, r.spec, exact=r.is_exact, highest=True) for r in reqs]
             plan = self._resolve(needs, session.lock, host_version=host_version)
             requested = {r.name: r.spec for r in reqs}
             entries = self._apply(dest, plan, session, requested=requested, allow=allow, prompt=prompt)

@@ -54,7 +54,8 @@ def milliseconds(seconds: float) -> int:
     verifier's comparison with it (``round`` would take 12.5 to 12, the others to 13).
     """
     ms = abs(seconds) * 1000
-    return math.floor(ms + 0.5) * (1 if seconds >= 0 else -1)
+    whole = math.floor(ms)  # floor(ms + 0.5) is one too many above 2^52, where ms + 0.5 rounds up
+    return (whole + (ms - whole >= 0.5)) * (1 if seconds >= 0 else -1)
 
 
 def parse_duration(value: int | float | str) -> float:

@@ -43,6 +43,7 @@ from registry_tool.registry.document import (
 )
 from registry_tool.registry.errors import RollbackError, UnsafeIndexPathError
 from registry_tool.registry.scan import IndexRelease, RootChain
+from registry_tool.report import Severity
 from registry_tool.signing import manifest_identity
 from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import verify_index_signatures, verify_release_signatures, verify_yank_signatures
@@ -124,7 +125,13 @@ def prepare_release(
     folder = rel.path
     resolved = Path(f"{plugins}/{rel.name}/{rel.version}") if plugins is not None else None
     checked = rules.check_release(folder, config, resolved=resolved)
-    if not checked.result.ok or checked.manifest is None:
+    if checked.manifest is None or (
+        not checked.result.ok
+        and any(
+            f.severity is Severity.error and f.rule not in rules.NEW_RELEASE_RULES
+            for f in checked.result.findings
+        )
+    ):
         raise FindingsError(f"release {rel.name} {rel.version} is not valid", checked.result.findings)
     manifest = checked.manifest
     where = str(folder / MANIFEST)

@@ -13,3 +13,8 @@ from registry_tool.manifest.units import milliseconds
 def test_milliseconds_round_a_half_away_from_zero_as_go_and_rust_do(seconds: float, ms: int) -> None:
     # Python's round() takes 12.5 to 12 (half to even); Go's math.Round and Rust's f64::round to 13.
     assert milliseconds(seconds) == ms
+    assert milliseconds(-seconds) == -ms
+
+
+def test_milliseconds_of_huge_durations_are_exact() -> None:
+    assert milliseconds((2**52 + 1) / 1000) == round((2**52 + 1) / 1000 * 1000)

@@ -396,3 +396,16 @@ def test_previous_site_replaced_by_another_build_and_tampered_is_refused(
     _tamper_plugin_document_keeping_its_times(site)
     problems = refused(index, site, previous=str(site), cache_path=cache, now=LATER, verify_now=LATER)
     assert problems[0][1] == "digest-mismatch", problems
+
+
+def test_a_release_signed_before_the_new_release_rules_still_builds(index: Index, tmp_path: Path) -> None:
+    # text-field and limit-precision are for what is submitted (validate, ci check): an index
+    # signed before they existed must still build, published as every verifier reads it.
+    from tests.world import IndexTree, add_module, manifest_text
+
+    text = manifest_text("alpha", "1.2.0", limits={"fuel": 1_000_000, "wall_time": "12.5ms"})
+    text = text.replace('description = "adds two numbers"', 'description = "adds \\u202e two numbers"')
+    IndexTree.add_release(index, "alpha", "1.2.0", manifest=text, module=add_module(3))
+    build(index, tmp_path / "site")
+    release = read_site_dir(tmp_path / "site").plugins["alpha"]["1.2.0"]
+    assert release.limits.wall_time_ms == 13  # a half away from zero, as Go and Rust read it
