@@ -164,7 +164,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "approval-stale": (_W, "The escalation approval names another commit than HEAD."),
             "uncommitted-changes": (
                 _W,
-                "The working tree differs from HEAD; those changes were not checked.",
+                "The working tree differs from HEAD: files were read from it, not from the commits.",
             ),
             "unexpected-file": (_E, "A file in a release folder is not covered by the release's signature."),
         },

@@ -45,6 +45,8 @@ def _root_lines(result: CheckResult) -> list[str]:
     if "version" not in d:
         return []
     lines = [f"registry {d['registry']}: root version {d['version']}, expires {d['expires']}"]
+    if d.get("root_fingerprint"):
+        lines.append(f"root fingerprint (sha256 of root/1.root.json): {d['root_fingerprint']}")
     for name, role in d.get("roles", {}).items():
         lines.append(f"{name}: {role['threshold']} of {_join(role['keyids'])}")
     for mid, m in d.get("maintainers", {}).items():

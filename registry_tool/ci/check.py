@@ -120,7 +120,8 @@ def _uncommitted(repo: GitRepo, pathspecs: list[str]) -> CheckResult:
         result.findings.append(
             Finding(
                 rule="uncommitted-changes",
-                message=f"{len(paths)} uncommitted change(s) are not part of the check: {shown}",
+                message=f"{len(paths)} uncommitted change(s): files are read from the working tree, the "
+                f"diff is taken from the commits, so this check is not the pull request's: {shown}",
                 severity=Severity.warning,
                 fix="commit or stash them, then run the check again",
             )

@@ -57,7 +57,12 @@ class GitRepo:
     @classmethod
     def discover(cls, path: Path) -> GitRepo:
         """The repository holding ``path`` (a ``GitError`` when there is none)."""
-        top = _run(["git", "rev-parse", "--show-toplevel"], cwd=path, what=f"{path} is not in a git checkout")
+        top = _run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=path,
+            what=f"{path} is not in a git checkout",
+            fix="run ci check inside the index repository (a clone with the base branch fetched)",
+        )
         return cls(Path(top.decode().strip()))
 
     def git(self, *args: str, what: str) -> bytes:
@@ -215,7 +220,13 @@ class GitRepo:
         return written
 
 
-def _run(cmd: list[str], *, cwd: Path, what: str) -> bytes:
+def _run(
+    cmd: list[str],
+    *,
+    cwd: Path,
+    what: str,
+    fix: str = "fetch the base branch (actions/checkout with fetch-depth: 0) and check the ref name",
+) -> bytes:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError as err:
@@ -225,6 +236,6 @@ def _run(cmd: list[str], *, cwd: Path, what: str) -> bytes:
         raise GitError(
             what + (f" ({detail[-1]})" if detail else ""),
             where=str(cwd),
-            fix="fetch the base branch (actions/checkout with fetch-depth: 0) and check the ref name",
+            fix=fix,
         )
     return proc.stdout

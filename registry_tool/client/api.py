@@ -1137,7 +1137,8 @@ def _verify_installed_signatures(
         raise InstalledFileTamperedError(
             f"{entry.name} {entry.version}: the stored maintainer signature does not verify ({err.what})",
             where=where,
-            fix=f"reinstall it: registry-tool client install {entry.name}@{entry.version} --locked",
+            fix=f"reinstall it as the lockfile records it: registry-tool client install {entry.name} "
+            "--locked",
         ) from None
 
 

@@ -1150,7 +1150,7 @@ def _tampered(entry: LockedPlugin, dir_: Path, what: str, path: str) -> Installe
     return InstalledFileTamperedError(
         f"{entry.name} {entry.version}: {what}",
         where=str(dir_ / path),
-        fix=f"reinstall it: registry-tool client install {entry.name}@{entry.version} --locked",
+        fix=f"reinstall it as the lockfile records it: registry-tool client install {entry.name} --locked",
     )
 
 

@@ -39,7 +39,7 @@ from registry_tool.client.errors import (
     WrongRegistryError,
     WrongSoftwareError,
 )
-from registry_tool.errors import CheckFailed
+from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, is_version, toml
 from registry_tool.format.rules import PLUGIN_NAME_RE, SHA256_RE
 from registry_tool.signing.release import ParsedIdentity
@@ -91,9 +91,21 @@ def fingerprint(root_bytes: bytes) -> str:
 
 
 def check_fingerprint(url: str, root_bytes: bytes, expected: str) -> None:
-    """The root's sha256 must be the fingerprint obtained out of band."""
+    """The root's sha256 must be the fingerprint obtained out of band (64 hex digits, all of them).
+
+    Raises:
+        UsageError: ``expected`` is not a sha256 (a prefix is never enough: exit 2, not a verdict).
+        RootFingerprintMismatchError: the served root has another sha256.
+    """
+    wanted = expected.strip().lower().removeprefix("sha256:")
+    if not SHA256_RE.fullmatch(wanted):
+        raise UsageError(
+            f"root fingerprint {expected[:80]!r} is not a sha256 (64 hex digits)",
+            fix="pass the whole sha256 of root/1.root.json the registry's owners publish "
+            "(`registry-tool root verify` prints it)",
+        )
     actual = fingerprint(root_bytes)
-    if actual != expected.strip().lower().removeprefix("sha256:"):  # public values: no need for hmac
+    if actual != wanted:  # public values: no need for hmac
         raise RootFingerprintMismatchError(
             f"the root served by {url} has sha256 {actual}, not the fingerprint {expected}",
             fix="check the fingerprint with the registry's owners through another channel; "

@@ -42,10 +42,19 @@ def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str =
                 f"environment variable {env_var} is empty", fix="set a non-empty passphrase"
             )
         return value.encode("utf-8")
-    first = getpass.getpass(prompt)
+    try:
+        first = getpass.getpass(prompt)
+        again = getpass.getpass("Passphrase (again): ") if confirm and first else first
+    except EOFError:
+        # No terminal to ask on (a script, a CI step): getpass read standard input to its end.
+        raise PassphraseError(
+            "no passphrase: there is no terminal to ask on and standard input ended",
+            fix="pass it in an environment variable: --passphrase-env VAR (or --unencrypted for a "
+            "throwaway key)",
+        ) from None
     if not first:
         raise PassphraseError("empty passphrase", fix="enter a passphrase, or use --unencrypted deliberately")
-    if confirm and getpass.getpass("Passphrase (again): ") != first:
+    if again != first:
         raise PassphraseError("the passphrases do not match", fix="try again")
     return first.encode("utf-8")
 

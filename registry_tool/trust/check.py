@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import datetime
 from pathlib import Path
@@ -268,9 +269,12 @@ def verify_root_report(root_dir: Path, now: datetime, *, trusted: Path | None = 
         name: {"keyids": [k.key_id for k in r.keys], "threshold": r.threshold}
         for name, r in root.roles.items()
     }
+    first = root_dir / "1.root.json"
     result.data.update(
         registry=root.registry,
         version=root.version,
+        # What clients pass as `client trust URL --root-fingerprint`: the sha256 of root version 1.
+        root_fingerprint=hashlib.sha256(first.read_bytes()).hexdigest() if first.is_file() else None,
         expires=format_time(root.expires),
         roles=roles,
         maintainers={

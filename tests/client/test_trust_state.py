@@ -223,3 +223,13 @@ def test_trust_over_file_url(world: World) -> None:
     url = world.site.as_uri()
     state = trust(url, root_bytes=(world.site / "root/1.root.json").read_bytes(), state_dir=world.state_dir)
     assert state.url == url + "/" and state.root_version == 3
+
+
+@pytest.mark.parametrize("given", ["3b1f", "3b1f…e9", "sha256:" + "a" * 63, "a" * 66, "not hex" * 10])
+def test_a_fingerprint_that_is_not_a_whole_sha256_is_a_usage_error(given: str) -> None:
+    # A prefix read as a mismatch ("the server may be serving a forged root", exit 1) misled users.
+    from registry_tool.client.trust_state import check_fingerprint
+    from registry_tool.errors import UsageError
+
+    with pytest.raises(UsageError, match="64 hex digits"):
+        check_fingerprint("https://r.test/", b"{}", given)

@@ -52,6 +52,19 @@ def test_prompt_with_confirmation(prompts: list[str]) -> None:
         read_passphrase(None)
 
 
+def test_no_terminal_and_no_input_is_a_usage_error_naming_the_env_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A script or CI step: getpass finds no terminal and reads standard input to its end.
+    def eof(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", eof)
+    with pytest.raises(PassphraseError, match="no terminal") as caught:
+        read_passphrase(None, confirm=True)
+    assert "--passphrase-env" in (caught.value.fix or "") and caught.value.exit_code == 2
+
+
 def test_generate_writes_private_key_file(tmp_path: Path, fast: dict[str, int]) -> None:
     files = generate_key_files(tmp_path / "sub" / "me", b"pw", **fast)
     assert files.secret.stat().st_mode & 0o777 == 0o600
