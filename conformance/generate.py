@@ -1727,7 +1727,7 @@ def release_cases() -> None:
         # 20,000 levels in 40 KB: a recursive parser runs out of stack (it aborted a verifier).
         ("array-20000", b"y = " + b"[" * 20000 + b"]" * 20000),
         ("dotted-key-20000", b"[" + b".".join([b"a"] * 20000) + b"]"),
-        ("dotted-digits-20000", b"[" + b".".join([b"1"] * 20000) + b"]"),  # only one dot is a number's
+        ("dotted-digits-20000", b"[" + b".".join([b"1"] * 20000) + b"]"),  # every dot counts
     ):
         deep = variant(r11, {"plugin.toml": r11.manifest + b"\n[x]\n" + body + b"\n"}, repin=True)
         rel_attack(

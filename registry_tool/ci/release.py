@@ -450,6 +450,9 @@ class NewRelease:
 # ---------------------------------------------------------------------------- helpers
 
 
+_MAX_YANK_BYTES = 64 * 1024
+
+
 def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> list[Finding]:
     """The findings about ``rel_dir``'s yank.toml: well-formed, about this release, signed."""
     yank_rel = f"{rel_dir}/yank.toml"
@@ -463,8 +466,17 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
                 fix="add yank.toml with [yank] name, version and reason",
             )
         ]
+    from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded
+
     try:
-        src = parse_toml(yank, yank.read_bytes())
+        # A yank.toml is a few lines: bounded like plugin.toml, never through a link.
+        raw = read_bounded(yank, _MAX_YANK_BYTES, "yank.toml", follow_symlinks=False)
+    except (UnreadableFileError, UnsafePathError) as err:
+        return [
+            Finding(rule="yank-invalid", message=err.what, file=yank_rel, fix="keep yank.toml a small file")
+        ]
+    try:
+        src = parse_toml(yank, raw)
     except TomlSyntaxError as err:
         return [
             Finding(

@@ -602,3 +602,20 @@ def test_yank_reason_with_terminal_escapes_fails(index_repo: IndexRepo) -> None:
     (bad,) = [f for f in errors(index_repo.check()) if f.rule == "yank-invalid"]
     assert "characters (\\x07, \\x1b, \\u202e)" in bad.message
     assert bad.field == "yank.reason" and bad.file == f"{A}/1.0.0/yank.toml"
+
+
+def test_an_oversized_or_deeply_dotted_yank_is_refused_without_parsing_it(index_repo: IndexRepo) -> None:
+    # A 100,000-part dotted key took tomli minutes (quadratic); the file was read without a bound.
+    d = index_repo.index / "plugins/alpha/1.0.0"
+    (d / "yank.toml").write_text('[yank]\nname = "alpha"\nversion = "1.0.0"\nreason = "x"\n' + "#" * 70_000)
+    sign_yank(d, index_repo.keys.alice)
+    index_repo.commit()
+    (big,) = [f for f in errors(index_repo.check()) if f.rule == "yank-invalid"]
+    assert "64 KiB" in big.message
+    (d / "yank.toml").write_text('[yank]\nname = "alpha"\nversion = "1.0.0"\nreason = "x"\n')
+    sign_yank(d, index_repo.keys.alice)
+    key = "x." + ".".join(["a"] * 20_000)  # the signing tool refuses it too: written after signing
+    (d / "yank.toml").write_text(f'[yank]\nname = "alpha"\nversion = "1.0.0"\nreason = "x"\n{key} = 1\n')
+    index_repo.commit("deep")
+    found = errors(index_repo.check())
+    assert any("more than 64 parts" in f.message for f in found), found

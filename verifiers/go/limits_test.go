@@ -20,7 +20,7 @@ size = 1
 `
 
 // TestDeepTOMLIsMalformedBeforeParsing: 20,000 nested inline tables took the TOML parser 63 s and
-// 16 GB; more than 64 open brackets or 64 counted dots in one key are refused before it runs.
+// 16 GB; more than 64 open brackets or 64 dots in one key are refused before it runs.
 func TestDeepTOMLIsMalformedBeforeParsing(t *testing.T) {
 	deep := func(n int) map[string]string {
 		dotted := strings.Repeat("a.", n) + "a"
@@ -49,7 +49,7 @@ func TestDeepTOMLIsMalformedBeforeParsing(t *testing.T) {
 			}
 		}
 	}
-	// Brackets and dots inside strings and comments, numeric dots: not nesting.
+	// Brackets and dots inside strings and comments, a float or a time per item: not nesting.
 	many := strings.Repeat("[{.", 100)
 	fine := []string{
 		`s = "` + many + `"`, `s = '` + many + `'`, `s = """` + many + "\n" + many + `"""`,
@@ -81,8 +81,8 @@ func TestDeepTOMLIsMalformedBeforeParsing(t *testing.T) {
 }
 
 // TestTOMLDotsCountPerDottedKey: the dot count restarts at a newline, '=', ',', '{' and '[' (65
-// shallow keys on one line are fine), and only the first dot of a run of digits and dots is free
-// (1.5 is a number; the key [1.1.1...] nests one table per dot after the first).
+// shallow keys on one line are fine), and every dot counts (decision 11 step 1: no dot is free,
+// so neither the key [1.1.1...] nor x.0-0.0-0... slips by; a float or a time has one dot).
 func TestTOMLDotsCountPerDottedKey(t *testing.T) {
 	items := strings.Repeat("{a.b = 0}, ", 64) + "{a.b = 0}"
 	keys := make([]string, 65)
@@ -92,11 +92,12 @@ func TestTOMLDotsCountPerDottedKey(t *testing.T) {
 	for _, text := range []string{
 		"x = [" + items + "]\n",
 		"h = {" + strings.Join(keys, ", ") + "}\n",
-		"a" + strings.Repeat(".a", 64),                   // 64 counted dots
-		"1" + strings.Repeat(".1", 65),                   // 65 dots, the first is free
-		"a.1.5" + strings.Repeat(".a", 63),               // 1.5 is free
+		"a" + strings.Repeat(".a", 64),                   // 64 dots
+		"[" + strings.Repeat("1.", 64) + "1]\n",          // 64 dots
+		"a.1.5" + strings.Repeat(".a", 62),               // 64 dots
 		"[x]\n" + strings.Repeat("a.", 64) + "a = 1.5\n", // '=' ends the key
-		"t = [" + strings.Repeat("1.5, ", 100) + "]\n",
+		"v = [" + strings.Repeat("1.5, ", 99) + "1.5]\n",
+		"t = 1979-05-27T07:32:00.999Z\n",
 	} {
 		if p := tomlNestingProblem(text); p != "" {
 			t.Errorf("%.60q: %s", text, p)
@@ -104,10 +105,12 @@ func TestTOMLDotsCountPerDottedKey(t *testing.T) {
 	}
 	for _, text := range []string{
 		"a" + strings.Repeat(".a", 65),
-		"1" + strings.Repeat(".1", 66),
-		"a.1.5" + strings.Repeat(".a", 64),
+		"[" + strings.Repeat("1.", 65) + "1]\n",
+		"1" + strings.Repeat(".1", 65),
+		"a.1.5" + strings.Repeat(".a", 63),
 		"[x]\n" + strings.Repeat("a.", 65) + "a = 1.5\n",
 		"[" + strings.Repeat("1.", 19999) + "1]\n",
+		"x" + strings.Repeat(".0-0", 19999) + " = 1\n",
 	} {
 		if tomlNestingProblem(text) == "" {
 			t.Errorf("%.60q accepted", text)

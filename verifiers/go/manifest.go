@@ -33,20 +33,14 @@ const maxTOMLNesting = 64
 
 // tomlNestingProblem says why text nests too deep for a TOML parser to be trusted with it, or "".
 // Outside strings and comments: more than maxTOMLNesting '[' / '{' open at once ('[' / '{' +1,
-// ']' / '}' -1, never below 0), or more than maxTOMLNesting counted dots in one dotted key (the
-// count restarts at a newline, '=', ',', '{' and '['). A dot counts unless it stands between two
-// ASCII digits and is the first such dot of its unbroken run of digits and dots (1.5 and a time's
-// fraction are free; the key 1.1.1 counts one). An unterminated string ends the scan: the parser
-// reports it. The scan of registry_tool/_toml.py nesting_problem, line for line.
+// ']' / '}' -1, never below 0), or more than maxTOMLNesting dots in one segment (every dot
+// counts, a float's or a time fraction's too; the count restarts at a newline, '=', ',', '{' and
+// '['). An unterminated string ends the scan: the parser reports it. The scan of
+// registry_tool/_toml.py nesting_problem, line for line.
 func tomlNestingProblem(text string) string {
-	digit := func(c byte) bool { return c >= '0' && c <= '9' }
 	depth, dots, n := 0, 0, len(text)
-	freeTaken := false // the current run of digits and dots has had its one uncounted dot
 	for i := 0; i < n; {
 		c := text[i]
-		if !digit(c) && c != '.' {
-			freeTaken = false
-		}
 		switch {
 		case c == '#':
 			j := strings.IndexByte(text[i:], '\n')
@@ -72,10 +66,7 @@ func tomlNestingProblem(text string) string {
 				depth--
 			}
 		case c == '.':
-			numeric := i > 0 && i < n-1 && digit(text[i-1]) && digit(text[i+1])
-			if numeric && !freeTaken {
-				freeTaken = true
-			} else if dots++; dots > maxTOMLNesting {
+			if dots++; dots > maxTOMLNesting {
 				return fmt.Sprintf("a dotted key has more than %d parts", maxTOMLNesting)
 			}
 		}

@@ -87,7 +87,7 @@ pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
     Some((secs * 1000.0).round() as i64)
 }
 
-/// Most `[`/`{` open at once, and most counted dots in one dotted key, that a TOML parser is
+/// Most `[`/`{` open at once, and most dots in one dotted key, that a TOML parser is
 /// handed (conformance decision 11, the same rule as the Python client's and the Go verifier's):
 /// the parser recurses on nested arrays, inline tables and dotted keys, and 20,000 levels in 40 KB
 /// overflowed this verifier's stack (an abort, not an error).
@@ -95,21 +95,15 @@ pub const MAX_TOML_NESTING: usize = 64;
 
 /// Why `text` nests too deep for a TOML parser to be trusted with it, or None. Outside strings
 /// and comments: more than [`MAX_TOML_NESTING`] `[`/`{` open at once (`[`/`{` +1, `]`/`}` -1,
-/// never below 0), or more than [`MAX_TOML_NESTING`] counted dots in one dotted key (the count
-/// restarts at a newline, `=`, `,`, `{` and `[`). A dot counts unless it stands between two
-/// ASCII digits and is the first such dot of its unbroken run of digits and dots (`1.5` and a
-/// time's fraction are free; the key `1.1.1` counts one). An unterminated string ends the scan:
-/// the parser reports it. The scan of registry_tool/_toml.py `nesting_problem`, line for line.
+/// never below 0), or more than [`MAX_TOML_NESTING`] dots in one segment (every dot counts, a
+/// float's or a time fraction's too; the count restarts at a newline, `=`, `,`, `{` and `[`). An
+/// unterminated string ends the scan: the parser reports it. The scan of registry_tool/_toml.py `nesting_problem`, line for line.
 pub fn toml_nesting_problem(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let n = b.len();
     let (mut depth, mut dots, mut i) = (0usize, 0usize, 0usize);
-    let mut free_taken = false; // the current run of digits and dots has had its one uncounted dot
     while i < n {
         let c = b[i];
-        if !c.is_ascii_digit() && c != b'.' {
-            free_taken = false;
-        }
         match c {
             b'#' => match b[i..].iter().position(|&c| c == b'\n') {
                 Some(j) => {
@@ -139,14 +133,9 @@ pub fn toml_nesting_problem(text: &str) -> Option<String> {
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             b'.' => {
-                let numeric = i > 0 && i + 1 < n && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit();
-                if numeric && !free_taken {
-                    free_taken = true;
-                } else {
-                    dots += 1;
-                    if dots > MAX_TOML_NESTING {
-                        return Some(format!("a dotted key has more than {} parts", MAX_TOML_NESTING));
-                    }
+                dots += 1;
+                if dots > MAX_TOML_NESTING {
+                    return Some(format!("a dotted key has more than {} parts", MAX_TOML_NESTING));
                 }
             }
             _ => {}
@@ -400,8 +389,8 @@ mod tests {
     }
 
     /// The dot count restarts at a newline, `=`, `,`, `{` and `[` (65 shallow keys on one line
-    /// are fine), and only the first dot of a run of digits and dots is free (`1.5` is a number;
-    /// the key `[1.1.1...]` nests one table per dot after the first and overflowed the stack).
+    /// are fine), and every dot counts (decision 11 step 1: no dot is free, so neither the key
+    /// `[1.1.1...]` nor `x.0-0.0-0...` slips by; a float or a time has one dot).
     #[test]
     fn toml_dots_count_per_dotted_key() {
         let items = vec!["{a.b = 0}"; 65].join(", ");
@@ -409,23 +398,26 @@ mod tests {
         for text in [
             format!("x = [{}]\n", items),
             format!("h = {{{}}}\n", keys),
-            format!("a{}", ".a".repeat(64)),              // 64 counted dots
-            format!("1{}", ".1".repeat(65)),              // 65 dots, the first is free
-            format!("a.1.5{}", ".a".repeat(63)),          // 1.5 is free
+            format!("a{}", ".a".repeat(64)),              // 64 dots
+            format!("[{}1]\n", "1.".repeat(64)),          // 64 dots
+            format!("a.1.5{}", ".a".repeat(62)),          // 64 dots
             format!("[x]\n{}a = 1.5\n", "a.".repeat(64)), // `=` ends the key
-            format!("t = [{}]\n", "1.5, ".repeat(100)),
+            format!("v = [{}1.5]\n", "1.5, ".repeat(99)),
+            "t = 1979-05-27T07:32:00.999Z\n".to_string(),
         ] {
             assert_eq!(toml_nesting_problem(&text), None, "{:?}", text);
         }
         let long_key = format!("[{}1]\n", "1.".repeat(19_999));
         for text in [
             format!("a{}", ".a".repeat(65)),
-            format!("1{}", ".1".repeat(66)),
-            format!("a.1.5{}", ".a".repeat(64)),
+            format!("[{}1]\n", "1.".repeat(65)),
+            format!("1{}", ".1".repeat(65)),
+            format!("a.1.5{}", ".a".repeat(63)),
             format!("[x]\n{}a = 1.5\n", "a.".repeat(65)),
+            format!("x{} = 1\n", ".0-0".repeat(19_999)),
             long_key.clone(),
         ] {
-            assert!(toml_nesting_problem(&text).is_some(), "{:?} accepted", text);
+            assert!(toml_nesting_problem(&text).is_some(), "{:.60?} accepted", text);
         }
         for body in [format!("[x]\ny = [{}]\n", items), format!("[x]\nh = {{{}}}\n", keys)] {
             let text = format!("{}{}", MANIFEST, body);
