@@ -15,7 +15,6 @@ cannot reach the bound skips the scan.  This module sits outside ``registry_tool
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tomli import TOMLDecodeError
@@ -26,10 +25,6 @@ __all__ = ["MAX_NESTING", "TOMLDecodeError", "loads", "nesting_depth", "nesting_
 #: Most ``[``/``{`` open at once, and most dots in one dotted key (decision 11).
 MAX_NESTING = 64
 _RESETS = frozenset("\n=,{[")  # where one key's dot count restarts
-# Everything the scan does not look at: deleted first (at C speed), so it walks a few hundred
-# characters of a manifest instead of all of them.  Keeping every character the scan reads
-# (brackets, quotes, backslashes, '#', newlines, '=', ',', '.') keeps its verdict.
-_INSIGNIFICANT = re.compile(r"[^\[\]{}\"'#\n.=,\\]+")
 
 
 def nesting_depth(value: object) -> int:
@@ -60,18 +55,19 @@ def nesting_problem(text: str) -> tuple[str, int] | None:
     """
     if text.count("[") + text.count("{") <= MAX_NESTING and text.count(".") <= MAX_NESTING:
         return None  # neither bound can be reached: the common manifest stops here
-    reduced = _INSIGNIFICANT.sub("", text)
+    # The whole text, as Go and Rust scan it (deleting what the scan skips changed its verdict:
+    # "a\tb" became "a\b", whose backslash then escaped the closing quote).
     depth = dots = 0
-    i, n = 0, len(reduced)
+    i, n = 0, len(text)
     while i < n:
-        c = reduced[i]
+        c = text[i]
         if c == "#":
-            i = reduced.find("\n", i)
+            i = text.find("\n", i)
             if i < 0:
                 return None
             continue
         if c == '"' or c == "'":
-            i = _string_end(reduced, i)
+            i = _string_end(text, i)
             if i < 0:
                 return None  # unterminated: the parser says where
             continue
@@ -81,13 +77,13 @@ def nesting_problem(text: str) -> tuple[str, int] | None:
                 depth += 1
                 if depth > MAX_NESTING:
                     what = f"more than {MAX_NESTING} arrays or inline tables are open at once"
-                    return what, reduced.count("\n", 0, i) + 1
+                    return what, text.count("\n", 0, i) + 1
         elif c in "]}":
             depth = max(0, depth - 1)
         elif c == ".":
             dots += 1
             if dots > MAX_NESTING:
-                return f"a dotted key has more than {MAX_NESTING} parts", reduced.count("\n", 0, i) + 1
+                return f"a dotted key has more than {MAX_NESTING} parts", text.count("\n", 0, i) + 1
         i += 1
     return None
 

@@ -119,3 +119,10 @@ def test_loads_refuses_exactly_what_the_scan_refuses(seed: int) -> None:
         assert not refused
     except toml.TOMLDecodeError:
         assert refused
+
+
+def test_an_escape_inside_a_string_never_hides_what_follows_it() -> None:
+    # A scan over the text with "insignificant" characters deleted read "a\tb" as "a\b", whose
+    # backslash then escaped the closing quote, and missed the 100 levels after it.
+    doc = 'd = "a\\tb"\ny = ' + "[" * 100 + "]" * 100
+    assert toml.nesting_problem(doc) is not None
