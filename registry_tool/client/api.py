@@ -73,7 +73,7 @@ from registry_tool.client.install import (
     verify_entry,
 )
 from registry_tool.client.plugin_fs import PluginDir
-from registry_tool.client.release_check import check_entry, check_release
+from registry_tool.client.release_check import check_entry, check_module
 from registry_tool.client.store import StateStore, normalise_url
 from registry_tool.client.trust_state import (
     MAX_ROOT_STEPS,
@@ -638,16 +638,17 @@ class Registry:
         manifests = []
         for release, _ in todo:
             fetched = self._fetch_manifest(release)
-            check_entry(release, fetched[2])
-            manifests.append(fetched)
+            manifests.append((fetched, check_entry(release, fetched[2])))
         approve_plan(todo, allow=allow, prompt=prompt)
         staged = []
         identities: dict[str, ManifestIdentity] = {}
-        for (release, current), (facts, signers, manifest, sigs) in zip(todo, manifests, strict=True):
+        for (release, current), ((facts, signers, manifest, sigs), signed) in zip(
+            todo, manifests, strict=True
+        ):
             wasm = self._fetch_wasm(release, facts)
             permissions = tuple(sorted(release.permissions))
             # Limits, module kind and imports: from the signed manifest and the module, within the grant.
-            checked = check_release(release, manifest, wasm, granted=permissions, vocabulary=self.vocabulary)
+            checked = check_module(release, signed, wasm, granted=permissions, vocabulary=self.vocabulary)
             verified = replace(
                 self._verified(release, facts, signers, manifest, sigs, wasm),
                 dependencies=checked.dependencies,

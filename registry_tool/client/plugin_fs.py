@@ -162,18 +162,13 @@ class PluginDir:
         """``UnsafePathError`` for a symbolic link directly in directory ``rel`` ("" for the root).
 
         Conformance decision 14: no link below the plugin directory.  Checked where an operation
-        works: the root and the release folders it writes or verifies (one listing each, the types
-        from the directory entries; a walk of every plugin's folder would cost each install O(N)).
+        works: the plugin folders it writes, removes or verifies, and the root for verify (one
+        listing each, the types from the directory entries; a walk of every plugin's folder would
+        cost each install O(N)).
         """
         with self.directory(rel) as fd:
-            if fd is None:
-                return
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    if entry.is_symlink():
-                        raise _unsafe(
-                            self.root, f"{rel}/{entry.name}" if rel else entry.name, "is a symbolic link"
-                        )
+            if fd is not None:
+                _names_refusing_links(fd, self.root, rel)
 
     def list_child(self, name: str) -> list[str] | None:
         """The names in the root's directory ``name`` (unsorted); None when it is absent, a link or a file.
@@ -454,17 +449,22 @@ class Folder:
 
     def names_refusing_links(self) -> list[str]:
         """``names()``, but ``UnsafePathError`` when one of them is a symbolic link (decision 14)."""
-        names: list[str] = []
-        with os.scandir(self.fd) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    raise _unsafe(self.owner.root, f"{self.rel}/{entry.name}", "is a symbolic link")
-                names.append(entry.name)
-        return names
+        return _names_refusing_links(self.fd, self.owner.root, self.rel)
 
     def read(self, name: str, cap: int, what: str) -> bytes | None:
         """The regular file ``name`` of this directory (at most ``cap`` bytes), None when absent."""
         return self.owner._read_at(self.fd, self.rel, name, cap, what)
+
+
+def _names_refusing_links(fd: int, root: Path, rel: str) -> list[str]:
+    """The names in the open directory ``rel`` (types from the entries); a link is ``UnsafePathError``."""
+    names: list[str] = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                raise _unsafe(root, f"{rel}/{entry.name}" if rel else entry.name, "is a symbolic link")
+            names.append(entry.name)
+    return names
 
 
 def _names(fd: int) -> list[str]:

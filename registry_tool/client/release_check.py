@@ -163,6 +163,18 @@ def check_release(
     permission may import only what its ABI allows on its own.
     """
     manifest = check_entry(release, manifest_bytes, default_limits=default_limits)
+    return check_module(release, manifest, wasm, granted=granted, vocabulary=vocabulary)
+
+
+def check_module(
+    release: Release,
+    manifest: Manifest,
+    wasm: bytes,
+    *,
+    granted: Iterable[str],
+    vocabulary: Mapping[str, Permission] | None = None,
+) -> ReleaseFacts:
+    """``check_release`` after ``check_entry``: the module against the signed ``manifest`` and the grant."""
     if is_component(wasm) != (manifest.abi == "component"):
         kind = "a component" if is_component(wasm) else "a core module"
         _mix_and_match(

@@ -187,12 +187,12 @@ def _check_metadata(ctx: _Ctx) -> None:
 # A published URL: no whitespace, controls or the characters that end a URL in text or HTML (RFC
 # 3986 excludes them), and an ASCII host (an internationalised one as punycode, so a look-alike
 # letter cannot pose as another host); a path may hold any other letter.
-_URL_ENDS = re.compile(r'[\s"<>\\^`{|}\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]')
+_URL_ENDS = re.compile(r'[\s"<>\\^`{|}]')
 _URL_HOST = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/?#]*)")
 
 
 def _url_problem(url: str) -> str | None:
-    if _URL_ENDS.search(url):
+    if _URL_ENDS.search(url) or hidden_characters(url):
         return "holds a space, a quote, <>, a backslash, ^, a backtick, {|} or a control character"
     match = _URL_HOST.match(url)
     if match is not None and not match[1].isascii():
@@ -430,7 +430,7 @@ def _check_artifact(ctx: _Ctx) -> None:
     release = ctx.release
     cap = cfg.max_limits.module_size
     # A plain name: a regular file by that name resolves to itself, inside the (resolved) release.
-    quick = read_plain(f"{release}/{file}", cap) if _PLAIN_NAME.fullmatch(file) else None
+    quick = read_plain(f"{release}/{file}", cap)
     if quick is not None:
         _check_module_bytes(ctx, file, quick[0], cap, quick[1])
         return
