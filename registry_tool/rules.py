@@ -129,6 +129,14 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 "A new release is lower than the highest existing version of the plugin.",
             ),
             "version-duplicate": (_E, "A new release has the precedence of a published version."),
+            "too-many-releases": (
+                _E,
+                "A pull request adds more new releases than [ci] max_new_releases at the base allows.",
+            ),
+            "version-case": (
+                _E,
+                "A release's version differs from another release of the plugin only in case.",
+            ),
             "artifact-digest": (_E, "The artifact's sha256/size differ from what plugin.toml pins."),
             "signature": (_E, "The release (or yank) is not signed by enough authorised maintainers."),
             "permission-escalation": (_E, "A new version declares permissions its previous version did not."),

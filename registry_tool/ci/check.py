@@ -196,6 +196,7 @@ class _IndexCheck:
         self.tmp = Path(self._tmp.name)
         self._plugin_names: set[str] | None = None
         self._new_names: set[str] = set()
+        self._new_versions: defaultdict[str, set[str]] = defaultdict(set)
 
     def __enter__(self) -> _IndexCheck:
         return self
@@ -241,9 +242,16 @@ class _IndexCheck:
         self._new_names = {
             k.name for k, cs in releases.items() if any(c.kind is not ChangeKind.deleted for c in cs)
         }
+        for k, cs in releases.items():
+            if any(c.kind is not ChangeKind.deleted for c in cs):
+                self._new_versions[k.name].add(k.version)
         results: list[CheckResult] = []
         gate = TrustGate.at_ref(self.repo, self.base, self.path("root"), self.now)
         config = self._base_config()
+        too_many = self._too_many_releases(releases, config)
+        if too_many is not None:
+            # Every shard refuses: none smoke-runs a part of a pull request that cannot pass.
+            return [too_many]
         if self.options.shard.first:
             head_root: Root | None = gate.root
             if root_changes:
@@ -267,6 +275,35 @@ class _IndexCheck:
             if self.options.shard.owns(position):
                 results.append(self._check_release(key, releases[key], gate, config))
         return results
+
+    def _too_many_releases(
+        self, releases: dict[ReleaseKey, list[Change]], config: RegistryConfig
+    ) -> CheckResult | None:
+        """The pull request adds more new releases than the base's ``[ci] max_new_releases``."""
+        if self.options.full:
+            return None
+        new = []
+        for key, changes in releases.items():
+            manifest = self.path("plugins", key.name, key.version, "plugin.toml")
+            if any(c.kind is ChangeKind.added and c.path == manifest for c in changes):
+                new.append(key)
+        if len(new) <= config.max_new_releases:
+            return None
+        result = CheckResult(subject=f"{self.index or '.'} (index files)")
+        first = min(new, key=lambda k: (k.name, k.version))
+        result.findings.append(
+            Finding(
+                rule="too-many-releases",
+                message=f"this pull request adds {len(new)} releases; registry.toml at the base allows "
+                f"{config.max_new_releases} per pull request ([ci] max_new_releases), and each is "
+                "smoke-run",
+                file=self.path("plugins", first.name, first.version, "plugin.toml"),
+                line=1,
+                fix=f"split it into pull requests of at most {config.max_new_releases} releases, or have a "
+                "registry maintainer raise [ci] max_new_releases in a separate pull request",
+            )
+        )
+        return result
 
     def _outside(self, change: Change) -> Finding:
         return Finding(
@@ -385,6 +422,15 @@ class _IndexCheck:
         if self._plugin_names is None:
             self._plugin_names = set(self.repo.list_dirs(self.base, self.path("plugins"))) | self._new_names
         return self._plugin_names
+
+    def case_twins(self, name: str, version: str) -> list[str]:
+        """Release folders of ``name`` (at the base or in the pull request) equal to ``version`` but for case.
+
+        A checkout or mirror on a case-insensitive file system merges them.
+        """
+        folded = version.lower()
+        others = set(self.repo.list_dirs(self.base, self.path("plugins", name))) | self._new_versions[name]
+        return sorted(v for v in others if v != version and v.lower() == folded)
 
     def export_base(self, rel_dir: str) -> Path:
         dest = self.tmp / "base" / rel_dir

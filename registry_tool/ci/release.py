@@ -63,6 +63,10 @@ class IndexContext(Protocol):
         """``rel_dir`` as it is at the base ref, exported to a temporary folder."""
         ...
 
+    def case_twins(self, name: str, version: str) -> list[str]:
+        """The other release folders of ``name`` that differ from ``version`` only in case."""
+        ...
+
     def plugin_names(self) -> set[str]:
         """Every plugin name at the base ref and in the pull request."""
         ...
@@ -238,6 +242,19 @@ class NewRelease:
 
     def version_order(self) -> None:
         """The new version is above the published ones (or a permitted backport) and unique."""
+        twins = self.o.case_twins(self.key.name, self.key.version)
+        if twins:
+            # Distinct to semver ("RC1" < "rc1"), one folder to macOS and Windows: a maintainer's
+            # checkout or a mirror there merges the two releases' files.
+            self.add(
+                "version-case",
+                f"version {self.key.version} of {self.key.name} differs only in case from "
+                + ", ".join(twins)
+                + "; a case-insensitive file system (macOS, Windows) merges their folders",
+                field="plugin.version",
+                fix="choose a version that differs from every other release of the plugin in more than "
+                "case (pre-release labels in lower case, e.g. 1.2.0-rc.1)",
+            )
         if self.o.options.full:
             return  # a re-check judges releases as they are, not the order they arrived in
         try:

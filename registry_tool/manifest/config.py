@@ -152,6 +152,9 @@ class RegistryConfig:
     # wall time (tests x their wall_time limit), so a manifest cannot hold thousands of 10 s tests.
     max_tests_per_release: int = 64
     max_smoke_wall_time: float = 120.0
+    # [ci] max_new_releases: each new release is smoke-run, so one pull request adding thousands
+    # would hold the CI runner for hours; above this, ci check refuses it before checking any.
+    max_new_releases: int = 100
 
     @property
     def index_dir(self) -> Path:
@@ -324,6 +327,7 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
         source=src,
         max_tests_per_release=budget_tests,
         max_smoke_wall_time=budget_time,
+        max_new_releases=int(d.get("ci", {}).get("max_new_releases", 100)),
     )
     if problems:
         return config, problems

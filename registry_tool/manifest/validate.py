@@ -124,6 +124,17 @@ def _check_metadata(ctx: _Ctx) -> None:
         ctx.add(
             "semver", f"plugin.version {m.version!r} is not strict semver 2.0", "plugin.version", SEMVER_HINT
         )
+    elif "+" in m.version:
+        # The published path holds the version, and the format refuses '+' there: semver ignores
+        # build metadata for precedence, so 1.0.0+a and 1.0.0+b would be one version to every
+        # resolver.  Refused here, a release never passes ci check only to stop every build.
+        ctx.add(
+            "semver",
+            f"plugin.version {m.version!r} carries build metadata ('+...'), which a registry version may not",
+            "plugin.version",
+            "drop the '+...' part; to publish other bytes, raise the version (e.g. a pre-release "
+            "'1.2.0-rc.2' or the next patch)",
+        )
     release = ctx.release
     if release.parent.parent.name == "plugins":
         if release.parent.name != m.name:

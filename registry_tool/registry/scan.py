@@ -191,10 +191,32 @@ def scan_releases(index: Path) -> list[IndexRelease]:
     if not plugins.is_dir():
         return found
     for name, name_dir in _subfolders(str(plugins), is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
-        for version, rel_dir in _subfolders(name_dir, is_version, "version", "strict semver, no '+'"):
+        versions = _subfolders(name_dir, is_version, "version", "strict semver, no '+'")
+        _refuse_case_twins(name_dir, [version for version, _ in versions])
+        for version, rel_dir in versions:
             files, stat, newest = _list_files(rel_dir)
             found.append(IndexRelease(name, version, rel_dir, files, stat, newest))
     return found
+
+
+def _refuse_case_twins(name_dir: str, versions: list[str]) -> None:
+    """Refuse two versions that differ only in case (1.1.0-RC1, 1.1.0-rc1).
+
+    Distinct to semver, one folder on macOS and Windows, where a checkout or a mirror of the site
+    merges their files.
+    """
+    if len({v.lower() for v in versions}) == len(versions):
+        return
+    seen: dict[str, str] = {}
+    for version in versions:
+        twin = seen.setdefault(version.lower(), version)
+        if twin != version:
+            raise UnsafeIndexPathError(
+                f"versions {twin} and {version} in {name_dir} differ only in case: a case-insensitive "
+                "file system (macOS, Windows) merges their folders",
+                where=f"{name_dir}/{version}",
+                fix="remove one of them (ci check refuses such a pair as rule version-case)",
+            )
 
 
 def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) -> list[tuple[str, str]]:

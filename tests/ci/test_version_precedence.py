@@ -29,8 +29,51 @@ def test_same_precedence_as_a_published_version_fails(index_repo: IndexRepo, ver
     )
 
 
-def test_build_metadata_on_a_higher_version_passes(index_repo: IndexRepo) -> None:
-    index_repo.release("alpha", "1.1.0+build.5")
+def test_build_metadata_on_a_higher_version_is_refused(index_repo: IndexRepo) -> None:
+    """The build refuses a '+' in a release folder (format rule): ci check must not pass one."""
+    release = index_repo.release("alpha", "1.1.0+build.5")
+    index_repo.commit()
+    report = index_repo.check()
+    finding = next(f for f in errors(report) if f.rule == "semver")
+    assert "build metadata" in finding.message
+    assert (finding.file, finding.line) == (
+        f"{A}/1.1.0+build.5/plugin.toml",
+        line_of(release / "plugin.toml", "version"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("published", "new"),
+    [
+        ("1.1.0-rc1", "1.1.0-RC1"),
+        ("2.0.0-Beta", "2.0.0-beta"),
+    ],
+)
+def test_version_differing_only_in_case_is_refused(index_repo: IndexRepo, published: str, new: str) -> None:
+    index_repo.release("alpha", published)
+    index_repo.commit("base")
+    release = index_repo.release("alpha", new)
+    index_repo.commit()
+    report = index_repo.check(base="HEAD~1")
+    finding = next(f for f in errors(report) if f.rule == "version-case")
+    assert published in finding.message and "case" in finding.message
+    assert (finding.file, finding.line) == (
+        f"{A}/{new}/plugin.toml",
+        line_of(release / "plugin.toml", "version"),
+    )
+
+
+def test_two_new_versions_differing_only_in_case_are_refused(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.2.0-rc1")
+    index_repo.release("alpha", "1.2.0-RC1")
+    index_repo.commit()
+    report = index_repo.check()
+    flagged = {f.file for f in errors(report) if f.rule == "version-case"}
+    assert flagged == {f"{A}/1.2.0-rc1/plugin.toml", f"{A}/1.2.0-RC1/plugin.toml"}
+
+
+def test_case_is_compared_only_among_one_plugins_versions(index_repo: IndexRepo) -> None:
+    index_repo.release("alpha", "1.2.0-rc1")
     index_repo.commit()
     report = index_repo.check()
     assert report.ok, [f.text() for f in errors(report)]

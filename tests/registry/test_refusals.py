@@ -242,6 +242,15 @@ def test_path_traversal_and_unsafe_names(index: Index, tmp_path: Path, name: str
     assert problems[0][1] == UnsafeIndexPathError.code
 
 
+def test_versions_differing_only_in_case(index: Index, tmp_path: Path) -> None:
+    """1.2.0-RC1 and 1.2.0-rc1 are two versions to semver and one folder to macOS and Windows."""
+    index.add_release("alpha", "1.2.0-RC1")
+    index.add_release("alpha", "1.2.0-rc1", variant=1)
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == UnsafeIndexPathError.code
+    assert "1.2.0-RC1 and 1.2.0-rc1" in problems[0][2] and "case" in problems[0][2]
+
+
 def test_symlinked_release_folder(index: Index, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
