@@ -623,13 +623,14 @@ class Registry:
         for name in plan.order():
             release = self.plugin(name).versions[plan.selected[name].version]
             current = lock.plugins.get(name)
-            if current is not None and current.version == release.version and _same_bytes(current, release):
-                try:
-                    verify_entry(dest, current)
-                    kept[name] = current
-                    continue
-                except CheckFailed:
-                    pass  # damaged on disk: reinstall the same verified bytes
+            if (
+                current is not None
+                and current.version == release.version
+                and _same_bytes(current, release)
+                and self._still_signed(dest, current, release)
+            ):
+                kept[name] = current
+                continue
             if current is not None and Version(release.version) < Version(current.version):
                 self.notices.append(f"downgrading {name} from {current.version} to {release.version}")
             todo.append((release, current))
@@ -662,6 +663,31 @@ class Registry:
         commit_plan(dest, staged, session=session, requested=relabel)
         self._identities.update(identities)
         return {name: session.lock.plugins[name] for name in plan.order()}
+
+    def _still_signed(self, dest: Path, current: LockedPlugin, release: Release) -> bool:
+        """Whether the installed bytes of ``release`` are intact and still signed under this root.
+
+        The same bytes are not the same verdict: since the install the root may have revoked the
+        signing key, removed the delegation or raised the plugin's threshold.  When this is False
+        the release is fetched and verified again like a new one (and refused if it no longer
+        verifies; damaged files are replaced by the verified bytes).
+        """
+        try:
+            with PluginDir(dest) as pdir:
+                checked = check_installed(pdir, dest, current, signatures=True)
+            verify_release_signatures(
+                self.root,
+                current.name,
+                checked.manifest,
+                checked.signatures,
+                self.clock(),
+                published_at=release.published() if self.root.revoked else None,
+                where=f"{dest}/{current.manifest}",
+                identity=ParsedIdentity(checked.identity.name, checked.identity.version, checked.manifest),
+            )
+        except CheckFailed:
+            return False
+        return True
 
     def install_plan(
         self,

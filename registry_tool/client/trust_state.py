@@ -135,8 +135,10 @@ def _index_keys(root: Root) -> frozenset[bytes]:
 def walk_root(state: TrustState, steps: Sequence[tuple[bytes, Sequence[str]]], now: datetime) -> TrustState:
     """Advance over root N+1, N+2, ... (each verified by the trust rules); the last must be current.
 
-    If any step changes the index role's keys, the highest-seen registry version is reset
-    (fast-forward recovery), as TUF does when timestamp/snapshot keys rotate.
+    If any step removes a key from the index role, the highest-seen registry version is reset
+    (fast-forward recovery from a version pushed up by that key), as TUF does when
+    timestamp/snapshot keys rotate.  A step that only adds keys (or changes the threshold) keeps
+    it: every document the old keys signed still verifies, so an older one is still a rollback.
     """
     rotated = False
     previous = _index_keys(state.root)
@@ -145,7 +147,7 @@ def walk_root(state: TrustState, steps: Sequence[tuple[bytes, Sequence[str]]], n
         nonlocal rotated, previous
         keys = _index_keys(root)
         log.info("root chain: stepped to root version %d", root.version)
-        rotated = rotated or keys != previous
+        rotated = rotated or not previous <= keys
         previous = keys
 
     names = [f"root/{state.root_version + i}.root.json" for i in range(len(steps) + 1)]

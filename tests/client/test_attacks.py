@@ -159,6 +159,19 @@ def test_fast_forward_recovery_after_index_key_rotation(installed: World) -> Non
     assert state.root_version == doc.root_version
 
 
+def test_adding_an_index_key_does_not_reopen_rollback(installed: World) -> None:
+    """A mirror serving a new root that only adds an index key, with an older registry.json."""
+    old = {n: installed.sim.files[n] for n in ("registry.json", "registry.json.minisig")}
+    installed.add_release("alpha", "1.2.0")
+    doc = installed.build()
+    installed.open().search()
+    installed.edit_root(rotate_keys("index", add=[installed.keys.index2.public_key]))
+    installed.publish_root()
+    for name, data in old.items():
+        installed.sim.replace(name, data)
+    fails_closed(installed, install(installed), RollbackAttackError, f"lower than the highest seen {doc.version}")
+
+
 def test_old_index_key_useless_after_rotation(installed: World) -> None:
     installed.edit_root(
         rotate_keys("index", add=[installed.keys.index2.public_key], remove=[installed.keys.index.key_id])
@@ -253,6 +266,19 @@ def test_maintainer_key_revoked(installed: World) -> None:
     installed.edit_root(revoke(installed.keys.alice.key_id, now=NOW, keep_prior_releases=False))
     installed.publish_root()  # a mirror still serves the old registry with alice's releases
     fails_closed(installed, install(installed), RevokedKeyError, "was revoked in root version 4")
+
+
+@pytest.mark.parametrize("operation", ["install", "update", "install --locked"])
+def test_installed_release_by_a_key_revoked_since_is_not_kept(installed: World, operation: str) -> None:
+    """The same bytes are not the same verdict: the installed alpha 1.0.0 is alice's, now revoked."""
+    installed.edit_root(revoke(installed.keys.alice.key_id, now=NOW, keep_prior_releases=False))
+    installed.publish_root()
+    actions: dict[str, Callable[[], Any]] = {
+        "install": install(installed, "alpha@1.0.0"),
+        "update": lambda: installed.open().update(installed.plugins, allow={"keys"}),
+        "install --locked": lambda: installed.open().install_locked(installed.plugins),
+    }
+    fails_closed(installed, actions[operation], RevokedKeyError, "was revoked in root version 4")
 
 
 def test_revoked_key_keeps_prior_releases_when_root_says_so(installed: World) -> None:

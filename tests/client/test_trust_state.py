@@ -85,6 +85,15 @@ def test_walk_resets_highest_on_index_rotation(world: World) -> None:
     assert walked.root_version == 4 and walked.highest_version == 0
 
 
+def test_walk_keeps_highest_when_index_keys_are_only_added(world: World) -> None:
+    """The old index key still signs: an older document it signed is still a rollback."""
+    world.edit_root(rotate_keys("index", add=[world.keys.index2.public_key]))
+    world.publish_root()
+    state = TrustState(world.url, pinned(world).root_bytes, highest_version=42)
+    walked = walk_root(state, [root_file(world, n) for n in (2, 3, 4)], NOW)
+    assert walked.root_version == 4 and walked.highest_version == 42
+
+
 def test_walk_cannot_skip_a_version(world: World) -> None:
     with pytest.raises(BadRootVersionError):
         walk_root(pinned(world), [root_file(world, 3)], NOW)
