@@ -252,28 +252,40 @@ class _IndexCheck:
         if too_many is not None:
             # Every shard refuses: none smoke-runs a part of a pull request that cannot pass.
             return [too_many]
+        # Every shard judges the root change (it is small): a root the pull request adds also
+        # judges its releases.  Only the first shard reports it.
+        head_root: Root | None = gate.root
+        if root_changes:
+            try:
+                root_result = self._check_root(gate, root_changes)
+                accepted = root_result.data.pop("accepted_root", None)
+                head_root = accepted if isinstance(accepted, Root) else head_root
+                results.append(root_result)
+            except RegistryToolError:
+                raise
+            except Exception as err:
+                crashed = CheckResult(subject="root", file=self.path("root"))
+                crashed.findings.append(internal_error_finding("the root check", err, self.path("root")))
+                results.append(crashed)
+                head_root = None
         if self.options.shard.first:
-            head_root: Root | None = gate.root
-            if root_changes:
-                try:
-                    root_result = self._check_root(gate, root_changes)
-                    accepted = root_result.data.pop("accepted_root", None)
-                    head_root = accepted if isinstance(accepted, Root) else head_root
-                    results.append(root_result)
-                except RegistryToolError:
-                    raise
-                except Exception as err:
-                    crashed = CheckResult(subject="root", file=self.path("root"))
-                    crashed.findings.append(internal_error_finding("the root check", err, self.path("root")))
-                    results.append(crashed)
-                    head_root = None
             for change in config_changes:
                 index_level.findings.extend(self._config_change(change, head_root))
             if index_level.findings:
                 results.append(index_level)
+        else:
+            results.clear()
+        # Releases are judged by the base root; with a new root in the same pull request, by that
+        # one too: a release signed by a key the new root revokes would otherwise pass here and
+        # stop the next build.
+        later = (
+            TrustGate(head_root, self.now, "that this pull request adds")
+            if head_root is not None and head_root.version > gate.root.version
+            else None
+        )
         for position, key in enumerate(sorted(releases, key=lambda k: (k.name, k.version))):
             if self.options.shard.owns(position):
-                results.append(self._check_release(key, releases[key], gate, config))
+                results.append(self._check_release(key, releases[key], gate, config, later))
         return results
 
     def _too_many_releases(
@@ -454,12 +466,15 @@ class _IndexCheck:
         published = set(self.repo.list_files(self.base, root_dir))
         for change in changes:
             name = PurePosixPath(change.path).name
-            version = root_number(name)
+            # Only files directly in root/ are root metadata: a nested root/x/3.root.json is none.
+            nested = PurePosixPath(change.path).parent != PurePosixPath(root_dir)
+            version = None if nested else root_number(name)
             if change.path not in published and version is None:
                 result.findings.append(
                     Finding(
                         rule="unexpected-file",
-                        message=f"{change.path} is not root metadata (<N>.root.json) or a signature of it",
+                        message=f"{change.path} is not root metadata (<N>.root.json) or a signature of it"
+                        + (" directly in the root folder" if nested else ""),
                         file=change.path,
                         line=1,
                         fix="remove the file from the root folder",
@@ -520,7 +535,12 @@ class _IndexCheck:
     # ------------------------------------------------------------------ releases
 
     def _check_release(
-        self, key: ReleaseKey, changes: list[Change], gate: TrustGate, config: RegistryConfig
+        self,
+        key: ReleaseKey,
+        changes: list[Change],
+        gate: TrustGate,
+        config: RegistryConfig,
+        later: TrustGate | None = None,
     ) -> CheckResult:
         rel_dir = self.path("plugins", key.name, key.version)
         manifest_rel = f"{rel_dir}/plugin.toml"
@@ -528,7 +548,20 @@ class _IndexCheck:
         result.data.update({"plugin": key.name, "version": key.version, "checks": {}})
         published = set(self.repo.list_files(self.base, rel_dir))
         head_dir = self.repo.root / rel_dir
-        links = _symlinks(self.repo.root, rel_dir)
+        try:
+            links = _symlinks(self.repo.root, rel_dir)
+        except OSError as err:
+            # One release's unreadable path (git checks out paths longer than PATH_MAX) is its finding.
+            result.findings.append(
+                Finding(
+                    rule="unexpected-file",
+                    message=f"{rel_dir} holds a path that cannot be read ({err.strerror or err})",
+                    file=manifest_rel,
+                    line=1,
+                    fix="keep the release folder flat: plugin.toml, the module, test data and signatures",
+                )
+            )
+            return result
         if links:
             result.findings.extend(
                 _link_findings(links, "commit the file itself; links could point outside the release")
@@ -542,7 +575,7 @@ class _IndexCheck:
             if published and not self.options.full:
                 self._check_published(key, changes, published, gate, result)
             elif (head_dir / "plugin.toml").is_file():
-                NewRelease(self, key, rel_dir, gate, config, result).run()
+                NewRelease(self, key, rel_dir, gate, config, result, later).run()
             else:
                 result.findings.extend(self._outside(c) for c in changes)
         except RegistryToolError as err:
@@ -561,29 +594,35 @@ class _IndexCheck:
         result: CheckResult,
     ) -> None:
         result.data["kind"] = "published"
+        rel_dir = self.path("plugins", key.name, key.version)
+        # A yank adds yank.toml and its signatures, directly in the release folder, once: with a
+        # yank at the base, any further file (a "signature" too) is a change to a published release.
+        yank_at_base = f"{rel_dir}/yank.toml" in published
         yank_changed = False
         for change in changes:
-            name = PurePosixPath(change.path).name
-            if is_yank_file(name):
-                if change.path in published:
-                    result.findings.append(self._immutable(change))
-                else:
-                    yank_changed = True
+            path = PurePosixPath(change.path)
+            if (
+                not yank_at_base
+                and change.path not in published
+                and path.parent == PurePosixPath(rel_dir)
+                and is_yank_file(path.name)
+            ):
+                yank_changed = True
                 continue
             result.findings.append(self._immutable(change))
         if yank_changed:
             result.data["kind"] = "yank"
-            rel_dir = self.path("plugins", key.name, key.version)
             result.findings.extend(check_yank(self.repo.root, rel_dir, key, gate))
             result.data["checks"]["yank signature"] = result.ok
 
     def _immutable(self, change: Change) -> Finding:
         removed = change.kind is ChangeKind.deleted
-        line = (
-            None
-            if removed
-            else _first_changed_line(self.repo.show(self.base, change.path), self.repo.root / change.path)
-        )
+        if removed:
+            line = None
+        elif change.kind is ChangeKind.added:
+            line = 1  # nothing at the base to compare with (no git process per added file)
+        else:
+            line = _first_changed_line(self.repo.show(self.base, change.path), self.repo.root / change.path)
         return Finding(
             rule="release-removed" if removed else "release-changed",
             message=f"{change.path} belongs to a published release and was "
@@ -644,6 +683,11 @@ def _read_config_file(path: Path) -> bytes:
     return data
 
 
+def _raise(err: OSError) -> None:
+    if not isinstance(err, FileNotFoundError):  # a release the pull request removes has no folder
+        raise err
+
+
 def _symlinks(root: Path, rel_dir: str) -> list[str]:
     """Repo-relative paths of symlinks on the way to, or inside, ``rel_dir``."""
     found: list[str] = []
@@ -651,7 +695,8 @@ def _symlinks(root: Path, rel_dir: str) -> list[str]:
     for i in range(1, len(parts) + 1):
         if (root.joinpath(*parts[:i])).is_symlink():
             return ["/".join(parts[:i])]
-    for dirpath, dirnames, filenames in os.walk(root / rel_dir, followlinks=False):
+    # onerror: a folder os.walk cannot read (a path too long, no permission) is not skipped unseen.
+    for dirpath, dirnames, filenames in os.walk(root / rel_dir, followlinks=False, onerror=_raise):
         for name in sorted(dirnames + filenames):
             path = Path(dirpath) / name
             if path.is_symlink():
@@ -671,12 +716,20 @@ def _link_findings(links: list[str], fix: str) -> list[Finding]:
     ]
 
 
+_LINE_SCAN_BYTES = 1 << 20
+
+
 def _first_changed_line(old: bytes | None, new_path: Path) -> int:
-    """The first line where the file differs from the base (line 1 for binaries)."""
+    """The first line where the file differs from the base (line 1 for binaries).
+
+    Only the first MiB is compared: published files are small text or a module (line 1 anyway).
+    """
     try:
-        new = new_path.read_bytes()
+        with new_path.open("rb") as fh:
+            new = fh.read(_LINE_SCAN_BYTES)
     except OSError:
         return 1
+    old = old[:_LINE_SCAN_BYTES] if old is not None else None
     if old is None or b"\0" in old[:8000] or b"\0" in new[:8000]:
         return 1
     for lineno, (a, b) in enumerate(zip(old.splitlines(), new.splitlines(), strict=False), start=1):

@@ -7,6 +7,7 @@ becomes that error's finding; one that crashes fails closed as ``internal-error`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,7 +24,7 @@ from registry_tool.ci.trustgate import TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
-from registry_tool.manifest.model import parse_manifest
+from registry_tool.manifest.model import MAX_MANIFEST_BYTES, parse_manifest
 from registry_tool.manifest.source import TomlSyntaxError, parse_toml
 from registry_tool.report import CheckResult, Finding, Severity
 from registry_tool.sandbox import TestOutcome, smoke_release
@@ -83,8 +84,12 @@ class NewRelease:
         gate: TrustGate,
         config: RegistryConfig,
         result: CheckResult,
+        later: TrustGate | None = None,
     ) -> None:
-        """Prepare the checks of ``key`` in ``rel_dir`` under the base root ``gate`` and ``config``."""
+        """Prepare the checks of ``key`` in ``rel_dir`` under the base root ``gate`` and ``config``.
+
+        ``later``: the root the pull request adds, which must accept the signatures too.
+        """
         self.o, self.key, self.rel_dir, self.gate, self.config, self.result = (
             owner,
             key,
@@ -93,16 +98,21 @@ class NewRelease:
             config,
             result,
         )
+        self.later = later
         self.dir = owner.repo.root / rel_dir
         self.manifest_rel = f"{rel_dir}/plugin.toml"
-        self.raw = (self.dir / "plugin.toml").read_bytes()
-        self.doc = _toml(self.raw)
-        try:
-            self.lines: Callable[[str], int | None] = parse_toml(self.dir / "plugin.toml", self.raw).line_of
-        except TomlSyntaxError:
-            self.lines = lambda _field: None  # validate reports the syntax error with its position
         self.checks: dict[str, bool] = result.data["checks"]
         result.data["kind"] = "recheck" if owner.options.full else "new"
+        with (self.dir / "plugin.toml").open("rb") as fh:
+            self.raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        self.lines: Callable[[str], int | None] = lambda _field: None
+        self.doc: dict[str, Any] = {}
+        if len(self.raw) > MAX_MANIFEST_BYTES:
+            return  # validate refuses it (manifest-too-large); nothing parses it whole
+        self.doc = _toml(self.raw)
+        # A syntax error: validate reports it with its position.
+        with contextlib.suppress(TomlSyntaxError):
+            self.lines = parse_toml(self.dir / "plugin.toml", self.raw).line_of
 
     def add(
         self,
@@ -180,10 +190,12 @@ class NewRelease:
             for key in ("input_file", "expect_file"):
                 if isinstance(test, dict) and isinstance(test.get(key), str):
                     allowed.add(PurePosixPath(test[key]).as_posix())
+        # Signatures of plugin.toml and (with one) yank.toml only: the signature step verifies each.
+        signed = {"plugin.toml"} | ({"yank.toml"} if (self.dir / "yank.toml").is_file() else set())
         for path in sorted(self.dir.rglob("*")):
             rel = path.relative_to(self.dir).as_posix()
             repo_rel = f"{self.rel_dir}/{rel}"
-            if path.is_dir() or rel in allowed or _is_signature_of(rel, allowed):
+            if path.is_dir() or rel in allowed or _is_signature_of(rel, signed):
                 continue
             self.add(
                 "unexpected-file",
@@ -239,6 +251,12 @@ class NewRelease:
         )
         self.result.findings.extend(verdict.findings)
         self.result.data["signers"] = verdict.signers
+        if self.later is not None and not verdict.findings:
+            # A new root in the same pull request (a revoked key, a removed delegation).
+            after = self.later.verify_release(
+                self.dir / "plugin.toml", self.manifest_rel, self.key.name, self.key.version
+            )
+            self.result.findings.extend(after.findings)
 
     def version_order(self) -> None:
         """The new version is above the published ones (or a permitted backport) and unique."""

@@ -14,13 +14,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from registry_tool._files import read_bounded
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.format import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES, root_file_version
 from registry_tool.report import Finding, Severity
+from registry_tool.signing.minisign import Signature
 from registry_tool.signing.release import read_signatures, signature_paths
 from registry_tool.trust.root import (
     Root,
@@ -56,21 +57,28 @@ class RootChange:
 
 
 def _root_versions(names: list[str]) -> list[int]:
-    return sorted(v for n in names if (v := root_file_version(Path(n).name)) is not None)
+    """The versions of the ``<N>.root.json`` among ``names`` (file names directly in the root folder)."""
+    return sorted(v for n in names if (v := root_file_version(n)) is not None)
 
 
 class TrustGate:
     """Signature checks against the root at the base ref (never the pull request's own root)."""
 
-    def __init__(self, root: Root, now: datetime) -> None:
-        """Judge signatures with ``root`` at time ``now``."""
+    def __init__(self, root: Root, now: datetime, whose: str = "at the base ref") -> None:
+        """Judge signatures with ``root`` at time ``now`` (``whose`` root it is, for messages)."""
         self.root = root
         self.now = now
+        self.whose = whose
 
     @classmethod
     def at_ref(cls, repo: GitRepo, ref: str, root_dir: str, now: datetime) -> TrustGate:
         """Export ``root_dir`` at ``ref`` and verify its chain 1 -> N (expiry is judged per use)."""
-        versions = _root_versions(repo.list_files(ref, root_dir))
+        folder = root_dir.rstrip("/") + "/"
+        # Only the folder's own files: a nested root/x/3.root.json is no root version (ci check
+        # refuses adding one; a base holding one is judged without it, as the build reads it).
+        versions = _root_versions(
+            [p[len(folder) :] for p in repo.list_files(ref, root_dir) if "/" not in p[len(folder) :]]
+        )
         if not versions:
             raise BaseRootError(
                 f"no root metadata ({root_dir}/1.root.json) at {ref[:12]}",
@@ -86,6 +94,13 @@ class TrustGate:
                 raise BaseRootError(
                     f"the root at {ref[:12]} does not verify: {err.what}",
                     where=err.where or root_dir,
+                    fix="repair the base branch's root before checking pull requests",
+                ) from None
+            except OSError as err:  # a root version that is a folder, a link, unreadable
+                raise BaseRootError(
+                    f"the root at {ref[:12]} cannot be read: {err.strerror or err} "
+                    f"({Path(err.filename).name if err.filename else root_dir})",
+                    where=root_dir,
                     fix="repair the base branch's root before checking pull requests",
                 ) from None
 
@@ -106,18 +121,47 @@ class TrustGate:
                 )
             )
             return verdict
-        sig_rel = str(Path(rel).parent / sig_paths[0].name)
-        data = signed_file.read_bytes()
-        sigs = read_signatures(signed_file)
+        folder_rel = PurePosixPath(rel).parent
+        sig_rel = str(folder_rel / sig_paths[0].name)
+        sigs: list[tuple[str, str]] = []  # (file name, text) of each signature file read
+        reading = rel
+        try:
+            # plugin.toml's own cap is validate's finding; yank.toml's is check_yank's.
+            data = read_bounded(signed_file, MAX_SIGNED_BYTES, signed_file.name, follow_symlinks=False)
+            for path in sig_paths:
+                reading = str(folder_rel / path.name)
+                raw = read_bounded(path, MAX_SIGNATURE_BYTES, "signature", follow_symlinks=False)
+                sigs.append((path.name, raw.decode("utf-8", "surrogateescape")))
+        except RegistryToolError as err:
+            verdict.findings.append(
+                Finding(rule="signature", message=err.what, file=reading, line=1, fix=err.fix)
+            )
+            return verdict
         verify = verify_yank_signatures if signed_file.name == "yank.toml" else verify_release_signatures
         try:
-            verdict.signers = sorted(verify(self.root, name, data, sigs, self.now, where=sig_rel))
+            signers = verify(self.root, name, data, [t for _, t in sigs], self.now, where=sig_rel)
+            verdict.signers = sorted(signers)
+            # Every signature file is published beside the release: one that does not count (junk,
+            # an undelegated or revoked key, another file's signature) is an unsigned file in it.
+            for file_name, text in sigs:
+                reason = _uncounted(text, signers)
+                if reason:
+                    verdict.findings.append(
+                        Finding(
+                            rule="signature",
+                            message=f"{file_name} is not a signature that counts: {reason}",
+                            file=str(folder_rel / file_name),
+                            line=1,
+                            fix="remove the file; only valid signatures by maintainers delegated for "
+                            "the plugin belong in the release folder",
+                        )
+                    )
         except RegistryToolError as err:
             verdict.findings.append(
                 Finding(
                     rule="signature",
                     message=f"[{err.code}] {err.what} (checked against root version {self.root.version} "
-                    "at the base ref)",
+                    f"{self.whose})",
                     file=sig_rel,
                     line=1,
                     fix=err.fix,
@@ -140,6 +184,16 @@ class TrustGate:
             path = head_root_dir / f"{version}.root.json"
             rel = f"{root_rel}/{version}.root.json"
             try:
+                if version != current.version + 1:
+                    # 7.root.json after 2 (even holding a valid version 3): merged, the chain would
+                    # have a gap, and every later check and build would refuse it.
+                    raise CheckFailed(
+                        f"the root folder has no version {current.version + 1}",
+                        where=rel,
+                        fix=f"add root versions one at a time: {current.version + 1}.root.json next",
+                    )
+                # verify_root_step requires the content's version to be current + 1, so a validly
+                # signed step copied under another file number is refused too.
                 nxt = verify_root_step(current, _read_root(path), _read_root_signatures(path), where=rel)
             except RegistryToolError as err:
                 change.findings.append(
@@ -187,6 +241,22 @@ class TrustGate:
             )
         )
         return change
+
+
+# plugin.toml is at most 256 KiB (validate's manifest-too-large) and yank.toml 64 KiB; a larger file
+# is refused by those checks, and is not read whole here.
+MAX_SIGNED_BYTES = 256 * 1024
+
+
+def _uncounted(text: str, signers: set[str]) -> str | None:
+    """Why a signature file's signature is not among the counted ones (None when it is)."""
+    try:
+        key_id = Signature.parse(text).key_id
+    except RegistryToolError as err:
+        return err.what
+    if key_id not in signers:
+        return f"key {key_id} did not make a valid signature of a maintainer delegated for the plugin"
+    return None
 
 
 def _read_root(path: Path) -> bytes:
