@@ -1243,6 +1243,14 @@ def top_cases() -> None:
             "malformed",
         )
     attack(
+        "top-format-version-negative-zero",
+        "format",
+        "format_version written -0: the JSON integer 0 (not a float), so unsupported-format",
+        "top-format-version-negative-zero",
+        _top_bytes(sub(b'"format_version":2', b'"format_version":-0')),
+        "unsupported-format",
+    )
+    attack(
         "top-format-3",
         "format",
         "format_version 3",
@@ -1737,6 +1745,7 @@ def release_cases() -> None:
             with_releases(signed_by(deep, (K["alice"], comment("validate_email", "1.1.0")))),
             "malformed",
         )
+    manifest_strictness_cases(r11, rel_attack)
     rel_attack(
         "release-manifest-tampered",
         "digest",
@@ -2120,6 +2129,197 @@ def release_cases() -> None:
         "resolution",
         "host 0.5.0-rc.1 is below >=0.5.0 (semver precedence)",
         [pin(s), install(s, "semver-lab@^1.2", installed("semver-lab 1.2.0"), host_version="0.5.0-rc.1")],
+    )
+
+
+def manifest_strictness_cases(r11: Rel, rel_attack: Callable[..., None]) -> None:
+    """The signed plugin.toml as the Python client reads it (decision 11, steps 1 and 4).
+
+    Step 1 reads the facts it compares (a limit that is no size or duration, a byte order mark:
+    ``malformed`` before anything else); after the entry agreed with them (step 4), the whole
+    manifest must follow schemas/plugin.schema.json (``malformed``), before any permission is
+    asked for. Each manifest is signed by its maintainer and pinned by the entry."""
+
+    def signed(key: str | Rel, edit: Callable[[bytes], bytes], entry: Json | None = None) -> Rel:
+        r = rel(key) if isinstance(key, str) else key
+        v = variant(r, {"plugin.toml": edit(r.manifest)}, entry, repin=True)
+        return signed_by(v, (K["alice"], comment(r.name, r.version)))
+
+    def add(text: bytes) -> Callable[[bytes], bytes]:
+        return lambda data: data + text
+
+    refused: list[tuple[str, str, Callable[[bytes], bytes], Json | None, str]] = [
+        (
+            "memory-lower-case",
+            'limits.memory "16mib": the schema\'s units are case-sensitive (KiB, MiB, GiB, KB, MB, GB, B)',
+            sub(b'memory = "16MiB"', b'memory = "16mib"'),
+            None,
+            "malformed",
+        ),
+        (
+            "memory-unit-upper-case",
+            'limits.memory "16MIB"',
+            sub(b'memory = "16MiB"', b'memory = "16MIB"'),
+            None,
+            "malformed",
+        ),
+        (
+            "wall-time-unit-upper-case",
+            'limits.wall_time "500MS"',
+            add(b'wall_time = "500MS"\n'),
+            {"limits": {**r11.entry["limits"], "wall_time_ms": 500}},
+            "malformed",
+        ),
+        (
+            "permissions-inline-in-plugin",
+            "an inline permissions table inside [plugin] (plugin.permissions is no key)",
+            sub(b'abi = "core"', b'abi = "core"\npermissions = { keys = false }'),
+            None,
+            "malformed",
+        ),
+        ("unknown-table", "an unknown table [x]", add(b"\n[x]\ny = 1\n"), None, "malformed"),
+        (
+            "unknown-key",
+            "an unknown key in [artifact]",
+            sub(b"size = ", b'kind = "module"\nsize = '),
+            None,
+            "malformed",
+        ),
+        (
+            "unknown-limit",
+            "limits.compile_time (not a manifest limit)",
+            add(b'compile_time = "1s"\n'),
+            None,
+            "malformed",
+        ),
+        (
+            "sha256-upper-case",
+            "[artifact] sha256 in upper case (the comparison lower-cases it, the schema does not)",
+            lambda d: d.replace(sha(r11.wasm).encode(), sha(r11.wasm).upper().encode()),
+            None,
+            "malformed",
+        ),
+        (
+            "fuel-zero",
+            "limits.fuel 0 (the schema's minimum is 1), the entry agreeing",
+            sub(b"fuel = 50000000", b"fuel = 0"),
+            {"limits": {**r11.entry["limits"], "fuel": 0}},
+            "malformed",
+        ),
+        (
+            "exports-duplicate",
+            "exports.functions names validate_email twice, the entry agreeing",
+            sub(b'functions = ["validate_email"]', b'functions = ["validate_email", "validate_email"]'),
+            {"exports": ["validate_email", "validate_email"]},
+            "malformed",
+        ),
+        (
+            "missing-license",
+            "[plugin] without license",
+            sub(b'license = "Apache-2.0"\n', b""),
+            None,
+            "malformed",
+        ),
+        (
+            "too-large",
+            "a plugin.toml of more than 256 KiB (a comment pads it)",
+            add(b"#" + b"x" * (256 * 1024) + b"\n"),
+            None,
+            "malformed",
+        ),
+        (
+            "memory-19-digits",
+            "limits.memory with 19 digits: not a size (step 1, before the entry is compared)",
+            sub(b'memory = "16MiB"', b'memory = "1234567890123456789"'),
+            None,
+            "malformed",
+        ),
+        (
+            "wall-time-over-ten-years",
+            "limits.wall_time 315360001 seconds: beyond ten years (step 1)",
+            add(b"wall_time = 315360001\n"),
+            None,
+            "malformed",
+        ),
+        (
+            "byte-order-mark",
+            "plugin.toml starting with a byte order mark (not TOML)",
+            lambda d: b"\xef\xbb\xbf" + d,
+            None,
+            "malformed",
+        ),
+        (
+            "exports-absent",
+            "no [exports] table while the entry lists no exports: the absent list differs from []",
+            sub(b'[exports]\nfunctions = ["validate_email"]\n', b""),
+            {"exports": []},
+            "mix-and-match",
+        ),
+        (
+            "unknown-key-and-entry-permissions",
+            "an unknown key, and the entry lists a permission the manifest does not "
+            "declare: the entry is compared first",
+            add(b"\n[x]\ny = 1\n"),
+            {"permissions": ["keys"]},
+            "mix-and-match",
+        ),
+    ]
+    for slug, description, edit, entry, expect in refused:
+        rel_attack(
+            f"manifest-strict-{slug}",
+            "malformed" if expect == "malformed" else "mix-and-match",
+            f"a maintainer-signed plugin.toml: {description}",
+            with_releases(signed(r11, edit, entry)),
+            expect,
+            allow="keys",
+        )
+    vc = rel("visit_counter 1.0.0")
+    s = site(
+        "manifest-strict-before-permissions", Site(releases=with_releases(signed(vc, add(b"\n[x]\ny = 1\n"))))
+    )
+    case(
+        "manifest-strict-before-permissions",
+        "malformed",
+        "visit_counter's signed plugin.toml has an unknown table and nothing is allowed: the schema is "
+        "checked before any permission is asked for",
+        [pin(s), install(s, "visit_counter", ERR("malformed"))],
+    )
+    accepted: list[tuple[str, str, Callable[[bytes], bytes], Json | None]] = [
+        (
+            "size-integral-float",
+            "[artifact] size written 1100.0 (draft 7 takes an integral float as an integer)",
+            lambda d: d.replace(f"size = {len(r11.wasm)}\n".encode(), f"size = {len(r11.wasm)}.0\n".encode()),
+            None,
+        ),
+        (
+            "memory-space-before-unit",
+            'limits.memory "16 MiB"',
+            sub(b'memory = "16MiB"', b'memory = "16 MiB"'),
+            None,
+        ),
+        (
+            "permission-any-name",
+            'a permission named "Weird Name!" set to false (names are not restricted)',
+            sub(b"network = false", b'network = false\n"Weird Name!" = false'),
+            None,
+        ),
+    ]
+    for slug, description, edit, entry in accepted:
+        good = signed(r11, edit, entry)
+        s = site(f"manifest-strict-{slug}", Site(releases=with_releases(good)))
+        case(
+            f"manifest-strict-{slug}",
+            "success",
+            f"a maintainer-signed plugin.toml the schema accepts: {description}",
+            [pin(s), install(s, "validate_email@1.1.0", installed(good))],
+        )
+    core = signed(r11, sub(b'abi = "core"', b'abi = "component"'), {"abi": "component"})
+    rel_attack(
+        "module-kind-not-component",
+        "mix-and-match",
+        "the signed manifest and the entry say abi component, but the module is a core module",
+        with_releases(core),
+        "mix-and-match",
     )
 
 
@@ -2539,6 +2739,65 @@ def installed_cases() -> None:
             "lockfile",
         ),
         (
+            "lockfile-registry-ftp",
+            "lockfile",
+            "an entry's registry is an ftp:// URL: verify looks the trust state up by the entry's "
+            "registry, and only http://, https:// and file:// URLs name one (decision 15)",
+            [
+                tamper(
+                    LOCK,
+                    "json-set",
+                    pointer=["plugins", "validate_email", "registry"],
+                    value="ftp://127.0.0.1/",
+                )
+            ],
+            "malformed",
+        ),
+        (
+            "lockfile-registry-change-line-gopher",
+            "lockfile",
+            "a change line replaces validate_email with an entry whose registry is a gopher:// URL",
+            [
+                tamper(
+                    LOCK,
+                    "json-set",
+                    pointer=["plugins", "validate_email", "registry"],
+                    value="gopher://127.0.0.1/",
+                    change=True,
+                )
+            ],
+            "malformed",
+        ),
+        (
+            "lockfile-registry-no-host",
+            "lockfile",
+            "an entry's registry is http:/// (an http URL naming no host)",
+            [tamper(LOCK, "json-set", pointer=["plugins", "validate_email", "registry"], value="http:///")],
+            "malformed",
+        ),
+        (
+            "lockfile-registry-port-out-of-range",
+            "lockfile",
+            "an entry's registry names port 99999",
+            [
+                tamper(
+                    LOCK,
+                    "json-set",
+                    pointer=["plugins", "validate_email", "registry"],
+                    value="http://127.0.0.1:99999/",
+                )
+            ],
+            "malformed",
+        ),
+        (
+            "lockfile-wasm-size-negative-zero",
+            "installed-state",
+            "a change line records validate_email's wasm_size as -0: the integer 0 (as every JSON reader of "
+            "the suite reads it), which the installed module's size differs from",
+            [tamper(LOCK, "append-text", content=_negative_zero_change_line())],
+            "installed-tampered",
+        ),
+        (
             "lockfile-version-2-base-line-with-changes",
             "lockfile",
             "a base line with lockfile_version 2 followed by a change line (neither version 2 nor 3)",
@@ -2553,6 +2812,21 @@ def installed_cases() -> None:
     for case_id, threat, description, steps, expect in cases:
         case(case_id, threat, description, [*first, *steps, verify(ERR(expect))])
     lockfile_v3_cases(s, first)
+    case(
+        "lockfile-registry-other-file-url",
+        "lockfile",
+        "an entry's registry is a file:// URL no root is pinned for: a registry URL verify accepts",
+        [
+            *first,
+            tamper(
+                LOCK,
+                "json-set",
+                pointer=["plugins", "validate_email", "registry"],
+                value="file:///nonexistent/",
+            ),
+            verify(OK(plugins=["validate_email"])),
+        ],
+    )
     case(
         "install-into-symlinked-plugin-folder",
         "installed-state",
@@ -2571,6 +2845,13 @@ def installed_cases() -> None:
         "nothing installed: verify reports no plugins",
         [pin(s), verify(OK(plugins=[]))],
     )
+
+
+def _negative_zero_change_line() -> str:
+    """One change line replacing validate_email 1.1.0's entry by one whose wasm_size is written -0."""
+    entry = {**lock_entry(E11, ""), "registry": "http://127.0.0.1/", "wasm_size": 123456789}
+    line = json.dumps({"plugins": {"validate_email": entry}}, sort_keys=True, separators=(",", ":"))
+    return line.replace('"wasm_size":123456789', '"wasm_size":-0') + "\n"
 
 
 def lockfile_v3_cases(s: str, first: list[Json]) -> None:

@@ -474,13 +474,13 @@ func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, 
 		return mixAndMatch(r.Manifest.Path, "the registry's %s of %s %s disagrees with the signed manifest", field, r.Name, r.Version)
 	}
 	switch {
-	case man.ABI != r.ABI:
+	case !man.abiSet || man.ABI != r.ABI:
 		return nil, mm("abi")
 	case (man.Host == nil) != (r.Host == nil) || (man.Host != nil && *man.Host != *r.Host):
 		return nil, mm("host range")
 	case !sameStrings(man.Permissions, r.Permissions):
 		return nil, mm("permissions")
-	case strings.Join(man.Exports, "\x00") != strings.Join(r.Exports, "\x00") || len(man.Exports) != len(r.Exports):
+	case !man.exportsSet || strings.Join(man.Exports, "\x00") != strings.Join(r.Exports, "\x00") || len(man.Exports) != len(r.Exports):
 		return nil, mm("exports")
 	case len(man.Dependencies) != len(r.Dependencies):
 		return nil, mm("dependencies")
@@ -498,6 +498,13 @@ func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, 
 	wasmFile := r.Wasm.Path[strings.LastIndex(r.Wasm.Path, "/")+1:]
 	if man.ArtifactFile != wasmFile || man.ArtifactSHA256 != r.Wasm.SHA256 || man.ArtifactSize != r.Wasm.Size {
 		return nil, mm("module (file, sha256 or size)")
+	}
+	// The whole signed manifest against schemas/plugin.schema.json, once the entry agrees with it
+	// (decision 11, step 4): before any permission is asked for.
+	if err := CheckManifestStrict(mb); err != nil {
+		e := *AsError(err)
+		e.Where = r.Manifest.Path
+		return nil, &e
 	}
 	vr := &VerifiedRelease{Release: r, Manifest: man, ManifestB: mb, Signatures: sigFiles, Signers: signers}
 	if err := checkPermissions(vr, allow); err != nil {
@@ -517,6 +524,12 @@ func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, 
 		return nil, &Error{Class: ClassDigestMismatch, Where: r.Wasm.Path,
 			What: fmt.Sprintf("tampered module: %s has sha256 %s, the signed manifest pins %s", r.Wasm.Path, got, r.Wasm.SHA256),
 			Fix:  "the server serves a modified module; use another mirror and report it"}
+	}
+	// The module's kind against the signed abi (decision 11, step 6): a component only for
+	// abi "component", a core module for every other abi.
+	if isComponent(wb) != (man.ABI == "component") {
+		return nil, mixAndMatch(r.Wasm.Path, "the signed manifest of %s %s says abi %q, but the module is %s", r.Name, r.Version, man.ABI,
+			map[bool]string{true: "a component", false: "a core module"}[isComponent(wb)])
 	}
 	if err := checkImports(wb, man.Permissions, r.Wasm.Path); err != nil {
 		return nil, err

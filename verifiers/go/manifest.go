@@ -1,12 +1,11 @@
 package verifier
 
 import (
+	"bytes"
 	"fmt"
-	"math"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -24,6 +23,9 @@ type Manifest struct {
 	Permissions    []string // granted (true) permissions, sorted
 	Limits         map[string]int64
 	Dependencies   map[string]string
+
+	abiSet     bool // [plugin] abi is present (Python compares None with the entry's abi)
+	exportsSet bool // [exports] functions is present (Python compares None with the entry's list)
 }
 
 // maxTOMLNesting bounds what a TOML parser is handed (conformance decision 11, the same rule as the
@@ -143,123 +145,81 @@ func manifestIdentity(data []byte, table string) (string, string, error) {
 	return name, version, nil
 }
 
-var numberUnit = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$`)
-
-var sizeUnits = map[string]float64{"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 1e3, "mb": 1e6, "gb": 1e9}
-var durationUnits = map[string]float64{"": 1, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-// parseUnit reads a size (bytes) or a duration (seconds, scaled by scale) as docs/manifest.md
-// writes them: an integer, or a number with a unit.
-func parseUnit(v any, units map[string]float64, scale float64) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		if x < 0 {
-			return 0, false
-		}
-		return int64(float64(x) * scale), true
-	case float64:
-		if x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {
-			return 0, false
-		}
-		return int64(math.Round(x * scale)), true
-	case string:
-		m := numberUnit.FindStringSubmatch(x)
-		if m == nil {
-			return 0, false
-		}
-		f, err := strconv.ParseFloat(m[1], 64)
-		u, ok := units[strings.ToLower(m[2])]
-		if err != nil || !ok {
-			return 0, false
-		}
-		if scale != 1 {
-			return int64(math.Round(f * u * scale)), true
-		}
-		return int64(f * u), true
-	}
-	return 0, false
-}
-
-// ParseManifest reads the fields of a signed plugin.toml that verification compares.
+// ParseManifest reads the fields of a signed plugin.toml that verification compares, as the
+// Python client's ManifestFacts.parse reads them (registry_tool/client/trust_state.py; conformance
+// decision 11, step 1): UTF-8 TOML (no byte order mark) with a [plugin] and an [artifact] table
+// holding name, version, file, sha256 and size; a field that is no string is compared as Python's
+// str() of it, the size as Python's int() of it and the sha256 in lower case; [permissions],
+// [compatibility], [exports] and [dependencies] must be tables; the limits fuel, memory and
+// wall_time are converted as the build converts them. Everything else the schema decides, later
+// (CheckManifestStrict). Any failure is malformed.
 func ParseManifest(data []byte) (*Manifest, error) {
+	bad := func(format string, args ...any) (*Manifest, error) {
+		return nil, &Error{Class: ClassMalformed, What: "plugin.toml lacks a readable [plugin] name/version or [artifact] pin: " + fmt.Sprintf(format, args...),
+			Fix: "the signed manifest does not follow docs/manifest.md"}
+	}
+	if !utf8.Valid(data) || bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		return bad("the file is not UTF-8 TOML (or starts with a byte order mark)")
+	}
 	m, err := parseTOML(data)
 	if err != nil {
 		return nil, err
 	}
-	bad := func(format string, args ...any) (*Manifest, error) {
-		return nil, &Error{Class: ClassMalformed, What: "plugin.toml: " + fmt.Sprintf(format, args...),
-			Fix: "the signed manifest does not follow docs/manifest.md"}
+	p, ok := m["plugin"].(map[string]any)
+	if !ok {
+		return bad("[plugin] is missing or not a table")
 	}
-	p, _ := m["plugin"].(map[string]any)
+	a, ok := m["artifact"].(map[string]any)
+	if !ok {
+		return bad("[artifact] is missing or not a table")
+	}
 	out := &Manifest{Limits: map[string]int64{}, Dependencies: map[string]string{}}
-	var ok bool
-	if out.Name, ok = p["name"].(string); !ok {
-		return bad("[plugin] name is missing")
-	}
-	if out.Version, ok = p["version"].(string); !ok {
-		return bad("[plugin] version is missing")
-	}
-	out.ABI, _ = p["abi"].(string)
-	if c, ok := m["compatibility"].(map[string]any); ok {
-		if h, ok := c["host"].(string); ok {
-			out.Host = &h
+	perms := map[string]any{}
+	if v, present := m["permissions"]; present {
+		if perms, ok = v.(map[string]any); !ok {
+			return bad("permissions is not a table")
 		}
 	}
-	if out.Host == nil {
-		if v, ok := p["min_host_version"].(string); ok {
-			h := ">=" + v
-			out.Host = &h
+	if v, present := m["compatibility"]; present {
+		c, ok := v.(map[string]any)
+		if !ok {
+			return bad("compatibility is not a table")
+		}
+		if h, present := c["host"]; present {
+			s := pyStr(h)
+			out.Host = &s
 		}
 	}
-	a, _ := m["artifact"].(map[string]any)
-	if out.ArtifactFile, ok = a["file"].(string); !ok {
-		return bad("[artifact] file is missing")
+	if v, present := p["min_host_version"]; present && out.Host == nil {
+		h := ">=" + pyStr(v)
+		out.Host = &h
 	}
-	if out.ArtifactSHA256, ok = a["sha256"].(string); !ok || !sha256RE.MatchString(out.ArtifactSHA256) {
-		return bad("[artifact] sha256 is missing or not 64 lower-case hex digits")
-	}
-	if out.ArtifactSize, ok = a["size"].(int64); !ok || out.ArtifactSize < 0 {
-		return bad("[artifact] size is missing")
-	}
-	if e, ok := m["exports"].(map[string]any); ok {
-		fs, _ := e["functions"].([]any)
-		for _, f := range fs {
-			s, ok := f.(string)
-			if !ok {
-				return bad("[exports] functions holds a non-string")
-			}
-			out.Exports = append(out.Exports, s)
+	if v, present := m["exports"]; present {
+		e, ok := v.(map[string]any)
+		if !ok {
+			return bad("exports is not a table")
 		}
-	}
-	if perms, ok := m["permissions"].(map[string]any); ok {
-		for k, v := range perms {
-			b, ok := v.(bool)
-			if !ok {
-				return bad("[permissions] %s is not true or false", k)
-			}
-			if b {
-				out.Permissions = append(out.Permissions, k)
-			}
-		}
-	}
-	sort.Strings(out.Permissions)
-	if l, ok := m["limits"].(map[string]any); ok {
-		for k, v := range l {
-			var n int64
-			var ok bool
-			switch k {
-			case "wall_time":
-				n, ok = parseUnit(v, durationUnits, 1000)
-				k = "wall_time_ms"
-			case "memory", "module_size", "stack":
-				n, ok = parseUnit(v, sizeUnits, 1)
+		if fs, present := e["functions"]; present {
+			out.exportsSet = true
+			out.Exports = []string{}
+			switch x := fs.(type) {
+			case []any:
+				for _, f := range x {
+					out.Exports = append(out.Exports, pyStr(f))
+				}
+			case []map[string]any:
+				for range x {
+					out.Exports = append(out.Exports, notAString)
+				}
+			case string:
+				for _, r := range x {
+					out.Exports = append(out.Exports, string(r))
+				}
+			case map[string]any:
+				out.Exports = append(out.Exports, sortedKeys(x)...)
 			default:
-				n, ok = v.(int64)
+				return bad("exports.functions is not a list")
 			}
-			if !ok {
-				return bad("[limits] %s is not a valid value", k)
-			}
-			out.Limits[k] = n
 		}
 	}
 	if raw, present := m["dependencies"]; present {
@@ -268,6 +228,75 @@ func ParseManifest(data []byte) (*Manifest, error) {
 			return bad("%s", err)
 		}
 		out.Dependencies = deps
+	}
+	if l, present := m["limits"]; present && pyTruthy(l) {
+		for _, k := range []string{"fuel", "memory", "wall_time"} {
+			found, ok := pyIn(k, l)
+			if !ok {
+				return bad("limits is not a table")
+			}
+			if !found {
+				continue
+			}
+			t, ok := l.(map[string]any)
+			if !ok {
+				return bad("limits is not a table")
+			}
+			var n int64
+			switch k {
+			case "fuel":
+				n, ok = pyInt(t[k])
+			case "memory":
+				n, ok = pySize(t[k])
+			case "wall_time":
+				var secs float64
+				secs, ok = pyDuration(t[k])
+				n, k = pyMilliseconds(secs), "wall_time_ms"
+			}
+			if !ok {
+				return bad("limits.%s is not a valid value", k)
+			}
+			out.Limits[k] = n
+		}
+		// The limits a host reads besides (the schema check refuses a manifest where they are
+		// invalid; verify of an installed plugin reads what it can).
+		if t, ok := l.(map[string]any); ok {
+			for _, k := range []string{"module_size", "stack"} {
+				if n, ok := pySize(t[k]); ok {
+					out.Limits[k] = n
+				}
+			}
+			for _, k := range []string{"table_elements", "instances"} {
+				if n, ok := pyInt(t[k]); ok && t[k] != nil {
+					out.Limits[k] = n
+				}
+			}
+		}
+	}
+	name, ok1 := p["name"]
+	version, ok2 := p["version"]
+	file, ok3 := a["file"]
+	sha, ok4 := a["sha256"]
+	size, ok5 := a["size"]
+	if !ok1 || !ok2 {
+		return bad("[plugin] name and version are required")
+	}
+	if !ok3 || !ok4 || !ok5 {
+		return bad("[artifact] file, sha256 and size are required")
+	}
+	out.Name, out.Version, out.ArtifactFile = pyStr(name), pyStr(version), pyStr(file)
+	out.ArtifactSHA256 = strings.ToLower(pyStr(sha))
+	if out.ArtifactSize, ok = pyInt(size); !ok {
+		return bad("[artifact] size is not an integer")
+	}
+	for k, v := range perms {
+		if b, ok := v.(bool); ok && b {
+			out.Permissions = append(out.Permissions, k)
+		}
+	}
+	sort.Strings(out.Permissions)
+	if v, present := p["abi"]; present {
+		out.ABI, out.abiSet = pyStr(v), true
 	}
 	return out, nil
 }

@@ -178,3 +178,12 @@ func checkImports(wasm []byte, declared []string, where string) error {
 	}
 	return nil
 }
+
+// componentLayer is the version and layer of a WebAssembly component's header (bytes 4-8).
+var componentLayer = []byte{0x0d, 0x00, 0x01, 0x00}
+
+// isComponent: is wasm a component, not a core module? Read from the header alone, as the Python
+// client's is_component reads it.
+func isComponent(wasm []byte) bool {
+	return len(wasm) >= 8 && bytes.Equal(wasm[:4], wasmMagic) && bytes.Equal(wasm[4:8], componentLayer)
+}

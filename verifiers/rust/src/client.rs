@@ -104,6 +104,9 @@ pub struct InstallOptions {
     pub allow: BTreeSet<String>,
 }
 
+/// A resolved dependency graph: plugin name -> (its verified document, the chosen version).
+type GraphChoice = BTreeMap<String, (PluginDocument, String)>;
+
 /// A verifier bound to one registry URL and one trust state directory.
 pub struct Verifier {
     pub url: String,
@@ -549,11 +552,12 @@ impl<'v> Session<'v> {
                 }
             }
         }
-        // 1-2: readable TOML naming the resolved plugin and version
-        let (m_name, m_version) = crate::manifest::name_and_version(&manifest, "plugin").map_err(|e| {
+        // 1-2: the signed manifest's facts (readable TOML), naming the resolved plugin and version
+        let facts = ManifestFacts::parse(&manifest).map_err(|e| {
             Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e))
         })?;
-        if m_name != release.name || m_version != release.version {
+        let (m_name, m_version) = (&facts.name, &facts.version);
+        if *m_name != release.name || *m_version != release.version {
             return Err(Error::new(
                 Class::WrongSoftware,
                 format!(
@@ -575,9 +579,6 @@ impl<'v> Session<'v> {
         )
         .map_err(|e| Error::from_trust(Class::MaintainerSignature, &format!("maintainer signature of {}", label), e))?;
         // 4: index-only fields are not trusted; the signed manifest decides
-        let facts = ManifestFacts::parse(&manifest).map_err(|e| {
-            Error::new(Class::Malformed, format!("the signed manifest of {} is unreadable: {}", label, e))
-        })?;
         let manifest_perms: Vec<String> = facts.permissions.iter().cloned().collect();
         let differs = |field: &str, entry: String, signed: String| {
             mix(format!("the registry entry of {} says {} {}, its signed manifest {}", label, field, entry, signed))
@@ -588,7 +589,7 @@ impl<'v> Session<'v> {
         if facts.host != release.host {
             return Err(differs("host", format!("{:?}", release.host), format!("{:?}", facts.host)));
         }
-        if facts.exports != release.exports {
+        if !facts.exports_declared || facts.exports != release.exports {
             return Err(differs("exports", format!("{:?}", release.exports), format!("{:?}", facts.exports)));
         }
         if manifest_perms != release.permissions {
@@ -622,6 +623,11 @@ impl<'v> Session<'v> {
                 label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
             )));
         }
+        // the whole signed manifest against schemas/plugin.schema.json, before any permission is
+        // asked for (decision 11, step 4)
+        crate::manifest::check_strict(&manifest).map_err(|e| {
+            Error::new(Class::Malformed, format!("the signed manifest of {} cannot be read: {}", label, e))
+        })?;
         // 5: the host grants every permission the signed manifest declares
         let missing: Vec<&str> = facts.permissions.iter().filter(|p| !allow.contains(*p)).map(String::as_str).collect();
         if !missing.is_empty() {
@@ -649,6 +655,15 @@ impl<'v> Session<'v> {
                 Class::DigestMismatch,
                 format!("tampered module: {} ({} bytes, sha256 {}) is not the module the signed manifest pins; nothing was installed", release.wasm.path, wasm.len(), digest),
             ));
+        }
+        // the module's kind against the signed abi: a component only for abi "component"
+        if crate::wasm::is_component(&wasm) != (facts.abi.as_deref() == Some("component")) {
+            return Err(mix(format!(
+                "the signed manifest of {} says abi {:?}, but the module is {}",
+                label,
+                facts.abi.as_deref().unwrap_or(""),
+                if crate::wasm::is_component(&wasm) { "a component" } else { "a core module" }
+            )));
         }
         // 7: gated host modules need their permission declared
         let imports = crate::wasm::import_modules(&wasm)
@@ -678,7 +693,7 @@ impl<'v> Session<'v> {
         req: &Requirement,
         host: Option<&Version>,
         lock: &Lockfile,
-    ) -> Result<(BTreeMap<String, (PluginDocument, String)>, Vec<String>)> {
+    ) -> Result<(GraphChoice, Vec<String>)> {
         let top_doc = self.plugin_document(&req.name)?;
         let top = self.resolve(&top_doc, req, host)?.version.clone();
         let mut choice: BTreeMap<String, (PluginDocument, String)> = BTreeMap::new();
@@ -1034,6 +1049,19 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
     let root = trusted_root(state_dir)?;
     fsx::refuse_symlinks(dir)?;
     for e in lock.plugins.values() {
+        // The trust state is looked up by each entry's registry URL: one the Python client
+        // cannot normalise is malformed (decision 15), also when no root is pinned.
+        if state_dir.is_some() {
+            if let Some(why) = crate::registry_url::locked_registry_problem(&e.registry) {
+                return Err(Error::new(
+                    Class::Malformed,
+                    format!(
+                        "{} {}: registry URL {:?} {}; reinstall the plugin from the URL of the folder holding registry.json",
+                        e.name, e.version, e.registry, why
+                    ),
+                ));
+            }
+        }
         verify_entry(dir, root.as_ref(), e)?;
     }
     Ok(lock.plugins.keys().cloned().collect())

@@ -123,7 +123,57 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
     if std::str::from_utf8(bytes).is_err() {
         return Err("is not valid UTF-8".into());
     }
-    serde_json::from_slice::<Value>(bytes).map_err(|e| format!("is not strict JSON ({})", e))
+    match negative_zero_integers(bytes) {
+        Some(fixed) => serde_json::from_slice::<Value>(&fixed),
+        None => serde_json::from_slice::<Value>(bytes),
+    }
+    .map_err(|e| format!("is not strict JSON ({})", e))
+}
+
+/// The text with every integer literal `-0` written `0`, or None when it holds none. serde_json
+/// hands `-0` to the visitor as the float -0.0 (no integer holds a negative zero), so `2.0` and
+/// `-0` would look alike; Python and Go read `-0` as the integer 0 (a size of `-0` is the size 0).
+/// A `-` starts a number only after `[`, `,`, `:` or at the start (outside strings, JSON
+/// whitespace between); `-0` is an integer when no digit, `.`, `e` or `E` follows.
+fn negative_zero_integers(b: &[u8]) -> Option<Vec<u8>> {
+    let mut hits = Vec::new();
+    let (mut in_string, mut escaped, mut last) = (false, false, b'[');
+    for (i, &c) in b.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+                last = c;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b' ' | b'\t' | b'\n' | b'\r' => continue,
+            b'-' if matches!(last, b'[' | b',' | b':')
+                && b.get(i + 1) == Some(&b'0')
+                && !matches!(b.get(i + 2), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) =>
+            {
+                hits.push(i)
+            }
+            _ => {}
+        }
+        last = c;
+    }
+    if hits.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut from = 0;
+    for i in hits {
+        out.extend_from_slice(&b[from..i]);
+        from = i + 1;
+    }
+    out.extend_from_slice(&b[from..]);
+    Some(out)
 }
 
 /// An object checked against its member list: unknown members and missing required ones
@@ -383,6 +433,18 @@ mod tests {
         assert!(parse(b"-9007199254740993").is_err());
         // beyond u64 serde_json reads a float: never an integer, so refused wherever one is due
         assert!(matches!(parse(b"18446744073709551616").unwrap(), Value::Float(_)));
+        // `-0` is the integer 0 (as Python and Go read it); `-0.0` and `-0e0` stay floats
+        assert_eq!(parse(b"-0").unwrap(), Value::Int(0));
+        assert_eq!(parse(b"[1,-0, -0 ]").unwrap(), Value::Arr(vec![Value::Int(1), Value::Int(0), Value::Int(0)]));
+        assert!(matches!(parse(b"{\"size\":-0}").unwrap(), Value::Obj(m) if m["size"] == Value::Int(0)));
+        assert!(matches!(parse(b"-0.0").unwrap(), Value::Float(_)));
+        assert!(matches!(parse(b"-0e0").unwrap(), Value::Float(_)));
+        assert!(matches!(parse(b"[1e-0]").unwrap(), Value::Arr(v) if matches!(v[0], Value::Float(_))));
+        assert_eq!(parse(b"\"-0\"").unwrap(), Value::Str("-0".into()));
+        assert_eq!(parse(b"[\"a\\\"\",-0]").unwrap(), Value::Arr(vec![Value::Str("a\"".into()), Value::Int(0)]));
+        for bad in [&b"--0"[..], b"[--0]", b"-00", b"[-]", b"[0-0]"] {
+            assert!(parse(bad).is_err(), "{:?}", bad);
+        }
     }
 
     #[test]

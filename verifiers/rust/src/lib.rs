@@ -16,7 +16,9 @@ pub mod manifest;
 pub mod minisign;
 pub mod names;
 pub mod range;
+mod registry_url;
 pub mod root;
+mod schema;
 pub mod wasm;
 
 pub use client::{

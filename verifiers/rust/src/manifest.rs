@@ -19,6 +19,8 @@ pub struct ManifestFacts {
     pub artifact_sha256: String,
     pub artifact_size: u64,
     pub exports: Vec<String>,
+    /// `[exports] functions` is present (Python compares an absent list, None, with the entry's)
+    pub exports_declared: bool,
     /// permission names set to true
     pub permissions: BTreeSet<String>,
     pub dependencies: BTreeMap<String, String>,
@@ -28,21 +30,24 @@ pub struct ManifestFacts {
     pub wall_time_ms: Option<i64>,
 }
 
-/// A number with an optional unit: `^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$`.
+/// A number with an optional unit, as registry_tool/manifest/units.py `_NUMBER_UNIT` reads it
+/// (`re.ASCII`): `^\s*(\d{1,18}(?:\.\d{1,9})?)\s*([A-Za-z]*)\s*$`; the unit in lower case.
 fn number_unit(text: &str) -> Option<(f64, String)> {
-    let t = text.trim();
+    let ascii_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c' | '\x0b');
+    let t = text.trim_matches(ascii_ws);
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = (&t[..split], t[split..].trim_start());
+    let (num, unit) = (&t[..split], t[split..].trim_start_matches(ascii_ws));
     let mut parts = num.split('.');
-    let int_ok = parts.next().map_or(false, |p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
-    let frac_ok = parts.next().map_or(true, |p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+    let int_ok = parts.next().map_or(false, |p| (1..=18).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()));
+    let frac_ok = parts.next().map_or(true, |p| (1..=9).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()));
     if !int_ok || !frac_ok || parts.next().is_some() || !unit.bytes().all(|c| c.is_ascii_alphabetic()) {
         return None;
     }
     Some((num.parse().ok()?, unit.to_ascii_lowercase()))
 }
 
-/// Bytes of a size: an integer, or a number with B, KB/MB/GB (1000^n), KiB/MiB/GiB (1024^n).
+/// Bytes of a size (units.py `parse_size`): an integer >= 0, or a number with B, KB/MB/GB
+/// (1000^n), KiB/MiB/GiB (1024^n), any case; a float is refused.
 pub fn parse_size(v: &Toml) -> Option<i64> {
     match v {
         Toml::Integer(n) if *n >= 0 => Some(*n),
@@ -64,11 +69,15 @@ pub fn parse_size(v: &Toml) -> Option<i64> {
     }
 }
 
-/// Milliseconds of a duration: a number of seconds, or a number with ms, s, m, h, d, w.
-pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
+/// units.py `MAX_SECONDS`: a numeric duration beyond ten years is refused.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
+
+/// Seconds of a duration (units.py `parse_duration`): a finite number in [0, ten years], or a
+/// number with ms, s, m, h, d or w (any case).
+fn parse_duration(v: &Toml) -> Option<f64> {
     let secs = match v {
-        Toml::Integer(n) if *n >= 0 => *n as f64,
-        Toml::Float(f) if *f >= 0.0 => *f,
+        Toml::Integer(n) => *n as f64,
+        Toml::Float(f) => *f,
         Toml::String(s) => {
             let (n, unit) = number_unit(s)?;
             let factor = match unit.as_str() {
@@ -80,11 +89,19 @@ pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
                 "w" => 604800.0,
                 _ => return None,
             };
-            n * factor
+            return Some(n * factor);
         }
         _ => return None,
     };
-    Some((secs * 1000.0).round() as i64)
+    if !secs.is_finite() || secs.abs() > MAX_SECONDS || secs < 0.0 {
+        return None;
+    }
+    Some(secs)
+}
+
+/// Milliseconds of a duration, a half rounded away from zero (units.py `milliseconds`).
+pub fn parse_duration_ms(v: &Toml) -> Option<i64> {
+    parse_duration(v).map(|secs| (secs * 1000.0).round() as i64)
 }
 
 /// Most `[`/`{` open at once, and most dots in one dotted key, that a TOML parser is
@@ -205,13 +222,6 @@ fn string(t: &toml::value::Table, table: &str, key: &str) -> Result<String, Stri
     }
 }
 
-fn opt_string(t: &toml::value::Table, table: &str, key: &str) -> Result<Option<String>, String> {
-    match t.get(key) {
-        None => Ok(None),
-        Some(_) => string(t, table, key).map(Some),
-    }
-}
-
 /// `[<table>] name` and `version` (both strings) of a plugin.toml or yank.toml.
 pub fn name_and_version(data: &[u8], table_name: &str) -> Result<(String, String), String> {
     let doc = parse_toml(data)?;
@@ -246,79 +256,247 @@ fn required_dependencies(deps: &toml::value::Table) -> Result<BTreeMap<String, S
 }
 
 impl ManifestFacts {
+    /// The facts as the Python client's `ManifestFacts.parse` reads them (registry_tool/client/
+    /// trust_state.py; conformance decision 11, step 1): UTF-8 TOML without a byte order mark,
+    /// a `[plugin]` and an `[artifact]` table holding name, version, file, sha256 and size; a
+    /// field that is no string is compared as Python's `str()` of it, the size as Python's `int()`
+    /// of it, the sha256 in lower case; `[permissions]`, `[compatibility]`, `[exports]` and
+    /// `[dependencies]` must be tables; fuel, memory and wall_time are converted as the build
+    /// converts them. Everything else the schema decides, later ([`check_strict`]).
     pub fn parse(data: &[u8]) -> Result<ManifestFacts, String> {
+        let lacks =
+            |what: String| format!("plugin.toml lacks a readable [plugin] name/version or [artifact] pin ({})", what);
+        if data.starts_with(b"\xef\xbb\xbf") {
+            return Err(lacks("it starts with a byte order mark".into()));
+        }
         let doc = parse_toml(data)?;
-        let plugin = table(&doc, "plugin")?.ok_or("plugin.toml lacks [plugin]")?;
-        let artifact = table(&doc, "artifact")?.ok_or("plugin.toml lacks [artifact]")?;
-        let mut host = match table(&doc, "compatibility")? {
-            Some(c) => opt_string(c, "compatibility", "host")?,
+        let plugin = match doc.get("plugin") {
+            Some(Toml::Table(t)) => t,
+            _ => return Err(lacks("[plugin] is missing or not a table".into())),
+        };
+        let artifact = match doc.get("artifact") {
+            Some(Toml::Table(t)) => t,
+            _ => return Err(lacks("[artifact] is missing or not a table".into())),
+        };
+        let empty = toml::value::Table::new();
+        let perms = match doc.get("permissions") {
+            None => &empty,
+            Some(Toml::Table(t)) => t,
+            Some(_) => return Err(lacks("permissions is not a table".into())),
+        };
+        let mut host = match doc.get("compatibility") {
             None => None,
+            Some(Toml::Table(t)) => t.get("host").map(py_str),
+            Some(_) => return Err(lacks("compatibility is not a table".into())),
         };
         if host.is_none() {
-            host = opt_string(plugin, "plugin", "min_host_version")?.map(|v| format!(">={}", v));
+            host = plugin.get("min_host_version").map(|v| format!(">={}", py_str(v)));
         }
-        let size = match artifact.get("size") {
-            Some(Toml::Integer(n)) if *n >= 0 => *n as u64,
-            _ => return Err("plugin.toml artifact.size is not a non-negative integer".into()),
-        };
-        let exports = match table(&doc, "exports")? {
-            None => Vec::new(),
-            Some(e) => match e.get("functions") {
-                None => Vec::new(),
-                Some(Toml::Array(items)) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_owned).ok_or("plugin.toml exports.functions has a non-string"))
-                    .collect::<Result<_, _>>()?,
-                Some(_) => return Err("plugin.toml exports.functions is not an array".into()),
-            },
-        };
-        let mut permissions = BTreeSet::new();
-        if let Some(p) = table(&doc, "permissions")? {
-            for (k, v) in p {
-                match v {
-                    Toml::Boolean(true) => {
-                        permissions.insert(k.clone());
-                    }
-                    Toml::Boolean(false) => {}
-                    _ => return Err(format!("plugin.toml permissions.{} is not a boolean", k)),
+        let (mut exports, mut exports_declared) = (Vec::new(), false);
+        match doc.get("exports") {
+            None => {}
+            Some(Toml::Table(t)) => {
+                if let Some(f) = t.get("functions") {
+                    exports_declared = true;
+                    exports = match f {
+                        Toml::Array(items) => items.iter().map(py_str).collect(),
+                        Toml::String(s) => s.chars().map(String::from).collect(),
+                        Toml::Table(t) => t.keys().cloned().collect(),
+                        _ => return Err(lacks("exports.functions is not a list".into())),
+                    };
                 }
             }
+            Some(_) => return Err(lacks("exports is not a table".into())),
         }
-        let dependencies = match table(&doc, "dependencies")? {
-            Some(d) => required_dependencies(d)?,
+        let dependencies = match doc.get("dependencies") {
+            Some(Toml::Table(d)) => required_dependencies(d).map_err(lacks)?,
+            Some(_) => return Err(lacks("[dependencies] is not a table".into())),
             None => BTreeMap::new(),
         };
         let (mut fuel, mut memory, mut wall_time_ms) = (None, None, None);
-        if let Some(l) = table(&doc, "limits")? {
-            if let Some(v) = l.get("fuel") {
-                fuel = Some(
-                    v.as_integer()
-                        .filter(|n| *n >= 0)
-                        .ok_or("plugin.toml limits.fuel is not a non-negative integer")?,
-                );
-            }
-            if let Some(v) = l.get("memory") {
-                memory = Some(parse_size(v).ok_or("plugin.toml limits.memory is not a size")?);
-            }
-            if let Some(v) = l.get("wall_time") {
-                wall_time_ms = Some(parse_duration_ms(v).ok_or("plugin.toml limits.wall_time is not a duration")?);
+        if let Some(l) = doc.get("limits").filter(|l| py_truthy(l)) {
+            for key in ["fuel", "memory", "wall_time"] {
+                let found = match l {
+                    Toml::Table(t) => t.contains_key(key),
+                    Toml::Array(items) => items.iter().any(|i| i.as_str() == Some(key)),
+                    Toml::String(s) => s.contains(key),
+                    _ => return Err(lacks("limits is not a table".into())),
+                };
+                if !found {
+                    continue;
+                }
+                let v = match l {
+                    Toml::Table(t) => &t[key],
+                    _ => return Err(lacks("limits is not a table".into())),
+                };
+                let bad = || lacks(format!("limits.{} is not a valid value", key));
+                match key {
+                    "fuel" => fuel = Some(py_int(v).ok_or_else(bad)?),
+                    "memory" => memory = Some(parse_size(v).ok_or_else(bad)?),
+                    _ => wall_time_ms = Some(parse_duration_ms(v).ok_or_else(bad)?),
+                }
             }
         }
+        let field = |t: &toml::value::Table, table: &str, key: &str| {
+            t.get(key).map(py_str).ok_or_else(|| lacks(format!("{}.{} is missing", table, key)))
+        };
+        let name = field(plugin, "plugin", "name")?;
+        let version = field(plugin, "plugin", "version")?;
+        let artifact_file = field(artifact, "artifact", "file")?;
+        let artifact_sha256 = field(artifact, "artifact", "sha256")?.to_lowercase();
+        let size = artifact.get("size").ok_or_else(|| lacks("artifact.size is missing".into()))?;
+        let artifact_size = py_int(size).ok_or_else(|| lacks("artifact.size is not an integer".into()))?;
+        let permissions =
+            perms.iter().filter(|(_, v)| matches!(v, Toml::Boolean(true))).map(|(k, _)| k.clone()).collect();
         Ok(ManifestFacts {
-            name: string(plugin, "plugin", "name")?,
-            version: string(plugin, "plugin", "version")?,
-            abi: opt_string(plugin, "plugin", "abi")?,
+            name,
+            version,
+            abi: plugin.get("abi").map(py_str),
             host,
-            artifact_file: string(artifact, "artifact", "file")?,
-            artifact_sha256: string(artifact, "artifact", "sha256")?.to_ascii_lowercase(),
-            artifact_size: size,
+            artifact_file,
+            artifact_sha256,
+            // a negative size never equals a pin's (sizes are >= 1)
+            artifact_size: if artifact_size < 0 { u64::MAX } else { artifact_size as u64 },
             exports,
+            exports_declared,
             permissions,
             dependencies,
             fuel,
             memory,
             wall_time_ms,
         })
+    }
+}
+
+/// The Python client's cap on a manifest it schema-checks (`parse_manifest`).
+pub const MAX_STRICT_MANIFEST_BYTES: usize = 256 * 1024;
+/// Parsed values nested deeper are refused before the schema (Python's `MAX_DEPTH`).
+const MAX_SCHEMA_DEPTH: usize = 16;
+
+/// What the Python client's `parse_manifest` (registry_tool/manifest/model.py) applies to a signed
+/// plugin.toml once the index entry was compared with it (conformance decision 11, step 4): at
+/// most 256 KiB, values nested at most 16 levels, `schemas/plugin.schema.json` (no unknown table
+/// or key, required keys, types, patterns, lengths, ranges; an integer may be written as an
+/// integral float), then the limits converted as the build converts them. The error says why.
+pub fn check_strict(data: &[u8]) -> Result<(), String> {
+    let fail = |why: String| Err(format!("the signed plugin.toml does not follow schemas/plugin.schema.json: {}", why));
+    if data.len() > MAX_STRICT_MANIFEST_BYTES {
+        return fail(format!("it is {} bytes, above the 256 KiB cap", data.len()));
+    }
+    let doc = parse_toml(data)?;
+    if crate::schema::depth(&doc) > MAX_SCHEMA_DEPTH {
+        return fail(format!("values are nested more than {} levels deep", MAX_SCHEMA_DEPTH));
+    }
+    let schema = crate::schema::plugin_schema();
+    if let Some(why) = crate::schema::check(&schema, &schema, &doc, "") {
+        return fail(why);
+    }
+    if let Some(Toml::Table(limits)) = doc.get("limits") {
+        for (key, v) in limits {
+            let ok = match key.as_str() {
+                "memory" | "module_size" | "stack" => parse_size(v).is_some(),
+                "wall_time" => parse_duration(v).is_some(),
+                _ => true, // fuel, table_elements, instances: integers (the schema said so)
+            };
+            if !ok {
+                return fail(format!("limits.{} = {} is not a valid value", key, v));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stands for Python's `str()` of a table, an array or a date-time: no entry field holds it.
+const NOT_A_STRING: &str = "\u{0}(not a string)";
+
+/// Python's `str()` of a TOML value: a string as is, an integer in decimal, True/False, a float
+/// as Python's repr; tables, arrays and date-times compare equal to nothing.
+fn py_str(v: &Toml) -> String {
+    match v {
+        Toml::String(s) => s.clone(),
+        Toml::Integer(n) => n.to_string(),
+        Toml::Boolean(b) => (if *b { "True" } else { "False" }).to_string(),
+        Toml::Float(f) => py_float_repr(*f),
+        _ => NOT_A_STRING.to_string(),
+    }
+}
+
+/// Python's repr of a float: the shortest round-trip digits, positional when the exponent is in
+/// [-4, 16), else `d.ddde+XX`.
+fn py_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let e = format!("{:e}", f); // shortest digits: -d.ddde-X
+    let (sign, e) = match e.strip_prefix('-') {
+        Some(rest) => ("-", rest.to_string()),
+        None => ("", e),
+    };
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits = mant.replace('.', "");
+    if (-4..16).contains(&exp) {
+        let out = if exp < 0 {
+            format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
+        } else if digits.len() <= (exp + 1) as usize {
+            format!("{}{}.0", digits, "0".repeat((exp + 1) as usize - digits.len()))
+        } else {
+            format!("{}.{}", &digits[..(exp + 1) as usize], &digits[(exp + 1) as usize..])
+        };
+        return format!("{}{}", sign, out);
+    }
+    let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits.clone() };
+    format!("{}{}e{}{:02}", sign, m, if exp < 0 { "-" } else { "+" }, exp.abs())
+}
+
+/// Python's `int()` of a TOML value: an integer, a float truncated, a boolean 0/1, a string of
+/// digits (surrounding whitespace, a sign and single underscores between digits allowed).
+fn py_int(v: &Toml) -> Option<i64> {
+    match v {
+        Toml::Integer(n) => Some(*n),
+        Toml::Boolean(b) => Some(*b as i64),
+        // Python's int is unbounded: beyond i64 a value no entry holds (entries stay within 2^53)
+        Toml::Float(f) if f.is_finite() => Some(f.trunc() as i64),
+        Toml::String(s) => {
+            let t = s.trim_matches(py_is_space);
+            let (neg, t) = match t.as_bytes().first() {
+                Some(b'-') => (true, &t[1..]),
+                Some(b'+') => (false, &t[1..]),
+                _ => (false, t),
+            };
+            if t.is_empty() || t.starts_with('_') || t.ends_with('_') || t.contains("__") {
+                return None;
+            }
+            let digits = t.replace('_', "");
+            if !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let n: i64 = digits.parse().ok()?;
+            Some(if neg { -n } else { n })
+        }
+        _ => None,
+    }
+}
+
+/// Python's `str.isspace` (what `\s` matches in Python's `re` on text).
+pub(crate) fn py_is_space(c: char) -> bool {
+    matches!(c, '\t'..='\r' | '\u{1c}'..='\u{20}' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
+        | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
+}
+
+/// Python's truth of a TOML value.
+fn py_truthy(v: &Toml) -> bool {
+    match v {
+        Toml::String(s) => !s.is_empty(),
+        Toml::Integer(n) => *n != 0,
+        Toml::Float(f) => *f != 0.0,
+        Toml::Boolean(b) => *b,
+        Toml::Array(a) => !a.is_empty(),
+        Toml::Table(t) => !t.is_empty(),
+        Toml::Datetime(_) => true,
     }
 }
 

@@ -63,6 +63,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Is `module` a component, not a core module? Read from the header alone (magic, then version
+/// 0x0d and layer 1), as the Python client's `is_component` reads it.
+pub fn is_component(module: &[u8]) -> bool {
+    module.len() >= 8 && &module[0..4] == b"\0asm" && module[4..8] == [0x0d, 0, 1, 0]
+}
+
 /// Module names of every import of a core module; `None` for a component (another layout).
 pub fn import_modules(module: &[u8]) -> Result<Option<Vec<String>>, String> {
     if module.len() < 8 || &module[0..4] != b"\0asm" {

@@ -1,0 +1,121 @@
+//! The registry URL rule of a lockfile entry at `verify` (conformance decision 15).
+
+/// Why a lockfile entry's registry URL is one the Python client refuses (None when it accepts
+/// it). `verify` with a state directory looks each entry's registry up in the trust state, and
+/// the Python client's `normalise_url` (registry_tool/client/store.py) refuses a URL `urlsplit`
+/// cannot parse (an unbalanced or invalid bracketed host, a port that is not 0-65535 in ASCII
+/// digits), whose scheme is not http, https or file, or that names no host (file URLs excepted).
+pub fn locked_registry_problem(raw: &str) -> Option<String> {
+    let trimmed = raw.trim_matches(crate::manifest::py_is_space).trim_start_matches(|c: char| c <= ' ');
+    let u: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+    let mut rest = u.as_str();
+    let mut scheme = String::new();
+    if let Some(i) = rest.find(':') {
+        let head = &rest[..i];
+        if i > 0
+            && head.as_bytes()[0].is_ascii_alphabetic()
+            && head.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            scheme = head.to_ascii_lowercase();
+            rest = &rest[i + 1..];
+        }
+    }
+    let mut netloc = "";
+    if let Some(after) = rest.strip_prefix("//") {
+        netloc = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+        let (open, closed) = (netloc.contains('['), netloc.contains(']'));
+        if open != closed {
+            return Some("cannot be parsed (Invalid IPv6 URL)".into());
+        }
+        if open {
+            let inner = &netloc[netloc.find('[').unwrap() + 1..];
+            let inner = &inner[..inner.find(']').unwrap_or(inner.len())];
+            if !bracketed_host_ok(inner) {
+                return Some(format!("cannot be parsed ({:?} is not an IPv6 address)", inner));
+            }
+        }
+    }
+    let hostinfo = &netloc[netloc.rfind('@').map_or(0, |i| i + 1)..];
+    let (host, port) = match hostinfo.split_once('[') {
+        Some((_, bracketed)) => {
+            let (h, r) = bracketed.split_once(']').unwrap_or((bracketed, ""));
+            (h, r.split_once(':').map_or("", |(_, p)| p))
+        }
+        None => hostinfo.split_once(':').unwrap_or((hostinfo, "")),
+    };
+    if !port.is_empty() {
+        if !port.bytes().all(|c| c.is_ascii_digit()) {
+            return Some(format!("cannot be parsed (the port {:?} is not a number)", port));
+        }
+        if port.trim_start_matches('0').len() > 5 || port.parse::<u32>().map_or(true, |n| n > 65535) {
+            return Some("cannot be parsed (the port is out of range 0-65535)".into());
+        }
+    }
+    if !matches!(scheme.as_str(), "http" | "https" | "file") {
+        return Some("is not an http://, https:// or file:// URL".into());
+    }
+    if scheme != "file" && host.is_empty() {
+        return Some("names no host".into());
+    }
+    None
+}
+
+/// Python's `_check_bracketed_host`: an IPvFuture (`v<hex>.<chars>`) or an IPv6 address (with
+/// an optional zone), never an IPv4 one.
+fn bracketed_host_ok(h: &str) -> bool {
+    if let Some(future) = h.strip_prefix('v') {
+        return match future.split_once('.') {
+            Some((hex, rest)) => {
+                !hex.is_empty()
+                    && hex.bytes().all(|c| c.is_ascii_hexdigit())
+                    && !rest.is_empty()
+                    && rest.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&c))
+            }
+            None => false,
+        };
+    }
+    let addr = h.split_once('%').map_or(h, |(a, zone)| if zone.is_empty() { "" } else { a });
+    addr.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locked_registry_problem as p;
+
+    #[test]
+    fn registry_urls_are_judged_as_python_normalises_them() {
+        for ok in [
+            "http://127.0.0.1:8080/",
+            "HTTPS://H/x",
+            "file:///tmp/x/",
+            "file:x",
+            " http://h/\u{2003}",
+            "ht\ntp://h/",
+            "http://[::1]/",
+            "http://h:/",
+            "http://h?q",
+        ] {
+            assert_eq!(p(ok), None, "{:?}", ok);
+        }
+        for bad in [
+            "ftp://127.0.0.1/",
+            "gopher://x/",
+            "",
+            "plugins/",
+            "http:///",
+            "http:x",
+            "http://u@/",
+            "http://[::1/",
+            "http://[1.2.3.4]/",
+            "http://[zz]/",
+            "http://[]/",
+            "http://h:1:2/",
+            "http://h:+1/",
+            "http://h:99999/",
+            "1http://h/",
+            "http://h:\u{ff10}/",
+        ] {
+            assert!(p(bad).is_some(), "{:?} accepted", bad);
+        }
+    }
+}
