@@ -626,6 +626,7 @@ class Registry:
             if (
                 current is not None
                 and current.version == release.version
+                and current.registry == self.url  # else reinstalled: the entry names this registry
                 and _same_bytes(current, release)
                 and self._still_signed(dest, current, release)
             ):

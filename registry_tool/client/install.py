@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import operator
@@ -49,7 +50,7 @@ from registry_tool.client.errors import (
 )
 from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
 from registry_tool.client.trust_state import ManifestFacts, ManifestIdentity
-from registry_tool.errors import CheckFailed, Location
+from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import (
     PluginDocument,
     Release,
@@ -416,6 +417,26 @@ class _Entry:
         return value
 
 
+def _registry(e: _Entry) -> str:
+    """The entry's ``registry``: a URL ``normalise_url`` accepts (update, --locked and verify use it)."""
+    url = e.str_("registry")
+    problem = _registry_problem(url)
+    if problem is not None:
+        raise _lock_error(f"{e.name}: {problem}"[:300], e.dir, f"plugins.{e.name}.registry")
+    return url
+
+
+@functools.lru_cache(maxsize=64)  # a lockfile names one or a few registries, over every entry
+def _registry_problem(url: str) -> str | None:
+    from registry_tool.client.store import normalise_url
+
+    try:
+        normalise_url(url)
+    except UsageError as err:
+        return err.what
+    return None
+
+
 def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     if not is_safe_name(name):
         raise _lock_error(f"plugin name {name!r} is not a valid plugin name"[:200], dir_, "plugins")
@@ -454,7 +475,7 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     return LockedPlugin(
         name=name,
         version=version,
-        registry=e.str_("registry"),
+        registry=_registry(e),
         requested=e.str_("requested"),
         abi=e.str_("abi"),
         manifest=manifest,

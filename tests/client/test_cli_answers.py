@@ -171,9 +171,9 @@ def test_bad_registry_url_in_the_lockfile_is_a_usage_error(trusted: World) -> No
         str(trusted.state_dir),
         "--format",
         "json",
-        code=1,
+        code=2,
     )
-    assert "cannot be parsed" in out.stdout
+    assert "cannot be parsed" in out.stdout and '"rule": "lockfile"' in out.stdout
 
 
 # --------------------------------------------------------------------------- items g, h: hostile local files
