@@ -84,6 +84,14 @@ PROXY_WASM_HOST_FUNCTIONS: Mapping[str, Signature] = MappingProxyType(
         "proxy_continue_response": ((), (_I,)),
         "proxy_clear_route_cache": ((), (_I,)),
         "proxy_http_call": ((_I, _I, _I, _I, _I, _I, _I, _I, _I, _I), (_I,)),
+        # gRPC: the official Rust SDK imports these in every filter (its dispatcher exports the
+        # proxy_on_grpc_* callbacks), whether the filter makes gRPC calls or not.
+        "proxy_grpc_call": ((_I,) * 12, (_I,)),
+        "proxy_grpc_stream": ((_I,) * 9, (_I,)),
+        "proxy_grpc_send": ((_I, _I, _I, _I), (_I,)),
+        "proxy_grpc_cancel": ((_I,), (_I,)),
+        "proxy_grpc_close": ((_I,), (_I,)),
+        "proxy_get_status": ((_I, _I, _I), (_I,)),
         "proxy_call_foreign_function": ((_I, _I, _I, _I, _I, _I), (_I,)),
         "proxy_set_effective_context": ((_I,), (_I,)),
         "proxy_done": ((), (_I,)),

@@ -157,6 +157,51 @@ def test_proxy_wasm_mixes_wasi_and_a_granted_host_import(run: Runner, filter_was
     assert result.outcome is Outcome.passed, result.detail
 
 
+# The official Rust SDK (proxy-wasm crate 0.2): every filter imports the gRPC calls, and reads its
+# configuration with get_buffer(PluginConfiguration, 0, usize::MAX), .unwrap()ing the status.
+_RUST_SDK_LIKE = """(module
+  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)
+    (result i32)))
+  (import "env" "proxy_grpc_stream" (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_send" (func (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_cancel" (func (param i32) (result i32)))
+  (import "env" "proxy_grpc_close" (func (param i32) (result i32)))
+  (import "env" "proxy_get_status" (func (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $top (mut i32) (i32.const 1024))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+    (local $p i32) (local.set $p (global.get $top))
+    (global.set $top (i32.add (global.get $top) (local.get $n))) (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_configure") (param $ctx i32) (param $size i32) (result i32)
+    (if (call $get (i32.const 7) (i32.const 0) (i32.const -1) (i32.const 0) (i32.const 4))
+      (then unreachable))
+    (if (i32.load (i32.const 0)) (then) (else unreachable))  ;; the buffer was given
+    %s
+    (i32.const 1)))"""
+
+
+def test_rust_sdk_filter_reads_its_whole_configuration_and_links_grpc(run: Runner) -> None:
+    from .conftest import wat
+
+    module = wat(_RUST_SDK_LIKE % "")
+    [result] = run(module, _case("config", plugin_config="{}"), abi="proxy-wasm")
+    assert result.outcome is Outcome.passed, result.detail
+
+
+def test_grpc_calls_are_refused_unless_the_network_permission_is_granted(run: Runner) -> None:
+    from .conftest import wat
+
+    call = "(drop (call $grpc" + " (i32.const 0)" * 11 + " (i32.const 16)))"
+    module = wat(_RUST_SDK_LIKE % call)
+    [denied] = run(module, _case("grpc", plugin_config="{}"), abi="proxy-wasm")
+    [granted] = run(module, _case("grpc", plugin_config="{}"), abi="proxy-wasm", granted=["network"])
+    assert denied.outcome is Outcome.trap and "proxy_grpc_call denied" in denied.detail
+    assert granted.outcome is Outcome.passed, granted.detail
+
+
 # --------------------------------------------------------------------------- the Go SDK sample
 
 
