@@ -44,7 +44,7 @@ class ImportInfo:
     def __str__(self) -> str:
         """``module.name (kind [params] -> [results])`` as messages print it."""
         sig = f" [{', '.join(self.params)}] -> [{', '.join(self.results)}]" if self.kind == "func" else ""
-        return f"{self.module}.{self.name} ({self.kind}{sig})"
+        return f"{self.module}{'.' + self.name if self.name else ''} ({self.kind}{sig})"
 
 
 @dataclass(frozen=True)

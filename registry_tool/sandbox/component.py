@@ -15,6 +15,7 @@ from __future__ import annotations
 import wasmtime
 from wasmtime import component
 
+from registry_tool.manifest.abi import link_import
 from registry_tool.sandbox.abis import (
     Adapter,
     Case,
@@ -31,14 +32,14 @@ _RUN_CALLS = (None, RUN_INTERFACE, "run", "_start")
 def check_component_imports(engine: wasmtime.Engine, comp: component.Component, policy: ImportPolicy) -> None:
     """Refuse a component import the policy does not allow, or one only a stub could provide."""
     for name in comp.type.imports(engine):
-        if not policy.allowed(name, ""):
+        allowed = policy.allowed(name, "")
+        decision = link_import("component", name, "", "instance", allowed)  # validate's rule
+        if not allowed:
             raise LinkRefusedError(
                 f"import {name} is not allowed: neither the component ABI nor a declared permission grants it"
             )
-        if not name.startswith("wasi:"):
-            raise LinkRefusedError(
-                f"component ABI: a host stub for the permission-gated import {name} is not supported yet"
-            )
+        if not decision.linked:
+            raise LinkRefusedError(f"component ABI: {decision.reason}")
 
 
 class ComponentAdapter(Adapter):
