@@ -267,6 +267,10 @@ class Adapter:
         """Call the plugin for ``case`` (or one of its steps) and return what came back."""
         raise NotImplementedError
 
+    def log(self, state: Any) -> bytes:
+        """The host log the test's ``state`` holds so far (shown when the run fails)."""
+        return b""
+
 
 def _export_func(exports: Exports, name: str) -> wasmtime.Func:
     item = exports(name)
@@ -709,6 +713,10 @@ class ExtismAdapter(Adapter):
         kernel = ExtismKernel(store, case.input or b"", case.config, "network" in self.policy.granted, linker)
         self.kernel = kernel
         return ExtismState(kernel)
+
+    def log(self, state: Any) -> bytes:
+        """The kernel's log lines so far."""
+        return bytes(state.kernel.log) if isinstance(state, ExtismState) else b""
 
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
         """Call the export with the kernel's input; the result is its output, status and error."""

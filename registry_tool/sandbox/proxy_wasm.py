@@ -627,6 +627,10 @@ class ProxyWasmAdapter(Adapter):
         self.host.s = state
         return state
 
+    def log(self, state: Any) -> bytes:
+        """The filter's log lines so far."""
+        return bytes(state.log) if isinstance(state, HttpState) else b""
+
     def invoke(self, exports: Exports, store: wasmtime.Store, case: Case, state: Any) -> Produced:
         """Drive the filter through one request's lifecycle and collect what it did."""
         assert isinstance(state, HttpState)

@@ -362,7 +362,7 @@ def _trap_message(message: str) -> str:
 class _Run:
     """What ``_execute`` got: the adapter's result or the error, the instance's exports, the keys."""
 
-    __slots__ = ("error", "exports", "keys", "produced")
+    __slots__ = ("error", "exports", "keys", "log", "produced")
 
     def __init__(
         self,
@@ -373,6 +373,7 @@ class _Run:
     ) -> None:
         """A plain class: a dataclass costs a worker's start more than it saves."""
         self.produced, self.error, self.exports, self.keys = produced, error, exports, keys
+        self.log = b""  # the host log of a run that failed (a trap, fuel, a timeout)
 
 
 def _check_signature(release: Release, case: Case) -> None:
@@ -419,6 +420,7 @@ def _execute(release: Release, case: Case, store: wasmtime.Store) -> _Run:
 def _execute_hooked(release: Release, case: Case, store: wasmtime.Store) -> _Run:
     run = _Run()
     adapter = release.adapter
+    began, state = False, None
     try:
         if release.spec.component:
             run.produced = cast("ComponentAdapter", adapter).run(release.module, store, case)
@@ -428,6 +430,7 @@ def _execute_hooked(release: Release, case: Case, store: wasmtime.Store) -> _Run
             raise release.refused
         run.keys = release.begin(case)
         state = adapter.begin(release.linker, store, case)
+        began = True
         try:
             if release.pre is not None:
                 instance = release.pre.instantiate(store)
@@ -447,6 +450,9 @@ def _execute_hooked(release: Release, case: Case, store: wasmtime.Store) -> _Run
             run.produced.mismatch = run.keys.mismatch(case.expect_keys)
     except Exception as err:  # every failure is classified, never propagated: wasmtime.Trap,
         run.error = err  # WasmtimeError, our adapter errors, MemoryError, host-function bugs
+        if began:
+            # What the plugin logged before it failed (a Rust panic message goes through the log).
+            run.log = adapter.log(state)
     return run
 
 
@@ -603,8 +609,7 @@ def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
     fuel: int | None = limits.fuel - store.get_fuel()
     memory, table = _peak(release, run.exports)
     stdout, stderr = (_read_file(out_path), _read_file(err_path)) if files else (b"", b"")
-    if run.produced is not None:
-        stderr += run.produced.log
+    stderr += run.produced.log if run.produced is not None else run.log
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
     if outcome is Outcome.timeout:
         fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong

@@ -169,7 +169,9 @@ def test_adding_an_index_key_does_not_reopen_rollback(installed: World) -> None:
     installed.publish_root()
     for name, data in old.items():
         installed.sim.replace(name, data)
-    fails_closed(installed, install(installed), RollbackAttackError, f"lower than the highest seen {doc.version}")
+    fails_closed(
+        installed, install(installed), RollbackAttackError, f"lower than the highest seen {doc.version}"
+    )
 
 
 def test_old_index_key_useless_after_rotation(installed: World) -> None:

@@ -199,3 +199,21 @@ def test_kernel_config_vars_and_input() -> None:
     with pytest.raises(wasmtime.WasmtimeError, match="out of bounds"):
         k("input_load_u64", 3)
     assert kernel.read(s, k("input_offset")) == b"0123456789"
+
+
+# Logs a line, then traps: the log is what tells a maintainer why (a Rust panic message goes there).
+LOG_THEN_TRAP = """(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $st (param i64 i32)))
+  (import "extism:host/env" "log_error" (func $log (param i64)))
+  (func (export "f") (result i32) (local $b i64)
+    (local.set $b (call $alloc (i64.const 1)))
+    (call $st (local.get $b) (i32.const 33))
+    (call $log (local.get $b))
+    unreachable))"""
+
+
+def test_the_log_of_a_run_that_traps_is_kept(run: Runner) -> None:
+    [result] = run(wat(LOG_THEN_TRAP), Case("panics", "f"), abi="extism")
+    assert result.outcome is Outcome.trap, result.detail
+    assert "[error] !" in result.stderr

@@ -202,6 +202,23 @@ def test_grpc_calls_are_refused_unless_the_network_permission_is_granted(run: Ru
     assert granted.outcome is Outcome.passed, granted.detail
 
 
+def test_the_log_of_a_filter_that_traps_is_kept(run: Runner) -> None:
+    from .conftest import wat
+
+    module = wat(
+        '(module (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))'
+        ' (memory (export "memory") 1) (data (i32.const 0) "panicked at src/lib.rs")'
+        ' (func (export "proxy_abi_version_0_2_1"))'
+        ' (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))'
+        ' (func (export "proxy_on_context_create") (param i32 i32))'
+        ' (func (export "proxy_on_configure") (param i32 i32) (result i32)'
+        "   (drop (call $log (i32.const 4) (i32.const 0) (i32.const 22))) unreachable))"
+    )
+    [result] = run(module, _case("panics", plugin_config="{}"), abi="proxy-wasm")
+    assert result.outcome is Outcome.trap, result.detail
+    assert "[error] panicked at src/lib.rs" in result.stderr
+
+
 # --------------------------------------------------------------------------- the Go SDK sample
 
 
