@@ -206,6 +206,14 @@ R2_ROT_INDEX = next_root(
     R1, rotate_keys("index", add=[K["index-new"].public_key], remove=[K["index"].key_id])
 )
 R2_INDEX2 = next_root(R1, rotate_keys("index", add=[K["index-b"].public_key], threshold=2))
+# Steps that add index keys and remove none: the highest seen registry version stays (decision 6).
+R2_INDEX_ADD = next_root(R1, rotate_keys("index", add=[K["index-b"].public_key]))
+# The index key listed a second time, under another key id (same raw key: one key, nothing added).
+INDEX_ALIAS = replace(K["index"].public_key, keynum=hashlib.sha256(b"index alias").digest()[:8])
+R2_INDEX_ALIAS = next_root(R1, rotate_keys("index", add=[INDEX_ALIAS]))
+# Root 2 adds index-new, root 3 removes the old index key: the walk over both resets it.
+R2_INDEX_ADD_NEW = next_root(R1, rotate_keys("index", add=[K["index-new"].public_key]))
+R3_INDEX_DROP_OLD = next_root(R2_INDEX_ADD_NEW, rotate_keys("index", remove=[K["index"].key_id]))
 R2_ROT_ROOT = next_root(R1, rotate_keys("root", add=[K["root-d"].public_key], remove=[K["root-a"].key_id]))
 R2_EXPIRED = next_root(R1, expires=datetime(2026, 11, 1, tzinfo=UTC))
 R3_AFTER_EXPIRED = next_root(R2_EXPIRED)
@@ -1011,6 +1019,61 @@ def root_cases() -> None:
         "signature",
         "after root 2 rotated the index key, a registry.json signed by the removed key is refused",
         [pin(old), refresh(old, ERR("bad-signature"))],
+    )
+    # a step that only adds index keys keeps the highest seen version (decision 6)
+    added = site("index-add-lower", Site(roots=chain(R2_INDEX_ADD), **lower))
+    case(
+        "index-key-added-rollback",
+        "rollback",
+        "root 2 adds a second index key and keeps the old one; a mirror serves root 2 with an older, "
+        "unexpired registry.json signed by the old key: still a rollback (no key was removed, so the "
+        "highest seen version is not reset), on refresh and on install",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE, root_version=1)),
+            refresh(added, ERR("rollback")),
+            install(added, "validate_email", ERR("rollback")),
+        ],
+    )
+    both = site("index2-lower", Site(roots=chain(R2_INDEX2), index_keys=(K["index"], K["index-b"]), **lower))
+    case(
+        "index-key-added-threshold-raised-rollback",
+        "rollback",
+        "root 2 adds a second index key and raises the index threshold to 2; an older registry.json "
+        "signed by both keys is still a rollback (a threshold change resets nothing)",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE, root_version=1)),
+            refresh(both, ERR("rollback")),
+        ],
+    )
+    alias = site("index-alias-lower", Site(roots=chain(R2_INDEX_ALIAS), **lower))
+    case(
+        "index-key-listed-twice-rollback",
+        "rollback",
+        "root 2 lists the index key a second time under another key id (the same raw key): the "
+        "index role's keys are unchanged, so an older registry.json is a rollback",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE, root_version=1)),
+            refresh(alias, ERR("rollback")),
+            install(alias, "validate_email", ERR("rollback")),
+        ],
+    )
+    two_steps = site(
+        "index-add-then-drop-lower",
+        Site(roots=chain(R2_INDEX_ADD_NEW, R3_INDEX_DROP_OLD), index_keys=(K["index-new"],), **lower),
+    )
+    case(
+        "index-rotation-two-steps-fast-forward",
+        "rollback",
+        "root 2 adds index-new, root 3 removes the old index key: the walk over both removed a key, "
+        "so the highest seen version is reset and the new key's lower registry.json is accepted",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE, root_version=1)),
+            refresh(two_steps, OK(registry_version=20261120000000, root_version=3)),
+        ],
     )
     low = site("base-lower", Site(**lower))
     case(
@@ -2741,8 +2804,9 @@ def installed_cases() -> None:
         (
             "lockfile-registry-ftp",
             "lockfile",
-            "an entry's registry is an ftp:// URL: verify looks the trust state up by the entry's "
-            "registry, and only http://, https:// and file:// URLs name one (decision 15)",
+            "an entry's registry is an ftp:// URL: the trust state is looked up by the entry's "
+            "registry, and only http://, https:// and file:// URLs name one, so reading the lockfile "
+            "refuses it (decision 15)",
             [
                 tamper(
                     LOCK,
@@ -2751,7 +2815,7 @@ def installed_cases() -> None:
                     value="ftp://127.0.0.1/",
                 )
             ],
-            "malformed",
+            "lockfile",
         ),
         (
             "lockfile-registry-change-line-gopher",
@@ -2766,14 +2830,14 @@ def installed_cases() -> None:
                     change=True,
                 )
             ],
-            "malformed",
+            "lockfile",
         ),
         (
             "lockfile-registry-no-host",
             "lockfile",
             "an entry's registry is http:/// (an http URL naming no host)",
             [tamper(LOCK, "json-set", pointer=["plugins", "validate_email", "registry"], value="http:///")],
-            "malformed",
+            "lockfile",
         ),
         (
             "lockfile-registry-port-out-of-range",
@@ -2787,7 +2851,7 @@ def installed_cases() -> None:
                     value="http://127.0.0.1:99999/",
                 )
             ],
-            "malformed",
+            "lockfile",
         ),
         (
             "lockfile-wasm-size-negative-zero",
@@ -2812,6 +2876,28 @@ def installed_cases() -> None:
     for case_id, threat, description, steps, expect in cases:
         case(case_id, threat, description, [*first, *steps, verify(ERR(expect))])
     lockfile_v3_cases(s, first)
+    for case_id, spec, value, change in (
+        ("lockfile-registry-ftp-install", "validate_email", "ftp://127.0.0.1/", False),
+        ("lockfile-registry-change-line-gopher-install", "validate_email@1.1.0", "gopher://127.0.0.1/", True),
+        ("lockfile-registry-port-out-of-range-install-other", "adler32", "http://127.0.0.1:99999/", False),
+    ):
+        case(
+            case_id,
+            "lockfile",
+            f"an entry's registry is {value}: install reads the lockfile and refuses it (decision 15), "
+            f"nothing is written; here installing {spec}",
+            [
+                *first,
+                tamper(
+                    LOCK,
+                    "json-set",
+                    pointer=["plugins", "validate_email", "registry"],
+                    value=value,
+                    **({"change": True} if change else {}),
+                ),
+                install(s, spec, ERR("lockfile")),
+            ],
+        )
     case(
         "lockfile-registry-other-file-url",
         "lockfile",
@@ -2837,6 +2923,44 @@ def installed_cases() -> None:
             {"op": "mkdir", "path": "validate_email"},
             {"op": "symlink", "path": "validate_email", "target": "outside"},
             install(s, "validate_email", ERR("unsafe-path")),
+        ],
+    )
+    revoked = site("revoked-drop-republished", Site(roots=chain(R2_REVOKE_DROP)))
+    case(
+        "revoked-since-install-reinstall",
+        "revocation",
+        "validate_email 1.1.0 (signed by alice) is installed; root 2 then revokes alice without "
+        "keep_prior_releases and the registry is republished unchanged: installing validate_email "
+        "again must not keep the installed release (its stored signatures no longer count)",
+        [*first, install(revoked, "validate_email", ERR("maintainer-signature"))],
+    )
+    case(
+        "revoked-since-install-exact-pin",
+        "revocation",
+        "as revoked-since-install-reinstall, with the exact pin validate_email@1.1.0 (the version "
+        "installed): refused, not kept",
+        [*first, install(revoked, "validate_email@1.1.0", ERR("maintainer-signature"))],
+    )
+    case(
+        "revoked-since-install-other-plugin",
+        "revocation",
+        "after alice's revocation, installing adler32 (bob's) succeeds: it does not judge the "
+        "installed validate_email; verify then refuses validate_email's stored signatures",
+        [
+            *first,
+            install(revoked, "adler32", installed("adler32 1.0.0")),
+            verify(ERR("installed-tampered")),
+        ],
+    )
+    case(
+        "revoked-since-install-verify",
+        "revocation",
+        "after a refresh walks to root 2 (alice revoked without keep_prior_releases), verify refuses "
+        "the installed validate_email: its stored signatures no longer verify against the trusted root",
+        [
+            *first,
+            refresh(revoked, OK(registry_version=V_BASE, root_version=2)),
+            verify(ERR("installed-tampered")),
         ],
     )
     case(

@@ -88,13 +88,23 @@ func Refresh(ctx context.Context, stateDir, registryURL string, opt Options) (*S
 // Downloads is the number of files this session requested.
 func (s *Session) Downloads() int { return s.xfer.downloads }
 
-func indexKeys(r *Root) string {
-	var ks []string
-	for _, k := range r.Roles["index"].Keys {
-		ks = append(ks, string(k.Key))
+// removesIndexKey reports whether the root step prev -> next removed a key from the index role: a
+// raw public key of prev's index role that next's does not hold (raw keys compare, so a key listed
+// under two key ids is one key). Only such a step resets the highest registry version seen
+// (fast-forward recovery, as the Python client's walk_root): after a step that only adds keys or
+// changes the threshold, every document the old keys signed still verifies, so an older one is
+// still a rollback.
+func removesIndexKey(prev, next *Root) bool {
+	keys := map[string]bool{}
+	for _, k := range next.Roles["index"].Keys {
+		keys[string(k.Key)] = true
 	}
-	sort.Strings(ks)
-	return strings.Join(ks, "|")
+	for _, k := range prev.Roles["index"].Keys {
+		if !keys[string(k.Key)] {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Session) sigs(names []string) ([][]byte, error) {
@@ -174,8 +184,8 @@ func (s *Session) walkRoot(limit int64) error {
 			e.Where = name
 			return e
 		}
-		if indexKeys(nr) != indexKeys(cur) {
-			s.highest = 0 // fast-forward recovery after an index key rotation
+		if removesIndexKey(cur, nr) {
+			s.highest = 0 // fast-forward recovery after a step that removed an index key
 		}
 		cur = nr
 	}

@@ -42,16 +42,29 @@ func NewHTTPFetcher() *HTTPFetcher {
 	transport.DisableCompression = true
 	return &HTTPFetcher{Client: &http.Client{
 		Transport: transport,
+		// As the Python client's HttpFetcher: at most 5 redirects (a 6th is refused), each within
+		// the origin asked for (scheme, host case-insensitively, port with the scheme's default).
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("too many redirects")
+			if len(via) > maxRedirects {
+				return fmt.Errorf("more than %d redirects", maxRedirects)
 			}
-			if req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
+			if origin(req.URL) != origin(via[0].URL) {
 				return fmt.Errorf("refusing a redirect to another origin (%s)", req.URL.Redacted())
 			}
 			return nil
 		},
 	}}
+}
+
+const maxRedirects = 5
+
+// origin is a URL's scheme, lower-cased host name and port (80/443 when absent for http/https).
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }
 
 // Fetch implements Fetcher.
@@ -72,7 +85,9 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, u string, maxSize int64) ([]byt
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
 	}
-	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+	// Python's rule: the Content-Encoding header (repeated ones joined by ", "), stripped, must be
+	// empty or identity (any case).
+	if enc := strings.TrimSpace(strings.Join(resp.Header.Values("Content-Encoding"), ", ")); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, fmt.Errorf("refusing a compressed response (Content-Encoding %s)", enc)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, maxSize+1))

@@ -2,7 +2,12 @@ package verifier
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +56,73 @@ func TestPathsOutsideTheRegistryAreNotFetched(t *testing.T) {
 	for _, rel := range []string{"http://evil.example/x", "/etc/passwd", "//evil.example/x"} {
 		_, err := x.get(context.Background(), rel, 10, false)
 		wantClass(t, err, ClassPathTraversal)
+	}
+}
+
+// httpSite serves the HTTP answers the Python client's HttpFetcher is held to (docs/trust.md
+// 10.2, conformance decision 4): /hop/N redirects to /hop/N-1 (302, or 307 for /hop307/N) and
+// /hop/0 is the file; /away redirects to another host name; /gone is 410; /gzip and /br carry a
+// Content-Encoding; /identity is identity encoding written in capitals.
+func httpSite(t *testing.T) (*transfers, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	var srv *httptest.Server
+	hop := func(prefix string, code int) {
+		mux.HandleFunc(prefix, func(w http.ResponseWriter, r *http.Request) {
+			n, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, prefix))
+			if n == 0 {
+				_, _ = w.Write([]byte("file"))
+				return
+			}
+			http.Redirect(w, r, fmt.Sprintf("%s%d", prefix, n-1), code)
+		})
+	}
+	hop("/hop/", http.StatusFound)
+	hop("/hop307/", http.StatusTemporaryRedirect)
+	mux.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"/hop/0", http.StatusFound)
+	})
+	mux.HandleFunc("/gone", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) })
+	for _, enc := range []string{"gzip", "br"} {
+		enc := enc
+		mux.HandleFunc("/"+enc, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Encoding", enc)
+			_, _ = w.Write([]byte("file"))
+		})
+	}
+	mux.HandleFunc("/identity", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", " IDENTITY ")
+		_, _ = w.Write([]byte("file"))
+	})
+	srv = httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	base, _ := url.Parse(srv.URL + "/")
+	return &transfers{fetcher: NewHTTPFetcher(), base: base, overall: time.Now().Add(30 * time.Second), perFile: 30 * time.Second}, srv.URL
+}
+
+func TestHTTPRedirectsWithinTheOriginUpToFive(t *testing.T) {
+	x, _ := httpSite(t)
+	for _, rel := range []string{"hop/0", "hop/1", "hop/5", "hop307/5"} {
+		if b, err := x.get(context.Background(), rel, 100, false); err != nil || string(b) != "file" {
+			t.Fatalf("%s: %q, %v", rel, b, err)
+		}
+	}
+	_, err := x.get(context.Background(), "hop/6", 100, false)
+	wantClass(t, err, ClassNetwork)
+	_, err = x.get(context.Background(), "away", 100, true)
+	wantClass(t, err, ClassNetwork)
+}
+
+func TestHTTPStatusesBut200And404AndEncodingsAreNetwork(t *testing.T) {
+	x, _ := httpSite(t)
+	if b, err := x.get(context.Background(), "missing", 100, true); err != nil || b != nil {
+		t.Fatalf("404 of an optional file: %q, %v", b, err)
+	}
+	for _, rel := range []string{"gone", "gzip", "br"} {
+		_, err := x.get(context.Background(), rel, 100, true)
+		wantClass(t, err, ClassNetwork)
+	}
+	if b, err := x.get(context.Background(), "identity", 100, false); err != nil || string(b) != "file" {
+		t.Fatalf("identity encoding: %q, %v", b, err)
 	}
 }

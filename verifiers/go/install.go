@@ -455,15 +455,6 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 	}
 	rep := &VerifyReport{}
 	for _, name := range sortedKeys(lf.Plugins) {
-		// The trust state is looked up by each entry's registry URL: one the Python client cannot
-		// normalise is malformed (decision 15), also when no root is pinned.
-		if stateDir != "" {
-			if why := lockedRegistryProblem(lf.Plugins[name].Registry); why != "" {
-				return nil, &Error{Class: ClassMalformed, Where: LockfileName,
-					What: fmt.Sprintf("%s %s: registry URL %q %s", name, lf.Plugins[name].Version, lf.Plugins[name].Registry, why),
-					Fix:  "pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/; reinstall the plugin from it"}
-			}
-		}
 		if _, err := verifyEntry(root, name, lf.Plugins[name], trusted, now); err != nil {
 			return nil, err
 		}

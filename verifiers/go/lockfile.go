@@ -214,6 +214,12 @@ func (d *doc) entry(v any, p, name string) *LockEntry {
 		d.fail(p+".version", "not a version")
 	}
 	e.Registry = d.str(m["registry"], p+".registry")
+	// The trust state is looked up by the entry's registry URL: one the Python client's
+	// normalise_url refuses makes the lockfile invalid, for every operation that reads it
+	// (conformance decision 15; Python's install._registry).
+	if why := lockedRegistryProblem(e.Registry); d.err == nil && why != "" {
+		d.fail(p+".registry", "registry URL %q %s", e.Registry, why)
+	}
 	e.Requested = d.str(m["requested"], p+".requested")
 	e.RequiredBy = d.strings(m["required_by"], p+".required_by", pluginNameRE, true)
 	deps := d.anyObject(m["dependencies"], p+".dependencies")

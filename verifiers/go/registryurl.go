@@ -8,8 +8,9 @@ import (
 )
 
 // lockedRegistryProblem says why a lockfile entry's registry URL is one the Python client refuses
-// ("" when it accepts it). `verify` with a state directory looks each entry's registry up in the
-// trust state, and the Python client's normalise_url (registry_tool/client/store.py) refuses a URL
+// ("" when it accepts it). The trust state is looked up by each entry's registry URL, so reading
+// the lockfile refuses such an entry (class lockfile, as the Python client's install._registry),
+// whatever the operation. The Python client's normalise_url (registry_tool/client/store.py) refuses a URL
 // urlsplit cannot parse (an unbalanced or invalid bracketed host, a port that is not 0-65535 in
 // ASCII digits), whose scheme is not http, https or file, or that names no host (file URLs
 // excepted); conformance decision 15.

@@ -192,7 +192,7 @@ pub const MAX_ROOT_STEPS: usize = 1024;
 
 /// 5.5 over the network: fetch `root/<N+1>.root.json` until 404, each version checked before
 /// the next is fetched, at most `max_steps` new versions ([`MAX_ROOT_STEPS`]; tests pass a
-/// smaller bound). Returns the final root and whether the index keys changed on the way.
+/// smaller bound). Returns the final root and whether a step on the way removed an index key.
 fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64, max_steps: usize) -> Result<(Root, bool)> {
     let mut current = trusted.clone();
     let mut rotated = false;
@@ -243,7 +243,11 @@ fn walk_roots(fetcher: &Fetcher, trusted: &Root, now: i64, max_steps: usize) -> 
             }
         }
         let c = root::verify_root_step(&current, &raw, &sigs).map_err(chain_error)?;
-        if c.index_raw_keys() != current.index_raw_keys() {
+        // Only a step that removes an index key (a raw key of N's index role missing from
+        // N+1's; raw keys compare, so a key under two key ids is one key) resets the highest
+        // version seen: after a step that only adds keys or changes the threshold, a document
+        // the old keys signed still verifies, so an older one is still a rollback.
+        if !current.index_raw_keys().is_subset(&c.index_raw_keys()) {
             rotated = true;
         }
         current = c;
@@ -1049,19 +1053,7 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
     let root = trusted_root(state_dir)?;
     fsx::refuse_symlinks(dir)?;
     for e in lock.plugins.values() {
-        // The trust state is looked up by each entry's registry URL: one the Python client
-        // cannot normalise is malformed (decision 15), also when no root is pinned.
-        if state_dir.is_some() {
-            if let Some(why) = crate::registry_url::locked_registry_problem(&e.registry) {
-                return Err(Error::new(
-                    Class::Malformed,
-                    format!(
-                        "{} {}: registry URL {:?} {}; reinstall the plugin from the URL of the folder holding registry.json",
-                        e.name, e.version, e.registry, why
-                    ),
-                ));
-            }
-        }
+        // Each entry's registry URL was checked when the lockfile was read (decision 15).
         verify_entry(dir, root.as_ref(), e)?;
     }
     Ok(lock.plugins.keys().cloned().collect())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// What a transport returns for one GET.
 pub enum Response {
-    /// 404 / 410: the file does not exist (not an error for optional signature files).
+    /// 404 (and only 404): the file does not exist (not an error for optional signature files).
     NotFound,
     /// 200: the body, read by the verifier under its cap and deadline.
     Body(Box<dyn Read + Send>),
@@ -20,7 +20,8 @@ pub enum Response {
 /// Why a transport could not deliver a response.
 #[derive(Debug)]
 pub enum TransportError {
-    /// connection refused, DNS, TLS, 5xx, a redirect, any other status: not an attack
+    /// connection refused, DNS, TLS, 5xx, 410, a refused redirect, any status but 200 and 404,
+    /// a compressed body: not an attack
     Network(String),
     /// the transport gave up on its own deadline
     Timeout(String),
@@ -186,16 +187,25 @@ impl Transport for FileTransport {
     }
 }
 
-/// Blocking HTTP on ureq: no redirects (a registry is served from one origin), no
-/// decompression (`Accept-Encoding: identity`), socket timeouts from the deadline.
+/// Blocking HTTP on ureq, held to the Python client's `HttpFetcher` rules (docs/trust.md 10.2,
+/// conformance decision 4): only 200 carries a body and only 404 means absent (every other
+/// status, 410 included, is `network`); a redirect (301, 302, 303, 307, 308 with a `Location`)
+/// is followed only within the origin asked for (scheme, host, port with the scheme's default),
+/// at most [`MAX_REDIRECTS`] of them; `Accept-Encoding: identity` is asked for and a body sent
+/// with any other `Content-Encoding` is refused (nothing is decompressed); socket timeouts come
+/// from the deadline.
 #[cfg(feature = "http")]
 pub struct HttpTransport {
     agent: ureq::Agent,
 }
 
+/// Redirects followed for one file (a 6th is refused), as the Python client's `FetchPolicy`.
+pub const MAX_REDIRECTS: usize = 5;
+
 #[cfg(feature = "http")]
 impl HttpTransport {
     pub fn new() -> HttpTransport {
+        // ureq follows redirects to any origin; the verifier follows them itself.
         HttpTransport { agent: ureq::AgentBuilder::new().redirects(0).user_agent("registry-verifier (rust)").build() }
     }
 }
@@ -207,29 +217,77 @@ impl Default for HttpTransport {
     }
 }
 
+/// (scheme, host, port) of an absolute URL, as the Python client's `fetch.origin` compares them.
+#[cfg(feature = "http")]
+fn origin(u: &ureq::RequestUrl) -> (String, String, Option<u16>) {
+    let u = u.as_url();
+    (u.scheme().to_ascii_lowercase(), u.host_str().unwrap_or("").to_ascii_lowercase(), u.port_or_known_default())
+}
+
 #[cfg(feature = "http")]
 impl Transport for HttpTransport {
     fn get(&self, url: &str, deadline: Instant) -> Result<Response, TransportError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left == Duration::ZERO {
-            return Err(TransportError::Timeout(format!("no time left for {}", url)));
-        }
-        match self.agent.get(url).set("Accept-Encoding", "identity").timeout(left).call() {
-            Ok(resp) if resp.status() == 200 => Ok(Response::Body(Box::new(resp.into_reader()))),
-            Ok(resp) => {
-                Err(TransportError::Network(format!("HTTP status {} (redirects are not followed)", resp.status())))
+        let start = self.agent.get(url).request_url().map_err(|e| TransportError::Network(e.to_string()))?;
+        let mut current = start.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left == Duration::ZERO {
+                return Err(TransportError::Timeout(format!("no time left for {}", url)));
             }
-            Err(ureq::Error::Status(404, _)) | Err(ureq::Error::Status(410, _)) => Ok(Response::NotFound),
-            Err(ureq::Error::Status(code, _)) => Err(TransportError::Network(format!("HTTP status {}", code))),
-            Err(ureq::Error::Transport(t)) => {
-                let text = t.to_string();
-                if text.contains("timed out") || text.contains("Timeout") {
-                    Err(TransportError::Timeout(text))
-                } else {
-                    Err(TransportError::Network(text))
+            let resp =
+                match self.agent.get(current.as_url().as_str()).set("Accept-Encoding", "identity").timeout(left).call()
+                {
+                    Ok(resp) => resp,
+                    Err(ureq::Error::Status(404, _)) => return Ok(Response::NotFound),
+                    Err(ureq::Error::Status(code, _)) => {
+                        return Err(TransportError::Network(format!("HTTP status {}", code)))
+                    }
+                    Err(ureq::Error::Transport(t)) => {
+                        let text = t.to_string();
+                        return Err(if text.contains("timed out") || text.contains("Timeout") {
+                            TransportError::Timeout(text)
+                        } else {
+                            TransportError::Network(text)
+                        });
+                    }
+                };
+            let status = resp.status();
+            if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                if let Some(location) = resp.header("Location") {
+                    let target = current
+                        .as_url()
+                        .join(location)
+                        .ok()
+                        .and_then(|t| self.agent.get(t.as_str()).request_url().ok())
+                        .filter(|t| origin(t) == origin(&start))
+                        .ok_or_else(|| {
+                            TransportError::Network(format!(
+                                "refusing the redirect from {} to {:?}: another origin or scheme",
+                                current.as_url(),
+                                location
+                            ))
+                        })?;
+                    current = target;
+                    continue;
                 }
             }
+            if status != 200 {
+                return Err(TransportError::Network(format!("HTTP status {}", status)));
+            }
+            // Python reads the header (repeated ones joined by ", "), stripped and lower-cased:
+            // anything but "" or "identity" is refused.
+            let encoding = resp.all("Content-Encoding").join(", ");
+            let encoding = encoding.trim().to_lowercase();
+            if !encoding.is_empty() && encoding != "identity" {
+                return Err(TransportError::Network(format!(
+                    "{} was sent with Content-Encoding {:?} although identity was asked for",
+                    current.as_url(),
+                    encoding
+                )));
+            }
+            return Ok(Response::Body(Box::new(resp.into_reader())));
         }
+        Err(TransportError::Network(format!("more than {} redirects fetching {}", MAX_REDIRECTS, url)))
     }
 }
 

@@ -173,10 +173,17 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
     if names::parse_time(published_at).is_none() {
         return Err(bad(format!("{}.published_at is not a time", here)));
     }
+    // The trust state is looked up by the entry's registry URL: one the Python client's
+    // normalise_url refuses makes the lockfile invalid, for every operation that reads it
+    // (conformance decision 15; Python's install._registry).
+    let registry = e.str("registry").map_err(bad)?;
+    if let Some(why) = crate::registry_url::locked_registry_problem(registry) {
+        return Err(bad(format!("{}.registry: registry URL {:?} {}", here, registry, why)));
+    }
     Ok(Entry {
         name: name.to_owned(),
         version: version.to_owned(),
-        registry: e.str("registry").map_err(bad)?.to_owned(),
+        registry: registry.to_owned(),
         requested: e.str("requested").map_err(bad)?.to_owned(),
         required_by: e.str_list("required_by", true, names::is_plugin_name).map_err(bad)?,
         dependencies,

@@ -1,8 +1,9 @@
-//! The registry URL rule of a lockfile entry at `verify` (conformance decision 15).
+//! The registry URL rule of a lockfile entry (conformance decision 15).
 
 /// Why a lockfile entry's registry URL is one the Python client refuses (None when it accepts
-/// it). `verify` with a state directory looks each entry's registry up in the trust state, and
-/// the Python client's `normalise_url` (registry_tool/client/store.py) refuses a URL `urlsplit`
+/// it). The trust state is looked up by each entry's registry URL, so reading the lockfile
+/// refuses such an entry (class `lockfile`, as the Python client's `install._registry`), whatever
+/// the operation. The Python client's `normalise_url` (registry_tool/client/store.py) refuses a URL `urlsplit`
 /// cannot parse (an unbalanced or invalid bracketed host, a port that is not 0-65535 in ASCII
 /// digits), whose scheme is not http, https or file, or that names no host (file URLs excepted).
 pub fn locked_registry_problem(raw: &str) -> Option<String> {
