@@ -12,7 +12,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -879,6 +879,10 @@ def _check_tests(ctx: _Ctx) -> None:
             if key in raw:
                 _check_test_file(ctx, f"{prefix}.{key}", raw[key])
         _check_test_call(ctx, spec.call, prefix, bool(inputs))
+        _check_test_args(ctx, spec.call, raw.get("args"), f"{prefix}.args")
+        code, top = raw.get("exit_code"), _EXIT_CODE_MAX.get(m.abi)
+        if isinstance(code, int) and top is not None and code > top[0]:
+            ctx.add("test-spec", f"{prefix}.exit_code {code} {top[1]}", f"{prefix}.exit_code", top[2])
         for i, step in enumerate(raw.get("steps", [])):
             if "args" in step and "input" in step:
                 ctx.add(
@@ -888,6 +892,50 @@ def _check_tests(ctx: _Ctx) -> None:
                     "use one of them",
                 )
             _check_test_call(ctx, step.get("call"), f"{prefix}.steps[{i}]", "input" in step)
+            _check_test_args(ctx, step.get("call"), step.get("args"), f"{prefix}.steps")
+
+
+# The exit codes a run can end with: wasmtime's WASI traps on proc_exit(126..255) (reserved by
+# shells), and WASI 0.2's exit carries only ok or error.
+_EXIT_CODE_MAX: Mapping[str, tuple[int, str, str]] = {
+    "wasi-command": (
+        125,
+        "cannot be reached: WASI programs exit with 0 to 125 (wasmtime traps on a higher status)",
+        "expect a status from 0 to 125, or expect_trap for a program that exits with a higher one",
+    ),
+    "component": (
+        1,
+        "cannot be reached: a WASI 0.2 component's exit is ok (0) or error (1)",
+        "expect exit_code 1 for any failure",
+    ),
+}
+
+
+def _check_test_args(ctx: _Ctx, call: object, args: object, field_: str) -> None:
+    """A core test's ``args`` fit the called export's parameters (smoke would refuse the call)."""
+    if ctx.manifest.abi != "core" or ctx.info is None or not isinstance(args, list):
+        return
+    export = next((e for e in ctx.info.exports if e.name == call and e.kind == "func"), None)
+    if export is None:
+        return  # _check_test_call reports a call that is not an export
+    if len(args) != len(export.params):
+        ctx.add(
+            "test-spec",
+            f"{field_} passes {len(args)} value(s), but export '{call}' takes {len(export.params)} "
+            f"{export.signature}",
+            field_,
+            f"pass exactly {len(export.params)} argument(s), one per parameter",
+        )
+        return
+    for value, kind in zip(args, export.params, strict=True):
+        if kind in ("i32", "i64") and isinstance(value, float) and not value.is_integer():
+            ctx.add(
+                "test-spec",
+                f"{field_} passes {value!r} to an {kind} parameter of export '{call}'",
+                field_,
+                "pass an integer (floats go to f32/f64 parameters)",
+            )
+            return
 
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
