@@ -464,10 +464,25 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
                 file=relfile,
                 line=src.line_of(field) if field else None,
                 field=field or None,
-                fix=err.schema.get("description") if isinstance(err.schema, dict) else None,
+                fix=_schema_fix(err, field),
             )
         )
     return findings
+
+
+def _schema_fix(err: jsonschema.ValidationError, field: str) -> str | None:
+    """How to fix it: a missing key is added (with its own description), else the schema's words."""
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "required" and isinstance(err.validator_value, list):
+        missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
+        if missing:
+            key = missing[0]
+            where = f"[{field}] {key}" if field else f"[{key}]"
+            prop = schema.get("properties", {}).get(key, {})
+            about = prop.get("description") if isinstance(prop, dict) else None
+            return f"add {where}" + (f" ({about})" if about else "") + " (docs/manifest.md shows every key)"
+    description = schema.get("description")
+    return description if isinstance(description, str) else None
 
 
 def _schema_message(err: jsonschema.ValidationError) -> str:

@@ -99,6 +99,22 @@ def test_load_manifest_raises_manifest_error(tmp_path: Path, text: str, fragment
     assert info.value.findings
 
 
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [
+        ("", "add [plugin]"),
+        ('[plugin]\nname = "x"\n', "add [plugin] version"),
+        ("[plugin]\n[artifact]\n", "add [exports]"),
+    ],
+)
+def test_a_missing_key_is_fixed_by_adding_it(tmp_path: Path, text: str, fix: str) -> None:
+    (tmp_path / "plugin.toml").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(tmp_path / "plugin.toml")
+    fixes = [f.fix or "" for f in info.value.findings]
+    assert any(f.startswith(fix) for f in fixes), fixes
+
+
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "plugin.toml")
