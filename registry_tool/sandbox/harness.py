@@ -155,13 +155,15 @@ def _death(worker: Worker, tail: str) -> tuple[Outcome, str]:
         f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
     )
     lowered = tail.lower()
+    # A detail is one line (docs/sandbox.md): the worker's last words, their lines joined.
+    said = " | ".join(line.strip() for line in tail.strip().splitlines() if line.strip())
     if any(s in lowered for s in ("memory allocation of", "memoryerror", "cannot allocate memory")):
-        return Outcome.memory_limit, f"the worker ran out of address space ({how}): {neutralise(tail[-300:])}"
+        return Outcome.memory_limit, f"the worker ran out of address space ({how}): {neutralise(said[-300:])}"
     if code is not None and -code == signal.SIGXCPU:
         return Outcome.timeout, f"the worker exceeded its CPU-time limit ({how})"
     detail = f"the worker process died ({how})"
-    if tail.strip():
-        detail += f": {neutralise(tail.strip()[-500:])}"
+    if said:
+        detail += f": {neutralise(said[-500:])}"
     return Outcome.worker_crashed, detail
 
 
@@ -281,7 +283,8 @@ def _ms_since(began: float) -> float:
 
 _FIXES = {
     Outcome.wrong_output: "fix the plugin, or the test's expected output if the new output is right",
-    Outcome.exit_code: "the program exited with another code than the test's exit_code",
+    Outcome.exit_code: "the plugin ended with another status than the test expects (exit code, an Extism "
+    "error, a Proxy-Wasm callback returning false): see the detail, and fix the plugin or the test",
     Outcome.out_of_fuel: "make the export cheaper or raise [limits].fuel (capped by the registry's maximum)",
     Outcome.timeout: "make the export faster or raise [limits].wall_time (capped by the registry's maximum)",
     Outcome.memory_limit: "use less memory or raise [limits].memory (capped by the registry's maximum)",
@@ -290,7 +293,9 @@ _FIXES = {
     Outcome.missing_export: "export the function the test calls, with the ABI's signature",
     Outcome.link_error: "remove the import or declare the permission that grants it in [permissions]",
     Outcome.compile_error: "rebuild the module for the wasm features the registry enables",
-    Outcome.compile_timeout: "the module takes too long to compile; reduce its size or function count",
+    Outcome.compile_timeout: "the module takes too long to compile: reduce its size or function count; "
+    "for a local run on a slow machine pass smoke --compile-timeout SECONDS (CI uses registry.toml's "
+    "[limits.max] compile_time)",
     Outcome.worker_crashed: "report this: the engine crashed on this module",
     Outcome.output_limit: "write less to stdout/stderr",
 }
@@ -365,6 +370,8 @@ def limits_for(manifest: Manifest, config: RegistryConfig, *, compile_timeout: f
 
     memory, instances = pick("memory", base.memory), pick("instances", base.instances)
     memories = 4 if config.features.get("multi_memory") else 1
+    # Unpinned (a maintainer's first local run): the largest module the registry allows.
+    module_size = manifest.artifact.size or cap.module_size or 0
     return Limits(
         fuel=pick("fuel", base.fuel),
         memory=memory,
@@ -373,10 +380,15 @@ def limits_for(manifest: Manifest, config: RegistryConfig, *, compile_timeout: f
         instances=instances,
         stack=pick("stack", base.stack),
         memories=memories,
-        # Room for the interpreter and wasmtime (~0.5 GiB of mappings) plus every memory at its cap.
-        address_space=2 * 1024**3 + memory * memories * instances,
+        # Room for the interpreter and wasmtime (~0.5 GiB of mappings), every memory at its cap, and
+        # compiling the module: Cranelift's peak grows with the module (a 33 MB Go build peaked at
+        # ~1 GiB, a 112 MB one at ~2.7 GiB), so a big module under a small memory limit still compiles.
+        address_space=2 * 1024**3 + memory * memories * instances + _COMPILE_ROOM * module_size,
         compile_timeout=compile_timeout if compile_timeout is not None else _compile_time(config),
     )
+
+
+_COMPILE_ROOM = 24  # bytes of address space per byte of module, on top of the 2 GiB
 
 
 def _compile_time(config: RegistryConfig) -> float:

@@ -278,3 +278,31 @@ def test_compile_time_comes_from_the_registry_and_the_cli_overrides_it(index: Pa
     (index / "registry.toml").write_text(text.replace('compile_time = "300s"\n', ""))
     assert limits_for(manifest, load_registry_config(index)).compile_timeout == 300
     assert _cli(str(index), "--no-cache", "--compile-timeout", "0").returncode == 2
+
+
+def test_the_worker_has_room_to_compile_a_big_module_under_a_small_memory_limit(index: Path) -> None:
+    """Cranelift's peak grows with the module: a 112 MB Go build under memory = 16MiB ran out of
+    address space while compiling, and was told to raise its memory limit."""
+    from dataclasses import replace
+
+    from registry_tool.sandbox.harness import limits_for
+
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0", config)
+    tiny = replace(manifest, artifact=replace(manifest.artifact, size=1024))
+    big = replace(manifest, artifact=replace(manifest.artifact, size=112 * 1024**2))
+    grown = limits_for(big, config).address_space - limits_for(tiny, config).address_space
+    assert grown >= 2 * 1024**3  # ~24 bytes of address space per byte of module
+
+
+def test_a_dead_workers_last_words_are_one_line() -> None:
+    from types import SimpleNamespace
+
+    from registry_tool.sandbox.harness import _death
+    from registry_tool.sandbox.outcome import Outcome
+
+    worker = SimpleNamespace(proc=SimpleNamespace(returncode=-6))
+    tail = "memory allocation of 67108864 bytes failed\nnote: run with `RUST_BACKTRACE=1`\n"
+    outcome, detail = _death(worker, tail)  # type: ignore[arg-type]
+    assert outcome is Outcome.memory_limit and "\n" not in detail
+    assert "bytes failed | note: run with" in detail
