@@ -25,6 +25,7 @@ from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
     PROXY_WASM_VERSIONS,
+    WASI,
     link_import,
     module_kind,
 )
@@ -601,6 +602,7 @@ def _check_module(ctx: _Ctx) -> None:
 def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
     m, cfg = ctx.manifest, ctx.config
     seen: set[tuple[str, str]] = set()
+    wasi_refused: list[str] = []
     for imp in info.imports:
         if (imp.module, imp.name) in seen:
             continue  # a module may import one name twice (two types): one finding is enough
@@ -620,6 +622,9 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
             message = f"import {imp} is not allowed: it needs the '{perm}' permission, which is not granted"
             fix = f"declare the permission: set `{perm} = true` under [permissions]"
             field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
+        elif imp.module == WASI and m.abi == "core":
+            wasi_refused.append(imp.name)  # one finding for all of them, below
+            continue
         else:
             message = f"import {imp} is not allowed: neither the {m.abi!r} ABI nor any permission provides it"
             fix = "remove the import (link the code into the module) or ask the registry for a permission"
@@ -627,6 +632,18 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
         # Point at [permissions] when the manifest has one, else at the artifact that imports it.
         where = field_ if allowed or has_table or not perm else "artifact.file"
         ctx.add("import-not-allowed", message, where, fix)
+    if wasi_refused:
+        # A Go wasip1 build or C with stdio imports WASI throughout: "remove the import" cannot help.
+        shown = ", ".join(wasi_refused[:5]) + (
+            f" and {len(wasi_refused) - 5} more" if len(wasi_refused) > 5 else ""
+        )
+        ctx.add(
+            "import-not-allowed",
+            f"{m.artifact.file} imports WASI ({WASI}.{shown}), which the 'core' ABI does not link",
+            "plugin.abi",
+            "declare the ABI the module is built for: abi = 'wasi-command' for a program with _start, "
+            "'extism' for an Extism plugin; a core plugin imports no WASI",
+        )
 
 
 def _declared_funcs(
