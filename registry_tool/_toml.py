@@ -15,6 +15,7 @@ cannot reach the bound skips the scan.  This module sits outside ``registry_tool
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tomli import TOMLDecodeError
@@ -124,6 +125,35 @@ def loads(text: str, **kwargs: Any) -> dict[str, Any]:
             pos = text.index("\n", pos) + 1
         raise TOMLDecodeError(f"{what} (at most {MAX_NESTING} levels are read)", text, pos)
     try:
-        return _loads(text, **kwargs)
+        data = _loads(text, parse_float=lambda s: _float(s, text), **kwargs)
     except RecursionError:  # the scan bounds nesting: kept so no input can crash a caller
         raise TOMLDecodeError("arrays or inline tables are nested too deeply", text, 0) from None
+    _check_integers(data, text)
+    return data
+
+
+# TOML 1.0: "If an integer cannot be represented losslessly, an error must be thrown", and floats
+# are IEEE 754 binary64.  tomli keeps Python's unbounded int and reads 1e400 as inf; the Go and
+# Rust verifiers' parsers refuse both, so every verifier refuses them.
+_INT64 = range(-(2**63), 2**63)
+
+
+def _float(literal: str, text: str) -> float:
+    value = float(literal.replace("_", ""))
+    if math.isinf(value) and literal.lstrip("+-") != "inf":
+        raise TOMLDecodeError(
+            f"float {literal} is too large for a 64-bit float", text, max(0, text.find(literal))
+        )
+    return value
+
+
+def _check_integers(data: dict[str, Any], text: str) -> None:
+    """Refuse an integer outside the signed 64-bit range (iteratively: nesting is bounded anyway)."""
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        for value in item.values() if isinstance(item, dict) else item:
+            if type(value) is int and value not in _INT64:
+                raise TOMLDecodeError(f"integer {value} is outside the 64-bit range TOML allows", text, 0)
+            if isinstance(value, (dict, list)):
+                stack.append(value)

@@ -118,7 +118,7 @@ def _lockfile(tmp: Path) -> Callable[[str], Any]:
 
     def check(name: str) -> Any:
         (tmp / "lock").mkdir(exist_ok=True)
-        entry = {"version": "1.0.0", "registry": "x", "requested": "", "required_by": [],
+        entry = {"version": "1.0.0", "registry": "https://x.example/", "requested": "", "required_by": [],
                  "dependencies": {}, "abi": "core", "manifest": f"{name}/1.0.0/plugin.toml",
                  "manifest_sha256": "0" * 64, "manifest_size": 1, "wasm": f"{name}/1.0.0/a.wasm",
                  "wasm_sha256": "0" * 64, "wasm_size": 1, "signatures": [], "signers": [],

@@ -126,3 +126,35 @@ def test_an_escape_inside_a_string_never_hides_what_follows_it() -> None:
     # backslash then escaped the closing quote, and missed the 100 levels after it.
     doc = 'd = "a\\tb"\ny = ' + "[" * 100 + "]" * 100
     assert toml.nesting_problem(doc) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = 9223372036854775808",
+        "a = -9223372036854775809",
+        "a = 0xffffffffffffffff",
+        "a = {b = [1, 99999999999999999999]}",
+        "a = 1e400",
+        "a = [-1.8e308]",
+    ],
+)
+def test_numbers_toml_cannot_hold_are_refused(text: str) -> None:
+    """TOML 1.0: integers are signed 64-bit and floats binary64; the Go and Rust parsers refuse more."""
+    with pytest.raises(toml.TOMLDecodeError):
+        toml.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a = 9223372036854775807", 2**63 - 1),
+        ("a = -9223372036854775808", -(2**63)),
+        ("a = inf", float("inf")),
+        ("a = -inf", float("-inf")),
+        ("a = 1.7e308", 1.7e308),
+        ("a = 1_000.5", 1000.5),
+    ],
+)
+def test_numbers_at_the_limits_are_read(text: str, value: float) -> None:
+    assert toml.loads(text)["a"] == value
