@@ -250,8 +250,8 @@ class _IndexCheck:
         config = self._base_config()
         too_many = self._too_many_releases(releases, config)
         if too_many is not None:
-            # Every shard refuses: none smoke-runs a part of a pull request that cannot pass.
-            return [too_many]
+            # No shard smoke-runs a part of a pull request that cannot pass; the first reports it.
+            return [too_many] if self.options.shard.first else []
         # Every shard judges the root change (it is small): a root the pull request adds also
         # judges its releases.  Only the first shard reports it.
         head_root: Root | None = gate.root
@@ -573,7 +573,7 @@ class _IndexCheck:
             return result
         try:
             if published and not self.options.full:
-                self._check_published(key, changes, published, gate, result)
+                self._check_published(key, changes, published, [gate, later], result)
             elif (head_dir / "plugin.toml").is_file():
                 NewRelease(self, key, rel_dir, gate, config, result, later).run()
             else:
@@ -590,7 +590,7 @@ class _IndexCheck:
         key: ReleaseKey,
         changes: list[Change],
         published: set[str],
-        gate: TrustGate,
+        gates: list[TrustGate | None],
         result: CheckResult,
     ) -> None:
         result.data["kind"] = "published"
@@ -612,7 +612,7 @@ class _IndexCheck:
             result.findings.append(self._immutable(change))
         if yank_changed:
             result.data["kind"] = "yank"
-            result.findings.extend(check_yank(self.repo.root, rel_dir, key, gate))
+            result.findings.extend(check_yank(self.repo.root, rel_dir, key, gates))
             result.data["checks"]["yank signature"] = result.ok
 
     def _immutable(self, change: Change) -> Finding:

@@ -20,7 +20,7 @@ from registry_tool import _toml as toml
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
-from registry_tool.ci.trustgate import TrustGate
+from registry_tool.ci.trustgate import TrustGate, Verdict, uncounted_findings
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
@@ -178,7 +178,15 @@ class NewRelease:
 
     def yank(self) -> None:
         """Check a yank.toml that comes with the release."""
-        self.result.findings.extend(check_yank(self.o.repo.root, self.rel_dir, self.key, self.gate))
+        self.result.findings.extend(
+            check_yank(
+                self.o.repo.root,
+                self.rel_dir,
+                self.key,
+                [self.gate, self.later],
+                files_must_count=not self.o.options.full,
+            )
+        )
 
     def files(self) -> None:
         """Every file in the release folder is covered by its signature (no links, no strays)."""
@@ -246,17 +254,16 @@ class NewRelease:
 
     def signature(self) -> None:
         """Enough maintainers delegated by the root at the base signed the manifest."""
-        verdict = self.gate.verify_release(
-            self.dir / "plugin.toml", self.manifest_rel, self.key.name, self.key.version
-        )
-        self.result.findings.extend(verdict.findings)
-        self.result.data["signers"] = verdict.signers
-        if self.later is not None and not verdict.findings:
-            # A new root in the same pull request (a revoked key, a removed delegation).
-            after = self.later.verify_release(
-                self.dir / "plugin.toml", self.manifest_rel, self.key.name, self.key.version
+        self.result.findings.extend(
+            signature_findings(
+                self.dir / "plugin.toml",
+                self.manifest_rel,
+                self.key,
+                [self.gate, self.later],
+                files_must_count=not self.o.options.full,
+                data=self.result.data,
             )
-            self.result.findings.extend(after.findings)
+        )
 
     def version_order(self) -> None:
         """The new version is above the published ones (or a permitted backport) and unique."""
@@ -488,8 +495,48 @@ class NewRelease:
 _MAX_YANK_BYTES = 64 * 1024
 
 
-def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> list[Finding]:
-    """The findings about ``rel_dir``'s yank.toml: well-formed, about this release, signed."""
+def signature_findings(
+    signed: Path,
+    rel: str,
+    key: ReleaseKey,
+    gates: list[TrustGate | None],
+    *,
+    files_must_count: bool,
+    data: dict[str, Any] | None = None,
+) -> list[Finding]:
+    """The signature check of ``signed`` under the base root, then the root the pull request adds.
+
+    With ``files_must_count`` (what a pull request adds, not a ``--full`` re-check of published
+    releases), each signature file must be a valid signature by a maintainer the base root or
+    the new root delegates for the plugin (a co-signer the same pull request adds counts).
+    """
+    verdicts: list[Verdict] = []
+    findings: list[Finding] = []
+    for gate in gates:
+        if gate is None or findings:
+            continue  # judged by the new root only when the base root accepts it
+        verdict = gate.verify_release(signed, rel, key.name, key.version)
+        if data is not None and not verdicts:
+            data["signers"] = verdict.signers
+        verdicts.append(verdict)
+        findings.extend(verdict.findings)
+    if files_must_count and not findings:  # a failed check already names the signatures it refused
+        findings.extend(uncounted_findings(str(PurePosixPath(rel).parent), verdicts))
+    return findings
+
+
+def check_yank(
+    root: Path,
+    rel_dir: str,
+    key: ReleaseKey,
+    gates: list[TrustGate | None],
+    *,
+    files_must_count: bool = True,
+) -> list[Finding]:
+    """The findings about ``rel_dir``'s yank.toml: well-formed, about this release, signed.
+
+    ``gates``: the base root's, then the root the pull request adds (or None).
+    """
     yank_rel = f"{rel_dir}/yank.toml"
     yank = root / yank_rel
     if not yank.is_file():
@@ -560,8 +607,7 @@ def check_yank(root: Path, rel_dir: str, key: ReleaseKey, gate: TrustGate) -> li
                 fix="remove them: every client shows the reason when it refuses the release",
             )
         )
-    verdict = gate.verify_release(yank, yank_rel, key.name, key.version)
-    findings.extend(verdict.findings)
+    findings.extend(signature_findings(yank, yank_rel, key, gates, files_must_count=files_must_count))
     return findings
 
 

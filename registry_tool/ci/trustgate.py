@@ -21,8 +21,8 @@ from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.format import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES, root_file_version
 from registry_tool.report import Finding, Severity
-from registry_tool.signing.minisign import Signature
 from registry_tool.signing.release import read_signatures, signature_paths
+from registry_tool.trust.policy import ThresholdNotMetError
 from registry_tool.trust.root import (
     Root,
     verify_release_signatures,
@@ -44,6 +44,24 @@ class Verdict:
 
     findings: list[Finding] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
+    # Signature files that are no valid signature by a delegated maintainer on their own: why.
+    uncounted: dict[str, str] = field(default_factory=dict)
+
+
+def uncounted_findings(folder_rel: str, verdicts: list[Verdict]) -> list[Finding]:
+    """A finding for each signature file that counts under none of ``verdicts`` (base root, new root)."""
+    names = set.intersection(*(set(v.uncounted) for v in verdicts)) if verdicts else set()
+    return [
+        Finding(
+            rule="signature",
+            message=f"{name} is not a signature that counts: {verdicts[0].uncounted[name]}",
+            file=f"{folder_rel}/{name}",
+            line=1,
+            fix="remove the file; only valid signatures by maintainers delegated for the plugin belong "
+            "in the release folder",
+        )
+        for name in sorted(names)
+    ]
 
 
 @dataclass
@@ -138,24 +156,19 @@ class TrustGate:
             )
             return verdict
         verify = verify_yank_signatures if signed_file.name == "yank.toml" else verify_release_signatures
+        # Each file on its own too: every signature file is published beside the release, so one
+        # that is no valid signature by a delegated maintainer (junk, a copied key id, a revoked or
+        # undelegated key, another file's signature) is an unsigned file in it.
+        for file_name, text in sigs:
+            try:
+                verify(self.root, name, data, [text], self.now, where=str(folder_rel / file_name))
+            except ThresholdNotMetError:
+                pass  # valid, and below the threshold alone
+            except RegistryToolError as err:
+                verdict.uncounted[file_name] = f"{err.what} (root version {self.root.version} {self.whose})"
         try:
             signers = verify(self.root, name, data, [t for _, t in sigs], self.now, where=sig_rel)
             verdict.signers = sorted(signers)
-            # Every signature file is published beside the release: one that does not count (junk,
-            # an undelegated or revoked key, another file's signature) is an unsigned file in it.
-            for file_name, text in sigs:
-                reason = _uncounted(text, signers)
-                if reason:
-                    verdict.findings.append(
-                        Finding(
-                            rule="signature",
-                            message=f"{file_name} is not a signature that counts: {reason}",
-                            file=str(folder_rel / file_name),
-                            line=1,
-                            fix="remove the file; only valid signatures by maintainers delegated for "
-                            "the plugin belong in the release folder",
-                        )
-                    )
         except RegistryToolError as err:
             verdict.findings.append(
                 Finding(
@@ -246,17 +259,6 @@ class TrustGate:
 # plugin.toml is at most 256 KiB (validate's manifest-too-large) and yank.toml 64 KiB; a larger file
 # is refused by those checks, and is not read whole here.
 MAX_SIGNED_BYTES = 256 * 1024
-
-
-def _uncounted(text: str, signers: set[str]) -> str | None:
-    """Why a signature file's signature is not among the counted ones (None when it is)."""
-    try:
-        key_id = Signature.parse(text).key_id
-    except RegistryToolError as err:
-        return err.what
-    if key_id not in signers:
-        return f"key {key_id} did not make a valid signature of a maintainer delegated for the plugin"
-    return None
 
 
 def _read_root(path: Path) -> bytes:

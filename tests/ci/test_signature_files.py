@@ -1,0 +1,100 @@
+"""Every signature file a pull request adds must be a valid signature by a delegated maintainer.
+
+Judged file by file (a copied key id over a zeroed signature is junk however it is named), under
+the base root or the root the same pull request adds (a co-signer it onboards counts; a key it
+revokes does not), and never for a ``--full`` re-check of published releases (their co-signers
+may have left since).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+from registry_tool.ci.model import Shard
+from registry_tool.signing import SecretKey, sign_bytes
+from registry_tool.trust.editing import add_maintainer, edit_root_dir, renew, revoke, sign_root_dir
+
+from .conftest import IndexRepo
+from .test_check_e2e import A, errors
+
+
+def _cosign(folder: Path, key: SecretKey) -> str:
+    comment = (folder / "plugin.toml.minisig").read_text().splitlines()[2].removeprefix("trusted comment: ")
+    name = f"plugin.toml.{key.key_id}.minisig"
+    (folder / name).write_text(
+        sign_bytes(key, (folder / "plugin.toml").read_bytes(), trusted_comment=comment)
+    )
+    return name
+
+
+def _onboard_carol(index_repo: IndexRepo) -> None:
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, add_maintainer("carol", [index_repo.keys.mallory.public_key], ["alpha"]))
+    sign_root_dir(root_dir, index_repo.keys.root)
+
+
+def test_a_copied_key_id_over_a_junk_signature_is_refused(index_repo: IndexRepo) -> None:
+    folder = index_repo.release("alpha", "1.1.0")
+    lines = (folder / "plugin.toml.minisig").read_text().splitlines()
+    raw = bytearray(base64.b64decode(lines[1]))
+    raw[10:] = b"\x00" * 64  # 'ED' and alice's key number, then no signature
+    lines[0] = "untrusted comment: " + "SMUGGLED PAYLOAD " * 10
+    lines[1] = base64.b64encode(bytes(raw)).decode()
+    (folder / "plugin.toml.0123456789ABCDEF.minisig").write_text("\n".join(lines) + "\n")
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [(f.rule, f.file) for f in found] == [
+        ("signature", f"{A}/1.1.0/plugin.toml.0123456789ABCDEF.minisig")
+    ]
+
+
+def test_a_co_signer_the_same_pull_request_onboards_counts(index_repo: IndexRepo) -> None:
+    _onboard_carol(index_repo)
+    _cosign(index_repo.release("alpha", "1.1.0"), index_repo.keys.mallory)
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for f in errors(report)]
+
+
+def test_a_full_recheck_keeps_a_published_co_signature_by_a_key_revoked_since(index_repo: IndexRepo) -> None:
+    _onboard_carol(index_repo)
+    index_repo.commit("root: carol")
+    _cosign(index_repo.release("alpha", "1.1.0"), index_repo.keys.mallory)
+    index_repo.commit("co-signed")
+    assert index_repo.check(base="HEAD~1").ok
+    root_dir = index_repo.index / "root"
+    edit_root_dir(
+        root_dir, revoke(index_repo.keys.mallory.key_id, now=datetime.now(UTC), keep_prior_releases=True)
+    )
+    sign_root_dir(root_dir, index_repo.keys.root)
+    index_repo.commit("carol leaves")
+    report = index_repo.check(base="HEAD", full=True)
+    assert report.ok, [f.text() for f in errors(report)]
+
+
+def test_a_yank_by_a_key_the_same_pull_request_revokes_is_refused(index_repo: IndexRepo) -> None:
+    """Judged by the base root alone it passed, and the next build refused the index."""
+    root_dir = index_repo.index / "root"
+    edit_root_dir(
+        root_dir, revoke(index_repo.keys.alice.key_id, now=datetime.now(UTC), keep_prior_releases=True)
+    )
+    sign_root_dir(root_dir, index_repo.keys.root)
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice)
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [(f.rule, f.file) for f in found] == [("signature", f"{A}/1.0.0/yank.toml.minisig")]
+    assert "that this pull request adds" in found[0].message
+
+
+def test_a_renewed_root_with_releases_passes_in_every_shard(index_repo: IndexRepo) -> None:
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, renew())
+    sign_root_dir(root_dir, index_repo.keys.root)
+    index_repo.release("alpha", "1.1.0")
+    index_repo.release("beta", "1.1.0", signer=index_repo.keys.bob)
+    index_repo.commit()
+    for i in (1, 2):
+        report = index_repo.check(shard=Shard(i, 2))
+        assert report.ok, [f.text() for f in errors(report)]
