@@ -11,6 +11,7 @@ Adding an ABI is one spec here plus one runner registered in ``registry_tool.san
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -49,6 +50,12 @@ EXTISM_HOST_FUNCTIONS = (
     "http_headers",
     "get_log_level",
     *(f"log_{level}" for level in EXTISM_LOG_LEVELS),
+)
+
+#: The WASI 0.2 interfaces wasmtime's ``Linker.add_wasip2`` provides to a component (semver-
+#: compatible: an import of any 0.2.x version links).  wasi:http, wasi:keyvalue, 0.3 are not there.
+WASIP2_INTERFACE_RE = re.compile(
+    r"wasi:(?:cli|clocks|filesystem|io|random|sockets)/[a-z][a-z0-9-]*@0\.2\.[0-9]+"
 )
 
 #: Proxy-Wasm ABI 0.2.x host functions (module ``env``) the sandbox implements, with their types.
@@ -288,8 +295,14 @@ def link_import(
     if spec is not None and spec.component:
         # A component imports whole interfaces (``module`` is the import name, ``name`` empty):
         # WASI 0.2 comes from wasmtime's own implementation, anything else would need a stub.
-        if module.startswith("wasi:"):
+        if WASIP2_INTERFACE_RE.fullmatch(module):
             return LinkDecision("wasi")
+        if module.startswith("wasi:"):
+            return LinkDecision(
+                None,
+                f"{module} is not a WASI 0.2 interface the host provides (cli, clocks, filesystem, "
+                "io, random, sockets at @0.2.x)",
+            )
         return LinkDecision(None, f"a host stub for the component import {module} is not supported yet")
     if module == WASI:
         wasi = WASI_FUNCTIONS.get(name)

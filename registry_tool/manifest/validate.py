@@ -909,7 +909,6 @@ def _check_tests(ctx: _Ctx) -> None:
                     "use one of them",
                 )
             _check_test_call(ctx, step.get("call"), f"{prefix}.steps[{i}]", "input" in step)
-            _check_test_args(ctx, step.get("call"), step.get("args"), f"{prefix}.steps")
 
 
 # The exit codes a run can end with: wasmtime's WASI traps on proc_exit(126..255) (reserved by

@@ -80,7 +80,14 @@ class ComponentAdapter(Adapter):
         if self._refused is not None:
             raise self._refused
         assert self._linker is not None, "prepare() links the component first"
-        instance = self._linker.instantiate(store, comp)
+        try:
+            instance = self._linker.instantiate(store, comp)
+        except wasmtime.WasmtimeError as err:
+            text = str(err)
+            if "matching implementation was not found" not in text:
+                raise
+            # An interface wasmtime's WASI 0.2 does not provide: a link error, not a trap.
+            raise LinkRefusedError(f"component ABI: {text.splitlines()[0]}") from None
         interface = instance.get_export_index(store, self._run_export)
         index = instance.get_export_index(store, "run", interface) if interface is not None else None
         func = instance.get_func(store, index) if index is not None else None

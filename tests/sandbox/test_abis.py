@@ -246,6 +246,32 @@ def test_component_other_exports_are_not_supported_yet(run: Runner) -> None:
     assert "not supported yet" in result.detail
 
 
+_IMPORTING_COMPONENT = """(component
+  (import "{name}" (instance (export "{func}" (func (result u64)))))
+  (core module $m (func (export "run") (result i32) (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $inst (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $inst)))"""
+
+
+@pytest.mark.parametrize(
+    ("name", "func", "outcome"),
+    [
+        ("wasi:random/random@0.2.0", "get-random-u64", Outcome.passed),
+        ("wasi:random/random@0.2.3", "get-random-u64", Outcome.passed),  # any 0.2.x links
+        ("wasi:keyvalue/atomics@0.2.0-draft", "x", Outcome.link_error),  # not provided
+        ("wasi:random/random@0.2.0", "no-such-function", Outcome.link_error),  # provided, wrong shape
+    ],
+)
+def test_component_wasi_imports_link_or_are_link_errors(
+    run: Runner, name: str, func: str, outcome: Outcome
+) -> None:
+    module = wat(_IMPORTING_COMPONENT.format(name=name, func=func))
+    [result] = run(module, Case("run"), abi="component", component=True)
+    assert result.outcome is outcome, result.detail
+
+
 def test_component_without_run_export(run: Runner) -> None:
     [result] = run(wat("(component)"), Case("x"), abi="component", component=True)
     assert result.outcome is Outcome.missing_export
