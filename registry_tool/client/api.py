@@ -666,26 +666,19 @@ class Registry:
         return {name: session.lock.plugins[name] for name in plan.order()}
 
     def _still_signed(self, dest: Path, current: LockedPlugin, release: Release) -> bool:
-        """Whether the installed bytes of ``release`` are intact and still signed under this root.
+        """Whether the installed bytes of ``release`` pass what a fresh install of it would check.
 
         The same bytes are not the same verdict: since the install the root may have revoked the
-        signing key, removed the delegation or raised the plugin's threshold.  When this is False
-        the release is fetched and verified again like a new one (and refused if it no longer
-        verifies; damaged files are replaced by the verified bytes).
+        signing key, removed the delegation or raised the plugin's threshold, and the registry's
+        entry may now disagree with the signed manifest (a dependency or permission added by the
+        index key).  When this is False the release is fetched and verified again like a new one
+        (and refused if it no longer verifies; damaged files are replaced by the verified bytes).
         """
         try:
             with PluginDir(dest) as pdir:
                 checked = check_installed(pdir, dest, current, signatures=True)
-            verify_release_signatures(
-                self.root,
-                current.name,
-                checked.manifest,
-                checked.signatures,
-                self.clock(),
-                published_at=release.published() if self.root.revoked else None,
-                where=f"{dest}/{current.manifest}",
-                identity=ParsedIdentity(checked.identity.name, checked.identity.version, checked.manifest),
-            )
+            verify_manifest(self.root, release, checked.manifest, list(checked.signatures), self.clock())
+            check_entry(release, checked.manifest)
         except CheckFailed:
             return False
         return True

@@ -486,6 +486,16 @@ def test_plugin_entry_disagreeing_with_the_signed_manifest_mix_and_match(install
     fails_closed(installed, install(installed), MixAndMatchError, "lists host")
 
 
+def test_installed_release_whose_entry_now_disagrees_with_its_manifest_mix_and_match(
+    installed: World,
+) -> None:
+    """Kept bytes are no excuse: the entry of the installed alpha 1.0.0 gains a dependency."""
+    installed.forge_plugin(
+        "alpha", lambda raw: release_entry(raw, "1.0.0").update(dependencies={"beta": ">=1"})
+    )
+    fails_closed(installed, install(installed, "alpha@1.0.0"), MixAndMatchError, "dependencies")
+
+
 def test_release_path_outside_its_folder_path_traversal(installed: World) -> None:
     def mutate(raw: dict[str, Any]) -> None:
         release_entry(raw, "1.1.0")["wasm"]["path"] = "plugins/alpha/1.1.0/../../../../etc/passwd"
