@@ -2336,6 +2336,78 @@ def manifest_strictness_cases(r11: Rel, rel_attack: Callable[..., None]) -> None
             expect,
             allow="keys",
         )
+    # Not TOML 1.0 as tomli 2.2 (the Python client's parser) reads it: malformed at step 1. The
+    # entry lists a permission the manifest does not declare, so a verifier whose parser took the
+    # text would compare the entry first and answer mix-and-match (as unknown-key-and-entry-
+    # permissions does) instead.
+    not_toml: list[tuple[str, str, bytes]] = [
+        ("escape-e", "the escape \\e (TOML 1.1)", b'\n[[tests]]\ninput = "\\e"\n'),
+        ("escape-x", "the escape \\x41 (TOML 1.1)", b'\n[[tests]]\ninput = "\\x41"\n'),
+        (
+            "inline-trailing-comma",
+            "an inline table with a trailing comma (TOML 1.1)",
+            b'\n[[tests]]\nenv = {a = "b",}\n',
+        ),
+        (
+            "inline-newline",
+            "an inline table over several lines (TOML 1.1)",
+            b'\n[[tests]]\nenv = {\na = "b"\n}\n',
+        ),
+        ("time-without-seconds", "a local time 07:32 without seconds (TOML 1.1)", b"\n[x]\nt = 07:32\n"),
+        (
+            "dotted-then-header",
+            "a table made by a dotted key and then opened again by a [header]",
+            b'\n[[tests]]\nenv.a = "1"\n[tests.env]\nb = "2"\n',
+        ),
+        (
+            "dotted-then-header-top",
+            "a top-level table made by a dotted key and then opened again by a [header]",
+            b"\n[x]\na.b = 1\n[x.a]\nc = 2\n",
+        ),
+        (
+            "inline-extended",
+            "an inline table extended by a dotted key",
+            b'\n[[tests]]\nenv = {a = "1"}\nenv.b = "2"\n',
+        ),
+        ("del-in-comment", "a DEL (0x7f) in a comment", b"# \x7f\n"),
+        ("year-zero", "the date 0000-01-01 (no year 0)", b"\n[x]\nd = 0000-01-01\n"),
+        (
+            "year-zero-offset",
+            "the date-time 0000-01-01T00:00:00Z (no year 0)",
+            b"\n[x]\nd = 0000-01-01T00:00:00Z\n",
+        ),
+        ("february-29", "the date 1979-02-29 (not a leap year)", b"\n[x]\nd = 1979-02-29\n"),
+        ("hour-24", "the date-time 1979-05-27T24:00:00Z", b"\n[x]\nd = 1979-05-27T24:00:00Z\n"),
+        ("second-60", "the local time 07:32:60 (no leap second)", b"\n[x]\nt = 07:32:60\n"),
+        ("offset-24h", "the offset +24:00", b"\n[x]\nd = 1979-05-27T00:00:00+24:00\n"),
+        (
+            "integer-above-int64",
+            "the integer 2^63 (beyond signed 64 bits)",
+            b"\n[x]\nn = 9223372036854775808\n",
+        ),
+        (
+            "integer-below-int64",
+            "the integer -2^63-1 (beyond signed 64 bits)",
+            b"\n[x]\nn = -9223372036854775809\n",
+        ),
+        (
+            "integer-limit-above-int64",
+            "limits.table_elements = 2^63",
+            b"table_elements = 9223372036854775808\n",
+        ),
+        ("float-overflow", "the float 1e400 (overflows to inf)", b"\n[x]\nf = 1e400\n"),
+        ("float-overflow-negative", "the float -1e400 (overflows to -inf)", b"\n[x]\nf = -1e400\n"),
+    ]
+    for slug, description, text in not_toml:
+        rel_attack(
+            f"manifest-toml-{slug}",
+            "malformed",
+            f"a maintainer-signed plugin.toml that is not TOML 1.0: {description}; the entry lists a "
+            "permission the manifest does not declare (a parser that took the text answers mix-and-match)",
+            with_releases(signed(r11, add(text), {"permissions": ["keys"]})),
+            "malformed",
+            allow="keys",
+        )
     vc = rel("visit_counter 1.0.0")
     s = site(
         "manifest-strict-before-permissions", Site(releases=with_releases(signed(vc, add(b"\n[x]\ny = 1\n"))))
@@ -2364,6 +2436,28 @@ def manifest_strictness_cases(r11: Rel, rel_attack: Callable[..., None]) -> None
             "permission-any-name",
             'a permission named "Weird Name!" set to false (names are not restricted)',
             sub(b"network = false", b'network = false\n"Weird Name!" = false'),
+            None,
+        ),
+        (
+            "toml-dotted-then-subtable",
+            "tests.expect_local_response made by a dotted key, then a [header] for a table inside it "
+            "(TOML 1.0 allows a sub-table of a dotted-key table)",
+            add(
+                b"\n[[tests]]\nexpect_local_response.status = 200\n"
+                b'[tests.expect_local_response.headers]\na = "b"\n'
+            ),
+            None,
+        ),
+        (
+            "toml-integer-int64-min",
+            "[[tests]] args = [-2^63] (the lowest signed 64-bit integer)",
+            add(b"\n[[tests]]\nargs = [-9223372036854775808]\n"),
+            None,
+        ),
+        (
+            "toml-float-negative-infinity",
+            "[[tests]] args = [-inf] (the literal, not an overflow)",
+            add(b"\n[[tests]]\nargs = [-inf]\n"),
             None,
         ),
     ]
@@ -2913,6 +3007,58 @@ def installed_cases() -> None:
             verify(OK(plugins=["validate_email"])),
         ],
     )
+    # urlsplit's own refusals and acceptances (decision 15): a netloc holding a character whose
+    # NFKC form holds / ? # @ or : (_checknetloc), a bracketed zone holding % (ipaddress), and an
+    # IPvFuture whose part after "v<hex>." is any characters at all.
+    refused_urls = (
+        ("nfkc-solidus", "http://h\uff0fx/", "a host holding U+FF0F FULLWIDTH SOLIDUS (NFKC: /)"),
+        ("nfkc-account-of", "http://a\u2100b/", "a host holding U+2100 ACCOUNT OF (NFKC: a/c)"),
+        ("nfkc-colon-after-bracket", "http://[::1]\uff1a/", "U+FF1A FULLWIDTH COLON after [::1] (NFKC: :)"),
+        ("zone-percent", "http://[::1%1%2]/", "the bracketed host ::1%1%2 (a zone holding %)"),
+        ("zone-only-percent", "http://[fe80::1%%]/", "the bracketed host fe80::1%% (the zone is %)"),
+    )
+    for slug, value, description in refused_urls:
+        set_registry = tamper(
+            LOCK, "json-set", pointer=["plugins", "validate_email", "registry"], value=value
+        )
+        case(
+            f"lockfile-registry-{slug}",
+            "lockfile",
+            f"an entry's registry is {value!r}, {description}: Python's urlsplit refuses it, so reading "
+            "the lockfile refuses it (decision 15)",
+            [*first, set_registry, verify(ERR("lockfile"))],
+        )
+        case(
+            f"lockfile-registry-{slug}-install",
+            "lockfile",
+            f"an entry's registry is {value!r}, {description}: install reads the lockfile and refuses "
+            "it (decision 15), nothing is written; here installing adler32",
+            [*first, set_registry, install(s, "adler32", ERR("lockfile"))],
+        )
+    accepted_urls = (
+        ("ipvfuture-space", "http://[v1.a b]/", "an IPvFuture host holding a space"),
+        ("ipvfuture-non-ascii", "http://[v1.\u00e9]/", "an IPvFuture host holding U+00E9"),
+        ("zone-non-ascii", "http://[fe80::1%\u00e9]/", "an IPv6 host whose zone is U+00E9"),
+        ("nfkc-solidus-in-path", "http://h/\uff0f/", "U+FF0F FULLWIDTH SOLIDUS in the path, not the host"),
+    )
+    for slug, value, description in accepted_urls:
+        set_registry = tamper(
+            LOCK, "json-set", pointer=["plugins", "validate_email", "registry"], value=value
+        )
+        case(
+            f"lockfile-registry-{slug}",
+            "lockfile",
+            f"an entry's registry is {value!r}, {description}: a URL Python's urlsplit and normalise_url "
+            "accept (no root is pinned for it), so verify accepts the lockfile (decision 15)",
+            [*first, set_registry, verify(OK(plugins=["validate_email"]))],
+        )
+        case(
+            f"lockfile-registry-{slug}-install",
+            "lockfile",
+            f"an entry's registry is {value!r}, {description}: install accepts the lockfile and installs "
+            "adler32 beside it",
+            [*first, set_registry, install(s, "adler32", installed("adler32 1.0.0"))],
+        )
     case(
         "install-into-symlinked-plugin-folder",
         "installed-state",

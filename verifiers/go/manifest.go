@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Manifest is what a verifier reads from a maintainer-signed plugin.toml: the identity, the
@@ -123,10 +124,99 @@ func parseTOML(data []byte) (map[string]any, error) {
 			Fix: "the signed manifest does not follow docs/manifest.md"}
 	}
 	var m map[string]any
-	if _, err := toml.Decode(string(data), &m); err != nil {
+	err := toml.Unmarshal(data, &m)
+	if err == nil {
+		if problem := tomlLexicalProblem(string(data)); problem != "" {
+			err = fmt.Errorf("%s", problem)
+		} else if date := tomlImpossibleDate(m); date != "" {
+			err = fmt.Errorf("the date %s does not exist", date)
+		}
+	}
+	if err != nil {
 		return nil, trustError("plugin-name-mismatch", "", "fix the TOML syntax", "cannot parse the TOML: %v", err)
 	}
 	return m, nil
+}
+
+// tomlLexicalProblem says what in a text the parser (go-toml v2.2) took is no TOML 1.0 as the
+// Python client's parser (tomli) reads it, or "": an escape of a basic string TOML 1.0 does not
+// have (go-toml also takes TOML 1.1's \e), or a time with second 60 (go-toml takes a leap
+// second; a ':' outside strings and comments is always a time's). Strings are found as
+// tomlNestingProblem finds them; the text parsed, so they all end.
+func tomlLexicalProblem(text string) string {
+	for i := 0; i < len(text); {
+		c := text[i]
+		switch {
+		case c == '#':
+			j := strings.IndexByte(text[i:], '\n')
+			if j < 0 {
+				return ""
+			}
+			i += j
+		case c == '"' || c == '\'':
+			end := tomlStringEnd(text, i)
+			if end < 0 {
+				return ""
+			}
+			if c == '"' {
+				for j := i + 1; j < end-1; j++ {
+					if text[j] != '\\' {
+						continue
+					}
+					j++
+					if !strings.ContainsRune("btnfr\"\\uU \t\r\n", rune(text[j])) {
+						return fmt.Sprintf("a string holds the escape \\%c, which TOML 1.0 does not have", text[j])
+					}
+				}
+			}
+			i = end
+			continue
+		case c == ':':
+			// HH:MM:SS, the ':' after the hour: the seconds are at i+4
+			if i+6 <= len(text) && text[i+3] == ':' && text[i+4:i+6] == "60" {
+				return "a time has second 60"
+			}
+		}
+		i++
+	}
+	return ""
+}
+
+// tomlImpossibleDate is the first date of a parsed TOML value that Python's datetime.date (and so
+// the Python client's parser) refuses and go-toml lets through: year 0, or "".
+func tomlImpossibleDate(v any) string {
+	switch x := v.(type) {
+	case toml.LocalDate:
+		if x.Year == 0 {
+			return x.String()
+		}
+	case toml.LocalDateTime:
+		if x.Year == 0 {
+			return x.LocalDate.String()
+		}
+	case time.Time:
+		if x.Year() == 0 {
+			return x.Format("2006-01-02")
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if d := tomlImpossibleDate(x[k]); d != "" {
+				return d
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if d := tomlImpossibleDate(e); d != "" {
+				return d
+			}
+		}
+	}
+	return ""
 }
 
 // manifestIdentity is ([table] name, [table] version), both required strings.

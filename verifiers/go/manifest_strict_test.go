@@ -84,12 +84,16 @@ func TestPythonConversions(t *testing.T) {
 			t.Errorf("int(%q) accepted", s)
 		}
 	}
-	for _, u := range []string{"ftp://h/", "http:///", "http://h:99999/", "plugins/", "", "http://[::1/", "http://h:+1/"} {
+	for _, u := range []string{"ftp://h/", "http:///", "http://h:99999/", "plugins/", "", "http://[::1/", "http://h:+1/",
+		"http://h\uFF0Fx/", "http://a\u2100b/", "http://u\uFF20@h/", "file://h\u2047/", "http://[::1]\uFF1A/",
+		"http://[::1%1%2]/", "http://[fe80::1%%]/", "http://[fe80::1%]/", "http://[v1.]/", "http://[V1.a]/"} {
 		if lockedRegistryProblem(u) == "" {
 			t.Errorf("registry %q accepted", u)
 		}
 	}
-	for _, u := range []string{"http://127.0.0.1:8080/", "HTTPS://H/", "file:///x/", " http://h/ ", "http://[::1]/"} {
+	for _, u := range []string{"http://127.0.0.1:8080/", "HTTPS://H/", "file:///x/", " http://h/ ", "http://[::1]/",
+		"http://\u00e9/", "http://h/\uFF0F", "http://[fe80::1%a b]/", "http://[fe80::1%\u00e9]/", "http://[v1.a b]/",
+		"http://[v1.\u00e9]/", "http://[vF.:]/"} {
 		if why := lockedRegistryProblem(u); why != "" {
 			t.Errorf("registry %q refused: %s", u, why)
 		}

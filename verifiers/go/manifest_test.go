@@ -73,3 +73,46 @@ func TestManifestDependenciesAreReadAsPythonReadsThem(t *testing.T) {
 		t.Errorf("dependencies = {}: %v %v", m, err)
 	}
 }
+
+// TOML 1.0 as the Python client's tomli 2.2 reads it (conformance decision 11 step 1): TOML 1.1, a
+// table defined twice, a control character in a comment, a date or time that does not exist and a
+// number beyond 64 bits are refused; a sub-table of a dotted-key table is not.
+func TestTOMLIsReadAsTOML10(t *testing.T) {
+	for _, bad := range []string{
+		"[x]\ns = \"\\e\"\n",
+		"[x]\ns = \"\"\"\\e\"\"\"\n",
+		"[x]\ns = \"\\x41\"\n",
+		"[x]\nt = {a = 1,}\n",
+		"[x]\nt = {\na = 1\n}\n",
+		"[x]\nt = 07:32\n",
+		"[x]\nt.a = 1\n[x.t]\nb = 2\n",
+		"[x]\nt = {a = 1}\nt.b = 2\n",
+		"# \x7f\n",
+		"[x]\nd = 0000-01-01\n",
+		"[x]\nd = 0000-01-01T00:00:00Z\n",
+		"[x]\nd = 0000-01-01T00:00:00\n",
+		"[x]\nd = 1979-02-29\n",
+		"[x]\nd = 1979-05-27T24:00:00Z\n",
+		"[x]\nd = 1979-05-27T00:00:00+24:00\n",
+		"[x]\nt = 07:32:60\n",
+		"[x]\nd = 1979-05-27T07:32:60Z\n",
+		"[x]\nn = 9223372036854775808\n",
+		"[x]\nf = -1e400\n",
+	} {
+		if _, err := parseTOML([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for _, good := range []string{
+		"[x]\nt.status = 200\n[x.t.headers]\na = \"b\"\n",
+		"[x]\ns = \"\\\\e \\t \\u00e9\"\nl = '\\e'\n# \"\\e\n",
+		"[x]\ns = \"\"\"a\\\n  b\"\"\"\n",
+		"[x]\nd = 2000-02-29\nt = 07:32:59\n",
+		"[x]\nd = 0001-01-01T00:00:00+23:59\n",
+		"[x]\nn = -9223372036854775808\nf = [-inf, 1e-400]\n",
+	} {
+		if _, err := parseTOML([]byte(good)); err != nil {
+			t.Errorf("%q refused: %v", good, err)
+		}
+	}
+}

@@ -11,9 +11,9 @@ import (
 // ("" when it accepts it). The trust state is looked up by each entry's registry URL, so reading
 // the lockfile refuses such an entry (class lockfile, as the Python client's install._registry),
 // whatever the operation. The Python client's normalise_url (registry_tool/client/store.py) refuses a URL
-// urlsplit cannot parse (an unbalanced or invalid bracketed host, a port that is not 0-65535 in
-// ASCII digits), whose scheme is not http, https or file, or that names no host (file URLs
-// excepted); conformance decision 15.
+// urlsplit cannot parse (an unbalanced or invalid bracketed host, a netloc holding a character
+// whose NFKC form holds / ? # @ or :, a port that is not 0-65535 in ASCII digits), whose scheme
+// is not http, https or file, or that names no host (file URLs excepted); conformance decision 15.
 func lockedRegistryProblem(raw string) string {
 	u := strings.TrimFunc(raw, pyIsSpace)
 	u = strings.TrimLeft(u, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
@@ -27,6 +27,9 @@ func lockedRegistryProblem(raw string) string {
 		netloc = u[2:]
 		if j := strings.IndexAny(netloc, "/?#"); j >= 0 {
 			netloc = netloc[:j]
+		}
+		if strings.ContainsFunc(netloc, nfkcURLDelimiter) {
+			return "cannot be parsed (the host holds a character that NFKC-normalises to one of / ? # @ :)"
 		}
 		open, closed := strings.Contains(netloc, "["), strings.Contains(netloc, "]")
 		if open != closed {
@@ -69,14 +72,37 @@ func lockedRegistryProblem(raw string) string {
 
 func isASCIIAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
 
-// bracketedHostOK is Python's _check_bracketed_host: an IPvFuture (v<hex>.<chars>) or an IPv6
-// address (with an optional zone), never an IPv4 one.
+// bracketedHostOK is Python's _check_bracketed_host: an IPvFuture (a lower-case v, hex digits, a
+// dot, then any characters at all: Python's pattern is v[a-fA-F0-9]+\..+) or an IPv6 address
+// with an optional zone (Python's ipaddress: a zone is not empty and holds no %), never an IPv4
+// one.
 func bracketedHostOK(h string) bool {
 	if strings.HasPrefix(h, "v") {
 		hex, rest, ok := strings.Cut(h[1:], ".")
-		return ok && hex != "" && strings.Trim(strings.ToLower(hex), "0123456789abcdef") == "" && rest != "" &&
-			strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:") == ""
+		return ok && hex != "" && strings.Trim(strings.ToLower(hex), "0123456789abcdef") == "" && rest != ""
+	}
+	if _, zone, ok := strings.Cut(h, "%"); ok && strings.Contains(zone, "%") {
+		return false
 	}
 	a, err := netip.ParseAddr(h)
 	return err == nil && a.Is6()
+}
+
+// nfkcURLDelimiter says whether r is one of the characters whose NFKC form holds / ? # @ or :,
+// which Python's urlsplit refuses in a netloc (urllib.parse._checknetloc: a non-ASCII netloc,
+// its @ and : removed, must not gain one of them under NFKC; as NFKC never composes these ASCII
+// characters away, that is a netloc holding one of these code points). The list is every such
+// code point of Python's unicodedata (Unicode 14):
+//
+//	[c for c in range(0x80, 0x110000) if any(x in unicodedata.normalize("NFKC", chr(c)) for x in "/?#@:")]
+func nfkcURLDelimiter(r rune) bool {
+	switch r {
+	case 0x2047, 0x2048, 0x2049, // ⁇ ⁈ ⁉
+		0x2100, 0x2101, 0x2105, 0x2106, // ℀ ℁ ℅ ℆ (a/c a/s c/o c/u)
+		0x2A74,                                         // ⩴ (::=)
+		0xFE13, 0xFE16, 0xFE55, 0xFE56, 0xFE5F, 0xFE6B, // vertical and small forms
+		0xFF03, 0xFF0F, 0xFF1A, 0xFF1F, 0xFF20: // full-width # / : ? @
+		return true
+	}
+	return false
 }

@@ -203,7 +203,70 @@ fn parse_toml(data: &[u8]) -> Result<Toml, String> {
             problem, MAX_TOML_NESTING
         ));
     }
-    text.parse::<Toml>().map_err(|e| format!("plugin.toml is not valid TOML ({})", e))
+    let doc = text.parse::<Toml>().map_err(|e| format!("plugin.toml is not valid TOML ({})", e))?;
+    if let Some(d) = impossible_date(&doc) {
+        return Err(format!("plugin.toml is not valid TOML (the date {} does not exist)", d));
+    }
+    if has_negative_infinity(&doc) {
+        if let Some(f) = overflowing_float(text) {
+            return Err(format!("plugin.toml is not valid TOML (the float {} is too large for 64 bits)", f));
+        }
+    }
+    Ok(doc)
+}
+
+fn has_negative_infinity(v: &Toml) -> bool {
+    match v {
+        Toml::Float(f) => *f == f64::NEG_INFINITY,
+        Toml::Array(items) => items.iter().any(has_negative_infinity),
+        Toml::Table(t) => t.values().any(has_negative_infinity),
+        _ => false,
+    }
+}
+
+/// The first float written as a number that overflows to -inf (toml_edit 0.19 refuses only
+/// +inf; TOML 1.0 and the Python client refuse both), read from the raw text of every float.
+fn overflowing_float(text: &str) -> Option<String> {
+    use toml_edit::visit::{visit_document, Visit};
+    struct Finder(Option<String>);
+    impl<'doc> Visit<'doc> for Finder {
+        fn visit_float(&mut self, node: &'doc toml_edit::Formatted<f64>) {
+            let raw = node.as_repr().and_then(|r| r.as_raw().as_str()).unwrap_or("");
+            if self.0.is_none() && node.value().is_infinite() && !raw.contains("inf") {
+                self.0 = Some(raw.to_owned());
+            }
+        }
+    }
+    let doc = text.parse::<toml_edit::Document>().ok()?;
+    let mut finder = Finder(None);
+    visit_document(&mut finder, &doc);
+    finder.0
+}
+
+/// The first date in a parsed TOML value that the Python client's parser (tomli, building a
+/// datetime.date) refuses and the toml crate lets through: year 0 (a proleptic Gregorian date
+/// starts at year 1) or a day past the end of its month (1979-02-29, 1979-04-31).
+fn impossible_date(v: &Toml) -> Option<String> {
+    match v {
+        Toml::Datetime(dt) => {
+            let d = dt.date.as_ref()?;
+            let leap = d.year % 4 == 0 && (d.year % 100 != 0 || d.year % 400 == 0);
+            let days = match d.month {
+                1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+                4 | 6 | 9 | 11 => 30,
+                2 if leap => 29,
+                2 => 28,
+                _ => 0,
+            };
+            if d.year == 0 || d.day == 0 || d.day > days {
+                return Some(format!("{:04}-{:02}-{:02}", d.year, d.month, d.day));
+            }
+            None
+        }
+        Toml::Array(items) => items.iter().find_map(impossible_date),
+        Toml::Table(t) => t.values().find_map(impossible_date),
+        _ => None,
+    }
 }
 
 fn table<'a>(doc: &'a Toml, key: &str) -> Result<Option<&'a toml::value::Table>, String> {
@@ -564,6 +627,49 @@ mod tests {
         // the count of dots restarts at each line; an unterminated string ends the scan
         assert_eq!(toml_nesting_problem(&format!("{}a = 1\n", "a.".repeat(40)).repeat(3)), None);
         assert_eq!(toml_nesting_problem(&format!("s = \"abc{}", "[".repeat(65))), None);
+    }
+
+    /// TOML 1.0 as the Python client's tomli 2.2 reads it (decision 11 step 1): TOML 1.1, a table
+    /// defined twice, a control character in a comment, a date that does not exist and a number
+    /// beyond 64 bits are refused; a sub-table of a dotted-key table is not.
+    #[test]
+    fn toml_is_read_as_toml_1_0() {
+        for bad in [
+            "[x]\ns = \"\\e\"\n",
+            "[x]\ns = \"\\x41\"\n",
+            "[x]\nt = {a = 1,}\n",
+            "[x]\nt = {\na = 1\n}\n",
+            "[x]\nt = 07:32\n",
+            "[x]\nt.a = 1\n[x.t]\nb = 2\n",
+            "[x]\nt = {a = 1}\nt.b = 2\n",
+            "# \u{7f}\n",
+            "[x]\nd = 0000-01-01\n",
+            "[x]\nd = 0000-01-01T00:00:00Z\n",
+            "[x]\nd = 1979-02-29\n",
+            "[x]\nd = 1979-04-31\n",
+            "[x]\nd = 1979-05-27T24:00:00Z\n",
+            "[x]\nd = 1979-05-27T00:00:00+24:00\n",
+            "[x]\nt = 07:32:60\n",
+            "[x]\nn = 9223372036854775808\n",
+            "[x]\nn = -9223372036854775809\n",
+            "[x]\nf = 1e400\n",
+            "[x]\nf = -1e400\n",
+            "[x]\nf = [-inf, -1.8e308]\n",
+        ] {
+            let text = format!("{}{}", MANIFEST, bad);
+            assert!(parse_toml(text.as_bytes()).is_err(), "{:?} accepted", bad);
+        }
+        for good in [
+            "[x]\nt.status = 200\n[x.t.headers]\na = \"b\"\n",
+            "[x]\nd = 2000-02-29\n",
+            "[x]\nd = 0001-01-01T00:00:00+23:59\n",
+            "[x]\nn = -9223372036854775808\n",
+            "[x]\nf = [-inf, -1.7976931348623157e308, 1e-400]\n",
+            "# \t\n",
+        ] {
+            let text = format!("{}{}", MANIFEST, good);
+            assert!(parse_toml(text.as_bytes()).is_ok(), "{:?} refused", good);
+        }
     }
 
     /// The dot count restarts at a newline, `=`, `,`, `{` and `[` (65 shallow keys on one line

@@ -4,8 +4,9 @@
 /// it). The trust state is looked up by each entry's registry URL, so reading the lockfile
 /// refuses such an entry (class `lockfile`, as the Python client's `install._registry`), whatever
 /// the operation. The Python client's `normalise_url` (registry_tool/client/store.py) refuses a URL `urlsplit`
-/// cannot parse (an unbalanced or invalid bracketed host, a port that is not 0-65535 in ASCII
-/// digits), whose scheme is not http, https or file, or that names no host (file URLs excepted).
+/// cannot parse (an unbalanced or invalid bracketed host, a netloc holding a character whose NFKC
+/// form holds / ? # @ or :, a port that is not 0-65535 in ASCII digits), whose scheme is not
+/// http, https or file, or that names no host (file URLs excepted).
 pub fn locked_registry_problem(raw: &str) -> Option<String> {
     let trimmed = raw.trim_matches(crate::manifest::py_is_space).trim_start_matches(|c: char| c <= ' ');
     let u: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
@@ -24,6 +25,11 @@ pub fn locked_registry_problem(raw: &str) -> Option<String> {
     let mut netloc = "";
     if let Some(after) = rest.strip_prefix("//") {
         netloc = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+        if netloc.chars().any(nfkc_url_delimiter) {
+            return Some(
+                "cannot be parsed (the host holds a character that NFKC-normalises to one of / ? # @ :)".into(),
+            );
+        }
         let (open, closed) = (netloc.contains('['), netloc.contains(']'));
         if open != closed {
             return Some("cannot be parsed (Invalid IPv6 URL)".into());
@@ -61,22 +67,35 @@ pub fn locked_registry_problem(raw: &str) -> Option<String> {
     None
 }
 
-/// Python's `_check_bracketed_host`: an IPvFuture (`v<hex>.<chars>`) or an IPv6 address (with
-/// an optional zone), never an IPv4 one.
+/// Python's `_check_bracketed_host`: an IPvFuture (a lower-case `v`, hex digits, a dot, then any
+/// characters at all: Python's pattern is `v[a-fA-F0-9]+\..+`) or an IPv6 address with an
+/// optional zone (Python's `ipaddress`: a zone is not empty and holds no `%`), never an IPv4 one.
 fn bracketed_host_ok(h: &str) -> bool {
     if let Some(future) = h.strip_prefix('v') {
         return match future.split_once('.') {
-            Some((hex, rest)) => {
-                !hex.is_empty()
-                    && hex.bytes().all(|c| c.is_ascii_hexdigit())
-                    && !rest.is_empty()
-                    && rest.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&c))
-            }
+            Some((hex, rest)) => !hex.is_empty() && hex.bytes().all(|c| c.is_ascii_hexdigit()) && !rest.is_empty(),
             None => false,
         };
     }
-    let addr = h.split_once('%').map_or(h, |(a, zone)| if zone.is_empty() { "" } else { a });
+    let addr = h.split_once('%').map_or(h, |(a, zone)| if zone.is_empty() || zone.contains('%') { "" } else { a });
     addr.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
+/// Whether `c` is one of the characters whose NFKC form holds `/ ? # @ :`, which Python's
+/// `urlsplit` refuses in a netloc (`urllib.parse._checknetloc`: a non-ASCII netloc, its `@` and
+/// `:` removed, must not gain one of them under NFKC; as NFKC never composes these ASCII
+/// characters away, that is a netloc holding one of these code points). The list is every such
+/// code point of Python's `unicodedata` (Unicode 14): `[c for c in range(0x80, 0x110000) if
+/// any(x in unicodedata.normalize("NFKC", chr(c)) for x in "/?#@:")]`.
+fn nfkc_url_delimiter(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2047}' | '\u{2048}' | '\u{2049}' // ⁇ ⁈ ⁉
+            | '\u{2100}' | '\u{2101}' | '\u{2105}' | '\u{2106}' // ℀ ℁ ℅ ℆ (a/c a/s c/o c/u)
+            | '\u{2A74}' // ⩴ (::=)
+            | '\u{FE13}' | '\u{FE16}' | '\u{FE55}' | '\u{FE56}' | '\u{FE5F}' | '\u{FE6B}' // vertical and small forms
+            | '\u{FF03}' | '\u{FF0F}' | '\u{FF1A}' | '\u{FF1F}' | '\u{FF20}' // full-width # / : ? @
+    )
 }
 
 #[cfg(test)]
@@ -95,6 +114,13 @@ mod tests {
             "http://[::1]/",
             "http://h:/",
             "http://h?q",
+            "http://\u{e9}/",
+            "http://h/\u{ff0f}",
+            "http://[fe80::1%a b]/",
+            "http://[fe80::1%\u{e9}]/",
+            "http://[v1.a b]/",
+            "http://[v1.\u{e9}]/",
+            "http://[vF.:]/",
         ] {
             assert_eq!(p(ok), None, "{:?}", ok);
         }
@@ -115,6 +141,16 @@ mod tests {
             "http://h:99999/",
             "1http://h/",
             "http://h:\u{ff10}/",
+            "http://h\u{ff0f}x/",
+            "http://a\u{2100}b/",
+            "http://u\u{ff20}@h/",
+            "file://h\u{2047}/",
+            "http://[::1]\u{ff1a}/",
+            "http://[::1%1%2]/",
+            "http://[fe80::1%%]/",
+            "http://[fe80::1%]/",
+            "http://[v1.]/",
+            "http://[V1.a]/",
         ] {
             assert!(p(bad).is_some(), "{:?} accepted", bad);
         }
