@@ -3098,6 +3098,25 @@ def installed_cases() -> None:
             verify(ERR("installed-tampered")),
         ],
     )
+    kept_dep = site(
+        "kept-entry-dependency-added",
+        Site(
+            version=V_BASE + 1,
+            doc_edit=edit_entry("validate_email", "1.1.0", set_fields(dependencies={"adler32": "^1.0"})),
+        ),
+    )
+    case(
+        "kept-entry-dependency-added",
+        "mix-and-match",
+        "validate_email 1.1.0 is installed; the index key then adds adler32 ^1.0 to its entry (the "
+        "signed manifest has no dependency) and the same bytes are served: installing validate_email "
+        "again must not keep the installed release under an entry that disagrees with its manifest",
+        [
+            *first,
+            install(kept_dep, "validate_email", ERR("mix-and-match")),
+            {"op": "absent", "path": "adler32"},
+        ],
+    )
     case(
         "revoked-since-install-verify",
         "revocation",
