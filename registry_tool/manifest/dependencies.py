@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from semantic_version import NpmSpec, Version
+from semantic_version import Version
 
 from registry_tool import _toml as toml
+from registry_tool.format.ranges import RangeSyntaxError
+from registry_tool.format.ranges import parse_range as parse_format_range
 from registry_tool.format.rules import PLUGIN_NAME_RE
 from registry_tool.manifest.model import Manifest
-from registry_tool.manifest.versions import RangeError, parse_range
 from registry_tool.report import Finding
 from registry_tool.resolve import (
     Candidate,
@@ -36,10 +37,15 @@ YANK = "yank.toml"
 
 
 def range_matches(spec: str, version: str) -> bool:
-    """Whether ``version`` is inside the dependency range ``spec`` (comma or npm form)."""
+    """Whether ``version`` is inside the dependency range ``spec``.
+
+    The format's range grammar and matching (``registry_tool.format.ranges``), exactly as the
+    build and every client resolve: with another matcher here, ci check passed a release whose
+    dependency the build then found unsatisfiable (pre-releases, the comma form).
+    """
     try:
-        return bool(parse_range(spec).match(Version(version)))
-    except (RangeError, ValueError):
+        return parse_format_range(spec).matches(version)
+    except (RangeSyntaxError, ValueError):
         return False
 
 
@@ -159,7 +165,7 @@ def check_dependencies(m: Manifest, index: IndexTree, *, relfile: str) -> Depend
     if findings:
         return DependencyVerdict(findings)
     try:
-        plan = resolve([Need(m.name, f"={m.version}", exact=True)], _WithSelf(index, m), _npm_or_comma)
+        plan = resolve([Need(m.name, f"={m.version}", exact=True)], _WithSelf(index, m), range_matches)
     except (DependencyConflictError, DependencyCycleError) as err:
         findings.append(
             Finding(
@@ -175,19 +181,6 @@ def check_dependencies(m: Manifest, index: IndexTree, *, relfile: str) -> Depend
     deps = {n: c for n, c in plan.selected.items() if n != m.name}
     perms = frozenset(p for c in deps.values() for p in c.permissions)
     return DependencyVerdict(findings, perms, tuple(sorted(str(c) for c in deps.values())))
-
-
-def _npm_or_comma(spec: str, version: str) -> bool:
-    if spec.startswith("="):
-        return spec[1:] == version
-    return range_matches(spec, version) or _npm(spec, version)
-
-
-def _npm(spec: str, version: str) -> bool:
-    try:
-        return bool(NpmSpec(spec).match(Version(version)))
-    except ValueError:
-        return False
 
 
 class _WithSelf:

@@ -582,6 +582,26 @@ def test_dependency_resolves_against_base_plus_pr(index_repo: IndexRepo) -> None
     assert alpha.data["dependency_graph"] == ["beta 1.1.0"]
 
 
+@pytest.mark.parametrize(
+    ("dependency", "verdict"),
+    [
+        ("1.0.0-rc.1", "dependency-unsatisfiable"),  # only beta 1.0.0 exists: a pre-release pin
+        (">=1.0.0, <2.0.0", None),  # the documented comma form
+        ("=1", None),  # the format's partial pin
+    ],
+)
+def test_dependency_ranges_match_as_the_build_and_clients_match_them(
+    index_repo: IndexRepo, dependency: str, verdict: str | None
+) -> None:
+    """ci check matched with semantic_version, the build with the format's ranges: a PR it passed
+    then stopped every build (1.0.0-rc.1 against 1.0.0), and '=1' was refused here only."""
+    index_repo.release("alpha", "1.1.0", dependencies={"beta": dependency})
+    index_repo.commit()
+    report = index_repo.check()
+    rules = [f.rule for f in errors(report)]
+    assert rules == ([verdict] if verdict else []), [f.text() for f in errors(report)]
+
+
 def test_permission_smuggled_through_a_dependency_is_an_escalation(index_repo: IndexRepo) -> None:
     # alpha 1.1.0 declares no permission itself, but installing it installs beta 2.0.0 with keys.
     index_repo.release("beta", "2.0.0", KEYS_ADD, signer=index_repo.keys.bob, permissions={"keys": True})
