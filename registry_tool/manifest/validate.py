@@ -125,6 +125,15 @@ def _check_metadata(ctx: _Ctx) -> None:
         ctx.add(
             "semver", f"plugin.version {m.version!r} is not strict semver 2.0", "plugin.version", SEMVER_HINT
         )
+    elif any(int(n) > _VERSION_NUMBER_MAX for n in m.version.split("-", 1)[0].split("+", 1)[0].split(".")):
+        # The published path's rule (format.rules.is_version): the Go and Rust verifiers read each
+        # number as a u64.  A bigger one passed here and then stopped every build of the index.
+        ctx.add(
+            "semver",
+            f"plugin.version {m.version!r} has a number above 2^64 - 1",
+            "plugin.version",
+            "use numbers below 18446744073709551616",
+        )
     elif "+" in m.version:
         # The published path holds the version, and the format refuses '+' there: semver ignores
         # build metadata for precedence, so 1.0.0+a and 1.0.0+b would be one version to every
@@ -424,9 +433,38 @@ def _refused_path(ctx: _Ctx, file: str) -> bool:
     return False
 
 
+def _reserved(name: str) -> bool:
+    """plugin.toml, yank.toml or a signature name of either: the release's own metadata files.
+
+    A module or test file by such a name would be published as a "signature" nothing verifies,
+    and a later yank (yank.toml.minisig) could never be added.
+    """
+    base = PurePosixPath(name).name
+    if base not in ("plugin.toml", "yank.toml") and not base.endswith(".minisig"):
+        return False  # the common case, without importing the format package (validate's start-up)
+    from registry_tool.format.rules import is_signature_of
+
+    return base in ("plugin.toml", "yank.toml") or any(
+        is_signature_of(base, f) for f in ("plugin.toml", "yank.toml")
+    )
+
+
+_RESERVED_FIX = (
+    "rename the file: plugin.toml, yank.toml and their .minisig names belong to the release's metadata"
+)
+
+
 def _check_artifact(ctx: _Ctx) -> None:
     m, cfg = ctx.manifest, ctx.config
     file = m.artifact.file
+    if _reserved(file):
+        ctx.add(
+            "artifact-path",
+            f"artifact.file {file!r} is a name reserved for metadata",
+            "artifact.file",
+            _RESERVED_FIX,
+        )
+        return
     if not (_PLAIN_NAME.fullmatch(file) and file not in (".", "..")):
         if not _refused_path(ctx, file):
             # A subfolder, a space, "+" or a letter outside ASCII: the build publishes the module
@@ -911,6 +949,8 @@ def _check_tests(ctx: _Ctx) -> None:
             _check_test_call(ctx, step.get("call"), f"{prefix}.steps[{i}]", "input" in step)
 
 
+_VERSION_NUMBER_MAX = 2**64 - 1  # format.rules.VERSION_NUMBER_MAX (not imported: start-up cost)
+
 # The exit codes a run can end with: wasmtime's WASI traps on proc_exit(126..255) (reserved by
 # shells), and WASI 0.2's exit carries only ok or error.
 _EXIT_CODE_MAX: Mapping[str, tuple[int, str, str]] = {
@@ -958,6 +998,9 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
     release = ctx.release
     if _CONTROL.search(name):
         ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
+        return
+    if _reserved(name):
+        ctx.add("test-spec", f"{field_} {name!r} is a name reserved for metadata", field_, _RESERVED_FIX)
         return
     target = _resolve(release, name)
     if target is None:

@@ -86,10 +86,12 @@ class PreparedRelease:
 def published_names(rel: IndexRelease, artifact: str) -> list[str]:
     """Files of the release folder that go to the site: manifest, wasm, yank, all signatures."""
     names = {MANIFEST, artifact}
+    yanked = any(f == YANK for f, _ in rel.files)
     for f, _ in rel.files:
         if "/" in f:
             continue
-        if is_signature_of(f, MANIFEST) or f == YANK or is_signature_of(f, YANK):
+        # yank.toml signatures only beside a yank.toml: without one, nothing verifies them.
+        if is_signature_of(f, MANIFEST) or (yanked and (f == YANK or is_signature_of(f, YANK))):
             names.add(f)
     return sorted(names)
 

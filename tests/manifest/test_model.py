@@ -132,3 +132,11 @@ def test_oversized_manifest_is_rejected_before_parsing(tmp_path: Path) -> None:
     (tmp_path / "plugin.toml").write_text("# " + "x" * 300_000 + "\n")
     result = validate_release(tmp_path, load_registry_config(INDEX))
     assert [f.rule for f in result.findings] == ["manifest-too-large"]
+
+
+def test_validates_version_bound_is_the_formats() -> None:
+    """Written twice (validate must not import the format package at start-up): kept equal here."""
+    from registry_tool.format.rules import VERSION_NUMBER_MAX
+    from registry_tool.manifest import validate
+
+    assert validate._VERSION_NUMBER_MAX == VERSION_NUMBER_MAX

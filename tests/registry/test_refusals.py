@@ -251,6 +251,16 @@ def test_versions_differing_only_in_case(index: Index, tmp_path: Path) -> None:
     assert "1.2.0-RC1 and 1.2.0-rc1" in problems[0][2] and "case" in problems[0][2]
 
 
+def test_yank_signatures_without_a_yank_are_not_published(index: Index, tmp_path: Path) -> None:
+    """Nothing verifies them without a yank.toml: published, they were unsigned files on the site."""
+    folder = index.release_dir("alpha", "1.1.0")
+    (folder / "yank.toml.minisig").write_bytes(b"<html>junk</html>")
+    (folder / "yank.toml.0123456789ABCDEF.minisig").write_bytes(b"junk")
+    build(index, tmp_path / "site")
+    published = {p.name for p in (tmp_path / "site" / "plugins" / "alpha" / "1.1.0").iterdir()}
+    assert not any(name.startswith("yank.toml") for name in published), published
+
+
 def test_symlinked_release_folder(index: Index, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
