@@ -407,7 +407,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         previous_version=previous.version if previous else None,
         counts=counts,
         seconds=time.perf_counter() - started,
-        warnings=_warnings(plan.document, verify_now),
+        warnings=[*_warnings(plan.document, verify_now), *plan.warnings],
         site_files=files.as_dict(),
         yanked=plan.yanked,
     )

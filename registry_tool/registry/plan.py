@@ -9,7 +9,7 @@ the plan on disk.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 
@@ -40,7 +40,7 @@ from registry_tool.registry.errors import (
     RollbackError,
 )
 from registry_tool.registry.verify import ReleaseEntry
-from registry_tool.report import CheckResult, Finding, Report
+from registry_tool.report import CheckResult, Finding, Report, Severity
 
 #: Every release of a build: (name, version) -> its entry (without ``published_at``).
 Entries = Mapping[tuple[str, str], ReleaseEntry]
@@ -83,6 +83,8 @@ class Plan:
     document: Publication
     metadata: Metadata
     yanked: int = 0
+    # Warnings about what is published (a dependency only yanked releases satisfy).
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def version(self) -> int:
@@ -130,7 +132,12 @@ def plan_publication(
         problems = immutability_findings(previous, entries, config.allow_backports, frozenset(carried))
         if problems:
             report.results.append(CheckResult(subject="previous registry", findings=problems))
-    report.results.extend(dependency_results(entries, {n: c for n, c in carried.items() if c.whole}))
+    warnings: list[Finding] = []
+    for result in dependency_results(entries, {n: c for n, c in carried.items() if c.whole}):
+        if any(f.severity is Severity.error for f in result.findings):
+            report.results.append(result)
+        else:
+            warnings.extend(result.findings)
     if report.results:
         raise BuildRefusedError(report)
     version = next_version(previous, now, requested_version)
@@ -180,7 +187,7 @@ def plan_publication(
         release_count=meta.releases,
     )
     TopDocument.parse(top.to_bytes())  # and never signs a top document a client would refuse
-    return Plan(Publication(top, dict(sorted(grouped.items()))), meta, yanked)
+    return Plan(Publication(top, dict(sorted(grouped.items()))), meta, yanked, warnings)
 
 
 def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
@@ -271,8 +278,10 @@ def dependency_results(
     """
     whole = whole or {}
     usable: dict[str, list[str]] = {}
+    every: dict[str, list[str]] = {}
     for (name, version), entry in entries.items():
         usable.setdefault(name, [])
+        every.setdefault(name, []).append(version)
         if not entry.get("yanked"):
             usable[name].append(version)
     edges: list[tuple[str, str, Mapping[str, str]]] = [
@@ -283,6 +292,7 @@ def dependency_results(
     for name, kept in whole.items():
         yanked = set(kept.yanked)
         usable[name] = [v for v in kept.versions if v not in yanked]
+        every[name] = list(kept.versions)
         edges.extend((name, version, dict(deps)) for version, deps in kept.dependencies)
     results = []
     # Only releases with dependencies are looked at (most have none), in name/version order.
@@ -300,11 +310,21 @@ def dependency_results(
                     )
                 )
             elif not any(_matches(spec, v) for v in usable[dep]):
+                # Only yanked releases match: a warning, so that a yank (a security response) never
+                # stops the publication; clients refuse to install the dependent meanwhile.  ci check
+                # refuses a new release whose dependency only yanked releases satisfy.
+                only_yanked = any(_matches(spec, v) for v in every.get(dep, ()))
                 findings.append(
                     Finding(
                         "dependency-unsatisfiable",
                         f"{name} {version} needs {dep} {spec}, which matches no non-yanked release "
-                        f"(available: {', '.join(sorted(usable[dep], key=Version)) or 'none'})",
+                        f"(available: {', '.join(sorted(usable[dep], key=Version)) or 'none'})"
+                        + (
+                            "; the matching ones are yanked, so clients cannot install it"
+                            if only_yanked
+                            else ""
+                        ),
+                        severity=Severity.warning if only_yanked else Severity.error,
                         file=where,
                         fix=f"widen the range of dependencies.{dep}, or publish a matching {dep} release",
                     )

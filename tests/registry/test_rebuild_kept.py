@@ -22,6 +22,7 @@ from registry_tool.registry import build as build_mod
 from registry_tool.registry import cache as cache_mod
 from registry_tool.registry.build import BuildRefusedError
 from registry_tool.registry.document import PublicationError
+from registry_tool.report import Severity
 from tests.world import IndexTree
 from tests.world import manifest_text as world_manifest
 
@@ -211,10 +212,11 @@ def test_a_plugin_document_changed_in_place_is_refused_as_before(index: Index, t
         _build(index, site, 1, cache)
 
 
-def test_a_kept_plugins_dependency_made_unsatisfiable_is_refused(
+def test_a_kept_plugins_dependency_made_unsatisfiable_by_a_yank_is_a_warning(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """alpha-delta (kept whole) needs beta ^2.0.0; yanking beta's only release must refuse alpha-delta."""
+    """alpha-delta (kept whole) needs beta ^2.0.0; yanking beta's only release is published (a yank is
+    a security response: refusing the build kept the yanked release installable) with a warning."""
     site, cache = tmp_path / "site", tmp_path / "cache"
     _add_dependent(index, "alpha-delta", "1.0.0", {"beta": "^2.0.0"}, 6)
     _age(index)
@@ -222,12 +224,19 @@ def test_a_kept_plugins_dependency_made_unsatisfiable_is_refused(
     index.yank("beta", "2.0.0", "broken")
     _age(index)
     looked = _spy_lookups(monkeypatch)
-    with pytest.raises(BuildRefusedError) as err:
-        _build(index, site, 1, cache)
+    result = _build(index, site, 1, cache)
     assert "alpha-delta/1.0.0" not in looked  # kept whole: its dependency comes from the record
+    (warning,) = [f for f in result.warnings if f.rule == "dependency-unsatisfiable"]
+    assert warning.severity is Severity.warning and "alpha-delta 1.0.0 needs beta ^2.0.0" in warning.message
+    assert "yanked" in warning.message
+
+
+def test_a_dependency_nothing_matches_is_refused(index: Index, tmp_path: Path) -> None:
+    _add_dependent(index, "alpha-delta", "1.0.0", {"beta": "^9.0.0"}, 6)
+    with pytest.raises(BuildRefusedError) as err:
+        _build(index, tmp_path / "site", 0, tmp_path / "cache")
     codes = {f.rule for r in err.value.report.results for f in r.findings}
     assert "dependency-unsatisfiable" in codes
-    assert "alpha-delta 1.0.0" in {r.subject for r in err.value.report.results}
 
 
 def test_files_modified_just_before_the_record_are_not_trusted(
