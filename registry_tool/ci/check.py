@@ -25,7 +25,13 @@ from semantic_version import Version
 
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
 from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, SmokeFn
-from registry_tool.ci.release import NewRelease, check_yank, finding_from_error, precedence
+from registry_tool.ci.release import (
+    NewRelease,
+    check_yank,
+    finding_from_error,
+    precedence,
+    signature_findings,
+)
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
@@ -37,7 +43,7 @@ __all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pul
 
 # What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
 # signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
-from registry_tool.format.rules import is_yank_file, root_file_version, root_number
+from registry_tool.format.rules import is_signature_of, is_yank_file, root_file_version, root_number
 
 MAX_CONFIG_BYTES = 1 << 20  # registry.toml is a few KiB; a link to /dev/zero must not be read
 
@@ -599,21 +605,37 @@ class _IndexCheck:
         # yank at the base, any further file (a "signature" too) is a change to a published release.
         yank_at_base = f"{rel_dir}/yank.toml" in published
         yank_changed = False
+        signatures_added: set[str] = set()
         for change in changes:
             path = PurePosixPath(change.path)
-            if (
-                not yank_at_base
-                and change.path not in published
-                and path.parent == PurePosixPath(rel_dir)
-                and is_yank_file(path.name)
-            ):
+            added_here = change.path not in published and path.parent == PurePosixPath(rel_dir)
+            if added_here and not yank_at_base and is_yank_file(path.name):
                 yank_changed = True
+                continue
+            if added_here and is_signature_of(path.name, "plugin.toml"):
+                # A current maintainer re-signing a release whose signer the root revoked (without
+                # keeping prior releases): the bytes stay, and the new signature must count.
+                signatures_added.add(path.name)
                 continue
             result.findings.append(self._immutable(change))
         if yank_changed:
             result.data["kind"] = "yank"
             result.findings.extend(check_yank(self.repo.root, rel_dir, key, gates))
             result.data["checks"]["yank signature"] = result.ok
+        if signatures_added:
+            result.data["kind"] = "re-signed"
+            # Only the files this pull request adds must count: the published ones are the reason
+            # for re-signing (a revoked key's signature no longer counts under the new root).
+            found = signature_findings(
+                self.repo.root / rel_dir / "plugin.toml",
+                f"{rel_dir}/plugin.toml",
+                key,
+                gates,
+                files_must_count=True,
+                only=frozenset(signatures_added),
+            )
+            result.findings.extend(found)
+            result.data["checks"]["signature"] = not found
 
     def _immutable(self, change: Change) -> Finding:
         removed = change.kind is ChangeKind.deleted

@@ -502,13 +502,15 @@ def signature_findings(
     gates: list[TrustGate | None],
     *,
     files_must_count: bool,
+    only: frozenset[str] | None = None,
     data: dict[str, Any] | None = None,
 ) -> list[Finding]:
     """The signature check of ``signed`` under the base root, then the root the pull request adds.
 
     With ``files_must_count`` (what a pull request adds, not a ``--full`` re-check of published
     releases), each signature file must be a valid signature by a maintainer the base root or
-    the new root delegates for the plugin (a co-signer the same pull request adds counts).
+    the new root delegates for the plugin (a co-signer the same pull request adds counts);
+    ``only`` limits that rule to the files it names (the ones a pull request adds).
     """
     verdicts: list[Verdict] = []
     findings: list[Finding] = []
@@ -521,7 +523,7 @@ def signature_findings(
         verdicts.append(verdict)
         findings.extend(verdict.findings)
     if files_must_count and not findings:  # a failed check already names the signatures it refused
-        findings.extend(uncounted_findings(str(PurePosixPath(rel).parent), verdicts))
+        findings.extend(uncounted_findings(str(PurePosixPath(rel).parent), verdicts, only))
     return findings
 
 

@@ -48,9 +48,16 @@ class Verdict:
     uncounted: dict[str, str] = field(default_factory=dict)
 
 
-def uncounted_findings(folder_rel: str, verdicts: list[Verdict]) -> list[Finding]:
-    """A finding for each signature file that counts under none of ``verdicts`` (base root, new root)."""
+def uncounted_findings(
+    folder_rel: str, verdicts: list[Verdict], only: frozenset[str] | None = None
+) -> list[Finding]:
+    """A finding for each signature file that counts under none of ``verdicts`` (base root, new root).
+
+    ``only``: judge just these file names.
+    """
     names = set.intersection(*(set(v.uncounted) for v in verdicts)) if verdicts else set()
+    if only is not None:
+        names &= only
     return [
         Finding(
             rule="signature",

@@ -98,3 +98,40 @@ def test_a_renewed_root_with_releases_passes_in_every_shard(index_repo: IndexRep
     for i in (1, 2):
         report = index_repo.check(shard=Shard(i, 2))
         assert report.ok, [f.text() for f in errors(report)]
+
+
+def _revoke_alice_and_delegate_carol(index_repo: IndexRepo) -> None:
+    root_dir = index_repo.index / "root"
+    keys = index_repo.keys
+    edit_root_dir(root_dir, revoke(keys.alice.key_id, now=datetime.now(UTC), keep_prior_releases=False))
+    edit_root_dir(root_dir, add_maintainer("carol", [keys.mallory.public_key], ["alpha"]))
+    sign_root_dir(root_dir, keys.root)
+
+
+def test_a_current_maintainer_may_re_sign_a_published_release(index_repo: IndexRepo) -> None:
+    """The root revokes alice without keeping her releases: the build then needs a signature that
+    counts, and adding one to the published release is the only change a published release takes."""
+    _revoke_alice_and_delegate_carol(index_repo)
+    _cosign(index_repo.index / "plugins/alpha/1.0.0", index_repo.keys.mallory)
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for f in errors(report)]
+    (alpha,) = [r for r in report.results if r.subject == "plugins/alpha/1.0.0"]
+    assert alpha.data["kind"] == "re-signed"
+
+
+def test_a_re_signature_that_does_not_count_is_refused(index_repo: IndexRepo) -> None:
+    folder = index_repo.index / "plugins/alpha/1.0.0"
+    (folder / "plugin.toml.0123456789ABCDEF.minisig").write_bytes(b"junk\n")
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [(f.rule, f.file) for f in found] == [
+        ("signature", f"{A}/1.0.0/plugin.toml.0123456789ABCDEF.minisig")
+    ]
+
+
+def test_a_re_signature_by_a_key_the_pull_request_does_not_delegate_is_refused(index_repo: IndexRepo) -> None:
+    _cosign(index_repo.index / "plugins/alpha/1.0.0", index_repo.keys.mallory)  # mallory: no delegation
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [f.rule for f in found] == ["signature"]
