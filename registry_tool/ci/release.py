@@ -98,7 +98,7 @@ class NewRelease:
             config,
             result,
         )
-        self.later = later
+        self.gates = [gate, later]  # signatures count under the base root and the PR's new root
         self.dir = owner.repo.root / rel_dir
         self.manifest_rel = f"{rel_dir}/plugin.toml"
         self.checks: dict[str, bool] = result.data["checks"]
@@ -183,7 +183,7 @@ class NewRelease:
                 self.o.repo.root,
                 self.rel_dir,
                 self.key,
-                [self.gate, self.later],
+                self.gates,
                 files_must_count=not self.o.options.full,
             )
         )
@@ -259,7 +259,7 @@ class NewRelease:
                 self.dir / "plugin.toml",
                 self.manifest_rel,
                 self.key,
-                [self.gate, self.later],
+                self.gates,
                 files_must_count=not self.o.options.full,
                 data=self.result.data,
             )
