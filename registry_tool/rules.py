@@ -151,6 +151,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "root-change": (_W, "The change touches the root of trust (keys, thresholds or delegations)."),
             "root-signature": (_E, "A new root version lacks a threshold of valid signatures."),
             "root-immutable": (_E, "A published root version was modified or removed."),
+            "root-revocation": (
+                _E,
+                "A new root revokes a key without keeping prior releases, and a published release it "
+                "signed is not re-signed.",
+            ),
             "yank-invalid": (_E, "yank.toml is malformed or names another release."),
             "config-change": (_N, "registry.toml changed and the root pins the new version."),
             "config-invalid": (

@@ -289,10 +289,49 @@ class _IndexCheck:
             if head_root is not None and head_root.version > gate.root.version
             else None
         )
+        if later is not None and self.options.shard.first:
+            orphaned = self._orphaned_by_revocation(gate.root, later, set(releases))
+            if orphaned.findings:
+                results.append(orphaned)
         for position, key in enumerate(sorted(releases, key=lambda k: (k.name, k.version))):
             if self.options.shard.owns(position):
                 results.append(self._check_release(key, releases[key], gate, config, later))
         return results
+
+    def _orphaned_by_revocation(self, base: Root, later: TrustGate, changed: set[ReleaseKey]) -> CheckResult:
+        """Published releases a key revoked by the new root (prior releases not kept) leaves unsigned.
+
+        Merged as they are, the next build refuses them: they must be re-signed in the same pull
+        request.  Only the plugins such a revocation covers are verified again.
+        """
+        result = CheckResult(subject="root (published releases)", file=self.path("root"))
+        dropped = [r for r in later.root.revoked[len(base.revoked) :] if not r.keep_prior_releases]
+        if not dropped:
+            return result
+        folder = self.path("plugins") + "/"
+        for path in self.repo.list_files("HEAD", self.path("plugins")):
+            parts = path[len(folder) :].split("/")
+            if len(parts) != 3 or parts[2] != "plugin.toml" or ReleaseKey(parts[0], parts[1]) in changed:
+                continue  # the releases this pull request touches are judged by both roots already
+            name, version = parts[0], parts[1]
+            if not any(r.covers(name) for r in dropped):
+                continue
+            rel = self.path("plugins", name, version, "plugin.toml")
+            verdict = later.verify_release(self.repo.root / rel, rel, name, version)
+            if verdict.findings:
+                result.findings.append(
+                    Finding(
+                        rule="root-revocation",
+                        message=f"{name} {version} would no longer verify under root version "
+                        f"{later.root.version}: {verdict.findings[0].message}",
+                        file=rel,
+                        line=1,
+                        fix="have a current maintainer of the plugin re-sign it in this pull request (add "
+                        "their plugin.toml signature), or revoke with keep_prior_releases when the key's "
+                        "earlier releases can be trusted",
+                    )
+                )
+        return result
 
     def _too_many_releases(
         self, releases: dict[ReleaseKey, list[Change]], config: RegistryConfig

@@ -135,3 +135,23 @@ def test_a_re_signature_by_a_key_the_pull_request_does_not_delegate_is_refused(i
     index_repo.commit()
     found = errors(index_repo.check())
     assert [f.rule for f in found] == ["signature"]
+
+
+def test_a_revocation_that_leaves_a_published_release_unsigned_is_refused(index_repo: IndexRepo) -> None:
+    """Merged as it is, the next build refuses alpha 1.0.0 (alice's) until someone re-signs it."""
+    _revoke_alice_and_delegate_carol(index_repo)
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [(f.rule, f.file) for f in found] == [("root-revocation", f"{A}/1.0.0/plugin.toml")]
+    assert "alpha 1.0.0 would no longer verify under root version 3" in found[0].message
+
+
+def test_a_revocation_keeping_prior_releases_leaves_them_be(index_repo: IndexRepo) -> None:
+    root_dir = index_repo.index / "root"
+    edit_root_dir(
+        root_dir, revoke(index_repo.keys.alice.key_id, now=datetime.now(UTC), keep_prior_releases=True)
+    )
+    sign_root_dir(root_dir, index_repo.keys.root)
+    index_repo.commit()
+    report = index_repo.check()
+    assert report.ok, [f.text() for f in errors(report)]
