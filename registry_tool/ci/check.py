@@ -421,7 +421,7 @@ class _IndexCheck:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         try:
-            load_registry_config(target)
+            config = load_registry_config(target)
         except RegistryConfigError as err:
             return [
                 invalid(f"{rel} would not load: {f.message}", line=f.line or 1, fix=f.fix)
@@ -444,6 +444,14 @@ class _IndexCheck:
                 )
             ]
         version = head_root.version
+        base_name = self._base_config().name
+        if config.name != base_name:
+            # Every signed document names the registry: the build refuses a previous publication
+            # of another name, and clients refuse a registry whose name changed.
+            return [invalid(f"{rel} renames the registry from {base_name!r} to {config.name!r}", line=1)]
+        broken = self._published_failing(config)
+        if broken:
+            return broken
         return [
             Finding(
                 rule="config-change",
@@ -456,6 +464,41 @@ class _IndexCheck:
                 "are judged by the base's",
             )
         ]
+
+    def _published_failing(self, config: RegistryConfig) -> list[Finding]:
+        """The releases at HEAD that the build would refuse under ``config`` (a new registry.toml).
+
+        Published releases are immutable: a lower limit, another host range or a withdrawn
+        permission that one of them fails would stop every build until the config is reverted.
+        """
+        from registry_tool.manifest.validate import NEW_RELEASE_RULES, check_release
+
+        found: list[Finding] = []
+        folder = self.path("plugins") + "/"
+        for path in self.repo.list_files("HEAD", self.path("plugins")):
+            parts = path[len(folder) :].split("/")
+            if len(parts) != 3 or parts[2] != "plugin.toml":
+                continue
+            rel_dir = self.path("plugins", parts[0], parts[1])
+            checked = check_release(self.repo.root / rel_dir, config)
+            errors = [
+                f
+                for f in checked.result.findings
+                if f.severity is Severity.error and f.rule not in NEW_RELEASE_RULES
+            ]
+            if errors:
+                found.append(
+                    Finding(
+                        rule="config-invalid",
+                        message=f"{parts[0]} {parts[1]} would fail every build under the new "
+                        f"registry.toml: [{errors[0].rule}] {errors[0].message}",
+                        file=f"{rel_dir}/plugin.toml",
+                        line=1,
+                        fix="keep registry.toml compatible with every published release (they are "
+                        "immutable): raise limits, keep host versions and permissions they use",
+                    )
+                )
+        return found
 
     # ------------------------------------------------------------------ base state
 

@@ -129,6 +129,31 @@ def test_registry_toml_change_pinned_by_a_root_signed_with_the_threshold_passes(
     assert notices and hashlib.sha256(config.read_bytes()).hexdigest()[:16] in notices[0].message
 
 
+def test_a_pinned_registry_toml_that_published_releases_fail_is_refused(index_repo: IndexRepo) -> None:
+    """Published releases are immutable: a host range none of them fits stopped every build."""
+    config = index_repo.index / "registry.toml"
+    config.write_text(
+        config.read_text().replace('versions = ">=0.1.0, <1.0.0"', 'versions = ">=2.0.0, <3.0.0"')
+    )
+    _pin(index_repo, config)
+    index_repo.commit()
+    found = _errors(index_repo.check())
+    assert found and {f.rule for f in found} == {"config-invalid"}  # type: ignore[attr-defined]
+    assert any("alpha 1.0.0 would fail every build" in f.message for f in found)  # type: ignore[attr-defined]
+
+
+def test_a_pinned_registry_toml_may_not_rename_the_registry(index_repo: IndexRepo) -> None:
+    config = index_repo.index / "registry.toml"
+    text = config.read_text()
+    name = text.split('name = "', 1)[1].split('"', 1)[0]
+    config.write_text(text.replace(f'name = "{name}"', 'name = "renamed-registry"', 1))
+    _pin(index_repo, config)
+    index_repo.commit()
+    found = _errors(index_repo.check())
+    assert [f.rule for f in found] == ["config-invalid"]  # type: ignore[attr-defined]
+    assert "renames the registry" in found[0].message  # type: ignore[attr-defined]
+
+
 def test_registry_toml_pinned_by_an_unsigned_root_is_refused(index_repo: IndexRepo) -> None:
     config = _loosen(index_repo)
     edit_root_dir(index_repo.index / "root", pin_registry_config(config.read_bytes()), now=datetime.now(UTC))
