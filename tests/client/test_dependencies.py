@@ -201,14 +201,18 @@ def test_build_refuses_an_unknown_dependency(trusted: World) -> None:
     assert "dependency-unknown" in {f.rule for r in err.value.report.results for f in r.findings}
 
 
-def test_build_refuses_a_dependency_only_yanked_releases_satisfy(trusted: World) -> None:
+def test_a_dependency_only_yanked_releases_satisfy_is_published_with_a_warning_and_not_installed(
+    trusted: World,
+) -> None:
+    """A yank must always publish (ci check refuses a new release depending on it); clients refuse
+    to resolve the dependent."""
     trusted.add_release("alphalib", "1.0.0")
     trusted.add_release("alphalib", "2.0.0")
     trusted.yank("alphalib", "1.0.0", "broken")
     trusted.add_release("alphaapp", "1.0.0", dependencies='alphalib = "^1"')
-    with pytest.raises(BuildRefusedError) as err:
-        trusted.build()
-    assert "dependency-unsatisfiable" in {f.rule for r in err.value.report.results for f in r.findings}
+    trusted.build()
+    with pytest.raises(DependencyConflictError, match="alphalib \\^1, which no usable release matches"):
+        trusted.open().install("alphaapp", trusted.plugins)
 
 
 def test_cli_prints_the_plan_and_refuses_removing_a_dependency(deps: World) -> None:
