@@ -178,9 +178,44 @@ def check_dependencies(m: Manifest, index: IndexTree, *, relfile: str) -> Depend
             )
         )
         return DependencyVerdict(findings)
+    findings.extend(_cycles_through(m, index, relfile))
     deps = {n: c for n, c in plan.selected.items() if n != m.name}
     perms = frozenset(p for c in deps.values() for p in c.permissions)
     return DependencyVerdict(findings, perms, tuple(sorted(str(c) for c in deps.values())))
+
+
+def _cycles_through(m: Manifest, index: IndexTree, relfile: str) -> list[Finding]:
+    """Dependencies of ``m`` that depend back on its plugin and, with ``m`` there, no longer resolve.
+
+    A cycle through ``m``: publishing ``m`` would make those published releases uninstallable.
+    ``index`` holds ``m`` (the checkout); only the plugins ``m`` names are looked at.
+    """
+    found: list[Finding] = []
+    for dep in m.dependencies:
+        try:
+            others = index.releases(dep.name)
+        except UnknownPluginError:
+            continue
+        for other in others:
+            back = [d for d in other.dependencies if d.name == m.name and not d.optional]
+            if other.yanked or not any(range_matches(d.range, m.version) for d in back):
+                continue
+            try:
+                resolve([Need(other.name, f"={other.version}", exact=True)], index, range_matches)
+            except DependencyCycleError as err:
+                found.append(
+                    Finding(
+                        err.code,
+                        f"with {m.name} {m.version} published, {other} can no longer be installed: "
+                        f"{err.what}",
+                        file=relfile,
+                        line=m.line_of(f"dependencies.{dep.name}"),
+                        field=f"dependencies.{dep.name}",
+                        fix=f"do not depend on {dep.name} versions that depend on {m.name} back, or narrow "
+                        "the range",
+                    )
+                )
+    return found
 
 
 class _WithSelf:

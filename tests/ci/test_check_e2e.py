@@ -602,6 +602,22 @@ def test_dependency_ranges_match_as_the_build_and_clients_match_them(
     assert rules == ([verdict] if verdict else []), [f.text() for f in errors(report)]
 
 
+def test_a_release_closing_a_dependency_cycle_over_a_published_one_is_refused(index_repo: IndexRepo) -> None:
+    """alphab 1.0.0 (published) needs alphac ^1; a new alphac 1.1.0 needing alphab >=1.0.0 made
+    alphab 1.0.0 uninstallable (a cycle), and ci check only resolved alphac's own graph."""
+    index_repo.release("alphab", "1.0.0", dependencies={"alphac": "^1"})
+    index_repo.release("alphac", "1.0.0")
+    index_repo.commit("base")
+    index_repo.release("alphac", "1.1.0", dependencies={"alphab": ">=1.0.0"})
+    index_repo.release("alphab", "2.0.0")
+    index_repo.commit()
+    found = errors(index_repo.check(base="HEAD~1"))
+    assert [(f.rule, f.file) for f in found] == [
+        ("dependency-cycle", "index/plugins/alphac/1.1.0/plugin.toml")
+    ]
+    assert "alphab 1.0.0 can no longer be installed" in found[0].message
+
+
 def test_permission_smuggled_through_a_dependency_is_an_escalation(index_repo: IndexRepo) -> None:
     # alpha 1.1.0 declares no permission itself, but installing it installs beta 2.0.0 with keys.
     index_repo.release("beta", "2.0.0", KEYS_ADD, signer=index_repo.keys.bob, permissions={"keys": True})
