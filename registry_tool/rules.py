@@ -111,6 +111,14 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "features": (_E, "[features] is a set of wasm proposals wasmtime cannot run."),
             "limits": (_E, "A [limits] table cannot be read."),
             "limit-precision": (_E, "limits.wall_time is not a whole number of milliseconds."),
+            "reserved-name": (
+                _E,
+                "The artifact or a test file is named plugin.toml, yank.toml or a signature of either.",
+            ),
+            "test-args": (
+                _E,
+                "A core test's args do not fit the export, or an exit_code the ABI cannot end with.",
+            ),
             "dependency": (
                 _E,
                 "A [dependencies] entry is not a valid plugin name or range, or is the plugin.",

@@ -439,13 +439,13 @@ def _reserved(name: str) -> bool:
     A module or test file by such a name would be published as a "signature" nothing verifies,
     and a later yank (yank.toml.minisig) could never be added.
     """
-    base = PurePosixPath(name).name
-    if base not in ("plugin.toml", "yank.toml") and not base.endswith(".minisig"):
+    # Only names directly in the release folder are published beside the metadata.
+    if "/" in name or (name not in ("plugin.toml", "yank.toml") and not name.endswith(".minisig")):
         return False  # the common case, without importing the format package (validate's start-up)
     from registry_tool.format.rules import is_signature_of
 
-    return base in ("plugin.toml", "yank.toml") or any(
-        is_signature_of(base, f) for f in ("plugin.toml", "yank.toml")
+    return name in ("plugin.toml", "yank.toml") or any(
+        is_signature_of(name, f) for f in ("plugin.toml", "yank.toml")
     )
 
 
@@ -459,7 +459,7 @@ def _check_artifact(ctx: _Ctx) -> None:
     file = m.artifact.file
     if _reserved(file):
         ctx.add(
-            "artifact-path",
+            "reserved-name",
             f"artifact.file {file!r} is a name reserved for metadata",
             "artifact.file",
             _RESERVED_FIX,
@@ -937,7 +937,7 @@ def _check_tests(ctx: _Ctx) -> None:
         _check_test_args(ctx, spec.call, raw.get("args"), f"{prefix}.args")
         code, top = raw.get("exit_code"), _EXIT_CODE_MAX.get(m.abi)
         if isinstance(code, int) and top is not None and code > top[0]:
-            ctx.add("test-spec", f"{prefix}.exit_code {code} {top[1]}", f"{prefix}.exit_code", top[2])
+            ctx.add("test-args", f"{prefix}.exit_code {code} {top[1]}", f"{prefix}.exit_code", top[2])
         for i, step in enumerate(raw.get("steps", [])):
             if "args" in step and "input" in step:
                 ctx.add(
@@ -976,7 +976,7 @@ def _check_test_args(ctx: _Ctx, call: object, args: object, field_: str) -> None
         return  # _check_test_call reports a call that is not an export
     if len(args) != len(export.params):
         ctx.add(
-            "test-spec",
+            "test-args",
             f"{field_} passes {len(args)} value(s), but export '{call}' takes {len(export.params)} "
             f"{export.signature}",
             field_,
@@ -986,7 +986,7 @@ def _check_test_args(ctx: _Ctx, call: object, args: object, field_: str) -> None
     for value, kind in zip(args, export.params, strict=True):
         if kind in ("i32", "i64") and isinstance(value, float) and not value.is_integer():
             ctx.add(
-                "test-spec",
+                "test-args",
                 f"{field_} passes {value!r} to an {kind} parameter of export '{call}'",
                 field_,
                 "pass an integer (floats go to f32/f64 parameters)",
@@ -1000,7 +1000,7 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
         ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
         return
     if _reserved(name):
-        ctx.add("test-spec", f"{field_} {name!r} is a name reserved for metadata", field_, _RESERVED_FIX)
+        ctx.add("reserved-name", f"{field_} {name!r} is a name reserved for metadata", field_, _RESERVED_FIX)
         return
     target = _resolve(release, name)
     if target is None:
@@ -1086,7 +1086,7 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
 #: refuse a release for them (an index signed before they existed must still build; the build
 #: publishes such a release as every verifier reads it: whole milliseconds rounded a half away
 #: from zero, text escaped wherever it is shown).  validate and ci check report them as errors.
-NEW_RELEASE_RULES = frozenset({"text-field", "limit-precision"})
+NEW_RELEASE_RULES = frozenset({"text-field", "limit-precision", "reserved-name", "test-args"})
 
 
 def check_release(
