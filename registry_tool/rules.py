@@ -161,14 +161,14 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "root-immutable": (_E, "A published root version was modified or removed."),
             "root-revocation": (
                 _E,
-                "A new root revokes a key without keeping prior releases, and a published release it "
-                "signed is not re-signed.",
+                "A new root no longer accepts a published release's signatures, and it is not re-signed.",
             ),
             "yank-invalid": (_E, "yank.toml is malformed or names another release."),
             "config-change": (_N, "registry.toml changed and the root pins the new version."),
             "config-invalid": (
                 _E,
-                "registry.toml was deleted, is a link or special file, or would not load.",
+                "registry.toml was deleted, would not load, renames the registry, or a release at HEAD "
+                "fails validation under it.",
             ),
             "config-unauthorised": (
                 _E,

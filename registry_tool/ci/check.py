@@ -3,7 +3,9 @@
 Everything a PR could use to authorise itself is read AS IT IS AT REF (the base): the root
 (who may sign what), registry.toml (permissions, limits, backport policy) and every existing
 release.  The HEAD side is the working tree of the checkout.  Only changed releases are
-looked at, so the cost is O(changed) whatever the size of the index.
+looked at, so the cost is O(changed) whatever the size of the index, except for the rare pull
+request that changes what judges every release: a new root changing delegations, thresholds or
+revocations re-verifies the published signatures, a new registry.toml re-validates every release.
 
 Rule ids (stable; documented in docs/ci.md) are the keys of ``RULES``; findings from the
 manifest, signing and trust parts keep their own rule ids.
@@ -299,39 +301,46 @@ class _IndexCheck:
         return results
 
     def _orphaned_by_revocation(self, base: Root, later: TrustGate, changed: set[ReleaseKey]) -> CheckResult:
-        """Published releases a key revoked by the new root (prior releases not kept) leaves unsigned.
+        """Published releases the new root no longer accepts: the next build would refuse them.
 
-        Merged as they are, the next build refuses them: they must be re-signed in the same pull
-        request.  Only the plugins such a revocation covers are verified again.
+        A revocation without keeping prior releases, a removed delegation, a raised threshold: such
+        a release must be re-signed in the same pull request.  Runs only when the roots differ in
+        what judges releases.  A release one of whose signers the new root revokes *keeping* prior
+        releases is not judged here: that depends on its publication time, which only the registry
+        records.
         """
         result = CheckResult(subject="root (published releases)", file=self.path("root"))
-        dropped = [r for r in later.root.revoked[len(base.revoked) :] if not r.keep_prior_releases]
-        if not dropped:
+        if _release_rules(base) == _release_rules(later.root):
             return result
+        kept = {r.key.key_id for r in later.root.revoked if r.keep_prior_releases}
         folder = self.path("plugins") + "/"
         for path in self.repo.list_files("HEAD", self.path("plugins")):
             parts = path[len(folder) :].split("/")
-            if len(parts) != 3 or parts[2] != "plugin.toml" or ReleaseKey(parts[0], parts[1]) in changed:
-                continue  # the releases this pull request touches are judged by both roots already
-            name, version = parts[0], parts[1]
-            if not any(r.covers(name) for r in dropped):
+            if len(parts) != 3 or parts[2] != "plugin.toml":
                 continue
+            name, version = parts[0], parts[1]
+            if ReleaseKey(name, version) in changed and version not in self._base_version_folders(name):
+                continue  # a new release: NewRelease judges it under both roots
             rel = self.path("plugins", name, version, "plugin.toml")
             verdict = later.verify_release(self.repo.root / rel, rel, name, version)
-            if verdict.findings:
-                result.findings.append(
-                    Finding(
-                        rule="root-revocation",
-                        message=f"{name} {version} would no longer verify under root version "
-                        f"{later.root.version}: {verdict.findings[0].message}",
-                        file=rel,
-                        line=1,
-                        fix="have a current maintainer of the plugin re-sign it in this pull request (add "
-                        "their plugin.toml signature), or revoke with keep_prior_releases when the key's "
-                        "earlier releases can be trusted",
-                    )
+            if not verdict.findings or kept & _signature_key_ids(self.repo.root / rel):
+                continue
+            result.findings.append(
+                Finding(
+                    rule="root-revocation",
+                    message=f"{name} {version} would no longer verify under root version "
+                    f"{later.root.version}: {verdict.findings[0].message}",
+                    file=rel,
+                    line=1,
+                    fix="have a current maintainer of the plugin re-sign it in this pull request (add "
+                    "their plugin.toml signature), or revoke with keep_prior_releases when the key's "
+                    "earlier releases can be trusted",
                 )
+            )
         return result
+
+    def _base_version_folders(self, name: str) -> set[str]:
+        return set(self.repo.list_dirs(self.base, self.path("plugins", name)))
 
     def _too_many_releases(
         self, releases: dict[ReleaseKey, list[Change]], config: RegistryConfig
@@ -486,6 +495,18 @@ class _IndexCheck:
                 for f in checked.result.findings
                 if f.severity is Severity.error and f.rule not in NEW_RELEASE_RULES
             ]
+            if errors and len(found) == _MAX_CONFIG_FINDINGS:
+                found.append(
+                    Finding(
+                        rule="config-invalid",
+                        message="more releases would fail every build under the new registry.toml "
+                        f"(the first {_MAX_CONFIG_FINDINGS} are listed)",
+                        file=self.path("registry.toml"),
+                        line=1,
+                        fix="keep registry.toml compatible with every published release",
+                    )
+                )
+                break
             if errors:
                 found.append(
                     Finding(
@@ -785,6 +806,36 @@ def _read_config_file(path: Path) -> bytes:
     if len(data) > MAX_CONFIG_BYTES:
         raise ValueError(f"is larger than {MAX_CONFIG_BYTES} bytes")
     return data
+
+
+_MAX_CONFIG_FINDINGS = 20  # a host-range change could name every release of the index
+
+
+def _release_rules(root: Root) -> tuple[object, ...]:
+    """What in a root judges release signatures: delegations, thresholds, revocations."""
+    return (
+        sorted(
+            (m.id, tuple(sorted(k.raw for k in m.keys)), tuple(m.plugins)) for m in root.maintainers.values()
+        ),
+        sorted(root.plugin_thresholds.items()),
+        sorted((r.key.raw, r.keep_prior_releases, r.revoked_at, tuple(r.plugins)) for r in root.revoked),
+    )
+
+
+def _signature_key_ids(manifest: Path) -> set[str]:
+    """The key ids the signature files of ``manifest`` claim (unverified: only to skip a judgement)."""
+    from registry_tool._files import read_bounded
+    from registry_tool.format import MAX_SIGNATURE_BYTES
+    from registry_tool.signing.minisign import Signature
+    from registry_tool.signing.release import signature_paths
+
+    ids = set()
+    for path in signature_paths(manifest):
+        try:
+            ids.add(Signature.parse(read_bounded(path, MAX_SIGNATURE_BYTES, "signature")).key_id)
+        except (OSError, RegistryToolError):
+            continue
+    return ids
 
 
 def _raise(err: OSError) -> None:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from registry_tool.ci.model import Shard
 from registry_tool.signing import SecretKey, sign_bytes
-from registry_tool.trust.editing import add_maintainer, edit_root_dir, renew, revoke, sign_root_dir
+from registry_tool.trust.editing import (
+    add_maintainer,
+    edit_root_dir,
+    renew,
+    revoke,
+    set_plugin_threshold,
+    sign_root_dir,
+)
 
 from .conftest import IndexRepo
 from .test_check_e2e import A, errors
@@ -155,3 +162,22 @@ def test_a_revocation_keeping_prior_releases_leaves_them_be(index_repo: IndexRep
     index_repo.commit()
     report = index_repo.check()
     assert report.ok, [f.text() for f in errors(report)]
+
+
+def test_a_revocation_with_a_yank_of_the_release_it_orphans_is_refused(index_repo: IndexRepo) -> None:
+    """The yank does not judge the release's own signatures: the build then refused the index."""
+    _revoke_alice_and_delegate_carol(index_repo)
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.mallory)  # carol's key
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert ("root-revocation", f"{A}/1.0.0/plugin.toml") in [(f.rule, f.file) for f in found]
+
+
+def test_a_raised_plugin_threshold_that_published_releases_miss_is_refused(index_repo: IndexRepo) -> None:
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, add_maintainer("carol", [index_repo.keys.mallory.public_key], ["alpha"]))
+    edit_root_dir(root_dir, set_plugin_threshold("alpha", 2))
+    sign_root_dir(root_dir, index_repo.keys.root)
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [(f.rule, f.file) for f in found] == [("root-revocation", f"{A}/1.0.0/plugin.toml")]
