@@ -729,11 +729,14 @@ class _IndexCheck:
             result.data["kind"] = "re-signed"
             # Only the files this pull request adds must count: the published ones are the reason
             # for re-signing (a revoked key's signature no longer counts under the new root).
+            # Judged by the newest root (a valid new root in this pull request may bring the
+            # re-signer's delegation: the base root may already refuse the release).
+            newest: list[TrustGate | None] = [gates[1] if gates[1] is not None else gates[0]]
             found = signature_findings(
                 self.repo.root / rel_dir / "plugin.toml",
                 f"{rel_dir}/plugin.toml",
                 key,
-                gates,
+                newest,
                 files_must_count=True,
                 only=frozenset(signatures_added),
             )

@@ -181,3 +181,20 @@ def test_a_raised_plugin_threshold_that_published_releases_miss_is_refused(index
     index_repo.commit()
     found = errors(index_repo.check())
     assert [(f.rule, f.file) for f in found] == [("root-revocation", f"{A}/1.0.0/plugin.toml")]
+
+
+def test_a_release_orphaned_at_the_base_is_re_signed_with_the_delegation_in_one_pull_request(
+    index_repo: IndexRepo,
+) -> None:
+    root_dir = index_repo.index / "root"
+    edit_root_dir(
+        root_dir, revoke(index_repo.keys.alice.key_id, now=datetime.now(UTC), keep_prior_releases=False)
+    )
+    sign_root_dir(root_dir, index_repo.keys.root)
+    index_repo.commit("base: alice revoked, alpha 1.0.0 orphaned")
+    edit_root_dir(root_dir, add_maintainer("carol", [index_repo.keys.mallory.public_key], ["alpha"]))
+    sign_root_dir(root_dir, index_repo.keys.root)
+    _cosign(index_repo.index / "plugins/alpha/1.0.0", index_repo.keys.mallory)
+    index_repo.commit()
+    report = index_repo.check(base="HEAD~1")
+    assert report.ok, [f.text() for f in errors(report)]
