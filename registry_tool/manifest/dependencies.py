@@ -180,8 +180,31 @@ def check_dependencies(m: Manifest, index: IndexTree, *, relfile: str) -> Depend
         return DependencyVerdict(findings)
     findings.extend(_cycles_through(m, index, relfile))
     deps = {n: c for n, c in plan.selected.items() if n != m.name}
-    perms = frozenset(p for c in deps.values() for p in c.permissions)
+    perms = frozenset(p for c in deps.values() for p in c.permissions) | _any_selectable_permissions(
+        [candidate_of(m), *deps.values()], index, m.name
+    )
     return DependencyVerdict(findings, perms, tuple(sorted(str(c) for c in deps.values())))
+
+
+def _any_selectable_permissions(graph: Sequence[Candidate], index: IndexTree, own: str) -> frozenset[str]:
+    """The permissions of every release the graph's ranges could select, not only the ones chosen.
+
+    A client chooses by its own host version (a release whose host range excludes it is skipped),
+    so another release a range matches may be installed instead of the one resolved here.
+    """
+    found: set[str] = set()
+    for node in graph:
+        for dep in node.dependencies:
+            if dep.optional or dep.name == own:
+                continue
+            try:
+                releases = index.releases(dep.name)
+            except UnknownPluginError:
+                continue
+            for release in releases:
+                if not release.yanked and range_matches(dep.range, release.version):
+                    found.update(release.permissions)
+    return frozenset(found)
 
 
 def _cycles_through(m: Manifest, index: IndexTree, relfile: str) -> list[Finding]:

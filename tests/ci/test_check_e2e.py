@@ -630,6 +630,18 @@ def test_permission_smuggled_through_a_dependency_is_an_escalation(index_repo: I
     assert smuggled[0].severity is Severity.error and not report.ok
 
 
+def test_a_permission_any_release_in_a_dependency_range_holds_is_an_escalation(index_repo: IndexRepo) -> None:
+    """CI resolves beta 3.0.0 (no permission), but a client whose host version beta 3.0.0 excludes
+    installs beta 2.0.0, which has keys: every release the range could select counts."""
+    index_repo.release("beta", "2.0.0", KEYS_ADD, signer=index_repo.keys.bob, permissions={"keys": True})
+    index_repo.release("beta", "3.0.0", signer=index_repo.keys.bob)
+    index_repo.release("alpha", "1.1.0", dependencies={"beta": ">=2.0.0"})
+    index_repo.commit()
+    report = index_repo.check()
+    (alpha,) = [r for r in report.results if r.subject == "plugins/alpha/1.1.0"]
+    assert "permission-escalation" in {f.rule for f in alpha.findings if f.severity is Severity.error}
+
+
 def test_yank_reason_with_terminal_escapes_fails(index_repo: IndexRepo) -> None:
     # Every client prints the reason when it refuses the release: no escape, bidi or zero-width.
     reason = "CVE-1\\u001b]52;c;eA==\\u0007\\u202e"  # TOML escapes
