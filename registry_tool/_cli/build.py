@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -79,11 +80,16 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         TextColumn("{task.description}"),
         console=Console(stderr=True),
         transient=True,
+        auto_refresh=False,  # no refresh thread: a build forks its workers only while it has none
     ) as bar:
         task = bar.add_task("", total=None)
+        shown = [0.0]
 
         def update(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
+            if time.monotonic() - shown[0] >= 0.1 or done == total:
+                shown[0] = time.monotonic()
+                bar.refresh()
 
         yield update
 

@@ -8,6 +8,7 @@ the manifest rules that read them must not cost its import (CLI start-up time).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config
     return config
 
 
+#: True in a process forked from one that may have used wasmtime (see ``_forked``).
+_FORKED = [False]
+
+
 @lru_cache(maxsize=8)
 def _engine(features: tuple[tuple[str, bool], ...]) -> wasmtime.Engine:
     import wasmtime
@@ -118,10 +123,24 @@ def _engine(features: tuple[tuple[str, bool], ...]) -> wasmtime.Engine:
     config = engine_config(dict(features))
     # Validation compiles only to learn types: skip optimisation to keep it quick.
     config.cranelift_opt_level = "none"
+    if _FORKED[0]:
+        config.parallel_compilation = False
     try:
         return wasmtime.Engine(config)
     except wasmtime.WasmtimeError as err:
         raise WasmConfigError(f"wasmtime rejects this feature set: {err}") from None
+
+
+def _forked() -> None:
+    # wasmtime validates and compiles on a process-wide thread pool that a fork does not copy: a
+    # child that validated with it after its parent had started it would wait forever for threads
+    # that do not exist (the build forks its workers).  The child drops the parent's engines and
+    # makes its own, which validate and compile on the calling thread.
+    _FORKED[0] = True
+    _engine.cache_clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:

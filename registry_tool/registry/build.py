@@ -114,7 +114,8 @@ class BuildOptions:
         cache_path: The incremental cache file; None: no cache.
         progress: Progress callback.
         jobs: Processes verifying the releases the cache cannot answer at most, this one included
-            (only as many start as get ``workers.MIN_PER_JOB`` releases each).
+            (only as many start as get ``workers.MIN_PER_FORKED_JOB`` releases each, or
+            ``workers.MIN_PER_JOB`` where workers are spawned: ``workers.start_method``).
     """
 
     index: Path

@@ -1,9 +1,12 @@
 """Verifying the releases the cache cannot answer: in this process, helped by worker processes.
 
-With ``jobs`` N > 1 and enough releases the build runs up to N - 1 spawned workers (the parent
-may run threads: the progress bar, sandbox pools) and verifies releases itself meanwhile, so the
-first releases are done while the workers start, and a build never waits for a worker it could
-have done without.
+With ``jobs`` N > 1 and enough releases the build runs up to N - 1 worker processes and verifies
+releases itself meanwhile, so the first releases are done while the workers start, and a build
+never waits for a worker it could have done without.  Where the platform forks and this process
+runs no other thread, workers are forked: they share the parent's imports and state and answer
+within milliseconds (``manifest.wasm`` gives a forked child its own engines: wasmtime's thread pool
+does not survive a fork).  Otherwise (another thread could hold a lock the child would need: a
+sandbox pool, a host's threads) they are spawned, fresh interpreters that take about 0.4 s.
 Workers get no release before they answer a first (empty) task: until then the parent does the
 work.  Each task is a slice of releases sent as plain tuples (names and paths); a worker writes
 their files straight into the staging folder, so file bytes never cross the result pipe.
@@ -17,6 +20,8 @@ checks is never used.
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -34,12 +39,14 @@ from registry_tool.report import Finding
 #: A release's outcome: what verification derived, or why it refused.
 Outcome = PreparedRelease | list[Finding]
 
-#: Cache misses per verifying process: a worker (spawn: a fresh interpreter importing the build
-#: and wasmtime) answers its first task about 0.4 s after the start, while the parent verifies and
-#: writes a release in about 1 ms; on 2 cores shared with other jobs (load average 3) a worker at
-#: 1,000 releases made the build slower in 4 of 5 interleaved rounds (2.0-2.3 s against 1.5-2.0 s),
-#: and faster only on a quieter machine, so it starts from 1,000 releases per process.
+#: Cache misses per verifying process before a spawned worker starts: a spawned worker (a fresh
+#: interpreter importing the build and wasmtime) answers its first task about 0.4 s after the
+#: start, while the parent verifies and writes a release in about 1 ms; on 2 cores shared with
+#: other jobs (load average 3) such a worker at 1,000 releases made the build slower in 4 of 5
+#: interleaved rounds (2.0-2.3 s against 1.5-2.0 s), so it starts from 1,000 releases per process.
 MIN_PER_JOB = 1000
+#: The same for a forked worker, which is ready in a few milliseconds.
+MIN_PER_FORKED_JOB = 250
 #: Releases per worker task: large enough that the round trip is noise, small enough that the
 #: parent never waits long for the last task at the end.
 _TASK_MAX = 64
@@ -152,7 +159,8 @@ def prepare_all(
         results[i] = _prepare_and_write(rel, published, here, smoke, str(staged))
         tick(f"{rel.name} {rel.version}")
 
-    processes = min(jobs, len(todo) // MIN_PER_JOB)
+    method = start_method()
+    processes = min(jobs, len(todo) // (MIN_PER_FORKED_JOB if method == "fork" else MIN_PER_JOB))
     if processes <= 1:
         for i in range(len(todo)):
             mine(i)
@@ -162,7 +170,7 @@ def prepare_all(
     helpers = processes - 1
     pool = ProcessPoolExecutor(
         max_workers=helpers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=multiprocessing.get_context(method),
         initializer=_worker_init,
         initargs=(config.path, config.raw, chain, verify_now, plugins),
     )
@@ -209,6 +217,14 @@ def prepare_all(
     done = [r for r in results if r is not None]
     assert len(done) == len(todo)
     return done
+
+
+def start_method() -> str:
+    """``fork`` where the platform forks safely and this is the process's only thread, else ``spawn``."""
+    # macOS forks, but its system libraries are not fork-safe (CPython spawns there by default).
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
 
 
 def _wait_any(probes: list[Future[bool]], pending: dict[Future[list[_Back]], tuple[int, int]]) -> None:

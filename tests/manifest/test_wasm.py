@@ -80,3 +80,44 @@ def test_invalid_binaries(data: bytes, fragment: str) -> None:
 def test_disabled_feature_names_the_proposal() -> None:
     with pytest.raises(WasmInspectionError, match="SIMD support is not enabled"):
         inspect_wasm(wat("(module (func (result v128) v128.const i64x2 0 0))"), {"simd": False})
+
+
+_FORK_AFTER_PARALLEL_COMPILE = """
+import os, sys
+import wasmtime
+from registry_tool.manifest.wasm import inspect_wasm, make_engine
+
+funcs = " ".join(f'(func (export "f{i}") (result i32) i32.const {i})' for i in range(200))
+module = bytes(wasmtime.wat2wasm(f"(module {funcs})"))
+inspect_wasm(module, None)  # the parent's engine validates on wasmtime's thread pool
+wasmtime.Module(make_engine(None), module)  # and compiles on it
+pid = os.fork()
+if pid == 0:
+    info = inspect_wasm(module, None)  # what a build's forked worker does first
+    os._exit(0 if len(info.exports) == 200 else 1)
+import time
+deadline = time.monotonic() + 60  # a hang, not a slow child: it needs milliseconds
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    time.sleep(0.05)
+os.kill(pid, 9)
+sys.exit("the forked child hangs")
+"""
+
+
+def test_a_forked_child_inspects_without_the_parents_thread_pool() -> None:
+    """wasmtime's thread pool is not copied by fork: a child validating on it waits forever.
+
+    The build forks its workers after its own checks may have used wasmtime; a child must make
+    its own engines, which validate on the calling thread.  Run in a fresh single-threaded
+    interpreter; without the fork hook the child hangs until the script's deadline kills it.
+    """
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_AFTER_PARALLEL_COMPILE], capture_output=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]

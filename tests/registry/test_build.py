@@ -237,12 +237,15 @@ def test_failing_smoke_test_refuses_the_build(index: Index, tmp_path: Path) -> N
     build(index, tmp_path / "site", smoke=False)  # the same index builds when smoke is skipped
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_worker_processes_give_the_same_site_and_the_same_refusals(
-    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     from registry_tool.registry import workers
 
     monkeypatch.setattr(workers, "MIN_PER_JOB", 1)  # small index: use the workers anyway
+    monkeypatch.setattr(workers, "MIN_PER_FORKED_JOB", 1)
+    monkeypatch.setattr(workers, "start_method", lambda: method)
     monkeypatch.setattr(workers, "PARENT_WORKS", False)  # every release verified by a worker
     for i in range(4):
         index.add_release("alpha", f"3.0.{i}", variant=10 + i)

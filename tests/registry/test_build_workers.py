@@ -23,10 +23,17 @@ def build(index: Index, out: Path, **kw: Any) -> build_mod.BuildResult:
     return build_site(BuildOptions(index=index.path, out=out, **opts))
 
 
-@pytest.fixture
-def only_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every release of a small index goes to a worker process (the parent verifies none)."""
+def _use_workers(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """Workers for a small index too, started by ``method`` (fork or spawn)."""
     monkeypatch.setattr(workers, "MIN_PER_JOB", 1)
+    monkeypatch.setattr(workers, "MIN_PER_FORKED_JOB", 1)
+    monkeypatch.setattr(workers, "start_method", lambda: method)
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def only_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every release of a small index goes to a worker process (the parent verifies none)."""
+    _use_workers(monkeypatch, request.param)
     monkeypatch.setattr(workers, "PARENT_WORKS", False)
 
 
@@ -77,11 +84,12 @@ def test_workers_verify_with_the_parents_root_chain(
     assert result.counts["verified"] == len(list(result.document.releases()))
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_parent_and_workers_together_give_the_serial_site(
-    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     """Releases split between the parent and a worker (in any proportion) give the same site."""
-    monkeypatch.setattr(workers, "MIN_PER_JOB", 1)
+    _use_workers(monkeypatch, method)
     for i in range(6):
         index.add_release("alpha", f"4.0.{i}", variant=20 + i)
     serial = build(index, tmp_path / "serial")
