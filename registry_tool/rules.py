@@ -174,6 +174,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 _E,
                 "registry.toml changed but no root that passed its threshold pins it.",
             ),
+            "config-pin": (
+                _E,
+                "A new root pins a registry.toml the pull request does not bring: the build would refuse "
+                "the index.",
+            ),
             "index-attributes": (_E, "A changed .gitattributes makes git rewrite index files on checkout."),
             "file-outside-plugin": (
                 _E,
@@ -183,6 +188,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "internal-error": (_E, "The tool crashed; nothing was concluded (exit code 3)."),
             "name-squatting": (_E, "A new plugin name looks like an existing one."),
             "approval-stale": (_W, "The escalation approval names another commit than HEAD."),
+            "base-moved": (
+                _E,
+                "The base changed index files after the pull request's branch left it: HEAD lacks them.",
+            ),
             "uncommitted-changes": (
                 _W,
                 "The working tree differs from HEAD: files were read from it, not from the commits.",

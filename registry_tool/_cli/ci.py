@@ -38,7 +38,7 @@ def check_command(
         str | None,
         typer.Option(
             "--allow-escalation-at",
-            help="New permissions/imports were approved for this commit (12-40 hex digits): honoured only "
+            help="New permissions/imports were approved for this commit (32-40 hex digits): honoured only "
             "when it is HEAD.",
         ),
     ] = None,

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from semantic_version import Version
 
 from registry_tool.ci.gitdiff import Change, ChangeKind, GitRepo
-from registry_tool.ci.model import RULES, CheckOptions, ReleaseKey, Shard, SmokeFn
+from registry_tool.ci.model import APPROVAL_MIN_HEX, RULES, CheckOptions, ReleaseKey, Shard, SmokeFn
 from registry_tool.ci.release import (
     NewRelease,
     check_yank,
@@ -69,6 +69,10 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
         dirty = _uncommitted(repo, [rel or "." for rel in rels])
         if dirty.findings:
             report.results.append(dirty)
+        if not options.full:
+            stale = _base_moved(repo, base, [rel or "." for rel in rels])
+            if stale.findings:
+                report.results.append(stale)
         attributes = _attribute_changes(repo, base, rels)
         if attributes.findings:
             report.results.append(attributes)
@@ -78,7 +82,7 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     return report
 
 
-_APPROVED_COMMIT = re.compile(r"[0-9a-f]{12,40}")
+_APPROVED_COMMIT = re.compile(f"[0-9a-f]{{{APPROVAL_MIN_HEX},40}}")
 
 
 def _bind_approval(repo: GitRepo, options: CheckOptions) -> tuple[CheckOptions, CheckResult]:
@@ -95,7 +99,7 @@ def _bind_approval(repo: GitRepo, options: CheckOptions) -> tuple[CheckOptions, 
             "commits pushed after an approval are not approved with it",
             severity=Severity.warning,
             fix=f"a registry maintainer reviews the new commits and approves {head[:12]} "
-            f"(label allow-escalation@{head[:12]})",
+            f"(label allow-escalation@{head[:APPROVAL_MIN_HEX]}: at least {APPROVAL_MIN_HEX} hex digits)",
         )
     )
     return options, result
@@ -114,6 +118,37 @@ def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:
                 file=change.path,
                 line=change.line,
                 fix="send workflow changes in their own pull request",
+            )
+        )
+    return result
+
+
+_BEHIND_SHOWN = 5
+
+
+def _base_moved(repo: GitRepo, base: str, pathspecs: list[str]) -> CheckResult:
+    """HEAD must hold the base's index: the check reads the index at HEAD as base plus the PR.
+
+    Dependencies are resolved, published releases re-validated under a new registry.toml or root,
+    and permission graphs compared in HEAD's tree.  A branch that left the base before other
+    releases landed lacks them there, and its verdict would not be the merged index's.
+    """
+    result = CheckResult(subject="pull request base")
+    moved = repo.behind(base, pathspecs)
+    if moved:
+        shown = ", ".join(moved[:_BEHIND_SHOWN]) + (
+            f" and {len(moved) - _BEHIND_SHOWN} more" if len(moved) > _BEHIND_SHOWN else ""
+        )
+        result.findings.append(
+            Finding(
+                rule="base-moved",
+                message=f"the base {base[:12]} changed {len(moved)} index file(s) since this branch left "
+                f"it ({shown}): HEAD's index lacks them, so this check would not judge the index the "
+                "pull request merges into",
+                file=moved[0],
+                line=None,
+                fix="merge the base branch into the pull request (or rebase onto it) and push; the "
+                "check then runs on the index as it will be after the merge",
             )
         )
     return result
@@ -279,6 +314,8 @@ class _IndexCheck:
         if self.options.shard.first:
             for change in config_changes:
                 index_level.findings.extend(self._config_change(change, head_root))
+            if not config_changes and head_root is not None and head_root.version > gate.root.version:
+                index_level.findings.extend(self._pin_without_config(head_root))
             if index_level.findings:
                 results.append(index_level)
         else:
@@ -348,11 +385,13 @@ class _IndexCheck:
         """The pull request adds more new releases than the base's ``[ci] max_new_releases``."""
         if self.options.full:
             return None
-        new = []
-        for key, changes in releases.items():
-            manifest = self.path("plugins", key.name, key.version, "plugin.toml")
-            if any(c.kind is ChangeKind.added and c.path == manifest for c in changes):
-                new.append(key)
+        # A folder counts once it adds anything but what a published release may take (a yank, a
+        # plugin.toml signature): folders without a plugin.toml cost a tree walk and a finding each.
+        new = [
+            key
+            for key, changes in releases.items()
+            if any(c.kind is ChangeKind.added and not _may_join_published(c.path) for c in changes)
+        ]
         if len(new) <= config.max_new_releases:
             return None
         result = CheckResult(subject=f"{self.index or '.'} (index files)")
@@ -400,6 +439,35 @@ class _IndexCheck:
             line=1,
             fix="restore the index folder; the check reads nothing behind links",
         )
+
+    def _pin_without_config(self, head_root: Root) -> list[Finding]:
+        """A new root pinning a registry.toml the pull request does not bring stops every build.
+
+        The build obeys the newest root's pin; the config it pins must arrive in the same pull
+        request as that root (or be the file already at HEAD).
+        """
+        pinned = head_root.registry_config_sha256
+        rel = self.path("registry.toml")
+        try:
+            digest = hashlib.sha256(_read_config_file(self.repo.root / rel)).hexdigest()
+        except ValueError:
+            digest = None
+        if pinned is None or digest == pinned:
+            return []
+        return [
+            Finding(
+                rule="config-pin",
+                message=f"root version {head_root.version} pins registry.toml sha256 {pinned}, but "
+                f"{rel} at HEAD "
+                + (f"has sha256 {digest}" if digest else "cannot be read")
+                + ": the build refuses an index whose registry.toml is not the one its root pins",
+                file=self.path("root", f"{head_root.version}.root.json"),
+                line=1,
+                fix="change registry.toml in this pull request too (the new root and the file it pins "
+                f"land together), or pin the current file: `registry-tool root pin-config {rel} --dir "
+                f"{self.path('root')}` then `registry-tool root sign`",
+            )
+        ]
 
     def _config_change(self, change: Change, head_root: Root | None) -> list[Finding]:
         """Check a change of registry.toml, which defines the vocabulary, the limits and backports.
@@ -628,7 +696,20 @@ class _IndexCheck:
                         fix="never edit a published root version; add the next version N+1 instead",
                     )
                 )
-        links = _symlinks(self.repo.root, root_dir)
+        try:
+            links = _symlinks(self.repo.root, root_dir)
+        except OSError as err:
+            result.findings.append(
+                Finding(
+                    rule="unexpected-file",
+                    message=f"{root_dir} holds a path that cannot be read ({err.strerror or err})",
+                    file=root_dir,
+                    line=None,
+                    fix="the root folder holds only <N>.root.json files and their signatures",
+                )
+            )
+            result.data["root_change"] = "root folder cannot be read"
+            return result
         if links:
             fix = "commit root metadata itself; links could point outside the root folder"
             result.findings.extend(_link_findings(links, fix))
@@ -841,24 +922,41 @@ def _signature_key_ids(manifest: Path) -> set[str]:
     return ids
 
 
-def _raise(err: OSError) -> None:
-    if not isinstance(err, FileNotFoundError):  # a release the pull request removes has no folder
-        raise err
+#: Folder levels below a release (or the root folder) the check walks: releases are flat (a module,
+#: test data, signatures); a deeper tree is refused before anything recurses into it.
+MAX_FOLDER_DEPTH = 16
+
+
+def _may_join_published(path: str) -> bool:
+    """A name a published release may take: yank.toml, its signatures, a plugin.toml signature."""
+    name = PurePosixPath(path).name
+    return is_yank_file(name) or is_signature_of(name, "plugin.toml")
 
 
 def _symlinks(root: Path, rel_dir: str) -> list[str]:
-    """Repo-relative paths of symlinks on the way to, or inside, ``rel_dir``."""
+    """Repo-relative paths of symlinks on the way to, or inside, ``rel_dir``.
+
+    Raises:
+        OSError: a folder cannot be read (a path too long, no permission: not skipped unseen) or
+            lies more than ``MAX_FOLDER_DEPTH`` levels below ``rel_dir``.
+    """
     found: list[str] = []
     parts = PurePosixPath(rel_dir).parts
     for i in range(1, len(parts) + 1):
         if (root.joinpath(*parts[:i])).is_symlink():
             return ["/".join(parts[:i])]
-    # onerror: a folder os.walk cannot read (a path too long, no permission) is not skipped unseen.
-    for dirpath, dirnames, filenames in os.walk(root / rel_dir, followlinks=False, onerror=_raise):
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath) / name
-            if path.is_symlink():
-                found.append(path.relative_to(root).as_posix())
+    # Iterative: os.walk and rglob recurse, and a thousand nested folders exhaust Python's stack.
+    todo = [(root / rel_dir, 0)] if (root / rel_dir).is_dir() else []
+    while todo:
+        folder, depth = todo.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    found.append(Path(entry.path).relative_to(root).as_posix())
+                elif entry.is_dir(follow_symlinks=False):
+                    if depth + 1 > MAX_FOLDER_DEPTH:
+                        raise OSError(f"folders nested deeper than {MAX_FOLDER_DEPTH} levels")
+                    todo.append((Path(entry.path), depth + 1))
     return sorted(found)
 
 

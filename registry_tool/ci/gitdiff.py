@@ -107,6 +107,23 @@ class GitRepo:
             changes.append(Change(path.decode("utf-8", "surrogateescape"), kind))
         return sorted(changes)
 
+    def behind(self, base: str, pathspecs: list[str]) -> list[str]:
+        """Paths ``base`` changed since its merge base with HEAD: what HEAD's tree does not have."""
+        out = self.git(
+            "-c",
+            "core.quotepath=off",
+            "diff",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            "--no-ext-diff",
+            f"HEAD...{base}",
+            "--",
+            *pathspecs,
+            what=f"cannot diff HEAD...{base}",
+        )
+        return sorted(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)
+
     def uncommitted(self, pathspecs: list[str]) -> list[str]:
         """Paths with uncommitted changes (staged, unstaged or untracked) under ``pathspecs``."""
         out = self.git(

@@ -21,6 +21,13 @@ RULES: dict[str, str] = {rule: CATALOGUE[rule].summary for rule in rule_ids("ci"
 SmokeFn = Callable[[Manifest, RegistryConfig], list[TestOutcome]]
 
 
+#: An escalation approval names the head commit by at least this many hex digits.  The label
+#: ``allow-escalation@<digits>`` stays on a pull request across pushes, so a prefix is what an
+#: author would grind a new commit id against: 12 digits (48 bits) is hours on one GPU; 32 (128
+#: bits) is out of reach, and the label still fits GitHub's 50 characters.
+APPROVAL_MIN_HEX = 32
+APPROVAL_LABEL = f"allow-escalation@<first {APPROVAL_MIN_HEX} hex digits of the head commit>"
+
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` (1-based) of ``count``: a deterministic split of the changed releases."""

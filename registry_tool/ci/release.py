@@ -18,7 +18,7 @@ from semantic_version import Version
 
 from registry_tool import _toml as toml
 from registry_tool.ci.gitdiff import GitRepo
-from registry_tool.ci.model import CheckOptions, ReleaseKey
+from registry_tool.ci.model import APPROVAL_LABEL, CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate, Verdict, uncounted_findings
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
@@ -395,7 +395,7 @@ class NewRelease:
         approved = " (approved with --allow-escalation)" if self.o.options.allow_escalation else ""
         fix = (
             "a registry maintainer reviews the new capability and approves this head commit: label "
-            "allow-escalation@<first 12 hex digits of the commit> (--allow-escalation-at)"
+            f"{APPROVAL_LABEL} (--allow-escalation-at)"
         )
         escalations: list[str] = []
         for perm in sorted(_granted(self.doc) - _granted(old_doc)):

@@ -1,7 +1,7 @@
 """Attack: escalations pushed after a maintainer approved the pull request ride on that approval.
 
 The `allow-escalation` label used to survive later pushes.  Approval now names the head commit
-(`--allow-escalation-at SHA`, from the label `allow-escalation@<sha12>`): a push makes it stale.
+(`--allow-escalation-at SHA`, from the label `allow-escalation@<sha32>`): a push makes it stale.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _error_rules(report: object) -> set[str]:
 def test_approval_of_the_head_commit_allows_the_escalation(index_repo: IndexRepo) -> None:
     _escalating_release(index_repo, "1.1.0")
     head = git(index_repo.path, "rev-parse", "HEAD").strip()
-    report = index_repo.check(allow_escalation_at=head[:12])
+    report = index_repo.check(allow_escalation_at=head[:32])
     assert report.ok, [f.text() for _, f in report.findings()]
     assert any(f.rule == "permission-escalation" and "approved" in f.message for _, f in report.findings())
 
@@ -32,13 +32,29 @@ def test_push_after_the_approval_voids_it(index_repo: IndexRepo) -> None:
     _escalating_release(index_repo, "1.1.0")
     approved = git(index_repo.path, "rev-parse", "HEAD").strip()
     _escalating_release(index_repo, "1.2.0")  # pushed after the maintainer looked
-    report = index_repo.check(allow_escalation_at=approved[:12])
+    report = index_repo.check(allow_escalation_at=approved[:32])
     assert {"permission-escalation", "import-escalation"} <= _error_rules(report)
     stale = [f for _, f in report.findings() if f.rule == "approval-stale"]
-    assert stale and approved[:12] in stale[0].message
+    assert stale and approved[:32] in stale[0].message
 
 
 def test_approval_that_is_not_a_commit_id_approves_nothing(index_repo: IndexRepo) -> None:
     _escalating_release(index_repo, "1.1.0")
     for bogus in ("", "HEAD", "main", "0123"):
         assert "permission-escalation" in _error_rules(index_repo.check(allow_escalation_at=bogus))
+
+
+def test_a_short_prefix_of_the_head_commit_approves_nothing(index_repo: IndexRepo) -> None:
+    """Attack: the label stays across pushes, so a 12-digit prefix is 48 bits to grind a commit for.
+
+    A new commit sharing the approved commit's first 12 hex digits takes about 2^48 SHA-1 tries
+    (hours on one GPU); only 32 digits or more bind the approval.
+    """
+    _escalating_release(index_repo, "1.1.0")
+    head = git(index_repo.path, "rev-parse", "HEAD").strip()
+    for prefix in (12, 20, 31):
+        report = index_repo.check(allow_escalation_at=head[:prefix])
+        assert "permission-escalation" in _error_rules(report), prefix
+        stale = [f for _, f in report.findings() if f.rule == "approval-stale"]
+        assert stale and f"allow-escalation@{head[:32]}" in (stale[0].fix or ""), prefix
+    assert index_repo.check(allow_escalation_at=head).ok

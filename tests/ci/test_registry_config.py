@@ -172,6 +172,42 @@ def test_registry_toml_pin_of_other_bytes_is_refused(index_repo: IndexRepo) -> N
     assert "but the root pins" in finding.message  # type: ignore[attr-defined]
 
 
+def test_a_root_pinning_a_registry_toml_the_pull_request_does_not_bring_is_refused(
+    index_repo: IndexRepo, tmp_path: Path
+) -> None:
+    """Pin first, change later: merged alone, the new root stopped every build (the file is not the pinned one)."""
+    config = index_repo.index / "registry.toml"
+    original = config.read_bytes()
+    planned = _loosen(index_repo).read_bytes()
+    config.write_bytes(original)
+    root = index_repo.index / "root"
+    edit_root_dir(root, pin_registry_config(planned), now=datetime.now(UTC))
+    sign_root_dir(root, index_repo.keys.root)
+    index_repo.commit()
+    report = index_repo.check()
+    (finding,) = [f for f in _errors(report) if f.rule == "config-pin"]  # type: ignore[attr-defined]
+    assert hashlib.sha256(planned).hexdigest() in finding.message  # type: ignore[attr-defined]
+    assert finding.file.endswith("root/3.root.json")  # type: ignore[attr-defined]
+    # What the check prevents: the merged index does not build.
+    from registry_tool.registry.build import BuildOptions, build_site
+    from registry_tool.registry.errors import UnpinnedConfigError
+
+    with pytest.raises(UnpinnedConfigError):
+        build_site(
+            BuildOptions(
+                index=index_repo.index,
+                out=tmp_path / "site",
+                keys=[index_repo.keys.index],
+                now=datetime.now(UTC),
+                smoke=False,
+            )
+        )
+    # The same root with the file it pins passes.
+    config.write_bytes(planned)
+    index_repo.commit()
+    assert "config-pin" not in _rules(index_repo.check())
+
+
 def test_root_pin_config_cli_writes_a_root_the_check_accepts(index_repo: IndexRepo, tmp_path: Path) -> None:
     config = _loosen(index_repo)
     root = index_repo.index / "root"

@@ -60,3 +60,25 @@ def test_the_pull_requests_own_cap_is_not_used(index_repo: IndexRepo) -> None:
     index_repo.commit()
     report = index_repo.check(base="HEAD~1")
     assert "too-many-releases" in {f.rule for f in errors(report)}
+
+
+def test_new_release_folders_count_without_a_plugin_toml(index_repo: IndexRepo) -> None:
+    """Attack: thousands of folders holding one stray file each dodged the cap (each costs a tree walk)."""
+    _cap_at_base(index_repo, 2)
+    for i in range(3):
+        folder = index_repo.index / "plugins" / "alpha" / f"0.0.{i}"
+        folder.mkdir(parents=True)
+        (folder / "x").write_text("not a release\n")
+    index_repo.commit()
+    report = index_repo.check(base="HEAD~1")
+    assert [f.rule for f in errors(report)] == ["too-many-releases"]
+    assert "adds 3 releases" in errors(report)[0].message
+
+
+def test_yanks_and_re_signatures_of_published_releases_do_not_count(index_repo: IndexRepo) -> None:
+    _cap_at_base(index_repo, 1)
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice)
+    index_repo.yank("beta", "1.0.0", index_repo.keys.bob)
+    index_repo.commit()
+    report = index_repo.check(base="HEAD~1")
+    assert "too-many-releases" not in {f.rule for f in errors(report)}, [f.text() for f in errors(report)]

@@ -146,6 +146,52 @@ def test_an_unreadable_path_is_the_releases_finding_not_a_crash(
     assert any("1.2.0" in r.subject and r.ok for r in report.results)
 
 
+def _remove_deep(top: Path) -> None:
+    """shutil.rmtree recurses too (the fixture's clean-up would crash)."""
+    import subprocess
+
+    subprocess.run(["rm", "-rf", str(top)], check=True)
+
+
+def test_a_thousand_nested_folders_are_the_releases_finding_not_a_crash(index_repo: IndexRepo) -> None:
+    """A deep tree exhausted Python's stack in the walk (os.walk recurses): the whole check crashed.
+
+    Only that release is refused; another release's own finding in the same pull request is kept.
+    """
+    index_repo.release("alpha", "1.1.0")
+    deep = index_repo.index / "plugins" / "alpha" / "1.1.0"
+    for _ in range(1000):
+        deep = deep / "d"
+        deep.mkdir()  # one by one: mkdir(parents=True) recurses too
+    (deep / "x").write_text("deep\n")
+    beta = index_repo.release("beta", "1.1.0", signer=index_repo.keys.bob)
+    (beta / "plugin.toml.minisig").unlink()
+    index_repo.commit()
+    try:
+        found = errors(index_repo.check())
+    finally:
+        _remove_deep(index_repo.index / "plugins" / "alpha" / "1.1.0" / "d")
+    assert (("unexpected-file", f"{A}/1.1.0/plugin.toml")) in [(f.rule, f.file) for f in found]
+    assert any("nested deeper than" in f.message for f in found)
+    assert any(f.rule == "signature" and "beta" in (f.file or "") for f in found)
+    assert "internal-error" not in {f.rule for f in found}
+
+
+def test_a_deep_tree_in_the_root_folder_is_a_finding_not_a_crash(index_repo: IndexRepo) -> None:
+    deep = index_repo.index / "root"
+    for _ in range(1000):
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "3.root.json").write_text("{}")
+    index_repo.commit()
+    try:
+        found = errors(index_repo.check())
+    finally:
+        _remove_deep(index_repo.index / "root" / "d")
+    assert "internal-error" not in {f.rule for f in found}
+    assert any(f.rule == "unexpected-file" and "nested deeper than" in f.message for f in found)
+
+
 def test_a_release_signed_by_a_key_the_same_pull_request_revokes_is_refused(index_repo: IndexRepo) -> None:
     """Judged by the base root alone it passed, and the next build refused the index."""
     root_dir = index_repo.index / "root"

@@ -258,10 +258,10 @@ def _approval_script(path: Path) -> str:
     ("labels", "expected"),
     [
         ('["allow-escalation"]', ""),  # a bare label approves nothing: it would survive later pushes
-        ('["bug", "allow-escalation@0123456789ab"]', "0123456789ab"),
-        ('["allow-escalation@0123456789AB"]', ""),
-        ('["allow-escalation@01234"]', ""),
-        ('["allow-escalation@0123456789ab; rm -rf /"]', ""),
+        ('["bug", "allow-escalation@0123456789abcdef0123456789abcdef"]', "0123456789abcdef0123456789abcdef"),
+        ('["allow-escalation@0123456789ABCDEF0123456789ABCDEF"]', ""),
+        ('["allow-escalation@0123456789ab"]', ""),  # 48 bits: a commit could be ground to match
+        ('["allow-escalation@0123456789abcdef0123456789abcdef; rm -rf /"]', ""),
         ("[]", ""),
     ],
 )
