@@ -175,7 +175,7 @@ def test_registry_toml_pin_of_other_bytes_is_refused(index_repo: IndexRepo) -> N
 def test_a_root_pinning_a_registry_toml_the_pull_request_does_not_bring_is_refused(
     index_repo: IndexRepo, tmp_path: Path
 ) -> None:
-    """Pin first, change later: merged alone, the new root stopped every build (the file is not the pinned one)."""
+    """Pin first, change later: merged alone, the new root stopped every build (not the pinned file)."""
     config = index_repo.index / "registry.toml"
     original = config.read_bytes()
     planned = _loosen(index_repo).read_bytes()
