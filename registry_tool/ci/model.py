@@ -28,6 +28,7 @@ SmokeFn = Callable[[Manifest, RegistryConfig], list[TestOutcome]]
 APPROVAL_MIN_HEX = 32
 APPROVAL_LABEL = f"allow-escalation@<first {APPROVAL_MIN_HEX} hex digits of the head commit>"
 
+
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` (1-based) of ``count``: a deterministic split of the changed releases."""

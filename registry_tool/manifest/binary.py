@@ -127,10 +127,11 @@ class Import:
     kind: str  # func | table | memory | global | tag
     type_index: int = -1  # func imports: index into the type section
     minimum: int = 0  # memory: initial bytes; table: initial elements
+    shared: bool = False  # memory: a shared memory (threads)
 
 
 def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
-    reader, found = _Reader(data, *span), []
+    reader, found, shared_memory = _Reader(data, *span), [], False
     for _ in range(reader.uleb()):
         module, name = reader.name(), reader.name()
         code = reader.byte()
@@ -144,6 +145,7 @@ def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
             reader.valtype()
             minimum = _limits(reader)[0]
         elif code == 0x02:
+            shared_memory = shared_memory or _shared(reader)
             pages, page = _limits(reader)
             minimum = pages * page
         elif code == 0x03:  # global: valtype + mutability
@@ -152,7 +154,8 @@ def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
         else:  # tag: attribute + type index
             reader.byte()
             type_index = reader.uleb()
-        found.append(Import(module, name, kind, type_index, max(minimum, 0)))
+        found.append(Import(module, name, kind, type_index, max(minimum, 0), shared_memory))
+        shared_memory = False
     return found
 
 
@@ -174,6 +177,7 @@ class Interface:
     exports: list[tuple[str, str, Signature | None]]  # (name, kind, signature for funcs) in export order
     memory_min_bytes: int  # largest initial memory, imported or defined
     table_min_elements: int  # largest initial table, imported or defined
+    shared_memory: bool = False  # a memory, imported or defined, is shared (threads)
 
 
 def module_interface(data: bytes) -> Interface:
@@ -197,12 +201,13 @@ def module_interface(data: bytes) -> Interface:
             if kind is None:
                 raise ValueError("unknown export kind")
             exports.append((name, kind, types[funcs[index]] if code == 0x00 else None))
-    defined_memory, defined_table = _defined_minimums(data, sections)
+    defined_memory, defined_table, defined_shared = _defined_minimums(data, sections)
     return Interface(
         imports=[(i, types[i.type_index] if i.kind == "func" else None) for i in imports],
         exports=exports,
         memory_min_bytes=max([defined_memory, *(i.minimum for i in imports if i.kind == "memory")]),
         table_min_elements=max([defined_table, *(i.minimum for i in imports if i.kind == "table")]),
+        shared_memory=defined_shared or any(i.shared for i in imports),
     )
 
 
@@ -237,13 +242,14 @@ def export_signature(data: bytes, export: str) -> Signature | None:
         return None
 
 
-def _defined_minimums(data: bytes, sections: dict[int, tuple[int, int]]) -> tuple[int, int]:
-    """Initial sizes of the memories (bytes) and tables (elements) the module defines itself.
+def _defined_minimums(data: bytes, sections: dict[int, tuple[int, int]]) -> tuple[int, int, bool]:
+    """Initial sizes of the memories (bytes) and tables (elements) the module defines; any shared.
 
     Raises ``ValueError`` on an encoding it does not know: the sizes are checked against the
     registry's limits, so a module whose sizes cannot be read is refused, never passed as 0.
     """
     memory = table = 0
+    shared = False
     if _SECTION_TABLE in sections:
         reader = _Reader(data, *sections[_SECTION_TABLE])
         for _ in range(reader.uleb()):
@@ -260,11 +266,17 @@ def _defined_minimums(data: bytes, sections: dict[int, tuple[int, int]]) -> tupl
     if _SECTION_MEMORY in sections:
         reader = _Reader(data, *sections[_SECTION_MEMORY])
         for _ in range(reader.uleb()):
+            shared = shared or _shared(reader)
             minimum, page = _limits(reader)
             memory = max(memory, minimum * page)
         if reader.pos != reader.end:
             raise ValueError("memory section has bytes after its memories")
-    return memory, table
+    return memory, table, shared
+
+
+def _shared(reader: _Reader) -> bool:
+    """Is the memory limits record at the reader's position shared (flag 0x02)?  Reads nothing."""
+    return reader.pos < reader.end and bool(reader.data[reader.pos] & 0x02)
 
 
 def _limits(reader: _Reader, *, memory: bool = True) -> tuple[int, int]:

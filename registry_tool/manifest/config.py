@@ -46,6 +46,50 @@ FEATURES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: The proposals on for every feature registry.toml's ``[features]`` does not list: the MVP-plus set
+#: every mainstream toolchain emits.  Every other proposal is off until ``[features]`` turns it on:
+#: wasmtime's own defaults change between its versions (wasmtime 50 enables gc, threads, memory64
+#: and exceptions), and what a registry accepts must not change with the tool's wasmtime.
+DEFAULT_FEATURES: Mapping[str, bool] = MappingProxyType(
+    {"simd": True, "bulk_memory": True, "reference_types": True, "multi_value": True}
+)
+
+
+def resolved_features(listed: Mapping[str, bool] | None) -> dict[str, bool]:
+    """Every switchable proposal but ``component_model`` -> on: as listed, else ``DEFAULT_FEATURES``.
+
+    The one reading of ``[features]``: validate's engine and the sandbox's both take it, so a module
+    validate accepts compiles in smoke.  ``relaxed_simd`` follows ``simd`` when not listed.
+    """
+    listed = dict(listed or {})
+    features = {
+        name: bool(listed.get(name, DEFAULT_FEATURES.get(name, False)))
+        for name in sorted(FEATURES)
+        if name != "component_model"
+    }
+    if "relaxed_simd" not in listed and not features["simd"]:
+        features["relaxed_simd"] = False
+    return features
+
+
+#: A proposal -> the proposals it needs on (wasmtime panics, aborting the process, on some sets).
+FEATURE_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "relaxed_simd": ("simd",),
+        "function_references": ("reference_types",),
+        "gc": ("function_references", "reference_types"),
+    }
+)
+
+
+def feature_conflict(features: Mapping[str, bool]) -> tuple[str, list[str]] | None:
+    """The first proposal on (of ``resolved_features``) whose needs are off, with them; or None."""
+    for name, needs in FEATURE_NEEDS.items():
+        missing = [n for n in needs if not features.get(n)]
+        if features.get(name) and missing:
+            return name, missing
+    return None
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -91,20 +91,22 @@ def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config
     """
     import wasmtime
 
-    from registry_tool.manifest.config import FEATURES
+    from registry_tool.manifest.config import FEATURES, feature_conflict, resolved_features
 
-    wanted = dict(features or {})
-    for name in wanted:
+    listed = dict(features or {})
+    for name in listed:
         if name not in FEATURES:
             raise WasmConfigError(f"unknown wasm feature {name!r}; known: {', '.join(sorted(FEATURES))}")
-    if wanted.get("simd") is False:
-        if wanted.get("relaxed_simd"):
-            raise WasmConfigError("feature 'relaxed_simd' requires 'simd'")
-        wanted["relaxed_simd"] = False
+    wanted = resolved_features(listed)
+    conflict = feature_conflict(wanted)
+    if conflict:
+        raise WasmConfigError(f"feature {conflict[0]!r} requires {', '.join(map(repr, conflict[1]))}")
     config = wasmtime.Config()
     for name, enabled in wanted.items():
-        setattr(config, FEATURES[name], bool(enabled))
-    if wanted.get("reference_types") is False:
+        setattr(config, FEATURES[name], enabled)
+    if "component_model" in listed:
+        config.wasm_component_model = bool(listed["component_model"])
+    if not wanted["reference_types"]:
         # Async components need reference types; wasmtime-py has no property for it yet.
         from wasmtime import _ffi as ffi
 
@@ -191,6 +193,15 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         if remembered:
             disk_cache.remember("wasm-valid", "wasmtime", _features_key(features), data)
     iface = _interface(data)
+    if iface.shared_memory:
+        # wasmtime applies a store's memory limit to linear memories, not to shared ones (a shared
+        # memory grew past a 2-page cap here), so the sandbox could not bound it.
+        raise WasmInspectionError(
+            "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
+            "(wasmtime's store limits do not apply to shared memories)",
+            fix="build without shared memory (no -pthread / --shared-memory): atomics work on an "
+            "unshared memory when registry.toml enables threads",
+        )
     imports = tuple(
         ImportInfo(imp.module, imp.name, imp.kind, *(tuple(t) for t in (sig or ((), ()))))
         for imp, sig in iface.imports

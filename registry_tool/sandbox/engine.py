@@ -40,9 +40,12 @@ def _default_compile_time() -> float:
     return DEFAULT_COMPILE_TIME
 
 
-#: What the registry gets when registry.toml's ``[features]`` says nothing (the MVP-plus set every
-#: mainstream toolchain emits); everything else is off unless enabled.
-DEFAULT_FEATURES = {"simd": True, "bulk_memory": True, "reference_types": True, "multi_value": True}
+def _default_features() -> dict[str, bool]:
+    """What a registry whose ``[features]`` lists nothing runs with (``manifest.config``)."""
+    from registry_tool.manifest.config import resolved_features
+
+    return resolved_features({})
+
 
 CACHE_ENV = "REGISTRY_TOOL_CACHE_DIR"
 #: Bytes of stdout and of stderr a test may write by default (``Limits.output``).
@@ -95,7 +98,9 @@ def reservation_for(memory: int) -> int:
 class EngineSpec:
     """Everything that changes generated code, hence the compile-cache key."""
 
-    features: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
+    #: Every switchable proposal -> on, as ``manifest.config.resolved_features`` reads registry.toml
+    #: (a name absent here is off).
+    features: dict[str, bool] = field(default_factory=_default_features)
     stack: int = 1024**2
     component: bool = False
     # Virtual address space reserved per linear memory: the memory limit, so a memory never moves
@@ -156,27 +161,17 @@ class UnsupportedFeaturesError(UsageError):
 
 
 def check_features(spec: EngineSpec) -> None:
-    """Reject combinations wasmtime would abort the process on (it panics instead of erroring)."""
-    features = spec.normalised_features()
-    needs = {
-        "reference_types": [],  # required by the component-model-async support built into wasmtime-py
-        "function_references": ["reference_types"],
-        "gc": ["function_references", "reference_types"],
-    }
-    if not features["reference_types"]:
+    """Reject sets wasmtime would abort the process on (validate refuses them in registry.toml)."""
+    from registry_tool.manifest.config import feature_conflict
+
+    conflict = feature_conflict(spec.normalised_features())
+    if conflict:
+        name, missing = conflict
         raise UnsupportedFeaturesError(
-            f"wasmtime-py {wasmtime_version()} cannot run with the reference_types proposal disabled",
-            where=Location(field="features.reference_types"),
-            fix="set reference_types = true in registry.toml [features]",
+            f"the {name} proposal needs {', '.join(missing)} enabled as well",
+            where=Location(field=f"features.{name}"),
+            fix=f"enable {', '.join(missing)} or disable {name} in registry.toml [features]",
         )
-    for name, required in needs.items():
-        missing = [r for r in required if features[name] and not features[r]]
-        if missing:
-            raise UnsupportedFeaturesError(
-                f"the {name} proposal needs {', '.join(missing)} enabled as well",
-                where=Location(field=f"features.{name}"),
-                fix=f"enable {', '.join(missing)} or disable {name} in registry.toml [features]",
-            )
 
 
 def make_config(spec: EngineSpec) -> wasmtime.Config:
@@ -197,6 +192,11 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     config.memory_init_cow = True
     for attr, on in spec.wasmtime_flags().items():
         setattr(config, attr, on)
+    if not spec.wasmtime_flags().get("wasm_reference_types", True):
+        # wasmtime panics on reference types off while async components are on (no Config property).
+        from wasmtime import _ffi as ffi
+
+        ffi.wasmtime_config_wasm_component_model_async_set(config.ptr(), False)
     config.wasm_component_model = spec.component
     return config
 

@@ -415,10 +415,12 @@ def job_for(
     manifest: Manifest, config: RegistryConfig, *, cache: bool = True, compile_timeout: float | None = None
 ) -> Job:
     """The worker job of one release: its module, cases, limits, engine and import policy."""
+    from registry_tool.manifest.config import resolved_features
+
     limits = limits_for(manifest, config, compile_timeout=compile_timeout)
     abi = ABI_SPECS.get(manifest.abi)
     spec = EngineSpec(
-        features=dict(config.features),
+        features=resolved_features(config.features),
         stack=limits.stack,
         component=bool(abi and abi.component),
         reservation=reservation_for(limits.memory),

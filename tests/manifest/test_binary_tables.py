@@ -25,6 +25,10 @@ def _module(wat: str) -> bytes:
     return bytes(data)
 
 
+#: Table initializers are function-references and GC encodings: a registry turns them on.
+_GC = {"function_references": True, "gc": True}
+
+
 @pytest.mark.parametrize(
     ("wat", "table", "memory"),
     [
@@ -50,7 +54,7 @@ def _module(wat: str) -> bytes:
 def test_tables_with_initializers_are_read_with_their_real_sizes(wat: str, table: int, memory: int) -> None:
     iface = module_interface(_module(wat))
     assert (iface.table_min_elements, iface.memory_min_bytes) == (table, memory)
-    info = inspect_wasm(_module(wat))
+    info = inspect_wasm(_module(wat), _GC)
     assert (info.table_min_elements, info.memory_min_bytes) == (table, memory)
 
 
@@ -89,7 +93,7 @@ def test_inspect_refuses_a_module_whose_sizes_it_cannot_read(monkeypatch: pytest
     data = _module("(module (func $f) (table 1000000 funcref (ref.func $f)))")
     monkeypatch.setattr(binary, "_CONST_ULEB", frozenset())  # as if ref.func were unknown
     with pytest.raises(WasmInspectionError, match="cannot read the module"):
-        inspect_wasm(data)
+        inspect_wasm(data, _GC)
 
 
 def test_the_clients_import_list_reads_the_import_section_alone() -> None:

@@ -121,3 +121,77 @@ def test_a_forked_child_inspects_without_the_parents_thread_pool() -> None:
         [sys.executable, "-c", _FORK_AFTER_PARALLEL_COMPILE], capture_output=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+
+# One module per proposal that the registry default set leaves off.
+_PROPOSALS = {
+    "relaxed_simd": "(module (func (param v128 v128 v128) (result v128)"
+    " local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))",
+    "function_references": "(module (type $t (func)) (func (param (ref null $t))))",
+    "tail_call": "(module (func $f return_call $f))",
+    "multi_memory": "(module (memory 1) (memory 1))",
+    "memory64": "(module (memory i64 1))",
+    "exceptions": "(module (tag))",
+    "wide_arithmetic": "(module (func (param i64 i64 i64 i64) (result i64 i64)"
+    " local.get 0 local.get 1 local.get 2 local.get 3 i64.add128))",
+}
+
+
+def _validates(data: bytes, features: dict[str, bool]) -> bool:
+    try:
+        inspect_wasm(data, features)
+    except WasmInspectionError:
+        return False
+    return True
+
+
+def _smoke_compiles(data: bytes, features: dict[str, bool]) -> bool:
+    """What the sandbox's engine, made from the same registry.toml [features], says."""
+    from registry_tool.manifest.config import resolved_features
+    from registry_tool.sandbox.engine import EngineSpec, make_config
+
+    engine = wasmtime.Engine(make_config(EngineSpec(features=resolved_features(features)).resolved()))
+    try:
+        wasmtime.Module(engine, data)
+    except wasmtime.WasmtimeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("proposal", sorted(_PROPOSALS))
+def test_validate_and_smoke_read_features_alike(proposal: str) -> None:
+    """validate left unlisted features at wasmtime's defaults (all on), smoke turned them off:
+    modules validate accepted ended in compile_error.  Both now read [features] one way."""
+    data = bytes(wasmtime.wat2wasm(_PROPOSALS[proposal]))
+    extra = {"function_references": True} if proposal == "gc" else {}
+    for features, expected in (
+        ({"simd": True}, False),  # not listed: off (the registry default set)
+        ({"simd": True, proposal: True, **extra}, True),
+        ({"simd": True, proposal: False}, False),
+    ):
+        assert _validates(data, features) is expected, (proposal, features)
+        assert _smoke_compiles(data, features) is expected, (proposal, features)
+
+
+def test_default_features_are_the_mvp_plus_set() -> None:
+    from registry_tool.manifest.config import DEFAULT_FEATURES, resolved_features
+
+    on = {name for name, enabled in resolved_features({}).items() if enabled}
+    assert on == set(DEFAULT_FEATURES) == {"simd", "bulk_memory", "reference_types", "multi_value"}
+    assert resolved_features({"simd": False})["relaxed_simd"] is False
+
+
+@pytest.mark.parametrize(
+    "wat",
+    [
+        '(module (memory (export "m") 1 4 shared))',
+        '(module (import "env" "memory" (memory 1 4 shared)))',
+    ],
+)
+def test_a_shared_memory_is_refused_even_with_threads(wat: str) -> None:
+    """wasmtime's store limits do not bound a shared memory: it grew past the sandbox's cap."""
+    data = bytes(wasmtime.wat2wasm(wat))
+    with pytest.raises(WasmInspectionError, match="shared memory"):
+        inspect_wasm(data, {"threads": True})
+    unshared = bytes(wasmtime.wat2wasm(wat.replace(" shared", "")))
+    inspect_wasm(unshared, {"threads": True})
