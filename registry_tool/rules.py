@@ -318,7 +318,14 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "undeclared-import": (_E, "The module imports something its permissions do not cover."),
             "approval-required": (_E, "The install needs permissions that were not approved (--allow)."),
             "state-file": (_E, "The client's trust state file is unreadable or unsafe."),
-            "no-trusted-root": (_N, "No trusted root is pinned, so signatures were not re-checked."),
+            "no-trusted-root": (
+                _E,
+                "No trusted root verifies the entry's signatures: its registry has none, nor does another.",
+            ),
+            "other-trusted-root": (
+                _N,
+                "The entry's registry has no trusted root; its signatures verify under another registry's.",
+            ),
             "malformed": (_E, "A registry document is malformed."),
             "unsupported-format": (_E, "A registry document of a format version this tool does not read."),
             "path-traversal": (_E, "A path in a registry document leaves its folder."),

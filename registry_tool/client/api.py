@@ -641,7 +641,7 @@ class Registry:
         for release, _ in todo:
             fetched = self._fetch_manifest(release)
             manifests.append((fetched, check_entry(release, fetched[2])))
-        approve_plan(todo, allow=allow, prompt=prompt)
+        approve_plan(todo, allow=allow, prompt=prompt, registry=self.url)
         staged = []
         identities: dict[str, ManifestIdentity] = {}
         for (release, current), ((facts, signers, manifest, sigs), signed) in zip(
@@ -815,13 +815,31 @@ class Registry:
                     where=str(dest / LOCKFILE),
                     fix="install without --locked to resolve the dependencies, then commit the lockfile",
                 )
-            granted = {p for e in lock.plugins.values() for p in e.permissions}
+            # Every release of the plan, dependencies included, is held to its own entry: a
+            # dependency republished with other bytes or permissions is no more "as locked" than a
+            # named plugin.  Each keeps only the permissions its own entry records (approve_plan).
+            for name in sorted(plan.selected):
+                entry = lock.plugins[name]
+                release = self.plugin(name).versions[plan.selected[name].version]
+                if (
+                    entry.registry != self.url
+                    or entry.version != release.version
+                    or not _same_bytes(entry, release)
+                    or not set(release.permissions) <= set(entry.permissions)
+                ):
+                    raise LockfileMismatchError(
+                        f"{name} {release.version}, which the locked plugins need, is not what the "
+                        f"lockfile records ({entry.version} from {entry.registry}, with its digests "
+                        "and permissions)",
+                        where=str(dest / LOCKFILE),
+                        fix="review the change, then run `registry-tool client update` to re-lock",
+                    )
             done = self._apply(
                 dest,
                 plan,
                 session,
                 requested={n: lock.plugins[n].requested for n in plan.selected},
-                allow=granted,
+                allow=(),
                 prompt=None,
             )
         self._commit()
@@ -1094,7 +1112,10 @@ def verify_installed(
                         known[registry] = load_manifest_identities(store.directory, registry)
                     checked = check_installed(pdir, dest, entry, signatures=True, known=known[registry])
                     listed[entry.release_dir] = checked.parts
-                    _verify_installed_signatures(dest, checked, roots[registry], now, result)
+                    root = roots[registry]
+                    if root is None:
+                        root = _root_that_signed(store, roots, dest, checked, now, result)
+                    _verify_installed_signatures(dest, checked, root, now, result)
             except RegistryToolError as err:
                 result.findings.append(Finding.from_error(err))
             report.results.append(result)
@@ -1122,17 +1143,60 @@ def _report_leftovers(
         report.results.append(result)
 
 
+def _root_that_signed(
+    store: StateStore,
+    roots: dict[str, Root | None],
+    dest: Path,
+    checked: InstalledRelease,
+    now: datetime,
+    result: CheckResult,
+) -> Root | None:
+    """For an entry whose registry has no trusted root: another trusted root its signatures meet.
+
+    A single-registry verifier (Go, Rust) judges every entry by its one pinned root; so does this
+    one when the entry's own registry is not trusted here, and none of them lets a rewritten
+    ``registry`` field turn the check off.
+    """
+    for url in store.trusted_urls():
+        if url not in roots:
+            state = store.load(url)
+            roots[url] = None if state is None else state.root
+        root = roots[url]
+        if root is None:
+            continue
+        probe = CheckResult(subject=result.subject)
+        try:
+            _verify_installed_signatures(dest, checked, root, now, probe)
+        except RegistryToolError:
+            continue
+        result.findings.append(
+            Finding(
+                rule="other-trusted-root",
+                message=f"no trusted root for {checked.entry.registry}, the lockfile's registry; the stored "
+                f"signatures verify under the trusted root of {url}",
+                severity=Severity.notice,
+                fix=f"pin {checked.entry.registry}'s root, or reinstall the plugin from {url}",
+            )
+        )
+        return root
+    return None
+
+
 def _verify_installed_signatures(
     dest: Path, checked: InstalledRelease, root: Root | None, now: datetime, result: CheckResult
 ) -> None:
     entry = checked.entry
     if root is None:
+        # An error, not a notice: whoever rewrites a plugin's files can rewrite its lockfile entry's
+        # registry too, to one with no trusted root, and the digests alone then agree with anything.
         result.findings.append(
             Finding(
                 rule="no-trusted-root",
-                message=f"no trusted root for {entry.registry}; only digests were checked",
-                severity=Severity.notice,
-                fix=f"registry-tool client trust {entry.registry} --root ROOT_FILE",
+                message=f"no trusted root for {entry.registry}: the stored signatures cannot be checked, "
+                "and the lockfile's digests alone vouch for nothing",
+                fix=f"if {entry.registry} is the registry you installed from, pin its root "
+                f"(registry-tool client trust {entry.registry} --root ROOT_FILE); otherwise the lockfile "
+                "entry was rewritten: reinstall the plugin",
             )
         )
         return

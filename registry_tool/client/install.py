@@ -151,21 +151,25 @@ def approve_plan(
     *,
     allow: Iterable[str] = (),
     prompt: Approver | None = None,
+    registry: str | None = None,
 ) -> None:
     """Approve the permissions of every release a plan fetches, asking once for their union.
 
     A release's permission is granted when passed in ``allow`` or already granted to its installed
-    version (the second element); what is left is asked for once through ``prompt`` (given the
-    first release that needs something, and the union).  Refused: nothing is installed, and the
-    error names which release needs what, so a dependency cannot smuggle in a permission.
+    version (the second element) from the same ``registry`` (a same-named plugin of another
+    registry is another publisher's: its grant does not carry over); what is left is asked for once
+    through ``prompt`` (given the first release that needs something, and the union).  Refused:
+    nothing is installed, and the error names which release needs what, so a dependency cannot
+    smuggle in a permission.
     """
     granted = set(allow)
     missing: list[tuple[Release, frozenset[str], bool]] = []
     for release, current in releases:
-        already = set(current.permissions) if current is not None else set()
+        same = current is not None and (registry is None or current.registry == registry)
+        already = set(current.permissions) if current is not None and same else set()
         need = frozenset(release.permissions) - granted - already
         if need:
-            missing.append((release, need, current is not None))
+            missing.append((release, need, same))
     if not missing:
         return
     union = frozenset().union(*(need for _, need, _ in missing))

@@ -19,7 +19,7 @@ from filelock import FileLock
 from registry_tool._files import MiB, read_bounded_if_exists
 from registry_tool.client.errors import RootNotPinnedError, StateFileError
 from registry_tool.client.trust_state import TrustState
-from registry_tool.errors import UsageError
+from registry_tool.errors import RegistryToolError, UsageError
 
 STATE_VERSION = 1
 MAX_STATE_SIZE = 4 * MiB  # the root (capped at 1 MiB when fetched) as JSON text, plus a few numbers
@@ -75,6 +75,19 @@ class StateStore:
             raise self._unreadable(url, path, "nested too deeply") from None
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeError) as err:
             raise self._unreadable(url, path, str(err)) from None
+
+    def trusted_urls(self) -> list[str]:
+        """The registry URLs this directory holds a trust state for (unreadable files are skipped)."""
+        urls = []
+        for path in sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []:
+            try:
+                data = read_bounded_if_exists(path, MAX_STATE_SIZE, "trust state file")
+                url = json.loads(data.decode("utf-8")).get("url") if data else None
+                if isinstance(url, str) and path == self.path_for(url):
+                    urls.append(url)
+            except (OSError, RegistryToolError, ValueError, UnicodeError, RecursionError, AttributeError):
+                continue
+        return urls
 
     @staticmethod
     def _unreadable(url: str, path: Path, detail: str) -> StateFileError:

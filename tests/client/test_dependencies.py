@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from registry_tool.registry.build import BuildRefusedError
 from registry_tool.resolve import DependencyConflictError, DependencyCycleError
 from tests.world.lockfile import fold, line, read_lock, write_lock
 
-from .client_world import World
+from .client_world import NOW, World
 
 
 def lock_json(world: World) -> dict[str, Any]:
@@ -392,3 +393,24 @@ def test_required_by_stays_derived_across_writes_in_one_process(deps: World) -> 
         assert plugins == with_required_by(plugins), number
         expected = ("alphaapp",) if 2 <= number <= 4 else ()
         assert plugins["alphalib"].required_by == expected, number
+
+
+def test_install_locked_holds_every_dependency_to_its_own_entry(deps: World, tmp_path: Path) -> None:
+    """Attack: a dependency republished at its locked version with other bytes and a permission.
+
+    Only the named plugins were compared with what the registry serves, and every release was
+    approved with the union of every entry's permissions (``keys``, granted to another plugin).
+    """
+    deps.add_release("alphakeyed", "1.0.0", permissions=("keys",))
+    deps.build()
+    deps.open().install("alphakeyed", deps.plugins, allow={"keys"})
+    deps.open().install("alphaapp", deps.plugins)
+    shutil.rmtree(deps.index / "plugins" / "alphalib" / "1.1.0")
+    deps.add_release("alphalib", "1.1.0", permissions=("keys",))  # same version, other bytes
+    deps.build(previous=False, now=NOW + timedelta(hours=1))  # an index key holder's republication
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(deps.plugins / LOCKFILE, other / LOCKFILE)
+    with pytest.raises(LockfileMismatchError, match=r"alphalib 1\.1\.0"):
+        deps.open().install_locked(other, ["alphaapp"])
+    assert not (other / "alphalib").exists()

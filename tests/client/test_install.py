@@ -334,11 +334,38 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
     assert "does not match the data" in report.results[0].findings[0].message
 
 
-def test_verify_without_trusted_root_says_so(trusted: World, tmp_path: Path) -> None:
+def test_verify_without_trusted_root_fails(trusted: World, tmp_path: Path) -> None:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     assert verify_installed(trusted.plugins, state_dir=trusted.state_dir).results[0].findings == []
     report = verify_installed(trusted.plugins, state_dir=tmp_path / "none")
-    assert report.ok and report.results[0].findings[0].rule == "no-trusted-root"
+    assert not report.ok and report.results[0].findings[0].rule == "no-trusted-root"
+
+
+def test_verify_catches_files_rewritten_with_the_entrys_registry(trusted: World) -> None:
+    """Attack: unsigned files, their digests re-pinned, and the entry's registry set to an untrusted
+    URL: verify passed with a notice (no trusted root for that URL, so no signature was checked)."""
+    trusted.open().install("alpha@1.0.0", trusted.plugins)
+    entry = read_lockfile(trusted.plugins).plugins["alpha"]
+    wasm, manifest = trusted.plugins / entry.wasm, trusted.plugins / entry.manifest
+    old_sha = hashlib.sha256(wasm.read_bytes()).hexdigest()
+    wasm.write_bytes(wasm.read_bytes() + b"\0")  # a custom-section-free module still parses as bytes
+    new_sha = hashlib.sha256(wasm.read_bytes()).hexdigest()
+    text = manifest.read_text().replace(old_sha, new_sha)
+    text = text.replace(f"size = {entry.wasm_size}", f"size = {entry.wasm_size + 1}")
+    manifest.write_text(text)
+    lock = read_lock(trusted.plugins)
+    lock["plugins"]["alpha"].update(
+        registry="http://127.0.0.1:1/",
+        wasm_sha256=new_sha,
+        wasm_size=entry.wasm_size + 1,
+        manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        manifest_size=manifest.stat().st_size,
+    )
+    write_lock(trusted.plugins, lock)
+    assert verify_installed(trusted.plugins).ok  # digests alone agree with the rewritten files
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert not report.ok
+    assert [f.rule for f in report.results[0].findings] == ["no-trusted-root"]
 
 
 @pytest.mark.parametrize("count", [0, 1, 3])
@@ -476,3 +503,17 @@ def test_verify_refuses_a_swapped_module_with_its_lockfile_digest_and_the_signed
     finding = report.results[0].findings[0]
     assert finding.rule == "installed-tampered"
     assert "does not describe the installed module" in finding.message
+
+
+def test_a_grant_does_not_carry_over_to_a_same_named_plugin_of_another_registry() -> None:
+    """Attack: visit_counter from registry A granted keys; B's visit_counter got keys unasked."""
+    from types import SimpleNamespace
+
+    from registry_tool.client.errors import ApprovalRequiredError
+    from registry_tool.client.install import approve_plan
+
+    release = SimpleNamespace(name="visit_counter", version="1.0.0", permissions=("keys",))
+    installed = SimpleNamespace(permissions=("keys",), registry="https://a.example/")
+    approve_plan([(release, installed)], registry="https://a.example/")  # type: ignore[list-item]
+    with pytest.raises(ApprovalRequiredError, match="keys"):
+        approve_plan([(release, installed)], registry="https://b.example/")  # type: ignore[list-item]
