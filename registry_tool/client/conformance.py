@@ -299,7 +299,7 @@ def batch(lines: Iterable[str], out: Callable[[str], None]) -> int:
             code = run(argv, answers.append)
         except SystemExit as stop:  # argparse refuses the arguments
             answers, code = [], stop.code if isinstance(stop.code, int) else 2
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # a line nested 10,000 deep
             answers, code = [], 2
             answers.append(
                 json.dumps({"ok": False, "error": "usage", "message": f"bad batch request: {exc}"})

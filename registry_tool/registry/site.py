@@ -268,7 +268,14 @@ class PublishedRegistry:
 
 
 def _is_url(spec: str) -> bool:
-    return urllib.parse.urlsplit(spec).scheme in {"http", "https", "file"}
+    try:
+        scheme = urllib.parse.urlsplit(spec).scheme
+    except ValueError:  # "http://[x/": an unbalanced IPv6 bracket
+        raise UsageError(
+            f"--previous {spec!r} is not a valid URL"[:300],
+            fix="pass the published site's http(s):// or file:// URL, or its folder",
+        ) from None
+    return scheme in {"http", "https", "file"}
 
 
 def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:

@@ -35,3 +35,13 @@ def test_batch_answers_each_request_with_the_exit_code_of_its_own_process(tmp_pa
     assert (first["error"], first["exit"]) == ("not-pinned", 2)
     assert (bad["ok"], bad["exit"]) == (False, 2)
     assert (missing["ok"], missing["exit"]) == (False, 2)  # argparse refused: a usage error, no crash
+
+
+def test_a_request_nested_too_deeply_is_answered_as_usage() -> None:
+    """A line of 20,000 brackets killed the batch process with a RecursionError and no answer."""
+    answers: list[str] = []
+    batch(["[" * 20_000, '{"args": ["capabilities"]}'], answers.append)
+    first = json.loads(answers[0])
+    assert (first["ok"], first["error"], first["exit"]) == (False, "usage", 2)
+    assert len(answers) == 2  # the batch goes on
+

@@ -431,3 +431,12 @@ def test_symlinked_site_keeps_its_link(index: Index, tmp_path: Path) -> None:
     assert TopDocument.parse((link / "registry.json").read_bytes()).version == result.document.version
     resign_site(link, [index.keys.index], LATER + timedelta(hours=1))
     assert link.is_symlink() and not list(tmp_path.rglob(".site.build-*"))
+
+
+def test_a_previous_url_that_does_not_parse_is_a_usage_error() -> None:
+    """``--previous 'http://[x/'`` crashed the build (exit 3) in urlsplit."""
+    from registry_tool.errors import UsageError
+    from registry_tool.registry.site import read_site
+
+    with pytest.raises(UsageError, match="not a valid URL"):
+        read_site("http://[x/", [])
