@@ -156,10 +156,24 @@ def _pin(args: argparse.Namespace, fetcher: Any) -> dict[str, Any]:
     return {"root_version": root.version}
 
 
+def _vocabulary() -> dict[str, Any]:
+    """The permission vocabulary the suite fixes (conformance/README.md decision 11.7).
+
+    The Go and Rust verifiers hold the same table; without it the client's import rule is the
+    part that holds for every vocabulary (any grant allows a gated import), which is weaker.
+    """
+    from registry_tool.manifest.config import ImportPattern, Permission
+
+    gated = {"keys": "ferrite:keys", "network": "ferrite:net", "extism_user": "extism:host/user"}
+    return {name: Permission(name, "", (ImportPattern(module),)) for name, module in gated.items()}
+
+
 def _open(args: argparse.Namespace, fetcher: Any, now: datetime) -> Any:
     from registry_tool.client import Registry
 
-    return Registry.open(args.url, state_dir=Path(args.state), fetcher=fetcher, clock=lambda: now)
+    reg = Registry.open(args.url, state_dir=Path(args.state), fetcher=fetcher, clock=lambda: now)
+    reg.vocabulary = _vocabulary()
+    return reg
 
 
 def _refresh(args: argparse.Namespace, fetcher: Any, now: datetime, phase: list[str]) -> dict[str, Any]:

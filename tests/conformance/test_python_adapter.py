@@ -45,3 +45,17 @@ def test_a_request_nested_too_deeply_is_answered_as_usage() -> None:
     assert (first["ok"], first["error"], first["exit"]) == (False, "usage", 2)
     assert len(answers) == 2  # the batch goes on
 
+
+
+def test_the_adapter_gates_each_module_by_its_own_permission() -> None:
+    """Decision 11.7: ``ferrite:net`` needs ``network``.  Without the suite's vocabulary, a module
+    granted ``keys`` could import ``ferrite:net`` too (any grant allowed any gated import), where
+    the Go and Rust verifiers refuse it."""
+    from registry_tool.client.conformance import _vocabulary
+    from registry_tool.manifest.config import import_allowed
+
+    vocabulary = _vocabulary()
+    assert import_allowed(vocabulary, "core", {"keys"}, "ferrite:keys", "get")
+    assert not import_allowed(vocabulary, "core", {"keys"}, "ferrite:net", "fetch")
+    assert import_allowed(vocabulary, "core", {"keys", "network"}, "ferrite:net", "fetch")
+    assert not import_allowed(vocabulary, "extism", {"keys"}, "extism:host/user", "f")
