@@ -49,7 +49,7 @@ from registry_tool.client.errors import (
     UnsafeNameError,
 )
 from registry_tool.client.plugin_fs import PART_PREFIX, Folder, PluginDir
-from registry_tool.client.trust_state import ManifestFacts, ManifestIdentity
+from registry_tool.client.trust_state import ManifestFacts, ManifestIdentity, lock_facts
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import (
     PluginDocument,
@@ -1297,18 +1297,23 @@ def check_installed(
     digest = hashlib.sha256(wasm).hexdigest()
     if digest != entry.wasm_sha256 or len(wasm) != entry.wasm_size:
         raise _tampered(entry, dir_, "the wasm module differs from the lockfile's sha256/size", entry.wasm)
-    wanted = ManifestIdentity(entry.name, entry.version, digest)
+    facts = lock_facts(entry.abi, entry.permissions, entry.dependencies.items())
+    wanted = ManifestIdentity(entry.name, entry.version, digest, facts)
     # Looked up by the digest of the bytes just read, never by the lockfile's: whoever rewrites the
     # folder can rewrite the lockfile.  Only a record agreeing with the entry is taken; anything
-    # else (no line, another identity) is decided by the parse.
+    # else (no line, another identity, a line without lock facts) is decided by the parse.
     identity = known.get(manifest_digest) if known is not None else None
     if identity != wanted:
         try:
             identity = ManifestFacts.parse(manifest, where=entry.manifest).identity
         except CheckFailed as err:
             raise _tampered(entry, dir_, err.what, entry.manifest) from None
-        if identity != wanted:
+        if identity[:3] != wanted[:3]:
             raise _tampered(entry, dir_, "plugin.toml does not describe the installed module", entry.manifest)
+        if identity != wanted:
+            # Hosts read abi, permissions and dependencies from the lockfile, which nobody signs.
+            what = "the lockfile's abi, permissions or dependencies differ from plugin.toml"
+            raise _tampered(entry, dir_, what, LOCKFILE)
     return InstalledRelease(entry, manifest, wasm, identity, tuple(texts), parts)
 
 

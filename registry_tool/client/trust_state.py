@@ -19,6 +19,7 @@ trusted for them); the wasm must match both the manifest and the entry.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -237,11 +238,28 @@ def required_dependencies(raw: Any) -> dict[str, str]:
 
 
 class ManifestIdentity(NamedTuple):
-    """What ``client verify`` reads from a stored manifest: name, version and ``[artifact] sha256``."""
+    """What ``client verify`` reads from a stored manifest: identity, module digest, lock facts.
+
+    ``facts`` is ``lock_facts`` of what a lockfile entry repeats from the manifest ("": not known).
+    """
 
     name: str
     version: str
     artifact_sha256: str
+    facts: str = ""
+
+
+_FACTS_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def lock_facts(abi: str | None, permissions: Iterable[str], dependencies: Iterable[tuple[str, str]]) -> str:
+    """A digest of what a lockfile entry repeats from its signed manifest: abi, permissions, dependencies.
+
+    Hosts read those from the lockfile (``list_installed``), which is not signed: ``client verify``
+    compares them with the signed manifest, through this digest when the identity record holds it.
+    """
+    text = json.dumps([abi, sorted(permissions), sorted(dependencies)], separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 # The manifest identity record: for each manifest a client installed, the identity its parse gave,
@@ -253,8 +271,10 @@ class ManifestIdentity(NamedTuple):
 # then one line per manifest, appended at install.  A line counts only whole (ending in a newline)
 # and in this exact shape, so a torn append or a damaged file can only make verify parse more.
 IDENTITY_RECORD_MAGIC = "registry-tool manifest identities 1"
+# The fifth field (lock_facts) is absent from lines older clients wrote: those manifests are parsed.
 _RECORD_LINE = re.compile(
-    r"^([0-9a-f]{64}) ([a-z][a-z0-9_-]{1,63}) ([0-9A-Za-z.+-]{1,256}) ([0-9a-f]{64})\n", re.M
+    r"^([0-9a-f]{64}) ([a-z][a-z0-9_-]{1,63}) ([0-9A-Za-z.+-]{1,256}) ([0-9a-f]{64})(?: ([0-9a-f]{32}))?\n",
+    re.M,
 )
 
 
@@ -273,7 +293,8 @@ def identity_record_lines(identities: Iterable[tuple[str, ManifestIdentity]]) ->
             and is_version(ident.version)
             and SHA256_RE.fullmatch(ident.artifact_sha256)
         ):
-            out.append(f"{digest} {ident.name} {ident.version} {ident.artifact_sha256}\n")
+            facts = f" {ident.facts}" if _FACTS_RE.fullmatch(ident.facts) else ""
+            out.append(f"{digest} {ident.name} {ident.version} {ident.artifact_sha256}{facts}\n")
     return "".join(out)
 
 
@@ -286,7 +307,7 @@ def parse_identity_record(data: bytes, url: str) -> dict[str, ManifestIdentity]:
         text = data[len(header) :].decode("ascii")
     except UnicodeDecodeError:
         return {}
-    return {m[1]: ManifestIdentity(m[2], m[3], m[4]) for m in _RECORD_LINE.finditer(text)}
+    return {m[1]: ManifestIdentity(m[2], m[3], m[4], m[5] or "") for m in _RECORD_LINE.finditer(text)}
 
 
 @dataclass(frozen=True)
@@ -309,8 +330,13 @@ class ManifestFacts:
 
     @property
     def identity(self) -> ManifestIdentity:
-        """The name, version and module digest (what the identity record keeps)."""
-        return ManifestIdentity(self.name, self.version, self.artifact_sha256)
+        """The name, version, module digest and lock facts (what the identity record keeps)."""
+        return ManifestIdentity(
+            self.name,
+            self.version,
+            self.artifact_sha256,
+            lock_facts(self.abi, self.permissions, self.dependencies),
+        )
 
     @classmethod
     def parse(cls, data: bytes, *, where: str) -> ManifestFacts:

@@ -26,6 +26,7 @@ from registry_tool.client.trust_state import (
     ManifestIdentity,
     identity_record_header,
     identity_record_lines,
+    lock_facts,
     parse_identity_record,
 )
 from registry_tool.signing import sign_bytes
@@ -113,7 +114,10 @@ def test_install_records_each_installed_manifest_and_verify_does_not_parse_it(
     known = load_manifest_identities(sim_trusted.state_dir, sim_trusted.url)
     plugins = read_lockfile(sim_trusted.plugins).plugins
     assert known == {
-        e.manifest_sha256: ManifestIdentity(e.name, e.version, e.wasm_sha256) for e in plugins.values()
+        e.manifest_sha256: ManifestIdentity(
+            e.name, e.version, e.wasm_sha256, lock_facts(e.abi, e.permissions, e.dependencies.items())
+        )
+        for e in plugins.values()
     }
     parses = _count_parses(monkeypatch)
     report = verify_installed(sim_trusted.plugins, state_dir=sim_trusted.state_dir)
@@ -370,3 +374,23 @@ def test_an_install_that_fails_verification_records_nothing(sim_trusted: World) 
     with pytest.raises(CheckFailed):
         sim_trusted.open().install("alpha@1.0.0", sim_trusted.plugins)
     assert not identity_record_path(sim_trusted.state_dir, sim_trusted.url).exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("permissions", ["keys", "network"]), ("abi", "wasi-command"), ("dependencies", {"beta": "^2"})],
+)
+def test_lockfile_facts_that_differ_from_the_signed_manifest_are_tampering(
+    sim_trusted: World, field: str, value: object
+) -> None:
+    """Hosts read abi, permissions and dependencies from the lockfile (``list_installed``): an edit
+    there passed verify, since only the files' digests and the manifest's identity were compared."""
+    sim_trusted.open().install("alpha@1.0.0", sim_trusted.plugins)
+    lock = read_lock(sim_trusted.plugins)
+    lock["plugins"]["alpha"][field] = value
+    write_lock(sim_trusted.plugins, lock)
+    for state in (sim_trusted.state_dir, None):  # with the identity record, and by the parse
+        report = verify_installed(sim_trusted.plugins, state_dir=state)
+        assert not report.ok, field
+        finding = report.results[0].findings[0]
+        assert finding.rule == "installed-tampered" and "differ from plugin.toml" in finding.message
