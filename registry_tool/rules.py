@@ -168,7 +168,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "config-invalid": (
                 _E,
                 "registry.toml was deleted, would not load, renames the registry, or a release at HEAD "
-                "fails validation under it.",
+                "fails validation, or the smoke tests of limits it lowers, under it.",
             ),
             "config-unauthorised": (
                 _E,

@@ -38,7 +38,9 @@ from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.manifest.errors import RegistryConfigError
+from registry_tool.manifest.model import Manifest
 from registry_tool.report import CheckResult, Finding, Report, Severity
+from registry_tool.sandbox import TestOutcome
 from registry_tool.trust.root import Root
 
 __all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pull_request", "crash_report"]
@@ -552,6 +554,8 @@ class _IndexCheck:
 
         found: list[Finding] = []
         folder = self.path("plugins") + "/"
+        base = self._base_config()
+        lowered: list[tuple[str, Manifest]] = []
         for path in self.repo.list_files("HEAD", self.path("plugins")):
             parts = path[len(folder) :].split("/")
             if len(parts) != 3 or parts[2] != "plugin.toml":
@@ -563,6 +567,9 @@ class _IndexCheck:
                 for f in checked.result.findings
                 if f.severity is Severity.error and f.rule not in NEW_RELEASE_RULES
             ]
+            manifest = checked.manifest
+            if not errors and manifest is not None and _limits_lowered(manifest, base, config):
+                lowered.append((rel_dir, manifest))
             if errors and len(found) == _MAX_CONFIG_FINDINGS:
                 found.append(
                     Finding(
@@ -585,6 +592,53 @@ class _IndexCheck:
                         line=1,
                         fix="keep registry.toml compatible with every published release (they are "
                         "immutable): raise limits, keep host versions and permissions they use",
+                    )
+                )
+        return found or self._smoke_under(config, base, lowered)
+
+    def _smoke_under(
+        self, config: RegistryConfig, base: RegistryConfig, lowered: list[tuple[str, Manifest]]
+    ) -> list[Finding]:
+        """Smoke-run the releases whose effective limits the new registry.toml lowers.
+
+        Validation cannot tell whether a test still fits a lower fuel, memory, time or stack: the
+        next build's smoke run would refuse a published (immutable) release that no longer does.
+        """
+        if not lowered:
+            return []
+        rel = self.path("registry.toml")
+        if len(lowered) > base.max_new_releases:
+            return [
+                Finding(
+                    rule="config-invalid",
+                    message=f"the new registry.toml lowers the limits of {len(lowered)} releases, each to "
+                    f"be smoke-run again; at most {base.max_new_releases} per pull request "
+                    "([ci] max_new_releases at the base)",
+                    file=rel,
+                    line=1,
+                    fix="lower the limits in smaller steps, or keep the limits published releases run under",
+                )
+            ]
+        found: list[Finding] = []
+        for rel_dir, manifest in lowered:
+            try:
+                outcomes = (self.options.smoke or _smoke_release)(manifest, config)
+            except RegistryToolError as err:
+                outcomes, failed = [], err.what
+            else:
+                failed = next(
+                    (f"test '{o.name}' ended in {o.outcome.value}" for o in outcomes if not o.passed), ""
+                )
+            if failed:
+                found.append(
+                    Finding(
+                        rule="config-invalid",
+                        message=f"{manifest.name} {manifest.version} would fail its smoke tests under the "
+                        f"new registry.toml's lower limits: {failed}",
+                        file=f"{rel_dir}/plugin.toml",
+                        line=1,
+                        fix="keep the limits published releases need (they are immutable): raise "
+                        "[limits.default] / [limits.max] back",
                     )
                 )
         return found
@@ -920,6 +974,23 @@ def _signature_key_ids(manifest: Path) -> set[str]:
         except (OSError, RegistryToolError):
             continue
     return ids
+
+
+def _smoke_release(manifest: Manifest, config: RegistryConfig) -> list[TestOutcome]:
+    from registry_tool.sandbox import smoke_release
+
+    return list(smoke_release(manifest, config))
+
+
+def _limits_lowered(manifest: Manifest, before: RegistryConfig, after: RegistryConfig) -> bool:
+    """Does any effective sandbox limit of ``manifest`` go down from ``before`` to ``after``?"""
+    if not manifest.tests:
+        return False
+    from registry_tool.sandbox.harness import limits_for
+
+    old, new = limits_for(manifest, before), limits_for(manifest, after)
+    names = ("fuel", "memory", "wall_time", "table_elements", "instances", "stack", "compile_timeout")
+    return any(getattr(new, n) < getattr(old, n) for n in names)
 
 
 #: Folder levels below a release (or the root folder) the check walks: releases are flat (a module,

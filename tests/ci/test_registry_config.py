@@ -265,3 +265,43 @@ def test_index_folder_replaced_by_a_symlink_reports_every_release_removed(
         text=True,
     )
     assert default.returncode == 1 and '"release-removed"' in default.stdout
+
+
+def test_a_registry_toml_whose_lower_limits_a_published_release_no_longer_runs_under_is_refused(
+    index_repo: IndexRepo,
+) -> None:
+    """Only a smoke run can tell: validation passed, and the next build's smoke run refused the
+    published (immutable) release, stopping every build."""
+    from tests.world import manifest_text as world_manifest
+    from tests.world import wasm
+
+    from .conftest import ADD
+
+    text = world_manifest(
+        "alpha",
+        "1.1.0",
+        license="MIT",
+        keywords=None,
+        host=">=0.1.0, <1.0.0",
+        limits={"memory": "1MiB", "wall_time": "10s"},  # no fuel: [limits.default] decides
+        test=("adds", [2, 3], [5]),
+    )
+    index_repo.tree.add_release(
+        "alpha", "1.1.0", manifest=text, module=wasm(ADD), signer=index_repo.keys.alice
+    )
+    index_repo.commit("alpha 1.1.0, published")
+    config = index_repo.index / "registry.toml"
+    lowered = config.read_text().replace("fuel = 50_000_000", "fuel = 1", 1)
+    assert lowered != config.read_text()
+    config.write_text(lowered)
+    _pin(index_repo, config)
+    index_repo.commit()
+    found = _errors(index_repo.check(base="HEAD~1"))
+    assert [f.rule for f in found] == ["config-invalid"], [f.text() for f in found]  # type: ignore[attr-defined]
+    assert "alpha 1.1.0 would fail its smoke tests" in found[0].message  # type: ignore[attr-defined]
+    assert "out_of_fuel" in found[0].message  # type: ignore[attr-defined]
+    # A lower default that the release still runs under passes.
+    config.write_text(lowered.replace("fuel = 1\n", "fuel = 10_000\n", 1))
+    _pin(index_repo, config)
+    index_repo.commit()
+    assert "config-invalid" not in _rules(index_repo.check(base="HEAD~2"))
