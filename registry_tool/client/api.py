@@ -1157,6 +1157,7 @@ def _root_that_signed(
     one when the entry's own registry is not trusted here, and none of them lets a rewritten
     ``registry`` field turn the check off.
     """
+    tried = []
     for url in store.trusted_urls():
         if url not in roots:
             state = store.load(url)
@@ -1164,6 +1165,7 @@ def _root_that_signed(
         root = roots[url]
         if root is None:
             continue
+        tried.append(url)
         probe = CheckResult(subject=result.subject)
         try:
             _verify_installed_signatures(dest, checked, root, now, probe)
@@ -1179,7 +1181,15 @@ def _root_that_signed(
             )
         )
         return root
-    return None
+    if tried:
+        entry = checked.entry
+        raise InstalledFileTamperedError(
+            f"{entry.name} {entry.version}: the stored maintainer signatures verify under no trusted root "
+            f"(the lockfile names {entry.registry}, which has none; tried {', '.join(tried)})",
+            where=f"{dest}/{entry.manifest}",
+            fix=f"reinstall it from the registry you trust: registry-tool client install {entry.name}",
+        )
+    return None  # nothing is trusted here at all: digests only, said as a notice
 
 
 def _verify_installed_signatures(
@@ -1187,16 +1197,15 @@ def _verify_installed_signatures(
 ) -> None:
     entry = checked.entry
     if root is None:
-        # An error, not a notice: whoever rewrites a plugin's files can rewrite its lockfile entry's
-        # registry too, to one with no trusted root, and the digests alone then agree with anything.
+        # Only when the state directory trusts no root at all (an entry naming an untrusted registry
+        # is judged by the trusted roots there): as the Go and Rust verifiers, digests only.
         result.findings.append(
             Finding(
                 rule="no-trusted-root",
-                message=f"no trusted root for {entry.registry}: the stored signatures cannot be checked, "
-                "and the lockfile's digests alone vouch for nothing",
-                fix=f"if {entry.registry} is the registry you installed from, pin its root "
-                f"(registry-tool client trust {entry.registry} --root ROOT_FILE); otherwise the lockfile "
-                "entry was rewritten: reinstall the plugin",
+                message=f"no trusted root in the state directory (the lockfile names {entry.registry}); "
+                "only digests were checked",
+                severity=Severity.notice,
+                fix=f"registry-tool client trust {entry.registry} --root ROOT_FILE",
             )
         )
         return

@@ -334,11 +334,11 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
     assert "does not match the data" in report.results[0].findings[0].message
 
 
-def test_verify_without_trusted_root_fails(trusted: World, tmp_path: Path) -> None:
+def test_verify_without_any_trusted_root_says_so(trusted: World, tmp_path: Path) -> None:
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     assert verify_installed(trusted.plugins, state_dir=trusted.state_dir).results[0].findings == []
     report = verify_installed(trusted.plugins, state_dir=tmp_path / "none")
-    assert not report.ok and report.results[0].findings[0].rule == "no-trusted-root"
+    assert report.ok and report.results[0].findings[0].rule == "no-trusted-root"
 
 
 def test_verify_catches_files_rewritten_with_the_entrys_registry(trusted: World) -> None:
@@ -365,7 +365,8 @@ def test_verify_catches_files_rewritten_with_the_entrys_registry(trusted: World)
     assert verify_installed(trusted.plugins).ok  # digests alone agree with the rewritten files
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
     assert not report.ok
-    assert [f.rule for f in report.results[0].findings] == ["no-trusted-root"]
+    assert [f.rule for f in report.results[0].findings] == ["installed-tampered"]
+    assert "verify under no trusted root" in report.results[0].findings[0].message
 
 
 @pytest.mark.parametrize("count", [0, 1, 3])
