@@ -129,6 +129,40 @@ func TestPermissionRequired(t *testing.T) {
 	}
 }
 
+// Every release of the graph is verified with the same allow set (conformance decision 16.5),
+// the installed ones kept too: what a lockfile entry records, or was granted to a same-named
+// plugin of another registry, never stands in for the host's grant.
+func TestThePermissionsOfInstalledPluginsAreNoGrant(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "uses_email", version: "1.0.0", deps: map[string]string{"validate_email": "^1.0.0"}})
+	e.site.build()
+	if _, err := e.install("uses_email", "keys"); err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(e.dir, LockfileName)
+	// The dependency is installed at the version the graph keeps: still not granted without allow.
+	_, err := e.install("uses_email")
+	wantClass(t, err, ClassPermissionRequired)
+	// Nor when its entry names another registry.
+	b, _ := os.ReadFile(lockPath)
+	lf, err := ParseLockfile(b, lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *lf.Plugins["validate_email"]
+	c.Registry = "https://elsewhere.example/"
+	lf.Plugins["validate_email"] = &c
+	rewritten := lf.Marshal()
+	if err := os.WriteFile(lockPath, rewritten, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.install("validate_email")
+	wantClass(t, err, ClassPermissionRequired)
+	if after, _ := os.ReadFile(lockPath); string(after) != string(rewritten) {
+		t.Fatal("a refused install changed the lockfile")
+	}
+}
+
 func TestNotFoundAndBadRequirement(t *testing.T) {
 	e := newEnv(t)
 	_, err := e.install("nosuchplugin")
@@ -403,6 +437,58 @@ func TestVerifyJudgesSignaturesWithAnExpiredTrustedRoot(t *testing.T) {
 	man, _ := os.ReadFile(filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml"))
 	_ = os.WriteFile(sig, e.site.mallory.sign(man, "x"), 0o644)
 	_, err := VerifyInstalled(e.dir, e.state, later)
+	wantClass(t, err, ClassInstalledTampered)
+}
+
+// Every entry is judged by the one pinned root, whatever registry its lockfile entry names: a
+// rewritten "registry" (to a URL no root is pinned for) never turns the signature check into
+// digests only. The Python client judges such an entry by its other trusted roots and refuses it
+// when none verifies it (no-trusted-root); here, as there, intact files still verify.
+func TestVerifyJudgesAnEntryWithARewrittenRegistryByThePinnedRoot(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(e.dir, LockfileName)
+	rewrite := func(change func(*LockEntry)) {
+		t.Helper()
+		b, err := os.ReadFile(lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf, err := ParseLockfile(b, lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *lf.Plugins["validate_email"]
+		change(&c)
+		lf.Plugins["validate_email"] = &c
+		if err := os.WriteFile(lockPath, lf.Marshal(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, other := range []string{"https://elsewhere.example/", "file:///nonexistent/"} {
+		rewrite(func(c *LockEntry) { c.Registry = other })
+		if _, err := VerifyInstalled(e.dir, e.state, testNow); err != nil {
+			t.Fatalf("registry %s, files intact and signed: %v", other, err)
+		}
+	}
+	// The manifest rewritten (its signatures no longer match) and the lockfile made to agree.
+	manPath := filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml")
+	man, err := os.ReadFile(manPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := append(append([]byte(nil), man...), "\n# rewritten\n"...)
+	if err := os.WriteFile(manPath, forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(func(c *LockEntry) {
+		c.ManifestSHA256, c.ManifestSize = sha256Hex(forged), int64(len(forged))
+	})
+	_, err = VerifyInstalled(e.dir, e.state, testNow)
+	wantClass(t, err, ClassInstalledTampered)
+	_, err = LoadInstalled(e.dir, e.state, "validate_email", testNow)
 	wantClass(t, err, ClassInstalledTampered)
 }
 

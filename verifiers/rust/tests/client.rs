@@ -1,11 +1,15 @@
 //! Library-level behaviours the conformance suite does not cover: dependencies and
 //! `required_by`, the verified metadata cache, reuse of intact installed files, and
-//! `load_plugin`. Sites come from tests/sitegen (signed format-2 sites, served over file://).
+//! `load_plugin`, the pinned root judging every installed entry whatever its `registry` says,
+//! and the permissions of installed plugins being no grant. Sites come from tests/sitegen
+//! (signed format-2 sites, served over file://).
 
 mod sitegen;
 
-use registry_verifier::lockfile::DEPENDENCY_ONLY;
-use registry_verifier::{load_plugin, names, read_lockfile, Class, FileTransport, InstallOptions, Verifier};
+use registry_verifier::lockfile::{Entry, DEPENDENCY_ONLY, LOCKFILE};
+use registry_verifier::{
+    load_plugin, names, read_lockfile, verify_installed, Class, FileTransport, InstallOptions, Verifier,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +22,18 @@ fn tempdir(tag: &str) -> PathBuf {
 
 /// A pinned verifier over a fresh 3-plugin x 2-version site.
 fn setup(tag: &str, dependencies: &[(usize, usize, &str)]) -> (PathBuf, Verifier) {
+    setup_with_permissions(tag, dependencies, &[])
+}
+
+/// As `setup`, plugin number `p` declaring the permissions `(p, names)` lists.
+fn setup_with_permissions(
+    tag: &str,
+    dependencies: &[(usize, usize, &str)],
+    permissions: &[(usize, &[&str])],
+) -> (PathBuf, Verifier) {
     let work = tempdir(tag);
     let site = work.join("site");
-    sitegen::generate(&site, 3, 2, dependencies);
+    sitegen::generate_with_permissions(&site, 3, 2, dependencies, permissions);
     let v = Verifier::new(&format!("file://{}/", site.display()), &work.join("state"), Arc::new(FileTransport))
         .with_now(names::parse_time(sitegen::NOW).unwrap());
     v.pin(&std::fs::read(site.join("root/1.root.json")).unwrap(), &[]).unwrap();
@@ -129,4 +142,71 @@ fn load_plugin_returns_verified_bytes_and_refuses_tampered_ones() {
     bytes.push(0);
     std::fs::write(&wasm, &bytes).unwrap();
     assert_eq!(load_plugin(&dir, Some(&state), "plugin-00000").unwrap_err().class, Class::InstalledTampered);
+}
+
+/// Rewrite the lockfile of `dir` as one base line, `name`'s entry changed by `change` (a hostile
+/// writer's whole new state).
+fn rewrite_entry(dir: &Path, name: &str, change: impl FnOnce(&mut Entry)) {
+    let mut lock = read_lockfile(dir).unwrap().unwrap();
+    change(lock.plugins.get_mut(name).unwrap());
+    std::fs::write(dir.join(LOCKFILE), lock.base_line()).unwrap();
+}
+
+#[test]
+fn an_entry_with_a_rewritten_registry_is_judged_by_the_pinned_root() {
+    // The Python client judged such an entry by the trusted root of the registry it names, and
+    // found none: only digests were checked. Here the one pinned root judges every entry.
+    let (work, v) = setup("other-registry", &[]);
+    let dir = work.join("plugins");
+    let state = work.join("state");
+    install(&v, "plugin-00000@1.0.0", &dir).unwrap();
+    for other in ["https://elsewhere.example/", "file:///nonexistent/"] {
+        rewrite_entry(&dir, "plugin-00000", |e| e.registry = other.to_string());
+        // intact, maintainer-signed files still verify
+        assert_eq!(verify_installed(&dir, Some(&state)).unwrap(), vec!["plugin-00000".to_string()]);
+    }
+    // the manifest rewritten (its stored signature no longer matches) and the lockfile made to agree
+    let manifest = dir.join("plugin-00000/1.0.0/plugin.toml");
+    let mut forged = std::fs::read(&manifest).unwrap();
+    forged.extend_from_slice(b"\n# rewritten\n");
+    std::fs::write(&manifest, &forged).unwrap();
+    rewrite_entry(&dir, "plugin-00000", |e| {
+        e.manifest_sha256 = names::sha256_hex(&forged);
+        e.manifest_size = forged.len() as u64;
+    });
+    assert_eq!(read_lockfile(&dir).unwrap().unwrap().plugins["plugin-00000"].registry, "file:///nonexistent/");
+    let err = verify_installed(&dir, Some(&state)).unwrap_err();
+    assert_eq!(err.class, Class::InstalledTampered, "{}", err);
+    let err = load_plugin(&dir, Some(&state), "plugin-00000").unwrap_err();
+    assert_eq!(err.class, Class::InstalledTampered, "{}", err);
+}
+
+#[test]
+fn the_permissions_of_installed_plugins_are_no_grant() {
+    // Every release of the graph is verified with the same allow set (conformance decision 16.5),
+    // the installed ones kept too: what a lockfile entry records, or was granted to a same-named
+    // plugin of another registry, never stands in for the host's grant.
+    let (work, v) = setup_with_permissions("no-grant", &[(0, 1, "^1.0")], &[(1, &["keys"])]);
+    let dir = work.join("plugins");
+    let install_allowing = |spec: &str, allow: &[&str]| {
+        let session = v.refresh()?;
+        let opts = InstallOptions { allow: allow.iter().map(|p| p.to_string()).collect(), ..InstallOptions::default() };
+        let entries = session.install(spec, &dir, &opts)?;
+        session.commit()?;
+        Ok::<_, registry_verifier::Error>(entries)
+    };
+    let err = install_allowing("plugin-00000", &[]).unwrap_err();
+    assert_eq!(err.class, Class::PermissionRequired, "{}", err);
+    assert!(!dir.join(LOCKFILE).exists(), "nothing was written");
+    let entries = install_allowing("plugin-00000", &["keys"]).unwrap();
+    assert_eq!(entries[1].permissions, vec!["keys".to_string()]);
+    // the dependency is installed at the version the graph keeps: still not granted without allow
+    let err = install_allowing("plugin-00000", &[]).unwrap_err();
+    assert_eq!(err.class, Class::PermissionRequired, "{}", err);
+    // nor when its entry names another registry
+    rewrite_entry(&dir, "plugin-00001", |e| e.registry = "https://elsewhere.example/".to_string());
+    let rewritten = std::fs::read(dir.join(LOCKFILE)).unwrap();
+    let err = install_allowing("plugin-00001", &[]).unwrap_err();
+    assert_eq!(err.class, Class::PermissionRequired, "{}", err);
+    assert_eq!(std::fs::read(dir.join(LOCKFILE)).unwrap(), rewritten, "the lockfile is unchanged");
 }

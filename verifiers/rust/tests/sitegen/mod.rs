@@ -167,6 +167,18 @@ fn node(site: &Path, prefix: &str, items: &[(String, String, Value)]) -> Value {
 /// A signed format-2 site of `plugins` x `versions` releases in `site`. `dependencies`: (from,
 /// to, range): every release of plugin number `from` depends on plugin number `to` at `range`.
 pub fn generate(site: &Path, plugins: usize, versions: usize, dependencies: &[(usize, usize, &str)]) {
+    generate_with_permissions(site, plugins, versions, dependencies, &[])
+}
+
+/// As `generate`, and every release of plugin number `p` declares the permissions `(p, names)`
+/// lists (sorted, e.g. `&[(1, &["keys"])]`).
+pub fn generate_with_permissions(
+    site: &Path,
+    plugins: usize,
+    versions: usize,
+    dependencies: &[(usize, usize, &str)],
+    permissions: &[(usize, &[&str])],
+) {
     let (root_key, index_key, maint) = (Key::new("root"), Key::new("index"), Key::new("maintainer"));
     let keys = [&root_key, &index_key, &maint]
         .iter()
@@ -217,6 +229,14 @@ pub fn generate(site: &Path, plugins: usize, versions: usize, dependencies: &[(u
                 sha = names::sha256_hex(&wasm),
                 size = wasm.len()
             );
+            let perms: Vec<&str> =
+                permissions.iter().filter(|(of, _)| *of == p).flat_map(|(_, names)| names.iter().copied()).collect();
+            if !perms.is_empty() {
+                manifest.push_str("\n[permissions]\n");
+                for perm in &perms {
+                    manifest.push_str(&format!("{} = true\n", perm));
+                }
+            }
             if !deps.is_empty() {
                 manifest.push_str("\n[dependencies]\n");
                 for (d, r) in &deps {
@@ -242,7 +262,7 @@ pub fn generate(site: &Path, plugins: usize, versions: usize, dependencies: &[(u
                     ("abi", s("core")),
                     ("host", Value::Null),
                     ("exports", Value::Arr(vec![s("run")])),
-                    ("permissions", Value::Arr(vec![])),
+                    ("permissions", Value::Arr(perms.iter().map(|perm| s(perm)).collect())),
                     (
                         "limits",
                         obj(vec![
