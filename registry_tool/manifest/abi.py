@@ -12,11 +12,14 @@ Adding an ABI is one spec here plus one runner registered in ``registry_tool.san
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 WASI = "wasi_snapshot_preview1"
+#: WASI preview 0, the module name before ``wasi_snapshot_preview1`` (AssemblyScript's proxy-runtime,
+#: old wasi-libc and Rust toolchains).  wasmtime-py has no implementation of its own of it.
+WASI_UNSTABLE = "wasi_unstable"
 EXTISM_ENV = "extism:host/env"
 PROXY_WASM_ENV = "env"
 
@@ -110,6 +113,28 @@ PROXY_WASM_HOST_FUNCTIONS: Mapping[str, Signature] = MappingProxyType(
 )
 #: The ABI version exports a Proxy-Wasm filter declares (one of them must be present).
 PROXY_WASM_VERSIONS = ("proxy_abi_version_0_2_0", "proxy_abi_version_0_2_1")
+#: The exports a Proxy-Wasm host gives plugin memory with, in the order Envoy looks them up
+#: (proxy-wasm-cpp-host ``WasmBase::getFunctions``): AssemblyScript's proxy-runtime exports only malloc.
+PROXY_WASM_ALLOCATORS = ("malloc", "proxy_on_memory_allocate")
+PROXY_WASM_ALLOCATOR_SIGNATURE: Signature = ((_I,), (_I,))
+#: The start-up exports a Proxy-Wasm host runs before the root context, with the types it looks
+#: them up with (Envoy refuses to load a filter exporting one with another type): a reactor's
+#: ``_initialize``, then ``main(0, 0)`` or else ``__main_void()``; a command's ``_start``.
+PROXY_WASM_START_SIGNATURES: Mapping[str, Signature] = MappingProxyType(
+    {"_initialize": ((), ()), "main": ((_I, _I), (_I,)), "__main_void": ((), (_I,)), "_start": ((), ())}
+)
+
+
+def proxy_wasm_start(exports: Collection[str]) -> tuple[str, ...]:
+    """The start-up exports a Proxy-Wasm host calls, in order, for a module exporting ``exports``.
+
+    proxy-wasm-cpp-host ``WasmBase::startVm``: a reactor's ``_initialize``, then its ``main`` (or
+    else ``__main_void``); a command's ``_start`` only when there is no ``_initialize``.
+    """
+    if "_initialize" in exports:
+        after = next((n for n in ("main", "__main_void") if n in exports), None)
+        return ("_initialize",) if after is None else ("_initialize", after)
+    return ("_start",) if "_start" in exports else ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +159,9 @@ class AbiSpec:
     #: [[tests]] keys that apply only to this ABI (beyond the keys every ABI takes).
     test_keys: frozenset[str] = frozenset()
     component: bool = False
+    #: ``wasi_unstable`` imports link to their ``wasi_snapshot_preview1`` namesakes and are gated as
+    #: those: Envoy registers its WASI functions under both names for a Proxy-Wasm filter.
+    wasi_unstable: bool = False
 
 
 def _spec(*specs: AbiSpec) -> Mapping[str, AbiSpec]:
@@ -153,6 +181,8 @@ _HTTP_TEST_KEYS = frozenset(
         "expect_response_headers",
         "expect_local_response",
         "expect_log",
+        "root_id",
+        "vm_id",
     }
 )
 
@@ -186,9 +216,10 @@ ABI_SPECS: Mapping[str, AbiSpec] = _spec(
     AbiSpec(
         "proxy-wasm",
         "a Proxy-Wasm 0.2.x HTTP filter driven through its lifecycle",
-        imports=((PROXY_WASM_ENV, "proxy_*"), (WASI, "*")),
+        imports=((PROXY_WASM_ENV, "proxy_*"), (WASI, "*"), (WASI_UNSTABLE, "*")),
         host_modules=MappingProxyType({PROXY_WASM_ENV: frozenset(PROXY_WASM_HOST_FUNCTIONS), WASI: None}),
         test_keys=_HTTP_TEST_KEYS,
+        wasi_unstable=True,
     ),
     AbiSpec(
         "component",
@@ -219,6 +250,8 @@ class LinkDecision:
 
     how: str | None
     reason: str = ""
+    #: How to fix a refusal that no registry setting can lift (WASI preview 0 outside Proxy-Wasm).
+    fix: str = ""
 
     @property
     def linked(self) -> bool:
@@ -271,6 +304,37 @@ WASI_FUNCTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingP
 )
 
 
+#: Preview 1's functions that preview 0 lacks.  Every other preview 1 function is in preview 0 under
+#: the same name with the same core type (tests/sandbox/test_import_refusals.py checks each against the
+#: snapshot_0 witx); only some data layouts differ (fd_seek's whence order, filestat's nlink width,
+#: poll_oneoff's subscriptions), where Envoy, like this sandbox, answers as preview 1.
+_PREVIEW1_ONLY = frozenset({"sock_accept"})
+#: ``wasi_unstable`` functions an ABI with ``AbiSpec.wasi_unstable`` links to their preview 1 namesakes.
+WASI_UNSTABLE_FUNCTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingProxyType(
+    {name: types for name, types in WASI_FUNCTIONS.items() if name not in _PREVIEW1_ONLY}
+)
+_PREVIEW0_REASON = (
+    "WASI preview 0 (wasi_unstable) is not linked for the {abi} ABI (wasmtime provides only WASI "
+    "preview 1; only proxy-wasm takes preview 0, as Envoy does)"
+)
+_PREVIEW0_FIX = (
+    "rebuild against wasi_snapshot_preview1 (WASI preview 1), which current wasi-sdk, Rust "
+    "(wasm32-wasip1), TinyGo and Go (GOOS=wasip1) target"
+)
+
+
+def gated_module(abi: str, module: str) -> str:
+    """The import module whose permission patterns and ABI rules gate ``module`` for ``abi``.
+
+    A ``wasi_unstable`` import of an ABI that links preview 0 is gated as its ``wasi_snapshot_preview1``
+    namesake, so a registry permission over preview 1 (``wasi_snapshot_preview1.sock_*``) covers it too.
+    """
+    spec = ABI_SPECS.get(abi)
+    if module == WASI_UNSTABLE and spec is not None and spec.wasi_unstable:
+        return WASI
+    return module
+
+
 def _signature(types: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
     return f"({', '.join(types[0])}) -> ({', '.join(types[1])})"
 
@@ -289,9 +353,12 @@ def link_import(
     ``RegistryConfig.import_allowed`` / ``ImportPolicy.allowed``); ``signature`` the import's
     (params, results) when known: a WASI function imported with another type links in no host.
     """
+    spec = ABI_SPECS.get(abi)
+    if module == WASI_UNSTABLE and (spec is None or not spec.wasi_unstable):
+        # Never a stub, whatever a permission grants: the module expects WASI there.
+        return LinkDecision(None, _PREVIEW0_REASON.format(abi=abi), _PREVIEW0_FIX)
     if not allowed:
         return LinkDecision(None, "neither the ABI nor a granted permission allows it")
-    spec = ABI_SPECS.get(abi)
     if spec is not None and spec.component:
         # A component imports whole interfaces (``module`` is the import name, ``name`` empty):
         # WASI 0.2 comes from wasmtime's own implementation, anything else would need a stub.
@@ -304,10 +371,10 @@ def link_import(
                 "io, random, sockets at @0.2.x)",
             )
         return LinkDecision(None, f"a host stub for the component import {module} is not supported yet")
-    if module == WASI:
-        wasi = WASI_FUNCTIONS.get(name)
+    if module in (WASI, WASI_UNSTABLE):  # wasi_unstable only for an ABI that links it (above)
+        wasi = (WASI_FUNCTIONS if module == WASI else WASI_UNSTABLE_FUNCTIONS).get(name)
         if kind != "func" or wasi is None:
-            return LinkDecision(None, f"{WASI} has no {kind} called {name!r} (docs/sandbox.md)")
+            return LinkDecision(None, f"{module} has no {kind} called {name!r} (docs/sandbox.md)")
         if signature is not None and signature != wasi:
             return LinkDecision(
                 None, f"it is imported as {_signature(signature)}, WASI defines {_signature(wasi)}"
@@ -321,6 +388,64 @@ def link_import(
     if kind != "func":
         return LinkDecision(None, f"a {kind} import cannot be provided by the host (only functions can)")
     return LinkDecision("stub")
+
+
+@dataclass(frozen=True)
+class ImportRefusal:
+    """Why an import is refused and how to fix it: validate's finding and smoke's link_error say this.
+
+    ``message`` follows "import <module.name> "; ``permission`` is the permission to grant, when
+    granting one is the fix.
+    """
+
+    message: str
+    fix: str
+    permission: str | None = None
+
+
+#: A core plugin's WASI imports: the module was built for another ABI.
+CORE_WASI_FIX = (
+    "declare the ABI the module is built for: abi = 'wasi-command' for a program with _start, "
+    "'extism' for an Extism plugin; a core plugin imports no WASI"
+)
+_GENERIC_FIX = "remove the import (link the code into the module) or ask the registry for a permission"
+#: Imports a common toolchain adds on its own, with the build option that drops them.
+_KNOWN_IMPORT_FIXES: Mapping[tuple[str, str], str] = MappingProxyType(
+    {
+        ("env", "abort"): (
+            "AssemblyScript imports env.abort unless told otherwise: build with `asc --use abort=` (an "
+            "abort then traps) or `--use abort=<file>/<function>` naming an abort the module defines; "
+            "in C, define abort() in the module"
+        ),
+    }
+)
+
+
+def import_refusal(
+    abi: str, module: str, name: str, decision: LinkDecision, allowed: bool, permission: str | None
+) -> ImportRefusal:
+    """What to tell about an import ``link_import`` refused.
+
+    ``allowed`` is the registry's verdict ``decision`` was made with; ``permission`` the registry
+    permission whose patterns cover the import (looked up for ``gated_module``), if any.
+    """
+    if decision.fix:
+        return ImportRefusal(f"cannot be linked: {decision.reason}", decision.fix)
+    if allowed:  # allowed by name, but nothing can provide it
+        return ImportRefusal(
+            f"cannot be linked: {decision.reason}",
+            "remove the import, or import only what the ABI documents (docs/sandbox.md)",
+        )
+    if permission:
+        return ImportRefusal(
+            f"is not allowed: it needs the '{permission}' permission, which is not granted",
+            f"declare the permission: set `{permission} = true` under [permissions]",
+            permission,
+        )
+    fix = _KNOWN_IMPORT_FIXES.get((module, name)) or (
+        CORE_WASI_FIX if module == WASI and abi == "core" else _GENERIC_FIX
+    )
+    return ImportRefusal(f"is not allowed: neither the {abi!r} ABI nor any permission provides it", fix)
 
 
 # --------------------------------------------------------------------------- module kinds

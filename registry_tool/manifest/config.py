@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from registry_tool.manifest.abi import ABI_SPECS
+from registry_tool.manifest.abi import ABI_SPECS, gated_module
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
 from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
 from registry_tool.manifest.units import UnitError, parse_duration, parse_size
@@ -240,6 +240,9 @@ def import_allowed(
     vocabulary: Mapping[str, Permission], abi: str, granted: frozenset[str] | set[str], module: str, name: str
 ) -> bool:
     """The import rule shared by validate, the sandbox and the client (``RegistryConfig.import_allowed``)."""
+    # A wasi_unstable import of an ABI that links preview 0 is gated as its preview 1 namesake, in
+    # the client as in validate and the sandbox.
+    module = gated_module(abi, module)
     # Permission-gated imports are never allowed by the ABI alone: a registry may gate
     # e.g. `extism:host/user` or `wasi_snapshot_preview1.sock_*` behind a permission.
     gate = [p for p in vocabulary.values() if any(i.matches(module, name) for i in p.imports)]

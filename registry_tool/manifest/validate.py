@@ -24,10 +24,19 @@ from registry_tool.manifest import spdx
 from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
+    CORE_WASI_FIX,
+    PROXY_WASM_ALLOCATOR_SIGNATURE,
+    PROXY_WASM_ALLOCATORS,
+    PROXY_WASM_START_SIGNATURES,
     PROXY_WASM_VERSIONS,
     WASI,
+    WASI_UNSTABLE,
+    ImportRefusal,
+    gated_module,
+    import_refusal,
     link_import,
     module_kind,
+    proxy_wasm_start,
 )
 from registry_tool.manifest.binary import custom_section_names
 from registry_tool.manifest.config import (
@@ -641,47 +650,57 @@ def _check_imports(ctx: _Ctx, info: ModuleInfo) -> None:
     m, cfg = ctx.manifest, ctx.config
     seen: set[tuple[str, str]] = set()
     wasi_refused: list[str] = []
+    preview0: list[str] = []
+    preview0_refusal: ImportRefusal | None = None
     for imp in info.imports:
         if (imp.module, imp.name) in seen:
             continue  # a module may import one name twice (two types): one finding is enough
-        allowed = cfg.import_allowed(m.abi, m.permissions, imp.module, imp.name)
+        gate = gated_module(m.abi, imp.module)
+        allowed = cfg.import_allowed(m.abi, m.permissions, gate, imp.name)
         signature = (imp.params, imp.results) if imp.kind == "func" else None
         decision = link_import(m.abi, imp.module, imp.name, imp.kind, allowed, signature)
         if decision.linked:
             continue  # a second import of the name (another type) is still checked
         seen.add((imp.module, imp.name))
-        perm = cfg.granting_permission(imp.module, imp.name)
-        has_table = m.line_of("permissions") is not None
-        if allowed:  # allowed by name, but nothing can provide it (the sandbox would refuse it too)
-            message = f"import {imp} cannot be linked: {decision.reason}"
-            fix = "remove the import, or import only what the ABI documents (docs/sandbox.md)"
-            field_ = "artifact.file"
-        elif perm:
-            message = f"import {imp} is not allowed: it needs the '{perm}' permission, which is not granted"
-            fix = f"declare the permission: set `{perm} = true` under [permissions]"
-            field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
-        elif imp.module == WASI and m.abi == "core":
+        perm = cfg.granting_permission(gate, imp.name)
+        refusal = import_refusal(m.abi, imp.module, imp.name, decision, allowed, perm)
+        if imp.module == WASI_UNSTABLE and decision.fix:
+            preview0.append(imp.name)  # one finding for all of them, below
+            preview0_refusal = refusal
+            continue
+        if not allowed and not perm and imp.module == WASI and m.abi == "core":
             wasi_refused.append(imp.name)  # one finding for all of them, below
             continue
+        if refusal.permission:
+            field_ = f"permissions.{perm}" if perm in m.declared_permissions else "permissions"
+            # Point at [permissions] when the manifest has one, else at the artifact that imports it.
+            where = field_ if m.line_of("permissions") is not None else "artifact.file"
         else:
-            message = f"import {imp} is not allowed: neither the {m.abi!r} ABI nor any permission provides it"
-            fix = "remove the import (link the code into the module) or ask the registry for a permission"
-            field_ = "plugin.abi"
-        # Point at [permissions] when the manifest has one, else at the artifact that imports it.
-        where = field_ if allowed or has_table or not perm else "artifact.file"
-        ctx.add("import-not-allowed", message, where, fix)
-    if wasi_refused:
-        # A Go wasip1 build or C with stdio imports WASI throughout: "remove the import" cannot help.
-        shown = ", ".join(wasi_refused[:5]) + (
-            f" and {len(wasi_refused) - 5} more" if len(wasi_refused) > 5 else ""
-        )
+            where = "artifact.file" if allowed else "plugin.abi"
+        ctx.add("import-not-allowed", f"import {imp} {refusal.message}", where, refusal.fix)
+    if preview0_refusal is not None:
+        # An old toolchain imports preview 0 throughout: one finding says what to rebuild with.
         ctx.add(
             "import-not-allowed",
-            f"{m.artifact.file} imports WASI ({WASI}.{shown}), which the 'core' ABI does not link",
-            "plugin.abi",
-            "declare the ABI the module is built for: abi = 'wasi-command' for a program with _start, "
-            "'extism' for an Extism plugin; a core plugin imports no WASI",
+            f"{m.artifact.file} imports {_listed(WASI_UNSTABLE, preview0)}, which {preview0_refusal.message}",
+            "artifact.file",
+            preview0_refusal.fix,
         )
+    if wasi_refused:
+        # A Go wasip1 build or C with stdio imports WASI throughout: "remove the import" cannot help.
+        ctx.add(
+            "import-not-allowed",
+            f"{m.artifact.file} imports WASI ({_listed(WASI, wasi_refused)}), "
+            "which the 'core' ABI does not link",
+            "plugin.abi",
+            CORE_WASI_FIX,
+        )
+
+
+def _listed(module: str, names: list[str]) -> str:
+    """``module.a, b, c, d, e and N more``: a module's refused names, the first five of them."""
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"{module}.{', '.join(names[:5])}{more}"
 
 
 def _declared_funcs(
@@ -775,22 +794,47 @@ def _exports_extism(ctx: _Ctx, info: ModuleInfo) -> None:
 
 
 def _exports_proxy_wasm(ctx: _Ctx, info: ModuleInfo) -> None:
-    names = {e.name for e in info.exports if e.kind == "func"}
-    if not names & set(PROXY_WASM_VERSIONS):
+    funcs = {e.name: e for e in info.exports if e.kind == "func"}
+    file = ctx.manifest.artifact.file
+    if not funcs.keys() & set(PROXY_WASM_VERSIONS):
         ctx.add(
             "missing-export",
-            f"{ctx.manifest.artifact.file} exports no Proxy-Wasm ABI version "
+            f"{file} exports no Proxy-Wasm ABI version "
             f"({' or '.join(PROXY_WASM_VERSIONS)}): it is not a Proxy-Wasm 0.2 filter",
             "plugin.abi",
             "build the filter with a Proxy-Wasm 0.2 SDK (e.g. proxy-wasm-go-sdk with Go >= 1.24)",
         )
-    for needed in ("proxy_on_context_create", "proxy_on_memory_allocate"):
-        if needed not in names:
+    if "proxy_on_context_create" not in funcs:
+        ctx.add(
+            "missing-export",
+            f"{file} does not export 'proxy_on_context_create', which every Proxy-Wasm host calls",
+            "plugin.abi",
+            "build the filter with a Proxy-Wasm 0.2 SDK",
+        )
+    # Envoy gives the plugin memory through 'malloc' when it exports one, else through
+    # 'proxy_on_memory_allocate': AssemblyScript's proxy-runtime exports only malloc.
+    allocator = next((funcs[n] for n in PROXY_WASM_ALLOCATORS if n in funcs), None)
+    if allocator is None:
+        ctx.add(
+            "missing-export",
+            f"{file} exports neither 'proxy_on_memory_allocate' nor 'malloc', one of which every Proxy-Wasm "
+            "host allocates the plugin's memory with",
+            "plugin.abi",
+            "build the filter with a Proxy-Wasm 0.2 SDK",
+        )
+    # What Envoy calls before the root context, and refuses to load the filter for when its type
+    # differs; a WASI command (_start, no _initialize) is a filter as good as a reactor.
+    checked = [(funcs[n], PROXY_WASM_START_SIGNATURES[n]) for n in proxy_wasm_start(set(funcs))]
+    if allocator is not None:
+        checked.append((allocator, PROXY_WASM_ALLOCATOR_SIGNATURE))
+    for export, want in checked:
+        if (export.params, export.results) != want:
             ctx.add(
-                "missing-export",
-                f"{ctx.manifest.artifact.file} does not export {needed!r}, which every Proxy-Wasm host calls",
+                "export-signature",
+                f"export {export.name!r} has signature {export.signature}; a Proxy-Wasm host calls it as "
+                f"[{', '.join(want[0])}] -> [{', '.join(want[1])}] and refuses to load the filter otherwise",
                 "plugin.abi",
-                "build the filter with a Proxy-Wasm 0.2 SDK",
+                "build the filter with a Proxy-Wasm 0.2 SDK, or export the function with that type",
             )
     list(_declared_funcs(ctx, info))
 

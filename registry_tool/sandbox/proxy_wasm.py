@@ -3,7 +3,9 @@
 Host functions over the plugin's own memory, and a driver that takes one HTTP request through the filter's
 lifecycle as Envoy and wazero-based gateways do.
 
-Lifecycle of a test: ``proxy_on_context_create(root, 0)`` -> ``proxy_on_vm_start`` ->
+Lifecycle of a test: start-up as Envoy's ``WasmBase::startVm`` (a reactor's ``_initialize``, run by the
+worker, then its ``main(0, 0)`` or ``__main_void()``; a command's ``_start``) ->
+``proxy_on_context_create(root, 0)`` -> ``proxy_on_vm_start`` ->
 ``proxy_on_configure`` -> ``proxy_on_context_create(http, root)`` -> request headers -> request body
 -> response headers -> response body -> ``proxy_on_done`` -> ``proxy_on_log`` -> ``proxy_on_delete``.
 A local response ends the request phases.  Nothing here touches the network or a clock: the tick
@@ -21,7 +23,14 @@ from typing import Any
 
 import wasmtime
 
-from registry_tool.manifest.abi import PROXY_WASM_ENV, PROXY_WASM_HOST_FUNCTIONS, PROXY_WASM_VERSIONS
+from registry_tool.manifest.abi import (
+    PROXY_WASM_ALLOCATORS,
+    PROXY_WASM_ENV,
+    PROXY_WASM_HOST_FUNCTIONS,
+    PROXY_WASM_START_SIGNATURES,
+    PROXY_WASM_VERSIONS,
+    proxy_wasm_start,
+)
 from registry_tool.sandbox.abis import (
     HOST_DATA_CAP,
     LOG_CAP,
@@ -141,7 +150,11 @@ class HttpState:
             network=network,
             expect={k: v for k, v in http.items() if k.startswith("expect_")},
         )
-        state.properties = {b"plugin_root_id": b"", b"plugin_vm_id": b""}
+        # What the SDKs look a root context up by (AssemblyScript's registerRootContext(f, "name")).
+        state.properties = {
+            b"plugin_root_id": str(http.get("root_id", "")).encode(),
+            b"plugin_vm_id": str(http.get("vm_id", "")).encode(),
+        }
         return state
 
     def header(self, map_type: int, name: bytes) -> bytes | None:
@@ -195,22 +208,32 @@ class _Memory:
         self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
     def give(self, data: bytes, ptr_ptr: int, size_ptr: int) -> int:
-        """Copy ``data`` into memory the plugin allocates (proxy_on_memory_allocate); write where."""
-        alloc = self.caller.get("proxy_on_memory_allocate") or self.caller.get("malloc")
-        if not isinstance(alloc, wasmtime.Func):
-            raise ProxyWasmError("proxy-wasm: the plugin does not export proxy_on_memory_allocate")
+        """Copy ``data`` into memory the plugin's allocator gives; write where it is and its size."""
+        found = _allocator(self.caller.get)
+        if found is None:
+            raise ProxyWasmError("proxy-wasm: the plugin exports neither malloc nor proxy_on_memory_allocate")
+        name, alloc = found
         self.state.allocating = True
         try:
             ptr = int(alloc(self.caller, len(data)) or 0) if data else 0
         finally:
             self.state.allocating = False
         if data and ptr == 0:
-            raise ProxyWasmError(f"proxy-wasm: proxy_on_memory_allocate({len(data)}) returned 0")
+            raise ProxyWasmError(f"proxy-wasm: {name}({len(data)}) returned 0")
         if data:
             self.write(ptr, data)
         self.u32(ptr_ptr, ptr)
         self.u32(size_ptr, len(data))
         return OK
+
+
+def _allocator(get: Callable[[str], Any]) -> tuple[str, wasmtime.Func] | None:
+    """The export a host gives plugin memory with, and its name: ``malloc`` first, as Envoy looks them up."""
+    for name in PROXY_WASM_ALLOCATORS:
+        item = get(name)
+        if isinstance(item, wasmtime.Func):
+            return name, item
+    return None
 
 
 class ProxyWasmHost:
@@ -639,7 +662,14 @@ class ProxyWasmAdapter(Adapter):
         create = _func(exports, "proxy_on_context_create")
         if create is None:
             raise MissingExportError("export 'proxy_on_context_create' is absent")
+        if _allocator(exports) is None:
+            raise MissingExportError(
+                "a Proxy-Wasm filter exports malloc or proxy_on_memory_allocate (the host allocates with it)"
+            )
         actions: dict[str, str] = {}
+        exited = self._start_up(exports, store)
+        if exited is not None:
+            return self._produced(state, actions, exit_code=exited[0], detail=exited[1])
         create(store, ROOT_CONTEXT, 0)
         for start, size in (
             ("proxy_on_vm_start", VM_CONFIGURATION),
@@ -670,6 +700,36 @@ class ProxyWasmAdapter(Adapter):
             if fn is not None:
                 fn(store, HTTP_CONTEXT)
         return self._produced(state, actions)
+
+    @staticmethod
+    def _start_up(exports: Exports, store: wasmtime.Store) -> tuple[int, str] | None:
+        """Start the VM as Envoy does (``WasmBase::startVm``), before the root context exists.
+
+        The worker has run a reactor's ``_initialize``; then its ``main(0, 0)`` (or ``__main_void()``),
+        where an SDK registers its contexts (TinyGo's proxy-wasm-go-sdk, Rust in bin + reactor
+        mode); a command's ``_start`` runs its ``main``.  ``proc_exit(0)`` ends start-up normally, as
+        a WASI command's exit does; any other status ends the test with it: (status, detail).
+        """
+        present = frozenset(n for n in PROXY_WASM_START_SIGNATURES if _func(exports, n) is not None)
+        for name in proxy_wasm_start(present):
+            fn = _func(exports, name)
+            assert fn is not None
+            want = PROXY_WASM_START_SIGNATURES[name]
+            params, results = exports.signature(name, fn)
+            if (tuple(params), tuple(results)) != want:
+                raise MissingExportError(
+                    f"export {name!r} is [{', '.join(params)}] -> [{', '.join(results)}]; a Proxy-Wasm host "
+                    f"calls it as [{', '.join(want[0])}] -> [{', '.join(want[1])}]"
+                )
+            if name == "_initialize":
+                continue  # the worker runs it right after instantiation, for every ABI
+            try:
+                fn(store, *(0,) * len(want[0]))
+            except wasmtime.ExitTrap as exit_trap:
+                if exit_trap.code:
+                    return exit_trap.code, f"{name} called proc_exit({exit_trap.code}) during start-up"
+                return None  # the program ended: start-up is over
+        return None
 
     def _produced(
         self, state: HttpState, actions: dict[str, str], exit_code: int = 0, detail: str = ""

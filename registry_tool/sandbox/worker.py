@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, cast
 import wasmtime
 
 from registry_tool._files import MiB, read_bounded
-from registry_tool.manifest.abi import ABI_SPECS, WASI, link_import
+from registry_tool.manifest.abi import (
+    ABI_SPECS,
+    WASI,
+    WASI_UNSTABLE,
+    gated_module,
+    import_refusal,
+    link_import,
+)
 from registry_tool.manifest.binary import export_signature
 from registry_tool.sandbox import protocol
 from registry_tool.sandbox.abis import (
@@ -177,32 +184,40 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache
 def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple[list[Any], bool]:
     """(imports to stub, whether WASI is linked); raise for any import that cannot be linked.
 
-    ``link_import`` is the answer validate gives too: WASI (from the ABI or a permission) is always
-    wasmtime's own implementation, linked once; the ABI's host modules are the adapter's; anything
-    else a permission grants gets a stub.
+    ``link_import`` is the answer validate gives too, and ``import_refusal`` says why in validate's
+    words: WASI (from the ABI or a permission) is always wasmtime's own implementation, linked once
+    (``wasi_unstable``, where the ABI takes it, as its preview 1 namesakes); the ABI's host modules
+    are the adapter's; anything else a permission grants gets a stub.
     """
     stubs, wasi = [], False
     for imp in module.imports:
         name = imp.name or ""
         ty = imp.type
         kind = "func" if isinstance(ty, wasmtime.FuncType) else "other"
-        allowed = policy.allowed(imp.module, name)
+        gate = gated_module(abi, imp.module)
+        allowed = policy.allowed(gate, name)
         signature = None
-        if isinstance(ty, wasmtime.FuncType) and imp.module == WASI:
+        if isinstance(ty, wasmtime.FuncType) and imp.module in (WASI, WASI_UNSTABLE):
             signature = (tuple(map(type_name, ty.params)), tuple(map(type_name, ty.results)))
         decision = link_import(abi, imp.module, name, kind, allowed, signature)
         if not decision.linked:
-            if not allowed:
-                raise LinkRefusedError(
-                    f"import {imp.module}.{name} is not allowed: neither the {abi} ABI nor a "
-                    "declared permission grants it"
-                )
-            raise LinkRefusedError(f"import {imp.module}.{name} cannot be linked: {decision.reason}")
+            permission = next((r.permission for r in policy.permission_rules if r.matches(gate, name)), None)
+            refusal = import_refusal(abi, imp.module, name, decision, allowed, permission)
+            raise LinkRefusedError(f"import {imp.module}.{name} {refusal.message} (fix: {refusal.fix})")
         if decision.how == "wasi":
             wasi = True
         elif decision.how == "stub":
             stubs.append(imp)
     return stubs, wasi
+
+
+class _AsPreview1:
+    """A ``wasi_unstable`` import seen as its ``wasi_snapshot_preview1`` namesake (same name and type)."""
+
+    __slots__ = ("module", "name", "type")
+
+    def __init__(self, imp: Any) -> None:
+        self.module, self.name, self.type = WASI, imp.name, imp.type
 
 
 class Release:
@@ -225,6 +240,7 @@ class Release:
         #: A link refusal is the outcome of every test (raised again in each).
         self.refused: LinkRefusedError | wasmtime.WasmtimeError | None = None
         self.wasi = False
+        self.unstable: tuple[str, ...] = ()
         self.pre: wasmtime.InstancePre | None = None
         self.memories: tuple[str, ...] = ()
         self.tables: tuple[str, ...] = ()
@@ -258,15 +274,20 @@ class Release:
         except LinkRefusedError as err:
             self.refused = err
             return
+        # Linked per test (``bind``): wasmtime-py defines WASI only as wasi_snapshot_preview1, and its
+        # functions must be called by the plugin itself (they read the caller's memory), so each is
+        # aliased under wasi_unstable in each test's store.
+        self.unstable = tuple(sorted({imp.name for imp in module.imports if imp.module == WASI_UNSTABLE}))
         if self.wasi:
             self.linker.define_wasi()
-            self._poll_fallback = DeterministicWasi.define(
-                self.linker, engine, module.imports, lambda: self._clock
-            )
+            imports = [_AsPreview1(i) if i.module == WASI_UNSTABLE else i for i in module.imports]
+            self._poll_fallback = DeterministicWasi.define(self.linker, engine, imports, lambda: self._clock)
         self.adapter.define(self.linker, engine)
         define_stubs(self.linker, stubs, self._keys.module, lambda: self._keys)
         self._stubbed = bool(stubs)
-        if not self.adapter.store_bound:
+        if self.unstable:
+            self.linker.allow_shadowing = True  # each test's aliases replace the previous test's
+        elif not self.adapter.store_bound:
             try:
                 self.pre = self.linker.instantiate_pre(module)
             except wasmtime.WasmtimeError as err:  # an import nothing defines: every test's link_error
@@ -277,6 +298,11 @@ class Release:
         if call not in self._signatures:
             self._signatures[call] = export_signature(self.wasm, call)
         return self._signatures[call]
+
+    def bind(self, store: wasmtime.Store) -> None:
+        """Alias the release's ``wasi_unstable`` imports to ``store``'s preview 1 functions (and clock)."""
+        for name in self.unstable:
+            self.linker.define(store, WASI_UNSTABLE, name, self.linker.get(store, WASI, name))
 
     def begin(self, case: Case) -> KeyValueStub:
         """Fresh host state for ``case``: clock and randomness, key-value store; returns the store.
@@ -435,6 +461,7 @@ def _execute_hooked(release: Release, case: Case, store: wasmtime.Store) -> _Run
             if release.pre is not None:
                 instance = release.pre.instantiate(store)
             else:
+                release.bind(store)
                 instance = release.linker.instantiate(store, release.module)
             run.exports = Exports(
                 release.exports_linker, store, instance, release.export_names, release.signature

@@ -119,6 +119,8 @@ def build_c(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
             src = str(WASI_C / f"{name}.c")
             if target == "wasi":
                 cmd = [_clang(), "--target=wasm32-wasi", "-O2", "-o", str(out), src]
+            elif target == "reactor":  # a WASI reactor: _initialize instead of _start
+                cmd = [_clang(), "--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o", str(out), src]
             else:  # a freestanding module (Extism plugins)
                 cmd = [
                     _clang(),
