@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from registry_tool._files import read_bounded
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
     MANIFEST,
@@ -29,6 +30,7 @@ from registry_tool.format import (
     release_path,
     toml,
 )
+from registry_tool.format.rules import MAX_SIGNATURE_BYTES, SIG_SUFFIX
 from registry_tool.manifest import RegistryConfig
 from registry_tool.manifest import validate as rules
 from registry_tool.manifest.errors import FindingsError
@@ -210,10 +212,21 @@ def prepare_release(
     return PreparedRelease(entry=entry, files=files, data=data)
 
 
+#: What a signature file or a yank.toml may hold (the client and ci check read no more): a 2 GiB
+#: sparse "signature" in the index was read whole, held in memory and published.
+_YANK_CAP = 64 * 1024
+
+
 def _read(folder: str, name: str) -> bytes:
-    """A release file's bytes (``Path.read_bytes``; a regular file in one open, fstat and read)."""
-    quick = read_plain(f"{folder}/{name}")
-    return quick[1] if quick is not None and quick[1] is not None else Path(folder, name).read_bytes()
+    """A release file's bytes: a regular file in one open, fstat and read; signatures bounded."""
+    cap = MAX_SIGNATURE_BYTES if name.endswith(SIG_SUFFIX) else _YANK_CAP if name == YANK else None
+    quick = read_plain(f"{folder}/{name}", cap)
+    if quick is not None and quick[1] is not None:
+        return quick[1]
+    if cap is None:
+        return Path(folder, name).read_bytes()
+    what = "signature file" if cap == MAX_SIGNATURE_BYTES else YANK
+    return read_bounded(Path(folder, name), cap, what, follow_symlinks=False)
 
 
 def _signatures(data: dict[str, bytes], signed: str) -> list[str]:

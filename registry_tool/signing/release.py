@@ -15,10 +15,11 @@ from typing import Any
 
 import tomlkit
 
+from registry_tool._files import read_bounded
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
-from registry_tool.format.rules import SIG_SUFFIX, is_signature_of
+from registry_tool.format.rules import MAX_SIGNATURE_BYTES, SIG_SUFFIX, is_signature_of
 from registry_tool.format.rules import YANK as YANK
 from registry_tool.signing.minisign import SecretKey, Signature, sign_bytes
 
@@ -51,7 +52,10 @@ def signature_paths(signed_file: Path) -> list[Path]:
     try:
         with os.scandir(signed_file.parent) as entries:
             for entry in entries:
-                if not is_signature_of(entry.name, signed_file.name) or not entry.is_file():
+                # Not through a link: it could lead anywhere (a device, another folder's file).
+                if not is_signature_of(entry.name, signed_file.name):
+                    continue
+                if not entry.is_file(follow_symlinks=False):
                     continue
                 if entry.name == plain_name:
                     plain.append(signed_file.parent / entry.name)
@@ -63,8 +67,20 @@ def signature_paths(signed_file: Path) -> list[Path]:
 
 
 def read_signatures(signed_file: Path) -> list[str]:
-    """The text of every signature file for ``signed_file`` (see ``signature_paths``)."""
-    return [p.read_text(encoding="utf-8", errors="surrogateescape") for p in signature_paths(signed_file)]
+    """The text of every signature file for ``signed_file`` (see ``signature_paths``).
+
+    Each is read bounded (``MAX_SIGNATURE_BYTES``) and never through a link: a "signature" of 2 GiB
+    was read whole.
+
+    Raises:
+        FileTooLargeError: a signature file is larger than a minisign signature can be.
+    """
+    return [
+        read_bounded(p, MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False).decode(
+            "utf-8", errors="surrogateescape"
+        )
+        for p in signature_paths(signed_file)
+    ]
 
 
 def keyed_signature_path(signed_file: Path, key_id: str) -> Path:

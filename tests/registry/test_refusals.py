@@ -428,3 +428,12 @@ def test_a_release_signed_before_the_new_release_rules_still_builds(index: Index
     build(index, tmp_path / "site")
     release = read_site_dir(tmp_path / "site").plugins["alpha"]["1.2.0"]
     assert release.limits.wall_time_ms == 13  # a half away from zero, as Go and Rust read it
+
+
+def test_an_oversized_signature_file_is_refused_unread(index: Index, tmp_path: Path) -> None:
+    """A 2 GiB sparse "signature" in the index was read whole, held in memory and published."""
+    sig = index.release_dir("alpha", "1.0.0") / "plugin.toml.0123456789ABCDEF.minisig"
+    with sig.open("wb") as fh:
+        fh.truncate(2 * 1024**3)  # sparse: no disk used
+    found = refused(index, tmp_path / "site")
+    assert any("more than the 16 KiB a signature file may have" in message for _, _, message in found), found
