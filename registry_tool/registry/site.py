@@ -21,10 +21,12 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
-from registry_tool.errors import CheckFailed, Location, UsageError
+from registry_tool._files import read_bounded
+from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.format import MAX_SIGNATURE_BYTES, MAX_TOP_BYTES, REGISTRY_JSON, SIG_SUFFIX
 from registry_tool.registry.document import Reader
 from registry_tool.signing import read_signatures
@@ -282,15 +284,16 @@ def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
     """registry.json and its signatures from a folder or an http(s)/file URL; metadata by ``read``."""
     if _is_url(spec) and urllib.parse.urlsplit(spec).scheme != "file":
         base = spec if spec.endswith("/") else spec + "/"
+        fetcher = _fetcher()
 
         def read_url(rel: str, cap: int) -> bytes:
-            data = _fetch(base + rel, required=True, cap=cap)
+            data = _fetch(fetcher, base + rel, required=True, cap=cap)
             assert data is not None
             return data
 
         data = read_url(REGISTRY_JSON, MAX_TOP_BYTES)
         names = [REGISTRY_JSON + SIG_SUFFIX] + [f"{REGISTRY_JSON}.{k}{SIG_SUFFIX}" for k in index_key_ids]
-        sigs = [_fetch(base + n, required=False, cap=MAX_SIGNATURE_BYTES) for n in names]
+        sigs = [_fetch(fetcher, base + n, required=False, cap=MAX_SIGNATURE_BYTES) for n in names]
         texts = [s.decode("utf-8", "replace") for s in sigs if s is not None]
         return PublishedRegistry(spec, data, texts, read_url)
     folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(spec).path)) if _is_url(spec) else Path(spec)
@@ -305,44 +308,40 @@ def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
     def read_dir(rel: str, cap: int) -> bytes:
         target = folder / rel
         try:
-            with open(target, "rb") as fh:
-                data = fh.read(cap + 1)
-        except OSError as err:
+            # Bounded, never blocking on a FIFO, a regular file only.
+            return read_bounded(target, cap, "file of the previous site")
+        except RegistryToolError as err:
             raise PreviousRegistryError(
-                f"cannot read {target} of the previous site: {err.strerror}",
+                f"cannot read {target} of the previous site: {err.what}",
                 where=str(target),
                 fix="point --previous at a complete site written by `registry-tool build`",
             ) from None
-        if len(data) > cap:
-            raise PreviousRegistryError(f"{target} is larger than {cap} bytes", where=str(target))
-        return data
 
     return PublishedRegistry(spec, read_dir(REGISTRY_JSON, MAX_TOP_BYTES), read_signatures(path), read_dir)
 
 
-def _fetch(url: str, *, required: bool, cap: int) -> bytes | None:
-    # Lazy: requests (and urllib3) load only for an http(s) --previous, not for every build.
-    import requests
+#: One file of a --previous site (the top document and its signatures, then tree nodes by pin), and
+#: every file of one build together: a server sending a byte every few seconds never trips a
+#: socket timeout, and held the build for days.
+_PREVIOUS_DEADLINE_S = 60.0
+_PREVIOUS_TOTAL_S = 600.0
 
+
+def _fetcher() -> Any:
+    # The client's fetcher: size caps, per-file and total deadlines (the response head included),
+    # identity encoding only, same-origin redirects.  Lazy: requests loads only for an http(s) --previous.
+    from registry_tool.client.fetch import FetchPolicy, HttpFetcher
+
+    return HttpFetcher(FetchPolicy(deadline=_PREVIOUS_DEADLINE_S, total_deadline=_PREVIOUS_TOTAL_S))
+
+
+def _fetch(fetcher: Any, url: str, *, required: bool, cap: int) -> bytes | None:
     try:
-        with requests.get(url, timeout=(10, 30), stream=True, allow_redirects=False) as resp:
-            if resp.status_code == 404 and not required:
-                return None
-            if resp.status_code != 200:
-                raise PreviousRegistryError(
-                    f"GET {url} answered HTTP {resp.status_code}",
-                    where=Location(file=url),
-                    fix="check the --previous URL (redirects are not followed)",
-                )
-            body = bytearray()
-            for chunk in resp.iter_content(65536):
-                body += chunk
-                if len(body) > cap:
-                    raise PreviousRegistryError(f"{url} is larger than {cap} bytes", where=url)
-            return bytes(body)
-    except requests.RequestException as err:
+        data = fetcher.fetch(url, max_size=cap) if required else fetcher.fetch_if_exists(url, max_size=cap)
+    except RegistryToolError as err:
         raise PreviousRegistryError(
-            f"cannot fetch {url}: {err.__class__.__name__}",
+            f"cannot fetch {url} of the previous site: {err.what}",
             where=url,
-            fix="check the network and the --previous URL",
+            fix="check the network and the --previous URL (a complete site written by `registry-tool build`)",
         ) from None
+    return data if data is None else bytes(data)

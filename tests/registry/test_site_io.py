@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -282,6 +283,72 @@ def test_previous_registry_from_a_file_url(index: Index, tmp_path: Path) -> None
     first = build(index, published)
     result = build(index, tmp_path / "site", previous=published.as_uri(), now=LATER)
     assert result.previous_version == first.document.version
+
+
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """A hostile mirror: a valid head, then one body byte every 0.2 s (no socket timeout ever fires)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "65536")
+        self.end_headers()
+        try:
+            for _ in range(65536):
+                self.wfile.write(b"{")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_previous_site_that_trickles_is_cut_at_the_deadline(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One byte every few seconds held the build for days: each read had its timeout, their sum none."""
+    from registry_tool.registry import site as site_mod
+
+    monkeypatch.setattr(site_mod, "_PREVIOUS_DEADLINE_S", 1.5)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        started = time.monotonic()
+        with pytest.raises(CheckFailed, match="previous site"):
+            build(index, tmp_path / "site", previous=url)
+        assert time.monotonic() - started < 60  # the deadline, not the 3.6 hours the body would take
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_fifo_in_a_previous_folder_is_refused_not_waited_on(index: Index, tmp_path: Path) -> None:
+    """A metadata file of a --previous folder replaced by a FIFO: open() blocked the build forever."""
+    published = tmp_path / "published"
+    build(index, published)
+    node = next(p for p in sorted(published.rglob("*.json")) if p.name != "registry.json")
+    node.unlink()
+    os.mkfifo(node)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            build(index, tmp_path / "site", previous=str(published), now=LATER)
+            outcome.append(None)
+        except BaseException as err:  # reported below
+            outcome.append(err)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():  # unblock the reader, then fail
+        with open(os.open(node, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+            pass
+        pytest.fail("the build waits on the FIFO")
+    assert isinstance(outcome[0], CheckFailed) and "not a regular file" in str(outcome[0])
 
 
 # --------------------------------------------------------------------------- CLI
