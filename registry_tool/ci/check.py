@@ -68,11 +68,11 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
             report.results.append(workflows)
     rels = [_repo_relative(repo, d) for d in index_dirs or [_default_index(repo, base)]]
     if options.shard.first:
-        dirty = _uncommitted(repo, [rel or "." for rel in rels])
+        dirty = _uncommitted(repo, [scope for rel in rels for scope in index_scope(rel)])
         if dirty.findings:
             report.results.append(dirty)
         if not options.full:
-            stale = _base_moved(repo, base, [rel or "." for rel in rels])
+            stale = _base_moved(repo, base, [scope for rel in rels for scope in index_scope(rel)])
             if stale.findings:
                 report.results.append(stale)
         attributes = _attribute_changes(repo, base, rels)
@@ -123,6 +123,14 @@ def _workflow_changes(repo: GitRepo, base: str) -> CheckResult:
             )
         )
     return result
+
+
+def index_scope(rel: str) -> list[str]:
+    """The paths that are the index ``rel`` (repository-relative; "" for the repository root).
+
+    An index at the repository root shares it with README, .github/...: only its own parts count.
+    """
+    return [rel] if rel else ["plugins", "root", "registry.toml"]
 
 
 _BEHIND_SHOWN = 5
@@ -211,7 +219,7 @@ def _attribute_changes(repo: GitRepo, base: str, rels: list[str]) -> CheckResult
     changed = [c for c in repo.changes(base, [":(glob)**/.gitattributes"])]
     if not changed:
         return result
-    files = repo.tracked_files([rel or "." for rel in rels])
+    files = repo.tracked_files([scope for rel in rels for scope in index_scope(rel)])
     for path, attribute, value in repo.check_attributes(files, _REWRITING_ATTRIBUTES):
         if value in ("unspecified", "unset") or (attribute == "text" and value == "unset"):
             continue
@@ -256,8 +264,7 @@ class _IndexCheck:
         return self.prefix + "/".join(parts)
 
     def run(self) -> list[CheckResult]:
-        # An index at the repository root shares it with README, .github/...: look only at its parts.
-        scope = [self.index] if self.index else ["plugins", "root", "registry.toml"]
+        scope = index_scope(self.index)
         if self.options.full:
             head = self.repo.list_files("HEAD", self.path("plugins"))
             changes = [Change(p, ChangeKind.added) for p in head]

@@ -24,7 +24,7 @@ from registry_tool.client.trust_state import required_dependencies
 from registry_tool.errors import UsageError
 from registry_tool.format import Release
 from registry_tool.manifest.binary import module_imports as binary_imports
-from registry_tool.manifest.config import Limits, Permission, import_allowed
+from registry_tool.manifest.config import FEATURES, Limits, Permission, import_allowed
 from registry_tool.manifest.errors import WasmInspectionError
 from registry_tool.manifest.model import Manifest, parse_manifest
 from registry_tool.manifest.units import milliseconds
@@ -104,10 +104,17 @@ def module_imports(release: Release, wasm: bytes) -> tuple[tuple[str, str], ...]
         ) from None
 
 
+_EVERY_FEATURE = {name: True for name in FEATURES if name != "component_model"}
+
+
 def _component_imports(release: Release, wasm: bytes) -> Any:
-    """A component's imports: read by wasmtime, which the base install leaves to ``[sandbox]``."""
+    """A component's imports: read by wasmtime, which the base install leaves to ``[sandbox]``.
+
+    Every proposal is on: the client wants the import list, not the registry's feature verdict
+    (validate and the build gave that under registry.toml, which the client does not have).
+    """
     try:
-        return inspect_wasm(wasm).imports
+        return inspect_wasm(wasm, _EVERY_FEATURE).imports
     except ModuleNotFoundError as err:
         if err.name != "wasmtime":
             raise

@@ -55,6 +55,16 @@ DEFAULT_FEATURES: Mapping[str, bool] = MappingProxyType(
 )
 
 
+#: A proposal -> the proposals it needs on (wasmtime panics, aborting the process, on some sets).
+FEATURE_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "relaxed_simd": ("simd",),
+        "function_references": ("reference_types",),
+        "gc": ("function_references", "reference_types"),
+    }
+)
+
+
 def resolved_features(listed: Mapping[str, bool] | None) -> dict[str, bool]:
     """Every switchable proposal but ``component_model`` -> on: as listed, else ``DEFAULT_FEATURES``.
 
@@ -69,17 +79,14 @@ def resolved_features(listed: Mapping[str, bool] | None) -> dict[str, bool]:
     }
     if "relaxed_simd" not in listed and not features["simd"]:
         features["relaxed_simd"] = False
+    # A listed proposal brings the unlisted ones it needs (``gc = true`` alone: function_references);
+    # only a need listed as false is a conflict (``feature_conflict``).
+    for name, needs in FEATURE_NEEDS.items():
+        if listed.get(name):
+            for need in needs:
+                if need not in listed:
+                    features[need] = True
     return features
-
-
-#: A proposal -> the proposals it needs on (wasmtime panics, aborting the process, on some sets).
-FEATURE_NEEDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "relaxed_simd": ("simd",),
-        "function_references": ("reference_types",),
-        "gc": ("function_references", "reference_types"),
-    }
-)
 
 
 def feature_conflict(features: Mapping[str, bool]) -> tuple[str, list[str]] | None:

@@ -151,7 +151,12 @@ def make_engine(features: Mapping[str, bool] | None = None) -> wasmtime.Engine:
 
 
 def _features_key(features: Mapping[str, bool] | None) -> str:
-    return repr(sorted((features or {}).items()))
+    # The resolved switches, not the listed ones: what an unlisted feature means is a rule of this
+    # tool (resolved_features) and changed once; a verdict remembered under the old meaning of the
+    # same listing must not answer for the new one.
+    from registry_tool.manifest.config import resolved_features
+
+    return "features-2:" + repr(sorted(resolved_features(features).items()))
 
 
 def check_features(features: Mapping[str, bool] | None) -> None:

@@ -64,7 +64,10 @@ from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 7  # 7: an entry blob per release, plugins recorded whole; 6: one marshal blob; 5: JSON
+# 8: verdicts under the registry default feature set and the shared-memory rule (a release a cache of
+# format 7 passed may now be refused); 7: an entry blob per release, plugins recorded whole;
+# 6: one marshal blob; 5: JSON.
+CACHE_FORMAT = 8
 RACY_SECONDS = 2.0
 # marshal's format belongs to the Python version, so the header names it; the CRC-32s make a
 # torn or corrupted file (or entry) no cache (or a miss).

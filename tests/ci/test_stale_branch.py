@@ -44,3 +44,33 @@ def test_a_base_that_moved_outside_the_index_is_fine(index_repo: IndexRepo) -> N
     index_repo.commit()
     report = index_repo.check(base="main-now")
     assert report.ok, [f.text() for f in errors(report)]
+
+
+def test_an_index_at_the_repository_root_is_judged_on_its_own_parts(index_repo: IndexRepo) -> None:
+    """With the index at the repository root, a base that moved only README.md was base-moved."""
+    from datetime import UTC, datetime
+
+    from registry_tool.ci.check import CheckOptions, check_pull_request
+    from tests.world import IndexTree, wasm
+
+    from .conftest import ADD, manifest_text
+
+    path = index_repo.path
+    git(path, "checkout", "-q", "main")
+    for child in list((path / "index").iterdir()):
+        git(path, "mv", f"index/{child.name}", child.name)
+    git(path, "commit", "-q", "-m", "the index at the repository root")
+    git(path, "checkout", "-q", "-b", "main-now", "main")
+    (path / "README.md").write_text("docs moved on\n")
+    index_repo.commit("docs")
+    git(path, "checkout", "-q", "-b", "pr-root", "main")
+    IndexTree(path, index_repo.keys, datetime.now(UTC)).add_release(
+        "alpha",
+        "1.1.0",
+        manifest=manifest_text("alpha", "1.1.0"),
+        module=wasm(ADD),
+        signer=index_repo.keys.alice,
+    )
+    index_repo.commit("alpha 1.1.0")
+    report = check_pull_request(path, [path], CheckOptions(base="main-now", smoke=lambda m, c: []))
+    assert report.ok, [f.text() for f in errors(report)]

@@ -195,3 +195,35 @@ def test_a_shared_memory_is_refused_even_with_threads(wat: str) -> None:
         inspect_wasm(data, {"threads": True})
     unshared = bytes(wasmtime.wat2wasm(wat.replace(" shared", "")))
     inspect_wasm(unshared, {"threads": True})
+
+
+def test_a_listed_proposal_brings_the_unlisted_ones_it_needs() -> None:
+    """``gc = true`` alone was a valid registry.toml before unlisted features took the default set."""
+    from registry_tool.manifest.config import feature_conflict, resolved_features
+
+    features = resolved_features({"gc": True})
+    assert features["function_references"] and features["reference_types"]
+    assert feature_conflict(features) is None
+    assert feature_conflict(resolved_features({"gc": True, "function_references": False})) is not None
+
+
+def test_the_client_reads_a_components_imports_whatever_proposals_it_uses() -> None:
+    """A component using tail calls under a registry with tail_call = true passed the build, and the
+    client (which has no registry.toml) refused it as malformed."""
+    from types import SimpleNamespace
+
+    from registry_tool.client.release_check import module_imports
+
+    wat = """(component
+      (import "ferrite:keys/get" (func $get (param "k" u32) (result u32)))
+      (core module $m
+        (func $f (export "f") (param i32) (result i32)
+          (if (result i32) (local.get 0)
+            (then (return_call $f (i32.sub (local.get 0) (i32.const 1))))
+            (else (i32.const 0)))))
+      (core instance $i (instantiate $m))
+      (func (export "f") (param "x" u32) (result u32) (canon lift (core func $i "f"))))"""
+    data = bytes(wasmtime.wat2wasm(wat))
+    wasm_ref = SimpleNamespace(path="plugins/tc/1.0.0/tc.wasm")
+    release = SimpleNamespace(name="tc", version="1.0.0", wasm=wasm_ref)
+    assert module_imports(release, data) == (("ferrite:keys/get", ""),)  # type: ignore[arg-type]
