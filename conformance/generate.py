@@ -2970,6 +2970,7 @@ def installed_cases() -> None:
     for case_id, threat, description, steps, expect in cases:
         case(case_id, threat, description, [*first, *steps, verify(ERR(expect))])
     lockfile_v3_cases(s, first)
+    lock_facts_cases(s, first)
     for case_id, spec, value, change in (
         ("lockfile-registry-ftp-install", "validate_email", "ftp://127.0.0.1/", False),
         ("lockfile-registry-change-line-gopher-install", "validate_email@1.1.0", "gopher://127.0.0.1/", True),
@@ -3133,6 +3134,110 @@ def installed_cases() -> None:
         "installed-state",
         "nothing installed: verify reports no plugins",
         [pin(s), verify(OK(plugins=[]))],
+    )
+
+
+def lock_facts_cases(s: str, first: list[Json]) -> None:
+    """Decision 15: an entry's abi, permissions and dependencies are the signed manifest's.
+
+    Hosts read them from the lockfile, which nobody signs: an edit there is ``installed-tampered``
+    even though every installed file still matches its digest.  The dependency cases are in
+    ``lock_dependency_cases`` (they need the sites of dependency_cases).
+    """
+
+    def set_email(field: str, value: Any, **kw: Any) -> Json:
+        pointer = ["plugins", "validate_email", field]
+        return {"op": "tamper", "path": LOCK, "action": "json-set", "pointer": pointer, "value": value, **kw}
+
+    refused = ERR("installed-tampered")
+    case(
+        "installed-lockfile-permission-added",
+        "installed-state",
+        "the lockfile entry of validate_email (whose signed manifest grants nothing) lists the permission "
+        '"network": every file still matches, but a host reads permissions from the unsigned lockfile',
+        [*first, set_email("permissions", ["network"]), verify(refused)],
+    )
+    case(
+        "installed-lockfile-permission-added-change-line",
+        "installed-state",
+        "as installed-lockfile-permission-added, the edit appended as a change line "
+        "(the folded state decides)",
+        [*first, set_email("permissions", ["network"], change=True), verify(refused)],
+    )
+    case(
+        "installed-lockfile-permission-removed",
+        "installed-state",
+        "visit_counter 1.0.0 (signed manifest: keys) installed with keys allowed; its lockfile entry then "
+        "lists no permission: the permissions are the signed manifest's set, whichever way they differ",
+        [
+            pin(s),
+            install(s, "visit_counter", installed("visit_counter 1.0.0"), allow="keys"),
+            {
+                "op": "tamper",
+                "path": LOCK,
+                "action": "json-set",
+                "pointer": ["plugins", "visit_counter", "permissions"],
+                "value": [],
+            },
+            verify(refused),
+        ],
+    )
+    case(
+        "installed-lockfile-abi-changed",
+        "installed-state",
+        'the lockfile entry of validate_email says abi "component"; its signed manifest says "core"',
+        [*first, set_email("abi", "component"), verify(refused)],
+    )
+    case(
+        "installed-lockfile-dependency-added",
+        "installed-state",
+        "the lockfile entry of validate_email lists a dependency adler32 ^1.0 its signed manifest does not "
+        "declare",
+        [*first, set_email("dependencies", {"adler32": "^1.0"}), verify(refused)],
+    )
+    case(
+        "installed-lockfile-requested-changed",
+        "installed-state",
+        'the lockfile entry of validate_email records requested "^1.0" instead of "": a field the signed '
+        "manifest does not hold (what the user typed), so verify still accepts it",
+        [*first, set_email("requested", "^1.0"), verify(OK(plugins=["validate_email"]))],
+    )
+
+
+def lock_dependency_cases(deps: str, table_site: str, adler: Rel, tabled: Rel) -> None:
+    """Decision 15 for dependencies: an entry's are the signed manifest's required ones, name -> range."""
+
+    def set_adler(value: Json) -> Json:
+        pointer = ["plugins", "adler32", "dependencies"]
+        return {"op": "tamper", "path": LOCK, "action": "json-set", "pointer": pointer, "value": value}
+
+    first = [pin(deps), install(deps, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0")))]
+    refused = ERR("installed-tampered")
+    case(
+        "installed-lockfile-dependency-range-changed",
+        "installed-state",
+        "adler32 2.0.0 (signed: semver-lab ^1.0) installed; its lockfile entry then says semver-lab ^1.4",
+        [*first, set_adler({"semver-lab": "^1.4"}), verify(refused)],
+    )
+    case(
+        "installed-lockfile-dependency-removed",
+        "installed-state",
+        "adler32 2.0.0 (signed: semver-lab ^1.0) installed; its lockfile entry then lists no dependency",
+        [*first, set_adler({}), verify(refused)],
+    )
+    case(
+        "installed-lockfile-optional-dependency-listed",
+        "installed-state",
+        "adler32 2.0.1 (signed: semver-lab ^1.0 and an optional visit_counter ^9.0) installed and verified; "
+        "its lockfile entry then lists visit_counter ^9.0 too: an entry's dependencies are the required "
+        "ones only",
+        [
+            pin(table_site),
+            install(table_site, "adler32@2.0.1", with_graph(tabled, lab_spec("1.4.0"))),
+            verify(OK(plugins=["adler32", "semver-lab"])),
+            set_adler({"semver-lab": "^1.0", "visit_counter": "^9.0"}),
+            verify(refused),
+        ],
     )
 
 
@@ -3464,6 +3569,7 @@ def dependency_cases() -> None:
         "the range is the table's version, the optional one is not required",
         [pin(table_site), install(table_site, "adler32@2.0.1", with_graph(tabled, lab_spec("1.4.0")))],
     )
+    lock_dependency_cases(s, table_site, adler, tabled)
 
     def lock(**plugins: Json) -> Json:
         return {"op": "lockfile", "expect": {"lockfile_version": 3, "plugins": plugins}}

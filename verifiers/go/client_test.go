@@ -492,6 +492,77 @@ func TestVerifyJudgesAnEntryWithARewrittenRegistryByThePinnedRoot(t *testing.T) 
 	wantClass(t, err, ClassInstalledTampered)
 }
 
+// Hosts read abi, permissions and dependencies from the lockfile, which nobody signs: an entry
+// whose copies differ from the signed manifest's is tampering although every file still matches
+// (conformance/README.md, decision 15). Permissions compare as a set, dependencies as a map.
+func TestVerifyRefusesLockfileFactsThatDifferFromTheSignedManifest(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "uses_email", version: "1.0.0", permissions: []string{"keys", "network"},
+		deps: map[string]string{"validate_email": "^1.0.0"}})
+	e.site.build()
+	if _, err := e.install("uses_email", "keys", "network"); err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(e.dir, LockfileName)
+	orig, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(change func(*LockEntry)) {
+		t.Helper()
+		lf, err := ParseLockfile(orig, lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *lf.Plugins["uses_email"]
+		c.Permissions = append([]string(nil), c.Permissions...)
+		c.Dependencies = map[string]string{}
+		for k, v := range lf.Plugins["uses_email"].Dependencies {
+			c.Dependencies[k] = v
+		}
+		change(&c)
+		lf.Plugins["uses_email"] = &c
+		if err := os.WriteFile(lockPath, lf.Marshal(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for what, change := range map[string]func(*LockEntry){
+		"a permission removed":     func(c *LockEntry) { c.Permissions = []string{"keys"} },
+		"a permission added":       func(c *LockEntry) { c.Permissions = []string{"extism_user", "keys", "network"} },
+		"a permission swapped":     func(c *LockEntry) { c.Permissions = []string{"extism_user", "keys"} },
+		"another abi":              func(c *LockEntry) { c.ABI = "component" },
+		"a dependency added":       func(c *LockEntry) { c.Dependencies["adler32"] = "^1.0" },
+		"a dependency removed":     func(c *LockEntry) { c.Dependencies = map[string]string{} },
+		"another dependency range": func(c *LockEntry) { c.Dependencies["validate_email"] = "^1.1.0" },
+	} {
+		rewrite(change)
+		for _, state := range []string{e.state, ""} {
+			_, err := VerifyInstalled(e.dir, state, testNow)
+			if err == nil || AsError(err).Class != ClassInstalledTampered {
+				t.Fatalf("%s (state %q): verify gave %v, want installed-tampered", what, state, err)
+			}
+			_, err = LoadInstalled(e.dir, state, "uses_email", testNow)
+			if err == nil || AsError(err).Class != ClassInstalledTampered {
+				t.Fatalf("%s (state %q): load gave %v, want installed-tampered", what, state, err)
+			}
+		}
+	}
+	// What the manifest does not hold is not compared; the permissions' order is not either.
+	for what, change := range map[string]func(*LockEntry){
+		"requested changed":     func(c *LockEntry) { c.Requested = "^1.0" },
+		"permissions reordered": func(c *LockEntry) { c.Permissions = []string{"network", "keys"} },
+		"required_by another":   func(c *LockEntry) { c.RequiredBy = []string{"validate_email"} },
+	} {
+		rewrite(change)
+		if rep, err := VerifyInstalled(e.dir, e.state, testNow); err != nil || len(rep.Plugins) != 2 {
+			t.Fatalf("%s: verify %v %v", what, rep, err)
+		}
+		if _, err := LoadInstalled(e.dir, e.state, "uses_email", testNow); err != nil {
+			t.Fatalf("%s: load %v", what, err)
+		}
+	}
+}
+
 func TestLockfileWithUnknownVersionOrWrongTypeIsRefused(t *testing.T) {
 	for _, body := range []string{
 		`{"lockfile_version": 4, "plugins": {}}`,

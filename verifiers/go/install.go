@@ -429,8 +429,9 @@ type VerifyReport struct {
 
 // VerifyInstalled re-checks an installed plugin directory offline: lockfile, the bytes of every
 // manifest and module (re-hashed), that each stored manifest names its plugin and version and pins
-// its module, no symbolic link below the directory, and, when stateDir holds a trusted root, the
-// stored maintainer signatures against it.
+// its module, that each entry's abi, permissions and dependencies are that manifest's (hosts read
+// them from the unsigned lockfile), no symbolic link below the directory, and, when stateDir
+// holds a trusted root, the stored maintainer signatures against it.
 func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error) {
 	root, err := openRoot(dir, false)
 	if err != nil {
@@ -507,6 +508,40 @@ func tampered(path, format string, args ...any) *Error {
 		Fix: "reinstall the plugin (registry-tool client install --locked) and find out who changed it"}
 }
 
+// lockFactsDiffer names the first of abi, permissions (as a set) and dependencies (name -> range,
+// the required ones) in which the lockfile entry differs from its signed manifest, or "". An
+// absent [plugin] abi differs from any entry's (Python compares None with a string).
+func lockFactsDiffer(e *LockEntry, man *Manifest) string {
+	if !man.abiSet || e.ABI != man.ABI {
+		return "abi"
+	}
+	granted := map[string]bool{}
+	for _, p := range man.Permissions {
+		granted[p] = true
+	}
+	listed := map[string]bool{}
+	for _, p := range e.Permissions {
+		listed[p] = true
+	}
+	if len(listed) != len(granted) {
+		return "permissions"
+	}
+	for p := range listed {
+		if !granted[p] {
+			return "permissions"
+		}
+	}
+	if len(e.Dependencies) != len(man.Dependencies) {
+		return "dependencies"
+	}
+	for dep, rng := range e.Dependencies {
+		if signed, ok := man.Dependencies[dep]; !ok || signed != rng {
+			return "dependencies"
+		}
+	}
+	return ""
+}
+
 func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time.Time) (*InstalledPlugin, error) {
 	d, err := root.walk(name+"/"+e.Version, false)
 	if err != nil {
@@ -543,6 +578,11 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 	}
 	if man.Name != name || man.Version != e.Version || man.ArtifactSHA256 != e.WasmSHA256 || man.ArtifactSize != e.WasmSize {
 		return nil, tampered(e.Manifest, "the stored manifest does not name %s %s or does not pin its module", name, e.Version)
+	}
+	// Hosts read abi, permissions and dependencies from the lockfile, which nobody signs: they
+	// must be the signed manifest's (conformance/README.md, decision 15).
+	if field := lockFactsDiffer(e, man); field != "" {
+		return nil, tampered(LockfileName, "the lockfile's %s of %s differ from its signed plugin.toml", field, name)
 	}
 	plugin := &InstalledPlugin{Entry: e, Manifest: man, ManifestBytes: mb, Wasm: wb}
 	if trusted == nil {

@@ -989,6 +989,22 @@ pub struct LoadedPlugin {
     pub wasm: Vec<u8>,
 }
 
+/// The first of abi, permissions (as a set) and dependencies (name -> range, the required ones)
+/// in which a lockfile entry differs from its signed manifest. An absent `[plugin] abi` differs
+/// from any entry's (Python compares None with a string).
+fn lock_facts_differ(e: &Entry, facts: &ManifestFacts) -> Option<&'static str> {
+    if facts.abi.as_deref() != Some(e.abi.as_str()) {
+        return Some("abi");
+    }
+    if e.permissions.iter().cloned().collect::<BTreeSet<String>>() != facts.permissions {
+        return Some("permissions");
+    }
+    if e.dependencies != facts.dependencies {
+        return Some("dependencies");
+    }
+    None
+}
+
 fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlugin> {
     let name = &e.name;
     let read = |rel: &str, size: u64, sha: &str, what: &str| -> Result<Vec<u8>> {
@@ -1012,6 +1028,11 @@ fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlug
     if facts.artifact_sha256 != e.wasm_sha256 || facts.artifact_size != e.wasm_size || facts.artifact_file != wasm_file
     {
         return Err(tampered(name, "its manifest pins another module".to_string()));
+    }
+    // Hosts read abi, permissions and dependencies from the lockfile, which nobody signs: they
+    // must be the signed manifest's (conformance/README.md, decision 15).
+    if let Some(field) = lock_facts_differ(e, &facts) {
+        return Err(tampered(name, format!("the lockfile's {} differ from its signed plugin.toml", field)));
     }
     let mut sigs = Vec::new();
     for rel in &e.signatures {
@@ -1043,8 +1064,9 @@ fn trusted_root(state_dir: Option<&Path>) -> Result<Option<Root>> {
 
 /// Offline verification of an installed directory (FORMAT 2 section 8): the lockfile first,
 /// then no link anywhere below the directory, then every file re-hashed against the lockfile,
-/// the stored manifest naming the plugin and pinning the wasm, and, when `state_dir` holds a
-/// trusted root, the stored maintainer signatures re-verified. Returns the plugin names.
+/// the stored manifest naming the plugin and pinning the wasm, the entry's abi, permissions and
+/// dependencies being that manifest's (hosts read them from the lockfile), and, when `state_dir`
+/// holds a trusted root, the stored maintainer signatures re-verified. Returns the plugin names.
 pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<String>> {
     let lock = match read_lockfile(dir)? {
         None => return Ok(Vec::new()),

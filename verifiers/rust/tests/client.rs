@@ -210,3 +210,65 @@ fn the_permissions_of_installed_plugins_are_no_grant() {
     assert_eq!(err.class, Class::PermissionRequired, "{}", err);
     assert_eq!(std::fs::read(dir.join(LOCKFILE)).unwrap(), rewritten, "the lockfile is unchanged");
 }
+
+#[test]
+fn lockfile_facts_that_differ_from_the_signed_manifest_are_tampering() {
+    // Hosts read abi, permissions and dependencies from the lockfile, which nobody signs: an entry
+    // whose copies differ from the signed manifest's is tampering although every file still
+    // matches (conformance/README.md, decision 15). Permissions compare as a set, dependencies
+    // as a map; what the manifest does not hold (requested, required_by) is not compared.
+    let (work, v) = setup_with_permissions("lock-facts", &[(0, 1, "^1.0")], &[(0, &["keys", "network"])]);
+    let dir = work.join("plugins");
+    let state = work.join("state");
+    let session = v.refresh().unwrap();
+    let opts = InstallOptions {
+        allow: ["keys", "network"].iter().map(|p| p.to_string()).collect(),
+        ..InstallOptions::default()
+    };
+    session.install("plugin-00000", &dir, &opts).unwrap();
+    session.commit().unwrap();
+    let original = std::fs::read(dir.join(LOCKFILE)).unwrap();
+    let restore = || std::fs::write(dir.join(LOCKFILE), &original).unwrap();
+    let strings = |s: &[&str]| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let refused: Vec<(&str, Box<dyn Fn(&mut Entry)>)> = vec![
+        ("a permission removed", Box::new(|e| e.permissions = strings(&["keys"]))),
+        ("a permission added", Box::new(|e| e.permissions = strings(&["extism_user", "keys", "network"]))),
+        ("a permission swapped", Box::new(|e| e.permissions = strings(&["extism_user", "keys"]))),
+        ("another abi", Box::new(|e| e.abi = "component".to_string())),
+        (
+            "a dependency added",
+            Box::new(|e| {
+                e.dependencies.insert("plugin-00002".to_string(), "^1.0".to_string());
+            }),
+        ),
+        ("a dependency removed", Box::new(|e| e.dependencies.clear())),
+        (
+            "another dependency range",
+            Box::new(|e| {
+                e.dependencies.insert("plugin-00001".to_string(), "^1.0.1".to_string());
+            }),
+        ),
+    ];
+    for (what, change) in &refused {
+        restore();
+        rewrite_entry(&dir, "plugin-00000", |e| change(e));
+        for state in [Some(state.as_path()), None] {
+            let err = verify_installed(&dir, state).unwrap_err();
+            assert_eq!(err.class, Class::InstalledTampered, "{}: {}", what, err);
+            let err = load_plugin(&dir, state, "plugin-00000").unwrap_err();
+            assert_eq!(err.class, Class::InstalledTampered, "{}: {}", what, err);
+        }
+    }
+    let accepted: Vec<(&str, Box<dyn Fn(&mut Entry)>)> = vec![
+        ("requested changed", Box::new(|e| e.requested = "^1.0".to_string())),
+        ("permissions reordered", Box::new(|e| e.permissions = strings(&["network", "keys"]))),
+        ("required_by another", Box::new(|e| e.required_by = strings(&["plugin-00001"]))),
+    ];
+    for (what, change) in &accepted {
+        restore();
+        rewrite_entry(&dir, "plugin-00000", |e| change(e));
+        let verified = verify_installed(&dir, Some(&state));
+        assert_eq!(verified.map_err(|e| e.to_string()).unwrap().len(), 2, "{}", what);
+        load_plugin(&dir, Some(&state), "plugin-00000").unwrap_or_else(|err| panic!("{}: {}", what, err));
+    }
+}
