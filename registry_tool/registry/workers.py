@@ -222,9 +222,21 @@ def prepare_all(
 def start_method() -> str:
     """``fork`` where the platform forks safely and this is the process's only thread, else ``spawn``."""
     # macOS forks, but its system libraries are not fork-safe (CPython spawns there by default).
-    if sys.platform == "linux" and threading.active_count() == 1:
+    if sys.platform == "linux" and threading.active_count() == 1 and _os_threads() == 1:
         return "fork"
     return "spawn"
+
+
+def _os_threads() -> int:
+    """Threads of this process as Linux counts them: native ones too (wasmtime's pool, a host's)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0  # unknown: not known to be alone
 
 
 def _wait_any(probes: list[Future[bool]], pending: dict[Future[list[_Back]], tuple[int, int]]) -> None:

@@ -102,3 +102,19 @@ def test_parent_and_workers_together_give_the_serial_site(
         assert a.is_dir() == b.is_dir()
         if a.is_file():
             assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_workers_are_spawned_while_any_other_thread_runs() -> None:
+    """A fork copies one thread: a lock another thread holds (Python's, or a native pool's such as
+    wasmtime's, which threading does not list) would never be released in the child."""
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert workers._os_threads() >= 2
+        assert workers.start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
