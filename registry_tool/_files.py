@@ -167,3 +167,22 @@ def _read(
             f"{what} {shown} grew past {_size(cap)} while it was read", where=shown, fix="retry"
         )
     return data
+
+
+def write_replacing(path: Path, data: bytes) -> None:
+    """Write ``data`` as the file ``path``: a new file in the same folder, then renamed over ``path``.
+
+    Never through a link: a link planted at ``path`` (a signature's name in a pull request's
+    folder, pointing at ~/.bashrc) is replaced, not followed, and a reader never sees half a file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644
+    )
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -15,7 +15,7 @@ from typing import Any
 
 import tomlkit
 
-from registry_tool._files import read_bounded
+from registry_tool._files import read_bounded, write_replacing
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
@@ -269,6 +269,15 @@ _TABLE_FIX = 'write it as [artifact] with file = "module.wasm"'
 
 def pin_artifact(release_dir: Path) -> bool:
     """Write ``[artifact] sha256`` and ``size`` into plugin.toml; True if the file changed."""
+    original, updated = _pinned(release_dir)
+    if updated == original:
+        return False
+    write_replacing(release_dir / MANIFEST, updated)
+    return True
+
+
+def _pinned(release_dir: Path) -> tuple[bytes, bytes]:
+    """plugin.toml's bytes, and the same with ``[artifact] sha256`` and ``size`` of the module."""
     manifest = release_dir / MANIFEST
     if not manifest.is_file():
         raise ReleaseSigningError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
@@ -296,21 +305,19 @@ def pin_artifact(release_dir: Path) -> bool:
         )
     table["sha256"] = hashlib.sha256(data).hexdigest()
     table["size"] = len(data)
-    updated = tomlkit.dumps(doc).encode("utf-8")
-    if updated == original:
-        return False
-    manifest.write_bytes(updated)
-    return True
+    return original, tomlkit.dumps(doc).encode("utf-8")
 
 
 def _signature_target(signed_file: Path, secret: SecretKey) -> Path:
     """``F.minisig`` unless another key's signature is already there; then ``F.<KEYID>.minisig``."""
     plain = signed_file.with_name(signed_file.name + ".minisig")
-    if plain.is_file():
+    if plain.is_file() and not plain.is_symlink():
         try:
-            existing = Signature.parse(plain.read_bytes())
+            existing = Signature.parse(
+                read_bounded(plain, MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False)
+            )
         except CheckFailed:
-            return plain  # garbage: overwrite it
+            return plain  # garbage: replaced (never written through)
         if existing.keynum != secret.keynum:
             return keyed_signature_path(signed_file, secret.key_id)
     return plain
@@ -327,7 +334,7 @@ def sign_file(
     data = path.read_bytes()
     comment = trusted_comment or f"timestamp:{int(time.time())}\tfile:{path.name}\thashed"
     target = output or _signature_target(path, secret)
-    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    write_replacing(target, sign_bytes(secret, data, trusted_comment=comment).encode("utf-8"))
     return target
 
 
@@ -339,8 +346,28 @@ def _sign_release_file(
     name, version = manifest_identity(data, where=str(signed), table=table)
     target = _signature_target(signed, secret)
     comment = release_trusted_comment(name, version, signed.name, timestamp=timestamp) + suffix
-    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    write_replacing(target, sign_bytes(secret, data, trusted_comment=comment).encode("utf-8"))
     return target
+
+
+def _check_folder_identity(release_dir: Path, data: bytes) -> None:
+    """In an index (``plugins/<name>/<version>/``), plugin.toml must name that release.
+
+    A folder handed to a co-signer as ``plugins/hello_world/0.1.0`` whose manifest says
+    ``validate_email 9.9.9`` was signed as validate_email 9.9.9, which verifies once moved.
+    """
+    folder = release_dir.resolve()
+    if folder.parent.parent.name != "plugins":
+        return  # a release folder outside an index: nothing to compare with
+    manifest = release_dir / MANIFEST
+    name, version = manifest_identity(data, where=str(manifest), table="plugin")
+    if (name, version) != (folder.parent.name, folder.name):
+        raise ReleaseSigningError(
+            f"plugin.toml names {name} {version}, but the folder is "
+            f"plugins/{folder.parent.name}/{folder.name}",
+            where=Location(file=str(manifest), field="plugin.name"),
+            fix="sign only a release whose plugin.toml names its own folder; move or fix it first",
+        )
 
 
 def sign_release(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
@@ -348,9 +375,12 @@ def sign_release(release_dir: Path, secret: SecretKey, *, timestamp: int | None 
 
     If pinning changed the manifest, earlier signatures are over other bytes and are removed.
     """
-    changed = pin_artifact(release_dir)
+    original, updated = _pinned(release_dir)
+    _check_folder_identity(release_dir, updated)
+    changed = updated != original
     manifest = release_dir / MANIFEST
     if changed:
+        write_replacing(manifest, updated)
         for stale in signature_paths(manifest):
             stale.unlink()
     return _sign_release_file(manifest, secret, "plugin", timestamp)

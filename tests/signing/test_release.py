@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_tool.errors import CheckFailed
+from registry_tool.errors import CheckFailed, RegistryToolError
 from registry_tool.signing import (
     ArtifactMismatchError,
     ReleaseSigningError,
@@ -251,3 +251,33 @@ def test_hostile_manifest_is_a_named_error(manifest: bytes) -> None:
         manifest_identity(manifest)
     with pytest.raises(CheckFailed):
         check_artifact_pin(manifest, b"")
+
+
+@pytest.mark.parametrize("planted", ["plugin.toml.minisig", "plugin.toml"])
+def test_sign_never_writes_through_a_planted_link(
+    release: Path, alice: SecretKey, tmp_path: Path, planted: str
+) -> None:
+    """A link at the signature's (or the manifest's) name in a folder handed to a maintainer made
+    `sign` overwrite the link's target, any file the maintainer can write."""
+    victim = tmp_path / "victim"
+    if planted == "plugin.toml":
+        victim.write_text(MANIFEST)
+        (release / "plugin.toml").unlink()
+    else:
+        victim.write_text("precious\n")
+    (release / planted).symlink_to(victim)
+    before = victim.read_bytes()
+    sign_release(release, alice, timestamp=1)
+    assert victim.read_bytes() == before
+    assert not (release / planted).is_symlink()
+
+
+def test_sign_refuses_a_manifest_naming_another_release_than_its_folder(
+    release: Path, alice: SecretKey
+) -> None:
+    """plugins/validate_email/1.2.0 saying 9.9.9 was signed as 9.9.9 (it verifies once moved)."""
+    manifest = release / "plugin.toml"
+    manifest.write_text(MANIFEST.replace('version = "1.2.0"', 'version = "9.9.9"'))
+    with pytest.raises(RegistryToolError, match=r"names validate_email 9\.9\.9, but the folder is"):
+        sign_release(release, alice, timestamp=1)
+    assert not (release / "plugin.toml.minisig").exists()
