@@ -448,14 +448,14 @@ def _reserved(name: str) -> bool:
     A module or test file by such a name would be published as a "signature" nothing verifies,
     and a later yank (yank.toml.minisig) could never be added.
     """
-    # Only names directly in the release folder are published beside the metadata.
-    if "/" in name or (name not in ("plugin.toml", "yank.toml") and not name.endswith(".minisig")):
-        return False  # the common case, without importing the format package (validate's start-up)
-    from registry_tool.format.rules import is_signature_of
-
-    return name in ("plugin.toml", "yank.toml") or any(
-        is_signature_of(name, f) for f in ("plugin.toml", "yank.toml")
-    )
+    # Only names directly in the release folder are published beside the metadata.  Compared in
+    # lower case: on a case-insensitive file system (macOS, Windows) PLUGIN.TOML is plugin.toml.
+    folded = name.lower()
+    if "/" in name:
+        return False
+    if folded in ("plugin.toml", "yank.toml"):
+        return True
+    return folded.endswith(".minisig") and folded.startswith(("plugin.toml.", "yank.toml."))
 
 
 _RESERVED_FIX = (
