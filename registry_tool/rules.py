@@ -157,7 +157,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "memory-regression": (_W, "Peak memory grew more than [ci] regression_threshold."),
             "new-permission": (_N, "A plugin's first release requests permissions."),
             "root-change": (_W, "The change touches the root of trust (keys, thresholds or delegations)."),
-            "root-signature": (_E, "A new root version lacks a threshold of valid signatures."),
+            "root-signature": (
+                _E,
+                "A new root version is no valid chain step (signatures, continuity), is expired, or "
+                "revokes a key as of a time still ahead.",
+            ),
             "root-immutable": (_E, "A published root version was modified or removed."),
             "root-revocation": (
                 _E,
@@ -228,7 +232,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "bad-signature": (_E, "Ed25519 verification failed: the data, signature or comment changed."),
             "root-format": (_E, "Root metadata violates the root format."),
             "root-version": (_E, "A root chain step is not exactly version N+1."),
-            "root-continuity": (_E, "The registry was renamed, or a revocation dropped or altered."),
+            "root-continuity": (
+                _E,
+                "A root step renames the registry, binds a key id to another public key, drops or alters "
+                "a revocation, or adds one dated after its expiry or wider than the key's delegation.",
+            ),
             "root-expired": (_E, "The final root has expired."),
             "root-expires-soon": (_W, "The root expires within 30 days."),
             "root-edit": (_E, "A root edit is not possible (unknown key, bad threshold, ...)."),

@@ -47,12 +47,28 @@ def _root_lines(result: CheckResult) -> list[str]:
     lines = [f"registry {d['registry']}: root version {d['version']}, expires {d['expires']}"]
     if d.get("root_fingerprint"):
         lines.append(f"root fingerprint (sha256 of root/1.root.json): {d['root_fingerprint']}")
+    for key_id, public_key in d.get("keys", {}).items():
+        lines.append(f"key {key_id}: {public_key}")
     for name, role in d.get("roles", {}).items():
         lines.append(f"{name}: {role['threshold']} of {_join(role['keyids'])}")
     for mid, m in d.get("maintainers", {}).items():
         lines.append(f"maintainer {mid}: {_join(m['keyids'])} -> {_join(m['plugins'])}")
+    for plugin, k in d.get("plugin_thresholds", {}).items():
+        lines.append(f"plugin threshold {plugin}: {k} maintainer signatures")
+    if "registry_config_sha256" in d:
+        pin = d["registry_config_sha256"]
+        lines.append(
+            f"registry.toml pin: {'sha256 ' + pin if pin else 'none (no registry.toml change is accepted)'}"
+        )
     for r in d.get("revocations", []):
-        lines.append(f"revoked {r['key_id']} at {r['revoked_at']} (keep prior: {r['keep_prior_releases']})")
+        lines.append(
+            r.get("text")
+            or f"revoked {r['key_id']} at {r['revoked_at']} (keep prior: {r['keep_prior_releases']})"
+        )
+    if "changes" in d:
+        # trust.summary.root_changes: the lines `root sign` and `ci check` show for the same step.
+        lines.append(f"changes in version {d['version']} against version {d.get('changes_from')}:")
+        lines += [f"  {change}" for change in d["changes"]]
     return lines
 
 

@@ -351,13 +351,36 @@ def root_sign(
     passphrase_env: PassphraseEnv = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
-    """Add this root key's signature to a root version (k-of-n signers sign on their own machines)."""
-    from registry_tool.signing.keyfiles import load_secret_key
-    from registry_tool.trust.editing import sign_root_dir
+    """Add this root key's signature to a root version (k-of-n signers sign on their own machines).
 
+    The version must say its file's version and be a valid next step of the chain; what it changes
+    against the version before is printed (on stderr) before the key is loaded and it is signed.
+    """
+    from registry_tool.errors import printable
+    from registry_tool.signing.keyfiles import load_secret_key
+    from registry_tool.trust.editing import review_root_version, sign_root_dir
+
+    review = review_root_version(root_dir, version=version, now=_now())
+    against = f"version {review.version - 1}" if review.previous else "nothing (the first version)"
+    typer.echo(
+        f"{review.path.name}: registry {review.root.registry}, root version {review.version}, "
+        f"root fingerprint {review.fingerprint}; changes against {against}:",
+        err=True,
+    )
+    for line in review.changes:
+        typer.echo(f"  {printable(line)}", err=True)
     secret = load_secret_key(key, passphrase_env)
-    path = sign_root_dir(root_dir, secret, version=version)
-    _done("root sign", root_dir, fmt, written=str(path), key_id=secret.key_id)
+    path = sign_root_dir(root_dir, secret, reviewed=review)
+    _done(
+        "root sign",
+        root_dir,
+        fmt,
+        written=str(path),
+        key_id=secret.key_id,
+        version=review.version,
+        root_fingerprint=review.fingerprint,
+        changes=review.changes,
+    )
 
 
 @root_app.command("verify")

@@ -30,6 +30,7 @@ from registry_tool.trust.root import (
     verify_threshold,
     verify_yank_signatures,
 )
+from registry_tool.trust.summary import future_revocations, revocation_text, root_changes
 
 
 class BaseRootError(UsageError):
@@ -200,6 +201,7 @@ class TrustGate:
             change.summary = f"root files changed, version stays {self.root.version}"
             return change
         current = self.root
+        steps: list[str] = []  # each step's description: a later step must not hide an earlier one
         for version in new_versions:
             path = head_root_dir / f"{version}.root.json"
             rel = f"{root_rel}/{version}.root.json"
@@ -231,14 +233,34 @@ class TrustGate:
                 change.summary = f"root {self.root.version} -> {version} (INVALID)"
                 try:  # still say what the rejected version would change, for the reviewers
                     proposed = Root.parse(_read_root(path), where=rel)
-                    change.summary += ": " + _describe(current, proposed)
+                    steps.append(_step(current, proposed, self.now, len(new_versions) > 1, version))
                 except RegistryToolError:
                     pass
+                if steps:
+                    change.summary += ": " + " ".join(steps)
                 break
-            change.summary = f"root {self.root.version} -> {nxt.version}: " + _describe(current, nxt)
+            ahead = future_revocations(current, nxt, self.now)
+            if ahead:
+                # The chain accepts a revocation dated up to the version's expiry; until revoked_at
+                # the key still signs what the revocation keeps, so a pull request may not bring one.
+                change.findings.append(
+                    Finding(
+                        rule="root-signature",
+                        message=f"root version {version} revokes a key as of a time still ahead: "
+                        f"{revocation_text(ahead[0], self.now)}",
+                        file=rel,
+                        line=1,
+                        fix="a revocation takes effect when it is made: set revoked_at to the time of "
+                        "the revocation (`registry-tool root revoke` does) and re-sign",
+                    )
+                )
+            steps.append(_step(current, nxt, self.now, len(new_versions) > 1, version))
+            change.summary = f"root {self.root.version} -> {nxt.version}: " + " ".join(steps)
             current = nxt
         else:
-            if current.is_expired(self.now):
+            if any(f.rule == "root-signature" for f in change.findings):
+                pass  # a step brings a revocation dated ahead: not accepted
+            elif current.is_expired(self.now):
                 change.findings.append(
                     Finding(
                         rule="root-signature",
@@ -299,34 +321,15 @@ def _verify_chain(base: Path, versions: list[int], root_dir: str) -> Root:
     return root
 
 
-def _describe(old: Root, new: Root) -> str:
-    parts: list[str] = []
-    for mid in sorted(set(new.maintainers) - set(old.maintainers)):
-        m = new.maintainers[mid]
-        parts.append(
-            f"maintainer '{mid}' added ({', '.join(k.key_id for k in m.keys)} for {', '.join(m.plugins)})"
-        )
-    for mid in sorted(set(old.maintainers) - set(new.maintainers)):
-        parts.append(f"maintainer '{mid}' removed")
-    for mid in sorted(set(old.maintainers) & set(new.maintainers)):
-        a, b = old.maintainers[mid], new.maintainers[mid]
-        if a.plugins != b.plugins or {k.raw for k in a.keys} != {k.raw for k in b.keys}:
-            parts.append(f"maintainer '{mid}' changed (plugins {', '.join(b.plugins)})")
-    for role in ("root", "index"):
-        a_role, b_role = old.roles[role], new.roles[role]
-        if {k.raw for k in a_role.keys} != {
-            k.raw for k in b_role.keys
-        } or a_role.threshold != b_role.threshold:
-            parts.append(
-                f"{role} role {len(a_role.keys)} key(s)/threshold {a_role.threshold} -> "
-                f"{len(b_role.keys)} key(s)/threshold {b_role.threshold}"
-            )
-    if old.plugin_thresholds != new.plugin_thresholds:
-        parts.append("plugin thresholds changed")
-    if old.registry_config_sha256 != new.registry_config_sha256:
-        parts.append(f"registry.toml pinned to sha256 {new.registry_config_sha256 or '(none)'}")
-    for r in new.revoked[len(old.revoked) :]:
-        parts.append(f"key {r.key.key_id} revoked")
-    if new.expires != old.expires:
-        parts.append(f"expires {new.expires:%Y-%m-%dT%H:%M:%SZ}")
-    return "; ".join(parts) or "no key or delegation changes"
+def _step(old: Root, new: Root, now: datetime, several: bool, version: int) -> str:
+    """One step's description; with several new versions each is prefixed with its version."""
+    text = _describe(old, new, now)
+    return f"[version {version}] {text}." if several else text
+
+
+def _describe(old: Root, new: Root, now: datetime | None = None) -> str:
+    """What ``new`` changes against ``old``, the lines of ``trust.summary.root_changes`` joined.
+
+    The same lines `root sign` printed to each signer and `root verify` shows.
+    """
+    return "; ".join(root_changes(old, new, now=now))

@@ -23,8 +23,9 @@ from registry_tool.signing.release import (
     keyed_signature_path,
     parse_signed_toml,
 )
-from registry_tool.trust.editing import verify_root_dir
+from registry_tool.trust.editing import verify_root_dir, walk_root_dir
 from registry_tool.trust.root import Root, format_time, verify_release_signatures, verify_yank_signatures
+from registry_tool.trust.summary import revocation_text, root_changes
 
 
 def verify_file(
@@ -261,10 +262,11 @@ def verify_root_report(root_dir: Path, now: datetime, *, trusted: Path | None = 
     """`registry-tool root verify`: the chain verdict, with what the final root says."""
     result = CheckResult(subject=str(root_dir), file=str(root_dir))
     try:
-        root = verify_root_dir(root_dir, now, trusted=trusted)
+        walked = walk_root_dir(root_dir, now, trusted=trusted)
     except CheckFailed as err:
         result.findings.append(Finding.from_error(err))
         return Report("root verify", [result])
+    root = walked[-1]
     roles = {
         name: {"keyids": [k.key_id for k in r.keys], "threshold": r.threshold}
         for name, r in root.roles.items()
@@ -276,21 +278,33 @@ def verify_root_report(root_dir: Path, now: datetime, *, trusted: Path | None = 
         # What clients pass as `client trust URL --root-fingerprint`: the sha256 of root version 1.
         root_fingerprint=hashlib.sha256(first.read_bytes()).hexdigest() if first.is_file() else None,
         expires=format_time(root.expires),
+        # Every key with its public key: a key id alone can be copied by whoever makes a key.
+        keys={key_id: key.to_base64() for key_id, key in root.keys.items()},
         roles=roles,
         maintainers={
             m.id: {"keyids": [k.key_id for k in m.keys], "plugins": list(m.plugins)}
             for m in root.maintainers.values()
         },
+        plugin_thresholds=dict(sorted(root.plugin_thresholds.items())),
+        registry_config_sha256=root.registry_config_sha256,
         revoked=[r.key.key_id for r in root.revoked],
         revocations=[
             {
                 "key_id": r.key.key_id,
+                "public_key": r.key.to_base64(),
+                "revoked_in_version": r.revoked_in_version,
                 "revoked_at": format_time(r.revoked_at),
                 "keep_prior_releases": r.keep_prior_releases,
+                "plugins": list(r.plugins),
+                "reason": r.reason,
+                "text": revocation_text(r, now),
             }
             for r in root.revoked
         ],
     )
+    if len(walked) > 1:
+        # The newest step, as `root sign` showed it to each signer and `ci check` reported it.
+        result.data.update(changes_from=walked[-2].version, changes=root_changes(walked[-2], root, now=now))
     if (root.expires - now).days < 30:
         result.findings.append(
             Finding(

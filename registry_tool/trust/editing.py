@@ -11,6 +11,7 @@ import hashlib
 import json
 import stat
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from registry_tool.trust.root import (
     ROOT_TYPE,
     SPEC_VERSION,
     Root,
+    check_root_successor,
     format_time,
     verify_root_chain,
     verify_root_self,
     verify_root_step,
 )
+from registry_tool.trust.summary import future_revocations, revocation_text, root_changes
 
 Doc = dict[str, Any]
 DEFAULT_ROOT_VALIDITY = timedelta(days=365)
@@ -320,6 +323,16 @@ def edit_root_dir(
     if expires is None and latest.is_expired(now or datetime.now(UTC)):
         expires = (now or datetime.now(UTC)) + DEFAULT_ROOT_VALIDITY
     data = derive(latest, edit, expires=expires, bump=not amend)
+    before = latest if not amend else _parsed(versions[-2][1]) if len(versions) > 1 else None
+    if before is not None:
+        try:  # an edit never yields a version no root key could sign (sign_root_dir refuses it)
+            check_root_successor(before, Root.parse(data))
+        except CheckFailed as err:
+            raise RootEditError(
+                f"the edit would make a version that is no valid step after version {before.version}: "
+                f"{err.what}",
+                fix=err.fix,
+            ) from None
     target = latest_path if amend else root_dir / f"{latest_n + 1}.root.json"
     target.write_bytes(data)
     return target
@@ -342,19 +355,112 @@ def _require_valid(versions: list[tuple[int, Path]], path: Path) -> None:
         ) from None
 
 
-def sign_root_dir(root_dir: Path, secret: SecretKey, *, version: int | None = None) -> Path:
-    """Add one root key's signature to the latest (or given) version: ``<N>.root.json.<KEYID>.minisig``."""
+@dataclass(frozen=True)
+class RootToSign:
+    """A root version reviewed for signing: its exact bytes and what it changes.
+
+    ``changes`` are the lines of ``trust.summary.root_changes`` against the previous version (the
+    same text ``root verify`` and ``ci check`` show); ``fingerprint`` is the sha256 of
+    ``root/1.root.json``, the anchor every client pins.
+    """
+
+    version: int
+    path: Path
+    data: bytes
+    root: Root
+    previous: Root | None
+    changes: list[str]
+    fingerprint: str
+
+
+def review_root_version(
+    root_dir: Path, *, version: int | None = None, now: datetime | None = None
+) -> RootToSign:
+    """What ``root sign`` would sign: the latest (or given) version, refused unless it is a valid step.
+
+    A root signature covers bytes, not a file name: a document saying version 2 signed as
+    ``3.root.json`` is a valid version 2 for any mirror to serve.  So the document must say version
+    N (its file name), the versions before it must verify (its changes are read against an
+    authentic version N-1), and it must be a valid next step after N-1: every rule of
+    ``verify_root_step`` but the signatures being complete.  With ``now`` (the CLI passes the
+    clock; library callers may work in another time), a revocation it introduces may not be dated
+    after ``now``: until then the revoked key would still sign releases.
+    """
     versions = dict(root_versions(root_dir))
     n = version or max(versions)
     if n not in versions:
         raise UsageError(f"no root version {n} in {root_dir}", fix="pick an existing version")
     path = versions[n]
-    data = path.read_bytes()
+    data = _read_root_file(path)
     root = Root.parse(data, where=str(path))
-    eligible = {k.raw for k in root.roles["root"].keys}
+    if root.version != n:
+        raise RootEditError(
+            f"{path.name} holds root version {root.version}, not {n}; a signature on it would make it a "
+            f"valid version {root.version} for anyone who serves it as {root.version}.root.json",
+            where=str(path),
+            fix=f'sign only a document that says "version": {n} in {n}.root.json; this file is not that',
+        )
+    previous = None
     if n > 1:
-        prev = Root.parse(versions[n - 1].read_bytes(), where=str(versions[n - 1]))
-        eligible |= {k.raw for k in prev.roles["root"].keys}
+        try:
+            previous = verify_root_dir_upto(root_dir, n - 1)
+        except CheckFailed as err:
+            raise RootEditError(
+                f"refusing to sign {path.name}: root version {n - 1} does not verify: "
+                f"[{err.code}] {err.what}",
+                where=str(path),
+                fix=f"versions 1 to {n - 1} must verify first (the changes are read against version "
+                f"{n - 1}); restore them or finish their signatures "
+                f"({err.fix or 'see `registry-tool root verify`'})",
+            ) from None
+        try:
+            check_root_successor(previous, root, where=str(path))
+        except CheckFailed as err:
+            raise RootEditError(
+                f"refusing to sign {path.name}: it is not a valid next step after version {n - 1}: "
+                f"[{err.code}] {err.what}",
+                where=str(path),
+                fix=err.fix,
+            ) from None
+    ahead = future_revocations(previous, root, now) if now is not None else []
+    if ahead:
+        raise RootEditError(
+            f"refusing to sign {path.name}: {revocation_text(ahead[0], now)}",
+            where=str(path),
+            fix="a revocation takes effect when it is made: set revoked_at to the time of the revocation "
+            "(`registry-tool root revoke` does)",
+        )
+    first = data if n == 1 else _read_root_file(versions[1])
+    return RootToSign(
+        n,
+        path,
+        data,
+        root,
+        previous,
+        root_changes(previous, root, now=now),
+        hashlib.sha256(first).hexdigest(),
+    )
+
+
+def sign_root_dir(
+    root_dir: Path,
+    secret: SecretKey,
+    *,
+    version: int | None = None,
+    now: datetime | None = None,
+    reviewed: RootToSign | None = None,
+) -> Path:
+    """Add one root key's signature to the latest (or given) version: ``<N>.root.json.<KEYID>.minisig``.
+
+    The version is reviewed first (``review_root_version``: refused unless it says version N and is a
+    valid step after N-1), or ``reviewed`` is that review, made before (the CLI shows its changes
+    before it asks for the key's passphrase); the signature covers the reviewed bytes.
+    """
+    review = reviewed or review_root_version(root_dir, version=version, now=now)
+    n, path, root = review.version, review.path, review.root
+    eligible = {k.raw for k in root.roles["root"].keys}
+    if review.previous is not None:
+        eligible |= {k.raw for k in review.previous.roles["root"].keys}
     if secret.public_key.raw not in eligible:
         raise RootEditError(
             f"key {secret.key_id} is not a root key of version {n} or {n - 1}; its signature would not count",
@@ -362,8 +468,21 @@ def sign_root_dir(root_dir: Path, secret: SecretKey, *, version: int | None = No
         )
     comment = f"registry-root\tregistry:{root.registry}\tversion:{n}"
     target = keyed_signature_path(path, secret.key_id)
-    target.write_text(sign_bytes(secret, data, trusted_comment=comment), encoding="utf-8")
+    target.write_text(sign_bytes(secret, review.data, trusted_comment=comment), encoding="utf-8")
     return target
+
+
+def verify_root_dir_upto(root_dir: Path, version: int) -> Root:
+    """Versions 1..``version`` of ``root_dir`` as a chain (expiry not judged): the last one, verified."""
+    versions = [(n, p) for n, p in root_versions(root_dir) if n <= version]
+    first = _read_root_file(versions[0][1])
+    verify_root_self(first, read_signatures(versions[0][1]), _never_expired(), where=str(versions[0][1]))
+    return verify_root_chain(
+        first,
+        [(_read_root_file(p), read_signatures(p)) for _, p in versions[1:]],
+        _never_expired(),
+        names=[str(p) for _, p in versions],
+    )
 
 
 def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = None) -> Root:
@@ -372,6 +491,11 @@ def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = Non
     The walk starts from ``trusted`` (pinned, so its own signatures are not checked) or from
     version 1, which must then be signed by its own root threshold.
     """
+    return walk_root_dir(root_dir, now, trusted=trusted)[-1]
+
+
+def walk_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = None) -> list[Root]:
+    """``verify_root_dir``, returning every root of the walk (the start, then each verified step)."""
     versions = root_versions(root_dir)
     if trusted is not None:
         first_bytes, first_name = _read_root_file(trusted), str(trusted)
@@ -390,11 +514,17 @@ def verify_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = Non
         rest = versions[1:]
     candidates = [(_read_root_file(p), read_signatures(p)) for _, p in rest]
     names = [first_name] + [str(p) for _, p in rest]
-    return verify_root_chain(first_bytes, candidates, now, names=names)
+    walked = [Root.parse(first_bytes, where=first_name)]
+    verify_root_chain(first_bytes, candidates, now, names=names, on_step=walked.append)
+    return walked
 
 
 def _read_root_file(path: Path) -> bytes:
     return read_bounded(path, MAX_ROOT_BYTES, "root file")
+
+
+def _parsed(path: Path) -> Root:
+    return Root.parse(_read_root_file(path), where=str(path))
 
 
 def _never_expired() -> datetime:

@@ -77,7 +77,11 @@ class BadRootVersionError(CheckFailed):
 
 
 class RootContinuityError(CheckFailed):
-    """Root N+1 breaks a rule tying it to root N (registry name, revocations are permanent)."""
+    """Root N+1 breaks a rule tying it to root N (docs/trust.md 5.5 step 4).
+
+    The registry name, the public key each key id names, and every revocation are fixed; a new
+    revocation takes effect by its version's expiry and names only plugins the key was delegated.
+    """
 
     code = "root-continuity"
 
@@ -128,6 +132,13 @@ def pattern_matches(pattern: str, plugin: str) -> bool:
     if pattern.endswith("*"):
         return plugin.startswith(pattern[:-1])
     return plugin == pattern
+
+
+def pattern_within(inner: str, outer: str) -> bool:
+    """Whether every plugin name pattern ``inner`` matches is also matched by pattern ``outer``."""
+    if outer.endswith("*"):
+        return (inner[:-1] if inner.endswith("*") else inner).startswith(outer[:-1])
+    return inner == outer
 
 
 ROOT_SCHEMA = "root.schema.json"
@@ -273,6 +284,21 @@ class Root:
                 for k in m.keys:
                     keys.setdefault(k.raw, k)
         return list(keys.values())
+
+    def delegation_of(self, key: PublicKey) -> tuple[str, ...]:
+        """The plugin patterns of every maintainer holding ``key`` (its raw key), each once, in order."""
+        patterns: dict[str, None] = {}
+        for m in self.maintainers.values():
+            if any(k.raw == key.raw for k in m.keys):
+                patterns.update(dict.fromkeys(m.plugins))
+        return tuple(patterns)
+
+    def key_ids(self) -> dict[str, PublicKey]:
+        """Every key id this root names (``keys`` and ``revoked``) with its public key."""
+        ids = dict(self.keys)
+        for r in self.revoked:
+            ids.setdefault(r.key.key_id, r.key)
+        return ids
 
     def release_role(self, plugin: str, published_at: datetime | None) -> Role:
         """The keys that may sign ``plugin``'s releases, and why every other known key may not."""
@@ -490,6 +516,10 @@ def _build(data: bytes, doc: dict[str, Any], where: str | None) -> Root:
             raise _fail(f"revoked key {key.key_id} is still listed under 'keys'", where, path)
         if any(key.raw == other.key.raw for other in revoked):
             raise _fail(f"key {key.key_id} is revoked twice", where, path)
+        # Key ids are chosen by whoever makes the key: one id naming two public keys in one root
+        # would let a summary that lists ids show one key while another is trusted.
+        if key.key_id in keys or any(key.key_id == other.key.key_id for other in revoked):
+            raise _fail(f"key id {key.key_id} names two different public keys", where, path)
         if r["revoked_in_version"] > doc["version"]:
             raise _fail("revoked_in_version is later than this version", where, f"{path}.revoked_in_version")
         at = parse_time(r["revoked_at"], where=Location(file=where, field=f"{path}.revoked_at"))
@@ -550,37 +580,85 @@ def verify_root_self(
 
 
 def _check_continuity(prev: Root, nxt: Root, where: str | None) -> None:
+    """The rules of docs/trust.md 5.5 step 4 tying root N+1 to root N (all ``root-continuity``)."""
+
+    def refuse(what: str, fix: str) -> RootContinuityError:
+        return RootContinuityError(f"root version {nxt.version} {what}", where=where, fix=fix)
+
     if nxt.registry != prev.registry:
         raise RootContinuityError(
             f"root version {nxt.version} is for registry '{nxt.registry}', not '{prev.registry}'",
             where=where,
             fix="a registry keeps its name for the whole root chain; this file belongs to another registry",
         )
+    # A key id is chosen by whoever makes the key, so it can be copied: the same id naming another
+    # public key would swap a trusted key while every id-based summary stays the same.
+    new_ids = nxt.key_ids()
+    for key_id, old_key in prev.key_ids().items():
+        new_key = new_ids.get(key_id)
+        if new_key is not None and new_key.raw != old_key.raw:
+            raise refuse(
+                f"binds key id {key_id} to another public key ({new_key.to_base64()}; "
+                f"version {prev.version} has {old_key.to_base64()})",
+                "a key id names one public key for the whole chain; a new key gets a new key id "
+                "(`registry-tool key generate`)",
+            )
     for old in prev.revoked:
         new = nxt.revocation_for(old.key)
         if (
             new is None
+            or new.key.key_id != old.key.key_id
             or new.revoked_at != old.revoked_at
             or new.revoked_in_version != old.revoked_in_version
+            or set(new.plugins) != set(old.plugins)
         ):
-            raise RootContinuityError(
-                f"root version {nxt.version} drops or alters the revocation of key {old.key.key_id}",
-                where=where,
-                fix="revocations are permanent; keep every entry of the previous version",
+            raise refuse(
+                f"drops or alters the revocation of key {old.key.key_id}",
+                "revocations are permanent; keep every entry of the previous version as it is "
+                "(only its reason may change, and keep_prior_releases from true to false)",
             )
         if new.keep_prior_releases and not old.keep_prior_releases:
-            raise RootContinuityError(
-                f"root version {nxt.version} re-validates releases of revoked key {old.key.key_id}",
-                where=where,
-                fix="keep_prior_releases can only change from true to false",
+            raise refuse(
+                f"re-validates releases of revoked key {old.key.key_id}",
+                "keep_prior_releases can only change from true to false",
             )
     for new in nxt.revoked:
-        if prev.revocation_for(new.key) is None and new.revoked_in_version != nxt.version:
+        if prev.revocation_for(new.key) is not None:
+            continue
+        if new.revoked_in_version != nxt.version:
             raise RootContinuityError(
                 f"new revocation of key {new.key.key_id} says revoked_in_version {new.revoked_in_version}",
                 where=where,
                 fix=f"set revoked_in_version to {nxt.version}",
             )
+        if new.revoked_at > nxt.expires:
+            raise refuse(
+                f"revokes key {new.key.key_id} as of {format_time(new.revoked_at)}, after the version "
+                f"itself expires ({format_time(nxt.expires)})",
+                "a revocation takes effect when it is made: set revoked_at to the time of the revocation",
+            )
+        # A revocation that keeps prior releases lets the key's signatures count for its plugins
+        # (before revoked_at): it may name only plugins the key was delegated, never grant more.
+        delegated = prev.delegation_of(new.key)
+        wider = [p for p in new.plugins if not any(pattern_within(p, d) for d in delegated)]
+        if wider:
+            raise refuse(
+                f"revokes key {new.key.key_id} for plugins {', '.join(wider)}, which version "
+                f"{prev.version} did not delegate to it (delegated: {', '.join(delegated) or 'none'})",
+                "a revocation lists the plugins the key was delegated for (`registry-tool root revoke` "
+                "writes them); it never delegates anything",
+            )
+
+
+def check_root_successor(prev: Root, nxt: Root, *, where: str | None = None) -> None:
+    """Every rule of a chain step from ``prev`` to ``nxt`` but the signatures: version N+1, continuity."""
+    if nxt.version != prev.version + 1:
+        raise BadRootVersionError(
+            f"expected root version {prev.version + 1} after {prev.version}, got {nxt.version}",
+            where=where,
+            fix="publish every root version; a client walks them one by one",
+        )
+    _check_continuity(prev, nxt, where)
 
 
 def _root_role(root: Root) -> Role:
@@ -617,13 +695,7 @@ def verify_root_step(
     """
     authenticate_root_candidate(prev, raw, sigs, where=where)
     nxt = Root.parse(raw, where=where, schema_checked=schema_checked)
-    if nxt.version != prev.version + 1:
-        raise BadRootVersionError(
-            f"expected root version {prev.version + 1} after {prev.version}, got {nxt.version}",
-            where=where,
-            fix="publish every root version; a client walks them one by one",
-        )
-    _check_continuity(prev, nxt, where)
+    check_root_successor(prev, nxt, where=where)
     # Keys the new version revokes count for nothing, not even for the old threshold.
     revoked_now = {r.key.raw for r in nxt.revoked}
     old = _root_role(prev)
@@ -776,9 +848,11 @@ __all__ = [
     "ThresholdNotMetError",
     "UnauthorizedSignerError",
     "authenticate_root_candidate",
+    "check_root_successor",
     "format_time",
     "parse_time",
     "pattern_matches",
+    "pattern_within",
     "tally_signatures",
     "verify_index_signatures",
     "verify_release_signatures",

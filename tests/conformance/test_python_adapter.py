@@ -46,7 +46,6 @@ def test_a_request_nested_too_deeply_is_answered_as_usage() -> None:
     assert len(answers) == 2  # the batch goes on
 
 
-
 def test_the_adapter_gates_each_module_by_its_own_permission() -> None:
     """Decision 11.7: ``ferrite:net`` needs ``network``.  Without the suite's vocabulary, a module
     granted ``keys`` could import ``ferrite:net`` too (any grant allowed any gated import), where
