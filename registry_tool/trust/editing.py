@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from registry_tool._files import read_bounded
+from registry_tool._files import read_bounded, write_replacing
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format.rules import MAX_ROOT_BYTES, root_file_version
 from registry_tool.signing.minisign import PublicKey, SecretKey, sign_bytes
@@ -301,7 +301,7 @@ def init_root_dir(root_dir: Path, data: bytes) -> Path:
             f"{root_dir} already holds root metadata", fix="edit it with `registry-tool root ...`"
         )
     target = root_dir / "1.root.json"
-    target.write_bytes(data)
+    write_replacing(target, data)
     return target
 
 
@@ -334,7 +334,7 @@ def edit_root_dir(
                 fix=err.fix,
             ) from None
     target = latest_path if amend else root_dir / f"{latest_n + 1}.root.json"
-    target.write_bytes(data)
+    write_replacing(target, data)  # never through a link planted at the name
     return target
 
 
@@ -468,7 +468,9 @@ def sign_root_dir(
         )
     comment = f"registry-root\tregistry:{root.registry}\tversion:{n}"
     target = keyed_signature_path(path, secret.key_id)
-    target.write_text(sign_bytes(secret, review.data, trusted_comment=comment), encoding="utf-8")
+    # Never through a link a pull request planted at the signature's name (it would overwrite the
+    # link's target, any file the root key holder can write).
+    write_replacing(target, sign_bytes(secret, review.data, trusted_comment=comment).encode("utf-8"))
     return target
 
 

@@ -270,3 +270,18 @@ def test_cli_refuses_to_sign_the_fork(cli: object, tmp_path: Path) -> None:
     failed = _run(cli, "root", "sign", "--key", tmp_path / "keys" / "root-1.key", "--dir", root, code=2)
     assert "holds root version 2, not 3" in failed.stderr
     assert signature_paths(root / "3.root.json") == []
+
+
+def test_root_sign_never_writes_through_a_planted_link(
+    root_dir: Path, k: dict[str, SecretKey], now: datetime, tmp_path: Path
+) -> None:
+    """A pull request's link at a root signature's name made the owner's `root sign` overwrite the
+    link's target, any file the owner can write."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    edit_root_dir(root_dir, add_maintainer("bob", [k["x"].public_key], ["other"]), now=now)
+    planted = root_dir / f"3.root.json.{k['r1'].key_id}.minisig"
+    planted.symlink_to(victim)
+    sign_root_dir(root_dir, k["r1"], now=now)
+    assert victim.read_text() == "precious\n"
+    assert not planted.is_symlink() and verify_root_dir(root_dir, now).version == 3
