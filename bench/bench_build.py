@@ -533,7 +533,7 @@ def build_in_process(code: str, index: Path, key: SecretKey, out: Path, jobs: in
 
     env = dict(os.environ, PYTHONPATH=code)
     done = subprocess.run(
-        [sys.executable, "-c", _BUILD_RUNNER],
+        [sys.executable, "-P", "-c", _BUILD_RUNNER],  # -P: never the current directory's code
         input=pickle.dumps((str(index), key, str(out), jobs)),
         env=env,
         capture_output=True,
