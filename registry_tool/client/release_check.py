@@ -114,7 +114,7 @@ def _component_imports(release: Release, wasm: bytes) -> Any:
     (validate and the build gave that under registry.toml, which the client does not have).
     """
     try:
-        return inspect_wasm(wasm, _EVERY_FEATURE).imports
+        return inspect_wasm(wasm, _EVERY_FEATURE, shared_memory=True).imports
     except ModuleNotFoundError as err:
         if err.name != "wasmtime":
             raise

@@ -87,6 +87,28 @@ def _sections(data: bytes) -> dict[int, tuple[int, int]]:
     return found
 
 
+def has_shared_memory(data: bytes, depth: int = 0) -> bool:
+    """Does the core module, or a core module the component embeds at any depth, share a memory?
+
+    Raises ``ValueError`` on bytes it cannot walk.
+    """
+    if data[4:8] == b"\x01\0\0\0":
+        sections = _sections(data)
+        imported = _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+        return _defined_minimums(data, sections)[2] or any(i.shared for i in imported)
+    if depth > 16:
+        raise ValueError("components nested too deeply")
+    reader = _Reader(data, 8)
+    while reader.pos < len(data):
+        section, size = reader.byte(), reader.uleb()
+        end = reader.pos + size
+        # 1: a core module, 4: a nested component (each a whole binary of its own)
+        if section in (1, 4) and has_shared_memory(data[reader.pos : end], depth + 1):
+            return True
+        reader.pos = end
+    return False
+
+
 def custom_section_names(data: bytes) -> list[str]:
     """The names of a core module's custom sections, in order ([] for bytes it cannot walk)."""
     if data[:4] != b"\0asm":

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from registry_tool.manifest import cache as disk_cache
-from registry_tool.manifest.binary import Interface, module_interface
+from registry_tool.manifest.binary import Interface, has_shared_memory, module_interface
 from registry_tool.manifest.errors import WasmInspectionError
 
 if TYPE_CHECKING:
@@ -169,7 +169,9 @@ def check_features(features: Mapping[str, bool] | None) -> None:
         disk_cache.remember("wasm-features", "wasmtime", _features_key(features))
 
 
-def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> ModuleInfo:
+def inspect_wasm(
+    data: bytes, features: Mapping[str, bool] | None = None, *, shared_memory: bool = False
+) -> ModuleInfo:
     """Validate ``data`` under the given features and list its imports and exports with types.
 
     Core modules are validated by wasmtime (the same validator its compiler runs first, with the
@@ -182,6 +184,10 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
     accepted under these features in an earlier run is not validated again: that saves importing
     wasmtime in the next ``registry-tool validate``.
 
+    A shared memory (in the module, or in a core module a component embeds) is refused unless
+    ``shared_memory``: the sandbox cannot bound it; the client, which runs nothing, reads imports
+    with ``shared_memory=True``.
+
     Raises ``WasmInspectionError`` with wasmtime's reason when the binary is invalid or uses a
     disabled feature.
     """
@@ -191,22 +197,15 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
             fix="point artifact.file at a compiled .wasm (use wat2wasm for text modules)",
         )
     if is_component(data):
-        return _inspect_component(data, features)
+        return _inspect_component(data, features, shared_memory)
     remembered = disk_cache.verdicts_on()
     if not (remembered and disk_cache.proved("wasm-valid", "wasmtime", _features_key(features), data)):
         _validate_module(data, features)
         if remembered:
             disk_cache.remember("wasm-valid", "wasmtime", _features_key(features), data)
     iface = _interface(data)
-    if iface.shared_memory:
-        # wasmtime applies a store's memory limit to linear memories, not to shared ones (a shared
-        # memory grew past a 2-page cap here), so the sandbox could not bound it.
-        raise WasmInspectionError(
-            "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
-            "(wasmtime's store limits do not apply to shared memories)",
-            fix="build without shared memory (no -pthread / --shared-memory): atomics work on an "
-            "unshared memory when registry.toml enables threads",
-        )
+    if iface.shared_memory and not shared_memory:
+        raise _shared_memory_refusal()
     imports = tuple(
         ImportInfo(imp.module, imp.name, imp.kind, *(tuple(t) for t in (sig or ((), ()))))
         for imp, sig in iface.imports
@@ -215,6 +214,17 @@ def inspect_wasm(data: bytes, features: Mapping[str, bool] | None = None) -> Mod
         ExportInfo(name, kind, *(tuple(t) for t in (sig or ((), ())))) for name, kind, sig in iface.exports
     )
     return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
+
+
+def _shared_memory_refusal() -> WasmInspectionError:
+    # wasmtime applies a store's memory limit to linear memories, not to shared ones (a shared
+    # memory grew past a 2-page cap here), so the sandbox could not bound it.
+    return WasmInspectionError(
+        "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
+        "(wasmtime's store limits do not apply to shared memories)",
+        fix="build without shared memory (no -pthread / --shared-memory): atomics work on an "
+        "unshared memory when registry.toml enables threads",
+    )
 
 
 def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
@@ -230,7 +240,7 @@ def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
         ) from None
 
 
-def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> ModuleInfo:
+def _inspect_component(data: bytes, features: Mapping[str, bool] | None, shared_memory: bool) -> ModuleInfo:
     import wasmtime.component
 
     engine = make_engine({**(features or {}), "component_model": True})
@@ -241,6 +251,15 @@ def _inspect_component(data: bytes, features: Mapping[str, bool] | None) -> Modu
             f"wasmtime cannot compile the component: {_first_line(err)}",
             fix="rebuild the component against WASI 0.2 with the features registry.toml enables",
         ) from None
+    if not shared_memory:
+        try:
+            shared = has_shared_memory(data)
+        except (ValueError, IndexError) as err:
+            raise WasmInspectionError(
+                f"cannot read the component's core modules: {err}", fix="rebuild the component"
+            ) from None
+        if shared:
+            raise _shared_memory_refusal()
     ctype = component.type
     imports = tuple(
         ImportInfo(name, "", "instance" if "/" in name else "item") for name in ctype.imports(engine)

@@ -227,3 +227,15 @@ def test_the_client_reads_a_components_imports_whatever_proposals_it_uses() -> N
     wasm_ref = SimpleNamespace(path="plugins/tc/1.0.0/tc.wasm")
     release = SimpleNamespace(name="tc", version="1.0.0", wasm=wasm_ref)
     assert module_imports(release, data) == (("ferrite:keys/get", ""),)  # type: ignore[arg-type]
+
+
+def test_a_shared_memory_in_a_components_core_module_is_refused_too() -> None:
+    core = '(module (memory 1 4 shared) (func (export "f") (result i32) (i32.const 1)))'
+    component = f"""(component
+      (core module $m {core[len("(module "):-1]})
+      (core instance $i (instantiate $m))
+      (func (export "f") (result u32) (canon lift (core func $i "f"))))"""
+    with pytest.raises(WasmInspectionError, match="shared memory"):
+        inspect_wasm(bytes(wasmtime.wat2wasm(component)), {"threads": True})
+    unshared = component.replace(" shared", "")
+    inspect_wasm(bytes(wasmtime.wat2wasm(unshared)), {"threads": True})
