@@ -240,6 +240,90 @@ R2_RENAMED = raw_root(R1, _rename)
 R2_KEY_NEWLINE = raw_root(R1, _key_newline)
 R2_SPEC_FLOAT = raw_root(R1, _spec_version_float)
 R3_DROPS_REVOCATION = raw_root(R2_REVOKE_KEEP, _drop_revocation)
+
+
+# Key ids and revocations across a step (decision 2): a key id names one public key for the whole
+# chain, a revocation once made is fixed but for its reason (and keep_prior_releases true -> false),
+# and a new one names only plugins the key was delegated and is dated by its version's expiry.
+def impostor(label: str) -> SecretKey:
+    """Another Ed25519 key under ``label``'s key number: the same key id, another public key."""
+    seed = hashlib.sha256(f"registry-tool conformance impostor {label}".encode()).digest()
+    return SecretKey.from_seed(seed, K[label].keynum)
+
+
+def _rebind(label: str) -> Callable[[Json], None]:
+    def edit(doc: Json) -> None:
+        doc["keys"][K[label].key_id]["public_key"] = impostor(label).public_key.to_base64()
+
+    return edit
+
+
+def _revocation(key: SecretKey, version: int, plugins: list[str], at: str = "2026-11-22T00:00:00Z") -> Json:
+    return {
+        "keyid": key.key_id,
+        "public_key": key.public_key.to_base64(),
+        "revoked_in_version": version,
+        "revoked_at": at,
+        "keep_prior_releases": False,
+        "plugins": plugins,
+    }
+
+
+def _revoked_entry(change: Callable[[Json], None]) -> Callable[[Json], None]:
+    def edit(doc: Json) -> None:
+        change(doc["revoked"][0])
+
+    return edit
+
+
+def _set(**fields: Any) -> Callable[[Json], None]:
+    return lambda entry: entry.update(fields)
+
+
+def _revoke_with(
+    label: str, *, at: datetime = REVOKED_AT, plugins: list[str] | None = None
+) -> Callable[[Json], None]:
+    """Revoke ``label`` keeping prior releases (alice: twokeys first drops to threshold 1), then
+    replace the revocation's plugins."""
+
+    def edit(doc: Json) -> None:
+        if label == "alice":
+            set_plugin_threshold("twokeys", 1)(doc)
+        revoke(K[label].key_id, now=at, keep_prior_releases=True)(doc)
+        if plugins is not None:
+            doc["revoked"][-1]["plugins"] = plugins
+
+    return edit
+
+
+R2_REBIND_ROOT = raw_root(R1, _rebind("root-c"))
+R2_REBIND_INDEX = raw_root(R1, _rebind("index"))
+R2_REBIND_ALICE = raw_root(R1, _rebind("alice"))
+R2_REVOKED_ID_OF_KEPT_KEY = raw_root(
+    R1, lambda doc: doc["revoked"].append(_revocation(impostor("alice"), 2, []))
+)
+R2_REVOKED_ID_TWICE = raw_root(
+    R1, lambda doc: doc["revoked"].extend([_revocation(K["mallory"], 2, []), _revocation(impostor("mallory"), 2, [])])
+)
+R3_REVOCATION_WIDENED = raw_root(
+    R2_REVOKE_KEEP, _revoked_entry(lambda e: e.update(plugins=[*e["plugins"], "adler32"]))
+)
+R3_REVOCATION_NARROWED = raw_root(
+    R2_REVOKE_KEEP, _revoked_entry(lambda e: e.update(plugins=[p for p in e["plugins"] if p != "sneaky"]))
+)
+R3_REVOCATION_BACKDATED = raw_root(R2_REVOKE_KEEP, _revoked_entry(_set(revoked_at="2026-11-01T00:00:00Z")))
+ALICE_OTHER_ID = replace(K["alice"].public_key, keynum=hashlib.sha256(b"alice other id").digest()[:8])
+R3_REVOCATION_REKEYED = raw_root(
+    R2_REVOKE_KEEP,
+    _revoked_entry(_set(keyid=ALICE_OTHER_ID.key_id, public_key=ALICE_OTHER_ID.to_base64())),
+)
+R3_REVOCATION_REASON_KEEP_FALSE = raw_root(
+    R2_REVOKE_KEEP,
+    _revoked_entry(_set(reason="the key leaked earlier than thought", keep_prior_releases=False)),
+)
+R2_REVOKE_BOB_UNDELEGATED = raw_root(R1, _revoke_with("bob", plugins=["adler32", "validate_email"]))
+R2_REVOKE_BOB_AFTER_EXPIRY = raw_root(R1, _revoke_with("bob", at=datetime(2036, 1, 1, 0, 0, 1, tzinfo=UTC)))
+R2_REVOKE_ALICE_SUBSET_AT_EXPIRY = raw_root(R1, _revoke_with("alice", at=ROOT_EXPIRES, plugins=["validate_email"]))
 CHAIN1 = [RootFile(R1, ROOT_AB, 1)]
 
 
@@ -855,6 +939,7 @@ def root_cases() -> None:
         Site(roots=chain(R2_REVOKE_KEEP, R3_DROPS_REVOCATION)),
         "root-chain",
     )
+    root_step_rule_cases()
     attack(
         "root-tampered",
         "root-chain",
@@ -1110,6 +1195,128 @@ def root_cases() -> None:
         "top-root-version-behind-ok",
         "root-chain",
         "registry.json signed under root 1 while the chain is at 2 (same index key) is accepted",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=2))],
+    )
+
+
+def root_step_rule_cases() -> None:
+    """Decision 2's key id and revocation rules of a chain step (docs/trust.md 5.1 rule 7, 5.5 step 4)."""
+    attack(
+        "root-key-id-rebound-root-role",
+        "root-chain",
+        "root 2 (signed by root-a and root-b) keeps root-c's key id in the root role but binds it to "
+        "another public key: a trusted key swapped under an unchanged id",
+        "root-rebind-root",
+        Site(roots=chain(R2_REBIND_ROOT)),
+        "root-chain",
+    )
+    attack(
+        "root-key-id-rebound-index-role",
+        "root-chain",
+        "root 2 binds the index key's id to another public key, which signs registry.json: every "
+        "id-based view of the step shows no change",
+        "root-rebind-index",
+        Site(roots=chain(R2_REBIND_INDEX), index_keys=(impostor("index"),)),
+        "root-chain",
+    )
+    alice_impostor = impostor("alice")
+    attack(
+        "root-key-id-rebound-maintainer",
+        "root-chain",
+        "root 2 binds maintainer alice's key id to another public key, which signs validate_email "
+        "1.1.0; installing it is refused at the root step",
+        "root-rebind-maintainer",
+        Site(
+            roots=chain(R2_REBIND_ALICE),
+            releases=with_releases(signed_by(E11, (alice_impostor, comment("validate_email", "1.1.0")))),
+        ),
+        "root-chain",
+        op="validate_email",
+    )
+    attack(
+        "root-revoked-key-id-of-kept-key",
+        "root-chain",
+        "root 2 revokes a key whose key id is that of alice's key, which it keeps (another public "
+        "key under a trusted id: within one root a key id names one public key)",
+        "root-revoked-id-kept",
+        Site(roots=chain(R2_REVOKED_ID_OF_KEPT_KEY)),
+        "root-chain",
+    )
+    attack(
+        "root-revoked-key-id-twice",
+        "root-chain",
+        "root 2 revokes two different public keys under one key id",
+        "root-revoked-id-twice",
+        Site(roots=chain(R2_REVOKED_ID_TWICE)),
+        "root-chain",
+    )
+    for case_id, site_id, root3, what in (
+        (
+            "root-continuity-revocation-widened",
+            "root-revocation-widened",
+            R3_REVOCATION_WIDENED,
+            "adds adler32 to the plugins of alice's revocation (with keep_prior_releases her old "
+            "signatures would count for bob's plugin)",
+        ),
+        (
+            "root-continuity-revocation-plugin-dropped",
+            "root-revocation-narrowed",
+            R3_REVOCATION_NARROWED,
+            "drops sneaky from the plugins of alice's revocation (the set of plugins is fixed)",
+        ),
+        (
+            "root-continuity-revocation-backdated",
+            "root-revocation-backdated",
+            R3_REVOCATION_BACKDATED,
+            "moves revoked_at of alice's revocation from 2026-11-22 to 2026-11-01",
+        ),
+        (
+            "root-continuity-revocation-key-id-changed",
+            "root-revocation-rekeyed",
+            R3_REVOCATION_REKEYED,
+            "keeps alice's revocation (same public key) under another key id",
+        ),
+    ):
+        attack(
+            case_id,
+            "root-chain",
+            f"root 2 revokes alice; root 3 {what}",
+            site_id,
+            Site(roots=chain(R2_REVOKE_KEEP, root3)),
+            "root-chain",
+        )
+    attack(
+        "root-revocation-new-undelegated-plugin",
+        "root-chain",
+        "root 2 revokes bob (delegated adler32) keeping prior releases for adler32 and validate_email: "
+        "a revocation would delegate a plugin the key never had",
+        "root-revocation-undelegated",
+        Site(roots=chain(R2_REVOKE_BOB_UNDELEGATED)),
+        "root-chain",
+    )
+    attack(
+        "root-revocation-new-after-expiry",
+        "root-chain",
+        "root 2 (expires 2036-01-01T00:00:00Z) revokes bob as of 2036-01-01T00:00:01Z: a revocation "
+        "dated after its version's expiry (bob would still sign until then)",
+        "root-revocation-after-expiry",
+        Site(roots=chain(R2_REVOKE_BOB_AFTER_EXPIRY)),
+        "root-chain",
+    )
+    s = site("root-revocation-reason-keep", Site(roots=chain(R2_REVOKE_KEEP, R3_REVOCATION_REASON_KEEP_FALSE)))
+    case(
+        "root-revocation-reason-and-keep-prior-changed-ok",
+        "root-chain",
+        "root 2 revokes alice keeping prior releases; root 3 gives the revocation a reason and sets "
+        "keep_prior_releases from true to false (the only changes allowed)",
+        [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=3))],
+    )
+    s = site("root-revocation-subset-at-expiry", Site(roots=chain(R2_REVOKE_ALICE_SUBSET_AT_EXPIRY)))
+    case(
+        "root-revocation-new-subset-at-expiry-ok",
+        "root-chain",
+        "root 2 revokes alice for validate_email only (one of her plugins) as of exactly its own "
+        "expiry, 2036-01-01T00:00:00Z",
         [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=2))],
     )
 

@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
@@ -35,6 +36,16 @@ func ParseTime(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.UTC(), true
+}
+
+// patternWithin: every plugin name pattern inner matches is also matched by pattern outer
+// (docs/trust.md 5.5 step 4): outer "prefix*" holds inner (without its trailing "*") starting
+// with prefix; an exact outer holds only itself.
+func patternWithin(inner, outer string) bool {
+	if strings.HasSuffix(outer, "*") {
+		return strings.HasPrefix(strings.TrimSuffix(inner, "*"), strings.TrimSuffix(outer, "*"))
+	}
+	return inner == outer
 }
 
 func patternMatches(pattern, plugin string) bool {
@@ -279,6 +290,15 @@ func ParseRoot(data []byte, where string) (*Root, error) {
 			if string(prev.Key.Key) == string(k.Key) {
 				return nil, rootFormat(where, "%s: key %s is revoked twice", path, id)
 			}
+		}
+		// Within one root a key id names one public key (docs/trust.md 5.1 rule 7): a key id is
+		// chosen by whoever makes the key, so a copied id must not describe two keys.
+		_, kept := r.Keys[id]
+		for _, prev := range r.Revoked {
+			kept = kept || prev.Key.KeyID() == id
+		}
+		if kept {
+			return nil, rootFormat(where, "%s: key id %s names two different public keys", path, id)
 		}
 		if riv > r.Version {
 			return nil, rootFormat(where, "%s: revoked_in_version is later than this version", path)
@@ -567,6 +587,69 @@ func VerifyRootStep(prev *Root, raw []byte, sigs [][]byte) (*Root, error) {
 	return next, nil
 }
 
+// publicKeyLine is the key's base64 line, as in a minisign .pub file.
+func publicKeyLine(k PublicKey) string {
+	return base64.StdEncoding.EncodeToString(append(append([]byte("Ed"), k.KeyNum[:]...), k.Key...))
+}
+
+// keyIDs is every key id a root names (keys and revoked entries) with its public key.
+func (r *Root) keyIDs() map[string]PublicKey {
+	ids := map[string]PublicKey{}
+	for id, k := range r.Keys {
+		ids[id] = k
+	}
+	for _, rv := range r.Revoked {
+		if _, ok := ids[rv.Key.KeyID()]; !ok {
+			ids[rv.Key.KeyID()] = rv.Key
+		}
+	}
+	return ids
+}
+
+// delegationOf is the plugin patterns of every maintainer holding key (by raw key), each once.
+func (r *Root) delegationOf(key PublicKey) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, id := range sortedKeys(r.Maintainers) {
+		m := r.Maintainers[id]
+		holds := false
+		for _, k := range m.Keys {
+			holds = holds || string(k.Key) == string(key.Key)
+		}
+		for _, p := range m.Plugins {
+			if holds && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func samePluginSet(a, b []string) bool {
+	set := func(l []string) map[string]bool {
+		m := map[string]bool{}
+		for _, p := range l {
+			m[p] = true
+		}
+		return m
+	}
+	sa, sb := set(a), set(b)
+	if len(sa) != len(sb) {
+		return false
+	}
+	for p := range sa {
+		if !sb[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkContinuity is docs/trust.md 5.5 step 4 (every failure root-continuity): the registry name,
+// the public key of every key id both versions name, and every revocation of prev are fixed (but
+// its reason, and keep_prior_releases from true to false); a new revocation is dated by next's
+// expiry and names only plugins prev delegated to the key.
 func checkContinuity(prev, next *Root) error {
 	fail := func(fix, format string, args ...any) error {
 		return trustError("root-continuity", "", fix, format, args...)
@@ -574,6 +657,15 @@ func checkContinuity(prev, next *Root) error {
 	if next.Registry != prev.Registry {
 		return fail("a registry keeps its name for the whole root chain", "root version %d is for registry '%s', not '%s'",
 			next.Version, next.Registry, prev.Registry)
+	}
+	newIDs := next.keyIDs()
+	oldIDs := prev.keyIDs()
+	for _, id := range sortedKeys(oldIDs) {
+		if k, ok := newIDs[id]; ok && string(k.Key) != string(oldIDs[id].Key) {
+			return fail("a key id names one public key for the whole chain; a new key gets a new key id",
+				"root version %d binds key id %s to another public key (%s; version %d has %s)", next.Version, id,
+				publicKeyLine(k), prev.Version, publicKeyLine(oldIDs[id]))
+		}
 	}
 	find := func(r *Root, k PublicKey) *Revocation {
 		for i := range r.Revoked {
@@ -585,8 +677,9 @@ func checkContinuity(prev, next *Root) error {
 	}
 	for _, old := range prev.Revoked {
 		n := find(next, old.Key)
-		if n == nil || !n.RevokedAt.Equal(old.RevokedAt) || n.RevokedInVersion != old.RevokedInVersion {
-			return fail("revocations are permanent; keep every entry of the previous version",
+		if n == nil || n.Key.KeyID() != old.Key.KeyID() || !n.RevokedAt.Equal(old.RevokedAt) ||
+			n.RevokedInVersion != old.RevokedInVersion || !samePluginSet(n.Plugins, old.Plugins) {
+			return fail("revocations are permanent; keep every entry of the previous version as it is (only its reason may change, and keep_prior_releases from true to false)",
 				"root version %d drops or alters the revocation of key %s", next.Version, old.Key.KeyID())
 		}
 		if n.KeepPriorReleases && !old.KeepPriorReleases {
@@ -595,9 +688,37 @@ func checkContinuity(prev, next *Root) error {
 		}
 	}
 	for _, n := range next.Revoked {
-		if find(prev, n.Key) == nil && n.RevokedInVersion != next.Version {
+		if find(prev, n.Key) != nil {
+			continue
+		}
+		if n.RevokedInVersion != next.Version {
 			return fail(fmt.Sprintf("set revoked_in_version to %d", next.Version),
 				"new revocation of key %s says revoked_in_version %d", n.Key.KeyID(), n.RevokedInVersion)
+		}
+		if n.RevokedAt.After(next.Expires) {
+			return fail("a revocation takes effect when it is made: set revoked_at to the time of the revocation",
+				"root version %d revokes key %s as of %s, after the version itself expires (%s)", next.Version,
+				n.Key.KeyID(), n.RevokedAt.Format(TimeLayout), next.Expires.Format(TimeLayout))
+		}
+		delegated := prev.delegationOf(n.Key)
+		var wider []string
+		for _, p := range n.Plugins {
+			within := false
+			for _, d := range delegated {
+				within = within || patternWithin(p, d)
+			}
+			if !within {
+				wider = append(wider, p)
+			}
+		}
+		if len(wider) > 0 {
+			none := "none"
+			if len(delegated) > 0 {
+				none = strings.Join(delegated, ", ")
+			}
+			return fail("a revocation lists the plugins the key was delegated for; it never delegates anything",
+				"root version %d revokes key %s for plugins %s, which version %d did not delegate to it (delegated: %s)",
+				next.Version, n.Key.KeyID(), strings.Join(wider, ", "), prev.Version, none)
 		}
 	}
 	return nil

@@ -41,6 +41,16 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// Whether every plugin name pattern `inner` matches is also matched by pattern `outer`
+/// (docs/trust.md 5.5 step 4): an outer `prefix*` holds an inner (without its trailing `*`)
+/// starting with `prefix`; an exact outer holds only itself.
+pub fn pattern_within(inner: &str, outer: &str) -> bool {
+    match outer.strip_suffix('*') {
+        Some(prefix) => inner.strip_suffix('*').unwrap_or(inner).starts_with(prefix),
+        None => inner == outer,
+    }
+}
+
 /// Key id `^[0-9A-F]{16}$`.
 pub fn is_key_id(s: &str) -> bool {
     s.len() == 16 && ascii_all(s, |c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))

@@ -250,12 +250,18 @@ impl Root {
             return Err("an index key is also a root or maintainer key".into());
         }
         let mut seen = BTreeSet::new();
+        let mut seen_ids = BTreeSet::new();
         for r in &self.revoked {
             if self.keys.values().any(|k| k.raw == r.key.raw) {
                 return Err(format!("revoked key {} is still in root.keys", r.keyid));
             }
             if !seen.insert(r.key.raw) {
                 return Err(format!("key {} is revoked twice", r.keyid));
+            }
+            // Within one root a key id names one public key (5.1 rule 7): a key id is chosen by
+            // whoever makes the key, so a copied id must not describe two keys.
+            if self.keys.contains_key(&r.keyid) || !seen_ids.insert(r.keyid.clone()) {
+                return Err(format!("key id {} names two different public keys", r.keyid));
             }
             if r.revoked_in_version > self.version {
                 return Err(format!("revoked key {} has revoked_in_version above the root version", r.keyid));
@@ -268,6 +274,30 @@ impl Root {
             }
         }
         Ok(())
+    }
+
+    /// Every key id this root names (`keys`, then `revoked`) with its public key.
+    pub fn key_ids(&self) -> BTreeMap<String, PublicKey> {
+        let mut ids = self.keys.clone();
+        for r in &self.revoked {
+            ids.entry(r.keyid.clone()).or_insert_with(|| r.key.clone());
+        }
+        ids
+    }
+
+    /// The plugin patterns of every maintainer holding `key` (by raw key), each once, in order.
+    pub fn delegation_of(&self, key: &PublicKey) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for m in &self.maintainers {
+            if m.keyids.iter().any(|id| self.keys[id].raw == key.raw) {
+                for p in &m.plugins {
+                    if !out.contains(p) {
+                        out.push(p.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn role_raw_keys(&self, role: &Role) -> BTreeSet<[u8; 32]> {
@@ -477,38 +507,7 @@ pub fn verify_root_step(n: &Root, raw: &[u8], sigs: &[Vec<u8>]) -> Result<Root, 
             format!("root version {} follows version {} (must be {})", c.version, n.version, n.version + 1),
         ));
     }
-    if c.registry != n.registry {
-        return Err(TrustError::new(
-            TrustCode::RootContinuity,
-            format!("root version {} renames registry {:?} to {:?}", c.version, n.registry, c.registry),
-        ));
-    }
-    for old in &n.revoked {
-        match c.revoked.iter().find(|r| r.key.raw == old.key.raw) {
-            Some(r)
-                if r.revoked_at == old.revoked_at
-                    && r.revoked_in_version == old.revoked_in_version
-                    && (r.keep_prior_releases == old.keep_prior_releases || !r.keep_prior_releases) => {}
-            _ => {
-                return Err(TrustError::new(
-                    TrustCode::RootContinuity,
-                    format!("root version {} drops or alters the revocation of key {}", c.version, old.keyid),
-                ))
-            }
-        }
-    }
-    for r in &c.revoked {
-        let known = n.revoked.iter().any(|o| o.key.raw == r.key.raw);
-        if !known && r.revoked_in_version != c.version {
-            return Err(TrustError::new(
-                TrustCode::RootContinuity,
-                format!(
-                    "root version {} adds a revocation of key {} dated version {}",
-                    c.version, r.keyid, r.revoked_in_version
-                ),
-            ));
-        }
-    }
+    check_continuity(n, &c)?;
     let c_revoked = c.revoked_candidates();
     let mut n_refused = c_revoked.clone();
     for r in n.revoked_candidates() {
@@ -521,6 +520,82 @@ pub fn verify_root_step(n: &Root, raw: &[u8], sigs: &[Vec<u8>]) -> Result<Root, 
     Tally::count(raw, sigs, &role_candidates(&c, &c.root_role, &c_revoked))
         .check(c.root_role.threshold, &format!("{} (its own root keys)", subject))?;
     Ok(c)
+}
+
+/// 5.5 step 4, every failure `root-continuity`: the registry name, the public key of every key
+/// id both versions name, and every revocation of `n` are fixed (but its reason, and
+/// keep_prior_releases from true to false); a new revocation is dated by `c`'s expiry and names
+/// only plugins `n` delegated to the key.
+fn check_continuity(n: &Root, c: &Root) -> Result<(), TrustError> {
+    let fail = |msg: String| Err(TrustError::new(TrustCode::RootContinuity, msg));
+    if c.registry != n.registry {
+        return fail(format!("root version {} renames registry {:?} to {:?}", c.version, n.registry, c.registry));
+    }
+    let new_ids = c.key_ids();
+    for (id, old) in n.key_ids() {
+        if let Some(new) = new_ids.get(&id) {
+            if new.raw != old.raw {
+                return fail(format!(
+                    "root version {} binds key id {} to another public key (a key id names one public key for the \
+                     whole chain; a new key gets a new key id)",
+                    c.version, id
+                ));
+            }
+        }
+    }
+    for old in &n.revoked {
+        let plugins = |r: &Revoked| r.plugins.iter().cloned().collect::<BTreeSet<String>>();
+        match c.revoked.iter().find(|r| r.key.raw == old.key.raw) {
+            Some(r)
+                if r.keyid == old.keyid
+                    && r.revoked_at == old.revoked_at
+                    && r.revoked_in_version == old.revoked_in_version
+                    && plugins(r) == plugins(old)
+                    && (r.keep_prior_releases == old.keep_prior_releases || !r.keep_prior_releases) => {}
+            _ => {
+                return fail(format!(
+                    "root version {} drops or alters the revocation of key {} (only its reason may change, and \
+                     keep_prior_releases from true to false)",
+                    c.version, old.keyid
+                ))
+            }
+        }
+    }
+    for r in &c.revoked {
+        if n.revoked.iter().any(|o| o.key.raw == r.key.raw) {
+            continue;
+        }
+        if r.revoked_in_version != c.version {
+            return fail(format!(
+                "root version {} adds a revocation of key {} dated version {}",
+                c.version, r.keyid, r.revoked_in_version
+            ));
+        }
+        if r.revoked_at > c.expires {
+            return fail(format!(
+                "root version {} revokes key {} as of a time after the version itself expires",
+                c.version, r.keyid
+            ));
+        }
+        let delegated = n.delegation_of(&r.key);
+        let wider: Vec<&str> = r
+            .plugins
+            .iter()
+            .filter(|p| !delegated.iter().any(|d| names::pattern_within(p, d)))
+            .map(|p| p.as_str())
+            .collect();
+        if !wider.is_empty() {
+            return fail(format!(
+                "root version {} revokes key {} for plugins {}, which version {} did not delegate to it (delegated: {})",
+                c.version,
+                r.keyid,
+                wider.join(", "),
+                n.version,
+                if delegated.is_empty() { "none".to_owned() } else { delegated.join(", ") }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// 5.5 in full: walk `steps` from `trusted`, then the final root must not be expired.
@@ -627,4 +702,315 @@ pub fn verify_release_signatures(
         }
     }
     Ok(signers)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The key id and revocation rules of a chain step (docs/trust.md 5.1 rule 7 and 5.5 step 4,
+    //! conformance/README.md decision 2), on roots built here and signed by their one root key.
+    use super::*;
+    use serde_json::{json, Value as J};
+
+    /// A minisign key from a fixed seed under a given key number.
+    struct Key {
+        sk: ed25519_dalek::SigningKey,
+        keynum: [u8; 8],
+    }
+
+    impl Key {
+        fn new(label: &str) -> Key {
+            use sha2::Digest;
+            let seed: [u8; 32] = sha2::Sha256::digest(format!("rust step {}", label).as_bytes()).into();
+            let mut keynum = [0u8; 8];
+            keynum.copy_from_slice(&sha2::Sha256::digest(seed)[..8]);
+            Key { sk: ed25519_dalek::SigningKey::from_bytes(&seed), keynum }
+        }
+        /// Another Ed25519 key under this key's number: the same key id, another public key.
+        fn impostor(&self, label: &str) -> Key {
+            Key { keynum: self.keynum, ..Key::new(&format!("impostor {}", label)) }
+        }
+        fn with_keynum(&self, keynum: [u8; 8]) -> Key {
+            Key { sk: self.sk.clone(), keynum }
+        }
+        fn id(&self) -> String {
+            crate::minisign::key_id(&self.keynum)
+        }
+        fn line(&self) -> String {
+            use base64::Engine;
+            let mut blob = b"Ed".to_vec();
+            blob.extend_from_slice(&self.keynum);
+            blob.extend_from_slice(self.sk.verifying_key().as_bytes());
+            base64::engine::general_purpose::STANDARD.encode(blob)
+        }
+        fn sign(&self, data: &[u8], comment: &str) -> Vec<u8> {
+            use base64::Engine;
+            use blake2::Digest;
+            use ed25519_dalek::Signer;
+            let sig = self.sk.sign(&blake2::Blake2b512::digest(data)).to_bytes();
+            let mut blob = b"ED".to_vec();
+            blob.extend_from_slice(&self.keynum);
+            blob.extend_from_slice(&sig);
+            let mut signed = sig.to_vec();
+            signed.extend_from_slice(comment.as_bytes());
+            let global = self.sk.sign(&signed).to_bytes();
+            let b64 = base64::engine::general_purpose::STANDARD;
+            format!(
+                "untrusted comment: t\n{}\ntrusted comment: {}\n{}\n",
+                b64.encode(blob),
+                comment,
+                b64.encode(global)
+            )
+            .into_bytes()
+        }
+    }
+
+    struct Keys {
+        root: Key,
+        index: Key,
+        alice: Key,
+        bob: Key,
+        carol: Key,
+        mallory: Key,
+    }
+
+    fn keys() -> Keys {
+        Keys {
+            root: Key::new("root"),
+            index: Key::new("index"),
+            alice: Key::new("alice"),
+            bob: Key::new("bob"),
+            carol: Key::new("carol"),
+            mallory: Key::new("mallory"),
+        }
+    }
+
+    fn revocation(k: &Key, version: u64, at: &str, keep: bool, plugins: &[&str]) -> J {
+        json!({"keyid": k.id(), "public_key": k.line(), "revoked_in_version": version, "revoked_at": at,
+               "keep_prior_releases": keep, "plugins": plugins})
+    }
+
+    /// Root 1: alice maintains hello-* and exact, bob bob_plugin; carol was revoked (keeping
+    /// prior releases of carol_plugin and carol-*).
+    fn base(ks: &Keys) -> J {
+        json!({
+            "_type": "registry-root", "spec_version": 1, "registry": "step-registry", "version": 1,
+            "expires": "2030-01-01T00:00:00Z",
+            "keys": {
+                ks.root.id(): {"public_key": ks.root.line()}, ks.index.id(): {"public_key": ks.index.line()},
+                ks.alice.id(): {"public_key": ks.alice.line()}, ks.bob.id(): {"public_key": ks.bob.line()}
+            },
+            "roles": {"root": {"keyids": [ks.root.id()], "threshold": 1},
+                      "index": {"keyids": [ks.index.id()], "threshold": 1}},
+            "maintainers": {"alice": {"keyids": [ks.alice.id()], "plugins": ["hello-*", "exact"]},
+                            "bob": {"keyids": [ks.bob.id()], "plugins": ["bob_plugin"]}},
+            "plugin_thresholds": {},
+            "revoked": [revocation(&ks.carol, 1, "2026-01-01T00:00:00Z", true, &["carol_plugin", "carol-*"])]
+        })
+    }
+
+    /// The trust code of the step from `doc` to `doc` edited as version 2 ("" when accepted).
+    /// Signed by the root key and by another key under its key id (which counts where a step
+    /// binds the id to that key), so a step rebinding the root key id meets both thresholds.
+    fn step_code(ks: &Keys, doc: &J, edit: &dyn Fn(&mut J)) -> &'static str {
+        let prev = Root::parse(&serde_json::to_vec(doc).unwrap()).expect("root 1");
+        let mut next = doc.clone();
+        next["version"] = json!(2);
+        edit(&mut next);
+        let raw = serde_json::to_vec(&next).unwrap();
+        let comment = "registry-root\tregistry:step-registry\tversion:2";
+        let sigs = vec![ks.root.sign(&raw, comment), ks.root.impostor("root").sign(&raw, comment)];
+        match verify_root_step(&prev, &raw, &sigs) {
+            Ok(_) => "",
+            Err(e) => e.code.as_str(),
+        }
+    }
+
+    fn revoked(d: &mut J) -> &mut Vec<J> {
+        d["revoked"].as_array_mut().unwrap()
+    }
+
+    fn remove(d: &mut J, table: &str, key: &str) {
+        d[table].as_object_mut().unwrap().remove(key);
+    }
+
+    /// Alice removed from keys and maintainers and revoked in version 2.
+    fn revoke_alice<'a>(ks: &'a Keys, at: &'a str, plugins: &'a [&'a str]) -> Box<dyn Fn(&mut J) + 'a> {
+        Box::new(move |d: &mut J| {
+            remove(d, "keys", &ks.alice.id());
+            remove(d, "maintainers", "alice");
+            revoked(d).push(revocation(&ks.alice, 2, at, true, plugins));
+        })
+    }
+
+    #[test]
+    fn a_step_keeps_key_ids_and_revocations() {
+        let ks = keys();
+        let doc = base(&ks);
+        let t = "2026-02-01T00:00:00Z";
+        let cases: Vec<(&str, Box<dyn Fn(&mut J) + '_>, &str)> = vec![
+            ("unchanged", Box::new(|_: &mut J| {}), ""),
+            // A key id of both versions names the same public key, whatever lists it.
+            (
+                "root key id rebound",
+                Box::new(|d: &mut J| d["keys"][ks.root.id()] = json!({"public_key": ks.root.impostor("root").line()})),
+                "root-continuity",
+            ),
+            (
+                "index key id rebound",
+                Box::new(|d: &mut J| {
+                    d["keys"][ks.index.id()] = json!({"public_key": ks.index.impostor("index").line()})
+                }),
+                "root-continuity",
+            ),
+            (
+                "maintainer key id rebound",
+                Box::new(|d: &mut J| {
+                    d["keys"][ks.alice.id()] = json!({"public_key": ks.alice.impostor("alice").line()})
+                }),
+                "root-continuity",
+            ),
+            (
+                "key id of a key rebound by its revocation",
+                Box::new(|d: &mut J| {
+                    remove(d, "keys", &ks.bob.id());
+                    remove(d, "maintainers", "bob");
+                    revoked(d).push(revocation(&ks.bob.impostor("bob"), 2, t, false, &[]));
+                }),
+                "root-continuity",
+            ),
+            (
+                "new key under a new key id",
+                Box::new(|d: &mut J| {
+                    d["keys"][ks.mallory.id()] = json!({"public_key": ks.mallory.line()});
+                    d["maintainers"]["bob"]["keyids"] = json!([ks.bob.id(), ks.mallory.id()]);
+                }),
+                "",
+            ),
+            // Within one root a key id names one public key (5.1 rule 7).
+            (
+                "revoked key id of a kept key",
+                Box::new(|d: &mut J| revoked(d).push(revocation(&ks.alice.impostor("alice"), 2, t, false, &[]))),
+                "root-format",
+            ),
+            (
+                "revoked key id twice",
+                Box::new(|d: &mut J| {
+                    revoked(d).push(revocation(&ks.mallory, 2, t, false, &[]));
+                    revoked(d).push(revocation(&ks.mallory.impostor("mallory"), 2, t, false, &[]));
+                }),
+                "root-format",
+            ),
+            // An existing revocation is fixed but for its reason and keep_prior_releases true -> false.
+            (
+                "revocation widened",
+                Box::new(|d: &mut J| d["revoked"][0]["plugins"] = json!(["carol_plugin", "carol-*", "exact"])),
+                "root-continuity",
+            ),
+            (
+                "revocation narrowed",
+                Box::new(|d: &mut J| d["revoked"][0]["plugins"] = json!(["carol_plugin"])),
+                "root-continuity",
+            ),
+            (
+                "revocation backdated",
+                Box::new(|d: &mut J| d["revoked"][0]["revoked_at"] = json!("2025-12-31T23:59:59Z")),
+                "root-continuity",
+            ),
+            (
+                "revocation under another key id",
+                Box::new(|d: &mut J| {
+                    let other = ks.carol.with_keynum([1, 2, 3, 4, 5, 6, 7, 8]);
+                    d["revoked"] =
+                        json!([revocation(&other, 1, "2026-01-01T00:00:00Z", true, &["carol_plugin", "carol-*"])]);
+                }),
+                "root-continuity",
+            ),
+            ("revocation dropped", Box::new(|d: &mut J| d["revoked"] = json!([])), "root-continuity"),
+            (
+                "revocation plugins reordered",
+                Box::new(|d: &mut J| d["revoked"][0]["plugins"] = json!(["carol-*", "carol_plugin"])),
+                "",
+            ),
+            (
+                "revocation reason and keep_prior_releases true to false",
+                Box::new(|d: &mut J| {
+                    d["revoked"][0]["reason"] = json!("leaked earlier");
+                    d["revoked"][0]["keep_prior_releases"] = json!(false);
+                }),
+                "",
+            ),
+            // A new revocation: dated by the version's expiry, within the key's delegation.
+            ("new revocation within the delegation", revoke_alice(&ks, t, &["hello-*", "exact"]), ""),
+            ("new revocation of a name under a prefix", revoke_alice(&ks, t, &["hello-world"]), ""),
+            ("new revocation of a narrower prefix", revoke_alice(&ks, t, &["hello-w*"]), ""),
+            ("new revocation for no plugin", revoke_alice(&ks, t, &[]), ""),
+            ("new revocation at the expiry", revoke_alice(&ks, "2030-01-01T00:00:00Z", &["exact"]), ""),
+            (
+                "new revocation after the expiry",
+                revoke_alice(&ks, "2030-01-01T00:00:01Z", &["exact"]),
+                "root-continuity",
+            ),
+            ("new revocation of a wider prefix", revoke_alice(&ks, t, &["hello*"]), "root-continuity"),
+            ("new revocation of every plugin", revoke_alice(&ks, t, &["*"]), "root-continuity"),
+            ("new revocation of a prefix of an exact name", revoke_alice(&ks, t, &["exact*"]), "root-continuity"),
+            (
+                "new revocation of another maintainer's plugin",
+                revoke_alice(&ks, t, &["exact", "bob_plugin"]),
+                "root-continuity",
+            ),
+            (
+                "new revocation of a key that was no maintainer",
+                Box::new(|d: &mut J| revoked(d).push(revocation(&ks.mallory, 2, t, true, &["exact"]))),
+                "root-continuity",
+            ),
+            (
+                "new revocation of a key that was no maintainer, for no plugin",
+                Box::new(|d: &mut J| revoked(d).push(revocation(&ks.mallory, 2, t, true, &[]))),
+                "",
+            ),
+        ];
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|(name, edit, want)| {
+                let got = step_code(&ks, &doc, edit.as_ref());
+                if got == *want {
+                    None
+                } else {
+                    Some(format!("{}: code {:?}, want {:?}", name, got, want))
+                }
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// A key delegated by two maintainers may be revoked for the patterns of both.
+    #[test]
+    fn a_new_revocation_may_name_every_maintainer_holding_the_key() {
+        let ks = keys();
+        let mut doc = base(&ks);
+        doc["maintainers"]["alice-too"] = json!({"keyids": [ks.alice.id()], "plugins": ["other"]});
+        let edit = |d: &mut J| {
+            remove(d, "maintainers", "alice-too");
+            revoke_alice(&ks, "2026-02-01T00:00:00Z", &["exact", "other"])(d);
+        };
+        assert_eq!(step_code(&ks, &doc, &edit), "");
+    }
+
+    #[test]
+    fn pattern_within() {
+        for (inner, outer, want) in [
+            ("exact", "exact", true),
+            ("exact", "exac", false),
+            ("exact*", "exact", false),
+            ("hello-*", "hello*", true),
+            ("hello*", "hello-*", false),
+            ("hello-x", "hello-*", true),
+            ("hello", "hello*", true),
+            ("*", "*", true),
+            ("a*", "*", true),
+            ("*", "a*", false),
+        ] {
+            assert_eq!(names::pattern_within(inner, outer), want, "{} within {}", inner, outer);
+        }
+    }
 }
