@@ -119,21 +119,21 @@ PROXY_WASM_ALLOCATORS = ("malloc", "proxy_on_memory_allocate")
 PROXY_WASM_ALLOCATOR_SIGNATURE: Signature = ((_I,), (_I,))
 #: The start-up exports a Proxy-Wasm host runs before the root context, with the types it looks
 #: them up with (Envoy refuses to load a filter exporting one with another type): a reactor's
-#: ``_initialize``, then ``main(0, 0)`` or else ``__main_void()``; a command's ``_start``.
+#: ``_initialize``, then ``main(0, 0)``; a command's ``_start`` (``WasmBase::getFunctions`` looks up
+#: nothing else: no ``__main_void``).
 PROXY_WASM_START_SIGNATURES: Mapping[str, Signature] = MappingProxyType(
-    {"_initialize": ((), ()), "main": ((_I, _I), (_I,)), "__main_void": ((), (_I,)), "_start": ((), ())}
+    {"_initialize": ((), ()), "main": ((_I, _I), (_I,)), "_start": ((), ())}
 )
 
 
 def proxy_wasm_start(exports: Collection[str]) -> tuple[str, ...]:
     """The start-up exports a Proxy-Wasm host calls, in order, for a module exporting ``exports``.
 
-    proxy-wasm-cpp-host ``WasmBase::startVm``: a reactor's ``_initialize``, then its ``main`` (or
-    else ``__main_void``); a command's ``_start`` only when there is no ``_initialize``.
+    proxy-wasm-cpp-host ``WasmBase::startVm``: a reactor's ``_initialize``, then its ``main``; a
+    command's ``_start`` only when there is no ``_initialize``.
     """
     if "_initialize" in exports:
-        after = next((n for n in ("main", "__main_void") if n in exports), None)
-        return ("_initialize",) if after is None else ("_initialize", after)
+        return ("_initialize", "main") if "main" in exports else ("_initialize",)
     return ("_start",) if "_start" in exports else ()
 
 

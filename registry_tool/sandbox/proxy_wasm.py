@@ -4,7 +4,7 @@ Host functions over the plugin's own memory, and a driver that takes one HTTP re
 lifecycle as Envoy and wazero-based gateways do.
 
 Lifecycle of a test: start-up as Envoy's ``WasmBase::startVm`` (a reactor's ``_initialize``, run by the
-worker, then its ``main(0, 0)`` or ``__main_void()``; a command's ``_start``) ->
+worker, then its ``main(0, 0)``; a command's ``_start``) ->
 ``proxy_on_context_create(root, 0)`` -> ``proxy_on_vm_start`` ->
 ``proxy_on_configure`` -> ``proxy_on_context_create(http, root)`` -> request headers -> request body
 -> response headers -> response body -> ``proxy_on_done`` -> ``proxy_on_log`` -> ``proxy_on_delete``.
@@ -705,10 +705,11 @@ class ProxyWasmAdapter(Adapter):
     def _start_up(exports: Exports, store: wasmtime.Store) -> tuple[int, str] | None:
         """Start the VM as Envoy does (``WasmBase::startVm``), before the root context exists.
 
-        The worker has run a reactor's ``_initialize``; then its ``main(0, 0)`` (or ``__main_void()``),
-        where an SDK registers its contexts (TinyGo's proxy-wasm-go-sdk, Rust in bin + reactor
-        mode); a command's ``_start`` runs its ``main``.  ``proc_exit(0)`` ends start-up normally, as
-        a WASI command's exit does; any other status ends the test with it: (status, detail).
+        The worker has run a reactor's ``_initialize``; then its ``main(0, 0)``, where an SDK
+        registers its contexts (TinyGo's proxy-wasm-go-sdk, Rust in bin + reactor mode); a
+        command's ``_start`` runs its ``main``.  Envoy fails the VM on any ``proc_exit`` there
+        (proxy-wasm-cpp-host's ``proc_exit`` is an error, whatever the status), so the filter never
+        loads: a non-zero status ends the test with it, (status, detail); ``proc_exit(0)`` traps.
         """
         present = frozenset(n for n in PROXY_WASM_START_SIGNATURES if _func(exports, n) is not None)
         for name in proxy_wasm_start(present):
@@ -726,9 +727,13 @@ class ProxyWasmAdapter(Adapter):
             try:
                 fn(store, *(0,) * len(want[0]))
             except wasmtime.ExitTrap as exit_trap:
+                said = f"{name} called proc_exit({exit_trap.code}) during start-up (Envoy fails the VM)"
                 if exit_trap.code:
-                    return exit_trap.code, f"{name} called proc_exit({exit_trap.code}) during start-up"
-                return None  # the program ended: start-up is over
+                    return exit_trap.code, said
+                raise ProxyWasmError(
+                    f"{said} (a TinyGo command build exits when main returns: build the filter as a "
+                    "reactor, -buildmode=c-shared)"
+                ) from None
         return None
 
     def _produced(

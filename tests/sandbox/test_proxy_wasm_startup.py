@@ -1,5 +1,5 @@
 """Proxy-Wasm start-up as Envoy runs it (proxy-wasm-cpp-host ``WasmBase::startVm``): a reactor's
-``_initialize`` then ``main(0, 0)`` (or ``__main_void()``), a command's ``_start``, before the root
+``_initialize`` then ``main(0, 0)``, a command's ``_start``, before the root
 context exists.  TinyGo's proxy-wasm-go-sdk filters are WASI commands whose ``main`` sets the VM
 context; tests/sandbox/modules/proxy_main.c is such a filter in C, built as a command and a reactor."""
 
@@ -57,10 +57,12 @@ def test_a_reactor_filter_runs_initialize_then_main(run: Runner, reactor: bytes)
     assert _log(result.stderr) == ["constructors ran", *START_ORDER]  # _initialize, then main
 
 
-def test_proc_exit_zero_in_start_ends_start_up_normally(run: Runner, command: bytes) -> None:
+def test_proc_exit_zero_in_start_fails_the_vm_as_in_envoy(run: Runner, command: bytes) -> None:
+    """proxy-wasm-cpp-host's proc_exit is an error whatever the status: Envoy never loads the filter."""
     [result] = run(command, _case("exit 0", ["filter.wasm", "exit0"], **MAIN_RAN), abi="proxy-wasm")
-    assert result.outcome is Outcome.passed, result.detail
-    assert _log(result.stderr) == START_ORDER
+    assert result.outcome is Outcome.trap, result.detail
+    assert "proc_exit(0) during start-up (Envoy fails the VM)" in result.detail
+    assert "root context" not in result.stderr
 
 
 def test_another_exit_status_or_a_trap_in_start_ends_the_test(run: Runner, command: bytes) -> None:
@@ -98,7 +100,7 @@ _START = '(func (export "_start") (call $say (i32.const 24)))'
     ("exports", "ran"),
     [
         (_INIT + _MAIN + _MAIN_VOID + _START, ["init", "main"]),  # _start only without _initialize
-        (_INIT + _MAIN_VOID + _START, ["init", "void"]),  # __main_void when there is no main
+        (_INIT + _MAIN_VOID + _START, ["init"]),  # Envoy calls no __main_void
         (_INIT, ["init"]),
         (_START + _MAIN, ["start"]),  # a command's main is its own business
         ("", []),
