@@ -181,6 +181,12 @@ def write_replacing(path: Path, data: bytes) -> None:
     )
     try:
         with os.fdopen(fd, "wb") as fh:
+            try:
+                old = os.lstat(path)
+            except OSError:
+                old = None
+            if old is not None and stat.S_ISREG(old.st_mode):
+                os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))  # a 0600 file stays 0600
             fh.write(data)
         tmp.replace(path)
     except BaseException:

@@ -623,7 +623,8 @@ class _IndexCheck:
                     "([ci] max_new_releases at the base)",
                     file=rel,
                     line=1,
-                    fix="lower the limits in smaller steps, or keep the limits published releases run under",
+                    fix="raise [ci] max_new_releases first (its own pull request, pinned by the root) so "
+                    "this one may re-run them all, or keep the limits published releases run under",
                 )
             ]
         found: list[Finding] = []

@@ -271,7 +271,9 @@ class PublishedRegistry:
 
 def _is_url(spec: str) -> bool:
     try:
-        scheme = urllib.parse.urlsplit(spec).scheme
+        parts = urllib.parse.urlsplit(spec)
+        scheme = parts.scheme
+        _ = parts.port  # "http://h:99999/": a port out of range raises here, not deep in a fetch
     except ValueError:  # "http://[x/": an unbalanced IPv6 bracket
         raise UsageError(
             f"--previous {spec!r} is not a valid URL"[:300],

@@ -357,8 +357,9 @@ def _check_folder_identity(release_dir: Path, data: bytes) -> None:
     ``validate_email 9.9.9`` was signed as validate_email 9.9.9, which verifies once moved.
     """
     folder = release_dir.resolve()
-    if folder.parent.parent.name != "plugins":
-        return  # a release folder outside an index: nothing to compare with
+    index = folder.parent.parent
+    if index.name != "plugins" or not (index.parent / "registry.toml").is_file():
+        return  # not a release folder of an index (a maintainer's plugins/<name>/dist/): nothing to compare
     manifest = release_dir / MANIFEST
     name, version = manifest_identity(data, where=str(manifest), table="plugin")
     if (name, version) != (folder.parent.name, folder.name):

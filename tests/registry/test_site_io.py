@@ -505,5 +505,6 @@ def test_a_previous_url_that_does_not_parse_is_a_usage_error() -> None:
     from registry_tool.errors import UsageError
     from registry_tool.registry.site import read_site
 
-    with pytest.raises(UsageError, match="not a valid URL"):
-        read_site("http://[x/", [])
+    for bad in ("http://[x/", "http://127.0.0.1:99999/"):
+        with pytest.raises(UsageError, match="not a valid URL"):
+            read_site(bad, [])

@@ -276,8 +276,25 @@ def test_sign_refuses_a_manifest_naming_another_release_than_its_folder(
     release: Path, alice: SecretKey
 ) -> None:
     """plugins/validate_email/1.2.0 saying 9.9.9 was signed as 9.9.9 (it verifies once moved)."""
+    (release.parents[2] / "registry.toml").write_text("")  # the folder is in an index
     manifest = release / "plugin.toml"
     manifest.write_text(MANIFEST.replace('version = "1.2.0"', 'version = "9.9.9"'))
     with pytest.raises(RegistryToolError, match=r"names validate_email 9\.9\.9, but the folder is"):
         sign_release(release, alice, timestamp=1)
     assert not (release / "plugin.toml.minisig").exists()
+
+
+def test_sign_outside_an_index_does_not_compare_folder_names(tmp_path: Path, alice: SecretKey) -> None:
+    """A maintainer's own repository, plugins/<name>/dist/, is no index release folder."""
+    dist = tmp_path / "plugins" / "validate_email" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "plugin.toml").write_text(MANIFEST)
+    (dist / "validate_email.wasm").write_bytes(WASM)
+    assert sign_release(dist, alice, timestamp=1).is_file()
+
+
+def test_signing_keeps_the_manifests_file_mode(release: Path, alice: SecretKey) -> None:
+    manifest = release / "plugin.toml"
+    manifest.chmod(0o600)
+    sign_release(release, alice, timestamp=1)  # re-pins: plugin.toml is written again
+    assert manifest.stat().st_mode & 0o777 == 0o600
