@@ -303,7 +303,10 @@ R2_REVOKED_ID_OF_KEPT_KEY = raw_root(
     R1, lambda doc: doc["revoked"].append(_revocation(impostor("alice"), 2, []))
 )
 R2_REVOKED_ID_TWICE = raw_root(
-    R1, lambda doc: doc["revoked"].extend([_revocation(K["mallory"], 2, []), _revocation(impostor("mallory"), 2, [])])
+    R1,
+    lambda doc: doc["revoked"].extend(
+        [_revocation(K["mallory"], 2, []), _revocation(impostor("mallory"), 2, [])]
+    ),
 )
 R3_REVOCATION_WIDENED = raw_root(
     R2_REVOKE_KEEP, _revoked_entry(lambda e: e.update(plugins=[*e["plugins"], "adler32"]))
@@ -323,7 +326,9 @@ R3_REVOCATION_REASON_KEEP_FALSE = raw_root(
 )
 R2_REVOKE_BOB_UNDELEGATED = raw_root(R1, _revoke_with("bob", plugins=["adler32", "validate_email"]))
 R2_REVOKE_BOB_AFTER_EXPIRY = raw_root(R1, _revoke_with("bob", at=datetime(2036, 1, 1, 0, 0, 1, tzinfo=UTC)))
-R2_REVOKE_ALICE_SUBSET_AT_EXPIRY = raw_root(R1, _revoke_with("alice", at=ROOT_EXPIRES, plugins=["validate_email"]))
+R2_REVOKE_ALICE_SUBSET_AT_EXPIRY = raw_root(
+    R1, _revoke_with("alice", at=ROOT_EXPIRES, plugins=["validate_email"])
+)
 CHAIN1 = [RootFile(R1, ROOT_AB, 1)]
 
 
@@ -1303,7 +1308,9 @@ def root_step_rule_cases() -> None:
         Site(roots=chain(R2_REVOKE_BOB_AFTER_EXPIRY)),
         "root-chain",
     )
-    s = site("root-revocation-reason-keep", Site(roots=chain(R2_REVOKE_KEEP, R3_REVOCATION_REASON_KEEP_FALSE)))
+    s = site(
+        "root-revocation-reason-keep", Site(roots=chain(R2_REVOKE_KEEP, R3_REVOCATION_REASON_KEEP_FALSE))
+    )
     case(
         "root-revocation-reason-and-keep-prior-changed-ok",
         "root-chain",

@@ -232,7 +232,7 @@ def test_the_client_reads_a_components_imports_whatever_proposals_it_uses() -> N
 def test_a_shared_memory_in_a_components_core_module_is_refused_too() -> None:
     core = '(module (memory 1 4 shared) (func (export "f") (result i32) (i32.const 1)))'
     component = f"""(component
-      (core module $m {core[len("(module "):-1]})
+      (core module $m {core[len("(module ") : -1]})
       (core instance $i (instantiate $m))
       (func (export "f") (result u32) (canon lift (core func $i "f"))))"""
     with pytest.raises(WasmInspectionError, match="shared memory"):
