@@ -761,15 +761,8 @@ class _IndexCheck:
         try:
             links = _symlinks(self.repo.root, root_dir)
         except OSError as err:
-            result.findings.append(
-                Finding(
-                    rule="unexpected-file",
-                    message=f"{root_dir} holds a path that cannot be read ({err.strerror or err})",
-                    file=root_dir,
-                    line=None,
-                    fix="the root folder holds only <N>.root.json files and their signatures",
-                )
-            )
+            fix = "the root folder holds only <N>.root.json files and their signatures"
+            result.findings.append(_unreadable(root_dir, err, root_dir, None, fix))
             result.data["root_change"] = "root folder cannot be read"
             return result
         if links:
@@ -804,15 +797,8 @@ class _IndexCheck:
             links = _symlinks(self.repo.root, rel_dir)
         except OSError as err:
             # One release's unreadable path (git checks out paths longer than PATH_MAX) is its finding.
-            result.findings.append(
-                Finding(
-                    rule="unexpected-file",
-                    message=f"{rel_dir} holds a path that cannot be read ({err.strerror or err})",
-                    file=manifest_rel,
-                    line=1,
-                    fix="keep the release folder flat: plugin.toml, the module, test data and signatures",
-                )
-            )
+            fix = "keep the release folder flat: plugin.toml, the module, test data and signatures"
+            result.findings.append(_unreadable(rel_dir, err, manifest_rel, 1, fix))
             return result
         if links:
             result.findings.extend(
@@ -1037,6 +1023,17 @@ def _symlinks(root: Path, rel_dir: str) -> list[str]:
                         raise OSError(f"folders nested deeper than {MAX_FOLDER_DEPTH} levels")
                     todo.append((Path(entry.path), depth + 1))
     return sorted(found)
+
+
+def _unreadable(folder: str, err: OSError, file: str, line: int | None, fix: str) -> Finding:
+    """A folder the walk could not read (too deep, a path too long, no permission)."""
+    return Finding(
+        rule="unexpected-file",
+        message=f"{folder} holds a path that cannot be read ({err.strerror or err})",
+        file=file,
+        line=line,
+        fix=fix,
+    )
 
 
 def _link_findings(links: list[str], fix: str) -> list[Finding]:
