@@ -636,8 +636,11 @@
         ["keyid", "public_key", "revoked_in_version", "revoked_at", "keep_prior_releases", "plugins"], w);
       var key = parsePublicKey(r.public_key, w);
       if (key.keyId !== r.keyid) fail("malformed", w + ": key id does not match its key");
-      parseTime(r.revoked_at, w + " revoked_at");
-      root.revoked.push({ key: key, entry: r });
+      // docs/trust.md 5.1 rule 7: within a root a key id names one public key.
+      if (root.keys[r.keyid] || root.revoked.some(function (o) { return o.key.keyId === r.keyid; }))
+        fail("malformed", w + ": key id " + r.keyid + " names two different public keys");
+      strList(r.plugins, w + " plugins");
+      root.revoked.push({ key: key, entry: r, at: parseTime(r.revoked_at, w + " revoked_at") });
     });
     function keysFor(ids, w) {
       if (!Array.isArray(ids) || !ids.length) fail("malformed", w + " has no key ids");
@@ -913,15 +916,47 @@
     };
   }
 
+  /** Every key id a root names (keys and revoked) -> the raw key (hex). */
+  function keyIds(root) {
+    var ids = {};
+    Object.keys(root.keys).forEach(function (id) {
+      ids[id] = root.keys[id].rawHex;
+    });
+    root.revoked.forEach(function (r) {
+      if (!(r.key.keyId in ids)) ids[r.key.keyId] = r.key.rawHex;
+    });
+    return ids;
+  }
+
+  /** docs/trust.md 5.5 step 4: every plugin ``inner`` matches, ``outer`` matches too. */
+  function patternWithin(inner, outer) {
+    if (outer.slice(-1) === "*") return (inner.slice(-1) === "*" ? inner.slice(0, -1) : inner).indexOf(outer.slice(0, -1)) === 0;
+    return inner === outer;
+  }
+
+  function samePlugins(a, b) {
+    var x = a.slice().sort(), y = b.slice().sort();
+    var dx = x.filter(function (v, i) { return x.indexOf(v) === i; });
+    var dy = y.filter(function (v, i) { return y.indexOf(v) === i; });
+    return dx.length === dy.length && dx.every(function (v, i) { return v === dy[i]; });
+  }
+
   function checkContinuity(prev, next, file) {
+    // A key id names one public key for the whole chain (ids are chosen by the key's maker).
+    var before = keyIds(prev), after = keyIds(next);
+    Object.keys(before).forEach(function (id) {
+      if (id in after && after[id] !== before[id]) fail("root-chain", file + " binds key id " + id + " to another public key");
+    });
     prev.revoked.forEach(function (old) {
       var now = next.revoked.filter(function (r) {
         return r.key.rawHex === old.key.rawHex;
       })[0];
       if (
         !now ||
+        now.entry.keyid !== old.entry.keyid ||
         now.entry.revoked_at !== old.entry.revoked_at ||
         now.entry.revoked_in_version !== old.entry.revoked_in_version ||
+        !samePlugins(now.entry.plugins, old.entry.plugins) ||
         (now.entry.keep_prior_releases && !old.entry.keep_prior_releases)
       )
         fail("root-chain", file + " drops or alters the revocation of key " + old.key.keyId);
@@ -930,8 +965,22 @@
       var known = prev.revoked.some(function (o) {
         return o.key.rawHex === r.key.rawHex;
       });
-      if (!known && r.entry.revoked_in_version !== next.version)
+      if (known) return;
+      if (r.entry.revoked_in_version !== next.version)
         fail("root-chain", file + ": new revocation of " + r.key.keyId + " has the wrong revoked_in_version");
+      if (r.at > next.expires)
+        fail("root-chain", file + ": new revocation of " + r.key.keyId + " is dated after the version expires");
+      // A revocation never delegates: its plugins lie within what the key was delegated before.
+      var delegated = [];
+      Object.keys(prev.maintainers).forEach(function (id) {
+        var m = prev.maintainers[id];
+        var holds = m.keyids.some(function (k) { return prev.keys[k] && prev.keys[k].rawHex === r.key.rawHex; });
+        if (holds) delegated = delegated.concat(m.plugins);
+      });
+      r.entry.plugins.forEach(function (p) {
+        if (!delegated.some(function (d) { return patternWithin(p, d); }))
+          fail("root-chain", file + ": new revocation of " + r.key.keyId + " names " + p + ", which the key was not delegated");
+      });
     });
   }
 
