@@ -118,3 +118,21 @@ def test_workers_are_spawned_while_any_other_thread_runs() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def test_workers_are_spawned_once_wasmtime_runs_its_thread_pool() -> None:
+    """Native threads are invisible to threading: after a parallel compile, only /proc tells."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading, wasmtime\n"
+        "from registry_tool.registry import workers\n"
+        "funcs = ' '.join(f'(func (export \"f{i}\") (result i32) i32.const {i})' for i in range(300))\n"
+        "wasmtime.Module(wasmtime.Engine(), wasmtime.wat2wasm(f'(module {funcs})'))\n"
+        "assert threading.active_count() == 1, threading.active_count()\n"
+        "print(workers.start_method())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["spawn"]
