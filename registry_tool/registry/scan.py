@@ -122,8 +122,12 @@ def load_root_chain(index: Path, now: datetime, schema_checked: frozenset[str] =
         elif not is_root_signature(entry):
             continue
         if path.is_symlink() or not path.is_file():
+            kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "special"
             raise UnsafeIndexPathError(
-                f"{path} is not a regular file", where=str(path), fix="replace the symlink"
+                f"{path} is not a regular file ({kind})",
+                where=str(path),
+                fix="root metadata files and their signatures are regular files directly in root/: "
+                "replace it by the file itself, or remove it",
             )
         files.append((f"root/{entry}", path))
     if not versions or sorted(versions) != list(range(1, len(versions) + 1)):

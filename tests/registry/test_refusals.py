@@ -437,3 +437,14 @@ def test_an_oversized_signature_file_is_refused_unread(index: Index, tmp_path: P
         fh.truncate(2 * 1024**3)  # sparse: no disk used
     found = refused(index, tmp_path / "site")
     assert any("more than the 16 KiB a signature file may have" in message for _, _, message in found), found
+
+
+def test_a_folder_named_like_a_root_version_is_refused_with_a_fix_that_fits(
+    index: Index, tmp_path: Path
+) -> None:
+    """The fix said "replace the symlink" for a folder too."""
+    (index.path / "root" / "9.root.json").mkdir()
+    with pytest.raises(UnsafeIndexPathError) as err:
+        build(index, tmp_path / "site")
+    assert "not a regular file (a folder)" in err.value.what
+    assert "replace it by the file itself" in (err.value.fix or "")
