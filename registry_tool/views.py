@@ -166,6 +166,7 @@ def _written_lines(result: CheckResult) -> list[str]:
             "root-init": " (unsigned: sign it with `registry-tool root sign --key <root key>`)",
         }.get(str(d.get("kind")), "")
         lines.append(f"wrote {written}{key}{note}")
+    lines += [str(n) for n in d.get("notes") or ()]
     return lines
 
 

@@ -113,8 +113,9 @@ def sign(
     from registry_tool.signing.release import sign_path
 
     secret = load_secret_key(key, passphrase_env)
-    written = sign_path(path, secret, trusted_comment=trusted_comment, yank=yank)
-    _done("sign", path, fmt, written=str(written), key_id=secret.key_id)
+    notes: list[str] = []
+    written = sign_path(path, secret, trusted_comment=trusted_comment, yank=yank, notes=notes)
+    _done("sign", path, fmt, written=str(written), key_id=secret.key_id, notes=notes)
 
 
 @handle_errors

@@ -371,20 +371,38 @@ def _check_folder_identity(release_dir: Path, data: bytes) -> None:
         )
 
 
-def sign_release(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
+def sign_release(
+    release_dir: Path, secret: SecretKey, *, timestamp: int | None = None, notes: list[str] | None = None
+) -> Path:
     """Pin the artifact into plugin.toml and write the maintainer's signature; returns its path.
 
-    If pinning changed the manifest, earlier signatures are over other bytes and are removed.
+    If pinning changed the manifest, earlier signatures are over other bytes and are removed;
+    ``notes`` gets a line for each (a co-signer must see that the module is not the one pinned).
     """
     original, updated = _pinned(release_dir)
     _check_folder_identity(release_dir, updated)
-    changed = updated != original
     manifest = release_dir / MANIFEST
-    if changed:
+    if updated != original:
+        was, now = _pin_of(original), _pin_of(updated)
         write_replacing(manifest, updated)
-        for stale in signature_paths(manifest):
-            stale.unlink()
+        stale = signature_paths(manifest)
+        for path in stale:
+            path.unlink()
+        if notes is not None:
+            notes.append(f"pinned [artifact] sha256 {now} (was {was or 'not pinned'})")
+            if stale:
+                names = ", ".join(p.name for p in stale)
+                notes.append(f"removed {len(stale)} signature(s) over the previous plugin.toml: {names}")
     return _sign_release_file(manifest, secret, "plugin", timestamp)
+
+
+def _pin_of(manifest: bytes) -> str | None:
+    """``[artifact] sha256`` of plugin.toml bytes, if it reads."""
+    try:
+        value = toml.loads(manifest.decode("utf-8")).get("artifact", {}).get("sha256")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
@@ -398,7 +416,12 @@ def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = N
 
 
 def sign_path(
-    path: Path, secret: SecretKey, *, trusted_comment: str | None = None, yank: bool = False
+    path: Path,
+    secret: SecretKey,
+    *,
+    trusted_comment: str | None = None,
+    yank: bool = False,
+    notes: list[str] | None = None,
 ) -> Path:
     """`registry-tool sign`: a release dir or its plugin.toml (pin + sign), its yank.toml, or any file."""
     if path.is_file() and path.name in (MANIFEST, YANK):
@@ -410,7 +433,7 @@ def sign_path(
             raise UsageError(
                 "--trusted-comment is for plain files", fix="a release's comment names its plugin and version"
             )
-        return sign_yank(path, secret) if yank else sign_release(path, secret)
+        return sign_yank(path, secret) if yank else sign_release(path, secret, notes=notes)
     if yank:
         raise UsageError("--yank needs a release directory", fix="pass the directory holding yank.toml")
     if not path.is_file():

@@ -298,3 +298,20 @@ def test_signing_keeps_the_manifests_file_mode(release: Path, alice: SecretKey) 
     manifest.chmod(0o600)
     sign_release(release, alice, timestamp=1)  # re-pins: plugin.toml is written again
     assert manifest.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_re_pin_and_the_signatures_it_voids_are_told(
+    release: Path, alice: SecretKey, bob: SecretKey
+) -> None:
+    """A co-signer signing a folder whose module changed re-pinned it and deleted the other
+    signatures with nothing said but "wrote"."""
+    sign_release(release, alice, timestamp=1)
+    (release / "validate_email.wasm").write_bytes(WASM + b"\0")  # another module since
+    notes: list[str] = []
+    sign_release(release, bob, timestamp=2, notes=notes)
+    new = hashlib.sha256(WASM + b"\0").hexdigest()
+    assert notes[0] == f"pinned [artifact] sha256 {new} (was {hashlib.sha256(WASM).hexdigest()})"
+    assert notes[1] == "removed 1 signature(s) over the previous plugin.toml: plugin.toml.minisig"
+    quiet: list[str] = []
+    sign_release(release, bob, timestamp=3, notes=quiet)  # nothing changed: nothing to tell
+    assert quiet == []
