@@ -187,13 +187,18 @@ def check_dependencies(m: Manifest, index: IndexTree, *, relfile: str) -> Depend
 
 
 def _any_selectable_permissions(graph: Sequence[Candidate], index: IndexTree, own: str) -> frozenset[str]:
-    """The permissions of every release the graph's ranges could select, not only the ones chosen.
+    """The permissions of every release the graph's ranges could select, at any depth.
 
     A client chooses by its own host version (a release whose host range excludes it is skipped),
-    so another release a range matches may be installed instead of the one resolved here.
+    so another release a range matches may be installed instead of the one resolved here, and
+    that release brings its own dependencies: the walk follows every selectable release, not only
+    the resolved graph (a dependency's unresolved release two hops away can carry the permission).
     """
     found: set[str] = set()
-    for node in graph:
+    seen: set[tuple[str, str]] = set()
+    pending = list(graph)
+    while pending:
+        node = pending.pop()
         for dep in node.dependencies:
             if dep.optional or dep.name == own:
                 continue
@@ -202,8 +207,13 @@ def _any_selectable_permissions(graph: Sequence[Candidate], index: IndexTree, ow
             except UnknownPluginError:
                 continue
             for release in releases:
-                if not release.yanked and range_matches(dep.range, release.version):
-                    found.update(release.permissions)
+                if release.yanked or not range_matches(dep.range, release.version):
+                    continue
+                if (release.name, release.version) in seen:
+                    continue
+                seen.add((release.name, release.version))
+                found.update(release.permissions)
+                pending.append(release)
     return frozenset(found)
 
 

@@ -71,6 +71,21 @@ def test_resolvable_graph_reports_its_permissions(tmp_path: Path) -> None:
     assert verdict.graph == ("fetch 1.0.0", "schema 1.2.0")
 
 
+def test_permissions_of_unselected_releases_count_at_every_depth(tmp_path: Path) -> None:
+    """schema 1.3.0 is resolved (no dependency), but a client whose host version it excludes gets
+    schema 1.2.0, which brings fetch with network: two hops away from app, never resolved here."""
+    publish(tmp_path, "schema", "1.2.0", {"fetch": "^1"})
+    publish(tmp_path, "schema", "1.3.0")
+    publish(tmp_path, "fetch", "1.0.0", {"store": "^1"}, perms=("network",))
+    publish(tmp_path, "store", "1.0.0", perms=("keys",))
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"schema": "^1.2"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert verdict.findings == []
+    assert verdict.graph == ("schema 1.3.0",)
+    assert verdict.graph_permissions == {"network", "keys"}
+
+
 def test_unknown_dependency_name(tmp_path: Path) -> None:
     (tmp_path / "plugins").mkdir()
     verdict = check_dependencies(
