@@ -211,24 +211,31 @@ _REWRITING_ATTRIBUTES = ("text", "eol", "crlf", "filter", "ident", "working-tree
 
 
 def _attribute_changes(repo: GitRepo, base: str, rels: list[str]) -> CheckResult:
-    """Check that no .gitattributes change makes git convert index files on checkout.
+    """Check that no git attribute makes git convert index files on checkout.
 
-    Anywhere: attributes apply to subfolders (``index/** text eol=crlf`` breaks every signature).
+    A changed .gitattributes is checked against every tracked index file, anywhere (attributes
+    apply to subfolders: ``index/** text eol=crlf`` breaks every signature); the files the pull
+    request adds or changes are checked whatever .gitattributes it touches, since a pattern that
+    matched nothing when it landed (``index/plugins/x/2.0.0/*.wasm``) applies to the release that
+    comes later.
     """
     result = CheckResult(subject="git attributes")
+    scopes = [scope for rel in rels for scope in index_scope(rel)]
     changed = [c for c in repo.changes(base, [":(glob)**/.gitattributes"])]
-    if not changed:
-        return result
-    files = repo.tracked_files([scope for rel in rels for scope in index_scope(rel)])
+    if changed:
+        files = repo.tracked_files(scopes)
+    else:
+        files = [c.path for c in repo.changes(base, scopes) if c.kind is not ChangeKind.deleted]
     for path, attribute, value in repo.check_attributes(files, _REWRITING_ATTRIBUTES):
         if value in ("unspecified", "unset") or (attribute == "text" and value == "unset"):
             continue
+        source = "a changed .gitattributes" if changed else "a .gitattributes"
         result.findings.append(
             Finding(
                 rule="index-attributes",
-                message=f"{path} gets git attribute {attribute}={value} from a changed .gitattributes: "
+                message=f"{path} gets git attribute {attribute}={value} from {source}: "
                 "git would rewrite its bytes on checkout and break its signature or digest",
-                file=changed[0].path,
+                file=changed[0].path if changed else path,
                 line=1,
                 fix="index files are stored byte for byte; drop attributes that match them "
                 "(or mark them `-text`)",

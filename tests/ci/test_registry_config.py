@@ -25,7 +25,7 @@ from registry_tool.report import Severity
 from registry_tool.trust.editing import edit_root_dir, pin_registry_config, sign_root_dir
 from tests.world import TOOL
 
-from .conftest import IndexRepo
+from .conftest import IndexRepo, git
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -230,6 +230,21 @@ def test_gitattributes_rewriting_index_files_is_refused(index_repo: IndexRepo) -
     found = [f for f in _errors(report) if f.rule == "index-attributes"]  # type: ignore[attr-defined]
     assert found and found[0].file == ".gitattributes"  # type: ignore[attr-defined]
     assert "eol=crlf" in found[0].message or "text=set" in found[0].message  # type: ignore[attr-defined]
+
+
+def test_gitattributes_landed_before_the_release_it_rewrites_is_refused_with_the_release(
+    index_repo: IndexRepo,
+) -> None:
+    """Two steps: a pattern that matches no file yet lands, then the release it matches comes."""
+    (index_repo.path / ".gitattributes").write_text("index/plugins/alpha/1.1.0/* text eol=crlf\n")
+    index_repo.commit("attributes first")
+    assert "index-attributes" not in _rules(index_repo.check())  # nothing it rewrites yet
+    git(index_repo.path, "update-ref", "refs/remotes/origin/main", "HEAD")  # it landed
+    index_repo.release("alpha", "1.1.0")
+    index_repo.commit("the release")
+    found = [f for f in _errors(index_repo.check()) if f.rule == "index-attributes"]  # type: ignore[attr-defined]
+    assert found and all(f.file.startswith("index/plugins/alpha/1.1.0/") for f in found)  # type: ignore[attr-defined]
+    assert "from a .gitattributes" in found[0].message  # type: ignore[attr-defined]
 
 
 def test_gitattributes_for_other_files_passes(index_repo: IndexRepo) -> None:
