@@ -183,7 +183,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 "A new root pins a registry.toml the pull request does not bring: the build would refuse "
                 "the index.",
             ),
-            "index-attributes": (_E, "A .gitattributes makes git rewrite index files on checkout (every index file when one changes; the files the pull request adds or changes always)."),
+            "index-attributes": (
+                _E,
+                "A .gitattributes makes git rewrite index files on checkout (every index file when one "
+                "changes; the files the pull request adds or changes always).",
+            ),
             "file-outside-plugin": (
                 _E,
                 "A changed file is not inside a release folder plugins/<name>/<version>/.",
