@@ -132,6 +132,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
         {
             "release-changed": (_E, "A file of a release that exists at the base was modified (immutable)."),
             "release-removed": (_E, "A release (or one of its files) that exists at the base was removed."),
+            "release-withdrawn": (
+                _W,
+                "A release that exists at the base was removed whole, and its signatures no longer "
+                "count under the newest root (a revoked or removed key): a withdrawal.",
+            ),
             "version-backwards": (
                 _E,
                 "A new release is lower than the highest existing version of the plugin.",
@@ -293,6 +298,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "rollback": (_E, "The registry version would not be higher than the published one."),
             "published-release-changed": (_E, "A release published before has other bytes now."),
             "published-release-removed": (_E, "A release published before is gone from the index."),
+            "published-release-withdrawn": (
+                _W,
+                "A release published before is gone from the index, and its signatures no longer "
+                "count under the current root (revoked or removed keys): it is withdrawn.",
+            ),
             "root-chain": (_E, "The index's root chain does not verify."),
             "not-an-index-key": (_E, "A signing key is not an index key of the current root."),
             "version-goes-down": (_E, "A plugin's newest version would be lower than the published one."),

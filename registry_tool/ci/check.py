@@ -84,6 +84,9 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
     return report
 
 
+# A publication time before any revocation: what counts then counts for every release.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
 _APPROVED_COMMIT = re.compile(f"[0-9a-f]{{{APPROVAL_MIN_HEX},40}}")
 
 
@@ -840,6 +843,8 @@ class _IndexCheck:
     ) -> None:
         result.data["kind"] = "published"
         rel_dir = self.path("plugins", key.name, key.version)
+        if self._withdrawn(key, rel_dir, changes, published, gates, result):
+            return
         # A yank adds yank.toml and its signatures, directly in the release folder, once: with a
         # yank at the base, any further file (a "signature" too) is a change to a published release.
         yank_at_base = f"{rel_dir}/yank.toml" in published
@@ -878,6 +883,45 @@ class _IndexCheck:
             )
             result.findings.extend(found)
             result.data["checks"]["signature"] = not found
+
+    def _withdrawn(
+        self,
+        key: ReleaseKey,
+        rel_dir: str,
+        changes: list[Change],
+        published: set[str],
+        gates: list[TrustGate | None],
+        result: CheckResult,
+    ) -> bool:
+        """A published release removed whole whose signatures no longer count: a withdrawal.
+
+        The owners' incident path for what a stolen key signed: revoke the key (without keeping
+        its releases) and remove them.  Judged by the newest root as if the release predated
+        every revocation (its publication time is not in the index), so a release a revocation
+        keeps still counts and stays immutable; the build, which knows the time, agrees or is
+        stricter.
+        """
+        deleted = {c.path for c in changes if c.kind is ChangeKind.deleted}
+        newest = gates[1] if gates[1] is not None else gates[0]
+        if newest is None or deleted != published or os.path.lexists(self.repo.root / rel_dir):
+            return False
+        base = self.export_base(rel_dir)
+        verdict = newest.verify_release(
+            base / "plugin.toml", f"{rel_dir}/plugin.toml", key.name, key.version, published_at=_EARLIEST
+        )
+        if not verdict.findings:
+            return False
+        result.data["kind"] = "withdrawn"
+        result.findings.append(
+            Finding(
+                rule="release-withdrawn",
+                message=f"{key.subject} is removed, and its signatures no longer count: "
+                + verdict.findings[0].message,
+                severity=Severity.warning,
+                file=f"{rel_dir}/plugin.toml",
+            )
+        )
+        return True
 
     def _immutable(self, change: Change) -> Finding:
         removed = change.kind is ChangeKind.deleted

@@ -132,8 +132,14 @@ class TrustGate:
 
     # ---------------------------------------------------------------- releases and yanks
 
-    def verify_release(self, signed_file: Path, rel: str, name: str, version: str) -> Verdict:
-        """Check the maintainer signatures of ``signed_file`` (plugin.toml or yank.toml) of a release."""
+    def verify_release(
+        self, signed_file: Path, rel: str, name: str, version: str, *, published_at: datetime | None = None
+    ) -> Verdict:
+        """Check the maintainer signatures of ``signed_file`` (plugin.toml or yank.toml) of a release.
+
+        ``published_at``: when the release was published, for revocations that keep prior releases
+        (unknown here by default: a pull request's release is new).
+        """
         verdict = Verdict()
         sig_paths = signature_paths(signed_file)
         if not sig_paths:
@@ -163,7 +169,16 @@ class TrustGate:
                 Finding(rule="signature", message=err.what, file=reading, line=1, fix=err.fix)
             )
             return verdict
-        verify = verify_yank_signatures if signed_file.name == "yank.toml" else verify_release_signatures
+
+        def verify(
+            root: Root, plugin: str, signed: bytes, texts: list[str], now: datetime, where: str
+        ) -> set[str]:
+            if signed_file.name == "yank.toml":
+                return verify_yank_signatures(root, plugin, signed, texts, now, where=where)
+            return verify_release_signatures(
+                root, plugin, signed, texts, now, published_at=published_at, where=where
+            )
+
         # Each file on its own too: every signature file is published beside the release, so one
         # that is no valid signature by a delegated maintainer (junk, a copied key id, a revoked or
         # undelegated key, another file's signature) is an unsigned file in it.

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from registry_tool import __version__
 from registry_tool.errors import UsageError
-from registry_tool.format import REGISTRY_JSON, Metadata, Pin, format_time, meta_path
+from registry_tool.format import REGISTRY_JSON, Metadata, Pin, Release, format_time, meta_path
 from registry_tool.manifest import RegistryConfig, load_registry_config
 from registry_tool.registry import cache as cache_rules
 from registry_tool.registry import site as site_io
@@ -76,6 +76,7 @@ from registry_tool.registry.verify import PreparedRelease, load_previous, publis
 from registry_tool.registry.workers import prepare_all
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.signing import SecretKey
+from registry_tool.trust import Root
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
             opts.registry_version,
             refused,
             _carried_documents(carried, kept),
+            withdrawn=_withdrawn_under(chain.root),
         )
         top = plan.document.top.to_bytes()
         content = SiteContent(
@@ -412,6 +414,33 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         site_files=files.as_dict(),
         yanked=plan.yanked,
     )
+
+
+def _withdrawn_under(root: Root) -> Callable[[Release], str | None]:
+    """Why a published release no longer verifies under ``root``, or None while it does.
+
+    Its signers (the key ids whose signatures counted when it was published) are judged as a
+    client judges the release now: only keys of the plugin's role count, with revocations applied
+    at its publication time.  A release short of the threshold is one no client installs, so the
+    owners may remove it from the index (a release a stolen key signed).
+    """
+
+    def why(release: Release) -> str | None:
+        role = root.release_role(release.name, release.published())
+        counting = {key.key_id for key in role.keys}
+        if len({s for s in release.signers if s in counting}) >= role.threshold:
+            return None
+        refusals = {c.key.key_id: c.refusal for c in role.refused if c.refusal is not None}
+        said = [
+            f"{signer}: {refusals[signer].what}"
+            if signer in refusals
+            else f"{signer} is no key of root v{root.version}"
+            for signer in release.signers
+            if signer not in counting
+        ]
+        return f"its signatures no longer count under root v{root.version} ({'; '.join(said)})"
+
+    return why
 
 
 def _verified_meta(previous: Publication | None, carried: _Carried) -> frozenset[str]:

@@ -8,7 +8,7 @@ the plan on disk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -44,6 +44,10 @@ from registry_tool.report import CheckResult, Finding, Report, Severity
 
 #: Every release of a build: (name, version) -> its entry (without ``published_at``).
 Entries = Mapping[tuple[str, str], ReleaseEntry]
+
+
+#: A published release gone from the index that no longer verifies under the current root.
+WITHDRAWN_RULE = "published-release-withdrawn"
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def plan_publication(
     requested_version: int | None,
     refused: Sequence[CheckResult] = (),
     carried: Mapping[str, CarriedDocument] | None = None,
+    withdrawn: Callable[[Release], str | None] | None = None,
 ) -> Plan:
     """Decide the publication: refusals first, then the version, then the documents.
 
@@ -115,6 +120,9 @@ def plan_publication(
         carried: Plugins whose published document is kept as it is.  The caller vouches that
             their releases are exactly the ones that document was encoded from (the build cache's
             fingerprint or plugin print), so they are neither compared nor encoded again.
+        withdrawn: Why a published release no longer verifies under the current root (its
+            signers' keys revoked or gone), or None while it does: such a release may be gone
+            from the index (the owners' way to withdraw what a stolen key signed).
 
     Returns:
         The plan.
@@ -129,10 +137,14 @@ def plan_publication(
         raise ValueError("documents can only be carried over from a previous publication")
     report = Report(command="build", results=list(refused))
     if previous is not None:
-        problems = immutability_findings(previous, entries, config.allow_backports, frozenset(carried))
+        problems = immutability_findings(
+            previous, entries, config.allow_backports, frozenset(carried), withdrawn
+        )
+        gone = [f for f in problems if f.severity is not Severity.error]
+        problems = [f for f in problems if f.severity is Severity.error]
         if problems:
             report.results.append(CheckResult(subject="previous registry", findings=problems))
-    warnings: list[Finding] = []
+    warnings: list[Finding] = list(gone) if previous is not None else []
     for result in dependency_results(entries, {n: c for n, c in carried.items() if c.whole}):
         if any(f.severity is Severity.error for f in result.findings):
             report.results.append(result)
@@ -198,12 +210,17 @@ def _unchanged(old: Release, entry: ReleaseEntry) -> bool:
 
 
 def immutability_findings(
-    previous: Publication, entries: Entries, allow_backports: bool, carried: frozenset[str] = frozenset()
+    previous: Publication,
+    entries: Entries,
+    allow_backports: bool,
+    carried: frozenset[str] = frozenset(),
+    withdrawn: Callable[[Release], str | None] | None = None,
 ) -> list[Finding]:
     """Published releases may be yanked, never removed or changed; new versions may not go backwards.
 
     Plugins in ``carried`` keep their published document: the caller established their entries
-    are the ones it was encoded from, so there is nothing to compare.
+    are the ones it was encoded from, so there is nothing to compare.  A removed release that
+    ``withdrawn`` says no longer verifies is a warning, not a refusal: no client would install it.
     """
     out: list[Finding] = []
     for old in (
@@ -212,13 +229,27 @@ def immutability_findings(
         new = entries.get((old.name, old.version))
         if new is None:
             where = f"plugins/{old.name}/{old.version}"
+            why = withdrawn(old) if withdrawn is not None else None
+            if why is not None:
+                out.append(
+                    Finding(
+                        WITHDRAWN_RULE,
+                        f"release {old.name} {old.version}, published in registry v{previous.version}, is "
+                        f"withdrawn: {why}",
+                        file=where,
+                        severity=Severity.warning,
+                    )
+                )
+                continue
             out.append(
                 Finding(
                     PublishedReleaseRemovedError.code,
                     f"release {old.name} {old.version} was published in registry v{previous.version} "
                     "and is missing from the index",
                     file=where,
-                    fix="restore it; to withdraw a release, add a maintainer-signed yank.toml instead",
+                    fix="restore it; to withdraw a release, add a maintainer-signed yank.toml instead "
+                    "(what a stolen key signed goes once the root revokes the key without keeping prior "
+                    "releases)",
                 )
             )
             continue

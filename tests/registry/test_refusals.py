@@ -159,6 +159,41 @@ def test_revoked_key_keeps_prior_releases_only_when_the_root_says_so(index: Inde
     assert {s for s, _, _ in problems} == {"alpha 1.5.0"}
 
 
+def test_releases_a_revoked_key_signed_can_be_withdrawn(index: Index, tmp_path: Path) -> None:
+    """The incident path: the owners revoke a stolen key without keeping its releases and remove
+    them from the index.  Restoring them cannot pass (their signatures no longer count), so their
+    removal is a warning, not published-release-removed."""
+    import shutil
+
+    site = tmp_path / "site"
+    build(index, site)
+    index.revoke(index.keys.alice, keep_prior_releases=False, at=NOW + timedelta(minutes=30))
+    for name, version in (("alpha", "1.0.0"), ("alpha", "1.1.0"), ("alpha-tools", "0.1.0")):
+        shutil.rmtree(index.release_dir(name, version))
+    result = build(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert "alpha" not in result.document.plugins and "alpha-tools" not in result.document.plugins
+    withdrawn = [w for w in result.warnings if w.rule == "published-release-withdrawn"]
+    assert {w.file for w in withdrawn} == {
+        "plugins/alpha/1.0.0",
+        "plugins/alpha/1.1.0",
+        "plugins/alpha-tools/0.1.0",
+    }
+    assert all("revoked" in w.message for w in withdrawn)
+    assert "beta" in result.document.plugins  # the others stay
+
+
+def test_a_release_whose_signature_still_counts_cannot_be_removed(index: Index, tmp_path: Path) -> None:
+    import shutil
+
+    site = tmp_path / "site"
+    build(index, site)
+    # Kept prior releases still verify: removing one is still a refusal.
+    index.revoke(index.keys.alice, keep_prior_releases=True, at=NOW + timedelta(minutes=30))
+    shutil.rmtree(index.release_dir("alpha", "1.0.0"))
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert [(s, r) for s, r, _ in problems] == [("previous registry", "published-release-removed")]
+
+
 def test_changed_bytes_of_a_published_release(index: Index, tmp_path: Path) -> None:
     site = tmp_path / "site"
     build(index, site)
