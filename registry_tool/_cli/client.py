@@ -201,7 +201,8 @@ def _read_root(root: Path) -> tuple[bytes, list[str] | None]:
     data = read_bounded(root, MAX_ROOT_SIZE, "root file")
     local = sorted(root.parent.glob(f"{root.name}*.minisig"))
     sigs = [
-        read_bounded(p, MAX_SIGNATURE_SIZE, "signature file").decode("utf-8", errors="replace") for p in local
+        read_bounded(p, MAX_SIGNATURE_SIZE, "signature file").decode("utf-8", errors="surrogateescape")
+        for p in local
     ]
     return data, sigs or None
 

@@ -135,7 +135,7 @@ def default_state_dir() -> Path:
 
 
 def _decode(sigs: dict[str, bytes]) -> list[str]:
-    return [data.decode("utf-8", errors="replace") for _, data in sorted(sigs.items())]
+    return [data.decode("utf-8", errors="surrogateescape") for _, data in sorted(sigs.items())]
 
 
 # --------------------------------------------------------------------------- sessions

@@ -151,7 +151,7 @@ def _pin(args: argparse.Namespace, fetcher: Any) -> dict[str, Any]:
     sigs = Sources(url, fetcher).signatures(
         url, f"root/{root.version}.root.json", {k.key_id for k in root.role("root").keys}
     )
-    state = pin_root(url, root_bytes, [d.decode("utf-8", "replace") for _, d in sorted(sigs.items())])
+    state = pin_root(url, root_bytes, [d.decode("utf-8", "surrogateescape") for _, d in sorted(sigs.items())])
     StateStore(Path(args.state)).save(state, replace=True)
     return {"root_version": root.version}
 

@@ -1279,7 +1279,7 @@ def check_installed(
                     # Install wrote a signature file within the cap: a longer one was changed since.
                     raise _tampered(entry, dir_, "a signature file is larger than 16 KiB", rel) from None
                 if data is not None:
-                    texts.append(data.decode("utf-8", errors="replace"))
+                    texts.append(data.decode("utf-8", errors="surrogateescape"))
         parts = (
             ()
             if folder is None

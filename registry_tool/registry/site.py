@@ -296,7 +296,7 @@ def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
         data = read_url(REGISTRY_JSON, MAX_TOP_BYTES)
         names = [REGISTRY_JSON + SIG_SUFFIX] + [f"{REGISTRY_JSON}.{k}{SIG_SUFFIX}" for k in index_key_ids]
         sigs = [_fetch(fetcher, base + n, required=False, cap=MAX_SIGNATURE_BYTES) for n in names]
-        texts = [s.decode("utf-8", "replace") for s in sigs if s is not None]
+        texts = [s.decode("utf-8", "surrogateescape") for s in sigs if s is not None]
         return PublishedRegistry(spec, data, texts, read_url)
     folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(spec).path)) if _is_url(spec) else Path(spec)
     path = folder / REGISTRY_JSON

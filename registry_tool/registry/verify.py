@@ -231,7 +231,7 @@ def _read(folder: str, name: str) -> bytes:
 
 def _signatures(data: dict[str, bytes], signed: str) -> list[str]:
     """The signature files of ``signed`` among the bytes read for publication."""
-    return [data[n].decode("utf-8", "replace") for n in sorted(data) if is_signature_of(n, signed)]
+    return [data[n].decode("utf-8", "surrogateescape") for n in sorted(data) if is_signature_of(n, signed)]
 
 
 def _read_yank(

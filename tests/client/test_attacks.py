@@ -33,6 +33,7 @@ from registry_tool.client.errors import (
     UnsafeNameError,
     WrongSoftwareError,
 )
+from registry_tool.errors import CheckFailed
 from registry_tool.format import (
     PathTraversalError,
     Pin,
@@ -107,6 +108,19 @@ def test_tampered_signature(installed: World) -> None:
 
     installed.sim.tamper("registry.json.minisig", flip)
     fails_closed(installed, install(installed), IndexSignatureError, "tampered registry.json or signature")
+
+
+@pytest.mark.parametrize("target", ["registry.json.minisig", "plugins/alpha/1.1.0/plugin.toml.minisig"])
+def test_signature_file_that_is_not_utf8(installed: World, target: str) -> None:
+    """Only the untrusted comment changes (nothing signed): still no minisign file (trust.md 3.3),
+    as the Go and Rust verifiers say; decoding it with replacement characters accepted it."""
+
+    def garble(data: bytes) -> bytes:
+        first, rest = data.split(b"\n", 1)
+        return first + b"\xff\n" + rest
+
+    installed.sim.tamper(target, garble)
+    fails_closed(installed, install(installed), CheckFailed, "not UTF-8 text")
 
 
 def test_registry_signed_by_unknown_key(installed: World) -> None:

@@ -127,6 +127,15 @@ def test_refused_release(index: Index, tmp_path: Path, case: str) -> None:
     assert fragment in " ".join(m for _, _, m in problems)
 
 
+def test_a_signature_file_that_is_not_utf8_is_refused(index: Index, tmp_path: Path) -> None:
+    """Every verifier refuses it (trust.md 3.3), so the build never publishes it."""
+    sig = index.release_dir("alpha", "1.1.0") / "plugin.toml.minisig"
+    first, rest = sig.read_bytes().split(b"\n", 1)
+    sig.write_bytes(first + b"\xff\n" + rest)
+    problems = refused(index, tmp_path / "site")
+    assert any(s == "alpha 1.1.0" and "not UTF-8" in m for s, _, m in problems)
+
+
 def test_every_bad_release_is_reported_at_once(index: Index, tmp_path: Path) -> None:
     _flip_signature_byte(index)
     _outside_delegation(index)
