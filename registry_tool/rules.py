@@ -337,6 +337,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "plugin-not-found": (_E, "The registry has no plugin of that name."),
             "wrong-software": (_E, "A file's bytes differ from what the signed metadata pins."),
             "mix-and-match": (_E, "Documents from different registry versions were combined."),
+            "republished": (
+                _E,
+                "An installed version's registry entry now pins other bytes: never swapped in silently.",
+            ),
             "undeclared-import": (_E, "The module imports something its permissions do not cover."),
             "approval-required": (_E, "The install needs permissions that were not approved (--allow)."),
             "state-file": (_E, "The client's trust state file is unreadable or unsafe."),

@@ -43,6 +43,7 @@ from registry_tool.client.errors import (
     NotFoundError,
     NotInstalledError,
     PluginNotFoundError,
+    RepublishedReleaseError,
 )
 from registry_tool.client.fetch import (
     Fetcher,
@@ -632,6 +633,24 @@ class Registry:
             ):
                 kept[name] = current
                 continue
+            if (
+                current is not None
+                and current.version == release.version
+                and current.registry == self.url
+                and not _same_bytes(current, release)
+            ):
+                # A published version is immutable (the build refuses to change one): other bytes
+                # under an installed version mean a registry rebuilt without its history, or both
+                # a maintainer key and the index key in other hands.  Never swapped in silently.
+                raise RepublishedReleaseError(
+                    f"{name} {release.version} is installed with module sha256 {current.wasm_sha256[:16]}… "
+                    f"and manifest sha256 {current.manifest_sha256[:16]}…, but the registry now publishes "
+                    f"other bytes under the same version (module {release.wasm.sha256[:16]}…, manifest "
+                    f"{release.manifest.sha256[:16]}…): a republished release",
+                    where=f"{name} {release.version}",
+                    fix=f"ask the registry's owners why; to take the new bytes anyway, remove {name} "
+                    "(`registry-tool client remove`) and install it again",
+                )
             if current is not None and Version(release.version) < Version(current.version):
                 self.notices.append(f"downgrading {name} from {current.version} to {release.version}")
             todo.append((release, current))

@@ -138,6 +138,12 @@ class MixAndMatchError(ClientError):
     code = "mix-and-match"
 
 
+class RepublishedReleaseError(ClientError):
+    """An installed version's registry entry now pins other bytes: a version is one set of bytes."""
+
+    code = "republished"
+
+
 class DigestMismatchError(ClientError):
     """Fetched bytes do not match the size and sha256 their signed pin names."""
 

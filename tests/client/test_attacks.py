@@ -28,6 +28,7 @@ from registry_tool.client.errors import (
     MixAndMatchError,
     NotFoundError,
     RedirectRefusedError,
+    RepublishedReleaseError,
     RollbackAttackError,
     SlowRetrievalError,
     UnsafeNameError,
@@ -121,6 +122,21 @@ def test_signature_file_that_is_not_utf8(installed: World, target: str) -> None:
 
     installed.sim.tamper(target, garble)
     fails_closed(installed, install(installed), CheckFailed, "not UTF-8 text")
+
+
+@pytest.mark.parametrize("action", ["update", "install"])
+def test_installed_version_republished_with_other_bytes(installed: World, action: str) -> None:
+    """A maintainer key and the index key in other hands (or a registry rebuilt without its
+    history): alpha 1.0.0 again, other bytes.  update said "up to date" and swapped them in."""
+    shutil.rmtree(installed.index / "plugins" / "alpha" / "1.0.0")
+    installed.add_release("alpha", "1.0.0", description="adds two numbers, republished")
+    installed.build(previous=False, now=NOW + timedelta(hours=1))
+    run = (
+        (lambda: installed.open().update(installed.plugins))
+        if action == "update"
+        else (lambda: installed.open().install("alpha@1.0.0", installed.plugins))
+    )
+    fails_closed(installed, run, RepublishedReleaseError, r"alpha 1\.0\.0 is installed with module sha256")
 
 
 def test_registry_signed_by_unknown_key(installed: World) -> None:
