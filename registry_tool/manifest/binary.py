@@ -63,9 +63,11 @@ class _Reader:
 
     def name(self) -> str:
         length = self.uleb()
+        if self.pos + length > self.end:
+            raise ValueError("a name runs past the end of its section")
         raw = self.data[self.pos : self.pos + length]
         self.pos += length
-        return raw.decode("utf-8", "replace")
+        return raw.decode("utf-8")  # a name that is not UTF-8 makes the module malformed
 
     def valtype(self) -> str:
         code = self.byte()
@@ -75,14 +77,29 @@ class _Reader:
         return VALTYPE_NAMES.get(code, f"0x{code:02x}")
 
 
+# The order the known sections must come in (custom sections, id 0, may come anywhere): a
+# module with a section out of order, twice, or of an unknown id is malformed, as wasmtime says.
+_SECTION_ORDER = {section: rank for rank, section in enumerate((1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11))}
+
+
 def _sections(data: bytes) -> dict[int, tuple[int, int]]:
     if data[:4] != b"\0asm" or data[4:8] != b"\x01\0\0\0":
         raise ValueError("not a core module")
     reader, found = _Reader(data, 8), dict[int, tuple[int, int]]()
+    last = -1
     while reader.pos < len(data):
         section = reader.byte()
         size = reader.uleb()
-        found.setdefault(section, (reader.pos, reader.pos + size))
+        if reader.pos + size > len(data):
+            raise ValueError(f"section {section} runs past the end of the module")
+        if section != 0:
+            rank = _SECTION_ORDER.get(section)
+            if rank is None:
+                raise ValueError(f"unknown section id {section}")
+            if rank <= last:
+                raise ValueError(f"section {section} is out of order or repeated")
+            last = rank
+            found[section] = (reader.pos, reader.pos + size)
         reader.pos += size
     return found
 
@@ -178,6 +195,8 @@ def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
             type_index = reader.uleb()
         found.append(Import(module, name, kind, type_index, max(minimum, 0), shared_memory))
         shared_memory = False
+    if reader.pos != reader.end:
+        raise ValueError("the import section has bytes after its imports")
     return found
 
 

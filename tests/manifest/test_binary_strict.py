@@ -1,0 +1,56 @@
+"""The import reader the client relies on reads a module exactly as wasm defines it.
+
+The client runs no wasmtime: whatever it cannot read as the runtime would is malformed, never
+"no imports" (a differential fuzz of the Python, Go and Rust readers found each of these).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from registry_tool.manifest.binary import module_imports
+
+HEADER = b"\0asm\x01\0\0\0"
+
+
+def leb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def section(section_id: int, body: bytes) -> bytes:
+    return bytes([section_id]) + leb(len(body)) + body
+
+
+def name(raw: bytes) -> bytes:
+    return leb(len(raw)) + raw
+
+
+TYPES = section(1, leb(1) + b"\x60\x00\x00")
+KEYS_GET = leb(1) + name(b"ferrite:keys") + name(b"get") + b"\x00\x00"
+
+
+def test_the_well_formed_module_reads() -> None:
+    (imp,) = module_imports(HEADER + TYPES + section(2, KEYS_GET))
+    assert (imp.module, imp.name) == ("ferrite:keys", "get")
+
+
+@pytest.mark.parametrize(
+    ("module", "why"),
+    [
+        (HEADER + TYPES + section(2, leb(0)) + section(2, KEYS_GET), "repeated"),  # an empty one first
+        (HEADER + TYPES + b"\x00" + leb(1000) + name(b"x") + section(2, KEYS_GET), "past the end"),
+        (HEADER + section(2, KEYS_GET) + TYPES, "out of order"),
+        (HEADER + TYPES + section(2, KEYS_GET + b"\x00"), "bytes after its imports"),
+        (HEADER + TYPES + section(14, b"") + section(2, KEYS_GET), "unknown section"),
+        (HEADER + TYPES + section(2, leb(1) + name(b"\xff") + name(b"get") + b"\x00\x00"), "utf-8"),
+        (b"\0asm\x02\0\0\0" + TYPES + section(2, KEYS_GET), "not a core module"),
+    ],
+)
+def test_what_the_runtime_refuses_is_never_read_as_no_imports(module: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=f"(?i){why}"):
+        module_imports(module)
