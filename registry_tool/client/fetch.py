@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 import requests
 import urllib3
@@ -264,19 +264,22 @@ class HttpFetcher:
 
     def _remaining(self, url: str, deadline: float) -> float:
         left = deadline - self._clock()
-        if left <= 0 and self._overall_end is not None and deadline >= self._overall_end:
+        if left <= 0:
+            self._expired(url, deadline)
+        return left
+
+    def _expired(self, url: str, deadline: float) -> NoReturn:
+        """Raise the error of the deadline that ended the download of ``url`` (``deadline``)."""
+        if self._overall_end is not None and deadline >= self._overall_end:
             raise DeadlineExceededError(
                 f"slow retrieval attack or dead server: the downloads of this operation took longer than "
                 f"the overall deadline of {self.policy.total_deadline:g} s (stopped at {url})",
                 fix="retry later or use a mirror (the overall deadline is the option --total-deadline)",
             )
-        if left <= 0:
-            raise SlowRetrievalError(
-                f"slow retrieval attack or dead server: {url} did not arrive within "
-                f"{self.policy.deadline:g} s",
-                fix="retry later or use a mirror; the download deadline is a client setting",
-            )
-        return left
+        raise SlowRetrievalError(
+            f"slow retrieval attack or dead server: {url} did not arrive within {self.policy.deadline:g} s",
+            fix="retry later or use a mirror; the download deadline is a client setting",
+        )
 
     def _get(self, url: str, deadline: float) -> requests.Response:
         left = self._remaining(url, deadline)
@@ -324,12 +327,15 @@ class HttpFetcher:
         chunks: list[bytes] = []
         received = 0
         while True:
-            self._bound_next_read(response, self._remaining(url, deadline))
+            left = self._remaining(url, deadline)
+            self._bound_next_read(response, left)
             try:
                 # read1 returns after one socket read, so the deadline is checked between
                 # trickled bytes instead of waiting for a full chunk.
                 chunk = response.raw.read1(_CHUNK)
             except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                if left < self.policy.read_timeout:  # the read was cut short by the deadline
+                    self._expired(url, deadline)
                 raise SlowRetrievalError(
                     f"slow retrieval attack: {url} stalled for more than {self.policy.read_timeout:g} s",
                     fix="retry later or use a mirror",

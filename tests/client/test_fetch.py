@@ -73,6 +73,15 @@ def test_read_timeout_on_stalled_body(server) -> None:
         HttpFetcher(policy).fetch(server.url + "stall", max_size=10)
 
 
+def test_a_read_the_deadline_cuts_short_names_the_deadline(server) -> None:
+    """The next byte is 5 s away, the read timeout 30 s and the deadline 0.5 s: the deadline
+    ends the download and the message says so (it quoted the read timeout, which never ran out)."""
+    server.slow("/stall", delay=5, data=b"zz")
+    policy = FetchPolicy(connect_timeout=30, read_timeout=30, deadline=0.5, total_deadline=None)
+    with pytest.raises(SlowRetrievalError, match=r"did not arrive within 0\.5 s"):
+        HttpFetcher(policy).fetch(server.url + "stall", max_size=10)
+
+
 @pytest.mark.parametrize(
     "code, error", [(404, NotFoundError), (500, HttpStatusError), (403, HttpStatusError)]
 )
