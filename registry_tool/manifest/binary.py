@@ -61,8 +61,16 @@ class _Reader:
             if shift > 63:
                 raise ValueError("LEB128 too long")
 
+    def u32(self) -> int:
+        """A u32 LEB128: at most 5 bytes, the value below 2**32 (wider is malformed, not truncated)."""
+        start = self.pos
+        value = self.uleb()
+        if self.pos - start > 5 or value >= 1 << 32:
+            raise ValueError("a u32 LEB128 is too long or too large")
+        return value
+
     def name(self) -> str:
-        length = self.uleb()
+        length = self.u32()
         if self.pos + length > self.end:
             raise ValueError("a name runs past the end of its section")
         raw = self.data[self.pos : self.pos + length]
@@ -89,7 +97,7 @@ def _sections(data: bytes) -> dict[int, tuple[int, int]]:
     last = -1
     while reader.pos < len(data):
         section = reader.byte()
-        size = reader.uleb()
+        size = reader.u32()
         if reader.pos + size > len(data):
             raise ValueError(f"section {section} runs past the end of the module")
         if section != 0:
@@ -171,7 +179,7 @@ class Import:
 
 def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
     reader, found, shared_memory = _Reader(data, *span), [], False
-    for _ in range(reader.uleb()):
+    for _ in range(reader.u32()):
         module, name = reader.name(), reader.name()
         code = reader.byte()
         kind = _EXTERN_KINDS.get(code)
@@ -179,7 +187,7 @@ def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
             raise ValueError("unknown import kind")
         type_index = minimum = -1
         if code == 0x00:
-            type_index = reader.uleb()
+            type_index = reader.u32()
         elif code == 0x01:  # table: reftype + limits
             reader.valtype()
             minimum = _limits(reader)[0]
@@ -325,9 +333,10 @@ def _limits(reader: _Reader, *, memory: bool = True) -> tuple[int, int]:
     flags = reader.byte()
     if flags & ~0x0F:
         raise ValueError(f"unknown limits flags 0x{flags:02x}")
-    minimum = reader.uleb()
+    read = reader.uleb if flags & 0x04 else reader.u32  # memory64 limits are u64
+    minimum = read()
     if flags & 0x01:
-        reader.uleb()
+        read()
     if not flags & 0x08:
         return minimum, WASM_PAGE
     log2 = reader.uleb()  # custom-page-sizes: the page size's log2 follows (0 or 16 today)
