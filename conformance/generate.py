@@ -2368,6 +2368,7 @@ def release_cases() -> None:
         [pin(s), install(s, "sneaky", ERR("undeclared-import"), allow="keys")],
         requires=("import-check",),
     )
+    wasm_import_cases()
     # host versions
     s = site("base")
     case(
@@ -2694,6 +2695,166 @@ def manifest_strictness_cases(r11: Rel, rel_attack: Callable[..., None]) -> None
     )
 
 
+def _wasm_name(text: bytes) -> bytes:
+    return leb(len(text)) + text
+
+
+def _wasm_section(section_id: int, body: bytes, size: int | None = None) -> bytes:
+    return bytes([section_id]) + leb(len(body) if size is None else size) + body
+
+
+_WASM_CORE = b"\0asm\x01\0\0\0"
+_WASM_TYPES = _wasm_section(1, b"\x01\x60\x00\x00")  # one function type [] -> []
+_WASM_KEYS = _wasm_name(b"ferrite:keys") + _wasm_name(b"get") + b"\x00\x00"  # func import, type 0
+_WASM_BENIGN = _wasm_name(b"env") + _wasm_name(b"f") + b"\x00\x00"
+
+
+def _then_keys(kind_and_type: bytes) -> bytes:
+    """A core module importing env.x (``kind_and_type``: its import kind and type), then ferrite:keys.get."""
+    first = _wasm_name(b"env") + _wasm_name(b"x") + kind_and_type
+    return _WASM_CORE + _WASM_TYPES + _wasm_section(2, b"\x02" + first + _WASM_KEYS)
+
+
+# (slug, description, module bytes, expected class): the import reader of decision 11.7 against
+# the wasm binary encoding. A well-formed module importing ferrite:keys is undeclared-import
+# whatever proposal its other imports use (the check does not judge features); bytes that are
+# not a module the reader can walk exactly are malformed.
+WASM_IMPORT_CASES: list[tuple[str, str, bytes, str]] = [
+    (
+        "global-typed-ref",
+        "a global import of type (ref null func) (0x63 and a heap type), then ferrite:keys.get",
+        _then_keys(b"\x03\x63\x70\x00"),
+        "undeclared-import",
+    ),
+    (
+        "table-typed-ref",
+        "a table import of type (ref func) (0x64 and a heap type), then ferrite:keys.get",
+        _then_keys(b"\x01\x64\x70\x00\x01"),
+        "undeclared-import",
+    ),
+    (
+        "global-type-index-ref",
+        "130 function types; a global import of type (ref null 129) (a 2-byte type index), then ferrite:keys",
+        _WASM_CORE
+        + _wasm_section(1, leb(130) + b"\x60\x00\x00" * 130)
+        + _wasm_section(
+            2, b"\x02" + _wasm_name(b"env") + _wasm_name(b"x") + b"\x03\x63\x81\x01\x00" + _WASM_KEYS
+        ),
+        "undeclared-import",
+    ),
+    (
+        "memory-page-size",
+        "a memory import with custom-page-sizes limits (flags 0x08, page size 2^0), then ferrite:keys.get",
+        _then_keys(b"\x02\x08\x01\x00"),
+        "undeclared-import",
+    ),
+    (
+        "memory64-long-minimum",
+        "a memory64 import (flags 0x04) whose minimum 2^42 takes 7 LEB128 bytes, then ferrite:keys.get",
+        _then_keys(b"\x02\x04" + leb(2**42)),
+        "undeclared-import",
+    ),
+    (
+        "limits-flags-unknown",
+        "a memory import with limits flags 0x10 (no such flag), then ferrite:keys.get",
+        _then_keys(b"\x02\x10\x01"),
+        "malformed",
+    ),
+    (
+        "leb-u32-overflow",
+        "the import count 2^32 + 1 in five LEB128 bytes (a u32 overflows; cut: 1), then ferrite:keys.get",
+        _WASM_CORE + _WASM_TYPES + _wasm_section(2, b"\x81\x80\x80\x80\x10" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "leb-u32-too-long",
+        "the import count 1 in six LEB128 bytes (a u32 takes at most five), then ferrite:keys.get",
+        _WASM_CORE + _WASM_TYPES + _wasm_section(2, b"\x81\x80\x80\x80\x80\x00" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "header-version-2",
+        "the header says version 2 (neither a core module, version 1, nor a component); imports ferrite:keys",
+        b"\0asm\x02\0\0\0" + _WASM_TYPES + _wasm_section(2, b"\x01" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "header-version-d-layer-0",
+        "the header says version 0x0d layer 0 (a component is layer 1), then imports ferrite:keys",
+        b"\0asm\x0d\0\0\0" + _WASM_TYPES + _wasm_section(2, b"\x01" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "name-not-utf8",
+        "an import whose module name is the bytes 65 6e ff (not UTF-8), then ferrite:keys.get",
+        _WASM_CORE
+        + _WASM_TYPES
+        + _wasm_section(2, b"\x02" + _wasm_name(b"en\xff") + _wasm_name(b"f") + b"\x00\x00" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "import-section-duplicate",
+        "two import sections: env.f in the first, ferrite:keys.get in the second",
+        _WASM_CORE
+        + _WASM_TYPES
+        + _wasm_section(2, b"\x01" + _WASM_BENIGN)
+        + _wasm_section(2, b"\x01" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "import-section-trailing-bytes",
+        "the import section counts one import (env.f) and holds a second (ferrite:keys.get) before its end",
+        _WASM_CORE + _WASM_TYPES + _wasm_section(2, b"\x01" + _WASM_BENIGN + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "section-out-of-order",
+        "the import section (id 2) comes after the function section (id 3)",
+        _WASM_CORE + _WASM_TYPES + _wasm_section(3, b"\x00") + _wasm_section(2, b"\x01" + _WASM_KEYS),
+        "malformed",
+    ),
+    (
+        "custom-section-overruns-end",
+        "a custom section whose size runs 10 bytes past the module's end covers the import of ferrite:keys",
+        _WASM_CORE
+        + _WASM_TYPES
+        + _wasm_section(
+            0,
+            _wasm_name(b"cc") + _wasm_section(2, b"\x01" + _WASM_KEYS),
+            size=len(_wasm_name(b"cc") + _wasm_section(2, b"\x01" + _WASM_KEYS)) + 10,
+        ),
+        "malformed",
+    ),
+    (
+        "import-section-overruns-end",
+        "the import section (ferrite:keys.get) declares 5 bytes more than the module has",
+        _WASM_CORE + _WASM_TYPES + _wasm_section(2, b"\x01" + _WASM_KEYS, size=len(b"\x01" + _WASM_KEYS) + 5),
+        "malformed",
+    ),
+]
+
+
+def wasm_import_cases() -> None:
+    """sneaky 1.0.0 (no permission declared; keys allowed) with a crafted module each."""
+    for slug, description, module, expect in WASM_IMPORT_CASES:
+        spec = Spec(
+            "sneaky",
+            "1.0.0",
+            "visit_counter",
+            ("next_visit",),
+            permissions=(("keys", False),),
+            wasm_override=module,
+        )
+        s = site(f"wasm-{slug}", Site(releases=[*BASE_RELEASES, make_release(spec)]))
+        case(
+            f"wasm-{slug}",
+            "permissions" if expect == "undeclared-import" else "malformed",
+            f"sneaky declares no permission; its module: {description}",
+            [pin(s), install(s, "sneaky", ERR(expect), allow="keys")],
+            requires=("import-check",),
+        )
+
+
 # ---------------------------------------------------------------- ranges
 
 
@@ -2735,6 +2896,7 @@ RANGE_CASES: list[tuple[str, str, str | None, str | None]] = [
 ]
 
 BAD_REQUIREMENTS: list[tuple[str, str]] = [
+    ("empty", ""),
     ("empty-range", "semver-lab@"),
     ("hyphen-range", "semver-lab@1.0.0 - 2.0.0"),
     ("build-metadata", "semver-lab@1.0.0+build"),

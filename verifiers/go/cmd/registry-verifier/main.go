@@ -126,9 +126,13 @@ func run(args []string) (map[string]any, error) {
 		}
 		now = t
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	need := func(names ...string) error {
 		for _, n := range names {
-			if fs.Lookup(n).Value.String() == "" {
+			// --spec "" is given: an empty requirement is bad-requirement (the requirement
+			// grammar refuses it), as the other verifiers answer, not a usage error.
+			if fs.Lookup(n).Value.String() == "" && !(n == "spec" && given[n]) {
 				return usageError{fmt.Sprintf("%s needs --%s", op, n)}
 			}
 		}
