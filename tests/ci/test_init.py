@@ -37,6 +37,10 @@ def test_init_creates_a_valid_index(tmp_path: Path) -> None:
         assert (d / rel).is_file(), rel
     config = load_registry_config(d / "index")
     assert config.name == "my-plugins" and "keys" in config.permissions
+    # An Extism plugin's HTTP goes through the host: network, like the host's own net module.
+    assert not config.import_allowed("extism", set(), "extism:host/env", "http_request")
+    assert config.import_allowed("extism", {"network"}, "extism:host/env", "http_request")
+    assert config.import_allowed("extism", {"network"}, "ferrite:net", "fetch")
     root = verify_root_dir(d / "index" / "root", datetime.now(UTC))
     assert root.version == 1 and root.roles["index"].keys[0].key_id == result.index_key_id
     # Secret keys live outside the repository, readable by the owner only.

@@ -59,6 +59,11 @@ def test_sample_config_values(config) -> None:  # type: ignore[no-untyped-def]
         ("extism", set(), "extism:host/user", "lookup", False),
         ("extism", {"extism_user"}, "extism:host/user", "lookup", True),
         ("extism", set(), "extism:host/envx", "alloc", False),
+        # The Extism host's HTTP functions are network (the sample vocabulary and `init`'s).
+        ("extism", set(), "extism:host/env", "http_request", False),
+        ("extism", {"keys"}, "extism:host/env", "http_status_code", False),
+        ("extism", {"network"}, "extism:host/env", "http_request", True),
+        ("extism", set(), "extism:host/env", "config_get", True),
         ("component", set(), "wasi:cli/environment@0.2.0", "", True),
         ("component", set(), "ferrite:keys", "", False),
         ("component", set(), "ferrite:keys/store@1.0.0", "", False),
