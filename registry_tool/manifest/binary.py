@@ -19,6 +19,9 @@ VALTYPE_NAMES = {
     0x70: "funcref",
     0x6F: "externref",
 }
+# The shorthand reference types (funcref 0x70, externref 0x6F and the GC and exception
+# proposals' abstract heap types): one byte each.
+_ABSTRACT_HEAP_TYPES = frozenset(range(0x69, 0x75))
 _SECTION_TYPE, _SECTION_IMPORT, _SECTION_FUNCTION, _SECTION_TABLE, _SECTION_MEMORY, _SECTION_EXPORT = (
     1,
     2,
@@ -82,7 +85,15 @@ class _Reader:
         if code in (0x63, 0x64):  # (ref null? heaptype): typed references
             self.uleb()
             return "ref"
+        if code not in VALTYPE_NAMES and code not in _ABSTRACT_HEAP_TYPES:
+            raise ValueError(f"unknown value type 0x{code:02x}")
         return VALTYPE_NAMES.get(code, f"0x{code:02x}")
+
+    def reftype(self) -> str:
+        code = self.data[self.pos] if self.pos < self.end else -1
+        if code not in (0x63, 0x64) and code not in _ABSTRACT_HEAP_TYPES:
+            raise ValueError("a table's element type is no reference type")
+        return self.valtype()
 
 
 # The order the known sections must come in (custom sections, id 0, may come anywhere): a
@@ -189,18 +200,20 @@ def _imports(data: bytes, span: tuple[int, int]) -> list[Import]:
         if code == 0x00:
             type_index = reader.u32()
         elif code == 0x01:  # table: reftype + limits
-            reader.valtype()
-            minimum = _limits(reader)[0]
+            reader.reftype()
+            minimum = _limits(reader, memory=False)[0]
         elif code == 0x02:
             shared_memory = shared_memory or _shared(reader)
             pages, page = _limits(reader)
             minimum = pages * page
-        elif code == 0x03:  # global: valtype + mutability
+        elif code == 0x03:  # global: valtype + mutability (bit 1: shared-everything threads)
             reader.valtype()
-            reader.byte()
-        else:  # tag: attribute + type index
-            reader.byte()
-            type_index = reader.uleb()
+            if reader.byte() > 0x03:
+                raise ValueError("unknown global mutability")
+        else:  # tag: attribute (0, an exception) + type index
+            if reader.byte() != 0x00:
+                raise ValueError("unknown tag attribute")
+            type_index = reader.u32()
         found.append(Import(module, name, kind, type_index, max(minimum, 0), shared_memory))
         shared_memory = False
     if reader.pos != reader.end:

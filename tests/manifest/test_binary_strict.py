@@ -49,6 +49,32 @@ def test_the_well_formed_module_reads() -> None:
         (HEADER + TYPES + section(14, b"") + section(2, KEYS_GET), "unknown section"),
         (HEADER + TYPES + section(2, leb(1) + name(b"\xff") + name(b"get") + b"\x00\x00"), "utf-8"),
         (b"\0asm\x02\0\0\0" + TYPES + section(2, KEYS_GET), "not a core module"),
+        # Each import of another kind, malformed, then ferrite:keys.get: never read past.
+        (
+            HEADER + TYPES + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x55\x00" + KEYS_GET[1:]),
+            "value type",
+        ),
+        (
+            HEADER + TYPES + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x7f\x04" + KEYS_GET[1:]),
+            "mutability",
+        ),
+        (
+            HEADER
+            + TYPES
+            + section(2, leb(2) + name(b"m") + name(b"t") + b"\x01\x7f\x00\x01" + KEYS_GET[1:]),
+            "reference",
+        ),
+        (
+            HEADER
+            + TYPES
+            + section(2, leb(2) + name(b"m") + name(b"t") + b"\x01\x70\x08\x01\x00" + KEYS_GET[1:]),
+            "page size",
+        ),
+        (
+            HEADER + TYPES + section(2, leb(2) + name(b"m") + name(b"e") + b"\x04\x01\x00" + KEYS_GET[1:]),
+            "tag attribute",
+        ),
+        (HEADER + TYPES + section(2, leb(1) + name(b"m") + name(b"f") + b"\x00\x80\x80\x80\x80\x10"), "u32"),
     ],
 )
 def test_what_the_runtime_refuses_is_never_read_as_no_imports(module: bytes, why: str) -> None:
