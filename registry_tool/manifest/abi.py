@@ -137,6 +137,32 @@ def proxy_wasm_start(exports: Collection[str]) -> tuple[str, ...]:
     return ("_start",) if "_start" in exports else ()
 
 
+#: The integers a core test may write for an i32/i64 parameter or result: the signed or the
+#: unsigned reading of the bits (C's ``uint32_t`` results are written unsigned).
+INTEGER_RANGES: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {"i32": (-(2**31), 2**32 - 1), "i64": (-(2**63), 2**64 - 1)}
+)
+
+
+def integer_fits(value: object, kind: str) -> bool:
+    """Whether ``value`` (a number from plugin.toml) is one an integer of ``kind`` holds.
+
+    Only integers of an integer kind are judged; anything else is another rule's to refuse.
+    """
+    bounds = INTEGER_RANGES.get(kind)
+    if bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    if isinstance(value, float) and not value.is_integer():
+        return True
+    return bounds[0] <= int(value) <= bounds[1]
+
+
+def as_signed(value: int, kind: str) -> int:
+    """The signed reading of ``value``'s bits as an integer of ``kind`` (how wasm passes it)."""
+    bits = 32 if kind == "i32" else 64
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+
 @dataclass(frozen=True)
 class AbiSpec:
     """What one ABI means for a module, written once.

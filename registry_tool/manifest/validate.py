@@ -25,6 +25,7 @@ from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
     CORE_WASI_FIX,
+    INTEGER_RANGES,
     PROXY_WASM_ALLOCATOR_SIGNATURE,
     PROXY_WASM_ALLOCATORS,
     PROXY_WASM_START_SIGNATURES,
@@ -34,6 +35,7 @@ from registry_tool.manifest.abi import (
     ImportRefusal,
     gated_module,
     import_refusal,
+    integer_fits,
     link_import,
     module_kind,
     proxy_wasm_start,
@@ -979,6 +981,7 @@ def _check_tests(ctx: _Ctx) -> None:
                 _check_test_file(ctx, f"{prefix}.{key}", raw[key])
         _check_test_call(ctx, spec.call, prefix, bool(inputs))
         _check_test_args(ctx, spec.call, raw.get("args"), f"{prefix}.args")
+        _check_test_expect(ctx, spec.call, raw.get("expect"), f"{prefix}.expect")
         code, top = raw.get("exit_code"), _EXIT_CODE_MAX.get(m.abi)
         if isinstance(code, int) and top is not None and code > top[0]:
             ctx.add("test-args", f"{prefix}.exit_code {code} {top[1]}", f"{prefix}.exit_code", top[2])
@@ -1034,6 +1037,34 @@ def _check_test_args(ctx: _Ctx, call: object, args: object, field_: str) -> None
                 f"{field_} passes {value!r} to an {kind} parameter of export '{call}'",
                 field_,
                 "pass an integer (floats go to f32/f64 parameters)",
+            )
+            return
+        if not integer_fits(value, kind):
+            ctx.add(
+                "test-args",
+                f"{field_} passes {value!r} to an {kind} parameter of export '{call}', which holds "
+                f"{INTEGER_RANGES[kind][0]} to {INTEGER_RANGES[kind][1]}",
+                field_,
+                f"pass a value an {kind} holds (signed or unsigned)",
+            )
+            return
+
+
+def _check_test_expect(ctx: _Ctx, call: object, expect: object, field_: str) -> None:
+    """A core test's ``expect`` values fit the called export's results (else no run can match)."""
+    if ctx.manifest.abi != "core" or ctx.info is None or not isinstance(expect, list):
+        return
+    export = next((e for e in ctx.info.exports if e.name == call and e.kind == "func"), None)
+    if export is None or len(expect) != len(export.results):
+        return
+    for value, kind in zip(expect, export.results, strict=True):
+        if not integer_fits(value, kind):
+            ctx.add(
+                "test-args",
+                f"{field_} expects {value!r} from an {kind} result of export '{call}', which holds "
+                f"{INTEGER_RANGES[kind][0]} to {INTEGER_RANGES[kind][1]}",
+                field_,
+                f"expect a value an {kind} holds (signed or unsigned)",
             )
             return
 

@@ -12,7 +12,7 @@ import base64
 import fnmatch
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,10 @@ from registry_tool.manifest.abi import (
     ABI_SPECS,
     EXTISM_ENV,
     EXTISM_LOG_LEVELS,
+    INTEGER_RANGES,
     WASI_FUNCTIONS,
+    as_signed,
+    integer_fits,
 )
 from registry_tool.manifest.abi import (
     WASI as ABI_WASI,
@@ -301,12 +304,34 @@ def _coerce(value: int | float, name: str) -> int | float:
     if name in ("i32", "i64"):
         if isinstance(value, float) and not value.is_integer():
             raise MissingExportError(f"argument {value!r} is not an integer but the parameter is {name}")
-        return int(value)
+        if not integer_fits(value, name):
+            low, high = INTEGER_RANGES[name]
+            raise MissingExportError(f"argument {value!r} does not fit an {name} parameter ({low} to {high})")
+        return as_signed(int(value), name)  # wasmtime takes the signed reading; never wrapped silently
     if name in ("f32", "f64"):
         return float(value)
     raise MissingExportError(
         "a parameter or result type is not numeric (core ABI takes i32/i64/f32/f64 only)"
     )
+
+
+def _as_expected(values: list[int | float], expect: list[Any], kinds: Sequence[str]) -> list[int | float]:
+    """Integer results in the reading the test writes them in (the same bits either way).
+
+    An i32 result whose test expects the unsigned value (2940587321, a C ``uint32_t``) reads
+    unsigned; wasmtime gives the signed reading (-1354379975).
+    """
+    out = list(values)
+    for i, (value, want, kind) in enumerate(zip(values, expect, kinds, strict=False)):
+        unsigned = isinstance(value, int) and isinstance(want, int) and value < 0 <= want
+        if (
+            unsigned
+            and kind in INTEGER_RANGES
+            and integer_fits(want, kind)
+            and as_signed(want, kind) == value
+        ):
+            out[i] = want
+    return out
 
 
 def _as_list(result: Any) -> list[int | float]:
@@ -343,7 +368,10 @@ class CoreAdapter(Adapter):
         coerced = self._arguments.get((call, args))
         if coerced is None:
             coerced = self._coerced(exports, call, func, args)
-        return Produced(values=_as_list(func(store, *coerced)))
+        values = _as_list(func(store, *coerced))
+        if case.expect_kind == "values" and isinstance(case.expect, list):
+            values = _as_expected(values, case.expect, exports.signature(call, func)[1])
+        return Produced(values=values)
 
     def _coerced(
         self, exports: Exports, call: str, func: wasmtime.Func, args: tuple[int | float, ...]
