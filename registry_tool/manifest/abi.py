@@ -532,4 +532,10 @@ def module_kind(
             f"is a Proxy-Wasm filter (proxy_abi_version_* / env.proxy_*), not a {abi} plugin",
             "set abi = 'proxy-wasm' (and allow it in registry.toml [abis].allowed)",
         )
+    if abi != "extism" and EXTISM_ENV in modules:
+        return ModuleKind(
+            "Extism plugin",
+            f"is an Extism plugin (it imports {EXTISM_ENV}), not a {abi} plugin",
+            "set abi = 'extism' (and allow it in registry.toml [abis].allowed)",
+        )
     return None

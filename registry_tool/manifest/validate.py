@@ -967,7 +967,7 @@ def _check_tests(ctx: _Ctx) -> None:
                     "test-spec",
                     f"{prefix}.{key} only applies to the {'/'.join(abis)} ABI",
                     f"{prefix}.{key}",
-                    f"remove {key} for a {m.abi} plugin",
+                    f"remove {key} for {'an' if m.abi[:1] in 'aeiou' else 'a'} {m.abi} plugin",
                 )
         if isinstance(raw.get("expect"), list) and m.abi != "core":
             ctx.add(
