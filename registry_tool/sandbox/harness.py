@@ -493,7 +493,7 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
                     file=str(manifest.path),
                     line=spec.line,
                     field=f"tests[{spec.index}]",
-                    fix=_FIXES.get(outcome.outcome) if outcome.expected == Outcome.passed.value else None,
+                    fix=_fix_for(outcome) if outcome.expected == Outcome.passed.value else None,
                 )
             )
     if not manifest.tests:
@@ -509,10 +509,43 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
     return result
 
 
+# Causes the detail or the module's stderr names, with the fix that fits better than the
+# outcome's generic one (checked in order; the text is matched as the sandbox and runtimes say it).
+_KNOWN_CAUSES = (
+    (
+        "does not declare the 'network' permission",
+        "declare the permission: set `network = true` under [permissions] (the registry's vocabulary "
+        "must define it)",
+    ),
+    (
+        "wasmexport function called before runtime initialization",
+        "a Go command build (GOOS=wasip1 without -buildmode=c-shared) runs its exports only after "
+        "_start: build the plugin as a reactor, go build -buildmode=c-shared with //go:wasmexport",
+    ),
+)
+
+
+def _fix_for(o: TestOutcome) -> str | None:
+    """The fix of a failed test: a known cause's own, else the outcome's."""
+    for said, fix in _KNOWN_CAUSES:
+        if said in o.detail or said in o.stderr:
+            return fix
+    return _FIXES.get(o.outcome)
+
+
 def _last_words(o: TestOutcome) -> str:
-    """The last line the module wrote to stderr, for the one-line finding (annotations show no log)."""
+    """The last line the module wrote to stderr, for the one-line finding (annotations show no log).
+
+    A last line that is indented continues the one before it (Go's runtime writes the reason,
+    then a tab and "call _start first"): both are shown.
+    """
     lines = [line for line in o.stderr.splitlines() if line.strip()]
-    return f" (stderr: {lines[-1][:200]})" if lines else ""
+    if not lines:
+        return ""
+    last = lines[-1]
+    if last[:1] in (" ", "\t") and len(lines) > 1:
+        last = f"{lines[-2].strip()} / {last.strip()}"
+    return f" (stderr: {last[:200]})"
 
 
 def _smoke_one(

@@ -316,3 +316,29 @@ def test_a_dead_workers_last_words_are_one_line() -> None:
     outcome, detail = _death(worker, tail)  # type: ignore[arg-type]
     assert outcome is Outcome.memory_limit and "\n" not in detail
     assert "bytes failed | note: run with" in detail
+
+
+def test_a_known_cause_gets_its_own_fix_and_the_line_that_explains_it() -> None:
+    from registry_tool.sandbox.harness import _fix_for, _last_words
+    from registry_tool.sandbox.outcome import Outcome, TestOutcome
+
+    # What Go's runtime writes when an export of a command build is called before _start.
+    go = TestOutcome(
+        "t",
+        Outcome.trap,
+        stderr="wasmexport function called before runtime initialization\n\tcall _start first\n",
+        detail="trap: wasm `unreachable` instruction executed",
+    )
+    assert "-buildmode=c-shared" in str(_fix_for(go))
+    assert _last_words(go) == (
+        " (stderr: wasmexport function called before runtime initialization / call _start first)"
+    )
+    http = TestOutcome(
+        "t",
+        Outcome.trap,
+        detail="extism: http_request denied: the plugin does not declare the 'network' permission",
+    )
+    assert "`network = true`" in str(_fix_for(http))
+    assert _fix_for(TestOutcome("t", Outcome.trap, detail="trap: unreachable")) == (
+        "the module trapped; run it locally under wasmtime to debug"
+    )
