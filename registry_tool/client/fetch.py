@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import http.client
 import logging
 import os
 import re
@@ -104,6 +105,24 @@ _TIME_LEFT: contextvars.ContextVar[Callable[[], float] | None] = contextvars.Con
 )
 
 
+# Interim responses (RFC 9110 15.2: 103 Early Hints from a CDN, say) a client must skip before
+# the final one; http.client skips only 100.  More than this many is refused (the deadline bounds
+# their time, this their number).
+_MAX_INTERIM = 32
+
+
+class _InterimSkippingResponse(http.client.HTTPResponse):
+    """http.client's response, skipping every interim 1xx status (101 ends HTTP/1.1 instead)."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(_MAX_INTERIM + 1):  # the interim ones, then the final one
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim response's headers: read and dropped
+        raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim (1xx) responses")
+
+
 class _DeadlineMixin:
     """Bound the wait for the status line and headers by the per-file deadline.
 
@@ -144,11 +163,11 @@ class _DeadlineMixin:
 
 
 class _HTTPConnection(_DeadlineMixin, urllib3.connection.HTTPConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 class _HTTPSConnection(_DeadlineMixin, urllib3.connection.HTTPSConnection):
-    pass
+    response_class = _InterimSkippingResponse
 
 
 class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):

@@ -82,6 +82,34 @@ def test_a_read_the_deadline_cuts_short_names_the_deadline(server) -> None:
         HttpFetcher(policy).fetch(server.url + "stall", max_size=10)
 
 
+@pytest.mark.parametrize("interim", [1, 3, 32])
+def test_interim_responses_are_skipped(server, interim: int) -> None:
+    """A CDN's 103 Early Hints (or a 100) before the response: every HTTP client must skip them
+    (RFC 9110 15.2); http.client skipped only 100, so the fetch failed with "answered HTTP 103"."""
+
+    def hook(h: Any) -> None:
+        head = b"HTTP/1.1 100 Continue\r\n\r\n" + b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * (
+            interim - 1
+        )
+        h.wfile.write(head + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        h.close_connection = True
+
+    server.hooks["/hinted"] = hook
+    assert HttpFetcher(FAST).fetch(server.url + "hinted", max_size=10) == b"ok"
+
+
+def test_endless_interim_responses_are_refused(server) -> None:
+    def hook(h: Any) -> None:
+        h.wfile.write(
+            b"HTTP/1.1 103 Early Hints\r\n\r\n" * 40 + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        )
+        h.close_connection = True
+
+    server.hooks["/hints"] = hook
+    with pytest.raises(FetchError, match="interim"):
+        HttpFetcher(FAST).fetch(server.url + "hints", max_size=10)
+
+
 @pytest.mark.parametrize(
     "code, error", [(404, NotFoundError), (500, HttpStatusError), (403, HttpStatusError)]
 )
