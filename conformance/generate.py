@@ -2855,6 +2855,61 @@ def wasm_import_cases() -> None:
         )
 
 
+def _extism_import(name: bytes) -> bytes:
+    """A core module importing extism:host/env.``name`` (a function of type 0)."""
+    entry = _wasm_name(b"extism:host/env") + _wasm_name(name) + b"\x00\x00"
+    return _WASM_CORE + _WASM_TYPES + _wasm_section(2, b"\x01" + entry)
+
+
+# (slug, description, imported extism:host/env function, network declared, expected class or None)
+EXTISM_IMPORT_CASES: list[tuple[str, str, bytes, bool, str | None]] = [
+    (
+        "http-undeclared",
+        "imports extism:host/env.http_request and declares no permission",
+        b"http_request",
+        False,
+        "undeclared-import",
+    ),
+    (
+        "http-declared",
+        "imports extism:host/env.http_request and declares network (allowed)",
+        b"http_request",
+        True,
+        None,
+    ),
+    (
+        "config-get",
+        "imports extism:host/env.config_get and declares no permission (ungated)",
+        b"config_get",
+        False,
+        None,
+    ),
+]
+
+
+def extism_import_cases() -> None:
+    """Decision 11.7: the Extism host's HTTP functions (extism:host/env http_*) need network."""
+    for slug, description, name, network, expect in EXTISM_IMPORT_CASES:
+        spec = Spec(
+            "sneaky",
+            "1.0.0",
+            "visit_counter",
+            ("run",),
+            abi="extism",
+            permissions=(("network", network),),
+            wasm_override=_extism_import(name),
+        )
+        r = make_release(spec)
+        s = site(f"wasm-extism-{slug}", Site(releases=[*BASE_RELEASES, r]))
+        case(
+            f"wasm-extism-{slug}",
+            "permissions",
+            f"sneaky 1.0.0 (abi extism) {description}: " + (expect if expect else "installed"),
+            [pin(s), install(s, "sneaky", ERR(expect) if expect else installed(r), allow="network")],
+            requires=("import-check",),
+        )
+
+
 # ---------------------------------------------------------------- ranges
 
 
@@ -4193,6 +4248,145 @@ def dependency_cases() -> None:
     )
 
 
+# ---------------------------------------------------------------- a long dependency chain
+
+CHAIN_LENGTH = 150
+# Root 2 delegates chain-* to alice (root 1 names every plugin it delegates).
+R2_CHAIN = next_root(R1, add_maintainer("alice", [K["alice"].public_key], ["chain-*"]))
+
+
+def chain_cases() -> None:
+    """Decision 16.3: a valid acyclic chain is resolved however long it is, up to the Python
+    client's bound (2000 rounds, one per release chosen); 150 plugins, each needing the next."""
+    names = [f"chain-{i:03d}" for i in range(CHAIN_LENGTH)]
+    links = [
+        make_release(
+            Spec(
+                name,
+                "1.0.0",
+                "adler32",
+                ("run",),
+                wasm_override=tagged(_WASM_CORE, f"{name} 1.0.0"),  # a module without imports
+                dependencies=((names[i + 1], "^1"),) if i + 1 < len(names) else (),
+            )
+        )
+        for i, name in enumerate(names)
+    ]
+    s = site("chain-150", Site(roots=chain(R2_CHAIN), releases=[*BASE_RELEASES, *links]))
+    case(
+        "dep-chain-150",
+        "dependencies",
+        f"chain-000 1.0.0 needs chain-001 ^1, which needs chain-002 ^1, ... up to "
+        f"chain-{CHAIN_LENGTH - 1:03d} (root 2 delegates chain-* to alice): all {CHAIN_LENGTH} are installed",
+        [
+            pin(s),
+            # every verifier walks to root 2 (an interop run verifies with another one's state)
+            refresh(s, OK(registry_version=V_BASE, root_version=2)),
+            install(s, names[0], {**installed(links[0]), "root_version": 2, "resolved": resolved(*links)}),
+            verify(OK(plugins=names)),
+        ],
+    )
+
+
+# ---------------------------------------------------------------- republished releases
+
+V_REPUBLISHED = 20261127010000
+# Only metadata: a republished release is refused before its manifest or module is fetched.
+DOCUMENTS_ONLY = [*TOP_ONLY, r"meta/[0-9a-f]{2}/[0-9a-f]{64}\.json"]
+
+
+def republished_cases() -> None:
+    """Decision 14: a version is one set of bytes. An installed version (name, version, registry)
+    that a newer publication pins with another module or manifest is ``republished``: refused
+    right after the plan is decided, nothing fetched beyond the documents, nothing written."""
+    base = site("base")
+    newer = {"version": V_REPUBLISHED, "generated_at": "2026-11-27T01:00:00Z"}
+    other = make_release(
+        replace(
+            SPECS[E11],
+            description="RFC 5322 email address validation, republished",
+            wasm_override=tagged(
+                (SAMPLES / "validate_email" / "1.0.0" / "validate_email.wasm").read_bytes(),
+                "validate_email 1.1.0 republished",
+            ),
+        )
+    )
+    hostile = site("republished-email", Site(releases=with_releases(other), **newer))
+    kept = {"validate_email": lock_entry(E11, "")}
+    unchanged = [
+        {"op": "lockfile", "expect": {"lockfile_version": 3, "plugins": kept}, "lines": 1},
+        verify(OK(plugins=["validate_email"])),
+    ]
+    for slug, spec, how in [
+        ("update", "validate_email", "installing it again by name (an update)"),
+        ("exact", "validate_email@1.1.0", "installing validate_email@1.1.0"),
+    ]:
+        case(
+            f"republished-{slug}",
+            "republished",
+            "validate_email 1.1.0 is installed; a newer publication (index key and alice's key in other "
+            f"hands) pins another module and manifest under 1.1.0: {how} is refused before the release's "
+            "files are fetched, the installed files and the lockfile stay",
+            [
+                pin(base),
+                install(base, "validate_email", EMAIL_INSTALLED),
+                install(hostile, spec, ERR("republished"), may_fetch=DOCUMENTS_ONLY),
+                *unchanged,
+            ],
+        )
+    same = site("republished-same-bytes", Site(**newer))
+    case(
+        "republished-same-bytes",
+        "republished",
+        "validate_email 1.1.0 is installed; a newer publication pins the same bytes under 1.1.0: "
+        "installing it again by name succeeds and keeps the installed release (nothing written)",
+        [
+            pin(base),
+            install(base, "validate_email", EMAIL_INSTALLED),
+            install(same, "validate_email", installed(E11, version=V_REPUBLISHED)),
+            *unchanged[:1],
+            verify(OK(plugins=["validate_email"])),
+        ],
+    )
+    # A dependency: semver-lab 1.4.0 came in with adler32 2.0.0; the newer publication changes
+    # only its manifest (the module is the same).
+    adler = make_release(DEP_ADLER)
+    deps = [*BASE_RELEASES, adler, make_release(DEP_EMAIL), make_release(DEP_TOP)]
+    first = site("deps")
+    lab14 = SPECS[lab_spec("1.4.0")]
+    relab = make_release(replace(lab14, description="conformance test plugin, republished"))
+    assert relab.wasm == rel(lab_spec("1.4.0")).wasm and relab.manifest != rel(lab_spec("1.4.0")).manifest
+    swapped = [relab if (r.name, r.version) == ("semver-lab", "1.4.0") else r for r in deps]
+    later = site("republished-dependency", Site(releases=swapped, **newer))
+    case(
+        "republished-dependency",
+        "republished",
+        "adler32 2.0.0 and its dependency semver-lab 1.4.0 are installed; a newer publication pins "
+        "another manifest (same module) under semver-lab 1.4.0: installing adler32 again is refused, "
+        "nothing written",
+        [
+            pin(first),
+            install(first, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            install(later, "adler32@2.0.0", ERR("republished"), may_fetch=DOCUMENTS_ONLY),
+            {
+                "op": "lockfile",
+                "expect": {
+                    "lockfile_version": 3,
+                    "plugins": {
+                        "semver-lab": {
+                            "version": "1.4.0",
+                            "manifest_sha256": sha(rel(lab_spec("1.4.0")).manifest),
+                            "wasm_sha256": sha(rel(lab_spec("1.4.0")).wasm),
+                        }
+                    },
+                },
+                "lines": 1,
+            },
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -4210,6 +4404,9 @@ def build() -> dict[str, bytes]:
     installed_cases()
     success_cases()
     dependency_cases()
+    republished_cases()
+    chain_cases()
+    extism_import_cases()
     out: dict[str, bytes] = {}
     for label, key in K.items():
         out[f"keys/{label}.pub"] = key.public_key.to_text().encode()

@@ -65,6 +65,7 @@ _BY_TYPE: list[tuple[type[BaseException], str]] = [
     (ce.DownloadTooLargeError, "endless-data"),
     (ce.SlowRetrievalError, "slow-retrieval"),
     (ce.MixAndMatchError, "mix-and-match"),
+    (ce.RepublishedReleaseError, "republished"),
     (ce.WrongSoftwareError, "wrong-software"),
     (ce.RootNotPinnedError, "not-pinned"),
     (ce.PluginNotFoundError, "not-found"),
@@ -164,8 +165,13 @@ def _vocabulary() -> dict[str, Any]:
     """
     from registry_tool.manifest.config import ImportPattern, Permission
 
-    gated = {"keys": "ferrite:keys", "network": "ferrite:net", "extism_user": "extism:host/user"}
-    return {name: Permission(name, "", (ImportPattern(module),)) for name, module in gated.items()}
+    gated = {
+        "keys": (ImportPattern("ferrite:keys"),),
+        # The Extism host's own HTTP functions reach the network as much as ferrite:net does.
+        "network": (ImportPattern("ferrite:net"), ImportPattern("extism:host/env", "http_*")),
+        "extism_user": (ImportPattern("extism:host/user"),),
+    }
+    return {name: Permission(name, "", patterns) for name, patterns in gated.items()}
 
 
 def _open(args: argparse.Namespace, fetcher: Any, now: datetime) -> Any:

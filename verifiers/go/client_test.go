@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -643,5 +644,78 @@ func TestRootWalkRefusesAChainGoingOnPastItsBound(t *testing.T) {
 	}
 	if s, err = walk(3); err != nil || s.Root.Version != 4 {
 		t.Fatalf("bound 3: %v", err)
+	}
+}
+
+// Dependency resolution gives up where the Python client's does (resolvelib's 2000 rounds: one
+// per release chosen, plus the one finding nothing left to choose). A valid chain of 2000 plugins
+// is refused with "gave up"; a chain of 1998 whose last link needs a plugin nobody publishes is
+// resolved to its end (the verdict names the missing plugin). Neither downloads a release.
+func TestDependencyResolutionBoundIsPythons(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fetches and caches 4,000 plugin documents")
+	}
+	for _, c := range []struct {
+		links   int
+		missing bool
+		want    string
+	}{{MaxResolutionRounds - 2, true, "does not list missing"}, {MaxResolutionRounds, false, "gave up after 2000 rounds"}} {
+		c := c
+		t.Run(fmt.Sprint(c.links), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			for i := 0; i < c.links; i++ {
+				deps := map[string]string{fmt.Sprintf("link%04d", i+1): "^1"}
+				if i+1 == c.links {
+					deps = nil
+					if c.missing {
+						deps = map[string]string{"missing": "^1"}
+					}
+				}
+				e.site.add(&testRelease{name: fmt.Sprintf("link%04d", i), version: "1.0.0", deps: deps})
+			}
+			e.site.build()
+			s, err := e.refresh(func(o *Options) { o.Deadline = 2 * time.Minute }) // 2000 documents
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Install("link0000", e.dir, InstallOptions{})
+			wantClass(t, err, ClassDependencyConflict)
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%d links: %v, want %q", c.links, err, c.want)
+			}
+		})
+	}
+}
+
+// An installed version that the registry now publishes with other bytes is refused, named or as
+// a dependency, before anything is fetched beyond the metadata; the same bytes are kept.
+func TestRepublishedVersionIsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "uses_email", version: "1.0.0", deps: map[string]string{"validate_email": "^1.0.0"}})
+	e.site.build()
+	if _, err := e.install("uses_email", "keys"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(e.dir, LockfileName))
+	for _, r := range e.site.releases {
+		if r.name == "validate_email" && r.version == "1.1.0" {
+			r.wasm = append(append([]byte(nil), r.wasm...), 'x')
+		}
+	}
+	e.site.version++
+	e.site.build()
+	for _, spec := range []string{"uses_email", "validate_email", "validate_email@1.1.0"} {
+		_, err := e.install(spec, "keys")
+		wantClass(t, err, ClassRepublished)
+		if !strings.Contains(err.Error(), "validate_email 1.1.0 is installed with module sha256") {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if AsError(err).ExitCode() != 1 {
+			t.Fatalf("exit code %d", AsError(err).ExitCode())
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(e.dir, LockfileName)); !bytes.Equal(before, after) {
+		t.Fatal("the lockfile changed")
 	}
 }

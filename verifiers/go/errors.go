@@ -44,6 +44,7 @@ const (
 	ClassUndeclaredImport    Class = "undeclared-import"
 	ClassDependencyConflict  Class = "dependency-conflict"
 	ClassDependencyCycle     Class = "dependency-cycle"
+	ClassRepublished         Class = "republished"
 )
 
 // usageClasses are environment or usage problems (exit code 2), not attacks.

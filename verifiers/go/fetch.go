@@ -90,6 +90,13 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, u string, maxSize int64) ([]byt
 	if enc := strings.TrimSpace(strings.Join(resp.Header.Values("Content-Encoding"), ", ")); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, fmt.Errorf("refusing a compressed response (Content-Encoding %s)", enc)
 	}
+	// A body whose Content-Length announces more than the cap is refused at once (as the Python
+	// client does), not read up to the cap or left to run into the deadline.
+	if resp.ContentLength > maxSize {
+		return nil, &Error{Class: ClassEndlessData, Where: u,
+			What: fmt.Sprintf("size differs from the signed size: %s announces %d bytes, but at most %d are allowed (the size the signed metadata gives, or the fixed cap for this file)", u, resp.ContentLength, maxSize),
+			Fix:  "the server or a mirror is serving another file than the one signed; nothing was installed. Report it to the registry's maintainers"}
+	}
 	return io.ReadAll(io.LimitReader(resp.Body, maxSize+1))
 }
 
@@ -134,8 +141,11 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 		// A transport that ignores ctx is abandoned here: the verifier's deadline holds anyway.
 		r = result{err: cctx.Err()}
 	}
+	var verdict *Error
 	switch {
 	case r.err == nil:
+	case errors.As(r.err, &verdict) && verdict.Class != "":
+		return nil, verdict // the fetcher's own verdict (a Content-Length above the cap)
 	case errors.Is(r.err, ErrNotFound):
 		if notFoundOK {
 			return nil, nil

@@ -1,8 +1,10 @@
 package verifier
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -124,5 +126,55 @@ func TestHTTPStatusesBut200And404AndEncodingsAreNetwork(t *testing.T) {
 	}
 	if b, err := x.get(context.Background(), "identity", 100, false); err != nil || string(b) != "file" {
 		t.Fatalf("identity encoding: %q, %v", b, err)
+	}
+}
+
+// rawServer answers every connection on 127.0.0.1 with head (status line and headers), then one
+// body byte, then stalls until the test ends.
+func rawServer(t *testing.T, head string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = bufio.NewReader(c).ReadString('\n') // the request line is enough
+				_, _ = c.Write([]byte(head + "\r\nx"))
+				<-stop
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// A Content-Length above the cap is endless-data at once (the body is neither awaited nor read
+// to the cap), as in the Python client; two Content-Length headers that disagree are network.
+func TestHTTPContentLengthAboveTheCapIsRefusedAtOnce(t *testing.T) {
+	for _, c := range []struct {
+		head  string
+		class Class
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n", ClassEndlessData},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n", ClassEndlessData},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n", ClassNetwork},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 4, 5\r\n", ClassNetwork},
+	} {
+		base, _ := url.Parse(rawServer(t, c.head))
+		x := &transfers{fetcher: NewHTTPFetcher(), base: base, overall: time.Now().Add(30 * time.Second), perFile: 30 * time.Second}
+		start := time.Now()
+		_, err := x.get(context.Background(), "file", 100, false)
+		wantClass(t, err, c.class)
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%q: refused after %v, not at once", c.head, time.Since(start))
+		}
 	}
 }

@@ -126,6 +126,11 @@ func recomputeRequiredBy(lf *Lockfile) {
 	}
 }
 
+// MaxResolutionRounds bounds dependency resolution as the Python client bounds it (resolvelib's
+// max_rounds, registry_tool/resolve.py): one round per release chosen, plus the round that finds
+// nothing left to choose. A graph needing more is dependency-conflict ("gave up after 2000 rounds").
+const MaxResolutionRounds = 2000
+
 type edge struct {
 	parent string
 	rng    *Range
@@ -166,7 +171,11 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 	choice := map[string]chosenRelease{req.Name: {top, topDoc}}
 	var order []string
 	settled := false
-	for round := 0; round < 100 && !settled; round++ {
+	// Each choice of a release counts one round (the requested plugin's included), as a round of
+	// the Python client's resolver (resolvelib) pins one plugin: past the bound, resolution gives up.
+	pins := 1
+	ranges := map[string]*Range{} // parsed once: every round walks the whole graph again
+	for !settled {
 		// The requirements the current choices declare, breadth first from the requested plugin.
 		reqs := map[string][]edge{}
 		order = []string{req.Name}
@@ -174,10 +183,15 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 		for i := 0; i < len(order); i++ {
 			c := choice[order[i]]
 			for _, dep := range sortedKeys(c.r.Dependencies) {
-				rng, err := ParseRange(c.r.Dependencies[dep])
-				if err != nil {
-					return nil, nil, &Error{Class: ClassMalformed, Where: c.r.Manifest.Path,
-						What: fmt.Sprintf("dependency %s of %s %s has a bad range: %s", dep, c.r.Name, c.r.Version, AsError(err).What), Fix: "report it to the plugin's maintainers"}
+				text := c.r.Dependencies[dep]
+				rng, ok := ranges[text]
+				if !ok {
+					var err error
+					if rng, err = ParseRange(text); err != nil {
+						return nil, nil, &Error{Class: ClassMalformed, Where: c.r.Manifest.Path,
+							What: fmt.Sprintf("dependency %s of %s %s has a bad range: %s", dep, c.r.Name, c.r.Version, AsError(err).What), Fix: "report it to the plugin's maintainers"}
+					}
+					ranges[text] = rng
 				}
 				reqs[dep] = append(reqs[dep], edge{c.r.Name + " " + c.r.Version, rng})
 				if _, ok := choice[dep]; ok && !seen[dep] {
@@ -194,6 +208,12 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 			if dep == req.Name {
 				return nil, nil, conflict(dep, reqs[dep], "the requested "+top.Version+" does not meet them")
 			}
+			if pins+1 >= MaxResolutionRounds {
+				return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
+					What: fmt.Sprintf("dependency resolution gave up after %d rounds", MaxResolutionRounds),
+					Fix:  "pin the plugins you need exactly (name@1.2.3) to narrow the search"}
+			}
+			pins++
 			pick, pd, err := s.pickDependency(dep, reqs[dep], host, lf)
 			if err != nil {
 				return nil, nil, err
@@ -207,12 +227,16 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 			}
 		}
 	}
-	if !settled {
-		return nil, nil, &Error{Class: ClassDependencyConflict, What: "dependency resolution of " + spec + " did not settle", Fix: "pin versions exactly"}
-	}
 	if cycle := findCycle(req.Name, choice); cycle != nil {
 		return nil, nil, &Error{Class: ClassDependencyCycle, What: "dependency cycle: " + strings.Join(cycle, " -> "),
 			Fix: "plugins are loaded in dependency order, so a cycle cannot be installed; ask the maintainers to break it"}
+	}
+	// A version is one set of bytes: an installed version the registry now pins with other bytes
+	// is refused before any manifest is fetched (never swapped in silently).
+	for _, name := range order {
+		if err := refuseRepublished(lf.Plugins[name], choice[name].r, s.url); err != nil {
+			return nil, nil, err
+		}
 	}
 	plan := map[string]*plannedRelease{}
 	for _, name := range order {
@@ -235,6 +259,30 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 		plan[name] = p
 	}
 	return plan, order, nil
+}
+
+// refuseRepublished: the release r of the plan has the name and version of the lockfile entry e
+// installed from this registry, but the registry pins other bytes (module or manifest) for it.
+// A published version is immutable (the build refuses to change one): other bytes under an
+// installed version mean a registry rebuilt without its history, or a maintainer key and the
+// index key in other hands.
+func refuseRepublished(e *LockEntry, r *Release, registry string) error {
+	if e == nil || e.Registry != registry || e.Version != r.Version ||
+		(e.WasmSHA256 == r.Wasm.SHA256 && e.ManifestSHA256 == r.Manifest.SHA256) {
+		return nil
+	}
+	return &Error{Class: ClassRepublished, Where: r.Name + " " + r.Version,
+		What: fmt.Sprintf("%s %s is installed with module sha256 %s… and manifest sha256 %s…, but the registry now publishes "+
+			"other bytes under the same version (module %s…, manifest %s…): a republished release",
+			r.Name, r.Version, short(e.WasmSHA256), short(e.ManifestSHA256), short(r.Wasm.SHA256), short(r.Manifest.SHA256)),
+		Fix: "ask the registry's owners why; to take the new bytes anyway, remove " + r.Name + " from the plugin directory and install it again"}
+}
+
+func short(digest string) string {
+	if len(digest) > 16 {
+		return digest[:16]
+	}
+	return digest
 }
 
 func meetsAll(r *Release, edges []edge) bool {

@@ -4,16 +4,37 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
 // The import check (conformance feature "import-check"): a module may import a permission-gated
-// host module only when its signed manifest declares that permission. The gated modules are the
-// registry vocabulary the conformance suite fixes (registry.toml [permissions.*] imports).
+// host function only when its signed manifest declares that permission. The gated imports are the
+// registry vocabulary the conformance suite fixes (registry.toml [permissions.*] imports,
+// conformance/README.md decision 11.7): every import of these modules,
 var gatedImports = map[string]string{
 	"ferrite:keys":     "keys",
 	"ferrite:net":      "network",
 	"extism:host/user": "extism_user",
+}
+
+// and the Extism host's own HTTP functions (http_request, http_status_code, http_headers: every
+// name starting "http_" of module extism:host/env), which reach the network as ferrite:net does.
+// Every other extism:host/env import is ungated.
+const (
+	extismEnv        = "extism:host/env"
+	extismHTTPPrefix = "http_"
+)
+
+// gatedPermission is the permission an import of module.name needs, if any.
+func gatedPermission(module, name string) (string, bool) {
+	if perm, ok := gatedImports[module]; ok {
+		return perm, true
+	}
+	if module == extismEnv && strings.HasPrefix(name, extismHTTPPrefix) {
+		return "network", true
+	}
+	return "", false
 }
 
 var (
@@ -300,7 +321,7 @@ func checkImports(wasm []byte, declared []string, where string) error {
 		have[p] = true
 	}
 	for _, imp := range imports {
-		if perm, gated := gatedImports[imp[0]]; gated && !have[perm] {
+		if perm, gated := gatedPermission(imp[0], imp[1]); gated && !have[perm] {
 			return &Error{Class: ClassUndeclaredImport, Where: where,
 				What: fmt.Sprintf("the module imports %s.%s, which needs permission '%s' that its signed manifest does not declare", imp[0], imp[1], perm),
 				Fix:  "the release is inconsistent; its maintainers must declare the permission (or drop the import) and re-sign"}

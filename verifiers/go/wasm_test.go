@@ -84,3 +84,40 @@ func TestModuleImportsReadsTheSpecEncoding(t *testing.T) {
 		t.Errorf("a component: %v %v, want nothing to check", got, err)
 	}
 }
+
+// Decision 11.7: the Extism host's HTTP functions (extism:host/env http_*) need network; every
+// other extism:host/env import is ungated; the gated modules need their permission whatever the name.
+func TestExtismHTTPImportsNeedNetwork(t *testing.T) {
+	types := wasmSection(1, []byte{1, 0x60, 0, 0})
+	one := func(mod, field string) []byte {
+		return wasmModule(types, wasmSection(2, append([]byte{1}, wasmImport(mod, field, 0, 0)...)))
+	}
+	cases := []struct {
+		mod, field string
+		declared   []string
+		refused    bool
+	}{
+		{"extism:host/env", "http_request", nil, true},
+		{"extism:host/env", "http_status_code", []string{"keys"}, true},
+		{"extism:host/env", "http_headers", nil, true},
+		{"extism:host/env", "http_", nil, true},
+		{"extism:host/env", "http_request", []string{"network"}, false},
+		{"extism:host/env", "config_get", nil, false},
+		{"extism:host/env", "HTTP_request", nil, false},
+		{"extism:host/env", "xhttp_request", nil, false},
+		{"extism:host/user", "anything", nil, true},
+		{"extism:host/user", "anything", []string{"extism_user"}, false},
+		{"env", "http_request", nil, false},
+		{"ferrite:net", "connect", nil, true},
+	}
+	for _, c := range cases {
+		err := checkImports(one(c.mod, c.field), c.declared, "x")
+		if c.refused {
+			if err == nil || AsError(err).Class != ClassUndeclaredImport {
+				t.Errorf("%s.%s with %v: %v, want undeclared-import", c.mod, c.field, c.declared, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s.%s with %v: %v", c.mod, c.field, c.declared, err)
+		}
+	}
+}

@@ -670,14 +670,14 @@ impl<'v> Session<'v> {
             )));
         }
         // 7: gated host modules need their permission declared
-        let imports = crate::wasm::import_modules(&wasm)
+        let imports = crate::wasm::imports(&wasm)
             .map_err(|e| Error::new(Class::Malformed, format!("the module of {} cannot be read: {}", label, e)))?;
-        for module in imports.unwrap_or_default() {
-            if let Some((_, perm)) = crate::wasm::GATED_MODULES.iter().find(|(m, _)| *m == module) {
-                if !facts.permissions.contains(*perm) {
+        for (module, name) in imports.unwrap_or_default() {
+            if let Some(perm) = crate::wasm::gated_permission(&module, &name) {
+                if !facts.permissions.contains(perm) {
                     return Err(Error::new(
                         Class::UndeclaredImport,
-                        format!("the module of {} imports {:?}, which needs permission {:?} that its signed manifest does not declare; do not install it", label, module, perm),
+                        format!("the module of {} imports {}.{}, which needs permission {:?} that its signed manifest does not declare; do not install it", label, module, name, perm),
                     ));
                 }
             }
@@ -717,22 +717,37 @@ impl<'v> Session<'v> {
                 ),
             )
         };
-        for _round in 0..100 {
+        // Each choice of a release counts one round (the requested plugin's included), as a round
+        // of the Python client's resolver (resolvelib) pins one plugin: past the bound, it gives up.
+        let mut pins = 1usize;
+        // Parsed once: every round walks the whole graph again.
+        let mut parsed: BTreeMap<(String, String), Requirement> = BTreeMap::new();
+        loop {
             let mut reqs: BTreeMap<String, Vec<(String, Requirement)>> = BTreeMap::new();
             let mut order = vec![req.name.clone()];
+            let mut seen: BTreeSet<String> = BTreeSet::new();
+            seen.insert(req.name.clone());
             let mut i = 0;
             while i < order.len() {
                 let (doc, version) = &choice[&order[i]];
                 let r = &doc.versions[version];
                 for (dep, range) in &r.dependencies {
-                    let dep_req = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
-                        Error::new(
-                            Class::Malformed,
-                            format!("{} depends on {}@{}: {}", r.name, dep, range, e.message()),
-                        )
-                    })?;
+                    let key = (dep.clone(), range.clone());
+                    let dep_req = match parsed.get(&key) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
+                                Error::new(
+                                    Class::Malformed,
+                                    format!("{} depends on {}@{}: {}", r.name, dep, range, e.message()),
+                                )
+                            })?;
+                            parsed.insert(key, p.clone());
+                            p
+                        }
+                    };
                     reqs.entry(dep.clone()).or_default().push((format!("{} {}", r.name, r.version), dep_req));
-                    if choice.contains_key(dep) && !order.contains(dep) {
+                    if choice.contains_key(dep) && seen.insert(dep.clone()) {
                         order.push(dep.clone());
                     }
                 }
@@ -748,6 +763,16 @@ impl<'v> Session<'v> {
                 if dep == &req.name {
                     return Err(conflict(dep, edges, format!("the requested {} does not meet them", top)));
                 }
+                if pins + 1 >= MAX_RESOLUTION_ROUNDS {
+                    return Err(Error::new(
+                        Class::DependencyConflict,
+                        format!(
+                            "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
+                            req.name, MAX_RESOLUTION_ROUNDS
+                        ),
+                    ));
+                }
+                pins += 1;
                 let doc = match self.plugin_document(dep) {
                     Ok(d) => d,
                     Err(e) if e.class == Class::NotFound => {
@@ -795,10 +820,6 @@ impl<'v> Session<'v> {
                 return Ok((choice, order));
             }
         }
-        Err(Error::new(
-            Class::DependencyConflict,
-            format!("dependency resolution of {} did not settle; pin versions exactly", req.name),
-        ))
     }
 
     /// Resolve `spec` and its dependencies, verify everything, install atomically under the
@@ -824,6 +845,14 @@ impl<'v> Session<'v> {
         let nothing = Lockfile::default();
         let installed = earlier.as_ref().map_or(&nothing, |(_, f)| &f.lockfile);
         let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), installed)?;
+        // A version is one set of bytes: an installed version the registry now pins with other
+        // bytes is refused before any manifest is fetched (never swapped in silently).
+        for name in &order {
+            let (doc, version) = &choice[name];
+            if let Some(e) = installed.plugins.get(name) {
+                refuse_republished(e, &doc.versions[version], &self.verifier.url)?;
+            }
+        }
         // Every release of the graph is fetched and verified before anything is written.
         let mut plan: Vec<VerifiedRelease> = Vec::new();
         for name in &order {
@@ -899,6 +928,41 @@ impl<'v> Session<'v> {
         }
         Ok(entries)
     }
+}
+
+/// Dependency resolution's bound, the Python client's (resolvelib's `max_rounds`,
+/// registry_tool/resolve.py): one round per release chosen, plus the round that finds nothing
+/// left to choose. A graph needing more is `dependency-conflict` ("gave up after 2000 rounds").
+pub const MAX_RESOLUTION_ROUNDS: usize = 2000;
+
+/// The release `r` of a plan has the name and version of the entry `e` installed from this
+/// registry, but the registry pins other bytes (module or manifest) for it: `republished`. A
+/// published version is immutable (the build refuses to change one): other bytes under an
+/// installed version mean a registry rebuilt without its history, or a maintainer key and the
+/// index key in other hands.
+fn refuse_republished(e: &Entry, r: &Release, registry: &str) -> Result<()> {
+    if e.registry != registry
+        || e.version != r.version
+        || (e.wasm_sha256 == r.wasm.sha256 && e.manifest_sha256 == r.manifest.sha256)
+    {
+        return Ok(());
+    }
+    let short = |d: &str| d.chars().take(16).collect::<String>();
+    Err(Error::new(
+        Class::Republished,
+        format!(
+            "{} {} is installed with module sha256 {}\u{2026} and manifest sha256 {}\u{2026}, but the registry now publishes \
+             other bytes under the same version (module {}\u{2026}, manifest {}\u{2026}): a republished release; ask the \
+             registry's owners why; to take the new bytes anyway, remove {} from the plugin directory and install it again",
+            r.name,
+            r.version,
+            short(&e.wasm_sha256),
+            short(&e.manifest_sha256),
+            short(&r.wasm.sha256),
+            short(&r.manifest.sha256),
+            r.name
+        ),
+    ))
 }
 
 /// A dependency cycle among the chosen releases reachable from `start` (names, first repeated).

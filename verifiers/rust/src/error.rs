@@ -34,6 +34,7 @@ pub enum Class {
     Network,
     DependencyConflict,
     DependencyCycle,
+    Republished,
 }
 
 impl Class {
@@ -67,6 +68,7 @@ impl Class {
             Network => "network",
             DependencyConflict => "dependency-conflict",
             DependencyCycle => "dependency-cycle",
+            Republished => "republished",
         }
     }
 

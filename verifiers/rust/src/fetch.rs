@@ -15,6 +15,9 @@ pub enum Response {
     NotFound,
     /// 200: the body, read by the verifier under its cap and deadline.
     Body(Box<dyn Read + Send>),
+    /// 200 with the length its `Content-Length` announces: more than the cap is `endless-data`
+    /// at once (nothing is read); otherwise the body is read as `Body`'s.
+    Announced(Box<dyn Read + Send>, u64),
 }
 
 /// Why a transport could not deliver a response.
@@ -42,7 +45,14 @@ pub struct Fetcher {
 
 const CHUNK: usize = 64 * 1024;
 
-type Message = Result<Option<Vec<u8>>, TransportError>;
+type Message = Result<Option<Vec<u8>>, Failure>;
+
+/// Why the helper thread stopped without a body.
+enum Failure {
+    Transport(TransportError),
+    /// the response announced (Content-Length) this many bytes, more than the cap
+    Announced(u64),
+}
 
 impl Fetcher {
     /// `base` is the registry URL (a trailing `/` is added when missing); every transfer of
@@ -74,15 +84,15 @@ impl Fetcher {
         let deadline = self.deadline;
         let limit = cap.saturating_add(1);
         let target = url.clone();
-        std::thread::spawn(move || pump(transport.as_ref(), &target, deadline, limit, &tx));
+        std::thread::spawn(move || pump(transport.as_ref(), &target, deadline, cap, limit, &tx));
         collect(&rx, deadline, cap, &url)
     }
 }
 
-fn pump(transport: &dyn Transport, url: &str, deadline: Instant, limit: u64, tx: &mpsc::SyncSender<Message>) {
+fn pump(transport: &dyn Transport, url: &str, deadline: Instant, cap: u64, limit: u64, tx: &mpsc::SyncSender<Message>) {
     let body = match transport.get(url, deadline) {
         Err(e) => {
-            let _ = tx.send(Err(e));
+            let _ = tx.send(Err(Failure::Transport(e)));
             return;
         }
         Ok(Response::NotFound) => {
@@ -90,6 +100,11 @@ fn pump(transport: &dyn Transport, url: &str, deadline: Instant, limit: u64, tx:
             return;
         }
         Ok(Response::Body(body)) => body,
+        Ok(Response::Announced(_, length)) if length > cap => {
+            let _ = tx.send(Err(Failure::Announced(length)));
+            return;
+        }
+        Ok(Response::Announced(body, _)) => body,
     };
     let mut body = body.take(limit);
     loop {
@@ -113,7 +128,7 @@ fn pump(transport: &dyn Transport, url: &str, deadline: Instant, limit: u64, tx:
                     }
                     _ => TransportError::Network(e.to_string()),
                 };
-                let _ = tx.send(Err(err));
+                let _ = tx.send(Err(Failure::Transport(err)));
                 return;
             }
         }
@@ -127,12 +142,7 @@ fn slow(url: &str) -> Error {
     )
 }
 
-fn collect(
-    rx: &mpsc::Receiver<Result<Option<Vec<u8>>, TransportError>>,
-    deadline: Instant,
-    cap: u64,
-    url: &str,
-) -> Result<Option<Vec<u8>>, Error> {
+fn collect(rx: &mpsc::Receiver<Message>, deadline: Instant, cap: u64, url: &str) -> Result<Option<Vec<u8>>, Error> {
     let mut data: Vec<u8> = Vec::new();
     let mut started = false;
     loop {
@@ -145,8 +155,17 @@ fn collect(
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Error::new(Class::Network, format!("the transport for {} stopped without an answer", url)))
             }
-            Ok(Err(TransportError::Timeout(_))) => return Err(slow(url)),
-            Ok(Err(TransportError::Network(msg))) => {
+            Ok(Err(Failure::Announced(length))) => {
+                return Err(Error::new(
+                    Class::EndlessData,
+                    format!(
+                        "size differs from the signed size: {} announces {} bytes, but at most {} are allowed (the size the signed metadata gives, or the fixed cap for this file); the server or a mirror is serving another file than the one signed, nothing was used",
+                        url, length, cap
+                    ),
+                ))
+            }
+            Ok(Err(Failure::Transport(TransportError::Timeout(_)))) => return Err(slow(url)),
+            Ok(Err(Failure::Transport(TransportError::Network(msg)))) => {
                 return Err(Error::new(
                     Class::Network,
                     format!("could not fetch {}: {}; check the registry URL and the network", url, msg),
@@ -285,7 +304,27 @@ impl Transport for HttpTransport {
                     encoding
                 )));
             }
-            return Ok(Response::Body(Box::new(resp.into_reader())));
+            // Content-Length, as the Python client (urllib3) and Go read it: repeated headers (or
+            // comma-separated values) that disagree are refused; one length above the cap is
+            // endless-data before the body is read (Fetcher::get).
+            let lengths: Vec<String> =
+                resp.all("Content-Length").iter().flat_map(|v| v.split(',')).map(|v| v.trim().to_owned()).collect();
+            if lengths.iter().any(|v| v != &lengths[0]) {
+                return Err(TransportError::Network(format!(
+                    "{} was sent with Content-Length headers that disagree ({})",
+                    current.as_url(),
+                    lengths.join(", ")
+                )));
+            }
+            let announced = lengths
+                .first()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+            let body: Box<dyn Read + Send> = Box::new(resp.into_reader());
+            return Ok(match announced {
+                Some(length) => Response::Announced(body, length),
+                None => Response::Body(body),
+            });
         }
         Err(TransportError::Network(format!("more than {} redirects fetching {}", MAX_REDIRECTS, url)))
     }
@@ -341,6 +380,8 @@ mod tests {
                     std::thread::sleep(Duration::from_secs(3600));
                     Ok(Response::NotFound)
                 }
+                "announced" => Ok(Response::Announced(Box::new(Stalled), 1_000_000)),
+                "announced-ok" => Ok(Response::Announced(Box::new(io::Cursor::new(b"hello".to_vec())), 5)),
                 "404" => Ok(Response::NotFound),
                 "500" => Err(TransportError::Network("HTTP status 500".into())),
                 _ => Ok(Response::Body(Box::new(io::Cursor::new(b"hello".to_vec())))),
@@ -362,6 +403,14 @@ mod tests {
         // the deadline is short and the transport sleeps for an hour: no timing luck involved
         assert_eq!(fetch("stalled", 1000, Duration::from_millis(200)).unwrap_err().class, Class::SlowRetrieval);
         assert_eq!(fetch("hang", 1000, Duration::from_millis(200)).unwrap_err().class, Class::SlowRetrieval);
+    }
+
+    #[test]
+    fn an_announced_length_above_the_cap_is_refused_without_reading() {
+        // the body would stall for an hour: the verdict comes from the announced length alone
+        assert_eq!(fetch("announced", 1000, Duration::from_secs(60)).unwrap_err().class, Class::EndlessData);
+        assert_eq!(fetch("announced-ok", 5, Duration::from_secs(60)).unwrap().unwrap(), b"hello");
+        assert_eq!(fetch("announced-ok", 4, Duration::from_secs(60)).unwrap_err().class, Class::EndlessData);
     }
 
     #[test]

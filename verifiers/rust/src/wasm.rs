@@ -2,10 +2,27 @@
 //! checked against the permissions its signed manifest declares (feature `import-check` of
 //! the conformance suite). Only the section layout is read; nothing is executed.
 
-/// Host modules gated by a permission (registry.toml's vocabulary of the registries this
-/// verifier serves; conformance/README.md decision 11.7).
+/// Host modules gated by a permission, every import of them (registry.toml's vocabulary of the
+/// registries this verifier serves; conformance/README.md decision 11.7).
 pub const GATED_MODULES: &[(&str, &str)] =
     &[("ferrite:keys", "keys"), ("ferrite:net", "network"), ("extism:host/user", "extism_user")];
+
+/// The Extism host's own HTTP functions (`http_request`, `http_status_code`, `http_headers`: every
+/// name starting `http_` of module `extism:host/env`) reach the network as `ferrite:net` does:
+/// they need `network`. Every other `extism:host/env` import is ungated.
+pub const EXTISM_HTTP: (&str, &str, &str) = ("extism:host/env", "http_", "network");
+
+/// The permission an import of `module`.`name` needs, if any (decision 11.7).
+pub fn gated_permission(module: &str, name: &str) -> Option<&'static str> {
+    if let Some((_, perm)) = GATED_MODULES.iter().find(|(m, _)| *m == module) {
+        return Some(perm);
+    }
+    let (env, prefix, perm) = EXTISM_HTTP;
+    if module == env && name.starts_with(prefix) {
+        return Some(perm);
+    }
+    None
+}
 
 struct Reader<'a> {
     data: &'a [u8],
@@ -134,6 +151,12 @@ pub fn is_component(module: &[u8]) -> bool {
 /// overrun its end, repeat or come out of order, or whose import section has bytes after its
 /// imports.
 pub fn import_modules(module: &[u8]) -> Result<Option<Vec<String>>, String> {
+    Ok(imports(module)?.map(|all| all.into_iter().map(|(m, _)| m).collect()))
+}
+
+/// `(module, name)` of every import of a core module; `None` for a component. Errors as
+/// [`import_modules`].
+pub fn imports(module: &[u8]) -> Result<Option<Vec<(String, String)>>, String> {
     if module.len() < 8 || &module[0..4] != b"\0asm" {
         return Err("not a WebAssembly binary".into());
     }
@@ -166,12 +189,12 @@ pub fn import_modules(module: &[u8]) -> Result<Option<Vec<String>>, String> {
 }
 
 /// An import section's contents, which must end exactly with its last import.
-fn read_imports(body: &[u8]) -> Result<Vec<String>, String> {
+fn read_imports(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     let mut s = Reader { data: body, pos: 0 };
     let mut out = Vec::new();
     for _ in 0..s.u32()? {
         let module_name = s.name()?.to_owned();
-        s.name()?;
+        let field = s.name()?.to_owned();
         match s.byte()? {
             0 => {
                 s.u32()?;
@@ -197,7 +220,7 @@ fn read_imports(body: &[u8]) -> Result<Vec<String>, String> {
             }
             k => return Err(format!("unknown import kind {}", k)),
         }
-        out.push(module_name);
+        out.push((module_name, field));
     }
     if s.pos != body.len() {
         return Err("the import section has bytes after its imports".into());
@@ -263,6 +286,32 @@ mod tests {
         let mut out = b"\0asm\x01\0\0\0".to_vec();
         sections.iter().for_each(|s| out.extend_from_slice(s));
         out
+    }
+
+    /// Decision 11.7: extism:host/env http_* needs network, the rest of extism:host/env nothing.
+    #[test]
+    fn extism_http_imports_need_network() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("extism:host/env", "http_request", Some("network")),
+            ("extism:host/env", "http_status_code", Some("network")),
+            ("extism:host/env", "http_headers", Some("network")),
+            ("extism:host/env", "http_", Some("network")),
+            ("extism:host/env", "config_get", None),
+            ("extism:host/env", "HTTP_request", None),
+            ("extism:host/env", "xhttp_request", None),
+            ("extism:host/user", "anything", Some("extism_user")),
+            ("ferrite:keys", "get", Some("keys")),
+            ("env", "http_request", None),
+        ];
+        for (module, name, want) in cases {
+            assert_eq!(gated_permission(module, name), *want, "{}.{}", module, name);
+        }
+        let m = module(&[section(1, &[1, 0x60, 0, 0]), imports(&[import("extism:host/env", "http_request", &[0, 0])])]);
+        assert_eq!(imports_of(&m), vec![("extism:host/env".to_string(), "http_request".to_string())]);
+    }
+
+    fn imports_of(m: &[u8]) -> Vec<(String, String)> {
+        super::imports(m).unwrap().unwrap()
     }
 
     /// What a module is called, its bytes, and the import modules read (`None`: an error).

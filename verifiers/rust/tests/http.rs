@@ -133,3 +133,51 @@ fn a_body_with_a_content_encoding_other_than_identity_is_refused() {
     assert_eq!(get(port, "identity").unwrap().unwrap(), b"file");
     assert_eq!(get(port, "empty-encoding").unwrap().unwrap(), b"file");
 }
+
+/// A server on 127.0.0.1 answering every connection with `head` (status line and headers), one
+/// body byte, then nothing for a minute (the connection stays open).
+fn serve_raw(head: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = match stream {
+                Ok(s) => s,
+                Err(_) => continue,
+            };
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
+                let _ = write!(stream, "{}\r\nx", head);
+                let _ = stream.flush();
+                std::thread::sleep(Duration::from_secs(60));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_content_length_above_the_cap_is_endless_data_at_once() {
+    // As the Python client: the announced length alone decides; the body is not awaited (the
+    // server stalls after one byte, the deadline is 30 s away).
+    for head in ["HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1001\r\n"] {
+        let start = Instant::now();
+        match get(serve_raw(head), "file") {
+            Err(e) => assert_eq!(e.class, Class::EndlessData, "{:?}: {}", head, e),
+            Ok(v) => panic!("{:?}: accepted {:?}", head, v),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}: refused after {:?}", head, start.elapsed());
+    }
+}
+
+#[test]
+fn content_length_headers_that_disagree_are_network() {
+    for head in
+        ["HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4, 5\r\n"]
+    {
+        let start = Instant::now();
+        network(serve_raw(head), "file");
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}: refused after {:?}", head, start.elapsed());
+    }
+}
