@@ -62,7 +62,14 @@ from registry_tool.format import (
     is_version,
 )
 from registry_tool.format.errors import DocumentError
-from registry_tool.format.rules import KEY_ID_RE, PERMISSION_RE, PLUGIN_NAME_RE, SHA256_RE, TIME_RE
+from registry_tool.format.rules import (
+    KEY_ID_RE,
+    PERMISSION_RE,
+    PLUGIN_NAME_RE,
+    SHA256_RE,
+    TIME_RE,
+    parse_time_strict,
+)
 from registry_tool.format.strictjson import load_strict
 from registry_tool.resolve import Dependency, Installed
 from registry_tool.signing.minisign import MAX_SIGNATURE_FILE
@@ -476,6 +483,9 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     deps = raw["dependencies"]
     if not isinstance(deps, dict) or not all(is_safe_name(k) and isinstance(v, str) for k, v in deps.items()):
         raise e.fail("dependencies", "must map plugin names to version ranges")
+    published_at = e.str_("published_at", TIME_RE)
+    if parse_time_strict(published_at) is None:  # 2026-02-30, T24:00:00, year 0000 (decision 7)
+        raise e.fail("published_at", "is no time in the calendar")
     return LockedPlugin(
         name=name,
         version=version,
@@ -491,7 +501,7 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
         signatures=signatures,
         signers=e.strs("signers", KEY_ID_RE),
         permissions=e.strs("permissions", PERMISSION_RE),
-        published_at=e.str_("published_at", TIME_RE),
+        published_at=published_at,
         dependencies=dict(deps),
         required_by=e.strs("required_by", PLUGIN_NAME_RE),
     )

@@ -136,3 +136,18 @@ def test_a_string_listed_twice_is_refused(tmp_path: Path, field: str, value: lis
     ok = {**entry("aa"), field: value[:1]}
     (tmp_path / LOCKFILE).write_bytes(line({"lockfile_version": 3, "plugins": {"aa": ok}}))
     assert fresh(tmp_path) == {"aa": "1.0.0"}
+
+
+@pytest.mark.parametrize(
+    "when", ["2026-02-30T12:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T12:00:60Z", "0000-01-01T00:00:00Z"]
+)
+def test_a_publication_time_no_calendar_has_is_a_malformed_lockfile(tmp_path: Path, when: str) -> None:
+    """Decision 7: times exactly, years 1 or later; the Rust verifier refused these, Python took them."""
+    from registry_tool.client.errors import LockfileError
+
+    (tmp_path / LOCKFILE).write_bytes(
+        line({"lockfile_version": 3, "plugins": {"alpha": entry("alpha") | {"published_at": when}}})
+    )
+    client_install.forget_parsed()
+    with pytest.raises(LockfileError, match="published_at"):
+        read_lockfile(tmp_path)

@@ -240,6 +240,10 @@ func (d *doc) entry(v any, p, name string) *LockEntry {
 	if d.err != nil {
 		return nil
 	}
+	if _, ok := ParseTime(e.PublishedAt); !ok { // 2026-02-30, T24:00:00, year 0000 (decision 7)
+		d.fail(p+".published_at", "%q is no time in the calendar", e.PublishedAt)
+		return nil
+	}
 	for _, rel := range append([]string{e.Manifest, e.Wasm}, e.Signatures...) {
 		if !releaseFilePath(rel, name, e.Version) {
 			d.fail(p, "path %q is not %s/%s/<file name>", rel, name, e.Version)

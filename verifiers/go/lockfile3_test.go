@@ -112,6 +112,7 @@ func TestEveryLineIsReadStrictly(t *testing.T) {
 	wrongType := strings.Replace(entryJSON(a), `"version":"1.0.0"`, `"version":1`, 1)
 	outside := strings.Replace(entryJSON(a), `"wasm":"alpha/1.0.0/alpha.wasm"`, `"wasm":"beta/1.0.0/alpha.wasm"`, 1)
 	deep := strings.Repeat("[", 70) + strings.Repeat("]", 70)
+	feb30 := strings.Replace(entryJSON(a), `"published_at":"2026-11-21T12:00:00Z"`, `"published_at":"2026-02-30T12:00:00Z"`, 1)
 	for what, body := range map[string]string{
 		"duplicate member in a change line":  base + `{"plugins":{"alpha":null},"plugins":{"alpha":null}}` + "\n",
 		"duplicate name in a change line":    change(`{"alpha":null,"alpha":null}`),
@@ -125,6 +126,7 @@ func TestEveryLineIsReadStrictly(t *testing.T) {
 		"missing member of a changed entry":  change(`{"alpha":` + missing + `}`),
 		"wrong type in a changed entry":      change(`{"alpha":` + wrongType + `}`),
 		"entry path outside its release":     change(`{"alpha":` + outside + `}`),
+		"publication time not in a calendar": change(`{"alpha":` + feb30 + `}`),
 		"changed entry of another type":      change(`{"alpha":[]}`),
 		"not a plugin name":                  change(`{"Alpha":null}`),
 		"nested too deep":                    change(`{"alpha":` + deep + `}`),
