@@ -840,15 +840,16 @@ def _commit(session: DirSession, delta: Mapping[str, LockedPlugin | None]) -> No
             else None
         )
     try:
-        if state is not None:
+        # Also cuts an unfinished tail; a lockfile with other hard links gets a new base instead.
+        if state is None and pdir.append_durable(LOCKFILE, line, keep=len(before)):
+            data, changes = before + line, changes_before + 1
+        else:
             # A new base: the whole state as one line, written atomically as version 2 files were.
+            state = state if state is not None else Lockfile(dict(plugins))
             state.apply(delta)
             data = state.to_bytes()
             pdir.write_atomic(LOCKFILE, data, read_back=False, tmp_name=_LOCKFILE_TMP)
             changes = 0
-        else:
-            pdir.append_durable(LOCKFILE, line, keep=len(before))  # also cuts an unfinished tail
-            data, changes = before + line, changes_before + 1
     except BaseException:
         with _PARSE_LOCK:  # the file's state is unknown after a failed write: parse it again next time
             if _PARSED.get(key) is lock:

@@ -291,14 +291,16 @@ class PluginDir:
             if durable:
                 os.fsync(fd)
 
-    def append_durable(self, rel: str, data: bytes, *, keep: int) -> None:
+    def append_durable(self, rel: str, data: bytes, *, keep: int) -> bool:
         """Append ``data`` to the regular file ``rel`` with one ``write()``, then fsync it (the commit).
 
         The file is opened with O_WRONLY|O_APPEND|O_NOFOLLOW (never through a link), first cut
         back to ``keep`` bytes when longer (bytes an unfinished write left after the last
         complete record).  A file shorter than ``keep`` changed behind the caller's back: refused.
         A short write is cut back off and refused, so the file never ends in half a record that
-        a later append would complete into garbage.
+        a later append would complete into garbage.  A file with other hard links is not written
+        (False): the write would land in every other name of it too (a file outside the plugin
+        directory, linked in), so the caller writes a new file instead.
         """
         parts = _split(rel)
         with self.directory("/".join(parts[:-1])) as fd:
@@ -320,6 +322,8 @@ class PluginDir:
                 info = os.fstat(out)
                 if not stat.S_ISREG(info.st_mode):
                     raise _unsafe(self.root, rel, "is not a regular file")
+                if info.st_nlink > 1:
+                    return False
                 if info.st_size < keep:
                     raise UsageError(
                         f"{self.root / rel} became shorter while the writers' lock was held",
@@ -339,6 +343,7 @@ class PluginDir:
                 os.fsync(out)
             finally:
                 os.close(out)
+        return True
 
     def unlink(self, rel: str) -> bool:
         """Delete the file ``rel`` (a link is removed itself, never its target); False when absent."""

@@ -100,13 +100,13 @@ def test_a_line_folded_by_a_reader_during_a_commit_leaves_no_stale_parse(
     read_lockfile(tmp_path)
     real = PluginDir.append_durable
 
-    def racing(self: PluginDir, rel: str, data: bytes, *, keep: int) -> None:
+    def racing(self: PluginDir, rel: str, data: bytes, *, keep: int) -> bool:
         # Inside the commit, before its line lands: a writer that ignores the lock appends a
         # line, and a reader thread of this host folds it into the shared parse.
         with path.open("ab") as f:
             f.write(line({"plugins": {"other": entry("other", "1.0.1")}}))
         read_lockfile(tmp_path)
-        real(self, rel, data, keep=keep)
+        return real(self, rel, data, keep=keep)
 
     monkeypatch.setattr(PluginDir, "append_durable", racing)
     with plugin_dir_lock(tmp_path) as session:
@@ -151,3 +151,19 @@ def test_a_publication_time_no_calendar_has_is_a_malformed_lockfile(tmp_path: Pa
     client_install.forget_parsed()
     with pytest.raises(LockfileError, match="published_at"):
         read_lockfile(tmp_path)
+
+
+def test_a_lockfile_with_another_hard_link_is_replaced_not_appended_to(tmp_path: Path) -> None:
+    """A file outside the plugin directory linked in as the lockfile: an append wrote into it."""
+    outside = tmp_path / "outside.json"
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    outside.write_bytes(line({"lockfile_version": 3, "plugins": {"victim": entry("victim")}}))
+    os.link(outside, plugins / LOCKFILE)
+    before = outside.read_bytes()
+    read_lockfile(plugins)
+    with plugin_dir_lock(plugins) as session:
+        client_install._commit(session, {"victim": None})
+    assert outside.read_bytes() == before  # untouched
+    assert (plugins / LOCKFILE).stat().st_nlink == 1
+    assert "victim" not in fresh(plugins)
