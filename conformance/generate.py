@@ -59,6 +59,8 @@ PUBLISHED = "2026-11-20T00:00:00Z"
 DEFAULT_LIMITS = {"fuel": 50_000_000, "memory": 16 * 1024 * 1024, "wall_time_ms": 2000}
 LEAF_MAX = 2  # small on purpose: the sites exercise branch nodes (verifiers must not assume 64)
 DEADLINE_SLOW = 1500
+# A case whose one operation makes hundreds of transfers (dep-chain-150): far from the 10 s default.
+DEADLINE_BULK = 50_000
 
 LABELS = (
     "root-a",
@@ -4282,7 +4284,14 @@ def chain_cases() -> None:
             pin(s),
             # every verifier walks to root 2 (an interop run verifies with another one's state)
             refresh(s, OK(registry_version=V_BASE, root_version=2)),
-            install(s, names[0], {**installed(links[0]), "root_version": 2, "resolved": resolved(*links)}),
+            # 600 transfers in one operation: the default 10 s deadline is timing luck on a loaded
+            # machine; the step limit (60 s) still bounds it.
+            install(
+                s,
+                names[0],
+                {**installed(links[0]), "root_version": 2, "resolved": resolved(*links)},
+                deadline_ms=DEADLINE_BULK,
+            ),
             verify(OK(plugins=names)),
         ],
     )
