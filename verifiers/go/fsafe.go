@@ -157,29 +157,35 @@ func (d *dirFD) writeFile(name string, data []byte) error {
 // appendLine is the commit of one lockfile change: it opens the regular file name below d with
 // O_WRONLY|O_APPEND|O_NOFOLLOW, cuts it back to keep bytes (the tail of a write that did not
 // finish), appends data with ONE write() and fsyncs it; the fsync is the commit point. A write
-// cut short leaves a tail without "\n", which readers ignore and the next writer cuts.
-func (d *dirFD) appendLine(name string, keep int64, data []byte) error {
+// cut short leaves a tail without "\n", which readers ignore and the next writer cuts. A file
+// with other hard links (st_nlink > 1) is not written and false is returned: the append would land
+// in every other name of it too (a file outside the plugin directory, linked in), so the caller
+// writes a new file instead.
+func (d *dirFD) appendLine(name string, keep int64, data []byte) (bool, error) {
 	path := filepath.Join(d.path, name)
 	// O_NONBLOCK as in readFile: a FIFO without a reader fails the open (ENXIO) at once.
 	fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return openError(path, err)
+		return false, openError(path, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fsError(path, err)
+		return false, fsError(path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return unsafePath(path, "not a regular file")
+		return false, unsafePath(path, "not a regular file")
+	}
+	if st.Nlink > 1 {
+		return false, nil
 	}
 	if st.Size < keep {
-		return &Error{Class: ClassLockfile, Where: path, What: fmt.Sprintf("%s: shorter (%d bytes) than when it was read (%d) although the writers' lock is held", path, st.Size, keep),
+		return false, &Error{Class: ClassLockfile, Where: path, What: fmt.Sprintf("%s: shorter (%d bytes) than when it was read (%d) although the writers' lock is held", path, st.Size, keep),
 			Fix: "another program changes the lockfile without the lock; stop it and run the command again"}
 	}
 	if st.Size > keep {
 		if err := unix.Ftruncate(fd, keep); err != nil {
-			return fsError(path, err)
+			return false, fsError(path, err)
 		}
 	}
 	n, err := unix.Write(fd, data)
@@ -193,9 +199,9 @@ func (d *dirFD) appendLine(name string, keep int64, data []byte) error {
 		err = unix.Fsync(fd)
 	}
 	if err != nil {
-		return fsError(path, err)
+		return false, fsError(path, err)
 	}
-	return nil
+	return true, nil
 }
 
 func (d *dirFD) remove(name string) { _ = unix.Unlinkat(d.fd, name, 0) }

@@ -332,19 +332,24 @@ func (lf *Lockfile) changeLine(before map[string]*LockEntry) []byte {
 
 // commit writes the change from before (the state as read) to lf.Plugins; call it holding the
 // writers' lock. The usual commit appends one change line (the fsync is the commit point); a new
-// base replaces the file atomically when dueForBase says so. Nothing changed: nothing is written.
+// base replaces the file atomically when dueForBase says so, or when the lockfile has other hard
+// links (the append would write into every other name of it, say a file outside the plugin
+// directory linked in; the new file leaves them untouched). Nothing changed: nothing is written.
 func (lf *Lockfile) commit(root *dirFD, before map[string]*LockEntry) error {
 	line := lf.changeLine(before)
 	if line == nil {
 		return nil
 	}
 	if !lf.dueForBase(len(line)) {
-		if err := root.appendLine(LockfileName, lf.committed, line); err != nil {
+		appended, err := root.appendLine(LockfileName, lf.committed, line)
+		if err != nil {
 			return err
 		}
-		lf.ChangeLines++
-		lf.committed += int64(len(line))
-		return nil
+		if appended {
+			lf.ChangeLines++
+			lf.committed += int64(len(line))
+			return nil
+		}
 	}
 	base := lf.Marshal()
 	if err := root.writeFile(LockfileName, base); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -443,3 +444,63 @@ func benchCommit(b *testing.B, newBase bool) {
 
 func BenchmarkLockfile1000CommitAppend(b *testing.B)  { benchCommit(b, false) }
 func BenchmarkLockfile1000CommitNewBase(b *testing.B) { benchCommit(b, true) }
+
+// A lockfile with other hard links is never appended to: the append would write into every other
+// name of the file (here one outside the plugin directory, linked in as the lockfile). The commit
+// writes a new base instead (temporary file, rename), which leaves the other name as it was and
+// the lockfile with one link.
+func TestALockfileWithOtherHardLinksGetsANewFileNotAnAppend(t *testing.T) {
+	dir := t.TempDir()
+	content := baseLine(testEntry("alpha", "1.0.0"), testEntry("beta", "1.0.0")) +
+		string(canonicalLine(map[string]any{"plugins": map[string]any{"gamma": entryValue(testEntry("gamma", "1.0.0"))}}))
+	outside := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(outside, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(outside, filepath.Join(dir, LockfileName)); err != nil {
+		t.Fatal(err)
+	}
+	root, err := openRoot(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	lf, err := readLockfile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lf.Version != LockfileVersion || lf.ChangeLines != 1 || len(lf.Plugins) != 3 || lf.dueForBase(200) {
+		t.Fatalf("the fixture is not a version 3 lockfile due for an append: %+v", lf)
+	}
+	before := maps.Clone(lf.Plugins)
+	delete(lf.Plugins, "beta")
+	if err := lf.commit(root, before); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != content {
+		t.Fatalf("the file outside the plugin directory was written:\n%s", b)
+	}
+	var st os.FileInfo
+	if st, err = os.Lstat(filepath.Join(dir, LockfileName)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Sys().(*syscall.Stat_t).Nlink; n != 1 {
+		t.Fatalf("the lockfile has %d links after the commit; want 1", n)
+	}
+	got := parseLock(t, dir)
+	if got.ChangeLines != 0 || got.Plugins["beta"] != nil || got.Plugins["alpha"] == nil || got.Plugins["gamma"] == nil || len(got.Plugins) != 2 {
+		t.Fatalf("the lockfile after removing beta: %d change lines, plugins %v", got.ChangeLines, sortedKeys(got.Plugins))
+	}
+	if lf.ChangeLines != 0 || lf.committed != int64(st.Size()) {
+		t.Fatalf("the in-memory state does not match the new base: %d change lines, %d committed of %d bytes", lf.ChangeLines, lf.committed, st.Size())
+	}
+	// The next commit appends again (the lockfile has one link now).
+	before = maps.Clone(lf.Plugins)
+	lf.Plugins["delta"] = testEntry("delta", "1.0.0")
+	if err := lf.commit(root, before); err != nil {
+		t.Fatal(err)
+	}
+	if got := parseLock(t, dir); got.ChangeLines != 1 || got.Plugins["delta"] == nil {
+		t.Fatalf("the next commit: %d change lines, plugins %v", got.ChangeLines, sortedKeys(got.Plugins))
+	}
+}

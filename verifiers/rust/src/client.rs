@@ -1028,11 +1028,20 @@ fn read_lockfile_bytes(dir: &Path) -> Result<Option<(Vec<u8>, LockfileFile)>> {
 }
 
 /// Commit `next` over `current` (read under the same writers' lock): nothing when unchanged,
-/// else one change line appended and fsynced, or a new base replacing the file atomically.
+/// else one change line appended and fsynced, or a new base replacing the file atomically. A
+/// lockfile with other hard links always gets a new base: an append would write into every other
+/// name of it (say a file outside the plugin directory, linked in); the rename leaves them as they
+/// were and the lockfile with one link.
 fn write_lockfile(dir: &Path, current: Option<&LockfileFile>, next: &Lockfile) -> Result<()> {
     match plan_commit(current, next) {
         Commit::Nothing => Ok(()),
-        Commit::Append { line, committed_len } => fsx::append_committed(dir, LOCKFILE, committed_len, &line),
+        Commit::Append { line, committed_len } => {
+            if fsx::append_committed(dir, LOCKFILE, committed_len, &line)? {
+                Ok(())
+            } else {
+                fsx::write_atomic(dir, LOCKFILE, &next.base_line()).map(|_| ())
+            }
+        }
         Commit::Base(base) => fsx::write_atomic(dir, LOCKFILE, &base).map(|_| ()),
     }
 }
@@ -1293,5 +1302,68 @@ mod tests {
         assert_eq!(lock.plugins["lib"].required_by, vec!["app".to_string(), "zed".to_string()]);
         assert_eq!(lock.plugins["util"].required_by, vec!["app".to_string()]);
         assert!(lock.plugins["app"].required_by.is_empty());
+    }
+
+    fn lock_entry(name: &str) -> Entry {
+        let d = format!("{}/1.0.0/", name);
+        Entry {
+            name: name.into(),
+            version: "1.0.0".into(),
+            registry: "https://plugins.example.org/".into(),
+            requested: String::new(),
+            required_by: vec![],
+            dependencies: BTreeMap::new(),
+            abi: "core".into(),
+            manifest: format!("{}plugin.toml", d),
+            manifest_sha256: "a".repeat(64),
+            manifest_size: 313,
+            wasm: format!("{}{}.wasm", d, name),
+            wasm_sha256: "b".repeat(64),
+            wasm_size: 38,
+            signatures: vec![format!("{}plugin.toml.minisig", d)],
+            signers: vec!["C9D35B059575BB3A".into()],
+            permissions: vec![],
+            published_at: "2026-11-21T12:00:00Z".into(),
+        }
+    }
+
+    /// A lockfile with other hard links is never appended to: the append would write into every
+    /// other name of the file (here one outside the plugin directory, linked in as the lockfile).
+    /// The commit writes a new base instead (temporary file, rename): the other name keeps its
+    /// bytes and the lockfile is left with one link.
+    #[test]
+    fn a_lockfile_with_other_hard_links_gets_a_new_file_not_an_append() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = std::env::temp_dir().join(format!("rv-client-hardlink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let (dir, elsewhere) = (tmp.join("plugins"), tmp.join("elsewhere"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let state =
+            |names: &[&str]| Lockfile { plugins: names.iter().map(|n| (n.to_string(), lock_entry(n))).collect() };
+        let (two, three) = (state(&["alpha", "beta"]), state(&["alpha", "beta", "gamma"]));
+        let mut content = two.base_line();
+        content.extend(two.change_line(&three).unwrap());
+        let outside = elsewhere.join("lock.json");
+        std::fs::write(&outside, &content).unwrap();
+        std::fs::hard_link(&outside, dir.join(LOCKFILE)).unwrap();
+        let current = read_lockfile_file(&dir).unwrap().unwrap();
+        assert_eq!((current.version, current.change_lines), (3, 1));
+        assert_eq!(current.lockfile, three);
+        // beta removed: a commit that would append one change line
+        let next = state(&["alpha", "gamma"]);
+        assert!(matches!(plan_commit(Some(&current), &next), Commit::Append { .. }));
+        write_lockfile(&dir, Some(&current), &next).unwrap();
+        assert!(std::fs::read(&outside).unwrap() == content, "the file outside the plugin directory was written");
+        assert_eq!(std::fs::metadata(dir.join(LOCKFILE)).unwrap().nlink(), 1);
+        let after = read_lockfile_file(&dir).unwrap().unwrap();
+        assert_eq!((after.version, after.change_lines), (3, 0));
+        assert_eq!(after.lockfile, next);
+        // the next commit appends again (the lockfile has one link now)
+        let last = state(&["alpha", "delta", "gamma"]);
+        write_lockfile(&dir, Some(&after), &last).unwrap();
+        let again = read_lockfile_file(&dir).unwrap().unwrap();
+        assert_eq!((again.change_lines, &again.lockfile), (1, &last));
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

@@ -184,7 +184,11 @@ pub fn write_atomic(dir: &Path, rel: &str, data: &[u8]) -> Result<PathBuf, Error
 /// (the caller read the file under the same writers' lock), write the line with ONE `write()`
 /// (a reader never sees a line in pieces from us), then fsync: the commit point. A file shorter
 /// than `committed_len` changed behind the lock and is refused; a short write is cut back off.
-pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) -> Result<(), Error> {
+/// A file with other hard links (st_nlink > 1) is not written (`Ok(false)`): the write would land
+/// in every other name of it too (a file outside the plugin directory, linked in), so the caller
+/// writes a new file instead.
+pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) -> Result<bool, Error> {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::io::AsRawFd;
     let path = safe_join(dir, rel, false, false)?;
     // append(true) opens O_WRONLY | O_APPEND
@@ -194,6 +198,9 @@ pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) 
         Err(OpenError::Refused(e)) => return Err(e),
     };
     let meta = file.metadata().map_err(|e| io_error(&path, e))?;
+    if meta.nlink() > 1 {
+        return Ok(false);
+    }
     if meta.len() < committed_len {
         return Err(Error::new(
             Class::Lockfile,
@@ -219,7 +226,8 @@ pub fn append_committed(dir: &Path, rel: &str, committed_len: u64, line: &[u8]) 
         let _ = file.set_len(committed_len);
         return Err(io_error(&path, err));
     }
-    file.sync_all().map_err(|e| io_error(&path, e))
+    file.sync_all().map_err(|e| io_error(&path, e))?;
+    Ok(true)
 }
 
 /// Remove `dir/rel` (a file) if it is there and is not reached through a link.
