@@ -113,6 +113,11 @@ class EngineSpec:
     #: reading it (``importlib.metadata``) costs the worker about 20 ms of CPU.  None: read when needed.
     wasmtime: str | None = None
 
+    @property
+    def cow(self) -> bool:
+        """Copy-on-write memory images: for core modules only (see ``make_config``)."""
+        return not self.component
+
     def normalised_features(self) -> dict[str, bool]:
         """Every switchable proposal by its registry.toml name -> on (absent means off)."""
         return {name: bool(self.features.get(name, False)) for name in sorted(feature_flags())}
@@ -140,7 +145,7 @@ class EngineSpec:
                 "fuel": True,
                 "epoch": True,
                 "reservation": self.reservation,
-                "cow": True,
+                "cow": self.cow,
             },
             sort_keys=True,
         )
@@ -185,11 +190,15 @@ def make_config(spec: EngineSpec) -> wasmtime.Config:
     config.memory_reservation = spec.reservation
     config.memory_guard_size = 0
     config.memory_reservation_for_growth = 0
-    # Copy-on-write memory images (wasmtime's default).  Disabling them made wasmtime compile a Go
-    # wasip1 module 4-5x slower under fuel metering (measured in bench/bench_smoke.py).  The image
-    # lives in a memfd file created at the first instantiation, which the worker's RLIMIT_FSIZE (the
-    # output cap during a test) would refuse: the worker primes it before any test runs.
-    config.memory_init_cow = True
+    # Copy-on-write memory images (wasmtime's default) for core modules.  Disabling them made
+    # wasmtime compile a Go wasip1 module 4-5x slower under fuel metering (measured in
+    # bench/bench_smoke.py).  The image lives in a memfd file created at the first instantiation,
+    # which the worker's RLIMIT_FSIZE (the output cap during a test) would refuse: the worker
+    # primes a core module's images before any test runs.  A component's core modules are
+    # instantiated only by instantiating the component, which runs its code, so nothing can prime
+    # them outside a test: a component's memories are initialised by copying instead (a component
+    # with more than the output cap of data trapped with EFBIG in every test).
+    config.memory_init_cow = spec.cow
     for attr, on in spec.wasmtime_flags().items():
         setattr(config, attr, on)
     if not spec.wasmtime_flags().get("wasm_reference_types", True):

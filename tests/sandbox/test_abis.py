@@ -283,6 +283,26 @@ def test_core_module_given_as_component_is_a_compile_error(run: Runner) -> None:
     assert result.outcome is Outcome.compile_error
 
 
+def test_a_component_with_more_data_than_the_output_cap_runs(run: Runner) -> None:
+    """2 MiB of initialised data against a 64 KiB output cap: wasmtime wrote the data's memory image
+    to a memfd at the test's instantiation, under the cap, and every test trapped with EFBIG
+    (componentize-py components hold tens of MB)."""
+    data = '(data (i32.const 65536) "' + "\\5a" * (2 * 1024 * 1024) + '")'
+    text = (WASI_C / "hello_component.wat").read_text()
+    libc = '(core module $libc (memory (export "memory") 1))'
+    assert libc in text
+    text = text.replace(libc, f'(core module $libc (memory (export "memory") 40) {data})')
+    text = text.replace('(import "libc" "memory" (memory 1))', '(import "libc" "memory" (memory 40))')
+    [result] = run(
+        wat(text),
+        Case("hello", expect_kind="text", expect="hello from a component\n"),
+        abi="component",
+        component=True,
+        output=64 * 1024,
+    )
+    assert result.outcome is Outcome.passed, result.detail
+
+
 def test_component_output_goes_through_wasi_p2_stdout(run: Runner) -> None:
     module = wat((WASI_C / "hello_component.wat").read_text())
     ok, wrong = run(
