@@ -227,6 +227,36 @@ def _shared_memory_refusal() -> WasmInspectionError:
     )
 
 
+# wasmtime's words for a proposal the engine has off -> the registry.toml [features] key and how a
+# toolchain leaves the proposal out.
+_FEATURE_MESSAGES = (
+    ("SIMD support is not enabled", "simd", "build without -msimd128 (or the toolchain's SIMD flag)"),
+    ("bulk memory support is not enabled", "bulk_memory", "build with -mno-bulk-memory"),
+    ("tail calls support is not enabled", "tail_call", "build with -mno-tail-call"),
+    ("exceptions proposal not enabled", "exceptions", "build with -fno-exceptions"),
+    ("memory64 must be enabled", "memory64", "build for wasm32, not wasm64"),
+    ("multiple memories", "multi_memory", "link the module with one memory"),
+    ("threads must be enabled", "threads", "build without -pthread / atomics"),
+)
+_GENERIC_FEATURE_FIX = "rebuild the module, or only use wasm features registry.toml [features] enables"
+
+
+def feature_fix(message: str) -> str:
+    """The fix for a module wasmtime refuses with ``message`` (a disabled proposal, said by name)."""
+    if "legacy_exceptions" in message:
+        # Legacy try/catch (clang's default -fwasm-exceptions output) is no switch of registry.toml:
+        # wasmtime runs only the exnref encoding of the exceptions proposal.
+        return (
+            "rebuild with the standard (exnref) exception encoding: clang -fwasm-exceptions "
+            "-mllvm -wasm-use-legacy-eh=false (wasmtime does not run legacy try/catch), with "
+            "exceptions = true in registry.toml [features]"
+        )
+    for said, key, rebuild in _FEATURE_MESSAGES:
+        if said in message:
+            return f"{rebuild}, or ask the registry to set {key} = true in registry.toml [features]"
+    return _GENERIC_FEATURE_FIX
+
+
 def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
     import wasmtime
 
@@ -234,9 +264,9 @@ def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
     try:
         wasmtime.Module.validate(engine, data)
     except wasmtime.WasmtimeError as err:
+        said = _first_line(err)
         raise WasmInspectionError(
-            f"wasmtime cannot compile the module: {_first_line(err)}",
-            fix="rebuild the module, or only use wasm features registry.toml [features] enables",
+            f"wasmtime cannot compile the module: {said}", fix=feature_fix(said)
         ) from None
 
 

@@ -518,6 +518,12 @@ _KNOWN_CAUSES = (
         "must define it)",
     ),
     (
+        "table minimum size of",  # wasmtime: "table minimum size of N elements exceeds table limits"
+        "the module's initial table is larger than the registry allows: lower its size (fewer "
+        "functions in the table), or raise [limits].table_elements up to registry.toml's "
+        "[limits.max] table_elements",
+    ),
+    (
         "wasmexport function called before runtime initialization",
         "a Go command build (GOOS=wasip1 without -buildmode=c-shared) runs its exports only after "
         "_start: build the plugin as a reactor, go build -buildmode=c-shared with //go:wasmexport",
@@ -530,6 +536,10 @@ def _fix_for(o: TestOutcome) -> str | None:
     for said, fix in _KNOWN_CAUSES:
         if said in o.detail or said in o.stderr:
             return fix
+    if o.outcome is Outcome.compile_error:
+        from registry_tool.manifest.wasm import feature_fix
+
+        return feature_fix(o.detail)  # a disabled proposal named by wasmtime: its switch and flag
     return _FIXES.get(o.outcome)
 
 

@@ -239,3 +239,22 @@ def test_a_shared_memory_in_a_components_core_module_is_refused_too() -> None:
         inspect_wasm(bytes(wasmtime.wat2wasm(component)), {"threads": True})
     unshared = component.replace(" shared", "")
     inspect_wasm(bytes(wasmtime.wat2wasm(unshared)), {"threads": True})
+
+
+@pytest.mark.parametrize(
+    ("said", "fix"),
+    [
+        ("SIMD support is not enabled (at offset 0xb)", "simd = true"),
+        ("bulk memory support is not enabled (at offset 0x22)", "bulk_memory = true"),
+        ("exceptions proposal not enabled (at offset 0x14)", "exceptions = true"),
+        (
+            "legacy_exceptions feature required for try instruction (at offset 0x19)",
+            "-wasm-use-legacy-eh=false",
+        ),
+        ("type mismatch: expected i32, found i64", "registry.toml [features] enables"),
+    ],
+)
+def test_a_disabled_proposal_gets_its_switch_and_flag(said: str, fix: str) -> None:
+    from registry_tool.manifest.wasm import feature_fix
+
+    assert fix in feature_fix(said)

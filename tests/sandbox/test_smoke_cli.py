@@ -342,3 +342,15 @@ def test_a_known_cause_gets_its_own_fix_and_the_line_that_explains_it() -> None:
     assert _fix_for(TestOutcome("t", Outcome.trap, detail="trap: unreachable")) == (
         "the module trapped; run it locally under wasmtime to debug"
     )
+
+
+def test_a_table_over_the_limit_says_table_elements_and_a_compile_error_names_the_feature() -> None:
+    from registry_tool.sandbox.harness import _fix_for
+    from registry_tool.sandbox.outcome import Outcome, TestOutcome
+
+    table = TestOutcome(
+        "t", Outcome.memory_limit, detail="table minimum size of 105888 elements exceeds table limits"
+    )
+    assert "table_elements" in str(_fix_for(table)) and "[limits].memory" not in str(_fix_for(table))
+    simd = TestOutcome("t", Outcome.compile_error, detail="SIMD support is not enabled (at offset 0xb)")
+    assert "simd = true" in str(_fix_for(simd)) and "-msimd128" in str(_fix_for(simd))
