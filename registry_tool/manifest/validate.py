@@ -539,7 +539,7 @@ def _check_module_bytes(ctx: _Ctx, file: str, size: int, cap: int | None, data: 
         assert cap is not None
         ctx.add(
             "artifact-size",
-            f"artifact {file!r} is {size} bytes ({format_size(size)}), above the registry maximum "
+            f"artifact {file!r} is {size} bytes ({size / 1024**2:.1f} MiB), above the registry maximum "
             f"{format_size(cap)}",
             "artifact.file",
             "shrink the module (strip debug info, optimise for size) or raise limits.max.module_size",
