@@ -109,6 +109,19 @@ def proved(kind: str, library: str, *parts: bytes | str) -> bool:
     return name is not None and read(name) == b""
 
 
+def recall(kind: str, library: str, *parts: bytes | str) -> bytes | None:
+    """What ``library`` (this version) answered for exactly ``parts`` in an earlier run, or None."""
+    name = _verdict_name(kind, library, parts)
+    return read(name + ".answer") if name is not None else None
+
+
+def keep(kind: str, library: str, answer: bytes, *parts: bytes | str) -> None:
+    """Record ``library``'s ``answer`` for ``parts`` (call only with what it answered)."""
+    name = _verdict_name(kind, library, parts)
+    if name is not None:
+        write(name + ".answer", answer)
+
+
 def remember(kind: str, library: str, *parts: bytes | str) -> None:
     """Record that ``library`` accepted ``parts`` for ``kind`` (call only after it did)."""
     name = _verdict_name(kind, library, parts)

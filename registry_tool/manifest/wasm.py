@@ -8,9 +8,10 @@ the manifest rules that read them must not cost its import (CLI start-up time).
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -271,6 +272,45 @@ def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
 
 
 def _inspect_component(data: bytes, features: Mapping[str, bool] | None, shared_memory: bool) -> ModuleInfo:
+    # A component is compiled to learn its types (seconds for a componentize-py one, every run):
+    # in a process that uses remembered verdicts, the names an earlier run read are taken again.
+    parts = (_features_key(features), "shared" if shared_memory else "", data)
+    remembered = disk_cache.verdicts_on()
+    if remembered:
+        known = _recalled_component(disk_cache.recall("component-types", "wasmtime", *parts))
+        if known is not None:
+            return known
+    info = _compiled_component_info(data, features, shared_memory)
+    if remembered:
+        names = {"imports": [i.module for i in info.imports], "exports": [e.name for e in info.exports]}
+        disk_cache.keep("component-types", "wasmtime", json.dumps(names).encode(), *parts)
+    return info
+
+
+def _component_info(imports: Sequence[str], exports: Sequence[str]) -> ModuleInfo:
+    return ModuleInfo(
+        True,
+        tuple(ImportInfo(name, "", "instance" if "/" in name else "item") for name in imports),
+        tuple(ExportInfo(name, "instance" if "/" in name else "item") for name in exports),
+    )
+
+
+def _recalled_component(raw: bytes | None) -> ModuleInfo | None:
+    if raw is None:
+        return None
+    try:
+        names = json.loads(raw)
+        imports, exports = names["imports"], names["exports"]
+        if all(isinstance(n, str) for n in [*imports, *exports]):
+            return _component_info(imports, exports)
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None  # nothing remembered, or a damaged entry: compile
+
+
+def _compiled_component_info(
+    data: bytes, features: Mapping[str, bool] | None, shared_memory: bool
+) -> ModuleInfo:
     import wasmtime.component
 
     engine = make_engine({**(features or {}), "component_model": True})
@@ -291,11 +331,7 @@ def _inspect_component(data: bytes, features: Mapping[str, bool] | None, shared_
         if shared:
             raise _shared_memory_refusal()
     ctype = component.type
-    imports = tuple(
-        ImportInfo(name, "", "instance" if "/" in name else "item") for name in ctype.imports(engine)
-    )
-    exports = tuple(ExportInfo(name, "instance" if "/" in name else "item") for name in ctype.exports(engine))
-    return ModuleInfo(True, imports, exports)
+    return _component_info(list(ctype.imports(engine)), list(ctype.exports(engine)))
 
 
 def _interface(data: bytes) -> Interface:

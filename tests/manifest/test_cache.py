@@ -130,3 +130,28 @@ def test_a_cache_others_can_write_is_not_read(cache_dir: Path) -> None:
         assert not cache.proved("spdx", "license_expression", "MIT")
     finally:
         cache_dir.chmod(0o700)
+
+
+def test_a_component_is_compiled_once_for_its_types(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A componentize-py component took seconds to compile on every validate run, for its names."""
+    import wasmtime
+    import wasmtime.component
+
+    _through_the_cache(monkeypatch)
+    data = wasmtime.wat2wasm((REPO / "tests/sandbox/modules/hello_component.wat").read_text())
+    first = inspect_wasm(bytes(data))
+    assert first.is_component and any(i.module.startswith("wasi:cli/stdout") for i in first.imports)
+
+    def no_compile(*args: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(wasmtime.component, "Component", no_compile)
+    assert inspect_wasm(bytes(data)) == first
+    # Another feature set is another question: compiled (here: the patched compile raises).
+    with pytest.raises(AssertionError, match="compiled again"):
+        inspect_wasm(bytes(data), {"simd": False})
+    # A damaged entry is no answer.
+    for entry in cache_dir.glob("*.answer"):
+        entry.write_bytes(b"{not json")
+    with pytest.raises(AssertionError, match="compiled again"):
+        inspect_wasm(bytes(data))
