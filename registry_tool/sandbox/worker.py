@@ -119,7 +119,11 @@ class Job:
 def apply_process_limits(limits: Limits, n_cases: int) -> None:
     """Address-space and CPU-time ceilings, so a runaway in wasmtime itself cannot take the host."""
     resource.setrlimit(resource.RLIMIT_AS, (limits.address_space, limits.address_space))
-    cpu = math.ceil(limits.compile_timeout * 2 + n_cases * (limits.wall_time + 1) + 5)
+    # CPU time counts every thread, and wasmtime compiles on one per core: a compile within its
+    # wall-clock compile_time may use compile_time x cores of CPU (the compile timeout, not this
+    # ceiling, is what must end a slow compile).
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpu = math.ceil(limits.compile_timeout * 2 * cores + n_cases * (limits.wall_time + 1) + 5)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     # Output files are capped by RLIMIT_FSIZE during runs: writes past it fail with EFBIG
     # instead of killing the worker.

@@ -354,3 +354,18 @@ def test_a_table_over_the_limit_says_table_elements_and_a_compile_error_names_th
     assert "table_elements" in str(_fix_for(table)) and "[limits].memory" not in str(_fix_for(table))
     simd = TestOutcome("t", Outcome.compile_error, detail="SIMD support is not enabled (at offset 0xb)")
     assert "simd = true" in str(_fix_for(simd)) and "-msimd128" in str(_fix_for(simd))
+
+
+def test_the_cpu_ceiling_leaves_room_for_a_compile_on_every_core() -> None:
+    """CPU time counts all of wasmtime's compile threads: on 4 cores a compile within its 100 s
+    wall-clock limit may use 400 s of CPU, and the ceiling (2 x 100 s + ...) killed it first."""
+    code = (
+        "import os, resource\n"
+        "os.sched_getaffinity = lambda pid: {0, 1, 2, 3}\n"
+        "from registry_tool.sandbox.engine import Limits\n"
+        "from registry_tool.sandbox.worker import apply_process_limits\n"
+        "apply_process_limits(Limits(compile_timeout=100.0), 1)\n"
+        "print(resource.getrlimit(resource.RLIMIT_CPU)[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) >= 2 * 100 * 4
