@@ -37,6 +37,7 @@ from registry_tool.ci.release import (
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
+from registry_tool.manifest.dependencies import IndexTree, stranded_dependents
 from registry_tool.manifest.errors import RegistryConfigError
 from registry_tool.manifest.model import Manifest
 from registry_tool.report import CheckResult, Finding, Report, Severity
@@ -898,8 +899,9 @@ class _IndexCheck:
         The owners' incident path for what a stolen key signed: revoke the key (without keeping
         its releases) and remove them.  Judged by the newest root as if the release predated
         every revocation (its publication time is not in the index), so a release a revocation
-        keeps still counts and stays immutable; the build, which knows the time, agrees or is
-        stricter.
+        keeps still counts and stays immutable here, even one the build (which knows the time)
+        no longer counts: the owners first turn that revocation's keep_prior_releases off.  A
+        withdrawal that would strand a dependent that still verifies is refused.
         """
         deleted = {c.path for c in changes if c.kind is ChangeKind.deleted}
         newest = gates[1] if gates[1] is not None else gates[0]
@@ -912,6 +914,24 @@ class _IndexCheck:
         if not verdict.findings:
             return False
         result.data["kind"] = "withdrawn"
+        head_index = self.repo.root / self.index if self.index else self.repo.root
+        stranded = stranded_dependents(IndexTree(head_index), key.name)
+        if stranded:
+            # The dependents still verify, so they cannot go; with the release gone, every later
+            # build would refuse them (dependency-unknown / dependency-unsatisfiable).
+            result.findings.append(
+                Finding(
+                    rule="release-removed",
+                    message=f"{key.subject} no longer verifies and may be withdrawn, but "
+                    f"{'; '.join(stranded[:5])} depend on it and nothing else satisfies them: every "
+                    "later build would refuse them",
+                    file=f"{rel_dir}/plugin.toml",
+                    fix=f"publish, in the same pull request, a release of {key.name} the dependents "
+                    "accept, signed by a current maintainer (or withdraw the dependents too, where "
+                    "they no longer verify either)",
+                )
+            )
+            return True
         result.findings.append(
             Finding(
                 rule="release-withdrawn",

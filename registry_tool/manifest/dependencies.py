@@ -81,6 +81,42 @@ class IndexTree:
         self._cache[name] = list(found.values())
         return self._cache[name]
 
+    def names(self) -> list[str]:
+        """Every plugin folder of the index (real folders with a plugin name), sorted."""
+        if not self.plugins.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.plugins.iterdir()
+            if PLUGIN_NAME_RE.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+        )
+
+
+def stranded_dependents(index: IndexTree, name: str) -> list[str]:
+    """Releases of the index whose required dependency on ``name`` no release of it satisfies.
+
+    What withdrawing ``name``'s releases would leave behind: the build refuses such a release
+    (``dependency-unknown`` / ``dependency-unsatisfiable``), and a published one cannot go.
+    Reads every plugin of the index: for the rare pull request that withdraws a release.
+    """
+    try:
+        left = [r for r in index.releases(name) if not r.yanked]
+    except UnknownPluginError:
+        left = []
+    stranded: list[str] = []
+    for other in index.names():
+        if other == name:
+            continue
+        for release in index.releases(other):
+            for dep in release.dependencies:
+                if (
+                    dep.name == name
+                    and not dep.optional
+                    and not any(range_matches(dep.range, r.version) for r in left)
+                ):
+                    stranded.append(f"{release} (needs {name} {dep.range})")
+    return stranded
+
 
 def candidate_of(m: Manifest, *, yanked: bool = False) -> Candidate:
     """A parsed manifest as the resolver sees it."""
@@ -196,12 +232,14 @@ def _any_selectable_permissions(graph: Sequence[Candidate], index: IndexTree, ow
     """
     found: set[str] = set()
     seen: set[tuple[str, str]] = set()
+    asked: set[tuple[str, str]] = set()  # (plugin, range): the versions of a plugin repeat one range
     pending = list(graph)
     while pending:
         node = pending.pop()
         for dep in node.dependencies:
-            if dep.optional or dep.name == own:
+            if dep.optional or dep.name == own or (dep.name, dep.range) in asked:
                 continue
+            asked.add((dep.name, dep.range))
             try:
                 releases = index.releases(dep.name)
             except UnknownPluginError:

@@ -14,7 +14,7 @@ import pytest
 from registry_tool.report import Severity
 from registry_tool.trust.editing import edit_root_dir, revoke, sign_root_dir
 
-from .conftest import IndexRepo
+from .conftest import IndexRepo, git
 from .test_check_e2e import A, errors
 
 
@@ -59,3 +59,16 @@ def test_part_of_a_withdrawn_release_cannot_go(index_repo: IndexRepo) -> None:
     (index_repo.index / "plugins" / "alpha" / "1.0.0" / "plugin.toml.minisig").unlink()
     index_repo.commit()
     assert "release-removed" in {f.rule for f in errors(index_repo.check())}
+
+
+def test_a_withdrawal_that_strands_a_dependent_is_refused(index_repo: IndexRepo) -> None:
+    """beta 1.1.0 (bob's, still valid) needs alpha ^1.0: with alpha 1.0.0 withdrawn, every later
+    build refused beta 1.1.0, which cannot go either (its signature counts)."""
+    index_repo.release("beta", "1.1.0", signer=index_repo.keys.bob, dependencies={"alpha": "^1.0"})
+    index_repo.commit("beta needs alpha")
+    git(index_repo.path, "update-ref", "refs/remotes/origin/main", "HEAD")
+    _revoke_alice(index_repo, keep_prior=False)
+    shutil.rmtree(index_repo.index / "plugins" / "alpha" / "1.0.0")
+    index_repo.commit()
+    (found,) = [f for f in errors(index_repo.check()) if f.rule == "release-removed"]
+    assert "beta 1.1.0 (needs alpha ^1.0)" in found.message
