@@ -83,11 +83,21 @@ class _Reader:
     def valtype(self) -> str:
         code = self.byte()
         if code in (0x63, 0x64):  # (ref null? heaptype): typed references
-            self.uleb()
+            self.heaptype()
             return "ref"
         if code not in VALTYPE_NAMES and code not in _ABSTRACT_HEAP_TYPES:
             raise ValueError(f"unknown value type 0x{code:02x}")
         return VALTYPE_NAMES.get(code, f"0x{code:02x}")
+
+    def heaptype(self) -> None:
+        """A heap type (s33): one of the abstract heap type bytes, or a type index."""
+        first = self.data[self.pos] if self.pos < self.end else -1
+        if 0x40 <= first <= 0x7F:  # a negative s33 in one byte: an abstract heap type, or nothing
+            if first not in _ABSTRACT_HEAP_TYPES:
+                raise ValueError(f"unknown heap type 0x{first:02x}")
+            self.pos += 1
+            return
+        self.u32()  # a type index (non-negative s33)
 
     def reftype(self) -> str:
         code = self.data[self.pos] if self.pos < self.end else -1

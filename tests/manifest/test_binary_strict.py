@@ -75,8 +75,31 @@ def test_the_well_formed_module_reads() -> None:
             "tag attribute",
         ),
         (HEADER + TYPES + section(2, leb(1) + name(b"m") + name(b"f") + b"\x00\x80\x80\x80\x80\x10"), "u32"),
+        (
+            HEADER
+            + TYPES
+            + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x63\x68\x00" + KEYS_GET[1:]),
+            "heap type",
+        ),
+        (
+            HEADER
+            + TYPES
+            + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x63\x40\x00" + KEYS_GET[1:]),
+            "heap type",
+        ),
     ],
 )
 def test_what_the_runtime_refuses_is_never_read_as_no_imports(module: bytes, why: str) -> None:
     with pytest.raises(ValueError, match=f"(?i){why}"):
         module_imports(module)
+
+
+@pytest.mark.parametrize("heap", [b"\x70", b"\x6f", b"\x6e", b"\x69", b"\x74", b"\x00"])
+def test_a_typed_reference_global_then_the_gated_import_reads(heap: bytes) -> None:
+    """(ref null func), (ref null extern), any, exn, noexn, type 0: each one byte; the next import is read."""
+    module = (
+        HEADER
+        + TYPES
+        + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x63" + heap + b"\x00" + KEYS_GET[1:])
+    )
+    assert [(i.module, i.name) for i in module_imports(module)][-1] == ("ferrite:keys", "get")

@@ -106,8 +106,9 @@ func (r *wasmReader) name() (string, error) {
 
 // limits reads a limits record as the Python client reads it (registry_tool/manifest/binary.py,
 // _limits): flags 0x00-0x0f (0x01 a maximum follows, 0x02 shared, 0x04 64-bit: the minimum and
-// maximum are u64, 0x08 custom-page-sizes: a page size's log2 follows, at most 16).
-func (r *wasmReader) limits() error {
+// maximum are u64, 0x08 custom-page-sizes: a page size's log2 follows, at most 16, for a memory
+// only: a table has no pages).
+func (r *wasmReader) limits(memory bool) error {
 	flags, err := r.byte()
 	if err != nil {
 		return err
@@ -128,6 +129,9 @@ func (r *wasmReader) limits() error {
 		}
 	}
 	if flags&0x08 != 0 {
+		if !memory {
+			return errors.New("a table's limits have no page size")
+		}
 		log2, err := r.u32()
 		if err != nil {
 			return err
@@ -274,10 +278,10 @@ func readImports(body []byte) ([][2]string, error) {
 			_, err = s.u32()
 		case 0x01: // table: reference type, limits
 			if err = s.refType(); err == nil {
-				err = s.limits()
+				err = s.limits(false)
 			}
 		case 0x02: // memory: limits
-			err = s.limits()
+			err = s.limits(true)
 		case 0x03: // global: value type, mutability (bit 1: shared-everything-threads)
 			if err = s.valType(); err == nil {
 				var mut byte

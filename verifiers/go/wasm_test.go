@@ -47,6 +47,7 @@ func TestModuleImportsReadsTheSpecEncoding(t *testing.T) {
 		{"memory page size 1", wasmModule(types, imports(wasmImport("env", "x", 2, 0x08, 1, 0), keys)), withKeys},
 		{"memory page size 64 KiB with max", wasmModule(types, imports(wasmImport("env", "x", 2, 0x09, 1, 2, 16), keys)), withKeys},
 		{"memory page size 2^17", wasmModule(types, imports(wasmImport("env", "x", 2, 0x08, 1, 17), keys)), nil},
+		{"table with a page size", wasmModule(types, imports(wasmImport("env", "t", 1, 0x70, 0x08, 1, 0), keys)), nil},
 		{"memory limits flags 0x10", wasmModule(types, imports(wasmImport("env", "x", 2, 0x10, 1), keys)), nil},
 		{"memory64 minimum 2^42", wasmModule(types, imports(wasmImport("env", "x", 2, 0x04, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), keys)), withKeys},
 		{"memory32 minimum 2^35", wasmModule(types, imports(wasmImport("env", "x", 2, 0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), keys)), nil},

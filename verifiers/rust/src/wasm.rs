@@ -76,8 +76,9 @@ impl<'a> Reader<'a> {
 
     /// A limits record as the Python client reads it (registry_tool/manifest/binary.py, `_limits`):
     /// flags 0x00-0x0f (0x01 a maximum follows, 0x02 shared, 0x04 64-bit: minimum and maximum are
-    /// u64, 0x08 custom-page-sizes: a page size's log2 follows, at most 16).
-    fn limits(&mut self) -> Result<(), String> {
+    /// u64, 0x08 custom-page-sizes: a page size's log2 follows, at most 16, for a memory only: a
+    /// table has no pages).
+    fn limits(&mut self, memory: bool) -> Result<(), String> {
         let flags = self.byte()?;
         if flags & !0x0f != 0 {
             return Err(format!("unknown limits flags 0x{:02x}", flags));
@@ -87,8 +88,13 @@ impl<'a> Reader<'a> {
         if flags & 0x01 != 0 {
             self.leb(bits)?;
         }
-        if flags & 0x08 != 0 && self.u32()? > 16 {
-            return Err("unknown page size".into());
+        if flags & 0x08 != 0 {
+            if !memory {
+                return Err("a table's limits have no page size".into());
+            }
+            if self.u32()? > 16 {
+                return Err("unknown page size".into());
+            }
         }
         Ok(())
     }
@@ -201,9 +207,9 @@ fn read_imports(body: &[u8]) -> Result<Vec<(String, String)>, String> {
             }
             1 => {
                 s.ref_type()?;
-                s.limits()?;
+                s.limits(false)?;
             }
-            2 => s.limits()?,
+            2 => s.limits(true)?,
             3 => {
                 s.val_type()?;
                 let mutability = s.byte()?;
@@ -346,6 +352,7 @@ mod tests {
             ("memory page size 1", then_keys(&[2, 0x08, 1, 0]), with_keys.clone()),
             ("memory page size 64 KiB with max", then_keys(&[2, 0x09, 1, 2, 16]), with_keys.clone()),
             ("memory page size 2^17", then_keys(&[2, 0x08, 1, 17]), None),
+            ("table with a page size", then_keys(&[1, 0x70, 0x08, 1, 0]), None),
             ("memory limits flags 0x10", then_keys(&[2, 0x10, 1]), None),
             (
                 "memory64 minimum 2^42",
