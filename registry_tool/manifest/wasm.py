@@ -249,8 +249,9 @@ def feature_fix(message: str) -> str:
         # wasmtime runs only the exnref encoding of the exceptions proposal.
         return (
             "rebuild with the standard (exnref) exception encoding: clang -fwasm-exceptions "
-            "-mllvm -wasm-use-legacy-eh=false (wasmtime does not run legacy try/catch), with "
-            "exceptions = true in registry.toml [features]"
+            "-mllvm -wasm-use-legacy-eh=false (a recent clang: Debian 12's clang 14 lacks the "
+            "option; wasmtime does not run legacy try/catch), with exceptions = true in registry.toml "
+            "[features]; or build without exceptions (-fno-exceptions)"
         )
     for said, key, rebuild in _FEATURE_MESSAGES:
         if said in message:
