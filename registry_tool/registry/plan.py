@@ -136,15 +136,15 @@ def plan_publication(
     if carried and previous is None:
         raise ValueError("documents can only be carried over from a previous publication")
     report = Report(command="build", results=list(refused))
+    warnings: list[Finding] = []  # withdrawn releases first, then dependency warnings
     if previous is not None:
-        problems = immutability_findings(
+        problems: list[Finding] = []
+        for finding in immutability_findings(
             previous, entries, config.allow_backports, frozenset(carried), withdrawn
-        )
-        gone = [f for f in problems if f.severity is not Severity.error]
-        problems = [f for f in problems if f.severity is Severity.error]
+        ):
+            (problems if finding.severity is Severity.error else warnings).append(finding)
         if problems:
             report.results.append(CheckResult(subject="previous registry", findings=problems))
-    warnings: list[Finding] = list(gone) if previous is not None else []
     for result in dependency_results(entries, {n: c for n, c in carried.items() if c.whole}):
         if any(f.severity is Severity.error for f in result.findings):
             report.results.append(result)
