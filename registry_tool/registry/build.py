@@ -529,7 +529,8 @@ def _kept_whole(
         rels = groups.get(name)
         if known is None or whole is None or rels is None or known.name != name:
             continue
-        if known.fingerprint[0] != smoke or whole.context != context or len(rels) != len(known.versions):
+        smoke_was, releases_were = known.fingerprint
+        if smoke_was != smoke or whole.context != context or len(rels) != len(releases_were):
             continue
         if index_digest((rel.version, rel.stat) for rel in rels) != whole.index_digest:
             continue
@@ -548,17 +549,18 @@ def _kept_whole(
 def _carried_documents(carried: _Carried, kept: _Carried) -> dict[str, CarriedDocument]:
     """The plan's view of the documents kept as they are (``kept`` ones have no entries)."""
     out = {
-        name: CarriedDocument(pin, catalog_entry(known.catalog, pin), len(known.versions))
+        name: CarriedDocument(pin, catalog_entry(known.catalog, pin), len(known.fingerprint[1]))
         for name, (pin, known) in carried.items()
     }
     for name, (pin, known) in kept.items():
         assert known.whole is not None  # checked by _kept_whole
+        versions = known.versions
         out[name] = CarriedDocument(
             pin,
             catalog_entry(known.catalog, pin),
-            len(known.versions),
+            len(versions),
             whole=True,
-            versions=known.versions,
+            versions=versions,
             yanked=known.whole.yanked,
             dependencies=known.whole.dependencies,
         )
@@ -573,7 +575,7 @@ def _plugin_print(
 ) -> PluginPrint | None:
     """The print of a plugin whose every release the cache holds, after publishing (else None)."""
     paths: list[str] = []
-    prints: list[str] = []
+    prints: list[bytes] = []
     yanked: list[str] = []
     dependencies: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for rel in rels:
@@ -583,7 +585,7 @@ def _plugin_print(
             return None
         for name in sorted(prep.files):
             site = recorded.get(name)
-            if not isinstance(site, str):
+            if not isinstance(site, bytes):
                 return None
             paths.append(f"{rel.version}/{name}")
             prints.append(site)

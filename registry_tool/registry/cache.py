@@ -64,10 +64,10 @@ from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
 
-# 8: verdicts under the registry default feature set and the shared-memory rule (a release a cache of
-# format 7 passed may now be refused); 7: an entry blob per release, plugins recorded whole;
-# 6: one marshal blob; 5: JSON.
-CACHE_FORMAT = 8
+# 9: stat and site prints packed (bytes); 8: verdicts under the registry default feature set and
+# the shared-memory rule (a release a cache of format 7 passed may now be refused); 7: an entry blob
+# per release, plugins recorded whole; 6: one marshal blob; 5: JSON.
+CACHE_FORMAT = 9
 RACY_SECONDS = 2.0
 # marshal's format belongs to the Python version, so the header names it; the CRC-32s make a
 # torn or corrupted file (or entry) no cache (or a miss).
@@ -214,7 +214,7 @@ class BuildCache:
             if blob is None:
                 raise ValueError("unreadable cache entry")
             stat, context, written_at, ckey, data = marshal.loads(blob)  # noqa: S302 (see the docstring)
-            if not (isinstance(stat, str) and isinstance(context, str) and isinstance(ckey, str)):
+            if not (isinstance(stat, bytes) and isinstance(context, str) and isinstance(ckey, str)):
                 raise TypeError("malformed cache entry")
             if not isinstance(data, dict):
                 raise TypeError("malformed cache entry")
@@ -307,7 +307,7 @@ class BuildCache:
                 return False  # replaced or cut since it was loaded: the offsets no longer hold
             pos, out, index = st.st_size, bytearray(), {}
             live = 0
-            for key, entry in sorted(self._by_release.items()):
+            for key, entry in self._by_release.items():  # offsets are explicit: any order reads back
                 if isinstance(entry, CacheEntry):
                     blob = _encode(entry)
                     index[key] = (pos + len(out), len(blob), zlib.crc32(blob))
@@ -326,7 +326,7 @@ class BuildCache:
             _write_all(fd, bytes(out))
         finally:
             os.close(fd)  # and the lock with it
-        self._settle(index)
+        self._size = pos + len(out)  # entries not read stay where they were
         return True
 
     def _rewrite(self) -> None:

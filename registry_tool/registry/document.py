@@ -280,15 +280,20 @@ class PluginPrint:
     dependencies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 
 
-def index_digest(releases: Iterable[tuple[str, str]]) -> str:
+def index_digest(releases: Iterable[tuple[str, bytes]]) -> str:
     """The digest of (version, stat print) pairs (each part length-prefixed: one reading only)."""
-    text = "".join(f"{len(version)}:{version}{len(stat)}:{stat}" for version, stat in releases)
-    return hashlib.sha256(text.encode()).hexdigest()
+    h = hashlib.sha256()
+    for version, stat in releases:
+        h.update(b"%d:%s%d:%s" % (len(version), version.encode(), len(stat), stat))
+    return h.hexdigest()
 
 
-def site_digest(prints: Iterable[str | None]) -> str:
-    """The digest of site prints in order (a missing file or anything but a regular file is ``-``)."""
-    return hashlib.sha256("\0".join([p or "-" for p in prints]).encode()).hexdigest()
+def site_digest(prints: Iterable[bytes | None]) -> str:
+    """The digest of site prints in order (a missing file or anything but a regular file is ``-``).
+
+    A print has a fixed length, so ``+print`` and ``-`` read one way only.
+    """
+    return hashlib.sha256(b"".join([b"+" + p if p is not None else b"-" for p in prints])).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -310,7 +315,7 @@ class KnownDocument:
     name: str
     fingerprint: Fingerprint
     catalog: tuple[Any, ...]
-    site_print: str | None
+    site_print: bytes | None
     whole: PluginPrint | None = None
 
     @property
@@ -363,7 +368,7 @@ class PublicationRecord:
         for sha, (name, fingerprint, catalog, site_print, whole) in raw["documents"].items():
             smoke, releases = fingerprint
             if not (isinstance(sha, str) and isinstance(name, str) and isinstance(smoke, bool)) or not (
-                site_print is None or isinstance(site_print, str)
+                site_print is None or isinstance(site_print, bytes)
             ):
                 raise TypeError("malformed publication record")
             if not all(isinstance(v, str) and isinstance(k, str) for v, k in releases):

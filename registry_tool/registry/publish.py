@@ -30,6 +30,7 @@ import hashlib
 import os
 import shutil
 import stat
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,28 +204,43 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
-def site_print(path: str) -> str | None:
-    """``size:mtime:ctime:inode`` of a regular site file, None for anything else (symlink, missing).
+# A site print: size, mtime_ns, ctime_ns and inode of a regular site file, packed (see site_print).
+SitePrint = bytes
+_SITE_PRINT = struct.Struct("<qqqQ")
+
+
+def site_print(path: str) -> SitePrint | None:
+    """size, mtime, ctime and inode of a regular site file, None for anything else (symlink, missing).
 
     ctime is part of it because a user can set mtime back (``touch -d``, ``os.utime``) after
-    changing a file in place, but not ctime: any write or ``utime`` moves it.  A string: the build
-    cache holds one per site file, and marshal decodes strings far faster than tuples of numbers.
+    changing a file in place, but not ctime: any write or ``utime`` moves it.  Packed bytes: the
+    build cache holds one per site file, marshal decodes bytes far faster than tuples of numbers,
+    and packing costs a third of writing the numbers out as text.
     """
     return site_prints([path])[0]
 
 
-def site_prints(paths: Iterable[str]) -> list[str | None]:
+def site_prints(paths: Iterable[str]) -> list[SitePrint | None]:
     """``site_print`` of each path (one loop: a rebuild at 10,000 releases checks 30,000 files)."""
-    out: list[str | None] = []
+    out: list[SitePrint | None] = []
+    pack, regular = _SITE_PRINT.pack, stat.S_ISREG
     for path in paths:
         try:
             st = os.lstat(path)
         except OSError:
             out.append(None)
             continue
-        regular = stat.S_ISREG(st.st_mode)
-        out.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}" if regular else None)
+        regular_file = regular(st.st_mode)
+        out.append(pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) if regular_file else None)
     return out
+
+
+def print_size(print_: object) -> int | None:
+    """The file size a recorded site print holds (None for anything but a print)."""
+    if not isinstance(print_, bytes) or len(print_) != _SITE_PRINT.size:
+        return None
+    size: int = _SITE_PRINT.unpack(print_)[0]
+    return size
 
 
 def _has_bytes(path: Path, sha256: str, size: int) -> bool:
@@ -239,7 +255,7 @@ def _has_bytes(path: Path, sha256: str, size: int) -> bool:
         return False
 
 
-def checked_print(path: str, pin: Pin) -> str | None:
+def checked_print(path: str, pin: Pin) -> SitePrint | None:
     """The site print of a file holding exactly the pinned bytes (read back), else None.
 
     A print is what later builds trust instead of reading the file, so it is only recorded for
@@ -337,11 +353,7 @@ def _stage_release(
     for name, (sha, size) in sorted(prep.files.items()):
         dst = f"{folder}/{name}"
         recorded = prints.get(name)
-        if (
-            isinstance(recorded, str)
-            and recorded.startswith(f"{size}:")
-            and site_print(f"{old_folder}/{name}") == recorded
-        ):
+        if print_size(recorded) == size and site_print(f"{old_folder}/{name}") == recorded:
             _link_or_copy(f"{old_folder}/{name}", dst)
             counts.kept += 1
             continue  # same inode: the recorded print still holds

@@ -375,6 +375,18 @@ def test_scan_refuses_links_special_files_and_bad_names(
     assert problems[0][1] == UnsafeIndexPathError.code and expected in problems[0][2], problems
 
 
+@pytest.mark.parametrize("where", [b"", b"data/"])
+def test_a_file_name_that_is_not_utf8_is_refused(index: Index, tmp_path: Path, where: bytes) -> None:
+    """Such a name cannot be published, and the build cache's keys are UTF-8: the scan says so."""
+    folder = bytes(index.release_dir("alpha", "1.1.0"))
+    if where:
+        os.mkdir(folder + b"/" + where)
+    with open(folder + b"/" + where + b"input-\xff.bin", "wb") as fh:
+        fh.write(b"x")
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == UnsafeIndexPathError.code and "not UTF-8" in problems[0][2], problems
+
+
 @pytest.mark.parametrize("where", ["plugins/README.md", "plugins/alpha/NOTES.txt", "plugins/.gitkeep"])
 def test_scan_skips_plain_files(index: Index, tmp_path: Path, where: str) -> None:
     (index.path / where).write_text("not a release\n")
