@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -281,18 +281,23 @@ def find_registry_config(start: Path) -> Path:
     )
 
 
-def load_registry_config(index_dir_or_file: Path) -> RegistryConfig:
-    """Read and check registry.toml (a file, or the file found from a directory upwards)."""
+def load_registry_config(index_dir_or_file: Path, proven: Container[str] = ()) -> RegistryConfig:
+    """Read and check registry.toml (a file, or the file found from a directory upwards).
+
+    ``proven``: feature sets wasmtime accepted before (``wasm.features_verdict`` keys).
+    """
     path = find_registry_config(index_dir_or_file)
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise RegistryConfigNotFoundError(f"cannot read {path}: {err.strerror}", where=str(path)) from None
-    return parse_registry_config(path, raw)
+    return parse_registry_config(path, raw, proven)
 
 
-def parse_registry_config(path: Path, raw: bytes) -> RegistryConfig:
+def parse_registry_config(path: Path, raw: bytes, proven: Container[str] = ()) -> RegistryConfig:
     """Check registry.toml bytes read from ``path`` (a build's workers parse the bytes its parent checked).
+
+    ``proven``: feature sets wasmtime accepted before (``wasm.features_verdict`` keys).
 
     Raises:
         RegistryConfigError: Every syntax, schema and consistency finding.
@@ -305,13 +310,13 @@ def parse_registry_config(path: Path, raw: bytes) -> RegistryConfig:
     findings = schema_findings(src, CONFIG_SCHEMA, rel)
     if findings:
         raise RegistryConfigError(f"{CONFIG_FILE} does not match its schema", findings)
-    config, problems = _build(src, rel)
+    config, problems = _build(src, rel, proven)
     if problems:
         raise RegistryConfigError(f"{CONFIG_FILE} is inconsistent", problems)
     return config
 
 
-def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
+def _build(src: TomlSource, rel: str, proven: Container[str]) -> tuple[RegistryConfig, list[Finding]]:
     d = src.data
     problems: list[Finding] = []
 
@@ -389,7 +394,7 @@ def _build(src: TomlSource, rel: str) -> tuple[RegistryConfig, list[Finding]]:
     from registry_tool.manifest.wasm import WasmConfigError, check_features
 
     try:
-        check_features(config.features)
+        check_features(config.features, proven)
     except WasmConfigError as err:
         bad("features", "features", str(err), "enable the features this one depends on")
     return config, problems

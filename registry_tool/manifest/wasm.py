@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -160,8 +160,23 @@ def _features_key(features: Mapping[str, bool] | None) -> str:
     return "features-2:" + repr(sorted(resolved_features(features).items()))
 
 
-def check_features(features: Mapping[str, bool] | None) -> None:
-    """Raise ``WasmConfigError`` when wasmtime cannot run with this feature set."""
+def features_verdict(features: Mapping[str, bool] | None) -> str | None:
+    """The installed wasmtime's acceptance of this feature set as a key (None: no wasmtime found).
+
+    A build records it in its cache (``check_features(proven=...)``): a rebuild that verifies
+    nothing then need not import wasmtime at all.
+    """
+    library = disk_cache.library_version("wasmtime")
+    return None if library is None else f"{library}\0{_features_key(features)}"
+
+
+def check_features(features: Mapping[str, bool] | None, proven: Container[str] = ()) -> None:
+    """Raise ``WasmConfigError`` when wasmtime cannot run with this feature set.
+
+    ``proven``: ``features_verdict`` keys this tool recorded after wasmtime accepted them.
+    """
+    if proven and features_verdict(features) in proven:
+        return
     remembered = disk_cache.verdicts_on()
     if remembered and disk_cache.proved("wasm-features", "wasmtime", _features_key(features)):
         return

@@ -32,6 +32,8 @@ from registry_tool import __version__
 from registry_tool.errors import UsageError
 from registry_tool.format import REGISTRY_JSON, Metadata, Pin, Release, format_time, meta_path
 from registry_tool.manifest import RegistryConfig, load_registry_config
+from registry_tool.manifest.cache import library_version
+from registry_tool.manifest.wasm import features_verdict
 from registry_tool.registry import cache as cache_rules
 from registry_tool.registry import site as site_io
 from registry_tool.registry.cache import BuildCache, Lookup, lookup, lookup_context, record
@@ -227,7 +229,7 @@ class _Inputs:
 
 
 def _read_inputs(opts: BuildOptions, out: Path, verify_now: datetime, cache: BuildCache) -> _Inputs:
-    config = load_registry_config(opts.index)
+    config = load_registry_config(opts.index, cache.proven_features())
     chain = load_root_chain(opts.index, verify_now, cache.checked_roots())
     check_config_pin(config.raw, config.path, chain.root.registry_config_sha256)
     is_site = opts.previous is not None and _same_folder(opts.previous, out)
@@ -272,7 +274,9 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
     config, chain, previous = inputs.config, inputs.chain, inputs.previous
     scanned_at = time.time()  # the plugin prints' racy window starts before any file was looked at
     releases = scan_releases(opts.index)
-    base = f"{__version__}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
+    # The installed wasmtime decides validation and smoke figures: another one is another context.
+    wasmtime_identity = library_version("wasmtime") or ""
+    base = f"{__version__}\0{wasmtime_identity}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
     generated_at = format_time(opts.now)
     prepared: dict[tuple[str, str], PreparedRelease] = {}
     refused: list[CheckResult] = []
@@ -395,6 +399,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
     cache.keep_only({rel.key for rel in releases})
     if cache.enabled:
         cache.remember_roots({hashlib.sha256(root.raw).hexdigest() for root in chain.roots.values()})
+        cache.remember_features(features_verdict(config.features))  # parsing config checked them
         whole_context = None if by_time else context
         cache.remember_publication(
             out,

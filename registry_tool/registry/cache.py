@@ -23,8 +23,9 @@ per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup
 The file is a header line (format, Python and tool version, a random nonce: see ``_HEADER``),
 then records appended by each build: the entries of the releases it verified (each one
 ``marshal`` blob), then the index (one ``marshal`` blob: content keys, the publication record,
-the recorded roots, where each release's entry is and its CRC-32), then a fixed trailer locating
-the index, with the nonce and a CRC-32 over nonce and index.  A build reads the trailer and the index,
+the recorded roots and feature set, where each release's entry is and its CRC-32), then a fixed
+trailer locating the index, with the nonce and a CRC-32 over nonce and index.  A build reads the
+trailer and the index,
 and each entry only when it asks for that release; saving appends only what is new (under an
 exclusive ``flock``), so an unchanged entry is never read, copied or written again.  When the
 file holds more than twice what is live, or another build replaced it, it is written anew
@@ -125,6 +126,7 @@ class BuildCache:
         # SITE -> what the last build published there (parsed only when asked for).
         self._publication: tuple[str, Any] | None = None
         self._roots: list[str] = []  # sha256 of root documents a build parsed, schema included
+        self._features: list[str] = []  # feature sets wasmtime accepted (``wasm.features_verdict``)
         self._file: BinaryIO | None = None  # the loaded file, open for the entries not read yet
         self._size = 0  # its size when loaded
         self._nonce = b""  # its nonce (see _HEADER)
@@ -175,6 +177,7 @@ class BuildCache:
             if not all(isinstance(where, tuple) and len(where) == 3 for where in by_release.values()):
                 raise TypeError("malformed cache")
             pub, roots = payload.get("publication"), payload.get("roots")
+            features = payload.get("features")
         except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError, struct.error):
             fh.close()
             return
@@ -191,6 +194,8 @@ class BuildCache:
             self._publication = pub
         if isinstance(roots, list) and all(isinstance(r, str) for r in roots):
             self._roots = roots
+        if isinstance(features, list) and all(isinstance(f, str) for f in features):
+            self._features = features
         self._file, self._size, self._nonce = fh, size, nonce
 
     def _read(self, where: _Where) -> bytes | None:
@@ -270,6 +275,14 @@ class BuildCache:
     def remember_roots(self, digests: set[str]) -> None:
         """Record the root documents this build parsed (written at the next ``save``)."""
         self._roots = sorted(digests)
+
+    def proven_features(self) -> frozenset[str]:
+        """Feature sets the installed wasmtime accepted in an earlier build (``wasm.features_verdict``)."""
+        return frozenset(self._features)
+
+    def remember_features(self, verdict: str | None) -> None:
+        """Record the feature set this build's wasmtime accepted (written at the next ``save``)."""
+        self._features = [verdict] if verdict is not None else []
 
     def publication(self, site: Path) -> PublicationRecord | None:
         """What the last build that used this cache published into ``site``, or None."""
@@ -380,6 +393,7 @@ class BuildCache:
             "content": content,
             "publication": self._publication,
             "roots": self._roots,
+            "features": self._features,
         }
         return marshal.dumps(payload)
 

@@ -310,6 +310,8 @@ class KnownDocument:
         catalog: Its catalog entry's fields (``CatalogEntry`` without the pin).
         site_print: ``publish.site_print`` of its file in SITE after the build.
         whole: The plugin's print, when the build cache held every one of its releases.
+        versions: The document's versions (from the fingerprint; asked for three times per plugin
+            in a rebuild, so made once).
     """
 
     name: str
@@ -317,11 +319,10 @@ class KnownDocument:
     catalog: tuple[Any, ...]
     site_print: bytes | None
     whole: PluginPrint | None = None
+    versions: tuple[str, ...] = field(init=False, compare=False)
 
-    @property
-    def versions(self) -> tuple[str, ...]:
-        """The document's versions."""
-        return tuple(v for v, _ in self.fingerprint[1])
+    def __post_init__(self) -> None:  # noqa: D105 (see the attribute)
+        object.__setattr__(self, "versions", tuple([v for v, _ in self.fingerprint[1]]))
 
 
 @dataclass(frozen=True)

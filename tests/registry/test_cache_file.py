@@ -196,6 +196,46 @@ def test_roots_checked_by_an_earlier_build_skip_only_the_schema_step(
     assert len(checked) == len(list((index.path / "root").glob("*.root.json")))
 
 
+def test_a_feature_set_wasmtime_accepted_is_not_checked_again_by_the_same_wasmtime(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild that verifies nothing need not start wasmtime; another wasmtime checks again."""
+    from registry_tool.manifest import cache as disk_cache
+    from registry_tool.manifest import wasm
+
+    cache = tmp_path / "cache"
+    _age(index)
+    build_at(index, tmp_path / "a", 0, cache)
+    engines: list[object] = []
+    real = wasm.make_engine
+
+    def spy(features: Any = None) -> Any:
+        engines.append(features)
+        return real(features)
+
+    monkeypatch.setattr(wasm, "make_engine", spy)
+    again = build_at(index, tmp_path / "a", 1, cache)
+    assert engines == [] and again.counts["verified"] == 0
+    other = f"{disk_cache.library_version('wasmtime')}-upgraded"
+    monkeypatch.setattr(disk_cache, "library_version", lambda module: other)
+    build_at(index, tmp_path / "a", 2, cache)
+    assert engines, "a feature set recorded under another wasmtime was not checked again"
+
+
+def test_another_wasmtime_verifies_every_release_again(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wasmtime decides validation and smoke figures: its cached verdicts do not hold for another one."""
+    from registry_tool.registry import build as build_mod
+
+    cache = tmp_path / "cache"
+    _age(index)
+    first = build_at(index, tmp_path / "a", 0, cache)
+    assert build_at(index, tmp_path / "a", 1, cache).counts["verified"] == 0
+    monkeypatch.setattr(build_mod, "library_version", lambda module: "another wasmtime")
+    assert build_at(index, tmp_path / "a", 2, cache).counts["verified"] == first.counts["verified"]
+
+
 def test_a_cache_written_by_another_tool_version_is_no_cache(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
