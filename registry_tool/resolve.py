@@ -5,7 +5,7 @@ Shared by the client (install, update, remove), ``ci check`` and ``build``.
 The client asks this module for a *plan*: given what the user requested, what is installed
 (with the dependency edges the lockfile recorded) and a way to list a plugin's releases, pick
 one release per plugin so that every requirement holds, using resolvelib (pip's resolver)
-for the backtracking search.  Rules, each with a test in tests/client/test_resolve.py:
+for the backtracking search.  Rules, each with a test in tests/test_resolve.py:
 
 * a range never selects a yanked release; only the user's exact pin (``name@1.2.3``) or a
   version already installed may keep one;

@@ -122,14 +122,24 @@ def _build_lines(result: CheckResult) -> list[str]:
     if "registry_version" not in d:
         return []
     counts = d.get("counts") or {}
-    files = d.get("site_files") or {}
+    files = dict(d.get("site_files") or {})
+    previous = d.get("previous_version")
+    whole = files.pop("swapped", None)
     return [
-        f"registry version {d['registry_version']} (previous {d.get('previous_version')}), "
-        f"root v{d.get('root_version')}",
-        f"{d.get('releases')} releases of {d.get('plugins')} plugins, expires {d.get('expires_at')}",
+        f"registry version {d['registry_version']} "
+        + (f"(previous {previous})" if previous is not None else "(the first)")
+        + f", root v{d.get('root_version')}",
+        f"{_count(d.get('releases'), 'release')} of {_count(d.get('plugins'), 'plugin')}, "
+        f"expires {d.get('expires_at')}",
         "cache: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-        "site files: " + ", ".join(f"{k} {v}" for k, v in sorted(files.items())),
+        "site files: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(files.items()))
+        + ("; the whole site staged and swapped in" if whole else ""),
     ]
+
+
+def _count(n: object, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _resign_lines(result: CheckResult) -> list[str]:
@@ -242,7 +252,8 @@ def _info_lines(result: CheckResult) -> list[str]:
 
 def _installed_lines(result: CheckResult) -> list[str]:
     # A failed install's result (its error as a finding) names no release.
-    return [_entry_line("installed", result.data)] if "name" in result.data else []
+    verb = "kept" if result.data.get("kept") else "installed"
+    return [_entry_line(verb, result.data)] if "name" in result.data else []
 
 
 def _install_header(report: Report) -> list[str]:

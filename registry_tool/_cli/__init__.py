@@ -115,6 +115,11 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader left (`| head`): nothing to tell it.  The rest of the output goes nowhere,
+            # so the interpreter's last flush cannot fail again; exit 2 (the environment) silently.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(2) from None
         except OSError as err:
             # Environment problems (permissions, disk full, ...) are exit 2, not a traceback.
             where = str(err.filename) if getattr(err, "filename", None) else None
@@ -207,4 +212,4 @@ def _register_areas(only: str | None = None) -> None:
 def main(area: str | None = None) -> None:
     """Run the typer app with ``area``'s commands (all when None)."""
     _register_areas(area)
-    app()
+    app(prog_name="registry-tool")  # also under `python -m registry_tool` (click would say "-m ...")

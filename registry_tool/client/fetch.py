@@ -318,7 +318,9 @@ class HttpFetcher:
                 fix="retry later or use a mirror",
             ) from None
         except requests.RequestException as err:
-            raise FetchError(f"cannot fetch {url}: {err}", fix="check the URL and your connection") from None
+            raise FetchError(
+                f"cannot fetch {url}: {_network_reason(err)}", fix="check the URL and your connection"
+            ) from None
         except ValueError as err:
             # requests parses a redirect's Location even when not following it; a hostile one
             # (port out of range, broken IPv6 literal) raises ValueError.
@@ -550,6 +552,26 @@ class Sources:
                 raise _too_large(url, MAX_SIGNATURE_SIZE, f"the fetcher returned {len(data)} bytes")
             found[name] = data
         return found
+
+
+def _network_reason(err: BaseException) -> str:
+    """The system's words for a failed connection ("Connection refused"), not urllib3's wrapping.
+
+    requests wraps urllib3's retry error, which wraps the connection error, which wraps the
+    socket's ``OSError``: the first error with an errno and its text is what happened.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [err]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None and current.strerror:
+            return str(current.strerror)
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return str(err)
 
 
 def _quoted(header: str) -> str:

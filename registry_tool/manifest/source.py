@@ -482,6 +482,18 @@ def _schema_fix(err: jsonschema.ValidationError, field: str) -> str | None:
             about = prop.get("description") if isinstance(prop, dict) else None
             return f"add {where}" + (f" ({about})" if about else "") + " (docs/manifest.md shows every key)"
     description = schema.get("description")
+    about = f" ({description})" if isinstance(description, str) else ""
+    name = field or "it"
+    bound: Any = err.validator_value
+    if err.validator == "type":
+        wanted = bound if isinstance(bound, str) else " or ".join(str(w) for w in bound)
+        return f"write {name} as {_TOML_TYPES.get(wanted, wanted)}{about}"
+    if err.validator in ("minimum", "exclusiveMinimum"):
+        return f"use a value {'of at least' if err.validator == 'minimum' else 'above'} {bound}{about}"
+    if err.validator in ("maximum", "exclusiveMaximum"):
+        return f"use a value {'of at most' if err.validator == 'maximum' else 'below'} {bound}{about}"
+    if err.validator == "enum" and isinstance(bound, list):
+        return f"use one of {', '.join(repr(v) for v in bound)}"
     return description if isinstance(description, str) else None
 
 

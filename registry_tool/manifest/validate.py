@@ -308,6 +308,8 @@ def _fmt_limit(name: str, value: float) -> str:
         return format_size(int(value))
     if name == "wall_time":
         return f"{value:g}s"
+    if abs(value) >= 1e18:  # 1e99 is an integer to TOML's JSON schema: not a hundred digits to read
+        return f"{value:g}"
     return f"{int(value):_}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,18 +43,26 @@ def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str =
                 f"environment variable {env_var} is empty", fix="set a non-empty passphrase"
             )
         return value.encode("utf-8")
+    # Only `key generate` has --unencrypted (a key that is loaded is encrypted or it is not).
+    throwaway = " (or --unencrypted for a throwaway key)" if confirm else ""
     try:
-        first = getpass.getpass(prompt)
-        again = getpass.getpass("Passphrase (again): ") if confirm and first else first
+        with warnings.catch_warnings():
+            # Without a terminal getpass reads standard input and warns that it cannot hide the
+            # echo (there is none to hide): the error below says what to do instead.
+            warnings.simplefilter("ignore", getpass.GetPassWarning)
+            first = getpass.getpass(prompt)
+            again = getpass.getpass("Passphrase (again): ") if confirm and first else first
     except EOFError:
         # No terminal to ask on (a script, a CI step): getpass read standard input to its end.
         raise PassphraseError(
             "no passphrase: there is no terminal to ask on and standard input ended",
-            fix="pass it in an environment variable: --passphrase-env VAR (or --unencrypted for a "
-            "throwaway key)",
+            fix=f"pass it in an environment variable: --passphrase-env VAR{throwaway}",
         ) from None
     if not first:
-        raise PassphraseError("empty passphrase", fix="enter a passphrase, or use --unencrypted deliberately")
+        raise PassphraseError(
+            "empty passphrase",
+            fix="enter a passphrase" + (", or use --unencrypted deliberately" if confirm else ""),
+        )
     if again != first:
         raise PassphraseError("the passphrases do not match", fix="try again")
     return first.encode("utf-8")

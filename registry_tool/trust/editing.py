@@ -270,7 +270,11 @@ def renew() -> Callable[[Doc], None]:
 def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
     """``root/<N>.root.json`` files, sorted; versions must be 1..N without gaps."""
     if not root_dir.is_dir():
-        raise UsageError(f"{root_dir} is not a directory", fix="run `registry-tool root init` first")
+        raise UsageError(
+            f"{root_dir} is not a directory",
+            fix="point at the index's root/ folder (the root commands take it as --dir, e.g. "
+            "--dir index/root), or create one with `registry-tool root init`",
+        )
     found = sorted((n, p) for p in root_dir.iterdir() if (n := root_file_version(p.name)) is not None)
     for _, path in found:
         # A directory, FIFO or device under a root file's name is not an absent version: refuse it.
@@ -282,7 +286,11 @@ def root_versions(root_dir: Path) -> list[tuple[int, Path]]:
                 fix="replace it with the root metadata file (every root version stays published)",
             )
     if not found:
-        raise UsageError(f"no root metadata in {root_dir}", fix="run `registry-tool root init` first")
+        raise UsageError(
+            f"no root metadata in {root_dir}",
+            fix="point at the index's root/ folder (the root commands take it as --dir, e.g. "
+            "--dir index/root), or create one with `registry-tool root init`",
+        )
     for expected, (n, path) in enumerate(found, start=1):
         if n != expected:
             raise RootStoreError(

@@ -145,7 +145,8 @@ def require_threshold(tally: Tally, role: Role, subject: str, where: str | None 
         f"{subject} is signed by {len(tally.counted)} distinct key(s) of the {role.name}, "
         f"{role.threshold} required" + (f" (rejected: {reasons})" if reasons else ""),
         where=where,
-        fix=f"collect signatures from {role.threshold} different keys of the {role.name}",
+        fix=f"collect {role.threshold - len(tally.counted)} more signature(s) from other keys of the "
+        f"{role.name} ({role.threshold} distinct keys in all)",
     )
 
 

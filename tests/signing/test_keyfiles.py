@@ -63,6 +63,25 @@ def test_no_terminal_and_no_input_is_a_usage_error_naming_the_env_option(
     with pytest.raises(PassphraseError, match="no terminal") as caught:
         read_passphrase(None, confirm=True)
     assert "--passphrase-env" in (caught.value.fix or "") and caught.value.exit_code == 2
+    assert "--unencrypted" in (caught.value.fix or "")  # generating a key: a throwaway one is an option
+    with pytest.raises(PassphraseError, match="no terminal") as caught:
+        read_passphrase(None)  # loading a key (sign, root sign): no such option to offer
+    assert "--unencrypted" not in (caught.value.fix or "")
+
+
+def test_no_terminal_warning_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """getpass warns that it cannot hide the echo without a terminal; the tool's own error says it all."""
+    import getpass
+    import warnings
+
+    def warns(prompt: str = "") -> str:
+        warnings.warn("Can not control echo on the terminal.", getpass.GetPassWarning, stacklevel=1)
+        return "secret"
+
+    monkeypatch.setattr("getpass.getpass", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails the test
+        assert read_passphrase(None) == b"secret"
 
 
 def test_generate_writes_private_key_file(tmp_path: Path, fast: dict[str, int]) -> None:
