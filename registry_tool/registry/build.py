@@ -62,6 +62,8 @@ from registry_tool.registry.publish import (
     SiteContent,
     checked_print,
     publish,
+    release_folder_paths,
+    release_folders,
     sign_registry,
     site_print,
     site_prints,
@@ -541,9 +543,12 @@ def _kept_whole(
             continue
         if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - cache_rules.RACY_SECONDS:
             continue
-        folder = f"{site}/plugins/{name}/"
-        paths = whole.site_paths.split("\0") if whole.site_paths else []
-        if site_digest(site_prints(folder + path for path in paths)) != whole.site_digest:
+        folder = f"{site}/plugins/{name}"
+        paths = whole.site_paths.split("\0")
+        if (
+            site_digest(site_prints(f"{folder}/{path}" if path else folder for path in paths))
+            != whole.site_digest
+        ):
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue
@@ -573,14 +578,22 @@ def _carried_documents(carried: _Carried, kept: _Carried) -> dict[str, CarriedDo
 
 
 def _plugin_print(
+    site: str,
     rels: list[IndexRelease],
     prepared: dict[tuple[str, str], PreparedRelease],
     context: str,
     scanned_at: float,
 ) -> PluginPrint | None:
-    """The print of a plugin whose every release the cache holds, after publishing (else None)."""
-    paths: list[str] = []
-    prints: list[bytes] = []
+    """The print of a plugin whose every release the cache holds, after publishing (else None).
+
+    Its site paths are the plugin folder (""), then per release its folders and files: a folder's
+    print moves when anything is added, removed or renamed in it (a stray file, a link).
+    """
+    plugin_folder = site_print(f"{site}/plugins/{rels[0].name}") if rels else None
+    if plugin_folder is None:
+        return None
+    paths: list[str] = [""]
+    prints: list[bytes] = [plugin_folder]
     yanked: list[str] = []
     dependencies: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for rel in rels:
@@ -588,12 +601,12 @@ def _plugin_print(
         recorded = prep.cached.get("site") if prep.cached is not None else None
         if not isinstance(recorded, dict) or not rel.stat:
             return None
-        for name in sorted(prep.files):
-            site = recorded.get(name)
-            if not isinstance(site, bytes):
+        for name in [*release_folders(prep.files), *sorted(prep.files)]:  # "" is the release folder
+            recorded_print = recorded.get(name)
+            if not isinstance(recorded_print, bytes):
                 return None
-            paths.append(f"{rel.version}/{name}")
-            prints.append(site)
+            paths.append(f"{rel.version}/{name}" if name else rel.version)
+            prints.append(recorded_print)
         if prep.entry["yanked"] is not None:
             yanked.append(rel.version)
         if prep.entry["dependencies"]:
@@ -627,6 +640,15 @@ def _record(
         if name in kept:
             documents[pin.sha256] = kept[name][1]
             continue
+        # Publishing searched or matched every folder of these releases: their prints now, for
+        # the next build's ``_kept_whole`` and ``publish._diff``.
+        for rel in groups.get(name, ()):
+            prep = prepared[(rel.name, rel.version)]
+            if prep.cached is not None:
+                folders = release_folders(prep.files)
+                target = f"{site}/plugins/{rel.name}/{rel.version}"
+                prints_now = site_prints(release_folder_paths(target, folders))
+                prep.cached.setdefault("site", {}).update(zip(folders, prints_now, strict=True))
         fingerprint = prints.get(name)
         if fingerprint is None:
             continue  # not derived from cached releases only: the next build reads it by its pin
@@ -635,7 +657,7 @@ def _record(
             fingerprint,
             catalog_fields(metadata.entries[name]),
             carried[name][1].site_print if name in carried else checked_print(f"{site}/{pin.path}", pin),
-            _plugin_print(groups[name], prepared, context, scanned_at) if context is not None else None,
+            _plugin_print(site, groups[name], prepared, context, scanned_at) if context is not None else None,
         )
     # Every tree node of the publication is in ``files`` (the tree is built whole each time).
     documents_and_catalog = {pin.sha256 for pin in metadata.plugin_pins.values()} | {metadata.catalog.sha256}

@@ -91,9 +91,14 @@ def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
     return stat, newest
 
 
-def content_key(parts: list[tuple[str, str]], context: str) -> str:
-    """The content key: sha256 over ``context`` and every (relative name, file sha256)."""
-    h = hashlib.sha256(context.encode())
+def content_key(release: str, parts: list[tuple[str, str]], context: str) -> str:
+    """The content key: sha256 over ``context``, the release and every (relative name, file sha256).
+
+    The release (``name/version``) is part of it: a folder holding a byte copy of another
+    release's files is not that release (its name, path and signatures are checked for this
+    folder, never borrowed).
+    """
+    h = hashlib.sha256(f"{context}\0{release}".encode())
     for rel, digest in parts:
         h.update(f"\0{rel}\0{digest}".encode())
     return h.hexdigest()
@@ -498,7 +503,7 @@ def lookup(
     if hit is None and cache.knows(look.key):
         # Unknown releases skip this hashing; the full path hashes what it reads anyway.
         look.digests = {n: _sha256_file(p) for n, p in rel.files}
-        hit = cache.by_content(content_key(sorted(look.digests.items()), context))
+        hit = cache.by_content(content_key(look.key, sorted(look.digests.items()), context))
         if hit is not None:
             cache.put(look.key, look.stat, context, hit["content_key"], hit)
     try:
@@ -568,7 +573,7 @@ def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildC
             digests[name] = prep.files[name][0]
         elif name not in digests:
             digests[name] = _sha256_file(path)
-    ckey = content_key(sorted(digests.items()), look.context)
+    ckey = content_key(look.key, sorted(digests.items()), look.context)
     entry = dict(prep.entry)
     prep.cached = {
         "entry": marshal.dumps(entry),

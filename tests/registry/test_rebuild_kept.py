@@ -371,26 +371,71 @@ def test_a_document_changed_before_its_print_is_recorded_is_not_trusted_later(
         _build(index, site, 2, cache)
 
 
-def test_links_in_a_kept_plugins_folder_are_refused_once_a_build_writes_there(
-    index: Index, tmp_path: Path
+@pytest.mark.parametrize(
+    "where", ["plugins/alpha/9.9.9", "plugins/alpha/1.0.0/evil", "plugins/alpha/1.0.0/sub"]
+)
+def test_a_link_added_to_a_kept_plugins_folders_is_refused_as_a_full_build_refuses_it(
+    index: Index, tmp_path: Path, where: str
 ) -> None:
-    """A kept plugin's folder is not walked (nothing is written there); the build that writes is refused."""
+    """The plugin folder's or a release folder's print moved: the plugin is not kept, the link refused."""
     from registry_tool.registry.site import UnsafeSiteError
 
-    site, cache, outside = tmp_path / "site", tmp_path / "cache", tmp_path / "outside"
+    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
+    outside = tmp_path / "outside"
     outside.mkdir()
     _age(index)
     _build(index, site, 0, cache)
-    (site / "plugins" / "alpha" / "9.9.9").symlink_to(outside, target_is_directory=True)
+    _build(index, plain, 0, None)
+    for root in (site, plain):
+        (root / where).symlink_to(outside, target_is_directory=True)
     index.add_release("beta", "2.1.0", variant=7)
     _age(index)
-    _build(index, site, 1, cache)  # alpha kept whole: its folder is neither written nor collected
+    for root, with_cache in ((site, cache), (plain, None)):
+        with pytest.raises(UnsafeSiteError):
+            _build(index, root, 1, with_cache)
     assert list(outside.iterdir()) == []
-    index.add_release("alpha", "1.2.0", variant=8)
+
+
+@pytest.mark.parametrize("where", ["plugins/alpha/1.0.0/junk.txt", "plugins/alpha/1.0.0/sub/junk.txt"])
+def test_a_stray_file_in_a_kept_release_folder_is_removed_as_a_full_build_removes_it(
+    index: Index, tmp_path: Path, where: str
+) -> None:
+    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
     _age(index)
-    with pytest.raises(UnsafeSiteError):
-        _build(index, site, 2, cache)  # alpha changes: its folder is walked, the link refused
-    assert list(outside.iterdir()) == []
+    _build(index, site, 0, cache)
+    _build(index, plain, 0, None)
+    for root in (site, plain):
+        (root / where).parent.mkdir(exist_ok=True)
+        (root / where).write_text("not published")
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    _build(index, site, 1, cache)
+    _build(index, plain, 1, None)
+    assert _tree(site) == _tree(plain) and not (site / where).exists()
+    assert_valid_site(site, index)
+
+
+def test_a_byte_copy_of_another_release_is_checked_as_itself_not_answered_from_the_cache(
+    index: Index, tmp_path: Path
+) -> None:
+    """The content key names the release: a copy of alpha 1.0.0 in beta's folder is refused as a full
+    build refuses it (its name does not match its folder), never given alpha's cached verdict."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    _age(index)
+    _build(index, tmp_path / "a", 0, cache)
+    beta, alpha = index.release_dir("beta", "2.0.0"), index.release_dir("alpha", "1.0.0")
+    for path in beta.iterdir():
+        path.unlink()
+    for path in alpha.iterdir():
+        shutil.copy2(path, beta / path.name)
+    refusals = []
+    for out, with_cache in ((tmp_path / "cached", cache), (tmp_path / "plain", None)):
+        with pytest.raises(BuildRefusedError) as err:
+            _build(index, out, 1, with_cache)
+        refusals.append(sorted((r.subject, f.rule) for r in err.value.report.results for f in r.findings))
+    assert refusals[0] == refusals[1] and ("beta 2.0.0", "name-mismatch") in refusals[0], refusals
 
 
 def test_a_kept_plugins_folder_replaced_by_a_link_is_refused(index: Index, tmp_path: Path) -> None:

@@ -166,18 +166,20 @@ def _plant_victim(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
 
 
 @pytest.mark.parametrize("previous", [True, False])
-def test_a_link_inside_an_untouched_release_folder_is_never_followed(
+def test_a_link_added_to_an_unchanged_release_folder_is_refused_as_a_full_build_refuses_it(
     index: Index, tmp_path: Path, previous: bool
 ) -> None:
-    """The link check skips unchanged release folders' insides; nothing goes through a link there."""
+    """The folder's recorded print moved (an entry was added): it is searched, the link refused."""
+    from registry_tool.registry.site import UnsafeSiteError
+
     site, cache = tmp_path / "site", tmp_path / "cache.json"
     build(index, site, cache_path=cache)
     victim, before = _plant_victim(tmp_path)
     (site / "plugins/alpha/1.0.0/extra").symlink_to(victim, target_is_directory=True)
     index.add_release("beta", "2.1.0", variant=7)
-    build(index, site, cache_path=cache, now=LATER, **({"previous": str(site)} if previous else {}))
+    with pytest.raises(UnsafeSiteError, match="symbolic link"):
+        build(index, site, cache_path=cache, now=LATER, **({"previous": str(site)} if previous else {}))
     assert {p.name: p.read_bytes() for p in victim.rglob("*") if p.is_file()} == before
-    assert_valid_site(site, index)
 
 
 @pytest.mark.parametrize("previous", [True, False])
