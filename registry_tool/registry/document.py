@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -289,11 +290,17 @@ def index_digest(releases: Iterable[tuple[str, bytes]]) -> str:
 
 
 def site_digest(prints: Iterable[bytes | None]) -> str:
-    """The digest of site prints in order (a missing file or anything but a regular file is ``-``).
+    """The digest of site prints in order (a missing path, or a link, is ``_NO_PRINT``).
 
-    A print has a fixed length, so ``+print`` and ``-`` read one way only.
+    Prints have one fixed length, so their concatenation reads one way only.
     """
-    return hashlib.sha256(b"".join([b"+" + p if p is not None else b"-" for p in prints])).hexdigest()
+    return hashlib.sha256(b"".join([p or _NO_PRINT for p in prints])).hexdigest()
+
+
+# A site print (``publish.site_print``): size, mtime_ns, ctime_ns, inode and file type, packed.
+SITE_PRINT = struct.Struct("<qqqQI")
+# As long as a print, and none: its size field would be -1.
+_NO_PRINT = b"\xff" * SITE_PRINT.size
 
 
 @dataclass(frozen=True)
