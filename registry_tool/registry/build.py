@@ -392,7 +392,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
                 if previous is not None and inputs.previous_is_site
                 else None
             ),
-            kept_releases=frozenset(f"{name}/{rel.version}" for name in kept for rel in groups[name]),
+            kept_plugins=frozenset(kept),
         )
         files = publish(out, staged, content)
         record_built(out, opts.keys, config.name, plan.version, top)  # what resign may renew here

@@ -91,8 +91,8 @@ class SiteContent:
         previous_meta: Metadata paths the previous publication pins: kept one more generation
             (``verified_meta`` plus its catalog).
         previous_releases: ``name/version`` of the previous publication's releases when it is SITE.
-        kept_releases: ``name/version`` of the releases of plugins kept whole: not in ``releases``,
-            their files in SITE checked by the caller (the site cannot be staged without them).
+        kept_plugins: The plugins kept whole: their releases are not in ``releases``, their files
+            and folders in SITE checked by the caller (the site cannot be staged without them).
     """
 
     releases: list[IndexRelease]
@@ -105,7 +105,7 @@ class SiteContent:
     verified_meta: frozenset[str] = frozenset()
     previous_meta: frozenset[str] = frozenset()
     previous_releases: frozenset[str] | None = None
-    kept_releases: frozenset[str] = frozenset()
+    kept_plugins: frozenset[str] = frozenset()
 
 
 class NeedsWholeSite(Exception):
@@ -460,8 +460,8 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
     """
     # The folders of plugins kept whole are neither written nor collected by this build; a build
     # that writes into one walks it (the link at plugins/<name> itself is refused either way).
-    refuse_links(out, skip_plugins=frozenset(key.split("/", 1)[0] for key in content.kept_releases))
-    partial = bool(content.kept_releases or content.metadata.carried)
+    refuse_links(out, skip_plugins=content.kept_plugins)
+    partial = bool(content.kept_plugins or content.metadata.carried)
     if not (out / REGISTRY_JSON).is_file():
         if partial:  # the content leaves out what SITE held: staging it alone would lose it
             raise NeedsWholeSite
@@ -726,22 +726,19 @@ def _collect(out: Path, content: SiteContent, changes: _Changes, current: Genera
     for path in changes.extra_files:
         path.unlink(missing_ok=True)
         removed += 1
-    keep_releases = (
-        {f"{r.name}/{r.version}" for r in content.releases} | current.releases | content.kept_releases
-    )
     plugins = out / "plugins"
     # With --previous SITE every release it published is in this build too (immutability), and
     # its generation was collected by the build that published it: nothing to look for.
-    gone = (
-        []
-        if content.previous_releases is not None
-        else [
+    gone: list[str] = []
+    if content.previous_releases is None:
+        keep_releases = {f"{r.name}/{r.version}" for r in content.releases} | current.releases
+        gone = [
             f"{p.name}/{v.name}"
             for p in _folders(plugins)
+            if p.name not in content.kept_plugins
             for v in _folders(plugins / p.name)
             if f"{p.name}/{v.name}" not in keep_releases
         ]
-    )
     for key in sorted(gone):
         release_folder = plugins / key
         removed += sum(1 for p in release_folder.rglob("*") if p.is_file())
