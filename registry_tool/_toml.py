@@ -16,6 +16,7 @@ cannot reach the bound skips the scan.  This module sits outside ``registry_tool
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from tomli import TOMLDecodeError
@@ -147,13 +148,47 @@ def _float(literal: str, text: str) -> float:
     return value
 
 
+#: The fix of an integer outside the 64-bit range (``TOMLDecodeError.fix``; ``manifest.source`` reads it).
+INTEGER_RANGE_FIX = (
+    "write an integer between -9223372036854775808 and 9223372036854775807; a u64 at or above 2^63 "
+    "is written in its signed form, the same 64 bits read as i64 (u64::MAX as -1, 2^63 as "
+    "-9223372036854775808): registry-tool reads i64/u64 args and expect values either way"
+)
+# A TOML integer literal (decimal, hex, octal, binary), not part of a float, date, time or bare key.
+_INTEGER = re.compile(r"(?<![\w.:+-])[+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|[0-9][0-9_]*)(?![\w.:-])")
+
+
 def _check_integers(data: dict[str, Any], text: str) -> None:
-    """Refuse an integer outside the signed 64-bit range (iteratively: nesting is bounded anyway)."""
+    """Refuse an integer outside the signed 64-bit range: the first one in the text, where it is.
+
+    The parsed data is walked iteratively (nesting is bounded anyway) for the offending values;
+    their literals are then looked up in the text in document order (a table's keys are not in
+    document order when tables are split or extended later).
+    """
     stack: list[Any] = [data]
+    offenders: list[int] = []
     while stack:
         item = stack.pop()
         for value in item.values() if isinstance(item, dict) else item:
             if type(value) is int and value not in _INT64:
-                raise TOMLDecodeError(f"integer {value} is outside the 64-bit range TOML allows", text, 0)
+                offenders.append(value)
             if isinstance(value, (dict, list)):
                 stack.append(value)
+    if not offenders:
+        return
+    wanted = set(offenders)
+    value, pos = offenders[0], 0  # should no literal be found
+    for match in _INTEGER.finditer(text):
+        literal = match.group().replace("_", "")
+        sign = -1 if literal.startswith("-") else 1
+        digits = literal.lstrip("+-")
+        try:
+            number = sign * int(digits, 0) if digits[1:2] in ("x", "o", "b") else sign * int(digits)
+        except ValueError:  # a literal Python does not read (too many digits): not one of ours
+            continue
+        if number in wanted:
+            value, pos = number, match.start()
+            break
+    err = TOMLDecodeError(f"integer {value} is outside the 64-bit range TOML allows", text, pos)
+    err.fix = INTEGER_RANGE_FIX  # type: ignore[attr-defined]  # tomli's error class cannot be subclassed
+    raise err

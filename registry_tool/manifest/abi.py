@@ -429,10 +429,12 @@ class ImportRefusal:
     permission: str | None = None
 
 
-#: A core plugin's WASI imports: the module was built for another ABI.
+#: A core plugin's WASI imports: the module was built for another ABI, or against WASI libc.
 CORE_WASI_FIX = (
-    "declare the ABI the module is built for: abi = 'wasi-command' for a program with _start, "
-    "'extism' for an Extism plugin; a core plugin imports no WASI"
+    "a core plugin imports no WASI: rebuild a library without WASI (Rust: --target "
+    "wasm32-unknown-unknown instead of wasm32-wasip1; C: clang --target=wasm32 -nostdlib, without "
+    "stdio or WASI libc), or declare the ABI the module is built for: abi = 'wasi-command' for a "
+    "program with _start, 'extism' for an Extism plugin"
 )
 _GENERIC_FIX = "remove the import (link the code into the module) or ask the registry for a permission"
 #: Imports a common toolchain adds on its own, with the build option that drops them.

@@ -141,16 +141,26 @@ class TomlSource:
 class TomlSyntaxError(ValueError):
     """A TOML file that does not parse, with the 1-based line and column when known."""
 
-    def __init__(self, message: str, line: int | None, column: int | None) -> None:
-        """The parser's ``message`` and where it stopped."""
+    def __init__(self, message: str, line: int | None, column: int | None, fix: str | None = None) -> None:
+        """The parser's ``message``, where it stopped, and a fix of its own when the error has one."""
         super().__init__(message)
         self.line = line
         self.column = column
+        self.fix = fix
 
     def finding(self, file: str, fix: str = "correct the TOML syntax at that position") -> Finding:
-        """The ``toml-syntax`` finding for ``file``, pointing at where the parser stopped."""
+        """The ``toml-syntax`` finding for ``file``, pointing at where the parser stopped.
+
+        ``fix`` is the caller's general advice; an error that knows a specific one (an integer out
+        of range) gives that instead.
+        """
         return Finding(
-            "toml-syntax", f"invalid TOML: {self}", file=file, line=self.line, column=self.column, fix=fix
+            "toml-syntax",
+            f"invalid TOML: {self}",
+            file=file,
+            line=self.line,
+            column=self.column,
+            fix=self.fix or fix,
         )
 
 
@@ -207,7 +217,8 @@ def parse_toml(path: Path, raw: bytes) -> TomlSource:
         pos = _TOML_ERR_POS.search(msg)
         line = int(pos.group(1)) if pos else None
         col = int(pos.group(2)) if pos else None
-        raise TomlSyntaxError(_TOML_ERR_POS.sub("", msg).strip(), line, col) from None
+        fix = getattr(err, "fix", None)  # registry_tool._toml's own errors may carry one
+        raise TomlSyntaxError(_TOML_ERR_POS.sub("", msg).strip(), line, col, fix) from None
     except ValueError:
         # Python refuses to convert an integer literal of more than 4300 digits (int max_str_digits).
         raise TomlSyntaxError("an integer literal is too long", None, None) from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -488,8 +489,8 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
             result.findings.append(
                 Finding(
                     rule=f"smoke-{outcome.outcome.value.replace('_', '-')}",
-                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: {outcome.detail}"
-                    + _last_words(outcome),
+                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: "
+                    f"{_own_fix(outcome)[0]}{_last_words(outcome)}",
                     file=str(manifest.path),
                     line=spec.line,
                     field=f"tests[{spec.index}]",
@@ -531,8 +532,27 @@ _KNOWN_CAUSES = (
 )
 
 
+#: A refused import's detail ends in validate's own fix for it (``worker._link_plan``).
+_OWN_FIX = re.compile(r" \(fix: (.+)\)$", re.S)
+
+
+def _own_fix(o: TestOutcome) -> tuple[str, str | None]:
+    """(detail without its fix, the fix) of a refused import; (detail, None) for anything else.
+
+    A finding shows one fix: the specific one the refusal names, not that and the generic one.
+    """
+    if o.outcome is Outcome.link_error:
+        found = _OWN_FIX.search(o.detail)
+        if found:
+            return o.detail[: found.start()], found.group(1)
+    return o.detail, None
+
+
 def _fix_for(o: TestOutcome) -> str | None:
-    """The fix of a failed test: a known cause's own, else the outcome's."""
+    """The fix of a failed test: a refused import's own, a known cause's, else the outcome's."""
+    own = _own_fix(o)[1]
+    if own is not None:
+        return own
     for said, fix in _KNOWN_CAUSES:
         if said in o.detail or said in o.stderr:
             return fix

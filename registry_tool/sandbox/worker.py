@@ -349,6 +349,22 @@ def _peak(release: Release, exports: Exports | None) -> tuple[int | None, int | 
     return memory, table
 
 
+#: The trap codes that are outcome classes of their own (every other trap is ``trap``).
+_TRAP_OUTCOMES = {
+    wasmtime.TrapCode.OUT_OF_FUEL: (Outcome.out_of_fuel, "all fuel consumed"),
+    wasmtime.TrapCode.INTERRUPT: (Outcome.timeout, "wall-clock deadline reached (epoch interruption)"),
+    wasmtime.TrapCode.STACK_OVERFLOW: (Outcome.stack_overflow, "call stack exhausted (max_wasm_stack)"),
+}
+#: wasmtime's message for each of those trap codes ("wasm trap: <message>", the ``Caused by`` line).
+#: A component call raises a plain ``WasmtimeError`` that carries no trap code, only this message
+#: (wasmtime's C API has no trap code for a ``wasmtime_error_t``); tests check it against wasmtime's.
+_TRAP_CAUSES = {
+    "all fuel consumed by WebAssembly": wasmtime.TrapCode.OUT_OF_FUEL,
+    "interrupt": wasmtime.TrapCode.INTERRUPT,
+    "call stack exhausted": wasmtime.TrapCode.STACK_OVERFLOW,
+}
+
+
 def classify_error(err: BaseException) -> tuple[Outcome, str]:
     """Map a wasmtime error raised while linking, instantiating or calling to an outcome class."""
     if isinstance(err, MissingExportError):
@@ -365,19 +381,27 @@ def classify_error(err: BaseException) -> tuple[Outcome, str]:
         return Outcome.output_limit, f"{LOG_LIMIT_MESSAGE} ({LOG_CAP} bytes) and was cut"
     if isinstance(err, wasmtime.Trap):
         code = err.trap_code
-        if code is wasmtime.TrapCode.OUT_OF_FUEL:
-            return Outcome.out_of_fuel, "all fuel consumed"
-        if code is wasmtime.TrapCode.INTERRUPT:
-            return Outcome.timeout, "wall-clock deadline reached (epoch interruption)"
-        if code is wasmtime.TrapCode.STACK_OVERFLOW:
-            return Outcome.stack_overflow, "call stack exhausted (max_wasm_stack)"
+        if code in _TRAP_OUTCOMES:
+            return _TRAP_OUTCOMES[code]
         name = code.name.lower() if code is not None else "no trap code"
         return Outcome.trap, f"{name}: {_trap_message(message)}"
+    code = _trap_cause(message)
+    if code is not None:  # a component call's trap: a WasmtimeError without a trap code
+        return _TRAP_OUTCOMES[code]
     if "unknown import" in message or "incompatible import" in message:
         return Outcome.link_error, first
     if _RESOURCE_LIMIT.search(message):
         return Outcome.memory_limit, first
     return Outcome.trap, _trap_message(message)
+
+
+def _trap_cause(message: str) -> wasmtime.TrapCode | None:
+    """The trap code of ``_TRAP_CAUSES`` that a plain error's "wasm trap: ..." cause line names."""
+    for line in message.splitlines():
+        text = line.strip()
+        if text.startswith("wasm trap: "):
+            return _TRAP_CAUSES.get(text.removeprefix("wasm trap: ").rstrip(". "))
+    return None
 
 
 def _trap_message(message: str) -> str:
