@@ -854,11 +854,16 @@ class KeyValueStub:
         return [type_name(r) for r in ty.results] == ["i32"]
 
 
-def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
-    """A deterministic stand-in for any other permission-gated host function: it returns zeros."""
+def zero_stub(ty: wasmtime.FuncType, on_call: Callable[[], None] | None = None) -> Callable[..., Any]:
+    """A deterministic stand-in for any other permission-gated host function: it returns zeros.
+
+    ``on_call`` is told of every call (a failed test then names the stubs it called).
+    """
     zero = [0.0 if type_name(r) in ("f32", "f64") else 0 for r in ty.results]
 
     def stub(*_args: Any) -> Any:
+        if on_call is not None:
+            on_call()
         if not zero:
             return None
         return zero[0] if len(zero) == 1 else zero
@@ -867,11 +872,16 @@ def zero_stub(ty: wasmtime.FuncType) -> Callable[..., Any]:
 
 
 def define_stubs(
-    linker: wasmtime.Linker, imports: list[Any], keys_module: str, keys: Callable[[], KeyValueStub]
+    linker: wasmtime.Linker,
+    imports: list[Any],
+    keys_module: str,
+    keys: Callable[[], KeyValueStub],
+    called: Callable[[str], None] | None = None,
 ) -> None:
     """Link every permission-granted import that no ABI provides to its deterministic stub.
 
-    Defined once per release: a ``keys_module`` function calls into ``keys()``, the running test's store.
+    Defined once per release: a ``keys_module`` function calls into ``keys()``, the running test's
+    store; ``called`` is given ``module.name`` of each zero stub the module calls.
     """
     for imp in imports:
         name = imp.name or ""
@@ -883,7 +893,9 @@ def define_stubs(
 
             linker.define_func(imp.module, name, imp.type, call, access_caller=True)
         else:
-            linker.define_func(imp.module, name, imp.type, zero_stub(imp.type))
+            label = f"{imp.module}.{name}"
+            on_call = (lambda _label=label: called(_label)) if called is not None else None
+            linker.define_func(imp.module, name, imp.type, zero_stub(imp.type, on_call))
 
 
 # --------------------------------------------------------------------------- deterministic WASI

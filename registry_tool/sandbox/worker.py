@@ -256,6 +256,8 @@ class Release:
         self._keys = KeyValueStub(job.host)
         self._poll_fallback: PollFallback | None = None
         self._stubbed = False
+        #: The zero stubs (``abis.zero_stub``) the running test called, by ``module.name``.
+        self.stubs_called: set[str] = set()
         if self.spec.component:
             cast("ComponentAdapter", self.adapter).prepare(engine, module)
             return
@@ -287,7 +289,7 @@ class Release:
             imports = [_AsPreview1(i) if i.module == WASI_UNSTABLE else i for i in module.imports]
             self._poll_fallback = DeterministicWasi.define(self.linker, engine, imports, lambda: self._clock)
         self.adapter.define(self.linker, engine)
-        define_stubs(self.linker, stubs, self._keys.module, lambda: self._keys)
+        define_stubs(self.linker, stubs, self._keys.module, lambda: self._keys, self.stubs_called.add)
         self._stubbed = bool(stubs)
         if self.unstable:
             self.linker.allow_shadowing = True  # each test's aliases replace the previous test's
@@ -654,6 +656,7 @@ def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
         wasi, out_path, err_path = _wasi_config(case, job, workdir)
         store.set_wasi(wasi)
         _set_file_cap(limits.output + 1)
+    release.stubs_called.clear()
     start = time.perf_counter()
     try:
         run = _execute(release, case, store)
@@ -666,6 +669,10 @@ def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
     stdout, stderr = (_read_file(out_path), _read_file(err_path)) if files else (b"", b"")
     stderr += run.produced.log if run.produced is not None else run.log
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
+    if outcome is not Outcome.passed and release.stubs_called:
+        # A zero where the plugin expected real data is a likely cause (docs/manifest.md).
+        names = ", ".join(sorted(release.stubs_called))
+        detail += f" (it called host functions the smoke run stubs with zeros: {names})"
     if outcome is Outcome.timeout:
         fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong
     cap = limits.output

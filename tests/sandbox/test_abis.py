@@ -98,6 +98,23 @@ def test_permission_granted_import_gets_a_deterministic_stub(run: Runner) -> Non
     assert [r.outcome for r in results] == [Outcome.passed, Outcome.passed], results[0].detail
 
 
+def test_a_failed_test_names_the_zero_stubs_it_called(run: Runner) -> None:
+    """A zero where the plugin expected real data (a Rust PDK decoding a u64) is a likely cause."""
+    module = wat(
+        '(module (import "acme:geo" "lookup" (func $lookup (result i64)))'
+        ' (func (export "f") (result i32) (if (i64.eqz (call $lookup)) (then unreachable)) (i32.const 1))'
+        ' (func (export "g") (result i32) (i32.const 1)))'
+    )
+    rule = ImportRule("acme:geo", "*", "geo")
+    failed, passed = run(
+        module, [Case("calls it", "f", expect=[1]), Case("does not", "g", expect=[1])],
+        permission_rules=[rule], granted=["geo"],
+    )  # fmt: skip
+    assert failed.outcome is Outcome.trap
+    assert "host functions the smoke run stubs with zeros: acme:geo.lookup" in failed.detail
+    assert passed.outcome is Outcome.passed and "stubs" not in passed.detail
+
+
 def test_permission_gated_import_without_the_permission_fails_to_link(run: Runner) -> None:
     module = wat((WASI_C / "keys.wat").read_text())
     [result] = run(module, Case("x", "bump", input=b"k"), permission_rules=[KEYS_RULE], granted=[])

@@ -344,6 +344,31 @@ def test_a_known_cause_gets_its_own_fix_and_the_line_that_explains_it() -> None:
     )
 
 
+def test_a_component_export_other_than_run_is_explained_as_the_abi_limit() -> None:
+    from registry_tool.sandbox.harness import _fix_for
+    from registry_tool.sandbox.outcome import Outcome, TestOutcome
+
+    other = TestOutcome(
+        "t",
+        Outcome.missing_export,
+        detail="component ABI: calling 'add' is not supported yet; only wasi:cli/run runs",
+    )
+    fix = str(_fix_for(other))
+    assert "wasi:cli/run" in fix and "not supported yet" in fix and "export the function" not in fix
+
+
+def test_a_test_that_returned_where_a_trap_was_expected_says_so() -> None:
+    from registry_tool.sandbox.harness import release_result
+    from registry_tool.sandbox.outcome import Outcome, TestOutcome
+
+    manifest = load_manifest(Path(__file__).parents[2] / "index" / "plugins" / "adler32" / "1.0.0")
+    outcomes = [
+        TestOutcome(spec.name, Outcome.passed, expected=Outcome.out_of_fuel.value) for spec in manifest.tests
+    ]
+    [first, *_] = release_result(manifest, outcomes).findings
+    assert first.message.endswith("(expected out_of_fuel): the call returned normally"), first.message
+
+
 def test_a_table_over_the_limit_says_table_elements_and_a_compile_error_names_the_feature() -> None:
     from registry_tool.sandbox.harness import _fix_for
     from registry_tool.sandbox.outcome import Outcome, TestOutcome
