@@ -154,8 +154,12 @@ INTEGER_RANGE_FIX = (
     "is written in its signed form, the same 64 bits read as i64 (u64::MAX as -1, 2^63 as "
     "-9223372036854775808): registry-tool reads i64/u64 args and expect values either way"
 )
-# A TOML integer literal (decimal, hex, octal, binary), not part of a float, date, time or bare key.
-_INTEGER = re.compile(r"(?<![\w.:+-])[+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|[0-9][0-9_]*)(?![\w.:-])")
+# A TOML integer literal (decimal, hex, octal, binary), not part of a float, date, time or bare key;
+# strings and comments are matched first and skipped (digits inside them are no literal).
+_INTEGER = re.compile(
+    r'''"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|#[^\n]*'''
+    r"|(?P<int>(?<![\w.:+-])[+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|[0-9][0-9_]*)(?![\w.:-]))"
+)
 
 
 def _check_integers(data: dict[str, Any], text: str) -> None:
@@ -179,7 +183,9 @@ def _check_integers(data: dict[str, Any], text: str) -> None:
     wanted = set(offenders)
     value, pos = offenders[0], 0  # should no literal be found
     for match in _INTEGER.finditer(text):
-        literal = match.group().replace("_", "")
+        if match.group("int") is None:
+            continue  # a string or a comment
+        literal = match.group("int").replace("_", "")
         sign = -1 if literal.startswith("-") else 1
         digits = literal.lstrip("+-")
         try:

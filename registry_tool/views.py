@@ -127,7 +127,7 @@ def _build_lines(result: CheckResult) -> list[str]:
     whole = files.pop("swapped", None)
     return [
         f"registry version {d['registry_version']} "
-        + (f"(previous {previous})" if previous is not None else "(the first)")
+        + (f"(previous {previous})" if previous is not None else "(no previous registry)")
         + f", root v{d.get('root_version')}",
         f"{_count(d.get('releases'), 'release')} of {_count(d.get('plugins'), 'plugin')}, "
         f"expires {d.get('expires_at')}",
@@ -252,8 +252,8 @@ def _info_lines(result: CheckResult) -> list[str]:
 
 def _installed_lines(result: CheckResult) -> list[str]:
     # A failed install's result (its error as a finding) names no release.
-    verb = "kept" if result.data.get("kept") else "installed"
-    return [_entry_line(verb, result.data)] if "name" in result.data else []
+    # Every planned plugin as it is installed after the command (the plan above says which were kept).
+    return [_entry_line("installed", result.data)] if "name" in result.data else []
 
 
 def _install_header(report: Report) -> list[str]:

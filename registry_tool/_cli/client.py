@@ -344,9 +344,7 @@ def install_cmd(
             specs, target, allow=_allowed(allow), prompt=_prompt, host_version=host_version
         )
         entries = [result.entries[n] for n in result.plan.order()]
-        kept = set(result.plan_json().get("kept", []))
-        # A plugin the plan keeps is reported as kept, not as installed again.
-        items = [e.to_json() | ({"kept": True} if e.name in kept else {}) for e in entries]
+        items = [e.to_json() for e in entries]
         report = _items_report(
             "client install",
             "installed",

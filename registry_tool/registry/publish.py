@@ -442,7 +442,7 @@ class _Changes:
         default_factory=list
     )  # path, bytes, replace an existing file
     catalog: list[tuple[Path, bytes]] = field(default_factory=list)
-    extra_files: list[Path] = field(default_factory=list)  # in kept release folders, no longer published
+    extra_files: list[Path] = field(default_factory=list)  # files and folders release folders do not publish
     recorded: list[tuple[PreparedRelease, str, str]] = field(default_factory=list)  # prints to record
     kept: int = 0
 
@@ -613,14 +613,24 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
 
 
 def _extra_files(target: str, prep: PreparedRelease) -> list[Path]:
-    """Files in a release folder the release does not publish (links were refused before)."""
+    """Files and folders in a release folder the release does not publish (links were refused before).
+
+    A stray folder is listed whole (removed with what it holds), never left behind: the release
+    folder's print recorded after this build would otherwise vouch for whatever lands in it later.
+    """
     if not os.path.isdir(target):  # noqa: PTH112 (strings: see IndexRelease)
         return []
-    return [
-        p
-        for p in Path(target).rglob("*")
-        if p.is_file() and p.relative_to(target).as_posix() not in prep.files
-    ]
+    folders = set(release_folders(prep.files))
+    extra: list[Path] = []
+    for root, dirs, files in os.walk(target):  # links are not followed (and were refused)
+        rel = os.path.relpath(root, target).replace(os.sep, "/")
+        prefix = "" if rel == "." else f"{rel}/"
+        for name in list(dirs):
+            if f"{prefix}{name}" not in folders:
+                extra.append(Path(root, name))
+                dirs.remove(name)
+        extra.extend(Path(root, name) for name in files if f"{prefix}{name}" not in prep.files)
+    return extra
 
 
 def _apply(
@@ -724,7 +734,10 @@ def _collect(out: Path, content: SiteContent, changes: _Changes, current: Genera
     """Remove what neither this publication nor the one it replaced (``current``) uses."""
     removed = _remove_stale_signatures(out, content.signatures)
     for path in changes.extra_files:
-        path.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)  # never follows a link inside (and links were refused)
+        else:
+            path.unlink(missing_ok=True)
         removed += 1
     plugins = out / "plugins"
     # With --previous SITE every release it published is in this build too (immutability), and

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -541,7 +540,7 @@ _KNOWN_CAUSES = (
 
 
 #: A refused import's detail ends in validate's own fix for it (``worker._link_plan``).
-_OWN_FIX = re.compile(r" \(fix: (.+)\)$", re.S)
+_OWN_FIX = " (fix: "
 
 
 def _own_fix(o: TestOutcome) -> tuple[str, str | None]:
@@ -549,10 +548,12 @@ def _own_fix(o: TestOutcome) -> tuple[str, str | None]:
 
     A finding shows one fix: the specific one the refusal names, not that and the generic one.
     """
-    if o.outcome is Outcome.link_error:
-        found = _OWN_FIX.search(o.detail)
-        if found:
-            return o.detail[: found.start()], found.group(1)
+    if o.outcome is Outcome.link_error and o.detail.endswith(")"):
+        # The last marker: the detail names the module's import first, and an import name is the
+        # module author's text.
+        at = o.detail.rfind(_OWN_FIX)
+        if at >= 0:
+            return o.detail[:at], o.detail[at + len(_OWN_FIX) : -1]
     return o.detail, None
 
 

@@ -398,8 +398,12 @@ def classify_error(err: BaseException) -> tuple[Outcome, str]:
 
 
 def _trap_cause(message: str) -> wasmtime.TrapCode | None:
-    """The trap code of ``_TRAP_CAUSES`` that a plain error's "wasm trap: ..." cause line names."""
-    for line in message.splitlines():
+    """The trap code of ``_TRAP_CAUSES`` that a plain error's "wasm trap: ..." cause line names.
+
+    Only the last such line counts: wasmtime writes the cause after the backtrace, whose function
+    names come from the module (a name can hold a newline and "wasm trap: interrupt").
+    """
+    for line in reversed(message.splitlines()):
         text = line.strip()
         if text.startswith("wasm trap: "):
             return _TRAP_CAUSES.get(text.removeprefix("wasm trap: ").rstrip(". "))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,10 @@ def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str =
     throwaway = " (or --unencrypted for a throwaway key)" if confirm else ""
     try:
         with warnings.catch_warnings():
-            # Without a terminal getpass reads standard input and warns that it cannot hide the
-            # echo (there is none to hide): the error below says what to do instead.
-            warnings.simplefilter("ignore", getpass.GetPassWarning)
+            if not sys.stdin.isatty():
+                # Without a terminal getpass reads standard input and warns that it cannot hide the
+                # echo (there is none to hide).  On a terminal the warning stays: the echo shows.
+                warnings.simplefilter("ignore", getpass.GetPassWarning)
             first = getpass.getpass(prompt)
             again = getpass.getpass("Passphrase (again): ") if confirm and first else first
     except EOFError:

@@ -192,3 +192,42 @@ def test_sarif_from_a_real_validate_run_parses_as_sarif_2_1_0() -> None:
     located = [r for r in run.results if r.locations]
     regions = [loc.physical_location.region for r in located for loc in r.locations]
     assert regions and all(region.start_line >= 1 for region in regions)
+
+
+@pytest.mark.parametrize(
+    ("data", "first", "second", "files"),
+    [
+        (
+            {
+                "previous_version": None,
+                "releases": 1,
+                "plugins": 1,
+                "site_files": {"written": 3, "swapped": True},
+            },
+            "(no previous registry)",
+            "1 release of 1 plugin,",
+            "written 3; the whole site staged and swapped in",
+        ),
+        (
+            {
+                "previous_version": 7,
+                "releases": 2,
+                "plugins": 3,
+                "site_files": {"written": 1, "swapped": False},
+            },
+            "(previous 7)",
+            "2 releases of 3 plugins,",
+            "written 1",
+        ),
+    ],
+)
+def test_build_lines_read_as_text(data: dict[str, object], first: str, second: str, files: str) -> None:
+    """No Python values in the text ("previous None", "swapped True") and counts in the right number."""
+    from registry_tool.report import CheckResult
+    from registry_tool.views import _build_lines
+
+    facts = {"registry_version": 8, "root_version": 2, "expires_at": "2026-12-05T00:00:00Z"}
+    result = CheckResult(subject="build", data={**facts, **data})
+    head, counts, _, site = _build_lines(result)
+    assert first in head and second in counts and site == f"site files: {files}"
+    assert "None" not in " ".join((head, counts, site)) and "True" not in site

@@ -35,6 +35,14 @@ def _error(text: str) -> TomlSyntaxError:
             5,
         ),
         ("n = 0xFFFFFFFFFFFFFFFFF\n", "295147905179352825855", 1, 5),
+        # the same digits in a comment or a string are no literal
+        (
+            '# u64::MAX is 18446744073709551615\ns = "18446744073709551615"\n'
+            'm = """\n18446744073709551615"""\nfuel = 18446744073709551615\n',
+            "18446744073709551615",
+            5,
+            8,
+        ),
     ],
 )
 def test_the_first_out_of_range_integer_is_reported_where_it_is(

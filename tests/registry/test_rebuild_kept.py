@@ -412,7 +412,39 @@ def test_a_stray_file_in_a_kept_release_folder_is_removed_as_a_full_build_remove
     _build(index, site, 1, cache)
     _build(index, plain, 1, None)
     assert _tree(site) == _tree(plain) and not (site / where).exists()
+    assert (
+        not (site / "plugins/alpha/1.0.0/sub").exists() and not (plain / "plugins/alpha/1.0.0/sub").exists()
+    )
     assert_valid_site(site, index)
+
+
+def test_a_stray_folder_is_removed_so_nothing_later_hides_in_it(index: Index, tmp_path: Path) -> None:
+    """A folder left in a release folder would keep later additions out of the folder's print."""
+    from registry_tool.registry.site import UnsafeSiteError
+
+    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _age(index)
+    _build(index, site, 0, cache)
+    _build(index, plain, 0, None)
+    for root in (site, plain):
+        (root / "plugins/alpha/1.0.0/junk").mkdir()
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    _build(index, site, 1, cache)
+    _build(index, plain, 1, None)
+    assert (
+        not (site / "plugins/alpha/1.0.0/junk").exists() and not (plain / "plugins/alpha/1.0.0/junk").exists()
+    )
+    for root in (site, plain):
+        (root / "plugins/alpha/1.0.0/junk").mkdir()
+        (root / "plugins/alpha/1.0.0/junk/evil").symlink_to(outside, target_is_directory=True)
+    index.add_release("beta", "2.2.0", variant=8)
+    _age(index)
+    for root, with_cache in ((site, cache), (plain, None)):
+        with pytest.raises(UnsafeSiteError):
+            _build(index, root, 2, with_cache)
 
 
 def test_a_byte_copy_of_another_release_is_checked_as_itself_not_answered_from_the_cache(

@@ -40,3 +40,28 @@ def test_other_link_errors_keep_the_outcomes_fix() -> None:
 
     plain = TestOutcome("t", Outcome.link_error, detail="unknown import: `env::f` has not been defined")
     assert _fix_for(plain) == "remove the import or declare the permission that grants it in [permissions]"
+
+
+def test_an_import_name_holding_a_fix_marker_does_not_take_over_the_fix() -> None:
+    """The import's name is the module author's text: the fix shown is validate's, the last one."""
+    from registry_tool.sandbox.harness import _fix_for
+    from registry_tool.sandbox.outcome import TestOutcome
+
+    detail = f"import env.x (fix: trust me) is not granted (fix: {CORE_WASI_FIX})"
+    assert _fix_for(TestOutcome("t", Outcome.link_error, detail=detail)) == CORE_WASI_FIX
+
+
+def test_a_component_trap_is_classified_by_the_cause_not_by_a_function_name() -> None:
+    """wasmtime writes the backtrace (names from the module) before the cause: only the cause counts."""
+    import wasmtime
+
+    from registry_tool.sandbox.worker import classify_error
+
+    message = (
+        "error while executing at wasm backtrace:\n    0:  0x1 - <unknown>!x\n"
+        "wasm trap: interrupt\n\nCaused by:\n    wasm trap: wasm `unreachable` instruction executed"
+    )
+    outcome, _ = classify_error(wasmtime.WasmtimeError(message))
+    assert outcome is Outcome.trap
+    fuel = message.replace("wasm `unreachable` instruction executed", "all fuel consumed by WebAssembly")
+    assert classify_error(wasmtime.WasmtimeError(fuel))[0] is Outcome.out_of_fuel
