@@ -341,6 +341,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 _E,
                 "An installed version's registry entry now pins other bytes: never swapped in silently.",
             ),
+            "withdrawn-release": (
+                _E,
+                "An installed version is no longer published and the requirement it was installed with "
+                "matches no release (update cannot move it).",
+            ),
             "undeclared-import": (_E, "The module imports something its permissions do not cover."),
             "approval-required": (_E, "The install needs permissions that were not approved (--allow)."),
             "state-file": (_E, "The client's trust state file is unreadable or unsafe."),

@@ -44,6 +44,7 @@ from registry_tool.client.errors import (
     NotInstalledError,
     PluginNotFoundError,
     RepublishedReleaseError,
+    WithdrawnReleaseError,
 )
 from registry_tool.client.fetch import (
     Fetcher,
@@ -777,6 +778,16 @@ class Registry:
                 try:
                     resolve(plugin, Requirement(name, spec), host_version=host_version)
                 except NoMatchingVersionError as err:
+                    if current.version not in plugin.versions:
+                        # Withdrawn (a release a stolen key signed): keeping it is no update.
+                        raise WithdrawnReleaseError(
+                            f"{name} {current.version} (installed) is no longer published by {self.url}, "
+                            f"and the requirement it was installed with ({spec}) matches no release: "
+                            f"{err.what}",
+                            where=f"{name} {current.version}",
+                            fix=f"install another version (`registry-tool client install {name}` takes the "
+                            f"newest that verifies) or remove it (`registry-tool client remove {name}`)",
+                        ) from None
                     self.notices.append(f"{name} {current.version} kept: {err.what}")
                     continue
                 needs.append(Need(name, spec))

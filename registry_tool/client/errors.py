@@ -144,6 +144,12 @@ class RepublishedReleaseError(ClientError):
     code = "republished"
 
 
+class WithdrawnReleaseError(ClientError):
+    """An installed version is no longer published and its recorded requirement matches no release."""
+
+    code = "withdrawn-release"
+
+
 class DigestMismatchError(ClientError):
     """Fetched bytes do not match the size and sha256 their signed pin names."""
 

@@ -89,16 +89,32 @@ def test_explicit_downgrade_says_so(trusted: World) -> None:
     assert "note: downgrading alpha from 1.1.0 to 1.0.0" in text.stderr
 
 
-def test_update_whose_installed_version_vanished_says_so(trusted: World) -> None:
-    run("install", "alpha@1.1.0", *reg(trusted))
-
+def _drop_alpha_1_1_0(trusted: World) -> None:
     def drop(raw: dict[str, Any]) -> None:
         del raw["versions"]["1.1.0"]
 
     trusted.forge_plugin("alpha", drop)
+
+
+def test_update_of_a_withdrawn_version_pinned_exactly_is_an_error_not_up_to_date(trusted: World) -> None:
+    """A withdrawn release (one a stolen key signed) kept by update would be reported as up to date."""
+    run("install", "alpha@1.1.0", *reg(trusted))
+    _drop_alpha_1_1_0(trusted)
+    out = run("update", *reg(trusted), "--format", "json", code=1)
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["error"]["rule"] == "withdrawn-release", doc
+    assert "client install alpha" in doc["error"]["fix"]
+    text = run("update", *reg(trusted), code=1)
+    assert "alpha 1.1.0 (installed) is no longer published" in text.stderr
+    assert "up to date" not in text.output
+
+
+def test_update_whose_installed_version_vanished_moves_within_its_range(trusted: World) -> None:
+    run("install", "alpha@^1.0", *reg(trusted))
+    _drop_alpha_1_1_0(trusted)
     out = run("update", *reg(trusted), "--format", "json")
     doc = json.loads(out.stdout)
-    assert doc["updated"] == []
+    assert [(u["name"], u["from"], u["to"]) for u in doc["updated"]] == [("alpha", "1.1.0", "1.0.0")], doc
     assert any("alpha 1.1.0 (installed) is no longer in registry" in n for n in doc["notices"])
 
 
