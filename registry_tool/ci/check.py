@@ -390,8 +390,9 @@ class _IndexCheck:
                     file=rel,
                     line=1,
                     fix="have a current maintainer of the plugin re-sign it in this pull request (add "
-                    "their plugin.toml signature), or revoke with keep_prior_releases when the key's "
-                    "earlier releases can be trusted",
+                    "their plugin.toml signature), withdraw it (remove the release folder in this pull "
+                    "request: docs/trust.md, incident response), or revoke with keep_prior_releases when "
+                    "the key's earlier releases can be trusted",
                 )
             )
         return result
@@ -923,7 +924,8 @@ class _IndexCheck:
                 Finding(
                     rule="release-removed",
                     message=f"{key.subject} no longer verifies and may be withdrawn, but "
-                    f"{'; '.join(stranded[:5])} depend on it and nothing else satisfies them: every "
+                    f"{'; '.join(stranded[:5])} depend{'s' if len(stranded) == 1 else ''} on it and "
+                    "nothing else satisfies them: every "
                     "later build would refuse them",
                     file=f"{rel_dir}/plugin.toml",
                     fix=f"publish, in the same pull request, a release of {key.name} the dependents "
@@ -958,7 +960,9 @@ class _IndexCheck:
             + "; published releases are immutable",
             file=change.path,
             line=line,
-            fix="restore the file; publish a new version instead, or yank this one with a signed yank.toml",
+            fix="restore the file; publish a new version instead, or yank this one with a signed yank.toml "
+            "(a release a stolen key signed is withdrawn once its signatures no longer count: a root "
+            "version that revokes the key without keep_prior_releases, docs/trust.md)",
         )
 
     def rebase_map(self, rel_dir: str) -> list[tuple[Path, str]]:

@@ -70,7 +70,8 @@ class _Checker:
         return error(
             f"{self.doc}: {path or '(top level)'} {what}",
             where=Location(file=self.doc, field=path or None),
-            fix="rebuild the registry with a registry-tool that writes format 2",
+            fix="the document breaks the registry format (docs/registry-format.md): a client does not "
+            "use this registry or mirror; its owners rebuild it with registry-tool",
         )
 
     def obj(

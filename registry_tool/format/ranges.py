@@ -271,6 +271,7 @@ def choose(
         raise NoMatchingVersionError(
             f"no release of {req.name} matches {req.spec or 'any version'}"
             f"{f' for host {host_version}' if host_version else ''}{why}",
-            fix=f"available: {available}; pin a yanked version exactly if you really need it",
+            fix=f"available: {available}"
+            + ("; pin a yanked version exactly if you really need it" if "(yanked: " in why else ""),
         )
     return str(max(candidates))

@@ -474,6 +474,13 @@ def sign_root_dir(
             f"key {secret.key_id} is not a root key of version {n} or {n - 1}; its signature would not count",
             fix="sign with a root key",
         )
+    if secret.key_id in {r.key.key_id for r in root.revoked}:
+        # Its signature counts for nothing (docs/trust.md 5.5), and a stolen key's file would ship
+        # in the published chain beside the real ones.
+        raise RootEditError(
+            f"key {secret.key_id} is revoked by root version {n}; its signature would not count",
+            fix="sign with a root key this version keeps",
+        )
     comment = f"registry-root\tregistry:{root.registry}\tversion:{n}"
     target = keyed_signature_path(path, secret.key_id)
     # Never through a link a pull request planted at the signature's name (it would overwrite the

@@ -188,7 +188,11 @@ def _revocation_changes(old: Root | None, new: Root, now: datetime | None) -> li
         if was.revoked_at != r.revoked_at:
             parts.append(f"revoked_at {format_time(was.revoked_at)} -> {format_time(r.revoked_at)}")
         if was.keep_prior_releases != r.keep_prior_releases:
-            parts.append(f"keep_prior_releases {was.keep_prior_releases} -> {r.keep_prior_releases}")
+            # As the JSON says it (true/false), not as Python prints it.
+            kept_was, kept_now = (
+                "true" if f else "false" for f in (was.keep_prior_releases, r.keep_prior_releases)
+            )
+            parts.append(f"keep_prior_releases {kept_was} -> {kept_now}")
         if set(was.plugins) != set(r.plugins):
             parts.append(f"plugins {_list(was.plugins)} -> {_list(r.plugins)}")
         if was.reason != r.reason:

@@ -285,3 +285,24 @@ def test_root_sign_never_writes_through_a_planted_link(
     sign_root_dir(root_dir, k["r1"], now=now)
     assert victim.read_text() == "precious\n"
     assert not planted.is_symlink() and verify_root_dir(root_dir, now).version == 3
+
+
+def test_a_root_key_the_version_revokes_cannot_sign_it(
+    tmp_path: Path, k: dict[str, SecretKey], now: datetime
+) -> None:
+    """A stolen root key out-voted by the others: its signature on its own revocation counts for nothing."""
+    root = tmp_path / "root"
+    keys = [k["r1"].public_key, k["r2"].public_key, k["r3"].public_key]
+    init_root_dir(
+        root,
+        new_root("demo", keys, [k["ix"].public_key], root_threshold=2, expires=now + timedelta(days=365)),
+    )
+    for signer in ("r1", "r2"):
+        sign_root_dir(root, k[signer], now=now)
+    edit_root_dir(root, revoke(k["r3"].key_id, now=now, keep_prior_releases=False), now=now)
+    with pytest.raises(RootEditError, match="revoked by root version 2"):
+        sign_root_dir(root, k["r3"], now=now)
+    assert not list(root.glob(f"2.root.json.{k['r3'].key_id}.minisig"))
+    for signer in ("r1", "r2"):
+        sign_root_dir(root, k[signer], now=now)
+    assert verify_root_dir(root, now).version == 2
