@@ -375,7 +375,11 @@ def _kept_release_refusal(r: Revocation, plugin: str, published_at: datetime | N
     if not r.covers(plugin):
         return f"it was never delegated for plugin '{plugin}'"
     if published_at is None:
-        return "the release's publication time is unknown, so it cannot be shown to predate the revocation"
+        return (
+            "the release's publication time is unknown, so it cannot be shown to predate the revocation "
+            "(`registry-tool verify` reads no signed time: give one release --published-at, or check a "
+            "built site with `registry-tool client verify-site`, which reads its signed publication times)"
+        )
     if _aware(published_at) >= r.revoked_at:
         return f"the release was published at {format_time(published_at)}, not before the revocation"
     return None
