@@ -169,13 +169,23 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
             )
         old_ids = {k.key_id for k in previous.role("root").keys}
         sigs = sources.signatures(base, rel, old_ids)
-        authenticate_root_candidate(previous, raw, _decode(sigs), where=rel)
-        # Signed by a key of the trusted root: now worth parsing, to learn the new root keys.
-        new_ids = {k.key_id for k in Root.parse(raw, where=rel).role("root").keys} - old_ids
-        if new_ids:
-            sigs.update(sources.signatures(base, rel, new_ids, plain=False))
-        decoded = _decode(sigs)
-        previous = verify_root_step(previous, raw, decoded, where=rel)
+        try:
+            authenticate_root_candidate(previous, raw, _decode(sigs), where=rel)
+            # Signed by a key of the trusted root: now worth parsing, to learn the new root keys.
+            new_ids = {k.key_id for k in Root.parse(raw, where=rel).role("root").keys} - old_ids
+            if new_ids:
+                sigs.update(sources.signatures(base, rel, new_ids, plain=False))
+            decoded = _decode(sigs)
+            previous = verify_root_step(previous, raw, decoded, where=rel)
+        except CheckFailed as err:
+            # The trust rules' fix speaks to the root's owners (collect signatures, ...); whoever
+            # installs meets a root version the trusted one does not authorize.
+            err.fix = (
+                f"do not use this registry or mirror until it serves a valid {rel}: a root version the "
+                f"trusted root does not authorize is an attack or a broken publication; tell the "
+                f"registry's owners ({err.fix or 'the root chain does not verify'})"
+            )
+            raise
         steps.append((raw, decoded))
     return steps
 

@@ -44,8 +44,10 @@ def test_unsigned_root_chain_stops_at_the_first_version(trusted: World, forged_b
         )
     before = trusted.snapshot()
     trusted.sim.fetched.clear()
-    with pytest.raises((ThresholdNotMetError, UnauthorizedSignerError)):
+    with pytest.raises((ThresholdNotMetError, UnauthorizedSignerError)) as refused:
         trusted.open()
+    # Said to whoever installs: not the owners' "collect signatures" advice alone.
+    assert "do not use this registry or mirror" in (refused.value.fix or "")
     fetched_roots = sorted(p for p in trusted.sim.fetched if p.endswith(".root.json"))
     assert fetched_roots == [f"root/{first}.root.json"], "roots after an unauthenticated one were fetched"
     assert trusted.snapshot() == before
