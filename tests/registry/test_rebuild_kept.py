@@ -371,6 +371,17 @@ def test_a_document_changed_before_its_print_is_recorded_is_not_trusted_later(
         _build(index, site, 2, cache)
 
 
+def _side_by_side(index: Index, tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """(site built with the cache, site built without, the cache, an outside folder links point to)."""
+    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _age(index)
+    _build(index, site, 0, cache)
+    _build(index, plain, 0, None)
+    return site, plain, cache, outside
+
+
 @pytest.mark.parametrize(
     "where", ["plugins/alpha/9.9.9", "plugins/alpha/1.0.0/evil", "plugins/alpha/1.0.0/sub"]
 )
@@ -380,12 +391,7 @@ def test_a_link_added_to_a_kept_plugins_folders_is_refused_as_a_full_build_refus
     """The plugin folder's or a release folder's print moved: the plugin is not kept, the link refused."""
     from registry_tool.registry.site import UnsafeSiteError
 
-    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    _age(index)
-    _build(index, site, 0, cache)
-    _build(index, plain, 0, None)
+    site, plain, cache, outside = _side_by_side(index, tmp_path)
     for root in (site, plain):
         (root / where).symlink_to(outside, target_is_directory=True)
     index.add_release("beta", "2.1.0", variant=7)
@@ -422,12 +428,7 @@ def test_a_stray_folder_is_removed_so_nothing_later_hides_in_it(index: Index, tm
     """A folder left in a release folder would keep later additions out of the folder's print."""
     from registry_tool.registry.site import UnsafeSiteError
 
-    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    _age(index)
-    _build(index, site, 0, cache)
-    _build(index, plain, 0, None)
+    site, plain, cache, outside = _side_by_side(index, tmp_path)
     for root in (site, plain):
         (root / "plugins/alpha/1.0.0/junk").mkdir()
     index.add_release("beta", "2.1.0", variant=7)
