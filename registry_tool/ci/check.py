@@ -912,7 +912,9 @@ class _IndexCheck:
         verdict = newest.verify_release(
             base / "plugin.toml", f"{rel_dir}/plugin.toml", key.name, key.version, published_at=_EARLIEST
         )
-        if not verdict.findings:
+        if not verdict.findings or newest.root.is_expired(newest.now):
+            # Only what the root says of the signatures makes a release withdrawable: an expired
+            # root says nothing of them (every release would fail the same way until it is renewed).
             return False
         result.data["kind"] = "withdrawn"
         head_index = self.repo.root / self.index if self.index else self.repo.root

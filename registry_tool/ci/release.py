@@ -17,11 +17,13 @@ from typing import Any, Protocol
 from semantic_version import Version
 
 from registry_tool import _toml as toml
+from registry_tool._files import read_bounded
 from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import APPROVAL_LABEL, CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate, Verdict, uncounted_findings
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
+from registry_tool.format import MAX_YANK_REASON
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
 from registry_tool.manifest.model import MAX_MANIFEST_BYTES, parse_manifest
@@ -356,7 +358,7 @@ class NewRelease:
             self.result.data["dependency_graph"] = list(verdict.graph)
 
     def _previous_graph_permissions(self, previous: Path) -> frozenset[str]:
-        raw = (previous / "plugin.toml").read_bytes()
+        raw = _previous_manifest(previous)
         manifest, _ = parse_manifest(previous / "plugin.toml", raw, "plugin.toml")
         if manifest is None or not manifest.dependencies:
             return frozenset()
@@ -388,7 +390,7 @@ class NewRelease:
                     fix="a reviewer confirms the plugin needs it",
                 )
             return
-        old_doc = _toml((previous / "plugin.toml").read_bytes())
+        old_doc = _toml(_previous_manifest(previous))
         severity = Severity.warning if self.o.options.allow_escalation else Severity.error
         if self.o.options.full:
             severity = Severity.notice  # published escalations were approved when they merged
@@ -587,6 +589,19 @@ def check_yank(
                     fix="a yank names exactly the release folder it is in",
                 )
             )
+    reason = table.get("reason")
+    if isinstance(reason, str) and len(reason) > MAX_YANK_REASON:
+        findings.append(
+            Finding(
+                rule="yank-invalid",
+                message=f"yank.reason is {len(reason)} characters, above the {MAX_YANK_REASON} the plugin "
+                "document allows",
+                file=yank_rel,
+                line=src.line_of("yank.reason") or 1,
+                field="yank.reason",
+                fix="say it shorter: link to an advisory for the details",
+            )
+        )
     if not isinstance(table.get("reason"), str) or not table["reason"].strip():
         findings.append(
             Finding(
@@ -621,6 +636,20 @@ def _one_line(err: BaseException) -> str:
 def precedence(version: Version) -> Version:
     """``version`` without build metadata: what semver orders by."""
     return version.truncate("prerelease")
+
+
+def _previous_manifest(previous: Path) -> bytes:
+    """The previous release's plugin.toml, bounded like every manifest a check reads.
+
+    One over the cap (refused as its own release) reads as empty: every permission of the new
+    release then counts as new, which fails closed.
+    """
+    try:
+        return read_bounded(
+            previous / "plugin.toml", MAX_MANIFEST_BYTES, "plugin.toml", follow_symlinks=False
+        )
+    except (OSError, RegistryToolError):
+        return b""
 
 
 def _toml(raw: bytes) -> dict[str, Any]:

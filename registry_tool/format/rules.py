@@ -34,6 +34,9 @@ MAX_SIGNATURE_BYTES = 16 * KiB  # one .minisig file (minisign allows an 8174-byt
 # name, so a forged pin cannot ask a client to accept an arbitrarily large download.
 MAX_META_BYTES = 64 * MiB
 MAX_TREE_DEPTH = 64  # one hex digit per level of a 64-digit key
+# Characters of a yank reason: the plugin document schema caps it (schemas/registry-plugin.schema.json;
+# homepage and repository are capped by plugin.toml's schema): no build publishes what it forbids.
+MAX_YANK_REASON = 4096
 LEAF_MAX = 64  # a tree node holding more plugins than this is a branch
 
 # ---------------------------------------------------------------- patterns (always fullmatch)

@@ -17,10 +17,12 @@ from pathlib import Path
 from semantic_version import Version
 
 from registry_tool import _toml as toml
+from registry_tool._files import read_bounded
+from registry_tool.errors import RegistryToolError
 from registry_tool.format.ranges import RangeSyntaxError
 from registry_tool.format.ranges import parse_range as parse_format_range
 from registry_tool.format.rules import PLUGIN_NAME_RE
-from registry_tool.manifest.model import Manifest
+from registry_tool.manifest.model import MAX_MANIFEST_BYTES, Manifest
 from registry_tool.report import Finding
 from registry_tool.resolve import (
     Candidate,
@@ -134,7 +136,10 @@ def _read_candidate(name: str, release: Path) -> Candidate | None:
     if release.is_symlink() or not manifest.is_file() or manifest.is_symlink():
         return None
     try:
-        doc = toml.loads(manifest.read_text(encoding="utf-8"))
+        # Bounded like every plugin.toml a check reads: a pull request may add a huge one that
+        # only another release's dependency range reaches.
+        raw = read_bounded(manifest, MAX_MANIFEST_BYTES, "plugin.toml", follow_symlinks=False)
+        doc = toml.loads(raw.decode("utf-8"))
         plugin = doc["plugin"]
         if plugin["name"] != name or plugin["version"] != release.name:
             return None
@@ -146,7 +151,15 @@ def _read_candidate(name: str, release: Path) -> Candidate | None:
                 deps.append(Dependency(dep_name, str(value["version"]), bool(value.get("optional", False))))
         perms = tuple(sorted(k for k, v in doc.get("permissions", {}).items() if v is True))
         Version(release.name)
-    except (OSError, UnicodeDecodeError, toml.TOMLDecodeError, KeyError, TypeError, ValueError):
+    except (
+        OSError,
+        RegistryToolError,
+        UnicodeDecodeError,
+        toml.TOMLDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ):
         return None  # validate reports the broken release itself
     return Candidate(name, release.name, tuple(deps), yanked=(release / YANK).exists(), permissions=perms)
 

@@ -18,6 +18,7 @@ from registry_tool._files import read_bounded
 from registry_tool.errors import CheckFailed, Location
 from registry_tool.format import (
     MANIFEST,
+    MAX_YANK_REASON,
     REGISTRY_JSON,
     YANK,
     FileRef,
@@ -249,8 +250,15 @@ def _read_yank(
             fix="write the release's own name and version in [yank]",
         )
     verify_yank_signatures(chain.root, rel.name, data, sigs, now, where=where)
-    reason = toml.loads(data.decode("utf-8"))["yank"].get("reason", "")
-    return str(reason)
+    reason = str(toml.loads(data.decode("utf-8"))["yank"].get("reason", ""))
+    if len(reason) > MAX_YANK_REASON:  # the plugin document's schema caps it (ci check refuses it too)
+        raise CheckFailed(
+            f"yank.reason is {len(reason)} characters, above the {MAX_YANK_REASON} the plugin document "
+            "allows",
+            where=Location(file=where, field="yank.reason"),
+            fix="say it shorter in a new signed yank.toml: link to an advisory for the details",
+        )
+    return reason
 
 
 def _smoke(manifest: Manifest, config: RegistryConfig, where: str) -> tuple[SmokeFigure, ...]:

@@ -652,6 +652,14 @@ def test_yank_reason_with_terminal_escapes_fails(index_repo: IndexRepo) -> None:
     assert bad.field == "yank.reason" and bad.file == f"{A}/1.0.0/yank.toml"
 
 
+def test_a_yank_reason_longer_than_the_plugin_document_allows_fails(index_repo: IndexRepo) -> None:
+    """The published document caps it at 4,096 characters: a longer one would break the site's schema."""
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice, reason="x" * 5000)
+    index_repo.commit()
+    (bad,) = [f for f in errors(index_repo.check()) if f.rule == "yank-invalid"]
+    assert "5000 characters, above the 4096" in bad.message and bad.field == "yank.reason"
+
+
 def test_an_oversized_or_deeply_dotted_yank_is_refused_without_parsing_it(index_repo: IndexRepo) -> None:
     # A 100,000-part dotted key took tomli minutes (quadratic); the file was read without a bound.
     d = index_repo.index / "plugins/alpha/1.0.0"

@@ -72,3 +72,15 @@ def test_a_withdrawal_that_strands_a_dependent_is_refused(index_repo: IndexRepo)
     index_repo.commit()
     (found,) = [f for f in errors(index_repo.check()) if f.rule == "release-removed"]
     assert "beta 1.1.0 (needs alpha ^1.0)" in found.message
+
+
+def test_an_expired_root_makes_nothing_withdrawable(index_repo: IndexRepo) -> None:
+    """Every release fails under an expired root: that says nothing of its signatures, so removing
+    one stays a removal (the build would refuse it once the root is renewed)."""
+    from datetime import timedelta
+
+    shutil.rmtree(index_repo.index / "plugins" / "alpha" / "1.0.0")
+    index_repo.commit()
+    report = index_repo.check(now=datetime.now(UTC) + timedelta(days=3650))
+    assert "release-removed" in {f.rule for f in errors(report)}
+    assert not [f for r in report.results for f in r.findings if f.rule == "release-withdrawn"]

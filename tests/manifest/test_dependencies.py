@@ -184,3 +184,19 @@ def test_the_permission_walk_asks_each_range_once(monkeypatch: pytest.MonkeyPatc
     top = Candidate("app", "1.0.0", (Dependency("p0", "^1.0"),))
     dependencies._any_selectable_permissions([top], Index(), "app")  # type: ignore[arg-type]
     assert calls[0] <= 3 * per  # each (plugin, range) once: linear in the releases
+
+
+def test_a_dependency_release_over_the_manifest_cap_is_not_read(tmp_path: Path) -> None:
+    """A pull request's huge plugin.toml (a comment of 400 MB packs small in git) that only another
+    release's range reaches: bounded like every manifest a check reads, and no candidate."""
+    from registry_tool.manifest.dependencies import _read_candidate
+    from registry_tool.manifest.model import MAX_MANIFEST_BYTES
+
+    release = tmp_path / "plugins" / "zzbig" / "1.0.0"
+    release.mkdir(parents=True)
+    head = '[plugin]\nname = "zzbig"\nversion = "1.0.0"\n'
+    (release / "plugin.toml").write_text(head + "#" + "a" * MAX_MANIFEST_BYTES + "\n")
+    assert _read_candidate("zzbig", release) is None
+    (release / "plugin.toml").write_text(head)
+    candidate = _read_candidate("zzbig", release)
+    assert candidate is not None and candidate.version == "1.0.0"

@@ -181,6 +181,13 @@ def test_yanked_release_is_served_and_marked(index: Index, tmp_path: Path) -> No
     assert (site / "plugins/alpha/1.0.0/alpha.wasm").is_file()
 
 
+def test_a_yank_reason_the_plugin_document_cannot_hold_is_refused(index: Index, tmp_path: Path) -> None:
+    index.yank("alpha", "1.0.0", "x" * 5000)
+    with pytest.raises(BuildRefusedError) as err:
+        build(index, tmp_path / "site")
+    assert "above the 4096 the plugin document allows" in str(err.value.report.results[0].findings[0].message)
+
+
 def test_site_files_are_world_readable(index: Index, tmp_path: Path) -> None:
     site = tmp_path / "site"
     build(index, site)
