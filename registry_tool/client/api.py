@@ -39,6 +39,7 @@ from registry_tool.client.errors import (
     FetchError,
     InstalledFileTamperedError,
     LockfileMismatchError,
+    MalformedRegistryError,
     NoMatchingVersionError,
     NotFoundError,
     NotInstalledError,
@@ -512,7 +513,17 @@ class Registry:
             if version is None:
                 if not include_yanked:
                     continue
-                version = self.plugin(name).releases()[-1].version
+                try:
+                    version = self.plugin(name).releases()[-1].version
+                except PluginNotFoundError:
+                    # Both documents are signed: a catalog entry the tree does not hold is the
+                    # registry's fault (a broken or forged publication), not a typo of the user's.
+                    raise MalformedRegistryError(
+                        f"the signed catalog lists plugin {name!r}, but the registry's tree has no such "
+                        "plugin: its documents disagree",
+                        where="catalog",
+                        fix="do not use this registry or mirror until its owners publish it again; tell them",
+                    ) from None
             text = " ".join([name, entry.description, *entry.keywords]).lower()
             if all(w in text for w in words):
                 found.append(SearchHit(name, version, entry))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -134,3 +135,23 @@ def test_search_reads_only_the_catalog(trusted: World) -> None:
     hits = trusted.open().search("multiplies")
     assert [(h.name, h.version) for h in hits] == [("beta", "2.0.0")]
     assert len([r for r in trusted.server.requests if r.startswith("/meta/")]) == 1
+
+
+def test_a_catalog_entry_the_tree_lacks_is_the_registrys_fault(trusted: World) -> None:
+    """A stolen index key lists a plugin the tree does not hold: exit 1 (malformed), not a user typo."""
+    from registry_tool.client.errors import MalformedRegistryError
+    from registry_tool.format import meta_path
+    from tests.world.index import forge_top, write_meta
+
+    top = json.loads((trusted.site / "registry.json").read_bytes())
+    catalog = json.loads((trusted.site / meta_path(top["catalog"]["sha256"])).read_bytes())
+    ghost = dict(next(iter(catalog["plugins"].values())), latest=None)
+    catalog["plugins"]["ghost"] = ghost
+    (pin,) = write_meta(trusted.site, [(json.dumps(catalog, sort_keys=True) + "\n").encode()])
+
+    def repin(raw: dict[str, Any]) -> None:
+        raw["catalog"] = {"sha256": pin.sha256, "size": pin.size}
+
+    forge_top(trusted.site, repin, trusted.keys.index)
+    with pytest.raises(MalformedRegistryError, match="ghost"):
+        trusted.open().search("", include_yanked=True)
