@@ -62,7 +62,6 @@ from registry_tool.registry.publish import (
     SiteContent,
     checked_print,
     publish,
-    release_folder_paths,
     release_folders,
     sign_registry,
     site_print,
@@ -640,15 +639,6 @@ def _record(
         if name in kept:
             documents[pin.sha256] = kept[name][1]
             continue
-        # Publishing searched or matched every folder of these releases: their prints now, for
-        # the next build's ``_kept_whole`` and ``publish._diff``.
-        for rel in groups.get(name, ()):
-            prep = prepared[(rel.name, rel.version)]
-            if prep.cached is not None:
-                folders = release_folders(prep.files)
-                target = f"{site}/plugins/{rel.name}/{rel.version}"
-                prints_now = site_prints(release_folder_paths(target, folders))
-                prep.cached.setdefault("site", {}).update(zip(folders, prints_now, strict=True))
         fingerprint = prints.get(name)
         if fingerprint is None:
             continue  # not derived from cached releases only: the next build reads it by its pin

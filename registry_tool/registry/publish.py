@@ -346,7 +346,22 @@ def publish_staged(
         _write(staged / name, text.encode("utf-8"))
     counts.written += 1 + len(content.signatures)
     site_io.swap_into_place(staged, out)
+    _record_folders(out, content, {(r.name, r.version) for r in content.releases})
     return counts
+
+
+def _record_folders(out: Path, content: SiteContent, searched: set[tuple[str, str]]) -> None:
+    """Record the folder prints of the release folders this build wrote into or searched.
+
+    A folder whose recorded print still held when it was compared is left as recorded: a change
+    someone else made to it during the build then still shows at the next build, which searches it.
+    """
+    site = str(out)
+    for key in sorted(searched):
+        prep = content.prepared[key]
+        folders = release_folders(prep.files)
+        target = f"{site}/plugins/{key[0]}/{key[1]}"
+        _prints(prep).update(zip(folders, site_prints(release_folder_paths(target, folders)), strict=True))
 
 
 def _stage_release(
@@ -443,7 +458,10 @@ class _Changes:
     )  # path, bytes, replace an existing file
     catalog: list[tuple[Path, bytes]] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # files and folders release folders do not publish
-    recorded: list[tuple[PreparedRelease, str, str]] = field(default_factory=list)  # prints to record
+    # Prints to record: (release, file name, path, the print its bytes were checked under, or None
+    # for a file this build writes).
+    recorded: list[tuple[PreparedRelease, str, str, SitePrint | None]] = field(default_factory=list)
+    searched: set[tuple[str, str]] = field(default_factory=set)  # release folders written or searched
     kept: int = 0
 
 
@@ -548,7 +566,8 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
         target = f"{site}/{relpath}"
         if prep.written and not os.path.lexists(target):
             changes.move_folders.append((staged / relpath, Path(target)))
-            changes.recorded.extend((prep, name, f"{target}/{name}") for name in prep.files)
+            changes.recorded.extend((prep, name, f"{target}/{name}", None) for name in prep.files)
+            changes.searched.add((rel.name, rel.version))
             continue
         prints = _prints(prep)
         checked = False
@@ -562,6 +581,7 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
             refuse_links_below(Path(target))
             checked = True
             changes.extra_files.extend(_extra_files(target, prep))
+            changes.searched.add((rel.name, rel.version))
         for name, (sha, size) in sorted(prep.files.items()):
             file_path = f"{target}/{name}"
             now = site_print(file_path)
@@ -571,21 +591,23 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
             if not checked:  # the build will write into this release folder, or compare its bytes
                 refuse_links_below(Path(target))
                 checked = True
+                changes.searched.add((rel.name, rel.version))
             if now is None:
                 source: bytes | Path = (
                     staged / relpath / name if prep.written else _index_bytes(rel, name, sha, size)
                 )
                 changes.add_files.append((Path(file_path), source))
-                changes.recorded.append((prep, name, file_path))
+                changes.recorded.append((prep, name, file_path, None))
             elif _has_bytes(Path(file_path), sha, size):
                 changes.kept += 1
-                changes.recorded.append((prep, name, file_path))
+                changes.recorded.append((prep, name, file_path, now))  # the print it was read under
             else:
                 raise _NeedsSwap(file_path)
         # Changed this build: files it no longer publishes (os.path on strings: see IndexRelease).
         if prep.written and os.path.isdir(target):  # noqa: PTH112
             refuse_links_below(Path(target))
             changes.extra_files.extend(_extra_files(target, prep))
+            changes.searched.add((rel.name, rel.version))
     for relname, path in content.root_files:
         data = path.read_bytes()
         if not (out / relname).exists():
@@ -658,8 +680,12 @@ def _apply(
                 _replace(path, source)
             added.append(path)
             counts.written += 1
-        for prep, name, recorded_path in changes.recorded:
-            _prints(prep)[name] = site_print(recorded_path)
+        for prep, name, recorded_path, read_under in changes.recorded:
+            printed = site_print(recorded_path)
+            if read_under is None or printed == read_under:
+                _prints(prep)[name] = printed
+            else:  # changed by someone else since its bytes were read: the next build reads it again
+                _prints(prep).pop(name, None)
         checkpoint("releases")
         for path, data in changes.root_files:
             _replace(path, data)
@@ -701,6 +727,7 @@ def _apply(
     checkpoint("top")
     counts.removed = _collect(out, content, changes, current)
     checkpoint("collect")
+    _record_folders(out, content, changes.searched)
     return counts
 
 

@@ -484,3 +484,46 @@ def test_a_kept_plugins_folder_replaced_by_a_link_is_refused(index: Index, tmp_p
     _age(index)
     with pytest.raises(UnsafeSiteError):
         _build(index, site, 1, cache)
+
+
+def test_a_change_to_site_while_a_build_runs_is_not_recorded_as_checked(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A print is recorded only for what this build read or searched as it is: a writer that ignores
+    the build's lock (a deploy job, a hand edit) is seen by the next build, which repairs SITE."""
+    from registry_tool.registry import publish as publish_mod
+
+    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
+    _age(index)
+    for at in (0, 1):
+        _build(index, site, at, cache)
+        _build(index, plain, at, None)
+    index.add_release("alpha", "1.2.0", variant=4)  # alpha goes the long way
+    _age(index)
+    for root in (site, plain):
+        os.utime(root / "plugins/alpha/1.0.0/plugin.toml")  # its print moved: compared by its bytes
+    real_apply, real_checkpoint = publish_mod._apply, publish_mod.checkpoint
+
+    def writer(root: Path) -> None:
+        def apply(*args: Any, **kw: Any) -> Any:
+            with open(root / "plugins/alpha/1.0.0/plugin.toml", "r+b") as fh:
+                fh.write(b"#")  # after the build read it, before it records its print
+            return real_apply(*args, **kw)
+
+        def checkpoint(step: str) -> None:
+            if step == "collect":  # after the build searched the folder
+                (root / "plugins/alpha/1.0.0/late.txt").write_bytes(b"late")
+
+        monkeypatch.setattr(publish_mod, "_apply", apply)
+        monkeypatch.setattr(publish_mod, "checkpoint", checkpoint)
+
+    for root, with_cache in ((site, cache), (plain, None)):
+        writer(root)
+        _build(index, root, 2, with_cache)
+    monkeypatch.setattr(publish_mod, "_apply", real_apply)
+    monkeypatch.setattr(publish_mod, "checkpoint", real_checkpoint)
+    _build(index, site, 3, cache)
+    _build(index, plain, 3, None)
+    assert _tree(site) == _tree(plain)
+    assert not (site / "plugins/alpha/1.0.0/late.txt").exists()
+    assert_valid_site(site, index)
