@@ -434,12 +434,18 @@ CORE_WASI_FIX = (
     "a core plugin imports no WASI: rebuild a library without WASI (Rust: --target "
     "wasm32-unknown-unknown instead of wasm32-wasip1; C: clang --target=wasm32 -nostdlib, without "
     "stdio or WASI libc), or declare the ABI the module is built for: abi = 'wasi-command' for a "
-    "program with _start, 'extism' for an Extism plugin"
+    "program with _start, 'extism' for an Extism plugin; Go (GOOS=wasip1) always imports WASI: "
+    "its reactor needs a registry permission granting wasi_snapshot_preview1 (docs/manifest.md)"
 )
 _GENERIC_FIX = "remove the import (link the code into the module) or ask the registry for a permission"
 #: Imports a common toolchain adds on its own, with the build option that drops them.
 _KNOWN_IMPORT_FIXES: Mapping[tuple[str, str], str] = MappingProxyType(
     {
+        ("env", "memory"): (
+            "the module imports its memory, which the host does not provide (only functions): build it "
+            "with its own memory (AssemblyScript without --importMemory, clang without "
+            "-Wl,--import-memory)"
+        ),
         ("env", "abort"): (
             "AssemblyScript imports env.abort unless told otherwise: build with `asc --use abort=` (an "
             "abort then traps) or `--use abort=<file>/<function>` naming an abort the module defines; "
@@ -531,13 +537,17 @@ def module_kind(
     if proxy and abi != "proxy-wasm":
         return ModuleKind(
             "Proxy-Wasm filter",
-            f"is a Proxy-Wasm filter (proxy_abi_version_* / env.proxy_*), not a {abi} plugin",
+            f"is a Proxy-Wasm filter (proxy_abi_version_* / env.proxy_*), not {_article(abi)} {abi} plugin",
             "set abi = 'proxy-wasm' (and allow it in registry.toml [abis].allowed)",
         )
     if abi != "extism" and EXTISM_ENV in modules:
         return ModuleKind(
             "Extism plugin",
-            f"is an Extism plugin (it imports {EXTISM_ENV}), not a {abi} plugin",
+            f"is an Extism plugin (it imports {EXTISM_ENV}), not {_article(abi)} {abi} plugin",
             "set abi = 'extism' (and allow it in registry.toml [abis].allowed)",
         )
     return None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

@@ -238,8 +238,8 @@ def _shared_memory_refusal() -> WasmInspectionError:
     return WasmInspectionError(
         "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
         "(wasmtime's store limits do not apply to shared memories)",
-        fix="build without shared memory (no -pthread / --shared-memory): atomics work on an "
-        "unshared memory when registry.toml enables threads",
+        fix="build without shared memory (no -pthread / --shared-memory, asc without --sharedMemory): "
+        "atomics work on an unshared memory when registry.toml enables threads",
     )
 
 
@@ -247,7 +247,16 @@ def _shared_memory_refusal() -> WasmInspectionError:
 # toolchain leaves the proposal out.
 _FEATURE_MESSAGES = (
     ("SIMD support is not enabled", "simd", "build without -msimd128 (or the toolchain's SIMD flag)"),
-    ("bulk memory support is not enabled", "bulk_memory", "build with -mno-bulk-memory"),
+    (
+        "bulk memory support is not enabled",
+        "bulk_memory",
+        "build without bulk memory (clang -mno-bulk-memory, asc --disable bulk-memory; Go always uses it)",
+    ),
+    (
+        "data count section requires the bulk-memory",
+        "bulk_memory",
+        "build without bulk memory (clang -mno-bulk-memory, asc --disable bulk-memory; Go always uses it)",
+    ),
     ("tail calls support is not enabled", "tail_call", "build with -mno-tail-call"),
     ("exceptions proposal not enabled", "exceptions", "build with -fno-exceptions"),
     ("memory64 must be enabled", "memory64", "build for wasm32, not wasm64"),
@@ -268,6 +277,8 @@ def feature_fix(message: str) -> str:
             "option; wasmtime does not run legacy try/catch), with exceptions = true in registry.toml "
             "[features]; or build without exceptions (-fno-exceptions)"
         )
+    if "threads must be enabled for shared memories" in message:
+        return _shared_memory_refusal().fix or _GENERIC_FEATURE_FIX  # threads = true would not run it either
     for said, key, rebuild in _FEATURE_MESSAGES:
         if said in message:
             return f"{rebuild}, or ask the registry to set {key} = true in registry.toml [features]"
