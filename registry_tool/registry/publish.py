@@ -564,6 +564,11 @@ def _diff(out: Path, staged: Path, content: SiteContent) -> _Changes:
         prep = content.prepared[(rel.name, rel.version)]
         relpath = f"plugins/{rel.name}/{rel.version}"
         target = f"{site}/{relpath}"
+        for folder in (f"{site}/plugins/{rel.name}", target):
+            # A file where the site has a folder: nothing can be written into it in place (a link
+            # there is refused by refuse_links); the whole site is staged again instead.
+            if os.path.lexists(folder) and not os.path.isdir(folder):  # noqa: PTH112 (strings)
+                raise _NeedsSwap(folder)
         if prep.written and not os.path.lexists(target):
             changes.move_folders.append((staged / relpath, Path(target)))
             changes.recorded.extend((prep, name, f"{target}/{name}", None) for name in prep.files)

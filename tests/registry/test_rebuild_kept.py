@@ -527,3 +527,25 @@ def test_a_change_to_site_while_a_build_runs_is_not_recorded_as_checked(
     assert _tree(site) == _tree(plain)
     assert not (site / "plugins/alpha/1.0.0/late.txt").exists()
     assert_valid_site(site, index)
+
+
+@pytest.mark.parametrize("where", ["plugins/alpha/1.0.0", "plugins/alpha"])
+def test_a_site_folder_replaced_by_a_file_is_repaired_by_the_next_build(
+    index: Index, tmp_path: Path, where: str
+) -> None:
+    """Nothing can be written into a file: the whole site is staged again (it failed with FileExistsError)."""
+    import shutil
+
+    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
+    _age(index)
+    _build(index, site, 0, cache)
+    _build(index, plain, 0, None)
+    for root in (site, plain):
+        shutil.rmtree(root / where)
+        (root / where).write_text("not a folder")
+    index.add_release("alpha", "1.2.0", variant=4)
+    _age(index)
+    _build(index, site, 1, cache)
+    _build(index, plain, 1, None)
+    assert _tree(site) == _tree(plain) and (site / where).is_dir()
+    assert_valid_site(site, index)
