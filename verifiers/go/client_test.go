@@ -719,3 +719,11 @@ func TestRepublishedVersionIsRefused(t *testing.T) {
 		t.Fatal("the lockfile changed")
 	}
 }
+
+func TestVerifyOfAMissingPluginDirectoryIsNothingInstalled(t *testing.T) {
+	// As an empty directory without a lockfile (decision 15); Python and Rust answer the same.
+	rep, err := VerifyInstalled(filepath.Join(t.TempDir(), "absent"), "", testNow)
+	if err != nil || rep == nil || len(rep.Plugins) != 0 {
+		t.Fatalf("want nothing installed, got %v, %v", rep, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -481,6 +482,11 @@ type VerifyReport struct {
 // them from the unsigned lockfile), no symbolic link below the directory, and, when stateDir
 // holds a trusted root, the stored maintainer signatures against it.
 func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error) {
+	// A plugin directory that does not exist holds nothing installed, as an empty one without a
+	// lockfile (decision 15): the Python and Rust verifiers answer the same.
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return &VerifyReport{Plugins: []string{}}, nil
+	}
 	root, err := openRoot(dir, false)
 	if err != nil {
 		return nil, err
