@@ -406,10 +406,7 @@ def test_a_link_added_to_a_kept_plugins_folders_is_refused_as_a_full_build_refus
 def test_a_stray_file_in_a_kept_release_folder_is_removed_as_a_full_build_removes_it(
     index: Index, tmp_path: Path, where: str
 ) -> None:
-    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
-    _age(index)
-    _build(index, site, 0, cache)
-    _build(index, plain, 0, None)
+    site, plain, cache, _ = _side_by_side(index, tmp_path)
     for root in (site, plain):
         (root / where).parent.mkdir(exist_ok=True)
         (root / where).write_text("not published")
@@ -536,10 +533,7 @@ def test_a_site_folder_replaced_by_a_file_is_repaired_by_the_next_build(
     """Nothing can be written into a file: the whole site is staged again (it failed with FileExistsError)."""
     import shutil
 
-    site, plain, cache = tmp_path / "site", tmp_path / "plain", tmp_path / "cache"
-    _age(index)
-    _build(index, site, 0, cache)
-    _build(index, plain, 0, None)
+    site, plain, cache, _ = _side_by_side(index, tmp_path)
     for root in (site, plain):
         shutil.rmtree(root / where)
         (root / where).write_text("not a folder")
