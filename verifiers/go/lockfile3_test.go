@@ -330,15 +330,7 @@ func TestANewBaseIsWrittenAfterMax64AndEntriesChangeLines(t *testing.T) {
 				file.WriteString(`{"plugins":{"plugin000":` + entryJSON(&x) + "}}\n")
 			}
 			_ = os.WriteFile(filepath.Join(dir, LockfileName), []byte(file.String()), 0o644)
-			root, err := openRoot(dir, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer root.Close()
-			lf, err := readLockfile(root)
-			if err != nil {
-				t.Fatal(err)
-			}
+			root, lf := openLockfile(t, dir)
 			before := maps.Clone(lf.Plugins)
 			changed := *lf.Plugins[changedName(c.entries-1)]
 			changed.Requested = "=1.0.0"
@@ -369,15 +361,7 @@ func TestAppendNeverWritesThroughALink(t *testing.T) {
 	dir := t.TempDir()
 	base := baseLine(testEntry("alpha", "1.0.0"))
 	_ = os.WriteFile(filepath.Join(dir, LockfileName), []byte(base), 0o644)
-	root, err := openRoot(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	lf, err := readLockfile(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, lf := openLockfile(t, dir)
 	before := maps.Clone(lf.Plugins)
 	lf.Plugins["beta"] = testEntry("beta", "1.0.0")
 	outside := filepath.Join(t.TempDir(), "elsewhere")
@@ -386,7 +370,7 @@ func TestAppendNeverWritesThroughALink(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dir, LockfileName)); err != nil {
 		t.Fatal(err)
 	}
-	err = lf.commit(root, before)
+	err := lf.commit(root, before)
 	wantClass(t, err, ClassUnsafePath)
 	if b, _ := os.ReadFile(outside); string(b) != base {
 		t.Fatalf("written through the link:\n%s", b)
@@ -404,15 +388,7 @@ func lockfile1000(b *testing.B) (*dirFD, *Lockfile) {
 	if err := os.WriteFile(filepath.Join(dir, LockfileName), lf.Marshal(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	root, err := openRoot(dir, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(root.Close)
-	if lf, err = readLockfile(root); err != nil {
-		b.Fatal(err)
-	}
-	return root, lf
+	return openLockfile(b, dir)
 }
 
 func BenchmarkLockfile1000Read(b *testing.B) {
@@ -460,15 +436,7 @@ func TestALockfileWithOtherHardLinksGetsANewFileNotAnAppend(t *testing.T) {
 	if err := os.Link(outside, filepath.Join(dir, LockfileName)); err != nil {
 		t.Fatal(err)
 	}
-	root, err := openRoot(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	lf, err := readLockfile(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, lf := openLockfile(t, dir)
 	if lf.Version != LockfileVersion || lf.ChangeLines != 1 || len(lf.Plugins) != 3 || lf.dueForBase(200) {
 		t.Fatalf("the fixture is not a version 3 lockfile due for an append: %+v", lf)
 	}
@@ -480,8 +448,8 @@ func TestALockfileWithOtherHardLinksGetsANewFileNotAnAppend(t *testing.T) {
 	if b, _ := os.ReadFile(outside); string(b) != content {
 		t.Fatalf("the file outside the plugin directory was written:\n%s", b)
 	}
-	var st os.FileInfo
-	if st, err = os.Lstat(filepath.Join(dir, LockfileName)); err != nil {
+	st, err := os.Lstat(filepath.Join(dir, LockfileName))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n := st.Sys().(*syscall.Stat_t).Nlink; n != 1 {
@@ -503,4 +471,19 @@ func TestALockfileWithOtherHardLinksGetsANewFileNotAnAppend(t *testing.T) {
 	if got := parseLock(t, dir); got.ChangeLines != 1 || got.Plugins["delta"] == nil {
 		t.Fatalf("the next commit: %d change lines, plugins %v", got.ChangeLines, sortedKeys(got.Plugins))
 	}
+}
+
+// openLockfile opens the plugin directory dir (closed when the test ends) and reads its lockfile.
+func openLockfile(tb testing.TB, dir string) (*dirFD, *Lockfile) {
+	tb.Helper()
+	root, err := openRoot(dir, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(root.Close)
+	lf, err := readLockfile(root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return root, lf
 }

@@ -137,15 +137,7 @@ func TestAFIFOAsTheLockfileDoesNotBlock(t *testing.T) {
 	if err := os.WriteFile(lock, []byte(baseLine(testEntry("alpha", "1.0.0"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	root, err := openRoot(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	lf, err := readLockfile(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, lf := openLockfile(t, dir)
 	// Swapped in after the read: the append finds the FIFO.
 	if err := os.Remove(lock); err != nil {
 		t.Fatal(err)
