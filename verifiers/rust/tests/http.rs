@@ -8,7 +8,7 @@
 use registry_verifier::fetch::{Fetcher, MAX_REDIRECTS};
 use registry_verifier::{Class, HttpTransport};
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,38 +43,40 @@ fn answer(path: &str, port: u16) -> (String, &'static [u8]) {
     }
 }
 
-/// A server on an ephemeral 127.0.0.1 port answering every connection with `answer`.
-fn serve() -> u16 {
+/// A server on an ephemeral 127.0.0.1 port running `handle(stream, port)` on its own thread for
+/// every connection.
+fn listen<F: Fn(TcpStream, u16) + Copy + Send + 'static>(handle: F) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = match stream {
-                Ok(s) => s,
-                Err(_) => continue,
-            };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                loop {
-                    let mut header = String::new();
-                    match reader.read_line(&mut header) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if header == "\r\n" || header == "\n" => break,
-                        Ok(_) => {}
-                    }
-                }
-                let (head, body) = answer(&path, port);
-                let _ = write!(stream, "{}Content-Length: {}\r\nConnection: close\r\n\r\n", head, body.len());
-                let _ = stream.write_all(body);
-            });
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || handle(stream, port));
         }
     });
     port
+}
+
+/// A server on an ephemeral 127.0.0.1 port answering every connection with `answer`.
+fn serve() -> u16 {
+    listen(|mut stream, port| {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        loop {
+            let mut header = String::new();
+            match reader.read_line(&mut header) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if header == "\r\n" || header == "\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let (head, body) = answer(&path, port);
+        let _ = write!(stream, "{}Content-Length: {}\r\nConnection: close\r\n\r\n", head, body.len());
+        let _ = stream.write_all(body);
+    })
 }
 
 fn get(port: u16, path: &str) -> Result<Option<Vec<u8>>, registry_verifier::Error> {
@@ -137,24 +139,13 @@ fn a_body_with_a_content_encoding_other_than_identity_is_refused() {
 /// A server on 127.0.0.1 answering every connection with `head` (status line and headers), one
 /// body byte, then nothing for a minute (the connection stays open).
 fn serve_raw(head: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = match stream {
-                Ok(s) => s,
-                Err(_) => continue,
-            };
-            std::thread::spawn(move || {
-                let mut line = String::new();
-                let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
-                let _ = write!(stream, "{}\r\nx", head);
-                let _ = stream.flush();
-                std::thread::sleep(Duration::from_secs(60));
-            });
-        }
-    });
-    port
+    listen(move |mut stream, _| {
+        let mut line = String::new();
+        let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
+        let _ = write!(stream, "{}\r\nx", head);
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_secs(60));
+    })
 }
 
 #[test]
