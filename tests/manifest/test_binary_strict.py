@@ -39,6 +39,11 @@ def test_the_well_formed_module_reads() -> None:
     assert (imp.module, imp.name) == ("ferrite:keys", "get")
 
 
+def _then_keys_get(field: bytes, desc: bytes) -> bytes:
+    """A module importing m.``field`` (described by ``desc``), then ferrite:keys.get."""
+    return HEADER + TYPES + section(2, leb(2) + name(b"m") + name(field) + desc + KEYS_GET[1:])
+
+
 @pytest.mark.parametrize(
     ("module", "why"),
     [
@@ -51,40 +56,32 @@ def test_the_well_formed_module_reads() -> None:
         (b"\0asm\x02\0\0\0" + TYPES + section(2, KEYS_GET), "not a core module"),
         # Each import of another kind, malformed, then ferrite:keys.get: never read past.
         (
-            HEADER + TYPES + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x55\x00" + KEYS_GET[1:]),
+            _then_keys_get(b"g", b"\x03\x55\x00"),
             "value type",
         ),
         (
-            HEADER + TYPES + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x7f\x04" + KEYS_GET[1:]),
+            _then_keys_get(b"g", b"\x03\x7f\x04"),
             "mutability",
         ),
         (
-            HEADER
-            + TYPES
-            + section(2, leb(2) + name(b"m") + name(b"t") + b"\x01\x7f\x00\x01" + KEYS_GET[1:]),
+            _then_keys_get(b"t", b"\x01\x7f\x00\x01"),
             "reference",
         ),
         (
-            HEADER
-            + TYPES
-            + section(2, leb(2) + name(b"m") + name(b"t") + b"\x01\x70\x08\x01\x00" + KEYS_GET[1:]),
+            _then_keys_get(b"t", b"\x01\x70\x08\x01\x00"),
             "page size",
         ),
         (
-            HEADER + TYPES + section(2, leb(2) + name(b"m") + name(b"e") + b"\x04\x01\x00" + KEYS_GET[1:]),
+            _then_keys_get(b"e", b"\x04\x01\x00"),
             "tag attribute",
         ),
         (HEADER + TYPES + section(2, leb(1) + name(b"m") + name(b"f") + b"\x00\x80\x80\x80\x80\x10"), "u32"),
         (
-            HEADER
-            + TYPES
-            + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x63\x68\x00" + KEYS_GET[1:]),
+            _then_keys_get(b"g", b"\x03\x63\x68\x00"),
             "heap type",
         ),
         (
-            HEADER
-            + TYPES
-            + section(2, leb(2) + name(b"m") + name(b"g") + b"\x03\x63\x40\x00" + KEYS_GET[1:]),
+            _then_keys_get(b"g", b"\x03\x63\x40\x00"),
             "heap type",
         ),
     ],
