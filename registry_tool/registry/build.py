@@ -274,7 +274,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
     inputs = _read_inputs(opts, out, verify_now, cache)
     config, chain, previous = inputs.config, inputs.chain, inputs.previous
     scanned_at = time.time()  # the plugin prints' racy window starts before any file was looked at
-    releases = scan_releases(opts.index)
+    releases = scan_releases(opts.index, cache.listings())
     # The installed wasmtime decides validation and smoke figures: another one is another context.
     wasmtime_identity = library_version("wasmtime") or ""
     base = f"{__version__}\0{wasmtime_identity}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
@@ -319,7 +319,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         look = None
         if cache.enabled:
             ctx = lookup_context(base, chain, published) if by_time else context
-            hit, look = lookup(rel, cache, ctx, opts.smoke)
+            hit, look = lookup(rel, cache, ctx, opts.smoke, scanned_at)
             if hit is not None:
                 prepared[(rel.name, rel.version)] = hit
                 counts["cached"] += 1

@@ -2,10 +2,12 @@
 
 Two levels, both conservative:
 
-* a *stat* fingerprint of every file in a release folder (size, mtime, ctime, inode)
-  lets an unchanged release skip even reading its files, like git's index.  A file
-  whose mtime is within ``RACY_SECONDS`` of the moment the entry was written is never
-  trusted by stat (it could have changed again within the clock's granularity);
+* a *stat* fingerprint of every file and folder in a release folder (size, mtime, ctime,
+  inode) lets an unchanged release skip even reading its files, like git's index.  A file
+  whose mtime is within ``RACY_SECONDS`` of the scan that took its print is never trusted
+  by stat (it could have changed again within the clock's granularity).  The index keeps
+  the prints taken outside that window (``listings``): the next scan ``lstat``s their names
+  instead of listing the folders again, like git's untracked cache;
 * a *content* key, the digest of every file's bytes plus the root, registry.toml,
   publication time and tool version, lets a release whose files were touched but not
   changed (a fresh git checkout) skip validation, signature checks and the smoke run.
@@ -47,7 +49,6 @@ import secrets
 import struct
 import sys
 import tempfile
-import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -65,10 +66,11 @@ from registry_tool.registry.verify import PreparedRelease
 
 log = logging.getLogger(__name__)
 
-# 9: stat and site prints packed (bytes); 8: verdicts under the registry default feature set and
-# the shared-memory rule (a release a cache of format 7 passed may now be refused); 7: an entry blob
-# per release, plugins recorded whole; 6: one marshal blob; 5: JSON.
-CACHE_FORMAT = 9
+# 10: stat prints name the release's folders, the index holds the listings (``listings``), entries
+# date from the scan; 9: stat and site prints packed (bytes); 8: verdicts under the registry default
+# feature set and the shared-memory rule (a release a cache of format 7 passed may now be refused);
+# 7: an entry blob per release, plugins recorded whole; 6: one marshal blob; 5: JSON.
+CACHE_FORMAT = 10
 RACY_SECONDS = 2.0
 # marshal's format belongs to the Python version, so the header names it; the CRC-32s make a
 # torn or corrupted file (or entry) no cache (or a miss).
@@ -87,7 +89,7 @@ _SLACK = 8 << 20
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
     """The stat print of these files, in the given order, and their newest mtime or ctime (ns)."""
-    _, stat, newest = scan.stat_print([(rel, path, os.lstat(path)) for rel, path in files])
+    _, stat, newest, _ = scan.stat_print([(rel, path, os.lstat(path)) for rel, path in files])
     return stat, newest
 
 
@@ -128,6 +130,7 @@ class BuildCache:
         self.path = path
         self._by_release: dict[str, CacheEntry | _Where] = {}
         self._by_content: dict[str, str] = {}  # content key -> release
+        self._listings: dict[str, StatPrint] = {}  # release -> its stat print, when the scan may trust it
         # SITE -> what the last build published there (parsed only when asked for).
         self._publication: tuple[str, Any] | None = None
         self._roots: list[str] = []  # sha256 of root documents a build parsed, schema included
@@ -183,6 +186,7 @@ class BuildCache:
                 raise TypeError("malformed cache")
             pub, roots = payload.get("publication"), payload.get("roots")
             features = payload.get("features")
+            listings = payload.get("listings")
         except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError, AttributeError, struct.error):
             fh.close()
             return
@@ -195,6 +199,12 @@ class BuildCache:
             and len(head) <= where[0] <= offset - where[1]
         }
         self._by_content = by_content
+        if isinstance(listings, dict):
+            self._listings = {
+                key: was
+                for key, was in listings.items()
+                if key in self._by_release and isinstance(key, str) and isinstance(was, bytes)
+            }
         if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
             self._publication = pub
         if isinstance(roots, list) and all(isinstance(r, str) for r in roots):
@@ -261,17 +271,35 @@ class BuildCache:
         log.debug("build cache hit (same content): %s", key)
         return entry.data
 
-    def put(self, release: str, stat: StatPrint, stat_context: str, key: str, data: dict[str, Any]) -> None:
-        """Record a release's stat print, content key and data (written at the next ``save``)."""
-        old = self._entry(release)
-        if old is not None and self._by_content.get(old.content_key) == release:
+    def put(self, look: Lookup, key: str, data: dict[str, Any]) -> None:
+        """Record a release's stat print, content key and data (written at the next ``save``).
+
+        The entry dates from the scan that took the print (``Lookup.seen_at``), not from now: a
+        file changed after its ``lstat`` within the clock's granularity keeps its times, and only
+        a window measured from before the ``lstat`` covers that.
+        """
+        old = self._entry(look.key)
+        if old is not None and self._by_content.get(old.content_key) == look.key:
             del self._by_content[old.content_key]  # the content index never outgrows the releases
-        self._by_release[release] = CacheEntry(stat, stat_context, time.time(), key, data)
-        self._by_content[key] = release
+        self._by_release[look.key] = CacheEntry(look.stat, look.context, look.seen_at, key, data)
+        self._by_content[key] = look.key
+        if look.settled / 1e9 < look.seen_at - RACY_SECONDS:
+            self._listings[look.key] = look.stat
+        else:
+            self._listings.pop(look.key, None)
+
+    def listings(self) -> Mapping[str, StatPrint]:
+        """Stat prints by release that the next scan may check instead of listing the folders.
+
+        Only prints whose every file and folder was last changed before the racy window of the
+        scan that took them: equal times then prove an unchanged listing (``scan._recorded_files``).
+        """
+        return self._listings
 
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases no longer in the index so the file does not grow forever."""
         self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
+        self._listings = {k: v for k, v in self._listings.items() if k in releases}
 
     def checked_roots(self) -> frozenset[str]:
         """sha256 of the root documents an earlier build checked against the schema."""
@@ -399,6 +427,7 @@ class BuildCache:
             "publication": self._publication,
             "roots": self._roots,
             "features": self._features,
+            "listings": {k: v for k, v in self._listings.items() if k in index},
         }
         return marshal.dumps(payload)
 
@@ -466,12 +495,16 @@ class Lookup:
         key: ``name/version``.
         stat: The stat print of its files.
         context: What else verification depended on (see ``lookup_context``).
+        seen_at: When the scan that took the print started (the entry's time, see ``BuildCache.put``).
+        settled: The newest mtime or ctime (ns) of its files and folders (``IndexRelease.settled``).
         digests: Every file's sha256 when the content path hashed them.
     """
 
     key: str
     stat: StatPrint
     context: str
+    seen_at: float
+    settled: int
     digests: dict[str, str] | None = None
 
 
@@ -490,22 +523,23 @@ def lookup_context(base: str, chain: RootChain, published: datetime) -> str:
 
 
 def lookup(
-    rel: IndexRelease, cache: BuildCache, context: str, smoke: bool
+    rel: IndexRelease, cache: BuildCache, context: str, smoke: bool, seen_at: float
 ) -> tuple[PreparedRelease | None, Lookup]:
     """The release as prepared by an earlier build when its files are unchanged, else None.
 
     A stat hit costs the scan's ``lstat`` per file; files with a new stat print but known to the cache
-    (a fresh checkout) are hashed and looked up by content.
+    (a fresh checkout) are hashed and looked up by content.  ``seen_at`` is when the scan started.
     """
     stat, newest = (rel.stat, rel.newest) if rel.stat else stat_print(rel.files)
-    look = Lookup(rel.key, stat, context)
+    settled = max(newest, rel.settled) if rel.stat else newest
+    look = Lookup(rel.key, stat, context, seen_at, settled)
     hit = cache.by_stat(look.key, look.stat, context, newest)
     if hit is None and cache.knows(look.key):
         # Unknown releases skip this hashing; the full path hashes what it reads anyway.
         look.digests = {n: _sha256_file(p) for n, p in rel.files}
         hit = cache.by_content(content_key(look.key, sorted(look.digests.items()), context))
         if hit is not None:
-            cache.put(look.key, look.stat, context, hit["content_key"], hit)
+            cache.put(look, hit["content_key"], hit)
     try:
         if hit is None or (smoke and not hit["smoked"]):
             return None, look
@@ -584,7 +618,7 @@ def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildC
         "content_key": ckey,
         "site": {},
     }
-    cache.put(look.key, look.stat, look.context, ckey, prep.cached)
+    cache.put(look, ckey, prep.cached)
 
 
 def _sha256_file(path: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,33 +19,51 @@ from registry_tool.registry.errors import RootChainError, UnpinnedConfigError, U
 from registry_tool.signing import read_signatures
 from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify_threshold
 
-# The stat print of a release's files: their relative names (NUL-separated, then two NULs: a name
-# holds no NUL and is never empty, so the first pair ends the names), then size, mtime_ns, ctime_ns
-# and inode of each file in that order, packed.  One bytes object per release: the build cache holds
-# 10,000 of them, marshal decodes bytes far faster than tuples of numbers, and packing four numbers
-# costs a third of writing them out as text (30,000 files per rebuild at 10,000 releases).
+# The stat print of a release folder: the relative names of its folders and files (NUL-separated,
+# then two NULs: a name holds no NUL and is never empty, so the first pair ends the names; a folder's
+# name ends with "/", the release folder itself is "./"), then size, mtime_ns, ctime_ns and inode of
+# each in that order, packed.  One bytes object per release: the build cache holds 10,000 of them,
+# marshal decodes bytes far faster than tuples of numbers, and packing four numbers costs a third
+# of writing them out as text (40,000 entries per rebuild at 10,000 releases).
+#
+# The folders are in it because a folder's mtime and ctime move whenever an entry is added,
+# removed or renamed in it: while every folder's print holds, the names are still all there is,
+# and a rebuild ``lstat``s the recorded names instead of listing the folders (``_recorded_files``).
 StatPrint = bytes
 FILE_STAT = struct.Struct("<qqqQ")
+_FOLDER_MARK = "/"
+_RELEASE_FOLDER = "./"
+_TYPE_BITS = 0o170000  # stat.S_IFMT, without a call per entry
+_IS_FILE = 0o100000  # stat.S_IFREG
+_IS_FOLDER = 0o040000  # stat.S_IFDIR
 
 
-def stat_print(rows: list[tuple[str, str, os.stat_result]]) -> tuple[list[tuple[str, str]], StatPrint, int]:
-    """(relative name, path) of (relative name, path, ``lstat``) rows, their stat print, newest time.
+def stat_print(
+    rows: list[tuple[str, str, os.stat_result]],
+) -> tuple[list[tuple[str, str]], StatPrint, int, int]:
+    """(relative name, path) of the file rows, the stat print of all rows, their newest times.
 
-    The newest time is the newest mtime or ctime (ns): the racy-window test.  One loop: it runs
-    for 30,000 files in a rebuild at 10,000 releases.
+    ``rows`` are (relative name, path, ``lstat``) of files and of folders (names ending in "/").
+    The newest times are the newest mtime or ctime (ns) of the files, then of every row: the
+    racy-window tests of the files' bytes and of the listing.  One loop: it runs for 40,000
+    entries in a rebuild at 10,000 releases.
     """
     files: list[tuple[str, str]] = []
     packed: list[bytes] = []
     pack = FILE_STAT.pack
-    newest = 0
+    newest = folders = 0
     for rel, path, st in rows:
         mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
-        newest = mtime if mtime > newest else newest
-        newest = ctime if ctime > newest else newest
-        files.append((rel, path))
+        if rel[-1] == _FOLDER_MARK:
+            folders = mtime if mtime > folders else folders
+            folders = ctime if ctime > folders else folders
+        else:
+            newest = mtime if mtime > newest else newest
+            newest = ctime if ctime > newest else newest
+            files.append((rel, path))
         packed.append(pack(st.st_size, mtime, ctime, st.st_ino))
-    names = "\0".join([rel for rel, _ in files]).encode()  # the scan refuses names that are not UTF-8
-    return files, names + b"\0\0" + b"".join(packed), newest
+    names = "\0".join([rel for rel, _, _ in rows]).encode()  # the scan refuses names that are not UTF-8
+    return files, names + b"\0\0" + b"".join(packed), newest, max(newest, folders)
 
 
 @dataclass
@@ -61,6 +79,8 @@ class IndexRelease:
         stat: The stat print of those files when the scan found them (the build cache's key).
         newest: The newest mtime or ctime (ns) among them: the racy-window test (a file whose mtime
             was set back, as ``rsync -t`` and ``tar x`` do, was still changed at its ctime).
+        settled: The newest mtime or ctime (ns) of the files and the folders: the listing's
+            racy-window test (``_recorded_files`` trusts a listing recorded only outside it).
     """
 
     name: str
@@ -69,6 +89,7 @@ class IndexRelease:
     files: list[tuple[str, str]]
     stat: StatPrint = b""
     newest: int = 0
+    settled: int = 0
 
     @property
     def path(self) -> Path:
@@ -189,8 +210,14 @@ def check_config_pin(raw: bytes, path: Path, pinned: str | None) -> None:
         )
 
 
-def scan_releases(index: Path) -> list[IndexRelease]:
+def scan_releases(index: Path, recorded: Mapping[str, StatPrint] | None = None) -> list[IndexRelease]:
     """Every ``plugins/<name>/<version>/`` folder, refusing unsafe names and symlinks.
+
+    Args:
+        index: The index folder.
+        recorded: Stat prints by ``name/version`` that an earlier scan took outside the racy
+            window (the build cache's): a release folder whose recorded print still holds is not
+            listed again (see ``_recorded_files``).
 
     Raises:
         UnsafeIndexPathError: A symlink, special file or unsafe name under ``plugins/``.
@@ -199,12 +226,15 @@ def scan_releases(index: Path) -> list[IndexRelease]:
     found: list[IndexRelease] = []
     if not plugins.is_dir():
         return found
+    known = recorded or {}
     for name, name_dir in _subfolders(str(plugins), is_plugin_name, "plugin name", "^[a-z][a-z0-9_-]{1,63}$"):
         versions = _subfolders(name_dir, is_version, "version", "strict semver, no '+'")
         _refuse_case_twins(name_dir, [version for version, _ in versions])
         for version, rel_dir in versions:
-            files, stat, newest = _list_files(rel_dir)
-            found.append(IndexRelease(name, version, rel_dir, files, stat, newest))
+            was = known.get(f"{name}/{version}")
+            listed = _recorded_files(rel_dir, was) if was is not None else None
+            files, stat, newest, settled = listed or _list_files(rel_dir)
+            found.append(IndexRelease(name, version, rel_dir, files, stat, newest, settled))
     return found
 
 
@@ -263,15 +293,14 @@ def _subfolders(folder: str, safe: Callable[[str], bool], what: str, rule: str) 
     return out
 
 
-def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int]:
+def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int, int]:
     """Every file under a release folder (tests read input files too), symlinks refused; its stat print.
 
-    ``os.scandir`` answers the type questions from the directory entry; the one ``lstat`` per
-    file gives the stat print the build cache compares and the newest mtime or ctime.  Written
-    for the common flat folder: a one-change rebuild at 10,000 releases spends most of its time
-    here.
+    ``os.scandir`` answers the type questions from the directory entry; one ``lstat`` per file
+    and per folder gives the stat print the build cache compares.  A folder's ``lstat`` is taken
+    before it is listed: an entry added after that moves its print for the next scan.
     """
-    rows: list[tuple[str, str, os.stat_result]] = []
+    rows: list[tuple[str, str, os.stat_result]] = [(_RELEASE_FOLDER, folder, os.lstat(folder))]
     pending = [("", folder)]
     while pending:
         prefix, current = pending.pop()
@@ -280,7 +309,9 @@ def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int]:
                 if entry.is_file(follow_symlinks=False):
                     rows.append((prefix + entry.name, entry.path, entry.stat(follow_symlinks=False)))
                 elif entry.is_dir(follow_symlinks=False):
-                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                    sub = f"{prefix}{entry.name}/"
+                    rows.append((sub, entry.path, entry.stat(follow_symlinks=False)))
+                    pending.append((sub, entry.path))
                 else:
                     raise UnsafeIndexPathError(
                         f"{entry.path} is a symlink or special file",
@@ -298,6 +329,50 @@ def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int]:
             where=shown,
             fix="rename or remove it: paths in the index and the site are UTF-8",
         ) from None
+
+
+def _recorded_files(
+    folder: str, recorded: StatPrint
+) -> tuple[list[tuple[str, str]], StatPrint, int, int] | None:
+    """What ``_list_files`` would answer, from a recorded stat print that still holds, else None.
+
+    The recorded names are ``lstat``ed instead of listing the folders: while every folder has
+    its recorded print (nothing added, removed or renamed in it: its mtime and ctime would have
+    moved) and every file its own, the names are all the folder holds and the print is the same
+    bytes a listing would give.  The print was recorded outside the racy window, so equal times
+    prove that no change within the clock's granularity hid behind them.  One ``lstat`` per entry
+    instead of a listing per folder: the largest cost of a one-change rebuild at 10,000 releases.
+    """
+    end = recorded.find(b"\0\0")
+    if end <= 0:
+        return None
+    files: list[tuple[str, str]] = []
+    packed: list[bytes] = []
+    pack, lstat = FILE_STAT.pack, os.lstat
+    newest = folders = 0
+    try:
+        for rel in recorded[:end].decode().split("\0"):
+            if rel[-1] == _FOLDER_MARK:
+                st = lstat(folder if rel == _RELEASE_FOLDER else f"{folder}/{rel[:-1]}")
+                if st.st_mode & _TYPE_BITS != _IS_FOLDER:
+                    return None
+                mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+                folders = max(folders, mtime, ctime)
+            else:
+                path = f"{folder}/{rel}"
+                st = lstat(path)
+                if st.st_mode & _TYPE_BITS != _IS_FILE:
+                    return None
+                mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+                newest = mtime if mtime > newest else newest
+                newest = ctime if ctime > newest else newest
+                files.append((rel, path))
+            packed.append(pack(st.st_size, mtime, ctime, st.st_ino))
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    if b"".join(packed) != recorded[end + 2 :]:
+        return None
+    return files, recorded, newest, max(newest, folders)
 
 
 def _is_utf8(name: str) -> bool:

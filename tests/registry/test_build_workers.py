@@ -41,9 +41,9 @@ def _swap_after_scan(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -
     """Write ``data`` to ``path`` once the parent has checked its inputs (when it scans the index)."""
     real = build_mod.scan_releases
 
-    def scan_then_swap(index: Path) -> Any:
+    def scan_then_swap(index: Path, *args: Any) -> Any:
         path.write_bytes(data)
-        return real(index)
+        return real(index, *args)
 
     monkeypatch.setattr(build_mod, "scan_releases", scan_then_swap)
 
