@@ -75,6 +75,14 @@ def test_compare(case: Case, produced: Produced, stdout: bytes, outcome: Outcome
     assert compare(case, produced, stdout)[0] is outcome
 
 
+def test_an_exit_code_test_expecting_the_class_is_not_told_it_expected_zero() -> None:
+    """``expect_trap = "exit_code"`` asks for any nonzero code: its detail names the code only."""
+    expecting = compare(Case("a", expect_trap="exit_code"), Produced(exit_code=7), b"")
+    assert expecting == (Outcome.exit_code, "exit code 7")
+    plain = compare(Case("a", exit_code=3), Produced(exit_code=7), b"")
+    assert plain == (Outcome.exit_code, "exit code 7, expected 3")
+
+
 def test_output_over_the_cap_wins_over_everything() -> None:
     run = _Run(produced=Produced(exit_code=0))
     assert judge(Case("a"), run, b"x" * 101, b"", LIMITS, None, None)[0] is Outcome.output_limit
