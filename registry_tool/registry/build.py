@@ -401,6 +401,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
     if cache.enabled:
         cache.remember_roots({hashlib.sha256(root.raw).hexdigest() for root in chain.roots.values()})
         cache.remember_features(features_verdict(config.features))  # parsing config checked them
+        cache.remember_listings(releases, scanned_at)
         whole_context = None if by_time else context
         cache.remember_publication(
             out,

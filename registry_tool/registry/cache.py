@@ -201,9 +201,7 @@ class BuildCache:
         self._by_content = by_content
         if isinstance(listings, dict):
             self._listings = {
-                key: was
-                for key, was in listings.items()
-                if key in self._by_release and isinstance(key, str) and isinstance(was, bytes)
+                key: was for key, was in listings.items() if isinstance(key, str) and isinstance(was, bytes)
             }
         if isinstance(pub, tuple) and len(pub) == 2 and isinstance(pub[0], str):
             self._publication = pub
@@ -283,18 +281,26 @@ class BuildCache:
             del self._by_content[old.content_key]  # the content index never outgrows the releases
         self._by_release[look.key] = CacheEntry(look.stat, look.context, look.seen_at, key, data)
         self._by_content[key] = look.key
-        if look.settled / 1e9 < look.seen_at - RACY_SECONDS:
-            self._listings[look.key] = look.stat
-        else:
-            self._listings.pop(look.key, None)
 
     def listings(self) -> Mapping[str, StatPrint]:
-        """Stat prints by release that the next scan may check instead of listing the folders.
+        """Stat prints by release that the next scan may check instead of listing the folders."""
+        return self._listings
+
+    def remember_listings(self, releases: list[IndexRelease], scanned_at: float) -> None:
+        """Record the stat prints of this scan that the next one may trust (written at ``save``).
 
         Only prints whose every file and folder was last changed before the racy window of the
         scan that took them: equal times then prove an unchanged listing (``scan._recorded_files``).
+        A print is about the folder's names alone, so every scanned release's counts, whatever
+        the cache holds for it; one whose window has not passed keeps no listing.
         """
-        return self._listings
+        trusted = (scanned_at - RACY_SECONDS) * 1e9
+        listings = self._listings
+        for rel in releases:
+            if rel.stat and rel.settled < trusted:
+                listings[rel.key] = rel.stat
+            else:
+                listings.pop(rel.key, None)
 
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases no longer in the index so the file does not grow forever."""
@@ -427,7 +433,7 @@ class BuildCache:
             "publication": self._publication,
             "roots": self._roots,
             "features": self._features,
-            "listings": {k: v for k, v in self._listings.items() if k in index},
+            "listings": self._listings,  # keep_only drops those of releases gone from the index
         }
         return marshal.dumps(payload)
 
@@ -496,7 +502,6 @@ class Lookup:
         stat: The stat print of its files.
         context: What else verification depended on (see ``lookup_context``).
         seen_at: When the scan that took the print started (the entry's time, see ``BuildCache.put``).
-        settled: The newest mtime or ctime (ns) of its files and folders (``IndexRelease.settled``).
         digests: Every file's sha256 when the content path hashed them.
     """
 
@@ -504,7 +509,6 @@ class Lookup:
     stat: StatPrint
     context: str
     seen_at: float
-    settled: int
     digests: dict[str, str] | None = None
 
 
@@ -531,13 +535,15 @@ def lookup(
     (a fresh checkout) are hashed and looked up by content.  ``seen_at`` is when the scan started.
     """
     stat, newest = (rel.stat, rel.newest) if rel.stat else stat_print(rel.files)
-    settled = max(newest, rel.settled) if rel.stat else newest
-    look = Lookup(rel.key, stat, context, seen_at, settled)
+    look = Lookup(rel.key, stat, context, seen_at)
     hit = cache.by_stat(look.key, look.stat, context, newest)
     if hit is None and cache.knows(look.key):
         # Unknown releases skip this hashing; the full path hashes what it reads anyway.
-        look.digests = {n: _sha256_file(p) for n, p in rel.files}
-        hit = cache.by_content(content_key(look.key, sorted(look.digests.items()), context))
+        try:
+            look.digests = {n: _sha256_file(p) for n, p in rel.files}
+        except OSError:
+            return None, look  # a file it cannot read: the full path reports what a build without cache does
+        hit = cache.by_content(content_key(look.key, sorted(look.digests.items()), look.context))
         if hit is not None:
             cache.put(look, hit["content_key"], hit)
     try:
@@ -606,7 +612,10 @@ def record(rel: IndexRelease, prep: PreparedRelease, look: Lookup, cache: BuildC
         if name in prep.files:
             digests[name] = prep.files[name][0]
         elif name not in digests:
-            digests[name] = _sha256_file(path)
+            try:
+                digests[name] = _sha256_file(path)
+            except OSError:
+                return  # a file the build does not publish and cannot read: no content key, no record
     ckey = content_key(look.key, sorted(digests.items()), look.context)
     entry = dict(prep.entry)
     prep.cached = {

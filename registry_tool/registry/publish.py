@@ -30,6 +30,7 @@ import hashlib
 import os
 import shutil
 import stat
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,8 +231,13 @@ def site_prints(paths: Iterable[str]) -> list[SitePrint | None]:
             append(None)
             continue
         mode = st.st_mode & _FILE_TYPE  # stat.S_IFMT, without a call per path
-        printed = mode == stat.S_IFREG or mode == stat.S_IFDIR
-        append(pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode) if printed else None)
+        if mode != stat.S_IFREG and mode != stat.S_IFDIR:
+            append(None)
+            continue
+        try:
+            append(pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode))
+        except struct.error:  # a time past what 64-bit nanoseconds hold: unknown, so written again
+            append(None)
     return out
 
 

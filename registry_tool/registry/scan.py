@@ -321,6 +321,13 @@ def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int, int
     rows.sort()  # by name: names in one folder tree are unique, so no other field is compared
     try:
         return stat_print(rows)
+    except struct.error:
+        bad = next(path for _, path, st in rows if not _printable(st))
+        raise UnsafeIndexPathError(
+            f"{bad} has a modification or change time outside the years 1678-2261",
+            where=bad,
+            fix=f"give it a real time (`touch {bad}`)",
+        ) from None
     except UnicodeEncodeError:
         bad = next(path for rel, path, _ in rows if not _is_utf8(rel))
         shown = bad.encode(errors="surrogateescape").decode(errors="backslashreplace")
@@ -351,7 +358,10 @@ def _recorded_files(
     pack, lstat = FILE_STAT.pack, os.lstat
     newest = folders = 0
     try:
-        for rel in recorded[:end].decode().split("\0"):
+        names = recorded[:end].decode().split("\0")
+        if _RELEASE_FOLDER not in names:  # a print of files only says nothing about what was added
+            return None
+        for rel in names:
             if rel[-1] == _FOLDER_MARK:
                 st = lstat(folder if rel == _RELEASE_FOLDER else f"{folder}/{rel[:-1]}")
                 if st.st_mode & _TYPE_BITS != _IS_FOLDER:
@@ -368,11 +378,20 @@ def _recorded_files(
                 newest = ctime if ctime > newest else newest
                 files.append((rel, path))
             packed.append(pack(st.st_size, mtime, ctime, st.st_ino))
-    except (OSError, UnicodeDecodeError, IndexError):
-        return None
+    except (OSError, UnicodeDecodeError, IndexError, struct.error):
+        return None  # listed again: the listing answers (or refuses) as a first scan does
     if b"".join(packed) != recorded[end + 2 :]:
         return None
     return files, recorded, newest, max(newest, folders)
+
+
+def _printable(st: os.stat_result) -> bool:
+    """The entry's numbers fit its stat print (times are signed 64-bit nanoseconds)."""
+    try:
+        FILE_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    except struct.error:
+        return False
+    return True
 
 
 def _is_utf8(name: str) -> bool:

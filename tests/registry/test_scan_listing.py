@@ -23,6 +23,7 @@ from registry_tool.registry.errors import UnsafeIndexPathError
 from registry_tool.registry.scan import IndexRelease, scan_releases
 
 from .rebuilds import build_at
+from .site_check import assert_valid_site
 
 Index = Any  # conftest.Index
 KEY = "alpha/1.0.0"
@@ -111,6 +112,28 @@ def test_a_change_after_the_record_is_answered_as_a_fresh_listing_answers_it(
     assert isinstance(answered, str) or answered[1] != recorded  # the change is in the print
 
 
+def test_a_print_without_the_folders_rows_is_never_trusted_as_a_listing(tmp_path: Path) -> None:
+    """Only folder prints say nothing was added: a print of the files alone proves no listing."""
+    index, folder = _release(tmp_path)
+    files_only = cache_mod.stat_print(_scan(index).files)[0]
+    (folder / "plugin.toml.minisig").write_text("sig\n")
+    assert _answer(_scan(index, {KEY: files_only})) == _answer(_scan(index))
+
+
+def test_a_site_file_time_past_2261_is_written_again_not_a_crash(index: Index, tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    build_at(index, site, 0, cache)
+    published = site / "plugins" / "alpha" / "1.0.0" / "alpha.wasm"
+    far = 2**63 + 10**9
+    try:
+        os.utime(published, ns=(far, far))
+    except (OSError, OverflowError):
+        pytest.skip("this file system cannot hold such a time")
+    build_at(index, site, 1, cache)
+    assert published.stat().st_mtime_ns < far
+    assert_valid_site(site, index)
+
+
 @pytest.mark.parametrize("damage", [b"", b"\0\0", b"x", b"./\0\0" + b"\0" * 3, b"../x\0\0" + b"\0" * 32])
 def test_a_malformed_recorded_print_is_only_a_listing_again(tmp_path: Path, damage: bytes) -> None:
     index, _ = _release(tmp_path)
@@ -120,32 +143,99 @@ def test_a_malformed_recorded_print_is_only_a_listing_again(tmp_path: Path, dama
 # --------------------------------------------------------------------------- what the cache records
 
 
-def _look(settled_ago: float, seen_at: float) -> cache_mod.Lookup:
-    settled = int((seen_at - settled_ago) * 1e9)
-    return cache_mod.Lookup(KEY, b"print", "context", seen_at, settled)
+def _scanned(settled_ago: float, scanned_at: float, stat: bytes = b"./\0\0print") -> IndexRelease:
+    settled = int((scanned_at - settled_ago) * 1e9)
+    return IndexRelease("alpha", "1.0.0", "folder", [], stat, settled, settled)
 
 
 def test_a_listing_is_recorded_only_outside_the_racy_window_of_its_scan(tmp_path: Path) -> None:
     """A folder changed within the clock's granularity of its ``lstat`` may hide a later change."""
     cache = cache_mod.BuildCache(tmp_path / "cache")
     now = time.time()
-    cache.put(_look(cache_mod.RACY_SECONDS + 1, now), "k1", {})
-    assert cache.listings() == {KEY: b"print"}
-    cache.put(_look(cache_mod.RACY_SECONDS - 1, now), "k2", {})  # changed again, just before the scan
+    cache.remember_listings([_scanned(cache_mod.RACY_SECONDS + 1, now)], now)
+    assert cache.listings() == {KEY: b"./\0\0print"}
+    cache.remember_listings([_scanned(cache_mod.RACY_SECONDS - 1, now)], now)  # changed just before
+    assert cache.listings() == {}
+    cache.remember_listings([_scanned(60, now, stat=b"")], now)  # no print taken (a worker's view)
     assert cache.listings() == {}
 
 
 def test_listings_are_saved_and_forgotten_with_their_releases(tmp_path: Path) -> None:
     path = tmp_path / "cache"
     cache = cache_mod.BuildCache(path)
-    cache.put(_look(60, time.time()), "k1", {})
+    cache.remember_listings([_scanned(60, time.time())], time.time())
     cache.save()
     cache.close()
     loaded = cache_mod.BuildCache(path)
-    assert loaded.listings() == {KEY: b"print"}
+    assert loaded.listings() == {KEY: b"./\0\0print"}
     loaded.keep_only(set())
     assert loaded.listings() == {}
     loaded.close()
+
+
+def test_a_release_racy_when_last_looked_up_gets_its_listing_from_a_later_build(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing is about names only: recorded by whichever build first sees it outside the window.
+
+    The first build is inside an hour-wide window (nothing trusted, no listing); the second, with
+    the window closed, hits every release by its stat print or keeps its plugin whole (none is
+    verified or recorded again) and still records every listing.
+    """
+    cache, site = tmp_path / "cache", tmp_path / "site"
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 3600.0)
+    build_at(index, site, 0, cache)
+    loaded = cache_mod.BuildCache(cache)
+    assert loaded.listings() == {}
+    loaded.close()
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)
+    assert build_at(index, site, 1, cache).counts["verified"] == 0
+    loaded = cache_mod.BuildCache(cache)
+    assert set(loaded.listings()) == {f"{name}/{version}" for name, version in index.releases}
+    loaded.close()
+
+
+@pytest.mark.parametrize("where", ["lookup", "record"])
+def test_a_file_the_build_cannot_read_fails_as_it_does_without_the_cache(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The cache hashes every file of a release, the build only those it publishes.
+
+    A test input nobody can read (root reads everything, so the read fails by injection): the
+    build without cache publishes the release, so the cached one must too, whether the file is
+    hashed for the content lookup (a fresh checkout) or for the record.
+    """
+    folder = index.release_dir("alpha", "1.0.0")
+    (folder / "tests").mkdir()
+    (folder / "tests" / "input.bin").write_bytes(b"input")
+    cache = tmp_path / "cache"
+    if where == "lookup":
+        build_at(index, tmp_path / "warm", 0, cache)
+        for path in folder.rglob("*"):
+            path.write_bytes(path.read_bytes()) if path.is_file() else None  # new prints, same bytes
+    real = cache_mod._sha256_file
+
+    def unreadable(path: str) -> str:
+        if path.endswith("input.bin"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(cache_mod, "_sha256_file", unreadable)
+    cached = build_at(index, tmp_path / "cached", 1, cache)
+    plain = build_at(index, tmp_path / "plain", 1, None)
+    assert cached.document.top.to_bytes() == plain.document.top.to_bytes()
+
+
+def test_a_file_time_past_2261_is_refused_with_a_fix_not_a_crash(tmp_path: Path) -> None:
+    index, folder = _release(tmp_path)
+    far = 2**63 + 10**9  # ns: past what a signed 64-bit time holds (the year 2262)
+    try:
+        os.utime(folder / "alpha.wasm", ns=(far, far))
+    except (OSError, OverflowError):
+        pytest.skip("this file system cannot hold such a time")
+    with pytest.raises(UnsafeIndexPathError, match=r"alpha\.wasm") as err:
+        _scan(index)
+    assert "touch" in (err.value.fix or "")
 
 
 def test_entries_date_from_before_the_scan_took_their_prints(
