@@ -544,11 +544,9 @@ def _kept_whole(
         if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - cache_rules.RACY_SECONDS:
             continue
         folder = f"{site}/plugins/{name}"
-        paths = whole.site_paths.split("\0")
-        if (
-            site_digest(site_prints(f"{folder}/{path}" if path else folder for path in paths))
-            != whole.site_digest
-        ):
+        prefix = folder + "/"
+        paths = whole.site_paths.split("\0")  # the plugin folder ("") first, see _plugin_print
+        if site_digest(site_prints([folder, *[prefix + path for path in paths[1:]]])) != whole.site_digest:
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue
