@@ -4090,6 +4090,22 @@ def dependency_cases() -> None:
         ],
     )
     case(
+        "dep-installed-yanked-kept",
+        "dependencies",
+        "semver-lab 1.3.0 (yanked) was installed by its exact pin and meets validate_email's "
+        ">=1.2.0, <1.4.0: it stays (a yank keeps ranges from choosing it anew, not from keeping it)",
+        [
+            pin(s),
+            install(s, "semver-lab@1.3.0", installed(lab_spec("1.3.0"))),
+            install(s, "validate_email@2.0.0", with_graph(mail, lab_spec("1.3.0"))),
+            lock(
+                validate_email={"version": "2.0.0", "requested": "2.0.0"},
+                **{"semver-lab": {"version": "1.3.0", "requested": "1.3.0", "required_by": ["validate_email"]}},
+            ),
+            verify(OK(plugins=["semver-lab", "validate_email"])),
+        ],
+    )
+    case(
         "dep-promoted-by-install",
         "dependencies",
         "semver-lab 1.4.0 came in as adler32's dependency; installing semver-lab by name promotes it: "

@@ -146,9 +146,9 @@ type chosenRelease struct {
 // verifies every release of the graph (nothing is written here).
 //
 // The requested plugin gets the highest release its requirement allows. Each dependency gets,
-// among the releases that meet every range the chosen releases declare on it (a range never
-// selects a yanked release; the host range must admit the host version), the installed version
-// when there is one, else the highest. A new requirement on a chosen plugin that its choice does
+// among the releases that meet every range the chosen releases declare on it (a range never newly
+// selects a yanked release: the installed version stays eligible, yanked or not; the host range
+// must admit the host version), the installed version when there is one, else the highest. A new requirement on a chosen plugin that its choice does
 // not meet makes it chosen again over all its requirements, until nothing changes. No release
 // for a dependency (or a dependency the registry does not list) is dependency-conflict; a cycle
 // among the chosen releases is dependency-cycle.
@@ -203,7 +203,7 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 		}
 		settled = true
 		for _, dep := range sortedKeys(reqs) {
-			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep]) {
+			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep], isInstalled(lf, dep, c.r, s.url)) {
 				continue
 			}
 			if dep == req.Name {
@@ -286,13 +286,22 @@ func short(digest string) string {
 	return digest
 }
 
-func meetsAll(r *Release, edges []edge) bool {
+// meetsAll: r matches every edge; a yanked r only where the edge pins it exactly or r is the
+// installed version (installed, it stays: a yank keeps ranges from choosing it anew, as Cargo
+// keeps a yanked version its lockfile names).
+func meetsAll(r *Release, edges []edge, installed bool) bool {
 	for _, e := range edges {
-		if !e.rng.Match(r.SemVer) || (r.Yanked && !e.rng.Exact()) {
+		if !e.rng.Match(r.SemVer) || (r.Yanked && !installed && !e.rng.Exact()) {
 			return false
 		}
 	}
 	return true
+}
+
+// isInstalled: release r of plugin name is the version the lockfile holds from this registry.
+func isInstalled(lf *Lockfile, name string, r *Release, registry string) bool {
+	old, ok := lf.Plugins[name]
+	return ok && old.Registry == registry && old.Version == r.Version
 }
 
 func conflict(name string, edges []edge, why string) *Error {
@@ -316,7 +325,8 @@ func (s *Session) pickDependency(dep string, edges []edge, host *semver.Version,
 	}
 	var best *Release
 	for _, r := range pd.sortedVersions() {
-		if !meetsAll(r, edges) || r.Yanked {
+		installed := isInstalled(lf, dep, r, s.url)
+		if (r.Yanked && !installed) || !meetsAll(r, edges, installed) {
 			continue
 		}
 		if host != nil && r.Host != nil {
@@ -324,7 +334,7 @@ func (s *Session) pickDependency(dep string, edges []edge, host *semver.Version,
 				continue
 			}
 		}
-		if old, ok := lf.Plugins[dep]; ok && old.Registry == s.url && old.Version == r.Version {
+		if installed {
 			return r, pd, nil
 		}
 		if best == nil {

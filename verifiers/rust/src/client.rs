@@ -688,8 +688,9 @@ impl<'v> Session<'v> {
     /// The dependency graph of `req` over verified plugin documents (conformance/README.md,
     /// decision 16): the requested plugin gets the highest release its requirement allows; each
     /// dependency gets, among the releases meeting every range the chosen releases declare on it
-    /// (never a yanked release; the host range must admit the host version), the installed
-    /// version when there is one, else the highest. A new range that a choice does not meet makes
+    /// (a range never newly selects a yanked release: the installed version stays eligible, yanked
+    /// or not; the host range must admit the host version), the installed version when there is
+    /// one, else the highest. A new range that a choice does not meet makes
     /// that plugin chosen again over all its ranges, until nothing changes. Returns the choice
     /// (name -> document, version) and the breadth-first order from the requested plugin.
     fn resolve_graph(
@@ -702,10 +703,17 @@ impl<'v> Session<'v> {
         let top = self.resolve(&top_doc, req, host)?.version.clone();
         let mut choice: BTreeMap<String, (PluginDocument, String)> = BTreeMap::new();
         choice.insert(req.name.clone(), (top_doc, top.clone()));
-        let meets = |r: &Release, edges: &[(String, Requirement)]| {
+        // A yanked release meets an edge that pins it exactly, or when it is the installed version
+        // (installed, it stays: a yank keeps ranges from choosing it anew, as Cargo keeps a yanked
+        // version its lockfile names).
+        let meets = |r: &Release, edges: &[(String, Requirement)], installed: bool| {
             let v = Version::parse(&r.version).expect("checked version");
-            edges.iter().all(|(_, e)| e.range.matches(&v) && (r.yanked.is_none() || e.range.exact().is_some()))
+            edges
+                .iter()
+                .all(|(_, e)| e.range.matches(&v) && (r.yanked.is_none() || installed || e.range.exact().is_some()))
         };
+        let installed_version =
+            |name: &str| lock.plugins.get(name).filter(|e| e.registry == self.verifier.url).map(|e| e.version.clone());
         let conflict = |name: &str, edges: &[(String, Requirement)], why: String| {
             let needs: Vec<String> = edges.iter().map(|(p, e)| format!("{} needs {} {}", p, name, e.spec)).collect();
             Error::new(
@@ -756,7 +764,8 @@ impl<'v> Session<'v> {
             let mut settled = true;
             for (dep, edges) in &reqs {
                 if let Some((doc, version)) = choice.get(dep) {
-                    if meets(&doc.versions[version], edges) {
+                    if meets(&doc.versions[version], edges, installed_version(dep).as_deref() == Some(version.as_str()))
+                    {
                         continue;
                     }
                 }
@@ -780,8 +789,7 @@ impl<'v> Session<'v> {
                     }
                     Err(e) => return Err(e),
                 };
-                let installed =
-                    lock.plugins.get(dep).filter(|e| e.registry == self.verifier.url).map(|e| e.version.clone());
+                let installed = installed_version(dep);
                 let mut best: Option<(Version, String)> = None;
                 let mut keep: Option<String> = None;
                 for (text, r) in &doc.versions {
@@ -789,7 +797,11 @@ impl<'v> Session<'v> {
                         Ok(v) => v,
                         Err(_) => continue,
                     };
-                    if r.yanked.is_some() || !meets(r, edges) || !Range::host_compatible(r.host.as_deref(), host) {
+                    let is_installed = installed.as_deref() == Some(text.as_str());
+                    if (r.yanked.is_some() && !is_installed)
+                        || !meets(r, edges, is_installed)
+                        || !Range::host_compatible(r.host.as_deref(), host)
+                    {
                         continue;
                     }
                     if installed.as_deref() == Some(text.as_str()) {
