@@ -4106,6 +4106,32 @@ def dependency_cases() -> None:
         ],
     )
     case(
+        "dep-installed-dependent-kept-whole",
+        "dependencies",
+        "adler32 2.0.0 is installed and needs semver-lab ^1.0; installing semver-lab@0.2.3 would "
+        "break it: dependency-conflict naming adler32's requirement, nothing changes",
+        [
+            pin(s),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            install(s, "semver-lab@0.2.3", ERR("dependency-conflict")),
+            {"op": "absent", "path": "semver-lab/0.2.3"},
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+    case(
+        "dep-installed-dependent-range-kept",
+        "dependencies",
+        "validate_email 2.0.0 is installed and needs semver-lab >=1.2.0, <1.4.0 (1.2.5); a bare "
+        "install of semver-lab takes the highest release that range also allows (1.2.5, not 1.4.0)",
+        [
+            pin(s),
+            install(s, "validate_email@2.0.0", with_graph(mail, lab_spec("1.2.5"))),
+            install(s, "semver-lab", installed(lab_spec("1.2.5"))),
+            lock(**{"semver-lab": {"version": "1.2.5", "requested": "", "required_by": ["validate_email"]}}),
+            verify(OK(plugins=["semver-lab", "validate_email"])),
+        ],
+    )
+    case(
         "dep-promoted-by-install",
         "dependencies",
         "semver-lab 1.4.0 came in as adler32's dependency; installing semver-lab by name promotes it: "

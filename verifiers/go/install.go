@@ -201,13 +201,31 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 				}
 			}
 		}
+		if err := s.addInstalledEdges(reqs, req.Name, choice, lf, ranges); err != nil {
+			return nil, nil, err
+		}
 		settled = true
 		for _, dep := range sortedKeys(reqs) {
 			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep], isInstalled(lf, dep, c.r, s.url)) {
 				continue
 			}
 			if dep == req.Name {
-				return nil, nil, conflict(dep, reqs[dep], "the requested "+top.Version+" does not meet them")
+				// Installed plugins depend on it: the highest release the request allows that
+				// also meets their ranges.
+				again := pickRequested(topDoc, req.Range, host, reqs[dep], lf, s.url)
+				if again == nil {
+					return nil, nil, conflict(dep, reqs[dep], "no release the request allows meets them")
+				}
+				if pins+1 >= MaxResolutionRounds {
+					return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
+						What: fmt.Sprintf("dependency resolution gave up after %d rounds", MaxResolutionRounds),
+						Fix:  "pin the plugins you need exactly (name@1.2.3) to narrow the search"}
+				}
+				pins++
+				top = again
+				choice[dep] = chosenRelease{again, topDoc}
+				settled = false
+				continue
 			}
 			if pins+1 >= MaxResolutionRounds {
 				return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
@@ -296,6 +314,62 @@ func meetsAll(r *Release, edges []edge, installed bool) bool {
 		}
 	}
 	return true
+}
+
+// addInstalledEdges adds to reqs the recorded ranges of the plugins installed from this registry
+// outside the graph (decision 16.7), on the requested plugin and on every plugin the graph already
+// requires: a plan never leaves an installed plugin's dependency unmet.
+func (s *Session) addInstalledEdges(reqs map[string][]edge, requested string, choice map[string]chosenRelease, lf *Lockfile, ranges map[string]*Range) error {
+	for _, name := range sortedKeys(lf.Plugins) {
+		e := lf.Plugins[name]
+		if _, in := choice[name]; in || e.Registry != s.url {
+			continue
+		}
+		for _, dep := range sortedKeys(e.Dependencies) {
+			if _, required := reqs[dep]; !required && dep != requested {
+				continue
+			}
+			text := e.Dependencies[dep]
+			rng, ok := ranges[text]
+			if !ok {
+				var err error
+				if rng, err = ParseRange(text); err != nil {
+					return &Error{Class: ClassLockfile, Where: name,
+						What: fmt.Sprintf("the lockfile records dependency %s %q of %s, which is no range: %s", dep, text, name, AsError(err).What),
+						Fix:  "remove " + name + " and install it again"}
+				}
+				ranges[text] = rng
+			}
+			reqs[dep] = append(reqs[dep], edge{name + " " + e.Version + " (installed)", rng})
+		}
+	}
+	return nil
+}
+
+// pickRequested: the highest release of the requested plugin that its requirement allows (as
+// pickRelease) and that meets edges, or nil.
+func pickRequested(pd *PluginDocument, rng *Range, host *semver.Version, edges []edge, lf *Lockfile, registry string) *Release {
+	if rng == nil {
+		rng = anyVersion
+	}
+	for _, r := range pd.sortedVersions() {
+		if !rng.Match(r.SemVer) {
+			continue
+		}
+		kept := isInstalled(lf, pd.Name, r, registry)
+		if r.Yanked && !rng.Exact() && !kept {
+			continue
+		}
+		if host != nil && r.Host != nil {
+			if hr, err := ParseRange(*r.Host); err != nil || !hr.Match(host) {
+				continue
+			}
+		}
+		if meetsAll(r, edges, kept || rng.Exact()) {
+			return r
+		}
+	}
+	return nil
 }
 
 // isInstalled: release r of plugin name is the version the lockfile holds from this registry.

@@ -761,6 +761,41 @@ impl<'v> Session<'v> {
                 }
                 i += 1;
             }
+            // Installed plugins outside the graph keep their requirements (decision 16.7), on the
+            // requested plugin and on every plugin the graph already requires: a plan never leaves
+            // an installed plugin's dependency unmet.
+            for (name, e) in &lock.plugins {
+                if choice.contains_key(name) || e.registry != self.verifier.url {
+                    continue;
+                }
+                for (dep, range) in &e.dependencies {
+                    if !reqs.contains_key(dep) && dep != &req.name {
+                        continue;
+                    }
+                    let key = (dep.clone(), range.clone());
+                    let dep_req = match parsed.get(&key) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|err| {
+                                Error::new(
+                                    Class::Lockfile,
+                                    format!(
+                                        "the lockfile records dependency {}@{} of {}, which is no range: {}; remove {} and install it again",
+                                        dep,
+                                        range,
+                                        name,
+                                        err.message(),
+                                        name
+                                    ),
+                                )
+                            })?;
+                            parsed.insert(key, p.clone());
+                            p
+                        }
+                    };
+                    reqs.entry(dep.clone()).or_default().push((format!("{} {} (installed)", name, e.version), dep_req));
+                }
+            }
             let mut settled = true;
             for (dep, edges) in &reqs {
                 if let Some((doc, version)) = choice.get(dep) {
@@ -770,7 +805,49 @@ impl<'v> Session<'v> {
                     }
                 }
                 if dep == &req.name {
-                    return Err(conflict(dep, edges, format!("the requested {} does not meet them", top)));
+                    // Installed plugins depend on it: the highest release the request allows that
+                    // also meets their ranges.
+                    let installed = installed_version(dep);
+                    let exact = req.range.exact().is_some();
+                    let mut best: Option<(Version, String)> = None;
+                    for (text, r) in &choice[dep].0.versions {
+                        let v = match Version::parse(text) {
+                            Ok(v) => v,
+                            Err(_) => continue,
+                        };
+                        let kept = installed.as_deref() == Some(text.as_str());
+                        if !req.range.matches(&v)
+                            || (r.yanked.is_some() && !exact && !kept)
+                            || !Range::host_compatible(r.host.as_deref(), host)
+                            || !meets(r, edges, kept || exact)
+                        {
+                            continue;
+                        }
+                        if best.as_ref().map_or(true, |(b, _)| &v > b) {
+                            best = Some((v, text.clone()));
+                        }
+                    }
+                    let again = match best {
+                        Some((_, text)) => text,
+                        None => {
+                            return Err(conflict(dep, edges, "no release the request allows meets them".to_string()));
+                        }
+                    };
+                    if pins + 1 >= MAX_RESOLUTION_ROUNDS {
+                        return Err(Error::new(
+                            Class::DependencyConflict,
+                            format!(
+                                "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
+                                req.name, MAX_RESOLUTION_ROUNDS
+                            ),
+                        ));
+                    }
+                    pins += 1;
+                    if let Some(chosen) = choice.get_mut(dep) {
+                        chosen.1 = again;
+                    }
+                    settled = false;
+                    continue;
                 }
                 if pins + 1 >= MAX_RESOLUTION_ROUNDS {
                     return Err(Error::new(
