@@ -25,7 +25,7 @@ import stat
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar, overload
 
@@ -304,7 +304,21 @@ class HttpFetcher:
         left = self._remaining(url, deadline)
         timeout = (min(self.policy.connect_timeout, left), min(self.policy.read_timeout, left))
         try:
-            return self._session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+            # The adapter, not Session.send: with allow_redirects=False, Session.send still reads a
+            # redirect's whole body (decompressed, unbounded, past any deadline) to prepare
+            # Response.next.  Redirects are followed by _fetch_http, which never reads their body.
+            session = self._session
+            request = session.prepare_request(requests.Request("GET", url))
+            settings = session.merge_environment_settings(request.url, {}, True, None, None)
+            verify = settings.get("verify")
+            return session.get_adapter(request.url or url).send(
+                request,
+                stream=True,
+                timeout=timeout,
+                verify=True if verify is None else verify,
+                cert=settings.get("cert"),
+                proxies=settings.get("proxies"),
+            )
         except requests.ConnectTimeout:
             # No connection at all: the server (or the way to it) is down, an outage like a refused
             # connection (exit 2); a server that accepts and then stalls is the attack below.
@@ -343,8 +357,27 @@ class HttpFetcher:
                 fix="serve the registry's files uncompressed",
             )
         declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > max_size:
+        if declared is not None and not _ASCII_DIGITS.fullmatch(declared.strip()):
+            # str.isdigit() accepts "¹" and "٣", which int() refuses; http.client ignores such a
+            # header.  A length that is no number is a broken or hostile server: refused.
+            raise FetchError(
+                f"{url} was sent with Content-Length {_quoted(declared)}, which is no length",
+                fix="do not use this server or mirror",
+            )
+        if declared is not None and int(declared) > max_size:
             raise _size_differs(url, max_size, int(declared), "announces")
+        with _shut_at_deadline(response, self._remaining(url, deadline)) as expired:
+            try:
+                body = self._read_body(response, url, max_size, deadline)
+            except FetchError:
+                if expired.is_set():
+                    self._expired(url, deadline)
+                raise
+            if expired.is_set():  # the shutdown can also read as the end of the body
+                self._expired(url, deadline)
+            return body
+
+    def _read_body(self, response: requests.Response, url: str, max_size: int, deadline: float) -> bytes:
         chunks: list[bytes] = []
         received = 0
         while True:
@@ -377,6 +410,39 @@ class HttpFetcher:
         sock = getattr(connection, "sock", None)
         if sock is not None:
             sock.settimeout(max(0.01, min(self.policy.read_timeout, left)))
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+@contextlib.contextmanager
+def _shut_at_deadline(response: requests.Response, left: float) -> Iterator[threading.Event]:
+    """Shut the response's socket down when the download's time is up.
+
+    Each socket read is bounded by the deadline (``_bound_next_read``), but one read of the body
+    can make many: a chunked body's trailer lines are read until the blank line, each within the
+    socket timeout, so a server trickling trailer lines forever would hold the download.  The
+    event tells the caller that the shutdown, not the server, ended the read.
+    """
+    expired = threading.Event()
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        yield expired
+        return
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(left, 0.0), expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
 
 
 def _too_large(url: str, max_size: int, detail: str) -> DownloadTooLargeError:

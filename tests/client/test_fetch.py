@@ -234,22 +234,28 @@ def test_a_host_breaking_a_signed_bound_is_an_attack_and_an_outage_is_not() -> N
     assert HttpStatusError("x").exit_code == 2
 
 
-class _Stalled(requests.Session):
+class _StalledAdapter(requests.adapters.HTTPAdapter):
     def __init__(self, error: type[requests.RequestException]) -> None:
         super().__init__()
         self.error = error
 
-    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
         raise self.error("simulated")
+
+
+def _stalled(error: type[requests.RequestException]) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", _StalledAdapter(error))
+    return session
 
 
 def test_no_connection_in_time_is_an_outage_not_an_attack() -> None:
     """A connect timeout is the server being unreachable (exit 2); a stalled answer is the attack."""
     with pytest.raises(FetchError, match="no connection within") as err:
-        HttpFetcher(session=_Stalled(requests.ConnectTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
+        HttpFetcher(session=_stalled(requests.ConnectTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
     assert not isinstance(err.value, SlowRetrievalError)
     with pytest.raises(SlowRetrievalError, match="did not answer in time"):
-        HttpFetcher(session=_Stalled(requests.ReadTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
+        HttpFetcher(session=_stalled(requests.ReadTimeout)).fetch("https://127.0.0.1:9/x", max_size=10)
 
 
 def test_hostile_redirect_location_is_quoted_and_cut_short(server) -> None:

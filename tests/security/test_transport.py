@@ -151,6 +151,79 @@ def test_unparseable_redirect_target_is_a_named_refusal(
         HttpFetcher(POLICY).fetch(server.url + "registry.json", max_size=100)
 
 
+def redirect_with_body(body: Callable[[socket.socket, threading.Event], None], *headers: bytes) -> Script:
+    """A redirect to the same path, then ``body`` writes its body."""
+
+    def script(conn: socket.socket, stopping: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /registry.json\r\n" + b"".join(headers) + b"\r\n")
+        body(conn, stopping)
+
+    return script
+
+
+def test_a_redirect_body_trickled_forever_is_never_read(raw_server: Callable[[Script], RawServer]) -> None:
+    """requests' Session.send reads a redirect's whole body even when not following it (to prepare
+    Response.next): a body trickled forever held the download past every deadline."""
+
+    def trickle(conn: socket.socket, stopping: threading.Event) -> None:
+        while not stopping.wait(0.3):
+            conn.sendall(b"p")
+
+    server = raw_server(redirect_with_body(trickle))
+    err = _fetch_in_thread(server.url + "registry.json", limit=120 * POLICY.deadline)
+    assert isinstance(err, RedirectRefusedError | SlowRetrievalError), repr(err)
+
+
+def test_a_compressed_redirect_body_is_never_inflated(raw_server: Callable[[Script], RawServer]) -> None:
+    """A 302 whose body is 64 KiB of gzip inflating to 64 MiB: not read, so never inflated."""
+    import gzip
+    import tracemalloc
+
+    bomb = gzip.compress(bytes(64 << 20), compresslevel=9)
+
+    def send(conn: socket.socket, stopping: threading.Event) -> None:
+        conn.sendall(bomb)
+
+    headers = (b"Content-Encoding: gzip\r\n", b"Content-Length: %d\r\n" % len(bomb))
+    server = raw_server(redirect_with_body(send, *headers))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError):
+            HttpFetcher(POLICY).fetch(server.url + "registry.json", max_size=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak} bytes allocated while refusing redirects"
+
+
+def test_trailer_lines_trickled_forever_hit_the_deadline(raw_server: Callable[[Script], RawServer]) -> None:
+    """A chunked body's trailer lines are read until the blank line, each within the socket timeout:
+    only the per-file deadline stops a server sending them forever."""
+
+    def script(conn: socket.socket, stopping: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n")
+        while not stopping.wait(0.3):
+            conn.sendall(b"X-T: y\r\n")
+
+    server = raw_server(script)
+    err = _fetch_in_thread(server.url + "registry.json", limit=120 * POLICY.deadline)
+    assert isinstance(err, SlowRetrievalError), repr(err)
+
+
+@pytest.mark.parametrize("length", ["\u00b9", "\u0663", "1_0", "+2", " "])
+def test_a_content_length_that_is_no_number_is_refused_not_a_crash(
+    raw_server: Callable[[Script], RawServer], length: str
+) -> None:
+    """str.isdigit() accepts "¹" and "٣", which int() refuses: an uncaught ValueError, exit 3."""
+
+    def script(conn: socket.socket, stopping: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + length.encode() + b"\r\n\r\nab")
+
+    server = raw_server(script)
+    with pytest.raises(FetchError, match="no length"):
+        HttpFetcher(POLICY).fetch(server.url + "registry.json", max_size=100)
+
+
 def test_fetch_errors_are_registry_tool_errors() -> None:
     assert issubclass(FetchError, RegistryToolError)
     assert issubclass(RedirectRefusedError, FetchError)
