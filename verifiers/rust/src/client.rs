@@ -119,6 +119,19 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// The registry URL is one a lockfile entry may hold (decision 15): every install records it,
+    /// and a URL the lockfile rules refuse (`http://host:80\sub\`, which the URL library reads
+    /// with slashes) would make the plugin directory unreadable for every later command.
+    fn check_url(&self) -> Result<()> {
+        match crate::registry_url::locked_registry_problem(&self.url) {
+            None => Ok(()),
+            Some(why) => Err(Error::new(
+                Class::Network,
+                format!("the registry URL {:?} {}; pass the registry's http(s):// or file:// URL", self.url, why),
+            )),
+        }
+    }
+
     pub fn new(url: &str, state_dir: &Path, transport: Arc<dyn Transport>) -> Verifier {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -149,6 +162,7 @@ impl Verifier {
     /// (`sigs`; when empty, the keyed signature files are fetched from the registry).
     /// Expiry is checked by the first refresh (an old pinned root may lead to a current one).
     pub fn pin(&self, root_bytes: &[u8], sigs: &[Vec<u8>]) -> Result<Root> {
+        self.check_url()?;
         let mut sigs = sigs.to_vec();
         if sigs.is_empty() {
             let root =
@@ -169,6 +183,7 @@ impl Verifier {
     /// Walk the root chain and verify the top document. Nothing is persisted until the
     /// session's `commit` (call it when the whole operation succeeded).
     pub fn refresh(&self) -> Result<Session<'_>> {
+        self.check_url()?;
         let state = TrustState::load(&self.state_dir)?.ok_or_else(|| not_pinned(&self.state_dir))?;
         let fetcher = self.fetcher();
         let (root, rotated) = walk_roots(&fetcher, &state.root, self.now, MAX_ROOT_STEPS)?;

@@ -96,6 +96,22 @@ fn network(port: u16, path: &str) {
 }
 
 #[test]
+fn a_registry_url_no_lockfile_could_hold_is_refused_before_anything_is_fetched() {
+    // The URL library reads the backslashes as slashes and would fetch the site; the lockfile would
+    // then record a registry no reader accepts (decision 15), and the directory be unusable.
+    let port = serve();
+    let state = std::env::temp_dir().join(format!("rv-http-bad-url-{}", std::process::id()));
+    let url = format!("http://127.0.0.1:{}\\sub\\", port);
+    let v = registry_verifier::Verifier::new(&url, &state, Arc::new(HttpTransport::new()));
+    for err in [v.pin(b"{}", &[]).err(), v.refresh().err()] {
+        let err = err.expect("refused");
+        assert_eq!(err.class, Class::Network, "{}", err);
+        assert!(err.to_string().contains("port"), "{}", err);
+    }
+    assert!(!state.exists());
+}
+
+#[test]
 fn only_200_carries_a_body_and_only_404_is_absent() {
     let port = serve();
     assert_eq!(get(port, "plain").unwrap().unwrap(), b"file");
