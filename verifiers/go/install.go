@@ -209,6 +209,12 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep], isInstalled(lf, dep, c.r, s.url)) {
 				continue
 			}
+			if pins+1 >= MaxResolutionRounds {
+				return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
+					What: fmt.Sprintf("dependency resolution gave up after %d rounds", MaxResolutionRounds),
+					Fix:  "pin the plugins you need exactly (name@1.2.3) to narrow the search"}
+			}
+			pins++
 			if dep == req.Name {
 				// Installed plugins depend on it: the highest release the request allows that
 				// also meets their ranges.
@@ -216,23 +222,11 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 				if again == nil {
 					return nil, nil, conflict(dep, reqs[dep], "no release the request allows meets them")
 				}
-				if pins+1 >= MaxResolutionRounds {
-					return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
-						What: fmt.Sprintf("dependency resolution gave up after %d rounds", MaxResolutionRounds),
-						Fix:  "pin the plugins you need exactly (name@1.2.3) to narrow the search"}
-				}
-				pins++
 				top = again
 				choice[dep] = chosenRelease{again, topDoc}
 				settled = false
 				continue
 			}
-			if pins+1 >= MaxResolutionRounds {
-				return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
-					What: fmt.Sprintf("dependency resolution gave up after %d rounds", MaxResolutionRounds),
-					Fix:  "pin the plugins you need exactly (name@1.2.3) to narrow the search"}
-			}
-			pins++
 			pick, pd, err := s.pickDependency(dep, reqs[dep], host, lf)
 			if err != nil {
 				return nil, nil, err

@@ -819,6 +819,16 @@ impl<'v> Session<'v> {
                         continue;
                     }
                 }
+                if pins + 1 >= MAX_RESOLUTION_ROUNDS {
+                    return Err(Error::new(
+                        Class::DependencyConflict,
+                        format!(
+                            "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
+                            req.name, MAX_RESOLUTION_ROUNDS
+                        ),
+                    ));
+                }
+                pins += 1;
                 if dep == &req.name {
                     // Installed plugins depend on it: the highest release the request allows that
                     // also meets their ranges.
@@ -848,32 +858,12 @@ impl<'v> Session<'v> {
                             return Err(conflict(dep, edges, "no release the request allows meets them".to_string()));
                         }
                     };
-                    if pins + 1 >= MAX_RESOLUTION_ROUNDS {
-                        return Err(Error::new(
-                            Class::DependencyConflict,
-                            format!(
-                                "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
-                                req.name, MAX_RESOLUTION_ROUNDS
-                            ),
-                        ));
-                    }
-                    pins += 1;
                     if let Some(chosen) = choice.get_mut(dep) {
                         chosen.1 = again;
                     }
                     settled = false;
                     continue;
                 }
-                if pins + 1 >= MAX_RESOLUTION_ROUNDS {
-                    return Err(Error::new(
-                        Class::DependencyConflict,
-                        format!(
-                            "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
-                            req.name, MAX_RESOLUTION_ROUNDS
-                        ),
-                    ));
-                }
-                pins += 1;
                 let doc = match self.plugin_document(dep) {
                     Ok(d) => d,
                     Err(e) if e.class == Class::NotFound => {
