@@ -4100,7 +4100,13 @@ def dependency_cases() -> None:
             install(s, "validate_email@2.0.0", with_graph(mail, lab_spec("1.3.0"))),
             lock(
                 validate_email={"version": "2.0.0", "requested": "2.0.0"},
-                **{"semver-lab": {"version": "1.3.0", "requested": "1.3.0", "required_by": ["validate_email"]}},
+                **{
+                    "semver-lab": {
+                        "version": "1.3.0",
+                        "requested": "1.3.0",
+                        "required_by": ["validate_email"],
+                    }
+                },
             ),
             verify(OK(plugins=["semver-lab", "validate_email"])),
         ],
