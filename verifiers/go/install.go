@@ -184,15 +184,10 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 		for i := 0; i < len(order); i++ {
 			c := choice[order[i]]
 			for _, dep := range sortedKeys(c.r.Dependencies) {
-				text := c.r.Dependencies[dep]
-				rng, ok := ranges[text]
-				if !ok {
-					var err error
-					if rng, err = ParseRange(text); err != nil {
-						return nil, nil, &Error{Class: ClassMalformed, Where: c.r.Manifest.Path,
-							What: fmt.Sprintf("dependency %s of %s %s has a bad range: %s", dep, c.r.Name, c.r.Version, AsError(err).What), Fix: "report it to the plugin's maintainers"}
-					}
-					ranges[text] = rng
+				rng, err := parsedRange(ranges, c.r.Dependencies[dep])
+				if err != nil {
+					return nil, nil, &Error{Class: ClassMalformed, Where: c.r.Manifest.Path,
+						What: fmt.Sprintf("dependency %s of %s %s has a bad range: %s", dep, c.r.Name, c.r.Version, AsError(err).What), Fix: "report it to the plugin's maintainers"}
 				}
 				reqs[dep] = append(reqs[dep], edge{c.r.Name + " " + c.r.Version, rng})
 				if _, ok := choice[dep]; ok && !seen[dep] {
@@ -323,16 +318,11 @@ func (s *Session) addInstalledEdges(reqs map[string][]edge, requested string, ch
 			if _, required := reqs[dep]; !required && dep != requested {
 				continue
 			}
-			text := e.Dependencies[dep]
-			rng, ok := ranges[text]
-			if !ok {
-				var err error
-				if rng, err = ParseRange(text); err != nil {
-					return &Error{Class: ClassLockfile, Where: name,
-						What: fmt.Sprintf("the lockfile records dependency %s %q of %s, which is no range: %s", dep, text, name, AsError(err).What),
-						Fix:  "remove " + name + " and install it again"}
-				}
-				ranges[text] = rng
+			rng, err := parsedRange(ranges, e.Dependencies[dep])
+			if err != nil {
+				return &Error{Class: ClassLockfile, Where: name,
+					What: fmt.Sprintf("the lockfile records dependency %s %q of %s, which is no range: %s", dep, e.Dependencies[dep], name, AsError(err).What),
+					Fix:  "remove " + name + " and install it again"}
 			}
 			reqs[dep] = append(reqs[dep], edge{name + " " + e.Version + " (installed)", rng})
 		}
@@ -364,6 +354,19 @@ func pickRequested(pd *PluginDocument, rng *Range, host *semver.Version, edges [
 		}
 	}
 	return nil
+}
+
+// parsedRange: text parsed once per plan (every round walks the whole graph again).
+func parsedRange(ranges map[string]*Range, text string) (*Range, error) {
+	if rng, ok := ranges[text]; ok {
+		return rng, nil
+	}
+	rng, err := ParseRange(text)
+	if err != nil {
+		return nil, err
+	}
+	ranges[text] = rng
+	return rng, nil
 }
 
 // isInstalled: release r of plugin name is the version the lockfile holds from this registry.

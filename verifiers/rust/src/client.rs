@@ -745,6 +745,19 @@ impl<'v> Session<'v> {
         let mut pins = 1usize;
         // Parsed once: every round walks the whole graph again.
         let mut parsed: BTreeMap<(String, String), Requirement> = BTreeMap::new();
+        fn edge(
+            parsed: &mut BTreeMap<(String, String), Requirement>,
+            dep: &str,
+            range: &str,
+        ) -> std::result::Result<Requirement, ReqError> {
+            let key = (dep.to_owned(), range.to_owned());
+            if let Some(p) = parsed.get(&key) {
+                return Ok(p.clone());
+            }
+            let p = Requirement::parse(&format!("{}@{}", dep, range))?;
+            parsed.insert(key, p.clone());
+            Ok(p)
+        }
         loop {
             let mut reqs: BTreeMap<String, Vec<(String, Requirement)>> = BTreeMap::new();
             let mut order = vec![req.name.clone()];
@@ -755,20 +768,12 @@ impl<'v> Session<'v> {
                 let (doc, version) = &choice[&order[i]];
                 let r = &doc.versions[version];
                 for (dep, range) in &r.dependencies {
-                    let key = (dep.clone(), range.clone());
-                    let dep_req = match parsed.get(&key) {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|e| {
-                                Error::new(
-                                    Class::Malformed,
-                                    format!("{} depends on {}@{}: {}", r.name, dep, range, e.message()),
-                                )
-                            })?;
-                            parsed.insert(key, p.clone());
-                            p
-                        }
-                    };
+                    let dep_req = edge(&mut parsed, dep, range).map_err(|e| {
+                        Error::new(
+                            Class::Malformed,
+                            format!("{} depends on {}@{}: {}", r.name, dep, range, e.message()),
+                        )
+                    })?;
                     reqs.entry(dep.clone()).or_default().push((format!("{} {}", r.name, r.version), dep_req));
                     if choice.contains_key(dep) && seen.insert(dep.clone()) {
                         order.push(dep.clone());
@@ -787,27 +792,19 @@ impl<'v> Session<'v> {
                     if !reqs.contains_key(dep) && dep != &req.name {
                         continue;
                     }
-                    let key = (dep.clone(), range.clone());
-                    let dep_req = match parsed.get(&key) {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = Requirement::parse(&format!("{}@{}", dep, range)).map_err(|err| {
-                                Error::new(
-                                    Class::Lockfile,
-                                    format!(
-                                        "the lockfile records dependency {}@{} of {}, which is no range: {}; remove {} and install it again",
-                                        dep,
-                                        range,
-                                        name,
-                                        err.message(),
-                                        name
-                                    ),
-                                )
-                            })?;
-                            parsed.insert(key, p.clone());
-                            p
-                        }
-                    };
+                    let dep_req = edge(&mut parsed, dep, range).map_err(|err| {
+                        Error::new(
+                            Class::Lockfile,
+                            format!(
+                                "the lockfile records dependency {}@{} of {}, which is no range: {}; remove {} and install it again",
+                                dep,
+                                range,
+                                name,
+                                err.message(),
+                                name
+                            ),
+                        )
+                    })?;
                     reqs.entry(dep.clone()).or_default().push((format!("{} {} (installed)", name, e.version), dep_req));
                 }
             }
