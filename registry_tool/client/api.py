@@ -1160,6 +1160,7 @@ def verify_installed(
                     if registry not in roots:
                         state = store.load(registry)
                         roots[registry] = None if state is None else state.root
+                    if registry not in known:  # _root_that_signed fills roots of other registries
                         known[registry] = load_manifest_identities(store.directory, registry)
                     checked = check_installed(pdir, dest, entry, signatures=True, known=known[registry])
                     listed[entry.release_dir] = checked.parts

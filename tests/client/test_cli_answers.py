@@ -192,6 +192,20 @@ def test_bad_registry_url_in_the_lockfile_is_a_usage_error(trusted: World) -> No
     assert "cannot be parsed" in out.stdout and '"rule": "lockfile"' in out.stdout
 
 
+def test_an_entry_of_another_registry_before_a_trusted_one_is_no_crash(trusted: World) -> None:
+    """An entry whose registry has no trusted root is judged by another trusted root, which the
+    verifier then knows; the next entry, of that trusted registry, crashed with a KeyError."""
+    run("install", "alpha@1.0.0", *reg(trusted))
+    run("install", "beta", *reg(trusted))
+    path = trusted.plugins / LOCKFILE
+    doc = fold(path.read_bytes())
+    doc["plugins"]["alpha"]["registry"] = "https://elsewhere.example/"  # sorted before beta
+    path.write_bytes(line(doc))
+    where = ["--dir", str(trusted.plugins), "--state-dir", str(trusted.state_dir)]
+    out = run("verify", *where, "--format", "json")
+    assert "other-trusted-root" in out.stdout
+
+
 # --------------------------------------------------------------------------- items g, h: hostile local files
 
 
