@@ -76,8 +76,9 @@ def is_version(version: str) -> bool:
     if SEMVER_RE.fullmatch(version) is None or "+" in version:
         return False
     # A number above 2^64 - 1 has 20 digits or more: a shorter string cannot hold one.
+    # A part longer than 20 digits is above it too; int() of one over 4,300 digits raises ValueError.
     return len(version) < 20 or all(
-        int(part) <= VERSION_NUMBER_MAX for part in version.split("-", 1)[0].split(".")
+        len(part) <= 20 and int(part) <= VERSION_NUMBER_MAX for part in version.split("-", 1)[0].split(".")
     )
 
 

@@ -49,7 +49,9 @@ def _clauses(text: str) -> list[tuple[str, Release]] | None:
     clauses = []
     for part in parts:
         m = _CLAUSE.fullmatch(part)
-        if m is None:
+        # A number over 20 digits is no release number here; int() of one over 4,300 digits raises
+        # ValueError.  None hands the text to semantic_version, which refuses it with a finding.
+        if m is None or max(len(m.group(2)), len(m.group(3)), len(m.group(4))) > 20:
             return None
         clauses.append((m.group(1), (int(m.group(2)), int(m.group(3)), int(m.group(4)))))
     return clauses

@@ -94,6 +94,41 @@ def test_registry_toml_with_hyphen_range_of_non_versions_is_a_config_error(tmp_p
         load_registry_config(bad)
 
 
+HUGE_RANGE = f'">=0.2.0, <{HUGE_INT}.0.0"'
+
+
+def test_manifest_host_range_with_a_number_past_pythons_digit_limit_is_a_finding(tmp_path: Path) -> None:
+    """int() of over 4,300 digits raises ValueError: the range check must never call it on one."""
+    assert _rules(_release(tmp_path, host=HUGE_RANGE))
+
+
+def test_registry_toml_host_range_with_a_number_past_pythons_digit_limit_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "registry.toml"
+    bad.write_text(CONFIG.read_text().replace('versions = ">=0.2.0, <1.0.0"', f"versions = {HUGE_RANGE}"))
+    with pytest.raises(RegistryToolError):
+        load_registry_config(bad)
+
+
+@pytest.mark.parametrize("stack", ["0", '"2MiB"', "2097153"])
+def test_a_stack_limit_wasmtime_would_panic_on_is_a_finding(tmp_path: Path, stack: str) -> None:
+    """Zero, or above wasmtime's 2 MiB async stack, aborted the smoke worker (blamed on the module)."""
+    release = _release(tmp_path)
+    manifest = release / "plugin.toml"
+    manifest.write_text(manifest.read_text().replace('memory = "1MiB"', f'memory = "1MiB"\nstack = {stack}'))
+    result = validate_release(release, load_registry_config(CONFIG))
+    bad = {f.rule for f in result.findings if "stack" in f.message}
+    assert (bad == {"limits"}) == (stack != '"2MiB"'), result.findings
+
+
+def test_a_version_past_pythons_digit_limit_is_no_version() -> None:
+    from registry_tool.format import is_version
+
+    assert not is_version(f"{HUGE_INT}.0.0")
+    assert not is_version(f"1.{HUGE_INT}.0-rc.1")
+
+
 @pytest.mark.parametrize("value", ["9" * 400, "9" * 400 + "MiB", 1e308, float("inf"), [1]])
 def test_size_overflow_or_float_is_a_unit_error(value: object) -> None:
     with pytest.raises(UnitError):
