@@ -98,6 +98,9 @@ def feature_conflict(features: Mapping[str, bool]) -> tuple[str, list[str]] | No
     return None
 
 
+MAX_STACK = 2 * 1024 * 1024  # wasmtime's async_stack_size: max_wasm_stack may not exceed it
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits; ``None`` means "not set at this level" (defaults/max fill it)."""
@@ -118,6 +121,10 @@ class Limits:
         for key, raw in table.items():
             if key in ("memory", "module_size", "stack"):
                 values[key] = parse_size(raw)
+                if key == "stack" and not 0 < values[key] <= MAX_STACK:
+                    # wasmtime panics (aborting the sandbox worker) on a zero stack or one above its
+                    # async stack size: the module would be blamed for the engine's refusal.
+                    raise UnitError(f"stack must be 1 byte to 2MiB (wasmtime's bound), got {values[key]}")
             elif key in ("wall_time", "compile_time"):
                 values[key] = parse_duration(raw)
             elif key in ("fuel", "table_elements", "instances"):
