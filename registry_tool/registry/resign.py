@@ -188,7 +188,7 @@ def read_signed(
             record = SignedRecord(int(raw["version"]), str(raw["sha256"]))
         except FileNotFoundError:
             continue
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
             raise UsageError(
                 f"the signer's record {path} is unreadable or malformed",
                 where=str(path),

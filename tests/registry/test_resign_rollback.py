@@ -167,3 +167,21 @@ def test_cli_resign_expect_version(index: Index, tmp_path: Path) -> None:
     version = str(built.document.top.version)
     ok = runner.invoke(app, ["resign", str(site), "--key", str(key), "--expect-version", version], env=env)
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"version": Infinity, "sha256": "00"}', '{"version": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+    ids=["infinity", "nested-100000"],
+)
+def test_a_signers_record_python_cannot_convert_is_a_usage_error(
+    index: Index, tmp_path: Path, text: str
+) -> None:
+    """int(inf) raises OverflowError, json of 100,000 nested arrays RecursionError: both are named."""
+    site = tmp_path / "site"
+    build(index, site)
+    name = TopDocument.parse((site / "registry.json").read_bytes()).registry.name
+    (record,) = signer_state_dir().glob("*.json")
+    record.write_text(text)
+    with pytest.raises(UsageError, match="unreadable or malformed"):
+        read_signed(site, [index.keys.index], name)
