@@ -61,11 +61,11 @@ from registry_tool.registry.publish import (
     NeedsWholeSite,
     SiteContent,
     checked_print,
+    folder_prints,
     publish,
     release_folders,
     sign_registry,
     site_print,
-    site_prints,
 )
 from registry_tool.registry.resign import record_built
 from registry_tool.registry.scan import (
@@ -274,7 +274,8 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
     inputs = _read_inputs(opts, out, verify_now, cache)
     config, chain, previous = inputs.config, inputs.chain, inputs.previous
     scanned_at = time.time()  # the plugin prints' racy window starts before any file was looked at
-    releases = scan_releases(opts.index, cache.listings())
+    folders: dict[str, tuple[bytes, int]] = {}
+    releases = scan_releases(opts.index, cache.listings(), folders)
     # The installed wasmtime decides validation and smoke figures: another one is another context.
     wasmtime_identity = library_version("wasmtime") or ""
     base = f"{__version__}\0{wasmtime_identity}\0{chain.digest}\0{hashlib.sha256(config.raw).hexdigest()}"
@@ -401,7 +402,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
     if cache.enabled:
         cache.remember_roots({hashlib.sha256(root.raw).hexdigest() for root in chain.roots.values()})
         cache.remember_features(features_verdict(config.features))  # parsing config checked them
-        cache.remember_listings(releases, scanned_at)
+        cache.remember_listings(releases, scanned_at, folders)
         whole_context = None if by_time else context
         cache.remember_publication(
             out,
@@ -543,10 +544,8 @@ def _kept_whole(
             continue
         if max(rel.newest for rel in rels) / 1e9 >= whole.written_at - cache_rules.RACY_SECONDS:
             continue
-        folder = f"{site}/plugins/{name}"
-        prefix = folder + "/"
         paths = whole.site_paths.split("\0")  # the plugin folder ("") first, see _plugin_print
-        if site_digest(site_prints([folder, *[prefix + path for path in paths[1:]]])) != whole.site_digest:
+        if site_digest(folder_prints(f"{site}/plugins/{name}", paths[1:])) != whole.site_digest:
             continue
         if known.site_print is None or site_print(f"{site}/{pin.path}") != known.site_print:
             continue

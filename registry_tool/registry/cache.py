@@ -6,8 +6,9 @@ Two levels, both conservative:
   inode) lets an unchanged release skip even reading its files, like git's index.  A file
   whose mtime is within ``RACY_SECONDS`` of the scan that took its print is never trusted
   by stat (it could have changed again within the clock's granularity).  The index keeps
-  the prints taken outside that window (``listings``): the next scan ``lstat``s their names
-  instead of listing the folders again, like git's untracked cache;
+  the prints taken outside that window (``listings``, with each plugin folder's own print and
+  versions): the next scan ``lstat``s their names instead of listing the folders again, like
+  git's untracked cache;
 * a *content* key, the digest of every file's bytes plus the root, registry.toml,
   publication time and tool version, lets a release whose files were touched but not
   changed (a fresh git checkout) skip validation, signature checks and the smoke run.
@@ -286,13 +287,19 @@ class BuildCache:
         """Stat prints by release that the next scan may check instead of listing the folders."""
         return self._listings
 
-    def remember_listings(self, releases: list[IndexRelease], scanned_at: float) -> None:
+    def remember_listings(
+        self,
+        releases: list[IndexRelease],
+        scanned_at: float,
+        folders: Mapping[str, tuple[StatPrint, int]] | None = None,
+    ) -> None:
         """Record the stat prints of this scan that the next one may trust (written at ``save``).
 
         Only prints whose every file and folder was last changed before the racy window of the
         scan that took them: equal times then prove an unchanged listing (``scan._recorded_files``).
         A print is about the folder's names alone, so every scanned release's counts, whatever
-        the cache holds for it; one whose window has not passed keeps no listing.
+        the cache holds for it; one whose window has not passed keeps no listing.  ``folders``
+        are the plugin folders' prints and newest times (``scan_releases``), kept by plugin name.
         """
         trusted = (scanned_at - RACY_SECONDS) * 1e9
         listings = self._listings
@@ -301,11 +308,17 @@ class BuildCache:
                 listings[rel.key] = rel.stat
             else:
                 listings.pop(rel.key, None)
+        for name, (print_, settled) in (folders or {}).items():
+            if settled < trusted:
+                listings[name] = print_
+            else:
+                listings.pop(name, None)
 
     def keep_only(self, releases: set[str]) -> None:
-        """Forget releases no longer in the index so the file does not grow forever."""
+        """Forget releases (and plugin folders) no longer in the index so the file does not grow forever."""
         self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
-        self._listings = {k: v for k, v in self._listings.items() if k in releases}
+        names = {key.partition("/")[0] for key in releases}
+        self._listings = {k: v for k, v in self._listings.items() if k in releases or k in names}
 
     def checked_roots(self) -> frozenset[str]:
         """sha256 of the root documents an earlier build checked against the schema."""

@@ -283,10 +283,8 @@ class PluginPrint:
 
 def index_digest(releases: Iterable[tuple[str, bytes]]) -> str:
     """The digest of (version, stat print) pairs (each part length-prefixed: one reading only)."""
-    h = hashlib.sha256()
-    for version, stat in releases:
-        h.update(b"%d:%s%d:%s" % (len(version), version.encode(), len(stat), stat))
-    return h.hexdigest()
+    parts = [b"%d:%s%d:%s" % (len(version), version.encode(), len(stat), stat) for version, stat in releases]
+    return hashlib.sha256(b"".join(parts)).hexdigest()
 
 
 def site_digest(prints: Iterable[bytes | None]) -> str:

@@ -41,7 +41,7 @@ from registry_tool.format import REGISTRY_JSON, Metadata, Pin, is_signature_of
 from registry_tool.registry import site as site_io
 from registry_tool.registry.document import SITE_PRINT, Generation, site_generation
 from registry_tool.registry.errors import IndexKeyError
-from registry_tool.registry.scan import IndexRelease
+from registry_tool.registry.scan import IndexRelease, open_folder
 from registry_tool.registry.verify import PreparedRelease
 from registry_tool.signing import SecretKey, sign_bytes
 from registry_tool.trust import Root, verify_index_signatures
@@ -220,13 +220,16 @@ def site_print(path: str) -> SitePrint | None:
     return site_prints([path])[0]
 
 
-def site_prints(paths: Iterable[str]) -> list[SitePrint | None]:
-    """``site_print`` of each path (one loop: a rebuild at 10,000 releases checks 41,000 paths)."""
+def site_prints(paths: Iterable[str], folder: int | None = None) -> list[SitePrint | None]:
+    """``site_print`` of each path (one loop: a rebuild at 10,000 releases checks 41,000 paths).
+
+    With ``folder`` (``scan.open_folder``), relative paths are looked up from that folder.
+    """
     out: list[SitePrint | None] = []
     append, pack, lstat = out.append, SITE_PRINT.pack, os.lstat
     for path in paths:
         try:
-            st = lstat(path)
+            st = lstat(path, dir_fd=folder)
         except OSError:
             append(None)
             continue
@@ -239,6 +242,28 @@ def site_prints(paths: Iterable[str]) -> list[SitePrint | None]:
         except struct.error:  # a time past what 64-bit nanoseconds hold: unknown, so written again
             append(None)
     return out
+
+
+def folder_prints(folder: str, paths: list[str]) -> list[SitePrint | None]:
+    """``site_print`` of ``folder``, then of each ``folder/path``: from the open folder if it can be.
+
+    The folder's own print is then that of the descriptor (opened without following a link:
+    the same entry an ``lstat`` reports).
+    """
+    fd = open_folder(folder)
+    if fd is None:
+        return site_prints([folder, *[f"{folder}/{path}" for path in paths]])
+    try:
+        st = os.fstat(fd)
+        try:
+            own: SitePrint | None = SITE_PRINT.pack(
+                st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & _FILE_TYPE
+            )
+        except struct.error:
+            own = None
+        return [own, *site_prints(paths, fd)]
+    finally:
+        os.close(fd)
 
 
 def release_folders(files: Iterable[str]) -> list[str]:

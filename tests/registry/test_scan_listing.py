@@ -18,6 +18,7 @@ import pytest
 
 from registry_tool.registry import build as build_mod
 from registry_tool.registry import cache as cache_mod
+from registry_tool.registry import publish as publish_mod
 from registry_tool.registry import scan as scan_mod
 from registry_tool.registry.errors import UnsafeIndexPathError
 from registry_tool.registry.scan import IndexRelease, scan_releases
@@ -191,7 +192,9 @@ def test_a_release_racy_when_last_looked_up_gets_its_listing_from_a_later_build(
     monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)
     assert build_at(index, site, 1, cache).counts["verified"] == 0
     loaded = cache_mod.BuildCache(cache)
-    assert set(loaded.listings()) == {f"{name}/{version}" for name, version in index.releases}
+    assert set(loaded.listings()) == {f"{name}/{version}" for name, version in index.releases} | {
+        name for name, _ in index.releases
+    }
     loaded.close()
 
 
@@ -259,3 +262,122 @@ def test_entries_date_from_before_the_scan_took_their_prints(
     entries = [loaded._entry(f"{name}/{version}") for name, version in index.releases]
     loaded.close()
     assert entries and all(e is not None and e.written_at <= scans[0] for e in entries)
+
+
+# --------------------------------------------------------------------------- plugin folders
+
+
+def _plugin_scan(
+    index: Path, recorded: dict[str, bytes] | None = None
+) -> tuple[list[tuple[Any, ...]], dict[str, tuple[bytes, int]]]:
+    folders: dict[str, tuple[bytes, int]] = {}
+    found = scan_releases(index, recorded, folders)
+    return [(rel.key, *_answer(rel)) for rel in found], folders
+
+
+def _two_versions(tmp_path: Path) -> tuple[Path, Path]:
+    """An index with releases alpha 1.0.0 and 1.1.0: (index, alpha's folder)."""
+    index, _ = _release(tmp_path)
+    other = index / "plugins" / "alpha" / "1.1.0"
+    other.mkdir()
+    (other / "plugin.toml").write_text("manifest 2\n")
+    return index, other.parent
+
+
+def test_a_recorded_plugin_folder_that_holds_is_not_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, plugin = _two_versions(tmp_path)
+    first, folders = _plugin_scan(index)
+    assert [key for key, *_ in first] == ["alpha/1.0.0", "alpha/1.1.0"]
+    assert folders["alpha"][0].startswith(b"1.0.0\x001.1.0\0\0")
+    real = scan_mod._subfolders
+
+    def plugins_only(folder: str, *args: Any) -> Any:
+        assert folder != str(plugin), "the plugin folder was listed again"
+        return real(folder, *args)
+
+    monkeypatch.setattr(scan_mod, "_subfolders", plugins_only)
+    assert _plugin_scan(index, {"alpha": folders["alpha"][0]}) == (first, folders)
+
+
+PLUGIN_CHANGES: list[tuple[str, Callable[[Path], None]]] = [
+    ("a version added", lambda p: (p / "1.2.0").mkdir()),
+    ("a version removed", lambda p: (p / "1.1.0" / "plugin.toml").unlink() or (p / "1.1.0").rmdir()),
+    ("a version renamed", lambda p: (p / "1.1.0").rename(p / "1.1.1")),
+    ("a readme added", lambda p: (p / "README.md").write_text("notes\n")),
+    ("a case twin added", lambda p: ((p / "1.0.0-rc1").mkdir(), (p / "1.0.0-RC1").mkdir())),
+    (
+        "a version replaced by a link",
+        lambda p: (p / "1.1.0").rename(p / "x") or (p / "1.1.0").symlink_to("x"),
+    ),
+    ("an unsafe name added", lambda p: (p / "latest").mkdir()),
+]
+
+
+@pytest.mark.parametrize("change", [c for _, c in PLUGIN_CHANGES], ids=[what for what, _ in PLUGIN_CHANGES])
+def test_a_change_to_a_plugin_folder_is_answered_as_a_fresh_listing_answers_it(
+    tmp_path: Path, change: Callable[[Path], None]
+) -> None:
+    index, plugin = _two_versions(tmp_path)
+    _, folders = _plugin_scan(index)
+    change(plugin)
+    answers: list[Any] = []
+    for recorded in (None, {"alpha": folders["alpha"][0]}):
+        try:
+            answers.append(_plugin_scan(index, recorded))
+        except UnsafeIndexPathError as err:
+            answers.append(str(err))
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        b"",
+        b"\0",
+        b"1.0.0",
+        b"../x\0\0",
+        b"1.0.0\0\0\0",
+        b"\x001.0.0\0\0",
+        b"1.0.0/x\0\0",
+        b"\xff\0\0",
+        b"1.0.0\0.\0\0",
+    ],
+)
+def test_a_malformed_recorded_plugin_folder_is_only_a_listing_again(tmp_path: Path, names: bytes) -> None:
+    """Names that are not plain version names (a damaged cache) never stand for the folder's listing."""
+    index, _ = _two_versions(tmp_path)
+    first, folders = _plugin_scan(index)
+    folder_print = folders["alpha"][0].split(b"\0\0", 1)[1]
+    assert _plugin_scan(index, {"alpha": names + folder_print}) == (first, folders)
+
+
+def test_a_plugin_folder_is_recorded_only_outside_the_racy_window(tmp_path: Path) -> None:
+    cache = cache_mod.BuildCache(tmp_path / "cache")
+    now = time.time()
+    settled = int((now - cache_mod.RACY_SECONDS - 1) * 1e9)
+    cache.remember_listings([], now, {"alpha": (b"1.0.0\0\0print", settled)})
+    assert cache.listings() == {"alpha": b"1.0.0\0\0print"}
+    racy = int((now - cache_mod.RACY_SECONDS + 1) * 1e9)
+    cache.remember_listings([], now, {"alpha": (b"1.0.0\0\0print", racy)})
+    assert cache.listings() == {}
+    cache.remember_listings([], now, {"alpha": (b"1.0.0\0\0print", settled)})
+    cache.keep_only({"beta/1.0.0"})  # alpha is gone from the index
+    assert cache.listings() == {}
+
+
+def test_lookups_from_the_open_plugin_folder_answer_as_full_paths_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relative lookups (``open_folder``) are only faster: the same prints, with or without them."""
+    index, plugin = _two_versions(tmp_path)
+    _, folders = _plugin_scan(index)
+    recorded = {"alpha": folders["alpha"][0], **{rel.key: rel.stat for rel in scan_releases(index)}}
+    relative = _plugin_scan(index, recorded)
+    site_relative = publish_mod.folder_prints(str(plugin), ["1.0.0", "1.0.0/plugin.toml", "missing"])
+    monkeypatch.setattr(scan_mod, "_RELATIVE", False)
+    assert scan_mod.open_folder(str(plugin)) is None
+    assert _plugin_scan(index, recorded) == relative
+    assert publish_mod.folder_prints(str(plugin), ["1.0.0", "1.0.0/plugin.toml", "missing"]) == site_relative
+    assert site_relative[0] is not None and site_relative[-1] is None
