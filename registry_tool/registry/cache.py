@@ -139,6 +139,7 @@ class BuildCache:
         self._file: BinaryIO | None = None  # the loaded file, open for the entries not read yet
         self._size = 0  # its size when loaded
         self._nonce = b""  # its nonce (see _HEADER)
+        self._body = 0  # the size of its index
         if path is not None:
             self._load(path)
 
@@ -210,7 +211,7 @@ class BuildCache:
             self._roots = roots
         if isinstance(features, list) and all(isinstance(f, str) for f in features):
             self._features = features
-        self._file, self._size, self._nonce = fh, size, nonce
+        self._file, self._size, self._nonce, self._body = fh, size, nonce, length
 
     def _read(self, where: _Where) -> bytes | None:
         """An entry's bytes from the loaded file, None when unreadable or failing its CRC."""
@@ -316,9 +317,14 @@ class BuildCache:
 
     def keep_only(self, releases: set[str]) -> None:
         """Forget releases (and plugin folders) no longer in the index so the file does not grow forever."""
-        self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
-        names = {key.partition("/")[0] for key in releases}
-        self._listings = {k: v for k, v in self._listings.items() if k in releases or k in names}
+        if not self._by_release.keys() <= releases:  # one set test when nothing was removed
+            self._by_release = {k: v for k, v in self._by_release.items() if k in releases}
+        gone = self._listings.keys() - releases  # plugin folders, and releases removed
+        if gone:
+            names = {key.partition("/")[0] for key in releases}
+            for key in gone:
+                if "/" in key or key not in names:
+                    del self._listings[key]
 
     def checked_roots(self) -> frozenset[str]:
         """sha256 of the root documents an earlier build checked against the schema."""
@@ -370,19 +376,21 @@ class BuildCache:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != _identity(self._file) or st.st_size < self._size:
                 return False  # replaced or cut since it was loaded: the offsets no longer hold
-            pos, out, index = st.st_size, bytearray(), {}
-            live = 0
-            for key, entry in self._by_release.items():  # offsets are explicit: any order reads back
+            pos, out = st.st_size, bytearray()
+            index: dict[str, Any] = dict(self._by_release)  # then every entry made a _Where
+            for key, entry in index.items():  # offsets are explicit: any order reads back
                 if isinstance(entry, CacheEntry):
                     blob = _encode(entry)
                     index[key] = (pos + len(out), len(blob), zlib.crc32(blob))
                     out += blob
-                else:
-                    index[key] = entry
-                live += index[key][1]
+            live = sum([where[1] for where in index.values()])
+            # Mostly dead records: write it anew.  Tested first with the loaded index's size, so
+            # that the index is not encoded twice when the file is written anew.
+            if st.st_size + len(out) + self._body > 2 * (live + self._body) + _SLACK:
+                return False
             body = self._index(index)
             if st.st_size + len(out) + len(body) > 2 * (live + len(body)) + _SLACK:
-                return False  # mostly dead records: write it anew
+                return False
             out += body
             nonce = self._nonce
             out += _TRAILER.pack(
@@ -391,7 +399,7 @@ class BuildCache:
             _write_all(fd, bytes(out))
         finally:
             os.close(fd)  # and the lock with it
-        self._size = pos + len(out)  # entries not read stay where they were
+        self._size, self._body = pos + len(out), len(body)  # entries not read stay where they were
         return True
 
     def _rewrite(self) -> None:
@@ -434,7 +442,7 @@ class BuildCache:
             raise
         Path(tmp).replace(self.path)
         self.close()
-        self._file, self._nonce = saved, nonce
+        self._file, self._nonce, self._body = saved, nonce, len(body)
         self._settle(index)
 
     def _index(self, index: dict[str, _Where]) -> bytes:
