@@ -184,8 +184,6 @@ class BuildCache:
             by_release, by_content = payload["releases"], payload["content"]
             if not (isinstance(by_release, dict) and isinstance(by_content, dict)):
                 raise TypeError("malformed cache")
-            if not all(isinstance(where, tuple) and len(where) == 3 for where in by_release.values()):
-                raise TypeError("malformed cache")
             pub, roots = payload.get("publication"), payload.get("roots")
             features = payload.get("features")
             listings = payload.get("listings")
@@ -193,12 +191,15 @@ class BuildCache:
             fh.close()
             return
         # Entries outside the records before the index (a damaged index) are gone, not errors later.
+        start, end = len(head), offset
         self._by_release = {
             key: where
             for key, where in by_release.items()
-            if isinstance(where[0], int)
-            and isinstance(where[1], int)
-            and len(head) <= where[0] <= offset - where[1]
+            if type(where) is tuple
+            and len(where) == 3
+            and type(where[0]) is int
+            and type(where[1]) is int
+            and start <= where[0] <= end - where[1]
         }
         self._by_content = by_content
         if isinstance(listings, dict):

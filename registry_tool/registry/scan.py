@@ -97,8 +97,8 @@ class IndexRelease:
         name: The plugin name (the folder under ``plugins/``).
         version: The version (the folder under the plugin's folder).
         folder: The release folder.
-        files: ``(name relative to the release folder, path)`` of every file, sorted (paths as
-            strings: with 10,000 releases, pathlib objects cost more than the system calls).
+        listed: ``files`` as the folder's listing gave them, or None: made from ``stat`` when
+            asked for (a rebuild at 10,000 releases keeps most releases without asking).
         stat: The stat print of those files when the scan found them (the build cache's key).
         newest: The newest mtime or ctime (ns) among them: the racy-window test (a file whose mtime
             was set back, as ``rsync -t`` and ``tar x`` do, was still changed at its ctime).
@@ -111,7 +111,7 @@ class IndexRelease:
     name: str
     version: str
     folder: str
-    files: list[tuple[str, str]]
+    listed: list[tuple[str, str]] | None
     stat: StatPrint = b""
     newest: int = 0
     settled: int = 0
@@ -121,6 +121,17 @@ class IndexRelease:
         """Make ``key`` when the caller did not pass it."""
         if not self.key:
             self.key = f"{self.name}/{self.version}"
+
+    @property
+    def files(self) -> list[tuple[str, str]]:
+        """``(name relative to the release folder, path)`` of every file, sorted.
+
+        Paths are strings: with 10,000 releases, pathlib objects cost more than the system calls.
+        """
+        if self.listed is None:
+            names = self.stat[: self.stat.find(b"\0\0")].decode().split("\0")
+            self.listed = [(rel, f"{self.folder}/{rel}") for rel in names if rel[-1] != _FOLDER_MARK]
+        return self.listed
 
     @property
     def path(self) -> Path:
@@ -419,8 +430,8 @@ def _list_files(folder: str) -> tuple[list[tuple[str, str]], StatPrint, int, int
 
 def _recorded_files(
     folder: str, recorded: StatPrint, parent: int | None = None, version: str = ""
-) -> tuple[list[tuple[str, str]], StatPrint, int, int] | None:
-    """What ``_list_files`` would answer, from a recorded stat print that still holds, else None.
+) -> tuple[None, StatPrint, int, int] | None:
+    """What ``_list_files`` would answer from a recorded stat print that still holds, else None.
 
     The recorded names are ``lstat``ed instead of listing the folders: while every folder has
     its recorded print (nothing added, removed or renamed in it: its mtime and ctime would have
@@ -429,13 +440,12 @@ def _recorded_files(
     prove that no change within the clock's granularity hid behind them.  One ``lstat`` per entry
     instead of a listing per folder: the largest cost of a one-change rebuild at 10,000 releases.
     With ``parent`` (``open_folder`` of the plugin folder) they are looked up as ``version/name``
-    from it.
+    from it.  The files are left to ``IndexRelease.files``, which makes them from the print.
     """
     base = folder if parent is None else version
     end = recorded.find(b"\0\0")
     if end <= 0:
         return None
-    files: list[tuple[str, str]] = []
     packed: list[bytes] = []
     pack, lstat = FILE_STAT.pack, os.lstat
     newest = folders = 0
@@ -452,20 +462,18 @@ def _recorded_files(
                 folders = mtime if mtime > folders else folders
                 folders = ctime if ctime > folders else folders
             else:
-                path = f"{folder}/{rel}"
                 st = lstat(f"{base}/{rel}", dir_fd=parent)
                 if st.st_mode & _TYPE_BITS != _IS_FILE:
                     return None
                 mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
                 newest = mtime if mtime > newest else newest
                 newest = ctime if ctime > newest else newest
-                files.append((rel, path))
             packed.append(pack(st.st_size, mtime, ctime, st.st_ino))
     except (OSError, UnicodeDecodeError, IndexError, struct.error):
         return None  # listed again: the listing answers (or refuses) as a first scan does
     if b"".join(packed) != recorded[end + 2 :]:
         return None
-    return files, recorded, newest, max(newest, folders)
+    return None, recorded, newest, max(newest, folders)  # the files are the print's (``IndexRelease.files``)
 
 
 def _printable(st: os.stat_result) -> bool:
