@@ -275,19 +275,19 @@ def scan_releases(
         fd = open_folder(name_dir)
         try:
             # Taken before the folder is listed: a version added after it moves the print.
-            own = os.fstat(fd) if fd is not None else os.lstat(name_dir)
-            print_ = FILE_STAT.pack(own.st_size, own.st_mtime_ns, own.st_ctime_ns, own.st_ino)
-            versions = _recorded_versions(known.get(name), print_)
+            print_ = _folder_print(os.fstat(fd) if fd is not None else os.lstat(name_dir))
+            # Recorded versions stand for a listing only where this process could list the folder
+            # (opened for reading): one it may search but not read is listed, and refused, as a
+            # build without the cache refuses it.
+            usable = fd is not None or not _RELATIVE
+            versions = _recorded_versions(known.get(name), print_[0]) if print_ and usable else None
             if versions is None:
                 versions = [
                     version for version, _ in _subfolders(name_dir, is_version, "version", _VERSION_RULE)
                 ]
                 _refuse_case_twins(name_dir, versions)
-            if folders is not None:
-                folders[name] = (
-                    "\0".join(versions).encode() + b"\0\0" + print_,
-                    max(own.st_mtime_ns, own.st_ctime_ns),
-                )
+            if folders is not None and print_ is not None:
+                folders[name] = ("\0".join(versions).encode() + b"\0\0" + print_[0], print_[1])
             for version in versions:
                 key = f"{name}/{version}"
                 rel_dir = f"{name_dir}/{version}"
@@ -299,6 +299,19 @@ def scan_releases(
             if fd is not None:
                 os.close(fd)
     return found
+
+
+def _folder_print(st: os.stat_result) -> tuple[bytes, int] | None:
+    """A plugin folder's packed print and newest time (ns); None for times past 64-bit nanoseconds.
+
+    The folder is not published, so such a time only means that its listing is never recorded.
+    """
+    try:
+        return FILE_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), max(
+            st.st_mtime_ns, st.st_ctime_ns
+        )
+    except struct.error:
+        return None
 
 
 _VERSION_RULE = "strict semver, no '+'"

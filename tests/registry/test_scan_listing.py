@@ -381,3 +381,44 @@ def test_lookups_from_the_open_plugin_folder_answer_as_full_paths_do(
     assert _plugin_scan(index, recorded) == relative
     assert publish_mod.folder_prints(str(plugin), ["1.0.0", "1.0.0/plugin.toml", "missing"]) == site_relative
     assert site_relative[0] is not None and site_relative[-1] is None
+
+
+def test_a_plugin_folder_time_past_2261_is_listed_every_time_not_a_crash(
+    index: Index, tmp_path: Path
+) -> None:
+    """The folder is not published: a time its print cannot hold only means it is never recorded."""
+    cache = tmp_path / "cache"
+    build_at(index, tmp_path / "site", 0, cache)
+    folder = index.path / "plugins" / "alpha"
+    far = 2**63 + 10**9
+    try:
+        os.utime(folder, ns=(far, far))
+    except (OSError, OverflowError):
+        pytest.skip("this file system cannot hold such a time")
+    with_cache = build_at(index, tmp_path / "site", 1, cache)
+    without = build_at(index, tmp_path / "fresh", 1, None)
+    assert with_cache.document.top.to_bytes() != b""
+    assert sorted(with_cache.document.plugins) == sorted(without.document.plugins)
+    assert "alpha" not in cache_mod.BuildCache(cache).listings()
+
+
+def test_a_plugin_folder_this_process_cannot_read_is_listed_as_without_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searchable but not readable (a group lost since the record): listed, and refused, as a fresh scan is.
+
+    The process runs as root here, so the folder that cannot be opened is simulated.
+    """
+    index, plugin = _two_versions(tmp_path)
+    first, folders = _plugin_scan(index)
+    listed: list[str] = []
+    real = scan_mod._subfolders
+
+    def record(folder: str, *args: Any) -> Any:
+        listed.append(folder)
+        return real(folder, *args)
+
+    monkeypatch.setattr(scan_mod, "_subfolders", record)
+    monkeypatch.setattr(scan_mod, "open_folder", lambda path: None)
+    assert _plugin_scan(index, {"alpha": folders["alpha"][0]})[0] == first
+    assert str(plugin) in listed
