@@ -3451,15 +3451,30 @@ def installed_cases() -> None:
         ("zone-percent", "http://[::1%1%2]/", "the bracketed host ::1%1%2 (a zone holding %)"),
         ("zone-only-percent", "http://[fe80::1%%]/", "the bracketed host fe80::1%% (the zone is %)"),
     )
-    for slug, value, description in refused_urls:
+    # A user name or password (decision 15): the URL is written into the lockfile, the trust state
+    # and messages, so the Python client's normalise_url refuses it.
+    credentials = "the Python client's normalise_url refuses it (credentials in the URL would leak)"
+    for slug, value, description, who in (
+        *[
+            (slug, value, description, "Python's urlsplit refuses it")
+            for slug, value, description in refused_urls
+        ],
+        (
+            "userinfo",
+            "http://user:s3cret@127.0.0.1/",
+            "a user name and password before the host",
+            credentials,
+        ),
+        ("userinfo-empty", "http://@127.0.0.1/", "an empty user name before the host", credentials),
+    ):
         set_registry = tamper(
             LOCK, "json-set", pointer=["plugins", "validate_email", "registry"], value=value
         )
         case(
             f"lockfile-registry-{slug}",
             "lockfile",
-            f"an entry's registry is {value!r}, {description}: Python's urlsplit refuses it, so reading "
-            "the lockfile refuses it (decision 15)",
+            f"an entry's registry is {value!r}, {description}: {who}, so reading the lockfile refuses it "
+            "(decision 15)",
             [*first, set_registry, verify(ERR("lockfile"))],
         )
         case(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -26,18 +27,35 @@ MAX_STATE_SIZE = 4 * MiB  # the root (capped at 1 MiB when fetched) as JSON text
 _TMP_SUFFIX = ".tmp"
 
 
+# What stands between "//" and the last "@" of a netloc: a user name and password (redacted when shown).
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+
+
 def normalise_url(url: str) -> str:
-    """One spelling per registry: lower-case scheme and host, the folder with a trailing slash, no query."""
+    """One spelling per registry: lower-case scheme and host, the folder with a trailing slash, no query.
+
+    A URL with a user name or password is refused: the registry URL is written into the lockfile,
+    the trust state and messages (CI logs), so credentials in it would leak (conformance
+    decision 15).  A refused URL is shown with any such part replaced by ``***@``.
+    """
     fix = "pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/"
+    shown = _USERINFO.sub("***@", url)
     try:
         parts = urllib.parse.urlsplit(url.strip())
         _ = parts.port  # raises ValueError for a port out of range
     except ValueError as err:
-        raise UsageError(f"registry URL {url!r} cannot be parsed ({err})"[:300], fix=fix) from None
+        raise UsageError(f"registry URL {shown!r} cannot be parsed ({err})"[:300], fix=fix) from None
     if parts.scheme not in ("http", "https", "file"):
-        raise UsageError(f"registry URL {url!r} is not an http://, https:// or file:// URL"[:300], fix=fix)
+        raise UsageError(f"registry URL {shown!r} is not an http://, https:// or file:// URL"[:300], fix=fix)
+    if "@" in parts.netloc:
+        raise UsageError(
+            f"registry URL {shown!r} holds a user name or password, which would be written into the "
+            "lockfile, the trust state and messages"[:300],
+            fix="pass the URL without `user:password@`; a client that needs credentials gives them to "
+            "its HTTP layer (the Python client reads ~/.netrc)",
+        )
     if parts.scheme != "file" and not parts.hostname:
-        raise UsageError(f"registry URL {url!r} names no host"[:300], fix=fix)
+        raise UsageError(f"registry URL {shown!r} names no host"[:300], fix=fix)
     path = parts.path.removesuffix("registry.json")  # people paste the file's URL too
     path = path if path.endswith("/") else path + "/"
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))

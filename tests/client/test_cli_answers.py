@@ -158,13 +158,23 @@ def test_total_deadline_option_is_accepted(trusted: World) -> None:
 # --------------------------------------------------------------------------- item f: bad URLs
 
 
-@pytest.mark.parametrize("url", ["http://[x/", "http://127.0.0.1:99999/", "http://", "ftp://example.org/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[x/",
+        "http://127.0.0.1:99999/",
+        "http://",
+        "ftp://example.org/",
+        "http://u:s3cret@127.0.0.1:1/",
+    ],
+)
 def test_bad_registry_url_in_trust_is_a_usage_error(world: World, url: str) -> None:
     root = world.site / "root" / "1.root.json"
     out = run(
         "trust", url, "--root", str(root), "--state-dir", str(world.state_dir), "--format", "json", code=2
     )
     assert json.loads(out.stdout)["ok"] is False
+    assert "s3cret" not in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("url", ["http://[x/", "http://127.0.0.1:99999/"])

@@ -280,3 +280,32 @@ def test_hostile_content_encoding_is_quoted_and_escaped(server, site_dir: Path) 
         HttpFetcher(FAST).fetch(server.url + "z", max_size=100)
     text = caught.value.diagnostics()
     assert "\x1b" not in text and "Content-Encoding 'br\\x1b]52" in text
+
+
+def test_credentials_for_a_registry_come_from_netrc(
+    server: Any, site_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry behind HTTP authentication: the URL may not hold credentials, ~/.netrc (NETRC) does."""
+    import base64
+    import http.server
+
+    (site_dir / "registry.json").write_bytes(b"{}")
+    expected = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+
+    def guarded(h: http.server.BaseHTTPRequestHandler) -> None:
+        if h.headers.get("Authorization") != expected:
+            h.send_error(401)
+            return
+        h.send_response(200)
+        h.send_header("Content-Length", "2")
+        h.end_headers()
+        h.wfile.write(b"{}")
+
+    server.hooks["/registry.json"] = guarded
+    with pytest.raises(FetchError):
+        HttpFetcher(FAST).fetch(server.url + "registry.json", max_size=10)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login reader password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert HttpFetcher(FAST).fetch(server.url + "registry.json", max_size=10) == b"{}"

@@ -200,6 +200,28 @@ def test_bad_registry_urls(url: str) -> None:
         normalise_url(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:s3cret@127.0.0.1:8000/",
+        "https://s3cret@example.org/p/",
+        "http://@h/",
+        "ftp://u:s3cret@h:99999/",
+    ],
+)
+def test_a_registry_url_with_credentials_is_refused_without_showing_them(url: str) -> None:
+    """The URL goes into the lockfile, the trust state and messages: credentials there would leak."""
+    with pytest.raises(UsageError) as err:
+        normalise_url(url)
+    assert "s3cret" not in err.value.diagnostics()
+    assert "***@" in err.value.what
+
+
+@pytest.mark.parametrize("url", ["http://h/a@b/", "file:///home/a@b/site/"])
+def test_an_at_sign_outside_the_host_part_is_a_plain_path(url: str) -> None:
+    assert normalise_url(url) == url
+
+
 def test_trust_by_fingerprint_then_idempotent_then_replace(sim_world: World) -> None:
     world = sim_world
     fp = hashlib.sha256(world.sim.files["root/1.root.json"]).hexdigest()

@@ -45,7 +45,11 @@ func normaliseURL(u string) (*url.URL, error) {
 	}
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		return nil, &Error{Class: ClassNetwork, What: fmt.Sprintf("%q is not an http(s) registry URL", u), Fix: "pass the registry's base URL, e.g. https://example.org/plugins/"}
+		return nil, &Error{Class: ClassNetwork, What: fmt.Sprintf("%q is not an http(s) registry URL", redactedURL(u)), Fix: "pass the registry's base URL, e.g. https://example.org/plugins/"}
+	}
+	if p.User != nil { // every install records the URL: the lockfile would hold the credentials
+		return nil, &Error{Class: ClassNetwork, What: fmt.Sprintf("the registry URL %q %s", redactedURL(u), userinfoProblem),
+			Fix: "pass the URL without user:password@; give credentials to the HTTP client (Options.Fetcher)"}
 	}
 	return p, nil
 }

@@ -218,7 +218,7 @@ func (d *doc) entry(v any, p, name string) *LockEntry {
 	// normalise_url refuses makes the lockfile invalid, for every operation that reads it
 	// (conformance decision 15; Python's install._registry).
 	if why := lockedRegistryProblem(e.Registry); d.err == nil && why != "" {
-		d.fail(p+".registry", "registry URL %q %s", e.Registry, why)
+		d.fail(p+".registry", "registry URL %q %s", redactedURL(e.Registry), why)
 	}
 	e.Requested = d.str(m["requested"], p+".requested")
 	e.RequiredBy = d.strings(m["required_by"], p+".required_by", pluginNameRE, true)

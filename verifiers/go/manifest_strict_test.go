@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -86,16 +87,35 @@ func TestPythonConversions(t *testing.T) {
 	}
 	for _, u := range []string{"ftp://h/", "http:///", "http://h:99999/", "plugins/", "", "http://[::1/", "http://h:+1/",
 		"http://h\uFF0Fx/", "http://a\u2100b/", "http://u\uFF20@h/", "file://h\u2047/", "http://[::1]\uFF1A/",
-		"http://[::1%1%2]/", "http://[fe80::1%%]/", "http://[fe80::1%]/", "http://[v1.]/", "http://[V1.a]/"} {
+		"http://[::1%1%2]/", "http://[fe80::1%%]/", "http://[fe80::1%]/", "http://[v1.]/", "http://[V1.a]/",
+		"http://u:p@h/", "http://@h/", "https://token@h:8443/x/", "file://u@/x/"} {
 		if lockedRegistryProblem(u) == "" {
 			t.Errorf("registry %q accepted", u)
 		}
 	}
 	for _, u := range []string{"http://127.0.0.1:8080/", "HTTPS://H/", "file:///x/", " http://h/ ", "http://[::1]/",
 		"http://\u00e9/", "http://h/\uFF0F", "http://[fe80::1%a b]/", "http://[fe80::1%\u00e9]/", "http://[v1.a b]/",
-		"http://[v1.\u00e9]/", "http://[vF.:]/"} {
+		"http://[v1.\u00e9]/", "http://[vF.:]/", "http://h/a@b/", "file:///home/a@b/site/"} {
 		if why := lockedRegistryProblem(u); why != "" {
 			t.Errorf("registry %q refused: %s", u, why)
 		}
+	}
+}
+
+func TestARefusedRegistryURLIsShownWithoutItsCredentials(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://u:secret@h:1/x@y": "http://***@h:1/x@y",
+		"https://a@b@h/":          "https://***@h/",
+		"http://h/x@y":            "http://h/x@y",
+		"plugins/":                "plugins/",
+	} {
+		if got := redactedURL(raw); got != want {
+			t.Errorf("redactedURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	_, err := normaliseURL("http://u:secret@127.0.0.1:1/")
+	var e *Error
+	if !errors.As(err, &e) || e.Class != ClassNetwork || strings.Contains(e.Error(), "secret") {
+		t.Fatalf("a registry URL with credentials: %v", err)
 	}
 }

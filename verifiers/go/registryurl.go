@@ -13,7 +13,8 @@ import (
 // whatever the operation. The Python client's normalise_url (registry_tool/client/store.py) refuses a URL
 // urlsplit cannot parse (an unbalanced or invalid bracketed host, a netloc holding a character
 // whose NFKC form holds / ? # @ or :, a port that is not 0-65535 in ASCII digits), whose scheme
-// is not http, https or file, or that names no host (file URLs excepted); conformance decision 15.
+// is not http, https or file, that holds a user name or password, or that names no host (file URLs
+// excepted); conformance decision 15.
 func lockedRegistryProblem(raw string) string {
 	u := strings.TrimFunc(raw, pyIsSpace)
 	u = strings.TrimLeft(u, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
@@ -64,10 +65,36 @@ func lockedRegistryProblem(raw string) string {
 	if scheme != "http" && scheme != "https" && scheme != "file" {
 		return "is not an http://, https:// or file:// URL"
 	}
+	if strings.Contains(netloc, "@") {
+		return userinfoProblem
+	}
 	if scheme != "file" && host == "" {
 		return "names no host"
 	}
 	return ""
+}
+
+// userinfoProblem: a registry URL is written into the lockfile, the trust state and messages, so
+// a user name or password in it would leak (conformance decision 15).
+const userinfoProblem = "holds a user name or password, which would be written into the lockfile, the trust state and messages"
+
+// redactedURL is raw with what stands between its first "//" and the last "@" before the next
+// "/", "?" or "#" (a user name and password) replaced by "***": how a refused URL is shown.
+func redactedURL(raw string) string {
+	i := strings.Index(raw, "//")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+2:]
+	end := len(rest)
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		end = j
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	return raw[:i+2] + "***" + rest[at:]
 }
 
 func isASCIIAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }

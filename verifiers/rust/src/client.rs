@@ -127,7 +127,11 @@ impl Verifier {
             None => Ok(()),
             Some(why) => Err(Error::new(
                 Class::Network,
-                format!("the registry URL {:?} {}; pass the registry's http(s):// or file:// URL", self.url, why),
+                format!(
+                    "the registry URL {:?} {}; pass the registry's http(s):// or file:// URL",
+                    crate::registry_url::redacted(&self.url),
+                    why
+                ),
             )),
         }
     }

@@ -178,7 +178,12 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
     // (conformance decision 15; Python's install._registry).
     let registry = e.str("registry").map_err(bad)?;
     if let Some(why) = crate::registry_url::locked_registry_problem(registry) {
-        return Err(bad(format!("{}.registry: registry URL {:?} {}", here, registry, why)));
+        return Err(bad(format!(
+            "{}.registry: registry URL {:?} {}",
+            here,
+            crate::registry_url::redacted(registry),
+            why
+        )));
     }
     Ok(Entry {
         name: name.to_owned(),

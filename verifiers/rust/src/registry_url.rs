@@ -6,7 +6,8 @@
 /// the operation. The Python client's `normalise_url` (registry_tool/client/store.py) refuses a URL `urlsplit`
 /// cannot parse (an unbalanced or invalid bracketed host, a netloc holding a character whose NFKC
 /// form holds / ? # @ or :, a port that is not 0-65535 in ASCII digits), whose scheme is not
-/// http, https or file, or that names no host (file URLs excepted).
+/// http, https or file, that holds a user name or password, or that names no host (file URLs
+/// excepted).
 pub fn locked_registry_problem(raw: &str) -> Option<String> {
     let trimmed = raw.trim_matches(crate::manifest::py_is_space).trim_start_matches(|c: char| c <= ' ');
     let u: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
@@ -61,10 +62,30 @@ pub fn locked_registry_problem(raw: &str) -> Option<String> {
     if !matches!(scheme.as_str(), "http" | "https" | "file") {
         return Some("is not an http://, https:// or file:// URL".into());
     }
+    if netloc.contains('@') {
+        return Some(USERINFO_PROBLEM.into());
+    }
     if scheme != "file" && host.is_empty() {
         return Some("names no host".into());
     }
     None
+}
+
+/// A registry URL is written into the lockfile, the trust state and messages, so a user name or
+/// password in it would leak (conformance decision 15).
+pub const USERINFO_PROBLEM: &str =
+    "holds a user name or password, which would be written into the lockfile, the trust state and messages";
+
+/// `raw` with what stands between its first `//` and the last `@` before the next `/`, `?` or `#`
+/// (a user name and password) replaced by `***`: how a refused URL is shown.
+pub fn redacted(raw: &str) -> String {
+    let Some(i) = raw.find("//") else { return raw.to_owned() };
+    let rest = &raw[i + 2..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..i + 2], &rest[at..]),
+        None => raw.to_owned(),
+    }
 }
 
 /// Python's `_check_bracketed_host`: an IPvFuture (a lower-case `v`, hex digits, a dot, then any
@@ -121,6 +142,8 @@ mod tests {
             "http://[v1.a b]/",
             "http://[v1.\u{e9}]/",
             "http://[vF.:]/",
+            "http://h/a@b/",
+            "file:///home/a@b/site/",
         ] {
             assert_eq!(p(ok), None, "{:?}", ok);
         }
@@ -151,8 +174,21 @@ mod tests {
             "http://[fe80::1%]/",
             "http://[v1.]/",
             "http://[V1.a]/",
+            "http://u:p@h/",
+            "http://@h/",
+            "https://token@h:8443/x/",
+            "file://u@/x/",
         ] {
             assert!(p(bad).is_some(), "{:?} accepted", bad);
         }
+    }
+
+    #[test]
+    fn a_refused_url_is_shown_without_its_user_name_and_password() {
+        use super::redacted;
+        assert_eq!(redacted("http://u:secret@h:1/x@y"), "http://***@h:1/x@y");
+        assert_eq!(redacted("https://a@b@h/"), "https://***@h/");
+        assert_eq!(redacted("http://h/x@y"), "http://h/x@y");
+        assert_eq!(redacted("plugins/"), "plugins/");
     }
 }
