@@ -3489,6 +3489,8 @@ def installed_cases() -> None:
         ("ipvfuture-non-ascii", "http://[v1.\u00e9]/", "an IPvFuture host holding U+00E9"),
         ("zone-non-ascii", "http://[fe80::1%\u00e9]/", "an IPv6 host whose zone is U+00E9"),
         ("nfkc-solidus-in-path", "http://h/\uff0f/", "U+FF0F FULLWIDTH SOLIDUS in the path, not the host"),
+        ("at-in-path", "http://127.0.0.1/a@b/", "an @ in the path, not before the host"),
+        ("at-in-query", "http://127.0.0.1/?x@y", "an @ in the query, not before the host"),
     )
     for slug, value, description in accepted_urls:
         set_registry = tamper(

@@ -430,10 +430,19 @@ class _Entry:
 
 def _registry(e: _Entry) -> str:
     """The entry's ``registry``: a URL ``normalise_url`` accepts (update, --locked and verify use it)."""
+    from registry_tool.client.store import USERINFO_PROBLEM
+
     url = e.str_("registry")
     problem = _registry_problem(url)
     if problem is not None:
-        raise _lock_error(f"{e.name}: {problem}"[:300], e.dir, f"plugins.{e.name}.registry")
+        error = _lock_error(f"{e.name}: {problem}"[:300], e.dir, f"plugins.{e.name}.registry")
+        if USERINFO_PROBLEM in problem:  # written by an older client: the lockfile is not damaged
+            error.fix = (
+                f"set plugins.{e.name}.registry to the URL without `user:password@` (credentials go in "
+                "~/.netrc), run `registry-tool client trust` for that URL, and delete the trust state "
+                "files in the state directory that still hold the credentials"
+            )
+        raise error
     return url
 
 

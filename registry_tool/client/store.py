@@ -27,8 +27,14 @@ MAX_STATE_SIZE = 4 * MiB  # the root (capped at 1 MiB when fetched) as JSON text
 _TMP_SUFFIX = ".tmp"
 
 
-# What stands between "//" and the last "@" of a netloc: a user name and password (redacted when shown).
-_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+# Why a registry URL with a user name or password is refused (decision 15).
+USERINFO_PROBLEM = (
+    "holds a user name or password, which would be written into the lockfile, the trust state and messages"
+)
+# From the first "//" to the last "@" after it: a user name and password, redacted when a refused
+# URL is shown.  It reaches past a "/", "?" or "#" inside a password (base64 tokens hold them);
+# over-redacting a refused URL costs nothing.
+_USERINFO = re.compile(r"(?<=//).*@", re.DOTALL)
 
 
 def normalise_url(url: str) -> str:
@@ -39,7 +45,7 @@ def normalise_url(url: str) -> str:
     decision 15).  A refused URL is shown with any such part replaced by ``***@``.
     """
     fix = "pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/"
-    shown = _USERINFO.sub("***@", url)
+    shown = _USERINFO.sub("***@", re.sub(r"[\t\r\n]", "", url), count=1)  # urlsplit drops those
     try:
         parts = urllib.parse.urlsplit(url.strip())
         _ = parts.port  # raises ValueError for a port out of range
@@ -49,8 +55,7 @@ def normalise_url(url: str) -> str:
         raise UsageError(f"registry URL {shown!r} is not an http://, https:// or file:// URL"[:300], fix=fix)
     if "@" in parts.netloc:
         raise UsageError(
-            f"registry URL {shown!r} holds a user name or password, which would be written into the "
-            "lockfile, the trust state and messages"[:300],
+            f"registry URL {shown!r} {USERINFO_PROBLEM}"[:300],
             fix="pass the URL without `user:password@`; a client that needs credentials gives them to "
             "its HTTP layer (the Python client reads ~/.netrc)",
         )

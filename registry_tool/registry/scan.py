@@ -128,8 +128,9 @@ class IndexRelease:
 
         Paths are strings: with 10,000 releases, pathlib objects cost more than the system calls.
         """
-        if self.listed is None:
-            names = self.stat[: self.stat.find(b"\0\0")].decode().split("\0")
+        if self.listed is None:  # only a scan that checked a recorded print leaves it None
+            end = self.stat.find(b"\0\0")
+            names = self.stat[:end].decode().split("\0") if end > 0 else []
             self.listed = [(rel, f"{self.folder}/{rel}") for rel in names if rel[-1] != _FOLDER_MARK]
         return self.listed
 

@@ -202,6 +202,20 @@ def test_bad_registry_url_in_the_lockfile_is_a_usage_error(trusted: World) -> No
     assert "cannot be parsed" in out.stdout and '"rule": "lockfile"' in out.stdout
 
 
+def test_credentials_an_older_client_wrote_into_the_lockfile_are_refused_with_the_way_out(
+    trusted: World,
+) -> None:
+    run("install", "alpha@1.0.0", *reg(trusted))
+    path = trusted.plugins / LOCKFILE
+    doc = fold(path.read_bytes())
+    doc["plugins"]["alpha"]["registry"] = trusted.url.replace("://", "://ci:s3cret@")
+    path.write_bytes(line(doc))
+    where = ["--dir", str(trusted.plugins), "--state-dir", str(trusted.state_dir)]
+    out = run("verify", *where, "--format", "json", code=2)
+    assert '"rule": "lockfile"' in out.stdout and "s3cret" not in out.stdout + out.stderr
+    assert "without `user:password@`" in out.stdout and "~/.netrc" in out.stdout
+
+
 def test_an_entry_of_another_registry_before_a_trusted_one_is_no_crash(trusted: World) -> None:
     """An entry whose registry has no trusted root is judged by another trusted root, which the
     verifier then knows; the next entry, of that trusted registry, crashed with a KeyError."""

@@ -104,18 +104,23 @@ func TestPythonConversions(t *testing.T) {
 
 func TestARefusedRegistryURLIsShownWithoutItsCredentials(t *testing.T) {
 	for raw, want := range map[string]string{
-		"http://u:secret@h:1/x@y": "http://***@h:1/x@y",
-		"https://a@b@h/":          "https://***@h/",
-		"http://h/x@y":            "http://h/x@y",
-		"plugins/":                "plugins/",
+		"http://u:secret@h:1/x":      "http://***@h:1/x",
+		"https://ci:ab/cd+ef=@host/": "https://***@host/",
+		"https://user:p#ss@host/":    "https://***@host/",
+		"http:/\t/u:pw@h/":           "http://***@h/",
+		"https://a@b@h/":             "https://***@h/",
+		"http://h/x@y":               "http://***@y", // refused URLs only: over-redacting costs nothing
+		"plugins/":                   "plugins/",
 	} {
 		if got := redactedURL(raw); got != want {
 			t.Errorf("redactedURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
-	_, err := normaliseURL("http://u:secret@127.0.0.1:1/")
-	var e *Error
-	if !errors.As(err, &e) || e.Class != ClassNetwork || strings.Contains(e.Error(), "secret") {
-		t.Fatalf("a registry URL with credentials: %v", err)
+	for _, u := range []string{"http://u:secret@127.0.0.1:1/", "https://ci:ab/secret=@host/", "HTTP://U:SECRET@H/"} {
+		_, err := normaliseURL(u)
+		var e *Error
+		if !errors.As(err, &e) || e.Class != ClassNetwork || strings.Contains(strings.ToLower(e.Error()), "secret") {
+			t.Fatalf("a registry URL with credentials %q: %v", u, err)
+		}
 	}
 }

@@ -78,23 +78,21 @@ func lockedRegistryProblem(raw string) string {
 // a user name or password in it would leak (conformance decision 15).
 const userinfoProblem = "holds a user name or password, which would be written into the lockfile, the trust state and messages"
 
-// redactedURL is raw with what stands between its first "//" and the last "@" before the next
-// "/", "?" or "#" (a user name and password) replaced by "***": how a refused URL is shown.
+// redactedURL is raw (tabs, CR and LF removed, as URL parsers drop them) with everything from its
+// first "//" to the last "@" after it replaced by "***": how a refused URL is shown. It reaches past
+// a "/", "?" or "#" inside a password (base64 tokens hold them); over-redacting a refused URL costs
+// nothing.
 func redactedURL(raw string) string {
-	i := strings.Index(raw, "//")
+	clean := strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
+	i := strings.Index(clean, "//")
 	if i < 0 {
-		return raw
+		return clean
 	}
-	rest := raw[i+2:]
-	end := len(rest)
-	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
-		end = j
-	}
-	at := strings.LastIndex(rest[:end], "@")
+	at := strings.LastIndex(clean[i+2:], "@")
 	if at < 0 {
-		return raw
+		return clean
 	}
-	return raw[:i+2] + "***" + rest[at:]
+	return clean[:i+2] + "***" + clean[i+2+at:]
 }
 
 func isASCIIAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }

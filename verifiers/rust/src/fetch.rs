@@ -332,6 +332,18 @@ impl Transport for HttpTransport {
 
 /// The transport for a registry URL: `file://` locally, `http(s)://` through ureq.
 pub fn default_transport(url: &str) -> Result<Arc<dyn Transport>, Error> {
+    // The lockfile's URL rule first (decision 15): a URL with credentials is refused before any
+    // message could show them.
+    if let Some(why) = crate::registry_url::locked_registry_problem(url) {
+        return Err(Error::new(
+            Class::Network,
+            format!(
+                "the registry URL {:?} {}; pass the registry's http(s):// or file:// URL",
+                crate::registry_url::redacted(url),
+                why
+            ),
+        ));
+    }
     if url.starts_with("file://") {
         return Ok(Arc::new(FileTransport));
     }
@@ -343,7 +355,10 @@ pub fn default_transport(url: &str) -> Result<Arc<dyn Transport>, Error> {
     }
     Err(Error::new(
         Class::Network,
-        format!("registry URL {:?} has no transport here (file://, or http(s):// with the `http` feature)", url),
+        format!(
+            "registry URL {:?} has no transport here (file://, or http(s):// with the `http` feature)",
+            crate::registry_url::redacted(url)
+        ),
     ))
 }
 

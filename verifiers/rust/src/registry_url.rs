@@ -76,15 +76,19 @@ pub fn locked_registry_problem(raw: &str) -> Option<String> {
 pub const USERINFO_PROBLEM: &str =
     "holds a user name or password, which would be written into the lockfile, the trust state and messages";
 
-/// `raw` with what stands between its first `//` and the last `@` before the next `/`, `?` or `#`
-/// (a user name and password) replaced by `***`: how a refused URL is shown.
+/// `raw` (tabs, CR and LF removed, as URL parsers drop them) with everything from its first `//`
+/// to the last `@` after it replaced by `***`: how a refused URL is shown.  It reaches past a `/`,
+/// `?` or `#` inside a password (base64 tokens hold them); over-redacting a refused URL costs
+/// nothing.
 pub fn redacted(raw: &str) -> String {
-    let Some(i) = raw.find("//") else { return raw.to_owned() };
-    let rest = &raw[i + 2..];
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{}***{}", &raw[..i + 2], &rest[at..]),
-        None => raw.to_owned(),
+    let clean: String = raw.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+    let i = match clean.find("//") {
+        Some(i) => i,
+        None => return clean,
+    };
+    match clean[i + 2..].rfind('@') {
+        Some(at) => format!("{}***{}", &clean[..i + 2], &clean[i + 2 + at..]),
+        None => clean,
     }
 }
 
@@ -186,9 +190,12 @@ mod tests {
     #[test]
     fn a_refused_url_is_shown_without_its_user_name_and_password() {
         use super::redacted;
-        assert_eq!(redacted("http://u:secret@h:1/x@y"), "http://***@h:1/x@y");
+        assert_eq!(redacted("http://u:secret@h:1/x"), "http://***@h:1/x");
         assert_eq!(redacted("https://a@b@h/"), "https://***@h/");
-        assert_eq!(redacted("http://h/x@y"), "http://h/x@y");
+        assert_eq!(redacted("http://h/x@y"), "http://***@y"); // refused URLs only: over-redacting costs nothing
         assert_eq!(redacted("plugins/"), "plugins/");
+        assert_eq!(redacted("https://ci:ab/cd+ef=@host/"), "https://***@host/");
+        assert_eq!(redacted("https://user:p#ss@host/"), "https://***@host/");
+        assert_eq!(redacted("http:/\t/u:pw@h/"), "http://***@h/");
     }
 }
