@@ -61,6 +61,7 @@ func Refresh(ctx context.Context, stateDir, registryURL string, opt Options) (*S
 	if err != nil {
 		return nil, err
 	}
+	registryURL = canonicalRegistryURL(registryURL)
 	base, err := normaliseURL(registryURL)
 	if err != nil {
 		return nil, err

@@ -169,7 +169,7 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 // FetchFiles downloads optional files (404 skipped) of a registry under the verifier's caps and
 // deadlines; hosts use it for a root's signatures when pinning.
 func FetchFiles(ctx context.Context, registryURL string, rels []string, maxSize int64, opt Options) ([][]byte, error) {
-	base, err := normaliseURL(registryURL)
+	base, err := normaliseURL(canonicalRegistryURL(registryURL))
 	if err != nil {
 		return nil, err
 	}

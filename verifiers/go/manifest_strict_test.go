@@ -124,3 +124,21 @@ func TestARefusedRegistryURLIsShownWithoutItsCredentials(t *testing.T) {
 		}
 	}
 }
+
+// The Python client's normalise_url examples (tests/client/test_trust_state.py): the trust state
+// and lockfile entries of the three clients name a registry alike.
+func TestARegistryURLIsSpelledAsThePythonClientSpellsIt(t *testing.T) {
+	for raw, want := range map[string]string{
+		"HTTP://127.0.0.1:8000":                     "http://127.0.0.1:8000/",
+		"http://127.0.0.1:8000/reg/?x=1":            "http://127.0.0.1:8000/reg/",
+		"file:///srv/site":                          "file:///srv/site/",
+		"https://example.org/plugins/registry.json": "https://example.org/plugins/",
+		" https://Example.ORG/P/#frag ":             "https://example.org/P/",
+		"http://h/a@b/":                             "http://h/a@b/",
+		"http://u:p@h/":                             "http://u:p@h/", // refused: left as it is
+	} {
+		if got := canonicalRegistryURL(raw); got != want {
+			t.Errorf("canonicalRegistryURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

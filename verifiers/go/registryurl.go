@@ -16,19 +16,8 @@ import (
 // is not http, https or file, that holds a user name or password, or that names no host (file URLs
 // excepted); conformance decision 15.
 func lockedRegistryProblem(raw string) string {
-	u := strings.TrimFunc(raw, pyIsSpace)
-	u = strings.TrimLeft(u, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
-	u = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(u)
-	scheme := ""
-	if i := strings.IndexByte(u, ':'); i > 0 && isASCIIAlpha(u[0]) && strings.Trim(u[:i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") == "" {
-		scheme, u = strings.ToLower(u[:i]), u[i+1:]
-	}
-	netloc := ""
-	if strings.HasPrefix(u, "//") {
-		netloc = u[2:]
-		if j := strings.IndexAny(netloc, "/?#"); j >= 0 {
-			netloc = netloc[:j]
-		}
+	scheme, netloc, _, hasNetloc := splitURL(raw)
+	if hasNetloc {
 		if strings.ContainsFunc(netloc, nfkcURLDelimiter) {
 			return "cannot be parsed (the host holds a character that NFKC-normalises to one of / ? # @ :)"
 		}
@@ -72,6 +61,50 @@ func lockedRegistryProblem(raw string) string {
 		return "names no host"
 	}
 	return ""
+}
+
+// splitURL is the first steps of Python's urlsplit on strip()ped input: leading C0 controls and
+// spaces dropped, tabs, CR and LF removed anywhere, a scheme (lower-cased) before the first ":",
+// the netloc between "//" and the first "/", "?" or "#", and what follows it.
+func splitURL(raw string) (scheme, netloc, rest string, hasNetloc bool) {
+	u := strings.TrimFunc(raw, pyIsSpace)
+	u = strings.TrimLeft(u, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+	u = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(u)
+	if i := strings.IndexByte(u, ':'); i > 0 && isASCIIAlpha(u[0]) && strings.Trim(u[:i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") == "" {
+		scheme, u = strings.ToLower(u[:i]), u[i+1:]
+	}
+	if !strings.HasPrefix(u, "//") {
+		return scheme, "", u, false
+	}
+	netloc, rest = u[2:], ""
+	if j := strings.IndexAny(netloc, "/?#"); j >= 0 {
+		netloc, rest = netloc[:j], netloc[j:]
+	}
+	return scheme, netloc, rest, true
+}
+
+// canonicalRegistryURL is the one spelling the Python client's normalise_url gives a registry URL
+// lockedRegistryProblem accepts: scheme and host lower-cased, the path without a trailing
+// "registry.json" (people paste the file's URL) and with a trailing "/", no query or fragment.
+// The trust state and every lockfile entry hold it, so the three clients name a registry alike.
+// A URL lockedRegistryProblem refuses is returned as it is (its own check refuses it).
+func canonicalRegistryURL(raw string) string {
+	if lockedRegistryProblem(raw) != "" {
+		return raw
+	}
+	scheme, netloc, rest, _ := splitURL(raw)
+	path := rest
+	if j := strings.IndexAny(path, "?#"); j >= 0 {
+		path = path[:j]
+	}
+	path = strings.TrimSuffix(path, "registry.json")
+	if !strings.HasSuffix(path, "/") {
+		path += "/"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return scheme + "://" + strings.ToLower(netloc) + path
 }
 
 // userinfoProblem: a registry URL is written into the lockfile, the trust state and messages, so

@@ -75,7 +75,7 @@ func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) 
 	if err != nil {
 		return nil, withClass(err, ClassRootChain).(*Error)
 	}
-	s := &State{Dir: stateDir, URL: registryURL, Root: root}
+	s := &State{Dir: stateDir, URL: canonicalRegistryURL(registryURL), Root: root}
 	if err := s.Save(); err != nil {
 		return nil, err
 	}

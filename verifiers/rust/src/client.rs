@@ -140,7 +140,9 @@ impl Verifier {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Verifier {
-            url: url.to_owned(),
+            // The Python client's spelling (decision 15): the trust state and lockfile entries of
+            // the three clients name a registry alike.
+            url: crate::registry_url::canonical(url),
             state_dir: state_dir.to_path_buf(),
             transport,
             now,

@@ -344,6 +344,7 @@ pub fn default_transport(url: &str) -> Result<Arc<dyn Transport>, Error> {
             ),
         ));
     }
+    let url = &crate::registry_url::canonical(url); // HTTP:// is http://
     if url.starts_with("file://") {
         return Ok(Arc::new(FileTransport));
     }

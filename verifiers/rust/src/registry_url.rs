@@ -9,23 +9,9 @@
 /// http, https or file, that holds a user name or password, or that names no host (file URLs
 /// excepted).
 pub fn locked_registry_problem(raw: &str) -> Option<String> {
-    let trimmed = raw.trim_matches(crate::manifest::py_is_space).trim_start_matches(|c: char| c <= ' ');
-    let u: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
-    let mut rest = u.as_str();
-    let mut scheme = String::new();
-    if let Some(i) = rest.find(':') {
-        let head = &rest[..i];
-        if i > 0
-            && head.as_bytes()[0].is_ascii_alphabetic()
-            && head.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
-        {
-            scheme = head.to_ascii_lowercase();
-            rest = &rest[i + 1..];
-        }
-    }
-    let mut netloc = "";
-    if let Some(after) = rest.strip_prefix("//") {
-        netloc = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+    let (scheme, netloc, _) = split(raw);
+    let netloc = netloc.as_deref().unwrap_or("");
+    if !netloc.is_empty() {
         if netloc.chars().any(nfkc_url_delimiter) {
             return Some(
                 "cannot be parsed (the host holds a character that NFKC-normalises to one of / ? # @ :)".into(),
@@ -69,6 +55,56 @@ pub fn locked_registry_problem(raw: &str) -> Option<String> {
         return Some("names no host".into());
     }
     None
+}
+
+/// The first steps of Python's `urlsplit` on `strip()`ped input: leading C0 controls and spaces
+/// dropped, tabs, CR and LF removed anywhere, a scheme (lower-cased) before the first `:`, the
+/// netloc between `//` and the first `/`, `?` or `#` (None without `//`), and what follows it.
+fn split(raw: &str) -> (String, Option<String>, String) {
+    let trimmed = raw.trim_matches(crate::manifest::py_is_space).trim_start_matches(|c: char| c <= ' ');
+    let u: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+    let mut rest = u.as_str();
+    let mut scheme = String::new();
+    if let Some(i) = rest.find(':') {
+        let head = &rest[..i];
+        if i > 0
+            && head.as_bytes()[0].is_ascii_alphabetic()
+            && head.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            scheme = head.to_ascii_lowercase();
+            rest = &rest[i + 1..];
+        }
+    }
+    match rest.strip_prefix("//") {
+        Some(after) => {
+            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            (scheme, Some(after[..end].to_owned()), after[end..].to_owned())
+        }
+        None => (scheme, None, rest.to_owned()),
+    }
+}
+
+/// The one spelling the Python client's `normalise_url` gives a registry URL
+/// `locked_registry_problem` accepts: scheme and host lower-cased, the path without a trailing
+/// `registry.json` (people paste the file's URL) and with a trailing `/`, no query or fragment.
+/// The trust state and every lockfile entry hold it, so the three clients name a registry alike.
+/// A URL `locked_registry_problem` refuses is returned as it is (its own check refuses it).
+pub fn canonical(raw: &str) -> String {
+    if locked_registry_problem(raw).is_some() {
+        return raw.to_owned();
+    }
+    let (scheme, netloc, rest) = split(raw);
+    let mut path = rest[..rest.find(['?', '#']).unwrap_or(rest.len())].to_owned();
+    if let Some(stripped) = path.strip_suffix("registry.json") {
+        path = stripped.to_owned();
+    }
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    format!("{}://{}{}", scheme, netloc.unwrap_or_default().to_lowercase(), path)
 }
 
 /// A registry URL is written into the lockfile, the trust state and messages, so a user name or
@@ -184,6 +220,23 @@ mod tests {
             "file://u@/x/",
         ] {
             assert!(p(bad).is_some(), "{:?} accepted", bad);
+        }
+    }
+
+    /// The Python client's `normalise_url` examples (tests/client/test_trust_state.py).
+    #[test]
+    fn a_registry_url_is_spelled_as_the_python_client_spells_it() {
+        use super::canonical;
+        for (raw, want) in [
+            ("HTTP://127.0.0.1:8000", "http://127.0.0.1:8000/"),
+            ("http://127.0.0.1:8000/reg/?x=1", "http://127.0.0.1:8000/reg/"),
+            ("file:///srv/site", "file:///srv/site/"),
+            ("https://example.org/plugins/registry.json", "https://example.org/plugins/"),
+            (" https://Example.ORG/P/#frag ", "https://example.org/P/"),
+            ("http://h/a@b/", "http://h/a@b/"),
+            ("http://u:p@h/", "http://u:p@h/"), // refused: left as it is
+        ] {
+            assert_eq!(canonical(raw), want, "{:?}", raw);
         }
     }
 
