@@ -31,10 +31,18 @@ _TMP_SUFFIX = ".tmp"
 USERINFO_PROBLEM = (
     "holds a user name or password, which would be written into the lockfile, the trust state and messages"
 )
-# From the first "//" to the last "@" after it: a user name and password, redacted when a refused
-# URL is shown.  It reaches past a "/", "?" or "#" inside a password (base64 tokens hold them);
-# over-redacting a refused URL costs nothing.
+# How a refused URL is shown (conformance decision 15, the same rule in the Go and Rust verifiers):
+# first everything from the first "//" to the last "@" after it (a password may hold "/", "?" or
+# "#": base64 tokens do); then, in each run of characters other than whitespace, quotes, "/", "[",
+# "]" and "@" ("https:/user:token@host", a netloc a parse error echoes), the part before an "@"
+# that ends the run or before the run's last "%40" becomes "***".  Over-redacting costs nothing.
 _USERINFO = re.compile(r"(?<=//).*@", re.DOTALL)
+_AT_RUN = re.compile(r"(?<![^\s'\"/\[\]@])[^\s'\"/\[\]@]+(?=@|%40)")
+
+
+def redacted(text: str) -> str:
+    """``text`` (a refused URL; tabs, CR and LF removed) with what looks like credentials as ``***``."""
+    return _AT_RUN.sub("***", _USERINFO.sub("***@", re.sub(r"[\t\r\n]", "", text), count=1))
 
 
 def normalise_url(url: str) -> str:
@@ -45,12 +53,15 @@ def normalise_url(url: str) -> str:
     decision 15).  A refused URL is shown with any such part replaced by ``***@``.
     """
     fix = "pass the URL of the folder holding registry.json, e.g. https://example.org/plugins/"
-    shown = _USERINFO.sub("***@", re.sub(r"[\t\r\n]", "", url), count=1)  # urlsplit drops those
+    shown = redacted(url)
     try:
         parts = urllib.parse.urlsplit(url.strip())
         _ = parts.port  # raises ValueError for a port out of range
     except ValueError as err:
-        raise UsageError(f"registry URL {shown!r} cannot be parsed ({err})"[:300], fix=fix) from None
+        # Its text echoes a piece of the netloc: with an "@" anywhere, that may be a password's
+        # ("https://ci:ab/cd@host/" has the port "ab"), so it is left out.
+        said = "" if "@" in url or "%40" in url.lower() else f" ({redacted(str(err))})"
+        raise UsageError(f"registry URL {shown!r} cannot be parsed{said}"[:300], fix=fix) from None
     if parts.scheme not in ("http", "https", "file"):
         raise UsageError(f"registry URL {shown!r} is not an http://, https:// or file:// URL"[:300], fix=fix)
     if "@" in parts.netloc:

@@ -16,7 +16,7 @@ from registry_tool.client.errors import (
     RootFingerprintMismatchError,
     RootNotPinnedError,
 )
-from registry_tool.client.store import StateStore, normalise_url
+from registry_tool.client.store import StateStore, normalise_url, redacted
 from registry_tool.client.trust_state import TrustState, pin_root, verify_registry, walk_root
 from registry_tool.errors import UsageError
 from registry_tool.signing import sign_bytes
@@ -268,3 +268,12 @@ def test_a_fingerprint_that_is_not_a_whole_sha256_is_a_usage_error(given: str) -
 
     with pytest.raises(UsageError, match="64 hex digits"):
         check_fingerprint("https://r.test/", b"{}", given)
+
+
+def test_the_shared_url_vectors_are_the_python_clients_answers() -> None:
+    """conformance/url-vectors.json, which the Go and Rust verifiers' tests read, holds Python's answers."""
+    vectors = json.loads((Path(__file__).parents[2] / "conformance" / "url-vectors.json").read_text())
+    for raw, spelled in vectors["canonical"]:
+        assert normalise_url(raw) == spelled, raw
+    for raw, shown in vectors["redacted"]:
+        assert redacted(raw) == shown, raw

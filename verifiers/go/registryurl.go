@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // lockedRegistryProblem says why a lockfile entry's registry URL is one the Python client refuses
@@ -17,6 +19,9 @@ import (
 // excepted); conformance decision 15.
 func lockedRegistryProblem(raw string) string {
 	scheme, netloc, _, hasNetloc := splitURL(raw)
+	// With an "@" anywhere, a piece of the netloc may be a password's ("https://ci:ab/cd@host/"
+	// has the port "ab"): the messages then name no piece of it.
+	secret := strings.Contains(raw, "@") || strings.Contains(raw, "%40")
 	if hasNetloc {
 		if strings.ContainsFunc(netloc, nfkcURLDelimiter) {
 			return "cannot be parsed (the host holds a character that NFKC-normalises to one of / ? # @ :)"
@@ -29,6 +34,9 @@ func lockedRegistryProblem(raw string) string {
 			inner := netloc[strings.Index(netloc, "[")+1:]
 			inner, _, _ = strings.Cut(inner, "]")
 			if !bracketedHostOK(inner) {
+				if secret {
+					return "cannot be parsed (the bracketed host is not an IPv6 address)"
+				}
 				return fmt.Sprintf("cannot be parsed (%q is not an IPv6 address)", inner)
 			}
 		}
@@ -45,6 +53,9 @@ func lockedRegistryProblem(raw string) string {
 	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || strings.Trim(port, "0123456789") != "" {
+			if secret {
+				return "cannot be parsed (the port is not a number)"
+			}
 			return fmt.Sprintf("cannot be parsed (the port %q is not a number)", port)
 		}
 		if n > 65535 {
@@ -101,31 +112,107 @@ func canonicalRegistryURL(raw string) string {
 	if !strings.HasSuffix(path, "/") {
 		path += "/"
 	}
+	if netloc == "" && strings.HasPrefix(path, "//") {
+		return scheme + ":" + path // Python's urlunsplit adds no "//" before a path that has one
+	}
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	return scheme + "://" + strings.ToLower(netloc) + path
+	return scheme + "://" + pyLower(netloc) + path
+}
+
+// pyLower is Python's str.lower: each character's simple lower-case mapping, except the
+// unconditional special casing of U+0130 (i and a combining dot above) and the Final_Sigma rule
+// (a capital sigma after a cased letter and not before one, case-ignorable characters skipped,
+// becomes a final sigma). strings.ToLower maps U+0130 to a plain i: another host.
+func pyLower(s string) string {
+	rs := []rune(s)
+	var b strings.Builder
+	for i, r := range rs {
+		switch {
+		case r == '\u0130':
+			b.WriteString("i\u0307")
+		case r == '\u03a3' && finalSigma(rs, i):
+			b.WriteRune('\u03c2')
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+func finalSigma(rs []rune, i int) bool {
+	j := i - 1
+	for j >= 0 && caseIgnorable(rs[j]) {
+		j--
+	}
+	if j < 0 || !cased(rs[j]) {
+		return false
+	}
+	k := i + 1
+	for k < len(rs) && caseIgnorable(rs[k]) {
+		k++
+	}
+	return k == len(rs) || !cased(rs[k])
+}
+
+// cased and caseIgnorable are Unicode's derived Cased and Case_Ignorable properties.
+func cased(r rune) bool {
+	return unicode.In(r, unicode.Ll, unicode.Lu, unicode.Lt, unicode.Other_Lowercase, unicode.Other_Uppercase)
+}
+
+func caseIgnorable(r rune) bool {
+	// Word_Break MidLetter, MidNumLet and Single_Quote, then the general categories.
+	if strings.ContainsRune(":.'\u00b7\u0387\u055f\u05f4\u2018\u2019\u2024\u2027\ufe13\ufe52\ufe55\uff07\uff0e\uff1a", r) {
+		return true
+	}
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
 }
 
 // userinfoProblem: a registry URL is written into the lockfile, the trust state and messages, so
 // a user name or password in it would leak (conformance decision 15).
 const userinfoProblem = "holds a user name or password, which would be written into the lockfile, the trust state and messages"
 
-// redactedURL is raw (tabs, CR and LF removed, as URL parsers drop them) with everything from its
-// first "//" to the last "@" after it replaced by "***": how a refused URL is shown. It reaches past
-// a "/", "?" or "#" inside a password (base64 tokens hold them); over-redacting a refused URL costs
+// redactedURL is how a refused URL is shown, the rule of the Python client's store.redacted:
+// tabs, CR and LF removed; everything from the first "//" to the last "@" after it becomes "***"
+// (a password may hold "/", "?" or "#": base64 tokens do); then, in each run of characters other
+// than whitespace, quotes, "/", "[", "]" and "@", the part before an "@" that ends the run or
+// before the run's last "%40" becomes "***" ("https:/user:token@host"). Over-redacting costs
 // nothing.
 func redactedURL(raw string) string {
 	clean := strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
-	i := strings.Index(clean, "//")
-	if i < 0 {
-		return clean
+	if i := strings.Index(clean, "//"); i >= 0 {
+		if at := strings.LastIndex(clean[i+2:], "@"); at >= 0 {
+			clean = clean[:i+2] + "***" + clean[i+2+at:]
+		}
 	}
-	at := strings.LastIndex(clean[i+2:], "@")
-	if at < 0 {
-		return clean
+	var out strings.Builder
+	for len(clean) > 0 {
+		end := strings.IndexFunc(clean, runBreak)
+		if end < 0 {
+			end = len(clean)
+		}
+		run := clean[:end]
+		switch {
+		case end > 0 && end < len(clean) && clean[end] == '@':
+			run = "***"
+		case strings.LastIndex(run, "%40") > 0:
+			run = "***" + run[strings.LastIndex(run, "%40"):]
+		}
+		out.WriteString(run)
+		if end < len(clean) {
+			_, size := utf8.DecodeRuneInString(clean[end:])
+			out.WriteString(clean[end : end+size])
+			end += size
+		}
+		clean = clean[end:]
 	}
-	return clean[:i+2] + "***" + clean[i+2+at:]
+	return out.String()
+}
+
+// runBreak ends a run redactedURL looks at.
+func runBreak(r rune) bool {
+	return unicode.IsSpace(r) || strings.ContainsRune("'\"/[]@", r)
 }
 
 func isASCIIAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
