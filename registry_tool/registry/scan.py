@@ -259,10 +259,10 @@ def scan_releases(
         index: The index folder.
         recorded: Stat prints that an earlier scan took outside the racy window (the build
             cache's): by ``name/version`` a release folder's, which is then not listed again while
-            it holds (see ``_recorded_files``); by ``name`` a plugin folder's (``plugin_print``),
-            whose versions are then not listed again while it holds.
-        folders: Filled with each plugin folder's print and its newest mtime or ctime (ns), for
-            the cache to record.
+            it holds (see ``_recorded_files``); by ``name`` a plugin folder's (its version names,
+            two NULs, ``_folder_print``), whose versions are then not listed again while it holds.
+        folders: Filled with each plugin folder's print in that form and its newest mtime or
+            ctime (ns), for the cache to record.
 
     Raises:
         UnsafeIndexPathError: A symlink, special file or unsafe name under ``plugins/``.
