@@ -193,17 +193,66 @@ fn collect(rx: &mpsc::Receiver<Message>, deadline: Instant, cap: u64, url: &str)
 /// `file://` URLs (a local mirror of a site, tests, benchmarks). Missing files are `NotFound`.
 pub struct FileTransport;
 
+/// A `file://` URL read as the Python client reads it (`fetch._file_url_path`, `_read_file_url`):
+/// a host other than `localhost` is refused (`file://evil/x` is no relative path), the path is
+/// percent-decoded (`my%20site`), a folder is absent, and anything but a regular file is refused;
+/// it is opened with O_NONBLOCK so that a FIFO planted in the site cannot block the open.
 impl Transport for FileTransport {
     fn get(&self, url: &str, _deadline: Instant) -> Result<Response, TransportError> {
-        let path = url
+        let rest = url
             .strip_prefix("file://")
             .ok_or_else(|| TransportError::Network(format!("{} is not a file:// URL", url)))?;
-        match std::fs::File::open(path) {
-            Ok(f) => Ok(Response::Body(Box::new(f))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Response::NotFound),
-            Err(e) => Err(TransportError::Network(e.to_string())),
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if !(host.is_empty() || host == "localhost") {
+            return Err(TransportError::Network(format!(
+                "file URL with a host is not supported: {}; use file:///absolute/path",
+                url
+            )));
+        }
+        let path = percent_decoded(path);
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NONBLOCK);
+        }
+        let file = match options.open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Response::NotFound),
+            Err(e) => return Err(TransportError::Network(format!("cannot read {}: {}", url, e))),
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_dir() => Ok(Response::NotFound),
+            Ok(meta) if meta.is_file() => Ok(Response::Body(Box::new(file))),
+            Ok(_) => Err(TransportError::Network(format!(
+                "{} is not a regular file (a FIFO, socket or device); serve the registry's files as regular files",
+                url
+            ))),
+            Err(e) => Err(TransportError::Network(format!("cannot read {}: {}", url, e))),
         }
     }
+}
+
+/// `%XX` sequences decoded, as Python's `urllib.parse.unquote` does (bytes that are not UTF-8
+/// become U+FFFD).
+fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|&c| (c as char).to_digit(16));
+        if bytes[i] == b'%' {
+            if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Blocking HTTP on ureq, held to the Python client's `HttpFetcher` rules (docs/trust.md 10.2,
@@ -367,6 +416,35 @@ pub fn default_transport(url: &str) -> Result<Arc<dyn Transport>, Error> {
 mod tests {
     use super::*;
     use std::io;
+
+    #[test]
+    fn file_urls_are_read_as_the_python_client_reads_them() {
+        let dir = std::env::temp_dir().join(format!("rv-file-url-{}", std::process::id()));
+        let site = dir.join("my site");
+        std::fs::create_dir_all(site.join("sub")).unwrap();
+        std::fs::write(site.join("a.json"), b"{}").unwrap();
+        let base = format!("file://{}/my%20site/", dir.display());
+        let get = |rel: &str| FileTransport.get(&format!("{}{}", base, rel), Instant::now());
+        match get("a.json") {
+            Ok(Response::Body(mut body)) => {
+                let mut data = Vec::new();
+                body.read_to_end(&mut data).unwrap();
+                assert_eq!(data, b"{}");
+            }
+            _ => panic!("a percent-encoded path is decoded"),
+        }
+        assert!(matches!(get("missing.json"), Ok(Response::NotFound)));
+        assert!(matches!(get("sub"), Ok(Response::NotFound)), "a folder is absent");
+        let fifo = site.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = Instant::now();
+        assert!(matches!(get("fifo"), Err(TransportError::Network(_))), "a FIFO is refused");
+        assert!(started.elapsed() < Duration::from_secs(5), "and never waited on");
+        let other = FileTransport.get("file://evil/a.json", Instant::now());
+        assert!(matches!(other, Err(TransportError::Network(m)) if m.contains("host")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     struct Endless;
     impl Read for Endless {
