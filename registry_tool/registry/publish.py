@@ -245,23 +245,16 @@ def site_prints(paths: Iterable[str], folder: int | None = None) -> list[SitePri
 
 
 def folder_prints(folder: str, paths: list[str]) -> list[SitePrint | None]:
-    """``site_print`` of ``folder``, then of each ``folder/path``: from the open folder if it can be.
+    """``site_print`` of ``folder``, then of each ``folder/path`` looked up from the open folder.
 
-    The folder's own print is then that of the descriptor (opened without following a link:
-    the same entry an ``lstat`` reports).
+    The folder's own print is taken by its path, as ``site_print`` takes it; a folder swapped
+    after it was opened only makes the prints disagree with what was recorded.
     """
     fd = open_folder(folder)
     if fd is None:
         return site_prints([folder, *[f"{folder}/{path}" for path in paths]])
     try:
-        st = os.fstat(fd)
-        try:
-            own: SitePrint | None = SITE_PRINT.pack(
-                st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode & _FILE_TYPE
-            )
-        except struct.error:
-            own = None
-        return [own, *site_prints(paths, fd)]
+        return [site_print(folder), *site_prints(paths, fd)]
     finally:
         os.close(fd)
 
