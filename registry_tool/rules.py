@@ -380,7 +380,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "check-failed": (_E, "The checked thing is bad."),
             "usage": (_E, "A bad invocation or environment (missing file, bad option)."),
             "unreadable-file": (_E, "A file cannot be read (a FIFO, a device, too large, no permission)."),
-            "unsafe-path": (_E, "A path is a link or special file where a regular file is required."),
+            "unsafe-path": (
+                _E,
+                "A path is a link or special file where a regular file is required, or a name or time "
+                "below plugins/ that the build cannot publish.",
+            ),
             "manifest": (_E, "plugin.toml cannot be loaded."),
             "config-not-found": (_E, "No registry.toml was found."),
             "init": (_E, "The index scaffold cannot be written."),

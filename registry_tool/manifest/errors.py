@@ -48,3 +48,9 @@ class WasmInspectionError(CheckFailed):
     """The bytes are not a module/component wasmtime accepts with the registry's features."""
 
     code = "wasm-invalid"
+
+
+class UnsafeIndexPathError(CheckFailed):
+    """A name in the index cannot be published safely (symlink, special file, unsafe name)."""
+
+    code = "unsafe-path"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from registry_tool.errors import UsageError, hidden_characters, printable
 from registry_tool.manifest import cache as disk_cache
-from registry_tool.manifest import spdx
+from registry_tool.manifest import spdx, tree
 from registry_tool.manifest.abi import (
     ABI_ONLY_TEST_KEYS,
     ABI_SPECS,
@@ -48,7 +48,7 @@ from registry_tool.manifest.config import (
     find_registry_config,
     load_registry_config,
 )
-from registry_tool.manifest.errors import RegistryConfigError, WasmInspectionError
+from registry_tool.manifest.errors import RegistryConfigError, UnsafeIndexPathError, WasmInspectionError
 from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
 from registry_tool.manifest.source import did_you_mean, read_plain
 from registry_tool.manifest.units import format_size
@@ -1363,12 +1363,24 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
                 fix="pass the index directory, its plugins/ directory or a release directory",
             )
         config = configs[cfg_file]
-        report.results.extend(_symlink_result(link) for link in find_symlinked_dirs(path))
+        links = find_symlinked_dirs(path)
+        report.results.extend(_symlink_result(link) for link in links)
+        reported = {str(link) for link in links}
+        report.results.extend(
+            _unsafe_result(err) for err in _tree_problems(path) if _where(err) not in reported
+        )
         for release in releases:
             key = release.resolve()
             if key in seen:
                 continue
             seen.add(key)
+            try:
+                tree.list_files(str(release))
+                unsafe = None
+            except UnsafeIndexPathError as err:
+                unsafe = None if _where(err) in reported else _unsafe_finding(err)
+            except OSError:
+                unsafe = None  # an unreadable folder: the rules that read it say so
             if config is None:
                 report.results.append(
                     CheckResult(
@@ -1386,4 +1398,56 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
                 )
             else:
                 report.results.append(validate_release(release, config))
+            if unsafe is not None:
+                report.results[-1].findings.append(unsafe)
     return report
+
+
+def _tree_problems(path: Path) -> list[UnsafeIndexPathError]:
+    """What the build's scan refuses above the release folders of an index, plugins/ or a plugin folder.
+
+    The build stops at the first; here each plugin folder is looked at, so that one report names
+    every plugin folder the build would refuse.
+    """
+    plugin: str | None = None
+    if (path / "plugins").is_dir() and not (path / "plugins").is_symlink():
+        plugins: Path | None = path / "plugins"
+    elif path.name == "plugins" and path.is_dir() and not path.is_symlink():
+        plugins = path
+    elif path.parent.name == "plugins" and path.is_dir() and not path.is_symlink():
+        plugins, plugin = None, str(path)
+    else:
+        return []
+    problems: list[UnsafeIndexPathError] = []
+    try:
+        if plugins is not None:
+            try:
+                folders = [folder for _, folder in tree.plugin_folders(str(plugins))]
+            except UnsafeIndexPathError as err:
+                problems.append(err)
+                with os.scandir(plugins) as entries:
+                    folders = sorted(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        else:
+            folders = [plugin] if plugin is not None else []
+        for folder in folders:
+            try:
+                tree.version_folders(folder)
+            except UnsafeIndexPathError as err:
+                problems.append(err)
+    except OSError:
+        pass  # an unreadable folder: its releases are not found, which the report shows
+    return problems
+
+
+def _where(err: UnsafeIndexPathError) -> str:
+    return str(Path(err.where.file)) if err.where is not None and err.where.file else ""
+
+
+def _unsafe_finding(err: UnsafeIndexPathError) -> Finding:
+    where = _where(err)
+    return Finding(err.code, err.what, file=display_path(Path(where)) if where else None, fix=err.fix)
+
+
+def _unsafe_result(err: UnsafeIndexPathError) -> CheckResult:
+    finding = _unsafe_finding(err)
+    return CheckResult(subject=finding.file or "plugins", file=finding.file, findings=[finding])

@@ -60,7 +60,7 @@ from typing import Any, BinaryIO
 from platformdirs import user_cache_dir
 
 from registry_tool import __version__
-from registry_tool.registry import scan
+from registry_tool.manifest import tree
 from registry_tool.registry.document import PublicationRecord
 from registry_tool.registry.scan import IndexRelease, RootChain, StatPrint
 from registry_tool.registry.verify import PreparedRelease
@@ -90,7 +90,7 @@ _SLACK = 8 << 20
 
 def stat_print(files: list[tuple[str, str]]) -> tuple[StatPrint, int]:
     """The stat print of these files, in the given order, and their newest mtime or ctime (ns)."""
-    _, stat, newest, _ = scan.stat_print([(rel, path, os.lstat(path)) for rel, path in files])
+    _, stat, newest, _ = tree.stat_print([(rel, path, os.lstat(path)) for rel, path in files])
     return stat, newest
 
 

@@ -7,6 +7,9 @@ code 1 (the index or the published site is bad) and ``UsageError`` to exit code 
 from __future__ import annotations
 
 from registry_tool.errors import CheckFailed, Location, UsageError
+
+# Re-exported: the build raises it (the rules are manifest.tree's, shared with validate).
+from registry_tool.manifest.errors import UnsafeIndexPathError as UnsafeIndexPathError
 from registry_tool.report import Report, Severity
 
 
@@ -43,12 +46,6 @@ class PublishedReleaseRemovedError(CheckFailed):
     """A release of ``--previous`` is missing from the index (yank it instead)."""
 
     code = "published-release-removed"
-
-
-class UnsafeIndexPathError(CheckFailed):
-    """A name in the index cannot be published safely (symlink, special file, unsafe name)."""
-
-    code = "unsafe-path"
 
 
 class RootChainError(CheckFailed):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from registry_tool.manifest import tree as tree_mod
 from registry_tool.registry import build as build_mod
 from registry_tool.registry import cache as cache_mod
 from registry_tool.registry import publish as publish_mod
@@ -291,13 +292,13 @@ def test_a_recorded_plugin_folder_that_holds_is_not_listed_again(
     first, folders = _plugin_scan(index)
     assert [key for key, *_ in first] == ["alpha/1.0.0", "alpha/1.1.0"]
     assert folders["alpha"][0].startswith(b"1.0.0\x001.1.0\0\0")
-    real = scan_mod._subfolders
+    real = tree_mod.subfolders
 
     def plugins_only(folder: str, *args: Any) -> Any:
         assert folder != str(plugin), "the plugin folder was listed again"
         return real(folder, *args)
 
-    monkeypatch.setattr(scan_mod, "_subfolders", plugins_only)
+    monkeypatch.setattr(tree_mod, "subfolders", plugins_only)
     assert _plugin_scan(index, {"alpha": folders["alpha"][0]}) == (first, folders)
 
 
@@ -412,13 +413,13 @@ def test_a_plugin_folder_this_process_cannot_read_is_listed_as_without_the_cache
     index, plugin = _two_versions(tmp_path)
     first, folders = _plugin_scan(index)
     listed: list[str] = []
-    real = scan_mod._subfolders
+    real = tree_mod.subfolders
 
     def record(folder: str, *args: Any) -> Any:
         listed.append(folder)
         return real(folder, *args)
 
-    monkeypatch.setattr(scan_mod, "_subfolders", record)
+    monkeypatch.setattr(tree_mod, "subfolders", record)
     monkeypatch.setattr(scan_mod, "open_folder", lambda path: None)
     assert _plugin_scan(index, {"alpha": folders["alpha"][0]})[0] == first
     assert str(plugin) in listed
