@@ -77,6 +77,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 "A description or author holds a control character or a bidi override, or a "
                 "homepage/repository URL a character URLs exclude or a non-ASCII host.",
             ),
+            "host-grammar": (
+                _E,
+                "The host range is outside the registry's range grammar, with which clients read it.",
+            ),
             "abi-not-allowed": (_E, "plugin.abi is not in registry.toml [abis].allowed."),
             "host-range": (
                 _E,

@@ -17,11 +17,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-
-from semantic_version import Version
+from typing import TYPE_CHECKING
 
 from registry_tool.errors import UsageError
 from registry_tool.format.rules import is_plugin_name, is_version
+
+if TYPE_CHECKING:
+    from semantic_version import Version
 
 _WS = "[ \t]"
 _OR = re.compile(rf"{_WS}*\|\|{_WS}*")
@@ -47,7 +49,9 @@ class UnsafeNameError(UsageError):
 
 
 # A bound: (operator, version, names a prerelease).  Operators: ">=", ">", "<", "<=", "=".
-Bound = tuple[str, Version, bool]
+# semantic_version is imported when a range is first built or matched: ``check_range`` (validate)
+# reads the grammar alone and never needs it.
+Bound = tuple[str, "Version", bool]
 
 
 def _bad(text: str, why: str) -> RangeSyntaxError:
@@ -57,9 +61,13 @@ def _bad(text: str, why: str) -> RangeSyntaxError:
     )
 
 
-def _comparator(token: str, text: str) -> list[Bound]:
+Token = tuple[str, int, int | None, int | None, tuple[str, ...]]  # op, major, minor, patch, prerelease
+
+
+def _token(token: str, text: str) -> Token | None:
+    """One comparator's parts (None for ``*``), refusing what the grammar does not hold."""
     if token == "*":  # noqa: S105 (a range token, not a password)
-        return []
+        return None
     m = _COMPARATOR.fullmatch(token)
     if m is None:
         raise _bad(text, f"{token!r} is not a comparator")
@@ -74,6 +82,16 @@ def _comparator(token: str, text: str) -> list[Bound]:
     full = minor is not None and patch is not None
     if pre_parts and not full:
         raise _bad(text, f"{token!r} has a prerelease after a wildcard")
+    return op, major, minor, patch, pre_parts
+
+
+def _comparator(token: str, text: str) -> list[Bound]:
+    parts = _token(token, text)
+    if parts is None:
+        return []
+    op, major, minor, patch, pre_parts = parts
+    full = minor is not None and patch is not None
+    from semantic_version import Version
 
     def v(a: int, b: int, c: int, p: tuple[str, ...] = ()) -> Version:
         return Version(major=a, minor=b, patch=c, prerelease=p)
@@ -124,6 +142,8 @@ class Range:
 
     def matches(self, version: str | Version) -> bool:
         """Whether ``version`` satisfies one of the range's ``||`` alternatives."""
+        from semantic_version import Version
+
         ver = version if isinstance(version, Version) else Version(version)
         return any(_set_matches(bounds, ver) for bounds in self.sets)
 
@@ -147,9 +167,8 @@ def _set_matches(bounds: tuple[Bound, ...], ver: Version) -> bool:
     return True
 
 
-@lru_cache(maxsize=4096)  # a registry repeats the same few host ranges
-def parse_range(text: str) -> Range:
-    """Parse a range of the grammar above (``RangeSyntaxError`` otherwise)."""
+def _sets(text: str) -> list[list[str]]:
+    """The comparator tokens of each ``||`` alternative of ``text``."""
     if not text or text != text.strip(" \t") or len(text) > 256:
         raise _bad(text, "empty, surrounded by spaces or too long")
     sets = []
@@ -159,11 +178,31 @@ def parse_range(text: str) -> Range:
         tokens = _AND.split(part)
         if any(not t for t in tokens):
             raise _bad(text, "an empty comparator")
+        sets.append(tokens)
+    return sets
+
+
+@lru_cache(maxsize=4096)  # a registry repeats the same few host ranges
+def parse_range(text: str) -> Range:
+    """Parse a range of the grammar above (``RangeSyntaxError`` otherwise)."""
+    sets = []
+    for tokens in _sets(text):
         bounds: list[Bound] = []
         for token in tokens:
             bounds.extend(_comparator(token, text))
         sets.append(tuple(bounds))
     return Range(text, tuple(sets))
+
+
+def check_range(text: str) -> None:
+    """Refuse a range outside the grammar above (``RangeSyntaxError``), as ``parse_range`` does.
+
+    The grammar alone: no version is built, so ``semantic_version`` is not imported (validate of
+    one release does not load it).
+    """
+    for tokens in _sets(text):
+        for token in tokens:
+            _token(token, text)
 
 
 def check_name(name: str) -> str:
@@ -251,6 +290,8 @@ def choose(
             f"host version {host_version!r} is not a strict semver version",
             fix="give the host's version as MAJOR.MINOR.PATCH, e.g. 0.5.0",
         )
+    from semantic_version import Version
+
     skipped: list[str] = []
     candidates: list[Version] = []
     rng = req.range

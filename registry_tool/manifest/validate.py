@@ -398,6 +398,22 @@ def _check_host_range(ctx: _Ctx) -> None:
     except RangeError as err:
         ctx.add("host-range", str(err), field_, "write a range such as '>=0.2.0, <0.4.0'")
         return
+    # Published as the release's ``host``, which every client reads with the registry's own range
+    # grammar: a range semantic_version reads but that grammar does not (``0.2.0 - 0.9.0``, ``!=``)
+    # would match no host version, and the release could never be installed for one.
+    from registry_tool.format.ranges import RangeSyntaxError, check_range
+
+    try:
+        check_range(m.host_range)
+    except RangeSyntaxError as err:
+        ctx.add(
+            "host-grammar",
+            f"host range {m.host_range!r} is outside the registry's range grammar, which clients read "
+            f"it with: {err.what.split(': ', 1)[-1]}",
+            field_,
+            err.fix or "write a range such as '>=0.2.0, <0.4.0'",
+        )
+        return
     if not overlap:
         ctx.add(
             "host-range",
@@ -1163,7 +1179,7 @@ def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
 #: refuse a release for them (an index signed before they existed must still build; the build
 #: publishes such a release as every verifier reads it: whole milliseconds rounded a half away
 #: from zero, text escaped wherever it is shown).  validate and ci check report them as errors.
-NEW_RELEASE_RULES = frozenset({"text-field", "limit-precision", "reserved-name", "test-args"})
+NEW_RELEASE_RULES = frozenset({"text-field", "limit-precision", "reserved-name", "test-args", "host-grammar"})
 
 
 def check_release(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+
 import pytest
 
 from registry_tool.format import RangeSyntaxError, Requirement, UnsafeNameError, choose, parse_range
+from registry_tool.format.ranges import check_range
 
 
 @pytest.mark.parametrize(
@@ -105,3 +111,39 @@ def test_choose_skips_yanked_unless_pinned_and_respects_host() -> None:
     assert pick("alpha@>=1.2.0-rc.1 <2") == "1.2.0-rc.1"
     with pytest.raises(Exception, match=r"skipped 1\.1\.0 \(yanked: broken\)"):
         pick("alpha@~1.1")
+
+
+def _accepts(check: Callable[[str], object], text: str) -> bool:
+    try:
+        check(text)
+    except RangeSyntaxError:
+        return False
+    return True
+
+
+def test_check_range_accepts_exactly_what_parse_range_accepts() -> None:
+    """``check_range`` (validate's grammar check, no versions built) and ``parse_range`` agree.
+
+    On the grammar's pieces joined at random: comparators, wildcards, prereleases, separators.
+    """
+    pieces = ["1", "0", "01", "1.2", "1.2.3", "1.x", "1.*", "x", "*", "^", "~", ">=", "<", "=", ">", "<=",
+              "!=", "-rc.1", "-", "+b", ".", " ", "  ", ",", ", ", "||", " || ", "\t", "v", "1.2.3-alpha",
+              "1.x.3"]  # fmt: skip
+    rng = random.Random(17)
+    texts = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 7))) for _ in range(6000)}
+    accepted = 0
+    for text in sorted(texts):
+        parsed = _accepts(parse_range, text)
+        assert _accepts(check_range, text) == parsed, text
+        accepted += parsed
+    assert 50 < accepted < len(texts) - 50  # both sides of the grammar are exercised
+
+
+def test_check_range_needs_no_semantic_version() -> None:
+    """validate of one release reads the grammar without importing semantic_version (slow to import)."""
+    code = (
+        "import sys; from registry_tool.format.ranges import check_range;"
+        "check_range('>=0.2.0, <1.0.0 || ^2');"
+        "assert 'semantic_version' not in sys.modules and 'registry_tool.format.documents' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
