@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from registry_tool.format.strictjson import MAX_SAFE_INTEGER
 from registry_tool.manifest.abi import ABI_SPECS, gated_module
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
 from registry_tool.manifest.source import TomlSource, TomlSyntaxError, parse_toml, schema_findings
@@ -351,6 +352,15 @@ def _build(src: TomlSource, rel: str, proven: Container[str]) -> tuple[RegistryC
         except (UnitError, KeyError, ValueError) as err:
             bad("limits", f"limits.{level}", str(err), "use sizes like '16MiB' and durations like '2s'")
             limits[level] = Limits()
+    for level, set_ in limits.items():
+        for name, value in vars(set_).items():
+            if value is not None and value > MAX_SAFE_INTEGER:  # a manifest's are checked against these
+                bad(
+                    "limits",
+                    f"limits.{level}.{name}",
+                    f"{name} {_num(value)} is above 2**53, the largest number the registry's documents hold",
+                    f"lower limits.{level}.{name}",
+                )
     for name, value, cap in limits["default"].exceeding(limits["max"]):
         bad(
             "limit-exceeded",
@@ -364,6 +374,24 @@ def _build(src: TomlSource, rel: str, proven: Container[str]) -> tuple[RegistryC
         validity = parse_duration(d.get("index", {}).get("validity", "7d"))
     except UnitError as err:
         bad("schema", "index.validity", str(err), "use a duration such as '7d'")
+    if validity < 1:  # registry.json's times are whole seconds: it would expire when it is made
+        bad(
+            "schema",
+            "index.validity",
+            f"validity {_num(validity)} s is under one second",
+            "use a duration such as '7d'",
+        )
+    # JSON Schema's "$" ends a string, Python's also matches before a final newline: a name the
+    # schema's pattern let through with one would be published, and break a signature's trusted
+    # comment or a permission lookup.
+    named = [("registry.name", d["registry"]["name"]), ("registry.base_url", d["registry"]["base_url"])]
+    # A permission's field as the TOML line map spells a quoted key's escapes.
+    named += [
+        (f"permissions.{name.encode('unicode_escape').decode()}", name) for name in d.get("permissions", {})
+    ]
+    for field_, value in named:
+        if "\n" in value:
+            bad("schema", field_, f"{field_} ({value!r}) holds a line break", "remove the line break")
 
     permissions = {
         name: Permission(

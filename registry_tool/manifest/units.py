@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+from registry_tool.format.strictjson import MAX_SAFE_INTEGER
+
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -35,16 +37,20 @@ def parse_size(value: int | str) -> int:
         # A TOML float such as 1e308 is refused here, not turned into a huge byte count.
         raise UnitError(f"expected a size such as '16MiB' or an integer byte count, got {value!r}")
     if isinstance(value, int):
-        if value < 0:
-            raise UnitError(f"size must not be negative, got {value}")
-        return value
-    match = _NUMBER_UNIT.match(value)
-    unit = match.group(2).lower() if match else None
-    if not match or unit not in _SIZE_UNITS:
-        raise UnitError(
-            f"invalid size {value!r}: use an integer byte count or a number with B, KiB, MiB, GiB"
-        )
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+        size = value
+    else:
+        match = _NUMBER_UNIT.match(value)
+        unit = match.group(2).lower() if match else None
+        if not match or unit not in _SIZE_UNITS:
+            raise UnitError(
+                f"invalid size {value!r}: use an integer byte count or a number with B, KiB, MiB, GiB"
+            )
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size < 0:
+        raise UnitError(f"size must not be negative, got {value}")
+    if size > MAX_SAFE_INTEGER:  # the registry's documents hold integers up to 2**53
+        raise UnitError(f"size {value!r} is out of range (at most 2**53 bytes)")
+    return size
 
 
 def milliseconds(seconds: float) -> int:
@@ -64,7 +70,9 @@ def parse_duration(value: int | float | str) -> float:
         raise UnitError(f"expected a duration such as '2s', got {value!r}")
     if isinstance(value, int | float):
         if not math.isfinite(value) or abs(value) > MAX_SECONDS:
-            raise UnitError(f"duration {value!r} is out of range (at most {MAX_SECONDS:g} seconds)")
+            raise UnitError(
+                f"duration {value!r} is out of range (at most {MAX_SECONDS:g} seconds: ten years)"
+            )
         if value < 0:
             raise UnitError(f"duration must not be negative, got {value}")
         return float(value)
@@ -74,7 +82,10 @@ def parse_duration(value: int | float | str) -> float:
         raise UnitError(
             f"invalid duration {value!r}: use a number with ms, s, m, h, d or w (e.g. '2s', '7d')"
         )
-    return float(match.group(1)) * _DURATION_UNITS[unit]
+    seconds = float(match.group(1)) * _DURATION_UNITS[unit]
+    if seconds > MAX_SECONDS:
+        raise UnitError(f"duration {value!r} is out of range (at most {MAX_SECONDS:g} seconds: ten years)")
+    return seconds
 
 
 def format_size(n: int) -> str:

@@ -147,6 +147,28 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         ('memory = "16MiB"', 'memory = "512MiB"', "limit-exceeded", "default memory"),
         ("simd = true", "simd = false\nrelaxed_simd = true", "features", "requires 'simd'"),
+        # What the schema lets through but the build cannot publish (a crash, or a refused document).
+        ('validity = "7d"', 'validity = "500000w"', "schema", "ten years"),
+        ('validity = "7d"', 'validity = "999999999999999999w"', "schema", "ten years"),
+        ('validity = "7d"', 'validity = "500ms"', "schema", "under one second"),
+        ('compile_time = "300s"', 'compile_time = "999999999999999999w"', "limits", "ten years"),
+        ("fuel = 1_000_000_000", "fuel = 4_611_686_018_427_387_904", "limits", "2**53"),
+        ('memory = "256MiB"', 'memory = "999999999999999999GiB"', "limits", "2**53"),
+        ('name = "ferrite-plugins"', 'name = "ferrite-plugins\\n"', "schema", "line break"),
+        (
+            'base_url = "http://127.0.0.1:8765/"',
+            'base_url = "http://127.0.0.1:8765/\\n"',
+            "schema",
+            "line break",
+        ),
+        (
+            'base_url = "http://127.0.0.1:8765/"',
+            f'base_url = "http://127.0.0.1:8765/{"a" * 2048}/"',
+            "schema",
+            "long",
+        ),
+        ('versions = ">=0.2.0, <1.0.0"', f'versions = ">=0.2.0, <1.0.0{" " * 250}"', "schema", "long"),
+        ("[permissions.keys]", '[permissions."keys\\n"]', "schema", "line break"),
     ],
 )
 def test_bad_registry_config(tmp_path: Path, old: str, new: str, rule: str, fragment: str) -> None:
