@@ -156,6 +156,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             ),
             "artifact-digest": (_E, "The artifact's sha256/size differ from what plugin.toml pins."),
             "signature": (_E, "The release (or yank) is not signed by enough authorised maintainers."),
+            "signature-name": (
+                _E,
+                "A keyed signature file F.<KEYID>.minisig holds a signature another key made (verifiers "
+                "look a signature up by its signer's id).",
+            ),
             "permission-escalation": (_E, "A new version declares permissions its previous version did not."),
             "import-escalation": (
                 _E,

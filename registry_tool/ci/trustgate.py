@@ -21,7 +21,12 @@ from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.format import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES, root_file_version
 from registry_tool.report import Finding, Severity
-from registry_tool.signing.release import read_signatures, signature_paths
+from registry_tool.signing.release import (
+    SignatureNameError,
+    check_signature_name,
+    read_signatures,
+    signature_paths,
+)
 from registry_tool.trust.policy import ThresholdNotMetError
 from registry_tool.trust.root import (
     Root,
@@ -179,6 +184,14 @@ class TrustGate:
                 root, plugin, signed, texts, now, published_at=published_at, where=where
             )
 
+        for file_name, text in sigs:
+            try:
+                check_signature_name(file_name, signed_file.name, text)
+            except SignatureNameError as err:
+                rel_name = str(folder_rel / file_name)
+                verdict.findings.append(Finding(err.code, err.what, file=rel_name, line=1, fix=err.fix))
+        if verdict.findings:
+            return verdict
         # Each file on its own too: every signature file is published beside the release, so one
         # that is no valid signature by a delegated maintainer (junk, a copied key id, a revoked or
         # undelegated key, another file's signature) is an unsigned file in it.
@@ -314,12 +327,15 @@ def _read_root(path: Path) -> bytes:
 
 
 def _read_root_signatures(path: Path) -> list[str]:
-    return [
-        read_bounded(p, MAX_SIGNATURE_BYTES, "signature", follow_symlinks=False).decode(
-            "utf-8", "surrogateescape"
+    texts = []
+    for p in signature_paths(path):
+        texts.append(
+            read_bounded(p, MAX_SIGNATURE_BYTES, "signature", follow_symlinks=False).decode(
+                "utf-8", "surrogateescape"
+            )
         )
-        for p in signature_paths(path)
-    ]
+        check_signature_name(p.name, path.name, texts[-1], where=str(p))
+    return texts
 
 
 def _verify_chain(base: Path, versions: list[int], root_dir: str) -> Root:

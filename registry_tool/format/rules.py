@@ -132,6 +132,14 @@ def is_signature_of(entry: str, signed_name: str) -> bool:
     return rest == SIG_SUFFIX or _KEYED_SUFFIX_RE.fullmatch(rest) is not None
 
 
+def signature_key_id(entry: str, signed_name: str) -> str | None:
+    """The KEYID of ``<signed_name>.<KEYID>.minisig``; None for the plain name or another file."""
+    if not entry.startswith(signed_name):
+        return None
+    m = _KEYED_SUFFIX_RE.fullmatch(entry[len(signed_name) :])
+    return m.group(1) if m else None
+
+
 def is_yank_file(name: str) -> bool:
     """What a yank may add to a published release: yank.toml and its signatures."""
     return name == YANK or is_signature_of(name, YANK)

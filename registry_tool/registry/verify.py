@@ -48,7 +48,7 @@ from registry_tool.registry.errors import RollbackError, UnsafeIndexPathError
 from registry_tool.registry.scan import IndexRelease, RootChain
 from registry_tool.report import Severity
 from registry_tool.signing import manifest_identity
-from registry_tool.signing.release import ParsedIdentity
+from registry_tool.signing.release import ParsedIdentity, check_signature_name
 from registry_tool.trust import verify_index_signatures, verify_release_signatures, verify_yank_signatures
 
 #: A release's entry in its plugin document as JSON (``Release.to_json()``), without ``published_at``.
@@ -231,8 +231,17 @@ def _read(folder: str, name: str) -> bytes:
 
 
 def _signatures(data: dict[str, bytes], signed: str) -> list[str]:
-    """The signature files of ``signed`` among the bytes read for publication."""
-    return [data[n].decode("utf-8", "surrogateescape") for n in sorted(data) if is_signature_of(n, signed)]
+    """The signature files of ``signed`` among the bytes read for publication.
+
+    Raises:
+        SignatureNameError: a keyed signature file holds another key's signature.
+    """
+    texts = []
+    for name in sorted(data):
+        if is_signature_of(name, signed):
+            texts.append(data[name].decode("utf-8", "surrogateescape"))
+            check_signature_name(name, signed, texts[-1])
+    return texts
 
 
 def _read_yank(

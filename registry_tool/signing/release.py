@@ -19,9 +19,43 @@ from registry_tool._files import read_bounded, write_replacing
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
-from registry_tool.format.rules import MAX_SIGNATURE_BYTES, SIG_SUFFIX, is_signature_of
+from registry_tool.format.rules import MAX_SIGNATURE_BYTES, SIG_SUFFIX, is_signature_of, signature_key_id
 from registry_tool.format.rules import YANK as YANK
 from registry_tool.signing.minisign import SecretKey, Signature, sign_bytes
+
+
+class SignatureNameError(CheckFailed):
+    """A keyed signature file (``F.<KEYID>.minisig``) holds a signature another key made."""
+
+    code = "signature-name"
+
+
+def check_signature_name(name: str, signed_name: str, text: str, *, where: str | None = None) -> None:
+    """Refuse a keyed signature file of ``signed_name`` whose signature another key made.
+
+    Verifiers fetch ``F.<KEYID>.minisig`` by the id of a key that signed F
+    (``format.rules.signature_names``): under another id the signature is never found, so the
+    release (or root version) would verify for the build and ci check and for no client.  A text
+    that is no minisign signature is left to the signature checks, which count it as none.
+
+    Raises:
+        SignatureNameError: the signature's key id is not the one in ``name``.
+    """
+    named = signature_key_id(name, signed_name)
+    if named is None:
+        return
+    try:
+        signer = Signature.parse(text).key_id
+    except CheckFailed:
+        return
+    if signer != named:
+        raise SignatureNameError(
+            f"{name} holds a signature by key {signer}, not by key {named}: verifiers look a signature "
+            f"up by its signer's key id, and would never find this one",
+            where=where or name,
+            fix=f"rename it to {signed_name}.{signer}{SIG_SUFFIX} (or to {signed_name}{SIG_SUFFIX} if "
+            "that name is free)",
+        )
 
 
 class ReleaseSigningError(UsageError):
@@ -74,13 +108,16 @@ def read_signatures(signed_file: Path) -> list[str]:
 
     Raises:
         FileTooLargeError: a signature file is larger than a minisign signature can be.
+        SignatureNameError: a keyed signature file holds another key's signature.
     """
-    return [
-        read_bounded(p, MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False).decode(
+    texts = []
+    for p in signature_paths(signed_file):
+        text = read_bounded(p, MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False).decode(
             "utf-8", errors="surrogateescape"
         )
-        for p in signature_paths(signed_file)
-    ]
+        check_signature_name(p.name, signed_file.name, text, where=str(p))
+        texts.append(text)
+    return texts
 
 
 def keyed_signature_path(signed_file: Path, key_id: str) -> Path:

@@ -30,3 +30,14 @@ def test_real_key_id_signature_names_are_accepted(index_repo: IndexRepo) -> None
     (release / "plugin.toml.minisig").rename(release / f"plugin.toml.{key_id}.minisig")
     index_repo.commit()
     assert errors(index_repo.check()) == []
+
+
+def test_a_signature_filed_under_another_keys_id_is_refused(index_repo: IndexRepo) -> None:
+    """No client would find it: verifiers fetch F.<KEYID>.minisig by the id of a key that signed F."""
+    release = index_repo.release("alpha", "1.1.0")
+    wrong = index_repo.keys.bob.key_id
+    (release / "plugin.toml.minisig").rename(release / f"plugin.toml.{wrong}.minisig")
+    index_repo.commit()
+    found = [f for f in errors(index_repo.check()) if f.rule == "signature-name"]
+    assert [f.file for f in found] == [f"{A}/1.1.0/plugin.toml.{wrong}.minisig"]
+    assert index_repo.keys.alice.key_id in found[0].message
