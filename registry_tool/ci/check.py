@@ -574,7 +574,7 @@ class _IndexCheck:
         found: list[Finding] = []
         folder = self.path("plugins") + "/"
         base = self._base_config()
-        lowered: list[tuple[str, Manifest]] = []
+        changed: list[tuple[str, Manifest]] = []
         for path in self.repo.list_files("HEAD", self.path("plugins")):
             parts = path[len(folder) :].split("/")
             if len(parts) != 3 or parts[2] != "plugin.toml":
@@ -587,8 +587,8 @@ class _IndexCheck:
                 if f.severity is Severity.error and f.rule not in NEW_RELEASE_RULES
             ]
             manifest = checked.manifest
-            if not errors and manifest is not None and _limits_lowered(manifest, base, config):
-                lowered.append((rel_dir, manifest))
+            if not errors and manifest is not None and _limits_changed(manifest, base, config):
+                changed.append((rel_dir, manifest))
             if errors and len(found) == _MAX_CONFIG_FINDINGS:
                 found.append(
                     Finding(
@@ -613,24 +613,26 @@ class _IndexCheck:
                         "immutable): raise limits, keep host versions and permissions they use",
                     )
                 )
-        return found or self._smoke_under(config, base, lowered)
+        return found or self._smoke_under(config, base, changed)
 
     def _smoke_under(
-        self, config: RegistryConfig, base: RegistryConfig, lowered: list[tuple[str, Manifest]]
+        self, config: RegistryConfig, base: RegistryConfig, changed: list[tuple[str, Manifest]]
     ) -> list[Finding]:
-        """Smoke-run the releases whose effective limits the new registry.toml lowers.
+        """Smoke-run the releases whose effective limits the new registry.toml changes.
 
-        Validation cannot tell whether a test still fits a lower fuel, memory, time or stack: the
-        next build's smoke run would refuse a published (immutable) release that no longer does.
+        Validation cannot tell whether a test still passes under other limits: a lower fuel,
+        memory, time or stack may cut it short, and a higher one may let a test that expects
+        ``out_of_fuel`` or ``memory_limit`` (or a module that checks ``memory.grow``) run on.  The
+        next build's smoke run would refuse a published (immutable) release that no longer passes.
         """
-        if not lowered:
+        if not changed:
             return []
         rel = self.path("registry.toml")
-        if len(lowered) > base.max_new_releases:
+        if len(changed) > base.max_new_releases:
             return [
                 Finding(
                     rule="config-invalid",
-                    message=f"the new registry.toml lowers the limits of {len(lowered)} releases, each to "
+                    message=f"the new registry.toml changes the limits of {len(changed)} releases, each to "
                     f"be smoke-run again; at most {base.max_new_releases} per pull request "
                     "([ci] max_new_releases at the base)",
                     file=rel,
@@ -640,7 +642,7 @@ class _IndexCheck:
                 )
             ]
         found: list[Finding] = []
-        for rel_dir, manifest in lowered:
+        for rel_dir, manifest in changed:
             try:
                 outcomes = (self.options.smoke or _smoke_release)(manifest, config)
             except RegistryToolError as err:
@@ -654,11 +656,11 @@ class _IndexCheck:
                     Finding(
                         rule="config-invalid",
                         message=f"{manifest.name} {manifest.version} would fail its smoke tests under the "
-                        f"new registry.toml's lower limits: {failed}",
+                        f"new registry.toml's limits: {failed}",
                         file=f"{rel_dir}/plugin.toml",
                         line=1,
-                        fix="keep the limits published releases need (they are immutable): raise "
-                        "[limits.default] / [limits.max] back",
+                        fix="keep the limits published releases were published under (they are "
+                        "immutable): restore [limits.default] / [limits.max]",
                     )
                 )
         return found
@@ -1053,15 +1055,15 @@ def _smoke_release(manifest: Manifest, config: RegistryConfig) -> list[TestOutco
     return list(smoke_release(manifest, config))
 
 
-def _limits_lowered(manifest: Manifest, before: RegistryConfig, after: RegistryConfig) -> bool:
-    """Does any effective sandbox limit of ``manifest`` go down from ``before`` to ``after``?"""
+def _limits_changed(manifest: Manifest, before: RegistryConfig, after: RegistryConfig) -> bool:
+    """Does any effective sandbox limit of ``manifest`` differ from ``before`` to ``after``?"""
     if not manifest.tests:
         return False
     from registry_tool.sandbox.harness import limits_for
 
     old, new = limits_for(manifest, before), limits_for(manifest, after)
     names = ("fuel", "memory", "wall_time", "table_elements", "instances", "stack", "compile_timeout")
-    return any(getattr(new, n) < getattr(old, n) for n in names)
+    return any(getattr(new, n) != getattr(old, n) for n in names)
 
 
 #: Folder levels below a release (or the root folder) the check walks: releases are flat (a module,

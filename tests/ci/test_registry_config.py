@@ -320,3 +320,33 @@ def test_a_registry_toml_whose_lower_limits_a_published_release_no_longer_runs_u
     _pin(index_repo, config)
     index_repo.commit()
     assert "config-invalid" not in _rules(index_repo.check(base="HEAD~2"))
+
+
+def test_a_registry_toml_whose_higher_limits_change_a_published_releases_outcome_is_refused(
+    index_repo: IndexRepo,
+) -> None:
+    """A test that expects ``out_of_fuel`` under the published default passes under a higher one:
+    the next build's smoke run refuses the published release, as it does under a lower one."""
+    from tests.world import manifest_text as world_manifest
+    from tests.world import wasm
+
+    from .conftest import SLOW_ADD
+
+    config = index_repo.index / "registry.toml"
+    low = config.read_text().replace("fuel = 50_000_000", "fuel = 20_000", 1)
+    assert low != config.read_text()
+    config.write_text(low)
+    _pin(index_repo, config)
+    text = world_manifest(
+        "alpha", "1.1.0", license="MIT", keywords=None, host=">=0.1.0, <1.0.0", test=("spins", [2, 3], [5])
+    ).replace("expect = [5]", 'expect_trap = "out_of_fuel"')
+    index_repo.tree.add_release(
+        "alpha", "1.1.0", manifest=text, module=wasm(SLOW_ADD.format(n=100_000)), signer=index_repo.keys.alice
+    )
+    index_repo.commit("alpha 1.1.0, published under fuel 20,000")
+    config.write_text(low.replace("fuel = 20_000", "fuel = 50_000_000", 1))
+    _pin(index_repo, config)
+    index_repo.commit()
+    found = _errors(index_repo.check(base="HEAD~1"))
+    assert [f.rule for f in found] == ["config-invalid"], [f.text() for f in found]  # type: ignore[attr-defined]
+    assert "alpha 1.1.0 would fail its smoke tests" in found[0].message  # type: ignore[attr-defined]
