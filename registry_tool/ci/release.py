@@ -22,8 +22,7 @@ from registry_tool.ci.gitdiff import GitRepo
 from registry_tool.ci.model import APPROVAL_LABEL, CheckOptions, ReleaseKey
 from registry_tool.ci.squatting import look_alikes
 from registry_tool.ci.trustgate import TrustGate, Verdict, uncounted_findings
-from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, hidden_characters
-from registry_tool.format import MAX_YANK_REASON
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
 from registry_tool.manifest import RegistryConfig, inspect_wasm, load_manifest, validate_release
 from registry_tool.manifest.dependencies import IndexTree, check_dependencies
 from registry_tool.manifest.model import MAX_MANIFEST_BYTES, parse_manifest
@@ -494,9 +493,6 @@ class NewRelease:
 # ---------------------------------------------------------------------------- helpers
 
 
-_MAX_YANK_BYTES = 64 * 1024
-
-
 def signature_findings(
     signed: Path,
     rel: str,
@@ -552,78 +548,9 @@ def check_yank(
                 fix="add yank.toml with [yank] name, version and reason",
             )
         ]
-    from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded
+    from registry_tool.manifest.validate import yank_findings
 
-    try:
-        # A yank.toml is a few lines: bounded like plugin.toml, never through a link.
-        raw = read_bounded(yank, _MAX_YANK_BYTES, "yank.toml", follow_symlinks=False)
-    except (UnreadableFileError, UnsafePathError) as err:
-        return [
-            Finding(rule="yank-invalid", message=err.what, file=yank_rel, fix="keep yank.toml a small file")
-        ]
-    try:
-        src = parse_toml(yank, raw)
-    except TomlSyntaxError as err:
-        return [
-            Finding(
-                rule="yank-invalid",
-                message=f"yank.toml is not valid TOML: {err}",
-                file=yank_rel,
-                line=err.line,
-                column=err.column,
-                fix="correct the TOML syntax",
-            )
-        ]
-    findings: list[Finding] = []
-    table = src.data.get("yank")
-    table = table if isinstance(table, dict) else {}
-    for field_, expected in (("name", key.name), ("version", key.version)):
-        if table.get(field_) != expected:
-            findings.append(
-                Finding(
-                    rule="yank-invalid",
-                    message=f"yank.{field_} is {table.get(field_)!r}, expected {expected!r}",
-                    file=yank_rel,
-                    line=src.line_of(f"yank.{field_}") or 1,
-                    field=f"yank.{field_}",
-                    fix="a yank names exactly the release folder it is in",
-                )
-            )
-    reason = table.get("reason")
-    if isinstance(reason, str) and len(reason) > MAX_YANK_REASON:
-        findings.append(
-            Finding(
-                rule="yank-invalid",
-                message=f"yank.reason is {len(reason)} characters, above the {MAX_YANK_REASON} the plugin "
-                "document allows",
-                file=yank_rel,
-                line=src.line_of("yank.reason") or 1,
-                field="yank.reason",
-                fix="say it shorter: link to an advisory for the details",
-            )
-        )
-    if not isinstance(table.get("reason"), str) or not table["reason"].strip():
-        findings.append(
-            Finding(
-                rule="yank-invalid",
-                message="yank.reason is missing",
-                file=yank_rel,
-                line=src.line_of("yank") or 1,
-                field="yank.reason",
-                fix='say why, e.g. reason = "CVE-2026-1234: ..."',
-            )
-        )
-    elif hidden := hidden_characters(table["reason"], "\n\t"):
-        findings.append(
-            Finding(
-                rule="yank-invalid",
-                message=f"yank.reason holds control or bidi override characters ({', '.join(hidden)})",
-                file=yank_rel,
-                line=src.line_of("yank.reason") or 1,
-                field="yank.reason",
-                fix="remove them: every client shows the reason when it refuses the release",
-            )
-        )
+    findings = yank_findings(yank, yank_rel, key.name, key.version)
     findings.extend(signature_findings(yank, yank_rel, key, gates, files_must_count=files_must_count))
     return findings
 

@@ -50,7 +50,7 @@ from registry_tool.manifest.config import (
 )
 from registry_tool.manifest.errors import RegistryConfigError, UnsafeIndexPathError, WasmInspectionError
 from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
-from registry_tool.manifest.source import did_you_mean, read_plain
+from registry_tool.manifest.source import TomlSyntaxError, did_you_mean, parse_toml, read_plain
 from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
 from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
@@ -1172,7 +1172,97 @@ class CheckedRelease:
 
 def validate_release(release_dir: Path, config: RegistryConfig) -> CheckResult:
     """Check one release directory against every rule; never raises for a bad release."""
-    return check_release(release_dir, config).result
+    from registry_tool.format.rules import YANK
+
+    checked = check_release(release_dir, config)
+    yank = release_dir / YANK
+    if checked.manifest is not None and os.path.lexists(yank):
+        checked.result.findings.extend(
+            yank_findings(yank, display_path(yank), checked.manifest.name, checked.manifest.version)
+        )
+    return checked.result
+
+
+#: A yank.toml is a few lines: read bounded like plugin.toml, never through a link.
+MAX_YANK_BYTES = 64 * 1024
+
+
+def yank_findings(yank: Path, yank_rel: str, name: str, version: str) -> list[Finding]:
+    """What is wrong with the yank.toml ``yank`` of release ``name`` ``version``, its signatures aside.
+
+    validate and ci check report these; the build refuses a yank that names another release or
+    gives a longer reason.
+    """
+    from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded
+    from registry_tool.format.rules import MAX_YANK_REASON
+
+    try:
+        # A yank.toml is a few lines: bounded like plugin.toml, never through a link.
+        raw = read_bounded(yank, MAX_YANK_BYTES, "yank.toml", follow_symlinks=False)
+    except (UnreadableFileError, UnsafePathError) as err:
+        return [
+            Finding(rule="yank-invalid", message=err.what, file=yank_rel, fix="keep yank.toml a small file")
+        ]
+    try:
+        src = parse_toml(yank, raw)
+    except TomlSyntaxError as err:
+        return [
+            Finding(
+                rule="yank-invalid",
+                message=f"yank.toml is not valid TOML: {err}",
+                file=yank_rel,
+                line=err.line,
+                column=err.column,
+                fix="correct the TOML syntax",
+            )
+        ]
+    findings: list[Finding] = []
+
+    def add(message: str, field_: str, fix: str, near: str | None = None) -> None:
+        # On the key's line when the file spells it (else its table's, else line 1 for the annotation).
+        line = src.line_of(near or field_)
+        findings.append(
+            Finding(
+                "yank-invalid",
+                message,
+                file=yank_rel,
+                line=line or 1,
+                field=field_ if line else None,
+                fix=fix,
+            )
+        )
+
+    table = src.data.get("yank")
+    table = table if isinstance(table, dict) else {}
+    for field_, expected in (("name", name), ("version", version)):
+        if table.get(field_) != expected:
+            add(
+                f"yank.{field_} is {table.get(field_)!r}, expected {expected!r}",
+                f"yank.{field_}",
+                "a yank names exactly the release folder it is in",
+            )
+    reason = table.get("reason")
+    if isinstance(reason, str) and len(reason) > MAX_YANK_REASON:
+        add(
+            f"yank.reason is {len(reason)} characters, above the {MAX_YANK_REASON} the plugin document "
+            "allows",
+            "yank.reason",
+            "say it shorter: link to an advisory for the details",
+        )
+    if not isinstance(table.get("reason"), str) or not table["reason"].strip():
+        add(
+            "yank.reason is missing",
+            "yank.reason",
+            'say why, e.g. reason = "CVE-2026-1234: ..."',
+            near="yank",
+        )
+    elif hidden := hidden_characters(table["reason"], "\n\t"):
+        add(
+            f"yank.reason holds control or bidi override characters ({', '.join(hidden)})",
+            "yank.reason",
+            "remove them: every client shows the reason when it refuses the release",
+        )
+    return findings
 
 
 #: Rules for what a maintainer submits now, not for what is already published: the build does not
