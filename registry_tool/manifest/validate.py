@@ -587,6 +587,13 @@ def _check_module_bytes(ctx: _Ctx, file: str, size: int, cap: int | None, data: 
             "artifact.sha256",
             "the file changed after signing: restore it, or rebuild and re-sign the release",
         )
+    if m.artifact.sha256 is not None and m.artifact.size is None:  # the build and clients compare both
+        ctx.add(
+            "size-mismatch",
+            f"artifact.sha256 is pinned but artifact.size is not ({file!r} has {len(data)} bytes)",
+            "artifact.sha256",
+            "re-sign with `registry-tool sign`, which pins both",
+        )
 
 
 _PATH_FIX = "use a plain relative file name inside the release directory, e.g. 'plugin.wasm'"
