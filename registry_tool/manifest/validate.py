@@ -493,7 +493,8 @@ def _check_artifact(ctx: _Ctx) -> None:
             "artifact.file",
             _RESERVED_FIX,
         )
-        return
+        # And the module is checked on: the build tolerates the name in a published release
+        # (NEW_RELEASE_RULES) and must then find every other problem, not a missing file, later.
     if not (_PLAIN_NAME.fullmatch(file) and file not in (".", "..")):
         if not _refused_path(ctx, file):
             # A subfolder, a space, "+" or a letter outside ASCII: the build publishes the module

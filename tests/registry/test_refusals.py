@@ -504,3 +504,20 @@ def test_a_folder_named_like_a_root_version_is_refused_with_a_fix_that_fits(
         build(index, tmp_path / "site")
     assert "not a regular file (a folder)" in err.value.what
     assert "replace it by the file itself" in (err.value.fix or "")
+
+
+def test_a_missing_artifact_under_a_reserved_name_is_a_finding_not_a_crash(
+    index: Index, tmp_path: Path
+) -> None:
+    """The build tolerates a reserved artifact name in an indexed release (a rule for new ones), so
+    validation must go on to find the file missing: the build read it anyway and exited 2."""
+    folder = index.release_dir("alpha", "1.1.0")
+    manifest = folder / "plugin.toml"
+    (folder / "alpha.wasm").rename(folder / "PLUGIN.TOML")
+    manifest.write_text(manifest.read_text().replace('file = "alpha.wasm"', 'file = "PLUGIN.TOML"'))
+    for sig in folder.glob("plugin.toml*.minisig"):
+        sig.unlink()
+    sign_release(folder, index.keys.signer_for("alpha"))
+    (folder / "PLUGIN.TOML").unlink()
+    problems = refused(index, tmp_path / "site")
+    assert "artifact-missing" in [rule for _, rule, _ in problems], problems
