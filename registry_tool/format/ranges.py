@@ -194,6 +194,7 @@ def parse_range(text: str) -> Range:
     return Range(text, tuple(sets))
 
 
+@lru_cache(maxsize=4096)  # a build checks each release's host range: an index repeats a few
 def check_range(text: str) -> None:
     """Refuse a range outside the grammar above (``RangeSyntaxError``), as ``parse_range`` does.
 
