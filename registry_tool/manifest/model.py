@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from registry_tool._files import UnreadableFileError
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.config import Limits
 from registry_tool.manifest.errors import ManifestError
@@ -275,6 +276,35 @@ def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource
     )
 
 
+def read_manifest_bytes(path: Path) -> bytes:
+    """plugin.toml's bytes, from a regular file of at most 64 times the manifest cap.
+
+    Opened non-blocking and checked before reading: a FIFO in its place blocked validate and smoke
+    forever, and a link to /dev/zero made smoke read until memory ran out.  A file between the cap
+    and the read bound is read, so that the manifest-too-large rule can name its size.
+
+    Raises:
+        UnreadableFileError: missing, unreadable, not a regular file, or far too large.
+    """
+    from registry_tool._files import read_bounded
+
+    return read_bounded(path, 64 * MAX_MANIFEST_BYTES, MANIFEST_FILE)
+
+
+def manifest_read_finding(err: UnreadableFileError, path: Path) -> Finding:
+    """The finding for a plugin.toml ``read_manifest_bytes`` refused."""
+    from registry_tool._files import FileTooLargeError, NotRegularFileError
+
+    if isinstance(err, FileTooLargeError):
+        return Finding("manifest-too-large", err.what, file=str(path), fix=err.fix)
+    fix = (
+        f"replace it with the {MANIFEST_FILE} file itself"
+        if isinstance(err, NotRegularFileError)
+        else f"add a {MANIFEST_FILE} to the release directory"
+    )
+    return Finding("manifest-missing", err.what, file=str(path), fix=fix)
+
+
 def load_manifest(plugin_toml: Path, config: RegistryConfig | None = None) -> Manifest:
     """Read plugin.toml (or the plugin.toml in a release directory).
 
@@ -283,12 +313,9 @@ def load_manifest(plugin_toml: Path, config: RegistryConfig | None = None) -> Ma
     """
     path = plugin_toml / MANIFEST_FILE if plugin_toml.is_dir() else plugin_toml
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ManifestError(
-            f"cannot read {path}: {err.strerror}",
-            [Finding("manifest-missing", f"cannot read {path}: {err.strerror}", file=str(path))],
-        ) from None
+        raw = read_manifest_bytes(path)
+    except UnreadableFileError as err:
+        raise ManifestError(err.what, [manifest_read_finding(err, path)]) from None
     manifest, findings = parse_manifest(path, raw, str(path))
     if manifest is None:
         raise ManifestError(f"{path} is not a valid plugin manifest", findings)

@@ -18,6 +18,7 @@ from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
+from registry_tool._files import UnreadableFileError
 from registry_tool.errors import UsageError, hidden_characters, printable
 from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest import spdx, tree
@@ -49,7 +50,15 @@ from registry_tool.manifest.config import (
     load_registry_config,
 )
 from registry_tool.manifest.errors import RegistryConfigError, UnsafeIndexPathError, WasmInspectionError
-from registry_tool.manifest.model import EXPECT_KEYS, INPUT_KEYS, MANIFEST_FILE, Manifest, parse_manifest
+from registry_tool.manifest.model import (
+    EXPECT_KEYS,
+    INPUT_KEYS,
+    MANIFEST_FILE,
+    Manifest,
+    manifest_read_finding,
+    parse_manifest,
+    read_manifest_bytes,
+)
 from registry_tool.manifest.source import TomlSyntaxError, did_you_mean, parse_toml, read_plain
 from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
@@ -1319,16 +1328,10 @@ def check_release(
         )
         return CheckedRelease(result, None, None)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        result.findings.append(
-            Finding(
-                "manifest-missing",
-                f"cannot read {MANIFEST_FILE}: {err.strerror}",
-                file=relfile,
-                fix=f"add a {MANIFEST_FILE} to the release directory",
-            )
-        )
+        raw = read_manifest_bytes(path)  # bounded and non-blocking: a FIFO or a device is refused
+    except UnreadableFileError as err:
+        finding = manifest_read_finding(err, path)
+        result.findings.append(Finding(finding.rule, finding.message, file=relfile, fix=finding.fix))
         return CheckedRelease(result, None, None)
     return _check_parsed(path, raw, relfile, result, config, release)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -116,7 +120,7 @@ def test_a_missing_key_is_fixed_by_adding_it(tmp_path: Path, text: str, fix: str
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="cannot read"):
+    with pytest.raises(ManifestError, match="does not exist"):
         load_manifest(tmp_path / "plugin.toml")
     result = validate_release(tmp_path, load_registry_config(INDEX))
     assert not result.ok and result.findings[0].rule == "manifest-missing"
@@ -140,3 +144,30 @@ def test_validates_version_bound_is_the_formats() -> None:
     from registry_tool.manifest import validate
 
     assert validate._VERSION_NUMBER_MAX == VERSION_NUMBER_MAX
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_manifest_that_is_no_regular_file_is_refused_without_reading_it(tmp_path: Path, kind: str) -> None:
+    """A FIFO blocked validate and smoke forever; a link to /dev/zero made smoke read until memory ran out.
+
+    A writer opens the FIFO after a few seconds, so that reading it (the old way) ends instead of hanging.
+    """
+    manifest = tmp_path / "plugin.toml"
+    if kind == "fifo":
+        os.mkfifo(manifest)
+
+        def unblock() -> None:
+            time.sleep(3)
+            with contextlib.suppress(OSError):
+                os.close(os.open(manifest, os.O_WRONLY | os.O_NONBLOCK))
+
+        threading.Thread(target=unblock, daemon=True).start()
+    else:
+        os.symlink("/dev/null", manifest)
+    with pytest.raises(ManifestError, match="not a regular file"):
+        load_manifest(manifest)
+    result = validate_release(tmp_path, load_registry_config(INDEX))
+    assert [f.rule for f in result.findings] == ["manifest-missing"] or "symlink" in [
+        f.rule for f in result.findings
+    ]
+    assert "not a regular file" in result.findings[0].message or result.findings[0].rule == "symlink"
