@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -442,14 +443,29 @@ def markdown_summary(report: Report) -> str:
 _COMMAND_LINE = re.compile(r"^(\s*):(?=:)", re.M)
 
 
+def append_step_summary(path: str, text: str) -> None:
+    """Append to the job summary file the runner names ($GITHUB_STEP_SUMMARY).
+
+    The summary is a courtesy: a file that cannot be written (a folder, a path under a file, a
+    full disk) is a warning on stderr, and the report, the annotations and the exit code stand.
+    """
+    try:
+        with Path(path).open("a", encoding="utf-8") as fh:
+            fh.write(text)
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        sys.stderr.write(
+            f"warning: the job summary $GITHUB_STEP_SUMMARY ({path!r}) was not written: {reason}\n"
+        )
+
+
 def render_github(report: Report, out: TextIO) -> None:
     """Annotations, the Markdown job summary (when $GITHUB_STEP_SUMMARY is set), then the text report."""
     for result, finding in report.findings():
         out.write(github_annotation(finding, result.subject) + "\n")
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        with Path(summary_path).open("a", encoding="utf-8") as fh:
-            fh.write(markdown_summary(report))
+        append_step_summary(summary_path, markdown_summary(report))
     # The text report shares the log with the annotations: none of its lines may read as a command.
     text = io.StringIO()
     render_text(report, text)

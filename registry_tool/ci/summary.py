@@ -16,6 +16,7 @@ from registry_tool.report import (
     OutputFormat,
     Report,
     Severity,
+    append_step_summary,
     json_text,
     markdown_summary,
     render,
@@ -98,11 +99,24 @@ def write_outputs(
 
     details = release_details(report)
     if sarif_file is not None:
-        sarif_file.write_text(json_text(to_sarif(report, __version__)), encoding="utf-8")
+        _side_file(sarif_file, "--sarif-file", "w", json_text(to_sarif(report, __version__)))
     if summary_file is not None:
-        with summary_file.open("a", encoding="utf-8") as fh:
-            fh.write(markdown_summary(report) + "\n" + details)
+        _side_file(summary_file, "--summary-file", "a", markdown_summary(report) + "\n" + details)
     render(report, fmt, out)
     if fmt is OutputFormat.github and step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as fh:
-            fh.write("\n" + details)
+        append_step_summary(step_summary, "\n" + details)
+
+
+def _side_file(path: Path, option: str, mode: str, text: str) -> None:
+    """Write (``w``) or append (``a``) a file an option names; one that cannot be is a usage error."""
+    from registry_tool.errors import UsageError
+
+    try:
+        with path.open(mode, encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        raise UsageError(
+            f"cannot write {option} {path}: {err.strerror or err}",
+            where=str(path),
+            fix=f"give {option} a file in an existing folder you may write",
+        ) from None
