@@ -126,6 +126,22 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             stopped(UsageError(str(err.strerror or err), where=where), fmt, cause=err)
         except (typer.Exit, typer.Abort, TyperException):
             raise  # typer's own control flow (typer.Exit is a RuntimeError)
+        except UnicodeEncodeError as err:
+            if "surrogate" not in str(err.reason):
+                internal_error(err, fmt, command=command_name())
+            # Bytes that are not UTF-8 in an argument, a file name or an environment value reach
+            # Python as lone surrogates; written where text must be UTF-8 (a trusted comment, a
+            # document, a URL) they raise here: the input's fault, not the tool's.
+            shown = err.object[max(0, err.start - 20) : err.end + 20]
+            stopped(
+                UsageError(
+                    f"a name or value is not UTF-8 text (near {printable(shown)!r}): it cannot be "
+                    "written where registry-tool writes UTF-8",
+                    fix="rename the file, or give the argument or environment value in UTF-8",
+                ),
+                fmt,
+                cause=err,
+            )
         except Exception as err:
             internal_error(err, fmt, command=command_name())
 

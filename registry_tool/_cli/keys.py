@@ -65,8 +65,14 @@ def key_generate(
     fmt: FormatOption = OutputFormat.text,
 ) -> None:
     """Generate a key pair (the secret key is scrypt-encrypted, as by `minisign -G`)."""
+    from registry_tool.errors import UsageError
     from registry_tool.signing.keyfiles import generate_key_files, read_passphrase
 
+    if not name.name or name.name in (".", ".."):
+        raise UsageError(
+            f"NAME {str(name)!r} names no file",
+            fix="give the key a name, e.g. `registry-tool key generate alice`",
+        )
     passphrase = None if unencrypted else read_passphrase(passphrase_env, confirm=True)
     files = generate_key_files(name, passphrase, force=force)
     _done(

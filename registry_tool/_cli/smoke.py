@@ -34,6 +34,7 @@ def smoke(
         typer.Option(
             "--compile-timeout",
             min=1,
+            max=315_360_000,  # ten years, as registry.toml's durations
             help="Seconds compiling one module may take (default: registry.toml [limits.max] "
             "compile_time, else 300).",
             show_default=False,
@@ -43,4 +44,8 @@ def smoke(
     """Run every plugin's [[tests]] in the sandbox (fuel, memory, time and process limits)."""
     from registry_tool.sandbox import smoke_paths
 
+    if compile_timeout is not None and compile_timeout != compile_timeout:  # NaN passes any range test
+        from registry_tool.errors import UsageError
+
+        raise UsageError("--compile-timeout nan is not a number of seconds", fix="give e.g. 300")
     emit(smoke_paths(paths, jobs=jobs, cache=not no_cache, compile_timeout=compile_timeout), fmt)

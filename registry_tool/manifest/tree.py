@@ -65,6 +65,24 @@ def stat_print(
 VERSION_RULE = "strict semver, no '+'"
 
 
+def has_plugins_folder(plugins: str) -> bool:
+    """``plugins/`` is a folder (a link to one counts); False when there is none (no plugin yet).
+
+    Raises:
+        UnsafeIndexPathError: something else is there: a file or a dangling link would publish a
+            registry without any plugin.
+    """
+    if os.path.isdir(plugins):  # noqa: PTH112 (strings: the scan works on str paths)
+        return True
+    if os.path.lexists(plugins):
+        raise UnsafeIndexPathError(
+            f"{plugins} is not a folder",
+            where=plugins,
+            fix="plugins/ holds one folder per plugin: replace it by a folder",
+        )
+    return False  # git keeps no empty folder
+
+
 def plugin_folders(plugins: str) -> list[tuple[str, str]]:
     """(name, path) of every plugin folder in ``plugins/``, refusing what cannot be published."""
     # Imported here: validate of one release never imports the format package.

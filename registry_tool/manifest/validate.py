@@ -1473,7 +1473,11 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
             configs[cfg_file], cfg_result = _config_result(cfg_file)
             report.results.append(cfg_result)
         releases = find_releases(path)
-        if not releases and not (path.is_dir() and (path / CONFIG_FILE).is_file()) and path != cfg_file:
+        if (
+            not releases
+            and not (path.is_dir() and (path / CONFIG_FILE).is_file())
+            and not _same(path, cfg_file)
+        ):
             raise UsageError(
                 f"no {MANIFEST_FILE} found in {path}",
                 where=str(path),
@@ -1520,6 +1524,14 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
     return report
 
 
+def _same(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file (``registry.toml`` and ``./registry.toml`` and its full path)."""
+    try:
+        return a == b or a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def _tree_problems(path: Path) -> list[UnsafeIndexPathError]:
     """What the build's scan refuses above the release folders of an index, plugins/ or a plugin folder.
 
@@ -1527,6 +1539,11 @@ def _tree_problems(path: Path) -> list[UnsafeIndexPathError]:
     every plugin folder the build would refuse.
     """
     plugin: str | None = None
+    if (path / CONFIG_FILE).is_file():  # an index: what its plugins/ is decides first
+        try:
+            tree.has_plugins_folder(str(path / "plugins"))
+        except UnsafeIndexPathError as err:
+            return [err]
     if (path / "plugins").is_dir() and not (path / "plugins").is_symlink():
         plugins: Path | None = path / "plugins"
     elif path.name == "plugins" and path.is_dir() and not path.is_symlink():

@@ -24,8 +24,8 @@ from registry_tool.manifest.tree import IS_FOLDER as _IS_FOLDER
 from registry_tool.manifest.tree import RELEASE_FOLDER as _RELEASE_FOLDER
 from registry_tool.manifest.tree import TYPE_BITS as _TYPE_BITS
 from registry_tool.manifest.tree import StatPrint as StatPrint
+from registry_tool.manifest.tree import has_plugins_folder, plugin_folders, version_folders
 from registry_tool.manifest.tree import list_files as _list_files
-from registry_tool.manifest.tree import plugin_folders, version_folders
 from registry_tool.registry.errors import RootChainError, UnpinnedConfigError, UnsafeIndexPathError
 from registry_tool.signing import read_signatures
 from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify_threshold
@@ -233,7 +233,7 @@ def scan_releases(
     """
     plugins = index / "plugins"
     found: list[IndexRelease] = []
-    if not plugins.is_dir():
+    if not has_plugins_folder(str(plugins)):
         return found
     known = recorded or {}
     for name, name_dir in plugin_folders(str(plugins)):

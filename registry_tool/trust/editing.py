@@ -554,7 +554,13 @@ def parse_expiry(value: str, now: datetime) -> datetime:
     if "T" in value:
         from registry_tool.trust.root import parse_time
 
-        return parse_time(value)
+        expires = parse_time(value)
+        if expires <= now:  # a root that has expired when it is written: no client would trust it
+            raise UsageError(
+                f"--expires {value} is not in the future",
+                fix="give a later time, or a duration from now such as 365d",
+            )
+        return expires
     from registry_tool.manifest.units import parse_duration
 
     try:

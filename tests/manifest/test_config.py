@@ -236,3 +236,28 @@ def test_a_permission_can_gate_part_of_an_abi(tmp_path: Path) -> None:
     assert cfg.import_allowed("wasi-command", {"sockets"}, "wasi_snapshot_preview1", "sock_accept")
     assert cfg.import_allowed("wasi-command", set(), "wasi_snapshot_preview1", "fd_write")
     assert cfg.granting_permission("wasi_snapshot_preview1", "sock_recv") == "sockets"
+
+
+@pytest.mark.parametrize("spelling", ["registry.toml", "./registry.toml"])
+def test_validate_takes_registry_toml_as_a_relative_path(
+    monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """It answered "no plugin.toml found" (exit 2) unless given the full path."""
+    from registry_tool.manifest import validate_paths
+
+    monkeypatch.chdir(INDEX)
+    report = validate_paths([Path(spelling)])
+    assert report.ok and len(report.results) == 1
+
+
+def test_a_root_expiry_in_the_past_is_refused() -> None:
+    """`root renew --expires 2000-01-01T00:00:00Z` wrote a root no client would trust, and exited 0."""
+    from datetime import UTC, datetime
+
+    from registry_tool.errors import UsageError
+    from registry_tool.trust.editing import parse_expiry
+
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    with pytest.raises(UsageError, match="not in the future"):
+        parse_expiry("2000-01-01T00:00:00Z", now)
+    assert parse_expiry("2027-01-01T00:00:00Z", now) > now

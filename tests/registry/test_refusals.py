@@ -521,3 +521,18 @@ def test_a_missing_artifact_under_a_reserved_name_is_a_finding_not_a_crash(
     (folder / "PLUGIN.TOML").unlink()
     problems = refused(index, tmp_path / "site")
     assert "artifact-missing" in [rule for _, rule, _ in problems], problems
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling-link"])
+def test_a_plugins_entry_that_is_no_folder_is_refused(index: Index, tmp_path: Path, kind: str) -> None:
+    """It published an empty registry (every plugin gone) and exited 0."""
+    import shutil
+
+    plugins = index.path / "plugins"
+    shutil.rmtree(plugins)
+    if kind == "file":
+        plugins.write_text("not a folder\n")
+    else:
+        os.symlink(tmp_path / "nowhere", plugins)
+    problems = refused(index, tmp_path / "site")
+    assert [rule for _, rule, _ in problems] == [UnsafeIndexPathError.code], problems

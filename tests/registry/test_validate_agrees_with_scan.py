@@ -115,3 +115,15 @@ def test_validate_and_the_scan_pass_what_the_build_publishes_or_skips(
     change(plugins, plugins / "alpha" / "1.0.0")
     assert scan_releases(index.path)
     assert not _errors([index.path])
+
+
+def test_validate_refuses_a_plugins_entry_that_is_no_folder(index: Index) -> None:
+    """The build published an empty registry for it; it refuses it now, and validate with it."""
+    import shutil
+
+    plugins = index.path / "plugins"
+    shutil.rmtree(plugins)
+    plugins.write_text("not a folder\n")
+    with pytest.raises(UnsafeIndexPathError):
+        scan_releases(index.path)
+    assert ("unsafe-path", display_path(plugins)) in _errors([index.path])

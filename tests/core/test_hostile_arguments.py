@@ -1,0 +1,43 @@
+"""Arguments a shell passes that the tool cannot use: a usage error (exit 2) with a fix, never exit 3.
+
+Bytes that are not UTF-8 reach Python as lone surrogates and crashed wherever a name is written
+as text (a trusted comment, a URL); an empty key name crashed pathlib.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+INDEX_KEY = REPO / "samples" / "keys" / "index.key"
+
+
+def _run(*args: str | bytes, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "registry_tool", *args], cwd=cwd, capture_output=True, check=False, timeout=120
+    )
+
+
+def test_signing_a_file_whose_name_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    name = os.fsencode(tmp_path) + b"/f\xfe.txt"
+    with open(name, "wb") as fh:
+        fh.write(b"hello\n")
+    done = _run("sign", name, "--key", str(INDEX_KEY), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert b"not UTF-8" in done.stderr and b"Fix:" in done.stderr
+
+
+def test_a_build_of_an_index_path_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    done = _run(
+        "build", os.fsencode(tmp_path) + b"/bad\xff", "--out", "o", "--key", str(INDEX_KEY), cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+
+
+def test_a_key_without_a_name_is_a_usage_error(tmp_path: Path) -> None:
+    done = _run("key", "generate", "", "--unencrypted", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert b"names no file" in done.stderr
