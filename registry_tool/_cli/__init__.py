@@ -11,13 +11,14 @@ documented exit code; any other exception is an internal error, exit 3 (``--debu
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from typer.exceptions import TyperException
@@ -122,8 +123,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
         except OSError as err:
             # Environment problems (permissions, disk full, ...) are exit 2, not a traceback.
-            where = str(err.filename) if getattr(err, "filename", None) else None
-            stopped(UsageError(str(err.strerror or err), where=where), fmt, cause=err)
+            stopped(_environment_error(err), fmt, cause=err)
         except (typer.Exit, typer.Abort, TyperException):
             raise  # typer's own control flow (typer.Exit is a RuntimeError)
         except UnicodeEncodeError as err:
@@ -146,6 +146,27 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             internal_error(err, fmt, command=command_name())
 
     return wrapper
+
+
+def _environment_error(err: OSError) -> UsageError:
+    """An ``OSError`` no command turned into its own error: what failed, on which path, and a fix."""
+    path = err.filename if isinstance(err.filename, str | bytes) else None
+    shown = printable(os.fsdecode(path))[:300] if path is not None else None
+    reason = err.strerror or str(err)
+    fixes = {
+        errno.ENOENT: "check the path: a folder on the way to it is missing",
+        errno.ENOTDIR: "check the path: a part of it that should be a folder is a file",
+        errno.EISDIR: "give a file, not a folder",
+        errno.EEXIST: "remove what is there, or choose another path",
+        errno.EACCES: "give a path you may read and write, or change its permissions",
+        errno.EPERM: "give a path you may read and write, or change its permissions",
+        errno.ENOSPC: "free some disk space and run the command again",
+        errno.EROFS: "give a path on a writable file system",
+        errno.ENAMETOOLONG: "give a shorter path",
+        errno.ELOOP: "the path goes through a symbolic link loop: fix or remove the link",
+    }
+    fix = fixes.get(err.errno or 0, "check the path and the machine's state, then run the command again")
+    return UsageError(reason, where=shown, fix=fix)
 
 
 def stopped(err: RegistryToolError, fmt: object, *, cause: BaseException | None = None) -> NoReturn:
@@ -226,6 +247,60 @@ def _register_areas(only: str | None = None) -> None:
 
 
 def main(area: str | None = None) -> None:
-    """Run the typer app with ``area``'s commands (all when None)."""
+    """Run the typer app with ``area``'s commands (all when None).
+
+    A command line click refuses (a missing argument, an unknown option, a bad value) never reaches
+    a command: click prints its usage error and exits 2.  With ``--format json|github|sarif`` the
+    report is then written too, so a script reading stdout always gets a document.
+    """
     _register_areas(area)
-    app(prog_name="registry-tool")  # also under `python -m registry_tool` (click would say "-m ...")
+    core = next(c.__module__ for c in typer.Context.__mro__ if c.__module__.endswith(".core"))
+    usage_error = importlib.import_module(core.removesuffix(".core") + ".exceptions").UsageError
+    refused: list[str] = []
+    show = usage_error.show
+
+    def show_and_keep(self: Any, file: Any = None) -> None:
+        refused.append(self.format_message())
+        show(self, file)
+
+    usage_error.show = show_and_keep
+    try:
+        app(prog_name="registry-tool")  # also under `python -m registry_tool` (click would say "-m ...")
+    except SystemExit as done:
+        fmt = _format_asked(sys.argv[1:])
+        if refused and done.code == 2 and fmt is not None and fmt is not OutputFormat.text:
+            err = UsageError(
+                f"the command line is not valid: {refused[-1]}", fix="see `registry-tool COMMAND --help`"
+            )
+            with contextlib.suppress(Exception):
+                _write(Report.from_error(_command_in(sys.argv[1:]), err), fmt)
+        raise
+    finally:
+        usage_error.show = show
+
+
+def _format_asked(argv: list[str]) -> OutputFormat | None:
+    """The ``-f/--format`` value of a command line click refused, when it is a known one."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("-f", "--format") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--format="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
+            value = arg[2:]
+        if value is not None:
+            with contextlib.suppress(ValueError):
+                return OutputFormat(value)
+    return None
+
+
+def _command_in(argv: list[str]) -> str:
+    """The command words of a command line (``client install``), for a report's ``command``."""
+    groups = {group.name for group in app.registered_groups}  # key, root, client, ci
+    words: list[str] = []
+    for arg in argv:
+        if arg.startswith("-") or len(words) == (2 if words and words[0] in groups else 1):
+            break
+        words.append(arg)
+    return " ".join(words) or "registry-tool"

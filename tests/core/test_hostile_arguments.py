@@ -6,10 +6,13 @@ as text (a trusted comment, a URL); an empty key name crashed pathlib.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 INDEX_KEY = REPO / "samples" / "keys" / "index.key"
@@ -41,3 +44,23 @@ def test_a_key_without_a_name_is_a_usage_error(tmp_path: Path) -> None:
     done = _run("key", "generate", "", "--unencrypted", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert b"names no file" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "-f", "json"),  # a missing argument
+        ("validate", "index", "--format=json", "--bogus"),  # an unknown option
+        ("build", "index", "-fjson", "--jobs", "0"),  # a value out of range
+        ("client", "install", "x", "-f", "json", "--host-version", "1", "--deadline", "0"),
+    ],
+)
+def test_a_command_line_click_refuses_still_writes_the_json_report(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """The README promises a report on stdout with --format json; click's usage errors wrote none."""
+    done = _run(*args, cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and report["error"]["rule"] == "usage"
+    assert report["command"] == " ".join(args[:2] if args[0] == "client" else args[:1])
