@@ -42,9 +42,18 @@ class UnsafeSiteError(UsageError):
 
 
 class PreviousRegistryError(CheckFailed):
-    """The --previous registry cannot be read."""
+    """The --previous registry cannot be read.
+
+    Exit 1 when what was read is bad; 2 (usage or environment, as the README's table says) when
+    nothing could be read: no site there, or the network failed.
+    """
 
     code = "previous-registry"
+
+    def __init__(self, what: str, *, where: str, fix: str, exit_code: int = 1) -> None:
+        """``what`` went wrong ``where``; ``exit_code`` 2 when it is the environment's."""
+        super().__init__(what, where=where, fix=fix)
+        self.exit_code = exit_code
 
 
 # --------------------------------------------------------------------------- staging and swap
@@ -305,6 +314,7 @@ def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
             f"no {REGISTRY_JSON} in the previous site {spec}",
             where=str(path),
             fix="point --previous at the published site folder or URL (or omit it for a first build)",
+            exit_code=2,
         )
 
     def read_dir(rel: str, cap: int) -> bytes:
@@ -317,6 +327,7 @@ def read_site(spec: str, index_key_ids: list[str]) -> PublishedRegistry:
                 f"cannot read {target} of the previous site: {err.what}",
                 where=str(target),
                 fix="point --previous at a complete site written by `registry-tool build`",
+                exit_code=err.exit_code,
             ) from None
 
     return PublishedRegistry(spec, read_dir(REGISTRY_JSON, MAX_TOP_BYTES), read_signatures(path), read_dir)
@@ -345,5 +356,6 @@ def _fetch(fetcher: Any, url: str, *, required: bool, cap: int) -> bytes | None:
             f"cannot fetch {url} of the previous site: {err.what}",
             where=url,
             fix="check the network and the --previous URL (a complete site written by `registry-tool build`)",
+            exit_code=err.exit_code,
         ) from None
     return data if data is None else bytes(data)

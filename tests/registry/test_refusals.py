@@ -536,3 +536,24 @@ def test_a_plugins_entry_that_is_no_folder_is_refused(index: Index, tmp_path: Pa
         os.symlink(tmp_path / "nowhere", plugins)
     problems = refused(index, tmp_path / "site")
     assert [rule for _, rule, _ in problems] == [UnsafeIndexPathError.code], problems
+
+
+def test_a_previous_site_that_cannot_be_reached_is_the_environment_and_a_bad_one_is_the_input(
+    index: Index, tmp_path: Path
+) -> None:
+    """README: no site there or a network failure exits 2; a site that is there but bad exits 1."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for previous in (str(tmp_path / "nowhere"), f"http://127.0.0.1:{port}/"):
+        with pytest.raises(CheckFailed) as err:
+            build(index, tmp_path / "out", previous=previous)
+        assert (err.value.code, err.value.exit_code) == ("previous-registry", 2), previous
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "registry.json").write_text("{ not json")
+    with pytest.raises(CheckFailed) as err:
+        build(index, tmp_path / "out", previous=str(bad))
+    assert err.value.exit_code == 1
