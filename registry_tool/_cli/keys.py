@@ -155,6 +155,21 @@ def verify(
 
     if (pubkey is None) == (root is None):
         raise UsageError("give exactly one of --pubkey and --root", fix="see `registry-tool verify --help`")
+    if published_at is not None and root is None:
+        raise UsageError(
+            "--published-at judges maintainer keys under a root", fix="give --root with it, or leave it out"
+        )
+    when = None
+    if published_at:
+        from registry_tool.errors import RegistryToolError
+        from registry_tool.trust.root import parse_time
+
+        try:
+            when = parse_time(published_at)
+        except RegistryToolError as err:
+            raise UsageError(
+                f"--published-at: {err.what}", fix="give a time such as 2026-11-21T00:00:00Z"
+            ) from None
     if root is not None and path.is_dir() and not (path / "plugin.toml").is_file():
         # A folder of releases (an index, a site, plugins/ or plugins/<name>): one root walk for all.
         from registry_tool.trust.check import verify_releases
@@ -164,9 +179,7 @@ def verify(
         emit(verify_releases(path, root, _now(), trusted=trusted), fmt)
     if root is not None:
         from registry_tool.trust.check import verify_release_dir
-        from registry_tool.trust.root import parse_time
 
-        when = parse_time(published_at) if published_at else None
         result = verify_release_dir(path, root, _now(), trusted=trusted, published_at=when)
     else:
         from registry_tool.signing.keyfiles import load_public_key

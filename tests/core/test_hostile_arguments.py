@@ -64,3 +64,14 @@ def test_a_command_line_click_refuses_still_writes_the_json_report(
     report = json.loads(done.stdout)
     assert report["ok"] is False and report["error"]["rule"] == "usage"
     assert report["command"] == " ".join(args[:2] if args[0] == "client" else args[:1])
+
+
+@pytest.mark.parametrize("key", ["--root", "--pubkey"])
+def test_a_publication_time_that_is_no_time_or_has_no_root_is_a_usage_error(key: str) -> None:
+    """It exited 1 (as if the release were bad) under --root, and was ignored under --pubkey."""
+    release = REPO / "index" / "plugins" / "validate_email" / "1.0.0"
+    pub = REPO / "samples" / "keys" / "index.pub"
+    target, value = (release, REPO / "index" / "root") if key == "--root" else (release / "plugin.toml", pub)
+    done = _run("verify", str(target), key, str(value), "--published-at", "garbage", cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    assert b"--published-at" in done.stderr
