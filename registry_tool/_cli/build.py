@@ -35,7 +35,12 @@ PassphraseEnv = Annotated[
 ]
 VersionOption = Annotated[
     int | None,
-    typer.Option("--registry-version", help="Explicit registry version; must exceed the published one."),
+    typer.Option(
+        "--registry-version",
+        min=1,
+        max=2**53,  # registry.json's integers (format.strictjson.MAX_SAFE_INTEGER)
+        help="Explicit registry version; must exceed the published one.",
+    ),
 ]
 
 

@@ -636,8 +636,8 @@ def smoke_paths(
             if not path.exists():
                 raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
             found = find_releases(path)
-            if not found:
-                raise SmokeSetupError(
+            if not found:  # a usage error, as validate answers it
+                raise SmokePathError(
                     f"no release directory (one holding plugin.toml) under {path}",
                     where=str(path),
                     fix="pass an index, a plugins/<name> or a plugins/<name>/<version> directory",

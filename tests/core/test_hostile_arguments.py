@@ -75,3 +75,22 @@ def test_a_publication_time_that_is_no_time_or_has_no_root_is_a_usage_error(key:
     done = _run("verify", str(target), key, str(value), "--published-at", "garbage", cwd=REPO)
     assert done.returncode == 2, done.stderr
     assert b"--published-at" in done.stderr
+
+
+def test_smoke_of_a_folder_without_a_release_is_a_usage_error_as_in_validate(tmp_path: Path) -> None:
+    for command in ("smoke", "validate"):
+        done = _run(command, str(tmp_path), cwd=REPO)
+        assert done.returncode == 2, (command, done.stderr)
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "99999999999999999999999"])
+def test_a_registry_version_outside_registry_json_integers_is_a_usage_error(
+    tmp_path: Path, version: str
+) -> None:
+    """A huge one was reported as a broken registry.json ("rebuild the registry"), exit 1."""
+    done = _run(
+        "build", str(REPO / "index"), "--out", str(tmp_path / "o"), "--key", str(INDEX_KEY),
+        "--no-smoke", "--registry-version", version, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert b"--registry-version" in done.stderr
