@@ -158,6 +158,13 @@ def init_index(
     directory = directory.resolve()
     name = name or directory.name.lower()
     _check_target(directory, name, host)
+    if base_url is not None and not re.fullmatch(r"https?://[^\s\"'<>\\]+/", base_url, re.ASCII):
+        # Checked before anything is written: registry.toml's schema would refuse it after the
+        # scaffold was half written, and a second `init` refused the folder as not empty.
+        raise ScaffoldError(
+            f"--base-url {base_url!r} is not an http(s) URL ending in '/'",
+            fix="give the URL the site will be served from, e.g. https://owner.github.io/name/",
+        )
     keys_dir = (keys_dir or directory.with_name(directory.name + ".keys")).resolve()
     if keys_dir.is_relative_to(directory):
         raise ScaffoldError(

@@ -72,11 +72,19 @@ def test_init_prints_exact_next_steps(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"name": "Bad Name"}, "not a valid name"), ({"host": "x"}, "not a valid name")],
+    [
+        ({"name": "Bad Name"}, "not a valid name"),
+        ({"host": "x"}, "not a valid name"),
+        ({"base_url": "javascript:x"}, "not an http"),
+        ({"base_url": "https://x.org/reg"}, "ending in '/'"),
+        ({"base_url": "https://x.org/\n"}, "not an http"),
+    ],
 )
 def test_init_rejects_bad_names(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
+    """Before anything is written: a half-written scaffold made a second `init` refuse the folder."""
     with pytest.raises(ScaffoldError, match=message):
         init_index(tmp_path / "reg", **kwargs)
+    assert not (tmp_path / "reg").exists()
 
 
 def test_init_refuses_keys_inside_the_repo(tmp_path: Path) -> None:
