@@ -366,7 +366,7 @@ def root_sign(
     key: Annotated[Path, typer.Option("--key", "-k", help="A root secret key.")],
     root_dir: RootDir = Path("root"),
     version: Annotated[
-        int | None, typer.Option("--version", help="Version to sign (default latest).")
+        int | None, typer.Option("--version", min=1, help="Version to sign (default latest).")
     ] = None,
     passphrase_env: PassphraseEnv = None,
     fmt: FormatOption = OutputFormat.text,

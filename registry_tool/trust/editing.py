@@ -395,7 +395,7 @@ def review_root_version(
     after ``now``: until then the revoked key would still sign releases.
     """
     versions = dict(root_versions(root_dir))
-    n = version or max(versions)
+    n = version if version is not None else max(versions)  # 0 is no version, not "the latest"
     if n not in versions:
         raise UsageError(f"no root version {n} in {root_dir}", fix="pick an existing version")
     path = versions[n]

@@ -94,3 +94,17 @@ def test_a_registry_version_outside_registry_json_integers_is_a_usage_error(
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert b"--registry-version" in done.stderr
+
+
+def test_root_version_zero_is_no_version_not_the_latest(tmp_path: Path) -> None:
+    """`root sign --version 0` signed the newest version without a word."""
+    import shutil
+
+    from registry_tool.errors import UsageError
+    from registry_tool.trust.editing import review_root_version
+
+    shutil.copytree(REPO / "index" / "root", tmp_path / "root")
+    with pytest.raises(UsageError, match="no root version 0"):
+        review_root_version(tmp_path / "root", version=0)
+    done = _run("root", "sign", "--dir", str(tmp_path / "root"), "--key", "x", "--version", "0", cwd=tmp_path)
+    assert done.returncode == 2
