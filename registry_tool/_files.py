@@ -73,6 +73,15 @@ def _describe(mode: int) -> str:
     return "not a regular file"
 
 
+def no_regular_file(path: Path | str, what: str) -> str:
+    """Why ``path`` is no regular file, for a message: "does not exist", "is a directory", ..."""
+    try:
+        mode = Path(path).stat().st_mode
+    except (OSError, ValueError):
+        return f"{what} {path} does not exist"
+    return f"{what} {path} is {_describe(mode)}, not a regular file"
+
+
 def _size(n: int) -> str:
     return (
         f"{n // MiB} MiB"

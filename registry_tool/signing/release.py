@@ -15,7 +15,7 @@ from typing import Any
 
 import tomlkit
 
-from registry_tool._files import read_bounded, write_replacing
+from registry_tool._files import no_regular_file, read_bounded, write_replacing
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
@@ -474,5 +474,5 @@ def sign_path(
     if yank:
         raise UsageError("--yank needs a release directory", fix="pass the directory holding yank.toml")
     if not path.is_file():
-        raise UsageError(f"{path} does not exist", fix="give a file or a release directory")
+        raise UsageError(no_regular_file(path, "the file to sign"), fix="give a file or a release directory")
     return sign_file(path, secret, trusted_comment=trusted_comment)

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from registry_tool._files import no_regular_file
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format.rules import SIG_SUFFIX, is_signature_of
 from registry_tool.report import CheckResult, Finding, Report, Severity
@@ -37,11 +38,11 @@ def verify_file(
     """
     result = CheckResult(subject=str(path), file=str(path))
     if not path.is_file():
-        raise UsageError(f"{path} does not exist", fix="give the signed file")
+        raise UsageError(no_regular_file(path, "the signed file"), fix="give the signed file")
     keyed = keyed_signature_path(path, public_key.key_id)
     sig_path = sig or (keyed if keyed.is_file() else path.with_name(path.name + ".minisig"))
     if not sig_path.is_file():
-        raise UsageError(f"signature {sig_path} does not exist", fix="give the signature with --sig")
+        raise UsageError(no_regular_file(sig_path, "signature"), fix="give the signature with --sig")
     try:
         verified = verify_signed_file(
             public_key,

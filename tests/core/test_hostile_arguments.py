@@ -108,3 +108,14 @@ def test_root_version_zero_is_no_version_not_the_latest(tmp_path: Path) -> None:
         review_root_version(tmp_path / "root", version=0)
     done = _run("root", "sign", "--dir", str(tmp_path / "root"), "--key", "x", "--version", "0", cwd=tmp_path)
     assert done.returncode == 2
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "folder"])
+def test_a_file_argument_that_is_no_regular_file_says_what_it_is(tmp_path: Path, target: str) -> None:
+    """ "does not exist" was said of a device and a folder that exist."""
+    path = target if target.startswith("/") else str(tmp_path)
+    pub = str(REPO / "samples" / "keys" / "index.pub")
+    for args in (("sign", path, "--key", str(INDEX_KEY)), ("verify", path, "--pubkey", pub)):
+        done = _run(*args, cwd=tmp_path)
+        assert done.returncode == 2 and b"does not exist" not in done.stderr, done.stderr
+        assert b"a device" in done.stderr or b"a directory" in done.stderr, done.stderr
