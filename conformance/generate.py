@@ -3646,6 +3646,31 @@ def lock_facts_cases(s: str, first: list[Json]) -> None:
         [*first, set_email("dependencies", {"adler32": "^1.0"}), verify(refused)],
     )
     case(
+        "installed-lockfile-signature-file-missing",
+        "installed-state",
+        "the lockfile entry of validate_email lists a keyed signature file that is not in its folder "
+        "(the plain one still verifies): install wrote every file an entry lists, so one gone is a "
+        "tampered install",
+        [
+            *first,
+            set_email(
+                "signatures",
+                [
+                    "validate_email/1.1.0/plugin.toml.minisig",
+                    "validate_email/1.1.0/plugin.toml.0000000000000000.minisig",
+                ],
+            ),
+            verify(refused),
+        ],
+    )
+    case(
+        "installed-lockfile-dependency-name-unsafe",
+        "lockfile",
+        'the lockfile entry of validate_email lists a dependency named "Bad" (no plugin name): the '
+        "lockfile is refused before anything else is installed",
+        [*first, set_email("dependencies", {"Bad": "^1"}), install(s, "adler32", ERR("lockfile"))],
+    )
+    case(
         "installed-lockfile-requested-changed",
         "installed-state",
         'the lockfile entry of validate_email records requested "^1.0" instead of "": a field the signed '

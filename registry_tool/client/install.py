@@ -1298,8 +1298,11 @@ def check_installed(
                 except FileTooLargeError:
                     # Install wrote a signature file within the cap: a longer one was changed since.
                     raise _tampered(entry, dir_, "a signature file is larger than 16 KiB", rel) from None
-                if data is not None:
-                    texts.append(data.decode("utf-8", errors="surrogateescape"))
+                if data is None:
+                    # Install wrote every signature file its entry lists (conformance decisions 15
+                    # and 17): one gone was removed since, as the Go and Rust verifiers answer too.
+                    raise _tampered(entry, dir_, "a signature file the lockfile lists is missing", rel)
+                texts.append(data.decode("utf-8", errors="surrogateescape"))
         parts = (
             ()
             if folder is None

@@ -224,6 +224,11 @@ func (d *doc) entry(v any, p, name string) *LockEntry {
 	e.RequiredBy = d.strings(m["required_by"], p+".required_by", pluginNameRE, true)
 	deps := d.anyObject(m["dependencies"], p+".dependencies")
 	for _, k := range sortedKeys(deps) {
+		// Names as the Python client reads them (install._entry): plugin names only, before
+		// anything trusts the entry (conformance decision 17).
+		if d.err == nil && !pluginNameRE.MatchString(k) {
+			d.fail(p+".dependencies", "%q is not a plugin name", k)
+		}
 		e.Dependencies[k] = d.str(deps[k], p+".dependencies."+k)
 	}
 	e.ABI = d.str(m["abi"], p+".abi")
