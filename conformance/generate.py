@@ -2150,6 +2150,24 @@ def release_cases() -> None:
         with_releases(signed_by(r11, (K["alice"], comment("validate_email", "1.0.0")))),
         "maintainer-signature",
     )
+    ka = K["alice"].key_id
+    good = sign_bytes(K["alice"], r11.manifest, trusted_comment=comment("validate_email", "1.1.0")).encode()
+    other = sign_bytes(K["alice"], r11.manifest, trusted_comment=comment("validate_email", "1.0.0")).encode()
+    for plain_sig, keyed_sig, which in ((other, good, "plain"), (good, other, "keyed")):
+        rel_attack(
+            f"release-trusted-comment-other-version-{which}-file",
+            "maintainer-signature",
+            f"two valid signatures by alice, the {which} file's trusted comment naming version 1.0.0: "
+            "every signature that verifies is judged, not the first of each key",
+            with_releases(
+                variant(
+                    r11,
+                    {"plugin.toml.minisig": plain_sig, f"plugin.toml.{ka}.minisig": keyed_sig},
+                    {"signers": [ka]},
+                )
+            ),
+            "maintainer-signature",
+        )
     rel_attack(
         "release-trusted-comment-other-plugin",
         "maintainer-signature",

@@ -72,6 +72,9 @@ class Tally:
 
     counted: dict[bytes, VerifiedSignature] = field(default_factory=dict)
     rejected: list[CheckFailed] = field(default_factory=list)
+    # Every signature that verified, a key's second one too: rules on the trusted comment judge
+    # each (two files by one key, one naming another release, are refused whichever comes first).
+    verified: list[VerifiedSignature] = field(default_factory=list)
 
     @property
     def key_ids(self) -> set[str]:
@@ -121,6 +124,7 @@ def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
             )
             continue
         tally.counted.setdefault(verified.public_key.raw, verified)
+        tally.verified.append(verified)
     return tally
 
 
@@ -167,8 +171,8 @@ def verify_threshold(
         sigs: The minisign signature files' text.
         subject: What was signed, for messages.
         where: The signed file's location, for messages.
-        each: Called with every counted signature; raising from it refuses the file (for rules
-            on the trusted comment).
+        each: Called with every signature that verified (a key's second one too); raising from
+            it refuses the file (for rules on the trusted comment).
 
     Returns:
         The key ids of the counted keys.
@@ -179,6 +183,6 @@ def verify_threshold(
     """
     tally = tally_signatures(data, sigs, role)
     if each is not None:
-        for verified in tally.counted.values():
+        for verified in tally.verified:
             each(verified)
     return require_threshold(tally, role, subject, where)

@@ -425,6 +425,9 @@ type tally struct {
 	counted  map[string]counted // raw public key -> signature
 	order    []string
 	rejected []*Error
+	// Every signature that verified, a key's second one too: the trusted-comment rule judges
+	// each (two files by one key, one naming another release, are refused in any order).
+	verified []counted
 }
 
 func checkOne(sigText, data []byte, role Role) (counted, string, *Error) {
@@ -483,6 +486,7 @@ func tallySignatures(data []byte, sigs [][]byte, role Role) tally {
 			t.counted[raw] = c
 			t.order = append(t.order, raw)
 		}
+		t.verified = append(t.verified, c)
 	}
 	return t
 }
@@ -792,8 +796,8 @@ func verifyMaintainerSigned(root *Root, plugin string, data []byte, sigs [][]byt
 	}
 	role := root.releaseRole(plugin, publishedAt)
 	t := tallySignatures(data, sigs, role)
-	for _, raw := range t.order {
-		f := commentFields(t.counted[raw].comment)
+	for _, c := range t.verified {
+		f := commentFields(c.comment)
 		for _, kv := range [][2]string{{"plugin", name}, {"version", version}} {
 			if got, ok := f[kv[0]]; ok && got != kv[1] {
 				return nil, trustError("trusted-comment-mismatch", "", "the signature belongs to another release; re-sign this release",
