@@ -1170,6 +1170,10 @@ def verify_installed(
                     _verify_installed_signatures(dest, checked, root, now, result)
             except RegistryToolError as err:
                 result.findings.append(Finding.from_error(err))
+                if isinstance(err, UsageError):
+                    # The machine, not the plugin (a trust state that cannot be read, no wasmtime
+                    # for a component): every plugin is still reported, and the exit code is 2.
+                    report.error_exit_code = err.exit_code
             report.results.append(result)
     _report_leftovers(dest, lock, report, store, listed)
     return report

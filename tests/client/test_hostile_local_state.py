@@ -173,3 +173,13 @@ def test_links_where_an_operation_works_are_refused_before_anything_is_written(i
     assert caught.value.code == "unsafe-path"
     dangling.unlink()
     assert verify_installed(installed.plugins, state_dir=installed.state_dir).ok
+
+
+def test_a_trust_state_that_cannot_be_read_is_the_environment_not_a_bad_plugin(
+    installed: World, tmp_path: Path
+) -> None:
+    """A --state-dir under a file failed every plugin with exit 1, as if each had been tampered with."""
+    (tmp_path / "file").write_text("x")
+    report = verify_installed(installed.plugins, state_dir=tmp_path / "file" / "state")
+    assert not report.ok and report.exit_code == 2
+    assert report.results and all(r.findings for r in report.results if r.subject != "plugin directory")
