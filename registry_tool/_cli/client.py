@@ -168,7 +168,11 @@ def _prompt(release: Any, missing: frozenset[str]) -> bool:
         "(the union for every plugin this install fetches)",
         err=True,
     )
-    return typer.confirm("Grant them and install?", default=False, err=True)
+    # Not typer.confirm: click reads the answer with input(" "), which writes that space to stdout,
+    # into the report a --format json reader parses.
+    sys.stderr.write("Grant them and install? [y/N]: ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _items_report(
