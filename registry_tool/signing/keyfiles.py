@@ -131,7 +131,8 @@ def load_secret_key(path: Path, passphrase_env: str | None = None) -> SecretKey:
             f"secret key file {path} does not exist", fix="create one with `registry-tool key generate`"
         )
     data = read_bounded(path, MAX_KEY_FILE, "secret key file")
-    passphrase = read_passphrase(passphrase_env) if SecretKey.is_encrypted(data) else None
+    encrypted = SecretKey.is_encrypted(data, where=str(path))
+    passphrase = read_passphrase(passphrase_env) if encrypted else None
     return SecretKey.load(data, passphrase, where=str(path))
 
 

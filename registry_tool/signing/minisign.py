@@ -149,6 +149,8 @@ def _split_lines(
             where=where,
             fix="restore the file with LF line ends; with git, add `*.minisig -text` to .gitattributes",
         )
+    if not text.strip():
+        raise err(f"the {what} is empty", where=where, fix="restore the file (an empty one was truncated)")
     if text.endswith("\n"):
         text = text[:-1]
     lines = text.split("\n")
@@ -362,9 +364,9 @@ class SecretKey:
         return self._ed25519().sign(message)
 
     @staticmethod
-    def is_encrypted(data: bytes | str) -> bool:
+    def is_encrypted(data: bytes | str, *, where: str | None = None) -> bool:
         """Whether a secret key file needs a passphrase (without deriving anything)."""
-        raw = _decode_secret_key_file(data, None)
+        raw = _decode_secret_key_file(data, where)
         return raw[2:4] == KDF_ALG
 
     @classmethod

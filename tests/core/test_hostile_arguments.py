@@ -120,3 +120,11 @@ def test_a_file_argument_that_is_no_regular_file_says_what_it_is(tmp_path: Path,
         assert done.returncode == 2 and b"does not exist" not in done.stderr, done.stderr
         said = (b"a device", b"a directory", b"no plugin.toml")  # sign takes a folder as a release
         assert any(words in done.stderr for words in said), done.stderr
+
+
+def test_an_empty_secret_key_file_is_named_and_called_empty(tmp_path: Path) -> None:
+    """It said "has 1 lines, expected exactly 2" without naming the file."""
+    (tmp_path / "empty.key").write_bytes(b"")
+    (tmp_path / "f.txt").write_text("hello\n")
+    done = _run("sign", "f.txt", "--key", "empty.key", cwd=tmp_path)
+    assert done.returncode == 1 and b"empty.key" in done.stderr and b"is empty" in done.stderr, done.stderr
