@@ -7,8 +7,10 @@ repository (``DIR.keys`` by default, mode 0600) so a careless ``git add -A`` can
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -184,42 +186,69 @@ def init_index(
             fix=f"pass --tool-ref with the full commit id of github.com/{ACTION_REPO} to run in CI "
             "(install with `pip install git+https://github.com/...@COMMIT` to have it detected)",
         )
-    values = {
-        "TOOL_PIN": tool.uses,
-        "NAME": name,
-        "HOST": host,
-        "BASE_URL": base_url or f"https://OWNER.github.io/{name}/",
-        "REGISTRY_TOOL_VERSION": __version__,
-    }
-    written: list[str] = []
-    for template, target in _FILES.items():
-        path = directory / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_template(template, values), encoding="utf-8")
-        written.append(target)
-    (directory / "index" / "plugins").mkdir(parents=True, exist_ok=True)
-    (directory / "index" / "plugins" / ".gitkeep").write_bytes(b"")
-    load_registry_config(directory / "index" / "registry.toml")  # the template must stay valid
+    existed, keys_existed = directory.exists(), keys_dir.exists()
 
-    root_key, index_key = SecretKey.generate(), SecretKey.generate()
-    _write_secret(keys_dir, "root.key", root_key.dump(None, comment=f"{name} root key"))
-    _write_secret(keys_dir, "index.key", index_key.dump(None, comment=f"{name} index key"))
-    (keys_dir / "root.pub").write_text(root_key.public_key.to_text(), encoding="utf-8")
-    (keys_dir / "index.pub").write_text(index_key.public_key.to_text(), encoding="utf-8")
+    def write() -> InitResult:
+        values = {
+            "TOOL_PIN": tool.uses,
+            "NAME": name,
+            "HOST": host,
+            "BASE_URL": base_url or f"https://OWNER.github.io/{name}/",
+            "REGISTRY_TOOL_VERSION": __version__,
+        }
+        written: list[str] = []
+        for template, target in _FILES.items():
+            path = directory / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_template(template, values), encoding="utf-8")
+            written.append(target)
+        (directory / "index" / "plugins").mkdir(parents=True, exist_ok=True)
+        (directory / "index" / "plugins" / ".gitkeep").write_bytes(b"")
+        load_registry_config(directory / "index" / "registry.toml")  # the template must stay valid
 
-    expires = (now or datetime.now(UTC)) + DEFAULT_ROOT_VALIDITY
-    root_dir = directory / "index" / "root"
-    init_root_dir(root_dir, new_root(name, [root_key.public_key], [index_key.public_key], expires=expires))
-    sig = sign_root_dir(root_dir, root_key)
-    written += ["index/root/1.root.json", f"index/root/{sig.name}"]
-    return InitResult(
-        directory=directory,
-        keys_dir=keys_dir,
-        root_key_id=root_key.key_id,
-        index_key_id=index_key.key_id,
-        files=tuple(written),
-        git_initialised=_git_init(directory),
-    )
+        root_key, index_key = SecretKey.generate(), SecretKey.generate()
+        _write_secret(keys_dir, "root.key", root_key.dump(None, comment=f"{name} root key"))
+        _write_secret(keys_dir, "index.key", index_key.dump(None, comment=f"{name} index key"))
+        (keys_dir / "root.pub").write_text(root_key.public_key.to_text(), encoding="utf-8")
+        (keys_dir / "index.pub").write_text(index_key.public_key.to_text(), encoding="utf-8")
+
+        expires = (now or datetime.now(UTC)) + DEFAULT_ROOT_VALIDITY
+        root_dir = directory / "index" / "root"
+        init_root_dir(
+            root_dir, new_root(name, [root_key.public_key], [index_key.public_key], expires=expires)
+        )
+        sig = sign_root_dir(root_dir, root_key)
+        written += ["index/root/1.root.json", f"index/root/{sig.name}"]
+        return InitResult(
+            directory=directory,
+            keys_dir=keys_dir,
+            root_key_id=root_key.key_id,
+            index_key_id=index_key.key_id,
+            files=tuple(written),
+            git_initialised=_git_init(directory),
+        )
+
+    try:
+        return write()
+    except BaseException:
+        # Nothing half-written stays behind: a second `init` would refuse the folder as not empty.
+        if existed:
+            for child in directory.iterdir():
+                if child.name == ".git":
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+        if not keys_existed:
+            shutil.rmtree(keys_dir, ignore_errors=True)
+        else:  # only the files init creates (it refused to start when a key was there)
+            for key_file in ("root.key", "index.key", "root.pub", "index.pub"):
+                with contextlib.suppress(OSError):
+                    (keys_dir / key_file).unlink()
+        raise
 
 
 def _check_target(directory: Path, name: str, host: str) -> None:

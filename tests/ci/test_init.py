@@ -188,3 +188,24 @@ def test_detected_pin_is_the_running_checkout() -> None:
     assert pin is not None
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert pin.commit == head.stdout.strip()
+
+
+def test_init_that_fails_midway_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the templates were written left a scaffold a second `init` refused."""
+    import registry_tool.ci.scaffold as scaffold
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scaffold, "_write_secret", fail)
+    target, keys = tmp_path / "reg", tmp_path / "reg.keys"
+    with pytest.raises(OSError):
+        init_index(target, host="ferrite", tool=ToolPin("owner/repo", "0" * 40))
+    assert not target.exists() and not keys.exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / ".git").mkdir()
+    with pytest.raises(OSError):
+        init_index(tmp_path / "mine", host="ferrite", tool=ToolPin("owner/repo", "0" * 40))
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [".git"]
