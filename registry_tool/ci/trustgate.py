@@ -244,7 +244,7 @@ class TrustGate:
                     )
                 # verify_root_step requires the content's version to be current + 1, so a validly
                 # signed step copied under another file number is refused too.
-                nxt = verify_root_step(current, _read_root(path), _read_root_signatures(path), where=rel)
+                nxt = verify_root_step(current, _read_root(path), read_signatures(path), where=rel)
             except RegistryToolError as err:
                 change.findings.append(
                     Finding(
@@ -324,18 +324,6 @@ def _read_root(path: Path) -> bytes:
     A directory or a gitlink named ``3.root.json`` is an UnreadableFileError (a finding), not a crash.
     """
     return read_bounded(path, MAX_ROOT_BYTES, "root metadata", follow_symlinks=False)
-
-
-def _read_root_signatures(path: Path) -> list[str]:
-    texts = []
-    for p in signature_paths(path):
-        texts.append(
-            read_bounded(p, MAX_SIGNATURE_BYTES, "signature", follow_symlinks=False).decode(
-                "utf-8", "surrogateescape"
-            )
-        )
-        check_signature_name(p.name, path.name, texts[-1], where=str(p))
-    return texts
 
 
 def _verify_chain(base: Path, versions: list[int], root_dir: str) -> Root:
