@@ -149,9 +149,11 @@ type chosenRelease struct {
 // among the releases that meet every range the chosen releases declare on it (a range never newly
 // selects a yanked release: the installed version stays eligible, yanked or not; the host range
 // must admit the host version), the installed version when there is one, else the highest. A new requirement on a chosen plugin that its choice does
-// not meet makes it chosen again over all its requirements, until nothing changes. No release
-// for a dependency (or a dependency the registry does not list) is dependency-conflict; a cycle
-// among the chosen releases is dependency-cycle.
+// not meet makes it chosen again over all its requirements, until nothing changes. A dependency
+// with no release left (or one the registry does not list) sends the search back to the latest
+// choice that had other releases to try, next best first (decision 16.3: backtracking, as the
+// Python client's resolver does); with none left it is dependency-conflict, named after the
+// first conflict met. A cycle among the chosen releases is dependency-cycle.
 func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirFD) (map[string]*plannedRelease, []string, error) {
 	req, err := ParseRequirement(spec)
 	if err != nil {
@@ -176,6 +178,31 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 	// the Python client's resolver (resolvelib) pins one plugin: past the bound, resolution gives up.
 	pins := 1
 	ranges := map[string]*Range{} // parsed once: every round walks the whole graph again
+	var tried []decision          // the choices the search may revisit, latest last
+	var first error               // the first conflict met: what a failed search reports
+	// backtrack answers a conflict: the latest choice with releases left takes the next one, the
+	// choices made after it undone; nil when the search goes on, else the error to return.
+	backtrack := func(err error) error {
+		if e := AsError(err); e == nil || e.Class != ClassDependencyConflict {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+		for len(tried) > 0 {
+			d := &tried[len(tried)-1]
+			if len(d.rest) == 0 {
+				tried = tried[:len(tried)-1]
+				continue
+			}
+			choice = maps.Clone(d.before)
+			choice[d.name] = chosenRelease{d.rest[0], d.pd}
+			d.rest = d.rest[1:]
+			return nil
+		}
+		return first
+	}
+search:
 	for !settled {
 		// The requirements the current choices declare, breadth first from the requested plugin.
 		reqs := map[string][]edge{}
@@ -210,24 +237,31 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 					Fix:  "pin the plugins you need exactly (name@1.2.3) to narrow the search"}
 			}
 			pins++
+			settled = false
 			if dep == req.Name {
 				// Installed plugins depend on it: the highest release the request allows that
-				// also meets their ranges.
+				// also meets their ranges (never a lower one, decision 16.1).
 				again := pickRequested(topDoc, req.Range, host, reqs[dep], lf, s.url)
 				if again == nil {
-					return nil, nil, conflict(dep, reqs[dep], "no release the request allows meets them")
+					if err := backtrack(conflict(dep, reqs[dep], "no release the request allows meets them")); err != nil {
+						return nil, nil, err
+					}
+					continue search
 				}
-				top = again
 				choice[dep] = chosenRelease{again, topDoc}
-				settled = false
 				continue
 			}
-			pick, pd, err := s.pickDependency(dep, reqs[dep], host, lf)
+			picks, pd, err := s.dependencyCandidates(dep, reqs[dep], host, lf)
 			if err != nil {
-				return nil, nil, err
+				if err := backtrack(err); err != nil {
+					return nil, nil, err
+				}
+				continue search
 			}
-			choice[dep] = chosenRelease{pick, pd}
-			settled = false
+			if len(picks) > 1 {
+				tried = append(tried, decision{maps.Clone(choice), dep, picks[1:], pd})
+			}
+			choice[dep] = chosenRelease{picks[0], pd}
 		}
 		for name := range choice {
 			if _, ok := reqs[name]; !ok && name != req.Name {
@@ -384,9 +418,18 @@ func conflict(name string, edges []edge, why string) *Error {
 		Fix: "relax a range, or install versions whose dependency ranges agree"}
 }
 
-// pickDependency chooses a release of dep meeting every edge: the installed version when it
-// does, else the highest.
-func (s *Session) pickDependency(dep string, edges []edge, host *semver.Version, lf *Lockfile) (*Release, *PluginDocument, error) {
+// decision is a choice the dependency search may revisit: the choices before it, the plugin it
+// chose and the releases left to try, best first.
+type decision struct {
+	before map[string]chosenRelease
+	name   string
+	rest   []*Release
+	pd     *PluginDocument
+}
+
+// dependencyCandidates lists the releases of dep meeting every edge, best first: the installed
+// version when it does, then the others from the highest. None is dependency-conflict.
+func (s *Session) dependencyCandidates(dep string, edges []edge, host *semver.Version, lf *Lockfile) ([]*Release, *PluginDocument, error) {
 	pd, err := s.PluginDocument(dep)
 	if err != nil {
 		if AsError(err).Class == ClassNotFound {
@@ -394,7 +437,7 @@ func (s *Session) pickDependency(dep string, edges []edge, host *semver.Version,
 		}
 		return nil, nil, err
 	}
-	var best *Release
+	var picks []*Release
 	for _, r := range pd.sortedVersions() {
 		installed := isInstalled(lf, dep, r, s.url)
 		if (r.Yanked && !installed) || !meetsAll(r, edges, installed) {
@@ -406,16 +449,15 @@ func (s *Session) pickDependency(dep string, edges []edge, host *semver.Version,
 			}
 		}
 		if installed {
-			return r, pd, nil
-		}
-		if best == nil {
-			best = r
+			picks = append([]*Release{r}, picks...)
+		} else {
+			picks = append(picks, r)
 		}
 	}
-	if best == nil {
+	if len(picks) == 0 {
 		return nil, nil, conflict(dep, edges, "no release of "+dep+" meets them all")
 	}
-	return best, pd, nil
+	return picks, pd, nil
 }
 
 // findCycle returns a dependency cycle among the chosen releases reachable from start, or nil.

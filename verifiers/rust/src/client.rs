@@ -712,8 +712,12 @@ impl<'v> Session<'v> {
     /// (a range never newly selects a yanked release: the installed version stays eligible, yanked
     /// or not; the host range must admit the host version), the installed version when there is
     /// one, else the highest. A new range that a choice does not meet makes
-    /// that plugin chosen again over all its ranges, until nothing changes. Returns the choice
-    /// (name -> document, version) and the breadth-first order from the requested plugin.
+    /// that plugin chosen again over all its ranges, until nothing changes. A dependency with no
+    /// release left (or one the registry does not list) sends the search back to the latest choice
+    /// that had other releases to try, next best first (decision 16.3: backtracking, as the Python
+    /// client's resolver does); with none left it is `dependency-conflict`, named after the first
+    /// conflict met. Returns the choice (name -> document, version) and the breadth-first order
+    /// from the requested plugin.
     fn resolve_graph(
         &self,
         req: &Requirement,
@@ -764,7 +768,10 @@ impl<'v> Session<'v> {
             parsed.insert(key, p.clone());
             Ok(p)
         }
-        loop {
+        // The choices the search may revisit (latest last), and the first conflict met.
+        let mut tried: Vec<Decision> = Vec::new();
+        let mut first: Option<Error> = None;
+        'search: loop {
             let mut reqs: BTreeMap<String, Vec<(String, Requirement)>> = BTreeMap::new();
             let mut order = vec![req.name.clone()];
             let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -858,7 +865,9 @@ impl<'v> Session<'v> {
                     let again = match best {
                         Some((_, text)) => text,
                         None => {
-                            return Err(conflict(dep, edges, "no release the request allows meets them".to_string()));
+                            let err = conflict(dep, edges, "no release the request allows meets them".to_string());
+                            backtrack(err, &mut tried, &mut choice, &mut first)?;
+                            continue 'search;
                         }
                     };
                     if let Some(chosen) = choice.get_mut(dep) {
@@ -870,13 +879,16 @@ impl<'v> Session<'v> {
                 let doc = match self.plugin_document(dep) {
                     Ok(d) => d,
                     Err(e) if e.class == Class::NotFound => {
-                        return Err(conflict(dep, edges, format!("the registry does not list {}", dep)))
+                        let err = conflict(dep, edges, format!("the registry does not list {}", dep));
+                        backtrack(err, &mut tried, &mut choice, &mut first)?;
+                        continue 'search;
                     }
                     Err(e) => return Err(e),
                 };
+                // The releases meeting every edge, best first: the installed version, then the
+                // others from the highest.
                 let installed = installed_version(dep);
-                let mut best: Option<(Version, String)> = None;
-                let mut keep: Option<String> = None;
+                let mut picks: Vec<(bool, Version, String)> = Vec::new();
                 for (text, r) in &doc.versions {
                     let v = match Version::parse(text) {
                         Ok(v) => v,
@@ -889,17 +901,22 @@ impl<'v> Session<'v> {
                     {
                         continue;
                     }
-                    if installed.as_deref() == Some(text.as_str()) {
-                        keep = Some(text.clone());
-                    }
-                    if best.as_ref().map_or(true, |(b, _)| &v > b) {
-                        best = Some((v, text.clone()));
-                    }
+                    picks.push((is_installed, v, text.clone()));
                 }
-                let pick = match keep.or(best.map(|(_, t)| t)) {
+                picks.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
+                let mut picks = picks.into_iter().map(|(_, _, text)| text);
+                let pick = match picks.next() {
                     Some(p) => p,
-                    None => return Err(conflict(dep, edges, format!("no release of {} meets them all", dep))),
+                    None => {
+                        let err = conflict(dep, edges, format!("no release of {} meets them all", dep));
+                        backtrack(err, &mut tried, &mut choice, &mut first)?;
+                        continue 'search;
+                    }
                 };
+                let rest: Vec<String> = picks.collect();
+                if !rest.is_empty() {
+                    tried.push(Decision { before: choice.clone(), name: dep.clone(), rest, doc: doc.clone() });
+                }
                 choice.insert(dep.clone(), (doc, pick));
                 settled = false;
             }
@@ -1025,6 +1042,37 @@ impl<'v> Session<'v> {
         }
         Ok(entries)
     }
+}
+
+/// A choice the dependency search may revisit: the choices before it, the plugin it chose and
+/// the releases left to try, best first.
+struct Decision {
+    before: GraphChoice,
+    name: String,
+    rest: Vec<String>,
+    doc: PluginDocument,
+}
+
+/// The search's answer to a conflict: the latest choice with releases left takes the next one,
+/// the choices made after it undone (`Ok`: the search goes on). Any other error, or a conflict
+/// with nothing left to try, is returned (the first conflict met, which names the ranges that
+/// the best choices could not meet).
+fn backtrack(err: Error, tried: &mut Vec<Decision>, choice: &mut GraphChoice, first: &mut Option<Error>) -> Result<()> {
+    if err.class != Class::DependencyConflict {
+        return Err(err);
+    }
+    let first = first.get_or_insert(err);
+    while let Some(d) = tried.last_mut() {
+        if d.rest.is_empty() {
+            tried.pop();
+            continue;
+        }
+        let next = d.rest.remove(0);
+        *choice = d.before.clone();
+        choice.insert(d.name.clone(), (d.doc.clone(), next));
+        return Ok(());
+    }
+    Err(first.clone())
 }
 
 /// Dependency resolution's bound, the Python client's (resolvelib's `max_rounds`,
