@@ -4294,11 +4294,21 @@ def dependency_cases() -> None:
     # for the next one (backtracking), whether its own dependency matches nothing, names a plugin
     # the registry does not list, or clashes with a range another chosen release declares.
     for case_id, why, needs in (
-        ("dep-backtrack-dead-end", "needs semver-lab ^3.0, which no release matches", (("semver-lab", "^3.0"),)),
-        ("dep-backtrack-unknown", "needs no-such-plugin ^1.0, which the registry does not list",
-         (("no-such-plugin", "^1.0"), ("semver-lab", "^1.0"))),
-        ("dep-backtrack-clash", "needs semver-lab >=1.4.0, which validate_email 2.0.0's <1.4.0 excludes",
-         (("semver-lab", ">=1.4.0"),)),
+        (
+            "dep-backtrack-dead-end",
+            "needs semver-lab ^3.0, which no release matches",
+            (("semver-lab", "^3.0"),),
+        ),
+        (
+            "dep-backtrack-unknown",
+            "needs no-such-plugin ^1.0, which the registry does not list",
+            (("no-such-plugin", "^1.0"), ("semver-lab", "^1.0")),
+        ),
+        (
+            "dep-backtrack-clash",
+            "needs semver-lab >=1.4.0, which validate_email 2.0.0's <1.4.0 excludes",
+            (("semver-lab", ">=1.4.0"),),
+        ),
     ):
         newer = make_release(replace(DEP_ADLER, version="2.1.0", dependencies=needs))
         back = site(case_id.removeprefix("dep-"), Site(releases=[*deps, newer]))
@@ -4307,7 +4317,10 @@ def dependency_cases() -> None:
             "dependencies",
             f"visit_counter 2.0.0 needs adler32 ^2.0, whose highest release 2.1.0 {why}: "
             "adler32 2.0.0 is chosen instead, with semver-lab 1.2.5 as in dep-diamond",
-            [pin(back), install(back, "visit_counter@2.0.0", with_graph(top, adler, mail, lab_spec("1.2.5")))],
+            [
+                pin(back),
+                install(back, "visit_counter@2.0.0", with_graph(top, adler, mail, lab_spec("1.2.5"))),
+            ],
         )
     cyc_a = make_release(
         Spec("sneaky", "1.0.0", "adler32", ("adler32", "add_mod"), dependencies=(("twokeys", "^2.0"),))
