@@ -980,6 +980,15 @@ def root_cases() -> None:
         "root-chain",
     )
     attack(
+        "root-signature-unkeyed-name",
+        "root-chain",
+        "root 2 is signed by root-a (keyed name) and root-b, whose valid signature is served only as "
+        "root/2.root.json.minisig: root versions use only the keyed name (trust.md section 4), so 1 of 2",
+        "root-unkeyed-sig",
+        Site(roots=chain(R2), post=_unkeyed_root_sig),
+        "root-chain",
+    )
+    attack(
         "root-duplicate-signature",
         "root-chain",
         "root 2 carries two signature files by the same root key (counts once: 1 of 2)",
@@ -1328,6 +1337,11 @@ def root_step_rule_cases() -> None:
         "expiry, 2036-01-01T00:00:00Z",
         [pin(s), refresh(s, OK(registry_version=V_BASE, root_version=2))],
     )
+
+
+def _unkeyed_root_sig(out: Rendered) -> None:
+    """root-b's signature of root 2 moved to the unkeyed name."""
+    out.files["root/2.root.json.minisig"] = out.files.pop(f"root/2.root.json.{K['root-b'].key_id}.minisig")
 
 
 def _dup_root_sig(out: Rendered) -> None:

@@ -24,7 +24,7 @@ from registry_tool.report import Finding, Severity
 from registry_tool.signing.release import (
     SignatureNameError,
     check_signature_name,
-    read_signatures,
+    read_root_signatures,
     signature_paths,
 )
 from registry_tool.trust.policy import ThresholdNotMetError
@@ -244,7 +244,7 @@ class TrustGate:
                     )
                 # verify_root_step requires the content's version to be current + 1, so a validly
                 # signed step copied under another file number is refused too.
-                nxt = verify_root_step(current, _read_root(path), read_signatures(path), where=rel)
+                nxt = verify_root_step(current, _read_root(path), read_root_signatures(path), where=rel)
             except RegistryToolError as err:
                 change.findings.append(
                     Finding(
@@ -331,11 +331,11 @@ def _verify_chain(base: Path, versions: list[int], root_dir: str) -> Root:
         raise CheckFailed(f"root versions {versions} are not consecutive from 1", where=root_dir)
     first = base / "1.root.json"
     root = Root.parse(first.read_bytes(), where=f"{root_dir}/1.root.json")
-    verify_threshold(root.role("root"), root.raw, read_signatures(first), subject="root version 1")
+    verify_threshold(root.role("root"), root.raw, read_root_signatures(first), subject="root version 1")
     for version in versions[1:]:
         path = base / f"{version}.root.json"
         root = verify_root_step(
-            root, path.read_bytes(), read_signatures(path), where=f"{root_dir}/{path.name}"
+            root, path.read_bytes(), read_root_signatures(path), where=f"{root_dir}/{path.name}"
         )
     return root
 

@@ -169,13 +169,13 @@ def _fetch_root_chain(sources: Sources, base: str, trusted: Root) -> list[tuple[
                 fix="pin a recent root version: registry-tool client trust URL --root FILE --replace",
             )
         old_ids = {k.key_id for k in previous.role("root").keys}
-        sigs = sources.signatures(base, rel, old_ids)
+        sigs = sources.root_signatures(base, rel, old_ids)
         try:
             authenticate_root_candidate(previous, raw, _decode(sigs), where=rel)
             # Signed by a key of the trusted root: now worth parsing, to learn the new root keys.
             new_ids = {k.key_id for k in Root.parse(raw, where=rel).role("root").keys} - old_ids
             if new_ids:
-                sigs.update(sources.signatures(base, rel, new_ids, plain=False))
+                sigs.update(sources.root_signatures(base, rel, new_ids))
             decoded = _decode(sigs)
             previous = verify_root_step(previous, raw, decoded, where=rel)
         except CheckFailed as err:
@@ -296,7 +296,9 @@ def trust(
     root = Root.parse(root_bytes, where="root")
     if root_signatures is None:
         rel = f"root/{root.version}.root.json"
-        root_signatures = _decode(sources.signatures(url, rel, {k.key_id for k in root.role("root").keys}))
+        root_signatures = _decode(
+            sources.root_signatures(url, rel, {k.key_id for k in root.role("root").keys})
+        )
     state = pin_root(url, root_bytes, root_signatures, expected_fingerprint=fingerprint)
     existing = store.load(url)
     if existing is not None and not replace:
@@ -1335,7 +1337,7 @@ def verify_site(
         if root_signatures is None:
             rel = f"root/{root.version}.root.json"
             root_signatures = _decode(
-                sources.signatures(url, rel, {k.key_id for k in root.role("root").keys})
+                sources.root_signatures(url, rel, {k.key_id for k in root.role("root").keys})
             )
         state = pin_root(url, root_bytes, root_signatures)
         top, state = _session(sources, url, state, clock())

@@ -149,7 +149,7 @@ def _pin(args: argparse.Namespace, fetcher: Any) -> dict[str, Any]:
     url = normalise_url(args.url)
     root_bytes = Path(args.root).read_bytes()
     root = Root.parse(root_bytes, where=args.root)
-    sigs = Sources(url, fetcher).signatures(
+    sigs = Sources(url, fetcher).root_signatures(
         url, f"root/{root.version}.root.json", {k.key_id for k in root.role("root").keys}
     )
     state = pin_root(url, root_bytes, [d.decode("utf-8", "surrogateescape") for _, d in sorted(sigs.items())])

@@ -619,6 +619,14 @@ class Sources:
             found[name] = data
         return found
 
+    def root_signatures(self, base: str, relpath: str, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """Signature files of a root version: ``F.<KEYID>.minisig`` only.
+
+        Root versions use only the keyed name (trust.md section 4), as the Go and Rust verifiers
+        fetch them: a signature under ``F.minisig`` counts for no client.
+        """
+        return self.signatures(base, relpath, key_ids, plain=False)
+
 
 def _network_reason(err: BaseException) -> str:
     """The system's words for a failed connection ("Connection refused"), not urllib3's wrapping.

@@ -27,7 +27,7 @@ from registry_tool.manifest.tree import StatPrint as StatPrint
 from registry_tool.manifest.tree import has_plugins_folder, plugin_folders, version_folders
 from registry_tool.manifest.tree import list_files as _list_files
 from registry_tool.registry.errors import RootChainError, UnpinnedConfigError, UnsafeIndexPathError
-from registry_tool.signing import read_signatures
+from registry_tool.signing import read_root_signatures
 from registry_tool.trust import ExpiredRootError, Root, verify_root_step, verify_threshold
 
 # Relative lookups from an open folder: an ``lstat`` of "1.0.0/plugin.toml" from a plugin's folder
@@ -172,7 +172,7 @@ def load_root_chain(index: Path, now: datetime, schema_checked: frozenset[str] =
     verify_threshold(
         root.role("root"),
         first,
-        read_signatures(versions[1]),
+        read_root_signatures(versions[1]),
         subject="root version 1",
         where=str(versions[1]),
     )
@@ -181,7 +181,8 @@ def load_root_chain(index: Path, now: datetime, schema_checked: frozenset[str] =
         path = versions[n]
         raw = path.read_bytes()
         checked = _sha256(raw) in schema_checked
-        root = verify_root_step(root, raw, read_signatures(path), where=str(path), schema_checked=checked)
+        sigs = read_root_signatures(path)
+        root = verify_root_step(root, raw, sigs, where=str(path), schema_checked=checked)
         roots[n] = root
     if root.is_expired(now):
         raise ExpiredRootError(

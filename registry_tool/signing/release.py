@@ -19,7 +19,13 @@ from registry_tool._files import no_regular_file, read_bounded, write_replacing
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
-from registry_tool.format.rules import MAX_SIGNATURE_BYTES, SIG_SUFFIX, is_signature_of, signature_key_id
+from registry_tool.format.rules import (
+    MAX_SIGNATURE_BYTES,
+    SIG_SUFFIX,
+    is_signature_of,
+    root_file_version,
+    signature_key_id,
+)
 from registry_tool.format.rules import YANK as YANK
 from registry_tool.signing.minisign import SecretKey, Signature, sign_bytes
 
@@ -49,12 +55,14 @@ def check_signature_name(name: str, signed_name: str, text: str, *, where: str |
     except CheckFailed:
         return
     if signer != named:
+        plain = f" (or to {signed_name}{SIG_SUFFIX} if that name is free)"
+        if root_file_version(signed_name):
+            plain = ""  # root versions use only the keyed name (read_root_signatures)
         raise SignatureNameError(
             f"{name} holds a signature by key {signer}, not by key {named}: verifiers look a signature "
             f"up by its signer's key id, and would never find this one",
             where=where or name,
-            fix=f"rename it to {signed_name}.{signer}{SIG_SUFFIX} (or to {signed_name}{SIG_SUFFIX} if "
-            "that name is free)",
+            fix=f"rename it to {signed_name}.{signer}{SIG_SUFFIX}{plain}",
         )
 
 
@@ -118,6 +126,38 @@ def read_signatures(signed_file: Path) -> list[str]:
         check_signature_name(p.name, signed_file.name, text, where=str(p))
         texts.append(text)
     return texts
+
+
+def read_root_signatures(root_file: Path) -> list[str]:
+    """The text of every signature file of a root version: ``<N>.root.json.<KEYID>.minisig`` only.
+
+    Root versions use only the keyed name (trust.md section 4): every client fetches a root
+    version's signatures by the ids of the root keys it knows, never ``<N>.root.json.minisig``.
+    Counted here, such a file would let the build and ci check pass a root version that no
+    client can verify, so it is refused by name.
+
+    Raises:
+        FileTooLargeError: a signature file is larger than a minisign signature can be.
+        SignatureNameError: a keyed file holds another key's signature, or ``<N>.root.json.minisig``
+            exists.
+    """
+    paths = signature_paths(root_file)
+    plain = root_file.name + SIG_SUFFIX
+    if paths and paths[0].name == plain:
+        signer = ""
+        try:
+            text = read_bounded(paths[0], MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False)
+            signer = Signature.parse(text.decode("utf-8", errors="surrogateescape")).key_id
+        except (CheckFailed, UsageError):
+            pass
+        raise SignatureNameError(
+            f"{plain}: root versions are signed only under the keyed name {root_file.name}.<KEYID>"
+            f"{SIG_SUFFIX}, which is the only one clients fetch",
+            where=str(paths[0]),
+            fix=f"rename it to {root_file.name}.{signer or '<KEYID>'}{SIG_SUFFIX}, or sign the root version "
+            "with `registry-tool root sign`, which writes that name",
+        )
+    return read_signatures(root_file)
 
 
 def keyed_signature_path(signed_file: Path, key_id: str) -> Path:

@@ -20,7 +20,7 @@ from registry_tool._files import read_bounded, write_replacing
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format.rules import MAX_ROOT_BYTES, root_file_version
 from registry_tool.signing.minisign import PublicKey, SecretKey, sign_bytes
-from registry_tool.signing.release import keyed_signature_path, read_signatures, signature_paths
+from registry_tool.signing.release import keyed_signature_path, read_root_signatures, signature_paths
 from registry_tool.trust.root import (
     ROOT_TYPE,
     SPEC_VERSION,
@@ -348,7 +348,7 @@ def edit_root_dir(
 
 def _require_valid(versions: list[tuple[int, Path]], path: Path) -> None:
     """A partly signed version must be finished first: a new version on top of it could never verify."""
-    data, sigs = path.read_bytes(), read_signatures(path)
+    data, sigs = path.read_bytes(), read_root_signatures(path)
     try:
         if len(versions) == 1:
             verify_root_self(data, sigs, _never_expired(), where=str(path))
@@ -493,10 +493,10 @@ def verify_root_dir_upto(root_dir: Path, version: int) -> Root:
     """Versions 1..``version`` of ``root_dir`` as a chain (expiry not judged): the last one, verified."""
     versions = [(n, p) for n, p in root_versions(root_dir) if n <= version]
     first = _read_root_file(versions[0][1])
-    verify_root_self(first, read_signatures(versions[0][1]), _never_expired(), where=str(versions[0][1]))
+    verify_root_self(first, read_root_signatures(versions[0][1]), _never_expired(), where=str(versions[0][1]))
     return verify_root_chain(
         first,
-        [(_read_root_file(p), read_signatures(p)) for _, p in versions[1:]],
+        [(_read_root_file(p), read_root_signatures(p)) for _, p in versions[1:]],
         _never_expired(),
         names=[str(p) for _, p in versions],
     )
@@ -524,12 +524,12 @@ def walk_root_dir(root_dir: Path, now: datetime, *, trusted: Path | None = None)
         # version 1 vouches for itself: its own root threshold must have signed it.
         verify_root_self(
             first_bytes,
-            read_signatures(first_path),
+            read_root_signatures(first_path),
             now if len(versions) == 1 else _never_expired(),
             where=first_name,
         )
         rest = versions[1:]
-    candidates = [(_read_root_file(p), read_signatures(p)) for _, p in rest]
+    candidates = [(_read_root_file(p), read_root_signatures(p)) for _, p in rest]
     names = [first_name] + [str(p) for _, p in rest]
     walked = [Root.parse(first_bytes, where=first_name)]
     verify_root_chain(first_bytes, candidates, now, names=names, on_step=walked.append)

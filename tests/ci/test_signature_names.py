@@ -41,3 +41,21 @@ def test_a_signature_filed_under_another_keys_id_is_refused(index_repo: IndexRep
     found = [f for f in errors(index_repo.check()) if f.rule == "signature-name"]
     assert [f.file for f in found] == [f"{A}/1.1.0/plugin.toml.{wrong}.minisig"]
     assert index_repo.keys.alice.key_id in found[0].message
+
+
+def test_a_root_version_signed_under_the_unkeyed_name_is_refused(index_repo: IndexRepo) -> None:
+    """Root versions use only ``N.root.json.<KEYID>.minisig`` (trust.md section 4): every client
+    fetches those names alone, so a version signed only as ``N.root.json.minisig`` passed ci check
+    and the build and stopped every Go and Rust host's refresh."""
+    from registry_tool.trust.editing import edit_root_dir, renew, sign_root_dir
+
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, renew())
+    signed = sign_root_dir(root_dir, index_repo.keys.root)
+    unkeyed = signed.with_name(signed.name.split(".minisig")[0].rsplit(".", 1)[0] + ".minisig")
+    signed.rename(unkeyed)
+    index_repo.commit()
+    found = [f for f in errors(index_repo.check()) if f.rule == "root-signature"]
+    assert len(found) == 1, [f.text() for f in errors(index_repo.check())]
+    assert "[signature-name]" in found[0].message and unkeyed.name in found[0].message
+    assert index_repo.keys.root.key_id in (found[0].fix or "")

@@ -557,3 +557,14 @@ def test_a_previous_site_that_cannot_be_reached_is_the_environment_and_a_bad_one
     with pytest.raises(CheckFailed) as err:
         build(index, tmp_path / "out", previous=str(bad))
     assert err.value.exit_code == 1
+
+
+def test_a_root_version_signed_under_the_unkeyed_name_is_refused(index: Index, tmp_path: Path) -> None:
+    """Root versions use only the keyed name: no client fetches ``N.root.json.minisig``, so the
+    build never counts it (it published a root version every Go and Rust host refused)."""
+    root = index.path / "root"
+    keyed = sorted(root.glob("2.root.json.*.minisig"))
+    keyed[0].rename(root / "2.root.json.minisig")
+    problems = refused(index, tmp_path / "site")
+    assert problems[0][1] == "signature-name"
+    assert "2.root.json.minisig" in problems[0][2]
