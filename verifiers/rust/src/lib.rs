@@ -10,6 +10,8 @@ pub mod documents;
 pub mod error;
 pub mod fetch;
 pub mod fsx;
+#[cfg(feature = "http")]
+mod http1;
 pub mod json;
 pub mod lockfile;
 pub mod manifest;
