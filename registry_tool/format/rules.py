@@ -34,6 +34,10 @@ MAX_SIGNATURE_BYTES = 16 * KiB  # one .minisig file (minisign allows an 8174-byt
 # name, so a forged pin cannot ask a client to accept an arbitrarily large download.
 MAX_META_BYTES = 64 * MiB
 MAX_TREE_DEPTH = 64  # one hex digit per level of a 64-digit key
+# A test's input_file or expect_file: smoke reads it into memory and hands it to a worker per test,
+# so a file of GiBs (a link to /dev/zero, or 1 GiB of zeros git stores in 5 MB) would be read
+# whole by the check a pull request runs.  Test data is an example, not a corpus.
+MAX_TEST_FILE_BYTES = 4 * MiB
 # Characters of a yank reason: the plugin document schema caps it (schemas/registry-plugin.schema.json;
 # homepage and repository are capped by plugin.toml's schema): no build publishes what it forbids.
 MAX_YANK_REASON = 4096

@@ -6,11 +6,12 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from registry_tool._files import UnreadableFileError
+from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded
+from registry_tool.format.rules import MAX_TEST_FILE_BYTES
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.config import Limits
 from registry_tool.manifest.errors import ManifestError
@@ -91,7 +92,7 @@ class TestSpec:
         if self.input_base64 is not None:
             return base64.b64decode(self.input_base64, validate=True)
         if self.input_file is not None:
-            return (self.release_dir / self.input_file).read_bytes()
+            return read_test_file(self.release_dir, "input_file", self.input_file)
         return None
 
     def expected_bytes(self) -> bytes | None:
@@ -101,8 +102,35 @@ class TestSpec:
         if self.expect_base64 is not None:
             return base64.b64decode(self.expect_base64, validate=True)
         if self.expect_file is not None:
-            return (self.release_dir / self.expect_file).read_bytes()
+            return read_test_file(self.release_dir, "expect_file", self.expect_file)
         return None
+
+
+def read_test_file(release_dir: Path, field_: str, name: str) -> bytes:
+    """A test's ``input_file``/``expect_file``, read bounded (``MAX_TEST_FILE_BYTES``).
+
+    Inside the release folder, a regular file reached through no link at its end.  ``smoke``
+    reads these for a release that validate may never have seen: ``/etc/passwd`` or
+    ``../../secret`` was piped to the plugin and shown in the report, a FIFO hung the run and a
+    link to ``/dev/zero`` read until memory ran out.
+
+    Raises:
+        UnsafePathError: the name leaves the release folder.
+        UnreadableFileError: missing, not a regular file, a link, or larger than the cap.
+    """
+    base = release_dir.resolve()
+    target = base / name
+    try:
+        inside = not PurePosixPath(name).is_absolute() and target.resolve().is_relative_to(base)
+    except (OSError, RuntimeError):  # a link loop, a name too long
+        inside = False
+    if not inside:
+        raise UnsafePathError(
+            f"{field_} {name!r} leaves the release directory {release_dir}",
+            where=str(release_dir / "plugin.toml"),
+            fix="keep test data in files inside the release folder, named relative to it",
+        )
+    return read_bounded(target, MAX_TEST_FILE_BYTES, f"test {field_}", follow_symlinks=False)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from registry_tool._files import UnreadableFileError
 from registry_tool.errors import UsageError, hidden_characters, printable
+from registry_tool.format.rules import MAX_TEST_FILE_BYTES
 from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest import spdx, tree
 from registry_tool.manifest.abi import (
@@ -1124,6 +1125,14 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)
     elif not _is_file(target):
         ctx.add("test-spec", f"{field_} {name!r} does not exist", field_, "add the file or fix its name")
+    elif (size := target.stat().st_size) > MAX_TEST_FILE_BYTES:
+        ctx.add(
+            "test-spec",
+            f"{field_} {name!r} is {size} bytes, more than the {MAX_TEST_FILE_BYTES // (1024 * 1024)} MiB "
+            "a test file may have (smoke reads it into memory for every test)",
+            field_,
+            "test with a smaller sample of the data",
+        )
 
 
 def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: bool) -> None:

@@ -316,6 +316,10 @@ def case_from_spec(spec: TestSpec, abi: str) -> Case:
         data = spec.input_bytes()
     except (OSError, ValueError) as err:
         raise SmokeSetupError(f"test '{spec.name}': cannot read its input: {err}", where=where) from None
+    except RegistryToolError as err:
+        raise SmokeSetupError(
+            f"test '{spec.name}': cannot read its input: {err.what}", where=where, fix=err.fix
+        ) from None
     return Case(
         name=spec.name,
         call=spec.call or (ABI_SPECS[abi].default_call if abi in ABI_SPECS else None),
@@ -348,6 +352,12 @@ def _expectation(spec: TestSpec) -> tuple[str, Any]:
         raise SmokeSetupError(
             f"test '{spec.name}': cannot read its expected output: {err}",
             where=str(spec.release_dir / "plugin.toml"),
+        ) from None
+    except RegistryToolError as err:
+        raise SmokeSetupError(
+            f"test '{spec.name}': cannot read its expected output: {err.what}",
+            where=str(spec.release_dir / "plugin.toml"),
+            fix=err.fix,
         ) from None
     return ("none", None) if data is None else ("bytes", data)
 

@@ -1,0 +1,85 @@
+"""A test's input_file/expect_file is read bounded, inside the release folder, never through a link.
+
+``smoke`` runs releases validate may never have seen (a reviewer's local run, a CI job): it read
+``/etc/passwd`` and ``../../secret`` and showed them in the report, hung on a FIFO, and read a
+link to ``/dev/zero`` until memory ran out (5 GB in 3.5 s, then exit 3).  validate and ci check
+refuse a test file over the cap (1 GiB of zeros is 5 MB in git, and every test got a copy).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from registry_tool.format.rules import MAX_TEST_FILE_BYTES
+from registry_tool.manifest import load_manifest, load_registry_config
+from registry_tool.manifest.validate import validate_release
+from registry_tool.sandbox.harness import SmokeSetupError, case_from_spec
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "tests" / "examples" / "valid" / "core-bytes-input"
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    folder = tmp_path / "index" / "plugins" / "example" / "1.0.0"
+    shutil.copytree(EXAMPLE, folder)
+    (tmp_path / "outside.bin").write_bytes(b"secret")
+    return folder
+
+
+def _point_input_at(release: Path, name: str) -> None:
+    text = (release / "plugin.toml").read_text()
+    (release / "plugin.toml").write_text(text.replace('input_file = "tests/in.bin"', f"input_file = {name!r}"))
+
+
+def _make(release: Path, kind: str) -> str:
+    data = release / "tests" / "in.bin"
+    if kind == "escape":
+        return "../../../../outside.bin"
+    if kind == "absolute":
+        return str(release.parents[3] / "outside.bin")
+    data.unlink()
+    if kind == "fifo":
+        os.mkfifo(data)
+    elif kind == "dev-zero":
+        data.symlink_to("/dev/zero")
+    elif kind == "link-inside":
+        (release / "tests" / "real.bin").write_bytes(b"abc")
+        data.symlink_to("real.bin")
+    elif kind == "too-large":
+        with data.open("wb") as fh:
+            fh.truncate(MAX_TEST_FILE_BYTES + 1)  # sparse: no disk used
+    return "tests/in.bin"
+
+
+@pytest.mark.parametrize("kind", ["escape", "absolute", "fifo", "dev-zero", "link-inside", "too-large"])
+def test_smoke_refuses_a_test_file_it_must_not_read(release: Path, kind: str) -> None:
+    _point_input_at(release, _make(release, kind))
+    manifest = load_manifest(release / "plugin.toml")
+    spec = manifest.tests[1]
+    with pytest.raises(SmokeSetupError) as err:
+        case_from_spec(spec, manifest.abi)
+    assert err.value.code == "smoke-setup"
+    assert "secret" not in str(err.value.what)
+
+
+def test_a_test_file_at_the_cap_is_read(release: Path) -> None:
+    with (release / "tests" / "in.bin").open("wb") as fh:
+        fh.truncate(MAX_TEST_FILE_BYTES)
+    manifest = load_manifest(release / "plugin.toml")
+    case = case_from_spec(manifest.tests[1], manifest.abi)
+    assert case.input is not None and len(case.input) == MAX_TEST_FILE_BYTES
+
+
+def test_validate_refuses_a_test_file_over_the_cap(release: Path) -> None:
+    (release / "module.wasm").write_bytes(__import__("wasmtime").wat2wasm((release / "module.wat").read_text()))
+    config = load_registry_config(REPO / "index" / "registry.toml")
+    assert [f for f in validate_release(release, config).findings if f.severity.value == "error"] == []
+    with (release / "tests" / "in.bin").open("wb") as fh:
+        fh.truncate(MAX_TEST_FILE_BYTES + 1)
+    found = [f for f in validate_release(release, config).findings if f.rule == "test-spec"]
+    assert len(found) == 1 and "more than the 4 MiB" in found[0].message, [f.message for f in found]
