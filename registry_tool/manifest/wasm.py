@@ -335,19 +335,66 @@ def _recalled_component(raw: bytes | None) -> ModuleInfo | None:
     return None  # nothing remembered, or a damaged entry: compile
 
 
+# Address space a component's compile may use: 2 GiB for the interpreter and wasmtime plus this
+# much per byte of component, as the smoke harness sizes a module's compile (harness.limits_for).
+_PROBE_ROOM = 24
+
+
+def _probe_address_space(size: int) -> int:
+    return 2 * 1024**3 + _PROBE_ROOM * size
+
+
 def _compiled_component_info(
     data: bytes, features: Mapping[str, bool] | None, shared_memory: bool
 ) -> ModuleInfo:
-    import wasmtime.component
+    """The component's names, compiled in a process of its own (``_component_probe``).
 
-    engine = make_engine({**(features or {}), "component_model": True})
+    Bounded as the smoke harness bounds a compile: an address space of 2 GiB plus 24 bytes per
+    byte of component, and the registry's default compile time; a component that needs more is
+    refused (``WasmInspectionError``), never a process of the caller run out of memory.
+    """
+    import importlib.util
+    import subprocess
+    import sys
+
+    from registry_tool.manifest.config import DEFAULT_COMPILE_TIME
+
+    if importlib.util.find_spec("wasmtime") is None:  # callers explain how to install it
+        raise ModuleNotFoundError("No module named 'wasmtime'", name="wasmtime")
+    room = _probe_address_space(len(data))
+    command = [sys.executable, "-m", "registry_tool.manifest._component_probe", str(room)]
     try:
-        component = wasmtime.component.Component(engine, data)
-    except wasmtime.WasmtimeError as err:
+        done = subprocess.run(
+            [*command, json.dumps(dict(features or {}))],
+            input=data,
+            capture_output=True,
+            timeout=DEFAULT_COMPILE_TIME,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
         raise WasmInspectionError(
-            f"wasmtime cannot compile the component: {_first_line(err)}",
-            fix="rebuild the component against WASI 0.2 with the features registry.toml enables",
+            f"wasmtime did not compile the component within {DEFAULT_COMPILE_TIME:g} s",
+            fix="a component this slow to compile cannot be checked or run: split it, or build it "
+            "with fewer functions",
         ) from None
+    try:
+        names = json.loads(done.stdout.decode("utf-8", errors="replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        names = None
+    if done.returncode != 0 or not isinstance(names, dict):
+        rc = done.returncode
+        ended = f"killed by signal {-rc}" if rc < 0 else f"exit {rc}"
+        raise WasmInspectionError(
+            f"wasmtime could not compile the component within {room // 1024**2} MiB of address space "
+            f"({ended})",
+            fix="a component this large to compile cannot be checked or run: split it, or build it "
+            "with fewer functions",
+        )
+    if "error" in names:
+        raise WasmInspectionError(
+            f"wasmtime cannot compile the component: {names['error']}",
+            fix="rebuild the component against WASI 0.2 with the features registry.toml enables",
+        )
     if not shared_memory:
         try:
             shared = has_shared_memory(data)
@@ -357,8 +404,9 @@ def _compiled_component_info(
             ) from None
         if shared:
             raise _shared_memory_refusal()
-    ctype = component.type
-    return _component_info(list(ctype.imports(engine)), list(ctype.exports(engine)))
+    return _component_info(
+        [str(n) for n in names.get("imports", [])], [str(n) for n in names.get("exports", [])]
+    )
 
 
 def _interface(data: bytes) -> Interface:

@@ -258,3 +258,25 @@ def test_a_disabled_proposal_gets_its_switch_and_flag(said: str, fix: str) -> No
     from registry_tool.manifest.wasm import feature_fix
 
     assert fix in feature_fix(said)
+
+
+def test_a_component_is_compiled_in_a_bounded_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A component's types need a compile, and a hostile one (900,000 functions in 3.6 MB) took
+    25 s and 4.9 GB in the process of validate, ci check, the build and the client: it is compiled
+    in a process of its own, whose address space and time are capped, and a compile that needs
+    more is a finding."""
+    from registry_tool.manifest import cache, config
+    from registry_tool.manifest import wasm as wasm_mod
+
+    data = wat("(component)")
+    assert inspect_wasm(data).is_component
+    monkeypatch.setattr(cache, "verdicts_on", lambda: False)  # compiled every time
+    monkeypatch.setattr(wasm_mod, "_probe_address_space", lambda size: 32 * 1024**2)
+    with pytest.raises(WasmInspectionError, match="within 32 MiB of address space") as info:
+        inspect_wasm(data)
+    assert info.value.exit_code == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "verdicts_on", lambda: False)
+    monkeypatch.setattr(config, "DEFAULT_COMPILE_TIME", 0.001)
+    with pytest.raises(WasmInspectionError, match="did not compile the component within"):
+        inspect_wasm(data)
