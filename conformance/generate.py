@@ -4186,6 +4186,28 @@ def dependency_cases() -> None:
         ],
     )
     case(
+        "dep-installed-dependent-yanked-exact-pin",
+        "dependencies",
+        "adler32 2.0.0 (semver-lab ^1.0) is installed; an exact pin of the yanked semver-lab 1.3.0, "
+        "which ^1.0 admits, installs it (decision 16.1: the exact pin is how a yanked release is asked for)",
+        [
+            pin(s),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            install(s, "semver-lab@1.3.0", with_graph(rel(lab_spec("1.3.0")))),
+            lock(
+                adler32={"version": "2.0.0", "requested": "2.0.0"},
+                **{
+                    "semver-lab": {
+                        "version": "1.3.0",
+                        "requested": "1.3.0",
+                        "required_by": ["adler32"],
+                    }
+                },
+            ),
+            verify(OK(plugins=["adler32", "semver-lab"])),
+        ],
+    )
+    case(
         "dep-installed-dependent-kept-whole",
         "dependencies",
         "adler32 2.0.0 is installed and needs semver-lab ^1.0; installing semver-lab@0.2.3 would "

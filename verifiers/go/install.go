@@ -228,7 +228,10 @@ search:
 		}
 		settled = true
 		for _, dep := range sortedKeys(reqs) {
-			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep], isInstalled(lf, dep, c.r, s.url)) {
+			// The requested plugin's exact pin may keep a yanked release, as pickRequested chose
+			// it (decision 16.1); judged otherwise here, it was chosen again without end.
+			exact := dep == req.Name && req.Range != nil && req.Range.Exact()
+			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep], exact || isInstalled(lf, dep, c.r, s.url)) {
 				continue
 			}
 			if pins+1 >= MaxResolutionRounds {

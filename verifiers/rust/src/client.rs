@@ -824,8 +824,14 @@ impl<'v> Session<'v> {
             let mut settled = true;
             for (dep, edges) in &reqs {
                 if let Some((doc, version)) = choice.get(dep) {
-                    if meets(&doc.versions[version], edges, installed_version(dep).as_deref() == Some(version.as_str()))
-                    {
+                    // The requested plugin's exact pin may keep a yanked release, as its pick below
+                    // does (decision 16.1); judged otherwise here, it was chosen again without end.
+                    let exact = dep == &req.name && req.range.exact().is_some();
+                    if meets(
+                        &doc.versions[version],
+                        edges,
+                        exact || installed_version(dep).as_deref() == Some(version.as_str()),
+                    ) {
                         continue;
                     }
                 }
