@@ -2039,6 +2039,30 @@ def release_cases() -> None:
             "malformed",
         )
     manifest_strictness_cases(r11, rel_attack)
+    # Installed, such a module would be taken for the manifest's own signature (and a lockfile naming
+    # it as both is refused by verify): refused before anything is written, as ci check refuses it.
+    for slug, reserved in (("plain-signature", "plugin.toml.minisig"), ("yank", "YANK.toml")):
+        manifest = r11.manifest.replace(f'file = "{r11.wasm_file}"'.encode(), f'file = "{reserved}"'.encode())
+        renamed = replace(
+            r11,
+            files={n: d for n, d in r11.files.items() if n != r11.wasm_file} | {reserved: r11.wasm},
+            wasm_file=reserved,
+        )
+        renamed = variant(renamed, {"plugin.toml": manifest}, repin=True)
+        renamed.entry["wasm"]["path"] = f"plugins/validate_email/1.1.0/{reserved}"
+        moved = signed_by(renamed, (K["alice"], comment("validate_email", "1.1.0")))
+        sig = moved.files.pop("plugin.toml.minisig") if reserved == "plugin.toml.minisig" else None
+        if sig is not None:  # the module holds the plain name: alice's signature takes the keyed one
+            moved.files[reserved] = r11.wasm
+            moved.files[f"plugin.toml.{K['alice'].key_id}.minisig"] = sig
+        rel_attack(
+            f"release-artifact-reserved-{slug}",
+            "malformed",
+            f"the signed manifest names its module {reserved}, a name reserved for the release's "
+            "metadata (plugin.toml, yank.toml and their signatures, in any case)",
+            with_releases(moved),
+            "malformed",
+        )
     rel_attack(
         "release-manifest-tampered",
         "digest",
@@ -3702,6 +3726,34 @@ def lock_facts_cases(s: str, first: list[Json]) -> None:
         "lockfile is refused before anything else is installed",
         [*first, set_email("dependencies", {"Bad": "^1"}), install(s, "adler32", ERR("lockfile"))],
     )
+    for slug, field_, value, why in (
+        (
+            "signature-names-module",
+            "signatures",
+            ["validate_email/1.1.0/plugin.toml.minisig", "validate_email/1.1.0/validate_email.wasm"],
+            "lists the module among its signature files",
+        ),
+        (
+            "signature-names-manifest",
+            "signatures",
+            ["validate_email/1.1.0/plugin.toml"],
+            "lists plugin.toml among its signature files",
+        ),
+        (
+            "module-names-signature",
+            "wasm",
+            "validate_email/1.1.0/plugin.toml.minisig",
+            "names a signature as its module",
+        ),
+    ):
+        case(
+            f"installed-lockfile-{slug}",
+            "lockfile",
+            f"the lockfile entry of validate_email {why}: signatures are plugin.toml[.KEYID].minisig "
+            "files and the module is none of the release's metadata files (decision 17): the lockfile is "
+            "refused",
+            [*first, set_email(field_, value), verify(ERR("lockfile"))],
+        )
     case(
         "installed-lockfile-requested-changed",
         "installed-state",

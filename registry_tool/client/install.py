@@ -68,6 +68,7 @@ from registry_tool.format.rules import (
     PLUGIN_NAME_RE,
     SHA256_RE,
     TIME_RE,
+    is_reserved_name,
     parse_time_strict,
 )
 from registry_tool.format.strictjson import load_strict
@@ -98,7 +99,6 @@ DEPENDENCY_ONLY = "(dependency)"
 MAX_LOCKFILE_SIZE = 64 * MiB
 # Every name check here is a fullmatch: with re.match, "$" also matches before a final newline.
 _SIG_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?\.minisig")
-_RESERVED_RE = re.compile(r"plugin\.toml(\.[0-9A-F]{16})?(\.minisig)?", re.IGNORECASE)
 
 
 # Names, versions and requirements: one rule, in the format module (re-exported for callers).
@@ -478,7 +478,7 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     if not manifest.endswith("/plugin.toml"):
         raise e.fail("manifest", "must name plugin.toml")
     wasm = e.path("wasm", raw["wasm"], base)
-    if _RESERVED_RE.fullmatch(wasm.rsplit("/", 1)[1]):
+    if is_reserved_name(wasm.rsplit("/", 1)[1]):
         raise e.fail("wasm", "names the manifest or a signature file")
     sigs = raw["signatures"]
     if not isinstance(sigs, list):
@@ -936,7 +936,7 @@ def _entry_for(staged: Staged) -> LockedPlugin:
     base = f"{release.name}/{release.version}"
     wasm_name = verified.wasm_filename
     # Compared case-insensitively: on macOS/Windows "Plugin.toml" is the manifest's file.
-    if not _is_file_name(wasm_name) or _RESERVED_RE.fullmatch(wasm_name):
+    if not _is_file_name(wasm_name) or is_reserved_name(wasm_name):
         raise UnsafeNameError(f"artifact file name {wasm_name!r} is not allowed", fix="report this registry")
     for sig_name in verified.signatures:
         if not _SIG_RE.fullmatch(sig_name):

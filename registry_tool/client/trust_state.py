@@ -42,7 +42,7 @@ from registry_tool.client.errors import (
 )
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format import REGISTRY_JSON, PluginDocument, Release, TopDocument, is_version, toml
-from registry_tool.format.rules import PLUGIN_NAME_RE, SHA256_RE
+from registry_tool.format.rules import PLUGIN_NAME_RE, SHA256_RE, is_reserved_name
 from registry_tool.signing.release import ParsedIdentity
 from registry_tool.trust import (
     Root,
@@ -457,6 +457,15 @@ def verify_manifest(
             f"{release.wasm.path} ({release.wasm.size} bytes, sha256 {release.wasm.sha256[:16]}…)",
             where=where,
             fix="do not install from this registry until its owners rebuild it",
+        )
+    if is_reserved_name(file):
+        # Installed, the module would be taken for the manifest's own signature (or the lockfile
+        # name one file as both); ci check refuses such a name, so only a forged index serves it.
+        raise MalformedRegistryError(
+            f"the signed manifest of {release.name} {release.version} names its module {file!r}, a name "
+            "reserved for the release's metadata (plugin.toml, yank.toml and their signatures)",
+            where=where,
+            fix="do not install this release; ask its maintainers to rename the module",
         )
     # The index is trusted for none of what a host acts on: the signed manifest decides, and an
     # entry that disagrees was spliced together from two releases (or forged with the index key).

@@ -144,6 +144,22 @@ def signature_key_id(entry: str, signed_name: str) -> str | None:
     return m.group(1) if m else None
 
 
+def is_reserved_name(name: str) -> bool:
+    """plugin.toml, yank.toml or a signature name of either: a release's own metadata files.
+
+    No module or test file of a release may take such a name: it would be published (and
+    installed) as a signature nothing verifies, or block a later yank.  Compared in lower case: on
+    a case-insensitive file system (macOS, Windows) PLUGIN.TOML is plugin.toml.  Only names directly
+    in the release folder count (``sub/plugin.toml`` is none of them).
+    """
+    folded = name.lower()
+    if "/" in name:
+        return False
+    if folded in (MANIFEST, YANK):
+        return True
+    return folded.endswith(SIG_SUFFIX) and folded.startswith((f"{MANIFEST}.", f"{YANK}."))
+
+
 def is_yank_file(name: str) -> bool:
     """What a yank may add to a published release: yank.toml and its signatures."""
     return name == YANK or is_signature_of(name, YANK)

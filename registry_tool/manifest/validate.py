@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from registry_tool._files import UnreadableFileError
 from registry_tool.errors import UsageError, hidden_characters, printable
-from registry_tool.format.rules import MAX_TEST_FILE_BYTES
+from registry_tool.format.rules import MAX_TEST_FILE_BYTES, is_reserved_name
 from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest import spdx, tree
 from registry_tool.manifest.abi import (
@@ -472,22 +472,6 @@ def _refused_path(ctx: _Ctx, file: str) -> bool:
     return False
 
 
-def _reserved(name: str) -> bool:
-    """plugin.toml, yank.toml or a signature name of either: the release's own metadata files.
-
-    A module or test file by such a name would be published as a "signature" nothing verifies,
-    and a later yank (yank.toml.minisig) could never be added.
-    """
-    # Only names directly in the release folder are published beside the metadata.  Compared in
-    # lower case: on a case-insensitive file system (macOS, Windows) PLUGIN.TOML is plugin.toml.
-    folded = name.lower()
-    if "/" in name:
-        return False
-    if folded in ("plugin.toml", "yank.toml"):
-        return True
-    return folded.endswith(".minisig") and folded.startswith(("plugin.toml.", "yank.toml."))
-
-
 _RESERVED_FIX = (
     "rename the file: plugin.toml, yank.toml and their .minisig names belong to the release's metadata"
 )
@@ -496,7 +480,7 @@ _RESERVED_FIX = (
 def _check_artifact(ctx: _Ctx) -> None:
     m, cfg = ctx.manifest, ctx.config
     file = m.artifact.file
-    if _reserved(file):
+    if is_reserved_name(file):
         ctx.add(
             "reserved-name",
             f"artifact.file {file!r} is a name reserved for metadata",
@@ -1110,7 +1094,7 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
     if _CONTROL.search(name):
         ctx.add("test-spec", f"{field_} {name!r} holds a control character", field_, _PATH_FIX)
         return
-    if _reserved(name):
+    if is_reserved_name(name):
         ctx.add("reserved-name", f"{field_} {name!r} is a name reserved for metadata", field_, _RESERVED_FIX)
         return
     target = _resolve(release, name)

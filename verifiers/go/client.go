@@ -514,6 +514,13 @@ func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, 
 	if man.ArtifactFile != wasmFile || man.ArtifactSHA256 != r.Wasm.SHA256 || man.ArtifactSize != r.Wasm.Size {
 		return nil, mm("module (file, sha256 or size)")
 	}
+	// Installed, such a module would be taken for the manifest's own signature (and the lockfile
+	// would name one file as both): ci check refuses the name, only a forged index serves it.
+	if isReservedName(man.ArtifactFile) {
+		return nil, &Error{Class: ClassMalformed, Where: r.Manifest.Path,
+			What: fmt.Sprintf("the signed manifest of %s %s names its module %q, a name reserved for the release's metadata (plugin.toml, yank.toml and their signatures)", r.Name, r.Version, man.ArtifactFile),
+			Fix:  "do not install this release; ask its maintainers to rename the module"}
+	}
 	// The whole signed manifest against schemas/plugin.schema.json, once the entry agrees with it
 	// (decision 11, step 4): before any permission is asked for.
 	if err := CheckManifestStrict(mb); err != nil {

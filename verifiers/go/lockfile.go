@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf16"
@@ -255,7 +256,37 @@ func (d *doc) entry(v any, p, name string) *LockEntry {
 			return nil
 		}
 	}
+	// Which file is which, as the Python client reads an entry (install._entry, decision 17).
+	base := func(rel string) string { return rel[strings.LastIndex(rel, "/")+1:] }
+	if base(e.Manifest) != "plugin.toml" {
+		d.fail(p+".manifest", "%q must name plugin.toml", e.Manifest)
+		return nil
+	}
+	if isReservedName(base(e.Wasm)) {
+		d.fail(p+".wasm", "%q names the manifest or a signature file", e.Wasm)
+		return nil
+	}
+	for _, sig := range e.Signatures {
+		if !manifestSignatureRE.MatchString(base(sig)) {
+			d.fail(p+".signatures", "%q: only plugin.toml[.KEYID].minisig files", sig)
+			return nil
+		}
+	}
 	return e
+}
+
+// manifestSignatureRE: the only files a lockfile entry's signatures may name.
+var manifestSignatureRE = regexp.MustCompile(`^plugin\.toml(\.[0-9A-F]{16})?\.minisig$`)
+
+// isReservedName: plugin.toml, yank.toml or a signature name of either, compared in lower case:
+// a release's own metadata files, which no module may be named (format/rules.py is_reserved_name).
+func isReservedName(name string) bool {
+	if strings.Contains(name, "/") {
+		return false
+	}
+	f := strings.ToLower(name)
+	return f == "plugin.toml" || f == "yank.toml" ||
+		(strings.HasSuffix(f, ".minisig") && (strings.HasPrefix(f, "plugin.toml.") || strings.HasPrefix(f, "yank.toml.")))
 }
 
 func releaseFilePath(rel, name, version string) bool {

@@ -648,6 +648,17 @@ impl<'v> Session<'v> {
                 label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
             )));
         }
+        // Installed, such a module would be taken for the manifest's own signature (and the
+        // lockfile would name one file as both): ci check refuses the name, a forged index serves it.
+        if names::is_reserved_name(&facts.artifact_file) {
+            return Err(Error::new(
+                Class::Malformed,
+                format!(
+                    "the signed manifest of {} names its module {:?}, a name reserved for the release's metadata (plugin.toml, yank.toml and their signatures); do not install this release",
+                    label, facts.artifact_file
+                ),
+            ));
+        }
         // the whole signed manifest against schemas/plugin.schema.json, before any permission is
         // asked for (decision 11, step 4)
         crate::manifest::check_strict(&manifest).map_err(|e| {

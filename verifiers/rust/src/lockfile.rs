@@ -168,6 +168,10 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
         if !rel_path_ok(s, name, version) {
             return Err(bad(format!("{}.signatures holds {:?}, not {}/{}/<file name>", here, s, name, version)));
         }
+        // Only the manifest's signature files (Python's install._entry, decision 17).
+        if !names::is_manifest_signature_name(s.rsplit('/').next().unwrap_or("")) {
+            return Err(bad(format!("{}.signatures holds {:?}: only plugin.toml[.KEYID].minisig files", here, s)));
+        }
     }
     let published_at = e.str("published_at").map_err(bad)?;
     if names::parse_time(published_at).is_none() {
@@ -185,6 +189,14 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
             why
         )));
     }
+    let manifest = path("manifest")?;
+    if !manifest.ends_with("/plugin.toml") {
+        return Err(bad(format!("{}.manifest {:?} must name plugin.toml", here, manifest)));
+    }
+    let wasm = path("wasm")?;
+    if names::is_reserved_name(wasm.rsplit('/').next().unwrap_or("")) {
+        return Err(bad(format!("{}.wasm {:?} names the manifest or a signature file", here, wasm)));
+    }
     Ok(Entry {
         name: name.to_owned(),
         version: version.to_owned(),
@@ -193,10 +205,10 @@ fn parse_entry(name: &str, raw: &Value, at: &str) -> Result<Entry, Error> {
         required_by: e.str_list("required_by", true, names::is_plugin_name).map_err(bad)?,
         dependencies,
         abi: e.str("abi").map_err(bad)?.to_owned(),
-        manifest: path("manifest")?,
+        manifest,
         manifest_sha256: sha("manifest_sha256")?,
         manifest_size: size("manifest_size")?,
-        wasm: path("wasm")?,
+        wasm,
         wasm_sha256: sha("wasm_sha256")?,
         wasm_size: size("wasm_size")?,
         signatures,

@@ -73,6 +73,29 @@ pub fn is_file_name(s: &str) -> bool {
 }
 
 /// Registry name `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
+/// plugin.toml, yank.toml or a signature name of either (`…minisig` after `plugin.toml.` or
+/// `yank.toml.`), compared in lower case: a release's own metadata files, which no module may be
+/// named (format/rules.py `is_reserved_name`).
+pub fn is_reserved_name(s: &str) -> bool {
+    let folded = s.to_ascii_lowercase();
+    if s.contains('/') {
+        return false;
+    }
+    folded == "plugin.toml"
+        || folded == "yank.toml"
+        || (folded.ends_with(".minisig") && (folded.starts_with("plugin.toml.") || folded.starts_with("yank.toml.")))
+}
+
+/// `plugin.toml.minisig` or `plugin.toml.<KEYID>.minisig`: the only files a lockfile entry's
+/// `signatures` may name.
+pub fn is_manifest_signature_name(s: &str) -> bool {
+    match s.strip_prefix("plugin.toml.").and_then(|rest| rest.strip_suffix("minisig")) {
+        Some("") => true,
+        Some(keyed) => keyed.strip_suffix('.').map_or(false, is_key_id),
+        None => false,
+    }
+}
+
 pub fn is_registry_name(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=128).contains(&b.len())
