@@ -74,6 +74,7 @@ LABELS = (
     "bob",
     "carol",
     "mallory",
+    "alice-new",
 )
 
 
@@ -204,6 +205,15 @@ def revoke_alice(keep: bool) -> Callable[[Json], None]:
 
 R2_REVOKE_KEEP = next_root(R1, revoke_alice(True))
 R2_REVOKE_DROP = next_root(R1, revoke_alice(False))
+
+
+def _resign_alice(doc: Json) -> None:
+    """alice revoked without keep_prior_releases, her validate_email delegated to a new key."""
+    revoke_alice(False)(doc)
+    add_maintainer("alice-new", [K["alice-new"].public_key], ["validate_email"])(doc)
+
+
+R2_REVOKE_RESIGNED = next_root(R1, _resign_alice)
 R2_ROT_INDEX = next_root(
     R1, rotate_keys("index", add=[K["index-new"].public_key], remove=[K["index"].key_id])
 )
@@ -3593,6 +3603,31 @@ def installed_cases() -> None:
         "as revoked-since-install-reinstall, with the exact pin validate_email@1.1.0 (the version "
         "installed): refused, not kept",
         [*first, install(revoked, "validate_email@1.1.0", ERR("maintainer-signature"))],
+    )
+    resigned = site(
+        "revoked-drop-resigned",
+        Site(
+            roots=chain(R2_REVOKE_RESIGNED),
+            releases=with_releases(
+                signed_by(
+                    E11,
+                    (K["alice"], comment("validate_email", "1.1.0")),
+                    (K["alice-new"], comment("validate_email", "1.1.0")),
+                )
+            ),
+        ),
+    )
+    case(
+        "revoked-since-install-resigned",
+        "revocation",
+        "validate_email 1.1.0 (signed by alice) is installed; root 2 revokes alice without "
+        "keep_prior_releases and the owners re-sign the release with a current key (docs/trust.md 5.3): "
+        "installing it again takes the registry's signatures, the installed copy's no longer counting",
+        [
+            *first,
+            install(resigned, "validate_email", EMAIL_INSTALLED),
+            verify(OK(plugins=["validate_email"])),
+        ],
     )
     case(
         "revoked-since-install-other-plugin",

@@ -988,7 +988,17 @@ impl<'v> Session<'v> {
         let mut plan: Vec<VerifiedRelease> = Vec::new();
         for name in &order {
             let (doc, version) = &choice[name];
-            plan.push(self.download_from(doc, &doc.versions[version], &opts.allow, Some((dir, installed)))?);
+            let release = &doc.versions[version];
+            let verified = match self.download_from(doc, release, &opts.allow, Some((dir, installed))) {
+                Ok(v) => v,
+                // The installed copy no longer passes (its signer revoked, the registry re-signed
+                // the release with a current key): the registry's copy decides, as in Python and Go.
+                Err(_) if self.installed_copy(release, dir, installed).is_some() => {
+                    self.download_from(doc, release, &opts.allow, None)?
+                }
+                Err(e) => return Err(e),
+            };
+            plan.push(verified);
         }
         std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
         let _lock = fsx::DirLock::acquire(dir)?;
