@@ -153,3 +153,20 @@ def shown(data: bytes, limit: int = SHOWN_OUTPUT_CHARS) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def shown_tail(data: bytes, limit: int = SHOWN_OUTPUT_CHARS) -> str:
+    """``shown``, keeping the end rather than the head.
+
+    A log's last lines say why a module failed (a Go runtime's panic, a FATAL line after a
+    hundred debug ones), and the report quotes its last line.
+    """
+    if not data:
+        return ""
+    if len(data) > 4 * limit:
+        tail = neutralise(data[-4 * limit :])
+        return f"[cut: {len(data)} bytes in all] …" + tail[-limit:]
+    text = neutralise(data)
+    if len(text) <= limit:
+        return text
+    return f"[{len(text) - limit} earlier characters] …" + text[-limit:]

@@ -57,7 +57,7 @@ from registry_tool.sandbox.abis import (
     type_name,
 )
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
-from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown
+from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown, shown_tail
 from registry_tool.sandbox.runners import adapter_class
 
 if TYPE_CHECKING:
@@ -680,7 +680,7 @@ def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
     if outcome is Outcome.timeout:
         fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong
     cap = limits.output
-    return outcome, fuel, memory, wall_ms, shown(stdout[:cap]), shown(stderr[:cap]), detail
+    return outcome, fuel, memory, wall_ms, shown(stdout[:cap]), shown_tail(stderr[:cap]), detail
 
 
 def judge(

@@ -276,6 +276,39 @@ def test_failing_tests_show_the_module_output_in_text_and_github(index: Path) ->
     assert any("not a command" in line for line in lines)
 
 
+def test_a_long_log_keeps_its_last_lines(index: Path) -> None:
+    """The head of a long stderr hid the line saying why: 100 debug lines, then FATAL."""
+    log = "".join(f"debug: step {i} of the warm-up, all fine so far\n" for i in range(100))
+    log += "FATAL: config key 'mode' missing\n"
+    iovec = (16).to_bytes(4, "little") + len(log).to_bytes(4, "little")
+
+    def escaped(data: bytes) -> str:
+        return "".join(f"\\{b:02x}" for b in data)
+
+    module = f"""(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{escaped(iovec)}")
+  (data (i32.const 16) "{escaped(log.encode())}")
+  (func (export "_start")
+    (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))) unreachable))"""
+    release = index / "plugins" / "chatty" / "1.0.0"
+    release.mkdir(parents=True)
+    (release / "chatty.wasm").write_bytes(wat(module))
+    (release / "plugin.toml").write_text(
+        '[plugin]\nname = "chatty"\nversion = "1.0.0"\ndescription = "d"\nauthors = ["t"]\nlicense = "MIT"\n'
+        'abi = "wasi-command"\nmin_host_version = "0.2.0"\n[artifact]\nfile = "chatty.wasm"\n'
+        '[exports]\nfunctions = ["_start"]\n[[tests]]\nname = "traps"\n'
+    )
+    assert len(log) > 2 * 2000  # beyond what a report shows
+    github = _cli(str(release), "--no-cache", "--format", "github")
+    annotation = next(line for line in github.stdout.splitlines() if line.startswith("::error "))
+    assert "(stderr: FATAL: config key 'mode' missing)" in annotation, annotation
+    text = _cli(str(release), "--no-cache")
+    assert "| FATAL: config key 'mode' missing" in text.stdout
+    assert "| debug: step 99 of the warm-up" in text.stdout
+
+
 def test_compile_time_comes_from_the_registry_and_the_cli_overrides_it(index: Path) -> None:
     from registry_tool.sandbox.harness import limits_for
 
