@@ -1164,6 +1164,17 @@ def _check_test_call(ctx: _Ctx, call: str | None, prefix: str, has_bytes_input: 
                 f"{prefix}",
                 "export memory and an alloc(len) -> ptr function, or use numeric args",
             )
+            return
+        # The one the harness calls (alloc first): one integer in (the length), one out (the pointer).
+        alloc = next(e for e in info.exports if e.kind == "func" and e.name in ("alloc", "malloc"))
+        alloc = next((e for e in info.exports if e.kind == "func" and e.name == "alloc"), alloc)
+        if alloc.params not in (("i32",), ("i64",)) or alloc.results not in (("i32",), ("i64",)):
+            ctx.add(
+                "test-spec",
+                f"{prefix} passes bytes through '{alloc.name}', whose signature is {alloc.signature}",
+                f"{prefix}",
+                f"export {alloc.name}(len) -> ptr with one integer parameter and one integer result",
+            )
 
 
 # --------------------------------------------------------------------------- entry points

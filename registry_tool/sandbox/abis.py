@@ -396,11 +396,20 @@ class CoreAdapter(Adapter):
 
     @staticmethod
     def _write_input(exports: Exports, store: wasmtime.Store, data: bytes) -> tuple[int, int]:
-        alloc = exports("alloc") or exports("malloc")
+        name = "alloc" if exports("alloc") else "malloc"
+        alloc = exports(name)
         memory = exports("memory")
         if not isinstance(alloc, wasmtime.Func) or not isinstance(memory, wasmtime.Memory):
             raise MissingExportError(
                 "a core test with input needs exported 'alloc(len) -> ptr' (or 'malloc') and 'memory'"
+            )
+        # Checked before the call, as a test's own export is: wasmtime-py aborts the process on a
+        # v128 parameter and fails on a v128 result.
+        params, results = exports.signature(name, alloc)
+        if params not in (["i32"], ["i64"]) or results not in (["i32"], ["i64"]):
+            raise MissingExportError(
+                f"'{name}' must take the length and return the pointer, one integer each; it is "
+                f"({', '.join(params)}) -> ({', '.join(results)})"
             )
         ptr = alloc(store, len(data))
         if not isinstance(ptr, int) or ptr <= 0 or ptr + len(data) > memory.data_len(store):

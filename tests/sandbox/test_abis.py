@@ -85,6 +85,20 @@ def test_core_bytes_input_needs_alloc_and_memory(run: Runner) -> None:
     assert "alloc" in result.detail
 
 
+@pytest.mark.parametrize(
+    "signature", ["(param v128) (result i32)", "(param i32) (result v128)", "(result i32)"]
+)
+def test_core_bytes_input_checks_allocs_signature_first(run: Runner, signature: str) -> None:
+    """A v128 parameter aborted the worker inside wasmtime-py (worker_crashed, "report this")."""
+    body = "v128.const i64x2 0 0" if "result v128" in signature else "i32.const 64"
+    module = f"""(module (memory (export "memory") 1)
+      (func (export "alloc") {signature} {body})
+      (func (export "len") (param i32 i32) (result i32) local.get 1))"""
+    [result] = run(wat(module), Case("x", "len", input=b"abc", expect_kind="values", expect=[3]))
+    assert result.outcome is Outcome.missing_export, result.detail
+    assert "'alloc' must take the length and return the pointer" in result.detail
+
+
 # --------------------------------------------------------------------------- imports and permissions
 
 KEYS_RULE = ImportRule("ferrite:keys", "*", "keys")
