@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -343,6 +344,15 @@ def _expectation(spec: TestSpec) -> tuple[str, Any]:
     if isinstance(spec.expect, tuple):
         return "values", list(spec.expect)
     if spec.expect_regex is not None:
+        try:  # compiled here: in the worker a bad pattern read as the engine crashing
+            re.compile(spec.expect_regex)
+        except (re.error, RecursionError, OverflowError) as err:
+            raise SmokeSetupError(
+                f"test '{spec.name}': expect_regex {spec.expect_regex[:80]!r} is no regular expression "
+                f"({err})",
+                where=str(spec.release_dir / "plugin.toml"),
+                fix="fix the pattern (Python's re syntax)",
+            ) from None
         return "regex", spec.expect_regex
     if isinstance(spec.expect, str):
         return "text", spec.expect

@@ -83,3 +83,12 @@ def test_validate_refuses_a_test_file_over_the_cap(release: Path) -> None:
         fh.truncate(MAX_TEST_FILE_BYTES + 1)
     found = [f for f in validate_release(release, config).findings if f.rule == "test-spec"]
     assert len(found) == 1 and "more than the 4 MiB" in found[0].message, [f.message for f in found]
+
+
+def test_smoke_refuses_an_expect_regex_that_does_not_compile(release: Path) -> None:
+    """In the worker a bad pattern was worker_crashed: "report this: the engine crashed"."""
+    text = (release / "plugin.toml").read_text().replace("expect = [5]", 'expect_regex = "(unclosed"')
+    (release / "plugin.toml").write_text(text)
+    manifest = load_manifest(release / "plugin.toml")
+    with pytest.raises(SmokeSetupError, match="is no regular expression"):
+        case_from_spec(manifest.tests[0], manifest.abi)
