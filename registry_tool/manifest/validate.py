@@ -999,6 +999,7 @@ def _check_tests(ctx: _Ctx) -> None:
         for key in ("input_file", "expect_file"):
             if key in raw:
                 _check_test_file(ctx, f"{prefix}.{key}", raw[key])
+        _check_process_strings(ctx, raw, prefix)
         _check_test_call(ctx, spec.call, prefix, bool(inputs))
         _check_test_args(ctx, spec.call, raw.get("args"), f"{prefix}.args")
         _check_test_expect(ctx, spec.call, raw.get("expect"), f"{prefix}.expect")
@@ -1087,6 +1088,39 @@ def _check_test_expect(ctx: _Ctx, call: object, expect: object, field_: str) -> 
                 f"expect a value an {kind} holds (signed or unsigned)",
             )
             return
+
+
+def _check_process_strings(ctx: _Ctx, raw: Mapping[str, object], prefix: str) -> None:
+    """A test's argv and env as the module receives them: C strings, env as NAME=value.
+
+    A NUL ends one early and an '=' in a name moves the split (``A=B`` = "x" arrived as
+    A = "B=x"), and the test passed.
+    """
+    argv, env = raw.get("argv"), raw.get("env")
+    for i, arg in enumerate(argv if isinstance(argv, list) else []):
+        if isinstance(arg, str) and "\0" in arg:
+            ctx.add(
+                "test-spec",
+                f"{prefix}.argv[{i}] holds a NUL character, which ends the argument early",
+                f"{prefix}.argv",
+                "remove the NUL: arguments are C strings",
+            )
+    for name, value in (env if isinstance(env, dict) else {}).items():
+        if "=" in name or "\0" in name or name == "":
+            ctx.add(
+                "test-spec",
+                f"{prefix}.env name {name!r} is empty or holds '=' or a NUL: the module would see "
+                "another name",
+                f"{prefix}.env",
+                "name variables without '=' and NUL",
+            )
+        elif isinstance(value, str) and "\0" in value:
+            ctx.add(
+                "test-spec",
+                f"{prefix}.env.{name} holds a NUL character, which ends the value early",
+                f"{prefix}.env",
+                "remove the NUL: environment values are C strings",
+            )
 
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
