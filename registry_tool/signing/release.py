@@ -457,8 +457,11 @@ def sign_release(
     ``notes`` gets a line for each (a co-signer must see that the module is not the one pinned).
     """
     original, updated = _pinned(release_dir)
-    _check_folder_identity(release_dir, updated)
     manifest = release_dir / MANIFEST
+    # Read as the maintainer wrote it first: a fault in the pinned bytes was reported on a line
+    # shifted by the sha256 and size lines pinning inserts.
+    manifest_identity(original, where=str(manifest), table="plugin")
+    _check_folder_identity(release_dir, updated)
     if updated != original:
         was, now = _pin_of(original), _pin_of(updated)
         write_replacing(manifest, updated)

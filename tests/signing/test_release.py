@@ -315,3 +315,12 @@ def test_a_re_pin_and_the_signatures_it_voids_are_told(
     quiet: list[str] = []
     sign_release(release, bob, timestamp=3, notes=quiet)  # nothing changed: nothing to tell
     assert quiet == []
+
+
+def test_a_toml_fault_is_reported_on_the_line_the_maintainer_wrote(release: Path, alice: SecretKey) -> None:
+    """Pinning inserts the size line above a fault further down: it was reported one line low."""
+    text = MANIFEST + "\n[[tests]]\nargs = [99999999999999999999999]\n"
+    (release / "plugin.toml").write_text(text)
+    line = text.splitlines().index("args = [99999999999999999999999]") + 1
+    with pytest.raises(RegistryToolError, match=f"at line {line}, column"):
+        sign_release(release, alice)
