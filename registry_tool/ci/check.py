@@ -951,17 +951,20 @@ class _IndexCheck:
 
     def _immutable(self, change: Change) -> Finding:
         removed = change.kind is ChangeKind.deleted
+        what = {ChangeKind.deleted: "removed", ChangeKind.added: "added"}.get(change.kind, "modified")
         if removed:
             line = None
         elif change.kind is ChangeKind.added:
             line = 1  # nothing at the base to compare with (no git process per added file)
         else:
-            line = _first_changed_line(self.repo.show(self.base, change.path), self.repo.root / change.path)
+            old = self.repo.show(self.base, change.path)
+            line = _first_changed_line(old, self.repo.root / change.path)
+            if line == 0:  # the same bytes: git saw the file's mode (or type) change
+                line, what = 1, "changed in mode only (its bytes are the same)"
         return Finding(
             rule="release-removed" if removed else "release-changed",
-            message=f"{change.path} belongs to a published release and was "
-            + {ChangeKind.deleted: "removed", ChangeKind.added: "added"}.get(change.kind, "modified")
-            + "; published releases are immutable",
+            message=f"{change.path} belongs to a published release and was {what}; published releases "
+            "are immutable",
             file=change.path,
             line=line,
             fix="restore the file; publish a new version instead, or yank this one with a signed yank.toml "
@@ -1131,7 +1134,7 @@ _LINE_SCAN_BYTES = 1 << 20
 
 
 def _first_changed_line(old: bytes | None, new_path: Path) -> int:
-    """The first line where the file differs from the base (line 1 for binaries).
+    """The first line where the file differs from the base (line 1 for binaries), 0 for none.
 
     Only the first MiB is compared: published files are small text or a module (line 1 anyway).
     """
@@ -1143,7 +1146,10 @@ def _first_changed_line(old: bytes | None, new_path: Path) -> int:
     old = old[:_LINE_SCAN_BYTES] if old is not None else None
     if old is None or b"\0" in old[:8000] or b"\0" in new[:8000]:
         return 1
+    if old == new and len(new) < _LINE_SCAN_BYTES:
+        return 0
     for lineno, (a, b) in enumerate(zip(old.splitlines(), new.splitlines(), strict=False), start=1):
         if a != b:
             return lineno
-    return min(len(old.splitlines()), len(new.splitlines())) + 1
+    # One is a prefix of the other: the first line only one of them has (at most the last line).
+    return min(min(len(old.splitlines()), len(new.splitlines())) + 1, max(1, len(new.splitlines())))

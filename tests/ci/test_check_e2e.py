@@ -159,6 +159,25 @@ def test_replaced_published_wasm_fails(index_repo: IndexRepo) -> None:
     assert (finding.rule, finding.file, finding.line) == ("release-changed", f"{A}/1.0.0/alpha.wasm", 1)
 
 
+def test_a_mode_change_is_reported_as_such_on_line_one(index_repo: IndexRepo) -> None:
+    """chmod +x alone was "modified" at line 42 of a 41-line file."""
+    manifest = index_repo.index / "plugins/alpha/1.0.0/plugin.toml"
+    manifest.chmod(0o755)
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert (finding.rule, finding.file, finding.line) == ("release-changed", f"{A}/1.0.0/plugin.toml", 1)
+    assert "mode only" in finding.message
+
+
+def test_a_shortened_published_file_points_at_a_line_it_has(index_repo: IndexRepo) -> None:
+    manifest = index_repo.index / "plugins/alpha/1.0.0/plugin.toml"
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(lines[:-1]))
+    index_repo.commit()
+    (finding,) = errors(index_repo.check())
+    assert finding.rule == "release-changed" and finding.line == len(lines) - 1
+
+
 def test_removed_release_fails(index_repo: IndexRepo) -> None:
     git(index_repo.path, "rm", "-q", "-r", "index/plugins/beta/1.0.0")
     index_repo.commit()
