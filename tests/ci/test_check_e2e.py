@@ -108,7 +108,8 @@ def test_pr_adding_its_own_key_to_the_root_cannot_authorise_itself(index_repo: I
     edit_root_dir(root_dir, add_maintainer("mallory", [keys.mallory.public_key], ["alpha"]))
     # The attacker signs the new root with their own key; no root key signed it.
     data = (root_dir / "3.root.json").read_bytes()
-    (root_dir / "3.root.json.minisig").write_text(sign_bytes(keys.mallory, data, trusted_comment="root v3"))
+    signature = sign_bytes(keys.mallory, data, trusted_comment="root v3")
+    (root_dir / f"3.root.json.{keys.mallory.key_id}.minisig").write_text(signature)
     index_repo.release("alpha", "1.1.0", signer=keys.mallory)
     index_repo.commit()
     report = index_repo.check()
