@@ -141,6 +141,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 "A release that exists at the base was removed whole, and its signatures no longer "
                 "count under the newest root (a revoked or removed key): a withdrawal.",
             ),
+            "yank-strands-dependents": (
+                _W,
+                "A yank leaves releases of other plugins that need the yanked version with no "
+                "release that is not yanked: clients can no longer install them.",
+            ),
             "version-backwards": (
                 _E,
                 "A new release is lower than the highest existing version of the plugin.",

@@ -870,6 +870,25 @@ class _IndexCheck:
             result.data["kind"] = "yank"
             result.findings.extend(check_yank(self.repo.root, rel_dir, key, gates))
             result.data["checks"]["yank signature"] = result.ok
+            head_index = self.repo.root / self.index if self.index else self.repo.root
+            stranded = stranded_dependents(IndexTree(head_index), key.name, matching=key.version)
+            if stranded:
+                # A yank is a security response: never refused for this, but the dependents'
+                # maintainers (and the reviewers) are told that clients can no longer install them.
+                result.findings.append(
+                    Finding(
+                        rule="yank-strands-dependents",
+                        message=f"yanking {key.subject} leaves {'; '.join(stranded[:5])}"
+                        + (f" and {len(stranded) - 5} more" if len(stranded) > 5 else "")
+                        + " with no release that is not yanked: clients cannot install "
+                        + ("it" if len(stranded) == 1 else "them"),
+                        severity=Severity.warning,
+                        file=f"{rel_dir}/yank.toml",
+                        line=1,
+                        fix=f"publish a release of {key.name} the dependents accept, or ask their "
+                        "maintainers to widen their ranges",
+                    )
+                )
         if signatures_added:
             result.data["kind"] = "re-signed"
             # Only the files this pull request adds must count: the published ones are the reason

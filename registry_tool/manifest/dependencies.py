@@ -94,12 +94,13 @@ class IndexTree:
         )
 
 
-def stranded_dependents(index: IndexTree, name: str) -> list[str]:
+def stranded_dependents(index: IndexTree, name: str, matching: str | None = None) -> list[str]:
     """Releases of the index whose required dependency on ``name`` no release of it satisfies.
 
     What withdrawing ``name``'s releases would leave behind: the build refuses such a release
-    (``dependency-unknown`` / ``dependency-unsatisfiable``), and a published one cannot go.
-    Reads every plugin of the index: for the rare pull request that withdraws a release.
+    (``dependency-unknown`` / ``dependency-unsatisfiable``), and a published one cannot go.  With
+    ``matching`` (a version), only those whose range admits it: what yanking that version strands.
+    Reads every plugin of the index: for the rare pull request that withdraws or yanks a release.
     """
     try:
         left = [r for r in index.releases(name) if not r.yanked]
@@ -114,6 +115,7 @@ def stranded_dependents(index: IndexTree, name: str) -> list[str]:
                 if (
                     dep.name == name
                     and not dep.optional
+                    and (matching is None or range_matches(dep.range, matching))
                     and not any(range_matches(dep.range, r.version) for r in left)
                 ):
                     stranded.append(f"{release} (needs {name} {dep.range})")

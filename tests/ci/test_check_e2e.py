@@ -276,6 +276,26 @@ def test_signed_yank_passes_and_foreign_yank_fails(index_repo: IndexRepo) -> Non
     assert index_repo.smoked == []
 
 
+def test_a_yank_that_strands_a_dependent_passes_with_a_warning_naming_it(index_repo: IndexRepo) -> None:
+    """alpha 1.1.0 needs beta ^1.0, which only beta 1.0.0 meets: yanking it passed without a word,
+    and the build then warned that clients cannot install alpha 1.1.0."""
+    index_repo.release("alpha", "1.1.0", dependencies={"beta": "^1.0"})
+    index_repo.commit("alpha 1.1.0")
+    merged = git(index_repo.path, "rev-parse", "HEAD").strip()
+    index_repo.yank("beta", "1.0.0", index_repo.keys.bob)
+    index_repo.commit("yank beta")
+    report = index_repo.check(base=merged)
+    assert report.ok, [f.text() for f in errors(report)]
+    (warning,) = only_rule(report, "yank-strands-dependents")
+    assert warning.severity is Severity.warning and warning.file == "index/plugins/beta/1.0.0/yank.toml"
+    assert "alpha 1.1.0 (needs beta ^1.0)" in warning.message
+    # A yank no dependent needs says nothing.
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice)
+    index_repo.commit("yank alpha 1.0.0")
+    merged = git(index_repo.path, "rev-parse", "HEAD~1").strip()
+    assert only_rule(index_repo.check(base=merged), "yank-strands-dependents") == []
+
+
 def test_files_outside_plugin_folders_fail(index_repo: IndexRepo) -> None:
     (index_repo.index / "notes.md").write_text("hello\n")
     (index_repo.index / "plugins/alpha/README.md").write_text("hi\n")
