@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,42 @@ def test_a_record_time_that_is_not_a_number_fails_closed(fake) -> None:
     results = fake("forged-nan", ["a"], wall_time=0.3, kill_margin=0.3)
     assert [r.outcome for r in results] == [Outcome.worker_crashed]
     assert "protocol" in results[0].detail
+
+
+def test_the_release_setup_ends_before_the_compiled_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first test's deadline starts at the ``compiled`` record: the release's setup (linking
+    100,000 stubs took 4.6 s) ran after it, so every test of such a release timed out."""
+    import time
+
+    import wasmtime
+
+    from registry_tool.sandbox import protocol, worker
+    from registry_tool.sandbox.abis import DEFAULT_ABI_RULES
+
+    ends: list[float] = []
+    real = worker.Release
+
+    def release(*args: Any) -> Any:
+        made = real(*args)
+        ends.append(time.monotonic())
+        return made
+
+    monkeypatch.setattr(worker, "Release", release)
+    path = tmp_path / "m.wasm"
+    path.write_bytes(bytes(wasmtime.wat2wasm('(module (func (export "one") (result i32) i32.const 1))')))
+    job = Job(
+        wasm_path=str(path),
+        abi="core",
+        cases=[Case("one", "one", expect_kind="values", expect=[1])],
+        limits=Limits(),
+        engine=EngineSpec(),
+        policy=ImportPolicy(DEFAULT_ABI_RULES["core"], [], []),
+        cache_dir=None,
+    )
+    with (tmp_path / "results").open("w+b") as fh:
+        worker.run_job(job, results=fh.fileno())
+        records = protocol.ResultsFile(fh.fileno()).read()
+    assert [r.kind for r in records] == ["compiled", "test"]
+    assert len(ends) == 1 and records[0].at >= ends[0]
