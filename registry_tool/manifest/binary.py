@@ -40,6 +40,10 @@ class _Reader:
         # is not checked by anything before this reader).
         self.data, self.pos, self.end = data, pos, len(data) if end is None else min(end, len(data))
 
+    def peek(self) -> int:
+        """The next byte, not consumed (-1 at the end)."""
+        return self.data[self.pos] if self.pos < self.end else -1
+
     def byte(self) -> int:
         if self.pos >= self.end:
             raise ValueError("unexpected end of section")
@@ -173,14 +177,51 @@ def custom_section_names(data: bytes) -> list[str]:
 
 
 def _types(data: bytes, span: tuple[int, int]) -> list[tuple[list[str], list[str]]]:
+    """Every type index's function type; a struct or array type (GC proposal) holds ([], [])."""
     reader, types = _Reader(data, *span), []
     for _ in range(reader.uleb()):
-        if reader.byte() != 0x60:  # rec groups / subtypes (GC proposal): not needed by any ABI here
-            raise ValueError("non-function type")
+        # A recursion group (0x4E) defines one type index per subtype; anything else is one.
+        group = 1
+        if reader.peek() == 0x4E:
+            reader.byte()
+            group = reader.uleb()
+        for _ in range(group):
+            types.append(_subtype(reader))
+    return types
+
+
+def _subtype(reader: _Reader) -> tuple[list[str], list[str]]:
+    """One subtype: a function type's (params, results), or ([], []) for a struct or array.
+
+    GC proposal: ``sub``/``sub final`` with its supertypes, or a bare composite type.
+    """
+    code = reader.byte()
+    if code in (0x50, 0x4F):  # sub, sub final: the supertype indices, then the composite type
+        for _ in range(reader.uleb()):
+            reader.u32()
+        code = reader.byte()
+    if code == 0x60:
         params = [reader.valtype() for _ in range(reader.uleb())]
         results = [reader.valtype() for _ in range(reader.uleb())]
-        types.append((params, results))
-    return types
+        return params, results
+    if code == 0x5F:  # struct: its fields
+        for _ in range(reader.uleb()):
+            _fieldtype(reader)
+    elif code == 0x5E:  # array: one field
+        _fieldtype(reader)
+    else:
+        raise ValueError(f"unknown type form 0x{code:02x}")
+    return [], []
+
+
+def _fieldtype(reader: _Reader) -> None:
+    """A storage type (a value type, or the packed i8 0x78 / i16 0x77) and its mutability."""
+    if reader.peek() in (0x78, 0x77):
+        reader.byte()
+    else:
+        reader.valtype()
+    if reader.byte() not in (0x00, 0x01):
+        raise ValueError("a field's mutability is neither 0 nor 1")
 
 
 _EXTERN_KINDS = {0x00: "func", 0x01: "table", 0x02: "memory", 0x03: "global", 0x04: "tag"}

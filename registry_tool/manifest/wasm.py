@@ -415,7 +415,7 @@ def _interface(data: bytes) -> Interface:
     except (ValueError, IndexError, KeyError) as err:
         raise WasmInspectionError(
             f"cannot read the module's imports, exports and function types: {err}",
-            fix="rebuild the module with a standard toolchain (only function types, no GC rec groups)",
+            fix="rebuild the module with a standard toolchain",
         ) from None
 
 

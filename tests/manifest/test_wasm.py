@@ -280,3 +280,18 @@ def test_a_component_is_compiled_in_a_bounded_process(monkeypatch: pytest.Monkey
     monkeypatch.setattr(config, "DEFAULT_COMPILE_TIME", 0.001)
     with pytest.raises(WasmInspectionError, match="did not compile the component within"):
         inspect_wasm(data)
+
+
+def test_a_gc_module_is_read_with_its_struct_array_and_sub_types() -> None:
+    """With gc = true a one-struct module was refused: the type section reader knew only func types."""
+    data = wat(
+        """(module
+      (rec (type $s (struct (field i32) (field (mut i8)))) (type $a (array (mut (ref null $s)))))
+      (type $f (sub (func (param i32) (result i32))))
+      (type $g (sub final $f (func (param i32) (result i32))))
+      (func (export "add") (type $g) local.get 0)
+      (func (export "mk") (result (ref $s)) i32.const 1 i32.const 2 struct.new $s))"""
+    )
+    info = inspect_wasm(data, {"gc": True, "function_references": True, "reference_types": True})
+    signatures = {e.name: (e.params, e.results) for e in info.exports}
+    assert signatures == {"add": (("i32",), ("i32",)), "mk": ((), ("ref",))}
