@@ -40,6 +40,7 @@ EXTRAS_BY_PATH = (
     ("registry_tool/manifest/validate.py", ("cli", "sandbox")),
     ("registry_tool/manifest/cache.py", ("cli", "sandbox")),
     ("registry_tool/manifest/wasm.py", ("sandbox",)),
+    ("registry_tool/manifest/_component_probe.py", ("sandbox",)),  # run by wasm.py for components
 )
 # Known exceptions, each to remove when its import goes: the text reporter needs rich (report.py
 # belongs to the library; presentation through rich is the command line's).
