@@ -33,7 +33,8 @@ def release(tmp_path: Path) -> Path:
 
 def _point_input_at(release: Path, name: str) -> None:
     text = (release / "plugin.toml").read_text()
-    (release / "plugin.toml").write_text(text.replace('input_file = "tests/in.bin"', f"input_file = {name!r}"))
+    text = text.replace('input_file = "tests/in.bin"', f"input_file = {name!r}")
+    (release / "plugin.toml").write_text(text)
 
 
 def _make(release: Path, kind: str) -> str:
@@ -76,7 +77,9 @@ def test_a_test_file_at_the_cap_is_read(release: Path) -> None:
 
 
 def test_validate_refuses_a_test_file_over_the_cap(release: Path) -> None:
-    (release / "module.wasm").write_bytes(__import__("wasmtime").wat2wasm((release / "module.wat").read_text()))
+    import wasmtime
+
+    (release / "module.wasm").write_bytes(wasmtime.wat2wasm((release / "module.wat").read_text()))
     config = load_registry_config(REPO / "index" / "registry.toml")
     assert [f for f in validate_release(release, config).findings if f.severity.value == "error"] == []
     with (release / "tests" / "in.bin").open("wb") as fh:
@@ -92,3 +95,19 @@ def test_smoke_refuses_an_expect_regex_that_does_not_compile(release: Path) -> N
     manifest = load_manifest(release / "plugin.toml")
     with pytest.raises(SmokeSetupError, match="is no regular expression"):
         case_from_spec(manifest.tests[0], manifest.abi)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_smoke_refuses_an_artifact_that_is_no_regular_file(release: Path, kind: str) -> None:
+    """The worker refused it with a traceback reported as worker_crashed ("the engine crashed")."""
+    from registry_tool.sandbox.harness import job_for
+
+    wasm = release / "module.wasm"
+    if kind == "fifo":
+        os.mkfifo(wasm)
+    else:
+        wasm.symlink_to("/dev/zero")
+    config = load_registry_config(REPO / "index" / "registry.toml")
+    manifest = load_manifest(release / "plugin.toml", config)
+    with pytest.raises(SmokeSetupError, match="is no regular file"):
+        job_for(manifest, config)
