@@ -16,6 +16,7 @@ import os
 import re
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -448,13 +449,21 @@ def job_for(
     check_features(spec)
     size_cap = config.max_limits.module_size
     try:
-        size = manifest.wasm_path.stat().st_size
+        info = manifest.wasm_path.stat()
     except OSError as err:
         raise SmokeSetupError(
             f"cannot read the artifact {manifest.artifact.file}: {err.strerror}",
             where=str(manifest.path),
             fix="build the module and put it beside plugin.toml",
         ) from None
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or device (or a link to one): the worker refused it as "the engine crashed".
+        raise SmokeSetupError(
+            f"the artifact {manifest.artifact.file} is no regular file",
+            where=str(manifest.path),
+            fix="put the compiled module itself beside plugin.toml (not a FIFO, device or a link to one)",
+        )
+    size = info.st_size
     if size_cap is not None and size > size_cap:
         raise SmokeSetupError(
             f"{manifest.artifact.file} is {size} bytes, over the registry's module_size of {size_cap}",
