@@ -954,8 +954,27 @@ def _check_tests(ctx: _Ctx) -> None:
             severity=Severity.warning,
         )
     data = m.source.data.get("tests", []) if m.source else []
+    named: dict[str, str] = {}
     for spec, raw in zip(m.tests, data, strict=True):
         prefix = spec.field_prefix
+        if spec.name in named:
+            # Reports, annotations and the catalog tell tests apart by name.
+            ctx.add(
+                "test-spec",
+                f"{prefix} is named {spec.name!r}, as {named[spec.name]} is",
+                f"{prefix}.name",
+                "give every test its own name",
+            )
+        named.setdefault(spec.name, prefix)
+        if "exit_code" in raw and "expect_trap" in raw:
+            ctx.add(
+                "test-spec",
+                f"{prefix} sets both exit_code and expect_trap: exit_code is the code of a run that "
+                "ends normally, which a test expecting a trap never checks",
+                f"{prefix}.exit_code",
+                'to expect a program\'s exit code, set exit_code alone (expect_trap = "exit_code" '
+                "accepts any non-zero code)",
+            )
         inputs = [k for k in INPUT_KEYS if k in raw]
         expects = [k for k in EXPECT_KEYS if k in raw]
         for group, keys in (("input", inputs), ("expectation", expects)):
