@@ -594,6 +594,12 @@ def _fix_for(o: TestOutcome) -> str | None:
     for said, fix in _KNOWN_CAUSES:
         if said in o.detail or said in o.stderr:
             return fix
+    if o.outcome is Outcome.memory_limit and o.detail.startswith("while compiling"):
+        # The compiler's room, not the module's linear memory: [limits].memory does not change it.
+        return (
+            "the module is too large to compile in the sandbox (its address space is 2 GiB plus 24 "
+            "bytes per byte of module): reduce its size or its number of functions"
+        )
     if o.outcome is Outcome.compile_error:
         from registry_tool.manifest.wasm import feature_fix
 

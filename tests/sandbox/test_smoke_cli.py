@@ -351,6 +351,18 @@ def test_a_dead_workers_last_words_are_one_line() -> None:
     assert "bytes failed | note: run with" in detail
 
 
+def test_running_out_of_room_while_compiling_is_not_told_to_raise_the_memory_limit() -> None:
+    """900,000 functions ran the worker out of address space while compiling: the fix said to raise
+    [limits].memory, which the compiler's room does not depend on."""
+    from registry_tool.sandbox.harness import _fix_for
+    from registry_tool.sandbox.outcome import Outcome, TestOutcome
+
+    compiling = TestOutcome("t", Outcome.memory_limit, detail="while compiling: the worker ran out of memory")
+    assert "too large to compile" in str(_fix_for(compiling))
+    running = TestOutcome("t", Outcome.memory_limit, detail="memory.grow past the limit")
+    assert "[limits].memory" in str(_fix_for(running))
+
+
 def test_a_known_cause_gets_its_own_fix_and_the_line_that_explains_it() -> None:
     from registry_tool.sandbox.harness import _fix_for, _last_words
     from registry_tool.sandbox.outcome import Outcome, TestOutcome
