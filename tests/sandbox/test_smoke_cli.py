@@ -254,15 +254,21 @@ STDERR_THEN_TRAP = """(module
     (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 100))) unreachable))"""
 
 
-def test_failing_tests_show_the_module_output_in_text_and_github(index: Path) -> None:
-    release = index / "plugins" / "loud" / "1.0.0"
+def _command_release(index: Path, name: str, module: str) -> Path:
+    """A wasi-command release of ``module`` (WAT) with one test, ``traps``."""
+    release = index / "plugins" / name / "1.0.0"
     release.mkdir(parents=True)
-    (release / "loud.wasm").write_bytes(wat(STDERR_THEN_TRAP))
+    (release / f"{name}.wasm").write_bytes(wat(module))
     (release / "plugin.toml").write_text(
-        '[plugin]\nname = "loud"\nversion = "1.0.0"\ndescription = "d"\nauthors = ["t"]\nlicense = "MIT"\n'
-        'abi = "wasi-command"\nmin_host_version = "0.2.0"\n[artifact]\nfile = "loud.wasm"\n'
+        f'[plugin]\nname = "{name}"\nversion = "1.0.0"\ndescription = "d"\nauthors = ["t"]\nlicense = "MIT"\n'
+        f'abi = "wasi-command"\nmin_host_version = "0.2.0"\n[artifact]\nfile = "{name}.wasm"\n'
         '[exports]\nfunctions = ["_start"]\n[[tests]]\nname = "traps"\n'
     )
+    return release
+
+
+def test_failing_tests_show_the_module_output_in_text_and_github(index: Path) -> None:
+    release = _command_release(index, "loud", STDERR_THEN_TRAP)
     text = _cli(str(release), "--no-cache")
     assert text.returncode == 1
     assert "  stderr:" in text.stdout and "| runtime: call _initialize first" in text.stdout
@@ -292,14 +298,7 @@ def test_a_long_log_keeps_its_last_lines(index: Path) -> None:
   (data (i32.const 16) "{escaped(log.encode())}")
   (func (export "_start")
     (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))) unreachable))"""
-    release = index / "plugins" / "chatty" / "1.0.0"
-    release.mkdir(parents=True)
-    (release / "chatty.wasm").write_bytes(wat(module))
-    (release / "plugin.toml").write_text(
-        '[plugin]\nname = "chatty"\nversion = "1.0.0"\ndescription = "d"\nauthors = ["t"]\nlicense = "MIT"\n'
-        'abi = "wasi-command"\nmin_host_version = "0.2.0"\n[artifact]\nfile = "chatty.wasm"\n'
-        '[exports]\nfunctions = ["_start"]\n[[tests]]\nname = "traps"\n'
-    )
+    release = _command_release(index, "chatty", module)
     assert len(log) > 2 * 2000  # beyond what a report shows
     github = _cli(str(release), "--no-cache", "--format", "github")
     annotation = next(line for line in github.stdout.splitlines() if line.startswith("::error "))
