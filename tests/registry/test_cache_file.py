@@ -267,3 +267,74 @@ def test_a_trailer_without_the_files_nonce_is_not_trusted(index: Index, tmp_path
     cache.write_bytes(data + forged + tail)
     loaded = BuildCache(cache)
     assert len(loaded) == 0 and loaded.checked_roots() == frozenset()
+
+
+def _state(cache: BuildCache) -> tuple[Any, ...]:
+    return (
+        dict(cache._by_release),
+        dict(cache._by_content),
+        dict(cache._listings),
+        cache._publication,
+        cache._roots,
+        cache._features,
+    )
+
+
+def test_later_saves_append_deltas_that_read_back_as_the_whole_index(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding the whole index (4.5 MB at 10,000 releases) on every save was a tenth of a one-change
+    rebuild: a save appends what changed since the index it loaded, up to _MAX_DEPTH deltas."""
+    from registry_tool.registry import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_MAX_DEPTH", 2)
+    cache, site = tmp_path / "cache", tmp_path / "site"
+    _age(index)
+    build_at(index, site, 0, cache)
+    depths = []
+    for variant in (7, 8, 9):
+        index.add_release("beta", f"2.{variant}.0", variant=variant)
+        _age(index)
+        build_at(index, site, 0, cache)
+        loaded = BuildCache(cache)
+        depths.append(loaded._depth)
+        state = _state(loaded)
+        if loaded._depth == 2:
+            assert loaded._file is not None and loaded._index_at is not None
+            chain = cache_mod._read_chain(loaded._file.fileno(), loaded._nonce, loaded._index_at, 0)
+            newest, whole = chain[0][1], chain[-1][1]
+            assert "base" in newest and "base" not in whole
+            # The same SITE: its documents as changes, not the whole record.
+            assert "documents" in newest and "publication" not in newest
+        loaded.close()
+        # What the chain reads back is what a whole index written now holds (in a copy).
+        copy = tmp_path / "copy"
+        copy.write_bytes(cache.read_bytes())
+        rewritten = BuildCache(copy)
+        rewritten._rewrite()
+        rewritten.close()
+        again = BuildCache(copy)
+        assert again._depth == 0 and _state(again)[1:] == state[1:]
+        assert again._by_release.keys() == state[0].keys()  # the entries moved, the same ones
+        again.close()
+    assert depths == [1, 2, 0]  # two deltas, then a whole index again
+    assert len(BuildCache(cache)) == 7
+
+
+def test_a_damaged_record_below_the_newest_index_is_no_cache(index: Index, tmp_path: Path) -> None:
+    cache, site = tmp_path / "cache", tmp_path / "site"
+    _age(index)
+    build_at(index, site, 0, cache)
+    whole = BuildCache(cache)
+    offset, length, _ = whole._index_at  # type: ignore[misc]
+    whole.close()
+    index.add_release("beta", "2.1.0", variant=7)
+    _age(index)
+    build_at(index, site, 0, cache)
+    loaded = BuildCache(cache)
+    assert loaded._depth == 1 and len(loaded) == 5
+    loaded.close()
+    data = bytearray(cache.read_bytes())
+    data[offset + length // 2] ^= 0xFF  # inside the whole index the delta names
+    cache.write_bytes(bytes(data))
+    assert len(BuildCache(cache)) == 0
