@@ -26,8 +26,9 @@ per-file digests), so a hit reproduces the same bytes as a full build.  ``lookup
 The file is a header line (format, Python and tool version, a random nonce: see ``_HEADER``),
 then records appended by each build: the entries of the releases it verified (each one
 ``marshal`` blob), then the index (one ``marshal`` blob: content keys, the publication record,
-the recorded roots and feature set, where each release's entry is and its CRC-32), then a fixed
-trailer locating the index, with the nonce and a CRC-32 over nonce and index.  A build reads the
+the recorded roots and feature set, where each release's entry is and its CRC-32; or a delta on
+the index record before it, ``_MAX_DEPTH`` deep at most), then a fixed trailer locating the index,
+with the nonce and a CRC-32 over nonce and index.  A build reads the
 trailer and the index,
 and each entry only when it asks for that release; saving appends only what is new (under an
 exclusive ``flock``), so an unchanged entry is never read, copied or written again.  When the
