@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -282,6 +283,14 @@ def find_registry_config(start: Path) -> Path:
         candidate = directory / CONFIG_FILE
         if candidate.is_file():
             return candidate
+        if os.path.lexists(candidate):
+            # A FIFO, device, folder or dangling link by that name: the configuration this index
+            # means, unreadable (it was "not found", and a parent's registry.toml could have won).
+            raise RegistryConfigNotFoundError(
+                f"{candidate} is not a regular file",
+                where=str(candidate),
+                fix=f"make {CONFIG_FILE} a regular file",
+            )
     raise RegistryConfigNotFoundError(
         f"no {CONFIG_FILE} found in {start} or any parent directory",
         where=str(start),

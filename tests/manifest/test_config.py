@@ -261,3 +261,18 @@ def test_a_root_expiry_in_the_past_is_refused() -> None:
     with pytest.raises(UsageError, match="not in the future"):
         parse_expiry("2000-01-01T00:00:00Z", now)
     assert parse_expiry("2027-01-01T00:00:00Z", now) > now
+
+
+def test_a_registry_toml_that_is_no_regular_file_is_named_not_skipped(tmp_path: Path) -> None:
+    """A FIFO named registry.toml was "no registry.toml found", and a parent's could have won."""
+    import os
+
+    from registry_tool.manifest.config import find_registry_config
+    from registry_tool.manifest.errors import RegistryConfigNotFoundError
+
+    (tmp_path / "registry.toml").write_text("")  # a parent's: never the index's own
+    index = tmp_path / "index"
+    index.mkdir()
+    os.mkfifo(index / "registry.toml")
+    with pytest.raises(RegistryConfigNotFoundError, match="is not a regular file"):
+        find_registry_config(index)
