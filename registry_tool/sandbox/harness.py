@@ -544,6 +544,12 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
 # outcome's generic one (checked in order; the text is matched as the sandbox and runtimes say it).
 _KNOWN_CAUSES = (
     (
+        # Cranelift's own limits (a br_table of a million targets): no [features] switch helps.
+        "exceeds the implementation limit",
+        "the module exceeds a limit of wasmtime's compiler (named above): rebuild it so that it stays "
+        "within it, e.g. split the function",
+    ),
+    (
         "does not declare the 'network' permission",
         "declare the permission: set `network = true` under [permissions] (the registry's vocabulary "
         "must define it)",

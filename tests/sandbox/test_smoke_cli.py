@@ -362,6 +362,18 @@ def test_running_out_of_room_while_compiling_is_not_told_to_raise_the_memory_lim
     assert "[limits].memory" in str(_fix_for(running))
 
 
+def test_an_implementation_limit_is_not_told_to_switch_a_feature_on() -> None:
+    from registry_tool.sandbox.harness import _fix_for
+    from registry_tool.sandbox.outcome import Outcome, TestOutcome
+
+    detail = (
+        "failed to compile: Unsupported feature: `br_table` has 1000000 targets, which exceeds the "
+        "implementation limit of 65520"
+    )
+    fix = str(_fix_for(TestOutcome("t", Outcome.compile_error, detail=detail)))
+    assert "limit of wasmtime's compiler" in fix and "[features]" not in fix
+
+
 def test_a_known_cause_gets_its_own_fix_and_the_line_that_explains_it() -> None:
     from registry_tool.sandbox.harness import _fix_for, _last_words
     from registry_tool.sandbox.outcome import Outcome, TestOutcome
