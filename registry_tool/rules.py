@@ -400,6 +400,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 "below plugins/ that the build cannot publish.",
             ),
             "manifest": (_E, "plugin.toml cannot be loaded."),
+            "component-probe": (
+                _E,
+                "The process that compiles a component for its import and export names could not run "
+                "(no Python interpreter to start, a process limit it cannot work under).",
+            ),
             "config-not-found": (_E, "No registry.toml was found."),
             "init": (_E, "The index scaffold cannot be written."),
             "config": (_E, "registry.toml would not load (the finding's message says why)."),

@@ -7,7 +7,8 @@ took 25 s and 4.9 GB in the process of ``validate`` (and of ``ci check``, the bu
 client), and two of them aborted it.  Here the address space is capped before wasmtime is
 imported and the caller's timeout ends the process, so such a component is a finding.
 
-Output, one JSON line: ``{"imports": [...], "exports": [...]}`` or ``{"error": "..."}``.
+Output, one JSON line: ``{"imports": [...], "exports": [...]}`` or ``{"error": "..."}``; any other
+end (a signal, an exit status with no line) is the caller's to explain.
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ import sys
 def main() -> int:
     """Cap the address space, compile stdin's component, print its names (exit 0) or its error."""
     address_space, features = int(sys.argv[1]), json.loads(sys.argv[2])
-    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    # Never above a hard limit the caller's process already has (a smaller one stays).
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY:
+        address_space = min(address_space, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort leaves no core file behind
     data = sys.stdin.buffer.read()
 
     import wasmtime.component
 
+    from registry_tool.manifest import wasm
     from registry_tool.manifest.wasm import _first_line, make_engine
+
+    # On the calling thread, as a forked smoke worker compiles: a thread pool of one thread per
+    # core, each with its own malloc arena, does not fit the address space on a many-core host.
+    wasm._forked()
 
     engine = make_engine({**features, "component_model": True})
     names: dict[str, object]

@@ -44,6 +44,15 @@ class RegistryConfigNotFoundError(UsageError):
     code = "config-not-found"
 
 
+class ComponentProbeError(UsageError):
+    """The process that compiles a component for its names could not run (no interpreter, limits).
+
+    An environment problem (exit 2), never blamed on the component.
+    """
+
+    code = "component-probe"
+
+
 class WasmInspectionError(CheckFailed):
     """The bytes are not a module/component wasmtime accepts with the registry's features."""
 

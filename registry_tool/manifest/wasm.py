@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest.binary import Interface, has_shared_memory, module_interface
-from registry_tool.manifest.errors import WasmInspectionError
+from registry_tool.manifest.errors import ComponentProbeError, WasmInspectionError
 
 if TYPE_CHECKING:
     import wasmtime
@@ -363,6 +363,8 @@ def _compiled_component_info(
         raise ModuleNotFoundError("No module named 'wasmtime'", name="wasmtime")
     room = _probe_address_space(len(data))
     command = [sys.executable, "-m", "registry_tool.manifest._component_probe", str(room)]
+    # The child imports what this process imports (a host may have put both on sys.path itself).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         done = subprocess.run(
             [*command, json.dumps(dict(features or {}))],
@@ -370,6 +372,7 @@ def _compiled_component_info(
             capture_output=True,
             timeout=DEFAULT_COMPILE_TIME,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         raise WasmInspectionError(
@@ -377,18 +380,29 @@ def _compiled_component_info(
             fix="a component this slow to compile cannot be checked or run: split it, or build it "
             "with fewer functions",
         ) from None
+    except (OSError, TypeError, ValueError) as err:  # no interpreter to start (sys.executable empty)
+        raise ComponentProbeError(
+            f"cannot start a Python interpreter ({sys.executable!r}) to compile the component: {err}",
+            fix="run registry-tool with a Python interpreter that sys.executable names",
+        ) from None
     try:
         names = json.loads(done.stdout.decode("utf-8", errors="replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
         names = None
-    if done.returncode != 0 or not isinstance(names, dict):
-        rc = done.returncode
-        ended = f"killed by signal {-rc}" if rc < 0 else f"exit {rc}"
+    if done.returncode < 0:  # an abort (wasmtime out of memory) or a kill: the component's doing
         raise WasmInspectionError(
             f"wasmtime could not compile the component within {room // 1024**2} MiB of address space "
-            f"({ended})",
+            f"(killed by signal {-done.returncode})",
             fix="a component this large to compile cannot be checked or run: split it, or build it "
             "with fewer functions",
+        )
+    if done.returncode != 0 or not isinstance(names, dict):
+        said = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-3:]
+        raise ComponentProbeError(
+            f"the process compiling the component ended with exit {done.returncode} without a verdict: "
+            + (" | ".join(said) or "it said nothing"),
+            fix="check that this Python can import registry_tool and wasmtime, and the process limits "
+            "(ulimit -v)",
         )
     if "error" in names:
         raise WasmInspectionError(
