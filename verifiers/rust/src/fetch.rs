@@ -326,6 +326,10 @@ impl HttpTransport {
         let tcp = tcp?;
         tcp.set_read_timeout(Some(left()?)).map_err(net)?;
         tcp.set_write_timeout(Some(left()?)).map_err(net)?;
+        // Every read waits at most until the deadline, and none starts after it: a server that
+        // trickles its head or trailers would otherwise hold this helper thread and its socket
+        // long after the verifier gave up (Fetcher answers on time either way).
+        let clock = tcp.try_clone().map_err(net)?;
         let mut target = url.path().to_owned();
         if let Some(query) = url.query() {
             target.push('?');
@@ -343,6 +347,7 @@ impl HttpTransport {
         let mut stream: Box<dyn ReadWrite> = if https { self.tls_stream(host, tcp)? } else { Box::new(tcp) };
         stream.write_all(request.as_bytes()).map_err(net)?;
         stream.flush().map_err(net)?;
+        let stream: Box<dyn ReadWrite> = Box::new(UntilDeadline { inner: stream, clock, deadline });
         let mut reader = std::io::BufReader::new(stream);
         let head = http1::read_head(&mut reader).map_err(net)?;
         Ok((head, reader))
@@ -361,6 +366,38 @@ impl HttpTransport {
     #[cfg(not(feature = "tls"))]
     fn tls_stream(&self, host: &str, _tcp: std::net::TcpStream) -> Result<Box<dyn ReadWrite>, TransportError> {
         Err(TransportError::Network(format!("https://{} needs the verifier built with the `tls` feature", host)))
+    }
+}
+
+/// A connection whose every read ends by the deadline: the socket's read timeout is set to the
+/// time left before each read, and a read after the deadline shuts the socket and fails.
+#[cfg(feature = "http")]
+struct UntilDeadline {
+    inner: Box<dyn ReadWrite>,
+    clock: std::net::TcpStream, // the same socket, to set its timeout
+    deadline: Instant,
+}
+
+#[cfg(feature = "http")]
+impl Read for UntilDeadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left == Duration::ZERO {
+            let _ = self.clock.shutdown(std::net::Shutdown::Both);
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the operation's deadline passed"));
+        }
+        self.clock.set_read_timeout(Some(left))?;
+        self.inner.read(buf)
+    }
+}
+
+#[cfg(feature = "http")]
+impl std::io::Write for UntilDeadline {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -439,9 +476,9 @@ impl Transport for HttpTransport {
                 }
                 Some(digits.parse::<u64>().unwrap_or(u64::MAX))
             };
-            // Chunked only when that is the whole Transfer-Encoding (http.client's reading);
-            // a chunked body's Content-Length is only the announcement checked above.
-            let chunked = head.all("transfer-encoding").join(", ").trim().eq_ignore_ascii_case("chunked");
+            // Chunked when the first Transfer-Encoding header says exactly that (http.client's
+            // reading); a chunked body's Content-Length is only the announcement checked above.
+            let chunked = head.all("transfer-encoding").first().map_or(false, |v| v.eq_ignore_ascii_case("chunked"));
             let body: Box<dyn Read + Send> = match (chunked, announced) {
                 (true, _) => Box::new(http1::Chunked::new(reader)),
                 (false, Some(length)) => Box::new(http1::Sized::new(reader, length)),
@@ -630,6 +667,22 @@ mod tests {
         let got = Fetcher::new(Arc::new(HttpTransport::new()), &url, Instant::now() + Duration::from_secs(60))
             .get("f", 1 << 20);
         assert_eq!(got.unwrap().unwrap(), b"hello", "an interim response is skipped");
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn no_read_starts_after_the_deadline() {
+        // A trickling server held the helper thread (and its socket) long past the deadline: every
+        // read is bounded by the time left, and one after the deadline fails at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        let clock = client.try_clone().unwrap();
+        let mut conn = UntilDeadline { inner: Box::new(client), clock, deadline: Instant::now() };
+        let started = Instant::now();
+        let err = conn.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5), "never waited on the silent server");
     }
 
     #[test]

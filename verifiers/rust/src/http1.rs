@@ -9,9 +9,11 @@
 
 use std::io::{self, BufRead, Read};
 
-/// The longest status, header, chunk-size or trailer line read (http.client's `_MAXLINE`).
+/// The longest status, header, chunk-size or trailer line read, its line end included
+/// (http.client's `_MAXLINE`).
 pub const MAX_LINE: usize = 64 * 1024;
-/// Header (or trailer) lines of one response at most (http.client's `_MAXHEADERS`).
+/// Header (or trailer) lines of one response at most, the empty line that ends them included
+/// (http.client's `_MAXHEADERS`).
 pub const MAX_HEADERS: usize = 100;
 /// Interim (1xx) responses skipped before the final one at most (the Python client's).
 pub const MAX_INTERIM: usize = 32;
@@ -49,7 +51,8 @@ pub fn read_line<R: BufRead>(r: &mut R, what: &str) -> io::Result<Vec<u8>> {
             }
         };
         r.consume(used);
-        if line.len() > MAX_LINE {
+        // With its "\n", longer than MAX_LINE (http.client counts the line end too).
+        if line.len() >= MAX_LINE {
             return Err(invalid(format!("the {} is longer than {} bytes", what, MAX_LINE)));
         }
         if done {
@@ -91,12 +94,12 @@ pub fn read_head<R: BufRead>(r: &mut R) -> io::Result<Head> {
 }
 
 fn parse_status(line: &[u8]) -> io::Result<u16> {
+    // As http.client reads it: words split on any whitespace, a version starting "HTTP/".
     let text = String::from_utf8_lossy(line);
-    let mut parts = text.splitn(3, ' ');
+    let mut parts = text.split_ascii_whitespace();
     let version = parts.next().unwrap_or("");
     let code = parts.next().unwrap_or("");
-    if !(version == "HTTP/1.1" || version == "HTTP/1.0") || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !version.starts_with("HTTP/") || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         let shown: String = text.chars().take(80).collect();
         return Err(invalid(format!("the server did not answer with an HTTP/1.x status line ({:?})", shown)));
     }
@@ -107,7 +110,7 @@ fn parse_status(line: &[u8]) -> io::Result<u16> {
 /// tab continuing the previous value (obsolete folding); at most `MAX_HEADERS` lines.
 fn read_fields<R: BufRead>(r: &mut R, what: &str) -> io::Result<Vec<(String, String)>> {
     let mut fields: Vec<(String, String)> = Vec::new();
-    for _ in 0..=MAX_HEADERS {
+    for _ in 0..MAX_HEADERS {
         let line = read_line(r, what)?;
         if line.is_empty() {
             return Ok(fields);
@@ -190,11 +193,16 @@ impl<R: BufRead> Read for Chunked<R> {
             let line = read_line(&mut self.inner, "chunk-size line")?;
             let text = String::from_utf8_lossy(&line);
             let size = text.split(';').next().unwrap_or("").trim();
-            if size.is_empty() || size.len() > 16 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
                 let shown: String = text.chars().take(40).collect();
                 return Err(invalid(format!("a chunk size is no hexadecimal number ({:?})", shown)));
             }
-            let size = u64::from_str_radix(size, 16).map_err(|e| invalid(e.to_string()))?;
+            let digits = size.trim_start_matches('0');
+            let size = if digits.is_empty() {
+                0
+            } else {
+                u64::from_str_radix(digits, 16).map_err(|e| invalid(format!("a chunk size of {}: {}", size, e)))?
+            };
             if size == 0 {
                 read_fields(&mut self.inner, "trailer line")?;
                 self.done = true;
@@ -242,8 +250,15 @@ mod tests {
     fn lines_and_header_counts_are_bounded() {
         let long = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(MAX_LINE + 1));
         assert!(read_head(&mut Cursor::new(long.into_bytes())).is_err());
-        let many = format!("HTTP/1.1 200 OK\r\n{}\r\n", "X: 1\r\n".repeat(MAX_HEADERS + 1));
-        assert!(read_head(&mut Cursor::new(many.into_bytes())).is_err());
+        // http.client's exact bounds: 99 header lines and the empty one, 65,536 bytes with "\r\n".
+        let fields = |n: usize| format!("HTTP/1.1 200 OK\r\n{}\r\n", "X: 1\r\n".repeat(n)).into_bytes();
+        assert!(read_head(&mut Cursor::new(fields(MAX_HEADERS - 1))).is_ok());
+        assert!(read_head(&mut Cursor::new(fields(MAX_HEADERS))).is_err());
+        let line = |n: usize| format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(n - 5)).into_bytes();
+        assert!(read_head(&mut Cursor::new(line(MAX_LINE))).is_ok());
+        assert!(read_head(&mut Cursor::new(line(MAX_LINE + 1))).is_err());
+        let tab = b"HTTP/1.1\t200  OK\r\n\r\n".to_vec();
+        assert_eq!(read_head(&mut Cursor::new(tab)).unwrap().status, 200, "split on any whitespace");
         assert!(read_head(&mut Cursor::new(b"<html>\r\n\r\n".to_vec())).is_err(), "HTTP/0.9");
         assert!(read_head(&mut Cursor::new(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n".to_vec())).is_err());
     }
@@ -257,6 +272,9 @@ mod tests {
         }
         assert!(body(Chunked::new(Cursor::new(b"5\r\nhelloXX\r\n0\r\n\r\n".to_vec()))).is_err());
         assert!(body(Chunked::new(Cursor::new(b"zz\r\n".to_vec()))).is_err());
+        let padded = b"000000000000000000005\r\nhello\r\n0\r\n\r\n".to_vec();
+        assert_eq!(body(Chunked::new(Cursor::new(padded))).unwrap(), b"hello", "leading zeros");
+        assert!(body(Chunked::new(Cursor::new(b"10000000000000000\r\n".to_vec()))).is_err(), "past u64");
     }
 
     #[test]
