@@ -1185,6 +1185,16 @@ def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:
         )
     elif PurePosixPath(name).is_absolute() or not target.is_relative_to(release):
         ctx.add("test-spec", f"{field_} {name!r} leaves the release directory", field_, _PATH_FIX)
+    elif ".." in PurePosixPath(name).parts:
+        # The kernel resolves it, not the text: smoke's open refused what this check let through.
+        ctx.add("test-spec", f"{field_} {name!r} steps up with '..'", field_, _PATH_FIX)
+    elif (release / name).is_symlink():
+        ctx.add(
+            "test-spec",
+            f"{field_} {name!r} is a symbolic link, which smoke never follows",
+            field_,
+            "replace the link by the file itself",
+        )
     elif not _is_file(target):
         ctx.add("test-spec", f"{field_} {name!r} does not exist", field_, "add the file or fix its name")
     elif (size := target.stat().st_size) > MAX_TEST_FILE_BYTES:

@@ -111,3 +111,22 @@ def test_smoke_refuses_an_artifact_that_is_no_regular_file(release: Path, kind: 
     manifest = load_manifest(release / "plugin.toml", config)
     with pytest.raises(SmokeSetupError, match="is no regular file"):
         job_for(manifest, config)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("nope/../tests/in.bin", "steps up with '..'"), ("tests/link.bin", "is a symbolic link")],
+)
+def test_validate_refuses_the_test_file_names_smoke_refuses(release: Path, name: str, said: str) -> None:
+    """validate resolved names as text and followed links; smoke's open refused them."""
+    import wasmtime
+
+    (release / "module.wasm").write_bytes(wasmtime.wat2wasm((release / "module.wat").read_text()))
+    (release / "tests" / "link.bin").symlink_to("in.bin")
+    _point_input_at(release, name)
+    config = load_registry_config(REPO / "index" / "registry.toml")
+    found = [f.message for f in validate_release(release, config).findings if f.rule == "test-spec"]
+    assert any(said in m for m in found), found
+    manifest = load_manifest(release / "plugin.toml")
+    with pytest.raises(SmokeSetupError):
+        case_from_spec(manifest.tests[1], manifest.abi)
