@@ -152,9 +152,10 @@ def is_reserved_name(name: str) -> bool:
     a case-insensitive file system (macOS, Windows) PLUGIN.TOML is plugin.toml.  Only names directly
     in the release folder count (``sub/plugin.toml`` is none of them).
     """
-    folded = name.lower()
-    if "/" in name:
+    parts = [part for part in name.split("/") if part not in ("", ".")]  # ./plugin.toml is plugin.toml
+    if len(parts) != 1:
         return False
+    folded = parts[0].lower()
     if folded in (MANIFEST, YANK):
         return True
     return folded.endswith(SIG_SUFFIX) and folded.startswith((f"{MANIFEST}.", f"{YANK}."))
