@@ -245,13 +245,23 @@ def test_schema_expect_trap_classes_are_the_outcome_classes() -> None:
     assert set(enum) == {o.value for o in Outcome} - {"passed"}
 
 
-STDERR_THEN_TRAP = """(module
+def _writes_then_traps(log: bytes) -> str:
+    """A WASI command (WAT) that writes ``log`` to stderr in one fd_write, then traps."""
+
+    def escaped(data: bytes) -> str:
+        return "".join(f"\\{b:02x}" for b in data)
+
+    iovec = (16).to_bytes(4, "little") + len(log).to_bytes(4, "little")
+    return f"""(module
   (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
-  (data (i32.const 0) "\\10\\00\\00\\00\\3c\\00\\00\\00")
-  (data (i32.const 16) "runtime: call _initialize first\\n::error::not a command\\nlast\\n")
+  (data (i32.const 0) "{escaped(iovec)}")
+  (data (i32.const 16) "{escaped(log)}")
   (func (export "_start")
-    (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 100))) unreachable))"""
+    (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))) unreachable))"""
+
+
+STDERR_THEN_TRAP = _writes_then_traps(b"runtime: call _initialize first\n::error::not a command\nlast\n")
 
 
 def _command_release(index: Path, name: str, module: str) -> Path:
@@ -286,18 +296,7 @@ def test_a_long_log_keeps_its_last_lines(index: Path) -> None:
     """The head of a long stderr hid the line saying why: 100 debug lines, then FATAL."""
     log = "".join(f"debug: step {i} of the warm-up, all fine so far\n" for i in range(100))
     log += "FATAL: config key 'mode' missing\n"
-    iovec = (16).to_bytes(4, "little") + len(log).to_bytes(4, "little")
-
-    def escaped(data: bytes) -> str:
-        return "".join(f"\\{b:02x}" for b in data)
-
-    module = f"""(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "{escaped(iovec)}")
-  (data (i32.const 16) "{escaped(log.encode())}")
-  (func (export "_start")
-    (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))) unreachable))"""
+    module = _writes_then_traps(log.encode())
     release = _command_release(index, "chatty", module)
     assert len(log) > 2 * 2000  # beyond what a report shows
     github = _cli(str(release), "--no-cache", "--format", "github")
