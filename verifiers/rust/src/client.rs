@@ -1010,6 +1010,7 @@ impl<'v> Session<'v> {
         };
         let mut lock = current.as_ref().map(|f| f.lockfile.clone()).unwrap_or_default();
         fsx::refuse_symlinks(dir)?;
+        fsx::remove_part_files(dir)?; // what an install killed mid-way left (we hold the lock)
         let mut entries = Vec::new();
         let mut stale: Vec<String> = Vec::new();
         for (i, v) in plan.iter().enumerate() {

@@ -100,6 +100,30 @@ pub fn refuse_symlinks(dir: &Path) -> Result<(), Error> {
     }
 }
 
+/// Remove the temporary files (`.part-*`, regular files only) that a writer killed mid-install
+/// left anywhere below `dir`; call it holding the directory lock, after `refuse_symlinks` (the Go
+/// verifier's findLinksAndClean, the Python client's journal). A file that cannot be removed stays.
+pub fn remove_part_files(dir: &Path) -> Result<(), Error> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&d, e))?;
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() && entry.file_name().to_string_lossy().starts_with(".part-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Remove the folder `dir/rel` and everything in it (links are removed, never followed).
 pub fn remove_tree_below(dir: &Path, rel: &str) -> Result<(), Error> {
     let path = safe_join(dir, rel, false, true)?;
@@ -384,5 +408,24 @@ mod tests {
         let names: Vec<_> = fs::read_dir(dir.join("a/1.0.0")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("f")]);
         assert_eq!(safe_join(&dir, "a/../x", false, false).unwrap_err().class, Class::UnsafePath);
+    }
+
+    #[test]
+    fn part_files_a_killed_install_left_are_removed_and_nothing_else() {
+        let dir = tempdir("parts");
+        fs::create_dir_all(dir.join("a/1.0.0")).unwrap();
+        for name in ["a/1.0.0/.part-123-9", "a/.part-x", "a/1.0.0/f", "a/1.0.0/.partial", "a/1.0.0/part-1"] {
+            fs::write(dir.join(name), b"x").unwrap();
+        }
+        fs::create_dir_all(dir.join("a/.part-dir")).unwrap(); // a folder by that name is no temp file
+        remove_part_files(&dir).unwrap();
+        let mut left: Vec<String> = Vec::new();
+        for sub in ["a", "a/1.0.0"] {
+            for e in fs::read_dir(dir.join(sub)).unwrap() {
+                left.push(format!("{}/{}", sub, e.unwrap().file_name().to_string_lossy()));
+            }
+        }
+        left.sort();
+        assert_eq!(left, ["a/.part-dir", "a/1.0.0", "a/1.0.0/.partial", "a/1.0.0/f", "a/1.0.0/part-1"]);
     }
 }
