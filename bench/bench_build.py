@@ -494,7 +494,7 @@ FILES: dict[str, int] = {}  # site files the last build wrote
 JOBS = os.cpu_count() or 1
 
 
-def _rules_off(release_dir: Path, config: object) -> object:
+def _rules_off(release_dir: Path, config: object, *, resolved: Path | None = None) -> object:
     from registry_tool.manifest.model import parse_manifest
     from registry_tool.manifest.validate import CheckedRelease
     from registry_tool.report import CheckResult
