@@ -205,7 +205,7 @@ def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[Test
     worker.send(job, start)
     outcomes: list[TestOutcome] = []
     began = time.monotonic()
-    deadline, compiled = began + job.limits.compile_timeout, False
+    deadline, compiled, matching = began + job.limits.compile_timeout, False, False
     limit = job.limits.wall_time + job.limits.kill_margin
     try:
         while True:
@@ -215,6 +215,19 @@ def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[Test
                 records += worker.results.read()
             now = time.monotonic()
             for record in records:
+                if record.kind == "matching":
+                    # The run ended; its output is judged against expect_regex, within the test's
+                    # deadline (which this record does not move).
+                    index = start + len(outcomes)
+                    if not compiled or matching or len(outcomes) == len(cases) or record.index != index:
+                        raise protocol.ProtocolError(f"a matching record for test {record.index} out of turn")
+                    if cases[len(outcomes)].expect_kind != "regex":
+                        raise protocol.ProtocolError(
+                            f"a matching record for test {index}, which has no regex"
+                        )
+                    matching = True
+                    continue
+                matching = False
                 if not compiled:
                     if record.kind == "compile_error":
                         detail = neutralise(record.detail).replace("\n", "\\n")
@@ -244,6 +257,16 @@ def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[Test
                     timeout = job.limits.compile_timeout
                     detail = f"compilation did not finish within {timeout:g}s; worker killed"
                     return [_fail(c, Outcome.compile_timeout, detail, _ms_since(began)) for c in cases]
+                case = cases[len(outcomes)]
+                if matching:
+                    # The export returned in time: the test's own pattern did not finish.
+                    pattern = neutralise(repr(str(case.expect)[:80]))
+                    detail = (
+                        f"the run ended, then matching expect_regex {pattern} against its output "
+                        f"did not finish within the test's {limit:g}s; worker killed. Simplify the "
+                        "expression: nested repetition such as (a+)+ backtracks without end on some inputs"
+                    )
+                    return [*outcomes, _fail(case, Outcome.wrong_output, detail, _ms_since(began))]
                 detail = f"no result within {limit:g}s; worker killed"
                 return [*outcomes, _fail(cases[len(outcomes)], Outcome.timeout, detail, _ms_since(began))]
     except protocol.ProtocolError as err:

@@ -2,7 +2,9 @@
 
 A worker appends one binary record per event to a results file the parent created and handed it (an
 unlinked file on a memory file system when the machine has one): ``compiled`` or ``compile_error``,
-then ``test`` per test, in order.  Each record starts with its whole length (u32, little-endian)
+then ``test`` per test, in order (a test with ``expect_regex`` writes ``matching`` before its
+output is judged: the regex runs under the test's deadline, and a pattern that backtracks without
+end must not read as a slow export).  Each record starts with its whole length (u32, little-endian)
 and its kind (u8); a number that is absent is -1 (fuel, memory) or NaN (wall time); texts are UTF-8
 after the fixed fields.  ``at`` is ``time.monotonic()`` (system-wide) when the record was written,
 that is when the next phase started.  After its last record the worker writes ``END`` on its stdout,
@@ -39,12 +41,14 @@ POLL_S = 0.1
 #: Outcome classes by their code in a record.
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 _CODES = {o: i for i, o in enumerate(OUTCOMES)}
-_COMPILED, _COMPILE_ERROR, _TEST = 1, 2, 3
+_COMPILED, _COMPILE_ERROR, _TEST, _MATCHING = 1, 2, 3, 4
 _LENGTH = struct.Struct("<I")
 #: length, kind, ms, at
 _COMPILED_HEAD = struct.Struct("<IBdd")
 #: length, kind, at; then the detail
 _ERROR_HEAD = struct.Struct("<IBd")
+#: length, kind, index, at
+_MATCHING_HEAD = struct.Struct("<IBId")
 #: length, kind, index, outcome, fuel, memory, wall_ms, at, len(stdout), len(stderr); then stdout,
 #: stderr and detail
 _TEST_HEAD = struct.Struct("<IBIBqqddII")
@@ -67,6 +71,11 @@ def compile_error(detail: str) -> bytes:
     """The record of a module wasmtime refused."""
     text = _utf8(_cut(detail))
     return _ERROR_HEAD.pack(_ERROR_HEAD.size + len(text), _COMPILE_ERROR, time.monotonic()) + text
+
+
+def matching(index: int) -> bytes:
+    """The record of test ``index``'s run having ended: its output is being judged now."""
+    return _MATCHING_HEAD.pack(_MATCHING_HEAD.size, _MATCHING, index, time.monotonic())
 
 
 def test_record(
@@ -173,6 +182,11 @@ def parse(body: bytes) -> Record:
             _, _, ms, at = _COMPILED_HEAD.unpack_from(body)
             record = Record("compiled", at)
             record.ms = ms
+            return record
+        if kind == _MATCHING and len(body) == _MATCHING_HEAD.size:
+            _, _, index, at = _MATCHING_HEAD.unpack_from(body)
+            record = Record("matching", at)
+            record.index = index
             return record
         if kind == _COMPILE_ERROR:
             _, _, at = _ERROR_HEAD.unpack_from(body)

@@ -61,6 +61,8 @@ from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown, shown_tai
 from registry_tool.sandbox.runners import adapter_class
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from registry_tool.sandbox.component import ComponentAdapter
 
 _RESOURCE_LIMIT = re.compile(r"(minimum size of .* exceeds|resource limit exceeded|limit.* exceeded)", re.I)
@@ -648,10 +650,13 @@ def run_case(release: Release, case: Case, workdir: Path) -> TestOutcome:
 Measured = tuple[Outcome, int | None, int | None, float, str, str, str]
 
 
-def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
+def measure_case(
+    release: Release, case: Case, workdir: Path, judging: Callable[[], object] | None = None
+) -> Measured:
     """``run_case``'s figures as a tuple (outcome, fuel, memory, wall_ms, stdout, stderr, detail).
 
     The worker writes them straight into its result record, without a ``TestOutcome`` between.
+    ``judging`` is called once the run has ended, before its output is judged.
     """
     limits, job = release.job.limits, release.job
     store = new_store(release.engine, release.limits)
@@ -672,6 +677,8 @@ def measure_case(release: Release, case: Case, workdir: Path) -> Measured:
     memory, table = _peak(release, run.exports)
     stdout, stderr = (_read_file(out_path), _read_file(err_path)) if files else (b"", b"")
     stderr += run.produced.log if run.produced is not None else run.log
+    if judging is not None:
+        judging()
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
     if outcome is not Outcome.passed and release.stubs_called:
         # A zero where the plugin expected real data is a likely cause (docs/manifest.md).
@@ -802,7 +809,11 @@ def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
     last = len(job.cases) - 1
     try:
         for index in range(start_index, len(job.cases)):
-            measured = measure_case(release, job.cases[index], workdir)
+            case = job.cases[index]
+            judging = None
+            if case.expect_kind == "regex":  # the regex runs under the test's deadline (``protocol``)
+                judging = functools.partial(os.write, results, protocol.matching(index))
+            measured = measure_case(release, case, workdir, judging)
             if index == last:
                 # The parent kills the worker once it has the last result: clean up before that.
                 _remove_dir(workdir)

@@ -35,6 +35,8 @@ how, text = sys.argv[1], sys.argv[2]
 os.write(fd, protocol.compiled(1.0))
 for index in range(request["start"], len(request["job"]["cases"])):
     outcome = Outcome.trap if text else Outcome.passed
+    if how.startswith("matching"):  # "the run ended, judging": only before a regex test's record
+        os.write(fd, protocol.matching(index + (how == "matching-other-test")))
     record = bytearray(protocol.test_record(index, outcome, 1, None, 0.1, text, "", text))
     if how == "outcome-code":
         record[9] = 200
@@ -65,7 +67,18 @@ def _run(
     return run_job(job)
 
 
-@pytest.mark.parametrize("how", ["outcome-code", "negative-fuel", "texts-overrun", "not-utf8", "short"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "outcome-code",
+        "negative-fuel",
+        "texts-overrun",
+        "not-utf8",
+        "short",
+        "matching-no-regex",
+        "matching-other-test",
+    ],
+)
 def test_malformed_records_fail_the_test_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
