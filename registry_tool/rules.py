@@ -184,7 +184,8 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "root-immutable": (_E, "A published root version was modified or removed."),
             "root-revocation": (
                 _E,
-                "A new root no longer accepts a published release's signatures, and it is not re-signed.",
+                "A new root no longer accepts a published release's (or yank's) signatures, and it is not "
+                "re-signed.",
             ),
             "yank-invalid": (_E, "yank.toml is malformed or names another release."),
             "config-change": (_N, "registry.toml changed and the root pins the new version."),

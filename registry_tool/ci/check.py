@@ -373,32 +373,48 @@ class _IndexCheck:
         folder = self.path("plugins") + "/"
         for path in self.repo.list_files("HEAD", self.path("plugins")):
             parts = path[len(folder) :].split("/")
-            if len(parts) != 3 or parts[2] != "plugin.toml":
+            if len(parts) != 3 or parts[2] not in ("plugin.toml", "yank.toml"):
                 continue
-            name, version = parts[0], parts[1]
-            if ReleaseKey(name, version) in changed and version not in self._base_version_folders(name):
-                continue  # a new release: NewRelease judges it under both roots
-            rel = self.path("plugins", name, version, "plugin.toml")
+            name, version, signed = parts
+            rel = self.path("plugins", name, version, signed)
+            if ReleaseKey(name, version) in changed and rel not in self._base_files(name, version):
+                continue  # a new release or a new yank: judged under both roots as such
             verdict = later.verify_release(self.repo.root / rel, rel, name, version)
-            if not verdict.findings or kept & _signature_key_ids(self.repo.root / rel):
+            if not verdict.findings:
                 continue
+            if signed == "plugin.toml":
+                if kept & _signature_key_ids(self.repo.root / rel):
+                    continue
+                what = f"{name} {version}"
+                fix = (
+                    "have a current maintainer of the plugin re-sign it in this pull request (add "
+                    "their plugin.toml signature), withdraw it (remove the release folder in this pull "
+                    "request: docs/trust.md, incident response), or revoke with keep_prior_releases when "
+                    "the key's earlier releases can be trusted"
+                )
+            else:
+                # A yank's signatures never count once their key is revoked, keep_prior_releases or
+                # not (trust.md 5.3): the build would refuse the index until the yank is re-signed.
+                what = f"the yank of {name} {version}"
+                fix = (
+                    "have a current maintainer of the plugin re-sign the yank in this pull request "
+                    f"(`registry-tool sign {self.path('plugins', name, version)} --yank --key KEY` adds "
+                    "their yank.toml signature)"
+                )
             result.findings.append(
                 Finding(
                     rule="root-revocation",
-                    message=f"{name} {version} would no longer verify under root version "
+                    message=f"{what} would no longer verify under root version "
                     f"{later.root.version}: {verdict.findings[0].message}",
                     file=rel,
                     line=1,
-                    fix="have a current maintainer of the plugin re-sign it in this pull request (add "
-                    "their plugin.toml signature), withdraw it (remove the release folder in this pull "
-                    "request: docs/trust.md, incident response), or revoke with keep_prior_releases when "
-                    "the key's earlier releases can be trusted",
+                    fix=fix,
                 )
             )
         return result
 
-    def _base_version_folders(self, name: str) -> set[str]:
-        return set(self.repo.list_dirs(self.base, self.path("plugins", name)))
+    def _base_files(self, name: str, version: str) -> set[str]:
+        return set(self.repo.list_files(self.base, self.path("plugins", name, version)))
 
     def _too_many_releases(
         self, releases: dict[ReleaseKey, list[Change]], config: RegistryConfig
@@ -853,17 +869,18 @@ class _IndexCheck:
         # yank at the base, any further file (a "signature" too) is a change to a published release.
         yank_at_base = f"{rel_dir}/yank.toml" in published
         yank_changed = False
-        signatures_added: set[str] = set()
+        signatures_added: dict[str, set[str]] = {"plugin.toml": set(), "yank.toml": set()}
         for change in changes:
             path = PurePosixPath(change.path)
             added_here = change.path not in published and path.parent == PurePosixPath(rel_dir)
             if added_here and not yank_at_base and is_yank_file(path.name):
                 yank_changed = True
                 continue
-            if added_here and is_signature_of(path.name, "plugin.toml"):
-                # A current maintainer re-signing a release whose signer the root revoked (without
-                # keeping prior releases): the bytes stay, and the new signature must count.
-                signatures_added.add(path.name)
+            # A current maintainer re-signing a release (or its yank) whose signer the root revoked:
+            # the bytes stay, and the new signature must count.
+            signed = next((s for s in signatures_added if is_signature_of(path.name, s)), None)
+            if added_here and signed is not None and (signed == "plugin.toml" or yank_at_base):
+                signatures_added[signed].add(path.name)
                 continue
             result.findings.append(self._immutable(change))
         if yank_changed:
@@ -889,7 +906,9 @@ class _IndexCheck:
                         "maintainers to widen their ranges",
                     )
                 )
-        if signatures_added:
+        for signed, added in signatures_added.items():
+            if not added:
+                continue
             result.data["kind"] = "re-signed"
             # Only the files this pull request adds must count: the published ones are the reason
             # for re-signing (a revoked key's signature no longer counts under the new root).
@@ -897,15 +916,16 @@ class _IndexCheck:
             # re-signer's delegation: the base root may already refuse the release).
             newest: list[TrustGate | None] = [gates[1] if gates[1] is not None else gates[0]]
             found = signature_findings(
-                self.repo.root / rel_dir / "plugin.toml",
-                f"{rel_dir}/plugin.toml",
+                self.repo.root / rel_dir / signed,
+                f"{rel_dir}/{signed}",
                 key,
                 newest,
                 files_must_count=True,
-                only=frozenset(signatures_added),
+                only=frozenset(added),
             )
             result.findings.extend(found)
-            result.data["checks"]["signature"] = not found
+            check = "signature" if signed == "plugin.toml" else "yank signature"
+            result.data["checks"][check] = result.data["checks"].get(check, True) and not found
 
     def _withdrawn(
         self,

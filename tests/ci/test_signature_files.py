@@ -9,11 +9,14 @@ may have left since).
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from registry_tool.ci.model import Shard
 from registry_tool.signing import SecretKey, sign_bytes
+from registry_tool.signing.release import sign_yank
 from registry_tool.trust.editing import (
     add_maintainer,
     edit_root_dir,
@@ -199,3 +202,69 @@ def test_a_release_orphaned_at_the_base_is_re_signed_with_the_delegation_in_one_
     index_repo.commit()
     report = index_repo.check(base="HEAD~1")
     assert report.ok, [f.text() for f in errors(report)]
+
+
+def _yanked_by_alice_then_alice_revoked(index_repo: IndexRepo, keep_prior_releases: bool) -> None:
+    """Base: alice's yank of alpha 1.0.0.  Pull request: alice revoked, carol (mallory's key) delegated."""
+    index_repo.yank("alpha", "1.0.0", index_repo.keys.alice)
+    index_repo.commit("base: alice yanks alpha 1.0.0")
+    # Published before the revocation (which keeps prior releases, or not).
+    index_repo.tree.build(index_repo.path.parent / "site", now=datetime.now(UTC) - timedelta(minutes=1))
+    root_dir = index_repo.index / "root"
+    keys = index_repo.keys
+    now = datetime.now(UTC)
+    edit_root_dir(root_dir, revoke(keys.alice.key_id, now=now, keep_prior_releases=keep_prior_releases))
+    edit_root_dir(root_dir, add_maintainer("carol", [keys.mallory.public_key], ["alpha"]))
+    sign_root_dir(root_dir, keys.root)
+    if not keep_prior_releases:  # alice's releases need carol's signatures too
+        _cosign(index_repo.index / "plugins/alpha/1.0.0", keys.mallory)
+
+
+@pytest.mark.parametrize("keep_prior_releases", [True, False])
+def test_a_revocation_that_leaves_a_published_yank_unsigned_is_refused(
+    index_repo: IndexRepo, keep_prior_releases: bool
+) -> None:
+    """A yank's signature never counts once its key is revoked: the check passed, then every build
+    refused the index, and re-signing the yank was refused as a change to a published release."""
+    _yanked_by_alice_then_alice_revoked(index_repo, keep_prior_releases)
+    index_repo.commit()
+    found = errors(index_repo.check(base="HEAD~1"))
+    assert [(f.rule, f.file) for f in found] == [("root-revocation", f"{A}/1.0.0/yank.toml")], [
+        f.text() for f in found
+    ]
+    assert "the yank of alpha 1.0.0 would no longer verify" in found[0].message
+    assert "--yank" in (found[0].fix or "")
+
+
+@pytest.mark.parametrize("keep_prior_releases", [True, False])
+def test_a_current_maintainer_may_re_sign_a_published_yank(
+    index_repo: IndexRepo, keep_prior_releases: bool
+) -> None:
+    _yanked_by_alice_then_alice_revoked(index_repo, keep_prior_releases)
+    signature = sign_yank(index_repo.index / "plugins/alpha/1.0.0", index_repo.keys.mallory)  # carol's key
+    assert signature.name == f"yank.toml.{index_repo.keys.mallory.key_id}.minisig"
+    index_repo.commit()
+    report = index_repo.check(base="HEAD~1")
+    assert report.ok, [f.text() for f in errors(report)]
+    (alpha,) = [r for r in report.results if r.subject == "plugins/alpha/1.0.0"]
+    assert alpha.data["kind"] == "re-signed"
+    # And the index builds: the yank counts by carol's signature alone.
+    index_repo.tree.build(index_repo.path.parent / "site", previous=index_repo.path.parent / "site")
+
+
+def test_a_yank_re_signature_by_a_key_without_the_delegation_is_refused(index_repo: IndexRepo) -> None:
+    _yanked_by_alice_then_alice_revoked(index_repo, keep_prior_releases=True)
+    sign_yank(index_repo.index / "plugins/alpha/1.0.0", index_repo.keys.bob)  # beta's maintainer
+    index_repo.commit()
+    found = errors(index_repo.check(base="HEAD~1"))
+    assert {(f.rule, f.file.rsplit("/", 1)[0]) for f in found} == {
+        ("root-revocation", f"{A}/1.0.0"),
+        ("signature", f"{A}/1.0.0"),
+    }, [f.text() for f in found]
+
+
+def test_a_yank_signature_without_a_published_yank_is_still_refused(index_repo: IndexRepo) -> None:
+    folder = index_repo.index / "plugins/alpha/1.0.0"
+    (folder / f"yank.toml.{index_repo.keys.alice.key_id}.minisig").write_text("junk\n")
+    index_repo.commit()
+    assert not index_repo.check().ok
