@@ -300,8 +300,12 @@ class Root:
             ids.setdefault(r.key.key_id, r.key)
         return ids
 
-    def release_role(self, plugin: str, published_at: datetime | None) -> Role:
-        """The keys that may sign ``plugin``'s releases, and why every other known key may not."""
+    def release_role(self, plugin: str, published_at: datetime | None, *, yank: bool = False) -> Role:
+        """The keys that may sign ``plugin``'s releases, and why every other known key may not.
+
+        ``yank``: the role judges a yank (its signatures never count once their key is revoked,
+        ``published_at`` is None) and a revoked key's refusal says how to re-sign one.
+        """
         parts = self._release_parts.get(plugin)
         if parts is None:
             parts = self._release_parts.setdefault(plugin, self._plugin_parts(plugin))
@@ -320,7 +324,10 @@ class Root:
                     r.key,
                     RevokedKeyError(
                         f"{r.summary}; {why}",
-                        fix="have a current maintainer of the plugin re-sign the release",
+                        fix="have a current maintainer of the plugin re-sign the yank "
+                        "(`registry-tool sign RELEASE_DIR --yank --key KEY`)"
+                        if yank
+                        else "have a current maintainer of the plugin re-sign the release",
                     ),
                 )
             )
@@ -771,7 +778,7 @@ def _verify_maintainer_signed(
             where=Location(file=where, field=f"{table}.name"),
             fix="a release lives under plugins/<name>/<version>/ with the same name in its manifest",
         )
-    role = root.release_role(plugin_name, published_at)
+    role = root.release_role(plugin_name, published_at, yank=table == "yank")
 
     def names_this_release(verified: VerifiedSignature) -> None:
         check_trusted_comment(verified.trusted_comment, name, version, where=where)

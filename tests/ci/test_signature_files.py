@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from registry_tool.ci.model import Shard
+from registry_tool.errors import RegistryToolError
 from registry_tool.signing import SecretKey, sign_bytes
 from registry_tool.signing.release import sign_yank
 from registry_tool.trust.editing import (
@@ -234,6 +235,10 @@ def test_a_revocation_that_leaves_a_published_yank_unsigned_is_refused(
     ]
     assert "the yank of alpha 1.0.0 would no longer verify" in found[0].message
     assert "--yank" in (found[0].fix or "")
+    # Merged anyway, the build refuses the index, and says to re-sign the yank (not the release).
+    with pytest.raises(RegistryToolError) as refused:
+        index_repo.tree.build(index_repo.path.parent / "site", previous=index_repo.path.parent / "site")
+    assert "yank.toml" in str(refused.value) and "re-sign the yank" in str(refused.value), str(refused.value)
 
 
 @pytest.mark.parametrize("keep_prior_releases", [True, False])
