@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,18 @@ class PassphraseError(UsageError):
     code = "passphrase"
 
 
+def has_terminal() -> bool:
+    """Whether this process has a controlling terminal to prompt on (what getpass opens first)."""
+    if sys.platform == "win32":  # getpass prompts on the console there
+        return sys.stdin.isatty()
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str = "Passphrase: ") -> bytes:
     """From the environment variable named ``env_var``, else an interactive prompt; never from argv."""
     if env_var:
@@ -46,19 +57,21 @@ def read_passphrase(env_var: str | None, *, confirm: bool = False, prompt: str =
         return value.encode("utf-8")
     # Only `key generate` has --unencrypted (a key that is loaded is encrypted or it is not).
     throwaway = " (or --unencrypted for a throwaway key)" if confirm else ""
-    try:
-        with warnings.catch_warnings():
-            if not sys.stdin.isatty():
-                # Without a terminal getpass reads standard input and warns that it cannot hide the
-                # echo (there is none to hide).  On a terminal the warning stays: the echo shows.
-                warnings.simplefilter("ignore", getpass.GetPassWarning)
-            first = getpass.getpass(prompt)
-            again = getpass.getpass("Passphrase (again): ") if confirm and first else first
-    except EOFError:
-        # No terminal to ask on (a script, a CI step): getpass read standard input to its end.
+    if not has_terminal():
+        # getpass would fall back to standard input: a CI step whose standard input stays open
+        # hung until its timeout, and a piped passphrase was echoed back with a warning.
         raise PassphraseError(
-            "no passphrase: there is no terminal to ask on and standard input ended",
+            "no passphrase: there is no terminal to ask on",
             fix=f"pass it in an environment variable: --passphrase-env VAR{throwaway}",
+        )
+    try:
+        first = getpass.getpass(prompt)
+        again = getpass.getpass("Passphrase (again): ") if confirm and first else first
+    except EOFError:
+        # End of input at the prompt (Ctrl-D).
+        raise PassphraseError(
+            "no passphrase: the prompt's input ended",
+            fix=f"enter one, or pass it in an environment variable: --passphrase-env VAR{throwaway}",
         ) from None
     if not first:
         raise PassphraseError(

@@ -20,7 +20,13 @@ from registry_tool.signing.keyfiles import (
 
 
 @pytest.fixture
-def prompts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A controlling terminal to prompt on (the tests run without one)."""
+    monkeypatch.setattr("registry_tool.signing.keyfiles.has_terminal", lambda: True)
+
+
+@pytest.fixture
+def prompts(monkeypatch: pytest.MonkeyPatch, terminal: None) -> Iterator[list[str]]:
     answers: list[str] = []
     monkeypatch.setattr("getpass.getpass", lambda prompt="": answers.pop(0))
     yield answers
@@ -52,14 +58,14 @@ def test_prompt_with_confirmation(prompts: list[str]) -> None:
         read_passphrase(None)
 
 
-def test_no_terminal_and_no_input_is_a_usage_error_naming_the_env_option(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A script or CI step: getpass finds no terminal and reads standard input to its end.
-    def eof(prompt: str = "") -> str:
-        raise EOFError
+def test_no_terminal_is_a_usage_error_naming_the_env_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script or CI step: getpass would read standard input (and hang while it stays open)."""
+    monkeypatch.setattr("registry_tool.signing.keyfiles.has_terminal", lambda: False)
 
-    monkeypatch.setattr("getpass.getpass", eof)
+    def never(prompt: str = "") -> str:
+        raise AssertionError("standard input was read")
+
+    monkeypatch.setattr("getpass.getpass", never)
     with pytest.raises(PassphraseError, match="no terminal") as caught:
         read_passphrase(None, confirm=True)
     assert "--passphrase-env" in (caught.value.fix or "") and caught.value.exit_code == 2
@@ -69,19 +75,45 @@ def test_no_terminal_and_no_input_is_a_usage_error_naming_the_env_option(
     assert "--unencrypted" not in (caught.value.fix or "")
 
 
-def test_no_terminal_warning_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """getpass warns that it cannot hide the echo without a terminal; the tool's own error says it all."""
-    import getpass
-    import warnings
+def test_end_of_input_at_the_prompt_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, terminal: None) -> None:
+    def eof(prompt: str = "") -> str:
+        raise EOFError
 
-    def warns(prompt: str = "") -> str:
-        warnings.warn("Can not control echo on the terminal.", getpass.GetPassWarning, stacklevel=1)
-        return "secret"
+    monkeypatch.setattr("getpass.getpass", eof)
+    with pytest.raises(PassphraseError, match="input ended") as caught:
+        read_passphrase(None)
+    assert caught.value.exit_code == 2
 
-    monkeypatch.setattr("getpass.getpass", warns)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # any warning that escapes fails the test
-        assert read_passphrase(None) == b"secret"
+
+@pytest.mark.parametrize("stdin", ["open", "piped"])
+def test_the_key_command_without_a_terminal_stops_with_exit_2(tmp_path: Path, stdin: str) -> None:
+    """Run with no controlling terminal (a new session): an open standard input hung until killed,
+    a piped passphrase was taken and echoed back with a warning."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry_tool", "key", "generate", str(tmp_path / "k")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        if stdin == "piped":
+            proc.stdin.write("pw\npw\n")
+            proc.stdin.flush()
+        # The pipe stays open until the process has ended (a CI step's standard input).
+        proc.wait(timeout=60)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert proc.returncode == 2, err
+    assert "no terminal" in err and "--passphrase-env" in err
+    assert not (tmp_path / "k.key").exists()
 
 
 def test_generate_writes_private_key_file(tmp_path: Path, fast: dict[str, int]) -> None:
