@@ -349,7 +349,13 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         )
         for (rel, _, look), outcome in zip(misses, outcomes, strict=True):
             if isinstance(outcome, list):
-                refused.append(CheckResult(subject=f"{rel.name} {rel.version}", findings=outcome))
+                refused.append(
+                    CheckResult(
+                        subject=f"{rel.name} {rel.version}",
+                        findings=outcome,
+                        data={"plugin": rel.name, "version": rel.version},
+                    )
+                )
                 continue
             prepared[(rel.name, rel.version)] = outcome
             counts["verified"] += 1

@@ -139,8 +139,10 @@ def plan_publication(
     warnings: list[Finding] = []  # withdrawn releases first, then dependency warnings
     if previous is not None:
         problems: list[Finding] = []
+        # A published release the build refused is reported with its reasons, not as missing.
+        refused_keys = frozenset((r.data.get("plugin"), r.data.get("version")) for r in refused)
         for finding in immutability_findings(
-            previous, entries, config.allow_backports, frozenset(carried), withdrawn
+            previous, entries, config.allow_backports, frozenset(carried), withdrawn, refused_keys
         ):
             (problems if finding.severity is Severity.error else warnings).append(finding)
         if problems:
@@ -215,18 +217,23 @@ def immutability_findings(
     allow_backports: bool,
     carried: frozenset[str] = frozenset(),
     withdrawn: Callable[[Release], str | None] | None = None,
+    refused: frozenset[tuple[object, object]] = frozenset(),
 ) -> list[Finding]:
     """Published releases may be yanked, never removed or changed; new versions may not go backwards.
 
     Plugins in ``carried`` keep their published document: the caller established their entries
     are the ones it was encoded from, so there is nothing to compare.  A removed release that
     ``withdrawn`` says no longer verifies is a warning, not a refusal: no client would install it.
+    A release in ``refused`` ((name, version) the build refused, with its own findings) is in
+    the index: it is not reported as missing.
     """
     out: list[Finding] = []
     for old in (
         r for n in sorted(previous.plugins) if n not in carried for r in _sorted(previous.plugins[n])
     ):
         new = entries.get((old.name, old.version))
+        if new is None and (old.name, old.version) in refused:
+            continue
         if new is None:
             where = f"plugins/{old.name}/{old.version}"
             why = withdrawn(old) if withdrawn is not None else None

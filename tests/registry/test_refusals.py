@@ -230,6 +230,16 @@ def test_published_release_removed(index: Index, tmp_path: Path) -> None:
     assert "yank.toml instead" in str(problems)
 
 
+def test_a_published_release_the_build_refuses_is_not_called_missing(index: Index, tmp_path: Path) -> None:
+    """It was reported twice: refused with its reason, and "missing from the index: restore it"."""
+    site = tmp_path / "site"
+    build(index, site)
+    _flip_signature_byte(index)  # alpha 1.1.0, published, no longer verifies
+    problems = refused(index, site, previous=str(site), now=LATER, verify_now=LATER)
+    assert {s for s, _, _ in problems} == {"alpha 1.1.0"}, problems
+    assert "published-release-removed" not in {r for _, r, _ in problems}
+
+
 def test_backport_below_the_newest_published_version(index: Index, tmp_path: Path) -> None:
     site = tmp_path / "site"
     build(index, site)
