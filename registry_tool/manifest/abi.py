@@ -435,7 +435,9 @@ CORE_WASI_FIX = (
     "wasm32-unknown-unknown instead of wasm32-wasip1; C: clang --target=wasm32 -nostdlib, without "
     "stdio or WASI libc), or declare the ABI the module is built for: abi = 'wasi-command' for a "
     "program with _start, 'extism' for an Extism plugin; Go (GOOS=wasip1) always imports WASI: "
-    "its reactor needs a registry permission granting wasi_snapshot_preview1 (docs/manifest.md)"
+    "its reactor needs a registry permission granting the WASI functions it imports, which then "
+    "gates them for every ABI: wasi-command, extism and proxy-wasm plugins must declare it too "
+    "(docs/manifest.md, ABI rules)"
 )
 _GENERIC_FIX = "remove the import (link the code into the module) or ask the registry for a permission"
 #: Imports a common toolchain adds on its own, with the build option that drops them.
