@@ -296,6 +296,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "smoke-compile-timeout": (_E, "Compiling the module took longer than allowed."),
             "smoke-worker-crashed": (_E, "The sandbox worker process died."),
             "smoke-output-limit": (_E, "A test wrote more output than allowed."),
+            "smoke-unexpected-pass": (
+                _E,
+                "A test that expects a failure outcome (expect_trap) returned normally.",
+            ),
             "smoke-no-tests": (_W, "The release has no [[tests]] to run."),
             "smoke-setup": (_E, "The sandbox could not be set up for the release."),
             "smoke-path": (_E, "A path given to smoke is not a release, plugin or index."),

@@ -539,15 +539,24 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
             want = "" if outcome.expected == Outcome.passed.value else f" (expected {outcome.expected})"
             # A run that passed where a trap was expected has no detail of its own to show.
             detail = _own_fix(outcome)[0] or "the call returned normally"
+            if outcome.outcome is Outcome.passed:
+                rule = UNEXPECTED_PASS_RULE
+                fix: str | None = (
+                    f"the test expects {outcome.expected}: fix the plugin so that it ends so, or remove "
+                    "expect_trap if returning normally is right"
+                )
+            else:
+                rule = f"smoke-{outcome.outcome.value.replace('_', '-')}"
+                fix = _fix_for(outcome, expected=outcome.expected)
             result.findings.append(
                 Finding(
-                    rule=f"smoke-{outcome.outcome.value.replace('_', '-')}",
+                    rule=rule,
                     message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: "
                     f"{detail}{_last_words(outcome)}",
                     file=str(manifest.path),
                     line=spec.line,
                     field=f"tests[{spec.index}]",
-                    fix=_fix_for(outcome) if outcome.expected == Outcome.passed.value else None,
+                    fix=fix,
                 )
             )
     if not manifest.tests:
@@ -597,6 +606,9 @@ _KNOWN_CAUSES = (
 )
 
 
+#: The finding of a test that expects a failure outcome (``expect_trap``) and returned normally.
+UNEXPECTED_PASS_RULE = "smoke-unexpected-pass"  # noqa: S105 (a rule id)
+
 #: A refused import's detail ends in validate's own fix for it (``worker._link_plan``).
 _OWN_FIX = " (fix: "
 
@@ -615,8 +627,20 @@ def _own_fix(o: TestOutcome) -> tuple[str, str | None]:
     return o.detail, None
 
 
-def _fix_for(o: TestOutcome) -> str | None:
-    """The fix of a failed test: a refused import's own, a known cause's, else the outcome's."""
+def _fix_for(o: TestOutcome, expected: str = Outcome.passed.value) -> str | None:
+    """The fix of a failed test: a refused import's own, a known cause's, else the outcome's.
+
+    A test that expects another failure (``expect_trap``) gets a specific fix when one is known,
+    else the generic "fix the plugin or the test's expect_trap".
+    """
+    if expected != Outcome.passed.value:
+        specific = _fix_for(o)
+        if specific is not None and specific != _FIXES.get(o.outcome):
+            return specific
+        return (
+            f"the test expects {expected} and the run ended in {o.outcome.value}: fix the plugin "
+            "(the detail says why it ended so), or the test's expect_trap"
+        )
     own = _own_fix(o)[1]
     if own is not None:
         return own

@@ -101,6 +101,39 @@ def test_smoke_release_applies_manifest_limits_and_expect_trap(index: Path) -> N
     assert spin.fuel_consumed == 1_000_000  # the manifest's fuel, not the registry default
 
 
+@pytest.mark.parametrize(
+    ("outcome", "detail", "rule", "fix"),
+    [
+        # Expected out_of_fuel, returned normally: a catalogued rule, and a fix (was "smoke-passed", none).
+        (Outcome.passed, "", "smoke-unexpected-pass", "remove expect_trap"),
+        # Expected out_of_fuel, ended on a cause with a known fix: that fix (was none).
+        (
+            Outcome.link_error,
+            "the module imports ferrite:net.get but the manifest does not declare the 'network' permission",
+            "smoke-link-error",
+            "network = true",
+        ),
+        (Outcome.trap, "wasm trap: unreachable", "smoke-trap", "the test expects out_of_fuel"),
+    ],
+)
+def test_a_test_expecting_a_failure_gets_a_catalogued_rule_and_a_fix(
+    index: Path, outcome: Outcome, detail: str, rule: str, fix: str
+) -> None:
+    from registry_tool.rules import RULES
+    from registry_tool.sandbox.harness import release_result
+    from registry_tool.sandbox.outcome import TestOutcome
+
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0" / "plugin.toml", config)
+    outcomes = [
+        TestOutcome("one is one", Outcome.passed),
+        TestOutcome("spin", outcome, expected="out_of_fuel", detail=detail),
+    ]
+    [finding] = release_result(manifest, outcomes).findings
+    assert finding.rule == rule and rule in RULES
+    assert fix in (finding.fix or ""), finding.fix
+
+
 def test_manifest_limits_are_capped_by_the_registry_maximum(index: Path) -> None:
     release = _release(
         index,
