@@ -145,19 +145,27 @@ def _read_candidate(name: str, release: Path) -> Candidate | None:
         plugin = doc["plugin"]
         if plugin["name"] != name or plugin["version"] != release.name:
             return None
+        # Unvalidated TOML: any table here may be an array, a string or a number (validate
+        # reports it; here it is no candidate, never a crash of the check that reached it).
+        dependencies, permissions = doc.get("dependencies", {}), doc.get("permissions", {})
+        if not isinstance(dependencies, dict) or not isinstance(permissions, dict):
+            return None
         deps = []
-        for dep_name, value in sorted(doc.get("dependencies", {}).items()):
+        for dep_name, value in sorted(dependencies.items()):
             if isinstance(value, str):
                 deps.append(Dependency(dep_name, value))
-            else:
+            elif isinstance(value, dict):
                 deps.append(Dependency(dep_name, str(value["version"]), bool(value.get("optional", False))))
-        perms = tuple(sorted(k for k, v in doc.get("permissions", {}).items() if v is True))
+            else:
+                return None
+        perms = tuple(sorted(k for k, v in permissions.items() if v is True))
         Version(release.name)
     except (
         OSError,
         RegistryToolError,
         UnicodeDecodeError,
         toml.TOMLDecodeError,
+        AttributeError,
         KeyError,
         TypeError,
         ValueError,

@@ -200,3 +200,28 @@ def test_a_dependency_release_over_the_manifest_cap_is_not_read(tmp_path: Path) 
     (release / "plugin.toml").write_text(head)
     candidate = _read_candidate("zzbig", release)
     assert candidate is not None and candidate.version == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    "top",
+    [
+        "dependencies = [1]",
+        'dependencies = "x"',
+        "dependencies = 3",
+        'permissions = "x"',
+        "permissions = [true]",
+        "[dependencies]\nlib = 5",
+        "[dependencies]\nlib = [1]",
+    ],
+)
+def test_a_dependency_release_with_ill_typed_tables_is_no_candidate(tmp_path: Path, top: str) -> None:
+    """Found by fuzzing: ci check of a release depending on one with `dependencies = [1]` exited 3
+    (AttributeError in the dependency and escalation checks), on the innocent release."""
+    publish(tmp_path, "lib", "1.0.0")
+    manifest = tmp_path / "plugins" / "lib" / "1.0.0" / "plugin.toml"
+    text = manifest.read_text()
+    manifest.write_text(f"{top}\n{text}" if not top.startswith("[") else f"{text}{top}\n")
+    verdict = check_dependencies(
+        release(tmp_path, "app", "1.0.0", {"lib": "^1"}), IndexTree(tmp_path), relfile="p"
+    )
+    assert rules(verdict) == ["dependency-unknown"], rules(verdict)  # lib has no readable release
