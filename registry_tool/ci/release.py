@@ -227,6 +227,8 @@ class NewRelease:
             return
         artifact = self.doc.get("artifact", {})
         file = artifact.get("file") if isinstance(artifact, dict) else None
+        if not isinstance(file, str) and any(f.severity is Severity.error for f in self.result.findings):
+            return  # plugin.toml did not parse or names no file: validate said so ("the artifact None")
         data = _artifact_bytes(self.dir, self.doc, self.config)
         if data is None:
             self.add(

@@ -273,3 +273,13 @@ def test_a_yank_signature_without_a_published_yank_is_still_refused(index_repo: 
     (folder / f"yank.toml.{index_repo.keys.alice.key_id}.minisig").write_text("junk\n")
     index_repo.commit()
     assert not index_repo.check().ok
+
+
+def test_a_manifest_that_does_not_parse_is_reported_once_not_as_a_missing_artifact_none(
+    index_repo: IndexRepo,
+) -> None:
+    folder = index_repo.release("alpha", "1.1.0")
+    (folder / "plugin.toml").write_text("[plugin\nname = 'alpha'\n")
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert found and not [f.text() for f in found if "None" in f.text()], [f.text() for f in found]
