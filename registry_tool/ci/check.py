@@ -96,7 +96,15 @@ def _bind_approval(repo: GitRepo, options: CheckOptions) -> tuple[CheckOptions, 
     result = CheckResult(subject="escalation approval")
     approved = (options.allow_escalation_at or "").strip().lower()
     head = repo.resolve("HEAD")
-    if _APPROVED_COMMIT.fullmatch(approved) and head.startswith(approved):
+    if not _APPROVED_COMMIT.fullmatch(approved):
+        # A shorter prefix is cheap to grind a later commit for; anything else is no commit.
+        raise UsageError(
+            f"--allow-escalation-at {approved[:60]!r} names no commit: it takes {APPROVAL_MIN_HEX} to 40 "
+            "hex digits of the approved head commit",
+            fix=f"pass the approved commit's first {APPROVAL_MIN_HEX} or more hex digits, as the label "
+            f"allow-escalation@<sha> gives them (HEAD is {head[:APPROVAL_MIN_HEX]})",
+        )
+    if head.startswith(approved):
         return replace(options, allow_escalation=True), result
     result.findings.append(
         Finding(

@@ -6,6 +6,9 @@ The `allow-escalation` label used to survive later pushes.  Approval now names t
 
 from __future__ import annotations
 
+import pytest
+
+from registry_tool.errors import UsageError
 from registry_tool.report import Severity
 
 from .conftest import KEYS_ADD, IndexRepo, git
@@ -38,10 +41,13 @@ def test_push_after_the_approval_voids_it(index_repo: IndexRepo) -> None:
     assert stale and approved[:32] in stale[0].message
 
 
-def test_approval_that_is_not_a_commit_id_approves_nothing(index_repo: IndexRepo) -> None:
+def test_approval_that_is_not_a_commit_id_is_a_usage_error(index_repo: IndexRepo) -> None:
+    """It was a warning and exit 0 when nothing escalated: the option takes 32-40 hex digits."""
     _escalating_release(index_repo, "1.1.0")
-    for bogus in ("", "HEAD", "main", "0123"):
-        assert "permission-escalation" in _error_rules(index_repo.check(allow_escalation_at=bogus))
+    for bogus in ("", "HEAD", "main", "0123", "xyz", "g" * 32):
+        with pytest.raises(UsageError, match="names no commit") as err:
+            index_repo.check(allow_escalation_at=bogus)
+        assert err.value.exit_code == 2
 
 
 def test_a_short_prefix_of_the_head_commit_approves_nothing(index_repo: IndexRepo) -> None:
@@ -53,8 +59,7 @@ def test_a_short_prefix_of_the_head_commit_approves_nothing(index_repo: IndexRep
     _escalating_release(index_repo, "1.1.0")
     head = git(index_repo.path, "rev-parse", "HEAD").strip()
     for prefix in (12, 20, 31):
-        report = index_repo.check(allow_escalation_at=head[:prefix])
-        assert "permission-escalation" in _error_rules(report), prefix
-        stale = [f for _, f in report.findings() if f.rule == "approval-stale"]
-        assert stale and f"allow-escalation@{head[:32]}" in (stale[0].fix or ""), prefix
+        with pytest.raises(UsageError) as err:
+            index_repo.check(allow_escalation_at=head[:prefix])
+        assert head[:32] in (err.value.fix or ""), prefix
     assert index_repo.check(allow_escalation_at=head).ok
