@@ -275,7 +275,7 @@ def search_cmd(
     query: Annotated[str, typer.Argument(help="Words to look for in names, descriptions and keywords.")] = "",
     registry: RegistryOption = None,
     include_yanked: Annotated[
-        bool, typer.Option("--include-yanked", help="Also list yanked releases.")
+        bool, typer.Option("--include-yanked", help="Also list plugins whose every release is yanked.")
     ] = False,
     state_dir: StateOption = None,
     mirror: MirrorOption = None,
