@@ -551,7 +551,11 @@ class Sources:
 
     def get(self, url: str, *, max_size: int) -> bytes:
         """``fetcher.fetch`` with the cap enforced here too: a host's own fetcher may ignore it."""
-        data = self.fetcher.fetch(url, max_size=max_size)
+        try:
+            data = self.fetcher.fetch(url, max_size=max_size)
+        except NotFoundError:
+            log.debug("not found: %s", url)  # a probe (the next root version) or a missing file
+            raise
         if len(data) > max_size:
             raise _too_large(url, max_size, f"the fetcher returned {len(data)} bytes")
         log.debug("fetched %s (%d bytes)", url, len(data))
@@ -613,9 +617,11 @@ class Sources:
                 continue
             data = if_exists(url, max_size=MAX_SIGNATURE_SIZE)
             if data is None:
+                log.debug("not found: %s", url)
                 continue
             if len(data) > MAX_SIGNATURE_SIZE:
                 raise _too_large(url, MAX_SIGNATURE_SIZE, f"the fetcher returned {len(data)} bytes")
+            log.debug("fetched %s (%d bytes)", url, len(data))
             found[name] = data
         return found
 
