@@ -82,7 +82,10 @@ class Tally:
         return {v.key_id for v in self.counted.values()}
 
 
-def _check_one(sig_text: str, data: bytes, candidates: Sequence[Candidate], what: str) -> VerifiedSignature:
+def _check_one(
+    sig_text: str, data: bytes, candidates: Sequence[Candidate], what: str, *, anyone: bool = True
+) -> VerifiedSignature:
+    """One signature judged against the role's candidates; ``anyone``: the role has a key that counts."""
     sig = Signature.parse(sig_text)
     if sig.is_legacy:
         raise LegacySignatureError(
@@ -90,6 +93,14 @@ def _check_one(sig_text: str, data: bytes, candidates: Sequence[Candidate], what
             fix="re-sign with registry-tool or minisign 0.8+",
         )
     matching = [c for c in candidates if c.key.keynum == sig.keynum]
+    if not matching and not anyone and what.startswith("maintainer of"):
+        # No delegation at all: no key could sign, so "sign with a key of the maintainer" misleads.
+        raise UnauthorizedSignerError(
+            f"signature by key {sig.key_id}, but no key may sign for the plugin: the root delegates it "
+            "to no maintainer (or revoked every key of its maintainers)",
+            fix="delegate it first: `registry-tool root add-maintainer NAME --pubkey KEY.pub --plugin "
+            "PLUGIN`, then `registry-tool root sign` (docs/trust.md)",
+        )
     if not matching:
         raise UnauthorizedSignerError(
             f"signature by key {sig.key_id}, which is not a key of the {what}",
@@ -116,7 +127,7 @@ def tally_signatures(data: bytes, sigs: Sequence[str], role: Role) -> Tally:
     candidates = role.candidates()
     for index, sig_text in enumerate(sigs):
         try:
-            verified = _check_one(sig_text, data, candidates, role.name)
+            verified = _check_one(sig_text, data, candidates, role.name, anyone=bool(role.keys))
         except CheckFailed as err:
             # A fresh error: refusals are shared objects, and the message names this signature.
             tally.rejected.append(

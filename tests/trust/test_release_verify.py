@@ -335,3 +335,13 @@ def test_parsed_identity_still_binds_name_and_trusted_comment(
         verify_release_signatures(
             root_with_maintainers, "validate_email", data, [sig], now, identity=_parsed(data, version="1.0.1")
         )
+
+
+def test_a_plugin_no_maintainer_is_delegated_says_to_delegate_it(
+    root_v1: bytes, k: dict[str, SecretKey], now: datetime
+) -> None:
+    """It said "sign with a key of the maintainer of 'validate_email'": no such maintainer exists."""
+    data = manifest()
+    with pytest.raises(UnauthorizedSignerError, match="delegates it to no maintainer") as err:
+        verify_release_signatures(Root.parse(root_v1), "validate_email", data, [release_sig(k["m1"], data)], now)
+    assert "root add-maintainer" in (err.value.fix or "")
