@@ -343,5 +343,7 @@ def test_a_plugin_no_maintainer_is_delegated_says_to_delegate_it(
     """It said "sign with a key of the maintainer of 'validate_email'": no such maintainer exists."""
     data = manifest()
     with pytest.raises(UnauthorizedSignerError, match="delegates it to no maintainer") as err:
-        verify_release_signatures(Root.parse(root_v1), "validate_email", data, [release_sig(k["m1"], data)], now)
+        verify_release_signatures(
+            Root.parse(root_v1), "validate_email", data, [release_sig(k["m1"], data)], now
+        )
     assert "root add-maintainer" in (err.value.fix or "")
