@@ -284,6 +284,7 @@ def trust(
     url = normalise_url(url)
     store = StateStore(state_dir or default_state_dir())
     sources = Sources(url, fetcher or HttpFetcher(policy))
+    given = root_bytes is not None
     if root_bytes is None:
         if fingerprint is None:
             raise UsageError(
@@ -292,7 +293,7 @@ def trust(
         root_bytes = sources.fetch("root/1.root.json", max_size=MAX_ROOT_BYTES)
     if fingerprint is not None:
         # The served root is unauthenticated until its sha256 matches: check before parsing it.
-        check_fingerprint(url, root_bytes, fingerprint)
+        check_fingerprint(url, root_bytes, fingerprint, given=given)
     root = Root.parse(root_bytes, where="root")
     if root_signatures is None:
         rel = f"root/{root.version}.root.json"

@@ -91,7 +91,7 @@ def fingerprint(root_bytes: bytes) -> str:
     return hashlib.sha256(root_bytes).hexdigest()
 
 
-def check_fingerprint(url: str, root_bytes: bytes, expected: str) -> None:
+def check_fingerprint(url: str, root_bytes: bytes, expected: str, *, given: bool = False) -> None:
     """The root's sha256 must be the fingerprint obtained out of band (64 hex digits, all of them).
 
     Raises:
@@ -106,6 +106,12 @@ def check_fingerprint(url: str, root_bytes: bytes, expected: str) -> None:
             "(`registry-tool root verify` prints it)",
         )
     actual = fingerprint(root_bytes)
+    if actual != wanted and given:  # ``given``: the root came from a file, not from ``url``
+        raise RootFingerprintMismatchError(
+            f"the root file given has sha256 {actual}, not the fingerprint {expected}",
+            fix="check that the file is the registry's root/1.root.json, and the fingerprint with the "
+            "registry's owners through another channel",
+        )
     if actual != wanted:  # public values: no need for hmac
         raise RootFingerprintMismatchError(
             f"the root served by {url} has sha256 {actual}, not the fingerprint {expected}",

@@ -204,7 +204,9 @@ def test_trust_root_file_checked_against_fingerprint(world: World) -> None:
     good = hashlib.sha256(root.read_bytes()).hexdigest()
     base = ["trust", world.url, "--state-dir", str(world.state_dir)]
     run(world, *base, code=2)
-    run(world, *base, "--root", str(root), "--root-fingerprint", "f" * 64, code=1)
+    refused = run(world, *base, "--root", str(root), "--root-fingerprint", "f" * 64, code=1)
+    # The file given is what did not match (it said "the root served by URL": nothing was served).
+    assert "the root file given has sha256" in refused.output and "served by" not in refused.output
     assert not any(world.state_dir.glob("*.json")) if world.state_dir.exists() else True
     out = json.loads(
         run(world, *base, "--root", str(root), "--root-fingerprint", good, "--format", "json").stdout
