@@ -395,11 +395,18 @@ class NewRelease:
         severity = Severity.warning if self.o.options.allow_escalation else Severity.error
         if self.o.options.full:
             severity = Severity.notice  # published escalations were approved when they merged
-        approved = " (approved with --allow-escalation)" if self.o.options.allow_escalation else ""
+        options = self.o.options
+        approved = ""
         fix = (
             "a registry maintainer reviews the new capability and approves this head commit: label "
             f"{APPROVAL_LABEL} (--allow-escalation-at)"
         )
+        if options.allow_escalation and options.allow_escalation_at is not None:
+            approved = " (approved for this head commit with --allow-escalation-at)"
+            fix = "approved: nothing to do; a later push needs a new approval"
+        elif options.allow_escalation:
+            approved = " (approved with --allow-escalation)"
+            fix = "approved for any commit (--allow-escalation): nothing to do"
         escalations: list[str] = []
         for perm in sorted(_granted(self.doc) - _granted(old_doc)):
             escalations.append(f"permission {perm}")

@@ -28,7 +28,10 @@ def test_approval_of_the_head_commit_allows_the_escalation(index_repo: IndexRepo
     head = git(index_repo.path, "rev-parse", "HEAD").strip()
     report = index_repo.check(allow_escalation_at=head[:32])
     assert report.ok, [f.text() for _, f in report.findings()]
-    assert any(f.rule == "permission-escalation" and "approved" in f.message for _, f in report.findings())
+    [escalation] = [f for _, f in report.findings() if f.rule == "permission-escalation"]
+    # Named by what approved it, and no fix asking for the approval it has.
+    assert "approved for this head commit with --allow-escalation-at" in escalation.message
+    assert "nothing to do" in (escalation.fix or "")
 
 
 def test_push_after_the_approval_voids_it(index_repo: IndexRepo) -> None:
