@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from registry_tool._cli import FormatOption, emit, handle_errors
+from registry_tool._launch import VALIDATE_CONFIG
 from registry_tool.report import OutputFormat
 
 
@@ -25,6 +26,7 @@ def smoke(
         ),
     ],
     fmt: FormatOption = OutputFormat.text,
+    config: Annotated[Path | None, typer.Option(*VALIDATE_CONFIG.flags, help=VALIDATE_CONFIG.help)] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Plugins to run in parallel.")] = 1,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the compiled-module cache.")
@@ -48,4 +50,7 @@ def smoke(
         from registry_tool.errors import UsageError
 
         raise UsageError("--compile-timeout nan is not a number of seconds", fix="give e.g. 300")
-    emit(smoke_paths(paths, jobs=jobs, cache=not no_cache, compile_timeout=compile_timeout), fmt)
+    report = smoke_paths(
+        paths, jobs=jobs, cache=not no_cache, compile_timeout=compile_timeout, config_path=config
+    )
+    emit(report, fmt)

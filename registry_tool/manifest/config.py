@@ -294,7 +294,7 @@ def find_registry_config(start: Path) -> Path:
     raise RegistryConfigNotFoundError(
         f"no {CONFIG_FILE} found in {start} or any parent directory",
         where=str(start),
-        fix=f"run inside an index that has {CONFIG_FILE} (validate also takes --config PATH)",
+        fix=f"run inside an index that has {CONFIG_FILE} (validate and smoke also take --config PATH)",
     )
 
 

@@ -676,7 +676,11 @@ def _last_words(o: TestOutcome) -> str:
 
 
 def _smoke_one(
-    release_dir: Path, cache: bool, compile_timeout: float | None, worker: Worker | None = None
+    release_dir: Path,
+    cache: bool,
+    compile_timeout: float | None,
+    worker: Worker | None = None,
+    config_path: Path | None = None,
 ) -> CheckResult:
     # The worker starts first: its interpreter and imports (most of a one-test release) run while
     # this thread loads the registry configuration and the manifest.  A release that turns out to
@@ -686,7 +690,7 @@ def _smoke_one(
     from registry_tool.manifest import load_manifest, load_registry_config
 
     try:
-        config = load_registry_config(release_dir)
+        config = load_registry_config(config_path or release_dir)
         manifest = load_manifest(release_dir / "plugin.toml", config)
         outcomes = smoke_release(
             manifest, config, cache=cache, compile_timeout=compile_timeout, worker=worker
@@ -708,8 +712,12 @@ def smoke_paths(
     cache: bool = True,
     progress: Callable[[CheckResult], None] | None = None,
     compile_timeout: float | None = None,
+    config_path: Path | None = None,
 ) -> Report:
     """Smoke-run every release under ``paths`` (index dirs, plugin dirs or release dirs).
+
+    ``config_path``: the registry.toml to use, else the one found by walking up from each release
+    (a plugin kept in its own repository is smoke-run against its registry's file).
 
     Releases run in parallel, ``jobs`` at a time (each in its own worker process).  The first
     release's worker starts before anything else, so its start overlaps finding the releases and
@@ -735,7 +743,7 @@ def smoke_paths(
         report = Report(command="smoke")
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             for result in pool.map(
-                lambda r: _smoke_one(r, cache, compile_timeout, workers.pop(r, None)), releases
+                lambda r: _smoke_one(r, cache, compile_timeout, workers.pop(r, None), config_path), releases
             ):
                 report.results.append(result)
                 if progress:

@@ -482,3 +482,17 @@ def test_the_cpu_ceiling_leaves_room_for_a_compile_on_every_core() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) >= 2 * 100 * 4
+
+
+def test_a_release_outside_an_index_is_smoked_with_config(index: Path, tmp_path: Path) -> None:
+    """A plugin kept in its own repository: smoke had no --config (its error even suggested one)."""
+    import shutil
+
+    alone = tmp_path / "my-plugin"
+    shutil.copytree(index / "plugins" / "spinner" / "1.0.0", alone)
+    without = _cli(str(alone), "--format", "json")
+    assert without.returncode == 2 and "--config" in without.stdout + without.stderr
+    done = _cli(str(alone), "--config", str(index / "registry.toml"), "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert [t["outcome"] for t in result["data"]["tests"]] == ["passed", "out_of_fuel"]
