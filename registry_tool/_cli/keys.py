@@ -309,7 +309,9 @@ def root_revoke(
             "--keep-prior-releases", help="Releases it signed before now stay valid (not compromised)."
         ),
     ] = False,
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the key is revoked (shown by root verify and ci check).")
+    ] = "",
     root_dir: RootDir = Path("root"),
     expires: Expires = None,
     fmt: FormatOption = OutputFormat.text,
@@ -331,7 +333,10 @@ def root_rotate_keys(
     role: Annotated[str, typer.Option("--role", help="root or index.")],
     add: Annotated[list[str] | None, typer.Option("--add", help="Public key to add.")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Key id to remove.")] = None,
-    threshold: Annotated[int | None, typer.Option("--threshold")] = None,
+    threshold: Annotated[
+        int | None,
+        typer.Option("--threshold", help="Signatures the role requires from now on (default: kept)."),
+    ] = None,
     root_dir: RootDir = Path("root"),
     expires: Expires = None,
     fmt: FormatOption = OutputFormat.text,
