@@ -20,6 +20,7 @@ import wasmtime
 
 from registry_tool._files import private_dir
 from registry_tool.errors import Location, UsageError
+from registry_tool.format.rules import MAX_TEST_FILE_BYTES
 
 
 def feature_flags() -> dict[str, str]:
@@ -48,8 +49,10 @@ def _default_features() -> dict[str, bool]:
 
 
 CACHE_ENV = "REGISTRY_TOOL_CACHE_DIR"
-#: Bytes of stdout and of stderr a test may write by default (``Limits.output``).
-OUTPUT_CAP = 1024**2
+#: Bytes of stdout and of stderr a test may write by default (``Limits.output``): as much as an
+#: ``expect_file`` may hold, so that any expected output can be produced (at 1 MiB, a 2 MiB
+#: expect_file validate accepted always failed as output_limit).
+OUTPUT_CAP = MAX_TEST_FILE_BYTES
 EPOCH_TICK_S = 0.01
 
 
