@@ -9,6 +9,7 @@ module's own stdout/stderr go to capped temp files, never to this process's stre
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import functools
@@ -753,7 +754,51 @@ def compare(case: Case, produced: Produced, stdout: bytes) -> tuple[Outcome, str
     want = expect if isinstance(expect, bytes) else str(expect).encode()
     if actual == want:
         return Outcome.passed, ""
-    return Outcome.wrong_output, f"output {shown(actual, 200)!r}, expected {shown(want, 200)!r}"
+    return Outcome.wrong_output, output_difference(actual, want)
+
+
+#: Bytes of output that a report also gives as base64 when they are no UTF-8 text (what to paste
+#: into expect_base64 once the output is judged right).
+_BASE64_SHOWN = 1536
+
+
+def output_difference(actual: bytes, want: bytes) -> str:
+    """Why ``actual`` is not ``want``: both heads, then where they first differ, with the bytes there.
+
+    The heads alone hid a difference past their first 200 characters, and text shown of bytes
+    that are no UTF-8 lost them (U+FFFD).
+    """
+    head = f"output {shown(actual, 200)!r}, expected {shown(want, 200)!r}"
+    at = next(
+        (i for i, (a, w) in enumerate(zip(actual, want, strict=False)) if a != w), min(len(actual), len(want))
+    )
+    line = actual.count(b"\n", 0, at) + 1
+    column = at - (actual.rfind(b"\n", 0, at) + 1) + 1
+    start, end = max(0, at - 16), at + 32
+    text = _is_utf8(actual) and _is_utf8(want)
+
+    def window(data: bytes) -> str:
+        part = data[start:end]
+        if not part:
+            return "(the end)"
+        return repr(part.decode("utf-8", "replace")) if text else "hex " + part.hex(" ")
+
+    where = f"first difference at byte {at} (line {line}, column {column})"
+    detail = (
+        f"{head}; {where}: {window(actual)} where {window(want)} was expected; "
+        f"{len(actual)} bytes, expected {len(want)}"
+    )
+    if not _is_utf8(actual) and len(actual) <= _BASE64_SHOWN:
+        detail += f"; the output as base64: {base64.b64encode(actual).decode()}"
+    return detail
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _same(actual: int | float, expected: int | float) -> bool:

@@ -1,0 +1,34 @@
+"""A wrong output says where it first differs from the expected one, with the bytes there.
+
+Only both heads (200 characters) were shown: a 1000-byte output differing at byte 500 showed two
+identical heads, and bytes that are no UTF-8 were shown as U+FFFD, beyond recovery.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+
+from registry_tool.sandbox.worker import output_difference
+
+
+def test_a_late_difference_is_located_and_shown() -> None:
+    want = b"".join(f"line {i:03d} of the report\n".encode() for i in range(40))
+    actual = want[:500] + b"X" + want[501:]
+    detail = output_difference(actual, want)
+    assert "first difference at byte 500 (line 22, column 18)" in detail, detail  # 23-byte lines
+    assert "X" in detail.split("first difference")[1]
+    assert f"{len(actual)} bytes, expected {len(want)}" in detail
+
+
+def test_a_short_output_reaches_its_end_first() -> None:
+    detail = output_difference(b"hello", b"hello world")
+    assert "first difference at byte 5 (line 1, column 6)" in detail
+    assert "'hello' where 'hello world' was expected; 5 bytes, expected 11" in detail
+
+
+def test_binary_output_is_shown_as_hex_and_base64() -> None:
+    actual = gzip.compress(b"payload", mtime=0)
+    detail = output_difference(actual, b"")
+    assert "hex 1f 8b 08" in detail, detail
+    assert base64.b64encode(actual).decode() in detail  # what to paste into expect_base64
