@@ -39,7 +39,14 @@ from registry_tool.sandbox.engine import (
     default_cache_dir,
     reservation_for,
 )
-from registry_tool.sandbox.outcome import OUTCOME_NAMES, Outcome, TestOutcome, neutralise
+from registry_tool.sandbox.outcome import (
+    COMMAND_BUILD_FIX,
+    COMMAND_BUILD_SAID,
+    OUTCOME_NAMES,
+    Outcome,
+    TestOutcome,
+    neutralise,
+)
 from registry_tool.sandbox.worker import Job, scratch_dir
 
 if TYPE_CHECKING:
@@ -598,6 +605,7 @@ _KNOWN_CAUSES = (
         "exit code); calling other exported functions is not supported yet: test them through run, "
         "or publish the logic as a core module",
     ),
+    (COMMAND_BUILD_SAID, COMMAND_BUILD_FIX),  # proxy_wasm.py: a filter's start-up ran main and exited
     (
         "wasmexport function called before runtime initialization",
         "a Go command build (GOOS=wasip1 without -buildmode=c-shared) runs its exports only after "

@@ -36,6 +36,13 @@ class Outcome(StrEnum):
 
 OUTCOME_NAMES = frozenset(o.value for o in Outcome)
 
+#: What a Proxy-Wasm filter's start-up says when main ran to its end and exited, and its fix.
+COMMAND_BUILD_SAID = "a command build exits when main returns"
+COMMAND_BUILD_FIX = (
+    "build the filter as a reactor: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared, or tinygo "
+    "build -buildmode=c-shared"
+)
+
 
 @dataclass
 class TestOutcome:

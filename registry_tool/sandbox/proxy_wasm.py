@@ -43,6 +43,7 @@ from registry_tool.sandbox.abis import (
     MissingExportError,
     Produced,
 )
+from registry_tool.sandbox.outcome import COMMAND_BUILD_FIX, COMMAND_BUILD_SAID
 
 ROOT_CONTEXT, HTTP_CONTEXT = 1, 2
 #: Entries of one header map (Envoy's default max_headers_count is 100).
@@ -730,10 +731,7 @@ class ProxyWasmAdapter(Adapter):
                 said = f"{name} called proc_exit({exit_trap.code}) during start-up (Envoy fails the VM)"
                 if exit_trap.code:
                     return exit_trap.code, said
-                raise ProxyWasmError(
-                    f"{said} (a TinyGo command build exits when main returns: build the filter as a "
-                    "reactor, -buildmode=c-shared)"
-                ) from None
+                raise ProxyWasmError(f"{said} ({COMMAND_BUILD_SAID}: {COMMAND_BUILD_FIX})") from None
         return None
 
     def _produced(
