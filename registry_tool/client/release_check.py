@@ -23,12 +23,13 @@ from registry_tool.client.errors import MalformedRegistryError, MixAndMatchError
 from registry_tool.client.trust_state import required_dependencies
 from registry_tool.errors import UsageError
 from registry_tool.format import Release
+from registry_tool.manifest.binary import is_component
 from registry_tool.manifest.binary import module_imports as binary_imports
 from registry_tool.manifest.config import FEATURES, Limits, Permission, import_allowed
 from registry_tool.manifest.errors import WasmInspectionError
 from registry_tool.manifest.model import Manifest, parse_manifest
 from registry_tool.manifest.units import milliseconds
-from registry_tool.manifest.wasm import inspect_wasm, is_component
+from registry_tool.manifest.wasm import inspect_wasm
 
 _FIX = "do not install from this registry until its owners rebuild it; report it to them"
 

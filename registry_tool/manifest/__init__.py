@@ -14,6 +14,7 @@ from registry_tool._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from registry_tool.manifest.abi import ABIS
+    from registry_tool.manifest.binary import is_component
     from registry_tool.manifest.config import (
         CONFIG_FILE,
         ImportPattern,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
         ModuleInfo,
         engine_config,
         inspect_wasm,
-        is_component,
         make_engine,
     )
 
@@ -86,7 +86,7 @@ _WHERE = {
     "ModuleInfo": "wasm",
     "engine_config": "wasm",
     "inspect_wasm": "wasm",
-    "is_component": "wasm",
+    "is_component": "binary",
     "make_engine": "wasm",
 }
 

@@ -10,6 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WASM_MAGIC = b"\0asm"
+# Binary format "version" field: 1 for core modules, 0x0001000d (layer 1) for components.
+_COMPONENT_LAYER = b"\x0d\x00\x01\x00"
+#: The value types a core test passes and compares as numbers.
+NUMERIC_TYPES = frozenset({"i32", "i64", "f32", "f64"})
+
+
+def is_component(data: bytes) -> bool:
+    """Is ``data`` a component (not a core module)? Read from the header alone."""
+    return data[:4] == WASM_MAGIC and data[4:8] == _COMPONENT_LAYER
+
+
 VALTYPE_NAMES = {
     0x7F: "i32",
     0x7E: "i64",

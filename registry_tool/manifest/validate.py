@@ -42,7 +42,7 @@ from registry_tool.manifest.abi import (
     module_kind,
     proxy_wasm_start,
 )
-from registry_tool.manifest.binary import custom_section_names
+from registry_tool.manifest.binary import NUMERIC_TYPES, custom_section_names
 from registry_tool.manifest.config import (
     CONFIG_FILE,
     Limits,
@@ -63,7 +63,7 @@ from registry_tool.manifest.model import (
 from registry_tool.manifest.source import TomlSyntaxError, did_you_mean, parse_toml, read_plain
 from registry_tool.manifest.units import format_size
 from registry_tool.manifest.versions import SEMVER_HINT, RangeError, is_version, ranges_overlap
-from registry_tool.manifest.wasm import NUMERIC_TYPES, ModuleInfo, inspect_wasm
+from registry_tool.manifest.wasm import ModuleInfo, inspect_wasm
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.rules import rule_ids
 

@@ -17,16 +17,17 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from registry_tool.manifest import cache as disk_cache
-from registry_tool.manifest.binary import Interface, has_shared_memory, module_interface
+from registry_tool.manifest.binary import (
+    WASM_MAGIC,
+    Interface,
+    has_shared_memory,
+    is_component,
+    module_interface,
+)
 from registry_tool.manifest.errors import ComponentProbeError, WasmInspectionError
 
 if TYPE_CHECKING:
     import wasmtime
-
-WASM_MAGIC = b"\0asm"
-# Binary format "version" field: 1 for core modules, 0x0001000d (layer 1) for components.
-_COMPONENT_LAYER = b"\x0d\x00\x01\x00"
-NUMERIC_TYPES = frozenset({"i32", "i64", "f32", "f64"})
 
 
 class WasmConfigError(ValueError):
@@ -77,11 +78,6 @@ class ModuleInfo:
     def export(self, name: str) -> ExportInfo | None:
         """The export called ``name``, or None."""
         return next((e for e in self.exports if e.name == name), None)
-
-
-def is_component(data: bytes) -> bool:
-    """Is ``data`` a component (not a core module)? Read from the header alone."""
-    return data[:4] == WASM_MAGIC and data[4:8] == _COMPONENT_LAYER
 
 
 def engine_config(features: Mapping[str, bool] | None = None) -> wasmtime.Config:

@@ -188,7 +188,70 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache
 # --------------------------------------------------------------------------- one release
 
 
-def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple[list[Any], bool]:
+#: One import as the link plan reads it: module, name, kind ("func" or "other"), a function's
+#: (params, results) type names (``type_name``'s), and the import object to stub.
+_ImportEntry = tuple[str, str, str, tuple[tuple[str, ...], tuple[str, ...]] | None, Any]
+
+
+def _module_imports(module: wasmtime.Module) -> list[_ImportEntry]:
+    entries: list[_ImportEntry] = []
+    for imp in module.imports:
+        ty = imp.type
+        if isinstance(ty, wasmtime.FuncType):
+            signature = (tuple(map(type_name, ty.params)), tuple(map(type_name, ty.results)))
+            entries.append((imp.module, imp.name or "", "func", signature, imp))
+        else:
+            entries.append((imp.module, imp.name or "", "other", None, imp))
+    return entries
+
+
+def _binary_imports(wasm: bytes) -> list[_ImportEntry] | None:
+    """A core module's imports read from its bytes (as ``_module_imports`` gives them), or None."""
+    from registry_tool.manifest.binary import NUMERIC_TYPES, is_component, module_interface
+
+    if is_component(wasm):
+        return None
+    try:
+        interface = module_interface(wasm)
+    except (ValueError, IndexError):
+        return None  # the compile reports it
+    entries: list[_ImportEntry] = []
+    for imp, sig in interface.imports:
+        if imp.kind == "func" and sig is not None:
+            params, results = (
+                tuple(t if t in NUMERIC_TYPES else "non-numeric" for t in part) for part in sig
+            )
+            entries.append((imp.module, imp.name, "func", (params, results), imp))
+        else:
+            entries.append((imp.module, imp.name, "other", None, imp))
+    return entries
+
+
+def _valid(engine: wasmtime.Engine, wasm: bytes) -> bool:
+    try:
+        wasmtime.Module.validate(engine, wasm)
+    except wasmtime.WasmtimeError:
+        return False
+    return True
+
+
+def refused_before_compile(wasm: bytes, abi: str, policy: ImportPolicy) -> str | None:
+    """Why every test of a core module ends in link_error, read from its bytes before it compiles.
+
+    The link plan refuses from the imports alone, and a 19 MB module took 20-35 s to compile
+    before every test was refused.  None: nothing is refused (or the bytes are for the compiler).
+    """
+    entries = _binary_imports(wasm)
+    if entries is None:
+        return None
+    try:
+        _link_plan(entries, abi, policy)
+    except LinkRefusedError as err:
+        return str(err)
+    return None
+
+
+def _link_plan(imports: list[_ImportEntry], abi: str, policy: ImportPolicy) -> tuple[list[Any], bool]:
     """(imports to stub, whether WASI is linked); raise for any import that cannot be linked.
 
     ``link_import`` is the answer validate gives too, and ``import_refusal`` says why in validate's
@@ -197,20 +260,15 @@ def _link_plan(module: wasmtime.Module, abi: str, policy: ImportPolicy) -> tuple
     are the adapter's; anything else a permission grants gets a stub.
     """
     stubs, wasi = [], False
-    for imp in module.imports:
-        name = imp.name or ""
-        ty = imp.type
-        kind = "func" if isinstance(ty, wasmtime.FuncType) else "other"
-        gate = gated_module(abi, imp.module)
+    for module, name, kind, func_type, imp in imports:
+        gate = gated_module(abi, module)
         allowed = policy.allowed(gate, name)
-        signature = None
-        if isinstance(ty, wasmtime.FuncType) and imp.module in (WASI, WASI_UNSTABLE):
-            signature = (tuple(map(type_name, ty.params)), tuple(map(type_name, ty.results)))
-        decision = link_import(abi, imp.module, name, kind, allowed, signature)
+        signature = func_type if module in (WASI, WASI_UNSTABLE) else None
+        decision = link_import(abi, module, name, kind, allowed, signature)
         if not decision.linked:
             permission = next((r.permission for r in policy.permission_rules if r.matches(gate, name)), None)
-            refusal = import_refusal(abi, imp.module, name, decision, allowed, permission)
-            raise LinkRefusedError(f"import {imp.module}.{name} {refusal.message} (fix: {refusal.fix})")
+            refusal = import_refusal(abi, module, name, decision, allowed, permission)
+            raise LinkRefusedError(f"import {module}.{name} {refusal.message} (fix: {refusal.fix})")
         if decision.how == "wasi":
             wasi = True
         elif decision.how == "stub":
@@ -279,7 +337,7 @@ class Release:
         self.exports_linker = wasmtime.Linker(engine)
         self.exports_linker.allow_shadowing = True
         try:
-            stubs, self.wasi = _link_plan(module, job.abi, job.policy)
+            stubs, self.wasi = _link_plan(_module_imports(module), job.abi, job.policy)
         except LinkRefusedError as err:
             self.refused = err
             return
@@ -837,6 +895,15 @@ def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
     wasm = read_bounded(job.wasm_path, MAX_ARTIFACT, "smoke artifact")
+    refused = refused_before_compile(wasm, job.abi, job.policy)
+    if refused is not None and _valid(engine, wasm):  # an invalid module is the compile's to report
+        # Every test would end so after the compile: say it now (the records of a compiled run).
+        os.write(results, protocol.compiled(0.0))
+        for index in range(start_index, len(job.cases)):
+            os.write(
+                results, protocol.test_record(index, Outcome.link_error, None, None, 0.0, "", "", refused)
+            )
+        return
     started = time.perf_counter()
     try:
         module = compile_module(engine, wasm, job.engine, cache)
