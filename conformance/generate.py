@@ -2588,6 +2588,29 @@ def manifest_strictness_cases(r11: Rel, rel_attack: Callable[..., None]) -> None
             "malformed",
         ),
         (
+            "wall-time-string-over-ten-years",
+            'limits.wall_time "522w" (the entry holds its milliseconds): a duration string beyond ten '
+            "years is as out of range as the number (step 1)",
+            add(b'wall_time = "522w"\n'),
+            {"limits": {**r11.entry["limits"], "wall_time_ms": 522 * 604800 * 1000}},
+            "malformed",
+        ),
+        (
+            "memory-over-2p53",
+            "limits.memory 2**53 + 1 bytes (the entry holds 2**53, the most a document may): no size "
+            "(step 1, before the entry is compared)",
+            sub(b'memory = "16MiB"', b"memory = 9007199254740993"),
+            {"limits": {**r11.entry["limits"], "memory": 2**53}},
+            "malformed",
+        ),
+        (
+            "memory-string-over-2p53",
+            'limits.memory "8796093022209KiB" (2**53 + 1024 bytes; the entry holds 2**53): no size (step 1)',
+            sub(b'memory = "16MiB"', b'memory = "8796093022209KiB"'),
+            {"limits": {**r11.entry["limits"], "memory": 2**53}},
+            "malformed",
+        ),
+        (
             "byte-order-mark",
             "plugin.toml starting with a byte order mark (not TOML)",
             lambda d: b"\xef\xbb\xbf" + d,

@@ -425,16 +425,20 @@ func numberUnitOf(s string, units map[string]float64) (float64, float64, bool) {
 func pySize(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int64:
-		return x, x >= 0
+		return x, x >= 0 && x <= maxSafeSize
 	case string:
 		f, u, ok := numberUnitOf(x, pySizeUnits)
-		if !ok {
+		// Compared as the product: int64 of a float past its range is not defined.
+		if !ok || f*u > float64(maxSafeSize) {
 			return 0, false
 		}
 		return int64(f * u), true
 	}
 	return 0, false
 }
+
+// maxSafeSize is units.py's bound on a size: the registry's documents hold integers up to 2**53.
+const maxSafeSize = int64(1) << 53
 
 // pyDuration is units.py parse_duration (seconds): a finite number in [0, ten years], or a
 // number with ms, s, m, h, d or w (any case).
@@ -450,7 +454,8 @@ func pyDuration(v any) (float64, bool) {
 		return x, true
 	case string:
 		f, u, ok := numberUnitOf(x, pyDurationUnits)
-		return f * u, ok
+		// Ten years bounds a duration string as it bounds a number (units.py parse_duration).
+		return f * u, ok && f*u <= pyMaxSeconds
 	}
 	return 0, false
 }

@@ -46,11 +46,14 @@ fn number_unit(text: &str) -> Option<(f64, String)> {
     Some((num.parse().ok()?, unit.to_ascii_lowercase()))
 }
 
-/// Bytes of a size (units.py `parse_size`): an integer >= 0, or a number with B, KB/MB/GB
-/// (1000^n), KiB/MiB/GiB (1024^n), any case; a float is refused.
+/// units.py's bound on a size: the registry's documents hold integers up to 2**53.
+const MAX_SAFE_SIZE: i64 = 1 << 53;
+
+/// Bytes of a size (units.py `parse_size`): an integer in [0, 2**53], or a number with B,
+/// KB/MB/GB (1000^n), KiB/MiB/GiB (1024^n), any case, up to 2**53 bytes; a float is refused.
 pub fn parse_size(v: &Toml) -> Option<i64> {
     match v {
-        Toml::Integer(n) if *n >= 0 => Some(*n),
+        Toml::Integer(n) if *n >= 0 && *n <= MAX_SAFE_SIZE => Some(*n),
         Toml::String(s) => {
             let (n, unit) = number_unit(s)?;
             let factor: f64 = match unit.as_str() {
@@ -63,6 +66,10 @@ pub fn parse_size(v: &Toml) -> Option<i64> {
                 "gib" => 1073741824.0,
                 _ => return None,
             };
+            // Compared as the product: `as i64` saturates past its range.
+            if n * factor > MAX_SAFE_SIZE as f64 {
+                return None;
+            }
             Some((n * factor) as i64)
         }
         _ => None,
@@ -89,7 +96,9 @@ fn parse_duration(v: &Toml) -> Option<f64> {
                 "w" => 604800.0,
                 _ => return None,
             };
-            return Some(n * factor);
+            // Ten years bounds a duration string as it bounds a number (units.py parse_duration).
+            let secs = n * factor;
+            return if secs <= MAX_SECONDS { Some(secs) } else { None };
         }
         _ => return None,
     };
