@@ -306,7 +306,7 @@ def test_a_registry_toml_whose_lower_limits_a_published_release_no_longer_runs_u
     )
     index_repo.commit("alpha 1.1.0, published")
     config = index_repo.index / "registry.toml"
-    lowered = config.read_text().replace("fuel = 50_000_000", "fuel = 1", 1)
+    lowered = config.read_text().replace("fuel = 500_000_000", "fuel = 1", 1)
     assert lowered != config.read_text()
     config.write_text(lowered)
     _pin(index_repo, config)
@@ -333,7 +333,7 @@ def test_a_registry_toml_whose_higher_limits_change_a_published_releases_outcome
     from .conftest import SLOW_ADD
 
     config = index_repo.index / "registry.toml"
-    low = config.read_text().replace("fuel = 50_000_000", "fuel = 20_000", 1)
+    low = config.read_text().replace("fuel = 500_000_000", "fuel = 20_000", 1)
     assert low != config.read_text()
     config.write_text(low)
     _pin(index_repo, config)
@@ -344,7 +344,7 @@ def test_a_registry_toml_whose_higher_limits_change_a_published_releases_outcome
         "alpha", "1.1.0", manifest=text, module=wasm(SLOW_ADD.format(n=100_000)), signer=index_repo.keys.alice
     )
     index_repo.commit("alpha 1.1.0, published under fuel 20,000")
-    config.write_text(low.replace("fuel = 20_000", "fuel = 50_000_000", 1))
+    config.write_text(low.replace("fuel = 20_000", "fuel = 500_000_000", 1))
     _pin(index_repo, config)
     index_repo.commit()
     found = _errors(index_repo.check(base="HEAD~1"))
