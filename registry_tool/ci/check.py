@@ -37,6 +37,7 @@ from registry_tool.ci.release import (
 from registry_tool.ci.trustgate import RootChange, TrustGate
 from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError, UsageError
 from registry_tool.manifest import RegistryConfig, load_registry_config
+from registry_tool.manifest.config import MAX_CONFIG_BYTES
 from registry_tool.manifest.dependencies import IndexTree, stranded_dependents
 from registry_tool.manifest.errors import RegistryConfigError
 from registry_tool.manifest.model import Manifest
@@ -49,8 +50,6 @@ __all__ = ["RULES", "CheckOptions", "ReleaseKey", "Shard", "SmokeFn", "check_pul
 # What a yank may add to a published release: yank.toml and its signatures (plain or per key id, as
 # signing.signature_paths finds them); any other name is an unsigned file in an immutable folder.
 from registry_tool.format.rules import is_signature_of, is_yank_file, root_file_version, root_number
-
-MAX_CONFIG_BYTES = 1 << 20  # registry.toml is a few KiB; a link to /dev/zero must not be read
 
 
 def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOptions) -> Report:

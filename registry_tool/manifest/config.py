@@ -19,6 +19,8 @@ from registry_tool.manifest.versions import RangeError, check_range
 from registry_tool.report import Finding
 
 CONFIG_FILE = "registry.toml"
+#: The most bytes of registry.toml any command reads (it is a few KiB).
+MAX_CONFIG_BYTES = 1 << 20
 CONFIG_SCHEMA = "registry-config.schema.json"
 # Imports each ABI allows on its own, before permissions (module, name pattern): from the ABI specs.
 ABI_BASE_IMPORTS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
@@ -303,11 +305,14 @@ def load_registry_config(index_dir_or_file: Path, proven: Container[str] = ()) -
 
     ``proven``: feature sets wasmtime accepted before (``wasm.features_verdict`` keys).
     """
+    from registry_tool._files import UnreadableFileError, read_bounded
+
     path = find_registry_config(index_dir_or_file)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise RegistryConfigNotFoundError(f"cannot read {path}: {err.strerror}", where=str(path)) from None
+        # Bounded (a 3 GB registry.toml ended the build out of memory) and non-blocking.
+        raw = read_bounded(path, MAX_CONFIG_BYTES, CONFIG_FILE)
+    except UnreadableFileError as err:
+        raise RegistryConfigNotFoundError(err.what, where=str(path), fix=err.fix) from None
     return parse_registry_config(path, raw, proven)
 
 

@@ -190,9 +190,12 @@ def read_plain(path: str, cap: int | None = None) -> tuple[int, bytes | None] | 
             return size, None
         data = os.read(fd, size + 1)
         if len(data) != size:  # grew, shrank or a partial read: on to the end, as read_bytes reads
-            chunks = [data]
+            chunks, total = [data], len(data)
             while chunk := os.read(fd, 1 << 20):
                 chunks.append(chunk)
+                total += len(chunk)
+                if cap is not None and total > cap:  # grew past the cap while read
+                    return total, None
             data = b"".join(chunks)
         return size, data
     except OSError:

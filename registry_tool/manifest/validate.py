@@ -55,6 +55,7 @@ from registry_tool.manifest.model import (
     EXPECT_KEYS,
     INPUT_KEYS,
     MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
     Manifest,
     manifest_read_finding,
     parse_manifest,
@@ -1401,13 +1402,14 @@ def check_release(
     # The common case first: RELEASE_DIR/plugin.toml is a regular file, read in one open (see
     # ``read_plain``), which also proves RELEASE_DIR a folder and plugin.toml no link.  Anything
     # else takes the general path below, which decides and explains it.
-    quick = read_plain(f"{release_dir}/{MANIFEST_FILE}")
-    if quick is not None:
+    # Bounded: a 3 GB plugin.toml (a few MB of zeros in git) was read whole, then refused, or
+    # ended the process out of memory.  One over the cap takes the general path, which says so.
+    quick = read_plain(f"{release_dir}/{MANIFEST_FILE}", MAX_MANIFEST_BYTES)
+    if quick is not None and quick[1] is not None:
         path = release_dir / MANIFEST_FILE
         release = resolved if resolved is not None else release_dir.resolve()
         relfile = _display_resolved(release / MANIFEST_FILE, str(path))
         result = CheckResult(subject=_display_resolved(release, str(release_dir)), file=relfile)
-        assert quick[1] is not None  # no cap: always read
         return _check_parsed(path, quick[1], relfile, result, config, release)
     path = release_dir / MANIFEST_FILE if release_dir.is_dir() else release_dir
     release = resolved if resolved is not None else path.parent.resolve()

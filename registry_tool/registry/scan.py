@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from registry_tool._files import read_bounded
 from registry_tool.format import format_time, is_root_signature, root_file_version
+from registry_tool.format.rules import MAX_ROOT_BYTES, MAX_SIGNATURE_BYTES
 from registry_tool.manifest.tree import FILE_STAT as FILE_STAT
 from registry_tool.manifest.tree import FOLDER_MARK as _FOLDER_MARK
 from registry_tool.manifest.tree import IS_FILE as _IS_FILE
@@ -165,9 +167,14 @@ def load_root_chain(index: Path, now: datetime, schema_checked: frozenset[str] =
             fix="keep every root version in root/ so clients can walk the chain",
         )
     digest = hashlib.sha256()
+    contents: dict[Path, bytes] = {}
     for relname, path in files:
-        digest.update(relname.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    first = versions[1].read_bytes()
+        # Bounded as every reader of root files (a 3 GB "signature" was read whole first).
+        signature = is_root_signature(path.name)
+        cap, what = (MAX_SIGNATURE_BYTES, "signature file") if signature else (MAX_ROOT_BYTES, "root file")
+        contents[path] = read_bounded(path, cap, what, follow_symlinks=False)
+        digest.update(relname.encode() + b"\0" + hashlib.sha256(contents[path]).digest())
+    first = contents[versions[1]]
     root = Root.parse(first, where=str(versions[1]), schema_checked=_sha256(first) in schema_checked)
     verify_threshold(
         root.role("root"),
@@ -179,7 +186,7 @@ def load_root_chain(index: Path, now: datetime, schema_checked: frozenset[str] =
     roots = {1: root}
     for n in range(2, len(versions) + 1):
         path = versions[n]
-        raw = path.read_bytes()
+        raw = contents[path]
         checked = _sha256(raw) in schema_checked
         sigs = read_root_signatures(path)
         root = verify_root_step(root, raw, sigs, where=str(path), schema_checked=checked)

@@ -50,3 +50,62 @@ def test_key_file_that_is_not_a_small_regular_file_is_refused(
 ) -> None:
     with pytest.raises(UnreadableFileError, match="key file"):
         loader(_hostile(tmp_path, kind))  # type: ignore[operator]
+
+
+_HUGE = 3 * 1024**3  # sparse: no disk used; read whole, it does not fit the child's address space
+
+
+def _under_two_gib(*args: str) -> tuple[int, str]:
+    """``registry-tool ARGS`` in a process whose address space is capped at 2 GiB."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "registry_tool", *args],
+        capture_output=True,
+        text=True,
+        preexec_fn=cap,
+        timeout=300,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def _sample_index(tmp_path: Path) -> Path:
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "index", index, symlinks=True)
+    return index
+
+
+@pytest.mark.parametrize(
+    "where", ["plugin.toml", "root signature", "registry.toml"], ids=["manifest", "root-sig", "config"]
+)
+def test_a_huge_index_file_is_refused_by_its_size_not_read_whole(tmp_path: Path, where: str) -> None:
+    """validate and build read plugin.toml, root files and registry.toml whole before their caps:
+    3 GB of zeros (a few MB in git) ended them with MemoryError (exit 3) or used 3 GB."""
+    index = _sample_index(tmp_path)
+    release = next((index / "plugins").glob("*/*/plugin.toml")).parent
+    if where == "plugin.toml":
+        target = release / "plugin.toml"
+    elif where == "root signature":
+        target = index / "root" / "1.root.json.0123456789ABCDEF.minisig"
+    else:
+        target = index / "registry.toml"
+    with target.open("wb") as fh:
+        fh.truncate(_HUGE)
+    if where == "plugin.toml":
+        code, out = _under_two_gib("validate", str(release), "--format", "json")
+        assert code == 1 and "manifest-too-large" in out, out[-2000:]
+    else:
+        key = Path(__file__).resolve().parents[2] / "samples" / "keys" / "index.key"
+        site, cache = str(tmp_path / "site"), ["--no-cache"]
+        code, out = _under_two_gib(
+            "build", str(index), "--out", site, "--key", str(key), "--no-smoke", *cache
+        )
+        assert code == 2 and "3221225472 bytes, more than" in out, out[-2000:]
+    assert "MemoryError" not in out and "Traceback" not in out
