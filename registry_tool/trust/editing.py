@@ -550,23 +550,33 @@ def _never_expired() -> datetime:
 
 
 def parse_expiry(value: str, now: datetime) -> datetime:
-    """``--expires``: a duration from now (``365d``, ``12w``) or an RFC 3339 UTC time."""
+    """``--expires``: a duration from now (``365d``, ``12w``) or an RFC 3339 UTC time.
+
+    Either way in the future (a root that has expired when it is written: no client would trust
+    it) and at most ten years ahead, the bound a duration has (a time could pass it).
+    """
+    from registry_tool.manifest.units import MAX_SECONDS, parse_duration
+
     if "T" in value:
         from registry_tool.trust.root import parse_time
 
         expires = parse_time(value)
-        if expires <= now:  # a root that has expired when it is written: no client would trust it
-            raise UsageError(
-                f"--expires {value} is not in the future",
-                fix="give a later time, or a duration from now such as 365d",
-            )
-        return expires
-    from registry_tool.manifest.units import parse_duration
-
-    try:
-        return now + timedelta(seconds=parse_duration(value))
-    except ValueError as exc:
-        raise UsageError(f"--expires: {exc}", fix="use e.g. 365d or 2027-11-21T00:00:00Z") from None
+    else:
+        try:
+            expires = now + timedelta(seconds=parse_duration(value))
+        except ValueError as exc:
+            raise UsageError(f"--expires: {exc}", fix="use e.g. 365d or 2027-11-21T00:00:00Z") from None
+    if expires <= now:
+        raise UsageError(
+            f"--expires {value} is not in the future",
+            fix="give a later time, or a duration from now such as 365d",
+        )
+    if expires > now + timedelta(seconds=MAX_SECONDS):
+        raise UsageError(
+            f"--expires {value} is more than ten years ahead",
+            fix="give an earlier time, or a duration of at most 3650d: a root is renewed with `root renew`",
+        )
+    return expires
 
 
 def init_registry(

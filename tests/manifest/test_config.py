@@ -263,6 +263,24 @@ def test_a_root_expiry_in_the_past_is_refused() -> None:
     assert parse_expiry("2027-01-01T00:00:00Z", now) > now
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("0d", "not in the future"), ("0s", "not in the future"), ("9999-12-31T23:59:59Z", "ten years")],
+)
+def test_a_root_expiry_of_now_or_beyond_ten_years_is_refused(value: str, why: str) -> None:
+    """`--expires 0d` wrote a root expired when written (root sign signed it); an absolute time
+    passed the ten-year bound a duration has."""
+    from datetime import UTC, datetime
+
+    from registry_tool.errors import UsageError
+    from registry_tool.trust.editing import parse_expiry
+
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    with pytest.raises(UsageError, match=why):
+        parse_expiry(value, now)
+    assert parse_expiry("3650d", now) > now
+
+
 def test_a_registry_toml_that_is_no_regular_file_is_named_not_skipped(tmp_path: Path) -> None:
     """A FIFO named registry.toml was "no registry.toml found", and a parent's could have won."""
     import os
