@@ -48,6 +48,7 @@ import logging
 import marshal
 import os
 import secrets
+import stat
 import struct
 import sys
 import tempfile
@@ -164,9 +165,15 @@ class BuildCache:
 
     def _load(self, path: Path) -> None:
         try:
-            fh = open(path, "rb", buffering=0)  # noqa: SIM115 (kept open for the entries, see _entry)
+            # Non-blocking, and a regular file only: a FIFO in its place held the build (and the
+            # site's lock) forever at the open.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return  # a missing cache is an empty cache
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return  # no cache: the save replaces it with one
+        fh = open(fd, "rb", buffering=0, closefd=True)  # noqa: SIM115 (kept open for the entries, see _entry)
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # not while a build appends
             try:

@@ -53,6 +53,27 @@ def test_a_torn_tail_is_no_cache(index: Index, tmp_path: Path) -> None:
     assert build_at(index, tmp_path / "b", 0, cache).counts["verified"] == 4
 
 
+def test_a_fifo_in_place_of_the_cache_is_no_cache_and_is_replaced(index: Index, tmp_path: Path) -> None:
+    """The build opened it blocking and waited forever for a writer, holding the site's lock."""
+    import threading
+
+    cache = tmp_path / "cache"
+    os.mkfifo(cache)
+    done: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: done.append(build_at(index, tmp_path / "a", 0, cache)), daemon=True
+    )
+    worker.start()
+    worker.join(120)
+    if not done:
+        with open(cache, "wb"):  # a writer releases the blocked open, so the test process can end
+            pass
+        worker.join(30)
+        pytest.fail("the build waited on the FIFO")
+    assert done[0].counts["verified"] == 4
+    assert cache.is_file() and len(BuildCache(cache)) == 4  # the FIFO was replaced by a cache
+
+
 def test_a_corrupted_index_is_no_cache(index: Index, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _age(index)
