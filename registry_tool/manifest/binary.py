@@ -336,6 +336,23 @@ def module_interface(data: bytes) -> Interface:
     )
 
 
+def import_signatures(data: bytes, max_entries: int | None = None) -> list[tuple[Import, Signature | None]]:
+    """The imports with their function signatures: the type and import sections only.
+
+    ``max_entries``: raise ``ValueError`` instead of reading a type or import section holding more
+    entries (the caller then leaves the module to the compiler; reading a million types in Python
+    takes seconds).
+    """
+    sections = _sections(data)
+    if max_entries is not None:
+        for section in (_SECTION_TYPE, _SECTION_IMPORT):
+            if section in sections and _Reader(data, *sections[section]).uleb() > max_entries:
+                raise ValueError(f"more than {max_entries} entries in section {section}")
+    types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
+    imports = _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+    return [(i, types[i.type_index] if i.kind == "func" else None) for i in imports]
+
+
 def function_signatures(data: bytes) -> tuple[list[Signature], dict[str, Signature]]:
     """(signatures of imported functions in import order, exported function name -> signature)."""
     sections = _sections(data)

@@ -305,14 +305,12 @@ def load_registry_config(index_dir_or_file: Path, proven: Container[str] = ()) -
 
     ``proven``: feature sets wasmtime accepted before (``wasm.features_verdict`` keys).
     """
-    from registry_tool._files import UnreadableFileError, read_bounded
+    from registry_tool._files import read_bounded
 
     path = find_registry_config(index_dir_or_file)
-    try:
-        # Bounded (a 3 GB registry.toml ended the build out of memory) and non-blocking.
-        raw = read_bounded(path, MAX_CONFIG_BYTES, CONFIG_FILE)
-    except UnreadableFileError as err:
-        raise RegistryConfigNotFoundError(err.what, where=str(path), fix=err.fix) from None
+    # Bounded (a 3 GB registry.toml ended the build out of memory) and non-blocking: one too large
+    # or unreadable is an unreadable-file error naming it (exit 2), as every local file is.
+    raw = read_bounded(path, MAX_CONFIG_BYTES, CONFIG_FILE)
     return parse_registry_config(path, raw, proven)
 
 

@@ -277,9 +277,12 @@ def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[Test
                 detail = f"no result within {limit:g}s; worker killed"
                 return [*outcomes, _fail(cases[len(outcomes)], Outcome.timeout, detail, _ms_since(began))]
     except protocol.ProtocolError as err:
-        # Only a subverted worker process could write this; fail closed on the current test.
+        # Only a subverted worker process could write this; fail closed on the current test, or on
+        # the last one when the record came after every test had its own.
         worker.kill()
         detail = f"the worker broke the result protocol: {err}"
+        if len(outcomes) == len(cases):
+            return [*outcomes[:-1], _fail(cases[-1], Outcome.worker_crashed, detail)]
         return [*outcomes, _fail(cases[len(outcomes)], Outcome.worker_crashed, detail)]
     finally:
         worker.close()

@@ -103,3 +103,32 @@ def test_hostile_text_from_a_worker_is_neutralised(tmp_path: Path, monkeypatch: 
     assert result.outcome is Outcome.trap
     assert "\n" not in result.detail and "\x1b" not in result.detail + result.stdout
     assert not any(ln.strip().startswith("::") for ln in result.stdout.splitlines())
+
+
+# Every test's record, then one more in the same write: the parent read it with the last test's.
+TRAILING = """
+import json, os, sys
+from registry_tool.sandbox import protocol
+from registry_tool.sandbox.outcome import Outcome
+request = json.loads(sys.stdin.read())
+fd, last = request["results_fd"], len(request["job"]["cases"]) - 1
+extra = protocol.matching(last) if sys.argv[1] == "matching" else protocol.compiled(1.0)
+record = protocol.test_record(last, Outcome.passed, 1, None, 0.1, "", "", "")
+os.write(fd, protocol.compiled(1.0) + record + extra)
+os.write(1, protocol.END)
+"""
+
+
+@pytest.mark.parametrize("extra", ["matching", "compiled"])
+def test_a_record_after_the_last_test_fails_it_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str
+) -> None:
+    """The parent crashed (IndexError, exit 3) failing the test after the last one closed."""
+    script = tmp_path / "fake_worker.py"
+    script.write_text(TRAILING)
+    monkeypatch.setattr(harness, "WORKER_COMMAND", [sys.executable, str(script), extra])
+    wasm = tmp_path / "m.wasm"
+    wasm.write_bytes(b"")
+    case = Case("a", "f", expect_kind="regex", expect="x")
+    [result] = run_job(Job(str(wasm), "core", [case], Limits(), EngineSpec(), ImportPolicy()))
+    assert result.outcome is Outcome.worker_crashed and "protocol" in result.detail

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import gzip
 
+import pytest
+
 from registry_tool.sandbox.worker import output_difference
 
 
@@ -32,3 +34,16 @@ def test_binary_output_is_shown_as_hex_and_base64() -> None:
     detail = output_difference(actual, b"")
     assert "hex 1f 8b 08" in detail, detail
     assert base64.b64encode(actual).decode() in detail  # what to paste into expect_base64
+
+
+@pytest.mark.parametrize(
+    ("actual", "want", "at"),
+    [
+        (b"x" * 65536 + b"a", b"x" * 65536 + b"b", 65536),  # the first byte of the second chunk
+        (b"x" * 65535 + b"a", b"x" * 65535 + b"b", 65535),  # the last byte of the first chunk
+        (b"x" * 70000, b"x" * 70001, 70000),  # a prefix ending inside a chunk
+        (b"x" * 131072, b"x" * 131072 + b"y", 131072),  # a prefix ending on a chunk boundary
+    ],
+)
+def test_the_first_difference_across_chunks(actual: bytes, want: bytes, at: int) -> None:
+    assert f"first difference at byte {at} " in output_difference(actual, want)
