@@ -916,6 +916,10 @@ class _IndexCheck:
         for signed, added in signatures_added.items():
             if not added:
                 continue
+            refused = self._needless_signatures(key, rel_dir, signed, added, published, gates)
+            if refused:
+                result.findings.extend(refused)
+                continue
             result.data["kind"] = "re-signed"
             # Only the files this pull request adds must count: the published ones are the reason
             # for re-signing (a revoked key's signature no longer counts under the new root).
@@ -933,6 +937,78 @@ class _IndexCheck:
             result.findings.extend(found)
             check = "signature" if signed == "plugin.toml" else "yank signature"
             result.data["checks"][check] = result.data["checks"].get(check, True) and not found
+
+    def _needless_signatures(
+        self,
+        key: ReleaseKey,
+        rel_dir: str,
+        signed: str,
+        added: set[str],
+        published: set[str],
+        gates: list[TrustGate | None],
+    ) -> list[Finding]:
+        """Refusals of signatures added to a published file that needs none, or by a key that signed it.
+
+        A published release takes a new signature only to replace ones the newest root no longer
+        counts (a revoked signer, a removed delegation, a raised threshold), and only from a key
+        that has not signed the file: otherwise anyone could add a copy of a published signature
+        under the other name, with an untrusted comment of their own, to an immutable release.
+        """
+        from registry_tool._files import read_bounded
+        from registry_tool.format.rules import MAX_SIGNATURE_BYTES
+        from registry_tool.signing.minisign import Signature
+
+        def key_of(name: str) -> str:
+            raw = read_bounded(folder / name, MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False)
+            return Signature.parse(raw.decode("utf-8")).key_id
+
+        folder = self.repo.root / rel_dir
+        own = sorted(p for p in published if PurePosixPath(p).parent == PurePosixPath(rel_dir))
+        names = [PurePosixPath(p).name for p in own if is_signature_of(PurePosixPath(p).name, signed)]
+        signers = set()
+        for name in names:
+            try:
+                signers.add(key_of(name))
+            except (OSError, ValueError, RegistryToolError):
+                continue  # unchanged published bytes: the build judges them
+        findings: list[Finding] = []
+
+        def refuse(name: str, why: str) -> None:
+            findings.append(
+                Finding(
+                    rule="release-changed",
+                    message=f"{rel_dir}/{name} was added to a published release: {why}; published releases "
+                    "are immutable",
+                    file=f"{rel_dir}/{name}",
+                    line=1,
+                    fix="remove the file: a published release takes a new signature only from a current "
+                    "maintainer, once the root no longer counts the ones it has (docs/trust.md)",
+                )
+            )
+
+        for name in sorted(added):
+            try:
+                key_id = key_of(name)
+            except (OSError, ValueError, RegistryToolError):
+                continue  # junk: the signature check refuses it
+            if key_id in signers:
+                refuse(name, f"key {key_id} has signed {signed} already")
+        if findings:
+            return findings
+        newest = gates[1] if gates[1] is not None else gates[0]
+        if newest is not None and names:
+            with tempfile.TemporaryDirectory() as tmp:
+                copy = Path(tmp) / signed
+                copy.write_bytes((folder / signed).read_bytes())
+                for name in names:
+                    (Path(tmp) / name).write_bytes((folder / name).read_bytes())
+                verdict = newest.verify_release(copy, f"{rel_dir}/{signed}", key.name, key.version)
+            if not verdict.findings:
+                for name in sorted(added):
+                    refuse(
+                        name, f"its {signed} signatures still count under root version {newest.root.version}"
+                    )
+        return findings
 
     def _withdrawn(
         self,
