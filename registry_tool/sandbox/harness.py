@@ -47,7 +47,7 @@ from registry_tool.sandbox.outcome import (
     TestOutcome,
     neutralise,
 )
-from registry_tool.sandbox.worker import Job, scratch_dir
+from registry_tool.sandbox.worker import Job, private_dir, remove_private_dir, scratch_dir
 
 if TYPE_CHECKING:
     from registry_tool.manifest.config import RegistryConfig
@@ -82,11 +82,20 @@ class Worker:
     results: protocol.ResultsFile
     diagnosis: str | None = None
     ended: str | None = None  # "end": it wrote END (every record is written); "eof": it is gone
+    #: The tests' WASI files: made here and removed by ``close``, since a worker killed at a
+    #: deadline cannot remove them (each left up to three capped files on /dev/shm, in memory).
+    workdir: Path | None = None
 
     def send(self, job: Job, start: int) -> None:
         """Hand the worker its job (cases from ``start``); it has been importing meanwhile."""
         assert self.proc.stdin is not None
-        request = {"job": job.to_json(), "start": start, "results_fd": self.results.fd}
+        self.workdir = private_dir()
+        request = {
+            "job": job.to_json(),
+            "start": start,
+            "results_fd": self.results.fd,
+            "workdir": str(self.workdir),
+        }
         # A worker that dies before reading its job is diagnosed by the wait, not here.
         with contextlib.suppress(BrokenPipeError):
             self.proc.stdin.write(json.dumps(request).encode())
@@ -124,6 +133,8 @@ class Worker:
         self.stderr.seek(0)
         self.diagnosis = self.stderr.read()[-_STDERR_TAIL:].decode("utf-8", "replace")
         self.stderr.close()
+        if self.workdir is not None:
+            remove_private_dir(self.workdir)
         return self.diagnosis
 
 

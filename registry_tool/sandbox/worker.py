@@ -902,7 +902,7 @@ def prime_memory_images(engine: wasmtime.Engine, module: wasmtime.Module, limits
 # --------------------------------------------------------------------------- main loop
 
 
-def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
+def run_job(job: Job, start_index: int = 0, results: int = 1, workdir: Path | None = None) -> None:
     """Compile the job's module and run its cases from ``start_index``, one record each (``protocol``).
 
     Records go to the file descriptor ``results``, one ``write`` each: nothing is buffered in this
@@ -934,7 +934,7 @@ def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
     release = Release(engine, module, wasm, job)
     os.write(results, protocol.compiled(compile_ms))
     timer = EpochTimer(engine)
-    workdir = private_dir()
+    workdir = workdir or private_dir()  # the parent's (it removes it whatever ends this process)
     last = len(job.cases) - 1
     try:
         for index in range(start_index, len(job.cases)):
@@ -945,11 +945,11 @@ def run_job(job: Job, start_index: int = 0, results: int = 1) -> None:
             measured = measure_case(release, case, workdir, judging)
             if index == last:
                 # The parent kills the worker once it has the last result: clean up before that.
-                _remove_dir(workdir)
+                remove_private_dir(workdir)
             os.write(results, protocol.test_record(index, *measured))
     finally:
         timer.stop()
-        _remove_dir(workdir)
+        remove_private_dir(workdir)
 
 
 def private_dir() -> Path:
@@ -973,7 +973,7 @@ def private_dir() -> Path:
         return path
 
 
-def _remove_dir(path: Path) -> None:
+def remove_private_dir(path: Path) -> None:
     """Remove ``private_dir``'s directory: it only ever holds the WASI files, never subdirectories."""
     with contextlib.suppress(OSError):
         for entry in path.iterdir():
@@ -1032,7 +1032,8 @@ def main() -> None:
     job = Job.from_json(request["job"])
     apply_process_limits(job.limits, len(job.cases))
     os.environ.clear()  # nothing of the parent's environment is needed past this point
-    run_job(job, int(request.get("start", 0)), int(request["results_fd"]))
+    workdir = request.get("workdir")
+    run_job(job, int(request.get("start", 0)), int(request["results_fd"]), Path(workdir) if workdir else None)
     os.write(1, protocol.END)
     # Every record is written and the scratch directory removed: skip the interpreter's teardown
     # (dropping wasmtime's engine, module and stores, clearing every module), about 25 ms of CPU.

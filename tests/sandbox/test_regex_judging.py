@@ -86,3 +86,27 @@ def test_a_pattern_that_never_ends_is_the_tests_fault_not_the_exports(
         assert "did not finish" not in one.detail
     # The next test runs in a new worker, as after any timeout.
     assert two.outcome is Outcome.passed, two.detail
+
+
+def test_a_worker_killed_at_a_deadline_leaves_no_wasi_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The killed worker could not remove its directory: each timeout left the test's stdin,
+    stdout and stderr (up to 4 MiB each) on /dev/shm, in memory until the machine restarts."""
+    from registry_tool.sandbox import harness
+
+    made: list[Path] = []
+
+    def private_dir() -> Path:
+        made.append(tmp_path / f"work{len(made)}")
+        made[-1].mkdir(mode=0o700)
+        return made[-1]
+
+    monkeypatch.setattr(harness, "private_dir", private_dir)
+    index = _release(tmp_path, "^(a+)+$")
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "printer" / "1.0.0" / "plugin.toml", config)
+    one, _ = smoke_release(manifest, config, cache=False)
+    assert one.outcome is Outcome.wrong_output and "worker killed" in one.detail
+    assert len(made) == 2  # the killed worker's, then the next one's
+    assert [p for p in made if p.exists()] == []
