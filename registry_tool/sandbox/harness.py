@@ -543,8 +543,13 @@ def smoke_release(
     return run_job(job, worker) if job.cases else []
 
 
-def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResult:
-    """The report entry of one release; ``data["tests"]`` is the stable per-test JSON."""
+def release_result(
+    manifest: Manifest, outcomes: list[TestOutcome], config: RegistryConfig | None = None
+) -> CheckResult:
+    """The report entry of one release; ``data["tests"]`` is the stable per-test JSON.
+
+    ``config``: the registry's configuration, for fixes that depend on its maxima.
+    """
     result = CheckResult(
         subject=f"{manifest.name}@{manifest.version}",
         file=str(manifest.path),
@@ -569,6 +574,20 @@ def release_result(manifest: Manifest, outcomes: list[TestOutcome]) -> CheckResu
             else:
                 rule = f"smoke-{outcome.outcome.value.replace('_', '-')}"
                 fix = _fix_for(outcome, expected=outcome.expected)
+                ceiling = config.max_limits.fuel if config is not None else None
+                if (
+                    outcome.outcome is Outcome.out_of_fuel
+                    and outcome.expected == Outcome.passed.value
+                    and ceiling is not None
+                    and outcome.fuel_consumed is not None
+                    and outcome.fuel_consumed >= ceiling
+                ):
+                    # Raising [limits].fuel cannot help: the test ran with the registry's maximum.
+                    fix = (
+                        f"the test used the registry's maximum fuel ({ceiling:,}, registry.toml "
+                        "[limits.max] fuel): make the plugin's work cheaper, or ask the registry's "
+                        "owners to raise that maximum"
+                    )
             result.findings.append(
                 Finding(
                     rule=rule,
@@ -717,7 +736,7 @@ def _smoke_one(
         outcomes = smoke_release(
             manifest, config, cache=cache, compile_timeout=compile_timeout, worker=worker
         )
-        return release_result(manifest, outcomes)
+        return release_result(manifest, outcomes, config)
     except UsageError:
         raise  # no registry.toml, unsupported features: the invocation is wrong, exit 2
     except RegistryToolError as err:

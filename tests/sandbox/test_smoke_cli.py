@@ -496,3 +496,25 @@ def test_a_release_outside_an_index_is_smoked_with_config(index: Path, tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     [result] = json.loads(done.stdout)["results"]
     assert [t["outcome"] for t in result["data"]["tests"]] == ["passed", "out_of_fuel"]
+
+
+@pytest.mark.parametrize("at_ceiling", [True, False])
+def test_out_of_fuel_at_the_registrys_maximum_does_not_say_to_raise_the_limit(
+    index: Path, at_ceiling: bool
+) -> None:
+    """The fix said "raise [limits].fuel" to a test that already ran with the registry's maximum."""
+    from registry_tool.sandbox.harness import release_result
+    from registry_tool.sandbox.outcome import TestOutcome
+
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0" / "plugin.toml", config)
+    ceiling = config.max_limits.fuel
+    assert ceiling is not None
+    fuel = ceiling if at_ceiling else 1_000_000
+    outcomes = [
+        TestOutcome("one", Outcome.passed),
+        TestOutcome("spin", Outcome.out_of_fuel, fuel_consumed=fuel),
+    ]
+    [finding] = release_result(manifest, outcomes, config).findings
+    assert ("maximum fuel" in (finding.fix or "")) is at_ceiling, finding.fix
+    assert ("raise [limits].fuel" in (finding.fix or "")) is not at_ceiling, finding.fix
