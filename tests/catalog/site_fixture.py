@@ -49,7 +49,7 @@ class Release:
     host: str | None = ">=0.2.0, <0.4.0"
     permissions: list[str] = field(default_factory=list)
     exports: list[str] = field(default_factory=list)
-    smoke: list[tuple[str, int, int]] | None = None
+    smoke: list[tuple[str, int | None, int | None]] | None = None
     yanked: str | None = None
     keywords: list[str] = field(default_factory=list)
 
@@ -112,6 +112,7 @@ def sample_plugins() -> list[Plugin]:
                     abi="extism",
                     host=">=0.3.0",
                     exports=["run"],
+                    smoke=[("upper-cases", 1204, None)],  # a figure the run could not take: null
                 )
             ],
         ),

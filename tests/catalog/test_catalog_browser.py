@@ -313,6 +313,19 @@ def test_tampered_plugin_document_is_not_shown(browser: Any, server: Server) -> 
     assert badge(page)[0] == "verified"
 
 
+def test_a_smoke_figure_the_run_could_not_take_is_no_malformed_document(browser: Any, server: Server) -> None:
+    """null peak memory (a component's, in the sample index built with smoke): the page said
+    "Malformed document" where the client verified the same document."""
+    path = server.root / "registries" / "null-figure"
+    shutil.rmtree(path, ignore_errors=True)
+    build_site(path)
+    page = open_page(browser, f"{server.url}registries/null-figure/")
+    page.click("text=uppercase")
+    page.wait_for_selector("article.plugin")
+    assert badge(page)[0] == "verified", page.inner_text("main")[:500]
+    assert page.js_errors == []
+
+
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:
     page = open_page(browser, site_url(server, "expired", expired=True))
     assert_failed(page, "Expired registry", "freeze")

@@ -325,6 +325,9 @@
   function isInt(v) {
     return typeof v === "number" && Number.isSafeInteger(v);
   }
+  function isFigure(v) {
+    return v === null || (isInt(v) && v >= 0);
+  }
   function isObj(v) {
     return v !== null && typeof v === "object" && !Array.isArray(v) && !("__float" in v);
   }
@@ -588,7 +591,8 @@
       if (!Array.isArray(r.smoke)) fail("malformed", what + " smoke is not a list");
       r.smoke.forEach(function (t, i) {
         onlyKeys(t, ["name", "fuel", "peak_memory"], null, what + " smoke[" + i + "]");
-        if (!isStr(t.name) || !isInt(t.fuel) || !isInt(t.peak_memory)) fail("malformed", what + " smoke[" + i + "] has bad figures");
+        // A figure the run could not take is null (a component's peak memory), as documents.py reads it.
+        if (!isStr(t.name) || !isFigure(t.fuel) || !isFigure(t.peak_memory)) fail("malformed", what + " smoke[" + i + "] has bad figures");
       });
     }
   }
