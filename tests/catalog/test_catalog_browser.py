@@ -326,6 +326,30 @@ def test_a_smoke_figure_the_run_could_not_take_is_no_malformed_document(browser:
     assert page.js_errors == []
 
 
+def test_a_hostile_base_url_is_quoted_in_every_command_the_page_offers(browser: Any, server: Server) -> None:
+    """base_url is any string the index key signed: pasted into the copy buttons unquoted, a
+    stolen index key became code execution on whoever pasted the trust or install command."""
+    import ast
+    import shlex
+
+    base = 'https://x.example/ $(touch PWNED) "); __import__("os").system("touch PWNED"); (\'/'
+    page = open_page(browser, site_url(server, "hostile-base-url", base_url=base))
+    page.click("text=validate_email")
+    page.wait_for_selector("article.plugin")
+    blocks = page.evaluate("Array.from(document.querySelectorAll('pre code')).map(e => e.textContent)")
+    shells = [b for b in blocks if b.startswith("registry-tool ")]
+    assert len(shells) == 2, blocks  # install and trust
+    for command in shells:
+        words = shlex.split(command)
+        assert base in words and "PWNED" not in " ".join(w for w in words if w != base), words
+    [snippet] = [b for b in blocks if "Registry.open(" in b]
+    calls = [n for n in ast.walk(ast.parse(snippet)) if isinstance(n, ast.Call)]
+    names = {c.func.attr if isinstance(c.func, ast.Attribute) else getattr(c.func, "id", "") for c in calls}
+    assert "__import__" not in names and "system" not in names, names
+    opened = [c for c in calls if isinstance(c.func, ast.Attribute) and c.func.attr == "open"]
+    assert [ast.literal_eval(c.args[0]) for c in opened] == [base]
+
+
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:
     page = open_page(browser, site_url(server, "expired", expired=True))
     assert_failed(page, "Expired registry", "freeze")

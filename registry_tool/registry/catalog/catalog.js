@@ -325,6 +325,15 @@
   function isInt(v) {
     return typeof v === "number" && Number.isSafeInteger(v);
   }
+  // A word for a POSIX shell: as it is when it holds only characters no shell reads specially,
+  // else in single quotes (a quote inside closes, escapes and reopens them).
+  function shellQuote(v) {
+    return /^[A-Za-z0-9_.\/:@%+=,-]+$/.test(v) ? v : "'" + v.replace(/'/g, "'\\''") + "'";
+  }
+  // A Python string literal: JSON's string syntax is one (escapes included).
+  function pyQuote(v) {
+    return JSON.stringify(v);
+  }
   function isFigure(v) {
     return v === null || (isInt(v) && v >= 0);
   }
@@ -1488,17 +1497,19 @@
     var entry = st.catalog.doc.plugins[name];
     var chosen = version && releases[version] ? version : entry.latest || versions[0];
     var r = releases[chosen];
+    // base_url is any string the index key signed: quoted for the shell and for Python, so that
+    // a copied command never runs what the string holds ($(...), quotes, a second statement).
     var base = st.top.registry.base_url;
-    var cmd = "registry-tool client install " + name + "@" + chosen + " --registry " + base;
-    var perms = (r.permissions || []).length ? ', allow={"' + r.permissions.join('", "') + '"}' : "";
-    var trustCmd = "registry-tool client trust " + base + " --root-fingerprint " + st.pinnedSha256;
+    var cmd = "registry-tool client install " + shellQuote(name + "@" + chosen) + " --registry " + shellQuote(base);
+    var perms = (r.permissions || []).length ? ", allow={" + r.permissions.map(pyQuote).join(", ") + "}" : "";
+    var trustCmd = "registry-tool client trust " + shellQuote(base) + " --root-fingerprint " + st.pinnedSha256;
     var snippet =
       "from pathlib import Path\nfrom registry_tool.client import Registry, load_plugin_bytes, trust\n\n" +
       "state, plugins = Path(\"trust\"), Path(\"plugins\")\n" +
-      "trust(\"" + base + "\", root_bytes=Path(\"1.root.json\").read_bytes(), state_dir=state)  # once\n" +
-      "reg = Registry.open(\"" + base + "\", state_dir=state)\n" +
-      "reg.install(\"" + name + "@" + chosen + "\", plugins" + perms + ")\n" +
-      "wasm = load_plugin_bytes(plugins, \"" + name + "\")  # verified bytes for your wasm runtime\n";
+      "trust(" + pyQuote(base) + ", root_bytes=Path(\"1.root.json\").read_bytes(), state_dir=state)  # once\n" +
+      "reg = Registry.open(" + pyQuote(base) + ", state_dir=state)\n" +
+      "reg.install(" + pyQuote(name + "@" + chosen) + ", plugins" + perms + ")\n" +
+      "wasm = load_plugin_bytes(plugins, " + pyQuote(name) + ")  # verified bytes for your wasm runtime\n";
     document.title = name + " " + chosen + " — " + st.top.registry.name;
     var signerRows = (r.signers || []).map(function (id) {
       var who = maintainersOf(st.root, id);
