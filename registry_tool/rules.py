@@ -95,6 +95,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 _E,
                 "artifact.file is absolute, escapes the release directory or holds a control.",
             ),
+            "artifact-extension": (
+                _E,
+                "artifact.file does not end in .wasm (the site serves it by that name; validate and "
+                "ci check refuse it, the build does not, so an index published before the rule builds).",
+            ),
             "artifact-missing": (_E, "The artifact file does not exist."),
             "artifact-size": (_E, "The artifact is larger than [limits.max].module_size."),
             "size-mismatch": (_E, "artifact.size differs from the file."),

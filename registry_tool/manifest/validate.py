@@ -498,6 +498,9 @@ def _refused_path(ctx: _Ctx, file: str) -> bool:
     return False
 
 
+#: What an artifact's name ends in: the site serves it by that name (see ``_check_artifact``).
+WASM_SUFFIX = ".wasm"
+
 _RESERVED_FIX = (
     "rename the file: plugin.toml, yank.toml and their .minisig names belong to the release's metadata"
 )
@@ -527,6 +530,17 @@ def _check_artifact(ctx: _Ctx) -> None:
                 "rename the module, e.g. my_plugin.wasm, and put it next to plugin.toml",
             )
         return
+    if not file.endswith(WASM_SUFFIX):
+        # The site serves the module under this name: a static host sends readme.html as a page,
+        # and a script in the module's bytes (a custom section) then runs on the registry's origin,
+        # where the catalog page keeps its rollback state.
+        ctx.add(
+            "artifact-extension",
+            f"artifact.file {file!r} does not end in {WASM_SUFFIX}",
+            "artifact.file",
+            f"rename the module to end in {WASM_SUFFIX}: the registry's site serves it under this name, "
+            "and a name a browser renders (.html, .svg, .xml) would run as a page of the registry",
+        )
     release = ctx.release
     cap = cfg.max_limits.module_size
     # A plain name: a regular file by that name resolves to itself, inside the (resolved) release.
@@ -1386,7 +1400,9 @@ def yank_findings(yank: Path, yank_rel: str, name: str, version: str) -> list[Fi
 #: refuse a release for them (an index signed before they existed must still build; the build
 #: publishes such a release as every verifier reads it: whole milliseconds rounded a half away
 #: from zero, text escaped wherever it is shown).  validate and ci check report them as errors.
-NEW_RELEASE_RULES = frozenset({"text-field", "limit-precision", "reserved-name", "test-args", "host-grammar"})
+NEW_RELEASE_RULES = frozenset(
+    {"text-field", "limit-precision", "reserved-name", "test-args", "host-grammar", "artifact-extension"}
+)
 
 
 def check_release(
