@@ -350,6 +350,24 @@ def test_a_hostile_base_url_is_quoted_in_every_command_the_page_offers(browser: 
     assert [ast.literal_eval(c.args[0]) for c in opened] == [base]
 
 
+def test_long_unbroken_text_wraps_within_a_phone_screen(browser: Any, server: Server) -> None:
+    """A 500-character description without spaces stretched the list to thousands of pixels."""
+    from .site_fixture import Plugin, Release, sample_plugins
+
+    plugins = [
+        *sample_plugins(),
+        Plugin("longtext", "community", [Release("1.0.0", "x" * 500, license="MIT")]),
+    ]
+    page = open_page(
+        browser, site_url(server, "long-text", plugins=plugins), viewport={"width": 390, "height": 800}
+    )
+    page.wait_for_selector("#results li")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.click("text=longtext")
+    page.wait_for_selector("article.plugin")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:
     page = open_page(browser, site_url(server, "expired", expired=True))
     assert_failed(page, "Expired registry", "freeze")
