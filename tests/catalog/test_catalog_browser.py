@@ -368,6 +368,19 @@ def test_long_unbroken_text_wraps_within_a_phone_screen(browser: Any, server: Se
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
+def test_encoded_and_unknown_plugin_routes_render(browser: Any, server: Server) -> None:
+    """#/plugin/%76alidate_email stayed on "Verifying..." (the raw hash was compared with the
+    decoded name); #/plugin/validate_email/9.9.9 showed 1.0.0 without a word."""
+    url = site_url(server, "routes")
+    page = open_page(browser, url + "#/plugin/%76alidate_email")
+    page.wait_for_selector("article.plugin")
+    assert page.inner_text("h1").startswith("validate_email")
+    page = open_page(browser, url + "#/plugin/validate_email/9.9.9")
+    page.wait_for_selector("h1:has-text('No version 9.9.9 of validate_email')")
+    assert "1.0.0" not in page.inner_text("h1")
+    assert page.js_errors == []
+
+
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:
     page = open_page(browser, site_url(server, "expired", expired=True))
     assert_failed(page, "Expired registry", "freeze")

@@ -1489,8 +1489,18 @@
       showFailure(e, "The document of this plugin failed verification, so none of it is shown.");
       return;
     }
-    if (location.hash.indexOf("#/plugin/" + name) !== 0) return; // navigated away meanwhile
+    var now = routeParts();
+    if (now[0] !== "plugin" || now[1] !== name) return; // navigated away meanwhile
     var releases = doc.doc.versions;
+    if (version && !Object.prototype.hasOwnProperty.call(releases, version)) {
+      // A link to a version the signed document does not hold: say so, never show another one.
+      put(
+        main,
+        el("h1", { tabindex: "-1", text: "No version " + version + " of " + name }),
+        el("p", null, el("a", { href: "#/plugin/" + encodeURIComponent(name), text: "The releases of " + name }))
+      );
+      return;
+    }
     var versions = Object.keys(releases).sort(function (a, b) {
       return compareVersions(parseVersion(b), parseVersion(a));
     });
@@ -1652,17 +1662,22 @@
     );
   }
 
-  function route() {
-    if (!app.state) return;
-    verifiedBadge(); // a plugin page that failed turns it red until the next view
-    var h = location.hash.replace(/^#\/?/, "");
-    var parts = h.split("/").map(function (x) {
+  // The hash's parts, each percent-decoded ("" for one that does not decode).
+  function routeParts() {
+    return location.hash.replace(/^#\/?/, "").split("/").map(function (x) {
       try {
         return decodeURIComponent(x);
       } catch (e) {
         return "";
       }
     });
+  }
+
+  function route() {
+    if (!app.state) return;
+    verifiedBadge(); // a plugin page that failed turns it red until the next view
+    var h = location.hash.replace(/^#\/?/, "");
+    var parts = routeParts();
     document.querySelectorAll("header nav a").forEach(function (a) {
       var here = (a.getAttribute("href") === "#/root") === (parts[0] === "root");
       if (here) a.setAttribute("aria-current", "page");
