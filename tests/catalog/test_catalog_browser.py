@@ -381,6 +381,33 @@ def test_encoded_and_unknown_plugin_routes_render(browser: Any, server: Server) 
     assert page.js_errors == []
 
 
+def test_versions_beyond_two_to_the_53_are_ordered_exactly(browser: Any, server: Server) -> None:
+    """Version numbers reach 2^64 - 1; compared as JavaScript numbers, 9007199254740993 sorted below
+    9007199254740992 and 1.0.0-10000000000000000001 below 1.0.0-9999999999999999999."""
+    from .site_fixture import Plugin, Release, sample_plugins
+
+    big = ["9007199254740992.0.0", "9007199254740993.0.0", "9007199254740994.0.0"]
+    pre = ["1.0.0-9999999999999999999", "1.0.0-10000000000000000001"]
+    plugins = [
+        *sample_plugins(),
+        Plugin("xbig", "community", [Release(v, "big versions", license="MIT") for v in big]),
+        Plugin("xpre", "community", [Release(v, "long prereleases", license="MIT") for v in pre]),
+    ]
+    url = site_url(server, "big-versions", plugins=plugins)
+    for name, newest_first in (("xbig", big[::-1]), ("xpre", pre[::-1])):
+        page = open_page(browser, f"{url}#/plugin/{name}")
+        page.wait_for_selector("article.plugin")
+        # The first cell of each row of "Every published version, newest first".
+        cells = page.evaluate(
+            "Array.from(document.querySelectorAll('table')).filter(t => t.caption &&"
+            " t.caption.textContent.startsWith('Every published version')).flatMap(t =>"
+            " Array.from(t.querySelectorAll('tbody tr')).map(r => r.cells[0].textContent))"
+        )
+        shown = [c.removesuffix(" (shown)") for c in cells]
+        assert shown == newest_first, shown
+        assert page.js_errors == []
+
+
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:
     page = open_page(browser, site_url(server, "expired", expired=True))
     assert_failed(page, "Expired registry", "freeze")

@@ -1026,7 +1026,8 @@
   function parseVersion(text) {
     var m = SEMVER_RE.exec(text);
     if (!m) return null;
-    return { major: +m[1], minor: +m[2], patch: +m[3], pre: m[4] ? m[4].split(".") : [] };
+    // BigInt: a version number may reach 2^64 - 1, past what a JavaScript number holds exactly.
+    return { major: BigInt(m[1]), minor: BigInt(m[2]), patch: BigInt(m[3]), pre: m[4] ? m[4].split(".") : [] };
   }
 
   function comparePre(a, b) {
@@ -1034,15 +1035,19 @@
     for (var i = 0; i < Math.min(a.length, b.length); i++) {
       var an = /^[0-9]+$/.test(a[i]);
       var bn = /^[0-9]+$/.test(b[i]);
-      if (an && bn && +a[i] !== +b[i]) return +a[i] - +b[i];
+      if (an && bn && a[i] !== b[i]) return cmp(BigInt(a[i]), BigInt(b[i]));
       if (an !== bn) return an ? -1 : 1;
       if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
     }
     return a.length - b.length;
   }
 
+  function cmp(x, y) {
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+
   function compareVersions(a, b) {
-    return a.major - b.major || a.minor - b.minor || a.patch - b.patch || comparePre(a.pre, b.pre);
+    return cmp(a.major, b.major) || cmp(a.minor, b.minor) || cmp(a.patch, b.patch) || comparePre(a.pre, b.pre);
   }
 
   var PRE = "(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*";
@@ -1082,28 +1087,28 @@
     for (var i = 0; i < n; i++) if (wild(bits[i])) n = i;
     for (var j = n; j < bits.length; j++) if (!wild(bits[j])) return null; // "1.x.3"
     if (pre.length && n < 3) return null;
-    var maj = +bits[0], min = +bits[1], pat = +bits[2];
+    var maj = BigInt(bits[0]), min = n > 1 ? BigInt(bits[1]) : 0n, pat = n > 2 ? BigInt(bits[2]) : 0n;
     // Upper bounds written as X.Y.Z-0 are ours, not the user's: they never admit a prerelease.
     function V(a, b, c, pr) {
       return { major: a, minor: b, patch: c, pre: pr || [], synthetic: pr !== undefined && pr[0] === "0" && pr !== pre };
     }
-    if (n === 0) return op === "" || op === "=" || op === ">=" || op === "^" || op === "~" ? [] : op === "<" || op === ">" ? [["<", V(0, 0, 0, ["0"])]] : [];
-    var lo = V(maj, n > 1 ? min : 0, n > 2 ? pat : 0, pre);
+    if (n === 0) return op === "" || op === "=" || op === ">=" || op === "^" || op === "~" ? [] : op === "<" || op === ">" ? [["<", V(0n, 0n, 0n, ["0"])]] : [];
+    var lo = V(maj, min, pat, pre);
     var upper;
     if (op === "^") {
-      if (maj > 0 || n === 1) upper = V(maj + 1, 0, 0, ["0"]);
-      else if (min > 0 || n === 2) upper = V(0, min + 1, 0, ["0"]);
-      else upper = V(0, 0, pat + 1, ["0"]);
+      if (maj > 0n || n === 1) upper = V(maj + 1n, 0n, 0n, ["0"]);
+      else if (min > 0n || n === 2) upper = V(0n, min + 1n, 0n, ["0"]);
+      else upper = V(0n, 0n, pat + 1n, ["0"]);
       return [[">=", lo], ["<", upper]];
     }
     if (op === "~" || ((op === "" || op === "=") && n < 3)) {
-      upper = n === 1 ? V(maj + 1, 0, 0, ["0"]) : V(maj, min + 1, 0, ["0"]);
+      upper = n === 1 ? V(maj + 1n, 0n, 0n, ["0"]) : V(maj, min + 1n, 0n, ["0"]);
       return [[">=", lo], ["<", upper]];
     }
     if (op === "" || op === "=") return [["=", lo]];
     if (n < 3 && (op === ">" || op === "<=")) {
       // ">1.2" = ">=1.3.0", "<=1.2" = "<1.3.0"
-      var next = n === 1 ? V(maj + 1, 0, 0, ["0"]) : V(maj, min + 1, 0, ["0"]);
+      var next = n === 1 ? V(maj + 1n, 0n, 0n, ["0"]) : V(maj, min + 1n, 0n, ["0"]);
       return [[op === ">" ? ">=" : "<", next]];
     }
     return [[op, lo]];
