@@ -408,6 +408,19 @@ def test_versions_beyond_two_to_the_53_are_ordered_exactly(browser: Any, server:
         assert page.js_errors == []
 
 
+def test_invisible_and_bidi_characters_are_shown_as_escapes(browser: Any, server: Server) -> None:
+    """A description "r\u200fevil\u200e" rendered as "revil"; the CLI shows the escapes."""
+    from .site_fixture import Plugin, Release, sample_plugins
+
+    text = "r\u200fevil\u200e and\u2060 more"
+    plugins = [*sample_plugins(), Plugin("xhidden", "community", [Release("1.0.0", text, license="MIT")])]
+    page = open_page(browser, site_url(server, "invisible", plugins=plugins) + "#/plugin/xhidden")
+    page.wait_for_selector("article.plugin")
+    main = page.inner_text("main")
+    assert "r\\u200fevil\\u200e and\\u2060 more" in main, main[:800]
+    assert "\u200f" not in main and "\u2060" not in main
+
+
 def test_expired_registry_shows_failure(browser: Any, server: Server) -> None:
     page = open_page(browser, site_url(server, "expired", expired=True))
     assert_failed(page, "Expired registry", "freeze")

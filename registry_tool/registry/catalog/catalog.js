@@ -1132,11 +1132,25 @@
 
   // ------------------------------------------------------------------ UI helpers (text only: no markup from documents)
 
+  // The characters errors.py's printable() shows as escapes (controls but newline and tab, bidi
+  // marks and overrides, invisible and tag characters): shown so, as the CLI shows them, every
+  // text of the page is what a document holds ("r\u200fevil" rendered as "revil").
+  var UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\u3164\ufeff\uffa0\ufff9-\ufffb\u{e0000}-\u{e007f}]/gu;
+  function visible(text) {
+    return String(text).replace(UNPRINTABLE, function (c) {
+      var code = c.codePointAt(0);
+      var hex = code.toString(16);
+      if (code < 0x100) return "\\x" + ("0" + hex).slice(-2);
+      if (code < 0x10000) return "\\u" + ("000" + hex).slice(-4);
+      return "\\U" + ("0000000" + hex).slice(-8);
+    });
+  }
+
   function el(tag, attrs) {
     var node = document.createElement(tag);
     if (attrs)
       Object.keys(attrs).forEach(function (k) {
-        if (k === "text") node.textContent = attrs[k];
+        if (k === "text") node.textContent = visible(attrs[k]);
         else if (k === "class") node.className = attrs[k];
         else node.setAttribute(k, attrs[k]);
       });
@@ -1145,9 +1159,9 @@
       if (c === null || c === undefined || c === false) continue;
       if (Array.isArray(c))
         c.forEach(function (x) {
-          if (x) node.appendChild(typeof x === "string" ? document.createTextNode(x) : x);
+          if (x) node.appendChild(typeof x === "string" ? document.createTextNode(visible(x)) : x);
         });
-      else node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+      else node.appendChild(typeof c === "string" ? document.createTextNode(visible(c)) : c);
     }
     return node;
   }
