@@ -958,19 +958,21 @@ class _IndexCheck:
         from registry_tool.format.rules import MAX_SIGNATURE_BYTES
         from registry_tool.signing.minisign import Signature
 
-        def key_of(name: str) -> str:
-            raw = read_bounded(folder / name, MAX_SIGNATURE_BYTES, "signature file", follow_symlinks=False)
+        def key_of(raw: bytes) -> str:
             return Signature.parse(raw.decode("utf-8")).key_id
 
+        # The published bytes come from the base: the pull request may have renamed or removed
+        # them (its other findings say so), and nothing it wrote is read in their place.
         folder = self.repo.root / rel_dir
         own = sorted(p for p in published if PurePosixPath(p).parent == PurePosixPath(rel_dir))
         names = [PurePosixPath(p).name for p in own if is_signature_of(PurePosixPath(p).name, signed)]
+        base_bytes = {name: self.repo.show(self.base, f"{rel_dir}/{name}") for name in [signed, *names]}
         signers = set()
         for name in names:
             try:
-                signers.add(key_of(name))
-            except (OSError, ValueError, RegistryToolError):
-                continue  # unchanged published bytes: the build judges them
+                signers.add(key_of(base_bytes[name] or b""))
+            except (ValueError, RegistryToolError):
+                continue  # published bytes: the build judges them
         findings: list[Finding] = []
 
         def refuse(name: str, why: str) -> None:
@@ -988,20 +990,24 @@ class _IndexCheck:
 
         for name in sorted(added):
             try:
-                key_id = key_of(name)
+                key_id = key_of(
+                    read_bounded(folder / name, MAX_SIGNATURE_BYTES, "signature", follow_symlinks=False)
+                )
             except (OSError, ValueError, RegistryToolError):
                 continue  # junk: the signature check refuses it
             if key_id in signers:
+                # Published, or added twice by this pull request (a copy under the other name).
                 refuse(name, f"key {key_id} has signed {signed} already")
+            signers.add(key_id)
         if findings:
             return findings
         newest = gates[1] if gates[1] is not None else gates[0]
-        if newest is not None and names:
+        if newest is not None and names and all(b is not None for b in base_bytes.values()):
             with tempfile.TemporaryDirectory() as tmp:
                 copy = Path(tmp) / signed
-                copy.write_bytes((folder / signed).read_bytes())
-                for name in names:
-                    (Path(tmp) / name).write_bytes((folder / name).read_bytes())
+                for name, data in base_bytes.items():
+                    assert data is not None
+                    (Path(tmp) / name).write_bytes(data)
                 verdict = newest.verify_release(copy, f"{rel_dir}/{signed}", key.name, key.version)
             if not verdict.findings:
                 for name in sorted(added):

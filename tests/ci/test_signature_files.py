@@ -9,14 +9,16 @@ may have left since).
 from __future__ import annotations
 
 import base64
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from registry_tool.ci.model import Shard
-from registry_tool.errors import RegistryToolError
+from registry_tool.errors import INTERNAL_ERROR_RULE, RegistryToolError
 from registry_tool.signing import SecretKey, sign_bytes
+from registry_tool.signing.minisign import Signature
 from registry_tool.signing.release import sign_yank
 from registry_tool.trust.editing import (
     add_maintainer,
@@ -326,3 +328,71 @@ def test_a_manifest_that_does_not_parse_is_reported_once_not_as_a_missing_artifa
     index_repo.commit()
     found = errors(index_repo.check())
     assert found and not [f.text() for f in found if "None" in f.text()], [f.text() for f in found]
+
+
+def test_renaming_a_published_signature_is_release_removed_not_a_crash(index_repo: IndexRepo) -> None:
+    """Review: the needless-signature check read the renamed file and crashed (internal-error, exit 3)."""
+    folder = index_repo.index / "plugins/alpha/1.0.0"
+    plain = folder / "plugin.toml.minisig"
+    plain.rename(folder / f"plugin.toml.{index_repo.keys.alice.key_id}.minisig")
+    index_repo.commit()
+    found = errors(index_repo.check())
+    rules = [(f.rule, f.file) for f in found]
+    assert INTERNAL_ERROR_RULE not in {f.rule for f in found}, [f.text() for f in found]
+    assert ("release-removed", f"{A}/1.0.0/plugin.toml.minisig") in rules, rules
+
+
+def test_removing_the_published_manifest_while_re_signing_is_no_crash(index_repo: IndexRepo) -> None:
+    _revoke_alice_and_delegate_carol(index_repo)
+    folder = index_repo.index / "plugins/alpha/1.0.0"
+    _cosign(folder, index_repo.keys.mallory)
+    (folder / "plugin.toml").unlink()
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert INTERNAL_ERROR_RULE not in {f.rule for f in found}, [f.text() for f in found]
+
+
+def test_two_added_copies_of_one_new_yank_signature_are_refused(index_repo: IndexRepo) -> None:
+    """Base: alice's yank, signed under the keyed name only.  PR: alice revoked, carol delegated,
+    carol re-signs the yank (plain name), plus a copy of carol's signature under carol's keyed
+    name with an untrusted comment of the pull request's own."""
+    from datetime import UTC, datetime
+
+    from registry_tool.trust.editing import add_maintainer, edit_root_dir, revoke, sign_root_dir
+
+    keys = index_repo.keys
+    folder = index_repo.index / "plugins/alpha/1.0.0"
+    plain = index_repo.yank("alpha", "1.0.0", keys.alice)
+    plain.rename(folder / f"yank.toml.{keys.alice.key_id}.minisig")
+    index_repo.commit("base: alice yanks alpha 1.0.0 (keyed name)")
+    root_dir = index_repo.index / "root"
+    edit_root_dir(root_dir, revoke(keys.alice.key_id, now=datetime.now(UTC), keep_prior_releases=True))
+    edit_root_dir(root_dir, add_maintainer("carol", [keys.mallory.public_key], ["alpha"]))
+    sign_root_dir(root_dir, keys.root)
+    new = sign_yank(folder, keys.mallory)
+    assert new.name == "yank.toml.minisig"
+    sig = dataclasses.replace(Signature.parse(new.read_text()), untrusted_comment="<script>x</script>")
+    (folder / f"yank.toml.{keys.mallory.key_id}.minisig").write_text(sig.to_text())
+    index_repo.commit()
+    found = errors(index_repo.check(base="HEAD~1"))
+    assert {f.rule for f in found} & {"release-changed", "signature-name"}, [f.text() for f in found]
+
+
+def test_ci_check_refuses_a_new_release_whose_artifact_is_html(index_repo: IndexRepo) -> None:
+    from registry_tool.signing.release import sign_release
+    from tests.world import wasm
+
+    from .conftest import ADD, manifest_text
+
+    folder = index_repo.index / "plugins/alpha/1.1.0"
+    folder.mkdir(parents=True)
+    text = manifest_text("alpha", "1.1.0").replace('file = "alpha.wasm"', 'file = "readme.html"')
+    assert 'file = "readme.html"' in text
+    (folder / "plugin.toml").write_text(text)
+    (folder / "readme.html").write_bytes(wasm(ADD))
+    sign_release(folder, index_repo.keys.alice)
+    index_repo.commit()
+    found = errors(index_repo.check())
+    assert [(f.rule, f.file) for f in found] == [("artifact-extension", f"{A}/1.1.0/plugin.toml")], [
+        f.text() for f in found
+    ]
