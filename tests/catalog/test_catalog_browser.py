@@ -328,11 +328,13 @@ def test_a_smoke_figure_the_run_could_not_take_is_no_malformed_document(browser:
 
 def test_a_hostile_base_url_is_quoted_in_every_command_the_page_offers(browser: Any, server: Server) -> None:
     """base_url is any string the index key signed: pasted into the copy buttons unquoted, a
-    stolen index key became code execution on whoever pasted the trust or install command."""
+    stolen index key became code execution on whoever pasted the trust or install command.  One
+    holding a quote, a backslash, a space or a control gets no command at all (fish reads \\'
+    inside single quotes; a control reaches the terminal); others are quoted."""
     import ast
     import shlex
 
-    base = 'https://x.example/ $(touch PWNED) "); __import__("os").system("touch PWNED"); (\'/'
+    base = "https://x.example/a;b&c$(id)/"  # no quote, backslash, space or control: quoted
     page = open_page(browser, site_url(server, "hostile-base-url", base_url=base))
     page.click("text=validate_email")
     page.wait_for_selector("article.plugin")
@@ -341,13 +343,19 @@ def test_a_hostile_base_url_is_quoted_in_every_command_the_page_offers(browser: 
     assert len(shells) == 2, blocks  # install and trust
     for command in shells:
         words = shlex.split(command)
-        assert base in words and "PWNED" not in " ".join(w for w in words if w != base), words
+        assert base in words, words
+        assert f"'{base}'" in command  # single-quoted: nothing in it is read by bash, zsh or fish
     [snippet] = [b for b in blocks if "Registry.open(" in b]
     calls = [n for n in ast.walk(ast.parse(snippet)) if isinstance(n, ast.Call)]
-    names = {c.func.attr if isinstance(c.func, ast.Attribute) else getattr(c.func, "id", "") for c in calls}
-    assert "__import__" not in names and "system" not in names, names
     opened = [c for c in calls if isinstance(c.func, ast.Attribute) and c.func.attr == "open"]
     assert [ast.literal_eval(c.args[0]) for c in opened] == [base]
+    for hostile in ('https://x.example/ $(touch P) "); __import__("os") (\'/', "https://x.example/\\';id;#/"):
+        page = open_page(
+            browser, site_url(server, "hostile-base-url-2", base_url=hostile) + "#/plugin/validate_email"
+        )
+        page.wait_for_selector("article.plugin")
+        assert page.evaluate("document.querySelectorAll('pre code').length") == 0
+        assert "no command is offered" in page.inner_text("main")
 
 
 def test_long_unbroken_text_wraps_within_a_phone_screen(browser: Any, server: Server) -> None:

@@ -1557,12 +1557,20 @@
           el("p", { class: "docpin", text: "Plugin document " + doc.path + " matched its signed pin (sha256 " + doc.sha256 + ", " + doc.size + " bytes)." })),
         el("section", { "aria-labelledby": "h-install" },
           el("h2", { id: "h-install", text: "Install" }),
-          codeBlock(cmd, "install command"),
-          el("p", { class: "muted" }, "Once per machine, pin the registry's root first. The fingerprint is the " +
-            "SHA-256 of the root this page trusts; compare it with one you got from a source you trust:"),
-          codeBlock(trustCmd, "trust command"),
-          el("h3", { text: "From a host (Python API)" }),
-          codeBlock(snippet, "host API snippet")),
+          // Commands only for a base URL of printable ASCII without quote or backslash: single quotes
+          // then hold it in every shell (fish reads \' inside them), and no control reaches a terminal.
+          /^[\x21-\x7e]+$/.test(base) && !/['\\]/.test(base)
+            ? [
+                codeBlock(cmd, "install command"),
+                el("p", { class: "muted" }, "Once per machine, pin the registry's root first. The fingerprint is the " +
+                  "SHA-256 of the root this page trusts; compare it with one you got from a source you trust:"),
+                codeBlock(trustCmd, "trust command"),
+                el("h3", { text: "From a host (Python API)" }),
+                codeBlock(snippet, "host API snippet"),
+              ]
+            : el("p", { class: "failure", role: "note", text: "The registry's base URL holds characters a shell or a " +
+                "terminal would read (quotes, spaces, controls or non-ASCII), so no command is offered to copy: " +
+                "ask the registry's owners for its address." })),
         el("section", { "aria-labelledby": "h-versions" },
           el("h2", { id: "h-versions", text: "Versions" }),
           table("Every published version, newest first", ["Version", "Published", "Status", "Signed by"], versions.map(function (v) {
