@@ -308,6 +308,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "smoke-no-tests": (_W, "The release has no [[tests]] to run."),
             "smoke-setup": (_E, "The sandbox could not be set up for the release."),
             "smoke-path": (_E, "A path given to smoke is not a release, plugin or index."),
+            "smoke-environment": (_E, "The machine has no room or permission for the tests' scratch files."),
             "sandbox-unsupported-features": (
                 _E,
                 "registry.toml [features] asks for proposals wasmtime lacks.",

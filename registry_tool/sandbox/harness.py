@@ -62,6 +62,12 @@ class SmokeSetupError(CheckFailed):
     code = "smoke-setup"
 
 
+class SmokeEnvironmentError(UsageError):
+    """The machine cannot run a smoke test (no room or permission for the tests' files)."""
+
+    code = "smoke-environment"
+
+
 class SmokePathError(UsageError):
     """A path given to ``smoke`` does not exist."""
 
@@ -220,7 +226,17 @@ def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[Test
     cases = job.cases[start:]
     if worker is None:
         worker = start_worker()
-    worker.send(job, start)
+    try:
+        worker.send(job, start)
+    except OSError as err:
+        # No scratch directory (no room, no permission): the machine's problem, and the started
+        # worker is not left waiting for a job.
+        worker.close()
+        raise SmokeEnvironmentError(
+            f"cannot make the tests' scratch directory: {err.strerror or err}",
+            where=str(err.filename or ""),
+            fix="free space in /dev/shm or the temporary directory (TMPDIR), or make it writable",
+        ) from None
     outcomes: list[TestOutcome] = []
     began = time.monotonic()
     deadline, compiled, matching = began + job.limits.compile_timeout, False, False

@@ -518,3 +518,30 @@ def test_out_of_fuel_at_the_registrys_maximum_does_not_say_to_raise_the_limit(
     [finding] = release_result(manifest, outcomes, config).findings
     assert ("maximum fuel" in (finding.fix or "")) is at_ceiling, finding.fix
     assert ("raise [limits].fuel" in (finding.fix or "")) is not at_ceiling, finding.fix
+
+
+def test_a_scratch_directory_the_parent_cannot_make_is_an_environment_error(
+    index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the OSError was an internal error (exit 3), and the started worker was left waiting."""
+    from registry_tool.errors import UsageError
+    from registry_tool.sandbox import harness
+
+    started: list[harness.Worker] = []
+    real_start = harness.start_worker
+
+    def start() -> harness.Worker:
+        started.append(real_start())
+        return started[-1]
+
+    def no_room() -> Path:
+        raise OSError(28, "No space left on device", "/dev/shm/registry-tool-smoke-x")
+
+    monkeypatch.setattr(harness, "start_worker", start)
+    monkeypatch.setattr(harness, "private_dir", no_room)
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0" / "plugin.toml", config)
+    with pytest.raises(UsageError, match="scratch directory") as err:
+        smoke_release(manifest, config, cache=False)
+    assert err.value.exit_code == 2
+    assert started and all(w.proc.poll() is not None for w in started)
