@@ -974,10 +974,24 @@ def private_dir() -> Path:
 
 
 def remove_private_dir(path: Path) -> None:
-    """Remove ``private_dir``'s directory: it only ever holds the WASI files, never subdirectories."""
+    """Remove ``private_dir``'s directory: it only ever holds the WASI files, never subdirectories.
+
+    Opened without following a link, and emptied through that descriptor: whatever a worker left
+    in its place, nothing outside the directory is removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        for name in os.listdir(fd):  # noqa: PTH208 (by descriptor: no path is followed again)
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     with contextlib.suppress(OSError):
-        for entry in path.iterdir():
-            entry.unlink()
         path.rmdir()
 
 

@@ -110,3 +110,20 @@ def test_a_worker_killed_at_a_deadline_leaves_no_wasi_files(
     assert one.outcome is Outcome.wrong_output and "worker killed" in one.detail
     assert len(made) == 2  # the killed worker's, then the next one's
     assert [p for p in made if p.exists()] == []
+
+
+def test_removing_a_scratch_directory_never_follows_a_link(tmp_path: Path) -> None:
+    """A link left in the directory's place: what it points at stays."""
+    from registry_tool.sandbox.worker import remove_private_dir
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("x")
+    (tmp_path / "scratch").symlink_to(elsewhere, target_is_directory=True)
+    remove_private_dir(tmp_path / "scratch")
+    assert (elsewhere / "keep").exists()
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "stdout").write_text("y")
+    remove_private_dir(real)
+    assert not real.exists()
