@@ -1509,7 +1509,8 @@
       return;
     }
     var now = routeParts();
-    if (now[0] !== "plugin" || now[1] !== name) return; // navigated away meanwhile
+    // Navigated away meanwhile (another plugin, or another version of this one, whose answer may come first).
+    if (now[0] !== "plugin" || now[1] !== name || (now[2] || "") !== (version || "")) return;
     var releases = doc.doc.versions;
     if (version && !Object.prototype.hasOwnProperty.call(releases, version)) {
       // A link to a version the signed document does not hold: say so, never show another one.
