@@ -307,7 +307,7 @@ def render_text(report: Report, out: TextIO) -> None:
     """
     if not _colours(out):
         for parts in _text_lines(report):
-            out.write("".join(text for text, _ in parts) + "\n")
+            out.write(inert_log_text("".join(text for text, _ in parts)) + "\n")
         return
     from rich.console import Console
     from rich.text import Text
@@ -315,7 +315,7 @@ def render_text(report: Report, out: TextIO) -> None:
     console = Console(file=out, highlight=False, soft_wrap=True)
     for parts in _text_lines(report):
         # Styled text, not markup: nothing in it is parsed, so the colours are all that differ.
-        console.print(Text.assemble(*((t, c or "") for t, c in parts)))
+        console.print(Text.assemble(*((inert_log_text(t), c or "") for t, c in parts)))
 
 
 # --------------------------------------------------------------------------- json
@@ -328,7 +328,10 @@ def json_text(document: Any) -> str:
     can only carry them as ``\udcff`` escapes, which strict parsers refuse and JavaScript turns
     into U+FFFD, so they are written as the text report shows them (the ``printable`` escape).
     """
-    return json.dumps(_well_formed(document), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(_well_formed(document), indent=2, sort_keys=True) + "\n"
+    # A CI log shows the document: "##[" (only ever inside a string) is written "##\u005b", the same
+    # value, so no runner reads a legacy workflow command in it (see ``inert_log_text``).
+    return _LEGACY_COMMAND_JSON.sub(r"\\u005b", text)
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -376,7 +379,7 @@ def github_annotation(finding: Finding, subject: str) -> str:
     if finding.fix:
         message += f" Fix: {finding.fix}"
     # After escaping CR/LF: other controls (ANSI colours, OSC links) would be rendered by the log viewer.
-    return f"::{finding.severity.value} {','.join(props)}::{printable(escape_data(message))}"
+    return f"::{finding.severity.value} {','.join(props)}::{inert_log_text(printable(escape_data(message)))}"
 
 
 # Untrusted text in a Markdown cell: no table breaks, no HTML (comments hide the rest), no links or images.
@@ -439,8 +442,17 @@ def markdown_summary(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-# The runner reads a line as a workflow command when, trimmed, it starts with "::".
+# The runner reads a line as a workflow command when, trimmed, it starts with "::", and in the
+# legacy form "##[name props]data" wherever "##[" appears in a line (GitHub's runner falls back to
+# it; Azure Pipelines reads "##vso[" the same way).  Untrusted text a CI log shows is made inert.
 _COMMAND_LINE = re.compile(r"^(\s*):(?=:)", re.M)
+_LEGACY_COMMAND = re.compile(r"##(?=\[|vso\[)", re.I)
+_LEGACY_COMMAND_JSON = re.compile(r"(?<=##)\[|(?<=##[vV][sS][oO])\[")
+
+
+def inert_log_text(text: str) -> str:
+    """``text`` with no line a CI runner reads as a workflow command (a zero-width space breaks each)."""
+    return _LEGACY_COMMAND.sub("##\u200b", _COMMAND_LINE.sub("\\1:\u200b", text))
 
 
 def append_step_summary(path: str, text: str) -> None:
@@ -469,7 +481,7 @@ def render_github(report: Report, out: TextIO) -> None:
     # The text report shares the log with the annotations: none of its lines may read as a command.
     text = io.StringIO()
     render_text(report, text)
-    out.write(_COMMAND_LINE.sub("\\1:\u200b", text.getvalue()))
+    out.write(inert_log_text(text.getvalue()))
 
 
 # --------------------------------------------------------------------------- sarif

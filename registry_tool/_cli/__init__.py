@@ -25,7 +25,7 @@ from typer.exceptions import TyperException
 
 from registry_tool import __version__
 from registry_tool.errors import EXIT_INTERNAL, INTERNAL_ERROR_RULE, RegistryToolError, UsageError, printable
-from registry_tool.report import CheckResult, Finding, OutputFormat, Report, render
+from registry_tool.report import CheckResult, Finding, OutputFormat, Report, inert_log_text, render
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -173,7 +173,7 @@ def stopped(err: RegistryToolError, fmt: object, *, cause: BaseException | None 
     """A command stopped by ``err``: the paragraph on stderr, the report on stdout, its exit code."""
     if _debugging():
         traceback.print_exception(cause or err)
-    typer.echo(f"error: {err.diagnostics()}", err=True)
+    typer.echo(inert_log_text(f"error: {err.diagnostics()}"), err=True)  # a CI log shows it
     if isinstance(fmt, OutputFormat) and fmt is not OutputFormat.text:
         _write(Report.from_error(command_name(), err), fmt)
     raise typer.Exit(err.exit_code)
@@ -192,7 +192,7 @@ def internal_error(err: BaseException, fmt: object = None, *, command: str = "re
     if _debugging():
         traceback.print_exception(err)
     what = f"{type(err).__name__}: {_short(err)}"
-    typer.echo(internal_message(command, err), err=True)
+    typer.echo(inert_log_text(internal_message(command, err)), err=True)
     if isinstance(fmt, OutputFormat):
         result = CheckResult(subject=command)
         result.findings.append(
@@ -226,7 +226,8 @@ def _short(err: BaseException) -> str:
 def _write(report: Report, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.text:
         for notice in report.notices:
-            typer.echo(f"note: {printable(notice)}", err=True)  # notices quote yank reasons, server text
+            # Notices quote yank reasons and server text.
+            typer.echo(inert_log_text(f"note: {printable(notice)}"), err=True)
     render(report, fmt, sys.stdout)
     sys.stdout.flush()
 

@@ -11,7 +11,7 @@ import typer
 
 from registry_tool._cli import FormatOption, emit, handle_errors
 from registry_tool.errors import RegistryToolError
-from registry_tool.report import CheckResult, OutputFormat, Report
+from registry_tool.report import CheckResult, OutputFormat, Report, inert_log_text
 
 ci_app = typer.Typer(help="Checks for index repositories in CI.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -76,10 +76,10 @@ def check_command(
         )
         report = check_pull_request(Path.cwd(), list(index or []), options)
     except RegistryToolError as err:
-        typer.echo(f"error: {err.diagnostics()}", err=True)
+        typer.echo(inert_log_text(f"error: {err.diagnostics()}"), err=True)
         report = Report.from_error("ci check", err)
     except Exception as err:
-        typer.echo(internal_message("ci check", err), err=True)
+        typer.echo(inert_log_text(internal_message("ci check", err)), err=True)
         report = crash_report(err)
     write_outputs(
         report,

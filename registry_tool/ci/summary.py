@@ -8,6 +8,8 @@ no HTML, no links a contributor could smuggle into the maintainers' view.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -108,13 +110,29 @@ def write_outputs(
 
 
 def _side_file(path: Path, option: str, mode: str, text: str) -> None:
-    """Write (``w``) or append (``a``) a file an option names; one that cannot be is a usage error."""
+    """Write (``w``) or append (``a``) a file an option names; one that cannot be is a usage error.
+
+    Never through a symbolic link: the check runs in the pull request's checkout, which may hold
+    a link by the file's name (to .git/config, or out of the checkout).  A new file replaces it;
+    appending to one is refused.
+    """
+    from registry_tool._files import write_replacing
     from registry_tool.errors import UsageError
 
     try:
-        with path.open(mode, encoding="utf-8") as fh:
-            fh.write(text)
+        if mode == "w":
+            write_replacing(path, text.encode("utf-8"))
+        else:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            with os.fdopen(os.open(path, flags, 0o644), "a", encoding="utf-8") as fh:
+                fh.write(text)
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UsageError(
+                f"{option} {path} is a symbolic link, which is never written through",
+                where=str(path),
+                fix=f"remove the link, or give {option} a file outside the checkout (under $RUNNER_TEMP)",
+            ) from None
         raise UsageError(
             f"cannot write {option} {path}: {err.strerror or err}",
             where=str(path),

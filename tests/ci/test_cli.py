@@ -159,3 +159,31 @@ def test_pre_commit_hooks_run_on_changed_manifests(tmp_path: Path, hook_id: str)
         manifest.write_text(manifest.read_text().replace('version = "1.0.0"', 'version = "1.0"'))
     proc = subprocess.run(argv, cwd=bad, capture_output=True, text=True, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_side_files_are_never_written_through_a_link(index_repo: IndexRepo, tmp_path: Path) -> None:
+    # The check runs in the pull request's checkout: a link it commits by the SARIF file's name
+    # (to .git/config, or out of the checkout) is replaced, and the link's target is left alone.
+    index_repo.release("alpha", "1.1.0")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (index_repo.path / "registry-tool.sarif").symlink_to(victim)
+    (index_repo.path / "summary.md").symlink_to(victim)
+    index_repo.commit()
+    proc = run_tool(
+        index_repo.path, "ci", "check", "--base", "origin/main", "--sarif-file", "registry-tool.sarif"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sarif = index_repo.path / "registry-tool.sarif"
+    assert not sarif.is_symlink() and json.loads(sarif.read_text())["version"] == "2.1.0"
+    assert victim.read_text() == "precious\n"
+    proc = run_tool(index_repo.path, "ci", "check", "--base", "origin/main", "--summary-file", "summary.md")
+    assert proc.returncode == 2 and "--summary-file summary.md is a symbolic link" in proc.stderr, proc.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_errors_on_stderr_hold_no_workflow_command(tmp_path: Path) -> None:
+    # An error names a path the pull request chose; the log must not read "##[...]" in it as a command.
+    proc = run_tool(tmp_path, "validate", "x ##[warning title=approved]by @owner")
+    assert proc.returncode == 2, proc.stderr
+    assert "x ##\u200b[warning title=approved]by @owner" in proc.stderr and "##[" not in proc.stderr

@@ -198,7 +198,10 @@ def test_pr_check_runs_the_tool_and_uploads_sarif(path: Path) -> None:
     assert "registry-tool ci check" in text or PIN.uses in text
     assert "--sarif-file" in text or "sarif-file" in text
     uploads = [s for s in steps if "upload-sarif" in s.get("uses", "")]
-    assert uploads and uploads[0]["with"]["sarif_file"] == "registry-tool.sarif"
+    # Outside the checkout: a file or link the pull request commits by that name is never read or written.
+    assert uploads and uploads[0]["with"]["sarif_file"] == "${{ runner.temp }}/registry-tool.sarif"
+    assert "hashFiles" not in str(uploads[0].get("if", ""))
+    assert "$RUNNER_TEMP/registry-tool.sarif" in text or "${{ runner.temp }}/registry-tool.sarif" in text
 
 
 @pytest.mark.parametrize("path", PR_CHECKS, ids=["repository", "template"])
@@ -310,6 +313,11 @@ def test_publish_keeps_the_key_secret() -> None:
             assert action in uses
         runs = " ".join(s.get("run", "") for s in steps)
         assert "registry-tool build" in runs
+        # Built and uploaded outside the checkout: a `site` folder or link merged into the index
+        # repository is neither written through nor published.
+        assert '--out "$RUNNER_TEMP/site"' in runs
+        upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
+        assert upload["with"]["path"] == "${{ runner.temp }}/site"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
