@@ -393,18 +393,6 @@ def _build(src: TomlSource, rel: str, proven: Container[str]) -> tuple[RegistryC
             f"validity {_num(validity)} s is under one second",
             "use a duration such as '7d'",
         )
-    # JSON Schema's "$" ends a string, Python's also matches before a final newline: a name the
-    # schema's pattern let through with one would be published, and break a signature's trusted
-    # comment or a permission lookup.
-    named = [("registry.name", d["registry"]["name"]), ("registry.base_url", d["registry"]["base_url"])]
-    # A permission's field as the TOML line map spells a quoted key's escapes.
-    named += [
-        (f"permissions.{name.encode('unicode_escape').decode()}", name) for name in d.get("permissions", {})
-    ]
-    for field_, value in named:
-        if "\n" in value:
-            bad("schema", field_, f"{field_} ({value!r}) holds a line break", "remove the line break")
-
     permissions = {
         name: Permission(
             name=name,

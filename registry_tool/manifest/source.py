@@ -284,9 +284,9 @@ def schema_accepts(data: Any, schema_name: str) -> bool:
     """Fast path: does the schema, compiled to Python by fastjsonschema, accept ``data``?
 
     Only an accepting verdict is used; whatever it refuses goes to ``schema_findings``
-    (jsonschema), which decides and explains.  fastjsonschema is never more lenient on our
-    schemas (it is stricter on e.g. a final newline before ``$``, where jsonschema decides);
-    differential tests in tests/manifest/test_schema_fast_path.py check that on mutated documents.
+    (jsonschema, its patterns read as ECMA-262 does: see ``ecma_validator``), which decides and
+    explains.  fastjsonschema is never more lenient on our schemas; differential tests in
+    tests/manifest/test_schema_fast_path.py check that on mutated documents.
     """
     if nesting_depth(data) > MAX_DEPTH:
         return False
@@ -425,6 +425,30 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
     return generated
 
 
+# A schema's "pattern" is an ECMA-262 regular expression, whose "$" (no multiline flag) is the end
+# of the text.  Python's "$" also matches before a final newline, and jsonschema searches with it:
+# "name\n" passed "^[a-z][a-z0-9_-]{1,63}$" (fastjsonschema, the Go and Rust verifiers refuse it).
+_ECMA_END = re.compile(r"(?<!\\)\$")
+
+
+@cache
+def _ecma_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(_ECMA_END.sub(r"\\Z", pattern))
+
+
+def ecma_validator(schema: dict[str, Any], *, draft: int) -> Any:
+    """The jsonschema validator of ``schema`` (draft 7 or 2020-12), its "pattern" read as ECMA-262 does."""
+    import jsonschema  # lazy: a document the compiled schema accepts never needs it (start-up time)
+    from jsonschema import ValidationError, validators
+
+    def pattern(validator: Any, patrn: str, instance: Any, _schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not _ecma_pattern(patrn).search(instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    base = jsonschema.Draft7Validator if draft == 7 else jsonschema.Draft202012Validator
+    return validators.extend(base, {"pattern": pattern})(schema)  # type: ignore[no-untyped-call]
+
+
 # Our documents nest 4 levels; the cap keeps the (recursive) schema validator safe.
 MAX_DEPTH = 16
 
@@ -442,10 +466,8 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
                 fix="flatten the arrays and inline tables",
             )
         ]
-    import jsonschema  # lazy: a document the compiled schema accepts never needs it (start-up time)
-
     schema = load_schema(schema_name)
-    validator = jsonschema.Draft7Validator(schema)
+    validator = ecma_validator(schema, draft=7)
     findings: list[Finding] = []
     for err in sorted(validator.iter_errors(src.data), key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(err.absolute_path)
@@ -470,6 +492,9 @@ def schema_findings(src: TomlSource, schema_name: str, relfile: str) -> list[Fin
                     )
                 )
             continue
+        if "propertyNames" in err.schema_path and isinstance(err.instance, str):
+            # The key itself, spelled as the TOML line map spells a quoted key's escapes.
+            path.append(err.instance.encode("unicode_escape").decode())
         field = dotted(path)
         findings.append(
             Finding(
@@ -521,6 +546,8 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
     if err.validator == "required":
         return err.message.replace("is a required property", "is required")
     if err.validator == "pattern":
+        if isinstance(err.instance, str) and err.instance.endswith("\n"):
+            return f"{err.instance!r} holds a line break (it must match {err.validator_value})"
         return f"{err.instance!r} does not match the required pattern {err.validator_value}"
     return err.message
 

@@ -394,9 +394,9 @@ def _kept_release_refusal(r: Revocation, plugin: str, published_at: datetime | N
 
 @cache
 def _validator() -> Any:
-    import jsonschema
+    from registry_tool.manifest.source import ecma_validator
 
-    return jsonschema.Draft202012Validator(root_schema())
+    return ecma_validator(root_schema(), draft=2020)
 
 
 def _schema_check(doc: Any, where: str | None) -> None:

@@ -282,14 +282,43 @@ def _verdict(validator: Any, data: Any) -> bool:
     return True
 
 
-def test_jsonschema_decides_what_the_compiled_schema_refuses() -> None:
-    """'$' matches before a final newline in jsonschema's re.search, not in fastjsonschema: the
-    compiled schema refuses, jsonschema decides (as before the fast path existed)."""
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (("plugin", "name"), "brandnew\n"),  # passed validate, then sign refused an unrelated comment
+        (("plugin", "keywords"), ["kv\n"]),
+        (("artifact", "sha256"), "0" * 64 + "\n"),
+        (("limits", "memory"), "10MiB\n"),
+        (("dependencies",), {"other\n": "^1"}),  # propertyNames
+    ],
+)
+def test_a_final_newline_never_matches_a_patterns_end(
+    tmp_path: Path, field: tuple[str, ...], value: Any
+) -> None:
+    """A schema pattern is ECMA-262: "$" is the end of the text (Python's "$" also matches before a
+    final newline, which jsonschema, deciding what the compiled schema refuses, used to accept)."""
     text = (REPO / "tests" / "examples" / "valid" / "core-numeric" / "plugin.toml").read_text()
     doc = tomllib.loads(text)
-    doc.setdefault("limits", {})["memory"] = "10MiB\n"
+    node = doc
+    for key in field[:-1]:
+        node = node.setdefault(key, {})
+    node[field[-1]] = value
     assert not schema_accepts(doc, PLUGIN_SCHEMA)
-    assert jsonschema.Draft7Validator(load_schema(PLUGIN_SCHEMA)).is_valid(doc)
+    assert jsonschema.Draft7Validator(load_schema(PLUGIN_SCHEMA)).is_valid(doc)  # Python's "$"
+    import tomlkit
+
+    raw = tomlkit.dumps(doc).encode()
+    _manifest, findings = parse_manifest(tmp_path / "plugin.toml", raw, "plugin.toml")
+    assert any(f.rule == "schema" and (f.field or "").startswith(".".join(field)) for f in findings), findings
+
+
+def test_a_root_key_with_a_final_newline_is_refused_by_the_schema() -> None:
+    doc = _load(ROOTS[0])
+    key = next(iter(doc["keys"].values()))
+    key["public_key"] += "\n"
+    with pytest.raises(RootFormatError, match="does not match"):
+        source_check = importlib.import_module("registry_tool.trust.root")._schema_check
+        source_check(doc, "root.json")
 
 
 def test_fast_path_and_full_path_agree_on_findings(tmp_path: Path) -> None:
