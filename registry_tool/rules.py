@@ -374,7 +374,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "undeclared-import": (_E, "The module imports something its permissions do not cover."),
             "approval-required": (_E, "The install needs permissions that were not approved (--allow)."),
             "state-file": (_E, "The client's trust state file is unreadable or unsafe."),
-            "no-trusted-root": (_N, "The state directory trusts no root, so signatures were not re-checked."),
+            "no-trusted-root": (
+                _N,
+                "No trust state was given, so only digests were checked, not signatures.",
+            ),
             "other-trusted-root": (
                 _N,
                 "The entry's registry has no trusted root; its signatures verify under another registry's.",

@@ -45,6 +45,7 @@ from registry_tool.client.errors import (
     NotInstalledError,
     PluginNotFoundError,
     RepublishedReleaseError,
+    RootNotPinnedError,
     WithdrawnReleaseError,
 )
 from registry_tool.client.fetch import (
@@ -1156,6 +1157,16 @@ def verify_installed(
                     result.subject = f"{entry.name} {entry.version}"
                     result.data = entry.to_json()
                     listed[entry.release_dir] = check_installed(pdir, dest, entry).parts
+                    # Said, so a caller can tell: a directory rewritten with its lockfile passes this.
+                    result.findings.append(
+                        Finding(
+                            rule="no-trusted-root",
+                            message="no trust state given: only the digests were checked, not the "
+                            "maintainer signatures",
+                            severity=Severity.notice,
+                            fix="pass state_dir (the client's trust state) to check the signatures too",
+                        )
+                    )
                 else:
                     result.subject = f"{entry.name} {entry.version}"
                     result.data = entry.to_json()
@@ -1256,18 +1267,17 @@ def _verify_installed_signatures(
 ) -> None:
     entry = checked.entry
     if root is None:
-        # Only when the state directory trusts no root at all (an entry naming an untrusted registry
-        # is judged by the trusted roots there): as the Go and Rust verifiers, digests only.
-        result.findings.append(
-            Finding(
-                rule="no-trusted-root",
-                message=f"no trusted root in the state directory (the lockfile names {entry.registry}); "
-                "only digests were checked",
-                severity=Severity.notice,
-                fix=f"registry-tool client trust {entry.registry} --root ROOT_FILE",
-            )
+        # The state directory trusts no root at all (an entry naming an untrusted registry is
+        # judged by the trusted roots there).  Refused, as by the Go and Rust verifiers: a state
+        # directory given by a wrong path, or deleted by whoever rewrote the plugin directory and
+        # its lockfile, must not quietly turn the signature checks off.
+        raise RootNotPinnedError(
+            f"the state directory trusts no root (the lockfile names {entry.registry}): the stored "
+            "maintainer signatures cannot be checked",
+            where=f"{dest}/{entry.manifest}",
+            fix="check the state directory's path, or pin the root: "
+            f"registry-tool client trust {entry.registry} --root ROOT_FILE",
         )
-        return
     # The publication time judges only signatures by revoked keys: not parsed for a root that has none.
     published = parse_time_strict(entry.published_at) if entry.published_at and root.revoked else None
     where = f"{dest}/{entry.manifest}"  # not a Path: built for every installed plugin

@@ -34,6 +34,7 @@ from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
+from registry_tool.report import Severity
 from registry_tool.signing import sign_bytes
 from tests.world.lockfile import fold, line, lines, read_lock, write_lock
 
@@ -276,7 +277,12 @@ def test_kill_after_commit_point_old_version_folder_is_not_left_behind(
     reg.install("beta", trusted.plugins)
     assert not (trusted.plugins / "alpha/1.0.0").exists()
     assert not (trusted.plugins / ".registry-tool.cleanup.json").exists()
-    assert not [f for r in verify_installed(trusted.plugins).results for f in r.findings]
+    assert not [
+        f
+        for r in verify_installed(trusted.plugins).results
+        for f in r.findings
+        if f.rule != "no-trusted-root"
+    ]
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -334,11 +340,19 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
     assert "does not match the data" in report.results[0].findings[0].message
 
 
-def test_verify_without_any_trusted_root_says_so(trusted: World, tmp_path: Path) -> None:
+def test_verify_with_a_state_directory_trusting_no_root_is_refused(trusted: World, tmp_path: Path) -> None:
+    """Attack: the plugin directory and its lockfile rewritten, the state directory deleted (or a
+    host giving a wrong path): the signature checks must not quietly turn off (as in Go and Rust)."""
     trusted.open().install("alpha@1.0.0", trusted.plugins)
     assert verify_installed(trusted.plugins, state_dir=trusted.state_dir).results[0].findings == []
     report = verify_installed(trusted.plugins, state_dir=tmp_path / "none")
-    assert report.ok and report.results[0].findings[0].rule == "no-trusted-root"
+    assert not report.ok and report.exit_code == 2
+    assert report.results[0].findings[0].rule == "root-not-pinned"
+    assert "client trust" in (report.results[0].findings[0].fix or "")
+    # Digests only, when no state directory is given at all: said, so the caller can tell.
+    report = verify_installed(trusted.plugins)
+    assert report.ok and [f.rule for f in report.results[0].findings] == ["no-trusted-root"]
+    assert report.results[0].findings[0].severity is Severity.notice
 
 
 def test_verify_catches_files_rewritten_with_the_entrys_registry(trusted: World) -> None:
