@@ -42,13 +42,13 @@ def serve(site: Path) -> http.server.ThreadingHTTPServer:
     return server
 
 
-def run_installed(plugins: Path, name: str) -> None:
+def run_installed(plugins: Path, state: Path, name: str) -> None:
     """Load the verified bytes through the host API and run the plugin's own tests in the sandbox."""
     from registry_tool.client import load_plugin_bytes
     from registry_tool.manifest import load_manifest, load_registry_config
     from registry_tool.sandbox import smoke_release
 
-    wasm = load_plugin_bytes(plugins, name)  # re-verified against the lockfile
+    wasm = load_plugin_bytes(plugins, name, state_dir=state)  # signatures and digests checked again
     manifest_path = next((plugins / name).glob("*/plugin.toml"))
     outcomes = smoke_release(load_manifest(manifest_path), load_registry_config(INDEX))
     print(f"loaded {name}: {len(wasm)} verified bytes")
@@ -135,7 +135,7 @@ def main() -> None:
             state,
         )
         print("\n\033[1m==> Run the installed plugin once in the sandbox\033[0m")
-        run_installed(plugins, "validate_email")
+        run_installed(plugins, state, "validate_email")
         check_dependency_recorded(plugins)
     finally:
         server.shutdown()

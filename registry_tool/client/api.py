@@ -1376,9 +1376,30 @@ def verify_site(
     return report
 
 
-def load_plugin_bytes(dest: Path, name: str) -> bytes:
-    """The installed wasm of ``name``, re-verified against the lockfile before it is returned."""
-    return verify_entry(dest, locked_entry(dest, name))
+def load_plugin_bytes(
+    dest: Path, name: str, *, state_dir: Path | None = None, clock: Clock = _utcnow
+) -> bytes:
+    """The installed wasm of ``name``, re-verified before it is returned.
+
+    Always against the lockfile's digests.  With ``state_dir`` (the client's trust state) also the
+    stored maintainer signatures against the trusted root, as ``verify_installed`` checks them, on
+    the very bytes returned (no window between a check and the read); a state directory trusting
+    no root is refused (``RootNotPinnedError``).
+    """
+    entry = locked_entry(dest, name)
+    if state_dir is None:
+        return verify_entry(dest, entry)
+    store = StateStore(state_dir)
+    known = load_manifest_identities(store.directory, entry.registry)
+    with PluginDir(dest) as pdir:
+        checked = check_installed(pdir, dest, entry, signatures=True, known=known)
+    now = clock()
+    state = store.load(entry.registry)
+    roots: dict[str, Root | None] = {entry.registry: None if state is None else state.root}
+    result = CheckResult(subject=f"{entry.name} {entry.version}")
+    root = roots[entry.registry] or _root_that_signed(store, roots, dest, checked, now, result)
+    _verify_installed_signatures(dest, checked, root, now, result)
+    return checked.wasm
 
 
 def remove(dest: Path, name: str, *, force: bool = False) -> LockedPlugin:

@@ -20,6 +20,7 @@ from registry_tool.client.errors import (
     NoMatchingVersionError,
     NotInstalledError,
     PluginNotFoundError,
+    RootNotPinnedError,
     UnsafeNameError,
 )
 from registry_tool.client.install import (
@@ -31,6 +32,7 @@ from registry_tool.client.install import (
     resolve,
 )
 from registry_tool.client.plugin_fs import PluginDir
+from registry_tool.errors import RegistryToolError
 from registry_tool.format import PluginDocument, Release
 from registry_tool.registry.document import Publication as RegistryDocument
 from registry_tool.registry.document import read_site_dir
@@ -338,6 +340,12 @@ def test_verify_with_trust_state_catches_rewritten_directory(trusted: World) -> 
     report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
     assert not report.ok
     assert "does not match the data" in report.results[0].findings[0].message
+    # Loading checks the same on the bytes it returns.
+    assert load_plugin_bytes(trusted.plugins, "alpha") == evil  # digests only
+    with pytest.raises(RegistryToolError, match="does not match the data"):
+        load_plugin_bytes(trusted.plugins, "alpha", state_dir=trusted.state_dir)
+    with pytest.raises(RootNotPinnedError):
+        load_plugin_bytes(trusted.plugins, "alpha", state_dir=trusted.state_dir / "typo")
 
 
 def test_verify_with_a_state_directory_trusting_no_root_is_refused(trusted: World, tmp_path: Path) -> None:
