@@ -16,6 +16,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from registry_tool.manifest.binary import NUMERIC_TYPES
+
 WASI = "wasi_snapshot_preview1"
 #: WASI preview 0, the module name before ``wasi_snapshot_preview1`` (AssemblyScript's proxy-runtime,
 #: old wasi-libc and Rust toolchains).  wasmtime-py has no implementation of its own of it.
@@ -406,6 +408,14 @@ def link_import(
                 None, f"it is imported as {_signature(signature)}, WASI defines {_signature(wasi)}"
             )
         return LinkDecision("wasi")
+    if signature is not None and not all(t in NUMERIC_TYPES for part in signature for t in part):
+        # Every host function here (an ABI's, a permission's stub) takes and returns numbers; and a
+        # v128 or reference type aborts wasmtime-py's C API when the sandbox reads it (SIGABRT).
+        return LinkDecision(
+            None,
+            f"it is imported as {_signature(signature)}: a host function takes and returns numbers only "
+            "(i32, i64, f32, f64), never v128 or a reference",
+        )
     if spec is not None and module in spec.host_modules:
         names = spec.host_modules[module]
         if names is None or name in names:

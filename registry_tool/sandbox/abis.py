@@ -293,7 +293,9 @@ _VALS: dict[str, Callable[[Any], wasmtime.Val]] = {name: getattr(wasmtime.Val, n
 
 def type_name(kind: wasmtime.ValType) -> str:
     """A value type's name (i32, i64, f32, f64), or ``non-numeric``."""
-    # Only compare kinds: formatting a v128/ref ValType can abort inside the C API.
+    # Asking a v128 or reference ValType (other than funcref/externref) its kind aborts the process
+    # inside the C API, comparing as formatting: only for types known to be neither.  Imports are
+    # read from the bytes (worker._module_imports) and the link plan lets numeric ones through only.
     for name, valtype in _VALTYPES.items():
         if kind == valtype:
             return name

@@ -55,7 +55,6 @@ from registry_tool.sandbox.abis import (
     Produced,
     define_stubs,
     format_values,
-    type_name,
 )
 from registry_tool.sandbox.engine import EPOCH_TICK_S, EngineSpec, Limits, ModuleCache, cache_key, make_engine
 from registry_tool.sandbox.outcome import Outcome, TestOutcome, shown, shown_tail
@@ -189,20 +188,21 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes, spec: EngineSpec, cache
 
 
 #: One import as the link plan reads it: module, name, kind ("func" or "other"), a function's
-#: (params, results) type names (``type_name``'s), and the import object to stub.
+#: (params, results) type names as the bytes spell them (i32, v128, ...), and the import object.
 _ImportEntry = tuple[str, str, str, tuple[tuple[str, ...], tuple[str, ...]] | None, Any]
 
 
-def _module_imports(module: wasmtime.Module) -> list[_ImportEntry]:
-    entries: list[_ImportEntry] = []
-    for imp in module.imports:
-        ty = imp.type
-        if isinstance(ty, wasmtime.FuncType):
-            signature = (tuple(map(type_name, ty.params)), tuple(map(type_name, ty.results)))
-            entries.append((imp.module, imp.name or "", "func", signature, imp))
-        else:
-            entries.append((imp.module, imp.name or "", "other", None, imp))
-    return entries
+def _module_imports(module: wasmtime.Module, wasm: bytes) -> list[_ImportEntry]:
+    """The compiled module's imports, each function's types read from ``wasm`` (its bytes).
+
+    Not from wasmtime-py's types: asking a v128 or reference ``ValType`` its kind aborts the
+    process in the C API (SIGABRT).  The bytes compiled, so they read; every count is bounded by them.
+    """
+    read = _read_imports(wasm, None)
+    imports = module.imports
+    if read is None or len(read) != len(imports):  # never for bytes wasmtime compiled
+        raise LinkRefusedError("the module's imports could not be read from its bytes")
+    return [(m, n, kind, sig, imp) for (m, n, kind, sig, _), imp in zip(read, imports, strict=True)]
 
 
 #: Types or imports past which the imports are not read before the compile (a module with a
@@ -211,22 +211,24 @@ _MAX_PRECHECK_ENTRIES = 50_000
 
 
 def _binary_imports(wasm: bytes) -> list[_ImportEntry] | None:
-    """A core module's imports read from its bytes (as ``_module_imports`` gives them), or None."""
-    from registry_tool.manifest.binary import NUMERIC_TYPES, import_signatures, is_component
+    """A core module's imports read from its bytes before it compiles, or None (left to the compiler)."""
+    from registry_tool.manifest.binary import is_component
 
-    if is_component(wasm):
-        return None
+    return None if is_component(wasm) else _read_imports(wasm, _MAX_PRECHECK_ENTRIES)
+
+
+def _read_imports(wasm: bytes, max_entries: int | None) -> list[_ImportEntry] | None:
+    """The imports of a core module's bytes, functions with their type names; None if unreadable here."""
+    from registry_tool.manifest.binary import import_signatures
+
     try:
-        imports = import_signatures(wasm, _MAX_PRECHECK_ENTRIES)
+        imports = import_signatures(wasm, max_entries)
     except (ValueError, IndexError):
-        return None  # unreadable here, or too many entries to read before compiling: the compiler's
+        return None  # unreadable here, or too many entries to read before compiling
     entries: list[_ImportEntry] = []
     for imp, sig in imports:
         if imp.kind == "func" and sig is not None:
-            params, results = (
-                tuple(t if t in NUMERIC_TYPES else "non-numeric" for t in part) for part in sig
-            )
-            entries.append((imp.module, imp.name, "func", (params, results), imp))
+            entries.append((imp.module, imp.name, "func", (tuple(sig[0]), tuple(sig[1])), imp))
         else:
             entries.append((imp.module, imp.name, "other", None, imp))
     return entries
@@ -268,8 +270,7 @@ def _link_plan(imports: list[_ImportEntry], abi: str, policy: ImportPolicy) -> t
     for module, name, kind, func_type, imp in imports:
         gate = gated_module(abi, module)
         allowed = policy.allowed(gate, name)
-        signature = func_type if module in (WASI, WASI_UNSTABLE) else None
-        decision = link_import(abi, module, name, kind, allowed, signature)
+        decision = link_import(abi, module, name, kind, allowed, func_type)
         if not decision.linked:
             permission = next((r.permission for r in policy.permission_rules if r.matches(gate, name)), None)
             refusal = import_refusal(abi, module, name, decision, allowed, permission)
@@ -342,7 +343,7 @@ class Release:
         self.exports_linker = wasmtime.Linker(engine)
         self.exports_linker.allow_shadowing = True
         try:
-            stubs, self.wasi = _link_plan(_module_imports(module), job.abi, job.policy)
+            stubs, self.wasi = _link_plan(_module_imports(module, wasm), job.abi, job.policy)
         except LinkRefusedError as err:
             self.refused = err
             return

@@ -34,7 +34,7 @@ def test_the_bytes_give_the_link_plan_what_the_compiled_module_gives() -> None:
 
     wasm = wat(REFUSED)
     module = wasmtime.Module(wasmtime.Engine(), wasm)
-    from_bytes, compiled = _binary_imports(wasm), _module_imports(module)
+    from_bytes, compiled = _binary_imports(wasm), _module_imports(module, wasm)
     assert from_bytes is not None
     assert [e[:4] for e in from_bytes] == [e[:4] for e in compiled]
     policy = ImportPolicy(DEFAULT_ABI_RULES["core"], [], [])
@@ -52,3 +52,42 @@ def test_a_module_with_very_many_types_is_left_to_the_compiler() -> None:
     many = "(module " + "(type (func)) " * 50_001 + '(import "ferrite:net" "fetch" (func)))'
     assert _binary_imports(wat(many)) is None
     assert _binary_imports(wat(REFUSED)) is not None
+
+
+V128_IMPORT = """(module
+  (import "ferrite:keys" "get" (func (param v128)))
+  (memory (export "memory") 1)
+  (func (export "next_visit") (param i32) (result i32) i32.const 0))"""
+
+
+def test_a_v128_import_is_link_error_not_a_crashed_worker(run: Runner) -> None:
+    """Asking wasmtime-py a v128 import type's kind aborted the worker (SIGABRT, "report this");
+    validate passed the module.  Refused by the link plan, from the types the bytes give."""
+    from registry_tool.sandbox.abis import ImportRule
+
+    outcomes = run(
+        wat(V128_IMPORT),
+        [Case("a", "next_visit", [1], expect=[0])],
+        permission_rules=[ImportRule("ferrite:keys", "*", "keys")],
+        granted=["keys"],
+    )
+    assert outcomes[0].outcome is Outcome.link_error, outcomes[0].detail
+    assert "(v128) -> ()" in outcomes[0].detail and "numbers only" in outcomes[0].detail
+
+
+def test_the_compiled_modules_imports_are_read_from_its_bytes_not_wasmtime_types() -> None:
+    """Past the pre-check's bound the compiled module's plan decides: its types come from the bytes
+    too (a subprocess: the old reading aborted the process)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import wasmtime
+from registry_tool.sandbox.worker import _module_imports
+wasm = wasmtime.wat2wasm({V128_IMPORT!r})
+entries = _module_imports(wasmtime.Module(wasmtime.Engine(), wasm), wasm)
+print([e[:4] for e in entries])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "('ferrite:keys', 'get', 'func', (('v128',), ()))" in proc.stdout
