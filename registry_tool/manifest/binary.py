@@ -348,6 +348,13 @@ def import_signatures(data: bytes, max_entries: int | None = None) -> list[tuple
         for section in (_SECTION_TYPE, _SECTION_IMPORT):
             if section in sections and _Reader(data, *sections[section]).uleb() > max_entries:
                 raise ValueError(f"more than {max_entries} entries in section {section}")
+        # A few types can hold millions of value types (one function of 30 million parameters
+        # read for 20 s): the section's size bounds them, at 16 bytes an entry.
+        if (
+            _SECTION_TYPE in sections
+            and sections[_SECTION_TYPE][1] - sections[_SECTION_TYPE][0] > 16 * max_entries
+        ):
+            raise ValueError(f"a type section of more than {16 * max_entries} bytes")
     types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
     imports = _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
     return [(i, types[i.type_index] if i.kind == "func" else None) for i in imports]
