@@ -72,7 +72,7 @@ class ModuleInfo:
     is_component: bool
     imports: tuple[ImportInfo, ...]
     exports: tuple[ExportInfo, ...]
-    memory_min_bytes: int = 0  # sum of the initial sizes of defined + imported memories
+    memory_min_bytes: int = 0  # the largest initial memory, defined or imported (the limit applies to each)
     table_min_elements: int = 0
 
     def export(self, name: str) -> ExportInfo | None:
