@@ -273,7 +273,8 @@ def _text_lines(report: Report) -> Iterable[_Line]:
             severity = (finding.severity.value, _SEVERITY_COLOURS[finding.severity])
             yield [("     ", None), severity, (" " + printable(finding.text()), None)]
         for line in view.lines(result) if view.lines else ():
-            yield [(indent + printable(str(line)), None)]
+            # A tab (a Go stack trace's indent) is whitespace, not an escape: expanded, as a terminal would.
+            yield [(indent + printable(str(line).expandtabs()), None)]
     for line in view.footer(report) if view.footer else ():
         yield [(printable(str(line)), None)]
     if view.verdict or not report.ok:

@@ -832,7 +832,7 @@ def output_difference(actual: bytes, want: bytes) -> str:
     The heads alone hid a difference past their first 200 characters, and text shown of bytes
     that are no UTF-8 lost them (U+FFFD).
     """
-    head = f"output {shown(actual, 200)!r}, expected {shown(want, 200)!r}"
+    head = f"output {_quoted(shown(actual, 200))}, expected {_quoted(shown(want, 200))}"
     at = _first_difference(actual, want)
     line = actual.count(b"\n", 0, at) + 1
     column = at - (actual.rfind(b"\n", 0, at) + 1) + 1
@@ -843,7 +843,7 @@ def output_difference(actual: bytes, want: bytes) -> str:
         part = data[start:end]
         if not part:
             return "(the end)"
-        return repr(part.decode("utf-8", "replace")) if text else "hex " + part.hex(" ")
+        return _quoted(part.decode("utf-8", "replace")) if text else "hex " + part.hex(" ")
 
     where = f"first difference at byte {at} (line {line}, column {column})"
     detail = (
@@ -853,6 +853,15 @@ def output_difference(actual: bytes, want: bytes) -> str:
     if not _is_utf8(actual) and len(actual) <= _BASE64_SHOWN:
         detail += f"; the output as base64: {base64.b64encode(actual).decode()}"
     return detail
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a TOML basic string: pasted into plugin.toml it is the text again.
+
+    Python's repr doubled every backslash, so a repr pasted as ``expect`` was not the output.
+    JSON's escapes are TOML's; DEL, which TOML refuses raw, is escaped too.
+    """
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _first_difference(a: bytes, b: bytes) -> int:

@@ -231,3 +231,14 @@ def test_build_lines_read_as_text(data: dict[str, object], first: str, second: s
     head, counts, _, site = _build_lines(result)
     assert first in head and second in counts and site == f"site files: {files}"
     assert "None" not in " ".join((head, counts, site)) and "True" not in site
+
+
+def test_a_tab_in_a_tests_output_is_whitespace_in_the_text_report() -> None:
+    """A Go stack trace's tab indent showed as \\x09 (the docs: controls but newline and tab escaped)."""
+    result = CheckResult(subject="p@1.0.0")
+    result.data = {
+        "tests": [{"name": "t", "outcome": "trap", "passed": False, "stderr": "main.go\n\t/x/main.go:22"}]
+    }
+    out = io.StringIO()
+    render(Report(command="smoke", results=[result]), OutputFormat.text, out)
+    assert "\\x09" not in out.getvalue() and "/x/main.go:22" in out.getvalue()

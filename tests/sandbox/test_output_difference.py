@@ -26,7 +26,7 @@ def test_a_late_difference_is_located_and_shown() -> None:
 def test_a_short_output_reaches_its_end_first() -> None:
     detail = output_difference(b"hello", b"hello world")
     assert "first difference at byte 5 (line 1, column 6)" in detail
-    assert "'hello' where 'hello world' was expected; 5 bytes, expected 11" in detail
+    assert '"hello" where "hello world" was expected; 5 bytes, expected 11' in detail
 
 
 def test_binary_output_is_shown_as_hex_and_base64() -> None:
@@ -47,3 +47,13 @@ def test_binary_output_is_shown_as_hex_and_base64() -> None:
 )
 def test_the_first_difference_across_chunks(actual: bytes, want: bytes, at: int) -> None:
     assert f"first difference at byte {at} " in output_difference(actual, want)
+
+
+def test_the_output_is_shown_as_a_toml_string_that_pastes_back() -> None:
+    """Python's repr doubled backslashes: '{"out":"\\\\u003e"}' pasted as expect failed again."""
+    import tomllib
+
+    actual = b'{"out":"\\u003eAB"}\tend'
+    detail = output_difference(actual, b"other")
+    shown = detail.split("output ", 1)[1].split(", expected ", 1)[0]
+    assert tomllib.loads(f"expect = {shown}")["expect"].encode() == actual, shown
