@@ -280,7 +280,8 @@ def _test_spec(index: int, t: dict[str, Any], release_dir: Path, src: TomlSource
     http = {k: t[k] for k in HTTP_TEST_KEYS if k in t}
     return TestSpec(
         index=index,
-        name=t.get("name") or f"{t.get('call', '_start')}#{index}",
+        # Unnamed: after its call, or its place (an ABI with no call of its own, Proxy-Wasm, calls none).
+        name=t.get("name") or (f"{t['call']}#{index}" if t.get("call") else f"tests[{index}]"),
         call=t.get("call"),
         release_dir=release_dir,
         input=t.get("input"),

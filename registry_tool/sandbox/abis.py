@@ -275,7 +275,13 @@ class Adapter:
         return b""
 
 
+#: What a test of an ABI without a default call that sets no ``call`` ends in (validate: test-spec).
+NO_CALL = "the test names no export to call"
+
+
 def _export_func(exports: Exports, name: str) -> wasmtime.Func:
+    if not name:
+        raise MissingExportError(NO_CALL)
     item = exports(name)
     if not isinstance(item, wasmtime.Func):
         kind = "absent" if item is None else f"a {type(item).__name__.lower()}, not a function"

@@ -31,7 +31,7 @@ from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.sandbox import protocol
-from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, Case, ImportPolicy, ImportRule
+from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, NO_CALL, Case, ImportPolicy, ImportRule
 from registry_tool.sandbox.engine import (
     EngineSpec,
     Limits,
@@ -631,6 +631,7 @@ def release_result(
 # Causes the detail or the module's stderr names, with the fix that fits better than the
 # outcome's generic one (checked in order; the text is matched as the sandbox and runtimes say it).
 _KNOWN_CAUSES = (
+    (NO_CALL, 'set call = "<export>" in the test\'s [[tests]] entry (validate lists the exports)'),
     (
         # Cranelift's own limits (a br_table of a million targets): no [features] switch helps.
         "exceeds the implementation limit",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from registry_tool.sandbox import Case, Outcome
 from registry_tool.sandbox.worker import _binary_imports, _link_plan, _module_imports, refused_before_compile
 
@@ -109,3 +111,15 @@ def test_a_type_of_very_many_value_types_is_left_to_the_compiler() -> None:
     body = leb(1) + b"\x60" + leb(n) + b"\x7f" * n + b"\x00"
     wasm = b"\0asm\1\0\0\0" + b"\x01" + leb(len(body)) + body
     assert _binary_imports(wasm) is None
+
+
+@pytest.mark.parametrize("abi", ["core", "extism"])
+def test_a_test_with_no_call_says_so_and_how_to_fix_it(run: Runner, abi: str) -> None:
+    """It said "export '' is absent" with the fix "export the function the test calls"."""
+    from registry_tool.sandbox.abis import NO_CALL
+    from registry_tool.sandbox.harness import _fix_for
+
+    module = '(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 0))'
+    outcome = run(wat(module), [Case("tests[0]", None)], abi=abi)[0]
+    assert outcome.outcome is Outcome.missing_export and outcome.detail == NO_CALL, outcome.detail
+    assert 'set call = "<export>"' in (_fix_for(outcome) or "")
