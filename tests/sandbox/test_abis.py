@@ -64,7 +64,7 @@ def test_core_typed_arguments_and_results(
         (Case("absent", "nope"), Outcome.missing_export, "'nope' is absent"),
         (Case("global", "g"), Outcome.missing_export, "not a function"),
         (Case("v128", "vec"), Outcome.missing_export, "uses v128"),
-        (Case("no-call", None), Outcome.missing_export, "absent"),
+        (Case("no-call", None), Outcome.missing_export, "names no export to call"),
     ],
 )
 def test_core_mismatches_are_classified(run: Runner, case: Case, outcome: Outcome, detail: str) -> None:
