@@ -179,7 +179,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "smoke-failed": (_E, "A [[tests]] entry did not end in its expected outcome in the sandbox."),
             "fuel-regression": (_W, "Fuel use grew more than [ci] regression_threshold."),
             "memory-regression": (_W, "Peak memory grew more than [ci] regression_threshold."),
-            "new-permission": (_N, "A plugin's first release requests permissions."),
+            "new-permission": (_N, "A release of a plugin with nothing published yet requests permissions."),
             "root-change": (_W, "The change touches the root of trust (keys, thresholds or delegations)."),
             "root-signature": (
                 _E,

@@ -375,17 +375,19 @@ class NewRelease:
             for perm in sorted(through):
                 self.add(
                     "new-permission",
-                    f"installing the plugin's first release also grants '{perm}' to a dependency",
+                    f"the plugin is new (no release of it is published): installing this release also "
+                    f"grants '{perm}' to a dependency",
                     field="dependencies",
                     severity=Severity.notice,
                     fix="a reviewer confirms the plugin's dependencies need it",
                 )
             requested = sorted(_granted(self.doc))
-            self.result.data["escalations"] = [f"first release requests permission {p}" for p in requested]
+            self.result.data["escalations"] = [f"new plugin requests permission {p}" for p in requested]
             for perm in requested:
                 self.add(
                     "new-permission",
-                    f"the plugin's first release requests permission '{perm}'",
+                    "the plugin is new (no release of it is published): this release requests "
+                    f"permission '{perm}'",
                     field=f"permissions.{perm}",
                     severity=Severity.notice,
                     fix="a reviewer confirms the plugin needs it",

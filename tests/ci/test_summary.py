@@ -78,7 +78,7 @@ def test_github_outputs_write_overview_then_details(
     text = summary.read_text()
     assert text.index("| Subject | Result |") < text.index("#### ✅ alpha 1.1.0 (new, previous 1.0.0)")
     assert "⚠️ fuel regression" in text
-    assert "#### ✅ alpha_keys 1.0.0 (new)" in text and "first release requests permission keys" in text
+    assert "#### ✅ alpha_keys 1.0.0 (new)" in text and "new plugin requests permission keys" in text
     assert side.read_text() == text
     assert "::warning file=index/plugins/alpha/1.1.0/plugin.toml" in out.getvalue()
     assert '"version": "2.1.0"' in sarif.read_text()
