@@ -497,7 +497,9 @@ class Registry:
         except CheckFailed:
             names = []
         close = difflib.get_close_matches(name, names, n=1)
-        return f"did you mean {close[0]!r}?" if close else "search with `registry-tool client search`"
+        if close:
+            return f"check the name: the registry has {close[0]!r}"
+        return "search with `registry-tool client search`"
 
     def catalog(self) -> CatalogDocument:
         """The verified catalog document (every plugin's newest release, for search)."""

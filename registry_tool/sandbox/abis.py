@@ -781,7 +781,7 @@ class ExtismAdapter(Adapter):
             rc = [exit_trap.code]
         code = int(rc[0]) if rc else 0
         error = kernel.error(store)
-        detail = f"plugin returned {code}: {error}" if code else ""
+        detail = (f"plugin returned {code}: {error}" if error else f"plugin returned {code}") if code else ""
         if not code and error:
             detail = f"plugin set an error: {error}"
             code = 1

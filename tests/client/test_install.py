@@ -91,7 +91,7 @@ def test_host_incompatible(doc: RegistryDocument) -> None:
 
 
 def test_unknown_plugin_suggests(trusted: World) -> None:
-    with pytest.raises(PluginNotFoundError, match="did you mean 'alpha'"):
+    with pytest.raises(PluginNotFoundError, match="the registry has 'alpha'"):
         trusted.open().resolve("alpah")
 
 

@@ -147,6 +147,7 @@ def test_extism_misbehaviour_is_classified(run: Runner, module: str, outcome: Ou
     [result] = run(wat(module), Case("x", "f"), abi="extism")
     assert result.outcome is outcome
     assert detail in result.detail
+    assert not result.detail.rstrip(". ").endswith(":")  # "plugin returned 7: " had nothing after it
 
 
 # --------------------------------------------------------------------------- the kernel, directly
