@@ -424,6 +424,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "config": (_E, "registry.toml would not load (the finding's message says why)."),
             "base-root": (_E, "The root at the base ref does not verify, so nothing can be trusted."),
             "git": (_E, "A git command failed or the base ref does not exist."),
+            "unrelated-history": (_E, "The pull request's branch shares no commit with the base branch."),
         },
     ),
 )

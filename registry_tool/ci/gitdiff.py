@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
-from registry_tool.errors import UsageError
+from registry_tool.errors import CheckFailed, UsageError
 
 
 class GitError(UsageError):
     """git is missing, the directory is not a repository, or a ref does not resolve."""
 
     code = "git"
+
+
+class UnrelatedHistoryError(CheckFailed):
+    """HEAD shares no commit with the base: the pull request's branch was not made from it (exit 1)."""
+
+    code = "unrelated-history"
 
 
 class ChangeKind(StrEnum):
@@ -85,19 +91,23 @@ class GitRepo:
 
     def changes(self, base: str, pathspecs: list[str]) -> list[Change]:
         """Files changed on HEAD since its merge base with ``base``, sorted by path."""
-        out = self.git(
-            "-c",
-            "core.quotepath=off",
-            "diff",
-            "--name-status",
-            "-z",
-            "--no-renames",
-            "--no-ext-diff",
-            f"{base}...HEAD",
-            "--",
-            *pathspecs,
-            what=f"cannot diff {base}...HEAD",
-        )
+        try:
+            out = self.git(
+                "-c",
+                "core.quotepath=off",
+                "diff",
+                "--name-status",
+                "-z",
+                "--no-renames",
+                "--no-ext-diff",
+                f"{base}...HEAD",
+                "--",
+                *pathspecs,
+                what=f"cannot diff {base}...HEAD",
+            )
+        except GitError:
+            self._no_merge_base(base)
+            raise
         fields = out.split(b"\0")
         changes: list[Change] = []
         for status, path in zip(fields[0::2], fields[1::2], strict=False):
@@ -106,6 +116,30 @@ class GitRepo:
             kind = ChangeKind(status.decode()[0])
             changes.append(Change(path.decode("utf-8", "surrogateescape"), kind))
         return sorted(changes)
+
+    def _no_merge_base(self, base: str) -> None:
+        """Say why ``base...HEAD`` has no merge base, when that is why it failed.
+
+        A shallow clone lacks the history (the job's checkout: exit 2); a complete one whose HEAD
+        shares no commit with the base holds a pull request not made from the base (exit 1).
+        """
+        try:
+            found = subprocess.run(
+                ["git", "merge-base", "--end-of-options", base, "HEAD"], cwd=self.root, capture_output=True
+            )
+            shallow = subprocess.run(
+                ["git", "rev-parse", "--is-shallow-repository"], cwd=self.root, capture_output=True
+            )
+        except OSError:
+            return
+        if found.returncode != 1 or found.stdout.strip() or shallow.stdout.strip() != b"false":
+            return  # a merge base exists, git failed otherwise, or the clone is shallow (the default fix)
+        raise UnrelatedHistoryError(
+            f"HEAD shares no commit with the base {base}: the pull request's branch was not made from it",
+            where=str(self.root),
+            fix="rebase the branch onto the base branch (git rebase --root --onto <base>), or open the "
+            "pull request from a branch of the index repository",
+        )
 
     def behind(self, base: str, pathspecs: list[str]) -> list[str]:
         """Paths ``base`` changed since its merge base with HEAD: what HEAD's tree does not have."""

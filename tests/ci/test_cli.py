@@ -78,6 +78,26 @@ def test_ci_check_outside_git_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "not in a git checkout" in proc.stderr
 
 
+def test_a_branch_sharing_no_history_with_the_base_is_the_pull_requests_fault(
+    index_repo: IndexRepo, tmp_path: Path
+) -> None:
+    # An orphan branch (a complete clone): exit 1 and "rebase", not exit 2 and "fetch the base branch".
+    from .conftest import git
+
+    git(index_repo.path, "checkout", "-q", "--orphan", "orphan")
+    index_repo.release("alpha", "1.1.0")
+    index_repo.commit()
+    proc = run_tool(index_repo.path, "ci", "check", "--base", "origin/main")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "shares no commit with the base" in proc.stderr and "rebase" in proc.stderr
+    # A shallow clone lacks the history instead: the job's checkout, exit 2 and its fix.
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{index_repo.path}", str(shallow))
+    git(shallow, "fetch", "-q", "--depth", "1", "origin", "main:base")
+    proc = run_tool(shallow, "ci", "check", "--base", "base")
+    assert proc.returncode == 2 and "fetch-depth: 0" in proc.stderr, proc.stderr
+
+
 def _action_script() -> str:
     doc = yaml.safe_load((REPO / "action.yml").read_text())
     return next(s["run"] for s in doc["runs"]["steps"] if s.get("id") == "check")
