@@ -116,8 +116,17 @@ def _string_end(text: str, i: int) -> int:
         return end
 
 
+#: The fix of a document starting with a byte order mark (Windows editors write one).
+BOM_FIX = "save the file as UTF-8 without a byte order mark (BOM)"
+BOM_MESSAGE = "the file starts with a byte order mark (U+FEFF), which TOML does not allow"
+
+
 def loads(text: str, **kwargs: Any) -> dict[str, Any]:
     """``tomli.loads`` of a document the nesting scan accepts (else a ``TOMLDecodeError``)."""
+    if text.startswith("\ufeff"):  # tomli says only "Invalid statement (at line 1, column 1)"
+        err = TOMLDecodeError(BOM_MESSAGE, text, 0)
+        err.fix = BOM_FIX  # type: ignore[attr-defined]
+        raise err
     problem = nesting_problem(text)
     if problem is not None:
         what, line = problem

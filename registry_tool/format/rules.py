@@ -29,6 +29,8 @@ PLUGINS_DIR = "plugins"
 
 MAX_TOP_BYTES = 64 * KiB  # registry.json, refused before parsing
 MAX_ROOT_BYTES = 1 * MiB  # one root/<N>.root.json
+# A manifest is a few KiB; a cap keeps a hostile PR from feeding megabytes to the TOML parser.
+MAX_MANIFEST_BYTES = 256 * KiB
 MAX_SIGNATURE_BYTES = 16 * KiB  # one .minisig file (minisign allows an 8174-byte trusted comment)
 # A metadata document below the top is bounded by its signed pin; this is the ceiling a pin may
 # name, so a forged pin cannot ask a client to accept an arbitrarily large download.

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from registry_tool._files import UnreadableFileError, UnsafePathError, read_bounded
+from registry_tool.format.rules import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 from registry_tool.format.rules import MAX_TEST_FILE_BYTES
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.manifest.config import Limits
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 MANIFEST_FILE = "plugin.toml"
 PLUGIN_SCHEMA = "plugin.schema.json"
 INPUT_KEYS = ("input", "input_base64", "input_file")
-# A manifest is a few KiB; a cap keeps a hostile PR from feeding megabytes to the TOML parser.
-MAX_MANIFEST_BYTES = 256 * 1024
 #: The Proxy-Wasm request/response description and expectations of a test.
 HTTP_TEST_KEYS = tuple(sorted(ABI_SPECS["proxy-wasm"].test_keys))
 EXPECT_KEYS = ("expect", "expect_base64", "expect_regex", "expect_file", "expect_trap")

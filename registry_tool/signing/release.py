@@ -16,10 +16,12 @@ from typing import Any
 import tomlkit
 
 from registry_tool._files import no_regular_file, read_bounded, write_replacing
+from registry_tool._toml import BOM_FIX, BOM_MESSAGE
 from registry_tool.errors import CheckFailed, Location, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
 from registry_tool.format.rules import (
+    MAX_MANIFEST_BYTES,
     MAX_SIGNATURE_BYTES,
     SIG_SUFFIX,
     is_signature_of,
@@ -358,7 +360,9 @@ def _pinned(release_dir: Path) -> tuple[bytes, bytes]:
     manifest = release_dir / MANIFEST
     if not manifest.is_file():
         raise ReleaseSigningError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
-    original = manifest.read_bytes()
+    original = read_bounded(manifest, MAX_MANIFEST_BYTES, MANIFEST)
+    if original.startswith(b"\xef\xbb\xbf"):
+        raise ReleaseSigningError(f"cannot parse the TOML: {BOM_MESSAGE}", where=str(manifest), fix=BOM_FIX)
     try:
         doc = tomlkit.parse(original.decode("utf-8"))
     except (UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as exc:

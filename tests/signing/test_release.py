@@ -139,6 +139,7 @@ def test_artifact_path_must_stay_inside(release: Path, alice: SecretKey, file: s
         ('[plugin]\nname = "x"\nversion = "1"\n', "no \\[artifact\\]"),
         ('[plugin]\nname = "x"\nversion = "1"\n[artifact]\nfile = "missing.wasm"\n', "does not exist"),
         ("[plugin\n", "cannot parse"),
+        ('\ufeff[plugin]\nname = "x"\n', "byte order mark"),  # tomlkit said "Empty key at line 1 col 0"
     ],
 )
 def test_unsignable_release(release: Path, alice: SecretKey, text: str, match: str) -> None:
