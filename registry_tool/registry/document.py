@@ -483,8 +483,10 @@ class Generation:
     releases: frozenset[str] = frozenset()
 
 
-def site_generation(site: Path) -> Generation:
-    """The generation SITE serves now, read without verifying it (best effort).
+def site_generation(site: Path) -> Generation | None:
+    """The generation SITE serves now, read without verifying it (best effort), or None.
+
+    None: SITE's registry.json is no top document (a folder holding one this tool did not write).
 
     Only ever used to *keep* files one more build (a reader that fetched the current top document
     just before the publication still finds what it pins), never to publish or trust anything: a
@@ -496,7 +498,7 @@ def site_generation(site: Path) -> Generation:
         with open(site / REGISTRY_JSON, "rb") as fh:
             top = TopDocument.parse(fh.read(MAX_TOP_BYTES + 1))
     except (OSError, CheckFailed):
-        return Generation()
+        return None
 
     def read(pin: Pin) -> bytes | None:
         try:

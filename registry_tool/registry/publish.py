@@ -515,6 +515,12 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
         if content.previous_releases is not None
         else site_generation(out)
     )
+    if current is None:
+        # registry.json there is no top document: not a site a build wrote (a stray folder with one,
+        # files of its own beside it).  Replaced whole, so nothing foreign stays served.
+        if partial:
+            raise NeedsWholeSite
+        return publish_staged(out, staged, content)
     try:
         changes = _diff(out, staged, content)
     except _NeedsSwap:
