@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -129,7 +130,19 @@ def read_test_file(release_dir: Path, field_: str, name: str) -> bytes:
             where=str(release_dir / "plugin.toml"),
             fix="keep test data in files inside the release folder, named relative to it",
         )
-    return read_bounded(target, MAX_TEST_FILE_BYTES, f"test {field_}", follow_symlinks=False)
+    try:
+        return read_bounded(target, MAX_TEST_FILE_BYTES, f"test {field_}", follow_symlinks=False)
+    except UnreadableFileError as err:
+        if not os.path.lexists(target):
+            # The index holds it; a built site and an installed release hold only plugin.toml, its
+            # signatures and the module (a host running an installed plugin's tests hits this).
+            raise UnreadableFileError(
+                f"test {field_} {target} does not exist",
+                where=str(release_dir / "plugin.toml"),
+                fix=f"add {name} to the release folder; a release installed by the client or served by a "
+                "site holds no test files: smoke-run the release in the index",
+            ) from None
+        raise err from None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,16 @@ def test_smoke_refuses_a_test_file_it_must_not_read(release: Path, kind: str) ->
     assert "secret" not in str(err.value.what)
 
 
+def test_a_missing_test_file_says_installed_releases_hold_none(release: Path) -> None:
+    """A host smoke-running an installed plugin (the demo's way) was told to check the path."""
+    (release / "tests" / "in.bin").unlink()
+    manifest = load_manifest(release / "plugin.toml")
+    with pytest.raises(SmokeSetupError) as err:
+        case_from_spec(manifest.tests[1], manifest.abi)
+    assert "does not exist" in str(err.value.what)
+    assert "installed by the client" in (err.value.fix or "") and "in the index" in (err.value.fix or "")
+
+
 def test_a_test_file_at_the_cap_is_read(release: Path) -> None:
     with (release / "tests" / "in.bin").open("wb") as fh:
         fh.truncate(MAX_TEST_FILE_BYTES)
