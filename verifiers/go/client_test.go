@@ -727,3 +727,41 @@ func TestVerifyOfAMissingPluginDirectoryIsNothingInstalled(t *testing.T) {
 		t.Fatalf("want nothing installed, got %v, %v", rep, err)
 	}
 }
+
+// A state directory that is given but holds no readable pinned root (a mistyped path, a
+// truncated state.json, another client's state directory) is not-pinned for VerifyInstalled and
+// LoadInstalled alike, never a silent fall back to digests only (a plugin rewritten together with
+// its lockfile would pass). Only an empty stateDir checks digests alone.
+func TestLoadTimeChecksRefuseAStateDirectoryWithoutAPinnedRoot(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	truncated := t.TempDir()
+	if err := os.WriteFile(filepath.Join(truncated, stateFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pythons := t.TempDir() // the Python client's layout: no state.json
+	_ = os.MkdirAll(filepath.Join(pythons, "registries"), 0o700)
+	for label, state := range map[string]string{
+		"mistyped": e.state + "-typo", "truncated": truncated, "another client's": pythons,
+	} {
+		_, err := VerifyInstalled(e.dir, state, testNow)
+		wantClass(t, err, ClassNotPinned)
+		if ae := AsError(err); !strings.Contains(ae.Error(), state) || !strings.Contains(ae.Fix, "state directory path") {
+			t.Fatalf("%s state: the refusal names neither the directory nor the fix: %v", label, err)
+		}
+		_, err = LoadInstalled(e.dir, state, "validate_email", testNow)
+		wantClass(t, err, ClassNotPinned)
+		// Nothing installed (no plugin directory) changes nothing: the state is still wrong.
+		_, err = VerifyInstalled(filepath.Join(t.TempDir(), "absent"), state, testNow)
+		wantClass(t, err, ClassNotPinned)
+	}
+	// The digests-only check stays available, and only when no state directory is passed.
+	if rep, err := VerifyInstalled(e.dir, "", testNow); err != nil || len(rep.Plugins) != 1 {
+		t.Fatalf("digests only: %v %v", rep, err)
+	}
+	if _, err := LoadInstalled(e.dir, "", "validate_email", testNow); err != nil {
+		t.Fatalf("digests only: %v", err)
+	}
+}

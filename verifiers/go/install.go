@@ -602,12 +602,38 @@ type VerifyReport struct {
 	Plugins []string
 }
 
+// trustedRoot is the pinned root of stateDir for the load-time checks. A state directory that is
+// given but holds no readable pinned root (a mistyped path, a truncated or corrupt state.json,
+// another client's state directory) is a refusal, never a silent fall back to digests only: a
+// plugin rewritten together with its lockfile would then pass. Only stateDir == "" (nil, nil)
+// asks for digests only.
+func trustedRoot(stateDir string) (*Root, error) {
+	if stateDir == "" {
+		return nil, nil
+	}
+	st, err := LoadState(stateDir)
+	if err != nil {
+		e := *AsError(err)
+		e.Class = ClassNotPinned
+		e.What = "cannot check the installed plugins' maintainer signatures: " + e.What
+		e.Fix = "check the state directory path, or pin the registry's root there first (registry-verifier pin --root FILE, or verifier.PinRoot); " +
+			"pass an empty state directory only to check digests alone"
+		return nil, &e
+	}
+	return st.Root, nil
+}
+
 // VerifyInstalled re-checks an installed plugin directory offline: lockfile, the bytes of every
 // manifest and module (re-hashed), that each stored manifest names its plugin and version and pins
 // its module, that each entry's abi, permissions and dependencies are that manifest's (hosts read
-// them from the unsigned lockfile), no symbolic link below the directory, and, when stateDir
-// holds a trusted root, the stored maintainer signatures against it.
+// them from the unsigned lockfile), no symbolic link below the directory, and, when stateDir is
+// given, the stored maintainer signatures against its trusted root. A stateDir that holds no
+// readable pinned root is refused (not-pinned); stateDir == "" checks digests only, no signatures.
 func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error) {
+	trusted, err := trustedRoot(stateDir)
+	if err != nil {
+		return nil, err
+	}
 	// A plugin directory that does not exist holds nothing installed, as an empty one without a
 	// lockfile (decision 15): the Python and Rust verifiers answer the same.
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
@@ -628,12 +654,6 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 	if err := root.findLinks(); err != nil {
 		return nil, err
 	}
-	var trusted *Root
-	if stateDir != "" {
-		if st, err := LoadState(stateDir); err == nil {
-			trusted = st.Root
-		}
-	}
 	rep := &VerifyReport{}
 	for _, name := range sortedKeys(lf.Plugins) {
 		if _, err := verifyEntry(root, name, lf.Plugins[name], trusted, now); err != nil {
@@ -653,8 +673,8 @@ type InstalledPlugin struct {
 }
 
 // LoadInstalled re-verifies one installed plugin exactly as VerifyInstalled does (bytes re-hashed
-// against the lockfile, no links, signatures against the trusted root of stateDir when given)
-// and returns the bytes it checked, so what a host runs is what was verified.
+// against the lockfile, no links, signatures against the trusted root of stateDir when given: a
+// stateDir without a readable pinned root is not-pinned; "" checks digests only) and returns the bytes it checked, so what a host runs is what was verified.
 func LoadInstalled(dir, stateDir, name string, now time.Time) (*InstalledPlugin, error) {
 	root, err := openRoot(dir, false)
 	if err != nil {
@@ -672,13 +692,9 @@ func LoadInstalled(dir, stateDir, name string, now time.Time) (*InstalledPlugin,
 		return nil, &Error{Class: ClassNotFound, Where: dir, What: fmt.Sprintf("plugin '%s' is not installed in %s", name, dir),
 			Fix: "install it first"}
 	}
-	var trusted *Root
-	if stateDir != "" {
-		st, err := LoadState(stateDir)
-		if err != nil {
-			return nil, err
-		}
-		trusted = st.Root
+	trusted, err := trustedRoot(stateDir)
+	if err != nil {
+		return nil, err
 	}
 	return verifyEntry(root, name, lf.Plugins[name], trusted, now)
 }

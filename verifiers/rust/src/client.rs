@@ -1301,24 +1301,54 @@ fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlug
     Ok(LoadedPlugin { entry: e.clone(), facts, wasm })
 }
 
+/// The pinned root of `state_dir` for the load-time checks. A state directory that is given but
+/// holds no readable pinned root (a mistyped path, a damaged root.json or state.json, another
+/// client's state directory) is refused (`not-pinned`), never a silent fall back to digests only:
+/// a plugin rewritten together with its lockfile would then pass. Only `None` is digests only.
 fn trusted_root(state_dir: Option<&Path>) -> Result<Option<Root>> {
-    match state_dir {
-        Some(s) => Ok(TrustState::load(s)?.map(|t| t.root)),
-        None => Ok(None),
+    let state_dir = match state_dir {
+        Some(s) => s,
+        None => return Ok(None),
+    };
+    let fix = "check the state directory path, or pin the registry's root there first (Verifier::pin, \
+               registry-verifier pin); pass no state directory (None) only to check digests alone";
+    match TrustState::load(state_dir) {
+        Ok(Some(t)) => Ok(Some(t.root)),
+        Ok(None) => Err(Error::new(
+            Class::NotPinned,
+            format!(
+                "cannot check the installed plugins' maintainer signatures: no root is pinned in the state \
+                 directory {}; {}",
+                state_dir.display(),
+                fix
+            ),
+        )),
+        Err(e) => Err(Error::new(
+            Class::NotPinned,
+            format!(
+                "cannot check the installed plugins' maintainer signatures: the trust state in {} cannot be \
+                 read ({}); {}",
+                state_dir.display(),
+                e.message,
+                fix
+            ),
+        )),
     }
 }
 
 /// Offline verification of an installed directory (FORMAT 2 section 8): the lockfile first,
 /// then no link anywhere below the directory, then every file re-hashed against the lockfile,
 /// the stored manifest naming the plugin and pinning the wasm, the entry's abi, permissions and
-/// dependencies being that manifest's (hosts read them from the lockfile), and, when `state_dir`
-/// holds a trusted root, the stored maintainer signatures re-verified. Returns the plugin names.
+/// dependencies being that manifest's (hosts read them from the lockfile), and, with
+/// `Some(state_dir)`, the stored maintainer signatures re-verified against its pinned root. A
+/// state directory without a readable pinned root is `not-pinned`; `None` checks digests only,
+/// no signatures. Returns the plugin names.
 pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<String>> {
+    let root = trusted_root(state_dir)?;
     let lock = match read_lockfile(dir)? {
         None => return Ok(Vec::new()),
         Some(l) => l,
     };
-    let root = trusted_root(state_dir)?;
     fsx::refuse_symlinks(dir)?;
     for e in lock.plugins.values() {
         // Each entry's registry URL was checked when the lockfile was read (decision 15).
@@ -1327,9 +1357,11 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
     Ok(lock.plugins.keys().cloned().collect())
 }
 
-/// Load one installed plugin for execution: its entry re-verified (as `verify_installed`)
+/// Load one installed plugin for execution: its entry re-verified (as `verify_installed`: a
+/// `Some(state_dir)` without a readable pinned root is `not-pinned`, `None` checks digests only)
 /// and the module's bytes, read once, returned. Hand `wasm` to the engine, never the path.
 pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<LoadedPlugin> {
+    let root = trusted_root(state_dir)?;
     let lock = read_lockfile(dir)?.unwrap_or_default();
     let e = lock.plugins.get(name).ok_or_else(|| {
         Error::new(
@@ -1337,7 +1369,6 @@ pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<L
             format!("plugin {:?} is not installed in {}; install it first", name, dir.display()),
         )
     })?;
-    let root = trusted_root(state_dir)?;
     fsx::refuse_symlinks(dir)?;
     verify_entry(dir, root.as_ref(), e)
 }

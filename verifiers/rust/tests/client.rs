@@ -272,3 +272,32 @@ fn lockfile_facts_that_differ_from_the_signed_manifest_are_tampering() {
         load_plugin(&dir, Some(&state), "plugin-00000").unwrap_or_else(|err| panic!("{}: {}", what, err));
     }
 }
+
+#[test]
+fn a_state_directory_without_a_pinned_root_is_not_pinned_never_digests_only() {
+    // A mistyped state path, a damaged trust state or another client's state directory: the
+    // signatures cannot be checked, so loading is refused (a plugin rewritten together with its
+    // lockfile would otherwise pass). Only `None` asks for digests alone.
+    let (work, v) = setup("state-missing", &[]);
+    let dir = work.join("plugins");
+    install(&v, "plugin-00000@1.0.0", &dir).unwrap();
+    let damaged = work.join("state-damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(damaged.join("root.json"), b"").unwrap();
+    let go_state = work.join("state-go"); // the Go verifier's layout: state.json, no root.json
+    std::fs::create_dir_all(&go_state).unwrap();
+    std::fs::copy(work.join("state/state.json"), go_state.join("state.json")).unwrap();
+    for state in [work.join("state-typo"), damaged, go_state] {
+        let err = verify_installed(&dir, Some(&state)).unwrap_err();
+        assert_eq!(err.class, Class::NotPinned, "{}", err);
+        assert!(err.message.contains(&state.display().to_string()), "{}", err);
+        assert!(err.message.contains("check the state directory path"), "{}", err);
+        let err = load_plugin(&dir, Some(&state), "plugin-00000").unwrap_err();
+        assert_eq!(err.class, Class::NotPinned, "{}", err);
+        // nothing installed changes nothing: the state is still wrong
+        let err = verify_installed(&work.join("absent"), Some(&state)).unwrap_err();
+        assert_eq!(err.class, Class::NotPinned, "{}", err);
+    }
+    assert_eq!(verify_installed(&dir, None).unwrap(), vec!["plugin-00000".to_string()]);
+    load_plugin(&dir, None, "plugin-00000").unwrap();
+}
