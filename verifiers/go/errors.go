@@ -61,7 +61,13 @@ type Error struct {
 	What  string
 	Where string
 	Fix   string
+	// cause is the error this refusal reports, when there is one worth matching with errors.Is
+	// (context.Canceled for a caller's cancellation, context.DeadlineExceeded for a deadline).
+	cause error
 }
+
+// Unwrap returns the underlying error (context.Canceled, context.DeadlineExceeded), or nil.
+func (e *Error) Unwrap() error { return e.cause }
 
 func (e *Error) Error() string {
 	s := string(e.Class) + ": " + e.What

@@ -118,6 +118,10 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 			Fix: "the registry's metadata is bad; report it to the registry owners"}
 	}
 	u := t.base.ResolveReference(ref).String()
+	// The caller's own context ended already (cancelled, or its deadline passed): nothing is fetched.
+	if err := callerEnded(ctx, u); err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(t.perFile)
 	if t.overall.Before(deadline) {
 		deadline = t.overall
@@ -142,6 +146,12 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 		r = result{err: cctx.Err()}
 	}
 	var verdict *Error
+	if r.err != nil {
+		// The caller cancelled or its own deadline passed: its verdict, not the server's.
+		if err := callerEnded(ctx, u); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case r.err == nil:
 	case errors.As(r.err, &verdict) && verdict.Class != "":
@@ -154,7 +164,8 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 			Fix: "the registry is incomplete or the URL is wrong; check --url and retry later"}
 	case errors.Is(r.err, context.DeadlineExceeded) || cctx.Err() != nil:
 		return nil, &Error{Class: ClassSlowRetrieval, What: fmt.Sprintf("slow retrieval attack or stalled server: %s did not arrive within the deadline", u),
-			Where: u, Fix: "retry later or use another mirror; raise the deadline only if the network is known to be slow"}
+			Where: u, Fix: "retry later or use another mirror; raise the deadline only if the network is known to be slow",
+			cause: context.DeadlineExceeded}
 	default:
 		return nil, &Error{Class: ClassNetwork, What: fmt.Sprintf("cannot download %s: %v", u, r.err), Where: u,
 			Fix: "check the network and the registry URL, then retry"}
@@ -164,6 +175,25 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 			Where: u, Fix: "the server sends more than the signed metadata allows; use another mirror and report it"}
 	}
 	return r.body, nil
+}
+
+// callerEnded is the refusal for a caller's context that ended, or nil while it runs. A
+// cancellation is the host's own decision, not an attack: network, "cancelled by the caller",
+// errors.Is(err, context.Canceled). The caller's own deadline (context.WithTimeout) is a deadline
+// like Options.Deadline: slow-retrieval, errors.Is(err, context.DeadlineExceeded).
+func callerEnded(ctx context.Context, u string) error {
+	switch err := ctx.Err(); {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Class: ClassSlowRetrieval, Where: u, cause: err,
+			What: fmt.Sprintf("slow retrieval attack or stalled server: %s did not arrive within the caller's context deadline", u),
+			Fix:  "retry later or use another mirror; give the context a longer deadline only if the network is known to be slow"}
+	default:
+		return &Error{Class: ClassNetwork, Where: u, cause: err,
+			What: fmt.Sprintf("cancelled by the caller: the download of %s was abandoned (%v)", u, err),
+			Fix:  "nothing was committed; run the operation again with a context that is not cancelled"}
+	}
 }
 
 // FetchFiles downloads optional files (404 skipped) of a registry under the verifier's caps and

@@ -3,6 +3,7 @@ package verifier
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -176,5 +177,50 @@ func TestHTTPContentLengthAboveTheCapIsRefusedAtOnce(t *testing.T) {
 		if time.Since(start) > 5*time.Second {
 			t.Fatalf("%q: refused after %v, not at once", c.head, time.Since(start))
 		}
+	}
+}
+
+// A host cancelling its own context is its decision, not an attack: network, "cancelled by the
+// caller", errors.Is(err, context.Canceled), whether it cancels mid-download (a transport that
+// ignores ctx included) or passes a context cancelled already. The caller's own deadline is a
+// deadline (slow-retrieval) that errors.Is matches as context.DeadlineExceeded; the verifier's own
+// deadline stays slow-retrieval and is no cancellation.
+func TestACallersCancellationIsNotSlowRetrieval(t *testing.T) {
+	wantCancelled := func(t *testing.T, err error) {
+		t.Helper()
+		wantClass(t, err, ClassNetwork)
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "cancelled by the caller") {
+			t.Fatalf("not reported as the caller's cancellation: %v", err)
+		}
+	}
+	block := make(chan struct{})
+	defer close(block)
+	x := newTransfers(&hostileFetcher{block: block}, 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err := x.get(ctx, "registry.json", MaxTopDocument, false)
+	wantCancelled(t, err)
+
+	// Already cancelled: FetchFiles and Refresh (over HTTP) fetch nothing and say so.
+	e := newEnv(t)
+	_, err = FetchFiles(ctx, e.site.url(), []string{"root/1.root.json"}, MaxRootFile, Options{Deadline: 5 * time.Second})
+	wantCancelled(t, err)
+	_, err = Refresh(ctx, e.state, e.site.url(), Options{Now: testNow, Deadline: 5 * time.Second})
+	wantCancelled(t, err)
+
+	// The caller's deadline (context.WithTimeout) mid-download.
+	dctx, dcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer dcancel()
+	_, err = x.get(dctx, "registry.json", MaxTopDocument, false)
+	wantClass(t, err, ClassSlowRetrieval)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller's deadline is not context.DeadlineExceeded: %v", err)
+	}
+
+	// The verifier's own deadline.
+	_, err = newTransfers(&hostileFetcher{block: block}, 50*time.Millisecond).get(context.Background(), "registry.json", MaxTopDocument, false)
+	wantClass(t, err, ClassSlowRetrieval)
+	if errors.Is(err, context.Canceled) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the verifier's deadline: %v", err)
 	}
 }
