@@ -92,8 +92,12 @@ func newErr(class Class, code, where, fix, format string, args ...any) *Error {
 	return &Error{Class: class, Code: code, What: fmt.Sprintf(format, args...), Where: where, Fix: fix}
 }
 
-// AsError returns the *Error in err's chain, or wraps any other error as a network/environment error.
+// AsError returns the *Error in err's chain, or wraps any other error as a network/environment
+// error; nil for a nil err (no refusal).
 func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e

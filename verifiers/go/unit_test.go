@@ -182,3 +182,10 @@ func TestSignatureFileFormat(t *testing.T) {
 		t.Errorf("other data: %v", err)
 	}
 }
+
+// No error is no refusal: AsError(nil) is nil (a host calls it on every result), never a panic.
+func TestAsErrorOfNilIsNil(t *testing.T) {
+	if e := AsError(nil); e != nil {
+		t.Fatalf("AsError(nil) = %v, want nil", e)
+	}
+}
