@@ -765,3 +765,29 @@ func TestLoadTimeChecksRefuseAStateDirectoryWithoutAPinnedRoot(t *testing.T) {
 		t.Fatalf("digests only: %v", err)
 	}
 }
+
+// PinRoot checks the URL as Refresh and FetchFiles do: http(s) only, and no user:password@, which
+// state.json would hold in clear. Nothing is written for a refused URL.
+func TestPinRootRefusesURLsRefreshRefuses(t *testing.T) {
+	site := newTestSite(t)
+	root := site.get("root/1.root.json")
+	sig := site.get("root/1.root.json." + site.rootA.id() + ".minisig")
+	u, _ := url.Parse(site.url())
+	for _, bad := range []string{
+		"http://user:secret@" + u.Host + "/", "https://token@example.org/plugins/", "ftp://" + u.Host + "/",
+		"gopher://example.org/", "file:///srv/registry/", "example.org/plugins/",
+	} {
+		state := t.TempDir()
+		_, err := PinRoot(state, bad, root, [][]byte{sig})
+		wantClass(t, err, ClassNetwork)
+		if strings.Contains(err.Error(), "secret") {
+			t.Fatalf("the refusal repeats the password: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(state, stateFile)); !os.IsNotExist(err) {
+			t.Fatalf("%s: state written (%v)", bad, err)
+		}
+	}
+	if _, err := PinRoot(t.TempDir(), site.url(), root, [][]byte{sig}); err != nil {
+		t.Fatal(err)
+	}
+}

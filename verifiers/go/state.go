@@ -66,8 +66,13 @@ func (s *State) Save() error {
 // PinRoot pins a root on first use: it must be signed by a threshold of its own root role (any
 // failure is root-chain). Expiry is not checked here: an old pinned root may lead to a current
 // one, and Refresh checks the final root. Pinning replaces the whole state (highest version 0).
-// rootSigs are its keyed signature files.
+// rootSigs are its keyed signature files. The URL is checked as Refresh and FetchFiles check it
+// (http or https, no user:password@, which state.json and every lockfile entry would hold in clear).
 func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) (*State, error) {
+	registryURL = canonicalRegistryURL(registryURL)
+	if _, err := normaliseURL(registryURL); err != nil {
+		return nil, err
+	}
 	root, err := ParseRoot(rootBytes, "")
 	if err == nil {
 		err = VerifyThreshold(root.role("root"), rootBytes, rootSigs, fmt.Sprintf("root version %d", root.Version))
@@ -75,7 +80,7 @@ func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) 
 	if err != nil {
 		return nil, withClass(err, ClassRootChain).(*Error)
 	}
-	s := &State{Dir: stateDir, URL: canonicalRegistryURL(registryURL), Root: root}
+	s := &State{Dir: stateDir, URL: registryURL, Root: root}
 	if err := s.Save(); err != nil {
 		return nil, err
 	}
