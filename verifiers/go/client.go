@@ -162,7 +162,7 @@ func (s *Session) walkRoot(limit int64) error {
 		if err != nil {
 			return err
 		}
-		if cand, perr := ParseRoot(raw, name); perr == nil {
+		if cand, perr := parseRoot(raw, name); perr == nil {
 			extra := []string{}
 			have := map[string]bool{}
 			for _, n := range rootSignatureNames(next, cur) {
@@ -445,7 +445,7 @@ func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, 
 			What: fmt.Sprintf("tampered manifest: %s has sha256 %s, the registry pins %s", r.Manifest.Path, got, r.Manifest.SHA256),
 			Fix:  "the server serves a modified plugin.toml; use another mirror and report it"}
 	}
-	man, err := ParseManifest(mb)
+	man, err := parseManifest(mb)
 	if err != nil {
 		e := *AsError(err)
 		if e.Class == "" {

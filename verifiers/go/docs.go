@@ -109,7 +109,7 @@ func formatVersionFirst(v any, where string) error {
 
 // ParseTopDocument reads registry.json (after its signatures were checked).
 func ParseTopDocument(data []byte) (*TopDocument, error) {
-	v, err := ParseStrictJSON(data)
+	v, err := parseStrictJSON(data)
 	if err != nil {
 		return nil, &Error{Class: ClassMalformed, What: "registry.json: " + err.Error(), Where: "registry.json",
 			Fix: "the signed registry.json is not valid JSON; report it to the registry owners"}
@@ -159,7 +159,7 @@ func mixAndMatch(where, format string, args ...any) *Error {
 }
 
 func parseNode(data []byte, prefix, where string) (*node, error) {
-	v, err := ParseStrictJSON(data)
+	v, err := parseStrictJSON(data)
 	if err != nil {
 		return nil, &Error{Class: ClassMalformed, What: "tree node: " + err.Error(), Where: where, Fix: "report it to the registry owners"}
 	}
@@ -348,7 +348,7 @@ func (d *doc) release(v any, path, name, ver string, sv *semver.Version) *Releas
 }
 
 func parsePluginDocument(data []byte, name, where string) (*PluginDocument, error) {
-	v, err := ParseStrictJSON(data)
+	v, err := parseStrictJSON(data)
 	if err != nil {
 		return nil, &Error{Class: ClassMalformed, What: "plugin document: " + err.Error(), Where: where, Fix: "report it to the registry owners"}
 	}

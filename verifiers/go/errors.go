@@ -121,3 +121,23 @@ func withClass(err error, class Class) error {
 	}
 	return err
 }
+
+// classedInput is what the exported parsers return: every refusal a *Error with a class, bad
+// input being malformed (a rule error keeps its Code, What, Where and Fix). The package's own
+// steps call the unexported parsers and give a rule error the class of the step that failed.
+func classedInput(err error, where string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Class != "" {
+			return e
+		}
+		c := *e
+		c.Class = ClassMalformed
+		return &c
+	}
+	return &Error{Class: ClassMalformed, What: err.Error(), Where: where, cause: err,
+		Fix: "the input is not in the format's form; check where it came from"}
+}

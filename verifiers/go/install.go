@@ -768,7 +768,7 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 	if int64(len(wb)) != e.WasmSize || sha256Hex(wb) != e.WasmSHA256 {
 		return nil, tampered(e.Wasm, "its sha256/size differ from the lockfile")
 	}
-	man, err := ParseManifest(mb)
+	man, err := parseManifest(mb)
 	if err != nil {
 		return nil, tampered(e.Manifest, "the stored manifest cannot be read: %s", AsError(err).What)
 	}

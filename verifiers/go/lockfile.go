@@ -101,7 +101,7 @@ func parseLockfile(data []byte, where string) (*Lockfile, error) {
 		return nil, lockErr(where, "larger than %d bytes", maxLockfile)
 	}
 	if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
-		if first, err := ParseStrictJSON(data[:nl]); err == nil {
+		if first, err := parseStrictJSON(data[:nl]); err == nil {
 			if top, ok := first.(map[string]any); !ok || !isNumber(top["lockfile_version"], "2") {
 				return parseLines(data, first, where)
 			}
@@ -109,7 +109,7 @@ func parseLockfile(data []byte, where string) (*Lockfile, error) {
 		}
 	}
 	// Not JSON Lines: one JSON document, which must be version 2.
-	v, err := ParseStrictJSON(data)
+	v, err := parseStrictJSON(data)
 	if err != nil {
 		if bytes.IndexByte(data, '\n') < 0 {
 			return nil, lockErr(where, "the file holds no complete line (%v)", err)
@@ -159,7 +159,7 @@ func parseLines(data []byte, first any, where string) (*Lockfile, error) {
 		nl := bytes.IndexByte(rest, '\n')
 		line := rest[:nl]
 		rest = rest[nl+1:]
-		v, err := ParseStrictJSON(line)
+		v, err := parseStrictJSON(line)
 		if err != nil {
 			return nil, lockErr(where, "line %d: %v", n, err)
 		}

@@ -243,7 +243,15 @@ func manifestIdentity(data []byte, table string) (string, string, error) {
 // [compatibility], [exports] and [dependencies] must be tables; the limits fuel, memory and
 // wall_time are converted as the build converts them. Everything else the schema decides, later
 // (CheckManifestStrict). Any failure is malformed.
+//
+// A refusal is a *Error of class malformed (keeping the rule's Code, if any).
 func ParseManifest(data []byte) (*Manifest, error) {
+	v, err := parseManifest(data)
+	return v, classedInput(err, "plugin.toml")
+}
+
+// parseManifest is ParseManifest with the rule errors the package's own steps give their step's class.
+func parseManifest(data []byte) (*Manifest, error) {
 	bad := func(format string, args ...any) (*Manifest, error) {
 		return nil, &Error{Class: ClassMalformed, What: "plugin.toml lacks a readable [plugin] name/version or [artifact] pin: " + fmt.Sprintf(format, args...),
 			Fix: "the signed manifest does not follow docs/manifest.md"}

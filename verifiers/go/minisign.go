@@ -117,7 +117,15 @@ func textLines(data []byte) ([]string, string) {
 }
 
 // ParsePublicKey reads a minisign public key file, or its base64 line alone.
+//
+// A refusal is a *Error of class malformed (keeping the rule's Code, if any).
 func ParsePublicKey(text []byte) (PublicKey, error) {
+	v, err := parsePublicKey(text)
+	return v, classedInput(err, "")
+}
+
+// parsePublicKey is ParsePublicKey with the rule errors the package's own steps give their step's class.
+func parsePublicKey(text []byte) (PublicKey, error) {
 	bad := func(what string) (PublicKey, error) {
 		return PublicKey{}, trustError("malformed-key", "", "use the public key file written by minisign -G or registry-tool key generate",
 			"public key: %s", what)
@@ -158,7 +166,15 @@ func ParsePublicKey(text []byte) (PublicKey, error) {
 }
 
 // ParseSignature reads a minisign signature file (every failure is malformed-signature).
+//
+// A refusal is a *Error of class malformed (keeping the rule's Code, if any).
 func ParseSignature(data []byte) (Signature, error) {
+	v, err := parseSignature(data)
+	return v, classedInput(err, "")
+}
+
+// parseSignature is ParseSignature with the rule errors the package's own steps give their step's class.
+func parseSignature(data []byte) (Signature, error) {
 	bad := func(what string) (Signature, error) {
 		return Signature{}, trustError("malformed-signature", "", "restore the signature file", "signature file: %s", what)
 	}
@@ -216,7 +232,7 @@ func (s Signature) verifyWith(k PublicKey, data []byte) bool {
 // VerifySignature verifies one signature file against one public key (docs/trust.md 3.4) and
 // returns the trusted comment.
 func VerifySignature(k PublicKey, data, sigText []byte, allowLegacy bool) (string, error) {
-	s, err := ParseSignature(sigText)
+	s, err := parseSignature(sigText)
 	if err != nil {
 		return "", err
 	}

@@ -125,12 +125,20 @@ func rootFormat(where, format string, args ...any) *Error {
 }
 
 // ParseRoot parses root metadata strictly: JSON, the schema, then the semantic rules of
-// docs/trust.md 5.1. Errors have code root-format and no class (callers give the class).
+// docs/trust.md 5.1. Errors have code root-format.
+//
+// A refusal is a *Error of class malformed (keeping the rule's Code, if any).
 func ParseRoot(data []byte, where string) (*Root, error) {
+	v, err := parseRoot(data, where)
+	return v, classedInput(err, where)
+}
+
+// parseRoot is ParseRoot with the rule errors the package's own steps give their step's class.
+func parseRoot(data []byte, where string) (*Root, error) {
 	if len(data) > maxRootBytes {
 		return nil, rootFormat(where, "root metadata is larger than %d bytes", maxRootBytes)
 	}
-	v, err := ParseStrictJSON(data)
+	v, err := parseStrictJSON(data)
 	if err != nil {
 		return nil, rootFormat(where, "not valid root JSON: %v", err)
 	}
@@ -168,7 +176,7 @@ func ParseRoot(data []byte, where string) (*Root, error) {
 		if d.err != nil {
 			return PublicKey{}
 		}
-		k, err := ParsePublicKey([]byte(line))
+		k, err := parsePublicKey([]byte(line))
 		if err != nil {
 			d.fail(path, "invalid public key: %s", AsError(err).What)
 		}
@@ -431,7 +439,7 @@ type tally struct {
 }
 
 func checkOne(sigText, data []byte, role Role) (counted, string, *Error) {
-	s, err := ParseSignature(sigText)
+	s, err := parseSignature(sigText)
 	if err != nil {
 		return counted{}, "", AsError(err)
 	}
@@ -528,7 +536,7 @@ func checkExpiry(r *Root, now time.Time) error {
 // VerifyRootSelf is first-use pinning: the root is signed by a threshold of its own root role
 // and not expired.
 func VerifyRootSelf(raw []byte, sigs [][]byte, now time.Time) (*Root, error) {
-	r, err := ParseRoot(raw, "")
+	r, err := parseRoot(raw, "")
 	if err != nil {
 		return nil, err
 	}
@@ -557,7 +565,7 @@ func VerifyRootStep(prev *Root, raw []byte, sigs [][]byte) (*Root, error) {
 			return nil, err
 		}
 	}
-	next, err := ParseRoot(raw, "")
+	next, err := parseRoot(raw, "")
 	if err != nil {
 		return nil, err
 	}
@@ -736,7 +744,7 @@ type RootCandidate struct {
 
 // VerifyRootChain walks trusted -> N+1 -> ...; intermediate roots may be expired, the last may not.
 func VerifyRootChain(trusted []byte, chain []RootCandidate, now time.Time) (*Root, error) {
-	cur, err := ParseRoot(trusted, "")
+	cur, err := parseRoot(trusted, "")
 	if err != nil {
 		return nil, err
 	}

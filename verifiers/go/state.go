@@ -44,7 +44,7 @@ func LoadState(dir string) (*State, error) {
 	if err := json.Unmarshal(b, &sd); err != nil || sd.StateVersion != 1 {
 		return nil, &Error{Class: ClassNotPinned, Where: dir, What: "the trust state is unreadable", Fix: "pin the root again"}
 	}
-	root, err := ParseRoot([]byte(sd.Root), filepath.Join(dir, stateFile))
+	root, err := parseRoot([]byte(sd.Root), filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, &Error{Class: ClassNotPinned, Where: dir, What: "the trusted root in the state is invalid: " + AsError(err).What, Fix: "pin the root again"}
 	}
@@ -73,7 +73,7 @@ func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) 
 	if _, err := normaliseURL(registryURL); err != nil {
 		return nil, err
 	}
-	root, err := ParseRoot(rootBytes, "")
+	root, err := parseRoot(rootBytes, "")
 	if err == nil {
 		err = VerifyThreshold(root.role("root"), rootBytes, rootSigs, fmt.Sprintf("root version %d", root.Version))
 	}

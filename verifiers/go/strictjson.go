@@ -26,7 +26,15 @@ var integerLiteral = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 // byte order mark, no duplicate member names (parsers keeping the first or the last duplicate would
 // see different documents), no lone surrogate escapes, no trailing data. Objects become
 // map[string]any, numbers json.Number (their literal text), so integer rules can be exact.
+//
+// A refusal is a *Error of class malformed (keeping the rule's Code, if any).
 func ParseStrictJSON(data []byte) (any, error) {
+	v, err := parseStrictJSON(data)
+	return v, classedInput(err, "")
+}
+
+// parseStrictJSON is ParseStrictJSON with the rule errors the package's own steps give their step's class.
+func parseStrictJSON(data []byte) (any, error) {
 	if bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}) {
 		return nil, errors.New("starts with a byte order mark")
 	}

@@ -189,3 +189,53 @@ func TestAsErrorOfNilIsNil(t *testing.T) {
 		t.Fatalf("AsError(nil) = %v, want nil", e)
 	}
 }
+
+// Every refusal of an exported call is a *Error with a class (docs/client-go.md): bad input to
+// the parsers is malformed (AsError used to label ParseStrictJSON's and ModuleImports' plain
+// errors network, and ParseRoot, ParseManifest, ParsePublicKey and ParseSignature returned an
+// empty class: a message starting ": ", exit code 1).
+func TestExportedParsersRefuseWithAClassedError(t *testing.T) {
+	direct := func(name string, err error) *Error {
+		t.Helper()
+		e, ok := err.(*Error)
+		if !ok || e == nil {
+			t.Fatalf("%s: %T %v, want a *Error", name, err, err)
+		}
+		if e.Class == "" || strings.HasPrefix(e.Error(), ":") {
+			t.Fatalf("%s: no class: %q", name, e.Error())
+		}
+		return e
+	}
+	malformed := func(name string, err error) {
+		t.Helper()
+		if e := direct(name, err); e.Class != ClassMalformed || e.ExitCode() != 1 {
+			t.Fatalf("%s: class %s, want malformed", name, e.Class)
+		}
+	}
+	_, err := ParseStrictJSON([]byte(`{"a":1,"a":2}`))
+	malformed("ParseStrictJSON duplicate", err)
+	_, err = ParseStrictJSON([]byte(`{"a":1} x`))
+	malformed("ParseStrictJSON trailing data", err)
+	_, err = ParseStrictJSON([]byte("\xff"))
+	malformed("ParseStrictJSON not UTF-8", err)
+	_, err = ModuleImports([]byte("notwasm"))
+	malformed("ModuleImports", err)
+	_, err = ParseRoot([]byte(`{}`), "r")
+	malformed("ParseRoot {}", err)
+	_, err = ParseRoot([]byte(`xx`), "r")
+	malformed("ParseRoot garbage", err)
+	_, err = ParseManifest([]byte("x ="))
+	malformed("ParseManifest", err)
+	_, err = ParsePublicKey([]byte("nope"))
+	malformed("ParsePublicKey", err)
+	_, err = ParseSignature([]byte("nope"))
+	malformed("ParseSignature", err)
+	_, err = ParseTopDocument([]byte("{}"))
+	direct("ParseTopDocument", err)
+	_, err = ParseRange("^^1")
+	direct("ParseRange", err)
+	_, err = ParseRequirement("Bad Name")
+	direct("ParseRequirement", err)
+	_, err = ParseLockfile([]byte("garbage\n"), "l")
+	direct("ParseLockfile", err)
+}

@@ -205,7 +205,15 @@ var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8,
 // that are neither (another version or layer) are an error, as is a module whose sections
 // overrun its end, repeat or come out of order, or whose import section has bytes after its
 // imports.
+//
+// A refusal is a *Error of class malformed (keeping the rule's Code, if any).
 func ModuleImports(wasm []byte) ([][2]string, error) {
+	v, err := moduleImports(wasm)
+	return v, classedInput(err, "")
+}
+
+// moduleImports is ModuleImports with the rule errors the package's own steps give their step's class.
+func moduleImports(wasm []byte) ([][2]string, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], wasmMagic) {
 		return nil, errors.New("not a WebAssembly module")
 	}
@@ -315,7 +323,7 @@ func readImports(body []byte) ([][2]string, error) {
 // checkImports refuses a module importing a gated host module whose permission its signed
 // manifest does not declare.
 func checkImports(wasm []byte, declared []string, where string) error {
-	imports, err := ModuleImports(wasm)
+	imports, err := moduleImports(wasm)
 	if err != nil {
 		return &Error{Class: ClassMalformed, Where: where, What: "the module's import section cannot be read: " + err.Error(),
 			Fix: "the signed module is not valid WebAssembly; report it to the plugin's maintainers"}
