@@ -791,3 +791,28 @@ func TestPinRootRefusesURLsRefreshRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An empty plugin directory path is refused up front with a message saying so (it used to be
+// "network: : mkdir :"), by Install, VerifyInstalled and LoadInstalled alike; nothing is written
+// to the working directory.
+func TestAnEmptyPluginDirectoryPathIsRefused(t *testing.T) {
+	e := newEnv(t)
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	s, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Install("validate_email@1.0.0", "", InstallOptions{})
+	_, verr := VerifyInstalled("", e.state, testNow)
+	_, lerr := LoadInstalled("", e.state, "validate_email", testNow)
+	for _, err := range []error{err, verr, lerr} {
+		wantClass(t, err, ClassNetwork)
+		if !strings.Contains(err.Error(), "plugin directory path is empty") {
+			t.Fatalf("unclear refusal: %v", err)
+		}
+	}
+	if left, _ := os.ReadDir(cwd); len(left) != 0 {
+		t.Fatalf("written to the working directory: %v", left)
+	}
+}

@@ -50,6 +50,9 @@ func (d *dirFD) Close() { unix.Close(d.fd) }
 // openRoot opens the plugin directory itself (creating it if create); the directory given by
 // the host may itself be reached through links, only what is below it is guarded.
 func openRoot(dir string, create bool) (*dirFD, error) {
+	if err := checkPluginDir(dir); err != nil {
+		return nil, err
+	}
 	if create {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fsError(dir, err)
@@ -269,6 +272,16 @@ func (d *dirFD) scan(depth int, clean bool) error {
 		case clean && strings.HasPrefix(e.Name(), ".part-"):
 			d.remove(e.Name())
 		}
+	}
+	return nil
+}
+
+// checkPluginDir refuses an empty plugin directory path up front: the operating system would read
+// it as the process's working directory, or refuse it with a bare "mkdir : no such file".
+func checkPluginDir(dir string) error {
+	if dir == "" {
+		return &Error{Class: ClassNetwork, What: "the plugin directory path is empty",
+			Fix: "pass the directory that holds (or will hold) the plugins and registry-tool.lock.json, e.g. /var/lib/myhost/plugins"}
 	}
 	return nil
 }

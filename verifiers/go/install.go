@@ -634,6 +634,9 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPluginDir(dir); err != nil {
+		return nil, err
+	}
 	// A plugin directory that does not exist holds nothing installed, as an empty one without a
 	// lockfile (decision 15): the Python and Rust verifiers answer the same.
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {

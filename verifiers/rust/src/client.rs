@@ -958,6 +958,7 @@ impl<'v> Session<'v> {
     /// fsynced, or a new base renamed over it; nothing when no entry changed). Returns the requested
     /// plugin's lockfile entry first, then its dependencies.
     pub fn install(&self, spec: &str, dir: &Path, opts: &InstallOptions) -> Result<Vec<Entry>> {
+        check_plugin_dir(dir)?;
         let req = Requirement::parse(spec).map_err(|e| match e {
             ReqError::Name(m) | ReqError::Range(m) => Error::new(
                 Class::BadRequirement,
@@ -1301,6 +1302,19 @@ fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlug
     Ok(LoadedPlugin { entry: e.clone(), facts, wasm })
 }
 
+/// An empty plugin directory path is refused up front: the operating system would read it as the
+/// process's working directory (an install would write and commit there).
+fn check_plugin_dir(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::new(
+            Class::Network,
+            "the plugin directory path is empty; pass the directory that holds (or will hold) the plugins and \
+             registry-tool.lock.json, e.g. /var/lib/myhost/plugins",
+        ));
+    }
+    Ok(())
+}
+
 /// The pinned root of `state_dir` for the load-time checks. A state directory that is given but
 /// holds no readable pinned root (a mistyped path, a damaged root.json or state.json, another
 /// client's state directory) is refused (`not-pinned`), never a silent fall back to digests only:
@@ -1344,6 +1358,7 @@ fn trusted_root(state_dir: Option<&Path>) -> Result<Option<Root>> {
 /// state directory without a readable pinned root is `not-pinned`; `None` checks digests only,
 /// no signatures. Returns the plugin names.
 pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<String>> {
+    check_plugin_dir(dir)?;
     let root = trusted_root(state_dir)?;
     let lock = match read_lockfile(dir)? {
         None => return Ok(Vec::new()),
@@ -1361,6 +1376,7 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
 /// `Some(state_dir)` without a readable pinned root is `not-pinned`, `None` checks digests only)
 /// and the module's bytes, read once, returned. Hand `wasm` to the engine, never the path.
 pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<LoadedPlugin> {
+    check_plugin_dir(dir)?;
     let root = trusted_root(state_dir)?;
     let lock = read_lockfile(dir)?.unwrap_or_default();
     let e = lock.plugins.get(name).ok_or_else(|| {
