@@ -816,3 +816,29 @@ func TestAnEmptyPluginDirectoryPathIsRefused(t *testing.T) {
 		t.Fatalf("written to the working directory: %v", left)
 	}
 }
+
+// Stored signatures by a key the pinned root does not delegate stay installed-tampered, but the
+// refusal says the pinned root may be older than the one that delegated the signer (a root pinned
+// with PinRoot and never refreshed and committed, plugins installed by the Python client) and
+// how to tell: refresh and commit first. The rule's code is kept.
+func TestAnUndelegatedSignerSaysThePinnedRootMayBeOld(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.install("validate_email@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	sig := filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml.minisig")
+	man, _ := os.ReadFile(filepath.Join(e.dir, "validate_email/1.0.0/plugin.toml"))
+	_ = os.WriteFile(sig, e.site.mallory.sign(man, "x"), 0o644)
+	for _, load := range []func() error{
+		func() error { _, err := VerifyInstalled(e.dir, e.state, testNow); return err },
+		func() error { _, err := LoadInstalled(e.dir, e.state, "validate_email", testNow); return err },
+	} {
+		err := load()
+		wantClass(t, err, ClassInstalledTampered)
+		ae := AsError(err)
+		if !strings.Contains(ae.What, "pinned root (version 1)") || !strings.Contains(ae.What, "older than the root that delegated this signer") ||
+			!strings.Contains(ae.Fix, "Session.Commit") || ae.Code == "" {
+			t.Fatalf("the refusal does not say the pinned root may be old: %v (code %q)", err, ae.Code)
+		}
+	}
+}

@@ -797,7 +797,18 @@ func verifyEntry(root *dirFD, name string, e *LockEntry, trusted *Root, now time
 	}
 	pub, _ := ParseTime(e.PublishedAt)
 	if _, err := verifyInstalledSignatures(trusted, name, mb, sigs, &pub); err != nil {
-		return nil, tampered(e.Manifest, "its stored signatures no longer verify against the trusted root: %s", AsError(err).What)
+		// Still installed-tampered (the verdict is never weakened offline), but a pinned root older
+		// than the one that delegated the signer (pinned with PinRoot, never refreshed and
+		// committed; the plugin installed by the Python client or a newer session) fails the same
+		// way: say so, and how to tell the two apart.
+		cause := AsError(err)
+		return nil, &Error{Class: ClassInstalledTampered, Code: cause.Code, Where: e.Manifest,
+			What: fmt.Sprintf("the stored signatures of %s %s do not verify against the pinned root (version %d): %s; "+
+				"either the pinned root is older than the root that delegated this signer, or the installed plugin was modified",
+				name, e.Version, trusted.Version, cause.What),
+			Fix: "if the pinned root may be out of date (pinned with PinRoot and never refreshed and committed, the plugin installed by another client), " +
+				"refresh and commit first (verifier.Refresh, then Session.Commit) and load again; if it still fails, reinstall the plugin " +
+				"(registry-tool client install --locked) and find out who changed it"}
 	}
 	return plugin, nil
 }

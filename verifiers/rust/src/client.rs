@@ -1291,12 +1291,26 @@ fn verify_entry(dir: &Path, root: Option<&Root>, e: &Entry) -> Result<LoadedPlug
         // At load time the root's expiry is not the question (freshness belongs to sessions):
         // the stored signatures and the delegation are re-checked under the trusted root.
         let published = names::parse_time(&e.published_at);
+        // Still installed-tampered (never weakened offline), but a pinned root older than the one
+        // that delegated the signer (pinned, never refreshed and committed; the plugin installed by
+        // the Python client or a newer session) fails the same way: say so, and how to tell.
         root::verify_release_signatures(root, name, &manifest, &sigs, root.expires - 1, published).map_err(|err| {
-            Error::from_trust(
-                Class::InstalledTampered,
-                &format!("installed plugin {} no longer carries valid maintainer signatures; reinstall it", name),
-                err,
-            )
+            Error {
+                class: Class::InstalledTampered,
+                message: format!(
+                    "the stored maintainer signatures of installed plugin {} {} do not verify against the pinned root \
+                     (version {}): {} ({}); either the pinned root is older than the root that delegated this signer, \
+                     or the installed plugin was modified. If the pinned root may be out of date (pinned and never \
+                     refreshed, the plugin installed by another client), run Verifier::refresh and Session::commit \
+                     first and load again; if it still fails, reinstall it and find out who changed it",
+                    name,
+                    e.version,
+                    root.version,
+                    err.message,
+                    err.code.as_str()
+                ),
+                trust: Some(err.code),
+            }
         })?;
     }
     Ok(LoadedPlugin { entry: e.clone(), facts, wasm })

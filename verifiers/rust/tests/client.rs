@@ -179,6 +179,17 @@ fn an_entry_with_a_rewritten_registry_is_judged_by_the_pinned_root() {
     assert_eq!(err.class, Class::InstalledTampered, "{}", err);
     let err = load_plugin(&dir, Some(&state), "plugin-00000").unwrap_err();
     assert_eq!(err.class, Class::InstalledTampered, "{}", err);
+    // The refusal says the pinned root may be older than the root that delegated the signer
+    // (pinned, never refreshed and committed) and how to tell, keeping the rule's code.
+    for err in [
+        verify_installed(&dir, Some(&state)).unwrap_err(),
+        load_plugin(&dir, Some(&state), "plugin-00000").unwrap_err(),
+    ] {
+        assert!(err.message.contains("pinned root (version 1)"), "{}", err);
+        assert!(err.message.contains("older than the root that delegated this signer"), "{}", err);
+        assert!(err.message.contains("Session::commit"), "{}", err);
+        assert!(err.trust.is_some(), "{}", err);
+    }
 }
 
 #[test]
