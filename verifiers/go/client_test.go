@@ -842,3 +842,40 @@ func TestAnUndelegatedSignerSaysThePinnedRootMayBeOld(t *testing.T) {
 		}
 	}
 }
+
+// A writer that commits an upgrade while a host loads (readers take no lock) removes the version
+// the check was reading: not tampering. The check runs once more on the new lockfile, in full;
+// a directory whose lockfile did not change keeps its tamper verdict.
+func TestLoadingDuringAnUpgradeIsNotTampering(t *testing.T) {
+	e := newEnv(t)
+	upgradeOnce := func() {
+		afterLockfileRead = func() {}
+		if _, err := e.install("validate_email@1.1.0", "keys"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { afterLockfileRead = func() {} }()
+	for _, load := range []func() error{
+		func() error { _, err := LoadInstalled(e.dir, e.state, "validate_email", testNow); return err },
+		func() error { _, err := VerifyInstalled(e.dir, e.state, testNow); return err },
+	} {
+		if _, err := e.install("validate_email@1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		afterLockfileRead = upgradeOnce
+		if err := load(); err != nil {
+			t.Fatalf("a load during an upgrade: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(e.dir, "validate_email/1.0.0")); !os.IsNotExist(err) {
+			t.Fatalf("the upgrade did not remove the version being read: %v", err)
+		}
+	}
+	// Stable directory: the verdict stands.
+	wasm := filepath.Join(e.dir, "validate_email/1.1.0/validate_email.wasm")
+	orig, _ := os.ReadFile(wasm)
+	_ = os.WriteFile(wasm, append(orig, 0), 0o644)
+	_, err := LoadInstalled(e.dir, e.state, "validate_email", testNow)
+	wantClass(t, err, ClassInstalledTampered)
+	_, err = VerifyInstalled(e.dir, e.state, testNow)
+	wantClass(t, err, ClassInstalledTampered)
+}

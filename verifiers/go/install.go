@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -647,24 +648,52 @@ func VerifyInstalled(dir, stateDir string, now time.Time) (*VerifyReport, error)
 		return nil, err
 	}
 	defer root.Close()
-	lf, err := readLockfile(root)
-	if err != nil {
-		return nil, err
-	}
-	if lf == nil {
-		return &VerifyReport{Plugins: []string{}}, nil // nothing installed
-	}
-	if err := root.findLinks(); err != nil {
-		return nil, err
-	}
-	rep := &VerifyReport{}
-	for _, name := range sortedKeys(lf.Plugins) {
-		if _, err := verifyEntry(root, name, lf.Plugins[name], trusted, now); err != nil {
-			return nil, err
+	check := func() (*VerifyReport, []byte, error) {
+		lf, raw, err := readLockfileRaw(root)
+		if err != nil {
+			return nil, raw, err
 		}
-		rep.Plugins = append(rep.Plugins, name)
+		if lf == nil {
+			return &VerifyReport{Plugins: []string{}}, raw, nil // nothing installed
+		}
+		afterLockfileRead()
+		if err := root.findLinks(); err != nil {
+			return nil, raw, err
+		}
+		rep := &VerifyReport{}
+		for _, name := range sortedKeys(lf.Plugins) {
+			if _, err := verifyEntry(root, name, lf.Plugins[name], trusted, now); err != nil {
+				return nil, raw, err
+			}
+			rep.Plugins = append(rep.Plugins, name)
+		}
+		return rep, raw, nil
 	}
-	return rep, nil
+	rep, raw, err := check()
+	if committedDuringCheck(root, raw, err) {
+		rep, _, err = check()
+	}
+	return rep, err
+}
+
+// afterLockfileRead is a test hook: a writer committing between the lockfile read and the files.
+var afterLockfileRead = func() {}
+
+// committedDuringCheck is true when a check found an installed file missing or different
+// (installed-tampered) while the lockfile it read is no longer the directory's: a writer committed
+// an upgrade meanwhile and removed the version the check was reading (readers take no lock, so a
+// host never waits for a download). The check then runs once more on the new lockfile, in full;
+// on a directory whose lockfile did not change the verdict stands.
+func committedDuringCheck(root *dirFD, before []byte, err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || e.Class != ClassInstalledTampered {
+		return false
+	}
+	now, readErr := root.readFile(LockfileName, maxLockfile)
+	if readErr != nil {
+		now = nil
+	}
+	return !bytes.Equal(now, before)
 }
 
 // InstalledPlugin is an installed plugin's verified bytes, for a host to load.
@@ -677,29 +706,39 @@ type InstalledPlugin struct {
 
 // LoadInstalled re-verifies one installed plugin exactly as VerifyInstalled does (bytes re-hashed
 // against the lockfile, no links, signatures against the trusted root of stateDir when given: a
-// stateDir without a readable pinned root is not-pinned; "" checks digests only) and returns the bytes it checked, so what a host runs is what was verified.
+// stateDir without a readable pinned root is not-pinned; "" checks digests only) and returns the
+// bytes it checked, so what a host runs is what was verified.
 func LoadInstalled(dir, stateDir, name string, now time.Time) (*InstalledPlugin, error) {
 	root, err := openRoot(dir, false)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	lf, err := readLockfile(root)
-	if err != nil {
-		return nil, err
+	check := func() (*InstalledPlugin, []byte, error) {
+		lf, raw, err := readLockfileRaw(root)
+		if err != nil {
+			return nil, raw, err
+		}
+		afterLockfileRead()
+		if err := root.findLinks(); err != nil {
+			return nil, raw, err
+		}
+		if lf == nil || lf.Plugins[name] == nil {
+			return nil, raw, &Error{Class: ClassNotFound, Where: dir, What: fmt.Sprintf("plugin '%s' is not installed in %s", name, dir),
+				Fix: "install it first"}
+		}
+		trusted, err := trustedRoot(stateDir)
+		if err != nil {
+			return nil, raw, err
+		}
+		p, err := verifyEntry(root, name, lf.Plugins[name], trusted, now)
+		return p, raw, err
 	}
-	if err := root.findLinks(); err != nil {
-		return nil, err
+	p, raw, err := check()
+	if committedDuringCheck(root, raw, err) {
+		p, _, err = check()
 	}
-	if lf == nil || lf.Plugins[name] == nil {
-		return nil, &Error{Class: ClassNotFound, Where: dir, What: fmt.Sprintf("plugin '%s' is not installed in %s", name, dir),
-			Fix: "install it first"}
-	}
-	trusted, err := trustedRoot(stateDir)
-	if err != nil {
-		return nil, err
-	}
-	return verifyEntry(root, name, lf.Plugins[name], trusted, now)
+	return p, err
 }
 
 func tampered(path, format string, args ...any) *Error {

@@ -432,14 +432,21 @@ func asciiEscape(b []byte) []byte {
 
 // readLockfile reads the lockfile of the directory (nil when there is none).
 func readLockfile(root *dirFD) (*Lockfile, error) {
+	lf, _, err := readLockfileRaw(root)
+	return lf, err
+}
+
+// readLockfileRaw is readLockfile with the bytes it read (nil: no lockfile).
+func readLockfileRaw(root *dirFD) (*Lockfile, []byte, error) {
 	b, err := root.readFile(LockfileName, maxLockfile)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ParseLockfile(b, filepath.Join(root.path, LockfileName))
+	lf, err := ParseLockfile(b, filepath.Join(root.path, LockfileName))
+	return lf, b, err
 }
 
 func sortedUnique(s []string) []string {
