@@ -1115,6 +1115,15 @@ def list_installed(dest: Path) -> list[LockedPlugin]:
     return [plugins[n] for n in sorted(plugins)]
 
 
+def _lockfile_print(dest: Path) -> tuple[int, int, int] | None:
+    """Which lockfile ``dest`` holds now: a commit replaces or appends to it (inode, size, mtime)."""
+    try:
+        info = (dest / LOCKFILE).lstat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 def verify_installed(
     dest: Path, names: Sequence[str] = (), *, state_dir: Path | None = None, clock: Clock = _utcnow
 ) -> Report:
@@ -1138,6 +1147,17 @@ def verify_installed(
     Returns:
         One result per plugin, and a ``plugin directory`` result for leftover files.
     """
+    # Another process may commit an install while this one reads (no reader takes the lock): the
+    # old release folder goes after the lockfile names the new one.  A failed check whose lockfile
+    # changed meanwhile is run once more, whole, on the new one; a stable directory keeps its verdict.
+    before = _lockfile_print(dest)
+    report = _verify_installed(dest, names, state_dir, clock)
+    if not report.ok and _lockfile_print(dest) != before:
+        report = _verify_installed(dest, names, state_dir, clock)
+    return report
+
+
+def _verify_installed(dest: Path, names: Sequence[str], state_dir: Path | None, clock: Clock) -> Report:
     report = Report(command="client verify")
     lock = read_lockfile(dest)
     store = StateStore(state_dir) if state_dir is not None else None
@@ -1388,6 +1408,16 @@ def load_plugin_bytes(
     the very bytes returned (no window between a check and the read); a state directory trusting
     no root is refused (``RootNotPinnedError``).
     """
+    before = _lockfile_print(dest)
+    try:
+        return _load_plugin_bytes(dest, name, state_dir, clock)
+    except RegistryToolError:
+        if _lockfile_print(dest) == before:
+            raise
+        return _load_plugin_bytes(dest, name, state_dir, clock)  # committed meanwhile: once more (above)
+
+
+def _load_plugin_bytes(dest: Path, name: str, state_dir: Path | None, clock: Clock) -> bytes:
     entry = locked_entry(dest, name)
     if state_dir is None:
         return verify_entry(dest, entry)

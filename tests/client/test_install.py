@@ -540,3 +540,35 @@ def test_a_grant_does_not_carry_over_to_a_same_named_plugin_of_another_registry(
     approve_plan([(release, installed)], registry="https://a.example/")  # type: ignore[list-item]
     with pytest.raises(ApprovalRequiredError, match="keys"):
         approve_plan([(release, installed)], registry="https://b.example/")  # type: ignore[list-item]
+
+
+def test_checking_while_another_process_commits_an_upgrade_is_not_tampering(
+    trusted: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host loading during a routine upgrade read the old lockfile, then found the old release
+    folder gone ("an installed file is missing"): run once more on the new lockfile."""
+    import registry_tool.client.api as api
+    import registry_tool.client.install as install
+
+    trusted.open().install("alpha@~1.0", trusted.plugins)
+    trusted.add_release("alpha", "1.0.5")
+    trusted.build()
+    real = install.read_lockfile
+    upgrades = []
+
+    def upgrade_after_reading(dest: Path) -> Any:
+        lock = real(dest)
+        if not upgrades:  # a writer commits between this reader's lockfile read and its file reads
+            upgrades.append(trusted.open().update(trusted.plugins))
+        return lock
+
+    monkeypatch.setattr(api, "read_lockfile", upgrade_after_reading)
+    monkeypatch.setattr(install, "read_lockfile", upgrade_after_reading)
+    report = verify_installed(trusted.plugins, state_dir=trusted.state_dir)
+    assert upgrades and report.ok, [f.text() for _, f in report.findings()]
+    assert report.results[0].subject == "alpha 1.0.5"
+    upgrades.clear()
+    trusted.add_release("alpha", "1.0.7")
+    trusted.build()
+    assert load_plugin_bytes(trusted.plugins, "alpha", state_dir=trusted.state_dir)
+    assert upgrades and read_lockfile(trusted.plugins).plugins["alpha"].version == "1.0.7"
