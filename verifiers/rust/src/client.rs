@@ -1374,16 +1374,54 @@ fn trusted_root(state_dir: Option<&Path>) -> Result<Option<Root>> {
 pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<String>> {
     check_plugin_dir(dir)?;
     let root = trusted_root(state_dir)?;
+    once_more_if_committed(dir, || verify_installed_with(dir, root.as_ref()))
+}
+
+fn verify_installed_with(dir: &Path, root: Option<&Root>) -> Result<Vec<String>> {
     let lock = match read_lockfile(dir)? {
         None => return Ok(Vec::new()),
         Some(l) => l,
     };
+    after_lockfile_read();
     fsx::refuse_symlinks(dir)?;
     for e in lock.plugins.values() {
         // Each entry's registry URL was checked when the lockfile was read (decision 15).
-        verify_entry(dir, root.as_ref(), e)?;
+        verify_entry(dir, root, e)?;
     }
     Ok(lock.plugins.keys().cloned().collect())
+}
+
+/// The lockfile's identity now (inode, size, modification time): a commit replaces or appends to it.
+fn lockfile_print(dir: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir.join(LOCKFILE)).ok()?;
+    Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Another process may commit an install while a host reads (no reader takes the lock): the old
+/// release folder goes once the lockfile names the new one. A failed check whose lockfile changed
+/// meanwhile runs once more, whole, on the new lockfile; a stable directory keeps its verdict (as
+/// the Go and Python verifiers do).
+fn once_more_if_committed<T>(dir: &Path, check: impl Fn() -> Result<T>) -> Result<T> {
+    let before = lockfile_print(dir);
+    match check() {
+        Err(_) if lockfile_print(dir) != before => check(),
+        done => done,
+    }
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Tests only: run once between a reader's lockfile read and its file reads (a writer committing
+/// there); see tests/load_during_upgrade.rs.
+#[doc(hidden)]
+pub static AFTER_LOCKFILE_READ: std::sync::Mutex<Option<Hook>> = std::sync::Mutex::new(None);
+
+fn after_lockfile_read() {
+    let hook = AFTER_LOCKFILE_READ.lock().ok().and_then(|mut h| h.take());
+    if let Some(hook) = hook {
+        hook();
+    }
 }
 
 /// Load one installed plugin for execution: its entry re-verified (as `verify_installed`: a
@@ -1392,7 +1430,12 @@ pub fn verify_installed(dir: &Path, state_dir: Option<&Path>) -> Result<Vec<Stri
 pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<LoadedPlugin> {
     check_plugin_dir(dir)?;
     let root = trusted_root(state_dir)?;
+    once_more_if_committed(dir, || load_plugin_with(dir, root.as_ref(), name))
+}
+
+fn load_plugin_with(dir: &Path, root: Option<&Root>, name: &str) -> Result<LoadedPlugin> {
     let lock = read_lockfile(dir)?.unwrap_or_default();
+    after_lockfile_read();
     let e = lock.plugins.get(name).ok_or_else(|| {
         Error::new(
             Class::NotFound,
@@ -1400,7 +1443,7 @@ pub fn load_plugin(dir: &Path, state_dir: Option<&Path>, name: &str) -> Result<L
         )
     })?;
     fsx::refuse_symlinks(dir)?;
-    verify_entry(dir, root.as_ref(), e)
+    verify_entry(dir, root, e)
 }
 
 #[cfg(test)]
