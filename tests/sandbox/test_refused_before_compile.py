@@ -99,17 +99,10 @@ def test_a_type_of_very_many_value_types_is_left_to_the_compiler() -> None:
     """One function type of 30 million parameters (wasmtime refuses it in milliseconds) was read for
     20 s before the compile: the type section's size bounds what is read."""
 
-    def leb(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
+    from tests.manifest.test_binary_strict import HEADER, leb, section
 
     n = 1_000_000
-    body = leb(1) + b"\x60" + leb(n) + b"\x7f" * n + b"\x00"
-    wasm = b"\0asm\1\0\0\0" + b"\x01" + leb(len(body)) + body
+    wasm = HEADER + section(1, leb(1) + b"\x60" + leb(n) + b"\x7f" * n + b"\x00")
     assert _binary_imports(wasm) is None
 
 
