@@ -516,11 +516,15 @@ def publish(out: Path, staged: Path, content: SiteContent) -> SiteFiles:
         else site_generation(out)
     )
     if current is None:
-        # registry.json there is no top document: not a site a build wrote (a stray folder with one,
-        # files of its own beside it).  Replaced whole, so nothing foreign stays served.
-        if partial:
-            raise NeedsWholeSite
-        return publish_staged(out, staged, content)
+        # registry.json there is no top document: not a site a build wrote (a project folder with a
+        # registry.json of its own, a planted copy).  Neither updated in place (foreign files would
+        # stay served) nor replaced (a typo must not delete someone's work).
+        raise site_io.UnsafeSiteError(
+            f"{out}/{REGISTRY_JSON} is not a {REGISTRY_JSON} a build wrote; refusing to update or replace "
+            f"{out}",
+            where=str(out / REGISTRY_JSON),
+            fix="pass an empty or new folder, or a folder a previous build wrote",
+        )
     try:
         changes = _diff(out, staged, content)
     except _NeedsSwap:

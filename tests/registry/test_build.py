@@ -205,19 +205,19 @@ def test_refuses_to_replace_a_foreign_folder(index: Index, tmp_path: Path) -> No
     assert (home / "thesis.tex").read_text() == "precious"
 
 
-def test_a_folder_whose_registry_json_is_no_top_document_is_replaced_whole(
-    index: Index, tmp_path: Path
-) -> None:
-    """Attack: a pull request planted site/ (registry.json "{}" and a page of its own) where the build
-    writes: it failed ("site/root/...: a folder on the way to it is missing"), and an update in
-    place would keep the page served on the registry's origin."""
+def test_a_folder_whose_registry_json_is_no_top_document_is_left_alone(index: Index, tmp_path: Path) -> None:
+    """A folder with a registry.json of its own is no site: the build failed on a missing root/
+    (and an update in place would have kept a planted page served on the registry's origin); a
+    swap would delete the folder's other files (review: a project with an npm registry.json)."""
+    from registry_tool.registry.site import UnsafeSiteError
+
     site = tmp_path / "site"
     site.mkdir()
-    (site / "registry.json").write_text("{}")
-    (site / "evil.html").write_text("<script>alert(1)</script>")
-    result = build(index, site)
-    assert not (site / "evil.html").exists()
-    assert (site / "root").is_dir() and result.site_files["written"] > 0
+    (site / "registry.json").write_text('{"npm": "https://registry.npmjs.org/"}')
+    (site / "thesis.tex").write_text("precious")
+    with pytest.raises(UnsafeSiteError, match=r"not a registry\.json a build wrote"):
+        build(index, site)
+    assert (site / "thesis.tex").read_text() == "precious" and not (site / "root").exists()
 
 
 def test_key_outside_the_index_role_is_refused(index: Index, tmp_path: Path) -> None:
