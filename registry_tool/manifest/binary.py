@@ -188,10 +188,19 @@ def custom_section_names(data: bytes) -> list[str]:
     return names
 
 
-def _types(data: bytes, span: tuple[int, int]) -> list[tuple[list[str], list[str]]]:
-    """Every type index's function type; a struct or array type (GC proposal) holds ([], [])."""
-    reader, types = _Reader(data, *span), []
+def _types(
+    data: bytes, span: tuple[int, int], needed: int | None = None
+) -> list[tuple[list[str], list[str]]]:
+    """Every type index's function type; a struct or array type (GC proposal) holds ([], []).
+
+    ``needed``: stop once that many type indices are read (the imports' types come first to
+    mind: a valid module of many large types need not be read past the last one they use).
+    """
+    reader = _Reader(data, *span)
+    types: list[tuple[list[str], list[str]]] = []
     for _ in range(reader.uleb()):
+        if needed is not None and len(types) >= needed:
+            break
         # A recursion group (0x4E) defines one type index per subtype; anything else is one.
         group = 1
         if reader.peek() == 0x4E:
@@ -355,8 +364,10 @@ def import_signatures(data: bytes, max_entries: int | None = None) -> list[tuple
             and sections[_SECTION_TYPE][1] - sections[_SECTION_TYPE][0] > 16 * max_entries
         ):
             raise ValueError(f"a type section of more than {16 * max_entries} bytes")
-    types = _types(data, sections[_SECTION_TYPE]) if _SECTION_TYPE in sections else []
     imports = _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+    # Only the types the imports use: a module may hold a few MB of other types.
+    needed = max((i.type_index + 1 for i in imports if i.kind == "func"), default=0)
+    types = _types(data, sections[_SECTION_TYPE], needed) if _SECTION_TYPE in sections and needed else []
     return [(i, types[i.type_index] if i.kind == "func" else None) for i in imports]
 
 
