@@ -20,12 +20,13 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 class _OneLine(logging.Formatter):
-    """Each record on one line, control characters escaped (URLs and names come from servers)."""
+    """Each record on one line, controls escaped, no CI workflow command (servers' and PRs' text)."""
 
     def format(self, record: logging.LogRecord) -> str:
         from registry_tool.errors import printable
+        from registry_tool.report import inert_log_text
 
-        return printable(super().format(record))
+        return inert_log_text(printable(super().format(record)))
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

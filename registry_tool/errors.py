@@ -26,7 +26,7 @@ INTERNAL_ERROR_RULE = "internal-error"
 # surrogateescape, which no output stream can encode): messages embed strings a pull request, a
 # module, a maintainer or a server controls (file names, test names, yank reasons, HTTP headers),
 # and one message is one line, so none of these may reach a terminal or a CI log as themselves.
-_UNPRINTABLE = re.compile(
+UNPRINTABLE = _UNPRINTABLE = re.compile(
     r"[\x00-\x1f\x7f-\x9f\xad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\u3164"
     r"\ufeff\uffa0\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
 )

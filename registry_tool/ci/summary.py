@@ -112,9 +112,10 @@ def write_outputs(
 def _side_file(path: Path, option: str, mode: str, text: str) -> None:
     """Write (``w``) or append (``a``) a file an option names; one that cannot be is a usage error.
 
-    Never through a symbolic link: the check runs in the pull request's checkout, which may hold
-    a link by the file's name (to .git/config, or out of the checkout).  A new file replaces it;
-    appending to one is refused.
+    Never through a symbolic link at the file's own name: the check runs in the pull request's
+    checkout, which may hold one there (to .git/config, or out of the checkout).  A new file
+    replaces it; appending to one is refused.  A folder on the way is not checked: the workflows
+    name a file outside the checkout ($RUNNER_TEMP).
     """
     from registry_tool._files import write_replacing
     from registry_tool.errors import UsageError

@@ -1281,7 +1281,7 @@ def _root_that_signed(
             where=f"{dest}/{entry.manifest}",
             fix=f"reinstall it from the registry you trust: registry-tool client install {entry.name}",
         )
-    return None  # nothing is trusted here at all: digests only, said as a notice
+    return None  # nothing is trusted here at all: refused by _verify_installed_signatures
 
 
 def _verify_installed_signatures(

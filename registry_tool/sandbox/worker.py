@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import wasmtime
 
 from registry_tool._files import MiB, read_bounded
+from registry_tool.errors import UNPRINTABLE
 from registry_tool.manifest.abi import (
     ABI_SPECS,
     WASI,
@@ -814,7 +815,7 @@ def compare(case: Case, produced: Produced, stdout: bytes) -> tuple[Outcome, str
     if kind == "regex":
         if re.search(str(expect), actual.decode("utf-8", "replace")):
             return Outcome.passed, ""
-        return Outcome.wrong_output, f"output does not match /{expect}/: {shown(actual, 200)!r}"
+        return Outcome.wrong_output, f"output does not match /{expect}/: {_quoted_head(actual)}"
     want = expect if isinstance(expect, bytes) else str(expect).encode()
     if actual == want:
         return Outcome.passed, ""
@@ -832,7 +833,7 @@ def output_difference(actual: bytes, want: bytes) -> str:
     The heads alone hid a difference past their first 200 characters, and text shown of bytes
     that are no UTF-8 lost them (U+FFFD).
     """
-    head = f"output {_quoted(shown(actual, 200))}, expected {_quoted(shown(want, 200))}"
+    head = f"output {_quoted_head(actual)}, expected {_quoted_head(want)}"
     at = _first_difference(actual, want)
     line = actual.count(b"\n", 0, at) + 1
     column = at - (actual.rfind(b"\n", 0, at) + 1) + 1
@@ -858,10 +859,25 @@ def output_difference(actual: bytes, want: bytes) -> str:
 def _quoted(text: str) -> str:
     """``text`` as a TOML basic string: pasted into plugin.toml it is the text again.
 
-    Python's repr doubled every backslash, so a repr pasted as ``expect`` was not the output.
-    JSON's escapes are TOML's; DEL, which TOML refuses raw, is escaped too.
+    Python's repr doubled every backslash, so a repr pasted as ``expect`` was not the output.  JSON's
+    escapes are TOML's; every other character a terminal would not show as itself (DEL, C1, bidi,
+    invisible) is escaped too, as TOML's u or U escape, so nothing is left for the
+    report's own escaping to change.
     """
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+    return UNPRINTABLE.sub(_toml_escape, json.dumps(text, ensure_ascii=False))
+
+
+def _toml_escape(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _quoted_head(data: bytes, limit: int = 200) -> str:
+    """The first ``limit`` characters of ``data`` quoted (``_quoted``), saying how much was cut."""
+    text = data[: 4 * limit].decode("utf-8", "replace")  # 4 bytes a character cover any UTF-8
+    if len(text) <= limit and len(data) <= 4 * limit:
+        return _quoted(text)
+    return _quoted(text[:limit]) + f"… [cut: {len(data)} bytes in all]"
 
 
 def _first_difference(a: bytes, b: bytes) -> int:

@@ -200,7 +200,9 @@ def test_pr_check_runs_the_tool_and_uploads_sarif(path: Path) -> None:
     uploads = [s for s in steps if "upload-sarif" in s.get("uses", "")]
     # Outside the checkout: a file or link the pull request commits by that name is never read or written.
     assert uploads and uploads[0]["with"]["sarif_file"] == "${{ runner.temp }}/registry-tool.sarif"
-    assert "hashFiles" not in str(uploads[0].get("if", ""))
+    assert uploads[0]["if"] == "always() && steps.sarif.outputs.found == 'true'"
+    probe = next(s for s in steps if s.get("id") == "sarif")
+    assert '[ -f "$RUNNER_TEMP/registry-tool.sarif" ]' in probe["run"] and "always()" in probe["if"]
     assert "$RUNNER_TEMP/registry-tool.sarif" in text or "${{ runner.temp }}/registry-tool.sarif" in text
 
 

@@ -458,3 +458,22 @@ def test_verbose_shows_the_root_chain_steps(world: World, tmp_path: Path) -> Non
 def test_an_unknown_log_level_is_a_usage_error() -> None:
     result = invoke("client", "list", env={"REGISTRY_TOOL_LOG": "loud"})
     assert result.exit_code == EXIT_USAGE and "REGISTRY_TOOL_LOG" in result.output
+
+
+def test_a_log_record_quoting_a_server_holds_no_workflow_command() -> None:
+    """-v logs what servers say (a mirror's error text): a legacy ##[ command must stay text."""
+    import logging
+
+    from registry_tool._logging import _OneLine
+
+    record = logging.LogRecord(
+        "registry_tool",
+        logging.INFO,
+        __file__,
+        1,
+        "source %s failed (%s)",
+        ("m", "##[warning]x\n::error::y"),
+        None,
+    )
+    line = _OneLine("%(message)s").format(record)
+    assert "##[" not in line and "\n" not in line and "::error" in line and not line.startswith("::")

@@ -53,7 +53,7 @@ def test_the_output_is_shown_as_a_toml_string_that_pastes_back() -> None:
     """Python's repr doubled backslashes: '{"out":"\\\\u003e"}' pasted as expect failed again."""
     import tomllib
 
-    actual = b'{"out":"\\u003eAB"}\tend'
+    actual = '{"out":"\\u003eAB"}\tend \x1b[31m \x7f \x85 \u202e \U000e0041'.encode()
     detail = output_difference(actual, b"other")
     shown = detail.split("output ", 1)[1].split(", expected ", 1)[0]
     assert tomllib.loads(f"expect = {shown}")["expect"].encode() == actual, shown
