@@ -426,9 +426,10 @@ def compiled_schema(schema_name: str) -> Callable[[Any], Any]:
 
 
 # A schema's "pattern" is an ECMA-262 regular expression, whose "$" (no multiline flag) is the end
-# of the text (only "$" is read so here: "." still matches a CR or U+2028, as in the compiled
-# schema and the Go and Rust verifiers, which ECMA-262's "." would not).  Python's "$" also matches before a final newline, and jsonschema searches with it:
+# of the text.  Python's "$" also matches before a final newline, and jsonschema searches with it:
 # "name\n" passed "^[a-z][a-z0-9_-]{1,63}$" (fastjsonschema, the Go and Rust verifiers refuse it).
+# Only "$" is read so here: "." still matches a CR or U+2028, as in the compiled schema and the Go
+# and Rust verifiers, where ECMA-262's "." would not.
 _ECMA_END = re.compile(r"(?<!\\)\$")
 
 
