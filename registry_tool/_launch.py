@@ -190,6 +190,13 @@ def run_fast(argv: list[str]) -> None:
 def main() -> None:
     """The ``registry-tool`` console script."""
     argv = sys.argv[1:]
+    if sys.stdout is None:  # started with standard output closed (`>&-`): reports have nowhere to go
+        if sys.stderr is not None:
+            sys.stderr.write(
+                "error: standard output is closed, so the report cannot be written. "
+                "Fix: run registry-tool with standard output open (redirect it to a file or /dev/null).\n"
+            )
+        raise SystemExit(2)
     if argv == ["--help"]:
         sys.stdout.write(HELP)
         sys.stdout.flush()

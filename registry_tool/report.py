@@ -463,7 +463,9 @@ def append_step_summary(path: str, text: str) -> None:
     full disk) is a warning on stderr, and the report, the annotations and the exit code stand.
     """
     try:
-        with Path(path).open("a", encoding="utf-8") as fh:
+        # Non-blocking: a FIFO nobody reads is refused (ENXIO), not waited on forever.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(text)
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)

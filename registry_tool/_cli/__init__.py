@@ -126,6 +126,13 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             stopped(_environment_error(err), fmt, cause=err)
         except (typer.Exit, typer.Abort, TyperException):
             raise  # typer's own control flow (typer.Exit is a RuntimeError)
+        except RuntimeError as err:
+            if not str(err).startswith("Symlink loop from "):
+                internal_error(err, fmt, command=command_name())
+            # Python 3.11's Path.resolve() raises this, not an OSError, on a link loop.
+            where = str(err)[len("Symlink loop from ") :]
+            loop = OSError(errno.ELOOP, "Too many levels of symbolic links", where)
+            stopped(_environment_error(loop), fmt, cause=err)
         except UnicodeEncodeError as err:
             if "surrogate" not in str(err.reason):
                 internal_error(err, fmt, command=command_name())
@@ -157,7 +164,7 @@ def _environment_error(err: OSError) -> UsageError:
         errno.ENOENT: "check the path: a folder on the way to it is missing",
         errno.ENOTDIR: "check the path: a part of it that should be a folder is a file",
         errno.EISDIR: "give a file, not a folder",
-        errno.EEXIST: "remove what is there, or choose another path",
+        errno.EEXIST: "something is already there (a file where a folder is needed?): choose another path",
         errno.EACCES: "give a path you may read and write, or change its permissions",
         errno.EPERM: "give a path you may read and write, or change its permissions",
         errno.ENOSPC: "free some disk space and run the command again",

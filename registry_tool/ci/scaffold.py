@@ -275,13 +275,13 @@ def _write_secret(keys_dir: Path, name: str, data: bytes) -> None:
 
 
 def _git_init(directory: Path) -> bool:
-    inside = subprocess.run(
-        ["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True, check=False
-    )
-    if inside.returncode == 0:
-        return False
     try:
+        inside = subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, capture_output=True, check=False
+        )
+        if inside.returncode == 0:
+            return False
         subprocess.run(["git", "init", "-q", "-b", "main"], cwd=directory, capture_output=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return False  # git missing: the files are there, the user can `git init` themselves
+        return False  # git missing or failing: the files are there, the user can `git init` themselves
     return True

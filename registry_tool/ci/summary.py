@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -121,8 +122,18 @@ def _side_file(path: Path, option: str, mode: str, text: str) -> None:
     from registry_tool.errors import UsageError
 
     try:
-        if mode == "w":
+        try:
+            kind = os.lstat(path).st_mode
+        except FileNotFoundError:
+            kind = stat.S_IFREG
+        if mode == "w" and (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):
             write_replacing(path, text.encode("utf-8"))
+        elif mode == "w":
+            # A device (/dev/null: the report discarded) or a FIFO is written to, never replaced
+            # (renaming over /dev/null replaced the device for the whole machine); a folder refuses.
+            flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            with os.fdopen(os.open(path, flags), "w", encoding="utf-8") as fh:
+                fh.write(text)
         else:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
             with os.fdopen(os.open(path, flags, 0o644), "a", encoding="utf-8") as fh:

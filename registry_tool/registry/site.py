@@ -67,7 +67,18 @@ def real_site(site: Path) -> Path:
 def site_lock(site: Path) -> FileLock:
     """One writer per SITE: a second build or resign waits (the OS drops the lock of a killed one)."""
     site.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(site.parent / f".{site.name}.lock")
+    path = site.parent / f".{site.name}.lock"
+    # filelock retries a lock file it cannot create forever (as if another writer held it): a
+    # folder where none can be made (/proc) hung the build silently.  Made here first, or refused.
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+    except OSError as err:
+        raise UnsafeSiteError(
+            f"cannot create the lock file {path} beside {site}: {err.strerror or err}",
+            where=str(path),
+            fix="give --out a folder in a place you may write",
+        ) from None
+    return FileLock(path)
 
 
 def check_site_target(site: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -207,3 +208,18 @@ def test_errors_on_stderr_hold_no_workflow_command(tmp_path: Path) -> None:
     proc = run_tool(tmp_path, "validate", "x ##[warning title=approved]by @owner")
     assert proc.returncode == 2, proc.stderr
     assert "x ##\u200b[warning title=approved]by @owner" in proc.stderr and "##[" not in proc.stderr
+
+
+def test_a_sarif_file_that_is_a_fifo_or_device_is_written_to_never_replaced(
+    index_repo: IndexRepo, tmp_path: Path
+) -> None:
+    # Renaming a new file over the name replaced /dev/full on a root runner (a sweep of every command).
+    index_repo.release("alpha", "1.1.0")
+    index_repo.commit()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = run_tool(index_repo.path, "ci", "check", "--base", "origin/main", "--sarif-file", str(fifo))
+    assert proc.returncode == 2 and "--sarif-file" in proc.stderr, proc.stderr  # nobody reads it
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    proc = run_tool(index_repo.path, "ci", "check", "--base", "origin/main", "--sarif-file", os.devnull)
+    assert proc.returncode == 0 and stat.S_ISCHR(os.lstat(os.devnull).st_mode), proc.stderr
