@@ -332,6 +332,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "not-an-index-key": (_E, "A signing key is not an index key of the current root."),
             "version-goes-down": (_E, "A plugin's newest version would be lower than the published one."),
             "expired-on-arrival": (_W, "The registry.json written expires before it can be served."),
+            "version-below-site": (
+                _W,
+                "The registry version is below the one the output folder served (clients refuse it).",
+            ),
             "unsafe-site": (_E, "The output folder is not a site this tool wrote, or is unsafe to replace."),
             "previous-registry": (_E, "The previously published site cannot be read or verified."),
             "changed-during-build": (_E, "An index file changed between its verification and publication."),

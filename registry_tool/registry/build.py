@@ -48,6 +48,7 @@ from registry_tool.registry.document import (
     catalog_fields,
     index_digest,
     site_digest,
+    site_top_version,
 )
 from registry_tool.registry.errors import (
     BuildRefusedError,
@@ -367,6 +368,9 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         checked = [rel for rel in releases if rel.name not in kept]
         prints = _fingerprints(checked, prepared, opts.smoke) if cache.enabled and not refused else {}
         carried = _carried(out, previous, inputs.record, prints) if reuse else {}
+        # What SITE serves now, when it is not --previous: a lower version would be refused as a
+        # rollback by every client that fetched it (read, never trusted: only to warn).
+        served = None if inputs.previous_is_site else site_top_version(out)
         plan = plan_publication(
             config,
             chain.root.version,
@@ -428,7 +432,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
         previous_version=previous.version if previous else None,
         counts=counts,
         seconds=time.perf_counter() - started,
-        warnings=[*_warnings(plan.document, verify_now), *plan.warnings],
+        warnings=[*_warnings(plan.document, verify_now, served), *plan.warnings],
         site_files=files.as_dict(),
         yanked=plan.yanked,
     )
@@ -662,15 +666,27 @@ def _record(
     return PublicationRecord(documents, frozenset(metadata.files) - documents_and_catalog)
 
 
-def _warnings(document: Publication, verify_now: datetime) -> list[Finding]:
-    if document.expires() > verify_now:
-        return []
-    return [
-        Finding(
-            "expired-on-arrival",
-            f"registry.json expires at {document.expires_at}, which is already past",
-            severity=Severity.warning,
-            file=REGISTRY_JSON,
-            fix="unset SOURCE_DATE_EPOCH or run `registry-tool resign`",
+def _warnings(document: Publication, verify_now: datetime, served: int | None = None) -> list[Finding]:
+    found = []
+    if document.expires() <= verify_now:
+        found.append(
+            Finding(
+                "expired-on-arrival",
+                f"registry.json expires at {document.expires_at}, which is already past",
+                severity=Severity.warning,
+                file=REGISTRY_JSON,
+                fix="unset SOURCE_DATE_EPOCH or run `registry-tool resign`",
+            )
         )
-    ]
+    if served is not None and document.version < served:
+        found.append(
+            Finding(
+                "version-below-site",
+                f"registry version {document.version} is below version {served}, which the output "
+                "folder served: every client that fetched that one refuses this one as a rollback",
+                severity=Severity.warning,
+                file=REGISTRY_JSON,
+                fix=f"build again with --previous (the published site) or --registry-version above {served}",
+            )
+        )
+    return found

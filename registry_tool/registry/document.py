@@ -483,6 +483,18 @@ class Generation:
     releases: frozenset[str] = frozenset()
 
 
+def site_top_version(site: Path) -> int | None:
+    """The version of the top document SITE serves now, read without verifying it, or None.
+
+    Used only to keep a new publication above it (never to trust anything).
+    """
+    try:
+        with open(site / REGISTRY_JSON, "rb") as fh:
+            return TopDocument.parse(fh.read(MAX_TOP_BYTES + 1)).version
+    except (OSError, CheckFailed):
+        return None
+
+
 def site_generation(site: Path) -> Generation | None:
     """The generation SITE serves now, read without verifying it (best effort), or None.
 

@@ -220,6 +220,19 @@ def test_a_folder_whose_registry_json_is_no_top_document_is_left_alone(index: In
     assert (site / "thesis.tex").read_text() == "precious" and not (site / "root").exists()
 
 
+def test_building_over_a_site_without_previous_warns_when_its_version_goes_down(
+    index: Index, tmp_path: Path
+) -> None:
+    """Built over without --previous, a site went down from a version clients had seen, silently
+    (every client then refused it as a rollback)."""
+    site = tmp_path / "site"
+    assert not build(index, site, registry_version=30_000_000_000_000).warnings
+    warned = build(index, site).warnings
+    assert [w.rule for w in warned] == ["version-below-site"]
+    assert "30000000000000" in warned[0].message and "--previous" in (warned[0].fix or "")
+    assert not build(index, site, registry_version=30_000_000_000_001).warnings
+
+
 def test_key_outside_the_index_role_is_refused(index: Index, tmp_path: Path) -> None:
     from registry_tool.registry.errors import IndexKeyError
 
