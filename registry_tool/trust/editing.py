@@ -560,7 +560,10 @@ def parse_expiry(value: str, now: datetime) -> datetime:
     if "T" in value:
         from registry_tool.trust.root import parse_time
 
-        expires = parse_time(value)
+        try:
+            expires = parse_time(value)
+        except CheckFailed as exc:  # the option's value, not a document: a usage error
+            raise UsageError(f"--expires: {exc.what}", fix="use e.g. 365d or 2027-11-21T00:00:00Z") from None
     else:
         try:
             expires = now + timedelta(seconds=parse_duration(value))

@@ -265,7 +265,14 @@ def test_a_root_expiry_in_the_past_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [("0d", "not in the future"), ("0s", "not in the future"), ("9999-12-31T23:59:59Z", "ten years")],
+    [
+        ("0d", "not in the future"),
+        ("0s", "not in the future"),
+        ("9999-12-31T23:59:59Z", "ten years"),
+        # A malformed time is the option's fault (exit 2, naming it), not a document's (exit 1).
+        ("2027-02-30T00:00:00Z", "--expires: .* is not a valid RFC 3339"),
+        ("2027-01-01T00:00:00", "--expires: .* is not a valid RFC 3339"),
+    ],
 )
 def test_a_root_expiry_of_now_or_beyond_ten_years_is_refused(value: str, why: str) -> None:
     """`--expires 0d` wrote a root expired when written (root sign signed it); an absolute time
