@@ -315,8 +315,8 @@ def _resign_locked(
     signatures_now = read_signatures(path)
     verify_index_signatures(signed_under, data, signatures_now, where=str(path))
     window = validity if validity is not None else current.expires() - current.generated()
-    if window.total_seconds() <= 0:
-        raise UsageError("the validity must be positive", fix="pass --validity like 7d")
+    if window.total_seconds() < 1:  # times are whole seconds: less would expire when generated
+        raise UsageError("the validity must be at least one second", fix="pass --validity like 7d")
     document = current.renewed(
         version=next_version(current, now, registry_version),
         generated_at=format_time(now),

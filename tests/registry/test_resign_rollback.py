@@ -185,3 +185,14 @@ def test_a_signers_record_python_cannot_convert_is_a_usage_error(
     record.write_text(text)
     with pytest.raises(UsageError, match="unreadable or malformed"):
         read_signed(site, [index.keys.index], name)
+
+
+@pytest.mark.parametrize("validity", [timedelta(milliseconds=1), timedelta(milliseconds=400)])
+def test_a_validity_under_one_second_is_a_usage_error(
+    index: Index, tmp_path: Path, validity: timedelta
+) -> None:
+    """It was exit 1, blaming the document ("expires_at must be after generated_at")."""
+    site = tmp_path / "site"
+    build(index, site)
+    with pytest.raises(UsageError, match="at least one second"):
+        resign_site(site, [index.keys.index], NOW + timedelta(hours=1), validity=validity)
