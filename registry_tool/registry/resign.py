@@ -240,7 +240,7 @@ def record_built(site: Path, keys: list[SecretKey], name: str, version: int, dat
     try:
         record_signed(site, keys, name, version, data)
     except UsageError as err:
-        log.warning("%s (%s)", err, err.fix)
+        log.warning("%s", err)  # its text holds the fix already
 
 
 def _require_newest(

@@ -196,3 +196,18 @@ def test_a_validity_under_one_second_is_a_usage_error(
     build(index, site)
     with pytest.raises(UsageError, match="at least one second"):
         resign_site(site, [index.keys.index], NOW + timedelta(hours=1), validity=validity)
+
+
+def test_a_record_the_build_cannot_write_is_one_warning_saying_its_fix_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from registry_tool.registry import resign
+
+    def fail(*_args: Any) -> None:
+        raise UsageError("cannot record the signed registry.json in /x", fix="make the folder writable")
+
+    monkeypatch.setattr(resign, "record_signed", fail)
+    with caplog.at_level("WARNING", logger="registry_tool"):
+        resign.record_built(Path("/site"), [], "reg", 1, b"{}")
+    [record] = caplog.records
+    assert record.getMessage().count("make the folder writable") == 1, record.getMessage()
