@@ -28,7 +28,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
 from semantic_version import Version
@@ -1124,6 +1124,26 @@ def _lockfile_print(dest: Path) -> tuple[int, int, int] | None:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
+_T = TypeVar("_T")
+
+
+def _once_more_if_committed(dest: Path, check: Callable[[], _T], failed: Callable[[_T], bool]) -> _T:
+    """``check()``, run once more, whole, when it failed while another process committed an install.
+
+    No reader takes the lock: the old release folder goes once the lockfile names the new one, so
+    a check that read the old lockfile finds it missing.  A failure (raised, or ``failed``) whose
+    lockfile changed meanwhile is checked again on the new one; a stable directory keeps its verdict.
+    """
+    before = _lockfile_print(dest)
+    try:
+        result = check()
+    except RegistryToolError:
+        if _lockfile_print(dest) == before:
+            raise
+        return check()
+    return check() if failed(result) and _lockfile_print(dest) != before else result
+
+
 def verify_installed(
     dest: Path, names: Sequence[str] = (), *, state_dir: Path | None = None, clock: Clock = _utcnow
 ) -> Report:
@@ -1147,14 +1167,9 @@ def verify_installed(
     Returns:
         One result per plugin, and a ``plugin directory`` result for leftover files.
     """
-    # Another process may commit an install while this one reads (no reader takes the lock): the
-    # old release folder goes after the lockfile names the new one.  A failed check whose lockfile
-    # changed meanwhile is run once more, whole, on the new one; a stable directory keeps its verdict.
-    before = _lockfile_print(dest)
-    report = _verify_installed(dest, names, state_dir, clock)
-    if not report.ok and _lockfile_print(dest) != before:
-        report = _verify_installed(dest, names, state_dir, clock)
-    return report
+    return _once_more_if_committed(
+        dest, lambda: _verify_installed(dest, names, state_dir, clock), lambda report: not report.ok
+    )
 
 
 def _verify_installed(dest: Path, names: Sequence[str], state_dir: Path | None, clock: Clock) -> Report:
@@ -1408,13 +1423,9 @@ def load_plugin_bytes(
     the very bytes returned (no window between a check and the read); a state directory trusting
     no root is refused (``RootNotPinnedError``).
     """
-    before = _lockfile_print(dest)
-    try:
-        return _load_plugin_bytes(dest, name, state_dir, clock)
-    except RegistryToolError:
-        if _lockfile_print(dest) == before:
-            raise
-        return _load_plugin_bytes(dest, name, state_dir, clock)  # committed meanwhile: once more (above)
+    return _once_more_if_committed(
+        dest, lambda: _load_plugin_bytes(dest, name, state_dir, clock), lambda _: False
+    )
 
 
 def _load_plugin_bytes(dest: Path, name: str, state_dir: Path | None, clock: Clock) -> bytes:
