@@ -73,13 +73,33 @@ def _describe(mode: int) -> str:
     return "not a regular file"
 
 
+# Why a path that cannot be stat'ed cannot be, by errno: "does not exist" is only ENOENT (a link
+# loop, a file where a folder is named or a folder without search permission read so too).
+_UNREACHABLE = {
+    errno.ELOOP: "is a symbolic link loop (or too many links)",
+    errno.ENOTDIR: "does not exist (a part of it is a file, not a folder)",
+    errno.EACCES: "cannot be reached (permission denied)",
+    errno.ENAMETOOLONG: "is too long a name",
+}
+
+
+def unreachable(path: Path | str) -> str | None:
+    """Why ``path`` cannot be stat'ed (links followed), for a message; None when it can."""
+    try:
+        Path(path).stat()
+    except ValueError:  # a NUL in the name
+        return "is no valid path (it holds a NUL character)"
+    except OSError as err:
+        return _UNREACHABLE.get(err.errno or 0, "does not exist")
+    return None
+
+
 def no_regular_file(path: Path | str, what: str) -> str:
     """Why ``path`` is no regular file, for a message: "does not exist", "is a directory", ..."""
-    try:
-        mode = Path(path).stat().st_mode
-    except (OSError, ValueError):
-        return f"{what} {path} does not exist"
-    return f"{what} {path} is {_describe(mode)}, not a regular file"
+    why = unreachable(path)
+    if why is not None:
+        return f"{what} {path} {why}"
+    return f"{what} {path} is {_describe(Path(path).stat().st_mode)}, not a regular file"
 
 
 def _size(n: int) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from registry_tool._files import unreachable
 from registry_tool.format.strictjson import MAX_SAFE_INTEGER
 from registry_tool.manifest.abi import ABI_SPECS, gated_module
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
@@ -271,13 +272,13 @@ def import_allowed(
 
 def find_registry_config(start: Path) -> Path:
     """registry.toml at ``start`` (a file or dir) or in the nearest ancestor directory."""
-    start = start.resolve()
-    if not start.exists():
+    if (why := unreachable(start)) is not None:
         raise RegistryConfigNotFoundError(
-            "the path does not exist",
+            f"the path {why}",
             where=str(start),
             fix="pass an existing registry.toml or index directory",
         )
+    start = start.resolve()
     # An explicitly named file is the configuration, whatever its name, unless it is a manifest.
     if start.is_file() and start.name != "plugin.toml":
         return start

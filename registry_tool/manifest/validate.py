@@ -18,7 +18,7 @@ from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from registry_tool._files import UnreadableFileError
+from registry_tool._files import UnreadableFileError, unreachable
 from registry_tool.errors import UsageError, hidden_characters, printable
 from registry_tool.format.rules import MAX_TEST_FILE_BYTES, is_reserved_name
 from registry_tool.manifest import cache as disk_cache
@@ -1582,10 +1582,9 @@ def validate_paths(paths: list[Path], *, config_path: Path | None = None) -> Rep
     configs: dict[Path, RegistryConfig | None] = {}
     seen: set[Path] = set()
     for path in paths:
-        if not path.exists():
-            raise UsageError(
-                f"{path} does not exist", where=str(path), fix="pass an index, plugins or release directory"
-            )
+        if (why := unreachable(path)) is not None:
+            fix = "pass an index, plugins or release directory"
+            raise UsageError(f"{path} {why}", where=str(path), fix=fix)
         cfg_file = find_registry_config(config_path if config_path is not None else path)
         if cfg_file not in configs:
             configs[cfg_file], cfg_result = _config_result(cfg_file)

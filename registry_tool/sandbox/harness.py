@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from registry_tool._files import unreachable
 from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
@@ -787,8 +788,8 @@ def smoke_paths(
 
         releases: list[Path] = []
         for path in paths:
-            if not path.exists():
-                raise SmokePathError("no such file or directory", where=str(path), fix="check the path")
+            if (why := unreachable(path)) is not None:
+                raise SmokePathError(f"{path} {why}", where=str(path), fix="check the path")
             found = find_releases(path)
             if not found:  # a usage error, as validate answers it
                 raise SmokePathError(

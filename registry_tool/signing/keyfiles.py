@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry_tool._files import KiB, read_bounded
+from registry_tool._files import KiB, read_bounded, unreachable
 from registry_tool.errors import UsageError
 from registry_tool.signing.minisign import (
     MEMLIMIT_SENSITIVE,
@@ -129,8 +129,8 @@ def load_public_key(spec: str | Path) -> PublicKey:
     if text.startswith("RW") and len(text) == 56 and not Path(text).exists():
         return PublicKey.parse(text, where="--pubkey")
     path = Path(spec)
-    if not path.exists():
-        raise UsageError(f"public key file {path} does not exist", fix="give a .pub file or the base64 key")
+    if (why := unreachable(path)) is not None:
+        raise UsageError(f"public key file {path} {why}", fix="give a .pub file or the base64 key")
     data = read_bounded(path, MAX_KEY_FILE, "public key file")
     if data.startswith(UNTRUSTED_PREFIX.encode()) and b"secret key" in data.split(b"\n", 1)[0]:
         raise UsageError(f"{path} is a secret key file", fix="give the .pub file")
@@ -139,10 +139,8 @@ def load_public_key(spec: str | Path) -> PublicKey:
 
 def load_secret_key(path: Path, passphrase_env: str | None = None) -> SecretKey:
     """Load a secret key file, asking for the passphrase only if the key is encrypted."""
-    if not path.exists():
-        raise UsageError(
-            f"secret key file {path} does not exist", fix="create one with `registry-tool key generate`"
-        )
+    if (why := unreachable(path)) is not None:
+        raise UsageError(f"secret key file {path} {why}", fix="create one with `registry-tool key generate`")
     data = read_bounded(path, MAX_KEY_FILE, "secret key file")
     encrypted = SecretKey.is_encrypted(data, where=str(path))
     passphrase = read_passphrase(passphrase_env) if encrypted else None

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry_tool._files import no_regular_file
+from registry_tool._files import no_regular_file, unreachable
 from registry_tool.errors import CheckFailed, UsageError
 from registry_tool.format.rules import SIG_SUFFIX, is_signature_of
 from registry_tool.report import CheckResult, Finding, Report, Severity
@@ -72,6 +72,8 @@ def verify_release_dir(
     if release_dir.name == MANIFEST:
         release_dir = release_dir.parent
     manifest = release_dir / MANIFEST
+    if (why := unreachable(release_dir)) is not None:
+        raise UsageError(f"{release_dir} {why}", fix="point at a release directory")
     if not manifest.is_file():
         raise UsageError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
     try:

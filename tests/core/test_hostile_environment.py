@@ -41,6 +41,25 @@ def test_a_symbolic_link_loop_in_an_output_path_is_a_usage_error(tmp_path: Path)
         assert proc.returncode == 2 and "symbolic link loop" in proc.stderr, proc.stderr
 
 
+def test_an_input_path_that_cannot_be_reached_says_why(tmp_path: Path) -> None:
+    # A link loop and a file used as a folder both read "does not exist": the path is there.
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "file").write_text("x")
+    for path, why in ((tmp_path / "loop1", "symbolic link loop"), (tmp_path / "file" / "x", "is a file")):
+        for args in (
+            ["validate", str(path)],
+            ["smoke", str(path)],
+            ["verify", str(path), "--pubkey", str(REPO / "samples" / "keys" / "index.pub")],
+            ["verify", str(path), "--root", str(INDEX)],
+            ["verify", str(INDEX / "registry.toml"), "--pubkey", str(path)],
+            ["validate", str(INDEX), "--config", str(path)],
+            ["key", "show", str(path)],
+        ):
+            proc = run_tool(*args, timeout=120)
+            assert proc.returncode == 2 and why in proc.stderr, (args, proc.stderr)
+
+
 def test_a_site_whose_lock_file_cannot_be_made_is_refused_not_waited_on() -> None:
     # filelock retried a lock file it could not create forever: the build hung silently.
     proc = run_tool(
