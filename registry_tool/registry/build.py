@@ -296,7 +296,11 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
             opts.progress(done[0], len(releases), what)
 
     misses: list[tuple[IndexRelease, datetime, Lookup | None]] = []
-    now_published = published_time(generated_at)  # a release first published by this build
+    # A release first published by this build is judged as published at the later of the document
+    # and the verification clock: SOURCE_DATE_EPOCH (a commit's date, set by whoever made it) must
+    # not date a release before the revocation of its signer's key.  Its document carries
+    # ``generated_at`` (reproducible).
+    now_published = max(published_time(generated_at), verify_now.replace(microsecond=0))
 
     def published_at(rel: IndexRelease) -> datetime:
         old = previous.get(rel.name, rel.version) if previous else None

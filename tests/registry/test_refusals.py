@@ -168,6 +168,20 @@ def test_revoked_key_keeps_prior_releases_only_when_the_root_says_so(index: Inde
     assert {s for s, _, _ in problems} == {"alpha 1.5.0"}
 
 
+def test_a_document_clock_before_a_revocation_does_not_date_a_new_release_before_it(
+    index: Index, tmp_path: Path
+) -> None:
+    # SOURCE_DATE_EPOCH (the document clock) is a commit's date, chosen by whoever made the commit:
+    # a release signed after its key was revoked (keeping prior releases) passed as published before.
+    site = tmp_path / "site"
+    build(index, site)
+    index.revoke(index.keys.alice, keep_prior_releases=True, at=NOW + timedelta(minutes=30))
+    index.add_release("alpha", "1.5.0", variant=6)
+    problems = refused(index, site, previous=str(site), now=NOW + timedelta(minutes=20), verify_now=LATER)
+    assert {s for s, _, _ in problems} == {"alpha 1.5.0"}
+    assert any("revoked" in m for _, _, m in problems)
+
+
 def test_releases_a_revoked_key_signed_can_be_withdrawn(index: Index, tmp_path: Path) -> None:
     """The incident path: the owners revoke a stolen key without keeping its releases and remove
     them from the index.  Restoring them cannot pass (their signatures no longer count), so their
