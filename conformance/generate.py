@@ -3621,6 +3621,18 @@ def installed_cases() -> None:
         [*first, install(revoked, "validate_email", ERR("maintainer-signature"))],
     )
     case(
+        "revoked-since-install-failed-install-persists-root",
+        "revocation",
+        "as revoked-since-install-reinstall: the install that fails has walked to root 2 and verified "
+        "registry.json, so root 2 is kept (decision 3): verify then refuses the installed copy's "
+        "stored signatures, as root 2 revoked their key",
+        [
+            *first,
+            install(revoked, "validate_email", ERR("maintainer-signature")),
+            verify(ERR("installed-tampered")),
+        ],
+    )
+    case(
         "revoked-since-install-exact-pin",
         "revocation",
         "as revoked-since-install-reinstall, with the exact pin validate_email@1.1.0 (the version "

@@ -404,7 +404,14 @@ class Registry:
         state = store.require(url)
         sources = Sources(url, fetcher or HttpFetcher(policy), [normalise_url(m) for m in mirrors])
         now = clock()
+        loaded = state
         top, state = sources.first(lambda base: _session(sources, base, state, now))
+        if (state.root_bytes, state.highest_version) != (loaded.root_bytes, loaded.highest_version):
+            # The session's checks passed: the root it reached and the registry version it saw
+            # hold whatever the operation does next.  An install that then fails (its release's
+            # signer was revoked in that root) must not leave the offline checks (``verify``,
+            # ``load_plugin_bytes``) judging by the root before the revocation.
+            store.save(state)
         return cls(url, top, sources, store, clock, state, MetaCache(directory / "cache"))
 
     @property

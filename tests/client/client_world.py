@@ -369,6 +369,19 @@ class World:
         """The client's saved trust state for this world's URL."""
         return StateStore(self.state_dir).load(self.url)
 
+    def assert_failed_closed(self, before: dict[str, bytes]) -> None:
+        """Nothing changed since the ``snapshot`` ``before`` but what a failed operation's session
+        verified: the plugin directory and the metadata cache are as they were; the trust state is
+        too, unless the operation failed after its session verified the root chain and
+        registry.json (docs/trust.md 10.1), and then it holds exactly what a session stores."""
+        state_file = str(StateStore(self.state_dir).path_for(self.url))
+        after = self.snapshot()
+        if after.get(state_file) != before.get(state_file):
+            self.open()  # a session of its own: it verifies what the failed operation stored
+            assert self.snapshot()[state_file] == after[state_file], "the failed case stored unverified state"
+            after[state_file] = before[state_file]
+        assert after == before, "a failed case changed the plugin directory or the trust state"
+
     def snapshot(self) -> dict[str, bytes]:
         """Every file of the plugin directory and of the trust state, for 'nothing changed' checks."""
         files: dict[str, bytes] = {}

@@ -74,7 +74,7 @@ def fails_closed(world: World, action: Callable[[], Any], error: type[Exception]
     before = world.snapshot()
     with pytest.raises(error, match=match):
         action()
-    assert world.snapshot() == before, "a failed case changed the plugin directory or the trust state"
+    world.assert_failed_closed(before)
 
 
 def install(world: World, spec: str = "alpha@1.1.0", **kwargs: Any) -> Callable[[], Any]:

@@ -74,7 +74,7 @@ def test_dependency_permission_escalation_needs_approval(deps: World) -> None:
     before = deps.snapshot()
     with pytest.raises(ApprovalRequiredError, match=r"alphalib 1\.2\.0"):
         deps.open().install("alphaapp", deps.plugins)
-    assert deps.snapshot() == before
+    deps.assert_failed_closed(before)
     asked: list[frozenset[str]] = []
 
     def prompt(release: Any, missing: frozenset[str]) -> bool:
@@ -95,7 +95,7 @@ def test_partial_failure_of_a_download_installs_nothing(deps: World) -> None:
     wasm.write_bytes(bytes(data))
     with pytest.raises(CheckFailed, match="alphalib"):
         deps.open().install("alphaapp", deps.plugins)
-    assert deps.snapshot() == before
+    deps.assert_failed_closed(before)
 
 
 def test_partial_failure_of_a_write_rolls_back(deps: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +114,7 @@ def test_partial_failure_of_a_write_rolls_back(deps: World, monkeypatch: pytest.
     with pytest.raises(OSError, match="disk full"):
         deps.open().install("alphaapp", deps.plugins)
     monkeypatch.undo()
-    assert deps.snapshot() == before
+    deps.assert_failed_closed(before)
     assert not (deps.plugins / "alphalib").exists()
 
 
@@ -128,7 +128,7 @@ def test_conflict_names_both_requirements(deps: World) -> None:
     assert "alphaapp 1.0.0 needs alphalib ^1" in err.value.what
     assert "alphatool 1.0.0 needs alphalib ^2" in err.value.what
     assert err.value.exit_code == 2
-    assert deps.snapshot() == before
+    deps.assert_failed_closed(before)
 
 
 def test_cycle_is_refused(trusted: World) -> None:

@@ -119,7 +119,7 @@ def test_forged_next_root_is_refused_and_state_kept(sim_trusted: World) -> None:
     with pytest.raises((UnauthorizedSignerError, ThresholdNotMetError)):
         sim_trusted.open()
     assert sim.count("root/4.root.json") == 1
-    assert sim_trusted.snapshot() == before
+    sim_trusted.assert_failed_closed(before)
 
 
 # --------------------------------------------------------------------------- registry.json

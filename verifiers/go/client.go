@@ -250,7 +250,8 @@ func (s *Session) fetchTop() error {
 	return nil
 }
 
-// Commit saves the trust state (new root, highest version); call it after the operation succeeded.
+// Commit saves the trust state (new root, highest version) the session verified; Install calls it
+// before it fetches a release, a host that used Refresh alone calls it itself.
 func (s *Session) Commit() error {
 	s.state.Root = s.Root
 	s.state.HighestVersion = s.highest

@@ -38,9 +38,14 @@ type plannedRelease struct {
 // Install resolves spec with its dependency graph (conformance/README.md, decision 16), verifies
 // every release of the graph and installs them into dir atomically: nothing is written unless
 // every release verified; then files (temporary file, fsync, rename), the lockfile (the commit
-// point) and the removal of replaced versions' files. The trust state is saved after success.
+// point) and the removal of replaced versions' files. The trust state the session verified (the
+// root its walk reached, the registry version) is saved first (decision 3): an install that then
+// fails keeps it, so a revocation in that root holds for VerifyInstalled and LoadInstalled.
 // The requested plugin comes first in the result, then its dependencies.
 func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, error) {
+	if err := s.Commit(); err != nil {
+		return nil, err
+	}
 	root, err := openRoot(dir, true)
 	if err != nil {
 		return nil, err
@@ -96,9 +101,6 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 		if old.Version != lf.Plugins[name].Version {
 			removeRelease(root, name, old)
 		}
-	}
-	if err := s.Commit(); err != nil {
-		return nil, err
 	}
 	var out []Installed
 	for _, name := range order {

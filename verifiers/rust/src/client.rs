@@ -374,7 +374,6 @@ const CACHE_DIR: &str = "cache";
 type InstalledCopy = (Vec<u8>, Vec<(String, Vec<u8>)>, Vec<u8>);
 
 impl<'v> Session<'v> {
-    /// Persist the new root and the highest registry version seen.
     /// Persist the new root, the highest registry version seen and the verified metadata
     /// documents (`<state>/cache/<sha256>`, re-hashed whenever they are used).
     pub fn commit(&self) -> Result<()> {
@@ -956,9 +955,13 @@ impl<'v> Session<'v> {
     /// Resolve `spec` and its dependencies, verify everything, install atomically under the
     /// directory lock and commit the lockfile (the commit point: one change line appended and
     /// fsynced, or a new base renamed over it; nothing when no entry changed). Returns the requested
-    /// plugin's lockfile entry first, then its dependencies.
+    /// plugin's lockfile entry first, then its dependencies. The trust state the session verified
+    /// (the root its walk reached, the registry version) is saved first (conformance decision 3):
+    /// an install that then fails keeps it, so a revocation in that root holds for
+    /// `verify_installed` and `load_plugin`; `commit` after success also keeps the documents.
     pub fn install(&self, spec: &str, dir: &Path, opts: &InstallOptions) -> Result<Vec<Entry>> {
         check_plugin_dir(dir)?;
+        self.new_state.save(&self.verifier.state_dir)?;
         let req = Requirement::parse(spec).map_err(|e| match e {
             ReqError::Name(m) | ReqError::Range(m) => Error::new(
                 Class::BadRequirement,
