@@ -1156,37 +1156,46 @@ def _check_test_expect(ctx: _Ctx, call: object, expect: object, field_: str) -> 
             return
 
 
-def _check_process_strings(ctx: _Ctx, raw: Mapping[str, object], prefix: str) -> None:
+def process_string_problems(argv: object, env: object) -> list[tuple[str, str, str]]:
     """A test's argv and env as the module receives them: C strings, env as NAME=value.
 
     A NUL ends one early and an '=' in a name moves the split (``A=B`` = "x" arrived as
-    A = "B=x"), and the test passed.
+    A = "B=x"), and the test passed.  Returns (field under the test, message, fix) per problem;
+    validate reports them and smoke refuses to run such a test.
     """
-    argv, env = raw.get("argv"), raw.get("env")
+    problems: list[tuple[str, str, str]] = []
     for i, arg in enumerate(argv if isinstance(argv, list) else []):
         if isinstance(arg, str) and "\0" in arg:
-            ctx.add(
-                "test-spec",
-                f"{prefix}.argv[{i}] holds a NUL character, which ends the argument early",
-                f"{prefix}.argv",
-                "remove the NUL: arguments are C strings",
+            problems.append(
+                (
+                    "argv",
+                    f"argv[{i}] holds a NUL character, which ends the argument early",
+                    "remove the NUL: arguments are C strings",
+                )
             )
     for name, value in (env if isinstance(env, dict) else {}).items():
         if "=" in name or "\0" in name or name == "":
-            ctx.add(
-                "test-spec",
-                f"{prefix}.env name {name!r} is empty or holds '=' or a NUL: the module would see "
-                "another name",
-                f"{prefix}.env",
-                "name variables without '=' and NUL",
+            problems.append(
+                (
+                    "env",
+                    f"env name {name!r} is empty or holds '=' or a NUL: the module would see another name",
+                    "name variables without '=' and NUL",
+                )
             )
         elif isinstance(value, str) and "\0" in value:
-            ctx.add(
-                "test-spec",
-                f"{prefix}.env.{name} holds a NUL character, which ends the value early",
-                f"{prefix}.env",
-                "remove the NUL: environment values are C strings",
+            problems.append(
+                (
+                    "env",
+                    f"env.{name} holds a NUL character, which ends the value early",
+                    "remove the NUL: environment values are C strings",
+                )
             )
+    return problems
+
+
+def _check_process_strings(ctx: _Ctx, raw: Mapping[str, object], prefix: str) -> None:
+    for field_, message, fix in process_string_problems(raw.get("argv"), raw.get("env")):
+        ctx.add("test-spec", f"{prefix}.{message}", f"{prefix}.{field_}", fix)
 
 
 def _check_test_file(ctx: _Ctx, field_: str, name: str) -> None:

@@ -374,6 +374,12 @@ def case_from_spec(spec: TestSpec, abi: str) -> Case:
             where=where,
             fix=f"use one of: {', '.join(sorted(OUTCOME_NAMES))}",
         )
+    from registry_tool.manifest.validate import process_string_problems
+
+    for _, message, fix in process_string_problems(spec.argv, spec.env):
+        # The worker would pass the string cut at the NUL, or another name: the test would run
+        # something else than it says (validate reports the same as test-spec).
+        raise SmokeSetupError(f"test '{spec.name}': {message}", where=where, fix=fix)
     kind, expect = _expectation(spec)
     try:
         data = spec.input_bytes()

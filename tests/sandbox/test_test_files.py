@@ -140,3 +140,25 @@ def test_validate_refuses_the_test_file_names_smoke_refuses(release: Path, name:
     manifest = load_manifest(release / "plugin.toml")
     with pytest.raises(SmokeSetupError):
         case_from_spec(manifest.tests[1], manifest.abi)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("env", {"GREETING": "hi\0there"}, "env.GREETING holds a NUL"),
+        ("env", {"A=B": "x"}, "holds '='"),
+        ("argv", ["prog", "a\0b"], "argv[1] holds a NUL"),
+    ],
+)
+def test_smoke_refuses_argv_and_env_the_module_would_see_otherwise(
+    release: Path, field: str, value: object, said: str
+) -> None:
+    # The worker passed "hi" (cut at the NUL) and a variable A = "B=x": smoke said ok where validate
+    # refused the test (test-spec), and the module saw something else than the test says.
+    from dataclasses import replace
+
+    manifest = load_manifest(release / "plugin.toml")
+    spec = replace(manifest.tests[0], **{field: value})
+    with pytest.raises(SmokeSetupError) as err:
+        case_from_spec(spec, manifest.abi)
+    assert said in err.value.what and err.value.fix
