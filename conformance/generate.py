@@ -2510,6 +2510,28 @@ def manifest_strictness_cases(r11: Rel, rel_attack: Callable[..., None]) -> None
             "malformed",
         ),
         (
+            "memory-trailing-newline",
+            'limits.memory "16MiB\\n": a pattern\'s $ is the end of the text (ECMA-262), not before a '
+            "final newline as in Python's re",
+            sub(b'memory = "16MiB"', b'memory = "16MiB\\n"'),
+            None,
+            "malformed",
+        ),
+        (
+            "keyword-trailing-newline",
+            'a keyword "email\\n" (the pattern\'s $ is the end of the text)',
+            sub(b'keywords = ["', b'keywords = ["email\\n", "'),
+            None,
+            "malformed",
+        ),
+        (
+            "wall-time-trailing-newline",
+            'limits.wall_time "500ms\\n", the entry saying 500 ms',
+            add(b'wall_time = "500ms\\n"\n'),
+            {"limits": {**r11.entry["limits"], "wall_time_ms": 500}},
+            "malformed",
+        ),
+        (
             "wall-time-unit-upper-case",
             'limits.wall_time "500MS"',
             add(b'wall_time = "500MS"\n'),

@@ -179,7 +179,9 @@ func schemaType(v any, t string) bool {
 	return false
 }
 
-// Python's re: `$` also matches before a final newline, `\s` is any Unicode whitespace.
+// As the Python client reads the schema's patterns: `$` is the end of the text (ECMA-262, so a
+// value ending in a newline never passes; Python's re would also match before it), `\s` is any
+// Unicode whitespace as Python's re has it.
 const pyWhitespace = `[\t\n\v\f\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]`
 
 var schemaPatterns = map[string]*regexp.Regexp{}
@@ -189,7 +191,7 @@ func pyPattern(p string) *regexp.Regexp {
 		return re
 	}
 	t := strings.ReplaceAll(p, `\s`, pyWhitespace)
-	t = strings.ReplaceAll(t, "$", `\n?\z`)
+	t = strings.ReplaceAll(t, "$", `\z`)
 	re := regexp.MustCompile(t)
 	schemaPatterns[p] = re
 	return re

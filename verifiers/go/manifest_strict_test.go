@@ -49,7 +49,7 @@ func TestManifestStrictFollowsPython(t *testing.T) {
 	}{
 		{func(s string) string { return s }, true},
 		{func(s string) string { return strings.Replace(s, `"16MiB"`, `"16 MiB"`, 1) }, true},
-		{func(s string) string { return strings.Replace(s, `"16MiB"`, `"16MiB\n"`, 1) }, true},
+		{func(s string) string { return strings.Replace(s, `"16MiB"`, `"16MiB\n"`, 1) }, false},
 		{func(s string) string { return strings.Replace(s, "size = 1\n", "size = 1.0\n", 1) }, true},
 		{func(s string) string { return strings.Replace(s, `"16MiB"`, `"16mib"`, 1) }, false},
 		{func(s string) string { return strings.Replace(s, `"16MiB"`, `"16MiB\n\n"`, 1) }, false},

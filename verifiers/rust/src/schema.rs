@@ -1,8 +1,9 @@
 //! The published manifest's schema, `schemas/plugin.schema.json` (a copy, `src/plugin.schema.json`,
 //! that a test keeps identical), applied to a parsed plugin.toml as the Python client's
 //! `parse_manifest` applies it: JSON Schema draft 7 as Python's `jsonschema` reads it (a boolean
-//! is no number, an integral float is an integer, a pattern is searched with Python's `re`: `$`
-//! also matches before a final newline, `\s` is any Unicode whitespace). Only the keywords that
+//! is no number, an integral float is an integer, a pattern is searched as the Python client
+//! searches it: `$` is the end of the text (ECMA-262: a value ending in a newline never passes),
+//! `\s` is any Unicode whitespace as Python's `re` has it). Only the keywords that
 //! schema uses are implemented; its patterns are matched by hand (a test checks every pattern of
 //! the schema is one of them).
 
@@ -84,13 +85,8 @@ fn toml_equal(a: &Toml, b: &Toml) -> bool {
     }
 }
 
-/// `s` without one final newline: what a pattern ending in Python's `$` sees.
-fn before_final_newline(s: &str) -> &str {
-    s.strip_suffix('\n').unwrap_or(s)
-}
-
 fn run(s: &str, first: fn(u8) -> bool, rest: fn(u8) -> bool, min: usize, max: usize) -> bool {
-    let b = before_final_newline(s).as_bytes();
+    let b = s.as_bytes();
     !b.is_empty() && first(b[0]) && (min..=max).contains(&(b.len() - 1)) && b[1..].iter().all(|&c| rest(c))
 }
 
@@ -120,21 +116,21 @@ fn number_with_unit(s: &str, units: &[&str], optional: bool) -> bool {
     if rest.is_empty() {
         return optional;
     }
-    units.contains(&before_final_newline(rest))
+    units.contains(&rest)
 }
 
-/// Python's `re.search(pattern, s)` for the patterns of plugin.schema.json.
+/// `pattern` searched in `s` as the Python client searches the patterns of plugin.schema.json.
 pub fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
     Some(match pattern {
         "^[a-z][a-z0-9_-]{1,63}$" => run(s, |c| c.is_ascii_lowercase(), name_char, 1, 63),
         "^[a-z][a-z0-9_-]{0,63}$" => run(s, |c| c.is_ascii_lowercase(), name_char, 0, 63),
         "^[a-z0-9][a-z0-9_-]{0,31}$" => run(s, lower_digit, name_char, 0, 31),
         "^[0-9a-f]{64}$" => {
-            let b = before_final_newline(s).as_bytes();
+            let b = s.as_bytes();
             b.len() == 64 && b.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
         }
         "^[A-Za-z0-9+/]*={0,2}$" => {
-            let t = before_final_newline(s);
+            let t = s;
             let body = t.trim_end_matches('=');
             t.len() - body.len() <= 2 && body.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
         }
@@ -332,13 +328,13 @@ mod tests {
     }
 
     #[test]
-    fn patterns_read_as_python_reads_them() {
+    fn patterns_read_as_the_python_client_reads_them() {
         let size = "^[0-9]+(\\.[0-9]+)?\\s*([KMG]i?B|B)?$";
         for (s, ok) in [
             ("16MiB", true),
             ("16 MiB", true),
             ("16\u{a0}MiB", true),
-            ("16MiB\n", true),
+            ("16MiB\n", false),
             ("16MiB\n\n", false),
             ("16\n\n", true),
             ("16mib", false),
@@ -351,7 +347,7 @@ mod tests {
             assert_eq!(pattern_matches(size, s), Some(ok), "{:?}", s);
         }
         let name = "^[a-z][a-z0-9_-]{1,63}$";
-        assert_eq!(pattern_matches(name, "ab\n"), Some(true));
+        assert_eq!(pattern_matches(name, "ab\n"), Some(false));
         assert_eq!(pattern_matches(name, "a"), Some(false));
         assert_eq!(pattern_matches(name, "Ab"), Some(false));
         let b64 = "^[A-Za-z0-9+/]*={0,2}$";
