@@ -13,7 +13,6 @@ from registry_tool.errors import UsageError
 from registry_tool.signing.minisign import (
     MEMLIMIT_SENSITIVE,
     OPSLIMIT_SENSITIVE,
-    UNTRUSTED_PREFIX,
     PublicKey,
     SecretKey,
 )
@@ -132,7 +131,7 @@ def load_public_key(spec: str | Path) -> PublicKey:
     if (why := unreachable(path)) is not None:
         raise UsageError(f"public key file {path} {why}", fix="give a .pub file or the base64 key")
     data = read_bounded(path, MAX_KEY_FILE, "public key file")
-    if data.startswith(UNTRUSTED_PREFIX.encode()) and b"secret key" in data.split(b"\n", 1)[0]:
+    if SecretKey.is_secret_key_file(data):
         raise UsageError(f"{path} is a secret key file", fix="give the .pub file")
     return PublicKey.parse(data, where=str(path))
 
@@ -153,9 +152,8 @@ def describe_key(path_or_key: str | Path, passphrase_env: str | None = None) -> 
     Encrypted secret keys need the passphrase, because minisign encrypts the key number too.
     """
     path = Path(path_or_key)
-    if (
-        path.exists()
-        and b"secret key" in read_bounded(path, MAX_KEY_FILE, "key file")[:200].split(b"\n", 1)[0]
-    ):
+    # A secret key by its content: `init` writes "<name> index key" as the comment, minisign -C
+    # keeps any comment.
+    if path.exists() and SecretKey.is_secret_key_file(read_bounded(path, MAX_KEY_FILE, "key file")):
         return load_secret_key(path, passphrase_env).public_key
     return load_public_key(path_or_key)

@@ -364,6 +364,15 @@ class SecretKey:
         return self._ed25519().sign(message)
 
     @staticmethod
+    def is_secret_key_file(data: bytes | str) -> bool:
+        """Whether ``data`` is a minisign secret key file, whatever its comment says."""
+        try:
+            _decode_secret_key_file(data, None)
+        except MalformedKeyError:
+            return False
+        return True
+
+    @staticmethod
     def is_encrypted(data: bytes | str, *, where: str | None = None) -> bool:
         """Whether a secret key file needs a passphrase (without deriving anything)."""
         raw = _decode_secret_key_file(data, where)

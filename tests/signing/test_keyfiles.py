@@ -145,3 +145,15 @@ def test_public_key_sources(tmp_path: Path, alice: SecretKey) -> None:
         load_public_key(tmp_path / "a.key")
     with pytest.raises(UsageError, match="does not exist"):
         load_public_key(tmp_path / "missing.pub")
+
+
+@pytest.mark.parametrize("comment", ["my-plugins index key", "anything", "minisign public key"])
+def test_a_secret_key_is_known_by_its_content_not_its_comment(
+    tmp_path: Path, alice: SecretKey, comment: str
+) -> None:
+    # `init` writes "<name> index key": `key show` read it as a public key ("decodes to 158 bytes").
+    path = tmp_path / "index.key"
+    path.write_bytes(alice.dump(None, comment=comment))
+    assert describe_key(path).key_id == alice.key_id
+    with pytest.raises(UsageError, match="is a secret key file"):
+        load_public_key(path)
