@@ -11,7 +11,9 @@ import sys
 from registry_tool._launch import main as _launch
 
 # Top-level modules the command line imports that only the [cli] extra installs (click: typer's).
-CLI_MODULES = frozenset({"typer", "click", "rich", "rapidfuzz", "confusable_homoglyphs"})
+CLI_MODULES = frozenset(
+    {"typer", "click", "rich", "rapidfuzz", "confusable_homoglyphs", "license_expression", "wasmtime"}
+)
 
 
 def main() -> None:

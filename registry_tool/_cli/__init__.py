@@ -149,6 +149,22 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
                 fmt,
                 cause=err,
             )
+        except ModuleNotFoundError as err:
+            from registry_tool._console import CLI_MODULES
+
+            missing = (err.name or "").partition(".")[0]
+            if missing not in CLI_MODULES:
+                internal_error(err, fmt, command=command_name())
+            # A command imports what only it needs when it runs (start-up stays fast): an install
+            # without the [cli] extra gets here, not to the console script's own check.
+            stopped(
+                UsageError(
+                    f"this command needs {missing}, which the [cli] extra installs (it is not installed)",
+                    fix="pip install 'registry-tool[cli]'",
+                ),
+                fmt,
+                cause=err,
+            )
         except Exception as err:
             internal_error(err, fmt, command=command_name())
 

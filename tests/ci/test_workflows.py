@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -291,11 +292,30 @@ def test_checker_never_installed_by_package_name(path: Path) -> None:
     assert "pip install" not in text or PIN.uses in text or "$ACTION_PATH" in text
 
 
+@pytest.mark.parametrize(
+    "path",
+    [*TEMPLATE_WORKFLOWS, *WORKFLOWS, REPO / "action.yml", REPO / ".pre-commit-hooks.yaml"],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_every_install_of_the_command_line_has_the_cli_extra(path: Path) -> None:
+    """The bare package is the host's client: `ci check` said "needs the [cli] extra" (exit 2) on
+    every pull request of an index `init` scaffolded, and the pre-commit hooks could not run."""
+    text = path.read_text(encoding="utf-8")
+    installs = re.findall(r"pip install -q (\S+)", text) + re.findall(r"additional_dependencies: (.*)", text)
+    tool = [i for i in installs if "registry-tool" in i or "ACTION_PATH" in i or "base" in i or "." in i]
+    if "pip install" in text or path.name == ".pre-commit-hooks.yaml":
+        assert tool, f"{path} installs no registry-tool"  # (a template pr-check uses the action)
+    for install in tool:
+        assert "[cli]" in install, f"{path}: {install} installs the command line without its [cli] extra"
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("wasmtime") for d in extras["cli"])  # validate, ci check, build need it
+
+
 def test_generated_workflows_pin_the_checker_by_commit() -> None:
     pr, publish = (TEMPLATE_WORKFLOWS[0].parent / n for n in ("pr-check.yml", "publish.yml"))
     uses = [s["uses"] for s in _steps(_load(pr)) if "registry-tool" in s.get("uses", "")]
     assert uses == [PIN.uses]
-    assert f'"registry-tool @ git+https://github.com/{PIN.uses}"' in publish.read_text(encoding="utf-8")
+    assert f'"registry-tool[cli] @ git+https://github.com/{PIN.uses}"' in publish.read_text(encoding="utf-8")
 
 
 def test_publish_keeps_the_key_secret() -> None:

@@ -107,6 +107,8 @@ def test_the_cli_and_sandbox_are_extras_and_all_holds_them() -> None:
     assert {"typer", "rich"} <= _names(extras["cli"])
     assert not {"typer", "rich", "click"} & base
     assert "wasmtime" in _names(extras["sandbox"])
+    # validate, ci check and build check every module with wasmtime: the command line needs it.
+    assert {"wasmtime", "license-expression"} <= _names(extras["cli"])
     assert _names(extras["all"]) == _names(extras["cli"]) | _names(extras["sandbox"])
     assert PROJECT["scripts"]["registry-tool"] == "registry_tool._console:main"
 
@@ -180,6 +182,21 @@ def test_the_console_script_without_the_cli_extra_says_how_to_install_it(base_on
     assert done.returncode == 2, done.stderr
     assert "pip install 'registry-tool[cli]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_command_missing_a_cli_module_says_how_to_install_it() -> None:
+    # A command imports wasmtime when it runs: without it validate was exit 3 ("internal error:
+    # ModuleNotFoundError ... report this"), from the [cli] install the README documented.
+    code = (
+        "import sys\n"
+        "sys.modules['wasmtime'] = None\n"  # `import wasmtime` raises ModuleNotFoundError
+        f"sys.argv = ['registry-tool', 'validate', {str(REPO / 'index')!r}]\n"
+        "from registry_tool._console import main\n"
+        "main()"
+    )
+    done = _run(Path(sys.executable), code)
+    assert done.returncode == 2, done.stderr
+    assert "needs wasmtime" in done.stderr and "pip install 'registry-tool[cli]'" in done.stderr
 
 
 def test_the_console_script_reraises_a_missing_module_that_is_not_the_cli(
