@@ -264,7 +264,12 @@ def trust_cmd(
         "url": state.url,
         "root_version": state.root_version,
         "highest_registry_version": state.highest_version,
-        "root_fingerprint": fingerprint(state.root_bytes),
+        # The fingerprint of the root the user confirmed (what --root-fingerprint takes, as `root
+        # verify` and the catalog show it); the root the walk reached has its own digest.
+        "root_fingerprint": (
+            fingerprint(root_bytes) if root_bytes is not None else str(root_fingerprint).strip().lower()
+        ),
+        "trusted_root_sha256": fingerprint(state.root_bytes),
     }
     emit(_items_report("client trust", "trusted", [item], lambda i: str(i["url"])), fmt)
 

@@ -212,3 +212,10 @@ def test_trust_root_file_checked_against_fingerprint(world: World) -> None:
         run(world, *base, "--root", str(root), "--root-fingerprint", good, "--format", "json").stdout
     )
     assert out["trusted"][0]["root_version"] == 3
+    # The fingerprint reported is the one --root-fingerprint takes (it was the newest root's, which
+    # --root-fingerprint then refused as a forged root).
+    assert out["trusted"][0]["root_fingerprint"] == good
+    newest = hashlib.sha256((world.site / "root" / "3.root.json").read_bytes()).hexdigest()
+    assert out["trusted"][0]["trusted_root_sha256"] == newest != good
+    again = json.loads(run(world, *base, "--root-fingerprint", good.upper(), "--format", "json").stdout)
+    assert again["trusted"][0]["root_fingerprint"] == good
