@@ -298,6 +298,8 @@ class _IndexCheck:
                 index_level.findings.append(self._gitlink(change))
                 continue
             parts = PurePosixPath(change.path[len(self.prefix) :]).parts
+            if parts == ("plugins", ".gitkeep"):
+                continue  # init's placeholder for the empty folder: the build never reads it
             if len(parts) >= 4 and parts[0] == "plugins":
                 releases[ReleaseKey(parts[1], parts[2])].append(change)
             elif parts and parts[0] == "root":

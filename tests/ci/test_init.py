@@ -158,6 +158,12 @@ def test_init_repository_passes_its_own_pr_check_on_a_fresh_plugin(tmp_path: Pat
     doc = json.loads(out)
     assert doc["ok"] and [r["subject"] for r in doc["results"]] == ["plugins/alice_add/1.0.0"]
     assert doc["results"][0]["data"]["tests"][0]["outcome"] == "passed"
+    # --all re-checks every release after a rule change: init's plugins/.gitkeep was "outside every
+    # plugin release folder", so it failed on every index init made; so did a PR deleting it.
+    assert json.loads(run("ci", "check", "--base", "main", "--all", "--format", "json", cwd=d))["ok"]
+    git(d, "rm", "-q", "index/plugins/.gitkeep")
+    git(d, "commit", "-q", "-m", "the folder holds a plugin now")
+    assert json.loads(run("ci", "check", "--base", "main", "--format", "json", cwd=d))["ok"]
 
 
 def test_init_pins_the_checker_to_an_explicit_commit(tmp_path: Path) -> None:
