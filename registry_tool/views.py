@@ -193,6 +193,15 @@ def init_next_steps(d: Mapping[str, Any]) -> list[str]:
         f"  index.key  index key {d['index_key_id']}: the publish workflow signs registry.json with it.",
         "",
         "Next steps:",
+        *(
+            [
+                f"  0. Set base_url in {directory}/index/registry.toml to the site's address first: it",
+                f"     holds the placeholder {d.get('base_url')} (no --base-url), and once committed",
+                "     a change to registry.toml needs a root change (`root pin-config` and `root sign`).",
+            ]
+            if d.get("base_url_placeholder")
+            else []
+        ),
         f"  1. Commit and push:  cd {directory} && git add -A && git commit -m 'New plugin index'",
         "     then create the GitHub repository and `git push -u origin main`.",
         f"  2. Add the repository secret {secret} with the content of {keys}/index.key:",

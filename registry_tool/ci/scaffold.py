@@ -54,6 +54,8 @@ class InitResult:
     index_key_id: str
     files: tuple[str, ...]
     git_initialised: bool
+    base_url: str = ""
+    base_url_placeholder: bool = False  # no --base-url: registry.toml holds OWNER's Pages URL
 
     def to_json(self) -> dict[str, Any]:
         """The facts of the new index (``registry_tool.views`` turns them into the next steps)."""
@@ -64,6 +66,8 @@ class InitResult:
             "index_key_id": self.index_key_id,
             "files": list(self.files),
             "git_initialised": self.git_initialised,
+            "base_url": self.base_url,
+            "base_url_placeholder": self.base_url_placeholder,
             "secret_name": SECRET_NAME,
         }
 
@@ -226,6 +230,8 @@ def init_index(
             index_key_id=index_key.key_id,
             files=tuple(written),
             git_initialised=_git_init(directory),
+            base_url=values["BASE_URL"],
+            base_url_placeholder=base_url is None,
         )
 
     try:

@@ -66,6 +66,15 @@ def test_init_prints_exact_next_steps(tmp_path: Path) -> None:
     assert "gh secret set REGISTRY_INDEX_KEY < " + str(tmp_path / "reg.keys" / "index.key") in out
     assert "Settings > Pages > Build and deployment > Source: GitHub Actions" in out
     assert "REGISTRY_INDEX_KEY" in (tmp_path / "reg" / "README.md").read_text()
+    # No --base-url: the placeholder is published (the catalog's install line names OWNER's
+    # Pages) unless changed before the first commit, after which it takes a root change.
+    assert "Set base_url in" in out and "https://OWNER.github.io/reg/" in out
+    given = subprocess.run(
+        [*TOOL, "init", str(tmp_path / "r2"), "--host", "ferrite", "--base-url", "https://example.org/r/"],
+        capture_output=True,
+        text=True,
+    )
+    assert given.returncode == 0 and "Set base_url" not in given.stdout, given.stderr
     again = subprocess.run([*TOOL, "init", str(tmp_path / "reg")], capture_output=True, text=True)
     assert again.returncode == 2 and "not empty" in again.stderr
 
