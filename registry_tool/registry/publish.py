@@ -140,10 +140,17 @@ def sign_registry(data: bytes, keys: list[SecretKey], root: Root, name: str, ver
     out: dict[str, str] = {}
     for i, key in enumerate(keys):
         if key.key_id not in index_ids:
+            revoked = next((r for r in root.revoked if r.key.key_id == key.key_id), None)
             raise IndexKeyError(
                 f"key {key.key_id} is not an index key of root v{root.version} "
-                f"(index keys: {', '.join(sorted(index_ids)) or 'none'})",
-                fix="sign with an index key listed in the root, or rotate keys with `root rotate-keys`",
+                f"(index keys: {', '.join(sorted(index_ids)) or 'none'})"
+                + (f"; it was revoked in root v{revoked.revoked_in_version}" if revoked else ""),
+                fix=(
+                    "sign with a current index key; a revoked key is never added again: generate a new "
+                    "one (`registry-tool key generate`) and add it with `root rotate-keys`"
+                    if revoked
+                    else "sign with an index key listed in the root, or rotate keys with `root rotate-keys`"
+                ),
             )
         comment = f"registry:{name}\tversion:{version}\tfile:{REGISTRY_JSON}"
         text = sign_bytes(

@@ -241,6 +241,19 @@ def test_key_outside_the_index_role_is_refused(index: Index, tmp_path: Path) -> 
     assert not (tmp_path / "site").exists()
 
 
+def test_a_revoked_index_key_is_told_to_use_a_new_key(index: Index, tmp_path: Path) -> None:
+    # It was told to add it back with `root rotate-keys`, which refuses a revoked key.
+    from registry_tool.registry.errors import IndexKeyError
+    from registry_tool.trust.editing import revoke, rotate_keys
+
+    index.edit_root(rotate_keys("index", add=[index.keys.index2.public_key]))
+    index.edit_root(revoke(index.keys.index.key_id, now=NOW, keep_prior_releases=False))
+    with pytest.raises(IndexKeyError, match="revoked in root v") as err:
+        build(index, tmp_path / "site", keys=[index.keys.index])
+    assert "never added again" in (err.value.fix or "") and err.value.exit_code == 2
+    assert build(index, tmp_path / "site", keys=[index.keys.index2]).document
+
+
 def test_smoke_figures_are_recorded_and_cached(index: Index, tmp_path: Path) -> None:
     cache_path = tmp_path / "cache.json"
     first = build(index, tmp_path / "a", smoke=True, cache_path=cache_path)
