@@ -309,11 +309,21 @@ def choose(
             candidates.append(Version(text))
     if not candidates:
         why = f"; skipped {', '.join(sorted(skipped))}" if skipped else ""
-        available = ", ".join(str(v) for v in sorted(Version(t) for t in all_versions))
+        # Only what an install could take: a version the host cannot run is no way out.
+        fitting = [t for t in all_versions if host_compatible(host(t), host_version)]
+        usable = sorted(Version(t) for t in fitting if yanked(t) is None)
+        if usable:
+            fix = f"available: {', '.join(str(v) for v in usable)}"
+        elif fitting:
+            fix = "every release the host can run is yanked"
+        else:
+            fix = (
+                f"no release supports host {host_version}: run a newer host, or ask the maintainers "
+                "for a release that supports it"
+            )
         raise NoMatchingVersionError(
             f"no release of {req.name} matches {req.spec or 'any version'}"
             f"{f' for host {host_version}' if host_version else ''}{why}",
-            fix=f"available: {available}"
-            + ("; pin a yanked version exactly if you really need it" if "(yanked: " in why else ""),
+            fix=fix + ("; pin a yanked version exactly if you really need it" if "(yanked: " in why else ""),
         )
     return str(max(candidates))

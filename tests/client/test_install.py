@@ -86,8 +86,21 @@ def test_host_compatibility(doc: RegistryDocument, host: str | None, expected: s
 
 
 def test_host_incompatible(doc: RegistryDocument) -> None:
-    with pytest.raises(NoMatchingVersionError, match=r"for host 0.5.0; skipped .*needs host >=0.2.0, <0.4.0"):
+    with pytest.raises(
+        NoMatchingVersionError, match=r"for host 0.5.0; skipped .*needs host >=0.2.0, <0.4.0"
+    ) as err:
         _resolve(doc, Requirement.parse("alpha"), host_version="0.5.0")
+    # The fix offered only versions the host cannot run: following it failed again.
+    assert "available" not in (err.value.fix or "") and "no release supports host 0.5.0" in (
+        err.value.fix or ""
+    )
+
+
+def test_a_refusal_offers_only_versions_the_host_can_install(doc: RegistryDocument) -> None:
+    with pytest.raises(NoMatchingVersionError) as err:
+        _resolve(doc, Requirement.parse("beta@>=2.1.0"), host_version="0.3.5")
+    fix = err.value.fix or ""
+    assert fix.startswith("available: ") and "2.1.0" not in fix.split(";")[0], fix  # yanked
 
 
 def test_unknown_plugin_suggests(trusted: World) -> None:
