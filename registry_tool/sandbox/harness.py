@@ -32,7 +32,15 @@ from registry_tool.errors import CheckFailed, RegistryToolError, UsageError
 from registry_tool.manifest.abi import ABI_SPECS
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.sandbox import protocol
-from registry_tool.sandbox.abis import DEFAULT_ABI_RULES, NO_CALL, Case, ImportPolicy, ImportRule
+from registry_tool.sandbox.abis import (
+    ARG_TYPE_SAID,
+    ARGS_COUNT_SAID,
+    DEFAULT_ABI_RULES,
+    NO_CALL,
+    Case,
+    ImportPolicy,
+    ImportRule,
+)
 from registry_tool.sandbox.engine import (
     EngineSpec,
     Limits,
@@ -639,6 +647,15 @@ def release_result(
 # outcome's generic one (checked in order; the text is matched as the sandbox and runtimes say it).
 _KNOWN_CAUSES = (
     (NO_CALL, 'set call = "<export>" in the test\'s [[tests]] entry (validate lists the exports)'),
+    (
+        ARGS_COUNT_SAID,
+        "the export is there: give the test's args exactly as many values as it takes parameters",
+    ),
+    (
+        ARG_TYPE_SAID,
+        "the export is there: give each of the test's args a value of its parameter's type "
+        "(a whole number within range for i32/i64)",
+    ),
     (
         # Cranelift's own limits (a br_table of a million targets): no [features] switch helps.
         "exceeds the implementation limit",

@@ -42,4 +42,27 @@ def test_an_argument_no_integer_of_its_type_holds_is_refused(
     run: Runner, build_c: Callable[..., bytes], call: str, arg: int
 ) -> None:
     [result] = run(build_c("unsigned", "unknown"), Case("t", call, [arg], expect_kind="values", expect=[0]))
-    assert result.outcome is not Outcome.passed and "does not fit an i32 parameter" in result.detail
+    assert (
+        result.outcome is not Outcome.passed
+        and "does not suit the export's i32 parameter: not within" in result.detail
+    )
+
+
+ADD = """(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"""
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [([2, 3, 4], "give the test's args exactly as many values"), ([2.7, 3], "of its parameter's type")],
+)
+def test_args_that_do_not_suit_the_export_get_the_tests_fix(
+    run: Runner, args: list[float], said: str
+) -> None:
+    # They were told "export the function the test calls": the export is there, the test is wrong.
+    from registry_tool.sandbox.harness import _fix_for
+
+    from .conftest import wat
+
+    [result] = run(wat(ADD), Case("t", "add", args, expect_kind="values", expect=[5]))
+    assert result.outcome is Outcome.missing_export
+    assert said in (_fix_for(result) or ""), (result.detail, _fix_for(result))
