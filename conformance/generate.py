@@ -3697,6 +3697,37 @@ def installed_cases() -> None:
             verify(ERR("installed-tampered")),
         ],
     )
+    dropped = site(
+        "installed-release-dropped",
+        Site(version=V_BASE + 1, releases=with_releases(drop=(E11,))),
+    )
+    case(
+        "installed-release-dropped-install",
+        "rollback",
+        "validate_email 1.1.0 is installed; the index key then publishes a registry that no longer "
+        "lists it, though its signatures still count (a build never drops such a release): "
+        "installing validate_email must not move it down to 1.0.0 (decision 18)",
+        [*first, install(dropped, "validate_email", ERR("rollback")), verify(OK(plugins=["validate_email"]))],
+    )
+    case(
+        "installed-release-dropped-exact-pin",
+        "rollback",
+        "as installed-release-dropped-install, with the exact pin validate_email@1.0.0: the user "
+        "asks for that version, so it is installed (decision 18)",
+        [*first, install(dropped, "validate_email@1.0.0", installed(E10, version=V_BASE + 1))],
+    )
+    withdrawn = site(
+        "installed-release-withdrawn",
+        Site(roots=chain(R2_REVOKE_DROP), version=V_BASE + 1, releases=with_releases(drop=(E11,))),
+    )
+    case(
+        "installed-release-withdrawn-install",
+        "revocation",
+        "validate_email 1.1.0 (alice's) is installed; root 2 revokes alice without "
+        "keep_prior_releases and the registry drops 1.1.0: its signatures no longer count, so it "
+        "was withdrawn and installing validate_email takes the newest release that verifies",
+        [*first, install(withdrawn, "validate_email", ERR("maintainer-signature"))],
+    )
     kept_dep = site(
         "kept-entry-dependency-added",
         Site(

@@ -370,6 +370,11 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 _E,
                 "An installed version's registry entry now pins other bytes: never swapped in silently.",
             ),
+            "dropped-release": (
+                _E,
+                "The registry no longer lists an installed version whose signatures still count: "
+                "install and update do not move it down (a rollback; an exact pin may).",
+            ),
             "withdrawn-release": (
                 _E,
                 "An installed version is no longer published and the requirement it was installed with "

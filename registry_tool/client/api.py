@@ -36,6 +36,7 @@ from semantic_version import Version
 from registry_tool._files import MiB, private_dir, read_bounded_if_exists
 from registry_tool.client.errors import (
     DigestMismatchError,
+    DroppedReleaseError,
     FetchError,
     InstalledFileTamperedError,
     LockfileMismatchError,
@@ -687,6 +688,7 @@ class Registry:
                     "(`registry-tool client remove`) and install it again",
                 )
             if current is not None and Version(release.version) < Version(current.version):
+                self._refuse_dropped(dest, current, release, requested.get(name))
                 self.notices.append(f"downgrading {name} from {current.version} to {release.version}")
             todo.append((release, current))
         # Each signed manifest first (decision 11: the entry is compared with it before any permission
@@ -718,6 +720,33 @@ class Registry:
         commit_plan(dest, staged, session=session, requested=relabel)
         self._identities.update(identities)
         return {name: session.lock.plugins[name] for name in plan.order()}
+
+    def _refuse_dropped(self, dest: Path, current: LockedPlugin, release: Release, spec: str | None) -> None:
+        """Refuse to move ``current`` down to ``release`` when the registry dropped it unwithdrawn.
+
+        A build never removes a published release whose signatures still count (only one a
+        revoked key signed is withdrawn): an installed version missing from the plugin document
+        while its stored signatures still verify under the session's root means the index key
+        alone moved clients back.  An exact pin of the lower version is the user's own choice.
+        """
+        if current.registry != self.url or current.version in self.plugin(current.name).versions:
+            return
+        if spec is not None and Requirement(current.name, spec).is_exact:
+            return
+        try:
+            with PluginDir(dest) as pdir:
+                checked = check_installed(pdir, dest, current, signatures=True)
+            _verify_installed_signatures(dest, checked, self.root, self.clock(), CheckResult(subject=""))
+        except CheckFailed:
+            return  # withdrawn (its signer revoked) or damaged: another release may take its place
+        raise DroppedReleaseError(
+            f"{current.name} {current.version} is installed and its signatures still count, but the "
+            f"registry no longer lists it: moving it down to {release.version} would be a rollback (a "
+            "build never drops such a release; the index key alone did)",
+            where=f"{current.name} {current.version}",
+            fix="ask the registry's owners why it was removed; to go down anyway, install the version "
+            f"exactly (`registry-tool client install {current.name}@{release.version}`)",
+        )
 
     def _still_signed(self, dest: Path, current: LockedPlugin, release: Release) -> bool:
         """Whether the installed bytes of ``release`` pass what a fresh install of it would check.

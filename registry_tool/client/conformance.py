@@ -56,6 +56,7 @@ USAGE_CLASSES = frozenset(name for name, code in EXIT_CODES.items() if code == 2
 # Most specific first: the first isinstance match wins.
 _BY_TYPE: list[tuple[type[BaseException], str]] = [
     (ce.RollbackAttackError, "rollback"),
+    (ce.DroppedReleaseError, "rollback"),
     (ce.FreezeAttackError, "freeze"),
     (ce.IndexSignatureError, "bad-signature"),
     (ce.RootFingerprintMismatchError, "bad-signature"),

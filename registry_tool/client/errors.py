@@ -144,6 +144,15 @@ class RepublishedReleaseError(ClientError):
     code = "republished"
 
 
+class DroppedReleaseError(ClientError):
+    """The registry no longer lists an installed version whose signatures still count.
+
+    Moving it down would be a rollback: a build never drops such a release; the index key alone did.
+    """
+
+    code = "dropped-release"
+
+
 class WithdrawnReleaseError(ClientError):
     """An installed version is no longer published and its recorded requirement matches no release."""
 

@@ -109,13 +109,22 @@ def test_update_of_a_withdrawn_version_pinned_exactly_is_an_error_not_up_to_date
     assert "up to date" not in text.output
 
 
-def test_update_whose_installed_version_vanished_moves_within_its_range(trusted: World) -> None:
+def test_update_whose_installed_version_vanished_but_still_verifies_is_not_moved_down(
+    trusted: World,
+) -> None:
+    # The index key alone dropped it (a build never drops a release whose signatures still
+    # count): update said "updated alpha 1.1.0 -> 1.0.0", a rollback a stolen index key could
+    # force on every client.  An exact pin of the lower version is the user's own choice.
     run("install", "alpha@^1.0", *reg(trusted))
     _drop_alpha_1_1_0(trusted)
-    out = run("update", *reg(trusted), "--format", "json")
-    doc = json.loads(out.stdout)
-    assert [(u["name"], u["from"], u["to"]) for u in doc["updated"]] == [("alpha", "1.1.0", "1.0.0")], doc
-    assert any("alpha 1.1.0 (installed) is no longer in registry" in n for n in doc["notices"])
+    for command in (["update"], ["install", "alpha@^1"]):
+        out = run(*command, *reg(trusted), "--format", "json", code=1)
+        doc = json.loads(out.stdout)
+        assert doc["ok"] is False and doc["error"]["rule"] == "dropped-release", doc
+        assert "alpha@1.0.0" in doc["error"]["fix"]
+    listed = json.loads(run("list", "--dir", str(trusted.plugins), "--format", "json").stdout)
+    assert [p["version"] for p in listed["plugins"]] == ["1.1.0"]
+    run("install", "alpha@1.0.0", *reg(trusted))
 
 
 @pytest.mark.parametrize("command", ["list", "verify"])

@@ -285,6 +285,10 @@ search:
 		if err := refuseRepublished(lf.Plugins[name], choice[name].r, s.url); err != nil {
 			return nil, nil, err
 		}
+		exact := name == req.Name && req.Range != nil && req.Range.Exact()
+		if err := s.refuseDropped(root, lf.Plugins[name], choice[name], exact); err != nil {
+			return nil, nil, err
+		}
 	}
 	plan := map[string]*plannedRelease{}
 	for _, name := range order {
@@ -324,6 +328,34 @@ func refuseRepublished(e *LockEntry, r *Release, registry string) error {
 			"other bytes under the same version (module %s…, manifest %s…): a republished release",
 			r.Name, r.Version, short(e.WasmSHA256), short(e.ManifestSHA256), short(r.Wasm.SHA256), short(r.Manifest.SHA256)),
 		Fix: "ask the registry's owners why; to take the new bytes anyway, remove " + r.Name + " from the plugin directory and install it again"}
+}
+
+// refuseDropped: the plan moves the plugin of lockfile entry e (installed from this registry)
+// down to c.r while the plugin document no longer lists e's version (conformance decision 18).
+// A build never drops a release whose signatures still count: if the installed copy's stored
+// signatures still verify under the session's root, the index key alone moved the client back
+// (rollback). A withdrawn release (its signer revoked) or an exact pin of the lower version moves.
+func (s *Session) refuseDropped(root *dirFD, e *LockEntry, c chosenRelease, exact bool) error {
+	if e == nil || e.Registry != s.url || exact || c.pd == nil {
+		return nil
+	}
+	if _, listed := c.pd.Releases[e.Version]; listed {
+		return nil
+	}
+	installed, ok1 := ParseVersion(e.Version)
+	chosen, ok2 := ParseVersion(c.r.Version)
+	if !ok1 || !ok2 || !chosen.LessThan(installed) {
+		return nil
+	}
+	if _, err := verifyEntry(root, c.r.Name, e, s.Root, s.now); err != nil {
+		return nil // withdrawn or damaged: another release may take its place
+	}
+	return &Error{Class: ClassRollback, Code: "dropped-release", Where: c.r.Name + " " + e.Version,
+		What: fmt.Sprintf("%s %s is installed and its signatures still count, but the registry no longer lists it: "+
+			"moving it down to %s would be a rollback (a build never drops such a release; the index key alone did)",
+			c.r.Name, e.Version, c.r.Version),
+		Fix: fmt.Sprintf("ask the registry's owners why it was removed; to go down anyway, install the version exactly (%s@%s)",
+			c.r.Name, c.r.Version)}
 }
 
 func short(digest string) string {

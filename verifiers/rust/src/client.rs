@@ -986,6 +986,8 @@ impl<'v> Session<'v> {
             let (doc, version) = &choice[name];
             if let Some(e) = installed.plugins.get(name) {
                 refuse_republished(e, &doc.versions[version], &self.verifier.url)?;
+                let exact = *name == req.name && req.is_exact();
+                self.refuse_dropped(dir, e, doc, version, exact)?;
             }
         }
         // Every release of the graph is fetched and verified before anything is written.
@@ -1140,6 +1142,37 @@ fn refuse_republished(e: &Entry, r: &Release, registry: &str) -> Result<()> {
             r.name
         ),
     ))
+}
+
+impl<'v> Session<'v> {
+    /// The plan moves the plugin of entry `e` (installed from this registry) down to `version`
+    /// while its plugin document no longer lists `e`'s version (conformance decision 18). A build
+    /// never drops a release whose signatures still count: if the installed copy's stored
+    /// signatures still verify under the session's root, the index key alone moved the client
+    /// back (`rollback`). A withdrawn release (its signer revoked) or an exact pin moves.
+    fn refuse_dropped(&self, dir: &Path, e: &Entry, doc: &PluginDocument, version: &str, exact: bool) -> Result<()> {
+        if e.registry != self.verifier.url || exact || doc.versions.contains_key(&e.version) {
+            return Ok(());
+        }
+        let lower = match (Version::parse(version), Version::parse(&e.version)) {
+            (Ok(chosen), Ok(installed)) => chosen < installed,
+            _ => false,
+        };
+        if !lower || verify_entry(dir, Some(&self.root), e).is_err() {
+            return Ok(()); // withdrawn or damaged: another release may take its place
+        }
+        Err(Error::new(
+            Class::Rollback,
+            format!(
+                "{name} {installed} is installed and its signatures still count, but the registry no longer lists it: \
+                 moving it down to {version} would be a rollback (a build never drops such a release; the index key \
+                 alone did); ask the registry's owners why it was removed; to go down anyway, install the version \
+                 exactly ({name}@{version})",
+                name = e.name,
+                installed = e.version,
+            ),
+        ))
+    }
 }
 
 /// A dependency cycle among the chosen releases reachable from `start` (names, first repeated).
