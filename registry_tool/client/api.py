@@ -117,7 +117,7 @@ from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.resolve import Candidate, Dependency, Installed, Need, Plan, UnknownPluginError
 from registry_tool.resolve import resolve as resolve_graph
 from registry_tool.signing.release import ParsedIdentity
-from registry_tool.trust import Root, verify_release_signatures
+from registry_tool.trust import RevokedKeyError, Root, verify_release_signatures
 from registry_tool.trust.root import BadRootVersionError, authenticate_root_candidate, verify_root_step
 
 Clock = Callable[[], datetime]
@@ -1369,6 +1369,13 @@ def _verify_installed_signatures(
             # Read once (check_installed) from exactly these bytes, or recorded for their digest.
             identity=ParsedIdentity(checked.identity.name, checked.identity.version, checked.manifest),
         )
+    except RevokedKeyError as err:  # the root revoked its signer since the install
+        raise InstalledFileTamperedError(
+            f"{entry.name} {entry.version}: the stored maintainer signature no longer counts ({err.what})",
+            where=where,
+            fix=f"install another release (`registry-tool client install {entry.name}` takes the newest "
+            f"that verifies) or remove it (`registry-tool client remove {entry.name}`)",
+        ) from None
     except CheckFailed as err:  # the installed manifest or signatures were rewritten
         raise InstalledFileTamperedError(
             f"{entry.name} {entry.version}: the stored maintainer signature does not verify ({err.what})",

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from registry_tool.client import verify_installed
 from registry_tool.client.errors import (
     DigestMismatchError,
     DownloadTooLargeError,
@@ -311,6 +312,12 @@ def test_installed_release_by_a_key_revoked_since_is_not_kept(installed: World, 
         "install --locked": lambda: installed.open().install_locked(installed.plugins),
     }
     fails_closed(installed, actions[operation], RevokedKeyError, "was revoked in root version 4")
+    # The failed operation kept the root it verified: the offline check now refuses the installed
+    # copy too (it kept passing while only a failed install had seen the revocation), and its fix
+    # does not send the user to `install --locked`, which fails the same way.
+    report = verify_installed(installed.plugins, state_dir=installed.state_dir, clock=lambda: NOW)
+    [finding] = [f for r in report.results for f in r.findings if f.rule == "installed-tampered"]
+    assert "no longer counts" in finding.message and "--locked" not in (finding.fix or "")
 
 
 def test_revoked_key_keeps_prior_releases_when_root_says_so(installed: World) -> None:
