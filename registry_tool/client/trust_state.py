@@ -1,8 +1,8 @@
 """The client's trust state machine (the TUF client workflow applied to this registry's files).
 
 Pure: bytes in, verdict and next state out, ``now`` injected.  Nothing here fetches or
-writes; ``api`` does the I/O and persists the state only after a whole operation succeeded,
-so a failed session never advances what the client trusts.
+writes; ``api`` does the I/O and persists the state once a session's root chain and top
+document verified (never on a failed session, never below what is stored).
 
 State: the trusted root (its exact bytes) and the highest registry.json version seen.
 Per session: walk the root chain forward, verify the top document registry.json against the

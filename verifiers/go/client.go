@@ -26,7 +26,8 @@ type Options struct {
 }
 
 // Session is one refreshed view of a registry: a verified root and top document. The trust state
-// is saved only by Commit, after the whole operation succeeded.
+// is saved only by Commit (Install calls it before fetching a release), never lowering a state
+// another process stored.
 type Session struct {
 	state   *State
 	url     string
@@ -256,7 +257,7 @@ func (s *Session) Commit() error {
 	s.state.Root = s.Root
 	s.state.HighestVersion = s.highest
 	s.state.URL = s.url
-	return s.state.Save()
+	return s.state.saveMerged()
 }
 
 // fetchPinned downloads a metadata document by pin (cache first, re-hashed before use).

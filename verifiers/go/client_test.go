@@ -879,3 +879,32 @@ func TestLoadingDuringAnUpgradeIsNotTampering(t *testing.T) {
 	_, err = VerifyInstalled(e.dir, e.state, testNow)
 	wantClass(t, err, ClassInstalledTampered)
 }
+
+// A session commits when its install starts (decision 3), and another process may have stored a
+// newer state meanwhile: the commit never lowers it (it wrote the older session's state over it,
+// even for an install that failed at once, so a revocation or a registry version was forgotten).
+func TestASessionsCommitNeverLowersTheStoredState(t *testing.T) {
+	e := newEnv(t)
+	older, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.site.version++
+	e.site.build()
+	newer, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := newer.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = older.Install("Not A Spec!", e.dir, InstallOptions{})
+	wantClass(t, err, ClassBadRequirement)
+	st, err := LoadState(e.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HighestVersion != newer.Top.Version || newer.Top.Version <= older.Top.Version {
+		t.Fatalf("stored highest version %d, want the newer session's %d (older %d)", st.HighestVersion, newer.Top.Version, older.Top.Version)
+	}
+}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // The verifier's trust state directory: state.json holds the trusted root (its exact bytes) and
-// the highest registry.json version seen. It is written only after an operation succeeded.
+// the highest registry.json version seen. A session writes it once its root chain and registry.json
+// verified (Session.Commit, which Install calls first), never lowering what another process stored.
 const stateFile = "state.json"
 
 type stateData struct {
@@ -61,6 +64,35 @@ func (s *State) Save() error {
 		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot write the trust state: " + err.Error(), Fix: "check permissions and free space"}
 	}
 	return nil
+}
+
+// saveMerged writes the state unless what is stored is further along, as the Python client's
+// StateStore.save: under a lock on the state directory, a stored root of a higher version is
+// kept (another process committed a newer one: a session must never lower it), and for the same
+// root the higher of the two highest registry versions is written. Sessions commit through it;
+// PinRoot replaces the state (decision 1).
+func (s *State) saveMerged() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot create the state directory: " + err.Error(), Fix: "check permissions"}
+	}
+	fd, err := unix.Open(filepath.Join(s.Dir, stateFile+".lck"), unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot open the trust state's lock: " + err.Error(), Fix: "check permissions"}
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot lock the trust state: " + err.Error(), Fix: "check the state directory"}
+	}
+	defer unix.Flock(fd, unix.LOCK_UN) //nolint:errcheck
+	if current, err := LoadState(s.Dir); err == nil && current.URL == s.URL {
+		if current.Root.Version > s.Root.Version {
+			return nil
+		}
+		if current.Root.Version == s.Root.Version && current.HighestVersion > s.HighestVersion {
+			s.HighestVersion = current.HighestVersion
+		}
+	}
+	return s.Save()
 }
 
 // PinRoot pins a root on first use: it must be signed by a threshold of its own root role (any

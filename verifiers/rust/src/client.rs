@@ -68,6 +68,28 @@ impl TrustState {
         }))
     }
 
+    /// Save unless what is stored is further along, as the Python client's `StateStore.save`:
+    /// under the state directory's lock, a stored root of a higher version is kept (another
+    /// process committed a newer one: a session never lowers it), and for the same root version
+    /// the higher of the two highest registry versions is written. Sessions save through this;
+    /// `pin` replaces the state (conformance decision 1).
+    pub fn save_merged(&self, state_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(state_dir).map_err(|e| env_error(state_dir, e))?;
+        let _lock = fsx::DirLock::acquire(state_dir)?;
+        let mut state = self.clone();
+        if let Ok(Some(current)) = TrustState::load(state_dir) {
+            if current.url == self.url {
+                if current.root.version > self.root.version {
+                    return Ok(());
+                }
+                if current.root.version == self.root.version {
+                    state.highest_version = state.highest_version.max(current.highest_version);
+                }
+            }
+        }
+        state.save(state_dir)
+    }
+
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(state_dir).map_err(|e| env_error(state_dir, e))?;
         let mut m = BTreeMap::new();
@@ -377,7 +399,7 @@ impl<'v> Session<'v> {
     /// Persist the new root, the highest registry version seen and the verified metadata
     /// documents (`<state>/cache/<sha256>`, re-hashed whenever they are used).
     pub fn commit(&self) -> Result<()> {
-        self.new_state.save(&self.verifier.state_dir)?;
+        self.new_state.save_merged(&self.verifier.state_dir)?;
         for (sha, data) in self.fetched.borrow().iter() {
             fsx::write_atomic(&self.verifier.state_dir, &format!("{}/{}", CACHE_DIR, sha), data)?;
         }
@@ -961,7 +983,7 @@ impl<'v> Session<'v> {
     /// `verify_installed` and `load_plugin`; `commit` after success also keeps the documents.
     pub fn install(&self, spec: &str, dir: &Path, opts: &InstallOptions) -> Result<Vec<Entry>> {
         check_plugin_dir(dir)?;
-        self.new_state.save(&self.verifier.state_dir)?;
+        self.new_state.save_merged(&self.verifier.state_dir)?;
         let req = Requirement::parse(spec).map_err(|e| match e {
             ReqError::Name(m) | ReqError::Range(m) => Error::new(
                 Class::BadRequirement,

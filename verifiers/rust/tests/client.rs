@@ -8,7 +8,7 @@ mod sitegen;
 
 use registry_verifier::lockfile::{Entry, DEPENDENCY_ONLY, LOCKFILE};
 use registry_verifier::{
-    load_plugin, names, read_lockfile, verify_installed, Class, FileTransport, InstallOptions, Verifier,
+    load_plugin, names, read_lockfile, verify_installed, Class, FileTransport, InstallOptions, TrustState, Verifier,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -311,4 +311,22 @@ fn a_state_directory_without_a_pinned_root_is_not_pinned_never_digests_only() {
     }
     assert_eq!(verify_installed(&dir, None).unwrap(), vec!["plugin-00000".to_string()]);
     load_plugin(&dir, None, "plugin-00000").unwrap();
+}
+
+#[test]
+fn a_sessions_save_never_lowers_the_stored_state() {
+    // Install saves its session's state first (conformance decision 3) and another process may
+    // have stored a newer one meanwhile: it wrote the older session's over it, even for an install
+    // that failed at once, so a registry version (or a newer root's revocation) was forgotten.
+    let (work, v) = setup("merged-save", &[]);
+    let state = work.join("state");
+    let session = v.refresh().unwrap(); // an older session: it read the state before the save below
+    let older = TrustState::load(&state).unwrap().unwrap();
+    let newer = TrustState { highest_version: 9_000_000_000_000_000, ..older.clone() };
+    newer.save(&state).unwrap();
+    older.save_merged(&state).unwrap();
+    assert_eq!(TrustState::load(&state).unwrap().unwrap().highest_version, newer.highest_version);
+    let err = session.install("Not A Spec!", &work.join("plugins"), &InstallOptions::default()).unwrap_err();
+    assert_eq!(err.class, Class::BadRequirement);
+    assert_eq!(TrustState::load(&state).unwrap().unwrap().highest_version, newer.highest_version);
 }
