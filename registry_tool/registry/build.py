@@ -296,11 +296,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
             opts.progress(done[0], len(releases), what)
 
     misses: list[tuple[IndexRelease, datetime, Lookup | None]] = []
-    # A release first published by this build is judged as published at the later of the document
-    # and the verification clock: SOURCE_DATE_EPOCH (a commit's date, set by whoever made it) must
-    # not date a release before the revocation of its signer's key.  Its document carries
-    # ``generated_at`` (reproducible).
-    now_published = max(published_time(generated_at), verify_now.replace(microsecond=0))
+    now_published = first_published_at(published_time(generated_at), verify_now, chain.root)
 
     def published_at(rel: IndexRelease) -> datetime:
         old = previous.get(rel.name, rel.version) if previous else None
@@ -385,6 +381,7 @@ def _build_with(opts: BuildOptions, out: Path, cache: BuildCache, *, reuse: bool
             refused,
             _carried_documents(carried, kept),
             withdrawn=_withdrawn_under(chain.root),
+            first_published=format_time(now_published),
         )
         top = plan.document.top.to_bytes()
         content = SiteContent(
@@ -668,6 +665,22 @@ def _record(
     # Every tree node of the publication is in ``files`` (the tree is built whole each time).
     documents_and_catalog = {pin.sha256 for pin in metadata.plugin_pins.values()} | {metadata.catalog.sha256}
     return PublicationRecord(documents, frozenset(metadata.files) - documents_and_catalog)
+
+
+def first_published_at(document_clock: datetime, verify_now: datetime, root: Root) -> datetime:
+    """The ``published_at`` of a release this build publishes first: judged by and recorded.
+
+    The document clock (``SOURCE_DATE_EPOCH``: reproducible), unless a revocation that keeps
+    prior releases falls between it and the real clock: then the later of the two.  A commit's
+    date is set by whoever made the commit; it must not date a release before a revocation its
+    signer's key is under, neither for this build's check nor, recorded, for every later build
+    and client.
+    """
+    real = verify_now.replace(microsecond=0)
+    low, high = min(document_clock, real), max(document_clock, real)
+    if any(r.keep_prior_releases and low < r.revoked_at <= high for r in root.revoked):
+        return high
+    return document_clock
 
 
 def _warnings(document: Publication, verify_now: datetime, served: int | None = None) -> list[Finding]:

@@ -106,6 +106,7 @@ def plan_publication(
     refused: Sequence[CheckResult] = (),
     carried: Mapping[str, CarriedDocument] | None = None,
     withdrawn: Callable[[Release], str | None] | None = None,
+    first_published: str | None = None,
 ) -> Plan:
     """Decide the publication: refusals first, then the version, then the documents.
 
@@ -123,6 +124,8 @@ def plan_publication(
         withdrawn: Why a published release no longer verifies under the current root (its
             signers' keys revoked or gone), or None while it does: such a release may be gone
             from the index (the owners' way to withdraw what a stolen key signed).
+        first_published: The ``published_at`` of releases published for the first time (the
+            time their signatures were judged at); default ``generated_at``.
 
     Returns:
         The plan.
@@ -175,7 +178,7 @@ def plan_publication(
             if old is not None and _unchanged(old, entry):
                 releases[ver] = old  # parsed by the verifier's rules when --previous was read
                 continue
-            full = dict(entry, published_at=old.published_at if old else generated_at)
+            full = dict(entry, published_at=old.published_at if old else first_published or generated_at)
             # Read back with the verifier's rules: the build never publishes what a client would refuse.
             releases[ver] = release_from_json(name, ver, full, where=f"plugins/{name}/{ver}")
         grouped[name] = releases

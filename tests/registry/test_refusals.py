@@ -182,6 +182,39 @@ def test_a_document_clock_before_a_revocation_does_not_date_a_new_release_before
     assert any("revoked" in m for _, _, m in problems)
 
 
+def test_a_document_clock_before_a_revocation_is_not_recorded_as_the_publication_time(
+    index: Index, tmp_path: Path
+) -> None:
+    # Judged at the real clock but recorded at SOURCE_DATE_EPOCH, a release signed by a revoked
+    # key (keep_prior_releases) and a valid one passed; once the valid key was revoked too, later
+    # builds and every client counted the revoked key's signature, made after its revocation.
+    site = tmp_path / "site"
+    build(index, site)
+    mallory = index.keys.mallory
+
+    def delegate(doc: dict[str, Any]) -> None:
+        doc["keys"][mallory.key_id] = {"public_key": mallory.public_key.to_base64()}
+        doc["maintainers"]["mallory"] = {"keyids": [mallory.key_id], "plugins": ["alpha"]}
+
+    index.edit_root(delegate)
+    index.revoke(index.keys.alice, keep_prior_releases=True, at=NOW + timedelta(minutes=30))
+    folder = index.add_release("alpha", "1.5.0", variant=6)  # alice's, after her revocation
+    sign_release(folder, mallory, timestamp=index.timestamp)
+    built = build(index, site, previous=str(site), now=NOW + timedelta(minutes=20), verify_now=LATER)
+    assert built.document.plugins["alpha"]["1.5.0"].published_at == LATER.strftime("%Y-%m-%dT%H:%M:%SZ")
+    index.revoke(mallory, keep_prior_releases=False, at=LATER + timedelta(hours=1))
+    later = LATER + timedelta(hours=2)
+    problems = refused(index, site, previous=str(site), now=later, verify_now=later)
+    assert {s for s, _, _ in problems} == {"alpha 1.5.0"}
+
+
+def test_without_a_revocation_between_the_clocks_the_document_clock_is_recorded(
+    index: Index, tmp_path: Path
+) -> None:
+    built = build(index, tmp_path / "site", now=NOW, verify_now=LATER)  # reproducible
+    assert built.document.plugins["alpha"]["1.0.0"].published_at == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_releases_a_revoked_key_signed_can_be_withdrawn(index: Index, tmp_path: Path) -> None:
     """The incident path: the owners revoke a stolen key without keeping its releases and remove
     them from the index.  Restoring them cannot pass (their signatures no longer count), so their
