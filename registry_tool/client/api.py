@@ -733,20 +733,19 @@ class Registry:
             return
         if spec is not None and Requirement(current.name, spec).is_exact:
             return
+        if not self._stored_signatures_count(dest, current):
+            return  # withdrawn (its signer revoked) or damaged: another release may take its place
+        raise _dropped(current, f"moving it down to {release.version}", f"@{release.version}")
+
+    def _stored_signatures_count(self, dest: Path, current: LockedPlugin) -> bool:
+        """Whether the installed copy's stored signatures still verify under the session's root."""
         try:
             with PluginDir(dest) as pdir:
                 checked = check_installed(pdir, dest, current, signatures=True)
             _verify_installed_signatures(dest, checked, self.root, self.clock(), CheckResult(subject=""))
         except CheckFailed:
-            return  # withdrawn (its signer revoked) or damaged: another release may take its place
-        raise DroppedReleaseError(
-            f"{current.name} {current.version} is installed and its signatures still count, but the "
-            f"registry no longer lists it: moving it down to {release.version} would be a rollback (a "
-            "build never drops such a release; the index key alone did)",
-            where=f"{current.name} {current.version}",
-            fix="ask the registry's owners why it was removed; to go down anyway, install the version "
-            f"exactly (`registry-tool client install {current.name}@{release.version}`)",
-        )
+            return False
+        return True
 
     def _still_signed(self, dest: Path, current: LockedPlugin, release: Release) -> bool:
         """Whether the installed bytes of ``release`` pass what a fresh install of it would check.
@@ -841,6 +840,12 @@ class Registry:
                 try:
                     resolve(plugin, Requirement(name, spec), host_version=host_version)
                 except NoMatchingVersionError as err:
+                    if current.version not in plugin.versions and self._stored_signatures_count(
+                        dest, current
+                    ):
+                        raise _dropped(
+                            current, "no other release matches its requirement", "@VERSION"
+                        ) from None
                     if current.version not in plugin.versions:
                         # Withdrawn (a release a stolen key signed): keeping it is no update.
                         raise WithdrawnReleaseError(
@@ -1333,6 +1338,17 @@ def _root_that_signed(
             fix=f"reinstall it from the registry you trust: registry-tool client install {entry.name}",
         )
     return None  # nothing is trusted here at all: refused by _verify_installed_signatures
+
+
+def _dropped(current: LockedPlugin, what: str, pin: str) -> DroppedReleaseError:
+    return DroppedReleaseError(
+        f"{current.name} {current.version} is installed and its signatures still count, but the "
+        f"registry no longer lists it ({what}): a build never drops such a release, so the index "
+        "alone did, and moving it down would be a rollback",
+        where=f"{current.name} {current.version}",
+        fix="ask the registry's owners why it was removed; to go down anyway, install a version "
+        f"exactly (`registry-tool client install {current.name}{pin}`)",
+    )
 
 
 def _verify_installed_signatures(

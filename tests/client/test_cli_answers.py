@@ -21,7 +21,7 @@ from registry_tool._cli import client as client_cli
 from registry_tool.client import FetchPolicy, HttpFetcher
 from registry_tool.client.errors import DeadlineExceededError
 from registry_tool.client.install import LOCKFILE
-from registry_tool.trust.editing import init_root_dir, new_root, sign_root_dir
+from registry_tool.trust.editing import init_root_dir, new_root, revoke, sign_root_dir
 from tests.world.files import hostile_file
 from tests.world.lockfile import fold, line
 
@@ -99,6 +99,8 @@ def _drop_alpha_1_1_0(trusted: World) -> None:
 def test_update_of_a_withdrawn_version_pinned_exactly_is_an_error_not_up_to_date(trusted: World) -> None:
     """A withdrawn release (one a stolen key signed) kept by update would be reported as up to date."""
     run("install", "alpha@1.1.0", *reg(trusted))
+    trusted.edit_root(revoke(trusted.keys.alice.key_id, now=NOW, keep_prior_releases=False))
+    trusted.publish_root()
     _drop_alpha_1_1_0(trusted)
     out = run("update", *reg(trusted), "--format", "json", code=1)
     doc = json.loads(out.stdout)
@@ -107,6 +109,17 @@ def test_update_of_a_withdrawn_version_pinned_exactly_is_an_error_not_up_to_date
     text = run("update", *reg(trusted), code=1)
     assert "alpha 1.1.0 (installed) is no longer published" in text.stderr
     assert "up to date" not in text.output
+
+
+def test_update_of_a_dropped_version_pinned_exactly_says_dropped_not_withdrawn(trusted: World) -> None:
+    # Its signatures still count: the index alone dropped it (it was told "withdrawn", and to
+    # install another version).
+    run("install", "alpha@1.1.0", *reg(trusted))
+    _drop_alpha_1_1_0(trusted)
+    out = run("update", *reg(trusted), "--format", "json", code=1)
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["error"]["rule"] == "dropped-release", doc
+    assert "signatures still count" in doc["error"]["message"]
 
 
 def test_update_whose_installed_version_vanished_but_still_verifies_is_not_moved_down(
