@@ -3716,6 +3716,28 @@ def installed_cases() -> None:
         "asks for that version, so it is installed (decision 18)",
         [*first, install(dropped, "validate_email@1.0.0", installed(E10, version=V_BASE + 1))],
     )
+    index_yanked = site(
+        "installed-release-yanked-by-index",
+        Site(
+            version=V_BASE + 1,
+            doc_edit=edit_entry("validate_email", "1.1.0", set_fields(yanked={"reason": "the index's word"})),
+        ),
+    )
+    case(
+        "installed-release-yanked-install",
+        "rollback",
+        "validate_email 1.1.0 is installed; the registry then marks it yanked (the plugin document, "
+        "the index key's word): installing validate_email, whose range the installed version still "
+        "meets, must not move it down to 1.0.0 (decision 18)",
+        [*first, install(index_yanked, "validate_email", ERR("rollback"))],
+    )
+    case(
+        "installed-release-yanked-range-excludes-it",
+        "rollback",
+        "as installed-release-yanked-install, with validate_email@~1.0.0: the user's range leaves "
+        "1.1.0 out, so 1.0.0 is installed (decision 18)",
+        [*first, install(index_yanked, "validate_email@~1.0.0", installed(E10, version=V_BASE + 1))],
+    )
     withdrawn = site(
         "installed-release-withdrawn",
         Site(roots=chain(R2_REVOKE_DROP), version=V_BASE + 1, releases=with_releases(drop=(E11,))),

@@ -649,10 +649,14 @@ class Registry:
         requested: Mapping[str, str],
         allow: Iterable[str],
         prompt: Approver | None,
+        named: Mapping[str, str] | None = None,
+        host_version: str | None = None,
     ) -> dict[str, LockedPlugin]:
         """Approve, fetch and verify the releases of ``plan`` not installed as planned; commit them.
 
         One lockfile write for them all; nothing is written before everything is verified.
+        ``named``: the plugins the command names, with the requirement each is resolved by (the
+        typed one, or for ``update`` the recorded one), whose move down is judged by it.
         """
         lock = session.lock
         todo: list[tuple[Release, LockedPlugin | None]] = []
@@ -688,7 +692,10 @@ class Registry:
                     "(`registry-tool client remove`) and install it again",
                 )
             if current is not None and Version(release.version) < Version(current.version):
-                self._refuse_dropped(dest, current, release, requested.get(name))
+                spec = (named if named is not None else requested).get(name)
+                self._refuse_rollback(
+                    dest, current, release, spec, named is not None and name in named, host_version
+                )
                 self.notices.append(f"downgrading {name} from {current.version} to {release.version}")
             todo.append((release, current))
         # Each signed manifest first (decision 11: the entry is compared with it before any permission
@@ -721,21 +728,42 @@ class Registry:
         self._identities.update(identities)
         return {name: session.lock.plugins[name] for name in plan.order()}
 
-    def _refuse_dropped(self, dest: Path, current: LockedPlugin, release: Release, spec: str | None) -> None:
-        """Refuse to move ``current`` down to ``release`` when the registry dropped it unwithdrawn.
+    def _refuse_rollback(
+        self,
+        dest: Path,
+        current: LockedPlugin,
+        release: Release,
+        spec: str | None,
+        named: bool,
+        host_version: str | None,
+    ) -> None:
+        """Refuse to move ``current`` down to ``release`` for what only the index says.
 
         A build never removes a published release whose signatures still count (only one a
-        revoked key signed is withdrawn): an installed version missing from the plugin document
-        while its stored signatures still verify under the session's root means the index key
-        alone moved clients back.  An exact pin of the lower version is the user's own choice.
+        revoked key signed is withdrawn), and a yank or an entry's other fields are the index
+        key's word alone: an installed version whose stored signatures still verify under the
+        session's root is not moved down because the plugin document no longer lists it, nor,
+        for a plugin the command names, while it still meets the requirement and the host
+        version it is resolved by (a yank, an entry made unresolvable).  The user's own
+        requirement (an exact pin, a range that leaves it out, the host version) may move it.
         """
-        if current.registry != self.url or current.version in self.plugin(current.name).versions:
+        if current.registry != self.url or (spec is not None and Requirement(current.name, spec).is_exact):
             return
-        if spec is not None and Requirement(current.name, spec).is_exact:
-            return
+        listed = self.plugin(current.name).versions.get(current.version)
+        if listed is not None:
+            if not named or not Requirement(current.name, spec or "").matches(current.version):
+                return
+            if not host_compatible(listed.host, host_version):
+                return
         if not self._stored_signatures_count(dest, current):
             return  # withdrawn (its signer revoked) or damaged: another release may take its place
-        raise _dropped(current, f"moving it down to {release.version}", f"@{release.version}")
+        why = (
+            f"moving it down to {release.version}"
+            if listed is None
+            else f"it still meets {spec or 'the requirement'}, yet the plan moves it down to "
+            f"{release.version}: yanked or made unresolvable by the index"
+        )
+        raise _dropped(current, why, f"@{release.version}", listed is None)
 
     def _stored_signatures_count(self, dest: Path, current: LockedPlugin) -> bool:
         """Whether the installed copy's stored signatures still verify under the session's root."""
@@ -788,7 +816,16 @@ class Registry:
             needs = [Need(r.name, r.spec, exact=r.is_exact, highest=True) for r in reqs]
             plan = self._resolve(needs, session.lock, host_version=host_version)
             requested = {r.name: r.spec for r in reqs}
-            entries = self._apply(dest, plan, session, requested=requested, allow=allow, prompt=prompt)
+            entries = self._apply(
+                dest,
+                plan,
+                session,
+                requested=requested,
+                allow=allow,
+                prompt=prompt,
+                named=requested,
+                host_version=host_version,
+            )
         self._commit()
         return InstallResult(plan, entries)
 
@@ -863,7 +900,16 @@ class Registry:
             changes: list[tuple[LockedPlugin, LockedPlugin]] = []
             if needs:
                 plan = self._resolve(needs, lock, host_version=host_version, prefer_installed=False)
-                entries = self._apply(dest, plan, session, requested={}, allow=allow, prompt=prompt)
+                entries = self._apply(
+                    dest,
+                    plan,
+                    session,
+                    requested={},
+                    allow=allow,
+                    prompt=prompt,
+                    named={n.name: n.range for n in needs},
+                    host_version=host_version,
+                )
                 changes = [
                     (before[n], entries[n])
                     for n in sorted(entries)
@@ -1340,11 +1386,12 @@ def _root_that_signed(
     return None  # nothing is trusted here at all: refused by _verify_installed_signatures
 
 
-def _dropped(current: LockedPlugin, what: str, pin: str) -> DroppedReleaseError:
+def _dropped(current: LockedPlugin, what: str, pin: str, gone: bool = True) -> DroppedReleaseError:
+    said = "the registry no longer lists it" if gone else "the registry lists it but the plan passes it over"
     return DroppedReleaseError(
-        f"{current.name} {current.version} is installed and its signatures still count, but the "
-        f"registry no longer lists it ({what}): a build never drops such a release, so the index "
-        "alone did, and moving it down would be a rollback",
+        f"{current.name} {current.version} is installed and its signatures still count, but {said} "
+        f"({what}): a build never does that to such a release, so the index alone did, and moving "
+        "it down would be a rollback",
         where=f"{current.name} {current.version}",
         fix="ask the registry's owners why it was removed; to go down anyway, install a version "
         f"exactly (`registry-tool client install {current.name}{pin}`)",

@@ -111,6 +111,35 @@ def test_update_of_a_withdrawn_version_pinned_exactly_is_an_error_not_up_to_date
     assert "up to date" not in text.output
 
 
+def _yank_1_1_0(raw: dict[str, Any]) -> None:
+    raw["versions"]["1.1.0"]["yanked"] = {"reason": "said by the index key alone"}
+
+
+def _unresolvable_1_1_0(raw: dict[str, Any]) -> None:
+    raw["versions"]["1.1.0"]["dependencies"] = {"nonexistent": "^9"}
+
+
+@pytest.mark.parametrize("forge", [_yank_1_1_0, _unresolvable_1_1_0])
+@pytest.mark.parametrize("command", [["update"], ["install", "alpha@^1"]])
+def test_the_index_alone_cannot_move_a_named_plugin_down(
+    trusted: World, forge: Any, command: list[str]
+) -> None:
+    # With 1.1.0 still listed, a yank or an unresolvable entry (neither signed by a maintainer)
+    # moved it down to 1.0.0: what refusing a dropped release alone left open.
+    run("install", "alpha@^1.0", *reg(trusted))
+    trusted.forge_plugin("alpha", forge)
+    out = CliRunner().invoke(app, ["client", *command, *reg(trusted), "--format", "json"])
+    doc = json.loads(out.stdout)
+    # Refused (a rollback, or the requested plugin's own conflict), or kept as it is.
+    assert doc.get("updated", []) == [] and doc.get("installed", [None])[0] is None, doc
+    if not doc["ok"]:
+        assert doc["error"]["rule"] in ("dropped-release", "dependency-conflict"), doc
+    listed = json.loads(run("list", "--dir", str(trusted.plugins), "--format", "json").stdout)
+    assert [p["version"] for p in listed["plugins"]] == ["1.1.0"]
+    # The user's own requirement still moves it: an exact pin, or a range that leaves it out.
+    run("install", "alpha@~1.0.0", *reg(trusted))
+
+
 def test_update_of_a_dropped_version_pinned_exactly_says_dropped_not_withdrawn(trusted: World) -> None:
     # Its signatures still count: the index alone dropped it (it was told "withdrawn", and to
     # install another version).

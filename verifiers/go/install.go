@@ -285,8 +285,14 @@ search:
 		if err := refuseRepublished(lf.Plugins[name], choice[name].r, s.url); err != nil {
 			return nil, nil, err
 		}
-		exact := name == req.Name && req.Range != nil && req.Range.Exact()
-		if err := s.refuseDropped(root, lf.Plugins[name], choice[name], exact); err != nil {
+		var named *Range // the requested plugin's move down is judged by its range
+		if name == req.Name {
+			named = anyVersion
+			if req.Range != nil {
+				named = req.Range
+			}
+		}
+		if err := s.refuseRollback(root, lf.Plugins[name], choice[name], named, host); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -330,16 +336,16 @@ func refuseRepublished(e *LockEntry, r *Release, registry string) error {
 		Fix: "ask the registry's owners why; to take the new bytes anyway, remove " + r.Name + " from the plugin directory and install it again"}
 }
 
-// refuseDropped: the plan moves the plugin of lockfile entry e (installed from this registry)
-// down to c.r while the plugin document no longer lists e's version (conformance decision 18).
-// A build never drops a release whose signatures still count: if the installed copy's stored
-// signatures still verify under the session's root, the index key alone moved the client back
-// (rollback). A withdrawn release (its signer revoked) or an exact pin of the lower version moves.
-func (s *Session) refuseDropped(root *dirFD, e *LockEntry, c chosenRelease, exact bool) error {
-	if e == nil || e.Registry != s.url || exact || c.pd == nil {
-		return nil
-	}
-	if _, listed := c.pd.Releases[e.Version]; listed {
+// refuseRollback: the plan moves the plugin of lockfile entry e (installed from this registry)
+// down to c.r for what only the index says (conformance decision 18). A build never drops a
+// release whose signatures still count, and a yank or an entry's fields are the index key's word
+// alone: while the installed copy's stored signatures verify under the session's root, it is not
+// moved down because the plugin document no longer lists it, nor, for the requested plugin
+// (named: its range), while it still meets the range and the host version (a yank). The user's
+// own requirement moves it: an exact pin, a range that leaves it out, the host version. A
+// withdrawn release (its signer revoked) or a damaged copy moves too.
+func (s *Session) refuseRollback(root *dirFD, e *LockEntry, c chosenRelease, named *Range, host *semver.Version) error {
+	if e == nil || e.Registry != s.url || c.pd == nil || (named != nil && named.Exact()) {
 		return nil
 	}
 	installed, ok1 := ParseVersion(e.Version)
@@ -347,14 +353,29 @@ func (s *Session) refuseDropped(root *dirFD, e *LockEntry, c chosenRelease, exac
 	if !ok1 || !ok2 || !chosen.LessThan(installed) {
 		return nil
 	}
+	listed, isListed := c.pd.Releases[e.Version]
+	if isListed {
+		if named == nil || !named.Match(installed) {
+			return nil
+		}
+		if host != nil && listed.Host != nil {
+			if hr, err := ParseRange(*listed.Host); err != nil || !hr.Match(host) {
+				return nil
+			}
+		}
+	}
 	if _, err := verifyEntry(root, c.r.Name, e, s.Root, s.now); err != nil {
 		return nil // withdrawn or damaged: another release may take its place
 	}
+	said := "the registry no longer lists it"
+	if isListed {
+		said = "the registry lists it (its range still allows it) but passes it over: yanked or made unresolvable by the index"
+	}
 	return &Error{Class: ClassRollback, Code: "dropped-release", Where: c.r.Name + " " + e.Version,
-		What: fmt.Sprintf("%s %s is installed and its signatures still count, but the registry no longer lists it: "+
-			"moving it down to %s would be a rollback (a build never drops such a release; the index key alone did)",
-			c.r.Name, e.Version, c.r.Version),
-		Fix: fmt.Sprintf("ask the registry's owners why it was removed; to go down anyway, install the version exactly (%s@%s)",
+		What: fmt.Sprintf("%s %s is installed and its signatures still count, but %s: moving it down to %s "+
+			"would be a rollback (a build never does that to such a release; the index key alone did)",
+			c.r.Name, e.Version, said, c.r.Version),
+		Fix: fmt.Sprintf("ask the registry's owners why; to go down anyway, install the version exactly (%s@%s)",
 			c.r.Name, c.r.Version)}
 }
 

@@ -1008,8 +1008,8 @@ impl<'v> Session<'v> {
             let (doc, version) = &choice[name];
             if let Some(e) = installed.plugins.get(name) {
                 refuse_republished(e, &doc.versions[version], &self.verifier.url)?;
-                let exact = *name == req.name && req.is_exact();
-                self.refuse_dropped(dir, e, doc, version, exact)?;
+                let named = if *name == req.name { Some(&req) } else { None };
+                self.refuse_rollback(dir, e, doc, version, named, host_version.as_ref())?;
             }
         }
         // Every release of the graph is fetched and verified before anything is written.
@@ -1168,28 +1168,54 @@ fn refuse_republished(e: &Entry, r: &Release, registry: &str) -> Result<()> {
 
 impl<'v> Session<'v> {
     /// The plan moves the plugin of entry `e` (installed from this registry) down to `version`
-    /// while its plugin document no longer lists `e`'s version (conformance decision 18). A build
-    /// never drops a release whose signatures still count: if the installed copy's stored
-    /// signatures still verify under the session's root, the index key alone moved the client
-    /// back (`rollback`). A withdrawn release (its signer revoked) or an exact pin moves.
-    fn refuse_dropped(&self, dir: &Path, e: &Entry, doc: &PluginDocument, version: &str, exact: bool) -> Result<()> {
-        if e.registry != self.verifier.url || exact || doc.versions.contains_key(&e.version) {
+    /// for what only the index says (conformance decision 18). A build never drops a release
+    /// whose signatures still count, and a yank or an entry's fields are the index key's word
+    /// alone: while the installed copy's stored signatures verify under the session's root, it
+    /// is not moved down because the plugin document no longer lists it, nor, for the requested
+    /// plugin (`named`), while it still meets its range and the host version (a yank). The
+    /// user's own requirement moves it (an exact pin, a range that leaves it out, the host
+    /// version), and so does a withdrawn release (its signer revoked) or a damaged copy.
+    fn refuse_rollback(
+        &self,
+        dir: &Path,
+        e: &Entry,
+        doc: &PluginDocument,
+        version: &str,
+        named: Option<&Requirement>,
+        host_version: Option<&Version>,
+    ) -> Result<()> {
+        if e.registry != self.verifier.url || named.is_some_and(|r| r.is_exact()) {
             return Ok(());
         }
-        let lower = match (Version::parse(version), Version::parse(&e.version)) {
-            (Ok(chosen), Ok(installed)) => chosen < installed,
-            _ => false,
+        let (chosen, installed) = match (Version::parse(version), Version::parse(&e.version)) {
+            (Ok(c), Ok(i)) => (c, i),
+            _ => return Ok(()),
         };
-        if !lower || verify_entry(dir, Some(&self.root), e).is_err() {
+        if chosen >= installed {
+            return Ok(());
+        }
+        let listed = doc.versions.get(&e.version);
+        if let Some(release) = listed {
+            let Some(req) = named else { return Ok(()) };
+            if !req.range.matches(&installed) || !Range::host_compatible(release.host.as_deref(), host_version) {
+                return Ok(());
+            }
+        }
+        if verify_entry(dir, Some(&self.root), e).is_err() {
             return Ok(()); // withdrawn or damaged: another release may take its place
         }
+        let said = if listed.is_some() {
+            "the registry lists it (its range still allows it) but passes it over: yanked or made unresolvable by the index"
+        } else {
+            "the registry no longer lists it"
+        };
         Err(Error::new(
             Class::Rollback,
             format!(
-                "{name} {installed} is installed and its signatures still count, but the registry no longer lists it: \
-                 moving it down to {version} would be a rollback (a build never drops such a release; the index key \
-                 alone did); ask the registry's owners why it was removed; to go down anyway, install the version \
-                 exactly ({name}@{version})",
+                "{name} {installed} is installed and its signatures still count, but {said}: moving it down to \
+                 {version} would be a rollback (a build never does that to such a release; the index key alone \
+                 did); ask the registry's owners why; to go down anyway, install the version exactly \
+                 ({name}@{version})",
                 name = e.name,
                 installed = e.version,
             ),
