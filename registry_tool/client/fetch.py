@@ -91,10 +91,22 @@ class FetchPolicy:
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port); raises ValueError for a URL urllib cannot parse (bad port, IPv6)."""
+    """(scheme, host, port); raises ValueError for a URL urllib cannot parse (bad port, IPv6).
+
+    Also when urllib3, which makes the connection, reads another origin: for
+    ``http://other:81`` + backslash + ``@registry/`` urlsplit reads ``registry`` and urllib3 connects to
+    ``other:81`` (a hostile redirect then reached another host, with the registry's .netrc
+    password).
+    """
     parts = urllib.parse.urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
+    host = (parts.hostname or "").lower()
+    connected = urllib3.util.parse_url(url)
+    connected_host = (connected.host or "").lower().removeprefix("[").removesuffix("]")
+    connected_port = connected.port or {"http": 80, "https": 443}.get((connected.scheme or "").lower())
+    if ((connected.scheme or "").lower(), connected_host, connected_port) != (parts.scheme, host, port):
+        raise ValueError(f"{url!r} names another host to urllib3 than to urllib")
+    return parts.scheme, host, port
 
 
 # --------------------------------------------------------------------------- the response-head deadline
@@ -254,7 +266,13 @@ class HttpFetcher:
             return None
 
     def _fetch_http(self, url: str, max_size: int, deadline: float) -> bytes:
-        start = origin(url)
+        try:
+            start = origin(url)
+        except (ValueError, urllib3.exceptions.LocationParseError):
+            raise FetchError(
+                f"cannot fetch {_quoted(url)}: the URL cannot be read one way only",
+                fix="give the registry's URL as http(s)://host[:port]/path/",
+            ) from None
         current = url
         for _ in range(self.policy.max_redirects + 1):
             response = self._get(current, deadline)
@@ -263,8 +281,13 @@ class HttpFetcher:
                     target = response.headers.get("Location", "")
                     try:
                         target = urllib.parse.urljoin(current, target)
-                        target_origin: tuple[str, str, int | None] | None = origin(target)
-                    except ValueError:  # e.g. a port out of range, a broken IPv6 literal
+                        # A backslash or a control character: parsers disagree on where the host
+                        # ends; a user name or password: a redirect never carries credentials.
+                        bad = any(c == "\\" or ord(c) < 0x21 or ord(c) == 0x7F for c in target)
+                        bad = bad or "@" in urllib.parse.urlsplit(target).netloc
+                        target_origin: tuple[str, str, int | None] | None = None if bad else origin(target)
+                    except (ValueError, urllib3.exceptions.LocationParseError):
+                        # e.g. a port out of range, a broken IPv6 literal, parsers disagreeing
                         target_origin = None
                     if target_origin != start:
                         raise RedirectRefusedError(

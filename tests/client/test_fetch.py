@@ -133,6 +133,23 @@ def test_redirect_to_other_origin_refused(server, other_server) -> None:
     assert other_server.requests == []
 
 
+@pytest.mark.parametrize("sep", ["\\", "\t", " "])
+def test_a_redirect_parsers_read_two_ways_never_reaches_the_other_host(
+    server, other_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sep: str
+) -> None:
+    """urlsplit read `http://other\\@registry/` as the registry and urllib3 connected to `other`:
+    the request (with the registry's .netrc password) reached another host."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login reader password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    other = other_server.url.removesuffix("/")
+    server.redirect("/x", f"{other}{sep}@{server.url.removeprefix('http://')}registry.json")
+    with pytest.raises(RedirectRefusedError, match="another origin"):
+        HttpFetcher(FAST).fetch(server.url + "x", max_size=10)
+    assert other_server.requests == []
+
+
 def test_redirect_to_file_scheme_refused(server, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(b"secret")
