@@ -134,6 +134,21 @@ class _InterimSkippingResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim response's headers: read and dropped
         raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim (1xx) responses")
 
+    def _read_and_discard_trailer(self) -> None:
+        # http.client reads a chunked body's trailer lines without a count: a server may send them
+        # for as long as the deadline lets it; more than a hundred is no trailer (Go and Rust agree).
+        for _ in range(_MAX_TRAILER_LINES + 1):
+            line = self.fp.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                raise http.client.LineTooLong("trailer line")
+            if line in (b"\r\n", b"\n", b""):
+                return
+        raise http.client.HTTPException(f"more than {_MAX_TRAILER_LINES} trailer lines")
+
+
+_MAX_TRAILER_LINES = 100
+_MAX_LINE = 65536  # http.client's own bound on one line
+
 
 class _DeadlineMixin:
     """Bound the wait for the status line and headers by the per-file deadline.
@@ -165,7 +180,11 @@ class _DeadlineMixin:
         timer.daemon = True
         timer.start()
         try:
-            return super().getresponse()  # type: ignore[misc]
+            response = super().getresponse()  # type: ignore[misc]
+            # Kept for the body's deadline: http.client drops the connection's socket (sock =
+            # None) as soon as a response says "Connection: close", the response still reading it.
+            response.registry_tool_sock = sock
+            return response
         except Exception:
             if expired.is_set():
                 raise TimeoutError("the response head did not arrive before the download deadline") from None
@@ -429,13 +448,23 @@ class HttpFetcher:
 
     def _bound_next_read(self, response: requests.Response, left: float) -> None:
         """Let no single socket read outlive the deadline (a read may otherwise wait read_timeout)."""
-        connection = getattr(response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
+        sock = _socket_of(response)
         if sock is not None:
-            sock.settimeout(max(0.01, min(self.policy.read_timeout, left)))
+            with contextlib.suppress(OSError):  # closed once the body was read: nothing to bound
+                sock.settimeout(max(0.01, min(self.policy.read_timeout, left)))
 
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the response's body is read from (ours record it; a host's session may not)."""
+    sock = getattr(response.raw, "registry_tool_sock", None)
+    if isinstance(sock, socket.socket):
+        return sock
+    connection = getattr(response.raw, "connection", None)
+    found = getattr(connection, "sock", None)
+    return found if isinstance(found, socket.socket) else None
 
 
 @contextlib.contextmanager
@@ -448,8 +477,7 @@ def _shut_at_deadline(response: requests.Response, left: float) -> Iterator[thre
     event tells the caller that the shutdown, not the server, ended the read.
     """
     expired = threading.Event()
-    connection = getattr(response.raw, "connection", None)
-    sock = getattr(connection, "sock", None)
+    sock = _socket_of(response)
     if sock is None:
         yield expired
         return

@@ -326,3 +326,40 @@ def test_credentials_for_a_registry_come_from_netrc(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     assert HttpFetcher(FAST).fetch(server.url + "registry.json", max_size=10) == b"{}"
+
+
+def _chunked_with_trailers(lines: int, delay: float) -> Any:
+    """A hook answering one chunked body, "Connection: close", then ``lines`` trailer lines."""
+    import time
+
+    def hook(h: Any) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        h.wfile.write(b"2\r\n{}\r\n0\r\n")
+        h.wfile.flush()
+        for i in range(lines):
+            try:
+                h.wfile.write(b"X-T%d: %s\r\n" % (i, b"t" * 1000))
+                h.wfile.flush()
+            except OSError:  # the client gave up
+                return
+            time.sleep(delay)
+        h.wfile.write(b"\r\n")
+        h.close_connection = True
+
+    return hook
+
+
+def test_trailer_lines_dripped_after_connection_close_stop_at_the_deadline(server) -> None:
+    # http.client drops the connection's socket once a response says "Connection: close": the
+    # deadline's timer and per-read bounds found none, and a trailer dripped for as long as the
+    # server liked (the file was then accepted after its deadline).
+    server.hooks["/drip"] = _chunked_with_trailers(lines=30, delay=0.2)  # 6 s, under the line cap
+    policy = FetchPolicy(connect_timeout=30, read_timeout=30, deadline=2, total_deadline=None)
+    with pytest.raises(SlowRetrievalError):
+        HttpFetcher(policy).fetch(server.url + "drip", max_size=10)
+
+
+def test_a_flood_of_trailer_lines_is_refused(server) -> None:
+    server.hooks["/flood"] = _chunked_with_trailers(lines=1000, delay=0)
+    with pytest.raises(FetchError, match="trailer"):
+        HttpFetcher(FAST).fetch(server.url + "flood", max_size=10)
