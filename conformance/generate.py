@@ -1208,6 +1208,20 @@ def root_cases() -> None:
         "a refresh that walks to root 2 but then fails (freeze) keeps root 1 trusted",
         [pin(s), refresh(frozen, ERR("freeze")), refresh(s, OK(registry_version=V_BASE, root_version=1))],
     )
+    ahead = site("pin-again-ahead", Site(roots=chain(R2_REVOKE_DROP), version=V_BASE + 1))
+    case(
+        "pin-again-keeps-state",
+        "rollback",
+        "a host pins root 1 again after a refresh reached root 2 (which revokes alice) and registry "
+        "version V+1: root 2 and the rollback floor stay (decision 1), so the old publication (root "
+        "1 only, version V) is then a rollback",
+        [
+            pin(s),
+            refresh(ahead, OK(registry_version=V_BASE + 1, root_version=2)),
+            pin(s, OK(root_version=2)),
+            refresh(s, ERR("rollback")),
+        ],
+    )
     attack(
         "top-root-version-ahead",
         "malformed",

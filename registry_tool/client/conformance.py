@@ -154,7 +154,18 @@ def _pin(args: argparse.Namespace, fetcher: Any) -> dict[str, Any]:
         url, f"root/{root.version}.root.json", {k.key_id for k in root.role("root").keys}
     )
     state = pin_root(url, root_bytes, [d.decode("utf-8", "surrogateescape") for _, d in sorted(sigs.items())])
-    StateStore(Path(args.state)).save(state, replace=True)
+    store = StateStore(Path(args.state))
+    try:
+        current = store.load(url)
+    except RegistryToolError:
+        current = None  # unreadable: replaced
+    # Pinned again (a host pinning its bundled root at every start): what the sessions learned for
+    # this registry stays, a newer root and the rollback floor (decision 1).
+    if current is not None and current.root.registry == root.registry:
+        if current.root_version >= root.version:
+            return {"root_version": current.root_version}
+        state = state.with_highest(current.highest_version)
+    store.save(state, replace=True)
     return {"root_version": root.version}
 
 

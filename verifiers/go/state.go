@@ -97,7 +97,9 @@ func (s *State) saveMerged() error {
 
 // PinRoot pins a root on first use: it must be signed by a threshold of its own root role (any
 // failure is root-chain). Expiry is not checked here: an old pinned root may lead to a current
-// one, and Refresh checks the final root. Pinning replaces the whole state (highest version 0).
+// one, and Refresh checks the final root. Pinning a registry whose state already holds a root of
+// the same registry keeps that root when it is at least as new, and the highest version seen in
+// any case (conformance decision 1); another registry's state is replaced (highest version 0).
 // rootSigs are its keyed signature files. The URL is checked as Refresh and FetchFiles check it
 // (http or https, no user:password@, which state.json and every lockfile entry would hold in clear).
 func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) (*State, error) {
@@ -113,6 +115,14 @@ func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) 
 		return nil, withClass(err, ClassRootChain).(*Error)
 	}
 	s := &State{Dir: stateDir, URL: registryURL, Root: root}
+	// Pinned again (a host pinning its bundled root at every start): what the sessions learned for
+	// this registry stays, a newer root and the rollback floor (conformance decision 1).
+	if current, err := LoadState(stateDir); err == nil && current.URL == registryURL && current.Root.Registry == root.Registry {
+		if current.Root.Version >= root.Version {
+			return current, nil
+		}
+		s.HighestVersion = current.HighestVersion
+	}
 	if err := s.Save(); err != nil {
 		return nil, err
 	}

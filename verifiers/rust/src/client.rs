@@ -204,7 +204,22 @@ impl Verifier {
         }
         let root = root::verify_root_self(root_bytes, &sigs)
             .map_err(|e| Error::from_trust(Class::RootChain, "the root to pin is not self-signed", e))?;
-        TrustState { url: self.url.clone(), root: root.clone(), highest_version: 0 }.save(&self.state_dir)?;
+        // Pinned again (a host pinning its bundled root at every start): what the sessions learned
+        // for this registry stays, a newer root and the rollback floor (conformance decision 1).
+        let _lock = {
+            std::fs::create_dir_all(&self.state_dir).map_err(|e| env_error(&self.state_dir, e))?;
+            fsx::DirLock::acquire(&self.state_dir)?
+        };
+        let mut highest = 0;
+        if let Ok(Some(current)) = TrustState::load(&self.state_dir) {
+            if current.url == self.url && current.root.registry == root.registry {
+                if current.root.version >= root.version {
+                    return Ok(current.root);
+                }
+                highest = current.highest_version;
+            }
+        }
+        TrustState { url: self.url.clone(), root: root.clone(), highest_version: highest }.save(&self.state_dir)?;
         Ok(root)
     }
 
