@@ -104,9 +104,23 @@ def origin(url: str) -> tuple[str, str, int | None]:
     connected = urllib3.util.parse_url(url)
     connected_host = (connected.host or "").lower().removeprefix("[").removesuffix("]")
     connected_port = connected.port or {"http": 80, "https": 443}.get((connected.scheme or "").lower())
-    if ((connected.scheme or "").lower(), connected_host, connected_port) != (parts.scheme, host, port):
+    if ((connected.scheme or "").lower(), connected_host, connected_port) != (
+        parts.scheme,
+        _ascii(host),
+        port,
+    ):
         raise ValueError(f"{url!r} names another host to urllib3 than to urllib")
     return parts.scheme, host, port
+
+
+def _ascii(host: str) -> str:
+    """``host`` as urllib3 connects to it: a non-ASCII (IDN) name in its IDNA (xn--) form."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host  # no IDNA form: urllib3 refuses it too, or the comparison fails
 
 
 # --------------------------------------------------------------------------- the response-head deadline

@@ -150,6 +150,11 @@ def test_a_redirect_parsers_read_two_ways_never_reaches_the_other_host(
     assert other_server.requests == []
 
 
+def test_an_idn_registry_host_is_one_origin_to_both_parsers() -> None:
+    # urllib3 connects to the IDNA form: a registry named in Unicode could not be fetched at all.
+    assert origin("https://bücher.example/reg/") == ("https", "bücher.example", 443)
+
+
 def test_redirect_to_file_scheme_refused(server, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(b"secret")
