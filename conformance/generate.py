@@ -3752,6 +3752,22 @@ def installed_cases() -> None:
         "1.1.0 out, so 1.0.0 is installed (decision 18)",
         [*first, install(index_yanked, "validate_email@~1.0.0", installed(E10, version=V_BASE + 1))],
     )
+    host_edited = site(
+        "installed-release-host-edited-by-index",
+        Site(version=V_BASE + 1, doc_edit=edit_entry("validate_email", "1.1.0", set_fields(host=">=99.0.0"))),
+    )
+    case(
+        "installed-release-host-edited-install",
+        "rollback",
+        "validate_email 1.1.0 is installed for host 1.0.0; the registry then gives its entry the host "
+        "range >=99.0.0 (its signed manifest still says >=0.2.0): the installed copy's signed host "
+        "range decides, so installing validate_email for host 1.0.0 must not move it down (decision 18)",
+        [
+            pin(s),
+            install(s, "validate_email", EMAIL_INSTALLED, host_version="1.0.0"),
+            install(host_edited, "validate_email", ERR("rollback"), host_version="1.0.0"),
+        ],
+    )
     withdrawn = site(
         "installed-release-withdrawn",
         Site(roots=chain(R2_REVOKE_DROP), version=V_BASE + 1, releases=with_releases(drop=(E11,))),

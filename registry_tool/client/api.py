@@ -113,6 +113,7 @@ from registry_tool.format import (
 )
 from registry_tool.format.ranges import RangeSyntaxError, host_compatible, parse_range
 from registry_tool.manifest.config import Permission
+from registry_tool.manifest.model import parse_manifest
 from registry_tool.report import CheckResult, Finding, Report, Severity
 from registry_tool.resolve import Candidate, Dependency, Installed, Need, Plan, UnknownPluginError
 from registry_tool.resolve import resolve as resolve_graph
@@ -750,30 +751,39 @@ class Registry:
         if current.registry != self.url or (spec is not None and Requirement(current.name, spec).is_exact):
             return
         listed = self.plugin(current.name).versions.get(current.version)
-        if listed is not None:
-            if not named or not Requirement(current.name, spec or "").matches(current.version):
-                return
-            if not host_compatible(listed.host, host_version):
-                return
-        if not self._stored_signatures_count(dest, current):
+        if listed is not None and (
+            not named or not Requirement(current.name, spec or "").matches(current.version)
+        ):
+            return
+        checked = self._stored_copy(dest, current)
+        if checked is None:
             return  # withdrawn (its signer revoked) or damaged: another release may take its place
+        if listed is not None:
+            # The host range its maintainer signed, not the entry's (the index's word).
+            manifest, _ = parse_manifest(Path(current.manifest), checked.manifest, current.manifest)
+            if manifest is None or not host_compatible(manifest.host_range, host_version):
+                return
         why = (
             f"moving it down to {release.version}"
             if listed is None
-            else f"it still meets {spec or 'the requirement'}, yet the plan moves it down to "
-            f"{release.version}: yanked or made unresolvable by the index"
+            else f"it still meets {spec or 'the requirement'} and the host, yet the plan moves it down to "
+            f"{release.version}: the plugin document yanks it or makes it unresolvable"
         )
         raise _dropped(current, why, f"@{release.version}", listed is None)
 
     def _stored_signatures_count(self, dest: Path, current: LockedPlugin) -> bool:
         """Whether the installed copy's stored signatures still verify under the session's root."""
+        return self._stored_copy(dest, current) is not None
+
+    def _stored_copy(self, dest: Path, current: LockedPlugin) -> InstalledRelease | None:
+        """The installed copy when its stored signatures still verify under the session's root."""
         try:
             with PluginDir(dest) as pdir:
                 checked = check_installed(pdir, dest, current, signatures=True)
             _verify_installed_signatures(dest, checked, self.root, self.clock(), CheckResult(subject=""))
         except CheckFailed:
-            return False
-        return True
+            return None
+        return checked
 
     def _still_signed(self, dest: Path, current: LockedPlugin, release: Release) -> bool:
         """Whether the installed bytes of ``release`` pass what a fresh install of it would check.
@@ -1390,8 +1400,8 @@ def _dropped(current: LockedPlugin, what: str, pin: str, gone: bool = True) -> D
     said = "the registry no longer lists it" if gone else "the registry lists it but the plan passes it over"
     return DroppedReleaseError(
         f"{current.name} {current.version} is installed and its signatures still count, but {said} "
-        f"({what}): a build never does that to such a release, so the index alone did, and moving "
-        "it down would be a rollback",
+        f"({what}): installed releases are never moved down for what the registry's documents say "
+        "alone (a stolen index key could say it), that would be a rollback",
         where=f"{current.name} {current.version}",
         fix="ask the registry's owners why it was removed; to go down anyway, install a version "
         f"exactly (`registry-tool client install {current.name}{pin}`)",

@@ -140,6 +140,16 @@ def test_the_index_alone_cannot_move_a_named_plugin_down(
     run("install", "alpha@~1.0.0", *reg(trusted))
 
 
+def test_a_host_range_the_index_rewrote_does_not_move_a_named_plugin_down(trusted: World) -> None:
+    # The host check read the entry's range (the index's word), not the one the maintainer signed.
+    run("install", "alpha@^1.0", *reg(trusted), "--host-version", "0.3.0")
+    trusted.forge_plugin("alpha", lambda raw: raw["versions"]["1.1.0"].update(host=">=99.0.0"))
+    out = run("install", "alpha@^1", *reg(trusted), "--host-version", "0.3.0", "--format", "json", code=1)
+    assert json.loads(out.stdout)["error"]["rule"] == "dropped-release"
+    listed = json.loads(run("list", "--dir", str(trusted.plugins), "--format", "json").stdout)
+    assert [p["version"] for p in listed["plugins"]] == ["1.1.0"]
+
+
 def test_update_of_a_dropped_version_pinned_exactly_says_dropped_not_withdrawn(trusted: World) -> None:
     # Its signatures still count: the index alone dropped it (it was told "withdrawn", and to
     # install another version).

@@ -353,27 +353,27 @@ func (s *Session) refuseRollback(root *dirFD, e *LockEntry, c chosenRelease, nam
 	if !ok1 || !ok2 || !chosen.LessThan(installed) {
 		return nil
 	}
-	listed, isListed := c.pd.Releases[e.Version]
-	if isListed {
-		if named == nil || !named.Match(installed) {
+	_, isListed := c.pd.Releases[e.Version]
+	if isListed && (named == nil || !named.Match(installed)) {
+		return nil
+	}
+	stored, err := verifyEntry(root, c.r.Name, e, s.Root, s.now)
+	if err != nil {
+		return nil // withdrawn or damaged: another release may take its place
+	}
+	// The host range its maintainer signed, not the entry's (the index's word).
+	if isListed && host != nil && stored.Manifest.Host != nil {
+		if hr, err := ParseRange(*stored.Manifest.Host); err != nil || !hr.Match(host) {
 			return nil
 		}
-		if host != nil && listed.Host != nil {
-			if hr, err := ParseRange(*listed.Host); err != nil || !hr.Match(host) {
-				return nil
-			}
-		}
-	}
-	if _, err := verifyEntry(root, c.r.Name, e, s.Root, s.now); err != nil {
-		return nil // withdrawn or damaged: another release may take its place
 	}
 	said := "the registry no longer lists it"
 	if isListed {
-		said = "the registry lists it (its range still allows it) but passes it over: yanked or made unresolvable by the index"
+		said = "the registry lists it (its range and the host still allow it) but passes it over: the plugin document yanks it or makes it unresolvable"
 	}
 	return &Error{Class: ClassRollback, Code: "dropped-release", Where: c.r.Name + " " + e.Version,
 		What: fmt.Sprintf("%s %s is installed and its signatures still count, but %s: moving it down to %s "+
-			"would be a rollback (a build never does that to such a release; the index key alone did)",
+			"would be a rollback (installed releases are never moved down for what the registry's documents say alone: a stolen index key could say it)",
 			c.r.Name, e.Version, said, c.r.Version),
 		Fix: fmt.Sprintf("ask the registry's owners why; to go down anyway, install the version exactly (%s@%s)",
 			c.r.Name, c.r.Version)}

@@ -1210,17 +1210,18 @@ impl<'v> Session<'v> {
             return Ok(());
         }
         let listed = doc.versions.get(&e.version);
-        if let Some(release) = listed {
-            let Some(req) = named else { return Ok(()) };
-            if !req.range.matches(&installed) || !Range::host_compatible(release.host.as_deref(), host_version) {
-                return Ok(());
-            }
+        if listed.is_some() && !named.is_some_and(|req| req.range.matches(&installed)) {
+            return Ok(());
         }
-        if verify_entry(dir, Some(&self.root), e).is_err() {
+        let Ok(stored) = verify_entry(dir, Some(&self.root), e) else {
             return Ok(()); // withdrawn or damaged: another release may take its place
+        };
+        // The host range its maintainer signed, not the entry's (the index's word).
+        if listed.is_some() && !Range::host_compatible(stored.facts.host.as_deref(), host_version) {
+            return Ok(());
         }
         let said = if listed.is_some() {
-            "the registry lists it (its range still allows it) but passes it over: yanked or made unresolvable by the index"
+            "the registry lists it (its range and the host still allow it) but passes it over: the plugin document yanks it or makes it unresolvable"
         } else {
             "the registry no longer lists it"
         };
@@ -1228,9 +1229,9 @@ impl<'v> Session<'v> {
             Class::Rollback,
             format!(
                 "{name} {installed} is installed and its signatures still count, but {said}: moving it down to \
-                 {version} would be a rollback (a build never does that to such a release; the index key alone \
-                 did); ask the registry's owners why; to go down anyway, install the version exactly \
-                 ({name}@{version})",
+                 {version} would be a rollback (installed releases are never moved down for what the \
+                 registry's documents say alone: a stolen index key could say it); ask the registry's owners \
+                 why; to go down anyway, install the version exactly ({name}@{version})",
                 name = e.name,
                 installed = e.version,
             ),
