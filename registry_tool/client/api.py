@@ -925,6 +925,15 @@ class Registry:
                     for n in sorted(entries)
                     if n in before and before[n].version != entries[n].version
                 ]
+                for need in needs:  # kept although yanked: said, never silent
+                    kept = session.lock.plugins.get(need.name)
+                    listed = self.plugin(need.name).versions.get(kept.version) if kept else None
+                    if kept is not None and listed is not None and listed.yanked is not None:
+                        self.notices.append(
+                            f"{need.name} {kept.version} (installed) is yanked ({listed.yanked}) and kept: "
+                            "update never moves an installed release down for a yank; install another "
+                            f"version exactly (`client install {need.name}@VERSION`) to leave it"
+                        )
         self._commit()
         return changes
 

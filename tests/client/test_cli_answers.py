@@ -136,6 +136,8 @@ def test_the_index_alone_cannot_move_a_named_plugin_down(
         assert doc["error"]["rule"] in ("dropped-release", "dependency-conflict"), doc
     listed = json.loads(run("list", "--dir", str(trusted.plugins), "--format", "json").stdout)
     assert [p["version"] for p in listed["plugins"]] == ["1.1.0"]
+    if forge is _yank_1_1_0 and command == ["update"]:
+        assert any("1.1.0 (installed) is yanked" in n for n in doc.get("notices", [])), doc
     # The user's own requirement still moves it: an exact pin, or a range that leaves it out.
     run("install", "alpha@~1.0.0", *reg(trusted))
 
