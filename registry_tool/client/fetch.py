@@ -159,9 +159,22 @@ class _InterimSkippingResponse(http.client.HTTPResponse):
                 return
         raise http.client.HTTPException(f"more than {_MAX_TRAILER_LINES} trailer lines")
 
+    def _read_next_chunk_size(self) -> int:
+        # http.client reads the size with int(line, 16), which also takes "0x21e", "2_1e" and
+        # "+21e" (Go and Rust refuse them) and sizes past any file (the read then waits for them).
+        line = self.fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("chunk size")
+        size = line.split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size):
+            self._close_conn()  # type: ignore[attr-defined]
+            raise ValueError(f"chunk size {size[:20]!r} is no hexadecimal number of at most 16 digits")
+        return int(size, 16)
+
 
 _MAX_TRAILER_LINES = 100
 _MAX_LINE = 65536  # http.client's own bound on one line
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class _DeadlineMixin:

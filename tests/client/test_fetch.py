@@ -368,3 +368,27 @@ def test_a_flood_of_trailer_lines_is_refused(server) -> None:
     server.hooks["/flood"] = _chunked_with_trailers(lines=1000, delay=0)
     with pytest.raises(FetchError, match="trailer"):
         HttpFetcher(FAST).fetch(server.url + "flood", max_size=10)
+
+
+def _chunk_sized(size_line: bytes) -> Any:
+    def hook(h: Any) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        h.wfile.write(size_line + b"\r\n" + b"x" * 0x21E + b"\r\n0\r\n\r\n")
+        h.close_connection = True
+
+    return hook
+
+
+@pytest.mark.parametrize("size", [b"0x21e", b"2_1e", b"+21e", b"ffffffffffffffffffffffff"])
+def test_a_chunk_size_that_is_no_plain_hex_number_is_refused(server, size: bytes) -> None:
+    # int(line, 16) took "0x21e", "2_1e" and "+21e" (Go and Rust refuse them), and a size past any
+    # file made the read wait for it until the deadline.
+    server.hooks["/c"] = _chunk_sized(size)
+    with pytest.raises(FetchError):
+        HttpFetcher(FAST).fetch(server.url + "c", max_size=1000)
+
+
+@pytest.mark.parametrize("size", [b"21e", b"21E", b" 21e ", b"21e;ext=1"])
+def test_a_plain_chunk_size_is_read(server, size: bytes) -> None:
+    server.hooks["/c"] = _chunk_sized(size)
+    assert HttpFetcher(FAST).fetch(server.url + "c", max_size=1000) == b"x" * 0x21E
