@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,13 +151,13 @@ def root_files(chain: list[RootFile]) -> Files:
 ROOT_AB = (K["root-a"], K["root-b"])
 
 
-def _r1() -> bytes:
+def _r1(expires: datetime = ROOT_EXPIRES) -> bytes:
     v1 = new_root(
         REGISTRY,
         [K["root-a"].public_key, K["root-b"].public_key, K["root-c"].public_key],
         [K["index"].public_key],
         root_threshold=2,
-        expires=ROOT_EXPIRES,
+        expires=expires,
     )
     for edit in (
         add_maintainer(
@@ -172,6 +172,7 @@ def _r1() -> bytes:
 
 
 R1 = _r1()
+R1_OTHER = _r1(ROOT_EXPIRES + timedelta(days=1))  # another root 1: other bytes, the same keys
 
 
 def next_root(
@@ -1220,6 +1221,20 @@ def root_cases() -> None:
             refresh(ahead, OK(registry_version=V_BASE + 1, root_version=2)),
             pin(s, OK(root_version=2)),
             refresh(s, ERR("rollback")),
+        ],
+    )
+    other = site("pin-other-root", Site(roots=[RootFile(R1_OTHER, ROOT_AB, 1)]))
+    case(
+        "pin-another-root-replaces-state",
+        "root-chain",
+        "after a refresh reached root 2 and registry version V+1, a host pins another root 1 (other "
+        "bytes: a recovery root after a compromise): the state is replaced (decision 1), root 1 and "
+        "a floor of 0, so the publication of version V verifies under it",
+        [
+            pin(s),
+            refresh(ahead, OK(registry_version=V_BASE + 1, root_version=2)),
+            pin(other, OK(root_version=1)),
+            refresh(other, OK(registry_version=V_BASE, root_version=1)),
         ],
     )
     attack(

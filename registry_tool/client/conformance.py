@@ -12,6 +12,7 @@ Every client error maps to exactly one class of the fixed list, in ``error_class
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -159,13 +160,14 @@ def _pin(args: argparse.Namespace, fetcher: Any) -> dict[str, Any]:
         current = store.load(url)
     except RegistryToolError:
         current = None  # unreadable: replaced
-    # Pinned again (a host pinning its bundled root at every start): what the sessions learned for
-    # this registry stays, a newer root and the rollback floor (decision 1).
-    if current is not None and current.root.registry == root.registry:
-        if current.root_version >= root.version:
-            return {"root_version": current.root_version}
-        state = state.with_highest(current.highest_version)
+    # The very root pinned before, pinned again (a host pinning its bundled root at every start):
+    # what the sessions learned stays (decision 1). Any other root (a recovery root) replaces it.
+    pinned = Path(args.state) / "pinned-root.sha256"
+    digest = hashlib.sha256(root_bytes).hexdigest()
+    if current is not None and pinned.is_file() and pinned.read_text().strip() == digest:
+        return {"root_version": current.root_version}
     store.save(state, replace=True)
+    pinned.write_text(digest + "\n")
     return {"root_version": root.version}
 
 

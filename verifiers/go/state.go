@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,6 +14,9 @@ import (
 // the highest registry.json version seen. A session writes it once its root chain and registry.json
 // verified (Session.Commit, which Install calls first), never lowering what another process stored.
 const stateFile = "state.json"
+
+// pinnedFile holds the sha256 of the root last pinned (decision 1: pinning it again keeps the state).
+const pinnedFile = "pinned-root.sha256"
 
 type stateData struct {
 	StateVersion   int    `json:"state_version"`
@@ -70,7 +74,7 @@ func (s *State) Save() error {
 // StateStore.save: under a lock on the state directory, a stored root of a higher version is
 // kept (another process committed a newer one: a session must never lower it), and for the same
 // root the higher of the two highest registry versions is written. Sessions commit through it;
-// PinRoot replaces the state (decision 1).
+// PinRoot writes the state itself (decision 1).
 func (s *State) saveMerged() error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return &Error{Class: ClassNetwork, Where: s.Dir, What: "cannot create the state directory: " + err.Error(), Fix: "check permissions"}
@@ -97,9 +101,9 @@ func (s *State) saveMerged() error {
 
 // PinRoot pins a root on first use: it must be signed by a threshold of its own root role (any
 // failure is root-chain). Expiry is not checked here: an old pinned root may lead to a current
-// one, and Refresh checks the final root. Pinning a registry whose state already holds a root of
-// the same registry keeps that root when it is at least as new, and the highest version seen in
-// any case (conformance decision 1); another registry's state is replaced (highest version 0).
+// one, and Refresh checks the final root. Pinning the very root pinned before again keeps the
+// state (a newer root, the highest version seen: conformance decision 1); any other root replaces
+// the state (highest version 0).
 // rootSigs are its keyed signature files. The URL is checked as Refresh and FetchFiles check it
 // (http or https, no user:password@, which state.json and every lockfile entry would hold in clear).
 func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) (*State, error) {
@@ -115,16 +119,20 @@ func PinRoot(stateDir, registryURL string, rootBytes []byte, rootSigs [][]byte) 
 		return nil, withClass(err, ClassRootChain).(*Error)
 	}
 	s := &State{Dir: stateDir, URL: registryURL, Root: root}
-	// Pinned again (a host pinning its bundled root at every start): what the sessions learned for
-	// this registry stays, a newer root and the rollback floor (conformance decision 1).
-	if current, err := LoadState(stateDir); err == nil && current.URL == registryURL && current.Root.Registry == root.Registry {
-		if current.Root.Version >= root.Version {
+	// The very root pinned before, pinned again (a host pinning its bundled root at every start):
+	// what the sessions learned stays, a newer root and the rollback floor (conformance decision
+	// 1). Any other root (a recovery root after a compromise) replaces the state.
+	sum := sha256Hex(rootBytes)
+	if current, err := LoadState(stateDir); err == nil && current.URL == registryURL {
+		if prev, err := os.ReadFile(filepath.Join(stateDir, pinnedFile)); err == nil && strings.TrimSpace(string(prev)) == sum {
 			return current, nil
 		}
-		s.HighestVersion = current.HighestVersion
 	}
 	if err := s.Save(); err != nil {
 		return nil, err
+	}
+	if err := writeFileAtomic(stateDir, pinnedFile, []byte(sum+"\n")); err != nil {
+		return nil, &Error{Class: ClassNetwork, Where: stateDir, What: "cannot write the pinned root's digest: " + err.Error(), Fix: "check permissions and free space"}
 	}
 	return s, nil
 }

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 const ROOT_FILE: &str = "root.json";
 const STATE_FILE: &str = "state.json";
+/// The sha256 of the root last pinned (decision 1: pinning it again keeps the state).
+const PINNED_FILE: &str = "pinned-root.sha256";
 const SIG_CAP: u64 = MAX_SIGNATURE_FILE as u64;
 
 /// What the state directory remembers about its registry.
@@ -72,7 +74,7 @@ impl TrustState {
     /// under the state directory's lock, a stored root of a higher version is kept (another
     /// process committed a newer one: a session never lowers it), and for the same root version
     /// the higher of the two highest registry versions is written. Sessions save through this;
-    /// `pin` replaces the state (conformance decision 1).
+    /// `pin` writes the state itself (conformance decision 1).
     pub fn save_merged(&self, state_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(state_dir).map_err(|e| env_error(state_dir, e))?;
         let _lock = fsx::DirLock::acquire(state_dir)?;
@@ -204,22 +206,23 @@ impl Verifier {
         }
         let root = root::verify_root_self(root_bytes, &sigs)
             .map_err(|e| Error::from_trust(Class::RootChain, "the root to pin is not self-signed", e))?;
-        // Pinned again (a host pinning its bundled root at every start): what the sessions learned
-        // for this registry stays, a newer root and the rollback floor (conformance decision 1).
+        // The very root pinned before, pinned again (a host pinning its bundled root at every
+        // start): what the sessions learned stays, a newer root and the rollback floor
+        // (conformance decision 1). Any other root (a recovery root after a compromise) replaces
+        // the state.
         let _lock = {
             std::fs::create_dir_all(&self.state_dir).map_err(|e| env_error(&self.state_dir, e))?;
             fsx::DirLock::acquire(&self.state_dir)?
         };
-        let mut highest = 0;
+        let sum = names::sha256_hex(root_bytes);
         if let Ok(Some(current)) = TrustState::load(&self.state_dir) {
-            if current.url == self.url && current.root.registry == root.registry {
-                if current.root.version >= root.version {
-                    return Ok(current.root);
-                }
-                highest = current.highest_version;
+            let prev = std::fs::read_to_string(self.state_dir.join(PINNED_FILE)).unwrap_or_default();
+            if current.url == self.url && prev.trim() == sum {
+                return Ok(current.root);
             }
         }
-        TrustState { url: self.url.clone(), root: root.clone(), highest_version: highest }.save(&self.state_dir)?;
+        TrustState { url: self.url.clone(), root: root.clone(), highest_version: 0 }.save(&self.state_dir)?;
+        fsx::write_atomic(&self.state_dir, PINNED_FILE, format!("{}\n", sum).as_bytes())?;
         Ok(root)
     }
 
