@@ -115,6 +115,11 @@ fn read_fields<R: BufRead>(r: &mut R, what: &str) -> io::Result<Vec<(String, Str
         if line.is_empty() {
             return Ok(fields);
         }
+        if line.contains(&b'\r') {
+            // A bare CR ends a line for Python's and Go's readers: a second header hidden after it
+            // (a Content-Length, a Content-Encoding) would be read by one client and not another.
+            return Err(invalid(format!("a {} holds a bare CR", what)));
+        }
         let text = String::from_utf8_lossy(&line);
         if line[0] == b' ' || line[0] == b'\t' {
             match fields.last_mut() {
@@ -133,11 +138,6 @@ fn read_fields<R: BufRead>(r: &mut R, what: &str) -> io::Result<Vec<(String, Str
                 return Err(invalid(format!("a {} is no `name: value` ({:?})", what, shown)));
             }
         };
-        if value.contains('\r') {
-            // A bare CR ends a line for Python's and Go's readers: a second header hidden after it
-            // (a Content-Length, a Content-Encoding) would be read by one client and not another.
-            return Err(invalid(format!("a {} holds a bare CR", what)));
-        }
         fields.push((name.to_ascii_lowercase(), value.trim().to_owned()));
     }
     Err(invalid(format!("more than {} {}s", MAX_HEADERS, what)))
@@ -268,6 +268,8 @@ mod tests {
         assert!(read_head(&mut Cursor::new(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n".to_vec())).is_err());
         let hidden = b"HTTP/1.1 200 OK\r\nX-A: a\rContent-Length: 9\r\n\r\n".to_vec();
         assert!(read_head(&mut Cursor::new(hidden)).is_err(), "a bare CR hides a header from one reader");
+        let folded = b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\rContent-Encoding: gzip\r\n\r\n".to_vec();
+        assert!(read_head(&mut Cursor::new(folded)).is_err(), "in a folded line too");
     }
 
     #[test]
