@@ -114,12 +114,18 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _ascii(host: str) -> str:
-    """``host`` as urllib3 connects to it: a non-ASCII (IDN) name in its IDNA (xn--) form."""
+    """``host`` as urllib3 connects to it: a non-ASCII (IDN) name in its IDNA 2008 (xn--) form.
+
+    urllib3 encodes with the idna package (IDNA 2008, UTS 46), as here; Python's own "idna" codec
+    is IDNA 2003 (straße.example -> strasse.example, another host).
+    """
     if host.isascii():
         return host
+    import idna
+
     try:
-        return host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        return idna.encode(host.lower(), strict=True, std3_rules=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return host  # no IDNA form: urllib3 refuses it too, or the comparison fails
 
 

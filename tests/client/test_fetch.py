@@ -153,6 +153,9 @@ def test_a_redirect_parsers_read_two_ways_never_reaches_the_other_host(
 def test_an_idn_registry_host_is_one_origin_to_both_parsers() -> None:
     # urllib3 connects to the IDNA form: a registry named in Unicode could not be fetched at all.
     assert origin("https://bücher.example/reg/") == ("https", "bücher.example", 443)
+    # IDNA 2008, as urllib3 encodes (Python's own codec, IDNA 2003, maps ß to ss: another host).
+    assert origin("https://straße.example/") == ("https", "straße.example", 443)
+    assert origin("https://ςigma.example/") == ("https", "ςigma.example", 443)
 
 
 def test_redirect_to_file_scheme_refused(server, tmp_path: Path) -> None:
