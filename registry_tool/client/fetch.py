@@ -154,6 +154,15 @@ class _InterimSkippingResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim response's headers: read and dropped
         raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim (1xx) responses")
 
+    def begin(self) -> None:
+        super().begin()
+        # A head line that is no "name: value" ends the email parser's headers: the lines after it
+        # (a Content-Length, a Transfer-Encoding) were dropped silently, so the body was read
+        # another way than the server framed it.  Go and Rust refuse such a head: so do we.
+        if self.msg.defects or self.msg.get_payload():
+            self._close_conn()  # type: ignore[attr-defined]
+            raise http.client.HTTPException("a response header line is no `name: value`")
+
     def _read_and_discard_trailer(self) -> None:
         # http.client reads a chunked body's trailer lines without a count: a server may send them
         # for as long as the deadline lets it; more than a hundred is no trailer (Go and Rust agree).

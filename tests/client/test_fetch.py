@@ -395,3 +395,32 @@ def test_a_chunk_size_that_is_no_plain_hex_number_is_refused(server, size: bytes
 def test_a_plain_chunk_size_is_read(server, size: bytes) -> None:
     server.hooks["/c"] = _chunk_sized(size)
     assert HttpFetcher(FAST).fetch(server.url + "c", max_size=1000) == b"x" * 0x21E
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 3\r\n\r\nabcdef",
+        b"HTTP/1.1 200 OK\r\nX: 1\r\nno colon\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\nabc",
+    ],
+)
+def test_a_head_line_that_is_no_header_is_refused(server, head: bytes) -> None:
+    # The email parser ended the headers there: a Content-Length or Transfer-Encoding after it was
+    # dropped and the body read another way than framed (Go and Rust refuse such a head).
+    def hook(h: Any) -> None:
+        h.wfile.write(head)
+        h.close_connection = True
+
+    server.hooks["/h"] = hook
+    with pytest.raises(FetchError):
+        HttpFetcher(FAST).fetch(server.url + "h", max_size=1000)
+
+
+def test_a_folded_header_line_is_still_read(server) -> None:
+    def hook(h: Any) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Long: a\r\n b\r\nContent-Length: 3\r\n\r\nabc")
+        h.close_connection = True
+
+    server.hooks["/h"] = hook
+    assert HttpFetcher(FAST).fetch(server.url + "h", max_size=1000) == b"abc"
