@@ -780,7 +780,7 @@ class Registry:
         try:
             with PluginDir(dest) as pdir:
                 checked = check_installed(pdir, dest, current, signatures=True)
-            _verify_installed_signatures(dest, checked, self.root, self.clock(), CheckResult(subject=""))
+            _verify_installed_signatures(dest, checked, self.root, self.clock())
         except CheckFailed:
             return None
         return checked
@@ -1324,7 +1324,7 @@ def _verify_installed(dest: Path, names: Sequence[str], state_dir: Path | None, 
                     root = roots[registry]
                     if root is None:
                         root = _root_that_signed(store, roots, dest, checked, now, result)
-                    _verify_installed_signatures(dest, checked, root, now, result)
+                    _verify_installed_signatures(dest, checked, root, now)
             except RegistryToolError as err:
                 result.findings.append(Finding.from_error(err))
                 if isinstance(err, UsageError):
@@ -1379,9 +1379,8 @@ def _root_that_signed(
         if root is None:
             continue
         tried.append(url)
-        probe = CheckResult(subject=result.subject)
         try:
-            _verify_installed_signatures(dest, checked, root, now, probe)
+            _verify_installed_signatures(dest, checked, root, now)
         except RegistryToolError:
             continue
         result.findings.append(
@@ -1418,7 +1417,7 @@ def _dropped(current: LockedPlugin, what: str, pin: str, gone: bool = True) -> D
 
 
 def _verify_installed_signatures(
-    dest: Path, checked: InstalledRelease, root: Root | None, now: datetime, result: CheckResult
+    dest: Path, checked: InstalledRelease, root: Root | None, now: datetime
 ) -> None:
     entry = checked.entry
     if root is None:
@@ -1566,7 +1565,7 @@ def _load_plugin_bytes(dest: Path, name: str, state_dir: Path | None, clock: Clo
     roots: dict[str, Root | None] = {entry.registry: None if state is None else state.root}
     result = CheckResult(subject=f"{entry.name} {entry.version}")
     root = roots[entry.registry] or _root_that_signed(store, roots, dest, checked, now, result)
-    _verify_installed_signatures(dest, checked, root, now, result)
+    _verify_installed_signatures(dest, checked, root, now)
     return checked.wasm
 
 
