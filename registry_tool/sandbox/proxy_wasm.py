@@ -377,12 +377,15 @@ class ProxyWasmHost:
     def proxy_set_buffer_bytes(
         self, caller: wasmtime.Caller, buffer_type: int, start: int, size: int, ptr: int, data_size: int
     ) -> int:
-        """``proxy_set_buffer_bytes``: replace a slice of a body buffer."""
+        """``proxy_set_buffer_bytes``: replace a slice of a body buffer.
+
+        A start at or past the end appends, as Envoy and the Go SDK's reference host do: the
+        Go SDK's Append*Body passes start = MaxInt32, size 0.
+        """
         if buffer_type not in (REQUEST_BODY, RESPONSE_BODY):
             return BAD_ARGUMENT
         data, new = self.s.buffers[buffer_type], _Memory(caller, self.s).read(ptr, data_size)
-        if start < 0 or size < 0 or start > len(data):
-            return BAD_ARGUMENT
+        start = min(start, len(data))
         size = min(size, len(data) - start)
         if len(data) - size + len(new) > max(HOST_DATA_CAP, len(data)):
             raise ProxyWasmError(f"proxy-wasm: a body would grow past {HOST_DATA_CAP} bytes")

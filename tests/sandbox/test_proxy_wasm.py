@@ -81,6 +81,12 @@ def test_header_edits_pairs_and_body_rewrite_are_seen_by_the_test(run: Runner, f
     assert gone.outcome is Outcome.wrong_output and "'x-b' is absent" in gone.detail
 
 
+def test_body_edits_prepend_append_and_replace_like_envoy(run: Runner, filter_wasm: bytes) -> None:
+    [result] = run(filter_wasm, _case("edit", plugin_config="edit", response_body="abc", expect="<aic>!"),
+                   abi="proxy-wasm")  # fmt: skip
+    assert result.outcome is Outcome.passed, result.detail
+
+
 def test_local_response_ends_the_request_phases(run: Runner, filter_wasm: bytes) -> None:
     deny = _case(
         "deny",

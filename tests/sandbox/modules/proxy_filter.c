@@ -128,6 +128,14 @@ EXPORT(proxy_on_response_headers) int32_t on_response_headers(int32_t ctx, int32
 EXPORT(proxy_on_response_body) int32_t on_response_body(int32_t ctx, int32_t size, int32_t eos) {
     say_num("response_body", size, eos);
     if (same(mode, "headers")) set_buffer(1, 0, size, "changed", 7);
+    if (same(mode, "edit")) {
+        /* the SDKs' edits: prepend (start 0, size 0), append (start past the end: Go's MaxInt32,
+           or a u32 that reads negative as i32), and a middle slice replaced */
+        set_buffer(1, 0, 0, "<", 1);
+        set_buffer(1, 0x7fffffff, 0, ">", 1);
+        set_buffer(1, -1, 0, "!", 1);
+        set_buffer(1, 2, 1, "i", 1);
+    }
     return 0;
 }
 
