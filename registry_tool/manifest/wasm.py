@@ -358,9 +358,11 @@ def _compiled_component_info(
     if importlib.util.find_spec("wasmtime") is None:  # callers explain how to install it
         raise ModuleNotFoundError("No module named 'wasmtime'", name="wasmtime")
     room = _probe_address_space(len(data))
-    command = [sys.executable, "-m", "registry_tool.manifest._component_probe", str(room)]
-    # The child imports what this process imports (a host may have put both on sys.path itself).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    # -P: never the working directory on sys.path (`-m` would put it first: in CI it is the pull
+    # request's tree, whose own registry_tool/ package would run in place of this one).  The child
+    # imports what this process imports (a host may have put both on sys.path itself).
+    command = [sys.executable, "-P", "-m", "registry_tool.manifest._component_probe", str(room)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p)}
     try:
         done = subprocess.run(
             [*command, json.dumps(dict(features or {}))],

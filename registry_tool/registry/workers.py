@@ -19,10 +19,12 @@ checks is never used.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -168,13 +170,16 @@ def prepare_all(
     # Workers take slices from the front of ``todo``, the parent takes releases from the back.
     front, back = 0, len(todo)
     helpers = processes - 1
-    pool = ProcessPoolExecutor(
-        max_workers=helpers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_worker_init,
-        initargs=(config.path, config.raw, chain, verify_now, plugins),
-    )
-    probes = [pool.submit(_ready) for _ in range(helpers)]
+    # The pool's locks start multiprocessing's resource tracker; a spawning pool starts its
+    # processes on these submits.
+    with _safe_path(method):
+        pool = ProcessPoolExecutor(
+            max_workers=helpers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_worker_init,
+            initargs=(config.path, config.raw, chain, verify_now, plugins),
+        )
+        probes = [pool.submit(_ready) for _ in range(helpers)]
     ready = 0
     pending: dict[Future[list[_Back]], tuple[int, int]] = {}
 
@@ -225,6 +230,24 @@ def start_method() -> str:
     if sys.platform == "linux" and threading.active_count() == 1 and _os_threads() == 1:
         return "fork"
     return "spawn"
+
+
+@contextlib.contextmanager
+def _safe_path(method: str) -> Iterator[None]:
+    """PYTHONSAFEPATH=1 for the processes a spawning pool starts meanwhile.
+
+    multiprocessing starts them with ``python -c``, which puts the working directory (in CI the
+    pull request's tree) first on sys.path before anything is imported: a ``multiprocessing/``
+    package there would run in the build's workers, which can read the index key's file.
+    """
+    if method == "fork" or os.environ.get("PYTHONSAFEPATH"):
+        yield
+        return
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONSAFEPATH", None)
 
 
 def _os_threads() -> int:

@@ -348,3 +348,24 @@ def test_the_probe_keeps_a_hard_address_space_limit_the_caller_already_has(tmp_p
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_the_component_probe_never_imports_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ci check and build run in the pull request's checkout: a registry_tool/ package there ran
+    in the probe's process (`python -m` puts the working directory first), with the index key
+    readable in the publish job, and its made-up answer was believed."""
+    from registry_tool.manifest import cache
+
+    marker = tmp_path / "ran"
+    fake = tmp_path / "registry_tool" / "manifest"
+    fake.mkdir(parents=True)
+    (tmp_path / "registry_tool" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (fake / "__init__.py").write_text("")
+    (fake / "_component_probe.py").write_text('print(\'{"imports": [], "exports": ["run"]}\')\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cache, "verdicts_on", lambda: False)
+    info = inspect_wasm(b"\0asm\x0d\x00\x01\x00")  # an empty component: it exports nothing
+    assert not marker.exists()
+    assert info.is_component and info.exports == ()

@@ -136,3 +136,21 @@ def test_workers_are_spawned_once_wasmtime_runs_its_thread_pool() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["spawn"]
+
+
+def test_spawned_workers_never_import_from_the_working_directory(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build runs in the index's checkout: `python -c`, which starts a spawned worker, puts the
+    working directory first on sys.path, and a multiprocessing/ package there ran in the worker
+    (which can read the index key's file).  A forked worker imports nothing."""
+    _use_workers(monkeypatch, "spawn")
+    monkeypatch.setattr(workers, "PARENT_WORKS", False)
+    marker = tmp_path / "ran"
+    fake = tmp_path / "checkout" / "multiprocessing"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(fake.parent)
+    result = build(index, tmp_path / "site", jobs=2)
+    assert not marker.exists()
+    assert result.counts["verified"] == len(list(result.document.releases()))
