@@ -352,6 +352,7 @@ def _compiled_component_info(
     import importlib.util
     import subprocess
     import sys
+    from pathlib import Path
 
     from registry_tool.manifest.config import DEFAULT_COMPILE_TIME
 
@@ -362,7 +363,7 @@ def _compiled_component_info(
     # request's tree, whose own registry_tool/ package would run in place of this one).  The child
     # imports what this process imports (a host may have put both on sys.path itself).
     command = [sys.executable, "-P", "-m", "registry_tool.manifest._component_probe", str(room)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(Path(p).absolute()) for p in sys.path if p)}
     try:
         done = subprocess.run(
             [*command, json.dumps(dict(features or {}))],
