@@ -145,6 +145,8 @@ class Report:
         error_exit_code: That error's exit code (2 for usage or environment, 1 for a bad input).
         summary_columns, rule_descriptions, docs_page: ignored; kept so that callers written
             before views and the rule catalogue still construct reports (to be removed).
+        default_file: Where SARIF places a finding that names no file, nor does its result
+            (GitHub code scanning refuses a whole upload with one result without a location).
     """
 
     command: str
@@ -156,6 +158,7 @@ class Report:
     summary_columns: dict[str, Callable[[CheckResult], str]] = field(default_factory=dict)
     rule_descriptions: dict[str, str] = field(default_factory=dict)
     docs_page: str = ""
+    default_file: str | None = None
 
     @classmethod
     def from_error(cls, command: str, err: RegistryToolError) -> Report:
@@ -530,11 +533,12 @@ def to_sarif(report: Report, tool_version: str) -> dict[str, Any]:
             "level": _SARIF_LEVEL[finding.severity],
             "message": {"text": f"{result.subject}: {finding.text()}"},
         }
-        if finding.file:
-            location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(finding.file)}}
+        file = finding.file or result.file or report.default_file
+        if file:
+            location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(file)}}
             # GitHub code scanning requires a region; line 1 when unknown.
-            location["region"] = {"startLine": finding.line or 1}
-            if finding.column:
+            location["region"] = {"startLine": (finding.line if finding.file else None) or 1}
+            if finding.column and finding.file:
                 location["region"]["startColumn"] = finding.column
             entry["locations"] = [{"physicalLocation": location}]
         results.append(entry)

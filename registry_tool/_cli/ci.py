@@ -61,7 +61,7 @@ def check_command(
     regressions. Exit 1 when the pull request must not merge.
     """
     from registry_tool._cli import internal_message
-    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report
+    from registry_tool.ci.check import CheckOptions, Shard, check_pull_request, crash_report, registry_toml_of
     from registry_tool.ci.summary import write_outputs
 
     # Every outcome, an error or a crash included, writes the report and its side files (SARIF,
@@ -81,6 +81,9 @@ def check_command(
     except Exception as err:
         typer.echo(inert_log_text(internal_message("ci check", err)), err=True)
         report = crash_report(err)
+    if report.default_file is None:  # stopped before it knew the index: the one named, or the default's
+        named = index[0].as_posix() if index else ("index" if Path("index/registry.toml").is_file() else "")
+        report.default_file = registry_toml_of(named)
     write_outputs(
         report,
         fmt,

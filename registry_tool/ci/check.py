@@ -67,6 +67,7 @@ def check_pull_request(checkout: Path, index_dirs: list[Path], options: CheckOpt
         if workflows.findings:
             report.results.append(workflows)
     rels = [_repo_relative(repo, d) for d in index_dirs or [_default_index(repo, base)]]
+    report.default_file = registry_toml_of(rels[0])
     if options.shard.first:
         dirty = _uncommitted(repo, [scope for rel in rels for scope in index_scope(rel)])
         if dirty.findings:
@@ -1122,9 +1123,14 @@ def internal_error_finding(what: str, err: BaseException, file: str | None = Non
     )
 
 
-def crash_report(err: BaseException) -> Report:
+def registry_toml_of(index: str) -> str:
+    """The repository-relative registry.toml of an index folder ("" is the repository root)."""
+    return f"{index.rstrip('/')}/registry.toml" if index.strip("/.") else "registry.toml"
+
+
+def crash_report(err: BaseException, default_file: str | None = None) -> Report:
     """The report of a ``ci check`` that crashed before it had one: still JSON, SARIF, summary."""
-    report = Report(command="ci check")
+    report = Report(command="ci check", default_file=default_file)
     result = CheckResult(subject="ci check")
     result.findings.append(internal_error_finding("ci check", err))
     report.results.append(result)

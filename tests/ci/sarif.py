@@ -115,4 +115,6 @@ def assert_valid_sarif(report: Report) -> dict[str, Any]:
     rule_ids = {r["id"] for r in run["tool"]["driver"]["rules"]}
     assert {r["ruleId"] for r in run["results"]} <= rule_ids
     assert len(run["results"]) == sum(1 for _ in report.findings())
+    # GitHub code scanning refuses the whole upload when one result has no location.
+    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"])
     return doc

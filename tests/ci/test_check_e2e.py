@@ -599,6 +599,14 @@ def test_uncommitted_changes_are_a_warning(index_repo: IndexRepo) -> None:
     (finding,) = only_rule(report, "uncommitted-changes")
     assert finding.severity is Severity.warning and "3 uncommitted change(s)" in finding.message
     assert index_repo.smoked == []
+    assert_valid_sarif(report)
+
+
+def test_a_crash_is_a_sarif_result_github_takes(index_repo: IndexRepo) -> None:
+    """It had no location, and GitHub code scanning refuses an upload with such a result."""
+    from registry_tool.ci.check import crash_report
+
+    assert_valid_sarif(crash_report(RuntimeError("boom"), "index/registry.toml"))
 
 
 def test_dependency_on_a_plugin_the_index_lacks(index_repo: IndexRepo) -> None:

@@ -12,6 +12,7 @@ from registry_tool.errors import UsageError
 from registry_tool.report import Severity
 
 from .conftest import KEYS_ADD, IndexRepo, git
+from .sarif import assert_valid_sarif
 
 
 def _escalating_release(index_repo: IndexRepo, version: str) -> None:
@@ -42,6 +43,14 @@ def test_push_after_the_approval_voids_it(index_repo: IndexRepo) -> None:
     assert {"permission-escalation", "import-escalation"} <= _error_rules(report)
     stale = [f for _, f in report.findings() if f.rule == "approval-stale"]
     assert stale and approved[:32] in stale[0].message
+    uris = {
+        r["ruleId"]: r["locations"][0]["physicalLocation"]
+        for r in assert_valid_sarif(report)["runs"][0]["results"]
+    }
+    assert uris["approval-stale"] == {
+        "artifactLocation": {"uri": "index/registry.toml"},
+        "region": {"startLine": 1},
+    }
 
 
 def test_approval_that_is_not_a_commit_id_is_a_usage_error(index_repo: IndexRepo) -> None:
