@@ -1280,10 +1280,10 @@ def _first_changed_line(old: bytes | None, new_path: Path) -> int:
     except OSError:
         return 1
     old = old[:_LINE_SCAN_BYTES] if old is not None else None
-    if old is None or b"\0" in old[:8000] or b"\0" in new[:8000]:
-        return 1
     if old == new and len(new) < _LINE_SCAN_BYTES:
         return 0
+    if old is None or b"\0" in old[:8000] or b"\0" in new[:8000]:
+        return 1
     for lineno, (a, b) in enumerate(zip(old.splitlines(), new.splitlines(), strict=False), start=1):
         if a != b:
             return lineno

@@ -161,13 +161,15 @@ def test_replaced_published_wasm_fails(index_repo: IndexRepo) -> None:
 
 
 def test_a_mode_change_is_reported_as_such_on_line_one(index_repo: IndexRepo) -> None:
-    """chmod +x alone was "modified" at line 42 of a 41-line file."""
-    manifest = index_repo.index / "plugins/alpha/1.0.0/plugin.toml"
-    manifest.chmod(0o755)
+    """chmod +x alone was "modified" at line 42 of a 41-line file, and "modified" for a module."""
+    for name in ("plugin.toml", "alpha.wasm"):
+        (index_repo.index / "plugins/alpha/1.0.0" / name).chmod(0o755)
     index_repo.commit()
-    (finding,) = errors(index_repo.check())
-    assert (finding.rule, finding.file, finding.line) == ("release-changed", f"{A}/1.0.0/plugin.toml", 1)
-    assert "mode only" in finding.message
+    findings = sorted(errors(index_repo.check()), key=lambda f: f.file or "")
+    assert [(f.rule, f.file, f.line) for f in findings] == [
+        ("release-changed", f"{A}/1.0.0/{name}", 1) for name in ("alpha.wasm", "plugin.toml")
+    ]
+    assert all("mode only" in f.message for f in findings)
 
 
 def test_a_shortened_published_file_points_at_a_line_it_has(index_repo: IndexRepo) -> None:
