@@ -223,3 +223,10 @@ def test_a_sarif_file_that_is_a_fifo_or_device_is_written_to_never_replaced(
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     proc = run_tool(index_repo.path, "ci", "check", "--base", "origin/main", "--sarif-file", os.devnull)
     assert proc.returncode == 0 and stat.S_ISCHR(os.lstat(os.devnull).st_mode), proc.stderr
+
+
+def test_the_actions_approval_input_says_what_the_check_takes() -> None:
+    from registry_tool.ci.model import APPROVAL_MIN_HEX
+
+    doc = yaml.safe_load((REPO / "action.yml").read_text())
+    assert f"({APPROVAL_MIN_HEX} to 40 hex digits)" in doc["inputs"]["allow-escalation-at"]["description"]
