@@ -459,6 +459,24 @@ def inert_log_text(text: str) -> str:
     return _LEGACY_COMMAND.sub("##\u200b", _COMMAND_LINE.sub("\\1:\u200b", text))
 
 
+#: GitHub takes at most 1 MiB of job summary per step and drops all of a larger one.
+STEP_SUMMARY_MAX = 1024 * 1024
+_SUMMARY_CUT = "\n*The summary stops here (GitHub's 1 MiB limit); every finding is in the log.*\n"
+
+
+def _fit_step_summary(text: str, present: int) -> str:
+    """``text``, cut at a line so that the summary stays within ``STEP_SUMMARY_MAX`` bytes."""
+    room = STEP_SUMMARY_MAX - present
+    data = text.encode("utf-8")
+    if len(data) <= room:
+        return text
+    room -= len(_SUMMARY_CUT.encode("utf-8"))
+    if room <= 0:
+        return ""
+    kept = data[:room]
+    return kept[: kept.rfind(b"\n") + 1].decode("utf-8", "ignore") + _SUMMARY_CUT
+
+
 def append_step_summary(path: str, text: str) -> None:
     """Append to the job summary file the runner names ($GITHUB_STEP_SUMMARY).
 
@@ -469,7 +487,7 @@ def append_step_summary(path: str, text: str) -> None:
         # Non-blocking: a FIFO nobody reads is refused (ENXIO), not waited on forever.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.write(_fit_step_summary(text, os.fstat(fd).st_size))
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         sys.stderr.write(

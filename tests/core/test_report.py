@@ -242,3 +242,18 @@ def test_a_tab_in_a_tests_output_is_whitespace_in_the_text_report() -> None:
     out = io.StringIO()
     render(Report(command="smoke", results=[result]), OutputFormat.text, out)
     assert "\\x09" not in out.getvalue() and "/x/main.go:22" in out.getvalue()
+
+
+def test_the_job_summary_stays_within_githubs_limit(tmp_path) -> None:
+    """GitHub drops a whole step summary over 1 MiB: a pull request with 30,000 junk files left
+    the maintainers no summary at all (15 MB)."""
+    from registry_tool.report import STEP_SUMMARY_MAX, append_step_summary
+
+    summary = tmp_path / "summary.md"
+    rows = "".join(f"| `plugins/junk/1.0.0/f{i}` | ❌ fail | 1 | 0 |\n" for i in range(30_000))
+    append_step_summary(str(summary), rows)
+    append_step_summary(str(summary), "\n#### details\n" + rows)  # the second append of ci check
+    data = summary.read_bytes()
+    assert len(data) <= STEP_SUMMARY_MAX
+    assert data.count(b"1 MiB limit") == 1 and data.startswith(b"| `plugins/junk/1.0.0/f0` |")
+    assert all(line.startswith((b"| `plugins", b"*The summary")) for line in data.splitlines() if line)
