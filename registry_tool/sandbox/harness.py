@@ -751,10 +751,20 @@ def _last_words(o: TestOutcome) -> str:
     lines = [line for line in o.stderr.splitlines() if line.strip()]
     if not lines:
         return ""
+    cause = next((i for i in reversed(range(len(lines))) if _CAUSE_LINE.match(lines[i])), None)
+    if cause is not None:  # a panic's own line, not the stack trace or the host log after it
+        last = lines[cause]
+        if last.endswith(":") and cause + 1 < len(lines):  # Rust: "...panicked at src/lib.rs:5:9:" + message
+            last = f"{last} {lines[cause + 1].strip()}"
+        return f" (stderr: {last[:200]})"
     last = lines[-1]
     if last[:1] in (" ", "\t") and len(lines) > 1:
         last = f"{lines[-2].strip()} / {last.strip()}"
     return f" (stderr: {last[:200]})"
+
+
+# The line that says why a module died, as Go's runtime, Rust's std and wasi-libc's assert write it.
+_CAUSE_LINE = re.compile(r"(panic: |fatal error: |thread '[^']*' panicked at |Assertion failed: )")
 
 
 def _smoke_one(

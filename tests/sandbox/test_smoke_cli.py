@@ -421,6 +421,16 @@ def test_a_known_cause_gets_its_own_fix_and_the_line_that_explains_it() -> None:
     assert _last_words(go) == (
         " (stderr: wasmexport function called before runtime initialization / call _start first)"
     )
+    # The panic's line, not the stack trace after it nor the host log appended after that.
+    for stderr, said in [
+        ("panic: assignment to entry in nil map\n\ngoroutine 1 [running]:\nmain.f()\n\t/m.go:41 +0x6c\n"
+         "[info] req headers 4\n", "panic: assignment to entry in nil map"),
+        ("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\nmain.main()\n"
+         "\t/m.go:9 +0x2\n", "fatal error: all goroutines are asleep - deadlock!"),
+        ("thread 'main' panicked at src/lib.rs:5:9:\nboom\nnote: run with `RUST_BACKTRACE=1`\n",
+         "thread 'main' panicked at src/lib.rs:5:9: boom"),
+    ]:  # fmt: skip
+        assert _last_words(TestOutcome("t", Outcome.trap, stderr=stderr)) == f" (stderr: {said})"
     http = TestOutcome(
         "t",
         Outcome.trap,
