@@ -228,12 +228,18 @@ def inspect_wasm(
     return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
 
 
+#: Why a shared memory is refused, by validate and by smoke alike.
+SHARED_MEMORY_REFUSED = (
+    "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
+    "(wasmtime's store limits do not apply to shared memories)"
+)
+
+
 def _shared_memory_refusal() -> WasmInspectionError:
     # wasmtime applies a store's memory limit to linear memories, not to shared ones (a shared
     # memory grew past a 2-page cap here), so the sandbox could not bound it.
     return WasmInspectionError(
-        "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
-        "(wasmtime's store limits do not apply to shared memories)",
+        SHARED_MEMORY_REFUSED,
         fix="build without shared memory (no -pthread / --shared-memory, asc without --sharedMemory): "
         "atomics work on an unshared memory when registry.toml enables threads",
     )
@@ -273,7 +279,7 @@ def feature_fix(message: str) -> str:
             "option; wasmtime does not run legacy try/catch), with exceptions = true in registry.toml "
             "[features]; or build without exceptions (-fno-exceptions)"
         )
-    if "threads must be enabled for shared memories" in message:
+    if "threads must be enabled for shared memories" in message or SHARED_MEMORY_REFUSED in message:
         return _shared_memory_refusal().fix or _GENERIC_FEATURE_FIX  # threads = true would not run it either
     for said, key, rebuild in _FEATURE_MESSAGES:
         if said in message:

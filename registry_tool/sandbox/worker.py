@@ -243,6 +243,19 @@ def _valid(engine: wasmtime.Engine, wasm: bytes) -> bool:
     return True
 
 
+def _shares_memory(wasm: bytes) -> bool:
+    """Does the module (or a core module of the component) declare a shared memory?
+
+    Validate refuses it; bytes that cannot be walked are the compiler's to report.
+    """
+    from registry_tool.manifest.binary import has_shared_memory
+
+    try:
+        return has_shared_memory(wasm)
+    except (ValueError, IndexError):
+        return False
+
+
 def refused_before_compile(wasm: bytes, abi: str, policy: ImportPolicy) -> str | None:
     """Why every test of a core module ends in link_error, read from its bytes before it compiles.
 
@@ -938,6 +951,11 @@ def run_job(job: Job, start_index: int = 0, results: int = 1, workdir: Path | No
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
     wasm = read_bounded(job.wasm_path, MAX_ARTIFACT, "smoke artifact")
+    if _shares_memory(wasm):  # wasmtime would run it with threads on, its growth unbounded
+        from registry_tool.manifest.wasm import SHARED_MEMORY_REFUSED
+
+        os.write(results, protocol.compile_error(SHARED_MEMORY_REFUSED))
+        return
     refused = refused_before_compile(wasm, job.abi, job.policy)
     if refused is not None and _valid(engine, wasm):  # an invalid module is the compile's to report
         # Every test would end so after the compile: say it now (the records of a compiled run).

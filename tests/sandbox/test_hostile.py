@@ -163,7 +163,7 @@ def test_malformed_binary_is_a_compile_error(run: Runner, blob: bytes) -> None:
     ("module", "feature"),
     [
         ('(module (func (export "f") (drop (v128.const i32x4 0 0 0 0))))', "simd"),
-        ('(module (memory 1 1 shared) (func (export "f")))', "threads"),
+        ('(module (memory 1 1) (func (export "f") (drop (i32.atomic.load (i32.const 0)))))', "threads"),
         ('(module (func (export "f") (return_call 0)))', "tail_call"),
         ('(module (memory 1) (memory 1) (func (export "f")))', "multi_memory"),
     ],
@@ -176,6 +176,19 @@ def test_module_using_a_disabled_feature_does_not_compile(run: Runner, module: s
     assert refused.outcome is Outcome.compile_error
     assert re.search("enabled|support|multiple memories", refused.detail), refused.detail
     assert accepted.outcome is not Outcome.compile_error, accepted.detail
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_a_shared_memory_is_refused_as_validate_refuses_it(run: Runner, threads: bool) -> None:
+    """With threads on, wasmtime compiled it and every test trapped ("shared memory support is
+    disabled"), or passed one that expects a trap; validate refuses it whatever the switch."""
+    from registry_tool.manifest.wasm import SHARED_MEMORY_REFUSED
+    from registry_tool.sandbox.harness import _fix_for
+
+    shared = wat('(module (memory 1 1 shared) (func (export "f")))')
+    [result] = run(shared, Case("f", "f", expect_kind="none"), features={"threads": threads})
+    assert (result.outcome, result.detail) == (Outcome.compile_error, SHARED_MEMORY_REFUSED)
+    assert "build without shared memory" in str(_fix_for(result))
 
 
 def _slow_to_compile() -> bytes:
