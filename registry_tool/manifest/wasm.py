@@ -248,7 +248,14 @@ def _shared_memory_refusal() -> WasmInspectionError:
 # wasmtime's words for a proposal the engine has off -> the registry.toml [features] key and how a
 # toolchain leaves the proposal out.
 _FEATURE_MESSAGES = (
+    ("relaxed SIMD support is not enabled", "relaxed_simd", "build without -mrelaxed-simd"),
     ("SIMD support is not enabled", "simd", "build without -msimd128 (or the toolchain's SIMD flag)"),
+    ("reference types support is not enabled", "reference_types", "build with -mno-reference-types"),
+    ("multi-value feature is not enabled", "multi_value", "build with -mno-multivalue"),
+    ("threads support is not enabled", "threads", "build without -matomics / -pthread"),
+    ("without the gc feature", "gc", "build for a target without wasm GC"),
+    ("function references required", "function_references", "build without typed function references"),
+    ("wide arithmetic support is not enabled", "wide_arithmetic", "build without -mwide-arithmetic"),
     (
         "bulk memory support is not enabled",
         "bulk_memory",
@@ -295,9 +302,21 @@ def _validate_module(data: bytes, features: Mapping[str, bool] | None) -> None:
         wasmtime.Module.validate(engine, data)
     except wasmtime.WasmtimeError as err:
         said = _first_line(err)
-        raise WasmInspectionError(
-            f"wasmtime cannot compile the module: {said}", fix=feature_fix(said)
-        ) from None
+        fix = feature_fix(said)
+        if "exceptions proposal not enabled" in said and _legacy_exceptions(data, features):
+            fix = feature_fix("legacy_exceptions")  # exceptions = true would not run it either
+        raise WasmInspectionError(f"wasmtime cannot compile the module: {said}", fix=fix) from None
+
+
+def _legacy_exceptions(data: bytes, features: Mapping[str, bool] | None) -> bool:
+    """Does the module use legacy try/catch, which no [features] switch makes wasmtime run?"""
+    import wasmtime
+
+    try:
+        wasmtime.Module.validate(make_engine({**(features or {}), "exceptions": True}), data)
+    except wasmtime.WasmtimeError as err:
+        return "legacy_exceptions" in _first_line(err)
+    return False
 
 
 def _inspect_component(data: bytes, features: Mapping[str, bool] | None, shared_memory: bool) -> ModuleInfo:

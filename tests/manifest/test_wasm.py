@@ -249,6 +249,16 @@ def test_a_shared_memory_in_a_components_core_module_is_refused_too() -> None:
         ("SIMD support is not enabled (at offset 0xb)", "simd = true"),
         ("bulk memory support is not enabled (at offset 0x22)", "bulk_memory = true"),
         ("exceptions proposal not enabled (at offset 0x14)", "exceptions = true"),
+        ("relaxed SIMD support is not enabled (at offset 0x1c)", "relaxed_simd = true"),
+        ("reference types support is not enabled (at offset 0xb)", "reference_types = true"),
+        (
+            "func type returns multiple values but the multi-value feature is not enabled",
+            "multi_value = true",
+        ),
+        ("threads support is not enabled (at offset 0x1f)", "threads = true"),
+        ("struct indexed types not supported without the gc feature (at offset 0xb)", "gc = true"),
+        ("function references required for index reference types", "function_references = true"),
+        ("wide arithmetic support is not enabled (at offset 0x25)", "wide_arithmetic = true"),
         (
             "legacy_exceptions feature required for try instruction (at offset 0x19)",
             "-wasm-use-legacy-eh=false",
@@ -369,3 +379,17 @@ def test_the_component_probe_never_imports_from_the_working_directory(
     info = inspect_wasm(b"\0asm\x0d\x00\x01\x00")  # an empty component: it exports nothing
     assert not marker.exists()
     assert info.is_component and info.exports == ()
+
+
+def test_legacy_try_catch_is_told_so_while_exceptions_are_off() -> None:
+    """clang 14's -fwasm-exceptions output was told to ask for exceptions = true, which then
+    refuses it again (wasmtime runs only the exnref encoding)."""
+    legacy = wat('(module (tag $t) (func (export "f") try throw $t catch $t end))')
+    for exceptions in (False, True):
+        with pytest.raises(WasmInspectionError) as err:
+            inspect_wasm(legacy, {"exceptions": exceptions})
+        assert "-wasm-use-legacy-eh=false" in str(err.value.fix)
+    exnref = wat('(module (tag $t) (func (export "f") (throw $t)))')
+    with pytest.raises(WasmInspectionError) as err:
+        inspect_wasm(exnref, {"exceptions": False})
+    assert "exceptions = true" in str(err.value.fix) and "legacy" not in str(err.value.fix)
