@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -574,6 +575,10 @@ def smoke_release(
     return run_job(job, worker) if job.cases else []
 
 
+#: Outcomes that come from the module, not from the call a test makes.
+_RELEASE_WIDE = frozenset({Outcome.link_error, Outcome.compile_error, Outcome.compile_timeout})
+
+
 def release_result(
     manifest: Manifest, outcomes: list[TestOutcome], config: RegistryConfig | None = None
 ) -> CheckResult:
@@ -591,8 +596,24 @@ def release_result(
             "tests": [o.to_json() for o in outcomes],
         },
     )
+
+    # A module refused before any call (every test's link or compile error) is one finding, not one
+    # per test.
+    def _release_wide(o: TestOutcome) -> tuple[Outcome, str] | None:
+        wide = o.outcome in _RELEASE_WIDE and o.expected == Outcome.passed.value
+        return (o.outcome, o.detail) if wide else None
+
+    alike = Counter(key for o in outcomes if (key := _release_wide(o)) is not None)
+    told: set[tuple[Outcome, str]] = set()
     for spec, outcome in zip(manifest.tests, outcomes, strict=True):
+        key = _release_wide(outcome)
+        if key is not None and key in told:
+            continue
         if not outcome.passed:
+            if key is not None:
+                told.add(key)
+            others = alike[key] - 1 if key is not None else 0
+            also = f" (so did {others} other test{'s' if others > 1 else ''})" if others else ""
             want = "" if outcome.expected == Outcome.passed.value else f" (expected {outcome.expected})"
             # A run that passed where a trap was expected has no detail of its own to show.
             detail = _own_fix(outcome)[0] or "the call returned normally"
@@ -622,7 +643,7 @@ def release_result(
             result.findings.append(
                 Finding(
                     rule=rule,
-                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}: "
+                    message=f"test '{outcome.name}' ended in {outcome.outcome.value}{want}{also}: "
                     f"{detail}{_last_words(outcome)}",
                     file=str(manifest.path),
                     line=spec.line,

@@ -134,6 +134,24 @@ def test_a_test_expecting_a_failure_gets_a_catalogued_rule_and_a_fix(
     assert fix in (finding.fix or ""), finding.fix
 
 
+def test_a_module_refused_before_any_call_is_one_finding(index: Path) -> None:
+    """A link error was repeated once per test (16 identical findings for one import)."""
+    from dataclasses import replace
+
+    from registry_tool.sandbox.harness import release_result
+    from registry_tool.sandbox.outcome import TestOutcome
+
+    config = load_registry_config(index)
+    manifest = load_manifest(index / "plugins" / "spinner" / "1.0.0" / "plugin.toml", config)
+    manifest = replace(manifest, tests=[manifest.tests[0]] * 4)
+    denied = "the module imports env.http_request, which needs the 'network' permission"
+    outcomes = [TestOutcome(f"t{i}", Outcome.link_error, detail=denied) for i in range(3)]
+    outcomes.append(TestOutcome("t3", Outcome.trap, detail="wasm trap: unreachable"))
+    findings = release_result(manifest, outcomes).findings
+    assert [f.rule for f in findings] == ["smoke-link-error", "smoke-trap"]
+    assert findings[0].message.startswith("test 't0' ended in link_error (so did 2 other tests): the module")
+
+
 def test_manifest_limits_are_capped_by_the_registry_maximum(index: Path) -> None:
     release = _release(
         index,
