@@ -1057,10 +1057,7 @@ def _check_tests(ctx: _Ctx) -> None:
                 )
         if isinstance(raw.get("expect"), list) and m.abi != "core":
             ctx.add(
-                "test-spec",
-                f"{prefix}.expect as a list of numbers only applies to the core ABI",
-                f"{prefix}.expect",
-                'compare output text with expect = "..."',
+                "test-spec", f"{prefix}.{NUMERIC_EXPECT_CORE_ONLY}", f"{prefix}.expect", NUMERIC_EXPECT_FIX
             )
         for key in ("input_file", "expect_file"):
             if key in raw:
@@ -1154,6 +1151,11 @@ def _check_test_expect(ctx: _Ctx, call: object, expect: object, field_: str) -> 
                 f"expect a value an {kind} holds (signed or unsigned)",
             )
             return
+
+
+#: A test's expect = [numbers] is compared with a core export's results: no other ABI returns any.
+NUMERIC_EXPECT_CORE_ONLY = "expect as a list of numbers only applies to the core ABI"
+NUMERIC_EXPECT_FIX = 'compare output text with expect = "..."'
 
 
 def process_string_problems(argv: object, env: object) -> list[tuple[str, str, str]]:

@@ -383,13 +383,21 @@ def case_from_spec(spec: TestSpec, abi: str) -> Case:
             where=where,
             fix=f"use one of: {', '.join(sorted(OUTCOME_NAMES))}",
         )
-    from registry_tool.manifest.validate import process_string_problems
+    from registry_tool.manifest.validate import (
+        NUMERIC_EXPECT_CORE_ONLY,
+        NUMERIC_EXPECT_FIX,
+        process_string_problems,
+    )
 
     for _, message, fix in process_string_problems(spec.argv, spec.env):
         # The worker would pass the string cut at the NUL, or another name: the test would run
         # something else than it says (validate reports the same as test-spec).
         raise SmokeSetupError(f"test '{spec.name}': {message}", where=where, fix=fix)
     kind, expect = _expectation(spec)
+    if kind == "values" and abi != "core":  # validate's test-spec: the output text is no result list
+        raise SmokeSetupError(
+            f"test '{spec.name}': {NUMERIC_EXPECT_CORE_ONLY}", where=where, fix=NUMERIC_EXPECT_FIX
+        )
     try:
         data = spec.input_bytes()
     except (OSError, ValueError) as err:

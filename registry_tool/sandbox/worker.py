@@ -818,7 +818,10 @@ def compare(case: Case, produced: Produced, stdout: bytes) -> tuple[Outcome, str
         actual = stdout
     if kind == "values":
         if values is None:
-            values = [float(x) for x in actual.split()]
+            try:
+                values = [float(x) for x in actual.split()]
+            except ValueError:  # the parent refuses such a test; never a worker crash
+                return Outcome.wrong_output, f"the output is no list of numbers: {shown(actual[:80])!r}"
         # Equal lists first (exact), then the numeric comparison (NaN equals NaN, 1 equals 1.0).
         if values == expect or (
             len(values) == len(expect) and all(_same(a, e) for a, e in zip(values, expect, strict=True))

@@ -107,6 +107,25 @@ def test_smoke_refuses_an_expect_regex_that_does_not_compile(release: Path) -> N
         case_from_spec(manifest.tests[0], manifest.abi)
 
 
+def test_smoke_refuses_numbers_expected_from_an_abi_that_returns_text(release: Path) -> None:
+    """An Extism or WASI test with expect = [3] crashed the worker (float() of the output text),
+    blamed on the engine; validate refuses it as test-spec."""
+    manifest = load_manifest(release / "plugin.toml")
+    assert manifest.tests[0].expect == (5,)
+    with pytest.raises(SmokeSetupError, match="list of numbers only applies to the core ABI"):
+        case_from_spec(manifest.tests[0], "extism")
+
+
+def test_the_worker_judges_text_that_is_no_number_list_wrong_output() -> None:
+    from registry_tool.sandbox.abis import Produced
+    from registry_tool.sandbox import Case, Outcome
+    from registry_tool.sandbox.worker import compare
+
+    case = Case("t", "f", expect_kind="values", expect=[3])
+    outcome, detail = compare(case, Produced(output=b'{"count": 3}'), b"")
+    assert outcome is Outcome.wrong_output and "no list of numbers" in detail
+
+
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
 def test_smoke_refuses_an_artifact_that_is_no_regular_file(release: Path, kind: str) -> None:
     """The worker refused it with a traceback reported as worker_crashed ("the engine crashed")."""
