@@ -117,8 +117,8 @@ def test_smoke_refuses_numbers_expected_from_an_abi_that_returns_text(release: P
 
 
 def test_the_worker_judges_text_that_is_no_number_list_wrong_output() -> None:
-    from registry_tool.sandbox.abis import Produced
     from registry_tool.sandbox import Case, Outcome
+    from registry_tool.sandbox.abis import Produced
     from registry_tool.sandbox.worker import compare
 
     case = Case("t", "f", expect_kind="values", expect=[3])
