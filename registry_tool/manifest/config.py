@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from registry_tool._files import unreachable
+from registry_tool._files import no_regular_file, unreachable
 from registry_tool.format.strictjson import MAX_SAFE_INTEGER
 from registry_tool.manifest.abi import ABI_SPECS, gated_module
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
@@ -282,6 +282,13 @@ def find_registry_config(start: Path) -> Path:
     # An explicitly named file is the configuration, whatever its name, unless it is a manifest.
     if start.is_file() and start.name != "plugin.toml":
         return start
+    if not start.is_dir() and start.name != "plugin.toml":
+        # A FIFO or a device named as the configuration: never an ancestor's registry.toml instead.
+        raise RegistryConfigNotFoundError(
+            no_regular_file(start, "the configuration"),
+            where=str(start),
+            fix="pass a registry.toml that is a regular file, or the index directory",
+        )
     for directory in [start, *start.parents] if start.is_dir() else start.parents:
         candidate = directory / CONFIG_FILE
         if candidate.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,21 @@ def test_limits_over_and_exceeding() -> None:
 def test_find_registry_config_walks_up() -> None:
     assert find_registry_config(INDEX / "plugins" / "adler32" / "1.0.0") == INDEX / "registry.toml"
     assert find_registry_config(INDEX / "registry.toml") == INDEX / "registry.toml"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device-link"])
+def test_a_named_configuration_that_is_no_file_is_never_an_ancestors(tmp_path: Path, kind: str) -> None:
+    """--config strict.toml, a FIFO beside an index's registry.toml, validated against that one."""
+    (tmp_path / "registry.toml").write_bytes((INDEX / "registry.toml").read_bytes())
+    named = tmp_path / "strict.toml"
+    if kind == "fifo":
+        os.mkfifo(named)
+    else:
+        named.symlink_to("/dev/null")
+    with pytest.raises(RegistryConfigNotFoundError) as info:
+        find_registry_config(named)
+    said = info.value.diagnostics()
+    assert info.value.exit_code == EXIT_USAGE and ("a FIFO" in said or "a device" in said), said
 
 
 def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
