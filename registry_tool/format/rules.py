@@ -40,6 +40,9 @@ MAX_TREE_DEPTH = 64  # one hex digit per level of a 64-digit key
 # so a file of GiBs (a link to /dev/zero, or 1 GiB of zeros git stores in 5 MB) would be read
 # whole by the check a pull request runs.  Test data is an example, not a corpus.
 MAX_TEST_FILE_BYTES = 4 * MiB
+#: The most a module is read for signing or a smoke run: above any registry's module_size (each
+#: command checks the registry's own first where it knows it).
+MAX_MODULE_BYTES = 256 * MiB
 # Characters of a yank reason: the plugin document schema caps it (schemas/registry-plugin.schema.json;
 # homepage and repository are capped by plugin.toml's schema): no build publishes what it forbids.
 MAX_YANK_REASON = 4096

@@ -30,6 +30,7 @@ import wasmtime
 
 from registry_tool._files import MiB, read_bounded
 from registry_tool.errors import UNPRINTABLE
+from registry_tool.format.rules import MAX_MODULE_BYTES
 from registry_tool.manifest.abi import (
     ABI_SPECS,
     WASI,
@@ -953,7 +954,7 @@ def run_job(job: Job, start_index: int = 0, results: int = 1, workdir: Path | No
     engine = make_engine(job.engine)
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
-    wasm = read_bounded(job.wasm_path, MAX_ARTIFACT, "smoke artifact")
+    wasm = read_bounded(job.wasm_path, MAX_MODULE_BYTES, "smoke artifact")
     if _shares_memory(wasm):  # wasmtime would run it with threads on, its growth unbounded
         from registry_tool.manifest.wasm import SHARED_MEMORY_REFUSED
 
@@ -1056,9 +1057,6 @@ def scratch_dir() -> str | None:
         return None
     usable = os.access(SHM, os.W_OK | os.X_OK) and stat.f_bavail * stat.f_frsize >= _SHM_FREE
     return str(SHM) if usable else None
-
-
-MAX_ARTIFACT = 256 * MiB  # above any registry's module_size; the harness checks that one first
 
 
 def _die_with_parent() -> None:

@@ -17,11 +17,12 @@ import tomlkit
 
 from registry_tool._files import no_regular_file, read_bounded, write_replacing
 from registry_tool._toml import BOM_FIX, BOM_MESSAGE
-from registry_tool.errors import CheckFailed, Location, UsageError
+from registry_tool.errors import CheckFailed, Location, RegistryToolError, UsageError
 from registry_tool.format import toml
 from registry_tool.format.rules import MANIFEST as MANIFEST
 from registry_tool.format.rules import (
     MAX_MANIFEST_BYTES,
+    MAX_MODULE_BYTES,
     MAX_SIGNATURE_BYTES,
     SIG_SUFFIX,
     is_signature_of,
@@ -358,9 +359,10 @@ def pin_artifact(release_dir: Path) -> bool:
 def _pinned(release_dir: Path) -> tuple[bytes, bytes]:
     """plugin.toml's bytes, and the same with ``[artifact] sha256`` and ``size`` of the module."""
     manifest = release_dir / MANIFEST
-    if not manifest.is_file():
+    if not os.path.lexists(manifest):
         raise ReleaseSigningError(f"no {MANIFEST} in {release_dir}", fix="point at a release directory")
-    original = read_bounded(manifest, MAX_MANIFEST_BYTES, MANIFEST)
+    # Never through a link (validate refuses one in a release): a signature pins these very bytes.
+    original = _release_file(manifest, MAX_MANIFEST_BYTES, MANIFEST)
     if original.startswith(b"\xef\xbb\xbf"):
         raise ReleaseSigningError(f"cannot parse the TOML: {BOM_MESSAGE}", where=str(manifest), fix=BOM_FIX)
     try:
@@ -371,13 +373,13 @@ def _pinned(release_dir: Path) -> tuple[bytes, bytes]:
         ) from None
     artifact = _artifact_table(doc.unwrap(), str(manifest))
     wasm = artifact_path(release_dir, artifact["file"], where=str(manifest))
-    if not wasm.is_file():
+    if not os.path.lexists(wasm):
         raise ReleaseSigningError(
             f"artifact {wasm} does not exist",
             where=Location(file=str(manifest), field="artifact.file"),
             fix="build the plugin first or fix [artifact] file",
         )
-    data = wasm.read_bytes()
+    data = _release_file(wasm, MAX_MODULE_BYTES, "artifact")
     table = doc["artifact"]
     # [artifact] as a section, or artifact = { file = ... } inline: both take the two keys.
     if not isinstance(table, (tomlkit.items.Table, tomlkit.items.InlineTable)):
@@ -387,6 +389,14 @@ def _pinned(release_dir: Path) -> tuple[bytes, bytes]:
     table["sha256"] = hashlib.sha256(data).hexdigest()
     table["size"] = len(data)
     return original, tomlkit.dumps(doc).encode("utf-8")
+
+
+def _release_file(path: Path, cap: int, what: str) -> bytes:
+    """A release file's bytes: a regular file, not a link, at most ``cap`` bytes."""
+    try:
+        return read_bounded(path, cap, what, follow_symlinks=False)
+    except RegistryToolError as err:
+        raise ReleaseSigningError(err.what, where=str(path), fix=err.fix) from None
 
 
 def _signature_target(signed_file: Path, secret: SecretKey) -> Path:

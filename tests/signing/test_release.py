@@ -148,6 +148,38 @@ def test_unsignable_release(release: Path, alice: SecretKey, text: str, match: s
         sign_release(release, alice)
 
 
+@pytest.mark.parametrize("kind", ["artifact-link", "manifest-link", "fifo", "too-large"])
+def test_sign_reads_only_the_releases_own_regular_files(
+    release: Path, alice: SecretKey, tmp_path: Path, kind: str
+) -> None:
+    """sign pinned and signed /etc/passwd through an artifact link out of the release (validate
+    refuses the link), read a 300 MB module whole, and called a FIFO "does not exist"."""
+    import os
+
+    from registry_tool.format.rules import MAX_MODULE_BYTES
+
+    wasm, manifest = release / "validate_email.wasm", release / "plugin.toml"
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"secret bytes")
+    if kind == "artifact-link":
+        wasm.unlink()
+        wasm.symlink_to(outside)
+    elif kind == "manifest-link":
+        outside.write_bytes(manifest.read_bytes())
+        manifest.unlink()
+        manifest.symlink_to(outside)
+    elif kind == "fifo":
+        wasm.unlink()
+        os.mkfifo(wasm)
+    else:
+        with wasm.open("r+b") as fh:
+            fh.truncate(MAX_MODULE_BYTES + 1)  # sparse
+    said = {"fifo": "a FIFO", "too-large": "more than the 256 MiB"}.get(kind, "is a symbolic link")
+    with pytest.raises(ReleaseSigningError, match=said):
+        sign_release(release, alice)
+    assert not list(release.glob("*.minisig"))
+
+
 def test_sign_yank(release: Path, alice: SecretKey) -> None:
     (release / "yank.toml").write_text('[yank]\nname = "validate_email"\nversion = "1.2.0"\nreason = "CVE"\n')
     path = sign_yank(release, alice)
@@ -268,9 +300,13 @@ def test_sign_never_writes_through_a_planted_link(
         victim.write_text("precious\n")
     (release / planted).symlink_to(victim)
     before = victim.read_bytes()
-    sign_release(release, alice, timestamp=1)
+    if planted == "plugin.toml":  # not read through either (validate refuses a link in a release)
+        with pytest.raises(ReleaseSigningError, match="is a symbolic link"):
+            sign_release(release, alice, timestamp=1)
+    else:
+        sign_release(release, alice, timestamp=1)
+        assert not (release / planted).is_symlink()
     assert victim.read_bytes() == before
-    assert not (release / planted).is_symlink()
 
 
 def test_sign_refuses_a_manifest_naming_another_release_than_its_folder(
