@@ -4405,6 +4405,42 @@ def dependency_cases() -> None:
             verify(OK(plugins=["adler32", "semver-lab"])),
         ],
     )
+    for key, value, host in (("dependencies", {"zzghost": "^1.0"}, None), ("host", ">=99.0.0", "1.0.0")):
+        forged = site(
+            f"deps-installed-entry-{key}-forged",
+            Site(
+                releases=deps,
+                version=V_BASE + 1,
+                doc_edit=edit_entry("semver-lab", "1.4.0", set_fields(**{key: value})),
+            ),
+        )
+        extra = {} if host is None else {"host_version": host}
+        case(
+            f"dep-installed-entry-{key}-forged",
+            "rollback",
+            f"semver-lab 1.4.0 is installed as adler32's dependency; the index key then gives its entry "
+            f"{key} {value} (its signed manifest, which the client holds, says otherwise), so that "
+            "installing adler32 again would move it down to 1.2.5: refused, the entry disagrees with the "
+            "installed copy's signed manifest (decision 18)",
+            [
+                pin(s),
+                install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0")), **extra),
+                install(forged, "adler32@2.0.0", ERR("mix-and-match"), **extra),
+                verify(OK(plugins=["adler32", "semver-lab"])),
+            ],
+        )
+    case(
+        "dep-installed-moved-down-by-a-dependent",
+        "dependencies",
+        "semver-lab 1.4.0 is installed as adler32's dependency; validate_email 2.0.0 needs "
+        "semver-lab >=1.2.0, <1.4.0, so installing it moves semver-lab down to 1.2.5 (the entries "
+        "agree with the signed manifests: the graph's own requirement, no rollback)",
+        [
+            pin(s),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            install(s, "validate_email@2.0.0", with_graph(mail, lab_spec("1.2.5"))),
+        ],
+    )
     case(
         "dep-installed-yanked-kept",
         "dependencies",

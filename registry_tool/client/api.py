@@ -90,6 +90,7 @@ from registry_tool.client.trust_state import (
     identity_record_lines,
     parse_identity_record,
     pin_root,
+    refuse_disagreeing_entry,
     verify_manifest,
     verify_registry,
     verify_wasm,
@@ -683,15 +684,7 @@ class Registry:
                 # A published version is immutable (the build refuses to change one): other bytes
                 # under an installed version mean a registry rebuilt without its history, or both
                 # a maintainer key and the index key in other hands.  Never swapped in silently.
-                raise RepublishedReleaseError(
-                    f"{name} {release.version} is installed with module sha256 {current.wasm_sha256[:16]}… "
-                    f"and manifest sha256 {current.manifest_sha256[:16]}…, but the registry now publishes "
-                    f"other bytes under the same version (module {release.wasm.sha256[:16]}…, manifest "
-                    f"{release.manifest.sha256[:16]}…): a republished release",
-                    where=f"{name} {release.version}",
-                    fix=f"ask the registry's owners why; to take the new bytes anyway, remove {name} "
-                    "(`registry-tool client remove`) and install it again",
-                )
+                raise _republished(current, release)
             if current is not None and Version(release.version) < Version(current.version):
                 spec = (named if named is not None else requested).get(name)
                 self._refuse_rollback(
@@ -751,9 +744,19 @@ class Registry:
         if current.registry != self.url or (spec is not None and Requirement(current.name, spec).is_exact):
             return
         listed = self.plugin(current.name).versions.get(current.version)
-        if listed is not None and (
-            not named or not Requirement(current.name, spec or "").matches(current.version)
-        ):
+        if listed is not None and not named:
+            # A dependency: moved down by the graph's requirements, or by an entry of the installed
+            # version that disagrees with the manifest its maintainer signed (other dependencies, a
+            # host range), which only the index key can have written.
+            stored = self._stored_copy(dest, current)
+            if stored is not None:
+                if not _same_bytes(current, listed):
+                    raise _republished(current, listed)
+                refuse_disagreeing_entry(
+                    listed, ManifestFacts.parse(stored.manifest, where=listed.manifest.path)
+                )
+            return
+        if listed is not None and not Requirement(current.name, spec or "").matches(current.version):
             return
         checked = self._stored_copy(dest, current)
         if checked is None:
@@ -925,6 +928,8 @@ class Registry:
                     for n in sorted(entries)
                     if n in before and before[n].version != entries[n].version
                 ]
+                for n in sorted(set(entries) - set(before)):  # a new dependency: never silent either
+                    self.notices.append(f"installed {n} {entries[n].version} (a dependency the plan needs)")
                 for need in needs:  # kept although yanked: said, never silent
                     kept = session.lock.plugins.get(need.name)
                     listed = self.plugin(need.name).versions.get(kept.version) if kept else None
@@ -1402,6 +1407,19 @@ def _root_that_signed(
             fix=f"reinstall it from the registry you trust: registry-tool client install {entry.name}",
         )
     return None  # nothing is trusted here at all: refused by _verify_installed_signatures
+
+
+def _republished(current: LockedPlugin, release: Release) -> RepublishedReleaseError:
+    name = current.name
+    return RepublishedReleaseError(
+        f"{name} {release.version} is installed with module sha256 {current.wasm_sha256[:16]}… "
+        f"and manifest sha256 {current.manifest_sha256[:16]}…, but the registry now publishes "
+        f"other bytes under the same version (module {release.wasm.sha256[:16]}…, manifest "
+        f"{release.manifest.sha256[:16]}…): a republished release",
+        where=f"{name} {release.version}",
+        fix=f"ask the registry's owners why; to take the new bytes anyway, remove {name} "
+        "(`registry-tool client remove`) and install it again",
+    )
 
 
 def _dropped(current: LockedPlugin, what: str, pin: str, gone: bool = True) -> DroppedReleaseError:

@@ -423,7 +423,7 @@ def verify_manifest(
         )
     facts = ManifestFacts.parse(data, where=where)
     name, version, file = facts.name, facts.version, facts.artifact_file
-    sha256, size, perms = facts.artifact_sha256, facts.artifact_size, facts.permissions
+    sha256, size = facts.artifact_sha256, facts.artifact_size
     if name != release.name:
         raise WrongSoftwareError(
             f"wrong software attack: the registry entry for {release.name} {release.version} points at the "
@@ -473,8 +473,17 @@ def verify_manifest(
             where=where,
             fix="do not install this release; ask its maintainers to rename the module",
         )
-    # The index is trusted for none of what a host acts on: the signed manifest decides, and an
-    # entry that disagrees was spliced together from two releases (or forged with the index key).
+    refuse_disagreeing_entry(release, facts)
+    return facts, frozenset(signers)
+
+
+def refuse_disagreeing_entry(release: Release, facts: ManifestFacts) -> None:
+    """Raise ``MixAndMatchError`` where the plugin document's entry says other than the signed manifest.
+
+    The index is trusted for none of what a host acts on: the signed manifest decides, and an
+    entry that disagrees was spliced together from two releases (or forged with the index key).
+    """
+    where, perms = release.manifest.path, facts.permissions
     disagreements = [
         (label, entry, signed)
         for label, entry, signed in (
@@ -495,7 +504,6 @@ def verify_manifest(
             where=where,
             fix="do not install from this registry until its owners rebuild it",
         )
-    return facts, frozenset(signers)
 
 
 def verify_wasm(doc: PluginDocument, release: Release, facts: ManifestFacts, data: bytes) -> None:

@@ -336,7 +336,11 @@ def test_update_keeps_a_dependency_marked_and_marks_a_new_one(deps: World) -> No
     deps.add_release("alphaextra", "1.0.0")
     deps.add_release("alphalib", "1.2.0", dependencies='alphaextra = "^1"')
     deps.build()
-    deps.open().update(deps.plugins)
+    reg = deps.open()
+    changes = reg.update(deps.plugins)
+    assert [(old.name, new.version) for old, new in changes] == [("alphalib", "1.2.0")]
+    # The new dependency is said too (it was installed silently, also in JSON).
+    assert "installed alphaextra 1.0.0 (a dependency the plan needs)" in reg.notices
     lock = read_lockfile(deps.plugins).plugins
     assert lock["alphalib"].version == "1.2.0"
     assert lock["alphalib"].requested == DEPENDENCY_ONLY

@@ -486,35 +486,8 @@ func (s *Session) verifyRelease(r *Release, pd *PluginDocument, allow []string, 
 		e.Where = r.Manifest.Path
 		return nil, &e
 	}
-	// Index-only fields are not trusted: the signed manifest decides.
-	mm := func(field string) error {
-		return mixAndMatch(r.Manifest.Path, "the registry's %s of %s %s disagrees with the signed manifest", field, r.Name, r.Version)
-	}
-	switch {
-	case !man.abiSet || man.ABI != r.ABI:
-		return nil, mm("abi")
-	case (man.Host == nil) != (r.Host == nil) || (man.Host != nil && *man.Host != *r.Host):
-		return nil, mm("host range")
-	case !sameStrings(man.Permissions, r.Permissions):
-		return nil, mm("permissions")
-	case !man.exportsSet || strings.Join(man.Exports, "\x00") != strings.Join(r.Exports, "\x00") || len(man.Exports) != len(r.Exports):
-		return nil, mm("exports")
-	case len(man.Dependencies) != len(r.Dependencies):
-		return nil, mm("dependencies")
-	}
-	for k, v := range man.Dependencies {
-		if r.Dependencies[k] != v {
-			return nil, mm("dependencies")
-		}
-	}
-	for k, v := range man.Limits {
-		if got, ok := r.Limits[k]; ok && got != v {
-			return nil, mm("limits." + k)
-		}
-	}
-	wasmFile := r.Wasm.Path[strings.LastIndex(r.Wasm.Path, "/")+1:]
-	if man.ArtifactFile != wasmFile || man.ArtifactSHA256 != r.Wasm.SHA256 || man.ArtifactSize != r.Wasm.Size {
-		return nil, mm("module (file, sha256 or size)")
+	if err := entryAgrees(r, man); err != nil {
+		return nil, err
 	}
 	// Installed, such a module would be taken for the manifest's own signature (and the lockfile
 	// would name one file as both): ci check refuses the name, only a forged index serves it.
@@ -578,6 +551,41 @@ func checkPermissions(vr *VerifiedRelease, allow []string) error {
 		return &Error{Class: ClassPermissionRequired,
 			What: fmt.Sprintf("%s %s needs permission(s) %s, which were not allowed", vr.Release.Name, vr.Release.Version, strings.Join(missing, ", ")),
 			Fix:  "approve them (--allow " + strings.Join(missing, ",") + ") if the host should grant them"}
+	}
+	return nil
+}
+
+// entryAgrees: a mix-and-match error where the plugin document's entry r says other than its
+// signed manifest man. Index-only fields are not trusted: the signed manifest decides.
+func entryAgrees(r *Release, man *Manifest) error {
+	mm := func(field string) error {
+		return mixAndMatch(r.Manifest.Path, "the registry's %s of %s %s disagrees with the signed manifest", field, r.Name, r.Version)
+	}
+	switch {
+	case !man.abiSet || man.ABI != r.ABI:
+		return mm("abi")
+	case (man.Host == nil) != (r.Host == nil) || (man.Host != nil && *man.Host != *r.Host):
+		return mm("host range")
+	case !sameStrings(man.Permissions, r.Permissions):
+		return mm("permissions")
+	case !man.exportsSet || strings.Join(man.Exports, "\x00") != strings.Join(r.Exports, "\x00") || len(man.Exports) != len(r.Exports):
+		return mm("exports")
+	case len(man.Dependencies) != len(r.Dependencies):
+		return mm("dependencies")
+	}
+	for k, v := range man.Dependencies {
+		if r.Dependencies[k] != v {
+			return mm("dependencies")
+		}
+	}
+	for k, v := range man.Limits {
+		if got, ok := r.Limits[k]; ok && got != v {
+			return mm("limits." + k)
+		}
+	}
+	wasmFile := r.Wasm.Path[strings.LastIndex(r.Wasm.Path, "/")+1:]
+	if man.ArtifactFile != wasmFile || man.ArtifactSHA256 != r.Wasm.SHA256 || man.ArtifactSize != r.Wasm.Size {
+		return mm("module (file, sha256 or size)")
 	}
 	return nil
 }

@@ -353,8 +353,21 @@ func (s *Session) refuseRollback(root *dirFD, e *LockEntry, c chosenRelease, nam
 	if !ok1 || !ok2 || !chosen.LessThan(installed) {
 		return nil
 	}
-	_, isListed := c.pd.Releases[e.Version]
-	if isListed && (named == nil || !named.Match(installed)) {
+	listed, isListed := c.pd.Releases[e.Version]
+	if isListed && named == nil {
+		// A dependency: moved down by the graph's requirements, or by an entry of the installed
+		// version that disagrees with the manifest its maintainer signed (other dependencies, a
+		// host range), which only the index key can have written.
+		stored, err := verifyEntry(root, c.r.Name, e, s.Root, s.now)
+		if err != nil {
+			return nil
+		}
+		if err := refuseRepublished(e, listed, s.url); err != nil {
+			return err
+		}
+		return entryAgrees(listed, stored.Manifest)
+	}
+	if isListed && !named.Match(installed) {
 		return nil
 	}
 	stored, err := verifyEntry(root, c.r.Name, e, s.Root, s.now)

@@ -643,50 +643,7 @@ impl<'v> Session<'v> {
         )
         .map_err(|e| Error::from_trust(Class::MaintainerSignature, &format!("maintainer signature of {}", label), e))?;
         // 4: index-only fields are not trusted; the signed manifest decides
-        let manifest_perms: Vec<String> = facts.permissions.iter().cloned().collect();
-        let differs = |field: &str, entry: String, signed: String| {
-            mix(format!("the registry entry of {} says {} {}, its signed manifest {}", label, field, entry, signed))
-        };
-        if facts.abi.as_deref() != Some(release.abi.as_str()) {
-            return Err(differs("abi", format!("{:?}", release.abi), format!("{:?}", facts.abi)));
-        }
-        if facts.host != release.host {
-            return Err(differs("host", format!("{:?}", release.host), format!("{:?}", facts.host)));
-        }
-        if !facts.exports_declared || facts.exports != release.exports {
-            return Err(differs("exports", format!("{:?}", release.exports), format!("{:?}", facts.exports)));
-        }
-        if manifest_perms != release.permissions {
-            return Err(differs("permissions", format!("{:?}", release.permissions), format!("{:?}", manifest_perms)));
-        }
-        if facts.dependencies != release.dependencies {
-            return Err(differs(
-                "dependencies",
-                format!("{:?}", release.dependencies),
-                format!("{:?}", facts.dependencies),
-            ));
-        }
-        let (fuel, memory, wall) = release.limits;
-        for (field, declared, entry) in [
-            ("limits.fuel", facts.fuel, fuel),
-            ("limits.memory", facts.memory, memory),
-            ("limits.wall_time_ms", facts.wall_time_ms, wall),
-        ] {
-            if let Some(d) = declared {
-                if d != entry {
-                    return Err(differs(field, entry.to_string(), d.to_string()));
-                }
-            }
-        }
-        if facts.artifact_file != release.wasm.file_name()
-            || facts.artifact_sha256 != release.wasm.sha256
-            || facts.artifact_size != release.wasm.size
-        {
-            return Err(mix(format!(
-                "the signed manifest of {} pins {} ({} bytes, sha256 {}), the registry entry names {} ({} bytes, sha256 {})",
-                label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
-            )));
-        }
+        entry_agrees(release, &facts)?;
         // Installed, such a module would be taken for the manifest's own signature (and the
         // lockfile would name one file as both): ci check refuses the name, a forged index serves it.
         if names::is_reserved_name(&facts.artifact_file) {
@@ -1213,6 +1170,16 @@ impl<'v> Session<'v> {
             return Ok(());
         }
         let listed = doc.versions.get(&e.version);
+        if let (Some(entry), None) = (listed, named) {
+            // A dependency: moved down by the graph's requirements, or by an entry of the installed
+            // version that disagrees with the manifest its maintainer signed (other dependencies, a
+            // host range), which only the index key can have written.
+            let Ok(stored) = verify_entry(dir, Some(&self.root), e) else {
+                return Ok(());
+            };
+            refuse_republished(e, entry, &self.verifier.url)?;
+            return entry_agrees(entry, &stored.facts);
+        }
         if listed.is_some() && !named.is_some_and(|req| req.range.matches(&installed)) {
             return Ok(());
         }
@@ -1240,6 +1207,63 @@ impl<'v> Session<'v> {
             ),
         ))
     }
+}
+
+/// Step 4 of decision 11: a mix-and-match error where the plugin document's entry `release`
+/// says other than its signed manifest's `facts`. Index-only fields are not trusted.
+fn entry_agrees(release: &Release, facts: &ManifestFacts) -> Result<()> {
+    let label = format!("{} {}", release.name, release.version);
+    let mix = |what: String| {
+        Error::new(
+            Class::MixAndMatch,
+            format!("mix-and-match attack: {}; do not install from this registry until its owners rebuild it", what),
+        )
+    };
+    let manifest_perms: Vec<String> = facts.permissions.iter().cloned().collect();
+    let differs = |field: &str, entry: String, signed: String| {
+        mix(format!("the registry entry of {} says {} {}, its signed manifest {}", label, field, entry, signed))
+    };
+    if facts.abi.as_deref() != Some(release.abi.as_str()) {
+        return Err(differs("abi", format!("{:?}", release.abi), format!("{:?}", facts.abi)));
+    }
+    if facts.host != release.host {
+        return Err(differs("host", format!("{:?}", release.host), format!("{:?}", facts.host)));
+    }
+    if !facts.exports_declared || facts.exports != release.exports {
+        return Err(differs("exports", format!("{:?}", release.exports), format!("{:?}", facts.exports)));
+    }
+    if manifest_perms != release.permissions {
+        return Err(differs("permissions", format!("{:?}", release.permissions), format!("{:?}", manifest_perms)));
+    }
+    if facts.dependencies != release.dependencies {
+        return Err(differs(
+            "dependencies",
+            format!("{:?}", release.dependencies),
+            format!("{:?}", facts.dependencies),
+        ));
+    }
+    let (fuel, memory, wall) = release.limits;
+    for (field, declared, entry) in [
+        ("limits.fuel", facts.fuel, fuel),
+        ("limits.memory", facts.memory, memory),
+        ("limits.wall_time_ms", facts.wall_time_ms, wall),
+    ] {
+        if let Some(d) = declared {
+            if d != entry {
+                return Err(differs(field, entry.to_string(), d.to_string()));
+            }
+        }
+    }
+    if facts.artifact_file != release.wasm.file_name()
+        || facts.artifact_sha256 != release.wasm.sha256
+        || facts.artifact_size != release.wasm.size
+    {
+        return Err(mix(format!(
+            "the signed manifest of {} pins {} ({} bytes, sha256 {}), the registry entry names {} ({} bytes, sha256 {})",
+            label, facts.artifact_file, facts.artifact_size, facts.artifact_sha256, release.wasm.path, release.wasm.size, release.wasm.sha256
+        )));
+    }
+    Ok(())
 }
 
 /// A dependency cycle among the chosen releases reachable from `start` (names, first repeated).
