@@ -62,6 +62,7 @@ from registry_tool.format import (
     is_version,
 )
 from registry_tool.format.errors import DocumentError
+from registry_tool.format.ranges import RangeSyntaxError, check_range
 from registry_tool.format.rules import (
     KEY_ID_RE,
     PERMISSION_RE,
@@ -495,11 +496,18 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
     published_at = e.str_("published_at", TIME_RE)
     if parse_time_strict(published_at) is None:  # 2026-02-30, T24:00:00, year 0000 (decision 7)
         raise e.fail("published_at", "is no time in the calendar")
+    requested = e.str_("requested")
+    if requested not in ("", DEPENDENCY_ONLY):
+        # update resolves by it: a bad one was "version range '@@bad' is not valid", naming no file
+        try:
+            check_range(requested)
+        except RangeSyntaxError:
+            raise e.fail("requested", "is no version range") from None
     return LockedPlugin(
         name=name,
         version=version,
         registry=_registry(e),
-        requested=e.str_("requested"),
+        requested=requested,
         abi=e.str_("abi"),
         manifest=manifest,
         manifest_sha256=e.str_("manifest_sha256", SHA256_RE),
@@ -514,6 +522,11 @@ def _parse_entry(name: str, raw: Any, dir_: Path) -> LockedPlugin:
         dependencies=dict(deps),
         required_by=e.strs("required_by", PLUGIN_NAME_RE),
     )
+
+
+def _json_reason(err: ValueError) -> str:
+    """The parser's reason alone (it says "not valid JSON: ..." itself)."""
+    return str(err).removeprefix("not valid JSON: ")
 
 
 # The lockfile parsed last per plugin directory in this process, with the exact bytes it was
@@ -573,7 +586,7 @@ def _fold_changes(
         try:
             raw = parse_json_strict(line)
         except ValueError as err:
-            what = f"line {number} of the lockfile is not valid JSON: {err}"[:300]
+            what = f"line {number} of the lockfile is not valid JSON: {_json_reason(err)}"[:300]
             raise _lock_error(what, dir_, None, number) from None
         if not isinstance(raw, dict) or set(raw) != {"plugins"}:
             raise _lock_error(
@@ -627,7 +640,8 @@ def _parse_full(data: bytes, dir_: Path) -> Lockfile:
         try:
             doc = parse_json_strict(data)
         except ValueError as err:
-            raise _lock_error(f"the lockfile is not valid JSON: {head_error or err}"[:300], dir_) from None
+            reason = _json_reason(head_error or err)
+            raise _lock_error(f"the lockfile is not valid JSON: {reason}"[:300], dir_) from None
         if not isinstance(doc, dict):
             raise _lock_error("the lockfile must be a JSON object", dir_)
         version = doc.get("lockfile_version")

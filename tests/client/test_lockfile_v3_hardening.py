@@ -153,6 +153,37 @@ def test_a_publication_time_no_calendar_has_is_a_malformed_lockfile(tmp_path: Pa
         read_lockfile(tmp_path)
 
 
+@pytest.mark.parametrize("requested", ["@@bad", "^", ">=1.0.0,,"])
+def test_a_requested_range_outside_the_grammar_is_a_malformed_lockfile(
+    tmp_path: Path, requested: str
+) -> None:
+    """verify and install --locked took it; update then said "version range '@@bad' is not valid",
+    naming neither the lockfile nor the entry."""
+    from registry_tool.client.errors import LockfileError
+
+    (tmp_path / LOCKFILE).write_bytes(
+        line({"lockfile_version": 3, "plugins": {"alpha": entry("alpha", requested=requested)}})
+    )
+    client_install.forget_parsed()
+    with pytest.raises(LockfileError, match="requested"):
+        read_lockfile(tmp_path)
+    for good in ("", "(dependency)", "^1.0", "1.0.0", ">=1.0.0, <2.0.0"):
+        (tmp_path / LOCKFILE).write_bytes(
+            line({"lockfile_version": 3, "plugins": {"alpha": entry("alpha", requested=good)}})
+        )
+        assert fresh(tmp_path) == {"alpha": "1.0.0"}
+
+
+def test_a_lockfile_that_is_no_json_says_so_once(tmp_path: Path) -> None:
+    from registry_tool.client.errors import LockfileError
+
+    (tmp_path / LOCKFILE).write_bytes(b"\n\n\n")
+    client_install.forget_parsed()
+    with pytest.raises(LockfileError) as err:
+        read_lockfile(tmp_path)
+    assert str(err.value.what).count("not valid JSON") == 1, err.value.what
+
+
 def test_a_lockfile_with_another_hard_link_is_replaced_not_appended_to(tmp_path: Path) -> None:
     """A file outside the plugin directory linked in as the lockfile: an append wrote into it."""
     outside = tmp_path / "outside.json"
