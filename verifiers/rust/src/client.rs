@@ -179,8 +179,10 @@ impl Verifier {
         self
     }
 
+    /// The time limit of each session's downloads; a limit past `MAX_TIMEOUT` (about 136
+    /// years, "no limit" in practice) is that long, never an overflow.
     pub fn with_timeout(mut self, timeout: Duration) -> Verifier {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 
@@ -971,20 +973,44 @@ impl<'v> Session<'v> {
                 Error::new(Class::BadRequirement, format!("host version {:?} is not a strict semver version", h))
             })?),
         };
-        // The installed plugins the resolution may keep (read again under the lock to commit);
-        // nothing, not even the folder, is created before the whole graph verified.
+        match self.install_with(&req, host_version.as_ref(), dir, opts, None)? {
+            Some(entries) => Ok(entries),
+            None => {
+                // Another installer committed while this one resolved: resolve again, this time
+                // under the lock from the start (its plan may have changed what this one needs).
+                std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
+                let held = fsx::DirLock::acquire(dir)?;
+                Ok(self.install_with(&req, host_version.as_ref(), dir, opts, Some(held))?.unwrap_or_default())
+            }
+        }
+    }
+
+    /// One resolution, verification and commit of `install`. Without `held` the graph is
+    /// resolved and verified before the lock is taken (nothing, not even the folder, is created
+    /// before the whole graph verified); `None` when the lockfile changed meanwhile (nothing
+    /// written). With `held` (the lock taken first) it always commits.
+    fn install_with(
+        &self,
+        req: &Requirement,
+        host_version: Option<&Version>,
+        dir: &Path,
+        opts: &InstallOptions,
+        held: Option<fsx::DirLock>,
+    ) -> Result<Option<Vec<Entry>>> {
+        // The installed plugins the resolution may keep (read again under the lock to commit).
         let earlier = if dir.is_dir() { read_lockfile_bytes(dir)? } else { None };
+        after_lockfile_read();
         let nothing = Lockfile::default();
         let installed = earlier.as_ref().map_or(&nothing, |(_, f)| &f.lockfile);
-        let (choice, order) = self.resolve_graph(&req, host_version.as_ref(), installed)?;
+        let (choice, order) = self.resolve_graph(req, host_version, installed)?;
         // A version is one set of bytes: an installed version the registry now pins with other
         // bytes is refused before any manifest is fetched (never swapped in silently).
         for name in &order {
             let (doc, version) = &choice[name];
             if let Some(e) = installed.plugins.get(name) {
                 refuse_republished(e, &doc.versions[version], &self.verifier.url)?;
-                let named = if *name == req.name { Some(&req) } else { None };
-                self.refuse_rollback(dir, e, doc, version, named, host_version.as_ref())?;
+                let named = if *name == req.name { Some(req) } else { None };
+                self.refuse_rollback(dir, e, doc, version, named, host_version)?;
             }
         }
         // Every release of the graph is fetched and verified before anything is written.
@@ -1003,10 +1029,20 @@ impl<'v> Session<'v> {
             };
             plan.push(verified);
         }
-        std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
-        let _lock = fsx::DirLock::acquire(dir)?;
-        // Read again under the lock; only what was appended since the first read is parsed.
-        let current = match (fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)?, earlier) {
+        let restartable = held.is_none();
+        let _lock = match held {
+            Some(lock) => lock,
+            None => {
+                std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
+                fsx::DirLock::acquire(dir)?
+            }
+        };
+        // Read again under the lock: a plan made on another lockfile is not committed.
+        let data = fsx::read_below(dir, LOCKFILE, MAX_LOCKFILE_BYTES)?;
+        if restartable && data.as_deref() != earlier.as_ref().map(|(bytes, _)| bytes.as_slice()) {
+            return Ok(None);
+        }
+        let current = match (data, earlier) {
             (None, _) => None,
             (Some(data), Some((bytes, parsed))) => Some(parsed.reparse(&bytes, &data)?),
             (Some(data), None) => Some(LockfileFile::parse(&data)?),
@@ -1071,7 +1107,7 @@ impl<'v> Session<'v> {
         for v in &plan {
             entries.push(lock.plugins[&v.release.name].clone());
         }
-        Ok(entries)
+        Ok(Some(entries))
     }
 }
 
@@ -1539,8 +1575,8 @@ fn once_more_if_committed<T>(dir: &Path, check: impl Fn() -> Result<T>) -> Resul
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-/// Tests only: run once between a reader's lockfile read and its file reads (a writer committing
-/// there); see tests/load_during_upgrade.rs.
+/// Tests only: run once between a reader's (or an installer's first) lockfile read and what
+/// follows it (a writer committing there); see tests/load_during_upgrade.rs.
 #[doc(hidden)]
 pub static AFTER_LOCKFILE_READ: std::sync::Mutex<Option<Hook>> = std::sync::Mutex::new(None);
 
@@ -1573,9 +1609,20 @@ fn load_plugin_with(dir: &Path, root: Option<&Root>, name: &str) -> Result<Loade
     verify_entry(dir, root, e)
 }
 
+/// The longest download time limit a `Verifier` keeps (`with_timeout`).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(u32::MAX as u64);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_meaning_no_limit_never_overflows_the_deadline() {
+        // Duration::MAX panicked: "overflow when adding duration to instant".
+        let v = Verifier::new("mem://site/", Path::new("/nonexistent"), Arc::new(MemSite(BTreeMap::new())))
+            .with_timeout(Duration::MAX);
+        let _ = v.fetcher();
+    }
 
     /// An in-memory registry: `mem://site/<path>` is `files[path]`, anything else is 404.
     struct MemSite(BTreeMap<String, Vec<u8>>);
