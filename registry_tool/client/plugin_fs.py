@@ -60,7 +60,17 @@ class PluginDir:
         """Open the plugin directory ``root`` (created with ``create``; absent: ``exists`` is False)."""
         self.root = root
         if create:
-            root.mkdir(parents=True, exist_ok=True)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file (or a device) by that name
+                raise UsageError(
+                    f"the plugin directory {root} is not a directory", fix="pass --dir with a directory"
+                ) from None
+            except OSError as err:
+                raise UsageError(
+                    f"the plugin directory {root} cannot be created: {err.strerror or err}",
+                    fix="pass --dir with a directory you may write (or whose parent you may write)",
+                ) from None
         try:
             # The directory itself may be a link (the host's choice); everything below may not.
             self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -111,6 +111,20 @@ def test_a_fifo_in_a_file_registry_is_refused_not_waited_on(world: World, tmp_pa
         _returns(lambda: Registry.open(url, state_dir=state, clock=lambda: NOW + timedelta(minutes=5)))
 
 
+@pytest.mark.parametrize("where", ["a-file", "under-a-file", "dev-null"])
+def test_a_plugin_directory_that_cannot_be_one_is_a_usage_error(
+    trusted: World, tmp_path: Path, where: str
+) -> None:
+    """A host catching RegistryToolError got FileExistsError / NotADirectoryError from install."""
+    from registry_tool.errors import UsageError
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    dest = {"a-file": afile, "under-a-file": afile / "plugins", "dev-null": Path("/dev/null")}[where]
+    with pytest.raises(UsageError, match="plugin directory"):
+        trusted.open().install("alpha", dest)
+
+
 def _rules(world: World) -> set[str]:
     report = _returns(lambda: verify_installed(world.plugins, state_dir=world.state_dir))
     return {f.rule for r in report.results for f in r.findings}
