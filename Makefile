@@ -51,7 +51,8 @@ quick: setup
 test-go: setup
 	@test -x "$(GO)" || { echo "test-go: Go not found at '$(GO)'; fix: install Go >= 1.21 (docs/client-go.md) or pass GO=/path/to/go"; exit 2; }
 	@bad="$$(cd verifiers/go && $(dir $(GO))gofmt -l .)"; [ -z "$$bad" ] || { echo "test-go: not gofmt-formatted: $$bad; fix: gofmt -w verifiers/go"; exit 1; }
-	cd verifiers/go && export PATH="$(dir $(GO)):$$PATH" && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd verifiers/go && export PATH="$(dir $(GO)):$$PATH" && $(GO) vet ./... && $(GO) test -count=1 ./... && \
+		CGO_ENABLED=1 CC="$${CC:-clang}" $(GO) test -race -count=1 -run 'SharedByGoroutines' .
 
 # The Rust verifier (verifiers/rust): unit tests, trust vectors, library tests, the conformance
 # suite and the lockfile interop test (verifiers/rust/test.sh finds cargo).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -29,6 +30,7 @@ type Options struct {
 // is saved only by Commit (Install calls it before fetching a release), never lowering a state
 // another process stored.
 type Session struct {
+	commit  sync.Mutex // Install and Commit may run in several goroutines of one Session
 	state   *State
 	url     string
 	now     time.Time
@@ -92,7 +94,7 @@ func Refresh(ctx context.Context, stateDir, registryURL string, opt Options) (*S
 }
 
 // Downloads is the number of files this session requested.
-func (s *Session) Downloads() int { return s.xfer.downloads }
+func (s *Session) Downloads() int { return int(s.xfer.downloads.Load()) }
 
 // removesIndexKey reports whether the root step prev -> next removed a key from the index role: a
 // raw public key of prev's index role that next's does not hold (raw keys compare, so a key listed
@@ -254,6 +256,8 @@ func (s *Session) fetchTop() error {
 // Commit saves the trust state (new root, highest version) the session verified; Install calls it
 // before it fetches a release, a host that used Refresh alone calls it itself.
 func (s *Session) Commit() error {
+	s.commit.Lock()
+	defer s.commit.Unlock()
 	s.state.Root = s.Root
 	s.state.HighestVersion = s.highest
 	s.state.URL = s.url

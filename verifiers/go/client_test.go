@@ -97,6 +97,40 @@ func TestInstallAndVerify(t *testing.T) {
 	}
 }
 
+// A Session shared by goroutines (a gateway's handlers): its Commit and download count raced
+// (go test -race); installs into one folder are serialised by its lock.
+func TestASessionMayBeSharedByGoroutines(t *testing.T) {
+	e := newEnv(t)
+	e.site.add(&testRelease{name: "adler32", version: "1.0.0"})
+	e.site.build()
+	s, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []string{"validate_email@1.0.0", "adler32", "validate_email@1.0.0", "adler32"}
+	errs := make(chan error, len(specs))
+	for _, spec := range specs {
+		go func(spec string) {
+			_, err := s.Install(spec, e.dir, InstallOptions{Allow: []string{"keys"}})
+			if err == nil {
+				err = s.Commit()
+			}
+			errs <- err
+		}(spec)
+	}
+	for range specs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Downloads() == 0 {
+		t.Fatal("no download counted")
+	}
+	if rep, err := VerifyInstalled(e.dir, e.state, testNow); err != nil || len(rep.Plugins) != 2 {
+		t.Fatalf("verify: %v %v", rep, err)
+	}
+}
+
 func TestKilledWritersTemporaryFilesAreRemovedByTheNextInstall(t *testing.T) {
 	e := newEnv(t)
 	if _, err := e.install("validate_email@1.0.0"); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -107,7 +108,7 @@ type transfers struct {
 	base      *url.URL
 	overall   time.Time
 	perFile   time.Duration
-	downloads int
+	downloads atomic.Int64 // a Session may be shared by goroutines
 }
 
 // get downloads rel (relative to the registry URL) with a cap; notFoundOK turns a 404 into (nil, nil).
@@ -133,7 +134,7 @@ func (t *transfers) get(ctx context.Context, rel string, maxSize int64, notFound
 		err  error
 	}
 	done := make(chan result, 1)
-	t.downloads++
+	t.downloads.Add(1)
 	go func() {
 		b, err := t.fetcher.Fetch(cctx, u, maxSize)
 		done <- result{b, err}
