@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -128,6 +130,35 @@ func TestASessionMayBeSharedByGoroutines(t *testing.T) {
 	}
 	if rep, err := VerifyInstalled(e.dir, e.state, testNow); err != nil || len(rep.Plugins) != 2 {
 		t.Fatalf("verify: %v %v", rep, err)
+	}
+}
+
+// Another writer holding the folder's lock (one that hangs) made Install wait without end and
+// then report a slow-retrieval attack: it waits at most the operation's deadline, exit 2.
+func TestABusyPluginDirectoryIsWaitedForUntilTheDeadline(t *testing.T) {
+	e := newEnv(t)
+	if err := os.MkdirAll(e.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.OpenFile(filepath.Join(e.dir, ".registry-tool.lck"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := unix.Flock(int(held.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.refresh(func(o *Options) { o.Deadline = 300 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Install("validate_email@1.0.0", e.dir, InstallOptions{})
+	if AsError(err) == nil || AsError(err).Code != "plugin-dir-busy" || AsError(err).ExitCode() != 2 {
+		t.Fatalf("got %v, want plugin-dir-busy (exit 2)", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("waited %s", waited)
 	}
 }
 

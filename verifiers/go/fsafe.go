@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -209,14 +211,29 @@ func (d *dirFD) appendLine(name string, keep int64, data []byte) (bool, error) {
 
 func (d *dirFD) remove(name string) { _ = unix.Unlinkat(d.fd, name, 0) }
 
-// lock takes the writers' lock .registry-tool.lck (exclusive flock) of the plugin directory.
-func (d *dirFD) lock() (func(), error) {
+// lock takes the writers' lock .registry-tool.lck (exclusive flock) of the plugin directory,
+// waiting for another writer until ctx ends or the deadline passes: a holder that hangs is a
+// busy folder (exit 2), never a wait without end.
+func (d *dirFD) lock(ctx context.Context, deadline time.Time) (func(), error) {
 	path := filepath.Join(d.path, ".registry-tool.lck")
 	fd, err := unix.Openat(d.fd, ".registry-tool.lck", unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return nil, fsError(path, err)
 	}
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			unix.Close(fd)
+			return nil, &Error{Class: ClassNetwork, Code: "plugin-dir-busy", Where: path,
+				What: fmt.Sprintf("the plugin directory %s is locked by another installer for longer than this operation may wait", d.path),
+				Fix:  "wait for the other install to finish and try again (a process holding " + path + " that hangs must be stopped)"}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return nil, fsError(path, err)
 	}

@@ -51,7 +51,7 @@ func (s *Session) Install(spec, dir string, opt InstallOptions) ([]Installed, er
 		return nil, err
 	}
 	defer root.Close()
-	unlock, err := root.lock()
+	unlock, err := root.lock(s.ctx, s.xfer.overall)
 	if err != nil {
 		return nil, err
 	}

@@ -979,7 +979,7 @@ impl<'v> Session<'v> {
                 // Another installer committed while this one resolved: resolve again, this time
                 // under the lock from the start (its plan may have changed what this one needs).
                 std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
-                let held = fsx::DirLock::acquire(dir)?;
+                let held = fsx::DirLock::acquire_until(dir, Instant::now() + self.verifier.timeout)?;
                 Ok(self.install_with(&req, host_version.as_ref(), dir, opts, Some(held))?.unwrap_or_default())
             }
         }
@@ -1034,7 +1034,7 @@ impl<'v> Session<'v> {
             Some(lock) => lock,
             None => {
                 std::fs::create_dir_all(dir).map_err(|e| env_error(dir, e))?;
-                fsx::DirLock::acquire(dir)?
+                fsx::DirLock::acquire_until(dir, Instant::now() + self.verifier.timeout)?
             }
         };
         // Read again under the lock: a plan made on another lockfile is not committed.

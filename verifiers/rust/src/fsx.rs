@@ -271,8 +271,18 @@ pub struct DirLock {
 
 pub const LOCK_FILE: &str = ".registry-tool.lck";
 
+/// How long `DirLock::acquire` waits for another holder (as the Python client does).
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl DirLock {
+    /// The lock, waiting for another holder at most `LOCK_WAIT`.
     pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
+        DirLock::acquire_until(dir, std::time::Instant::now() + LOCK_WAIT)
+    }
+
+    /// The lock, waiting for another holder until `deadline`: a holder that hangs makes the
+    /// folder busy (exit 2), never a wait without end.
+    pub fn acquire_until(dir: &Path, deadline: std::time::Instant) -> Result<DirLock, Error> {
         let path = safe_join(dir, LOCK_FILE, false, false)?;
         let file = OpenOptions::new()
             .read(true)
@@ -282,17 +292,48 @@ impl DirLock {
             .open(&path)
             .map_err(|e| io_error(&path, e))?;
         use std::os::unix::io::AsRawFd;
-        // SAFETY: flock on a file descriptor we own; no memory is shared.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io_error(&path, std::io::Error::last_os_error()));
+        loop {
+            // SAFETY: flock on a file descriptor we own; no memory is shared.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(DirLock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if !matches!(err.raw_os_error(), Some(libc::EWOULDBLOCK) | Some(libc::EINTR)) {
+                return Err(io_error(&path, err));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::new(
+                    Class::Network,
+                    format!(
+                        "{} is locked by another installer for longer than this operation may wait; wait for it \
+                         to finish and try again (a process holding {} that hangs must be stopped)",
+                        dir.display(),
+                        path.display()
+                    ),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(DirLock { _file: file })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_held_by_another_holder_is_waited_for_until_the_deadline() {
+        // A holder that hangs made install wait without end.
+        let d = tempdir("busy");
+        let held = DirLock::acquire(&d).unwrap();
+        let start = std::time::Instant::now();
+        let waited = std::time::Duration::from_millis(200);
+        let err = DirLock::acquire_until(&d, start + waited).err().expect("busy");
+        assert!(err.to_string().contains("locked by another installer"), "{}", err);
+        assert!(start.elapsed() >= waited);
+        drop(held);
+        DirLock::acquire_until(&d, std::time::Instant::now()).unwrap();
+    }
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rv-fsx-{}-{}", tag, unique_suffix()));
