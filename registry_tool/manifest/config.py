@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from registry_tool._files import no_regular_file, unreachable
+from registry_tool.errors import hidden_characters
 from registry_tool.format.strictjson import MAX_SAFE_INTEGER
 from registry_tool.manifest.abi import ABI_SPECS, gated_module
 from registry_tool.manifest.errors import RegistryConfigError, RegistryConfigNotFoundError
@@ -409,6 +410,17 @@ def _build(src: TomlSource, rel: str, proven: Container[str]) -> tuple[RegistryC
         )
         for name, table in d.get("permissions", {}).items()
     }
+    # Shown by clients, the catalog and the permission prompt, as a plugin's description is.
+    texts = [("registry.description", d["registry"].get("description", ""))]
+    texts += [(f"permissions.{name}.description", p.description) for name, p in permissions.items()]
+    for field_, text in texts:
+        if hidden := hidden_characters(text, "\n\t"):
+            bad(
+                "text-field",
+                field_,
+                f"{field_} holds control or bidi override characters ({', '.join(hidden)})",
+                "remove them: clients, the catalog and the permission prompt would show them as escapes",
+            )
     features = dict(d.get("features", {}))
     config = RegistryConfig(
         path=src.path,

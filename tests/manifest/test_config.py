@@ -185,6 +185,19 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         ('versions = ">=0.2.0, <1.0.0"', f'versions = ">=0.2.0, <1.0.0{" " * 250}"', "schema", "long"),
         ("[permissions.keys]", '[permissions."keys\\n"]', "schema", "line break"),
+        # Shown by the client, the catalog and the permission prompt, as a plugin's description is.
+        (
+            'description = "UDF plugins',
+            'description = "\\u001b[31mRED\\u202eesrever UDF plugins',
+            "text-field",
+            "registry.description holds control or bidi",
+        ),
+        (
+            'description = "Read and write',
+            'description = "\\u001b]0;title\\u0007 Read and write',
+            "text-field",
+            "permissions.keys.description",
+        ),
     ],
 )
 def test_bad_registry_config(tmp_path: Path, old: str, new: str, rule: str, fragment: str) -> None:
