@@ -13,6 +13,7 @@ the same major.minor.patch with a prerelease.  The release ``host`` field uses t
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -142,10 +143,24 @@ class Range:
 
     def matches(self, version: str | Version) -> bool:
         """Whether ``version`` satisfies one of the range's ``||`` alternatives."""
-        from semantic_version import Version
-
-        ver = version if isinstance(version, Version) else Version(version)
+        ver = _parsed_version(version) if isinstance(version, str) else version
         return any(_set_matches(bounds, ver) for bounds in self.sets)
+
+
+@lru_cache(maxsize=65536)  # a resolution matches a few versions against many ranges
+def _parsed_version(text: str) -> Version:
+    from semantic_version import Version
+
+    return Version(text)
+
+
+_COMPARE: dict[str, Callable[[Version, Version], bool]] = {
+    "=": operator.eq,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 
 
 def _set_matches(bounds: tuple[Bound, ...], ver: Version) -> bool:
@@ -154,17 +169,7 @@ def _set_matches(bounds: tuple[Bound, ...], ver: Version) -> bool:
         for _, b, has_pre in bounds
     ):
         return False
-    for op, bound, _ in bounds:
-        ok = {
-            "=": ver == bound,
-            ">": ver > bound,
-            ">=": ver >= bound,
-            "<": ver < bound,
-            "<=": ver <= bound,
-        }[op]
-        if not ok:
-            return False
-    return True
+    return all(_COMPARE[op](ver, bound) for op, bound, _ in bounds)
 
 
 def _sets(text: str) -> list[list[str]]:
@@ -183,6 +188,7 @@ def _sets(text: str) -> list[list[str]]:
 
 
 @lru_cache(maxsize=4096)  # a registry repeats the same few host ranges
+@lru_cache(maxsize=4096)  # a Range is immutable; a graph repeats a few ranges
 def parse_range(text: str) -> Range:
     """Parse a range of the grammar above (``RangeSyntaxError`` otherwise)."""
     sets = []
