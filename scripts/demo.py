@@ -44,14 +44,14 @@ def serve(site: Path) -> http.server.ThreadingHTTPServer:
 
 def run_installed(plugins: Path, state: Path, name: str) -> None:
     """Load the verified bytes through the host API and run the plugin's own tests in the sandbox."""
-    from registry_tool.client import load_plugin_bytes
+    from registry_tool.client import load_plugin
     from registry_tool.manifest import load_manifest, load_registry_config
     from registry_tool.sandbox import smoke_release
 
-    wasm = load_plugin_bytes(plugins, name, state_dir=state)  # signatures and digests checked again
-    manifest_path = next((plugins / name).glob("*/plugin.toml"))
-    outcomes = smoke_release(load_manifest(manifest_path), load_registry_config(INDEX))
-    print(f"loaded {name}: {len(wasm)} verified bytes")
+    loaded = load_plugin(plugins, name, state_dir=state)  # signatures and digests checked again
+    # The release the lockfile names (its verified plugin.toml is loaded.manifest), never a glob.
+    outcomes = smoke_release(load_manifest(plugins / loaded.entry.manifest), load_registry_config(INDEX))
+    print(f"loaded {name} {loaded.entry.version}: {len(loaded.wasm)} verified bytes")
     for o in outcomes:
         print(f"  {o.name}: {o.outcome} (fuel {o.fuel_consumed}, {o.wall_ms:.1f} ms)")
     if not all(o.passed for o in outcomes):

@@ -75,7 +75,6 @@ from registry_tool.client.install import (
     read_lockfile,
     remove_plugins,
     resolve,
-    verify_entry,
 )
 from registry_tool.client.plugin_fs import PluginDir
 from registry_tool.client.release_check import check_entry, check_module
@@ -1555,25 +1554,45 @@ def verify_site(
     return report
 
 
-def load_plugin_bytes(
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """An installed plugin, re-verified as one read: what a host runs and what it was signed as.
+
+    ``manifest`` is the plugin.toml its maintainers signed (its limits, permissions and exports
+    for the host to apply), read in the same pass as ``wasm``: never read it from disk again.
+    """
+
+    entry: LockedPlugin
+    manifest: bytes
+    wasm: bytes
+
+
+def load_plugin(
     dest: Path, name: str, *, state_dir: Path | None = None, clock: Clock = _utcnow
-) -> bytes:
-    """The installed wasm of ``name``, re-verified before it is returned.
+) -> LoadedPlugin:
+    """The installed release of ``name``, re-verified before it is returned.
 
     Always against the lockfile's digests.  With ``state_dir`` (the client's trust state) also the
     stored maintainer signatures against the trusted root, as ``verify_installed`` checks them, on
     the very bytes returned (no window between a check and the read); a state directory trusting
     no root is refused (``RootNotPinnedError``).
     """
-    return _once_more_if_committed(
-        dest, lambda: _load_plugin_bytes(dest, name, state_dir, clock), lambda _: False
-    )
+    return _once_more_if_committed(dest, lambda: _load_plugin(dest, name, state_dir, clock), lambda _: False)
 
 
-def _load_plugin_bytes(dest: Path, name: str, state_dir: Path | None, clock: Clock) -> bytes:
+def load_plugin_bytes(
+    dest: Path, name: str, *, state_dir: Path | None = None, clock: Clock = _utcnow
+) -> bytes:
+    """The installed wasm of ``name``, re-verified before it is returned (``load_plugin``)."""
+    return load_plugin(dest, name, state_dir=state_dir, clock=clock).wasm
+
+
+def _load_plugin(dest: Path, name: str, state_dir: Path | None, clock: Clock) -> LoadedPlugin:
     entry = locked_entry(dest, name)
     if state_dir is None:
-        return verify_entry(dest, entry)
+        with PluginDir(dest) as pdir:
+            plain = check_installed(pdir, dest, entry)
+        return LoadedPlugin(entry, plain.manifest, plain.wasm)
     store = StateStore(state_dir)
     known = load_manifest_identities(store.directory, entry.registry)
     with PluginDir(dest) as pdir:
@@ -1584,7 +1603,7 @@ def _load_plugin_bytes(dest: Path, name: str, state_dir: Path | None, clock: Clo
     result = CheckResult(subject=f"{entry.name} {entry.version}")
     root = roots[entry.registry] or _root_that_signed(store, roots, dest, checked, now, result)
     _verify_installed_signatures(dest, checked, root, now)
-    return checked.wasm
+    return LoadedPlugin(entry, checked.manifest, checked.wasm)
 
 
 def remove(dest: Path, name: str, *, force: bool = False) -> LockedPlugin:
@@ -1606,12 +1625,14 @@ def remove_many(
 __all__ = [
     "FetchError",
     "InstallResult",
+    "LoadedPlugin",
     "MetaCache",
     "Registry",
     "SearchHit",
     "default_plugin_dir",
     "default_state_dir",
     "list_installed",
+    "load_plugin",
     "load_plugin_bytes",
     "remove",
     "remove_many",

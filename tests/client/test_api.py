@@ -12,6 +12,7 @@ from registry_tool.client import (
     HttpFetcher,
     Registry,
     list_installed,
+    load_plugin,
     load_plugin_bytes,
     remove,
     trust,
@@ -43,6 +44,11 @@ def test_host_trusts_searches_installs_verifies_updates_removes(world: World) ->
     assert asked == [("2.0.0", frozenset({"keys"}))] and entry.permissions == ("keys",)
     site_wasm = (world.site / "plugins/alpha/2.0.0/alpha.wasm").read_bytes()
     assert load_plugin_bytes(world.plugins, "alpha") == site_wasm
+    # With the signed manifest of the very release the bytes are (hosts read plugin.toml again).
+    for state in (None, world.state_dir):
+        loaded = load_plugin(world.plugins, "alpha", state_dir=state)
+        signed = (world.site / "plugins/alpha/2.0.0/plugin.toml").read_bytes()
+        assert (loaded.wasm, loaded.manifest, loaded.entry) == (site_wasm, signed, entry)
     assert entry.wasm_sha256 == hashlib.sha256(site_wasm).hexdigest()
     assert verify_installed(world.plugins, state_dir=world.state_dir).ok
 
