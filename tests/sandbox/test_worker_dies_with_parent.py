@@ -78,9 +78,9 @@ def _wchan(pid: int) -> str:
 
 def test_smoke_artifact_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
     from registry_tool._files import read_bounded
-    from registry_tool.sandbox.worker import MAX_ARTIFACT
+    from registry_tool.format.rules import MAX_MODULE_BYTES
 
     fifo = tmp_path / "plugin.wasm"
     os.mkfifo(fifo)
     with pytest.raises(UnreadableFileError, match="FIFO"):
-        read_bounded(fifo, MAX_ARTIFACT, "smoke artifact")
+        read_bounded(fifo, MAX_MODULE_BYTES, "smoke artifact")
