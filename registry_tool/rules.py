@@ -116,6 +116,10 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
                 "A [[tests]] entry is inconsistent (unknown call, two inputs, missing file, ...).",
             ),
             "no-tests": (_W, "The release has no [[tests]]."),
+            "untested-callbacks": (
+                _W,
+                "A Proxy-Wasm network (TCP) filter: smoke drives one HTTP request, never its callbacks.",
+            ),
             "registry-config": (_E, "registry.toml is invalid, so nothing that needs it was checked."),
             "features": (_E, "[features] is a set of wasm proposals wasmtime cannot run."),
             "limits": (_E, "A [limits] table cannot be read."),

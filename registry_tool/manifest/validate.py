@@ -862,9 +862,29 @@ def _exports_extism(ctx: _Ctx, info: ModuleInfo) -> None:
             )
 
 
+#: A Proxy-Wasm network (TCP) filter's callbacks, and an HTTP filter's (what smoke drives).
+_PROXY_WASM_NETWORK = ("proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data")
+_PROXY_WASM_HTTP = ("proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers",
+                    "proxy_on_response_body")  # fmt: skip
+
+
 def _exports_proxy_wasm(ctx: _Ctx, info: ModuleInfo) -> None:
     funcs = {e.name: e for e in info.exports if e.kind == "func"}
     file = ctx.manifest.artifact.file
+    declared = set(ctx.manifest.exports)
+    network = sorted(declared & set(_PROXY_WASM_NETWORK))
+    if network and not declared & set(_PROXY_WASM_HTTP):
+        # An SDK's filter exports every callback; the manifest says which it is.  A network
+        # filter's tests would run its HTTP callbacks (the SDK then panics on the wrong context).
+        ctx.add(
+            "untested-callbacks",
+            f"exports.functions declares a network (TCP) filter ({', '.join(network)}): "
+            "smoke drives one HTTP request through a filter (docs/sandbox.md), so none of these is called",
+            "exports.functions",
+            "test the filter in its proxy; smoke can test only HTTP filters (leave [[tests]] out, or declare "
+            "the HTTP callbacks if the filter is both)",
+            severity=Severity.warning,
+        )
     if not funcs.keys() & set(PROXY_WASM_VERSIONS):
         ctx.add(
             "missing-export",
