@@ -799,6 +799,14 @@ class Registry:
         try:
             with PluginDir(dest) as pdir:
                 checked = check_installed(pdir, dest, current, signatures=True)
+        except CheckFailed as err:
+            # Damaged or tampered on disk: replaced by verified bytes, and said (never silently).
+            self.notices.append(
+                f"{current.name} {current.version}: the installed files did not verify ({err.what}); "
+                "they are fetched and verified again"
+            )
+            return False
+        try:
             verify_manifest(self.root, release, checked.manifest, list(checked.signatures), self.clock())
             check_entry(release, checked.manifest)
         except CheckFailed:
