@@ -210,7 +210,9 @@ def test_reinstall_repairs_damaged_files(trusted: World) -> None:
     reg.install("alpha@1.0.0", trusted.plugins)
     assert verify_installed(trusted.plugins).ok
     # Said, never silent: a host learns that its plugin folder was damaged or tampered with.
-    assert any(n.startswith("alpha 1.0.0: the installed files did not verify") for n in reg.notices), reg.notices
+    assert any(n.startswith("alpha 1.0.0: the installed files did not verify") for n in reg.notices), (
+        reg.notices
+    )
 
 
 def test_locked_install_refuses_changed_registry(trusted: World) -> None:
