@@ -378,7 +378,36 @@ func pickRelease(pd *PluginDocument, rng *Range, host *semver.Version) (*Release
 	if host != nil {
 		what += " for host version " + host.String()
 	}
-	return nil, &Error{Class: ClassNoMatchingVersion, What: fmt.Sprintf("plugin '%s' has %s (yanked releases are chosen only by an exact pin)", pd.Name, what),
+	// Say why the matching releases were passed over, and offer only what a range could choose.
+	var yanked, hostless, available []string
+	for _, r := range pd.sortedVersions() {
+		hostOK := host == nil || r.Host == nil
+		if !hostOK {
+			hr, err := ParseRange(*r.Host)
+			hostOK = err == nil && hr.Match(host)
+		}
+		switch {
+		case rng.Match(r.SemVer) && r.Yanked:
+			yanked = append(yanked, r.Version)
+		case rng.Match(r.SemVer) && !hostOK:
+			hostless = append(hostless, r.Version)
+		}
+		if !r.Yanked && hostOK {
+			available = append(available, r.Version)
+		}
+	}
+	if len(yanked) > 0 {
+		what += fmt.Sprintf("; yanked (chosen only by an exact pin): %s", strings.Join(yanked, ", "))
+	}
+	if len(hostless) > 0 {
+		what += fmt.Sprintf("; for another host version: %s", strings.Join(hostless, ", "))
+	}
+	if len(available) > 0 {
+		what += "; available: " + strings.Join(available, ", ")
+	} else if host != nil {
+		what += "; no release that is not yanked supports host version " + host.String()
+	}
+	return nil, &Error{Class: ClassNoMatchingVersion, What: fmt.Sprintf("plugin '%s' has %s", pd.Name, what),
 		Fix: "relax the requirement, or pin an exact version"}
 }
 

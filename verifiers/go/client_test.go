@@ -184,6 +184,14 @@ func TestExactPinSelectsYankedRangeNever(t *testing.T) {
 	}
 	_, err := e.install("validate_email@>=2.0.0")
 	wantClass(t, err, ClassNoMatchingVersion)
+	// Why, and only what a range could choose (it blamed yanked releases when none matched).
+	if msg := AsError(err).What; !strings.Contains(msg, "yanked (chosen only by an exact pin): 2.0.0; available: 1.1.0, 1.0.0") {
+		t.Fatalf("message %q", msg)
+	}
+	_, err = e.install("validate_email@^9")
+	if msg := AsError(err).What; strings.Contains(msg, "yanked") || !strings.Contains(msg, "available: 1.1.0, 1.0.0") {
+		t.Fatalf("message %q", msg)
+	}
 }
 
 func TestPermissionRequired(t *testing.T) {

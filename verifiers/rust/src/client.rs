@@ -534,16 +534,29 @@ impl<'v> Session<'v> {
             }
         }
         best.map(|(_, r)| r).ok_or_else(|| {
-            let available: Vec<&str> = doc.versions.keys().map(String::as_str).collect();
+            // Only what a range could choose for this host (as the Python client says it).
+            let available: Vec<&str> = doc
+                .versions
+                .iter()
+                .filter(|(_, r)| r.yanked.is_none() && Range::host_compatible(r.host.as_deref(), host_version))
+                .map(|(v, _)| v.as_str())
+                .collect();
+            let offer = if !available.is_empty() {
+                format!("available: {}", available.join(", "))
+            } else if let Some(h) = host_version {
+                format!("no release that is not yanked supports host {}", h)
+            } else {
+                "every release is yanked".to_owned()
+            };
             Error::new(
                 Class::NoMatchingVersion,
                 format!(
-                    "no release of {} matches {}{}{}; available: {}",
+                    "no release of {} matches {}{}{}; {}",
                     req.name,
                     if req.spec.is_empty() { "any version" } else { &req.spec },
                     host_version.map(|h| format!(" for host {}", h)).unwrap_or_default(),
                     if skipped.is_empty() { String::new() } else { format!(" (skipped {})", skipped.join(", ")) },
-                    available.join(", ")
+                    offer
                 ),
             )
         })

@@ -330,3 +330,12 @@ fn a_sessions_save_never_lowers_the_stored_state() {
     assert_eq!(err.class, Class::BadRequirement);
     assert_eq!(TrustState::load(&state).unwrap().unwrap().highest_version, newer.highest_version);
 }
+
+#[test]
+fn no_matching_version_offers_what_a_range_could_choose() {
+    let (work, v) = setup("no-match", &[]);
+    let err = install(&v, "plugin-00000@^9", &work.join("plugins")).err().expect("refused");
+    assert_eq!(err.class.as_str(), "no-matching-version");
+    assert!(err.message.contains("available: 1.0.0, 1.0.1"), "{}", err.message);
+    let _ = std::fs::remove_dir_all(&work);
+}
