@@ -205,8 +205,14 @@ func main() {
 	var allow, kv, now string
 	flag.StringVar(&cfg.URL, "url", "", "registry URL")
 	flag.StringVar(&cfg.RootFile, "root", "", "root file to pin on first use")
-	flag.StringVar(&cfg.State, "state", filepath.Join(os.TempDir(), "registry-host-state"), "trust state directory")
-	flag.StringVar(&cfg.Dir, "dir", filepath.Join(os.TempDir(), "registry-host-plugins"), "plugin directory")
+	// The user's own cache folder, never a shared one: in /tmp another user could plant a trust
+	// state pinning their own root before the first run.
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = "."
+	}
+	flag.StringVar(&cfg.State, "state", filepath.Join(base, "registry-host", "state"), "trust state directory")
+	flag.StringVar(&cfg.Dir, "dir", filepath.Join(base, "registry-host", "plugins"), "plugin directory")
 	flag.StringVar(&cfg.Spec, "spec", "", "plugin requirement NAME[@RANGE]")
 	flag.StringVar(&cfg.HostVersion, "host-version", "0.3.1", "this host's version")
 	flag.StringVar(&allow, "allow", "", "permissions the host grants, comma-separated")
