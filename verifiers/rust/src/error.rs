@@ -4,8 +4,10 @@
 
 use std::fmt;
 
-/// The fixed list of error classes shared by every verifier (conformance/README.md).
+/// The fixed list of error classes shared by every verifier (conformance/README.md). A later
+/// version of the protocol may add a class: a host's `match` keeps a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Class {
     Rollback,
     Freeze,
