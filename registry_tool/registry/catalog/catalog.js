@@ -897,6 +897,14 @@
     onlyKeys(doc, ["format_version", "version", "generated_at", "expires_at", "root_version", "registry", "tree",
       "catalog", "counts"], null, "registry.json");
     onlyKeys(doc.registry, ["name", "description", "base_url", "host"], null, "registry.json registry");
+    onlyKeys(doc.registry.host, ["name", "versions"], null, "registry.json registry host");
+    // The client's TopDocument.parse: strings of at most these lengths.
+    [[doc.registry.name, "name", 128], [doc.registry.description, "description", 4096],
+      [doc.registry.base_url, "base_url", 2048], [doc.registry.host.name, "host.name", 128],
+      [doc.registry.host.versions, "host.versions", 256]].forEach(function (f) {
+      if (!isStr(f[0]) || Array.from(f[0]).length > f[2]) // code points, as Python counts them
+        fail("malformed", "registry.json registry." + f[1] + " is not a string of at most " + f[2] + " characters");
+    });
     checkPin(doc.tree, "registry.json tree");
     checkPin(doc.catalog, "registry.json catalog");
     onlyKeys(doc.counts, ["plugins", "releases"], null, "registry.json counts");
@@ -1496,21 +1504,31 @@
 
   async function renderPlugin(name, version) {
     var st = app.state;
+    // A link's text is anybody's: it reaches the page only when it is a plugin name (and a
+    // version), never as free text under the verified badge ("No plugin X. SECURITY NOTICE: ...").
+    if (!NAME_RE.test(name) || (version && !SEMVER_RE.test(version))) {
+      put(main, el("h1", { tabindex: "-1", text: "No such plugin or version" }), el("p", null, el("a", { href: "#/", text: "Back to the list" })));
+      return;
+    }
     put(main, el("p", { class: "status", role: "status", text: "Verifying the document of " + name + "…" }));
-    var doc;
+    var doc, failure = null;
     try {
       doc = await verifyPlugin(st, name);
     } catch (e) {
-      if (e instanceof VerifyError && e.cls === "not-found") {
+      failure = e;
+    }
+    var now = routeParts();
+    // Navigated away meanwhile (another plugin, or another version of this one, whose answer may
+    // come first): neither its page nor its failure replaces the one shown now.
+    if (now[0] !== "plugin" || now[1] !== name || (now[2] || "") !== (version || "")) return;
+    if (failure !== null) {
+      if (failure instanceof VerifyError && failure.cls === "not-found") {
         put(main, el("h1", { tabindex: "-1", text: "No plugin " + name }), el("p", null, el("a", { href: "#/", text: "Back to the list" })));
         return;
       }
-      showFailure(e, "The document of this plugin failed verification, so none of it is shown.");
+      showFailure(failure, "The document of this plugin failed verification, so none of it is shown.");
       return;
     }
-    var now = routeParts();
-    // Navigated away meanwhile (another plugin, or another version of this one, whose answer may come first).
-    if (now[0] !== "plugin" || now[1] !== name || (now[2] || "") !== (version || "")) return;
     var releases = doc.doc.versions;
     if (version && !Object.prototype.hasOwnProperty.call(releases, version)) {
       // A link to a version the signed document does not hold: say so, never show another one.
@@ -1703,6 +1721,7 @@
 
   function route() {
     if (!app.state) return;
+    if (location.hash === "#main") return; // the skip link: focus moves to main, the view stays
     verifiedBadge(); // a plugin page that failed turns it red until the next view
     var h = location.hash.replace(/^#\/?/, "");
     var parts = routeParts();
@@ -1756,18 +1775,41 @@
       store = null;
     }
     if (!store) return;
-    var key = "registry-tool catalog " + state.pinnedSha256 + " " + state.source.label;
-    var seen = parseInt(store.getItem(key) || "0", 10) || 0;
-    if (state.top.version < seen)
+    // Keyed by what the page trusts (the pinned root and the registry's name), never by the URL it
+    // was served under: the same files at another path of the origin must not start afresh.
+    var key = "registry-tool catalog " + state.pinnedSha256 + " " + state.root.registry;
+    var seen = readSeen(store.getItem(key));
+    var index = uniqueIds(state.root.roles.index.keys).sort();
+    if (state.root.version < seen.root)
+      fail("rollback", "the root chain ends at version " + state.root.version + ", but this browser already verified " +
+        "root version " + seen.root + " of this registry: the server hides the newer root");
+    // An index key the newer root removed resets the floor (fast-forward recovery, decision 2).
+    var recovered = state.root.version > seen.root && seen.index.some(function (id) { return index.indexOf(id) < 0; });
+    var floor = recovered ? 0 : seen.version;
+    if (state.top.version < floor)
       fail("rollback", "registry.json has version " + state.top.version + ", but this browser already verified version " +
-        seen + " of this registry: the server is replaying an older registry");
-    if (state.top.version > seen) {
+        floor + " of this registry: the server is replaying an older registry");
+    if (state.top.version !== seen.version || state.root.version !== seen.root) {
       try {
-        store.setItem(key, String(state.top.version));
+        store.setItem(key, JSON.stringify({ version: state.top.version, root: state.root.version, index: index }));
       } catch (e) {
         /* storage full or refused: nothing to remember */
       }
     }
+  }
+
+  /** What checkRollback stored (an older page stored the registry version alone). */
+  function readSeen(text) {
+    var none = { version: 0, root: 0, index: [] };
+    if (!text) return none;
+    if (/^[0-9]+$/.test(text)) return { version: parseInt(text, 10), root: 0, index: [] };
+    try {
+      var v = JSON.parse(text);
+      if (isObj(v) && isInt(v.version) && isInt(v.root) && Array.isArray(v.index)) return v;
+    } catch (e) {
+      /* unreadable: as if nothing was seen */
+    }
+    return none;
   }
 
   function folderPicker() {
