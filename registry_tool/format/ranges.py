@@ -187,7 +187,6 @@ def _sets(text: str) -> list[list[str]]:
     return sets
 
 
-@lru_cache(maxsize=4096)  # a registry repeats the same few host ranges
 @lru_cache(maxsize=4096)  # a Range is immutable; a graph repeats a few ranges
 def parse_range(text: str) -> Range:
     """Parse a range of the grammar above (``RangeSyntaxError`` otherwise)."""

@@ -25,6 +25,7 @@ from registry_tool.format.rules import (
     MAX_MODULE_BYTES,
     MAX_SIGNATURE_BYTES,
     SIG_SUFFIX,
+    is_file_name,
     is_signature_of,
     root_file_version,
     signature_key_id,
@@ -373,6 +374,14 @@ def _pinned(release_dir: Path) -> tuple[bytes, bytes]:
         ) from None
     artifact = _artifact_table(doc.unwrap(), str(manifest))
     wasm = artifact_path(release_dir, artifact["file"], where=str(manifest))
+    if not is_file_name(str(artifact["file"])):
+        # A folder on the way could be a link out of the release (only the last component is
+        # opened without following one); the build publishes plain names only anyway.
+        raise ReleaseSigningError(
+            f"artifact.file {artifact['file']!r} is not a plain file name in the release folder",
+            where=Location(file=str(manifest), field="artifact.file"),
+            fix="put the module next to plugin.toml and name it there, e.g. my_plugin.wasm",
+        )
     if not os.path.lexists(wasm):
         raise ReleaseSigningError(
             f"artifact {wasm} does not exist",
@@ -430,10 +439,13 @@ def sign_file(
 
 
 def _sign_release_file(
-    signed: Path, secret: SecretKey, table: str, timestamp: int | None, *, suffix: str = ""
+    signed: Path, secret: SecretKey, table: str, timestamp: int | None, *, suffix: str = "", data: bytes
 ) -> Path:
-    """Sign plugin.toml or yank.toml; the trusted comment names the release its ``[table]`` names."""
-    data = signed.read_bytes()
+    """Sign ``data``: the bytes of plugin.toml or yank.toml already read, never read again.
+
+    A file swapped in between would be signed otherwise.  The trusted comment names the release
+    its ``[table]`` names.
+    """
     name, version = manifest_identity(data, where=str(signed), table=table)
     target = _signature_target(signed, secret)
     comment = release_trusted_comment(name, version, signed.name, timestamp=timestamp) + suffix
@@ -487,7 +499,7 @@ def sign_release(
             if stale:
                 names = ", ".join(p.name for p in stale)
                 notes.append(f"removed {len(stale)} signature(s) over the previous plugin.toml: {names}")
-    return _sign_release_file(manifest, secret, "plugin", timestamp)
+    return _sign_release_file(manifest, secret, "plugin", timestamp, data=updated)
 
 
 def _pin_of(manifest: bytes) -> str | None:
@@ -502,11 +514,12 @@ def _pin_of(manifest: bytes) -> str | None:
 def sign_yank(release_dir: Path, secret: SecretKey, *, timestamp: int | None = None) -> Path:
     """Sign ``yank.toml`` of a release (a maintainer-signed yank); returns the signature path."""
     yank = release_dir / YANK
-    if not yank.is_file():
+    if not os.path.lexists(yank):
         raise ReleaseSigningError(
             f"no {YANK} in {release_dir}", fix="write yank.toml with [yank] name, version, reason"
         )
-    return _sign_release_file(yank, secret, "yank", timestamp, suffix="\tyank")
+    data = _release_file(yank, MAX_MANIFEST_BYTES, YANK)
+    return _sign_release_file(yank, secret, "yank", timestamp, suffix="\tyank", data=data)
 
 
 def sign_path(

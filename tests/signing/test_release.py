@@ -180,6 +180,30 @@ def test_sign_reads_only_the_releases_own_regular_files(
     assert not list(release.glob("*.minisig"))
 
 
+def test_sign_never_follows_a_folder_link_on_the_artifacts_path(
+    release: Path, alice: SecretKey, tmp_path: Path
+) -> None:
+    """file = "sub/validate_email.wasm" with sub a link out of the release: the outside file was
+    pinned and signed (O_NOFOLLOW guards the last component only)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "validate_email.wasm").write_bytes(b"\0asm\1\0\0\0 outside")
+    (release / "sub").symlink_to(outside)
+    text = MANIFEST.replace('"validate_email.wasm"', '"sub/validate_email.wasm"')
+    (release / "plugin.toml").write_text(text)
+    with pytest.raises(ReleaseSigningError, match="not a plain file name"):
+        sign_release(release, alice)
+    assert not list(release.glob("*.minisig"))
+
+
+def test_sign_yank_reads_no_link(release: Path, alice: SecretKey, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.toml"
+    victim.write_text('[yank]\nname = "validate_email"\nversion = "1.2.0"\nreason = "CVE"\n')
+    (release / "yank.toml").symlink_to(victim)
+    with pytest.raises(ReleaseSigningError, match="symbolic link"):
+        sign_yank(release, alice)
+
+
 def test_sign_yank(release: Path, alice: SecretKey) -> None:
     (release / "yank.toml").write_text('[yank]\nname = "validate_email"\nversion = "1.2.0"\nreason = "CVE"\n')
     path = sign_yank(release, alice)
