@@ -4429,6 +4429,26 @@ def dependency_cases() -> None:
                 verify(OK(plugins=["adler32", "semver-lab"])),
             ],
         )
+    size_forged = site(
+        "deps-installed-entry-wasm-size-forged",
+        Site(
+            releases=deps,
+            version=V_BASE + 1,
+            doc_edit=edit_entry("semver-lab", "1.4.0", set_fields(wasm={"size": 1})),
+        ),
+    )
+    case(
+        "dep-installed-entry-wasm-size-forged",
+        "mix-and-match",
+        "as dep-installed-moved-down-by-a-dependent, but the index key also gave semver-lab 1.4.0's entry "
+        "(installed) another module size: the entry disagrees with the installed copy's signed manifest, "
+        "so the move down is refused (decision 18)",
+        [
+            pin(s),
+            install(s, "adler32@2.0.0", with_graph(adler, lab_spec("1.4.0"))),
+            install(size_forged, "validate_email@2.0.0", ERR("mix-and-match")),
+        ],
+    )
     case(
         "dep-installed-moved-down-by-a-dependent",
         "dependencies",

@@ -90,6 +90,7 @@ from registry_tool.client.trust_state import (
     parse_identity_record,
     pin_root,
     refuse_disagreeing_entry,
+    refuse_other_module,
     verify_manifest,
     verify_registry,
     verify_wasm,
@@ -751,9 +752,9 @@ class Registry:
             if stored is not None:
                 if not _same_bytes(current, listed):
                     raise _republished(current, listed)
-                refuse_disagreeing_entry(
-                    listed, ManifestFacts.parse(stored.manifest, where=listed.manifest.path)
-                )
+                facts = ManifestFacts.parse(stored.manifest, where=listed.manifest.path)
+                refuse_other_module(listed, facts)  # its path and size too, as Go and Rust compare
+                refuse_disagreeing_entry(listed, facts)
             return
         if listed is not None and not Requirement(current.name, spec or "").matches(current.version):
             return

@@ -423,7 +423,6 @@ def verify_manifest(
         )
     facts = ManifestFacts.parse(data, where=where)
     name, version, file = facts.name, facts.version, facts.artifact_file
-    sha256, size = facts.artifact_sha256, facts.artifact_size
     if name != release.name:
         raise WrongSoftwareError(
             f"wrong software attack: the registry entry for {release.name} {release.version} points at the "
@@ -454,16 +453,7 @@ def verify_manifest(
     except CheckFailed as err:
         err.what = f"maintainer signature of {release.name} {release.version}: {err.what}"
         raise
-    if (sha256, size) != (release.wasm.sha256, release.wasm.size) or file != PurePosixPath(
-        release.wasm.path
-    ).name:
-        raise MixAndMatchError(
-            f"mix-and-match attack: the signed manifest of {release.name} {release.version} pins "
-            f"{file} ({size} bytes, sha256 {sha256[:16]}…), but the registry entry names "
-            f"{release.wasm.path} ({release.wasm.size} bytes, sha256 {release.wasm.sha256[:16]}…)",
-            where=where,
-            fix="do not install from this registry until its owners rebuild it",
-        )
+    refuse_other_module(release, facts)
     if is_reserved_name(file):
         # Installed, the module would be taken for the manifest's own signature (or the lockfile
         # name one file as both); ci check refuses such a name, so only a forged index serves it.
@@ -475,6 +465,21 @@ def verify_manifest(
         )
     refuse_disagreeing_entry(release, facts)
     return facts, frozenset(signers)
+
+
+def refuse_other_module(release: Release, facts: ManifestFacts) -> None:
+    """Raise ``MixAndMatchError`` when the entry's module is not the one the signed manifest pins."""
+    sha256, size, file = facts.artifact_sha256, facts.artifact_size, facts.artifact_file
+    if (sha256, size) != (release.wasm.sha256, release.wasm.size) or file != PurePosixPath(
+        release.wasm.path
+    ).name:
+        raise MixAndMatchError(
+            f"mix-and-match attack: the signed manifest of {release.name} {release.version} pins "
+            f"{file} ({size} bytes, sha256 {sha256[:16]}…), but the registry entry names "
+            f"{release.wasm.path} ({release.wasm.size} bytes, sha256 {release.wasm.sha256[:16]}…)",
+            where=release.manifest.path,
+            fix="do not install from this registry until its owners rebuild it",
+        )
 
 
 def refuse_disagreeing_entry(release: Release, facts: ManifestFacts) -> None:
