@@ -83,6 +83,10 @@ def deserialize_pairs(data: bytes) -> Pairs:
     if len(data) < 4:
         raise ProxyWasmError("proxy-wasm: a header map shorter than its count")
     (count,) = struct.unpack_from("<I", data)
+    if count > MAX_PAIRS:  # refused before a list of its sizes is made (33 M pairs took 2.7 GB)
+        raise ProxyWasmError(
+            f"proxy-wasm: a header map of {count} pairs, more than the {MAX_PAIRS} a map may hold"
+        )
     if 4 + 8 * count > len(data):
         raise ProxyWasmError(f"proxy-wasm: a header map of {count} pairs does not fit in {len(data)} bytes")
     sizes = [struct.unpack_from("<II", data, 4 + 8 * i) for i in range(count)]

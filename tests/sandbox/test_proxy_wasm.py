@@ -3,6 +3,7 @@ freestanding C filter (tests/sandbox/modules/proxy_filter.c) and the proxy-wasm-
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from registry_tool.manifest import load_manifest, load_registry_config
 from registry_tool.sandbox import Case, ImportRule, Outcome
 from registry_tool.sandbox.harness import job_for
-from registry_tool.sandbox.proxy_wasm import deserialize_pairs, serialize_pairs
+from registry_tool.sandbox.proxy_wasm import ProxyWasmError, deserialize_pairs, serialize_pairs
 
 from .conftest import Runner
 
@@ -36,6 +37,11 @@ def test_pairs_round_trip_and_malformed_maps_are_refused() -> None:
     for bad in (b"", b"\x05\0\0\0", serialize_pairs(pairs)[:-3]):
         with pytest.raises(Exception, match="proxy-wasm"):
             deserialize_pairs(bad)
+    # A count the bytes could hold (8 bytes a pair) but no map may have: refused before any list
+    # of its sizes is made (33 M pairs in a 256 MiB memory took the worker to 2.7 GB).
+    huge = struct.pack("<I", 33_554_431) + bytes(8 * 33_554_431)
+    with pytest.raises(ProxyWasmError, match="more than the 1024 a map may hold"):
+        deserialize_pairs(huge)
 
 
 def test_lifecycle_runs_in_the_documented_order(run: Runner, filter_wasm: bytes) -> None:
