@@ -760,6 +760,14 @@ def measure_case(
     if judging is not None:
         judging()
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
+    if outcome is Outcome.passed and wall_ms > (limits.wall_time + EPOCH_TICK_S) * 1000:
+        # The epoch interrupts only wasm code: a run that ended in a long host call (a poll, a
+        # buffer copy) returned past its deadline and is no pass.
+        outcome = Outcome.timeout
+        detail = (
+            f"the run took {wall_ms:.0f} ms, past its wall time of {limits.wall_time * 1000:.0f} ms "
+            "(its last host call returned after the deadline)"
+        )
     if outcome is not Outcome.passed and release.stubs_called:
         # A zero where the plugin expected real data is a likely cause (docs/manifest.md).
         names = ", ".join(sorted(release.stubs_called))

@@ -147,6 +147,18 @@ def test_a_poll_of_more_subscriptions_than_a_program_needs_is_einval(run: Runner
     assert result.outcome is Outcome.passed, result.detail
 
 
+def test_a_run_whose_last_host_call_returned_past_the_deadline_is_a_timeout(run: Runner) -> None:
+    """The epoch interrupts wasm code only: random_get of 16 MiB (about half a second of host
+    work, ten times the 50 ms wall time) returned, the export ended, and the test passed."""
+    module = """(module
+  (import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))
+  (memory (export "memory") 260)
+  (func (export "_start") (drop (call $r (i32.const 0) (i32.const 16777216)))))"""
+    [result] = run(wat(module), Case("random", expect_kind="none"), abi="wasi-command", wall_time=0.05,
+                   memory=32 * 1024 * 1024)  # fmt: skip
+    assert result.outcome is Outcome.timeout, result.detail
+
+
 def test_proc_exit_in_the_start_function_is_a_result(run: Runner) -> None:
     module = _exit_with(4).replace('(func (export "_start")', "(start $s) (func $s")
     module = module[: module.rindex(")")] + ' (func (export "_start")))'
