@@ -394,6 +394,25 @@ def function_signatures(data: bytes) -> tuple[list[Signature], dict[str, Signatu
     return [types[i] for i in imported], exports
 
 
+def distinct_exports(data: bytes) -> tuple[list[str], list[str]]:
+    """One export name per exported memory and per exported table (the first name of each index).
+
+    A module may export one memory under 200,000 names: the sandbox measures each memory once.
+    Raises ``ValueError``/``IndexError`` on bytes it cannot read.
+    """
+    sections = _sections(data)
+    found: dict[tuple[int, int], str] = {}
+    if _SECTION_EXPORT in sections:
+        reader = _Reader(data, *sections[_SECTION_EXPORT])
+        for _ in range(reader.uleb()):
+            name, kind, index = reader.name(), reader.byte(), reader.uleb()
+            if kind in (0x01, 0x02):
+                found.setdefault((kind, index), name)
+    memories = [n for (kind, _), n in found.items() if kind == 0x02]
+    tables = [n for (kind, _), n in found.items() if kind == 0x01]
+    return memories, tables
+
+
 def export_signature(data: bytes, export: str) -> Signature | None:
     """(params, results) of exported function ``export`` as type names; None if absent or unreadable."""
     try:

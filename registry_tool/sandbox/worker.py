@@ -347,11 +347,7 @@ class Release:
         self.export_names = frozenset(e.name for e in exports)
         # Before any test and its output cap: the module's copy-on-write memory images.
         prime_memory_images(engine, module, job.limits)
-        for export in exports:
-            if isinstance(export.type, wasmtime.MemoryType):
-                self.memories += (export.name,)
-            elif isinstance(export.type, wasmtime.TableType):
-                self.tables += (export.name,)
+        self.memories, self.tables = _measured_exports(wasm, exports)
         self.linker = wasmtime.Linker(engine)
         # Exports are looked up through a linker (see ``Exports``); each test's instance replaces
         # the previous one's under the same names.
@@ -406,6 +402,22 @@ class Release:
 
 
 # --------------------------------------------------------------------------- one test
+
+
+def _measured_exports(wasm: bytes, exports: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """One name per exported memory and table.
+
+    200,000 names of one memory took 123 s to collect (a tuple copied per name) and 1.5 s of
+    every test to measure.
+    """
+    from registry_tool.manifest.binary import distinct_exports
+
+    try:
+        memories, tables = distinct_exports(wasm)
+    except (ValueError, IndexError):  # bytes wasmtime compiled but the reader cannot walk: every name
+        memories = [e.name for e in exports if isinstance(e.type, wasmtime.MemoryType)]
+        tables = [e.name for e in exports if isinstance(e.type, wasmtime.TableType)]
+    return tuple(memories), tuple(tables)
 
 
 def _peak(release: Release, exports: Exports | None) -> tuple[int | None, int | None]:
