@@ -128,6 +128,24 @@ PROXY_WASM_START_SIGNATURES: Mapping[str, Signature] = MappingProxyType(
 )
 
 
+#: The lifecycle callbacks a Proxy-Wasm host (and the smoke driver) calls, with the types it
+#: looks them up with (proxy-wasm-cpp-host refuses to load a filter exporting one of another type).
+PROXY_WASM_CALLBACK_SIGNATURES: Mapping[str, Signature] = MappingProxyType(
+    {
+        "proxy_on_context_create": ((_I, _I), ()),
+        "proxy_on_vm_start": ((_I, _I), (_I,)),
+        "proxy_on_configure": ((_I, _I), (_I,)),
+        "proxy_on_request_headers": ((_I, _I, _I), (_I,)),
+        "proxy_on_request_body": ((_I, _I, _I), (_I,)),
+        "proxy_on_response_headers": ((_I, _I, _I), (_I,)),
+        "proxy_on_response_body": ((_I, _I, _I), (_I,)),
+        "proxy_on_done": ((_I,), (_I,)),
+        "proxy_on_log": ((_I,), ()),
+        "proxy_on_delete": ((_I,), ()),
+    }
+)
+
+
 def proxy_wasm_start(exports: Collection[str]) -> tuple[str, ...]:
     """The start-up exports a Proxy-Wasm host calls, in order, for a module exporting ``exports``.
 

@@ -30,6 +30,7 @@ from registry_tool.manifest.abi import (
     INTEGER_RANGES,
     PROXY_WASM_ALLOCATOR_SIGNATURE,
     PROXY_WASM_ALLOCATORS,
+    PROXY_WASM_CALLBACK_SIGNATURES,
     PROXY_WASM_START_SIGNATURES,
     PROXY_WASM_VERSIONS,
     WASI,
@@ -914,6 +915,7 @@ def _exports_proxy_wasm(ctx: _Ctx, info: ModuleInfo) -> None:
     # What Envoy calls before the root context, and refuses to load the filter for when its type
     # differs; a WASI command (_start, no _initialize) is a filter as good as a reactor.
     checked = [(funcs[n], PROXY_WASM_START_SIGNATURES[n]) for n in proxy_wasm_start(set(funcs))]
+    checked += [(funcs[n], want) for n, want in PROXY_WASM_CALLBACK_SIGNATURES.items() if n in funcs]
     if allocator is not None:
         checked.append((allocator, PROXY_WASM_ALLOCATOR_SIGNATURE))
     for export, want in checked:

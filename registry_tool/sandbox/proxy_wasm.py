@@ -24,11 +24,14 @@ from typing import Any
 import wasmtime
 
 from registry_tool.manifest.abi import (
+    PROXY_WASM_ALLOCATOR_SIGNATURE,
     PROXY_WASM_ALLOCATORS,
+    PROXY_WASM_CALLBACK_SIGNATURES,
     PROXY_WASM_ENV,
     PROXY_WASM_HOST_FUNCTIONS,
     PROXY_WASM_START_SIGNATURES,
     PROXY_WASM_VERSIONS,
+    Signature,
     proxy_wasm_start,
 )
 from registry_tool.sandbox.abis import (
@@ -637,6 +640,27 @@ def _func(exports: Exports, name: str) -> wasmtime.Func | None:
     return item if isinstance(item, wasmtime.Func) else None
 
 
+def _typed(exports: Exports, name: str, want: Signature) -> wasmtime.Func | None:
+    """The export ``name`` when it has the type a Proxy-Wasm host calls it with.
+
+    Another type is missing_export: Envoy refuses to load the filter, and calling a callback
+    that takes a v128 aborted the worker.
+    """
+    fn = _func(exports, name)
+    if fn is not None:
+        params, results = exports.signature(name, fn)
+        if (tuple(params), tuple(results)) != want:
+            raise MissingExportError(
+                f"export {name!r} is [{', '.join(params)}] -> [{', '.join(results)}]; a Proxy-Wasm host "
+                f"calls it as [{', '.join(want[0])}] -> [{', '.join(want[1])}]"
+            )
+    return fn
+
+
+def _callback(exports: Exports, name: str) -> wasmtime.Func | None:
+    return _typed(exports, name, PROXY_WASM_CALLBACK_SIGNATURES[name])
+
+
 class ProxyWasmAdapter(Adapter):
     """The ``proxy-wasm`` runner: one HTTP request through the filter's lifecycle per test."""
 
@@ -667,13 +691,15 @@ class ProxyWasmAdapter(Adapter):
         assert isinstance(state, HttpState)
         if not any(_func(exports, v) for v in PROXY_WASM_VERSIONS):
             raise MissingExportError(f"a Proxy-Wasm filter exports {' or '.join(PROXY_WASM_VERSIONS)}")
-        create = _func(exports, "proxy_on_context_create")
+        create = _callback(exports, "proxy_on_context_create")
         if create is None:
             raise MissingExportError("export 'proxy_on_context_create' is absent")
-        if _allocator(exports) is None:
+        allocator = _allocator(exports)
+        if allocator is None:
             raise MissingExportError(
                 "a Proxy-Wasm filter exports malloc or proxy_on_memory_allocate (the host allocates with it)"
             )
+        _typed(exports, allocator[0], PROXY_WASM_ALLOCATOR_SIGNATURE)
         actions: dict[str, str] = {}
         exited = self._start_up(exports, store)
         if exited is not None:
@@ -683,7 +709,7 @@ class ProxyWasmAdapter(Adapter):
             ("proxy_on_vm_start", VM_CONFIGURATION),
             ("proxy_on_configure", PLUGIN_CONFIGURATION),
         ):
-            fn = _func(exports, start)
+            fn = _callback(exports, start)
             if fn is not None and not fn(store, ROOT_CONTEXT, len(state.buffers[size])):
                 return self._produced(state, actions, exit_code=1, detail=f"{start} returned false")
         create(store, HTTP_CONTEXT, ROOT_CONTEXT)
@@ -691,7 +717,7 @@ class ProxyWasmAdapter(Adapter):
         for phase in PHASES:
             if state.local_response is not None:
                 break
-            fn = _func(exports, f"proxy_on_{phase}")
+            fn = _callback(exports, f"proxy_on_{phase}")
             if fn is None:
                 continue
             body = REQUEST_BODY if phase.startswith("request") else RESPONSE_BODY
@@ -704,7 +730,7 @@ class ProxyWasmAdapter(Adapter):
                 continue
             actions[phase] = ACTIONS.get(int(action), f"action {int(action)}")
         for end in ("proxy_on_done", "proxy_on_log", "proxy_on_delete"):
-            fn = _func(exports, end)
+            fn = _callback(exports, end)
             if fn is not None:
                 fn(store, HTTP_CONTEXT)
         return self._produced(state, actions)
@@ -721,15 +747,9 @@ class ProxyWasmAdapter(Adapter):
         """
         present = frozenset(n for n in PROXY_WASM_START_SIGNATURES if _func(exports, n) is not None)
         for name in proxy_wasm_start(present):
-            fn = _func(exports, name)
-            assert fn is not None
             want = PROXY_WASM_START_SIGNATURES[name]
-            params, results = exports.signature(name, fn)
-            if (tuple(params), tuple(results)) != want:
-                raise MissingExportError(
-                    f"export {name!r} is [{', '.join(params)}] -> [{', '.join(results)}]; a Proxy-Wasm host "
-                    f"calls it as [{', '.join(want[0])}] -> [{', '.join(want[1])}]"
-                )
+            fn = _typed(exports, name, want)
+            assert fn is not None
             if name == "_initialize":
                 continue  # the worker runs it right after instantiation, for every ABI
             try:

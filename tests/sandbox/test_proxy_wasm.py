@@ -145,6 +145,31 @@ def test_proxy_wasm_imports_outside_the_abi_are_link_errors(run: Runner) -> None
     assert result.outcome is Outcome.link_error and "proxy_not_a_call" in result.detail
 
 
+@pytest.mark.parametrize(
+    ("export", "signature"),
+    [
+        ("proxy_on_request_headers", "(param v128 i32 i32) (result i32) (i32.const 0)"),  # aborted the worker
+        ("proxy_on_vm_start", "(param externref i32) (result i32) (i32.const 1)"),  # passed
+        ("malloc", "(param v128) (result i32) (i32.const 0)"),
+    ],
+)
+def test_a_callback_of_another_type_is_missing_export(run: Runner, export: str, signature: str) -> None:
+    """Envoy refuses to load such a filter; calling a v128 callback killed the worker (SIGABRT)."""
+    from .conftest import wat
+
+    exports = {
+        "proxy_abi_version_0_2_1": "",
+        "proxy_on_context_create": "(param i32 i32)",
+        "malloc": "(param i32) (result i32) (i32.const 1024)",
+        "proxy_on_request_headers": "(param i32 i32 i32) (result i32) (i32.const 0)",
+        export: signature,
+    }
+    funcs = " ".join(f'(func (export "{name}") {body})' for name, body in exports.items())
+    module = wat(f'(module (memory (export "memory") 1) {funcs})')
+    [result] = run(module, _case("typed"), abi="proxy-wasm")
+    assert result.outcome is Outcome.missing_export and f"export '{export}'" in result.detail, result.detail
+
+
 def test_a_module_without_the_abi_version_export_is_missing_export(run: Runner) -> None:
     from .conftest import wat
 
