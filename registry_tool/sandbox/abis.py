@@ -128,28 +128,34 @@ class Case:
         """The outcome this case must end in: its ``expect_trap``, or ``passed``."""
         return self.expect_trap or _PASSED
 
-    def to_json(self) -> dict[str, Any]:
-        """The case as JSON for the worker (bytes as base64), without the fields left at their default.
+    def to_json(self, blob: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
+        """The case as JSON for the worker, without the fields left at their default.
 
-        A job carries every case to the worker: what a default-valued field would cost to encode and
-        decode is a share of each test's cost.
+        Bytes (input, an expected output) as base64, or as what ``blob`` gives for them (a job
+        sends each distinct file once).  A job carries every case to the worker: what a
+        default-valued field would cost to encode and decode is a share of each test's cost.
         """
+        encode = blob or (lambda b: base64.b64encode(b).decode())
         data = {k: v for k, v in self.__dict__.items() if k not in _CASE_DEFAULTS or v != _CASE_DEFAULTS[k]}
         if self.input is not None:
-            data["input"] = base64.b64encode(self.input).decode()
+            data["input"] = encode(self.input)
         if isinstance(self.expect, bytes):
-            data["expect"] = base64.b64encode(self.expect).decode()
+            data["expect"] = encode(self.expect)
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Case:
-        """The case back from ``to_json``."""
+    def from_json(cls, data: dict[str, Any], blobs: Sequence[bytes] = ()) -> Case:
+        """The case back from ``to_json`` (``blobs``: the job's, for ``{"blob": i}`` references)."""
+
+        def decode(value: Any) -> bytes:
+            return blobs[value["blob"]] if isinstance(value, dict) else base64.b64decode(value)
+
         if data.get("input") is not None or data.get("expect_kind") == "bytes":
             data = dict(data)
             if data.get("input") is not None:
-                data["input"] = base64.b64decode(data["input"])
+                data["input"] = decode(data["input"])
             if data.get("expect_kind") == "bytes":
-                data["expect"] = base64.b64decode(data["expect"])
+                data["expect"] = decode(data["expect"])
         return cls(**data)
 
 

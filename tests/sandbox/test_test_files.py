@@ -181,3 +181,25 @@ def test_smoke_refuses_argv_and_env_the_module_would_see_otherwise(
     with pytest.raises(SmokeSetupError) as err:
         case_from_spec(spec, manifest.abi)
     assert said in err.value.what and err.value.fix
+
+
+def test_a_file_many_tests_share_crosses_to_the_worker_once(tmp_path: Path) -> None:
+    """64 tests of one 4 MiB input and expected output made a 680 MB job and took the parent to
+    2.4 GB: each distinct file is sent once, and held once."""
+    import json
+
+    from registry_tool.sandbox import Case, ImportPolicy
+    from registry_tool.sandbox.engine import EngineSpec, Limits
+    from registry_tool.sandbox.harness import _shared_bytes
+    from registry_tool.sandbox.worker import Job
+
+    data = bytes(range(256)) * 16384  # 4 MiB
+    cases = _shared_bytes(
+        Case(f"t{i}", "f", input=bytes(data), expect_kind="bytes", expect=bytes(data)) for i in range(64)
+    )
+    assert len({id(c.input) for c in cases} | {id(c.expect) for c in cases}) == 1
+    job = Job("m.wasm", "extism", cases, Limits(), EngineSpec(), ImportPolicy())
+    encoded = json.dumps(job.to_json())
+    assert len(encoded) < 6 * 1024 * 1024, len(encoded)
+    back = Job.from_json(json.loads(encoded))
+    assert [c.input == data and c.expect == data for c in back.cases] == [True] * 64
