@@ -256,17 +256,22 @@ def _valid(engine: wasmtime.Engine, wasm: bytes) -> bool:
     return True
 
 
-def _shares_memory(wasm: bytes) -> bool:
-    """Does the module (or a core module of the component) declare a shared memory?
+def _shared_memory_refusal(wasm: bytes, engine: wasmtime.Engine) -> str | None:
+    """Why the module is not run for a shared memory it (or a core module of the component) declares.
 
-    Validate refuses it; bytes that cannot be walked are the compiler's to report.
+    Validate refuses one.  Bytes the reader cannot walk are the compiler's to report when wasmtime
+    refuses them too; bytes it compiles but the reader cannot walk are refused (fail closed: they
+    could hold one).
     """
-    from registry_tool.manifest.binary import has_shared_memory
+    from registry_tool.manifest.binary import has_shared_memory, is_component
+    from registry_tool.manifest.wasm import SHARED_MEMORY_REFUSED
 
     try:
-        return has_shared_memory(wasm)
-    except (ValueError, IndexError):
-        return False
+        return SHARED_MEMORY_REFUSED if has_shared_memory(wasm) else None
+    except (ValueError, IndexError) as err:
+        if is_component(wasm) or not _valid(engine, wasm):
+            return None
+        return f"the sandbox cannot read the module's memories to rule out a shared one ({err}): not run"
 
 
 def refused_before_compile(wasm: bytes, abi: str, policy: ImportPolicy) -> str | None:
@@ -987,10 +992,9 @@ def run_job(job: Job, start_index: int = 0, results: int = 1, workdir: Path | No
     cache = ModuleCache(Path(job.cache_dir)) if job.cache_dir else None
     # Regular files only, bounded: a FIFO or /dev/zero as artifact must not hang or fill memory.
     wasm = read_bounded(job.wasm_path, MAX_MODULE_BYTES, "smoke artifact")
-    if _shares_memory(wasm):  # wasmtime would run it with threads on, its growth unbounded
-        from registry_tool.manifest.wasm import SHARED_MEMORY_REFUSED
-
-        os.write(results, protocol.compile_error(SHARED_MEMORY_REFUSED))
+    shared = _shared_memory_refusal(wasm, engine)  # with threads on wasmtime runs one, unbounded
+    if shared is not None:
+        os.write(results, protocol.compile_error(shared))
         return
     refused = refused_before_compile(wasm, job.abi, job.policy)
     if refused is not None and _valid(engine, wasm):  # an invalid module is the compile's to report

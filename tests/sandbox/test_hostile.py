@@ -264,3 +264,22 @@ def test_a_memory_exported_under_many_names_is_measured_once(run: Runner) -> Non
     assert _measured_exports(module, exports) == (("m0",), ("t0",))
     [result] = run(module, Case("f", "f", expect_kind="values", expect=[1]))
     assert result.outcome is Outcome.passed and result.peak_memory_bytes == 65536, result.detail
+
+
+def test_a_module_the_reader_cannot_walk_for_a_shared_memory_is_not_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check answered "no shared memory" when it could not read the bytes (fail open)."""
+    import wasmtime as wt
+
+    from registry_tool.manifest import binary
+    from registry_tool.sandbox.worker import _shared_memory_refusal
+
+    def unreadable(data: bytes, depth: int = 0) -> bool:
+        raise ValueError("an unknown section")
+
+    monkeypatch.setattr(binary, "has_shared_memory", unreadable)
+    engine = wt.Engine()
+    said = _shared_memory_refusal(wat('(module (func (export "f")))'), engine)
+    assert said is not None and "cannot read the module's memories" in said
+    assert _shared_memory_refusal(b"\0asm garbage", engine) is None  # the compiler reports it
