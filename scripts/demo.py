@@ -49,7 +49,9 @@ def run_installed(plugins: Path, state: Path, name: str) -> None:
     from registry_tool.sandbox import smoke_release
 
     loaded = load_plugin(plugins, name, state_dir=state)  # signatures and digests checked again
-    # The release the lockfile names (its verified plugin.toml is loaded.manifest), never a glob.
+    # A host hands loaded.wasm to its engine with loaded.manifest's limits.  The demo re-runs the
+    # release's own tests instead, and the sandbox reads the folder the lockfile names: the bytes
+    # just verified, unless something writes to the plugin folder in between.
     outcomes = smoke_release(load_manifest(plugins / loaded.entry.manifest), load_registry_config(INDEX))
     print(f"loaded {name} {loaded.entry.version}: {len(loaded.wasm)} verified bytes")
     for o in outcomes:
