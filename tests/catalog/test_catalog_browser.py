@@ -93,6 +93,15 @@ def test_blake2b_matches_rfc7693_and_hashlib(primitives: Any) -> None:
         assert got == hashlib.blake2b(data, digest_size=64).hexdigest(), n
 
 
+def test_a_signer_is_named_only_as_a_maintainer_delegated_the_plugin(primitives: Any) -> None:
+    """The signers table named a key's maintainer whatever plugin the release was of."""
+    who = "([k, p]) => RegistryCatalog.maintainersOf(RegistryCatalog.app.state.root, k, p)"
+    key = KEYS["ferritelabs"].key_id  # delegated validate_email and visit_* only
+    assert primitives.evaluate(who, [key, "validate_email"]) == ["ferritelabs"]
+    assert primitives.evaluate(who, [key, "visit_counter"]) == ["ferritelabs"]
+    assert primitives.evaluate(who, [key, "uppercase"]) == []
+
+
 def test_host_ranges_follow_the_format_grammar(primitives: Any) -> None:
     page = primitives
     check = """([r, v]) => {

@@ -708,9 +708,13 @@
     return root;
   }
 
-  function maintainersOf(root, keyId) {
+  /** The maintainers of ``root`` holding ``keyId`` and delegated ``plugin`` (docs/trust.md 5.5). */
+  function maintainersOf(root, keyId, plugin) {
     return Object.keys(root.maintainers).filter(function (id) {
-      return root.maintainers[id].keyids.indexOf(keyId) >= 0;
+      var m = root.maintainers[id];
+      return m.keyids.indexOf(keyId) >= 0 && (m.plugins || []).some(function (p) {
+        return p.slice(-1) === "*" ? plugin.indexOf(p.slice(0, -1)) === 0 : plugin === p;
+      });
     });
   }
 
@@ -1560,8 +1564,8 @@
       "wasm = load_plugin_bytes(plugins, " + pyQuote(name) + ")  # verified bytes for your wasm runtime\n";
     document.title = name + " " + chosen + " — " + st.top.registry.name;
     var signerRows = (r.signers || []).map(function (id) {
-      var who = maintainersOf(st.root, id);
-      return [el("code", { text: id }), who.length ? who.join(", ") : el("span", { class: "muted", text: "not a maintainer in root v" + st.root.version })];
+      var who = maintainersOf(st.root, id, name);
+      return [el("code", { text: id }), who.length ? who.join(", ") : el("span", { class: "muted", text: "no maintainer of " + name + " in root v" + st.root.version })];
     });
     var smoke = Array.isArray(r.smoke) ? r.smoke : null;
     put(main, 
@@ -1632,7 +1636,7 @@
             }))
             : el("p", { class: "muted", text: smoke ? "This release has no tests." : "Built without smoke tests." }),
           el("h3", { text: "Signers" }),
-          signerRows.length ? table("Maintainer keys whose signatures counted", ["Key id", "Maintainer"], signerRows)
+          signerRows.length ? table("Maintainer keys the registry's build verified (the client verifies them again on install)", ["Key id", "Maintainer"], signerRows)
             : el("p", { class: "muted", text: "none listed" }),
           el("h3", { text: "Files" }),
           table("Release files and their digests", ["File", "SHA-256", "Size"], [r.manifest, r.wasm].map(function (f) {
@@ -1856,6 +1860,7 @@
     parseVersion: parseVersion,
     satisfies: satisfies,
     parseSignature: parseSignature,
+    maintainersOf: maintainersOf,
     app: app,
   };
 
