@@ -347,6 +347,7 @@ class Release:
         self.pre: wasmtime.InstancePre | None = None
         self.memories: tuple[str, ...] = ()
         self.tables: tuple[str, ...] = ()
+        self.initial_memory = 0
         self.export_names: frozenset[str] = frozenset()
         self._signatures: dict[str, tuple[list[str], list[str]] | None] = {}
         #: Exports whose signature is known to be numeric only (checked once per name).
@@ -365,6 +366,7 @@ class Release:
         # Before any test and its output cap: the module's copy-on-write memory images.
         prime_memory_images(engine, module, job.limits)
         self.memories, self.tables = _measured_exports(wasm, exports)
+        self.initial_memory = _initial_memory(wasm)
         self.linker = wasmtime.Linker(engine)
         # Exports are looked up through a linker (see ``Exports``); each test's instance replaces
         # the previous one's under the same names.
@@ -419,6 +421,16 @@ class Release:
 
 
 # --------------------------------------------------------------------------- one test
+
+
+def _initial_memory(wasm: bytes) -> int:
+    """The module's largest initial memory in bytes (0 when the reader cannot tell)."""
+    from registry_tool.manifest.binary import module_interface
+
+    try:
+        return module_interface(wasm).memory_min_bytes
+    except (ValueError, IndexError):
+        return 0
 
 
 def _measured_exports(wasm: bytes, exports: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -788,7 +800,7 @@ def measure_case(
     stderr += run.produced.log if run.produced is not None else run.log
     if judging is not None:
         judging()
-    outcome, detail = judge(case, run, stdout, stderr, limits, memory, table)
+    outcome, detail = judge(case, run, stdout, stderr, limits, memory, table, release.initial_memory)
     if outcome is Outcome.passed and wall_ms > (limits.wall_time + EPOCH_TICK_S) * 1000:
         # The epoch interrupts only wasm code: a run that ended in a long host call (a poll, a
         # buffer copy) returned past its deadline and is no pass.
@@ -815,8 +827,13 @@ def judge(
     limits: Limits,
     memory: int | None,
     table: int | None,
+    initial_memory: int = 0,
 ) -> tuple[Outcome, str]:
-    """The outcome class of a finished run (pure: no I/O)."""
+    """The outcome class of a finished run (pure: no I/O).
+
+    A failed run whose memory grew to near its cap (not one that started there: its failure is
+    its own) or whose table did is ``memory_limit``.
+    """
     if len(stdout) > limits.output or len(stderr) > limits.output:
         return Outcome.output_limit, f"output exceeded the {limits.output}-byte cap and was cut"
     if run.error is not None:
@@ -826,7 +843,7 @@ def judge(
         outcome, detail = compare(case, run.produced, stdout)
     if outcome not in (Outcome.passed, Outcome.link_error, Outcome.missing_export, Outcome.memory_limit):
         at_cap = []
-        if memory is not None and memory >= limits.memory * _AT_CAP:
+        if memory is not None and memory >= limits.memory * _AT_CAP and memory > initial_memory:
             at_cap.append(f"linear memory reached {memory} of {limits.memory} bytes")
         if table is not None and table >= limits.table_elements * _AT_CAP:
             at_cap.append(f"a table reached {table} of {limits.table_elements} elements")

@@ -108,6 +108,14 @@ def test_failure_at_the_memory_or_table_cap_is_memory_limit(
     assert judge(case, run, b"", b"", LIMITS, memory, table)[0] is outcome
 
 
+def test_a_failure_of_a_module_that_started_at_its_cap_is_its_own() -> None:
+    """Initial memory at the cap, then an unrelated failure: it was memory_limit, "use less memory"."""
+    run = _Run(produced=Produced(output=b"no"))
+    case = Case("a", expect_kind="text", expect="yes")
+    assert judge(case, run, b"", b"", LIMITS, 1024 * 1024, None, 1024 * 1024)[0] is Outcome.wrong_output
+    assert judge(case, run, b"", b"", LIMITS, 1024 * 1024, None, 64 * 1024)[0] is Outcome.memory_limit
+
+
 def test_passing_run_at_the_cap_still_passes() -> None:
     run = _Run(produced=Produced(output=b"yes"))
     case = Case("a", expect_kind="text", expect="yes")
