@@ -307,11 +307,16 @@ def _run_worker(job: Job, start: int, worker: Worker | None = None) -> list[Test
                     pattern = neutralise(repr(str(case.expect)[:80]))
                     detail = (
                         f"the run ended, then matching expect_regex {pattern} against its output "
-                        f"did not finish within the test's {limit:g}s; worker killed. Simplify the "
+                        f"did not finish within the test's wall time ({job.limits.wall_time:g}s, and "
+                        f"{job.limits.kill_margin:g}s of grace); worker killed. Simplify the "
                         "expression: nested repetition such as (a+)+ backtracks without end on some inputs"
                     )
                     return [*outcomes, _fail(case, Outcome.wrong_output, detail, _ms_since(began))]
-                detail = f"no result within {limit:g}s; worker killed"
+                wall, grace = job.limits.wall_time, job.limits.kill_margin
+                detail = (
+                    f"no result within the wall time ({wall:g}s, and {grace:g}s of grace: a host call "
+                    "the epoch cannot interrupt); worker killed"
+                )
                 return [*outcomes, _fail(cases[len(outcomes)], Outcome.timeout, detail, _ms_since(began))]
     except protocol.ProtocolError as err:
         # Only a subverted worker process could write this; fail closed on the current test, or on

@@ -108,6 +108,7 @@ def test_a_worker_killed_at_a_deadline_leaves_no_wasi_files(
     manifest = load_manifest(index / "plugins" / "printer" / "1.0.0" / "plugin.toml", config)
     one, _ = smoke_release(manifest, config, cache=False)
     assert one.outcome is Outcome.wrong_output and "worker killed" in one.detail
+    assert "within the test's wall time (" in one.detail  # its own, not wall time + grace as one figure
     assert len(made) == 2  # the killed worker's, then the next one's
     assert [p for p in made if p.exists()] == []
 
