@@ -394,6 +394,17 @@ def function_signatures(data: bytes) -> tuple[list[Signature], dict[str, Signatu
     return [types[i] for i in imported], exports
 
 
+def initial_memory_bytes(data: bytes) -> int:
+    """The module's largest initial memory (imported or defined), without reading its functions.
+
+    Raises ``ValueError``/``IndexError`` on bytes it cannot read.
+    """
+    sections = _sections(data)
+    imports = _imports(data, sections[_SECTION_IMPORT]) if _SECTION_IMPORT in sections else []
+    defined, _, _ = _defined_minimums(data, sections)
+    return max([defined, *(i.minimum for i in imports if i.kind == "memory")])
+
+
 def distinct_exports(data: bytes) -> tuple[list[str], list[str]]:
     """One export name per exported memory and per exported table (the first name of each index).
 

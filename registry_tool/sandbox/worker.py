@@ -425,10 +425,10 @@ class Release:
 
 def _initial_memory(wasm: bytes) -> int:
     """The module's largest initial memory in bytes (0 when the reader cannot tell)."""
-    from registry_tool.manifest.binary import module_interface
+    from registry_tool.manifest.binary import initial_memory_bytes
 
     try:
-        return module_interface(wasm).memory_min_bytes
+        return initial_memory_bytes(wasm)
     except (ValueError, IndexError):
         return 0
 
