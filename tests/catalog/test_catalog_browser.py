@@ -717,3 +717,62 @@ def test_registry_fields_of_another_type_are_malformed(
     _resign_top(site_dir, registry={**top["registry"], **registry})
     page = open_page(browser, url)
     assert_failed(page, "Malformed document", "malformed")
+
+
+def test_a_page_opened_at_the_skip_links_target_verifies(browser: Any, server: Server) -> None:
+    page = open_page(browser, site_url(server, "at-main") + "#main")
+    assert badge(page)[0] == "verified"
+    assert page.locator("#results li").count() > 0
+
+
+def test_the_rollback_floor_an_older_page_stored_still_holds(browser: Any, server: Server) -> None:
+    """The older page kept the registry version under the site's URL: it was dropped on upgrade."""
+    url = site_url(server, "legacy-floor")
+    page = open_page(browser, url)
+    assert badge(page)[0] == "verified"
+    pinned = page.evaluate("RegistryCatalog.app.state.pinnedSha256")
+    page.evaluate(
+        "([k]) => { localStorage.clear(); localStorage.setItem(k, '99999999999999'); }",
+        [f"registry-tool catalog {pinned} {url}"],
+    )
+    page.reload()
+    page.wait_for_selector(SETTLED)
+    assert_failed(page, "Rolled-back registry", "rollback")
+
+
+@pytest.mark.parametrize("role", ["index", "root"])
+def test_a_root_that_replaced_the_index_key_resets_the_floor(browser: Any, server: Server, role: str) -> None:
+    """Fast-forward recovery (conformance decision 2), as the client does it: after a root step
+    removed the index key, a registry.json of a lower version signed by the new key verifies; a
+    step that rotated only root keys keeps the floor."""
+    from registry_tool.trust.editing import derive, rotate_keys
+    from registry_tool.trust.root import Root
+
+    from .site_fixture import REGISTRY, seed_key
+
+    url = site_url(server, f"recovered-{role}")
+    site_dir = server.root / "registries" / f"recovered-{role}"
+    page = open_page(browser, url)
+    assert badge(page)[0] == "verified"
+    index = seed_key("index-2") if role == "index" else KEYS["index"]
+    old, added = (KEYS["index"], index) if role == "index" else (KEYS["root-b"], KEYS["root-c"])
+    v2 = (site_dir / "root" / "2.root.json").read_bytes()
+    v3 = derive(Root.parse(v2), rotate_keys(role, add=[added.public_key], remove=[old.key_id]))
+    (site_dir / "root" / "3.root.json").write_bytes(v3)
+    for label in ("root-a", "root-b", "root-c"):  # both roles sign a root rotation
+        k = KEYS[label]
+        (site_dir / "root" / f"3.root.json.{k.key_id}.minisig").write_text(
+            sign_bytes(k, v3, trusted_comment=f"registry-root\tregistry:{REGISTRY}\tversion:3")
+        )
+    top = json.loads((site_dir / "registry.json").read_bytes())
+    top.update(root_version=3, version=top["version"] - 5)
+    data = (json.dumps(top, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    (site_dir / "registry.json").write_bytes(data)
+    (site_dir / "registry.json.minisig").write_text(sign_bytes(index, data, trusted_comment="t"))
+    page.reload()
+    page.wait_for_selector(SETTLED)
+    state, text = badge(page)
+    if role == "index":
+        assert state == "verified" and "root v3" in text, text
+    else:
+        assert_failed(page, "Rolled-back registry", "rollback")

@@ -1725,7 +1725,6 @@
 
   function route() {
     if (!app.state) return;
-    if (location.hash === "#main") return; // the skip link: focus moves to main, the view stays
     verifiedBadge(); // a plugin page that failed turns it red until the next view
     var h = location.hash.replace(/^#\/?/, "");
     var parts = routeParts();
@@ -1780,22 +1779,29 @@
     }
     if (!store) return;
     // Keyed by what the page trusts (the pinned root and the registry's name), never by the URL it
-    // was served under: the same files at another path of the origin must not start afresh.
+    // was served under: the same files at another path of the origin must not start afresh.  An
+    // older page stored the registry version alone under the URL: still honoured.
     var key = "registry-tool catalog " + state.pinnedSha256 + " " + state.root.registry;
     var seen = readSeen(store.getItem(key));
-    var index = uniqueIds(state.root.roles.index.keys).sort();
+    var older = readSeen(store.getItem("registry-tool catalog " + state.pinnedSha256 + " " + state.source.label));
+    if (older.version > seen.version) seen = { version: older.version, root: seen.root };
     if (state.root.version < seen.root)
       fail("rollback", "the root chain ends at version " + state.root.version + ", but this browser already verified " +
         "root version " + seen.root + " of this registry: the server hides the newer root");
-    // An index key the newer root removed resets the floor (fast-forward recovery, decision 2).
-    var recovered = state.root.version > seen.root && seen.index.some(function (id) { return index.indexOf(id) < 0; });
+    // A step after the root seen that removed an index key (by its public key, as the client
+    // compares them) resets the floor: fast-forward recovery, conformance decision 2.
+    var recovered = seen.root > 0 && state.chain.some(function (r, i) {
+      if (i === 0 || r.version <= seen.root) return false;
+      var after = r.roles.index.keys.map(function (k) { return k.rawHex; });
+      return state.chain[i - 1].roles.index.keys.some(function (k) { return after.indexOf(k.rawHex) < 0; });
+    });
     var floor = recovered ? 0 : seen.version;
     if (state.top.version < floor)
       fail("rollback", "registry.json has version " + state.top.version + ", but this browser already verified version " +
         floor + " of this registry: the server is replaying an older registry");
     if (state.top.version !== seen.version || state.root.version !== seen.root) {
       try {
-        store.setItem(key, JSON.stringify({ version: state.top.version, root: state.root.version, index: index }));
+        store.setItem(key, JSON.stringify({ version: state.top.version, root: state.root.version }));
       } catch (e) {
         /* storage full or refused: nothing to remember */
       }
@@ -1804,12 +1810,12 @@
 
   /** What checkRollback stored (an older page stored the registry version alone). */
   function readSeen(text) {
-    var none = { version: 0, root: 0, index: [] };
+    var none = { version: 0, root: 0 };
     if (!text) return none;
-    if (/^[0-9]+$/.test(text)) return { version: parseInt(text, 10), root: 0, index: [] };
+    if (/^[0-9]+$/.test(text)) return { version: parseInt(text, 10), root: 0 };
     try {
       var v = JSON.parse(text);
-      if (isObj(v) && isInt(v.version) && isInt(v.root) && Array.isArray(v.index)) return v;
+      if (isObj(v) && isInt(v.version) && isInt(v.root)) return { version: v.version, root: v.root };
     } catch (e) {
       /* unreadable: as if nothing was seen */
     }
@@ -1837,6 +1843,14 @@
     main = document.getElementById("main");
     badge = document.getElementById("badge");
     window.addEventListener("hashchange", route);
+    // The skip link moves focus to the content; it must not change the hash (the router's).
+    var skip = document.querySelector("a.skip");
+    if (skip)
+      skip.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        main.setAttribute("tabindex", "-1");
+        main.focus();
+      });
     document.addEventListener("keydown", function (ev) {
       var t = ev.target;
       if (ev.key === "/" && !(t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement)) {
