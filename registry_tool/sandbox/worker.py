@@ -269,7 +269,8 @@ def _shared_memory_refusal(wasm: bytes, engine: wasmtime.Engine) -> str | None:
     try:
         return SHARED_MEMORY_REFUSED if has_shared_memory(wasm) else None
     except (ValueError, IndexError) as err:
-        if is_component(wasm) or not _valid(engine, wasm):
+        # A component is not validated here (validate refuses one the reader cannot walk): refused.
+        if not is_component(wasm) and not _valid(engine, wasm):
             return None
         return f"the sandbox cannot read the module's memories to rule out a shared one ({err}): not run"
 
@@ -801,6 +802,7 @@ def measure_case(
     if judging is not None:
         judging()
     outcome, detail = judge(case, run, stdout, stderr, limits, memory, table, release.initial_memory)
+    epoch_timeout = outcome is Outcome.timeout
     if outcome is Outcome.passed and wall_ms > (limits.wall_time + EPOCH_TICK_S) * 1000:
         # The epoch interrupts only wasm code: a run that ended in a long host call (a poll, a
         # buffer copy) returned past its deadline and is no pass.
@@ -813,7 +815,7 @@ def measure_case(
         # A zero where the plugin expected real data is a likely cause (docs/manifest.md).
         names = ", ".join(sorted(release.stubs_called))
         detail += f" (it called host functions the smoke run stubs with zeros: {names})"
-    if outcome is Outcome.timeout:
+    if epoch_timeout:
         fuel = None  # an epoch interruption does not flush the fuel counter: the figure would be wrong
     cap = limits.output
     return outcome, fuel, memory, wall_ms, shown(stdout[:cap]), shown_tail(stderr[:cap]), detail

@@ -157,6 +157,7 @@ def test_a_run_whose_last_host_call_returned_past_the_deadline_is_a_timeout(run:
     [result] = run(wat(module), Case("random", expect_kind="none"), abi="wasi-command", wall_time=0.05,
                    memory=32 * 1024 * 1024)  # fmt: skip
     assert result.outcome is Outcome.timeout, result.detail
+    assert result.fuel_consumed is not None  # counted: no epoch interruption left it unflushed
 
 
 def test_proc_exit_in_the_start_function_is_a_result(run: Runner) -> None:
@@ -283,3 +284,6 @@ def test_a_module_the_reader_cannot_walk_for_a_shared_memory_is_not_run(
     said = _shared_memory_refusal(wat('(module (func (export "f")))'), engine)
     assert said is not None and "cannot read the module's memories" in said
     assert _shared_memory_refusal(b"\0asm garbage", engine) is None  # the compiler reports it
+    component = wat("(component)")
+    said = _shared_memory_refusal(component, engine)  # a component is not validated here: refused
+    assert said is not None and "cannot read the module's memories" in said
