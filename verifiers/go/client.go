@@ -387,7 +387,7 @@ func pickRelease(pd *PluginDocument, rng *Range, host *semver.Version) (*Release
 			hostOK = err == nil && hr.Match(host)
 		}
 		switch {
-		case rng.Match(r.SemVer) && r.Yanked:
+		case rng.Match(r.SemVer) && r.Yanked && !rng.Exact():
 			yanked = append(yanked, r.Version)
 		case rng.Match(r.SemVer) && !hostOK:
 			hostless = append(hostless, r.Version)

@@ -192,6 +192,18 @@ func TestExactPinSelectsYankedRangeNever(t *testing.T) {
 	if msg := AsError(err).What; strings.Contains(msg, "yanked") || !strings.Contains(msg, "available: 1.1.0, 1.0.0") {
 		t.Fatalf("message %q", msg)
 	}
+	// An exact pin does choose a yanked release: one the host cannot run is passed over for the host.
+	host := ">=9.0.0"
+	e.site.add(&testRelease{name: "validate_email", version: "3.0.0", yanked: true, host: &host})
+	e.site.build()
+	s, err := e.refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Install("validate_email@3.0.0", e.dir, InstallOptions{HostVersion: "1.0.0"})
+	if msg := AsError(err).What; strings.Contains(msg, "yanked") || !strings.Contains(msg, "for another host version: 3.0.0") {
+		t.Fatalf("message %q", msg)
+	}
 }
 
 func TestPermissionRequired(t *testing.T) {
