@@ -510,56 +510,7 @@ impl<'v> Session<'v> {
         req: &Requirement,
         host_version: Option<&Version>,
     ) -> Result<&'d Release> {
-        let exact = req.range.exact().is_some();
-        let mut best: Option<(Version, &Release)> = None;
-        let mut skipped = Vec::new();
-        for (text, release) in &doc.versions {
-            let v = match Version::parse(text) {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
-            if !req.range.matches(&v) {
-                continue;
-            }
-            if release.yanked.is_some() && !exact {
-                skipped.push(format!("{} (yanked)", text));
-                continue;
-            }
-            if !Range::host_compatible(release.host.as_deref(), host_version) {
-                skipped.push(format!("{} (needs host {})", text, release.host.as_deref().unwrap_or("")));
-                continue;
-            }
-            if best.as_ref().map_or(true, |(b, _)| &v > b) {
-                best = Some((v, release));
-            }
-        }
-        best.map(|(_, r)| r).ok_or_else(|| {
-            // Only what a range could choose for this host (as the Python client says it).
-            let available: Vec<&str> = doc
-                .versions
-                .iter()
-                .filter(|(_, r)| r.yanked.is_none() && Range::host_compatible(r.host.as_deref(), host_version))
-                .map(|(v, _)| v.as_str())
-                .collect();
-            let offer = if !available.is_empty() {
-                format!("available: {}", available.join(", "))
-            } else if let Some(h) = host_version {
-                format!("no release that is not yanked supports host {}", h)
-            } else {
-                "every release is yanked".to_owned()
-            };
-            Error::new(
-                Class::NoMatchingVersion,
-                format!(
-                    "no release of {} matches {}{}{}; {}",
-                    req.name,
-                    if req.spec.is_empty() { "any version" } else { &req.spec },
-                    host_version.map(|h| format!(" for host {}", h)).unwrap_or_default(),
-                    if skipped.is_empty() { String::new() } else { format!(" (skipped {})", skipped.join(", ")) },
-                    offer
-                ),
-            )
-        })
+        choose_release(doc, req, host_version)
     }
 
     /// FORMAT 2 section 6 step 6: fetch and verify one release (nothing is written).
@@ -1281,6 +1232,65 @@ impl<'v> Session<'v> {
     }
 }
 
+/// The highest release of `doc` matching `req`: yanked only when pinned exactly, host-compatible
+/// (`Session::resolve`).
+pub fn choose_release<'d>(
+    doc: &'d PluginDocument,
+    req: &Requirement,
+    host_version: Option<&Version>,
+) -> Result<&'d Release> {
+    let exact = req.range.exact().is_some();
+    let mut best: Option<(Version, &Release)> = None;
+    let mut skipped = Vec::new();
+    for (text, release) in &doc.versions {
+        let v = match Version::parse(text) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if !req.range.matches(&v) {
+            continue;
+        }
+        if release.yanked.is_some() && !exact {
+            skipped.push(format!("{} (yanked)", text));
+            continue;
+        }
+        if !Range::host_compatible(release.host.as_deref(), host_version) {
+            skipped.push(format!("{} (needs host {})", text, release.host.as_deref().unwrap_or("")));
+            continue;
+        }
+        if best.as_ref().map_or(true, |(b, _)| &v > b) {
+            best = Some((v, release));
+        }
+    }
+    best.map(|(_, r)| r).ok_or_else(|| {
+        // Only what a range could choose for this host (as the Python client says it).
+        let available: Vec<&str> = doc
+            .versions
+            .iter()
+            .filter(|(_, r)| r.yanked.is_none() && Range::host_compatible(r.host.as_deref(), host_version))
+            .map(|(v, _)| v.as_str())
+            .collect();
+        let offer = if !available.is_empty() {
+            format!("available: {}", available.join(", "))
+        } else if let Some(h) = host_version {
+            format!("no release that is not yanked supports host {}", h)
+        } else {
+            "every release is yanked".to_owned()
+        };
+        Error::new(
+            Class::NoMatchingVersion,
+            format!(
+                "no release of {} matches {}{}{}; {}",
+                req.name,
+                if req.spec.is_empty() { "any version" } else { &req.spec },
+                host_version.map(|h| format!(" for host {}", h)).unwrap_or_default(),
+                if skipped.is_empty() { String::new() } else { format!(" (skipped {})", skipped.join(", ")) },
+                offer
+            ),
+        )
+    })
+}
+
 /// Step 4 of decision 11: a mix-and-match error where the plugin document's entry `release`
 /// says other than its signed manifest's `facts`. Index-only fields are not trusted.
 fn entry_agrees(release: &Release, facts: &ManifestFacts) -> Result<()> {
@@ -1651,6 +1661,26 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(u32::MAX as u64);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_matching_version_offers_only_what_a_range_could_choose_for_the_host() {
+        // semver-lab of the conformance sites: 1.3.0 is yanked, 1.4.0 needs host >=0.9.0.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conformance/sites/base/meta/c9/c94b341a66b15ecf8e2fd2f8df5c81cfd88b0afb2697c87ea39f803565de0fc3.json"
+        );
+        let doc = PluginDocument::parse(&std::fs::read(path).unwrap(), "semver-lab").unwrap();
+        let req = Requirement::parse("semver-lab@>=1.3.0").unwrap();
+        let host = Version::parse("0.5.0").unwrap();
+        let err = choose_release(&doc, &req, Some(&host)).err().expect("nothing matches");
+        assert!(err.message.contains("skipped 1.3.0 (yanked), 1.4.0 (needs host >=0.9.0)"), "{}", err.message);
+        let offered: Vec<&str> = err.message.split("available: ").nth(1).expect("an offer").split(", ").collect();
+        assert!(
+            offered.contains(&"1.2.5") && !offered.contains(&"1.3.0") && !offered.contains(&"1.4.0"),
+            "{:?}",
+            offered
+        );
+    }
 
     #[test]
     fn a_timeout_meaning_no_limit_never_overflows_the_deadline() {
