@@ -149,6 +149,14 @@ def _sections(data: bytes) -> dict[int, tuple[int, int]]:
     return found
 
 
+#: Why a shared memory is refused, by validate and by smoke alike (here: the smoke worker reads it
+#: without importing validate's modules).
+SHARED_MEMORY_REFUSED = (
+    "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
+    "(wasmtime's store limits do not apply to shared memories)"
+)
+
+
 def has_shared_memory(data: bytes, depth: int = 0) -> bool:
     """Does the core module, or a core module the component embeds at any depth, share a memory?
 

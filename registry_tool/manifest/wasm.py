@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from registry_tool.manifest import cache as disk_cache
 from registry_tool.manifest.binary import (
+    SHARED_MEMORY_REFUSED,
     WASM_MAGIC,
     Interface,
     has_shared_memory,
@@ -226,13 +227,6 @@ def inspect_wasm(
         ExportInfo(name, kind, *(tuple(t) for t in (sig or ((), ())))) for name, kind, sig in iface.exports
     )
     return ModuleInfo(False, imports, exports, iface.memory_min_bytes, iface.table_min_elements)
-
-
-#: Why a shared memory is refused, by validate and by smoke alike.
-SHARED_MEMORY_REFUSED = (
-    "the module declares a shared memory (threads), whose growth the sandbox cannot bound "
-    "(wasmtime's store limits do not apply to shared memories)"
-)
 
 
 def _shared_memory_refusal() -> WasmInspectionError:

@@ -263,8 +263,7 @@ def _shared_memory_refusal(wasm: bytes, engine: wasmtime.Engine) -> str | None:
     refuses them too; bytes it compiles but the reader cannot walk are refused (fail closed: they
     could hold one).
     """
-    from registry_tool.manifest.binary import has_shared_memory, is_component
-    from registry_tool.manifest.wasm import SHARED_MEMORY_REFUSED
+    from registry_tool.manifest.binary import SHARED_MEMORY_REFUSED, has_shared_memory, is_component
 
     try:
         return SHARED_MEMORY_REFUSED if has_shared_memory(wasm) else None
