@@ -75,7 +75,7 @@ _TABLE: tuple[tuple[str, str, dict[str, tuple[Severity, str]]], ...] = (
             "text-field": (
                 _E,
                 "A description or author holds a control character or a bidi override, or a "
-                "homepage/repository URL a character URLs exclude or a non-ASCII host.",
+                "homepage/repository URL a character URLs exclude, a non-ASCII host or a user@ before it.",
             ),
             "host-grammar": (
                 _E,

@@ -266,6 +266,9 @@ def _url_problem(url: str) -> str | None:
     match = _URL_HOST.match(url)
     if match is not None and not match[1].isascii():
         return "has a host that is not ASCII"
+    if match is not None and "@" in match[0]:
+        # https://github.com@evil.example/ reads as github.com and opens evil.example.
+        return "names a user before its host (user@host), which shows one host and opens another"
     return None
 
 
