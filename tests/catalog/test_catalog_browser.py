@@ -102,6 +102,22 @@ def test_a_signer_is_named_only_as_a_maintainer_delegated_the_plugin(primitives:
     assert primitives.evaluate(who, [key, "uppercase"]) == []
 
 
+def test_only_plain_http_urls_become_links(primitives: Any) -> None:
+    """https://github.com@evil.example/ (shows github.com, opens evil.example) and URLs holding a
+    bidi override or a line separator were linked as given."""
+    safe = "(u) => RegistryCatalog.safeUrl(u)"
+    assert primitives.evaluate(safe, "https://github.com/example/x") == "https://github.com/example/x"
+    for bad in (
+        "https://github.com@evil.example/x",
+        "https://user:pw@example.org/",
+        "https://example.org/\u202egnp.exe",
+        "https://example.org/a\u2028b",
+        "javascript:alert(1)",
+        "data:text/html,x",
+    ):
+        assert primitives.evaluate(safe, bad) is None, bad
+
+
 def test_host_ranges_follow_the_format_grammar(primitives: Any) -> None:
     page = primitives
     check = """([r, v]) => {
@@ -776,3 +792,14 @@ def test_a_root_that_replaced_the_index_key_resets_the_floor(browser: Any, serve
         assert state == "verified" and "root v3" in text, text
     else:
         assert_failed(page, "Rolled-back registry", "rollback")
+
+
+def test_a_tab_left_open_past_the_expiry_shows_nothing_as_verified(browser: Any, good: str) -> None:
+    page = open_page(browser, good)
+    assert badge(page)[0] == "verified"
+    page.evaluate("Date.now = () => Date.UTC(2100, 0, 1)")  # the tab is still open in 2100
+    page.evaluate("location.hash = '#/root'")
+    page.wait_for_selector("#badge[data-state=failed]")
+    assert page.get_attribute(".failure", "data-error") == "freeze"
+    assert "while this page was open" in page.inner_text(".failure")
+    assert page.locator("article").count() == 0

@@ -1186,8 +1186,17 @@
     node.replaceChildren.apply(node, kids);
   }
 
+  /** An http(s) URL the page links to: none naming a user before its host (user@host shows one
+   * host and opens another) and none with a raw control, bidi or line separator character. */
   function safeUrl(u) {
-    return isStr(u) && /^https?:\/\//i.test(u) ? u : null;
+    if (!isStr(u) || !/^https?:\/\//i.test(u) || /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(u))
+      return null;
+    try {
+      var parsed = new URL(u);
+      return parsed.username || parsed.password ? null : u;
+    } catch (e) {
+      return null;
+    }
   }
 
   function bytesText(n) {
@@ -1725,6 +1734,14 @@
 
   function route() {
     if (!app.state) return;
+    // A tab left open past registry.json's expiry (or its root's) shows nothing as verified any more.
+    var now = Date.now();
+    if (now >= app.state.expires || now >= app.state.root.expires) {
+      var which = now >= app.state.expires ? "registry.json expired at " + app.state.top.expires_at : "the root expired";
+      app.state = null;
+      showFailure(new VerifyError("freeze", which + " while this page was open; reload to verify the registry again"));
+      return;
+    }
     verifiedBadge(); // a plugin page that failed turns it red until the next view
     var h = location.hash.replace(/^#\/?/, "");
     var parts = routeParts();
@@ -1875,6 +1892,7 @@
     satisfies: satisfies,
     parseSignature: parseSignature,
     maintainersOf: maintainersOf,
+    safeUrl: safeUrl,
     app: app,
   };
 
