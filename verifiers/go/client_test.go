@@ -732,6 +732,44 @@ func TestRootWalkRefusesAChainGoingOnPastItsBound(t *testing.T) {
 	}
 }
 
+// Each round pins one plugin, the most constrained first (as resolvelib does for the Python
+// client): legacy 1.0.0 allows only core 1.0.0, so core is pinned before the three extensions
+// and every release of an extension that needs a newer core is refused at once. Choosing all
+// unmet plugins in each round in alphabetical order instead tried 20×20×20 combinations of the
+// extensions and gave up after 2000 rounds.
+func TestDependencyResolutionPinsTheMostConstrainedFirst(t *testing.T) {
+	e := newEnv(t)
+	exts := []string{"ext_a", "ext_b", "ext_c"}
+	for j := 0; j < 20; j++ {
+		v := fmt.Sprintf("1.%d.0", j)
+		e.site.add(&testRelease{name: "core", version: v})
+		for _, x := range exts {
+			e.site.add(&testRelease{name: x, version: v, deps: map[string]string{"core": ">=" + v}})
+		}
+	}
+	e.site.add(&testRelease{name: "legacy", version: "1.0.0", deps: map[string]string{"core": "<1.1.0"}})
+	e.site.add(&testRelease{name: "suite", version: "1.0.0",
+		deps: map[string]string{"ext_a": "*", "ext_b": "*", "ext_c": "*", "legacy": "*"}})
+	e.site.build()
+	inst, err := e.install("suite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, i := range inst {
+		got[i.Name] = i.Version
+	}
+	want := map[string]string{"suite": "1.0.0", "ext_a": "1.0.0", "ext_b": "1.0.0", "ext_c": "1.0.0", "legacy": "1.0.0", "core": "1.0.0"}
+	if len(got) != len(want) {
+		t.Fatalf("installed %v, want %v", got, want)
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Fatalf("installed %v, want %v", got, want)
+		}
+	}
+}
+
 // Dependency resolution gives up where the Python client's does (resolvelib's 2000 rounds: one
 // per release chosen, plus the one finding nothing left to choose). A valid chain of 2000 plugins
 // is refused with "gave up"; a chain of 1998 whose last link needs a plugin nobody publishes is

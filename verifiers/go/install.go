@@ -152,7 +152,10 @@ type chosenRelease struct {
 // among the releases that meet every range the chosen releases declare on it (a range never newly
 // selects a yanked release: the installed version stays eligible, yanked or not; the host range
 // must admit the host version), the installed version when there is one, else the highest. A new requirement on a chosen plugin that its choice does
-// not meet makes it chosen again over all its requirements, until nothing changes. A dependency
+// not meet makes it chosen again over all its requirements, until nothing changes. Each round
+// chooses one plugin whose requirements are unmet, as a round of resolvelib pins one: the one
+// with the fewest candidate releases (alphabetical among equals), so the most constrained plugins
+// are settled before the search branches on the others. A dependency
 // with no release left (or one the registry does not list) sends the search back to the latest
 // choice that had other releases to try, next best first (decision 16.3: backtracking, as the
 // Python client's resolver does); with none left it is dependency-conflict, named after the
@@ -180,9 +183,10 @@ func (s *Session) plan(spec string, opt InstallOptions, lf *Lockfile, root *dirF
 	// Each choice of a release counts one round (the requested plugin's included), as a round of
 	// the Python client's resolver (resolvelib) pins one plugin: past the bound, resolution gives up.
 	pins := 1
-	ranges := map[string]*Range{} // parsed once: every round walks the whole graph again
-	var tried []decision          // the choices the search may revisit, latest last
-	var first error               // the first conflict met: what a failed search reports
+	ranges := map[string]*Range{}  // parsed once: every round walks the whole graph again
+	var tried []decision           // the choices the search may revisit, latest last
+	var first error                // the first conflict met: what a failed search reports
+	docs := map[string]docResult{} // plugin documents fetched once per plan, not once per round
 	// backtrack answers a conflict: the latest choice with releases left takes the next one, the
 	// choices made after it undone; nil when the search goes on, else the error to return.
 	backtrack := func(err error) error {
@@ -230,6 +234,8 @@ search:
 			return nil, nil, err
 		}
 		settled = true
+		// The plugins whose requirements the current choices leave unmet, alphabetical.
+		var unmet []string
 		for _, dep := range sortedKeys(reqs) {
 			// The requested plugin's exact pin may keep a yanked release, as pickRequested chose
 			// it (decision 16.1); judged otherwise here, it was chosen again without end.
@@ -237,6 +243,9 @@ search:
 			if c, ok := choice[dep]; ok && meetsAll(c.r, reqs[dep], exact || isInstalled(lf, dep, c.r, s.url)) {
 				continue
 			}
+			unmet = append(unmet, dep)
+		}
+		if len(unmet) > 0 {
 			if pins+1 >= MaxResolutionRounds {
 				return nil, nil, &Error{Class: ClassDependencyConflict, Where: spec,
 					What: fmt.Sprintf("dependency resolution gave up after %d rounds", MaxResolutionRounds),
@@ -244,30 +253,45 @@ search:
 			}
 			pins++
 			settled = false
-			if dep == req.Name {
-				// Installed plugins depend on it: the highest release the request allows that
-				// also meets their ranges (never a lower one, decision 16.1).
-				again := pickRequested(topDoc, req.Range, host, reqs[dep], lf, s.url)
-				if again == nil {
-					if err := backtrack(conflict(dep, reqs[dep], "no release the request allows meets them")); err != nil {
-						return nil, nil, err
+			// One plugin is chosen per round, as a round of resolvelib pins one: the one with
+			// the fewest candidate releases (the first alphabetically among equals). One with
+			// none is a conflict at once.
+			var (
+				best      string
+				bestPicks []*Release
+				bestDoc   *PluginDocument
+			)
+			for _, dep := range unmet {
+				var picks []*Release
+				var pd *PluginDocument
+				if dep == req.Name {
+					// Installed plugins depend on it: the highest release the request allows that
+					// also meets their ranges (never a lower one, decision 16.1).
+					again := pickRequested(topDoc, req.Range, host, reqs[dep], lf, s.url)
+					if again == nil {
+						if err := backtrack(conflict(dep, reqs[dep], "no release the request allows meets them")); err != nil {
+							return nil, nil, err
+						}
+						continue search
 					}
-					continue search
+					picks, pd = []*Release{again}, topDoc
+				} else {
+					var err error
+					if picks, pd, err = s.dependencyCandidates(dep, reqs[dep], host, lf, docs); err != nil {
+						if err := backtrack(err); err != nil {
+							return nil, nil, err
+						}
+						continue search
+					}
 				}
-				choice[dep] = chosenRelease{again, topDoc}
-				continue
-			}
-			picks, pd, err := s.dependencyCandidates(dep, reqs[dep], host, lf)
-			if err != nil {
-				if err := backtrack(err); err != nil {
-					return nil, nil, err
+				if bestPicks == nil || len(picks) < len(bestPicks) {
+					best, bestPicks, bestDoc = dep, picks, pd
 				}
-				continue search
 			}
-			if len(picks) > 1 {
-				tried = append(tried, decision{maps.Clone(choice), dep, picks[1:], pd})
+			if len(bestPicks) > 1 {
+				tried = append(tried, decision{maps.Clone(choice), best, bestPicks[1:], bestDoc})
 			}
-			choice[dep] = chosenRelease{picks[0], pd}
+			choice[best] = chosenRelease{bestPicks[0], bestDoc}
 		}
 		for name := range choice {
 			if _, ok := reqs[name]; !ok && name != req.Name {
@@ -499,10 +523,21 @@ type decision struct {
 	pd     *PluginDocument
 }
 
+// docResult is a plugin document fetched during a plan, or the error fetching it gave.
+type docResult struct {
+	pd  *PluginDocument
+	err error
+}
+
 // dependencyCandidates lists the releases of dep meeting every edge, best first: the installed
 // version when it does, then the others from the highest. None is dependency-conflict.
-func (s *Session) dependencyCandidates(dep string, edges []edge, host *semver.Version, lf *Lockfile) ([]*Release, *PluginDocument, error) {
-	pd, err := s.PluginDocument(dep)
+func (s *Session) dependencyCandidates(dep string, edges []edge, host *semver.Version, lf *Lockfile, docs map[string]docResult) ([]*Release, *PluginDocument, error) {
+	d, ok := docs[dep]
+	if !ok {
+		d.pd, d.err = s.PluginDocument(dep)
+		docs[dep] = d
+	}
+	pd, err := d.pd, d.err
 	if err != nil {
 		if AsError(err).Class == ClassNotFound {
 			return nil, nil, conflict(dep, edges, "the registry does not list "+dep)

@@ -708,7 +708,9 @@ impl<'v> Session<'v> {
     /// (a range never newly selects a yanked release: the installed version stays eligible, yanked
     /// or not; the host range must admit the host version), the installed version when there is
     /// one, else the highest. A new range that a choice does not meet makes
-    /// that plugin chosen again over all its ranges, until nothing changes. A dependency with no
+    /// that plugin chosen again over all its ranges, until nothing changes. Each round decides
+    /// one unmet plugin, the one with the fewest releases left to choose from (ties by name), as
+    /// the Python client's resolver prefers the most constrained plugin. A dependency with no
     /// release left (or one the registry does not list) sends the search back to the latest choice
     /// that had other releases to try, next best first (decision 16.3: backtracking, as the Python
     /// client's resolver does); with none left it is `dependency-conflict`, named after the first
@@ -817,7 +819,13 @@ impl<'v> Session<'v> {
                     reqs.entry(dep.clone()).or_default().push((format!("{} {} (installed)", name, e.version), dep_req));
                 }
             }
-            let mut settled = true;
+            // The unmet plugins: those the graph requires that have no release chosen, or one their
+            // ranges no longer allow (chosen again over all of them). One is decided per round, the
+            // one with the fewest candidate releases (ties by name), as the Python client's
+            // resolver prefers the most constrained plugin: a plugin with one release left is
+            // settled before the wide ranges, and a conflict is met before choices are stacked
+            // over it.
+            let mut next: Option<Unmet> = None;
             for (dep, edges) in &reqs {
                 if let Some((doc, version)) = choice.get(dep) {
                     // The requested plugin's exact pin may keep a yanked release, as its pick below
@@ -831,23 +839,14 @@ impl<'v> Session<'v> {
                         continue;
                     }
                 }
-                if pins + 1 >= MAX_RESOLUTION_ROUNDS {
-                    return Err(Error::new(
-                        Class::DependencyConflict,
-                        format!(
-                            "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
-                            req.name, MAX_RESOLUTION_ROUNDS
-                        ),
-                    ));
-                }
-                pins += 1;
-                if dep == &req.name {
-                    // Installed plugins depend on it: the highest release the request allows that
-                    // also meets their ranges.
-                    let installed = installed_version(dep);
+                let installed = installed_version(dep);
+                let unmet = if dep == &req.name {
+                    // Installed plugins depend on it: the releases the request allows that also
+                    // meet their ranges, the highest first.
                     let exact = req.range.exact().is_some();
-                    let mut best: Option<(Version, String)> = None;
-                    for (text, r) in &choice[dep].0.versions {
+                    let doc = choice[dep].0.clone();
+                    let mut picks: Vec<(Version, String)> = Vec::new();
+                    for (text, r) in &doc.versions {
                         let v = match Version::parse(text) {
                             Ok(v) => v,
                             Err(_) => continue,
@@ -860,67 +859,93 @@ impl<'v> Session<'v> {
                         {
                             continue;
                         }
-                        if best.as_ref().map_or(true, |(b, _)| &v > b) {
-                            best = Some((v, text.clone()));
-                        }
+                        picks.push((v, text.clone()));
                     }
-                    let again = match best {
-                        Some((_, text)) => text,
-                        None => {
-                            let err = conflict(dep, edges, "no release the request allows meets them".to_string());
-                            backtrack(err, &mut tried, &mut choice, &mut first)?;
-                            continue 'search;
+                    picks.sort_by(|a, b| b.0.cmp(&a.0));
+                    let picks = picks.into_iter().map(|(_, text)| text).collect();
+                    Unmet { name: dep.clone(), doc: Some(doc), picks, requested: true }
+                } else {
+                    match self.plugin_document(dep) {
+                        Ok(doc) => {
+                            // The releases meeting every edge, best first: the installed version,
+                            // then the others from the highest.
+                            let mut picks: Vec<(bool, Version, String)> = Vec::new();
+                            for (text, r) in &doc.versions {
+                                let v = match Version::parse(text) {
+                                    Ok(v) => v,
+                                    Err(_) => continue,
+                                };
+                                let is_installed = installed.as_deref() == Some(text.as_str());
+                                if (r.yanked.is_some() && !is_installed)
+                                    || !meets(r, edges, is_installed)
+                                    || !Range::host_compatible(r.host.as_deref(), host)
+                                {
+                                    continue;
+                                }
+                                picks.push((is_installed, v, text.clone()));
+                            }
+                            picks.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
+                            let picks = picks.into_iter().map(|(_, _, text)| text).collect();
+                            Unmet { name: dep.clone(), doc: Some(doc), picks, requested: false }
                         }
-                    };
+                        // Not listed: no candidate, decided (as a conflict) first.
+                        Err(e) if e.class == Class::NotFound => {
+                            Unmet { name: dep.clone(), doc: None, picks: Vec::new(), requested: false }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+                let fewer = next.as_ref().map_or(true, |n| unmet.picks.len() < n.picks.len());
+                if fewer {
+                    let none_left = unmet.picks.is_empty();
+                    next = Some(unmet);
+                    if none_left {
+                        break; // nothing has fewer, and later names lose the tie
+                    }
+                }
+            }
+            let settled = next.is_none();
+            if let Some(unmet) = next {
+                if pins + 1 >= MAX_RESOLUTION_ROUNDS {
+                    return Err(Error::new(
+                        Class::DependencyConflict,
+                        format!(
+                            "dependency resolution of {} gave up after {} rounds; pin the plugins you need exactly (name@1.2.3) to narrow the search",
+                            req.name, MAX_RESOLUTION_ROUNDS
+                        ),
+                    ));
+                }
+                pins += 1;
+                let dep = &unmet.name;
+                let edges = &reqs[dep];
+                let mut picks = unmet.picks.into_iter();
+                let (doc, pick) = match (unmet.doc, picks.next()) {
+                    (Some(doc), Some(pick)) => (doc, pick),
+                    (doc, _) => {
+                        let why = if unmet.requested {
+                            "no release the request allows meets them".to_string()
+                        } else if doc.is_none() {
+                            format!("the registry does not list {}", dep)
+                        } else {
+                            format!("no release of {} meets them all", dep)
+                        };
+                        let err = conflict(dep, edges, why);
+                        backtrack(err, &mut tried, &mut choice, &mut first)?;
+                        continue 'search;
+                    }
+                };
+                if unmet.requested {
+                    // chosen again in place: the request decides it, nothing to revisit
                     if let Some(chosen) = choice.get_mut(dep) {
-                        chosen.1 = again;
+                        chosen.1 = pick;
                     }
-                    settled = false;
-                    continue;
+                } else {
+                    let rest: Vec<String> = picks.collect();
+                    if !rest.is_empty() {
+                        tried.push(Decision { before: choice.clone(), name: dep.clone(), rest, doc: doc.clone() });
+                    }
+                    choice.insert(dep.clone(), (doc, pick));
                 }
-                let doc = match self.plugin_document(dep) {
-                    Ok(d) => d,
-                    Err(e) if e.class == Class::NotFound => {
-                        let err = conflict(dep, edges, format!("the registry does not list {}", dep));
-                        backtrack(err, &mut tried, &mut choice, &mut first)?;
-                        continue 'search;
-                    }
-                    Err(e) => return Err(e),
-                };
-                // The releases meeting every edge, best first: the installed version, then the
-                // others from the highest.
-                let installed = installed_version(dep);
-                let mut picks: Vec<(bool, Version, String)> = Vec::new();
-                for (text, r) in &doc.versions {
-                    let v = match Version::parse(text) {
-                        Ok(v) => v,
-                        Err(_) => continue,
-                    };
-                    let is_installed = installed.as_deref() == Some(text.as_str());
-                    if (r.yanked.is_some() && !is_installed)
-                        || !meets(r, edges, is_installed)
-                        || !Range::host_compatible(r.host.as_deref(), host)
-                    {
-                        continue;
-                    }
-                    picks.push((is_installed, v, text.clone()));
-                }
-                picks.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
-                let mut picks = picks.into_iter().map(|(_, _, text)| text);
-                let pick = match picks.next() {
-                    Some(p) => p,
-                    None => {
-                        let err = conflict(dep, edges, format!("no release of {} meets them all", dep));
-                        backtrack(err, &mut tried, &mut choice, &mut first)?;
-                        continue 'search;
-                    }
-                };
-                let rest: Vec<String> = picks.collect();
-                if !rest.is_empty() {
-                    tried.push(Decision { before: choice.clone(), name: dep.clone(), rest, doc: doc.clone() });
-                }
-                choice.insert(dep.clone(), (doc, pick));
-                settled = false;
             }
             choice.retain(|name, _| name == &req.name || reqs.contains_key(name));
             if settled {
@@ -1096,6 +1121,15 @@ impl<'v> Session<'v> {
         }
         Ok(Some(entries))
     }
+}
+
+/// An unmet plugin of the dependency search: its document (`None`: the registry does not list
+/// it), the releases it may take, best first, and whether it is the requested plugin.
+struct Unmet {
+    name: String,
+    doc: Option<PluginDocument>,
+    picks: Vec<String>,
+    requested: bool,
 }
 
 /// A choice the dependency search may revisit: the choices before it, the plugin it chose and

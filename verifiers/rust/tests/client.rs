@@ -339,3 +339,37 @@ fn no_matching_version_offers_what_a_range_could_choose() {
     assert!(err.message.contains("available: 1.0.0, 1.0.1"), "{}", err.message);
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn a_graph_resolvelib_solves_at_once_is_solved_most_constrained_first() {
+    // suite (0) needs ext_a, ext_b, ext_c (1..3) and legacy (4); ext_X 1.0.j needs core (5)
+    // >=1.0.j; core has 1.0.0 .. 1.0.19; legacy 1.0.0, its only release, needs core <1.0.1.
+    // Deciding every unmet plugin each round in name order backtracks through 20^3 ext versions;
+    // deciding the most constrained one (legacy, then core) first finds the answer at once.
+    let work = tempdir("most-constrained");
+    let site = work.join("site");
+    let deps: &[(usize, usize, &str)] = &[
+        (0, 1, "*"),
+        (0, 2, "^1"),
+        (0, 3, "*"),
+        (0, 4, "^1"),
+        (1, 5, ">=1.0.{v}"),
+        (2, 5, ">=1.0.{v}"),
+        (3, 5, ">=1.0.{v}"),
+        (4, 5, "<1.0.1"),
+    ];
+    sitegen::generate_graph(&site, &[1, 20, 20, 20, 1, 20], deps);
+    let v = Verifier::new(&format!("file://{}/", site.display()), &work.join("state"), Arc::new(FileTransport))
+        .with_now(names::parse_time(sitegen::NOW).unwrap());
+    v.pin(&std::fs::read(site.join("root/1.root.json")).unwrap(), &[]).unwrap();
+    let dir = work.join("plugins");
+    let entries = install(&v, "plugin-00000", &dir).unwrap();
+    let mut got: Vec<(String, String)> = entries.iter().map(|e| (e.name.clone(), e.version.clone())).collect();
+    got.sort();
+    let want: Vec<(String, String)> = (0..6).map(|p| (format!("plugin-{:05}", p), "1.0.0".to_string())).collect();
+    assert_eq!(got, want);
+    let lock = read_lockfile(&dir).unwrap().unwrap();
+    assert_eq!(lock.plugins["plugin-00001"].dependencies["plugin-00005"], ">=1.0.0");
+    assert_eq!(lock.plugins["plugin-00005"].required_by.len(), 4);
+    let _ = std::fs::remove_dir_all(&work);
+}

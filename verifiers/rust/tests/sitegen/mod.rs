@@ -179,6 +179,25 @@ pub fn generate_with_permissions(
     dependencies: &[(usize, usize, &str)],
     permissions: &[(usize, &[&str])],
 ) {
+    generate_site(site, &vec![versions; plugins], dependencies, permissions)
+}
+
+/// A site where plugin number `p` has `versions[p]` releases (`1.0.0` ... `1.0.<versions[p]-1>`).
+/// `dependencies`: (from, to, range) as in `generate`, except that `{v}` in a range is replaced,
+/// per release of `from`, by that release's last version number (`>=1.0.{v}`: release `1.0.3`
+/// needs `>=1.0.3`).
+pub fn generate_graph(site: &Path, versions: &[usize], dependencies: &[(usize, usize, &str)]) {
+    generate_site(site, versions, dependencies, &[])
+}
+
+fn generate_site(
+    site: &Path,
+    versions_of: &[usize],
+    dependencies: &[(usize, usize, &str)],
+    permissions: &[(usize, &[&str])],
+) {
+    let plugins = versions_of.len();
+    let releases: usize = versions_of.iter().sum();
     let (root_key, index_key, maint) = (Key::new("root"), Key::new("index"), Key::new("maintainer"));
     let keys = [&root_key, &index_key, &maint]
         .iter()
@@ -210,17 +229,18 @@ pub fn generate_with_permissions(
         root_key.sign(&root_bytes, "registry-root\tregistry:bench\tversion:1").as_bytes(),
     );
     let mut pins: Vec<(String, String, Value)> = Vec::new();
-    for p in 0..plugins {
+    let mut first_module = 0;
+    for (p, &versions) in versions_of.iter().enumerate() {
         let name = format!("plugin-{:05}", p);
         let mut entries = BTreeMap::new();
         for v in 0..versions {
             let version = format!("1.0.{}", v);
-            let wasm = module(p * versions + v);
+            let wasm = module(first_module + v);
             let dir = format!("plugins/{}/{}", name, version);
             let deps: BTreeMap<String, String> = dependencies
                 .iter()
                 .filter(|(from, _, _)| *from == p)
-                .map(|(_, to, range)| (format!("plugin-{:05}", to), range.to_string()))
+                .map(|(_, to, range)| (format!("plugin-{:05}", to), range.replace("{v}", &v.to_string())))
                 .collect();
             let mut manifest = format!(
                 "[plugin]\nname = \"{n}\"\nversion = \"{v}\"\ndescription = \"benchmark plugin {n}\"\nauthors = [\"bench\"]\nlicense = \"MIT\"\nabi = \"core\"\n\n[artifact]\nfile = \"{n}.wasm\"\nsha256 = \"{sha}\"\nsize = {size}\n\n[exports]\nfunctions = [\"run\"]\n",
@@ -285,6 +305,7 @@ pub fn generate_with_permissions(
                 ]),
             );
         }
+        first_module += versions;
         let doc = obj(vec![
             ("_type", s("registry-plugin")),
             ("format_version", Value::Int(2)),
@@ -321,10 +342,7 @@ pub fn generate_with_permissions(
         ),
         ("tree", tree),
         ("catalog", catalog),
-        (
-            "counts",
-            obj(vec![("plugins", Value::Int(plugins as i64)), ("releases", Value::Int((plugins * versions) as i64))]),
-        ),
+        ("counts", obj(vec![("plugins", Value::Int(plugins as i64)), ("releases", Value::Int(releases as i64))])),
     ]);
     let top_bytes = canonical(&top);
     write(&site.join("registry.json"), &top_bytes);
