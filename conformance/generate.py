@@ -4771,6 +4771,56 @@ def chain_cases() -> None:
     )
 
 
+def backjump_cases() -> None:
+    """Decision 16.3: a graph with one solution that chronological search meets last. suite needs
+    chain-ext-a, -b and -c and chain-legacy; chain-ext-X 1.j.0 (j = 0..19) needs chain-core >=1.j.0,
+    chain-legacy needs chain-core <1.1.0: only 1.0.0 of each fits (20 x 20 x 20 combinations for a
+    search deciding every plugin in name order; Python, deciding the most constrained first, meets it
+    at once). Root 2 delegates chain-* to alice."""
+
+    def rel(name: str, version: str, deps: tuple[tuple[str, Any], ...] = ()) -> Rel:
+        return make_release(
+            Spec(
+                name,
+                version,
+                "adler32",
+                ("run",),
+                wasm_override=tagged(_WASM_CORE, f"{name} {version}"),
+                dependencies=deps,
+            )
+        )
+
+    core = [rel("chain-core", f"1.{j}.0") for j in range(20)]
+    exts = [
+        rel(f"chain-ext-{x}", f"1.{j}.0", (("chain-core", f">=1.{j}.0"),)) for x in "abc" for j in range(20)
+    ]
+    legacy = rel("chain-legacy", "1.0.0", (("chain-core", "<1.1.0"),))
+    needs = (("chain-ext-a", "*"), ("chain-ext-b", "*"), ("chain-ext-c", "*"), ("chain-legacy", "*"))
+    suite = rel("chain-suite", "1.0.0", needs)
+    releases = [*BASE_RELEASES, *core, *exts, legacy, suite]
+    s = site("deps-one-solution-found-last", Site(roots=chain(R2_CHAIN), releases=releases))
+    firsts = [r for r in exts if r.version == "1.0.0"]
+    case(
+        "dep-one-solution-found-last",
+        "dependencies",
+        "chain-suite needs three extensions whose newer releases need a newer chain-core than "
+        "chain-legacy allows: the one solution (every plugin at 1.0.0) is installed, within the round bound",
+        [
+            pin(s),
+            refresh(s, OK(registry_version=V_BASE, root_version=2)),
+            install(
+                s,
+                "chain-suite",
+                {
+                    **installed(suite),
+                    "root_version": 2,
+                    "resolved": resolved(suite, *firsts, legacy, core[0]),
+                },
+            ),
+        ],
+    )
+
+
 # ---------------------------------------------------------------- republished releases
 
 V_REPUBLISHED = 20261127010000
@@ -4889,6 +4939,7 @@ def build() -> dict[str, bytes]:
     dependency_cases()
     republished_cases()
     chain_cases()
+    backjump_cases()
     extism_import_cases()
     out: dict[str, bytes] = {}
     for label, key in K.items():
