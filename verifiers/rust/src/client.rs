@@ -862,7 +862,9 @@ impl<'v> Session<'v> {
                         picks.push((v, text.clone()));
                     }
                     picks.sort_by(|a, b| b.0.cmp(&a.0));
-                    let picks = picks.into_iter().map(|(_, text)| text).collect();
+                    // Only the highest: the request never backtracks (decision 16.1), so it counts
+                    // as one candidate, as the Python client's resolver offers it and Go counts it.
+                    let picks = picks.into_iter().take(1).map(|(_, text)| text).collect();
                     Unmet { name: dep.clone(), doc: Some(doc), picks, requested: true }
                 } else {
                     match self.plugin_document(dep) {
