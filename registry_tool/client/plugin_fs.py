@@ -62,10 +62,8 @@ class PluginDir:
         if create:
             try:
                 root.mkdir(parents=True, exist_ok=True)
-            except FileExistsError:  # a file (or a device) by that name
-                raise UsageError(
-                    f"the plugin directory {root} is not a directory", fix="pass --dir with a directory"
-                ) from None
+            except FileExistsError:
+                pass  # a file (or a device) by that name: the open below says it is no directory
             except OSError as err:
                 raise UsageError(
                     f"the plugin directory {root} cannot be created: {err.strerror or err}",
