@@ -33,16 +33,23 @@ fn upgrade_after_the_next_read(site: &Path, state: &Path, spec: &str, dir: &Path
     *AFTER_LOCKFILE_READ.lock().unwrap() = Some(Box::new(move || install(&site, &state, &spec, &dir)));
 }
 
-#[test]
-fn loading_while_another_process_commits_an_upgrade_is_not_tampering() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let work = std::env::temp_dir().join(format!("rv-upgrade-{}", std::process::id()));
+/// A fresh work folder with a site of `plugins` x 3 releases, its root pinned: (work, site,
+/// state, plugin folder).
+fn pinned_site(tag: &str, plugins: usize, deps: &[(usize, usize, &str)]) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let work = std::env::temp_dir().join(format!("rv-{}-{}", tag, std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let work = work.canonicalize().unwrap();
     let (site, state, dir) = (work.join("site"), work.join("state"), work.join("plugins"));
-    sitegen::generate(&site, 1, 3, &[]);
+    sitegen::generate(&site, plugins, 3, deps);
     verifier(&site, &state).pin(&std::fs::read(site.join("root/1.root.json")).unwrap(), &[]).unwrap();
+    (work, site, state, dir)
+}
+
+#[test]
+fn loading_while_another_process_commits_an_upgrade_is_not_tampering() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (work, site, state, dir) = pinned_site("upgrade", 1, &[]);
     install(&site, &state, "plugin-00000@1.0.0", &dir);
 
     upgrade_after_the_next_read(&site, &state, "plugin-00000@1.0.1", &dir);
@@ -62,13 +69,7 @@ fn an_install_planned_before_another_committed_is_planned_again() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     // Another process pins plugin-00001@1.0.0 while this one resolves plugin-00000, which needs
     // plugin-00001 ^1.0: the plan made on the empty folder (1.0.2) must not replace the pin.
-    let work = std::env::temp_dir().join(format!("rv-race-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let work = work.canonicalize().unwrap();
-    let (site, state, dir) = (work.join("site"), work.join("state"), work.join("plugins"));
-    sitegen::generate(&site, 2, 3, &[(0, 1, "^1.0")]);
-    verifier(&site, &state).pin(&std::fs::read(site.join("root/1.root.json")).unwrap(), &[]).unwrap();
+    let (work, site, state, dir) = pinned_site("race", 2, &[(0, 1, "^1.0")]);
     std::fs::create_dir_all(&dir).unwrap();
     upgrade_after_the_next_read(&site, &state, "plugin-00001@1.0.0", &dir);
     install(&site, &state, "plugin-00000", &dir);
